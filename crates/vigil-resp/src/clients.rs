@@ -1,0 +1,184 @@
+//! The registry of connected clients, behind `CLIENT LIST`, `CLIENT KILL` and `INFO clients`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// What the registry and other connections may see of one client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Unique, increasing id (`CLIENT ID`).
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// When it connected (monotonic).
+    pub created: Instant,
+    /// Cancelled to disconnect the client (`CLIENT KILL`, shutdown, output limits).
+    pub kill: CancellationToken,
+    /// Mutable details.
+    pub details: Mutex<ClientDetails>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Channel + pattern subscriptions.
+    pub subscriptions: AtomicUsize,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicU8,
+    /// Inside MULTI.
+    pub in_multi: AtomicBool,
+    /// Blocked in a blocking command.
+    pub blocked: AtomicBool,
+    /// Millisecond offset of the last command from `created`.
+    last_interaction_ms: AtomicU64,
+}
+
+/// The mutable, rarely changed details of a client.
+#[derive(Debug, Default)]
+pub struct ClientDetails {
+    /// `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Option<Bytes>,
+    /// The last command's name.
+    pub last_cmd: String,
+    /// Channel subscriptions.
+    pub sub: usize,
+    /// Pattern subscriptions.
+    pub psub: usize,
+}
+
+impl ClientInfo {
+    /// Records activity now.
+    pub fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_interaction_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Whether the client is in pub/sub mode (for `CLIENT KILL TYPE pubsub`).
+    pub fn is_pubsub(&self) -> bool {
+        self.subscriptions.load(Ordering::Relaxed) > 0
+    }
+
+    /// One `CLIENT LIST` line, fields in Redis' order.
+    pub fn list_line(&self) -> String {
+        let d = self.details.lock();
+        let lossy = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let mut flags = String::new();
+        if self.is_pubsub() {
+            flags.push('P');
+        }
+        if self.in_multi.load(Ordering::Relaxed) {
+            flags.push('x');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            lossy(&d.name),
+            self.created.elapsed().as_secs(),
+            self.idle_secs(),
+            flags,
+            self.db.load(Ordering::Relaxed),
+            d.sub,
+            d.psub,
+            if d.last_cmd.is_empty() { "NULL" } else { &d.last_cmd },
+            self.resp.load(Ordering::Relaxed),
+            lossy(&d.lib_name),
+            lossy(&d.lib_ver),
+        )
+    }
+}
+
+/// All connected clients.
+#[derive(Debug, Default)]
+pub struct Registry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry { next_id: AtomicU64::new(1), clients: Mutex::default() }
+    }
+
+    /// Registers a new client.
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            kill: CancellationToken::new(),
+            details: Mutex::default(),
+            db: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            in_multi: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            last_interaction_ms: AtomicU64::new(0),
+        });
+        self.clients.lock().insert(id, info.clone());
+        info
+    }
+
+    /// Forgets a disconnected client.
+    pub fn remove(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of all clients, by id.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    /// Disconnects every client matching `pred`; returns how many.
+    pub fn kill_where(&self, pred: impl Fn(&ClientInfo) -> bool) -> usize {
+        let victims: Vec<_> = self.all().into_iter().filter(|c| pred(c)).collect();
+        for c in &victims {
+            c.kill.cancel();
+        }
+        victims.len()
+    }
+
+    /// Number of blocked and pub/sub clients, for `INFO clients`.
+    pub fn counts(&self) -> (usize, usize) {
+        let all = self.all();
+        let blocked = all.iter().filter(|c| c.blocked.load(Ordering::Relaxed)).count();
+        let pubsub = all.iter().filter(|c| c.is_pubsub()).count();
+        (blocked, pubsub)
+    }
+}

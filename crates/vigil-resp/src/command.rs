@@ -1,0 +1,335 @@
+//! Command metadata shared by every command table: name, arity, flags and key positions.
+//!
+//! One table per server drives dispatch, the arity error and the `COMMAND` reply, so a command
+//! is named in exactly one place.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::args::lossy_lower;
+use crate::reply::Reply;
+
+/// Command flags, a bit set with Redis' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    /// Modifies the dataset.
+    pub const WRITE: Flags = Flags(1);
+    /// Only reads the dataset.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May grow memory.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Pub/sub related.
+    pub const PUBSUB: Flags = Flags(1 << 4);
+    /// Allowed before authentication.
+    pub const NO_AUTH: Flags = Flags(1 << 5);
+    /// O(1) or O(log N).
+    pub const FAST: Flags = Flags(1 << 6);
+    /// May block the client.
+    pub const BLOCKING: Flags = Flags(1 << 7);
+    /// Allowed in RESP2 subscribed mode.
+    pub const SUBSCRIBED: Flags = Flags(1 << 8);
+    /// Never queued by MULTI; runs at once (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
+    pub const NO_MULTI: Flags = Flags(1 << 9);
+    /// Allowed while loading and on stale replicas.
+    pub const STALE: Flags = Flags(1 << 10);
+    /// Touches the connection only.
+    pub const CONNECTION: Flags = Flags(1 << 11);
+
+    const NAMES: [(Flags, &'static str); 10] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::FAST, "fast"),
+        (Flags::BLOCKING, "blocking"),
+        (Flags::NO_MULTI, "no_multi"),
+        (Flags::STALE, "stale"),
+    ];
+
+    /// Whether every bit of `other` is set.
+    pub const fn has(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of two flag sets.
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// Redis' names of the set flags, for `COMMAND`.
+    pub fn names(self) -> Vec<&'static str> {
+        Self::NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        self.with(rhs)
+    }
+}
+
+/// What a command table knows about one command.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandMeta {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact count including the name if positive, minimum if negative.
+    pub arity: i32,
+    /// Flags.
+    pub flags: Flags,
+    /// Position of the first key (0: none).
+    pub first_key: i32,
+    /// Position of the last key (-1: the last argument, -2: the one before).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// The command group, for `COMMAND DOCS`.
+    pub group: &'static str,
+    /// One line of help, for `COMMAND DOCS`.
+    pub summary: &'static str,
+}
+
+impl CommandMeta {
+    /// Whether `argc` (name included) satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let a = self.arity as i64;
+        if a >= 0 { argc == a } else { argc >= -a }
+    }
+
+    /// Positions of the key arguments in a request of `argc` items.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let first = self.first_key.max(0) as usize;
+        let last = if self.last_key < 0 {
+            (argc as i64 + self.last_key as i64).max(0) as usize
+        } else {
+            (self.last_key as usize).min(argc.saturating_sub(1))
+        };
+        let step = self.step.max(1) as usize;
+        let active = self.first_key > 0;
+        (first..=last).step_by(step).filter(move |_| active)
+    }
+
+    /// The `COMMAND INFO` record.
+    pub fn info_reply(&self) -> Reply {
+        Reply::Array(vec![
+            Reply::bulk_static(self.name),
+            Reply::Int(self.arity as i64),
+            Reply::Set(self.flags.names().into_iter().map(Reply::simple).collect()),
+            Reply::Int(self.first_key as i64),
+            Reply::Int(self.last_key as i64),
+            Reply::Int(self.step as i64),
+            Reply::Set(vec![Reply::simple(group_category(self.group))]),
+            Reply::Array(vec![]),
+            Reply::Array(vec![]),
+            Reply::Array(vec![]),
+        ])
+    }
+
+    /// The `COMMAND DOCS` entry (name, then a map).
+    pub fn docs_reply(&self) -> (Reply, Reply) {
+        (
+            Reply::bulk_static(self.name),
+            Reply::Map(vec![
+                (Reply::bulk_static("summary"), Reply::bulk_static(self.summary)),
+                (Reply::bulk_static("since"), Reply::bulk_static("1.0.0")),
+                (Reply::bulk_static("group"), Reply::bulk_static(self.group)),
+            ]),
+        )
+    }
+}
+
+fn group_category(group: &str) -> &'static str {
+    match group {
+        "string" => "@string",
+        "list" => "@list",
+        "hash" => "@hash",
+        "set" => "@set",
+        "sorted-set" => "@sortedset",
+        "generic" => "@keyspace",
+        "pubsub" => "@pubsub",
+        "transactions" => "@transaction",
+        "connection" => "@connection",
+        _ => "@admin",
+    }
+}
+
+/// A name → entry table, looked up case-insensitively.
+pub struct CommandTable<H> {
+    entries: Vec<(CommandMeta, H)>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl<H> CommandTable<H> {
+    /// Builds a table; panics at start-up on a duplicate name (a programming error).
+    pub fn new(entries: Vec<(CommandMeta, H)>) -> Self {
+        let mut index = HashMap::new();
+        for (i, (meta, _)) in entries.iter().enumerate() {
+            let dup = index.insert(meta.name.as_bytes().to_vec(), i);
+            assert!(dup.is_none(), "command {} registered twice", meta.name);
+        }
+        CommandTable { entries, index }
+    }
+
+    /// Looks a command up by the name a client sent.
+    pub fn get(&self, name: &[u8]) -> Option<&(CommandMeta, H)> {
+        if name.len() > 32 {
+            return None;
+        }
+        let mut lower = [0u8; 32];
+        let lower = &mut lower[..name.len()];
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.index.get(&lower[..]).map(|&i| &self.entries[i])
+    }
+
+    /// Every entry, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = &(CommandMeta, H)> {
+        self.entries.iter()
+    }
+
+    /// Number of commands.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The `COMMAND` family: COUNT, INFO, DOCS, LIST, or the full listing.
+    pub fn command_reply(&self, args: &[Bytes]) -> Reply {
+        let sub = args.get(1).map(|s| lossy_lower(s));
+        match sub.as_deref() {
+            None => Reply::Array(self.entries.iter().map(|(m, _)| m.info_reply()).collect()),
+            Some("count") if args.len() == 2 => Reply::Int(self.entries.len() as i64),
+            Some("list") if args.len() == 2 => {
+                Reply::Array(self.entries.iter().map(|(m, _)| Reply::bulk_static(m.name)).collect())
+            }
+            Some("info") => {
+                if args.len() == 2 {
+                    return Reply::Array(self.entries.iter().map(|(m, _)| m.info_reply()).collect());
+                }
+                Reply::Array(
+                    args[2..]
+                        .iter()
+                        .map(|n| self.get(n).map(|(m, _)| m.info_reply()).unwrap_or(Reply::NilArray))
+                        .collect(),
+                )
+            }
+            Some("docs") => {
+                let metas: Vec<&CommandMeta> = if args.len() == 2 {
+                    self.entries.iter().map(|(m, _)| m).collect()
+                } else {
+                    args[2..].iter().filter_map(|n| self.get(n).map(|(m, _)| m)).collect()
+                };
+                Reply::Map(metas.into_iter().map(|m| m.docs_reply()).collect())
+            }
+            Some("getkeys") if args.len() >= 3 => match self.get(&args[2]) {
+                Some((m, _)) if m.arity_ok(args.len() - 2) => {
+                    let cmd = &args[2..];
+                    let keys: Vec<Reply> =
+                        m.key_positions(cmd.len()).map(|i| Reply::Bulk(cmd[i].clone())).collect();
+                    if keys.is_empty() {
+                        Reply::error("ERR The command has no key arguments")
+                    } else {
+                        Reply::Array(keys)
+                    }
+                }
+                Some(_) => Reply::error("ERR Invalid number of arguments specified for command"),
+                None => Reply::error("ERR Invalid command specified"),
+            },
+            Some("help") => Reply::Array(
+                [
+                    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "(no subcommand)",
+                    "    Return details about all commands.",
+                    "COUNT",
+                    "    Return the total number of commands in this server.",
+                    "LIST",
+                    "    Return a list of all commands in this server.",
+                    "INFO [<command-name> ...]",
+                    "    Return details about multiple commands.",
+                    "DOCS [<command-name> ...]",
+                    "    Return documentation details about multiple commands.",
+                    "GETKEYS <full-command>",
+                    "    Return the keys from a full command.",
+                    "HELP",
+                    "    Print this help.",
+                ]
+                .into_iter()
+                .map(Reply::simple)
+                .collect(),
+            ),
+            Some(other) => Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{other}'. Try COMMAND HELP."
+            )),
+        }
+    }
+}
+
+/// The error for an unknown command, worded exactly as Redis (clients key on it).
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let name = String::from_utf8_lossy(args.first().map(|b| &b[..]).unwrap_or(b""));
+    let mut list = String::new();
+    for a in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let a = String::from_utf8_lossy(a);
+        let a: String = a.chars().take(room).collect();
+        list.push('\'');
+        list.push_str(&a);
+        list.push_str("' ");
+    }
+    let name: String = name.chars().take(128).collect();
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {list}"))
+}
+
+/// The error for a wrong argument count.
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first: i32, last: i32, step: i32) -> CommandMeta {
+        CommandMeta {
+            name: "x",
+            arity: -2,
+            flags: Flags::default(),
+            first_key: first,
+            last_key: last,
+            step,
+            group: "generic",
+            summary: "",
+        }
+    }
+
+    #[test]
+    fn key_positions() {
+        assert_eq!(meta(1, 1, 1).key_positions(3).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(meta(1, -1, 2).key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(meta(1, -2, 1).key_positions(4).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(meta(0, 0, 0).key_positions(4).count(), 0);
+    }
+
+    #[test]
+    fn unknown_command_wording() {
+        let r = unknown_command(&[Bytes::from("foo"), Bytes::from("a"), Bytes::from("b")]);
+        assert_eq!(r, Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' "));
+    }
+}

@@ -1,0 +1,403 @@
+//! The connection: the only code that touches client sockets.
+//!
+//! [`serve`] accepts clients up to `maxclients` and runs one task per connection. A connection
+//! reads, parses requests under [`ParseLimits`], hands each to the [`Service`], and writes the
+//! batch of replies once per read, so pipelined requests cost one write. Protocol errors get a
+//! RESP error and close the connection; command errors are ordinary replies.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::{ClientInfo, Registry};
+use crate::pubsub::{self, Hub, Inbox, Message, Subscriber};
+use crate::reply::Reply;
+use crate::request::{ParseLimits, RequestParser};
+
+/// The protocol spoken on a connection, chosen by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2, the default.
+    Resp2,
+    /// RESP3 after `HELLO 3`.
+    Resp3,
+}
+
+/// Connection limits, adjustable at run time (`CONFIG SET`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Request parsing limits.
+    pub parse: ParseLimits,
+    /// Most simultaneous clients.
+    pub maxclients: usize,
+    /// Close clients idle this long (`timeout`; `None`: never).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { parse: ParseLimits::default(), maxclients: 10_000, idle_timeout: None }
+    }
+}
+
+/// Who the server says it is in `HELLO`.
+#[derive(Debug, Clone)]
+pub struct Ident {
+    /// `server` field: `redis`, as clients expect.
+    pub server: &'static str,
+    /// `version` field.
+    pub version: &'static str,
+    /// `mode` field: `standalone` or `sentinel`.
+    pub mode: &'static str,
+}
+
+/// Counters kept by the connection layer, for `INFO stats`.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Accepted connections.
+    pub connections_received: AtomicU64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands handed to the service.
+    pub commands_processed: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+}
+
+/// State shared by all connections of one server.
+#[derive(Debug)]
+pub struct Shared {
+    /// Connected clients.
+    pub clients: Registry,
+    /// Pub/sub subscriptions.
+    pub hub: Hub,
+    /// Limits.
+    pub limits: RwLock<Limits>,
+    /// `requirepass`; `None` disables authentication.
+    pub requirepass: RwLock<Option<Bytes>>,
+    /// Identity for `HELLO`.
+    pub ident: Ident,
+    /// Current role for `HELLO` (`master` / `replica` / `sentinel`).
+    pub role: RwLock<&'static str>,
+    /// Number of databases `SELECT` accepts.
+    pub databases: usize,
+    /// Counters.
+    pub stats: ConnStats,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Bytes currently held in connection output buffers.
+    pub output_bytes: AtomicUsize,
+}
+
+impl Shared {
+    /// Shared state with the given identity and limits.
+    pub fn new(ident: Ident, limits: Limits, requirepass: Option<Bytes>, databases: usize, pubsub_limit: usize) -> Self {
+        Shared {
+            clients: Registry::new(),
+            hub: Hub::new(pubsub_limit),
+            limits: RwLock::new(limits),
+            requirepass: RwLock::new(requirepass),
+            ident,
+            role: RwLock::new("master"),
+            databases,
+            stats: ConnStats::default(),
+            shutdown: CancellationToken::new(),
+            output_bytes: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// What a server does with requests; the connection does everything else.
+pub trait Service: Send + Sync + 'static {
+    /// Per-connection state of the service (e.g. a MULTI queue).
+    type State: Default + Send;
+
+    /// Executes one request (`args[0]` is the command name), writing replies with
+    /// [`Conn::reply`].
+    fn call(&self, conn: &mut Conn<Self::State>, args: Vec<Bytes>) -> impl Future<Output = ()> + Send;
+
+    /// Runs before a batch of replies is written (e.g. waits for the log to be synced).
+    fn before_reply(&self, _conn: &mut Conn<Self::State>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Runs once when the connection ends.
+    fn disconnected(&self, _conn: &mut Conn<Self::State>) {}
+}
+
+/// One client connection.
+pub struct Conn<S> {
+    /// Registry entry.
+    pub info: Arc<ClientInfo>,
+    /// Server-wide state.
+    pub shared: Arc<Shared>,
+    /// Protocol in use.
+    pub proto: Protocol,
+    /// Whether `AUTH` succeeded (or no password is set).
+    pub authenticated: bool,
+    /// Selected database.
+    pub db: usize,
+    /// Subscribed channels.
+    pub channels: HashSet<Bytes>,
+    /// Subscribed patterns.
+    pub patterns: HashSet<Bytes>,
+    /// Replies not yet written.
+    pub out: BytesMut,
+    /// Set to close the connection after the pending replies.
+    pub close: bool,
+    /// The service's state.
+    pub state: S,
+    sub: Option<(Subscriber, Inbox)>,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    inbuf: BytesMut,
+    parser: RequestParser,
+}
+
+impl<S> Conn<S> {
+    /// Appends a reply.
+    pub fn reply(&mut self, r: impl Into<Reply>) {
+        r.into().encode(self.proto, &mut self.out);
+    }
+
+    /// The number of channel and pattern subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// The subscriber handle, created on first use.
+    pub fn subscriber(&mut self) -> Subscriber {
+        if self.sub.is_none() {
+            self.sub = Some(pubsub::subscriber(self.info.kill.clone()));
+        }
+        self.sub.as_ref().map(|(s, _)| s.clone()).unwrap_or_else(|| unreachable!())
+    }
+
+    /// Updates the registry's view of the subscriptions.
+    pub fn sync_subscription_info(&self) {
+        self.info.subscriptions.store(self.subscription_count(), Ordering::Relaxed);
+        let mut d = self.info.details.lock();
+        d.sub = self.channels.len();
+        d.psub = self.patterns.len();
+    }
+
+    /// Writes pending replies now (before a blocking wait).
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let n = self.out.len();
+        self.wr.write_all(&self.out).await?;
+        self.shared.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.out.clear();
+        if self.out.capacity() > 1024 * 1024 {
+            self.out = BytesMut::with_capacity(16 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Waits for `fut` while watching the socket: returns `None` if the client disconnects or is
+    /// killed first. Input that arrives meanwhile is kept for later.
+    pub async fn wait_or_disconnect<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                v = &mut fut => return Some(v),
+                _ = self.info.kill.cancelled() => return None,
+                r = self.rd.read_buf(&mut self.inbuf) => match r {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {
+                        if self.inbuf.len() > self.shared.limits.read().parse.max_query_buffer {
+                            return None;
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Accepts clients on `listener` until `shared.shutdown` is cancelled.
+pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        let maxclients = shared.limits.read().maxclients;
+        if shared.clients.len() >= maxclients {
+            shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            });
+            continue;
+        }
+        let service = service.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move { handle(stream, addr, service, shared).await });
+    }
+    for c in shared.clients.all() {
+        c.kill.cancel();
+    }
+}
+
+async fn handle<Svc: Service>(stream: TcpStream, addr: SocketAddr, service: Arc<Svc>, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let info = shared.clients.register(addr, laddr);
+    let (rd, wr) = stream.into_split();
+    let authenticated = shared.requirepass.read().is_none();
+    let mut conn = Conn {
+        info: info.clone(),
+        shared: shared.clone(),
+        proto: Protocol::Resp2,
+        authenticated,
+        db: 0,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        out: BytesMut::with_capacity(1024),
+        close: false,
+        state: Svc::State::default(),
+        sub: None,
+        rd,
+        wr,
+        inbuf: BytesMut::with_capacity(1024),
+        parser: RequestParser::new(),
+    };
+    run(&mut conn, &*service).await;
+    service.disconnected(&mut conn);
+    for ch in std::mem::take(&mut conn.channels) {
+        shared.hub.unsubscribe(false, &ch, info.id);
+    }
+    for p in std::mem::take(&mut conn.patterns) {
+        shared.hub.unsubscribe(true, &p, info.id);
+    }
+    shared.clients.remove(info.id);
+}
+
+async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
+    loop {
+        // Requests already buffered (e.g. read during a blocking wait) come first.
+        if !conn.inbuf.is_empty() && !process_input(conn, service).await {
+            break;
+        }
+        if !conn.out.is_empty() {
+            service.before_reply(conn).await;
+            if conn.flush().await.is_err() {
+                break;
+            }
+        }
+        if conn.close {
+            break;
+        }
+        // Pub/sub clients are exempt from the idle timeout, as in Redis.
+        let idle = conn.shared.limits.read().idle_timeout.filter(|_| conn.sub.is_none());
+        let idle_sleep = async move {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = conn.info.kill.cancelled() => break,
+            _ = idle_sleep => break,
+            m = recv(&mut conn.sub) => {
+                if let Some(m) = m {
+                    let r = push_reply(m);
+                    conn.reply(r);
+                }
+            }
+            r = conn.rd.read_buf(&mut conn.inbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    conn.shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    conn.info.touch();
+                    if !process_input(conn, service).await {
+                        if !conn.out.is_empty() {
+                            service.before_reply(conn).await;
+                            let _ = conn.flush().await;
+                        }
+                        break;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Parses and executes every complete request in the input buffer. Returns false when the
+/// connection must close (protocol error, QUIT, kill).
+async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) -> bool {
+    loop {
+        let limits = conn.shared.limits.read().parse;
+        match conn.parser.parse(&mut conn.inbuf, &limits, conn.authenticated) {
+            Ok(Some(args)) => {
+                if args.is_empty() {
+                    continue;
+                }
+                conn.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+                service.call(conn, args).await;
+                if conn.close || conn.info.kill.is_cancelled() {
+                    return false;
+                }
+            }
+            Ok(None) => {
+                // Give back memory after a large request.
+                if conn.inbuf.is_empty() && conn.inbuf.capacity() > 1024 * 1024 {
+                    conn.inbuf = BytesMut::with_capacity(1024);
+                }
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(client = conn.info.id, error = %e, "protocol error, closing connection");
+                conn.reply(Reply::error(e.to_string()));
+                conn.close = true;
+                return false;
+            }
+        }
+    }
+}
+
+async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
+    match sub {
+        Some((_, inbox)) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn push_reply(m: Message) -> Reply {
+    match m {
+        Message::Message { channel, payload } => {
+            Reply::Push(vec![Reply::bulk_static("message"), Reply::Bulk(channel), Reply::Bulk(payload)])
+        }
+        Message::PMessage { pattern, channel, payload } => Reply::Push(vec![
+            Reply::bulk_static("pmessage"),
+            Reply::Bulk(pattern),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+    }
+}

@@ -1,0 +1,170 @@
+//! Pub/sub fan-out: channels and glob patterns to subscribed connections.
+//!
+//! A publisher never waits for a subscriber. Each subscriber has an unbounded queue whose byte
+//! size is tracked; a subscriber that falls more than its output limit behind is disconnected,
+//! as Redis does with `client-output-buffer-limit pubsub`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::glob;
+
+/// A message queued for one subscriber.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// From a channel subscription.
+    Message {
+        /// The channel.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// From a pattern subscription.
+    PMessage {
+        /// The matching pattern.
+        pattern: Bytes,
+        /// The channel.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+}
+
+impl Message {
+    fn size(&self) -> usize {
+        match self {
+            Message::Message { channel, payload } => channel.len() + payload.len() + 32,
+            Message::PMessage { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 48,
+        }
+    }
+}
+
+/// The sending side for one subscribed connection.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    tx: mpsc::UnboundedSender<Message>,
+    queued: Arc<AtomicUsize>,
+    kill: CancellationToken,
+}
+
+/// The receiving side, owned by the connection.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Message>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    /// The next message.
+    pub async fn recv(&mut self) -> Option<Message> {
+        let m = self.rx.recv().await?;
+        self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        Some(m)
+    }
+}
+
+/// Creates a subscriber/inbox pair; `kill` is cancelled if the subscriber falls behind.
+pub fn subscriber(kill: CancellationToken) -> (Subscriber, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Subscriber { tx, queued: queued.clone(), kill }, Inbox { rx, queued })
+}
+
+impl Subscriber {
+    fn deliver(&self, m: Message, limit: usize) {
+        let size = m.size();
+        let total = self.queued.fetch_add(size, Ordering::Relaxed) + size;
+        if limit > 0 && total > limit {
+            tracing::warn!(queued = total, limit, "pub/sub client over its output limit, disconnecting");
+            self.kill.cancel();
+            return;
+        }
+        let _ = self.tx.send(m);
+    }
+}
+
+type Subs = HashMap<Bytes, HashMap<u64, Subscriber>>;
+
+/// Every subscription of the server.
+#[derive(Debug, Default)]
+pub struct Hub {
+    channels: RwLock<Subs>,
+    patterns: RwLock<Subs>,
+    /// Per-subscriber output limit in bytes (0: none).
+    pub output_limit: AtomicUsize,
+}
+
+impl Hub {
+    /// An empty hub with the given per-subscriber output limit.
+    pub fn new(output_limit: usize) -> Self {
+        Hub { output_limit: AtomicUsize::new(output_limit), ..Default::default() }
+    }
+
+    /// Adds a channel (or pattern) subscription; returns false if it already existed.
+    pub fn subscribe(&self, pattern: bool, name: Bytes, id: u64, sub: &Subscriber) -> bool {
+        let map = if pattern { &self.patterns } else { &self.channels };
+        map.write().entry(name).or_default().insert(id, sub.clone()).is_none()
+    }
+
+    /// Removes one subscription; returns whether it existed.
+    pub fn unsubscribe(&self, pattern: bool, name: &Bytes, id: u64) -> bool {
+        let map = if pattern { &self.patterns } else { &self.channels };
+        let mut m = map.write();
+        let Some(subs) = m.get_mut(name) else { return false };
+        let had = subs.remove(&id).is_some();
+        if subs.is_empty() {
+            m.remove(name);
+        }
+        had
+    }
+
+    /// Publishes; returns the number of subscriptions that received it.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let limit = self.output_limit.load(Ordering::Relaxed);
+        let mut n = 0;
+        if let Some(subs) = self.channels.read().get(channel) {
+            for s in subs.values() {
+                s.deliver(Message::Message { channel: channel.clone(), payload: payload.clone() }, limit);
+                n += 1;
+            }
+        }
+        for (pattern, subs) in self.patterns.read().iter() {
+            if glob::matches(pattern, channel) {
+                for s in subs.values() {
+                    s.deliver(
+                        Message::PMessage { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() },
+                        limit,
+                    );
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// `PUBSUB CHANNELS [pattern]`.
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.channels
+            .read()
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob::matches(p, c)))
+            .cloned()
+            .collect()
+    }
+
+    /// `PUBSUB NUMSUB`: subscribers of one channel.
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.channels.read().get(channel).map_or(0, |s| s.len())
+    }
+
+    /// `PUBSUB NUMPAT`: number of distinct patterns.
+    pub fn numpat(&self) -> usize {
+        self.patterns.read().len()
+    }
+}
