@@ -93,7 +93,11 @@ impl Args {
 
     /// Fails with a syntax error if arguments are left over.
     pub fn finish(&self) -> Result<(), CmdError> {
-        if self.is_empty() { Ok(()) } else { Err(CmdError::Syntax) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(CmdError::Syntax)
+        }
     }
 }
 

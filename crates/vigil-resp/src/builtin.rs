@@ -16,7 +16,11 @@ use crate::reply::Reply;
 
 /// Checks a request against its table entry before it runs: unknown command, arity,
 /// authentication, RESP2 subscribed mode. Returns the error reply to send instead.
-pub fn precheck<S>(conn: &Conn<S>, meta: Option<&CommandMeta>, args: &[Bytes]) -> Result<(), Reply> {
+pub fn precheck<S>(
+    conn: &Conn<S>,
+    meta: Option<&CommandMeta>,
+    args: &[Bytes],
+) -> Result<(), Reply> {
     let Some(meta) = meta else {
         return Err(unknown_command(args));
     };
@@ -26,7 +30,10 @@ pub fn precheck<S>(conn: &Conn<S>, meta: Option<&CommandMeta>, args: &[Bytes]) -
     if !conn.authenticated && !meta.flags.has(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth.into());
     }
-    if conn.proto == Protocol::Resp2 && conn.subscription_count() > 0 && !meta.flags.has(Flags::SUBSCRIBED) {
+    if conn.proto == Protocol::Resp2
+        && conn.subscription_count() > 0
+        && !meta.flags.has(Flags::SUBSCRIBED)
+    {
         return Err(Reply::error(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             meta.name
@@ -103,7 +110,10 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
         } else if opt.eq_ignore_ascii_case(b"setname") && args.remaining() >= 1 {
             setname = Some(args.bytes()?);
         } else {
-            return Err(CmdError::msg(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&opt))));
+            return Err(CmdError::msg(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&opt)
+            )));
         }
     }
     if let Some((user, pass)) = creds {
@@ -121,23 +131,39 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     }
     if let Some(p) = proto {
         conn.proto = p;
-        conn.info.resp.store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
+        conn.info
+            .resp
+            .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
     let ident = &conn.shared.ident;
     Ok(Reply::Map(vec![
-        (Reply::bulk_static("server"), Reply::bulk_static(ident.server)),
-        (Reply::bulk_static("version"), Reply::bulk_static(ident.version)),
-        (Reply::bulk_static("proto"), Reply::Int(if conn.proto == Protocol::Resp3 { 3 } else { 2 })),
+        (
+            Reply::bulk_static("server"),
+            Reply::bulk_static(ident.server),
+        ),
+        (
+            Reply::bulk_static("version"),
+            Reply::bulk_static(ident.version),
+        ),
+        (
+            Reply::bulk_static("proto"),
+            Reply::Int(if conn.proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
         (Reply::bulk_static("id"), Reply::Int(conn.info.id as i64)),
         (Reply::bulk_static("mode"), Reply::bulk_static(ident.mode)),
-        (Reply::bulk_static("role"), Reply::bulk_static(*conn.shared.role.read())),
+        (
+            Reply::bulk_static("role"),
+            Reply::bulk_static(*conn.shared.role.read()),
+        ),
         (Reply::bulk_static("modules"), Reply::Array(vec![])),
     ]))
 }
 
 fn validate_name(name: &[u8]) -> Result<(), CmdError> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(CmdError::msg("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::msg(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -147,7 +173,10 @@ pub fn ping<S>(conn: &mut Conn<S>, mut args: Args) {
     let msg = args.next();
     if conn.proto == Protocol::Resp2 && conn.subscription_count() > 0 {
         let m = msg.unwrap_or_default();
-        conn.reply(Reply::Array(vec![Reply::bulk_static("pong"), Reply::Bulk(m)]));
+        conn.reply(Reply::Array(vec![
+            Reply::bulk_static("pong"),
+            Reply::Bulk(m),
+        ]));
         return;
     }
     conn.reply(match msg {
@@ -172,7 +201,9 @@ pub fn quit<S>(conn: &mut Conn<S>, _args: Args) {
 pub fn select<S>(conn: &mut Conn<S>, mut args: Args) {
     let r = match parse_int(&args.next().unwrap_or_default()) {
         Err(_) => Reply::error("ERR value is not an integer or out of range"),
-        Ok(n) if n < 0 || n as usize >= conn.shared.databases => Reply::error("ERR DB index is out of range"),
+        Ok(n) if n < 0 || n as usize >= conn.shared.databases => {
+            Reply::error("ERR DB index is out of range")
+        }
         Ok(n) => {
             conn.db = n as usize;
             conn.info.db.store(conn.db, Ordering::Relaxed);
@@ -203,7 +234,13 @@ pub fn client<S>(conn: &mut Conn<S>, mut args: Args) {
 }
 
 fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Reply, CmdError> {
-    let arity = |ok: bool| if ok { Ok(()) } else { Err(CmdError::Arity(format!("client|{sub}"))) };
+    let arity = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(CmdError::Arity(format!("client|{sub}")))
+        }
+    };
     match sub {
         "id" => {
             arity(args.is_empty())?;
@@ -211,7 +248,14 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
         }
         "getname" => {
             arity(args.is_empty())?;
-            Ok(conn.info.details.lock().name.clone().map(Reply::Bulk).unwrap_or(Reply::Nil))
+            Ok(conn
+                .info
+                .details
+                .lock()
+                .name
+                .clone()
+                .map(Reply::Bulk)
+                .unwrap_or(Reply::Nil))
         }
         "setname" => {
             arity(args.remaining() == 1)?;
@@ -251,7 +295,10 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
                 } else if opt.eq_ignore_ascii_case(b"id") {
                     let mut v = Vec::new();
                     while let Some(id) = args.next() {
-                        let n = parse_int(&id).ok().filter(|n| *n > 0).ok_or_else(|| CmdError::msg("ERR Invalid client ID"))?;
+                        let n = parse_int(&id)
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| CmdError::msg("ERR Invalid client ID"))?;
                         v.push(n as u64);
                     }
                     ids = Some(v);
@@ -297,8 +344,14 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
         "help" => Ok(Reply::Array(
             [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GETNAME", "ID", "INFO", "KILL <ip:port>|<option> <value> [...]", "LIST [TYPE <type>] [ID <id> ...]",
-                "SETINFO <LIB-NAME|LIB-VER> <value>", "SETNAME <name>", "HELP",
+                "GETNAME",
+                "ID",
+                "INFO",
+                "KILL <ip:port>|<option> <value> [...]",
+                "LIST [TYPE <type>] [ID <id> ...]",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "SETNAME <name>",
+                "HELP",
             ]
             .into_iter()
             .map(Reply::simple)
@@ -315,8 +368,15 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     if args.remaining() == 1 {
         // Old form: CLIENT KILL addr:port.
         let addr = String::from_utf8_lossy(&args.bytes()?).into_owned();
-        let n = conn.shared.clients.kill_where(|c| c.addr.to_string() == addr);
-        return if n == 0 { Err(CmdError::msg("ERR No such client")) } else { Ok(Reply::ok()) };
+        let n = conn
+            .shared
+            .clients
+            .kill_where(|c| c.addr.to_string() == addr);
+        return if n == 0 {
+            Err(CmdError::msg("ERR No such client"))
+        } else {
+            Ok(Reply::ok())
+        };
     }
     if args.remaining() % 2 != 0 || args.is_empty() {
         return Err(CmdError::Syntax);
@@ -329,7 +389,14 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     while let Some(opt) = args.next() {
         let val = args.bytes()?;
         match lossy_lower(&opt).as_str() {
-            "id" => id = Some(parse_int(&val).ok().filter(|n| *n > 0).ok_or_else(|| CmdError::msg("ERR client-id should be greater than 0"))? as u64),
+            "id" => {
+                id =
+                    Some(
+                        parse_int(&val).ok().filter(|n| *n > 0).ok_or_else(|| {
+                            CmdError::msg("ERR client-id should be greater than 0")
+                        })? as u64,
+                    )
+            }
             "type" => {
                 let k = lossy_lower(&val);
                 if !["normal", "master", "replica", "slave", "pubsub"].contains(&k.as_str()) {
@@ -368,7 +435,11 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
 fn sub_reply<S>(conn: &mut Conn<S>, kind: &'static str, name: Option<Bytes>) {
     let count = conn.subscription_count() as i64;
     let name = name.map(Reply::Bulk).unwrap_or(Reply::Nil);
-    conn.reply(Reply::Push(vec![Reply::bulk_static(kind), name, Reply::Int(count)]));
+    conn.reply(Reply::Push(vec![
+        Reply::bulk_static(kind),
+        name,
+        Reply::Int(count),
+    ]));
 }
 
 /// `SUBSCRIBE channel ...` (`pattern = false`) and `PSUBSCRIBE pattern ...`.
@@ -376,25 +447,41 @@ pub fn subscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
     let sub = conn.subscriber();
     let id = conn.info.id;
     while let Some(name) = args.next() {
-        let set = if pattern { &mut conn.patterns } else { &mut conn.channels };
+        let set = if pattern {
+            &mut conn.patterns
+        } else {
+            &mut conn.channels
+        };
         if set.insert(name.clone()) {
             conn.shared.hub.subscribe(pattern, name.clone(), id, &sub);
         }
         conn.sync_subscription_info();
-        sub_reply(conn, if pattern { "psubscribe" } else { "subscribe" }, Some(name));
+        sub_reply(
+            conn,
+            if pattern { "psubscribe" } else { "subscribe" },
+            Some(name),
+        );
     }
 }
 
 /// `UNSUBSCRIBE [channel ...]` and `PUNSUBSCRIBE [pattern ...]`.
 pub fn unsubscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
-    let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
+    let kind = if pattern {
+        "punsubscribe"
+    } else {
+        "unsubscribe"
+    };
     if args.is_empty() {
         unsubscribe_all(conn, pattern, true);
         return;
     }
     let id = conn.info.id;
     while let Some(name) = args.next() {
-        let set = if pattern { &mut conn.patterns } else { &mut conn.channels };
+        let set = if pattern {
+            &mut conn.patterns
+        } else {
+            &mut conn.channels
+        };
         if set.remove(&name) {
             conn.shared.hub.unsubscribe(pattern, &name, id);
         }
@@ -404,8 +491,16 @@ pub fn unsubscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
 }
 
 fn unsubscribe_all<S>(conn: &mut Conn<S>, pattern: bool, notify: bool) {
-    let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
-    let names: Vec<Bytes> = if pattern { conn.patterns.drain().collect() } else { conn.channels.drain().collect() };
+    let kind = if pattern {
+        "punsubscribe"
+    } else {
+        "unsubscribe"
+    };
+    let names: Vec<Bytes> = if pattern {
+        conn.patterns.drain().collect()
+    } else {
+        conn.channels.drain().collect()
+    };
     if names.is_empty() && notify {
         sub_reply(conn, kind, None);
     }
@@ -444,7 +539,12 @@ pub fn pubsub<S>(conn: &mut Conn<S>, mut args: Args) {
         }
         "numpat" if args.is_empty() => Reply::Int(hub.numpat() as i64),
         "shardchannels" => Reply::Array(vec![]),
-        "shardnumsub" => Reply::Array(args.rest().into_iter().flat_map(|c| [Reply::Bulk(c), Reply::Int(0)]).collect()),
+        "shardnumsub" => Reply::Array(
+            args.rest()
+                .into_iter()
+                .flat_map(|c| [Reply::Bulk(c), Reply::Int(0)])
+                .collect(),
+        ),
         _ => Reply::error(format!(
             "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
         )),

@@ -49,7 +49,7 @@ pub struct ClientDetails {
     /// `CLIENT SETINFO LIB-VER`.
     pub lib_ver: Option<Bytes>,
     /// The last command's name.
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     /// Channel subscriptions.
     pub sub: usize,
     /// Pattern subscriptions.
@@ -77,7 +77,11 @@ impl ClientInfo {
     /// One `CLIENT LIST` line, fields in Redis' order.
     pub fn list_line(&self) -> String {
         let d = self.details.lock();
-        let lossy = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let lossy = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
         let mut flags = String::new();
         if self.is_pubsub() {
             flags.push('P');
@@ -103,7 +107,11 @@ impl ClientInfo {
             self.db.load(Ordering::Relaxed),
             d.sub,
             d.psub,
-            if d.last_cmd.is_empty() { "NULL" } else { &d.last_cmd },
+            if d.last_cmd.is_empty() {
+                "NULL"
+            } else {
+                d.last_cmd
+            },
             self.resp.load(Ordering::Relaxed),
             lossy(&d.lib_name),
             lossy(&d.lib_ver),
@@ -121,7 +129,10 @@ pub struct Registry {
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
-        Registry { next_id: AtomicU64::new(1), clients: Mutex::default() }
+        Registry {
+            next_id: AtomicU64::new(1),
+            clients: Mutex::default(),
+        }
     }
 
     /// Registers a new client.
@@ -177,7 +188,10 @@ impl Registry {
     /// Number of blocked and pub/sub clients, for `INFO clients`.
     pub fn counts(&self) -> (usize, usize) {
         let all = self.all();
-        let blocked = all.iter().filter(|c| c.blocked.load(Ordering::Relaxed)).count();
+        let blocked = all
+            .iter()
+            .filter(|c| c.blocked.load(Ordering::Relaxed))
+            .count();
         let pubsub = all.iter().filter(|c| c.is_pubsub()).count();
         (blocked, pubsub)
     }

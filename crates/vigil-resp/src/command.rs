@@ -65,7 +65,11 @@ impl Flags {
 
     /// Redis' names of the set flags, for `COMMAND`.
     pub fn names(self) -> Vec<&'static str> {
-        Self::NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
+        Self::NAMES
+            .iter()
+            .filter(|(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -139,7 +143,10 @@ impl CommandMeta {
         (
             Reply::bulk_static(self.name),
             Reply::Map(vec![
-                (Reply::bulk_static("summary"), Reply::bulk_static(self.summary)),
+                (
+                    Reply::bulk_static("summary"),
+                    Reply::bulk_static(self.summary),
+                ),
                 (Reply::bulk_static("since"), Reply::bulk_static("1.0.0")),
                 (Reply::bulk_static("group"), Reply::bulk_static(self.group)),
             ]),
@@ -213,17 +220,26 @@ impl<H> CommandTable<H> {
         match sub.as_deref() {
             None => Reply::Array(self.entries.iter().map(|(m, _)| m.info_reply()).collect()),
             Some("count") if args.len() == 2 => Reply::Int(self.entries.len() as i64),
-            Some("list") if args.len() == 2 => {
-                Reply::Array(self.entries.iter().map(|(m, _)| Reply::bulk_static(m.name)).collect())
-            }
+            Some("list") if args.len() == 2 => Reply::Array(
+                self.entries
+                    .iter()
+                    .map(|(m, _)| Reply::bulk_static(m.name))
+                    .collect(),
+            ),
             Some("info") => {
                 if args.len() == 2 {
-                    return Reply::Array(self.entries.iter().map(|(m, _)| m.info_reply()).collect());
+                    return Reply::Array(
+                        self.entries.iter().map(|(m, _)| m.info_reply()).collect(),
+                    );
                 }
                 Reply::Array(
                     args[2..]
                         .iter()
-                        .map(|n| self.get(n).map(|(m, _)| m.info_reply()).unwrap_or(Reply::NilArray))
+                        .map(|n| {
+                            self.get(n)
+                                .map(|(m, _)| m.info_reply())
+                                .unwrap_or(Reply::NilArray)
+                        })
                         .collect(),
                 )
             }
@@ -231,15 +247,20 @@ impl<H> CommandTable<H> {
                 let metas: Vec<&CommandMeta> = if args.len() == 2 {
                     self.entries.iter().map(|(m, _)| m).collect()
                 } else {
-                    args[2..].iter().filter_map(|n| self.get(n).map(|(m, _)| m)).collect()
+                    args[2..]
+                        .iter()
+                        .filter_map(|n| self.get(n).map(|(m, _)| m))
+                        .collect()
                 };
                 Reply::Map(metas.into_iter().map(|m| m.docs_reply()).collect())
             }
             Some("getkeys") if args.len() >= 3 => match self.get(&args[2]) {
                 Some((m, _)) if m.arity_ok(args.len() - 2) => {
                     let cmd = &args[2..];
-                    let keys: Vec<Reply> =
-                        m.key_positions(cmd.len()).map(|i| Reply::Bulk(cmd[i].clone())).collect();
+                    let keys: Vec<Reply> = m
+                        .key_positions(cmd.len())
+                        .map(|i| Reply::Bulk(cmd[i].clone()))
+                        .collect();
                     if keys.is_empty() {
                         Reply::error("ERR The command has no key arguments")
                     } else {
@@ -294,12 +315,16 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
         list.push_str("' ");
     }
     let name: String = name.chars().take(128).collect();
-    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {list}"))
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {list}"
+    ))
 }
 
 /// The error for a wrong argument count.
 pub fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }
 
 #[cfg(test)]
@@ -322,14 +347,23 @@ mod tests {
     #[test]
     fn key_positions() {
         assert_eq!(meta(1, 1, 1).key_positions(3).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(meta(1, -1, 2).key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(meta(1, -2, 1).key_positions(4).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            meta(1, -1, 2).key_positions(5).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            meta(1, -2, 1).key_positions(4).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert_eq!(meta(0, 0, 0).key_positions(4).count(), 0);
     }
 
     #[test]
     fn unknown_command_wording() {
         let r = unknown_command(&[Bytes::from("foo"), Bytes::from("a"), Bytes::from("b")]);
-        assert_eq!(r, Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' "));
+        assert_eq!(
+            r,
+            Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+        );
     }
 }

@@ -46,7 +46,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { parse: ParseLimits::default(), maxclients: 10_000, idle_timeout: None }
+        Limits {
+            parse: ParseLimits::default(),
+            maxclients: 10_000,
+            idle_timeout: None,
+        }
     }
 }
 
@@ -103,7 +107,13 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state with the given identity and limits.
-    pub fn new(ident: Ident, limits: Limits, requirepass: Option<Bytes>, databases: usize, pubsub_limit: usize) -> Self {
+    pub fn new(
+        ident: Ident,
+        limits: Limits,
+        requirepass: Option<Bytes>,
+        databases: usize,
+        pubsub_limit: usize,
+    ) -> Self {
         Shared {
             clients: Registry::new(),
             hub: Hub::new(pubsub_limit),
@@ -126,7 +136,11 @@ pub trait Service: Send + Sync + 'static {
 
     /// Executes one request (`args[0]` is the command name), writing replies with
     /// [`Conn::reply`].
-    fn call(&self, conn: &mut Conn<Self::State>, args: Vec<Bytes>) -> impl Future<Output = ()> + Send;
+    fn call(
+        &self,
+        conn: &mut Conn<Self::State>,
+        args: Vec<Bytes>,
+    ) -> impl Future<Output = ()> + Send;
 
     /// Runs before a batch of replies is written (e.g. waits for the log to be synced).
     fn before_reply(&self, _conn: &mut Conn<Self::State>) -> impl Future<Output = ()> + Send {
@@ -182,12 +196,17 @@ impl<S> Conn<S> {
         if self.sub.is_none() {
             self.sub = Some(pubsub::subscriber(self.info.kill.clone()));
         }
-        self.sub.as_ref().map(|(s, _)| s.clone()).unwrap_or_else(|| unreachable!())
+        self.sub
+            .as_ref()
+            .map(|(s, _)| s.clone())
+            .unwrap_or_else(|| unreachable!())
     }
 
     /// Updates the registry's view of the subscriptions.
     pub fn sync_subscription_info(&self) {
-        self.info.subscriptions.store(self.subscription_count(), Ordering::Relaxed);
+        self.info
+            .subscriptions
+            .store(self.subscription_count(), Ordering::Relaxed);
         let mut d = self.info.details.lock();
         d.sub = self.channels.len();
         d.psub = self.patterns.len();
@@ -200,7 +219,10 @@ impl<S> Conn<S> {
         }
         let n = self.out.len();
         self.wr.write_all(&self.out).await?;
-        self.shared.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.shared
+            .stats
+            .net_output_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1024 * 1024 {
             self.out = BytesMut::with_capacity(16 * 1024);
@@ -245,13 +267,21 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
                 continue;
             }
         };
-        shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         let maxclients = shared.limits.read().maxclients;
         if shared.clients.len() >= maxclients {
-            shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let mut stream = stream;
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
             });
             continue;
         }
@@ -264,7 +294,12 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
     }
 }
 
-async fn handle<Svc: Service>(stream: TcpStream, addr: SocketAddr, service: Arc<Svc>, shared: Arc<Shared>) {
+async fn handle<Svc: Service>(
+    stream: TcpStream,
+    addr: SocketAddr,
+    service: Arc<Svc>,
+    shared: Arc<Shared>,
+) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
     let info = shared.clients.register(addr, laddr);
@@ -314,7 +349,12 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             break;
         }
         // Pub/sub clients are exempt from the idle timeout, as in Redis.
-        let idle = conn.shared.limits.read().idle_timeout.filter(|_| conn.sub.is_none());
+        let idle = conn
+            .shared
+            .limits
+            .read()
+            .idle_timeout
+            .filter(|_| conn.sub.is_none());
         let idle_sleep = async move {
             match idle {
                 Some(d) => tokio::time::sleep(d).await,
@@ -353,12 +393,18 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
 async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) -> bool {
     loop {
         let limits = conn.shared.limits.read().parse;
-        match conn.parser.parse(&mut conn.inbuf, &limits, conn.authenticated) {
+        match conn
+            .parser
+            .parse(&mut conn.inbuf, &limits, conn.authenticated)
+        {
             Ok(Some(args)) => {
                 if args.is_empty() {
                     continue;
                 }
-                conn.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+                conn.shared
+                    .stats
+                    .commands_processed
+                    .fetch_add(1, Ordering::Relaxed);
                 service.call(conn, args).await;
                 if conn.close || conn.info.kill.is_cancelled() {
                     return false;
@@ -390,10 +436,16 @@ async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
 
 fn push_reply(m: Message) -> Reply {
     match m {
-        Message::Message { channel, payload } => {
-            Reply::Push(vec![Reply::bulk_static("message"), Reply::Bulk(channel), Reply::Bulk(payload)])
-        }
-        Message::PMessage { pattern, channel, payload } => Reply::Push(vec![
+        Message::Message { channel, payload } => Reply::Push(vec![
+            Reply::bulk_static("message"),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+        Message::PMessage {
+            pattern,
+            channel,
+            payload,
+        } => Reply::Push(vec![
             Reply::bulk_static("pmessage"),
             Reply::Bulk(pattern),
             Reply::Bulk(channel),

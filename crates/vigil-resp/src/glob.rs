@@ -11,7 +11,11 @@ pub fn matches_nocase(pattern: &[u8], s: &[u8]) -> bool {
 }
 
 fn eq(a: u8, b: u8, nocase: bool) -> bool {
-    if nocase { a.eq_ignore_ascii_case(&b) } else { a == b }
+    if nocase {
+        a.eq_ignore_ascii_case(&b)
+    } else {
+        a == b
+    }
 }
 
 fn match_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {

@@ -40,7 +40,11 @@ impl Message {
     fn size(&self) -> usize {
         match self {
             Message::Message { channel, payload } => channel.len() + payload.len() + 32,
-            Message::PMessage { pattern, channel, payload } => pattern.len() + channel.len() + payload.len() + 48,
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => pattern.len() + channel.len() + payload.len() + 48,
         }
     }
 }
@@ -73,7 +77,14 @@ impl Inbox {
 pub fn subscriber(kill: CancellationToken) -> (Subscriber, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    (Subscriber { tx, queued: queued.clone(), kill }, Inbox { rx, queued })
+    (
+        Subscriber {
+            tx,
+            queued: queued.clone(),
+            kill,
+        },
+        Inbox { rx, queued },
+    )
 }
 
 impl Subscriber {
@@ -81,7 +92,11 @@ impl Subscriber {
         let size = m.size();
         let total = self.queued.fetch_add(size, Ordering::Relaxed) + size;
         if limit > 0 && total > limit {
-            tracing::warn!(queued = total, limit, "pub/sub client over its output limit, disconnecting");
+            tracing::warn!(
+                queued = total,
+                limit,
+                "pub/sub client over its output limit, disconnecting"
+            );
             self.kill.cancel();
             return;
         }
@@ -103,20 +118,37 @@ pub struct Hub {
 impl Hub {
     /// An empty hub with the given per-subscriber output limit.
     pub fn new(output_limit: usize) -> Self {
-        Hub { output_limit: AtomicUsize::new(output_limit), ..Default::default() }
+        Hub {
+            output_limit: AtomicUsize::new(output_limit),
+            ..Default::default()
+        }
     }
 
     /// Adds a channel (or pattern) subscription; returns false if it already existed.
     pub fn subscribe(&self, pattern: bool, name: Bytes, id: u64, sub: &Subscriber) -> bool {
-        let map = if pattern { &self.patterns } else { &self.channels };
-        map.write().entry(name).or_default().insert(id, sub.clone()).is_none()
+        let map = if pattern {
+            &self.patterns
+        } else {
+            &self.channels
+        };
+        map.write()
+            .entry(name)
+            .or_default()
+            .insert(id, sub.clone())
+            .is_none()
     }
 
     /// Removes one subscription; returns whether it existed.
     pub fn unsubscribe(&self, pattern: bool, name: &Bytes, id: u64) -> bool {
-        let map = if pattern { &self.patterns } else { &self.channels };
+        let map = if pattern {
+            &self.patterns
+        } else {
+            &self.channels
+        };
         let mut m = map.write();
-        let Some(subs) = m.get_mut(name) else { return false };
+        let Some(subs) = m.get_mut(name) else {
+            return false;
+        };
         let had = subs.remove(&id).is_some();
         if subs.is_empty() {
             m.remove(name);
@@ -130,7 +162,13 @@ impl Hub {
         let mut n = 0;
         if let Some(subs) = self.channels.read().get(channel) {
             for s in subs.values() {
-                s.deliver(Message::Message { channel: channel.clone(), payload: payload.clone() }, limit);
+                s.deliver(
+                    Message::Message {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                    limit,
+                );
                 n += 1;
             }
         }
@@ -138,7 +176,11 @@ impl Hub {
             if glob::matches(pattern, channel) {
                 for s in subs.values() {
                     s.deliver(
-                        Message::PMessage { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() },
+                        Message::PMessage {
+                            pattern: pattern.clone(),
+                            channel: channel.clone(),
+                            payload: payload.clone(),
+                        },
                         limit,
                     );
                     n += 1;

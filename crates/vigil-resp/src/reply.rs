@@ -146,7 +146,10 @@ fn line(out: &mut BytesMut, tag: u8, s: &[u8]) {
     out.put_u8(tag);
     // A reply line must not contain CR or LF; Redis replaces them with spaces.
     if s.iter().any(|&c| c == b'\r' || c == b'\n') {
-        out.extend(s.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+        out.extend(
+            s.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
     } else {
         out.put_slice(s);
     }
@@ -183,7 +186,11 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     const P: i32 = 17;
     let sci = format!("{:.*e}", (P - 1) as usize, d);

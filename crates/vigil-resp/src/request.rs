@@ -157,7 +157,10 @@ fn header(buf: &BytesMut, skip: usize) -> Result<Option<Header>, ProtocolError> 
         return Ok(None);
     }
     let value = parse_i64(&buf[skip..end]);
-    Ok(Some(Header { value, consumed: end + 2 }))
+    Ok(Some(Header {
+        value,
+        consumed: end + 2,
+    }))
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -182,7 +185,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
             return None;
         }
         let d = (c - b'0') as i64;
-        v = if neg { v.checked_mul(10)?.checked_sub(d)? } else { v.checked_mul(10)?.checked_add(d)? };
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
     }
     Some(v)
 }
@@ -228,7 +235,12 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                     return Err(ProtocolError::UnbalancedQuotes);
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     cur.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -313,10 +325,17 @@ mod tests {
 
     #[test]
     fn multibulk_and_inline() {
-        let r = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\"\r\n", true).unwrap();
+        let r = parse_all(
+            b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\"\r\n",
+            true,
+        )
+        .unwrap();
         assert_eq!(r[0], vec![Bytes::from("GET"), Bytes::from("k")]);
         assert_eq!(r[1], vec![Bytes::from("PING")]);
-        assert_eq!(r[2], vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")]);
+        assert_eq!(
+            r[2],
+            vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")]
+        );
     }
 
     #[test]
@@ -350,7 +369,10 @@ mod tests {
             assert_eq!(parse_all(input, auth).unwrap_err(), *want, "#{i}");
         }
         let long = vec![b'a'; 70 * 1024];
-        assert_eq!(parse_all(&long, true).unwrap_err(), ProtocolError::InlineTooBig);
+        assert_eq!(
+            parse_all(&long, true).unwrap_err(),
+            ProtocolError::InlineTooBig
+        );
     }
 
     #[test]
@@ -392,12 +414,11 @@ mod tests {
                 input.extend_from_slice(b"\r\n");
                 want.push(Bytes::from(arg));
             }
-            let reference = redis_protocol::resp2::decode::decode_bytes_mut(
-                &mut BytesMut::from(&input[..]),
-            )
-            .unwrap()
-            .unwrap()
-            .0;
+            let reference =
+                redis_protocol::resp2::decode::decode_bytes_mut(&mut BytesMut::from(&input[..]))
+                    .unwrap()
+                    .unwrap()
+                    .0;
             let redis_protocol::resp2::types::BytesFrame::Array(items) = reference else {
                 panic!("#{round}: reference did not decode an array");
             };

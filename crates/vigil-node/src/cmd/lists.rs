@@ -1,0 +1,699 @@
+//! List commands, including the blocking ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH).
+//!
+//! A blocking command that finds nothing sets [`Ctx::block`]; the dispatcher then waits for a
+//! write to one of the keys (or the timeout) and runs the command again. Inside MULTI it never
+//! blocks. Pops by blocking commands are propagated as their non-blocking forms.
+
+use bytes::Bytes;
+use vigil_resp::args::{parse_float, parse_int};
+use vigil_resp::{Args, CmdError, CommandMeta, Reply};
+
+use super::{Block, Ctx, Handler, argv, row};
+use crate::db::{Key, boxed};
+
+/// The list family's rows.
+pub fn commands() -> Vec<(CommandMeta, Handler)> {
+    vec![
+        row!(
+            "lpush",
+            -3,
+            [WRITE, DENYOOM, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Prepends elements to a list.",
+            Data(lpush)
+        ),
+        row!(
+            "rpush",
+            -3,
+            [WRITE, DENYOOM, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Appends elements to a list.",
+            Data(rpush)
+        ),
+        row!(
+            "lpushx",
+            -3,
+            [WRITE, DENYOOM, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Prepends elements to an existing list.",
+            Data(lpushx)
+        ),
+        row!(
+            "rpushx",
+            -3,
+            [WRITE, DENYOOM, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Appends elements to an existing list.",
+            Data(rpushx)
+        ),
+        row!(
+            "lpop",
+            -2,
+            [WRITE, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Removes and returns the first elements of a list.",
+            Data(lpop)
+        ),
+        row!(
+            "rpop",
+            -2,
+            [WRITE, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Removes and returns the last elements of a list.",
+            Data(rpop)
+        ),
+        row!(
+            "llen",
+            2,
+            [READONLY, FAST],
+            1,
+            1,
+            1,
+            "list",
+            "Returns the length of a list.",
+            Data(llen)
+        ),
+        row!(
+            "lrange",
+            4,
+            [READONLY],
+            1,
+            1,
+            1,
+            "list",
+            "Returns a range of elements.",
+            Data(lrange)
+        ),
+        row!(
+            "lindex",
+            3,
+            [READONLY],
+            1,
+            1,
+            1,
+            "list",
+            "Returns an element by index.",
+            Data(lindex)
+        ),
+        row!(
+            "lset",
+            4,
+            [WRITE, DENYOOM],
+            1,
+            1,
+            1,
+            "list",
+            "Sets an element by index.",
+            Data(lset)
+        ),
+        row!(
+            "lrem",
+            4,
+            [WRITE],
+            1,
+            1,
+            1,
+            "list",
+            "Removes elements equal to a value.",
+            Data(lrem)
+        ),
+        row!(
+            "ltrim",
+            4,
+            [WRITE],
+            1,
+            1,
+            1,
+            "list",
+            "Trims a list to a range.",
+            Data(ltrim)
+        ),
+        row!(
+            "linsert",
+            5,
+            [WRITE, DENYOOM],
+            1,
+            1,
+            1,
+            "list",
+            "Inserts an element before or after another.",
+            Data(linsert)
+        ),
+        row!(
+            "lpos",
+            -3,
+            [READONLY],
+            1,
+            1,
+            1,
+            "list",
+            "Returns the index of matching elements.",
+            Data(lpos)
+        ),
+        row!(
+            "lmove",
+            5,
+            [WRITE, DENYOOM],
+            1,
+            2,
+            1,
+            "list",
+            "Moves an element from one list to another.",
+            Data(lmove)
+        ),
+        row!(
+            "rpoplpush",
+            3,
+            [WRITE, DENYOOM],
+            1,
+            2,
+            1,
+            "list",
+            "Moves the last element of a list to the head of another.",
+            Data(rpoplpush)
+        ),
+        row!(
+            "blpop",
+            -3,
+            [WRITE, BLOCKING],
+            1,
+            -2,
+            1,
+            "list",
+            "Pops the first element of the first non-empty list, blocking.",
+            Data(blpop)
+        ),
+        row!(
+            "brpop",
+            -3,
+            [WRITE, BLOCKING],
+            1,
+            -2,
+            1,
+            "list",
+            "Pops the last element of the first non-empty list, blocking.",
+            Data(brpop)
+        ),
+        row!(
+            "blmove",
+            6,
+            [WRITE, DENYOOM, BLOCKING],
+            1,
+            2,
+            1,
+            "list",
+            "Moves an element between lists, blocking.",
+            Data(blmove)
+        ),
+        row!(
+            "brpoplpush",
+            4,
+            [WRITE, DENYOOM, BLOCKING],
+            1,
+            2,
+            1,
+            "list",
+            "Moves the last element to another list, blocking.",
+            Data(brpoplpush)
+        ),
+    ]
+}
+
+fn push(
+    ctx: &mut Ctx,
+    args: &mut Args,
+    left: bool,
+    only_existing: bool,
+) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    if only_existing && ctx.get_list(&key)?.is_none() {
+        return Ok(Reply::Int(0));
+    }
+    let items = args.rest();
+    let list = ctx.list_or_new(&key)?;
+    for v in &items {
+        if left {
+            list.push_front(boxed(v));
+        } else {
+            list.push_back(boxed(v));
+        }
+    }
+    let len = list.len();
+    ctx.db().touch(&key);
+    ctx.changed(items.len() as u64);
+    Ok(Reply::Int(len as i64))
+}
+
+fn lpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    push(ctx, args, true, false)
+}
+
+fn rpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    push(ctx, args, false, false)
+}
+
+fn lpushx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    push(ctx, args, true, true)
+}
+
+fn rpushx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    push(ctx, args, false, true)
+}
+
+fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let count = match args.next() {
+        None => None,
+        Some(c) => {
+            let n = parse_int(&c)
+                .map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
+            if n < 0 {
+                return Err(CmdError::msg("ERR value is out of range, must be positive"));
+            }
+            Some(n as usize)
+        }
+    };
+    args.finish()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(if count.is_some() {
+            Reply::NilArray
+        } else {
+            Reply::Nil
+        });
+    };
+    let take = count.unwrap_or(1).min(list.len());
+    let mut out = Vec::with_capacity(take);
+    for _ in 0..take {
+        let v = if left {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        };
+        if let Some(v) = v {
+            out.push(Reply::bulk(&v));
+        }
+    }
+    if take > 0 {
+        ctx.remove_if_empty(&key);
+        ctx.db().touch(&key);
+        ctx.changed(take as u64);
+    }
+    Ok(match count {
+        Some(_) => Reply::Array(out),
+        None => out.pop().unwrap_or(Reply::Nil),
+    })
+}
+
+fn lpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    pop_generic(ctx, args, true)
+}
+
+fn rpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    pop_generic(ctx, args, false)
+}
+
+fn llen(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    Ok(Reply::Int(
+        ctx.get_list(&key)?.map_or(0, |l| l.len() as i64),
+    ))
+}
+
+/// Normalises a Redis `start stop` pair over `len` elements; `None` if the range is empty.
+pub(crate) fn clamp_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut start = if start < 0 { len + start } else { start };
+    let mut stop = if stop < 0 { len + stop } else { stop };
+    if start < 0 {
+        start = 0;
+    }
+    if start > stop || start >= len {
+        return None;
+    }
+    if stop >= len {
+        stop = len - 1;
+    }
+    Some((start as usize, stop as usize))
+}
+
+fn lrange(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let start = args.i64()?;
+    let stop = args.i64()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(Reply::Array(vec![]));
+    };
+    let Some((s, e)) = clamp_range(start, stop, list.len()) else {
+        return Ok(Reply::Array(vec![]));
+    };
+    Ok(Reply::Array(
+        list.range(s..=e).map(|v| Reply::bulk(v)).collect(),
+    ))
+}
+
+fn index_of(idx: i64, len: usize) -> Option<usize> {
+    let i = if idx < 0 { len as i64 + idx } else { idx };
+    (i >= 0 && i < len as i64).then_some(i as usize)
+}
+
+fn lindex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let idx = args.i64()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(Reply::Nil);
+    };
+    Ok(index_of(idx, list.len())
+        .and_then(|i| list.get(i))
+        .map_or(Reply::Nil, |v| Reply::bulk(v)))
+}
+
+fn lset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let idx = args.i64()?;
+    let value = args.bytes()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Err(CmdError::NoSuchKey);
+    };
+    let i = index_of(idx, list.len()).ok_or(CmdError::IndexOutOfRange)?;
+    list[i] = boxed(&value);
+    ctx.db().touch(&key);
+    ctx.changed(1);
+    Ok(Reply::ok())
+}
+
+fn lrem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let count = args.i64()?;
+    let value = args.bytes()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(Reply::Int(0));
+    };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count.unsigned_abs() as usize
+    };
+    let mut removed = 0;
+    if count >= 0 {
+        let mut i = 0;
+        while i < list.len() && removed < limit {
+            if list[i][..] == value[..] {
+                list.remove(i);
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+    } else {
+        let mut i = list.len();
+        while i > 0 && removed < limit {
+            i -= 1;
+            if list[i][..] == value[..] {
+                list.remove(i);
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        ctx.remove_if_empty(&key);
+        ctx.db().touch(&key);
+        ctx.changed(removed as u64);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+fn ltrim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let start = args.i64()?;
+    let stop = args.i64()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(Reply::ok());
+    };
+    match clamp_range(start, stop, list.len()) {
+        None => list.clear(),
+        Some((s, e)) => {
+            list.truncate(e + 1);
+            list.drain(..s);
+        }
+    }
+    ctx.remove_if_empty(&key);
+    ctx.db().touch(&key);
+    ctx.changed(1);
+    Ok(Reply::ok())
+}
+
+fn linsert(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let before = if args.eat("before") {
+        true
+    } else if args.eat("after") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let pivot = args.bytes()?;
+    let value = args.bytes()?;
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(Reply::Int(0));
+    };
+    let Some(pos) = list.iter().position(|v| v[..] == pivot[..]) else {
+        return Ok(Reply::Int(-1));
+    };
+    list.insert(if before { pos } else { pos + 1 }, boxed(&value));
+    let len = list.len();
+    ctx.db().touch(&key);
+    ctx.changed(1);
+    Ok(Reply::Int(len as i64))
+}
+
+fn lpos(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let value = args.bytes()?;
+    let (mut rank, mut count, mut maxlen) = (1i64, None, 0usize);
+    while let Some(opt) = args.next() {
+        if opt.eq_ignore_ascii_case(b"rank") {
+            rank = args.i64()?;
+            if rank == 0 || rank == i64::MIN {
+                return Err(CmdError::msg(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if opt.eq_ignore_ascii_case(b"count") {
+            let c = args.i64()?;
+            if c < 0 {
+                return Err(CmdError::msg("ERR COUNT can't be negative"));
+            }
+            count = Some(c as usize);
+        } else if opt.eq_ignore_ascii_case(b"maxlen") {
+            let m = args.i64()?;
+            if m < 0 {
+                return Err(CmdError::msg("ERR MAXLEN can't be negative"));
+            }
+            maxlen = m as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let Some(list) = ctx.get_list(&key)? else {
+        return Ok(if count.is_some() {
+            Reply::Array(vec![])
+        } else {
+            Reply::Nil
+        });
+    };
+    let want = match count {
+        Some(0) => usize::MAX,
+        Some(c) => c,
+        None => 1,
+    };
+    let mut skip = rank.unsigned_abs() as usize - 1;
+    let mut found = Vec::new();
+    let len = list.len();
+    let scan = if maxlen == 0 { len } else { maxlen.min(len) };
+    for step in 0..scan {
+        let i = if rank > 0 { step } else { len - 1 - step };
+        if list[i][..] == value[..] {
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                found.push(i as i64);
+                if found.len() >= want {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(match count {
+        Some(_) => Reply::Array(found.into_iter().map(Reply::Int).collect()),
+        None => found.first().map_or(Reply::Nil, |&i| Reply::Int(i)),
+    })
+}
+
+fn side(args: &mut Args) -> Result<bool, CmdError> {
+    if args.eat("left") {
+        Ok(true)
+    } else if args.eat("right") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// Moves one element; `None` if the source is empty.
+fn move_one(
+    ctx: &mut Ctx,
+    src: &Bytes,
+    dst: &Bytes,
+    from_left: bool,
+    to_left: bool,
+) -> Result<Option<Key>, CmdError> {
+    if ctx.get_list(src)?.is_none() {
+        return Ok(None);
+    }
+    // Check the destination type before taking anything from the source.
+    ctx.get_list(dst)?;
+    let Some(list) = ctx.get_list(src)? else {
+        return Ok(None);
+    };
+    let Some(v) = (if from_left {
+        list.pop_front()
+    } else {
+        list.pop_back()
+    }) else {
+        return Ok(None);
+    };
+    ctx.remove_if_empty(src);
+    let d = ctx.list_or_new(dst)?;
+    if to_left {
+        d.push_front(v.clone());
+    } else {
+        d.push_back(v.clone());
+    }
+    ctx.db().touch(src);
+    ctx.db().touch(dst);
+    ctx.changed(1);
+    Ok(Some(v))
+}
+
+fn lmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let src = args.bytes()?;
+    let dst = args.bytes()?;
+    let from = side(args)?;
+    let to = side(args)?;
+    Ok(move_one(ctx, &src, &dst, from, to)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
+}
+
+fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let src = args.bytes()?;
+    let dst = args.bytes()?;
+    Ok(move_one(ctx, &src, &dst, false, true)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
+}
+
+/// Parses a blocking timeout in seconds, as Redis words its errors.
+pub(crate) fn parse_timeout(b: &[u8]) -> Result<f64, CmdError> {
+    let t = parse_float(b)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    Ok(t)
+}
+
+fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout = parse_timeout(&keys.pop().unwrap_or_default())?;
+    for key in &keys {
+        let Some(list) = ctx.get_list(key)? else {
+            continue;
+        };
+        let Some(v) = (if left {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        }) else {
+            continue;
+        };
+        ctx.remove_if_empty(key);
+        ctx.db().touch(key);
+        ctx.changed(1);
+        ctx.propagate(argv([if left { b"LPOP" } else { b"RPOP" }, key]));
+        return Ok(Reply::Array(vec![
+            Reply::Bulk(key.clone()),
+            Reply::bulk(&v),
+        ]));
+    }
+    if ctx.may_block {
+        ctx.block = Some(Block {
+            keys,
+            timeout,
+            on_timeout: Reply::NilArray,
+        });
+    }
+    Ok(Reply::NilArray)
+}
+
+fn blpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    bpop(ctx, args, true)
+}
+
+fn brpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    bpop(ctx, args, false)
+}
+
+fn bmove(
+    ctx: &mut Ctx,
+    src: Bytes,
+    dst: Bytes,
+    from: bool,
+    to: bool,
+    timeout: f64,
+) -> Result<Reply, CmdError> {
+    if let Some(v) = move_one(ctx, &src, &dst, from, to)? {
+        let dir = |l: bool| if l { &b"LEFT"[..] } else { &b"RIGHT"[..] };
+        ctx.propagate(argv([b"LMOVE", &src, &dst, dir(from), dir(to)]));
+        return Ok(Reply::bulk(&v));
+    }
+    if ctx.may_block {
+        ctx.block = Some(Block {
+            keys: vec![src],
+            timeout,
+            on_timeout: Reply::Nil,
+        });
+    }
+    Ok(Reply::Nil)
+}
+
+fn blmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let src = args.bytes()?;
+    let dst = args.bytes()?;
+    let from = side(args)?;
+    let to = side(args)?;
+    let timeout = parse_timeout(&args.bytes()?)?;
+    bmove(ctx, src, dst, from, to, timeout)
+}
+
+fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let src = args.bytes()?;
+    let dst = args.bytes()?;
+    let timeout = parse_timeout(&args.bytes()?)?;
+    bmove(ctx, src, dst, false, true, timeout)
+}

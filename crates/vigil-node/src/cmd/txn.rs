@@ -1,0 +1,151 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH, and RESET (which also ends them).
+
+use std::sync::atomic::Ordering;
+
+use vigil_resp::{Args, CommandMeta, Conn, Reply, builtin};
+
+use super::{Handler, row};
+use crate::dispatch::{ConnState, Watched};
+use crate::node::{Node, now_ms};
+
+/// The transaction family's rows.
+pub fn commands() -> Vec<(CommandMeta, Handler)> {
+    vec![
+        row!(
+            "multi",
+            1,
+            [FAST, NO_MULTI],
+            0,
+            0,
+            0,
+            "transactions",
+            "Starts a transaction.",
+            Node(multi)
+        ),
+        row!(
+            "exec",
+            1,
+            [NO_MULTI],
+            0,
+            0,
+            0,
+            "transactions",
+            "Executes the queued commands.",
+            Node(exec)
+        ),
+        row!(
+            "discard",
+            1,
+            [FAST, NO_MULTI],
+            0,
+            0,
+            0,
+            "transactions",
+            "Discards the queued commands.",
+            Node(discard)
+        ),
+        row!(
+            "watch",
+            -2,
+            [FAST, NO_MULTI],
+            1,
+            -1,
+            1,
+            "transactions",
+            "Aborts the next EXEC if these keys change.",
+            Node(watch)
+        ),
+        row!(
+            "unwatch",
+            1,
+            [FAST, NO_MULTI],
+            0,
+            0,
+            0,
+            "transactions",
+            "Forgets all watched keys.",
+            Node(unwatch)
+        ),
+        row!(
+            "reset",
+            1,
+            [FAST, NO_AUTH, STALE, SUBSCRIBED, NO_MULTI],
+            0,
+            0,
+            0,
+            "connection",
+            "Resets the connection.",
+            Node(reset)
+        ),
+    ]
+}
+
+fn multi(_node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    if conn.state.multi.is_some() {
+        conn.reply(Reply::error("ERR MULTI calls can not be nested"));
+        return;
+    }
+    conn.state.multi = Some(Vec::new());
+    conn.state.multi_failed = false;
+    conn.info.in_multi.store(true, Ordering::Relaxed);
+    conn.reply(Reply::ok());
+}
+
+fn exec(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    node.exec(conn);
+}
+
+fn discard(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    if conn.state.multi.take().is_none() {
+        conn.reply(Reply::error("ERR DISCARD without MULTI"));
+        return;
+    }
+    conn.state.multi_failed = false;
+    conn.info.in_multi.store(false, Ordering::Relaxed);
+    node.unwatch_all(conn);
+    conn.reply(Reply::ok());
+}
+
+fn watch(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    if conn.state.multi.is_some() {
+        conn.reply(Reply::error("ERR WATCH inside MULTI is not allowed"));
+        return;
+    }
+    let now = now_ms();
+    let mut store = node.store.lock();
+    let db = conn.db;
+    while let Some(key) = args.next() {
+        if conn
+            .state
+            .watched
+            .iter()
+            .any(|w| w.db == db && w.key == key)
+        {
+            continue;
+        }
+        let d = &mut store.dbs[db];
+        let version = d.watch(&key);
+        let was_expired = d.is_expired(&key, now);
+        conn.state.watched.push(Watched {
+            db,
+            key,
+            version,
+            was_expired,
+        });
+    }
+    drop(store);
+    conn.reply(Reply::ok());
+}
+
+fn unwatch(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    node.unwatch_all(conn);
+    conn.reply(Reply::ok());
+}
+
+fn reset(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    conn.state.multi = None;
+    conn.state.multi_failed = false;
+    conn.info.in_multi.store(false, Ordering::Relaxed);
+    node.unwatch_all(conn);
+    builtin::reset(conn);
+}

@@ -1,0 +1,293 @@
+//! Node configuration: a TOML file (`config/node.toml`), overridden by command-line flags.
+//!
+//! Unknown keys are errors, so a typo never silently falls back to a default. Durations are
+//! humantime strings (`"500ms"`, `"5s"`), sizes are bytes or strings with Redis units
+//! (`"512mb"`, `"64kb"`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::NodeError;
+
+/// When the append log is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// Before every acknowledgement: no acknowledged write is ever lost.
+    Always,
+    /// Once a second: at most about a second of writes lost on power failure.
+    Everysec,
+    /// Left to the OS.
+    No,
+}
+
+impl AppendFsync {
+    /// The config-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+
+    /// Parses the config-file spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(AppendFsync::Always),
+            "everysec" => Some(AppendFsync::Everysec),
+            "no" => Some(AppendFsync::No),
+            _ => None,
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// RESP port (0: any free port).
+    pub port: u16,
+    /// Data directory for the snapshot and append log.
+    pub dir: PathBuf,
+    /// Password clients must AUTH with (empty: none).
+    pub requirepass: String,
+    /// Number of databases.
+    pub databases: usize,
+    /// Most simultaneous clients.
+    pub maxclients: usize,
+    /// Close idle clients after this long (`"0s"`: never).
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Persistence settings.
+    pub persistence: Persistence,
+    /// Input and output bounds.
+    pub limits: LimitsConfig,
+}
+
+/// `[persistence]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Persistence {
+    /// Keep an append-only command log.
+    pub appendonly: bool,
+    /// When to fsync it.
+    pub appendfsync: AppendFsync,
+    /// Compact the log into a snapshot once it exceeds this size...
+    #[serde(deserialize_with = "size")]
+    pub auto_compact_min_size: u64,
+    /// ...and has grown by this percentage since the last compaction (0: never automatically).
+    pub auto_compact_percentage: u64,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest bulk string in a request.
+    #[serde(deserialize_with = "size")]
+    pub proto_max_bulk_len: u64,
+    /// Most arguments in one request.
+    pub max_multibulk_len: u64,
+    /// Longest inline request.
+    #[serde(deserialize_with = "size")]
+    pub max_inline_len: u64,
+    /// Most unparsed input buffered per client.
+    #[serde(deserialize_with = "size")]
+    pub client_query_buffer_limit: u64,
+    /// Most output queued for a pub/sub client before it is disconnected.
+    #[serde(deserialize_with = "size")]
+    pub client_output_buffer_limit_pubsub: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            dir: PathBuf::from("./data/node"),
+            requirepass: String::new(),
+            databases: 16,
+            maxclients: 10_000,
+            timeout: Duration::ZERO,
+            persistence: Persistence::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            appendonly: true,
+            appendfsync: AppendFsync::Everysec,
+            auto_compact_min_size: 64 * 1024 * 1024,
+            auto_compact_percentage: 100,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as u64,
+            max_inline_len: 64 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config {
+            file: file.clone(),
+            message: format!("cannot read file: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, NodeError> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let message = e.message().replace('\n', " ");
+            let message = match line {
+                Some(l) => format!("line {l}: {message}"),
+                None => message,
+            };
+            NodeError::Config {
+                file: file.to_string(),
+                message,
+            }
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self, file: &str) -> Result<(), NodeError> {
+        let bad = |message: String| {
+            Err(NodeError::Config {
+                file: file.to_string(),
+                message,
+            })
+        };
+        if self.databases == 0 || self.databases > 1024 {
+            return bad(format!(
+                "`databases` must be between 1 and 1024, got {}",
+                self.databases
+            ));
+        }
+        if self.maxclients == 0 {
+            return bad("`maxclients` must be at least 1".into());
+        }
+        if self.limits.proto_max_bulk_len < 1024 {
+            return bad("`limits.proto_max_bulk_len` must be at least 1kb".into());
+        }
+        if self.limits.client_query_buffer_limit < 1024 * 1024 {
+            return bad("`limits.client_query_buffer_limit` must be at least 1mb".into());
+        }
+        if self.bind.parse::<std::net::IpAddr>().is_err() && self.bind != "localhost" {
+            return bad(format!("`bind` must be an IP address, got {:?}", self.bind));
+        }
+        Ok(())
+    }
+
+    /// The password, if one is set.
+    pub fn password(&self) -> Option<bytes::Bytes> {
+        (!self.requirepass.is_empty()).then(|| bytes::Bytes::from(self.requirepass.clone()))
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {s:?}: {e} (use e.g. \"500ms\", \"5s\")"
+        ))
+    })
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Int(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Int(n) => Ok(n),
+        Size::Text(s) => parse_size(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid size {s:?} (use bytes or e.g. \"64kb\", \"512mb\", \"1gb\")"
+            ))
+        }),
+    }
+}
+
+/// Parses a Redis memory size: `123`, `1k` (1000), `1kb` (1024), `mb`, `gb` likewise.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_key_and_file() {
+        let e = NodeConfig::parse("prot = 1\n", "node.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
+        let e = NodeConfig::parse("[persistence]\nappendfsync = \"sometimes\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("n.toml") && e.contains("sometimes"), "{e}");
+        let e = NodeConfig::parse("timeout = \"forever\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("forever") && e.contains("line 1"), "{e}");
+        let e = NodeConfig::parse("databases = 0\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("databases"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        let c = NodeConfig::parse(
+            "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
+        assert_eq!(parse_size("5k"), Some(5000));
+        assert_eq!(parse_size("5xb"), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! The keyspace: databases of keys with typed values and absolute expiry times.
+//!
+//! Keys and values are owned boxed byte slices, copied out of the network buffer so a stored
+//! value never pins a whole read buffer. Maps are `IndexMap`s: O(1) random access gives
+//! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
+//! SCAN its guarantee (see [`scan_indices`]).
+
+pub mod zset;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use ahash::RandomState;
+use indexmap::{IndexMap, IndexSet};
+use tokio::sync::Notify;
+
+pub use zset::ZSet;
+
+/// A key or a string value.
+pub type Key = Box<[u8]>;
+/// A hash value.
+pub type Hash = IndexMap<Key, Key, RandomState>;
+/// A set value.
+pub type Set = IndexSet<Key, RandomState>;
+/// A list value.
+pub type List = VecDeque<Key>;
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string.
+    Str(Key),
+    /// A list.
+    List(Box<List>),
+    /// A hash.
+    Hash(Box<Hash>),
+    /// A set.
+    Set(Box<Set>),
+    /// A sorted set.
+    ZSet(Box<ZSet>),
+}
+
+impl Value {
+    /// The `TYPE` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Whether an aggregate is empty (and its key must go).
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+/// Boxes a slice as an owned key or value.
+pub fn boxed(b: &[u8]) -> Key {
+    Box::from(b)
+}
+
+/// A new empty hash.
+pub fn new_hash() -> Hash {
+    IndexMap::with_hasher(RandomState::new())
+}
+
+/// A new empty set.
+pub fn new_set() -> Set {
+    IndexSet::with_hasher(RandomState::new())
+}
+
+/// One database.
+#[derive(Debug, Default)]
+pub struct Db {
+    /// Keys and values.
+    pub keys: IndexMap<Key, Value, RandomState>,
+    /// Absolute expiry times (unix milliseconds) of keys that have one.
+    pub expires: IndexMap<Key, i64, RandomState>,
+    /// Modification counters of keys some client WATCHes: key → (version, watchers).
+    pub watched: HashMap<Key, (u64, u32)>,
+    /// Clients blocked on a key (BLPOP and friends), woken when it is written.
+    pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
+}
+
+impl Db {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the database is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The expiry of a key, if it has one.
+    pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
+        if self.expires.is_empty() {
+            None
+        } else {
+            self.expires.get(key).copied()
+        }
+    }
+
+    /// Whether the key exists but is past its expiry.
+    pub fn is_expired(&self, key: &[u8], now: i64) -> bool {
+        self.expire_of(key).is_some_and(|t| t <= now)
+    }
+
+    /// Inserts or replaces a value; `keep_ttl` keeps an existing expiry, otherwise it is cleared.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        if let Some(v) = self.keys.get_mut(key) {
+            *v = value;
+        } else {
+            self.keys.insert(boxed(key), value);
+        }
+        if !keep_ttl && !self.expires.is_empty() {
+            self.expires.swap_remove(key);
+        }
+    }
+
+    /// Removes a key and its expiry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        let v = self.keys.swap_remove(key)?;
+        if !self.expires.is_empty() {
+            self.expires.swap_remove(key);
+        }
+        Some(v)
+    }
+
+    /// Sets an absolute expiry on an existing key.
+    pub fn set_expire(&mut self, key: &[u8], at_ms: i64) {
+        if let Some(v) = self.expires.get_mut(key) {
+            *v = at_ms;
+        } else {
+            self.expires.insert(boxed(key), at_ms);
+        }
+    }
+
+    /// Removes an expiry; returns whether there was one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        self.expires.swap_remove(key).is_some()
+    }
+
+    /// Removes everything, bumping every watched key.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+        for (v, _) in self.watched.values_mut() {
+            *v += 1;
+        }
+    }
+
+    /// Records a modification of `key` for WATCH and wakes clients blocked on it.
+    pub fn touch(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some((v, _)) = self.watched.get_mut(key) {
+                *v += 1;
+            }
+        }
+        if !self.blocked.is_empty() {
+            if let Some(waiters) = self.blocked.remove(key) {
+                for w in waiters {
+                    w.notify_one();
+                }
+            }
+        }
+    }
+
+    /// The current WATCH version of a key, registering one more watcher.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        let e = self.watched.entry(boxed(key)).or_insert((0, 0));
+        e.1 += 1;
+        e.0
+    }
+
+    /// Drops one watcher of a key.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(e) = self.watched.get_mut(key) {
+            e.1 = e.1.saturating_sub(1);
+            if e.1 == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// The current WATCH version of a watched key.
+    pub fn watch_version(&self, key: &[u8]) -> u64 {
+        self.watched.get(key).map_or(0, |e| e.0)
+    }
+}
+
+/// One step of a SCAN-family iteration over `len` indexed elements.
+///
+/// The cursor counts down: `0` starts at the top (index `len - 1`) and a returned `0` ends the
+/// scan. `IndexMap::swap_remove` only ever moves the *last* element, which a downward walk has
+/// either already visited (so it may be returned twice) or which stays above the cursor's
+/// unvisited range; insertions append at the top, already passed. So every element present for
+/// the whole scan is returned at least once, as Redis promises.
+pub fn scan_indices(len: usize, cursor: u64, count: usize) -> (u64, std::ops::Range<usize>) {
+    let top = if cursor == 0 {
+        len
+    } else {
+        (cursor as usize).min(len)
+    };
+    let bottom = top.saturating_sub(count.max(1));
+    let next = if bottom == 0 { 0 } else { bottom as u64 };
+    (next, bottom..top)
+}
+
+/// The whole dataset: all databases plus counters kept under the same lock.
+#[derive(Debug)]
+pub struct Store {
+    /// The databases.
+    pub dbs: Vec<Db>,
+    /// Changes since the last successful snapshot (`rdb_changes_since_last_save`).
+    pub dirty: u64,
+    /// Keys removed by expiry.
+    pub expired_keys: u64,
+    /// Successful lookups.
+    pub hits: u64,
+    /// Failed lookups.
+    pub misses: u64,
+}
+
+impl Store {
+    /// An empty store of `n` databases.
+    pub fn new(n: usize) -> Self {
+        Store {
+            dbs: (0..n).map(|_| Db::default()).collect(),
+            dirty: 0,
+            expired_keys: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Total keys over all databases.
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_visits_every_survivor_despite_removals() {
+        let mut m: IndexMap<u32, (), RandomState> = IndexMap::with_hasher(RandomState::new());
+        for i in 0..1000 {
+            m.insert(i, ());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0u32;
+        loop {
+            let (next, range) = scan_indices(m.len(), cursor, 10);
+            for i in range {
+                seen.insert(*m.get_index(i).unwrap().0);
+            }
+            // Remove some elements (multiples of 7 only) and add new ones between calls.
+            let victim = step * 7;
+            m.swap_remove(&victim);
+            m.insert(10_000 + step, ());
+            step += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000u32 {
+            if i % 7 != 0 || i / 7 >= step {
+                assert!(
+                    seen.contains(&i),
+                    "element {i} present throughout but never returned"
+                );
+            }
+        }
+    }
+}
+
+/// Up to this many elements, removals keep insertion order (as Redis' listpack encoding does
+/// for small hashes); above it, removal is O(1) and moves the last element into the hole.
+pub const SMALL_AGGREGATE: usize = 128;
+
+/// Removes a field from a hash, keeping the order of small hashes.
+pub fn hash_remove(h: &mut Hash, field: &[u8]) -> Option<Key> {
+    if h.len() <= SMALL_AGGREGATE {
+        h.shift_remove(field)
+    } else {
+        h.swap_remove(field)
+    }
+}
+
+/// Removes a member from a set, keeping the order of small sets.
+pub fn set_remove(s: &mut Set, member: &[u8]) -> bool {
+    if s.len() <= SMALL_AGGREGATE {
+        s.shift_remove(member)
+    } else {
+        s.swap_remove(member)
+    }
+}

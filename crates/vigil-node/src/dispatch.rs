@@ -1,0 +1,295 @@
+//! How one request runs: the table check, MULTI queueing, the store lock for data commands,
+//! blocking waits, and holding replies until the append log covers them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use vigil_resp::builtin::precheck;
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
+
+use crate::cmd::{Ctx, DataFn, Handler, Prop};
+use crate::db::{Store, boxed};
+use crate::node::{Node, now_ms};
+
+/// A key some client WATCHes.
+#[derive(Debug)]
+pub struct Watched {
+    /// Database.
+    pub db: usize,
+    /// Key.
+    pub key: Bytes,
+    /// Its version when watched.
+    pub version: u64,
+    /// Whether it was already logically expired then.
+    pub was_expired: bool,
+}
+
+/// Per-connection state of the node.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// Queued commands while in MULTI.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: EXEC must abort.
+    pub multi_failed: bool,
+    /// WATCHed keys.
+    pub watched: Vec<Watched>,
+    /// Log sequence number the pending replies wait for (appendfsync always).
+    pub sync_seq: Option<u64>,
+}
+
+impl Service for Node {
+    type State = ConnState;
+
+    async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
+        let entry = self.table.get(&args[0]);
+        if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
+            if conn.state.multi.is_some() {
+                conn.state.multi_failed = true;
+            }
+            conn.reply(r);
+            return;
+        }
+        let Some(&(meta, handler)) = entry else {
+            return;
+        };
+        conn.info.details.lock().last_cmd = meta.name;
+        if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
+            if let Some(q) = conn.state.multi.as_mut() {
+                q.push(args);
+            }
+            conn.reply(Reply::simple("QUEUED"));
+            return;
+        }
+        match handler {
+            Handler::Conn(f) => f(conn, Args::new(args)),
+            Handler::Node(f) => f(self, conn, Args::new(args)),
+            Handler::Data(f) if meta.flags.has(Flags::BLOCKING) => {
+                self.run_blocking(conn, f, args).await
+            }
+            Handler::Data(f) => {
+                let mut store = self.store.lock();
+                let (reply, _) = self.run_data(&mut store, conn, f, Args::new(args), false);
+                drop(store);
+                conn.reply(reply);
+            }
+        }
+    }
+
+    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
+        if let (Some(seq), Some(aof)) = (conn.state.sync_seq.take(), &self.persist.aof) {
+            aof.wait(seq).await;
+        }
+    }
+
+    fn disconnected(&self, conn: &mut Conn<ConnState>) {
+        self.unwatch_all(conn);
+    }
+}
+
+impl Node {
+    /// Runs a data command under the held store lock and propagates its effects. Returns the
+    /// reply and the block request of a blocking command that found nothing.
+    pub(crate) fn run_data(
+        &self,
+        store: &mut Store,
+        conn: &mut Conn<ConnState>,
+        f: DataFn,
+        mut args: Args,
+        may_block: bool,
+    ) -> (Reply, Option<crate::cmd::Block>) {
+        let mut props: Vec<Prop> = Vec::new();
+        let mut ctx = Ctx::new(store, conn.db, now_ms(), &mut props);
+        ctx.may_block = may_block;
+        ctx.resp3 = conn.proto == Protocol::Resp3;
+        let reply = Reply::from(f(&mut ctx, &mut args));
+        ctx.finish(&args);
+        let block = ctx.block.take();
+        if let Some(seq) = self.propagate(&props) {
+            conn.state.sync_seq = Some(seq);
+        }
+        (reply, block)
+    }
+
+    /// Runs a blocking command: try; if nothing is there, wait for a write to one of its keys
+    /// (or the timeout, or the client leaving) and try again.
+    async fn run_blocking(&self, conn: &mut Conn<ConnState>, f: DataFn, args: Vec<Bytes>) {
+        let mut deadline: Option<Option<Instant>> = None;
+        loop {
+            let (notify, keys, on_timeout) = {
+                let mut store = self.store.lock();
+                let (reply, block) =
+                    self.run_data(&mut store, conn, f, Args::new(args.clone()), true);
+                let Some(block) = block else {
+                    drop(store);
+                    conn.reply(reply);
+                    return;
+                };
+                let dl = *deadline.get_or_insert_with(|| {
+                    (block.timeout > 0.0)
+                        .then(|| Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9)))
+                });
+                if dl.is_some_and(|d| Instant::now() >= d) {
+                    drop(store);
+                    conn.reply(block.on_timeout);
+                    return;
+                }
+                let notify = Arc::new(Notify::new());
+                let db = &mut store.dbs[conn.db];
+                for k in &block.keys {
+                    db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                }
+                (notify, block.keys, block.on_timeout)
+            };
+            // Replies to earlier pipelined commands go out before we wait.
+            self.before_reply(conn).await;
+            if conn.flush().await.is_err() {
+                conn.close = true;
+            }
+            conn.info.blocked.store(true, Ordering::Relaxed);
+            let dl = deadline.flatten();
+            let woke = if conn.close {
+                None
+            } else {
+                conn.wait_or_disconnect(async {
+                    match dl {
+                        Some(d) => tokio::time::timeout_at(d.into(), notify.notified())
+                            .await
+                            .is_ok(),
+                        None => {
+                            notify.notified().await;
+                            true
+                        }
+                    }
+                })
+                .await
+            };
+            conn.info.blocked.store(false, Ordering::Relaxed);
+            self.unblock(conn.db, &keys, &notify);
+            match woke {
+                None => {
+                    conn.close = true;
+                    return;
+                }
+                Some(false) => {
+                    conn.reply(on_timeout);
+                    return;
+                }
+                Some(true) => continue,
+            }
+        }
+    }
+
+    fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
+        let mut store = self.store.lock();
+        let db = &mut store.dbs[db];
+        for k in keys {
+            if let Some(v) = db.blocked.get_mut(&k[..]) {
+                v.retain(|n| !Arc::ptr_eq(n, notify));
+                if v.is_empty() {
+                    db.blocked.remove(&k[..]);
+                }
+            }
+        }
+    }
+
+    /// Forgets every WATCH of the connection.
+    pub fn unwatch_all(&self, conn: &mut Conn<ConnState>) {
+        if conn.state.watched.is_empty() {
+            return;
+        }
+        let mut store = self.store.lock();
+        for w in conn.state.watched.drain(..) {
+            store.dbs[w.db].unwatch(&w.key);
+        }
+    }
+
+    /// EXEC: runs the queue atomically under one store lock.
+    pub(crate) fn exec(&self, conn: &mut Conn<ConnState>) {
+        let Some(queue) = conn.state.multi.take() else {
+            conn.reply(Reply::error("ERR EXEC without MULTI"));
+            return;
+        };
+        conn.info.in_multi.store(false, Ordering::Relaxed);
+        if std::mem::take(&mut conn.state.multi_failed) {
+            self.unwatch_all(conn);
+            conn.reply(Reply::error(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
+            return;
+        }
+        let mut guard = Some(self.store.lock());
+        let now = now_ms();
+        let touched = conn.state.watched.iter().any(|w| {
+            let db = guard.as_ref().map(|s| &s.dbs[w.db]);
+            db.is_some_and(|db| {
+                db.watch_version(&w.key) != w.version
+                    || (!w.was_expired && db.is_expired(&w.key, now))
+            })
+        });
+        if let Some(store) = guard.as_mut() {
+            for w in conn.state.watched.drain(..) {
+                store.dbs[w.db].unwatch(&w.key);
+            }
+        }
+        if touched {
+            drop(guard);
+            conn.reply(Reply::NilArray);
+            return;
+        }
+        let mut props: Vec<Prop> = Vec::new();
+        conn.out
+            .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
+        for args in queue {
+            let Some(&(_, handler)) = self.table.get(&args[0]) else {
+                continue;
+            };
+            match handler {
+                Handler::Data(f) => {
+                    let store = guard.get_or_insert_with(|| self.store.lock());
+                    let mut a = Args::new(args);
+                    let mut ctx = Ctx::new(store, conn.db, now, &mut props);
+                    ctx.resp3 = conn.proto == Protocol::Resp3;
+                    let r = Reply::from(f(&mut ctx, &mut a));
+                    ctx.finish(&a);
+                    conn.reply(r);
+                }
+                Handler::Conn(f) => f(conn, Args::new(args)),
+                Handler::Node(f) => {
+                    // Node commands take the lock themselves; what ran so far goes to the log
+                    // first, so a SAVE inside the transaction cuts the log at the right place.
+                    self.flush_props(conn, &mut props, true);
+                    guard = None;
+                    f(self, conn, Args::new(args));
+                }
+            }
+        }
+        let _store = guard.get_or_insert_with(|| self.store.lock());
+        self.flush_props(conn, &mut props, true);
+    }
+
+    /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
+    /// so a crash never replays half of it.
+    fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>, wrap: bool) {
+        if props.is_empty() {
+            return;
+        }
+        let mut all = std::mem::take(props);
+        if wrap && all.len() > 1 {
+            let db = all[0].0;
+            all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
+            let last_db = all[all.len() - 1].0;
+            all.push((last_db, vec![Bytes::from_static(b"EXEC")]));
+        }
+        if let Some(seq) = self.propagate(&all) {
+            conn.state.sync_seq = Some(seq);
+        }
+    }
+}
+
+/// Metadata lookup for tests and `COMMAND`.
+pub fn meta_of(node: &Node, name: &str) -> Option<CommandMeta> {
+    node.table.get(name.as_bytes()).map(|e| e.0)
+}

@@ -1,0 +1,20 @@
+//! The Vigil storage node: a Redis-protocol key-value server with durable persistence.
+//!
+//! - [`db`]: the keyspace and value types.
+//! - [`cmd`]: the command table and every command, grouped by family.
+//! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
+//! - [`persist`]: append log, snapshots, recovery.
+//! - [`node`]: the node itself: start-up, background tasks, shutdown.
+#![deny(missing_docs)]
+
+pub mod cmd;
+pub mod config;
+pub mod db;
+pub mod dispatch;
+pub mod error;
+pub mod node;
+pub mod persist;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use node::Node;

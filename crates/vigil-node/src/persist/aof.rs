@@ -1,0 +1,409 @@
+//! The append-only command log.
+//!
+//! Commands are encoded as RESP multibulk requests (with `SELECT` when the database changes)
+//! into an in-memory queue while the store lock is held, so the log order is exactly the order
+//! in which commands changed the data. One writer thread drains the queue, writes, and fsyncs
+//! as `appendfsync` says; with `always`, clients get their replies only after the fsync that
+//! covers their write (group commit: one fsync serves every client waiting at that moment).
+//!
+//! Files are `appendonly.<generation>.aof`. A compaction rotates to the next generation at the
+//! exact point its snapshot was taken.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+use vigil_resp::request::{ParseLimits, RequestParser};
+
+use crate::cmd::Prop;
+use crate::config::AppendFsync;
+use crate::persist::snapshot::sync_dir;
+
+/// The log file of a generation.
+pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("appendonly.{generation}.aof"))
+}
+
+/// The generation of a log file name, if it is one.
+pub fn log_generation(name: &str) -> Option<u64> {
+    name.strip_prefix("appendonly.")?
+        .strip_suffix(".aof")?
+        .parse()
+        .ok()
+}
+
+/// Appends one command in RESP form.
+pub fn encode_command(out: &mut Vec<u8>, args: &[Bytes]) {
+    let mut n = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(n.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(n.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+struct Queue {
+    /// Pending bytes per generation, oldest first.
+    segments: VecDeque<(u64, Vec<u8>)>,
+    /// Total bytes ever appended (the sequence number clients wait for).
+    seq: u64,
+    /// Database of the last appended command in the current file.
+    db: Option<usize>,
+    generation: u64,
+    stop: bool,
+}
+
+/// Shared between the node and the writer thread.
+struct Inner {
+    queue: Mutex<Queue>,
+    cond: Condvar,
+    policy: AtomicU8,
+    /// Highest sequence number written (and, with `always`, fsynced).
+    synced: watch::Sender<u64>,
+    /// Size of the current log file in bytes.
+    size: AtomicU64,
+    /// The last write error, if the latest write failed.
+    error: Mutex<Option<String>>,
+    dir: PathBuf,
+}
+
+/// The append log and its writer thread.
+pub struct Aof {
+    inner: Arc<Inner>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn policy_code(p: AppendFsync) -> u8 {
+    match p {
+        AppendFsync::Always => 0,
+        AppendFsync::Everysec => 1,
+        AppendFsync::No => 2,
+    }
+}
+
+impl Aof {
+    /// Opens (creating if needed) the log of `generation` for appending and starts the writer.
+    pub fn open(dir: &Path, generation: u64, policy: AppendFsync) -> std::io::Result<Aof> {
+        let path = log_path(dir, generation);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        sync_dir(dir)?;
+        let size = file.metadata()?.len();
+        let (synced, _) = watch::channel(0);
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(Queue {
+                segments: VecDeque::new(),
+                seq: 0,
+                db: None,
+                generation,
+                stop: false,
+            }),
+            cond: Condvar::new(),
+            policy: AtomicU8::new(policy_code(policy)),
+            synced,
+            size: AtomicU64::new(size),
+            error: Mutex::new(None),
+            dir: dir.to_path_buf(),
+        });
+        let thread_inner = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || writer_loop(thread_inner, file, generation))?;
+        Ok(Aof {
+            inner,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Queues commands; returns the sequence number that covers them. Call under the store lock.
+    pub fn append(&self, props: &[Prop]) -> u64 {
+        let mut q = self.inner.queue.lock();
+        let generation = q.generation;
+        if q.segments.back().is_none_or(|(g, _)| *g != generation) {
+            q.segments.push_back((generation, Vec::new()));
+        }
+        let mut db = q.db;
+        let before: usize = q.segments.back().map_or(0, |(_, b)| b.len());
+        let after = {
+            let buf = match q.segments.back_mut() {
+                Some((_, b)) => b,
+                None => unreachable!("segment pushed above"),
+            };
+            for (d, args) in props {
+                if db != Some(*d) {
+                    encode_command(
+                        buf,
+                        &[Bytes::from_static(b"SELECT"), Bytes::from(d.to_string())],
+                    );
+                    db = Some(*d);
+                }
+                encode_command(buf, args);
+            }
+            buf.len()
+        };
+        q.db = db;
+        q.seq += (after - before) as u64;
+        let seq = q.seq;
+        drop(q);
+        self.inner.cond.notify_one();
+        seq
+    }
+
+    /// Starts a new generation; everything appended from now on goes to its file. Call under
+    /// the store lock, at the point the matching snapshot is taken.
+    pub fn rotate(&self, generation: u64) {
+        let mut q = self.inner.queue.lock();
+        q.generation = generation;
+        q.db = None;
+        q.segments.push_back((generation, Vec::new()));
+        drop(q);
+        self.inner.cond.notify_one();
+    }
+
+    /// Waits until everything up to `seq` is written (and fsynced under `always`).
+    pub async fn wait(&self, seq: u64) {
+        let mut rx = self.inner.synced.subscribe();
+        let _ = rx.wait_for(|s| *s >= seq).await;
+    }
+
+    /// Changes the fsync policy (`CONFIG SET appendfsync`).
+    pub fn set_policy(&self, p: AppendFsync) {
+        self.inner.policy.store(policy_code(p), Ordering::Relaxed);
+    }
+
+    /// Size of the current log file.
+    pub fn size(&self) -> u64 {
+        self.inner.size.load(Ordering::Relaxed)
+    }
+
+    /// The last write error, if the latest write failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.error.lock().clone()
+    }
+
+    /// Writes and fsyncs everything queued, then stops the writer.
+    pub fn close(&self) {
+        self.inner.queue.lock().stop = true;
+        self.inner.cond.notify_one();
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Aof {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
+    let mut last_fsync = Instant::now();
+    let mut dirty = false;
+    loop {
+        let (segments, seq, stop) = {
+            let mut q = inner.queue.lock();
+            while q.segments.iter().all(|(_, b)| b.is_empty()) && !q.stop {
+                // Wake at least once a second for the everysec fsync.
+                let timed_out = inner
+                    .cond
+                    .wait_for(&mut q, Duration::from_millis(1000))
+                    .timed_out();
+                if timed_out && dirty {
+                    break;
+                }
+            }
+            let segs: Vec<(u64, Vec<u8>)> = q.segments.drain(..).collect();
+            (segs, q.seq, q.stop)
+        };
+        for (g, buf) in segments {
+            if g != generation {
+                // Rotation: make the old file durable before anything goes to the new one.
+                let _ = file.sync_data();
+                match OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_path(&inner.dir, g))
+                {
+                    Ok(f) => {
+                        file = f;
+                        generation = g;
+                        let _ = sync_dir(&inner.dir);
+                        inner.size.store(0, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, generation = g, "cannot open the new append log; staying on the old one");
+                        *inner.error.lock() = Some(e.to_string());
+                    }
+                }
+            }
+            write_retrying(&inner, &mut file, &buf);
+            inner.size.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            dirty |= !buf.is_empty();
+        }
+        let policy = inner.policy.load(Ordering::Relaxed);
+        let fsync_now = match policy {
+            0 => dirty,
+            1 => dirty && (last_fsync.elapsed() >= Duration::from_secs(1) || stop),
+            _ => stop && dirty,
+        };
+        if fsync_now {
+            if let Err(e) = file.sync_data() {
+                tracing::error!(error = %e, "append log fsync failed");
+                *inner.error.lock() = Some(e.to_string());
+            }
+            last_fsync = Instant::now();
+            dirty = false;
+        }
+        // Under `always` this is reached only after the fsync above.
+        inner.synced.send_replace(seq);
+        if stop {
+            let _ = file.sync_data();
+            return;
+        }
+    }
+}
+
+/// Writes a buffer, retrying on error: an acknowledged write must be in the file, so the
+/// writer keeps trying (clients under `always` wait) rather than dropping data.
+fn write_retrying(inner: &Inner, file: &mut File, buf: &[u8]) {
+    loop {
+        match file.write_all(buf) {
+            Ok(()) => {
+                if inner.error.lock().take().is_some() {
+                    tracing::info!("append log writes recovered");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "append log write failed, retrying in 1s");
+                *inner.error.lock() = Some(e.to_string());
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The result of reading one log file.
+#[derive(Debug)]
+pub struct LogRead {
+    /// Complete commands, in order.
+    pub commands: Vec<Vec<Bytes>>,
+    /// Bytes of the file that hold complete commands.
+    pub valid_len: u64,
+    /// Whether an incomplete tail followed them.
+    pub torn: bool,
+}
+
+/// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
+/// `torn`, anything else that does not parse is an error with its offset.
+pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
+    let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
+    let total = data.len();
+    let mut buf = BytesMut::from(&data[..]);
+    let limits = ParseLimits {
+        max_bulk_len: usize::MAX / 4,
+        max_multibulk_len: usize::MAX / 4,
+        max_inline_len: 0,
+        max_query_buffer: usize::MAX,
+    };
+    let mut parser = RequestParser::new();
+    let mut commands = Vec::new();
+    let mut valid = 0usize;
+    loop {
+        if buf.is_empty() {
+            return Ok(LogRead {
+                commands,
+                valid_len: valid as u64,
+                torn: false,
+            });
+        }
+        if buf[0] != b'*' {
+            if buf.iter().all(|&b| b == 0) {
+                return Ok(LogRead {
+                    commands,
+                    valid_len: valid as u64,
+                    torn: true,
+                });
+            }
+            return Err((
+                valid as u64,
+                format!("expected '*', found byte {:#04x}", buf[0]),
+            ));
+        }
+        match parser.parse(&mut buf, &limits, true) {
+            Ok(Some(cmd)) => {
+                valid = total - buf.len();
+                if !cmd.is_empty() {
+                    commands.push(cmd);
+                }
+            }
+            Ok(None) => {
+                return Ok(LogRead {
+                    commands,
+                    valid_len: valid as u64,
+                    torn: true,
+                });
+            }
+            Err(e) => {
+                let rest = &data[valid..];
+                if rest.iter().skip(1).all(|&b| b == 0) {
+                    return Ok(LogRead {
+                        commands,
+                        valid_len: valid as u64,
+                        torn: true,
+                    });
+                }
+                return Err((valid as u64, e.to_string()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_tail_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("appendonly.1.aof");
+        let mut data = Vec::new();
+        encode_command(
+            &mut data,
+            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        );
+        let full = data.len();
+        encode_command(
+            &mut data,
+            &[Bytes::from("SET"), Bytes::from("k2"), Bytes::from("v2")],
+        );
+        for cut in full..data.len() {
+            std::fs::write(&p, &data[..cut]).unwrap();
+            let r = read_log(&p).unwrap();
+            assert_eq!(r.commands.len(), 1, "cut {cut}");
+            assert_eq!(r.valid_len as usize, full);
+            assert_eq!(r.torn, cut != full, "cut {cut}");
+        }
+        let mut zeros = data[..full].to_vec();
+        zeros.extend_from_slice(&[0; 100]);
+        std::fs::write(&p, &zeros).unwrap();
+        assert!(read_log(&p).unwrap().torn);
+        let mut garbage = data[..full].to_vec();
+        garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
+        std::fs::write(&p, &garbage).unwrap();
+        assert_eq!(read_log(&p).unwrap_err().0, full as u64);
+    }
+}

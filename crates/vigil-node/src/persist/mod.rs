@@ -1,0 +1,198 @@
+//! Persistence: recovery at start-up, the append log, and compaction into snapshots.
+//!
+//! The data directory holds `dump.vsnap` (generation G) and `appendonly.<g>.aof` files. The
+//! dataset is the snapshot plus, in order, every log of generation G or later. Compaction takes
+//! a snapshot under the store lock and rotates the log to G+1 at that same instant; once the
+//! snapshot is durable (temp, fsync, rename, fsync dir) the older logs are deleted. A crash at
+//! any point leaves a directory that recovers to the same data.
+
+pub mod aof;
+pub mod snapshot;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use crate::config::AppendFsync;
+use crate::db::Store;
+use crate::error::NodeError;
+use aof::Aof;
+
+/// The snapshot file name.
+pub const SNAPSHOT_FILE: &str = "dump.vsnap";
+
+/// What start-up found on disk.
+pub struct Recovery {
+    /// The dataset from the snapshot (empty without one).
+    pub store: Store,
+    /// The snapshot's generation (0 without one).
+    pub generation: u64,
+    /// When the snapshot was taken (unix seconds), if there is one.
+    pub saved_at: Option<i64>,
+    /// Logs to replay, oldest first.
+    pub logs: Vec<(u64, PathBuf)>,
+}
+
+/// Locks the data directory and reads the snapshot; lists the logs to replay.
+pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeError> {
+    std::fs::create_dir_all(dir).map_err(NodeError::io("cannot create data directory", dir))?;
+    let lock_path = dir.join("vigil.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(NodeError::io("cannot open lock file", &lock_path))?;
+    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(NodeError::DirLocked(dir.to_path_buf()));
+    }
+    let snap_path = dir.join(SNAPSHOT_FILE);
+    let (store, generation, saved_at) = if snap_path.exists() {
+        let bytes =
+            std::fs::read(&snap_path).map_err(NodeError::io("cannot read snapshot", &snap_path))?;
+        let (h, store) =
+            snapshot::decode(&bytes, databases).map_err(|reason| NodeError::CorruptSnapshot {
+                path: snap_path.clone(),
+                reason,
+            })?;
+        (store, h.generation, Some(h.created_ms / 1000))
+    } else {
+        (Store::new(databases), 0, None)
+    };
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(NodeError::io("cannot list data directory", dir))? {
+        let entry = entry.map_err(NodeError::io("cannot list data directory", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(g) = aof::log_generation(&name) {
+            if g >= generation {
+                logs.push((g, entry.path()));
+            } else {
+                // Covered by the snapshot: a compaction finished but crashed before cleanup.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    logs.sort();
+    Ok((
+        lock,
+        Recovery {
+            store,
+            generation,
+            saved_at,
+            logs,
+        },
+    ))
+}
+
+/// Persistence at run time.
+pub struct Persistence {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The append log, when `appendonly` is on.
+    pub aof: Option<Aof>,
+    generation: AtomicU64,
+    compacting: AtomicBool,
+    /// Unix time of the last successful snapshot.
+    pub last_save: AtomicI64,
+    /// Whether the last compaction succeeded.
+    pub last_ok: AtomicBool,
+    /// `Store::dirty` at the last successful snapshot.
+    pub dirty_saved: AtomicU64,
+    /// Log size right after the last compaction (auto-compaction baseline).
+    pub base_size: AtomicU64,
+    _lock: File,
+}
+
+impl Persistence {
+    /// Starts persistence after recovery; the log continues at `generation`.
+    pub fn start(
+        dir: &Path,
+        lock: File,
+        generation: u64,
+        last_save: i64,
+        appendonly: bool,
+        policy: AppendFsync,
+    ) -> Result<Persistence, NodeError> {
+        let aof = if appendonly {
+            Some(
+                Aof::open(dir, generation, policy)
+                    .map_err(NodeError::io("cannot open append log in", dir))?,
+            )
+        } else {
+            None
+        };
+        let base = aof.as_ref().map_or(0, |a| a.size());
+        Ok(Persistence {
+            dir: dir.to_path_buf(),
+            aof,
+            generation: AtomicU64::new(generation),
+            compacting: AtomicBool::new(false),
+            last_save: AtomicI64::new(last_save),
+            last_ok: AtomicBool::new(true),
+            dirty_saved: AtomicU64::new(0),
+            base_size: AtomicU64::new(base),
+            _lock: lock,
+        })
+    }
+
+    /// Whether a background compaction is running.
+    pub fn compacting(&self) -> bool {
+        self.compacting.load(Ordering::Relaxed)
+    }
+
+    /// Claims the compaction slot; false if one is already running.
+    pub fn try_begin(&self) -> bool {
+        !self.compacting.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes the snapshot bytes and rotates the log. Call under the store lock, after
+    /// [`Persistence::try_begin`].
+    pub fn cut(&self, store: &Store) -> (u64, u64, Vec<u8>) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let bytes = snapshot::encode(store, generation, crate::node::now_ms());
+        if let Some(aof) = &self.aof {
+            aof.rotate(generation);
+        }
+        (generation, store.dirty, bytes)
+    }
+
+    /// Makes the snapshot durable and deletes the logs it covers; releases the slot.
+    pub fn finish(
+        &self,
+        generation: u64,
+        dirty_at_cut: u64,
+        bytes: &[u8],
+    ) -> Result<(), NodeError> {
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let result = snapshot::write_atomic(&path, bytes)
+            .map_err(NodeError::io("cannot write snapshot", &path));
+        match &result {
+            Ok(()) => {
+                if let Ok(rd) = std::fs::read_dir(&self.dir) {
+                    for e in rd.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if aof::log_generation(&name).is_some_and(|g| g < generation) {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                    }
+                }
+                self.last_save
+                    .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
+                self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
+                self.base_size
+                    .store(self.aof.as_ref().map_or(0, |a| a.size()), Ordering::Relaxed);
+                self.last_ok.store(true, Ordering::Relaxed);
+                tracing::info!(generation, bytes = bytes.len(), "snapshot written");
+            }
+            Err(e) => {
+                self.last_ok.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, "snapshot failed; the append logs are kept");
+            }
+        }
+        self.compacting.store(false, Ordering::Release);
+        result
+    }
+}

@@ -1,0 +1,345 @@
+//! The snapshot file: the whole dataset in a checksummed, versioned binary format.
+//!
+//! Layout: `VIGILSNP`, format version (u32), generation (u64), creation time (i64 unix ms),
+//! then per non-empty database `0xFE db(u32) count(u64)` and its entries, then `0xFF` and a
+//! CRC-32 of everything before it. An entry is `type(u8) flags(u8) [expire(i64)] key payload`;
+//! byte strings are `len(u32) bytes`. All integers little-endian.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
+
+const MAGIC: &[u8; 8] = b"VIGILSNP";
+/// Current format version; older readers refuse newer files with a clear error.
+pub const VERSION: u32 = 1;
+const DB_MARK: u8 = 0xFE;
+const END_MARK: u8 = 0xFF;
+
+const T_STR: u8 = 0;
+const T_LIST: u8 = 1;
+const T_HASH: u8 = 2;
+const T_SET: u8 = 3;
+const T_ZSET: u8 = 4;
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+}
+
+/// Serialises the store. Runs under the store lock, so it must be fast: one pass, no
+/// allocation per entry beyond the growing output buffer.
+pub fn encode(store: &Store, generation: u64, created_ms: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + store.total_keys() * 48);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&generation.to_le_bytes());
+    out.extend_from_slice(&created_ms.to_le_bytes());
+    for (i, db) in store.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        out.push(DB_MARK);
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+        put_len(&mut out, db.len());
+        for (k, v) in &db.keys {
+            let expire = db.expire_of(k);
+            let t = match v {
+                Value::Str(_) => T_STR,
+                Value::List(_) => T_LIST,
+                Value::Hash(_) => T_HASH,
+                Value::Set(_) => T_SET,
+                Value::ZSet(_) => T_ZSET,
+            };
+            out.push(t);
+            out.push(expire.is_some() as u8);
+            if let Some(e) = expire {
+                out.extend_from_slice(&e.to_le_bytes());
+            }
+            put_bytes(&mut out, k);
+            match v {
+                Value::Str(s) => put_bytes(&mut out, s),
+                Value::List(l) => {
+                    put_len(&mut out, l.len());
+                    l.iter().for_each(|e| put_bytes(&mut out, e));
+                }
+                Value::Hash(h) => {
+                    put_len(&mut out, h.len());
+                    for (f, v) in h.iter() {
+                        put_bytes(&mut out, f);
+                        put_bytes(&mut out, v);
+                    }
+                }
+                Value::Set(s) => {
+                    put_len(&mut out, s.len());
+                    s.iter().for_each(|m| put_bytes(&mut out, m));
+                }
+                Value::ZSet(z) => {
+                    put_len(&mut out, z.len());
+                    for (s, m) in &z.order {
+                        put_bytes(&mut out, m);
+                        out.extend_from_slice(&s.0.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+    out.push(END_MARK);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// What a snapshot holds besides the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Generation: append logs of this generation and later follow it.
+    pub generation: u64,
+    /// When it was taken (unix ms).
+    pub created_ms: i64,
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| {
+                format!(
+                    "truncated record at byte {} (wanted {n} more bytes)",
+                    self.pos
+                )
+            })?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "short read")?,
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "short read")?,
+        ))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(self.u64()? as i64)
+    }
+    fn f64(&mut self) -> Result<f64, String> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    fn bytes(&mut self) -> Result<Key, String> {
+        let n = self.u32()? as usize;
+        Ok(Key::from(self.take(n)?))
+    }
+    /// An element count, sanity-checked against the bytes left so a corrupt count cannot make
+    /// us allocate gigabytes.
+    fn count(&mut self) -> Result<usize, String> {
+        let n = self.u64()?;
+        let left = (self.b.len() - self.pos) as u64;
+        if n > left {
+            return Err(format!(
+                "element count {n} larger than the rest of the file at byte {}",
+                self.pos
+            ));
+        }
+        Ok(n as usize)
+    }
+}
+
+/// Parses and verifies a snapshot. `databases` is the configured count; a snapshot naming a
+/// database beyond it is refused.
+pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
+    if b.len() < MAGIC.len() + 4 + 8 + 8 + 1 + 4 {
+        return Err(format!("file too short ({} bytes)", b.len()));
+    }
+    if &b[..8] != MAGIC {
+        return Err("not a vigil snapshot (bad magic)".into());
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    let want = u32::from_le_bytes(crc.try_into().map_err(|_| "short checksum")?);
+    let got = crc32fast::hash(body);
+    if want != got {
+        return Err(format!(
+            "checksum mismatch (stored {want:08x}, computed {got:08x})"
+        ));
+    }
+    let mut r = Reader { b: body, pos: 8 };
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(format!(
+            "format version {version} is not supported (this build reads {VERSION})"
+        ));
+    }
+    let header = Header {
+        generation: r.u64()?,
+        created_ms: r.i64()?,
+    };
+    let mut store = Store::new(databases);
+    loop {
+        match r.u8()? {
+            END_MARK => break,
+            DB_MARK => {
+                let dbi = r.u32()? as usize;
+                if dbi >= databases {
+                    return Err(format!(
+                        "database {dbi} exceeds the configured `databases` ({databases})"
+                    ));
+                }
+                let n = r.count()?;
+                let db = &mut store.dbs[dbi];
+                for _ in 0..n {
+                    let t = r.u8()?;
+                    let flags = r.u8()?;
+                    let expire = if flags & 1 == 1 { Some(r.i64()?) } else { None };
+                    let key = r.bytes()?;
+                    let value = match t {
+                        T_STR => Value::Str(r.bytes()?),
+                        T_LIST => {
+                            let n = r.count()?;
+                            let mut l = crate::db::List::with_capacity(n);
+                            for _ in 0..n {
+                                l.push_back(r.bytes()?);
+                            }
+                            Value::List(Box::new(l))
+                        }
+                        T_HASH => {
+                            let n = r.count()?;
+                            let mut h = new_hash();
+                            for _ in 0..n {
+                                let f = r.bytes()?;
+                                h.insert(f, r.bytes()?);
+                            }
+                            Value::Hash(Box::new(h))
+                        }
+                        T_SET => {
+                            let n = r.count()?;
+                            let mut s = new_set();
+                            for _ in 0..n {
+                                s.insert(r.bytes()?);
+                            }
+                            Value::Set(Box::new(s))
+                        }
+                        T_ZSET => {
+                            let n = r.count()?;
+                            let mut z = ZSet::default();
+                            for _ in 0..n {
+                                let m = r.bytes()?;
+                                let s = r.f64()?;
+                                if s.is_nan() {
+                                    return Err(format!("NaN score at byte {}", r.pos));
+                                }
+                                z.insert(&m, s);
+                            }
+                            Value::ZSet(Box::new(z))
+                        }
+                        other => {
+                            return Err(format!("unknown value type {other} at byte {}", r.pos));
+                        }
+                    };
+                    if let Some(e) = expire {
+                        db.expires.insert(key.clone(), e);
+                    }
+                    db.keys.insert(key, value);
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unexpected marker {other:#x} at byte {}",
+                    r.pos - 1
+                ));
+            }
+        }
+    }
+    if r.pos != body.len() {
+        return Err(format!(
+            "{} trailing bytes after the end marker",
+            body.len() - r.pos
+        ));
+    }
+    Ok((header, store))
+}
+
+/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Fsyncs a directory so a rename or creation in it survives a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::boxed;
+
+    fn sample() -> Store {
+        let mut s = Store::new(16);
+        s.dbs[0].set(b"s", Value::Str(boxed(b"v")), false);
+        s.dbs[0].set_expire(b"s", 1_900_000_000_000);
+        let mut l = crate::db::List::new();
+        l.push_back(boxed(b"a"));
+        s.dbs[3].set(b"l", Value::List(Box::new(l)), false);
+        let mut z = ZSet::default();
+        z.insert(b"m", 1.5);
+        s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
+        s
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = sample();
+        let bytes = encode(&s, 7, 123);
+        let (h, back) = decode(&bytes, 16).unwrap();
+        assert_eq!(
+            h,
+            Header {
+                generation: 7,
+                created_ms: 123
+            }
+        );
+        for i in 0..16 {
+            assert_eq!(s.dbs[i].keys, back.dbs[i].keys, "db {i}");
+            assert_eq!(s.dbs[i].expires, back.dbs[i].expires, "db {i}");
+        }
+    }
+
+    #[test]
+    fn every_single_byte_flip_and_truncation_is_detected() {
+        let bytes = encode(&sample(), 1, 0);
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(decode(&b, 16).is_err(), "flip at {i} not detected");
+            assert!(
+                decode(&bytes[..i], 16).is_err(),
+                "truncation at {i} not detected"
+            );
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `vigil`: the one binary. It parses arguments, sets up logging and hands over to the
+//! libraries; subcommands arrive with their issues (`sentinel`, `up`, `ctl`, `drill`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vigil_node::{Node, NodeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "High-availability supervisor for Redis-protocol data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a storage node: a Redis-protocol server with durable persistence.
+    Node(NodeArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// TOML config file (see config/node.toml); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// TCP port for clients (0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long)]
+    bind: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// appendfsync policy: always, everysec or no.
+    #[arg(long)]
+    appendfsync: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node(args) => run_node(args),
+    }
+}
+
+fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(p) = args.port {
+        config.port = p;
+    }
+    if let Some(b) = args.bind {
+        config.bind = b;
+    }
+    if let Some(d) = args.dir {
+        config.dir = d;
+    }
+    if let Some(pw) = args.requirepass {
+        config.requirepass = pw;
+    }
+    if let Some(f) = args.appendfsync {
+        config.persistence.appendfsync =
+            vigil_node::config::AppendFsync::parse(&f).ok_or_else(|| {
+                anyhow::anyhow!("invalid --appendfsync {f:?}: use always, everysec or no")
+            })?;
+    }
+    config.validate("command line")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", config.bind, config.port);
+        let node = Node::open(config, args.config.clone())?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, "vigil node ready to accept connections");
+        // Machine-readable line for tools and tests that start nodes on port 0.
+        println!("listening on {local}");
+        let shutdown = node.shared.shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("signal received, shutting down");
+            shutdown.cancel();
+        });
+        node.clone().run(listener).await;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
