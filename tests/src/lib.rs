@@ -1,1 +1,289 @@
-//! placeholder
+//! Helpers for the end-to-end suites: start real `vigil node` and `redis-server` processes on
+//! free ports (killed on drop, even when a test fails), and a raw RESP connection that returns
+//! each reply's exact bytes for byte-for-byte comparison.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+/// The `vigil` binary built by this workspace (the test script builds it before the suites).
+pub fn vigil_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/vigil
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bin vigil` first (tests/run.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A `vigil node` child process; SIGKILLed on drop.
+pub struct NodeProc {
+    /// The child.
+    pub child: Child,
+    /// Its RESP port.
+    pub port: u16,
+    /// Its data directory.
+    pub dir: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts a node on a free port with data in `dir` and extra flags.
+    pub fn start(dir: &Path, extra: &[&str]) -> NodeProc {
+        Self::try_start(dir, extra).unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
+    /// Starts a node; `Err` with its stderr if it exits or does not announce its address.
+    pub fn try_start(dir: &Path, extra: &[&str]) -> Result<NodeProc, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let stderr_path = dir.with_extension("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
+        let mut child = Command::new(vigil_bin())
+            .args(["node", "--port", "0", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => {
+                let port = addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("bad address line")?;
+                Ok(NodeProc {
+                    child,
+                    port,
+                    dir: dir.to_path_buf(),
+                    stderr_path,
+                })
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(std::fs::read_to_string(&stderr_path).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The node's stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// A `redis` crate client.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with the PID of a child we own.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// SIGKILLs the process and waits for it.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `redis-server` child process (the reference); killed on drop.
+pub struct RedisProc {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisProc {
+    /// Starts `redis-server` with persistence off on a free port. Fails (never skips) when it is
+    /// not installed: the test script installs it.
+    pub fn start() -> RedisProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect(
+                    "redis-server is required for differential tests (tests/run.sh installs it)",
+                );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(mut c) = RawConn::connect(port) {
+                    if c.call(&["PING"]) == b"+PONG\r\n" {
+                        return RedisProc {
+                            child,
+                            port,
+                            _dir: dir,
+                        };
+                    }
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw RESP connection returning exact reply bytes.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: BytesMut,
+    resp3: bool,
+}
+
+impl RawConn {
+    /// Connects with a 10 s read timeout.
+    pub fn connect(port: u16) -> std::io::Result<RawConn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            resp3: false,
+        })
+    }
+
+    /// Encodes a command as a multibulk request.
+    pub fn encode(args: &[&str]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a command and returns its reply's bytes.
+    pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send_raw(&Self::encode(args)).expect("send");
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
+            && args.get(1) == Some(&"3")
+        {
+            self.resp3 = true;
+        }
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
+            && args.get(1) == Some(&"2")
+        {
+            self.resp3 = false;
+        }
+        self.read_reply().expect("reply")
+    }
+
+    /// Reads one reply frame (as RESP3 after `HELLO 3`); `None` on EOF or timeout.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let decoded = if self.resp3 {
+                redis_protocol::resp3::decode::complete::decode(&self.buf)
+                    .map(|o| o.map(|(_, n)| n))
+            } else {
+                redis_protocol::resp2::decode::decode(&self.buf).map(|o| o.map(|(_, n)| n))
+            };
+            match decoded {
+                Ok(Some(n)) => return Some(self.buf.split_to(n).to_vec()),
+                Ok(None) => {}
+                Err(e) => panic!(
+                    "undecodable reply {:?}: {e:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (reads until EOF or timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}

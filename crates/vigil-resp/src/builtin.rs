@@ -228,8 +228,15 @@ pub fn reset<S>(conn: &mut Conn<S>) {
 
 /// `CLIENT subcommand ...`.
 pub fn client<S>(conn: &mut Conn<S>, mut args: Args) {
-    let sub = lossy_lower(&args.next().unwrap_or_default());
-    let r = client_inner(conn, &sub, &mut args);
+    let raw = args.next().unwrap_or_default();
+    let sub = lossy_lower(&raw);
+    let r = client_inner(conn, &sub, &mut args).map_err(|e| match e {
+        CmdError::Other(m) if m.starts_with("ERR unknown subcommand") => CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&raw)
+        )),
+        e => e,
+    });
     conn.reply(r);
 }
 

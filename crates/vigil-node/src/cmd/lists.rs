@@ -676,10 +676,10 @@ fn bmove(
         ctx.block = Some(Block {
             keys: vec![src],
             timeout,
-            on_timeout: Reply::Nil,
+            on_timeout: Reply::NilArray,
         });
     }
-    Ok(Reply::Nil)
+    Ok(Reply::NilArray)
 }
 
 fn blmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

@@ -600,9 +600,9 @@ fn range_generic(
         ));
     }
     let resp3 = ctx.resp3;
+    // Bounds are validated before the key is looked up, as Redis does.
+    select(&ZSet::default(), &min, &max, &spec)?;
     let Some(z) = ctx.get_zset(&key)? else {
-        // Still validate the bounds, as Redis does.
-        select(&ZSet::default(), &min, &max, &spec)?;
         return Ok(Reply::Array(vec![]));
     };
     let items = select(z, &min, &max, &spec)?;
@@ -710,8 +710,8 @@ fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdErr
     let min = args.bytes()?;
     let max = args.bytes()?;
     let sp = spec(by, false);
+    select(&ZSet::default(), &min, &max, &sp)?;
     let Some(z) = ctx.get_zset(&key)? else {
-        select(&ZSet::default(), &min, &max, &sp)?;
         return Ok(Reply::Int(0));
     };
     let members: Vec<Key> = select(z, &min, &max, &sp)?
