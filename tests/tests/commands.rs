@@ -19,7 +19,13 @@ fn strings_and_lazy_and_active_expiry() {
     let mut c = n.client();
     let _: () = c.set("k", "v").unwrap();
     assert_eq!(c.get::<_, String>("k").unwrap(), "v");
-    let _: () = redis::cmd("SET").arg("t").arg("x").arg("PX").arg(150).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("x")
+        .arg("PX")
+        .arg(150)
+        .query(&mut c)
+        .unwrap();
     let pttl: i64 = c.pttl("t").unwrap();
     assert!(pttl > 0 && pttl <= 150, "pttl {pttl}");
     thread::sleep(Duration::from_millis(250));
@@ -27,7 +33,13 @@ fn strings_and_lazy_and_active_expiry() {
     assert_eq!(c.get::<_, Option<String>>("t").unwrap(), None);
     // Active: keys nobody reads disappear on their own.
     for i in 0..200 {
-        let _: () = redis::cmd("SET").arg(format!("e{i}")).arg("x").arg("PX").arg(100).query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("e{i}"))
+            .arg("x")
+            .arg("PX")
+            .arg(100)
+            .query(&mut c)
+            .unwrap();
     }
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 201);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -48,9 +60,17 @@ fn blocking_pops_wake_on_push_and_time_out() {
     let (_d, n) = node();
     let port = n.port;
     let waiter = thread::spawn(move || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
         let started = Instant::now();
-        let v: (String, String) = redis::cmd("BLPOP").arg("q1").arg("q2").arg(5).query(&mut c).unwrap();
+        let v: (String, String) = redis::cmd("BLPOP")
+            .arg("q1")
+            .arg("q2")
+            .arg(5)
+            .query(&mut c)
+            .unwrap();
         (v, started.elapsed())
     });
     thread::sleep(Duration::from_millis(200));
@@ -58,38 +78,67 @@ fn blocking_pops_wake_on_push_and_time_out() {
     let _: () = c.rpush("q2", "hello").unwrap();
     let ((key, val), waited) = waiter.join().unwrap();
     assert_eq!((key.as_str(), val.as_str()), ("q2", "hello"));
-    assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(4), "{waited:?}");
-    assert_eq!(c.llen::<_, i64>("q2").unwrap(), 0, "the blocked client took the element");
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(
+        c.llen::<_, i64>("q2").unwrap(),
+        0,
+        "the blocked client took the element"
+    );
 
     let started = Instant::now();
-    let v: Option<(String, String)> = redis::cmd("BRPOP").arg("nothing").arg(0.3).query(&mut c).unwrap();
+    let v: Option<(String, String)> = redis::cmd("BRPOP")
+        .arg("nothing")
+        .arg(0.3)
+        .query(&mut c)
+        .unwrap();
     assert!(v.is_none());
     assert!(started.elapsed() >= Duration::from_millis(280));
 
     // BLMOVE moves atomically once the source gets an element.
     let port = n.port;
     let mover = thread::spawn(move || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
-        redis::cmd("BLMOVE").arg("src").arg("dst").arg("LEFT").arg("RIGHT").arg(5).query::<String>(&mut c).unwrap()
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("BLMOVE")
+            .arg("src")
+            .arg("dst")
+            .arg("LEFT")
+            .arg("RIGHT")
+            .arg(5)
+            .query::<String>(&mut c)
+            .unwrap()
     });
     thread::sleep(Duration::from_millis(100));
     let _: () = c.rpush("src", "item").unwrap();
     assert_eq!(mover.join().unwrap(), "item");
-    assert_eq!(c.lrange::<_, Vec<String>>("dst", 0, -1).unwrap(), vec!["item"]);
+    assert_eq!(
+        c.lrange::<_, Vec<String>>("dst", 0, -1).unwrap(),
+        vec!["item"]
+    );
 }
 
 #[test]
 fn a_blocked_client_that_disconnects_takes_nothing() {
     let (_d, n) = node();
     let mut raw = RawConn::connect(n.port).unwrap();
-    raw.send_raw(&RawConn::encode(&["BLPOP", "jobs", "0"])).unwrap();
+    raw.send_raw(&RawConn::encode(&["BLPOP", "jobs", "0"]))
+        .unwrap();
     thread::sleep(Duration::from_millis(100));
     drop(raw);
     thread::sleep(Duration::from_millis(100));
     let mut c = n.client();
     let _: () = c.rpush("jobs", "j1").unwrap();
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(c.lrange::<_, Vec<String>>("jobs", 0, -1).unwrap(), vec!["j1"], "an element went to a dead client");
+    assert_eq!(
+        c.lrange::<_, Vec<String>>("jobs", 0, -1).unwrap(),
+        vec!["j1"],
+        "an element went to a dead client"
+    );
 }
 
 #[test]
@@ -118,7 +167,13 @@ fn pubsub_resp2_with_patterns() {
     let receivers: i64 = publisher.publish("news", "hello").unwrap();
     assert_eq!(receivers, 1);
     let m = sub.get_message().unwrap();
-    assert_eq!((m.get_channel_name(), m.get_payload::<String>().unwrap().as_str()), ("news", "hello"));
+    assert_eq!(
+        (
+            m.get_channel_name(),
+            m.get_payload::<String>().unwrap().as_str()
+        ),
+        ("news", "hello")
+    );
     let _: i64 = publisher.publish("ev:1", "x").unwrap();
     let m = sub.get_message().unwrap();
     assert_eq!(m.get_pattern::<String>().unwrap(), "ev:*");
@@ -130,21 +185,38 @@ fn resp3_push_frames_and_types() {
     let (_d, n) = node();
     let mut s = RawConn::connect(n.port).unwrap();
     let hello = s.call(&["HELLO", "3"]);
-    assert!(hello.starts_with(b"%7\r\n"), "{:?}", String::from_utf8_lossy(&hello));
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&hello)
+    );
     assert!(String::from_utf8_lossy(&hello).contains("$5\r\nproto\r\n:3\r\n"));
-    assert_eq!(s.call(&["SUBSCRIBE", "ch"]), b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    assert_eq!(
+        s.call(&["SUBSCRIBE", "ch"]),
+        b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    );
     // Under RESP3 a subscribed connection may run any command.
     assert_eq!(s.call(&["GET", "nothing"]), b"_\r\n");
     let mut p = n.client();
     let _: i64 = p.publish("ch", "payload").unwrap();
-    assert_eq!(s.read_reply().unwrap(), b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$7\r\npayload\r\n");
+    assert_eq!(
+        s.read_reply().unwrap(),
+        b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$7\r\npayload\r\n"
+    );
 
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", n.port)).unwrap().get_connection().unwrap();
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", n.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
     let _: () = c.hset("h", "f", "v").unwrap();
     let v: Value = redis::cmd("HGETALL").arg("h").query(&mut c).unwrap();
     assert!(matches!(v, Value::Map(ref m) if m.len() == 1), "{v:?}");
     let _: () = c.zadd("z", "m", 1.5).unwrap();
-    let v: Value = redis::cmd("ZSCORE").arg("z").arg("m").query(&mut c).unwrap();
+    let v: Value = redis::cmd("ZSCORE")
+        .arg("z")
+        .arg("m")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(v, Value::Double(1.5));
 }
 
@@ -155,8 +227,15 @@ fn resp2_subscribed_mode_restricts_commands() {
     s.call(&["SUBSCRIBE", "ch"]);
     assert_eq!(s.call(&["PING"]), b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     let e = s.call(&["GET", "x"]);
-    assert!(e.starts_with(b"-ERR Can't execute 'get'"), "{:?}", String::from_utf8_lossy(&e));
-    assert_eq!(s.call(&["UNSUBSCRIBE"]), b"*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n");
+    assert!(
+        e.starts_with(b"-ERR Can't execute 'get'"),
+        "{:?}",
+        String::from_utf8_lossy(&e)
+    );
+    assert_eq!(
+        s.call(&["UNSUBSCRIBE"]),
+        b"*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n"
+    );
     assert_eq!(s.call(&["GET", "x"]), b"$-1\r\n");
 }
 
@@ -165,18 +244,36 @@ fn authentication_with_requirepass() {
     let dir = tempfile::tempdir().unwrap();
     let n = NodeProc::start(&dir.path().join("node"), &["--requirepass", "s3cret"]);
     let mut s = RawConn::connect(n.port).unwrap();
-    assert_eq!(s.call(&["GET", "x"]), b"-NOAUTH Authentication required.\r\n");
-    assert_eq!(s.call(&["AUTH", "wrong"]), b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
-    assert!(s.call(&["HELLO", "3"]).starts_with(b"-NOAUTH HELLO must be called"));
-    assert!(s.call(&["HELLO", "3", "AUTH", "default", "s3cret"]).starts_with(b"%7"));
+    assert_eq!(
+        s.call(&["GET", "x"]),
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        s.call(&["AUTH", "wrong"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert!(
+        s.call(&["HELLO", "3"])
+            .starts_with(b"-NOAUTH HELLO must be called")
+    );
+    assert!(
+        s.call(&["HELLO", "3", "AUTH", "default", "s3cret"])
+            .starts_with(b"%7")
+    );
     assert_eq!(s.call(&["SET", "x", "1"]), b"+OK\r\n");
     // The redis crate authenticates from the URL.
-    let mut c = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", n.port)).unwrap().get_connection().unwrap();
+    let mut c = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", n.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
     assert_eq!(c.get::<_, String>("x").unwrap(), "1");
     // Large requests from unauthenticated clients are refused before allocation.
     let mut u = RawConn::connect(n.port).unwrap();
     u.send_raw(b"*1\r\n$100000\r\n").unwrap();
-    assert_eq!(u.read_reply().unwrap(), b"-ERR Protocol error: unauthenticated bulk length\r\n");
+    assert_eq!(
+        u.read_reply().unwrap(),
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
     assert!(u.is_closed());
 }
 
@@ -189,8 +286,17 @@ fn client_list_name_and_kill() {
     let id = String::from_utf8(victim.call(&["CLIENT", "ID"])).unwrap();
     let id = id.trim_start_matches(':').trim();
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut a).unwrap();
-    assert!(list.lines().any(|l| l.contains("name=victim") && l.contains(&format!("id={id} "))), "{list}");
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut a).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.contains("name=victim") && l.contains(&format!("id={id} "))),
+        "{list}"
+    );
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut a)
+        .unwrap();
     assert_eq!(killed, 1);
     assert!(victim.is_closed());
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut a).unwrap();
@@ -211,8 +317,14 @@ fn scan_returns_every_key_exactly_as_promised() {
     let mut seen = std::collections::HashSet::new();
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg("key:*").arg("COUNT").arg(37).query(&mut c).unwrap();
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("key:*")
+            .arg("COUNT")
+            .arg(37)
+            .query(&mut c)
+            .unwrap();
         seen.extend(keys);
         cursor = next;
         if cursor == 0 {
@@ -220,9 +332,20 @@ fn scan_returns_every_key_exactly_as_promised() {
         }
     }
     assert_eq!(seen.len(), 1000);
-    let (_, lists): (u64, Vec<String>) = redis::cmd("SCAN").arg(0).arg("TYPE").arg("list").arg("COUNT").arg(5000).query(&mut c).unwrap();
+    let (_, lists): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("TYPE")
+        .arg("list")
+        .arg("COUNT")
+        .arg(5000)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(lists, vec!["alist"]);
-    let fields: std::collections::HashSet<String> = c.hscan::<_, (String, String)>("bighash").unwrap().map(|r| r.unwrap().0).collect();
+    let fields: std::collections::HashSet<String> = c
+        .hscan::<_, (String, String)>("bighash")
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
     assert_eq!(fields.len(), 1000);
 }
 
@@ -231,7 +354,16 @@ fn info_config_command_and_maxclients() {
     let (_d, n) = node();
     let mut c = n.client();
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
-    for field in ["redis_version:", "run_id:", "loading:0", "role:master", "connected_clients:", "master_replid:", "aof_enabled:1", "total_commands_processed:"] {
+    for field in [
+        "redis_version:",
+        "run_id:",
+        "loading:0",
+        "role:master",
+        "connected_clients:",
+        "master_replid:",
+        "aof_enabled:1",
+        "total_commands_processed:",
+    ] {
         assert!(info.contains(field), "INFO lacks {field}");
     }
     let _: () = c.set("x", 1).unwrap();
@@ -239,17 +371,38 @@ fn info_config_command_and_maxclients() {
     assert!(ks.contains("db0:keys=1,expires=0"), "{ks}");
     let count: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
     assert!(count > 140, "{count}");
-    let docs: Value = redis::cmd("COMMAND").arg("DOCS").arg("get").query(&mut c).unwrap();
+    let docs: Value = redis::cmd("COMMAND")
+        .arg("DOCS")
+        .arg("get")
+        .query(&mut c)
+        .unwrap();
     assert!(format!("{docs:?}").contains("summary"));
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxclients").arg(3).query(&mut c).unwrap();
-    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxclients").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(3)
+        .query(&mut c)
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxclients")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(got, vec!["maxclients", "3"]);
     let _a = RawConn::connect(n.port).unwrap();
     let _b = RawConn::connect(n.port).unwrap();
     thread::sleep(Duration::from_millis(100));
     let mut over = RawConn::connect(n.port).unwrap();
-    assert_eq!(over.read_reply().unwrap(), b"-ERR max number of clients reached\r\n");
-    let e = redis::cmd("CONFIG").arg("SET").arg("port").arg(1).query::<()>(&mut c).unwrap_err();
+    assert_eq!(
+        over.read_reply().unwrap(),
+        b"-ERR max number of clients reached\r\n"
+    );
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("port")
+        .arg(1)
+        .query::<()>(&mut c)
+        .unwrap_err();
     assert!(e.to_string().contains("can't set immutable config"), "{e}");
 }
 

@@ -218,7 +218,13 @@ impl<S> Conn<S> {
             return Ok(());
         }
         let n = self.out.len();
-        self.wr.write_all(&self.out).await?;
+        // A client that stops reading must still be killable (CLIENT KILL, output limits).
+        tokio::select! {
+            r = self.wr.write_all(&self.out) => r?,
+            _ = self.info.kill.cancelled() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+            }
+        }
         self.shared
             .stats
             .net_output_bytes

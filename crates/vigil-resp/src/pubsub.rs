@@ -88,7 +88,11 @@ pub fn subscriber(kill: CancellationToken) -> (Subscriber, Inbox) {
 }
 
 impl Subscriber {
-    fn deliver(&self, m: Message, limit: usize) {
+    /// Queues a message; false if the subscriber is gone or was cut off for being too slow.
+    fn deliver(&self, m: Message, limit: usize) -> bool {
+        if self.kill.is_cancelled() {
+            return false;
+        }
         let size = m.size();
         let total = self.queued.fetch_add(size, Ordering::Relaxed) + size;
         if limit > 0 && total > limit {
@@ -98,9 +102,9 @@ impl Subscriber {
                 "pub/sub client over its output limit, disconnecting"
             );
             self.kill.cancel();
-            return;
+            return false;
         }
-        let _ = self.tx.send(m);
+        self.tx.send(m).is_ok()
     }
 }
 
@@ -162,28 +166,22 @@ impl Hub {
         let mut n = 0;
         if let Some(subs) = self.channels.read().get(channel) {
             for s in subs.values() {
-                s.deliver(
-                    Message::Message {
-                        channel: channel.clone(),
-                        payload: payload.clone(),
-                    },
-                    limit,
-                );
-                n += 1;
+                let m = Message::Message {
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                n += s.deliver(m, limit) as usize;
             }
         }
         for (pattern, subs) in self.patterns.read().iter() {
             if glob::matches(pattern, channel) {
                 for s in subs.values() {
-                    s.deliver(
-                        Message::PMessage {
-                            pattern: pattern.clone(),
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                        },
-                        limit,
-                    );
-                    n += 1;
+                    let m = Message::PMessage {
+                        pattern: pattern.clone(),
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    };
+                    n += s.deliver(m, limit) as usize;
                 }
             }
         }

@@ -1,0 +1,207 @@
+//! Protocol abuse: random bytes, oversized lengths, half frames, slow pub/sub readers and 10k
+//! idle connections. The server must answer with an error (or close), never crash, never touch
+//! the data, and keep serving everyone else.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use redis::Commands;
+use vigil_tests::{NodeProc, RawConn};
+
+fn assert_healthy(n: &NodeProc) {
+    let mut c = n.client();
+    assert_eq!(
+        c.get::<_, String>("canary").unwrap(),
+        "intact",
+        "data changed"
+    );
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+fn node_with_canary(extra: &[&str]) -> (tempfile::TempDir, NodeProc) {
+    let dir = tempfile::tempdir().unwrap();
+    let n = NodeProc::start(&dir.path().join("node"), extra);
+    let _: () = n.client().set("canary", "intact").unwrap();
+    (dir, n)
+}
+
+#[test]
+fn random_bytes_never_hurt_the_server() {
+    let (_d, n) = node_with_canary(&[]);
+    let mut rng = rand::rng();
+    for round in 0..200 {
+        let mut s = TcpStream::connect(("127.0.0.1", n.port)).unwrap();
+        let len = rng.random_range(1..8192);
+        // Half the rounds start like a multibulk request, to get past the first check.
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if round % 2 == 0 {
+            bytes[0] = b'*';
+        }
+        let _ = s.write_all(&bytes);
+        drop(s);
+    }
+    assert_healthy(&n);
+}
+
+#[test]
+fn oversized_and_invalid_lengths_get_an_error_and_a_close() {
+    let (_d, n) = node_with_canary(&[]);
+    let cases: &[(&[u8], &[u8])] = &[
+        (
+            b"*1\r\n$600000000\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*3000000000\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*-\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n$1x\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n+OK\r\n",
+            b"-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+    ];
+    for (i, (input, want)) in cases.iter().enumerate() {
+        let mut c = RawConn::connect(n.port).unwrap();
+        c.send_raw(input).unwrap();
+        assert_eq!(c.read_reply().as_deref(), Some(*want), "#{i}");
+        assert!(c.is_closed(), "#{i} connection left open");
+    }
+    // An inline request with no newline beyond 64 KiB.
+    let mut c = RawConn::connect(n.port).unwrap();
+    c.send_raw(&vec![b'a'; 70 * 1024]).unwrap();
+    assert_eq!(
+        c.read_reply().as_deref(),
+        Some(&b"-ERR Protocol error: too big inline request\r\n"[..])
+    );
+    assert_healthy(&n);
+}
+
+#[test]
+fn half_frames_and_query_buffer_limit() {
+    let (_d, n) = node_with_canary(&[]);
+    // A client stuck mid-request blocks nobody.
+    let mut half = RawConn::connect(n.port).unwrap();
+    half.send_raw(b"*3\r\n$3\r\nSET\r\n$6\r\ncanary\r\n$100\r\nbroken")
+        .unwrap();
+    assert_healthy(&n);
+    drop(half);
+    thread::sleep(Duration::from_millis(50));
+    assert_healthy(&n);
+    // A request that outgrows the query buffer limit closes the connection.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-query-buffer-limit")
+        .arg("1mb")
+        .query(&mut n.client())
+        .unwrap();
+    let mut big = RawConn::connect(n.port).unwrap();
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$3000000\r\n")
+        .unwrap();
+    let _ = big.send_raw(&vec![b'x'; 1_500_000]);
+    assert!(big.is_closed(), "over-limit client not disconnected");
+    assert_healthy(&n);
+}
+
+#[test]
+fn slow_pubsub_reader_is_disconnected_not_buffered_forever() {
+    let (_d, n) = node_with_canary(&[]);
+    let mut sub = RawConn::connect(n.port).unwrap();
+    sub.call(&["SUBSCRIBE", "firehose"]);
+    // The subscriber never reads; 64 MB of messages must not all be queued for it.
+    let mut p = n.client();
+    let payload = "x".repeat(1024 * 1024);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut disconnected = false;
+    for _ in 0..64 {
+        let receivers: i64 = p.publish("firehose", &payload).unwrap();
+        if receivers == 0 {
+            disconnected = true;
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    assert!(disconnected, "slow subscriber was never disconnected");
+    assert_healthy(&n);
+}
+
+fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on our own process.
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+#[test]
+fn ten_thousand_idle_connections() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, "maxclients = 10100\n").unwrap();
+    let n = NodeProc::start(
+        &dir.path().join("node"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let _: () = n.client().set("canary", "intact").unwrap();
+    let mut idle = Vec::with_capacity(10_000);
+    for i in 0..10_000 {
+        match TcpStream::connect(("127.0.0.1", n.port)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {i} failed: {e}"),
+        }
+    }
+    // Everyone is accepted and the server still answers others promptly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut n.client())
+            .unwrap();
+        if info.contains("connected_clients:10001") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all connections accepted: {info}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    assert_healthy(&n);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "slow with idle clients: {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut n.client())
+            .unwrap();
+        if info.contains("connected_clients:1\r") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "idle connections not cleaned up: {info}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,324 @@
+//! Durability under SIGKILL: acknowledged writes with `appendfsync always` survive, torn log
+//! tails are truncated with a warning, corrupt snapshots refuse start-up naming the file, expiry
+//! times survive restarts as absolute times, and bad config files are refused clearly.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use vigil_tests::{NodeProc, vigil_bin};
+
+fn aof_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "aof"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writers hammer the node; SIGKILL lands mid-stream; every write that was acknowledged must
+/// be there after restart.
+#[test]
+fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let incr_acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (stop, acked, incr_acked, port) =
+            (stop.clone(), acked.clone(), incr_acked.clone(), n.port);
+        writers.push(thread::spawn(move || {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (k, v) = (format!("w{w}:{i}"), format!("value-{w}-{i}"));
+                match c.set::<_, _, ()>(&k, &v) {
+                    Ok(()) => {
+                        acked.lock().unwrap().insert(k, v);
+                    }
+                    Err(_) => return,
+                }
+                if c.incr::<_, _, i64>("counter", 1).is_ok() {
+                    incr_acked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    return;
+                }
+                i += 1;
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    n.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged before the kill",
+        acked.len()
+    );
+    let n2 = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n2.client();
+    let mut missing = 0;
+    for (k, v) in &acked {
+        if c.get::<_, Option<String>>(k).unwrap().as_deref() != Some(v.as_str()) {
+            missing += 1;
+        }
+    }
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged writes lost",
+        acked.len()
+    );
+    let counter: i64 = c.get("counter").unwrap();
+    assert!(
+        counter >= incr_acked.load(Ordering::Relaxed),
+        "counter {counter} below acknowledged increments"
+    );
+}
+
+#[test]
+fn compaction_then_crash_recovers_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n.client();
+    for i in 0..500 {
+        let _: () = c.set(format!("before:{i}"), i).unwrap();
+        let _: () = c.rpush("list", i).unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg("ttl")
+        .arg("x")
+        .arg("EX")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compaction did not finish");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(redis::cmd("LASTSAVE").query::<i64>(&mut c).unwrap() > 0);
+    for i in 0..500 {
+        let _: () = c.set(format!("after:{i}"), i).unwrap();
+    }
+    let _: () = c.del("before:0").unwrap();
+    n.kill9();
+    assert!(data.join("dump.vsnap").exists());
+    assert_eq!(
+        aof_files(&data).len(),
+        1,
+        "old logs should be gone: {:?}",
+        aof_files(&data)
+    );
+    let n2 = NodeProc::start(&data, &[]);
+    let mut c = n2.client();
+    assert_eq!(
+        redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(),
+        500 - 1 + 500 + 2
+    );
+    assert_eq!(c.llen::<_, i64>("list").unwrap(), 500);
+    assert_eq!(c.get::<_, Option<i64>>("before:0").unwrap(), None);
+    assert_eq!(c.get::<_, i64>("after:499").unwrap(), 499);
+    let ttl: i64 = c.ttl("ttl").unwrap();
+    assert!(ttl > 900 && ttl <= 1000, "ttl {ttl}");
+}
+
+#[test]
+fn torn_log_tail_is_truncated_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n.client();
+    for i in 0..100 {
+        let _: () = c.set(format!("k{i}"), i).unwrap();
+    }
+    n.kill9();
+    let log = aof_files(&data).pop().unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    let clean = bytes.len();
+    bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\ntorn\r\n$10\r\nhalf");
+    std::fs::write(&log, &bytes).unwrap();
+    let mut n2 = NodeProc::start(&data, &["--appendfsync", "always"]);
+    assert!(
+        n2.stderr().contains("incomplete tail"),
+        "no warning: {}",
+        n2.stderr()
+    );
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len() as usize,
+        clean,
+        "torn tail not truncated"
+    );
+    let mut c = n2.client();
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 100);
+    assert_eq!(c.get::<_, Option<String>>("torn").unwrap(), None);
+    let _: () = c.set("later", 1).unwrap();
+    n2.kill9();
+    let n3 = NodeProc::start(&data, &[]);
+    assert_eq!(n3.client().get::<_, i64>("later").unwrap(), 1);
+}
+
+#[test]
+fn garbage_inside_the_log_refuses_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n.client();
+    for i in 0..10 {
+        let _: () = c.set(format!("k{i}"), i).unwrap();
+    }
+    n.kill9();
+    let log = aof_files(&data).pop().unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 6].copy_from_slice(b"GARBAG");
+    std::fs::write(&log, &bytes).unwrap();
+    let err = NodeProc::try_start(&data, &[])
+        .err()
+        .expect("started on a corrupt log");
+    assert!(
+        err.contains("corrupt")
+            && err.contains(&log.file_name().unwrap().to_string_lossy().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_snapshot_refuses_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &[]);
+    let mut c = n.client();
+    for i in 0..100 {
+        let _: () = c.set(format!("k{i}"), "x".repeat(100)).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    n.kill9();
+    let snap = data.join("dump.vsnap");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&snap, &bytes).unwrap();
+    let err = NodeProc::try_start(&data, &[])
+        .err()
+        .expect("started on a corrupt snapshot");
+    assert!(
+        err.contains("dump.vsnap") && err.contains("corrupt"),
+        "{err}"
+    );
+    // Truncated snapshot: same refusal.
+    std::fs::write(&snap, &bytes[..bytes.len() / 3]).unwrap();
+    let err = NodeProc::try_start(&data, &[])
+        .err()
+        .expect("started on a truncated snapshot");
+    assert!(err.contains("dump.vsnap"), "{err}");
+}
+
+#[test]
+fn expiry_survives_restart_as_absolute_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n.client();
+    let _: () = redis::cmd("SET")
+        .arg("long")
+        .arg("v")
+        .arg("EX")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("short")
+        .arg("v")
+        .arg("PX")
+        .arg(800)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("snap")
+        .arg("v")
+        .arg("PX")
+        .arg(800)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let _: () = redis::cmd("EXPIRE")
+        .arg("long")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    n.kill9();
+    thread::sleep(Duration::from_millis(1000));
+    let n2 = NodeProc::start(&data, &[]);
+    let mut c = n2.client();
+    // Relative TTLs were stored as deadlines: the time spent down counts.
+    assert_eq!(c.get::<_, Option<String>>("short").unwrap(), None);
+    assert_eq!(c.get::<_, Option<String>>("snap").unwrap(), None);
+    let ttl: i64 = c.ttl("long").unwrap();
+    assert!((95..=99).contains(&ttl), "ttl {ttl}");
+}
+
+#[test]
+fn bad_config_is_refused_with_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("prot = 7000\n", "prot"),
+        ("[persistence]\nappendfsync = \"sometimes\"\n", "sometimes"),
+        ("timeout = \"soon\"\n", "soon"),
+        ("databases = 0\n", "databases"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(vigil_bin())
+            .arg("node")
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "#{i} started with a bad config");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.contains("invalid config"))
+            .unwrap_or_else(|| panic!("#{i} no error line: {err}"));
+        assert!(
+            line.contains(&file.display().to_string()) && line.contains(key),
+            "#{i}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_second_node_cannot_share_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let _n = NodeProc::start(&data, &[]);
+    let err = NodeProc::try_start(&data, &[])
+        .err()
+        .expect("two nodes on one directory");
+    assert!(err.contains("in use"), "{err}");
+}
