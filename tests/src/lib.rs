@@ -165,14 +165,14 @@ impl RedisProc {
                 );
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if let Ok(mut c) = RawConn::connect(port) {
-                    if c.call(&["PING"]) == b"+PONG\r\n" {
-                        return RedisProc {
-                            child,
-                            port,
-                            _dir: dir,
-                        };
-                    }
+                if let Ok(mut c) = RawConn::connect(port)
+                    && c.call(&["PING"]) == b"+PONG\r\n"
+                {
+                    return RedisProc {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;

@@ -130,10 +130,10 @@ impl Node {
     pub fn close(&self) {
         if let Some(aof) = &self.persist.aof {
             aof.close();
-        } else if self.changes_since_save() > 0 {
-            if let Err(e) = self.save() {
-                tracing::error!(error = %e, "final snapshot failed");
-            }
+        } else if self.changes_since_save() > 0
+            && let Err(e) = self.save()
+        {
+            tracing::error!(error = %e, "final snapshot failed");
         }
         tracing::info!("node stopped");
     }
@@ -328,7 +328,7 @@ async fn background(node: Arc<Node>) {
         tick.tick().await;
         ticks += 1;
         active_expire(&node);
-        if ticks % 10 == 0 {
+        if ticks.is_multiple_of(10) {
             let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
             node.ops_per_sec.store(cmds - last_cmds, Ordering::Relaxed);
             last_cmds = cmds;
@@ -355,10 +355,10 @@ fn active_expire(node: &Node) {
             let sample = 20.min(db.expires.len());
             for _ in 0..sample {
                 let i = rand::random_range(0..db.expires.len());
-                if let Some((k, at)) = db.expires.get_index(i) {
-                    if *at <= now {
-                        expired.push(k.clone());
-                    }
+                if let Some((k, at)) = db.expires.get_index(i)
+                    && *at <= now
+                {
+                    expired.push(k.clone());
                 }
             }
             expired.sort();

@@ -313,10 +313,10 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
                     return Err(CmdError::Syntax);
                 }
             }
-            if let Some(k) = &kind {
-                if !["normal", "master", "replica", "slave", "pubsub"].contains(&k.as_str()) {
-                    return Err(CmdError::msg(format!("ERR Unknown client type '{k}'")));
-                }
+            if let Some(k) = &kind
+                && !["normal", "master", "replica", "slave", "pubsub"].contains(&k.as_str())
+            {
+                return Err(CmdError::msg(format!("ERR Unknown client type '{k}'")));
             }
             let mut s = String::new();
             for c in conn.shared.clients.all() {
@@ -385,7 +385,7 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             Ok(Reply::ok())
         };
     }
-    if args.remaining() % 2 != 0 || args.is_empty() {
+    if !args.remaining().is_multiple_of(2) || args.is_empty() {
         return Err(CmdError::Syntax);
     }
     let mut id = None;

@@ -192,7 +192,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 
 fn set_fields(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdError> {
     let key = args.bytes()?;
-    if args.remaining() % 2 != 0 {
+    if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
     let pairs = args.rest();
@@ -376,12 +376,12 @@ fn hscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let (next, range) = scan_indices(h.len(), o.cursor, o.count);
     let mut items = Vec::new();
     for i in range.rev() {
-        if let Some((f, v)) = h.get_index(i) {
-            if o.matches(f) {
-                items.push(Reply::bulk(f));
-                if !o.novalues {
-                    items.push(Reply::bulk(v));
-                }
+        if let Some((f, v)) = h.get_index(i)
+            && o.matches(f)
+        {
+            items.push(Reply::bulk(f));
+            if !o.novalues {
+                items.push(Reply::bulk(v));
             }
         }
     }

@@ -521,10 +521,10 @@ fn dbsize(ctx: &mut Ctx, _args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 fn flush_mode(args: &mut Args) -> Result<(), CmdError> {
-    if let Some(m) = args.next() {
-        if !(m.eq_ignore_ascii_case(b"async") || m.eq_ignore_ascii_case(b"sync")) {
-            return Err(CmdError::Syntax);
-        }
+    if let Some(m) = args.next()
+        && !(m.eq_ignore_ascii_case(b"async") || m.eq_ignore_ascii_case(b"sync"))
+    {
+        return Err(CmdError::Syntax);
     }
     args.finish()
 }

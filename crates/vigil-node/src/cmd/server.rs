@@ -303,12 +303,15 @@ fn cpu_times() -> (f64, f64) {
     (t(u.ru_utime), t(u.ru_stime))
 }
 
+/// Applies a new value at run time.
+type Setter = fn(&Node, &str) -> Result<(), String>;
+
 /// One settable or readable configuration parameter.
 struct Param {
     name: &'static str,
     get: fn(&NodeConfig) -> String,
     /// `None`: immutable at run time.
-    set: Option<fn(&Node, &str) -> Result<(), String>>,
+    set: Option<Setter>,
 }
 
 fn parse_num(v: &str) -> Result<u64, String> {
@@ -474,7 +477,7 @@ fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                 .collect();
             Reply::Map(pairs)
         }
-        "set" if !args.is_empty() && args.remaining() % 2 == 0 => {
+        "set" if !args.is_empty() && args.remaining().is_multiple_of(2) => {
             let pairs = args.rest();
             let mut result = Reply::ok();
             for kv in pairs.chunks(2) {
@@ -593,13 +596,14 @@ fn shutdown(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             }
         }
     }
-    if save && !nosave {
-        if let Err(e) = node.save() {
-            conn.reply(Reply::error(format!(
-                "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
-            )));
-            return;
-        }
+    if save
+        && !nosave
+        && let Err(e) = node.save()
+    {
+        conn.reply(Reply::error(format!(
+            "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
+        )));
+        return;
     }
     tracing::info!(client = conn.info.id, "SHUTDOWN requested");
     // The connection closes without a reply, as with Redis.

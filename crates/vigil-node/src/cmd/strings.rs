@@ -285,13 +285,14 @@ pub(crate) fn expire_error(cmd: &str) -> CmdError {
 
 /// Stores a string, applying an absolute expiry (a past one deletes the key, like Redis).
 fn store_string(ctx: &mut Ctx, key: &Bytes, value: &Bytes, expire: Option<i64>, keep_ttl: bool) {
-    if let Some(at) = expire {
-        if at <= ctx.now && !ctx.loading {
-            ctx.delete(key);
-            ctx.changed(1);
-            ctx.propagate(argv([b"DEL", key]));
-            return;
-        }
+    if let Some(at) = expire
+        && at <= ctx.now
+        && !ctx.loading
+    {
+        ctx.delete(key);
+        ctx.changed(1);
+        ctx.propagate(argv([b"DEL", key]));
+        return;
     }
     let db = ctx.db();
     db.set(key, Value::Str(boxed(value)), keep_ttl);
@@ -468,7 +469,7 @@ fn mget(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 fn mset_pairs(args: &mut Args, name: &str) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
-    if args.remaining() % 2 != 0 {
+    if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::Arity(name.into()));
     }
     let mut pairs = Vec::with_capacity(args.remaining() / 2);

@@ -278,8 +278,7 @@ fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
-    loop {
-        let Some(p) = args.peek() else { break };
+    while let Some(p) = args.peek() {
         match &p.to_ascii_uppercase()[..] {
             b"NX" => nx = true,
             b"XX" => xx = true,
@@ -292,7 +291,7 @@ fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         args.next();
     }
     let rest = args.rest();
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
@@ -300,7 +299,7 @@ fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::msg(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -768,13 +767,13 @@ fn zscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let (next, range) = scan_indices(z.scores.len(), o.cursor, o.count);
     let mut items = Vec::new();
     for i in range.rev() {
-        if let Some((m, s)) = z.scores.get_index(i) {
-            if o.matches(m) {
-                items.push(Reply::bulk(m));
-                items.push(Reply::Bulk(Bytes::from(vigil_resp::reply::format_double(
-                    *s,
-                ))));
-            }
+        if let Some((m, s)) = z.scores.get_index(i)
+            && o.matches(m)
+        {
+            items.push(Reply::bulk(m));
+            items.push(Reply::Bulk(Bytes::from(vigil_resp::reply::format_double(
+                *s,
+            ))));
         }
     }
     Ok(scan_reply(next, items))

@@ -163,16 +163,16 @@ impl Db {
 
     /// Records a modification of `key` for WATCH and wakes clients blocked on it.
     pub fn touch(&mut self, key: &[u8]) {
-        if !self.watched.is_empty() {
-            if let Some((v, _)) = self.watched.get_mut(key) {
-                *v += 1;
-            }
+        if !self.watched.is_empty()
+            && let Some((v, _)) = self.watched.get_mut(key)
+        {
+            *v += 1;
         }
-        if !self.blocked.is_empty() {
-            if let Some(waiters) = self.blocked.remove(key) {
-                for w in waiters {
-                    w.notify_one();
-                }
+        if !self.blocked.is_empty()
+            && let Some(waiters) = self.blocked.remove(key)
+        {
+            for w in waiters {
+                w.notify_one();
             }
         }
     }
@@ -251,6 +251,28 @@ impl Store {
     }
 }
 
+/// Up to this many elements, removals keep insertion order (as Redis' listpack encoding does
+/// for small hashes); above it, removal is O(1) and moves the last element into the hole.
+pub const SMALL_AGGREGATE: usize = 128;
+
+/// Removes a field from a hash, keeping the order of small hashes.
+pub fn hash_remove(h: &mut Hash, field: &[u8]) -> Option<Key> {
+    if h.len() <= SMALL_AGGREGATE {
+        h.shift_remove(field)
+    } else {
+        h.swap_remove(field)
+    }
+}
+
+/// Removes a member from a set, keeping the order of small sets.
+pub fn set_remove(s: &mut Set, member: &[u8]) -> bool {
+    if s.len() <= SMALL_AGGREGATE {
+        s.shift_remove(member)
+    } else {
+        s.swap_remove(member)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,27 +309,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// Up to this many elements, removals keep insertion order (as Redis' listpack encoding does
-/// for small hashes); above it, removal is O(1) and moves the last element into the hole.
-pub const SMALL_AGGREGATE: usize = 128;
-
-/// Removes a field from a hash, keeping the order of small hashes.
-pub fn hash_remove(h: &mut Hash, field: &[u8]) -> Option<Key> {
-    if h.len() <= SMALL_AGGREGATE {
-        h.shift_remove(field)
-    } else {
-        h.swap_remove(field)
-    }
-}
-
-/// Removes a member from a set, keeping the order of small sets.
-pub fn set_remove(s: &mut Set, member: &[u8]) -> bool {
-    if s.len() <= SMALL_AGGREGATE {
-        s.shift_remove(member)
-    } else {
-        s.swap_remove(member)
     }
 }
