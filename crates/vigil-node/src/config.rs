@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub databases: usize,
     /// Most simultaneous clients.
     pub maxclients: usize,
+    /// Worker threads serving clients (0: one per CPU core).
+    pub threads: usize,
     /// Close idle clients after this long (`"0s"`: never).
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
@@ -113,6 +115,7 @@ impl Default for NodeConfig {
             requirepass: String::new(),
             databases: 16,
             maxclients: 10_000,
+            threads: 0,
             timeout: Duration::ZERO,
             persistence: Persistence::default(),
             limits: LimitsConfig::default(),
@@ -289,5 +292,22 @@ mod tests {
         assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
         assert_eq!(parse_size("5k"), Some(5000));
         assert_eq!(parse_size("5xb"), None);
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    /// The commented example in config/ must always parse to the defaults it documents.
+    #[test]
+    fn shipped_example_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/node.toml");
+        let c = super::NodeConfig::load(std::path::Path::new(path)).unwrap();
+        let d = super::NodeConfig::default();
+        assert_eq!(
+            (c.port, c.databases, c.maxclients),
+            (d.port, d.databases, d.maxclients)
+        );
+        assert_eq!(c.limits.proto_max_bulk_len, d.limits.proto_max_bulk_len);
+        assert_eq!(c.persistence.appendfsync, d.persistence.appendfsync);
     }
 }

@@ -1,6 +1,7 @@
 //! How one request runs: the table check, MULTI queueing, the store lock for data commands,
 //! blocking waits, and holding replies until the append log covers them.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct ConnState {
     pub watched: Vec<Watched>,
     /// Log sequence number the pending replies wait for (appendfsync always).
     pub sync_seq: Option<u64>,
+    /// The last command's name, as last published to the client registry.
+    pub last_cmd: &'static str,
 }
 
 impl Service for Node {
@@ -55,7 +58,11 @@ impl Service for Node {
         let Some(&(meta, handler)) = entry else {
             return;
         };
-        conn.info.details.lock().last_cmd = meta.name;
+        // Published for CLIENT LIST only when it changes: no lock per command in a steady stream.
+        if !std::ptr::eq(conn.state.last_cmd, meta.name) {
+            conn.state.last_cmd = meta.name;
+            conn.info.details.lock().last_cmd = meta.name;
+        }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
@@ -78,6 +85,18 @@ impl Service for Node {
         }
     }
 
+    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
+        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
+        loop {
+            self.run_plain_prefix(conn, &mut queue);
+            let Some(args) = queue.pop_front() else { break };
+            self.call(conn, args).await;
+            if conn.close {
+                break;
+            }
+        }
+    }
+
     async fn before_reply(&self, conn: &mut Conn<ConnState>) {
         if let (Some(seq), Some(aof)) = (conn.state.sync_seq.take(), &self.persist.aof) {
             aof.wait(seq).await;
@@ -90,6 +109,33 @@ impl Service for Node {
 }
 
 impl Node {
+    /// Runs the leading plain data commands of a pipeline (valid, non-blocking, outside MULTI)
+    /// under one acquisition of the store lock; stops at the first command that needs more.
+    fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
+        let mut guard = None;
+        while let Some(args) = queue.front() {
+            if conn.state.multi.is_some() {
+                return;
+            }
+            let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
+                return;
+            };
+            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
+                return;
+            }
+            let Some(args) = queue.pop_front() else {
+                return;
+            };
+            if !std::ptr::eq(conn.state.last_cmd, meta.name) {
+                conn.state.last_cmd = meta.name;
+                conn.info.details.lock().last_cmd = meta.name;
+            }
+            let store = guard.get_or_insert_with(|| self.store.lock());
+            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false);
+            conn.reply(reply);
+        }
+    }
+
     /// Runs a data command under the held store lock and propagates its effects. Returns the
     /// reply and the block request of a blocking command that found nothing.
     pub(crate) fn run_data(

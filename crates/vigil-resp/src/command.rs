@@ -172,13 +172,13 @@ fn group_category(group: &str) -> &'static str {
 /// A name → entry table, looked up case-insensitively.
 pub struct CommandTable<H> {
     entries: Vec<(CommandMeta, H)>,
-    index: HashMap<Vec<u8>, usize>,
+    index: HashMap<Vec<u8>, usize, ahash::RandomState>,
 }
 
 impl<H> CommandTable<H> {
     /// Builds a table; panics at start-up on a duplicate name (a programming error).
     pub fn new(entries: Vec<(CommandMeta, H)>) -> Self {
-        let mut index = HashMap::new();
+        let mut index = HashMap::with_hasher(ahash::RandomState::new());
         for (i, (meta, _)) in entries.iter().enumerate() {
             let dup = index.insert(meta.name.as_bytes().to_vec(), i);
             assert!(dup.is_none(), "command {} registered twice", meta.name);

@@ -142,6 +142,23 @@ pub trait Service: Send + Sync + 'static {
         args: Vec<Bytes>,
     ) -> impl Future<Output = ()> + Send;
 
+    /// Executes the requests parsed from one read, in order; servers override this to share
+    /// work (such as a lock) across a pipeline. Stops early once the connection must close.
+    fn call_batch(
+        &self,
+        conn: &mut Conn<Self::State>,
+        batch: Vec<Vec<Bytes>>,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            for args in batch {
+                self.call(conn, args).await;
+                if conn.close {
+                    break;
+                }
+            }
+        }
+    }
+
     /// Runs before a batch of replies is written (e.g. waits for the log to be synced).
     fn before_reply(&self, _conn: &mut Conn<Self::State>) -> impl Future<Output = ()> + Send {
         async {}
@@ -218,11 +235,19 @@ impl<S> Conn<S> {
             return Ok(());
         }
         let n = self.out.len();
-        // A client that stops reading must still be killable (CLIENT KILL, output limits).
-        tokio::select! {
-            r = self.wr.write_all(&self.out) => r?,
-            _ = self.info.kill.cancelled() => {
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+        // Usually the socket takes everything at once; only a client that stops reading gets
+        // the slower path, which must stay killable (CLIENT KILL, output limits).
+        let written = match self.wr.try_write(&self.out) {
+            Ok(w) => w,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if written < n {
+            tokio::select! {
+                r = self.wr.write_all(&self.out[written..]) => r?,
+                _ = self.info.kill.cancelled() => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+                }
             }
         }
         self.shared
@@ -255,6 +280,22 @@ impl<S> Conn<S> {
             }
         }
     }
+}
+
+/// Listen backlog: Redis' default `tcp-backlog`. The standard library's 128 makes bursts of
+/// connections stall for a SYN retransmit (1 s) once the accept queue is full.
+pub const BACKLOG: u32 = 511;
+
+/// Binds a listening socket with Redis' backlog.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Accepts clients on `listener` until `shared.shutdown` is cancelled.
@@ -340,6 +381,11 @@ async fn handle<Svc: Service>(
 }
 
 async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
+    // One kill future for the connection's life: creating one per loop would register and
+    // deregister a waker (two mutex operations) for every request.
+    let kill = conn.info.kill.clone();
+    let killed = kill.cancelled();
+    tokio::pin!(killed);
     loop {
         // Requests already buffered (e.g. read during a blocking wait) come first.
         if !conn.inbuf.is_empty() && !process_input(conn, service).await {
@@ -368,7 +414,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             }
         };
         tokio::select! {
-            _ = conn.info.kill.cancelled() => break,
+            _ = &mut killed => break,
             _ = idle_sleep => break,
             m = recv(&mut conn.sub) => {
                 if let Some(m) = m {
@@ -397,40 +443,59 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
 /// Parses and executes every complete request in the input buffer. Returns false when the
 /// connection must close (protocol error, QUIT, kill).
 async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) -> bool {
+    let limits = conn.shared.limits.read().parse;
     loop {
-        let limits = conn.shared.limits.read().parse;
-        match conn
-            .parser
-            .parse(&mut conn.inbuf, &limits, conn.authenticated)
-        {
-            Ok(Some(args)) => {
-                if args.is_empty() {
-                    continue;
+        let mut batch = Vec::new();
+        let mut error = None;
+        // Unauthenticated clients run one request at a time: AUTH changes the limits that apply
+        // to the next one.
+        let one_at_a_time = !conn.authenticated;
+        loop {
+            match conn
+                .parser
+                .parse(&mut conn.inbuf, &limits, conn.authenticated)
+            {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => {
+                    batch.push(args);
+                    if one_at_a_time {
+                        break;
+                    }
                 }
-                conn.shared
-                    .stats
-                    .commands_processed
-                    .fetch_add(1, Ordering::Relaxed);
-                service.call(conn, args).await;
-                if conn.close || conn.info.kill.is_cancelled() {
-                    return false;
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
                 }
             }
-            Ok(None) => {
-                // Give back memory after a large request.
-                if conn.inbuf.is_empty() && conn.inbuf.capacity() > 1024 * 1024 {
-                    conn.inbuf = BytesMut::with_capacity(1024);
-                }
-                return true;
-            }
-            Err(e) => {
-                tracing::debug!(client = conn.info.id, error = %e, "protocol error, closing connection");
-                conn.reply(Reply::error(e.to_string()));
-                conn.close = true;
+        }
+        let more = one_at_a_time && !batch.is_empty() && error.is_none();
+        // One shared-counter update per batch, not per command.
+        conn.shared
+            .stats
+            .commands_processed
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if !batch.is_empty() {
+            service.call_batch(conn, batch).await;
+            if conn.close {
                 return false;
             }
         }
+        if let Some(e) = error {
+            tracing::debug!(client = conn.info.id, error = %e, "protocol error, closing connection");
+            conn.reply(Reply::error(e.to_string()));
+            conn.close = true;
+            return false;
+        }
+        if !more {
+            break;
+        }
     }
+    // Give back memory after a large request.
+    if conn.inbuf.is_empty() && conn.inbuf.capacity() > 1024 * 1024 {
+        conn.inbuf = BytesMut::with_capacity(1024);
+    }
+    true
 }
 
 async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {

@@ -83,15 +83,27 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             })?;
     }
     config.validate("command line")?;
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let addr = format!("{}:{}", config.bind, config.port);
+        let host = if config.bind == "localhost" {
+            "127.0.0.1"
+        } else {
+            config.bind.as_str()
+        };
+        let addr: std::net::SocketAddr = format!("{host}:{}", config.port)
+            .parse()
+            .with_context(|| format!("invalid bind address {:?}", config.bind))?;
         let node = Node::open(config, args.config.clone())?;
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listener =
+            vigil_resp::conn::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, "vigil node ready to accept connections");
         // Machine-readable line for tools and tests that start nodes on port 0.
@@ -110,7 +122,8 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             tracing::info!("signal received, shutting down");
             shutdown.cancel();
         });
-        node.clone().run(listener).await;
+        // On a worker thread: the accept loop must not wait for the block_on thread to be woken.
+        tokio::spawn(node.clone().run(listener)).await?;
         anyhow::Ok(())
     })?;
     Ok(())

@@ -188,13 +188,14 @@ impl<'a> Ctx<'a> {
     /// The live value of a key.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Value> {
         self.expire_if_needed(key);
-        let found = self.store.dbs[self.db].keys.contains_key(key);
-        if found {
-            self.store.hits += 1;
+        let store = &mut *self.store;
+        let v = store.dbs[self.db].keys.get_mut(key);
+        if v.is_some() {
+            store.hits += 1;
         } else {
-            self.store.misses += 1;
+            store.misses += 1;
         }
-        self.store.dbs[self.db].keys.get_mut(key)
+        v
     }
 
     /// Whether a live key exists.

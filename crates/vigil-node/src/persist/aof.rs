@@ -128,36 +128,44 @@ impl Aof {
     }
 
     /// Queues commands; returns the sequence number that covers them. Call under the store lock.
+    ///
+    /// Only `always` wakes the writer at once (a client waits for the fsync); otherwise the
+    /// writer drains the queue on its own short tick, so a busy server does not pay a thread
+    /// wake-up per write.
     pub fn append(&self, props: &[Prop]) -> u64 {
         let mut q = self.inner.queue.lock();
+        let was_idle = q.segments.iter().all(|(_, b)| b.is_empty());
         let generation = q.generation;
         if q.segments.back().is_none_or(|(g, _)| *g != generation) {
             q.segments.push_back((generation, Vec::new()));
         }
         let mut db = q.db;
-        let before: usize = q.segments.back().map_or(0, |(_, b)| b.len());
-        let after = {
-            let buf = match q.segments.back_mut() {
-                Some((_, b)) => b,
-                None => unreachable!("segment pushed above"),
-            };
-            for (d, args) in props {
-                if db != Some(*d) {
-                    encode_command(
-                        buf,
-                        &[Bytes::from_static(b"SELECT"), Bytes::from(d.to_string())],
-                    );
-                    db = Some(*d);
-                }
-                encode_command(buf, args);
-            }
-            buf.len()
+        let Some((_, buf)) = q.segments.back_mut() else {
+            unreachable!("segment pushed above")
         };
+        let before = buf.len();
+        for (d, args) in props {
+            if db != Some(*d) {
+                let mut n = itoa::Buffer::new();
+                encode_command(
+                    buf,
+                    &[
+                        Bytes::from_static(b"SELECT"),
+                        Bytes::copy_from_slice(n.format(*d).as_bytes()),
+                    ],
+                );
+                db = Some(*d);
+            }
+            encode_command(buf, args);
+        }
+        let added = (buf.len() - before) as u64;
         q.db = db;
-        q.seq += (after - before) as u64;
+        q.seq += added;
         let seq = q.seq;
         drop(q);
-        self.inner.cond.notify_one();
+        if was_idle && self.inner.policy.load(Ordering::Relaxed) == 0 {
+            self.inner.cond.notify_one();
+        }
         seq
     }
 
@@ -181,6 +189,11 @@ impl Aof {
     /// Changes the fsync policy (`CONFIG SET appendfsync`).
     pub fn set_policy(&self, p: AppendFsync) {
         self.inner.policy.store(policy_code(p), Ordering::Relaxed);
+    }
+
+    /// Whether replies must wait for the fsync (`appendfsync always`).
+    pub fn is_always(&self) -> bool {
+        self.inner.policy.load(Ordering::Relaxed) == 0
     }
 
     /// Size of the current log file.
@@ -209,19 +222,34 @@ impl Drop for Aof {
     }
 }
 
+/// How often the writer drains the queue when no client waits for an fsync.
+const WRITE_TICK: Duration = Duration::from_millis(20);
+
 fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
     let mut last_fsync = Instant::now();
+    let mut last_write = Instant::now();
     let mut dirty = false;
     loop {
         let (segments, seq, stop) = {
             let mut q = inner.queue.lock();
-            while q.segments.iter().all(|(_, b)| b.is_empty()) && !q.stop {
-                // Wake at least once a second for the everysec fsync.
-                let timed_out = inner
-                    .cond
-                    .wait_for(&mut q, Duration::from_millis(1000))
-                    .timed_out();
-                if timed_out && dirty {
+            loop {
+                if q.stop {
+                    break;
+                }
+                let pending = q.segments.iter().any(|(_, b)| !b.is_empty());
+                let always = inner.policy.load(Ordering::Relaxed) == 0;
+                if pending && (always || last_write.elapsed() >= WRITE_TICK) {
+                    break;
+                }
+                // `always` is woken by append; the other policies write every tick and
+                // fsync (everysec) once a second.
+                let wait = if always {
+                    Duration::from_millis(1000)
+                } else {
+                    WRITE_TICK
+                };
+                let timed_out = inner.cond.wait_for(&mut q, wait).timed_out();
+                if timed_out && dirty && last_fsync.elapsed() >= Duration::from_secs(1) {
                     break;
                 }
             }
@@ -253,6 +281,7 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
             inner.size.fetch_add(buf.len() as u64, Ordering::Relaxed);
             dirty |= !buf.is_empty();
         }
+        last_write = Instant::now();
         let policy = inner.policy.load(Ordering::Relaxed);
         let fsync_now = match policy {
             0 => dirty,
