@@ -166,21 +166,7 @@ fn ten_thousand_idle_connections() {
         }
     }
     // Everyone is accepted and the server still answers others promptly.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("clients")
-            .query(&mut n.client())
-            .unwrap();
-        if info.contains("connected_clients:10001") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all connections accepted: {info}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_clients(&n, 10_001);
     let started = Instant::now();
     assert_healthy(&n);
     assert!(
@@ -189,18 +175,23 @@ fn ten_thousand_idle_connections() {
         started.elapsed()
     );
     drop(idle);
+    wait_for_clients(&n, 1);
+}
+
+/// Waits until INFO reports exactly `count` connected clients (the asking one included).
+fn wait_for_clients(n: &NodeProc, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let info: String = redis::cmd("INFO")
             .arg("clients")
             .query(&mut n.client())
             .unwrap();
-        if info.contains("connected_clients:1\r") {
-            break;
+        if info.contains(&format!("connected_clients:{count}\r")) {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "idle connections not cleaned up: {info}"
+            "expected {count} clients: {info}"
         );
         thread::sleep(Duration::from_millis(100));
     }

@@ -118,7 +118,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             0,
             "pubsub",
             "Subscribes to channels.",
-            Conn(subscribe)
+            Conn(|c, a| builtin::subscribe(c, a, false))
         ),
         row!(
             "psubscribe",
@@ -129,7 +129,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             0,
             "pubsub",
             "Subscribes to channel patterns.",
-            Conn(psubscribe)
+            Conn(|c, a| builtin::subscribe(c, a, true))
         ),
         row!(
             "unsubscribe",
@@ -140,7 +140,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             0,
             "pubsub",
             "Unsubscribes from channels.",
-            Conn(unsubscribe)
+            Conn(|c, a| builtin::unsubscribe(c, a, false))
         ),
         row!(
             "punsubscribe",
@@ -151,7 +151,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             0,
             "pubsub",
             "Unsubscribes from channel patterns.",
-            Conn(punsubscribe)
+            Conn(|c, a| builtin::unsubscribe(c, a, true))
         ),
         row!(
             "publish",
@@ -191,22 +191,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 
 fn ok(conn: &mut Conn<ConnState>, _args: Args) {
     conn.reply(Reply::ok());
-}
-
-fn subscribe(conn: &mut Conn<ConnState>, args: Args) {
-    builtin::subscribe(conn, args, false);
-}
-
-fn psubscribe(conn: &mut Conn<ConnState>, args: Args) {
-    builtin::subscribe(conn, args, true);
-}
-
-fn unsubscribe(conn: &mut Conn<ConnState>, args: Args) {
-    builtin::unsubscribe(conn, args, false);
-}
-
-fn punsubscribe(conn: &mut Conn<ConnState>, args: Args) {
-    builtin::unsubscribe(conn, args, true);
 }
 
 fn time(conn: &mut Conn<ConnState>, _args: Args) {

@@ -20,7 +20,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "hash",
             "Sets fields of a hash.",
-            Data(hset)
+            Data(|c, a| set_fields(c, a, "hset").map(Reply::Int))
         ),
         row!(
             "hmset",
@@ -31,7 +31,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "hash",
             "Sets fields of a hash (deprecated form).",
-            Data(hmset)
+            Data(|c, a| set_fields(c, a, "hmset").map(|_| Reply::ok()))
         ),
         row!(
             "hsetnx",
@@ -206,14 +206,6 @@ fn set_fields(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdErro
     ctx.db().touch(&key);
     ctx.changed(1);
     Ok(added)
-}
-
-fn hset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    set_fields(ctx, args, "hset").map(Reply::Int)
-}
-
-fn hmset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    set_fields(ctx, args, "hmset").map(|_| Reply::ok())
 }
 
 fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

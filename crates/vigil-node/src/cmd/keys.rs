@@ -1,10 +1,9 @@
 //! Generic key commands: deletion, existence, type, iteration, renaming, expiry.
 
-use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::strings::expire_error;
-use super::{Ctx, Handler, ScanOpts, argv, int_arg, row, scan_reply};
+use super::{Ctx, Handler, ScanOpts, row, scan_reply};
 use crate::db::scan_indices;
 
 /// The generic family's rows.
@@ -107,7 +106,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Renames a key, overwriting the destination.",
-            Data(rename)
+            Data(|c, a| rename_generic(c, a, false))
         ),
         row!(
             "renamenx",
@@ -118,7 +117,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Renames a key if the destination does not exist.",
-            Data(renamenx)
+            Data(|c, a| rename_generic(c, a, true))
         ),
         row!(
             "expire",
@@ -129,7 +128,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Sets a key's expiry in seconds.",
-            Data(expire)
+            Data(|c, a| expire_generic(c, a, 1000, false, "expire"))
         ),
         row!(
             "pexpire",
@@ -140,7 +139,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Sets a key's expiry in milliseconds.",
-            Data(pexpire)
+            Data(|c, a| expire_generic(c, a, 1, false, "pexpire"))
         ),
         row!(
             "expireat",
@@ -151,7 +150,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Sets a key's expiry as a unix time in seconds.",
-            Data(expireat)
+            Data(|c, a| expire_generic(c, a, 1000, true, "expireat"))
         ),
         row!(
             "pexpireat",
@@ -162,7 +161,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Sets a key's expiry as a unix time in milliseconds.",
-            Data(pexpireat)
+            Data(|c, a| expire_generic(c, a, 1, true, "pexpireat"))
         ),
         row!(
             "ttl",
@@ -173,7 +172,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Returns a key's time to live in seconds.",
-            Data(ttl)
+            Data(|c, a| ttl_generic(c, a, false))
         ),
         row!(
             "pttl",
@@ -184,7 +183,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Returns a key's time to live in milliseconds.",
-            Data(pttl)
+            Data(|c, a| ttl_generic(c, a, true))
         ),
         row!(
             "expiretime",
@@ -195,7 +194,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Returns a key's expiry as a unix time in seconds.",
-            Data(expiretime)
+            Data(|c, a| expiretime_generic(c, a, false))
         ),
         row!(
             "pexpiretime",
@@ -206,7 +205,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Returns a key's expiry as a unix time in milliseconds.",
-            Data(pexpiretime)
+            Data(|c, a| expiretime_generic(c, a, true))
         ),
         row!(
             "persist",
@@ -364,14 +363,6 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> Result<Reply, Cmd
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
-fn rename(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    rename_generic(ctx, args, false)
-}
-
-fn renamenx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    rename_generic(ctx, args, true)
-}
-
 /// EXPIRE and friends: `unit_ms` is 1000 for seconds; `absolute` for the *AT forms.
 fn expire_generic(
     ctx: &mut Ctx,
@@ -422,36 +413,8 @@ fn expire_generic(
     if !ok {
         return Ok(Reply::Int(0));
     }
-    if at <= ctx.now && !ctx.loading {
-        ctx.delete(&key);
-        ctx.propagate(argv([b"DEL", &key]));
-    } else {
-        ctx.db().set_expire(&key, at);
-        ctx.db().touch(&key);
-        ctx.changed(1);
-        ctx.propagate(vec![
-            Bytes::from_static(b"PEXPIREAT"),
-            key.clone(),
-            int_arg(at),
-        ]);
-    }
+    ctx.expire_at(&key, at);
     Ok(Reply::Int(1))
-}
-
-fn expire(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expire_generic(ctx, args, 1000, false, "expire")
-}
-
-fn pexpire(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expire_generic(ctx, args, 1, false, "pexpire")
-}
-
-fn expireat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expire_generic(ctx, args, 1000, true, "expireat")
-}
-
-fn pexpireat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expire_generic(ctx, args, 1, true, "pexpireat")
 }
 
 fn ttl_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdError> {
@@ -469,14 +432,6 @@ fn ttl_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdErr
     }))
 }
 
-fn ttl(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    ttl_generic(ctx, args, false)
-}
-
-fn pttl(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    ttl_generic(ctx, args, true)
-}
-
 fn expiretime_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     if !ctx.exists(&key) {
@@ -492,14 +447,6 @@ fn expiretime_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply,
             }
         }
     }))
-}
-
-fn expiretime(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expiretime_generic(ctx, args, false)
-}
-
-fn pexpiretime(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    expiretime_generic(ctx, args, true)
 }
 
 fn persist(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

@@ -5,7 +5,7 @@
 //! blocks. Pops by blocking commands are propagated as their non-blocking forms.
 
 use bytes::Bytes;
-use vigil_resp::args::{parse_float, parse_int};
+use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::{Block, Ctx, Handler, argv, row};
@@ -23,7 +23,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Prepends elements to a list.",
-            Data(lpush)
+            Data(|c, a| push(c, a, true, false))
         ),
         row!(
             "rpush",
@@ -34,7 +34,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Appends elements to a list.",
-            Data(rpush)
+            Data(|c, a| push(c, a, false, false))
         ),
         row!(
             "lpushx",
@@ -45,7 +45,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Prepends elements to an existing list.",
-            Data(lpushx)
+            Data(|c, a| push(c, a, true, true))
         ),
         row!(
             "rpushx",
@@ -56,7 +56,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Appends elements to an existing list.",
-            Data(rpushx)
+            Data(|c, a| push(c, a, false, true))
         ),
         row!(
             "lpop",
@@ -67,7 +67,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Removes and returns the first elements of a list.",
-            Data(lpop)
+            Data(|c, a| pop_generic(c, a, true))
         ),
         row!(
             "rpop",
@@ -78,7 +78,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Removes and returns the last elements of a list.",
-            Data(rpop)
+            Data(|c, a| pop_generic(c, a, false))
         ),
         row!(
             "llen",
@@ -199,7 +199,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Pops the first element of the first non-empty list, blocking.",
-            Data(blpop)
+            Data(|c, a| bpop(c, a, true))
         ),
         row!(
             "brpop",
@@ -210,7 +210,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "list",
             "Pops the last element of the first non-empty list, blocking.",
-            Data(brpop)
+            Data(|c, a| bpop(c, a, false))
         ),
         row!(
             "blmove",
@@ -262,35 +262,9 @@ fn push(
     Ok(Reply::Int(len as i64))
 }
 
-fn lpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    push(ctx, args, true, false)
-}
-
-fn rpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    push(ctx, args, false, false)
-}
-
-fn lpushx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    push(ctx, args, true, true)
-}
-
-fn rpushx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    push(ctx, args, false, true)
-}
-
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = match args.next() {
-        None => None,
-        Some(c) => {
-            let n = parse_int(&c)
-                .map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
-            if n < 0 {
-                return Err(CmdError::msg("ERR value is out of range, must be positive"));
-            }
-            Some(n as usize)
-        }
-    };
+    let count = super::pop_count(args)?;
     args.finish()?;
     let Some(list) = ctx.get_list(&key)? else {
         return Ok(if count.is_some() {
@@ -320,14 +294,6 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdE
         Some(_) => Reply::Array(out),
         None => out.pop().unwrap_or(Reply::Nil),
     })
-}
-
-fn lpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    pop_generic(ctx, args, true)
-}
-
-fn rpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    pop_generic(ctx, args, false)
 }
 
 fn llen(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
@@ -649,14 +615,6 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
         });
     }
     Ok(Reply::NilArray)
-}
-
-fn blpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    bpop(ctx, args, true)
-}
-
-fn brpop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    bpop(ctx, args, false)
 }
 
 fn bmove(

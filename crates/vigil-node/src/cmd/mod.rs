@@ -217,6 +217,25 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Gives an existing key an absolute expiry, propagated as `PEXPIREAT`; a time already past
+    /// deletes the key (propagated as `DEL`), as Redis does outside of loading.
+    pub fn expire_at(&mut self, key: &Bytes, at: i64) {
+        if at <= self.now && !self.loading {
+            self.delete(key);
+            self.propagate(argv([b"DEL", key]));
+        } else {
+            let db = self.db();
+            db.set_expire(key, at);
+            db.touch(key);
+            self.changed(1);
+            self.propagate(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                key.clone(),
+                int_arg(at),
+            ]);
+        }
+    }
+
     /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).
     pub fn remove_if_empty(&mut self, key: &[u8]) {
         let db = self.db();
@@ -323,6 +342,17 @@ impl ScanOpts {
         self.pattern
             .as_ref()
             .is_none_or(|p| vigil_resp::glob::matches(p, item))
+    }
+}
+
+/// The optional `count` of the POP family: a non-negative integer, worded as Redis words it.
+pub fn pop_count(args: &mut Args) -> Result<Option<usize>, CmdError> {
+    let Some(c) = args.next() else {
+        return Ok(None);
+    };
+    match vigil_resp::args::parse_int(&c) {
+        Ok(n) if n >= 0 => Ok(Some(n as usize)),
+        _ => Err(CmdError::msg("ERR value is out of range, must be positive")),
     }
 }
 

@@ -118,7 +118,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Intersects sets.",
-            Data(sinter)
+            Data(|c, a| op_reply(c, a, SetOp::Inter))
         ),
         row!(
             "sunion",
@@ -129,7 +129,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Unites sets.",
-            Data(sunion)
+            Data(|c, a| op_reply(c, a, SetOp::Union))
         ),
         row!(
             "sdiff",
@@ -140,7 +140,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Subtracts sets.",
-            Data(sdiff)
+            Data(|c, a| op_reply(c, a, SetOp::Diff))
         ),
         row!(
             "sinterstore",
@@ -151,7 +151,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Stores the intersection of sets.",
-            Data(sinterstore)
+            Data(|c, a| op_store(c, a, SetOp::Inter))
         ),
         row!(
             "sunionstore",
@@ -162,7 +162,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Stores the union of sets.",
-            Data(sunionstore)
+            Data(|c, a| op_store(c, a, SetOp::Union))
         ),
         row!(
             "sdiffstore",
@@ -173,7 +173,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "set",
             "Stores the difference of sets.",
-            Data(sdiffstore)
+            Data(|c, a| op_store(c, a, SetOp::Diff))
         ),
         row!(
             "sintercard",
@@ -264,17 +264,7 @@ fn scard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = match args.next() {
-        None => None,
-        Some(c) => {
-            let n = vigil_resp::args::parse_int(&c)
-                .map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
-            if n < 0 {
-                return Err(CmdError::msg("ERR value is out of range, must be positive"));
-            }
-            Some(n as usize)
-        }
-    };
+    let count = super::pop_count(args)?;
     args.finish()?;
     let Some(s) = ctx.get_set(&key)? else {
         return Ok(if count.is_some() {
@@ -421,30 +411,6 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
     ctx.db().touch(&dst);
     ctx.changed(1);
     Ok(Reply::Int(n as i64))
-}
-
-fn sinter(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_reply(ctx, args, SetOp::Inter)
-}
-
-fn sunion(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_reply(ctx, args, SetOp::Union)
-}
-
-fn sdiff(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_reply(ctx, args, SetOp::Diff)
-}
-
-fn sinterstore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_store(ctx, args, SetOp::Inter)
-}
-
-fn sunionstore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_store(ctx, args, SetOp::Union)
-}
-
-fn sdiffstore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    op_store(ctx, args, SetOp::Diff)
 }
 
 fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

@@ -53,7 +53,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "string",
             "Sets a key with an expiry in seconds.",
-            Data(setex)
+            Data(|c, a| setex_generic(c, a, false, "setex"))
         ),
         row!(
             "psetex",
@@ -64,7 +64,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "string",
             "Sets a key with an expiry in milliseconds.",
-            Data(psetex)
+            Data(|c, a| setex_generic(c, a, true, "psetex"))
         ),
         row!(
             "getset",
@@ -263,6 +263,17 @@ pub(crate) enum Expiry {
 }
 
 impl Expiry {
+    /// The constructor for an `EX|PX|EXAT|PXAT` option word (upper-case), if it is one.
+    pub(crate) fn option(word: &[u8]) -> Option<fn(i64) -> Expiry> {
+        match word {
+            b"EX" => Some(Expiry::Ex),
+            b"PX" => Some(Expiry::Px),
+            b"EXAT" => Some(Expiry::ExAt),
+            b"PXAT" => Some(Expiry::PxAt),
+            _ => None,
+        }
+    }
+
     /// The absolute unix time in ms, or `None` on overflow or a non-positive value.
     pub(crate) fn absolute(self, now: i64) -> Option<i64> {
         let (v, ms) = match self {
@@ -326,14 +337,10 @@ fn set(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             b"XX" if !nx => xx = true,
             b"GET" => get = true,
             b"KEEPTTL" if expiry.is_none() => keep_ttl = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && !keep_ttl => {
-                let v = args.i64()?;
-                expiry = Some(match &o[..] {
-                    b"EX" => Expiry::Ex(v),
-                    b"PX" => Expiry::Px(v),
-                    b"EXAT" => Expiry::ExAt(v),
-                    _ => Expiry::PxAt(v),
-                });
+            w if expiry.is_none() && !keep_ttl && Expiry::option(w).is_some() => {
+                expiry = Expiry::option(w)
+                    .map(|make| args.i64().map(make))
+                    .transpose()?;
             }
             _ => return Err(CmdError::Syntax),
         }
@@ -383,14 +390,6 @@ fn setex_generic(ctx: &mut Ctx, args: &mut Args, ms: bool, name: &str) -> Result
     Ok(Reply::ok())
 }
 
-fn setex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    setex_generic(ctx, args, false, "setex")
-}
-
-fn psetex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    setex_generic(ctx, args, true, "psetex")
-}
-
 fn getset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let value = args.bytes()?;
@@ -416,14 +415,10 @@ fn getex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         let o = opt.to_ascii_uppercase();
         match &o[..] {
             b"PERSIST" if expiry.is_none() && !persist => persist = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && !persist => {
-                let v = args.i64()?;
-                expiry = Some(match &o[..] {
-                    b"EX" => Expiry::Ex(v),
-                    b"PX" => Expiry::Px(v),
-                    b"EXAT" => Expiry::ExAt(v),
-                    _ => Expiry::PxAt(v),
-                });
+            w if expiry.is_none() && !persist && Expiry::option(w).is_some() => {
+                expiry = Expiry::option(w)
+                    .map(|make| args.i64().map(make))
+                    .transpose()?;
             }
             _ => return Err(CmdError::Syntax),
         }
@@ -436,19 +431,7 @@ fn getex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::Nil);
     };
     if let Some(at) = at {
-        if at <= ctx.now && !ctx.loading {
-            ctx.delete(&key);
-            ctx.propagate(argv([b"DEL", &key]));
-        } else {
-            ctx.db().set_expire(&key, at);
-            ctx.db().touch(&key);
-            ctx.changed(1);
-            ctx.propagate(vec![
-                Bytes::from_static(b"PEXPIREAT"),
-                key.clone(),
-                int_arg(at),
-            ]);
-        }
+        ctx.expire_at(&key, at);
     } else if persist && ctx.db().persist(&key) {
         ctx.db().touch(&key);
         ctx.changed(1);

@@ -111,7 +111,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns a member's rank, ascending.",
-            Data(zrank)
+            Data(|c, a| rank_generic(c, a, false))
         ),
         row!(
             "zrevrank",
@@ -122,7 +122,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns a member's rank, descending.",
-            Data(zrevrank)
+            Data(|c, a| rank_generic(c, a, true))
         ),
         row!(
             "zrange",
@@ -133,7 +133,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members by rank, score or lexicographic range.",
-            Data(zrange)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Rank, false), true))
         ),
         row!(
             "zrangebyscore",
@@ -144,7 +144,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members in a score range.",
-            Data(zrangebyscore)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Score, false), false))
         ),
         row!(
             "zrevrangebyscore",
@@ -155,7 +155,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members in a score range, descending.",
-            Data(zrevrangebyscore)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Score, true), false))
         ),
         row!(
             "zrangebylex",
@@ -166,7 +166,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members in a lexicographic range.",
-            Data(zrangebylex)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Lex, false), false))
         ),
         row!(
             "zrevrangebylex",
@@ -177,7 +177,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members in a lexicographic range, descending.",
-            Data(zrevrangebylex)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Lex, true), false))
         ),
         row!(
             "zrevrange",
@@ -188,7 +188,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Returns members by rank, descending.",
-            Data(zrevrange)
+            Data(|c, a| range_generic(c, a, spec(RangeBy::Rank, true), false))
         ),
         row!(
             "zpopmin",
@@ -199,7 +199,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Removes and returns the lowest-scored members.",
-            Data(zpopmin)
+            Data(|c, a| pop_generic(c, a, false))
         ),
         row!(
             "zpopmax",
@@ -210,7 +210,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Removes and returns the highest-scored members.",
-            Data(zpopmax)
+            Data(|c, a| pop_generic(c, a, true))
         ),
         row!(
             "zremrangebyrank",
@@ -221,7 +221,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Removes members in a rank range.",
-            Data(zremrangebyrank)
+            Data(|c, a| remrange(c, a, RangeBy::Rank))
         ),
         row!(
             "zremrangebyscore",
@@ -232,7 +232,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Removes members in a score range.",
-            Data(zremrangebyscore)
+            Data(|c, a| remrange(c, a, RangeBy::Score))
         ),
         row!(
             "zremrangebylex",
@@ -243,7 +243,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "sorted-set",
             "Removes members in a lexicographic range.",
-            Data(zremrangebylex)
+            Data(|c, a| remrange(c, a, RangeBy::Lex))
         ),
         row!(
             "zrandmember",
@@ -473,14 +473,6 @@ fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> Result<Reply, CmdE
     }))
 }
 
-fn zrank(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    rank_generic(ctx, args, false)
-}
-
-fn zrevrank(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    rank_generic(ctx, args, true)
-}
-
 /// Renders (member, score) pairs as Redis does for the connection's protocol.
 fn pairs_reply(items: &[&(Score, Key)], withscores: bool, resp3: bool) -> Reply {
     let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
@@ -617,43 +609,9 @@ fn spec(by: RangeBy, rev: bool) -> RangeSpec {
     }
 }
 
-fn zrange(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Rank, false), true)
-}
-
-fn zrevrange(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Rank, true), false)
-}
-
-fn zrangebyscore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Score, false), false)
-}
-
-fn zrevrangebyscore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Score, true), false)
-}
-
-fn zrangebylex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Lex, false), false)
-}
-
-fn zrevrangebylex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    range_generic(ctx, args, spec(RangeBy::Lex, true), false)
-}
-
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = match args.next() {
-        None => None,
-        Some(c) => {
-            let n = vigil_resp::args::parse_int(&c)
-                .map_err(|_| CmdError::msg("ERR value is out of range, must be positive"))?;
-            if n < 0 {
-                return Err(CmdError::msg("ERR value is out of range, must be positive"));
-            }
-            Some(n as usize)
-        }
-    };
+    let count = super::pop_count(args)?;
     args.finish()?;
     let resp3 = ctx.resp3;
     let Some(z) = ctx.get_zset(&key)? else {
@@ -679,14 +637,6 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdEr
     let refs: Vec<&(Score, Key)> = popped.iter().collect();
     // RESP3 nests pairs only when a count was given; a single pop is a flat pair.
     Ok(pairs_reply(&refs, true, resp3 && count.is_some()))
-}
-
-fn zpopmin(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    pop_generic(ctx, args, false)
-}
-
-fn zpopmax(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    pop_generic(ctx, args, true)
 }
 
 fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>) -> Reply {
@@ -718,18 +668,6 @@ fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdErr
         .map(|(_, m)| m.clone())
         .collect();
     Ok(remove_selected(ctx, &key, members))
-}
-
-fn zremrangebyrank(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    remrange(ctx, args, RangeBy::Rank)
-}
-
-fn zremrangebyscore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    remrange(ctx, args, RangeBy::Score)
-}
-
-fn zremrangebylex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    remrange(ctx, args, RangeBy::Lex)
 }
 
 fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
