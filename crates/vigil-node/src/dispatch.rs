@@ -78,7 +78,8 @@ impl Service for Node {
             }
             Handler::Data(f) => {
                 let mut store = self.store.lock();
-                let (reply, _) = self.run_data(&mut store, conn, f, Args::new(args), false);
+                let (reply, _) =
+                    self.run_data(&mut store, conn, f, Args::new(args), false, now_ms());
                 drop(store);
                 conn.reply(reply);
             }
@@ -113,6 +114,9 @@ impl Node {
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
+        // One clock read per pipeline: commands of one batch see the same "now", as commands of
+        // one event-loop iteration do in Redis.
+        let now = now_ms();
         while let Some(args) = queue.front() {
             if conn.state.multi.is_some() {
                 return;
@@ -131,7 +135,7 @@ impl Node {
                 conn.info.details.lock().last_cmd = meta.name;
             }
             let store = guard.get_or_insert_with(|| self.store.lock());
-            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false);
+            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now);
             conn.reply(reply);
         }
     }
@@ -145,9 +149,10 @@ impl Node {
         f: DataFn,
         mut args: Args,
         may_block: bool,
+        now: i64,
     ) -> (Reply, Option<crate::cmd::Block>) {
         let mut props: Vec<Prop> = Vec::new();
-        let mut ctx = Ctx::new(store, conn.db, now_ms(), &mut props);
+        let mut ctx = Ctx::new(store, conn.db, now, &mut props);
         ctx.may_block = may_block;
         ctx.resp3 = conn.proto == Protocol::Resp3;
         let reply = Reply::from(f(&mut ctx, &mut args));
@@ -167,7 +172,7 @@ impl Node {
             let (notify, keys, on_timeout) = {
                 let mut store = self.store.lock();
                 let (reply, block) =
-                    self.run_data(&mut store, conn, f, Args::new(args.clone()), true);
+                    self.run_data(&mut store, conn, f, Args::new(args.clone()), true, now_ms());
                 let Some(block) = block else {
                     drop(store);
                     conn.reply(reply);
