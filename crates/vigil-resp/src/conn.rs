@@ -210,13 +210,11 @@ impl<S> Conn<S> {
 
     /// The subscriber handle, created on first use.
     pub fn subscriber(&mut self) -> Subscriber {
-        if self.sub.is_none() {
-            self.sub = Some(pubsub::subscriber(self.info.kill.clone()));
-        }
+        let kill = &self.info.kill;
         self.sub
-            .as_ref()
-            .map(|(s, _)| s.clone())
-            .unwrap_or_else(|| unreachable!())
+            .get_or_insert_with(|| pubsub::subscriber(kill.clone()))
+            .0
+            .clone()
     }
 
     /// Updates the registry's view of the subscriptions.
@@ -281,6 +279,11 @@ impl<S> Conn<S> {
         }
     }
 }
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Below this much free space the read buffer grows before the next read.
+const READ_MIN: usize = 1024;
 
 /// Listen backlog: Redis' default `tcp-backlog`. The standard library's 128 makes bursts of
 /// connections stall for a SYN retransmit (1 s) once the accept queue is full.
@@ -413,6 +416,11 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
                 None => std::future::pending().await,
             }
         };
+        // Read in large chunks, as Redis does (16 KiB): a nearly full buffer would make
+        // `read_buf` read a few bytes at a time, cutting pipelines into many small batches.
+        if conn.inbuf.capacity() - conn.inbuf.len() < READ_MIN {
+            conn.inbuf.reserve(READ_CHUNK);
+        }
         tokio::select! {
             _ = &mut killed => break,
             _ = idle_sleep => break,

@@ -199,8 +199,12 @@ fn set_fields(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdErro
     let h = ctx.hash_or_new(&key)?;
     let mut added = 0;
     for fv in pairs.chunks(2) {
-        if h.insert(boxed(&fv[0]), boxed(&fv[1])).is_none() {
-            added += 1;
+        match h.get_mut(&fv[0][..]) {
+            Some(v) => *v = boxed(&fv[1]),
+            None => {
+                h.insert(boxed(&fv[0]), boxed(&fv[1]));
+                added += 1;
+            }
         }
     }
     ctx.db().touch(&key);

@@ -269,13 +269,18 @@ macro_rules! typed_access {
 
             /// The value, created empty if the key is missing; `WRONGTYPE` if another type.
             pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CmdError> {
-                if !self.exists(key) {
-                    self.db()
-                        .keys
-                        .insert(boxed(key), Value::$variant(Box::new($new)));
-                }
-                match self.store.dbs[self.db].keys.get_mut(key) {
-                    Some(Value::$variant(v)) => Ok(&mut **v),
+                self.expire_if_needed(key);
+                let keys = &mut self.store.dbs[self.db].keys;
+                // One hash lookup when the key exists (the common case on a hot key).
+                let i = match keys.get_index_of(key) {
+                    Some(i) => i,
+                    None => {
+                        keys.insert_full(boxed(key), Value::$variant(Box::new($new)))
+                            .0
+                    }
+                };
+                match keys.get_index_mut(i) {
+                    Some((_, Value::$variant(v))) => Ok(&mut **v),
                     _ => Err(CmdError::WrongType),
                 }
             }

@@ -204,7 +204,11 @@ fn sadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let members = args.rest();
     let s = ctx.set_or_new(&key)?;
-    let added = members.iter().filter(|m| s.insert(boxed(m))).count();
+    // Only a new member costs an allocation.
+    let added = members
+        .iter()
+        .filter(|m| !s.contains(&m[..]) && s.insert(boxed(m)))
+        .count();
     if added > 0 {
         ctx.db().touch(&key);
         ctx.changed(added as u64);

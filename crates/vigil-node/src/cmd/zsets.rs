@@ -348,7 +348,9 @@ fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
         incr_result = Some(new);
     }
-    ctx.remove_if_empty(&key);
+    if z.is_empty() {
+        ctx.remove_if_empty(&key);
+    }
     if added + changed > 0 {
         ctx.db().touch(&key);
         ctx.changed((added + changed) as u64);

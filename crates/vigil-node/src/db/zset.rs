@@ -90,10 +90,9 @@ impl ZSet {
                 return old;
             }
             self.order.remove(&(Score(o), Key::from(member)));
-            *self
-                .scores
-                .get_mut(member)
-                .unwrap_or_else(|| unreachable!()) = score;
+            if let Some(s) = self.scores.get_mut(member) {
+                *s = score;
+            }
         } else {
             self.scores.insert(Key::from(member), score);
         }

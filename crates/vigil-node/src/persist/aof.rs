@@ -135,32 +135,27 @@ impl Aof {
     pub fn append(&self, props: &[Prop]) -> u64 {
         let mut q = self.inner.queue.lock();
         let was_idle = q.segments.iter().all(|(_, b)| b.is_empty());
-        let generation = q.generation;
-        if q.segments.back().is_none_or(|(g, _)| *g != generation) {
-            q.segments.push_back((generation, Vec::new()));
-        }
         let mut db = q.db;
-        let Some((_, buf)) = q.segments.back_mut() else {
-            unreachable!("segment pushed above")
-        };
-        let before = buf.len();
+        let mut encoded = Vec::with_capacity(64);
         for (d, args) in props {
             if db != Some(*d) {
                 let mut n = itoa::Buffer::new();
-                encode_command(
-                    buf,
-                    &[
-                        Bytes::from_static(b"SELECT"),
-                        Bytes::copy_from_slice(n.format(*d).as_bytes()),
-                    ],
-                );
+                let select = [
+                    Bytes::from_static(b"SELECT"),
+                    Bytes::copy_from_slice(n.format(*d).as_bytes()),
+                ];
+                encode_command(&mut encoded, &select);
                 db = Some(*d);
             }
-            encode_command(buf, args);
+            encode_command(&mut encoded, args);
         }
-        let added = (buf.len() - before) as u64;
         q.db = db;
-        q.seq += added;
+        q.seq += encoded.len() as u64;
+        let generation = q.generation;
+        match q.segments.back_mut() {
+            Some((g, buf)) if *g == generation => buf.extend_from_slice(&encoded),
+            _ => q.segments.push_back((generation, encoded)),
+        }
         let seq = q.seq;
         drop(q);
         if was_idle {
@@ -253,7 +248,9 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
                 } else {
                     Duration::from_secs(10)
                 };
-                inner.cond.wait_for(&mut q, wait.max(Duration::from_millis(1)));
+                inner
+                    .cond
+                    .wait_for(&mut q, wait.max(Duration::from_millis(1)));
             }
             let segs: Vec<(u64, Vec<u8>)> = q.segments.drain(..).collect();
             (segs, q.seq, q.stop)
