@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 use vigil_resp::command::CommandTable;
 use vigil_resp::conn::{Ident, Limits, Shared};
 use vigil_resp::request::ParseLimits;
@@ -22,6 +23,9 @@ use crate::persist::{self, Persistence, aof};
 /// Version reported to clients in HELLO and INFO: the Redis version whose behaviour the node
 /// follows, since client libraries gate features on it.
 pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Most log bytes queued ahead of the disk before writers wait for it.
+pub const AOF_BACKLOG_LIMIT: u64 = 32 * 1024 * 1024;
 
 /// Wall-clock unix milliseconds: used for key expiry (absolute times, as Redis stores them)
 /// and for display; never for timeouts.
@@ -120,8 +124,13 @@ impl Node {
         if let Ok(a) = listener.local_addr() {
             self.port.store(a.port() as u64, Ordering::Relaxed);
         }
-        let bg = tokio::spawn(background(self.clone()));
-        vigil_resp::conn::serve(listener, self.clone(), self.shared.clone()).await;
+        // Every log line of the node's own tasks names the node (group and epoch join it with
+        // replication and the sentinels).
+        let span = tracing::info_span!("node", port = self.port());
+        let bg = tokio::spawn(background(self.clone()).instrument(span.clone()));
+        vigil_resp::conn::serve(listener, self.clone(), self.shared.clone())
+            .instrument(span)
+            .await;
         bg.abort();
         self.close();
     }
@@ -154,8 +163,9 @@ impl Node {
         }
         let aof = self.persist.aof.as_ref()?;
         let seq = aof.append(props);
-        (self.config.read().persistence.appendfsync == crate::config::AppendFsync::Always)
-            .then_some(seq)
+        // Backpressure: when the disk falls behind, writers wait for it rather than letting
+        // the queue grow without bound (Redis gets the same from its blocking write()).
+        (aof.is_always() || seq.saturating_sub(aof.written()) > AOF_BACKLOG_LIMIT).then_some(seq)
     }
 
     /// `SAVE`: a snapshot in the foreground.

@@ -186,6 +186,11 @@ impl Aof {
         self.inner.policy.store(policy_code(p), Ordering::Relaxed);
     }
 
+    /// The sequence number written so far (fsynced too, under `always`).
+    pub fn written(&self) -> u64 {
+        *self.inner.synced.borrow()
+    }
+
     /// Whether replies must wait for the fsync (`appendfsync always`).
     pub fn is_always(&self) -> bool {
         self.inner.policy.load(Ordering::Relaxed) == 0
