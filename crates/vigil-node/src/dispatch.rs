@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use vigil_resp::builtin::precheck;
-use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
+use vigil_resp::{Args, Conn, Flags, Protocol, Reply, Service};
 
 use crate::cmd::{Ctx, DataFn, Handler, Prop};
 use crate::db::{Store, boxed};
@@ -338,9 +338,4 @@ impl Node {
             conn.state.sync_seq = Some(seq);
         }
     }
-}
-
-/// Metadata lookup for tests and `COMMAND`.
-pub fn meta_of(node: &Node, name: &str) -> Option<CommandMeta> {
-    node.table.get(name.as_bytes()).map(|e| e.0)
 }

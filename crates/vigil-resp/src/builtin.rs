@@ -230,13 +230,12 @@ pub fn reset<S>(conn: &mut Conn<S>) {
 pub fn client<S>(conn: &mut Conn<S>, mut args: Args) {
     let raw = args.next().unwrap_or_default();
     let sub = lossy_lower(&raw);
-    let r = client_inner(conn, &sub, &mut args).map_err(|e| match e {
-        CmdError::Other(m) if m.starts_with("ERR unknown subcommand") => CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&raw)
-        )),
-        e => e,
-    });
+    let r = match client_inner(conn, &sub, &mut args) {
+        Err(CmdError::Other(m)) if m.starts_with("ERR unknown subcommand") => {
+            Ok(crate::command::unknown_subcommand("client", &raw))
+        }
+        r => r,
+    };
     conn.reply(r);
 }
 
@@ -531,7 +530,8 @@ pub fn publish<S>(conn: &mut Conn<S>, mut args: Args) {
 
 /// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`.
 pub fn pubsub<S>(conn: &mut Conn<S>, mut args: Args) {
-    let sub = lossy_lower(&args.next().unwrap_or_default());
+    let raw = args.next().unwrap_or_default();
+    let sub = lossy_lower(&raw);
     let hub = &conn.shared.hub;
     let r = match sub.as_str() {
         "channels" if args.remaining() <= 1 => Reply::bulks(hub.channels(args.next().as_deref())),
@@ -552,9 +552,18 @@ pub fn pubsub<S>(conn: &mut Conn<S>, mut args: Args) {
                 .flat_map(|c| [Reply::Bulk(c), Reply::Int(0)])
                 .collect(),
         ),
-        _ => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
-        )),
+        _ => crate::command::bad_subcommand(
+            "pubsub",
+            &raw,
+            &[
+                "channels",
+                "numsub",
+                "numpat",
+                "shardchannels",
+                "shardnumsub",
+                "help",
+            ],
+        ),
     };
     conn.reply(r);
 }

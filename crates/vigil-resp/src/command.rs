@@ -292,9 +292,11 @@ impl<H> CommandTable<H> {
                 .map(Reply::simple)
                 .collect(),
             ),
-            Some(other) => Reply::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{other}'. Try COMMAND HELP."
-            )),
+            Some(_) => bad_subcommand(
+                "command",
+                &args[1],
+                &["count", "list", "info", "docs", "getkeys", "help"],
+            ),
         }
     }
 }
@@ -318,6 +320,26 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
     Reply::error(format!(
         "ERR unknown command '{name}', with args beginning with: {list}"
     ))
+}
+
+/// The error for an unknown subcommand, with the name as the client sent it.
+pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        command.to_uppercase()
+    ))
+}
+
+/// The reply for a subcommand: known names with a wrong argument count get the arity error
+/// (`'config|get'`), others the unknown-subcommand error.
+pub fn bad_subcommand(command: &str, sub: &[u8], known: &[&str]) -> Reply {
+    let lower = String::from_utf8_lossy(sub).to_lowercase();
+    if known.contains(&lower.as_str()) {
+        wrong_arity(&format!("{command}|{lower}"))
+    } else {
+        unknown_subcommand(command, sub)
+    }
 }
 
 /// The error for a wrong argument count.

@@ -405,15 +405,19 @@ pub(crate) fn random_indices(len: usize, count: i64) -> Vec<usize> {
     picked.into_iter().collect()
 }
 
-/// Parses the optional `count [WITHVALUES|WITHSCORES]` of the RAND commands.
-pub(crate) fn rand_args(args: &mut Args, with: &str) -> Result<(Option<i64>, bool), CmdError> {
+/// Parses the optional `count [WITHVALUES|WITHSCORES]` of the RAND commands; `with: None`
+/// (SRANDMEMBER) accepts no such flag.
+pub(crate) fn rand_args(
+    args: &mut Args,
+    with: Option<&str>,
+) -> Result<(Option<i64>, bool), CmdError> {
     let Some(c) = args.next() else {
         return Ok((None, false));
     };
     let count = parse_int(&c)?;
     let withv = match args.next() {
         None => false,
-        Some(w) if w.eq_ignore_ascii_case(with.as_bytes()) => true,
+        Some(w) if with.is_some_and(|f| w.eq_ignore_ascii_case(f.as_bytes())) => true,
         Some(_) => return Err(CmdError::Syntax),
     };
     args.finish()?;
@@ -425,7 +429,7 @@ pub(crate) fn rand_args(args: &mut Args, with: &str) -> Result<(Option<i64>, boo
 
 fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let (count, withv) = rand_args(args, "withvalues")?;
+    let (count, withv) = rand_args(args, Some("withvalues"))?;
     let ctx_resp3 = ctx.resp3;
     let h = ctx.get_hash(&key)?;
     let Some(count) = count else {

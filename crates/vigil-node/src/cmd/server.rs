@@ -456,7 +456,8 @@ const PARAMS: &[Param] = &[
 ];
 
 fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
-    let sub = lossy_lower(&args.next().unwrap_or_default());
+    let raw_sub = args.next().unwrap_or_default();
+    let sub = lossy_lower(&raw_sub);
     let r = match sub.as_str() {
         "get" if !args.is_empty() => {
             let patterns = args.rest();
@@ -532,9 +533,11 @@ fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             .map(Reply::simple)
             .collect(),
         ),
-        _ => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CONFIG HELP."
-        )),
+        _ => vigil_resp::command::bad_subcommand(
+            "config",
+            &raw_sub,
+            &["get", "set", "resetstat", "rewrite", "help"],
+        ),
     };
     conn.reply(r);
 }

@@ -307,7 +307,7 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn srandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let (count, _) = rand_args(args, "\u{0}")?;
+    let (count, _) = rand_args(args, None)?;
     let s = ctx.get_set(&key)?;
     let Some(count) = count else {
         return Ok(match s {

@@ -674,7 +674,7 @@ fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdErr
 
 fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let (count, withscores) = rand_args(args, "withscores")?;
+    let (count, withscores) = rand_args(args, Some("withscores"))?;
     let resp3 = ctx.resp3;
     let z = ctx.get_zset(&key)?;
     let Some(count) = count else {
