@@ -136,11 +136,13 @@ impl Default for Persistence {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        // The parser's defaults are Redis' defaults; they are defined once, there.
+        let p = vigil_resp::request::ParseLimits::default();
         LimitsConfig {
-            proto_max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: i32::MAX as u64,
-            max_inline_len: 64 * 1024,
-            client_query_buffer_limit: 1024 * 1024 * 1024,
+            proto_max_bulk_len: p.max_bulk_len as u64,
+            max_multibulk_len: p.max_multibulk_len as u64,
+            max_inline_len: p.max_inline_len as u64,
+            client_query_buffer_limit: p.max_query_buffer as u64,
             client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
         }
     }
