@@ -165,14 +165,24 @@ impl RedisProc {
                 );
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if let Ok(mut c) = RawConn::connect(port)
-                    && c.call(&["PING"]) == b"+PONG\r\n"
-                {
-                    return RedisProc {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
+                if let Ok(mut c) = RawConn::connect(port) {
+                    // Make sure the server answering is ours: a concurrent test may have been
+                    // handed the same free port and started its own redis-server there first.
+                    let info = c
+                        .send_raw(&RawConn::encode(&["INFO", "server"]))
+                        .ok()
+                        .and_then(|_| c.read_reply())
+                        .unwrap_or_default();
+                    let ours = format!("process_id:{}\r\n", child.id());
+                    if String::from_utf8_lossy(&info).contains(&ours) {
+                        return RedisProc {
+                            child,
+                            port,
+                            _dir: dir,
+                        };
+                    }
+                    // Someone else's server (or one going away) holds this port: try another.
+                    break;
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -231,7 +241,10 @@ impl RawConn {
 
     /// Sends a command and returns its reply's bytes.
     pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
-        self.send_raw(&Self::encode(args)).expect("send");
+        let port = self.stream.peer_addr().map(|a| a.port()).unwrap_or(0);
+        if let Err(e) = self.send_raw(&Self::encode(args)) {
+            panic!("cannot send {args:?} to port {port}: {e}");
+        }
         if args
             .first()
             .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
@@ -246,7 +259,8 @@ impl RawConn {
         {
             self.resp3 = false;
         }
-        self.read_reply().expect("reply")
+        self.read_reply()
+            .unwrap_or_else(|| panic!("no reply to {args:?} from port {port}"))
     }
 
     /// Reads one reply frame (as RESP3 after `HELLO 3`); `None` on EOF or timeout.
