@@ -147,6 +147,47 @@ fn compaction_then_crash_recovers_everything() {
 }
 
 #[test]
+fn the_log_is_compacted_automatically_once_it_outgrows_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        "[persistence]\nauto_compact_min_size = \"64kb\"\nauto_compact_percentage = 100\n",
+    )
+    .unwrap();
+    let n = NodeProc::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let mut c = n.client();
+    for i in 0..2000 {
+        let _: () = c.set(format!("key:{i}"), "x".repeat(100)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !data.join("dump.vsnap").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no automatic compaction: {:?}",
+            aof_files(&data)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while aof_files(&data).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "old logs not removed: {:?}",
+            aof_files(&data)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    drop(n);
+    let n2 = NodeProc::start(&data, &[]);
+    assert_eq!(
+        redis::cmd("DBSIZE").query::<i64>(&mut n2.client()).unwrap(),
+        2000
+    );
+}
+
+#[test]
 fn torn_log_tail_is_truncated_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");

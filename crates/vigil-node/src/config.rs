@@ -82,7 +82,7 @@ pub struct Persistence {
     /// Compact the log into a snapshot once it exceeds this size...
     #[serde(deserialize_with = "size")]
     pub auto_compact_min_size: u64,
-    /// ...and has grown by this percentage since the last compaction (0: never automatically).
+    /// ...and is at least this percentage of the snapshot's size (0: never automatically).
     pub auto_compact_percentage: u64,
 }
 

@@ -87,6 +87,7 @@ impl Node {
             lock,
             generation,
             rec.saved_at.unwrap_or(0),
+            rec.snapshot_bytes,
             config.persistence.appendonly,
             config.persistence.appendfsync,
         )?;
@@ -404,8 +405,8 @@ fn maybe_compact(node: &Node) {
         return;
     }
     let size = aof.size();
-    let base = node.persist.base_size.load(Ordering::Relaxed).max(1);
-    if size >= min && size.saturating_sub(base) * 100 / base >= pct {
+    let base = node.persist.base_size.load(Ordering::Relaxed);
+    if size >= min && size.saturating_mul(100) >= base.saturating_mul(pct) {
         tracing::info!(size, base, "append log grew past the threshold, compacting");
         node.save_background();
     }

@@ -30,6 +30,8 @@ pub struct Recovery {
     pub generation: u64,
     /// When the snapshot was taken (unix seconds), if there is one.
     pub saved_at: Option<i64>,
+    /// Size of the snapshot file (0 without one).
+    pub snapshot_bytes: u64,
     /// Logs to replay, oldest first.
     pub logs: Vec<(u64, PathBuf)>,
 }
@@ -50,9 +52,11 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
         return Err(NodeError::DirLocked(dir.to_path_buf()));
     }
     let snap_path = dir.join(SNAPSHOT_FILE);
+    let mut snapshot_bytes = 0;
     let (store, generation, saved_at) = if snap_path.exists() {
         let bytes =
             std::fs::read(&snap_path).map_err(NodeError::io("cannot read snapshot", &snap_path))?;
+        snapshot_bytes = bytes.len() as u64;
         let (h, store) =
             snapshot::decode(&bytes, databases).map_err(|reason| NodeError::CorruptSnapshot {
                 path: snap_path.clone(),
@@ -82,6 +86,7 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
             store,
             generation,
             saved_at,
+            snapshot_bytes,
             logs,
         },
     ))
@@ -101,7 +106,8 @@ pub struct Persistence {
     pub last_ok: AtomicBool,
     /// `Store::dirty` at the last successful snapshot.
     pub dirty_saved: AtomicU64,
-    /// Log size right after the last compaction (auto-compaction baseline).
+    /// Size of the current snapshot: the log is compacted once replaying it would cost about as
+    /// much as loading the snapshot (`auto_compact_percentage` of it).
     pub base_size: AtomicU64,
     _lock: File,
 }
@@ -113,6 +119,7 @@ impl Persistence {
         lock: File,
         generation: u64,
         last_save: i64,
+        snapshot_bytes: u64,
         appendonly: bool,
         policy: AppendFsync,
     ) -> Result<Persistence, NodeError> {
@@ -124,7 +131,6 @@ impl Persistence {
         } else {
             None
         };
-        let base = aof.as_ref().map_or(0, |a| a.size());
         Ok(Persistence {
             dir: dir.to_path_buf(),
             aof,
@@ -133,7 +139,7 @@ impl Persistence {
             last_save: AtomicI64::new(last_save),
             last_ok: AtomicBool::new(true),
             dirty_saved: AtomicU64::new(0),
-            base_size: AtomicU64::new(base),
+            base_size: AtomicU64::new(snapshot_bytes),
             _lock: lock,
         })
     }
@@ -182,8 +188,7 @@ impl Persistence {
                 self.last_save
                     .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
                 self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
-                self.base_size
-                    .store(self.aof.as_ref().map_or(0, |a| a.size()), Ordering::Relaxed);
+                self.base_size.store(bytes.len() as u64, Ordering::Relaxed);
                 self.last_ok.store(true, Ordering::Relaxed);
                 tracing::info!(generation, bytes = bytes.len(), "snapshot written");
             }
