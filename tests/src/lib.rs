@@ -259,6 +259,12 @@ impl RawConn {
         {
             self.resp3 = false;
         }
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("reset"))
+        {
+            self.resp3 = false;
+        }
         self.read_reply()
             .unwrap_or_else(|| panic!("no reply to {args:?} from port {port}"))
     }

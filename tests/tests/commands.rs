@@ -418,3 +418,40 @@ fn shutdown_exits_cleanly_and_keeps_data() {
     let n2 = NodeProc::start(&dir.path().join("node"), &[]);
     assert_eq!(n2.client().get::<_, String>("kept").unwrap(), "yes");
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout_but_subscribers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, "timeout = \"1s\"\n").unwrap();
+    let n = NodeProc::start(
+        &dir.path().join("node"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let mut idle = RawConn::connect(n.port).unwrap();
+    assert_eq!(idle.call(&["PING"]), b"+PONG\r\n");
+    let mut sub = RawConn::connect(n.port).unwrap();
+    sub.call(&["SUBSCRIBE", "ch"]);
+    thread::sleep(Duration::from_millis(1600));
+    assert!(idle.is_closed(), "idle client kept past the timeout");
+    let _: i64 = n.client().publish("ch", "still here").unwrap();
+    assert_eq!(
+        sub.read_reply().unwrap(),
+        b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$10\r\nstill here\r\n"
+    );
+}
+
+#[test]
+fn reset_returns_the_connection_to_its_defaults() {
+    let (_d, n) = node();
+    let mut s = RawConn::connect(n.port).unwrap();
+    s.call(&["HELLO", "3", "SETNAME", "worker"]);
+    s.call(&["SELECT", "5"]);
+    s.call(&["MULTI"]);
+    assert_eq!(s.call(&["RESET"]), b"+RESET\r\n");
+    // Back to RESP2, database 0, no name, no transaction.
+    assert_eq!(s.call(&["CLIENT", "GETNAME"]), b"$-1\r\n");
+    assert_eq!(s.call(&["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(n.client().get::<_, String>("k").unwrap(), "v");
+    assert_eq!(s.call(&["EXEC"]), b"-ERR EXEC without MULTI\r\n");
+}
