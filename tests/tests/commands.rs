@@ -455,3 +455,49 @@ fn reset_returns_the_connection_to_its_defaults() {
     assert_eq!(n.client().get::<_, String>("k").unwrap(), "v");
     assert_eq!(s.call(&["EXEC"]), b"-ERR EXEC without MULTI\r\n");
 }
+
+#[test]
+fn blocked_clients_are_served_first_come_first_served() {
+    let (_d, n) = node();
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let mut w = RawConn::connect(n.port).unwrap();
+        w.send_raw(&RawConn::encode(&["BLPOP", "jobs", "5"]))
+            .unwrap();
+        // Let each one block before the next arrives.
+        thread::sleep(Duration::from_millis(150));
+        waiters.push(w);
+    }
+    let mut c = n.client();
+    let _: () = c.rpush("jobs", &["a", "b", "c"]).unwrap();
+    for (i, w) in waiters.iter_mut().enumerate() {
+        let want = format!("*2\r\n$4\r\njobs\r\n$1\r\n{}\r\n", ["a", "b", "c"][i]);
+        assert_eq!(
+            String::from_utf8(w.read_reply().unwrap()).unwrap(),
+            want,
+            "waiter #{i}"
+        );
+    }
+    // One element at a time: the longest waiter gets each one.
+    let mut first = RawConn::connect(n.port).unwrap();
+    first
+        .send_raw(&RawConn::encode(&["BLPOP", "q", "5"]))
+        .unwrap();
+    thread::sleep(Duration::from_millis(150));
+    let mut second = RawConn::connect(n.port).unwrap();
+    second
+        .send_raw(&RawConn::encode(&["BLPOP", "q", "5"]))
+        .unwrap();
+    thread::sleep(Duration::from_millis(150));
+    let _: () = c.rpush("q", "one").unwrap();
+    assert_eq!(
+        first.read_reply().unwrap(),
+        b"*2\r\n$1\r\nq\r\n$3\r\none\r\n"
+    );
+    let _: () = c.rpush("q", "two").unwrap();
+    assert_eq!(
+        second.read_reply().unwrap(),
+        b"*2\r\n$1\r\nq\r\n$3\r\ntwo\r\n"
+    );
+    assert_eq!(c.llen::<_, i64>("q").unwrap(), 0);
+}

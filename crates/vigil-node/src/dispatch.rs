@@ -41,6 +41,8 @@ pub struct ConnState {
     pub sync_seq: Option<u64>,
     /// The last command's name, as last published to the client registry.
     pub last_cmd: &'static str,
+    /// This client's entry in the blocked queues while a blocking command waits.
+    pub waiter: Option<Arc<Notify>>,
 }
 
 impl Service for Node {
@@ -155,6 +157,7 @@ impl Node {
         let mut ctx = Ctx::new(store, conn.db, now, &mut props);
         ctx.may_block = may_block;
         ctx.resp3 = conn.proto == Protocol::Resp3;
+        ctx.waiter = conn.state.waiter.clone();
         let reply = Reply::from(f(&mut ctx, &mut args));
         ctx.finish(&args);
         let block = ctx.block.take();
@@ -164,47 +167,51 @@ impl Node {
         (reply, block)
     }
 
-    /// Runs a blocking command: try; if nothing is there, wait for a write to one of its keys
-    /// (or the timeout, or the client leaving) and try again.
+    /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
+    /// clients and wait for a write to one of its keys (or the timeout, or the client leaving),
+    /// then try again, keeping its place in the queue.
     async fn run_blocking(&self, conn: &mut Conn<ConnState>, f: DataFn, args: Vec<Bytes>) {
+        let notify = Arc::new(Notify::new());
         let mut deadline: Option<Option<Instant>> = None;
-        loop {
-            let (notify, keys, on_timeout) = {
+        let mut waiting_on: Vec<Bytes> = Vec::new();
+        let result = loop {
+            let on_timeout = {
                 let mut store = self.store.lock();
                 let (reply, block) =
                     self.run_data(&mut store, conn, f, Args::new(args.clone()), true, now_ms());
                 let Some(block) = block else {
-                    drop(store);
-                    conn.reply(reply);
-                    return;
+                    // Leave the line in the same critical section as the pop, so clients behind
+                    // count positions without us.
+                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                    waiting_on.clear();
+                    break Some(reply);
                 };
                 let dl = *deadline.get_or_insert_with(|| {
                     (block.timeout > 0.0)
                         .then(|| Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9)))
                 });
                 if dl.is_some_and(|d| Instant::now() >= d) {
-                    drop(store);
-                    conn.reply(block.on_timeout);
-                    return;
+                    break Some(block.on_timeout);
                 }
-                let notify = Arc::new(Notify::new());
-                let db = &mut store.dbs[conn.db];
-                for k in &block.keys {
-                    db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                if waiting_on.is_empty() {
+                    let db = &mut store.dbs[conn.db];
+                    for k in &block.keys {
+                        db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                    }
+                    waiting_on = block.keys;
+                    conn.state.waiter = Some(notify.clone());
                 }
-                (notify, block.keys, block.on_timeout)
+                block.on_timeout
             };
             // Replies to earlier pipelined commands go out before we wait.
             self.before_reply(conn).await;
             if conn.flush().await.is_err() {
-                conn.close = true;
+                break None;
             }
             conn.info.blocked.store(true, Ordering::Relaxed);
             let dl = deadline.flatten();
-            let woke = if conn.close {
-                None
-            } else {
-                conn.wait_or_disconnect(async {
+            let woke = conn
+                .wait_or_disconnect(async {
                     match dl {
                         Some(d) => tokio::time::timeout_at(d.into(), notify.notified())
                             .await
@@ -215,32 +222,43 @@ impl Node {
                         }
                     }
                 })
-                .await
-            };
+                .await;
             conn.info.blocked.store(false, Ordering::Relaxed);
-            self.unblock(conn.db, &keys, &notify);
             match woke {
-                None => {
-                    conn.close = true;
-                    return;
-                }
-                Some(false) => {
-                    conn.reply(on_timeout);
-                    return;
-                }
+                None => break None,
+                Some(false) => break Some(on_timeout),
                 Some(true) => continue,
             }
+        };
+        conn.state.waiter = None;
+        self.unblock(conn.db, &waiting_on, &notify);
+        match result {
+            Some(reply) => conn.reply(reply),
+            None => conn.close = true,
         }
     }
 
+    /// Leaves the blocked queues (a no-op if already left).
     fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
-        let mut store = self.store.lock();
+        if !keys.is_empty() {
+            Self::leave_queues(&mut self.store.lock(), db, keys, notify);
+        }
+    }
+
+    /// Removes a client from the queues of `keys`; clients behind it whose key holds data are
+    /// woken, as they may now be first in line.
+    fn leave_queues(store: &mut Store, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
         let db = &mut store.dbs[db];
         for k in keys {
-            if let Some(v) = db.blocked.get_mut(&k[..]) {
-                v.retain(|n| !Arc::ptr_eq(n, notify));
-                if v.is_empty() {
-                    db.blocked.remove(&k[..]);
+            let Some(v) = db.blocked.get_mut(&k[..]) else {
+                continue;
+            };
+            v.retain(|n| !Arc::ptr_eq(n, notify));
+            if v.is_empty() {
+                db.blocked.remove(&k[..]);
+            } else if db.keys.contains_key(&k[..]) {
+                for w in v.iter() {
+                    w.notify_one();
                 }
             }
         }

@@ -524,12 +524,15 @@ fn side(args: &mut Args) -> Result<bool, CmdError> {
 }
 
 /// Moves one element; `None` if the source is empty.
+/// Moves one element; `None` if the source is empty. `skip` leaves that many elements at the
+/// source end for blocked clients ahead in line.
 fn move_one(
     ctx: &mut Ctx,
     src: &Bytes,
     dst: &Bytes,
     from_left: bool,
     to_left: bool,
+    skip: usize,
 ) -> Result<Option<Key>, CmdError> {
     if ctx.get_list(src)?.is_none() {
         return Ok(None);
@@ -539,11 +542,7 @@ fn move_one(
     let Some(list) = ctx.get_list(src)? else {
         return Ok(None);
     };
-    let Some(v) = (if from_left {
-        list.pop_front()
-    } else {
-        list.pop_back()
-    }) else {
+    let Some(v) = take_at(list, from_left, skip) else {
         return Ok(None);
     };
     ctx.remove_if_empty(src);
@@ -564,13 +563,26 @@ fn lmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let dst = args.bytes()?;
     let from = side(args)?;
     let to = side(args)?;
-    Ok(move_one(ctx, &src, &dst, from, to)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
+    Ok(move_one(ctx, &src, &dst, from, to, 0)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
 }
 
 fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let src = args.bytes()?;
     let dst = args.bytes()?;
-    Ok(move_one(ctx, &src, &dst, false, true)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
+    Ok(move_one(ctx, &src, &dst, false, true, 0)?.map_or(Reply::Nil, |v| Reply::bulk(&v)))
+}
+
+/// Removes the element `skip` places from the front (or back); `None` if there are not enough.
+fn take_at(list: &mut crate::db::List, from_left: bool, skip: usize) -> Option<Key> {
+    if list.len() <= skip {
+        return None;
+    }
+    let i = if from_left {
+        skip
+    } else {
+        list.len() - 1 - skip
+    };
+    list.remove(i)
 }
 
 /// Parses a blocking timeout in seconds, as Redis words its errors.
@@ -588,14 +600,14 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     let mut keys = args.rest();
     let timeout = parse_timeout(&keys.pop().unwrap_or_default())?;
     for key in &keys {
+        // Elements go to blocked clients in arrival order: leave enough for those ahead.
+        let ahead = ctx.waiters_ahead(key);
         let Some(list) = ctx.get_list(key)? else {
             continue;
         };
-        let Some(v) = (if left {
-            list.pop_front()
-        } else {
-            list.pop_back()
-        }) else {
+        // The n-th client in line takes the n-th element from its end, so whichever order the
+        // woken clients run in, each gets what Redis would have handed it.
+        let Some(v) = take_at(list, left, ahead) else {
             continue;
         };
         ctx.remove_if_empty(key);
@@ -625,7 +637,11 @@ fn bmove(
     to: bool,
     timeout: f64,
 ) -> Result<Reply, CmdError> {
-    if let Some(v) = move_one(ctx, &src, &dst, from, to)? {
+    let ahead = ctx.waiters_ahead(&src);
+    let available = ctx.get_list(&src)?.map_or(0, |l| l.len());
+    if available > ahead
+        && let Some(v) = move_one(ctx, &src, &dst, from, to, ahead)?
+    {
         let dir = |l: bool| if l { &b"LEFT"[..] } else { &b"RIGHT"[..] };
         ctx.propagate(argv([b"LMOVE", &src, &dst, dir(from), dir(to)]));
         return Ok(Reply::bulk(&v));

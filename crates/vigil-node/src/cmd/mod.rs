@@ -108,6 +108,8 @@ pub struct Ctx<'a> {
     pub resp3: bool,
     /// Set by a blocking command that found nothing to do.
     pub block: Option<Block>,
+    /// This client's place in the blocked queues, once it waits.
+    pub waiter: Option<std::sync::Arc<tokio::sync::Notify>>,
     dirty: u64,
     rewrite: Option<Vec<Vec<Bytes>>>,
     props: &'a mut Vec<Prop>,
@@ -124,6 +126,7 @@ impl<'a> Ctx<'a> {
             may_block: false,
             resp3: false,
             block: None,
+            waiter: None,
             dirty: 0,
             rewrite: None,
             props,
@@ -234,6 +237,11 @@ impl<'a> Ctx<'a> {
                 int_arg(at),
             ]);
         }
+    }
+
+    /// Blocked clients ahead of this one on `key`.
+    pub fn waiters_ahead(&self, key: &[u8]) -> usize {
+        self.store.dbs[self.db].waiters_ahead(key, self.waiter.as_ref())
     }
 
     /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).

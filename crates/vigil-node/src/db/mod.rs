@@ -88,7 +88,7 @@ pub struct Db {
     pub expires: IndexMap<Key, i64, RandomState>,
     /// Modification counters of keys some client WATCHes: key → (version, watchers).
     pub watched: HashMap<Key, (u64, u32)>,
-    /// Clients blocked on a key (BLPOP and friends), woken when it is written.
+    /// Clients blocked on a key (BLPOP and friends), in arrival order; woken when it is written.
     pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
 }
 
@@ -169,12 +169,24 @@ impl Db {
             *v += 1;
         }
         if !self.blocked.is_empty()
-            && let Some(waiters) = self.blocked.remove(key)
+            && let Some(waiters) = self.blocked.get(key)
         {
+            // All are woken; each may take only what the waiters ahead of it leave (see
+            // `waiters_ahead`), so service stays first-come, first-served.
             for w in waiters {
                 w.notify_one();
             }
         }
+    }
+
+    /// How many clients blocked on `key` are ahead of `me` (all of them if `me` is not
+    /// waiting on it): a blocking pop may take an element only if more are available.
+    pub fn waiters_ahead(&self, key: &[u8], me: Option<&Arc<Notify>>) -> usize {
+        let Some(waiters) = self.blocked.get(key) else {
+            return 0;
+        };
+        me.and_then(|me| waiters.iter().position(|w| Arc::ptr_eq(w, me)))
+            .unwrap_or(waiters.len())
     }
 
     /// The current WATCH version of a key, registering one more watcher.
