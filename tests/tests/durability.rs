@@ -67,6 +67,7 @@ fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
+    eprintln!("acknowledged SETs before SIGKILL: {}", acked.len());
     assert!(
         acked.len() > 100,
         "only {} writes acknowledged before the kill",
