@@ -60,11 +60,7 @@ impl Service for Node {
         let Some(&(meta, handler)) = entry else {
             return;
         };
-        // Published for CLIENT LIST only when it changes: no lock per command in a steady stream.
-        if !std::ptr::eq(conn.state.last_cmd, meta.name) {
-            conn.state.last_cmd = meta.name;
-            conn.info.details.lock().last_cmd = meta.name;
-        }
+        note_command(conn, meta.name);
         if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
@@ -132,10 +128,7 @@ impl Node {
             let Some(args) = queue.pop_front() else {
                 return;
             };
-            if !std::ptr::eq(conn.state.last_cmd, meta.name) {
-                conn.state.last_cmd = meta.name;
-                conn.info.details.lock().last_cmd = meta.name;
-            }
+            note_command(conn, meta.name);
             let store = guard.get_or_insert_with(|| self.store.lock());
             let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now);
             conn.reply(reply);
@@ -149,22 +142,16 @@ impl Node {
         store: &mut Store,
         conn: &mut Conn<ConnState>,
         f: DataFn,
-        mut args: Args,
+        args: Args,
         may_block: bool,
         now: i64,
     ) -> (Reply, Option<crate::cmd::Block>) {
         let mut props: Vec<Prop> = Vec::new();
-        let mut ctx = Ctx::new(store, conn.db, now, &mut props);
-        ctx.may_block = may_block;
-        ctx.resp3 = conn.proto == Protocol::Resp3;
-        ctx.waiter = conn.state.waiter.clone();
-        let reply = Reply::from(f(&mut ctx, &mut args));
-        ctx.finish(&args);
-        let block = ctx.block.take();
+        let result = execute_in(store, conn, f, args, may_block, now, &mut props);
         if let Some(seq) = self.propagate(&props) {
             conn.state.sync_seq = Some(seq);
         }
-        (reply, block)
+        result
     }
 
     /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
@@ -289,25 +276,21 @@ impl Node {
             ));
             return;
         }
-        let mut guard = Some(self.store.lock());
+        let mut store = self.store.lock();
         let now = now_ms();
         let touched = conn.state.watched.iter().any(|w| {
-            let db = guard.as_ref().map(|s| &s.dbs[w.db]);
-            db.is_some_and(|db| {
-                db.watch_version(&w.key) != w.version
-                    || (!w.was_expired && db.is_expired(&w.key, now))
-            })
+            let db = &store.dbs[w.db];
+            db.watch_version(&w.key) != w.version || (!w.was_expired && db.is_expired(&w.key, now))
         });
-        if let Some(store) = guard.as_mut() {
-            for w in conn.state.watched.drain(..) {
-                store.dbs[w.db].unwatch(&w.key);
-            }
+        for w in conn.state.watched.drain(..) {
+            store.dbs[w.db].unwatch(&w.key);
         }
         if touched {
-            drop(guard);
+            drop(store);
             conn.reply(Reply::NilArray);
             return;
         }
+        let mut guard = Some(store);
         let mut props: Vec<Prop> = Vec::new();
         conn.out
             .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
@@ -318,35 +301,32 @@ impl Node {
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
-                    let mut a = Args::new(args);
-                    let mut ctx = Ctx::new(store, conn.db, now, &mut props);
-                    ctx.resp3 = conn.proto == Protocol::Resp3;
-                    let r = Reply::from(f(&mut ctx, &mut a));
-                    ctx.finish(&a);
-                    conn.reply(r);
+                    let (reply, _) =
+                        execute_in(store, conn, f, Args::new(args), false, now, &mut props);
+                    conn.reply(reply);
                 }
                 Handler::Conn(f) => f(conn, Args::new(args)),
                 Handler::Node(f) => {
                     // Node commands take the lock themselves; what ran so far goes to the log
                     // first, so a SAVE inside the transaction cuts the log at the right place.
-                    self.flush_props(conn, &mut props, true);
+                    self.flush_props(conn, &mut props);
                     guard = None;
                     f(self, conn, Args::new(args));
                 }
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
-        self.flush_props(conn, &mut props, true);
+        self.flush_props(conn, &mut props);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
     /// so a crash never replays half of it.
-    fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>, wrap: bool) {
+    fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>) {
         if props.is_empty() {
             return;
         }
         let mut all = std::mem::take(props);
-        if wrap && all.len() > 1 {
+        if all.len() > 1 {
             let db = all[0].0;
             all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
             let last_db = all[all.len() - 1].0;
@@ -355,5 +335,33 @@ impl Node {
         if let Some(seq) = self.propagate(&all) {
             conn.state.sync_seq = Some(seq);
         }
+    }
+}
+
+/// Runs a data command on a locked store, collecting what it propagates into `props`.
+fn execute_in(
+    store: &mut Store,
+    conn: &Conn<ConnState>,
+    f: DataFn,
+    mut args: Args,
+    may_block: bool,
+    now: i64,
+    props: &mut Vec<Prop>,
+) -> (Reply, Option<crate::cmd::Block>) {
+    let mut ctx = Ctx::new(store, conn.db, now, props);
+    ctx.may_block = may_block;
+    ctx.resp3 = conn.proto == Protocol::Resp3;
+    ctx.waiter = conn.state.waiter.clone();
+    let reply = Reply::from(f(&mut ctx, &mut args));
+    ctx.finish(&args);
+    (reply, ctx.block.take())
+}
+
+/// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a
+/// steady stream of the same command.
+fn note_command(conn: &mut Conn<ConnState>, name: &'static str) {
+    if !std::ptr::eq(conn.state.last_cmd, name) {
+        conn.state.last_cmd = name;
+        conn.info.details.lock().last_cmd = name;
     }
 }
