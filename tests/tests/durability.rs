@@ -224,6 +224,43 @@ fn torn_log_tail_is_truncated_with_a_warning() {
 }
 
 #[test]
+fn a_transaction_without_its_exec_is_dropped_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut c = n.client();
+    let _: () = c.set("before", 1).unwrap();
+    let r: (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("t", 1)
+        .incr("t", 1)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r, (1, 2));
+    n.kill9();
+    let log = aof_files(&data).pop().unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    let clean = bytes.len();
+    // A crash after MULTI and one command reached the disk, before EXEC.
+    bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$1\r\n1\r\n");
+    std::fs::write(&log, &bytes).unwrap();
+    let n2 = NodeProc::start(&data, &[]);
+    let mut c = n2.client();
+    assert_eq!(
+        c.get::<_, Option<i64>>("half").unwrap(),
+        None,
+        "half a transaction was applied"
+    );
+    assert_eq!(
+        c.get::<_, i64>("t").unwrap(),
+        2,
+        "a complete transaction was lost"
+    );
+    assert_eq!(c.get::<_, i64>("before").unwrap(), 1);
+    assert_eq!(std::fs::metadata(&log).unwrap().len() as usize, clean);
+}
+
+#[test]
 fn garbage_inside_the_log_refuses_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");

@@ -228,49 +228,39 @@ fn replay_log(
     })?;
     let mut valid_len = read.valid_len;
     let mut db = 0usize;
-    let mut tx: Option<(Vec<Vec<Bytes>>, usize)> = None;
+    // Commands between MULTI and EXEC, and where the MULTI starts.
+    let mut tx: Option<(u64, Vec<Vec<Bytes>>)> = None;
     let mut scratch = Vec::new();
-    let mut offset_of_multi = 0u64;
-    let mut pos = 0u64;
     let now = now_ms();
-    for cmd in read.commands {
-        let len: u64 = encoded_len(&cmd);
-        let name = cmd[0].to_ascii_lowercase();
-        match &name[..] {
-            b"select" => {
-                db = cmd
-                    .get(1)
-                    .and_then(|d| std::str::from_utf8(d).ok())
-                    .and_then(|d| d.parse().ok())
-                    .filter(|d| *d < store.dbs.len())
-                    .ok_or_else(|| NodeError::CorruptLog {
-                        path: path.to_path_buf(),
-                        offset: pos,
-                        reason: "SELECT of a database that does not exist".into(),
-                    })?;
+    for (offset, cmd) in read.commands {
+        let name = &cmd[0];
+        if name.eq_ignore_ascii_case(b"select") {
+            db = cmd
+                .get(1)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse().ok())
+                .filter(|d| *d < store.dbs.len())
+                .ok_or_else(|| NodeError::CorruptLog {
+                    path: path.to_path_buf(),
+                    offset,
+                    reason: "SELECT of a database that does not exist".into(),
+                })?;
+        } else if name.eq_ignore_ascii_case(b"multi") {
+            tx = Some((offset, Vec::new()));
+        } else if name.eq_ignore_ascii_case(b"exec") {
+            for c in tx.take().map(|(_, cmds)| cmds).unwrap_or_default() {
+                apply(table, store, db, c, now, &mut scratch, path, offset)?;
             }
-            b"multi" => {
-                offset_of_multi = pos;
-                tx = Some((Vec::new(), db));
-            }
-            b"exec" => {
-                if let Some((cmds, _)) = tx.take() {
-                    for c in cmds {
-                        apply(table, store, &mut db, c, now, &mut scratch, path, pos)?;
-                    }
-                }
-            }
-            _ => match &mut tx {
-                Some((cmds, _)) => cmds.push(cmd),
-                None => apply(table, store, &mut db, cmd, now, &mut scratch, path, pos)?,
-            },
+        } else if let Some((_, cmds)) = &mut tx {
+            cmds.push(cmd);
+        } else {
+            apply(table, store, db, cmd, now, &mut scratch, path, offset)?;
         }
-        pos += len;
     }
     let mut torn = read.torn;
-    if tx.is_some() {
+    if let Some((multi_offset, _)) = tx {
         // A transaction without its EXEC was never acknowledged: drop it.
-        valid_len = offset_of_multi;
+        valid_len = multi_offset;
         torn = true;
     }
     if torn {
@@ -286,17 +276,11 @@ fn replay_log(
     Ok(())
 }
 
-fn encoded_len(cmd: &[Bytes]) -> u64 {
-    let mut v = Vec::new();
-    aof::encode_command(&mut v, cmd);
-    v.len() as u64
-}
-
 #[allow(clippy::too_many_arguments)]
 fn apply(
     table: &CommandTable<Handler>,
     store: &mut Store,
-    db: &mut usize,
+    db: usize,
     cmd: Vec<Bytes>,
     now: i64,
     scratch: &mut Vec<Prop>,
@@ -317,7 +301,7 @@ fn apply(
     if !meta.arity_ok(cmd.len()) {
         return Err(corrupt(format!("wrong argument count for '{}'", meta.name)));
     }
-    let mut ctx = Ctx::new(store, *db, now, scratch);
+    let mut ctx = Ctx::new(store, db, now, scratch);
     ctx.loading = true;
     let mut args = Args::new(cmd);
     // A command that failed when first run never reached the log; one failing now means the

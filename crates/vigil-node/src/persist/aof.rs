@@ -332,8 +332,8 @@ fn write_retrying(inner: &Inner, file: &mut File, buf: &[u8]) {
 /// The result of reading one log file.
 #[derive(Debug)]
 pub struct LogRead {
-    /// Complete commands, in order.
-    pub commands: Vec<Vec<Bytes>>,
+    /// Complete commands, in order, each with the byte offset where it starts.
+    pub commands: Vec<(u64, Vec<Bytes>)>,
     /// Bytes of the file that hold complete commands.
     pub valid_len: u64,
     /// Whether an incomplete tail followed them.
@@ -378,9 +378,10 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
         }
         match parser.parse(&mut buf, &limits, true) {
             Ok(Some(cmd)) => {
+                let start = valid as u64;
                 valid = total - buf.len();
                 if !cmd.is_empty() {
-                    commands.push(cmd);
+                    commands.push((start, cmd));
                 }
             }
             Ok(None) => {
