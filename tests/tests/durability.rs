@@ -401,3 +401,47 @@ fn a_second_node_cannot_share_a_data_directory() {
         .expect("two nodes on one directory");
     assert!(err.contains("in use"), "{err}");
 }
+
+/// CPU ticks (1/100 s) used so far by the node's thread called `name`.
+fn thread_ticks(pid: u32, name: &str) -> u64 {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            total += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+#[test]
+fn an_idle_log_writer_uses_no_cpu_under_every_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<_> = ["always", "everysec", "no"]
+        .iter()
+        .map(|p| {
+            (
+                p,
+                NodeProc::start(&dir.path().join(p), &["--appendfsync", p]),
+            )
+        })
+        .collect();
+    for (_, n) in &nodes {
+        let _: () = n.client().set("k", "v").unwrap();
+    }
+    thread::sleep(Duration::from_millis(2500));
+    for (policy, n) in &nodes {
+        let ticks = thread_ticks(n.child.id(), "aof-writer");
+        assert!(
+            ticks <= 10,
+            "appendfsync {policy}: idle log writer used {ticks} ticks of CPU"
+        );
+    }
+}

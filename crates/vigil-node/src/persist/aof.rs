@@ -237,18 +237,20 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
                     break;
                 }
                 let pending = q.segments.iter().any(|(_, b)| !b.is_empty());
-                let always = inner.policy.load(Ordering::Relaxed) == 0;
-                if pending && (always || last_write.elapsed() >= WRITE_TICK) {
+                let policy = inner.policy.load(Ordering::Relaxed);
+                if pending && (policy == 0 || last_write.elapsed() >= WRITE_TICK) {
                     break;
                 }
-                if !pending && dirty && last_fsync.elapsed() >= Duration::from_secs(1) {
+                // Only everysec has an fsync of its own to schedule; `no` never fsyncs.
+                let fsync_due = policy == 1 && dirty;
+                if !pending && fsync_due && last_fsync.elapsed() >= Duration::from_secs(1) {
                     break;
                 }
                 // `always` writes at once; the other policies gather a tick's worth of writes.
                 // An idle writer sleeps until append wakes it or the everysec fsync is due.
                 let wait = if pending {
                     WRITE_TICK.saturating_sub(last_write.elapsed())
-                } else if dirty {
+                } else if fsync_due {
                     Duration::from_secs(1).saturating_sub(last_fsync.elapsed())
                 } else {
                     Duration::from_secs(10)
@@ -287,11 +289,12 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
         }
         last_write = Instant::now();
         let policy = inner.policy.load(Ordering::Relaxed);
-        let fsync_now = match policy {
-            0 => dirty,
-            1 => dirty && (last_fsync.elapsed() >= Duration::from_secs(1) || stop),
-            _ => stop && dirty,
-        };
+        let fsync_now = dirty
+            && match policy {
+                0 => true,
+                1 => last_fsync.elapsed() >= Duration::from_secs(1) || stop,
+                _ => stop,
+            };
         if fsync_now {
             if let Err(e) = file.sync_data() {
                 tracing::error!(error = %e, "append log fsync failed");
@@ -303,7 +306,7 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
         // Under `always` this is reached only after the fsync above.
         inner.synced.send_replace(seq);
         if stop {
-            let _ = file.sync_data();
+            // Everything is flushed and, whatever the policy, fsynced above.
             return;
         }
     }
