@@ -390,9 +390,10 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
     let killed = kill.cancelled();
     tokio::pin!(killed);
     loop {
-        // Requests already buffered (e.g. read during a blocking wait) come first.
-        if !conn.inbuf.is_empty() && !process_input(conn, service).await {
-            break;
+        // Requests in the buffer (just read, or read during a blocking wait) run first; their
+        // replies go out in one write.
+        if !conn.close && !conn.inbuf.is_empty() {
+            process_input(conn, service).await;
         }
         if !conn.out.is_empty() {
             service.before_reply(conn).await;
@@ -435,22 +436,15 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
                 Ok(n) => {
                     conn.shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     conn.info.touch();
-                    if !process_input(conn, service).await {
-                        if !conn.out.is_empty() {
-                            service.before_reply(conn).await;
-                            let _ = conn.flush().await;
-                        }
-                        break;
-                    }
                 }
             },
         }
     }
 }
 
-/// Parses and executes every complete request in the input buffer. Returns false when the
-/// connection must close (protocol error, QUIT, kill).
-async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) -> bool {
+/// Parses and executes every complete request in the input buffer; sets `conn.close` when the
+/// connection must end (protocol error, QUIT).
+async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
     let limits = conn.shared.limits.read().parse;
     loop {
         let mut batch = Vec::new();
@@ -486,14 +480,14 @@ async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc)
         if !batch.is_empty() {
             service.call_batch(conn, batch).await;
             if conn.close {
-                return false;
+                return;
             }
         }
         if let Some(e) = error {
             tracing::debug!(client = conn.info.id, error = %e, "protocol error, closing connection");
             conn.reply(Reply::error(e.to_string()));
             conn.close = true;
-            return false;
+            return;
         }
         if !more {
             break;
@@ -503,7 +497,6 @@ async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc)
     if conn.inbuf.is_empty() && conn.inbuf.capacity() > 1024 * 1024 {
         conn.inbuf = BytesMut::with_capacity(1024);
     }
-    true
 }
 
 async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
