@@ -37,6 +37,9 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A snapshot is already being written; wait for it (`INFO persistence`).
+    #[error("Background save already in progress")]
+    SaveInProgress,
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another vigil process (lock file held)")]
     DirLocked(PathBuf),

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use vigil_resp::Args;
 use vigil_resp::command::CommandTable;
 use vigil_resp::conn::{Ident, Limits, Shared};
 use vigil_resp::request::ParseLimits;
-use vigil_resp::{Args, Reply};
 
 use crate::cmd::{self, Ctx, Handler, Prop};
 use crate::config::NodeConfig;
@@ -172,10 +172,7 @@ impl Node {
     /// `SAVE`: a snapshot in the foreground.
     pub fn save(&self) -> Result<(), NodeError> {
         if !self.persist.try_begin() {
-            return Err(NodeError::Config {
-                file: "SAVE".into(),
-                message: "a background save is in progress".into(),
-            });
+            return Err(NodeError::SaveInProgress);
         }
         let (generation, dirty, bytes) = self.persist.cut(&self.store.lock());
         self.persist.finish(generation, dirty, &bytes)
@@ -394,9 +391,4 @@ fn maybe_compact(node: &Node) {
         tracing::info!(size, base, "append log grew past the threshold, compacting");
         node.save_background();
     }
-}
-
-/// The error reply for a failed SAVE.
-pub fn save_error(e: &NodeError) -> Reply {
-    Reply::error(format!("ERR {e}"))
 }

@@ -10,7 +10,7 @@ use vigil_resp::{Args, CommandMeta, Conn, Reply};
 use super::{Handler, row};
 use crate::config::{AppendFsync, NodeConfig, parse_size};
 use crate::dispatch::ConnState;
-use crate::node::{Node, REDIS_VERSION, limits_from, now_ms, save_error};
+use crate::node::{Node, REDIS_VERSION, limits_from, now_ms};
 
 /// The server family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -549,7 +549,7 @@ fn command(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
 fn save(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
     let r = match node.save() {
         Ok(()) => Reply::ok(),
-        Err(e) => save_error(&e),
+        Err(e) => Reply::error(format!("ERR {e}")),
     };
     conn.reply(r);
 }
