@@ -336,10 +336,9 @@ fn active_expire(node: &Node) {
     let mut store = node.store.lock();
     let now = now_ms();
     let mut props: Vec<Prop> = Vec::new();
-    let mut expired_total = 0;
     for dbi in 0..store.dbs.len() {
         loop {
-            let db = &mut store.dbs[dbi];
+            let db = &store.dbs[dbi];
             if db.expires.is_empty() {
                 break;
             }
@@ -356,20 +355,14 @@ fn active_expire(node: &Node) {
             expired.sort();
             expired.dedup();
             for k in &expired {
-                db.remove(k);
-                db.touch(k);
-                props.push((
-                    dbi,
-                    vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(k)],
-                ));
+                let del = store.expire_key(dbi, k);
+                props.push((dbi, del));
             }
-            expired_total += expired.len();
             if expired.len() * 4 <= sample || start.elapsed() > Duration::from_millis(25) {
                 break;
             }
         }
     }
-    store.expired_keys += expired_total as u64;
     node.propagate(&props);
 }
 

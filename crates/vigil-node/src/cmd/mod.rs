@@ -172,19 +172,11 @@ impl<'a> Ctx<'a> {
         if self.loading {
             return false;
         }
-        let now = self.now;
-        let dbi = self.db;
-        let db = &mut self.store.dbs[dbi];
-        if !db.is_expired(key, now) {
+        if !self.store.dbs[self.db].is_expired(key, self.now) {
             return false;
         }
-        db.remove(key);
-        db.touch(key);
-        self.store.expired_keys += 1;
-        self.props.push((
-            dbi,
-            vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)],
-        ));
+        let del = self.store.expire_key(self.db, key);
+        self.props.push((self.db, del));
         true
     }
 

@@ -257,6 +257,19 @@ impl Store {
         }
     }
 
+    /// Deletes a key whose expiry has passed; returns the `DEL` that replays it (expiry is
+    /// propagated as a deletion, so replicas and the log never expire keys on their own clock).
+    pub fn expire_key(&mut self, dbi: usize, key: &[u8]) -> Vec<bytes::Bytes> {
+        let db = &mut self.dbs[dbi];
+        db.remove(key);
+        db.touch(key);
+        self.expired_keys += 1;
+        vec![
+            bytes::Bytes::from_static(b"DEL"),
+            bytes::Bytes::copy_from_slice(key),
+        ]
+    }
+
     /// Total keys over all databases.
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
