@@ -44,6 +44,17 @@ impl AppendFsync {
     }
 }
 
+/// Who decides the node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The node is master unless `replicaof` (or `REPLICAOF`) says otherwise.
+    Standalone,
+    /// The sentinels assign the role over NodeAdmin; the node boots read-only, persists the
+    /// highest epoch it has seen and, as master, writes only under a valid lease.
+    Managed,
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +80,92 @@ pub struct NodeConfig {
     pub persistence: Persistence,
     /// Input and output bounds.
     pub limits: LimitsConfig,
+    /// `standalone` or `managed`.
+    pub mode: Mode,
+    /// Replication settings.
+    pub replication: Replication,
+    /// The NodeAdmin gRPC endpoint.
+    pub admin: Admin,
+}
+
+/// `[replication]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Replication {
+    /// `"host:port"` of the master to follow at start-up (standalone mode).
+    pub replicaof: String,
+    /// Password to AUTH with at the master.
+    pub masterauth: String,
+    /// Bytes of recent stream kept for partial resynchronisation.
+    #[serde(deserialize_with = "size")]
+    pub backlog_size: u64,
+    /// Failover preference: lower is preferred, 0 never promoted (`replica-priority`).
+    pub priority: u32,
+    /// Serve (possibly stale) reads while the link to the master is down.
+    pub serve_stale_data: bool,
+    /// Refuse writes unless this many replicas acknowledged within `min_replicas_max_lag`.
+    pub min_replicas_to_write: usize,
+    /// See `min_replicas_to_write`.
+    #[serde(deserialize_with = "duration")]
+    pub min_replicas_max_lag: Duration,
+    /// Synchronous mode: a write is acknowledged only once this many replicas have it (0: off).
+    pub sync_replicas: usize,
+    /// How long a synchronous write waits for its replicas before the client gets an error.
+    #[serde(deserialize_with = "duration")]
+    pub sync_timeout: Duration,
+    /// The master sends a PING down an idle stream this often (the replica's liveness signal).
+    #[serde(deserialize_with = "duration")]
+    pub ping_period: Duration,
+    /// A replica that hears nothing from its master for this long drops the link and reconnects.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Most stream bytes queued for one replica before the master drops it.
+    #[serde(deserialize_with = "size")]
+    pub output_buffer_limit: u64,
+}
+
+/// `[admin]`: the NodeAdmin gRPC endpoint. It runs when a token is configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Address to listen on.
+    pub bind: String,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// Bearer token every call must carry.
+    pub token: String,
+    /// File holding the token (first line), instead of `token`.
+    pub token_file: PathBuf,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            replicaof: String::new(),
+            masterauth: String::new(),
+            backlog_size: 1024 * 1024,
+            priority: 100,
+            serve_stale_data: true,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: Duration::from_secs(10),
+            sync_replicas: 0,
+            sync_timeout: Duration::from_secs(1),
+            ping_period: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            output_buffer_limit: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            bind: "127.0.0.1".into(),
+            port: 16379,
+            token: String::new(),
+            token_file: PathBuf::new(),
+        }
+    }
 }
 
 /// `[persistence]`.
@@ -119,6 +216,9 @@ impl Default for NodeConfig {
             timeout: Duration::ZERO,
             persistence: Persistence::default(),
             limits: LimitsConfig::default(),
+            mode: Mode::Standalone,
+            replication: Replication::default(),
+            admin: Admin::default(),
         }
     }
 }
@@ -205,6 +305,69 @@ impl NodeConfig {
         if self.bind.parse::<std::net::IpAddr>().is_err() && self.bind != "localhost" {
             return bad(format!("`bind` must be an IP address, got {:?}", self.bind));
         }
+        if self.admin.bind.parse::<std::net::IpAddr>().is_err() && self.admin.bind != "localhost" {
+            return bad(format!(
+                "`admin.bind` must be an IP address, got {:?}",
+                self.admin.bind
+            ));
+        }
+        let r = &self.replication;
+        if !r.replicaof.is_empty() {
+            if self.mode == Mode::Managed {
+                return bad("`replication.replicaof` cannot be used with mode = \"managed\": the sentinels assign the role".into());
+            }
+            if parse_host_port(&r.replicaof).is_none() {
+                return bad(format!(
+                    "`replication.replicaof` must be \"host:port\", got {:?}",
+                    r.replicaof
+                ));
+            }
+        }
+        if r.backlog_size < 16 * 1024 {
+            return bad("`replication.backlog_size` must be at least 16kb".into());
+        }
+        if r.ping_period.is_zero() || r.timeout <= r.ping_period {
+            return bad("`replication.timeout` must be longer than `replication.ping_period`, which must not be zero".into());
+        }
+        if r.sync_replicas > 0 && r.sync_timeout.is_zero() {
+            return bad("`replication.sync_timeout` must not be zero with sync_replicas".into());
+        }
+        self.check_token_file(file)?;
+        if self.mode == Mode::Managed && self.admin_token().is_none() {
+            return bad("mode = \"managed\" needs `admin.token` or `admin.token_file`: the sentinels reach the node through the admin API".into());
+        }
+        if !self.admin.token.is_empty() && !self.admin.token_file.as_os_str().is_empty() {
+            return bad("set `admin.token` or `admin.token_file`, not both".into());
+        }
+        Ok(())
+    }
+
+    /// The admin token (from `token` or the first line of `token_file`), if one is set.
+    pub fn admin_token(&self) -> Option<String> {
+        if !self.admin.token.is_empty() {
+            return Some(self.admin.token.clone());
+        }
+        if self.admin.token_file.as_os_str().is_empty() {
+            return None;
+        }
+        std::fs::read_to_string(&self.admin.token_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Checks that a configured token file is readable and not empty.
+    pub fn check_token_file(&self, file: &str) -> Result<(), NodeError> {
+        let tf = &self.admin.token_file;
+        if !tf.as_os_str().is_empty() && self.admin_token().is_none() {
+            return Err(NodeError::Config {
+                file: file.to_string(),
+                message: format!(
+                    "`admin.token_file` {} is missing, unreadable or empty",
+                    tf.display()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -238,6 +401,14 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             ))
         }),
     }
+}
+
+/// Parses `host:port` (IPv6 hosts in brackets).
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then(|| (host.to_string(), port))
 }
 
 /// Parses a Redis memory size: `123`, `1k` (1000), `1kb` (1024), `mb`, `gb` likewise.

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Notify;
 use vigil_resp::builtin::precheck;
-use vigil_resp::{Args, Conn, Flags, Protocol, Reply, Service};
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 
 use crate::cmd::{Ctx, DataFn, Handler, Prop};
 use crate::db::{Store, boxed};
 use crate::node::{Node, now_ms};
+use crate::role::{MASTERDOWN, NOREPLICAS, Role};
 
 /// A key some client WATCHes.
 #[derive(Debug)]
@@ -43,6 +44,18 @@ pub struct ConnState {
     pub last_cmd: &'static str,
     /// This client's entry in the blocked queues while a blocking command waits.
     pub waiter: Option<Arc<Notify>>,
+    /// The port a replica announced (`REPLCONF listening-port`).
+    pub repl_port: u32,
+    /// Stream offset after this client's last write (`WAIT`).
+    pub woff: u64,
+    /// Stream offset the pending replies' writes must be acknowledged at (synchronous mode,
+    /// lease and fence checks), if any.
+    pub pending_ack: Option<u64>,
+    /// Byte ranges in the output buffer of pending write replies, which become errors if the
+    /// acknowledgement check fails.
+    pub write_replies: Vec<(usize, usize)>,
+    /// The last data command wrote (its reply is a write reply).
+    just_wrote: bool,
 }
 
 impl Service for Node {
@@ -61,6 +74,15 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
+        if let Handler::Data(_) = handler
+            && let Err(r) = self.gate(&meta)
+        {
+            if conn.state.multi.is_some() {
+                conn.state.multi_failed = true;
+            }
+            conn.reply(r);
+            return;
+        }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
@@ -71,15 +93,17 @@ impl Service for Node {
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
             Handler::Node(f) => f(self, conn, Args::new(args)),
+            Handler::Async(f) => f(self, conn, Args::new(args)).await,
             Handler::Data(f) if meta.flags.has(Flags::BLOCKING) => {
                 self.run_blocking(conn, f, args).await
             }
             Handler::Data(f) => {
+                let hide = self.hides_expired();
                 let mut store = self.store.lock();
                 let (reply, _) =
-                    self.run_data(&mut store, conn, f, Args::new(args), false, now_ms());
+                    self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide);
                 drop(store);
-                conn.reply(reply);
+                push_reply(conn, reply);
             }
         }
     }
@@ -100,6 +124,7 @@ impl Service for Node {
         if let (Some(seq), Some(aof)) = (conn.state.sync_seq.take(), &self.persist.aof) {
             aof.wait(seq).await;
         }
+        self.ack_check(conn).await;
     }
 
     fn disconnected(&self, conn: &mut Conn<ConnState>) {
@@ -115,6 +140,7 @@ impl Node {
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
         let now = now_ms();
+        let hide = self.hides_expired();
         while let Some(args) = queue.front() {
             if conn.state.multi.is_some() {
                 return;
@@ -122,7 +148,10 @@ impl Node {
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
+            if meta.flags.has(Flags::BLOCKING)
+                || precheck(conn, Some(&meta), args).is_err()
+                || self.gate(&meta).is_err()
+            {
                 return;
             }
             let Some(args) = queue.pop_front() else {
@@ -130,13 +159,57 @@ impl Node {
             };
             note_command(conn, meta.name);
             let store = guard.get_or_insert_with(|| self.store.lock());
-            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now);
-            conn.reply(reply);
+            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
+            push_reply(conn, reply);
         }
+    }
+
+    /// Whether this command may run now: writes need a master that may acknowledge them (and
+    /// `min_replicas_to_write` good replicas); a replica whose link is down serves nothing but
+    /// STALE commands when `serve_stale_data` is off.
+    pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<(), Reply> {
+        let role = self.role.read();
+        if meta.flags.has(Flags::WRITE) {
+            if let Some(e) = role.write_denied(std::time::Instant::now()) {
+                return Err(Reply::error(e));
+            }
+            let (n, lag) = {
+                let c = self.config.read();
+                (
+                    c.replication.min_replicas_to_write,
+                    c.replication.min_replicas_max_lag,
+                )
+            };
+            if n > 0 && self.good_replicas(lag) < n {
+                return Err(Reply::error(NOREPLICAS));
+            }
+        } else if matches!(role.role, Role::Replica { .. })
+            && !meta.flags.has(Flags::STALE)
+            && !self.config.read().replication.serve_stale_data
+            && !self
+                .repl
+                .upstream
+                .lock()
+                .as_ref()
+                .is_some_and(|u| u.status.is_up())
+        {
+            return Err(Reply::error(MASTERDOWN));
+        }
+        Ok(())
+    }
+
+    /// Whether lookups hide expired keys instead of deleting them: on every node that does not
+    /// take writes, as the master's DEL will arrive in the stream.
+    pub(crate) fn hides_expired(&self) -> bool {
+        self.role
+            .read()
+            .write_denied(std::time::Instant::now())
+            .is_some()
     }
 
     /// Runs a data command under the held store lock and propagates its effects. Returns the
     /// reply and the block request of a blocking command that found nothing.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_data(
         &self,
         store: &mut Store,
@@ -145,13 +218,38 @@ impl Node {
         args: Args,
         may_block: bool,
         now: i64,
+        hide_expired: bool,
     ) -> (Reply, Option<crate::cmd::Block>) {
         let mut props: Vec<Prop> = Vec::new();
-        let result = execute_in(store, conn, f, args, may_block, now, &mut props);
-        if let Some(seq) = self.propagate(&props) {
+        let result = execute_in(
+            store,
+            conn,
+            f,
+            args,
+            may_block,
+            now,
+            hide_expired,
+            &mut props,
+        );
+        self.note_propagated(conn, &props);
+        result
+    }
+
+    /// Propagates a command's (or transaction's) effects and records what its reply must wait
+    /// for.
+    fn note_propagated(&self, conn: &mut Conn<ConnState>, props: &[Prop]) {
+        if props.is_empty() {
+            return;
+        }
+        let p = self.propagate(props);
+        if let Some(seq) = p.log_seq {
             conn.state.sync_seq = Some(seq);
         }
-        result
+        conn.state.woff = p.offset;
+        conn.state.just_wrote = true;
+        if self.role.read().managed || self.config.read().replication.sync_replicas > 0 {
+            conn.state.pending_ack = Some(p.offset);
+        }
     }
 
     /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
@@ -164,8 +262,15 @@ impl Node {
         let result = loop {
             let on_timeout = {
                 let mut store = self.store.lock();
-                let (reply, block) =
-                    self.run_data(&mut store, conn, f, Args::new(args.clone()), true, now_ms());
+                let (reply, block) = self.run_data(
+                    &mut store,
+                    conn,
+                    f,
+                    Args::new(args.clone()),
+                    true,
+                    now_ms(),
+                    false,
+                );
                 let Some(block) = block else {
                     // Leave the line in the same critical section as the pop, so clients behind
                     // count positions without us.
@@ -220,7 +325,7 @@ impl Node {
         conn.state.waiter = None;
         self.unblock(conn.db, &waiting_on, &notify);
         match result {
-            Some(reply) => conn.reply(reply),
+            Some(reply) => push_reply(conn, reply),
             None => conn.close = true,
         }
     }
@@ -276,6 +381,17 @@ impl Node {
             ));
             return;
         }
+        // The role may have changed since the commands were queued.
+        for args in &queue {
+            if let Some((meta, Handler::Data(_))) = self.table.get(&args[0])
+                && let Err(r) = self.gate(meta)
+            {
+                self.unwatch_all(conn);
+                conn.reply(r);
+                return;
+            }
+        }
+        let hide = self.hides_expired();
         let mut store = self.store.lock();
         let now = now_ms();
         let touched = conn.state.watched.iter().any(|w| {
@@ -292,6 +408,7 @@ impl Node {
         }
         let mut guard = Some(store);
         let mut props: Vec<Prop> = Vec::new();
+        let start = conn.out.len();
         conn.out
             .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
         for args in queue {
@@ -301,8 +418,16 @@ impl Node {
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
-                    let (reply, _) =
-                        execute_in(store, conn, f, Args::new(args), false, now, &mut props);
+                    let (reply, _) = execute_in(
+                        store,
+                        conn,
+                        f,
+                        Args::new(args),
+                        false,
+                        now,
+                        hide,
+                        &mut props,
+                    );
                     conn.reply(reply);
                 }
                 Handler::Conn(f) => f(conn, Args::new(args)),
@@ -313,10 +438,17 @@ impl Node {
                     guard = None;
                     f(self, conn, Args::new(args));
                 }
+                Handler::Async(_) => {
+                    conn.reply(Reply::error("ERR Command not allowed inside a transaction"))
+                }
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
+        if std::mem::take(&mut conn.state.just_wrote) {
+            let end = conn.out.len();
+            conn.state.write_replies.push((start, end));
+        }
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
@@ -332,13 +464,22 @@ impl Node {
             let last_db = all[all.len() - 1].0;
             all.push((last_db, vec![Bytes::from_static(b"EXEC")]));
         }
-        if let Some(seq) = self.propagate(&all) {
-            conn.state.sync_seq = Some(seq);
-        }
+        self.note_propagated(conn, &all);
+    }
+}
+
+/// Appends a data command's reply, remembering where a write's reply sits.
+fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
+    let start = conn.out.len();
+    conn.reply(reply);
+    if std::mem::take(&mut conn.state.just_wrote) {
+        let end = conn.out.len();
+        conn.state.write_replies.push((start, end));
     }
 }
 
 /// Runs a data command on a locked store, collecting what it propagates into `props`.
+#[allow(clippy::too_many_arguments)]
 fn execute_in(
     store: &mut Store,
     conn: &Conn<ConnState>,
@@ -346,10 +487,12 @@ fn execute_in(
     mut args: Args,
     may_block: bool,
     now: i64,
+    hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::cmd::Block>) {
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
+    ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.waiter = conn.state.waiter.clone();
     let reply = Reply::from(f(&mut ctx, &mut args));
@@ -364,4 +507,34 @@ fn note_command(conn: &mut Conn<ConnState>, name: &'static str) {
         conn.state.last_cmd = name;
         conn.info.details.lock().last_cmd = name;
     }
+}
+
+/// Applies a command from the log or a master's stream: deterministic (no expiry on lookup,
+/// no blocking). A command that fails is logged and skipped: it changed nothing when it first
+/// ran either. `Err` only for what can never appear in a stream.
+pub(crate) fn apply_logged(
+    table: &vigil_resp::command::CommandTable<Handler>,
+    store: &mut Store,
+    db: usize,
+    cmd: Vec<Bytes>,
+    now: i64,
+    scratch: &mut Vec<Prop>,
+) -> Result<(), String> {
+    let Some((meta, Handler::Data(f))) = table.get(&cmd[0]) else {
+        return Err(format!(
+            "command '{}' cannot appear in a log or replication stream",
+            String::from_utf8_lossy(&cmd[0])
+        ));
+    };
+    if !meta.arity_ok(cmd.len()) {
+        return Err(format!("wrong argument count for '{}'", meta.name));
+    }
+    let mut ctx = Ctx::new(store, db, now, scratch);
+    ctx.loading = true;
+    let mut args = Args::new(cmd);
+    if let Err(e) = f(&mut ctx, &mut args) {
+        tracing::warn!(command = meta.name, error = %e, "logged command failed when applied");
+    }
+    ctx.finish(&args);
+    Ok(())
 }

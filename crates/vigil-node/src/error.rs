@@ -37,6 +37,16 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A small metadata file (such as the epoch) does not parse.
+    #[error(
+        "{path} is corrupt: {reason}. Fix it by hand: it holds one integer, the highest epoch this node has seen, which must never go down"
+    )]
+    CorruptMeta {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A snapshot is already being written; wait for it (`INFO persistence`).
     #[error("Background save already in progress")]
     SaveInProgress,

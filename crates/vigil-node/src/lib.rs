@@ -4,9 +4,13 @@
 //! - [`cmd`]: the command table and every command, grouped by family.
 //! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
 //! - [`persist`]: append log, snapshots, recovery.
+//! - [`repl`]: replication master → replica.
+//! - [`role`]: master / replica / unassigned, epochs, fencing and the write lease.
+//! - [`admin`]: the NodeAdmin gRPC service.
 //! - [`node`]: the node itself: start-up, background tasks, shutdown.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod cmd;
 pub mod config;
 pub mod db;
@@ -14,6 +18,8 @@ pub mod dispatch;
 pub mod error;
 pub mod node;
 pub mod persist;
+pub mod repl;
+pub mod role;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

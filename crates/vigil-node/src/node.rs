@@ -1,24 +1,25 @@
 //! The node: start-up (recovery and log replay), background tasks, snapshots, shutdown.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tracing::Instrument;
-use vigil_resp::Args;
 use vigil_resp::command::CommandTable;
 use vigil_resp::conn::{Ident, Limits, Shared};
 use vigil_resp::request::ParseLimits;
 
-use crate::cmd::{self, Ctx, Handler, Prop};
-use crate::config::NodeConfig;
+use crate::cmd::{Handler, Prop};
+use crate::config::{Mode, NodeConfig, parse_host_port};
 use crate::db::Store;
 use crate::error::NodeError;
 use crate::persist::{self, Persistence, aof};
+use crate::repl::{Feed, Repl, feed};
+use crate::role::{self, Role, RoleState};
 
 /// Version reported to clients in HELLO and INFO: the Redis version whose behaviour the node
 /// follows, since client libraries gate features on it.
@@ -53,45 +54,81 @@ pub struct Node {
     pub started: Instant,
     /// Random id of this process run.
     pub run_id: String,
-    /// Replication id (replication arrives with the next issue).
-    pub replid: String,
+    /// Replication: the stream, replicas, the link to our master.
+    pub repl: Repl,
+    /// Role, epoch, fence, lease.
+    pub role: RwLock<RoleState>,
     /// Commands per second over the last second.
     pub ops_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
     pub port: AtomicU64,
+    /// The node itself, for tasks it spawns.
+    me: Weak<Node>,
 }
 
-fn random_hex40() -> String {
-    (0..40)
-        .map(|_| char::from_digit(rand::random_range(0..16u32), 16).unwrap_or('0'))
-        .collect()
+/// Where replaying the data left the replication stream.
+#[derive(Debug, Default)]
+struct ReplPos {
+    replid: String,
+    offset: u64,
+    db: Option<usize>,
+}
+
+/// Result of propagating a write.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Propagated {
+    /// Stream offset just after the write.
+    pub offset: u64,
+    /// Log sequence a reply must wait for (`appendfsync always`, or the disk falling behind).
+    pub log_seq: Option<u64>,
 }
 
 impl Node {
     /// Recovers the data directory and builds the node.
     pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node>, NodeError> {
         let started = Instant::now();
-        let table = cmd::table();
+        let table = crate::cmd::table();
         let (lock, rec) = persist::recover(&config.dir, config.databases)?;
+        let epoch = role::load_epoch(&config.dir)?;
         let mut store = rec.store;
         let mut generation = rec.generation.max(1);
+        let mut pos = ReplPos {
+            replid: rec.repl.0,
+            offset: rec.repl.1,
+            db: None,
+        };
         for (g, path) in &rec.logs {
-            replay_log(&table, &mut store, path)?;
+            replay_log(&table, &mut store, path, &mut pos)?;
             generation = generation.max(*g);
         }
         // Replay is history, not new changes.
         store.dirty = 0;
         let keys = store.total_keys();
+        let replicaof = parse_host_port(&config.replication.replicaof);
+        let role = RoleState::new(config.mode == Mode::Managed, epoch, replicaof);
+        let known = !pos.replid.is_empty();
+        let mut feed = Feed::new(
+            if known { pos.replid } else { feed::random_id() },
+            pos.offset,
+            pos.db,
+            config.replication.backlog_size as usize,
+        );
+        if role.is_master() && known {
+            // A restarted master may have lost the tail of its log (everysec): replicas that
+            // got further must not continue this history, so it gets a new id; the old one
+            // stays valid up to the recovered offset (PSYNC2).
+            feed.shift_replid();
+        }
         let persist = Persistence::start(
             &config.dir,
             lock,
             generation,
             rec.saved_at.unwrap_or(0),
             rec.snapshot_bytes,
-            config.persistence.appendonly,
-            config.persistence.appendfsync,
+            &config.persistence,
+            feed.marker(),
         )?;
-        tracing::info!(keys, logs = rec.logs.len(), ms = started.elapsed().as_millis() as u64, dir = %config.dir.display(), "dataset loaded");
+        tracing::info!(keys, logs = rec.logs.len(), ms = started.elapsed().as_millis() as u64, dir = %config.dir.display(), offset = feed.offset, epoch, "dataset loaded");
         let limits = limits_from(&config);
         let shared = Arc::new(Shared::new(
             Ident {
@@ -104,7 +141,12 @@ impl Node {
             config.databases,
             config.limits.client_output_buffer_limit_pubsub as usize,
         ));
-        Ok(Arc::new(Node {
+        *shared.role.write() = if role.is_master() {
+            "master"
+        } else {
+            "replica"
+        };
+        Ok(Arc::new_cyclic(|me| Node {
             config: RwLock::new(config),
             config_file,
             store: Mutex::new(store),
@@ -112,11 +154,24 @@ impl Node {
             shared,
             table,
             started,
-            run_id: random_hex40(),
-            replid: random_hex40(),
+            run_id: feed::random_id(),
+            repl: Repl::new(feed),
+            role: RwLock::new(role),
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
+            me: me.clone(),
         }))
+    }
+
+    /// The node as an `Arc`, for tasks it spawns.
+    pub fn arc(&self) -> Arc<Node> {
+        // `me` is set at construction and the node only runs inside its Arc.
+        self.me.upgrade().expect("node used after it was dropped")
+    }
+
+    /// Milliseconds since the node started, on the monotonic clock: lags, leases, link ages.
+    pub fn clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// Serves clients on `listener` until shutdown (SHUTDOWN or `shared.shutdown`), then makes
@@ -128,11 +183,16 @@ impl Node {
         // Every log line of the node's own tasks names the node (group and epoch join it with
         // replication and the sentinels).
         let span = tracing::info_span!("node", port = self.port());
+        if let Role::Replica { host, port } = self.role.read().role.clone() {
+            let _e = span.enter();
+            *self.repl.upstream.lock() = Some(crate::repl::replica::start(&self, host, port));
+        }
         let bg = tokio::spawn(background(self.clone()).instrument(span.clone()));
         vigil_resp::conn::serve(listener, self.clone(), self.shared.clone())
             .instrument(span)
             .await;
         bg.abort();
+        self.repl.upstream.lock().take();
         self.close();
     }
 
@@ -156,17 +216,26 @@ impl Node {
             .saturating_sub(self.persist.dirty_saved.load(Ordering::Relaxed))
     }
 
-    /// Appends propagated commands to the log; returns the sequence number to wait for before
-    /// acknowledging, when `appendfsync` is `always`. Call under the store lock.
-    pub fn propagate(&self, props: &[Prop]) -> Option<u64> {
+    /// Sends propagated commands down the replication stream (and so to the log and the
+    /// replicas). Call under the store lock: the stream order is the order of the changes.
+    pub fn propagate(&self, props: &[Prop]) -> Propagated {
         if props.is_empty() {
-            return None;
+            return Propagated::default();
         }
-        let aof = self.persist.aof.as_ref()?;
-        let seq = aof.append(props);
-        // Backpressure: when the disk falls behind, writers wait for it rather than letting
-        // the queue grow without bound (Redis gets the same from its blocking write()).
-        (aof.is_always() || seq.saturating_sub(aof.written()) > AOF_BACKLOG_LIMIT).then_some(seq)
+        let mut feed = self.repl.feed.lock();
+        let mut bytes = Vec::with_capacity(64);
+        feed.encode(props, &mut bytes);
+        feed.push(&bytes);
+        let offset = feed.offset;
+        let log_seq = self.persist.aof.as_ref().and_then(|aof| {
+            let seq = aof.append(&bytes);
+            // Backpressure: when the disk falls behind, writers wait for it rather than
+            // letting the queue grow without bound (Redis gets the same from its blocking
+            // write()).
+            (aof.is_always() || seq.saturating_sub(aof.written()) > AOF_BACKLOG_LIMIT)
+                .then_some(seq)
+        });
+        Propagated { offset, log_seq }
     }
 
     /// `SAVE`: a snapshot in the foreground.
@@ -174,7 +243,10 @@ impl Node {
         if !self.persist.try_begin() {
             return Err(NodeError::SaveInProgress);
         }
-        let (generation, dirty, bytes) = self.persist.cut(&self.store.lock());
+        let (generation, dirty, bytes) = {
+            let store = self.store.lock();
+            self.persist.cut(&store, &self.repl.feed.lock())
+        };
         self.persist.finish(generation, dirty, &bytes)
     }
 
@@ -184,7 +256,10 @@ impl Node {
         if !self.persist.try_begin() {
             return false;
         }
-        let (generation, dirty, bytes) = self.persist.cut(&self.store.lock());
+        let (generation, dirty, bytes) = {
+            let store = self.store.lock();
+            self.persist.cut(&store, &self.repl.feed.lock())
+        };
         let persist = self.persist.clone();
         std::thread::spawn(move || {
             let _ = persist.finish(generation, dirty, &bytes);
@@ -212,52 +287,94 @@ pub fn limits_from(config: &NodeConfig) -> Limits {
     }
 }
 
-/// Replays one log file into the store; truncates a torn tail with a warning.
+/// Replays one log file into the store, following the replication position (`REPLMARK`
+/// records set it, every other command advances it by its size); truncates a torn tail with a
+/// warning.
 fn replay_log(
     table: &CommandTable<Handler>,
     store: &mut Store,
     path: &std::path::Path,
+    pos: &mut ReplPos,
 ) -> Result<(), NodeError> {
     let read = aof::read_log(path).map_err(|(offset, reason)| NodeError::CorruptLog {
         path: path.to_path_buf(),
         offset,
         reason,
     })?;
+    let corrupt = |offset: u64, reason: String| NodeError::CorruptLog {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
     let mut valid_len = read.valid_len;
-    let mut db = 0usize;
-    // Commands between MULTI and EXEC, and where the MULTI starts.
-    let mut tx: Option<(u64, Vec<Vec<Bytes>>)> = None;
+    let mut db = pos.db.unwrap_or(0);
+    // Commands between MULTI and EXEC, where the MULTI starts, and the stream offset there.
+    let mut tx: Option<(u64, u64, Vec<Vec<Bytes>>)> = None;
     let mut scratch = Vec::new();
     let now = now_ms();
-    for (offset, cmd) in read.commands {
-        let name = &cmd[0];
-        if name.eq_ignore_ascii_case(b"select") {
-            db = cmd
-                .get(1)
-                .and_then(|d| std::str::from_utf8(d).ok())
-                .and_then(|d| d.parse().ok())
-                .filter(|d| *d < store.dbs.len())
-                .ok_or_else(|| NodeError::CorruptLog {
-                    path: path.to_path_buf(),
-                    offset,
-                    reason: "SELECT of a database that does not exist".into(),
-                })?;
-        } else if name.eq_ignore_ascii_case(b"multi") {
-            tx = Some((offset, Vec::new()));
-        } else if name.eq_ignore_ascii_case(b"exec") {
-            for c in tx.take().map(|(_, cmds)| cmds).unwrap_or_default() {
-                apply(table, store, db, c, now, &mut scratch, path, offset)?;
+    let ends: Vec<u64> = read
+        .commands
+        .iter()
+        .skip(1)
+        .map(|(o, _)| *o)
+        .chain(std::iter::once(read.valid_len))
+        .collect();
+    for ((offset, cmd), end) in read.commands.into_iter().zip(ends) {
+        let name = cmd[0].to_ascii_lowercase();
+        if name == b"replmark" {
+            let (Some(id), Some(off), Some(d)) = (
+                cmd.get(1).and_then(|b| std::str::from_utf8(b).ok()),
+                cmd.get(2)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|b| b.parse::<u64>().ok()),
+                cmd.get(3)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return Err(corrupt(offset, "malformed REPLMARK record".into()));
+            };
+            pos.replid = id.to_string();
+            pos.offset = off;
+            if d >= 0 {
+                db = d as usize;
             }
-        } else if let Some((_, cmds)) = &mut tx {
-            cmds.push(cmd);
-        } else {
-            apply(table, store, db, cmd, now, &mut scratch, path, offset)?;
+            pos.db = (d >= 0).then_some(d as usize);
+            continue;
         }
+        pos.offset += end - offset;
+        match &name[..] {
+            b"select" => {
+                db = cmd
+                    .get(1)
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .and_then(|d| d.parse().ok())
+                    .filter(|d| *d < store.dbs.len())
+                    .ok_or_else(|| {
+                        corrupt(offset, "SELECT of a database that does not exist".into())
+                    })?;
+                pos.db = Some(db);
+            }
+            b"ping" => {}
+            b"multi" => tx = Some((offset, pos.offset - (end - offset), Vec::new())),
+            b"exec" => {
+                for c in tx.take().map(|(_, _, cmds)| cmds).unwrap_or_default() {
+                    crate::dispatch::apply_logged(table, store, db, c, now, &mut scratch)
+                        .map_err(|e| corrupt(offset, e))?;
+                }
+            }
+            _ => match &mut tx {
+                Some((_, _, cmds)) => cmds.push(cmd),
+                None => crate::dispatch::apply_logged(table, store, db, cmd, now, &mut scratch)
+                    .map_err(|e| corrupt(offset, e))?,
+            },
+        }
+        scratch.clear();
     }
     let mut torn = read.torn;
-    if let Some((multi_offset, _)) = tx {
+    if let Some((multi_offset, stream_offset, _)) = tx {
         // A transaction without its EXEC was never acknowledged: drop it.
         valid_len = multi_offset;
+        pos.offset = stream_offset;
         torn = true;
     }
     if torn {
@@ -273,59 +390,48 @@ fn replay_log(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    table: &CommandTable<Handler>,
-    store: &mut Store,
-    db: usize,
-    cmd: Vec<Bytes>,
-    now: i64,
-    scratch: &mut Vec<Prop>,
-    path: &std::path::Path,
-    offset: u64,
-) -> Result<(), NodeError> {
-    let corrupt = |reason: String| NodeError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    let Some((meta, Handler::Data(f))) = table.get(&cmd[0]) else {
-        return Err(corrupt(format!(
-            "command '{}' cannot appear in a log",
-            String::from_utf8_lossy(&cmd[0])
-        )));
-    };
-    if !meta.arity_ok(cmd.len()) {
-        return Err(corrupt(format!("wrong argument count for '{}'", meta.name)));
-    }
-    let mut ctx = Ctx::new(store, db, now, scratch);
-    ctx.loading = true;
-    let mut args = Args::new(cmd);
-    // A command that failed when first run never reached the log; one failing now means the
-    // log and the code disagree, which is worth a warning but not a refusal to start.
-    if let Err(e) = f(&mut ctx, &mut args) {
-        tracing::warn!(command = meta.name, error = %e, "log command failed on replay");
-    }
-    ctx.finish(&args);
-    scratch.clear();
-    Ok(())
-}
-
 /// Active expiry, auto-compaction and the ops/sec sampler.
 async fn background(node: Arc<Node>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ticks = 0u64;
     let mut last_cmds = 0u64;
+    let mut last_ping = Instant::now();
     loop {
         tick.tick().await;
         ticks += 1;
-        active_expire(&node);
+        // Only a node that takes writes expires keys: replicas (and fenced or unassigned
+        // nodes) wait for the master's DEL, hiding expired keys meanwhile.
+        if node.role.read().write_denied(Instant::now()).is_none() {
+            active_expire(&node);
+        }
+        if last_ping.elapsed() >= node.config.read().replication.ping_period {
+            last_ping = Instant::now();
+            ping_replicas(&node);
+        }
         if ticks.is_multiple_of(10) {
             let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
             node.ops_per_sec.store(cmds - last_cmds, Ordering::Relaxed);
             last_cmds = cmds;
             maybe_compact(&node);
         }
+    }
+}
+
+/// A master sends PING down the stream so idle replicas know the link is alive.
+fn ping_replicas(node: &Node) {
+    if !node.role.read().is_master() {
+        return;
+    }
+    let _store = node.store.lock();
+    let mut feed = node.repl.feed.lock();
+    if feed.links.is_empty() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    aof::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
+    feed.push(&bytes);
+    if let Some(aof) = &node.persist.aof {
+        aof.append(&bytes);
     }
 }
 

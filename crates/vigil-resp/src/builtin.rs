@@ -322,15 +322,8 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
                 if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
                     continue;
                 }
-                if let Some(k) = &kind {
-                    let matches = match k.as_str() {
-                        "pubsub" => c.is_pubsub(),
-                        "normal" => !c.is_pubsub(),
-                        _ => false,
-                    };
-                    if !matches {
-                        continue;
-                    }
+                if kind.as_ref().is_some_and(|k| !c.is_type(k)) {
+                    continue;
                 }
                 s.push_str(&c.list_line());
                 s.push('\n');
@@ -429,11 +422,7 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             && id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
-            && kind.as_ref().is_none_or(|k| match k.as_str() {
-                "pubsub" => c.is_pubsub(),
-                "normal" => !c.is_pubsub(),
-                _ => false,
-            })
+            && kind.as_ref().is_none_or(|k| c.is_type(k))
     });
     Ok(Reply::Int(n as i64))
 }

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub in_multi: AtomicBool,
     /// Blocked in a blocking command.
     pub blocked: AtomicBool,
+    /// A replica's link to this master (`flags=S`; `CLIENT KILL TYPE normal` spares it).
+    pub replica: AtomicBool,
     /// Millisecond offset of the last command from `created`.
     last_interaction_ms: AtomicU64,
 }
@@ -74,6 +76,22 @@ impl ClientInfo {
         self.subscriptions.load(Ordering::Relaxed) > 0
     }
 
+    /// Whether the client is a replica's link.
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    /// Whether the client is of a `CLIENT LIST/KILL TYPE` (`normal`, `pubsub`, `replica` or
+    /// `slave`, `master`).
+    pub fn is_type(&self, kind: &str) -> bool {
+        match kind {
+            "pubsub" => self.is_pubsub(),
+            "replica" | "slave" => self.is_replica(),
+            "normal" => !self.is_pubsub() && !self.is_replica(),
+            _ => false,
+        }
+    }
+
     /// One `CLIENT LIST` line, fields in Redis' order.
     pub fn list_line(&self) -> String {
         let d = self.details.lock();
@@ -83,6 +101,9 @@ impl ClientInfo {
                 .unwrap_or_default()
         };
         let mut flags = String::new();
+        if self.is_replica() {
+            flags.push('S');
+        }
         if self.is_pubsub() {
             flags.push('P');
         }
@@ -150,6 +171,7 @@ impl Registry {
             resp: AtomicU8::new(2),
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             last_interaction_ms: AtomicU64::new(0),
         });
         self.clients.lock().insert(id, info.clone());

@@ -259,6 +259,13 @@ impl<S> Conn<S> {
         Ok(())
     }
 
+    /// The socket halves and the unread input, for a connection that stops being a
+    /// request/reply client (a replica's link on its master). Pending replies must be
+    /// flushed first.
+    pub fn io(&mut self) -> (&mut OwnedReadHalf, &mut OwnedWriteHalf, &mut BytesMut) {
+        (&mut self.rd, &mut self.wr, &mut self.inbuf)
+    }
+
     /// Waits for `fut` while watching the socket: returns `None` if the client disconnects or is
     /// killed first. Input that arrives meanwhile is kept for later.
     pub async fn wait_or_disconnect<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {

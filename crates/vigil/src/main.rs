@@ -44,6 +44,12 @@ struct NodeArgs {
     /// appendfsync policy: always, everysec or no.
     #[arg(long)]
     appendfsync: Option<String>,
+    /// Follow this master ("host:port") at start-up.
+    #[arg(long)]
+    replicaof: Option<String>,
+    /// Port of the NodeAdmin gRPC endpoint (0 picks a free one); it runs when a token is set.
+    #[arg(long)]
+    admin_port: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,6 +88,12 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("invalid --appendfsync {f:?}: use always, everysec or no")
             })?;
     }
+    if let Some(r) = args.replicaof {
+        config.replication.replicaof = r;
+    }
+    if let Some(p) = args.admin_port {
+        config.admin.port = p;
+    }
     config.validate("command line")?;
     let threads = if config.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -101,13 +113,34 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         let addr: std::net::SocketAddr = format!("{host}:{}", config.port)
             .parse()
             .with_context(|| format!("invalid bind address {:?}", config.bind))?;
+        let admin = config.admin_token().map(|t| (t, config.admin.clone()));
         let node = Node::open(config, args.config.clone())?;
         let listener =
             vigil_resp::conn::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(%local, "vigil node ready to accept connections");
-        // Machine-readable line for tools and tests that start nodes on port 0.
+        // Machine-readable lines for tools and tests that start nodes on port 0.
         println!("listening on {local}");
+        if let Some((token, cfg)) = admin {
+            let host = if cfg.bind == "localhost" {
+                "127.0.0.1"
+            } else {
+                cfg.bind.as_str()
+            };
+            let addr: std::net::SocketAddr = format!("{host}:{}", cfg.port)
+                .parse()
+                .with_context(|| format!("invalid admin bind address {:?}", cfg.bind))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?;
+            println!("admin listening on {}", l.local_addr()?);
+            let n = node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = vigil_node::admin::serve(n, l, token).await {
+                    tracing::error!(error = %e, "admin endpoint failed");
+                }
+            });
+        }
         let shutdown = node.shared.shutdown.clone();
         tokio::spawn(async move {
             let mut term =

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -31,6 +32,10 @@ pub type DataFn = fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>;
 pub type ConnFn = fn(&mut Conn<ConnState>, Args);
 /// A server command that needs the node (INFO, CONFIG, SAVE, MULTI...).
 pub type NodeFn = fn(&Node, &mut Conn<ConnState>, Args);
+/// A boxed future borrowing the node and the connection.
+pub type BoxFut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+/// A command that waits (PSYNC turns the connection into a replica link; WAIT).
+pub type AsyncFn = for<'a> fn(&'a Node, &'a mut Conn<ConnState>, Args) -> BoxFut<'a>;
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -41,6 +46,8 @@ pub enum Handler {
     Conn(ConnFn),
     /// With access to the node.
     Node(NodeFn),
+    /// With access to the node, and may wait.
+    Async(AsyncFn),
 }
 
 /// Builds a table row.
@@ -68,6 +75,7 @@ pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
     rows.extend(server::commands());
+    rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
     rows.extend(strings::commands());
@@ -102,6 +110,9 @@ pub struct Ctx<'a> {
     pub now: i64,
     /// Replaying the log: keys are never expired by lookups, so replay is deterministic.
     pub loading: bool,
+    /// On a node that takes no writes (a replica): lookups hide expired keys without
+    /// deleting them; the master's DEL arrives in the stream.
+    pub hide_expired: bool,
     /// Whether the command may block (not inside MULTI, not while loading).
     pub may_block: bool,
     /// The client speaks RESP3 (pairs are nested arrays, scores are doubles).
@@ -123,6 +134,7 @@ impl<'a> Ctx<'a> {
             db,
             now,
             loading: false,
+            hide_expired: false,
             may_block: false,
             resp3: false,
             block: None,
@@ -167,13 +179,17 @@ impl<'a> Ctx<'a> {
         self.dirty = 0;
     }
 
-    /// Deletes `key` if its expiry has passed (lazy expiry); returns whether it did.
+    /// Deletes `key` if its expiry has passed (lazy expiry); returns whether it is now gone
+    /// (deleted, or hidden on a node that takes no writes).
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         if self.loading {
             return false;
         }
         if !self.store.dbs[self.db].is_expired(key, self.now) {
             return false;
+        }
+        if self.hide_expired {
+            return true;
         }
         let del = self.store.expire_key(self.db, key);
         self.props.push((self.db, del));
@@ -182,9 +198,9 @@ impl<'a> Ctx<'a> {
 
     /// The live value of a key.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.expire_if_needed(key);
+        let gone = self.expire_if_needed(key);
         let store = &mut *self.store;
-        let v = store.dbs[self.db].keys.get_mut(key);
+        let v = store.dbs[self.db].keys.get_mut(key).filter(|_| !gone);
         if v.is_some() {
             store.hits += 1;
         } else {
@@ -195,8 +211,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether a live key exists.
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        self.expire_if_needed(key);
-        self.store.dbs[self.db].keys.contains_key(key)
+        !self.expire_if_needed(key) && self.store.dbs[self.db].keys.contains_key(key)
     }
 
     /// Deletes a key; returns whether it existed.

@@ -1,4 +1,4 @@
-//! Server commands: INFO, CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN, ROLE.
+//! Server commands: INFO, CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -102,17 +102,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "server",
             "Makes data durable and stops the server.",
             Node(shutdown)
-        ),
-        row!(
-            "role",
-            1,
-            [FAST, STALE],
-            0,
-            0,
-            0,
-            "server",
-            "Returns the replication role.",
-            Node(role)
         ),
     ]
 }
@@ -256,24 +245,21 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             "stats" => {
                 let _ = write!(
                     out,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
                     stats.connections_received.load(Ordering::Relaxed),
                     stats.commands_processed.load(Ordering::Relaxed),
                     node.ops_per_sec.load(Ordering::Relaxed),
                     stats.net_input_bytes.load(Ordering::Relaxed),
                     stats.net_output_bytes.load(Ordering::Relaxed),
                     stats.rejected_connections.load(Ordering::Relaxed),
+                    node.repl.sync_full.load(Ordering::Relaxed),
+                    node.repl.sync_partial_ok.load(Ordering::Relaxed),
+                    node.repl.sync_partial_err.load(Ordering::Relaxed),
                     node.shared.hub.channels(None).len(),
                     node.shared.hub.numpat(),
                 );
             }
-            "replication" => {
-                let _ = write!(
-                    out,
-                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                    node.replid,
-                );
-            }
+            "replication" => out.push_str(&node.info_replication()),
             "cpu" => {
                 let (user, sys) = cpu_times();
                 let _ = write!(
@@ -612,13 +598,4 @@ fn shutdown(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
     // The connection closes without a reply, as with Redis.
     conn.close = true;
     node.shared.shutdown.cancel();
-}
-
-fn role(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
-    let _ = node;
-    conn.reply(Reply::Array(vec![
-        Reply::bulk_static("master"),
-        Reply::Int(0),
-        Reply::Array(vec![]),
-    ]));
 }

@@ -270,6 +270,20 @@ impl Store {
         ]
     }
 
+    /// Replaces the whole dataset with `new` (a full resync), keeping clients' WATCHes and
+    /// blocked queues: every watched key counts as modified, so their transactions abort.
+    pub fn replace_data(&mut self, mut new: Store) {
+        for (old, fresh) in self.dbs.iter_mut().zip(new.dbs.iter_mut()) {
+            fresh.watched = std::mem::take(&mut old.watched);
+            for (version, _) in fresh.watched.values_mut() {
+                *version += 1;
+            }
+            fresh.blocked = std::mem::take(&mut old.blocked);
+        }
+        self.dbs = new.dbs;
+        self.dirty += 1;
+    }
+
     /// Total keys over all databases.
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()

@@ -1,8 +1,10 @@
 //! The append-only command log.
 //!
-//! Commands are encoded as RESP multibulk requests (with `SELECT` when the database changes)
-//! into an in-memory queue while the store lock is held, so the log order is exactly the order
-//! in which commands changed the data. One writer thread drains the queue, writes, and fsyncs
+//! The log holds exactly the replication stream (see [`crate::repl::feed`]): RESP multibulk
+//! requests, with `SELECT` when the database changes, queued while the store lock is held, so
+//! the log order is exactly the order in which commands changed the data. Every file starts
+//! with a `REPLMARK replid offset db` record, so replaying a log also recovers the replication
+//! position of the data (a restarted replica resynchronises partially). One writer thread drains the queue, writes, and fsyncs
 //! as `appendfsync` says; with `always`, clients get their replies only after the fsync that
 //! covers their write (group commit: one fsync serves every client waiting at that moment).
 //!
@@ -23,7 +25,6 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
-use crate::cmd::Prop;
 use crate::config::AppendFsync;
 use crate::persist::snapshot::sync_dir;
 
@@ -60,8 +61,6 @@ struct Queue {
     segments: VecDeque<(u64, Vec<u8>)>,
     /// Total bytes ever appended (the sequence number clients wait for).
     seq: u64,
-    /// Database of the last appended command in the current file.
-    db: Option<usize>,
     generation: u64,
     stop: bool,
 }
@@ -96,9 +95,19 @@ fn policy_code(p: AppendFsync) -> u8 {
 
 impl Aof {
     /// Opens (creating if needed) the log of `generation` for appending and starts the writer.
-    pub fn open(dir: &Path, generation: u64, policy: AppendFsync) -> std::io::Result<Aof> {
+    /// A new file starts with `marker`.
+    pub fn open(
+        dir: &Path,
+        generation: u64,
+        policy: AppendFsync,
+        marker: Vec<u8>,
+    ) -> std::io::Result<Aof> {
         let path = log_path(dir, generation);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if file.metadata()?.len() == 0 {
+            file.write_all(&marker)?;
+            file.sync_data()?;
+        }
         sync_dir(dir)?;
         let size = file.metadata()?.len();
         let (synced, _) = watch::channel(0);
@@ -106,7 +115,6 @@ impl Aof {
             queue: Mutex::new(Queue {
                 segments: VecDeque::new(),
                 seq: 0,
-                db: None,
                 generation,
                 stop: false,
             }),
@@ -127,34 +135,20 @@ impl Aof {
         })
     }
 
-    /// Queues commands; returns the sequence number that covers them. Call under the store lock.
+    /// Queues stream bytes; returns the sequence number that covers them. Call under the store
+    /// lock.
     ///
     /// Wakes the writer only when the queue was empty: under load the writer drains a whole
     /// tick's worth of writes (or, with `always`, everything queued during the last fsync) per
     /// wake-up instead of paying a thread switch per write.
-    pub fn append(&self, props: &[Prop]) -> u64 {
+    pub fn append(&self, encoded: &[u8]) -> u64 {
         let mut q = self.inner.queue.lock();
         let was_idle = q.segments.iter().all(|(_, b)| b.is_empty());
-        let mut db = q.db;
-        let mut encoded = Vec::with_capacity(64);
-        for (d, args) in props {
-            if db != Some(*d) {
-                let mut n = itoa::Buffer::new();
-                let select = [
-                    Bytes::from_static(b"SELECT"),
-                    Bytes::copy_from_slice(n.format(*d).as_bytes()),
-                ];
-                encode_command(&mut encoded, &select);
-                db = Some(*d);
-            }
-            encode_command(&mut encoded, args);
-        }
-        q.db = db;
         q.seq += encoded.len() as u64;
         let generation = q.generation;
         match q.segments.back_mut() {
-            Some((g, buf)) if *g == generation => buf.extend_from_slice(&encoded),
-            _ => q.segments.push_back((generation, encoded)),
+            Some((g, buf)) if *g == generation => buf.extend_from_slice(encoded),
+            _ => q.segments.push_back((generation, encoded.to_vec())),
         }
         let seq = q.seq;
         drop(q);
@@ -164,13 +158,13 @@ impl Aof {
         seq
     }
 
-    /// Starts a new generation; everything appended from now on goes to its file. Call under
-    /// the store lock, at the point the matching snapshot is taken.
-    pub fn rotate(&self, generation: u64) {
+    /// Starts a new generation, whose file begins with `marker`; everything appended from now
+    /// on goes to it. Call under the store lock, at the point the matching snapshot is taken.
+    pub fn rotate(&self, generation: u64, marker: Vec<u8>) {
         let mut q = self.inner.queue.lock();
         q.generation = generation;
-        q.db = None;
-        q.segments.push_back((generation, Vec::new()));
+        q.seq += marker.len() as u64;
+        q.segments.push_back((generation, marker));
         drop(q);
         self.inner.cond.notify_one();
     }

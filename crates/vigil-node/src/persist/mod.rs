@@ -14,9 +14,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use crate::config::AppendFsync;
 use crate::db::Store;
 use crate::error::NodeError;
+use crate::repl::Feed;
 use aof::Aof;
 
 /// The snapshot file name.
@@ -34,6 +34,8 @@ pub struct Recovery {
     pub snapshot_bytes: u64,
     /// Logs to replay, oldest first.
     pub logs: Vec<(u64, PathBuf)>,
+    /// Replication id and offset of the snapshot's data (empty id: unknown).
+    pub repl: (String, u64),
 }
 
 /// Locks the data directory and reads the snapshot; lists the logs to replay.
@@ -53,6 +55,7 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
     }
     let snap_path = dir.join(SNAPSHOT_FILE);
     let mut snapshot_bytes = 0;
+    let mut repl = (String::new(), 0);
     let (store, generation, saved_at) = if snap_path.exists() {
         let bytes =
             std::fs::read(&snap_path).map_err(NodeError::io("cannot read snapshot", &snap_path))?;
@@ -62,6 +65,7 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
                 path: snap_path.clone(),
                 reason,
             })?;
+        repl = (h.replid, h.offset);
         (store, h.generation, Some(h.created_ms / 1000))
     } else {
         (Store::new(databases), 0, None)
@@ -88,6 +92,7 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
             saved_at,
             snapshot_bytes,
             logs,
+            repl,
         },
     ))
 }
@@ -120,12 +125,12 @@ impl Persistence {
         generation: u64,
         last_save: i64,
         snapshot_bytes: u64,
-        appendonly: bool,
-        policy: AppendFsync,
+        settings: &crate::config::Persistence,
+        marker: Vec<u8>,
     ) -> Result<Persistence, NodeError> {
-        let aof = if appendonly {
+        let aof = if settings.appendonly {
             Some(
-                Aof::open(dir, generation, policy)
+                Aof::open(dir, generation, settings.appendfsync, marker)
                     .map_err(NodeError::io("cannot open append log in", dir))?,
             )
         } else {
@@ -156,13 +161,24 @@ impl Persistence {
 
     /// Takes the snapshot bytes and rotates the log. Call under the store lock, after
     /// [`Persistence::try_begin`].
-    pub fn cut(&self, store: &Store) -> (u64, u64, Vec<u8>) {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let bytes = snapshot::encode(store, generation, crate::node::now_ms());
+    pub fn cut(&self, store: &Store, feed: &Feed) -> (u64, u64, Vec<u8>) {
+        let generation = self.next_generation();
+        let header = snapshot::Header {
+            generation,
+            created_ms: crate::node::now_ms(),
+            replid: feed.replid.clone(),
+            offset: feed.offset,
+        };
+        let bytes = snapshot::encode(store, &header);
         if let Some(aof) = &self.aof {
-            aof.rotate(generation);
+            aof.rotate(generation, feed.marker());
         }
         (generation, store.dirty, bytes)
+    }
+
+    /// Claims the next generation number.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Makes the snapshot durable and deletes the logs it covers; releases the slot.
@@ -176,28 +192,36 @@ impl Persistence {
         let result = snapshot::write_atomic(&path, bytes)
             .map_err(NodeError::io("cannot write snapshot", &path));
         match &result {
-            Ok(()) => {
-                if let Ok(rd) = std::fs::read_dir(&self.dir) {
-                    for e in rd.flatten() {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        if aof::log_generation(&name).is_some_and(|g| g < generation) {
-                            let _ = std::fs::remove_file(e.path());
-                        }
-                    }
-                }
-                self.last_save
-                    .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
-                self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
-                self.base_size.store(bytes.len() as u64, Ordering::Relaxed);
-                self.last_ok.store(true, Ordering::Relaxed);
-                tracing::info!(generation, bytes = bytes.len(), "snapshot written");
-            }
+            Ok(()) => self.saved(generation, dirty_at_cut, bytes.len() as u64),
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "snapshot failed; the append logs are kept");
             }
         }
-        self.compacting.store(false, Ordering::Release);
+        self.release();
         result
+    }
+
+    /// Records a durable snapshot of `generation`: older logs go, the counters move.
+    pub fn saved(&self, generation: u64, dirty_at_cut: u64, size: u64) {
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if aof::log_generation(&name).is_some_and(|g| g < generation) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        self.last_save
+            .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
+        self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
+        self.base_size.store(size, Ordering::Relaxed);
+        self.last_ok.store(true, Ordering::Relaxed);
+        tracing::info!(generation, bytes = size, "snapshot written");
+    }
+
+    /// Releases the compaction slot taken by [`Persistence::try_begin`].
+    pub fn release(&self) {
+        self.compacting.store(false, Ordering::Release);
     }
 }

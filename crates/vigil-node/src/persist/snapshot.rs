@@ -1,6 +1,7 @@
 //! The snapshot file: the whole dataset in a checksummed, versioned binary format.
 //!
 //! Layout: `VIGILSNP`, format version (u32), generation (u64), creation time (i64 unix ms),
+//! replication id (bytes) and offset (u64) of the data (version 2; version 1 files have none),
 //! then per non-empty database `0xFE db(u32) count(u64)` and its entries, then `0xFF` and a
 //! CRC-32 of everything before it. An entry is `type(u8) flags(u8) [expire(i64)] key payload`;
 //! byte strings are `len(u32) bytes`. All integers little-endian.
@@ -12,7 +13,7 @@ use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Current format version; older readers refuse newer files with a clear error.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const DB_MARK: u8 = 0xFE;
 const END_MARK: u8 = 0xFF;
 
@@ -33,12 +34,14 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
 
 /// Serialises the store. Runs under the store lock, so it must be fast: one pass, no
 /// allocation per entry beyond the growing output buffer.
-pub fn encode(store: &Store, generation: u64, created_ms: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + store.total_keys() * 48);
+pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + store.total_keys() * 48);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&generation.to_le_bytes());
-    out.extend_from_slice(&created_ms.to_le_bytes());
+    out.extend_from_slice(&h.generation.to_le_bytes());
+    out.extend_from_slice(&h.created_ms.to_le_bytes());
+    put_bytes(&mut out, h.replid.as_bytes());
+    out.extend_from_slice(&h.offset.to_le_bytes());
     for (i, db) in store.dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
@@ -95,12 +98,32 @@ pub fn encode(store: &Store, generation: u64, created_ms: i64) -> Vec<u8> {
 }
 
 /// What a snapshot holds besides the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Header {
     /// Generation: append logs of this generation and later follow it.
     pub generation: u64,
     /// When it was taken (unix ms).
     pub created_ms: i64,
+    /// Replication id of the history the data belongs to (empty: unknown).
+    pub replid: String,
+    /// Replication offset the data corresponds to.
+    pub offset: u64,
+}
+
+/// Byte range of the generation field.
+const GENERATION_AT: std::ops::Range<usize> = 12..20;
+
+/// Rewrites the generation of an encoded snapshot (a replica stores the master's snapshot
+/// under its own generation) and fixes the checksum.
+pub fn set_generation(bytes: &mut [u8], generation: u64) -> Result<(), String> {
+    if bytes.len() < GENERATION_AT.end + 4 || &bytes[..8] != MAGIC {
+        return Err("not a vigil snapshot".into());
+    }
+    bytes[GENERATION_AT].copy_from_slice(&generation.to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 struct Reader<'a> {
@@ -181,15 +204,22 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32()?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(format!(
-            "format version {version} is not supported (this build reads {VERSION})"
+            "format version {version} is not supported (this build reads 1 to {VERSION})"
         ));
     }
-    let header = Header {
+    let mut header = Header {
         generation: r.u64()?,
         created_ms: r.i64()?,
+        ..Header::default()
     };
+    if version >= 2 {
+        let id = r.bytes()?;
+        header.replid =
+            String::from_utf8(id.into_vec()).map_err(|_| "replication id is not text")?;
+        header.offset = r.u64()?;
+    }
     let mut store = Store::new(databases);
     loop {
         match r.u8()? {
@@ -277,14 +307,21 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
 
 /// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_temp(path, bytes)?;
+    commit_temp(path)
+}
+
+/// The first half of [`write_atomic`]: writes and fsyncs `path`'s temp file.
+pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The second half of [`write_atomic`]: renames the temp file over `path`, fsyncs the directory.
+pub fn commit_temp(path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    std::fs::rename(path.with_extension("tmp"), path)?;
     sync_dir(dir)
 }
 
@@ -314,15 +351,17 @@ mod tests {
     #[test]
     fn round_trip() {
         let s = sample();
-        let bytes = encode(&s, 7, 123);
+        let header = Header {
+            generation: 7,
+            created_ms: 123,
+            replid: "a".repeat(40),
+            offset: 99,
+        };
+        let mut bytes = encode(&s, &header);
         let (h, back) = decode(&bytes, 16).unwrap();
-        assert_eq!(
-            h,
-            Header {
-                generation: 7,
-                created_ms: 123
-            }
-        );
+        assert_eq!(h, header);
+        set_generation(&mut bytes, 9).unwrap();
+        assert_eq!(decode(&bytes, 16).unwrap().0.generation, 9);
         for i in 0..16 {
             assert_eq!(s.dbs[i].keys, back.dbs[i].keys, "db {i}");
             assert_eq!(s.dbs[i].expires, back.dbs[i].expires, "db {i}");
@@ -331,7 +370,7 @@ mod tests {
 
     #[test]
     fn every_single_byte_flip_and_truncation_is_detected() {
-        let bytes = encode(&sample(), 1, 0);
+        let bytes = encode(&sample(), &Header::default());
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x40;

@@ -1,0 +1,317 @@
+//! The NodeAdmin gRPC service (`proto/node_admin.proto`): how the sentinels read a node's
+//! state and change its role, epoch, fence and lease.
+//!
+//! Every call passes [`authenticate`] first (bearer token, constant-time comparison). Calls are
+//! serialised, so an epoch is persisted and acted on before the next call looks at it. A call
+//! with a lower epoch than the node's is refused and changes nothing; a higher one is made
+//! durable (fsync) before anything else happens.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use vigil_proto::node::node_admin_server::{NodeAdmin, NodeAdminServer};
+use vigil_proto::node::{
+    ClientType, FenceRequest, GetStatusRequest, KillClientsReply, KillClientsRequest, LeaseReply,
+    LinkStatus, NodeStatus, PromoteRequest, RenewLeaseRequest, ReplicaInfo, ReplicateFromRequest,
+    Role as PbRole,
+};
+
+use crate::node::Node;
+use crate::repl::Phase;
+use crate::role::{self, Role};
+
+/// Longest lease a single renewal may grant.
+const MAX_LEASE: Duration = Duration::from_secs(3600);
+
+/// Serves NodeAdmin on `listener` until the node shuts down.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    token: String,
+) -> Result<(), tonic::transport::Error> {
+    let shutdown = node.shared.shutdown.clone();
+    let service = AdminService {
+        node,
+        serial: tokio::sync::Mutex::new(()),
+    };
+    let expected = format!("Bearer {token}");
+    let svc = NodeAdminServer::with_interceptor(service, move |req: Request<()>| {
+        authenticate(req, &expected)
+    });
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
+
+/// Checks `authorization: Bearer <token>`.
+fn authenticate(req: Request<()>, expected: &str) -> Result<Request<()>, Status> {
+    let given = req
+        .metadata()
+        .get("authorization")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if vigil_resp::builtin::constant_time_eq(given, expected.as_bytes()) {
+        Ok(req)
+    } else {
+        Err(Status::unauthenticated(
+            "missing or wrong admin token: send `authorization: Bearer <token>` with the node's [admin] token",
+        ))
+    }
+}
+
+struct AdminService {
+    node: Arc<Node>,
+    /// One call at a time: epoch checks and the actions they guard do not interleave.
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl AdminService {
+    /// Refuses a stale epoch; persists a newer one before the call acts on it.
+    fn accept_epoch(&self, epoch: u64) -> Result<(), Status> {
+        if epoch == 0 {
+            return Err(Status::invalid_argument("epoch must be at least 1"));
+        }
+        let current = self.node.role.read().epoch;
+        if epoch < current {
+            return Err(Status::failed_precondition(format!(
+                "stale epoch {epoch}: this node has seen epoch {current}; refresh the cluster state and retry"
+            )));
+        }
+        if epoch > current {
+            let dir = self.node.config.read().dir.clone();
+            role::save_epoch(&dir, epoch)
+                .map_err(|e| Status::internal(format!("cannot persist the epoch: {e}")))?;
+            self.node.role.write().epoch = epoch;
+            tracing::info!(epoch, "epoch advanced");
+        }
+        Ok(())
+    }
+
+    /// The lease end for `ttl_ms` counted from the node clock reading `since_ms` (0: now).
+    fn lease_end(&self, ttl_ms: u64, since_ms: u64) -> Result<Instant, Status> {
+        let ttl = Duration::from_millis(ttl_ms);
+        if ttl.is_zero() || ttl > MAX_LEASE {
+            return Err(Status::invalid_argument(format!(
+                "lease ttl must be between 1 ms and {} s, got {ttl_ms} ms",
+                MAX_LEASE.as_secs()
+            )));
+        }
+        let now = self.node.clock_ms();
+        if since_ms > now {
+            return Err(Status::invalid_argument(format!(
+                "since_node_ms {since_ms} is ahead of the node clock ({now}): the node restarted; read GetStatus again"
+            )));
+        }
+        let since = if since_ms == 0 { now } else { since_ms };
+        Ok(self.node.started + Duration::from_millis(since) + ttl)
+    }
+}
+
+#[tonic::async_trait]
+impl NodeAdmin for AdminService {
+    async fn get_status(
+        &self,
+        _req: Request<GetStatusRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        Ok(Response::new(status(&self.node)))
+    }
+
+    async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
+        let r = req.into_inner();
+        let _serial = self.serial.lock().await;
+        let lease = (r.lease_ttl_ms > 0)
+            .then(|| self.lease_end(r.lease_ttl_ms, r.lease_since_node_ms))
+            .transpose()?;
+        if r.epoch == 0 {
+            return Err(Status::invalid_argument("epoch must be at least 1"));
+        }
+        let offset = self.node.offset();
+        if offset < r.min_offset {
+            return Err(Status::failed_precondition(format!(
+                "offset {offset} is below min_offset {}: promoting this node would lose acknowledged writes",
+                r.min_offset
+            )));
+        }
+        self.accept_epoch(r.epoch)?;
+        self.node.become_master();
+        {
+            let mut role = self.node.role.write();
+            role.fenced = false;
+            if let Some(l) = lease {
+                role.lease_until = Some(role.lease_until.map_or(l, |t| t.max(l)));
+            }
+        }
+        tracing::info!(epoch = r.epoch, offset, "promoted by the sentinels");
+        Ok(Response::new(status(&self.node)))
+    }
+
+    async fn replicate_from(
+        &self,
+        req: Request<ReplicateFromRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        let r = req.into_inner();
+        let _serial = self.serial.lock().await;
+        if r.host.is_empty() || r.host.len() > 255 || r.host.contains(char::is_whitespace) {
+            return Err(Status::invalid_argument(
+                "host must be a non-empty host name or address",
+            ));
+        }
+        let port = u16::try_from(r.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
+            })?;
+        self.accept_epoch(r.epoch)?;
+        let target = Role::Replica {
+            host: r.host.clone(),
+            port,
+        };
+        if self.node.role.read().role != target {
+            self.node.become_replica(r.host, port);
+        }
+        Ok(Response::new(status(&self.node)))
+    }
+
+    async fn fence(&self, req: Request<FenceRequest>) -> Result<Response<NodeStatus>, Status> {
+        let r = req.into_inner();
+        let _serial = self.serial.lock().await;
+        self.accept_epoch(r.epoch)?;
+        {
+            let mut role = self.node.role.write();
+            role.fenced = true;
+            role.lease_until = None;
+        }
+        tracing::info!(epoch = r.epoch, "fenced: no more write acknowledgements");
+        Ok(Response::new(status(&self.node)))
+    }
+
+    async fn renew_lease(
+        &self,
+        req: Request<RenewLeaseRequest>,
+    ) -> Result<Response<LeaseReply>, Status> {
+        let r = req.into_inner();
+        let _serial = self.serial.lock().await;
+        let end = self.lease_end(r.ttl_ms, r.since_node_ms)?;
+        self.accept_epoch(r.epoch)?;
+        let mut role = self.node.role.write();
+        if !role.is_master() {
+            return Err(Status::failed_precondition(
+                "this node is not a master; promote it first",
+            ));
+        }
+        if role.fenced {
+            return Err(Status::failed_precondition(format!(
+                "this node is fenced at epoch {}; only a promotion at a higher epoch lifts that",
+                role.epoch
+            )));
+        }
+        role.lease_until = Some(role.lease_until.map_or(end, |t| t.max(end)));
+        let now = Instant::now();
+        Ok(Response::new(LeaseReply {
+            epoch: role.epoch,
+            lease_remaining_ms: role.lease_remaining(now).as_millis() as u64,
+            node_clock_ms: self.node.clock_ms(),
+        }))
+    }
+
+    async fn kill_clients(
+        &self,
+        req: Request<KillClientsRequest>,
+    ) -> Result<Response<KillClientsReply>, Status> {
+        let kind = match ClientType::try_from(req.into_inner().r#type) {
+            Ok(ClientType::Normal) => "normal",
+            Ok(ClientType::Pubsub) => "pubsub",
+            _ => return Err(Status::invalid_argument("type must be NORMAL or PUBSUB")),
+        };
+        let killed = self.node.shared.clients.kill_where(|c| c.is_type(kind));
+        tracing::info!(kind, killed, "clients disconnected by the admin API");
+        Ok(Response::new(KillClientsReply {
+            killed: killed as u64,
+        }))
+    }
+}
+
+/// The node's status as NodeAdmin reports it.
+pub fn status(node: &Node) -> NodeStatus {
+    let now = Instant::now();
+    let clock = node.clock_ms();
+    let (role, managed, epoch, fenced, lease, writable) = {
+        let r = node.role.read();
+        (
+            r.role.clone(),
+            r.managed,
+            r.epoch,
+            r.fenced,
+            r.lease_remaining(now),
+            r.write_denied(now).is_none(),
+        )
+    };
+    let (sync_replicas, priority) = {
+        let c = node.config.read();
+        (c.replication.sync_replicas, c.replication.priority)
+    };
+    let acked_offset = node.acked_by(sync_replicas);
+    let keys = node.store.lock().total_keys() as u64;
+    let feed = node.repl.feed.lock();
+    let replicas = feed
+        .links
+        .iter()
+        .map(|l| ReplicaInfo {
+            ip: l.ip.clone(),
+            port: l.port.load(Ordering::Relaxed),
+            ack_offset: l.ack.load(Ordering::Relaxed),
+            lag_ms: clock.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)),
+            state: l.state().as_str().into(),
+        })
+        .collect();
+    let mut s = NodeStatus {
+        role: match role {
+            Role::Master => PbRole::Master,
+            Role::Replica { .. } => PbRole::Replica,
+            Role::Unassigned => PbRole::Unassigned,
+        } as i32,
+        epoch,
+        run_id: node.run_id.clone(),
+        replid: feed.replid.clone(),
+        replid2: feed.replid2.clone(),
+        second_offset: feed.second_offset,
+        offset: feed.offset,
+        replicas,
+        acked_offset,
+        link: LinkStatus::None as i32,
+        managed,
+        fenced,
+        writable,
+        lease_remaining_ms: lease.as_millis() as u64,
+        node_clock_ms: clock,
+        priority,
+        keys,
+        sync_replicas: sync_replicas as u32,
+        data_port: node.port() as u32,
+        ..NodeStatus::default()
+    };
+    drop(feed);
+    if let Role::Replica { host, port } = role {
+        s.master_host = host;
+        s.master_port = port as u32;
+        if let Some(u) = node.repl.upstream.lock().as_ref() {
+            s.link = match u.status.phase() {
+                Phase::Connect => LinkStatus::Down,
+                Phase::Connecting => LinkStatus::Connecting,
+                Phase::Sync => LinkStatus::Syncing,
+                Phase::Connected => LinkStatus::Up,
+            } as i32;
+            let since = u.status.down_since_ms.load(Ordering::Relaxed);
+            if since > 0 {
+                s.link_down_ms = clock.saturating_sub(since);
+            }
+        }
+    }
+    s
+}

@@ -1,0 +1,406 @@
+//! The master side: the replication handshake (`REPLCONF`, `PSYNC`/`SYNC`), the replica link
+//! that runs on the replica's own connection, acknowledgements, `WAIT`, and the check that
+//! runs before a write's reply leaves (synchronous mode, lease, fence).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vigil_resp::args::parse_int;
+use vigil_resp::request::{ParseLimits, RequestParser};
+use vigil_resp::{Args, CmdError, Conn, Reply, Service};
+
+use super::feed::{Link, LinkState};
+use crate::dispatch::ConnState;
+use crate::node::{Node, now_ms};
+use crate::persist::snapshot::{self, Header};
+
+/// `REPLCONF <option> <value> ...`: what a replica tells its master during the handshake.
+pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    let r = (|| -> Result<Reply, CmdError> {
+        if !args.remaining().is_multiple_of(2) {
+            return Err(CmdError::Syntax);
+        }
+        while let Some(opt) = args.next() {
+            let val = args.bytes()?;
+            match &opt.to_ascii_lowercase()[..] {
+                b"listening-port" => {
+                    let p = parse_int(&val)
+                        .ok()
+                        .filter(|p| (0..=65535).contains(p))
+                        .ok_or_else(|| CmdError::msg("ERR value is out of range"))?;
+                    conn.state.repl_port = p as u32;
+                }
+                b"vigil-epoch" => {
+                    let e = parse_int(&val)
+                        .ok()
+                        .filter(|e| *e >= 0)
+                        .ok_or_else(|| CmdError::msg("ERR value is out of range"))?
+                        as u64;
+                    let mine = node.role.read().epoch;
+                    if e > mine {
+                        // The replica was told about a newer epoch than ours: we are a stale
+                        // master and must not be followed.
+                        return Err(CmdError::msg(format!(
+                            "STALEEPOCH this node is at epoch {mine}, the replica at {e}: it must not follow a master of a lower epoch"
+                        )));
+                    }
+                }
+                b"ip-address" | b"capa" | b"rdb-only" | b"rdb-filter-only" => {}
+                // Acknowledgements arrive on the link itself; here (before PSYNC) they mean
+                // nothing.
+                b"ack" | b"getack" => return Ok(Reply::ok()),
+                _ => {
+                    return Err(CmdError::msg(format!(
+                        "ERR Unrecognized REPLCONF option: {}",
+                        String::from_utf8_lossy(&opt)
+                    )));
+                }
+            }
+        }
+        Ok(Reply::ok())
+    })();
+    conn.reply(Reply::from(r));
+}
+
+/// `PSYNC replid offset` / `SYNC`: turns this connection into a replica link.
+pub fn psync<'a>(
+    node: &'a Node,
+    conn: &'a mut Conn<ConnState>,
+    args: Args,
+) -> crate::cmd::BoxFut<'a> {
+    Box::pin(serve_replica(node, conn, args))
+}
+
+async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    let is_psync = args.name().eq_ignore_ascii_case(b"psync");
+    let (want_id, want_off) = if is_psync {
+        let id = String::from_utf8_lossy(&args.next().unwrap_or_default()).into_owned();
+        let off = args.next().and_then(|o| parse_int(&o).ok()).unwrap_or(-1);
+        (id, off)
+    } else {
+        ("?".to_string(), -1)
+    };
+    if !node.role.read().is_master() {
+        conn.reply(Reply::error(
+            "ERR this node is a replica; chained replication is not supported, replicate from the master",
+        ));
+        return;
+    }
+    let limit = node.config.read().replication.output_buffer_limit as usize;
+    let link = Arc::new(Link::new(
+        conn.info.id,
+        conn.info.addr.ip().to_string(),
+        conn.state.repl_port,
+        limit,
+        node.clock_ms(),
+        conn.info.kill.clone(),
+    ));
+    let r = &node.repl;
+    // Decided under the store lock: a full sync's snapshot and the offset it starts the
+    // stream at are one instant, and the link receives every byte after it.
+    let (first_line, payload) = {
+        let store = node.store.lock();
+        let mut feed = r.feed.lock();
+        let cont = (want_off > 0)
+            .then(|| feed.continue_from(&want_id, want_off as u64))
+            .flatten();
+        match cont {
+            Some(backlog) => {
+                r.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+                link.set_state(LinkState::Online);
+                link.ack.store(want_off as u64 - 1, Ordering::Relaxed);
+                link.send(&backlog);
+                feed.links.push(link.clone());
+                (format!("+CONTINUE {}\r\n", feed.replid), None)
+            }
+            None => {
+                if want_id != "?" {
+                    r.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+                }
+                r.sync_full.fetch_add(1, Ordering::Relaxed);
+                let header = Header {
+                    generation: 0,
+                    created_ms: now_ms(),
+                    replid: feed.replid.clone(),
+                    offset: feed.offset,
+                };
+                let bytes = snapshot::encode(&store, &header);
+                feed.force_select();
+                link.set_state(LinkState::SendBulk);
+                link.ack.store(feed.offset, Ordering::Relaxed);
+                feed.links.push(link.clone());
+                (
+                    format!("+FULLRESYNC {} {}\r\n", feed.replid, feed.offset),
+                    Some(bytes),
+                )
+            }
+        }
+    };
+    tracing::info!(replica = %conn.info.addr, full = payload.is_some(), "replica attached");
+    conn.info.replica.store(true, Ordering::Relaxed);
+    if conn.flush().await.is_ok() {
+        let _ = run_link(node, conn, &link, first_line, payload).await;
+    }
+    node.repl
+        .feed
+        .lock()
+        .links
+        .retain(|l| !Arc::ptr_eq(l, &link));
+    node.repl.acks.send_modify(|n| *n += 1);
+    tracing::info!(replica = %conn.info.addr, "replica detached");
+    conn.close = true;
+}
+
+/// Streams to the replica and reads its acknowledgements until either side stops.
+async fn run_link(
+    node: &Node,
+    conn: &mut Conn<ConnState>,
+    link: &Link,
+    first_line: String,
+    payload: Option<Vec<u8>>,
+) -> std::io::Result<()> {
+    let (rd, wr, inbuf) = conn.io();
+    wr.write_all(first_line.as_bytes()).await?;
+    if let Some(bytes) = payload {
+        wr.write_all(format!("${}\r\n", bytes.len()).as_bytes())
+            .await?;
+        // Written in pieces so acknowledgements and kills are noticed during a long transfer.
+        for chunk in bytes.chunks(1 << 20) {
+            tokio::select! {
+                r = wr.write_all(chunk) => r?,
+                _ = link.kill.cancelled() => return Ok(()),
+            }
+        }
+        link.set_state(LinkState::Online);
+    }
+    let mut parser = RequestParser::new();
+    let limits = ParseLimits::default();
+    inbuf.clear();
+    loop {
+        let out = link.take();
+        if !out.is_empty() {
+            tokio::select! {
+                r = wr.write_all(&out) => r?,
+                _ = link.kill.cancelled() => return Ok(()),
+            }
+            continue;
+        }
+        if inbuf.capacity() - inbuf.len() < 1024 {
+            inbuf.reserve(4096);
+        }
+        tokio::select! {
+            _ = link.wake.notified() => {}
+            _ = link.kill.cancelled() => return Ok(()),
+            r = rd.read_buf(inbuf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+                read_acks(node, link, &mut parser, inbuf, &limits)?;
+            }
+        }
+    }
+}
+
+/// Handles what a replica sends on its link: `REPLCONF ACK <offset>`.
+fn read_acks(
+    node: &Node,
+    link: &Link,
+    parser: &mut RequestParser,
+    inbuf: &mut BytesMut,
+    limits: &ParseLimits,
+) -> std::io::Result<()> {
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    while let Some(cmd) = parser
+        .parse(inbuf, limits, true)
+        .map_err(|e| bad(e.to_string()))?
+    {
+        if cmd.len() == 3
+            && cmd[0].eq_ignore_ascii_case(b"replconf")
+            && cmd[1].eq_ignore_ascii_case(b"ack")
+        {
+            let off = parse_int(&cmd[2]).map_err(|_| bad("bad ACK offset".into()))?;
+            link.ack.fetch_max(off.max(0) as u64, Ordering::Relaxed);
+            link.last_ack_ms.store(node.clock_ms(), Ordering::Relaxed);
+            node.repl.acks.send_modify(|n| *n += 1);
+        }
+    }
+    Ok(())
+}
+
+impl Node {
+    /// How many online replicas have acknowledged `offset`.
+    pub fn replicas_acked(&self, offset: u64) -> usize {
+        self.repl
+            .feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= offset)
+            .count()
+    }
+
+    /// The highest offset that at least `n` online replicas have acknowledged (0 if fewer
+    /// than `n` are online).
+    pub fn acked_by(&self, n: usize) -> u64 {
+        let mut acks: Vec<u64> = self
+            .repl
+            .feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online)
+            .map(|l| l.ack.load(Ordering::Relaxed))
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        if n == 0 {
+            return self.repl.feed.lock().offset;
+        }
+        acks.get(n - 1).copied().unwrap_or(0)
+    }
+
+    /// Online replicas whose last acknowledgement is at most `max_lag` old
+    /// (`min_replicas_to_write`).
+    pub fn good_replicas(&self, max_lag: Duration) -> usize {
+        let now = self.clock_ms();
+        let lag = max_lag.as_millis() as u64;
+        self.repl
+            .feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| {
+                l.state() == LinkState::Online
+                    && now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) <= lag
+            })
+            .count()
+    }
+
+    /// Waits until `n` replicas acknowledged `offset` or `deadline` passes; returns how many
+    /// did.
+    pub async fn wait_acks(&self, offset: u64, n: usize, deadline: Option<Instant>) -> usize {
+        let mut rx = self.repl.acks.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let got = self.replicas_acked(offset);
+            if got >= n {
+                return got;
+            }
+            let changed = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), rx.changed()).await,
+                None => Ok(rx.changed().await),
+            };
+            if !matches!(changed, Ok(Ok(()))) {
+                return self.replicas_acked(offset);
+            }
+        }
+    }
+
+    /// Runs before write replies leave: in synchronous mode waits for `sync_replicas`
+    /// acknowledgements, then checks the role, fence and lease *now*. On failure the write
+    /// replies of the batch become errors: the client never sees a false OK.
+    pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
+        let Some(offset) = conn.state.pending_ack.take() else {
+            conn.state.write_replies.clear();
+            return;
+        };
+        let (n, timeout) = {
+            let c = self.config.read();
+            (c.replication.sync_replicas, c.replication.sync_timeout)
+        };
+        let mut failure: Option<String> = None;
+        if n > 0 {
+            let got = self
+                .wait_acks(offset, n, Some(Instant::now() + timeout))
+                .await;
+            if got < n {
+                failure = Some(format!(
+                    "NOREPLICAS the write reached {got} of the {n} replicas sync_replicas requires within {}ms; it was not acknowledged and may or may not be applied",
+                    timeout.as_millis()
+                ));
+            }
+        }
+        if failure.is_none() {
+            let role = self.role.read();
+            if role.write_denied(Instant::now()).is_some() {
+                failure = Some(if role.fenced {
+                    "READONLY the node was fenced before the write was acknowledged; it may or may not be applied".into()
+                } else {
+                    "READONLY the write lease expired before the write was acknowledged; it may or may not be applied".into()
+                });
+            }
+        }
+        let ranges = std::mem::take(&mut conn.state.write_replies);
+        if let Some(msg) = failure {
+            tracing::warn!(offset, reason = %msg, "write replies turned into errors");
+            let old = std::mem::take(&mut conn.out);
+            let mut out = BytesMut::with_capacity(old.len());
+            let mut pos = 0;
+            for (s, e) in ranges {
+                if s < pos || e > old.len() {
+                    continue;
+                }
+                out.extend_from_slice(&old[pos..s]);
+                Reply::error(msg.clone()).encode(conn.proto, &mut out);
+                pos = e;
+            }
+            out.extend_from_slice(&old[pos..]);
+            conn.out = out;
+        }
+    }
+}
+
+/// `WAIT numreplicas timeout`.
+pub fn wait<'a>(
+    node: &'a Node,
+    conn: &'a mut Conn<ConnState>,
+    args: Args,
+) -> crate::cmd::BoxFut<'a> {
+    Box::pin(wait_cmd(node, conn, args))
+}
+
+async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    let parsed = (|| -> Result<(usize, u64), CmdError> {
+        let n = args.i64()?;
+        let t = args
+            .i64()
+            .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+        if t < 0 {
+            return Err(CmdError::msg("ERR timeout is negative"));
+        }
+        Ok((n.max(0) as usize, t as u64))
+    })();
+    let (n, timeout_ms) = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            conn.reply(Reply::from(Err::<Reply, _>(e)));
+            return;
+        }
+    };
+    if !node.role.read().is_master() {
+        conn.reply(Reply::error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
+        return;
+    }
+    let offset = conn.state.woff;
+    let got = node.replicas_acked(offset);
+    if got >= n {
+        conn.reply(Reply::Int(got as i64));
+        return;
+    }
+    // Replies to earlier pipelined commands go out before we wait.
+    node.before_reply(conn).await;
+    if conn.flush().await.is_err() {
+        conn.close = true;
+        return;
+    }
+    let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
+    match conn
+        .wait_or_disconnect(node.wait_acks(offset, n, deadline))
+        .await
+    {
+        Some(got) => conn.reply(Reply::Int(got as i64)),
+        None => conn.close = true,
+    }
+}

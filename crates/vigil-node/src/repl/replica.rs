@@ -1,0 +1,534 @@
+//! The replica side: connect to the master, handshake, resynchronise (partially from the
+//! master's backlog, or fully from a snapshot), then apply the stream and acknowledge it.
+//!
+//! The stream is applied under the store lock in units that never split a MULTI/EXEC block,
+//! and the same bytes go unchanged into this node's feed (and so its append log and backlog):
+//! the replica's offset is exactly the number of stream bytes it has applied, before and after
+//! a restart.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+use vigil_resp::request::{ParseLimits, RequestParser};
+
+use super::{LinkStatus, Phase, Upstream};
+use crate::node::{Node, now_ms};
+use crate::persist::aof::encode_command;
+use crate::persist::{SNAPSHOT_FILE, snapshot};
+
+/// Why a replication session ended.
+#[derive(Debug, Error)]
+pub enum ReplError {
+    /// The connection failed.
+    #[error("connection to the master failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The master went quiet.
+    #[error("no data from the master for {0:?} ({1}); reconnecting")]
+    Timeout(Duration, &'static str),
+    /// The master refused a step of the handshake.
+    #[error("the master refused {step}: {reply}")]
+    Refused {
+        /// The step.
+        step: &'static str,
+        /// Its reply.
+        reply: String,
+    },
+    /// The master sent something that is not the protocol.
+    #[error("protocol error from the master: {0}")]
+    Protocol(String),
+    /// The snapshot of a full sync could not be loaded or stored.
+    #[error("full sync failed: {0}")]
+    Snapshot(String),
+}
+
+/// Starts following `host:port`.
+pub fn start(node: &Arc<Node>, host: String, port: u16) -> Upstream {
+    let status = Arc::new(LinkStatus::default());
+    status.set(Phase::Connect, node.clock_ms());
+    let cancel = CancellationToken::new();
+    let task = run(
+        node.clone(),
+        host.clone(),
+        port,
+        status.clone(),
+        cancel.clone(),
+    );
+    tokio::spawn(task);
+    Upstream {
+        host,
+        port,
+        status,
+        cancel,
+    }
+}
+
+async fn run(
+    node: Arc<Node>,
+    host: String,
+    port: u16,
+    status: Arc<LinkStatus>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        status.set(Phase::Connecting, node.clock_ms());
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = session(&node, &host, port, &status, &cancel) => r,
+            _ = cancel.cancelled() => Ok(()),
+            _ = node.shared.shutdown.cancelled() => Ok(()),
+        };
+        status.set(Phase::Connect, node.clock_ms());
+        if cancel.is_cancelled() || node.shared.shutdown.is_cancelled() {
+            return;
+        }
+        if let Err(e) = result {
+            tracing::warn!(master = %format!("{host}:{port}"), error = %e, "replication link down");
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = cancel.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The socket to the master with a read buffer.
+struct Wire {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Wire {
+    async fn fill(&mut self, what: &'static str) -> Result<usize, ReplError> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(64 * 1024);
+        }
+        let n = tokio::time::timeout(self.timeout, self.rd.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| ReplError::Timeout(self.timeout, what))??;
+        if n == 0 {
+            return Err(ReplError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the master closed the connection",
+            )));
+        }
+        Ok(n)
+    }
+
+    async fn line(&mut self, what: &'static str) -> Result<String, ReplError> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line = self.buf.split_to(i + 1);
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if text.is_empty() {
+                    // A keepalive newline.
+                    continue;
+                }
+                return Ok(text);
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(ReplError::Protocol(format!("overlong reply to {what}")));
+            }
+            self.fill(what).await?;
+        }
+    }
+
+    async fn call(&mut self, args: &[&str], step: &'static str) -> Result<String, ReplError> {
+        let mut out = Vec::new();
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        encode_command(&mut out, &args);
+        self.wr.write_all(&out).await?;
+        let reply = self.line(step).await?;
+        if let Some(err) = reply.strip_prefix('-') {
+            return Err(ReplError::Refused {
+                step,
+                reply: err.to_string(),
+            });
+        }
+        Ok(reply)
+    }
+
+    async fn ack(&mut self, offset: u64) -> Result<(), ReplError> {
+        let mut out = Vec::with_capacity(48);
+        encode_command(
+            &mut out,
+            &[
+                Bytes::from_static(b"REPLCONF"),
+                Bytes::from_static(b"ACK"),
+                Bytes::from(offset.to_string()),
+            ],
+        );
+        self.wr.write_all(&out).await?;
+        Ok(())
+    }
+}
+
+async fn session(
+    node: &Arc<Node>,
+    host: &str,
+    port: u16,
+    status: &LinkStatus,
+    cancel: &CancellationToken,
+) -> Result<(), ReplError> {
+    let (masterauth, timeout) = {
+        let c = node.config.read();
+        (c.replication.masterauth.clone(), c.replication.timeout)
+    };
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| ReplError::Timeout(timeout, "connect"))??;
+    stream.set_nodelay(true)?;
+    let (rd, wr) = stream.into_split();
+    let mut w = Wire {
+        rd,
+        wr,
+        buf: BytesMut::with_capacity(64 * 1024),
+        timeout,
+    };
+    if !masterauth.is_empty() {
+        w.call(&["AUTH", &masterauth], "AUTH").await?;
+    }
+    w.call(&["PING"], "PING").await?;
+    let my_port = node.port().to_string();
+    w.call(
+        &["REPLCONF", "listening-port", &my_port],
+        "REPLCONF listening-port",
+    )
+    .await?;
+    let (managed, epoch) = {
+        let r = node.role.read();
+        (r.managed, r.epoch)
+    };
+    if managed {
+        w.call(
+            &["REPLCONF", "vigil-epoch", &epoch.to_string()],
+            "the epoch check",
+        )
+        .await?;
+    }
+    w.call(&["REPLCONF", "capa", "psync2"], "REPLCONF capa")
+        .await?;
+    let (id, offset) = {
+        let f = node.repl.feed.lock();
+        (f.replid.clone(), f.offset)
+    };
+    // A node with no history yet asks for a full sync outright, as Redis does.
+    let (id, next) = if offset == 0 {
+        ("?".to_string(), "-1".to_string())
+    } else {
+        (id, (offset + 1).to_string())
+    };
+    let reply = w.call(&["PSYNC", &id, &next], "PSYNC").await?;
+    if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
+        let mut parts = rest.split_whitespace();
+        let (Some(id), Some(Ok(off))) = (parts.next(), parts.next().map(str::parse::<u64>)) else {
+            return Err(ReplError::Protocol(format!(
+                "bad FULLRESYNC line {reply:?}"
+            )));
+        };
+        status.set(Phase::Sync, node.clock_ms());
+        tracing::info!(master = %format!("{host}:{port}"), replid = id, offset = off, "full resync");
+        let payload = read_payload(&mut w).await?;
+        load_full_sync(node, id.to_string(), off, payload, cancel).await?;
+    } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+        let new_id = rest.trim();
+        tracing::info!(master = %format!("{host}:{port}"), offset, "partial resync");
+        if !new_id.is_empty() {
+            let _store = node.store.lock();
+            let mut feed = node.repl.feed.lock();
+            if feed.replid != new_id {
+                feed.adopt_replid(new_id.to_string());
+                if let Some(aof) = &node.persist.aof {
+                    aof.append(&feed.marker());
+                }
+            }
+        }
+    } else {
+        return Err(ReplError::Protocol(format!(
+            "unexpected PSYNC reply {reply:?}"
+        )));
+    }
+    status.set(Phase::Connected, node.clock_ms());
+    status.last_io_ms.store(node.clock_ms(), Ordering::Relaxed);
+    stream_loop(node, &mut w, status, cancel).await
+}
+
+/// Reads `$<len>\r\n` and the snapshot bytes.
+async fn read_payload(w: &mut Wire) -> Result<Vec<u8>, ReplError> {
+    let head = w.line("the snapshot header").await?;
+    let len: usize = head
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ReplError::Protocol(format!("bad snapshot header {head:?}")))?;
+    let mut payload = Vec::with_capacity(len.min(1 << 30));
+    while payload.len() < len {
+        if w.buf.is_empty() {
+            w.fill("the snapshot").await?;
+        }
+        let take = (len - payload.len()).min(w.buf.len());
+        payload.extend_from_slice(&w.buf.split_to(take));
+    }
+    Ok(payload)
+}
+
+/// Installs a master's snapshot: decoded off the runtime, written to a temp file, then, under
+/// the store lock, the file takes the snapshot's place and the data is swapped, with the log
+/// rotated at the same instant, so a crash at any point recovers either the old data with the
+/// old position or the new data with the new one.
+async fn load_full_sync(
+    node: &Arc<Node>,
+    replid: String,
+    offset: u64,
+    payload: Vec<u8>,
+    cancel: &CancellationToken,
+) -> Result<(), ReplError> {
+    let databases = node.config.read().databases;
+    let started = Instant::now();
+    let (mut payload, fresh) = tokio::task::spawn_blocking(move || {
+        snapshot::decode(&payload, databases).map(|(_, s)| (payload, s))
+    })
+    .await
+    .map_err(|e| ReplError::Snapshot(e.to_string()))?
+    .map_err(ReplError::Snapshot)?;
+    while !node.persist.try_begin() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let generation = node.persist.next_generation();
+    let path = node.persist.dir.join(SNAPSHOT_FILE);
+    let written = {
+        let tmp = path.clone();
+        let result = snapshot::set_generation(&mut payload, generation);
+        let size = payload.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            result
+                .map_err(std::io::Error::other)
+                .and_then(|()| snapshot::write_temp(&tmp, &payload))
+                .map(|()| size)
+        })
+        .await
+        .map_err(|e| ReplError::Snapshot(e.to_string()))
+        .and_then(|r| {
+            r.map_err(|e| ReplError::Snapshot(format!("cannot write {}: {e}", path.display())))
+        })
+    };
+    let size = match written {
+        Ok(s) => s,
+        Err(e) => {
+            node.persist.release();
+            return Err(e);
+        }
+    };
+    let keys = fresh.total_keys();
+    let dirty = {
+        let mut store = node.store.lock();
+        if cancel.is_cancelled() {
+            node.persist.release();
+            return Ok(());
+        }
+        if let Err(e) = snapshot::commit_temp(&path) {
+            node.persist.release();
+            return Err(ReplError::Snapshot(format!(
+                "cannot install {}: {e}",
+                path.display()
+            )));
+        }
+        store.replace_data(fresh);
+        let mut feed = node.repl.feed.lock();
+        feed.reset(replid, offset);
+        if let Some(aof) = &node.persist.aof {
+            aof.rotate(generation, feed.marker());
+        }
+        store.dirty
+    };
+    node.persist.saved(generation, dirty, size);
+    node.persist.release();
+    tracing::info!(
+        keys,
+        bytes = size,
+        ms = started.elapsed().as_millis() as u64,
+        "full resync loaded"
+    );
+    Ok(())
+}
+
+/// One command of the stream, once it is part of a complete unit.
+enum Item {
+    Select(usize),
+    Data(Vec<Bytes>),
+}
+
+/// Reads, applies and acknowledges the stream until an error or cancellation.
+async fn stream_loop(
+    node: &Arc<Node>,
+    w: &mut Wire,
+    status: &LinkStatus,
+    cancel: &CancellationToken,
+) -> Result<(), ReplError> {
+    let limits = ParseLimits {
+        max_bulk_len: usize::MAX / 4,
+        max_multibulk_len: usize::MAX / 4,
+        max_inline_len: 0,
+        max_query_buffer: usize::MAX,
+    };
+    let mut parser = RequestParser::new();
+    // Stream bytes not yet applied, and how much of the input they cover.
+    let mut raw = BytesMut::new();
+    let mut inbuf = std::mem::take(&mut w.buf);
+    raw.extend_from_slice(&inbuf);
+    let mut total_in = inbuf.len() as u64;
+    let mut applied_to = 0u64;
+    let mut tx: Option<Vec<Item>> = None;
+    let mut items: Vec<Item> = Vec::new();
+    let mut scratch = Vec::new();
+    let ack_every = Duration::from_secs(1);
+    let mut next_ack = Instant::now() + ack_every;
+    w.ack(node.offset()).await?;
+    loop {
+        // Parse whatever complete units the input holds.
+        let mut unit_end = applied_to;
+        let mut getack = false;
+        loop {
+            let cmd = match parser.parse(&mut inbuf, &limits, true) {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => break,
+                Err(e) => return Err(ReplError::Protocol(e.to_string())),
+            };
+            if cmd.is_empty() {
+                continue;
+            }
+            let pos = total_in - inbuf.len() as u64;
+            let name = cmd[0].to_ascii_lowercase();
+            match &name[..] {
+                b"select" => {
+                    let db = cmd
+                        .get(1)
+                        .and_then(|d| std::str::from_utf8(d).ok())
+                        .and_then(|d| d.parse::<usize>().ok())
+                        .filter(|d| *d < node.shared.databases)
+                        .ok_or_else(|| {
+                            ReplError::Protocol("SELECT of a database that does not exist".into())
+                        })?;
+                    match &mut tx {
+                        Some(t) => t.push(Item::Select(db)),
+                        None => {
+                            items.push(Item::Select(db));
+                            unit_end = pos;
+                        }
+                    }
+                }
+                b"multi" => tx = Some(Vec::new()),
+                b"exec" => {
+                    items.extend(tx.take().unwrap_or_default());
+                    unit_end = pos;
+                }
+                b"ping" if tx.is_none() => unit_end = pos,
+                b"replconf" if tx.is_none() => {
+                    getack = true;
+                    unit_end = pos;
+                }
+                _ => match &mut tx {
+                    Some(t) => t.push(Item::Data(cmd)),
+                    None => {
+                        items.push(Item::Data(cmd));
+                        unit_end = pos;
+                    }
+                },
+            }
+        }
+        if unit_end > applied_to {
+            let bytes = raw.split_to((unit_end - applied_to) as usize).freeze();
+            applied_to = unit_end;
+            let seq = apply(
+                node,
+                std::mem::take(&mut items),
+                &bytes,
+                &mut scratch,
+                cancel,
+            )?;
+            if let (Some(seq), Some(aof)) = (seq, &node.persist.aof) {
+                aof.wait(seq).await;
+            }
+            w.ack(node.offset()).await?;
+            next_ack = Instant::now() + ack_every;
+        } else if getack {
+            w.ack(node.offset()).await?;
+        }
+        if inbuf.capacity() - inbuf.len() < 4096 {
+            inbuf.reserve(64 * 1024);
+        }
+        let before = inbuf.len();
+        let deadline = tokio::time::sleep_until(next_ack.into());
+        tokio::select! {
+            r = tokio::time::timeout(w.timeout, w.rd.read_buf(&mut inbuf)) => {
+                let n = r.map_err(|_| ReplError::Timeout(w.timeout, "the stream"))??;
+                if n == 0 {
+                    return Err(ReplError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the master closed the connection")));
+                }
+                raw.extend_from_slice(&inbuf[before..]);
+                total_in += n as u64;
+                status.last_io_ms.store(node.clock_ms(), Ordering::Relaxed);
+            }
+            _ = deadline => {
+                w.ack(node.offset()).await?;
+                next_ack = Instant::now() + ack_every;
+            }
+        }
+    }
+}
+
+/// Applies complete units under the store lock and feeds their bytes on; returns the log
+/// sequence to wait for before acknowledging (when this node's `appendfsync` is `always`).
+fn apply(
+    node: &Node,
+    items: Vec<Item>,
+    bytes: &[u8],
+    scratch: &mut Vec<crate::cmd::Prop>,
+    cancel: &CancellationToken,
+) -> Result<Option<u64>, ReplError> {
+    let mut store = node.store.lock();
+    // A promotion or a new master cancels us under this same lock: nothing of the old
+    // stream may land after it.
+    if cancel.is_cancelled() {
+        return Err(ReplError::Protocol("replication stopped".into()));
+    }
+    let now = now_ms();
+    let mut feed = node.repl.feed.lock();
+    let mut db = feed.db().unwrap_or(0);
+    for it in items {
+        match it {
+            Item::Select(d) => db = d,
+            Item::Data(cmd) => {
+                if let Err(e) =
+                    crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
+                {
+                    tracing::warn!(error = %e, "replicated command refused");
+                }
+                scratch.clear();
+            }
+        }
+    }
+    feed.set_db(db);
+    feed.push(bytes);
+    Ok(node
+        .persist
+        .aof
+        .as_ref()
+        .map(|a| a.append(bytes))
+        .filter(|_| node.persist.aof.as_ref().is_some_and(|a| a.is_always())))
+}
