@@ -41,6 +41,7 @@ pub struct NodeProc {
     /// Its data directory.
     pub dir: PathBuf,
     stderr_path: PathBuf,
+    admin: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
 }
 
 impl NodeProc {
@@ -64,10 +65,17 @@ impl NodeProc {
             .map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let admin = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let admin_slot = admin.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("listening on ") {
+                if let Some(addr) = line.strip_prefix("admin listening on ") {
+                    let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                    if let Ok(mut slot) = admin_slot.lock() {
+                        *slot = port;
+                    }
+                } else if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = tx.send(addr.to_string());
                 }
             }
@@ -84,6 +92,7 @@ impl NodeProc {
                     port,
                     dir: dir.to_path_buf(),
                     stderr_path,
+                    admin,
                 })
             }
             Err(_) => {
@@ -92,6 +101,44 @@ impl NodeProc {
                 Err(std::fs::read_to_string(&stderr_path).unwrap_or_default())
             }
         }
+    }
+
+    /// The admin (gRPC) port, once the node announced it.
+    pub fn admin_port(&self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(p) = self.admin.lock().ok().and_then(|s| *s) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node announced no admin port: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A field of `INFO` (e.g. `master_link_status`), if present.
+    pub fn info_field(&self, field: &str) -> Option<String> {
+        let mut c = self.client();
+        let info: String = redis::cmd("INFO").arg("everything").query(&mut c).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_string))
+    }
+
+    /// Waits until `INFO`'s `field` satisfies `ok`, or panics naming what it saw.
+    pub fn wait_info(&self, field: &str, ok: impl Fn(&str) -> bool, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.info_field(field);
+            if last.as_deref().is_some_and(&ok) {
+                return last.unwrap_or_default();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what}: {field} is {last:?} after 20s; node log:\n{}", self.stderr());
     }
 
     /// The node's stderr so far.
@@ -306,4 +353,63 @@ impl RawConn {
             }
         }
     }
+}
+
+/// Writes a config file into `dir` and returns its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("config dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// Every key of every database with its type, value and absolute expiry, read through RESP:
+/// two nodes with equal dumps hold the same data.
+pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in 0..databases {
+        let _: () = redis::cmd("SELECT").arg(db).query(c).expect("select");
+        let mut keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).expect("keys");
+        keys.sort();
+        for k in keys {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(c).expect("type");
+            let value: redis::Value = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&k).query(c),
+                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query(c),
+                "hash" => redis::cmd("HGETALL").arg(&k).query(c),
+                "set" => redis::cmd("SMEMBERS").arg(&k).query(c),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(c),
+                _ => Ok(redis::Value::Nil),
+            }
+            .expect("value");
+            let value = match (kind.as_str(), value) {
+                // Set and hash order is the node's own business.
+                ("set" | "hash", redis::Value::Array(items)) => {
+                    let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+                    if kind == "hash" {
+                        let mut pairs: Vec<String> =
+                            v.chunks(2).map(|p| p.join("=")).collect();
+                        pairs.sort();
+                        v = pairs;
+                    } else {
+                        v.sort();
+                    }
+                    v.join(",")
+                }
+                (_, v) => format!("{v:?}"),
+            };
+            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(c).expect("pexpiretime");
+            out.push(format!(
+                "db{db} {} {kind} {value} expires={at}",
+                String::from_utf8_lossy(&k)
+            ));
+        }
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(c).expect("select");
+    out
 }

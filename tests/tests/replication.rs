@@ -1,0 +1,355 @@
+//! Replication end to end: real `vigil node` processes, real signals. Datasets must match
+//! after random workloads (every type, expiries, transactions, random commands made
+//! deterministic); link cuts resynchronise partially, an exceeded backlog fully, a restarted
+//! replica partially from its own log; synchronous writes never get a false OK.
+
+use std::time::{Duration, Instant};
+
+use vigil_tests::{NodeProc, RawConn, dump_dataset, write_config};
+
+const DBS: usize = 3;
+
+fn offset(n: &NodeProc) -> u64 {
+    n.info_field("master_repl_offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stat(n: &NodeProc, field: &str) -> u64 {
+    n.info_field(field)
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO"))
+}
+
+/// Waits until `replica` has applied everything `master` has streamed.
+fn caught_up(master: &NodeProc, replica: &NodeProc) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (m, r) = (offset(master), offset(replica));
+        if m == r && replica.info_field("master_link_status").as_deref() == Some("up") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica at {r}, master at {m} after 20s; replica log:\n{}",
+            replica.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_same(master: &NodeProc, replica: &NodeProc, what: &str) {
+    caught_up(master, replica);
+    let m = dump_dataset(&mut master.client(), DBS);
+    let r = dump_dataset(&mut replica.client(), DBS);
+    assert!(!m.is_empty(), "{what}: empty dataset proves nothing");
+    if m != r {
+        let only_m: Vec<_> = m.iter().filter(|x| !r.contains(x)).take(5).collect();
+        let only_r: Vec<_> = r.iter().filter(|x| !m.contains(x)).take(5).collect();
+        panic!("{what}: datasets differ ({} vs {} keys)\nmaster only: {only_m:#?}\nreplica only: {only_r:#?}", m.len(), r.len());
+    }
+}
+
+fn pick<'a>(items: &[&'a str]) -> &'a str {
+    items[rand::random_range(0..items.len())]
+}
+
+/// One random command over a small key space, so types collide and every family is hit.
+fn random_command() -> Vec<String> {
+    let k = format!("k{}", rand::random_range(0..40u32));
+    let k2 = format!("k{}", rand::random_range(0..40u32));
+    let v = format!("v{}", rand::random_range(0..1000u32));
+    let n = rand::random_range(0..5u32).to_string();
+    let s = |x: &[&str]| x.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    match rand::random_range(0..34u32) {
+        0 => s(&["SET", &k, &v]),
+        1 => s(&["SET", &k, &v, "EX", "1000"]),
+        2 => s(&["SET", &k, &v, "PX", "150"]),
+        3 => s(&["INCR", &k]),
+        4 => s(&["INCRBYFLOAT", &k, "1.5"]),
+        5 => s(&["APPEND", &k, &v]),
+        6 => s(&["DEL", &k]),
+        7 => s(&["EXPIRE", &k, "500"]),
+        8 => s(&["PEXPIRE", &k, "100"]),
+        9 => s(&["PERSIST", &k]),
+        10 => s(&["LPUSH", &k, &v, &n]),
+        11 => s(&["RPUSH", &k, &v]),
+        12 => s(&["LPOP", &k]),
+        13 => s(&["LTRIM", &k, "0", "3"]),
+        14 => s(&["HSET", &k, &n, &v]),
+        15 => s(&["HDEL", &k, &n]),
+        16 => s(&["HINCRBY", &k, &n, "3"]),
+        17 => s(&["SADD", &k, &v, &n]),
+        18 => s(&["SPOP", &k]),
+        19 => s(&["SREM", &k, &n]),
+        20 => s(&["SMOVE", &k, &k2, &n]),
+        21 => s(&["ZADD", &k, &n, &v]),
+        22 => s(&["ZINCRBY", &k, "2.5", &v]),
+        23 => s(&["ZPOPMIN", &k]),
+        24 => s(&["SELECT", pick(&["0", "1", "2"])]),
+        25 => s(&["RENAME", &k, &k2]),
+        26 => s(&["GETDEL", &k]),
+        27 => s(&["GETEX", &k, "EX", "900"]),
+        28 => s(&["SRANDMEMBER", &k, "-2"]),
+        29 => s(&["LMOVE", &k, &k2, "LEFT", "RIGHT"]),
+        30 => s(&["HSETNX", &k, &v, &n]),
+        31 => s(&["SETRANGE", &k, "2", &v]),
+        32 => s(&["ZREMRANGEBYRANK", &k, "0", "0"]),
+        _ => s(&["EXPIREAT", &k, "4000000000"]),
+    }
+}
+
+/// Sends `n` random commands pipelined in batches, with some MULTI/EXEC blocks.
+fn workload(port: u16, n: usize) {
+    let mut c = RawConn::connect(port).expect("connect");
+    let mut sent = 0;
+    while sent < n {
+        let mut batch = Vec::new();
+        let mut count = 0;
+        for _ in 0..50 {
+            if rand::random_range(0..10u32) == 0 {
+                batch.extend(RawConn::encode(&["MULTI"]));
+                count += 1;
+                for _ in 0..3 {
+                    let cmd = random_command();
+                    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                    if args[0] == "SELECT" {
+                        continue;
+                    }
+                    batch.extend(RawConn::encode(&args));
+                    count += 1;
+                }
+                batch.extend(RawConn::encode(&["EXEC"]));
+                count += 1;
+            } else {
+                let cmd = random_command();
+                let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                batch.extend(RawConn::encode(&args));
+                count += 1;
+            }
+        }
+        c.send_raw(&batch).expect("send");
+        for _ in 0..count {
+            c.read_reply().expect("reply");
+        }
+        sent += count;
+    }
+}
+
+#[test]
+fn random_workload_leaves_two_replicas_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = NodeProc::start(&dir.path().join("m"), &[]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let r1 = NodeProc::start(&dir.path().join("r1"), &["--replicaof", &to]);
+    r1.wait_info("master_link_status", |s| s == "up", "first replica link");
+    workload(master.port, 3000);
+    // The second replica joins mid-stream: full sync while writes continue.
+    let port = master.port;
+    let writer = std::thread::spawn(move || workload(port, 3000));
+    let r2 = NodeProc::start(&dir.path().join("r2"), &["--replicaof", &to]);
+    writer.join().unwrap();
+    workload(master.port, 1000);
+    // Short expiries (150 ms) have passed; everything left is stable.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_same(&master, &r1, "replica from the start");
+    assert_same(&master, &r2, "replica that joined mid-stream");
+    assert_eq!(stat(&master, "sync_full"), 2);
+    assert_eq!(stat(&master, "connected_slaves"), 2);
+    // ROLE on both sides, in the shapes clients parse.
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r1.client()).unwrap();
+    let text = format!("{role:?}");
+    assert!(text.contains("slave") && text.contains("connected"), "{text}");
+    let role: redis::Value = redis::cmd("ROLE").query(&mut master.client()).unwrap();
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+}
+
+#[test]
+fn replica_rejects_writes_and_serves_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = NodeProc::start(&dir.path().join("m"), &[]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let cfg = write_config(
+        dir.path(),
+        "r.toml",
+        "[replication]\nserve_stale_data = false\n",
+    );
+    let mut replica = NodeProc::start(
+        &dir.path().join("r"),
+        &["--replicaof", &to, "--config", cfg.to_str().unwrap()],
+    );
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    let mut m = RawConn::connect(master.port).unwrap();
+    assert_eq!(m.call(&["SET", "a", "1"]), b"+OK\r\n");
+    caught_up(&master, &replica);
+    let mut r = RawConn::connect(replica.port).unwrap();
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
+    assert_eq!(
+        r.call(&["SET", "a", "2"]),
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(r.call(&["MULTI"]), b"+OK\r\n");
+    assert!(r.call(&["INCR", "a"]).starts_with(b"-READONLY"));
+    assert!(r.call(&["EXEC"]).starts_with(b"-EXECABORT"));
+    assert!(r.call(&["WAIT", "1", "0"]).starts_with(b"-ERR WAIT cannot be used with replica"));
+    assert_eq!(r.call(&["READONLY"]), b"+OK\r\n");
+    // serve_stale_data = false: with the master gone, data commands get -MASTERDOWN; INFO
+    // still answers.
+    drop(master);
+    replica.wait_info("master_link_status", |s| s == "down", "link down");
+    assert!(r.call(&["GET", "a"]).starts_with(b"-MASTERDOWN"));
+    assert!(r.call(&["INFO", "replication"]).starts_with(b"$"));
+    replica.kill9();
+}
+
+#[test]
+fn link_cut_resyncs_partially_and_exceeded_backlog_fully() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "m.toml", "[replication]\nbacklog_size = \"16kb\"\n");
+    let master = NodeProc::start(&dir.path().join("m"), &["--config", cfg.to_str().unwrap()]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    workload(master.port, 300);
+    assert_eq!(stat(&master, "sync_full"), 1);
+    // Cut the link for a moment (the master drops its replica connection) while writes go on.
+    let mut m = RawConn::connect(master.port).unwrap();
+    assert_eq!(m.call(&["CLIENT", "KILL", "TYPE", "replica"]), b":1\r\n");
+    workload(master.port, 50);
+    assert_same(&master, &replica, "after a short cut");
+    assert_eq!(stat(&master, "sync_partial_ok"), 1, "a short cut resyncs from the backlog");
+    assert_eq!(stat(&master, "sync_full"), 1);
+    // Freeze the replica, cut the link and write more than the backlog holds.
+    replica.signal(libc::SIGSTOP);
+    assert_eq!(m.call(&["CLIENT", "KILL", "TYPE", "replica"]), b":1\r\n");
+    let big = "x".repeat(1000);
+    for i in 0..40 {
+        assert_eq!(m.call(&["SET", &format!("big{i}"), &big]), b"+OK\r\n");
+    }
+    replica.signal(libc::SIGCONT);
+    assert_same(&master, &replica, "after the backlog was exceeded");
+    assert_eq!(stat(&master, "sync_full"), 2, "backlog exceeded: full sync");
+    assert_eq!(stat(&master, "sync_partial_err"), 1);
+}
+
+#[test]
+fn restarted_replica_resyncs_partially_from_its_own_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = NodeProc::start(&dir.path().join("m"), &[]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let rdir = dir.path().join("r");
+    let args = ["--replicaof", to.as_str(), "--appendfsync", "always"];
+    let mut replica = NodeProc::start(&rdir, &args);
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    workload(master.port, 1000);
+    caught_up(&master, &replica);
+    replica.kill9();
+    workload(master.port, 200);
+    let replica = NodeProc::start(&rdir, &args);
+    assert_same(&master, &replica, "after the replica's restart");
+    assert_eq!(stat(&master, "sync_partial_ok"), 1, "resumed from its own log");
+    assert_eq!(stat(&master, "sync_full"), 1, "only the first sync was full");
+}
+
+#[test]
+fn promoted_replica_keeps_the_others_on_partial_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = NodeProc::start(&dir.path().join("m"), &[]);
+    let to = format!("127.0.0.1:{}", old.port);
+    let a = NodeProc::start(&dir.path().join("a"), &["--replicaof", &to]);
+    let b = NodeProc::start(&dir.path().join("b"), &["--replicaof", &to]);
+    a.wait_info("master_link_status", |s| s == "up", "a link");
+    b.wait_info("master_link_status", |s| s == "up", "b link");
+    workload(old.port, 500);
+    caught_up(&old, &a);
+    caught_up(&old, &b);
+    let mut ca = RawConn::connect(a.port).unwrap();
+    assert_eq!(ca.call(&["REPLICAOF", "NO", "ONE"]), b"+OK\r\n");
+    let mut cb = RawConn::connect(b.port).unwrap();
+    assert_eq!(
+        cb.call(&["REPLICAOF", "127.0.0.1", &a.port.to_string()]),
+        b"+OK\r\n"
+    );
+    let mut co = RawConn::connect(old.port).unwrap();
+    assert_eq!(
+        co.call(&["SLAVEOF", "127.0.0.1", &a.port.to_string()]),
+        b"+OK\r\n"
+    );
+    workload(a.port, 300);
+    assert_same(&a, &b, "sibling replica");
+    assert_same(&a, &old, "old master");
+    assert_eq!(stat(&a, "sync_partial_ok"), 2, "both continued the shared history");
+    assert_eq!(stat(&a, "sync_full"), 0);
+}
+
+#[test]
+fn wait_and_min_replicas_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "m.toml",
+        "[replication]\nmin_replicas_to_write = 1\nmin_replicas_max_lag = \"1500ms\"\n",
+    );
+    let master = NodeProc::start(&dir.path().join("m"), &["--config", cfg.to_str().unwrap()]);
+    let mut m = RawConn::connect(master.port).unwrap();
+    assert_eq!(
+        m.call(&["SET", "a", "1"]),
+        b"-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    assert_eq!(m.call(&["SET", "a", "1"]), b"+OK\r\n");
+    assert_eq!(m.call(&["WAIT", "1", "0"]), b":1\r\n");
+    replica.signal(libc::SIGSTOP);
+    assert_eq!(m.call(&["SET", "a", "2"]), b"+OK\r\n");
+    let t = Instant::now();
+    assert_eq!(m.call(&["WAIT", "1", "300"]), b":0\r\n");
+    assert!(t.elapsed() >= Duration::from_millis(280), "{:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        m.call(&["SET", "a", "3"]),
+        b"-NOREPLICAS Not enough good replicas to write.\r\n",
+        "the paused replica's last ack is older than min_replicas_max_lag"
+    );
+    replica.signal(libc::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.call(&["SET", "a", "4"]) != b"+OK\r\n" {
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sync_mode_never_acknowledges_a_write_its_replicas_lack() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "m.toml",
+        "[replication]\nsync_replicas = 1\nsync_timeout = \"300ms\"\n",
+    );
+    let master = NodeProc::start(&dir.path().join("m"), &["--config", cfg.to_str().unwrap()]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    let mut m = RawConn::connect(master.port).unwrap();
+    assert_eq!(m.call(&["SET", "a", "1"]), b"+OK\r\n");
+    // The OK above means the replica has it, right now.
+    let mut r = RawConn::connect(replica.port).unwrap();
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
+    replica.signal(libc::SIGSTOP);
+    let t = Instant::now();
+    let reply = m.call(&["SET", "a", "2"]);
+    assert!(reply.starts_with(b"-NOREPLICAS"), "{}", String::from_utf8_lossy(&reply));
+    assert!(t.elapsed() >= Duration::from_millis(280));
+    // A pipeline: reads keep their replies, every write reply becomes the error.
+    m.send_raw(&[RawConn::encode(&["INCR", "n"]), RawConn::encode(&["GET", "a"]), RawConn::encode(&["INCR", "n"])].concat())
+        .unwrap();
+    assert!(m.read_reply().unwrap().starts_with(b"-NOREPLICAS"));
+    assert_eq!(m.read_reply().unwrap(), b"$1\r\n2\r\n");
+    assert!(m.read_reply().unwrap().starts_with(b"-NOREPLICAS"));
+    replica.signal(libc::SIGCONT);
+    caught_up(&master, &replica);
+    assert_eq!(m.call(&["SET", "a", "3"]), b"+OK\r\n");
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n3\r\n");
+}
