@@ -138,7 +138,10 @@ impl NodeProc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{what}: {field} is {last:?} after 20s; node log:\n{}", self.stderr());
+        panic!(
+            "{what}: {field} is {last:?} after 20s; node log:\n{}",
+            self.stderr()
+        );
     }
 
     /// The node's stderr so far.
@@ -392,8 +395,7 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
                 ("set" | "hash", redis::Value::Array(items)) => {
                     let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
                     if kind == "hash" {
-                        let mut pairs: Vec<String> =
-                            v.chunks(2).map(|p| p.join("=")).collect();
+                        let mut pairs: Vec<String> = v.chunks(2).map(|p| p.join("=")).collect();
                         pairs.sort();
                         v = pairs;
                     } else {
@@ -403,7 +405,10 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
                 }
                 (_, v) => format!("{v:?}"),
             };
-            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(c).expect("pexpiretime");
+            let at: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&k)
+                .query(c)
+                .expect("pexpiretime");
             out.push(format!(
                 "db{db} {} {kind} {value} expires={at}",
                 String::from_utf8_lossy(&k)

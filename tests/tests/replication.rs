@@ -46,7 +46,11 @@ fn assert_same(master: &NodeProc, replica: &NodeProc, what: &str) {
     if m != r {
         let only_m: Vec<_> = m.iter().filter(|x| !r.contains(x)).take(5).collect();
         let only_r: Vec<_> = r.iter().filter(|x| !m.contains(x)).take(5).collect();
-        panic!("{what}: datasets differ ({} vs {} keys)\nmaster only: {only_m:#?}\nreplica only: {only_r:#?}", m.len(), r.len());
+        panic!(
+            "{what}: datasets differ ({} vs {} keys)\nmaster only: {only_m:#?}\nreplica only: {only_r:#?}",
+            m.len(),
+            r.len()
+        );
     }
 }
 
@@ -159,7 +163,10 @@ fn random_workload_leaves_two_replicas_identical() {
     // ROLE on both sides, in the shapes clients parse.
     let role: redis::Value = redis::cmd("ROLE").query(&mut r1.client()).unwrap();
     let text = format!("{role:?}");
-    assert!(text.contains("slave") && text.contains("connected"), "{text}");
+    assert!(
+        text.contains("slave") && text.contains("connected"),
+        "{text}"
+    );
     let role: redis::Value = redis::cmd("ROLE").query(&mut master.client()).unwrap();
     assert!(format!("{role:?}").contains("master"), "{role:?}");
 }
@@ -191,7 +198,10 @@ fn replica_rejects_writes_and_serves_reads() {
     assert_eq!(r.call(&["MULTI"]), b"+OK\r\n");
     assert!(r.call(&["INCR", "a"]).starts_with(b"-READONLY"));
     assert!(r.call(&["EXEC"]).starts_with(b"-EXECABORT"));
-    assert!(r.call(&["WAIT", "1", "0"]).starts_with(b"-ERR WAIT cannot be used with replica"));
+    assert!(
+        r.call(&["WAIT", "1", "0"])
+            .starts_with(b"-ERR WAIT cannot be used with replica")
+    );
     assert_eq!(r.call(&["READONLY"]), b"+OK\r\n");
     // serve_stale_data = false: with the master gone, data commands get -MASTERDOWN; INFO
     // still answers.
@@ -205,7 +215,11 @@ fn replica_rejects_writes_and_serves_reads() {
 #[test]
 fn link_cut_resyncs_partially_and_exceeded_backlog_fully() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "m.toml", "[replication]\nbacklog_size = \"16kb\"\n");
+    let cfg = write_config(
+        dir.path(),
+        "m.toml",
+        "[replication]\nbacklog_size = \"16kb\"\n",
+    );
     let master = NodeProc::start(&dir.path().join("m"), &["--config", cfg.to_str().unwrap()]);
     let to = format!("127.0.0.1:{}", master.port);
     let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
@@ -217,7 +231,11 @@ fn link_cut_resyncs_partially_and_exceeded_backlog_fully() {
     assert_eq!(m.call(&["CLIENT", "KILL", "TYPE", "replica"]), b":1\r\n");
     workload(master.port, 50);
     assert_same(&master, &replica, "after a short cut");
-    assert_eq!(stat(&master, "sync_partial_ok"), 1, "a short cut resyncs from the backlog");
+    assert_eq!(
+        stat(&master, "sync_partial_ok"),
+        1,
+        "a short cut resyncs from the backlog"
+    );
     assert_eq!(stat(&master, "sync_full"), 1);
     // Freeze the replica, cut the link and write more than the backlog holds.
     replica.signal(libc::SIGSTOP);
@@ -247,8 +265,16 @@ fn restarted_replica_resyncs_partially_from_its_own_log() {
     workload(master.port, 200);
     let replica = NodeProc::start(&rdir, &args);
     assert_same(&master, &replica, "after the replica's restart");
-    assert_eq!(stat(&master, "sync_partial_ok"), 1, "resumed from its own log");
-    assert_eq!(stat(&master, "sync_full"), 1, "only the first sync was full");
+    assert_eq!(
+        stat(&master, "sync_partial_ok"),
+        1,
+        "resumed from its own log"
+    );
+    assert_eq!(
+        stat(&master, "sync_full"),
+        1,
+        "only the first sync was full"
+    );
 }
 
 #[test]
@@ -278,7 +304,11 @@ fn promoted_replica_keeps_the_others_on_partial_resync() {
     workload(a.port, 300);
     assert_same(&a, &b, "sibling replica");
     assert_same(&a, &old, "old master");
-    assert_eq!(stat(&a, "sync_partial_ok"), 2, "both continued the shared history");
+    assert_eq!(
+        stat(&a, "sync_partial_ok"),
+        2,
+        "both continued the shared history"
+    );
     assert_eq!(stat(&a, "sync_full"), 0);
 }
 
@@ -305,7 +335,11 @@ fn wait_and_min_replicas_to_write() {
     assert_eq!(m.call(&["SET", "a", "2"]), b"+OK\r\n");
     let t = Instant::now();
     assert_eq!(m.call(&["WAIT", "1", "300"]), b":0\r\n");
-    assert!(t.elapsed() >= Duration::from_millis(280), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        t.elapsed()
+    );
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(
         m.call(&["SET", "a", "3"]),
@@ -340,11 +374,22 @@ fn sync_mode_never_acknowledges_a_write_its_replicas_lack() {
     replica.signal(libc::SIGSTOP);
     let t = Instant::now();
     let reply = m.call(&["SET", "a", "2"]);
-    assert!(reply.starts_with(b"-NOREPLICAS"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"-NOREPLICAS"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     assert!(t.elapsed() >= Duration::from_millis(280));
     // A pipeline: reads keep their replies, every write reply becomes the error.
-    m.send_raw(&[RawConn::encode(&["INCR", "n"]), RawConn::encode(&["GET", "a"]), RawConn::encode(&["INCR", "n"])].concat())
-        .unwrap();
+    m.send_raw(
+        &[
+            RawConn::encode(&["INCR", "n"]),
+            RawConn::encode(&["GET", "a"]),
+            RawConn::encode(&["INCR", "n"]),
+        ]
+        .concat(),
+    )
+    .unwrap();
     assert!(m.read_reply().unwrap().starts_with(b"-NOREPLICAS"));
     assert_eq!(m.read_reply().unwrap(), b"$1\r\n2\r\n");
     assert!(m.read_reply().unwrap().starts_with(b"-NOREPLICAS"));

@@ -1,0 +1,381 @@
+//! NodeAdmin end to end: a real `vigil node` in managed mode driven over gRPC. Tokens are
+//! checked before anything changes, malformed requests are INVALID_ARGUMENT, stale epochs are
+//! refused, a managed node boots read-only, and an expired lease (SIGSTOP past it) stops write
+//! acknowledgements until it is renewed.
+
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use vigil_proto::node::node_admin_client::NodeAdminClient;
+use vigil_proto::node::{
+    ClientType, FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
+    RenewLeaseRequest, ReplicateFromRequest, Role,
+};
+use vigil_tests::{NodeProc, RawConn, write_config};
+
+const TOKEN: &str = "s3cret-admin-token";
+
+/// Adds the bearer token to each call.
+type AddToken =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+type Client = NodeAdminClient<InterceptedService<Channel, AddToken>>;
+
+async fn admin(port: u16, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("admin connect");
+    let header: Option<MetadataValue<_>> = token.map(|t| format!("Bearer {t}").parse().unwrap());
+    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    NodeAdminClient::with_interceptor(channel, f)
+}
+
+fn managed(dir: &std::path::Path, name: &str) -> NodeProc {
+    let cfg = write_config(
+        dir,
+        &format!("{name}.toml"),
+        &format!(
+            "mode = \"managed\"\n[persistence]\nappendfsync = \"always\"\n[admin]\nport = 0\ntoken = \"{TOKEN}\"\n"
+        ),
+    );
+    NodeProc::start(&dir.join(name), &["--config", cfg.to_str().unwrap()])
+}
+
+async fn status(c: &mut Client) -> NodeStatus {
+    c.get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+const READONLY: &[u8] = b"-READONLY You can't write against a read only replica.\r\n";
+
+#[tokio::test]
+async fn unauthenticated_calls_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let port = node.admin_port();
+    for token in [None, Some("wrong"), Some("")] {
+        let mut c = admin(port, token).await;
+        let e = c.get_status(GetStatusRequest {}).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e}");
+        assert!(e.message().contains("token"), "{}", e.message());
+        let e = c
+            .promote(PromoteRequest {
+                epoch: 9,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let e = c.fence(FenceRequest { epoch: 9 }).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let mut c = admin(port, Some(TOKEN)).await;
+    let s = status(&mut c).await;
+    assert_eq!(
+        (s.role, s.epoch, s.fenced),
+        (Role::Unassigned as i32, 0, false)
+    );
+    assert!(!node.dir.join("epoch").exists(), "no epoch was persisted");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let bad_replicate = [
+        ("", 6379),
+        ("127.0.0.1", 0),
+        ("127.0.0.1", 70000),
+        ("a b", 6379),
+    ];
+    for (host, port) in bad_replicate {
+        let e = c
+            .replicate_from(ReplicateFromRequest {
+                epoch: 1,
+                host: host.into(),
+                port,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{host}:{port}: {e}");
+    }
+    let e = c.fence(FenceRequest { epoch: 0 }).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    for (ttl, since) in [(0, 0), (10_000_000, 0), (1000, u64::MAX / 2)] {
+        let e = c
+            .renew_lease(RenewLeaseRequest {
+                epoch: 1,
+                ttl_ms: ttl,
+                since_node_ms: since,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "ttl {ttl} since {since}");
+    }
+    let e = c
+        .kill_clients(KillClientsRequest { r#type: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = c
+        .kill_clients(KillClientsRequest { r#type: 77 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let s = status(&mut c).await;
+    assert_eq!(
+        (s.role, s.epoch),
+        (Role::Unassigned as i32, 0),
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = managed(dir.path(), "n");
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "a", "1"]), READONLY, "boots read-only");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let s = c
+        .promote(PromoteRequest {
+            epoch: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (s.role, s.epoch, s.writable),
+        (Role::Master as i32, 3, false)
+    );
+    assert_eq!(
+        r.call(&["SET", "a", "1"]),
+        READONLY,
+        "a master without a lease"
+    );
+    let l = c
+        .renew_lease(RenewLeaseRequest {
+            epoch: 3,
+            ttl_ms: 1000,
+            since_node_ms: s.node_clock_ms,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        l.lease_remaining_ms > 0 && l.lease_remaining_ms <= 1000,
+        "{l:?}"
+    );
+    assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
+    // Past its lease (the process is frozen, so nothing on it can help), the node refuses.
+    node.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1300));
+    node.signal(libc::SIGCONT);
+    assert_eq!(r.call(&["SET", "a", "2"]), READONLY, "lease expired");
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
+    assert!(!status(&mut c).await.writable);
+    c.renew_lease(RenewLeaseRequest {
+        epoch: 3,
+        ttl_ms: 5000,
+        since_node_ms: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.call(&["SET", "a", "3"]), b"+OK\r\n");
+    // The epoch survives SIGKILL; the role does not: back to read-only.
+    node.kill9();
+    let node = NodeProc::start(
+        &node.dir.clone(),
+        &["--config", dir.path().join("n.toml").to_str().unwrap()],
+    );
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let s = status(&mut c).await;
+    assert_eq!((s.role, s.epoch), (Role::Unassigned as i32, 3));
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "a", "4"]), READONLY);
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n3\r\n");
+}
+
+#[tokio::test]
+async fn stale_epochs_and_fencing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let s = c
+        .promote(PromoteRequest {
+            epoch: 5,
+            lease_ttl_ms: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.writable, "{s:?}");
+    let e = c
+        .promote(PromoteRequest {
+            epoch: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("stale epoch 4"), "{}", e.message());
+    let e = c
+        .replicate_from(ReplicateFromRequest {
+            epoch: 4,
+            host: "127.0.0.1".into(),
+            port: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = c.fence(FenceRequest { epoch: 1 }).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let s = status(&mut c).await;
+    assert_eq!(
+        (s.role, s.epoch, s.writable),
+        (Role::Master as i32, 5, true)
+    );
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
+    // Fence: read-only at once, and a lease renewal at the same epoch does not lift it.
+    c.fence(FenceRequest { epoch: 6 }).await.unwrap();
+    assert_eq!(r.call(&["SET", "a", "2"]), READONLY);
+    let e = c
+        .renew_lease(RenewLeaseRequest {
+            epoch: 6,
+            ttl_ms: 1000,
+            since_node_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(r.call(&["SET", "a", "2"]), READONLY);
+    assert_eq!(
+        std::fs::read_to_string(node.dir.join("epoch"))
+            .unwrap()
+            .trim(),
+        "6"
+    );
+}
+
+#[tokio::test]
+async fn promote_refuses_below_min_offset_and_replicas_refuse_stale_masters() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = managed(dir.path(), "a");
+    let b = managed(dir.path(), "b");
+    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
+    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
+    ca.promote(PromoteRequest {
+        epoch: 1,
+        lease_ttl_ms: 60_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut ra = RawConn::connect(a.port).unwrap();
+    assert_eq!(ra.call(&["SET", "k", "v"]), b"+OK\r\n");
+    // b was told about epoch 2; a is still at 1: b must not follow it.
+    cb.replicate_from(ReplicateFromRequest {
+        epoch: 2,
+        host: "127.0.0.1".into(),
+        port: a.port as u32,
+    })
+    .await
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let s = status(&mut cb).await;
+    assert_eq!(s.role, Role::Replica as i32);
+    assert_ne!(s.link, vigil_proto::node::LinkStatus::Up as i32, "{s:?}");
+    assert_eq!(s.keys, 0, "nothing copied from a stale master");
+    assert!(b.stderr().contains("STALEEPOCH"), "{}", b.stderr());
+    // a reaches epoch 2: b follows it now.
+    ca.promote(PromoteRequest {
+        epoch: 2,
+        lease_ttl_ms: 60_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&mut cb).await;
+        if s.keys == 1 && s.link == vigil_proto::node::LinkStatus::Up as i32 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b never synced: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // b's offset is a's; asking for more refuses and leaves b a replica.
+    let offset = status(&mut ca).await.offset;
+    let e = cb
+        .promote(PromoteRequest {
+            epoch: 3,
+            min_offset: offset + 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("min_offset"), "{}", e.message());
+    let s = status(&mut cb).await;
+    assert_eq!((s.role, s.epoch), (Role::Replica as i32, 2));
+    let s = cb
+        .promote(PromoteRequest {
+            epoch: 3,
+            min_offset: s.offset,
+            lease_ttl_ms: 60_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.role, s.writable), (Role::Master as i32, true));
+    assert_eq!(
+        s.replid2,
+        status(&mut ca).await.replid,
+        "kept a's history as replid2"
+    );
+}
+
+#[tokio::test]
+async fn kill_clients_by_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let mut normal = RawConn::connect(node.port).unwrap();
+    assert_eq!(normal.call(&["PING"]), b"+PONG\r\n");
+    let mut sub = RawConn::connect(node.port).unwrap();
+    assert!(sub.call(&["SUBSCRIBE", "ch"]).starts_with(b"*3"));
+    let k = c
+        .kill_clients(KillClientsRequest {
+            r#type: ClientType::Normal as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(k.killed, 1);
+    assert!(normal.is_closed());
+    let k = c
+        .kill_clients(KillClientsRequest {
+            r#type: ClientType::Pubsub as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(k.killed, 1);
+    assert!(sub.is_closed());
+}
