@@ -23,6 +23,18 @@ fn aof_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// The log holds its clean prefix and, after it, only the position record the restarted node
+/// appends (the torn bytes are gone).
+fn assert_truncated(log: &std::path::Path, clean: &[u8]) {
+    let after = std::fs::read(log).unwrap();
+    assert!(after.starts_with(clean), "clean prefix changed");
+    assert!(
+        after[clean.len()..].starts_with(b"*4\r\n$8\r\nREPLMARK\r\n"),
+        "torn tail not truncated: {:?}",
+        String::from_utf8_lossy(&after[clean.len()..])
+    );
+}
+
 /// Writers hammer the node; SIGKILL lands mid-stream; every write that was acknowledged must
 /// be there after restart.
 #[test]
@@ -209,11 +221,7 @@ fn torn_log_tail_is_truncated_with_a_warning() {
         "no warning: {}",
         n2.stderr()
     );
-    assert_eq!(
-        std::fs::metadata(&log).unwrap().len() as usize,
-        clean,
-        "torn tail not truncated"
-    );
+    assert_truncated(&log, &bytes[..clean]);
     let mut c = n2.client();
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 100);
     assert_eq!(c.get::<_, Option<String>>("torn").unwrap(), None);
@@ -257,7 +265,7 @@ fn a_transaction_without_its_exec_is_dropped_at_start() {
         "a complete transaction was lost"
     );
     assert_eq!(c.get::<_, i64>("before").unwrap(), 1);
-    assert_eq!(std::fs::metadata(&log).unwrap().len() as usize, clean);
+    assert_truncated(&log, &bytes[..clean]);
 }
 
 #[test]
@@ -444,4 +452,49 @@ fn an_idle_log_writer_uses_no_cpu_under_every_policy() {
             "appendfsync {policy}: idle log writer used {ticks} ticks of CPU"
         );
     }
+}
+
+/// The replication position is part of the durable state: after SIGKILL the node knows the
+/// exact offset of its data (also past a torn transaction), and continues under a new id that
+/// keeps the old one valid up to that offset (PSYNC2), restart after restart.
+#[test]
+fn replication_position_survives_sigkill_and_torn_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let field = |n: &NodeProc, f: &str| n.info_field(f).unwrap_or_default();
+    for round in 0..3 {
+        let mut c = n.client();
+        for i in 0..50 {
+            let _: () = c.set(format!("k{round}-{i}"), i).unwrap();
+        }
+        let _: () = redis::pipe()
+            .atomic()
+            .set("t1", 1)
+            .incr("t2", 1)
+            .query(&mut c)
+            .unwrap();
+        let (id, off) = (field(&n, "master_replid"), field(&n, "master_repl_offset"));
+        assert_ne!(off, "0");
+        n.kill9();
+        if round == 1 {
+            // A transaction cut before its EXEC: dropped, and the offset stays where it was.
+            let log = aof_files(&data).pop().unwrap();
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            std::io::Write::write_all(
+                &mut f,
+                b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n",
+            )
+            .unwrap();
+        }
+        n = NodeProc::start(&data, &["--appendfsync", "always"]);
+        assert_eq!(field(&n, "master_repl_offset"), off, "round {round}");
+        assert_eq!(field(&n, "master_replid2"), id, "round {round}");
+        let second: u64 = field(&n, "second_repl_offset").parse().unwrap();
+        assert_eq!(second, off.parse::<u64>().unwrap() + 1, "round {round}");
+        assert_ne!(field(&n, "master_replid"), id);
+    }
+    let mut c = n.client();
+    let x: Option<String> = c.get("x").unwrap();
+    assert_eq!(x, None, "the torn transaction was dropped");
 }

@@ -398,3 +398,24 @@ fn sync_mode_never_acknowledges_a_write_its_replicas_lack() {
     assert_eq!(m.call(&["SET", "a", "3"]), b"+OK\r\n");
     assert_eq!(r.call(&["GET", "a"]), b"$1\r\n3\r\n");
 }
+
+#[test]
+fn blocked_clients_are_released_when_the_master_becomes_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = NodeProc::start(&dir.path().join("o"), &[]);
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    let mut blocked = RawConn::connect(node.port).unwrap();
+    blocked
+        .send_raw(&RawConn::encode(&["BLPOP", "q", "0"]))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut admin = RawConn::connect(node.port).unwrap();
+    assert_eq!(
+        admin.call(&["REPLICAOF", "127.0.0.1", &other.port.to_string()]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        blocked.read_reply().unwrap(),
+        b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+}

@@ -187,6 +187,7 @@ impl NodeAdmin for AdminService {
             role.fenced = true;
             role.lease_until = None;
         }
+        self.node.wake_blocked();
         tracing::info!(epoch = r.epoch, "fenced: no more write acknowledgements");
         Ok(Response::new(status(&self.node)))
     }

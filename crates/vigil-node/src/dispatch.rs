@@ -16,6 +16,10 @@ use crate::db::{Store, boxed};
 use crate::node::{Node, now_ms};
 use crate::role::{MASTERDOWN, NOREPLICAS, Role};
 
+/// What a blocked client gets when the node stops taking writes under it (Redis' wording).
+const UNBLOCKED: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// A key some client WATCHes.
 #[derive(Debug)]
 pub struct Watched {
@@ -95,7 +99,7 @@ impl Service for Node {
             Handler::Node(f) => f(self, conn, Args::new(args)),
             Handler::Async(f) => f(self, conn, Args::new(args)).await,
             Handler::Data(f) if meta.flags.has(Flags::BLOCKING) => {
-                self.run_blocking(conn, f, args).await
+                self.run_blocking(conn, &meta, f, args).await
             }
             Handler::Data(f) => {
                 let hide = self.hides_expired();
@@ -255,13 +259,26 @@ impl Node {
     /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
     /// clients and wait for a write to one of its keys (or the timeout, or the client leaving),
     /// then try again, keeping its place in the queue.
-    async fn run_blocking(&self, conn: &mut Conn<ConnState>, f: DataFn, args: Vec<Bytes>) {
+    async fn run_blocking(
+        &self,
+        conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
+        f: DataFn,
+        args: Vec<Bytes>,
+    ) {
         let notify = Arc::new(Notify::new());
         let mut deadline: Option<Option<Instant>> = None;
         let mut waiting_on: Vec<Bytes> = Vec::new();
         let result = loop {
             let on_timeout = {
                 let mut store = self.store.lock();
+                // The node may have become a replica (or lost its lease) while we waited: a
+                // blocked client must not write then, as in Redis.
+                if !waiting_on.is_empty() && self.gate(meta).is_err() {
+                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                    waiting_on.clear();
+                    break Some(Reply::error(UNBLOCKED));
+                }
                 let (reply, block) = self.run_data(
                     &mut store,
                     conn,
@@ -537,4 +554,17 @@ pub(crate) fn apply_logged(
     }
     ctx.finish(&args);
     Ok(())
+}
+
+impl Node {
+    /// Wakes every blocked client so it re-checks whether it may still write (after a role
+    /// change or a fence).
+    pub(crate) fn wake_blocked(&self) {
+        let store = self.store.lock();
+        for db in &store.dbs {
+            for w in db.blocked.values().flatten() {
+                w.notify_one();
+            }
+        }
+    }
 }

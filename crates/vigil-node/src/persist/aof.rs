@@ -94,8 +94,8 @@ fn policy_code(p: AppendFsync) -> u8 {
 }
 
 impl Aof {
-    /// Opens (creating if needed) the log of `generation` for appending and starts the writer.
-    /// A new file starts with `marker`.
+    /// Opens (creating if needed) the log of `generation` for appending, appends `marker` and
+    /// starts the writer.
     pub fn open(
         dir: &Path,
         generation: u64,
@@ -104,10 +104,10 @@ impl Aof {
     ) -> std::io::Result<Aof> {
         let path = log_path(dir, generation);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        if file.metadata()?.len() == 0 {
-            file.write_all(&marker)?;
-            file.sync_data()?;
-        }
+        // Always: a node continuing an existing file may start a new history (a restarted
+        // master takes a new replication id).
+        file.write_all(&marker)?;
+        file.sync_data()?;
         sync_dir(dir)?;
         let size = file.metadata()?.len();
         let (synced, _) = watch::channel(0);

@@ -185,6 +185,7 @@ impl crate::node::Node {
             }
             tracing::info!(master = %format!("{host}:{port}"), epoch = role.epoch, "now a replica");
         }
+        self.wake_blocked();
         let up = replica::start(&self.arc(), host, port);
         *self.repl.upstream.lock() = Some(up);
     }
