@@ -245,24 +245,24 @@ impl Node {
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock())
+            self.persist.cut(&store, &self.repl.feed.lock(), false)
         };
-        self.persist.finish(generation, dirty, &bytes)
+        self.persist.finish(generation, dirty, bytes)
     }
 
-    /// `BGSAVE` / `BGREWRITEAOF`: a snapshot whose writing happens on another thread. The store
-    /// is locked only while it is serialised.
+    /// `BGSAVE` / `BGREWRITEAOF`: a snapshot encoded by a forked child and written on another
+    /// thread. The store is locked only for the fork.
     pub fn save_background(&self) -> bool {
         if !self.persist.try_begin() {
             return false;
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock())
+            self.persist.cut(&store, &self.repl.feed.lock(), true)
         };
         let persist = self.persist.clone();
         std::thread::spawn(move || {
-            let _ = persist.finish(generation, dirty, &bytes);
+            let _ = persist.finish(generation, dirty, bytes);
         });
         true
     }

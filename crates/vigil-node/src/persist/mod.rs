@@ -159,9 +159,9 @@ impl Persistence {
         !self.compacting.swap(true, Ordering::AcqRel)
     }
 
-    /// Takes the snapshot bytes and rotates the log. Call under the store lock, after
-    /// [`Persistence::try_begin`].
-    pub fn cut(&self, store: &Store, feed: &Feed) -> (u64, u64, Vec<u8>) {
+    /// Takes the snapshot (in place, or by a forked child with `fork`) and rotates the log at
+    /// that instant. Call under the store lock, after [`Persistence::try_begin`].
+    pub fn cut(&self, store: &Store, feed: &Feed, fork: bool) -> (u64, u64, snapshot::Pending) {
         let generation = self.next_generation();
         let header = snapshot::Header {
             generation,
@@ -169,7 +169,11 @@ impl Persistence {
             replid: feed.replid.clone(),
             offset: feed.offset,
         };
-        let bytes = snapshot::encode(store, &header);
+        let bytes = if fork {
+            snapshot::Pending::start(store, &header)
+        } else {
+            snapshot::Pending::Ready(snapshot::encode(store, &header))
+        };
         if let Some(aof) = &self.aof {
             aof.rotate(generation, feed.marker());
         }
@@ -182,24 +186,27 @@ impl Persistence {
     }
 
     /// Makes the snapshot durable and deletes the logs it covers; releases the slot.
+    /// Blocking (a forked child's bytes are awaited here).
     pub fn finish(
         &self,
         generation: u64,
         dirty_at_cut: u64,
-        bytes: &[u8],
+        pending: snapshot::Pending,
     ) -> Result<(), NodeError> {
         let path = self.dir.join(SNAPSHOT_FILE);
-        let result = snapshot::write_atomic(&path, bytes)
+        let result = pending
+            .bytes()
+            .and_then(|bytes| snapshot::write_atomic(&path, &bytes).map(|()| bytes.len()))
             .map_err(NodeError::io("cannot write snapshot", &path));
         match &result {
-            Ok(()) => self.saved(generation, dirty_at_cut, bytes.len() as u64),
+            Ok(size) => self.saved(generation, dirty_at_cut, *size as u64),
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "snapshot failed; the append logs are kept");
             }
         }
         self.release();
-        result
+        result.map(|_| ())
     }
 
     /// Records a durable snapshot of `generation`: older logs go, the counters move.

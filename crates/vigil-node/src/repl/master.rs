@@ -127,7 +127,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                     replid: feed.replid.clone(),
                     offset: feed.offset,
                 };
-                let bytes = snapshot::encode(&store, &header);
+                let bytes = snapshot::Pending::start(&store, &header);
                 feed.force_select();
                 link.set_state(LinkState::SendBulk);
                 link.ack.store(feed.offset, Ordering::Relaxed);
@@ -141,8 +141,20 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     };
     tracing::info!(replica = %conn.info.addr, full = payload.is_some(), "replica attached");
     conn.info.replica.store(true, Ordering::Relaxed);
-    if conn.flush().await.is_ok() {
-        let _ = run_link(node, conn, &link, first_line, payload).await;
+    let payload = match payload {
+        None => Ok(None),
+        Some(p) => tokio::task::spawn_blocking(move || p.bytes())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map(Some),
+    };
+    match payload {
+        Ok(payload) if conn.flush().await.is_ok() => {
+            let _ = run_link(node, conn, &link, first_line, payload).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot produce the snapshot for a full sync"),
     }
     node.repl
         .feed
