@@ -167,12 +167,15 @@ impl NodeAdmin for AdminService {
             .ok_or_else(|| {
                 Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
             })?;
+        let before = self.node.role.read().epoch;
         self.accept_epoch(r.epoch)?;
         let target = Role::Replica {
             host: r.host.clone(),
             port,
         };
-        if self.node.role.read().role != target {
+        // Same master at the same epoch: nothing to do. A new epoch reconnects, so the
+        // handshake checks the master against it.
+        if self.node.role.read().role != target || r.epoch > before {
             self.node.become_replica(r.host, port);
         }
         Ok(Response::new(status(&self.node)))

@@ -78,14 +78,18 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
-        if let Handler::Data(_) = handler
-            && let Err(r) = self.gate(&meta)
-        {
-            if conn.state.multi.is_some() {
-                conn.state.multi_failed = true;
+        let mut hide = false;
+        if let Handler::Data(_) = handler {
+            match self.gate(&meta) {
+                Ok(h) => hide = h,
+                Err(r) => {
+                    if conn.state.multi.is_some() {
+                        conn.state.multi_failed = true;
+                    }
+                    conn.reply(r);
+                    return;
+                }
             }
-            conn.reply(r);
-            return;
         }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
             if let Some(q) = conn.state.multi.as_mut() {
@@ -102,7 +106,6 @@ impl Service for Node {
                 self.run_blocking(conn, &meta, f, args).await
             }
             Handler::Data(f) => {
-                let hide = self.hides_expired();
                 let mut store = self.store.lock();
                 let (reply, _) =
                     self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide);
@@ -144,7 +147,6 @@ impl Node {
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
         let now = now_ms();
-        let hide = self.hides_expired();
         while let Some(args) = queue.front() {
             if conn.state.multi.is_some() {
                 return;
@@ -152,12 +154,12 @@ impl Node {
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            if meta.flags.has(Flags::BLOCKING)
-                || precheck(conn, Some(&meta), args).is_err()
-                || self.gate(&meta).is_err()
-            {
+            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
                 return;
             }
+            let Ok(hide) = self.gate(&meta) else {
+                return;
+            };
             let Some(args) = queue.pop_front() else {
                 return;
             };
@@ -170,20 +172,17 @@ impl Node {
 
     /// Whether this command may run now: writes need a master that may acknowledge them (and
     /// `min_replicas_to_write` good replicas); a replica whose link is down serves nothing but
-    /// STALE commands when `serve_stale_data` is off.
-    pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<(), Reply> {
+    /// STALE commands when `serve_stale_data` is off. `Ok` says whether lookups must hide
+    /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
+    /// arrives in the stream). One read of the role per command: this is the hot path.
+    pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
         let role = self.role.read();
+        let denied = role.write_denied(std::time::Instant::now());
         if meta.flags.has(Flags::WRITE) {
-            if let Some(e) = role.write_denied(std::time::Instant::now()) {
+            if let Some(e) = denied {
                 return Err(Reply::error(e));
             }
-            let (n, lag) = {
-                let c = self.config.read();
-                (
-                    c.replication.min_replicas_to_write,
-                    c.replication.min_replicas_max_lag,
-                )
-            };
+            let (n, lag) = self.min_replicas;
             if n > 0 && self.good_replicas(lag) < n {
                 return Err(Reply::error(NOREPLICAS));
             }
@@ -199,7 +198,7 @@ impl Node {
         {
             return Err(Reply::error(MASTERDOWN));
         }
-        Ok(())
+        Ok(denied.is_some())
     }
 
     /// Whether lookups hide expired keys instead of deleting them: on every node that does not
@@ -251,7 +250,7 @@ impl Node {
         }
         conn.state.woff = p.offset;
         conn.state.just_wrote = true;
-        if self.role.read().managed || self.config.read().replication.sync_replicas > 0 {
+        if self.ack_checks {
             conn.state.pending_ack = Some(p.offset);
         }
     }

@@ -64,6 +64,11 @@ pub struct Node {
     pub port: AtomicU64,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
+    /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
+    /// at start, like the settings it comes from.
+    pub(crate) ack_checks: bool,
+    /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
+    pub(crate) min_replicas: (usize, Duration),
 }
 
 /// Where replaying the data left the replication stream.
@@ -146,6 +151,11 @@ impl Node {
         } else {
             "replica"
         };
+        let ack_checks = role.managed || config.replication.sync_replicas > 0;
+        let min_replicas = (
+            config.replication.min_replicas_to_write,
+            config.replication.min_replicas_max_lag,
+        );
         Ok(Arc::new_cyclic(|me| Node {
             config: RwLock::new(config),
             config_file,
@@ -160,6 +170,8 @@ impl Node {
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
             me: me.clone(),
+            ack_checks,
+            min_replicas,
         }))
     }
 

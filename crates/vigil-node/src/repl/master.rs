@@ -129,8 +129,9 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                 };
                 let bytes = snapshot::Pending::start(&store, &header);
                 feed.force_select();
+                // No acknowledgement until the replica has loaded the snapshot and says so:
+                // counting it earlier could acknowledge a synchronous write it lacks.
                 link.set_state(LinkState::SendBulk);
-                link.ack.store(feed.offset, Ordering::Relaxed);
                 feed.links.push(link.clone());
                 (
                     format!("+FULLRESYNC {} {}\r\n", feed.replid, feed.offset),
