@@ -78,20 +78,15 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
-        let mut hide = false;
-        if let Handler::Data(_) = handler {
-            match self.gate(&meta) {
-                Ok(h) => hide = h,
-                Err(r) => {
-                    if conn.state.multi.is_some() {
-                        conn.state.multi_failed = true;
-                    }
-                    conn.reply(r);
-                    return;
-                }
-            }
-        }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
+            // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.
+            if let Handler::Data(_) = handler
+                && let Err(r) = self.gate(&meta)
+            {
+                conn.state.multi_failed = true;
+                conn.reply(r);
+                return;
+            }
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
             }
@@ -106,9 +101,16 @@ impl Service for Node {
                 self.run_blocking(conn, &meta, f, args).await
             }
             Handler::Data(f) => {
+                // Checked under the store lock: role changes take it, so the role cannot
+                // change between the check and the command.
                 let mut store = self.store.lock();
-                let (reply, _) =
-                    self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide);
+                let reply = match self.gate(&meta) {
+                    Ok(hide) => {
+                        self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide)
+                            .0
+                    }
+                    Err(r) => r,
+                };
                 drop(store);
                 push_reply(conn, reply);
             }
@@ -157,6 +159,8 @@ impl Node {
             if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
                 return;
             }
+            // Under the store lock, like every role check that precedes a command.
+            let store = guard.get_or_insert_with(|| self.store.lock());
             let Ok(hide) = self.gate(&meta) else {
                 return;
             };
@@ -164,7 +168,6 @@ impl Node {
                 return;
             };
             note_command(conn, meta.name);
-            let store = guard.get_or_insert_with(|| self.store.lock());
             let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
         }
@@ -176,6 +179,9 @@ impl Node {
     /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
     /// arrives in the stream). One read of the role per command: this is the hot path.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
+        if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let role = self.role.read();
         let denied = role.write_denied(std::time::Instant::now());
         if meta.flags.has(Flags::WRITE) {
@@ -199,15 +205,6 @@ impl Node {
             return Err(Reply::error(MASTERDOWN));
         }
         Ok(denied.is_some())
-    }
-
-    /// Whether lookups hide expired keys instead of deleting them: on every node that does not
-    /// take writes, as the master's DEL will arrive in the stream.
-    pub(crate) fn hides_expired(&self) -> bool {
-        self.role
-            .read()
-            .write_denied(std::time::Instant::now())
-            .is_some()
     }
 
     /// Runs a data command under the held store lock and propagates its effects. Returns the
@@ -271,12 +268,14 @@ impl Node {
         let result = loop {
             let on_timeout = {
                 let mut store = self.store.lock();
-                // The node may have become a replica (or lost its lease) while we waited: a
-                // blocked client must not write then, as in Redis.
-                if !waiting_on.is_empty() && self.gate(meta).is_err() {
+                // Checked under the store lock on every attempt: the node may have become a
+                // replica (or lost its lease) while we waited, and a blocked client must not
+                // write then (Redis answers -UNBLOCKED).
+                if let Err(r) = self.gate(meta) {
+                    let first = waiting_on.is_empty();
                     Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
                     waiting_on.clear();
-                    break Some(Reply::error(UNBLOCKED));
+                    break Some(if first { r } else { Reply::error(UNBLOCKED) });
                 }
                 let (reply, block) = self.run_data(
                     &mut store,
@@ -397,18 +396,23 @@ impl Node {
             ));
             return;
         }
-        // The role may have changed since the commands were queued.
+        let mut store = self.store.lock();
+        // The role may have changed since the commands were queued (checked under the lock,
+        // which role changes take).
+        let mut hide = false;
         for args in &queue {
-            if let Some((meta, Handler::Data(_))) = self.table.get(&args[0])
-                && let Err(r) = self.gate(meta)
-            {
-                self.unwatch_all(conn);
-                conn.reply(r);
-                return;
+            if let Some((meta, Handler::Data(_))) = self.table.get(&args[0]) {
+                match self.gate(meta) {
+                    Ok(h) => hide = h,
+                    Err(r) => {
+                        drop(store);
+                        self.unwatch_all(conn);
+                        conn.reply(r);
+                        return;
+                    }
+                }
             }
         }
-        let hide = self.hides_expired();
-        let mut store = self.store.lock();
         let now = now_ms();
         let touched = conn.state.watched.iter().any(|w| {
             let db = &store.dbs[w.db];

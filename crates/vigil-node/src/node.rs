@@ -69,6 +69,9 @@ pub struct Node {
     pub(crate) ack_checks: bool,
     /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
     pub(crate) min_replicas: (usize, Duration),
+    /// A standalone master: every command may run with no role check (the hot path skips the
+    /// role lock and the clock). Kept in step with `role` by the role transitions.
+    pub(crate) free_writes: std::sync::atomic::AtomicBool,
 }
 
 /// Where replaying the data left the replication stream.
@@ -152,6 +155,7 @@ impl Node {
             "replica"
         };
         let ack_checks = role.managed || config.replication.sync_replicas > 0;
+        let free_writes = (role.is_master() && !role.managed).into();
         let min_replicas = (
             config.replication.min_replicas_to_write,
             config.replication.min_replicas_max_lag,
@@ -172,6 +176,7 @@ impl Node {
             me: me.clone(),
             ack_checks,
             min_replicas,
+            free_writes,
         }))
     }
 
@@ -235,7 +240,8 @@ impl Node {
             return Propagated::default();
         }
         let mut feed = self.repl.feed.lock();
-        let mut bytes = Vec::with_capacity(64);
+        let mut bytes = std::mem::take(&mut feed.scratch);
+        bytes.clear();
         feed.encode(props, &mut bytes);
         feed.push(&bytes);
         let offset = feed.offset;
@@ -247,6 +253,9 @@ impl Node {
             (aof.is_always() || seq.saturating_sub(aof.written()) > AOF_BACKLOG_LIMIT)
                 .then_some(seq)
         });
+        if bytes.capacity() <= 64 * 1024 {
+            feed.scratch = bytes;
+        }
         Propagated { offset, log_seq }
     }
 

@@ -11,7 +11,6 @@
 //! `REPLMARK replid offset db` records (not part of the stream) at the start of every file and
 //! wherever the id changes, so replaying a log recovers the exact position of the data.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -45,10 +44,11 @@ pub struct Feed {
     pub offset: u64,
     /// Database of the last command in the stream (`None`: the next command needs a SELECT).
     db: Option<usize>,
-    backlog: VecDeque<u8>,
-    backlog_size: usize,
+    backlog: Ring,
     /// Connected replicas (on a master).
     pub links: Vec<Arc<Link>>,
+    /// Reused encoding buffer (no allocation per write).
+    pub scratch: Vec<u8>,
 }
 
 impl Feed {
@@ -60,9 +60,9 @@ impl Feed {
             second_offset: -1,
             offset,
             db,
-            backlog: VecDeque::new(),
-            backlog_size,
+            backlog: Ring::new(backlog_size),
             links: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -88,11 +88,7 @@ impl Feed {
             return;
         }
         self.offset += bytes.len() as u64;
-        self.backlog.extend(bytes);
-        let excess = self.backlog.len().saturating_sub(self.backlog_size);
-        if excess > 0 {
-            self.backlog.drain(..excess);
-        }
+        self.backlog.push(bytes);
         for l in &self.links {
             l.send(bytes);
         }
@@ -165,13 +161,6 @@ impl Feed {
         self.backlog.len()
     }
 
-    /// Resizes the backlog (`CONFIG SET repl-backlog-size`).
-    pub fn set_backlog_size(&mut self, size: usize) {
-        self.backlog_size = size;
-        let excess = self.backlog.len().saturating_sub(size);
-        self.backlog.drain(..excess);
-    }
-
     /// For `PSYNC replid psync_offset` (the next byte the replica wants): the bytes to send
     /// after `+CONTINUE`, or `None` when a full sync is needed.
     pub fn continue_from(&self, replid: &str, psync_offset: u64) -> Option<Vec<u8>> {
@@ -184,7 +173,76 @@ impl Feed {
             return None;
         }
         let skip = (psync_offset - self.backlog_first_byte()) as usize;
-        Some(self.backlog.range(skip..).copied().collect())
+        Some(self.backlog.tail(self.backlog.len() - skip))
+    }
+}
+
+/// The backlog: the last `cap` bytes of the stream in a fixed buffer (allocated as it fills),
+/// appended with at most two copies.
+struct Ring {
+    buf: Vec<u8>,
+    cap: usize,
+    /// Where the next byte goes once the buffer is full.
+    head: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Ring {
+        Ring {
+            buf: Vec::new(),
+            cap: cap.max(1),
+            head: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.head = 0;
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        if bytes.len() >= self.cap {
+            bytes = &bytes[bytes.len() - self.cap..];
+            self.buf.clear();
+            self.buf.extend_from_slice(bytes);
+            self.head = 0;
+            return;
+        }
+        let room = self.cap - self.buf.len();
+        if room > 0 {
+            let n = room.min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+        while !bytes.is_empty() {
+            let n = (self.cap - self.head).min(bytes.len());
+            self.buf[self.head..self.head + n].copy_from_slice(&bytes[..n]);
+            self.head = (self.head + n) % self.cap;
+            bytes = &bytes[n..];
+        }
+    }
+
+    /// The last `n` bytes, oldest first.
+    fn tail(&self, n: usize) -> Vec<u8> {
+        let n = n.min(self.buf.len());
+        let mut out = Vec::with_capacity(n);
+        if self.buf.len() < self.cap {
+            out.extend_from_slice(&self.buf[self.buf.len() - n..]);
+        } else {
+            // Oldest byte at `head`; the newest `n` end just before it.
+            let start = (self.head + self.cap - n) % self.cap;
+            if start + n <= self.cap {
+                out.extend_from_slice(&self.buf[start..start + n]);
+            } else {
+                out.extend_from_slice(&self.buf[start..]);
+                out.extend_from_slice(&self.buf[..self.head]);
+            }
+        }
+        out
     }
 }
 
@@ -294,6 +352,24 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_keeps_the_last_bytes() {
+        let mut r = Ring::new(5);
+        let mut all = Vec::new();
+        for (i, chunk) in [&b"ab"[..], b"cde", b"f", b"ghijklm", b"", b"no"]
+            .iter()
+            .enumerate()
+        {
+            r.push(chunk);
+            all.extend_from_slice(chunk);
+            let keep = all.len().min(5);
+            assert_eq!(r.len(), keep, "#{i}");
+            for n in 0..=keep {
+                assert_eq!(r.tail(n), all[all.len() - n..], "#{i} tail {n}");
+            }
+        }
+    }
 
     #[test]
     fn partial_resync_window() {

@@ -161,6 +161,7 @@ impl crate::node::Node {
             tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = role.epoch, "now a master");
         }
         role.role = Role::Master;
+        self.free_writes.store(!role.managed, Ordering::Relaxed);
         *self.shared.role.write() = "master";
         drop(role);
         drop(store);
@@ -179,6 +180,7 @@ impl crate::node::Node {
                 port,
             };
             role.lease_until = None;
+            self.free_writes.store(false, Ordering::Relaxed);
             *self.shared.role.write() = "replica";
             for l in &self.repl.feed.lock().links {
                 l.kill.cancel();
