@@ -403,6 +403,18 @@ MULTI
 SET x 1
 EXEC
 DEL x
+WAIT 0 0
+WAIT 1 -1
+WAIT x 0
+WAIT 0 x
+REPLICAOF 127.0.0.1 notaport
+REPLICAOF NO ONE
+SLAVEOF no one
+REPLCONF
+REPLCONF listening-port
+REPLCONF foo bar
+REPLCONF listening-port 1234
+REPLCONF listening-port abc
 !HELLO 2
 PING
 "#;

@@ -30,14 +30,14 @@ pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                     let p = parse_int(&val)
                         .ok()
                         .filter(|p| (0..=65535).contains(p))
-                        .ok_or_else(|| CmdError::msg("ERR value is out of range"))?;
+                        .ok_or(CmdError::NotInteger)?;
                     conn.state.repl_port = p as u32;
                 }
                 b"vigil-epoch" => {
                     let e = parse_int(&val)
                         .ok()
                         .filter(|e| *e >= 0)
-                        .ok_or_else(|| CmdError::msg("ERR value is out of range"))?
+                        .ok_or(CmdError::NotInteger)?
                         as u64;
                     let mine = node.role.read().epoch;
                     if e > mine {
