@@ -7,7 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; nothing reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=../../proto");
+    // Our codec: undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL.
     tonic_prost_build::configure()
+        .codec_path("crate::codec::Codec")
         .compile_protos(&["../../proto/node_admin.proto"], &["../../proto"])?;
     Ok(())
 }

@@ -379,3 +379,35 @@ async fn kill_clients_by_type() {
     assert_eq!(k.killed, 1);
     assert!(sub.is_closed());
 }
+
+/// A message whose field 2 is a number where ReplicateFrom has its `host` string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Bogus {
+    #[prost(uint64, tag = "2")]
+    host: u64,
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", node.admin_port()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut req = tonic::Request::new(Bogus { host: 7 });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/vigil.node.v1.NodeAdmin/ReplicateFrom",
+    );
+    let codec = tonic_prost::ProstCodec::<Bogus, NodeStatus>::default();
+    let e = grpc.unary(req, path, codec).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert!(e.message().contains("malformed"), "{}", e.message());
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    assert_eq!(status(&mut c).await.role, Role::Unassigned as i32);
+}

@@ -1,8 +1,12 @@
 //! Vigil's gRPC contracts, generated from `proto/` at build time. The `.proto` files are the
-//! only definition of the wire format; this crate adds nothing but the generated code.
-#![allow(missing_docs, clippy::all)]
+//! only definition of the wire format; besides the generated code this crate holds only the
+//! codec every service uses ([`codec`]).
+#![deny(missing_docs)]
+
+pub mod codec;
 
 /// `proto/node_admin.proto`: the storage node's admin API.
+#[allow(missing_docs, clippy::all)]
 pub mod node {
     tonic::include_proto!("vigil.node.v1");
 }

@@ -195,8 +195,7 @@ impl Persistence {
     ) -> Result<(), NodeError> {
         let path = self.dir.join(SNAPSHOT_FILE);
         let result = pending
-            .bytes()
-            .and_then(|bytes| snapshot::write_atomic(&path, &bytes).map(|()| bytes.len()))
+            .write_to(&path)
             .map_err(NodeError::io("cannot write snapshot", &path));
         match &result {
             Ok(size) => self.saved(generation, dirty_at_cut, *size as u64),

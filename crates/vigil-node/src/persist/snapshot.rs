@@ -188,12 +188,50 @@ impl Pending {
         }
     }
 
-    /// The bytes. Blocking for a forked child: call off the async runtime.
-    pub fn bytes(self) -> std::io::Result<Vec<u8>> {
+    /// Streams the bytes: `on_len` with the size, then `on_chunk` with each piece. Blocking
+    /// for a forked child: call off the async runtime.
+    pub fn stream(
+        self,
+        on_len: impl FnOnce(u64) -> std::io::Result<()>,
+        on_chunk: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         match self {
-            Pending::Ready(b) => Ok(b),
-            Pending::Forked(f) => f.collect(),
+            Pending::Ready(b) => {
+                on_len(b.len() as u64)?;
+                b.chunks(CHUNK).try_for_each(on_chunk)
+            }
+            Pending::Forked(f) => f.stream(on_len, on_chunk),
         }
+    }
+
+    /// Writes the snapshot to `path` crash-safely (temp file, fsync, rename, fsync the
+    /// directory), piece by piece; returns its size.
+    pub fn write_to(self, path: &Path) -> std::io::Result<u64> {
+        let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+        let mut size = 0;
+        self.stream(
+            |_| Ok(()),
+            |chunk| {
+                size += chunk.len() as u64;
+                f.write_all(chunk)
+            },
+        )?;
+        f.sync_all()?;
+        commit_temp(path)?;
+        Ok(size)
+    }
+
+    /// All the bytes in memory (tests).
+    pub fn bytes(self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.stream(
+            |_| Ok(()),
+            |c| {
+                out.extend_from_slice(c);
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 }
 
@@ -210,31 +248,51 @@ impl Drop for Forked {
     }
 }
 
+/// Size of the pieces a snapshot is streamed in: the parent never holds a whole snapshot.
+pub const CHUNK: usize = 1 << 20;
+
 impl Forked {
-    /// Reads the encoded snapshot and reaps the child. Blocking: call off the async runtime.
-    pub fn collect(mut self) -> std::io::Result<Vec<u8>> {
+    /// Streams the encoded snapshot: `on_len` with its size, then `on_chunk` with each piece;
+    /// reaps the child. Blocking: call off the async runtime.
+    fn stream(
+        mut self,
+        on_len: impl FnOnce(u64) -> std::io::Result<()>,
+        mut on_chunk: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         use std::io::Read;
-        let mut len = [0u8; 8];
-        let read = self.pipe.read_exact(&mut len).and_then(|()| {
-            let n = u64::from_le_bytes(len) as usize;
-            let mut bytes = Vec::with_capacity(n);
-            (&mut self.pipe).take(n as u64).read_to_end(&mut bytes)?;
-            if bytes.len() != n {
-                return Err(std::io::Error::other("snapshot child stopped early"));
+        let copy = || -> std::io::Result<()> {
+            let mut len = [0u8; 8];
+            self.pipe.read_exact(&mut len)?;
+            let mut left = u64::from_le_bytes(len);
+            on_len(left)?;
+            let mut buf = vec![0u8; CHUNK];
+            while left > 0 {
+                let want = buf.len().min(left as usize);
+                let n = self.pipe.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(std::io::Error::other("snapshot child stopped early"));
+                }
+                on_chunk(&buf[..n])?;
+                left -= n as u64;
             }
-            Ok(bytes)
-        });
+            Ok(())
+        };
+        let copied = copy();
+        if copied.is_err() {
+            // SAFETY: signalling our own child, which may still be writing.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
         let mut status = 0;
         // SAFETY: waiting for our own child.
         unsafe { libc::waitpid(self.pid, &mut status, 0) };
         self.pid = 0;
-        let bytes = read?;
+        copied?;
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
             return Err(std::io::Error::other(format!(
                 "snapshot child failed (wait status {status})"
             )));
         }
-        Ok(bytes)
+        Ok(())
     }
 }
 

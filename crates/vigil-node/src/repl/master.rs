@@ -37,8 +37,7 @@ pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                     let e = parse_int(&val)
                         .ok()
                         .filter(|e| *e >= 0)
-                        .ok_or(CmdError::NotInteger)?
-                        as u64;
+                        .ok_or(CmdError::NotInteger)? as u64;
                     let mine = node.role.read().epoch;
                     if e > mine {
                         // The replica was told about a newer epoch than ours: we are a stale
@@ -142,20 +141,10 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     };
     tracing::info!(replica = %conn.info.addr, full = payload.is_some(), "replica attached");
     conn.info.replica.store(true, Ordering::Relaxed);
-    let payload = match payload {
-        None => Ok(None),
-        Some(p) => tokio::task::spawn_blocking(move || p.bytes())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map(Some),
-    };
-    match payload {
-        Ok(payload) if conn.flush().await.is_ok() => {
-            let _ = run_link(node, conn, &link, first_line, payload).await;
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "cannot produce the snapshot for a full sync"),
+    if conn.flush().await.is_ok()
+        && let Err(e) = run_link(node, conn, &link, first_line, payload).await
+    {
+        tracing::info!(replica = %conn.info.addr, error = %e, "replica link ended");
     }
     node.repl
         .feed
@@ -173,20 +162,39 @@ async fn run_link(
     conn: &mut Conn<ConnState>,
     link: &Link,
     first_line: String,
-    payload: Option<Vec<u8>>,
+    payload: Option<snapshot::Pending>,
 ) -> std::io::Result<()> {
     let (rd, wr, inbuf) = conn.io();
     wr.write_all(first_line.as_bytes()).await?;
-    if let Some(bytes) = payload {
-        wr.write_all(format!("${}\r\n", bytes.len()).as_bytes())
-            .await?;
-        // Written in pieces so acknowledgements and kills are noticed during a long transfer.
-        for chunk in bytes.chunks(1 << 20) {
+    if let Some(pending) = payload {
+        // The snapshot comes from the forked child piece by piece (a few MiB in flight at
+        // most), read on a blocking thread; a kill stops the transfer and the child.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let producer = tokio::task::spawn_blocking(move || {
+            let gone = |_| std::io::Error::other("the replica went away");
+            let head = tx.clone();
+            pending.stream(
+                |n| {
+                    head.blocking_send(format!("${n}\r\n").into_bytes())
+                        .map_err(gone)
+                },
+                |chunk| tx.blocking_send(chunk.to_vec()).map_err(gone),
+            )
+        });
+        loop {
             tokio::select! {
-                r = wr.write_all(chunk) => r?,
-                _ = link.kill.cancelled() => return Ok(()),
+                m = rx.recv() => match m {
+                    Some(bytes) => wr.write_all(&bytes).await?,
+                    None => break,
+                },
+                _ = link.kill.cancelled() => {
+                    drop(rx);
+                    let _ = producer.await;
+                    return Ok(());
+                }
             }
         }
+        producer.await.map_err(std::io::Error::other)??;
         link.set_state(LinkState::Online);
     }
     let mut parser = RequestParser::new();
