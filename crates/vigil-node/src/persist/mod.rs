@@ -198,7 +198,7 @@ impl Persistence {
             .write_to(&path)
             .map_err(NodeError::io("cannot write snapshot", &path));
         match &result {
-            Ok(size) => self.saved(generation, dirty_at_cut, *size as u64),
+            Ok(size) => self.saved(generation, dirty_at_cut, *size),
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "snapshot failed; the append logs are kept");
