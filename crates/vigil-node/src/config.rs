@@ -455,6 +455,42 @@ mod tests {
     }
 
     #[test]
+    fn replication_and_admin_are_checked() {
+        for (text, key) in [
+            ("mode = \"managed\"\n", "admin.token"),
+            ("[replication]\nreplicaof = \"nohost\"\n", "replicaof"),
+            ("[replication]\nreplicaof = \"h:0\"\n", "replicaof"),
+            ("[replication]\nbacklog_size = 10\n", "backlog_size"),
+            (
+                "[replication]\ntimeout = \"1s\"\nping_period = \"2s\"\n",
+                "timeout",
+            ),
+            (
+                "[admin]\ntoken_file = \"/nonexistent/token\"\n",
+                "token_file",
+            ),
+            ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
+            (
+                "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
+                "replicaof",
+            ),
+        ] {
+            let e = NodeConfig::parse(text, "n.toml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("n.toml"), "{text:?}: {e}");
+        }
+        let c = NodeConfig::parse(
+            "mode = \"managed\"\n[admin]\ntoken = \"t\"\n[replication]\nsync_replicas = 1\n",
+            "n.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.mode, c.admin_token().as_deref()),
+            (Mode::Managed, Some("t"))
+        );
+        assert_eq!(parse_host_port("[::1]:6379"), Some(("::1".into(), 6379)));
+    }
+
+    #[test]
     fn sizes_and_durations() {
         let c = NodeConfig::parse(
             "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
@@ -482,5 +518,32 @@ mod example_file {
         );
         assert_eq!(c.limits.proto_max_bulk_len, d.limits.proto_max_bulk_len);
         assert_eq!(c.persistence.appendfsync, d.persistence.appendfsync);
+        assert_eq!(c.mode, d.mode);
+        let (r, rd) = (&c.replication, &d.replication);
+        assert_eq!(
+            (
+                r.backlog_size,
+                r.priority,
+                r.sync_replicas,
+                r.sync_timeout,
+                r.timeout
+            ),
+            (
+                rd.backlog_size,
+                rd.priority,
+                rd.sync_replicas,
+                rd.sync_timeout,
+                rd.timeout
+            )
+        );
+        assert_eq!(
+            (r.output_buffer_limit, r.min_replicas_max_lag, r.ping_period),
+            (
+                rd.output_buffer_limit,
+                rd.min_replicas_max_lag,
+                rd.ping_period
+            )
+        );
+        assert_eq!((c.admin.port, &c.admin.bind), (d.admin.port, &d.admin.bind));
     }
 }
