@@ -40,11 +40,16 @@ async fn admin(port: u16, token: Option<&str>) -> Client {
 }
 
 fn managed(dir: &std::path::Path, name: &str) -> NodeProc {
+    managed_with(dir, name, "")
+}
+
+/// A managed node; `replication` is extra `[replication]` settings.
+fn managed_with(dir: &std::path::Path, name: &str, replication: &str) -> NodeProc {
     let cfg = write_config(
         dir,
         &format!("{name}.toml"),
         &format!(
-            "mode = \"managed\"\n[persistence]\nappendfsync = \"always\"\n[admin]\nport = 0\ntoken = \"{TOKEN}\"\n"
+            "mode = \"managed\"\n[persistence]\nappendfsync = \"always\"\n[admin]\nport = 0\ntoken = \"{TOKEN}\"\n[replication]\n{replication}"
         ),
     );
     NodeProc::start(&dir.join(name), &["--config", cfg.to_str().unwrap()])
@@ -410,4 +415,59 @@ async fn undecodable_requests_are_invalid_argument() {
     assert!(e.message().contains("malformed"), "{}", e.message());
     let mut c = admin(node.admin_port(), Some(TOKEN)).await;
     assert_eq!(status(&mut c).await.role, Role::Unassigned as i32);
+}
+
+/// The lease is judged when the reply leaves, not when the write ran: a synchronous write whose
+/// replica acknowledges only after the lease ran out gets an error, never +OK.
+#[tokio::test]
+async fn a_lease_that_expires_while_a_write_waits_turns_its_reply_into_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = managed_with(
+        dir.path(),
+        "a",
+        "sync_replicas = 1\nsync_timeout = \"10s\"\n",
+    );
+    let b = managed(dir.path(), "b");
+    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
+    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
+    ca.promote(PromoteRequest {
+        epoch: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    cb.replicate_from(ReplicateFromRequest {
+        epoch: 1,
+        host: "127.0.0.1".into(),
+        port: a.port as u32,
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&mut ca).await.replicas.is_empty()
+        || status(&mut cb).await.link != vigil_proto::node::LinkStatus::Up as i32
+    {
+        assert!(Instant::now() < deadline, "replica never attached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ca.renew_lease(RenewLeaseRequest {
+        epoch: 1,
+        ttl_ms: 1500,
+        since_node_ms: 0,
+    })
+    .await
+    .unwrap();
+    let mut r = RawConn::connect(a.port).unwrap();
+    assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
+    b.signal(libc::SIGSTOP);
+    r.send_raw(&RawConn::encode(&["SET", "k", "2"])).unwrap();
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    b.signal(libc::SIGCONT);
+    let reply = r.read_reply().unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.starts_with("-READONLY")
+            && text.contains("lease expired before the write was acknowledged"),
+        "{text}"
+    );
 }
