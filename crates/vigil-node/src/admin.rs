@@ -64,6 +64,51 @@ fn authenticate(req: Request<()>, expected: &str) -> Result<Request<()>, Status>
     }
 }
 
+/// A request's epoch, validated: proto3 sends 0 for "unset", which is never a real epoch.
+#[derive(Debug, Clone, Copy)]
+struct Epoch(u64);
+
+impl TryFrom<u64> for Epoch {
+    type Error = Status;
+
+    fn try_from(e: u64) -> Result<Epoch, Status> {
+        if e == 0 {
+            return Err(Status::invalid_argument("epoch must be at least 1"));
+        }
+        Ok(Epoch(e))
+    }
+}
+
+/// A validated `ReplicateFrom`.
+struct Target {
+    epoch: Epoch,
+    host: String,
+    port: u16,
+}
+
+impl TryFrom<ReplicateFromRequest> for Target {
+    type Error = Status;
+
+    fn try_from(r: ReplicateFromRequest) -> Result<Target, Status> {
+        if r.host.is_empty() || r.host.len() > 255 || r.host.contains(char::is_whitespace) {
+            return Err(Status::invalid_argument(
+                "host must be a non-empty host name or address",
+            ));
+        }
+        let port = u16::try_from(r.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
+            })?;
+        Ok(Target {
+            epoch: Epoch::try_from(r.epoch)?,
+            host: r.host,
+            port,
+        })
+    }
+}
+
 struct AdminService {
     node: Arc<Node>,
     /// One call at a time: epoch checks and the actions they guard do not interleave.
@@ -72,10 +117,7 @@ struct AdminService {
 
 impl AdminService {
     /// Refuses a stale epoch; persists a newer one before the call acts on it.
-    fn accept_epoch(&self, epoch: u64) -> Result<(), Status> {
-        if epoch == 0 {
-            return Err(Status::invalid_argument("epoch must be at least 1"));
-        }
+    fn accept_epoch(&self, Epoch(epoch): Epoch) -> Result<(), Status> {
         let current = self.node.role.read().epoch;
         if epoch < current {
             return Err(Status::failed_precondition(format!(
@@ -124,12 +166,10 @@ impl NodeAdmin for AdminService {
     async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
         let _serial = self.serial.lock().await;
+        let epoch = Epoch::try_from(r.epoch)?;
         let lease = (r.lease_ttl_ms > 0)
             .then(|| self.lease_end(r.lease_ttl_ms, r.lease_since_node_ms))
             .transpose()?;
-        if r.epoch == 0 {
-            return Err(Status::invalid_argument("epoch must be at least 1"));
-        }
         let offset = self.node.offset();
         if offset < r.min_offset {
             return Err(Status::failed_precondition(format!(
@@ -137,7 +177,7 @@ impl NodeAdmin for AdminService {
                 r.min_offset
             )));
         }
-        self.accept_epoch(r.epoch)?;
+        self.accept_epoch(epoch)?;
         self.node.become_master();
         {
             let mut role = self.node.role.write();
@@ -154,29 +194,18 @@ impl NodeAdmin for AdminService {
         &self,
         req: Request<ReplicateFromRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
-        let r = req.into_inner();
+        let t = Target::try_from(req.into_inner())?;
         let _serial = self.serial.lock().await;
-        if r.host.is_empty() || r.host.len() > 255 || r.host.contains(char::is_whitespace) {
-            return Err(Status::invalid_argument(
-                "host must be a non-empty host name or address",
-            ));
-        }
-        let port = u16::try_from(r.port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
-            })?;
         let before = self.node.role.read().epoch;
-        self.accept_epoch(r.epoch)?;
-        let target = Role::Replica {
-            host: r.host.clone(),
-            port,
+        self.accept_epoch(t.epoch)?;
+        let role = Role::Replica {
+            host: t.host.clone(),
+            port: t.port,
         };
         // Same master at the same epoch: nothing to do. A new epoch reconnects, so the
         // handshake checks the master against it.
-        if self.node.role.read().role != target || r.epoch > before {
-            self.node.become_replica(r.host, port);
+        if self.node.role.read().role != role || t.epoch.0 > before {
+            self.node.become_replica(t.host, t.port);
         }
         Ok(Response::new(status(&self.node)))
     }
@@ -184,7 +213,7 @@ impl NodeAdmin for AdminService {
     async fn fence(&self, req: Request<FenceRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
         let _serial = self.serial.lock().await;
-        self.accept_epoch(r.epoch)?;
+        self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         {
             let mut role = self.node.role.write();
             role.fenced = true;
@@ -202,7 +231,7 @@ impl NodeAdmin for AdminService {
         let r = req.into_inner();
         let _serial = self.serial.lock().await;
         let end = self.lease_end(r.ttl_ms, r.since_node_ms)?;
-        self.accept_epoch(r.epoch)?;
+        self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         let mut role = self.node.role.write();
         if !role.is_master() {
             return Err(Status::failed_precondition(
