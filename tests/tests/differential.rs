@@ -415,6 +415,15 @@ REPLCONF listening-port
 REPLCONF foo bar
 REPLCONF listening-port 1234
 REPLCONF listening-port abc
+CONFIG GET replica-priority
+CONFIG GET repl-backlog-size
+CONFIG GET replica-serve-stale-data
+CONFIG GET min-replicas-to-write
+CONFIG GET min-replicas-max-lag
+CONFIG SET replica-priority 50
+CONFIG GET replica-priority
+CONFIG SET replica-priority 100
+CONFIG SET replica-serve-stale-data maybe
 !HELLO 2
 PING
 "#;

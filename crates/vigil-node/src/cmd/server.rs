@@ -300,6 +300,18 @@ struct Param {
     set: Option<Setter>,
 }
 
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn parse_yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
 fn parse_num(v: &str) -> Result<u64, String> {
     parse_size(v).ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
@@ -366,13 +378,7 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "appendonly",
-        get: |c| {
-            if c.persistence.appendonly {
-                "yes".into()
-            } else {
-                "no".into()
-            }
-        },
+        get: |c| yes_no(c.persistence.appendonly),
         set: None,
     },
     Param {
@@ -413,6 +419,49 @@ const PARAMS: &[Param] = &[
             n.shared.limits.write().parse.max_query_buffer = x as usize;
             Ok(())
         }),
+    },
+    Param {
+        name: "replica-priority",
+        get: |c| c.replication.priority.to_string(),
+        set: Some(|n, v| {
+            let x = parse_num(v)?;
+            n.config.write().replication.priority =
+                u32::try_from(x).map_err(|_| "argument must be between 0 and 2147483647")?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "replica-serve-stale-data",
+        get: |c| yes_no(c.replication.serve_stale_data),
+        set: Some(|n, v| {
+            n.config.write().replication.serve_stale_data = parse_yes_no(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "repl-backlog-size",
+        get: |c| c.replication.backlog_size.to_string(),
+        set: None,
+    },
+    Param {
+        name: "min-replicas-to-write",
+        get: |c| c.replication.min_replicas_to_write.to_string(),
+        set: None,
+    },
+    Param {
+        name: "min-replicas-max-lag",
+        get: |c| c.replication.min_replicas_max_lag.as_secs().to_string(),
+        set: None,
+    },
+    Param {
+        name: "repl-timeout",
+        get: |c| c.replication.timeout.as_secs().to_string(),
+        set: None,
+    },
+    Param {
+        name: "repl-ping-replica-period",
+        get: |c| c.replication.ping_period.as_secs().to_string(),
+        set: None,
     },
     Param {
         name: "save",
