@@ -196,3 +196,45 @@ fn wait_for_clients(n: &NodeProc, count: usize) {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Replication commands with odd arguments, and fake "replicas" that send garbage on their
+/// link or vanish mid-transfer: errors or closed links, never a crash or a changed dataset.
+#[test]
+fn bogus_replicas_and_odd_replication_arguments() {
+    let (_d, n) = node_with_canary(&[]);
+    let mut c = RawConn::connect(n.port).unwrap();
+    for args in [
+        &["WAIT", "-1", "0"][..],
+        &["WAIT", "99999999999999999999", "0"],
+        &["WAIT", "0", "99999999999999999999"],
+        &["REPLICAOF", "127.0.0.1", "65536"],
+        &["REPLICAOF", "127.0.0.1", "-1"],
+        &["REPLCONF", "listening-port", "99999"],
+        &["REPLCONF", "vigil-epoch", "-3"],
+        &["REPLCONF", "ack", "12"],
+    ] {
+        let reply = c.call(args);
+        assert!(!reply.is_empty(), "{args:?}");
+    }
+    assert_eq!(c.call(&["ROLE"])[..10], b"*3\r\n$6\r\nma"[..]);
+    for psync in [
+        &["PSYNC", "?", "-1"][..],
+        &["PSYNC", "x", "y"],
+        &["PSYNC", &"f".repeat(40), "99999999999"],
+        &["SYNC"],
+    ] {
+        let mut r = RawConn::connect(n.port).unwrap();
+        r.send_raw(&RawConn::encode(psync)).unwrap();
+        // Read the first line of the answer, then send garbage and vanish.
+        let first = r.read_reply().unwrap_or_default();
+        assert!(first.starts_with(b"+FULLRESYNC"), "{psync:?}: {first:?}");
+        let _ = r.send_raw(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$3\r\nabc\r\n\x00\xff garbage");
+    }
+    let mut r = RawConn::connect(n.port).unwrap();
+    r.send_raw(&RawConn::encode(&["PSYNC", "?", "-1"])).unwrap();
+    drop(r);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_healthy(&n);
+    let info = n.info_field("connected_slaves").unwrap();
+    assert_eq!(info, "0", "dead links are dropped");
+}
