@@ -34,6 +34,7 @@ pub async fn serve(
     token: String,
 ) -> Result<(), tonic::transport::Error> {
     let shutdown = node.shared.shutdown.clone();
+    let node_span = node.span.clone();
     let service = AdminService {
         node,
         serial: tokio::sync::Mutex::new(()),
@@ -42,10 +43,17 @@ pub async fn serve(
     let svc = NodeAdminServer::with_interceptor(service, move |req: Request<()>| {
         authenticate(req, &expected)
     });
-    tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await
+    let span = node_span;
+    tracing::Instrument::instrument(
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            ),
+        span,
+    )
+    .await
 }
 
 /// Checks `authorization: Bearer <token>`.
@@ -129,6 +137,7 @@ impl AdminService {
             role::save_epoch(&dir, epoch)
                 .map_err(|e| Status::internal(format!("cannot persist the epoch: {e}")))?;
             self.node.role.write().epoch = epoch;
+            self.node.span.record("epoch", epoch);
             tracing::info!(epoch, "epoch advanced");
         }
         Ok(())

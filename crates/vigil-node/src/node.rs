@@ -64,6 +64,8 @@ pub struct Node {
     pub port: AtomicU64,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
+    /// The span every log line of the node runs in: its port and current epoch.
+    pub span: tracing::Span,
     /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
     /// at start, like the settings it comes from.
     pub(crate) ack_checks: bool,
@@ -174,6 +176,7 @@ impl Node {
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
             me: me.clone(),
+            span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
             ack_checks,
             min_replicas,
             free_writes,
@@ -197,11 +200,11 @@ impl Node {
         if let Ok(a) = listener.local_addr() {
             self.port.store(a.port() as u64, Ordering::Relaxed);
         }
-        // Every log line of the node's own tasks names the node (group and epoch join it with
-        // replication and the sentinels).
-        let span = tracing::info_span!("node", port = self.port());
+        // Every log line of the node's tasks (connections, replication, admin) runs in this
+        // span: it names the node by port and carries the current epoch.
+        self.span.record("port", self.port());
+        let span = self.span.clone();
         if let Role::Replica { host, port } = self.role.read().role.clone() {
-            let _e = span.enter();
             *self.repl.upstream.lock() = Some(crate::repl::replica::start(&self, host, port));
         }
         let bg = tokio::spawn(background(self.clone()).instrument(span.clone()));

@@ -344,7 +344,11 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
         }
         let service = service.clone();
         let shared = shared.clone();
-        tokio::spawn(async move { handle(stream, addr, service, shared).await });
+        // Each connection logs inside the server's span (which names the node).
+        tokio::spawn(tracing::Instrument::instrument(
+            async move { handle(stream, addr, service, shared).await },
+            tracing::Span::current(),
+        ));
     }
     for c in shared.clients.all() {
         c.kill.cancel();

@@ -60,7 +60,7 @@ pub fn start(node: &Arc<Node>, host: String, port: u16) -> Upstream {
         status.clone(),
         cancel.clone(),
     );
-    tokio::spawn(task);
+    tokio::spawn(tracing::Instrument::instrument(task, node.span.clone()));
     Upstream {
         host,
         port,
