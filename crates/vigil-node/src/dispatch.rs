@@ -246,8 +246,9 @@ impl Node {
             conn.state.sync_seq = Some(seq);
         }
         conn.state.woff = p.offset;
-        conn.state.just_wrote = true;
+        // Only where replies are checked before they leave is it worth tracking them.
         if self.ack_checks {
+            conn.state.just_wrote = true;
             conn.state.pending_ack = Some(p.offset);
         }
     }
