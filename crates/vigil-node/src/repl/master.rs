@@ -346,11 +346,16 @@ impl Node {
         if failure.is_none() {
             let role = self.role.read();
             if role.write_denied(Instant::now()).is_some() {
-                failure = Some(if role.fenced {
-                    "READONLY the node was fenced before the write was acknowledged; it may or may not be applied".into()
+                let why = if !role.is_master() {
+                    "the node stopped being a master"
+                } else if role.fenced {
+                    "the node was fenced"
                 } else {
-                    "READONLY the write lease expired before the write was acknowledged; it may or may not be applied".into()
-                });
+                    "the write lease expired"
+                };
+                failure = Some(format!(
+                    "READONLY {why} before the write was acknowledged; it may or may not be applied"
+                ));
             }
         }
         let ranges = std::mem::take(&mut conn.state.write_replies);
