@@ -372,6 +372,17 @@ impl Node {
         }
     }
 
+    /// Wakes every blocked client so it re-checks whether it may still write (after a role
+    /// change or a fence).
+    pub(crate) fn wake_blocked(&self) {
+        let store = self.store.lock();
+        for db in &store.dbs {
+            for w in db.blocked.values().flatten() {
+                w.notify_one();
+            }
+        }
+    }
+
     /// Forgets every WATCH of the connection.
     pub fn unwatch_all(&self, conn: &mut Conn<ConnState>) {
         if conn.state.watched.is_empty() {
@@ -558,17 +569,4 @@ pub(crate) fn apply_logged(
     }
     ctx.finish(&args);
     Ok(())
-}
-
-impl Node {
-    /// Wakes every blocked client so it re-checks whether it may still write (after a role
-    /// change or a fence).
-    pub(crate) fn wake_blocked(&self) {
-        let store = self.store.lock();
-        for db in &store.dbs {
-            for w in db.blocked.values().flatten() {
-                w.notify_one();
-            }
-        }
-    }
 }

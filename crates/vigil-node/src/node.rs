@@ -151,10 +151,11 @@ impl Node {
             config.databases,
             config.limits.client_output_buffer_limit_pubsub as usize,
         ));
-        *shared.role.write() = if role.is_master() {
-            "master"
-        } else {
+        // HELLO's `role`, in step with ROLE and INFO (an unassigned node reports master).
+        *shared.role.write() = if matches!(role.role, Role::Replica { .. }) {
             "replica"
+        } else {
+            "master"
         };
         let ack_checks = role.managed || config.replication.sync_replicas > 0;
         let free_writes = (role.is_master() && !role.managed).into();
