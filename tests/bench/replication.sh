@@ -13,19 +13,7 @@ cd "$(dirname "$0")/../.."
 N="${1:-2000000}"
 KEYS="${KEYS:-1000000}"
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-fi
-cargo build --release --bin vigil --quiet
-VIGIL="$PWD/target/release/vigil"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
+source tests/bench/common.sh
 
 # start KIND NAME PORT: one server with appendonly everysec (vigil: one worker thread, like
 # redis-server's one event loop).
@@ -114,14 +102,7 @@ if sys.argv[1] == "lag": lag(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 else: fullsync(int(sys.argv[2]), int(sys.argv[3]))
 PY
 
-python3 - "$KEYS" > "$WORK/load.resp" <<'PY'
-import sys
-n = int(sys.argv[1]); v = "v" * 100
-out = sys.stdout
-for i in range(n):
-    k = f"key:{i:010d}"
-    out.write(f"*3\r\n$3\r\nSET\r\n${len(k)}\r\n{k}\r\n$100\r\n{v}\r\n")
-PY
+gen_load "$KEYS" "$WORK/load.resp"
 
 declare -A LAG SYNC
 for KIND in redis vigil; do

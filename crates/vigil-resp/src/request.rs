@@ -29,6 +29,19 @@ impl Default for ParseLimits {
     }
 }
 
+impl ParseLimits {
+    /// For input the node wrote itself or its master sent (the append log, the replication
+    /// stream): only multibulk commands, any size a value may have.
+    pub fn trusted() -> ParseLimits {
+        ParseLimits {
+            max_bulk_len: usize::MAX / 4,
+            max_multibulk_len: usize::MAX / 4,
+            max_inline_len: 0,
+            max_query_buffer: usize::MAX,
+        }
+    }
+}
+
 /// Redis refuses larger requests from unauthenticated clients, so that a port scanner cannot
 /// make the server allocate.
 const UNAUTH_MAX_MULTIBULK: usize = 10;

@@ -343,12 +343,7 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
     let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
     let total = data.len();
     let mut buf = BytesMut::from(&data[..]);
-    let limits = ParseLimits {
-        max_bulk_len: usize::MAX / 4,
-        max_multibulk_len: usize::MAX / 4,
-        max_inline_len: 0,
-        max_query_buffer: usize::MAX,
-    };
+    let limits = ParseLimits::trusted();
     let mut parser = RequestParser::new();
     let mut commands = Vec::new();
     let mut valid = 0usize;

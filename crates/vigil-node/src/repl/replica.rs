@@ -380,12 +380,7 @@ async fn stream_loop(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let limits = ParseLimits {
-        max_bulk_len: usize::MAX / 4,
-        max_multibulk_len: usize::MAX / 4,
-        max_inline_len: 0,
-        max_query_buffer: usize::MAX,
-    };
+    let limits = ParseLimits::trusted();
     let mut parser = RequestParser::new();
     // Stream bytes not yet applied, and how much of the input they cover.
     let mut raw = BytesMut::new();
