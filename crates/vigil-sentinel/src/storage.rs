@@ -1,0 +1,797 @@
+//! The durable Raft log: entries, hard state, conf state and the latest snapshot, on disk in
+//! two files per sentinel, implementing raft-rs' [`Storage`].
+//!
+//! - `raft.log` is a sequence of checksummed records, `len(u32) crc32(u32) type(u8) payload`:
+//!   a batch of entries (an entry at an index the log already has replaces it and everything
+//!   after it, as Raft truncates a conflicting suffix), a hard state, or a conf state. The last
+//!   hard and conf state win. Records are buffered and written with one `fdatasync` per Ready
+//!   ([`DiskStorage::sync`]): nothing that depends on them may leave before it returns.
+//! - `raft.snap` holds the latest snapshot (metadata and the whole state machine), replaced
+//!   atomically (temp file, fsync, rename, fsync the directory).
+//!
+//! Compaction writes the snapshot first, then rewrites the log without the entries it covers
+//! (again temp, fsync, rename): a crash between the two leaves entries the snapshot already
+//! covers, which opening skips. A torn tail (a crash mid-write) is truncated with a warning; a
+//! damaged record with valid records after it is corruption, and opening refuses with the file
+//! and byte offset rather than start from a silently different state.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use thiserror::Error;
+
+/// The log file.
+pub const LOG_FILE: &str = "raft.log";
+/// The snapshot file.
+pub const SNAP_FILE: &str = "raft.snap";
+
+const T_ENTRIES: u8 = 1;
+const T_HARD: u8 = 2;
+const T_CONF: u8 = 3;
+const T_SNAP: u8 = 4;
+const HEADER: usize = 9;
+/// Largest record accepted when reading: a bigger length is damage, not data.
+const MAX_RECORD: usize = 256 * 1024 * 1024;
+
+/// A storage error; each names the file and what to do.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// An I/O error on a named file.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is damaged before its tail.
+    #[error(
+        "{path} is corrupt at byte {offset}: {reason}. Restore this sentinel's data directory from a backup, or remove it and add the sentinel back to the cluster as a new member"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Appends one record.
+fn put_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
+}
+
+fn entries_payload(ents: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in ents {
+        // Encoding a message built in memory cannot fail.
+        let b = e.write_to_bytes().unwrap_or_default();
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+/// One record read back: its offset, type and payload.
+type Record<'a> = (u64, u8, &'a [u8]);
+
+/// Why reading stopped before the end of a file.
+enum Stop {
+    /// Incomplete or damaged, with nothing valid after it: a torn tail at this offset.
+    Torn(u64),
+    /// Damaged with valid records after it.
+    Corrupt(u64, String),
+}
+
+/// Reads every valid record; says where and why reading stopped early.
+fn read_records(b: &[u8]) -> (Vec<Record<'_>>, Option<Stop>) {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < b.len() {
+        match record_at(b, pos) {
+            Ok((kind, payload, next)) => {
+                out.push((pos as u64, kind, payload));
+                pos = next;
+            }
+            Err(reason) => {
+                // A torn write damages only the tail; a valid record further on means the
+                // damage is in the middle.
+                let later = (pos + 1..b.len()).any(|p| {
+                    record_at(b, p).is_ok_and(|r| r.2 == b.len() || record_at(b, r.2).is_ok())
+                });
+                let stop = if later {
+                    Stop::Corrupt(pos as u64, reason)
+                } else {
+                    Stop::Torn(pos as u64)
+                };
+                return (out, Some(stop));
+            }
+        }
+    }
+    (out, None)
+}
+
+/// The record at `pos`: type, payload, offset of the next.
+fn record_at(b: &[u8], pos: usize) -> Result<(u8, &[u8], usize), String> {
+    let head = b
+        .get(pos..pos + HEADER)
+        .ok_or_else(|| "incomplete record header".to_string())?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let kind = head[8];
+    if len > MAX_RECORD {
+        return Err(format!("record length {len} is implausible"));
+    }
+    let payload = b
+        .get(pos + HEADER..pos + HEADER + len)
+        .ok_or_else(|| "incomplete record".to_string())?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(payload);
+    if h.finalize() != crc {
+        return Err("checksum mismatch".into());
+    }
+    if !(T_ENTRIES..=T_SNAP).contains(&kind) {
+        return Err(format!("unknown record type {kind}"));
+    }
+    Ok((kind, payload, pos + HEADER + len))
+}
+
+fn decode_entries(payload: &[u8]) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < payload.len() {
+        let len = payload
+            .get(pos..pos + 4)
+            .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+            .ok_or("truncated entry length")?;
+        let bytes = payload
+            .get(pos + 4..pos + 4 + len)
+            .ok_or("truncated entry")?;
+        out.push(Entry::parse_from_bytes(bytes).map_err(|e| format!("bad entry: {e}"))?);
+        pos += 4 + len;
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io("cannot create", &tmp))?;
+    f.write_all(bytes).map_err(io("cannot write", &tmp))?;
+    f.sync_all().map_err(io("cannot fsync", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("cannot rename into place", path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot fsync directory", dir))
+}
+
+struct Core {
+    dir: PathBuf,
+    file: File,
+    /// Records not yet written.
+    pending: Vec<u8>,
+    hard: HardState,
+    conf: ConfState,
+    /// The latest snapshot (index 0: none).
+    snap: Snapshot,
+    /// Entries after the snapshot, contiguous.
+    entries: Vec<Entry>,
+    /// Bytes in the log file.
+    log_len: u64,
+    /// Raft asked for a snapshot newer than the one we have.
+    snapshot_wanted: bool,
+}
+
+impl Core {
+    fn first_index(&self) -> u64 {
+        self.snap.get_metadata().index + 1
+    }
+
+    fn last_index(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(self.snap.get_metadata().index, |e| e.index)
+    }
+
+    /// Adds entries in memory, replacing any suffix they conflict with.
+    fn put_entries(&mut self, ents: &[Entry]) -> Result<(), String> {
+        let Some(first) = ents.first() else {
+            return Ok(());
+        };
+        // Entries the snapshot covers are already applied.
+        let skip = ents
+            .iter()
+            .take_while(|e| e.index < self.first_index())
+            .count();
+        let ents = &ents[skip..];
+        let Some(first_new) = ents.first() else {
+            return Ok(());
+        };
+        if first_new.index > self.last_index() + 1 {
+            return Err(format!(
+                "entries start at {} but the log ends at {} (first in batch {})",
+                first_new.index,
+                self.last_index(),
+                first.index
+            ));
+        }
+        let keep = (first_new.index - self.first_index()) as usize;
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(ents);
+        Ok(())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    /// Rewrites the log from memory (hard state, conf state, entries), crash-safely.
+    fn rewrite_log(&mut self) -> Result<(), StoreError> {
+        let mut out = Vec::new();
+        put_record(
+            &mut out,
+            T_HARD,
+            &self.hard.write_to_bytes().unwrap_or_default(),
+        );
+        put_record(
+            &mut out,
+            T_CONF,
+            &self.conf.write_to_bytes().unwrap_or_default(),
+        );
+        if !self.entries.is_empty() {
+            put_record(&mut out, T_ENTRIES, &entries_payload(&self.entries));
+        }
+        let path = self.log_path();
+        write_atomic(&path, &out)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io("cannot open", &path))?;
+        self.log_len = out.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+/// The durable Raft storage. Cheap to clone: the driver and `RawNode` share one.
+#[derive(Clone)]
+pub struct DiskStorage {
+    core: Arc<RwLock<Core>>,
+}
+
+impl DiskStorage {
+    /// Opens (creating if needed) the storage in `dir`, recovering what is on disk.
+    pub fn open(dir: &Path) -> Result<DiskStorage, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+        let snap_path = dir.join(SNAP_FILE);
+        let mut snap = Snapshot::default();
+        if snap_path.exists() {
+            let b = std::fs::read(&snap_path).map_err(io("cannot read", &snap_path))?;
+            let corrupt = |offset, reason| StoreError::Corrupt {
+                path: snap_path.clone(),
+                offset,
+                reason,
+            };
+            // Written atomically: any damage at all is corruption.
+            let (kind, payload, end) = record_at(&b, 0).map_err(|r| corrupt(0, r))?;
+            if kind != T_SNAP || end != b.len() {
+                return Err(corrupt(0, "not a single snapshot record".into()));
+            }
+            snap = Snapshot::parse_from_bytes(payload)
+                .map_err(|e| corrupt(HEADER as u64, format!("bad snapshot: {e}")))?;
+        }
+        let log_path = dir.join(LOG_FILE);
+        let bytes = match std::fs::read(&log_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("cannot read", &log_path)(e)),
+        };
+        let mut hard = HardState::default();
+        let mut conf = snap.get_metadata().get_conf_state().clone();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io("cannot open", &log_path))?;
+        let mut core = Core {
+            dir: dir.to_path_buf(),
+            file,
+            pending: Vec::new(),
+            hard: HardState::default(),
+            conf: ConfState::default(),
+            snap,
+            entries: Vec::new(),
+            log_len: bytes.len() as u64,
+            snapshot_wanted: false,
+        };
+        let (records, stop) = read_records(&bytes);
+        let corrupt = |offset, reason| StoreError::Corrupt {
+            path: log_path.clone(),
+            offset,
+            reason,
+        };
+        for (offset, kind, payload) in records {
+            match kind {
+                T_ENTRIES => {
+                    let ents = decode_entries(payload).map_err(|r| corrupt(offset, r))?;
+                    core.put_entries(&ents).map_err(|r| corrupt(offset, r))?;
+                }
+                T_HARD => {
+                    hard = HardState::parse_from_bytes(payload)
+                        .map_err(|e| corrupt(offset, format!("bad hard state: {e}")))?;
+                }
+                T_CONF => {
+                    conf = ConfState::parse_from_bytes(payload)
+                        .map_err(|e| corrupt(offset, format!("bad conf state: {e}")))?;
+                }
+                _ => return Err(corrupt(offset, "snapshot record inside the log".into())),
+            }
+        }
+        match stop {
+            Some(Stop::Corrupt(offset, reason)) => return Err(corrupt(offset, reason)),
+            Some(Stop::Torn(offset)) => {
+                tracing::warn!(file = %log_path.display(), valid_bytes = offset, "raft log has an incomplete tail (crash during a write); truncating it");
+                core.file
+                    .set_len(offset)
+                    .and_then(|()| core.file.sync_all())
+                    .map_err(io("cannot truncate", &log_path))?;
+                core.log_len = offset;
+            }
+            None => {}
+        }
+        // What the snapshot covers is committed.
+        let snap_index = core.snap.get_metadata().index;
+        if hard.commit < snap_index {
+            hard.commit = snap_index;
+        }
+        core.hard = hard;
+        core.conf = conf;
+        Ok(DiskStorage {
+            core: Arc::new(RwLock::new(core)),
+        })
+    }
+
+    /// Whether anything was ever stored (a sentinel that must not bootstrap again).
+    pub fn is_initialized(&self) -> bool {
+        let c = self.core.read();
+        c.last_index() > 0 || !c.conf.get_voters().is_empty() || c.hard.term > 0
+    }
+
+    /// Queues entries (replacing any conflicting suffix). Durable after [`DiskStorage::sync`].
+    pub fn append(&self, ents: &[Entry]) -> Result<(), StoreError> {
+        if ents.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.core.write();
+        let path = c.log_path();
+        c.put_entries(ents).map_err(|reason| StoreError::Corrupt {
+            path,
+            offset: 0,
+            reason: format!("raft appended out of order: {reason}"),
+        })?;
+        let payload = entries_payload(ents);
+        put_record(&mut c.pending, T_ENTRIES, &payload);
+        Ok(())
+    }
+
+    /// Queues a new hard state.
+    pub fn set_hard_state(&self, hs: &HardState) {
+        let mut c = self.core.write();
+        c.hard = hs.clone();
+        let b = hs.write_to_bytes().unwrap_or_default();
+        put_record(&mut c.pending, T_HARD, &b);
+    }
+
+    /// Queues a new commit index (a light Ready's).
+    pub fn set_commit(&self, commit: u64) {
+        let mut hs = self.core.read().hard.clone();
+        if hs.commit != commit {
+            hs.commit = commit;
+            self.set_hard_state(&hs);
+        }
+    }
+
+    /// Queues a new conf state (a conf change was applied).
+    pub fn set_conf_state(&self, cs: &ConfState) {
+        let mut c = self.core.write();
+        c.conf = cs.clone();
+        let b = cs.write_to_bytes().unwrap_or_default();
+        put_record(&mut c.pending, T_CONF, &b);
+    }
+
+    /// Writes everything queued and fsyncs it: one fsync per Ready.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut c = self.core.write();
+        if c.pending.is_empty() {
+            return Ok(());
+        }
+        let path = c.log_path();
+        let pending = std::mem::take(&mut c.pending);
+        c.file
+            .write_all(&pending)
+            .and_then(|()| c.file.sync_data())
+            .map_err(io("cannot write", &path))?;
+        c.log_len += pending.len() as u64;
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader: it replaces the log.
+    pub fn apply_snapshot(&self, snap: Snapshot) -> Result<(), StoreError> {
+        let mut c = self.core.write();
+        let meta = snap.get_metadata().clone();
+        if meta.index <= c.snap.get_metadata().index {
+            return Ok(());
+        }
+        let mut rec = Vec::new();
+        put_record(&mut rec, T_SNAP, &snap.write_to_bytes().unwrap_or_default());
+        write_atomic(&c.dir.join(SNAP_FILE), &rec)?;
+        c.snap = snap;
+        c.entries.clear();
+        c.hard.commit = c.hard.commit.max(meta.index);
+        c.hard.term = c.hard.term.max(meta.term);
+        c.conf = meta.get_conf_state().clone();
+        c.rewrite_log()
+    }
+
+    /// Takes a snapshot of the state machine at `index` (applied, so committed and in the log)
+    /// and drops the entries it covers.
+    pub fn compact(&self, index: u64, conf: ConfState, data: Vec<u8>) -> Result<(), StoreError> {
+        let mut c = self.core.write();
+        if index <= c.snap.get_metadata().index {
+            return Ok(());
+        }
+        let path = c.log_path();
+        if index > c.last_index() || index > c.hard.commit {
+            return Err(StoreError::Corrupt {
+                path,
+                offset: 0,
+                reason: format!(
+                    "compaction at {index} beyond the log ({}) or the commit index ({})",
+                    c.last_index(),
+                    c.hard.commit
+                ),
+            });
+        }
+        let term = c.entries[(index - c.first_index()) as usize].term;
+        let mut snap = Snapshot::default();
+        snap.set_data(data.into());
+        let m = snap.mut_metadata();
+        m.index = index;
+        m.term = term;
+        m.set_conf_state(conf);
+        let mut rec = Vec::new();
+        put_record(&mut rec, T_SNAP, &snap.write_to_bytes().unwrap_or_default());
+        write_atomic(&c.dir.join(SNAP_FILE), &rec)?;
+        let drop = (index + 1 - c.first_index()) as usize;
+        c.entries.drain(..drop);
+        c.snap = snap;
+        c.snapshot_wanted = false;
+        c.rewrite_log()
+    }
+
+    /// Whether raft asked for a newer snapshot than the one stored (the driver then compacts
+    /// at its applied index); clears the request.
+    pub fn take_snapshot_request(&self) -> bool {
+        std::mem::take(&mut self.core.write().snapshot_wanted)
+    }
+
+    /// Size of the log file, for compaction decisions.
+    pub fn log_bytes(&self) -> u64 {
+        self.core.read().log_len
+    }
+
+    /// The latest snapshot (its index is 0 if there is none).
+    pub fn latest_snapshot(&self) -> Snapshot {
+        self.core.read().snap.clone()
+    }
+
+    /// The stored hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.core.read().hard.clone()
+    }
+}
+
+fn store_err(e: StorageError) -> raft::Error {
+    raft::Error::Store(e)
+}
+
+impl Storage for DiskStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let c = self.core.read();
+        Ok(RaftState {
+            hard_state: c.hard.clone(),
+            conf_state: c.conf.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let c = self.core.read();
+        if low < c.first_index() {
+            return Err(store_err(StorageError::Compacted));
+        }
+        // The trait says this may panic; a sentinel must not.
+        if high > c.last_index() + 1 || low > high {
+            return Err(store_err(StorageError::Unavailable));
+        }
+        let lo = (low - c.first_index()) as usize;
+        let hi = (high - c.first_index()) as usize;
+        let mut ents = c.entries[lo..hi].to_vec();
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let c = self.core.read();
+        let meta = c.snap.get_metadata();
+        if idx == meta.index {
+            return Ok(meta.term);
+        }
+        if idx < c.first_index() {
+            return Err(store_err(StorageError::Compacted));
+        }
+        if idx > c.last_index() {
+            return Err(store_err(StorageError::Unavailable));
+        }
+        Ok(c.entries[(idx - c.first_index()) as usize].term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.core.read().first_index())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.core.read().last_index())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let mut c = self.core.write();
+        if c.snap.get_metadata().index < request_index {
+            c.snapshot_wanted = true;
+            return Err(store_err(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        Ok(c.snap.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry {
+            index,
+            term,
+            ..Default::default()
+        };
+        e.set_data(format!("cmd{index}").into_bytes().into());
+        e
+    }
+
+    fn ents(s: &DiskStorage, low: u64, high: u64) -> Vec<(u64, u64)> {
+        s.entries(low, high, None, GetEntriesContext::empty(false))
+            .unwrap()
+            .iter()
+            .map(|e| (e.index, e.term))
+            .collect()
+    }
+
+    fn hard(term: u64, vote: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_truncates_conflicts() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert!(!s.is_initialized());
+        s.append(&(1..=10).map(|i| entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        s.set_hard_state(&hard(1, 2, 4));
+        let mut cs = ConfState::default();
+        cs.set_voters(vec![1, 2, 3]);
+        s.set_conf_state(&cs);
+        s.sync().unwrap();
+        // A new leader overwrites 6.. with its own entries of term 2.
+        s.append(&[entry(6, 2), entry(7, 2)]).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert!(s.is_initialized());
+        assert_eq!(s.last_index().unwrap(), 7);
+        assert_eq!(ents(&s, 5, 8), vec![(5, 1), (6, 2), (7, 2)]);
+        let st = s.initial_state().unwrap();
+        assert_eq!(
+            (st.hard_state.term, st.hard_state.vote, st.hard_state.commit),
+            (1, 2, 4)
+        );
+        assert_eq!(st.conf_state.get_voters(), &[1, 2, 3]);
+        // Out of range asks are errors, never panics.
+        assert!(
+            s.entries(5, 99, None, GetEntriesContext::empty(false))
+                .is_err()
+        );
+        assert!(s.term(99).is_err());
+    }
+
+    #[test]
+    fn unsynced_records_are_not_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        s.append(&[entry(1, 1)]).unwrap();
+        s.sync().unwrap();
+        s.append(&[entry(2, 1)]).unwrap();
+        drop(s);
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert_eq!(s.last_index().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated_at_every_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        s.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        s.set_hard_state(&hard(1, 1, 2));
+        s.sync().unwrap();
+        let clean = std::fs::read(d.path().join(LOG_FILE)).unwrap();
+        s.append(&[entry(3, 1), entry(4, 1)]).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let full = std::fs::read(d.path().join(LOG_FILE)).unwrap();
+        for cut in clean.len()..full.len() {
+            std::fs::write(d.path().join(LOG_FILE), &full[..cut]).unwrap();
+            let s = DiskStorage::open(d.path()).unwrap();
+            assert_eq!(s.last_index().unwrap(), 2, "cut {cut}");
+            assert_eq!(s.initial_state().unwrap().hard_state.commit, 2);
+            assert_eq!(
+                std::fs::metadata(d.path().join(LOG_FILE)).unwrap().len() as usize,
+                clean.len(),
+                "cut {cut}: torn tail not truncated"
+            );
+        }
+    }
+
+    #[test]
+    fn damage_before_the_tail_is_refused_with_file_and_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        s.append(&[entry(1, 1)]).unwrap();
+        s.sync().unwrap();
+        s.append(&[entry(2, 1)]).unwrap();
+        s.set_hard_state(&hard(1, 1, 2));
+        s.sync().unwrap();
+        drop(s);
+        let path = d.path().join(LOG_FILE);
+        let good = std::fs::read(&path).unwrap();
+        for at in [0usize, 4, 8, 12] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x55;
+            std::fs::write(&path, &bad).unwrap();
+            let e = DiskStorage::open(d.path())
+                .err()
+                .expect("damage must be refused");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(LOG_FILE) && msg.contains("corrupt at byte 0"),
+                "#{at}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn compaction_and_snapshots_survive_reopen_and_crashes_between_steps() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        s.append(&(1..=10).map(|i| entry(i, 1 + i / 6)).collect::<Vec<_>>())
+            .unwrap();
+        s.set_hard_state(&hard(2, 1, 8));
+        s.sync().unwrap();
+        let before = std::fs::read(d.path().join(LOG_FILE)).unwrap();
+        let mut cs = ConfState::default();
+        cs.set_voters(vec![1]);
+        // Not beyond the commit index.
+        assert!(s.compact(9, cs.clone(), b"state".to_vec()).is_err());
+        s.compact(7, cs.clone(), b"state@7".to_vec()).unwrap();
+        assert_eq!(s.first_index().unwrap(), 8);
+        assert_eq!(s.term(7).unwrap(), 2);
+        assert!(
+            s.entries(5, 9, None, GetEntriesContext::empty(false))
+                .is_err()
+        );
+        assert!(s.snapshot(9, 2).is_err(), "a newer snapshot is asked for");
+        assert!(s.take_snapshot_request());
+        assert_eq!(s.snapshot(7, 2).unwrap().get_data(), b"state@7");
+        drop(s);
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (8, 10));
+        assert_eq!(s.latest_snapshot().get_data(), b"state@7");
+        assert_eq!(ents(&s, 8, 11), vec![(8, 2), (9, 2), (10, 2)]);
+        drop(s);
+        // A crash after the snapshot was written but before the log was rewritten.
+        std::fs::write(d.path().join(LOG_FILE), &before).unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (8, 10));
+        assert_eq!(s.initial_state().unwrap().hard_state.commit, 8);
+    }
+
+    #[test]
+    fn a_snapshot_from_the_leader_replaces_the_log() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        s.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        s.sync().unwrap();
+        let mut snap = Snapshot::default();
+        snap.set_data(b"leader state".to_vec().into());
+        snap.mut_metadata().index = 50;
+        snap.mut_metadata().term = 4;
+        snap.mut_metadata()
+            .mut_conf_state()
+            .set_voters(vec![1, 2, 3]);
+        s.apply_snapshot(snap).unwrap();
+        drop(s);
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert_eq!(
+            (s.first_index().unwrap(), s.last_index().unwrap()),
+            (51, 50)
+        );
+        assert_eq!(s.term(50).unwrap(), 4);
+        let st = s.initial_state().unwrap();
+        assert_eq!((st.hard_state.commit, st.hard_state.term), (50, 4));
+        assert_eq!(st.conf_state.get_voters(), &[1, 2, 3]);
+        // Entries continue after it.
+        s.append(&[entry(51, 4)]).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let s = DiskStorage::open(d.path()).unwrap();
+        assert_eq!(s.last_index().unwrap(), 51);
+        // A damaged snapshot file is refused by name.
+        let p = d.path().join(SNAP_FILE);
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        b[n - 1] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+        drop(s);
+        let e = DiskStorage::open(d.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains(SNAP_FILE), "{e}");
+    }
+}
