@@ -512,6 +512,11 @@ impl DiskStorage {
         self.core.read().snap.clone()
     }
 
+    /// Index of the latest snapshot (0: none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.core.read().snap.get_metadata().index
+    }
+
     /// The stored hard state.
     pub fn hard_state(&self) -> HardState {
         self.core.read().hard.clone()

@@ -1,0 +1,520 @@
+//! The Raft driver: one task owns `RawNode`; ticks, proposals, peer messages and reads reach it
+//! through one mailbox, and it handles each Ready in the documented order (send messages,
+//! apply a snapshot, apply committed entries, persist entries and hard state with one fsync,
+//! send persisted messages, answer reads, advance; then the light ready).
+//!
+//! Proposals carry an id; the caller waiting for it is answered when *its* entry applies (never
+//! matched first-in-first-out, which breaks across leader changes). Proposals, reads and conf
+//! changes can be dropped silently by Raft (no leader, a conf change pending): callers always
+//! wait with a timeout and may retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::{ClusterState, Command, Proposal};
+use crate::storage::{DiskStorage, StoreError};
+
+/// What can go wrong for a caller of the driver.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DriverError {
+    /// No leader is known (an election is running, or this sentinel is cut off): retry.
+    #[error(
+        "no Raft leader is known right now (election in progress or this sentinel is cut off from the majority); retry shortly"
+    )]
+    NoLeader,
+    /// The request did not complete in time (lost in a leader change, or no majority).
+    #[error(
+        "timed out after {0:?} waiting for the Raft majority; the sentinel may be cut off from it"
+    )]
+    Timeout(Duration),
+    /// The command was applied and rejected by the state machine.
+    #[error("{0}")]
+    Rejected(String),
+    /// The driver stopped (shutdown or a storage failure).
+    #[error("the Raft driver has stopped: {0}")]
+    Stopped(String),
+}
+
+/// Where messages to other sentinels go.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends messages (best effort; Raft retransmits).
+    fn send(&self, msgs: Vec<Message>);
+}
+
+/// Raft timing and log compaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// One tick.
+    pub tick: Duration,
+    /// Ticks without a leader before an election.
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Snapshot the state and compact the log every this many applied entries.
+    pub compact_every: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            compact_every: 10_000,
+        }
+    }
+}
+
+enum Msg {
+    Raft(Message),
+    Propose(Command, oneshot::Sender<Result<(), DriverError>>),
+    Read(oneshot::Sender<Result<u64, DriverError>>),
+    ConfChange(ConfChangeV2, oneshot::Sender<Result<(), DriverError>>),
+    Unreachable(u64),
+}
+
+/// What the driver publishes about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// This sentinel.
+    pub id: u64,
+    /// The leader it knows (0: none).
+    pub leader: u64,
+    /// Current term.
+    pub term: u64,
+    /// Whether it leads.
+    pub is_leader: bool,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// Voters and learners.
+    pub voters: Vec<u64>,
+    /// Learners.
+    pub learners: Vec<u64>,
+    /// Index of the latest snapshot (the log starts after it).
+    pub snapshot_index: u64,
+}
+
+/// A handle to the driver: cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Msg>,
+    /// The applied state (read it after [`Handle::read_index`] for a linearizable answer).
+    pub state: Arc<RwLock<ClusterState>>,
+    /// The driver's status.
+    pub status: Arc<RwLock<RaftStatus>>,
+}
+
+impl Handle {
+    /// Hands a message from a peer to Raft.
+    pub fn step(&self, m: Message) {
+        let _ = self.tx.try_send(Msg::Raft(m));
+    }
+
+    /// Reports a peer the transport cannot reach.
+    pub fn unreachable(&self, id: u64) {
+        let _ = self.tx.try_send(Msg::Unreachable(id));
+    }
+
+    /// Proposes a command; resolves once it is applied (or rejected by the state machine).
+    pub async fn propose(&self, cmd: Command, timeout: Duration) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.call(Msg::Propose(cmd, tx), rx, timeout).await?
+    }
+
+    /// A linearizable read point (Raft ReadIndex, safe mode): once this returns, the local
+    /// state is at least as new as anything committed before the call.
+    pub async fn read_index(&self, timeout: Duration) -> Result<u64, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.call(Msg::Read(tx), rx, timeout).await?
+    }
+
+    /// Proposes a membership change; resolves once it is applied.
+    pub async fn conf_change(
+        &self,
+        cc: ConfChangeV2,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.call(Msg::ConfChange(cc, tx), rx, timeout).await?
+    }
+
+    async fn call<T>(
+        &self,
+        msg: Msg,
+        rx: oneshot::Receiver<T>,
+        timeout: Duration,
+    ) -> Result<T, DriverError> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| DriverError::Stopped("mailbox closed".into()))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(DriverError::Stopped("request dropped".into())),
+            Err(_) => Err(DriverError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Forwards raft-rs' slog records to tracing.
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, r: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        match r.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(target: "raft", "{}", r.msg())
+            }
+            slog::Level::Warning => tracing::warn!(target: "raft", "{}", r.msg()),
+            slog::Level::Info => tracing::info!(target: "raft", "{}", r.msg()),
+            _ => tracing::trace!(target: "raft", "{}", r.msg()),
+        }
+        Ok(())
+    }
+}
+
+/// Starts the driver for sentinel `id` on `storage`. With `bootstrap` voters and an empty
+/// storage, the group forms from them (all founding members must be given the same list);
+/// a storage with history ignores it.
+pub fn start(
+    id: u64,
+    storage: DiskStorage,
+    bootstrap: &[u64],
+    opts: Options,
+    transport: Arc<dyn Transport>,
+) -> Result<Handle, StoreError> {
+    if !storage.is_initialized() && !bootstrap.is_empty() {
+        let mut cs = raft::eraftpb::ConfState::default();
+        cs.set_voters(bootstrap.to_vec());
+        storage.set_conf_state(&cs);
+        storage.sync()?;
+    }
+    let snap = storage.latest_snapshot();
+    let mut state = ClusterState::from_bytes(snap.get_data()).unwrap_or_default();
+    state.applied = snap.get_metadata().index;
+    let config = Config {
+        id,
+        election_tick: opts.election_ticks,
+        heartbeat_tick: opts.heartbeat_ticks,
+        // The state machine is rebuilt from the snapshot; Raft replays what follows it.
+        applied: snap.get_metadata().index,
+        pre_vote: true,
+        check_quorum: true,
+        read_only_option: ReadOnlyOption::Safe,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        ..Default::default()
+    };
+    let logger = slog::Logger::root(slog::Fuse(TracingDrain), slog::o!("sentinel" => id));
+    let raw = RawNode::new(&config, storage.clone(), &logger).map_err(|e| StoreError::Corrupt {
+        path: Default::default(),
+        offset: 0,
+        reason: format!("raft refused the stored state: {e}"),
+    })?;
+    let (tx, rx) = mpsc::channel(4096);
+    let handle = Handle {
+        tx,
+        state: Arc::new(RwLock::new(state)),
+        status: Arc::new(RwLock::new(RaftStatus {
+            id,
+            ..Default::default()
+        })),
+    };
+    let driver = Driver {
+        raw,
+        storage,
+        transport,
+        handle: handle.clone(),
+        proposals: HashMap::new(),
+        reads: HashMap::new(),
+        conf_changes: HashMap::new(),
+        next_id: 1,
+        id,
+        compact_every: opts.compact_every,
+    };
+    tokio::spawn(driver.run(rx, opts.tick));
+    Ok(handle)
+}
+
+/// A linearizable read: its caller and, once known, the index the state must reach.
+type PendingRead = (oneshot::Sender<Result<u64, DriverError>>, Option<u64>);
+
+struct Driver {
+    raw: RawNode<DiskStorage>,
+    storage: DiskStorage,
+    transport: Arc<dyn Transport>,
+    handle: Handle,
+    proposals: HashMap<u64, oneshot::Sender<Result<(), DriverError>>>,
+    /// Reads waiting for their read index (known once Raft confirmed leadership).
+    reads: HashMap<u64, PendingRead>,
+    conf_changes: HashMap<u64, oneshot::Sender<Result<(), DriverError>>>,
+    next_id: u64,
+    id: u64,
+    compact_every: u64,
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, tick: Duration) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.raw.tick();
+                }
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        self.handle_msg(m);
+                        // Drain what else is waiting: one Ready for the batch.
+                        while let Ok(m) = rx.try_recv() {
+                            self.handle_msg(m);
+                        }
+                    }
+                    None => return,
+                },
+            }
+            if let Err(e) = self.on_ready() {
+                tracing::error!(error = %e, "raft storage failed; this sentinel stops taking part");
+                return;
+            }
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn handle_msg(&mut self, m: Msg) {
+        match m {
+            Msg::Raft(m) => {
+                if let Err(e) = self.raw.step(m) {
+                    tracing::debug!(error = %e, "raft message ignored");
+                }
+            }
+            Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::Propose(cmd, reply) => {
+                let id = self.take_id();
+                let p = Proposal {
+                    id,
+                    by: self.id,
+                    at_ms: wall_ms(),
+                    cmd,
+                };
+                match self.raw.propose(vec![], p.encode()) {
+                    Ok(()) => {
+                        self.proposals.insert(id, reply);
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(DriverError::NoLeader));
+                    }
+                }
+            }
+            Msg::Read(reply) => {
+                let id = self.take_id();
+                self.raw.read_index(id.to_le_bytes().to_vec());
+                self.reads.insert(id, (reply, None));
+            }
+            Msg::ConfChange(cc, reply) => {
+                let id = self.take_id();
+                match self.raw.propose_conf_change(id.to_le_bytes().to_vec(), cc) {
+                    Ok(()) => {
+                        self.conf_changes.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(DriverError::Rejected(format!(
+                            "membership change refused: {e}"
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), StoreError> {
+        if !self.raw.has_ready() {
+            self.resolve_reads();
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        self.transport.send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            let snap = ready.snapshot().clone();
+            self.storage.apply_snapshot(snap.clone())?;
+            match ClusterState::from_bytes(snap.get_data()) {
+                Ok(mut s) => {
+                    s.applied = snap.get_metadata().index;
+                    *self.handle.state.write() = s;
+                }
+                Err(e) => tracing::error!(error = %e, "snapshot from the leader does not decode"),
+            }
+        }
+        self.apply(ready.take_committed_entries())?;
+        self.storage.append(ready.entries())?;
+        if let Some(hs) = ready.hs() {
+            self.storage.set_hard_state(hs);
+        }
+        // Durable before anything that depends on it leaves.
+        self.storage.sync()?;
+        self.transport.send(ready.take_persisted_messages());
+        for rs in ready.read_states() {
+            if let Ok(b) = <[u8; 8]>::try_from(&rs.request_ctx[..])
+                && let Some(r) = self.reads.get_mut(&u64::from_le_bytes(b))
+            {
+                r.1 = Some(rs.index);
+            }
+        }
+        if let Some(ss) = ready.ss() {
+            // Proposals in flight may be lost with a leadership change; their callers time out.
+            tracing::debug!(leader = ss.leader_id, role = ?ss.raft_state, "raft role changed");
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.storage.set_commit(commit);
+        }
+        self.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.maybe_compact()?;
+        self.resolve_reads();
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Snapshots the state at the applied index and drops the log before it: every
+    /// `compact_every` entries, or when a lagging follower needs a newer snapshot.
+    fn maybe_compact(&mut self) -> Result<(), StoreError> {
+        let applied = self.handle.state.read().applied;
+        let snap_index = self.storage.snapshot_index();
+        let wanted = self.storage.take_snapshot_request();
+        if applied > snap_index && (wanted || applied - snap_index >= self.compact_every) {
+            let conf = self.raw.raft.prs().conf().to_conf_state();
+            let data = self.handle.state.read().to_bytes();
+            self.storage.compact(applied, conf, data)?;
+            tracing::debug!(index = applied, "raft log compacted");
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        for e in entries {
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if e.data.is_empty() {
+                        // A new leader's empty entry.
+                        self.handle.state.write().applied = e.index;
+                        continue;
+                    }
+                    let result = match Proposal::decode(&e.data) {
+                        Ok(p) => {
+                            let r = self.handle.state.write().apply(e.index, &p);
+                            if let Err(why) = &r {
+                                tracing::info!(index = e.index, why = %why, "command rejected");
+                            }
+                            (p.by == self.id).then_some((p.id, r))
+                        }
+                        Err(why) => {
+                            tracing::error!(index = e.index, why = %why, "undecodable entry skipped");
+                            self.handle.state.write().applied = e.index;
+                            None
+                        }
+                    };
+                    if let Some((id, r)) = result
+                        && let Some(reply) = self.proposals.remove(&id)
+                    {
+                        let _ = reply.send(r.map_err(DriverError::Rejected));
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    // Both forms, including the empty "leave joint" entry.
+                    let applied = if e.get_entry_type() == EntryType::EntryConfChange {
+                        raft::eraftpb::ConfChange::parse_from_bytes(&e.data)
+                            .map_err(|err| err.to_string())
+                            .and_then(|cc| {
+                                self.raw
+                                    .apply_conf_change(&cc)
+                                    .map_err(|err| err.to_string())
+                            })
+                    } else {
+                        ConfChangeV2::parse_from_bytes(&e.data)
+                            .map_err(|err| err.to_string())
+                            .and_then(|cc| {
+                                self.raw
+                                    .apply_conf_change(&cc)
+                                    .map_err(|err| err.to_string())
+                            })
+                    };
+                    let outcome = match applied {
+                        Ok(cs) => {
+                            self.storage.set_conf_state(&cs);
+                            Ok(())
+                        }
+                        Err(err) => Err(DriverError::Rejected(format!(
+                            "membership change not applied: {err}"
+                        ))),
+                    };
+                    self.handle.state.write().applied = e.index;
+                    if let Ok(b) = <[u8; 8]>::try_from(&e.context[..])
+                        && let Some(reply) = self.conf_changes.remove(&u64::from_le_bytes(b))
+                    {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers reads whose read index the state has reached.
+    fn resolve_reads(&mut self) {
+        let applied = self.handle.state.read().applied;
+        let done: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, (tx, idx))| idx.is_some_and(|i| i <= applied) || tx.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some((tx, idx)) = self.reads.remove(&id) {
+                let _ = tx.send(idx.ok_or(DriverError::NoLeader));
+            }
+        }
+        // Callers that gave up leave closed senders behind.
+        self.proposals.retain(|_, tx| !tx.is_closed());
+        self.conf_changes.retain(|_, tx| !tx.is_closed());
+    }
+
+    fn publish_status(&self) {
+        let r = self.raw.raft.prs().conf();
+        let voters: Vec<u64> = r.voters().ids().iter().collect();
+        let learners: Vec<u64> = r.learners().iter().copied().collect();
+        let mut s = self.handle.status.write();
+        s.leader = self.raw.raft.leader_id;
+        s.term = self.raw.raft.term;
+        s.is_leader = self.raw.raft.state == StateRole::Leader;
+        s.commit = self.raw.raft.raft_log.committed;
+        s.applied = self.handle.state.read().applied;
+        s.voters = voters;
+        s.learners = learners;
+        s.snapshot_index = self.storage.snapshot_index();
+    }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

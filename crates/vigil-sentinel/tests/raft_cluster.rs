@@ -1,0 +1,284 @@
+//! The Raft driver in an in-process network that can cut links: elections, proposals through
+//! any member, linearizable reads, a cut-off minority, restarts from disk, and catch-up from a
+//! snapshot after compaction.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use raft::eraftpb::Message;
+use vigil_sentinel::driver::{self, DriverError, Handle, Options, Transport};
+use vigil_sentinel::state::{Command, GroupSpec, NodeSpec, Settings};
+use vigil_sentinel::storage::DiskStorage;
+
+/// Routes messages between in-process drivers; links can be cut both ways.
+#[derive(Default)]
+struct Net {
+    handles: RwLock<HashMap<u64, Handle>>,
+    cut: Mutex<HashSet<(u64, u64)>>,
+}
+
+struct Port {
+    from: u64,
+    net: Arc<Net>,
+}
+
+impl Transport for Port {
+    fn send(&self, msgs: Vec<Message>) {
+        let cut = self.net.cut.lock().clone();
+        let handles = self.net.handles.read();
+        for m in msgs {
+            if cut.contains(&(self.from, m.to)) {
+                continue;
+            }
+            if let Some(h) = handles.get(&m.to) {
+                h.step(m);
+            }
+        }
+    }
+}
+
+impl Net {
+    fn isolate(&self, id: u64, ids: &[u64]) {
+        let mut cut = self.cut.lock();
+        for &o in ids {
+            if o != id {
+                cut.insert((id, o));
+                cut.insert((o, id));
+            }
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.lock().clear();
+    }
+}
+
+struct Cluster {
+    net: Arc<Net>,
+    dirs: HashMap<u64, PathBuf>,
+    ids: Vec<u64>,
+    _tmp: tempfile::TempDir,
+    opts: Options,
+}
+
+fn opts() -> Options {
+    Options {
+        tick: Duration::from_millis(20),
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        compact_every: 10_000,
+    }
+}
+
+impl Cluster {
+    fn new(n: u64, opts: Options) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let ids: Vec<u64> = (1..=n).collect();
+        let dirs = ids
+            .iter()
+            .map(|&i| (i, tmp.path().join(format!("s{i}"))))
+            .collect();
+        let c = Cluster {
+            net: Arc::new(Net::default()),
+            dirs,
+            ids,
+            _tmp: tmp,
+            opts,
+        };
+        for &i in &c.ids.clone() {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start(&self, id: u64) {
+        let storage = DiskStorage::open(&self.dirs[&id]).unwrap();
+        let port = Arc::new(Port {
+            from: id,
+            net: self.net.clone(),
+        });
+        let h = driver::start(id, storage, &self.ids, self.opts, port).unwrap();
+        self.net.handles.write().insert(id, h);
+    }
+
+    /// Stops a driver (its mailbox closes when the last handle goes).
+    fn stop(&self, id: u64) {
+        self.net.handles.write().remove(&id);
+    }
+
+    fn h(&self, id: u64) -> Handle {
+        self.net.handles.read()[&id].clone()
+    }
+
+    async fn leader(&self, among: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for &i in among {
+                if let Some(h) = self.net.handles.read().get(&i)
+                    && h.status.read().is_leader
+                {
+                    return i;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader among {among:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn monitor(name: &str) -> Command {
+    Command::Monitor(GroupSpec {
+        name: name.into(),
+        nodes: vec![NodeSpec {
+            name: "a".into(),
+            data: "127.0.0.1:6379".into(),
+            admin: "127.0.0.1:16379".into(),
+            priority: 100,
+        }],
+        settings: Settings::default(),
+    })
+}
+
+async fn propose_retrying(c: &Cluster, via: u64, cmd: Command) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c
+            .h(via)
+            .propose(cmd.clone(), Duration::from_millis(500))
+            .await
+        {
+            Ok(()) => return,
+            Err(DriverError::NoLeader | DriverError::Timeout(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("proposal failed: {e}"),
+        }
+    }
+}
+
+async fn groups_after_read(c: &Cluster, id: u64) -> Vec<String> {
+    c.h(id).read_index(Duration::from_secs(5)).await.unwrap();
+    c.h(id).state.read().groups.keys().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sentinels_elect_agree_and_survive_the_leader() {
+    let c = Cluster::new(3, opts());
+    let leader = c.leader(&c.ids).await;
+    let follower = c.ids.iter().copied().find(|&i| i != leader).unwrap();
+    // Proposed through a follower: forwarded to the leader.
+    propose_retrying(&c, follower, monitor("g1")).await;
+    for &i in &c.ids {
+        assert_eq!(groups_after_read(&c, i).await, vec!["g1"], "sentinel {i}");
+    }
+    // The rejected command comes back as such.
+    let e = c
+        .h(leader)
+        .propose(monitor("g1"), Duration::from_secs(2))
+        .await;
+    assert!(matches!(e, Err(DriverError::Rejected(_))), "{e:?}");
+    // Cut the leader off: the other two elect a new one within two election timeouts.
+    let t = Instant::now();
+    c.net.isolate(leader, &c.ids);
+    let rest: Vec<u64> = c.ids.iter().copied().filter(|&i| i != leader).collect();
+    let new_leader = c.leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    let election = Duration::from_millis(20 * 10);
+    assert!(
+        t.elapsed() < election * 2 + Duration::from_millis(300),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The isolated old leader can neither commit nor serve a linearizable read.
+    let e = c
+        .h(leader)
+        .propose(monitor("lost"), Duration::from_millis(600))
+        .await;
+    assert!(e.is_err(), "a cut-off sentinel committed: {e:?}");
+    let r = c.h(leader).read_index(Duration::from_millis(600)).await;
+    assert!(r.is_err(), "a cut-off sentinel served a linearizable read");
+    // The majority goes on; written state survives and the old leader converges after healing.
+    propose_retrying(&c, new_leader, monitor("g2")).await;
+    c.net.heal();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if c.h(leader).read_index(Duration::from_secs(1)).await.is_ok() {
+            let groups: Vec<String> = c.h(leader).state.read().groups.keys().cloned().collect();
+            if groups.contains(&"g2".to_string()) {
+                // Its uncommitted entry from the old term was overwritten, never applied.
+                assert!(!groups.contains(&"lost".to_string()), "{groups:?}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "old leader never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_comes_back_from_disk_applied_once() {
+    let c = Cluster::new(3, opts());
+    let leader = c.leader(&c.ids).await;
+    for i in 0..20 {
+        propose_retrying(&c, leader, monitor(&format!("g{i}"))).await;
+    }
+    let before = c.h(leader).state.read().clone();
+    for &i in &c.ids {
+        c.stop(i);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for &i in &c.ids {
+        c.start(i);
+    }
+    let leader = c.leader(&c.ids).await;
+    propose_retrying(&c, leader, monitor("after")).await;
+    for &i in &c.ids {
+        c.h(i).read_index(Duration::from_secs(5)).await.unwrap();
+        let s = c.h(i).state.read().clone();
+        assert_eq!(s.groups.len(), 21, "sentinel {i}");
+        // Every change once in the history: nothing applied twice.
+        let monitors = s.history.iter().filter(|h| h.what == "monitor").count();
+        assert_eq!(monitors, 21, "sentinel {i}: {:#?}", s.history);
+        for (name, g) in &before.groups {
+            assert_eq!(&s.groups[name], g);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_far_behind_catches_up_from_a_snapshot() {
+    let mut o = opts();
+    o.compact_every = 10;
+    let c = Cluster::new(3, o);
+    let leader = c.leader(&c.ids).await;
+    let behind = c.ids.iter().copied().find(|&i| i != leader).unwrap();
+    c.net.isolate(behind, &c.ids);
+    for i in 0..60 {
+        propose_retrying(&c, leader, monitor(&format!("g{i}"))).await;
+    }
+    // The leader's log no longer holds what the lagging sentinel lacks: only a snapshot helps.
+    let behind_applied = c.h(behind).status.read().applied;
+    let leader_snap = c.h(leader).status.read().snapshot_index;
+    assert!(
+        leader_snap > behind_applied + 1,
+        "leader compacted to {leader_snap}, the lagging sentinel applied {behind_applied}"
+    );
+    c.net.heal();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = c.h(behind).state.read().groups.len();
+        if n == 60 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "behind sentinel has {n} of 60 groups"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = c.h(behind).state.read().clone();
+    assert_eq!(s.groups, c.h(leader).state.read().groups);
+}
