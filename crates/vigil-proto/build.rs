@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Our codec: undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL.
     tonic_prost_build::configure()
         .codec_path("crate::codec::Codec")
-        .compile_protos(&["../../proto/node_admin.proto"], &["../../proto"])?;
+        .compile_protos(
+            &["../../proto/node_admin.proto", "../../proto/sentinel.proto"],
+            &["../../proto"],
+        )?;
     Ok(())
 }

@@ -32,6 +32,110 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A port a child announces later (the node's admin port).
+type LatePort = std::sync::Arc<std::sync::Mutex<Option<u16>>>;
+
+/// Starts `vigil <args>` with stderr to `stderr_path` and waits for the stdout line
+/// `<prefix>ADDR`; returns the child, that port, and the admin port slot (filled when the
+/// child prints `admin listening on ADDR`). `Err` with its stderr if it exits first.
+fn spawn_vigil(
+    args: &[std::ffi::OsString],
+    stderr_path: &Path,
+    prefix: &'static str,
+) -> Result<(Child, u16, LatePort), String> {
+    let stderr = std::fs::File::create(stderr_path).map_err(|e| e.to_string())?;
+    let mut child = Command::new(vigil_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let admin: LatePort = LatePort::default();
+    let admin_slot = admin.clone();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("admin listening on ") {
+                let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                if let Ok(mut slot) = admin_slot.lock() {
+                    *slot = port;
+                }
+            } else if let Some(addr) = line.strip_prefix(prefix) {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => {
+            let port = addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or("bad address line")?;
+            Ok((child, port, admin))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::fs::read_to_string(stderr_path).unwrap_or_default())
+        }
+    }
+}
+
+/// A `vigil sentinel` child process; SIGKILLed on drop.
+pub struct SentinelProc {
+    /// The child.
+    pub child: Child,
+    /// Its Raft id.
+    pub id: u64,
+    /// Its gRPC port.
+    pub port: u16,
+    /// Its config file.
+    pub config: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl SentinelProc {
+    /// Starts `vigil sentinel --config <config>`.
+    pub fn start(id: u64, config: &Path) -> SentinelProc {
+        let stderr_path = config.with_extension("stderr.log");
+        let args: Vec<std::ffi::OsString> =
+            vec!["sentinel".into(), "--config".into(), config.into()];
+        let (child, port, _) = spawn_vigil(&args, &stderr_path, "grpc listening on ")
+            .unwrap_or_else(|e| panic!("sentinel {id} did not start: {e}"));
+        SentinelProc {
+            child,
+            id,
+            port,
+            config: config.to_path_buf(),
+            stderr_path,
+        }
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILLs the process and waits for it.
+    pub fn kill9(&mut self) {
+        // SAFETY: kill(2) with the PID of a child we own.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SentinelProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `vigil node` child process; SIGKILLed on drop.
 pub struct NodeProc {
     /// The child.
@@ -41,7 +145,7 @@ pub struct NodeProc {
     /// Its data directory.
     pub dir: PathBuf,
     stderr_path: PathBuf,
-    admin: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
+    admin: LatePort,
 }
 
 impl NodeProc {
@@ -54,53 +158,22 @@ impl NodeProc {
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<NodeProc, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let stderr_path = dir.with_extension("stderr.log");
-        let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
-        let mut child = Command::new(vigil_bin())
-            .args(["node", "--port", "0", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let admin = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let admin_slot = admin.clone();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("admin listening on ") {
-                    let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                    if let Ok(mut slot) = admin_slot.lock() {
-                        *slot = port;
-                    }
-                } else if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => {
-                let port = addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .ok_or("bad address line")?;
-                Ok(NodeProc {
-                    child,
-                    port,
-                    dir: dir.to_path_buf(),
-                    stderr_path,
-                    admin,
-                })
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(std::fs::read_to_string(&stderr_path).unwrap_or_default())
-            }
-        }
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "node".into(),
+            "--port".into(),
+            "0".into(),
+            "--dir".into(),
+            dir.into(),
+        ];
+        args.extend(extra.iter().map(|a| a.into()));
+        let (child, port, admin) = spawn_vigil(&args, &stderr_path, "listening on ")?;
+        Ok(NodeProc {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            stderr_path,
+            admin,
+        })
     }
 
     /// The admin (gRPC) port, once the node announced it.

@@ -10,3 +10,9 @@ pub mod codec;
 pub mod node {
     tonic::include_proto!("vigil.node.v1");
 }
+
+/// `proto/sentinel.proto`: the Raft transport between sentinels and the public sentinel API.
+#[allow(missing_docs, clippy::all)]
+pub mod sentinel {
+    tonic::include_proto!("vigil.sentinel.v1");
+}

@@ -79,6 +79,8 @@ enum Msg {
     Read(oneshot::Sender<Result<u64, DriverError>>),
     ConfChange(ConfChangeV2, oneshot::Sender<Result<(), DriverError>>),
     Unreachable(u64),
+    SnapshotStatus(u64, bool),
+    TransferLeader(u64),
 }
 
 /// What the driver publishes about itself.
@@ -102,6 +104,8 @@ pub struct RaftStatus {
     pub learners: Vec<u64>,
     /// Index of the latest snapshot (the log starts after it).
     pub snapshot_index: u64,
+    /// On the leader: each member's matched index and whether it was heard from recently.
+    pub progress: Vec<(u64, u64, bool)>,
 }
 
 /// A handle to the driver: cheap to clone.
@@ -112,6 +116,8 @@ pub struct Handle {
     pub state: Arc<RwLock<ClusterState>>,
     /// The driver's status.
     pub status: Arc<RwLock<RaftStatus>>,
+    /// Every applied change, as it is applied (for `WatchTopology`).
+    pub events: tokio::sync::broadcast::Sender<crate::state::Change>,
 }
 
 impl Handle {
@@ -123,6 +129,16 @@ impl Handle {
     /// Reports a peer the transport cannot reach.
     pub fn unreachable(&self, id: u64) {
         let _ = self.tx.try_send(Msg::Unreachable(id));
+    }
+
+    /// Reports whether a snapshot reached `id`.
+    pub fn snapshot_status(&self, id: u64, delivered: bool) {
+        let _ = self.tx.try_send(Msg::SnapshotStatus(id, delivered));
+    }
+
+    /// Asks the leader to hand leadership to `to` (takes effect within an election timeout).
+    pub fn transfer_leader(&self, to: u64) {
+        let _ = self.tx.try_send(Msg::TransferLeader(to));
     }
 
     /// Proposes a command; resolves once it is applied (or rejected by the state machine).
@@ -232,6 +248,7 @@ pub fn start(
             id,
             ..Default::default()
         })),
+        events: tokio::sync::broadcast::channel(1024).0,
     };
     let driver = Driver {
         raw,
@@ -306,6 +323,15 @@ impl Driver {
                 }
             }
             Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::SnapshotStatus(id, ok) => self.raw.report_snapshot(
+                id,
+                if ok {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                },
+            ),
+            Msg::TransferLeader(to) => self.raw.transfer_leader(to),
             Msg::Propose(cmd, reply) => {
                 let id = self.take_id();
                 let p = Proposal {
@@ -420,7 +446,16 @@ impl Driver {
                     }
                     let result = match Proposal::decode(&e.data) {
                         Ok(p) => {
-                            let r = self.handle.state.write().apply(e.index, &p);
+                            let r = {
+                                let mut st = self.handle.state.write();
+                                let r = st.apply(e.index, &p);
+                                if r.is_ok()
+                                    && let Some(c) = st.history.back()
+                                {
+                                    let _ = self.handle.events.send(c.clone());
+                                }
+                                r
+                            };
                             if let Err(why) = &r {
                                 tracing::info!(index = e.index, why = %why, "command rejected");
                             }
@@ -510,6 +545,16 @@ impl Driver {
         s.voters = voters;
         s.learners = learners;
         s.snapshot_index = self.storage.snapshot_index();
+        s.progress = if s.is_leader {
+            self.raw
+                .raft
+                .prs()
+                .iter()
+                .map(|(id, p)| (*id, p.matched, p.recent_active))
+                .collect()
+        } else {
+            Vec::new()
+        };
     }
 }
 

@@ -1,12 +1,17 @@
 //! The Vigil sentinel: one member of the Raft group that holds the cluster state.
 //!
+//! - [`config`]: the sentinel's TOML configuration.
 //! - [`storage`]: the durable Raft log (entries, hard state, conf state, snapshots).
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
+//! - [`transport`]: Raft messages between sentinels over gRPC.
+//! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
 //!
-//! The Raft driver, the state machine, the transport and the public API build on it (issue 4).
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod driver;
+pub mod server;
 pub mod state;
 pub mod storage;
+pub mod transport;

@@ -140,6 +140,18 @@ pub enum Command {
         /// Its value.
         value: String,
     },
+    /// Records the gRPC address of a sentinel (before it joins as a learner).
+    SetSentinel {
+        /// Its Raft id.
+        id: u64,
+        /// Its gRPC address, `host:port`.
+        address: String,
+    },
+    /// Forgets a removed sentinel's address.
+    ForgetSentinel {
+        /// Its Raft id.
+        id: u64,
+    },
     /// Gives a group without a master its first one (compare-and-swap on the epoch).
     AssignMaster {
         /// The group.
@@ -242,6 +254,10 @@ pub struct ClusterState {
     pub history: VecDeque<Change>,
     /// Raft index of the last applied entry.
     pub applied: u64,
+    /// gRPC addresses of sentinels added after the group formed (the founders come from each
+    /// sentinel's config).
+    #[serde(default)]
+    pub sentinels: BTreeMap<u64, String>,
 }
 
 /// Why a command was not applied.
@@ -311,6 +327,23 @@ impl ClusterState {
 
     fn apply_cmd(&mut self, p: &Proposal) -> Result<(String, String), Rejected> {
         match &p.cmd {
+            Command::SetSentinel { id, address } => {
+                if *id == 0
+                    || !address.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    })
+                {
+                    return Err(format!(
+                        "sentinel {id}: address {address:?} is not host:port (ids start at 1)"
+                    ));
+                }
+                self.sentinels.insert(*id, address.clone());
+                Ok((String::new(), format!("sentinel {id} at {address}")))
+            }
+            Command::ForgetSentinel { id } => {
+                self.sentinels.remove(id);
+                Ok((String::new(), format!("sentinel {id} forgotten")))
+            }
             Command::Monitor(spec) => {
                 validate(spec)?;
                 if self.groups.contains_key(&spec.name) {

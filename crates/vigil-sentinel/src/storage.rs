@@ -581,9 +581,19 @@ impl Storage for DiskStorage {
         Ok(self.core.read().last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut c = self.core.write();
-        if c.snap.get_metadata().index < request_index {
+        let cs = c.snap.get_metadata().get_conf_state();
+        // A snapshot from before `to` joined would be refused by it ("not in the ConfState"):
+        // ask the driver for a fresh one instead.
+        let knows_to = cs
+            .get_voters()
+            .iter()
+            .chain(cs.get_learners())
+            .chain(cs.get_voters_outgoing())
+            .chain(cs.get_learners_next())
+            .any(|&id| id == to);
+        if c.snap.get_metadata().index < request_index || !knows_to {
             c.snapshot_wanted = true;
             return Err(store_err(StorageError::SnapshotTemporarilyUnavailable));
         }
@@ -730,7 +740,7 @@ mod tests {
         s.sync().unwrap();
         let before = std::fs::read(d.path().join(LOG_FILE)).unwrap();
         let mut cs = ConfState::default();
-        cs.set_voters(vec![1]);
+        cs.set_voters(vec![1, 2]);
         // Not beyond the commit index.
         assert!(s.compact(9, cs.clone(), b"state".to_vec()).is_err());
         s.compact(7, cs.clone(), b"state@7".to_vec()).unwrap();
@@ -743,6 +753,9 @@ mod tests {
         assert!(s.snapshot(9, 2).is_err(), "a newer snapshot is asked for");
         assert!(s.take_snapshot_request());
         assert_eq!(s.snapshot(7, 2).unwrap().get_data(), b"state@7");
+        // A sentinel the snapshot does not know (it joined later) gets a fresh one instead.
+        assert!(s.snapshot(7, 3).is_err());
+        assert!(s.take_snapshot_request());
         drop(s);
         let s = DiskStorage::open(d.path()).unwrap();
         assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (8, 10));

@@ -22,6 +22,15 @@ struct Cli {
 enum Command {
     /// Run a storage node: a Redis-protocol server with durable persistence.
     Node(NodeArgs),
+    /// Run a sentinel: a member of the Raft group that holds the cluster state.
+    Sentinel(SentinelArgs),
+}
+
+#[derive(clap::Args)]
+struct SentinelArgs {
+    /// TOML config file (see config/sentinel.toml).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -62,7 +71,45 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Node(args) => run_node(args),
+        Command::Sentinel(args) => run_sentinel(args),
     }
+}
+
+fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
+    let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let addr: std::net::SocketAddr = config
+            .grpc
+            .parse()
+            .with_context(|| format!("invalid grpc address {:?}", config.grpc))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(%local, id = config.id, "vigil sentinel ready");
+        println!("grpc listening on {local}");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("signal received, shutting down");
+            stop.cancel();
+        });
+        vigil_sentinel::server::run(config, listener, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })
 }
 
 fn run_node(args: NodeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,334 @@
+//! Sentinel configuration: a TOML file (`config/sentinel.toml`). Unknown keys are errors;
+//! durations are humantime strings (`"100ms"`, `"5s"`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+use crate::state::{GroupSpec, NodeSpec, Settings};
+
+/// A configuration error naming the file and the key.
+#[derive(Debug, Error)]
+#[error("invalid config in {file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The whole sentinel configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// This sentinel's Raft id (unique, at least 1).
+    pub id: u64,
+    /// gRPC listen address (public API and Raft transport).
+    pub grpc: String,
+    /// Data directory (the Raft log).
+    pub dir: PathBuf,
+    /// The cluster token (every gRPC call carries it).
+    #[serde(default)]
+    pub token: String,
+    /// A file whose first line is the token, instead of `token`.
+    #[serde(default)]
+    pub token_file: PathBuf,
+    /// The founding sentinels, this one included (used on first start only).
+    pub peers: Vec<Peer>,
+    /// Start as a newcomer waiting to be added (`AddSentinel`) instead of founding the group
+    /// from `peers`.
+    #[serde(default)]
+    pub join: bool,
+    /// Raft timing.
+    #[serde(default)]
+    pub raft: RaftConfig,
+    /// Groups to monitor (the leader adds any that the cluster state lacks).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+/// A founding sentinel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its Raft id.
+    pub id: u64,
+    /// Its gRPC address.
+    pub address: String,
+}
+
+/// `[raft]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// One tick.
+    #[serde(deserialize_with = "duration")]
+    pub tick: Duration,
+    /// Ticks without a leader before an election.
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Snapshot and compact the log every this many entries.
+    pub compact_every: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        let d = crate::driver::Options::default();
+        RaftConfig {
+            tick: d.tick,
+            election_ticks: d.election_ticks,
+            heartbeat_ticks: d.heartbeat_ticks,
+            compact_every: d.compact_every,
+        }
+    }
+}
+
+/// `[[groups]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Group name (the Sentinel "master name").
+    pub name: String,
+    /// Its nodes.
+    pub nodes: Vec<NodeConfig>,
+    /// Sentinels that must agree the master is down.
+    #[serde(default = "defaults::quorum")]
+    pub quorum: u32,
+    /// Silence before a node is subjectively down.
+    #[serde(default = "defaults::down_after", deserialize_with = "duration")]
+    pub down_after: Duration,
+    /// Longest a failover may take.
+    #[serde(default = "defaults::failover_timeout", deserialize_with = "duration")]
+    pub failover_timeout: Duration,
+    /// Replicas repointed at a time.
+    #[serde(default = "defaults::parallel_syncs")]
+    pub parallel_syncs: u32,
+    /// Replicas further behind (bytes) are not promoted.
+    #[serde(default = "defaults::max_lag")]
+    pub max_lag_on_failover: u64,
+    /// The nodes' synchronous mode.
+    #[serde(default)]
+    pub sync_replicas: u32,
+    /// Shortest time between failovers.
+    #[serde(default = "defaults::min_interval", deserialize_with = "duration")]
+    pub min_failover_interval: Duration,
+}
+
+/// `[[groups.nodes]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Unique name within the group.
+    pub name: String,
+    /// Data address.
+    pub data: String,
+    /// NodeAdmin address.
+    pub admin: String,
+    /// Failover preference.
+    #[serde(default = "defaults::priority")]
+    pub priority: u32,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn quorum() -> u32 {
+        2
+    }
+    pub fn down_after() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn failover_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn parallel_syncs() -> u32 {
+        1
+    }
+    pub fn max_lag() -> u64 {
+        1024 * 1024
+    }
+    pub fn min_interval() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn priority() -> u32 {
+        100
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {s:?}: {e} (use e.g. \"500ms\", \"5s\")"
+        ))
+    })
+}
+
+impl GroupConfig {
+    /// As the state machine declares it.
+    pub fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            name: self.name.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeSpec {
+                    name: n.name.clone(),
+                    data: n.data.clone(),
+                    admin: n.admin.clone(),
+                    priority: n.priority,
+                })
+                .collect(),
+            settings: Settings {
+                quorum: self.quorum,
+                down_after_ms: self.down_after.as_millis() as u64,
+                failover_timeout_ms: self.failover_timeout.as_millis() as u64,
+                parallel_syncs: self.parallel_syncs,
+                max_lag_on_failover: self.max_lag_on_failover,
+                sync_replicas: self.sync_replicas,
+                min_failover_interval_ms: self.min_failover_interval.as_millis() as u64,
+            },
+        }
+    }
+}
+
+impl SentinelConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: format!("cannot read file: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let bad = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let c: SentinelConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let m = e.message().replace('\n', " ");
+            bad(match line {
+                Some(l) => format!("line {l}: {m}"),
+                None => m,
+            })
+        })?;
+        if c.id == 0 {
+            return Err(bad("`id` must be at least 1".into()));
+        }
+        if !c.peers.iter().any(|p| p.id == c.id) {
+            return Err(bad(format!(
+                "`peers` must include this sentinel (id {})",
+                c.id
+            )));
+        }
+        let mut ids: Vec<u64> = c.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) || ids.contains(&0) {
+            return Err(bad("`peers` ids must be unique and at least 1".into()));
+        }
+        if c.token().is_none() {
+            return Err(bad(
+                "set `token` or `token_file` (a readable, non-empty file): every gRPC call is authenticated".into(),
+            ));
+        }
+        if c.raft.election_ticks <= c.raft.heartbeat_ticks || c.raft.tick.is_zero() {
+            return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
+        }
+        for g in &c.groups {
+            crate::state::ClusterState::default()
+                .apply(
+                    1,
+                    &crate::state::Proposal {
+                        id: 0,
+                        by: 0,
+                        at_ms: 0,
+                        cmd: crate::state::Command::Monitor(g.spec()),
+                    },
+                )
+                .map_err(|e| bad(format!("group {:?}: {e}", g.name)))?;
+        }
+        Ok(c)
+    }
+
+    /// The token.
+    pub fn token(&self) -> Option<String> {
+        if !self.token.is_empty() {
+            return Some(self.token.clone());
+        }
+        if self.token_file.as_os_str().is_empty() {
+            return None;
+        }
+        std::fs::read_to_string(&self.token_file)
+            .ok()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|t| !t.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+id = 1
+grpc = "127.0.0.1:27379"
+dir = "d"
+token = "t"
+peers = [{ id = 1, address = "127.0.0.1:27379" }, { id = 2, address = "127.0.0.1:27380" }]
+[[groups]]
+name = "g"
+nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
+"#;
+
+    #[test]
+    fn parses_and_refuses_with_file_and_key() {
+        let c = SentinelConfig::parse(OK, "s.toml").unwrap();
+        assert_eq!(c.groups[0].spec().settings.quorum, 2);
+        for (from, to, key) in [
+            ("id = 1", "id = 0", "id"),
+            ("token = \"t\"", "", "token"),
+            (
+                "id = 2, address = \"127.0.0.1:27380\"",
+                "id = 1, address = \"x:1\"",
+                "peers",
+            ),
+            (
+                "data = \"127.0.0.1:6379\"",
+                "data = \"nope\"",
+                "data address",
+            ),
+            ("dir = \"d\"", "dir = \"d\"\nbogus = 1", "bogus"),
+        ] {
+            let text = OK.replace(from, to);
+            let e = SentinelConfig::parse(&text, "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("s.toml") && e.contains(key), "{key}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    /// The commented example in config/ must always parse.
+    #[test]
+    fn shipped_example_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/sentinel.toml");
+        let c = super::SentinelConfig::load(std::path::Path::new(path)).unwrap();
+        assert_eq!((c.id, c.peers.len(), c.groups.len()), (1, 3, 1));
+        let d = crate::driver::Options::default();
+        assert_eq!(
+            (c.raft.tick, c.raft.election_ticks),
+            (d.tick, d.election_ticks)
+        );
+    }
+}
