@@ -34,6 +34,8 @@ pub struct Sentinel {
     pub raft: Handle,
     transport: Arc<GrpcTransport>,
     id: u64,
+    /// Membership changes one at a time (Raft also refuses a second pending one).
+    membership: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` until `shutdown`.
@@ -75,6 +77,7 @@ pub async fn run(
         raft,
         transport,
         id: config.id,
+        membership: Arc::default(),
     };
     tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
     let expected = format!("Bearer {token}");
@@ -446,6 +449,7 @@ impl SentinelService for Sentinel {
                 "id must be at least 1 and address host:port",
             ));
         }
+        let _one = self.membership.lock().await;
         self.require_leader()?;
         if self.raft.status.read().voters.contains(&r.id) {
             return Err(Status::already_exists(format!(
@@ -487,6 +491,7 @@ impl SentinelService for Sentinel {
         req: Request<pb::RemoveSentinelRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         let id = req.into_inner().id;
+        let _one = self.membership.lock().await;
         self.require_leader()?;
         let s = self.raft.status.read().clone();
         if !s.voters.contains(&id) && !s.learners.contains(&id) {
