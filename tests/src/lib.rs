@@ -13,15 +13,16 @@ use bytes::BytesMut;
 /// The `vigil` binary built by this workspace (the test script builds it before the suites).
 pub fn vigil_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/vigil
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("vigil");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --bin vigil` first (tests/run.sh does)",
-        bin.display()
-    );
-    bin
+    // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/vigil
+    let bin = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("vigil"))
+        .find(|p| p.exists());
+    bin.unwrap_or_else(|| {
+        panic!("the vigil binary was not found next to {}: run `cargo build --bin vigil` first (tests/run.sh does)", exe.display())
+    })
 }
 
 /// A port nobody listens on right now.

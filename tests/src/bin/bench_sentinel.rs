@@ -1,0 +1,160 @@
+//! Sentinel benchmark (run by tests/bench/sentinel.sh, not a test): SIGKILL of the Raft leader
+//! → a new leader agreed by the survivors, over many rounds; and `GetMaster` latency (one
+//! client, sequential) and throughput (many concurrent clients) on one sentinel. Prints a
+//! markdown table.
+
+use std::time::{Duration, Instant};
+
+use vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient;
+use vigil_proto::sentinel::{ClusterStatusRequest, GetMasterRequest, MonitorRequest, Node};
+use vigil_tests::{SentinelProc, free_port, write_config};
+
+const TOKEN: &str = "bench-token";
+
+type Client = SentinelServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
+>;
+
+fn add_token(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("ascii token"),
+    );
+    Ok(req)
+}
+
+fn client(port: u16) -> Client {
+    let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
+    SentinelServiceClient::with_interceptor(ch, add_token as _)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+async fn agreed_leader(ports: &[(u64, u16)]) -> u64 {
+    loop {
+        let mut seen = Vec::new();
+        for (_, p) in ports {
+            if let Ok(s) = client(*p).cluster_status(ClusterStatusRequest {}).await {
+                seen.push(s.into_inner().leader);
+            }
+        }
+        if seen.len() == ports.len()
+            && ports.iter().any(|(id, _)| *id == seen[0])
+            && seen.iter().all(|l| *l == seen[0])
+        {
+            return seen[0];
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let tick = std::env::var("TICK").unwrap_or_else(|_| "100ms".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
+        .collect();
+    let mut procs: Vec<SentinelProc> = (1..=3u64)
+        .map(|id| {
+            let cfg = write_config(
+                dir.path(),
+                &format!("s{id}.toml"),
+                &format!(
+                    "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"{tick}\"\n",
+                    ports[id as usize - 1],
+                    dir.path().join(format!("s{id}")).display(),
+                    peers.join(", ")
+                ),
+            );
+            SentinelProc::start(id, &cfg)
+        })
+        .collect();
+    let all: Vec<(u64, u16)> = (1..=3u64).zip(ports.iter().copied()).collect();
+    let leader = agreed_leader(&all).await;
+    let mut c = client(ports[leader as usize - 1]);
+    c.monitor(MonitorRequest {
+        name: "mymaster".into(),
+        nodes: vec![Node {
+            name: "n1".into(),
+            data: "127.0.0.1:6379".into(),
+            admin: "127.0.0.1:16379".into(),
+            priority: 100,
+        }],
+        settings: None,
+    })
+    .await
+    .expect("monitor");
+
+    // GetMaster on one follower: sequential latency, then concurrent throughput.
+    let target = ports[all.iter().find(|(id, _)| *id != leader).expect("follower").0 as usize - 1];
+    let req = || GetMasterRequest {
+        group: "mymaster".into(),
+    };
+    let mut c = client(target);
+    let mut lat = Vec::new();
+    for _ in 0..3000 {
+        let t = Instant::now();
+        c.get_master(req()).await.expect("get master");
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    let dur = Duration::from_secs(3);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let mut c = client(target);
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed() < dur {
+                    if c.get_master(req()).await.is_ok() {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    let rps = total as f64 / start.elapsed().as_secs_f64();
+
+    // Leader kills.
+    let mut elections = Vec::new();
+    for _ in 0..rounds {
+        let leader = agreed_leader(&all).await;
+        let t = Instant::now();
+        procs[leader as usize - 1].kill9();
+        let rest: Vec<(u64, u16)> = all.iter().copied().filter(|(id, _)| *id != leader).collect();
+        agreed_leader(&rest).await;
+        elections.push(t.elapsed().as_secs_f64() * 1000.0);
+        let cfg = procs[leader as usize - 1].config.clone();
+        procs[leader as usize - 1] = SentinelProc::start(leader, &cfg);
+        agreed_leader(&all).await;
+    }
+    let (e50, e99, emax) = (
+        pct(&mut elections, 0.5),
+        pct(&mut elections, 0.99),
+        elections.iter().cloned().fold(0.0, f64::max),
+    );
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    println!("| leader SIGKILL → new leader agreed, p50 / p99 / max ({rounds} rounds, tick {tick}, election after 10 ticks) | {e50:.0} / {e99:.0} / {emax:.0} ms |");
+    println!("| GetMaster latency on a follower (linearizable, sequential), p50 / p99 | {p50:.2} / {p99:.2} ms |");
+    println!("| GetMaster throughput on one follower, 32 concurrent clients | {rps:.0} req/s |");
+}
