@@ -59,7 +59,10 @@ async fn agreed_leader(ports: &[(u64, u16)]) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let tick = std::env::var("TICK").unwrap_or_else(|_| "100ms".into());
     let dir = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -100,7 +103,12 @@ async fn main() {
     .expect("monitor");
 
     // GetMaster on one follower: sequential latency, then concurrent throughput.
-    let target = ports[all.iter().find(|(id, _)| *id != leader).expect("follower").0 as usize - 1];
+    let target = ports[all
+        .iter()
+        .find(|(id, _)| *id != leader)
+        .expect("follower")
+        .0 as usize
+        - 1];
     let req = || GetMasterRequest {
         group: "mymaster".into(),
     };
@@ -140,7 +148,11 @@ async fn main() {
         let leader = agreed_leader(&all).await;
         let t = Instant::now();
         procs[leader as usize - 1].kill9();
-        let rest: Vec<(u64, u16)> = all.iter().copied().filter(|(id, _)| *id != leader).collect();
+        let rest: Vec<(u64, u16)> = all
+            .iter()
+            .copied()
+            .filter(|(id, _)| *id != leader)
+            .collect();
         agreed_leader(&rest).await;
         elections.push(t.elapsed().as_secs_f64() * 1000.0);
         let cfg = procs[leader as usize - 1].config.clone();
@@ -154,7 +166,11 @@ async fn main() {
     );
     println!("| measure | value |");
     println!("| --- | --- |");
-    println!("| leader SIGKILL → new leader agreed, p50 / p99 / max ({rounds} rounds, tick {tick}, election after 10 ticks) | {e50:.0} / {e99:.0} / {emax:.0} ms |");
-    println!("| GetMaster latency on a follower (linearizable, sequential), p50 / p99 | {p50:.2} / {p99:.2} ms |");
+    println!(
+        "| leader SIGKILL → new leader agreed, p50 / p99 / max ({rounds} rounds, tick {tick}, election after 10 ticks) | {e50:.0} / {e99:.0} / {emax:.0} ms |"
+    );
+    println!(
+        "| GetMaster latency on a follower (linearizable, sequential), p50 / p99 | {p50:.2} / {p99:.2} ms |"
+    );
     println!("| GetMaster throughput on one follower, 32 concurrent clients | {rps:.0} req/s |");
 }
