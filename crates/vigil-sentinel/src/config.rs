@@ -27,6 +27,10 @@ pub struct SentinelConfig {
     pub id: u64,
     /// gRPC listen address (public API and Raft transport).
     pub grpc: String,
+    /// The Redis Sentinel protocol endpoint's address (served once discovery lands; checked now
+    /// so a deployment's config does not change then).
+    #[serde(default = "defaults::resp")]
+    pub resp: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).
@@ -35,6 +39,10 @@ pub struct SentinelConfig {
     /// A file whose first line is the token, instead of `token`.
     #[serde(default)]
     pub token_file: PathBuf,
+    /// The storage nodes' NodeAdmin token (their `[admin] token`), for the calls with which the
+    /// leader drives failovers (used once failover lands).
+    #[serde(default)]
+    pub node_token: String,
     /// The founding sentinels, this one included (used on first start only).
     pub peers: Vec<Peer>,
     /// Start as a newcomer waiting to be added (`AddSentinel`) instead of founding the group
@@ -134,6 +142,9 @@ pub struct NodeConfig {
 
 mod defaults {
     use std::time::Duration;
+    pub fn resp() -> String {
+        "127.0.0.1:26379".into()
+    }
     pub fn quorum() -> u32 {
         2
     }
@@ -239,6 +250,13 @@ impl SentinelConfig {
             return Err(bad(
                 "set `token` or `token_file` (a readable, non-empty file): every gRPC call is authenticated".into(),
             ));
+        }
+        for (key, addr) in [("grpc", &c.grpc), ("resp", &c.resp)] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(bad(format!(
+                    "`{key}` must be an ip:port address, got {addr:?}"
+                )));
+            }
         }
         if c.raft.election_ticks <= c.raft.heartbeat_ticks || c.raft.tick.is_zero() {
             return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
