@@ -183,12 +183,22 @@ impl Sentinel {
         }))
     }
 
+    /// Waits for a ReadIndex confirmation. Raft drops a read silently when there is no leader
+    /// (or one just changed), so it is retried in short attempts within the call's budget.
     async fn linearizable(&self) -> Result<(), Status> {
-        self.raft
-            .read_index(CALL_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.status_of(e))
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            let attempt =
+                Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
+            match self.raft.read_index(attempt).await {
+                Ok(_) => return Ok(()),
+                Err(DriverError::Rejected(m)) => return Err(Status::internal(m)),
+                Err(e) if Instant::now() + Duration::from_millis(20) >= deadline => {
+                    return Err(self.status_of(e));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     fn require_leader(&self) -> Result<(), Status> {
