@@ -244,6 +244,28 @@ impl NodeProc {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
     }
+
+    /// SIGSTOPs the process and waits until the kernel reports it stopped: `kill(2)` returns
+    /// before every thread has actually stopped, and a test must not race the last ones.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let stopped = |t: &std::fs::DirEntry| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()))
+                == Some('T')
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            // Every thread, not just the main one.
+            if std::fs::read_dir(&tasks).is_ok_and(|d| d.flatten().all(|t| stopped(&t))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("process {} did not stop", self.child.id());
+    }
 }
 
 impl Drop for NodeProc {

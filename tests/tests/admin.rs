@@ -186,7 +186,7 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
     );
     assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
     // Past its lease (the process is frozen, so nothing on it can help), the node refuses.
-    node.signal(libc::SIGSTOP);
+    node.pause();
     std::thread::sleep(Duration::from_millis(1300));
     node.signal(libc::SIGCONT);
     assert_eq!(r.call(&["SET", "a", "2"]), READONLY, "lease expired");
@@ -459,7 +459,7 @@ async fn a_lease_that_expires_while_a_write_waits_turns_its_reply_into_an_error(
     .unwrap();
     let mut r = RawConn::connect(a.port).unwrap();
     assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
-    b.signal(libc::SIGSTOP);
+    b.pause();
     r.send_raw(&RawConn::encode(&["SET", "k", "2"])).unwrap();
     tokio::time::sleep(Duration::from_millis(1800)).await;
     b.signal(libc::SIGCONT);
