@@ -514,3 +514,55 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
     let _: () = redis::cmd("SELECT").arg(0).query(c).expect("select");
     out
 }
+
+/// Adds the bearer token to each gRPC call.
+pub type AddToken =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+/// A `SentinelService` client carrying a token.
+pub type SentinelClient = vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
+>;
+
+/// A client of the sentinel on `port`, sending `token` (connects on first use).
+pub fn sentinel_client(port: u16, token: &str) -> SentinelClient {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(60))
+        .connect_lazy();
+    let header: Option<tonic::metadata::MetadataValue<_>> = format!("Bearer {token}").parse().ok();
+    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient::with_interceptor(
+        channel, f,
+    )
+}
+
+/// The leader that every sentinel in `alive` (id, gRPC port) reports, once they agree on one of
+/// themselves; `None` if they do not within `within`.
+pub async fn agreed_leader(alive: &[(u64, u16)], token: &str, within: Duration) -> Option<u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut seen = Vec::new();
+        for &(_, port) in alive {
+            let req = vigil_proto::sentinel::ClusterStatusRequest {};
+            if let Ok(s) = sentinel_client(port, token).cluster_status(req).await {
+                seen.push(s.into_inner().leader);
+            }
+        }
+        if seen.len() == alive.len()
+            && alive.iter().any(|(id, _)| *id == seen[0])
+            && seen.iter().all(|l| *l == seen[0])
+        {
+            return Some(seen[0]);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

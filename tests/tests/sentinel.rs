@@ -8,36 +8,21 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient;
 use vigil_proto::sentinel::{
     AddSentinelRequest, ClusterStatusRequest, GetMasterRequest, ListGroupsRequest, MonitorRequest,
     Node, RemoveSentinelRequest,
 };
-use vigil_tests::{SentinelProc, free_port, write_config};
+use vigil_tests::{
+    SentinelClient, SentinelProc, agreed_leader, free_port, sentinel_client, write_config,
+};
 
 const TOKEN: &str = "cluster-token";
 /// Raft timing of the test clusters: 50 ms ticks, elections after 10 ticks (randomised up to
 /// twice that).
 const ELECTION: Duration = Duration::from_millis(500);
 
-type AddToken =
-    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
-type Client = SentinelServiceClient<InterceptedService<Channel, AddToken>>;
-
-async fn client(port: u16, token: &str) -> Client {
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(60))
-        .connect_lazy();
-    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
-        req.metadata_mut().insert("authorization", header.clone());
-        Ok(req)
-    });
-    SentinelServiceClient::with_interceptor(channel, f)
+async fn client(port: u16, token: &str) -> SentinelClient {
+    sentinel_client(port, token)
 }
 
 struct Cluster {
@@ -84,27 +69,13 @@ impl Cluster {
 
     /// The leader all live sentinels agree on.
     async fn leader(&self, alive: &[u64]) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut seen = Vec::new();
-            for &id in alive {
-                let mut c = client(self.ports[id as usize - 1], TOKEN).await;
-                if let Ok(s) = c.cluster_status(ClusterStatusRequest {}).await {
-                    seen.push(s.into_inner().leader);
-                }
-            }
-            if seen.len() == alive.len()
-                && alive.contains(&seen[0])
-                && seen.iter().all(|l| *l == seen[0])
-            {
-                return seen[0];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader among {alive:?}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let ids: Vec<(u64, u16)> = alive
+            .iter()
+            .map(|&id| (id, self.ports[id as usize - 1]))
+            .collect();
+        agreed_leader(&ids, TOKEN, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no agreed leader among {alive:?}"))
     }
 }
 

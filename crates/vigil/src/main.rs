@@ -92,20 +92,7 @@ fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
         tracing::info!(%local, id = config.id, "vigil sentinel ready");
         println!("grpc listening on {local}");
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("signal received, shutting down");
-            stop.cancel();
-        });
+        cancel_on_signal(shutdown.clone());
         vigil_sentinel::server::run(config, listener, shutdown)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -188,23 +175,27 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 }
             });
         }
-        let shutdown = node.shared.shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("signal received, shutting down");
-            shutdown.cancel();
-        });
+        cancel_on_signal(node.shared.shutdown.clone());
         // On a worker thread: the accept loop must not wait for the block_on thread to be woken.
         tokio::spawn(node.clone().run(listener)).await?;
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT (Ctrl-C): the server then stops cleanly.
+fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received, shutting down");
+        token.cancel();
+    });
 }

@@ -5,56 +5,26 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient;
-use vigil_proto::sentinel::{ClusterStatusRequest, GetMasterRequest, MonitorRequest, Node};
-use vigil_tests::{SentinelProc, free_port, write_config};
+use vigil_proto::sentinel::{GetMasterRequest, MonitorRequest, Node};
+use vigil_tests::{
+    SentinelClient, SentinelProc, agreed_leader, free_port, sentinel_client, write_config,
+};
 
 const TOKEN: &str = "bench-token";
-
-type Client = SentinelServiceClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
-    >,
->;
-
-fn add_token(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {TOKEN}").parse().expect("ascii token"),
-    );
-    Ok(req)
-}
-
-fn client(port: u16) -> Client {
-    let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .timeout(Duration::from_secs(5))
-        .connect_lazy();
-    SentinelServiceClient::with_interceptor(ch, add_token as _)
-}
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }
 
-async fn agreed_leader(ports: &[(u64, u16)]) -> u64 {
-    loop {
-        let mut seen = Vec::new();
-        for (_, p) in ports {
-            if let Ok(s) = client(*p).cluster_status(ClusterStatusRequest {}).await {
-                seen.push(s.into_inner().leader);
-            }
-        }
-        if seen.len() == ports.len()
-            && ports.iter().any(|(id, _)| *id == seen[0])
-            && seen.iter().all(|l| *l == seen[0])
-        {
-            return seen[0];
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+async fn leader_of(alive: &[(u64, u16)]) -> u64 {
+    agreed_leader(alive, TOKEN, Duration::from_secs(60))
+        .await
+        .expect("the sentinels agree on a leader within 60 s")
+}
+
+fn client(port: u16) -> SentinelClient {
+    sentinel_client(port, TOKEN)
 }
 
 #[tokio::main]
@@ -87,7 +57,7 @@ async fn main() {
         })
         .collect();
     let all: Vec<(u64, u16)> = (1..=3u64).zip(ports.iter().copied()).collect();
-    let leader = agreed_leader(&all).await;
+    let leader = leader_of(&all).await;
     let mut c = client(ports[leader as usize - 1]);
     c.monitor(MonitorRequest {
         name: "mymaster".into(),
@@ -145,7 +115,7 @@ async fn main() {
     // Leader kills.
     let mut elections = Vec::new();
     for _ in 0..rounds {
-        let leader = agreed_leader(&all).await;
+        let leader = leader_of(&all).await;
         let t = Instant::now();
         procs[leader as usize - 1].kill9();
         let rest: Vec<(u64, u16)> = all
@@ -153,11 +123,11 @@ async fn main() {
             .copied()
             .filter(|(id, _)| *id != leader)
             .collect();
-        agreed_leader(&rest).await;
+        leader_of(&rest).await;
         elections.push(t.elapsed().as_secs_f64() * 1000.0);
         let cfg = procs[leader as usize - 1].config.clone();
         procs[leader as usize - 1] = SentinelProc::start(leader, &cfg);
-        agreed_leader(&all).await;
+        leader_of(&all).await;
     }
     let (e50, e99, emax) = (
         pct(&mut elections, 0.5),
