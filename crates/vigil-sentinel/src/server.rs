@@ -2,7 +2,6 @@
 //! serves `RaftPeer` and `SentinelService` (token-checked) on one port until shutdown.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -454,7 +453,7 @@ impl SentinelService for Sentinel {
         req: Request<pb::AddSentinelRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         let r = req.into_inner();
-        if r.id == 0 || r.address.parse::<SocketAddr>().is_err() && !r.address.contains(':') {
+        if r.id == 0 || !crate::state::is_host_port(&r.address) {
             return Err(Status::invalid_argument(
                 "id must be at least 1 and address host:port",
             ));

@@ -263,6 +263,12 @@ pub struct ClusterState {
 /// Why a command was not applied.
 pub type Rejected = String;
 
+/// Whether `s` is `host:port` with a non-empty host and a port in 1..=65535.
+pub fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
     if spec.name.is_empty() || spec.name.len() > 200 || spec.name.contains(char::is_whitespace) {
         return Err("group name must be 1-200 characters without spaces".into());
@@ -277,10 +283,7 @@ fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
     }
     for n in &spec.nodes {
         for (what, addr) in [("data", &n.data), ("admin", &n.admin)] {
-            let ok = addr
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
+            if !is_host_port(addr) {
                 return Err(format!(
                     "node {}: {what} address {addr:?} is not host:port",
                     n.name
@@ -328,11 +331,7 @@ impl ClusterState {
     fn apply_cmd(&mut self, p: &Proposal) -> Result<(String, String), Rejected> {
         match &p.cmd {
             Command::SetSentinel { id, address } => {
-                if *id == 0
-                    || !address.rsplit_once(':').is_some_and(|(h, p)| {
-                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
-                    })
-                {
+                if *id == 0 || !is_host_port(address) {
                     return Err(format!(
                         "sentinel {id}: address {address:?} is not host:port (ids start at 1)"
                     ));
