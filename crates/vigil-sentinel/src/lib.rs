@@ -5,12 +5,16 @@
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
 //! - [`transport`]: Raft messages between sentinels over gRPC.
+//! - [`nodes`]: NodeAdmin clients for the storage nodes.
+//! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
 //! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
 //!
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod controller;
 pub mod driver;
+pub mod nodes;
 pub mod server;
 pub mod state;
 pub mod storage;

@@ -79,6 +79,12 @@ pub async fn run(
         membership: Arc::default(),
     };
     tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
+    let nodes = Arc::new(crate::nodes::Nodes::new(config.node_token.clone()));
+    tokio::spawn(crate::controller::run(
+        s.raft.clone(),
+        nodes,
+        shutdown.clone(),
+    ));
     let expected = format!("Bearer {token}");
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         let given = req
