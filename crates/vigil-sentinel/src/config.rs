@@ -39,8 +39,8 @@ pub struct SentinelConfig {
     /// A file whose first line is the token, instead of `token`.
     #[serde(default)]
     pub token_file: PathBuf,
-    /// The storage nodes' NodeAdmin token (their `[admin] token`), for the calls with which the
-    /// leader drives failovers (used once failover lands).
+    /// The storage nodes' NodeAdmin token (their `[admin] token`), presented on every
+    /// NodeAdmin call the leader makes.
     #[serde(default)]
     pub node_token: String,
     /// The founding sentinels, this one included (used on first start only).

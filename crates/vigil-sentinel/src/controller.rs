@@ -37,19 +37,28 @@ pub async fn run(raft: Handle, nodes: Arc<Nodes>, shutdown: CancellationToken) {
         if !raft.status.read().is_leader {
             continue;
         }
+        let groups: Vec<Group> = raft.state.read().groups.values().cloned().collect();
+        // Node clocks are read *before* leadership is confirmed: a lease counted from such a
+        // reading ends before (reading + ttl), and the reading precedes the confirming
+        // heartbeat, which precedes any later leader's election. A new leader that waits one
+        // lease after its election therefore knows every lease granted before it has expired.
+        let mut observed = Vec::new();
+        for g in groups {
+            if g.failover.is_some() {
+                continue;
+            }
+            let o = observe(&nodes, &g).await;
+            observed.push((g, o));
+        }
         // A lease is granted only by a sentinel that provably still leads: a deposed leader
         // that has not noticed yet fails this and renews nothing.
         if raft.read_index(ROUND * 2).await.is_err() {
             continue;
         }
-        let groups: Vec<Group> = raft.state.read().groups.values().cloned().collect();
-        for g in groups {
-            if g.failover.is_some() {
-                continue;
-            }
+        for (g, o) in observed {
             match g.master.clone() {
-                None => assign_first_master(&raft, &nodes, &g).await,
-                Some(m) => tend(&nodes, &g, &m).await,
+                None => assign_first_master(&raft, &g, &o).await,
+                Some(m) => tend(&nodes, &g, &m, o).await,
             }
         }
     }
@@ -71,15 +80,24 @@ fn split(addr: &str) -> Option<(String, u32)> {
     Some((h.to_string(), p.parse().ok()?))
 }
 
-/// Picks the most up-to-date reachable node (priority 0 never), commits it as master, and
-/// configures the nodes.
-async fn assign_first_master(raft: &Handle, nodes: &Nodes, g: &Group) {
-    let mut best: Option<(&NodeSpec, NodeStatus)> = None;
+/// Every node's status (in the group's node order), read before leadership is confirmed.
+async fn observe(nodes: &Nodes, g: &Group) -> Vec<Option<NodeStatus>> {
+    let mut out = Vec::with_capacity(g.spec.nodes.len());
     for n in &g.spec.nodes {
+        out.push(status(nodes, n).await);
+    }
+    out
+}
+
+/// Picks the most up-to-date reachable node (priority 0 never) and commits it as master; the
+/// next round promotes it and points the others at it.
+async fn assign_first_master(raft: &Handle, g: &Group, observed: &[Option<NodeStatus>]) {
+    let mut best: Option<(&NodeSpec, &NodeStatus)> = None;
+    for (n, st) in g.spec.nodes.iter().zip(observed) {
         if n.priority == 0 {
             continue;
         }
-        let Some(st) = status(nodes, n).await else {
+        let Some(st) = st else {
             continue;
         };
         let better = best.as_ref().is_none_or(|(b, bs)| {
@@ -118,16 +136,22 @@ async fn assign_first_master(raft: &Handle, nodes: &Nodes, g: &Group) {
 }
 
 /// Keeps the committed master promoted and leased, and its replicas following it.
-async fn tend(nodes: &Nodes, g: &Group, master: &str) {
+async fn tend(nodes: &Nodes, g: &Group, master: &str, observed: Vec<Option<NodeStatus>>) {
     let Some(m) = g.spec.nodes.iter().find(|n| n.name == master) else {
         return;
     };
-    let replicas: Vec<&NodeSpec> = g.spec.nodes.iter().filter(|n| n.name != master).collect();
+    let mut master_status = None;
+    let mut replicas: Vec<&NodeSpec> = Vec::new();
     let mut statuses = Vec::new();
-    for r in &replicas {
-        statuses.push(status(nodes, r).await);
+    for (n, st) in g.spec.nodes.iter().zip(observed) {
+        if n.name == master {
+            master_status = st;
+        } else {
+            replicas.push(n);
+            statuses.push(st);
+        }
     }
-    if let Some(st) = status(nodes, m).await {
+    if let Some(st) = master_status {
         let Ok(mut c) = nodes.client(&m.admin) else {
             return;
         };
