@@ -157,12 +157,21 @@ impl NodeProc {
 
     /// Starts a node; `Err` with its stderr if it exits or does not announce its address.
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<NodeProc, String> {
+        Self::try_start_on(dir, 0, extra)
+    }
+
+    /// Starts a node on data port `port` (0: any free port).
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> NodeProc {
+        Self::try_start_on(dir, port, extra).unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
+    fn try_start_on(dir: &Path, port: u16, extra: &[&str]) -> Result<NodeProc, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let stderr_path = dir.with_extension("stderr.log");
         let mut args: Vec<std::ffi::OsString> = vec![
             "node".into(),
             "--port".into(),
-            "0".into(),
+            port.to_string().into(),
             "--dir".into(),
             dir.into(),
         ];

@@ -6,6 +6,7 @@
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
 //! - [`transport`]: Raft messages between sentinels over gRPC.
 //! - [`nodes`]: NodeAdmin clients for the storage nodes.
+//! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
 //! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
 //! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
 //!
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod controller;
 pub mod driver;
+pub mod monitor;
 pub mod nodes;
 pub mod server;
 pub mod state;

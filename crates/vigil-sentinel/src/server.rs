@@ -35,6 +35,8 @@ pub struct Sentinel {
     id: u64,
     /// Membership changes one at a time (Raft also refuses a second pending one).
     membership: Arc<tokio::sync::Mutex<()>>,
+    /// This sentinel's probes of the nodes.
+    health: Arc<crate::monitor::Health>,
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` until `shutdown`.
@@ -77,12 +79,23 @@ pub async fn run(
         transport,
         id: config.id,
         membership: Arc::default(),
+        health: crate::monitor::Health::new(),
     };
     tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
     let nodes = Arc::new(crate::nodes::Nodes::new(config.node_token.clone()));
-    tokio::spawn(crate::controller::run(
+    tokio::spawn(crate::monitor::run(
         s.raft.clone(),
-        nodes,
+        nodes.clone(),
+        s.health.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::controller::run(
+        crate::controller::Controller::new(
+            s.raft.clone(),
+            nodes,
+            s.health.clone(),
+            s.transport.clone(),
+        ),
         shutdown.clone(),
     ));
     let expected = format!("Bearer {token}");
@@ -240,6 +253,21 @@ impl RaftPeer for Sentinel {
             self.raft.step(m);
         }
         Ok(Response::new(pb::RaftAck {}))
+    }
+
+    async fn opinion(
+        &self,
+        req: Request<pb::OpinionRequest>,
+    ) -> Result<Response<pb::OpinionReply>, Status> {
+        let r = req.into_inner();
+        let down = self.health.down_for(&r.group, &r.node);
+        // Answering well right now counts as up (a probe is at most one interval old).
+        let down_ms = if down <= crate::monitor::PROBE * 3 {
+            0
+        } else {
+            down.as_millis() as u64
+        };
+        Ok(Response::new(pb::OpinionReply { down_ms }))
     }
 }
 

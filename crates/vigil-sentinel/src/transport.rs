@@ -61,6 +61,31 @@ impl GrpcTransport {
         }
     }
 
+    /// Asks sentinel `id` how long it has seen `node` of `group` down (its fresh opinion);
+    /// `None` if it cannot be asked.
+    pub async fn opinion(&self, id: u64, group: &str, node: &str) -> Option<u64> {
+        let address = self.address(id)?;
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .ok()?
+            .connect_timeout(CALL_TIMEOUT)
+            .timeout(Duration::from_millis(300))
+            .connect_lazy();
+        let mut c = RaftPeerClient::new(channel);
+        let mut req = tonic::Request::new(vigil_proto::sentinel::OpinionRequest {
+            group: group.to_string(),
+            node: node.to_string(),
+        });
+        if let Ok(a) = format!("Bearer {}", self.token).parse() {
+            req.metadata_mut().insert("authorization", a);
+        }
+        c.opinion(req).await.ok().map(|r| r.into_inner().down_ms)
+    }
+
+    /// The ids of the other sentinels this one knows an address for.
+    pub fn peers(&self) -> Vec<u64> {
+        self.addresses.read().keys().copied().collect()
+    }
+
     /// The known address of a peer.
     pub fn address(&self, id: u64) -> Option<String> {
         self.addresses.read().get(&id).cloned()
