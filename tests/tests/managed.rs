@@ -221,7 +221,7 @@ async fn sentinels_assign_a_master_and_keep_its_lease() {
         }
         assert!(r.call(&["SET", "k", "2"]).starts_with(b"-READONLY"));
     }
-    // Past the first lease (2 s): still writable, because the leader keeps renewing it.
+    // Past the first lease (1 s): still writable, because the leader keeps renewing it.
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(m.call(&["SET", "k", "3"]), b"+OK\r\n");
 }
