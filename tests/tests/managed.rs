@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
-use vigil_tests::{
-    NodeProc, RawConn, SentinelProc, agreed_leader, free_port, sentinel_client, write_config,
-};
+use vigil_tests::{NodeProc, RawConn, SentinelProc, free_port, sentinel_client, write_config};
 
 const TOKEN: &str = "cluster-token";
 const NODE_TOKEN: &str = "node-token";
@@ -16,19 +14,26 @@ const NODE_TOKEN: &str = "node-token";
 /// Three managed nodes and three sentinels monitoring them as `mymaster`.
 struct Managed {
     nodes: Vec<NodeProc>,
-    _sentinels: Vec<SentinelProc>,
+    sentinels: Vec<SentinelProc>,
     ports: Vec<u16>,
     dir: tempfile::TempDir,
 }
 
 fn start_managed(down_after: &str) -> Managed {
+    start_managed_with(down_after, "", "")
+}
+
+/// `node_extra` goes into each node's config, `group_extra` into the group's.
+fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str) -> Managed {
     let dir = tempfile::tempdir().unwrap();
     let nodes: Vec<NodeProc> = (1..=3)
         .map(|i| {
             let cfg = write_config(
                 dir.path(),
                 &format!("n{i}.toml"),
-                &format!("mode = \"managed\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n"),
+                &format!(
+                    "mode = \"managed\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n{node_extra}"
+                ),
             );
             NodeProc::start(
                 &dir.path().join(format!("n{i}")),
@@ -57,7 +62,7 @@ fn start_managed(down_after: &str) -> Managed {
     let sentinels = (1..=3u64)
         .map(|id| {
             let text = format!(
-                "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\nnode_token = \"{NODE_TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\nnodes = [{}]\n",
+                "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\nnode_token = \"{NODE_TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
                 ports[id as usize - 1],
                 dir.path().join(format!("s{id}")).display(),
                 peers.join(", "),
@@ -69,7 +74,7 @@ fn start_managed(down_after: &str) -> Managed {
         .collect();
     Managed {
         nodes,
-        _sentinels: sentinels,
+        sentinels,
         ports,
         dir,
     }
@@ -123,77 +128,11 @@ async fn set_until_ok(port: u16, key: &str, value: &str, within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinels_assign_a_master_and_keep_its_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let nodes: Vec<NodeProc> = (1..=3)
-        .map(|i| {
-            let cfg = write_config(
-                dir.path(),
-                &format!("n{i}.toml"),
-                &format!("mode = \"managed\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n"),
-            );
-            NodeProc::start(
-                &dir.path().join(format!("n{i}")),
-                &["--config", cfg.to_str().unwrap()],
-            )
-        })
-        .collect();
-    // Read-only until the sentinels speak.
-    let mut c = RawConn::connect(nodes[0].port).unwrap();
-    assert!(c.call(&["SET", "k", "v"]).starts_with(b"-READONLY"));
-    let node_list: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
-                i + 1,
-                n.port,
-                n.admin_port()
-            )
-        })
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
-        .collect();
-    let _sentinels: Vec<SentinelProc> = (1..=3u64)
-        .map(|id| {
-            let text = format!(
-                "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\nnode_token = \"{NODE_TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\nnodes = [{}]\n",
-                ports[id as usize - 1],
-                dir.path().join(format!("s{id}")).display(),
-                peers.join(", "),
-                node_list.join(", ")
-            );
-            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
-            SentinelProc::start(id, &cfg)
-        })
-        .collect();
-    let all: Vec<(u64, u16)> = (1..=3u64).zip(ports.iter().copied()).collect();
-    agreed_leader(&all, TOKEN, Duration::from_secs(20))
-        .await
-        .expect("leader");
-    // The group gets a master.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let master = loop {
-        let r = sentinel_client(ports[0], TOKEN)
-            .get_master(GetMasterRequest {
-                group: "mymaster".into(),
-            })
-            .await;
-        if let Ok(m) = r.map(|r| r.into_inner())
-            && m.status == "ok"
-        {
-            assert_eq!(m.epoch, 1);
-            break m;
-        }
-        assert!(Instant::now() < deadline, "no master assigned");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let c = start_managed("1s");
+    let master = c.master(1, Duration::from_secs(20)).await;
+    assert_eq!(master.epoch, 1);
     // Every sentinel gives the same answer.
-    for &(_, p) in &all {
+    for &p in &c.ports {
         let m = sentinel_client(p, TOKEN)
             .get_master(GetMasterRequest {
                 group: "mymaster".into(),
@@ -203,15 +142,14 @@ async fn sentinels_assign_a_master_and_keep_its_lease() {
             .into_inner();
         assert_eq!((m.address.as_str(), m.epoch), (master.address.as_str(), 1));
     }
-    let mport: u16 = master.address.rsplit(':').next().unwrap().parse().unwrap();
-    let mut m = RawConn::connect(mport).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while m.call(&["SET", "k", "1"]) != b"+OK\r\n" {
-        assert!(Instant::now() < deadline, "the master never took writes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The replicas follow it.
-    for n in nodes.iter().filter(|n| n.port != mport) {
+    let mi = c.node_at(&master.address);
+    let mport = c.nodes[mi].port;
+    set_until_ok(mport, "k", "1", Duration::from_secs(10)).await;
+    // The replicas follow it and refuse writes.
+    for (i, n) in c.nodes.iter().enumerate() {
+        if i == mi {
+            continue;
+        }
         n.wait_info("master_link_status", |s| s == "up", "replica link");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut r = RawConn::connect(n.port).unwrap();
@@ -222,7 +160,8 @@ async fn sentinels_assign_a_master_and_keep_its_lease() {
         assert!(r.call(&["SET", "k", "2"]).starts_with(b"-READONLY"));
     }
     // Past the first lease (1 s): still writable, because the leader keeps renewing it.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut m = RawConn::connect(mport).unwrap();
     assert_eq!(m.call(&["SET", "k", "3"]), b"+OK\r\n");
 }
 
@@ -279,4 +218,140 @@ async fn a_killed_master_is_replaced_and_rejoins_as_a_replica() {
         assert!(Instant::now() < deadline, "the old master never caught up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_master_acknowledges_nothing_after_its_lease_and_becomes_a_replica() {
+    let c = start_managed("500ms");
+    let first = c.master(1, Duration::from_secs(20)).await;
+    let old = c.node_at(&first.address);
+    let old_port = c.nodes[old].port;
+    set_until_ok(old_port, "k", "before", Duration::from_secs(10)).await;
+    // A client already connected to the old master, as in the Jepsen scenario.
+    let mut stuck = RawConn::connect(old_port).unwrap();
+    c.nodes[old].pause();
+    let second = c.master(2, Duration::from_secs(20)).await;
+    let new = c.node_at(&second.address);
+    assert_ne!(new, old);
+    set_until_ok(c.nodes[new].port, "k", "after", Duration::from_secs(10)).await;
+    // Resumed long after its lease ran out: its first write is refused, not acknowledged.
+    c.nodes[old].signal(libc::SIGCONT);
+    let reply = stuck.call(&["SET", "k", "from-the-old-master"]);
+    assert!(
+        reply.starts_with(b"-READONLY"),
+        "the deposed master acknowledged a write: {}",
+        String::from_utf8_lossy(&reply)
+    );
+    // And the sentinels make it a replica of the new master.
+    c.nodes[old].wait_info("master_link_status", |s| s == "up", "old master follows");
+    assert_eq!(
+        c.nodes[old].info_field("master_port").unwrap(),
+        c.nodes[new].port.to_string()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = RawConn::connect(old_port).unwrap();
+    while r.call(&["GET", "k"]) != b"$5\r\nafter\r\n" {
+        assert!(Instant::now() < deadline, "old master never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Roles of the nodes other than `except`, from INFO.
+fn roles(c: &Managed, except: usize) -> Vec<String> {
+    c.nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != except)
+        .map(|(_, n)| n.info_field("role").unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sentinel_majority_there_is_no_failover() {
+    let mut c = start_managed("300ms");
+    let first = c.master(1, Duration::from_secs(20)).await;
+    let old = c.node_at(&first.address);
+    for n in c
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != old)
+        .map(|(_, n)| n)
+    {
+        n.wait_info("master_link_status", |s| s == "up", "replicas follow");
+    }
+    c.sentinels[1].kill9();
+    c.sentinels[2].kill9();
+    c.nodes[old].kill9();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nobody was promoted: both survivors are still replicas (of the dead master).
+    assert_eq!(roles(&c, old), vec!["slave", "slave"]);
+    // And the lone sentinel does not pretend to know the master.
+    let e = sentinel_client(c.ports[0], TOKEN)
+        .get_master(GetMasterRequest {
+            group: "mymaster".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_stale_replica_left_means_unavailability_not_loss() {
+    // Synchronous mode: every acknowledged write is on at least one replica.
+    let c = start_managed_with(
+        "300ms",
+        "[replication]\nsync_replicas = 1\nsync_timeout = \"2s\"\n",
+        "sync_replicas = 1\n",
+    );
+    let first = c.master(1, Duration::from_secs(20)).await;
+    let old = c.node_at(&first.address);
+    let replicas: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    for &i in &replicas {
+        c.nodes[i].wait_info("master_link_status", |s| s == "up", "replicas follow");
+    }
+    // One replica goes down; the other takes the acknowledged writes.
+    let (stale, fresh) = (replicas[0], replicas[1]);
+    let mut c = c;
+    let stale_dir = c.nodes[stale].dir.clone();
+    let (stale_port, stale_admin) = (c.nodes[stale].port, c.nodes[stale].admin_port());
+    c.nodes[stale].kill9();
+    for i in 0..20 {
+        set_until_ok(
+            c.nodes[old].port,
+            &format!("k{i}"),
+            "v",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    // Let the leader see the master's acknowledged offset, then lose the fresh replica and the
+    // master, and bring the stale one back with its old data: it is all that is left.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.nodes[fresh].kill9();
+    c.nodes[old].kill9();
+    let cfg = c.dir.path().join(format!("n{}.toml", stale + 1));
+    let admin = stale_admin.to_string();
+    let back = NodeProc::start_on(
+        &stale_dir,
+        stale_port,
+        &["--config", cfg.to_str().unwrap(), "--admin-port", &admin],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // It was not promoted: it lacks acknowledged writes.
+    let mut r = RawConn::connect(back.port).unwrap();
+    assert!(r.call(&["SET", "x", "1"]).starts_with(b"-READONLY"));
+    assert_eq!(
+        r.call(&["GET", "k0"]),
+        b"$-1\r\n",
+        "the stale node has no acknowledged write"
+    );
+    let m = sentinel_client(c.ports[0], TOKEN)
+        .get_master(GetMasterRequest {
+            group: "mymaster".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.epoch, 1, "no failover committed: {m:?}");
 }
