@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+mod up;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil_node::{Node, NodeConfig};
@@ -24,6 +26,15 @@ enum Command {
     Node(NodeArgs),
     /// Run a sentinel: a member of the Raft group that holds the cluster state.
     Sentinel(SentinelArgs),
+    /// Run a whole cluster on this machine: 3 storage nodes and 3 sentinels.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// TOML config file (see config/local-cluster.toml).
+    #[arg(long, default_value = "config/local-cluster.toml")]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
+        Command::Up(args) => up::run(&args.config),
     }
 }
 
