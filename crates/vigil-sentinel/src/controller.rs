@@ -356,6 +356,7 @@ impl Controller {
             old: Some(master.to_string()),
             candidate: cand.name.clone(),
             min_offset,
+            manual: false,
         };
         match self.raft.propose(cmd, Duration::from_secs(2)).await {
             Ok(()) => {
@@ -395,20 +396,41 @@ impl Controller {
         let cand = &g.spec.nodes[ci];
         match f.step {
             Step::Begun => {
+                // A reachable old master is fenced at the new epoch: it stops acknowledging
+                // at once (checked when each reply leaves), so its lease need not be waited
+                // out, and its offset is final.
+                let mut final_offset = None;
+                let mut acked = 0;
                 if let Some(old) = &f.old
                     && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
                     && let Ok(mut c) = self.nodes.client(&o.admin)
+                    && let Ok(st) = c.fence(FenceRequest { epoch: f.epoch }).await
                 {
-                    // Best effort: a reachable old master stops acknowledging at once.
-                    let _ = c.fence(FenceRequest { epoch: f.epoch }).await;
+                    let st = st.into_inner();
+                    if st.fenced && st.epoch >= f.epoch {
+                        final_offset = Some(st.offset);
+                        acked = st.acked_offset;
+                    }
                 }
-                let mut wait_until = leader_since + LEASE + DRIFT;
-                if let Some(b) = self.lease_bound.get(&g.spec.name) {
-                    wait_until = wait_until.max(*b + DRIFT);
+                if final_offset.is_none() {
+                    let mut wait_until = leader_since + LEASE + DRIFT;
+                    if let Some(b) = self.lease_bound.get(&g.spec.name) {
+                        wait_until = wait_until.max(*b + DRIFT);
+                    }
+                    if Instant::now() < wait_until {
+                        return;
+                    }
                 }
-                if Instant::now() < wait_until {
-                    return;
-                }
+                // A switchover promotes only once the candidate has everything the old master
+                // had: zero loss in async mode too.
+                let min_offset = if f.manual {
+                    f.min_offset.max(final_offset.unwrap_or(0))
+                } else if g.spec.settings.sync_replicas > 0 {
+                    // The fenced master's last word on what its sync replicas acknowledged.
+                    f.min_offset.max(acked)
+                } else {
+                    f.min_offset
+                };
                 let Some((st, arrived)) = &observed[ci] else {
                     return;
                 };
@@ -417,7 +439,7 @@ impl Controller {
                 };
                 let req = PromoteRequest {
                     epoch: f.epoch,
-                    min_offset: f.min_offset,
+                    min_offset,
                     lease_ttl_ms: LEASE.as_millis() as u64,
                     lease_since_node_ms: st.node_clock_ms,
                 };
@@ -432,6 +454,9 @@ impl Controller {
                         if self.raft.propose(cmd, Duration::from_secs(2)).await.is_ok() {
                             tracing::warn!(group = %g.spec.name, master = %cand.name, epoch = f.epoch, "candidate promoted");
                         }
+                    }
+                    Err(e) if e.code() == tonic::Code::FailedPrecondition && f.manual => {
+                        tracing::info!(group = %g.spec.name, candidate = %cand.name, min_offset, "switchover: candidate still catching up");
                     }
                     Err(e) if e.code() == tonic::Code::FailedPrecondition => {
                         let cmd = Command::AbortFailover {

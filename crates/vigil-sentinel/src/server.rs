@@ -37,6 +37,8 @@ pub struct Sentinel {
     membership: Arc<tokio::sync::Mutex<()>>,
     /// This sentinel's probes of the nodes.
     health: Arc<crate::monitor::Health>,
+    /// NodeAdmin clients.
+    nodes: Arc<crate::nodes::Nodes>,
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` until `shutdown`.
@@ -80,9 +82,10 @@ pub async fn run(
         id: config.id,
         membership: Arc::default(),
         health: crate::monitor::Health::new(),
+        nodes: Arc::new(crate::nodes::Nodes::new(config.node_token.clone())),
     };
     tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
-    let nodes = Arc::new(crate::nodes::Nodes::new(config.node_token.clone()));
+    let nodes = s.nodes.clone();
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),
@@ -558,6 +561,86 @@ impl SentinelService for Sentinel {
         }
         self.conf_change(id, ConfChangeType::RemoveNode).await?;
         self.propose(Command::ForgetSentinel { id }).await
+    }
+
+    async fn failover(
+        &self,
+        req: Request<pb::FailoverRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        self.linearizable().await?;
+        let g = self
+            .raft
+            .state
+            .read()
+            .groups
+            .get(&r.group)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no such group {:?}", r.group)))?;
+        if g.failover.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "INPROG a failover of {} is already in flight",
+                r.group
+            )));
+        }
+        let master = g
+            .master
+            .clone()
+            .ok_or_else(|| Status::failed_precondition(format!("{} has no master yet", r.group)))?;
+        let candidate = if !r.target.is_empty() {
+            let n = g
+                .spec
+                .nodes
+                .iter()
+                .find(|n| n.name == r.target)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!("{} is not a node of {}", r.target, r.group))
+                })?;
+            if n.name == master {
+                return Err(Status::invalid_argument(format!(
+                    "{} is already the master",
+                    n.name
+                )));
+            }
+            n.name.clone()
+        } else {
+            // The best reachable replica: lowest priority value, then highest offset.
+            let mut best: Option<(u32, u64, String)> = None;
+            for n in g
+                .spec
+                .nodes
+                .iter()
+                .filter(|n| n.name != master && n.priority > 0)
+            {
+                let Ok(mut c) = self.nodes.client(&n.admin) else {
+                    continue;
+                };
+                let Ok(st) = c.get_status(vigil_proto::node::GetStatusRequest {}).await else {
+                    continue;
+                };
+                let st = st.into_inner();
+                let key = (n.priority, u64::MAX - st.offset, n.name.clone());
+                if best.as_ref().is_none_or(|b| key < *b) {
+                    best = Some(key);
+                }
+            }
+            best.map(|b| b.2).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "NOGOODSLAVE no reachable replica of {} can be promoted",
+                    r.group
+                ))
+            })?
+        };
+        self.propose(Command::BeginFailover {
+            group: g.spec.name.clone(),
+            expected_epoch: g.epoch,
+            new_epoch: g.epoch + 1,
+            old: Some(master),
+            candidate,
+            min_offset: 0,
+            manual: true,
+        })
+        .await
     }
 
     async fn transfer_leader(

@@ -95,6 +95,9 @@ pub struct Failover {
     pub started_ms: u64,
     /// Where it is.
     pub step: Step,
+    /// An operator's switchover (the candidate waits to catch up instead of being refused).
+    #[serde(default)]
+    pub manual: bool,
 }
 
 /// A monitored group.
@@ -176,6 +179,10 @@ pub enum Command {
         candidate: String,
         /// The candidate's offset must reach this.
         min_offset: u64,
+        /// A switchover asked for by an operator: the candidate catches up with the fenced
+        /// old master before it is promoted.
+        #[serde(default)]
+        manual: bool,
     },
     /// Records that the candidate of the failover at `epoch` is now master.
     Promoted {
@@ -438,6 +445,7 @@ impl ClusterState {
                 old,
                 candidate,
                 min_offset,
+                manual,
             } => {
                 let g = self.group_mut(group)?;
                 if g.epoch != *expected_epoch {
@@ -463,6 +471,7 @@ impl ClusterState {
                     min_offset: *min_offset,
                     started_ms: p.at_ms,
                     step: Step::Begun,
+                    manual: *manual,
                 });
                 Ok((
                     group.clone(),
@@ -577,6 +586,7 @@ mod tests {
             old: Some("a".into()),
             candidate: cand.into(),
             min_offset: 10,
+            manual: false,
         };
         assert!(
             run(&mut s, 5, begin(0, 2, "b")).is_err(),
@@ -647,6 +657,7 @@ mod tests {
                 old: None,
                 candidate: "b".into(),
                 min_offset: 0,
+                manual: false,
             },
         )
         .unwrap();
