@@ -495,6 +495,11 @@ impl Driver {
                     let outcome = match applied {
                         Ok(cs) => {
                             self.storage.set_conf_state(&cs);
+                            // Published before the caller hears back, so its next status
+                            // read shows the new membership.
+                            let mut st = self.handle.status.write();
+                            st.voters = cs.get_voters().to_vec();
+                            st.learners = cs.get_learners().to_vec();
                             Ok(())
                         }
                         Err(err) => Err(DriverError::Rejected(format!(

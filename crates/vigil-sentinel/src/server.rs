@@ -545,15 +545,14 @@ impl SentinelService for Sentinel {
         }
         if id == self.id {
             // Leadership moves first; the new leader then removes us.
+            // The most caught-up other voter, preferring one heard from recently.
             let to = s
                 .progress
                 .iter()
-                .filter(|p| p.0 != id && s.voters.contains(&p.0) && p.2)
-                .max_by_key(|p| p.1)
+                .filter(|p| p.0 != id && s.voters.contains(&p.0))
+                .max_by_key(|p| (p.2, p.1))
                 .map(|p| p.0)
-                .ok_or_else(|| {
-                    Status::failed_precondition("no other reachable voter to take over")
-                })?;
+                .ok_or_else(|| Status::failed_precondition("no other voter to take over"))?;
             self.raft.transfer_leader(to);
             return Err(Status::unavailable(format!(
                 "sentinel {id} leads: leadership is moving to sentinel {to}; call RemoveSentinel there"
