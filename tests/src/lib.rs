@@ -575,3 +575,34 @@ pub async fn agreed_leader(alive: &[(u64, u16)], token: &str, within: Duration) 
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// The config of sentinel `id` (1-based) in a group whose gRPC ports are `ports`, all on
+/// loopback with data under `dir`; `extra` is appended (more keys, `[raft]`, `[[groups]]`).
+pub fn sentinel_config(id: u64, ports: &[u16], dir: &Path, token: &str, extra: &str) -> String {
+    let peers: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
+        .collect();
+    format!(
+        "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{token}\"\npeers = [{}]\n{extra}",
+        ports[id as usize - 1],
+        dir.join(format!("s{id}")).display(),
+        peers.join(", ")
+    )
+}
+
+/// A `Monitor` request for group `name` with one placeholder node (for tests of the sentinels'
+/// own state, where no node needs to exist).
+pub fn monitor_request(name: &str) -> vigil_proto::sentinel::MonitorRequest {
+    vigil_proto::sentinel::MonitorRequest {
+        name: name.into(),
+        nodes: vec![vigil_proto::sentinel::Node {
+            name: "n1".into(),
+            data: "127.0.0.1:6379".into(),
+            admin: "127.0.0.1:16379".into(),
+            priority: 100,
+        }],
+        settings: None,
+    }
+}

@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
-use vigil_tests::{NodeProc, RawConn, SentinelProc, free_port, sentinel_client, write_config};
+use vigil_tests::{
+    NodeProc, RawConn, SentinelProc, free_port, sentinel_client, sentinel_config, write_config,
+};
 
 const TOKEN: &str = "cluster-token";
 const NODE_TOKEN: &str = "node-token";
@@ -54,19 +56,17 @@ fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str) -> 
         })
         .collect();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
-        .collect();
     let sentinels = (1..=3u64)
         .map(|id| {
-            let text = format!(
-                "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\nnode_token = \"{NODE_TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
-                ports[id as usize - 1],
-                dir.path().join(format!("s{id}")).display(),
-                peers.join(", "),
-                node_list.join(", ")
+            let text = sentinel_config(
+                id,
+                &ports,
+                dir.path(),
+                TOKEN,
+                &format!(
+                    "node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
+                    node_list.join(", ")
+                ),
             );
             let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
             SentinelProc::start(id, &cfg)
@@ -102,6 +102,18 @@ impl Managed {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The first master (epoch 1) and its index, once both other nodes follow it.
+    async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
+        let first = self.master(1, Duration::from_secs(20)).await;
+        let old = self.node_at(&first.address);
+        for (i, n) in self.nodes.iter().enumerate() {
+            if i != old {
+                n.wait_info("master_link_status", |s| s == "up", "replicas follow");
+            }
+        }
+        (first, old)
     }
 
     fn node_at(&self, address: &str) -> usize {
@@ -269,17 +281,7 @@ fn roles(c: &Managed, except: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_sentinel_majority_there_is_no_failover() {
     let mut c = start_managed("300ms");
-    let first = c.master(1, Duration::from_secs(20)).await;
-    let old = c.node_at(&first.address);
-    for n in c
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != old)
-        .map(|(_, n)| n)
-    {
-        n.wait_info("master_link_status", |s| s == "up", "replicas follow");
-    }
+    let (_, old) = c.master_and_followers().await;
     c.sentinels[1].kill9();
     c.sentinels[2].kill9();
     c.nodes[old].kill9();
@@ -304,12 +306,8 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
         "[replication]\nsync_replicas = 1\nsync_timeout = \"2s\"\n",
         "sync_replicas = 1\n",
     );
-    let first = c.master(1, Duration::from_secs(20)).await;
-    let old = c.node_at(&first.address);
+    let (_, old) = c.master_and_followers().await;
     let replicas: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    for &i in &replicas {
-        c.nodes[i].wait_info("master_link_status", |s| s == "up", "replicas follow");
-    }
     // One replica goes down; the other takes the acknowledged writes.
     let (stale, fresh) = (replicas[0], replicas[1]);
     let mut c = c;
@@ -361,20 +359,14 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
 /// re-resolve on any error; afterwards every acknowledged key is on the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_mode_master_sigkill_under_load_loses_no_acknowledged_write() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::{Arc, Mutex};
     let mut c = start_managed_with(
         "500ms",
         "[replication]\nsync_replicas = 1\nsync_timeout = \"2s\"\n",
         "sync_replicas = 1\n",
     );
-    let first = c.master(1, Duration::from_secs(20)).await;
-    let old = c.node_at(&first.address);
-    for (i, n) in c.nodes.iter().enumerate() {
-        if i != old {
-            n.wait_info("master_link_status", |s| s == "up", "replicas follow");
-        }
-    }
+    let (_, old) = c.master_and_followers().await;
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let writers = spawn_writers(c.ports[0], &stop, &acked);
@@ -383,18 +375,8 @@ async fn sync_mode_master_sigkill_under_load_loses_no_acknowledged_write() {
     c.nodes[old].kill9();
     let second = c.master(2, Duration::from_secs(20)).await;
     let new = c.node_at(&second.address);
-    // Writes continue on the new master.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().unwrap().len() < before + 50 {
-        assert!(Instant::now() < deadline, "writes did not resume");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert_all_present(c.nodes[new].port, &acked);
+    // Writes continue on the new master; every acknowledged one is there.
+    let acked = resume_then_check(before, &stop, &acked, writers, c.nodes[new].port).await;
     eprintln!(
         "{} acknowledged writes, {before} before the kill, none lost",
         acked.len()
@@ -480,16 +462,10 @@ fn assert_all_present(port: u16, acked: &[String]) {
 /// synchronous replication.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_load_loses_nothing_even_in_async_mode() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::{Arc, Mutex};
     let c = start_managed("1s");
-    let first = c.master(1, Duration::from_secs(20)).await;
-    let old = c.node_at(&first.address);
-    for (i, n) in c.nodes.iter().enumerate() {
-        if i != old {
-            n.wait_info("master_link_status", |s| s == "up", "replicas follow");
-        }
-    }
+    let (first, old) = c.master_and_followers().await;
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let writers = spawn_writers(c.ports[0], &stop, &acked);
@@ -505,17 +481,7 @@ async fn a_switchover_under_load_loses_nothing_even_in_async_mode() {
     let second = c.master(2, Duration::from_secs(20)).await;
     assert_ne!(second.address, first.address);
     let new = c.node_at(&second.address);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().unwrap().len() < before + 50 {
-        assert!(Instant::now() < deadline, "writes did not resume");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert_all_present(c.nodes[new].port, &acked);
+    resume_then_check(before, &stop, &acked, writers, c.nodes[new].port).await;
     // The old master is now a replica of the new one.
     c.nodes[old].wait_info("master_link_status", |s| s == "up", "old master follows");
     // An unknown target is refused clearly.
@@ -527,4 +493,27 @@ async fn a_switchover_under_load_loses_nothing_even_in_async_mode() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+}
+
+/// Waits until the writers have had 50 more writes acknowledged than `before` (writes resumed
+/// after the failover), stops them, and checks every acknowledged key is on the node at `port`.
+async fn resume_then_check(
+    before: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    writers: Vec<std::thread::JoinHandle<()>>,
+    port: u16,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < before + 50 {
+        assert!(Instant::now() < deadline, "writes did not resume");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_all_present(port, &acked);
+    acked
 }

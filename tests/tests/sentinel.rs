@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use vigil_proto::sentinel::{
     AddSentinelRequest, ClusterStatusRequest, GetMasterRequest, ListGroupsRequest, MonitorRequest,
-    Node, RemoveSentinelRequest,
+    RemoveSentinelRequest,
 };
 use vigil_tests::{
-    SentinelClient, SentinelProc, agreed_leader, free_port, sentinel_client, write_config,
+    SentinelClient, SentinelProc, agreed_leader, free_port, monitor_request, sentinel_client,
+    sentinel_config, write_config,
 };
 
 const TOKEN: &str = "cluster-token";
@@ -32,16 +33,14 @@ struct Cluster {
 }
 
 fn config_text(id: u64, ports: &[u16], dir: &Path, join: bool) -> String {
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
-        .collect();
-    format!(
-        "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\njoin = {join}\npeers = [{}]\n[raft]\ntick = \"50ms\"\nelection_ticks = 10\nheartbeat_ticks = 2\ncompact_every = 50\n",
-        ports[id as usize - 1],
-        dir.join(format!("s{id}")).display(),
-        peers.join(", ")
+    sentinel_config(
+        id,
+        ports,
+        dir,
+        TOKEN,
+        &format!(
+            "join = {join}\n[raft]\ntick = \"50ms\"\nelection_ticks = 10\nheartbeat_ticks = 2\ncompact_every = 50\n"
+        ),
     )
 }
 
@@ -80,16 +79,7 @@ impl Cluster {
 }
 
 fn group(name: &str) -> MonitorRequest {
-    MonitorRequest {
-        name: name.into(),
-        nodes: vec![Node {
-            name: "n1".into(),
-            data: "127.0.0.1:6379".into(),
-            admin: "127.0.0.1:16379".into(),
-            priority: 100,
-        }],
-        settings: None,
-    }
+    monitor_request(name)
 }
 
 async fn monitor_retrying(port: u16, name: &str) {

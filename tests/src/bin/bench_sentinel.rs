@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_proto::sentinel::{GetMasterRequest, MonitorRequest, Node};
+use vigil_proto::sentinel::GetMasterRequest;
 use vigil_tests::{
-    SentinelClient, SentinelProc, agreed_leader, free_port, sentinel_client, write_config,
+    SentinelClient, SentinelProc, agreed_leader, free_port, monitor_request, sentinel_client,
+    sentinel_config, write_config,
 };
 
 const TOKEN: &str = "bench-token";
@@ -36,21 +37,17 @@ async fn main() {
     let tick = std::env::var("TICK").unwrap_or_else(|_| "100ms".into());
     let dir = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
-        .collect();
     let mut procs: Vec<SentinelProc> = (1..=3u64)
         .map(|id| {
             let cfg = write_config(
                 dir.path(),
                 &format!("s{id}.toml"),
-                &format!(
-                    "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{TOKEN}\"\npeers = [{}]\n[raft]\ntick = \"{tick}\"\n",
-                    ports[id as usize - 1],
-                    dir.path().join(format!("s{id}")).display(),
-                    peers.join(", ")
+                &sentinel_config(
+                    id,
+                    &ports,
+                    dir.path(),
+                    TOKEN,
+                    &format!("[raft]\ntick = \"{tick}\"\n"),
                 ),
             );
             SentinelProc::start(id, &cfg)
@@ -59,18 +56,9 @@ async fn main() {
     let all: Vec<(u64, u16)> = (1..=3u64).zip(ports.iter().copied()).collect();
     let leader = leader_of(&all).await;
     let mut c = client(ports[leader as usize - 1]);
-    c.monitor(MonitorRequest {
-        name: "mymaster".into(),
-        nodes: vec![Node {
-            name: "n1".into(),
-            data: "127.0.0.1:6379".into(),
-            admin: "127.0.0.1:16379".into(),
-            priority: 100,
-        }],
-        settings: None,
-    })
-    .await
-    .expect("monitor");
+    c.monitor(monitor_request("mymaster"))
+        .await
+        .expect("monitor");
 
     // GetMaster on one follower: sequential latency, then concurrent throughput.
     let target = ports[all
