@@ -184,10 +184,9 @@ impl Node {
         }))
     }
 
-    /// The node as an `Arc`, for tasks it spawns.
-    pub fn arc(&self) -> Arc<Node> {
-        // `me` is set at construction and the node only runs inside its Arc.
-        self.me.upgrade().expect("node used after it was dropped")
+    /// The node as an `Arc`, for tasks it spawns (`None` only while it is being dropped).
+    pub fn arc(&self) -> Option<Arc<Node>> {
+        self.me.upgrade()
     }
 
     /// Milliseconds since the node started, on the monotonic clock: lags, leases, link ages.

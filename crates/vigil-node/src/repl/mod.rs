@@ -188,8 +188,11 @@ impl crate::node::Node {
             tracing::info!(master = %format!("{host}:{port}"), epoch = role.epoch, "now a replica");
         }
         self.wake_blocked();
-        let up = replica::start(&self.arc(), host, port);
-        *self.repl.upstream.lock() = Some(up);
+        // Only a node being dropped has no Arc left; it has nothing to follow any more.
+        if let Some(me) = self.arc() {
+            let up = replica::start(&me, host, port);
+            *self.repl.upstream.lock() = Some(up);
+        }
     }
 
     /// The `# Replication` section of `INFO`, with Redis' field names and order.
