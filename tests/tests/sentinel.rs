@@ -365,8 +365,8 @@ async fn watch_streams_changes_and_a_lost_majority_serves_nothing() {
         .expect("stream ended")
         .unwrap();
     assert_eq!(
-        (ev.group.as_str(), ev.what.as_str()),
-        ("watched", "monitor")
+        (ev.group.as_str(), ev.kind.as_str(), ev.index > 0),
+        ("watched", "+monitor", true)
     );
     // Two of three gone: the survivor neither commits nor answers linearizable reads.
     let survivor = leader;

@@ -1,49 +1,102 @@
-//! The leader's duties for every group, each round:
+//! The leader's duties for every group:
 //!
 //! - **First master**: a group without one gets the most up-to-date reachable node (priority 0
 //!   never), committed with an `AssignMaster` compare-and-swap, then promoted with a lease.
 //! - **Steady state**: the committed master's write lease is renewed, but only after a ReadIndex
 //!   confirmed that this sentinel still leads; replicas that drifted (wrong master, older
-//!   epoch, unassigned after a restart) are pointed back at it.
+//!   epoch, unassigned after a restart) are pointed back at it. A returning old master is
+//!   demoted the same way, and the bytes of history it had that the new master never got (its
+//!   divergent writes, async mode only) are counted in its `+convert-to-slave` event.
 //! - **Failover**: when the master has been down for `down_after` here and for at least
 //!   `quorum` sentinels (their fresh opinions), the best replica is chosen and a
 //!   `BeginFailover` compare-and-swap commits the new epoch *before* anything is done. Then,
 //!   idempotently from the committed state (so a new leader resumes it): fence the old master
 //!   (best effort), wait until every lease it could hold has surely expired, `Promote` the
 //!   candidate (refused below `min_offset`), commit `Promoted` (clients now get the new master),
-//!   repoint the other nodes, commit `CompleteFailover`. A failover that does not finish within
-//!   `failover_timeout` is aborted; the next round starts another at a higher epoch.
+//!   repoint the other nodes `parallel_syncs` at a time, commit `CompleteFailover`. A failover
+//!   that does not finish within `failover_timeout` is aborted; the next attempt (at a higher
+//!   epoch) skips the candidate that failed.
 //!
-//! Lease arithmetic: node clocks are read *before* leadership is confirmed, and a lease runs
-//! from such a reading, so it ends before (time the reading arrived here + ttl). A leader that
-//! granted nothing itself (it is new) waits one lease after it became leader: every grant of an
-//! earlier leader was confirmed by a heartbeat acknowledged before this leader's election.
+//! Pace: the leader looks every [`WATCH`] for work that is due — a master down, a failover in
+//!   flight, a lease to renew (every quarter lease, at most every [`ROUND`]) — and goes on at once
+//!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
+//!
+//! Lease arithmetic: the lease is half of `down_after`, so by the time a master is seen down,
+//! every lease it was granted has already ended and promotion need not wait. Node clocks are
+//! read *before* leadership is confirmed, and a lease runs from such a reading, so it ends
+//! before (time the reading arrived here + ttl). A leader that granted nothing itself (it is
+//! new) waits one lease after it became leader: every grant of an earlier leader was confirmed
+//! by a heartbeat acknowledged before this leader's election.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_proto::node::{
-    FenceRequest, GetStatusRequest, NodeStatus, PromoteRequest, RenewLeaseRequest,
+    FenceRequest, GetStatusRequest, LinkStatus, NodeStatus, PromoteRequest, RenewLeaseRequest,
     ReplicateFromRequest, Role as NodeRole,
 };
 
 use crate::driver::Handle;
+use crate::events::{Event, Events};
 use crate::monitor::Health;
 use crate::nodes::Nodes;
-use crate::state::{Command, Failover, Group, NodeSpec, Step};
+use crate::state::{AbortReason, Command, Failover, Group, NodeSpec, Settings, Step};
 use crate::transport::GrpcTransport;
 
-/// How often the leader tends the groups.
+/// The longest time between two rounds of a healthy group (first-master attempts, drift fixes).
 pub const ROUND: Duration = Duration::from_millis(100);
-/// The write lease granted to a master, counted from a reading of the master's own clock.
-pub const LEASE: Duration = Duration::from_secs(1);
-/// Margin on lease waits for clock-rate differences between machines.
-const DRIFT: Duration = Duration::from_millis(100);
+/// How often the leader looks for work that is due.
+const WATCH: Duration = Duration::from_millis(10);
+/// How long a proposal may take before the step is retried.
+const PROPOSE: Duration = Duration::from_secs(2);
 
-/// A node's status and when it arrived (monotonic).
-type Observed = Vec<Option<(NodeStatus, Instant)>>;
+/// The write lease granted to a group's master: half of `down_after` (100 ms – 10 s), counted
+/// from a reading of the master's own clock.
+pub fn lease(s: &Settings) -> Duration {
+    (Duration::from_millis(s.down_after_ms) / 2)
+        .clamp(Duration::from_millis(100), Duration::from_secs(10))
+}
+
+/// Margin on lease waits for clock-rate differences between machines (generous: real rates
+/// differ by parts per million).
+fn drift(lease: Duration) -> Duration {
+    lease / 50 + Duration::from_millis(5)
+}
+
+/// How often a master's lease is renewed: four times per lease, at least every round.
+fn renew_every(s: &Settings) -> Duration {
+    (lease(s) / 4).min(ROUND)
+}
+
+/// A node's status and when it arrived (monotonic), in the group's node order.
+pub type Observed = Vec<Option<(NodeStatus, Instant)>>;
+
+/// What the controller keeps about one group (never replicated; a new leader starts afresh).
+#[derive(Default)]
+struct Local {
+    /// When the group was last tended.
+    last_round: Option<Instant>,
+    /// Every lease this leader granted in the group ends before this.
+    lease_bound: Option<Instant>,
+    /// The highest offset the master reported as acknowledged by its sync replicas.
+    acked: u64,
+    /// The master `+odown` was announced for (the current outage).
+    odown: Option<String>,
+    /// "No eligible replica" was announced for the current outage.
+    no_good: bool,
+    /// Candidates that failed during the current outage (skipped by the next attempt).
+    excluded: HashSet<String>,
+    /// The failover in flight (epoch) and when this leader first saw it.
+    failover_seen: Option<(u64, Instant)>,
+    /// Nodes sent `ReplicateFrom` during the failover in flight, not yet seen in sync.
+    reconf: HashSet<String>,
+    /// The group's last failover (its `last_failover_ms` marker) and when this sentinel saw it
+    /// committed: `min_failover_interval` runs from then, on this sentinel's monotonic clock.
+    last_failover: Option<(u64, Instant)>,
+}
 
 /// The leader's controller.
 pub struct Controller {
@@ -51,14 +104,10 @@ pub struct Controller {
     nodes: Arc<Nodes>,
     health: Arc<Health>,
     peers: Arc<GrpcTransport>,
+    events: Events,
     /// When this sentinel became leader (`None` while it does not lead).
     leader_since: Option<Instant>,
-    /// Per group: every lease this leader granted ends before this.
-    lease_bound: HashMap<String, Instant>,
-    /// Per group: the highest offset the master reported as acknowledged by its sync replicas.
-    acked: HashMap<String, u64>,
-    /// Per (group, epoch): when this leader first saw the failover.
-    failover_seen: HashMap<(String, u64), Instant>,
+    local: HashMap<String, Local>,
 }
 
 impl Controller {
@@ -69,77 +118,207 @@ impl Controller {
         health: Arc<Health>,
         peers: Arc<GrpcTransport>,
     ) -> Controller {
+        let events = raft.events.clone();
         Controller {
             raft,
             nodes,
             health,
             peers,
+            events,
             leader_since: None,
-            lease_bound: HashMap::new(),
-            acked: HashMap::new(),
-            failover_seen: HashMap::new(),
+            local: HashMap::new(),
         }
+    }
+
+    fn local(&mut self, group: &str) -> &mut Local {
+        self.local.entry(group.to_string()).or_default()
+    }
+
+    /// Notes, on every sentinel, when each group's last failover was committed.
+    fn note_failovers(&mut self, groups: &[Group]) {
+        for g in groups {
+            let l = self.local(&g.spec.name);
+            if g.last_failover_ms > 0 && l.last_failover.map(|x| x.0) != Some(g.last_failover_ms) {
+                l.last_failover = Some((g.last_failover_ms, Instant::now()));
+            }
+        }
+        let names: HashSet<&str> = groups.iter().map(|g| g.spec.name.as_str()).collect();
+        self.local.retain(|k, _| names.contains(k.as_str()));
+    }
+
+    /// Forgets what only a leader may rely on.
+    fn step_down(&mut self) {
+        self.leader_since = None;
+        for l in self.local.values_mut() {
+            let last_failover = l.last_failover;
+            *l = Local {
+                last_failover,
+                ..Local::default()
+            };
+        }
+    }
+
+    /// Whether `g` needs the leader's attention now.
+    fn due(&mut self, g: &Group) -> bool {
+        let s = &g.spec.settings;
+        let master_down = g.master.as_ref().is_some_and(|m| {
+            self.health.down_for(&g.spec.name, m) >= Duration::from_millis(s.down_after_ms)
+        });
+        let every = if g.master.is_none() {
+            ROUND
+        } else {
+            renew_every(s)
+        };
+        let l = self.local(&g.spec.name);
+        if let Some(m) = l
+            .odown
+            .take_if(|m| !master_down || g.master.as_ref() != Some(m))
+        {
+            l.no_good = false;
+            l.excluded.clear();
+            self.events.emit(Event::local(
+                "-odown",
+                &g.spec.name,
+                &m,
+                g.epoch,
+                String::new(),
+            ));
+            return true;
+        }
+        g.failover.is_some() || master_down || l.last_round.is_none_or(|t| t.elapsed() >= every)
     }
 }
 
 /// Runs until `shutdown`.
 pub async fn run(mut c: Controller, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(ROUND);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut again = false;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
+        if shutdown.is_cancelled() {
+            return;
         }
-        if !c.raft.status.read().is_leader {
-            // Whatever this sentinel granted before stays bounded by the next leader's wait.
-            c.leader_since = None;
-            c.lease_bound.clear();
-            c.failover_seen.clear();
+        if !again {
+            tokio::select! {
+                _ = tokio::time::sleep(WATCH) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        again = false;
+        let groups: Vec<Group> = c.raft.state.read().groups.values().cloned().collect();
+        c.note_failovers(&groups);
+        let (is_leader, me) = {
+            let s = c.raft.status.read();
+            (s.is_leader, s.id)
+        };
+        if !is_leader {
+            // Whatever this sentinel granted stays bounded by the next leader's wait.
+            c.step_down();
             continue;
         }
         let since = *c.leader_since.get_or_insert_with(Instant::now);
-        let groups: Vec<Group> = c.raft.state.read().groups.values().cloned().collect();
-        let mut observed = Vec::new();
-        for g in groups {
-            let o = observe(&c.nodes, &g).await;
+        let due: Vec<Group> = groups.into_iter().filter(|g| c.due(g)).collect();
+        if due.is_empty() {
+            continue;
+        }
+        let mut observed = Vec::with_capacity(due.len());
+        for g in due {
+            let o = observe(&c.nodes, &g, lease(&g.spec.settings) / 2).await;
             observed.push((g, o));
         }
         if c.raft.read_index(ROUND * 3).await.is_err() {
             continue;
         }
         for (g, o) in observed {
-            match (&g.failover, g.master.clone()) {
-                (Some(f), _) => c.drive_failover(&g, f, &o, since).await,
-                (None, None) => assign_first_master(&c.raft, &g, &o).await,
-                (None, Some(m)) => {
-                    if !c.maybe_begin_failover(&g, &m, &o).await {
-                        c.tend(&g, &m, &o).await;
-                    }
-                }
-            }
+            c.local(&g.spec.name).last_round = Some(Instant::now());
+            let span =
+                tracing::info_span!("group", sentinel = me, group = %g.spec.name, epoch = g.epoch);
+            again |= c.tend_group(&g, &o, since).instrument(span).await;
         }
     }
 }
 
-async fn status(nodes: &Nodes, n: &NodeSpec) -> Option<(NodeStatus, Instant)> {
+impl Controller {
+    /// One round for one group; returns whether a step committed (go on at once).
+    async fn tend_group(&mut self, g: &Group, o: &Observed, since: Instant) -> bool {
+        match (&g.failover, g.master.clone()) {
+            (Some(f), _) => self.drive_failover(g, f, o, since).await,
+            (None, None) => assign_first_master(&self.raft, g, o).await,
+            (None, Some(m)) => match self.maybe_begin_failover(g, &m, o).await {
+                Some(began) => began,
+                None => {
+                    self.keep_master(g, &m, o).await;
+                    false
+                }
+            },
+        }
+    }
+}
+
+/// One node's status, or `None` if it does not answer within `timeout`.
+async fn status(nodes: &Nodes, n: &NodeSpec, timeout: Duration) -> Option<(NodeStatus, Instant)> {
     let mut c = nodes.client(&n.admin).ok()?;
-    match c.get_status(GetStatusRequest {}).await {
-        Ok(r) => Some((r.into_inner(), Instant::now())),
-        Err(e) => {
+    match tokio::time::timeout(timeout, c.get_status(GetStatusRequest {})).await {
+        Ok(Ok(r)) => Some((r.into_inner(), Instant::now())),
+        Ok(Err(e)) => {
             tracing::debug!(node = %n.name, error = %e, "node status unavailable");
             None
         }
+        Err(_) => None,
     }
 }
 
-/// Every node's status (in the group's node order), read before leadership is confirmed.
-async fn observe(nodes: &Nodes, g: &Group) -> Observed {
-    let mut out = Vec::with_capacity(g.spec.nodes.len());
-    for n in &g.spec.nodes {
-        out.push(status(nodes, n).await);
+/// Every node's status (in the group's node order), asked all at once, read before leadership
+/// is confirmed.
+pub async fn observe(nodes: &Arc<Nodes>, g: &Group, timeout: Duration) -> Observed {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, n) in g.spec.nodes.iter().enumerate() {
+        let (nodes, n) = (nodes.clone(), n.clone());
+        set.spawn(async move { (i, status(&nodes, &n, timeout).await) });
+    }
+    let mut out = vec![None; g.spec.nodes.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, st)) = r {
+            out[i] = st;
+        }
     }
     out
+}
+
+/// The best replica to promote in place of `master`: reachable, not seen down (`sdown`),
+/// priority > 0, not in `excluded`, at or above `min_offset`, and in async mode no more than
+/// `max_lag_on_failover` behind the most up-to-date node; then lowest priority value, highest
+/// offset, smallest run id.
+pub fn choose_candidate<'g>(
+    g: &'g Group,
+    observed: &Observed,
+    master: &str,
+    min_offset: u64,
+    excluded: &HashSet<String>,
+    sdown: impl Fn(&str) -> bool,
+) -> Option<(&'g NodeSpec, u64)> {
+    let s = &g.spec.settings;
+    let highest = observed
+        .iter()
+        .flatten()
+        .map(|(s, _)| s.offset)
+        .max()
+        .unwrap_or(0);
+    g.spec
+        .nodes
+        .iter()
+        .zip(observed)
+        .filter(|(n, _)| n.name != master && n.priority > 0 && !excluded.contains(&n.name))
+        .filter(|(n, _)| !sdown(&n.name))
+        .filter_map(|(n, st)| st.as_ref().map(|(st, _)| (n, st)))
+        .filter(|(_, st)| st.offset >= min_offset)
+        .filter(|(_, st)| s.sync_replicas > 0 || highest - st.offset <= s.max_lag_on_failover)
+        .min_by(|(a, sa), (b, sb)| {
+            (a.priority, std::cmp::Reverse(sa.offset), &sa.run_id).cmp(&(
+                b.priority,
+                std::cmp::Reverse(sb.offset),
+                &sb.run_id,
+            ))
+        })
+        .map(|(n, st)| (n, st.offset))
 }
 
 fn split(addr: &str) -> Option<(String, u32)> {
@@ -147,15 +326,28 @@ fn split(addr: &str) -> Option<(String, u32)> {
     Some((h.to_string(), p.parse().ok()?))
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Bytes of history `old` holds that `master` (promoted from the same history) never got:
+/// writes acknowledged by an old master and never replicated. `None` when their histories
+/// cannot be compared.
+fn divergent(old: &NodeStatus, master: &NodeStatus) -> Option<u64> {
+    if master.second_offset <= 0 || master.replid2.is_empty() {
+        return None;
+    }
+    // The new master shares its predecessor's history up to (not including) second_offset.
+    let shared = (master.second_offset - 1) as u64;
+    let len = if old.replid == master.replid2 {
+        old.offset
+    } else if old.replid2 == master.replid2 && old.second_offset > 0 {
+        (old.second_offset - 1) as u64
+    } else {
+        return None;
+    };
+    Some(len.saturating_sub(shared))
 }
 
 /// Picks the most up-to-date reachable node (priority 0 never) and commits it as master; the
-/// next round promotes it and points the others at it.
-async fn assign_first_master(raft: &Handle, g: &Group, observed: &Observed) {
+/// next round promotes it and points the others at it. Returns whether it committed.
+async fn assign_first_master(raft: &Handle, g: &Group, observed: &Observed) -> bool {
     let mut best: Option<(&NodeSpec, &NodeStatus)> = None;
     for (n, st) in g.spec.nodes.iter().zip(observed) {
         let Some((st, _)) = st else { continue };
@@ -178,42 +370,75 @@ async fn assign_first_master(raft: &Handle, g: &Group, observed: &Observed) {
         }
     }
     let Some((node, _)) = best else {
-        tracing::warn!(group = %g.spec.name, "no reachable node can be the first master yet");
-        return;
+        tracing::warn!("no reachable node can be the first master yet");
+        return false;
     };
     let cmd = Command::AssignMaster {
         group: g.spec.name.clone(),
         expected_epoch: g.epoch,
         node: node.name.clone(),
     };
-    match raft.propose(cmd, Duration::from_secs(2)).await {
-        Ok(()) => {
-            tracing::info!(group = %g.spec.name, master = %node.name, epoch = g.epoch + 1, "first master assigned")
-        }
+    match raft.propose(cmd, PROPOSE).await {
+        Ok(()) => true,
         Err(e) => {
-            tracing::info!(group = %g.spec.name, error = %e, "first master not assigned this round")
+            tracing::info!(error = %e, "first master not assigned this round");
+            false
         }
     }
 }
 
+/// How `repoint` announces a node it points at the master.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repoint {
+    /// Steady state: fixing a node that drifted.
+    Fix,
+    /// After a promotion: at most `parallel_syncs` syncing at once.
+    Failover,
+}
+
 impl Controller {
-    /// Points every node but `master` at it (at the group's epoch) unless it already follows.
-    async fn repoint(&self, g: &Group, master: &NodeSpec, observed: &Observed) {
+    /// Points every reachable node but the master (index `mi`) at it, at the group's epoch,
+    /// unless it already follows. Returns whether every reachable node follows it in sync.
+    async fn repoint(&mut self, g: &Group, mi: usize, observed: &Observed, why: Repoint) -> bool {
+        let master = &g.spec.nodes[mi];
         let Some((host, port)) = split(&master.data) else {
-            return;
+            return false;
         };
-        for (n, st) in g.spec.nodes.iter().zip(observed) {
-            if n.name == master.name {
+        let mst = observed[mi].as_ref().map(|(s, _)| s.clone());
+        let name = g.spec.name.clone();
+        let mut syncing = 0usize;
+        let mut todo = Vec::new();
+        for (i, (n, st)) in g.spec.nodes.iter().zip(observed).enumerate() {
+            let Some((st, _)) = st else { continue };
+            if i == mi {
                 continue;
             }
-            let Some((st, _)) = st else { continue };
             let follows = st.role == NodeRole::Replica as i32
                 && st.master_host == host
                 && st.master_port == port
                 && st.epoch >= g.epoch;
-            if follows {
-                continue;
+            if !follows {
+                todo.push((n, st));
+            } else if st.link == LinkStatus::Up as i32 {
+                if self.local(&name).reconf.remove(&n.name) {
+                    self.events.emit(Event::local(
+                        "+slave-reconf-done",
+                        &name,
+                        &n.name,
+                        g.epoch,
+                        String::new(),
+                    ));
+                }
+            } else {
+                syncing += 1;
             }
+        }
+        let in_sync = todo.is_empty() && syncing == 0;
+        let room = match why {
+            Repoint::Fix => usize::MAX,
+            Repoint::Failover => (g.spec.settings.parallel_syncs as usize).saturating_sub(syncing),
+        };
+        for (n, st) in todo.into_iter().take(room) {
             let Ok(mut c) = self.nodes.client(&n.admin) else {
                 continue;
             };
@@ -222,27 +447,44 @@ impl Controller {
                 host: host.clone(),
                 port,
             };
-            match c.replicate_from(req).await {
-                Ok(_) => {
-                    tracing::info!(group = %g.spec.name, replica = %n.name, master = %master.name, epoch = g.epoch, "replica pointed at the master")
-                }
-                Err(e) => {
-                    tracing::warn!(group = %g.spec.name, replica = %n.name, error = %e, "replica not repointed")
-                }
+            if let Err(e) = c.replicate_from(req).await {
+                tracing::warn!(replica = %n.name, error = %e, "node not repointed");
+                continue;
             }
+            let lost = mst.as_ref().and_then(|m| divergent(st, m));
+            let was_master = st.role == NodeRole::Master as i32 || st.fenced;
+            let (kind, detail) = if was_master || lost.is_some_and(|b| b > 0) {
+                if let Some(bytes) = lost.filter(|b| *b > 0) {
+                    tracing::warn!(node = %n.name, bytes, "old master demoted: it had writes the new master never got; they are discarded");
+                }
+                let detail = lost.map_or_else(
+                    || "divergent_bytes unknown".to_string(),
+                    |b| format!("divergent_bytes {b}"),
+                );
+                ("+convert-to-slave", detail)
+            } else if why == Repoint::Failover {
+                self.local(&name).reconf.insert(n.name.clone());
+                ("+slave-reconf-sent", String::new())
+            } else {
+                ("+fix-slave-config", String::new())
+            };
+            self.events
+                .emit(Event::local(kind, &name, &n.name, g.epoch, detail));
         }
+        in_sync
     }
 
     /// Keeps the committed master promoted and leased, and its replicas following it.
-    async fn tend(&mut self, g: &Group, master: &str, observed: &Observed) {
+    async fn keep_master(&mut self, g: &Group, master: &str, observed: &Observed) {
         let Some(mi) = g.spec.nodes.iter().position(|n| n.name == master) else {
             return;
         };
         let m = &g.spec.nodes[mi];
+        let ttl = lease(&g.spec.settings);
         if let Some((st, arrived)) = &observed[mi] {
             if g.spec.settings.sync_replicas > 0 {
-                let a = self.acked.entry(g.spec.name.clone()).or_default();
-                *a = (*a).max(st.acked_offset);
+                let l = self.local(&g.spec.name);
+                l.acked = l.acked.max(st.acked_offset);
             }
             let Ok(mut c) = self.nodes.client(&m.admin) else {
                 return;
@@ -259,98 +501,143 @@ impl Controller {
                     .max()
                     .unwrap_or(0);
                 if st.offset < highest {
-                    tracing::warn!(group = %g.spec.name, master, offset = st.offset, highest, "committed master is behind its replicas; not promoting it");
+                    tracing::warn!(
+                        master,
+                        offset = st.offset,
+                        highest,
+                        "committed master is behind its replicas; not promoting it"
+                    );
                     return;
                 }
                 let req = PromoteRequest {
                     epoch: g.epoch,
                     min_offset: highest,
-                    lease_ttl_ms: LEASE.as_millis() as u64,
+                    lease_ttl_ms: ttl.as_millis() as u64,
                     lease_since_node_ms: st.node_clock_ms,
                 };
                 c.promote(req).await.map(|_| ())
             } else {
                 let req = RenewLeaseRequest {
                     epoch: g.epoch,
-                    ttl_ms: LEASE.as_millis() as u64,
+                    ttl_ms: ttl.as_millis() as u64,
                     since_node_ms: st.node_clock_ms,
                 };
                 c.renew_lease(req).await.map(|_| ())
             };
             match granted {
                 Ok(()) => {
-                    let bound = *arrived + LEASE;
-                    let b = self.lease_bound.entry(g.spec.name.clone()).or_insert(bound);
-                    *b = (*b).max(bound);
+                    let bound = *arrived + ttl;
+                    let l = self.local(&g.spec.name);
+                    l.lease_bound = Some(l.lease_bound.map_or(bound, |b| b.max(bound)));
                 }
-                Err(e) => {
-                    tracing::warn!(group = %g.spec.name, master, error = %e, "lease not granted")
-                }
+                Err(e) => tracing::warn!(master, error = %e, "lease not granted"),
             }
         }
-        self.repoint(g, m, observed).await;
+        self.repoint(g, mi, observed, Repoint::Fix).await;
     }
 
-    /// Starts a failover if the master is objectively down; returns whether one was begun.
-    async fn maybe_begin_failover(&mut self, g: &Group, master: &str, observed: &Observed) -> bool {
+    /// Starts a failover if the master is objectively down. `None`: the master is not (or may
+    /// not yet be) replaced, tend it as usual; `Some(committed)` otherwise.
+    async fn maybe_begin_failover(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+    ) -> Option<bool> {
         let s = &g.spec.settings;
+        let name = g.spec.name.clone();
         let down_after = Duration::from_millis(s.down_after_ms);
-        if self.health.down_for(&g.spec.name, master) < down_after {
-            return false;
+        if self.health.down_for(&name, master) < down_after {
+            return None;
         }
-        if g.last_failover_ms > 0
-            && wall_ms().saturating_sub(g.last_failover_ms) < s.min_failover_interval_ms
+        let min_interval = Duration::from_millis(s.min_failover_interval_ms);
+        if let Some((_, at)) = self.local(&name).last_failover
+            && at.elapsed() < min_interval
         {
-            return false;
+            tracing::debug!(
+                master,
+                "master down, but the last failover was less than min_failover_interval ago"
+            );
+            return None;
         }
-        // Fresh opinions: ODOWN when `quorum` sentinels, this one included, see it down.
-        let mut votes = 1;
+        // Fresh opinions, all asked at once: ODOWN when `quorum` sentinels, this one
+        // included, see it down.
+        let mut asks = tokio::task::JoinSet::new();
         for id in self.peers.peers() {
-            if let Some(ms) = self.peers.opinion(id, &g.spec.name, master).await
-                && ms >= s.down_after_ms
-            {
-                votes += 1;
+            let (peers, group, node) = (self.peers.clone(), name.clone(), master.to_string());
+            asks.spawn(async move { (id, peers.opinion(id, &group, &node).await) });
+        }
+        let mut votes = 1;
+        let mut sees_it_up = None;
+        while let Some(r) = asks.join_next().await {
+            match r {
+                Ok((_, Some(ms))) if ms >= s.down_after_ms => votes += 1,
+                Ok((id, Some(ms))) if ms < s.down_after_ms / 2 => sees_it_up = Some(id),
+                _ => {}
             }
         }
         if votes < s.quorum {
-            tracing::info!(group = %g.spec.name, master, votes, quorum = s.quorum, "master down here, but no quorum agrees yet");
-            return false;
+            tracing::info!(
+                master,
+                votes,
+                quorum = s.quorum,
+                "master down here, but no quorum agrees yet"
+            );
+            // Seen down only from here while a peer reaches it: that peer can keep its lease.
+            if let Some(id) = sees_it_up
+                && self.health.down_for(&name, master) >= down_after * 2
+            {
+                tracing::warn!(
+                    master,
+                    to = id,
+                    "this leader cannot reach the master that others can: handing leadership over"
+                );
+                self.raft.transfer_leader(id);
+            }
+            return None;
         }
-        // Candidate: reachable replicas with priority > 0, not lagging; then lowest priority,
-        // highest offset, smallest run id.
-        let highest = observed
-            .iter()
-            .flatten()
-            .map(|(s, _)| s.offset)
-            .max()
-            .unwrap_or(0);
+        let l = self.local(&name);
+        if l.odown.is_none() {
+            l.odown = Some(master.to_string());
+            self.events.emit(Event::local(
+                "+odown",
+                &name,
+                master,
+                g.epoch,
+                format!("#quorum {votes}/{}", s.quorum),
+            ));
+        }
         let min_offset = if s.sync_replicas > 0 {
-            self.acked.get(&g.spec.name).copied().unwrap_or(0)
+            self.local(&name).acked
         } else {
             0
         };
-        let candidate = g
-            .spec
-            .nodes
-            .iter()
-            .zip(observed)
-            .filter(|(n, _)| n.name != master && n.priority > 0)
-            .filter_map(|(n, st)| st.as_ref().map(|(st, _)| (n, st)))
-            .filter(|(_, st)| st.offset >= min_offset)
-            .filter(|(_, st)| s.sync_replicas > 0 || highest - st.offset <= s.max_lag_on_failover)
-            .min_by(|(a, sa), (b, sb)| {
-                (a.priority, std::cmp::Reverse(sa.offset), &sa.run_id).cmp(&(
-                    b.priority,
-                    std::cmp::Reverse(sb.offset),
-                    &sb.run_id,
-                ))
-            });
-        let Some((cand, cst)) = candidate else {
-            tracing::error!(group = %g.spec.name, master, min_offset, "master is down and no replica is eligible: staying unavailable rather than promote a stale node");
-            return true;
+        let excluded = self.local(&name).excluded.clone();
+        let health = self.health.clone();
+        let candidate = choose_candidate(g, observed, master, min_offset, &excluded, |n| {
+            health.down_for(&name, n) >= down_after
+        });
+        let Some((cand, offset)) = candidate else {
+            let l = self.local(&name);
+            if !l.no_good {
+                l.no_good = true;
+                tracing::error!(
+                    master,
+                    min_offset,
+                    "master is down and no replica is eligible: staying unavailable rather than promote a stale node"
+                );
+                self.events.emit(Event::local(
+                    "-failover-abort-no-good-slave",
+                    &name,
+                    master,
+                    g.epoch,
+                    format!("no eligible replica (min_offset {min_offset})"),
+                ));
+            }
+            return Some(false);
         };
         let cmd = Command::BeginFailover {
-            group: g.spec.name.clone(),
+            group: name.clone(),
             expected_epoch: g.epoch,
             new_epoch: g.epoch + 1,
             old: Some(master.to_string()),
@@ -358,128 +645,159 @@ impl Controller {
             min_offset,
             manual: false,
         };
-        match self.raft.propose(cmd, Duration::from_secs(2)).await {
+        match self.raft.propose(cmd, PROPOSE).await {
             Ok(()) => {
-                tracing::warn!(group = %g.spec.name, old = master, candidate = %cand.name, offset = cst.offset, epoch = g.epoch + 1, votes, "failover begun")
+                tracing::warn!(old = master, candidate = %cand.name, offset, votes, "failover begun");
+                Some(true)
             }
             Err(e) => {
-                tracing::warn!(group = %g.spec.name, error = %e, "failover not begun this round")
+                tracing::warn!(error = %e, "failover not begun this round");
+                Some(false)
             }
         }
-        true
     }
 
-    /// Drives a committed failover one step, idempotently.
+    async fn abort(&mut self, g: &Group, f: &Failover, why: AbortReason, reason: String) -> bool {
+        self.local(&g.spec.name)
+            .excluded
+            .insert(f.candidate.clone());
+        let cmd = Command::AbortFailover {
+            group: g.spec.name.clone(),
+            epoch: f.epoch,
+            reason,
+            why,
+        };
+        self.raft.propose(cmd, PROPOSE).await.is_ok()
+    }
+
+    /// Drives a committed failover one step, idempotently; returns whether a step committed.
     async fn drive_failover(
         &mut self,
         g: &Group,
         f: &Failover,
         observed: &Observed,
         leader_since: Instant,
-    ) {
-        let key = (g.spec.name.clone(), f.epoch);
-        let seen = *self.failover_seen.entry(key).or_insert_with(Instant::now);
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let l = self.local(&name);
+        let seen = match l.failover_seen {
+            Some((e, at)) if e == f.epoch => at,
+            _ => {
+                let now = Instant::now();
+                l.failover_seen = Some((f.epoch, now));
+                l.reconf.clear();
+                now
+            }
+        };
         let timeout = Duration::from_millis(g.spec.settings.failover_timeout_ms);
         if seen.elapsed() > timeout {
-            let cmd = Command::AbortFailover {
-                group: g.spec.name.clone(),
-                epoch: f.epoch,
-                reason: format!("not finished within {timeout:?}"),
-            };
-            let _ = self.raft.propose(cmd, Duration::from_secs(2)).await;
-            tracing::error!(group = %g.spec.name, epoch = f.epoch, "failover aborted (timeout)");
-            return;
+            tracing::error!(candidate = %f.candidate, "failover not finished within {timeout:?}: aborted");
+            let reason = format!("not finished within {timeout:?}");
+            return self.abort(g, f, AbortReason::Timeout, reason).await;
         }
         let Some(ci) = g.spec.nodes.iter().position(|n| n.name == f.candidate) else {
-            return;
+            return false;
         };
-        let cand = &g.spec.nodes[ci];
         match f.step {
-            Step::Begun => {
-                // A reachable old master is fenced at the new epoch: it stops acknowledging
-                // at once (checked when each reply leaves), so its lease need not be waited
-                // out, and its offset is final.
-                let mut final_offset = None;
-                let mut acked = 0;
-                if let Some(old) = &f.old
-                    && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
-                    && let Ok(mut c) = self.nodes.client(&o.admin)
-                    && let Ok(st) = c.fence(FenceRequest { epoch: f.epoch }).await
-                {
-                    let st = st.into_inner();
-                    if st.fenced && st.epoch >= f.epoch {
-                        final_offset = Some(st.offset);
-                        acked = st.acked_offset;
-                    }
-                }
-                if final_offset.is_none() {
-                    let mut wait_until = leader_since + LEASE + DRIFT;
-                    if let Some(b) = self.lease_bound.get(&g.spec.name) {
-                        wait_until = wait_until.max(*b + DRIFT);
-                    }
-                    if Instant::now() < wait_until {
-                        return;
-                    }
-                }
-                // A switchover promotes only once the candidate has everything the old master
-                // had: zero loss in async mode too.
-                let min_offset = if f.manual {
-                    f.min_offset.max(final_offset.unwrap_or(0))
-                } else if g.spec.settings.sync_replicas > 0 {
-                    // The fenced master's last word on what its sync replicas acknowledged.
-                    f.min_offset.max(acked)
-                } else {
-                    f.min_offset
-                };
-                let Some((st, arrived)) = &observed[ci] else {
-                    return;
-                };
-                let Ok(mut c) = self.nodes.client(&cand.admin) else {
-                    return;
-                };
-                let req = PromoteRequest {
-                    epoch: f.epoch,
-                    min_offset,
-                    lease_ttl_ms: LEASE.as_millis() as u64,
-                    lease_since_node_ms: st.node_clock_ms,
-                };
-                match c.promote(req).await {
-                    Ok(_) => {
-                        self.lease_bound
-                            .insert(g.spec.name.clone(), *arrived + LEASE);
-                        let cmd = Command::Promoted {
-                            group: g.spec.name.clone(),
-                            epoch: f.epoch,
-                        };
-                        if self.raft.propose(cmd, Duration::from_secs(2)).await.is_ok() {
-                            tracing::warn!(group = %g.spec.name, master = %cand.name, epoch = f.epoch, "candidate promoted");
-                        }
-                    }
-                    Err(e) if e.code() == tonic::Code::FailedPrecondition && f.manual => {
-                        tracing::info!(group = %g.spec.name, candidate = %cand.name, min_offset, "switchover: candidate still catching up");
-                    }
-                    Err(e) if e.code() == tonic::Code::FailedPrecondition => {
-                        let cmd = Command::AbortFailover {
-                            group: g.spec.name.clone(),
-                            epoch: f.epoch,
-                            reason: format!("candidate refused: {}", e.message()),
-                        };
-                        let _ = self.raft.propose(cmd, Duration::from_secs(2)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %g.spec.name, error = %e, "promotion not done this round")
-                    }
-                }
-            }
+            Step::Begun => self.promote(g, f, ci, observed, leader_since).await,
             Step::Promoted => {
-                self.repoint(g, cand, observed).await;
+                if !self.repoint(g, ci, observed, Repoint::Failover).await {
+                    return false;
+                }
                 let cmd = Command::CompleteFailover {
-                    group: g.spec.name.clone(),
+                    group: name,
                     epoch: f.epoch,
                 };
-                if self.raft.propose(cmd, Duration::from_secs(2)).await.is_ok() {
-                    tracing::warn!(group = %g.spec.name, master = %cand.name, epoch = f.epoch, "failover complete");
-                }
+                self.raft.propose(cmd, PROPOSE).await.is_ok()
+            }
+        }
+    }
+
+    /// Fences the old master, waits out its lease if the fence failed, promotes the candidate
+    /// and commits `Promoted`.
+    async fn promote(
+        &mut self,
+        g: &Group,
+        f: &Failover,
+        ci: usize,
+        observed: &Observed,
+        leader_since: Instant,
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let cand = &g.spec.nodes[ci];
+        let ttl = lease(&g.spec.settings);
+        // A reachable old master is fenced at the new epoch: it stops acknowledging at once
+        // (checked when each reply leaves), so its lease need not be waited out, and its
+        // offset is final.
+        let mut final_offset = None;
+        let mut acked = 0;
+        if let Some(old) = &f.old
+            && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
+            && let Ok(mut c) = self.nodes.client(&o.admin)
+            && let Ok(Ok(st)) =
+                tokio::time::timeout(ttl / 2, c.fence(FenceRequest { epoch: f.epoch })).await
+        {
+            let st = st.into_inner();
+            if st.fenced && st.epoch >= f.epoch {
+                final_offset = Some(st.offset);
+                acked = st.acked_offset;
+            }
+        }
+        if final_offset.is_none() {
+            let margin = drift(ttl);
+            let mut wait_until = leader_since + ttl + margin;
+            if let Some(b) = self.local(&name).lease_bound {
+                wait_until = wait_until.max(b + margin);
+            }
+            if Instant::now() < wait_until {
+                tracing::debug!("old master not fenced: waiting out its lease");
+                return false;
+            }
+        }
+        // A switchover promotes only once the candidate has everything the old master had:
+        // zero loss in async mode too.
+        let min_offset = if f.manual {
+            f.min_offset.max(final_offset.unwrap_or(0))
+        } else if g.spec.settings.sync_replicas > 0 {
+            // The fenced master's last word on what its sync replicas acknowledged.
+            f.min_offset.max(acked)
+        } else {
+            f.min_offset
+        };
+        let Some((st, arrived)) = &observed[ci] else {
+            return false;
+        };
+        let Ok(mut c) = self.nodes.client(&cand.admin) else {
+            return false;
+        };
+        let req = PromoteRequest {
+            epoch: f.epoch,
+            min_offset,
+            lease_ttl_ms: ttl.as_millis() as u64,
+            lease_since_node_ms: st.node_clock_ms,
+        };
+        match c.promote(req).await {
+            Ok(_) => {
+                self.local(&name).lease_bound = Some(*arrived + ttl);
+                let cmd = Command::Promoted {
+                    group: name,
+                    epoch: f.epoch,
+                };
+                self.raft.propose(cmd, PROPOSE).await.is_ok()
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition && f.manual => {
+                tracing::info!(candidate = %cand.name, min_offset, "switchover: candidate still catching up");
+                false
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+                let reason = format!("candidate {} refused: {}", cand.name, e.message());
+                tracing::error!(candidate = %cand.name, min_offset, "{reason}");
+                self.abort(g, f, AbortReason::CandidateRefused, reason)
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(candidate = %cand.name, error = %e, "promotion not done this round");
+                false
             }
         }
     }

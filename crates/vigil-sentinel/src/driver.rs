@@ -116,8 +116,8 @@ pub struct Handle {
     pub state: Arc<RwLock<ClusterState>>,
     /// The driver's status.
     pub status: Arc<RwLock<RaftStatus>>,
-    /// Every applied change, as it is applied (for `WatchTopology`).
-    pub events: tokio::sync::broadcast::Sender<crate::state::Change>,
+    /// This sentinel's event bus: committed changes enter it as they are applied.
+    pub events: crate::events::Events,
 }
 
 impl Handle {
@@ -248,7 +248,7 @@ pub fn start(
             id,
             ..Default::default()
         })),
-        events: tokio::sync::broadcast::channel(1024).0,
+        events: crate::events::Events::default(),
     };
     let driver = Driver {
         raw,
@@ -446,16 +446,19 @@ impl Driver {
                     }
                     let result = match Proposal::decode(&e.data) {
                         Ok(p) => {
-                            let r = {
+                            let (r, events) = {
                                 let mut st = self.handle.state.write();
                                 let r = st.apply(e.index, &p);
-                                if r.is_ok()
-                                    && let Some(c) = st.history.back()
-                                {
-                                    let _ = self.handle.events.send(c.clone());
-                                }
-                                r
+                                let events = if r.is_ok() {
+                                    crate::events::committed(e.index, p.at_ms, &p.cmd, &st)
+                                } else {
+                                    Vec::new()
+                                };
+                                (r, events)
                             };
+                            for ev in events {
+                                self.handle.events.emit(ev);
+                            }
                             if let Err(why) = &r {
                                 tracing::info!(index = e.index, why = %why, "command rejected");
                             }

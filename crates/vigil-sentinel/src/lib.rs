@@ -7,6 +7,8 @@
 //! - [`transport`]: Raft messages between sentinels over gRPC.
 //! - [`nodes`]: NodeAdmin clients for the storage nodes.
 //! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
+//! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and
+//!   by this sentinel's observations.
 //! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
 //! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
 //!
@@ -15,6 +17,7 @@
 pub mod config;
 pub mod controller;
 pub mod driver;
+pub mod events;
 pub mod monitor;
 pub mod nodes;
 pub mod server;

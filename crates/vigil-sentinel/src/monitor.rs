@@ -1,7 +1,11 @@
 //! Every sentinel probes every node of every group: a RESP `PING` on the data port (as clients
 //! see the node) and `NodeAdmin.GetStatus`. A node answers well when both succeed in time; it is
-//! subjectively down (SDOWN) for this sentinel after `down_after` without a good answer. The
-//! leader asks the others for their opinion before a failover; opinions are not logged.
+//! subjectively down (SDOWN) for this sentinel after `down_after` without a good answer
+//! (`+sdown` / `-sdown` events). The leader asks the others for their opinion before a
+//! failover; opinions are not logged.
+//!
+//! Probes run every quarter `down_after` of the quickest group, between 20 and 100 ms, so a
+//! node is seen down within a quarter `down_after` of its last answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,10 +17,13 @@ use tokio_util::sync::CancellationToken;
 use vigil_proto::node::GetStatusRequest;
 
 use crate::driver::Handle;
+use crate::events::Event;
 use crate::nodes::Nodes;
 
-/// How often every node is probed.
+/// The longest interval between two probes of a node.
 pub const PROBE: Duration = Duration::from_millis(100);
+/// The shortest.
+const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -24,6 +31,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 pub struct Health {
     started: Instant,
     last_ok: Mutex<HashMap<(String, String), Instant>>,
+    /// Nodes this sentinel has announced `+sdown` for.
+    sdown: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Health {
@@ -32,6 +41,7 @@ impl Health {
         Arc::new(Health {
             started: Instant::now(),
             last_ok: Mutex::new(HashMap::new()),
+            sdown: Mutex::default(),
         })
     }
 
@@ -52,6 +62,14 @@ impl Health {
             .lock()
             .insert((group.to_string(), node.to_string()), Instant::now());
     }
+
+    /// Records whether `node` is down now; `Some(down)` when that changed.
+    fn set_sdown(&self, group: &str, node: &str, down: bool) -> Option<bool> {
+        let key = (group.to_string(), node.to_string());
+        let mut s = self.sdown.lock();
+        let changed = if down { s.insert(key) } else { s.remove(&key) };
+        changed.then_some(down)
+    }
 }
 
 /// RESP `PING` → `+PONG` on `addr` within the probe timeout.
@@ -70,36 +88,45 @@ async fn ping(addr: &str) -> bool {
     )
 }
 
-/// Probes every node every [`PROBE`] until `shutdown`.
+/// Probes every node until `shutdown`.
 pub async fn run(
     raft: Handle,
     nodes: Arc<Nodes>,
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(PROBE);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = PROBE;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
         }
-        let targets: Vec<(String, String, String, String)> = raft
-            .state
-            .read()
-            .groups
-            .values()
-            .flat_map(|g| {
-                g.spec.nodes.iter().map(|n| {
-                    (
-                        g.spec.name.clone(),
-                        n.name.clone(),
-                        n.data.clone(),
-                        n.admin.clone(),
-                    )
+        let (targets, quickest) = {
+            let st = raft.state.read();
+            let targets: Vec<(String, String, String, String)> = st
+                .groups
+                .values()
+                .flat_map(|g| {
+                    g.spec.nodes.iter().map(|n| {
+                        (
+                            g.spec.name.clone(),
+                            n.name.clone(),
+                            n.data.clone(),
+                            n.admin.clone(),
+                        )
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            let quickest = st
+                .groups
+                .values()
+                .map(|g| g.spec.settings.down_after_ms)
+                .min();
+            (targets, quickest)
+        };
+        every = quickest.map_or(PROBE, |ms| {
+            (Duration::from_millis(ms) / 4).clamp(PROBE_MIN, PROBE)
+        });
         let mut probes = Vec::new();
         for (group, node, data, admin) in targets {
             let (nodes, health) = (nodes.clone(), health.clone());
@@ -120,5 +147,30 @@ pub async fn run(
         for p in probes {
             let _ = p.await;
         }
+        announce(&raft, &health);
+    }
+}
+
+/// Emits `+sdown` / `-sdown` for every node whose state changed here.
+fn announce(raft: &Handle, health: &Health) {
+    let mut changes = Vec::new();
+    for g in raft.state.read().groups.values() {
+        let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
+        for n in &g.spec.nodes {
+            let down = health.down_for(&g.spec.name, &n.name) >= down_after;
+            if let Some(down) = health.set_sdown(&g.spec.name, &n.name, down) {
+                let kind = if down { "+sdown" } else { "-sdown" };
+                changes.push(Event::local(
+                    kind,
+                    &g.spec.name,
+                    &n.name,
+                    g.epoch,
+                    String::new(),
+                ));
+            }
+        }
+    }
+    for ev in changes {
+        raft.events.emit(ev);
     }
 }

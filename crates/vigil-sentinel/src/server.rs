@@ -263,13 +263,8 @@ impl RaftPeer for Sentinel {
         req: Request<pb::OpinionRequest>,
     ) -> Result<Response<pb::OpinionReply>, Status> {
         let r = req.into_inner();
-        let down = self.health.down_for(&r.group, &r.node);
-        // Answering well right now counts as up (a probe is at most one interval old).
-        let down_ms = if down <= crate::monitor::PROBE * 3 {
-            0
-        } else {
-            down.as_millis() as u64
-        };
+        // Time since the node's last good answer; the leader compares it with `down_after`.
+        let down_ms = self.health.down_for(&r.group, &r.node).as_millis() as u64;
         Ok(Response::new(pb::OpinionReply { down_ms }))
     }
 }
@@ -346,15 +341,16 @@ impl SentinelService for Sentinel {
         _req: Request<pb::WatchRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let rx = self.raft.events.subscribe();
-        let stream = BroadcastStream::new(rx).filter_map(|c| {
-            c.ok().map(|c| {
+        let stream = BroadcastStream::new(rx).filter_map(|ev| {
+            ev.ok().map(|ev| {
                 Ok(pb::TopologyEvent {
-                    index: c.index,
-                    at_ms: c.at_ms,
-                    by: c.by,
-                    group: c.group,
-                    epoch: c.epoch,
-                    what: c.what,
+                    index: ev.index,
+                    at_ms: ev.at_ms,
+                    group: ev.group,
+                    epoch: ev.epoch,
+                    kind: ev.kind.to_string(),
+                    node: ev.node,
+                    detail: ev.detail,
                 })
             })
         });
@@ -603,32 +599,17 @@ impl SentinelService for Sentinel {
             }
             n.name.clone()
         } else {
-            // The best reachable replica: lowest priority value, then highest offset.
-            let mut best: Option<(u32, u64, String)> = None;
-            for n in g
-                .spec
-                .nodes
-                .iter()
-                .filter(|n| n.name != master && n.priority > 0)
-            {
-                let Ok(mut c) = self.nodes.client(&n.admin) else {
-                    continue;
-                };
-                let Ok(st) = c.get_status(vigil_proto::node::GetStatusRequest {}).await else {
-                    continue;
-                };
-                let st = st.into_inner();
-                let key = (n.priority, u64::MAX - st.offset, n.name.clone());
-                if best.as_ref().is_none_or(|b| key < *b) {
-                    best = Some(key);
-                }
-            }
-            best.map(|b| b.2).ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "NOGOODSLAVE no reachable replica of {} can be promoted",
-                    r.group
-                ))
-            })?
+            let observed =
+                crate::controller::observe(&self.nodes, &g, crate::nodes::CALL_TIMEOUT).await;
+            let none = std::collections::HashSet::new();
+            crate::controller::choose_candidate(&g, &observed, &master, 0, &none, |_| false)
+                .map(|(n, _)| n.name.clone())
+                .ok_or_else(|| {
+                    Status::failed_precondition(format!(
+                        "NOGOODSLAVE no reachable replica of {} can be promoted",
+                        r.group
+                    ))
+                })?
         };
         self.propose(Command::BeginFailover {
             group: g.spec.name.clone(),

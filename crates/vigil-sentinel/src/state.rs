@@ -205,9 +205,22 @@ pub enum Command {
         group: String,
         /// The failover's epoch.
         epoch: u64,
-        /// Why.
+        /// Why, in words.
         reason: String,
+        /// Why, for the event it raises.
+        #[serde(default)]
+        why: AbortReason,
     },
+}
+
+/// Why a failover was given up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbortReason {
+    /// It did not finish within `failover_timeout`.
+    #[default]
+    Timeout,
+    /// The candidate refused the promotion (below `min_offset`).
+    CandidateRefused,
 }
 
 /// A command as proposed: who, when, and an id that matches it to its entry.
@@ -506,6 +519,7 @@ impl ClusterState {
                 group,
                 epoch,
                 reason,
+                ..
             } => {
                 let g = self.group_mut(group)?;
                 let f = g
@@ -668,6 +682,7 @@ mod tests {
                 group: "g".into(),
                 epoch: 5,
                 reason: "candidate unreachable".into(),
+                why: AbortReason::Timeout,
             },
         )
         .unwrap();

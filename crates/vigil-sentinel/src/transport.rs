@@ -21,6 +21,8 @@ use crate::driver::{Handle, Transport};
 
 /// Longest a peer call may take before the peer counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest an opinion call may take: a sentinel that cannot answer in time has no say.
+const OPINION_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// gRPC Raft transport.
 pub struct GrpcTransport {
@@ -29,6 +31,9 @@ pub struct GrpcTransport {
     /// Addresses of the other sentinels (config founders plus those added later).
     addresses: RwLock<HashMap<u64, String>>,
     queues: RwLock<HashMap<u64, mpsc::Sender<Message>>>,
+    /// Channels for opinion calls, by address (kept apart from the Raft stream so that a
+    /// backed-up batch never delays a failover decision).
+    opinion_channels: RwLock<HashMap<String, Channel>>,
     handle: OnceLock<Handle>,
 }
 
@@ -40,6 +45,7 @@ impl GrpcTransport {
             token,
             addresses: RwLock::new(peers),
             queues: RwLock::new(HashMap::new()),
+            opinion_channels: RwLock::new(HashMap::new()),
             handle: OnceLock::new(),
         })
     }
@@ -65,11 +71,20 @@ impl GrpcTransport {
     /// `None` if it cannot be asked.
     pub async fn opinion(&self, id: u64, group: &str, node: &str) -> Option<u64> {
         let address = self.address(id)?;
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .ok()?
-            .connect_timeout(CALL_TIMEOUT)
-            .timeout(Duration::from_millis(300))
-            .connect_lazy();
+        let cached = self.opinion_channels.read().get(&address).cloned();
+        let channel = match cached {
+            Some(c) => c,
+            None => {
+                let c = Endpoint::from_shared(format!("http://{address}"))
+                    .ok()?
+                    .connect_timeout(OPINION_TIMEOUT)
+                    .timeout(OPINION_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                self.opinion_channels.write().insert(address, c.clone());
+                c
+            }
+        };
         let mut c = RaftPeerClient::new(channel);
         let mut req = tonic::Request::new(vigil_proto::sentinel::OpinionRequest {
             group: group.to_string(),

@@ -1,0 +1,237 @@
+//! Events: what happens to the groups, named like Redis Sentinel's (`+sdown`, `+odown`,
+//! `+try-failover`, `+selected-slave`, `+promoted-slave`, `+switch-master`, `+failover-end`, ...).
+//!
+//! Two sources feed one bus per sentinel: committed changes of the cluster state (every
+//! sentinel emits the same events for them, in log order), and this sentinel's own
+//! observations and actions (`+sdown` from its probes; `+odown`, `+slave-reconf-sent`,
+//! `+convert-to-slave` from the leader's controller). Every event is logged with tracing and
+//! streamed by `WatchTopology`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::broadcast;
+
+use crate::state::{AbortReason, ClusterState, Command, Group};
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Redis Sentinel's name for it, e.g. `+switch-master`.
+    pub kind: &'static str,
+    /// The group.
+    pub group: String,
+    /// The node it is about (empty: the group, or its master).
+    pub node: String,
+    /// The group's epoch when it happened.
+    pub epoch: u64,
+    /// Extra words: `+odown`'s `#quorum 2/2`, `+switch-master`'s addresses, a reason.
+    pub detail: String,
+    /// Wall clock (ms), for display only.
+    pub at_ms: u64,
+    /// The Raft index of the committed change behind it (0: this sentinel's own observation).
+    pub index: u64,
+}
+
+impl Event {
+    /// A local event about `node` of `group` at `epoch`, now.
+    pub fn local(kind: &'static str, group: &str, node: &str, epoch: u64, detail: String) -> Self {
+        Event {
+            kind,
+            group: group.to_string(),
+            node: node.to_string(),
+            epoch,
+            detail,
+            at_ms: wall_ms(),
+            index: 0,
+        }
+    }
+}
+
+/// Wall-clock milliseconds, for display.
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The event bus of one sentinel.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            tx: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl Events {
+    /// Logs `ev` and hands it to every subscriber.
+    pub fn emit(&self, ev: Event) {
+        tracing::info!(
+            group = %ev.group,
+            node = %ev.node,
+            epoch = ev.epoch,
+            index = ev.index,
+            detail = %ev.detail,
+            "{}", ev.kind
+        );
+        let _ = self.tx.send(ev);
+    }
+
+    /// Every event from now on (a subscriber that falls 4096 events behind loses the oldest).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+/// `host port` of a node of `g` (as Sentinel payloads spell addresses), `? 0` if unknown.
+pub fn host_port(g: &Group, node: &str) -> String {
+    g.spec
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .and_then(|n| n.data.rsplit_once(':'))
+        .map_or_else(|| "? 0".into(), |(h, p)| format!("{h} {p}"))
+}
+
+/// The events of a committed command, given the state after it was applied.
+pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Vec<Event> {
+    let ev = |kind, g: &Group, node: &str, detail: String| Event {
+        kind,
+        group: g.spec.name.clone(),
+        node: node.to_string(),
+        epoch: g.epoch,
+        detail,
+        at_ms,
+        index,
+    };
+    let group = |name: &str| st.groups.get(name);
+    match cmd {
+        Command::Monitor(spec) => group(&spec.name)
+            .map(|g| {
+                vec![ev(
+                    "+monitor",
+                    g,
+                    "",
+                    format!("quorum {}", spec.settings.quorum),
+                )]
+            })
+            .unwrap_or_default(),
+        Command::Remove { group: name } => vec![Event {
+            kind: "-monitor",
+            group: name.clone(),
+            node: String::new(),
+            epoch: 0,
+            detail: String::new(),
+            at_ms,
+            index,
+        }],
+        Command::Update(spec) => group(&spec.name)
+            .map(|g| vec![ev("+config-update", g, "", String::new())])
+            .unwrap_or_default(),
+        Command::SetOption {
+            group: name,
+            key,
+            value,
+        } => group(name)
+            .map(|g| vec![ev("+set", g, "", format!("{key} {value}"))])
+            .unwrap_or_default(),
+        Command::SetSentinel { .. } | Command::ForgetSentinel { .. } => Vec::new(),
+        Command::AssignMaster {
+            group: name, node, ..
+        } => group(name)
+            .map(|g| {
+                vec![
+                    ev("+new-epoch", g, "", g.epoch.to_string()),
+                    ev("+master-assigned", g, node, host_port(g, node)),
+                ]
+            })
+            .unwrap_or_default(),
+        Command::BeginFailover {
+            group: name,
+            old,
+            candidate,
+            min_offset,
+            manual,
+            ..
+        } => group(name)
+            .map(|g| {
+                let old = old.as_deref().unwrap_or("");
+                vec![
+                    ev("+new-epoch", g, "", g.epoch.to_string()),
+                    ev(
+                        "+try-failover",
+                        g,
+                        old,
+                        if *manual {
+                            "manual".into()
+                        } else {
+                            String::new()
+                        },
+                    ),
+                    ev("+failover-state-select-slave", g, old, String::new()),
+                    ev(
+                        "+selected-slave",
+                        g,
+                        candidate,
+                        format!("min_offset {min_offset}"),
+                    ),
+                    ev(
+                        "+failover-state-send-slaveof-noone",
+                        g,
+                        candidate,
+                        String::new(),
+                    ),
+                ]
+            })
+            .unwrap_or_default(),
+        Command::Promoted { group: name, .. } => group(name)
+            .and_then(|g| Some((g, g.failover.as_ref()?)))
+            .map(|(g, f)| {
+                let old = f
+                    .old
+                    .as_deref()
+                    .map_or_else(|| "? 0".into(), |o| host_port(g, o));
+                vec![
+                    ev("+promoted-slave", g, &f.candidate, String::new()),
+                    ev(
+                        "+switch-master",
+                        g,
+                        &f.candidate,
+                        format!("{} {old} {}", g.spec.name, host_port(g, &f.candidate)),
+                    ),
+                    ev(
+                        "+failover-state-reconf-slaves",
+                        g,
+                        &f.candidate,
+                        String::new(),
+                    ),
+                ]
+            })
+            .unwrap_or_default(),
+        Command::CompleteFailover { group: name, .. } => group(name)
+            .map(|g| {
+                let m = g.master.as_deref().unwrap_or("");
+                vec![ev("+failover-end", g, m, String::new())]
+            })
+            .unwrap_or_default(),
+        Command::AbortFailover {
+            group: name,
+            reason,
+            why,
+            ..
+        } => group(name)
+            .map(|g| {
+                let kind = match why {
+                    AbortReason::Timeout => "+failover-end-for-timeout",
+                    AbortReason::CandidateRefused => "-failover-abort-no-good-slave",
+                };
+                vec![ev(kind, g, "", reason.clone())]
+            })
+            .unwrap_or_default(),
+    }
+}
