@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+pub mod managed;
+
 /// The `vigil` binary built by this workspace (the test script builds it before the suites).
 pub fn vigil_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -6,137 +6,8 @@
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
-use vigil_tests::{
-    NodeProc, RawConn, SentinelProc, free_port, sentinel_client, sentinel_config, write_config,
-};
-
-const TOKEN: &str = "cluster-token";
-const NODE_TOKEN: &str = "node-token";
-
-/// Three managed nodes and three sentinels monitoring them as `mymaster`.
-struct Managed {
-    nodes: Vec<NodeProc>,
-    sentinels: Vec<SentinelProc>,
-    ports: Vec<u16>,
-    dir: tempfile::TempDir,
-}
-
-fn start_managed(down_after: &str) -> Managed {
-    start_managed_with(down_after, "", "")
-}
-
-/// `node_extra` goes into each node's config, `group_extra` into the group's.
-fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str) -> Managed {
-    let dir = tempfile::tempdir().unwrap();
-    let nodes: Vec<NodeProc> = (1..=3)
-        .map(|i| {
-            let cfg = write_config(
-                dir.path(),
-                &format!("n{i}.toml"),
-                &format!(
-                    "mode = \"managed\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n{node_extra}"
-                ),
-            );
-            NodeProc::start(
-                &dir.path().join(format!("n{i}")),
-                &["--config", cfg.to_str().unwrap()],
-            )
-        })
-        .collect();
-    let node_list: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
-                i + 1,
-                n.port,
-                n.admin_port()
-            )
-        })
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sentinels = (1..=3u64)
-        .map(|id| {
-            let text = sentinel_config(
-                id,
-                &ports,
-                dir.path(),
-                TOKEN,
-                &format!(
-                    "node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
-                    node_list.join(", ")
-                ),
-            );
-            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
-            SentinelProc::start(id, &cfg)
-        })
-        .collect();
-    Managed {
-        nodes,
-        sentinels,
-        ports,
-        dir,
-    }
-}
-
-impl Managed {
-    /// The master the sentinels answer with, once it has one at `epoch` or later.
-    async fn master(&self, min_epoch: u64, within: Duration) -> vigil_proto::sentinel::MasterInfo {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = sentinel_client(self.ports[0], TOKEN)
-                .get_master(GetMasterRequest {
-                    group: "mymaster".into(),
-                })
-                .await;
-            if let Ok(m) = r.map(|r| r.into_inner())
-                && m.status == "ok"
-                && m.epoch >= min_epoch
-            {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no master at epoch {min_epoch} within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The first master (epoch 1) and its index, once both other nodes follow it.
-    async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
-        let first = self.master(1, Duration::from_secs(20)).await;
-        let old = self.node_at(&first.address);
-        for (i, n) in self.nodes.iter().enumerate() {
-            if i != old {
-                n.wait_info("master_link_status", |s| s == "up", "replicas follow");
-            }
-        }
-        (first, old)
-    }
-
-    fn node_at(&self, address: &str) -> usize {
-        let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
-        self.nodes.iter().position(|n| n.port == port).unwrap()
-    }
-}
-
-async fn set_until_ok(port: u16, key: &str, value: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(mut c) = RawConn::connect(port)
-            && c.call(&["SET", key, value]) == b"+OK\r\n"
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no write acknowledged on {port} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use vigil_tests::managed::*;
+use vigil_tests::{NodeProc, RawConn, sentinel_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinels_assign_a_master_and_keep_its_lease() {
@@ -198,7 +69,7 @@ async fn a_killed_master_is_replaced_and_rejoins_as_a_replica() {
     }
     let t = Instant::now();
     c.nodes[old].kill9();
-    let second = c.master(2, Duration::from_secs(20)).await;
+    let second = c.master(first.epoch + 1, Duration::from_secs(20)).await;
     assert_ne!(second.address, first.address);
     let new = c.node_at(&second.address);
     set_until_ok(c.nodes[new].port, "after", "2", Duration::from_secs(10)).await;
@@ -242,7 +113,7 @@ async fn a_paused_master_acknowledges_nothing_after_its_lease_and_becomes_a_repl
     // A client already connected to the old master, as in the Jepsen scenario.
     let mut stuck = RawConn::connect(old_port).unwrap();
     c.nodes[old].pause();
-    let second = c.master(2, Duration::from_secs(20)).await;
+    let second = c.master(first.epoch + 1, Duration::from_secs(20)).await;
     let new = c.node_at(&second.address);
     assert_ne!(new, old);
     set_until_ok(c.nodes[new].port, "k", "after", Duration::from_secs(10)).await;
@@ -306,7 +177,7 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
         "[replication]\nsync_replicas = 1\nsync_timeout = \"2s\"\n",
         "sync_replicas = 1\n",
     );
-    let (_, old) = c.master_and_followers().await;
+    let (first, old) = c.master_and_followers().await;
     let replicas: Vec<usize> = (0..3).filter(|&i| i != old).collect();
     // One replica goes down; the other takes the acknowledged writes.
     let (stale, fresh) = (replicas[0], replicas[1]);
@@ -351,7 +222,7 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(m.epoch, 1, "no failover committed: {m:?}");
+    assert_eq!(m.epoch, first.epoch, "no failover committed: {m:?}");
 }
 
 /// The product's promise: in synchronous mode, SIGKILL of the master under a write load loses no
@@ -366,94 +237,20 @@ async fn sync_mode_master_sigkill_under_load_loses_no_acknowledged_write() {
         "[replication]\nsync_replicas = 1\nsync_timeout = \"2s\"\n",
         "sync_replicas = 1\n",
     );
-    let (_, old) = c.master_and_followers().await;
+    let (first, old) = c.master_and_followers().await;
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let writers = spawn_writers(c.ports[0], &stop, &acked);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let before = acked.lock().unwrap().len();
     c.nodes[old].kill9();
-    let second = c.master(2, Duration::from_secs(20)).await;
+    let second = c.master(first.epoch + 1, Duration::from_secs(20)).await;
     let new = c.node_at(&second.address);
     // Writes continue on the new master; every acknowledged one is there.
     let acked = resume_then_check(before, &stop, &acked, writers, c.nodes[new].port).await;
     eprintln!(
         "{} acknowledged writes, {before} before the kill, none lost",
         acked.len()
-    );
-}
-
-/// Three writers that find the master through the sentinel on `sentinel`, write unique keys,
-/// record each acknowledged one, and re-resolve the master on any error, until `stop`.
-fn spawn_writers(
-    sentinel: u16,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) -> Vec<std::thread::JoinHandle<()>> {
-    use std::sync::atomic::Ordering;
-    (0..3)
-        .map(|w| {
-            let (stop, acked) = (stop.clone(), acked.clone());
-            // Blocking socket I/O: a thread of its own, with a small runtime for the gRPC lookups.
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let mut conn: Option<RawConn> = None;
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        if conn.is_none() {
-                            let m = sentinel_client(sentinel, TOKEN)
-                                .get_master(GetMasterRequest {
-                                    group: "mymaster".into(),
-                                })
-                                .await;
-                            if let Ok(m) = m.map(|m| m.into_inner())
-                                && m.status == "ok"
-                            {
-                                let port: u16 =
-                                    m.address.rsplit(':').next().unwrap().parse().unwrap();
-                                conn = RawConn::connect(port).ok();
-                            }
-                            if conn.is_none() {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                continue;
-                            }
-                        }
-                        let key = format!("w{w}:{i}");
-                        i += 1;
-                        let c = conn.as_mut().unwrap();
-                        let ok = c.send_raw(&RawConn::encode(&["SET", &key, "v"])).is_ok()
-                            && c.read_reply().as_deref() == Some(b"+OK\r\n");
-                        if ok {
-                            acked.lock().unwrap().push(key);
-                        } else {
-                            // Refused or cut: find the master again.
-                            conn = None;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    }
-                })
-            })
-        })
-        .collect()
-}
-
-/// Every key of `acked` exists on the node at `port`.
-fn assert_all_present(port: u16, acked: &[String]) {
-    let mut r = RawConn::connect(port).unwrap();
-    let missing: Vec<&String> = acked
-        .iter()
-        .filter(|k| r.call(&["EXISTS", k]) != b":1\r\n")
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged writes lost, e.g. {:?}",
-        missing.len(),
-        acked.len(),
-        &missing[..missing.len().min(5)]
     );
 }
 
@@ -478,7 +275,7 @@ async fn a_switchover_under_load_loses_nothing_even_in_async_mode() {
         })
         .await
         .unwrap();
-    let second = c.master(2, Duration::from_secs(20)).await;
+    let second = c.master(first.epoch + 1, Duration::from_secs(20)).await;
     assert_ne!(second.address, first.address);
     let new = c.node_at(&second.address);
     resume_then_check(before, &stop, &acked, writers, c.nodes[new].port).await;
@@ -493,27 +290,4 @@ async fn a_switchover_under_load_loses_nothing_even_in_async_mode() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
-}
-
-/// Waits until the writers have had 50 more writes acknowledged than `before` (writes resumed
-/// after the failover), stops them, and checks every acknowledged key is on the node at `port`.
-async fn resume_then_check(
-    before: usize,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    writers: Vec<std::thread::JoinHandle<()>>,
-    port: u16,
-) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked.lock().unwrap().len() < before + 50 {
-        assert!(Instant::now() < deadline, "writes did not resume");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert_all_present(port, &acked);
-    acked
 }

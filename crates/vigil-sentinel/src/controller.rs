@@ -161,8 +161,10 @@ impl Controller {
     /// Whether `g` needs the leader's attention now.
     fn due(&mut self, g: &Group) -> bool {
         let s = &g.spec.settings;
+        let down_after = Duration::from_millis(s.down_after_ms);
         let master_down = g.master.as_ref().is_some_and(|m| {
-            self.health.down_for(&g.spec.name, m) >= Duration::from_millis(s.down_after_ms)
+            self.health
+                .sdown(&g.spec.name, m, down_after, g.epoch, &self.events)
         });
         let every = if g.master.is_none() {
             ROUND
@@ -452,7 +454,9 @@ impl Controller {
                 continue;
             }
             let lost = mst.as_ref().and_then(|m| divergent(st, m));
-            let was_master = st.role == NodeRole::Master as i32 || st.fenced;
+            let was_master = st.role == NodeRole::Master as i32
+                || st.fenced
+                || g.deposed.as_ref() == Some(&n.name);
             let (kind, detail) = if was_master || lost.is_some_and(|b| b > 0) {
                 if let Some(bytes) = lost.filter(|b| *b > 0) {
                     tracing::warn!(node = %n.name, bytes, "old master demoted: it had writes the new master never got; they are discarded");

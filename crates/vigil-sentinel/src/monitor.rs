@@ -63,12 +63,28 @@ impl Health {
             .insert((group.to_string(), node.to_string()), Instant::now());
     }
 
-    /// Records whether `node` is down now; `Some(down)` when that changed.
-    fn set_sdown(&self, group: &str, node: &str, down: bool) -> Option<bool> {
+    /// Whether `node` of `group` (at `epoch`) is subjectively down now; announces `+sdown` /
+    /// `-sdown` on `events` when that changed. Every reader of SDOWN goes through here, so the
+    /// announcement always precedes what follows from it.
+    pub fn sdown(
+        &self,
+        group: &str,
+        node: &str,
+        down_after: Duration,
+        epoch: u64,
+        events: &crate::events::Events,
+    ) -> bool {
+        let down = self.down_for(group, node) >= down_after;
         let key = (group.to_string(), node.to_string());
-        let mut s = self.sdown.lock();
-        let changed = if down { s.insert(key) } else { s.remove(&key) };
-        changed.then_some(down)
+        let changed = {
+            let mut s = self.sdown.lock();
+            if down { s.insert(key) } else { s.remove(&key) }
+        };
+        if changed {
+            let kind = if down { "+sdown" } else { "-sdown" };
+            events.emit(Event::local(kind, group, node, epoch, String::new()));
+        }
+        down
     }
 }
 
@@ -151,26 +167,13 @@ pub async fn run(
     }
 }
 
-/// Emits `+sdown` / `-sdown` for every node whose state changed here.
+/// Announces every node whose SDOWN state changed here.
 fn announce(raft: &Handle, health: &Health) {
-    let mut changes = Vec::new();
-    for g in raft.state.read().groups.values() {
+    let groups: Vec<_> = raft.state.read().groups.values().cloned().collect();
+    for g in groups {
         let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
         for n in &g.spec.nodes {
-            let down = health.down_for(&g.spec.name, &n.name) >= down_after;
-            if let Some(down) = health.set_sdown(&g.spec.name, &n.name, down) {
-                let kind = if down { "+sdown" } else { "-sdown" };
-                changes.push(Event::local(
-                    kind,
-                    &g.spec.name,
-                    &n.name,
-                    g.epoch,
-                    String::new(),
-                ));
-            }
+            health.sdown(&g.spec.name, &n.name, down_after, g.epoch, &raft.events);
         }
-    }
-    for ev in changes {
-        raft.events.emit(ev);
     }
 }

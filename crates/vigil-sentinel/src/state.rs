@@ -113,6 +113,10 @@ pub struct Group {
     pub failover: Option<Failover>,
     /// When the last failover completed (ms; 0: never).
     pub last_failover_ms: u64,
+    /// The master the last promotion replaced: when it is seen again it is demoted, and its
+    /// writes that never reached the new master are counted.
+    #[serde(default)]
+    pub deposed: Option<String>,
 }
 
 impl Group {
@@ -376,6 +380,7 @@ impl ClusterState {
                         master: None,
                         failover: None,
                         last_failover_ms: 0,
+                        deposed: None,
                     },
                 );
                 Ok((spec.name.clone(), "monitor".into()))
@@ -500,6 +505,7 @@ impl ClusterState {
                     .ok_or_else(|| format!("no failover of {group} at epoch {epoch}"))?;
                 f.step = Step::Promoted;
                 let c = f.candidate.clone();
+                g.deposed = f.old.clone();
                 g.master = Some(c.clone());
                 Ok((group.clone(), format!("promoted {c}")))
             }
