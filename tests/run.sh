@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: installs what the suites need (redis-server for
-# the differential tests), checks formatting and lints, builds once, runs every test.
+# the differential tests, iproute2 for the partition tests), checks formatting and lints,
+# builds once, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The partition suite builds real network partitions from namespaces and veth links.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""
@@ -14,6 +17,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required and could not be installed" >&2; exit 1; }
+command -v ip >/dev/null 2>&1 || { echo "iproute2 (ip) is required and could not be installed" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "the partition suite creates network namespaces: run as root" >&2; exit 1; }
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 pub mod managed;
+pub mod netns;
 
 /// The `vigil` binary built by this workspace (the test script builds it before the suites).
 pub fn vigil_bin() -> PathBuf {
@@ -25,6 +26,13 @@ pub fn vigil_bin() -> PathBuf {
     bin.unwrap_or_else(|| {
         panic!("the vigil binary was not found next to {}: run `cargo build --bin vigil` first (tests/run.sh does)", exe.display())
     })
+}
+
+/// Wall-clock milliseconds (to line a test's moments up with events' `at_ms`).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A port nobody listens on right now.
@@ -380,6 +388,25 @@ impl RawConn {
         })
     }
 
+    /// Connects to `addr` (`host:port`) within `timeout`, replies awaited up to `timeout` too
+    /// (for peers that may sit behind a network partition).
+    pub fn connect_to(addr: &str, timeout: Duration) -> std::io::Result<RawConn> {
+        use std::net::ToSocketAddrs;
+        let sa = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("bad address {addr}")))?;
+        let stream = TcpStream::connect_timeout(&sa, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            resp3: false,
+        })
+    }
+
     /// Encodes a command as a multibulk request.
     pub fn encode(args: &[&str]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -536,10 +563,15 @@ pub type SentinelClient = vigil_proto::sentinel::sentinel_service_client::Sentin
 
 /// A client of the sentinel on `port`, sending `token` (connects on first use).
 pub fn sentinel_client(port: u16, token: &str) -> SentinelClient {
-    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+    sentinel_client_at(&format!("127.0.0.1:{port}"), token, Duration::from_secs(60))
+}
+
+/// A client of the sentinel at `addr` (`host:port`) whose calls give up after `timeout`.
+pub fn sentinel_client_at(addr: &str, token: &str, timeout: Duration) -> SentinelClient {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(2).min(timeout))
+        .timeout(timeout)
         .connect_lazy();
     let header: Option<tonic::metadata::MetadataValue<_>> = format!("Bearer {token}").parse().ok();
     let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {

@@ -29,6 +29,7 @@ async fn a_failover_announces_every_step_in_order() {
     let on_follower = EventLog::watch(c.ports[follower]).await;
     let old_name = format!("n{}", old + 1);
     let (old_port, old_admin) = (c.nodes[old].port, c.nodes[old].admin_port());
+    let killed_ms = vigil_tests::wall_ms();
     c.nodes[old].kill9();
     let end = on_leader
         .wait_for("+failover-end", Duration::from_secs(20))
@@ -37,6 +38,15 @@ async fn a_failover_announces_every_step_in_order() {
     let new_name = second.node.clone();
     assert_eq!(end.node, new_name);
     let kinds = on_leader.kinds();
+    for e in on_leader.all() {
+        eprintln!(
+            "{:>+5} ms {} {} {}",
+            e.at_ms as i64 - killed_ms as i64,
+            e.kind,
+            e.node,
+            e.detail
+        );
+    }
     // The leader's own view, in Redis Sentinel's order.
     let order = [
         pos(&kinds, "+sdown", Some(&old_name)),
