@@ -117,6 +117,13 @@ impl Net {
         }
     }
 
+    /// Makes `to` unreachable from `from` only (a blackhole route in `from`'s namespace): an
+    /// asymmetric fault, the rest of the network unchanged.
+    pub fn blackhole(&self, from: &str, to: &str) {
+        let target = format!("{}/32", self.ip(to));
+        ip(&["-n", &self.ns(from), "route", "add", "blackhole", &target]);
+    }
+
     /// Starts the `vigil` binary with `args` inside `member`'s namespace, stderr to `log`; the
     /// child is SIGKILLed when the `Net` is dropped. Returns its index for [`Net::kill9`].
     pub fn spawn(&mut self, member: &str, args: &[&str], log: &Path) -> usize {

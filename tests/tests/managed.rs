@@ -171,6 +171,17 @@ async fn without_a_sentinel_majority_there_is_no_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_stale_replica_left_means_unavailability_not_loss() {
+    stale_replica_left(false).await;
+}
+
+/// The same with the sentinel leader killed too: the new leader never heard the master's
+/// acknowledged offset from its own controller, but every sentinel's probes saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sentinel_leader_still_never_promotes_a_stale_replica() {
+    stale_replica_left(true).await;
+}
+
+async fn stale_replica_left(kill_leader: bool) {
     // Synchronous mode: every acknowledged write is on at least one replica.
     let c = start_managed_with(
         "300ms",
@@ -197,6 +208,12 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
     // Let the leader see the master's acknowledged offset, then lose the fresh replica and the
     // master, and bring the stale one back with its old data: it is all that is left.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ask = c.ports[0];
+    if kill_leader {
+        let leader = leader_of(&c, &[0, 1, 2]).await;
+        c.sentinels[leader].kill9();
+        ask = c.ports[(leader + 1) % 3];
+    }
     c.nodes[fresh].kill9();
     c.nodes[old].kill9();
     let cfg = c.dir.path().join(format!("n{}.toml", stale + 1));
@@ -207,6 +224,23 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
         &["--config", cfg.to_str().unwrap(), "--admin-port", &admin],
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // The leader says why the group has no master.
+    let mut statuses = Vec::new();
+    // (A killed sentinel does not answer and is skipped.)
+    for &p in &c.ports {
+        if let Ok(r) = sentinel_client(p, TOKEN)
+            .list_groups(vigil_proto::sentinel::ListGroupsRequest {})
+            .await
+        {
+            statuses.push(r.into_inner().groups[0].status.clone());
+        }
+    }
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.contains("no replica is eligible")),
+        "{statuses:?}"
+    );
     // It was not promoted: it lacks acknowledged writes.
     let mut r = RawConn::connect(back.port).unwrap();
     assert!(r.call(&["SET", "x", "1"]).starts_with(b"-READONLY"));
@@ -215,7 +249,7 @@ async fn only_a_stale_replica_left_means_unavailability_not_loss() {
         b"$-1\r\n",
         "the stale node has no acknowledged write"
     );
-    let m = sentinel_client(c.ports[0], TOKEN)
+    let m = sentinel_client(ask, TOKEN)
         .get_master(GetMasterRequest {
             group: "mymaster".into(),
         })

@@ -132,6 +132,56 @@ impl Cluster {
         })
     }
 
+    /// Once the master has both replicas in sync: its address, the epoch and its name.
+    fn ready(&self) -> (String, u64, &'static str) {
+        let mut first = None;
+        self.wait(
+            "a master with two replicas",
+            Duration::from_secs(30),
+            || {
+                let Some((m, e)) = self.master("cb", 1) else {
+                    return false;
+                };
+                let follow = ["n1", "n2", "n3"]
+                    .iter()
+                    .map(|n| self.node(n))
+                    .filter(|a| *a != m)
+                    .all(|a| self.info("cb", &a, "master_link_status").as_deref() == Some("up"));
+                first = Some((m, e));
+                follow
+            },
+        );
+        let (m, e) = first.unwrap();
+        let name = ["n1", "n2", "n3"]
+            .into_iter()
+            .find(|n| self.node(n) == m)
+            .unwrap();
+        (m, e, name)
+    }
+
+    /// The sentinel leader as sentinel `ask` sees it, asked from the majority clients' side.
+    fn leader_seen_by(&self, ask: u64) -> u64 {
+        let addr = self.sentinel(ask);
+        self.net.run_in("cb", move || {
+            block_on(async move {
+                sentinel_client_at(&addr, TOKEN, Duration::from_secs(2))
+                    .cluster_status(ClusterStatusRequest {})
+                    .await
+                    .map_or(0, |s| s.into_inner().leader)
+            })
+        })
+    }
+
+    /// The sentinel leader (1..=3).
+    fn leader(&self) -> u64 {
+        let mut leader = 0;
+        self.wait("a sentinel leader", Duration::from_secs(20), || {
+            leader = self.leader_seen_by(1);
+            (1..=3).contains(&leader)
+        });
+        leader
+    }
+
     fn wait(&self, what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
         let deadline = Instant::now() + within;
         while !ok() {
@@ -263,42 +313,9 @@ fn set_bytes(key: &str) -> u64 {
 
 fn scenario(sync: bool) {
     let c = Cluster::start(sync);
-    // A master with both replicas in sync.
-    let mut first = None;
-    c.wait(
-        "a master with two replicas",
-        Duration::from_secs(30),
-        || {
-            let Some((m, e)) = c.master("cb", 1) else {
-                return false;
-            };
-            let follow = ["n1", "n2", "n3"]
-                .iter()
-                .map(|n| c.node(n))
-                .filter(|a| *a != m)
-                .all(|a| c.info("cb", &a, "master_link_status").as_deref() == Some("up"));
-            first = Some((m, e));
-            follow
-        },
-    );
-    let (old, epoch0) = first.unwrap();
-    let old_name = ["n1", "n2", "n3"]
-        .into_iter()
-        .find(|n| c.node(n) == old)
-        .unwrap();
+    let (old, epoch0, old_name) = c.ready();
     // The sentinel leader goes with the master: the hardest case.
-    let s1 = c.sentinel(1);
-    let leader = c.net.run_in("cb", move || {
-        block_on(async move {
-            sentinel_client_at(&s1, TOKEN, Duration::from_secs(2))
-                .cluster_status(ClusterStatusRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-                .leader
-        })
-    });
-    assert!((1..=3).contains(&leader), "leader {leader}");
+    let leader = c.leader();
     let majority: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
@@ -432,4 +449,50 @@ fn a_partitioned_master_loses_no_acknowledged_write_in_sync_mode() {
 #[test]
 fn a_partitioned_master_in_async_mode_loses_only_counted_writes_within_its_lease() {
     scenario(false);
+}
+
+/// Asymmetric visibility: only the sentinel leader loses its route to the master. The others
+/// still see it, so there is no quorum for a failover; instead of letting the master's lease
+/// run out, the leader hands leadership to a sentinel that sees the master, and writes go on
+/// at the same epoch.
+#[test]
+fn a_leader_that_alone_cannot_reach_the_master_hands_over_instead_of_failing_over() {
+    let c = Cluster::start(false);
+    let (master, epoch0, master_name) = c.ready();
+    let leader = c.leader();
+    let other = (1..=3).find(|&s| s != leader).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let threads = writers(&c, "cb", other, "b", &stop, &acks);
+    std::thread::sleep(Duration::from_millis(500));
+    c.net.blackhole(&format!("s{leader}"), master_name);
+    let mut new_leader = leader;
+    c.wait("leadership handed over", Duration::from_secs(20), || {
+        new_leader = c.leader_seen_by(other);
+        (1..=3).contains(&new_leader) && new_leader != leader
+    });
+    let handed = Instant::now();
+    c.wait(
+        "writes on the same master after the hand-over",
+        Duration::from_secs(20),
+        || {
+            acks.lock()
+                .unwrap()
+                .iter()
+                .filter(|a| a.sent > handed && a.master == master)
+                .count()
+                >= 50
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (m, epoch) = c.master("cb", other).expect("a master");
+    assert_eq!(
+        (m.as_str(), epoch),
+        (master.as_str(), epoch0),
+        "no failover happened"
+    );
+    assert!(acks.lock().unwrap().iter().all(|a| a.master == master));
 }

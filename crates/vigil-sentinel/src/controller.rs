@@ -71,6 +71,9 @@ fn renew_every(s: &Settings) -> Duration {
     (lease(s) / 4).min(ROUND)
 }
 
+/// Per group, what the leader is doing or waiting for, in words (`ListGroups.status`).
+pub type Conditions = Arc<parking_lot::RwLock<HashMap<String, String>>>;
+
 /// A node's status and when it arrived (monotonic), in the group's node order.
 pub type Observed = Vec<Option<(NodeStatus, Instant)>>;
 
@@ -105,6 +108,7 @@ pub struct Controller {
     health: Arc<Health>,
     peers: Arc<GrpcTransport>,
     events: Events,
+    conditions: Conditions,
     /// When this sentinel became leader (`None` while it does not lead).
     leader_since: Option<Instant>,
     local: HashMap<String, Local>,
@@ -117,6 +121,7 @@ impl Controller {
         nodes: Arc<Nodes>,
         health: Arc<Health>,
         peers: Arc<GrpcTransport>,
+        conditions: Conditions,
     ) -> Controller {
         let events = raft.events.clone();
         Controller {
@@ -125,6 +130,7 @@ impl Controller {
             health,
             peers,
             events,
+            conditions,
             leader_since: None,
             local: HashMap::new(),
         }
@@ -146,9 +152,17 @@ impl Controller {
         self.local.retain(|k, _| names.contains(k.as_str()));
     }
 
+    /// Records what the leader is doing about `group`.
+    fn say(&self, group: &str, text: impl Into<String>) {
+        self.conditions
+            .write()
+            .insert(group.to_string(), text.into());
+    }
+
     /// Forgets what only a leader may rely on.
     fn step_down(&mut self) {
         self.leader_since = None;
+        self.conditions.write().clear();
         for l in self.local.values_mut() {
             let last_failover = l.last_failover;
             *l = Local {
@@ -243,7 +257,10 @@ impl Controller {
     async fn tend_group(&mut self, g: &Group, o: &Observed, since: Instant) -> bool {
         match (&g.failover, g.master.clone()) {
             (Some(f), _) => self.drive_failover(g, f, o, since).await,
-            (None, None) => assign_first_master(&self.raft, g, o).await,
+            (None, None) => {
+                self.say(&g.spec.name, "no master yet: assigning the first one");
+                assign_first_master(&self.raft, g, o).await
+            }
             (None, Some(m)) => match self.maybe_begin_failover(g, &m, o).await {
                 Some(began) => began,
                 None => {
@@ -530,11 +547,16 @@ impl Controller {
             };
             match granted {
                 Ok(()) => {
+                    self.say(&g.spec.name, format!("ok: {master} is master, leased"));
                     let bound = *arrived + ttl;
                     let l = self.local(&g.spec.name);
                     l.lease_bound = Some(l.lease_bound.map_or(bound, |b| b.max(bound)));
                 }
-                Err(e) => tracing::warn!(master, error = %e, "lease not granted"),
+                Err(e) => {
+                    let why = format!("{master} did not take its lease: {}", e.message());
+                    self.say(&g.spec.name, why);
+                    tracing::warn!(master, error = %e, "lease not granted")
+                }
             }
         }
         self.repoint(g, mi, observed, Repoint::Fix).await;
@@ -562,6 +584,10 @@ impl Controller {
                 master,
                 "master down, but the last failover was less than min_failover_interval ago"
             );
+            let why = format!(
+                "{master} is down; no failover until min_failover_interval has passed since the last one"
+            );
+            self.say(&name, why);
             return None;
         }
         // Fresh opinions, all asked at once: ODOWN when `quorum` sentinels, this one
@@ -573,11 +599,15 @@ impl Controller {
         }
         let mut votes = 1;
         let mut sees_it_up = None;
+        // What any sentinel saw acknowledged: a leader elected a moment ago knows it too.
+        let mut acked = self.health.acked(&name);
         while let Some(r) = asks.join_next().await {
-            match r {
-                Ok((_, Some(ms))) if ms >= s.down_after_ms => votes += 1,
-                Ok((id, Some(ms))) if ms < s.down_after_ms / 2 => sees_it_up = Some(id),
-                _ => {}
+            let Ok((id, Some(o))) = r else { continue };
+            acked = acked.max(o.acked_offset);
+            if o.down_ms >= s.down_after_ms {
+                votes += 1;
+            } else if o.down_ms < s.down_after_ms / 2 {
+                sees_it_up = Some(id);
             }
         }
         if votes < s.quorum {
@@ -587,6 +617,11 @@ impl Controller {
                 quorum = s.quorum,
                 "master down here, but no quorum agrees yet"
             );
+            let why = format!(
+                "{master} is down here; waiting for a quorum ({votes}/{})",
+                s.quorum
+            );
+            self.say(&name, why);
             // Seen down only from here while a peer reaches it: that peer can keep its lease.
             if let Some(id) = sees_it_up
                 && self.health.down_for(&name, master) >= down_after * 2
@@ -612,7 +647,7 @@ impl Controller {
             ));
         }
         let min_offset = if s.sync_replicas > 0 {
-            self.local(&name).acked
+            self.local(&name).acked.max(acked)
         } else {
             0
         };
@@ -622,6 +657,10 @@ impl Controller {
             health.down_for(&name, n) >= down_after
         });
         let Some((cand, offset)) = candidate else {
+            let why = format!(
+                "{master} is down and no replica is eligible (min offset {min_offset}): unavailable until one is"
+            );
+            self.say(&name, why);
             let l = self.local(&name);
             if !l.no_good {
                 l.no_good = true;
@@ -706,6 +745,11 @@ impl Controller {
             Step::Begun => self.promote(g, f, ci, observed, leader_since).await,
             Step::Promoted => {
                 if !self.repoint(g, ci, observed, Repoint::Failover).await {
+                    let why = format!(
+                        "failover: {} promoted; repointing the other nodes",
+                        f.candidate
+                    );
+                    self.say(&name, why);
                     return false;
                 }
                 let cmd = Command::CompleteFailover {
@@ -754,6 +798,10 @@ impl Controller {
                 wait_until = wait_until.max(b + margin);
             }
             if Instant::now() < wait_until {
+                self.say(
+                    &name,
+                    "failover: waiting until the old master's lease has surely expired",
+                );
                 tracing::debug!("old master not fenced: waiting out its lease");
                 return false;
             }
@@ -791,6 +839,11 @@ impl Controller {
             }
             Err(e) if e.code() == tonic::Code::FailedPrecondition && f.manual => {
                 tracing::info!(candidate = %cand.name, min_offset, "switchover: candidate still catching up");
+                let why = format!(
+                    "switchover: {} catching up to offset {min_offset}",
+                    cand.name
+                );
+                self.say(&name, why);
                 false
             }
             Err(e) if e.code() == tonic::Code::FailedPrecondition => {

@@ -33,6 +33,9 @@ pub struct Health {
     last_ok: Mutex<HashMap<(String, String), Instant>>,
     /// Nodes this sentinel has announced `+sdown` for.
     sdown: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Per group, the highest offset a master reported as acknowledged by its sync replicas:
+    /// every sentinel keeps it, so a new leader knows what a candidate must have.
+    acked: Mutex<HashMap<String, u64>>,
 }
 
 impl Health {
@@ -42,6 +45,7 @@ impl Health {
             started: Instant::now(),
             last_ok: Mutex::new(HashMap::new()),
             sdown: Mutex::default(),
+            acked: Mutex::default(),
         })
     }
 
@@ -55,6 +59,17 @@ impl Health {
             .copied()
             .unwrap_or(self.started);
         since.elapsed()
+    }
+
+    /// The highest acknowledged offset seen from a master of `group`.
+    pub fn acked(&self, group: &str) -> u64 {
+        self.acked.lock().get(group).copied().unwrap_or(0)
+    }
+
+    fn saw_acked(&self, group: &str, offset: u64) {
+        let mut a = self.acked.lock();
+        let e = a.entry(group.to_string()).or_default();
+        *e = (*e).max(offset);
     }
 
     fn ok(&self, group: &str, node: &str) {
@@ -155,6 +170,12 @@ pub async fn run(
                         .ok()
                 };
                 let (pinged, st) = tokio::join!(ping(&data), status);
+                if let Some(st) = &st {
+                    let st = st.get_ref();
+                    if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
+                        health.saw_acked(&group, st.acked_offset);
+                    }
+                }
                 if pinged && st.is_some() {
                     health.ok(&group, &node);
                 }
@@ -170,6 +191,11 @@ pub async fn run(
 /// Announces every node whose SDOWN state changed here.
 fn announce(raft: &Handle, health: &Health) {
     let groups: Vec<_> = raft.state.read().groups.values().cloned().collect();
+    // A group removed and monitored again under its name starts afresh.
+    health
+        .acked
+        .lock()
+        .retain(|name, _| groups.iter().any(|g| &g.spec.name == name));
     for g in groups {
         let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
         for n in &g.spec.nodes {

@@ -39,6 +39,8 @@ pub struct Sentinel {
     health: Arc<crate::monitor::Health>,
     /// NodeAdmin clients.
     nodes: Arc<crate::nodes::Nodes>,
+    /// What the controller is doing about each group (while this sentinel leads).
+    conditions: crate::controller::Conditions,
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` until `shutdown`.
@@ -83,6 +85,7 @@ pub async fn run(
         membership: Arc::default(),
         health: crate::monitor::Health::new(),
         nodes: Arc::new(crate::nodes::Nodes::new(config.node_token.clone())),
+        conditions: Arc::default(),
     };
     tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
     let nodes = s.nodes.clone();
@@ -98,6 +101,7 @@ pub async fn run(
             nodes,
             s.health.clone(),
             s.transport.clone(),
+            s.conditions.clone(),
         ),
         shutdown.clone(),
     ));
@@ -265,7 +269,11 @@ impl RaftPeer for Sentinel {
         let r = req.into_inner();
         // Time since the node's last good answer; the leader compares it with `down_after`.
         let down_ms = self.health.down_for(&r.group, &r.node).as_millis() as u64;
-        Ok(Response::new(pb::OpinionReply { down_ms }))
+        let acked_offset = self.health.acked(&r.group);
+        Ok(Response::new(pb::OpinionReply {
+            down_ms,
+            acked_offset,
+        }))
     }
 }
 
@@ -391,6 +399,12 @@ impl SentinelService for Sentinel {
                     .failover
                     .as_ref()
                     .map(|f| f.candidate.clone())
+                    .unwrap_or_default(),
+                status: self
+                    .conditions
+                    .read()
+                    .get(&g.spec.name)
+                    .cloned()
                     .unwrap_or_default(),
             })
             .collect();

@@ -67,9 +67,15 @@ impl GrpcTransport {
         }
     }
 
-    /// Asks sentinel `id` how long it has seen `node` of `group` down (its fresh opinion);
-    /// `None` if it cannot be asked.
-    pub async fn opinion(&self, id: u64, group: &str, node: &str) -> Option<u64> {
+    /// Asks sentinel `id` how long it has seen `node` of `group` down (its fresh opinion) and
+    /// the highest offset it saw a master of `group` report as acknowledged by its sync
+    /// replicas; `None` if it cannot be asked.
+    pub async fn opinion(
+        &self,
+        id: u64,
+        group: &str,
+        node: &str,
+    ) -> Option<vigil_proto::sentinel::OpinionReply> {
         let address = self.address(id)?;
         let cached = self.opinion_channels.read().get(&address).cloned();
         let channel = match cached {
@@ -93,7 +99,7 @@ impl GrpcTransport {
         if let Ok(a) = format!("Bearer {}", self.token).parse() {
             req.metadata_mut().insert("authorization", a);
         }
-        c.opinion(req).await.ok().map(|r| r.into_inner().down_ms)
+        c.opinion(req).await.ok().map(|r| r.into_inner())
     }
 
     /// The ids of the other sentinels this one knows an address for.
