@@ -205,6 +205,11 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
     let mut out = Vec::new();
     let mut last_failover = Instant::now() - Duration::from_secs(60);
     for r in 0..rounds {
+        // Redis Sentinel starts no failover of a group within 2 × failover-timeout of the last.
+        let quiet = Duration::from_millis(6500);
+        if last_failover.elapsed() < quiet {
+            std::thread::sleep(quiet - last_failover.elapsed());
+        }
         // Settled: every sentinel names the same master, and it has both replicas online
         // (Redis Sentinel's view converges through hello messages, so this can take seconds).
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -215,6 +220,10 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
                 && info_has(m, "role:master")
                 && info_has(m, "connected_slaves:2")
                 && !info_has(m, "state=wait_bgsave")
+                && ports.iter().filter(|&&p| p != m).all(|&p| {
+                    info_has(p, &format!("master_port:{m}\r\n"))
+                        && info_has(p, "master_link_status:up")
+                })
             {
                 break m;
             }
@@ -230,11 +239,6 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
             std::thread::sleep(Duration::from_millis(20));
         };
         let mi = ports.iter().position(|&p| p == m).expect("a known port");
-        // Redis Sentinel starts no failover of a group within 2 × failover-timeout of the last.
-        let quiet = Duration::from_millis(6500);
-        if last_failover.elapsed() < quiet {
-            std::thread::sleep(quiet - last_failover.elapsed());
-        }
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         let _ = nodes[mi].0.kill();
