@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: installs what the suites need (redis-server for
-# the differential tests, iproute2 for the partition tests), checks formatting and lints,
-# builds once, runs every test.
+# the differential tests, iproute2 for the partition tests, redis-py and ioredis for the client
+# suites), checks formatting and lints, builds once, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,16 @@ fi
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required and could not be installed" >&2; exit 1; }
 command -v ip >/dev/null 2>&1 || { echo "iproute2 (ip) is required and could not be installed" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "the partition suite creates network namespaces: run as root" >&2; exit 1; }
+
+# Client libraries for the compatibility suites (tests/tests/clients.rs): redis-py in a venv
+# under target/, ioredis from tests/clients/node/package-lock.json.
+if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import redis' 2>/dev/null; then
+  python3 -m venv target/venv
+  target/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
+fi
+if [ ! -d tests/clients/node/node_modules/ioredis ]; then
+  (cd tests/clients/node && npm ci --silent --no-audit --no-fund)
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

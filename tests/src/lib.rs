@@ -68,7 +68,11 @@ fn spawn_vigil(
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(Ok(line)) = lines.next() {
-            if let Some(addr) = line.strip_prefix("admin listening on ") {
+            // A node's admin port, or a sentinel's RESP port: the second port a process has.
+            let second = line
+                .strip_prefix("admin listening on ")
+                .or_else(|| line.strip_prefix("resp listening on "));
+            if let Some(addr) = second {
                 let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
                 if let Ok(mut slot) = admin_slot.lock() {
                     *slot = port;
@@ -106,6 +110,7 @@ pub struct SentinelProc {
     /// Its config file.
     pub config: PathBuf,
     stderr_path: PathBuf,
+    resp: LatePort,
 }
 
 impl SentinelProc {
@@ -114,7 +119,7 @@ impl SentinelProc {
         let stderr_path = config.with_extension("stderr.log");
         let args: Vec<std::ffi::OsString> =
             vec!["sentinel".into(), "--config".into(), config.into()];
-        let (child, port, _) = spawn_vigil(&args, &stderr_path, "grpc listening on ")
+        let (child, port, resp) = spawn_vigil(&args, &stderr_path, "grpc listening on ")
             .unwrap_or_else(|e| panic!("sentinel {id} did not start: {e}"));
         SentinelProc {
             child,
@@ -122,7 +127,17 @@ impl SentinelProc {
             port,
             config: config.to_path_buf(),
             stderr_path,
+            resp,
         }
+    }
+
+    /// Its Redis Sentinel protocol (RESP) port (announced before the gRPC one).
+    pub fn resp_port(&self) -> u16 {
+        self.resp
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .expect("the sentinel announces its RESP port before its gRPC port")
     }
 
     /// Its stderr so far.
@@ -362,6 +377,56 @@ impl RedisProc {
 }
 
 impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real `redis-sentinel` (the reference for the Sentinel protocol), monitoring `group` at a
+/// master address where nothing listens; killed on drop.
+pub struct RedisSentinelProc {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinelProc {
+    /// Starts `redis-server <conf> --sentinel` on a free port.
+    pub fn start(group: &str, master_port: u16) -> RedisSentinelProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {group} 127.0.0.1 {master_port} 2\n",
+                dir.path().display()
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is required (tests/run.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while RawConn::connect(port).is_err() {
+            assert!(Instant::now() < deadline, "redis-sentinel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisSentinelProc {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RedisSentinelProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -619,7 +684,7 @@ pub fn sentinel_config(id: u64, ports: &[u16], dir: &Path, token: &str, extra: &
         .map(|(i, p)| format!("{{ id = {}, address = \"127.0.0.1:{p}\" }}", i + 1))
         .collect();
     format!(
-        "id = {id}\ngrpc = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{token}\"\npeers = [{}]\n{extra}",
+        "id = {id}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:0\"\ndir = \"{}\"\ntoken = \"{token}\"\npeers = [{}]\n{extra}",
         ports[id as usize - 1],
         dir.join(format!("s{id}")).display(),
         peers.join(", ")

@@ -30,7 +30,10 @@ pub fn start_managed(down_after: &str) -> Managed {
 
 /// `node_extra` goes into each node's config, `group_extra` into the group's.
 pub fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str) -> Managed {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
+        .tempdir()
+        .unwrap();
     let nodes: Vec<NodeProc> = (1..=3)
         .map(|i| {
             let cfg = write_config(

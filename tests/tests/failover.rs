@@ -32,7 +32,7 @@ async fn a_failover_announces_every_step_in_order() {
     let killed_ms = vigil_tests::wall_ms();
     c.nodes[old].kill9();
     let end = on_leader
-        .wait_for("+failover-end", Duration::from_secs(20))
+        .wait_for("+switch-master", Duration::from_secs(20))
         .await;
     let second = c.master(first.epoch + 1, Duration::from_secs(5)).await;
     let new_name = second.node.clone();
@@ -55,9 +55,9 @@ async fn a_failover_announces_every_step_in_order() {
         pos(&kinds, "+try-failover", Some(&old_name)),
         pos(&kinds, "+selected-slave", Some(&new_name)),
         pos(&kinds, "+promoted-slave", Some(&new_name)),
-        pos(&kinds, "+switch-master", Some(&new_name)),
         pos(&kinds, "+slave-reconf-sent", None),
         pos(&kinds, "+failover-end", Some(&new_name)),
+        pos(&kinds, "+switch-master", Some(&new_name)),
     ];
     assert!(order.is_sorted(), "out of order: {kinds:?}");
     let odown = on_leader.wait_for("+odown", Duration::ZERO).await;

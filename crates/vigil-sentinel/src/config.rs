@@ -27,10 +27,14 @@ pub struct SentinelConfig {
     pub id: u64,
     /// gRPC listen address (public API and Raft transport).
     pub grpc: String,
-    /// The Redis Sentinel protocol endpoint's address (served once discovery lands; checked now
-    /// so a deployment's config does not change then).
+    /// The Redis Sentinel protocol endpoint's address (port 0: any free port, printed at
+    /// start-up as `resp listening on ADDR`).
     #[serde(default = "defaults::resp")]
     pub resp: String,
+    /// The password clients give the Redis Sentinel protocol endpoint (`AUTH`, `HELLO … AUTH`);
+    /// empty: none.
+    #[serde(default)]
+    pub password: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).

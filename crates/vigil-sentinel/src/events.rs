@@ -140,7 +140,9 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
         } => group(name)
             .map(|g| vec![ev("+set", g, "", format!("{key} {value}"))])
             .unwrap_or_default(),
-        Command::SetSentinel { .. } | Command::ForgetSentinel { .. } => Vec::new(),
+        Command::SetSentinel { .. }
+        | Command::SetSentinelResp { .. }
+        | Command::ForgetSentinel { .. } => Vec::new(),
         Command::AssignMaster {
             group: name, node, ..
         } => group(name)
@@ -192,18 +194,8 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
         Command::Promoted { group: name, .. } => group(name)
             .and_then(|g| Some((g, g.failover.as_ref()?)))
             .map(|(g, f)| {
-                let old = f
-                    .old
-                    .as_deref()
-                    .map_or_else(|| "? 0".into(), |o| host_port(g, o));
                 vec![
                     ev("+promoted-slave", g, &f.candidate, String::new()),
-                    ev(
-                        "+switch-master",
-                        g,
-                        &f.candidate,
-                        format!("{} {old} {}", g.spec.name, host_port(g, &f.candidate)),
-                    ),
                     ev(
                         "+failover-state-reconf-slaves",
                         g,
@@ -213,10 +205,17 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
                 ]
             })
             .unwrap_or_default(),
+        // As in Redis Sentinel, `+switch-master` comes last, with `+failover-end` (lookups
+        // already answer the new master since `Promoted`). Clients that reconnect when they
+        // see it (ioredis' failoverDetector) then find the new master settled instead of being
+        // told while they are still retrying the dead one.
         Command::CompleteFailover { group: name, .. } => group(name)
             .map(|g| {
                 let m = g.master.as_deref().unwrap_or("");
-                vec![ev("+failover-end", g, m, String::new())]
+                vec![
+                    ev("+failover-end", g, m, String::new()),
+                    switch_master(g, at_ms, index),
+                ]
             })
             .unwrap_or_default(),
         Command::AbortFailover {
@@ -230,8 +229,31 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
                     AbortReason::Timeout => "+failover-end-for-timeout",
                     AbortReason::CandidateRefused => "-failover-abort-no-good-slave",
                 };
-                vec![ev(kind, g, "", reason.clone())]
+                let mut out = vec![ev(kind, g, "", reason.clone())];
+                // Given up after the promotion: the master did change.
+                if g.last_failover_ms == at_ms {
+                    out.push(switch_master(g, at_ms, index));
+                }
+                out
             })
             .unwrap_or_default(),
+    }
+}
+
+/// `+switch-master <group> <old-ip> <old-port> <new-ip> <new-port>` after a promotion.
+fn switch_master(g: &Group, at_ms: u64, index: u64) -> Event {
+    let new = g.master.as_deref().unwrap_or("");
+    let old = g
+        .deposed
+        .as_deref()
+        .map_or_else(|| "? 0".into(), |o| host_port(g, o));
+    Event {
+        kind: "+switch-master",
+        group: g.spec.name.clone(),
+        node: new.to_string(),
+        epoch: g.epoch,
+        detail: format!("{} {old} {}", g.spec.name, host_port(g, new)),
+        at_ms,
+        index,
     }
 }

@@ -10,12 +10,14 @@
 //! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and
 //!   by this sentinel's observations.
 //! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
+//! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
 //! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
 //!
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod controller;
+pub mod discovery;
 pub mod driver;
 pub mod events;
 pub mod monitor;

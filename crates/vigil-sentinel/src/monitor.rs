@@ -29,41 +29,65 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// This sentinel's view of the nodes' health.
 pub struct Health {
-    started: Instant,
     last_ok: Mutex<HashMap<(String, String), Instant>>,
     /// Nodes this sentinel has announced `+sdown` for.
     sdown: Mutex<std::collections::HashSet<(String, String)>>,
     /// Per group, the highest offset a master reported as acknowledged by its sync replicas:
     /// every sentinel keeps it, so a new leader knows what a candidate must have.
     acked: Mutex<HashMap<String, u64>>,
+    /// The last status each node reported to this sentinel's probes (for the Sentinel
+    /// protocol's records: run id, role, offsets, link).
+    statuses: Mutex<HashMap<(String, String), vigil_proto::node::NodeStatus>>,
 }
 
 impl Health {
     /// No node seen yet.
     pub fn new() -> Arc<Health> {
         Arc::new(Health {
-            started: Instant::now(),
             last_ok: Mutex::new(HashMap::new()),
             sdown: Mutex::default(),
             acked: Mutex::default(),
+            statuses: Mutex::default(),
         })
     }
 
-    /// How long `node` of `group` has gone without a good answer (since this sentinel started,
-    /// if it never answered).
+    /// How long `node` of `group` has gone without a good answer: since its last one, or since
+    /// this sentinel began probing it if it never answered (zero before that: a node not yet
+    /// probed is not known to be down — counting from the sentinel's start instead made a
+    /// group monitored a second later fail over its brand-new master at once).
     pub fn down_for(&self, group: &str, node: &str) -> Duration {
-        let since = self
-            .last_ok
+        self.last_ok
             .lock()
             .get(&(group.to_string(), node.to_string()))
-            .copied()
-            .unwrap_or(self.started);
-        since.elapsed()
+            .map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// Starts the clock of a node about to be probed for the first time.
+    fn watch(&self, group: &str, node: &str) {
+        self.last_ok
+            .lock()
+            .entry((group.to_string(), node.to_string()))
+            .or_insert_with(Instant::now);
     }
 
     /// The highest acknowledged offset seen from a master of `group`.
     pub fn acked(&self, group: &str) -> u64 {
         self.acked.lock().get(group).copied().unwrap_or(0)
+    }
+
+    /// The last status `node` of `group` reported here.
+    pub fn status(&self, group: &str, node: &str) -> Option<vigil_proto::node::NodeStatus> {
+        self.statuses
+            .lock()
+            .get(&(group.to_string(), node.to_string()))
+            .cloned()
+    }
+
+    /// Whether this sentinel has announced `node` of `group` as subjectively down.
+    pub fn is_sdown(&self, group: &str, node: &str) -> bool {
+        self.sdown
+            .lock()
+            .contains(&(group.to_string(), node.to_string()))
     }
 
     fn saw_acked(&self, group: &str, offset: u64) {
@@ -160,6 +184,7 @@ pub async fn run(
         });
         let mut probes = Vec::new();
         for (group, node, data, admin) in targets {
+            health.watch(&group, &node);
             let (nodes, health) = (nodes.clone(), health.clone());
             probes.push(tokio::spawn(async move {
                 let status = async {
@@ -175,6 +200,10 @@ pub async fn run(
                     if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
                         health.saw_acked(&group, st.acked_offset);
                     }
+                    health
+                        .statuses
+                        .lock()
+                        .insert((group.clone(), node.clone()), st.clone());
                 }
                 if pinged && st.is_some() {
                     health.ok(&group, &node);
@@ -196,10 +225,41 @@ fn announce(raft: &Handle, health: &Health) {
         .acked
         .lock()
         .retain(|name, _| groups.iter().any(|g| &g.spec.name == name));
+    let known = |(name, node): &(String, String)| {
+        groups
+            .iter()
+            .any(|g| &g.spec.name == name && g.has_node(node))
+    };
+    health.statuses.lock().retain(|k, _| known(k));
+    health.last_ok.lock().retain(|k, _| known(k));
+    health.sdown.lock().retain(known);
     for g in groups {
         let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
         for n in &g.spec.nodes {
             health.sdown(&g.spec.name, &n.name, down_after, g.epoch, &raft.events);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_down_only_from_when_it_is_first_probed() {
+        let h = Health::new();
+        // Not yet probed: not known to be down (a group monitored long after this sentinel
+        // started must not see its new master as down already).
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(h.down_for("g", "n"), Duration::ZERO);
+        h.watch("g", "n");
+        std::thread::sleep(Duration::from_millis(30));
+        let silent = h.down_for("g", "n");
+        assert!(silent >= Duration::from_millis(30), "{silent:?}");
+        // A second watch does not reset the clock; a good answer does.
+        h.watch("g", "n");
+        assert!(h.down_for("g", "n") >= silent);
+        h.ok("g", "n");
+        assert!(h.down_for("g", "n") < Duration::from_millis(30));
     }
 }

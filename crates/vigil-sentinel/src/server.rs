@@ -43,10 +43,12 @@ pub struct Sentinel {
     conditions: crate::controller::Conditions,
 }
 
-/// Starts a sentinel from `config`, serving gRPC on `listener` until `shutdown`.
+/// Starts a sentinel from `config`, serving gRPC on `listener` and the Redis Sentinel
+/// protocol on `resp` until `shutdown`.
 pub async fn run(
     config: SentinelConfig,
     listener: TcpListener,
+    resp: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let token = config.token().unwrap_or_default();
@@ -87,7 +89,14 @@ pub async fn run(
         nodes: Arc::new(crate::nodes::Nodes::new(config.node_token.clone())),
         conditions: Arc::default(),
     };
-    tokio::spawn(background(s.clone(), config.clone(), shutdown.clone()));
+    let resp_addr = resp.local_addr()?;
+    tokio::spawn(background(
+        s.clone(),
+        config.clone(),
+        resp_addr,
+        shutdown.clone(),
+    ));
+    serve_resp(&s, &config, resp, &shutdown);
     let nodes = s.nodes.clone();
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
@@ -134,7 +143,53 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Keeps the transport's addresses in step with the state, and (on the leader) adds the
 /// configured groups the state lacks.
-async fn background(s: Sentinel, config: SentinelConfig, shutdown: CancellationToken) {
+/// The Redis Sentinel protocol endpoint and the publisher of its events.
+fn serve_resp(
+    s: &Sentinel,
+    config: &SentinelConfig,
+    resp: TcpListener,
+    shutdown: &CancellationToken,
+) {
+    let Ok(addr) = resp.local_addr() else { return };
+    let shared = Arc::new(vigil_resp::Shared::new(
+        vigil_resp::conn::Ident {
+            server: "redis",
+            version: crate::discovery::REDIS_VERSION,
+            mode: "sentinel",
+        },
+        vigil_resp::Limits::default(),
+        (!config.password.is_empty()).then(|| config.password.clone().into()),
+        16,
+        32 * 1024 * 1024,
+    ));
+    *shared.role.write() = "sentinel";
+    let service = Arc::new(crate::discovery::Discovery::new(
+        s.raft.clone(),
+        s.health.clone(),
+        s.nodes.clone(),
+        s.conditions.clone(),
+        addr,
+    ));
+    tokio::spawn(crate::discovery::publish::run(
+        s.raft.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    let stop = shared.shutdown.clone();
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        sd.cancelled().await;
+        stop.cancel();
+    });
+    tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
+}
+
+async fn background(
+    s: Sentinel,
+    config: SentinelConfig,
+    resp: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -155,6 +210,18 @@ async fn background(s: Sentinel, config: SentinelConfig, shutdown: CancellationT
         };
         for (id, addr) in sentinels {
             s.transport.set_address(id, addr);
+        }
+        // Announce where this sentinel serves the Redis Sentinel protocol (SENTINEL SENTINELS).
+        let announced = s.raft.state.read().sentinel_resp.get(&config.id).cloned();
+        let me = resp.to_string();
+        if announced.as_deref() != Some(me.as_str()) && s.raft.status.read().leader != 0 {
+            let cmd = Command::SetSentinelResp {
+                id: config.id,
+                address: me,
+            };
+            if let Err(e) = s.raft.propose(cmd, CALL_TIMEOUT).await {
+                tracing::debug!(error = %e, "RESP address not announced yet");
+            }
         }
         if s.raft.status.read().is_leader {
             for spec in missing {
@@ -576,65 +643,21 @@ impl SentinelService for Sentinel {
         &self,
         req: Request<pb::FailoverRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
+        use crate::controller::SwitchoverError as E;
         let r = req.into_inner();
         self.linearizable().await?;
-        let g = self
-            .raft
-            .state
-            .read()
-            .groups
-            .get(&r.group)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no such group {:?}", r.group)))?;
-        if g.failover.is_some() {
-            return Err(Status::failed_precondition(format!(
-                "INPROG a failover of {} is already in flight",
-                r.group
-            )));
-        }
-        let master = g
-            .master
-            .clone()
-            .ok_or_else(|| Status::failed_precondition(format!("{} has no master yet", r.group)))?;
-        let candidate = if !r.target.is_empty() {
-            let n = g
-                .spec
-                .nodes
-                .iter()
-                .find(|n| n.name == r.target)
-                .ok_or_else(|| {
-                    Status::invalid_argument(format!("{} is not a node of {}", r.target, r.group))
-                })?;
-            if n.name == master {
-                return Err(Status::invalid_argument(format!(
-                    "{} is already the master",
-                    n.name
-                )));
+        let target = (!r.target.is_empty()).then_some(r.target.as_str());
+        match crate::controller::switchover(&self.raft, &self.nodes, &r.group, target).await {
+            Ok(()) => Ok(Response::new(pb::Ack {
+                index: self.raft.state.read().applied,
+            })),
+            Err(e @ E::NoGroup(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ E::BadTarget(_)) => Err(Status::invalid_argument(e.to_string())),
+            Err(e @ (E::InProgress(_) | E::NoMaster(_) | E::NoGoodReplica(_))) => {
+                Err(Status::failed_precondition(e.to_string()))
             }
-            n.name.clone()
-        } else {
-            let observed =
-                crate::controller::observe(&self.nodes, &g, crate::nodes::CALL_TIMEOUT).await;
-            let none = std::collections::HashSet::new();
-            crate::controller::choose_candidate(&g, &observed, &master, 0, &none, |_| false)
-                .map(|(n, _)| n.name.clone())
-                .ok_or_else(|| {
-                    Status::failed_precondition(format!(
-                        "NOGOODSLAVE no reachable replica of {} can be promoted",
-                        r.group
-                    ))
-                })?
-        };
-        self.propose(Command::BeginFailover {
-            group: g.spec.name.clone(),
-            expected_epoch: g.epoch,
-            new_epoch: g.epoch + 1,
-            old: Some(master),
-            candidate,
-            min_offset: 0,
-            manual: true,
-        })
-        .await
+            Err(E::Raft(e)) => Err(self.status_of(e)),
+        }
     }
 
     async fn transfer_leader(

@@ -120,7 +120,8 @@ pub struct Group {
 }
 
 impl Group {
-    fn has_node(&self, name: &str) -> bool {
+    /// Whether `name` is one of the group's nodes.
+    pub fn has_node(&self, name: &str) -> bool {
         self.spec.nodes.iter().any(|n| n.name == name)
     }
 }
@@ -152,6 +153,14 @@ pub enum Command {
         /// Its Raft id.
         id: u64,
         /// Its gRPC address, `host:port`.
+        address: String,
+    },
+    /// Records the Redis Sentinel protocol address of a sentinel (each announces its own), so
+    /// `SENTINEL SENTINELS` can tell clients where the others listen.
+    SetSentinelResp {
+        /// Its Raft id.
+        id: u64,
+        /// Its RESP address, `host:port`.
         address: String,
     },
     /// Forgets a removed sentinel's address.
@@ -282,6 +291,9 @@ pub struct ClusterState {
     /// sentinel's config).
     #[serde(default)]
     pub sentinels: BTreeMap<u64, String>,
+    /// Every sentinel's Redis Sentinel protocol (RESP) address, as each announced it.
+    #[serde(default)]
+    pub sentinel_resp: BTreeMap<u64, String>,
 }
 
 /// Why a command was not applied.
@@ -363,8 +375,21 @@ impl ClusterState {
                 self.sentinels.insert(*id, address.clone());
                 Ok((String::new(), format!("sentinel {id} at {address}")))
             }
+            Command::SetSentinelResp { id, address } => {
+                if *id == 0 || !is_host_port(address) {
+                    return Err(format!(
+                        "sentinel {id}: RESP address {address:?} is not host:port (ids start at 1)"
+                    ));
+                }
+                self.sentinel_resp.insert(*id, address.clone());
+                Ok((
+                    String::new(),
+                    format!("sentinel {id} serves RESP at {address}"),
+                ))
+            }
             Command::ForgetSentinel { id } => {
                 self.sentinels.remove(id);
+                self.sentinel_resp.remove(id);
                 Ok((String::new(), format!("sentinel {id} forgotten")))
             }
             Command::Monitor(spec) => {

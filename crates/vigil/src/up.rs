@@ -168,15 +168,20 @@ pub fn run(config: &Path) -> anyhow::Result<()> {
     }
     for i in 0..3u16 {
         println!(
-            "  sentinel{}  grpc 127.0.0.1:{}",
+            "  sentinel{}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{})",
             i + 1,
+            c.resp_base_port + i,
             c.grpc_base_port + i
         );
     }
-    println!("The sentinels assign the master within a few seconds; ask any of them with gRPC");
     println!(
-        "SentinelService.GetMaster (proto/sentinel.proto, token in the config). Ctrl-C stops everything."
+        "The sentinels assign the master within a few seconds. Point a Redis Sentinel client at"
     );
+    println!(
+        "them with the group name {:?}, e.g. redis-cli -p {} SENTINEL get-master-addr-by-name {}",
+        c.group, c.resp_base_port, c.group
+    );
+    println!("(or gRPC SentinelService.GetMaster, token in the config). Ctrl-C stops everything.");
     println!("ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

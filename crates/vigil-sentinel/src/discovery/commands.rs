@@ -1,0 +1,522 @@
+//! The sentinel endpoint's command table: the connection commands shared with the node
+//! (`vigil_resp::builtin`), `ROLE`, `INFO`, and `SENTINEL` with its subcommands, each answered
+//! in Redis Sentinel's shapes and error wording.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use vigil_resp::builtin;
+use vigil_resp::command::{CommandTable, unknown_subcommand, wrong_arity};
+use vigil_resp::glob::matches;
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
+
+use super::Discovery;
+use super::records::{reply, split};
+use crate::controller::SwitchoverError;
+use crate::state::{Command, Group, GroupSpec, NodeSpec, Settings};
+
+/// A future borrowing the service and the connection.
+pub type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// A connection command (shared with the node).
+    Conn(fn(&mut Conn<()>, Args)),
+    /// Answered from this sentinel's state.
+    Sentinel(fn(&Discovery, &mut Conn<()>, Args)),
+    /// Needs the Raft group (`SENTINEL FAILOVER / MONITOR / REMOVE / SET`).
+    Async(for<'a> fn(&'a Discovery, &'a mut Conn<()>, Args) -> BoxFut<'a>),
+}
+
+fn meta(name: &'static str, arity: i32, flags: Flags, summary: &'static str) -> CommandMeta {
+    CommandMeta {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "sentinel",
+        summary,
+    }
+}
+
+const CONN: Flags = Flags(Flags::FAST.0 | Flags::STALE.0 | Flags::CONNECTION.0);
+const ANY: Flags = Flags(CONN.0 | Flags::NO_AUTH.0 | Flags::SUBSCRIBED.0);
+const SUB: Flags = Flags(CONN.0 | Flags::PUBSUB.0 | Flags::SUBSCRIBED.0);
+
+/// The whole table.
+pub fn table() -> CommandTable<Handler> {
+    use Handler::*;
+    CommandTable::new(vec![
+        (
+            meta(
+                "hello",
+                -1,
+                ANY,
+                "Handshakes: protocol, authentication, name.",
+            ),
+            Conn(builtin::hello),
+        ),
+        (
+            meta(
+                "auth",
+                -2,
+                Flags(CONN.0 | Flags::NO_AUTH.0),
+                "Authenticates.",
+            ),
+            Conn(builtin::auth),
+        ),
+        (
+            meta("client", -2, CONN, "Manages connections."),
+            Conn(builtin::client),
+        ),
+        (
+            meta("ping", -1, Flags(CONN.0 | Flags::SUBSCRIBED.0), "PONG."),
+            Conn(builtin::ping),
+        ),
+        (meta("echo", 2, CONN, "Echoes."), Conn(builtin::echo)),
+        (
+            meta("select", 2, CONN, "Accepted for clients that send it."),
+            Conn(builtin::select),
+        ),
+        (
+            meta("quit", -1, ANY, "Closes the connection."),
+            Conn(builtin::quit),
+        ),
+        (
+            meta("subscribe", -2, SUB, "Subscribes to event channels."),
+            Conn(|c, a| builtin::subscribe(c, a, false)),
+        ),
+        (
+            meta(
+                "psubscribe",
+                -2,
+                SUB,
+                "Subscribes to event channel patterns.",
+            ),
+            Conn(|c, a| builtin::subscribe(c, a, true)),
+        ),
+        (
+            meta("unsubscribe", -1, SUB, "Unsubscribes."),
+            Conn(|c, a| builtin::unsubscribe(c, a, false)),
+        ),
+        (
+            meta("punsubscribe", -1, SUB, "Unsubscribes from patterns."),
+            Conn(|c, a| builtin::unsubscribe(c, a, true)),
+        ),
+        (
+            meta("role", 1, CONN, "sentinel and the monitored groups."),
+            Sentinel(role),
+        ),
+        (
+            meta(
+                "info",
+                -1,
+                Flags(Flags::STALE.0),
+                "Server and sentinel information.",
+            ),
+            Sentinel(info),
+        ),
+        (
+            meta(
+                "sentinel",
+                -2,
+                Flags(Flags::ADMIN.0),
+                "Sentinel subcommands.",
+            ),
+            Async(sentinel),
+        ),
+    ])
+}
+
+fn role(d: &Discovery, conn: &mut Conn<()>, _args: Args) {
+    let names: Vec<Reply> = d
+        .raft
+        .state
+        .read()
+        .groups
+        .keys()
+        .map(|n| Reply::bulk(n.as_bytes()))
+        .collect();
+    conn.reply(Reply::Array(vec![
+        Reply::bulk_static("sentinel"),
+        Reply::Array(names),
+    ]));
+}
+
+fn info(d: &Discovery, conn: &mut Conn<()>, mut args: Args) {
+    let want: Vec<String> = args
+        .rest()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let all = want.is_empty()
+        || want
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let pick = |s: &str| all || want.iter().any(|w| w == s);
+    let mut out = String::new();
+    if pick("server") {
+        out.push_str(&format!(
+            "# Server\r\nredis_version:{}\r\nredis_mode:sentinel\r\nos:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nvigil_version:{}\r\n\r\n",
+            super::REDIS_VERSION,
+            std::env::consts::OS,
+            std::process::id(),
+            d.myid,
+            d.address.port(),
+            d.started.elapsed().as_secs(),
+            env!("CARGO_PKG_VERSION"),
+        ));
+    }
+    if pick("clients") {
+        out.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\n\r\n",
+            conn.shared.clients.len()
+        ));
+    }
+    if pick("sentinel") {
+        let groups: Vec<Group> = d.raft.state.read().groups.values().cloned().collect();
+        let sentinels = d.raft.status.read().voters.len();
+        out.push_str(&format!(
+            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n",
+            groups.len()
+        ));
+        for (i, g) in groups.iter().enumerate() {
+            let m = d.master_record(g);
+            let field = |k: &str| {
+                m.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let flags = field("flags");
+            let status = if flags.contains("o_down") {
+                "odown"
+            } else if flags.contains("s_down") {
+                "sdown"
+            } else {
+                "ok"
+            };
+            out.push_str(&format!(
+                "master{i}:name={},status={status},address={}:{},slaves={},sentinels={sentinels}\r\n",
+                g.spec.name,
+                field("ip"),
+                field("port"),
+                g.spec.nodes.len().saturating_sub(1),
+            ));
+        }
+    }
+    if out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    conn.reply(Reply::Verbatim(out.into()));
+}
+
+/// `SENTINEL <subcommand> ...`: (name, Redis arity counting `SENTINEL` and the subcommand).
+const SUBCOMMANDS: &[(&str, i32)] = &[
+    ("masters", 2),
+    ("master", 3),
+    ("replicas", 3),
+    ("slaves", 3),
+    ("sentinels", 3),
+    ("get-master-addr-by-name", 3),
+    ("failover", 3),
+    ("ckquorum", 3),
+    ("myid", 2),
+    ("monitor", 6),
+    ("remove", 3),
+    ("set", -5),
+    ("reset", 3),
+    ("flushconfig", 2),
+    ("pending-scripts", 2),
+    ("help", 2),
+];
+
+fn sentinel<'a>(d: &'a Discovery, conn: &'a mut Conn<()>, mut args: Args) -> BoxFut<'a> {
+    Box::pin(async move {
+        let raw = args.next().unwrap_or_default();
+        let sub = String::from_utf8_lossy(&raw).to_lowercase();
+        let Some(&(name, arity)) = SUBCOMMANDS.iter().find(|(n, _)| *n == sub) else {
+            conn.reply(unknown_subcommand("sentinel", &raw));
+            return;
+        };
+        let argc = args.remaining() as i32 + 2;
+        if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+            conn.reply(wrong_arity(&format!("sentinel|{name}")));
+            return;
+        }
+        let rest: Vec<String> = args
+            .rest()
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let r = run(d, name, &rest).await;
+        conn.reply(r);
+    })
+}
+
+const NO_SUCH_MASTER: &str = "ERR No such master with that name";
+
+fn group(d: &Discovery, name: &str) -> Option<Group> {
+    d.raft.state.read().groups.get(name).cloned()
+}
+
+async fn run(d: &Discovery, sub: &str, a: &[String]) -> Reply {
+    match sub {
+        "masters" => {
+            let groups: Vec<Group> = d.raft.state.read().groups.values().cloned().collect();
+            Reply::Array(groups.iter().map(|g| reply(d.master_record(g))).collect())
+        }
+        "master" => {
+            group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| reply(d.master_record(&g)))
+        }
+        "replicas" | "slaves" => group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| {
+            Reply::Array(d.replica_records(&g).into_iter().map(reply).collect())
+        }),
+        "sentinels" => group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| {
+            Reply::Array(d.sentinel_records(&g).into_iter().map(reply).collect())
+        }),
+        "get-master-addr-by-name" => master_addr(d, &a[0]),
+        "failover" => failover(d, &a[0]).await,
+        "ckquorum" => ckquorum(d, &a[0]),
+        "myid" => Reply::bulk(d.myid.as_bytes()),
+        "monitor" => monitor(d, a).await,
+        "remove" => {
+            if group(d, &a[0]).is_none() {
+                return Reply::error(NO_SUCH_MASTER);
+            }
+            propose(
+                d,
+                Command::Remove {
+                    group: a[0].clone(),
+                },
+            )
+            .await
+        }
+        "set" => set(d, a).await,
+        "reset" => {
+            // The state is the committed log's; there is no local view to forget. The count is
+            // what clients read.
+            let n = d
+                .raft
+                .state
+                .read()
+                .groups
+                .keys()
+                .filter(|g| matches(a[0].as_bytes(), g.as_bytes()))
+                .count();
+            Reply::Int(n as i64)
+        }
+        "flushconfig" => Reply::ok(),
+        "pending-scripts" => Reply::Array(Vec::new()),
+        _ => Reply::bulks(HELP.iter().map(|l| l.as_bytes())),
+    }
+}
+
+const HELP: &[&str] = &[
+    "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CKQUORUM <master-name>",
+    "    Check if the current Sentinel configuration is able to reach the quorum needed",
+    "    to failover a master and the majority needed to authorize the failover.",
+    "GET-MASTER-ADDR-BY-NAME <master-name>",
+    "    Return the ip and port number of the master with that name.",
+    "FAILOVER <master-name>",
+    "    Manually failover a master node without asking for agreement from other",
+    "    Sentinels (a Vigil switchover: zero loss).",
+    "MASTER <master-name>",
+    "    Show the state and info of the specified master.",
+    "MASTERS",
+    "    Show a list of monitored masters and their state.",
+    "MONITOR <name> <ip> <port> <quorum>",
+    "    Start monitoring a new master (its admin port is the data port + 10000).",
+    "MYID",
+    "    Return the ID of the Sentinel instance.",
+    "REMOVE <master-name>",
+    "    Remove master from Sentinel's monitor list.",
+    "REPLICAS <master-name>",
+    "    Show a list of replicas for this master and their state.",
+    "RESET <pattern>",
+    "    Reset masters for specific master name matching this pattern.",
+    "SENTINELS <master-name>",
+    "    Show a list of Sentinel instances for this master and their state.",
+    "SET <master-name> <option> <value> [<option> <value> ...]",
+    "    Set configuration parameters for certain masters.",
+];
+
+fn master_addr(d: &Discovery, name: &str) -> Reply {
+    // Cut off from the majority: say nothing rather than something stale; clients ask the
+    // next sentinel.
+    if !d.connected() {
+        return Reply::NilArray;
+    }
+    let Some(g) = group(d, name) else {
+        return Reply::NilArray;
+    };
+    let Some(addr) = g
+        .master
+        .as_ref()
+        .and_then(|m| g.spec.nodes.iter().find(|n| &n.name == m))
+        .map(|n| n.data.clone())
+    else {
+        return Reply::NilArray;
+    };
+    let (ip, port) = split(&addr);
+    Reply::Array(vec![Reply::bulk_string(ip), Reply::bulk_string(port)])
+}
+
+async fn failover(d: &Discovery, name: &str) -> Reply {
+    if group(d, name).is_none() {
+        return Reply::error(NO_SUCH_MASTER);
+    }
+    if d.raft
+        .read_index(crate::controller::ROUND * 10)
+        .await
+        .is_err()
+    {
+        return Reply::error(
+            "NOQUORUM this sentinel cannot reach the sentinel majority; ask another sentinel",
+        );
+    }
+    match crate::controller::switchover(&d.raft, &d.nodes, name, None).await {
+        Ok(()) => Reply::ok(),
+        Err(SwitchoverError::InProgress(_)) => Reply::error("INPROG Failover already in progress"),
+        Err(SwitchoverError::NoGoodReplica(_) | SwitchoverError::NoMaster(_)) => {
+            Reply::error("NOGOODSLAVE No suitable replica to promote")
+        }
+        Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
+fn ckquorum(d: &Discovery, name: &str) -> Reply {
+    let Some(g) = group(d, name) else {
+        return Reply::error(NO_SUCH_MASTER);
+    };
+    let (usable, voters) = {
+        let s = d.raft.status.read();
+        let usable = if s.is_leader {
+            s.progress.iter().filter(|p| p.2 || p.0 == s.id).count()
+        } else if s.leader != 0 {
+            // A follower in touch with a leader: the leader holds a majority.
+            s.voters.len()
+        } else {
+            1
+        };
+        (usable, s.voters.len())
+    };
+    let majority = voters / 2 + 1;
+    if usable < g.spec.settings.quorum as usize {
+        Reply::error(format!(
+            "NOQUORUM {usable} usable Sentinels. Not enough available Sentinels to reach the specified quorum for this master"
+        ))
+    } else if usable < majority {
+        Reply::error(format!(
+            "NOQUORUM {usable} usable Sentinels. Not enough available Sentinels to reach the majority and authorize a failover"
+        ))
+    } else {
+        Reply::Simple(
+            format!(
+                "OK {usable} usable Sentinels. Quorum and failover authorization can be reached"
+            )
+            .into(),
+        )
+    }
+}
+
+async fn propose(d: &Discovery, cmd: Command) -> Reply {
+    match d.raft.propose(cmd, std::time::Duration::from_secs(5)).await {
+        Ok(()) => Reply::ok(),
+        Err(e) => Reply::error(format!("ERR {e}")),
+    }
+}
+
+async fn monitor(d: &Discovery, a: &[String]) -> Reply {
+    let (name, ip) = (&a[0], &a[1]);
+    let Ok(quorum) = a[3].parse::<i64>() else {
+        return Reply::error("ERR Invalid quorum");
+    };
+    let Ok(port) = a[2].parse::<i64>() else {
+        return Reply::error("ERR Invalid port");
+    };
+    if quorum <= 0 {
+        return Reply::error("ERR Quorum must be 1 or greater.");
+    }
+    if !(1..=55535).contains(&port) {
+        return Reply::error("ERR Invalid port number");
+    }
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        return Reply::error("ERR Invalid IP address or hostname specified");
+    }
+    if group(d, name).is_some() {
+        return Reply::error("ERR Duplicate master name.");
+    }
+    let spec = GroupSpec {
+        name: name.clone(),
+        nodes: vec![NodeSpec {
+            name: format!("{ip}:{port}"),
+            data: format!("{ip}:{port}"),
+            admin: format!("{ip}:{}", port + 10000),
+            priority: 100,
+        }],
+        settings: Settings {
+            quorum: quorum as u32,
+            ..Settings::default()
+        },
+    };
+    propose(d, Command::Monitor(spec)).await
+}
+
+async fn set(d: &Discovery, a: &[String]) -> Reply {
+    if group(d, &a[0]).is_none() {
+        return Reply::error(NO_SUCH_MASTER);
+    }
+    let mut changes = Vec::new();
+    for pair in a[1..].chunks(2) {
+        let key = pair[0].to_lowercase();
+        let known = matches!(
+            key.as_str(),
+            "quorum"
+                | "down-after-milliseconds"
+                | "failover-timeout"
+                | "parallel-syncs"
+                | "max-lag-on-failover"
+                | "sync-replicas"
+                | "min-failover-interval"
+        );
+        let Some(value) = pair.get(1).filter(|_| known) else {
+            return Reply::error(format!(
+                "ERR Unknown option or number of arguments for SENTINEL SET '{}'",
+                pair[0]
+            ));
+        };
+        let positive = matches!(
+            key.as_str(),
+            "quorum" | "down-after-milliseconds" | "failover-timeout" | "parallel-syncs"
+        );
+        match value.parse::<i64>() {
+            Ok(v) if v > 0 || (v == 0 && !positive) => changes.push((key, value.clone())),
+            _ => {
+                return Reply::error(format!(
+                    "ERR Invalid argument '{value}' for SENTINEL SET '{}'",
+                    pair[0]
+                ));
+            }
+        }
+    }
+    for (key, value) in changes {
+        let r = propose(
+            d,
+            Command::SetOption {
+                group: a[0].clone(),
+                key,
+                value,
+            },
+        )
+        .await;
+        if r.is_error() {
+            return r;
+        }
+    }
+    Reply::ok()
+}

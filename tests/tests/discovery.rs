@@ -1,0 +1,306 @@
+//! The Redis Sentinel protocol on the sentinels' RESP port: redis-rs' `sentinel` module finds
+//! the master and follows a failover; error replies are byte for byte those of a real
+//! redis-sentinel; events arrive on their channels in Redis' payload formats; a demoted master
+//! drops its clients so they re-resolve.
+
+use std::time::{Duration, Instant};
+
+use redis::TypedCommands;
+use vigil_tests::managed::*;
+use vigil_tests::{RawConn, RedisSentinelProc, free_port};
+
+fn sentinel_urls(c: &Managed) -> Vec<String> {
+    c.sentinels
+        .iter()
+        .map(|s| format!("redis://127.0.0.1:{}", s.resp_port()))
+        .collect()
+}
+
+#[test]
+fn redis_rs_finds_the_master_reads_replicas_and_follows_a_failover() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = start_managed("500ms");
+    let (first, old) = rt.block_on(c.master_and_followers());
+    let mut s = redis::sentinel::Sentinel::build(sentinel_urls(&c)).unwrap();
+    let mut m = s
+        .master_for("mymaster", None)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    m.set("k", "v1").unwrap();
+    let role: redis::Value = redis::cmd("ROLE").query(&mut m).unwrap();
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+    // A replica has it soon (redis-rs checks each replica's ROLE and flags).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut r = s
+            .replica_for("mymaster", None)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        if r.get("k").unwrap().as_deref() == Some("v1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replica has the write");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The master dies; the client finds the new one through the sentinels on its own.
+    let t = Instant::now();
+    c.nodes[old].kill9();
+    loop {
+        let ok = s
+            .master_for("mymaster", None)
+            .and_then(|cl| cl.get_connection())
+            .and_then(|mut m| m.set("k", "v2"));
+        if ok.is_ok() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "redis-rs never reached a new master: {ok:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "redis-rs: master SIGKILL -> write on the new master in {:?}",
+        t.elapsed()
+    );
+    let second = rt.block_on(c.master(first.epoch + 1, Duration::from_secs(5)));
+    assert_ne!(second.address, first.address);
+}
+
+/// One request's exact reply bytes.
+fn ask(c: &mut RawConn, args: &[&str]) -> Vec<u8> {
+    c.call(args)
+}
+
+#[test]
+fn sentinel_errors_match_redis_sentinel_byte_for_byte() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = start_managed("5s");
+    rt.block_on(c.master_and_followers());
+    let reference = RedisSentinelProc::start("mymaster", free_port());
+    let mut ours = RawConn::connect(c.sentinels[0].resp_port()).unwrap();
+    let mut theirs = RawConn::connect(reference.port).unwrap();
+    let cases: &[&[&str]] = &[
+        &["SENTINEL"],
+        &["SENTINEL", "MASTER"],
+        &["SENTINEL", "MASTER", "nope"],
+        &["SENTINEL", "MASTER", "a", "b"],
+        &["SENTINEL", "FOO"],
+        &["sentinel", "get-master-addr-by-name", "nope"],
+        &["SENTINEL", "get-master-addr-by-name"],
+        &["SENTINEL", "REPLICAS", "nope"],
+        &["SENTINEL", "SLAVES", "nope"],
+        &["SENTINEL", "SENTINELS", "nope"],
+        &["SENTINEL", "FAILOVER", "nope"],
+        &["SENTINEL", "CKQUORUM", "nope"],
+        &["SENTINEL", "MYID", "x"],
+        &["SENTINEL", "MASTERS", "x"],
+        &["SENTINEL", "SET", "mymaster", "quorum", "x"],
+        &["SENTINEL", "SET", "mymaster", "foo", "1"],
+        &["SENTINEL", "SET", "mymaster"],
+        &["SENTINEL", "SET", "nope", "quorum", "2"],
+        &["SENTINEL", "RESET"],
+        &["SENTINEL", "RESET", "nomatch"],
+        &["SENTINEL", "MONITOR", "a", "b", "c", "d"],
+        &["SENTINEL", "MONITOR", "mymaster", "127.0.0.1", "1", "2"],
+        &["SENTINEL", "REMOVE", "nope"],
+        &["GET", "x"],
+        &["PING"],
+        &["ROLE"],
+    ];
+    for proto in ["2", "3"] {
+        for conn in [&mut ours, &mut theirs] {
+            conn.call(&["HELLO", proto]);
+        }
+        for case in cases {
+            let (a, b) = (ask(&mut ours, case), ask(&mut theirs, case));
+            assert_eq!(
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b),
+                "RESP{proto} {case:?}"
+            );
+        }
+    }
+    // The connection survived every error.
+    assert_eq!(ask(&mut ours, &["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn the_sentinel_endpoint_answers_the_records_clients_read() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = start_managed("5s");
+    let (m, mi) = rt.block_on(c.master_and_followers());
+    let port = c.sentinels[1].resp_port();
+    let mut s = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (ip, mport) = m.address.rsplit_once(':').unwrap();
+    let addr: Vec<String> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("mymaster")
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(addr, vec![ip.to_string(), mport.to_string()]);
+    let masters: Vec<std::collections::HashMap<String, String>> =
+        redis::cmd("SENTINEL").arg("MASTERS").query(&mut s).unwrap();
+    assert_eq!(masters.len(), 1);
+    let rec = &masters[0];
+    for (k, v) in [
+        ("name", "mymaster"),
+        ("ip", ip),
+        ("port", mport),
+        ("flags", "master"),
+        ("num-slaves", "2"),
+        ("num-other-sentinels", "2"),
+        ("quorum", "2"),
+        ("down-after-milliseconds", "5000"),
+    ] {
+        assert_eq!(rec.get(k).map(String::as_str), Some(v), "{k} in {rec:?}");
+    }
+    assert_eq!(rec["config-epoch"], m.epoch.to_string());
+    // The records come from the sentinel's probes, at most one probe interval old.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let replicas = loop {
+        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg("mymaster")
+            .query(&mut s)
+            .unwrap();
+        if replicas.iter().all(|r| r["master-link-status"] == "ok") || Instant::now() > deadline {
+            break replicas;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(replicas.len(), 2);
+    for r in &replicas {
+        assert_eq!(r["flags"], "slave");
+        assert_eq!(r["master-link-status"], "ok");
+        assert_eq!(
+            (r["master-host"].as_str(), r["master-port"].as_str()),
+            (ip, mport)
+        );
+        assert_ne!(r["port"], c.nodes[mi].port.to_string());
+    }
+    // The other two sentinels, at their RESP ports (they announce them through the log).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let others: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("SENTINELS")
+            .arg("mymaster")
+            .query(&mut s)
+            .unwrap();
+        let mut ports: Vec<String> = others.iter().map(|o| o["port"].clone()).collect();
+        ports.sort();
+        let mut want: Vec<String> = [0usize, 2]
+            .iter()
+            .map(|&i| c.sentinels[i].resp_port().to_string())
+            .collect();
+        want.sort();
+        if ports == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SENTINELS gave {others:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let role: redis::Value = redis::cmd("ROLE").query(&mut s).unwrap();
+    assert_eq!(
+        role,
+        redis::Value::Array(vec![
+            redis::Value::BulkString(b"sentinel".to_vec()),
+            redis::Value::Array(vec![redis::Value::BulkString(b"mymaster".to_vec())]),
+        ])
+    );
+    let info: String = redis::cmd("INFO").arg("sentinel").query(&mut s).unwrap();
+    assert!(
+        info.contains(&format!(
+            "master0:name=mymaster,status=ok,address={ip}:{mport},slaves=2,sentinels=3"
+        )),
+        "{info}"
+    );
+    let ck: String = redis::cmd("SENTINEL")
+        .arg("CKQUORUM")
+        .arg("mymaster")
+        .query(&mut s)
+        .unwrap();
+    assert!(ck.starts_with("OK 3 usable Sentinels"), "{ck}");
+}
+
+/// Reads RESP replies until one whose text contains `needle`, within `within`.
+fn read_until(c: &mut RawConn, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        if let Some(r) = c.read_reply() {
+            let text = String::from_utf8_lossy(&r).into_owned();
+            if text.contains(needle) {
+                return text;
+            }
+            seen.push_str(&text);
+        }
+    }
+    panic!("no message with {needle:?} within {within:?}; saw {seen}");
+}
+
+#[test]
+fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_old_master_are_dropped()
+ {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = start_managed("1s");
+    let (first, old) = rt.block_on(c.master_and_followers());
+    let port = c.sentinels[2].resp_port();
+    let mut sub = RawConn::connect(port).unwrap();
+    sub.call(&["SUBSCRIBE", "+switch-master"]);
+    let mut psub = RawConn::connect(port).unwrap();
+    psub.call(&["HELLO", "3"]);
+    psub.call(&["PSUBSCRIBE", "+*"]);
+    // Clients of the master that a switchover demotes: a normal one and a subscriber.
+    let mut normal = RawConn::connect(c.nodes[old].port).unwrap();
+    assert_eq!(normal.call(&["PING"]), b"+PONG\r\n");
+    let mut subscriber = RawConn::connect(c.nodes[old].port).unwrap();
+    subscriber.call(&["SUBSCRIBE", "news"]);
+    let mut admin = RawConn::connect(c.sentinels[0].resp_port()).unwrap();
+    assert_eq!(
+        admin.call(&["SENTINEL", "FAILOVER", "mymaster"]),
+        b"+OK\r\n"
+    );
+    // While it runs (the leader acts on it within its next 10 ms look), another is refused.
+    let again = admin.call(&["SENTINEL", "FAILOVER", "mymaster"]);
+    assert!(
+        again.starts_with(b"-INPROG"),
+        "{}",
+        String::from_utf8_lossy(&again)
+    );
+    let msg = read_until(&mut sub, "mymaster", Duration::from_secs(20));
+    let second = rt.block_on(c.master(first.epoch + 1, Duration::from_secs(5)));
+    let (oh, op) = first.address.rsplit_once(':').unwrap();
+    let (nh, np) = second.address.rsplit_once(':').unwrap();
+    let payload = format!("mymaster {oh} {op} {nh} {np}");
+    assert!(
+        msg.ends_with(&format!("${}\r\n{payload}\r\n", payload.len())),
+        "+switch-master message: {msg:?}"
+    );
+    // Instance events as RESP3 pushes: the promoted replica against the master it replaced.
+    let promoted = read_until(&mut psub, "+promoted-slave", Duration::from_secs(10));
+    assert!(promoted.starts_with(">4\r\n"), "{promoted:?}");
+    let text = format!("slave {nh}:{np} {nh} {np} @ mymaster {oh} {op}");
+    assert!(promoted.contains(&text), "{promoted:?} lacks {text:?}");
+    // The demoted master closes its normal and pub/sub connections so clients re-resolve.
+    for (what, conn) in [("normal", &mut normal), ("pub/sub", &mut subscriber)] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let closed =
+                conn.send_raw(&RawConn::encode(&["PING"])).is_err() || conn.read_reply().is_none();
+            if closed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the old master kept its {what} client"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
