@@ -304,3 +304,64 @@ fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_ol
         }
     }
 }
+
+#[test]
+fn the_sentinel_password_guards_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port()];
+    let cfg = vigil_tests::write_config(
+        dir.path(),
+        "s1.toml",
+        &vigil_tests::sentinel_config(1, &ports, dir.path(), TOKEN, "password = \"s3cret\"\n"),
+    );
+    let s = vigil_tests::SentinelProc::start(1, &cfg);
+    let mut c = RawConn::connect(s.resp_port()).unwrap();
+    assert_eq!(c.call(&["PING"]), b"-NOAUTH Authentication required.\r\n");
+    assert!(c.call(&["AUTH", "wrong"]).starts_with(b"-WRONGPASS"));
+    assert_eq!(c.call(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    // HELLO 3 with AUTH in one step, as redis-py 8 and node-redis do.
+    let mut h = RawConn::connect(s.resp_port()).unwrap();
+    let hello =
+        String::from_utf8_lossy(&h.call(&["HELLO", "3", "AUTH", "default", "s3cret"])).into_owned();
+    assert!(hello.starts_with("%7\r\n"), "{hello}");
+    assert!(
+        hello.contains("$4\r\nmode\r\n$8\r\nsentinel\r\n"),
+        "{hello}"
+    );
+    assert!(hello.contains("$5\r\nproto\r\n:3\r\n"), "{hello}");
+}
+
+#[test]
+fn a_sentinel_cut_off_from_the_majority_says_so_instead_of_naming_a_master() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = start_managed("5s");
+    rt.block_on(c.master_and_followers());
+    let port = c.sentinels[0].resp_port();
+    c.sentinels[1].kill9();
+    c.sentinels[2].kill9();
+    let mut s = RawConn::connect(port).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let flags =
+            String::from_utf8_lossy(&s.call(&["SENTINEL", "MASTER", "mymaster"])).into_owned();
+        if flags.contains("s_down,disconnected") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still vouching for the master: {flags}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        s.call(&["SENTINEL", "get-master-addr-by-name", "mymaster"]),
+        b"*-1\r\n"
+    );
+    let ck = s.call(&["SENTINEL", "CKQUORUM", "mymaster"]);
+    assert!(
+        ck.starts_with(b"-NOQUORUM 1 usable"),
+        "{}",
+        String::from_utf8_lossy(&ck)
+    );
+}

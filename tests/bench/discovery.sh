@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Discovery benchmark: `SENTINEL get-master-addr-by-name` throughput on one Vigil sentinel
+# (a `vigil up` cluster) and on one redis-sentinel (monitoring a redis-server master), in the
+# same run, with redis-benchmark: 50 clients, -P 1 and -P 16. Release build. Prints a markdown
+# table and writes it to target/bench/discovery.md.
+# Usage: tests/bench/discovery.sh   (REQUESTS=..., default 500000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/bench/common.sh
+N="${REQUESTS:-500000}"
+
+# Vigil: a local cluster on free ports.
+base() { python3 -c 'import socket
+while True:
+    s=[socket.socket() for _ in range(3)]
+    try:
+        s[0].bind(("127.0.0.1",0)); p=s[0].getsockname()[1]
+        if p > 60000: continue
+        s[1].bind(("127.0.0.1",p+1)); s[2].bind(("127.0.0.1",p+2)); print(p); break
+    except OSError: pass
+    finally: [x.close() for x in s]'; }
+DATA=$(base); ADMIN=$(base); GRPC=$(base); RESP=$(base)
+cat > "$WORK/local.toml" <<CONF
+dir = "$WORK/cluster"
+base_port = $DATA
+admin_base_port = $ADMIN
+grpc_base_port = $GRPC
+resp_base_port = $RESP
+group = "mymaster"
+down_after = "5s"
+sync_replicas = 0
+token = "bench"
+node_token = "bench-nodes"
+CONF
+"$VIGIL" up --config "$WORK/local.toml" > "$WORK/up.log" 2>&1 &
+UP=$!
+# `vigil up` stops its nodes and sentinels on SIGTERM (SIGKILL would orphan them).
+stop_up() { kill -TERM "$UP" 2>/dev/null && wait "$UP" 2>/dev/null; cleanup; }
+trap stop_up EXIT
+for _ in $(seq 300); do
+  [ "$(redis-cli -p "$RESP" SENTINEL get-master-addr-by-name mymaster 2>/dev/null | wc -l)" = 2 ] && break
+  sleep 0.1
+done
+[ "$(redis-cli -p "$RESP" SENTINEL get-master-addr-by-name mymaster | wc -l)" = 2 ] || { echo "vigil cluster has no master" >&2; cat "$WORK/up.log" >&2; exit 1; }
+
+# Redis Sentinel: one master, one sentinel monitoring it.
+RM=$(free_port); RS=$(free_port)
+redis-server --port "$RM" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_ping "$RM"
+printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 1\n' "$RS" "$WORK" "$RM" > "$WORK/sentinel.conf"
+redis-server "$WORK/sentinel.conf" --sentinel >/dev/null 2>&1 &
+PIDS+=($!)
+wait_ping "$RS"
+
+rps() { # port pipeline
+  redis-benchmark -p "$1" -c 50 -n "$N" -P "$2" -q SENTINEL get-master-addr-by-name mymaster \
+    | tr '\r' '\n' | awk '/requests per second/ { for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1
+}
+{
+  echo "SENTINEL get-master-addr-by-name, redis-benchmark -c 50 -n $N, $(nproc) cores, $(date -u +%Y-%m-%d), $(redis-server --version | cut -d' ' -f1-3)"
+  echo
+  echo "| pipeline | Vigil sentinel req/s | redis-sentinel req/s | ratio |"
+  echo "| --- | --- | --- | --- |"
+  for p in 1 16; do
+    v=$(rps "$RESP" "$p"); r=$(rps "$RS" "$p")
+    echo "| -P $p | $v | $r | $(python3 -c "print(f'{$v/$r:.2f}')") |"
+  done
+} | tee target/bench/discovery.md
