@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Discovery benchmark: `SENTINEL get-master-addr-by-name` throughput on one Vigil sentinel
-# (a `vigil up` cluster) and on one redis-sentinel (monitoring a redis-server master), in the
-# same run, with redis-benchmark: 50 clients, -P 1 and -P 16. Release build. Prints a markdown
-# table and writes it to target/bench/discovery.md.
+# (a `vigil up` cluster: 3 nodes, 3 sentinels) and on one redis-sentinel (3 redis-server, 3
+# redis-sentinel), in the same run, with redis-benchmark: 50 clients, -P 1 and -P 16. Release
+# build. Prints a markdown table and writes it to target/bench/discovery.md.
 # Usage: tests/bench/discovery.sh   (REQUESTS=..., default 500000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,15 +43,23 @@ for _ in $(seq 300); do
 done
 [ "$(redis-cli -p "$RESP" SENTINEL get-master-addr-by-name mymaster | wc -l)" = 2 ] || { echo "vigil cluster has no master" >&2; cat "$WORK/up.log" >&2; exit 1; }
 
-# Redis Sentinel: one master, one sentinel monitoring it.
-RM=$(free_port); RS=$(free_port)
-redis-server --port "$RM" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_ping "$RM"
-printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 1\n' "$RS" "$WORK" "$RM" > "$WORK/sentinel.conf"
-redis-server "$WORK/sentinel.conf" --sentinel >/dev/null 2>&1 &
-PIDS+=($!)
-wait_ping "$RS"
+# Redis Sentinel, deployed alike: a master, two replicas, three sentinels.
+RM=$(free_port); RR1=$(free_port); RR2=$(free_port)
+for p in "$RM" "$RR1" "$RR2"; do
+  extra=(); [ "$p" = "$RM" ] || extra=(--replicaof 127.0.0.1 "$RM")
+  mkdir -p "$WORK/r$p"
+  redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/r$p" "${extra[@]}" >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_ping "$p"
+done
+RS=""
+for i in 1 2 3; do
+  sp=$(free_port); [ -n "$RS" ] || RS=$sp
+  printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %s 2\n' "$sp" "$WORK" "$RM" > "$WORK/sentinel$i.conf"
+  redis-server "$WORK/sentinel$i.conf" --sentinel >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_ping "$sp"
+done
 
 rps() { # port pipeline
   redis-benchmark -p "$1" -c 50 -n "$N" -P "$2" -q SENTINEL get-master-addr-by-name mymaster \

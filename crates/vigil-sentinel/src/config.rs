@@ -53,6 +53,11 @@ pub struct SentinelConfig {
     /// from `peers`.
     #[serde(default)]
     pub join: bool,
+    /// Worker threads of the sentinel's runtime (0: one per core). One is plenty: lookups are
+    /// cheap and a single worker answers them with less scheduling overhead (the Raft log has
+    /// a thread of its own).
+    #[serde(default = "defaults::threads")]
+    pub threads: usize,
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftConfig,
@@ -146,6 +151,10 @@ pub struct NodeConfig {
 
 mod defaults {
     use std::time::Duration;
+    pub fn threads() -> usize {
+        1
+    }
+
     pub fn resp() -> String {
         "127.0.0.1:26379".into()
     }

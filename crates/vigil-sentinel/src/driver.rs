@@ -262,7 +262,25 @@ pub fn start(
         id,
         compact_every: opts.compact_every,
     };
-    tokio::spawn(driver.run(rx, opts.tick));
+    // Its own thread: the log's fsync then never stalls the client-facing endpoints (the
+    // sentinel's runtime has a single worker by default).
+    let io = |source| StoreError::Io {
+        action: "cannot start the Raft driver thread for",
+        path: std::path::PathBuf::from(format!("sentinel {id}")),
+        source,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name(format!("raft-{id}"))
+        .spawn(move || {
+            let _entered = span.enter();
+            rt.block_on(driver.run(rx, opts.tick))
+        })
+        .map_err(io)?;
     Ok(handle)
 }
 

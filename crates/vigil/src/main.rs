@@ -89,7 +89,13 @@ fn main() -> anyhow::Result<()> {
 
 fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
     let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

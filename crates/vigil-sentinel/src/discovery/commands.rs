@@ -2,21 +2,15 @@
 //! (`vigil_resp::builtin`), `ROLE`, `INFO`, and `SENTINEL` with its subcommands, each answered
 //! in Redis Sentinel's shapes and error wording.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use vigil_resp::builtin;
 use vigil_resp::command::{CommandTable, unknown_subcommand, wrong_arity};
 use vigil_resp::glob::matches;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
 
 use super::Discovery;
-use super::records::{reply, split};
+use super::records::reply;
 use crate::controller::SwitchoverError;
 use crate::state::{Command, Group, GroupSpec, NodeSpec, Settings};
-
-/// A future borrowing the service and the connection.
-pub type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -25,8 +19,8 @@ pub enum Handler {
     Conn(fn(&mut Conn<()>, Args)),
     /// Answered from this sentinel's state.
     Sentinel(fn(&Discovery, &mut Conn<()>, Args)),
-    /// Needs the Raft group (`SENTINEL FAILOVER / MONITOR / REMOVE / SET`).
-    Async(for<'a> fn(&'a Discovery, &'a mut Conn<()>, Args) -> BoxFut<'a>),
+    /// `SENTINEL <subcommand>`: most answer at once, a few wait for the Raft group.
+    Subcommands,
 }
 
 fn meta(name: &'static str, arity: i32, flags: Flags, summary: &'static str) -> CommandMeta {
@@ -126,7 +120,7 @@ pub fn table() -> CommandTable<Handler> {
                 Flags(Flags::ADMIN.0),
                 "Sentinel subcommands.",
             ),
-            Async(sentinel),
+            Subcommands,
         ),
     ])
 }
@@ -234,27 +228,46 @@ const SUBCOMMANDS: &[(&str, i32)] = &[
     ("help", 2),
 ];
 
-fn sentinel<'a>(d: &'a Discovery, conn: &'a mut Conn<()>, mut args: Args) -> BoxFut<'a> {
-    Box::pin(async move {
-        let raw = args.next().unwrap_or_default();
-        let sub = String::from_utf8_lossy(&raw).to_lowercase();
-        let Some(&(name, arity)) = SUBCOMMANDS.iter().find(|(n, _)| *n == sub) else {
-            conn.reply(unknown_subcommand("sentinel", &raw));
-            return;
-        };
-        let argc = args.remaining() as i32 + 2;
-        if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
-            conn.reply(wrong_arity(&format!("sentinel|{name}")));
-            return;
-        }
-        let rest: Vec<String> = args
-            .rest()
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let r = run(d, name, &rest).await;
-        conn.reply(r);
-    })
+/// Subcommands that wait for the Raft group; the rest answer at once.
+const LATER: &[&str] = &["failover", "monitor", "remove", "set"];
+
+/// `SENTINEL <subcommand> ...`: answers at once, or returns the subcommand and its arguments
+/// when it must wait for the Raft group ([`later`]). Kept synchronous so the per-request
+/// future of the hot path (`GET-MASTER-ADDR-BY-NAME`) stays small.
+pub fn sentinel(
+    d: &Discovery,
+    conn: &mut Conn<()>,
+    mut args: Args,
+) -> Option<(&'static str, Vec<String>)> {
+    let raw = args.next().unwrap_or_default();
+    let Some(&(name, arity)) = SUBCOMMANDS
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&raw))
+    else {
+        conn.reply(unknown_subcommand("sentinel", &raw));
+        return None;
+    };
+    let argc = args.remaining() as i32 + 2;
+    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+        conn.reply(wrong_arity(&format!("sentinel|{name}")));
+        return None;
+    }
+    // What clients ask most, answered without copying anything but the address.
+    if name == "get-master-addr-by-name" {
+        let group = args.next().unwrap_or_default();
+        conn.reply(master_addr(d, &group));
+        return None;
+    }
+    let rest: Vec<String> = args
+        .rest()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if LATER.contains(&name) {
+        return Some((name, rest));
+    }
+    conn.reply(now(d, name, &rest));
+    None
 }
 
 const NO_SUCH_MASTER: &str = "ERR No such master with that name";
@@ -263,7 +276,8 @@ fn group(d: &Discovery, name: &str) -> Option<Group> {
     d.raft.state.read().groups.get(name).cloned()
 }
 
-async fn run(d: &Discovery, sub: &str, a: &[String]) -> Reply {
+/// The subcommands that answer from this sentinel's state.
+fn now(d: &Discovery, sub: &str, a: &[String]) -> Reply {
     match sub {
         "masters" => {
             let groups: Vec<Group> = d.raft.state.read().groups.values().cloned().collect();
@@ -278,24 +292,8 @@ async fn run(d: &Discovery, sub: &str, a: &[String]) -> Reply {
         "sentinels" => group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| {
             Reply::Array(d.sentinel_records(&g).into_iter().map(reply).collect())
         }),
-        "get-master-addr-by-name" => master_addr(d, &a[0]),
-        "failover" => failover(d, &a[0]).await,
         "ckquorum" => ckquorum(d, &a[0]),
         "myid" => Reply::bulk(d.myid.as_bytes()),
-        "monitor" => monitor(d, a).await,
-        "remove" => {
-            if group(d, &a[0]).is_none() {
-                return Reply::error(NO_SUCH_MASTER);
-            }
-            propose(
-                d,
-                Command::Remove {
-                    group: a[0].clone(),
-                },
-            )
-            .await
-        }
-        "set" => set(d, a).await,
         "reset" => {
             // The state is the committed log's; there is no local view to forget. The count is
             // what clients read.
@@ -312,6 +310,27 @@ async fn run(d: &Discovery, sub: &str, a: &[String]) -> Reply {
         "flushconfig" => Reply::ok(),
         "pending-scripts" => Reply::Array(Vec::new()),
         _ => Reply::bulks(HELP.iter().map(|l| l.as_bytes())),
+    }
+}
+
+/// The subcommands that change the cluster state or start a failover (see [`LATER`]).
+pub async fn later(d: &Discovery, sub: &str, a: Vec<String>) -> Reply {
+    match sub {
+        "failover" => failover(d, &a[0]).await,
+        "monitor" => monitor(d, &a).await,
+        "remove" => {
+            if group(d, &a[0]).is_none() {
+                return Reply::error(NO_SUCH_MASTER);
+            }
+            propose(
+                d,
+                Command::Remove {
+                    group: a[0].clone(),
+                },
+            )
+            .await
+        }
+        _ => set(d, &a).await,
     }
 }
 
@@ -345,25 +364,27 @@ const HELP: &[&str] = &[
     "    Set configuration parameters for certain masters.",
 ];
 
-fn master_addr(d: &Discovery, name: &str) -> Reply {
+fn master_addr(d: &Discovery, name: &[u8]) -> Reply {
     // Cut off from the majority: say nothing rather than something stale; clients ask the
     // next sentinel.
     if !d.connected() {
         return Reply::NilArray;
     }
-    let Some(g) = group(d, name) else {
+    let Ok(name) = std::str::from_utf8(name) else {
         return Reply::NilArray;
     };
-    let Some(addr) = g
-        .master
-        .as_ref()
-        .and_then(|m| g.spec.nodes.iter().find(|n| &n.name == m))
-        .map(|n| n.data.clone())
-    else {
-        return Reply::NilArray;
-    };
-    let (ip, port) = split(&addr);
-    Reply::Array(vec![Reply::bulk_string(ip), Reply::bulk_string(port)])
+    let st = d.raft.state.read();
+    let addr = st.groups.get(name).and_then(|g| {
+        let m = g.master.as_ref()?;
+        g.spec.nodes.iter().find(|n| &n.name == m)
+    });
+    match addr.and_then(|n| n.data.rsplit_once(':')) {
+        Some((ip, port)) => Reply::Array(vec![
+            Reply::bulk(ip.as_bytes()),
+            Reply::bulk(port.as_bytes()),
+        ]),
+        None => Reply::NilArray,
+    }
 }
 
 async fn failover(d: &Discovery, name: &str) -> Reply {

@@ -102,7 +102,14 @@ impl Service for Discovery {
         match handler {
             Handler::Conn(f) => f(conn, args),
             Handler::Sentinel(f) => f(self, conn, args),
-            Handler::Async(f) => f(self, conn, args).await,
+            Handler::Subcommands => {
+                if let Some((sub, rest)) = commands::sentinel(self, conn, args) {
+                    // Boxed: the Raft calls' future would otherwise make every request's
+                    // future large.
+                    let r = Box::pin(commands::later(self, sub, rest)).await;
+                    conn.reply(r);
+                }
+            }
         }
     }
 }
