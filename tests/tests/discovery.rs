@@ -365,3 +365,65 @@ fn a_sentinel_cut_off_from_the_majority_says_so_instead_of_naming_a_master() {
         String::from_utf8_lossy(&ck)
     );
 }
+
+/// What client libraries read from the nodes themselves (COMPAT.md, storage node endpoint):
+/// INFO fields with `role:slave` spelled so, and ROLE in Redis' shapes.
+#[test]
+fn nodes_answer_info_and_role_in_the_shapes_clients_read() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = start_managed("5s");
+    let (_, mi) = rt.block_on(c.master_and_followers());
+    let ri = (mi + 1) % 3;
+    let info = |i: usize| {
+        let mut r = RawConn::connect(c.nodes[i].port).unwrap();
+        String::from_utf8_lossy(&r.call(&["INFO"])).into_owned()
+    };
+    let m = info(mi);
+    for f in [
+        "loading:0",
+        "role:master",
+        "connected_slaves:2",
+        "master_replid:",
+        "master_repl_offset:",
+        "run_id:",
+    ] {
+        assert!(m.contains(f), "master INFO lacks {f}");
+    }
+    assert!(
+        m.lines().any(|l| l.starts_with("slave0:ip=127.0.0.1,port=")
+            && l.contains(",state=online,offset=")
+            && l.contains(",lag=")),
+        "{m}"
+    );
+    let r = info(ri);
+    let mport = c.nodes[mi].port;
+    for f in [
+        "role:slave".to_string(),
+        "master_host:127.0.0.1".into(),
+        format!("master_port:{mport}"),
+        "master_link_status:up".into(),
+        "master_last_io_seconds_ago:".into(),
+        "slave_repl_offset:".into(),
+        "slave_priority:100".into(),
+        "slave_read_only:1".into(),
+        "master_replid:".into(),
+        "master_repl_offset:".into(),
+    ] {
+        assert!(r.contains(&f), "replica INFO lacks {f}");
+    }
+    // ROLE: master *3 [master, offset, [[ip, port, offset] x2]]; replica *5.
+    let mut mc = RawConn::connect(c.nodes[mi].port).unwrap();
+    let role = String::from_utf8_lossy(&mc.call(&["ROLE"])).into_owned();
+    assert!(role.starts_with("*3\r\n$6\r\nmaster\r\n:"), "{role}");
+    assert!(role.contains("*2\r\n*3\r\n$9\r\n127.0.0.1\r\n"), "{role}");
+    let mut rc = RawConn::connect(c.nodes[ri].port).unwrap();
+    let role = String::from_utf8_lossy(&rc.call(&["ROLE"])).into_owned();
+    let want = format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{mport}\r\n$9\r\nconnected\r\n:");
+    assert!(role.starts_with(&want), "{role}");
+    let w = rc.call(&["SET", "k", "v"]);
+    assert_eq!(
+        w,
+        b"-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(rc.call(&["READONLY"]), b"+OK\r\n");
+}

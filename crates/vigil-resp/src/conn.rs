@@ -344,11 +344,15 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
         }
         let service = service.clone();
         let shared = shared.clone();
-        // Each connection logs inside the server's span (which names the node).
-        tokio::spawn(tracing::Instrument::instrument(
-            async move { handle(stream, addr, service, shared).await },
-            tracing::Span::current(),
-        ));
+        // Each connection logs inside the server's span (which names the node); without one
+        // there is nothing to enter on every poll.
+        let span = tracing::Span::current();
+        let conn = async move { handle(stream, addr, service, shared).await };
+        if span.is_none() {
+            tokio::spawn(conn);
+        } else {
+            tokio::spawn(tracing::Instrument::instrument(conn, span));
+        }
     }
     for c in shared.clients.all() {
         c.kill.cancel();
