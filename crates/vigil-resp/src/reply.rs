@@ -41,6 +41,9 @@ pub enum Reply {
     Verbatim(Bytes),
     /// `><n>` in RESP3 (out-of-band pub/sub data), an array in RESP2.
     Push(Vec<Reply>),
+    /// Bytes already encoded, identical in RESP2 and RESP3 (e.g. an array of bulk strings),
+    /// for replies a server caches.
+    Encoded(Bytes),
 }
 
 impl Reply {
@@ -125,6 +128,7 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(b) => bulk(out, b),
+            Reply::Encoded(b) => out.put_slice(b),
         }
     }
 }

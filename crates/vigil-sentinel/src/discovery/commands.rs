@@ -255,7 +255,7 @@ pub fn sentinel(
     // What clients ask most, answered without copying anything but the address.
     if name == "get-master-addr-by-name" {
         let group = args.next().unwrap_or_default();
-        conn.reply(master_addr(d, &group));
+        conn.reply(cached_master_addr(d, group));
         return None;
     }
     let rest: Vec<String> = args
@@ -363,6 +363,31 @@ const HELP: &[&str] = &[
     "SET <master-name> <option> <value> [<option> <value> ...]",
     "    Set configuration parameters for certain masters.",
 ];
+
+/// [`master_addr`] through the cache: the same bytes until the next applied entry.
+fn cached_master_addr(d: &Discovery, group: bytes::Bytes) -> Reply {
+    if !d.connected() {
+        return Reply::NilArray;
+    }
+    let applied = d.raft.state.read().applied;
+    let mut cache = d.addr_cache.lock();
+    if cache.0 != applied {
+        *cache = (applied, Default::default());
+    }
+    if let Some(b) = cache.1.get(&group) {
+        return Reply::Encoded(b.clone());
+    }
+    let r = master_addr(d, &group);
+    if cache.1.len() < 1024 {
+        let mut out = bytes::BytesMut::new();
+        // Arrays of bulk strings and the null array differ between protocols only for null.
+        if let Reply::Array(_) = r {
+            r.encode(vigil_resp::Protocol::Resp2, &mut out);
+            cache.1.insert(group, out.freeze());
+        }
+    }
+    r
+}
 
 fn master_addr(d: &Discovery, name: &[u8]) -> Reply {
     // Cut off from the majority: say nothing rather than something stale; clients ask the

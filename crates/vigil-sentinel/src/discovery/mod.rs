@@ -51,6 +51,9 @@ pub struct Discovery {
     /// When the process started (`INFO uptime`).
     pub started: Instant,
     table: CommandTable<Handler>,
+    /// `GET-MASTER-ADDR-BY-NAME` replies, encoded, valid while the applied index is the one
+    /// stored with them (the hot path of every client).
+    pub addr_cache: parking_lot::Mutex<(u64, std::collections::HashMap<Bytes, Bytes>)>,
 }
 
 impl Discovery {
@@ -72,6 +75,7 @@ impl Discovery {
             address,
             started: Instant::now(),
             table: commands::table(),
+            addr_cache: parking_lot::Mutex::default(),
         }
     }
 
