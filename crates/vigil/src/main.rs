@@ -87,17 +87,22 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
-    let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
-    let threads = if config.threads == 0 {
+/// A runtime with `threads` workers (0: one per core).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
-        config.threads
+        threads
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
-        .build()?;
+        .build()
+}
+
+fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
+    let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
+    let runtime = runtime(config.threads)?;
     runtime.block_on(async move {
         let addr: std::net::SocketAddr = config
             .grpc
@@ -154,15 +159,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         config.admin.port = p;
     }
     config.validate("command line")?;
-    let threads = if config.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        config.threads
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let runtime = runtime(config.threads)?;
     runtime.block_on(async move {
         let host = if config.bind == "localhost" {
             "127.0.0.1"
