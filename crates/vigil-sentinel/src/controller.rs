@@ -583,7 +583,11 @@ impl Controller {
         let s = &g.spec.settings;
         let name = g.spec.name.clone();
         let down_after = Duration::from_millis(s.down_after_ms);
-        if self.health.down_for(&name, master) < down_after {
+        // Through `sdown`, so `+sdown` is announced before anything that follows from it.
+        if !self
+            .health
+            .sdown(&name, master, down_after, g.epoch, &self.events)
+        {
             return None;
         }
         let min_interval = Duration::from_millis(s.min_failover_interval_ms);
