@@ -226,6 +226,43 @@ fn the_sentinel_endpoint_answers_the_records_clients_read() {
         .query(&mut s)
         .unwrap();
     assert!(ck.starts_with("OK 3 usable Sentinels"), "{ck}");
+    // MONITOR / SET / REMOVE change the committed state, seen by every sentinel.
+    let mut raw = RawConn::connect(port).unwrap();
+    let free = free_port().to_string();
+    assert_eq!(
+        raw.call(&["SENTINEL", "MONITOR", "other", "127.0.0.1", &free, "2"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        raw.call(&[
+            "SENTINEL",
+            "SET",
+            "other",
+            "down-after-milliseconds",
+            "3000",
+            "quorum",
+            "3"
+        ]),
+        b"+OK\r\n"
+    );
+    let mut elsewhere = RawConn::connect(c.sentinels[0].resp_port()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rec =
+            String::from_utf8_lossy(&elsewhere.call(&["SENTINEL", "MASTER", "other"])).into_owned();
+        if rec.contains("down-after-milliseconds\r\n$4\r\n3000")
+            && rec.contains("quorum\r\n$1\r\n3")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rec}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(raw.call(&["SENTINEL", "REMOVE", "other"]), b"+OK\r\n");
+    assert_eq!(
+        raw.call(&["SENTINEL", "MASTER", "other"]),
+        b"-ERR No such master with that name\r\n"
+    );
 }
 
 /// Reads RESP replies until one whose text contains `needle`, within `within`.

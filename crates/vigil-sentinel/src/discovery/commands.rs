@@ -488,8 +488,13 @@ async fn monitor(d: &Discovery, a: &[String]) -> Reply {
     if quorum <= 0 {
         return Reply::error("ERR Quorum must be 1 or greater.");
     }
-    if !(1..=55535).contains(&port) {
+    if !(1..=65535).contains(&port) {
         return Reply::error("ERR Invalid port number");
+    }
+    if port > 55535 {
+        return Reply::error(
+            "ERR the node's admin port would be its port + 10000, above 65535: add this group with the gRPC Monitor call or the config, which name the admin address",
+        );
     }
     if ip.parse::<std::net::IpAddr>().is_err() {
         return Reply::error("ERR Invalid IP address or hostname specified");
