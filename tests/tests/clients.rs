@@ -88,6 +88,17 @@ fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
     );
     assert_eq!(words.get(3).copied(), Some(second.address.as_str()));
     assert_ne!(words.get(2).copied(), Some(second.address.as_str()));
+    // Within the failover time (down_after 500 ms) plus the library's own reconnect back-off;
+    // a paused master also costs ioredis its 2 s wait for the hung socket to close.
+    let ms: u64 = words
+        .get(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(u64::MAX);
+    let bound = if fault == Fault::Kill { 3_000 } else { 6_000 };
+    assert!(
+        ms < bound,
+        "{script} {extra:?}: {ms} ms to reach the new master"
+    );
 }
 
 const PY: &str = "tests/clients/python/sentinel_client.py";
