@@ -62,8 +62,8 @@ for i in 1 2 3; do
   wait_ping "$sp"
 done
 
-rps() { # port pipeline
-  redis-benchmark -p "$1" -c 50 -n "$N" -P "$2" -q SENTINEL get-master-addr-by-name mymaster \
+rps() { # port pipeline [redis-benchmark flags]
+  redis-benchmark -p "$1" -c 50 -n "$N" -P "$2" "${@:3}" -q SENTINEL get-master-addr-by-name mymaster \
     | tr '\r' '\n' | awk '/requests per second/ { for (i = 1; i <= NF; i++) if ($i == "requests") print $(i-1) }' | tail -1
 }
 {
@@ -74,6 +74,11 @@ rps() { # port pipeline
   for p in 1 16; do
     v=$(rps "$RESP" "$p"); r=$(rps "$RS" "$p")
     echo "| redis-benchmark -P $p | $v | $r | $(python3 -c "print(f'{$v/$r:.2f}')") |"
+  done
+  # A two-thread client: at -P 1 a one-thread client is the limit for both servers.
+  for p in 1 16; do
+    v=$(rps "$RESP" "$p" --threads 2); r=$(rps "$RS" "$p" --threads 2)
+    echo "| redis-benchmark --threads 2 -P $p | $v | $r | $(python3 -c "print(f'{$v/$r:.2f}')") |"
   done
   # The same with bench_lookup (tests/src/bin/bench_lookup.rs), a leaner client, so that the
   # servers rather than redis-benchmark set the pace.
