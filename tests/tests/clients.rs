@@ -103,6 +103,7 @@ fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
 
 const PY: &str = "tests/clients/python/sentinel_client.py";
 const JS: &str = "tests/clients/node/sentinel_client.js";
+const NODE_REDIS: &str = "tests/clients/node/node_redis_client.js";
 
 fn python() -> PathBuf {
     repo().join("target/venv/bin/python")
@@ -150,4 +151,9 @@ fn ioredis_resp3_with_failover_detector_and_a_paused_master() {
         &["--protocol", "3", "--failover-detector"],
         Fault::Pause,
     );
+}
+
+#[test]
+fn node_redis_resp3() {
+    run_client(node(), NODE_REDIS, &["--protocol", "3"], Fault::Kill);
 }
