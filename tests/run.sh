@@ -21,13 +21,16 @@ command -v ip >/dev/null 2>&1 || { echo "iproute2 (ip) is required and could not
 [ "$(id -u)" -eq 0 ] || { echo "the partition suite creates network namespaces: run as root" >&2; exit 1; }
 
 # Client libraries for the compatibility suites (tests/tests/clients.rs): redis-py in a venv
-# under target/, ioredis from tests/clients/node/package-lock.json.
+# under target/, ioredis and node-redis from tests/clients/node/package-lock.json.
 if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import redis' 2>/dev/null; then
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
 fi
-if [ ! -d tests/clients/node/node_modules/ioredis ]; then
-  (cd tests/clients/node && npm ci --silent --no-audit --no-fund)
+# (Again whenever the lock file changed since the last install.)
+node_dir=tests/clients/node
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
+  || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 fi
 
 cargo fmt --all -- --check
