@@ -294,6 +294,12 @@ fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_ol
     let mut psub = RawConn::connect(port).unwrap();
     psub.call(&["HELLO", "3"]);
     psub.call(&["PSUBSCRIBE", "+*"]);
+    // A client that has asked before (its answer is cached per connection) must get the new
+    // master as soon as `+switch-master` is out: lookups switch first (COMPAT.md's order).
+    let mut lookup = RawConn::connect(port).unwrap();
+    let ask = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"];
+    let before = lookup.call(&ask);
+    assert_eq!(lookup.call(&ask), before);
     // Clients of the master that a switchover demotes: a normal one and a subscriber.
     let mut normal = RawConn::connect(c.nodes[old].port).unwrap();
     assert_eq!(normal.call(&["PING"]), b"+PONG\r\n");
@@ -319,6 +325,12 @@ fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_ol
     assert!(
         msg.ends_with(&format!("${}\r\n{payload}\r\n", payload.len())),
         "+switch-master message: {msg:?}"
+    );
+    let after = String::from_utf8_lossy(&lookup.call(&ask)).into_owned();
+    assert_eq!(
+        after,
+        format!("*2\r\n${}\r\n{nh}\r\n${}\r\n{np}\r\n", nh.len(), np.len()),
+        "a lookup right after +switch-master"
     );
     // Instance events as RESP3 pushes: the promoted replica against the master it replaced.
     let promoted = read_until(&mut psub, "+promoted-slave", Duration::from_secs(10));

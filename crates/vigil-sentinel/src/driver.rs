@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -118,6 +119,9 @@ pub struct Handle {
     pub status: Arc<RwLock<RaftStatus>>,
     /// This sentinel's event bus: committed changes enter it as they are applied.
     pub events: crate::events::Events,
+    /// Bumped after every change to `state` or `status`, so that readers can cache what they
+    /// derive from them (the discovery lookups) and still never answer from an older state.
+    pub version: Arc<AtomicU64>,
 }
 
 impl Handle {
@@ -249,6 +253,7 @@ pub fn start(
             ..Default::default()
         })),
         events: crate::events::Events::default(),
+        version: Arc::default(),
     };
     let driver = Driver {
         raw,
@@ -401,7 +406,7 @@ impl Driver {
             match ClusterState::from_bytes(snap.get_data()) {
                 Ok(mut s) => {
                     s.applied = snap.get_metadata().index;
-                    *self.handle.state.write() = s;
+                    self.update_state(|st| *st = s);
                 }
                 Err(e) => tracing::error!(error = %e, "snapshot from the leader does not decode"),
             }
@@ -459,21 +464,20 @@ impl Driver {
                 EntryType::EntryNormal => {
                     if e.data.is_empty() {
                         // A new leader's empty entry.
-                        self.handle.state.write().applied = e.index;
+                        self.update_state(|st| st.applied = e.index);
                         continue;
                     }
                     let result = match Proposal::decode(&e.data) {
                         Ok(p) => {
-                            let (r, events) = {
-                                let mut st = self.handle.state.write();
+                            let (r, events) = self.update_state(|st| {
                                 let r = st.apply(e.index, &p);
                                 let events = if r.is_ok() {
-                                    crate::events::committed(e.index, p.at_ms, &p.cmd, &st)
+                                    crate::events::committed(e.index, p.at_ms, &p.cmd, st)
                                 } else {
                                     Vec::new()
                                 };
                                 (r, events)
-                            };
+                            });
                             for ev in events {
                                 self.handle.events.emit(ev);
                             }
@@ -484,7 +488,7 @@ impl Driver {
                         }
                         Err(why) => {
                             tracing::error!(index = e.index, why = %why, "undecodable entry skipped");
-                            self.handle.state.write().applied = e.index;
+                            self.update_state(|st| st.applied = e.index);
                             None
                         }
                     };
@@ -518,16 +522,19 @@ impl Driver {
                             self.storage.set_conf_state(&cs);
                             // Published before the caller hears back, so its next status
                             // read shows the new membership.
-                            let mut st = self.handle.status.write();
-                            st.voters = cs.get_voters().to_vec();
-                            st.learners = cs.get_learners().to_vec();
+                            {
+                                let mut st = self.handle.status.write();
+                                st.voters = cs.get_voters().to_vec();
+                                st.learners = cs.get_learners().to_vec();
+                            }
+                            self.handle.version.fetch_add(1, Ordering::Release);
                             Ok(())
                         }
                         Err(err) => Err(DriverError::Rejected(format!(
                             "membership change not applied: {err}"
                         ))),
                     };
-                    self.handle.state.write().applied = e.index;
+                    self.update_state(|st| st.applied = e.index);
                     if let Ok(b) = <[u8; 8]>::try_from(&e.context[..])
                         && let Some(reply) = self.conf_changes.remove(&u64::from_le_bytes(b))
                     {
@@ -558,6 +565,13 @@ impl Driver {
         self.conf_changes.retain(|_, tx| !tx.is_closed());
     }
 
+    /// Changes the applied state, then tells cached readers.
+    fn update_state<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+        let r = f(&mut self.handle.state.write());
+        self.handle.version.fetch_add(1, Ordering::Release);
+        r
+    }
+
     fn publish_status(&self) {
         let r = self.raw.raft.prs().conf();
         let voters: Vec<u64> = r.voters().ids().iter().collect();
@@ -581,6 +595,8 @@ impl Driver {
         } else {
             Vec::new()
         };
+        drop(s);
+        self.handle.version.fetch_add(1, Ordering::Release);
     }
 }
 

@@ -5,9 +5,9 @@
 use vigil_resp::builtin;
 use vigil_resp::command::{CommandTable, unknown_subcommand, wrong_arity};
 use vigil_resp::glob::matches;
-use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
+use vigil_resp::{Args, CommandMeta, Flags, Reply};
 
-use super::Discovery;
+use super::{Client, Discovery, LastLookup};
 use super::records::reply;
 use crate::controller::SwitchoverError;
 use crate::state::{Command, Group, GroupSpec, NodeSpec, Settings};
@@ -16,9 +16,9 @@ use crate::state::{Command, Group, GroupSpec, NodeSpec, Settings};
 #[derive(Clone, Copy)]
 pub enum Handler {
     /// A connection command (shared with the node).
-    Conn(fn(&mut Conn<()>, Args)),
+    Conn(fn(&mut Client, Args)),
     /// Answered from this sentinel's state.
-    Sentinel(fn(&Discovery, &mut Conn<()>, Args)),
+    Sentinel(fn(&Discovery, &mut Client, Args)),
     /// `SENTINEL <subcommand>`: most answer at once, a few wait for the Raft group.
     Subcommands,
 }
@@ -125,7 +125,7 @@ pub fn table() -> CommandTable<Handler> {
     ])
 }
 
-fn role(d: &Discovery, conn: &mut Conn<()>, _args: Args) {
+fn role(d: &Discovery, conn: &mut Client, _args: Args) {
     let names: Vec<Reply> = d
         .raft
         .state
@@ -140,7 +140,7 @@ fn role(d: &Discovery, conn: &mut Conn<()>, _args: Args) {
     ]));
 }
 
-fn info(d: &Discovery, conn: &mut Conn<()>, mut args: Args) {
+fn info(d: &Discovery, conn: &mut Client, mut args: Args) {
     let want: Vec<String> = args
         .rest()
         .iter()
@@ -236,28 +236,28 @@ const LATER: &[&str] = &["failover", "monitor", "remove", "set"];
 /// future of the hot path (`GET-MASTER-ADDR-BY-NAME`) stays small.
 pub fn sentinel(
     d: &Discovery,
-    conn: &mut Conn<()>,
+    conn: &mut Client,
     mut args: Args,
 ) -> Option<(&'static str, Vec<String>)> {
-    let raw = args.next().unwrap_or_default();
+    let raw = args.peek().map_or(&b""[..], |b| &b[..]);
     let Some(&(name, arity)) = SUBCOMMANDS
         .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&raw))
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(raw))
     else {
-        conn.reply(unknown_subcommand("sentinel", &raw));
+        conn.reply(unknown_subcommand("sentinel", raw));
         return None;
     };
-    let argc = args.remaining() as i32 + 2;
+    let argc = args.remaining() as i32 + 1;
     if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
         conn.reply(wrong_arity(&format!("sentinel|{name}")));
         return None;
     }
     // What clients ask most, answered without copying anything but the address.
     if name == "get-master-addr-by-name" {
-        let group = args.next().unwrap_or_default();
-        conn.reply(cached_master_addr(d, group));
+        cached_master_addr(d, conn, &args.all()[2]);
         return None;
     }
+    args.next();
     let rest: Vec<String> = args
         .rest()
         .iter()
@@ -365,28 +365,25 @@ const HELP: &[&str] = &[
 ];
 
 /// [`master_addr`] through the cache: the same bytes until the next applied entry.
-fn cached_master_addr(d: &Discovery, group: bytes::Bytes) -> Reply {
-    if !d.connected() {
-        return Reply::NilArray;
+fn cached_master_addr(d: &Discovery, conn: &mut Client, group: &[u8]) {
+    let version = d.raft.version.load(std::sync::atomic::Ordering::Acquire);
+    let last = &conn.state;
+    if last.version == Some(version) && last.group == group {
+        conn.out.extend_from_slice(&last.reply);
+        return;
     }
-    let applied = d.raft.state.read().applied;
-    let mut cache = d.addr_cache.lock();
-    if cache.0 != applied {
-        *cache = (applied, Default::default());
-    }
-    if let Some(b) = cache.1.get(&group) {
-        return Reply::Encoded(b.clone());
-    }
-    let r = master_addr(d, &group);
-    if cache.1.len() < 1024 {
+    let r = master_addr(d, group);
+    // Arrays of bulk strings are the same bytes in both protocols; only the null differs.
+    if let Reply::Array(_) = r {
         let mut out = bytes::BytesMut::new();
-        // Arrays of bulk strings and the null array differ between protocols only for null.
-        if let Reply::Array(_) = r {
-            r.encode(vigil_resp::Protocol::Resp2, &mut out);
-            cache.1.insert(group, out.freeze());
-        }
+        r.encode(vigil_resp::Protocol::Resp2, &mut out);
+        conn.state = LastLookup {
+            version: Some(version),
+            group: bytes::Bytes::copy_from_slice(group),
+            reply: out.freeze(),
+        };
     }
-    r
+    conn.reply(r);
 }
 
 fn master_addr(d: &Discovery, name: &[u8]) -> Reply {

@@ -51,9 +51,20 @@ pub struct Discovery {
     /// When the process started (`INFO uptime`).
     pub started: Instant,
     table: CommandTable<Handler>,
-    /// `GET-MASTER-ADDR-BY-NAME` replies, encoded, valid while the applied index is the one
-    /// stored with them (the hot path of every client).
-    pub addr_cache: parking_lot::Mutex<(u64, std::collections::HashMap<Bytes, Bytes>)>,
+}
+
+/// A client connection of the endpoint.
+pub type Client = Conn<LastLookup>;
+
+/// The last `GET-MASTER-ADDR-BY-NAME` answer of a connection, encoded, valid while the
+/// driver's [`Handle::version`] is the one stored with it. Clients ask for the same group over
+/// and over (it is the hot path of every client library); kept per connection, a repeated
+/// lookup takes no lock and copies nothing but the reply bytes.
+#[derive(Debug, Default)]
+pub struct LastLookup {
+    version: Option<u64>,
+    group: Bytes,
+    reply: Bytes,
 }
 
 impl Discovery {
@@ -75,7 +86,6 @@ impl Discovery {
             address,
             started: Instant::now(),
             table: commands::table(),
-            addr_cache: parking_lot::Mutex::default(),
         }
     }
 
@@ -91,9 +101,9 @@ pub fn run_id(id: u64) -> String {
 }
 
 impl Service for Discovery {
-    type State = ();
+    type State = LastLookup;
 
-    async fn call(&self, conn: &mut Conn<()>, args: Vec<Bytes>) {
+    async fn call(&self, conn: &mut Client, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
         if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
             conn.reply(r);
