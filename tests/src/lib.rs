@@ -618,12 +618,12 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
     out
 }
 
-/// Adds the bearer token to each gRPC call.
-pub type AddToken =
-    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
 /// A `SentinelService` client carrying a token.
 pub type SentinelClient = vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        vigil_proto::auth::Bearer,
+    >,
 >;
 
 /// A client of the sentinel on `port`, sending `token` (connects on first use).
@@ -638,15 +638,9 @@ pub fn sentinel_client_at(addr: &str, token: &str, timeout: Duration) -> Sentine
         .connect_timeout(Duration::from_secs(2).min(timeout))
         .timeout(timeout)
         .connect_lazy();
-    let header: Option<tonic::metadata::MetadataValue<_>> = format!("Bearer {token}").parse().ok();
-    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
-        if let Some(h) = &header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
-    });
+    let bearer = vigil_proto::auth::Bearer::new(token).expect("an ASCII token");
     vigil_proto::sentinel::sentinel_service_client::SentinelServiceClient::with_interceptor(
-        channel, f,
+        channel, bearer,
     )
 }
 

@@ -1,8 +1,9 @@
 //! Vigil's gRPC contracts, generated from `proto/` at build time. The `.proto` files are the
 //! only definition of the wire format; besides the generated code this crate holds only the
-//! codec every service uses ([`codec`]).
+//! codec every service uses ([`codec`]) and the token every client sends ([`auth`]).
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod codec;
 
 /// `proto/node_admin.proto`: the storage node's admin API.

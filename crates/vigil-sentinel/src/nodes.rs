@@ -7,16 +7,14 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use vigil_proto::auth::Bearer;
 use vigil_proto::node::node_admin_client::NodeAdminClient;
 
 /// How long one NodeAdmin call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Adds the token to each call.
-pub type AddToken =
-    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
 /// A NodeAdmin client.
-pub type AdminClient = NodeAdminClient<InterceptedService<Channel, AddToken>>;
+pub type AdminClient = NodeAdminClient<InterceptedService<Channel, Bearer>>;
 
 /// The NodeAdmin clients of every node this sentinel talks to.
 pub struct Nodes {
@@ -55,14 +53,8 @@ impl Nodes {
                 }
             }
         };
-        let header: Option<tonic::metadata::MetadataValue<_>> =
-            format!("Bearer {}", self.token).parse().ok();
-        let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
-            if let Some(h) = &header {
-                req.metadata_mut().insert("authorization", h.clone());
-            }
-            Ok(req)
-        });
-        Ok(NodeAdminClient::with_interceptor(channel, f))
+        let bearer = Bearer::new(&self.token)
+            .ok_or_else(|| tonic::Status::invalid_argument("node_token must be printable ASCII"))?;
+        Ok(NodeAdminClient::with_interceptor(channel, bearer))
     }
 }

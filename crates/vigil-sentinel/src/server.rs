@@ -33,6 +33,8 @@ pub struct Sentinel {
     pub raft: Handle,
     transport: Arc<GrpcTransport>,
     id: u64,
+    /// This sentinel's own gRPC address, as its peers know it.
+    address: String,
     /// Membership changes one at a time (Raft also refuses a second pending one).
     membership: Arc<tokio::sync::Mutex<()>>,
     /// This sentinel's probes of the nodes.
@@ -80,10 +82,19 @@ pub async fn run(
         Arc::new(transport.clone()),
     )?;
     transport.attach(raft.clone());
+    // As the peers list names it; a joining sentinel may not be in its own list.
+    let address = config
+        .peers
+        .iter()
+        .find(|p| p.id == config.id)
+        .map(|p| p.address.clone())
+        .or_else(|| listener.local_addr().ok().map(|a| a.to_string()))
+        .unwrap_or_default();
     let s = Sentinel {
         raft,
         transport,
         id: config.id,
+        address,
         membership: Arc::default(),
         health: crate::monitor::Health::new(),
         nodes: Arc::new(crate::nodes::Nodes::new(config.node_token.clone())),
@@ -250,6 +261,46 @@ impl Sentinel {
                     .unwrap_or_else(|| "an unknown address".into())
             ),
         }
+    }
+
+    /// Each node of `g` as this sentinel's probes last saw it.
+    fn health_of(&self, g: &crate::state::Group) -> Vec<pb::NodeHealth> {
+        use vigil_proto::node::{LinkStatus, Role};
+        let group = &g.spec.name;
+        let master_offset = g
+            .master
+            .as_ref()
+            .and_then(|m| self.health.status(group, m))
+            .map(|s| s.offset);
+        g.spec
+            .nodes
+            .iter()
+            .map(|n| {
+                let st = self.health.status(group, &n.name);
+                let role = st.as_ref().map_or("unknown", |s| match s.role() {
+                    Role::Master => "master",
+                    Role::Replica => "replica",
+                    Role::Unassigned => "unassigned",
+                    Role::Unspecified => "unknown",
+                });
+                let offset = st.as_ref().map_or(0, |s| s.offset);
+                pb::NodeHealth {
+                    name: n.name.clone(),
+                    role: role.into(),
+                    epoch: st.as_ref().map_or(0, |s| s.epoch),
+                    offset,
+                    lag: master_offset.map_or(0, |m| m.saturating_sub(offset)),
+                    link: match (role, st.as_ref().map(|s| s.link())) {
+                        ("replica", Some(LinkStatus::Up)) => "up".into(),
+                        ("replica", Some(_)) => "down".into(),
+                        _ => String::new(),
+                    },
+                    sdown: self.health.is_sdown(group, &n.name),
+                    since_ok_ms: self.health.down_for(group, &n.name).as_millis() as u64,
+                    writable: st.as_ref().is_some_and(|s| s.writable),
+                }
+            })
+            .collect()
     }
 
     fn status_of(&self, e: DriverError) -> Status {
@@ -473,6 +524,7 @@ impl SentinelService for Sentinel {
                     .get(&g.spec.name)
                     .cloned()
                     .unwrap_or_default(),
+                health: self.health_of(g),
             })
             .collect();
         Ok(Response::new(pb::GroupList { groups }))
@@ -489,7 +541,11 @@ impl SentinelService for Sentinel {
                 let p = s.progress.iter().find(|p| p.0 == id);
                 members.push(pb::Member {
                     id,
-                    address: self.transport.address(id).unwrap_or_default(),
+                    address: if id == self.id {
+                        self.address.clone()
+                    } else {
+                        self.transport.address(id).unwrap_or_default()
+                    },
                     voter,
                     reachable: id == s.id
                         || p.is_some_and(|p| p.2)

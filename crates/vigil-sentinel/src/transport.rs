@@ -12,8 +12,8 @@ use parking_lot::RwLock;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
+use vigil_proto::auth::Bearer;
 use vigil_proto::sentinel::RaftBatch;
 use vigil_proto::sentinel::raft_peer_client::RaftPeerClient;
 
@@ -96,8 +96,9 @@ impl GrpcTransport {
             group: group.to_string(),
             node: node.to_string(),
         });
-        if let Ok(a) = format!("Bearer {}", self.token).parse() {
-            req.metadata_mut().insert("authorization", a);
+        if let Some(b) = Bearer::new(&self.token) {
+            req.metadata_mut()
+                .insert("authorization", b.value().clone());
         }
         c.opinion(req).await.ok().map(|r| r.into_inner())
     }
@@ -148,7 +149,7 @@ async fn peer_task(
 ) {
     let mut client: Option<RaftPeerClient<Channel>> = None;
     let mut backoff = Duration::from_millis(50);
-    let auth: Option<MetadataValue<_>> = format!("Bearer {}", t.token).parse().ok();
+    let auth = Bearer::new(&t.token);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256
@@ -183,7 +184,8 @@ async fn peer_task(
                 .collect(),
         });
         if let Some(a) = &auth {
-            req.metadata_mut().insert("authorization", a.clone());
+            req.metadata_mut()
+                .insert("authorization", a.value().clone());
         }
         match c.send(req).await {
             Ok(_) => {

@@ -1,12 +1,11 @@
 //! `vigil`: the one binary. It parses arguments, sets up logging and hands over to the
-//! libraries; subcommands arrive with their issues (`sentinel`, `up`, `ctl`, `drill`).
+//! libraries (`vigil_node`, `vigil_sentinel`, and this crate's `up` and `ctl`).
 
 use std::path::PathBuf;
 
-mod up;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use vigil::{ctl, up};
 use vigil_node::{Node, NodeConfig};
 
 #[derive(Parser)]
@@ -28,6 +27,8 @@ enum Command {
     Sentinel(SentinelArgs),
     /// Run a whole cluster on this machine: 3 storage nodes and 3 sentinels.
     Up(UpArgs),
+    /// Operate the sentinels from a terminal: status, events, failover, membership.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(clap::Args)]
@@ -84,6 +85,18 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
         Command::Up(args) => up::run(&args.config),
+        Command::Ctl(args) => {
+            let r = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(ctl::run(args));
+            // An operator's mistake is a sentence, not a backtrace.
+            if let Err(e) = r {
+                eprintln!("vigil ctl: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use vigil_resp::command::{CommandTable, unknown_subcommand, wrong_arity};
 use vigil_resp::glob::matches;
 use vigil_resp::{Args, CommandMeta, Flags, Reply};
 
-use super::{Client, Discovery, LastLookup};
 use super::records::reply;
+use super::{Client, Discovery, LastLookup};
 use crate::controller::SwitchoverError;
 use crate::state::{Command, Group, GroupSpec, NodeSpec, Settings};
 
