@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Message};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
-use tokio_stream::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use vigil_proto::sentinel as pb;
@@ -43,6 +44,8 @@ pub struct Sentinel {
     nodes: Arc<crate::nodes::Nodes>,
     /// What the controller is doing about each group (while this sentinel leads).
     conditions: crate::controller::Conditions,
+    /// Cancelled when the sentinel stops.
+    shutdown: CancellationToken,
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` and the Redis Sentinel
@@ -95,6 +98,7 @@ pub async fn run(
         transport,
         id: config.id,
         address,
+        shutdown: shutdown.clone(),
         membership: Arc::default(),
         health: crate::monitor::Health::new(),
         nodes: Arc::new(crate::nodes::Nodes::new(config.node_token.clone())),
@@ -466,10 +470,24 @@ impl SentinelService for Sentinel {
         &self,
         _req: Request<pb::WatchRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let rx = self.raft.events.subscribe();
-        let stream = BroadcastStream::new(rx).filter_map(|ev| {
-            ev.ok().map(|ev| {
-                Ok(pb::TopologyEvent {
+        // Forwarded by a task that ends at shutdown, so an open stream never holds up the
+        // server's graceful stop.
+        let mut events = self.raft.events.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tx.closed() => return,
+                    r = events.recv() => match r {
+                        Ok(ev) => ev,
+                        // A watcher too slow for the bus misses events rather than stalling it.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                let msg = pb::TopologyEvent {
                     index: ev.index,
                     at_ms: ev.at_ms,
                     group: ev.group,
@@ -477,10 +495,14 @@ impl SentinelService for Sentinel {
                     kind: ev.kind.to_string(),
                     node: ev.node,
                     detail: ev.detail,
-                })
-            })
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = tx.send(Ok(msg)) => if r.is_err() { return },
+                }
+            }
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn list_groups(

@@ -122,7 +122,8 @@ pub enum SentinelCommand {
     },
 }
 
-type Client = SentinelServiceClient<InterceptedService<Channel, Bearer>>;
+/// A `SentinelService` client sending the cluster token.
+pub type Client = SentinelServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A connection to one sentinel.
 struct Sentinel {
@@ -243,14 +244,27 @@ fn token(args: &CtlArgs) -> anyhow::Result<String> {
     Ok(token)
 }
 
-async fn connect(address: &str, token: &str, timeout: Duration) -> anyhow::Result<Sentinel> {
-    let bearer =
-        Bearer::new(token).ok_or_else(|| anyhow!("the cluster token must be printable ASCII"))?;
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+fn bearer(token: &str) -> anyhow::Result<Bearer> {
+    Bearer::new(token).ok_or_else(|| anyhow!("the cluster token must be printable ASCII"))
+}
+
+fn endpoint(address: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::from_shared(format!("http://{address}"))
         .map_err(|_| anyhow!("{address:?} is not a host:port address"))?
         .connect_timeout(timeout.min(Duration::from_secs(3)))
-        .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|e| {
+        .timeout(timeout))
+}
+
+/// A client of the sentinel at `address` that connects on first use (and again after a
+/// failure): for callers that outlive a sentinel's restart.
+pub fn lazy_client(address: &str, token: &str, timeout: Duration) -> anyhow::Result<Client> {
+    let channel = endpoint(address, timeout)?.tcp_nodelay(true).connect_lazy();
+    Ok(SentinelServiceClient::with_interceptor(channel, bearer(token)?))
+}
+
+async fn connect(address: &str, token: &str, timeout: Duration) -> anyhow::Result<Sentinel> {
+    let bearer = bearer(token)?;
+    let channel = endpoint(address, timeout)?.connect().await.map_err(|e| {
         anyhow!(
             "cannot reach the sentinel at {address} ({}): is it running, and is this its gRPC \
              address (`grpc` in its config; --sentinel or VIGIL_SENTINEL)?",
@@ -472,7 +486,7 @@ fn status_json(info: &pb::ClusterInfo, groups: &[pb::Group]) -> serde_json::Valu
 }
 
 /// Rows as aligned columns.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use vigil::{ctl, up};
+use vigil::{ctl, drill, up};
 use vigil_node::{Node, NodeConfig};
 
 #[derive(Parser)]
@@ -29,6 +29,9 @@ enum Command {
     Up(UpArgs),
     /// Operate the sentinels from a terminal: status, events, failover, membership.
     Ctl(ctl::CtlArgs),
+    /// Rehearse failures: a workload, a fault each round, a report; non-zero exit if a round
+    /// failed.
+    Drill(drill::DrillArgs),
 }
 
 #[derive(clap::Args)]
@@ -85,6 +88,22 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
         Command::Up(args) => up::run(&args.config),
+        Command::Drill(args) => {
+            let r = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(drill::run(args));
+            match r {
+                Ok(true) => Ok(()),
+                // The report says which round failed and why.
+                Ok(false) => std::process::exit(1),
+                Err(e) => {
+                    eprintln!("vigil drill: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Command::Ctl(args) => {
             let r = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

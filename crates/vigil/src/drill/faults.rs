@@ -1,0 +1,217 @@
+//! The faults a drill injects and heals: processes killed (SIGKILL) or paused (SIGSTOP), a
+//! master cut off by packet filters, a switchover asked for.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::up::Cluster;
+
+/// What a round does to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// SIGKILL the master; restart it after the failover (it comes back as a replica).
+    KillMaster,
+    /// SIGSTOP the master past `down_after`; SIGCONT it after the failover.
+    PauseMaster,
+    /// Drop every packet to and from the master's ports (iptables; root); heal after the
+    /// failover.
+    PartitionMaster,
+    /// SIGKILL the sentinels' Raft leader; the master must stay, writes must go on.
+    KillSentinelLeader,
+    /// Manual failover (switchover) through the sentinels' API.
+    Switchover,
+}
+
+impl Scenario {
+    /// Whether the round should end with a new master.
+    pub fn fails_over(self) -> bool {
+        self != Scenario::KillSentinelLeader
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::KillMaster => "kill-master",
+            Scenario::PauseMaster => "pause-master",
+            Scenario::PartitionMaster => "partition-master",
+            Scenario::KillSentinelLeader => "kill-sentinel-leader",
+            Scenario::Switchover => "switchover",
+        }
+    }
+}
+
+/// The processes a drill can act on.
+pub enum Processes {
+    /// A cluster the drill started: processes by name (`node1`, `sentinel2`, ...).
+    Local(Cluster),
+    /// A running cluster: processes found by the port they listen on (this machine only);
+    /// killed ones must be restarted by their supervisor.
+    Attached,
+}
+
+/// A process the drill has acted on, to heal.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A process of a local cluster.
+    Named(String),
+    /// A process found by its listening port.
+    Pid(u32),
+}
+
+impl Processes {
+    /// The process listening on `port` (a node's data port, a sentinel's gRPC port), by its
+    /// name in a local cluster.
+    pub fn find(&self, name: &str, port: u16) -> anyhow::Result<Target> {
+        match self {
+            Processes::Local(c) if c.pid(name).is_some() => Ok(Target::Named(name.to_string())),
+            _ => pid_listening_on(port).map(Target::Pid).with_context(|| {
+                format!("{name} (port {port}) is not a process on this machine the drill can signal")
+            }),
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, t: &Target) -> anyhow::Result<()> {
+        match (self, t) {
+            (Processes::Local(c), Target::Named(n)) => c.kill(n),
+            (_, t) => signal(t, libc::SIGKILL),
+        }
+    }
+
+    /// Starts a killed process again; an attached one is left to its supervisor.
+    pub fn restart(&mut self, t: &Target) -> anyhow::Result<()> {
+        match (self, t) {
+            (Processes::Local(c), Target::Named(n)) => c.restart(n),
+            _ => Ok(()),
+        }
+    }
+
+    /// SIGSTOP or SIGCONT.
+    pub fn signal(&self, t: &Target, sig: i32) -> anyhow::Result<()> {
+        match (self, t) {
+            (Processes::Local(c), Target::Named(n)) => c.signal(n, sig),
+            (_, t) => signal(t, sig),
+        }
+    }
+}
+
+fn signal(t: &Target, sig: i32) -> anyhow::Result<()> {
+    let Target::Pid(pid) = t else {
+        bail!("no PID for {t:?}");
+    };
+    // SAFETY: kill(2) with a PID read from /proc; the worst case is ESRCH.
+    if unsafe { libc::kill(*pid as i32, sig) } != 0 {
+        bail!(
+            "cannot signal process {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// The process with a listening TCP socket on `port`, from /proc (Linux).
+pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT; state 0A is LISTEN; inode is field 9.
+            let listening = f.get(3) == Some(&"0A");
+            let on_port = f
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if listening && on_port && let Some(inode) = f.get(9) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        bail!("nothing listens on port {port} here");
+    }
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path())
+                && inodes.iter().any(|i| link.as_os_str() == i.as_str())
+            {
+                return Ok(pid);
+            }
+        }
+    }
+    bail!("the process listening on port {port} is not visible (run the drill as its user or root)")
+}
+
+/// Packet filter rules that cut a master off (every packet to or from its ports dropped), removed
+/// when dropped.
+pub struct Partition {
+    rules: Vec<Vec<String>>,
+}
+
+impl Partition {
+    /// Cuts off `ports` (needs root and iptables).
+    pub fn cut(ports: &[u16]) -> anyhow::Result<Partition> {
+        let mut p = Partition { rules: Vec::new() };
+        for port in ports {
+            for dir in ["--dport", "--sport"] {
+                let rule: Vec<String> = ["INPUT", "-p", "tcp", dir, &port.to_string(), "-j", "DROP"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                iptables("-I", &rule)?;
+                p.rules.push(rule);
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for r in &self.rules {
+            if let Err(e) = iptables("-D", r) {
+                eprintln!("vigil drill: could not remove the iptables rule {r:?}: {e:#}");
+            }
+        }
+    }
+}
+
+fn iptables(op: &str, rule: &[String]) -> anyhow::Result<()> {
+    let out = Command::new("iptables")
+        .arg("-w")
+        .arg(op)
+        .args(rule)
+        .output()
+        .context("partition-master needs iptables (apt-get install iptables) and root")?;
+    if !out.status.success() {
+        bail!(
+            "iptables {op} {} failed (partition-master needs root): {}",
+            rule.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_its_own_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(super::pid_listening_on(port).unwrap(), std::process::id());
+        drop(l);
+        assert!(super::pid_listening_on(port).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The drill's write workload: writers that find the master through discovery, write unique
+//! keys, read their previous key back, and record every acknowledgement with its time, so a
+//! round can tell when writes stopped, when the new master took the first one, and which
+//! acknowledged writes are missing afterwards.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::Discovery;
+
+/// How long one request may take before the writer gives up on its master.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Pause between a writer's writes: keeps the key count modest while still timing a failover
+/// to the millisecond.
+const PACE: Duration = Duration::from_millis(1);
+
+/// One acknowledged write.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    /// The key written.
+    pub key: String,
+    /// When the acknowledgement arrived.
+    pub at: Instant,
+    /// The master that acknowledged it (`host:port`).
+    pub master: String,
+}
+
+/// What the writers share with the drill.
+#[derive(Default)]
+pub struct Record {
+    /// Every acknowledged write, in arrival order.
+    pub acks: Mutex<Vec<Ack>>,
+    /// Reads that missed the reader's own previous acknowledged write.
+    pub stale_reads: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Record {
+    /// Stops the writers (they finish their request first).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts `n` writers.
+pub fn start(n: usize, discovery: Arc<Discovery>) -> Arc<Record> {
+    let record = Arc::new(Record::default());
+    for w in 0..n {
+        tokio::spawn(writer(w, discovery.clone(), record.clone()));
+    }
+    record
+}
+
+async fn writer(w: usize, discovery: Arc<Discovery>, record: Arc<Record>) {
+    let mut conn: Option<(String, Conn)> = None;
+    let mut seq = 0u64;
+    let mut last_acked: Option<String> = None;
+    while !record.stop.load(Ordering::Relaxed) {
+        let (master, c) = match conn.as_mut() {
+            Some(c) => (c.0.clone(), &mut c.1),
+            None => {
+                let Some(addr) = discovery.master().await else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                match tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(&addr)).await {
+                    Ok(Ok(c)) => {
+                        conn = Some((addr, c));
+                        continue;
+                    }
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        seq += 1;
+        let key = format!("drill:{w}:{seq}");
+        let reply = c.call(&["SET", &key, &seq.to_string()]).await;
+        match reply {
+            Some(Reply::Ok) => {
+                record.acks.lock().push(Ack {
+                    key: key.clone(),
+                    at: Instant::now(),
+                    master: master.clone(),
+                });
+                // Read-your-writes: the previous acknowledged key must be there.
+                if let Some(prev) = last_acked.replace(key)
+                    && let Some(Reply::Nil) = c.call(&["GET", &prev]).await
+                {
+                    record.stale_reads.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(PACE).await;
+            }
+            // -READONLY, -NOREPLICAS, a dead or hung master: ask discovery again.
+            _ => {
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+}
+
+/// The replies the workload reads.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// `+OK` (or any status).
+    Ok,
+    /// A bulk string.
+    Bulk(Vec<u8>),
+    /// A null.
+    Nil,
+    /// An error, or anything else.
+    Other(String),
+}
+
+/// A minimal RESP2 connection: commands out, one reply in.
+pub struct Conn {
+    rd: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Conn {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str) -> std::io::Result<Conn> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let (rd, wr) = s.into_split();
+        Ok(Conn {
+            rd: BufReader::new(rd),
+            wr,
+        })
+    }
+
+    /// Sends a command and reads its reply; `None` on a connection error or timeout.
+    pub async fn call(&mut self, args: &[&str]) -> Option<Reply> {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        tokio::time::timeout(REQUEST_TIMEOUT, async {
+            self.wr.write_all(req.as_bytes()).await.ok()?;
+            self.read().await
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    async fn read(&mut self) -> Option<Reply> {
+        let mut line = String::new();
+        if self.rd.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        match line.as_bytes().first()? {
+            b'+' => Some(Reply::Ok),
+            b'$' if line == "$-1" => Some(Reply::Nil),
+            b'_' => Some(Reply::Nil),
+            b'$' => {
+                let n: usize = line[1..].parse().ok()?;
+                let mut buf = vec![0u8; n + 2];
+                tokio::io::AsyncReadExt::read_exact(&mut self.rd, &mut buf)
+                    .await
+                    .ok()?;
+                buf.truncate(n);
+                Some(Reply::Bulk(buf))
+            }
+            _ => Some(Reply::Other(line.to_string())),
+        }
+    }
+}
+
+/// The keys among `keys` that the master at `addr` does not hold (asked in pipelined
+/// batches of `EXISTS`).
+pub async fn missing(addr: &str, keys: &[String]) -> anyhow::Result<u64> {
+    let mut c = Conn::connect(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the master at {addr}: {e}"))?;
+    let mut lost = 0;
+    for chunk in keys.chunks(500) {
+        let mut req = String::new();
+        for k in chunk {
+            req.push_str(&format!("*2\r\n$6\r\nEXISTS\r\n${}\r\n{k}\r\n", k.len()));
+        }
+        c.wr.write_all(req.as_bytes()).await?;
+        for k in chunk {
+            match tokio::time::timeout(REQUEST_TIMEOUT, c.read()).await.ok().flatten() {
+                Some(Reply::Other(r)) if r == ":1" => {}
+                Some(Reply::Other(r)) if r == ":0" => lost += 1,
+                other => anyhow::bail!("reading {k} back from {addr} failed: {other:?}"),
+            }
+        }
+    }
+    Ok(lost)
+}
