@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: installs what the suites need (redis-server for
-# the differential tests, iproute2 for the partition tests, redis-py and ioredis for the client
+# the differential tests, iproute2 for the partition tests, iptables for the drills' partition
+# scenario, Chromium for the drill report's browser test, redis-py and ioredis for the client
 # suites), checks formatting and lints, builds once, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,10 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The partition suite builds real network partitions from namespaces and veth links.
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# `vigil drill --scenario partition-master` cuts a master off with packet filter rules.
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+# The drill's HTML report is rendered in a real headless browser.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""
@@ -18,6 +23,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required and could not be installed" >&2; exit 1; }
 command -v ip >/dev/null 2>&1 || { echo "iproute2 (ip) is required and could not be installed" >&2; exit 1; }
+command -v iptables >/dev/null 2>&1 || { echo "iptables is required and could not be installed" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { echo "chromium is required and could not be installed" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "the partition suite creates network namespaces: run as root" >&2; exit 1; }
 
 # Client libraries for the compatibility suites (tests/tests/clients.rs): redis-py in a venv

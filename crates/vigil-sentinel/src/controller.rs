@@ -237,7 +237,14 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
         }
         let mut observed = Vec::with_capacity(due.len());
         for g in due {
-            let o = observe(&c.nodes, &g, lease(&g.spec.settings) / 2).await;
+            // A node this sentinel holds down is not asked: a paused or cut-off one would hold
+            // every step of a failover for the whole timeout (the probes notice its return).
+            let health = c.health.clone();
+            let name = g.spec.name.clone();
+            let o = observe(&c.nodes, &g, lease(&g.spec.settings) / 2, |n| {
+                health.is_sdown(&name, n)
+            })
+            .await;
             observed.push((g, o));
         }
         if c.raft.read_index(ROUND * 3).await.is_err() {
@@ -286,10 +293,18 @@ async fn status(nodes: &Nodes, n: &NodeSpec, timeout: Duration) -> Option<(NodeS
 }
 
 /// Every node's status (in the group's node order), asked all at once, read before leadership
-/// is confirmed.
-pub async fn observe(nodes: &Arc<Nodes>, g: &Group, timeout: Duration) -> Observed {
+/// is confirmed. Nodes for which `skip` holds are not asked (`None`).
+pub async fn observe(
+    nodes: &Arc<Nodes>,
+    g: &Group,
+    timeout: Duration,
+    skip: impl Fn(&str) -> bool,
+) -> Observed {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in g.spec.nodes.iter().enumerate() {
+        if skip(&n.name) {
+            continue;
+        }
         let (nodes, n) = (nodes.clone(), n.clone());
         set.spawn(async move { (i, status(&nodes, &n, timeout).await) });
     }
@@ -793,7 +808,10 @@ impl Controller {
         // offset is final.
         let mut final_offset = None;
         let mut acked = 0;
+        // Not tried on an old master this sentinel holds down: it would only time out, and
+        // the lease it last took has ended by then (the lease is half of `down_after`).
         if let Some(old) = &f.old
+            && !self.health.is_sdown(&name, old)
             && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
             && let Ok(mut c) = self.nodes.client(&o.admin)
             && let Ok(Ok(st)) =
@@ -936,7 +954,7 @@ pub async fn switchover(
             t.to_string()
         }
         None => {
-            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT).await;
+            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT, |_| false).await;
             choose_candidate(&g, &observed, &master, 0, &HashSet::new(), |_| false)
                 .map(|(n, _)| n.name.clone())
                 .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?

@@ -259,7 +259,10 @@ fn endpoint(address: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
 /// failure): for callers that outlive a sentinel's restart.
 pub fn lazy_client(address: &str, token: &str, timeout: Duration) -> anyhow::Result<Client> {
     let channel = endpoint(address, timeout)?.tcp_nodelay(true).connect_lazy();
-    Ok(SentinelServiceClient::with_interceptor(channel, bearer(token)?))
+    Ok(SentinelServiceClient::with_interceptor(
+        channel,
+        bearer(token)?,
+    ))
 }
 
 async fn connect(address: &str, token: &str, timeout: Duration) -> anyhow::Result<Sentinel> {

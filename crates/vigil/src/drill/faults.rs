@@ -67,7 +67,9 @@ impl Processes {
         match self {
             Processes::Local(c) if c.pid(name).is_some() => Ok(Target::Named(name.to_string())),
             _ => pid_listening_on(port).map(Target::Pid).with_context(|| {
-                format!("{name} (port {port}) is not a process on this machine the drill can signal")
+                format!(
+                    "{name} (port {port}) is not a process on this machine the drill can signal"
+                )
             }),
         }
     }
@@ -127,7 +129,10 @@ pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
                 .and_then(|a| a.rsplit_once(':'))
                 .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
                 == Some(port);
-            if listening && on_port && let Some(inode) = f.get(9) {
+            if listening
+                && on_port
+                && let Some(inode) = f.get(9)
+            {
                 inodes.push(format!("socket:[{inode}]"));
             }
         }
@@ -165,10 +170,11 @@ impl Partition {
         let mut p = Partition { rules: Vec::new() };
         for port in ports {
             for dir in ["--dport", "--sport"] {
-                let rule: Vec<String> = ["INPUT", "-p", "tcp", dir, &port.to_string(), "-j", "DROP"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                let rule: Vec<String> =
+                    ["INPUT", "-p", "tcp", dir, &port.to_string(), "-j", "DROP"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
                 iptables("-I", &rule)?;
                 p.rules.push(rule);
             }

@@ -234,6 +234,8 @@ struct Healthy {
     leader: u64,
     /// Each sentinel's id and gRPC address.
     members: Vec<(u64, String)>,
+    /// A client of the leader.
+    leader_client: Client,
     /// Each node's name, data and admin address.
     nodes: Vec<pb::Node>,
     min_failover_interval: Duration,
@@ -256,11 +258,7 @@ async fn healthy(clients: &[Client], group: &str, within: Duration) -> anyhow::R
 
 async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, String> {
     for c in clients {
-        let Ok(info) = c
-            .clone()
-            .cluster_status(pb::ClusterStatusRequest {})
-            .await
-        else {
+        let Ok(info) = c.clone().cluster_status(pb::ClusterStatusRequest {}).await else {
             continue;
         };
         let info = info.into_inner();
@@ -269,7 +267,10 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
         }
         // This one leads: it knows what it reaches and what it is doing.
         if let Some(m) = info.members.iter().find(|m| !m.reachable) {
-            return Err(format!("sentinel {} is not reachable from the leader", m.id));
+            return Err(format!(
+                "sentinel {} is not reachable from the leader",
+                m.id
+            ));
         }
         let groups = c
             .clone()
@@ -292,12 +293,12 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
             let fine = if h.name == g.master {
                 h.role == "master" && h.writable
             } else {
-                h.role == "replica" && h.link == "up" && h.lag == 0
+                h.role == "replica" && h.link == "up"
             };
             if !fine || h.sdown {
                 return Err(format!(
-                    "{} is {} (link {:?}, lag {}, down {})",
-                    h.name, h.role, h.link, h.lag, h.sdown
+                    "{} is {} (link {:?}, down {})",
+                    h.name, h.role, h.link, h.sdown
                 ));
             }
         }
@@ -309,6 +310,7 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
             .unwrap_or_default();
         let s = g.settings.unwrap_or_default();
         return Ok(Healthy {
+            leader_client: c.clone(),
             master: g.master,
             address,
             epoch: g.epoch,
@@ -388,8 +390,8 @@ async fn drill(
             key: "min-failover-interval".into(),
             value: interval.to_string(),
         };
-        let leader = &clients[first.leader as usize - 1];
-        leader
+        first
+            .leader_client
             .clone()
             .set_option(req)
             .await
@@ -416,7 +418,7 @@ async fn drill(
     for n in 1..=args.rounds {
         progress.show(n, "waiting for the cluster to be healthy");
         let before = healthy(&clients, group, SETTLE).await?;
-        settings_down_after = down_after_of(&clients[before.leader as usize - 1], group).await;
+        settings_down_after = down_after_of(&before.leader_client, group).await;
         if let Some(t) = last_failover {
             let wait = (t + before.min_failover_interval + Duration::from_millis(200))
                 .saturating_duration_since(Instant::now());
@@ -425,18 +427,22 @@ async fn drill(
         // Let the writers run a moment on the healthy cluster.
         tokio::time::sleep(Duration::from_millis(300)).await;
         progress.show(n, &format!("{} of {}", args.scenario.name(), before.master));
+        let cx = Ctx {
+            scenario: args.scenario,
+            mode: args.mode,
+            clients: &clients,
+            token,
+            discovery: &discovery,
+            record: &record,
+            events: &events,
+            progress: &progress,
+        };
         let r = round(
+            &cx,
             n,
-            args.scenario,
             procs,
-            &clients,
-            &discovery,
-            &record,
-            &events,
             &before,
             Duration::from_millis(settings_down_after),
-            args.mode,
-            &progress,
         )
         .await;
         let r = match r {
@@ -492,20 +498,35 @@ enum Injected {
     Nothing,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn round(
-    n: usize,
+/// What every round works with.
+struct Ctx<'a> {
     scenario: Scenario,
+    mode: Mode,
+    clients: &'a [Client],
+    token: &'a str,
+    discovery: &'a Discovery,
+    record: &'a workload::Record,
+    events: &'a EventLog,
+    progress: &'a Progress,
+}
+
+async fn round(
+    cx: &Ctx<'_>,
+    n: usize,
     procs: &mut Processes,
-    clients: &[Client],
-    discovery: &Discovery,
-    record: &workload::Record,
-    events: &EventLog,
     before: &Healthy,
     down_after: Duration,
-    mode: Mode,
-    progress: &Progress,
 ) -> anyhow::Result<Round> {
+    let Ctx {
+        scenario,
+        mode,
+        clients,
+        token,
+        discovery,
+        record,
+        events,
+        progress,
+    } = *cx;
     let ev_mark = events.lock().len();
     let ack_mark = record.acks.lock().len();
     let stale_mark = record.stale_reads.load(Ordering::Relaxed);
@@ -548,7 +569,8 @@ async fn round(
                 group: discovery.group.clone(),
                 target: String::new(),
             };
-            clients[before.leader as usize - 1]
+            before
+                .leader_client
                 .clone()
                 .failover(req)
                 .await
@@ -601,16 +623,16 @@ async fn round(
         }
     } else {
         progress.show(n, "waiting for a new sentinel leader");
-        let survivors: Vec<&Client> = before
+        let survivors: Vec<Client> = before
             .members
             .iter()
             .filter(|m| m.0 != before.leader)
-            .filter_map(|m| clients.get(m.0 as usize - 1))
+            .filter_map(|m| lazy_client(&m.1, token, Duration::from_secs(1)).ok())
             .collect();
         let mut elected = false;
         while t0.elapsed() < limit && !elected {
             for c in &survivors {
-                if let Ok(s) = (*c).clone().cluster_status(pb::ClusterStatusRequest {}).await
+                if let Ok(s) = c.clone().cluster_status(pb::ClusterStatusRequest {}).await
                     && s.get_ref().leader != 0
                     && s.get_ref().leader != before.leader
                 {
@@ -645,14 +667,22 @@ async fn round(
     // Acknowledged writes of the round, checked on the master that now serves.
     let (acks, stale) = {
         let all = record.acks.lock();
-        (all[ack_mark..].to_vec(), record.stale_reads.load(Ordering::Relaxed))
+        (
+            all[ack_mark..].to_vec(),
+            record.stale_reads.load(Ordering::Relaxed),
+        )
     };
     let keys: Vec<String> = acks.iter().map(|a| a.key.clone()).collect();
     let acked_lost = workload::missing(&after.address, &keys).await?;
     // The longest silence, from the last acknowledgement before the fault.
     let mut times: Vec<Instant> = acks.iter().map(|a| a.at).collect();
     times.sort();
-    let start = times.iter().rev().find(|t| **t <= t0).copied().unwrap_or(t0);
+    let start = times
+        .iter()
+        .rev()
+        .find(|t| **t <= t0)
+        .copied()
+        .unwrap_or(t0);
     let mut unavailable = Duration::ZERO;
     let mut prev = start;
     for t in times.iter().filter(|t| **t > start) {
@@ -701,8 +731,21 @@ async fn round(
             });
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    let events = evs
+        .iter()
+        .filter(|(_, e)| seen.insert((e.index, e.kind.clone(), e.node.clone(), e.detail.clone())))
+        .map(|(at, e)| report::EventMark {
+            at_ms: ms(at.saturating_duration_since(t0)),
+            kind: e.kind.clone(),
+            node: e.node.clone(),
+            detail: e.detail.clone(),
+        })
+        .collect();
     if mode == Mode::Sync && acked_lost > 0 {
-        problems.push(format!("{acked_lost} acknowledged writes lost in sync mode"));
+        problems.push(format!(
+            "{acked_lost} acknowledged writes lost in sync mode"
+        ));
     }
     let stale_reads = stale - stale_mark;
     Ok(Round {
@@ -724,6 +767,7 @@ async fn round(
         ok: recovered && problems.is_empty(),
         problems,
         timeline,
+        events,
     })
 }
 

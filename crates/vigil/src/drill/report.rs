@@ -52,8 +52,23 @@ pub struct Round {
     pub ok: bool,
     /// What went wrong, in words.
     pub problems: Vec<String>,
-    /// The round's events, for the timeline.
+    /// The round's milestones, for the timeline.
     pub timeline: Vec<Mark>,
+    /// Every event the sentinels published during the round (first arrival of each).
+    pub events: Vec<EventMark>,
+}
+
+/// An event of a round, as the drill received it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventMark {
+    /// Milliseconds after the fault.
+    pub at_ms: f64,
+    /// `+sdown`, `+promoted-slave`, ...
+    pub kind: String,
+    /// The node it is about.
+    pub node: String,
+    /// Its details.
+    pub detail: String,
 }
 
 /// p50 / p99 / max of one measure over the rounds.
@@ -252,13 +267,16 @@ pub fn html(r: &Report) -> String {
             )
         })
         .collect();
-    HTML.replace("{{TITLE}}", &escape(&format!(
-        "Vigil drill: {} ({} mode, down_after {} ms) — {}",
-        r.scenario,
-        r.mode,
-        r.down_after_ms,
-        if r.passed { "passed" } else { "FAILED" }
-    )))
+    HTML.replace(
+        "{{TITLE}}",
+        &escape(&format!(
+            "Vigil drill: {} ({} mode, down_after {} ms) — {}",
+            r.scenario,
+            r.mode,
+            r.down_after_ms,
+            if r.passed { "passed" } else { "FAILED" }
+        )),
+    )
     .replace("{{ROWS}}", &rows)
     .replace("{{DATA}}", &data)
 }
@@ -317,24 +335,35 @@ new master. Unavailable: the longest time without any acknowledged write.</p>
     h.textContent = "Round " + round.round + ": " + round.old_master + " → " + round.new_master +
       (round.ok ? "" : " (FAILED: " + round.problems.join("; ") + ")");
     div.appendChild(h);
-    const W = 900, H = 90, L = 20, R = 20, Y = 40;
+    // One row per milestone (a label on the left, a dot at its time), a time axis below and
+    // the span without acknowledged writes shaded.
     const marks = round.timeline;
-    const max = Math.max(100, ...marks.map(m => m.at_ms));
+    const W = 900, L = 130, R = 30, ROW = 20, TOP = 10;
+    const H = TOP + marks.length * ROW + 30;
+    const max = Math.max(100, ...marks.map(m => m.at_ms)) * 1.05;
     const min = Math.min(0, ...marks.map(m => m.at_ms));
     const x = v => L + (v - min) / (max - min) * (W - L - R);
+    const axisY = TOP + marks.length * ROW + 5;
     const svg = el("svg", { "class": "timeline", width: W, height: H, viewBox: "0 0 " + W + " " + H,
       "data-round": round.round }, div);
-    el("line", { x1: L, y1: Y, x2: W - R, y2: Y, stroke: "#999" }, svg);
     if (round.failover_ms !== null) {
-      el("rect", { "class": "outage", x: x(0), y: Y - 6, width: Math.max(1, x(round.failover_ms) - x(0)),
-        height: 12, fill: "#fcc" }, svg);
+      el("rect", { "class": "outage", x: x(0), y: TOP, width: Math.max(1, x(round.failover_ms) - x(0)),
+        height: axisY - TOP, fill: "#fee" }, svg);
+    }
+    el("line", { x1: L, y1: axisY, x2: W - R, y2: axisY, stroke: "#999" }, svg);
+    const step = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000].find(s => (max - min) / s <= 10) || 20000;
+    for (let v = Math.ceil(min / step) * step; v <= max; v += step) {
+      el("line", { x1: x(v), y1: axisY, x2: x(v), y2: axisY + 4, stroke: "#999" }, svg);
+      el("text", { x: x(v), y: axisY + 16, "text-anchor": "middle", fill: "#666" }, svg).textContent = v + " ms";
     }
     marks.forEach(function (m, i) {
       const c = colors[m.label] || "#333";
-      el("circle", { "class": "mark", cx: x(m.at_ms), cy: Y, r: 5, fill: c }, svg)
+      const y = TOP + i * ROW + ROW / 2;
+      el("text", { x: L - 8, y: y + 4, "text-anchor": "end", fill: c }, svg).textContent = m.label;
+      el("line", { x1: x(0), y1: y, x2: x(m.at_ms), y2: y, stroke: c, "stroke-opacity": 0.35 }, svg);
+      el("circle", { "class": "mark", cx: x(m.at_ms), cy: y, r: 5, fill: c }, svg)
         .appendChild(document.createElementNS(NS, "title")).textContent = m.label + " " + m.at_ms.toFixed(0) + " ms";
-      const t = el("text", { x: x(m.at_ms), y: i % 2 ? Y + 25 : Y - 12, "text-anchor": "middle", fill: c }, svg);
-      t.textContent = m.label + " " + m.at_ms.toFixed(0);
+      el("text", { x: x(m.at_ms) + 8, y: y + 4, fill: c }, svg).textContent = m.at_ms.toFixed(0);
     });
     charts.appendChild(div);
   }
@@ -384,6 +413,7 @@ mod tests {
                 ok: true,
                 problems: vec![],
                 timeline: vec![],
+                events: vec![],
             }],
             summary: Summary::of(&[]),
             passed: true,

@@ -2,6 +2,10 @@
 //! keys, read their previous key back, and record every acknowledgement with its time, so a
 //! round can tell when writes stopped, when the new master took the first one, and which
 //! acknowledged writes are missing afterwards.
+//!
+//! Like a client that follows the sentinels' announcements (ioredis' `failoverDetector`,
+//! node-redis), a writer whose request hangs on a master that discovery no longer names gives
+//! up on it at once: the failover time then measures the cluster, not a client's timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,7 +18,9 @@ use tokio::net::TcpStream;
 use super::Discovery;
 
 /// How long one request may take before the writer gives up on its master.
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
+/// How often discovery is asked for the master.
+const DISCOVERY_POLL: Duration = Duration::from_millis(10);
 /// Pause between a writer's writes: keeps the key count modest while still timing a failover
 /// to the millisecond.
 const PACE: Duration = Duration::from_millis(1);
@@ -38,6 +44,8 @@ pub struct Record {
     /// Reads that missed the reader's own previous acknowledged write.
     pub stale_reads: AtomicU64,
     stop: AtomicBool,
+    /// The master discovery names now.
+    master: Mutex<Option<String>>,
 }
 
 impl Record {
@@ -50,13 +58,41 @@ impl Record {
 /// Starts `n` writers.
 pub fn start(n: usize, discovery: Arc<Discovery>) -> Arc<Record> {
     let record = Arc::new(Record::default());
+    let r = record.clone();
+    tokio::spawn(async move {
+        while !r.stop.load(Ordering::Relaxed) {
+            let m = discovery.master().await;
+            *r.master.lock() = m;
+            tokio::time::sleep(DISCOVERY_POLL).await;
+        }
+    });
     for w in 0..n {
-        tokio::spawn(writer(w, discovery.clone(), record.clone()));
+        tokio::spawn(writer(w, record.clone()));
     }
     record
 }
 
-async fn writer(w: usize, discovery: Arc<Discovery>, record: Arc<Record>) {
+/// Runs `fut` unless discovery stops naming `master` first.
+async fn unless_replaced<T>(
+    record: &Record,
+    master: &str,
+    fut: impl Future<Output = Option<T>>,
+) -> Option<T> {
+    let replaced = async {
+        loop {
+            tokio::time::sleep(DISCOVERY_POLL).await;
+            if record.master.lock().as_deref().is_some_and(|m| m != master) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        _ = replaced => None,
+    }
+}
+
+async fn writer(w: usize, record: Arc<Record>) {
     let mut conn: Option<(String, Conn)> = None;
     let mut seq = 0u64;
     let mut last_acked: Option<String> = None;
@@ -64,7 +100,7 @@ async fn writer(w: usize, discovery: Arc<Discovery>, record: Arc<Record>) {
         let (master, c) = match conn.as_mut() {
             Some(c) => (c.0.clone(), &mut c.1),
             None => {
-                let Some(addr) = discovery.master().await else {
+                let Some(addr) = record.master.lock().clone() else {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
                 };
@@ -82,7 +118,8 @@ async fn writer(w: usize, discovery: Arc<Discovery>, record: Arc<Record>) {
         };
         seq += 1;
         let key = format!("drill:{w}:{seq}");
-        let reply = c.call(&["SET", &key, &seq.to_string()]).await;
+        let reply =
+            unless_replaced(&record, &master, c.call(&["SET", &key, &seq.to_string()])).await;
         match reply {
             Some(Reply::Ok) => {
                 record.acks.lock().push(Ack {
@@ -91,10 +128,15 @@ async fn writer(w: usize, discovery: Arc<Discovery>, record: Arc<Record>) {
                     master: master.clone(),
                 });
                 // Read-your-writes: the previous acknowledged key must be there.
-                if let Some(prev) = last_acked.replace(key)
-                    && let Some(Reply::Nil) = c.call(&["GET", &prev]).await
-                {
-                    record.stale_reads.fetch_add(1, Ordering::Relaxed);
+                if let Some(prev) = last_acked.replace(key) {
+                    match unless_replaced(&record, &master, c.call(&["GET", &prev])).await {
+                        Some(Reply::Nil) => {
+                            record.stale_reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(_) => {}
+                        // Its reply may still come: the connection cannot be reused.
+                        None => conn = None,
+                    }
                 }
                 tokio::time::sleep(PACE).await;
             }
@@ -191,7 +233,11 @@ pub async fn missing(addr: &str, keys: &[String]) -> anyhow::Result<u64> {
         }
         c.wr.write_all(req.as_bytes()).await?;
         for k in chunk {
-            match tokio::time::timeout(REQUEST_TIMEOUT, c.read()).await.ok().flatten() {
+            match tokio::time::timeout(REQUEST_TIMEOUT, c.read())
+                .await
+                .ok()
+                .flatten()
+            {
                 Some(Reply::Other(r)) if r == ":1" => {}
                 Some(Reply::Other(r)) if r == ":0" => lost += 1,
                 other => anyhow::bail!("reading {k} back from {addr} failed: {other:?}"),

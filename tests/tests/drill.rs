@@ -1,0 +1,243 @@
+//! `vigil drill` run as an operator runs it: a local cluster of its own (or an attached one),
+//! a real fault per round, the JSON report read back, the HTML report rendered by a real
+//! headless Chromium, and the exit code that gates a deployment.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use vigil_tests::managed::{TOKEN, start_managed_with};
+use vigil_tests::vigil_bin;
+
+fn drill(report: &Path, args: &[&str]) -> (Output, Value) {
+    let out = Command::new(vigil_bin())
+        .arg("drill")
+        .args(["--report", report.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("run vigil drill");
+    let text = std::fs::read_to_string(report.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "no report.json ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out,
+        serde_json::from_str(&text).expect("report.json is JSON"),
+    )
+}
+
+fn assert_passed(out: &Output, r: &Value, rounds: usize) {
+    assert!(
+        out.status.success(),
+        "drill failed ({:?}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["rounds"].as_array().unwrap().len(), rounds);
+    assert_eq!(r["summary"]["rounds_ok"], rounds);
+}
+
+#[test]
+fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--scenario",
+            "kill-master",
+            "--rounds",
+            "2",
+            "--down-after",
+            "500ms",
+            "--writers",
+            "2",
+        ],
+    );
+    assert_passed(&out, &r, 2);
+    assert_eq!(r["mode"], "sync");
+    assert_eq!(r["down_after_ms"], 500);
+    for round in r["rounds"].as_array().unwrap() {
+        assert_ne!(round["old_master"], round["new_master"], "{round:#}");
+        assert_eq!(
+            round["epoch_after"],
+            round["epoch_before"].as_u64().unwrap() + 1
+        );
+        assert_eq!(round["acked_lost"], 0, "{round:#}");
+        assert!(round["writes_acked"].as_u64().unwrap() > 0, "{round:#}");
+        let detect = round["detection_ms"].as_f64().unwrap();
+        let failover = round["failover_ms"].as_f64().unwrap();
+        // Detection follows the last good answer by down_after, which the kill follows by
+        // at most one probe interval (100 ms).
+        assert!((400.0..failover).contains(&detect), "{round:#}");
+        assert!(round["unavailable_ms"].as_f64().unwrap() >= failover - detect);
+        let kinds: Vec<&str> = round["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        for k in [
+            "+sdown",
+            "+odown",
+            "+promoted-slave",
+            "+switch-master",
+            "+convert-to-slave",
+        ] {
+            assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Drill kill-master (sync mode"), "{text}");
+    assert!(text.contains("2/2 ok"), "{text}");
+
+    // The HTML page draws one timeline per round with its own script: Chromium's DOM after
+    // the scripts ran has the charts the static page does not.
+    let html = dir.path().join("report.html");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !page.contains("<svg"),
+        "the charts must be drawn by the page's script"
+    );
+    let dom = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium (tests/run.sh installs it)");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(
+        dom.matches("<svg class=\"timeline\"").count(),
+        2,
+        "one chart per round: {dom}"
+    );
+    let marks: usize = r["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["timeline"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(dom.matches("class=\"mark\"").count(), marks, "{dom}");
+    assert!(dom.contains("first write"), "{dom}");
+}
+
+#[test]
+fn pause_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--scenario",
+            "pause-master",
+            "--rounds",
+            "1",
+            "--down-after",
+            "500ms",
+        ],
+    );
+    assert_passed(&out, &r, 1);
+    let round = &r["rounds"][0];
+    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    assert_ne!(round["old_master"], round["new_master"]);
+}
+
+#[test]
+fn partition_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--scenario",
+            "partition-master",
+            "--rounds",
+            "1",
+            "--down-after",
+            "500ms",
+        ],
+    );
+    assert_passed(&out, &r, 1);
+    let round = &r["rounds"][0];
+    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    assert_ne!(round["old_master"], round["new_master"]);
+}
+
+#[test]
+fn kill_sentinel_leader_keeps_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--scenario",
+            "kill-sentinel-leader",
+            "--rounds",
+            "1",
+            "--down-after",
+            "500ms",
+        ],
+    );
+    assert_passed(&out, &r, 1);
+    let round = &r["rounds"][0];
+    assert_eq!(round["old_master"], round["new_master"], "{round:#}");
+    assert_eq!(round["epoch_after"], round["epoch_before"]);
+    assert!(round["failover_ms"].is_null());
+}
+
+#[test]
+fn switchover_in_async_mode_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--scenario",
+            "switchover",
+            "--rounds",
+            "2",
+            "--mode",
+            "async",
+        ],
+    );
+    assert_passed(&out, &r, 2);
+    assert_eq!(r["mode"], "async");
+    for round in r["rounds"].as_array().unwrap() {
+        // A switchover waits for the candidate to have everything: nothing lost, nothing
+        // discarded, even without synchronous replication.
+        assert_eq!(round["acked_lost"], 0, "{round:#}");
+        assert_eq!(round["divergent_bytes"], 0, "{round:#}");
+        assert!(round["detection_ms"].is_null());
+    }
+}
+
+#[test]
+fn a_round_that_cannot_fail_over_fails_the_drill() {
+    // An attached cluster whose quorum (4 of 3 sentinels) can never be reached.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = start_managed_with("500ms", "", "quorum = 4\n");
+    rt.block_on(c.master_and_followers());
+    let sentinels: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = drill(
+        dir.path(),
+        &[
+            "--attach",
+            &sentinels.join(","),
+            "--token",
+            TOKEN,
+            "--scenario",
+            "pause-master",
+            "--rounds",
+            "1",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["passed"], false);
+    let problems = r["rounds"][0]["problems"].to_string();
+    assert!(problems.contains("no failover"), "{problems}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+}
