@@ -171,18 +171,6 @@ impl Cluster {
             .map(Child::id)
     }
 
-    /// Sends `signal` to a process.
-    pub fn signal(&self, name: &str, signal: i32) -> anyhow::Result<()> {
-        let pid = self
-            .pid(name)
-            .ok_or_else(|| anyhow::anyhow!("{name} is not running"))?;
-        // SAFETY: kill(2) on the PID of a child we own and have not reaped.
-        if unsafe { libc::kill(pid as i32, signal) } != 0 {
-            bail!("cannot signal {name}: {}", std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
     /// SIGKILLs a process and reaps it.
     pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
         let p = self.proc_mut(name)?;

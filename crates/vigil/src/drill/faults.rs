@@ -90,11 +90,28 @@ impl Processes {
         }
     }
 
-    /// SIGSTOP or SIGCONT.
-    pub fn signal(&self, t: &Target, sig: i32) -> anyhow::Result<()> {
-        match (self, t) {
-            (Processes::Local(c), Target::Named(n)) => c.signal(n, sig),
-            (_, t) => signal(t, sig),
+    /// SIGSTOPs a process; it gets SIGCONT when the returned guard drops (also when the
+    /// drill fails midway, so no node is left stopped).
+    pub fn pause(&self, t: &Target) -> anyhow::Result<Stopped> {
+        let pid = match (self, t) {
+            (Processes::Local(c), Target::Named(n)) => c
+                .pid(n)
+                .ok_or_else(|| anyhow::anyhow!("{n} is not running"))?,
+            (_, Target::Pid(p)) => *p,
+            (_, t) => bail!("no PID for {t:?}"),
+        };
+        signal(&Target::Pid(pid), libc::SIGSTOP)?;
+        Ok(Stopped(pid))
+    }
+}
+
+/// A process stopped by [`Processes::pause`], continued on drop.
+pub struct Stopped(u32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Err(e) = signal(&Target::Pid(self.0), libc::SIGCONT) {
+            eprintln!("vigil drill: could not continue process {}: {e:#}", self.0);
         }
     }
 }

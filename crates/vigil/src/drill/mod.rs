@@ -24,7 +24,7 @@ use vigil_proto::sentinel as pb;
 
 use crate::ctl::{Client, lazy_client};
 use crate::up::{Cluster, LocalCluster};
-use faults::{Partition, Processes, Scenario, Target};
+use faults::{Partition, Processes, Scenario, Stopped, Target};
 use report::{Mark, Report, Round, Summary};
 
 /// Replication mode of the drilled group.
@@ -119,7 +119,14 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
             args.group.clone(),
         )
     };
-    let result = drill(&args, &mut procs, &sentinels, &token, &group).await;
+    // Interrupted, the drill still stops its cluster, continues a paused node and removes its
+    // packet filter rules (all undone on drop).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        r = drill(&args, &mut procs, &sentinels, &token, &group) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow!("terminated")),
+    };
     drop(procs);
     if let Some(d) = temp_dir {
         let _ = std::fs::remove_dir_all(d);
@@ -426,7 +433,11 @@ async fn drill(
         }
         // Let the writers run a moment on the healthy cluster.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        progress.show(n, &format!("{} of {}", args.scenario.name(), before.master));
+        let victim = match args.scenario {
+            Scenario::KillSentinelLeader => format!("sentinel {}", before.leader),
+            _ => before.master.clone(),
+        };
+        progress.show(n, &format!("{} of {victim}", args.scenario.name()));
         let cx = Ctx {
             scenario: args.scenario,
             mode: args.mode,
@@ -493,7 +504,7 @@ async fn down_after_of(c: &Client, group: &str) -> u64 {
 /// A fault in place, undone by [`heal`].
 enum Injected {
     Killed(Target),
-    Paused(Target),
+    Paused(Stopped),
     Cut(Partition),
     Nothing,
 }
@@ -546,8 +557,7 @@ async fn round(
         }
         Scenario::PauseMaster => {
             let t = procs.find(&before.master, port_of(&master_node.data)?)?;
-            procs.signal(&t, libc::SIGSTOP)?;
-            Injected::Paused(t)
+            Injected::Paused(procs.pause(&t)?)
         }
         Scenario::PartitionMaster => Injected::Cut(Partition::cut(&[
             port_of(&master_node.data)?,
@@ -658,7 +668,7 @@ async fn round(
     progress.show(n, "healing");
     match injected {
         Injected::Killed(t) => procs.restart(&t)?,
-        Injected::Paused(t) => procs.signal(&t, libc::SIGCONT)?,
+        Injected::Paused(stopped) => drop(stopped),
         Injected::Cut(p) => drop(p),
         Injected::Nothing => {}
     }
