@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::Discovery;
+use super::cluster::Discovery;
 
 /// How long one request may take before the writer gives up on its master.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);

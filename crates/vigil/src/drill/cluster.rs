@@ -1,0 +1,177 @@
+//! What the drill reads of the cluster: the master through discovery, every sentinel's
+//! events, and whether the cluster is whole (a master, every replica following, no failover
+//! in flight, every sentinel in reach).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use parking_lot::Mutex;
+use vigil_proto::sentinel as pb;
+
+use crate::ctl::Client;
+
+/// How clients and the drill find the master: the sentinels' `GetMaster`, asked in turn.
+pub struct Discovery {
+    pub(super) clients: Vec<Client>,
+    pub(super) group: String,
+}
+
+impl Discovery {
+    /// The master's data address, if some sentinel names one that is not being failed over.
+    pub async fn master(&self) -> Option<String> {
+        self.master_info().await.map(|m| m.address)
+    }
+
+    pub(super) async fn master_info(&self) -> Option<pb::MasterInfo> {
+        for c in &self.clients {
+            let req = pb::GetMasterRequest {
+                group: self.group.clone(),
+            };
+            if let Ok(m) = c.clone().get_master(req).await
+                && m.get_ref().status == "ok"
+            {
+                return Some(m.into_inner());
+            }
+        }
+        None
+    }
+}
+
+/// Events from every sentinel, with the local time each arrived (the leader's own actions,
+/// such as `+odown`, are published only on its stream).
+pub(super) type EventLog = Arc<Mutex<Vec<(Instant, pb::TopologyEvent)>>>;
+
+pub(super) fn watch_events(clients: &[Client], group: &str, log: EventLog) {
+    for c in clients {
+        let (mut c, group, log) = (c.clone(), group.to_string(), log.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut req = tonic::Request::new(pb::WatchRequest {});
+                req.set_timeout(Duration::from_secs(365 * 24 * 3600));
+                if let Ok(stream) = c.watch_topology(req).await {
+                    let mut stream = stream.into_inner();
+                    while let Ok(Some(ev)) = stream.message().await {
+                        if ev.group == group {
+                            log.lock().push((Instant::now(), ev));
+                        }
+                    }
+                }
+                // A sentinel killed by the drill: watch it again once it is back.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+/// The cluster's shape when it is healthy.
+pub(super) struct Healthy {
+    pub(super) master: String,
+    pub(super) address: String,
+    pub(super) epoch: u64,
+    pub(super) leader: u64,
+    /// Each sentinel's id and gRPC address.
+    pub(super) members: Vec<(u64, String)>,
+    /// A client of the leader.
+    pub(super) leader_client: Client,
+    /// Each node's name, data and admin address.
+    pub(super) nodes: Vec<pb::Node>,
+    pub(super) min_failover_interval: Duration,
+}
+
+/// Waits until a master is assigned, every other node follows it with its link up, no
+/// failover is in flight, and every sentinel is reachable from the leader.
+pub(super) async fn healthy(
+    clients: &[Client],
+    group: &str,
+    within: Duration,
+) -> anyhow::Result<Healthy> {
+    let deadline = Instant::now() + within;
+    let mut last = String::from("no sentinel answered");
+    while Instant::now() < deadline {
+        match check_healthy(clients, group).await {
+            Ok(h) => return Ok(h),
+            Err(why) => last = why,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the cluster did not become healthy within {within:?}: {last}")
+}
+
+async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, String> {
+    for c in clients {
+        let Ok(info) = c.clone().cluster_status(pb::ClusterStatusRequest {}).await else {
+            continue;
+        };
+        let info = info.into_inner();
+        if info.leader == 0 || info.leader != info.id {
+            continue;
+        }
+        // This one leads: it knows what it reaches and what it is doing.
+        if let Some(m) = info.members.iter().find(|m| !m.reachable) {
+            return Err(format!(
+                "sentinel {} is not reachable from the leader",
+                m.id
+            ));
+        }
+        let groups = c
+            .clone()
+            .list_groups(pb::ListGroupsRequest {})
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        let g = groups
+            .groups
+            .into_iter()
+            .find(|g| g.name == group)
+            .ok_or_else(|| format!("no group {group:?} is monitored"))?;
+        if g.master.is_empty() {
+            return Err("no master is assigned".into());
+        }
+        if !g.failover_step.is_empty() {
+            return Err(format!("a failover is in flight ({})", g.failover_step));
+        }
+        for h in &g.health {
+            let fine = if h.name == g.master {
+                h.role == "master" && h.writable
+            } else {
+                h.role == "replica" && h.link == "up"
+            };
+            if !fine || h.sdown {
+                return Err(format!(
+                    "{} is {} (link {:?}, down {})",
+                    h.name, h.role, h.link, h.sdown
+                ));
+            }
+        }
+        let address = g
+            .nodes
+            .iter()
+            .find(|n| n.name == g.master)
+            .map(|n| n.data.clone())
+            .unwrap_or_default();
+        let s = g.settings.unwrap_or_default();
+        return Ok(Healthy {
+            leader_client: c.clone(),
+            master: g.master,
+            address,
+            epoch: g.epoch,
+            leader: info.leader,
+            members: info
+                .members
+                .iter()
+                .map(|m| (m.id, m.address.clone()))
+                .collect(),
+            nodes: g.nodes,
+            min_failover_interval: Duration::from_millis(s.min_failover_interval_ms),
+        });
+    }
+    Err("no sentinel leads".into())
+}
+
+pub(super) fn port_of(address: &str) -> anyhow::Result<u16> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| anyhow!("{address:?} has no port"))
+}
