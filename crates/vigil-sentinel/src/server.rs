@@ -557,6 +557,7 @@ impl SentinelService for Sentinel {
         _req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterInfo>, Status> {
         let s = self.raft.status.read().clone();
+        let resp = self.raft.state.read().sentinel_resp.clone();
         let mut members: Vec<pb::Member> = Vec::new();
         for (ids, voter) in [(&s.voters, true), (&s.learners, false)] {
             for &id in ids {
@@ -573,6 +574,7 @@ impl SentinelService for Sentinel {
                         || p.is_some_and(|p| p.2)
                         || (id == s.leader && s.leader != 0),
                     matched: p.map_or(0, |p| p.1),
+                    resp: resp.get(&id).cloned().unwrap_or_default(),
                 });
             }
         }

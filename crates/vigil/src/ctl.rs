@@ -441,6 +441,7 @@ fn status_json(info: &pb::ClusterInfo, groups: &[pb::Group]) -> serde_json::Valu
             "members": info.members.iter().map(|m| json!({
                 "id": m.id,
                 "address": m.address,
+                "resp": m.resp,
                 "voter": m.voter,
                 "reachable": m.reachable,
                 "matched": m.matched,
@@ -528,7 +529,8 @@ fn status_text(info: &pb::ClusterInfo, groups: &[pb::Group], asked: &str) -> Str
     ));
     let mut rows = vec![vec![
         "ID".into(),
-        "ADDRESS".into(),
+        "GRPC".into(),
+        "RESP".into(),
         "ROLE".into(),
         "VOTER".into(),
         "REACHABLE".into(),
@@ -544,6 +546,11 @@ fn status_text(info: &pb::ClusterInfo, groups: &[pb::Group], asked: &str) -> Str
         rows.push(vec![
             m.id.to_string(),
             m.address.clone(),
+            if m.resp.is_empty() {
+                "-".into()
+            } else {
+                m.resp.clone()
+            },
             role.into(),
             yes(m.voter),
             yes(m.reachable),

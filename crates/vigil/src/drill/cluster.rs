@@ -1,4 +1,4 @@
-//! What the drill reads of the cluster: the master through discovery, every sentinel's
+//! What the drill reads of the cluster: the master as the Raft state has it, every sentinel's
 //! events, and whether the cluster is whole (a master, every replica following, no failover
 //! in flight, every sentinel in reach).
 
@@ -11,18 +11,15 @@ use vigil_proto::sentinel as pb;
 
 use crate::ctl::Client;
 
-/// How clients and the drill find the master: the sentinels' `GetMaster`, asked in turn.
-pub struct Discovery {
+/// The drill's own view of the master: the sentinels' linearizable `GetMaster`, asked in
+/// turn. (The writers find the master as client libraries do, see [`super::workload`].)
+pub struct Sentinels {
     pub(super) clients: Vec<Client>,
     pub(super) group: String,
 }
 
-impl Discovery {
-    /// The master's data address, if some sentinel names one that is not being failed over.
-    pub async fn master(&self) -> Option<String> {
-        self.master_info().await.map(|m| m.address)
-    }
-
+impl Sentinels {
+    /// The master, if some sentinel names one that is not being failed over.
     pub(super) async fn master_info(&self) -> Option<pb::MasterInfo> {
         for c in &self.clients {
             let req = pb::GetMasterRequest {
@@ -71,7 +68,7 @@ pub(super) struct Healthy {
     pub(super) epoch: u64,
     pub(super) leader: u64,
     /// Each sentinel's id and gRPC address.
-    pub(super) members: Vec<(u64, String)>,
+    pub(super) members: Vec<pb::Member>,
     /// A client of the leader.
     pub(super) leader_client: Client,
     /// Each node's name, data and admin address.
@@ -157,11 +154,7 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
             address,
             epoch: g.epoch,
             leader: info.leader,
-            members: info
-                .members
-                .iter()
-                .map(|m| (m.id, m.address.clone()))
-                .collect(),
+            members: info.members,
             nodes: g.nodes,
             min_failover_interval: Duration::from_millis(s.min_failover_interval_ms),
         });

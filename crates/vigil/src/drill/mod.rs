@@ -26,8 +26,7 @@ use vigil_proto::sentinel as pb;
 
 use crate::ctl::{Client, lazy_client};
 use crate::up::{Cluster, LocalCluster};
-pub use cluster::Discovery;
-use cluster::{EventLog, healthy, watch_events};
+use cluster::{EventLog, Sentinels, healthy, watch_events};
 use faults::{Processes, Scenario};
 use report::{Report, Summary};
 use round::{Ctx, round};
@@ -262,11 +261,19 @@ async fn drill(
     }
     let events: EventLog = Arc::default();
     watch_events(&clients, group, events.clone());
-    let discovery = Arc::new(Discovery {
+    let sentinels = Sentinels {
         clients: clients.clone(),
         group: group.into(),
-    });
-    let record = workload::start(args.writers, discovery.clone());
+    };
+    // The writers ask the sentinels' Redis Sentinel protocol ports, as client libraries do.
+    let resp: Vec<String> = first.members.iter().map(|m| m.resp.clone()).collect();
+    if let Some(m) = first.members.iter().find(|m| m.resp.is_empty()) {
+        bail!(
+            "sentinel {} has not announced its Redis Sentinel protocol address",
+            m.id
+        );
+    }
+    let record = workload::start(args.writers, resp, group);
     let deadline = Instant::now() + Duration::from_secs(10);
     while record.acks.lock().is_empty() {
         if Instant::now() > deadline {
@@ -299,7 +306,7 @@ async fn drill(
             mode: args.mode,
             clients: &clients,
             token,
-            discovery: &discovery,
+            sentinels: &sentinels,
             record: &record,
             events: &events,
             progress: &progress,

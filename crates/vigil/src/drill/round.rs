@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use vigil_proto::sentinel as pb;
 
-use super::cluster::{Discovery, EventLog, Healthy, healthy, port_of};
+use super::cluster::{EventLog, Healthy, Sentinels, healthy, port_of};
 use super::faults::{Partition, Processes, Scenario, Stopped, Target};
 use super::report::{self, Mark, Round};
 use super::{Mode, Progress, SETTLE, workload};
@@ -27,7 +27,7 @@ pub(super) struct Ctx<'a> {
     pub(super) mode: Mode,
     pub(super) clients: &'a [Client],
     pub(super) token: &'a str,
-    pub(super) discovery: &'a Discovery,
+    pub(super) sentinels: &'a Sentinels,
     pub(super) record: &'a workload::Record,
     pub(super) events: &'a EventLog,
     pub(super) progress: &'a Progress,
@@ -45,7 +45,7 @@ pub(super) async fn round(
         mode,
         clients,
         token,
-        discovery,
+        sentinels,
         record,
         events,
         progress,
@@ -79,8 +79,8 @@ pub(super) async fn round(
             let addr = before
                 .members
                 .iter()
-                .find(|m| m.0 == before.leader)
-                .map(|m| m.1.clone())
+                .find(|m| m.id == before.leader)
+                .map(|m| m.address.clone())
                 .unwrap_or_default();
             let t = procs.find(&format!("sentinel{}", before.leader), port_of(&addr)?)?;
             procs.kill(&t)?;
@@ -88,7 +88,7 @@ pub(super) async fn round(
         }
         Scenario::Switchover => {
             let req = pb::FailoverRequest {
-                group: discovery.group.clone(),
+                group: sentinels.group.clone(),
                 target: String::new(),
             };
             before
@@ -111,7 +111,7 @@ pub(super) async fn round(
     if scenario.fails_over() {
         progress.show(n, "waiting for the new master's first acknowledged write");
         while t0.elapsed() < limit {
-            if let Some(m) = discovery.master_info().await
+            if let Some(m) = sentinels.master_info().await
                 && m.epoch > before.epoch
             {
                 new_master = m.node;
@@ -148,8 +148,8 @@ pub(super) async fn round(
         let survivors: Vec<Client> = before
             .members
             .iter()
-            .filter(|m| m.0 != before.leader)
-            .filter_map(|m| lazy_client(&m.1, token, Duration::from_secs(1)).ok())
+            .filter(|m| m.id != before.leader)
+            .filter_map(|m| lazy_client(&m.address, token, Duration::from_secs(1)).ok())
             .collect();
         let mut elected = false;
         while t0.elapsed() < limit && !elected {
@@ -165,7 +165,7 @@ pub(super) async fn round(
         }
         // Watch the workload a while longer: the master must keep its lease.
         tokio::time::sleep(down_after * 2).await;
-        let still = discovery.master_info().await;
+        let still = sentinels.master_info().await;
         epoch_after = still.as_ref().map_or(before.epoch, |m| m.epoch);
         if !elected {
             problems.push(format!("no new sentinel leader within {limit:?}"));
@@ -185,7 +185,7 @@ pub(super) async fn round(
         Injected::Nothing => {}
     }
     progress.show(n, "waiting for the cluster to heal");
-    let after = healthy(clients, &discovery.group, SETTLE).await?;
+    let after = healthy(clients, &sentinels.group, SETTLE).await?;
     // Acknowledged writes of the round, checked on the master that now serves.
     let (acks, stale) = {
         let all = record.acks.lock();

@@ -1,4 +1,5 @@
-//! The drill's write workload: writers that find the master through discovery, write unique
+//! The drill's write workload: writers that find the master as Redis Sentinel clients do
+//! (`SENTINEL GET-MASTER-ADDR-BY-NAME` on the sentinels' RESP ports, in turn), write unique
 //! keys, read their previous key back, and record every acknowledgement with its time, so a
 //! round can tell when writes stopped, when the new master took the first one, and which
 //! acknowledged writes are missing afterwards.
@@ -14,8 +15,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-use super::cluster::Discovery;
 
 /// How long one request may take before the writer gives up on its master.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -55,13 +54,18 @@ impl Record {
     }
 }
 
-/// Starts `n` writers.
-pub fn start(n: usize, discovery: Arc<Discovery>) -> Arc<Record> {
+/// Starts `n` writers finding the master of `group` through the sentinels at `sentinels`
+/// (their RESP addresses).
+pub fn start(n: usize, sentinels: Vec<String>, group: &str) -> Arc<Record> {
     let record = Arc::new(Record::default());
     let r = record.clone();
+    let mut resolver = Resolver {
+        conns: sentinels.into_iter().map(|a| (a, None)).collect(),
+        group: group.to_string(),
+    };
     tokio::spawn(async move {
         while !r.stop.load(Ordering::Relaxed) {
-            let m = discovery.master().await;
+            let m = resolver.master().await;
             *r.master.lock() = m;
             tokio::time::sleep(DISCOVERY_POLL).await;
         }
@@ -149,6 +153,42 @@ async fn writer(w: usize, record: Arc<Record>) {
     }
 }
 
+/// Asks the sentinels for the master, the first that answers wins (as client libraries do).
+struct Resolver {
+    conns: Vec<(String, Option<Conn>)>,
+    group: String,
+}
+
+impl Resolver {
+    async fn master(&mut self) -> Option<String> {
+        for (addr, conn) in &mut self.conns {
+            if conn.is_none() {
+                *conn = tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(addr))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            let ask = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.group.as_str()];
+            match c.call(&ask).await {
+                Some(Reply::Array(a)) => {
+                    if let [Reply::Bulk(ip), Reply::Bulk(port)] = &a[..] {
+                        return Some(format!(
+                            "{}:{}",
+                            String::from_utf8_lossy(ip),
+                            String::from_utf8_lossy(port)
+                        ));
+                    }
+                }
+                // No master named here (cut off from the majority): ask the next one.
+                Some(Reply::Nil) => {}
+                _ => *conn = None,
+            }
+        }
+        None
+    }
+}
+
 /// The replies the workload reads.
 #[derive(Debug, PartialEq)]
 pub enum Reply {
@@ -156,8 +196,10 @@ pub enum Reply {
     Ok,
     /// A bulk string.
     Bulk(Vec<u8>),
-    /// A null.
+    /// A null (bulk or array).
     Nil,
+    /// An array.
+    Array(Vec<Reply>),
     /// An error, or anything else.
     Other(String),
 }
@@ -203,7 +245,16 @@ impl Conn {
         let line = line.trim_end();
         match line.as_bytes().first()? {
             b'+' => Some(Reply::Ok),
-            b'$' if line == "$-1" => Some(Reply::Nil),
+            b'$' | b'*' if line[1..] == *"-1" => Some(Reply::Nil),
+            b'*' => {
+                // Small replies only (an address): a bounded element count.
+                let n: usize = line[1..].parse().ok().filter(|n| *n <= 16)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(Box::pin(self.read()).await?);
+                }
+                Some(Reply::Array(items))
+            }
             b'_' => Some(Reply::Nil),
             b'$' => {
                 let n: usize = line[1..].parse().ok()?;
