@@ -71,10 +71,14 @@ pub(super) async fn round(
             let t = procs.find(&before.master, port_of(&master_node.data)?)?;
             Injected::Paused(procs.pause(&t)?)
         }
-        Scenario::PartitionMaster => Injected::Cut(Partition::cut(&[
-            port_of(&master_node.data)?,
-            port_of(&master_node.admin)?,
-        ])?),
+        Scenario::PartitionMaster => {
+            // The rules act on this machine's traffic: the master must run here.
+            procs.find(&before.master, port_of(&master_node.data)?)?;
+            Injected::Cut(Partition::cut(&[
+                port_of(&master_node.data)?,
+                port_of(&master_node.admin)?,
+            ])?)
+        }
         Scenario::KillSentinelLeader => {
             let addr = before
                 .members
