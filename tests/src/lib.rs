@@ -35,12 +35,28 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a server started a moment later.
+///
+/// Taken below the ephemeral range, never handed out twice by this process: a port the OS
+/// assigned (`bind(0)`) is an ephemeral one, which any outgoing connection of the suites
+/// running in parallel may take before the server binds it ("Address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use rand::RngExt;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let mut rng = rand::rng();
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..10_000 {
+        let p = rng.random_range(10_000..low.max(10_001));
+        if !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            given.push(p);
+            return p;
+        }
+    }
+    panic!("no free port below {low}")
 }
 
 /// A port a child announces later (the node's admin port).

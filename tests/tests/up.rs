@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 use vigil_proto::sentinel::GetMasterRequest;
 use vigil_tests::{RawConn, sentinel_client, vigil_bin, write_config};
 
-/// A port p with p, p+1, p+2 all free right now.
+/// A port p with p, p+1, p+2 all free right now (below the ephemeral range, see
+/// `free_port`).
 fn three_free_ports() -> u16 {
     loop {
-        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let p = l.local_addr().unwrap().port();
-        if p < 60000
+        let p = vigil_tests::free_port();
+        if p < 32000
             && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
             && TcpListener::bind(("127.0.0.1", p + 2)).is_ok()
         {

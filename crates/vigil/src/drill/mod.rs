@@ -149,14 +149,15 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
     Ok(report.passed)
 }
 
-/// A local cluster on free ports.
+/// A local cluster on free ports: twelve in a row, three per kind.
 fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
+    let base = free_ports(12)?;
     Ok(LocalCluster {
         dir,
-        base_port: free_ports()?,
-        admin_base_port: free_ports()?,
-        grpc_base_port: free_ports()?,
-        resp_base_port: free_ports()?,
+        base_port: base,
+        admin_base_port: base + 3,
+        grpc_base_port: base + 6,
+        resp_base_port: base + 9,
         group: "mymaster".into(),
         down_after: "1s".into(),
         sync_replicas: 1,
@@ -165,23 +166,30 @@ fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
     })
 }
 
-/// Three consecutive free ports (the first one returned), below the ephemeral range's usual
-/// busy top.
-fn free_ports() -> anyhow::Result<u16> {
-    for _ in 0..200 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let p = first.local_addr()?.port();
-        if p > 60000 {
-            continue;
-        }
-        let rest: Vec<_> = (1..3)
-            .map(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)))
+/// `n` consecutive free ports (the first one returned), below the ephemeral range: an
+/// OS-assigned port could be taken by some outgoing connection before the cluster binds it.
+fn free_ports(n: u16) -> anyhow::Result<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(10_100);
+    // Spread the starting points (by time and PID) so concurrent drills rarely collide.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let span = u32::from(low - 10_000 - n);
+    for i in 0..2_000u32 {
+        let p = 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % span) as u16;
+        let all: Vec<_> = (0..n)
+            .map(|k| std::net::TcpListener::bind(("127.0.0.1", p + k)))
             .collect();
-        if rest.iter().all(Result::is_ok) {
+        if all.iter().all(Result::is_ok) {
             return Ok(p);
         }
     }
-    bail!("found no three consecutive free ports")
+    bail!("found no {n} consecutive free ports below {low}")
 }
 
 /// Progress on stderr: a bar redrawn in place on a terminal, a line per step otherwise.
