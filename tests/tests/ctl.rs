@@ -250,6 +250,11 @@ fn settings_membership_and_monitoring() {
     ctl(&c, &["remove", "mymaster"]);
     let text = ctl(&c, &["status"]);
     assert!(text.contains("No groups are monitored"), "{text}");
+    // The removal sticks: the group in the sentinels' config is not added back (they look for
+    // missing configured groups every 500 ms).
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = ctl(&c, &["status"]);
+    assert!(text.contains("No groups are monitored"), "{text}");
     let mut args = vec!["monitor", "mymaster", "--down-after", "2s"];
     for n in &nodes {
         args.extend(["--node", n.as_str()]);

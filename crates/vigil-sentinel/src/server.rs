@@ -156,8 +156,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Keeps the transport's addresses in step with the state, and (on the leader) adds the
-/// configured groups the state lacks.
 /// The Redis Sentinel protocol endpoint and the publisher of its events.
 fn serve_resp(
     s: &Sentinel,
@@ -199,6 +197,9 @@ fn serve_resp(
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
 }
 
+/// Keeps the transport's addresses in step with the state, announces this sentinel's RESP
+/// address, and (on the leader) adds the configured groups the state lacks and no operator
+/// removed.
 async fn background(
     s: Sentinel,
     config: SentinelConfig,
@@ -218,7 +219,7 @@ async fn background(
                 config
                     .groups
                     .iter()
-                    .filter(|g| !st.groups.contains_key(&g.name))
+                    .filter(|g| !st.groups.contains_key(&g.name) && !st.removed.contains(&g.name))
                     .map(|g| g.spec())
                     .collect(),
             )

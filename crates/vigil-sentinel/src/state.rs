@@ -7,7 +7,7 @@
 //! epoch has passed, an unknown group) is *rejected*, which is itself a deterministic outcome,
 //! returned to the proposer; the state does not change.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -294,6 +294,11 @@ pub struct ClusterState {
     /// Every sentinel's Redis Sentinel protocol (RESP) address, as each announced it.
     #[serde(default)]
     pub sentinel_resp: BTreeMap<u64, String>,
+    /// Groups an operator removed: the groups in a sentinel's config are added only while
+    /// absent from here, so a removal sticks (as Redis Sentinel rewrites its config on
+    /// `SENTINEL REMOVE`). Monitoring the name again clears it.
+    #[serde(default)]
+    pub removed: BTreeSet<String>,
 }
 
 /// Why a command was not applied.
@@ -397,6 +402,7 @@ impl ClusterState {
                 if self.groups.contains_key(&spec.name) {
                     return Err(format!("group {} is already monitored", spec.name));
                 }
+                self.removed.remove(&spec.name);
                 self.groups.insert(
                     spec.name.clone(),
                     Group {
@@ -430,6 +436,7 @@ impl ClusterState {
                 self.groups
                     .remove(group)
                     .ok_or_else(|| format!("no such group {group:?}"))?;
+                self.removed.insert(group.clone());
                 Ok((group.clone(), "remove".into()))
             }
             Command::SetOption { group, key, value } => {
@@ -762,6 +769,9 @@ mod tests {
         run(&mut s, 11, Command::Update(spec("g", &["a", "c"]))).unwrap();
         run(&mut s, 12, Command::Remove { group: "g".into() }).unwrap();
         assert!(s.groups.is_empty());
+        assert!(s.removed.contains("g"), "a removal is remembered");
+        run(&mut s, 13, Command::Monitor(spec("g", &["a"]))).unwrap();
+        assert!(s.removed.is_empty(), "monitoring the name again clears it");
         assert!(Proposal::decode(b"garbage").is_err());
     }
 }
