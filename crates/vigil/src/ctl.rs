@@ -433,7 +433,7 @@ async fn status(first: &Sentinel, token: &str, args: &CtlArgs) -> anyhow::Result
 fn status_json(info: &pb::ClusterInfo, groups: &[pb::Group]) -> serde_json::Value {
     json!({
         "sentinels": {
-            "asked": info.id,
+            "answered_by": info.id,
             "leader": info.leader,
             "term": info.term,
             "commit": info.commit,

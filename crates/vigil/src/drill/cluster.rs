@@ -77,7 +77,8 @@ pub(super) struct Healthy {
 }
 
 /// Waits until a master is assigned, every other node follows it with its link up, no
-/// failover is in flight, and every sentinel is reachable from the leader.
+/// failover is in flight, and every sentinel is reachable from the leader and has announced
+/// its RESP address.
 pub(super) async fn healthy(
     clients: &[Client],
     group: &str,
@@ -108,6 +109,13 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
         if let Some(m) = info.members.iter().find(|m| !m.reachable) {
             return Err(format!(
                 "sentinel {} is not reachable from the leader",
+                m.id
+            ));
+        }
+        // Clients (the writers) find the master through these.
+        if let Some(m) = info.members.iter().find(|m| m.resp.is_empty()) {
+            return Err(format!(
+                "sentinel {} has not announced its Redis Sentinel protocol address yet",
                 m.id
             ));
         }
