@@ -123,62 +123,39 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
     assert!(dom.contains("first write"), "{dom}");
 }
 
+/// One sync-mode round of `scenario` at `down_after = 500ms`, which must pass; its round.
+fn one_round(scenario: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--scenario",
+        scenario,
+        "--rounds",
+        "1",
+        "--down-after",
+        "500ms",
+    ];
+    let (out, r) = drill(dir.path(), &args);
+    assert_passed(&out, &r, 1);
+    let round = r["rounds"][0].clone();
+    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    round
+}
+
 #[test]
 fn pause_master() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, r) = drill(
-        dir.path(),
-        &[
-            "--scenario",
-            "pause-master",
-            "--rounds",
-            "1",
-            "--down-after",
-            "500ms",
-        ],
-    );
-    assert_passed(&out, &r, 1);
-    let round = &r["rounds"][0];
-    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    let round = one_round("pause-master");
     assert_ne!(round["old_master"], round["new_master"]);
 }
 
 #[test]
 fn partition_master() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, r) = drill(
-        dir.path(),
-        &[
-            "--scenario",
-            "partition-master",
-            "--rounds",
-            "1",
-            "--down-after",
-            "500ms",
-        ],
-    );
-    assert_passed(&out, &r, 1);
-    let round = &r["rounds"][0];
-    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    let round = one_round("partition-master");
     assert_ne!(round["old_master"], round["new_master"]);
 }
 
 #[test]
 fn kill_sentinel_leader_keeps_the_master() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, r) = drill(
-        dir.path(),
-        &[
-            "--scenario",
-            "kill-sentinel-leader",
-            "--rounds",
-            "1",
-            "--down-after",
-            "500ms",
-        ],
-    );
-    assert_passed(&out, &r, 1);
-    let round = &r["rounds"][0];
+    let round = one_round("kill-sentinel-leader");
     assert_eq!(round["old_master"], round["new_master"], "{round:#}");
     assert_eq!(round["epoch_after"], round["epoch_before"]);
     assert!(round["failover_ms"].is_null());
