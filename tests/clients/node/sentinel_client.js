@@ -9,22 +9,9 @@
 // non-zero with the reason.
 "use strict";
 const Redis = require("ioredis");
-const readline = require("readline");
-
-const args = process.argv.slice(2);
-const sentinels = args[0].split(",").map((hp) => {
-  const i = hp.lastIndexOf(":");
-  return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
-});
-const protocol = Number(args[args.indexOf("--protocol") + 1] || 3);
-const failoverDetector = args.includes("--failover-detector");
-
-function fail(why) {
-  console.log(`FAIL ${why}`);
-  process.exit(1);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const driver = require("./driver");
+const { sentinels, protocol, fail } = driver;
+const failoverDetector = driver.args.includes("--failover-detector");
 
 function options(role) {
   return {
@@ -59,32 +46,14 @@ async function main() {
   replica.on("error", () => {});
   const old = await masterAddress();
   if ((await master.set("js:k", "v1")) !== "OK") fail("SET not acknowledged");
-  const deadline = Date.now() + 10000;
-  while ((await replica.get("js:k").catch(() => null)) !== "v1") {
-    if (Date.now() > deadline) fail("no replica served the write");
-    await sleep(20);
-  }
+  await driver.untilReplicated(() => replica.get("js:k"), "v1");
   const role = await replica.call("ROLE");
   if (role[0] !== "slave") fail(`the replica connection is to a ${role[0]}`);
-  console.log("READY");
-  const rl = readline.createInterface({ input: process.stdin });
-  await new Promise((r) => rl.once("line", r));
-  rl.close();
-  const start = Date.now();
-  for (;;) {
-    try {
-      if ((await master.set("js:k", "v2")) === "OK") break;
-    } catch (e) {
-      // Connection lost, READONLY, or no master yet: ioredis re-resolves through the sentinels.
-    }
-    if (Date.now() - start > 20000) fail("no new master within 20 s");
-    await sleep(20);
-  }
-  const ms = Date.now() - start;
-  const now = await masterAddress();
-  if (now === old) fail(`still the old master ${old}`);
+  await driver.readyThenWait();
+  // ioredis re-resolves through the sentinels on a lost connection or READONLY.
+  const ms = await driver.untilWritten(() => master.set("js:k", "v2"));
   if ((await master.get("js:k")) !== "v2") fail("the write is not readable on the new master");
-  console.log(`FAILOVER ${ms} ${old} ${now}`);
+  driver.reportFailover(ms, old, await masterAddress());
   master.disconnect();
   replica.disconnect();
   process.exit(0);
