@@ -19,8 +19,9 @@ use vigil_tests::{RawConn, sentinel_client_at};
 const TOKEN: &str = "cluster-token";
 const NODE_TOKEN: &str = "node-token";
 const DOWN_AFTER_MS: u64 = 500;
-/// The lease the sentinels grant (half of down_after).
-const LEASE_MS: u64 = DOWN_AFTER_MS / 2;
+/// The lease the sentinels grant: down_after less one probe interval (a quarter of it, at most
+/// 100 ms) and the clock margin (2 % + 5 ms).
+const LEASE_MS: u64 = DOWN_AFTER_MS - 100 - (DOWN_AFTER_MS / 50 + 5);
 
 /// One acknowledged write.
 #[derive(Clone, Debug)]

@@ -21,12 +21,22 @@
 //!   flight, a lease to renew (every quarter lease, at most every [`ROUND`]) — and goes on at once
 //!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
 //!
-//! Lease arithmetic: the lease is half of `down_after`, so by the time a master is seen down,
-//! every lease it was granted has already ended and promotion need not wait. Node clocks are
-//! read *before* leadership is confirmed, and a lease runs from such a reading, so it ends
-//! before (time the reading arrived here + ttl). A leader that granted nothing itself (it is
-//! new) waits one lease after it became leader: every grant of an earlier leader was confirmed
-//! by a heartbeat acknowledged before this leader's election.
+//! - **A master that restarted behind its replicas** (it lost the tail of its log, so promoting
+//!   it again would wipe writes its replicas hold) is a failed master: the leader fails over at
+//!   once, with the same candidate rules and epoch discipline, without waiting for `down_after`
+//!   or a quorum (the node itself reports that it is no longer the master it was).
+//!
+//! Lease arithmetic: the lease is `down_after` less one probe interval and a clock margin, so
+//! by the time a master is seen down (`down_after` after its last good probe, which comes at
+//! most a probe interval before the last status a lease was granted from) every lease it was
+//! granted has ended and promotion need not wait; and it is long enough to outlast a Raft
+//! election, so the death of the sentinel leader does not pause writes while its successor is
+//! elected (it renews as soon as it leads). Node clocks are read *before* leadership is
+//! confirmed, and a lease runs from such a reading, so it ends before (time the reading arrived
+//! here + ttl). A leader that granted nothing itself (it is new) waits the group's committed
+//! lease (`Group::lease_ms`) after it became leader: every grant of an earlier leader was
+//! confirmed by a heartbeat acknowledged before this leader's election, and no leader grants
+//! more than the committed lease (a longer one is committed first).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -50,14 +60,27 @@ use crate::transport::GrpcTransport;
 pub const ROUND: Duration = Duration::from_millis(100);
 /// How often the leader looks for work that is due.
 const WATCH: Duration = Duration::from_millis(10);
+/// The longest time between two renewals of a master's lease: what the lease has left when the
+/// sentinel leader dies is what its successor's election may take without a write pause.
+const RENEW: Duration = Duration::from_millis(50);
 /// How long a proposal may take before the step is retried.
 const PROPOSE: Duration = Duration::from_secs(2);
 
-/// The write lease granted to a group's master: half of `down_after` (100 ms – 10 s), counted
-/// from a reading of the master's own clock.
+/// The write lease granted to a group's master, counted from a reading of the master's own
+/// clock: `down_after` less one probe interval and the clock margin (20 ms – 60 s), so it ends
+/// before the master can be seen down (see the module doc).
 pub fn lease(s: &Settings) -> Duration {
-    (Duration::from_millis(s.down_after_ms) / 2)
-        .clamp(Duration::from_millis(100), Duration::from_secs(10))
+    let d = Duration::from_millis(s.down_after_ms);
+    d.saturating_sub(crate::monitor::probe_interval(d))
+        .saturating_sub(drift(d))
+        .clamp(Duration::from_millis(20), Duration::from_secs(60))
+}
+
+/// How long the leader waits for a node's status each round: a quarter of `down_after`
+/// (50 ms – 5 s).
+fn status_timeout(s: &Settings) -> Duration {
+    (Duration::from_millis(s.down_after_ms) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(5))
 }
 
 /// Margin on lease waits for clock-rate differences between machines (generous: real rates
@@ -66,9 +89,9 @@ fn drift(lease: Duration) -> Duration {
     lease / 50 + Duration::from_millis(5)
 }
 
-/// How often a master's lease is renewed: four times per lease, at least every round.
+/// How often a master's lease is renewed: eight times per lease, at least every [`RENEW`].
 fn renew_every(s: &Settings) -> Duration {
-    (lease(s) / 4).min(ROUND)
+    (lease(s) / 8).min(RENEW)
 }
 
 /// Per group, what the leader is doing or waiting for, in words (`ListGroups.status`).
@@ -99,6 +122,11 @@ struct Local {
     /// The group's last failover (its `last_failover_ms` marker) and when this sentinel saw it
     /// committed: `min_failover_interval` runs from then, on this sentinel's monotonic clock.
     last_failover: Option<(u64, Instant)>,
+    /// Per lease length (ms) this leader granted, when the last such grant ends: a shorter
+    /// committed lease may replace a longer one only once every longer grant has ended.
+    grants: std::collections::BTreeMap<u64, Instant>,
+    /// The master announced as restarted behind its replicas (logged once per occurrence).
+    behind: Option<String>,
 }
 
 /// The leader's controller.
@@ -241,7 +269,7 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
             // every step of a failover for the whole timeout (the probes notice its return).
             let health = c.health.clone();
             let name = g.spec.name.clone();
-            let o = observe(&c.nodes, &g, lease(&g.spec.settings) / 2, |n| {
+            let o = observe(&c.nodes, &g, status_timeout(&g.spec.settings), |n| {
                 health.is_sdown(&name, n)
             })
             .await;
@@ -268,15 +296,110 @@ impl Controller {
                 self.say(&g.spec.name, "no master yet: assigning the first one");
                 assign_first_master(&self.raft, g, o).await
             }
-            (None, Some(m)) => match self.maybe_begin_failover(g, &m, o).await {
-                Some(began) => began,
-                None => {
-                    self.keep_master(g, &m, o).await;
-                    false
+            (None, Some(m)) => {
+                if let Some(began) = self.maybe_begin_failover(g, &m, o).await {
+                    return began;
                 }
-            },
+                if let Some(began) = self.replace_if_restarted_behind(g, &m, o).await {
+                    return began;
+                }
+                self.keep_master(g, &m, o, since).await;
+                false
+            }
         }
     }
+
+    /// The lease to grant the group's master now: [`lease`], once committed as the group's
+    /// lease (a longer one is committed before it is granted; until then the committed one is
+    /// granted). A shorter one is committed once every longer grant has surely ended.
+    async fn lease_to_grant(&mut self, g: &Group, leader_since: Instant) -> Duration {
+        let want = lease(&g.spec.settings);
+        let have = Duration::from_millis(g.lease_bound_ms());
+        let want_ms = want.as_millis() as u64;
+        let now = Instant::now();
+        let margin = drift(have.max(want));
+        let commit = if g.lease_ms == 0 || want > have {
+            true
+        } else if want < have {
+            let l = self.local(&g.spec.name);
+            l.grants.retain(|_, end| *end + margin > now);
+            now > leader_since + have + margin && l.grants.range(want_ms + 1..).next().is_none()
+        } else {
+            false
+        };
+        if commit {
+            let cmd = Command::SetLease {
+                group: g.spec.name.clone(),
+                lease_ms: want_ms,
+            };
+            match self.raft.propose(cmd, PROPOSE).await {
+                Ok(()) => {
+                    tracing::info!(lease_ms = want_ms, "group lease committed");
+                    return want;
+                }
+                Err(e) => tracing::info!(error = %e, "group lease not committed this round"),
+            }
+        }
+        want.min(have)
+    }
+
+    /// Fails over at once from a committed master that came back (restarted) behind its
+    /// replicas: it lost acknowledged history, so it must not be promoted again, and leaving
+    /// it in place would keep the group unwritable. `None` when the master is not in that state.
+    async fn replace_if_restarted_behind(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+    ) -> Option<bool> {
+        let name = g.spec.name.clone();
+        let behind = restarted_behind(g, master, observed);
+        let l = self.local(&name);
+        let Some((offset, highest)) = behind else {
+            if l.behind.take().is_some() {
+                tracing::info!(master, "master no longer behind its replicas");
+            }
+            return None;
+        };
+        if l.behind.as_deref() != Some(master) {
+            l.behind = Some(master.to_string());
+            tracing::warn!(
+                master,
+                offset,
+                highest,
+                "master restarted behind its replicas (it lost acknowledged history): failing over"
+            );
+        }
+        let why = format!(
+            "{master} restarted behind its replicas (offset {offset} < {highest}): failing over"
+        );
+        self.say(&name, why);
+        let acked = if g.spec.settings.sync_replicas > 0 {
+            self.local(&name).acked.max(self.health.acked(&name))
+        } else {
+            0
+        };
+        Some(self.begin_failover(g, master, observed, acked, 0).await)
+    }
+}
+
+/// Whether the committed master of `g` restarted behind its replicas: it answers, is not
+/// serving as master at the group's epoch, and has less history than some replica. Its offset
+/// and the highest replica offset, if so.
+fn restarted_behind(g: &Group, master: &str, observed: &Observed) -> Option<(u64, u64)> {
+    let mi = g.spec.nodes.iter().position(|n| n.name == master)?;
+    let (st, _) = observed[mi].as_ref()?;
+    let serving = st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced;
+    if serving {
+        return None;
+    }
+    let highest = observed
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != mi)
+        .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s.offset))
+        .max()?;
+    (st.offset < highest).then_some((st.offset, highest))
 }
 
 /// One node's status, or `None` if it does not answer within `timeout`.
@@ -521,12 +644,18 @@ impl Controller {
     }
 
     /// Keeps the committed master promoted and leased, and its replicas following it.
-    async fn keep_master(&mut self, g: &Group, master: &str, observed: &Observed) {
+    async fn keep_master(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+        leader_since: Instant,
+    ) {
         let Some(mi) = g.spec.nodes.iter().position(|n| n.name == master) else {
             return;
         };
         let m = &g.spec.nodes[mi];
-        let ttl = lease(&g.spec.settings);
+        let ttl = self.lease_to_grant(g, leader_since).await;
         if let Some((st, arrived)) = &observed[mi] {
             if g.spec.settings.sync_replicas > 0 {
                 let l = self.local(&g.spec.name);
@@ -537,8 +666,8 @@ impl Controller {
             };
             let is_master = st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced;
             let granted = if !is_master {
-                // Never promote a node that has less than a replica has: a master restarted
-                // empty stays read-only rather than wiping its replicas.
+                // Never promote a node that has less than a replica has (the caller failed
+                // over from it instead): a master restarted empty never wipes its replicas.
                 let highest = observed
                     .iter()
                     .enumerate()
@@ -547,12 +676,6 @@ impl Controller {
                     .max()
                     .unwrap_or(0);
                 if st.offset < highest {
-                    tracing::warn!(
-                        master,
-                        offset = st.offset,
-                        highest,
-                        "committed master is behind its replicas; not promoting it"
-                    );
                     return;
                 }
                 let req = PromoteRequest {
@@ -576,6 +699,7 @@ impl Controller {
                     let bound = *arrived + ttl;
                     let l = self.local(&g.spec.name);
                     l.lease_bound = Some(l.lease_bound.map_or(bound, |b| b.max(bound)));
+                    l.grants.insert(ttl.as_millis() as u64, bound);
                 }
                 Err(e) => {
                     let why = format!("{master} did not take its lease: {}", e.message());
@@ -675,11 +799,26 @@ impl Controller {
                 format!("#quorum {votes}/{}", s.quorum),
             ));
         }
-        let min_offset = if s.sync_replicas > 0 {
+        let acked = if s.sync_replicas > 0 {
             self.local(&name).acked.max(acked)
         } else {
             0
         };
+        Some(self.begin_failover(g, master, observed, acked, votes).await)
+    }
+
+    /// Chooses the candidate and commits `BeginFailover` (at least `min_offset`; `votes`, for
+    /// the log, is 0 when no quorum was needed). Returns whether it committed.
+    async fn begin_failover(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+        min_offset: u64,
+        votes: u32,
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
         let excluded = self.local(&name).excluded.clone();
         let health = self.health.clone();
         let candidate = choose_candidate(g, observed, master, min_offset, &excluded, |n| {
@@ -706,7 +845,7 @@ impl Controller {
                     format!("no eligible replica (min_offset {min_offset})"),
                 ));
             }
-            return Some(false);
+            return false;
         };
         let cmd = Command::BeginFailover {
             group: name.clone(),
@@ -720,11 +859,11 @@ impl Controller {
         match self.raft.propose(cmd, PROPOSE).await {
             Ok(()) => {
                 tracing::warn!(old = master, candidate = %cand.name, offset, votes, "failover begun");
-                Some(true)
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "failover not begun this round");
-                Some(false)
+                false
             }
         }
     }
@@ -802,7 +941,8 @@ impl Controller {
     ) -> bool {
         let name = g.spec.name.clone();
         let cand = &g.spec.nodes[ci];
-        let ttl = lease(&g.spec.settings);
+        // Never more than the committed lease (see `lease_to_grant`).
+        let ttl = lease(&g.spec.settings).min(Duration::from_millis(g.lease_bound_ms()));
         // A reachable old master is fenced at the new epoch: it stops acknowledging at once
         // (checked when each reply leaves), so its lease need not be waited out, and its
         // offset is final.
@@ -814,8 +954,11 @@ impl Controller {
             && !self.health.is_sdown(&name, old)
             && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
             && let Ok(mut c) = self.nodes.client(&o.admin)
-            && let Ok(Ok(st)) =
-                tokio::time::timeout(ttl / 2, c.fence(FenceRequest { epoch: f.epoch })).await
+            && let Ok(Ok(st)) = tokio::time::timeout(
+                status_timeout(&g.spec.settings),
+                c.fence(FenceRequest { epoch: f.epoch }),
+            )
+            .await
         {
             let st = st.into_inner();
             if st.fenced && st.epoch >= f.epoch {
@@ -824,8 +967,10 @@ impl Controller {
             }
         }
         if final_offset.is_none() {
-            let margin = drift(ttl);
-            let mut wait_until = leader_since + ttl + margin;
+            // No leader granted more than the committed lease.
+            let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
+            let margin = drift(committed);
+            let mut wait_until = leader_since + committed + margin;
             if let Some(b) = self.local(&name).lease_bound {
                 wait_until = wait_until.max(b + margin);
             }
@@ -862,7 +1007,9 @@ impl Controller {
         };
         match c.promote(req).await {
             Ok(_) => {
-                self.local(&name).lease_bound = Some(*arrived + ttl);
+                let l = self.local(&name);
+                l.lease_bound = Some(*arrived + ttl);
+                l.grants.insert(ttl.as_millis() as u64, *arrived + ttl);
                 let cmd = Command::Promoted {
                     group: name,
                     epoch: f.epoch,

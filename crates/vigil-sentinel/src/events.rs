@@ -142,7 +142,8 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
             .unwrap_or_default(),
         Command::SetSentinel { .. }
         | Command::SetSentinelResp { .. }
-        | Command::ForgetSentinel { .. } => Vec::new(),
+        | Command::ForgetSentinel { .. }
+        | Command::SetLease { .. } => Vec::new(),
         Command::AssignMaster {
             group: name, node, ..
         } => group(name)

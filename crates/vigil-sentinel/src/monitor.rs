@@ -27,6 +27,12 @@ const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How often the nodes of a group with this `down_after` are probed (at most; a quicker group
+/// on the same sentinel makes it more often).
+pub fn probe_interval(down_after: Duration) -> Duration {
+    (down_after / 4).clamp(PROBE_MIN, PROBE)
+}
+
 /// This sentinel's view of the nodes' health.
 pub struct Health {
     last_ok: Mutex<HashMap<(String, String), Instant>>,
@@ -179,9 +185,7 @@ pub async fn run(
                 .min();
             (targets, quickest)
         };
-        every = quickest.map_or(PROBE, |ms| {
-            (Duration::from_millis(ms) / 4).clamp(PROBE_MIN, PROBE)
-        });
+        every = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
         let mut probes = Vec::new();
         for (group, node, data, admin) in targets {
             health.watch(&group, &node);

@@ -117,9 +117,24 @@ pub struct Group {
     /// writes that never reached the new master are counted.
     #[serde(default)]
     pub deposed: Option<String>,
+    /// The longest write lease (ms) a leader may grant the group's master; 0: none committed
+    /// yet (then half of `down_after`, what leaders granted before this was kept). A new leader
+    /// waits this long before promoting over a master it could not fence, so a leader commits
+    /// a longer lease here *before* granting it.
+    #[serde(default)]
+    pub lease_ms: u64,
 }
 
 impl Group {
+    /// The longest lease any leader may have granted (see `lease_ms`).
+    pub fn lease_bound_ms(&self) -> u64 {
+        if self.lease_ms > 0 {
+            self.lease_ms
+        } else {
+            self.spec.settings.down_after_ms / 2
+        }
+    }
+
     /// Whether `name` is one of the group's nodes.
     pub fn has_node(&self, name: &str) -> bool {
         self.spec.nodes.iter().any(|n| n.name == name)
@@ -210,6 +225,13 @@ pub enum Command {
         group: String,
         /// The failover's epoch.
         epoch: u64,
+    },
+    /// Sets the longest write lease a leader may grant the group's master (`Group::lease_ms`).
+    SetLease {
+        /// The group.
+        group: String,
+        /// The lease, ms (positive).
+        lease_ms: u64,
     },
     /// Gives up the failover at `epoch` (the epoch stays raised; the next attempt uses a
     /// higher one).
@@ -412,6 +434,7 @@ impl ClusterState {
                         failover: None,
                         last_failover_ms: 0,
                         deposed: None,
+                        lease_ms: 0,
                     },
                 );
                 Ok((spec.name.clone(), "monitor".into()))
@@ -468,6 +491,14 @@ impl ClusterState {
                 validate(&spec)?;
                 g.spec = spec;
                 Ok((group.clone(), format!("set {key} {value}")))
+            }
+            Command::SetLease { group, lease_ms } => {
+                if *lease_ms == 0 {
+                    return Err("a lease must be positive".into());
+                }
+                let g = self.group_mut(group)?;
+                g.lease_ms = *lease_ms;
+                Ok((group.clone(), format!("lease {lease_ms} ms")))
             }
             Command::AssignMaster {
                 group,
