@@ -1,10 +1,11 @@
 //! `vigil up`: a whole local cluster from one command — three managed nodes and three
-//! sentinels as its children, a master assigned by the sentinels, everything stopped on
-//! SIGTERM.
+//! sentinels as its supervised children, a master assigned by the sentinels, a killed process
+//! restarted, the cluster's events on the terminal, everything stopped on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
@@ -24,47 +25,71 @@ fn three_free_ports() -> u16 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_runs_a_cluster_and_stops_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, admin, grpc, resp) = (
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-    );
-    let cfg = write_config(
-        dir.path(),
-        "local.toml",
-        &format!(
-            "dir = \"{}\"\nbase_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 0\ntoken = \"t\"\nnode_token = \"n\"\n",
-            dir.path().join("cluster").display()
-        ),
-    );
-    let mut up = Command::new(vigil_bin())
-        .args(["up", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line == "ready" {
-            break;
-        }
-        banner.push_str(&line);
-        banner.push('\n');
+/// `vigil up`'s stdout, collected line by line as it arrives.
+struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn collect(child: &mut Child) -> Output {
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l = lines.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                l.lock().unwrap().push(line);
+            }
+        });
+        Output(lines)
     }
-    assert!(
-        banner.contains(&format!("redis://127.0.0.1:{data}")),
-        "{banner}"
-    );
-    // The sentinels give the group a master, which takes writes.
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a line containing every one of `parts`; returns it.
+    async fn wait_line(&self, parts: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {parts:?} within {within:?}; vigil up printed:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Stops `vigil up` on drop (a failed assertion must not leave a cluster running).
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+async fn master_of(grpc: u16) -> vigil_proto::sentinel::MasterInfo {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let master = loop {
+    loop {
         let r = sentinel_client(grpc, "t")
             .get_master(GetMasterRequest {
                 group: "mymaster".into(),
@@ -73,23 +98,133 @@ async fn up_runs_a_cluster_and_stops_it() {
         if let Ok(m) = r.map(|r| r.into_inner())
             && m.status == "ok"
         {
-            break m;
+            return m;
         }
         assert!(Instant::now() < deadline, "no master within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let port: u16 = master.address.rsplit(':').next().unwrap().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while RawConn::connect(port).unwrap().call(&["SET", "k", "v"]) != b"+OK\r\n" {
-        assert!(Instant::now() < deadline, "master took no write");
+    }
+}
+
+async fn set_until_ok(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(mut c) = RawConn::connect(port)
+            && c.call(&["SET", "k", "v"]) == b"+OK\r\n"
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master on {port} took no write"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `vigil up` run as a newcomer would, from an arbitrary directory (no repository around it)
+/// with its data in the per-user default location: a master is assigned; SIGKILL of the
+/// master's process leaves the rest running, the failover shows on the terminal as events,
+/// the killed node is restarted and returns as a replica; SIGTERM stops everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_supervises_its_cluster_and_shows_a_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, admin, grpc, resp) = (
+        three_free_ports(),
+        three_free_ports(),
+        three_free_ports(),
+        three_free_ports(),
+    );
+    // No `dir`: the per-user default under $HOME.
+    let cfg = write_config(
+        dir.path(),
+        "local.toml",
+        &format!(
+            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
+        ),
+    );
+    let (home, cwd) = (dir.path().join("home"), dir.path().join("elsewhere"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let mut child = Command::new(vigil_bin())
+        .args(["up", "--config"])
+        .arg(&cfg)
+        .current_dir(&cwd)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Output::collect(&mut child);
+    let mut up = Up(child);
+    out.wait_line(&["ready"], Duration::from_secs(10)).await;
+    let banner = out.text();
+    let data_dir = home.join(".local/share/vigil/local-cluster");
+    assert!(
+        banner.contains(&data_dir.display().to_string()) && data_dir.join("node1").is_dir(),
+        "{banner}"
+    );
+    assert!(banner.contains("synchronous replication"), "{banner}");
+    let first = master_of(grpc).await;
+    let port: u16 = first.address.rsplit(':').next().unwrap().parse().unwrap();
+    set_until_ok(port, Duration::from_secs(10)).await;
+    // Its process, as the banner names it.
+    let line = out
+        .wait_line(&[&format!("redis://127.0.0.1:{port} ")], Duration::ZERO)
+        .await;
+    let name = line.split_whitespace().next().unwrap().to_string();
+    let pid: i32 = line
+        .rsplit("pid ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on a grandchild this test started through `vigil up`.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // The exit is reported, the failover shows as events, the rest keeps running.
+    out.wait_line(&[&name, "exited", "signal: 9"], Duration::from_secs(5))
+        .await;
+    out.wait_line(&["+sdown", &name], Duration::from_secs(10))
+        .await;
+    out.wait_line(&["+switch-master", "mymaster"], Duration::from_secs(15))
+        .await;
+    let second = master_of(grpc).await;
+    assert_ne!(second.address, first.address);
+    let new_port: u16 = second.address.rsplit(':').next().unwrap().parse().unwrap();
+    set_until_ok(new_port, Duration::from_secs(10)).await;
+    // The killed node is started again and rejoins as a replica of the new master.
+    out.wait_line(&[&name, "restarted (pid"], Duration::from_secs(10))
+        .await;
+    out.wait_line(&["+convert-to-slave", &name], Duration::from_secs(20))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = RawConn::connect(port)
+            .map(|mut c| c.call(&["INFO", "replication"]))
+            .unwrap_or_default();
+        let info = String::from_utf8_lossy(&info).to_string();
+        if info.contains(&format!("master_port:{new_port}"))
+            && info.contains("master_link_status:up")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node does not follow the new master: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        matches!(up.0.try_wait(), Ok(None)),
+        "vigil up stopped:\n{}",
+        out.text()
+    );
     // SIGTERM stops the whole cluster.
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(up.0.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(s) = up.try_wait().unwrap() {
+        if let Some(s) = up.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "vigil up did not stop");
@@ -102,4 +237,60 @@ async fn up_runs_a_cluster_and_stops_it() {
             "port {p} still served after vigil up stopped"
         );
     }
+}
+
+/// With `--no-restart` a process that exits stays down, and is said to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_no_restart_leaves_an_exited_process_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, admin, grpc, resp) = (
+        three_free_ports(),
+        three_free_ports(),
+        three_free_ports(),
+        three_free_ports(),
+    );
+    let mut child = Command::new(vigil_bin())
+        .args(["up", "--async", "--no-restart", "--dir"])
+        .arg(dir.path().join("cluster"))
+        .arg("--config")
+        .arg(write_config(
+            dir.path(),
+            "local.toml",
+            &format!(
+                "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
+            ),
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Output::collect(&mut child);
+    let _up = Up(child);
+    out.wait_line(&["ready"], Duration::from_secs(10)).await;
+    assert!(
+        out.text().contains("asynchronous replication"),
+        "{}",
+        out.text()
+    );
+    let line = out.wait_line(&["sentinel3 ", "pid "], Duration::ZERO).await;
+    let pid: i32 = line
+        .rsplit("pid ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on a grandchild this test started through `vigil up`.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    out.wait_line(&["sentinel3 exited", "left down"], Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !out.text().contains("sentinel3 restarted"),
+        "{}",
+        out.text()
+    );
+    assert!(TcpStream::connect(("127.0.0.1", grpc + 2)).is_err());
+    // The other two sentinels still serve.
+    master_of(grpc).await;
 }

@@ -654,18 +654,52 @@ async fn watch(s: Sentinel, group: Option<&str>, json: bool) -> anyhow::Result<(
                 })
             );
         } else {
-            let parts = [
-                clock(ev.at_ms),
-                ev.group,
-                format!("epoch {}", ev.epoch),
-                ev.kind,
-                ev.node,
-                ev.detail,
-            ];
-            let line: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
-            println!("{}", line.join(" "));
+            println!("{}", event_line(&ev));
         }
     }
+}
+
+/// An event as one line: `HH:MM:SS.mmm group epoch N kind node detail`.
+pub fn event_line(ev: &pb::TopologyEvent) -> String {
+    let parts = [
+        clock(ev.at_ms),
+        ev.group.clone(),
+        format!("epoch {}", ev.epoch),
+        ev.kind.clone(),
+        ev.node.clone(),
+        ev.detail.clone(),
+    ];
+    let line: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    line.join(" ")
+}
+
+/// Streams every sentinel's events (`WatchTopology`), each with the index of the client it
+/// came from, watching a sentinel again whenever its stream ends (it was killed and is back).
+/// The leader's own actions, such as `+odown`, are published only on its stream. The watchers
+/// stop when the receiver is dropped.
+pub fn follow_events(
+    clients: &[Client],
+) -> tokio::sync::mpsc::UnboundedReceiver<(usize, pb::TopologyEvent)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for (i, c) in clients.iter().enumerate() {
+        let (mut c, tx) = (c.clone(), tx.clone());
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let mut req = tonic::Request::new(pb::WatchRequest {});
+                req.set_timeout(Duration::from_secs(365 * 24 * 3600));
+                if let Ok(stream) = c.watch_topology(req).await {
+                    let mut stream = stream.into_inner();
+                    while let Ok(Some(ev)) = stream.message().await {
+                        if tx.send((i, ev)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+    rx
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a wall-clock time in milliseconds.

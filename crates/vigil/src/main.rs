@@ -36,9 +36,19 @@ enum Command {
 
 #[derive(clap::Args)]
 struct UpArgs {
-    /// TOML config file (see config/local-cluster.toml).
-    #[arg(long, default_value = "config/local-cluster.toml")]
-    config: PathBuf,
+    /// TOML config file in config/local-cluster.toml's format (default: that file, built in).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (default: the config's `dir`, else ~/.local/share/vigil/local-cluster).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Asynchronous replication (the default is synchronous: a write is acknowledged once a
+    /// replica has it).
+    #[arg(long = "async")]
+    async_replication: bool,
+    /// Leave a process that exits down instead of restarting it.
+    #[arg(long)]
+    no_restart: bool,
 }
 
 #[derive(clap::Args)]
@@ -87,7 +97,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
-        Command::Up(args) => up::run(&args.config),
+        Command::Up(args) => up::run(up::UpOptions {
+            config: args.config,
+            dir: args.dir,
+            async_replication: args.async_replication,
+            no_restart: args.no_restart,
+        }),
         Command::Drill(args) => {
             let r = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -1,18 +1,27 @@
 //! `vigil up`: three storage nodes and three sentinels on this machine, as child processes of
-//! this one, configured from `config/local-cluster.toml` and stopped together.
+//! this one, supervised: a child that exits is reported and restarted after a short back-off
+//! (as systemd's `Restart=always` would), the cluster's events are printed one line each, and
+//! Ctrl-C or SIGTERM stops everything. The configuration is embedded in the binary
+//! ([`DEFAULT_CONFIG`], the commented `config/local-cluster.toml`), so an installed binary runs
+//! in any directory; `--config FILE` replaces it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-/// `config/local-cluster.toml`.
+/// The local cluster's default configuration (`config/local-cluster.toml`), built in.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/local-cluster.toml");
+
+/// The local cluster's configuration (`config/local-cluster.toml`'s format).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalCluster {
-    /// Where the processes keep their data, configs and logs.
+    /// Where the processes keep their data, configs and logs (default: [`default_dir`]).
+    #[serde(default = "default_dir")]
     pub dir: PathBuf,
     /// First node's data port (then +1, +2).
     pub base_port: u16,
@@ -34,28 +43,59 @@ pub struct LocalCluster {
     pub node_token: String,
 }
 
+/// Where a local cluster keeps its data unless told otherwise: `$XDG_DATA_HOME/vigil/local-cluster`,
+/// else `~/.local/share/vigil/local-cluster`, else `./vigil-data`.
+pub fn default_dir() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = env("XDG_DATA_HOME") {
+        d.join("vigil/local-cluster")
+    } else if let Some(h) = env("HOME") {
+        h.join(".local/share/vigil/local-cluster")
+    } else {
+        PathBuf::from("vigil-data")
+    }
+}
+
 impl LocalCluster {
     /// Reads the file.
     pub fn load(path: &Path) -> anyhow::Result<LocalCluster> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let c: LocalCluster = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("invalid config in {}: {}", path.display(), e.message())
-        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in configuration ([`DEFAULT_CONFIG`]).
+    pub fn builtin() -> anyhow::Result<LocalCluster> {
+        Self::parse(DEFAULT_CONFIG, "the built-in local cluster configuration")
+    }
+
+    /// Parses `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<LocalCluster> {
+        let c: LocalCluster = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("invalid config in {origin}: {}", e.message()))?;
         humantime::parse_duration(&c.down_after).with_context(|| {
             format!(
-                "invalid config in {}: `down_after` {:?} is not a duration",
-                path.display(),
+                "invalid config in {origin}: `down_after` {:?} is not a duration",
                 c.down_after
             )
         })?;
         if c.token.is_empty() || c.node_token.is_empty() {
-            bail!(
-                "invalid config in {}: `token` and `node_token` must not be empty",
-                path.display()
-            );
+            bail!("invalid config in {origin}: `token` and `node_token` must not be empty");
         }
         Ok(c)
+    }
+
+    /// The sentinels' Raft tick: a twentieth of `down_after` (10–100 ms), so that an election
+    /// (8 to 16 ticks) ends well within the master's lease and the death of the sentinel leader
+    /// does not pause writes.
+    fn raft_tick(&self) -> Duration {
+        humantime::parse_duration(&self.down_after)
+            .map_or(Duration::from_millis(50), |d| d / 20)
+            .clamp(Duration::from_millis(10), Duration::from_millis(100))
     }
 }
 
@@ -65,7 +105,20 @@ struct Proc {
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
+    /// When the running child was started.
+    started: Instant,
+    /// Supervision: the pending restart after the child exited, and the back-off to use next.
+    restart_at: Option<Instant>,
+    backoff: Duration,
 }
+
+/// The first back-off before a child that exited is started again: longer than the default
+/// `down_after`, so a killed master is seen failing over before it returns as a replica.
+const BACKOFF_MIN: Duration = Duration::from_secs(2);
+/// The longest back-off (a child that keeps exiting at once).
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A child that ran this long before it exited starts again after the shortest back-off.
+const STABLE: Duration = Duration::from_secs(10);
 
 /// A running local cluster: its processes are children of this one, stopped (SIGTERM, then
 /// SIGKILL) when this goes out of scope, even on error.
@@ -124,7 +177,7 @@ impl Cluster {
             std::fs::write(
                 &cfg,
                 format!(
-                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"{}\"\ndown_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
+                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\ndown_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
                     i + 1,
                     c.grpc_base_port + i,
                     c.resp_base_port + i,
@@ -132,6 +185,7 @@ impl Cluster {
                     c.token,
                     c.node_token,
                     peers.join(", "),
+                    c.raft_tick().as_millis(),
                     c.group,
                     c.down_after,
                     c.sync_replicas,
@@ -149,6 +203,9 @@ impl Cluster {
             args: args.iter().map(|a| a.to_string()).collect(),
             log: self.dir.join(format!("{name}.log")),
             child: None,
+            started: Instant::now(),
+            restart_at: None,
+            backoff: BACKOFF_MIN,
         };
         p.child = Some(launch(&p)?);
         self.procs.push(p);
@@ -186,24 +243,55 @@ impl Cluster {
         let p = self.proc_mut(name)?;
         if p.child.is_none() {
             p.child = Some(launch(p)?);
+            p.started = Instant::now();
+            p.restart_at = None;
         }
         Ok(())
     }
 
-    /// The first process found to have exited on its own, with its status.
-    pub fn exited(&mut self) -> Option<String> {
+    /// One supervision pass: reaps children that exited and, with `restart`, starts them again
+    /// once their back-off has passed (doubling it, up to [`BACKOFF_MAX`], for a child that
+    /// exits within [`STABLE`] of its start). Returns what happened, one line each.
+    pub fn supervise(&mut self, restart: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let now = Instant::now();
         for p in &mut self.procs {
             if let Some(c) = p.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                return Some(format!(
-                    "{} exited ({status}); see {}",
+                p.child = None;
+                if p.started.elapsed() >= STABLE {
+                    p.backoff = BACKOFF_MIN;
+                }
+                let next = if restart {
+                    p.restart_at = Some(now + p.backoff);
+                    format!("restarting it in {}", humantime::format_duration(p.backoff))
+                } else {
+                    "left down (--no-restart)".to_string()
+                };
+                out.push(format!(
+                    "{} exited ({status}); {next}; log: {}",
                     p.name,
                     p.log.display()
                 ));
             }
+            if p.child.is_none() && p.restart_at.is_some_and(|t| now >= t) {
+                p.restart_at = None;
+                match launch(p) {
+                    Ok(c) => {
+                        out.push(format!("{} restarted (pid {})", p.name, c.id()));
+                        p.child = Some(c);
+                        p.started = now;
+                        p.backoff = (p.backoff * 2).min(BACKOFF_MAX);
+                    }
+                    Err(e) => {
+                        p.restart_at = Some(now + p.backoff);
+                        out.push(format!("{} not restarted: {e:#}", p.name));
+                    }
+                }
+            }
         }
-        None
+        out
     }
 }
 
@@ -246,80 +334,151 @@ fn launch(p: &Proc) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot start {}", p.name))
 }
 
-/// Starts the cluster and waits for SIGTERM or Ctrl-C, then stops it.
-pub fn run(config: &Path) -> anyhow::Result<()> {
-    let c = LocalCluster::load(config)?;
+/// What `vigil up` was asked for.
+pub struct UpOptions {
+    /// A configuration file instead of the built-in one.
+    pub config: Option<PathBuf>,
+    /// The data directory, instead of the configuration's.
+    pub dir: Option<PathBuf>,
+    /// Asynchronous replication instead of the configuration's `sync_replicas`.
+    pub async_replication: bool,
+    /// Leave a child that exited down instead of restarting it.
+    pub no_restart: bool,
+}
+
+/// Starts the cluster, supervises it and prints its events until SIGTERM or Ctrl-C, then stops
+/// it.
+pub fn run(opts: UpOptions) -> anyhow::Result<()> {
+    let mut c = match &opts.config {
+        Some(path) => LocalCluster::load(path)?,
+        None => LocalCluster::builtin()?,
+    };
+    if let Some(d) = &opts.dir {
+        c.dir = d.clone();
+    }
+    if opts.async_replication {
+        c.sync_replicas = 0;
+    }
     let mut cluster = Cluster::start(&c)?;
-    let dir = cluster.dir.clone();
+    let mode = match c.sync_replicas {
+        0 => "asynchronous replication".to_string(),
+        n => {
+            format!("synchronous replication: a write is acknowledged once {n} replica(s) have it")
+        }
+    };
     println!(
-        "vigil up: group {:?} on 3 nodes, 3 sentinels (data and logs in {})",
+        "vigil up: group {:?} on 3 nodes, 3 sentinels, {mode}\n  data and logs in {}",
         c.group,
-        dir.display()
+        cluster.dir.display()
     );
     for i in 0..3u16 {
+        let name = format!("node{}", i + 1);
         println!(
-            "  node{}      redis://127.0.0.1:{}  (admin 127.0.0.1:{})",
-            i + 1,
+            "  {name}      redis://127.0.0.1:{}  (admin 127.0.0.1:{}, pid {})",
             c.base_port + i,
-            c.admin_base_port + i
+            c.admin_base_port + i,
+            cluster.pid(&name).unwrap_or(0)
         );
     }
     for i in 0..3u16 {
+        let name = format!("sentinel{}", i + 1);
         println!(
-            "  sentinel{}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{})",
-            i + 1,
+            "  {name}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{}, pid {})",
             c.resp_base_port + i,
-            c.grpc_base_port + i
+            c.grpc_base_port + i,
+            cluster.pid(&name).unwrap_or(0)
         );
     }
     println!(
-        "The sentinels assign the master within a few seconds. Point a Redis Sentinel client at"
+        "The sentinels assign the master within a few seconds. Point a Redis Sentinel client at\n\
+         them with the group name {:?}, e.g. redis-cli -p {} SENTINEL get-master-addr-by-name {}\n\
+         (or gRPC SentinelService.GetMaster, token in the config). Kill the master to watch a\n\
+         failover here; {}. Ctrl-C stops everything.",
+        c.group,
+        c.resp_base_port,
+        c.group,
+        if opts.no_restart {
+            "processes that exit are left down"
+        } else {
+            "processes that exit are restarted"
+        }
     );
-    println!(
-        "them with the group name {:?}, e.g. redis-cli -p {} SENTINEL get-master-addr-by-name {}",
-        c.group, c.resp_base_port, c.group
-    );
-    println!("(or gRPC SentinelService.GetMaster, token in the config). Ctrl-C stops everything.");
     println!("ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let exited = runtime.block_on(async {
+    let result = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let clients = (0..3u16)
+            .map(|i| {
+                crate::ctl::lazy_client(
+                    &format!("127.0.0.1:{}", c.grpc_base_port + i),
+                    &c.token,
+                    Duration::from_secs(5),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut events = crate::ctl::follow_events(&clients);
+        // Committed changes arrive from every sentinel: print each once.
+        let mut printed = HashSet::new();
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return anyhow::Ok(None),
-                _ = term.recv() => return anyhow::Ok(None),
+                _ = tokio::signal::ctrl_c() => return anyhow::Ok(()),
+                _ = term.recv() => return anyhow::Ok(()),
+                Some((from, ev)) = events.recv() => {
+                    if ev.index > 0 && !printed.insert((ev.index, ev.kind.clone(), ev.node.clone())) {
+                        continue;
+                    }
+                    let by = if ev.index > 0 {
+                        String::new()
+                    } else {
+                        format!("sentinel{} ", from + 1)
+                    };
+                    println!("{by}{}", crate::ctl::event_line(&ev));
+                }
                 _ = tick.tick() => {
-                    if let Some(why) = cluster.exited() {
-                        return anyhow::Ok(Some(why));
+                    for line in cluster.supervise(!opts.no_restart) {
+                        println!("vigil up: {line}");
                     }
                 }
             }
         }
-    })?;
+    });
+    // First the event watchers and their connections: a sentinel's graceful shutdown waits
+    // for its open streams to close.
+    drop(runtime);
     println!("vigil up: stopping");
     drop(cluster);
-    match exited {
-        Some(why) => bail!("{why}"),
-        None => Ok(()),
-    }
+    result
 }
 
 #[cfg(test)]
 mod tests {
-    /// The commented example in config/ must always load.
+    /// The built-in configuration (the commented example in config/) always loads, runs
+    /// synchronous replication and keeps its data outside the working directory.
     #[test]
-    fn shipped_example_loads() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../config/local-cluster.toml"
-        );
-        let c = super::LocalCluster::load(std::path::Path::new(path)).unwrap();
+    fn builtin_config_loads() {
+        let c = super::LocalCluster::builtin().unwrap();
         assert_eq!(
-            (c.base_port, c.grpc_base_port, c.group.as_str()),
-            (6379, 27379, "mymaster")
+            (
+                c.base_port,
+                c.grpc_base_port,
+                c.group.as_str(),
+                c.sync_replicas
+            ),
+            (6379, 27379, "mymaster", 1)
         );
+        assert_eq!(c.dir, super::default_dir());
+        assert_eq!(c.raft_tick(), std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        let e = super::LocalCluster::parse("base_port = 1", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("invalid config in f.toml"), "{e}");
+        let text = super::DEFAULT_CONFIG.replace("down_after = \"1s\"", "down_after = \"soon\"");
+        let e = super::LocalCluster::parse(&text, "f.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("`down_after`"), "{e:#}");
     }
 }

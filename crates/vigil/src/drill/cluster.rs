@@ -40,25 +40,15 @@ impl Sentinels {
 pub(super) type EventLog = Arc<Mutex<Vec<(Instant, pb::TopologyEvent)>>>;
 
 pub(super) fn watch_events(clients: &[Client], group: &str, log: EventLog) {
-    for c in clients {
-        let (mut c, group, log) = (c.clone(), group.to_string(), log.clone());
-        tokio::spawn(async move {
-            loop {
-                let mut req = tonic::Request::new(pb::WatchRequest {});
-                req.set_timeout(Duration::from_secs(365 * 24 * 3600));
-                if let Ok(stream) = c.watch_topology(req).await {
-                    let mut stream = stream.into_inner();
-                    while let Ok(Some(ev)) = stream.message().await {
-                        if ev.group == group {
-                            log.lock().push((Instant::now(), ev));
-                        }
-                    }
-                }
-                // A sentinel killed by the drill: watch it again once it is back.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut events = crate::ctl::follow_events(clients);
+    let group = group.to_string();
+    tokio::spawn(async move {
+        while let Some((_, ev)) = events.recv().await {
+            if ev.group == group {
+                log.lock().push((Instant::now(), ev));
             }
-        });
-    }
+        }
+    });
 }
 
 /// The cluster's shape when it is healthy.
