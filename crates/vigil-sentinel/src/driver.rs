@@ -66,8 +66,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            tick: Duration::from_millis(100),
-            election_ticks: 10,
+            tick: Duration::from_millis(50),
+            election_ticks: 8,
             heartbeat_ticks: 2,
             compact_every: 10_000,
         }

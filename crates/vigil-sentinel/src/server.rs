@@ -71,6 +71,23 @@ pub async fn run(
     } else {
         config.peers.iter().map(|p| p.id).collect()
     };
+    // The master's lease must outlast a Raft election, or the death of the sentinel leader
+    // pauses writes until its successor renews it.
+    let election = config.raft.tick * (2 * config.raft.election_ticks) as u32;
+    for g in &config.groups {
+        let lease = crate::controller::lease(&g.spec().settings);
+        if election > lease {
+            tracing::warn!(
+                group = %g.name,
+                election_ms = election.as_millis() as u64,
+                lease_ms = lease.as_millis() as u64,
+                "a Raft election may take longer than the master's write lease: if the sentinel \
+                 leader dies, writes may pause for the difference; lower `raft.tick` (or \
+                 `raft.election_ticks`) so that 2 x election_ticks x tick stays below the lease \
+                 (down_after less a probe interval)"
+            );
+        }
+    }
     let opts = Options {
         tick: config.raft.tick,
         election_ticks: config.raft.election_ticks,
