@@ -55,9 +55,9 @@ pub struct ConnState {
     /// Stream offset the pending replies' writes must be acknowledged at (synchronous mode,
     /// lease and fence checks), if any.
     pub pending_ack: Option<u64>,
-    /// Byte ranges in the output buffer of pending write replies, which become errors if the
-    /// acknowledgement check fails.
-    pub write_replies: Vec<(usize, usize)>,
+    /// Where the first pending write reply starts in the output buffer: if the
+    /// acknowledgement check fails, the output is cut there and the connection closed.
+    pub first_write: Option<usize>,
     /// The last data command wrote (its reply is a write reply).
     just_wrote: bool,
 }
@@ -311,9 +311,10 @@ impl Node {
                 }
                 block.on_timeout
             };
-            // Replies to earlier pipelined commands go out before we wait.
+            // Replies to earlier pipelined commands go out before we wait (unless the
+            // acknowledgement check closes the connection).
             self.before_reply(conn).await;
-            if conn.flush().await.is_err() {
+            if conn.flush().await.is_err() || conn.close {
                 break None;
             }
             conn.info.blocked.store(true, Ordering::Relaxed);
@@ -478,8 +479,7 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         if std::mem::take(&mut conn.state.just_wrote) {
-            let end = conn.out.len();
-            conn.state.write_replies.push((start, end));
+            conn.state.first_write.get_or_insert(start);
         }
     }
 
@@ -505,8 +505,7 @@ fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
     if std::mem::take(&mut conn.state.just_wrote) {
-        let end = conn.out.len();
-        conn.state.write_replies.push((start, end));
+        conn.state.first_write.get_or_insert(start);
     }
 }
 
