@@ -174,16 +174,19 @@ impl Node {
     }
 
     /// Whether this command may run now: writes need a master that may acknowledge them (and
-    /// `min_replicas_to_write` good replicas); a replica whose link is down serves nothing but
+    /// `min_replicas_to_write` good replicas); reads on a managed node that is not a replica
+    /// need the same lease (`lease_reads`); a replica whose link is down serves nothing but
     /// STALE commands when `serve_stale_data` is off. `Ok` says whether lookups must hide
     /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
-    /// arrives in the stream). One read of the role per command: this is the hot path.
+    /// arrives in the stream). One read of the role per command: this is the hot path, and a
+    /// master that may write pays nothing more for reads.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
         if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let role = self.role.read();
-        let denied = role.write_denied(std::time::Instant::now());
+        let now = Instant::now();
+        let denied = role.write_denied(now);
         if meta.flags.has(Flags::WRITE) {
             if let Some(e) = denied {
                 return Err(Reply::error(e));
@@ -192,6 +195,10 @@ impl Node {
             if n > 0 && self.good_replicas(lag) < n {
                 return Err(Reply::error(NOREPLICAS));
             }
+        } else if denied.is_some()
+            && let Some(e) = role.read_denied(now)
+        {
+            return Err(Reply::error(e));
         } else if matches!(role.role, Role::Replica { .. })
             && !meta.flags.has(Flags::STALE)
             && !self.config.read().replication.serve_stale_data
