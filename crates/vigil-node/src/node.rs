@@ -462,11 +462,19 @@ async fn background(node: Arc<Node>) {
 }
 
 /// A master sends PING down the stream so idle replicas know the link is alive.
+///
+/// Only while it may acknowledge writes: a PING is stream bytes, and a fenced master (or one
+/// whose lease ran out) must not extend its history past the offset the sentinels took as
+/// final, or every byte after it counts as divergent when it is demoted (Redis' own master
+/// stops pinging its replicas while writes are paused, for FAILOVER, for the same reason).
+/// Its replicas hear nothing meanwhile and, after `replication.timeout`, reconnect and
+/// continue partially.
 fn ping_replicas(node: &Node) {
-    if !node.role.read().is_master() {
+    // Checked under the store lock, which a fence takes too: after the fence, no PING.
+    let _store = node.store.lock();
+    if node.role.read().write_denied(Instant::now()).is_some() {
         return;
     }
-    let _store = node.store.lock();
     let mut feed = node.repl.feed.lock();
     if feed.links.is_empty() {
         return;
