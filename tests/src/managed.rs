@@ -335,3 +335,191 @@ pub async fn leader_of(c: &Managed, alive: &[usize]) -> usize {
         .expect("the sentinels agree on a leader");
     id as usize - 1
 }
+
+/// One read of the register by a [`Pinned`] client, answered by the node as master.
+#[derive(Debug, Clone)]
+pub struct PinnedRead {
+    /// When it was sent.
+    pub sent: Instant,
+    /// The register's value (-1: no such key).
+    pub value: i64,
+}
+
+/// What a client pinned to one address saw.
+#[derive(Debug, Default)]
+pub struct PinnedLog {
+    /// Reads answered with a value by the node as master (`ROLE`, sent right after, said
+    /// `master`: a node never goes back from replica to master within a pipeline).
+    pub reads: Vec<PinnedRead>,
+    /// Reads answered by the node as a replica: not judged, replicas serve possibly stale
+    /// data as Redis' do.
+    pub replica_reads: usize,
+    /// Reads refused with an error (`-READONLY` from a node without a lease).
+    pub refused: usize,
+    /// Requests cut off: connection closed, or no reply within a second.
+    pub dropped: usize,
+    /// Writes (of `<key>:pinned`) it saw acknowledged: when sent, when acknowledged.
+    pub writes: Vec<(Instant, Instant)>,
+}
+
+/// A client pinned to one node's address, as an application holding a connection to the old
+/// master is: connected before the fault, reconnecting to the same address whenever its
+/// connection drops. It reads a register (`GET key`, then `ROLE`) and writes `<key>:pinned`,
+/// every 10 ms, until stopped.
+pub struct Pinned {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<PinnedLog>,
+}
+
+impl Pinned {
+    /// Starts the client (inside the network namespace at `ns`, if given) and returns once its
+    /// first read was answered.
+    pub fn start(addr: &str, key: &str, ns: Option<String>) -> Pinned {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (addr, key, s) = (addr.to_string(), key.to_string(), stop.clone());
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let mut ready_tx = Some(ready_tx);
+        let thread = std::thread::spawn(move || {
+            if let Some(ns) = ns {
+                crate::netns::enter(&ns);
+            }
+            let mut log = PinnedLog::default();
+            let mut conn: Option<RawConn> = None;
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => match RawConn::connect_to(&addr, Duration::from_secs(1)) {
+                        Ok(c) => conn.insert(c),
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    },
+                };
+                i += 1;
+                let req = [
+                    RawConn::encode(&["GET", &key]),
+                    RawConn::encode(&["ROLE"]),
+                    RawConn::encode(&["SET", &format!("{key}:pinned"), &i.to_string()]),
+                ]
+                .concat();
+                let sent = Instant::now();
+                if c.send_raw(&req).is_err() {
+                    log.dropped += 1;
+                    conn = None;
+                    continue;
+                }
+                let (get, role, set) = (c.read_reply(), c.read_reply(), c.read_reply());
+                let acked = Instant::now();
+                match (get, role) {
+                    (Some(g), Some(_)) if g.starts_with(b"-") => log.refused += 1,
+                    (Some(g), Some(r)) if r.starts_with(b"*3\r\n$6\r\nmaster\r\n") => {
+                        log.reads.push(PinnedRead {
+                            sent,
+                            value: register_value(&g),
+                        });
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    (Some(_), Some(_)) => log.replica_reads += 1,
+                    _ => log.dropped += 1,
+                }
+                match set {
+                    Some(r) if r == b"+OK\r\n" => log.writes.push((sent, acked)),
+                    Some(_) => {}
+                    None => conn = None,
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            log
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the pinned client's first read");
+        Pinned { stop, thread }
+    }
+
+    /// Stops the client and returns what it saw.
+    pub fn stop(self) -> PinnedLog {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The integer a `GET` of the register returned (-1: no such key).
+fn register_value(reply: &[u8]) -> i64 {
+    if reply == b"$-1\r\n" {
+        return -1;
+    }
+    let text = String::from_utf8_lossy(reply);
+    text.split("\r\n")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the register holds integers, read {text:?}"))
+}
+
+/// Sets the register `key` on `addr` to each of `values` in turn, each retried until
+/// acknowledged; returns each value with the moment its acknowledgement arrived.
+pub fn write_register(
+    addr: &str,
+    key: &str,
+    values: std::ops::RangeInclusive<i64>,
+) -> Vec<(i64, Instant)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut acked = Vec::new();
+    let mut conn: Option<RawConn> = None;
+    for v in values {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "{addr} never acknowledged {key} = {v}"
+            );
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match RawConn::connect_to(addr, Duration::from_secs(2)) {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                },
+            };
+            let ok = c
+                .send_raw(&RawConn::encode(&["SET", key, &v.to_string()]))
+                .is_ok()
+                && c.read_reply().as_deref() == Some(b"+OK\r\n");
+            if ok {
+                acked.push((v, Instant::now()));
+                break;
+            }
+            conn = None;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    acked
+}
+
+/// The reads of `log` that returned a value older than one of `acked` (the register's
+/// acknowledged values, with the moments their acknowledgements arrived) acknowledged before
+/// the read was even sent: stale reads, described.
+pub fn stale_reads(log: &PinnedLog, acked: &[(i64, Instant)]) -> Vec<String> {
+    log.reads
+        .iter()
+        .filter_map(|r| {
+            let newest = acked
+                .iter()
+                .filter(|(_, at)| *at < r.sent)
+                .map(|(v, _)| *v)
+                .max()?;
+            (r.value < newest).then(|| {
+                format!(
+                    "read {} although {newest} had been acknowledged before it was sent",
+                    r.value
+                )
+            })
+        })
+        .collect()
+}

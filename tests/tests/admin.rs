@@ -1,7 +1,7 @@
 //! NodeAdmin end to end: a real `vigil node` in managed mode driven over gRPC. Tokens are
 //! checked before anything changes, malformed requests are INVALID_ARGUMENT, stale epochs are
 //! refused, a managed node boots read-only, and an expired lease (SIGSTOP past it) stops write
-//! acknowledgements until it is renewed.
+//! acknowledgements and reads (lease reads) until it is renewed.
 
 use std::time::{Duration, Instant};
 
@@ -45,11 +45,16 @@ fn managed(dir: &std::path::Path, name: &str) -> NodeProc {
 
 /// A managed node; `replication` is extra `[replication]` settings.
 fn managed_with(dir: &std::path::Path, name: &str, replication: &str) -> NodeProc {
+    managed_config(dir, name, "", replication)
+}
+
+/// A managed node; `top` is extra top-level settings, `replication` extra `[replication]` ones.
+fn managed_config(dir: &std::path::Path, name: &str, top: &str, replication: &str) -> NodeProc {
     let cfg = write_config(
         dir,
         &format!("{name}.toml"),
         &format!(
-            "mode = \"managed\"\n[persistence]\nappendfsync = \"always\"\n[admin]\nport = 0\ntoken = \"{TOKEN}\"\n[replication]\n{replication}"
+            "mode = \"managed\"\n{top}[persistence]\nappendfsync = \"always\"\n[admin]\nport = 0\ntoken = \"{TOKEN}\"\n[replication]\n{replication}"
         ),
     );
     NodeProc::start(&dir.join(name), &["--config", cfg.to_str().unwrap()])
@@ -63,6 +68,11 @@ async fn status(c: &mut Client) -> NodeStatus {
 }
 
 const READONLY: &[u8] = b"-READONLY You can't write against a read only replica.\r\n";
+
+/// A refused read: `-READONLY` (clients re-resolve the master on that prefix) with its reason.
+fn refused_read(reply: &[u8]) -> bool {
+    reply.starts_with(b"-READONLY This node holds no valid master lease")
+}
 
 #[tokio::test]
 async fn unauthenticated_calls_are_refused_and_change_nothing() {
@@ -153,6 +163,7 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
     let mut node = managed(dir.path(), "n");
     let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "1"]), READONLY, "boots read-only");
+    assert!(refused_read(&r.call(&["GET", "a"])), "and serves no reads");
     let mut c = admin(node.admin_port(), Some(TOKEN)).await;
     let s = c
         .promote(PromoteRequest {
@@ -185,12 +196,16 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
         "{l:?}"
     );
     assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
-    // Past its lease (the process is frozen, so nothing on it can help), the node refuses.
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
+    // Past its lease (the process is frozen, so nothing on it can help), the node refuses
+    // writes and reads, and closes its clients so they ask the sentinels again.
     node.pause();
     std::thread::sleep(Duration::from_millis(1300));
     node.signal(libc::SIGCONT);
+    assert!(r.is_closed(), "a lapsed lease closes the normal clients");
+    let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "2"]), READONLY, "lease expired");
-    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
+    assert!(refused_read(&r.call(&["GET", "a"])));
     assert!(!status(&mut c).await.writable);
     c.renew_lease(RenewLeaseRequest {
         epoch: 3,
@@ -200,6 +215,11 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
     .await
     .unwrap();
     assert_eq!(r.call(&["SET", "a", "3"]), b"+OK\r\n");
+    assert_eq!(
+        r.call(&["GET", "a"]),
+        b"$1\r\n3\r\n",
+        "renewed: reads again"
+    );
     // The epoch survives SIGKILL; the role does not: back to read-only.
     node.kill9();
     let node = NodeProc::start(
@@ -211,7 +231,46 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
     assert_eq!((s.role, s.epoch), (Role::Unassigned as i32, 3));
     let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "4"]), READONLY);
+    // Unassigned, it reports itself as a master: it may not serve its (possibly stale) data.
+    assert!(refused_read(&r.call(&["GET", "a"])));
+    assert_eq!(s.keys, 1);
+    c.promote(PromoteRequest {
+        epoch: 3,
+        lease_ttl_ms: 10_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert_eq!(r.call(&["GET", "a"]), b"$1\r\n3\r\n");
+}
+
+/// `lease_reads = false` keeps Redis' behaviour: reads are served without a lease and after a
+/// fence, and nothing closes the clients; writes still need the lease.
+#[tokio::test]
+async fn without_lease_reads_a_master_serves_reads_whatever_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed_config(dir.path(), "n", "lease_reads = false\n", "");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["GET", "a"]), b"$-1\r\n", "unassigned");
+    c.promote(PromoteRequest {
+        epoch: 1,
+        lease_ttl_ms: 300,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.call(&["SET", "a", "2"]), READONLY, "lease expired");
+    assert_eq!(
+        r.call(&["GET", "a"]),
+        b"$1\r\n1\r\n",
+        "same connection, still open"
+    );
+    c.fence(FenceRequest { epoch: 2 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n1\r\n");
 }
 
 #[tokio::test]
@@ -256,9 +315,13 @@ async fn stale_epochs_and_fencing() {
     );
     let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
-    // Fence: read-only at once, and a lease renewal at the same epoch does not lift it.
+    // Fence: no writes or reads at once, clients closed, and a lease renewal at the same epoch
+    // does not lift it.
     c.fence(FenceRequest { epoch: 6 }).await.unwrap();
+    assert!(r.is_closed(), "a fence closes the normal clients");
+    let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "2"]), READONLY);
+    assert!(refused_read(&r.call(&["GET", "a"])));
     let e = c
         .renew_lease(RenewLeaseRequest {
             epoch: 6,
@@ -418,9 +481,11 @@ async fn undecodable_requests_are_invalid_argument() {
 }
 
 /// The lease is judged when the reply leaves, not when the write ran: a synchronous write whose
-/// replica acknowledges only after the lease ran out gets an error, never +OK.
+/// replica acknowledges only after the lease ran out is never answered +OK. Nor with an error
+/// that clients read as "not run" (it did run, and reached the replica): the connection closes
+/// without a reply, an unknown outcome.
 #[tokio::test]
-async fn a_lease_that_expires_while_a_write_waits_turns_its_reply_into_an_error() {
+async fn a_lease_that_expires_while_a_write_waits_closes_the_connection_without_a_reply() {
     let dir = tempfile::tempdir().unwrap();
     let a = managed_with(
         dir.path(),
@@ -460,14 +525,32 @@ async fn a_lease_that_expires_while_a_write_waits_turns_its_reply_into_an_error(
     let mut r = RawConn::connect(a.port).unwrap();
     assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
     b.pause();
-    r.send_raw(&RawConn::encode(&["SET", "k", "2"])).unwrap();
+    // A read first, then the write: the read's reply still goes, the write's does not.
+    r.send_raw(
+        &[
+            RawConn::encode(&["GET", "k"]),
+            RawConn::encode(&["SET", "k", "2"]),
+        ]
+        .concat(),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1800)).await;
     b.signal(libc::SIGCONT);
-    let reply = r.read_reply().unwrap();
-    let text = String::from_utf8_lossy(&reply);
-    assert!(
-        text.starts_with("-READONLY")
-            && text.contains("lease expired before the write was acknowledged"),
-        "{text}"
+    assert_eq!(r.read_reply().unwrap(), b"$1\r\n1\r\n");
+    assert_eq!(
+        r.read_reply(),
+        None,
+        "no reply to a write of unknown outcome"
     );
+    assert!(r.is_closed());
+    // It did run: the replica has it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rb = RawConn::connect(b.port).unwrap();
+    while rb.call(&["GET", "k"]) != b"$1\r\n2\r\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the write never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -67,6 +67,7 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
             round["epoch_before"].as_u64().unwrap() + 1
         );
         assert_eq!(round["acked_lost"], 0, "{round:#}");
+        assert_eq!(round["stale_reads"], 0, "{round:#}");
         assert!(round["writes_acked"].as_u64().unwrap() > 0, "{round:#}");
         let detect = round["detection_ms"].as_f64().unwrap();
         let failover = round["failover_ms"].as_f64().unwrap();
@@ -138,6 +139,8 @@ fn one_round(scenario: &str) -> Value {
     assert_passed(&out, &r, 1);
     let round = r["rounds"][0].clone();
     assert_eq!(round["acked_lost"], 0, "{round:#}");
+    // Lease reads: not even a reader pinned to the old master reads stale data.
+    assert_eq!(round["stale_reads"], 0, "{round:#}");
     round
 }
 

@@ -4,7 +4,9 @@
 //!
 //! Checked every time: the old master acknowledges nothing once its lease has run out, and no
 //! write is acknowledged by the old master after the first write the new master acknowledged
-//! was even sent (never two masters acknowledging at once). In synchronous mode no
+//! was even sent (never two masters acknowledging at once); a client pinned to the old master
+//! (reconnecting to the same address) never reads a value older than one the new master
+//! acknowledged before the read was sent (lease reads: no stale read). In synchronous mode no
 //! acknowledged write is lost. In async mode the writes the old master acknowledged alone are
 //! lost, and the sentinels count them when they demote it (`+convert-to-slave divergent_bytes`).
 
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::{ClusterStatusRequest, GetMasterRequest};
+use vigil_tests::managed::{Pinned, stale_reads, write_register};
 use vigil_tests::netns::{Net, enter};
 use vigil_tests::{RawConn, sentinel_client_at};
 
@@ -322,6 +325,10 @@ fn scenario(sync: bool) {
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let mut threads = writers(&c, "ca", leader, "a", &stop, &acks);
     threads.extend(writers(&c, "cb", majority[0], "b", &stop, &acks));
+    // A register, and a client on the old master's side pinned to it that reads the register.
+    let o = old.clone();
+    let mut register = c.net.run_in("cb", move || write_register(&o, "reg", 0..=0));
+    let pinned = Pinned::start(&old, "reg", Some(c.net.ns_path("ca")));
     std::thread::sleep(Duration::from_millis(1000));
     let conversion = watch_conversion(
         &c,
@@ -353,6 +360,12 @@ fn scenario(sync: bool) {
             .count()
             >= 50
     });
+    // The new master takes new values of the register while the old one is still cut off.
+    let n = new.clone();
+    register.extend(
+        c.net
+            .run_in("cb", move || write_register(&n, "reg", 1..=20)),
+    );
     std::thread::sleep(Duration::from_millis(500));
     c.net.heal();
     // The old master becomes a replica of the new one.
@@ -371,6 +384,7 @@ fn scenario(sync: bool) {
     for t in threads {
         t.join().unwrap();
     }
+    let pinned = pinned.stop();
     let acks = acks.lock().unwrap().clone();
     let on_old: Vec<&Ack> = acks.iter().filter(|a| a.master == old).collect();
     let on_new: Vec<&Ack> = acks.iter().filter(|a| a.master == new).collect();
@@ -390,6 +404,21 @@ fn scenario(sync: bool) {
         "the old master acknowledged a write {:?} after the new master's first one was sent",
         last_old - first_new
     );
+    assert!(
+        pinned.writes.iter().all(|(_, acked)| *acked < first_new),
+        "the old master acknowledged a pinned client's write after the new master's first one was sent"
+    );
+    // No stale read on the old master.
+    eprintln!(
+        "pinned client: {} reads as master, {} refused, {} as replica, {} cut off, {} writes acknowledged",
+        pinned.reads.len(),
+        pinned.refused,
+        pinned.replica_reads,
+        pinned.dropped,
+        pinned.writes.len()
+    );
+    let stale = stale_reads(&pinned, &register);
+    assert!(stale.is_empty(), "{} stale reads: {stale:?}", stale.len());
     // What the new master has.
     let keys: Vec<String> = acks.iter().map(|a| a.key.clone()).collect();
     let new_addr = new.clone();

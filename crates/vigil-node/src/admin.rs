@@ -195,6 +195,7 @@ impl NodeAdmin for AdminService {
                 role.lease_until = Some(role.lease_until.map_or(l, |t| t.max(l)));
             }
         }
+        self.node.check_lease();
         tracing::info!(epoch = r.epoch, offset, "promoted by the sentinels");
         Ok(Response::new(status(&self.node)))
     }
@@ -224,11 +225,16 @@ impl NodeAdmin for AdminService {
         let _serial = self.serial.lock().await;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         {
+            // Under the store lock, as every role change: nothing that passed the role check
+            // before the fence (a command, a PING) lands after it, so the offset this call
+            // reports is final.
+            let _store = self.node.store.lock();
             let mut role = self.node.role.write();
             role.fenced = true;
             role.lease_until = None;
         }
         self.node.wake_blocked();
+        self.node.check_lease();
         tracing::info!(epoch = r.epoch, "fenced: no more write acknowledgements");
         Ok(Response::new(status(&self.node)))
     }
@@ -255,11 +261,14 @@ impl NodeAdmin for AdminService {
         }
         role.lease_until = Some(role.lease_until.map_or(end, |t| t.max(end)));
         let now = Instant::now();
-        Ok(Response::new(LeaseReply {
+        let reply = LeaseReply {
             epoch: role.epoch,
             lease_remaining_ms: role.lease_remaining(now).as_millis() as u64,
             node_clock_ms: self.node.clock_ms(),
-        }))
+        };
+        drop(role);
+        self.node.check_lease();
+        Ok(Response::new(reply))
     }
 
     async fn kill_clients(

@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// `standalone` or `managed`.
     pub mode: Mode,
+    /// Managed mode: serve reads as master only under a valid lease, and close normal clients
+    /// when it lapses (`false`: serve reads whatever the lease, as Redis does).
+    pub lease_reads: bool,
     /// Replication settings.
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
@@ -217,6 +220,7 @@ impl Default for NodeConfig {
             persistence: Persistence::default(),
             limits: LimitsConfig::default(),
             mode: Mode::Standalone,
+            lease_reads: true,
             replication: Replication::default(),
             admin: Admin::default(),
         }
@@ -262,12 +266,23 @@ impl NodeConfig {
     /// Parses and validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, NodeError> {
         let cfg: NodeConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             let message = e.message().replace('\n', " ");
-            let message = match line {
-                Some(l) => format!("line {l}: {message}"),
+            // The line, quoted: serde names an unknown key but not the key of a value of the
+            // wrong type, and the error must name the key.
+            let message = match e.span().and_then(|s| text.get(..s.start)) {
+                Some(before) => {
+                    let l = before.matches('\n').count() + 1;
+                    let from = before.rfind('\n').map_or(0, |i| i + 1);
+                    let quoted: String = text[from..]
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .chars()
+                        .take(80)
+                        .collect();
+                    format!("line {l} `{quoted}`: {message}")
+                }
                 None => message,
             };
             NodeError::Config {
@@ -470,6 +485,7 @@ mod tests {
                 "token_file",
             ),
             ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
+            ("lease_reads = \"no\"\n", "lease_reads"),
             (
                 "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
                 "replicaof",
@@ -518,7 +534,7 @@ mod example_file {
         );
         assert_eq!(c.limits.proto_max_bulk_len, d.limits.proto_max_bulk_len);
         assert_eq!(c.persistence.appendfsync, d.persistence.appendfsync);
-        assert_eq!(c.mode, d.mode);
+        assert_eq!((c.mode, c.lease_reads), (d.mode, d.lease_reads));
         let (r, rd) = (&c.replication, &d.replication);
         assert_eq!(
             (

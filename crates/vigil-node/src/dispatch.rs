@@ -55,9 +55,9 @@ pub struct ConnState {
     /// Stream offset the pending replies' writes must be acknowledged at (synchronous mode,
     /// lease and fence checks), if any.
     pub pending_ack: Option<u64>,
-    /// Byte ranges in the output buffer of pending write replies, which become errors if the
-    /// acknowledgement check fails.
-    pub write_replies: Vec<(usize, usize)>,
+    /// Where the first pending write reply starts in the output buffer: if the
+    /// acknowledgement check fails, the output is cut there and the connection closed.
+    pub first_write: Option<usize>,
     /// The last data command wrote (its reply is a write reply).
     just_wrote: bool,
 }
@@ -174,16 +174,19 @@ impl Node {
     }
 
     /// Whether this command may run now: writes need a master that may acknowledge them (and
-    /// `min_replicas_to_write` good replicas); a replica whose link is down serves nothing but
+    /// `min_replicas_to_write` good replicas); reads on a managed node that is not a replica
+    /// need the same lease (`lease_reads`); a replica whose link is down serves nothing but
     /// STALE commands when `serve_stale_data` is off. `Ok` says whether lookups must hide
     /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
-    /// arrives in the stream). One read of the role per command: this is the hot path.
+    /// arrives in the stream). One read of the role per command: this is the hot path, and a
+    /// master that may write pays nothing more for reads.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
         if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let role = self.role.read();
-        let denied = role.write_denied(std::time::Instant::now());
+        let now = Instant::now();
+        let denied = role.write_denied(now);
         if meta.flags.has(Flags::WRITE) {
             if let Some(e) = denied {
                 return Err(Reply::error(e));
@@ -192,6 +195,10 @@ impl Node {
             if n > 0 && self.good_replicas(lag) < n {
                 return Err(Reply::error(NOREPLICAS));
             }
+        } else if denied.is_some()
+            && let Some(e) = role.read_denied(now)
+        {
+            return Err(Reply::error(e));
         } else if matches!(role.role, Role::Replica { .. })
             && !meta.flags.has(Flags::STALE)
             && !self.config.read().replication.serve_stale_data
@@ -311,9 +318,10 @@ impl Node {
                 }
                 block.on_timeout
             };
-            // Replies to earlier pipelined commands go out before we wait.
+            // Replies to earlier pipelined commands go out before we wait (unless the
+            // acknowledgement check closes the connection).
             self.before_reply(conn).await;
-            if conn.flush().await.is_err() {
+            if conn.flush().await.is_err() || conn.close {
                 break None;
             }
             conn.info.blocked.store(true, Ordering::Relaxed);
@@ -478,8 +486,7 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         if std::mem::take(&mut conn.state.just_wrote) {
-            let end = conn.out.len();
-            conn.state.write_replies.push((start, end));
+            conn.state.first_write.get_or_insert(start);
         }
     }
 
@@ -505,8 +512,7 @@ fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
     if std::mem::take(&mut conn.state.just_wrote) {
-        let end = conn.out.len();
-        conn.state.write_replies.push((start, end));
+        conn.state.first_write.get_or_insert(start);
     }
 }
 

@@ -115,7 +115,12 @@ impl Node {
         store.dirty = 0;
         let keys = store.total_keys();
         let replicaof = parse_host_port(&config.replication.replicaof);
-        let role = RoleState::new(config.mode == Mode::Managed, epoch, replicaof);
+        let role = RoleState::new(
+            config.mode == Mode::Managed,
+            config.lease_reads,
+            epoch,
+            replicaof,
+        );
         let known = !pos.replid.is_empty();
         let mut feed = Feed::new(
             if known { pos.replid } else { feed::random_id() },
@@ -214,6 +219,24 @@ impl Node {
         bg.abort();
         self.repl.upstream.lock().take();
         self.close();
+    }
+
+    /// Notes whether the node serves as a leased master (after every lease change, and on the
+    /// background tick, which sees a lease run out) and closes the normal clients once when it
+    /// stops (see [`RoleState::lapsed`]), as Redis Sentinel's `CLIENT KILL TYPE normal` does on
+    /// a demoted master: Sentinel clients re-resolve the master only when their connection
+    /// drops.
+    /// Pub/sub clients stay: a lapse may be a brief gap between renewals, and a subscriber
+    /// loses messages while it reconnects; the sentinels close them when they demote the node.
+    pub fn check_lease(&self) {
+        if !self.role.write().lapsed(Instant::now()) {
+            return;
+        }
+        let closed = self.shared.clients.kill_where(|c| c.is_type("normal"));
+        tracing::warn!(
+            closed,
+            "no valid master lease: reads and writes refused, normal clients closed so they ask the sentinels for the master"
+        );
     }
 
     /// Flushes the log; without a log, writes a final snapshot if anything changed.
@@ -423,11 +446,8 @@ async fn background(node: Arc<Node>) {
     loop {
         tick.tick().await;
         ticks += 1;
-        // Only a node that takes writes expires keys: replicas (and fenced or unassigned
-        // nodes) wait for the master's DEL, hiding expired keys meanwhile.
-        if node.role.read().write_denied(Instant::now()).is_none() {
-            active_expire(&node);
-        }
+        node.check_lease();
+        active_expire(&node);
         if last_ping.elapsed() >= node.config.read().replication.ping_period {
             last_ping = Instant::now();
             ping_replicas(&node);
@@ -442,11 +462,19 @@ async fn background(node: Arc<Node>) {
 }
 
 /// A master sends PING down the stream so idle replicas know the link is alive.
+///
+/// Only while it may acknowledge writes: a PING is stream bytes, and a fenced master (or one
+/// whose lease ran out) must not extend its history past the offset the sentinels took as
+/// final, or every byte after it counts as divergent when it is demoted (Redis' own master
+/// stops pinging its replicas while writes are paused, for FAILOVER, for the same reason).
+/// Its replicas hear nothing meanwhile and, after `replication.timeout`, reconnect and
+/// continue partially.
 fn ping_replicas(node: &Node) {
-    if !node.role.read().is_master() {
+    // Checked under the store lock, which a fence takes too: after the fence, no PING.
+    let _store = node.store.lock();
+    if node.role.read().write_denied(Instant::now()).is_some() {
         return;
     }
-    let _store = node.store.lock();
     let mut feed = node.repl.feed.lock();
     if feed.links.is_empty() {
         return;
@@ -464,6 +492,12 @@ fn ping_replicas(node: &Node) {
 fn active_expire(node: &Node) {
     let start = Instant::now();
     let mut store = node.store.lock();
+    // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
+    // wait for the master's DEL, hiding expired keys meanwhile. Checked under the store lock,
+    // as role changes and fences take it: a fenced master's history must not grow.
+    if node.role.read().write_denied(Instant::now()).is_some() {
+        return;
+    }
     let now = now_ms();
     let mut props: Vec<Prop> = Vec::new();
     for dbi in 0..store.dbs.len() {

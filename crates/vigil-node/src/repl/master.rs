@@ -320,11 +320,16 @@ impl Node {
     }
 
     /// Runs before write replies leave: in synchronous mode waits for `sync_replicas`
-    /// acknowledgements, then checks the role, fence and lease *now*. On failure the write
-    /// replies of the batch become errors: the client never sees a false OK.
+    /// acknowledgements, then checks the role, fence and lease *now*.
+    ///
+    /// If that fails, the writes already ran and nobody knows whether they will survive: an
+    /// error would be a lie, since clients read `-READONLY` and `-NOREPLICAS` as "not run" and
+    /// retry elsewhere. So the connection closes without the reply of the batch's first write
+    /// or anything after it (replies before it still go): an unknown outcome, as after a
+    /// timeout. Errors that mean "not run" come only from the gate, before a command runs.
     pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
         let Some(offset) = conn.state.pending_ack.take() else {
-            conn.state.write_replies.clear();
+            conn.state.first_write = None;
             return;
         };
         let (n, timeout) = {
@@ -338,7 +343,7 @@ impl Node {
                 .await;
             if got < n {
                 failure = Some(format!(
-                    "NOREPLICAS the write reached {got} of the {n} replicas sync_replicas requires within {}ms; it was not acknowledged and may or may not be applied",
+                    "it reached {got} of the {n} replicas sync_replicas requires within {}ms",
                     timeout.as_millis()
                 ));
             }
@@ -353,27 +358,20 @@ impl Node {
                 } else {
                     "the write lease expired"
                 };
-                failure = Some(format!(
-                    "READONLY {why} before the write was acknowledged; it may or may not be applied"
-                ));
+                failure = Some(format!("{why} before it was acknowledged"));
             }
         }
-        let ranges = std::mem::take(&mut conn.state.write_replies);
-        if let Some(msg) = failure {
-            tracing::warn!(offset, reason = %msg, "write replies turned into errors");
-            let old = std::mem::take(&mut conn.out);
-            let mut out = BytesMut::with_capacity(old.len());
-            let mut pos = 0;
-            for (s, e) in ranges {
-                if s < pos || e > old.len() {
-                    continue;
-                }
-                out.extend_from_slice(&old[pos..s]);
-                Reply::error(msg.clone()).encode(conn.proto, &mut out);
-                pos = e;
-            }
-            out.extend_from_slice(&old[pos..]);
-            conn.out = out;
+        let first_write = conn.state.first_write.take();
+        if let Some(why) = failure {
+            // Without a recorded reply to cut at, nothing of the batch is sent: never too much.
+            let cut = first_write.unwrap_or(0).min(conn.out.len());
+            conn.out.truncate(cut);
+            conn.close = true;
+            tracing::warn!(
+                offset,
+                client = conn.info.id,
+                "write outcome unknown ({why}): closing the connection without its reply"
+            );
         }
     }
 }
@@ -415,9 +413,10 @@ async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         conn.reply(Reply::Int(got as i64));
         return;
     }
-    // Replies to earlier pipelined commands go out before we wait.
+    // Replies to earlier pipelined commands go out before we wait (unless the acknowledgement
+    // check closes the connection).
     node.before_reply(conn).await;
-    if conn.flush().await.is_err() {
+    if conn.flush().await.is_err() || conn.close {
         conn.close = true;
         return;
     }

@@ -1,6 +1,7 @@
 //! One round of a drill: inject the scenario's fault, wait for the outcome, heal, wait for
 //! the cluster to be whole, and measure what the workload saw.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ pub(super) struct Ctx<'a> {
     pub(super) clients: &'a [Client],
     pub(super) token: &'a str,
     pub(super) sentinels: &'a Sentinels,
-    pub(super) record: &'a workload::Record,
+    pub(super) record: &'a Arc<workload::Record>,
     pub(super) events: &'a EventLog,
     pub(super) progress: &'a Progress,
 }
@@ -59,6 +60,8 @@ pub(super) async fn round(
         .find(|x| x.name == before.master)
         .cloned()
         .ok_or_else(|| anyhow!("the master {} is not among the nodes", before.master))?;
+    // An application still connected to the old master, whatever happens to it.
+    let pinned = workload::pin(record.clone(), before.address.clone());
     let mut problems = Vec::new();
     let t0 = Instant::now();
     let injected = match scenario {
@@ -189,7 +192,9 @@ pub(super) async fn round(
         Injected::Nothing => {}
     }
     progress.show(n, "waiting for the cluster to heal");
-    let after = healthy(clients, &sentinels.group, SETTLE).await?;
+    let after = healthy(clients, &sentinels.group, SETTLE).await;
+    pinned.stop().await;
+    let after = after?;
     // Acknowledged writes of the round, checked on the master that now serves.
     let (acks, stale) = {
         let all = record.acks.lock();

@@ -4,6 +4,9 @@
 //! round can tell when writes stopped, when the new master took the first one, and which
 //! acknowledged writes are missing afterwards.
 //!
+//! Besides, each round pins a reader to the old master ([`pin`]), as an application that keeps
+//! its connection to a deposed master: every read it gets answered with stale data counts.
+//!
 //! Like a client that follows the sentinels' announcements (ioredis' `failoverDetector`,
 //! node-redis), a writer whose request hangs on a master that discovery no longer names gives
 //! up on it at once: the failover time then measures the cluster, not a client's timeout.
@@ -23,6 +26,8 @@ const DISCOVERY_POLL: Duration = Duration::from_millis(10);
 /// Pause between a writer's writes: keeps the key count modest while still timing a failover
 /// to the millisecond.
 const PACE: Duration = Duration::from_millis(1);
+/// Pause between a pinned reader's reads.
+const PIN_PACE: Duration = Duration::from_millis(5);
 
 /// One acknowledged write.
 #[derive(Debug, Clone)]
@@ -40,7 +45,9 @@ pub struct Ack {
 pub struct Record {
     /// Every acknowledged write, in arrival order.
     pub acks: Mutex<Vec<Ack>>,
-    /// Reads that missed the reader's own previous acknowledged write.
+    /// Stale reads: a writer's read that missed its own previous acknowledged write, or a
+    /// pinned reader's read that the old master, answering as master, served without a key
+    /// acknowledged (by any master) before the read was sent.
     pub stale_reads: AtomicU64,
     stop: AtomicBool,
     /// The master discovery names now.
@@ -150,6 +157,79 @@ async fn writer(w: usize, record: Arc<Record>) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
+    }
+}
+
+/// A reader pinned to one node, stopped by [`Pin::stop`] (or, without waiting, when dropped).
+pub struct Pin {
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Pin {
+    /// Stops the reader once its current read is over, so its counts belong to this round.
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts a reader pinned to the node at `addr` (the round's old master), as an application
+/// that holds a connection to it whatever the sentinels say: it reconnects to the same address
+/// whenever the connection drops, and reads the key most recently acknowledged by any master.
+/// A read the node answers as master (`ROLE`, asked right after, says so: a node never goes
+/// back from replica to master that fast) with no such key is a stale read. Reads answered as
+/// a replica are not judged: replicas serve possibly stale data, as Redis' do.
+pub fn pin(record: Arc<Record>, addr: String) -> Pin {
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(pinned_reader(record, addr, stop.clone()));
+    Pin {
+        stop,
+        task: Some(task),
+    }
+}
+
+async fn pinned_reader(record: Arc<Record>, addr: String, stop: Arc<AtomicBool>) {
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Ordering::Relaxed) && !record.stop.load(Ordering::Relaxed) {
+        let Some(key) = record.acks.lock().last().map(|a| a.key.clone()) else {
+            tokio::time::sleep(PIN_PACE).await;
+            continue;
+        };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(&addr)).await {
+                Ok(Ok(c)) => conn.insert(c),
+                _ => {
+                    tokio::time::sleep(PIN_PACE).await;
+                    continue;
+                }
+            },
+        };
+        let got = c.call(&["GET", &key]).await;
+        let role = match got {
+            Some(_) => c.call(&["ROLE"]).await,
+            None => None,
+        };
+        match (got, role) {
+            (Some(Reply::Nil), Some(Reply::Array(r)))
+                if r.first() == Some(&Reply::Bulk(b"master".to_vec())) =>
+            {
+                record.stale_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            (Some(_), Some(_)) => {}
+            // Cut off, or a reply that may still come: a new connection.
+            _ => conn = None,
+        }
+        tokio::time::sleep(PIN_PACE).await;
     }
 }
 
