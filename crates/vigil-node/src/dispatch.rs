@@ -78,7 +78,14 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
-        if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
+        if conn.state.multi.is_some() && meta.flags.has(Flags::NO_MULTI) {
+            // Redis' `no-multi`: refused, and the transaction with it (SHUTDOWN or SAVE must
+            // neither run now nor at EXEC).
+            conn.state.multi_failed = true;
+            conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
+            return;
+        }
+        if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
             // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.
             if let Handler::Data(_) = handler
                 && let Err(r) = self.gate(&meta)
@@ -465,14 +472,15 @@ impl Node {
                 Handler::Conn(f) => f(conn, Args::new(args)),
                 Handler::Node(f) => {
                     // Node commands take the lock themselves; what ran so far goes to the log
-                    // first, so a SAVE inside the transaction cuts the log at the right place.
+                    // first, so a snapshot (BGSAVE) inside the transaction cuts the log at the
+                    // right place.
                     self.flush_props(conn, &mut props);
                     guard = None;
                     f(self, conn, Args::new(args));
                 }
-                Handler::Async(_) => {
-                    conn.reply(Reply::error("ERR Command not allowed inside a transaction"))
-                }
+                // Only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a transaction
+                // it answers at once, as in Redis.
+                Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
