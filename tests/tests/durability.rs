@@ -293,6 +293,47 @@ fn garbage_inside_the_log_refuses_start_naming_the_file() {
     );
 }
 
+/// A damaged log tail announcing a size no command in the file can have (a string of ~100 GB,
+/// a count of ~100 G arguments) is refused as damage at its offset, naming the file: the node
+/// never tries to allocate what the file claims, and never aborts.
+#[test]
+fn a_log_tail_announcing_huge_sizes_refuses_start_naming_the_file() {
+    let tails: [&[u8]; 2] = [
+        b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$99999999999\r\nabc",
+        b"*99999999999\r\n$3\r\nSET\r\n",
+    ];
+    for (i, tail) in tails.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("node");
+        let mut n = NodeProc::start(&data, &["--appendfsync", "always"]);
+        let _: () = n.client().set("k", "v").unwrap();
+        n.kill9();
+        let log = aof_files(&data).pop().unwrap();
+        let mut bytes = std::fs::read(&log).unwrap();
+        let clean = bytes.len();
+        bytes.extend_from_slice(tail);
+        std::fs::write(&log, &bytes).unwrap();
+        let started = Instant::now();
+        let err = NodeProc::try_start(&data, &[])
+            .err()
+            .unwrap_or_else(|| panic!("#{i}: started on a log claiming an impossible size"));
+        let name = log.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            err.contains(&name)
+                && err.contains(&format!("corrupt at byte {clean}"))
+                && err.contains("larger than the whole file")
+                && !err.contains("memory allocation"),
+            "#{i}: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "#{i}: slow refusal"
+        );
+        // The file is left as it was, for the operator to inspect.
+        assert_eq!(std::fs::read(&log).unwrap(), bytes, "#{i}");
+    }
+}
+
 #[test]
 fn corrupt_snapshot_refuses_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

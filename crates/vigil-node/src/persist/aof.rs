@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
+use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use crate::config::AppendFsync;
@@ -339,11 +340,14 @@ pub struct LogRead {
 
 /// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
 /// `torn`, anything else that does not parse is an error with its offset.
+///
+/// No command in the file can be longer than the file: a length or count announcing more is
+/// damage, reported as such (with its offset) rather than believed.
 pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
     let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
     let total = data.len();
     let mut buf = BytesMut::from(&data[..]);
-    let limits = ParseLimits::trusted();
+    let limits = ParseLimits::peer(total, total);
     let mut parser = RequestParser::new();
     let mut commands = Vec::new();
     let mut valid = 0usize;
@@ -392,7 +396,13 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
                         torn: true,
                     });
                 }
-                return Err((valid as u64, e.to_string()));
+                let reason = match e {
+                    ProtocolError::BulkLength | ProtocolError::MultibulkLength => format!(
+                        "a command announces a size larger than the whole file ({total} bytes) or not a size"
+                    ),
+                    e => e.to_string(),
+                };
+                return Err((valid as u64, reason));
             }
         }
     }
@@ -431,5 +441,42 @@ mod tests {
         garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
         std::fs::write(&p, &garbage).unwrap();
         assert_eq!(read_log(&p).unwrap_err().0, full as u64);
+    }
+
+    /// A damaged tail announcing absurd sizes is an error at its offset, never an attempt to
+    /// allocate what it claims; a claim the file could hold is an ordinary torn tail.
+    #[test]
+    fn announced_sizes_beyond_the_file_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("appendonly.1.aof");
+        let mut clean = Vec::new();
+        encode_command(
+            &mut clean,
+            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        );
+        for (i, tail) in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\nabc"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9223372036854775807\r\n",
+            b"*99999999999\r\n$3\r\nSET\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut data = clean.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(&p, &data).unwrap();
+            let (offset, reason) = read_log(&p).unwrap_err();
+            assert_eq!(offset, clean.len() as u64, "#{i}");
+            assert!(
+                reason.contains("larger than the whole file"),
+                "#{i}: {reason}"
+            );
+        }
+        let mut data = clean.clone();
+        data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc");
+        std::fs::write(&p, &data).unwrap();
+        let r = read_log(&p).unwrap();
+        assert!(r.torn && r.valid_len == clean.len() as u64);
     }
 }
