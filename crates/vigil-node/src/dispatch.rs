@@ -42,8 +42,9 @@ pub struct ConnState {
     pub multi_failed: bool,
     /// WATCHed keys.
     pub watched: Vec<Watched>,
-    /// Log sequence number the pending replies wait for (appendfsync always).
-    pub sync_seq: Option<u64>,
+    /// Log sequence number the pending replies wait for: their writes are in the append log's
+    /// file (and fsynced under `appendfsync always`) before they leave.
+    pub log_seq: Option<u64>,
     /// The last command's name, as last published to the client registry.
     pub last_cmd: &'static str,
     /// This client's entry in the blocked queues while a blocking command waits.
@@ -137,7 +138,7 @@ impl Service for Node {
     }
 
     async fn before_reply(&self, conn: &mut Conn<ConnState>) {
-        if let (Some(seq), Some(aof)) = (conn.state.sync_seq.take(), &self.persist.aof) {
+        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
             aof.wait(seq).await;
         }
         self.ack_check(conn).await;
@@ -250,7 +251,7 @@ impl Node {
         }
         let p = self.propagate(props);
         if let Some(seq) = p.log_seq {
-            conn.state.sync_seq = Some(seq);
+            conn.state.log_seq = Some(seq);
         }
         conn.state.woff = p.offset;
         // Only where replies are checked before they leave is it worth tracking them.

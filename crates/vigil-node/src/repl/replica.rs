@@ -514,7 +514,8 @@ async fn stream_loop(
 }
 
 /// Applies complete units under the store lock and feeds their bytes on; returns the log
-/// sequence to wait for before acknowledging (when this node's `appendfsync` is `always`).
+/// sequence to wait for before acknowledging: as a client's reply, the acknowledgement leaves
+/// only once the log has the bytes (fsynced too under `always`).
 fn apply(
     node: &Node,
     items: Vec<Item>,
@@ -546,10 +547,5 @@ fn apply(
     }
     feed.set_db(db);
     feed.push(bytes);
-    Ok(node
-        .persist
-        .aof
-        .as_ref()
-        .map(|a| a.append(bytes))
-        .filter(|_| node.persist.aof.as_ref().is_some_and(|a| a.is_always())))
+    Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
 }
