@@ -2,7 +2,7 @@
 //! idle connections. The server must answer with an error (or close), never crash, never touch
 //! the data, and keep serving everyone else.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -237,4 +237,93 @@ fn bogus_replicas_and_odd_replication_arguments() {
     assert_healthy(&n);
     let info = n.info_field("connected_slaves").unwrap();
     assert_eq!(info, "0", "dead links are dropped");
+}
+
+/// Reads one multibulk request (`*N` of `$len` strings) from a replica, `None` at EOF.
+fn read_request(r: &mut impl BufRead) -> Option<Vec<String>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut arg = vec![0u8; len + 2];
+        r.read_exact(&mut arg).ok()?;
+        arg.truncate(len);
+        args.push(String::from_utf8_lossy(&arg).into_owned());
+    }
+    Some(args)
+}
+
+/// A rogue master: answers the handshake, then announces a 100 GB string, a 100 G-argument
+/// command, a 100 GB snapshot. Each is the link's error (logged, naming the limit), the link is
+/// retried, and the replica stays up and serves, never trying to allocate what was claimed.
+#[test]
+fn a_rogue_master_announcing_huge_sizes_only_drops_the_link() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = sessions.clone();
+    thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut wr) = conn else { return };
+            let mut rd = BufReader::new(wr.try_clone().unwrap());
+            // The handshake: PING, REPLCONF..., then PSYNC.
+            while let Some(req) = read_request(&mut rd) {
+                let reply: &[u8] = match req[0].to_ascii_uppercase().as_str() {
+                    "PING" => b"+PONG\r\n",
+                    "PSYNC" => break,
+                    _ => b"+OK\r\n",
+                };
+                let _ = wr.write_all(reply);
+            }
+            let attack: &[u8] = match i % 3 {
+                0 => b"+CONTINUE\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\nabc",
+                1 => b"+CONTINUE\r\n*99999999999\r\n$3\r\nSET\r\n",
+                _ => {
+                    b"+FULLRESYNC 0123456789012345678901234567890123456789 0\r\n$99999999999\r\nabc"
+                }
+            };
+            let _ = wr.write_all(attack);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if i % 3 == 2 {
+                // The snapshot never comes: the replica must give up when the link ends.
+                drop(wr);
+                continue;
+            }
+            // The replica must drop the link by itself (its ACKs are ignored).
+            while read_request(&mut rd).is_some() {}
+        }
+    });
+    let (_d, n) = {
+        let dir = tempfile::tempdir().unwrap();
+        let replicaof = format!("127.0.0.1:{port}");
+        let n = NodeProc::start(&dir.path().join("node"), &["--replicaof", &replicaof]);
+        (dir, n)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sessions.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the replica stopped retrying: {}",
+            n.stderr()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let log = n.stderr();
+    for what in [
+        "limits.proto_max_bulk_len (536870912 bytes)",
+        "limits.max_multibulk_len",
+    ] {
+        assert!(log.contains(what), "no clear error naming {what}: {log}");
+    }
+    let mut c = n.client();
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    assert_eq!(c.get::<_, Option<String>>("k").unwrap(), None);
+    assert_eq!(n.info_field("role").as_deref(), Some("slave"));
 }

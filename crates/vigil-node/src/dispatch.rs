@@ -42,8 +42,9 @@ pub struct ConnState {
     pub multi_failed: bool,
     /// WATCHed keys.
     pub watched: Vec<Watched>,
-    /// Log sequence number the pending replies wait for (appendfsync always).
-    pub sync_seq: Option<u64>,
+    /// Log sequence number the pending replies wait for: their writes are in the append log's
+    /// file (and fsynced under `appendfsync always`) before they leave.
+    pub log_seq: Option<u64>,
     /// The last command's name, as last published to the client registry.
     pub last_cmd: &'static str,
     /// This client's entry in the blocked queues while a blocking command waits.
@@ -78,7 +79,14 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
-        if conn.state.multi.is_some() && !meta.flags.has(Flags::NO_MULTI) {
+        if conn.state.multi.is_some() && meta.flags.has(Flags::NO_MULTI) {
+            // Redis' `no-multi`: refused, and the transaction with it (SHUTDOWN or SAVE must
+            // neither run now nor at EXEC).
+            conn.state.multi_failed = true;
+            conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
+            return;
+        }
+        if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
             // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.
             if let Handler::Data(_) = handler
                 && let Err(r) = self.gate(&meta)
@@ -130,7 +138,7 @@ impl Service for Node {
     }
 
     async fn before_reply(&self, conn: &mut Conn<ConnState>) {
-        if let (Some(seq), Some(aof)) = (conn.state.sync_seq.take(), &self.persist.aof) {
+        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
             aof.wait(seq).await;
         }
         self.ack_check(conn).await;
@@ -250,7 +258,7 @@ impl Node {
         }
         let p = self.propagate(props);
         if let Some(seq) = p.log_seq {
-            conn.state.sync_seq = Some(seq);
+            conn.state.log_seq = Some(seq);
         }
         conn.state.woff = p.offset;
         // Only where replies are checked before they leave is it worth tracking them.
@@ -473,14 +481,15 @@ impl Node {
                 Handler::Conn(f) => f(conn, Args::new(args)),
                 Handler::Node(f) => {
                     // Node commands take the lock themselves; what ran so far goes to the log
-                    // first, so a SAVE inside the transaction cuts the log at the right place.
+                    // first, so a snapshot (BGSAVE) inside the transaction cuts the log at the
+                    // right place.
                     self.flush_props(conn, &mut props);
                     guard = None;
                     f(self, conn, Args::new(args));
                 }
-                Handler::Async(_) => {
-                    conn.reply(Reply::error("ERR Command not allowed inside a transaction"))
-                }
+                // Only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a transaction
+                // it answers at once, as in Redis.
+                Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());

@@ -25,9 +25,6 @@ use crate::role::{self, Role, RoleState};
 /// follows, since client libraries gate features on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
-/// Most log bytes queued ahead of the disk before writers wait for it.
-pub const AOF_BACKLOG_LIMIT: u64 = 32 * 1024 * 1024;
-
 /// Wall-clock unix milliseconds: used for key expiry (absolute times, as Redis stores them)
 /// and for display; never for timeouts.
 pub fn now_ms() -> i64 {
@@ -89,7 +86,8 @@ struct ReplPos {
 pub struct Propagated {
     /// Stream offset just after the write.
     pub offset: u64,
-    /// Log sequence a reply must wait for (`appendfsync always`, or the disk falling behind).
+    /// Log sequence the reply must wait for: the write is in the file before the client
+    /// hears of it (`None` without an append log).
     pub log_seq: Option<u64>,
 }
 
@@ -271,14 +269,9 @@ impl Node {
         feed.encode(props, &mut bytes);
         feed.push(&bytes);
         let offset = feed.offset;
-        let log_seq = self.persist.aof.as_ref().and_then(|aof| {
-            let seq = aof.append(&bytes);
-            // Backpressure: when the disk falls behind, writers wait for it rather than
-            // letting the queue grow without bound (Redis gets the same from its blocking
-            // write()).
-            (aof.is_always() || seq.saturating_sub(aof.written()) > AOF_BACKLOG_LIMIT)
-                .then_some(seq)
-        });
+        // Every reply waits for its write to reach the file, which also holds the queue to what
+        // the clients in flight wrote when the disk falls behind.
+        let log_seq = self.persist.aof.as_ref().map(|aof| aof.append(&bytes));
         if bytes.capacity() <= 64 * 1024 {
             feed.scratch = bytes;
         }

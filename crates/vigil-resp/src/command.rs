@@ -33,12 +33,17 @@ impl Flags {
     pub const BLOCKING: Flags = Flags(1 << 7);
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED: Flags = Flags(1 << 8);
-    /// Never queued by MULTI; runs at once (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
+    /// Refused inside MULTI (`-ERR Command not allowed inside a transaction`, and the EXEC
+    /// aborts), as Redis' `no-multi`: SAVE, SHUTDOWN, PSYNC, SYNC.
     pub const NO_MULTI: Flags = Flags(1 << 9);
     /// Allowed while loading and on stale replicas.
     pub const STALE: Flags = Flags(1 << 10);
     /// Touches the connection only.
     pub const CONNECTION: Flags = Flags(1 << 11);
+    /// Runs at once inside MULTI instead of being queued: the commands that drive the
+    /// transaction or end the connection (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET). Not a
+    /// Redis flag (Redis names these commands in `processCommand`), so `COMMAND` never shows it.
+    pub const UNQUEUED: Flags = Flags(1 << 12);
 
     const NAMES: [(Flags, &'static str); 10] = [
         (Flags::WRITE, "write"),

@@ -30,12 +30,15 @@ impl Default for ParseLimits {
 }
 
 impl ParseLimits {
-    /// For input the node wrote itself or its master sent (the append log, the replication
-    /// stream): only multibulk commands, any size a value may have.
-    pub fn trusted() -> ParseLimits {
+    /// For input that does not come from a client: the append log and a master's replication
+    /// stream. Multibulk commands with announced sizes bounded by the caller (the log by its
+    /// file's size, the stream by `proto-max-bulk-len`), so neither a damaged file nor a rogue
+    /// peer can make the node allocate more than it could ever need. No query buffer limit (a
+    /// master is exempt, as in Redis): the buffer only holds bytes that actually arrived.
+    pub fn peer(max_bulk_len: usize, max_multibulk_len: usize) -> ParseLimits {
         ParseLimits {
-            max_bulk_len: usize::MAX / 4,
-            max_multibulk_len: usize::MAX / 4,
+            max_bulk_len,
+            max_multibulk_len,
             max_inline_len: 0,
             max_query_buffer: usize::MAX,
         }
@@ -50,6 +53,10 @@ const UNAUTH_MAX_BULK: usize = 16 * 1024;
 const MAX_HEADER: usize = 64 * 1024;
 /// Never preallocate more argument slots than this, whatever `*N` claims.
 const PREALLOC_ARGS: usize = 1024;
+/// Never reserve more than this ahead of the bytes received for a bulk string, whatever `$N`
+/// claims: the buffer then grows with what arrives (doubling, so a large value is still copied
+/// only a few times).
+const PREALLOC_BULK: usize = 1024 * 1024;
 
 /// A resumable parser; one per connection.
 #[derive(Debug, Default)]
@@ -120,10 +127,13 @@ impl RequestParser {
             if !authenticated && len > UNAUTH_MAX_BULK {
                 return Err(ProtocolError::UnauthBulk);
             }
-            let need = h.consumed + len + 2;
+            // No overflow: `len` is at most `max_bulk_len`, checked above, and `consumed` at most
+            // `MAX_HEADER`; saturating all the same, as the limit comes from the caller.
+            let need = h.consumed.saturating_add(len).saturating_add(2);
             if buf.len() < need {
-                // Reserve once for the whole bulk so a large value is not copied on every read.
-                buf.reserve(need - buf.len());
+                // Room for the rest of the bulk, so a large value is not copied on every read;
+                // capped, as the length is only what the sender claims.
+                buf.reserve((need - buf.len()).min(PREALLOC_BULK));
                 return self.check_limit(buf, limits);
             }
             buf.advance(h.consumed);
@@ -385,6 +395,35 @@ mod tests {
         assert_eq!(
             parse_all(&long, true).unwrap_err(),
             ProtocolError::InlineTooBig
+        );
+    }
+
+    /// A peer's stream or a damaged log announcing an absurd size: refused beyond the limit,
+    /// and below it nothing is reserved for bytes that have not arrived.
+    #[test]
+    fn announced_sizes_allocate_nothing() {
+        let limits = ParseLimits::peer(1 << 20, 1000);
+        for (i, (input, want)) in [
+            (&b"*1\r\n$99999999999\r\n"[..], ProtocolError::BulkLength),
+            (&b"*1\r\n$1048577\r\n"[..], ProtocolError::BulkLength),
+            (&b"*99999999999\r\n"[..], ProtocolError::MultibulkLength),
+            (&b"*1001\r\n"[..], ProtocolError::MultibulkLength),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut buf = BytesMut::from(*input);
+            let got = RequestParser::new().parse(&mut buf, &limits, true);
+            assert_eq!(got.unwrap_err(), *want, "#{i}");
+        }
+        let limits = ParseLimits::peer(usize::MAX / 4, usize::MAX / 4);
+        let mut buf = BytesMut::from(&b"*1\r\n$99999999999\r\nabc"[..]);
+        let mut p = RequestParser::new();
+        assert_eq!(p.parse(&mut buf, &limits, true).unwrap(), None);
+        assert!(
+            buf.capacity() <= 2 * PREALLOC_BULK,
+            "reserved {} bytes for a claimed size",
+            buf.capacity()
         );
     }
 

@@ -68,7 +68,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "quit",
             -1,
-            [NO_AUTH, FAST, STALE, SUBSCRIBED, NO_MULTI],
+            [NO_AUTH, FAST, STALE, SUBSCRIBED, UNQUEUED],
             0,
             0,
             0,

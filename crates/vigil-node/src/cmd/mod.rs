@@ -432,6 +432,35 @@ mod tests {
         }
     }
 
+    /// The transaction flags agree with Redis 7.0: `no-multi` is exactly the commands whose
+    /// `src/commands/*.json` carry `NO_MULTI`, and the commands run at once inside MULTI are
+    /// exactly those `processCommand` names.
+    #[test]
+    fn transaction_flags_match_redis() {
+        let t = table();
+        let with = |f: Flags| {
+            let mut v: Vec<&str> = t
+                .iter()
+                .filter(|(m, _)| m.flags.has(f))
+                .map(|(m, _)| m.name)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(with(Flags::NO_MULTI), ["psync", "save", "shutdown", "sync"]);
+        assert_eq!(
+            with(Flags::UNQUEUED),
+            ["discard", "exec", "multi", "quit", "reset", "watch"]
+        );
+        for (m, _) in t.iter() {
+            assert!(
+                !m.flags.names().contains(&"unqueued"),
+                "{}: COMMAND must not show a flag Redis does not have",
+                m.name
+            );
+        }
+    }
+
     /// Every data command, with argument lists of every plausible shape, on empty and populated
     /// keys of every type: it may return an error, it must never panic.
     #[test]

@@ -18,7 +18,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "replicaof",
             3,
-            [ADMIN, NO_MULTI, STALE],
+            [ADMIN, STALE],
             0,
             0,
             0,
@@ -29,7 +29,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "slaveof",
             3,
-            [ADMIN, NO_MULTI, STALE],
+            [ADMIN, STALE],
             0,
             0,
             0,

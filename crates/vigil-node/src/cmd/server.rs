@@ -51,7 +51,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "save",
             1,
-            [ADMIN],
+            [ADMIN, NO_MULTI],
             0,
             0,
             0,

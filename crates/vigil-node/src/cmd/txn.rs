@@ -14,7 +14,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "multi",
             1,
-            [FAST, NO_MULTI],
+            [FAST, STALE, UNQUEUED],
             0,
             0,
             0,
@@ -25,7 +25,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "exec",
             1,
-            [NO_MULTI],
+            [STALE, UNQUEUED],
             0,
             0,
             0,
@@ -36,7 +36,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "discard",
             1,
-            [FAST, NO_MULTI],
+            [FAST, STALE, UNQUEUED],
             0,
             0,
             0,
@@ -47,7 +47,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "watch",
             -2,
-            [FAST, NO_MULTI],
+            [FAST, STALE, UNQUEUED],
             1,
             -1,
             1,
@@ -58,7 +58,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "unwatch",
             1,
-            [FAST, NO_MULTI],
+            [FAST, STALE],
             0,
             0,
             0,
@@ -69,7 +69,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "reset",
             1,
-            [FAST, NO_AUTH, STALE, SUBSCRIBED, NO_MULTI],
+            [FAST, NO_AUTH, STALE, SUBSCRIBED, UNQUEUED],
             0,
             0,
             0,

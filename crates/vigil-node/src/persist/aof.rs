@@ -4,9 +4,15 @@
 //! requests, with `SELECT` when the database changes, queued while the store lock is held, so
 //! the log order is exactly the order in which commands changed the data. Every file starts
 //! with a `REPLMARK replid offset db` record, so replaying a log also recovers the replication
-//! position of the data (a restarted replica resynchronises partially). One writer thread drains the queue, writes, and fsyncs
-//! as `appendfsync` says; with `always`, clients get their replies only after the fsync that
-//! covers their write (group commit: one fsync serves every client waiting at that moment).
+//! position of the data (a restarted replica resynchronises partially).
+//!
+//! One writer thread drains the queue and writes it. A client's reply leaves only once its
+//! write has been written to the file (handed to the kernel, as Redis does before the replies
+//! of an event-loop iteration go out), so a process crash loses no acknowledged write under any
+//! `appendfsync` policy; with `always` the reply also waits for the fsync. Writes are group
+//! commits: one `write` (and under `always` one fsync) serves every client waiting at that
+//! moment. Under `everysec` a second thread fsyncs once a second, so replies never wait for the
+//! disk; `no` leaves flushing to the kernel.
 //!
 //! Files are `appendonly.<generation>.aof`. A compaction rotates to the next generation at the
 //! exact point its snapshot was taken.
@@ -23,6 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
+use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use crate::config::AppendFsync;
@@ -70,7 +77,7 @@ struct Inner {
     queue: Mutex<Queue>,
     cond: Condvar,
     policy: AtomicU8,
-    /// Highest sequence number written (and, with `always`, fsynced).
+    /// Highest sequence number written to the file (and, with `always`, fsynced).
     synced: watch::Sender<u64>,
     /// Size of the current log file in bytes.
     size: AtomicU64,
@@ -126,21 +133,22 @@ impl Aof {
             dir: dir.to_path_buf(),
         });
         let thread_inner = inner.clone();
+        let fsyncer = Fsyncer::start(inner.clone())?;
         let handle = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || writer_loop(thread_inner, file, generation))?;
+            .spawn(move || writer_loop(thread_inner, file, generation, fsyncer))?;
         Ok(Aof {
             inner,
             writer: Mutex::new(Some(handle)),
         })
     }
 
-    /// Queues stream bytes; returns the sequence number that covers them. Call under the store
-    /// lock.
+    /// Queues stream bytes; returns the sequence number that covers them, which the replies
+    /// depending on them wait for ([`Aof::wait`]). Call under the store lock.
     ///
-    /// Wakes the writer only when the queue was empty: under load the writer drains a whole
-    /// tick's worth of writes (or, with `always`, everything queued during the last fsync) per
-    /// wake-up instead of paying a thread switch per write.
+    /// Wakes the writer only when the queue was empty: under load the writer drains everything
+    /// queued while its last write (or, with `always`, its last fsync) ran, instead of paying a
+    /// thread switch per write.
     pub fn append(&self, encoded: &[u8]) -> u64 {
         let mut q = self.inner.queue.lock();
         let was_idle = q.segments.iter().all(|(_, b)| b.is_empty());
@@ -171,6 +179,9 @@ impl Aof {
 
     /// Waits until everything up to `seq` is written (and fsynced under `always`).
     pub async fn wait(&self, seq: u64) {
+        if *self.inner.synced.borrow() >= seq {
+            return;
+        }
         let mut rx = self.inner.synced.subscribe();
         let _ = rx.wait_for(|s| *s >= seq).await;
     }
@@ -183,11 +194,6 @@ impl Aof {
     /// The sequence number written so far (fsynced too, under `always`).
     pub fn written(&self) -> u64 {
         *self.inner.synced.borrow()
-    }
-
-    /// Whether replies must wait for the fsync (`appendfsync always`).
-    pub fn is_always(&self) -> bool {
-        self.inner.policy.load(Ordering::Relaxed) == 0
     }
 
     /// Size of the current log file.
@@ -216,12 +222,16 @@ impl Drop for Aof {
     }
 }
 
-/// How often the writer drains the queue when no client waits for an fsync.
-const WRITE_TICK: Duration = Duration::from_millis(20);
+/// How often `everysec` fsyncs.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
 
-fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
-    let mut last_fsync = Instant::now();
-    let mut last_write = Instant::now();
+/// After the fsync thread turned a request down (still busy), when to ask again.
+const FSYNC_RETRY: Duration = Duration::from_millis(10);
+
+fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64, fsyncer: Fsyncer) {
+    // When everysec's next fsync is due.
+    let mut next_fsync = Instant::now() + FSYNC_EVERY;
+    // Bytes written since the last fsync (or its request).
     let mut dirty = false;
     loop {
         let (segments, seq, stop) = {
@@ -230,22 +240,21 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
                 if q.stop {
                     break;
                 }
-                let pending = q.segments.iter().any(|(_, b)| !b.is_empty());
-                let policy = inner.policy.load(Ordering::Relaxed);
-                if pending && (policy == 0 || last_write.elapsed() >= WRITE_TICK) {
+                // Every client whose write is queued waits for it to be written: write at once
+                // whatever is there (everything appended while the last write ran goes out in
+                // this one, so concurrent clients share a write).
+                if q.segments.iter().any(|(_, b)| !b.is_empty()) {
                     break;
                 }
                 // Only everysec has an fsync of its own to schedule; `no` never fsyncs.
-                let fsync_due = policy == 1 && dirty;
-                if !pending && fsync_due && last_fsync.elapsed() >= Duration::from_secs(1) {
+                let fsync_due = inner.policy.load(Ordering::Relaxed) == 1 && dirty;
+                let now = Instant::now();
+                if fsync_due && now >= next_fsync {
                     break;
                 }
-                // `always` writes at once; the other policies gather a tick's worth of writes.
                 // An idle writer sleeps until append wakes it or the everysec fsync is due.
-                let wait = if pending {
-                    WRITE_TICK.saturating_sub(last_write.elapsed())
-                } else if fsync_due {
-                    Duration::from_secs(1).saturating_sub(last_fsync.elapsed())
+                let wait = if fsync_due {
+                    next_fsync - now
                 } else {
                     Duration::from_secs(10)
                 };
@@ -281,27 +290,86 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64) {
             inner.size.fetch_add(buf.len() as u64, Ordering::Relaxed);
             dirty |= !buf.is_empty();
         }
-        last_write = Instant::now();
         let policy = inner.policy.load(Ordering::Relaxed);
-        let fsync_now = dirty
-            && match policy {
-                0 => true,
-                1 => last_fsync.elapsed() >= Duration::from_secs(1) || stop,
-                _ => stop,
-            };
-        if fsync_now {
+        if dirty && (policy == 0 || stop) {
+            // `always`: the replies wait for this fsync; on close, every policy ends durable.
             if let Err(e) = file.sync_data() {
                 tracing::error!(error = %e, "append log fsync failed");
                 *inner.error.lock() = Some(e.to_string());
             }
-            last_fsync = Instant::now();
             dirty = false;
         }
-        // Under `always` this is reached only after the fsync above.
-        inner.synced.send_replace(seq);
+        // The kernel has the bytes (and under `always` the disk): a process crash can no longer
+        // lose them, so the replies waiting for them may leave.
+        inner
+            .synced
+            .send_if_modified(|s| std::mem::replace(s, seq) != seq);
         if stop {
-            // Everything is flushed and, whatever the policy, fsynced above.
             return;
+        }
+        if dirty && policy == 1 && Instant::now() >= next_fsync {
+            // The fsync runs on its own thread, as Redis runs it in the background: replies
+            // never wait for the disk under everysec, only for the write.
+            if fsyncer.request(&file) {
+                next_fsync = Instant::now() + FSYNC_EVERY;
+                dirty = false;
+            } else {
+                next_fsync = Instant::now() + FSYNC_RETRY;
+            }
+        }
+    }
+}
+
+/// The everysec fsync, off the writer thread so the writes (and the replies waiting for them)
+/// never queue behind the disk.
+struct Fsyncer {
+    tx: Option<std::sync::mpsc::SyncSender<File>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Fsyncer {
+    fn start(inner: Arc<Inner>) -> std::io::Result<Fsyncer> {
+        // Room for one request: while an fsync runs, the next one waits for it instead of
+        // piling up behind a slow disk.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<File>(1);
+        let handle = std::thread::Builder::new()
+            .name("aof-fsync".into())
+            .spawn(move || {
+                for file in rx {
+                    if let Err(e) = file.sync_data() {
+                        tracing::error!(error = %e, "append log fsync failed");
+                        *inner.error.lock() = Some(e.to_string());
+                    }
+                }
+            })?;
+        Ok(Fsyncer {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Asks for an fsync of `file`; `false` if the previous one is still running (or the
+    /// file cannot be shared with the thread; the next request retries).
+    fn request(&self, file: &File) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        // A second handle on the same open file: syncing it syncs the file.
+        match file.try_clone() {
+            Ok(f) => tx.try_send(f).is_ok(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hand the append log to the fsync thread");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Fsyncer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
         }
     }
 }
@@ -339,11 +407,14 @@ pub struct LogRead {
 
 /// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
 /// `torn`, anything else that does not parse is an error with its offset.
+///
+/// No command in the file can be longer than the file: a length or count announcing more is
+/// damage, reported as such (with its offset) rather than believed.
 pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
     let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
     let total = data.len();
     let mut buf = BytesMut::from(&data[..]);
-    let limits = ParseLimits::trusted();
+    let limits = ParseLimits::peer(total, total);
     let mut parser = RequestParser::new();
     let mut commands = Vec::new();
     let mut valid = 0usize;
@@ -392,7 +463,13 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
                         torn: true,
                     });
                 }
-                return Err((valid as u64, e.to_string()));
+                let reason = match e {
+                    ProtocolError::BulkLength | ProtocolError::MultibulkLength => format!(
+                        "a command announces a size larger than the whole file ({total} bytes) or not a size"
+                    ),
+                    e => e.to_string(),
+                };
+                return Err((valid as u64, reason));
             }
         }
     }
@@ -431,5 +508,42 @@ mod tests {
         garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
         std::fs::write(&p, &garbage).unwrap();
         assert_eq!(read_log(&p).unwrap_err().0, full as u64);
+    }
+
+    /// A damaged tail announcing absurd sizes is an error at its offset, never an attempt to
+    /// allocate what it claims; a claim the file could hold is an ordinary torn tail.
+    #[test]
+    fn announced_sizes_beyond_the_file_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("appendonly.1.aof");
+        let mut clean = Vec::new();
+        encode_command(
+            &mut clean,
+            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        );
+        for (i, tail) in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\nabc"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9223372036854775807\r\n",
+            b"*99999999999\r\n$3\r\nSET\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut data = clean.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(&p, &data).unwrap();
+            let (offset, reason) = read_log(&p).unwrap_err();
+            assert_eq!(offset, clean.len() as u64, "#{i}");
+            assert!(
+                reason.contains("larger than the whole file"),
+                "#{i}: {reason}"
+            );
+        }
+        let mut data = clean.clone();
+        data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc");
+        std::fs::write(&p, &data).unwrap();
+        let r = read_log(&p).unwrap();
+        assert!(r.torn && r.valid_len == clean.len() as u64);
     }
 }

@@ -385,7 +385,22 @@ pub fn wait<'a>(
     Box::pin(wait_cmd(node, conn, args))
 }
 
-async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
+/// `WAIT` inside a transaction: never waits, answers how many replicas have the client's
+/// writes now (Redis does the same in EXEC).
+pub fn wait_now(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
+    match wait_start(node, conn, args) {
+        Ok((_, _, _, got)) => conn.reply(Reply::Int(got as i64)),
+        Err(r) => conn.reply(r),
+    }
+}
+
+/// Parses `WAIT` and counts the replicas that already have the client's writes: the wanted
+/// count, the timeout, the offset to wait for and the count so far.
+fn wait_start(
+    node: &Node,
+    conn: &Conn<ConnState>,
+    mut args: Args,
+) -> Result<(usize, u64, u64, usize), Reply> {
     let parsed = (|| -> Result<(usize, u64), CmdError> {
         let n = args.i64()?;
         let t = args
@@ -396,23 +411,28 @@ async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         }
         Ok((n.max(0) as usize, t as u64))
     })();
-    let (n, timeout_ms) = match parsed {
-        Ok(v) => v,
-        Err(e) => {
-            conn.reply(Reply::from(Err::<Reply, _>(e)));
+    let (n, timeout_ms) = parsed.map_err(|e| Reply::from(Err::<Reply, _>(e)))?;
+    if !node.role.read().is_master() {
+        return Err(Reply::error(
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        ));
+    }
+    let offset = conn.state.woff;
+    Ok((n, timeout_ms, offset, node.replicas_acked(offset)))
+}
+
+async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
+    let (n, timeout_ms, offset) = match wait_start(node, conn, args) {
+        Ok((n, _, _, got)) if got >= n => {
+            conn.reply(Reply::Int(got as i64));
+            return;
+        }
+        Ok((n, t, offset, _)) => (n, t, offset),
+        Err(r) => {
+            conn.reply(r);
             return;
         }
     };
-    if !node.role.read().is_master() {
-        conn.reply(Reply::error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
-        return;
-    }
-    let offset = conn.state.woff;
-    let got = node.replicas_acked(offset);
-    if got >= n {
-        conn.reply(Reply::Int(got as i64));
-        return;
-    }
     // Replies to earlier pipelined commands go out before we wait (unless the acknowledgement
     // check closes the connection).
     node.before_reply(conn).await;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
+use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use super::{LinkStatus, Phase, Upstream};
@@ -269,6 +270,9 @@ async fn session(
     stream_loop(node, &mut w, status, cancel).await
 }
 
+/// Most memory reserved for a full sync's snapshot before its bytes arrive.
+const PAYLOAD_PREALLOC: usize = 16 * 1024 * 1024;
+
 /// Reads `$<len>\r\n` and the snapshot bytes.
 async fn read_payload(w: &mut Wire) -> Result<Vec<u8>, ReplError> {
     let head = w.line("the snapshot header").await?;
@@ -276,7 +280,8 @@ async fn read_payload(w: &mut Wire) -> Result<Vec<u8>, ReplError> {
         .strip_prefix('$')
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| ReplError::Protocol(format!("bad snapshot header {head:?}")))?;
-    let mut payload = Vec::with_capacity(len.min(1 << 30));
+    // The length is only what the master claims: the buffer grows with what arrives.
+    let mut payload = Vec::with_capacity(len.min(PAYLOAD_PREALLOC));
     while payload.len() < len {
         if w.buf.is_empty() {
             w.fill("the snapshot").await?;
@@ -380,7 +385,16 @@ async fn stream_loop(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let limits = ParseLimits::trusted();
+    // A master's commands are client commands it ran (or their effects), so this node's client
+    // limits bound them too; a larger claim is damage or a rogue peer, never a reason to
+    // allocate. A master with larger limits than this replica needs them raised here.
+    let limits = {
+        let c = node.config.read();
+        ParseLimits::peer(
+            c.limits.proto_max_bulk_len as usize,
+            c.limits.max_multibulk_len as usize,
+        )
+    };
     let mut parser = RequestParser::new();
     // Stream bytes not yet applied, and how much of the input they cover.
     let mut raw = BytesMut::new();
@@ -402,6 +416,18 @@ async fn stream_loop(
             let cmd = match parser.parse(&mut inbuf, &limits, true) {
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
+                Err(ProtocolError::BulkLength) => {
+                    return Err(ReplError::Protocol(format!(
+                        "a string length that is invalid or above limits.proto_max_bulk_len ({} bytes)",
+                        limits.max_bulk_len
+                    )));
+                }
+                Err(ProtocolError::MultibulkLength) => {
+                    return Err(ReplError::Protocol(format!(
+                        "an argument count that is invalid or above limits.max_multibulk_len ({})",
+                        limits.max_multibulk_len
+                    )));
+                }
                 Err(e) => return Err(ReplError::Protocol(e.to_string())),
             };
             if cmd.is_empty() {
@@ -488,7 +514,8 @@ async fn stream_loop(
 }
 
 /// Applies complete units under the store lock and feeds their bytes on; returns the log
-/// sequence to wait for before acknowledging (when this node's `appendfsync` is `always`).
+/// sequence to wait for before acknowledging: as a client's reply, the acknowledgement leaves
+/// only once the log has the bytes (fsynced too under `always`).
 fn apply(
     node: &Node,
     items: Vec<Item>,
@@ -520,10 +547,5 @@ fn apply(
     }
     feed.set_db(db);
     feed.push(bytes);
-    Ok(node
-        .persist
-        .aof
-        .as_ref()
-        .map(|a| a.append(bytes))
-        .filter(|_| node.persist.aof.as_ref().is_some_and(|a| a.is_always())))
+    Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
 }
