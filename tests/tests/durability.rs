@@ -385,9 +385,10 @@ fn garbage_inside_the_log_refuses_start_naming_the_file() {
     );
 }
 
-/// A damaged log tail announcing a size no command in the file can have (a string of ~100 GB,
-/// a count of ~100 G arguments) is refused as damage at its offset, naming the file: the node
-/// never tries to allocate what the file claims, and never aborts.
+/// A damaged log tail announcing a size the node could never have written (a string of ~100 GB,
+/// a count of ~100 G arguments, over its limits) is refused as damage at its offset, naming the
+/// file: the node never tries to allocate what the file claims, and never aborts. (A size
+/// within the limits that the file does not hold is a torn last write, truncated.)
 #[test]
 fn a_log_tail_announcing_huge_sizes_refuses_start_naming_the_file() {
     let tails: [&[u8]; 2] = [
@@ -413,7 +414,7 @@ fn a_log_tail_announcing_huge_sizes_refuses_start_naming_the_file() {
         assert!(
             err.contains(&name)
                 && err.contains(&format!("corrupt at byte {clean}"))
-                && err.contains("larger than the whole file")
+                && err.contains("over the node's limits")
                 && !err.contains("memory allocation"),
             "#{i}: {err}"
         );

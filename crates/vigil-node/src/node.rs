@@ -106,7 +106,7 @@ impl Node {
             db: None,
         };
         for (g, path) in &rec.logs {
-            replay_log(&table, &mut store, path, &mut pos)?;
+            replay_log(&table, &mut store, path, &mut pos, &config.limits)?;
             generation = generation.max(*g);
         }
         // Replay is history, not new changes.
@@ -335,8 +335,14 @@ fn replay_log(
     store: &mut Store,
     path: &std::path::Path,
     pos: &mut ReplPos,
+    limits: &crate::config::LimitsConfig,
 ) -> Result<(), NodeError> {
-    let read = aof::read_log(path).map_err(|(offset, reason)| NodeError::CorruptLog {
+    let read = aof::read_log(
+        path,
+        limits.proto_max_bulk_len as usize,
+        limits.max_multibulk_len as usize,
+    )
+    .map_err(|(offset, reason)| NodeError::CorruptLog {
         path: path.to_path_buf(),
         offset,
         reason,

@@ -408,13 +408,20 @@ pub struct LogRead {
 /// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
 /// `torn`, anything else that does not parse is an error with its offset.
 ///
-/// No command in the file can be longer than the file: a length or count announcing more is
-/// damage, reported as such (with its offset) rather than believed.
-pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
+/// Sizes are judged by what the node could have written: a length or count over the node's
+/// limits (`max_bulk_len`, `max_multibulk_len`) is damage, reported as such (with its offset)
+/// rather than believed; one within them that the file does not hold is a torn last write
+/// (say, of a value larger than the whole log so far). Either way nothing is allocated for
+/// what a size announces beyond the bytes actually there.
+pub fn read_log(
+    path: &Path,
+    max_bulk_len: usize,
+    max_multibulk_len: usize,
+) -> Result<LogRead, (u64, String)> {
     let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
     let total = data.len();
     let mut buf = BytesMut::from(&data[..]);
-    let limits = ParseLimits::peer(total, total);
+    let limits = ParseLimits::peer(max_bulk_len, max_multibulk_len);
     let mut parser = RequestParser::new();
     let mut commands = Vec::new();
     let mut valid = 0usize;
@@ -465,7 +472,7 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
                 }
                 let reason = match e {
                     ProtocolError::BulkLength | ProtocolError::MultibulkLength => format!(
-                        "a command announces a size larger than the whole file ({total} bytes) or not a size"
+                        "a command announces a size over the node's limits (proto_max_bulk_len {max_bulk_len}, max_multibulk_len {max_multibulk_len}) or not a size"
                     ),
                     e => e.to_string(),
                 };
@@ -478,6 +485,9 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default `proto_max_bulk_len` (512 MiB).
+    const LIMIT: usize = 512 * 1024 * 1024;
 
     #[test]
     fn torn_tail_is_reported_not_fatal() {
@@ -495,7 +505,7 @@ mod tests {
         );
         for cut in full..data.len() {
             std::fs::write(&p, &data[..cut]).unwrap();
-            let r = read_log(&p).unwrap();
+            let r = read_log(&p, LIMIT, LIMIT).unwrap();
             assert_eq!(r.commands.len(), 1, "cut {cut}");
             assert_eq!(r.valid_len as usize, full);
             assert_eq!(r.torn, cut != full, "cut {cut}");
@@ -503,11 +513,11 @@ mod tests {
         let mut zeros = data[..full].to_vec();
         zeros.extend_from_slice(&[0; 100]);
         std::fs::write(&p, &zeros).unwrap();
-        assert!(read_log(&p).unwrap().torn);
+        assert!(read_log(&p, LIMIT, LIMIT).unwrap().torn);
         let mut garbage = data[..full].to_vec();
         garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
         std::fs::write(&p, &garbage).unwrap();
-        assert_eq!(read_log(&p).unwrap_err().0, full as u64);
+        assert_eq!(read_log(&p, LIMIT, LIMIT).unwrap_err().0, full as u64);
     }
 
     /// A damaged tail announcing absurd sizes is an error at its offset, never an attempt to
@@ -533,17 +543,23 @@ mod tests {
             let mut data = clean.clone();
             data.extend_from_slice(tail);
             std::fs::write(&p, &data).unwrap();
-            let (offset, reason) = read_log(&p).unwrap_err();
+            let (offset, reason) = read_log(&p, LIMIT, LIMIT).unwrap_err();
             assert_eq!(offset, clean.len() as u64, "#{i}");
-            assert!(
-                reason.contains("larger than the whole file"),
-                "#{i}: {reason}"
-            );
+            assert!(reason.contains("over the node's limits"), "#{i}: {reason}");
         }
-        let mut data = clean.clone();
-        data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc");
-        std::fs::write(&p, &data).unwrap();
-        let r = read_log(&p).unwrap();
-        assert!(r.torn && r.valid_len == clean.len() as u64);
+        // A torn write of a value larger than the whole file so far, within the limits.
+        for (i, tail) in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10000000\r\nabc",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut data = clean.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(&p, &data).unwrap();
+            let r = read_log(&p, LIMIT, LIMIT).unwrap();
+            assert!(r.torn && r.valid_len == clean.len() as u64, "#{i}");
+        }
     }
 }
