@@ -25,6 +25,21 @@ fn three_free_ports() -> u16 {
     }
 }
 
+/// A local cluster config in `dir` on free ports, without `dir` (sync mode, `down_after`
+/// 1 s); its path and the data, admin, gRPC and RESP base ports.
+fn cluster_config(dir: &std::path::Path) -> (std::path::PathBuf, [u16; 4]) {
+    let ports = [(); 4].map(|_| three_free_ports());
+    let [data, admin, grpc, resp] = ports;
+    let cfg = write_config(
+        dir,
+        "local.toml",
+        &format!(
+            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
+        ),
+    );
+    (cfg, ports)
+}
+
 /// `vigil up`'s stdout, collected line by line as it arrives.
 struct Output(Arc<Mutex<Vec<String>>>);
 
@@ -87,6 +102,17 @@ impl Drop for Up {
     }
 }
 
+/// SIGKILLs the process a banner line of `vigil up` names (`… pid N)`).
+fn sigkill_banner_process(line: &str) {
+    let pid: i32 = line
+        .rsplit("pid ")
+        .next()
+        .and_then(|p| p.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"));
+    // SAFETY: kill(2) on a grandchild this test started through `vigil up`.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
 async fn master_of(grpc: u16) -> vigil_proto::sentinel::MasterInfo {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -128,20 +154,8 @@ async fn set_until_ok(port: u16, within: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_supervises_its_cluster_and_shows_a_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, admin, grpc, resp) = (
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-    );
     // No `dir`: the per-user default under $HOME.
-    let cfg = write_config(
-        dir.path(),
-        "local.toml",
-        &format!(
-            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
-        ),
-    );
+    let (cfg, [data, _, grpc, _]) = cluster_config(dir.path());
     let (home, cwd) = (dir.path().join("home"), dir.path().join("elsewhere"));
     std::fs::create_dir_all(&cwd).unwrap();
     let mut child = Command::new(vigil_bin())
@@ -172,15 +186,7 @@ async fn up_supervises_its_cluster_and_shows_a_failover() {
         .wait_line(&[&format!("redis://127.0.0.1:{port} ")], Duration::ZERO)
         .await;
     let name = line.split_whitespace().next().unwrap().to_string();
-    let pid: i32 = line
-        .rsplit("pid ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .parse()
-        .unwrap();
-    // SAFETY: kill(2) on a grandchild this test started through `vigil up`.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sigkill_banner_process(&line);
     // The exit is reported, the failover shows as events, the rest keeps running.
     out.wait_line(&[&name, "exited", "signal: 9"], Duration::from_secs(5))
         .await;
@@ -243,23 +249,12 @@ async fn up_supervises_its_cluster_and_shows_a_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_no_restart_leaves_an_exited_process_down() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, admin, grpc, resp) = (
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-        three_free_ports(),
-    );
+    let (cfg, [_, _, grpc, _]) = cluster_config(dir.path());
     let mut child = Command::new(vigil_bin())
         .args(["up", "--async", "--no-restart", "--dir"])
         .arg(dir.path().join("cluster"))
         .arg("--config")
-        .arg(write_config(
-            dir.path(),
-            "local.toml",
-            &format!(
-                "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
-            ),
-        ))
+        .arg(cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -273,15 +268,7 @@ async fn up_no_restart_leaves_an_exited_process_down() {
         out.text()
     );
     let line = out.wait_line(&["sentinel3 ", "pid "], Duration::ZERO).await;
-    let pid: i32 = line
-        .rsplit("pid ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .parse()
-        .unwrap();
-    // SAFETY: kill(2) on a grandchild this test started through `vigil up`.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sigkill_banner_process(&line);
     out.wait_line(&["sentinel3 exited", "left down"], Duration::from_secs(5))
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
