@@ -388,6 +388,10 @@ async fn stream_loop(
     raw.extend_from_slice(&inbuf);
     let mut total_in = inbuf.len() as u64;
     let mut applied_to = 0u64;
+    // Input position after the last data command (not a keepalive), overall and as of the
+    // end of the last complete unit: the feed learns where the data ends.
+    let mut data_end = 0u64;
+    let mut unit_data_end = 0u64;
     let mut tx: Option<Vec<Item>> = None;
     let mut items: Vec<Item> = Vec::new();
     let mut scratch = Vec::new();
@@ -409,6 +413,9 @@ async fn stream_loop(
             }
             let pos = total_in - inbuf.len() as u64;
             let name = cmd[0].to_ascii_lowercase();
+            if tx.is_some() || !(name == b"ping" || name == b"replconf") {
+                data_end = pos;
+            }
             match &name[..] {
                 b"select" => {
                     let db = cmd
@@ -445,14 +452,19 @@ async fn stream_loop(
                     }
                 },
             }
+            if unit_end == pos {
+                unit_data_end = data_end;
+            }
         }
         if unit_end > applied_to {
             let bytes = raw.split_to((unit_end - applied_to) as usize).freeze();
+            let data_len = unit_data_end.saturating_sub(applied_to) as usize;
             applied_to = unit_end;
             let seq = apply(
                 node,
                 std::mem::take(&mut items),
                 &bytes,
+                data_len,
                 &mut scratch,
                 cancel,
             )?;
@@ -487,12 +499,14 @@ async fn stream_loop(
     }
 }
 
-/// Applies complete units under the store lock and feeds their bytes on; returns the log
-/// sequence to wait for before acknowledging (when this node's `appendfsync` is `always`).
+/// Applies complete units under the store lock and feeds their bytes on (the first
+/// `data_len` of them ending with data, the rest keepalives); returns the log sequence to wait
+/// for before acknowledging (when this node's `appendfsync` is `always`).
 fn apply(
     node: &Node,
     items: Vec<Item>,
     bytes: &[u8],
+    data_len: usize,
     scratch: &mut Vec<crate::cmd::Prop>,
     cancel: &CancellationToken,
 ) -> Result<Option<u64>, ReplError> {
@@ -519,7 +533,7 @@ fn apply(
         }
     }
     feed.set_db(db);
-    feed.push(bytes);
+    feed.push_with_data(bytes, data_len);
     Ok(node
         .persist
         .aof
