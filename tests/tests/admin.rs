@@ -554,3 +554,41 @@ async fn a_lease_that_expires_while_a_write_waits_closes_the_connection_without_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Keepalive PINGs are stream bytes but no data: `data_offset` stops at the last write, on the
+/// master and on its replica alike, so the sentinels never count a PING as a divergent write.
+#[tokio::test]
+async fn data_offset_ends_at_the_last_write_not_at_a_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = managed_with(dir.path(), "a", "ping_period = \"100ms\"\n");
+    let b = managed(dir.path(), "b");
+    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
+    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
+    ca.promote(PromoteRequest {
+        epoch: 1,
+        lease_ttl_ms: 60_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    cb.replicate_from(ReplicateFromRequest {
+        epoch: 1,
+        host: "127.0.0.1".into(),
+        port: a.port as u32,
+    })
+    .await
+    .unwrap();
+    let mut r = RawConn::connect(a.port).unwrap();
+    assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (sa, sb) = (status(&mut ca).await, status(&mut cb).await);
+        let data = sa.data_offset.unwrap();
+        if sa.offset > data && sb.offset == sa.offset {
+            assert_eq!(sb.data_offset, Some(data), "the replica: {sb:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no PING after the write: {sa:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -333,6 +333,7 @@ pub fn status(node: &Node) -> NodeStatus {
         replid2: feed.replid2.clone(),
         second_offset: feed.second_offset,
         offset: feed.offset,
+        data_offset: Some(feed.data_offset),
         replicas,
         acked_offset,
         link: LinkStatus::None as i32,

@@ -113,7 +113,8 @@ pub struct Replication {
     pub min_replicas_max_lag: Duration,
     /// Synchronous mode: a write is acknowledged only once this many replicas have it (0: off).
     pub sync_replicas: usize,
-    /// How long a synchronous write waits for its replicas before the client gets an error.
+    /// How long a synchronous write waits for its replicas; past it the write's outcome is
+    /// unknown and its connection closes without a reply.
     #[serde(deserialize_with = "duration")]
     pub sync_timeout: Duration,
     /// The master sends a PING down an idle stream this often (the replica's liveness signal).

@@ -78,6 +78,8 @@ pub struct Node {
 struct ReplPos {
     replid: String,
     offset: u64,
+    /// Where the last data (not a keepalive PING) ends.
+    data_offset: u64,
     db: Option<usize>,
 }
 
@@ -103,6 +105,7 @@ impl Node {
         let mut pos = ReplPos {
             replid: rec.repl.0,
             offset: rec.repl.1,
+            data_offset: rec.repl.1,
             db: None,
         };
         for (g, path) in &rec.logs {
@@ -126,6 +129,7 @@ impl Node {
             pos.db,
             config.replication.backlog_size as usize,
         );
+        feed.data_offset = pos.data_offset.min(feed.offset);
         if role.is_master() && known {
             // A restarted master may have lost the tail of its log (everysec): replicas that
             // got further must not continue this history, so it gets a new id; the old one
@@ -381,6 +385,7 @@ fn replay_log(
             };
             pos.replid = id.to_string();
             pos.offset = off;
+            pos.data_offset = off;
             if d >= 0 {
                 db = d as usize;
             }
@@ -388,6 +393,9 @@ fn replay_log(
             continue;
         }
         pos.offset += end - offset;
+        if name != b"ping" {
+            pos.data_offset = pos.offset;
+        }
         match &name[..] {
             b"select" => {
                 db = cmd
@@ -421,6 +429,7 @@ fn replay_log(
         // A transaction without its EXEC was never acknowledged: drop it.
         valid_len = multi_offset;
         pos.offset = stream_offset;
+        pos.data_offset = pos.data_offset.min(stream_offset);
         torn = true;
     }
     if torn {
@@ -480,7 +489,7 @@ fn ping_replicas(node: &Node) {
     }
     let mut bytes = Vec::new();
     aof::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
-    feed.push(&bytes);
+    feed.push_ping(&bytes);
     if let Some(aof) = &node.persist.aof {
         aof.append(&bytes);
     }

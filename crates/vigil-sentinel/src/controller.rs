@@ -484,8 +484,9 @@ fn split(addr: &str) -> Option<(String, u32)> {
 }
 
 /// Bytes of history `old` holds that `master` (promoted from the same history) never got:
-/// writes acknowledged by an old master and never replicated. `None` when their histories
-/// cannot be compared.
+/// writes acknowledged by an old master and never replicated. Counted up to the end of `old`'s
+/// data: keepalive PINGs it sent alone (cut off, within its lease) are not writes. `None` when
+/// their histories cannot be compared.
 fn divergent(old: &NodeStatus, master: &NodeStatus) -> Option<u64> {
     if master.second_offset <= 0 || master.replid2.is_empty() {
         return None;
@@ -499,7 +500,8 @@ fn divergent(old: &NodeStatus, master: &NodeStatus) -> Option<u64> {
     } else {
         return None;
     };
-    Some(len.saturating_sub(shared))
+    let data_end = old.data_offset.unwrap_or(len);
+    Some(len.min(data_end).saturating_sub(shared))
 }
 
 /// Picks the most up-to-date reachable node (priority 0 never) and commits it as master; the
@@ -1205,6 +1207,37 @@ mod tests {
                 st(NodeRole::Replica, 3, 15),
             ];
             assert_eq!(restarted_behind(&g, "a", &observed), want, "#{i}");
+        }
+    }
+
+    /// (old offset, old data offset) against a master promoted at offset 100 of the old history.
+    #[test]
+    fn divergence_counts_data_only() {
+        let master = NodeStatus {
+            replid: "new".into(),
+            replid2: "old".into(),
+            second_offset: 101,
+            offset: 500,
+            ..NodeStatus::default()
+        };
+        for (i, (offset, data_offset, want)) in [
+            (100, Some(100), 0),
+            (114, Some(100), 0),
+            (140, Some(140), 40),
+            (154, Some(140), 40),
+            (154, None, 54),
+            (90, Some(90), 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let old = NodeStatus {
+                replid: "old".into(),
+                offset,
+                data_offset,
+                ..NodeStatus::default()
+            };
+            assert_eq!(divergent(&old, &master), Some(want), "#{i}");
         }
     }
 }

@@ -7,7 +7,11 @@
 //! feed, so its log, offset and backlog match its master's and it can serve as master later
 //! (PSYNC2: a promoted replica keeps the old id as `replid2`).
 //!
-//! Offsets count stream bytes, as Redis' `master_repl_offset` does. The append log also holds
+//! Offsets count stream bytes, as Redis' `master_repl_offset` does. The feed also knows where
+//! the last *data* ends (`data_offset`): everything but a master's keepalive `PING`s, which
+//! are stream bytes no client wrote. A master cut off from its replicas may send a PING they
+//! never get; the sentinels count divergent history only up to the data's end, so that
+//! "divergent bytes" means writes. The append log also holds
 //! `REPLMARK replid offset db` records (not part of the stream) at the start of every file and
 //! wherever the id changes, so replaying a log recovers the exact position of the data.
 
@@ -42,6 +46,8 @@ pub struct Feed {
     pub second_offset: i64,
     /// Stream bytes so far.
     pub offset: u64,
+    /// The offset just after the last data byte: `offset` less any keepalive PINGs at the end.
+    pub data_offset: u64,
     /// Database of the last command in the stream (`None`: the next command needs a SELECT).
     db: Option<usize>,
     backlog: Ring,
@@ -59,6 +65,7 @@ impl Feed {
             replid2: "0".repeat(40),
             second_offset: -1,
             offset,
+            data_offset: offset,
             db,
             backlog: Ring::new(backlog_size),
             links: Vec::new(),
@@ -82,10 +89,25 @@ impl Feed {
         }
     }
 
-    /// Appends stream bytes: the offset grows, the backlog keeps them, replicas get them.
+    /// Appends stream bytes of data: the offset grows, the backlog keeps them, replicas get
+    /// them.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.push_with_data(bytes, bytes.len());
+    }
+
+    /// Appends a master's keepalive PING: stream bytes, but no data.
+    pub fn push_ping(&mut self, bytes: &[u8]) {
+        self.push_with_data(bytes, 0);
+    }
+
+    /// Appends stream bytes whose first `data_len` bytes end with data and whose rest are
+    /// keepalive PINGs (a replica passes its master's stream on in such units).
+    pub fn push_with_data(&mut self, bytes: &[u8], data_len: usize) {
         if bytes.is_empty() {
             return;
+        }
+        if data_len > 0 {
+            self.data_offset = self.offset + data_len.min(bytes.len()) as u64;
         }
         self.offset += bytes.len() as u64;
         self.backlog.push(bytes);
@@ -147,6 +169,7 @@ impl Feed {
         self.replid2 = "0".repeat(40);
         self.second_offset = -1;
         self.offset = offset;
+        self.data_offset = offset;
         self.db = None;
         self.backlog.clear();
     }
@@ -369,6 +392,22 @@ mod tests {
                 assert_eq!(r.tail(n), all[all.len() - n..], "#{i} tail {n}");
             }
         }
+    }
+
+    #[test]
+    fn pings_are_no_data() {
+        let mut f = Feed::new("a".repeat(40), 100, None, 1024);
+        assert_eq!((f.offset, f.data_offset), (100, 100));
+        f.push(b"data");
+        f.push_ping(b"ping");
+        assert_eq!((f.offset, f.data_offset), (108, 104));
+        // A replica's unit: data, then a PING.
+        f.push_with_data(b"datping", 3);
+        assert_eq!((f.offset, f.data_offset), (115, 111));
+        f.push_with_data(b"ping", 0);
+        assert_eq!((f.offset, f.data_offset), (119, 111));
+        f.reset("b".repeat(40), 7);
+        assert_eq!((f.offset, f.data_offset), (7, 7));
     }
 
     #[test]

@@ -402,6 +402,10 @@ async fn stream_loop(
     raw.extend_from_slice(&inbuf);
     let mut total_in = inbuf.len() as u64;
     let mut applied_to = 0u64;
+    // Input position after the last data command (not a keepalive), overall and as of the
+    // end of the last complete unit: the feed learns where the data ends.
+    let mut data_end = 0u64;
+    let mut unit_data_end = 0u64;
     let mut tx: Option<Vec<Item>> = None;
     let mut items: Vec<Item> = Vec::new();
     let mut scratch = Vec::new();
@@ -435,6 +439,9 @@ async fn stream_loop(
             }
             let pos = total_in - inbuf.len() as u64;
             let name = cmd[0].to_ascii_lowercase();
+            if tx.is_some() || !(name == b"ping" || name == b"replconf") {
+                data_end = pos;
+            }
             match &name[..] {
                 b"select" => {
                     let db = cmd
@@ -471,14 +478,19 @@ async fn stream_loop(
                     }
                 },
             }
+            if unit_end == pos {
+                unit_data_end = data_end;
+            }
         }
         if unit_end > applied_to {
             let bytes = raw.split_to((unit_end - applied_to) as usize).freeze();
+            let data_len = unit_data_end.saturating_sub(applied_to) as usize;
             applied_to = unit_end;
             let seq = apply(
                 node,
                 std::mem::take(&mut items),
                 &bytes,
+                data_len,
                 &mut scratch,
                 cancel,
             )?;
@@ -513,13 +525,15 @@ async fn stream_loop(
     }
 }
 
-/// Applies complete units under the store lock and feeds their bytes on; returns the log
-/// sequence to wait for before acknowledging: as a client's reply, the acknowledgement leaves
-/// only once the log has the bytes (fsynced too under `always`).
+/// Applies complete units under the store lock and feeds their bytes on (the first
+/// `data_len` of them ending with data, the rest keepalives); returns the log sequence to wait
+/// for before acknowledging: as a client's reply, the acknowledgement leaves only once the log
+/// has the bytes (fsynced too under `always`).
 fn apply(
     node: &Node,
     items: Vec<Item>,
     bytes: &[u8],
+    data_len: usize,
     scratch: &mut Vec<crate::cmd::Prop>,
     cancel: &CancellationToken,
 ) -> Result<Option<u64>, ReplError> {
@@ -546,6 +560,6 @@ fn apply(
         }
     }
     feed.set_db(db);
-    feed.push(bytes);
+    feed.push_with_data(bytes, data_len);
     Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
 }
