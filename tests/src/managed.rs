@@ -362,6 +362,20 @@ pub struct PinnedLog {
     pub writes: Vec<(Instant, Instant)>,
 }
 
+impl std::fmt::Display for PinnedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pinned client: {} reads as master, {} refused, {} as replica, {} cut off, {} writes acknowledged",
+            self.reads.len(),
+            self.refused,
+            self.replica_reads,
+            self.dropped,
+            self.writes.len()
+        )
+    }
+}
+
 /// A client pinned to one node's address, as an application holding a connection to the old
 /// master is: connected before the fault, reconnecting to the same address whenever its
 /// connection drops. It reads a register (`GET key`, then `ROLE`) and writes `<key>:pinned`,

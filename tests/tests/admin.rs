@@ -60,6 +60,28 @@ fn managed_config(dir: &std::path::Path, name: &str, top: &str, replication: &st
     NodeProc::start(&dir.join(name), &["--config", cfg.to_str().unwrap()])
 }
 
+/// Promotes `a` at epoch 1 (with a lease of `lease_ttl_ms`; 0: none) and points `b` at it;
+/// their admin clients.
+async fn promote_and_follow(a: &NodeProc, b: &NodeProc, lease_ttl_ms: u64) -> (Client, Client) {
+    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
+    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
+    ca.promote(PromoteRequest {
+        epoch: 1,
+        lease_ttl_ms,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    cb.replicate_from(ReplicateFromRequest {
+        epoch: 1,
+        host: "127.0.0.1".into(),
+        port: a.port as u32,
+    })
+    .await
+    .unwrap();
+    (ca, cb)
+}
+
 async fn status(c: &mut Client) -> NodeStatus {
     c.get_status(GetStatusRequest {})
         .await
@@ -493,21 +515,7 @@ async fn a_lease_that_expires_while_a_write_waits_closes_the_connection_without_
         "sync_replicas = 1\nsync_timeout = \"10s\"\n",
     );
     let b = managed(dir.path(), "b");
-    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
-    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
-    ca.promote(PromoteRequest {
-        epoch: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    cb.replicate_from(ReplicateFromRequest {
-        epoch: 1,
-        host: "127.0.0.1".into(),
-        port: a.port as u32,
-    })
-    .await
-    .unwrap();
+    let (mut ca, mut cb) = promote_and_follow(&a, &b, 0).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while status(&mut ca).await.replicas.is_empty()
         || status(&mut cb).await.link != vigil_proto::node::LinkStatus::Up as i32
@@ -562,22 +570,7 @@ async fn data_offset_ends_at_the_last_write_not_at_a_ping() {
     let dir = tempfile::tempdir().unwrap();
     let a = managed_with(dir.path(), "a", "ping_period = \"100ms\"\n");
     let b = managed(dir.path(), "b");
-    let mut ca = admin(a.admin_port(), Some(TOKEN)).await;
-    let mut cb = admin(b.admin_port(), Some(TOKEN)).await;
-    ca.promote(PromoteRequest {
-        epoch: 1,
-        lease_ttl_ms: 60_000,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    cb.replicate_from(ReplicateFromRequest {
-        epoch: 1,
-        host: "127.0.0.1".into(),
-        port: a.port as u32,
-    })
-    .await
-    .unwrap();
+    let (mut ca, mut cb) = promote_and_follow(&a, &b, 60_000).await;
     let mut r = RawConn::connect(a.port).unwrap();
     assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
     let deadline = Instant::now() + Duration::from_secs(10);

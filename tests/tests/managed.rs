@@ -155,14 +155,7 @@ async fn a_paused_master_acknowledges_nothing_and_serves_no_stale_read_after_its
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = pinned.stop();
-    eprintln!(
-        "pinned client: {} reads as master, {} refused, {} as replica, {} cut off, {} writes acknowledged",
-        log.reads.len(),
-        log.refused,
-        log.replica_reads,
-        log.dropped,
-        log.writes.len()
-    );
+    eprintln!("{log}");
     let stale = stale_reads(&log, &acked);
     assert!(stale.is_empty(), "{} stale reads: {stale:?}", stale.len());
     // Never two masters: the old master acknowledged no write sent after the new master's first

@@ -409,14 +409,7 @@ fn scenario(sync: bool) {
         "the old master acknowledged a pinned client's write after the new master's first one was sent"
     );
     // No stale read on the old master.
-    eprintln!(
-        "pinned client: {} reads as master, {} refused, {} as replica, {} cut off, {} writes acknowledged",
-        pinned.reads.len(),
-        pinned.refused,
-        pinned.replica_reads,
-        pinned.dropped,
-        pinned.writes.len()
-    );
+    eprintln!("{pinned}");
     let stale = stale_reads(&pinned, &register);
     assert!(stale.is_empty(), "{} stale reads: {stale:?}", stale.len());
     // What the new master has.
