@@ -228,6 +228,12 @@ pub fn start(
     let config = Config {
         id,
         election_tick: opts.election_ticks,
+        // A follower ignores (pre-)votes until `election_tick` ticks after the leader's last
+        // heartbeat (check_quorum's lease). Its ticks are out of phase with the first
+        // candidate's, so a candidate firing at exactly `election_tick` was often ignored and
+        // the election took a second timeout: start two ticks later.
+        min_election_tick: opts.election_ticks + 2,
+        max_election_tick: (2 * opts.election_ticks).max(opts.election_ticks + 3),
         heartbeat_tick: opts.heartbeat_ticks,
         // The state machine is rebuilt from the snapshot; Raft replays what follows it.
         applied: snap.get_metadata().index,

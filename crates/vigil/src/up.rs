@@ -90,7 +90,7 @@ impl LocalCluster {
     }
 
     /// The sentinels' Raft tick: a twentieth of `down_after` (10–100 ms), so that an election
-    /// (8 to 16 ticks) ends well within the master's lease and the death of the sentinel leader
+    /// (10 to 16 ticks) ends well within the master's lease and the death of the sentinel leader
     /// does not pause writes.
     fn raft_tick(&self) -> Duration {
         humantime::parse_duration(&self.down_after)
