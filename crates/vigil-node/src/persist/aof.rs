@@ -321,12 +321,13 @@ impl Inner {
                     Err(e) => self.write_failed(e, retry),
                 }
                 if !retry && self.failing.load(Ordering::Relaxed) {
-                    // Back in front of what was appended meanwhile, in order.
+                    // Back in front of what was appended meanwhile, in order: the rest of
+                    // this segment, then the ones after it.
                     let mut q = self.queue.lock();
-                    q.segments.push_front((g, buf[done..].to_vec()));
                     while let Some(s) = segments.pop_back() {
                         q.segments.push_front(s);
                     }
+                    q.segments.push_front((g, buf[done..].to_vec()));
                     return false;
                 }
             }
@@ -372,8 +373,6 @@ impl Inner {
             Err(e) => {
                 tracing::error!(error = %e, generation, "cannot open the new append log; staying on the old one");
                 *self.error.lock() = Some(e.to_string());
-                // Written to the old file rather than lost; the next rotation tries again.
-                lf.generation = generation;
             }
         }
     }
@@ -623,6 +622,53 @@ pub fn read_log(path: &Path) -> Result<LogRead, (u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client's task whose write fails hands the bytes back to the queue in order, ahead of
+    /// what was appended meanwhile; the next write puts everything in the file in order, and
+    /// only then is it published as written.
+    #[test]
+    fn a_failed_write_from_a_task_keeps_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_path(dir.path(), 1);
+        std::fs::write(&path, b"").unwrap();
+        // Read-only: every write fails.
+        let file = File::open(&path).unwrap();
+        let inner = Inner {
+            queue: Mutex::new(Queue {
+                segments: VecDeque::from([(1, b"one ".to_vec()), (1, b"two ".to_vec())]),
+                seq: 8,
+                generation: 1,
+                stop: false,
+                writer_asleep: false,
+            }),
+            cond: Condvar::new(),
+            file: Mutex::new(LogFile {
+                file,
+                generation: 1,
+            }),
+            policy: AtomicU8::new(EVERYSEC),
+            dirty: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            written: watch::channel(0).0,
+            synced: watch::channel(0).0,
+            size: AtomicU64::new(0),
+            error: Mutex::new(None),
+            dir: dir.path().to_path_buf(),
+        };
+        assert!(!inner.write_queued(&mut inner.file.lock(), false));
+        assert!(inner.failing.load(Ordering::Relaxed));
+        assert_eq!(*inner.written.borrow(), 0, "published a failed write");
+        {
+            let mut q = inner.queue.lock();
+            q.segments.push_back((1, b"three".to_vec()));
+            q.seq += 5;
+        }
+        inner.file.lock().file = OpenOptions::new().append(true).open(&path).unwrap();
+        assert!(inner.write_queued(&mut inner.file.lock(), true));
+        assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
+        assert_eq!(*inner.written.borrow(), 13);
+        assert!(!inner.failing.load(Ordering::Relaxed) && inner.error.lock().is_none());
+    }
 
     #[test]
     fn torn_tail_is_reported_not_fatal() {
