@@ -22,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -70,14 +70,36 @@ struct Queue {
     seq: u64,
     generation: u64,
     stop: bool,
+    /// The writer thread sleeps past the next tick: an append must wake it.
+    writer_asleep: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.segments.iter().all(|(_, b)| b.is_empty())
+    }
+}
+
+/// The open log file. Whoever writes holds it (the writer thread, or under `everysec` and `no`
+/// the task of a client waiting for its write), so the queue is drained and written in order.
+struct LogFile {
+    file: File,
+    generation: u64,
 }
 
 /// Shared between the node and the writer thread.
 struct Inner {
     queue: Mutex<Queue>,
     cond: Condvar,
+    file: Mutex<LogFile>,
     policy: AtomicU8,
-    /// Highest sequence number written to the file (and, with `always`, fsynced).
+    /// Bytes written since the last fsync (or fsync request); changed with the file held.
+    dirty: AtomicBool,
+    /// A write from a client's task failed: leave the retries to the writer thread.
+    failing: AtomicBool,
+    /// Highest sequence number written to the file.
+    written: watch::Sender<u64>,
+    /// Highest sequence number fsynced.
     synced: watch::Sender<u64>,
     /// Size of the current log file in bytes.
     size: AtomicU64,
@@ -92,10 +114,13 @@ pub struct Aof {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+const ALWAYS: u8 = 0;
+const EVERYSEC: u8 = 1;
+
 fn policy_code(p: AppendFsync) -> u8 {
     match p {
-        AppendFsync::Always => 0,
-        AppendFsync::Everysec => 1,
+        AppendFsync::Always => ALWAYS,
+        AppendFsync::Everysec => EVERYSEC,
         AppendFsync::No => 2,
     }
 }
@@ -117,17 +142,21 @@ impl Aof {
         file.sync_data()?;
         sync_dir(dir)?;
         let size = file.metadata()?.len();
-        let (synced, _) = watch::channel(0);
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue {
                 segments: VecDeque::new(),
                 seq: 0,
                 generation,
                 stop: false,
+                writer_asleep: false,
             }),
             cond: Condvar::new(),
+            file: Mutex::new(LogFile { file, generation }),
             policy: AtomicU8::new(policy_code(policy)),
-            synced,
+            dirty: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            written: watch::channel(0).0,
+            synced: watch::channel(0).0,
             size: AtomicU64::new(size),
             error: Mutex::new(None),
             dir: dir.to_path_buf(),
@@ -136,7 +165,7 @@ impl Aof {
         let fsyncer = Fsyncer::start(inner.clone())?;
         let handle = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || writer_loop(thread_inner, file, generation, fsyncer))?;
+            .spawn(move || writer_loop(thread_inner, fsyncer))?;
         Ok(Aof {
             inner,
             writer: Mutex::new(Some(handle)),
@@ -146,12 +175,11 @@ impl Aof {
     /// Queues stream bytes; returns the sequence number that covers them, which the replies
     /// depending on them wait for ([`Aof::wait`]). Call under the store lock.
     ///
-    /// Wakes the writer only when the queue was empty: under load the writer drains everything
-    /// queued while its last write (or, with `always`, its last fsync) ran, instead of paying a
-    /// thread switch per write.
+    /// Wakes the writer thread only when it must write (`always`, an empty queue) or would
+    /// otherwise sleep past a tick: no thread switch per write.
     pub fn append(&self, encoded: &[u8]) -> u64 {
         let mut q = self.inner.queue.lock();
-        let was_idle = q.segments.iter().all(|(_, b)| b.is_empty());
+        let was_idle = q.is_empty();
         q.seq += encoded.len() as u64;
         let generation = q.generation;
         match q.segments.back_mut() {
@@ -159,8 +187,12 @@ impl Aof {
             _ => q.segments.push_back((generation, encoded.to_vec())),
         }
         let seq = q.seq;
+        let wake = was_idle && (self.inner.policy() == ALWAYS || q.writer_asleep);
+        if wake {
+            q.writer_asleep = false;
+        }
         drop(q);
-        if was_idle {
+        if wake {
             self.inner.cond.notify_one();
         }
         seq
@@ -177,23 +209,56 @@ impl Aof {
         self.inner.cond.notify_one();
     }
 
-    /// Waits until everything up to `seq` is written (and fsynced under `always`).
+    /// Waits until everything up to `seq` is in the file (and fsynced under `always`).
+    ///
+    /// Under `always` the writer thread writes and fsyncs for every waiting client at once.
+    /// Under `everysec` and `no` the waiting task writes, as Redis writes its AOF buffer once
+    /// per event-loop iteration before the replies go out: it first lets the other clients
+    /// ready in this round of the scheduler queue their writes, then one `write` serves them
+    /// all, with no thread switch. A write to the page cache takes microseconds; a failing one
+    /// is left to the writer thread, which retries.
     pub async fn wait(&self, seq: u64) {
-        if *self.inner.synced.borrow() >= seq {
+        if self.inner.policy() == ALWAYS {
+            let mut rx = self.inner.synced.subscribe();
+            let _ = rx.wait_for(|s| *s >= seq).await;
             return;
         }
-        let mut rx = self.inner.synced.subscribe();
-        let _ = rx.wait_for(|s| *s >= seq).await;
+        if *self.inner.written.borrow() >= seq {
+            return;
+        }
+        tokio::task::yield_now().await;
+        loop {
+            // Subscribed before the check, so a write published after it wakes us.
+            let mut rx = self.inner.written.subscribe();
+            if *rx.borrow_and_update() >= seq {
+                return;
+            }
+            if !self.inner.failing.load(Ordering::Relaxed)
+                && let Some(mut file) = self.inner.file.try_lock()
+            {
+                // Our bytes were queued before this drain: it covers them (or fails).
+                if self.inner.write_queued(&mut file, false) {
+                    continue;
+                }
+                self.inner.cond.notify_one();
+            }
+            // Someone else is writing (or retrying): their write may cover ours.
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Changes the fsync policy (`CONFIG SET appendfsync`).
     pub fn set_policy(&self, p: AppendFsync) {
         self.inner.policy.store(policy_code(p), Ordering::Relaxed);
+        // A switch to `always` must not leave queued bytes for the next tick.
+        self.inner.cond.notify_one();
     }
 
-    /// The sequence number written so far (fsynced too, under `always`).
+    /// The sequence number written to the file so far.
     pub fn written(&self) -> u64 {
-        *self.inner.synced.borrow()
+        *self.inner.written.borrow()
     }
 
     /// Size of the current log file.
@@ -222,97 +287,188 @@ impl Drop for Aof {
     }
 }
 
+impl Inner {
+    fn policy(&self) -> u8 {
+        self.policy.load(Ordering::Relaxed)
+    }
+
+    /// Drains the queue into the file and publishes the sequence number now written. The
+    /// caller holds the file, so drains and writes never interleave. With `retry` (the writer
+    /// thread) a failing write is retried until it succeeds; without (a client's task, which
+    /// must not sleep) the unwritten bytes go back to the front of the queue and `false` says
+    /// the writer thread must take over.
+    fn write_queued(&self, lf: &mut LogFile, retry: bool) -> bool {
+        let (mut segments, seq) = {
+            let mut q = self.queue.lock();
+            (q.segments.drain(..).collect::<VecDeque<_>>(), q.seq)
+        };
+        while let Some((g, buf)) = segments.pop_front() {
+            if g != lf.generation {
+                self.switch_file(lf, g);
+            }
+            let mut done = 0;
+            while done < buf.len() {
+                match lf.file.write(&buf[done..]) {
+                    Ok(0) => {
+                        self.write_failed(std::io::ErrorKind::WriteZero.into(), retry);
+                    }
+                    Ok(n) => {
+                        done += n;
+                        self.size.fetch_add(n as u64, Ordering::Relaxed);
+                        self.dirty.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => self.write_failed(e, retry),
+                }
+                if !retry && self.failing.load(Ordering::Relaxed) {
+                    // Back in front of what was appended meanwhile, in order: the rest of
+                    // this segment, then the ones after it.
+                    let mut q = self.queue.lock();
+                    while let Some(s) = segments.pop_back() {
+                        q.segments.push_front(s);
+                    }
+                    q.segments.push_front((g, buf[done..].to_vec()));
+                    return false;
+                }
+            }
+        }
+        self.failing.store(false, Ordering::Relaxed);
+        if self.error.lock().take().is_some() {
+            tracing::info!("append log writes recovered");
+        }
+        // The kernel has the bytes: a process crash can no longer lose them, so (except under
+        // `always`, which waits for the fsync) the replies waiting for them may leave.
+        self.written
+            .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
+        true
+    }
+
+    /// Records a failed write; the writer thread (`retry`) waits a second before trying again:
+    /// an acknowledged write must be in the file, so the log never drops data.
+    fn write_failed(&self, e: std::io::Error, retry: bool) {
+        *self.error.lock() = Some(e.to_string());
+        if retry {
+            tracing::error!(error = %e, "append log write failed, retrying in 1s");
+            std::thread::sleep(Duration::from_secs(1));
+        } else {
+            tracing::error!(error = %e, "append log write failed; the log writer retries");
+            self.failing.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Rotation: makes the old file durable before anything goes to the new one.
+    fn switch_file(&self, lf: &mut LogFile, generation: u64) {
+        let _ = lf.file.sync_data();
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(&self.dir, generation))
+        {
+            Ok(f) => {
+                lf.file = f;
+                lf.generation = generation;
+                let _ = sync_dir(&self.dir);
+                self.size.store(0, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, generation, "cannot open the new append log; staying on the old one");
+                *self.error.lock() = Some(e.to_string());
+            }
+        }
+    }
+
+    fn fsync(&self, lf: &LogFile) {
+        let seq = *self.written.borrow();
+        if let Err(e) = lf.file.sync_data() {
+            tracing::error!(error = %e, "append log fsync failed");
+            *self.error.lock() = Some(e.to_string());
+        }
+        self.dirty.store(false, Ordering::Relaxed);
+        self.synced
+            .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
+    }
+}
+
 /// How often `everysec` fsyncs.
 const FSYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// After the fsync thread turned a request down (still busy), when to ask again.
 const FSYNC_RETRY: Duration = Duration::from_millis(10);
 
-fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64, fsyncer: Fsyncer) {
+/// Under `everysec` and `no`, how long queued bytes no client writes itself (expiry, a
+/// replica's stream) wait for the writer thread.
+const WRITE_TICK: Duration = Duration::from_millis(20);
+
+fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
     // When everysec's next fsync is due.
     let mut next_fsync = Instant::now() + FSYNC_EVERY;
-    // Bytes written since the last fsync (or its request).
-    let mut dirty = false;
+    // When the bytes queued now are written at the latest.
+    let mut write_by: Option<Instant> = None;
     loop {
-        let (segments, seq, stop) = {
+        let stop = {
             let mut q = inner.queue.lock();
             loop {
+                q.writer_asleep = false;
                 if q.stop {
-                    break;
+                    break true;
                 }
-                // Every client whose write is queued waits for it to be written: write at once
-                // whatever is there (everything appended while the last write ran goes out in
-                // this one, so concurrent clients share a write).
-                if q.segments.iter().any(|(_, b)| !b.is_empty()) {
-                    break;
+                let policy = inner.policy();
+                let now = Instant::now();
+                if q.is_empty() {
+                    write_by = None;
+                } else {
+                    // `always`: every waiting client waits for this thread; otherwise clients
+                    // write themselves, and this thread writes only what is left after a tick.
+                    if policy == ALWAYS || inner.failing.load(Ordering::Relaxed) {
+                        break false;
+                    }
+                    if now >= *write_by.get_or_insert(now + WRITE_TICK) {
+                        break false;
+                    }
+                }
+                let dirty = inner.dirty.load(Ordering::Relaxed);
+                // Bytes clients wrote themselves before a switch to `always` now need the fsync
+                // their replies wait for.
+                if policy == ALWAYS && dirty {
+                    break false;
                 }
                 // Only everysec has an fsync of its own to schedule; `no` never fsyncs.
-                let fsync_due = inner.policy.load(Ordering::Relaxed) == 1 && dirty;
-                let now = Instant::now();
+                let fsync_due = policy == EVERYSEC && dirty;
                 if fsync_due && now >= next_fsync {
-                    break;
+                    break false;
                 }
                 // An idle writer sleeps until append wakes it or the everysec fsync is due.
-                let wait = if fsync_due {
-                    next_fsync - now
-                } else {
-                    Duration::from_secs(10)
-                };
+                let mut wait = Duration::from_secs(10);
+                if let Some(by) = write_by {
+                    wait = wait.min(by - now);
+                }
+                if fsync_due {
+                    wait = wait.min(next_fsync - now);
+                }
+                q.writer_asleep = wait > WRITE_TICK;
                 inner
                     .cond
                     .wait_for(&mut q, wait.max(Duration::from_millis(1)));
             }
-            let segs: Vec<(u64, Vec<u8>)> = q.segments.drain(..).collect();
-            (segs, q.seq, q.stop)
         };
-        for (g, buf) in segments {
-            if g != generation {
-                // Rotation: make the old file durable before anything goes to the new one.
-                let _ = file.sync_data();
-                match OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log_path(&inner.dir, g))
-                {
-                    Ok(f) => {
-                        file = f;
-                        generation = g;
-                        let _ = sync_dir(&inner.dir);
-                        inner.size.store(0, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, generation = g, "cannot open the new append log; staying on the old one");
-                        *inner.error.lock() = Some(e.to_string());
-                    }
-                }
-            }
-            write_retrying(&inner, &mut file, &buf);
-            inner.size.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            dirty |= !buf.is_empty();
-        }
-        let policy = inner.policy.load(Ordering::Relaxed);
-        if dirty && (policy == 0 || stop) {
+        write_by = None;
+        let lf = &mut *inner.file.lock();
+        inner.write_queued(lf, true);
+        let policy = inner.policy();
+        let dirty = inner.dirty.load(Ordering::Relaxed);
+        if dirty && (policy == ALWAYS || stop) {
             // `always`: the replies wait for this fsync; on close, every policy ends durable.
-            if let Err(e) = file.sync_data() {
-                tracing::error!(error = %e, "append log fsync failed");
-                *inner.error.lock() = Some(e.to_string());
-            }
-            dirty = false;
+            inner.fsync(lf);
         }
-        // The kernel has the bytes (and under `always` the disk): a process crash can no longer
-        // lose them, so the replies waiting for them may leave.
-        inner
-            .synced
-            .send_if_modified(|s| std::mem::replace(s, seq) != seq);
         if stop {
             return;
         }
-        if dirty && policy == 1 && Instant::now() >= next_fsync {
+        if dirty && policy == EVERYSEC && Instant::now() >= next_fsync {
             // The fsync runs on its own thread, as Redis runs it in the background: replies
             // never wait for the disk under everysec, only for the write.
-            if fsyncer.request(&file) {
+            if fsyncer.request(&lf.file, *inner.written.borrow()) {
+                inner.dirty.store(false, Ordering::Relaxed);
                 next_fsync = Instant::now() + FSYNC_EVERY;
-                dirty = false;
             } else {
                 next_fsync = Instant::now() + FSYNC_RETRY;
             }
@@ -323,7 +479,7 @@ fn writer_loop(inner: Arc<Inner>, mut file: File, mut generation: u64, fsyncer: 
 /// The everysec fsync, off the writer thread so the writes (and the replies waiting for them)
 /// never queue behind the disk.
 struct Fsyncer {
-    tx: Option<std::sync::mpsc::SyncSender<File>>,
+    tx: Option<std::sync::mpsc::SyncSender<(File, u64)>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -331,14 +487,21 @@ impl Fsyncer {
     fn start(inner: Arc<Inner>) -> std::io::Result<Fsyncer> {
         // Room for one request: while an fsync runs, the next one waits for it instead of
         // piling up behind a slow disk.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<File>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(File, u64)>(1);
         let handle = std::thread::Builder::new()
             .name("aof-fsync".into())
             .spawn(move || {
-                for file in rx {
-                    if let Err(e) = file.sync_data() {
-                        tracing::error!(error = %e, "append log fsync failed");
-                        *inner.error.lock() = Some(e.to_string());
+                for (file, seq) in rx {
+                    match file.sync_data() {
+                        Ok(()) => {
+                            inner
+                                .synced
+                                .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "append log fsync failed");
+                            *inner.error.lock() = Some(e.to_string());
+                        }
                     }
                 }
             })?;
@@ -348,15 +511,16 @@ impl Fsyncer {
         })
     }
 
-    /// Asks for an fsync of `file`; `false` if the previous one is still running (or the
-    /// file cannot be shared with the thread; the next request retries).
-    fn request(&self, file: &File) -> bool {
+    /// Asks for an fsync of `file`, which holds everything up to `seq`; `false` if the
+    /// previous one is still running (or the file cannot be shared with the thread; the next
+    /// request retries).
+    fn request(&self, file: &File, seq: u64) -> bool {
         let Some(tx) = &self.tx else {
             return false;
         };
         // A second handle on the same open file: syncing it syncs the file.
         match file.try_clone() {
-            Ok(f) => tx.try_send(f).is_ok(),
+            Ok(f) => tx.try_send((f, seq)).is_ok(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot hand the append log to the fsync thread");
                 false
@@ -370,26 +534,6 @@ impl Drop for Fsyncer {
         self.tx = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();
-        }
-    }
-}
-
-/// Writes a buffer, retrying on error: an acknowledged write must be in the file, so the
-/// writer keeps trying (clients under `always` wait) rather than dropping data.
-fn write_retrying(inner: &Inner, file: &mut File, buf: &[u8]) {
-    loop {
-        match file.write_all(buf) {
-            Ok(()) => {
-                if inner.error.lock().take().is_some() {
-                    tracing::info!("append log writes recovered");
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "append log write failed, retrying in 1s");
-                *inner.error.lock() = Some(e.to_string());
-                std::thread::sleep(Duration::from_secs(1));
-            }
         }
     }
 }
@@ -488,6 +632,53 @@ mod tests {
 
     /// The default `proto_max_bulk_len` (512 MiB).
     const LIMIT: usize = 512 * 1024 * 1024;
+
+    /// A client's task whose write fails hands the bytes back to the queue in order, ahead of
+    /// what was appended meanwhile; the next write puts everything in the file in order, and
+    /// only then is it published as written.
+    #[test]
+    fn a_failed_write_from_a_task_keeps_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_path(dir.path(), 1);
+        std::fs::write(&path, b"").unwrap();
+        // Read-only: every write fails.
+        let file = File::open(&path).unwrap();
+        let inner = Inner {
+            queue: Mutex::new(Queue {
+                segments: VecDeque::from([(1, b"one ".to_vec()), (1, b"two ".to_vec())]),
+                seq: 8,
+                generation: 1,
+                stop: false,
+                writer_asleep: false,
+            }),
+            cond: Condvar::new(),
+            file: Mutex::new(LogFile {
+                file,
+                generation: 1,
+            }),
+            policy: AtomicU8::new(EVERYSEC),
+            dirty: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            written: watch::channel(0).0,
+            synced: watch::channel(0).0,
+            size: AtomicU64::new(0),
+            error: Mutex::new(None),
+            dir: dir.path().to_path_buf(),
+        };
+        assert!(!inner.write_queued(&mut inner.file.lock(), false));
+        assert!(inner.failing.load(Ordering::Relaxed));
+        assert_eq!(*inner.written.borrow(), 0, "published a failed write");
+        {
+            let mut q = inner.queue.lock();
+            q.segments.push_back((1, b"three".to_vec()));
+            q.seq += 5;
+        }
+        inner.file.lock().file = OpenOptions::new().append(true).open(&path).unwrap();
+        assert!(inner.write_queued(&mut inner.file.lock(), true));
+        assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
+        assert_eq!(*inner.written.borrow(), 13);
+        assert!(!inner.failing.load(Ordering::Relaxed) && inner.error.lock().is_none());
+    }
 
     #[test]
     fn torn_tail_is_reported_not_fatal() {

@@ -389,18 +389,25 @@ pub fn wait<'a>(
 /// writes now (Redis does the same in EXEC).
 pub fn wait_now(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     match wait_start(node, conn, args) {
-        Ok((_, _, _, got)) => conn.reply(Reply::Int(got as i64)),
+        Ok(w) => conn.reply(Reply::Int(w.acked as i64)),
         Err(r) => conn.reply(r),
     }
 }
 
-/// Parses `WAIT` and counts the replicas that already have the client's writes: the wanted
-/// count, the timeout, the offset to wait for and the count so far.
-fn wait_start(
-    node: &Node,
-    conn: &Conn<ConnState>,
-    mut args: Args,
-) -> Result<(usize, u64, u64, usize), Reply> {
+/// A parsed `WAIT`, with the replicas that already have the client's writes.
+struct WaitStart {
+    /// Replicas asked for.
+    want: usize,
+    /// Milliseconds to wait (0: forever).
+    timeout_ms: u64,
+    /// The stream offset of the client's last write.
+    offset: u64,
+    /// Replicas at that offset now.
+    acked: usize,
+}
+
+/// Parses `WAIT` and counts the replicas that already have the client's writes.
+fn wait_start(node: &Node, conn: &Conn<ConnState>, mut args: Args) -> Result<WaitStart, Reply> {
     let parsed = (|| -> Result<(usize, u64), CmdError> {
         let n = args.i64()?;
         let t = args
@@ -418,21 +425,31 @@ fn wait_start(
         ));
     }
     let offset = conn.state.woff;
-    Ok((n, timeout_ms, offset, node.replicas_acked(offset)))
+    Ok(WaitStart {
+        want: n,
+        timeout_ms,
+        offset,
+        acked: node.replicas_acked(offset),
+    })
 }
 
 async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
-    let (n, timeout_ms, offset) = match wait_start(node, conn, args) {
-        Ok((n, _, _, got)) if got >= n => {
-            conn.reply(Reply::Int(got as i64));
-            return;
-        }
-        Ok((n, t, offset, _)) => (n, t, offset),
+    let WaitStart {
+        want: n,
+        timeout_ms,
+        offset,
+        acked,
+    } = match wait_start(node, conn, args) {
+        Ok(w) => w,
         Err(r) => {
             conn.reply(r);
             return;
         }
     };
+    if acked >= n {
+        conn.reply(Reply::Int(acked as i64));
+        return;
+    }
     // Replies to earlier pipelined commands go out before we wait (unless the acknowledgement
     // check closes the connection).
     node.before_reply(conn).await;
