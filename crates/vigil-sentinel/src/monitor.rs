@@ -4,8 +4,9 @@
 //! (`+sdown` / `-sdown` events). The leader asks the others for their opinion before a
 //! failover; opinions are not logged.
 //!
-//! Probes run every quarter `down_after` of the quickest group, between 20 and 100 ms, so a
-//! node is seen down within a quarter `down_after` of its last answer.
+//! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
+//! fixed cadence (a node whose last probe is still out is skipped, never holding up the
+//! others), so a node is seen down within a quarter `down_after` of its last answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -157,10 +158,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut every = PROBE;
+    // A fixed cadence, not a sleep after each round: a round's own duration (slow answers, a
+    // loaded machine) must not stretch the gap between two probes of a node past `every`, or
+    // a node would be seen down less than `down_after` after a fault.
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => {
+                in_flight.values().for_each(|p| p.abort());
+                return;
+            }
         }
         let (targets, quickest) = {
             let st = raft.state.read();
@@ -185,12 +195,23 @@ pub async fn run(
                 .min();
             (targets, quickest)
         };
-        every = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
-        let mut probes = Vec::new();
+        let want = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
+        if want != every {
+            every = want;
+            ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        // A node whose last probe is still out (slow, paused) is not probed again until it
+        // ends, and does not hold up the others' probes.
+        in_flight.retain(|_, p| !p.is_finished());
         for (group, node, data, admin) in targets {
+            let key = (group.clone(), node.clone());
+            if in_flight.contains_key(&key) {
+                continue;
+            }
             health.watch(&group, &node);
             let (nodes, health) = (nodes.clone(), health.clone());
-            probes.push(tokio::spawn(async move {
+            let probe = tokio::spawn(async move {
                 let status = async {
                     let mut c = nodes.client(&admin).ok()?;
                     tokio::time::timeout(PROBE_TIMEOUT, c.get_status(GetStatusRequest {}))
@@ -212,10 +233,8 @@ pub async fn run(
                 if pinged && st.is_some() {
                     health.ok(&group, &node);
                 }
-            }));
-        }
-        for p in probes {
-            let _ = p.await;
+            });
+            in_flight.insert(key, probe);
         }
         announce(&raft, &health);
     }
