@@ -1,0 +1,427 @@
+//! A failover, step by step: ODOWN and the choice of the candidate, the `BeginFailover`
+//! compare-and-swap, then fence → wait out the lease if the fence failed → promote → repoint →
+//! `CompleteFailover`, each step idempotent from the committed state; and an operator's
+//! switchover.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil_proto::node::{FenceRequest, PromoteRequest};
+
+use super::decide::{choose_candidate, drift, lease, status_timeout};
+use super::{Controller, Observed, PROPOSE, Repoint, observe};
+use crate::driver::Handle;
+use crate::events::Event;
+use crate::nodes::Nodes;
+use crate::state::{AbortReason, Command, Failover, Group, Step};
+
+impl Controller {
+    /// Starts a failover if the master is objectively down. `None`: the master is not (or may
+    /// not yet be) replaced, tend it as usual; `Some(committed)` otherwise.
+    pub(super) async fn maybe_begin_failover(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+    ) -> Option<bool> {
+        let s = &g.spec.settings;
+        let name = g.spec.name.clone();
+        let down_after = Duration::from_millis(s.down_after_ms);
+        // Through `sdown`, so `+sdown` is announced before anything that follows from it.
+        if !self
+            .health
+            .sdown(&name, master, down_after, g.epoch, &self.events)
+        {
+            return None;
+        }
+        let min_interval = Duration::from_millis(s.min_failover_interval_ms);
+        if let Some((_, at)) = self.local(&name).last_failover
+            && at.elapsed() < min_interval
+        {
+            tracing::debug!(
+                master,
+                "master down, but the last failover was less than min_failover_interval ago"
+            );
+            let why = format!(
+                "{master} is down; no failover until min_failover_interval has passed since the last one"
+            );
+            self.say(&name, why);
+            return None;
+        }
+        // Fresh opinions, all asked at once: ODOWN when `quorum` sentinels, this one
+        // included, see it down.
+        let mut asks = tokio::task::JoinSet::new();
+        for id in self.peers.peers() {
+            let (peers, group, node) = (self.peers.clone(), name.clone(), master.to_string());
+            asks.spawn(async move { (id, peers.opinion(id, &group, &node).await) });
+        }
+        let mut votes = 1;
+        let mut sees_it_up = None;
+        // What any sentinel saw acknowledged: a leader elected a moment ago knows it too.
+        let mut acked = self.health.acked(&name);
+        while let Some(r) = asks.join_next().await {
+            let Ok((id, Some(o))) = r else { continue };
+            acked = acked.max(o.acked_offset);
+            if o.down_ms >= s.down_after_ms {
+                votes += 1;
+            } else if o.down_ms < s.down_after_ms / 2 {
+                sees_it_up = Some(id);
+            }
+        }
+        if votes < s.quorum {
+            tracing::info!(
+                master,
+                votes,
+                quorum = s.quorum,
+                "master down here, but no quorum agrees yet"
+            );
+            let why = format!(
+                "{master} is down here; waiting for a quorum ({votes}/{})",
+                s.quorum
+            );
+            self.say(&name, why);
+            // Seen down only from here while a peer reaches it: that peer can keep its lease.
+            if let Some(id) = sees_it_up
+                && self.health.down_for(&name, master) >= down_after * 2
+            {
+                tracing::warn!(
+                    master,
+                    to = id,
+                    "this leader cannot reach the master that others can: handing leadership over"
+                );
+                self.raft.transfer_leader(id);
+            }
+            return None;
+        }
+        let l = self.local(&name);
+        if l.odown.is_none() {
+            l.odown = Some(master.to_string());
+            self.events.emit(Event::local(
+                "+odown",
+                &name,
+                master,
+                g.epoch,
+                format!("#quorum {votes}/{}", s.quorum),
+            ));
+        }
+        let acked = if s.sync_replicas > 0 {
+            self.local(&name).acked.max(acked)
+        } else {
+            0
+        };
+        Some(self.begin_failover(g, master, observed, acked, votes).await)
+    }
+
+    /// Chooses the candidate and commits `BeginFailover` (at least `min_offset`; `votes`, for
+    /// the log, is 0 when no quorum was needed). Returns whether it committed.
+    pub(super) async fn begin_failover(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+        min_offset: u64,
+        votes: u32,
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
+        let excluded = self.local(&name).excluded.clone();
+        let health = self.health.clone();
+        let candidate = choose_candidate(g, observed, master, min_offset, &excluded, |n| {
+            health.down_for(&name, n) >= down_after
+        });
+        let Some((cand, offset)) = candidate else {
+            let why = format!(
+                "{master} is down and no replica is eligible (min offset {min_offset}): unavailable until one is"
+            );
+            self.say(&name, why);
+            let l = self.local(&name);
+            if !l.no_good {
+                l.no_good = true;
+                tracing::error!(
+                    master,
+                    min_offset,
+                    "master is down and no replica is eligible: staying unavailable rather than promote a stale node"
+                );
+                self.events.emit(Event::local(
+                    "-failover-abort-no-good-slave",
+                    &name,
+                    master,
+                    g.epoch,
+                    format!("no eligible replica (min_offset {min_offset})"),
+                ));
+            }
+            return false;
+        };
+        let cmd = Command::BeginFailover {
+            group: name.clone(),
+            expected_epoch: g.epoch,
+            new_epoch: g.epoch + 1,
+            old: Some(master.to_string()),
+            candidate: cand.name.clone(),
+            min_offset,
+            manual: false,
+        };
+        match self.raft.propose(cmd, PROPOSE).await {
+            Ok(()) => {
+                tracing::warn!(old = master, candidate = %cand.name, offset, votes, "failover begun");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failover not begun this round");
+                false
+            }
+        }
+    }
+
+    async fn abort(&mut self, g: &Group, f: &Failover, why: AbortReason, reason: String) -> bool {
+        self.local(&g.spec.name)
+            .excluded
+            .insert(f.candidate.clone());
+        let cmd = Command::AbortFailover {
+            group: g.spec.name.clone(),
+            epoch: f.epoch,
+            reason,
+            why,
+        };
+        self.raft.propose(cmd, PROPOSE).await.is_ok()
+    }
+
+    /// Drives a committed failover one step, idempotently; returns whether a step committed.
+    pub(super) async fn drive_failover(
+        &mut self,
+        g: &Group,
+        f: &Failover,
+        observed: &Observed,
+        leader_since: Instant,
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let l = self.local(&name);
+        let seen = match l.failover_seen {
+            Some((e, at)) if e == f.epoch => at,
+            _ => {
+                let now = Instant::now();
+                l.failover_seen = Some((f.epoch, now));
+                l.reconf.clear();
+                now
+            }
+        };
+        let timeout = Duration::from_millis(g.spec.settings.failover_timeout_ms);
+        if seen.elapsed() > timeout {
+            tracing::error!(candidate = %f.candidate, "failover not finished within {timeout:?}: aborted");
+            let reason = format!("not finished within {timeout:?}");
+            return self.abort(g, f, AbortReason::Timeout, reason).await;
+        }
+        let Some(ci) = g.spec.nodes.iter().position(|n| n.name == f.candidate) else {
+            return false;
+        };
+        match f.step {
+            Step::Begun => self.promote(g, f, ci, observed, leader_since).await,
+            Step::Promoted => {
+                if !self.repoint(g, ci, observed, Repoint::Failover).await {
+                    let why = format!(
+                        "failover: {} promoted; repointing the other nodes",
+                        f.candidate
+                    );
+                    self.say(&name, why);
+                    return false;
+                }
+                let cmd = Command::CompleteFailover {
+                    group: name,
+                    epoch: f.epoch,
+                };
+                self.raft.propose(cmd, PROPOSE).await.is_ok()
+            }
+        }
+    }
+
+    /// Fences the old master, waits out its lease if the fence failed, promotes the candidate
+    /// and commits `Promoted`.
+    async fn promote(
+        &mut self,
+        g: &Group,
+        f: &Failover,
+        ci: usize,
+        observed: &Observed,
+        leader_since: Instant,
+    ) -> bool {
+        let name = g.spec.name.clone();
+        let cand = &g.spec.nodes[ci];
+        // Never more than the committed lease (see `lease_to_grant`).
+        let ttl = lease(&g.spec.settings).min(Duration::from_millis(g.lease_bound_ms()));
+        // A reachable old master is fenced at the new epoch: it stops acknowledging at once
+        // (checked when each reply leaves), so its lease need not be waited out, and its
+        // offset is final.
+        let mut final_offset = None;
+        let mut acked = 0;
+        // Not tried on an old master this sentinel holds down: it would only time out, and
+        // the lease it last took has ended by then (the lease is half of `down_after`).
+        if let Some(old) = &f.old
+            && !self.health.is_sdown(&name, old)
+            && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
+            && let Ok(mut c) = self.nodes.client(&o.admin)
+            && let Ok(Ok(st)) = tokio::time::timeout(
+                status_timeout(&g.spec.settings),
+                c.fence(FenceRequest { epoch: f.epoch }),
+            )
+            .await
+        {
+            let st = st.into_inner();
+            if st.fenced && st.epoch >= f.epoch {
+                final_offset = Some(st.offset);
+                acked = st.acked_offset;
+            }
+        }
+        if final_offset.is_none() {
+            // No leader granted more than the committed lease.
+            let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
+            let margin = drift(committed);
+            let mut wait_until = leader_since + committed + margin;
+            if let Some(b) = self.local(&name).lease_bound {
+                wait_until = wait_until.max(b + margin);
+            }
+            if Instant::now() < wait_until {
+                self.say(
+                    &name,
+                    "failover: waiting until the old master's lease has surely expired",
+                );
+                tracing::debug!("old master not fenced: waiting out its lease");
+                return false;
+            }
+        }
+        // A switchover promotes only once the candidate has everything the old master had:
+        // zero loss in async mode too.
+        let min_offset = if f.manual {
+            f.min_offset.max(final_offset.unwrap_or(0))
+        } else if g.spec.settings.sync_replicas > 0 {
+            // The fenced master's last word on what its sync replicas acknowledged.
+            f.min_offset.max(acked)
+        } else {
+            f.min_offset
+        };
+        let Some((st, arrived)) = &observed[ci] else {
+            return false;
+        };
+        let Ok(mut c) = self.nodes.client(&cand.admin) else {
+            return false;
+        };
+        let req = PromoteRequest {
+            epoch: f.epoch,
+            min_offset,
+            lease_ttl_ms: ttl.as_millis() as u64,
+            lease_since_node_ms: st.node_clock_ms,
+        };
+        match c.promote(req).await {
+            Ok(_) => {
+                let l = self.local(&name);
+                l.lease_bound = Some(*arrived + ttl);
+                l.grants.insert(ttl.as_millis() as u64, *arrived + ttl);
+                let cmd = Command::Promoted {
+                    group: name,
+                    epoch: f.epoch,
+                };
+                self.raft.propose(cmd, PROPOSE).await.is_ok()
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition && f.manual => {
+                tracing::info!(candidate = %cand.name, min_offset, "switchover: candidate still catching up");
+                let why = format!(
+                    "switchover: {} catching up to offset {min_offset}",
+                    cand.name
+                );
+                self.say(&name, why);
+                false
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+                let reason = format!("candidate {} refused: {}", cand.name, e.message());
+                tracing::error!(candidate = %cand.name, min_offset, "{reason}");
+                self.abort(g, f, AbortReason::CandidateRefused, reason)
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(candidate = %cand.name, error = %e, "promotion not done this round");
+                false
+            }
+        }
+    }
+}
+
+/// Why a switchover was not begun.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchoverError {
+    /// No such group.
+    #[error("no such group {0:?}")]
+    NoGroup(String),
+    /// Another failover of the group is in flight.
+    #[error("INPROG a failover of {0} is already in flight; wait for it to end")]
+    InProgress(String),
+    /// The group has no master to replace yet.
+    #[error("{0} has no master yet")]
+    NoMaster(String),
+    /// The requested target cannot be promoted.
+    #[error("{0}")]
+    BadTarget(String),
+    /// No replica can be promoted.
+    #[error("NOGOODSLAVE no reachable replica of {0} can be promoted")]
+    NoGoodReplica(String),
+    /// Raft did not commit it.
+    #[error(transparent)]
+    Raft(#[from] crate::driver::DriverError),
+}
+
+/// Begins a switchover of `group` (to `target`, or the best reachable replica): commits a
+/// manual `BeginFailover`; the leader's controller then fences the master, lets the target
+/// catch up with its final offset and promotes it. The caller has confirmed (ReadIndex) that
+/// its state is current.
+pub async fn switchover(
+    raft: &Handle,
+    nodes: &Arc<Nodes>,
+    group: &str,
+    target: Option<&str>,
+) -> Result<(), SwitchoverError> {
+    let g = raft
+        .state
+        .read()
+        .groups
+        .get(group)
+        .cloned()
+        .ok_or_else(|| SwitchoverError::NoGroup(group.to_string()))?;
+    if g.failover.is_some() {
+        return Err(SwitchoverError::InProgress(group.to_string()));
+    }
+    let master = g
+        .master
+        .clone()
+        .ok_or_else(|| SwitchoverError::NoMaster(group.to_string()))?;
+    let candidate = match target {
+        Some(t) => {
+            if !g.has_node(t) {
+                return Err(SwitchoverError::BadTarget(format!(
+                    "{t} is not a node of {group}"
+                )));
+            }
+            if t == master {
+                return Err(SwitchoverError::BadTarget(format!(
+                    "{t} is already the master"
+                )));
+            }
+            t.to_string()
+        }
+        None => {
+            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT, |_| false).await;
+            choose_candidate(&g, &observed, &master, 0, &HashSet::new(), |_| false)
+                .map(|(n, _)| n.name.clone())
+                .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?
+        }
+    };
+    let cmd = Command::BeginFailover {
+        group: group.to_string(),
+        expected_epoch: g.epoch,
+        new_epoch: g.epoch + 1,
+        old: Some(master),
+        candidate,
+        min_offset: 0,
+        manual: true,
+    };
+    raft.propose(cmd, PROPOSE).await?;
+    Ok(())
+}
