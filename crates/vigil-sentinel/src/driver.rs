@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use protobuf::Message as _;
@@ -43,6 +43,9 @@ pub enum DriverError {
     #[error("the Raft driver has stopped: {0}")]
     Stopped(String),
 }
+
+/// How long a client's or operator's call waits for the Raft majority before it is refused.
+pub const CALL_BUDGET: Duration = Duration::from_secs(3);
 
 /// Where messages to other sentinels go.
 pub trait Transport: Send + Sync + 'static {
@@ -105,7 +108,10 @@ pub struct RaftStatus {
     pub learners: Vec<u64>,
     /// Index of the latest snapshot (the log starts after it).
     pub snapshot_index: u64,
-    /// On the leader: each member's matched index and whether it was heard from recently.
+    /// On the leader: each member's matched index and whether it was heard from within the
+    /// longest election timeout (on this driver's monotonic clock, not raft-rs'
+    /// `recent_active`, which check_quorum clears every election timeout until the next
+    /// heartbeat reply, so a reader caught in that gap saw a healthy majority as inactive).
     pub progress: Vec<(u64, u64, bool)>,
 }
 
@@ -156,6 +162,23 @@ impl Handle {
     pub async fn read_index(&self, timeout: Duration) -> Result<u64, DriverError> {
         let (tx, rx) = oneshot::channel();
         self.call(Msg::Read(tx), rx, timeout).await?
+    }
+
+    /// A linearizable read point within `budget`, retried: Raft drops a read silently when
+    /// there is no leader (or one just changed), so one lost attempt must not fail an
+    /// operator's call while an election settles.
+    pub async fn linearizable(&self, budget: Duration) -> Result<u64, DriverError> {
+        let deadline = Instant::now() + budget;
+        loop {
+            let attempt =
+                Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
+            match self.read_index(attempt).await {
+                Ok(i) => return Ok(i),
+                Err(e @ (DriverError::Rejected(_) | DriverError::Stopped(_))) => return Err(e),
+                Err(e) if Instant::now() + Duration::from_millis(20) >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     /// Proposes a membership change; resolves once it is applied.
@@ -223,7 +246,15 @@ pub fn start(
         storage.sync()?;
     }
     let snap = storage.latest_snapshot();
-    let mut state = ClusterState::from_bytes(snap.get_data()).unwrap_or_default();
+    // A snapshot that does not decode is damage: starting empty would forget every group.
+    let mut state =
+        ClusterState::from_bytes(snap.get_data()).map_err(|e| StoreError::Corrupt {
+            path: storage.snapshot_path(),
+            offset: 0,
+            reason: format!(
+                "{e}; restore the directory from a backup, or remove this sentinel from the cluster and re-add it with an empty directory"
+            ),
+        })?;
     state.applied = snap.get_metadata().index;
     let config = Config {
         id,
@@ -272,6 +303,8 @@ pub fn start(
         next_id: 1,
         id,
         compact_every: opts.compact_every,
+        heard: HashMap::new(),
+        recent: opts.tick * config.max_election_tick as u32,
     };
     // Its own thread: the log's fsync then never stalls the client-facing endpoints (the
     // sentinel's runtime has a single worker by default).
@@ -310,6 +343,10 @@ struct Driver {
     next_id: u64,
     id: u64,
     compact_every: u64,
+    /// When each peer's last message arrived.
+    heard: HashMap<u64, Instant>,
+    /// How recent "heard from recently" is.
+    recent: Duration,
 }
 
 impl Driver {
@@ -347,6 +384,7 @@ impl Driver {
     fn handle_msg(&mut self, m: Msg) {
         match m {
             Msg::Raft(m) => {
+                self.heard.insert(m.from, Instant::now());
                 if let Err(e) = self.raw.step(m) {
                     tracing::debug!(error = %e, "raft message ignored");
                 }
@@ -596,7 +634,14 @@ impl Driver {
                 .raft
                 .prs()
                 .iter()
-                .map(|(id, p)| (*id, p.matched, p.recent_active))
+                .map(|(id, p)| {
+                    let recent = *id == self.id
+                        || self
+                            .heard
+                            .get(id)
+                            .is_some_and(|t| t.elapsed() < self.recent);
+                    (*id, p.matched, recent)
+                })
                 .collect()
         } else {
             Vec::new()
@@ -610,4 +655,37 @@ fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::Snapshot;
+
+    struct Nowhere;
+    impl Transport for Nowhere {
+        fn send(&self, _: Vec<Message>) {}
+    }
+
+    #[test]
+    fn a_snapshot_whose_state_does_not_decode_stops_the_start_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(d.path()).unwrap();
+        let mut snap = Snapshot::default();
+        snap.set_data(b"{not the state".to_vec().into());
+        snap.mut_metadata().index = 5;
+        snap.mut_metadata().term = 1;
+        snap.mut_metadata().mut_conf_state().set_voters(vec![1]);
+        s.apply_snapshot(snap).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let e = start(1, s, &[1], Options::default(), Arc::new(Nowhere))
+            .err()
+            .expect("a damaged state must not start empty")
+            .to_string();
+        assert!(e.contains(crate::storage::SNAP_FILE), "{e}");
+    }
 }

@@ -25,7 +25,7 @@ use crate::storage::DiskStorage;
 use crate::transport::GrpcTransport;
 
 /// How long an API call waits for the Raft majority.
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = crate::driver::CALL_BUDGET;
 
 /// A running sentinel's shared parts.
 #[derive(Clone)]
@@ -348,21 +348,12 @@ impl Sentinel {
         }))
     }
 
-    /// Waits for a ReadIndex confirmation. Raft drops a read silently when there is no leader
-    /// (or one just changed), so it is retried in short attempts within the call's budget.
+    /// Waits for a ReadIndex confirmation within the call's budget.
     async fn linearizable(&self) -> Result<(), Status> {
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        loop {
-            let attempt =
-                Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
-            match self.raft.read_index(attempt).await {
-                Ok(_) => return Ok(()),
-                Err(DriverError::Rejected(m)) => return Err(Status::internal(m)),
-                Err(e) if Instant::now() + Duration::from_millis(20) >= deadline => {
-                    return Err(self.status_of(e));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
+        match self.raft.linearizable(CALL_TIMEOUT).await {
+            Ok(_) => Ok(()),
+            Err(DriverError::Rejected(m)) => Err(Status::internal(m)),
+            Err(e) => Err(self.status_of(e)),
         }
     }
 

@@ -512,6 +512,11 @@ impl DiskStorage {
         self.core.read().snap.clone()
     }
 
+    /// Where the snapshot lives (for messages that name it).
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.core.read().dir.join(SNAP_FILE)
+    }
+
     /// Index of the latest snapshot (0: none).
     pub fn snapshot_index(&self) -> u64 {
         self.core.read().snap.get_metadata().index

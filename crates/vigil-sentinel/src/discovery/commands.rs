@@ -413,8 +413,9 @@ async fn failover(d: &Discovery, name: &str) -> Reply {
     if group(d, name).is_none() {
         return Reply::error(NO_SUCH_MASTER);
     }
+    // As long as a gRPC call waits: a read lost in an election is retried, not refused.
     if d.raft
-        .read_index(crate::controller::ROUND * 10)
+        .linearizable(crate::driver::CALL_BUDGET)
         .await
         .is_err()
     {
