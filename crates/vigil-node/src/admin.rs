@@ -1,7 +1,7 @@
 //! The NodeAdmin gRPC service (`proto/node_admin.proto`): how the sentinels read a node's
 //! state and change its role, epoch, fence and lease.
 //!
-//! Every call passes [`authenticate`] first (bearer token, constant-time comparison). Calls are
+//! Every call passes the token check ([`vigil_proto::auth::TokenCheck`]) first (bearer token, constant-time comparison). Calls are
 //! serialised, so an epoch is persisted and acted on before the next call looks at it. A call
 //! with a lower epoch than the node's is refused and changes nothing; a higher one is made
 //! durable (fsync) before anything else happens.
@@ -39,10 +39,11 @@ pub async fn serve(
         node,
         serial: tokio::sync::Mutex::new(()),
     };
-    let expected = format!("Bearer {token}");
-    let svc = NodeAdminServer::with_interceptor(service, move |req: Request<()>| {
-        authenticate(req, &expected)
-    });
+    let check = vigil_proto::auth::TokenCheck::new(
+        &token,
+        "missing or wrong admin token: send `authorization: Bearer <token>` with the node's [admin] token",
+    );
+    let svc = NodeAdminServer::with_interceptor(service, check);
     let span = node_span;
     tracing::Instrument::instrument(
         tonic::transport::Server::builder()
@@ -54,22 +55,6 @@ pub async fn serve(
         span,
     )
     .await
-}
-
-/// Checks `authorization: Bearer <token>`.
-fn authenticate(req: Request<()>, expected: &str) -> Result<Request<()>, Status> {
-    let given = req
-        .metadata()
-        .get("authorization")
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if vigil_resp::builtin::constant_time_eq(given, expected.as_bytes()) {
-        Ok(req)
-    } else {
-        Err(Status::unauthenticated(
-            "missing or wrong admin token: send `authorization: Bearer <token>` with the node's [admin] token",
-        ))
-    }
 }
 
 /// A request's epoch, validated: proto3 sends 0 for "unset", which is never a real epoch.

@@ -1,9 +1,11 @@
 //! Vigil's gRPC contracts, generated from `proto/` at build time. The `.proto` files are the
-//! only definition of the wire format; besides the generated code this crate holds only the
-//! codec every service uses ([`codec`]) and the token every client sends ([`auth`]).
+//! only definition of the wire format; besides the generated code this crate holds the gRPC
+//! plumbing every service and client shares: the codec ([`codec`]), the cluster token sent
+//! and checked ([`auth`]), and how a channel is opened ([`channel`]).
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod channel;
 pub mod codec;
 
 /// `proto/node_admin.proto`: the storage node's admin API.

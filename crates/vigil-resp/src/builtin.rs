@@ -50,17 +50,9 @@ fn check_password<S>(conn: &Conn<S>, user: Option<&[u8]>, pass: &[u8]) -> Result
     match required {
         // Without a password the default user is "nopass": any password works.
         None => Ok(()),
-        Some(p) if constant_time_eq(&p, pass) => Ok(()),
+        Some(p) if vigil_base::constant_time_eq(&p, pass) => Ok(()),
         Some(_) => Err(CmdError::WrongPass),
     }
-}
-
-/// Compares secrets without an early exit, so timing does not reveal a prefix.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `AUTH [username] password`.

@@ -38,8 +38,6 @@ impl Flags {
     pub const NO_MULTI: Flags = Flags(1 << 9);
     /// Allowed while loading and on stale replicas.
     pub const STALE: Flags = Flags(1 << 10);
-    /// Touches the connection only.
-    pub const CONNECTION: Flags = Flags(1 << 11);
     /// Runs at once inside MULTI instead of being queued: the commands that drive the
     /// transaction or end the connection (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET). Not a
     /// Redis flag (Redis names these commands in `processCommand`), so `COMMAND` never shows it.

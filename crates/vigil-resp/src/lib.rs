@@ -3,7 +3,8 @@
 //! Only [`conn`] touches sockets. Requests are parsed by [`request`] under hard size limits,
 //! replies are typed [`Reply`] values encoded per connection for RESP2 or RESP3, and the
 //! connection-level commands every Redis client sends first (HELLO, AUTH, CLIENT, PING, SELECT,
-//! the pub/sub family) live in [`builtin`] so both servers answer them the same way.
+//! the pub/sub family) live in [`builtin`], and their table rows in [`connection`], so both
+//! servers answer them the same way.
 #![deny(missing_docs)]
 
 pub mod args;
@@ -11,6 +12,7 @@ pub mod builtin;
 pub mod clients;
 pub mod command;
 pub mod conn;
+pub mod connection;
 pub mod error;
 pub mod glob;
 pub mod pubsub;

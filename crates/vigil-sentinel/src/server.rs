@@ -146,31 +146,16 @@ pub async fn run(
         ),
         shutdown.clone(),
     ));
-    let expected = format!("Bearer {token}");
-    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
-        let given = req
-            .metadata()
-            .get("authorization")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if constant_time_eq(given, expected.as_bytes()) {
-            Ok(req)
-        } else {
-            Err(Status::unauthenticated(
-                "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
-            ))
-        }
-    };
+    let check = vigil_proto::auth::TokenCheck::new(
+        &token,
+        "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
+    );
     tonic::transport::Server::builder()
         .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
         .add_service(SentinelServiceServer::with_interceptor(s, check))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The Redis Sentinel protocol endpoint and the publisher of its events.

@@ -2,7 +2,6 @@
 //! (`vigil_resp::builtin`), `ROLE`, `INFO`, and `SENTINEL` with its subcommands, each answered
 //! in Redis Sentinel's shapes and error wording.
 
-use vigil_resp::builtin;
 use vigil_resp::command::{CommandTable, unknown_subcommand, wrong_arity};
 use vigil_resp::glob::matches;
 use vigil_resp::{Args, CommandMeta, Flags, Reply};
@@ -36,93 +35,45 @@ fn meta(name: &'static str, arity: i32, flags: Flags, summary: &'static str) -> 
     }
 }
 
-const CONN: Flags = Flags(Flags::FAST.0 | Flags::STALE.0 | Flags::CONNECTION.0);
-const ANY: Flags = Flags(CONN.0 | Flags::NO_AUTH.0 | Flags::SUBSCRIBED.0);
-const SUB: Flags = Flags(CONN.0 | Flags::PUBSUB.0 | Flags::SUBSCRIBED.0);
-
-/// The whole table.
+/// The whole table: the connection rows shared with the node, then the sentinel's own.
 pub fn table() -> CommandTable<Handler> {
     use Handler::*;
-    CommandTable::new(vec![
-        (
-            meta(
-                "hello",
-                -1,
-                ANY,
-                "Handshakes: protocol, authentication, name.",
-            ),
-            Conn(builtin::hello),
-        ),
-        (
-            meta(
-                "auth",
-                -2,
-                Flags(CONN.0 | Flags::NO_AUTH.0),
-                "Authenticates.",
-            ),
-            Conn(builtin::auth),
-        ),
-        (
-            meta("client", -2, CONN, "Manages connections."),
-            Conn(builtin::client),
-        ),
-        (
-            meta("ping", -1, Flags(CONN.0 | Flags::SUBSCRIBED.0), "PONG."),
-            Conn(builtin::ping),
-        ),
-        (meta("echo", 2, CONN, "Echoes."), Conn(builtin::echo)),
-        (
-            meta("select", 2, CONN, "Accepted for clients that send it."),
-            Conn(builtin::select),
-        ),
-        (
-            meta("quit", -1, ANY, "Closes the connection."),
-            Conn(builtin::quit),
-        ),
-        (
-            meta("subscribe", -2, SUB, "Subscribes to event channels."),
-            Conn(|c, a| builtin::subscribe(c, a, false)),
-        ),
-        (
-            meta(
-                "psubscribe",
-                -2,
-                SUB,
-                "Subscribes to event channel patterns.",
-            ),
-            Conn(|c, a| builtin::subscribe(c, a, true)),
-        ),
-        (
-            meta("unsubscribe", -1, SUB, "Unsubscribes."),
-            Conn(|c, a| builtin::unsubscribe(c, a, false)),
-        ),
-        (
-            meta("punsubscribe", -1, SUB, "Unsubscribes from patterns."),
-            Conn(|c, a| builtin::unsubscribe(c, a, true)),
-        ),
-        (
-            meta("role", 1, CONN, "sentinel and the monitored groups."),
-            Sentinel(role),
-        ),
-        (
-            meta(
-                "info",
-                -1,
-                Flags(Flags::STALE.0),
-                "Server and sentinel information.",
-            ),
-            Sentinel(info),
-        ),
-        (
-            meta(
-                "sentinel",
-                -2,
-                Flags(Flags::ADMIN.0),
-                "Sentinel subcommands.",
-            ),
-            Subcommands,
-        ),
-    ])
+    let shared = vigil_resp::connection::rows()
+        .into_iter()
+        .map(|(meta, f)| (meta, Conn(f)));
+    CommandTable::new(
+        shared
+            .chain([
+                (
+                    meta(
+                        "role",
+                        1,
+                        Flags(Flags::FAST.0 | Flags::STALE.0),
+                        "sentinel and the monitored groups.",
+                    ),
+                    Sentinel(role),
+                ),
+                (
+                    meta(
+                        "info",
+                        -1,
+                        Flags(Flags::STALE.0),
+                        "Server and sentinel information.",
+                    ),
+                    Sentinel(info),
+                ),
+                (
+                    meta(
+                        "sentinel",
+                        -2,
+                        Flags(Flags::ADMIN.0),
+                        "Sentinel subcommands.",
+                    ),
+                    Subcommands,
+                ),
+            ])
+            .collect(),
+    )
 }
 
 fn role(d: &Discovery, conn: &mut Client, _args: Args) {

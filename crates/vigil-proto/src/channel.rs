@@ -1,0 +1,37 @@
+//! The one way Vigil opens a gRPC channel: `http://host:port`, connect and call timeouts,
+//! `TCP_NODELAY` (calls are small and latency-bound). Callers cache the channel per peer;
+//! tonic reconnects it after a failure.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// Why a channel could not be described.
+#[derive(Debug, thiserror::Error)]
+#[error("{address:?} is not a host:port address to call over gRPC: {reason}")]
+pub struct ChannelError {
+    /// The address given.
+    pub address: String,
+    /// What tonic objected to.
+    pub reason: String,
+}
+
+/// The endpoint for `address` (`host:port`): connect timeout `timeout` capped at 3 s, each
+/// call bounded by `timeout`.
+pub fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
+    Endpoint::from_shared(format!("http://{address}"))
+        .map(|e| {
+            e.connect_timeout(timeout.min(Duration::from_secs(3)))
+                .timeout(timeout)
+                .tcp_nodelay(true)
+        })
+        .map_err(|e| ChannelError {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// A channel to `address` that connects on first use and again after a failure.
+pub fn lazy(address: &str, timeout: Duration) -> Result<Channel, ChannelError> {
+    Ok(endpoint(address, timeout)?.connect_lazy())
+}

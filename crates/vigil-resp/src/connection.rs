@@ -1,0 +1,170 @@
+//! The connection family's command-table rows, defined once: the node and the sentinel list
+//! the same HELLO, AUTH, CLIENT, PING, ECHO, SELECT, QUIT and (P)(UN)SUBSCRIBE entries, with
+//! the same arity, flags and help, so both answer `COMMAND`, arity errors and subscribed-mode
+//! checks identically. The handlers are in [`crate::builtin`].
+
+use crate::args::Args;
+use crate::builtin;
+use crate::command::{CommandMeta, Flags};
+use crate::conn::Conn;
+
+/// A handler that needs only the connection (its per-server state is `S`).
+pub type ConnFn<S> = fn(&mut Conn<S>, Args);
+
+const fn meta(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: &'static str,
+    summary: &'static str,
+) -> CommandMeta {
+    CommandMeta {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group,
+        summary,
+    }
+}
+
+const fn flags(list: &[Flags]) -> Flags {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < list.len() {
+        bits |= list[i].0;
+        i += 1;
+    }
+    Flags(bits)
+}
+
+/// The shared rows, for a server whose connection state is `S`.
+pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
+    use Flags as F;
+    let sub = flags(&[F::PUBSUB, F::STALE, F::SUBSCRIBED]);
+    vec![
+        (
+            meta(
+                "hello",
+                -1,
+                flags(&[F::NO_AUTH, F::FAST, F::STALE, F::SUBSCRIBED]),
+                "connection",
+                "Handshakes: protocol version, authentication, client name.",
+            ),
+            builtin::hello,
+        ),
+        (
+            meta(
+                "auth",
+                -2,
+                flags(&[F::NO_AUTH, F::FAST, F::STALE]),
+                "connection",
+                "Authenticates the connection.",
+            ),
+            builtin::auth,
+        ),
+        (
+            meta(
+                "client",
+                -2,
+                flags(&[F::ADMIN, F::STALE]),
+                "connection",
+                "Inspects and manages client connections.",
+            ),
+            builtin::client,
+        ),
+        (
+            meta(
+                "ping",
+                -1,
+                flags(&[F::FAST, F::STALE, F::SUBSCRIBED]),
+                "connection",
+                "Returns PONG.",
+            ),
+            builtin::ping,
+        ),
+        (
+            meta(
+                "echo",
+                2,
+                flags(&[F::FAST, F::STALE]),
+                "connection",
+                "Returns the message.",
+            ),
+            builtin::echo,
+        ),
+        (
+            meta(
+                "quit",
+                -1,
+                flags(&[F::NO_AUTH, F::FAST, F::STALE, F::SUBSCRIBED, F::UNQUEUED]),
+                "connection",
+                "Closes the connection.",
+            ),
+            builtin::quit,
+        ),
+        (
+            meta(
+                "select",
+                2,
+                flags(&[F::FAST, F::STALE]),
+                "connection",
+                "Selects the database.",
+            ),
+            builtin::select,
+        ),
+        (
+            meta("subscribe", -2, sub, "pubsub", "Subscribes to channels."),
+            |c, a| builtin::subscribe(c, a, false),
+        ),
+        (
+            meta(
+                "psubscribe",
+                -2,
+                sub,
+                "pubsub",
+                "Subscribes to channel patterns.",
+            ),
+            |c, a| builtin::subscribe(c, a, true),
+        ),
+        (
+            meta(
+                "unsubscribe",
+                -1,
+                sub,
+                "pubsub",
+                "Unsubscribes from channels.",
+            ),
+            |c, a| builtin::unsubscribe(c, a, false),
+        ),
+        (
+            meta(
+                "punsubscribe",
+                -1,
+                sub,
+                "pubsub",
+                "Unsubscribes from channel patterns.",
+            ),
+            |c, a| builtin::unsubscribe(c, a, true),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_is_lower_case_and_listed_once() {
+        let rows = rows::<()>();
+        let mut names: Vec<&str> = rows.iter().map(|(m, _)| m.name).collect();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(*n, n.to_ascii_lowercase(), "#{i}");
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), rows.len());
+    }
+}
