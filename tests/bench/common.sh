@@ -1,12 +1,15 @@
 # Shared by the benchmark scripts (sourced from the repository root): installs redis-server if
-# missing, builds the release binary, makes a work directory, and kills every server started
-# here (their PIDs in PIDS) on exit, even on failure.
+# missing, builds the release binary (unless VIGIL names one), makes a work directory, and
+# kills every server started here (their PIDs in PIDS) on exit, even on failure.
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
-cargo build --release --bin vigil --quiet
-VIGIL="$PWD/target/release/vigil"
+# VIGIL=/path/to/vigil benchmarks another build (e.g. the previous release, for a before/after).
+if [ -z "${VIGIL:-}" ]; then
+  cargo build --release --bin vigil --quiet
+  VIGIL="$PWD/target/release/vigil"
+fi
 WORK="$(mktemp -d)"
 PIDS=()
 # Throwaway servers: SIGKILL (a redis replica still loading its sync defers SIGTERM).
