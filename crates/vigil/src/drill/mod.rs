@@ -7,11 +7,13 @@
 //! - [`cluster`]: discovery, the sentinels' events, the wait for a whole cluster.
 //! - [`round`]: one fault, its outcome, the healing and the measurements.
 //! - [`faults`]: the scenarios and how each fault is injected and healed.
+//! - [`pidfd`]: signals that cannot reach a process that reused a PID.
 //! - [`workload`]: the writers and the loss check.
 //! - [`report`]: the report and its renderings.
 
 mod cluster;
 pub mod faults;
+pub mod pidfd;
 pub mod report;
 mod round;
 pub mod workload;
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use vigil_proto::sentinel as pb;
 
-use crate::ctl::{Client, lazy_client};
+use crate::ctl::client::{Client, lazy_client};
 use crate::up::{Cluster, LocalCluster};
 use cluster::{EventLog, Sentinels, healthy, watch_events};
 use faults::{Processes, Scenario};
@@ -80,6 +82,26 @@ pub struct DrillArgs {
 
 /// How long a cluster may take to become healthy (between rounds, after healing).
 pub(crate) const SETTLE: Duration = Duration::from_secs(60);
+
+/// `vigil drill` from the command line: runs the drill on its own runtime and returns the
+/// process's exit code: 0 when every round passed, 1 when a round failed (the report says
+/// which and why), 2 when the drill could not run.
+pub fn main(args: DrillArgs) -> i32 {
+    let r = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(args)));
+    match r {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("vigil drill: {e:#}");
+            2
+        }
+    }
+}
 
 /// Runs the drill; `Ok(true)` when every round passed.
 pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
@@ -175,10 +197,7 @@ fn free_ports(n: u16) -> anyhow::Result<u16> {
         .unwrap_or(32768)
         .max(10_100);
     // Spread the starting points (by time and PID) so concurrent drills rarely collide.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let seed = vigil_base::clock::unix_us() as u32 ^ std::process::id().wrapping_mul(2_654_435_761);
     let span = u32::from(low - 10_000 - n);
     for i in 0..2_000u32 {
         let p = 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % span) as u16;

@@ -12,7 +12,7 @@ use super::cluster::{EventLog, Healthy, Sentinels, healthy, port_of};
 use super::faults::{Partition, Processes, Scenario, Stopped, Target};
 use super::report::{self, Mark, Round};
 use super::{Mode, Progress, SETTLE, workload};
-use crate::ctl::{Client, lazy_client};
+use crate::ctl::client::{Client, lazy_client};
 
 /// A fault in place, undone by [`heal`].
 enum Injected {
