@@ -183,4 +183,30 @@ mod tests {
             assert!(parse_node(bad).is_err(), "#{i} {bad}");
         }
     }
+
+    #[test]
+    fn the_token_comes_from_a_flag_or_a_file() {
+        let args = |token: Option<&str>, token_file: Option<PathBuf>| CtlArgs {
+            sentinel: "127.0.0.1:27379".into(),
+            token: token.map(str::to_string),
+            token_file,
+            json: false,
+            timeout: Duration::from_secs(5),
+            command: CtlCommand::Status,
+        };
+        assert_eq!(args(Some("t"), None).token().unwrap(), "t");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "  secret\n").unwrap();
+        assert_eq!(args(None, Some(f.clone())).token().unwrap(), "secret");
+        std::fs::write(&f, "\n").unwrap();
+        let e = args(None, Some(f)).token().unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = args(None, None).token().unwrap_err();
+        assert!(e.to_string().contains("no cluster token"), "{e}");
+        let e = args(None, Some(dir.path().join("missing")))
+            .token()
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot read the token file"), "{e}");
+    }
 }

@@ -11,6 +11,9 @@ use vigil_proto::sentinel as pb;
 
 use crate::ctl::client::{Client, follow_events};
 
+/// How long a cluster may take to become healthy (between rounds, after healing).
+pub(super) const SETTLE: Duration = Duration::from_secs(60);
+
 /// The drill's own view of the master: the sentinels' linearizable `GetMaster`, asked in
 /// turn. (The writers find the master as client libraries do, see [`super::workload`].)
 pub struct Sentinels {
