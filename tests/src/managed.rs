@@ -140,7 +140,10 @@ impl Managed {
     }
 
     pub fn node_at(&self, address: &str) -> usize {
-        let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+        let port = address
+            .parse::<vigil_base::HostPort>()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
         self.nodes.iter().position(|n| n.port == port).unwrap()
     }
 }
@@ -192,8 +195,11 @@ pub fn spawn_writers(
                             if let Ok(m) = m.map(|m| m.into_inner())
                                 && m.status == "ok"
                             {
-                                let port: u16 =
-                                    m.address.rsplit(':').next().unwrap().parse().unwrap();
+                                let port = m
+                                    .address
+                                    .parse::<vigil_base::HostPort>()
+                                    .unwrap_or_else(|e| panic!("{e}"))
+                                    .port();
                                 conn = RawConn::connect(port).ok();
                             }
                             if conn.is_none() {

@@ -1,5 +1,6 @@
 //! `vigil`: the one binary. It parses arguments, sets up logging and hands over to the
-//! libraries (`vigil_node`, `vigil_sentinel`, and this crate's `up` and `ctl`).
+//! libraries (`vigil_node`, `vigil_sentinel`, and this crate's `up`, `ctl` and `drill`, which
+//! own their runtimes and exit codes).
 
 use std::path::PathBuf;
 
@@ -26,29 +27,12 @@ enum Command {
     /// Run a sentinel: a member of the Raft group that holds the cluster state.
     Sentinel(SentinelArgs),
     /// Run a whole cluster on this machine: 3 storage nodes and 3 sentinels.
-    Up(UpArgs),
+    Up(up::UpArgs),
     /// Operate the sentinels from a terminal: status, events, failover, membership.
     Ctl(ctl::CtlArgs),
     /// Rehearse failures: a workload, a fault each round, a report; non-zero exit if a round
     /// failed.
     Drill(drill::DrillArgs),
-}
-
-#[derive(clap::Args)]
-struct UpArgs {
-    /// TOML config file in config/local-cluster.toml's format (default: that file, built in).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Data directory (default: the config's `dir`, else ~/.local/share/vigil/local-cluster).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Asynchronous replication (the default is synchronous: a write is acknowledged once a
-    /// replica has it).
-    #[arg(long = "async")]
-    async_replication: bool,
-    /// Leave a process that exits down instead of restarting it.
-    #[arg(long)]
-    no_restart: bool,
 }
 
 #[derive(clap::Args)]
@@ -97,40 +81,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
-        Command::Up(args) => up::run(up::UpOptions {
-            config: args.config,
-            dir: args.dir,
-            async_replication: args.async_replication,
-            no_restart: args.no_restart,
-        }),
-        Command::Drill(args) => {
-            let r = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?
-                .block_on(drill::run(args));
-            match r {
-                Ok(true) => Ok(()),
-                // The report says which round failed and why.
-                Ok(false) => std::process::exit(1),
-                Err(e) => {
-                    eprintln!("vigil drill: {e:#}");
-                    std::process::exit(2);
-                }
-            }
-        }
-        Command::Ctl(args) => {
-            let r = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(ctl::run(args));
-            // An operator's mistake is a sentence, not a backtrace.
-            if let Err(e) = r {
-                eprintln!("vigil ctl: {e:#}");
-                std::process::exit(1);
-            }
-            Ok(())
-        }
+        Command::Up(args) => up::run(args),
+        Command::Drill(args) => std::process::exit(drill::main(args)),
+        Command::Ctl(args) => std::process::exit(ctl::main(args)),
     }
 }
 

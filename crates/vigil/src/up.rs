@@ -298,7 +298,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in self.procs.iter().filter_map(|p| p.child.as_ref()) {
-            // SAFETY: kill(2) on the PID of a child we own.
+            // SAFETY: kill(2) on the PID of a child we own. A child in `p.child` has not been
+            // reaped (whoever reaps one takes it out), so its PID cannot have been reused.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }
         for p in &mut self.procs {
@@ -334,21 +335,27 @@ fn launch(p: &Proc) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot start {}", p.name))
 }
 
-/// What `vigil up` was asked for.
-pub struct UpOptions {
-    /// A configuration file instead of the built-in one.
+/// `vigil up` flags.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// TOML config file in config/local-cluster.toml's format (default: that file, built in).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The data directory, instead of the configuration's.
+    /// Data directory (default: the config's `dir`, else ~/.local/share/vigil/local-cluster).
+    #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Asynchronous replication instead of the configuration's `sync_replicas`.
+    /// Asynchronous replication (the default is synchronous: a write is acknowledged once a
+    /// replica has it).
+    #[arg(long = "async")]
     pub async_replication: bool,
-    /// Leave a child that exited down instead of restarting it.
+    /// Leave a process that exits down instead of restarting it.
+    #[arg(long)]
     pub no_restart: bool,
 }
 
 /// Starts the cluster, supervises it and prints its events until SIGTERM or Ctrl-C, then stops
 /// it.
-pub fn run(opts: UpOptions) -> anyhow::Result<()> {
+pub fn run(opts: UpArgs) -> anyhow::Result<()> {
     let mut c = match &opts.config {
         Some(path) => LocalCluster::load(path)?,
         None => LocalCluster::builtin()?,
@@ -412,14 +419,14 @@ pub fn run(opts: UpOptions) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let clients = (0..3u16)
             .map(|i| {
-                crate::ctl::lazy_client(
+                crate::ctl::client::lazy_client(
                     &format!("127.0.0.1:{}", c.grpc_base_port + i),
                     &c.token,
                     Duration::from_secs(5),
                 )
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut events = crate::ctl::follow_events(&clients);
+        let mut events = crate::ctl::client::follow_events(&clients);
         // Committed changes arrive from every sentinel: print each once.
         let mut printed = HashSet::new();
         loop {
@@ -435,7 +442,7 @@ pub fn run(opts: UpOptions) -> anyhow::Result<()> {
                     } else {
                         format!("sentinel{} ", from + 1)
                     };
-                    println!("{by}{}", crate::ctl::event_line(&ev));
+                    println!("{by}{}", crate::ctl::render::event_line(&ev));
                 }
                 _ = tick.tick() => {
                     for line in cluster.supervise(!opts.no_restart) {

@@ -51,13 +51,10 @@ async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
                 && g.status == "ok"
                 && g.address != m.address
             {
-                let p: u16 = g
+                let p = g
                     .address
-                    .rsplit(':')
-                    .next()
-                    .unwrap_or("0")
-                    .parse()
-                    .unwrap_or(0);
+                    .parse::<vigil_base::HostPort>()
+                    .map_or(0, |a| a.port());
                 if set_ok(p, &format!("r{r}")) {
                     break;
                 }

@@ -9,7 +9,10 @@ use anyhow::{anyhow, bail};
 use parking_lot::Mutex;
 use vigil_proto::sentinel as pb;
 
-use crate::ctl::Client;
+use crate::ctl::client::{Client, follow_events};
+
+/// How long a cluster may take to become healthy (between rounds, after healing).
+pub(super) const SETTLE: Duration = Duration::from_secs(60);
 
 /// The drill's own view of the master: the sentinels' linearizable `GetMaster`, asked in
 /// turn. (The writers find the master as client libraries do, see [`super::workload`].)
@@ -40,7 +43,7 @@ impl Sentinels {
 pub(super) type EventLog = Arc<Mutex<Vec<(Instant, pb::TopologyEvent)>>>;
 
 pub(super) fn watch_events(clients: &[Client], group: &str, log: EventLog) {
-    let mut events = crate::ctl::follow_events(clients);
+    let mut events = follow_events(clients);
     let group = group.to_string();
     tokio::spawn(async move {
         while let Some((_, ev)) = events.recv().await {
@@ -160,9 +163,10 @@ async fn check_healthy(clients: &[Client], group: &str) -> Result<Healthy, Strin
     Err("no sentinel leads".into())
 }
 
+/// The port of a `host:port` address the sentinels reported (a node's, a sentinel's).
 pub(super) fn port_of(address: &str) -> anyhow::Result<u16> {
     address
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .ok_or_else(|| anyhow!("{address:?} has no port"))
+        .parse::<vigil_base::HostPort>()
+        .map(|a| a.port())
+        .map_err(|e| anyhow!("{e}"))
 }

@@ -1,10 +1,15 @@
 //! The faults a drill injects and heals: processes killed (SIGKILL) or paused (SIGSTOP), a
 //! master cut off by packet filters, a switchover asked for.
+//!
+//! A process is signalled only through a [`Pidfd`] opened while its PID was known to be its
+//! own (a child not yet reaped, or a listener checked again after the pidfd was opened), so
+//! a PID reused by another process is never signalled.
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use super::pidfd::Pidfd;
 use crate::up::Cluster;
 
 /// What a round does to the cluster.
@@ -52,12 +57,13 @@ pub enum Processes {
 }
 
 /// A process the drill has acted on, to heal.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Target {
     /// A process of a local cluster.
     Named(String),
-    /// A process found by its listening port.
-    Pid(u32),
+    /// A process found by its listening port, held by a pidfd so that a signal never reaches
+    /// a process that took over its PID.
+    Process(Pidfd),
 }
 
 impl Processes {
@@ -66,11 +72,13 @@ impl Processes {
     pub fn find(&self, name: &str, port: u16) -> anyhow::Result<Target> {
         match self {
             Processes::Local(c) if c.pid(name).is_some() => Ok(Target::Named(name.to_string())),
-            _ => pid_listening_on(port).map(Target::Pid).with_context(|| {
-                format!(
-                    "{name} (port {port}) is not a process on this machine the drill can signal"
-                )
-            }),
+            _ => process_listening_on(port)
+                .map(Target::Process)
+                .with_context(|| {
+                    format!(
+                        "{name} (port {port}) is not a process on this machine the drill can signal"
+                    )
+                }),
         }
     }
 
@@ -78,7 +86,8 @@ impl Processes {
     pub fn kill(&mut self, t: &Target) -> anyhow::Result<()> {
         match (self, t) {
             (Processes::Local(c), Target::Named(n)) => c.kill(n),
-            (_, t) => signal(t, libc::SIGKILL),
+            (_, Target::Process(p)) => p.signal(libc::SIGKILL),
+            (_, t) => bail!("no process for {t:?}"),
         }
     }
 
@@ -93,45 +102,36 @@ impl Processes {
     /// SIGSTOPs a process; it gets SIGCONT when the returned guard drops (also when the
     /// drill fails midway, so no node is left stopped).
     pub fn pause(&self, t: &Target) -> anyhow::Result<Stopped> {
-        let pid = match (self, t) {
-            (Processes::Local(c), Target::Named(n)) => c
-                .pid(n)
-                .ok_or_else(|| anyhow::anyhow!("{n} is not running"))?,
-            (_, Target::Pid(p)) => *p,
-            (_, t) => bail!("no PID for {t:?}"),
+        let process = match (self, t) {
+            // A child of the drill that was not reaped: its PID is still its own.
+            (Processes::Local(c), Target::Named(n)) => Pidfd::open(
+                c.pid(n)
+                    .ok_or_else(|| anyhow::anyhow!("{n} is not running"))?,
+            )?,
+            (_, Target::Process(p)) => p.try_clone()?,
+            (_, t) => bail!("no process for {t:?}"),
         };
-        signal(&Target::Pid(pid), libc::SIGSTOP)?;
-        Ok(Stopped(pid))
+        process.signal(libc::SIGSTOP)?;
+        Ok(Stopped(process))
     }
 }
 
 /// A process stopped by [`Processes::pause`], continued on drop.
-pub struct Stopped(u32);
+pub struct Stopped(Pidfd);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        if let Err(e) = signal(&Target::Pid(self.0), libc::SIGCONT) {
-            eprintln!("vigil drill: could not continue process {}: {e:#}", self.0);
+        if let Err(e) = self.0.signal(libc::SIGCONT) {
+            eprintln!(
+                "vigil drill: could not continue process {}: {e:#}",
+                self.0.pid()
+            );
         }
     }
 }
 
-fn signal(t: &Target, sig: i32) -> anyhow::Result<()> {
-    let Target::Pid(pid) = t else {
-        bail!("no PID for {t:?}");
-    };
-    // SAFETY: kill(2) with a PID read from /proc; the worst case is ESRCH.
-    if unsafe { libc::kill(*pid as i32, sig) } != 0 {
-        bail!(
-            "cannot signal process {pid}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
-}
-
-/// The process with a listening TCP socket on `port`, from /proc (Linux).
-pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
+/// The inodes (`socket:[N]`) of the TCP sockets listening on `port`, from /proc/net (Linux).
+fn listening_sockets(port: u16) -> Vec<String> {
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -139,7 +139,8 @@ pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
         };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            // local_address is HEXIP:HEXPORT; state 0A is LISTEN; inode is field 9.
+            // local_address is HEXIP:HEXPORT (the kernel's hex, not a host:port address);
+            // state 0A is LISTEN; inode is field 9.
             let listening = f.get(3) == Some(&"0A");
             let on_port = f
                 .get(1)
@@ -154,6 +155,24 @@ pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
             }
         }
     }
+    inodes
+}
+
+/// Whether process `pid` holds one of the sockets `inodes`.
+fn holds(pid: u32, inodes: &[String]) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|link| inodes.iter().any(|i| link.as_os_str() == i.as_str()))
+    })
+}
+
+/// The process with a listening TCP socket on `port`, from /proc (Linux). Only a number: to
+/// signal it, use [`process_listening_on`].
+pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
+    let inodes = listening_sockets(port);
     if inodes.is_empty() {
         bail!("nothing listens on port {port} here");
     }
@@ -161,18 +180,25 @@ pub fn pid_listening_on(port: u16) -> anyhow::Result<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(link) = std::fs::read_link(fd.path())
-                && inodes.iter().any(|i| link.as_os_str() == i.as_str())
-            {
-                return Ok(pid);
-            }
+        if holds(pid, &inodes) {
+            return Ok(pid);
         }
     }
     bail!("the process listening on port {port} is not visible (run the drill as its user or root)")
+}
+
+/// The process listening on `port`, held by a pidfd. The pidfd is opened after the PID was
+/// read, so the PID is checked again once it is open: if the listener exited in between and
+/// its PID went to another process, that process does not hold the socket and is refused.
+pub fn process_listening_on(port: u16) -> anyhow::Result<Pidfd> {
+    let pid = pid_listening_on(port)?;
+    let process = Pidfd::open(pid)?;
+    if !holds(pid, &listening_sockets(port)) {
+        bail!(
+            "the process listening on port {port} (PID {pid}) exited while the drill looked it up"
+        );
+    }
+    Ok(process)
 }
 
 /// Packet filter rules that cut a master off (every packet to or from its ports dropped), removed
@@ -236,5 +262,17 @@ mod tests {
         assert_eq!(super::pid_listening_on(port).unwrap(), std::process::id());
         drop(l);
         assert!(super::pid_listening_on(port).is_err());
+    }
+
+    #[test]
+    fn holds_its_own_listener_by_pidfd() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let p = super::process_listening_on(port).unwrap();
+        assert_eq!(p.pid(), std::process::id());
+        // Signal 0: the pidfd names a live process (this one).
+        p.signal(0).unwrap();
+        drop(l);
+        assert!(super::process_listening_on(port).is_err());
     }
 }

@@ -4,19 +4,28 @@
 //! writes acknowledged and lost, divergent writes discarded, stale reads. Writes a JSON and a
 //! self-contained HTML report; the result gates deployments through the exit code.
 //!
+//! - [`args`]: the command line.
 //! - [`cluster`]: discovery, the sentinels' events, the wait for a whole cluster.
 //! - [`round`]: one fault, its outcome, the healing and the measurements.
 //! - [`faults`]: the scenarios and how each fault is injected and healed.
+//! - [`pidfd`]: signals that cannot reach a process that reused a PID.
 //! - [`workload`]: the writers and the loss check.
 //! - [`report`]: the report and its renderings.
+//! - `progress`: the progress line on stderr.
+//!
+//! This module runs the drill: the cluster, the writers, the rounds in turn, the report.
+//! Its children import each other, never this module.
 
+pub mod args;
 mod cluster;
 pub mod faults;
+pub mod pidfd;
+mod progress;
 pub mod report;
 mod round;
 pub mod workload;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,62 +33,34 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use vigil_proto::sentinel as pb;
 
-use crate::ctl::{Client, lazy_client};
+use crate::ctl::client::{Client, lazy_client};
 use crate::up::{Cluster, LocalCluster};
-use cluster::{EventLog, Sentinels, healthy, watch_events};
+pub use args::{DrillArgs, Mode};
+use cluster::{EventLog, SETTLE, Sentinels, healthy, watch_events};
 use faults::{Processes, Scenario};
+use progress::Progress;
 use report::{Report, Summary};
 use round::{Ctx, round};
 
-/// Replication mode of the drilled group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Writes acknowledged once a replica has them (`sync_replicas = 1`): nothing may be lost.
-    Sync,
-    /// Asynchronous replication: a failover may discard the old master's last writes.
-    Async,
+/// `vigil drill` from the command line: runs the drill on its own runtime and returns the
+/// process's exit code: 0 when every round passed, 1 when a round failed (the report says
+/// which and why), 2 when the drill could not run.
+pub fn main(args: DrillArgs) -> i32 {
+    let r = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(args)));
+    match r {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("vigil drill: {e:#}");
+            2
+        }
+    }
 }
-
-/// `vigil drill` flags.
-#[derive(clap::Args, Debug)]
-pub struct DrillArgs {
-    /// The fault each round injects.
-    #[arg(long, value_enum)]
-    pub scenario: Scenario,
-    /// How many rounds.
-    #[arg(long, default_value_t = 3)]
-    pub rounds: usize,
-    /// Replication mode of a local cluster (an attached one is drilled as configured).
-    #[arg(long, value_enum, default_value = "sync")]
-    pub mode: Mode,
-    /// `down_after` of a local cluster.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub down_after: Duration,
-    /// Concurrent writers.
-    #[arg(long, default_value_t = 4)]
-    pub writers: usize,
-    /// Start the local cluster from this file (config/local-cluster.toml's format) instead
-    /// of on free ports in a temporary directory.
-    #[arg(long, conflicts_with = "attach")]
-    pub cluster: Option<PathBuf>,
-    /// Drill a running cluster: its sentinels' gRPC addresses, comma-separated. Faults act
-    /// on processes of this machine found by their ports; killed ones must be restarted by
-    /// their supervisor.
-    #[arg(long, value_delimiter = ',')]
-    pub attach: Vec<String>,
-    /// The group to drill (attached clusters).
-    #[arg(long, default_value = "mymaster")]
-    pub group: String,
-    /// The cluster token (attached clusters).
-    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Where to write report.json and report.html.
-    #[arg(long, default_value = "drill-report")]
-    pub report: PathBuf,
-}
-
-/// How long a cluster may take to become healthy (between rounds, after healing).
-pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 
 /// Runs the drill; `Ok(true)` when every round passed.
 pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
@@ -175,10 +156,7 @@ fn free_ports(n: u16) -> anyhow::Result<u16> {
         .unwrap_or(32768)
         .max(10_100);
     // Spread the starting points (by time and PID) so concurrent drills rarely collide.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let seed = vigil_base::clock::unix_us() as u32 ^ std::process::id().wrapping_mul(2_654_435_761);
     let span = u32::from(low - 10_000 - n);
     for i in 0..2_000u32 {
         let p = 10_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % span) as u16;
@@ -190,37 +168,6 @@ fn free_ports(n: u16) -> anyhow::Result<u16> {
         }
     }
     bail!("found no {n} consecutive free ports below {low}")
-}
-
-/// Progress on stderr: a bar redrawn in place on a terminal, a line per step otherwise.
-pub(crate) struct Progress {
-    rounds: usize,
-    tty: bool,
-}
-
-impl Progress {
-    pub(crate) fn show(&self, round: usize, what: &str) {
-        let done = round.saturating_sub(1);
-        if self.tty {
-            let width = 20;
-            let filled = done * width / self.rounds.max(1);
-            eprint!(
-                "\r\x1b[2K[{}{}] round {round}/{}: {what}",
-                "#".repeat(filled),
-                "-".repeat(width - filled),
-                self.rounds
-            );
-            let _ = std::io::stderr().flush();
-        } else {
-            eprintln!("round {round}/{}: {what}", self.rounds);
-        }
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
 }
 
 async fn drill(

@@ -231,7 +231,7 @@ pub fn text(r: &Report) -> String {
         r.down_after_ms,
         r.writers,
         if r.passed { "PASSED" } else { "FAILED" },
-        crate::ctl::table(&rows)
+        crate::ctl::render::table(&rows)
     )
 }
 

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use vigil_proto::sentinel as pb;
 
-use super::cluster::{EventLog, Healthy, Sentinels, healthy, port_of};
+use super::args::Mode;
+use super::cluster::{EventLog, Healthy, SETTLE, Sentinels, healthy, port_of};
 use super::faults::{Partition, Processes, Scenario, Stopped, Target};
+use super::progress::Progress;
 use super::report::{self, Mark, Round};
-use super::{Mode, Progress, SETTLE, workload};
-use crate::ctl::{Client, lazy_client};
+use super::workload;
+use crate::ctl::client::{Client, lazy_client};
 
 /// A fault in place, undone by [`heal`].
 enum Injected {

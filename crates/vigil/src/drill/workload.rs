@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use vigil_base::HostPort;
 
 /// How long one request may take before the writer gives up on its master.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -252,12 +253,15 @@ impl Resolver {
             let ask = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.group.as_str()];
             match c.call(&ask).await {
                 Some(Reply::Array(a)) => {
-                    if let [Reply::Bulk(ip), Reply::Bulk(port)] = &a[..] {
-                        return Some(format!(
-                            "{}:{}",
-                            String::from_utf8_lossy(ip),
-                            String::from_utf8_lossy(port)
-                        ));
+                    // The reply's ip and port joined the way addresses are written
+                    // everywhere (IPv6 in brackets), so it compares equal to `GetMaster`'s.
+                    if let [Reply::Bulk(ip), Reply::Bulk(port)] = &a[..]
+                        && let Some(port) = std::str::from_utf8(port)
+                            .ok()
+                            .and_then(|p| p.parse::<u16>().ok())
+                        && let Ok(a) = HostPort::new(&String::from_utf8_lossy(ip), port)
+                    {
+                        return Some(a.to_string());
                     }
                 }
                 // No master named here (cut off from the majority): ask the next one.

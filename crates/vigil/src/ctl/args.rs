@@ -1,0 +1,212 @@
+//! `vigil ctl`'s command line: the flags and subcommands (clap), and the parsing of the values
+//! clap leaves as text (`--node NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY]`, the token sources).
+//! Nothing here talks to a sentinel; an argument that cannot be used fails here, before any
+//! connection, with a sentence that shows the expected form.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use vigil_proto::sentinel as pb;
+
+/// `vigil ctl` flags.
+#[derive(clap::Args, Debug)]
+pub struct CtlArgs {
+    /// A sentinel's gRPC address (`grpc` in its config).
+    #[arg(long, env = "VIGIL_SENTINEL", default_value = "127.0.0.1:27379")]
+    pub sentinel: String,
+    /// The sentinels' cluster token (`token` in their config).
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the cluster token (surrounding whitespace ignored).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Print JSON (one document; one object per line for `watch`) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// How long one call may take.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// `vigil ctl` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum CtlCommand {
+    /// Groups (master, replicas with their lag, epoch, failover state) and the sentinels
+    /// (Raft leader, term, members).
+    Status,
+    /// Streams events (`+sdown`, `+odown`, `+switch-master`, ...) as they happen; Ctrl-C ends.
+    Watch {
+        /// Only this group's events.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Manual failover (switchover): fence the master, let a replica catch up, promote it.
+    Failover {
+        /// The group.
+        group: String,
+        /// The node to promote (default: the best replica).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Starts monitoring a group of storage nodes.
+    Monitor {
+        /// The group's name (the Sentinel "master name").
+        group: String,
+        /// A node as NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY], e.g.
+        /// `n1,10.0.0.1:6379,10.0.0.1:16379`; repeat for each node.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<String>,
+        /// Sentinels that must see the master down (default: a majority).
+        #[arg(long)]
+        quorum: Option<u32>,
+        /// How long a master may be silent before it counts as down (e.g. `1s`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        down_after: Option<Duration>,
+        /// Replicas that must acknowledge a write before the master does (0: asynchronous).
+        #[arg(long)]
+        sync_replicas: Option<u32>,
+    },
+    /// Stops monitoring a group (its nodes keep running).
+    Remove {
+        /// The group.
+        group: String,
+    },
+    /// Changes a group setting, with Redis Sentinel's names: quorum, down-after-milliseconds,
+    /// failover-timeout, parallel-syncs, max-lag-on-failover, sync-replicas,
+    /// min-failover-interval.
+    Set {
+        /// The group.
+        group: String,
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Changes the sentinels' Raft membership.
+    #[command(subcommand)]
+    Sentinel(SentinelCommand),
+}
+
+/// `vigil ctl sentinel ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SentinelCommand {
+    /// Adds a sentinel (a learner first, a voter once it has caught up). Start it first with
+    /// the others as its peers.
+    Add {
+        /// Its id.
+        id: u64,
+        /// Its gRPC address, host:port.
+        address: String,
+    },
+    /// Removes a sentinel (leadership moves away first if it leads).
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+    /// Hands Raft leadership to another sentinel.
+    TransferLeader {
+        /// The sentinel to lead.
+        to: u64,
+    },
+}
+
+impl CtlArgs {
+    /// The cluster token, from `--token` / `VIGIL_TOKEN` or `--token-file`; never empty.
+    pub fn token(&self) -> anyhow::Result<String> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the token file {}", f.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!(
+                "no cluster token: pass --token, set VIGIL_TOKEN, or --token-file (the sentinels' `token`)"
+            ),
+        };
+        if token.is_empty() {
+            bail!("the cluster token is empty");
+        }
+        Ok(token)
+    }
+}
+
+/// A `--node` value: `NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY]` (priority 100 when left out).
+pub fn parse_node(spec: &str) -> anyhow::Result<pb::Node> {
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let bad = || {
+        anyhow!(
+            "--node {spec:?}: expected NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY], e.g. \
+             n1,10.0.0.1:6379,10.0.0.1:16379"
+        )
+    };
+    let (name, data, admin) = match parts.as_slice() {
+        [n, d, a] | [n, d, a, _] if !n.is_empty() => (n, d, a),
+        _ => return Err(bad()),
+    };
+    let priority = match parts.get(3) {
+        Some(p) => p.parse().map_err(|_| bad())?,
+        None => 100,
+    };
+    Ok(pb::Node {
+        name: name.to_string(),
+        data: data.to_string(),
+        admin: admin.to_string(),
+        priority,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_specs() {
+        let n = parse_node("n1,10.0.0.1:6379,10.0.0.1:16379,5").unwrap();
+        assert_eq!(
+            (
+                n.name.as_str(),
+                n.data.as_str(),
+                n.admin.as_str(),
+                n.priority
+            ),
+            ("n1", "10.0.0.1:6379", "10.0.0.1:16379", 5)
+        );
+        assert_eq!(parse_node("n2,a:1,a:2").unwrap().priority, 100);
+        for (i, bad) in ["n1", "n1,a:1", ",a:1,a:2", "n1,a:1,a:2,x", "n1,a:1,a:2,1,2"]
+            .iter()
+            .enumerate()
+        {
+            assert!(parse_node(bad).is_err(), "#{i} {bad}");
+        }
+    }
+
+    #[test]
+    fn the_token_comes_from_a_flag_or_a_file() {
+        let args = |token: Option<&str>, token_file: Option<PathBuf>| CtlArgs {
+            sentinel: "127.0.0.1:27379".into(),
+            token: token.map(str::to_string),
+            token_file,
+            json: false,
+            timeout: Duration::from_secs(5),
+            command: CtlCommand::Status,
+        };
+        assert_eq!(args(Some("t"), None).token().unwrap(), "t");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "  secret\n").unwrap();
+        assert_eq!(args(None, Some(f.clone())).token().unwrap(), "secret");
+        std::fs::write(&f, "\n").unwrap();
+        let e = args(None, Some(f)).token().unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = args(None, None).token().unwrap_err();
+        assert!(e.to_string().contains("no cluster token"), "{e}");
+        let e = args(None, Some(dir.path().join("missing")))
+            .token()
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot read the token file"), "{e}");
+    }
+}

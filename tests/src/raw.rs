@@ -1,0 +1,132 @@
+//! A raw RESP connection that returns each reply's exact bytes, for byte-for-byte comparison
+//! with `redis-server` (RESP2, or RESP3 after `HELLO 3`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+/// A raw RESP connection returning exact reply bytes.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: BytesMut,
+    resp3: bool,
+}
+
+impl RawConn {
+    /// Connects with a 10 s read timeout.
+    pub fn connect(port: u16) -> std::io::Result<RawConn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            resp3: false,
+        })
+    }
+
+    /// Connects to `addr` (`host:port`) within `timeout`, replies awaited up to `timeout` too
+    /// (for peers that may sit behind a network partition).
+    pub fn connect_to(addr: &str, timeout: Duration) -> std::io::Result<RawConn> {
+        use std::net::ToSocketAddrs;
+        let sa = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("bad address {addr}")))?;
+        let stream = TcpStream::connect_timeout(&sa, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: BytesMut::new(),
+            resp3: false,
+        })
+    }
+
+    /// Encodes a command as a multibulk request.
+    pub fn encode(args: &[&str]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a command and returns its reply's bytes.
+    pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        let port = self.stream.peer_addr().map(|a| a.port()).unwrap_or(0);
+        if let Err(e) = self.send_raw(&Self::encode(args)) {
+            panic!("cannot send {args:?} to port {port}: {e}");
+        }
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
+            && args.get(1) == Some(&"3")
+        {
+            self.resp3 = true;
+        }
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
+            && args.get(1) == Some(&"2")
+        {
+            self.resp3 = false;
+        }
+        if args
+            .first()
+            .is_some_and(|c| c.eq_ignore_ascii_case("reset"))
+        {
+            self.resp3 = false;
+        }
+        self.read_reply()
+            .unwrap_or_else(|| panic!("no reply to {args:?} from port {port}"))
+    }
+
+    /// Reads one reply frame (as RESP3 after `HELLO 3`); `None` on EOF or timeout.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let decoded = if self.resp3 {
+                redis_protocol::resp3::decode::complete::decode(&self.buf)
+                    .map(|o| o.map(|(_, n)| n))
+            } else {
+                redis_protocol::resp2::decode::decode(&self.buf).map(|o| o.map(|(_, n)| n))
+            };
+            match decoded {
+                Ok(Some(n)) => return Some(self.buf.split_to(n).to_vec()),
+                Ok(None) => {}
+                Err(e) => panic!(
+                    "undecodable reply {:?}: {e:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (reads until EOF or timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
