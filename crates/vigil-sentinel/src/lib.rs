@@ -5,7 +5,9 @@
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
 //! - [`transport`]: Raft messages between sentinels over gRPC.
-//! - [`nodes`]: NodeAdmin clients for the storage nodes.
+//! - [`nodes`]: what the sentinel asks of a storage node ([`nodes::NodeAdmin`]) and its gRPC
+//!   implementation.
+//! - [`peers`]: the other sentinels' opinions of a node ([`peers::Opinions`]) over gRPC.
 //! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
 //! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and
 //!   by this sentinel's observations.
@@ -22,6 +24,7 @@ pub mod driver;
 pub mod events;
 pub mod monitor;
 pub mod nodes;
+pub mod peers;
 pub mod server;
 pub mod state;
 pub mod storage;

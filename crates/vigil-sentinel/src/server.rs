@@ -41,7 +41,7 @@ pub struct Sentinel {
     /// This sentinel's probes of the nodes.
     health: Arc<crate::monitor::Health>,
     /// NodeAdmin clients.
-    nodes: Arc<crate::nodes::Nodes>,
+    nodes: Arc<dyn crate::nodes::NodeAdmin>,
     /// What the controller is doing about each group (while this sentinel leads).
     conditions: crate::controller::Conditions,
     /// Cancelled when the sentinel stops.
@@ -141,7 +141,10 @@ pub async fn run(
             s.raft.clone(),
             nodes,
             s.health.clone(),
-            s.transport.clone(),
+            Arc::new(crate::peers::GrpcOpinions::new(
+                token.clone(),
+                s.transport.clone(),
+            )),
             s.conditions.clone(),
         ),
         shutdown.clone(),

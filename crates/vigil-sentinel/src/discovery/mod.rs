@@ -27,7 +27,7 @@ use vigil_resp::{Conn, Service};
 use crate::controller::Conditions;
 use crate::driver::Handle;
 use crate::monitor::Health;
-use crate::nodes::Nodes;
+use crate::nodes::NodeAdmin;
 
 pub use commands::Handler;
 
@@ -41,7 +41,7 @@ pub struct Discovery {
     /// This sentinel's probes.
     pub health: Arc<Health>,
     /// NodeAdmin clients (for `SENTINEL FAILOVER`).
-    pub nodes: Arc<Nodes>,
+    pub nodes: Arc<dyn NodeAdmin>,
     /// What the leader is doing about each group.
     pub conditions: Conditions,
     /// This sentinel's id, 40 hex digits as Redis spells run ids (`SENTINEL MYID`).
@@ -72,7 +72,7 @@ impl Discovery {
     pub fn new(
         raft: Handle,
         health: Arc<Health>,
-        nodes: Arc<Nodes>,
+        nodes: Arc<dyn NodeAdmin>,
         conditions: Conditions,
         address: std::net::SocketAddr,
     ) -> Discovery {
