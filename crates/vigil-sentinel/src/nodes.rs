@@ -108,10 +108,7 @@ impl NodeAdmin for Nodes {
             // A node that requires AUTH answers -NOAUTH: alive, which is what the probe asks.
             Some(buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
         };
-        matches!(
-            tokio::time::timeout(timeout, attempt).await,
-            Ok(Some(true))
-        )
+        matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
     }
 
     async fn promote(&self, admin: &str, req: PromoteRequest) -> Result<NodeStatus, Status> {

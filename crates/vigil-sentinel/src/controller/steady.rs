@@ -166,7 +166,13 @@ pub(super) enum Repoint {
 impl Controller {
     /// Points every reachable node but the master (index `mi`) at it, at the group's epoch,
     /// unless it already follows. Returns whether every reachable node follows it in sync.
-    pub(super) async fn repoint(&mut self, g: &Group, mi: usize, observed: &Observed, why: Repoint) -> bool {
+    pub(super) async fn repoint(
+        &mut self,
+        g: &Group,
+        mi: usize,
+        observed: &Observed,
+        why: Repoint,
+    ) -> bool {
         let master = &g.spec.nodes[mi];
         let Some((host, port)) = split(&master.data) else {
             return false;
