@@ -20,7 +20,7 @@ use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::state::{ClusterState, Command, Proposal};
+use crate::state::{ClusterState, Command, Proposal, Rejected};
 use crate::storage::{DiskStorage, StoreError};
 
 /// What can go wrong for a caller of the driver.
@@ -37,8 +37,11 @@ pub enum DriverError {
     )]
     Timeout(Duration),
     /// The command was applied and rejected by the state machine.
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    /// Raft refused or could not apply a membership change.
     #[error("{0}")]
-    Rejected(String),
+    Membership(String),
     /// The driver stopped (shutdown or a storage failure).
     #[error("the Raft driver has stopped: {0}")]
     Stopped(String),
@@ -174,7 +177,11 @@ impl Handle {
                 Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now()));
             match self.read_index(attempt).await {
                 Ok(i) => return Ok(i),
-                Err(e @ (DriverError::Rejected(_) | DriverError::Stopped(_))) => return Err(e),
+                Err(
+                    e @ (DriverError::Rejected(_)
+                    | DriverError::Membership(_)
+                    | DriverError::Stopped(_)),
+                ) => return Err(e),
                 Err(e) if Instant::now() + Duration::from_millis(20) >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -404,7 +411,7 @@ impl Driver {
                 let p = Proposal {
                     id,
                     by: self.id,
-                    at_ms: wall_ms(),
+                    at_ms: vigil_base::clock::unix_ms().max(0) as u64,
                     cmd,
                 };
                 match self.raw.propose(vec![], p.encode()) {
@@ -428,7 +435,7 @@ impl Driver {
                         self.conf_changes.insert(id, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(DriverError::Rejected(format!(
+                        let _ = reply.send(Err(DriverError::Membership(format!(
                             "membership change refused: {e}"
                         ))));
                     }
@@ -574,7 +581,7 @@ impl Driver {
                             self.handle.version.fetch_add(1, Ordering::Release);
                             Ok(())
                         }
-                        Err(err) => Err(DriverError::Rejected(format!(
+                        Err(err) => Err(DriverError::Membership(format!(
                             "membership change not applied: {err}"
                         ))),
                     };
@@ -649,12 +656,6 @@ impl Driver {
         drop(s);
         self.handle.version.fetch_add(1, Ordering::Release);
     }
-}
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

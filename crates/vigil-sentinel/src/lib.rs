@@ -13,7 +13,10 @@
 //!   by this sentinel's observations.
 //! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
 //! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
-//! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
+//! - [`ops`]: the operator's operations (monitor, remove, set, switchover), shared by the gRPC
+//!   API and the `SENTINEL` subcommands.
+//! - [`server`]: the sentinel process: one builder, the gRPC services (`RaftPeer`,
+//!   `SentinelService`), proto conversions, membership, the reconciler; [`serve`] runs it all.
 //!
 #![deny(missing_docs)]
 
@@ -24,8 +27,11 @@ pub mod driver;
 pub mod events;
 pub mod monitor;
 pub mod nodes;
+pub mod ops;
 pub mod peers;
 pub mod server;
 pub mod state;
 pub mod storage;
 pub mod transport;
+
+pub use server::{ServeError, serve};
