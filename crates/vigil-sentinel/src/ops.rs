@@ -65,7 +65,11 @@ impl Ops {
 
     /// Sets the options `changes` (name, value) of `group`, one committed command each, in
     /// order; stops at the first refused.
-    pub async fn set_options(&self, group: &str, changes: &[(String, String)]) -> Result<u64, OpError> {
+    pub async fn set_options(
+        &self,
+        group: &str,
+        changes: &[(String, String)],
+    ) -> Result<u64, OpError> {
         let mut index = self.raft.state.read().applied;
         for (key, value) in changes {
             index = self

@@ -2,7 +2,7 @@
 //! messages are batched, sent with the cluster token, and on failure the peer is reported
 //! unreachable to Raft (and a snapshot in the batch as failed) while the task backs off and
 //! reconnects. Sending never blocks the driver: a full queue drops messages, which Raft
-//! retransmits. (Opinion calls are [`crate::peers`]'.)
+//! retransmits. (Opinion calls have their own channels, in `peers.rs`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

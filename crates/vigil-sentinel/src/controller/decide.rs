@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use vigil_proto::node::{NodeStatus, Role as NodeRole};
 
-use super::Observed;
 use crate::peers::Opinion;
 use crate::state::{Group, NodeSpec, Settings};
+
+/// A node's status and when it arrived (monotonic), in the group's node order.
+pub type Observed = Vec<Option<(NodeStatus, std::time::Instant)>>;
 
 /// The longest time between two renewals of a master's lease: what the lease has left when the
 /// sentinel leader dies is what its successor's election may take without a write pause.

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use vigil_proto::node::{FenceRequest, PromoteRequest};
 
+use super::decide::Observed;
 use super::decide::{Tally, choose_candidate, drift, lease, status_timeout, tally};
-use super::{Controller, Observed, PROPOSE, Repoint, observe};
+use super::steady::{Repoint, observe};
+use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
 use crate::nodes::NodeAdmin;
@@ -263,11 +265,11 @@ impl Controller {
                 self.nodes.fence(&o.admin, FenceRequest { epoch: f.epoch }),
             )
             .await
+            && st.fenced
+            && st.epoch >= f.epoch
         {
-            if st.fenced && st.epoch >= f.epoch {
-                final_offset = Some(st.offset);
-                acked = st.acked_offset;
-            }
+            final_offset = Some(st.offset);
+            acked = st.acked_offset;
         }
         if final_offset.is_none() {
             // No leader granted more than the committed lease.

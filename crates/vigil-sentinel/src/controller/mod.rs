@@ -37,6 +37,12 @@
 //! lease (`Group::lease_ms`) after it became leader: every grant of an earlier leader was
 //! confirmed by a heartbeat acknowledged before this leader's election, and no leader grants
 //! more than the committed lease (a longer one is committed first).
+//!
+//! Layout: [`decide`] holds the pure decisions (no IO; table-driven tests); `steady` the
+//! steady-state duties and the first master; `failover` ODOWN, the failover steps and the
+//! switchover; this module the loop and what the leader keeps per group. Nodes are reached
+//! only through [`NodeAdmin`] and the other sentinels' opinions only through [`Opinions`], so
+//! the whole controller runs against fakes in process (`tests/failover_cluster.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,7 +50,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use vigil_proto::node::NodeStatus;
 
 use crate::driver::Handle;
 use crate::events::{Event, Events};
@@ -59,10 +64,10 @@ mod steady;
 
 pub use failover::{SwitchoverError, switchover};
 
-pub use decide::{choose_candidate, lease};
+pub use decide::{Observed, choose_candidate, lease};
 use decide::{renew_every, status_timeout};
+use steady::assign_first_master;
 pub use steady::observe;
-use steady::{Repoint, assign_first_master};
 
 /// The longest time between two rounds of a healthy group (first-master attempts, drift fixes).
 pub const ROUND: Duration = Duration::from_millis(100);
@@ -73,9 +78,6 @@ const PROPOSE: Duration = Duration::from_secs(2);
 
 /// Per group, what the leader is doing or waiting for, in words (`ListGroups.status`).
 pub type Conditions = Arc<parking_lot::RwLock<HashMap<String, String>>>;
-
-/// A node's status and when it arrived (monotonic), in the group's node order.
-pub type Observed = Vec<Option<(NodeStatus, Instant)>>;
 
 /// What the controller keeps about one group (never replicated; a new leader starts afresh).
 #[derive(Default)]

@@ -11,8 +11,8 @@ use vigil_proto::node::{
     ReplicateFromRequest, Role as NodeRole,
 };
 
-use super::decide::{divergent, drift, first_master, lease, restarted_behind, split};
-use super::{Controller, Observed, PROPOSE};
+use super::decide::{Observed, divergent, drift, first_master, lease, restarted_behind, split};
+use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
 use crate::nodes::NodeAdmin;

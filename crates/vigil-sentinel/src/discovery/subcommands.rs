@@ -18,7 +18,8 @@ use crate::state::{GroupSpec, NodeSpec, OPTIONS, Settings};
 
 /// A subcommand that waits for the Raft group: its future, boxed so the future of every
 /// request (the lookups' hot path included) stays small.
-pub type Later = for<'a> fn(&'a Discovery, Vec<String>) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
+pub type Later =
+    for<'a> fn(&'a Discovery, Vec<String>) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 /// How a subcommand runs.
 #[derive(Clone, Copy)]
@@ -62,8 +63,16 @@ pub const SUBCOMMANDS: &[Sub] = &[
     sub("set", -5, Run::Later(set)),
     sub("reset", 3, Run::Now(reset)),
     sub("flushconfig", 2, Run::Now(|_, _| Reply::ok())),
-    sub("pending-scripts", 2, Run::Now(|_, _| Reply::Array(Vec::new()))),
-    sub("help", 2, Run::Now(|_, _| Reply::bulks(HELP.iter().map(|l| l.as_bytes())))),
+    sub(
+        "pending-scripts",
+        2,
+        Run::Now(|_, _| Reply::Array(Vec::new())),
+    ),
+    sub(
+        "help",
+        2,
+        Run::Now(|_, _| Reply::bulks(HELP.iter().map(|l| l.as_bytes()))),
+    ),
 ];
 
 /// `SENTINEL <subcommand> ...`: answers at once, or returns the subcommand's [`Later`] and its

@@ -7,6 +7,9 @@
 //! matched first-in-first-out, which breaks across leader changes). Proposals, reads and conf
 //! changes can be dropped silently by Raft (no leader, a conf change pending): callers always
 //! wait with a timeout and may retry.
+//!
+//! This module holds the driver's interface (the [`Handle`], its errors, options and status,
+//! [`start`]); the task itself is in `ready`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

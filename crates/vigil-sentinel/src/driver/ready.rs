@@ -338,4 +338,3 @@ impl Driver {
         self.handle.version.fetch_add(1, Ordering::Release);
     }
 }
-

@@ -155,4 +155,5 @@ impl Sentinel {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Response::new(pb::Ack { index: 0 }))
-    }}
+    }
+}

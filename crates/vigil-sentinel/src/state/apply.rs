@@ -11,19 +11,26 @@ fn too_large(what: &str) -> Rejected {
     Rejected::Invalid(format!("{what} too large"))
 }
 
-
 /// Checks a group spec as `Monitor` and `Update` do (name, nodes, addresses, settings).
 pub fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
     if spec.name.is_empty() || spec.name.len() > 200 || spec.name.contains(char::is_whitespace) {
-        return Err(Rejected::Invalid("group name must be 1-200 characters without spaces".into()));
+        return Err(Rejected::Invalid(
+            "group name must be 1-200 characters without spaces".into(),
+        ));
     }
     if spec.nodes.is_empty() {
-        return Err(Rejected::Invalid(format!("group {} has no nodes", spec.name)));
+        return Err(Rejected::Invalid(format!(
+            "group {} has no nodes",
+            spec.name
+        )));
     }
     let mut names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
-        return Err(Rejected::Invalid(format!("group {} names a node twice", spec.name)));
+        return Err(Rejected::Invalid(format!(
+            "group {} names a node twice",
+            spec.name
+        )));
     }
     for n in &spec.nodes {
         for (what, addr) in [("data", &n.data), ("admin", &n.admin)] {
@@ -40,7 +47,9 @@ pub fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
         return Err(Rejected::Invalid("quorum must be at least 1".into()));
     }
     if s.down_after_ms == 0 || s.failover_timeout_ms == 0 || s.parallel_syncs == 0 {
-        return Err(Rejected::Invalid("down_after, failover_timeout and parallel_syncs must be positive".into()));
+        return Err(Rejected::Invalid(
+            "down_after, failover_timeout and parallel_syncs must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -151,16 +160,16 @@ impl ClusterState {
                 let g = self.group_mut(group)?;
                 let mut s = g.spec.settings.clone();
                 let num = || {
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| {
+                    value.parse::<u64>().map_err(|_| {
                         Rejected::Invalid(format!(
                             "{key} needs a non-negative integer, got {value:?}"
                         ))
                     })
                 };
                 match key.as_str() {
-                    "quorum" => s.quorum = u32::try_from(num()?).map_err(|_| too_large("quorum"))?,
+                    "quorum" => {
+                        s.quorum = u32::try_from(num()?).map_err(|_| too_large("quorum"))?
+                    }
                     "down-after-milliseconds" => s.down_after_ms = num()?,
                     "failover-timeout" => s.failover_timeout_ms = num()?,
                     "parallel-syncs" => {
@@ -292,12 +301,9 @@ impl ClusterState {
                 ..
             } => {
                 let g = self.group_mut(group)?;
-                let f = g
-                    .failover
-                    .take_if(|f| f.epoch == *epoch)
-                    .ok_or_else(|| {
-                        Rejected::Conflict(format!("no failover of {group} at epoch {epoch}"))
-                    })?;
+                let f = g.failover.take_if(|f| f.epoch == *epoch).ok_or_else(|| {
+                    Rejected::Conflict(format!("no failover of {group} at epoch {epoch}"))
+                })?;
                 if f.step == Step::Promoted {
                     // The candidate is master already: keep it, the failover just ends.
                     g.last_failover_ms = p.at_ms;
@@ -320,4 +326,3 @@ impl ClusterState {
         serde_json::from_slice(b).map_err(|e| format!("bad state snapshot: {e}"))
     }
 }
-

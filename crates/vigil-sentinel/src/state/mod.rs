@@ -358,7 +358,8 @@ pub enum Rejected {
 /// Whether `s` is `host:port` (a hostname, an IPv4 address or a bracketed IPv6 address) with
 /// a port in 1..=65535.
 pub fn is_host_port(s: &str) -> bool {
-    s.parse::<vigil_base::HostPort>().is_ok_and(|a| a.port() > 0)
+    s.parse::<vigil_base::HostPort>()
+        .is_ok_and(|a| a.port() > 0)
 }
 
 mod apply;

@@ -27,8 +27,8 @@ use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use thiserror::Error;
 
 use record::{
-    HEADER, Stop, T_CONF, T_ENTRIES, T_HARD, T_SNAP, decode_entries, entries_payload,
-    put_record, read_records, record_at,
+    HEADER, Stop, T_CONF, T_ENTRIES, T_HARD, T_SNAP, decode_entries, entries_payload, put_record,
+    read_records, record_at,
 };
 
 mod record;

@@ -117,4 +117,3 @@ pub(super) fn decode_entries(payload: &[u8]) -> Result<Vec<Entry>, String> {
     }
     Ok(out)
 }
-
