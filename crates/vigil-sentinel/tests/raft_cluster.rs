@@ -1,6 +1,6 @@
-//! The Raft driver in an in-process network that can cut links: elections, proposals through
-//! any member, linearizable reads, a cut-off minority, restarts from disk, and catch-up from a
-//! snapshot after compaction.
+//! The Raft driver in an in-process network that can cut links and lose messages: elections,
+//! proposals through any member, linearizable reads, a cut-off minority, restarts from disk,
+//! catch-up from a snapshot after compaction, and a lossy network.
 
 mod common;
 
@@ -131,4 +131,46 @@ async fn a_sentinel_far_behind_catches_up_from_a_snapshot() {
     }
     let s = c.h(behind).state.read().clone();
     assert_eq!(s.groups, c.h(leader).state.read().groups);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_network_still_commits_and_a_total_loss_is_a_cut() {
+    let c = Cluster::new(3, opts());
+    // A third of every message lost, every way: Raft retransmits.
+    for &a in &c.ids {
+        for &b in &c.ids {
+            if a != b {
+                common::Net::drop(&c.net, a, b, 30);
+            }
+        }
+    }
+    let leader = c.leader(&c.ids).await;
+    for i in 0..10 {
+        propose_retrying(&c, leader, monitor(&format!("g{i}"))).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &i in &c.ids {
+        while c.h(i).read_index(Duration::from_millis(500)).await.is_err()
+            || c.h(i).state.read().groups.len() < 10
+        {
+            assert!(Instant::now() < deadline, "sentinel {i} never caught up");
+        }
+    }
+    // Losing everything to and from one sentinel cuts it off like `isolate`.
+    c.net.heal();
+    let leader = c.leader(&c.ids).await;
+    for &o in &c.ids {
+        if o != leader {
+            common::Net::drop(&c.net, leader, o, 100);
+            common::Net::drop(&c.net, o, leader, 100);
+        }
+    }
+    let e = c
+        .h(leader)
+        .propose(monitor("lost"), Duration::from_millis(600))
+        .await;
+    assert!(
+        e.is_err(),
+        "a sentinel losing every message committed: {e:?}"
+    );
 }

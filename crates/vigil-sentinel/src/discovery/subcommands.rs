@@ -384,3 +384,28 @@ async fn set_options(d: &Discovery, a: Vec<String>) -> Reply {
     }
     done(d.ops.set_options(&a[0], &changes).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subcommand_table_is_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in SUBCOMMANDS.iter().enumerate() {
+            assert!(seen.insert(s.name), "#{i} {} twice", s.name);
+            assert_eq!(s.name, s.name.to_lowercase(), "#{i}");
+            assert!(s.arity >= 2 || s.arity <= -2, "#{i} {}", s.name);
+            // Every subcommand but the aliases and the silent ones is in HELP.
+            let documented = HELP.iter().any(|l| l.to_lowercase().starts_with(s.name));
+            let quiet = ["slaves", "flushconfig", "pending-scripts", "help"];
+            assert!(
+                documented || quiet.contains(&s.name),
+                "#{i} {} not in HELP",
+                s.name
+            );
+        }
+        // The SET options Redis' wording refers to are the state machine's.
+        assert!(OPTIONS.iter().any(|o| o.0 == "quorum" && o.1));
+    }
+}

@@ -157,3 +157,171 @@ pub(super) fn op_status(e: OpError, leader_hint: impl FnOnce() -> String) -> Sta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn errors_map_to_codes_by_variant() {
+        let hint = || "the leader is sentinel 2".to_string();
+        let cases: Vec<(OpError, Code)> = vec![
+            (
+                OpError::Invalid(Rejected::Invalid("bad".into())),
+                Code::InvalidArgument,
+            ),
+            (
+                OpError::Raft(Rejected::NoGroup("g".into()).into()),
+                Code::NotFound,
+            ),
+            (
+                OpError::Raft(Rejected::AlreadyMonitored("g".into()).into()),
+                Code::AlreadyExists,
+            ),
+            (
+                OpError::Raft(Rejected::Invalid("x".into()).into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                OpError::Raft(Rejected::Conflict("x".into()).into()),
+                Code::FailedPrecondition,
+            ),
+            (OpError::Raft(DriverError::NoLeader), Code::Unavailable),
+            (
+                OpError::Raft(DriverError::Timeout(std::time::Duration::from_secs(1))),
+                Code::Unavailable,
+            ),
+            (
+                OpError::Raft(DriverError::Stopped("x".into())),
+                Code::Unavailable,
+            ),
+            (
+                OpError::Raft(DriverError::Membership("x".into())),
+                Code::FailedPrecondition,
+            ),
+            (OpError::NoQuorum(DriverError::NoLeader), Code::Unavailable),
+            (
+                OpError::NoQuorum(DriverError::Rejected(Rejected::Conflict("x".into()))),
+                Code::Internal,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::NoGroup("g".into())),
+                Code::NotFound,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::BadTarget("t".into())),
+                Code::InvalidArgument,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::InProgress("g".into())),
+                Code::FailedPrecondition,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::NoMaster("g".into())),
+                Code::FailedPrecondition,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::NoGoodReplica("g".into())),
+                Code::FailedPrecondition,
+            ),
+            (
+                OpError::Switchover(SwitchoverError::Raft(DriverError::NoLeader)),
+                Code::Unavailable,
+            ),
+        ];
+        for (i, (e, code)) in cases.into_iter().enumerate() {
+            let text = e.to_string();
+            let s = op_status(e, hint);
+            assert_eq!(s.code(), code, "#{i} {text}");
+            assert!(
+                s.message().starts_with(&text),
+                "#{i}: {} vs {text}",
+                s.message()
+            );
+        }
+        // The message of a rejection is the state machine's, whatever its code.
+        let s = op_status(OpError::Raft(Rejected::NoGroup("g".into()).into()), hint);
+        assert_eq!(s.message(), "no such group \"g\"");
+        let s = op_status(OpError::Raft(DriverError::NoLeader), hint);
+        assert!(
+            s.message().ends_with("(the leader is sentinel 2)"),
+            "{}",
+            s.message()
+        );
+    }
+
+    #[test]
+    fn a_monitor_request_becomes_a_spec_or_invalid_argument() {
+        let node = |name: &str, data: &str| pb::Node {
+            name: name.into(),
+            data: data.into(),
+            admin: "127.0.0.1:16379".into(),
+            priority: 100,
+        };
+        // Absent settings: the defaults.
+        let MonitorSpec(spec) = pb::MonitorRequest {
+            name: "g".into(),
+            nodes: vec![node("a", "127.0.0.1:6379")],
+            settings: None,
+        }
+        .try_into()
+        .expect("a valid request");
+        assert_eq!(spec.settings, Settings::default());
+        // Zero fields of given settings: their defaults too, but sync_replicas stays 0.
+        let MonitorSpec(spec) = pb::MonitorRequest {
+            name: "g".into(),
+            nodes: vec![node("a", "[::1]:6379")],
+            settings: Some(pb::Settings {
+                quorum: 3,
+                ..pb::Settings::default()
+            }),
+        }
+        .try_into()
+        .expect("a valid request");
+        assert_eq!(spec.settings.quorum, 3);
+        assert_eq!(
+            spec.settings.down_after_ms,
+            Settings::default().down_after_ms
+        );
+        for (i, r) in [
+            pb::MonitorRequest {
+                name: "".into(),
+                nodes: vec![node("a", "127.0.0.1:6379")],
+                settings: None,
+            },
+            pb::MonitorRequest {
+                name: "g".into(),
+                nodes: vec![],
+                settings: None,
+            },
+            pb::MonitorRequest {
+                name: "g".into(),
+                nodes: vec![node("a", "no-port")],
+                settings: None,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let e = MonitorSpec::try_from(r).err().expect("refused");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "#{i}");
+        }
+        for (i, (id, address, ok)) in [
+            (1, "10.0.0.1:7000", true),
+            (2, "[::1]:7000", true),
+            (0, "10.0.0.1:7000", false),
+            (3, "10.0.0.1", false),
+            (3, "10.0.0.1:0", false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = NewSentinel::try_from(pb::AddSentinelRequest {
+                id,
+                address: address.into(),
+            });
+            assert_eq!(r.is_ok(), ok, "#{i}");
+        }
+    }
+}

@@ -6,6 +6,8 @@
 //! entry. A command that does not fit the current state (a compare-and-swap whose expected
 //! epoch has passed, an unknown group) is *rejected*, which is itself a deterministic outcome,
 //! returned to the proposer; the state does not change.
+//!
+//! This module holds the types; `apply` the rule of each command; `tests` their tests.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -14,6 +14,8 @@
 //! covers, which opening skips. A torn tail (a crash mid-write) is truncated with a warning; a
 //! damaged record with valid records after it is corruption, and opening refuses with the file
 //! and byte offset rather than start from a silently different state.
+//!
+//! The record format and its reader are in `record`; this module is [`DiskStorage`].
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
