@@ -11,7 +11,8 @@
 //! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
 //! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and
 //!   by this sentinel's observations.
-//! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
+//! - [`controller`]: the leader's duties (first master, lease, replicas, failover,
+//!   switchover), its pure decisions in [`controller::decide`].
 //! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
 //! - [`ops`]: the operator's operations (monitor, remove, set, switchover), shared by the gRPC
 //!   API and the `SENTINEL` subcommands.
