@@ -7,8 +7,6 @@
 //! `+convert-to-slave` from the leader's controller). Every event is logged with tracing and
 //! streamed by `WatchTopology`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tokio::sync::broadcast;
 
 use crate::state::{AbortReason, ClusterState, Command, Group};
@@ -41,17 +39,10 @@ impl Event {
             node: node.to_string(),
             epoch,
             detail,
-            at_ms: wall_ms(),
+            at_ms: vigil_base::clock::unix_ms().max(0) as u64,
             index: 0,
         }
     }
-}
-
-/// Wall-clock milliseconds, for display.
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The event bus of one sentinel.
@@ -94,8 +85,8 @@ pub fn host_port(g: &Group, node: &str) -> String {
         .nodes
         .iter()
         .find(|n| n.name == node)
-        .and_then(|n| n.data.rsplit_once(':'))
-        .map_or_else(|| "? 0".into(), |(h, p)| format!("{h} {p}"))
+        .and_then(|n| n.data.parse::<vigil_base::HostPort>().ok())
+        .map_or_else(|| "? 0".into(), |a| format!("{} {}", a.host(), a.port()))
 }
 
 /// The events of a committed command, given the state after it was applied.

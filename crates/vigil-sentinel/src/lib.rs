@@ -5,13 +5,19 @@
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
 //! - [`transport`]: Raft messages between sentinels over gRPC.
-//! - [`nodes`]: NodeAdmin clients for the storage nodes.
+//! - [`nodes`]: what the sentinel asks of a storage node ([`nodes::NodeAdmin`]) and its gRPC
+//!   implementation.
+//! - [`peers`]: the other sentinels' opinions of a node ([`peers::Opinions`]) over gRPC.
 //! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
 //! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and
 //!   by this sentinel's observations.
-//! - [`controller`]: the leader's steady-state duties (first master, lease, replicas).
+//! - [`controller`]: the leader's duties (first master, lease, replicas, failover,
+//!   switchover), its pure decisions in [`controller::decide`].
 //! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
-//! - [`server`]: the sentinel process: the gRPC services (`RaftPeer`, `SentinelService`).
+//! - [`ops`]: the operator's operations (monitor, remove, set, switchover), shared by the gRPC
+//!   API and the `SENTINEL` subcommands.
+//! - [`server`]: the sentinel process: one builder, the gRPC services (`RaftPeer`,
+//!   `SentinelService`), proto conversions, membership, the reconciler; [`serve`] runs it all.
 //!
 #![deny(missing_docs)]
 
@@ -22,7 +28,11 @@ pub mod driver;
 pub mod events;
 pub mod monitor;
 pub mod nodes;
+pub mod ops;
+pub mod peers;
 pub mod server;
 pub mod state;
 pub mod storage;
 pub mod transport;
+
+pub use server::{ServeError, serve};

@@ -13,13 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use vigil_proto::node::GetStatusRequest;
 
 use crate::driver::Handle;
 use crate::events::Event;
-use crate::nodes::Nodes;
+use crate::nodes::NodeAdmin;
 
 /// The longest interval between two probes of a node.
 pub const PROBE: Duration = Duration::from_millis(100);
@@ -134,26 +132,10 @@ impl Health {
     }
 }
 
-/// RESP `PING` → `+PONG` on `addr` within the probe timeout.
-async fn ping(addr: &str) -> bool {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).await.ok()?;
-        // A node that requires AUTH answers -NOAUTH: alive, which is what the probe asks.
-        Some(buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
-    };
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
-        Ok(Some(true))
-    )
-}
-
 /// Probes every node until `shutdown`.
 pub async fn run(
     raft: Handle,
-    nodes: Arc<Nodes>,
+    nodes: Arc<dyn NodeAdmin>,
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) {
@@ -212,16 +194,9 @@ pub async fn run(
             health.watch(&group, &node);
             let (nodes, health) = (nodes.clone(), health.clone());
             let probe = tokio::spawn(async move {
-                let status = async {
-                    let mut c = nodes.client(&admin).ok()?;
-                    tokio::time::timeout(PROBE_TIMEOUT, c.get_status(GetStatusRequest {}))
-                        .await
-                        .ok()?
-                        .ok()
-                };
-                let (pinged, st) = tokio::join!(ping(&data), status);
+                let status = async { nodes.status(&admin, PROBE_TIMEOUT).await.ok() };
+                let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    let st = st.get_ref();
                     if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
                         health.saw_acked(&group, st.acked_offset);
                     }

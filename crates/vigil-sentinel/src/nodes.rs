@@ -1,22 +1,59 @@
-//! NodeAdmin clients: one lazily connected channel per storage node's admin address, every
-//! call carrying the nodes' token and a short deadline.
+//! Talking to the storage nodes: the [`NodeAdmin`] trait (what the monitor and the controller
+//! ask of a node — its status, a data-port ping, promote, follow, fence, renew its lease,
+//! disconnect its clients) and [`Nodes`], its implementation over gRPC (`NodeAdmin`), with one
+//! lazily connected channel per node's admin address, every call carrying the nodes' token
+//! and a short deadline.
+//!
+//! The controller's failover steps are written against the trait alone, so tests drive a
+//! whole failover with in-process fake nodes and injected faults.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use vigil_proto::auth::Bearer;
 use vigil_proto::node::node_admin_client::NodeAdminClient;
+use vigil_proto::node::{
+    FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
+    RenewLeaseRequest, ReplicateFromRequest,
+};
 
 /// How long one NodeAdmin call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What the sentinel asks of a storage node, by its addresses (`admin` for the admin calls,
+/// `data` for the RESP ping). Errors are gRPC statuses: the controller reads
+/// `FAILED_PRECONDITION` from `promote` as "below `min_offset`".
+#[tonic::async_trait]
+pub trait NodeAdmin: Send + Sync + 'static {
+    /// The node's status, within `timeout`.
+    async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status>;
+    /// Whether the node answers a RESP `PING` on its data address within `timeout`.
+    async fn ping(&self, data: &str, timeout: Duration) -> bool;
+    /// Makes the node master at `req.epoch` with a lease (refused below `req.min_offset`).
+    async fn promote(&self, admin: &str, req: PromoteRequest) -> Result<NodeStatus, Status>;
+    /// Points the node at a master.
+    async fn replicate_from(
+        &self,
+        admin: &str,
+        req: ReplicateFromRequest,
+    ) -> Result<NodeStatus, Status>;
+    /// Fences the node at `req.epoch`: it stops acknowledging writes; its status after.
+    async fn fence(&self, admin: &str, req: FenceRequest) -> Result<NodeStatus, Status>;
+    /// Renews a master's write lease.
+    async fn renew_lease(&self, admin: &str, req: RenewLeaseRequest) -> Result<(), Status>;
+    /// Disconnects the node's clients of one type (so they re-resolve the master).
+    async fn kill_clients(&self, admin: &str, req: KillClientsRequest) -> Result<(), Status>;
+}
+
 /// A NodeAdmin client.
 pub type AdminClient = NodeAdminClient<InterceptedService<Channel, Bearer>>;
 
-/// The NodeAdmin clients of every node this sentinel talks to.
+/// The NodeAdmin clients of every node this sentinel talks to ([`NodeAdmin`] over gRPC).
 pub struct Nodes {
     token: String,
     channels: Mutex<HashMap<String, Channel>>,
@@ -32,29 +69,69 @@ impl Nodes {
     }
 
     /// A client for the node whose admin address is `addr` (`host:port`).
-    pub fn client(&self, addr: &str) -> Result<AdminClient, tonic::Status> {
+    pub fn client(&self, addr: &str) -> Result<AdminClient, Status> {
         let channel = {
             let mut chans = self.channels.lock();
             match chans.get(addr) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = Endpoint::from_shared(format!("http://{addr}"))
-                        .map_err(|e| {
-                            tonic::Status::invalid_argument(format!(
-                                "bad admin address {addr:?}: {e}"
-                            ))
-                        })?
-                        .connect_timeout(CALL_TIMEOUT)
-                        .timeout(CALL_TIMEOUT)
-                        .tcp_nodelay(true)
-                        .connect_lazy();
+                    let c = vigil_proto::channel::lazy(addr, CALL_TIMEOUT).map_err(|e| {
+                        Status::invalid_argument(format!("bad admin address {addr:?}: {e}"))
+                    })?;
                     chans.insert(addr.to_string(), c.clone());
                     c
                 }
             }
         };
         let bearer = Bearer::new(&self.token)
-            .ok_or_else(|| tonic::Status::invalid_argument("node_token must be printable ASCII"))?;
+            .ok_or_else(|| Status::invalid_argument("node_token must be printable ASCII"))?;
         Ok(NodeAdminClient::with_interceptor(channel, bearer))
+    }
+}
+
+#[tonic::async_trait]
+impl NodeAdmin for Nodes {
+    async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status> {
+        let mut c = self.client(admin)?;
+        match tokio::time::timeout(timeout, c.get_status(GetStatusRequest {})).await {
+            Ok(r) => r.map(|r| r.into_inner()),
+            Err(_) => Err(Status::deadline_exceeded("node status timed out")),
+        }
+    }
+
+    async fn ping(&self, data: &str, timeout: Duration) -> bool {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(data).await.ok()?;
+            s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).await.ok()?;
+            // A node that requires AUTH answers -NOAUTH: alive, which is what the probe asks.
+            Some(buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+        };
+        matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+    }
+
+    async fn promote(&self, admin: &str, req: PromoteRequest) -> Result<NodeStatus, Status> {
+        Ok(self.client(admin)?.promote(req).await?.into_inner())
+    }
+
+    async fn replicate_from(
+        &self,
+        admin: &str,
+        req: ReplicateFromRequest,
+    ) -> Result<NodeStatus, Status> {
+        Ok(self.client(admin)?.replicate_from(req).await?.into_inner())
+    }
+
+    async fn fence(&self, admin: &str, req: FenceRequest) -> Result<NodeStatus, Status> {
+        Ok(self.client(admin)?.fence(req).await?.into_inner())
+    }
+
+    async fn renew_lease(&self, admin: &str, req: RenewLeaseRequest) -> Result<(), Status> {
+        self.client(admin)?.renew_lease(req).await.map(|_| ())
+    }
+
+    async fn kill_clients(&self, admin: &str, req: KillClientsRequest) -> Result<(), Status> {
+        self.client(admin)?.kill_clients(req).await.map(|_| ())
     }
 }

@@ -2,7 +2,7 @@
 //! messages are batched, sent with the cluster token, and on failure the peer is reported
 //! unreachable to Raft (and a snapshot in the batch as failed) while the task backs off and
 //! reconnects. Sending never blocks the driver: a full queue drops messages, which Raft
-//! retransmits.
+//! retransmits. (Opinion calls have their own channels, in `peers.rs`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use vigil_proto::auth::Bearer;
 use vigil_proto::sentinel::RaftBatch;
 use vigil_proto::sentinel::raft_peer_client::RaftPeerClient;
@@ -21,8 +21,6 @@ use crate::driver::{Handle, Transport};
 
 /// Longest a peer call may take before the peer counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest an opinion call may take: a sentinel that cannot answer in time has no say.
-const OPINION_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// gRPC Raft transport.
 pub struct GrpcTransport {
@@ -31,9 +29,6 @@ pub struct GrpcTransport {
     /// Addresses of the other sentinels (config founders plus those added later).
     addresses: RwLock<HashMap<u64, String>>,
     queues: RwLock<HashMap<u64, mpsc::Sender<Message>>>,
-    /// Channels for opinion calls, by address (kept apart from the Raft stream so that a
-    /// backed-up batch never delays a failover decision).
-    opinion_channels: RwLock<HashMap<String, Channel>>,
     handle: OnceLock<Handle>,
 }
 
@@ -45,7 +40,6 @@ impl GrpcTransport {
             token,
             addresses: RwLock::new(peers),
             queues: RwLock::new(HashMap::new()),
-            opinion_channels: RwLock::new(HashMap::new()),
             handle: OnceLock::new(),
         })
     }
@@ -65,42 +59,6 @@ impl GrpcTransport {
             // The old task (if any) dies with its queue; the next send starts a new one.
             self.queues.write().remove(&id);
         }
-    }
-
-    /// Asks sentinel `id` how long it has seen `node` of `group` down (its fresh opinion) and
-    /// the highest offset it saw a master of `group` report as acknowledged by its sync
-    /// replicas; `None` if it cannot be asked.
-    pub async fn opinion(
-        &self,
-        id: u64,
-        group: &str,
-        node: &str,
-    ) -> Option<vigil_proto::sentinel::OpinionReply> {
-        let address = self.address(id)?;
-        let cached = self.opinion_channels.read().get(&address).cloned();
-        let channel = match cached {
-            Some(c) => c,
-            None => {
-                let c = Endpoint::from_shared(format!("http://{address}"))
-                    .ok()?
-                    .connect_timeout(OPINION_TIMEOUT)
-                    .timeout(OPINION_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                self.opinion_channels.write().insert(address, c.clone());
-                c
-            }
-        };
-        let mut c = RaftPeerClient::new(channel);
-        let mut req = tonic::Request::new(vigil_proto::sentinel::OpinionRequest {
-            group: group.to_string(),
-            node: node.to_string(),
-        });
-        if let Some(b) = Bearer::new(&self.token) {
-            req.metadata_mut()
-                .insert("authorization", b.value().clone());
-        }
-        c.opinion(req).await.ok().map(|r| r.into_inner())
     }
 
     /// The ids of the other sentinels this one knows an address for.
@@ -161,14 +119,8 @@ async fn peer_task(
             .iter()
             .any(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         if client.is_none() {
-            match Endpoint::from_shared(format!("http://{address}")) {
-                Ok(e) => {
-                    let e = e
-                        .connect_timeout(CALL_TIMEOUT)
-                        .timeout(CALL_TIMEOUT)
-                        .tcp_nodelay(true);
-                    client = Some(RaftPeerClient::new(e.connect_lazy()));
-                }
+            match vigil_proto::channel::lazy(&address, CALL_TIMEOUT) {
+                Ok(c) => client = Some(RaftPeerClient::new(c)),
                 Err(e) => {
                     tracing::error!(peer = to, %address, error = %e, "bad peer address");
                     return;

@@ -1,163 +1,13 @@
-//! The Raft driver in an in-process network that can cut links: elections, proposals through
-//! any member, linearizable reads, a cut-off minority, restarts from disk, and catch-up from a
-//! snapshot after compaction.
+//! The Raft driver in an in-process network that can cut links and lose messages: elections,
+//! proposals through any member, linearizable reads, a cut-off minority, restarts from disk,
+//! catch-up from a snapshot after compaction, and a lossy network.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
-use raft::eraftpb::Message;
-use vigil_sentinel::driver::{self, DriverError, Handle, Options, Transport};
-use vigil_sentinel::state::{Command, GroupSpec, NodeSpec, Settings};
-use vigil_sentinel::storage::DiskStorage;
-
-/// Routes messages between in-process drivers; links can be cut both ways.
-#[derive(Default)]
-struct Net {
-    handles: RwLock<HashMap<u64, Handle>>,
-    cut: Mutex<HashSet<(u64, u64)>>,
-}
-
-struct Port {
-    from: u64,
-    net: Arc<Net>,
-}
-
-impl Transport for Port {
-    fn send(&self, msgs: Vec<Message>) {
-        let cut = self.net.cut.lock().clone();
-        let handles = self.net.handles.read();
-        for m in msgs {
-            if cut.contains(&(self.from, m.to)) {
-                continue;
-            }
-            if let Some(h) = handles.get(&m.to) {
-                h.step(m);
-            }
-        }
-    }
-}
-
-impl Net {
-    fn isolate(&self, id: u64, ids: &[u64]) {
-        let mut cut = self.cut.lock();
-        for &o in ids {
-            if o != id {
-                cut.insert((id, o));
-                cut.insert((o, id));
-            }
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.lock().clear();
-    }
-}
-
-struct Cluster {
-    net: Arc<Net>,
-    dirs: HashMap<u64, PathBuf>,
-    ids: Vec<u64>,
-    _tmp: tempfile::TempDir,
-    opts: Options,
-}
-
-fn opts() -> Options {
-    Options {
-        tick: Duration::from_millis(20),
-        election_ticks: 10,
-        heartbeat_ticks: 2,
-        compact_every: 10_000,
-    }
-}
-
-impl Cluster {
-    fn new(n: u64, opts: Options) -> Cluster {
-        let tmp = tempfile::tempdir().unwrap();
-        let ids: Vec<u64> = (1..=n).collect();
-        let dirs = ids
-            .iter()
-            .map(|&i| (i, tmp.path().join(format!("s{i}"))))
-            .collect();
-        let c = Cluster {
-            net: Arc::new(Net::default()),
-            dirs,
-            ids,
-            _tmp: tmp,
-            opts,
-        };
-        for &i in &c.ids.clone() {
-            c.start(i);
-        }
-        c
-    }
-
-    fn start(&self, id: u64) {
-        let storage = DiskStorage::open(&self.dirs[&id]).unwrap();
-        let port = Arc::new(Port {
-            from: id,
-            net: self.net.clone(),
-        });
-        let h = driver::start(id, storage, &self.ids, self.opts, port).unwrap();
-        self.net.handles.write().insert(id, h);
-    }
-
-    /// Stops a driver (its mailbox closes when the last handle goes).
-    fn stop(&self, id: u64) {
-        self.net.handles.write().remove(&id);
-    }
-
-    fn h(&self, id: u64) -> Handle {
-        self.net.handles.read()[&id].clone()
-    }
-
-    async fn leader(&self, among: &[u64]) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            for &i in among {
-                if let Some(h) = self.net.handles.read().get(&i)
-                    && h.status.read().is_leader
-                {
-                    return i;
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader among {among:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-fn monitor(name: &str) -> Command {
-    Command::Monitor(GroupSpec {
-        name: name.into(),
-        nodes: vec![NodeSpec {
-            name: "a".into(),
-            data: "127.0.0.1:6379".into(),
-            admin: "127.0.0.1:16379".into(),
-            priority: 100,
-        }],
-        settings: Settings::default(),
-    })
-}
-
-async fn propose_retrying(c: &Cluster, via: u64, cmd: Command) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match c
-            .h(via)
-            .propose(cmd.clone(), Duration::from_millis(500))
-            .await
-        {
-            Ok(()) => return,
-            Err(DriverError::NoLeader | DriverError::Timeout(_)) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("proposal failed: {e}"),
-        }
-    }
-}
+use common::{Cluster, monitor, opts, propose_retrying};
+use vigil_sentinel::driver::DriverError;
 
 async fn groups_after_read(c: &Cluster, id: u64) -> Vec<String> {
     c.h(id).read_index(Duration::from_secs(5)).await.unwrap();
@@ -281,4 +131,46 @@ async fn a_sentinel_far_behind_catches_up_from_a_snapshot() {
     }
     let s = c.h(behind).state.read().clone();
     assert_eq!(s.groups, c.h(leader).state.read().groups);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_network_still_commits_and_a_total_loss_is_a_cut() {
+    let c = Cluster::new(3, opts());
+    // A third of every message lost, every way: Raft retransmits.
+    for &a in &c.ids {
+        for &b in &c.ids {
+            if a != b {
+                common::Net::drop(&c.net, a, b, 30);
+            }
+        }
+    }
+    let leader = c.leader(&c.ids).await;
+    for i in 0..10 {
+        propose_retrying(&c, leader, monitor(&format!("g{i}"))).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &i in &c.ids {
+        while c.h(i).read_index(Duration::from_millis(500)).await.is_err()
+            || c.h(i).state.read().groups.len() < 10
+        {
+            assert!(Instant::now() < deadline, "sentinel {i} never caught up");
+        }
+    }
+    // Losing everything to and from one sentinel cuts it off like `isolate`.
+    c.net.heal();
+    let leader = c.leader(&c.ids).await;
+    for &o in &c.ids {
+        if o != leader {
+            common::Net::drop(&c.net, leader, o, 100);
+            common::Net::drop(&c.net, o, leader, 100);
+        }
+    }
+    let e = c
+        .h(leader)
+        .propose(monitor("lost"), Duration::from_millis(600))
+        .await;
+    assert!(
+        e.is_err(),
+        "a sentinel losing every message committed: {e:?}"
+    );
 }

@@ -104,28 +104,9 @@ fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
     let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
     let runtime = runtime(config.threads)?;
     runtime.block_on(async move {
-        let addr: std::net::SocketAddr = config
-            .grpc
-            .parse()
-            .with_context(|| format!("invalid grpc address {:?}", config.grpc))?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        let resp_addr: std::net::SocketAddr = config
-            .resp
-            .parse()
-            .with_context(|| format!("invalid resp address {:?}", config.resp))?;
-        let resp = vigil_resp::conn::bind(resp_addr)
-            .with_context(|| format!("cannot listen on {resp_addr} (Redis Sentinel protocol)"))?;
-        tracing::info!(%local, resp = %resp.local_addr()?, id = config.id, "vigil sentinel ready");
-        println!("resp listening on {}", resp.local_addr()?);
-        println!("grpc listening on {local}");
         let shutdown = tokio_util::sync::CancellationToken::new();
         cancel_on_signal(shutdown.clone());
-        vigil_sentinel::server::run(config, listener, resp, shutdown)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        Ok(vigil_sentinel::serve(config, shutdown).await?)
     })
 }
 

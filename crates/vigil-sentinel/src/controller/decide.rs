@@ -1,14 +1,18 @@
 //! The controller's pure decisions, apart from any IO so they read and test alone: the lease
-//! arithmetic, the candidate choice, whether a committed master restarted behind its replicas,
-//! and how much history a demoted master had that the new one never got.
+//! arithmetic, the first master and the failover candidate, ODOWN from the peers' opinions,
+//! whether a committed master restarted behind its replicas, and how much history a demoted
+//! master had that the new one never got. Table-driven tests in `decide_tests.rs`.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use vigil_proto::node::{NodeStatus, Role as NodeRole};
 
-use super::Observed;
+use crate::peers::Opinion;
 use crate::state::{Group, NodeSpec, Settings};
+
+/// A node's status and when it arrived (monotonic), in the group's node order.
+pub type Observed = Vec<Option<(NodeStatus, std::time::Instant)>>;
 
 /// The longest time between two renewals of a master's lease: what the lease has left when the
 /// sentinel leader dies is what its successor's election may take without a write pause.
@@ -99,9 +103,66 @@ pub fn choose_candidate<'g>(
         .map(|(n, st)| (n, st.offset))
 }
 
+/// The most up-to-date reachable node that may be master (priority 0 never); ties go to the
+/// lowest priority value, then the smallest name.
+pub fn first_master<'g>(g: &'g Group, observed: &Observed) -> Option<&'g NodeSpec> {
+    let mut best: Option<(&NodeSpec, &NodeStatus)> = None;
+    for (n, st) in g.spec.nodes.iter().zip(observed) {
+        let Some((st, _)) = st else { continue };
+        if n.priority == 0 {
+            continue;
+        }
+        let better = best.as_ref().is_none_or(|(b, bs)| {
+            (
+                st.offset,
+                std::cmp::Reverse(n.priority),
+                std::cmp::Reverse(&n.name),
+            ) > (
+                bs.offset,
+                std::cmp::Reverse(b.priority),
+                std::cmp::Reverse(&b.name),
+            )
+        });
+        if better {
+            best = Some((n, st));
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+/// The peers' opinions of a master this sentinel sees down, counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Sentinels that see it down for `down_after`, this one included: ODOWN at `quorum`.
+    pub votes: u32,
+    /// A peer that saw it answer within half of `down_after` (it can keep its lease).
+    pub sees_it_up: Option<u64>,
+    /// The highest offset any sentinel saw acknowledged by the group's sync replicas.
+    pub acked: u64,
+}
+
+/// Counts the `opinions` that answered (this sentinel, which saw `acked_here`, votes too).
+pub fn tally(opinions: &[(u64, Opinion)], down_after_ms: u64, acked_here: u64) -> Tally {
+    let mut t = Tally {
+        votes: 1,
+        sees_it_up: None,
+        acked: acked_here,
+    };
+    for (id, o) in opinions {
+        t.acked = t.acked.max(o.acked_offset);
+        if o.down_ms >= down_after_ms {
+            t.votes += 1;
+        } else if o.down_ms < down_after_ms / 2 {
+            t.sees_it_up = Some(*id);
+        }
+    }
+    t
+}
+
+/// A node's data address as the host and port `ReplicateFrom` names.
 pub(super) fn split(addr: &str) -> Option<(String, u32)> {
-    let (h, p) = addr.rsplit_once(':')?;
-    Some((h.to_string(), p.parse().ok()?))
+    let a: vigil_base::HostPort = addr.parse().ok()?;
+    Some((a.host().to_string(), u32::from(a.port())))
 }
 
 /// Bytes of history `old` holds that `master` (promoted from the same history) never got:
@@ -126,122 +187,5 @@ pub(super) fn divergent(old: &NodeStatus, master: &NodeStatus) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::GroupSpec;
-    use std::time::Instant;
-
-    fn group(down_after_ms: u64) -> Group {
-        let nodes = ["a", "b", "c"]
-            .iter()
-            .map(|n| NodeSpec {
-                name: n.to_string(),
-                data: format!("{n}:1"),
-                admin: format!("{n}:2"),
-                priority: 100,
-            })
-            .collect();
-        Group {
-            spec: GroupSpec {
-                name: "g".into(),
-                nodes,
-                settings: Settings {
-                    down_after_ms,
-                    ..Settings::default()
-                },
-            },
-            epoch: 3,
-            master: Some("a".into()),
-            failover: None,
-            last_failover_ms: 0,
-            deposed: None,
-            lease_ms: 0,
-        }
-    }
-
-    #[test]
-    fn the_lease_ends_before_the_master_can_be_seen_down() {
-        for (i, (down_after, want)) in [(1000, 875), (500, 385), (200, 141), (10_000, 9_695)]
-            .into_iter()
-            .enumerate()
-        {
-            let g = group(down_after);
-            let l = lease(&g.spec.settings);
-            assert_eq!(l, Duration::from_millis(want), "#{i}");
-            let probe = crate::monitor::probe_interval(Duration::from_millis(down_after));
-            assert!(
-                l + probe + drift(l) <= Duration::from_millis(down_after),
-                "#{i}"
-            );
-            assert!(renew_every(&g.spec.settings) <= l / 8, "#{i}");
-        }
-    }
-
-    fn st(role: NodeRole, epoch: u64, offset: u64) -> Option<(NodeStatus, Instant)> {
-        Some((
-            NodeStatus {
-                role: role as i32,
-                epoch,
-                offset,
-                ..NodeStatus::default()
-            },
-            Instant::now(),
-        ))
-    }
-
-    #[test]
-    fn a_master_is_restarted_behind_only_when_it_serves_not_and_has_less() {
-        let g = group(1000);
-        let cases = [
-            // Serving master at the group's epoch: never, whatever the offsets.
-            (st(NodeRole::Master, 3, 10), None),
-            // Restarted (unassigned), behind a replica.
-            (st(NodeRole::Unassigned, 3, 10), Some((10, 20))),
-            // Restarted but level with the best replica: promote it again instead.
-            (st(NodeRole::Unassigned, 3, 20), None),
-            // A master at an older epoch, behind.
-            (st(NodeRole::Master, 2, 0), Some((0, 20))),
-            // Not answering: that is `down_after`'s business.
-            (None, None),
-        ];
-        for (i, (master, want)) in cases.into_iter().enumerate() {
-            let observed = vec![
-                master.clone(),
-                st(NodeRole::Replica, 3, 20),
-                st(NodeRole::Replica, 3, 15),
-            ];
-            assert_eq!(restarted_behind(&g, "a", &observed), want, "#{i}");
-        }
-    }
-
-    /// (old offset, old data offset) against a master promoted at offset 100 of the old history.
-    #[test]
-    fn divergence_counts_data_only() {
-        let master = NodeStatus {
-            replid: "new".into(),
-            replid2: "old".into(),
-            second_offset: 101,
-            offset: 500,
-            ..NodeStatus::default()
-        };
-        for (i, (offset, data_offset, want)) in [
-            (100, Some(100), 0),
-            (114, Some(100), 0),
-            (140, Some(140), 40),
-            (154, Some(140), 40),
-            (154, None, 54),
-            (90, Some(90), 0),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let old = NodeStatus {
-                replid: "old".into(),
-                offset,
-                data_offset,
-                ..NodeStatus::default()
-            };
-            assert_eq!(divergent(&old, &master), Some(want), "#{i}");
-        }
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;

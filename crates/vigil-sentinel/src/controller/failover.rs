@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use vigil_proto::node::{FenceRequest, PromoteRequest};
 
-use super::decide::{choose_candidate, drift, lease, status_timeout};
-use super::{Controller, Observed, PROPOSE, Repoint, observe};
+use super::decide::Observed;
+use super::decide::{Tally, choose_candidate, drift, lease, status_timeout, tally};
+use super::steady::{Repoint, observe};
+use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
-use crate::nodes::Nodes;
+use crate::nodes::NodeAdmin;
 use crate::state::{AbortReason, Command, Failover, Group, Step};
 
 impl Controller {
@@ -56,19 +58,18 @@ impl Controller {
             let (peers, group, node) = (self.peers.clone(), name.clone(), master.to_string());
             asks.spawn(async move { (id, peers.opinion(id, &group, &node).await) });
         }
-        let mut votes = 1;
-        let mut sees_it_up = None;
-        // What any sentinel saw acknowledged: a leader elected a moment ago knows it too.
-        let mut acked = self.health.acked(&name);
+        let mut heard = Vec::new();
         while let Some(r) = asks.join_next().await {
-            let Ok((id, Some(o))) = r else { continue };
-            acked = acked.max(o.acked_offset);
-            if o.down_ms >= s.down_after_ms {
-                votes += 1;
-            } else if o.down_ms < s.down_after_ms / 2 {
-                sees_it_up = Some(id);
+            if let Ok((id, Some(o))) = r {
+                heard.push((id, o));
             }
         }
+        // What any sentinel saw acknowledged: a leader elected a moment ago knows it too.
+        let Tally {
+            votes,
+            sees_it_up,
+            acked,
+        } = tally(&heard, s.down_after_ms, self.health.acked(&name));
         if votes < s.quorum {
             tracing::info!(
                 master,
@@ -259,18 +260,16 @@ impl Controller {
         if let Some(old) = &f.old
             && !self.health.is_sdown(&name, old)
             && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
-            && let Ok(mut c) = self.nodes.client(&o.admin)
             && let Ok(Ok(st)) = tokio::time::timeout(
                 status_timeout(&g.spec.settings),
-                c.fence(FenceRequest { epoch: f.epoch }),
+                self.nodes.fence(&o.admin, FenceRequest { epoch: f.epoch }),
             )
             .await
+            && st.fenced
+            && st.epoch >= f.epoch
         {
-            let st = st.into_inner();
-            if st.fenced && st.epoch >= f.epoch {
-                final_offset = Some(st.offset);
-                acked = st.acked_offset;
-            }
+            final_offset = Some(st.offset);
+            acked = st.acked_offset;
         }
         if final_offset.is_none() {
             // No leader granted more than the committed lease.
@@ -302,16 +301,13 @@ impl Controller {
         let Some((st, arrived)) = &observed[ci] else {
             return false;
         };
-        let Ok(mut c) = self.nodes.client(&cand.admin) else {
-            return false;
-        };
         let req = PromoteRequest {
             epoch: f.epoch,
             min_offset,
             lease_ttl_ms: ttl.as_millis() as u64,
             lease_since_node_ms: st.node_clock_ms,
         };
-        match c.promote(req).await {
+        match self.nodes.promote(&cand.admin, req).await {
             Ok(_) => {
                 let l = self.local(&name);
                 l.lease_bound = Some(*arrived + ttl);
@@ -374,7 +370,7 @@ pub enum SwitchoverError {
 /// its state is current.
 pub async fn switchover(
     raft: &Handle,
-    nodes: &Arc<Nodes>,
+    nodes: &Arc<dyn NodeAdmin>,
     group: &str,
     target: Option<&str>,
 ) -> Result<(), SwitchoverError> {

@@ -37,6 +37,12 @@
 //! lease (`Group::lease_ms`) after it became leader: every grant of an earlier leader was
 //! confirmed by a heartbeat acknowledged before this leader's election, and no leader grants
 //! more than the committed lease (a longer one is committed first).
+//!
+//! Layout: [`decide`] holds the pure decisions (no IO; table-driven tests); `steady` the
+//! steady-state duties and the first master; `failover` ODOWN, the failover steps and the
+//! switchover; this module the loop and what the leader keeps per group. Nodes are reached
+//! only through [`NodeAdmin`] and the other sentinels' opinions only through [`Opinions`], so
+//! the whole controller runs against fakes in process (`tests/failover_cluster.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,25 +50,24 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use vigil_proto::node::{
-    ClientType, GetStatusRequest, KillClientsRequest, LinkStatus, NodeStatus, PromoteRequest,
-    RenewLeaseRequest, ReplicateFromRequest, Role as NodeRole,
-};
 
 use crate::driver::Handle;
 use crate::events::{Event, Events};
 use crate::monitor::Health;
-use crate::nodes::Nodes;
-use crate::state::{Command, Group, NodeSpec};
-use crate::transport::GrpcTransport;
+use crate::nodes::NodeAdmin;
+use crate::peers::Opinions;
+use crate::state::Group;
 
-mod decide;
+pub mod decide;
 mod failover;
+mod steady;
 
 pub use failover::{SwitchoverError, switchover};
 
-pub use decide::{choose_candidate, lease};
-use decide::{divergent, drift, renew_every, restarted_behind, split, status_timeout};
+pub use decide::{Observed, choose_candidate, lease};
+use decide::{renew_every, status_timeout};
+use steady::assign_first_master;
+pub use steady::observe;
 
 /// The longest time between two rounds of a healthy group (first-master attempts, drift fixes).
 pub const ROUND: Duration = Duration::from_millis(100);
@@ -73,9 +78,6 @@ const PROPOSE: Duration = Duration::from_secs(2);
 
 /// Per group, what the leader is doing or waiting for, in words (`ListGroups.status`).
 pub type Conditions = Arc<parking_lot::RwLock<HashMap<String, String>>>;
-
-/// A node's status and when it arrived (monotonic), in the group's node order.
-pub type Observed = Vec<Option<(NodeStatus, Instant)>>;
 
 /// What the controller keeps about one group (never replicated; a new leader starts afresh).
 #[derive(Default)]
@@ -109,9 +111,9 @@ struct Local {
 /// The leader's controller.
 pub struct Controller {
     raft: Handle,
-    nodes: Arc<Nodes>,
+    nodes: Arc<dyn NodeAdmin>,
     health: Arc<Health>,
-    peers: Arc<GrpcTransport>,
+    peers: Arc<dyn Opinions>,
     events: Events,
     conditions: Conditions,
     /// When this sentinel became leader (`None` while it does not lead).
@@ -123,9 +125,9 @@ impl Controller {
     /// A controller for this sentinel.
     pub fn new(
         raft: Handle,
-        nodes: Arc<Nodes>,
+        nodes: Arc<dyn NodeAdmin>,
         health: Arc<Health>,
-        peers: Arc<GrpcTransport>,
+        peers: Arc<dyn Opinions>,
         conditions: Conditions,
     ) -> Controller {
         let events = raft.events.clone();
@@ -284,326 +286,5 @@ impl Controller {
                 false
             }
         }
-    }
-
-    /// The lease to grant the group's master now: [`lease`], once committed as the group's
-    /// lease (a longer one is committed before it is granted; until then the committed one is
-    /// granted). A shorter one is committed once every longer grant has surely ended.
-    async fn lease_to_grant(&mut self, g: &Group, leader_since: Instant) -> Duration {
-        let want = lease(&g.spec.settings);
-        let have = Duration::from_millis(g.lease_bound_ms());
-        let want_ms = want.as_millis() as u64;
-        let now = Instant::now();
-        let margin = drift(have.max(want));
-        let commit = if g.lease_ms == 0 || want > have {
-            true
-        } else if want < have {
-            let l = self.local(&g.spec.name);
-            l.grants.retain(|_, end| *end + margin > now);
-            now > leader_since + have + margin && l.grants.range(want_ms + 1..).next().is_none()
-        } else {
-            false
-        };
-        if commit {
-            let cmd = Command::SetLease {
-                group: g.spec.name.clone(),
-                lease_ms: want_ms,
-            };
-            match self.raft.propose(cmd, PROPOSE).await {
-                Ok(()) => {
-                    tracing::info!(lease_ms = want_ms, "group lease committed");
-                    return want;
-                }
-                Err(e) => tracing::info!(error = %e, "group lease not committed this round"),
-            }
-        }
-        want.min(have)
-    }
-
-    /// Fails over at once from a committed master that came back (restarted) behind its
-    /// replicas: it lost acknowledged history, so it must not be promoted again, and leaving
-    /// it in place would keep the group unwritable. `None` when the master is not in that state.
-    async fn replace_if_restarted_behind(
-        &mut self,
-        g: &Group,
-        master: &str,
-        observed: &Observed,
-    ) -> Option<bool> {
-        let name = g.spec.name.clone();
-        let behind = restarted_behind(g, master, observed);
-        let l = self.local(&name);
-        let Some((offset, highest)) = behind else {
-            if l.behind.take().is_some() {
-                tracing::info!(master, "master no longer behind its replicas");
-            }
-            return None;
-        };
-        if l.behind.as_deref() != Some(master) {
-            l.behind = Some(master.to_string());
-            tracing::warn!(
-                master,
-                offset,
-                highest,
-                "master restarted behind its replicas (it lost acknowledged history): failing over"
-            );
-        }
-        let why = format!(
-            "{master} restarted behind its replicas (offset {offset} < {highest}): failing over"
-        );
-        self.say(&name, why);
-        let acked = if g.spec.settings.sync_replicas > 0 {
-            self.local(&name).acked.max(self.health.acked(&name))
-        } else {
-            0
-        };
-        Some(self.begin_failover(g, master, observed, acked, 0).await)
-    }
-}
-
-/// One node's status, or `None` if it does not answer within `timeout`.
-async fn status(nodes: &Nodes, n: &NodeSpec, timeout: Duration) -> Option<(NodeStatus, Instant)> {
-    let mut c = nodes.client(&n.admin).ok()?;
-    match tokio::time::timeout(timeout, c.get_status(GetStatusRequest {})).await {
-        Ok(Ok(r)) => Some((r.into_inner(), Instant::now())),
-        Ok(Err(e)) => {
-            tracing::debug!(node = %n.name, error = %e, "node status unavailable");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
-/// Every node's status (in the group's node order), asked all at once, read before leadership
-/// is confirmed. Nodes for which `skip` holds are not asked (`None`).
-pub async fn observe(
-    nodes: &Arc<Nodes>,
-    g: &Group,
-    timeout: Duration,
-    skip: impl Fn(&str) -> bool,
-) -> Observed {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, n) in g.spec.nodes.iter().enumerate() {
-        if skip(&n.name) {
-            continue;
-        }
-        let (nodes, n) = (nodes.clone(), n.clone());
-        set.spawn(async move { (i, status(&nodes, &n, timeout).await) });
-    }
-    let mut out = vec![None; g.spec.nodes.len()];
-    while let Some(r) = set.join_next().await {
-        if let Ok((i, st)) = r {
-            out[i] = st;
-        }
-    }
-    out
-}
-
-/// Picks the most up-to-date reachable node (priority 0 never) and commits it as master; the
-/// next round promotes it and points the others at it. Returns whether it committed.
-async fn assign_first_master(raft: &Handle, g: &Group, observed: &Observed) -> bool {
-    let mut best: Option<(&NodeSpec, &NodeStatus)> = None;
-    for (n, st) in g.spec.nodes.iter().zip(observed) {
-        let Some((st, _)) = st else { continue };
-        if n.priority == 0 {
-            continue;
-        }
-        let better = best.as_ref().is_none_or(|(b, bs)| {
-            (
-                st.offset,
-                std::cmp::Reverse(n.priority),
-                std::cmp::Reverse(&n.name),
-            ) > (
-                bs.offset,
-                std::cmp::Reverse(b.priority),
-                std::cmp::Reverse(&b.name),
-            )
-        });
-        if better {
-            best = Some((n, st));
-        }
-    }
-    let Some((node, _)) = best else {
-        tracing::warn!("no reachable node can be the first master yet");
-        return false;
-    };
-    let cmd = Command::AssignMaster {
-        group: g.spec.name.clone(),
-        expected_epoch: g.epoch,
-        node: node.name.clone(),
-    };
-    match raft.propose(cmd, PROPOSE).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::info!(error = %e, "first master not assigned this round");
-            false
-        }
-    }
-}
-
-/// How `repoint` announces a node it points at the master.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Repoint {
-    /// Steady state: fixing a node that drifted.
-    Fix,
-    /// After a promotion: at most `parallel_syncs` syncing at once.
-    Failover,
-}
-
-impl Controller {
-    /// Points every reachable node but the master (index `mi`) at it, at the group's epoch,
-    /// unless it already follows. Returns whether every reachable node follows it in sync.
-    async fn repoint(&mut self, g: &Group, mi: usize, observed: &Observed, why: Repoint) -> bool {
-        let master = &g.spec.nodes[mi];
-        let Some((host, port)) = split(&master.data) else {
-            return false;
-        };
-        let mst = observed[mi].as_ref().map(|(s, _)| s.clone());
-        let name = g.spec.name.clone();
-        let mut syncing = 0usize;
-        let mut todo = Vec::new();
-        for (i, (n, st)) in g.spec.nodes.iter().zip(observed).enumerate() {
-            let Some((st, _)) = st else { continue };
-            if i == mi {
-                continue;
-            }
-            let follows = st.role == NodeRole::Replica as i32
-                && st.master_host == host
-                && st.master_port == port
-                && st.epoch >= g.epoch;
-            if !follows {
-                todo.push((n, st));
-            } else if st.link == LinkStatus::Up as i32 {
-                if self.local(&name).reconf.remove(&n.name) {
-                    self.events.emit(Event::local(
-                        "+slave-reconf-done",
-                        &name,
-                        &n.name,
-                        g.epoch,
-                        String::new(),
-                    ));
-                }
-            } else {
-                syncing += 1;
-            }
-        }
-        let in_sync = todo.is_empty() && syncing == 0;
-        let room = match why {
-            Repoint::Fix => usize::MAX,
-            Repoint::Failover => (g.spec.settings.parallel_syncs as usize).saturating_sub(syncing),
-        };
-        for (n, st) in todo.into_iter().take(room) {
-            let Ok(mut c) = self.nodes.client(&n.admin) else {
-                continue;
-            };
-            let req = ReplicateFromRequest {
-                epoch: g.epoch,
-                host: host.clone(),
-                port,
-            };
-            if let Err(e) = c.replicate_from(req).await {
-                tracing::warn!(replica = %n.name, error = %e, "node not repointed");
-                continue;
-            }
-            let lost = mst.as_ref().and_then(|m| divergent(st, m));
-            let was_master = st.role == NodeRole::Master as i32
-                || st.fenced
-                || g.deposed.as_ref() == Some(&n.name);
-            if was_master {
-                // Its clients re-resolve only when their connection drops (ioredis, redis-rs,
-                // Jedis), as after Redis Sentinel's CLIENT KILL TYPE normal / pubsub.
-                for t in [ClientType::Normal, ClientType::Pubsub] {
-                    let req = KillClientsRequest { r#type: t as i32 };
-                    if let Err(e) = c.kill_clients(req).await {
-                        tracing::warn!(node = %n.name, error = %e, "old master's clients not disconnected");
-                    }
-                }
-            }
-            let (kind, detail) = if was_master || lost.is_some_and(|b| b > 0) {
-                if let Some(bytes) = lost.filter(|b| *b > 0) {
-                    tracing::warn!(node = %n.name, bytes, "old master demoted: it had writes the new master never got; they are discarded");
-                }
-                let detail = lost.map_or_else(
-                    || "divergent_bytes unknown".to_string(),
-                    |b| format!("divergent_bytes {b}"),
-                );
-                ("+convert-to-slave", detail)
-            } else if why == Repoint::Failover {
-                self.local(&name).reconf.insert(n.name.clone());
-                ("+slave-reconf-sent", String::new())
-            } else {
-                ("+fix-slave-config", String::new())
-            };
-            self.events
-                .emit(Event::local(kind, &name, &n.name, g.epoch, detail));
-        }
-        in_sync
-    }
-
-    /// Keeps the committed master promoted and leased, and its replicas following it.
-    async fn keep_master(
-        &mut self,
-        g: &Group,
-        master: &str,
-        observed: &Observed,
-        leader_since: Instant,
-    ) {
-        let Some(mi) = g.spec.nodes.iter().position(|n| n.name == master) else {
-            return;
-        };
-        let m = &g.spec.nodes[mi];
-        let ttl = self.lease_to_grant(g, leader_since).await;
-        if let Some((st, arrived)) = &observed[mi] {
-            if g.spec.settings.sync_replicas > 0 {
-                let l = self.local(&g.spec.name);
-                l.acked = l.acked.max(st.acked_offset);
-            }
-            let Ok(mut c) = self.nodes.client(&m.admin) else {
-                return;
-            };
-            let is_master = st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced;
-            let granted = if !is_master {
-                // Never promote a node that has less than a replica has (the caller failed
-                // over from it instead): a master restarted empty never wipes its replicas.
-                let highest = observed
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != mi)
-                    .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s.offset))
-                    .max()
-                    .unwrap_or(0);
-                if st.offset < highest {
-                    return;
-                }
-                let req = PromoteRequest {
-                    epoch: g.epoch,
-                    min_offset: highest,
-                    lease_ttl_ms: ttl.as_millis() as u64,
-                    lease_since_node_ms: st.node_clock_ms,
-                };
-                c.promote(req).await.map(|_| ())
-            } else {
-                let req = RenewLeaseRequest {
-                    epoch: g.epoch,
-                    ttl_ms: ttl.as_millis() as u64,
-                    since_node_ms: st.node_clock_ms,
-                };
-                c.renew_lease(req).await.map(|_| ())
-            };
-            match granted {
-                Ok(()) => {
-                    self.say(&g.spec.name, format!("ok: {master} is master, leased"));
-                    let bound = *arrived + ttl;
-                    let l = self.local(&g.spec.name);
-                    l.lease_bound = Some(l.lease_bound.map_or(bound, |b| b.max(bound)));
-                    l.grants.insert(ttl.as_millis() as u64, bound);
-                }
-                Err(e) => {
-                    let why = format!("{master} did not take its lease: {}", e.message());
-                    self.say(&g.spec.name, why);
-                    tracing::warn!(master, error = %e, "lease not granted")
-                }
-            }
-        }
-        self.repoint(g, mi, observed, Repoint::Fix).await;
     }
 }

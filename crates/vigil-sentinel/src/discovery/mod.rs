@@ -3,7 +3,8 @@
 //! unchanged.
 //!
 //! - [`commands`]: the command table (connection commands shared with the node, `ROLE`, `INFO`,
-//!   `SENTINEL …`).
+//!   `SENTINEL`).
+//! - [`subcommands`]: the `SENTINEL …` subcommand table.
 //! - [`records`]: the master / replica / sentinel records of `SENTINEL MASTERS` and friends.
 //! - [`publish`]: events published on channels named after them, in Redis' payload formats.
 //!
@@ -15,6 +16,7 @@
 pub mod commands;
 pub mod publish;
 pub mod records;
+pub mod subcommands;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,12 +29,13 @@ use vigil_resp::{Conn, Service};
 use crate::controller::Conditions;
 use crate::driver::Handle;
 use crate::monitor::Health;
-use crate::nodes::Nodes;
+use crate::nodes::NodeAdmin;
+use crate::ops::Ops;
 
 pub use commands::Handler;
 
-/// The Redis version the endpoint reports (`HELLO`, `INFO`): what clients check features by.
-pub const REDIS_VERSION: &str = "7.0.15";
+/// How long a `SENTINEL` subcommand's proposal waits for the Raft majority.
+const PROPOSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The RESP endpoint's service.
 pub struct Discovery {
@@ -40,8 +43,8 @@ pub struct Discovery {
     pub raft: Handle,
     /// This sentinel's probes.
     pub health: Arc<Health>,
-    /// NodeAdmin clients (for `SENTINEL FAILOVER`).
-    pub nodes: Arc<Nodes>,
+    /// The operator's operations (`SENTINEL MONITOR`, `REMOVE`, `SET`, `FAILOVER`).
+    pub ops: Ops,
     /// What the leader is doing about each group.
     pub conditions: Conditions,
     /// This sentinel's id, 40 hex digits as Redis spells run ids (`SENTINEL MYID`).
@@ -72,15 +75,19 @@ impl Discovery {
     pub fn new(
         raft: Handle,
         health: Arc<Health>,
-        nodes: Arc<Nodes>,
+        nodes: Arc<dyn NodeAdmin>,
         conditions: Conditions,
         address: std::net::SocketAddr,
     ) -> Discovery {
         let id = raft.status.read().id;
         Discovery {
+            ops: Ops {
+                raft: raft.clone(),
+                nodes,
+                budget: PROPOSE,
+            },
             raft,
             health,
-            nodes,
             conditions,
             myid: run_id(id),
             address,
@@ -117,10 +124,10 @@ impl Service for Discovery {
             Handler::Conn(f) => f(conn, args),
             Handler::Sentinel(f) => f(self, conn, args),
             Handler::Subcommands => {
-                if let Some((sub, rest)) = commands::sentinel(self, conn, args) {
-                    // Boxed: the Raft calls' future would otherwise make every request's
-                    // future large.
-                    let r = Box::pin(commands::later(self, sub, rest)).await;
+                if let Some((later, rest)) = subcommands::sentinel(self, conn, args) {
+                    // Boxed by the subcommand: the Raft calls' future would otherwise make
+                    // every request's future large.
+                    let r = later(self, rest).await;
                     conn.reply(r);
                 }
             }

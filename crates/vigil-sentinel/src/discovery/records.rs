@@ -22,8 +22,10 @@ pub fn reply(r: Record) -> Reply {
 
 /// `host:port` split for the `ip` and `port` fields (`?`, `0` if it does not parse).
 pub fn split(addr: &str) -> (String, String) {
-    addr.rsplit_once(':')
-        .map_or(("?".into(), "0".into()), |(h, p)| (h.into(), p.into()))
+    addr.parse::<vigil_base::HostPort>()
+        .map_or(("?".into(), "0".into()), |a| {
+            (a.host().to_string(), a.port().to_string())
+        })
 }
 
 impl Discovery {

@@ -1,0 +1,97 @@
+//! The operator's operations on the cluster state — monitor a group, remove it, set one of its
+//! options, switch its master over — written once and called by both front ends: the gRPC
+//! `SentinelService` and the Redis Sentinel protocol's `SENTINEL` subcommands. Each front end
+//! parses its own arguments and words its own replies; what is checked, proposed and waited
+//! for is here, and what went wrong comes back as an [`OpError`] variant the front end maps
+//! (to a gRPC code, or to Redis Sentinel's error text), never by matching message text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::controller::{SwitchoverError, switchover};
+use crate::driver::{DriverError, Handle};
+use crate::nodes::NodeAdmin;
+use crate::state::{Command, GroupSpec, Rejected};
+
+/// Why an operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The request itself is malformed (checked before anything is proposed).
+    #[error(transparent)]
+    Invalid(Rejected),
+    /// No linearizable read point within the budget: this sentinel cannot reach the majority.
+    #[error(transparent)]
+    NoQuorum(DriverError),
+    /// Proposing failed, or the state machine rejected the command.
+    #[error(transparent)]
+    Raft(#[from] DriverError),
+    /// The switchover was not begun.
+    #[error(transparent)]
+    Switchover(#[from] SwitchoverError),
+}
+
+/// The operations, over this sentinel's Raft driver and node clients.
+#[derive(Clone)]
+pub struct Ops {
+    /// The Raft driver.
+    pub raft: Handle,
+    /// The nodes (a switchover without a target asks them for the best replica).
+    pub nodes: Arc<dyn NodeAdmin>,
+    /// How long a proposal may wait for the majority (the front end's call budget).
+    pub budget: Duration,
+}
+
+impl Ops {
+    /// Commits `cmd`; the applied index after it.
+    async fn propose(&self, cmd: Command) -> Result<u64, OpError> {
+        self.raft.propose(cmd, self.budget).await?;
+        Ok(self.raft.state.read().applied)
+    }
+
+    /// Starts monitoring `spec`. The spec is checked here with the state machine's own rules
+    /// (the same rejection, without a round through the log).
+    pub async fn monitor(&self, spec: GroupSpec) -> Result<u64, OpError> {
+        crate::state::validate(&spec).map_err(OpError::Invalid)?;
+        self.propose(Command::Monitor(spec)).await
+    }
+
+    /// Stops monitoring `group`.
+    pub async fn remove(&self, group: &str) -> Result<u64, OpError> {
+        self.propose(Command::Remove {
+            group: group.to_string(),
+        })
+        .await
+    }
+
+    /// Sets the options `changes` (name, value) of `group`, one committed command each, in
+    /// order; stops at the first refused.
+    pub async fn set_options(
+        &self,
+        group: &str,
+        changes: &[(String, String)],
+    ) -> Result<u64, OpError> {
+        let mut index = self.raft.state.read().applied;
+        for (key, value) in changes {
+            index = self
+                .propose(Command::SetOption {
+                    group: group.to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .await?;
+        }
+        Ok(index)
+    }
+
+    /// Begins a switchover of `group` (to `target`, or the best reachable replica) once a
+    /// linearizable read confirmed the state is current; a read lost in an election is
+    /// retried for as long as a gRPC call waits ([`crate::driver::CALL_BUDGET`]).
+    pub async fn failover(&self, group: &str, target: Option<&str>) -> Result<u64, OpError> {
+        self.raft
+            .linearizable(crate::driver::CALL_BUDGET)
+            .await
+            .map_err(OpError::NoQuorum)?;
+        switchover(&self.raft, &self.nodes, group, target).await?;
+        Ok(self.raft.state.read().applied)
+    }
+}

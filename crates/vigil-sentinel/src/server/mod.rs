@@ -1,0 +1,259 @@
+//! The sentinel process, assembled by one builder, [`run`]: config → Raft storage → gRPC
+//! transport → Raft driver → this sentinel's duties (probes, controller, reconciler, the Redis
+//! Sentinel protocol endpoint) → the gRPC server, which serves the peer service (`RaftPeer`:
+//! Raft messages and opinions) and the client API (`SentinelService`) on one port, both behind
+//! the cluster token, until shutdown. [`serve`] binds the listeners first and says where.
+//!
+//! - `client_api`: `SentinelService` (lookups, watches, the operator's calls).
+//! - `peer`: `RaftPeer` (Raft messages in, this sentinel's opinion of a node out).
+//! - `convert`: proto ↔ domain (`TryFrom`, failing with `INVALID_ARGUMENT`), and errors → gRPC
+//!   status by variant.
+//! - `membership`: adding and removing sentinels, handing leadership over.
+//! - `reconcile`: the RESP endpoint's start-up and the background reconciler (addresses,
+//!   configured groups).
+
+mod client_api;
+mod convert;
+mod membership;
+mod peer;
+mod reconcile;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::sentinel::raft_peer_server::RaftPeerServer;
+use vigil_proto::sentinel::sentinel_service_server::SentinelServiceServer;
+
+use crate::config::SentinelConfig;
+use crate::driver::{self, Handle, Options};
+use crate::monitor::Health;
+use crate::nodes::{NodeAdmin, Nodes};
+use crate::ops::Ops;
+use crate::peers::GrpcOpinions;
+use crate::storage::{DiskStorage, StoreError};
+use crate::transport::GrpcTransport;
+
+/// How long an API call waits for the Raft majority.
+const CALL_TIMEOUT: std::time::Duration = crate::driver::CALL_BUDGET;
+
+/// Why the sentinel could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listen address in the config does not parse.
+    #[error("invalid {what} address {address:?}: {source}")]
+    BadAddress {
+        /// Which listener (`grpc`, `resp`).
+        what: &'static str,
+        /// The address as configured.
+        address: String,
+        /// Why.
+        source: std::net::AddrParseError,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}{what}: {source}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Which listener, in words (empty for gRPC).
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Raft log or the driver could not start.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A socket error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// A running sentinel's shared parts.
+#[derive(Clone)]
+pub struct Sentinel {
+    /// The Raft driver.
+    pub raft: Handle,
+    transport: Arc<GrpcTransport>,
+    id: u64,
+    /// This sentinel's own gRPC address, as its peers know it.
+    address: String,
+    /// Membership changes one at a time (Raft also refuses a second pending one).
+    membership: Arc<tokio::sync::Mutex<()>>,
+    /// This sentinel's probes of the nodes.
+    health: Arc<Health>,
+    /// The operator's operations (shared with the RESP endpoint).
+    ops: Ops,
+    /// What the controller is doing about each group (while this sentinel leads).
+    conditions: crate::controller::Conditions,
+    /// Cancelled when the sentinel stops.
+    shutdown: CancellationToken,
+}
+
+/// Binds the gRPC and Redis Sentinel protocol listeners of `config`, prints
+/// `resp listening on ADDR` and `grpc listening on ADDR` (what scripts and tests wait for),
+/// and runs the sentinel until `shutdown`.
+pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let addr: std::net::SocketAddr =
+        config
+            .grpc
+            .parse()
+            .map_err(|source| ServeError::BadAddress {
+                what: "grpc",
+                address: config.grpc.clone(),
+                source,
+            })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: addr,
+            what: "",
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    let resp_addr: std::net::SocketAddr =
+        config
+            .resp
+            .parse()
+            .map_err(|source| ServeError::BadAddress {
+                what: "resp",
+                address: config.resp.clone(),
+                source,
+            })?;
+    let resp = vigil_resp::conn::bind(resp_addr).map_err(|source| ServeError::Bind {
+        address: resp_addr,
+        what: " (Redis Sentinel protocol)",
+        source,
+    })?;
+    tracing::info!(%local, resp = %resp.local_addr()?, id = config.id, "vigil sentinel ready");
+    println!("resp listening on {}", resp.local_addr()?);
+    println!("grpc listening on {local}");
+    run(config, listener, resp, shutdown).await
+}
+
+/// Starts a sentinel from `config`, serving gRPC on `listener` and the Redis Sentinel
+/// protocol on `resp` until `shutdown`.
+pub async fn run(
+    config: SentinelConfig,
+    listener: TcpListener,
+    resp: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let token = config.token().unwrap_or_default();
+    let peers: HashMap<u64, String> = config
+        .peers
+        .iter()
+        .filter(|p| p.id != config.id)
+        .map(|p| (p.id, p.address.clone()))
+        .collect();
+    // Storage.
+    let storage = DiskStorage::open(&config.dir.join("raft"))?;
+    // Transport.
+    let transport = GrpcTransport::new(config.id, token.clone(), peers);
+    // Raft. A joining sentinel starts empty and learns the membership from the leader.
+    let founders: Vec<u64> = if config.join {
+        Vec::new()
+    } else {
+        config.peers.iter().map(|p| p.id).collect()
+    };
+    warn_if_elections_outlast_leases(&config);
+    let opts = Options {
+        tick: config.raft.tick,
+        election_ticks: config.raft.election_ticks,
+        heartbeat_ticks: config.raft.heartbeat_ticks,
+        compact_every: config.raft.compact_every,
+    };
+    let raft = driver::start(
+        config.id,
+        storage,
+        &founders,
+        opts,
+        Arc::new(transport.clone()),
+    )?;
+    transport.attach(raft.clone());
+    // Services: this sentinel's duties, then the gRPC ones.
+    // As the peers list names it; a joining sentinel may not be in its own list.
+    let address = config
+        .peers
+        .iter()
+        .find(|p| p.id == config.id)
+        .map(|p| p.address.clone())
+        .or_else(|| listener.local_addr().ok().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let nodes: Arc<dyn NodeAdmin> = Arc::new(Nodes::new(config.node_token.clone()));
+    let s = Sentinel {
+        ops: Ops {
+            raft: raft.clone(),
+            nodes: nodes.clone(),
+            budget: CALL_TIMEOUT,
+        },
+        raft,
+        transport,
+        id: config.id,
+        address,
+        shutdown: shutdown.clone(),
+        membership: Arc::default(),
+        health: Health::new(),
+        conditions: Arc::default(),
+    };
+    let resp_addr = resp.local_addr()?;
+    tokio::spawn(reconcile::background(
+        s.clone(),
+        config.clone(),
+        resp_addr,
+        shutdown.clone(),
+    ));
+    reconcile::serve_resp(&s, &config, resp, &shutdown);
+    tokio::spawn(crate::monitor::run(
+        s.raft.clone(),
+        nodes.clone(),
+        s.health.clone(),
+        shutdown.clone(),
+    ));
+    let opinions = Arc::new(GrpcOpinions::new(token.clone(), s.transport.clone()));
+    tokio::spawn(crate::controller::run(
+        crate::controller::Controller::new(
+            s.raft.clone(),
+            nodes,
+            s.health.clone(),
+            opinions,
+            s.conditions.clone(),
+        ),
+        shutdown.clone(),
+    ));
+    // Server.
+    let check = vigil_proto::auth::TokenCheck::new(
+        &token,
+        "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
+    );
+    tonic::transport::Server::builder()
+        .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
+        .add_service(SentinelServiceServer::with_interceptor(s, check))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// The master's lease must outlast a Raft election, or the death of the sentinel leader
+/// pauses writes until its successor renews it: says so for every group where it does not.
+fn warn_if_elections_outlast_leases(config: &SentinelConfig) {
+    let election = config.raft.tick * (2 * config.raft.election_ticks) as u32;
+    for g in &config.groups {
+        let lease = crate::controller::lease(&g.spec().settings);
+        if election > lease {
+            tracing::warn!(
+                group = %g.name,
+                election_ms = election.as_millis() as u64,
+                lease_ms = lease.as_millis() as u64,
+                "a Raft election may take longer than the master's write lease: if the sentinel \
+                 leader dies, writes may pause for the difference; lower `raft.tick` (or \
+                 `raft.election_ticks`) so that 2 x election_ticks x tick stays below the lease \
+                 (down_after less a probe interval)"
+            );
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What runs beside the gRPC server: the Redis Sentinel protocol endpoint (its listener,
+//! shared connection state, and event publisher), and the reconciler, which keeps the
+//! transport's addresses in step with the committed state, announces this sentinel's RESP
+//! address, and (on the leader) adds the configured groups the state lacks and no operator
+//! removed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{CALL_TIMEOUT, Sentinel};
+use crate::config::SentinelConfig;
+use crate::state::{Command, GroupSpec};
+
+/// The Redis Sentinel protocol endpoint and the publisher of its events.
+pub(super) fn serve_resp(
+    s: &Sentinel,
+    config: &SentinelConfig,
+    resp: TcpListener,
+    shutdown: &CancellationToken,
+) {
+    let Ok(addr) = resp.local_addr() else { return };
+    let shared = Arc::new(vigil_resp::Shared::new(
+        vigil_resp::conn::Ident {
+            server: "redis",
+            version: vigil_base::REDIS_VERSION,
+            mode: "sentinel",
+        },
+        vigil_resp::Limits::default(),
+        (!config.password.is_empty()).then(|| config.password.clone().into()),
+        16,
+        32 * 1024 * 1024,
+    ));
+    *shared.role.write() = "sentinel";
+    let service = Arc::new(crate::discovery::Discovery::new(
+        s.raft.clone(),
+        s.health.clone(),
+        s.ops.nodes.clone(),
+        s.conditions.clone(),
+        addr,
+    ));
+    tokio::spawn(crate::discovery::publish::run(
+        s.raft.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    let stop = shared.shutdown.clone();
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        sd.cancelled().await;
+        stop.cancel();
+    });
+    tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
+}
+
+/// Keeps the transport's addresses in step with the state, announces this sentinel's RESP
+/// address, and (on the leader) adds the configured groups the state lacks and no operator
+/// removed.
+pub(super) async fn background(
+    s: Sentinel,
+    config: SentinelConfig,
+    resp: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let (sentinels, missing): (Vec<(u64, String)>, Vec<GroupSpec>) = {
+            let st = s.raft.state.read();
+            (
+                st.sentinels.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                config
+                    .groups
+                    .iter()
+                    .filter(|g| !st.groups.contains_key(&g.name) && !st.removed.contains(&g.name))
+                    .map(|g| g.spec())
+                    .collect(),
+            )
+        };
+        for (id, addr) in sentinels {
+            s.transport.set_address(id, addr);
+        }
+        // Announce where this sentinel serves the Redis Sentinel protocol (SENTINEL SENTINELS).
+        let announced = s.raft.state.read().sentinel_resp.get(&config.id).cloned();
+        let me = resp.to_string();
+        if announced.as_deref() != Some(me.as_str()) && s.raft.status.read().leader != 0 {
+            let cmd = Command::SetSentinelResp {
+                id: config.id,
+                address: me,
+            };
+            if let Err(e) = s.raft.propose(cmd, CALL_TIMEOUT).await {
+                tracing::debug!(error = %e, "RESP address not announced yet");
+            }
+        }
+        if s.raft.status.read().is_leader {
+            for spec in missing {
+                let name = spec.name.clone();
+                match s.raft.propose(Command::Monitor(spec), CALL_TIMEOUT).await {
+                    Ok(()) => tracing::info!(group = %name, "monitoring the configured group"),
+                    Err(e) => {
+                        tracing::warn!(group = %name, error = %e, "cannot add the configured group yet")
+                    }
+                }
+            }
+        }
+    }
+}
