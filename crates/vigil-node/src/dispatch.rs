@@ -13,8 +13,8 @@ use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 
 use crate::cmd::{Ctx, DataFn, Handler, Prop};
 use crate::db::{Store, boxed};
+use crate::gate::PendingAck;
 use crate::node::{Node, now_ms};
-use crate::role::{MASTERDOWN, NOREPLICAS, Role};
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
 const UNBLOCKED: &str =
@@ -53,14 +53,9 @@ pub struct ConnState {
     pub repl_port: u32,
     /// Stream offset after this client's last write (`WAIT`).
     pub woff: u64,
-    /// Stream offset the pending replies' writes must be acknowledged at (synchronous mode,
-    /// lease and fence checks), if any.
-    pub pending_ack: Option<u64>,
-    /// Where the first pending write reply starts in the output buffer: if the
-    /// acknowledgement check fails, the output is cut there and the connection closed.
-    pub first_write: Option<usize>,
-    /// The last data command wrote (its reply is a write reply).
-    just_wrote: bool,
+    /// Write replies waiting in the output for the gate's acknowledgement check (synchronous
+    /// mode, lease and fence).
+    pub ack: PendingAck,
 }
 
 impl Service for Node {
@@ -181,45 +176,48 @@ impl Node {
         }
     }
 
-    /// Whether this command may run now: writes need a master that may acknowledge them (and
-    /// `min_replicas_to_write` good replicas); reads on a managed node that is not a replica
-    /// need the same lease (`lease_reads`); a replica whose link is down serves nothing but
-    /// STALE commands when `serve_stale_data` is off. `Ok` says whether lookups must hide
-    /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
-    /// arrives in the stream). One read of the role per command: this is the hot path, and a
-    /// master that may write pays nothing more for reads.
+    /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
+    /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
-        if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
-            return Ok(false);
+        self.gate.admit(
+            meta.flags,
+            |lag| self.good_replicas(lag),
+            || {
+                self.config.read().replication.serve_stale_data
+                    || self
+                        .repl
+                        .upstream
+                        .lock()
+                        .as_ref()
+                        .is_some_and(|u| u.status.is_up())
+            },
+        )
+    }
+
+    /// Runs before write replies leave: the gate's acknowledgement check
+    /// ([`crate::gate::Gate::settle`]). If it fails, the output is cut at the batch's first
+    /// write reply and the connection closed: the outcome is unknown to the client.
+    pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
+        let sync = {
+            let c = self.config.read();
+            (c.replication.sync_replicas, c.replication.sync_timeout)
+        };
+        let settled = self
+            .gate
+            .settle(&mut conn.state.ack, sync, |offset, n, deadline| {
+                self.wait_acks(offset, n, Some(deadline))
+            })
+            .await;
+        if let Err(u) = settled {
+            conn.out.truncate(u.cut.min(conn.out.len()));
+            conn.close = true;
+            tracing::warn!(
+                offset = u.offset,
+                client = conn.info.id,
+                "write outcome unknown ({}): closing the connection without its reply",
+                u.why
+            );
         }
-        let role = self.role.read();
-        let now = Instant::now();
-        let denied = role.write_denied(now);
-        if meta.flags.has(Flags::WRITE) {
-            if let Some(e) = denied {
-                return Err(Reply::error(e));
-            }
-            let (n, lag) = self.min_replicas;
-            if n > 0 && self.good_replicas(lag) < n {
-                return Err(Reply::error(NOREPLICAS));
-            }
-        } else if denied.is_some()
-            && let Some(e) = role.read_denied(now)
-        {
-            return Err(Reply::error(e));
-        } else if matches!(role.role, Role::Replica { .. })
-            && !meta.flags.has(Flags::STALE)
-            && !self.config.read().replication.serve_stale_data
-            && !self
-                .repl
-                .upstream
-                .lock()
-                .as_ref()
-                .is_some_and(|u| u.status.is_up())
-        {
-            return Err(Reply::error(MASTERDOWN));
-        }
-        Ok(denied.is_some())
     }
 
     /// Runs a data command under the held store lock and propagates its effects. Returns the
@@ -262,9 +260,8 @@ impl Node {
         }
         conn.state.woff = p.offset;
         // Only where replies are checked before they leave is it worth tracking them.
-        if self.ack_checks {
-            conn.state.just_wrote = true;
-            conn.state.pending_ack = Some(p.offset);
+        if self.gate.ack_checks() {
+            conn.state.ack.wrote(p.offset);
         }
     }
 
@@ -494,9 +491,7 @@ impl Node {
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
-        if std::mem::take(&mut conn.state.just_wrote) {
-            conn.state.first_write.get_or_insert(start);
-        }
+        conn.state.ack.reply_at(start);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
@@ -520,9 +515,7 @@ impl Node {
 fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
-    if std::mem::take(&mut conn.state.just_wrote) {
-        conn.state.first_write.get_or_insert(start);
-    }
+    conn.state.ack.reply_at(start);
 }
 
 /// Runs a data command on a locked store, collecting what it propagates into `props`.

@@ -5,7 +5,8 @@
 //! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
 //! - [`persist`]: append log, snapshots, recovery.
 //! - [`repl`]: replication master → replica.
-//! - [`role`]: master / replica / unassigned, epochs, fencing and the write lease.
+//! - [`gate`]: the write gate: role, epoch, fence and lease, the check before a command runs
+//!   and the one when its reply leaves.
 //! - [`admin`]: the NodeAdmin gRPC service.
 //! - [`node`]: the node itself: start-up, background tasks, shutdown.
 #![deny(missing_docs)]
@@ -16,10 +17,10 @@ pub mod config;
 pub mod db;
 pub mod dispatch;
 pub mod error;
+pub mod gate;
 pub mod node;
 pub mod persist;
 pub mod repl;
-pub mod role;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

@@ -17,9 +17,9 @@ use crate::cmd::{Handler, Prop};
 use crate::config::{Mode, NodeConfig, parse_host_port};
 use crate::db::Store;
 use crate::error::NodeError;
+use crate::gate::{self, Gate, Role};
 use crate::persist::{self, Persistence, aof};
 use crate::repl::{Feed, Repl, feed};
-use crate::role::{self, Role, RoleState};
 
 /// Version reported to clients in HELLO and INFO: the Redis version whose behaviour the node
 /// follows, since client libraries gate features on it.
@@ -53,8 +53,8 @@ pub struct Node {
     pub run_id: String,
     /// Replication: the stream, replicas, the link to our master.
     pub repl: Repl,
-    /// Role, epoch, fence, lease.
-    pub role: RwLock<RoleState>,
+    /// The write gate: role, epoch, fence, lease, and the checks every write passes.
+    pub gate: Gate,
     /// Commands per second over the last second.
     pub ops_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
@@ -63,14 +63,6 @@ pub struct Node {
     me: Weak<Node>,
     /// The span every log line of the node runs in: its port and current epoch.
     pub span: tracing::Span,
-    /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
-    /// at start, like the settings it comes from.
-    pub(crate) ack_checks: bool,
-    /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
-    pub(crate) min_replicas: (usize, Duration),
-    /// A standalone master: every command may run with no role check (the hot path skips the
-    /// role lock and the clock). Kept in step with `role` by the role transitions.
-    pub(crate) free_writes: std::sync::atomic::AtomicBool,
 }
 
 /// Where replaying the data left the replication stream.
@@ -99,7 +91,7 @@ impl Node {
         let started = Instant::now();
         let table = crate::cmd::table();
         let (lock, rec) = persist::recover(&config.dir, config.databases)?;
-        let epoch = role::load_epoch(&config.dir)?;
+        let epoch = gate::load_epoch(&config.dir)?;
         let mut store = rec.store;
         let mut generation = rec.generation.max(1);
         let mut pos = ReplPos {
@@ -116,11 +108,16 @@ impl Node {
         store.dirty = 0;
         let keys = store.total_keys();
         let replicaof = parse_host_port(&config.replication.replicaof);
-        let role = RoleState::new(
+        let gate = Gate::new(
             config.mode == Mode::Managed,
             config.lease_reads,
             epoch,
             replicaof,
+            (
+                config.replication.min_replicas_to_write,
+                config.replication.min_replicas_max_lag,
+            ),
+            config.replication.sync_replicas,
         );
         let known = !pos.replid.is_empty();
         let mut feed = Feed::new(
@@ -130,7 +127,7 @@ impl Node {
             config.replication.backlog_size as usize,
         );
         feed.data_offset = pos.data_offset.min(feed.offset);
-        if role.is_master() && known {
+        if gate.is_master() && known {
             // A restarted master may have lost the tail of its log (everysec): replicas that
             // got further must not continue this history, so it gets a new id; the old one
             // stays valid up to the recovered offset (PSYNC2).
@@ -159,17 +156,11 @@ impl Node {
             config.limits.client_output_buffer_limit_pubsub as usize,
         ));
         // HELLO's `role`, in step with ROLE and INFO (an unassigned node reports master).
-        *shared.role.write() = if matches!(role.role, Role::Replica { .. }) {
+        *shared.role.write() = if matches!(gate.role(), Role::Replica { .. }) {
             "replica"
         } else {
             "master"
         };
-        let ack_checks = role.managed || config.replication.sync_replicas > 0;
-        let free_writes = (role.is_master() && !role.managed).into();
-        let min_replicas = (
-            config.replication.min_replicas_to_write,
-            config.replication.min_replicas_max_lag,
-        );
         Ok(Arc::new_cyclic(|me| Node {
             config: RwLock::new(config),
             config_file,
@@ -180,14 +171,11 @@ impl Node {
             started,
             run_id: feed::random_id(),
             repl: Repl::new(feed),
-            role: RwLock::new(role),
+            gate,
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
-            ack_checks,
-            min_replicas,
-            free_writes,
         }))
     }
 
@@ -211,7 +199,7 @@ impl Node {
         // span: it names the node by port and carries the current epoch.
         self.span.record("port", self.port());
         let span = self.span.clone();
-        if let Role::Replica { host, port } = self.role.read().role.clone() {
+        if let Role::Replica { host, port } = self.gate.role() {
             *self.repl.upstream.lock() = Some(crate::repl::replica::start(&self, host, port));
         }
         let bg = tokio::spawn(background(self.clone()).instrument(span.clone()));
@@ -225,13 +213,13 @@ impl Node {
 
     /// Notes whether the node serves as a leased master (after every lease change, and on the
     /// background tick, which sees a lease run out) and closes the normal clients once when it
-    /// stops (see [`RoleState::lapsed`]), as Redis Sentinel's `CLIENT KILL TYPE normal` does on
+    /// stops (see [`Gate::lapsed`]), as Redis Sentinel's `CLIENT KILL TYPE normal` does on
     /// a demoted master: Sentinel clients re-resolve the master only when their connection
     /// drops.
     /// Pub/sub clients stay: a lapse may be a brief gap between renewals, and a subscriber
     /// loses messages while it reconnects; the sentinels close them when they demote the node.
     pub fn check_lease(&self) {
-        if !self.role.write().lapsed(Instant::now()) {
+        if !self.gate.lapsed(Instant::now()) {
             return;
         }
         let closed = self.shared.clients.kill_where(|c| c.is_type("normal"));
@@ -480,7 +468,7 @@ async fn background(node: Arc<Node>) {
 fn ping_replicas(node: &Node) {
     // Checked under the store lock, which a fence takes too: after the fence, no PING.
     let _store = node.store.lock();
-    if node.role.read().write_denied(Instant::now()).is_some() {
+    if !node.gate.may_write(Instant::now()) {
         return;
     }
     let mut feed = node.repl.feed.lock();
@@ -503,7 +491,7 @@ fn active_expire(node: &Node) {
     // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
     // wait for the master's DEL, hiding expired keys meanwhile. Checked under the store lock,
     // as role changes and fences take it: a fenced master's history must not grow.
-    if node.role.read().write_denied(Instant::now()).is_some() {
+    if !node.gate.may_write(Instant::now()) {
         return;
     }
     let now = now_ms();

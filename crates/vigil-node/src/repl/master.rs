@@ -38,7 +38,7 @@ pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                         .ok()
                         .filter(|e| *e >= 0)
                         .ok_or(CmdError::NotInteger)? as u64;
-                    let mine = node.role.read().epoch;
+                    let mine = node.gate.epoch();
                     if e > mine {
                         // The replica was told about a newer epoch than ours: we are a stale
                         // master and must not be followed.
@@ -82,7 +82,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     } else {
         ("?".to_string(), -1)
     };
-    if !node.role.read().is_master() {
+    if !node.gate.is_master() {
         conn.reply(Reply::error(
             "ERR this node is a replica; chained replication is not supported, replicate from the master",
         ));
@@ -318,62 +318,6 @@ impl Node {
             }
         }
     }
-
-    /// Runs before write replies leave: in synchronous mode waits for `sync_replicas`
-    /// acknowledgements, then checks the role, fence and lease *now*.
-    ///
-    /// If that fails, the writes already ran and nobody knows whether they will survive: an
-    /// error would be a lie, since clients read `-READONLY` and `-NOREPLICAS` as "not run" and
-    /// retry elsewhere. So the connection closes without the reply of the batch's first write
-    /// or anything after it (replies before it still go): an unknown outcome, as after a
-    /// timeout. Errors that mean "not run" come only from the gate, before a command runs.
-    pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
-        let Some(offset) = conn.state.pending_ack.take() else {
-            conn.state.first_write = None;
-            return;
-        };
-        let (n, timeout) = {
-            let c = self.config.read();
-            (c.replication.sync_replicas, c.replication.sync_timeout)
-        };
-        let mut failure: Option<String> = None;
-        if n > 0 {
-            let got = self
-                .wait_acks(offset, n, Some(Instant::now() + timeout))
-                .await;
-            if got < n {
-                failure = Some(format!(
-                    "it reached {got} of the {n} replicas sync_replicas requires within {}ms",
-                    timeout.as_millis()
-                ));
-            }
-        }
-        if failure.is_none() {
-            let role = self.role.read();
-            if role.write_denied(Instant::now()).is_some() {
-                let why = if !role.is_master() {
-                    "the node stopped being a master"
-                } else if role.fenced {
-                    "the node was fenced"
-                } else {
-                    "the write lease expired"
-                };
-                failure = Some(format!("{why} before it was acknowledged"));
-            }
-        }
-        let first_write = conn.state.first_write.take();
-        if let Some(why) = failure {
-            // Without a recorded reply to cut at, nothing of the batch is sent: never too much.
-            let cut = first_write.unwrap_or(0).min(conn.out.len());
-            conn.out.truncate(cut);
-            conn.close = true;
-            tracing::warn!(
-                offset,
-                client = conn.info.id,
-                "write outcome unknown ({why}): closing the connection without its reply"
-            );
-        }
-    }
 }
 
 /// `WAIT numreplicas timeout`.
@@ -419,7 +363,7 @@ fn wait_start(node: &Node, conn: &Conn<ConnState>, mut args: Args) -> Result<Wai
         Ok((n.max(0) as usize, t as u64))
     })();
     let (n, timeout_ms) = parsed.map_err(|e| Reply::from(Err::<Reply, _>(e)))?;
-    if !node.role.read().is_master() {
+    if !node.gate.is_master() {
         return Err(Reply::error(
             "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
         ));

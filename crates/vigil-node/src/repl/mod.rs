@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use feed::Feed;
 
-use crate::role::Role;
+use crate::gate::Role;
 
 /// Replication state of the node.
 pub struct Repl {
@@ -151,19 +151,15 @@ impl crate::node::Node {
         let store = self.store.lock();
         let upstream = self.repl.upstream.lock().take();
         drop(upstream);
-        let mut role = self.role.write();
-        if role.role != Role::Master {
+        if self.gate.promote() {
             let mut feed = self.repl.feed.lock();
             feed.shift_replid();
             if let Some(aof) = &self.persist.aof {
                 aof.append(&feed.marker());
             }
-            tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = role.epoch, "now a master");
+            tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = self.gate.epoch(), "now a master");
         }
-        role.role = Role::Master;
-        self.free_writes.store(!role.managed, Ordering::Relaxed);
         *self.shared.role.write() = "master";
-        drop(role);
         drop(store);
     }
 
@@ -174,18 +170,12 @@ impl crate::node::Node {
         drop(old);
         {
             let _store = self.store.lock();
-            let mut role = self.role.write();
-            role.role = Role::Replica {
-                host: host.clone(),
-                port,
-            };
-            role.lease_until = None;
-            self.free_writes.store(false, Ordering::Relaxed);
+            self.gate.follow(host.clone(), port);
             *self.shared.role.write() = "replica";
             for l in &self.repl.feed.lock().links {
                 l.kill.cancel();
             }
-            tracing::info!(master = %format!("{host}:{port}"), epoch = role.epoch, "now a replica");
+            tracing::info!(master = %format!("{host}:{port}"), epoch = self.gate.epoch(), "now a replica");
         }
         self.wake_blocked();
         // Only a node being dropped has no Arc left; it has nothing to follow any more.
@@ -198,7 +188,7 @@ impl crate::node::Node {
     /// The `# Replication` section of `INFO`, with Redis' field names and order.
     pub fn info_replication(&self) -> String {
         use std::fmt::Write as _;
-        let role = self.role.read().role.clone();
+        let role = self.gate.role();
         let priority = self.config.read().replication.priority;
         let now = self.clock_ms();
         let mut out = String::from("# Replication\r\n");

@@ -212,10 +212,7 @@ async fn session(
         "REPLCONF listening-port",
     )
     .await?;
-    let (managed, epoch) = {
-        let r = node.role.read();
-        (r.managed, r.epoch)
-    };
+    let (managed, epoch) = (node.gate.managed(), node.gate.epoch());
     if managed {
         w.call(
             &["REPLCONF", "vigil-epoch", &epoch.to_string()],
