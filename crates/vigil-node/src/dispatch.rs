@@ -14,7 +14,8 @@ use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 use crate::cmd::{Ctx, DataFn, Handler, Prop};
 use crate::db::{Store, boxed};
 use crate::gate::PendingAck;
-use crate::node::{Node, now_ms};
+use crate::node::Node;
+use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
 const UNBLOCKED: &str =
@@ -109,7 +110,7 @@ impl Service for Node {
                 let mut store = self.store.lock();
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
-                        self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide)
+                        self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)
                             .0
                     }
                     Err(r) => r,
@@ -151,7 +152,7 @@ impl Node {
         let mut guard = None;
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
-        let now = now_ms();
+        let now = unix_ms();
         while let Some(args) = queue.front() {
             if conn.state.multi.is_some() {
                 return;
@@ -296,7 +297,7 @@ impl Node {
                     f,
                     Args::new(args.clone()),
                     true,
-                    now_ms(),
+                    unix_ms(),
                     false,
                 );
                 let Some(block) = block else {
@@ -438,7 +439,7 @@ impl Node {
                 }
             }
         }
-        let now = now_ms();
+        let now = unix_ms();
         let touched = conn.state.watched.iter().any(|w| {
             let db = &store.dbs[w.db];
             db.watch_version(&w.key) != w.version || (!w.was_expired && db.is_expired(&w.key, now))

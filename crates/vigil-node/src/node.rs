@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use vigil_base::REDIS_VERSION;
+use vigil_base::clock::unix_ms;
 use vigil_resp::command::CommandTable;
 use vigil_resp::conn::{Ident, Limits, Shared};
 use vigil_resp::request::ParseLimits;
@@ -20,18 +22,6 @@ use crate::error::NodeError;
 use crate::gate::{self, Gate, Role};
 use crate::persist::{self, Persistence, aof};
 use crate::repl::{Feed, Repl, feed};
-
-/// Version reported to clients in HELLO and INFO: the Redis version whose behaviour the node
-/// follows, since client libraries gate features on it.
-pub const REDIS_VERSION: &str = "7.0.15";
-
-/// Wall-clock unix milliseconds: used for key expiry (absolute times, as Redis stores them)
-/// and for display; never for timeouts.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// A running storage node.
 pub struct Node {
@@ -107,7 +97,8 @@ impl Node {
         // Replay is history, not new changes.
         store.dirty = 0;
         let keys = store.total_keys();
-        let replicaof = parse_host_port(&config.replication.replicaof);
+        let replicaof = parse_host_port(&config.replication.replicaof)
+            .map(|h| (h.host().to_string(), h.port()));
         let gate = Gate::new(
             config.mode == Mode::Managed,
             config.lease_reads,
@@ -349,7 +340,7 @@ fn replay_log(
     // Commands between MULTI and EXEC, where the MULTI starts, and the stream offset there.
     let mut tx: Option<(u64, u64, Vec<Vec<Bytes>>)> = None;
     let mut scratch = Vec::new();
-    let now = now_ms();
+    let now = unix_ms();
     let ends: Vec<u64> = read
         .commands
         .iter()
@@ -494,7 +485,7 @@ fn active_expire(node: &Node) {
     if !node.gate.may_write(Instant::now()) {
         return;
     }
-    let now = now_ms();
+    let now = unix_ms();
     let mut props: Vec<Prop> = Vec::new();
     for dbi in 0..store.dbs.len() {
         loop {

@@ -10,7 +10,9 @@ use vigil_resp::{Args, CommandMeta, Conn, Reply};
 use super::{Handler, row};
 use crate::config::{AppendFsync, NodeConfig, parse_size};
 use crate::dispatch::ConnState;
-use crate::node::{Node, REDIS_VERSION, limits_from, now_ms};
+use crate::node::{Node, limits_from};
+use vigil_base::REDIS_VERSION;
+use vigil_base::clock::unix_ms;
 
 /// The server family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -189,7 +191,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     std::process::id(),
                     node.run_id,
                     node.port(),
-                    now_ms() * 1000,
+                    unix_ms() * 1000,
                     uptime / 86400,
                     std::env::current_exe()
                         .map(|p| p.display().to_string())

@@ -33,7 +33,7 @@ use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use crate::config::AppendFsync;
-use crate::persist::snapshot::sync_dir;
+use vigil_base::fs::sync_dir;
 
 /// The log file of a generation.
 pub fn log_path(dir: &Path, generation: u64) -> PathBuf {

@@ -165,7 +165,7 @@ impl Persistence {
         let generation = self.next_generation();
         let header = snapshot::Header {
             generation,
-            created_ms: crate::node::now_ms(),
+            created_ms: vigil_base::clock::unix_ms(),
             replid: feed.replid.clone(),
             offset: feed.offset,
         };
@@ -219,7 +219,7 @@ impl Persistence {
             }
         }
         self.last_save
-            .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
+            .store(vigil_base::clock::unix_ms() / 1000, Ordering::Relaxed);
         self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
         self.base_size.store(size, Ordering::Relaxed);
         self.last_ok.store(true, Ordering::Relaxed);

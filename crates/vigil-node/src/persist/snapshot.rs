@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use vigil_base::fs;
 
 use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
 
@@ -207,7 +208,7 @@ impl Pending {
     /// Writes the snapshot to `path` crash-safely (temp file, fsync, rename, fsync the
     /// directory), piece by piece; returns its size.
     pub fn write_to(self, path: &Path) -> std::io::Result<u64> {
-        let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+        let mut f = std::fs::File::create(fs::temp_path(path))?;
         let mut size = 0;
         self.stream(
             |_| Ok(()),
@@ -504,29 +505,19 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     Ok((header, store))
 }
 
-/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_temp(path, bytes)?;
-    commit_temp(path)
-}
-
-/// The first half of [`write_atomic`]: writes and fsyncs `path`'s temp file.
+/// The first half of a durable write in two steps (a replica receiving a full sync writes the
+/// file first, empties its dataset, then commits): writes and fsyncs `path`'s temp file.
 pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+    let mut f = std::fs::File::create(fs::temp_path(path))?;
     f.write_all(bytes)?;
     f.sync_all()
 }
 
-/// The second half of [`write_atomic`]: renames the temp file over `path`, fsyncs the directory.
+/// The second half of [`write_temp`]: renames the temp file over `path`, fsyncs the directory
+/// (the protocol of [`vigil_base::fs::write_durable`]).
 pub fn commit_temp(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::rename(path.with_extension("tmp"), path)?;
-    sync_dir(dir)
-}
-
-/// Fsyncs a directory so a rename or creation in it survives a crash.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::rename(fs::temp_path(path), path)?;
+    fs::sync_parent(path)
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use vigil_resp::{Args, CmdError, Conn, Reply, Service};
 
 use super::feed::{Link, LinkState};
 use crate::dispatch::ConnState;
-use crate::node::{Node, now_ms};
+use crate::node::Node;
 use crate::persist::snapshot::{self, Header};
+use vigil_base::clock::unix_ms;
 
 /// `REPLCONF <option> <value> ...`: what a replica tells its master during the handshake.
 pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
@@ -122,7 +123,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                 r.sync_full.fetch_add(1, Ordering::Relaxed);
                 let header = Header {
                     generation: 0,
-                    created_ms: now_ms(),
+                    created_ms: unix_ms(),
                     replid: feed.replid.clone(),
                     offset: feed.offset,
                 };

@@ -20,9 +20,10 @@ use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use super::{LinkStatus, Phase, Upstream};
-use crate::node::{Node, now_ms};
+use crate::node::Node;
 use crate::persist::aof::encode_command;
 use crate::persist::{SNAPSHOT_FILE, snapshot};
+use vigil_base::clock::unix_ms;
 
 /// Why a replication session ended.
 #[derive(Debug, Error)]
@@ -540,7 +541,7 @@ fn apply(
     if cancel.is_cancelled() {
         return Err(ReplError::Protocol("replication stopped".into()));
     }
-    let now = now_ms();
+    let now = unix_ms();
     let mut feed = node.repl.feed.lock();
     let mut db = feed.db().unwrap_or(0);
     for it in items {
