@@ -4,6 +4,7 @@
 //! - [`cmd`]: the command table and every command, grouped by family.
 //! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
 //! - [`persist`]: append log, snapshots, recovery.
+//! - [`stream`]: the replication-stream grammar, read by log replay and by replicas.
 //! - [`repl`]: replication master → replica.
 //! - [`gate`]: the write gate: role, epoch, fence and lease, the check before a command runs
 //!   and the one when its reply leaves.
@@ -21,6 +22,7 @@ pub mod gate;
 pub mod node;
 pub mod persist;
 pub mod repl;
+pub mod stream;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

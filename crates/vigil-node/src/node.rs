@@ -20,7 +20,8 @@ use crate::config::{Mode, NodeConfig, parse_host_port};
 use crate::db::Store;
 use crate::error::NodeError;
 use crate::gate::{self, Gate, Role};
-use crate::persist::{self, Persistence, aof};
+use crate::persist::replay::{self, ReplPos};
+use crate::persist::{self, Persistence};
 use crate::repl::{Feed, Repl, feed};
 
 /// A running storage node.
@@ -55,16 +56,6 @@ pub struct Node {
     pub span: tracing::Span,
 }
 
-/// Where replaying the data left the replication stream.
-#[derive(Debug, Default)]
-struct ReplPos {
-    replid: String,
-    offset: u64,
-    /// Where the last data (not a keepalive PING) ends.
-    data_offset: u64,
-    db: Option<usize>,
-}
-
 /// Result of propagating a write.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Propagated {
@@ -90,8 +81,30 @@ impl Node {
             data_offset: rec.repl.1,
             db: None,
         };
+        let now = unix_ms();
+        let mut scratch = Vec::new();
         for (g, path) in &rec.logs {
-            replay_log(&table, &mut store, path, &mut pos, &config.limits)?;
+            replay::replay_log(
+                path,
+                &mut pos,
+                (
+                    config.limits.proto_max_bulk_len as usize,
+                    config.limits.max_multibulk_len as usize,
+                ),
+                config.databases,
+                |db, cmd| {
+                    let r = crate::dispatch::apply_logged(
+                        &table,
+                        &mut store,
+                        db,
+                        cmd,
+                        now,
+                        &mut scratch,
+                    );
+                    scratch.clear();
+                    r
+                },
+            )?;
             generation = generation.max(*g);
         }
         // Replay is history, not new changes.
@@ -268,7 +281,8 @@ impl Node {
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock(), false)
+            let feed = self.repl.feed.lock();
+            self.persist.cut(&store, &feed.position(), false)
         };
         self.persist.finish(generation, dirty, bytes)
     }
@@ -281,7 +295,8 @@ impl Node {
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock(), true)
+            let feed = self.repl.feed.lock();
+            self.persist.cut(&store, &feed.position(), true)
         };
         let persist = self.persist.clone();
         std::thread::spawn(move || {
@@ -308,120 +323,6 @@ pub fn limits_from(config: &NodeConfig) -> Limits {
         maxclients: config.maxclients,
         idle_timeout: (!config.timeout.is_zero()).then_some(config.timeout),
     }
-}
-
-/// Replays one log file into the store, following the replication position (`REPLMARK`
-/// records set it, every other command advances it by its size); truncates a torn tail with a
-/// warning.
-fn replay_log(
-    table: &CommandTable<Handler>,
-    store: &mut Store,
-    path: &std::path::Path,
-    pos: &mut ReplPos,
-    limits: &crate::config::LimitsConfig,
-) -> Result<(), NodeError> {
-    let read = aof::read_log(
-        path,
-        limits.proto_max_bulk_len as usize,
-        limits.max_multibulk_len as usize,
-    )
-    .map_err(|(offset, reason)| NodeError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    })?;
-    let corrupt = |offset: u64, reason: String| NodeError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    let mut valid_len = read.valid_len;
-    let mut db = pos.db.unwrap_or(0);
-    // Commands between MULTI and EXEC, where the MULTI starts, and the stream offset there.
-    let mut tx: Option<(u64, u64, Vec<Vec<Bytes>>)> = None;
-    let mut scratch = Vec::new();
-    let now = unix_ms();
-    let ends: Vec<u64> = read
-        .commands
-        .iter()
-        .skip(1)
-        .map(|(o, _)| *o)
-        .chain(std::iter::once(read.valid_len))
-        .collect();
-    for ((offset, cmd), end) in read.commands.into_iter().zip(ends) {
-        let name = cmd[0].to_ascii_lowercase();
-        if name == b"replmark" {
-            let (Some(id), Some(off), Some(d)) = (
-                cmd.get(1).and_then(|b| std::str::from_utf8(b).ok()),
-                cmd.get(2)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|b| b.parse::<u64>().ok()),
-                cmd.get(3)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return Err(corrupt(offset, "malformed REPLMARK record".into()));
-            };
-            pos.replid = id.to_string();
-            pos.offset = off;
-            pos.data_offset = off;
-            if d >= 0 {
-                db = d as usize;
-            }
-            pos.db = (d >= 0).then_some(d as usize);
-            continue;
-        }
-        pos.offset += end - offset;
-        if name != b"ping" {
-            pos.data_offset = pos.offset;
-        }
-        match &name[..] {
-            b"select" => {
-                db = cmd
-                    .get(1)
-                    .and_then(|d| std::str::from_utf8(d).ok())
-                    .and_then(|d| d.parse().ok())
-                    .filter(|d| *d < store.dbs.len())
-                    .ok_or_else(|| {
-                        corrupt(offset, "SELECT of a database that does not exist".into())
-                    })?;
-                pos.db = Some(db);
-            }
-            b"ping" => {}
-            b"multi" => tx = Some((offset, pos.offset - (end - offset), Vec::new())),
-            b"exec" => {
-                for c in tx.take().map(|(_, _, cmds)| cmds).unwrap_or_default() {
-                    crate::dispatch::apply_logged(table, store, db, c, now, &mut scratch)
-                        .map_err(|e| corrupt(offset, e))?;
-                }
-            }
-            _ => match &mut tx {
-                Some((_, _, cmds)) => cmds.push(cmd),
-                None => crate::dispatch::apply_logged(table, store, db, cmd, now, &mut scratch)
-                    .map_err(|e| corrupt(offset, e))?,
-            },
-        }
-        scratch.clear();
-    }
-    let mut torn = read.torn;
-    if let Some((multi_offset, stream_offset, _)) = tx {
-        // A transaction without its EXEC was never acknowledged: drop it.
-        valid_len = multi_offset;
-        pos.offset = stream_offset;
-        pos.data_offset = pos.data_offset.min(stream_offset);
-        torn = true;
-    }
-    if torn {
-        tracing::warn!(file = %path.display(), valid_bytes = valid_len, "append log has an incomplete tail (crash during a write); truncating it");
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(NodeError::io("cannot open for truncation", path))?;
-        f.set_len(valid_len)
-            .map_err(NodeError::io("cannot truncate", path))?;
-        f.sync_all().map_err(NodeError::io("cannot fsync", path))?;
-    }
-    Ok(())
 }
 
 /// Active expiry, auto-compaction and the ops/sec sampler.
@@ -467,7 +368,7 @@ fn ping_replicas(node: &Node) {
         return;
     }
     let mut bytes = Vec::new();
-    aof::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
+    crate::stream::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
     feed.push_ping(&bytes);
     if let Some(aof) = &node.persist.aof {
         aof.append(&bytes);

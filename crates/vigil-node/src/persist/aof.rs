@@ -35,6 +35,9 @@ use vigil_resp::request::{ParseLimits, RequestParser};
 use crate::config::AppendFsync;
 use vigil_base::fs::sync_dir;
 
+#[cfg(test)]
+use crate::stream::encode_command;
+
 /// The log file of a generation.
 pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("appendonly.{generation}.aof"))
@@ -46,21 +49,6 @@ pub fn log_generation(name: &str) -> Option<u64> {
         .strip_suffix(".aof")?
         .parse()
         .ok()
-}
-
-/// Appends one command in RESP form.
-pub fn encode_command(out: &mut Vec<u8>, args: &[Bytes]) {
-    let mut n = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(n.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(n.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 struct Queue {

@@ -21,8 +21,8 @@ use vigil_resp::request::{ParseLimits, RequestParser};
 
 use super::{LinkStatus, Phase, Upstream};
 use crate::node::Node;
-use crate::persist::aof::encode_command;
 use crate::persist::{SNAPSHOT_FILE, snapshot};
+use crate::stream::{Op, Read, Reader, apply_unit, encode_command};
 use vigil_base::clock::unix_ms;
 
 /// Why a replication session ended.
@@ -370,12 +370,6 @@ async fn load_full_sync(
     Ok(())
 }
 
-/// One command of the stream, once it is part of a complete unit.
-enum Item {
-    Select(usize),
-    Data(Vec<Bytes>),
-}
-
 /// Reads, applies and acknowledges the stream until an error or cancellation.
 async fn stream_loop(
     node: &Arc<Node>,
@@ -404,8 +398,8 @@ async fn stream_loop(
     // end of the last complete unit: the feed learns where the data ends.
     let mut data_end = 0u64;
     let mut unit_data_end = 0u64;
-    let mut tx: Option<Vec<Item>> = None;
-    let mut items: Vec<Item> = Vec::new();
+    let mut reader = Reader::new(node.config.read().databases, false);
+    let mut ops: Vec<Op> = Vec::new();
     let mut scratch = Vec::new();
     let ack_every = Duration::from_secs(1);
     let mut next_ack = Instant::now() + ack_every;
@@ -436,45 +430,19 @@ async fn stream_loop(
                 continue;
             }
             let pos = total_in - inbuf.len() as u64;
-            let name = cmd[0].to_ascii_lowercase();
-            if tx.is_some() || !(name == b"ping" || name == b"replconf") {
+            if reader.is_data(&cmd) {
                 data_end = pos;
             }
-            match &name[..] {
-                b"select" => {
-                    let db = cmd
-                        .get(1)
-                        .and_then(|d| std::str::from_utf8(d).ok())
-                        .and_then(|d| d.parse::<usize>().ok())
-                        .filter(|d| *d < node.shared.databases)
-                        .ok_or_else(|| {
-                            ReplError::Protocol("SELECT of a database that does not exist".into())
-                        })?;
-                    match &mut tx {
-                        Some(t) => t.push(Item::Select(db)),
-                        None => {
-                            items.push(Item::Select(db));
-                            unit_end = pos;
-                        }
-                    }
-                }
-                b"multi" => tx = Some(Vec::new()),
-                b"exec" => {
-                    items.extend(tx.take().unwrap_or_default());
+            match reader.read(cmd) {
+                Err(e) => return Err(ReplError::Protocol(e.to_string())),
+                Ok(Read::Open) => {}
+                // Only log files carry position records (the reader is told so).
+                Ok(Read::Mark(_)) => unit_end = pos,
+                Ok(Read::Unit { ops: unit, ack }) => {
+                    ops.extend(unit);
+                    getack |= ack;
                     unit_end = pos;
                 }
-                b"ping" if tx.is_none() => unit_end = pos,
-                b"replconf" if tx.is_none() => {
-                    getack = true;
-                    unit_end = pos;
-                }
-                _ => match &mut tx {
-                    Some(t) => t.push(Item::Data(cmd)),
-                    None => {
-                        items.push(Item::Data(cmd));
-                        unit_end = pos;
-                    }
-                },
             }
             if unit_end == pos {
                 unit_data_end = data_end;
@@ -486,7 +454,7 @@ async fn stream_loop(
             applied_to = unit_end;
             let seq = apply(
                 node,
-                std::mem::take(&mut items),
+                std::mem::take(&mut ops),
                 &bytes,
                 data_len,
                 &mut scratch,
@@ -529,7 +497,7 @@ async fn stream_loop(
 /// has the bytes (fsynced too under `always`).
 fn apply(
     node: &Node,
-    items: Vec<Item>,
+    ops: Vec<Op>,
     bytes: &[u8],
     data_len: usize,
     scratch: &mut Vec<crate::cmd::Prop>,
@@ -543,21 +511,18 @@ fn apply(
     }
     let now = unix_ms();
     let mut feed = node.repl.feed.lock();
-    let mut db = feed.db().unwrap_or(0);
-    for it in items {
-        match it {
-            Item::Select(d) => db = d,
-            Item::Data(cmd) => {
-                if let Err(e) =
-                    crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
-                {
-                    tracing::warn!(error = %e, "replicated command refused");
-                }
-                scratch.clear();
-            }
+    let mut db = Some(feed.db().unwrap_or(0));
+    let applied: Result<(), std::convert::Infallible> = apply_unit(ops, &mut db, |db, cmd| {
+        if let Err(e) =
+            crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
+        {
+            tracing::warn!(error = %e, "replicated command refused");
         }
-    }
-    feed.set_db(db);
+        scratch.clear();
+        Ok(())
+    });
+    let Ok(()) = applied;
+    feed.set_db(db.unwrap_or(0));
     feed.push_with_data(bytes, data_len);
     Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
 }
