@@ -7,6 +7,9 @@
 //! any point leaves a directory that recovers to the same data.
 
 pub mod aof;
+// The forked snapshot child, only where the allocator is fork-safe (see the module).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod fork;
 pub mod replay;
 pub mod snapshot;
 
