@@ -11,53 +11,16 @@ use tokio::sync::Notify;
 use vigil_resp::builtin::precheck;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 
-use crate::cmd::{Ctx, DataFn, Handler, Prop};
+use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::{Store, boxed};
-use crate::gate::PendingAck;
+use crate::node::Handler;
 use crate::node::Node;
+use crate::session::ConnState;
 use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
 const UNBLOCKED: &str =
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
-
-/// A key some client WATCHes.
-#[derive(Debug)]
-pub struct Watched {
-    /// Database.
-    pub db: usize,
-    /// Key.
-    pub key: Bytes,
-    /// Its version when watched.
-    pub version: u64,
-    /// Whether it was already logically expired then.
-    pub was_expired: bool,
-}
-
-/// Per-connection state of the node.
-#[derive(Debug, Default)]
-pub struct ConnState {
-    /// Queued commands while in MULTI.
-    pub multi: Option<Vec<Vec<Bytes>>>,
-    /// A queued command was rejected: EXEC must abort.
-    pub multi_failed: bool,
-    /// WATCHed keys.
-    pub watched: Vec<Watched>,
-    /// Log sequence number the pending replies wait for: their writes are in the append log's
-    /// file (and fsynced under `appendfsync always`) before they leave.
-    pub log_seq: Option<u64>,
-    /// The last command's name, as last published to the client registry.
-    pub last_cmd: &'static str,
-    /// This client's entry in the blocked queues while a blocking command waits.
-    pub waiter: Option<Arc<Notify>>,
-    /// The port a replica announced (`REPLCONF listening-port`).
-    pub repl_port: u32,
-    /// Stream offset after this client's last write (`WAIT`).
-    pub woff: u64,
-    /// Write replies waiting in the output for the gate's acknowledgement check (synchronous
-    /// mode, lease and fence).
-    pub ack: PendingAck,
-}
 
 impl Service for Node {
     type State = ConnState;
@@ -233,7 +196,7 @@ impl Node {
         may_block: bool,
         now: i64,
         hide_expired: bool,
-    ) -> (Reply, Option<crate::cmd::Block>) {
+    ) -> (Reply, Option<crate::ctx::Block>) {
         let mut props: Vec<Prop> = Vec::new();
         let result = execute_in(
             store,
@@ -530,7 +493,7 @@ fn execute_in(
     now: i64,
     hide_expired: bool,
     props: &mut Vec<Prop>,
-) -> (Reply, Option<crate::cmd::Block>) {
+) -> (Reply, Option<crate::ctx::Block>) {
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod cmd;
 pub mod config;
+pub mod ctx;
 pub mod db;
 pub mod dispatch;
 pub mod error;
@@ -22,8 +23,12 @@ pub mod gate;
 pub mod node;
 pub mod persist;
 pub mod repl;
+pub mod server;
+pub mod session;
 pub mod stream;
+mod tasks;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use node::Node;
+pub use server::{open, run, serve};

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::{Block, Ctx, Handler, argv, row};
+use crate::ctx::{Block, Ctx, argv};
 use crate::db::{Key, boxed};
+use crate::node::{Handler, row};
 
 /// The list family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -264,7 +265,7 @@ fn push(
 
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = super::pop_count(args)?;
+    let count = crate::ctx::pop_count(args)?;
     args.finish()?;
     let Some(list) = ctx.get_list(&key)? else {
         return Ok(if count.is_some() {

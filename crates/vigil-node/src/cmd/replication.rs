@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
-use super::{Handler, row};
-use crate::dispatch::ConnState;
 use crate::gate::Role;
 use crate::node::Node;
+use crate::node::{Handler, row};
 use crate::repl::master;
+use crate::session::ConnState;
 
 /// The replication family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

@@ -7,10 +7,10 @@ use bytes::Bytes;
 use vigil_resp::args::lossy_lower;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
-use super::{Handler, row};
 use crate::config::{AppendFsync, NodeConfig, parse_size};
-use crate::dispatch::ConnState;
+use crate::node::{Handler, row};
 use crate::node::{Node, limits_from};
+use crate::session::ConnState;
 use vigil_base::REDIS_VERSION;
 use vigil_base::clock::unix_ms;
 

@@ -5,8 +5,9 @@ use vigil_resp::args::{parse_float, parse_int};
 use vigil_resp::reply::format_float_value;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::{Ctx, Handler, argv, int_arg, row};
+use crate::ctx::{Ctx, argv, int_arg};
 use crate::db::{Value, boxed};
+use crate::node::{Handler, row};
 
 /// The string family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

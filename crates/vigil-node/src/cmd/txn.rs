@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 
 use vigil_resp::{Args, CommandMeta, Conn, Reply, builtin};
 
-use super::{Handler, row};
-use crate::dispatch::{ConnState, Watched};
 use crate::node::Node;
+use crate::node::{Handler, row};
+use crate::session::{ConnState, Watched};
 use vigil_base::clock::unix_ms;
 
 /// The transaction family's rows.

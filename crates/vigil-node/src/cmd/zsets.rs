@@ -6,10 +6,11 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
 use super::lists::clamp_range;
-use super::{Ctx, Handler, ScanOpts, row, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, scan_reply};
 use crate::db::scan_indices;
 use crate::db::zset::{LexBound, Score, ScoreBound};
 use crate::db::{Key, ZSet};
+use crate::node::{Handler, row};
 
 /// The sorted set family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -613,7 +614,7 @@ fn spec(by: RangeBy, rev: bool) -> RangeSpec {
 
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = super::pop_count(args)?;
+    let count = crate::ctx::pop_count(args)?;
     args.finish()?;
     let resp3 = ctx.resp3;
     let Some(z) = ctx.get_zset(&key)? else {

@@ -1,6 +1,6 @@
 //! The append-only command log.
 //!
-//! The log holds exactly the replication stream (see [`crate::repl::feed`]): RESP multibulk
+//! The log holds exactly the replication stream (the replication feed's bytes): RESP multibulk
 //! requests, with `SELECT` when the database changes, queued while the store lock is held, so
 //! the log order is exactly the order in which commands changed the data. Every file starts
 //! with a `REPLMARK replid offset db` record, so replaying a log also recovers the replication

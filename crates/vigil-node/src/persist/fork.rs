@@ -5,12 +5,14 @@
 //! Compiled only where the allocator is known to be fork-safe: glibc Linux (glibc's malloc
 //! takes its arena locks around `fork` and resets them in the child); elsewhere snapshots
 //! are encoded in place. The gate is `cfg(all(target_os = "linux", target_env = "gnu"))`,
-//! written where the module is declared and where [`super::snapshot::Pending`] uses it. The invariant: the child never returns into the parent's code — a panic
+//! written where the module is declared and where the snapshot code uses it.
+//!
+//! The invariant: the child never returns into the parent's code — a panic
 //! is caught and the child `_exit`s, so it can neither unwind into the async runtime it
 //! inherited nor run the parent's destructors.
 
-use super::snapshot::{CHUNK, Header, encode};
-use crate::db::Store;
+/// Size of the pieces the child's bytes are read in: the parent never holds them whole.
+const PIECE: usize = 1 << 20;
 
 /// A snapshot being encoded by a forked child process: the fork copies the dataset
 /// copy-on-write in a few milliseconds, so the store lock is held only for the fork instead of
@@ -23,7 +25,7 @@ pub struct Forked {
 /// Forks a child that encodes `store` and writes the bytes to a pipe, then exits. Call with
 /// the store lock held, so the child sees one instant. The child only encodes, writes and
 /// `_exit`s: it takes no lock and logs nothing (other threads' locks are not its own).
-pub(crate) fn fork_encode(store: &Store, h: &Header) -> std::io::Result<Forked> {
+pub(crate) fn fork_with(produce: impl FnOnce() -> Vec<u8>) -> std::io::Result<Forked> {
     use std::os::fd::FromRawFd;
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 writes two descriptors into the array we pass.
@@ -43,7 +45,7 @@ pub(crate) fn fork_encode(store: &Store, h: &Header) -> std::io::Result<Forked> 
         return Err(e);
     }
     if pid == 0 {
-        child_encode(store, h, fds[1]);
+        child(produce, fds[1]);
     }
     // SAFETY: fds[1] is ours to close; fds[0] is a valid descriptor we now own.
     unsafe { libc::close(fds[1]) };
@@ -53,13 +55,13 @@ pub(crate) fn fork_encode(store: &Store, h: &Header) -> std::io::Result<Forked> 
     })
 }
 
-fn child_encode(store: &Store, h: &Header, fd: i32) -> ! {
+fn child(produce: impl FnOnce() -> Vec<u8>, fd: i32) -> ! {
     // SAFETY: a plain syscall; the child dies with the parent.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // A panic (a bug in encoding) must not unwind into the runtime the child inherited: it
     // ends here, and the parent sees a failed child and keeps its logs.
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let bytes = encode(store, h);
+        let bytes = produce();
         let len = (bytes.len() as u64).to_le_bytes();
         // SAFETY: fd is the pipe's write end, owned by this child.
         unsafe { write_fd(fd, &len) && write_fd(fd, &bytes) }
@@ -112,7 +114,7 @@ impl Forked {
             self.pipe.read_exact(&mut len)?;
             let mut left = u64::from_le_bytes(len);
             on_len(left)?;
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = vec![0u8; PIECE];
             while left > 0 {
                 let want = buf.len().min(left as usize);
                 let n = self.pipe.read(&mut buf[..want])?;
@@ -146,23 +148,29 @@ impl Forked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Value, boxed};
-    use crate::persist::snapshot::Pending;
+
+    fn collect(f: Forked) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        f.stream(
+            |_| Ok(()),
+            |c| {
+                out.extend_from_slice(c);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
 
     #[test]
-    fn forked_encoding_matches_in_place_encoding() {
-        let mut s = Store::new(16);
-        s.dbs[0].set(b"s", Value::Str(boxed(b"v")), false);
-        s.dbs[3].set(b"k", Value::Str(boxed(b"w")), false);
-        let h = Header {
-            generation: 3,
-            created_ms: 5,
-            replid: "b".repeat(40),
-            offset: 7,
-        };
-        let forked = Pending::Forked(fork_encode(&s, &h).unwrap())
-            .bytes()
-            .unwrap();
-        assert_eq!(forked, encode(&s, &h));
+    fn the_child_hands_over_its_bytes() {
+        let data: Vec<u8> = (0..3 * PIECE + 7).map(|i| i as u8).collect();
+        let expect = data.clone();
+        assert_eq!(collect(fork_with(move || data).unwrap()).unwrap(), expect);
+    }
+
+    #[test]
+    fn a_panicking_child_exits_and_fails_the_snapshot() {
+        let got = collect(fork_with(|| panic!("bug in encoding")).unwrap());
+        assert!(got.is_err(), "{got:?}");
     }
 }

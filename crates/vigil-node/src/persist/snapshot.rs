@@ -117,7 +117,7 @@ impl Pending {
     /// place.
     pub fn start(store: &Store, h: &Header) -> Pending {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        match super::fork::fork_encode(store, h) {
+        match super::fork::fork_with(|| encode(store, h)) {
             Ok(f) => return Pending::Forked(f),
             Err(e) => {
                 tracing::warn!(error = %e, "fork failed; encoding the snapshot under the store lock");
@@ -447,5 +447,20 @@ mod tests {
                 "truncation at {i} not detected"
             );
         }
+    }
+
+    #[test]
+    fn forked_encoding_matches_in_place_encoding() {
+        let mut s = Store::new(16);
+        s.dbs[0].set(b"s", Value::Str(boxed(b"v")), false);
+        s.dbs[3].set(b"k", Value::Str(boxed(b"w")), false);
+        let h = Header {
+            generation: 3,
+            created_ms: 5,
+            replid: "b".repeat(40),
+            offset: 7,
+        };
+        let forked = Pending::start(&s, &h).bytes().unwrap();
+        assert_eq!(forked, encode(&s, &h));
     }
 }

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::Prop;
+use crate::ctx::Prop;
 use crate::stream::{Mark, encode_command};
 
 /// A replication id: 40 random hex digits.

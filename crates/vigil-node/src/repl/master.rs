@@ -13,9 +13,11 @@ use vigil_resp::request::{ParseLimits, RequestParser};
 use vigil_resp::{Args, CmdError, Conn, Reply, Service};
 
 use super::feed::{Link, LinkState};
-use crate::dispatch::ConnState;
+use crate::gate::Role;
 use crate::node::Node;
 use crate::persist::snapshot::{self, Header};
+use crate::repl::Phase;
+use crate::session::ConnState;
 use vigil_base::clock::unix_ms;
 
 /// `REPLCONF <option> <value> ...`: what a replica tells its master during the handshake.
@@ -70,7 +72,7 @@ pub fn psync<'a>(
     node: &'a Node,
     conn: &'a mut Conn<ConnState>,
     args: Args,
-) -> crate::cmd::BoxFut<'a> {
+) -> crate::node::BoxFut<'a> {
     Box::pin(serve_replica(node, conn, args))
 }
 
@@ -326,7 +328,7 @@ pub fn wait<'a>(
     node: &'a Node,
     conn: &'a mut Conn<ConnState>,
     args: Args,
-) -> crate::cmd::BoxFut<'a> {
+) -> crate::node::BoxFut<'a> {
     Box::pin(wait_cmd(node, conn, args))
 }
 
@@ -409,5 +411,83 @@ async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     {
         Some(got) => conn.reply(Reply::Int(got as i64)),
         None => conn.close = true,
+    }
+}
+
+impl Node {
+    /// The `# Replication` section of `INFO`, with Redis' field names and order.
+    pub fn info_replication(&self) -> String {
+        use std::fmt::Write as _;
+        let role = self.gate.role();
+        let priority = self.config.read().replication.priority;
+        let now = self.clock_ms();
+        let mut out = String::from("# Replication\r\n");
+        let feed = self.repl.feed.lock();
+        match &role {
+            Role::Replica { host, port } => {
+                let up = self.repl.upstream.lock();
+                let status = up.as_ref().map(|u| u.status.clone());
+                let phase = status.as_ref().map_or(Phase::Connect, |s| s.phase());
+                let last_io = status.as_ref().map_or(-1, |s| {
+                    (now.saturating_sub(s.last_io_ms.load(Ordering::Relaxed)) / 1000) as i64
+                });
+                let _ = write!(
+                    out,
+                    "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n",
+                    if phase == Phase::Connected {
+                        "up"
+                    } else {
+                        "down"
+                    },
+                    if phase == Phase::Connected {
+                        last_io
+                    } else {
+                        -1
+                    },
+                    (phase == Phase::Sync) as u8,
+                );
+                if phase != Phase::Connected {
+                    let since = status
+                        .as_ref()
+                        .map_or(0, |s| s.down_since_ms.load(Ordering::Relaxed));
+                    let secs = if since == 0 {
+                        -1
+                    } else {
+                        (now.saturating_sub(since) / 1000) as i64
+                    };
+                    let _ = write!(out, "master_link_down_since_seconds:{secs}\r\n");
+                }
+                let _ = write!(
+                    out,
+                    "slave_read_repl_offset:{0}\r\nslave_repl_offset:{0}\r\nslave_priority:{priority}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
+                    feed.offset
+                );
+            }
+            _ => out.push_str("role:master\r\n"),
+        }
+        let _ = write!(out, "connected_slaves:{}\r\n", feed.links.len());
+        for (i, l) in feed.links.iter().enumerate() {
+            let _ = write!(
+                out,
+                "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+                l.ip,
+                l.port.load(Ordering::Relaxed),
+                l.state().as_str(),
+                l.ack.load(Ordering::Relaxed),
+                now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) / 1000,
+            );
+        }
+        let hist = feed.backlog_len();
+        let _ = write!(
+            out,
+            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{hist}\r\n",
+            feed.replid,
+            feed.replid2,
+            feed.offset,
+            feed.second_offset,
+            self.config.read().replication.backlog_size,
+            feed.backlog_first_byte(),
+        );
+        out
     }
 }

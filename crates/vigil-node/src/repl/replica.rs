@@ -500,7 +500,7 @@ fn apply(
     ops: Vec<Op>,
     bytes: &[u8],
     data_len: usize,
-    scratch: &mut Vec<crate::cmd::Prop>,
+    scratch: &mut Vec<crate::ctx::Prop>,
     cancel: &CancellationToken,
 ) -> Result<Option<u64>, ReplError> {
     let mut store = node.store.lock();
@@ -525,4 +525,47 @@ fn apply(
     feed.set_db(db.unwrap_or(0));
     feed.push_with_data(bytes, data_len);
     Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
+}
+
+impl Node {
+    /// Becomes a master: stops following (under the store lock, so nothing of the old stream
+    /// lands afterwards) and starts a new history that keeps the old one as `replid2`, so the
+    /// other replicas of the old master can continue partially from this node.
+    pub fn become_master(&self) {
+        let store = self.store.lock();
+        let upstream = self.repl.upstream.lock().take();
+        drop(upstream);
+        if self.gate.promote() {
+            let mut feed = self.repl.feed.lock();
+            feed.shift_replid();
+            if let Some(aof) = &self.persist.aof {
+                aof.append(&feed.marker());
+            }
+            tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = self.gate.epoch(), "now a master");
+        }
+        *self.shared.role.write() = "master";
+        drop(store);
+    }
+
+    /// Becomes a replica of `host:port`: drops our own replicas and follows the new master,
+    /// resynchronising partially when it shares our history.
+    pub fn become_replica(&self, host: String, port: u16) {
+        let old = self.repl.upstream.lock().take();
+        drop(old);
+        {
+            let _store = self.store.lock();
+            self.gate.follow(host.clone(), port);
+            *self.shared.role.write() = "replica";
+            for l in &self.repl.feed.lock().links {
+                l.kill.cancel();
+            }
+            tracing::info!(master = %format!("{host}:{port}"), epoch = self.gate.epoch(), "now a replica");
+        }
+        self.wake_blocked();
+        // Only a node being dropped has no Arc left; it has nothing to follow any more.
+        if let Some(me) = self.arc() {
+            let up = start(&me, host, port);
+            *self.repl.upstream.lock() = Some(up);
+        }
+    }
 }
