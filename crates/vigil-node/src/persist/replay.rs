@@ -1,4 +1,5 @@
-//! Log replay at start-up: reads one append-log file through the stream grammar
+//! Log replay at start-up: reads one append-log file ([`read_log`]: complete commands, a torn
+//! tail told apart from damage) through the stream grammar
 //! ([`crate::stream::Reader`]) and hands each data command to the caller, following the
 //! replication position as it goes.
 //!
@@ -8,10 +9,11 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use vigil_resp::error::ProtocolError;
+use vigil_resp::request::{ParseLimits, RequestParser};
 
 use crate::error::NodeError;
-use crate::persist::aof;
 use crate::stream::{Read, Reader, apply_unit};
 
 /// Where replaying the data left the replication stream.
@@ -43,7 +45,7 @@ pub fn replay_log(
         offset,
         reason,
     };
-    let read = aof::read_log(path, max_bulk, max_multibulk)
+    let read = read_log(path, max_bulk, max_multibulk)
         .map_err(|(offset, reason)| corrupt(offset, reason))?;
     let mut valid_len = read.valid_len;
     let mut reader = Reader::new(databases, true);
@@ -101,6 +103,94 @@ pub fn replay_log(
         f.sync_all().map_err(NodeError::io("cannot fsync", path))?;
     }
     Ok(())
+}
+
+/// The result of reading one log file.
+#[derive(Debug)]
+pub struct LogRead {
+    /// Complete commands, in order, each with the byte offset where it starts.
+    pub commands: Vec<(u64, Vec<Bytes>)>,
+    /// Bytes of the file that hold complete commands.
+    pub valid_len: u64,
+    /// Whether an incomplete tail followed them.
+    pub torn: bool,
+}
+
+/// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
+/// `torn`, anything else that does not parse is an error with its offset.
+///
+/// Sizes are judged by what the node could have written: a length or count over the node's
+/// limits (`max_bulk_len`, `max_multibulk_len`) is damage, reported as such (with its offset)
+/// rather than believed; one within them that the file does not hold is a torn last write
+/// (say, of a value larger than the whole log so far). Either way nothing is allocated for
+/// what a size announces beyond the bytes actually there.
+pub fn read_log(
+    path: &Path,
+    max_bulk_len: usize,
+    max_multibulk_len: usize,
+) -> Result<LogRead, (u64, String)> {
+    let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
+    let total = data.len();
+    let mut buf = BytesMut::from(&data[..]);
+    let limits = ParseLimits::peer(max_bulk_len, max_multibulk_len);
+    let mut parser = RequestParser::new();
+    let mut commands = Vec::new();
+    let mut valid = 0usize;
+    loop {
+        if buf.is_empty() {
+            return Ok(LogRead {
+                commands,
+                valid_len: valid as u64,
+                torn: false,
+            });
+        }
+        if buf[0] != b'*' {
+            if buf.iter().all(|&b| b == 0) {
+                return Ok(LogRead {
+                    commands,
+                    valid_len: valid as u64,
+                    torn: true,
+                });
+            }
+            return Err((
+                valid as u64,
+                format!("expected '*', found byte {:#04x}", buf[0]),
+            ));
+        }
+        match parser.parse(&mut buf, &limits, true) {
+            Ok(Some(cmd)) => {
+                let start = valid as u64;
+                valid = total - buf.len();
+                if !cmd.is_empty() {
+                    commands.push((start, cmd));
+                }
+            }
+            Ok(None) => {
+                return Ok(LogRead {
+                    commands,
+                    valid_len: valid as u64,
+                    torn: true,
+                });
+            }
+            Err(e) => {
+                let rest = &data[valid..];
+                if rest.iter().skip(1).all(|&b| b == 0) {
+                    return Ok(LogRead {
+                        commands,
+                        valid_len: valid as u64,
+                        torn: true,
+                    });
+                }
+                let reason = match e {
+                    ProtocolError::BulkLength | ProtocolError::MultibulkLength => format!(
+                        "a command announces a size over the node's limits (proto_max_bulk_len {max_bulk_len}, max_multibulk_len {max_multibulk_len}) or not a size"
+                    ),
+                    e => e.to_string(),
+                };
+                return Err((valid as u64, reason));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,5 +271,82 @@ mod tests {
             e.contains("appendonly.1.aof") && e.contains("SELECT"),
             "{e}"
         );
+    }
+
+    /// The default `proto_max_bulk_len` (512 MiB).
+    const LIMIT: usize = 512 * 1024 * 1024;
+
+    #[test]
+    fn torn_tail_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("appendonly.1.aof");
+        let mut data = Vec::new();
+        encode_command(
+            &mut data,
+            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        );
+        let full = data.len();
+        encode_command(
+            &mut data,
+            &[Bytes::from("SET"), Bytes::from("k2"), Bytes::from("v2")],
+        );
+        for cut in full..data.len() {
+            std::fs::write(&p, &data[..cut]).unwrap();
+            let r = read_log(&p, LIMIT, LIMIT).unwrap();
+            assert_eq!(r.commands.len(), 1, "cut {cut}");
+            assert_eq!(r.valid_len as usize, full);
+            assert_eq!(r.torn, cut != full, "cut {cut}");
+        }
+        let mut zeros = data[..full].to_vec();
+        zeros.extend_from_slice(&[0; 100]);
+        std::fs::write(&p, &zeros).unwrap();
+        assert!(read_log(&p, LIMIT, LIMIT).unwrap().torn);
+        let mut garbage = data[..full].to_vec();
+        garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
+        std::fs::write(&p, &garbage).unwrap();
+        assert_eq!(read_log(&p, LIMIT, LIMIT).unwrap_err().0, full as u64);
+    }
+
+    /// A damaged tail announcing absurd sizes is an error at its offset, never an attempt to
+    /// allocate what it claims; a claim the file could hold is an ordinary torn tail.
+    #[test]
+    fn announced_sizes_beyond_the_file_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("appendonly.1.aof");
+        let mut clean = Vec::new();
+        encode_command(
+            &mut clean,
+            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        );
+        for (i, tail) in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\nabc"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9223372036854775807\r\n",
+            b"*99999999999\r\n$3\r\nSET\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut data = clean.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(&p, &data).unwrap();
+            let (offset, reason) = read_log(&p, LIMIT, LIMIT).unwrap_err();
+            assert_eq!(offset, clean.len() as u64, "#{i}");
+            assert!(reason.contains("over the node's limits"), "#{i}: {reason}");
+        }
+        // A torn write of a value larger than the whole file so far, within the limits.
+        for (i, tail) in [
+            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc"[..],
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10000000\r\nabc",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut data = clean.clone();
+            data.extend_from_slice(tail);
+            std::fs::write(&p, &data).unwrap();
+            let r = read_log(&p, LIMIT, LIMIT).unwrap();
+            assert!(r.torn && r.valid_len == clean.len() as u64, "#{i}");
+        }
     }
 }
