@@ -8,8 +8,11 @@
 //! [`crate::ctx`]) run
 //! under the store lock, so they are testable without any I/O.
 
+pub mod blocking;
 pub mod conn;
+pub mod counters;
 pub mod hashes;
+pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod replication;
@@ -17,6 +20,7 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod txn;
+pub mod zpop;
 pub mod zsets;
 
 use vigil_resp::CommandMeta;
@@ -29,14 +33,18 @@ pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
     rows.extend(server::commands());
+    rows.extend(info::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
     rows.extend(strings::commands());
+    rows.extend(counters::commands());
     rows.extend(lists::commands());
+    rows.extend(blocking::commands());
     rows.extend(hashes::commands());
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
+    rows.extend(zpop::commands());
     CommandTable::new(rows)
 }
 
