@@ -1,5 +1,5 @@
 //! List commands; the blocking ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are in
-//! [`super::blocking`] and share the moves and pops defined here.
+//! `blocking.rs` and share the moves and pops defined here.
 
 use bytes::Bytes;
 use vigil_resp::args::parse_float;

@@ -1,4 +1,5 @@
-//! Server commands (INFO is in [`super::info`]): CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN.
+//! Server commands: CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN (INFO has
+//! its own file, `info.rs`).
 
 use std::sync::atomic::Ordering;
 
