@@ -1,5 +1,11 @@
 //! How one request runs: the table check, MULTI queueing, the store lock for data commands,
 //! blocking waits, and holding replies until the append log covers them.
+//!
+//! The invariant: every data command passes the write gate ([`crate::gate::Gate::admit`])
+//! under the same store lock it runs under, and every batch of replies passes the gate's
+//! acknowledgement check ([`crate::gate::Gate::settle`], in [`Node::ack_check`]) after the
+//! log covers it and before it leaves. Also log and stream application (`apply_logged`),
+//! which never blocks or expires.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

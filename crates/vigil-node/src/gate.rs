@@ -16,7 +16,7 @@
 //!    while the write waited never becomes a false OK: the caller cuts the output at the first
 //!    write's reply ([`PendingAck`] records where it starts) and closes the connection.
 //!
-//! A new fence condition is a change to [`State::write_denied`] alone: both checks, the
+//! A new fence condition is a change to `State::write_denied` (private) alone: both checks, the
 //! background tasks (expiry, stream PINGs) and `NodeAdmin` status read it.
 //!
 //! Reads on a managed node that clients may take for the master are served under the same

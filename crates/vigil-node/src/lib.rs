@@ -1,15 +1,18 @@
 //! The Vigil storage node: a Redis-protocol key-value server with durable persistence.
 //!
-//! - [`db`]: the keyspace and value types.
-//! - [`cmd`]: the command table and every command, grouped by family.
-//! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
-//! - [`persist`]: append log, snapshots, recovery.
-//! - [`stream`]: the replication-stream grammar, read by log replay and by replicas.
-//! - [`repl`]: replication master → replica.
-//! - [`gate`]: the write gate: role, epoch, fence and lease, the check before a command runs
-//!   and the one when its reply leaves.
-//! - [`admin`]: the NodeAdmin gRPC service.
-//! - [`node`]: the node itself: start-up, background tasks, shutdown.
+//! Modules in layers, each using only those below it (no import cycle):
+//!
+//! 1. Bottom — [`error`], [`config`], [`db`] (the keyspace and value types), [`ctx`] (the
+//!    context data commands run in), [`stream`] (the replication-stream grammar).
+//! 2. Mechanics — [`gate`] (the write gate: role, epoch, fence, lease; the check before a
+//!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
+//!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
+//!    [`session`] (per-connection state).
+//! 3. The node — [`node`]: the shared state and the operations that need no command layer.
+//! 4. On top — [`dispatch`] (how a request runs: MULTI, blocking, the gate), [`repl`]
+//!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`cmd`] (the
+//!    command table, one file per family), [`admin`] (the NodeAdmin gRPC service),
+//!    [`server`] (start-up, serving, [`serve`]).
 #![deny(missing_docs)]
 
 pub mod admin;

@@ -84,33 +84,33 @@ pub(crate) struct Parts {
 /// A running storage node.
 pub struct Node {
     /// Configuration (the mutable parts change through `CONFIG SET`).
-    pub config: RwLock<NodeConfig>,
+    pub(crate) config: RwLock<NodeConfig>,
     /// The config file, if any.
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
     /// The dataset.
-    pub store: Mutex<Store>,
+    pub(crate) store: Mutex<Store>,
     /// Append log and snapshots.
-    pub persist: Arc<Persistence>,
+    pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The command table.
-    pub table: CommandTable<Handler>,
+    pub(crate) table: CommandTable<Handler>,
     /// Process start (monotonic).
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Random id of this process run.
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// Replication: the stream, replicas, the link to our master.
-    pub repl: Repl,
+    pub(crate) repl: Repl,
     /// The write gate: role, epoch, fence, lease, and the checks every write passes.
-    pub gate: Gate,
+    pub(crate) gate: Gate,
     /// Commands per second over the last second.
-    pub ops_per_sec: AtomicU64,
+    pub(crate) ops_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
-    pub port: AtomicU64,
+    pub(crate) port: AtomicU64,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
     /// The span every log line of the node runs in: its port and current epoch.
-    pub span: tracing::Span,
+    pub(crate) span: tracing::Span,
 }
 
 /// Result of propagating a write.
@@ -143,6 +143,11 @@ impl Node {
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
         })
+    }
+
+    /// Stops the node as SHUTDOWN does: [`crate::run`] returns once everything is durable.
+    pub fn stop(&self) {
+        self.shared.shutdown.cancel();
     }
 
     /// The node as an `Arc`, for tasks it spawns (`None` only while it is being dropped).

@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(shared.clients.len(), 1);
         c.write_all(b"BOOM\r\n").await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while shared.clients.len() > 0 && tokio::time::Instant::now() < deadline {
+        while !shared.clients.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(

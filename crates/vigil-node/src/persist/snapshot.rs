@@ -113,7 +113,7 @@ pub enum Pending {
 impl Pending {
     /// Encodes `store` in a forked child, or in place if the fork fails (e.g. no memory for
     /// the page tables): a slower pause, never a failed save. Call under the store lock.
-    /// Where the allocator is not known to be fork-safe (see [`super::fork`]), always in
+    /// Where the allocator is not known to be fork-safe (see `persist/fork.rs`), always in
     /// place.
     pub fn start(store: &Store, h: &Header) -> Pending {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]

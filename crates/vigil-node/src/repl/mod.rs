@@ -1,8 +1,8 @@
 //! Replication master → replica.
 //!
 //! - [`feed`]: the stream of changes, its offset and backlog, and each replica's buffer.
-//! - [`master`]: serving replicas (`REPLCONF`, `PSYNC`), acknowledgements, `WAIT` and
-//!   synchronous writes.
+//! - [`master`]: serving replicas (`REPLCONF`, `PSYNC`), acknowledgements and `WAIT` (the
+//!   write gate waits on them for synchronous writes).
 //! - [`replica`]: following a master (handshake, full and partial resync, applying the stream).
 //!
 //! The protocol is Redis' PSYNC2 over the data port: `PING`, `REPLCONF listening-port`,
