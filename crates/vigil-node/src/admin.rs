@@ -268,7 +268,7 @@ pub fn status(node: &Node) -> NodeStatus {
         let c = node.config.read();
         (c.replication.sync_replicas, c.replication.priority)
     };
-    let acked_offset = node.acked_by(sync_replicas);
+    let acked_offset = node.repl.acked_by(sync_replicas);
     let keys = node.store.lock().total_keys() as u64;
     let feed = node.repl.feed.lock();
     let replicas = feed

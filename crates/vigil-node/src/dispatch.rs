@@ -151,7 +151,7 @@ impl Node {
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
         self.gate.admit(
             meta.flags,
-            |lag| self.good_replicas(lag),
+            |lag| self.repl.good_replicas(lag, self.clock_ms()),
             || {
                 self.config.read().replication.serve_stale_data
                     || self
@@ -175,7 +175,7 @@ impl Node {
         let settled = self
             .gate
             .settle(&mut conn.state.ack, sync, |offset, n, deadline| {
-                self.wait_acks(offset, n, Some(deadline))
+                self.repl.wait_acks(offset, n, Some(deadline))
             })
             .await;
         if let Err(u) = settled {

@@ -11,7 +11,9 @@ use vigil_resp::args::lossy_lower;
 
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
+use crate::gate::Role;
 use crate::node::{Handler, Node, row};
+use crate::repl::Phase;
 use crate::session::ConnState;
 
 /// The row.
@@ -182,7 +184,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     node.shared.hub.numpat(),
                 );
             }
-            "replication" => out.push_str(&node.info_replication()),
+            "replication" => out.push_str(&info_replication(node)),
             "cpu" => {
                 let (user, sys) = cpu_times();
                 let _ = write!(
@@ -210,4 +212,80 @@ fn cpu_times() -> (f64, f64) {
     }
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(u.ru_utime), t(u.ru_stime))
+}
+
+/// The `# Replication` section of `INFO`, with Redis' field names and order.
+fn info_replication(node: &Node) -> String {
+    use std::fmt::Write as _;
+    let role = node.gate.role();
+    let priority = node.config.read().replication.priority;
+    let now = node.clock_ms();
+    let mut out = String::from("# Replication\r\n");
+    let feed = node.repl.feed.lock();
+    match &role {
+        Role::Replica { host, port } => {
+            let up = node.repl.upstream.lock();
+            let status = up.as_ref().map(|u| u.status.clone());
+            let phase = status.as_ref().map_or(Phase::Connect, |s| s.phase());
+            let last_io = status.as_ref().map_or(-1, |s| {
+                (now.saturating_sub(s.last_io_ms.load(Ordering::Relaxed)) / 1000) as i64
+            });
+            let _ = write!(
+                out,
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n",
+                if phase == Phase::Connected {
+                    "up"
+                } else {
+                    "down"
+                },
+                if phase == Phase::Connected {
+                    last_io
+                } else {
+                    -1
+                },
+                (phase == Phase::Sync) as u8,
+            );
+            if phase != Phase::Connected {
+                let since = status
+                    .as_ref()
+                    .map_or(0, |s| s.down_since_ms.load(Ordering::Relaxed));
+                let secs = if since == 0 {
+                    -1
+                } else {
+                    (now.saturating_sub(since) / 1000) as i64
+                };
+                let _ = write!(out, "master_link_down_since_seconds:{secs}\r\n");
+            }
+            let _ = write!(
+                out,
+                "slave_read_repl_offset:{0}\r\nslave_repl_offset:{0}\r\nslave_priority:{priority}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
+                feed.offset
+            );
+        }
+        _ => out.push_str("role:master\r\n"),
+    }
+    let _ = write!(out, "connected_slaves:{}\r\n", feed.links.len());
+    for (i, l) in feed.links.iter().enumerate() {
+        let _ = write!(
+            out,
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+            l.ip,
+            l.port.load(Ordering::Relaxed),
+            l.state().as_str(),
+            l.ack.load(Ordering::Relaxed),
+            now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) / 1000,
+        );
+    }
+    let hist = feed.backlog_len();
+    let _ = write!(
+        out,
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{hist}\r\n",
+        feed.replid,
+        feed.replid2,
+        feed.offset,
+        feed.second_offset,
+        node.config.read().replication.backlog_size,
+        feed.backlog_first_byte(),
+    );
+    out
 }

@@ -13,10 +13,8 @@ use vigil_resp::request::{ParseLimits, RequestParser};
 use vigil_resp::{Args, CmdError, Conn, Reply, Service};
 
 use super::feed::{Link, LinkState};
-use crate::gate::Role;
 use crate::node::Node;
 use crate::persist::snapshot::{self, Header};
-use crate::repl::Phase;
 use crate::session::ConnState;
 use vigil_base::clock::unix_ms;
 
@@ -254,75 +252,6 @@ fn read_acks(
     Ok(())
 }
 
-impl Node {
-    /// How many online replicas have acknowledged `offset`.
-    pub fn replicas_acked(&self, offset: u64) -> usize {
-        self.repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= offset)
-            .count()
-    }
-
-    /// The highest offset that at least `n` online replicas have acknowledged (0 if fewer
-    /// than `n` are online).
-    pub fn acked_by(&self, n: usize) -> u64 {
-        let mut acks: Vec<u64> = self
-            .repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| l.state() == LinkState::Online)
-            .map(|l| l.ack.load(Ordering::Relaxed))
-            .collect();
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        if n == 0 {
-            return self.repl.feed.lock().offset;
-        }
-        acks.get(n - 1).copied().unwrap_or(0)
-    }
-
-    /// Online replicas whose last acknowledgement is at most `max_lag` old
-    /// (`min_replicas_to_write`).
-    pub fn good_replicas(&self, max_lag: Duration) -> usize {
-        let now = self.clock_ms();
-        let lag = max_lag.as_millis() as u64;
-        self.repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| {
-                l.state() == LinkState::Online
-                    && now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) <= lag
-            })
-            .count()
-    }
-
-    /// Waits until `n` replicas acknowledged `offset` or `deadline` passes; returns how many
-    /// did.
-    pub async fn wait_acks(&self, offset: u64, n: usize, deadline: Option<Instant>) -> usize {
-        let mut rx = self.repl.acks.subscribe();
-        loop {
-            rx.borrow_and_update();
-            let got = self.replicas_acked(offset);
-            if got >= n {
-                return got;
-            }
-            let changed = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), rx.changed()).await,
-                None => Ok(rx.changed().await),
-            };
-            if !matches!(changed, Ok(Ok(()))) {
-                return self.replicas_acked(offset);
-            }
-        }
-    }
-}
-
 /// `WAIT numreplicas timeout`.
 pub fn wait<'a>(
     node: &'a Node,
@@ -376,7 +305,7 @@ fn wait_start(node: &Node, conn: &Conn<ConnState>, mut args: Args) -> Result<Wai
         want: n,
         timeout_ms,
         offset,
-        acked: node.replicas_acked(offset),
+        acked: node.repl.replicas_acked(offset),
     })
 }
 
@@ -406,88 +335,10 @@ async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     }
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     match conn
-        .wait_or_disconnect(node.wait_acks(offset, n, deadline))
+        .wait_or_disconnect(node.repl.wait_acks(offset, n, deadline))
         .await
     {
         Some(got) => conn.reply(Reply::Int(got as i64)),
         None => conn.close = true,
-    }
-}
-
-impl Node {
-    /// The `# Replication` section of `INFO`, with Redis' field names and order.
-    pub fn info_replication(&self) -> String {
-        use std::fmt::Write as _;
-        let role = self.gate.role();
-        let priority = self.config.read().replication.priority;
-        let now = self.clock_ms();
-        let mut out = String::from("# Replication\r\n");
-        let feed = self.repl.feed.lock();
-        match &role {
-            Role::Replica { host, port } => {
-                let up = self.repl.upstream.lock();
-                let status = up.as_ref().map(|u| u.status.clone());
-                let phase = status.as_ref().map_or(Phase::Connect, |s| s.phase());
-                let last_io = status.as_ref().map_or(-1, |s| {
-                    (now.saturating_sub(s.last_io_ms.load(Ordering::Relaxed)) / 1000) as i64
-                });
-                let _ = write!(
-                    out,
-                    "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n",
-                    if phase == Phase::Connected {
-                        "up"
-                    } else {
-                        "down"
-                    },
-                    if phase == Phase::Connected {
-                        last_io
-                    } else {
-                        -1
-                    },
-                    (phase == Phase::Sync) as u8,
-                );
-                if phase != Phase::Connected {
-                    let since = status
-                        .as_ref()
-                        .map_or(0, |s| s.down_since_ms.load(Ordering::Relaxed));
-                    let secs = if since == 0 {
-                        -1
-                    } else {
-                        (now.saturating_sub(since) / 1000) as i64
-                    };
-                    let _ = write!(out, "master_link_down_since_seconds:{secs}\r\n");
-                }
-                let _ = write!(
-                    out,
-                    "slave_read_repl_offset:{0}\r\nslave_repl_offset:{0}\r\nslave_priority:{priority}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
-                    feed.offset
-                );
-            }
-            _ => out.push_str("role:master\r\n"),
-        }
-        let _ = write!(out, "connected_slaves:{}\r\n", feed.links.len());
-        for (i, l) in feed.links.iter().enumerate() {
-            let _ = write!(
-                out,
-                "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
-                l.ip,
-                l.port.load(Ordering::Relaxed),
-                l.state().as_str(),
-                l.ack.load(Ordering::Relaxed),
-                now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) / 1000,
-            );
-        }
-        let hist = feed.backlog_len();
-        let _ = write!(
-            out,
-            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{hist}\r\n",
-            feed.replid,
-            feed.replid2,
-            feed.offset,
-            feed.second_offset,
-            self.config.read().replication.backlog_size,
-            feed.backlog_first_byte(),
-        );
-        out
     }
 }

@@ -19,11 +19,14 @@ pub mod replica;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use std::time::{Duration, Instant};
+
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use feed::Feed;
+use feed::LinkState;
 
 /// Replication state of the node.
 pub struct Repl {
@@ -133,5 +136,71 @@ impl LinkStatus {
     /// Whether the link is up.
     pub fn is_up(&self) -> bool {
         self.phase() == Phase::Connected
+    }
+}
+
+impl Repl {
+    /// How many online replicas have acknowledged `offset`.
+    pub fn replicas_acked(&self, offset: u64) -> usize {
+        self.feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= offset)
+            .count()
+    }
+
+    /// The highest offset that at least `n` online replicas have acknowledged (0 if fewer
+    /// than `n` are online).
+    pub fn acked_by(&self, n: usize) -> u64 {
+        let mut acks: Vec<u64> = self
+            .feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online)
+            .map(|l| l.ack.load(Ordering::Relaxed))
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        if n == 0 {
+            return self.feed.lock().offset;
+        }
+        acks.get(n - 1).copied().unwrap_or(0)
+    }
+
+    /// Online replicas whose last acknowledgement is at most `max_lag` old
+    /// (`min_replicas_to_write`).
+    /// `now` is the node clock (ms).
+    pub fn good_replicas(&self, max_lag: Duration, now: u64) -> usize {
+        let lag = max_lag.as_millis() as u64;
+        self.feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| {
+                l.state() == LinkState::Online
+                    && now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) <= lag
+            })
+            .count()
+    }
+
+    /// Waits until `n` replicas acknowledged `offset` or `deadline` passes; returns how many
+    /// did.
+    pub async fn wait_acks(&self, offset: u64, n: usize, deadline: Option<Instant>) -> usize {
+        let mut rx = self.acks.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let got = self.replicas_acked(offset);
+            if got >= n {
+                return got;
+            }
+            let changed = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), rx.changed()).await,
+                None => Ok(rx.changed().await),
+            };
+            if !matches!(changed, Ok(Ok(()))) {
+                return self.replicas_acked(offset);
+            }
+        }
     }
 }
