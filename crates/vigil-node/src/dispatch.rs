@@ -168,7 +168,7 @@ impl Node {
     /// ([`crate::gate::Gate::settle`]). If it fails, the output is cut at the batch's first
     /// write reply and the connection closed: the outcome is unknown to the client.
     pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
-        let sync = {
+        let sync = || {
             let c = self.config.read();
             (c.replication.sync_replicas, c.replication.sync_timeout)
         };

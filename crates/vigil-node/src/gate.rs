@@ -369,7 +369,8 @@ impl Gate {
 
     // ---- 2. when the reply leaves ----
 
-    /// Runs before write replies leave: with `sync = (n, timeout)` and `n > 0`, waits (through
+    /// Runs before write replies leave: with `sync() = (n, timeout)` and `n > 0` (read only
+    /// when a write is pending: this runs for every batch of replies), waits (through
     /// `wait(offset, n, deadline)`, which returns how many replicas acknowledged `offset`) for
     /// `n` acknowledgements, then checks role, fence and lease *now*.
     ///
@@ -380,13 +381,14 @@ impl Gate {
     pub async fn settle<F: Future<Output = usize>>(
         &self,
         pending: &mut PendingAck,
-        (n, timeout): (usize, Duration),
+        sync: impl FnOnce() -> (usize, Duration),
         wait: impl FnOnce(u64, usize, Instant) -> F,
     ) -> Result<(), Unacknowledged> {
         let Some(offset) = pending.offset.take() else {
             pending.first_write = None;
             return Ok(());
         };
+        let (n, timeout) = sync();
         let mut failure: Option<String> = None;
         if n > 0 {
             let got = wait(offset, n, Instant::now() + timeout).await;

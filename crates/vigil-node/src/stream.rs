@@ -87,49 +87,45 @@ impl Reader {
     /// Whether `cmd` carries data, as opposed to a keepalive or position record: where the
     /// data of a stream ends is what the sentinels compare.
     pub fn is_data(&self, cmd: &[Bytes]) -> bool {
-        let name = cmd
-            .first()
-            .map(|n| n.to_ascii_lowercase())
-            .unwrap_or_default();
-        match &name[..] {
-            b"replmark" if self.marks => false,
-            b"ping" | b"replconf" => self.tx.is_some(),
+        match cmd.first().map_or(Word::Data, |n| Word::of(n)) {
+            Word::Mark => !self.marks,
+            Word::Ping | Word::Replconf => self.tx.is_some(),
             _ => true,
         }
     }
 
     /// Reads one (non-empty) command.
     pub fn read(&mut self, cmd: Vec<Bytes>) -> Result<Read, StreamError> {
-        let Some(name) = cmd.first().map(|n| n.to_ascii_lowercase()) else {
+        let Some(word) = cmd.first().map(|n| Word::of(n)) else {
             return Ok(Read::Unit {
                 ops: Vec::new(),
                 ack: false,
             });
         };
-        let op = match &name[..] {
-            b"replmark" if self.marks => return parse_mark(&cmd).map(Read::Mark),
-            b"select" => Op::Select(
+        let op = match word {
+            Word::Mark if self.marks => return parse_mark(&cmd).map(Read::Mark),
+            Word::Select => Op::Select(
                 arg::<usize>(&cmd, 1)
                     .filter(|d| *d < self.databases)
                     .ok_or(StreamError::NoSuchDb)?,
             ),
-            b"multi" => {
+            Word::Multi => {
                 self.tx = Some(Vec::new());
                 return Ok(Read::Open);
             }
-            b"exec" => {
+            Word::Exec => {
                 return Ok(Read::Unit {
                     ops: self.tx.take().unwrap_or_default(),
                     ack: false,
                 });
             }
             // Keepalives inside a transaction are not applied either.
-            b"ping" | b"replconf" => {
+            Word::Ping | Word::Replconf => {
                 return Ok(match self.tx {
                     Some(_) => Read::Open,
                     None => Read::Unit {
                         ops: Vec::new(),
-                        ack: &name[..] == b"replconf",
+                        ack: word == Word::Replconf,
                     },
                 });
             }
@@ -145,6 +141,35 @@ impl Reader {
                 ack: false,
             },
         })
+    }
+}
+
+/// The command words the grammar knows (compared without allocating: this runs per command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Word {
+    Mark,
+    Select,
+    Multi,
+    Exec,
+    Ping,
+    Replconf,
+    Data,
+}
+
+impl Word {
+    fn of(name: &[u8]) -> Word {
+        const WORDS: [(&[u8], Word); 6] = [
+            (MARKER, Word::Mark),
+            (b"SELECT", Word::Select),
+            (b"MULTI", Word::Multi),
+            (b"EXEC", Word::Exec),
+            (b"PING", Word::Ping),
+            (b"REPLCONF", Word::Replconf),
+        ];
+        WORDS
+            .iter()
+            .find(|(w, _)| name.eq_ignore_ascii_case(w))
+            .map_or(Word::Data, |(_, k)| *k)
     }
 }
 

@@ -250,16 +250,22 @@ fn settle_table() {
         p.reply_at(3);
         p.wrote(50);
         p.reply_at(9);
-        let got = block_on(
-            g.settle(&mut p, (n, Duration::from_millis(1)), |off, _, _| {
+        let got = block_on(g.settle(
+            &mut p,
+            || (n, Duration::from_millis(1)),
+            |off, _, _| {
                 assert_eq!(off, 50, "#{i}: waits for the last write");
                 async move { acked }
-            }),
-        );
+            },
+        ));
         assert_eq!(got.map_err(|u| u.cut), cut.map_or(Ok(()), Err), "#{i}");
         // Settled: the next check has nothing pending.
         assert_eq!(
-            block_on(g.settle(&mut p, (n, Duration::ZERO), |_, _, _| async { 0 })),
+            block_on(g.settle(
+                &mut p,
+                || panic!("read only when a write is pending"),
+                |_, _, _| async { 0 }
+            )),
             Ok(())
         );
     }
@@ -269,7 +275,7 @@ fn settle_table() {
     g.fence();
     let mut p = PendingAck::default();
     p.wrote(1);
-    let u = block_on(g.settle(&mut p, (0, Duration::ZERO), |_, _, _| async { 0 })).unwrap_err();
+    let u = block_on(g.settle(&mut p, || (0, Duration::ZERO), |_, _, _| async { 0 })).unwrap_err();
     assert_eq!(
         (u.cut, u.why.as_str()),
         (0, "the node was fenced before it was acknowledged")
