@@ -20,9 +20,9 @@ use vigil_proto::node::{
     Role as PbRole,
 };
 
+use crate::gate::{EpochRefused, Role};
 use crate::node::Node;
 use crate::repl::Phase;
-use crate::role::{self, Role};
 
 /// Longest lease a single renewal may grant.
 const MAX_LEASE: Duration = Duration::from_secs(3600);
@@ -109,23 +109,21 @@ struct AdminService {
 }
 
 impl AdminService {
-    /// Refuses a stale epoch; persists a newer one before the call acts on it.
-    fn accept_epoch(&self, Epoch(epoch): Epoch) -> Result<(), Status> {
-        let current = self.node.role.read().epoch;
-        if epoch < current {
-            return Err(Status::failed_precondition(format!(
-                "stale epoch {epoch}: this node has seen epoch {current}; refresh the cluster state and retry"
-            )));
+    /// Refuses a stale epoch; persists a newer one before the call acts on it. `true` if the
+    /// epoch advanced.
+    fn accept_epoch(&self, Epoch(epoch): Epoch) -> Result<bool, Status> {
+        let dir = self.node.config.read().dir.clone();
+        match self.node.gate.accept_epoch(epoch, &dir) {
+            Ok(advanced) => {
+                if advanced {
+                    self.node.span.record("epoch", epoch);
+                    tracing::info!(epoch, "epoch advanced");
+                }
+                Ok(advanced)
+            }
+            Err(e @ EpochRefused::Stale { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(e @ EpochRefused::Persist(_)) => Err(Status::internal(e.to_string())),
         }
-        if epoch > current {
-            let dir = self.node.config.read().dir.clone();
-            role::save_epoch(&dir, epoch)
-                .map_err(|e| Status::internal(format!("cannot persist the epoch: {e}")))?;
-            self.node.role.write().epoch = epoch;
-            self.node.span.record("epoch", epoch);
-            tracing::info!(epoch, "epoch advanced");
-        }
-        Ok(())
     }
 
     /// The lease end for `ttl_ms` counted from the node clock reading `since_ms` (0: now).
@@ -173,13 +171,7 @@ impl NodeAdmin for AdminService {
         }
         self.accept_epoch(epoch)?;
         self.node.become_master();
-        {
-            let mut role = self.node.role.write();
-            role.fenced = false;
-            if let Some(l) = lease {
-                role.lease_until = Some(role.lease_until.map_or(l, |t| t.max(l)));
-            }
-        }
+        self.node.gate.lift_fence(lease);
         self.node.check_lease();
         tracing::info!(epoch = r.epoch, offset, "promoted by the sentinels");
         Ok(Response::new(status(&self.node)))
@@ -191,15 +183,14 @@ impl NodeAdmin for AdminService {
     ) -> Result<Response<NodeStatus>, Status> {
         let t = Target::try_from(req.into_inner())?;
         let _serial = self.serial.lock().await;
-        let before = self.node.role.read().epoch;
-        self.accept_epoch(t.epoch)?;
+        let advanced = self.accept_epoch(t.epoch)?;
         let role = Role::Replica {
             host: t.host.clone(),
             port: t.port,
         };
         // Same master at the same epoch: nothing to do. A new epoch reconnects, so the
         // handshake checks the master against it.
-        if self.node.role.read().role != role || t.epoch.0 > before {
+        if self.node.gate.role() != role || advanced {
             self.node.become_replica(t.host, t.port);
         }
         Ok(Response::new(status(&self.node)))
@@ -214,9 +205,7 @@ impl NodeAdmin for AdminService {
             // before the fence (a command, a PING) lands after it, so the offset this call
             // reports is final.
             let _store = self.node.store.lock();
-            let mut role = self.node.role.write();
-            role.fenced = true;
-            role.lease_until = None;
+            self.node.gate.fence();
         }
         self.node.wake_blocked();
         self.node.check_lease();
@@ -232,26 +221,16 @@ impl NodeAdmin for AdminService {
         let _serial = self.serial.lock().await;
         let end = self.lease_end(r.ttl_ms, r.since_node_ms)?;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
-        let mut role = self.node.role.write();
-        if !role.is_master() {
-            return Err(Status::failed_precondition(
-                "this node is not a master; promote it first",
-            ));
-        }
-        if role.fenced {
-            return Err(Status::failed_precondition(format!(
-                "this node is fenced at epoch {}; only a promotion at a higher epoch lifts that",
-                role.epoch
-            )));
-        }
-        role.lease_until = Some(role.lease_until.map_or(end, |t| t.max(end)));
-        let now = Instant::now();
+        let granted = self
+            .node
+            .gate
+            .renew_lease(end, Instant::now())
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let reply = LeaseReply {
-            epoch: role.epoch,
-            lease_remaining_ms: role.lease_remaining(now).as_millis() as u64,
+            epoch: granted.epoch,
+            lease_remaining_ms: granted.remaining.as_millis() as u64,
             node_clock_ms: self.node.clock_ms(),
         };
-        drop(role);
         self.node.check_lease();
         Ok(Response::new(reply))
     }
@@ -277,22 +256,19 @@ impl NodeAdmin for AdminService {
 pub fn status(node: &Node) -> NodeStatus {
     let now = Instant::now();
     let clock = node.clock_ms();
-    let (role, managed, epoch, fenced, lease, writable) = {
-        let r = node.role.read();
-        (
-            r.role.clone(),
-            r.managed,
-            r.epoch,
-            r.fenced,
-            r.lease_remaining(now),
-            r.write_denied(now).is_none(),
-        )
-    };
+    let crate::gate::GateView {
+        role,
+        managed,
+        epoch,
+        fenced,
+        lease_remaining: lease,
+        writable,
+    } = node.gate.view(now);
     let (sync_replicas, priority) = {
         let c = node.config.read();
         (c.replication.sync_replicas, c.replication.priority)
     };
-    let acked_offset = node.acked_by(sync_replicas);
+    let acked_offset = node.repl.acked_by(sync_replicas);
     let keys = node.store.lock().total_keys() as u64;
     let feed = node.repl.feed.lock();
     let replicas = feed

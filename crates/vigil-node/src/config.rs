@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use vigil_base::HostPort;
+
 use crate::error::NodeError;
 
 /// When the append log is fsynced.
@@ -419,12 +421,10 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
-/// Parses `host:port` (IPv6 hosts in brackets).
-pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = s.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().ok()?;
-    (!host.is_empty() && port != 0).then(|| (host.to_string(), port))
+/// Parses `replicaof`'s `host:port` (hostname, IPv4, or bracketed IPv6: the workspace's one
+/// [`HostPort`] rules); port 0 is refused, as nothing listens there.
+pub fn parse_host_port(s: &str) -> Option<HostPort> {
+    s.parse::<HostPort>().ok().filter(|h| h.port() != 0)
 }
 
 /// Parses a Redis memory size: `123`, `1k` (1000), `1kb` (1024), `mb`, `gb` likewise.
@@ -504,7 +504,10 @@ mod tests {
             (c.mode, c.admin_token().as_deref()),
             (Mode::Managed, Some("t"))
         );
-        assert_eq!(parse_host_port("[::1]:6379"), Some(("::1".into(), 6379)));
+        assert_eq!(
+            parse_host_port("[::1]:6379").map(|h| (h.host().to_string(), h.port())),
+            Some(("::1".into(), 6379))
+        );
     }
 
     #[test]

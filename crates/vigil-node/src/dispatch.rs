@@ -1,5 +1,11 @@
 //! How one request runs: the table check, MULTI queueing, the store lock for data commands,
 //! blocking waits, and holding replies until the append log covers them.
+//!
+//! The invariant: every data command passes the write gate ([`crate::gate::Gate::admit`])
+//! under the same store lock it runs under, and every batch of replies passes the gate's
+//! acknowledgement check ([`crate::gate::Gate::settle`], in [`Node::ack_check`]) after the
+//! log covers it and before it leaves. Also log and stream application (`apply_logged`),
+//! which never blocks or expires.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,57 +17,16 @@ use tokio::sync::Notify;
 use vigil_resp::builtin::precheck;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 
-use crate::cmd::{Ctx, DataFn, Handler, Prop};
+use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::{Store, boxed};
-use crate::node::{Node, now_ms};
-use crate::role::{MASTERDOWN, NOREPLICAS, Role};
+use crate::node::Handler;
+use crate::node::Node;
+use crate::session::ConnState;
+use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
 const UNBLOCKED: &str =
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
-
-/// A key some client WATCHes.
-#[derive(Debug)]
-pub struct Watched {
-    /// Database.
-    pub db: usize,
-    /// Key.
-    pub key: Bytes,
-    /// Its version when watched.
-    pub version: u64,
-    /// Whether it was already logically expired then.
-    pub was_expired: bool,
-}
-
-/// Per-connection state of the node.
-#[derive(Debug, Default)]
-pub struct ConnState {
-    /// Queued commands while in MULTI.
-    pub multi: Option<Vec<Vec<Bytes>>>,
-    /// A queued command was rejected: EXEC must abort.
-    pub multi_failed: bool,
-    /// WATCHed keys.
-    pub watched: Vec<Watched>,
-    /// Log sequence number the pending replies wait for: their writes are in the append log's
-    /// file (and fsynced under `appendfsync always`) before they leave.
-    pub log_seq: Option<u64>,
-    /// The last command's name, as last published to the client registry.
-    pub last_cmd: &'static str,
-    /// This client's entry in the blocked queues while a blocking command waits.
-    pub waiter: Option<Arc<Notify>>,
-    /// The port a replica announced (`REPLCONF listening-port`).
-    pub repl_port: u32,
-    /// Stream offset after this client's last write (`WAIT`).
-    pub woff: u64,
-    /// Stream offset the pending replies' writes must be acknowledged at (synchronous mode,
-    /// lease and fence checks), if any.
-    pub pending_ack: Option<u64>,
-    /// Where the first pending write reply starts in the output buffer: if the
-    /// acknowledgement check fails, the output is cut there and the connection closed.
-    pub first_write: Option<usize>,
-    /// The last data command wrote (its reply is a write reply).
-    just_wrote: bool,
-}
 
 impl Service for Node {
     type State = ConnState;
@@ -114,7 +79,7 @@ impl Service for Node {
                 let mut store = self.store.lock();
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
-                        self.run_data(&mut store, conn, f, Args::new(args), false, now_ms(), hide)
+                        self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)
                             .0
                     }
                     Err(r) => r,
@@ -156,7 +121,7 @@ impl Node {
         let mut guard = None;
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
-        let now = now_ms();
+        let now = unix_ms();
         while let Some(args) = queue.front() {
             if conn.state.multi.is_some() {
                 return;
@@ -181,45 +146,48 @@ impl Node {
         }
     }
 
-    /// Whether this command may run now: writes need a master that may acknowledge them (and
-    /// `min_replicas_to_write` good replicas); reads on a managed node that is not a replica
-    /// need the same lease (`lease_reads`); a replica whose link is down serves nothing but
-    /// STALE commands when `serve_stale_data` is off. `Ok` says whether lookups must hide
-    /// expired keys instead of deleting them (on a node that takes no writes the master's DEL
-    /// arrives in the stream). One read of the role per command: this is the hot path, and a
-    /// master that may write pays nothing more for reads.
+    /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
+    /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
-        if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
-            return Ok(false);
+        self.gate.admit(
+            meta.flags,
+            |lag| self.repl.good_replicas(lag, self.clock_ms()),
+            || {
+                self.config.read().replication.serve_stale_data
+                    || self
+                        .repl
+                        .upstream
+                        .lock()
+                        .as_ref()
+                        .is_some_and(|u| u.status.is_up())
+            },
+        )
+    }
+
+    /// Runs before write replies leave: the gate's acknowledgement check
+    /// ([`crate::gate::Gate::settle`]). If it fails, the output is cut at the batch's first
+    /// write reply and the connection closed: the outcome is unknown to the client.
+    pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
+        let sync = || {
+            let c = self.config.read();
+            (c.replication.sync_replicas, c.replication.sync_timeout)
+        };
+        let settled = self
+            .gate
+            .settle(&mut conn.state.ack, sync, |offset, n, deadline| {
+                self.repl.wait_acks(offset, n, Some(deadline))
+            })
+            .await;
+        if let Err(u) = settled {
+            conn.out.truncate(u.cut.min(conn.out.len()));
+            conn.close = true;
+            tracing::warn!(
+                offset = u.offset,
+                client = conn.info.id,
+                "write outcome unknown ({}): closing the connection without its reply",
+                u.why
+            );
         }
-        let role = self.role.read();
-        let now = Instant::now();
-        let denied = role.write_denied(now);
-        if meta.flags.has(Flags::WRITE) {
-            if let Some(e) = denied {
-                return Err(Reply::error(e));
-            }
-            let (n, lag) = self.min_replicas;
-            if n > 0 && self.good_replicas(lag) < n {
-                return Err(Reply::error(NOREPLICAS));
-            }
-        } else if denied.is_some()
-            && let Some(e) = role.read_denied(now)
-        {
-            return Err(Reply::error(e));
-        } else if matches!(role.role, Role::Replica { .. })
-            && !meta.flags.has(Flags::STALE)
-            && !self.config.read().replication.serve_stale_data
-            && !self
-                .repl
-                .upstream
-                .lock()
-                .as_ref()
-                .is_some_and(|u| u.status.is_up())
-        {
-            return Err(Reply::error(MASTERDOWN));
-        }
-        Ok(denied.is_some())
     }
 
     /// Runs a data command under the held store lock and propagates its effects. Returns the
@@ -234,7 +202,7 @@ impl Node {
         may_block: bool,
         now: i64,
         hide_expired: bool,
-    ) -> (Reply, Option<crate::cmd::Block>) {
+    ) -> (Reply, Option<crate::ctx::Block>) {
         let mut props: Vec<Prop> = Vec::new();
         let result = execute_in(
             store,
@@ -262,9 +230,8 @@ impl Node {
         }
         conn.state.woff = p.offset;
         // Only where replies are checked before they leave is it worth tracking them.
-        if self.ack_checks {
-            conn.state.just_wrote = true;
-            conn.state.pending_ack = Some(p.offset);
+        if self.gate.ack_checks() {
+            conn.state.ack.wrote(p.offset);
         }
     }
 
@@ -299,7 +266,7 @@ impl Node {
                     f,
                     Args::new(args.clone()),
                     true,
-                    now_ms(),
+                    unix_ms(),
                     false,
                 );
                 let Some(block) = block else {
@@ -441,7 +408,7 @@ impl Node {
                 }
             }
         }
-        let now = now_ms();
+        let now = unix_ms();
         let touched = conn.state.watched.iter().any(|w| {
             let db = &store.dbs[w.db];
             db.watch_version(&w.key) != w.version || (!w.was_expired && db.is_expired(&w.key, now))
@@ -494,9 +461,7 @@ impl Node {
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
-        if std::mem::take(&mut conn.state.just_wrote) {
-            conn.state.first_write.get_or_insert(start);
-        }
+        conn.state.ack.reply_at(start);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
@@ -520,9 +485,7 @@ impl Node {
 fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
-    if std::mem::take(&mut conn.state.just_wrote) {
-        conn.state.first_write.get_or_insert(start);
-    }
+    conn.state.ack.reply_at(start);
 }
 
 /// Runs a data command on a locked store, collecting what it propagates into `props`.
@@ -536,7 +499,7 @@ fn execute_in(
     now: i64,
     hide_expired: bool,
     props: &mut Vec<Prop>,
-) -> (Reply, Option<crate::cmd::Block>) {
+) -> (Reply, Option<crate::ctx::Block>) {
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;

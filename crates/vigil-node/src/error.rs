@@ -37,6 +37,14 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A small metadata file (such as the epoch) does not parse.
     #[error(
         "{path} is corrupt: {reason}. Fix it by hand: it holds one integer, the highest epoch this node has seen, which must never go down"

@@ -1,26 +1,37 @@
 //! The Vigil storage node: a Redis-protocol key-value server with durable persistence.
 //!
-//! - [`db`]: the keyspace and value types.
-//! - [`cmd`]: the command table and every command, grouped by family.
-//! - [`dispatch`]: how a request runs (MULTI, blocking, waiting for the log).
-//! - [`persist`]: append log, snapshots, recovery.
-//! - [`repl`]: replication master → replica.
-//! - [`role`]: master / replica / unassigned, epochs, fencing and the write lease.
-//! - [`admin`]: the NodeAdmin gRPC service.
-//! - [`node`]: the node itself: start-up, background tasks, shutdown.
+//! Modules in layers, each using only those below it (no import cycle):
+//!
+//! 1. Bottom — [`error`], [`config`], [`db`] (the keyspace and value types), [`ctx`] (the
+//!    context data commands run in), [`stream`] (the replication-stream grammar).
+//! 2. Mechanics — [`gate`] (the write gate: role, epoch, fence, lease; the check before a
+//!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
+//!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
+//!    [`session`] (per-connection state).
+//! 3. The node — [`node`]: the shared state and the operations that need no command layer.
+//! 4. On top — [`dispatch`] (how a request runs: MULTI, blocking, the gate), [`repl`]
+//!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`cmd`] (the
+//!    command table, one file per family), [`admin`] (the NodeAdmin gRPC service),
+//!    [`server`] (start-up, serving, [`serve`]).
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod cmd;
 pub mod config;
+pub mod ctx;
 pub mod db;
 pub mod dispatch;
 pub mod error;
+pub mod gate;
 pub mod node;
 pub mod persist;
 pub mod repl;
-pub mod role;
+pub mod server;
+pub mod session;
+pub mod stream;
+mod tasks;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use node::Node;
+pub use server::{open, run, serve};

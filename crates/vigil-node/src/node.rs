@@ -1,86 +1,116 @@
-//! The node: start-up (recovery and log replay), background tasks, snapshots, shutdown.
+//! The node ([`Node`]): the shared state every connection, task and admin call works on —
+//! config, store, persistence, replication stream, write gate, command table — and the
+//! operations on it that need no command layer: propagating writes, snapshots, the lease
+//! lapse check, shutdown. Also the command [`Handler`] kinds, which name the node.
+//!
+//! The invariant: writes reach the stream (and so the log and the replicas) in the order they
+//! changed the store, because [`Node::propagate`] runs under the store lock.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
-use tracing::Instrument;
 use vigil_resp::command::CommandTable;
-use vigil_resp::conn::{Ident, Limits, Shared};
+use vigil_resp::conn::{Limits, Shared};
 use vigil_resp::request::ParseLimits;
+use vigil_resp::{Args, Conn};
 
-use crate::cmd::{Handler, Prop};
-use crate::config::{Mode, NodeConfig, parse_host_port};
+use crate::config::NodeConfig;
+use crate::ctx::{DataFn, Prop};
 use crate::db::Store;
 use crate::error::NodeError;
-use crate::persist::{self, Persistence, aof};
+use crate::gate::Gate;
+use crate::persist::Persistence;
 use crate::repl::{Feed, Repl, feed};
-use crate::role::{self, Role, RoleState};
+use crate::session::ConnState;
 
-/// Version reported to clients in HELLO and INFO: the Redis version whose behaviour the node
-/// follows, since client libraries gate features on it.
-pub const REDIS_VERSION: &str = "7.0.15";
+/// A connection command from `vigil_resp::builtin`.
+pub type ConnFn = fn(&mut Conn<ConnState>, Args);
+/// A server command that needs the node (INFO, CONFIG, SAVE, MULTI...).
+pub type NodeFn = fn(&Node, &mut Conn<ConnState>, Args);
+/// A boxed future borrowing the node and the connection.
+pub type BoxFut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+/// A command that waits (PSYNC turns the connection into a replica link; WAIT).
+pub type AsyncFn = for<'a> fn(&'a Node, &'a mut Conn<ConnState>, Args) -> BoxFut<'a>;
 
-/// Wall-clock unix milliseconds: used for key expiry (absolute times, as Redis stores them)
-/// and for display; never for timeouts.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Under the store lock.
+    Data(DataFn),
+    /// On the connection only.
+    Conn(ConnFn),
+    /// With access to the node.
+    Node(NodeFn),
+    /// With access to the node, and may wait.
+    Async(AsyncFn),
+}
+
+/// Builds a table row.
+macro_rules! row {
+    ($name:literal, $arity:expr, [$($flag:ident),*], $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $kind:ident($f:expr)) => {
+        (
+            vigil_resp::CommandMeta {
+                name: $name,
+                arity: $arity,
+                flags: vigil_resp::Flags(0 $(| vigil_resp::Flags::$flag.0)*),
+                first_key: $first,
+                last_key: $last,
+                step: $step,
+                group: $group,
+                summary: $summary,
+            },
+            $crate::node::Handler::$kind($f),
+        )
+    };
+}
+pub(crate) use row;
+
+/// What start-up assembled a node from.
+pub(crate) struct Parts {
+    pub config: NodeConfig,
+    pub config_file: Option<PathBuf>,
+    pub store: Store,
+    pub persist: Persistence,
+    pub shared: Arc<Shared>,
+    pub table: CommandTable<Handler>,
+    pub started: Instant,
+    pub feed: Feed,
+    pub gate: Gate,
 }
 
 /// A running storage node.
 pub struct Node {
     /// Configuration (the mutable parts change through `CONFIG SET`).
-    pub config: RwLock<NodeConfig>,
+    pub(crate) config: RwLock<NodeConfig>,
     /// The config file, if any.
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
     /// The dataset.
-    pub store: Mutex<Store>,
+    pub(crate) store: Mutex<Store>,
     /// Append log and snapshots.
-    pub persist: Arc<Persistence>,
+    pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The command table.
-    pub table: CommandTable<Handler>,
+    pub(crate) table: CommandTable<Handler>,
     /// Process start (monotonic).
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Random id of this process run.
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// Replication: the stream, replicas, the link to our master.
-    pub repl: Repl,
-    /// Role, epoch, fence, lease.
-    pub role: RwLock<RoleState>,
+    pub(crate) repl: Repl,
+    /// The write gate: role, epoch, fence, lease, and the checks every write passes.
+    pub(crate) gate: Gate,
     /// Commands per second over the last second.
-    pub ops_per_sec: AtomicU64,
+    pub(crate) ops_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
-    pub port: AtomicU64,
+    pub(crate) port: AtomicU64,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
     /// The span every log line of the node runs in: its port and current epoch.
-    pub span: tracing::Span,
-    /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
-    /// at start, like the settings it comes from.
-    pub(crate) ack_checks: bool,
-    /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
-    pub(crate) min_replicas: (usize, Duration),
-    /// A standalone master: every command may run with no role check (the hot path skips the
-    /// role lock and the clock). Kept in step with `role` by the role transitions.
-    pub(crate) free_writes: std::sync::atomic::AtomicBool,
-}
-
-/// Where replaying the data left the replication stream.
-#[derive(Debug, Default)]
-struct ReplPos {
-    replid: String,
-    offset: u64,
-    /// Where the last data (not a keepalive PING) ends.
-    data_offset: u64,
-    db: Option<usize>,
+    pub(crate) span: tracing::Span,
 }
 
 /// Result of propagating a write.
@@ -94,101 +124,30 @@ pub struct Propagated {
 }
 
 impl Node {
-    /// Recovers the data directory and builds the node.
-    pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node>, NodeError> {
-        let started = Instant::now();
-        let table = crate::cmd::table();
-        let (lock, rec) = persist::recover(&config.dir, config.databases)?;
-        let epoch = role::load_epoch(&config.dir)?;
-        let mut store = rec.store;
-        let mut generation = rec.generation.max(1);
-        let mut pos = ReplPos {
-            replid: rec.repl.0,
-            offset: rec.repl.1,
-            data_offset: rec.repl.1,
-            db: None,
-        };
-        for (g, path) in &rec.logs {
-            replay_log(&table, &mut store, path, &mut pos, &config.limits)?;
-            generation = generation.max(*g);
-        }
-        // Replay is history, not new changes.
-        store.dirty = 0;
-        let keys = store.total_keys();
-        let replicaof = parse_host_port(&config.replication.replicaof);
-        let role = RoleState::new(
-            config.mode == Mode::Managed,
-            config.lease_reads,
-            epoch,
-            replicaof,
-        );
-        let known = !pos.replid.is_empty();
-        let mut feed = Feed::new(
-            if known { pos.replid } else { feed::random_id() },
-            pos.offset,
-            pos.db,
-            config.replication.backlog_size as usize,
-        );
-        feed.data_offset = pos.data_offset.min(feed.offset);
-        if role.is_master() && known {
-            // A restarted master may have lost the tail of its log (everysec): replicas that
-            // got further must not continue this history, so it gets a new id; the old one
-            // stays valid up to the recovered offset (PSYNC2).
-            feed.shift_replid();
-        }
-        let persist = Persistence::start(
-            &config.dir,
-            lock,
-            generation,
-            rec.saved_at.unwrap_or(0),
-            rec.snapshot_bytes,
-            &config.persistence,
-            feed.marker(),
-        )?;
-        tracing::info!(keys, logs = rec.logs.len(), ms = started.elapsed().as_millis() as u64, dir = %config.dir.display(), offset = feed.offset, epoch, "dataset loaded");
-        let limits = limits_from(&config);
-        let shared = Arc::new(Shared::new(
-            Ident {
-                server: "redis",
-                version: REDIS_VERSION,
-                mode: "standalone",
-            },
-            limits,
-            config.password(),
-            config.databases,
-            config.limits.client_output_buffer_limit_pubsub as usize,
-        ));
-        // HELLO's `role`, in step with ROLE and INFO (an unassigned node reports master).
-        *shared.role.write() = if matches!(role.role, Role::Replica { .. }) {
-            "replica"
-        } else {
-            "master"
-        };
-        let ack_checks = role.managed || config.replication.sync_replicas > 0;
-        let free_writes = (role.is_master() && !role.managed).into();
-        let min_replicas = (
-            config.replication.min_replicas_to_write,
-            config.replication.min_replicas_max_lag,
-        );
-        Ok(Arc::new_cyclic(|me| Node {
-            config: RwLock::new(config),
-            config_file,
-            store: Mutex::new(store),
-            persist: Arc::new(persist),
-            shared,
-            table,
-            started,
+    /// Builds the node from what start-up recovered (`server::open`).
+    pub(crate) fn assemble(p: Parts) -> Arc<Node> {
+        let epoch = p.gate.epoch();
+        Arc::new_cyclic(|me| Node {
+            config: RwLock::new(p.config),
+            config_file: p.config_file,
+            store: Mutex::new(p.store),
+            persist: Arc::new(p.persist),
+            shared: p.shared,
+            table: p.table,
+            started: p.started,
             run_id: feed::random_id(),
-            repl: Repl::new(feed),
-            role: RwLock::new(role),
+            repl: Repl::new(p.feed),
+            gate: p.gate,
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
-            ack_checks,
-            min_replicas,
-            free_writes,
-        }))
+        })
+    }
+
+    /// Stops the node as SHUTDOWN does: [`crate::run`] returns once everything is durable.
+    pub fn stop(&self) {
+        self.shared.shutdown.cancel();
     }
 
     /// The node as an `Arc`, for tasks it spawns (`None` only while it is being dropped).
@@ -201,37 +160,15 @@ impl Node {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Serves clients on `listener` until shutdown (SHUTDOWN or `shared.shutdown`), then makes
-    /// everything durable.
-    pub async fn run(self: Arc<Self>, listener: TcpListener) {
-        if let Ok(a) = listener.local_addr() {
-            self.port.store(a.port() as u64, Ordering::Relaxed);
-        }
-        // Every log line of the node's tasks (connections, replication, admin) runs in this
-        // span: it names the node by port and carries the current epoch.
-        self.span.record("port", self.port());
-        let span = self.span.clone();
-        if let Role::Replica { host, port } = self.role.read().role.clone() {
-            *self.repl.upstream.lock() = Some(crate::repl::replica::start(&self, host, port));
-        }
-        let bg = tokio::spawn(background(self.clone()).instrument(span.clone()));
-        vigil_resp::conn::serve(listener, self.clone(), self.shared.clone())
-            .instrument(span)
-            .await;
-        bg.abort();
-        self.repl.upstream.lock().take();
-        self.close();
-    }
-
     /// Notes whether the node serves as a leased master (after every lease change, and on the
     /// background tick, which sees a lease run out) and closes the normal clients once when it
-    /// stops (see [`RoleState::lapsed`]), as Redis Sentinel's `CLIENT KILL TYPE normal` does on
+    /// stops (see [`Gate::lapsed`]), as Redis Sentinel's `CLIENT KILL TYPE normal` does on
     /// a demoted master: Sentinel clients re-resolve the master only when their connection
     /// drops.
     /// Pub/sub clients stay: a lapse may be a brief gap between renewals, and a subscriber
     /// loses messages while it reconnects; the sentinels close them when they demote the node.
     pub fn check_lease(&self) {
-        if !self.role.write().lapsed(Instant::now()) {
+        if !self.gate.lapsed(Instant::now()) {
             return;
         }
         let closed = self.shared.clients.kill_where(|c| c.is_type("normal"));
@@ -289,7 +226,8 @@ impl Node {
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock(), false)
+            let feed = self.repl.feed.lock();
+            self.persist.cut(&store, &feed.position(), false)
         };
         self.persist.finish(generation, dirty, bytes)
     }
@@ -302,13 +240,19 @@ impl Node {
         }
         let (generation, dirty, bytes) = {
             let store = self.store.lock();
-            self.persist.cut(&store, &self.repl.feed.lock(), true)
+            let feed = self.repl.feed.lock();
+            self.persist.cut(&store, &feed.position(), true)
         };
         let persist = self.persist.clone();
         std::thread::spawn(move || {
             let _ = persist.finish(generation, dirty, bytes);
         });
         true
+    }
+
+    /// The replication offset of this node's data.
+    pub fn offset(&self) -> u64 {
+        self.repl.feed.lock().offset
     }
 
     /// The actual port.
@@ -328,232 +272,5 @@ pub fn limits_from(config: &NodeConfig) -> Limits {
         },
         maxclients: config.maxclients,
         idle_timeout: (!config.timeout.is_zero()).then_some(config.timeout),
-    }
-}
-
-/// Replays one log file into the store, following the replication position (`REPLMARK`
-/// records set it, every other command advances it by its size); truncates a torn tail with a
-/// warning.
-fn replay_log(
-    table: &CommandTable<Handler>,
-    store: &mut Store,
-    path: &std::path::Path,
-    pos: &mut ReplPos,
-    limits: &crate::config::LimitsConfig,
-) -> Result<(), NodeError> {
-    let read = aof::read_log(
-        path,
-        limits.proto_max_bulk_len as usize,
-        limits.max_multibulk_len as usize,
-    )
-    .map_err(|(offset, reason)| NodeError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    })?;
-    let corrupt = |offset: u64, reason: String| NodeError::CorruptLog {
-        path: path.to_path_buf(),
-        offset,
-        reason,
-    };
-    let mut valid_len = read.valid_len;
-    let mut db = pos.db.unwrap_or(0);
-    // Commands between MULTI and EXEC, where the MULTI starts, and the stream offset there.
-    let mut tx: Option<(u64, u64, Vec<Vec<Bytes>>)> = None;
-    let mut scratch = Vec::new();
-    let now = now_ms();
-    let ends: Vec<u64> = read
-        .commands
-        .iter()
-        .skip(1)
-        .map(|(o, _)| *o)
-        .chain(std::iter::once(read.valid_len))
-        .collect();
-    for ((offset, cmd), end) in read.commands.into_iter().zip(ends) {
-        let name = cmd[0].to_ascii_lowercase();
-        if name == b"replmark" {
-            let (Some(id), Some(off), Some(d)) = (
-                cmd.get(1).and_then(|b| std::str::from_utf8(b).ok()),
-                cmd.get(2)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|b| b.parse::<u64>().ok()),
-                cmd.get(3)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return Err(corrupt(offset, "malformed REPLMARK record".into()));
-            };
-            pos.replid = id.to_string();
-            pos.offset = off;
-            pos.data_offset = off;
-            if d >= 0 {
-                db = d as usize;
-            }
-            pos.db = (d >= 0).then_some(d as usize);
-            continue;
-        }
-        pos.offset += end - offset;
-        if name != b"ping" {
-            pos.data_offset = pos.offset;
-        }
-        match &name[..] {
-            b"select" => {
-                db = cmd
-                    .get(1)
-                    .and_then(|d| std::str::from_utf8(d).ok())
-                    .and_then(|d| d.parse().ok())
-                    .filter(|d| *d < store.dbs.len())
-                    .ok_or_else(|| {
-                        corrupt(offset, "SELECT of a database that does not exist".into())
-                    })?;
-                pos.db = Some(db);
-            }
-            b"ping" => {}
-            b"multi" => tx = Some((offset, pos.offset - (end - offset), Vec::new())),
-            b"exec" => {
-                for c in tx.take().map(|(_, _, cmds)| cmds).unwrap_or_default() {
-                    crate::dispatch::apply_logged(table, store, db, c, now, &mut scratch)
-                        .map_err(|e| corrupt(offset, e))?;
-                }
-            }
-            _ => match &mut tx {
-                Some((_, _, cmds)) => cmds.push(cmd),
-                None => crate::dispatch::apply_logged(table, store, db, cmd, now, &mut scratch)
-                    .map_err(|e| corrupt(offset, e))?,
-            },
-        }
-        scratch.clear();
-    }
-    let mut torn = read.torn;
-    if let Some((multi_offset, stream_offset, _)) = tx {
-        // A transaction without its EXEC was never acknowledged: drop it.
-        valid_len = multi_offset;
-        pos.offset = stream_offset;
-        pos.data_offset = pos.data_offset.min(stream_offset);
-        torn = true;
-    }
-    if torn {
-        tracing::warn!(file = %path.display(), valid_bytes = valid_len, "append log has an incomplete tail (crash during a write); truncating it");
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(NodeError::io("cannot open for truncation", path))?;
-        f.set_len(valid_len)
-            .map_err(NodeError::io("cannot truncate", path))?;
-        f.sync_all().map_err(NodeError::io("cannot fsync", path))?;
-    }
-    Ok(())
-}
-
-/// Active expiry, auto-compaction and the ops/sec sampler.
-async fn background(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut ticks = 0u64;
-    let mut last_cmds = 0u64;
-    let mut last_ping = Instant::now();
-    loop {
-        tick.tick().await;
-        ticks += 1;
-        node.check_lease();
-        active_expire(&node);
-        if last_ping.elapsed() >= node.config.read().replication.ping_period {
-            last_ping = Instant::now();
-            ping_replicas(&node);
-        }
-        if ticks.is_multiple_of(10) {
-            let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
-            node.ops_per_sec.store(cmds - last_cmds, Ordering::Relaxed);
-            last_cmds = cmds;
-            maybe_compact(&node);
-        }
-    }
-}
-
-/// A master sends PING down the stream so idle replicas know the link is alive.
-///
-/// Only while it may acknowledge writes: a PING is stream bytes, and a fenced master (or one
-/// whose lease ran out) must not extend its history past the offset the sentinels took as
-/// final, or every byte after it counts as divergent when it is demoted (Redis' own master
-/// stops pinging its replicas while writes are paused, for FAILOVER, for the same reason).
-/// Its replicas hear nothing meanwhile and, after `replication.timeout`, reconnect and
-/// continue partially.
-fn ping_replicas(node: &Node) {
-    // Checked under the store lock, which a fence takes too: after the fence, no PING.
-    let _store = node.store.lock();
-    if node.role.read().write_denied(Instant::now()).is_some() {
-        return;
-    }
-    let mut feed = node.repl.feed.lock();
-    if feed.links.is_empty() {
-        return;
-    }
-    let mut bytes = Vec::new();
-    aof::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
-    feed.push_ping(&bytes);
-    if let Some(aof) = &node.persist.aof {
-        aof.append(&bytes);
-    }
-}
-
-/// Redis' active expiry: sample keys with a TTL, delete the expired ones, repeat while more
-/// than a quarter of a sample was expired, within a time budget so clients are not starved.
-fn active_expire(node: &Node) {
-    let start = Instant::now();
-    let mut store = node.store.lock();
-    // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
-    // wait for the master's DEL, hiding expired keys meanwhile. Checked under the store lock,
-    // as role changes and fences take it: a fenced master's history must not grow.
-    if node.role.read().write_denied(Instant::now()).is_some() {
-        return;
-    }
-    let now = now_ms();
-    let mut props: Vec<Prop> = Vec::new();
-    for dbi in 0..store.dbs.len() {
-        loop {
-            let db = &store.dbs[dbi];
-            if db.expires.is_empty() {
-                break;
-            }
-            let mut expired = Vec::new();
-            let sample = 20.min(db.expires.len());
-            for _ in 0..sample {
-                let i = rand::random_range(0..db.expires.len());
-                if let Some((k, at)) = db.expires.get_index(i)
-                    && *at <= now
-                {
-                    expired.push(k.clone());
-                }
-            }
-            expired.sort();
-            expired.dedup();
-            for k in &expired {
-                let del = store.expire_key(dbi, k);
-                props.push((dbi, del));
-            }
-            if expired.len() * 4 <= sample || start.elapsed() > Duration::from_millis(25) {
-                break;
-            }
-        }
-    }
-    node.propagate(&props);
-}
-
-fn maybe_compact(node: &Node) {
-    let (min, pct) = {
-        let c = node.config.read();
-        (
-            c.persistence.auto_compact_min_size,
-            c.persistence.auto_compact_percentage,
-        )
-    };
-    let Some(aof) = &node.persist.aof else { return };
-    if pct == 0 || node.persist.compacting() {
-        return;
-    }
-    let size = aof.size();
-    let base = node.persist.base_size.load(Ordering::Relaxed);
-    if size >= min && size.saturating_mul(100) >= base.saturating_mul(pct) {
-        tracing::info!(size, base, "append log grew past the threshold, compacting");
-        node.save_background();
     }
 }

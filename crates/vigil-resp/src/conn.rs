@@ -368,6 +368,12 @@ async fn handle<Svc: Service>(
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
     let info = shared.clients.register(addr, laddr);
+    // Leaves the registry when this task ends, even by a panic in a handler: a leaked entry
+    // would hold a `maxclients` slot for the life of the process.
+    let _registered = Registered {
+        shared: shared.clone(),
+        id: info.id,
+    };
     let (rd, wr) = stream.into_split();
     let authenticated = shared.requirepass.read().is_none();
     let mut conn = Conn {
@@ -395,7 +401,18 @@ async fn handle<Svc: Service>(
     for p in std::mem::take(&mut conn.patterns) {
         shared.hub.unsubscribe(true, &p, info.id);
     }
-    shared.clients.remove(info.id);
+}
+
+/// A connection's registry entry, removed on drop.
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.shared.clients.remove(self.id);
+    }
 }
 
 async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
@@ -538,5 +555,61 @@ fn push_reply(m: Message) -> Reply {
             Reply::Bulk(channel),
             Reply::Bulk(payload),
         ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers PING; panics on anything else.
+    struct Panicky;
+
+    impl Service for Panicky {
+        type State = ();
+
+        async fn call(&self, conn: &mut Conn<()>, args: Vec<Bytes>) {
+            if args[0].eq_ignore_ascii_case(b"ping") {
+                conn.reply(Reply::simple("PONG"));
+            } else {
+                panic!("handler bug");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_frees_its_client_slot() {
+        let shared = Arc::new(Shared::new(
+            Ident {
+                server: "redis",
+                version: "7.0.15",
+                mode: "standalone",
+            },
+            Limits::default(),
+            None,
+            1,
+            1 << 20,
+        ));
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, Arc::new(Panicky), shared.clone()));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"PING\r\n").await.unwrap();
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+        assert_eq!(shared.clients.len(), 1);
+        c.write_all(b"BOOM\r\n").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !shared.clients.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            shared.clients.len(),
+            0,
+            "the panicked connection left the registry"
+        );
+        shared.shutdown.cancel();
+        let _ = server.await;
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil::{ctl, drill, up};
-use vigil_node::{Node, NodeConfig};
+use vigil_node::NodeConfig;
 
 #[derive(Parser)]
 #[command(
@@ -141,47 +141,11 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     }
     config.validate("command line")?;
     let runtime = runtime(config.threads)?;
+    let config_file = args.config.clone();
     runtime.block_on(async move {
-        let host = if config.bind == "localhost" {
-            "127.0.0.1"
-        } else {
-            config.bind.as_str()
-        };
-        let addr: std::net::SocketAddr = format!("{host}:{}", config.port)
-            .parse()
-            .with_context(|| format!("invalid bind address {:?}", config.bind))?;
-        let admin = config.admin_token().map(|t| (t, config.admin.clone()));
-        let node = Node::open(config, args.config.clone())?;
-        let listener =
-            vigil_resp::conn::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        tracing::info!(%local, "vigil node ready to accept connections");
-        // Machine-readable lines for tools and tests that start nodes on port 0.
-        println!("listening on {local}");
-        if let Some((token, cfg)) = admin {
-            let host = if cfg.bind == "localhost" {
-                "127.0.0.1"
-            } else {
-                cfg.bind.as_str()
-            };
-            let addr: std::net::SocketAddr = format!("{host}:{}", cfg.port)
-                .parse()
-                .with_context(|| format!("invalid admin bind address {:?}", cfg.bind))?;
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (admin)"))?;
-            println!("admin listening on {}", l.local_addr()?);
-            let n = node.clone();
-            tokio::spawn(async move {
-                if let Err(e) = vigil_node::admin::serve(n, l, token).await {
-                    tracing::error!(error = %e, "admin endpoint failed");
-                }
-            });
-        }
-        cancel_on_signal(node.shared.shutdown.clone());
-        // On a worker thread: the accept loop must not wait for the block_on thread to be woken.
-        tokio::spawn(node.clone().run(listener)).await?;
-        anyhow::Ok(())
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        cancel_on_signal(shutdown.clone());
+        vigil_node::serve(config, config_file, shutdown.cancelled_owned()).await
     })?;
     Ok(())
 }

@@ -4,8 +4,8 @@
 use vigil_resp::builtin;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
-use super::{Handler, row};
-use crate::dispatch::ConnState;
+use crate::node::{Handler, row};
+use crate::session::ConnState;
 
 /// The connection family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

@@ -5,8 +5,9 @@ use vigil_resp::args::{parse_float, parse_int};
 use vigil_resp::reply::format_float_value;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::{Ctx, Handler, ScanOpts, argv, row, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, argv, scan_reply};
 use crate::db::{boxed, hash_remove, scan_indices};
+use crate::node::{Handler, row};
 
 /// The hash family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

@@ -3,8 +3,9 @@
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::strings::expire_error;
-use super::{Ctx, Handler, ScanOpts, row, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, scan_reply};
 use crate::db::scan_indices;
+use crate::node::{Handler, row};
 
 /// The generic family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

@@ -1,15 +1,13 @@
-//! List commands, including the blocking ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH).
-//!
-//! A blocking command that finds nothing sets [`Ctx::block`]; the dispatcher then waits for a
-//! write to one of the keys (or the timeout) and runs the command again. Inside MULTI it never
-//! blocks. Pops by blocking commands are propagated as their non-blocking forms.
+//! List commands; the blocking ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) are in
+//! `blocking.rs` and share the moves and pops defined here.
 
 use bytes::Bytes;
 use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::{Block, Ctx, Handler, argv, row};
+use crate::ctx::Ctx;
 use crate::db::{Key, boxed};
+use crate::node::{Handler, row};
 
 /// The list family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -190,50 +188,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "Moves the last element of a list to the head of another.",
             Data(rpoplpush)
         ),
-        row!(
-            "blpop",
-            -3,
-            [WRITE, BLOCKING],
-            1,
-            -2,
-            1,
-            "list",
-            "Pops the first element of the first non-empty list, blocking.",
-            Data(|c, a| bpop(c, a, true))
-        ),
-        row!(
-            "brpop",
-            -3,
-            [WRITE, BLOCKING],
-            1,
-            -2,
-            1,
-            "list",
-            "Pops the last element of the first non-empty list, blocking.",
-            Data(|c, a| bpop(c, a, false))
-        ),
-        row!(
-            "blmove",
-            6,
-            [WRITE, DENYOOM, BLOCKING],
-            1,
-            2,
-            1,
-            "list",
-            "Moves an element between lists, blocking.",
-            Data(blmove)
-        ),
-        row!(
-            "brpoplpush",
-            4,
-            [WRITE, DENYOOM, BLOCKING],
-            1,
-            2,
-            1,
-            "list",
-            "Moves the last element to another list, blocking.",
-            Data(brpoplpush)
-        ),
     ]
 }
 
@@ -264,7 +218,7 @@ fn push(
 
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = super::pop_count(args)?;
+    let count = crate::ctx::pop_count(args)?;
     args.finish()?;
     let Some(list) = ctx.get_list(&key)? else {
         return Ok(if count.is_some() {
@@ -513,7 +467,7 @@ fn lpos(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     })
 }
 
-fn side(args: &mut Args) -> Result<bool, CmdError> {
+pub(crate) fn side(args: &mut Args) -> Result<bool, CmdError> {
     if args.eat("left") {
         Ok(true)
     } else if args.eat("right") {
@@ -526,7 +480,7 @@ fn side(args: &mut Args) -> Result<bool, CmdError> {
 /// Moves one element; `None` if the source is empty.
 /// Moves one element; `None` if the source is empty. `skip` leaves that many elements at the
 /// source end for blocked clients ahead in line.
-fn move_one(
+pub(crate) fn move_one(
     ctx: &mut Ctx,
     src: &Bytes,
     dst: &Bytes,
@@ -573,7 +527,7 @@ fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// Removes the element `skip` places from the front (or back); `None` if there are not enough.
-fn take_at(list: &mut crate::db::List, from_left: bool, skip: usize) -> Option<Key> {
+pub(crate) fn take_at(list: &mut crate::db::List, from_left: bool, skip: usize) -> Option<Key> {
     if list.len() <= skip {
         return None;
     }
@@ -594,80 +548,4 @@ pub(crate) fn parse_timeout(b: &[u8]) -> Result<f64, CmdError> {
         return Err(CmdError::msg("ERR timeout is negative"));
     }
     Ok(t)
-}
-
-fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
-    let mut keys = args.rest();
-    let timeout = parse_timeout(&keys.pop().unwrap_or_default())?;
-    for key in &keys {
-        // Elements go to blocked clients in arrival order: leave enough for those ahead.
-        let ahead = ctx.waiters_ahead(key);
-        let Some(list) = ctx.get_list(key)? else {
-            continue;
-        };
-        // The n-th client in line takes the n-th element from its end, so whichever order the
-        // woken clients run in, each gets what Redis would have handed it.
-        let Some(v) = take_at(list, left, ahead) else {
-            continue;
-        };
-        ctx.remove_if_empty(key);
-        ctx.db().touch(key);
-        ctx.changed(1);
-        ctx.propagate(argv([if left { b"LPOP" } else { b"RPOP" }, key]));
-        return Ok(Reply::Array(vec![
-            Reply::Bulk(key.clone()),
-            Reply::bulk(&v),
-        ]));
-    }
-    if ctx.may_block {
-        ctx.block = Some(Block {
-            keys,
-            timeout,
-            on_timeout: Reply::NilArray,
-        });
-    }
-    Ok(Reply::NilArray)
-}
-
-fn bmove(
-    ctx: &mut Ctx,
-    src: Bytes,
-    dst: Bytes,
-    from: bool,
-    to: bool,
-    timeout: f64,
-) -> Result<Reply, CmdError> {
-    let ahead = ctx.waiters_ahead(&src);
-    let available = ctx.get_list(&src)?.map_or(0, |l| l.len());
-    if available > ahead
-        && let Some(v) = move_one(ctx, &src, &dst, from, to, ahead)?
-    {
-        let dir = |l: bool| if l { &b"LEFT"[..] } else { &b"RIGHT"[..] };
-        ctx.propagate(argv([b"LMOVE", &src, &dst, dir(from), dir(to)]));
-        return Ok(Reply::bulk(&v));
-    }
-    if ctx.may_block {
-        ctx.block = Some(Block {
-            keys: vec![src],
-            timeout,
-            on_timeout: Reply::NilArray,
-        });
-    }
-    Ok(Reply::NilArray)
-}
-
-fn blmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let src = args.bytes()?;
-    let dst = args.bytes()?;
-    let from = side(args)?;
-    let to = side(args)?;
-    let timeout = parse_timeout(&args.bytes()?)?;
-    bmove(ctx, src, dst, from, to, timeout)
-}
-
-fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let src = args.bytes()?;
-    let dst = args.bytes()?;
-    let timeout = parse_timeout(&args.bytes()?)?;
-    bmove(ctx, src, dst, false, true, timeout)
 }

@@ -1,14 +1,18 @@
-//! The command table and the context data commands run in.
+//! The command table: every command family and the table that gathers their rows.
 //!
 //! Every command is one row — name, arity, flags, key positions, group, summary, handler — in
 //! the family file that implements it. [`table`] gathers the rows; dispatch, the arity error and
 //! `COMMAND` all read that one table.
 //!
-//! Data commands are plain functions `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>` run
+//! Data commands are plain functions `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>` (see
+//! [`crate::ctx`]) run
 //! under the store lock, so they are testable without any I/O.
 
+pub mod blocking;
 pub mod conn;
+pub mod counters;
 pub mod hashes;
+pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod replication;
@@ -16,388 +20,42 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod txn;
+pub mod zpop;
 pub mod zsets;
 
-use bytes::Bytes;
+use vigil_resp::CommandMeta;
 use vigil_resp::command::CommandTable;
-use vigil_resp::{Args, CmdError, CommandMeta, Conn, Reply};
 
-use crate::db::{Db, Hash, List, Set, Store, Value, ZSet, boxed};
-use crate::dispatch::ConnState;
-use crate::node::Node;
-
-/// A data command: runs under the store lock, returns its reply.
-pub type DataFn = fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>;
-/// A connection command from `vigil_resp::builtin`.
-pub type ConnFn = fn(&mut Conn<ConnState>, Args);
-/// A server command that needs the node (INFO, CONFIG, SAVE, MULTI...).
-pub type NodeFn = fn(&Node, &mut Conn<ConnState>, Args);
-/// A boxed future borrowing the node and the connection.
-pub type BoxFut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-/// A command that waits (PSYNC turns the connection into a replica link; WAIT).
-pub type AsyncFn = for<'a> fn(&'a Node, &'a mut Conn<ConnState>, Args) -> BoxFut<'a>;
-
-/// How a command runs.
-#[derive(Clone, Copy)]
-pub enum Handler {
-    /// Under the store lock.
-    Data(DataFn),
-    /// On the connection only.
-    Conn(ConnFn),
-    /// With access to the node.
-    Node(NodeFn),
-    /// With access to the node, and may wait.
-    Async(AsyncFn),
-}
-
-/// Builds a table row.
-macro_rules! row {
-    ($name:literal, $arity:expr, [$($flag:ident),*], $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $kind:ident($f:expr)) => {
-        (
-            vigil_resp::CommandMeta {
-                name: $name,
-                arity: $arity,
-                flags: vigil_resp::Flags(0 $(| vigil_resp::Flags::$flag.0)*),
-                first_key: $first,
-                last_key: $last,
-                step: $step,
-                group: $group,
-                summary: $summary,
-            },
-            $crate::cmd::Handler::$kind($f),
-        )
-    };
-}
-pub(crate) use row;
+use crate::node::Handler;
 
 /// The node's whole command table.
 pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
     rows.extend(server::commands());
+    rows.extend(info::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
     rows.extend(strings::commands());
+    rows.extend(counters::commands());
     rows.extend(lists::commands());
+    rows.extend(blocking::commands());
     rows.extend(hashes::commands());
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
+    rows.extend(zpop::commands());
     CommandTable::new(rows)
-}
-
-/// A client that must wait for a key to be written (BLPOP and friends).
-#[derive(Debug)]
-pub struct Block {
-    /// Keys whose writes wake the client.
-    pub keys: Vec<Bytes>,
-    /// Seconds to wait (0: forever).
-    pub timeout: f64,
-    /// The reply when the wait times out.
-    pub on_timeout: Reply,
-}
-
-/// One command propagated to the append log (and later replicas): database and arguments.
-pub type Prop = (usize, Vec<Bytes>);
-
-/// The context of a data command.
-pub struct Ctx<'a> {
-    /// The whole dataset.
-    pub store: &'a mut Store,
-    /// Selected database.
-    pub db: usize,
-    /// Now, unix milliseconds (expiry times are absolute wall-clock times, as in Redis).
-    pub now: i64,
-    /// Replaying the log: keys are never expired by lookups, so replay is deterministic.
-    pub loading: bool,
-    /// On a node that takes no writes (a replica): lookups hide expired keys without
-    /// deleting them; the master's DEL arrives in the stream.
-    pub hide_expired: bool,
-    /// Whether the command may block (not inside MULTI, not while loading).
-    pub may_block: bool,
-    /// The client speaks RESP3 (pairs are nested arrays, scores are doubles).
-    pub resp3: bool,
-    /// Set by a blocking command that found nothing to do.
-    pub block: Option<Block>,
-    /// This client's place in the blocked queues, once it waits.
-    pub waiter: Option<std::sync::Arc<tokio::sync::Notify>>,
-    dirty: u64,
-    rewrite: Option<Vec<Vec<Bytes>>>,
-    props: &'a mut Vec<Prop>,
-}
-
-impl<'a> Ctx<'a> {
-    /// A context on database `db`; propagated commands are appended to `props`.
-    pub fn new(store: &'a mut Store, db: usize, now: i64, props: &'a mut Vec<Prop>) -> Self {
-        Ctx {
-            store,
-            db,
-            now,
-            loading: false,
-            hide_expired: false,
-            may_block: false,
-            resp3: false,
-            block: None,
-            waiter: None,
-            dirty: 0,
-            rewrite: None,
-            props,
-        }
-    }
-
-    /// The selected database.
-    pub fn db(&mut self) -> &mut Db {
-        &mut self.store.dbs[self.db]
-    }
-
-    /// Records `n` changes to the dataset.
-    pub fn changed(&mut self, n: u64) {
-        self.dirty += n;
-    }
-
-    /// Changes recorded by this command.
-    pub fn dirty(&self) -> u64 {
-        self.dirty
-    }
-
-    /// Propagates `cmd` instead of the command as received (deterministic rewrite). May be
-    /// called several times; the commands are propagated in order.
-    pub fn propagate(&mut self, cmd: Vec<Bytes>) {
-        self.rewrite.get_or_insert_with(Vec::new).push(cmd);
-    }
-
-    /// After the command ran: propagates it (or its rewrite) if it changed anything.
-    pub fn finish(&mut self, args: &Args) {
-        if self.dirty == 0 {
-            return;
-        }
-        self.store.dirty += self.dirty;
-        match self.rewrite.take() {
-            Some(cmds) => self.props.extend(cmds.into_iter().map(|c| (self.db, c))),
-            None => self.props.push((self.db, args.all().to_vec())),
-        }
-        self.dirty = 0;
-    }
-
-    /// Deletes `key` if its expiry has passed (lazy expiry); returns whether it is now gone
-    /// (deleted, or hidden on a node that takes no writes).
-    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
-        if self.loading {
-            return false;
-        }
-        if !self.store.dbs[self.db].is_expired(key, self.now) {
-            return false;
-        }
-        if self.hide_expired {
-            return true;
-        }
-        let del = self.store.expire_key(self.db, key);
-        self.props.push((self.db, del));
-        true
-    }
-
-    /// The live value of a key.
-    pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Value> {
-        let gone = self.expire_if_needed(key);
-        let store = &mut *self.store;
-        let v = store.dbs[self.db].keys.get_mut(key).filter(|_| !gone);
-        if v.is_some() {
-            store.hits += 1;
-        } else {
-            store.misses += 1;
-        }
-        v
-    }
-
-    /// Whether a live key exists.
-    pub fn exists(&mut self, key: &[u8]) -> bool {
-        !self.expire_if_needed(key) && self.store.dbs[self.db].keys.contains_key(key)
-    }
-
-    /// Deletes a key; returns whether it existed.
-    pub fn delete(&mut self, key: &[u8]) -> bool {
-        self.expire_if_needed(key);
-        let db = self.db();
-        if db.remove(key).is_some() {
-            db.touch(key);
-            self.changed(1);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Gives an existing key an absolute expiry, propagated as `PEXPIREAT`; a time already past
-    /// deletes the key (propagated as `DEL`), as Redis does outside of loading.
-    pub fn expire_at(&mut self, key: &Bytes, at: i64) {
-        if at <= self.now && !self.loading {
-            self.delete(key);
-            self.propagate(argv([b"DEL", key]));
-        } else {
-            let db = self.db();
-            db.set_expire(key, at);
-            db.touch(key);
-            self.changed(1);
-            self.propagate(vec![
-                Bytes::from_static(b"PEXPIREAT"),
-                key.clone(),
-                int_arg(at),
-            ]);
-        }
-    }
-
-    /// Blocked clients ahead of this one on `key`.
-    pub fn waiters_ahead(&self, key: &[u8]) -> usize {
-        self.store.dbs[self.db].waiters_ahead(key, self.waiter.as_ref())
-    }
-
-    /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).
-    pub fn remove_if_empty(&mut self, key: &[u8]) {
-        let db = self.db();
-        if db.keys.get(key).is_some_and(|v| v.is_empty_aggregate()) {
-            db.remove(key);
-        }
-    }
-
-    /// A string value.
-    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&[u8]>, CmdError> {
-        match self.lookup(key) {
-            None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(&s[..])),
-            Some(_) => Err(CmdError::WrongType),
-        }
-    }
-}
-
-/// Generates typed accessors: `get_x` (existing value or none) and `x_or_new` (created empty).
-macro_rules! typed_access {
-    ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr) => {
-        impl<'a> Ctx<'a> {
-            /// The value if the key holds this type; `WRONGTYPE` if another.
-            pub fn $get(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
-                match self.lookup(key) {
-                    None => Ok(None),
-                    Some(Value::$variant(v)) => Ok(Some(&mut **v)),
-                    Some(_) => Err(CmdError::WrongType),
-                }
-            }
-
-            /// The value, created empty if the key is missing; `WRONGTYPE` if another type.
-            pub fn $create(&mut self, key: &[u8]) -> Result<&mut $ty, CmdError> {
-                self.expire_if_needed(key);
-                let keys = &mut self.store.dbs[self.db].keys;
-                // One hash lookup when the key exists (the common case on a hot key).
-                let i = match keys.get_index_of(key) {
-                    Some(i) => i,
-                    None => {
-                        keys.insert_full(boxed(key), Value::$variant(Box::new($new)))
-                            .0
-                    }
-                };
-                match keys.get_index_mut(i) {
-                    Some((_, Value::$variant(v))) => Ok(&mut **v),
-                    _ => Err(CmdError::WrongType),
-                }
-            }
-        }
-    };
-}
-
-typed_access!(get_list, list_or_new, List, List, List::new());
-typed_access!(get_hash, hash_or_new, Hash, Hash, crate::db::new_hash());
-typed_access!(get_set, set_or_new, Set, Set, crate::db::new_set());
-typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default());
-
-/// Parses SCAN-family options: `MATCH pattern`, `COUNT n`, and `TYPE t` where allowed.
-pub struct ScanOpts {
-    /// The cursor.
-    pub cursor: u64,
-    /// `MATCH` pattern.
-    pub pattern: Option<Bytes>,
-    /// `COUNT`.
-    pub count: usize,
-    /// `TYPE` filter.
-    pub kind: Option<String>,
-    /// `NOVALUES` (HSCAN).
-    pub novalues: bool,
-}
-
-impl ScanOpts {
-    /// Parses the cursor and options.
-    pub fn parse(args: &mut Args, allow_type: bool) -> Result<ScanOpts, CmdError> {
-        let c = args.bytes()?;
-        let cursor = std::str::from_utf8(&c)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
-        let mut o = ScanOpts {
-            cursor,
-            pattern: None,
-            count: 10,
-            kind: None,
-            novalues: false,
-        };
-        while let Some(opt) = args.next() {
-            if opt.eq_ignore_ascii_case(b"match") {
-                o.pattern = Some(args.bytes()?);
-            } else if opt.eq_ignore_ascii_case(b"count") {
-                let n = args.i64()?;
-                if n < 1 {
-                    return Err(CmdError::Syntax);
-                }
-                o.count = n as usize;
-            } else if allow_type && opt.eq_ignore_ascii_case(b"type") {
-                o.kind = Some(String::from_utf8_lossy(&args.bytes()?).to_lowercase());
-            } else if !allow_type && opt.eq_ignore_ascii_case(b"novalues") {
-                o.novalues = true;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        Ok(o)
-    }
-
-    /// Whether `item` passes the MATCH filter.
-    pub fn matches(&self, item: &[u8]) -> bool {
-        self.pattern
-            .as_ref()
-            .is_none_or(|p| vigil_resp::glob::matches(p, item))
-    }
-}
-
-/// The optional `count` of the POP family: a non-negative integer, worded as Redis words it.
-pub fn pop_count(args: &mut Args) -> Result<Option<usize>, CmdError> {
-    let Some(c) = args.next() else {
-        return Ok(None);
-    };
-    match vigil_resp::args::parse_int(&c) {
-        Ok(n) if n >= 0 => Ok(Some(n as usize)),
-        _ => Err(CmdError::msg("ERR value is out of range, must be positive")),
-    }
-}
-
-/// `[cursor, [items...]]`.
-pub fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![
-        Reply::bulk_string(cursor.to_string()),
-        Reply::Array(items),
-    ])
-}
-
-/// Shorthand for a propagated argument vector.
-pub fn argv<const N: usize>(items: [&[u8]; N]) -> Vec<Bytes> {
-    items.iter().map(|b| Bytes::copy_from_slice(b)).collect()
-}
-
-/// Formats an integer as an argument.
-pub fn int_arg(n: i64) -> Bytes {
-    Bytes::from(itoa::Buffer::new().format(n).to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_resp::Flags;
+    use bytes::Bytes;
+    use vigil_resp::{Args, Flags};
+
+    use crate::ctx::Ctx;
+    use crate::db::Store;
 
     /// Walks the table: names, arity, flags, key positions are coherent.
     #[test]

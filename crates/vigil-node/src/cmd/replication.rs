@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
-use super::{Handler, row};
-use crate::dispatch::ConnState;
+use crate::gate::Role;
 use crate::node::Node;
+use crate::node::{Handler, row};
 use crate::repl::master;
-use crate::role::Role;
+use crate::session::ConnState;
 
 /// The replication family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -98,7 +98,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 fn replicaof(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
     let host = args.next().unwrap_or_default();
     let port = args.next().unwrap_or_default();
-    let r = if node.role.read().managed {
+    let r = if node.gate.managed() {
         Reply::error(
             "ERR REPLICAOF is disabled in managed mode: the sentinels assign roles through NodeAdmin",
         )
@@ -110,7 +110,7 @@ fn replicaof(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             None => Reply::error("ERR Invalid master port"),
             Some(p) => {
                 let host = String::from_utf8_lossy(&host).into_owned();
-                let same = node.role.read().role
+                let same = node.gate.role()
                     == Role::Replica {
                         host: host.clone(),
                         port: p as u16,
@@ -128,7 +128,7 @@ fn replicaof(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
 }
 
 fn role(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
-    let role = node.role.read().role.clone();
+    let role = node.gate.role();
     let offset = node.repl.feed.lock().offset as i64;
     let r = match role {
         Role::Replica { host, port } => {

@@ -1,31 +1,20 @@
-//! Server commands: INFO, CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN.
+//! Server commands: CONFIG, COMMAND, SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN (INFO has
+//! its own file, `info.rs`).
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use vigil_resp::args::lossy_lower;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
-use super::{Handler, row};
 use crate::config::{AppendFsync, NodeConfig, parse_size};
-use crate::dispatch::ConnState;
-use crate::node::{Node, REDIS_VERSION, limits_from, now_ms};
+use crate::node::{Handler, row};
+use crate::node::{Node, limits_from};
+use crate::session::ConnState;
 
 /// The server family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
     vec![
-        row!(
-            "info",
-            -1,
-            [STALE],
-            0,
-            0,
-            0,
-            "server",
-            "Returns information and statistics about the server.",
-            Node(info)
-        ),
         row!(
             "config",
             -2,
@@ -106,193 +95,10 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
     ]
 }
 
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b < 1024.0 {
-        format!("{bytes}B")
-    } else if b < 1024.0 * 1024.0 {
-        format!("{:.2}K", b / 1024.0)
-    } else if b < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}M", b / (1024.0 * 1024.0))
-    } else {
-        format!("{:.2}G", b / (1024.0 * 1024.0 * 1024.0))
-    }
-}
-
-/// Resident set size from /proc (the node does not instrument its allocator).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "keyspace",
-];
-
-fn info(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
-    let mut wanted: Vec<String> = args.rest().iter().map(|s| lossy_lower(s)).collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "default" || w == "all" || w == "everything")
-    {
-        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
-    }
-    let text = info_text(node, &wanted);
-    conn.reply(Reply::Verbatim(Bytes::from(text)));
-}
-
-/// The INFO text for the given sections, with Redis' field names.
-pub fn info_text(node: &Node, sections: &[String]) -> String {
-    let mut out = String::new();
-    let stats = &node.shared.stats;
-    let cfg = node.config.read().clone();
-    let uptime = node.started.elapsed().as_secs();
-    let (keyspace, dirty, expired, hits, misses) = {
-        let s = node.store.lock();
-        let ks: Vec<(usize, usize, usize)> = s
-            .dbs
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| !d.is_empty())
-            .map(|(i, d)| (i, d.len(), d.expires.len()))
-            .collect();
-        (ks, s.dirty, s.expired_keys, s.hits, s.misses)
-    };
-    for section in DEFAULT_SECTIONS
-        .iter()
-        .filter(|s| sections.iter().any(|w| w == *s))
-    {
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        match *section {
-            "server" => {
-                let _ = write!(
-                    out,
-                    "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nvigil_version:{}\r\n",
-                    std::env::consts::OS,
-                    std::env::consts::ARCH,
-                    std::process::id(),
-                    node.run_id,
-                    node.port(),
-                    now_ms() * 1000,
-                    uptime / 86400,
-                    std::env::current_exe()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    node.config_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    env!("CARGO_PKG_VERSION"),
-                );
-            }
-            "clients" => {
-                let (blocked, pubsub) = node.shared.clients.counts();
-                let _ = write!(
-                    out,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\npubsub_clients:{pubsub}\r\nclients_in_timeout_table:{blocked}\r\n",
-                    node.shared.clients.len(),
-                    node.shared.limits.read().maxclients,
-                );
-            }
-            "memory" => {
-                let rss = rss_bytes();
-                let _ = write!(
-                    out,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n",
-                    human(rss),
-                    human(rss),
-                );
-            }
-            "persistence" => {
-                let p = &node.persist;
-                let compacting = p.compacting() as u8;
-                let status = if p.last_ok.load(Ordering::Relaxed) {
-                    "ok"
-                } else {
-                    "err"
-                };
-                let aof_size = p.aof.as_ref().map_or(0, |a| a.size());
-                let aof_status = if p.aof.as_ref().and_then(|a| a.last_error()).is_some() {
-                    "err"
-                } else {
-                    "ok"
-                };
-                let _ = write!(
-                    out,
-                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{compacting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{status}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{compacting}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{status}\r\naof_last_write_status:{aof_status}\r\naof_current_size:{aof_size}\r\naof_base_size:{}\r\n",
-                    dirty.saturating_sub(p.dirty_saved.load(Ordering::Relaxed)),
-                    p.last_save.load(Ordering::Relaxed),
-                    cfg.persistence.appendonly as u8,
-                    p.base_size.load(Ordering::Relaxed),
-                );
-            }
-            "stats" => {
-                let _ = write!(
-                    out,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
-                    stats.connections_received.load(Ordering::Relaxed),
-                    stats.commands_processed.load(Ordering::Relaxed),
-                    node.ops_per_sec.load(Ordering::Relaxed),
-                    stats.net_input_bytes.load(Ordering::Relaxed),
-                    stats.net_output_bytes.load(Ordering::Relaxed),
-                    stats.rejected_connections.load(Ordering::Relaxed),
-                    node.repl.sync_full.load(Ordering::Relaxed),
-                    node.repl.sync_partial_ok.load(Ordering::Relaxed),
-                    node.repl.sync_partial_err.load(Ordering::Relaxed),
-                    node.shared.hub.channels(None).len(),
-                    node.shared.hub.numpat(),
-                );
-            }
-            "replication" => out.push_str(&node.info_replication()),
-            "cpu" => {
-                let (user, sys) = cpu_times();
-                let _ = write!(
-                    out,
-                    "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n"
-                );
-            }
-            "keyspace" => {
-                out.push_str("# Keyspace\r\n");
-                for (i, keys, expires) in &keyspace {
-                    let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn cpu_times() -> (f64, f64) {
-    // SAFETY: getrusage writes into the zeroed struct we pass; no other preconditions.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return (0.0, 0.0);
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (t(u.ru_utime), t(u.ru_stime))
-}
-
+/// One settable or readable configuration parameter.
 /// Applies a new value at run time.
 type Setter = fn(&Node, &str) -> Result<(), String>;
 
-/// One settable or readable configuration parameter.
 struct Param {
     name: &'static str,
     get: fn(&NodeConfig) -> String,

@@ -4,8 +4,9 @@ use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
-use super::{Ctx, Handler, ScanOpts, row, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, scan_reply};
 use crate::db::{Key, Set, Value, boxed, new_set, scan_indices, set_remove};
+use crate::node::{Handler, row};
 
 /// The set family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -268,7 +269,7 @@ fn scard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let count = super::pop_count(args)?;
+    let count = crate::ctx::pop_count(args)?;
     args.finish()?;
     let Some(s) = ctx.get_set(&key)? else {
         return Ok(if count.is_some() {

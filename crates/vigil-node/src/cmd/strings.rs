@@ -1,12 +1,11 @@
 //! String commands.
 
 use bytes::Bytes;
-use vigil_resp::args::{parse_float, parse_int};
-use vigil_resp::reply::format_float_value;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::{Ctx, Handler, argv, int_arg, row};
+use crate::ctx::{Ctx, argv, int_arg};
 use crate::db::{Value, boxed};
+use crate::node::{Handler, row};
 
 /// The string family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -131,61 +130,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "string",
             "Sets several keys only if none exists.",
             Data(msetnx)
-        ),
-        row!(
-            "incr",
-            2,
-            [WRITE, DENYOOM, FAST],
-            1,
-            1,
-            1,
-            "string",
-            "Increments an integer value by one.",
-            Data(incr)
-        ),
-        row!(
-            "decr",
-            2,
-            [WRITE, DENYOOM, FAST],
-            1,
-            1,
-            1,
-            "string",
-            "Decrements an integer value by one.",
-            Data(decr)
-        ),
-        row!(
-            "incrby",
-            3,
-            [WRITE, DENYOOM, FAST],
-            1,
-            1,
-            1,
-            "string",
-            "Increments an integer value.",
-            Data(incrby)
-        ),
-        row!(
-            "decrby",
-            3,
-            [WRITE, DENYOOM, FAST],
-            1,
-            1,
-            1,
-            "string",
-            "Decrements an integer value.",
-            Data(decrby)
-        ),
-        row!(
-            "incrbyfloat",
-            3,
-            [WRITE, DENYOOM, FAST],
-            1,
-            1,
-            1,
-            "string",
-            "Increments a float value.",
-            Data(incrbyfloat)
         ),
         row!(
             "append",
@@ -484,69 +428,6 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         ctx.changed(1);
     }
     Ok(Reply::Int(1))
-}
-
-fn incr_generic(ctx: &mut Ctx, key: &[u8], by: i64) -> Result<Reply, CmdError> {
-    let cur = match ctx.get_str(key)? {
-        None => 0,
-        Some(s) => parse_int(s)?,
-    };
-    let n = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-    let db = ctx.db();
-    db.set(
-        key,
-        Value::Str(boxed(itoa::Buffer::new().format(n).as_bytes())),
-        true,
-    );
-    db.touch(key);
-    ctx.changed(1);
-    Ok(Reply::Int(n))
-}
-
-fn incr(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    incr_generic(ctx, &key, 1)
-}
-
-fn decr(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    incr_generic(ctx, &key, -1)
-}
-
-fn incrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let by = args.i64()?;
-    incr_generic(ctx, &key, by)
-}
-
-fn decrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let by = args.i64()?;
-    if by == i64::MIN {
-        return Err(CmdError::msg("ERR decrement would overflow"));
-    }
-    incr_generic(ctx, &key, -by)
-}
-
-fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let by = args.f64()?;
-    let cur = match ctx.get_str(&key)? {
-        None => 0.0,
-        Some(s) => parse_float(s).ok_or(CmdError::NotFloat)?,
-    };
-    let n = cur + by;
-    if !n.is_finite() {
-        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
-    }
-    let text = format_float_value(n);
-    let db = ctx.db();
-    db.set(&key, Value::Str(boxed(text.as_bytes())), true);
-    db.touch(&key);
-    ctx.changed(1);
-    // Float formatting must not differ between master and log replay: propagate the result.
-    ctx.propagate(argv([b"SET", &key, text.as_bytes(), b"KEEPTTL"]));
-    Ok(Reply::Bulk(Bytes::from(text)))
 }
 
 fn append(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

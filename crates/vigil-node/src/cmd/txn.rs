@@ -4,9 +4,10 @@ use std::sync::atomic::Ordering;
 
 use vigil_resp::{Args, CommandMeta, Conn, Reply, builtin};
 
-use super::{Handler, row};
-use crate::dispatch::{ConnState, Watched};
-use crate::node::{Node, now_ms};
+use crate::node::Node;
+use crate::node::{Handler, row};
+use crate::session::{ConnState, Watched};
+use vigil_base::clock::unix_ms;
 
 /// The transaction family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -111,7 +112,7 @@ fn watch(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         conn.reply(Reply::error("ERR WATCH inside MULTI is not allowed"));
         return;
     }
-    let now = now_ms();
+    let now = unix_ms();
     let mut store = node.store.lock();
     let db = conn.db;
     while let Some(key) = args.next() {

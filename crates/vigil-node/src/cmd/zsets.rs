@@ -4,12 +4,11 @@ use bytes::Bytes;
 use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::hashes::{rand_args, random_indices};
 use super::lists::clamp_range;
-use super::{Ctx, Handler, ScanOpts, row, scan_reply};
-use crate::db::scan_indices;
+use crate::ctx::Ctx;
 use crate::db::zset::{LexBound, Score, ScoreBound};
 use crate::db::{Key, ZSet};
+use crate::node::{Handler, row};
 
 /// The sorted set family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -191,28 +190,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             Data(|c, a| range_generic(c, a, spec(RangeBy::Rank, true), false))
         ),
         row!(
-            "zpopmin",
-            -2,
-            [WRITE, FAST],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Removes and returns the lowest-scored members.",
-            Data(|c, a| pop_generic(c, a, false))
-        ),
-        row!(
-            "zpopmax",
-            -2,
-            [WRITE, FAST],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Removes and returns the highest-scored members.",
-            Data(|c, a| pop_generic(c, a, true))
-        ),
-        row!(
             "zremrangebyrank",
             4,
             [WRITE],
@@ -244,28 +221,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "sorted-set",
             "Removes members in a lexicographic range.",
             Data(|c, a| remrange(c, a, RangeBy::Lex))
-        ),
-        row!(
-            "zrandmember",
-            -2,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns random members.",
-            Data(zrandmember)
-        ),
-        row!(
-            "zscan",
-            -3,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Iterates over members and scores.",
-            Data(zscan)
         ),
     ]
 }
@@ -476,7 +431,7 @@ fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> Result<Reply, CmdE
 }
 
 /// Renders (member, score) pairs as Redis does for the connection's protocol.
-fn pairs_reply(items: &[&(Score, Key)], withscores: bool, resp3: bool) -> Reply {
+pub(crate) fn pairs_reply(items: &[&(Score, Key)], withscores: bool, resp3: bool) -> Reply {
     let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
     for (s, m) in items {
         if !withscores {
@@ -611,36 +566,6 @@ fn spec(by: RangeBy, rev: bool) -> RangeSpec {
     }
 }
 
-fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let count = super::pop_count(args)?;
-    args.finish()?;
-    let resp3 = ctx.resp3;
-    let Some(z) = ctx.get_zset(&key)? else {
-        return Ok(Reply::Array(vec![]));
-    };
-    let n = count.unwrap_or(1).min(z.len());
-    let mut popped = Vec::with_capacity(n);
-    for _ in 0..n {
-        let first = if max {
-            z.order.last().cloned()
-        } else {
-            z.order.first().cloned()
-        };
-        let Some((s, m)) = first else { break };
-        z.remove(&m);
-        popped.push((s, m));
-    }
-    if !popped.is_empty() {
-        ctx.remove_if_empty(&key);
-        ctx.db().touch(&key);
-        ctx.changed(popped.len() as u64);
-    }
-    let refs: Vec<&(Score, Key)> = popped.iter().collect();
-    // RESP3 nests pairs only when a count was given; a single pop is a flat pair.
-    Ok(pairs_reply(&refs, true, resp3 && count.is_some()))
-}
-
 fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>) -> Reply {
     let n = members.len();
     if n > 0 {
@@ -670,51 +595,4 @@ fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdErr
         .map(|(_, m)| m.clone())
         .collect();
     Ok(remove_selected(ctx, &key, members))
-}
-
-fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let (count, withscores) = rand_args(args, Some("withscores"))?;
-    let resp3 = ctx.resp3;
-    let z = ctx.get_zset(&key)?;
-    let Some(count) = count else {
-        return Ok(match z {
-            Some(z) if !z.is_empty() => z
-                .scores
-                .get_index(rand::random_range(0..z.len()))
-                .map_or(Reply::Nil, |(m, _)| Reply::bulk(m)),
-            _ => Reply::Nil,
-        });
-    };
-    let Some(z) = z else {
-        return Ok(Reply::Array(vec![]));
-    };
-    let picked: Vec<(Score, Key)> = random_indices(z.len(), count)
-        .into_iter()
-        .filter_map(|i| z.scores.get_index(i))
-        .map(|(m, s)| (Score(*s), m.clone()))
-        .collect();
-    let refs: Vec<&(Score, Key)> = picked.iter().collect();
-    Ok(pairs_reply(&refs, withscores, resp3))
-}
-
-fn zscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
-    let Some(z) = ctx.get_zset(&key)? else {
-        return Ok(scan_reply(0, vec![]));
-    };
-    let (next, range) = scan_indices(z.scores.len(), o.cursor, o.count);
-    let mut items = Vec::new();
-    for i in range.rev() {
-        if let Some((m, s)) = z.scores.get_index(i)
-            && o.matches(m)
-        {
-            items.push(Reply::bulk(m));
-            items.push(Reply::Bulk(Bytes::from(vigil_resp::reply::format_double(
-                *s,
-            ))));
-        }
-    }
-    Ok(scan_reply(next, items))
 }

@@ -1,6 +1,6 @@
 //! The append-only command log.
 //!
-//! The log holds exactly the replication stream (see [`crate::repl::feed`]): RESP multibulk
+//! The log holds exactly the replication stream (the replication feed's bytes): RESP multibulk
 //! requests, with `SELECT` when the database changes, queued while the store lock is held, so
 //! the log order is exactly the order in which commands changed the data. Every file starts
 //! with a `REPLMARK replid offset db` record, so replaying a log also recovers the replication
@@ -26,14 +26,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
-use vigil_resp::error::ProtocolError;
-use vigil_resp::request::{ParseLimits, RequestParser};
 
 use crate::config::AppendFsync;
-use crate::persist::snapshot::sync_dir;
+use vigil_base::fs::sync_dir;
 
 /// The log file of a generation.
 pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
@@ -46,21 +43,6 @@ pub fn log_generation(name: &str) -> Option<u64> {
         .strip_suffix(".aof")?
         .parse()
         .ok()
-}
-
-/// Appends one command in RESP form.
-pub fn encode_command(out: &mut Vec<u8>, args: &[Bytes]) {
-    let mut n = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(n.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(n.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 struct Queue {
@@ -538,100 +520,9 @@ impl Drop for Fsyncer {
     }
 }
 
-/// The result of reading one log file.
-#[derive(Debug)]
-pub struct LogRead {
-    /// Complete commands, in order, each with the byte offset where it starts.
-    pub commands: Vec<(u64, Vec<Bytes>)>,
-    /// Bytes of the file that hold complete commands.
-    pub valid_len: u64,
-    /// Whether an incomplete tail followed them.
-    pub torn: bool,
-}
-
-/// Reads a log file; an incomplete or zero-filled tail (a crash mid-write) is reported as
-/// `torn`, anything else that does not parse is an error with its offset.
-///
-/// Sizes are judged by what the node could have written: a length or count over the node's
-/// limits (`max_bulk_len`, `max_multibulk_len`) is damage, reported as such (with its offset)
-/// rather than believed; one within them that the file does not hold is a torn last write
-/// (say, of a value larger than the whole log so far). Either way nothing is allocated for
-/// what a size announces beyond the bytes actually there.
-pub fn read_log(
-    path: &Path,
-    max_bulk_len: usize,
-    max_multibulk_len: usize,
-) -> Result<LogRead, (u64, String)> {
-    let data = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
-    let total = data.len();
-    let mut buf = BytesMut::from(&data[..]);
-    let limits = ParseLimits::peer(max_bulk_len, max_multibulk_len);
-    let mut parser = RequestParser::new();
-    let mut commands = Vec::new();
-    let mut valid = 0usize;
-    loop {
-        if buf.is_empty() {
-            return Ok(LogRead {
-                commands,
-                valid_len: valid as u64,
-                torn: false,
-            });
-        }
-        if buf[0] != b'*' {
-            if buf.iter().all(|&b| b == 0) {
-                return Ok(LogRead {
-                    commands,
-                    valid_len: valid as u64,
-                    torn: true,
-                });
-            }
-            return Err((
-                valid as u64,
-                format!("expected '*', found byte {:#04x}", buf[0]),
-            ));
-        }
-        match parser.parse(&mut buf, &limits, true) {
-            Ok(Some(cmd)) => {
-                let start = valid as u64;
-                valid = total - buf.len();
-                if !cmd.is_empty() {
-                    commands.push((start, cmd));
-                }
-            }
-            Ok(None) => {
-                return Ok(LogRead {
-                    commands,
-                    valid_len: valid as u64,
-                    torn: true,
-                });
-            }
-            Err(e) => {
-                let rest = &data[valid..];
-                if rest.iter().skip(1).all(|&b| b == 0) {
-                    return Ok(LogRead {
-                        commands,
-                        valid_len: valid as u64,
-                        torn: true,
-                    });
-                }
-                let reason = match e {
-                    ProtocolError::BulkLength | ProtocolError::MultibulkLength => format!(
-                        "a command announces a size over the node's limits (proto_max_bulk_len {max_bulk_len}, max_multibulk_len {max_multibulk_len}) or not a size"
-                    ),
-                    e => e.to_string(),
-                };
-                return Err((valid as u64, reason));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The default `proto_max_bulk_len` (512 MiB).
-    const LIMIT: usize = 512 * 1024 * 1024;
 
     /// A client's task whose write fails hands the bytes back to the queue in order, ahead of
     /// what was appended meanwhile; the next write puts everything in the file in order, and
@@ -678,79 +569,5 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
         assert_eq!(*inner.written.borrow(), 13);
         assert!(!inner.failing.load(Ordering::Relaxed) && inner.error.lock().is_none());
-    }
-
-    #[test]
-    fn torn_tail_is_reported_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("appendonly.1.aof");
-        let mut data = Vec::new();
-        encode_command(
-            &mut data,
-            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
-        );
-        let full = data.len();
-        encode_command(
-            &mut data,
-            &[Bytes::from("SET"), Bytes::from("k2"), Bytes::from("v2")],
-        );
-        for cut in full..data.len() {
-            std::fs::write(&p, &data[..cut]).unwrap();
-            let r = read_log(&p, LIMIT, LIMIT).unwrap();
-            assert_eq!(r.commands.len(), 1, "cut {cut}");
-            assert_eq!(r.valid_len as usize, full);
-            assert_eq!(r.torn, cut != full, "cut {cut}");
-        }
-        let mut zeros = data[..full].to_vec();
-        zeros.extend_from_slice(&[0; 100]);
-        std::fs::write(&p, &zeros).unwrap();
-        assert!(read_log(&p, LIMIT, LIMIT).unwrap().torn);
-        let mut garbage = data[..full].to_vec();
-        garbage.extend_from_slice(b"hello world\r\n*1\r\n$4\r\nPING\r\n");
-        std::fs::write(&p, &garbage).unwrap();
-        assert_eq!(read_log(&p, LIMIT, LIMIT).unwrap_err().0, full as u64);
-    }
-
-    /// A damaged tail announcing absurd sizes is an error at its offset, never an attempt to
-    /// allocate what it claims; a claim the file could hold is an ordinary torn tail.
-    #[test]
-    fn announced_sizes_beyond_the_file_are_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("appendonly.1.aof");
-        let mut clean = Vec::new();
-        encode_command(
-            &mut clean,
-            &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
-        );
-        for (i, tail) in [
-            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999\r\nabc"[..],
-            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$9223372036854775807\r\n",
-            b"*99999999999\r\n$3\r\nSET\r\n",
-            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$-7\r\n",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut data = clean.clone();
-            data.extend_from_slice(tail);
-            std::fs::write(&p, &data).unwrap();
-            let (offset, reason) = read_log(&p, LIMIT, LIMIT).unwrap_err();
-            assert_eq!(offset, clean.len() as u64, "#{i}");
-            assert!(reason.contains("over the node's limits"), "#{i}: {reason}");
-        }
-        // A torn write of a value larger than the whole file so far, within the limits.
-        for (i, tail) in [
-            &b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20\r\nabc"[..],
-            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10000000\r\nabc",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut data = clean.clone();
-            data.extend_from_slice(tail);
-            std::fs::write(&p, &data).unwrap();
-            let r = read_log(&p, LIMIT, LIMIT).unwrap();
-            assert!(r.torn && r.valid_len == clean.len() as u64, "#{i}");
-        }
     }
 }

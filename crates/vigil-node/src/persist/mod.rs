@@ -7,6 +7,10 @@
 //! any point leaves a directory that recovers to the same data.
 
 pub mod aof;
+// The forked snapshot child, only where the allocator is fork-safe (see the module).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod fork;
+pub mod replay;
 pub mod snapshot;
 
 use std::fs::File;
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::db::Store;
 use crate::error::NodeError;
-use crate::repl::Feed;
+use crate::stream::Mark;
 use aof::Aof;
 
 /// The snapshot file name.
@@ -160,14 +164,15 @@ impl Persistence {
     }
 
     /// Takes the snapshot (in place, or by a forked child with `fork`) and rotates the log at
-    /// that instant. Call under the store lock, after [`Persistence::try_begin`].
-    pub fn cut(&self, store: &Store, feed: &Feed, fork: bool) -> (u64, u64, snapshot::Pending) {
+    /// that instant; `pos` is the replication position of `store`. Call under the store lock
+    /// (the stream lock too, so `pos` stays the position), after [`Persistence::try_begin`].
+    pub fn cut(&self, store: &Store, pos: &Mark, fork: bool) -> (u64, u64, snapshot::Pending) {
         let generation = self.next_generation();
         let header = snapshot::Header {
             generation,
-            created_ms: crate::node::now_ms(),
-            replid: feed.replid.clone(),
-            offset: feed.offset,
+            created_ms: vigil_base::clock::unix_ms(),
+            replid: pos.replid.clone(),
+            offset: pos.offset,
         };
         let bytes = if fork {
             snapshot::Pending::start(store, &header)
@@ -175,7 +180,7 @@ impl Persistence {
             snapshot::Pending::Ready(snapshot::encode(store, &header))
         };
         if let Some(aof) = &self.aof {
-            aof.rotate(generation, feed.marker());
+            aof.rotate(generation, pos.encode());
         }
         (generation, store.dirty, bytes)
     }
@@ -219,7 +224,7 @@ impl Persistence {
             }
         }
         self.last_save
-            .store(crate::node::now_ms() / 1000, Ordering::Relaxed);
+            .store(vigil_base::clock::unix_ms() / 1000, Ordering::Relaxed);
         self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
         self.base_size.store(size, Ordering::Relaxed);
         self.last_ok.store(true, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use vigil_base::fs;
 
 use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
 
@@ -97,95 +98,32 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
     out
 }
 
-/// A snapshot being encoded by a forked child process: the fork copies the dataset
-/// copy-on-write in a few milliseconds, so the store lock is held only for the fork instead of
-/// the whole encoding (Redis' BGSAVE model).
-pub struct Forked {
-    pid: libc::pid_t,
-    pipe: std::fs::File,
-}
-
-/// Forks a child that encodes `store` and writes the bytes to a pipe, then exits. Call with
-/// the store lock held, so the child sees one instant. The child only encodes, writes and
-/// `_exit`s: it takes no lock and logs nothing (other threads' locks are not its own).
-pub fn fork_encode(store: &Store, h: &Header) -> std::io::Result<Forked> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we pass.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the child runs only `child_encode`, which uses memory it inherited, the
-    // allocator (glibc makes malloc safe across fork) and raw write/_exit; it never returns.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: closing the descriptors pipe2 just gave us.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
-        return Err(e);
-    }
-    if pid == 0 {
-        child_encode(store, h, fds[1]);
-    }
-    // SAFETY: fds[1] is ours to close; fds[0] is a valid descriptor we now own.
-    unsafe { libc::close(fds[1]) };
-    Ok(Forked {
-        pid,
-        pipe: unsafe { std::fs::File::from_raw_fd(fds[0]) },
-    })
-}
-
-fn child_encode(store: &Store, h: &Header, fd: i32) -> ! {
-    // SAFETY: plain syscalls in the child; it exits with _exit, never unwinding into the
-    // parent's code or running its destructors.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        let bytes = encode(store, h);
-        let len = (bytes.len() as u64).to_le_bytes();
-        let mut ok = write_fd(fd, &len);
-        ok = ok && write_fd(fd, &bytes);
-        libc::_exit(if ok { 0 } else { 1 });
-    }
-}
-
-/// Writes all of `buf` to a raw descriptor.
-unsafe fn write_fd(fd: i32, mut buf: &[u8]) -> bool {
-    while !buf.is_empty() {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return false;
-        }
-        buf = &buf[n as usize..];
-    }
-    true
-}
+/// Size of the pieces a snapshot is streamed in: the parent never holds a whole snapshot.
+pub const CHUNK: usize = 1 << 20;
 
 /// Snapshot bytes, encoded in place or by a forked child.
 pub enum Pending {
     /// Already encoded.
     Ready(Vec<u8>),
     /// Being encoded by a child process.
-    Forked(Forked),
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    Forked(super::fork::Forked),
 }
 
 impl Pending {
     /// Encodes `store` in a forked child, or in place if the fork fails (e.g. no memory for
     /// the page tables): a slower pause, never a failed save. Call under the store lock.
+    /// Where the allocator is not known to be fork-safe (see `persist/fork.rs`), always in
+    /// place.
     pub fn start(store: &Store, h: &Header) -> Pending {
-        match fork_encode(store, h) {
-            Ok(f) => Pending::Forked(f),
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        match super::fork::fork_with(|| encode(store, h)) {
+            Ok(f) => return Pending::Forked(f),
             Err(e) => {
                 tracing::warn!(error = %e, "fork failed; encoding the snapshot under the store lock");
-                Pending::Ready(encode(store, h))
             }
         }
+        Pending::Ready(encode(store, h))
     }
 
     /// Streams the bytes: `on_len` with the size, then `on_chunk` with each piece. Blocking
@@ -200,6 +138,7 @@ impl Pending {
                 on_len(b.len() as u64)?;
                 b.chunks(CHUNK).try_for_each(on_chunk)
             }
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
             Pending::Forked(f) => f.stream(on_len, on_chunk),
         }
     }
@@ -207,7 +146,7 @@ impl Pending {
     /// Writes the snapshot to `path` crash-safely (temp file, fsync, rename, fsync the
     /// directory), piece by piece; returns its size.
     pub fn write_to(self, path: &Path) -> std::io::Result<u64> {
-        let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+        let mut f = std::fs::File::create(fs::temp_path(path))?;
         let mut size = 0;
         self.stream(
             |_| Ok(()),
@@ -232,67 +171,6 @@ impl Pending {
             },
         )?;
         Ok(out)
-    }
-}
-
-impl Drop for Forked {
-    fn drop(&mut self) {
-        if self.pid > 0 {
-            // Abandoned before collection: stop and reap the child.
-            // SAFETY: signalling and waiting for our own child.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
-
-/// Size of the pieces a snapshot is streamed in: the parent never holds a whole snapshot.
-pub const CHUNK: usize = 1 << 20;
-
-impl Forked {
-    /// Streams the encoded snapshot: `on_len` with its size, then `on_chunk` with each piece;
-    /// reaps the child. Blocking: call off the async runtime.
-    fn stream(
-        mut self,
-        on_len: impl FnOnce(u64) -> std::io::Result<()>,
-        mut on_chunk: impl FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        use std::io::Read;
-        let copy = || -> std::io::Result<()> {
-            let mut len = [0u8; 8];
-            self.pipe.read_exact(&mut len)?;
-            let mut left = u64::from_le_bytes(len);
-            on_len(left)?;
-            let mut buf = vec![0u8; CHUNK];
-            while left > 0 {
-                let want = buf.len().min(left as usize);
-                let n = self.pipe.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(std::io::Error::other("snapshot child stopped early"));
-                }
-                on_chunk(&buf[..n])?;
-                left -= n as u64;
-            }
-            Ok(())
-        };
-        let copied = copy();
-        if copied.is_err() {
-            // SAFETY: signalling our own child, which may still be writing.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        self.pid = 0;
-        copied?;
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            return Err(std::io::Error::other(format!(
-                "snapshot child failed (wait status {status})"
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -504,29 +382,19 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     Ok((header, store))
 }
 
-/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_temp(path, bytes)?;
-    commit_temp(path)
-}
-
-/// The first half of [`write_atomic`]: writes and fsyncs `path`'s temp file.
+/// The first half of a durable write in two steps (a replica receiving a full sync writes the
+/// file first, empties its dataset, then commits): writes and fsyncs `path`'s temp file.
 pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(path.with_extension("tmp"))?;
+    let mut f = std::fs::File::create(fs::temp_path(path))?;
     f.write_all(bytes)?;
     f.sync_all()
 }
 
-/// The second half of [`write_atomic`]: renames the temp file over `path`, fsyncs the directory.
+/// The second half of [`write_temp`]: renames the temp file over `path`, fsyncs the directory
+/// (the protocol of [`vigil_base::fs::write_durable`]).
 pub fn commit_temp(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::rename(path.with_extension("tmp"), path)?;
-    sync_dir(dir)
-}
-
-/// Fsyncs a directory so a rename or creation in it survives a crash.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::rename(fs::temp_path(path), path)?;
+    fs::sync_parent(path)
 }
 
 #[cfg(test)]
@@ -568,21 +436,6 @@ mod tests {
     }
 
     #[test]
-    fn forked_encoding_matches_in_place_encoding() {
-        let s = sample();
-        let h = Header {
-            generation: 3,
-            created_ms: 5,
-            replid: "b".repeat(40),
-            offset: 7,
-        };
-        let forked = Pending::Forked(fork_encode(&s, &h).unwrap())
-            .bytes()
-            .unwrap();
-        assert_eq!(forked, encode(&s, &h));
-    }
-
-    #[test]
     fn every_single_byte_flip_and_truncation_is_detected() {
         let bytes = encode(&sample(), &Header::default());
         for i in 0..bytes.len() {
@@ -594,5 +447,20 @@ mod tests {
                 "truncation at {i} not detected"
             );
         }
+    }
+
+    #[test]
+    fn forked_encoding_matches_in_place_encoding() {
+        let mut s = Store::new(16);
+        s.dbs[0].set(b"s", Value::Str(boxed(b"v")), false);
+        s.dbs[3].set(b"k", Value::Str(boxed(b"w")), false);
+        let h = Header {
+            generation: 3,
+            created_ms: 5,
+            replid: "b".repeat(40),
+            offset: 7,
+        };
+        let forked = Pending::start(&s, &h).bytes().unwrap();
+        assert_eq!(forked, encode(&s, &h));
     }
 }

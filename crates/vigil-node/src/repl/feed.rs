@@ -23,11 +23,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::Prop;
-use crate::persist::aof::encode_command;
-
-/// Name of the log record that states the replication position.
-pub const MARKER: &[u8] = b"REPLMARK";
+use crate::ctx::Prop;
+use crate::stream::{Mark, encode_command};
 
 /// A replication id: 40 random hex digits.
 pub fn random_id() -> String {
@@ -132,20 +129,18 @@ impl Feed {
         self.db = Some(db);
     }
 
+    /// The current position: replication id, offset and selected database.
+    pub fn position(&self) -> Mark {
+        Mark {
+            replid: self.replid.clone(),
+            offset: self.offset,
+            db: self.db,
+        }
+    }
+
     /// The log record stating the current position.
     pub fn marker(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(80);
-        let db = self.db.map_or(-1, |d| d as i64);
-        encode_command(
-            &mut out,
-            &[
-                Bytes::from_static(MARKER),
-                Bytes::from(self.replid.clone()),
-                Bytes::from(self.offset.to_string()),
-                Bytes::from(db.to_string()),
-            ],
-        );
-        out
+        self.position().encode()
     }
 
     /// Starts a new history at the current offset, remembering the old one so replicas that

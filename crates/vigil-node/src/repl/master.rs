@@ -13,9 +13,10 @@ use vigil_resp::request::{ParseLimits, RequestParser};
 use vigil_resp::{Args, CmdError, Conn, Reply, Service};
 
 use super::feed::{Link, LinkState};
-use crate::dispatch::ConnState;
-use crate::node::{Node, now_ms};
+use crate::node::Node;
 use crate::persist::snapshot::{self, Header};
+use crate::session::ConnState;
+use vigil_base::clock::unix_ms;
 
 /// `REPLCONF <option> <value> ...`: what a replica tells its master during the handshake.
 pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
@@ -38,7 +39,7 @@ pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                         .ok()
                         .filter(|e| *e >= 0)
                         .ok_or(CmdError::NotInteger)? as u64;
-                    let mine = node.role.read().epoch;
+                    let mine = node.gate.epoch();
                     if e > mine {
                         // The replica was told about a newer epoch than ours: we are a stale
                         // master and must not be followed.
@@ -69,7 +70,7 @@ pub fn psync<'a>(
     node: &'a Node,
     conn: &'a mut Conn<ConnState>,
     args: Args,
-) -> crate::cmd::BoxFut<'a> {
+) -> crate::node::BoxFut<'a> {
     Box::pin(serve_replica(node, conn, args))
 }
 
@@ -82,7 +83,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     } else {
         ("?".to_string(), -1)
     };
-    if !node.role.read().is_master() {
+    if !node.gate.is_master() {
         conn.reply(Reply::error(
             "ERR this node is a replica; chained replication is not supported, replicate from the master",
         ));
@@ -122,7 +123,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                 r.sync_full.fetch_add(1, Ordering::Relaxed);
                 let header = Header {
                     generation: 0,
-                    created_ms: now_ms(),
+                    created_ms: unix_ms(),
                     replid: feed.replid.clone(),
                     offset: feed.offset,
                 };
@@ -251,137 +252,12 @@ fn read_acks(
     Ok(())
 }
 
-impl Node {
-    /// How many online replicas have acknowledged `offset`.
-    pub fn replicas_acked(&self, offset: u64) -> usize {
-        self.repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= offset)
-            .count()
-    }
-
-    /// The highest offset that at least `n` online replicas have acknowledged (0 if fewer
-    /// than `n` are online).
-    pub fn acked_by(&self, n: usize) -> u64 {
-        let mut acks: Vec<u64> = self
-            .repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| l.state() == LinkState::Online)
-            .map(|l| l.ack.load(Ordering::Relaxed))
-            .collect();
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        if n == 0 {
-            return self.repl.feed.lock().offset;
-        }
-        acks.get(n - 1).copied().unwrap_or(0)
-    }
-
-    /// Online replicas whose last acknowledgement is at most `max_lag` old
-    /// (`min_replicas_to_write`).
-    pub fn good_replicas(&self, max_lag: Duration) -> usize {
-        let now = self.clock_ms();
-        let lag = max_lag.as_millis() as u64;
-        self.repl
-            .feed
-            .lock()
-            .links
-            .iter()
-            .filter(|l| {
-                l.state() == LinkState::Online
-                    && now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) <= lag
-            })
-            .count()
-    }
-
-    /// Waits until `n` replicas acknowledged `offset` or `deadline` passes; returns how many
-    /// did.
-    pub async fn wait_acks(&self, offset: u64, n: usize, deadline: Option<Instant>) -> usize {
-        let mut rx = self.repl.acks.subscribe();
-        loop {
-            rx.borrow_and_update();
-            let got = self.replicas_acked(offset);
-            if got >= n {
-                return got;
-            }
-            let changed = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), rx.changed()).await,
-                None => Ok(rx.changed().await),
-            };
-            if !matches!(changed, Ok(Ok(()))) {
-                return self.replicas_acked(offset);
-            }
-        }
-    }
-
-    /// Runs before write replies leave: in synchronous mode waits for `sync_replicas`
-    /// acknowledgements, then checks the role, fence and lease *now*.
-    ///
-    /// If that fails, the writes already ran and nobody knows whether they will survive: an
-    /// error would be a lie, since clients read `-READONLY` and `-NOREPLICAS` as "not run" and
-    /// retry elsewhere. So the connection closes without the reply of the batch's first write
-    /// or anything after it (replies before it still go): an unknown outcome, as after a
-    /// timeout. Errors that mean "not run" come only from the gate, before a command runs.
-    pub async fn ack_check(&self, conn: &mut Conn<ConnState>) {
-        let Some(offset) = conn.state.pending_ack.take() else {
-            conn.state.first_write = None;
-            return;
-        };
-        let (n, timeout) = {
-            let c = self.config.read();
-            (c.replication.sync_replicas, c.replication.sync_timeout)
-        };
-        let mut failure: Option<String> = None;
-        if n > 0 {
-            let got = self
-                .wait_acks(offset, n, Some(Instant::now() + timeout))
-                .await;
-            if got < n {
-                failure = Some(format!(
-                    "it reached {got} of the {n} replicas sync_replicas requires within {}ms",
-                    timeout.as_millis()
-                ));
-            }
-        }
-        if failure.is_none() {
-            let role = self.role.read();
-            if role.write_denied(Instant::now()).is_some() {
-                let why = if !role.is_master() {
-                    "the node stopped being a master"
-                } else if role.fenced {
-                    "the node was fenced"
-                } else {
-                    "the write lease expired"
-                };
-                failure = Some(format!("{why} before it was acknowledged"));
-            }
-        }
-        let first_write = conn.state.first_write.take();
-        if let Some(why) = failure {
-            // Without a recorded reply to cut at, nothing of the batch is sent: never too much.
-            let cut = first_write.unwrap_or(0).min(conn.out.len());
-            conn.out.truncate(cut);
-            conn.close = true;
-            tracing::warn!(
-                offset,
-                client = conn.info.id,
-                "write outcome unknown ({why}): closing the connection without its reply"
-            );
-        }
-    }
-}
-
 /// `WAIT numreplicas timeout`.
 pub fn wait<'a>(
     node: &'a Node,
     conn: &'a mut Conn<ConnState>,
     args: Args,
-) -> crate::cmd::BoxFut<'a> {
+) -> crate::node::BoxFut<'a> {
     Box::pin(wait_cmd(node, conn, args))
 }
 
@@ -419,7 +295,7 @@ fn wait_start(node: &Node, conn: &Conn<ConnState>, mut args: Args) -> Result<Wai
         Ok((n.max(0) as usize, t as u64))
     })();
     let (n, timeout_ms) = parsed.map_err(|e| Reply::from(Err::<Reply, _>(e)))?;
-    if !node.role.read().is_master() {
+    if !node.gate.is_master() {
         return Err(Reply::error(
             "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
         ));
@@ -429,7 +305,7 @@ fn wait_start(node: &Node, conn: &Conn<ConnState>, mut args: Args) -> Result<Wai
         want: n,
         timeout_ms,
         offset,
-        acked: node.replicas_acked(offset),
+        acked: node.repl.replicas_acked(offset),
     })
 }
 
@@ -459,7 +335,7 @@ async fn wait_cmd(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     }
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     match conn
-        .wait_or_disconnect(node.wait_acks(offset, n, deadline))
+        .wait_or_disconnect(node.repl.wait_acks(offset, n, deadline))
         .await
     {
         Some(got) => conn.reply(Reply::Int(got as i64)),

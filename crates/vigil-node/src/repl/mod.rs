@@ -1,8 +1,8 @@
 //! Replication master → replica.
 //!
 //! - [`feed`]: the stream of changes, its offset and backlog, and each replica's buffer.
-//! - [`master`]: serving replicas (`REPLCONF`, `PSYNC`), acknowledgements, `WAIT` and
-//!   synchronous writes.
+//! - [`master`]: serving replicas (`REPLCONF`, `PSYNC`), acknowledgements and `WAIT` (the
+//!   write gate waits on them for synchronous writes).
 //! - [`replica`]: following a master (handshake, full and partial resync, applying the stream).
 //!
 //! The protocol is Redis' PSYNC2 over the data port: `PING`, `REPLCONF listening-port`,
@@ -19,13 +19,14 @@ pub mod replica;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use std::time::{Duration, Instant};
+
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use feed::Feed;
-
-use crate::role::Role;
+use feed::LinkState;
 
 /// Replication state of the node.
 pub struct Repl {
@@ -138,136 +139,68 @@ impl LinkStatus {
     }
 }
 
-impl crate::node::Node {
-    /// The replication offset of this node's data.
-    pub fn offset(&self) -> u64 {
-        self.repl.feed.lock().offset
+impl Repl {
+    /// How many online replicas have acknowledged `offset`.
+    pub fn replicas_acked(&self, offset: u64) -> usize {
+        self.feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online && l.ack.load(Ordering::Relaxed) >= offset)
+            .count()
     }
 
-    /// Becomes a master: stops following (under the store lock, so nothing of the old stream
-    /// lands afterwards) and starts a new history that keeps the old one as `replid2`, so the
-    /// other replicas of the old master can continue partially from this node.
-    pub fn become_master(&self) {
-        let store = self.store.lock();
-        let upstream = self.repl.upstream.lock().take();
-        drop(upstream);
-        let mut role = self.role.write();
-        if role.role != Role::Master {
-            let mut feed = self.repl.feed.lock();
-            feed.shift_replid();
-            if let Some(aof) = &self.persist.aof {
-                aof.append(&feed.marker());
-            }
-            tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = role.epoch, "now a master");
+    /// The highest offset that at least `n` online replicas have acknowledged (0 if fewer
+    /// than `n` are online).
+    pub fn acked_by(&self, n: usize) -> u64 {
+        let mut acks: Vec<u64> = self
+            .feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| l.state() == LinkState::Online)
+            .map(|l| l.ack.load(Ordering::Relaxed))
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        if n == 0 {
+            return self.feed.lock().offset;
         }
-        role.role = Role::Master;
-        self.free_writes.store(!role.managed, Ordering::Relaxed);
-        *self.shared.role.write() = "master";
-        drop(role);
-        drop(store);
+        acks.get(n - 1).copied().unwrap_or(0)
     }
 
-    /// Becomes a replica of `host:port`: drops our own replicas and follows the new master,
-    /// resynchronising partially when it shares our history.
-    pub fn become_replica(&self, host: String, port: u16) {
-        let old = self.repl.upstream.lock().take();
-        drop(old);
-        {
-            let _store = self.store.lock();
-            let mut role = self.role.write();
-            role.role = Role::Replica {
-                host: host.clone(),
-                port,
+    /// Online replicas whose last acknowledgement is at most `max_lag` old
+    /// (`min_replicas_to_write`).
+    /// `now` is the node clock (ms).
+    pub fn good_replicas(&self, max_lag: Duration, now: u64) -> usize {
+        let lag = max_lag.as_millis() as u64;
+        self.feed
+            .lock()
+            .links
+            .iter()
+            .filter(|l| {
+                l.state() == LinkState::Online
+                    && now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) <= lag
+            })
+            .count()
+    }
+
+    /// Waits until `n` replicas acknowledged `offset` or `deadline` passes; returns how many
+    /// did.
+    pub async fn wait_acks(&self, offset: u64, n: usize, deadline: Option<Instant>) -> usize {
+        let mut rx = self.acks.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let got = self.replicas_acked(offset);
+            if got >= n {
+                return got;
+            }
+            let changed = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), rx.changed()).await,
+                None => Ok(rx.changed().await),
             };
-            role.lease_until = None;
-            self.free_writes.store(false, Ordering::Relaxed);
-            *self.shared.role.write() = "replica";
-            for l in &self.repl.feed.lock().links {
-                l.kill.cancel();
+            if !matches!(changed, Ok(Ok(()))) {
+                return self.replicas_acked(offset);
             }
-            tracing::info!(master = %format!("{host}:{port}"), epoch = role.epoch, "now a replica");
         }
-        self.wake_blocked();
-        // Only a node being dropped has no Arc left; it has nothing to follow any more.
-        if let Some(me) = self.arc() {
-            let up = replica::start(&me, host, port);
-            *self.repl.upstream.lock() = Some(up);
-        }
-    }
-
-    /// The `# Replication` section of `INFO`, with Redis' field names and order.
-    pub fn info_replication(&self) -> String {
-        use std::fmt::Write as _;
-        let role = self.role.read().role.clone();
-        let priority = self.config.read().replication.priority;
-        let now = self.clock_ms();
-        let mut out = String::from("# Replication\r\n");
-        let feed = self.repl.feed.lock();
-        match &role {
-            Role::Replica { host, port } => {
-                let up = self.repl.upstream.lock();
-                let status = up.as_ref().map(|u| u.status.clone());
-                let phase = status.as_ref().map_or(Phase::Connect, |s| s.phase());
-                let last_io = status.as_ref().map_or(-1, |s| {
-                    (now.saturating_sub(s.last_io_ms.load(Ordering::Relaxed)) / 1000) as i64
-                });
-                let _ = write!(
-                    out,
-                    "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n",
-                    if phase == Phase::Connected {
-                        "up"
-                    } else {
-                        "down"
-                    },
-                    if phase == Phase::Connected {
-                        last_io
-                    } else {
-                        -1
-                    },
-                    (phase == Phase::Sync) as u8,
-                );
-                if phase != Phase::Connected {
-                    let since = status
-                        .as_ref()
-                        .map_or(0, |s| s.down_since_ms.load(Ordering::Relaxed));
-                    let secs = if since == 0 {
-                        -1
-                    } else {
-                        (now.saturating_sub(since) / 1000) as i64
-                    };
-                    let _ = write!(out, "master_link_down_since_seconds:{secs}\r\n");
-                }
-                let _ = write!(
-                    out,
-                    "slave_read_repl_offset:{0}\r\nslave_repl_offset:{0}\r\nslave_priority:{priority}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
-                    feed.offset
-                );
-            }
-            _ => out.push_str("role:master\r\n"),
-        }
-        let _ = write!(out, "connected_slaves:{}\r\n", feed.links.len());
-        for (i, l) in feed.links.iter().enumerate() {
-            let _ = write!(
-                out,
-                "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
-                l.ip,
-                l.port.load(Ordering::Relaxed),
-                l.state().as_str(),
-                l.ack.load(Ordering::Relaxed),
-                now.saturating_sub(l.last_ack_ms.load(Ordering::Relaxed)) / 1000,
-            );
-        }
-        let hist = feed.backlog_len();
-        let _ = write!(
-            out,
-            "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{hist}\r\n",
-            feed.replid,
-            feed.replid2,
-            feed.offset,
-            feed.second_offset,
-            self.config.read().replication.backlog_size,
-            feed.backlog_first_byte(),
-        );
-        out
     }
 }

@@ -20,9 +20,10 @@ use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use super::{LinkStatus, Phase, Upstream};
-use crate::node::{Node, now_ms};
-use crate::persist::aof::encode_command;
+use crate::node::Node;
 use crate::persist::{SNAPSHOT_FILE, snapshot};
+use crate::stream::{Op, Read, Reader, apply_unit, encode_command};
+use vigil_base::clock::unix_ms;
 
 /// Why a replication session ended.
 #[derive(Debug, Error)]
@@ -212,10 +213,7 @@ async fn session(
         "REPLCONF listening-port",
     )
     .await?;
-    let (managed, epoch) = {
-        let r = node.role.read();
-        (r.managed, r.epoch)
-    };
+    let (managed, epoch) = (node.gate.managed(), node.gate.epoch());
     if managed {
         w.call(
             &["REPLCONF", "vigil-epoch", &epoch.to_string()],
@@ -372,12 +370,6 @@ async fn load_full_sync(
     Ok(())
 }
 
-/// One command of the stream, once it is part of a complete unit.
-enum Item {
-    Select(usize),
-    Data(Vec<Bytes>),
-}
-
 /// Reads, applies and acknowledges the stream until an error or cancellation.
 async fn stream_loop(
     node: &Arc<Node>,
@@ -406,8 +398,8 @@ async fn stream_loop(
     // end of the last complete unit: the feed learns where the data ends.
     let mut data_end = 0u64;
     let mut unit_data_end = 0u64;
-    let mut tx: Option<Vec<Item>> = None;
-    let mut items: Vec<Item> = Vec::new();
+    let mut reader = Reader::new(node.config.read().databases, false);
+    let mut ops: Vec<Op> = Vec::new();
     let mut scratch = Vec::new();
     let ack_every = Duration::from_secs(1);
     let mut next_ack = Instant::now() + ack_every;
@@ -438,45 +430,19 @@ async fn stream_loop(
                 continue;
             }
             let pos = total_in - inbuf.len() as u64;
-            let name = cmd[0].to_ascii_lowercase();
-            if tx.is_some() || !(name == b"ping" || name == b"replconf") {
+            if reader.is_data(&cmd) {
                 data_end = pos;
             }
-            match &name[..] {
-                b"select" => {
-                    let db = cmd
-                        .get(1)
-                        .and_then(|d| std::str::from_utf8(d).ok())
-                        .and_then(|d| d.parse::<usize>().ok())
-                        .filter(|d| *d < node.shared.databases)
-                        .ok_or_else(|| {
-                            ReplError::Protocol("SELECT of a database that does not exist".into())
-                        })?;
-                    match &mut tx {
-                        Some(t) => t.push(Item::Select(db)),
-                        None => {
-                            items.push(Item::Select(db));
-                            unit_end = pos;
-                        }
-                    }
-                }
-                b"multi" => tx = Some(Vec::new()),
-                b"exec" => {
-                    items.extend(tx.take().unwrap_or_default());
+            match reader.read(cmd) {
+                Err(e) => return Err(ReplError::Protocol(e.to_string())),
+                Ok(Read::Open) => {}
+                // Only log files carry position records (the reader is told so).
+                Ok(Read::Mark(_)) => unit_end = pos,
+                Ok(Read::Unit { ops: unit, ack }) => {
+                    ops.extend(unit);
+                    getack |= ack;
                     unit_end = pos;
                 }
-                b"ping" if tx.is_none() => unit_end = pos,
-                b"replconf" if tx.is_none() => {
-                    getack = true;
-                    unit_end = pos;
-                }
-                _ => match &mut tx {
-                    Some(t) => t.push(Item::Data(cmd)),
-                    None => {
-                        items.push(Item::Data(cmd));
-                        unit_end = pos;
-                    }
-                },
             }
             if unit_end == pos {
                 unit_data_end = data_end;
@@ -488,7 +454,7 @@ async fn stream_loop(
             applied_to = unit_end;
             let seq = apply(
                 node,
-                std::mem::take(&mut items),
+                std::mem::take(&mut ops),
                 &bytes,
                 data_len,
                 &mut scratch,
@@ -531,10 +497,10 @@ async fn stream_loop(
 /// has the bytes (fsynced too under `always`).
 fn apply(
     node: &Node,
-    items: Vec<Item>,
+    ops: Vec<Op>,
     bytes: &[u8],
     data_len: usize,
-    scratch: &mut Vec<crate::cmd::Prop>,
+    scratch: &mut Vec<crate::ctx::Prop>,
     cancel: &CancellationToken,
 ) -> Result<Option<u64>, ReplError> {
     let mut store = node.store.lock();
@@ -543,23 +509,63 @@ fn apply(
     if cancel.is_cancelled() {
         return Err(ReplError::Protocol("replication stopped".into()));
     }
-    let now = now_ms();
+    let now = unix_ms();
     let mut feed = node.repl.feed.lock();
-    let mut db = feed.db().unwrap_or(0);
-    for it in items {
-        match it {
-            Item::Select(d) => db = d,
-            Item::Data(cmd) => {
-                if let Err(e) =
-                    crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
-                {
-                    tracing::warn!(error = %e, "replicated command refused");
-                }
-                scratch.clear();
-            }
+    let mut db = Some(feed.db().unwrap_or(0));
+    let applied: Result<(), std::convert::Infallible> = apply_unit(ops, &mut db, |db, cmd| {
+        if let Err(e) =
+            crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
+        {
+            tracing::warn!(error = %e, "replicated command refused");
         }
-    }
-    feed.set_db(db);
+        scratch.clear();
+        Ok(())
+    });
+    let Ok(()) = applied;
+    feed.set_db(db.unwrap_or(0));
     feed.push_with_data(bytes, data_len);
     Ok(node.persist.aof.as_ref().map(|a| a.append(bytes)))
+}
+
+impl Node {
+    /// Becomes a master: stops following (under the store lock, so nothing of the old stream
+    /// lands afterwards) and starts a new history that keeps the old one as `replid2`, so the
+    /// other replicas of the old master can continue partially from this node.
+    pub fn become_master(&self) {
+        let store = self.store.lock();
+        let upstream = self.repl.upstream.lock().take();
+        drop(upstream);
+        if self.gate.promote() {
+            let mut feed = self.repl.feed.lock();
+            feed.shift_replid();
+            if let Some(aof) = &self.persist.aof {
+                aof.append(&feed.marker());
+            }
+            tracing::info!(replid = %feed.replid, offset = feed.offset, epoch = self.gate.epoch(), "now a master");
+        }
+        *self.shared.role.write() = "master";
+        drop(store);
+    }
+
+    /// Becomes a replica of `host:port`: drops our own replicas and follows the new master,
+    /// resynchronising partially when it shares our history.
+    pub fn become_replica(&self, host: String, port: u16) {
+        let old = self.repl.upstream.lock().take();
+        drop(old);
+        {
+            let _store = self.store.lock();
+            self.gate.follow(host.clone(), port);
+            *self.shared.role.write() = "replica";
+            for l in &self.repl.feed.lock().links {
+                l.kill.cancel();
+            }
+            tracing::info!(master = %format!("{host}:{port}"), epoch = self.gate.epoch(), "now a replica");
+        }
+        self.wake_blocked();
+        // Only a node being dropped has no Arc left; it has nothing to follow any more.
+        if let Some(me) = self.arc() {
+            let up = start(&me, host, port);
+            *self.repl.upstream.lock() = Some(up);
+        }
+    }
 }

@@ -1,0 +1,536 @@
+//! The write gate — the product: whether this node may run a command now, and whether a write
+//! it ran may be acknowledged. It holds the node's role (master, replica or — managed, before
+//! the sentinels speak — unassigned), the highest epoch seen, the fence and the write lease,
+//! all private to [`Gate`]; every role transition is one of its methods.
+//!
+//! The invariant: **a write is acknowledged only if, when its reply leaves, the node is a master
+//! that may write** — standalone, or managed, unfenced and inside its lease (checked on the
+//! monotonic clock) — **and, in synchronous mode, `sync_replicas` replicas acknowledged it.**
+//! It is checked twice, both times here:
+//!
+//! 1. Before a command runs: [`Gate::admit`] (called under the store lock, which every role
+//!    transition also takes, so the role cannot change between the check and the command).
+//!    A refusal here means "not run": `-READONLY`, `-NOREPLICAS`, `-MASTERDOWN`.
+//! 2. When its reply is about to leave: [`Gate::settle`] waits for the synchronous replicas,
+//!    then checks role, fence and lease *again*. A lease that expired or a fence that arrived
+//!    while the write waited never becomes a false OK: the caller cuts the output at the first
+//!    write's reply ([`PendingAck`] records where it starts) and closes the connection.
+//!
+//! A new fence condition is a change to `State::write_denied` (private) alone: both checks, the
+//! background tasks (expiry, stream PINGs) and `NodeAdmin` status read it.
+//!
+//! Reads on a managed node that clients may take for the master are served under the same
+//! lease as writes (lease reads, as etcd and TiKV serve them): once the lease has lapsed the
+//! sentinels may have promoted another node and this one's data may be stale. Replicas serve
+//! reads as Redis' do.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use vigil_resp::{Flags, Reply};
+
+use crate::error::NodeError;
+
+/// `-READONLY`: exactly Redis' wording (clients match it).
+pub const READONLY: &str = "READONLY You can't write against a read only replica.";
+/// `-NOREPLICAS` (min_replicas_to_write), Redis' wording.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// `-READONLY` for a read on a managed node without a valid lease. Clients act on the prefix,
+/// not the text: redis-py's Sentinel connections, for one, take `READONLY` as "the master
+/// changed", disconnect and ask the sentinels again, which is what a client of a deposed master
+/// must do. The text says why, since Redis' own speaks of writes.
+pub const READONLY_READS: &str = "READONLY This node holds no valid master lease (deposed, fenced or not yet assigned a role): reads are refused too. Ask the sentinels for the current master.";
+/// `-MASTERDOWN` (serve_stale_data = false), Redis' wording.
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+
+/// What the node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Takes writes (subject to fencing and the lease in managed mode).
+    Master,
+    /// Follows `host:port`.
+    Replica {
+        /// The master's host.
+        host: String,
+        /// The master's port.
+        port: u16,
+    },
+    /// Managed, not yet given a role: read-only.
+    Unassigned,
+}
+
+/// Role, epoch, fence and lease: the gate's private state.
+#[derive(Debug)]
+struct State {
+    role: Role,
+    /// Managed by sentinels (epochs, lease, read-only boot).
+    managed: bool,
+    /// The highest epoch seen (persisted before it is acted on).
+    epoch: u64,
+    /// Fenced: read-only until promoted at a higher epoch.
+    fenced: bool,
+    /// The write lease ends here (monotonic clock); managed masters write only before it.
+    lease_until: Option<Instant>,
+    /// Managed: reads too need the lease (`lease_reads`), and a lapse closes normal clients.
+    lease_reads: bool,
+    /// Whether the node served as a leased master when [`State::lapsed`] last looked.
+    serving: bool,
+}
+
+impl State {
+    fn new(
+        managed: bool,
+        lease_reads: bool,
+        epoch: u64,
+        replicaof: Option<(String, u16)>,
+    ) -> State {
+        let role = match (managed, replicaof) {
+            (true, _) => Role::Unassigned,
+            (false, Some((host, port))) => Role::Replica { host, port },
+            (false, None) => Role::Master,
+        };
+        State {
+            role,
+            managed,
+            epoch,
+            fenced: false,
+            lease_until: None,
+            lease_reads: managed && lease_reads,
+            serving: false,
+        }
+    }
+
+    fn is_master(&self) -> bool {
+        self.role == Role::Master
+    }
+
+    /// Why a write may not be acknowledged now, as the error reply; `None` if it may. The one
+    /// definition of "may write": every check of the gate comes here.
+    fn write_denied(&self, now: Instant) -> Option<&'static str> {
+        match self.role {
+            Role::Master if !self.managed => None,
+            Role::Master if !self.fenced && self.lease_until.is_some_and(|t| now < t) => None,
+            _ => Some(READONLY),
+        }
+    }
+
+    /// Why a read may not be served now; `None` if it may. Refused on a managed node that may
+    /// present itself as the master (a master, or an unassigned node, which reports itself as
+    /// one) unless it may also acknowledge writes: outside its lease another node may have
+    /// been promoted and taken writes this one never saw.
+    fn read_denied(&self, now: Instant) -> Option<&'static str> {
+        if !self.lease_reads || matches!(self.role, Role::Replica { .. }) {
+            return None;
+        }
+        self.write_denied(now).map(|_| READONLY_READS)
+    }
+
+    /// `true` exactly once per lapse (see [`Gate::lapsed`]).
+    fn lapsed(&mut self, now: Instant) -> bool {
+        let serving = self.lease_reads && self.write_denied(now).is_none();
+        std::mem::replace(&mut self.serving, serving) && !serving
+    }
+
+    fn lease_remaining(&self, now: Instant) -> Duration {
+        self.lease_until
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+
+    /// Extends the lease to `end`; a lease never shrinks.
+    fn extend_lease(&mut self, end: Instant) {
+        self.lease_until = Some(self.lease_until.map_or(end, |t| t.max(end)));
+    }
+}
+
+/// What the gate says about the node at one instant (for `NodeAdmin` status, `INFO`, `ROLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateView {
+    /// The role.
+    pub role: Role,
+    /// Managed by sentinels.
+    pub managed: bool,
+    /// The highest epoch seen.
+    pub epoch: u64,
+    /// Fenced.
+    pub fenced: bool,
+    /// Lease time left.
+    pub lease_remaining: Duration,
+    /// Whether a write could be acknowledged now.
+    pub writable: bool,
+}
+
+/// Why an epoch was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochRefused {
+    /// Lower than the node's: the caller's view of the cluster is stale.
+    #[error(
+        "stale epoch {epoch}: this node has seen epoch {current}; refresh the cluster state and retry"
+    )]
+    Stale {
+        /// The epoch offered.
+        epoch: u64,
+        /// The node's.
+        current: u64,
+    },
+    /// The newer epoch could not be made durable, so it is not acted on.
+    #[error("cannot persist the epoch: {0}")]
+    Persist(#[from] NodeError),
+}
+
+/// Why a lease renewal was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseRefused {
+    /// Only a master holds a lease.
+    #[error("this node is not a master; promote it first")]
+    NotMaster,
+    /// A fenced master stays fenced until promoted at a higher epoch.
+    #[error("this node is fenced at epoch {epoch}; only a promotion at a higher epoch lifts that")]
+    Fenced {
+        /// The node's epoch.
+        epoch: u64,
+    },
+}
+
+/// A granted lease renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseGranted {
+    /// The node's epoch.
+    pub epoch: u64,
+    /// Lease time left after the renewal.
+    pub remaining: Duration,
+}
+
+/// Writes whose replies wait in one connection's output for the acknowledgement check.
+#[derive(Debug, Default)]
+pub struct PendingAck {
+    /// Stream offset the pending writes must be acknowledged at.
+    offset: Option<u64>,
+    /// Where the first pending write reply starts in the output buffer.
+    first_write: Option<usize>,
+    /// The last command wrote: its reply, about to be appended, is a write reply.
+    just_wrote: bool,
+}
+
+impl PendingAck {
+    /// A command wrote up to stream `offset`; its reply comes next.
+    pub fn wrote(&mut self, offset: u64) {
+        self.just_wrote = true;
+        self.offset = Some(offset);
+    }
+
+    /// The reply of the last command starts at `start` in the output: remembered if that
+    /// command wrote, since a failed check cuts the output there.
+    pub fn reply_at(&mut self, start: usize) {
+        if std::mem::take(&mut self.just_wrote) {
+            self.first_write.get_or_insert(start);
+        }
+    }
+}
+
+/// A write that ran but may not be acknowledged: its outcome is unknown to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unacknowledged {
+    /// The stream offset the writes reached.
+    pub offset: u64,
+    /// Cut the output here (the first pending write reply; 0 when none was recorded: never
+    /// send too much).
+    pub cut: usize,
+    /// Why, for the log.
+    pub why: String,
+}
+
+/// The write gate: role transitions and the checks before execution and at acknowledgement.
+#[derive(Debug)]
+pub struct Gate {
+    state: RwLock<State>,
+    /// A standalone master: every command may run with no role check (the hot path skips the
+    /// lock and the clock). Written only by the transitions below, under the state lock.
+    free_writes: AtomicBool,
+    /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
+    min_replicas: (usize, Duration),
+    /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
+    /// at start, like the settings it comes from.
+    ack_checks: bool,
+}
+
+impl Gate {
+    /// The initial gate: standalone nodes are masters (or replicas of `replicaof`), managed
+    /// nodes wait for the sentinels.
+    pub fn new(
+        managed: bool,
+        lease_reads: bool,
+        epoch: u64,
+        replicaof: Option<(String, u16)>,
+        min_replicas: (usize, Duration),
+        sync_replicas: usize,
+    ) -> Gate {
+        let state = State::new(managed, lease_reads, epoch, replicaof);
+        let free = state.is_master() && !managed;
+        Gate {
+            state: RwLock::new(state),
+            free_writes: AtomicBool::new(free),
+            min_replicas,
+            ack_checks: managed || sync_replicas > 0,
+        }
+    }
+
+    // ---- reading the state ----
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.state.read().role.clone()
+    }
+
+    /// Whether the node is a master (possibly fenced or without a lease).
+    pub fn is_master(&self) -> bool {
+        self.state.read().is_master()
+    }
+
+    /// Managed by the sentinels.
+    pub fn managed(&self) -> bool {
+        self.state.read().managed
+    }
+
+    /// The highest epoch seen.
+    pub fn epoch(&self) -> u64 {
+        self.state.read().epoch
+    }
+
+    /// Whether a write could be acknowledged at `now`. Background writers (active expiry,
+    /// stream PINGs) ask this under the store lock: a fenced master's history must not grow.
+    pub fn may_write(&self, now: Instant) -> bool {
+        self.state.read().write_denied(now).is_none()
+    }
+
+    /// Whether write replies need [`Gate::settle`] (managed mode or `sync_replicas`).
+    pub fn ack_checks(&self) -> bool {
+        self.ack_checks
+    }
+
+    /// Everything at once, consistently.
+    pub fn view(&self, now: Instant) -> GateView {
+        let s = self.state.read();
+        GateView {
+            role: s.role.clone(),
+            managed: s.managed,
+            epoch: s.epoch,
+            fenced: s.fenced,
+            lease_remaining: s.lease_remaining(now),
+            writable: s.write_denied(now).is_none(),
+        }
+    }
+
+    // ---- 1. before a command runs ----
+
+    /// Whether a command with `flags` may run now: writes need a master that may acknowledge
+    /// them (and `min_replicas_to_write` replicas no older than the lag, counted by
+    /// `good_replicas`); reads on a managed node that is not a replica need the same lease
+    /// (`lease_reads`); a replica serves only STALE commands while `master_link_ok` says no.
+    /// `Ok` says whether lookups must hide expired keys instead of deleting them (on a node
+    /// that takes no writes the master's DEL arrives in the stream). Call under the store lock.
+    /// One read of the state per command: this is the hot path, and a master that may write
+    /// pays nothing more for reads.
+    pub fn admit(
+        &self,
+        flags: Flags,
+        good_replicas: impl FnOnce(Duration) -> usize,
+        master_link_ok: impl FnOnce() -> bool,
+    ) -> Result<bool, Reply> {
+        if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let s = self.state.read();
+        let now = Instant::now();
+        let denied = s.write_denied(now);
+        if flags.has(Flags::WRITE) {
+            if let Some(e) = denied {
+                return Err(Reply::error(e));
+            }
+            let (n, lag) = self.min_replicas;
+            if n > 0 && good_replicas(lag) < n {
+                return Err(Reply::error(NOREPLICAS));
+            }
+        } else if denied.is_some()
+            && let Some(e) = s.read_denied(now)
+        {
+            return Err(Reply::error(e));
+        } else if matches!(s.role, Role::Replica { .. })
+            && !flags.has(Flags::STALE)
+            && !master_link_ok()
+        {
+            return Err(Reply::error(MASTERDOWN));
+        }
+        Ok(denied.is_some())
+    }
+
+    // ---- 2. when the reply leaves ----
+
+    /// Runs before write replies leave: with `sync() = (n, timeout)` and `n > 0` (read only
+    /// when a write is pending: this runs for every batch of replies), waits (through
+    /// `wait(offset, n, deadline)`, which returns how many replicas acknowledged `offset`) for
+    /// `n` acknowledgements, then checks role, fence and lease *now*.
+    ///
+    /// `Err` means the writes ran and nobody knows whether they will survive: an error reply
+    /// would be a lie, since clients read `-READONLY` and `-NOREPLICAS` as "not run" and retry
+    /// elsewhere. The caller sends nothing from [`Unacknowledged::cut`] on and closes the
+    /// connection: an unknown outcome, as after a timeout.
+    pub async fn settle<F: Future<Output = usize>>(
+        &self,
+        pending: &mut PendingAck,
+        sync: impl FnOnce() -> (usize, Duration),
+        wait: impl FnOnce(u64, usize, Instant) -> F,
+    ) -> Result<(), Unacknowledged> {
+        let Some(offset) = pending.offset.take() else {
+            pending.first_write = None;
+            return Ok(());
+        };
+        let (n, timeout) = sync();
+        let mut failure: Option<String> = None;
+        if n > 0 {
+            let got = wait(offset, n, Instant::now() + timeout).await;
+            if got < n {
+                failure = Some(format!(
+                    "it reached {got} of the {n} replicas sync_replicas requires within {}ms",
+                    timeout.as_millis()
+                ));
+            }
+        }
+        if failure.is_none() {
+            failure = self
+                .ack_refusal(Instant::now())
+                .map(|why| format!("{why} before it was acknowledged"));
+        }
+        let first_write = pending.first_write.take();
+        match failure {
+            None => Ok(()),
+            Some(why) => Err(Unacknowledged {
+                offset,
+                cut: first_write.unwrap_or(0),
+                why,
+            }),
+        }
+    }
+
+    /// Why a write that ran may not be acknowledged at `now`; `None` if it may.
+    fn ack_refusal(&self, now: Instant) -> Option<&'static str> {
+        let s = self.state.read();
+        s.write_denied(now)?;
+        Some(if !s.is_master() {
+            "the node stopped being a master"
+        } else if s.fenced {
+            "the node was fenced"
+        } else {
+            "the write lease expired"
+        })
+    }
+
+    // ---- transitions (callers hold the store lock, so no command straddles one) ----
+
+    /// Becomes a master (fence and lease untouched); `true` if it was not one.
+    pub fn promote(&self) -> bool {
+        let mut s = self.state.write();
+        let changed = !s.is_master();
+        s.role = Role::Master;
+        self.free_writes.store(!s.managed, Ordering::Relaxed);
+        changed
+    }
+
+    /// After a promotion by the sentinels: lifts the fence and extends the lease to `lease`.
+    pub fn lift_fence(&self, lease: Option<Instant>) {
+        let mut s = self.state.write();
+        s.fenced = false;
+        if let Some(l) = lease {
+            s.extend_lease(l);
+        }
+    }
+
+    /// Follows `host:port`: no writes, no lease.
+    pub fn follow(&self, host: String, port: u16) {
+        let mut s = self.state.write();
+        s.role = Role::Replica { host, port };
+        s.lease_until = None;
+        self.free_writes.store(false, Ordering::Relaxed);
+    }
+
+    /// Fences the node: no write is acknowledged until a promotion lifts it.
+    pub fn fence(&self) {
+        let mut s = self.state.write();
+        s.fenced = true;
+        s.lease_until = None;
+    }
+
+    /// Extends a master's lease to `end` (a lease never shrinks).
+    pub fn renew_lease(&self, end: Instant, now: Instant) -> Result<LeaseGranted, LeaseRefused> {
+        let mut s = self.state.write();
+        if !s.is_master() {
+            return Err(LeaseRefused::NotMaster);
+        }
+        if s.fenced {
+            return Err(LeaseRefused::Fenced { epoch: s.epoch });
+        }
+        s.extend_lease(end);
+        Ok(LeaseGranted {
+            epoch: s.epoch,
+            remaining: s.lease_remaining(now),
+        })
+    }
+
+    /// Accepts `epoch` from the sentinels: refuses a lower one; makes a higher one durable in
+    /// `dir` before adopting it. `Ok(true)` if the epoch advanced. Callers serialise calls
+    /// (NodeAdmin does), so the check and the adoption do not interleave with another's.
+    pub fn accept_epoch(&self, epoch: u64, dir: &Path) -> Result<bool, EpochRefused> {
+        let current = self.epoch();
+        if epoch < current {
+            return Err(EpochRefused::Stale { epoch, current });
+        }
+        if epoch == current {
+            return Ok(false);
+        }
+        save_epoch(dir, epoch)?;
+        let mut s = self.state.write();
+        s.epoch = s.epoch.max(epoch);
+        Ok(true)
+    }
+
+    /// Notes whether the node serves as a leased master now; `true` exactly once per lapse,
+    /// when a node that did stops (lease run out, fenced, demoted): the moment to close its
+    /// normal clients, so that they ask the sentinels for the master again instead of waiting
+    /// on a node that refuses them. Always `false` without `lease_reads`.
+    pub fn lapsed(&self, now: Instant) -> bool {
+        self.state.write().lapsed(now)
+    }
+}
+
+/// The file holding the highest epoch a managed node has seen.
+pub const EPOCH_FILE: &str = "epoch";
+
+/// Reads the persisted epoch (0 when none was ever written).
+pub fn load_epoch(dir: &Path) -> Result<u64, NodeError> {
+    let path = dir.join(EPOCH_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| NodeError::CorruptMeta {
+            path,
+            reason: format!("expected an integer, found {:?}", text.trim()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(NodeError::Io {
+            action: "cannot read",
+            path,
+            source: e,
+        }),
+    }
+}
+
+/// Persists the epoch durably (temp file, fsync, rename, fsync the directory).
+pub fn save_epoch(dir: &Path, epoch: u64) -> Result<(), NodeError> {
+    let path = dir.join(EPOCH_FILE);
+    vigil_base::fs::write_durable(&path, format!("{epoch}\n").as_bytes())
+        .map_err(NodeError::io("cannot write", &path))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Start-up and serving: recovers the data directory (snapshot, then log replay through the
+//! command table), assembles the [`Node`], serves clients until shutdown, and
+//! [`serve`] — the one call a binary needs: bind, announce, serve data and admin, stop.
+//!
+//! The invariant: nothing is served before recovery finished, and on shutdown everything
+//! acknowledged is made durable (the append log flushed, or a final snapshot) before `run`
+//! returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tracing::Instrument;
+use vigil_base::REDIS_VERSION;
+use vigil_base::clock::unix_ms;
+use vigil_resp::conn::{Ident, Shared};
+
+use crate::config::{Mode, NodeConfig, parse_host_port};
+use crate::error::NodeError;
+use crate::gate::{self, Gate, Role};
+use crate::node::{Node, Parts, limits_from};
+use crate::persist::replay::{self, ReplPos};
+use crate::persist::{self, Persistence};
+use crate::repl::{Feed, feed, replica};
+use crate::tasks;
+
+/// Recovers the data directory and builds the node.
+pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node>, NodeError> {
+    let started = Instant::now();
+    let table = crate::cmd::table();
+    let (lock, rec) = persist::recover(&config.dir, config.databases)?;
+    let epoch = gate::load_epoch(&config.dir)?;
+    let mut store = rec.store;
+    let mut generation = rec.generation.max(1);
+    let mut pos = ReplPos {
+        replid: rec.repl.0,
+        offset: rec.repl.1,
+        data_offset: rec.repl.1,
+        db: None,
+    };
+    let now = unix_ms();
+    let mut scratch = Vec::new();
+    for (g, path) in &rec.logs {
+        replay::replay_log(
+            path,
+            &mut pos,
+            (
+                config.limits.proto_max_bulk_len as usize,
+                config.limits.max_multibulk_len as usize,
+            ),
+            config.databases,
+            |db, cmd| {
+                let r =
+                    crate::dispatch::apply_logged(&table, &mut store, db, cmd, now, &mut scratch);
+                scratch.clear();
+                r
+            },
+        )?;
+        generation = generation.max(*g);
+    }
+    // Replay is history, not new changes.
+    store.dirty = 0;
+    let keys = store.total_keys();
+    let replicaof =
+        parse_host_port(&config.replication.replicaof).map(|h| (h.host().to_string(), h.port()));
+    let gate = Gate::new(
+        config.mode == Mode::Managed,
+        config.lease_reads,
+        epoch,
+        replicaof,
+        (
+            config.replication.min_replicas_to_write,
+            config.replication.min_replicas_max_lag,
+        ),
+        config.replication.sync_replicas,
+    );
+    let known = !pos.replid.is_empty();
+    let mut feed = Feed::new(
+        if known { pos.replid } else { feed::random_id() },
+        pos.offset,
+        pos.db,
+        config.replication.backlog_size as usize,
+    );
+    feed.data_offset = pos.data_offset.min(feed.offset);
+    if gate.is_master() && known {
+        // A restarted master may have lost the tail of its log (everysec): replicas that
+        // got further must not continue this history, so it gets a new id; the old one
+        // stays valid up to the recovered offset (PSYNC2).
+        feed.shift_replid();
+    }
+    let persist = Persistence::start(
+        &config.dir,
+        lock,
+        generation,
+        rec.saved_at.unwrap_or(0),
+        rec.snapshot_bytes,
+        &config.persistence,
+        feed.marker(),
+    )?;
+    tracing::info!(keys, logs = rec.logs.len(), ms = started.elapsed().as_millis() as u64, dir = %config.dir.display(), offset = feed.offset, epoch, "dataset loaded");
+    let limits = limits_from(&config);
+    let shared = Arc::new(Shared::new(
+        Ident {
+            server: "redis",
+            version: REDIS_VERSION,
+            mode: "standalone",
+        },
+        limits,
+        config.password(),
+        config.databases,
+        config.limits.client_output_buffer_limit_pubsub as usize,
+    ));
+    // HELLO's `role`, in step with ROLE and INFO (an unassigned node reports master).
+    *shared.role.write() = if matches!(gate.role(), Role::Replica { .. }) {
+        "replica"
+    } else {
+        "master"
+    };
+    Ok(Node::assemble(Parts {
+        config,
+        config_file,
+        store,
+        persist,
+        shared,
+        table,
+        started,
+        feed,
+        gate,
+    }))
+}
+
+/// Serves clients on `listener` until shutdown (SHUTDOWN or `shared.shutdown`), then makes
+/// everything durable.
+pub async fn run(node: Arc<Node>, listener: TcpListener) {
+    if let Ok(a) = listener.local_addr() {
+        node.port.store(a.port() as u64, Ordering::Relaxed);
+    }
+    // Every log line of the node's tasks (connections, replication, admin) runs in this
+    // span: it names the node by port and carries the current epoch.
+    node.span.record("port", node.port());
+    let span = node.span.clone();
+    if let Role::Replica { host, port } = node.gate.role() {
+        *node.repl.upstream.lock() = Some(replica::start(&node, host, port));
+    }
+    let bg = tokio::spawn(tasks::background(node.clone()).instrument(span.clone()));
+    vigil_resp::conn::serve(listener, node.clone(), node.shared.clone())
+        .instrument(span)
+        .await;
+    bg.abort();
+    node.repl.upstream.lock().take();
+    node.close();
+}
+
+/// Resolves `bind:port` (`localhost` meaning 127.0.0.1) for `what`.
+fn socket_addr(bind: &str, port: u16, what: &str) -> Result<SocketAddr, NodeError> {
+    let host = if bind == "localhost" {
+        "127.0.0.1"
+    } else {
+        bind
+    };
+    format!("{host}:{port}")
+        .parse()
+        .map_err(|_| NodeError::Config {
+            file: "command line".into(),
+            message: format!("invalid {what} bind address {bind:?}"),
+        })
+}
+
+/// Runs a node until `shutdown` completes (or a client sends SHUTDOWN): recovers the data
+/// directory, listens on the data port (and the admin port when an admin token is set),
+/// prints `listening on <addr>` (and `admin listening on <addr>`) for tools that start nodes
+/// on port 0, then serves. Returns once everything is durable.
+pub async fn serve(
+    config: NodeConfig,
+    config_file: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let addr = socket_addr(&config.bind, config.port, "data")?;
+    let admin = config.admin_token().map(|t| (t, config.admin.clone()));
+    let node = open(config, config_file)?;
+    let listener = vigil_resp::conn::bind(addr).map_err(|e| NodeError::Listen {
+        addr: addr.to_string(),
+        source: e,
+    })?;
+    let local = listener.local_addr().map_err(|e| NodeError::Listen {
+        addr: addr.to_string(),
+        source: e,
+    })?;
+    tracing::info!(%local, "vigil node ready to accept connections");
+    // Machine-readable lines for tools and tests that start nodes on port 0.
+    println!("listening on {local}");
+    if let Some((token, cfg)) = admin {
+        let addr = socket_addr(&cfg.bind, cfg.port, "admin")?;
+        let listen_err = |e| NodeError::Listen {
+            addr: format!("{addr} (admin)"),
+            source: e,
+        };
+        let l = TcpListener::bind(addr).await.map_err(listen_err)?;
+        println!("admin listening on {}", l.local_addr().map_err(listen_err)?);
+        let n = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve(n, l, token).await {
+                tracing::error!(error = %e, "admin endpoint failed");
+            }
+        });
+    }
+    let stop = node.shared.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    // On a worker thread: the accept loop must not wait for the block_on thread to be woken.
+    let _ = tokio::spawn(run(node, listener)).await;
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Per-connection state of a node client ([`ConnState`]): the MULTI queue, WATCHed keys, what
+//! its pending replies wait for (the append log, the write gate's acknowledgement check), its
+//! place in the blocked queues.
+//!
+//! The invariant: the state belongs to one connection and is touched only by the task serving
+//! it; shared state (the store, the queues) is reached through the node.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::gate::PendingAck;
+
+/// A key some client WATCHes.
+#[derive(Debug)]
+pub struct Watched {
+    /// Database.
+    pub db: usize,
+    /// Key.
+    pub key: Bytes,
+    /// Its version when watched.
+    pub version: u64,
+    /// Whether it was already logically expired then.
+    pub was_expired: bool,
+}
+
+/// Per-connection state of the node.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// Queued commands while in MULTI.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: EXEC must abort.
+    pub multi_failed: bool,
+    /// WATCHed keys.
+    pub watched: Vec<Watched>,
+    /// Log sequence number the pending replies wait for: their writes are in the append log's
+    /// file (and fsynced under `appendfsync always`) before they leave.
+    pub log_seq: Option<u64>,
+    /// The last command's name, as last published to the client registry.
+    pub last_cmd: &'static str,
+    /// This client's entry in the blocked queues while a blocking command waits.
+    pub waiter: Option<Arc<Notify>>,
+    /// The port a replica announced (`REPLCONF listening-port`).
+    pub repl_port: u32,
+    /// Stream offset after this client's last write (`WAIT`).
+    pub woff: u64,
+    /// Write replies waiting in the output for the gate's acknowledgement check (synchronous
+    /// mode, lease and fence).
+    pub ack: PendingAck,
+}

@@ -1,0 +1,128 @@
+//! The node's background work, on a 100 ms tick: noticing a lapsed lease, active expiry,
+//! keepalive PINGs down the replication stream, the ops/sec sample and auto-compaction.
+//!
+//! The invariant: expiry and PINGs extend the stream only while the write gate says the node
+//! may write, checked under the store lock: a fenced master's history never grows.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use vigil_base::clock::unix_ms;
+
+use crate::ctx::Prop;
+use crate::node::Node;
+
+/// Active expiry, auto-compaction and the ops/sec sampler.
+pub(crate) async fn background(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks = 0u64;
+    let mut last_cmds = 0u64;
+    let mut last_ping = Instant::now();
+    loop {
+        tick.tick().await;
+        ticks += 1;
+        node.check_lease();
+        active_expire(&node);
+        if last_ping.elapsed() >= node.config.read().replication.ping_period {
+            last_ping = Instant::now();
+            ping_replicas(&node);
+        }
+        if ticks.is_multiple_of(10) {
+            let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
+            node.ops_per_sec.store(cmds - last_cmds, Ordering::Relaxed);
+            last_cmds = cmds;
+            maybe_compact(&node);
+        }
+    }
+}
+
+/// A master sends PING down the stream so idle replicas know the link is alive.
+///
+/// Only while it may acknowledge writes: a PING is stream bytes, and a fenced master (or one
+/// whose lease ran out) must not extend its history past the offset the sentinels took as
+/// final, or every byte after it counts as divergent when it is demoted (Redis' own master
+/// stops pinging its replicas while writes are paused, for FAILOVER, for the same reason).
+/// Its replicas hear nothing meanwhile and, after `replication.timeout`, reconnect and
+/// continue partially.
+fn ping_replicas(node: &Node) {
+    // Checked under the store lock, which a fence takes too: after the fence, no PING.
+    let _store = node.store.lock();
+    if !node.gate.may_write(Instant::now()) {
+        return;
+    }
+    let mut feed = node.repl.feed.lock();
+    if feed.links.is_empty() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    crate::stream::encode_command(&mut bytes, &[Bytes::from_static(b"PING")]);
+    feed.push_ping(&bytes);
+    if let Some(aof) = &node.persist.aof {
+        aof.append(&bytes);
+    }
+}
+
+/// Redis' active expiry: sample keys with a TTL, delete the expired ones, repeat while more
+/// than a quarter of a sample was expired, within a time budget so clients are not starved.
+fn active_expire(node: &Node) {
+    let start = Instant::now();
+    let mut store = node.store.lock();
+    // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
+    // wait for the master's DEL, hiding expired keys meanwhile. Checked under the store lock,
+    // as role changes and fences take it: a fenced master's history must not grow.
+    if !node.gate.may_write(Instant::now()) {
+        return;
+    }
+    let now = unix_ms();
+    let mut props: Vec<Prop> = Vec::new();
+    for dbi in 0..store.dbs.len() {
+        loop {
+            let db = &store.dbs[dbi];
+            if db.expires.is_empty() {
+                break;
+            }
+            let mut expired = Vec::new();
+            let sample = 20.min(db.expires.len());
+            for _ in 0..sample {
+                let i = rand::random_range(0..db.expires.len());
+                if let Some((k, at)) = db.expires.get_index(i)
+                    && *at <= now
+                {
+                    expired.push(k.clone());
+                }
+            }
+            expired.sort();
+            expired.dedup();
+            for k in &expired {
+                let del = store.expire_key(dbi, k);
+                props.push((dbi, del));
+            }
+            if expired.len() * 4 <= sample || start.elapsed() > Duration::from_millis(25) {
+                break;
+            }
+        }
+    }
+    node.propagate(&props);
+}
+
+fn maybe_compact(node: &Node) {
+    let (min, pct) = {
+        let c = node.config.read();
+        (
+            c.persistence.auto_compact_min_size,
+            c.persistence.auto_compact_percentage,
+        )
+    };
+    let Some(aof) = &node.persist.aof else { return };
+    if pct == 0 || node.persist.compacting() {
+        return;
+    }
+    let size = aof.size();
+    let base = node.persist.base_size.load(Ordering::Relaxed);
+    if size >= min && size.saturating_mul(100) >= base.saturating_mul(pct) {
+        tracing::info!(size, base, "append log grew past the threshold, compacting");
+        node.save_background();
+    }
+}
