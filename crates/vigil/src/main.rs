@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil::{ctl, drill, up};
 use vigil_node::NodeConfig;

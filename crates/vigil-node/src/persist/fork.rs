@@ -58,6 +58,9 @@ pub(crate) fn fork_with(produce: impl FnOnce() -> Vec<u8>) -> std::io::Result<Fo
 fn child(produce: impl FnOnce() -> Vec<u8>, fd: i32) -> ! {
     // SAFETY: a plain syscall; the child dies with the parent.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // The default panic hook writes to stderr under its lock, which a logging thread of the
+    // parent may have held at the fork: the child would hang instead of exiting. Silence it.
+    std::panic::set_hook(Box::new(|_| {}));
     // A panic (a bug in encoding) must not unwind into the runtime the child inherited: it
     // ends here, and the parent sees a failed child and keeps its logs.
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
