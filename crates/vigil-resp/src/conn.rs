@@ -21,17 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::{ClientInfo, Registry};
 use crate::pubsub::{self, Hub, Inbox, Message, Subscriber};
+pub use crate::reply::Protocol;
 use crate::reply::Reply;
 use crate::request::{ParseLimits, RequestParser};
-
-/// The protocol spoken on a connection, chosen by `HELLO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// RESP2, the default.
-    Resp2,
-    /// RESP3 after `HELLO 3`.
-    Resp3,
-}
 
 /// Connection limits, adjustable at run time (`CONFIG SET`).
 #[derive(Debug, Clone)]

@@ -9,8 +9,16 @@ use std::borrow::Cow;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::conn::Protocol;
 use crate::error::CmdError;
+
+/// The protocol spoken on a connection, chosen by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2, the default.
+    Resp2,
+    /// RESP3 after `HELLO 3`.
+    Resp3,
+}
 
 /// A reply to one command.
 #[derive(Debug, Clone, PartialEq)]
