@@ -35,6 +35,10 @@ pub fn probe_interval(down_after: Duration) -> Duration {
 /// This sentinel's view of the nodes' health.
 pub struct Health {
     last_ok: Mutex<HashMap<(String, String), Instant>>,
+    /// When the first probe since the last good answer left, less one probe interval: a
+    /// node is judged only on probes that were actually sent, so a sentinel starved of CPU
+    /// (its probes late) does not take its own silence for the node's.
+    asked: Mutex<HashMap<(String, String), Instant>>,
     /// Nodes this sentinel has announced `+sdown` for.
     sdown: Mutex<std::collections::HashSet<(String, String)>>,
     /// Per group, the highest offset a master reported as acknowledged by its sync replicas:
@@ -50,6 +54,7 @@ impl Health {
     pub fn new() -> Arc<Health> {
         Arc::new(Health {
             last_ok: Mutex::new(HashMap::new()),
+            asked: Mutex::default(),
             sdown: Mutex::default(),
             acked: Mutex::default(),
             statuses: Mutex::default(),
@@ -67,12 +72,29 @@ impl Health {
             .map_or(Duration::ZERO, |t| t.elapsed())
     }
 
-    /// Starts the clock of a node about to be probed for the first time.
-    fn watch(&self, group: &str, node: &str) {
-        self.last_ok
+    /// How long `node` of `group` has been silent to probes that were sent: its time without
+    /// a good answer ([`Health::down_for`]), but counted at the earliest from one probe
+    /// interval before the first probe sent since that answer. On time this is `down_for`;
+    /// when this sentinel's probes ran late, the gap before them is not held against the
+    /// node. What SDOWN, the failover checks and opinions judge by.
+    pub fn unanswered_for(&self, group: &str, node: &str) -> Duration {
+        let key = (group.to_string(), node.to_string());
+        let Some(asked) = self.asked.lock().get(&key).copied() else {
+            return Duration::ZERO;
+        };
+        self.down_for(group, node).min(asked.elapsed())
+    }
+
+    /// A probe of a node is about to leave (`every` apart): starts its clocks if they are not
+    /// running.
+    fn probing(&self, group: &str, node: &str, every: Duration) {
+        let key = (group.to_string(), node.to_string());
+        let now = Instant::now();
+        self.last_ok.lock().entry(key.clone()).or_insert(now);
+        self.asked
             .lock()
-            .entry((group.to_string(), node.to_string()))
-            .or_insert_with(Instant::now);
+            .entry(key)
+            .or_insert_with(|| now.checked_sub(every).unwrap_or(now));
     }
 
     /// The highest acknowledged offset seen from a master of `group`.
@@ -102,9 +124,9 @@ impl Health {
     }
 
     fn ok(&self, group: &str, node: &str) {
-        self.last_ok
-            .lock()
-            .insert((group.to_string(), node.to_string()), Instant::now());
+        let key = (group.to_string(), node.to_string());
+        self.asked.lock().remove(&key);
+        self.last_ok.lock().insert(key, Instant::now());
     }
 
     /// Whether `node` of `group` (at `epoch`) is subjectively down now; announces `+sdown` /
@@ -118,7 +140,7 @@ impl Health {
         epoch: u64,
         events: &crate::events::Events,
     ) -> bool {
-        let down = self.down_for(group, node) >= down_after;
+        let down = self.unanswered_for(group, node) >= down_after;
         let key = (group.to_string(), node.to_string());
         let changed = {
             let mut s = self.sdown.lock();
@@ -191,7 +213,7 @@ pub async fn run(
             if in_flight.contains_key(&key) {
                 continue;
             }
-            health.watch(&group, &node);
+            health.probing(&group, &node, every);
             let (nodes, health) = (nodes.clone(), health.clone());
             let probe = tokio::spawn(async move {
                 let status = async { nodes.status(&admin, PROBE_TIMEOUT).await.ok() };
@@ -230,6 +252,7 @@ fn announce(raft: &Handle, health: &Health) {
     };
     health.statuses.lock().retain(|k, _| known(k));
     health.last_ok.lock().retain(|k, _| known(k));
+    health.asked.lock().retain(|k, _| known(k));
     health.sdown.lock().retain(known);
     for g in groups {
         let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
@@ -250,14 +273,38 @@ mod tests {
         // started must not see its new master as down already).
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(h.down_for("g", "n"), Duration::ZERO);
-        h.watch("g", "n");
+        h.probing("g", "n", Duration::ZERO);
         std::thread::sleep(Duration::from_millis(30));
         let silent = h.down_for("g", "n");
         assert!(silent >= Duration::from_millis(30), "{silent:?}");
-        // A second watch does not reset the clock; a good answer does.
-        h.watch("g", "n");
+        // A second probe does not reset the clock; a good answer does.
+        h.probing("g", "n", Duration::ZERO);
         assert!(h.down_for("g", "n") >= silent);
         h.ok("g", "n");
         assert!(h.down_for("g", "n") < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn silence_counts_only_from_probes_that_were_sent() {
+        let h = Health::new();
+        let every = Duration::from_millis(20);
+        h.probing("g", "n", every);
+        h.ok("g", "n");
+        // Answered, then no probe for a long while (this sentinel starved of CPU): the node
+        // has been without an answer that long, but no probe went unanswered.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(h.down_for("g", "n") >= Duration::from_millis(60));
+        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+        // A probe leaves and is not answered: counted from one interval before it.
+        h.probing("g", "n", every);
+        let u = h.unanswered_for("g", "n");
+        assert!(u >= every && u < Duration::from_millis(50), "{u:?}");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
+        // Later probes do not move the start; an answer ends it.
+        h.probing("g", "n", every);
+        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
+        h.ok("g", "n");
+        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
     }
 }

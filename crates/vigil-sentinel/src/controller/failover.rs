@@ -84,7 +84,7 @@ impl Controller {
             self.say(&name, why);
             // Seen down only from here while a peer reaches it: that peer can keep its lease.
             if let Some(id) = sees_it_up
-                && self.health.down_for(&name, master) >= down_after * 2
+                && self.health.unanswered_for(&name, master) >= down_after * 2
             {
                 tracing::warn!(
                     master,
@@ -129,7 +129,7 @@ impl Controller {
         let excluded = self.local(&name).excluded.clone();
         let health = self.health.clone();
         let candidate = choose_candidate(g, observed, master, min_offset, &excluded, |n| {
-            health.down_for(&name, n) >= down_after
+            health.unanswered_for(&name, n) >= down_after
         });
         let Some((cand, offset)) = candidate else {
             let why = format!(

@@ -28,8 +28,9 @@ impl RaftPeer for Sentinel {
         req: Request<pb::OpinionRequest>,
     ) -> Result<Response<pb::OpinionReply>, Status> {
         let r = req.into_inner();
-        // Time since the node's last good answer; the leader compares it with `down_after`.
-        let down_ms = self.health.down_for(&r.group, &r.node).as_millis() as u64;
+        // How long the node has left this sentinel's probes unanswered; the leader compares
+        // it with `down_after`.
+        let down_ms = self.health.unanswered_for(&r.group, &r.node).as_millis() as u64;
         let acked_offset = self.health.acked(&r.group);
         Ok(Response::new(pb::OpinionReply {
             down_ms,
