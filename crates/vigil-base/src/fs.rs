@@ -23,7 +23,14 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
+    commit_temp(path)
+}
+
+/// The last step of [`write_durable`], for writers that fill and fsync [`temp_path`] in their
+/// own way (streamed, or written before a dataset is emptied): renames the temporary file over
+/// `path` and fsyncs the directory.
+pub fn commit_temp(path: &Path) -> io::Result<()> {
+    std::fs::rename(temp_path(path), path)?;
     sync_parent(path)
 }
 

@@ -105,6 +105,26 @@ pub struct CommandMeta {
 }
 
 impl CommandMeta {
+    /// A command that takes no keys (connection, server and sentinel commands).
+    pub const fn keyless(
+        name: &'static str,
+        arity: i32,
+        flags: Flags,
+        group: &'static str,
+        summary: &'static str,
+    ) -> CommandMeta {
+        CommandMeta {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            group,
+            summary,
+        }
+    }
+
     /// Whether `argc` (name included) satisfies the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;

@@ -18,16 +18,7 @@ const fn meta(
     group: &'static str,
     summary: &'static str,
 ) -> CommandMeta {
-    CommandMeta {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group,
-        summary,
-    }
+    CommandMeta::keyless(name, arity, flags, group, summary)
 }
 
 const fn flags(list: &[Flags]) -> Flags {

@@ -153,15 +153,7 @@ mod tests {
     use super::*;
 
     fn collect(f: Forked) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        f.stream(
-            |_| Ok(()),
-            |c| {
-                out.extend_from_slice(c);
-                Ok(())
-            },
-        )?;
-        Ok(out)
+        crate::persist::snapshot::Pending::Forked(f).bytes()
     }
 
     #[test]

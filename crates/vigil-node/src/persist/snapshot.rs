@@ -156,7 +156,7 @@ impl Pending {
             },
         )?;
         f.sync_all()?;
-        commit_temp(path)?;
+        fs::commit_temp(path)?;
         Ok(size)
     }
 
@@ -383,18 +383,12 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
 }
 
 /// The first half of a durable write in two steps (a replica receiving a full sync writes the
-/// file first, empties its dataset, then commits): writes and fsyncs `path`'s temp file.
+/// file first, empties its dataset, then commits with `vigil_base::fs::commit_temp`): writes
+/// and fsyncs `path`'s temp file.
 pub fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(fs::temp_path(path))?;
     f.write_all(bytes)?;
     f.sync_all()
-}
-
-/// The second half of [`write_temp`]: renames the temp file over `path`, fsyncs the directory
-/// (the protocol of [`vigil_base::fs::write_durable`]).
-pub fn commit_temp(path: &Path) -> std::io::Result<()> {
-    std::fs::rename(fs::temp_path(path), path)?;
-    fs::sync_parent(path)
 }
 
 #[cfg(test)]

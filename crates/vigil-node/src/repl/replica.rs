@@ -344,7 +344,7 @@ async fn load_full_sync(
             node.persist.release();
             return Ok(());
         }
-        if let Err(e) = snapshot::commit_temp(&path) {
+        if let Err(e) = vigil_base::fs::commit_temp(&path) {
             node.persist.release();
             return Err(ReplError::Snapshot(format!(
                 "cannot install {}: {e}",

@@ -21,16 +21,7 @@ pub enum Handler {
 }
 
 fn meta(name: &'static str, arity: i32, flags: Flags, summary: &'static str) -> CommandMeta {
-    CommandMeta {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        group: "sentinel",
-        summary,
-    }
+    CommandMeta::keyless(name, arity, flags, "sentinel", summary)
 }
 
 /// The whole table: the connection rows shared with the node, then the sentinel's own.
