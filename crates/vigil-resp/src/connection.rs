@@ -11,16 +11,6 @@ use crate::conn::Conn;
 /// A handler that needs only the connection (its per-server state is `S`).
 pub type ConnFn<S> = fn(&mut Conn<S>, Args);
 
-const fn meta(
-    name: &'static str,
-    arity: i32,
-    flags: Flags,
-    group: &'static str,
-    summary: &'static str,
-) -> CommandMeta {
-    CommandMeta::keyless(name, arity, flags, group, summary)
-}
-
 const fn flags(list: &[Flags]) -> Flags {
     let mut bits = 0;
     let mut i = 0;
@@ -37,7 +27,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
     let sub = flags(&[F::PUBSUB, F::STALE, F::SUBSCRIBED]);
     vec![
         (
-            meta(
+            CommandMeta::keyless(
                 "hello",
                 -1,
                 flags(&[F::NO_AUTH, F::FAST, F::STALE, F::SUBSCRIBED]),
@@ -47,7 +37,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::hello,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "auth",
                 -2,
                 flags(&[F::NO_AUTH, F::FAST, F::STALE]),
@@ -57,7 +47,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::auth,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "client",
                 -2,
                 flags(&[F::ADMIN, F::STALE]),
@@ -67,7 +57,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::client,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "ping",
                 -1,
                 flags(&[F::FAST, F::STALE, F::SUBSCRIBED]),
@@ -77,7 +67,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::ping,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "echo",
                 2,
                 flags(&[F::FAST, F::STALE]),
@@ -87,7 +77,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::echo,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "quit",
                 -1,
                 flags(&[F::NO_AUTH, F::FAST, F::STALE, F::SUBSCRIBED, F::UNQUEUED]),
@@ -97,7 +87,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::quit,
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "select",
                 2,
                 flags(&[F::FAST, F::STALE]),
@@ -107,11 +97,11 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             builtin::select,
         ),
         (
-            meta("subscribe", -2, sub, "pubsub", "Subscribes to channels."),
+            CommandMeta::keyless("subscribe", -2, sub, "pubsub", "Subscribes to channels."),
             |c, a| builtin::subscribe(c, a, false),
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "psubscribe",
                 -2,
                 sub,
@@ -121,7 +111,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             |c, a| builtin::subscribe(c, a, true),
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "unsubscribe",
                 -1,
                 sub,
@@ -131,7 +121,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             |c, a| builtin::unsubscribe(c, a, false),
         ),
         (
-            meta(
+            CommandMeta::keyless(
                 "punsubscribe",
                 -1,
                 sub,
