@@ -148,12 +148,15 @@ impl Managed {
     }
 }
 
-/// SETs `key` on `port` until it is acknowledged.
+/// SETs `key` on `port` until it is acknowledged. A connection closed without a reply (the
+/// node's answer when a write's outcome is unknown, e.g. its sync replica did not confirm in
+/// time on a loaded machine) is retried like an error: the SET is idempotent.
 pub async fn set_until_ok(port: u16, key: &str, value: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(mut c) = RawConn::connect(port)
-            && c.call(&["SET", key, value]) == b"+OK\r\n"
+            && c.send_raw(&RawConn::encode(&["SET", key, value])).is_ok()
+            && c.read_reply().as_deref() == Some(&b"+OK\r\n"[..])
         {
             return;
         }
