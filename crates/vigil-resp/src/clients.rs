@@ -201,8 +201,12 @@ impl Registry {
     /// Disconnects every client matching `pred`; returns how many.
     pub fn kill_where(&self, pred: impl Fn(&ClientInfo) -> bool) -> usize {
         let victims: Vec<_> = self.all().into_iter().filter(|c| pred(c)).collect();
+        // Gone from the registry at once, as Redis frees a killed client: CLIENT LIST right
+        // after CLIENT KILL no longer shows it while its task winds down.
+        let mut clients = self.clients.lock();
         for c in &victims {
             c.kill.cancel();
+            clients.remove(&c.id);
         }
         victims.len()
     }

@@ -360,12 +360,6 @@ async fn handle<Svc: Service>(
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
     let info = shared.clients.register(addr, laddr);
-    // Leaves the registry when this task ends, even by a panic in a handler: a leaked entry
-    // would hold a `maxclients` slot for the life of the process.
-    let _registered = Registered {
-        shared: shared.clone(),
-        id: info.id,
-    };
     let (rd, wr) = stream.into_split();
     let authenticated = shared.requirepass.read().is_none();
     let mut conn = Conn {
@@ -384,6 +378,14 @@ async fn handle<Svc: Service>(
         wr,
         inbuf: BytesMut::with_capacity(1024),
         parser: RequestParser::new(),
+    };
+    // Leaves the registry when this task ends, even by a panic in a handler: a leaked entry
+    // would hold a `maxclients` slot for the life of the process. Declared after `conn`, so
+    // it drops first: the entry is gone before the socket closes, and a client that saw its
+    // connection end (after CLIENT KILL, say) never finds it in CLIENT LIST.
+    let _registered = Registered {
+        shared: shared.clone(),
+        id: info.id,
     };
     run(&mut conn, &*service).await;
     service.disconnected(&mut conn);
