@@ -85,3 +85,30 @@ pub fn monitor_request(name: &str) -> vigil_proto::sentinel::MonitorRequest {
         settings: None,
     }
 }
+
+/// Adds the bearer token (if any) to each call.
+pub type AddToken =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+
+/// A NodeAdmin client (of a node or an agent).
+pub type AdminClient = vigil_proto::node::node_admin_client::NodeAdminClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>,
+>;
+
+/// A NodeAdmin client of the admin port `port`, sending `token` (none: no header at all).
+pub async fn admin_client(port: u16, token: Option<&str>) -> AdminClient {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("an address")
+        .connect()
+        .await
+        .expect("admin connect");
+    let header: Option<tonic::metadata::MetadataValue<_>> =
+        token.map(|t| format!("Bearer {t}").parse().expect("an ASCII token"));
+    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    vigil_proto::node::node_admin_client::NodeAdminClient::with_interceptor(channel, f)
+}

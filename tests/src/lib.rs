@@ -4,6 +4,7 @@
 //!   ports, killed on drop (even when a test fails).
 //! - [`raw`]: a raw RESP connection that returns each reply's exact bytes.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
+//! - [`agents`]: `vigil agent` processes owning real `redis-server`s, and a group of them.
 //! - [`managed`]: a managed cluster (three nodes, three sentinels) and its workloads.
 //! - [`netns`]: network namespaces for partition tests.
 //!
@@ -12,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod agents;
 pub mod grpc;
 pub mod managed;
 pub mod netns;
@@ -19,8 +21,8 @@ pub mod procs;
 pub mod raw;
 
 pub use grpc::{
-    SentinelClient, agreed_leader, monitor_request, sentinel_client, sentinel_client_at,
-    sentinel_config,
+    AdminClient, SentinelClient, admin_client, agreed_leader, monitor_request, sentinel_client,
+    sentinel_client_at, sentinel_config,
 };
 pub use procs::{NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, vigil_bin};
 pub use raw::RawConn;

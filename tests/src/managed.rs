@@ -49,15 +49,31 @@ pub fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str)
             )
         })
         .collect();
+    let addrs: Vec<(u16, u16)> = nodes.iter().map(|n| (n.port, n.admin_port())).collect();
+    let (sentinels, ports) = start_sentinels(dir.path(), &addrs, down_after, group_extra);
+    Managed {
+        nodes,
+        sentinels,
+        ports,
+        dir,
+    }
+}
+
+/// Three sentinels (ids 1..3, configs and data in `dir`) monitoring `nodes` (data port,
+/// admin port; named `n1`..) as `mymaster`; their gRPC ports.
+pub fn start_sentinels(
+    dir: &std::path::Path,
+    nodes: &[(u16, u16)],
+    down_after: &str,
+    group_extra: &str,
+) -> (Vec<SentinelProc>, Vec<u16>) {
     let node_list: Vec<String> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| {
+        .map(|(i, (data, admin))| {
             format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
-                i + 1,
-                n.port,
-                n.admin_port()
+                "{{ name = \"n{}\", data = \"127.0.0.1:{data}\", admin = \"127.0.0.1:{admin}\" }}",
+                i + 1
             )
         })
         .collect();
@@ -67,22 +83,45 @@ pub fn start_managed_with(down_after: &str, node_extra: &str, group_extra: &str)
             let text = sentinel_config(
                 id,
                 &ports,
-                dir.path(),
+                dir,
                 TOKEN,
                 &format!(
                     "node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
                     node_list.join(", ")
                 ),
             );
-            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
+            let cfg = write_config(dir, &format!("s{id}.toml"), &text);
             SentinelProc::start(id, &cfg)
         })
         .collect();
-    Managed {
-        nodes,
-        sentinels,
-        ports,
-        dir,
+    (sentinels, ports)
+}
+
+/// The master the sentinels on `ports` answer with for `mymaster`, once it has one at
+/// `min_epoch` or later.
+pub async fn master_of(
+    ports: &[u16],
+    min_epoch: u64,
+    within: Duration,
+) -> vigil_proto::sentinel::MasterInfo {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = sentinel_client(ports[0], TOKEN)
+            .get_master(GetMasterRequest {
+                group: "mymaster".into(),
+            })
+            .await;
+        if let Ok(m) = r.map(|r| r.into_inner())
+            && m.status == "ok"
+            && m.epoch >= min_epoch
+        {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no master at epoch {min_epoch} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -93,25 +132,7 @@ impl Managed {
         min_epoch: u64,
         within: Duration,
     ) -> vigil_proto::sentinel::MasterInfo {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = sentinel_client(self.ports[0], TOKEN)
-                .get_master(GetMasterRequest {
-                    group: "mymaster".into(),
-                })
-                .await;
-            if let Ok(m) = r.map(|r| r.into_inner())
-                && m.status == "ok"
-                && m.epoch >= min_epoch
-            {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no master at epoch {min_epoch} within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        master_of(&self.ports, min_epoch, within).await
     }
 
     /// The current master and its index, once both other nodes follow it with their links

@@ -52,12 +52,12 @@ pub fn free_port() -> u16 {
 }
 
 /// A port a child announces later (the node's admin port).
-type LatePort = std::sync::Arc<std::sync::Mutex<Option<u16>>>;
+pub(crate) type LatePort = std::sync::Arc<std::sync::Mutex<Option<u16>>>;
 
 /// Starts `vigil <args>` with stderr to `stderr_path` and waits for the stdout line
 /// `<prefix>ADDR`; returns the child, that port, and the admin port slot (filled when the
 /// child prints `admin listening on ADDR`). `Err` with its stderr if it exits first.
-fn spawn_vigil(
+pub(crate) fn spawn_vigil(
     args: &[std::ffi::OsString],
     stderr_path: &Path,
     prefix: &'static str,
@@ -80,13 +80,13 @@ fn spawn_vigil(
             let second = line
                 .strip_prefix("admin listening on ")
                 .or_else(|| line.strip_prefix("resp listening on "));
-            if let Some(addr) = second {
+            if let Some(addr) = line.strip_prefix(prefix) {
+                let _ = tx.send(addr.to_string());
+            } else if let Some(addr) = second {
                 let port = addr.parse::<HostPort>().ok().map(|a| a.port());
                 if let Ok(mut slot) = admin_slot.lock() {
                     *slot = port;
                 }
-            } else if let Some(addr) = line.strip_prefix(prefix) {
-                let _ = tx.send(addr.to_string());
             }
         }
     });

@@ -6,10 +6,6 @@
 use std::time::{Duration, Instant};
 
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use vigil_proto::node::node_admin_client::NodeAdminClient;
 use vigil_proto::node::{
     ClientType, FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
     RenewLeaseRequest, ReplicateFromRequest, Role,
@@ -18,25 +14,10 @@ use vigil_tests::{NodeProc, RawConn, write_config};
 
 const TOKEN: &str = "s3cret-admin-token";
 
-/// Adds the bearer token to each call.
-type AddToken =
-    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
-type Client = NodeAdminClient<InterceptedService<Channel, AddToken>>;
+type Client = vigil_tests::AdminClient;
 
 async fn admin(port: u16, token: Option<&str>) -> Client {
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("admin connect");
-    let header: Option<MetadataValue<_>> = token.map(|t| format!("Bearer {t}").parse().unwrap());
-    let f: AddToken = Box::new(move |mut req: tonic::Request<()>| {
-        if let Some(h) = &header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
-    });
-    NodeAdminClient::with_interceptor(channel, f)
+    vigil_tests::admin_client(port, token).await
 }
 
 fn managed(dir: &std::path::Path, name: &str) -> NodeProc {
@@ -481,11 +462,12 @@ struct Bogus {
 async fn undecodable_requests_are_invalid_argument() {
     let dir = tempfile::tempdir().unwrap();
     let node = managed(dir.path(), "n");
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", node.admin_port()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", node.admin_port()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let mut req = tonic::Request::new(Bogus { host: 7 });

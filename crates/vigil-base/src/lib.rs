@@ -1,5 +1,6 @@
 //! Small pieces every Vigil crate shares, each defined once: `host:port` addresses
-//! ([`HostPort`]), crash-safe file replacement ([`fs`]), the wall clock for display
+//! ([`HostPort`]), crash-safe file replacement ([`fs`]), the persisted failover epoch
+//! ([`epoch`]), the wall clock for display
 //! ([`clock`]), a constant-time secret comparison, and the Redis version Vigil speaks.
 //!
 //! Nothing here does IO beyond the file system and nothing depends on a runtime, so every
@@ -8,6 +9,7 @@
 
 pub mod addr;
 pub mod clock;
+pub mod epoch;
 pub mod fs;
 
 pub use addr::{AddrError, HostPort};

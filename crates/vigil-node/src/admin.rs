@@ -13,19 +13,17 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
+use vigil_proto::admin::{self, Epoch, Target};
 use vigil_proto::node::node_admin_server::{NodeAdmin, NodeAdminServer};
 use vigil_proto::node::{
-    ClientType, FenceRequest, GetStatusRequest, KillClientsReply, KillClientsRequest, LeaseReply,
-    LinkStatus, NodeStatus, PromoteRequest, RenewLeaseRequest, ReplicaInfo, ReplicateFromRequest,
+    FenceRequest, GetStatusRequest, KillClientsReply, KillClientsRequest, LeaseReply, LinkStatus,
+    NodeStatus, PromoteRequest, RenewLeaseRequest, ReplicaInfo, ReplicateFromRequest,
     Role as PbRole,
 };
 
 use crate::gate::{EpochRefused, Role};
 use crate::node::Node;
 use crate::repl::Phase;
-
-/// Longest lease a single renewal may grant.
-const MAX_LEASE: Duration = Duration::from_secs(3600);
 
 /// Serves NodeAdmin on `listener` until the node shuts down.
 pub async fn serve(
@@ -57,51 +55,6 @@ pub async fn serve(
     .await
 }
 
-/// A request's epoch, validated: proto3 sends 0 for "unset", which is never a real epoch.
-#[derive(Debug, Clone, Copy)]
-struct Epoch(u64);
-
-impl TryFrom<u64> for Epoch {
-    type Error = Status;
-
-    fn try_from(e: u64) -> Result<Epoch, Status> {
-        if e == 0 {
-            return Err(Status::invalid_argument("epoch must be at least 1"));
-        }
-        Ok(Epoch(e))
-    }
-}
-
-/// A validated `ReplicateFrom`.
-struct Target {
-    epoch: Epoch,
-    host: String,
-    port: u16,
-}
-
-impl TryFrom<ReplicateFromRequest> for Target {
-    type Error = Status;
-
-    fn try_from(r: ReplicateFromRequest) -> Result<Target, Status> {
-        if r.host.is_empty() || r.host.len() > 255 || r.host.contains(char::is_whitespace) {
-            return Err(Status::invalid_argument(
-                "host must be a non-empty host name or address",
-            ));
-        }
-        let port = u16::try_from(r.port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
-            })?;
-        Ok(Target {
-            epoch: Epoch::try_from(r.epoch)?,
-            host: r.host,
-            port,
-        })
-    }
-}
-
 struct AdminService {
     node: Arc<Node>,
     /// One call at a time: epoch checks and the actions they guard do not interleave.
@@ -128,21 +81,8 @@ impl AdminService {
 
     /// The lease end for `ttl_ms` counted from the node clock reading `since_ms` (0: now).
     fn lease_end(&self, ttl_ms: u64, since_ms: u64) -> Result<Instant, Status> {
-        let ttl = Duration::from_millis(ttl_ms);
-        if ttl.is_zero() || ttl > MAX_LEASE {
-            return Err(Status::invalid_argument(format!(
-                "lease ttl must be between 1 ms and {} s, got {ttl_ms} ms",
-                MAX_LEASE.as_secs()
-            )));
-        }
-        let now = self.node.clock_ms();
-        if since_ms > now {
-            return Err(Status::invalid_argument(format!(
-                "since_node_ms {since_ms} is ahead of the node clock ({now}): the node restarted; read GetStatus again"
-            )));
-        }
-        let since = if since_ms == 0 { now } else { since_ms };
-        Ok(self.node.started + Duration::from_millis(since) + ttl)
+        let end = admin::lease_end_ms(ttl_ms, since_ms, self.node.clock_ms())?;
+        Ok(self.node.started + Duration::from_millis(end))
     }
 }
 
@@ -239,11 +179,7 @@ impl NodeAdmin for AdminService {
         &self,
         req: Request<KillClientsRequest>,
     ) -> Result<Response<KillClientsReply>, Status> {
-        let kind = match ClientType::try_from(req.into_inner().r#type) {
-            Ok(ClientType::Normal) => "normal",
-            Ok(ClientType::Pubsub) => "pubsub",
-            _ => return Err(Status::invalid_argument("type must be NORMAL or PUBSUB")),
-        };
+        let kind = admin::client_type(req.into_inner().r#type)?;
         let killed = self.node.shared.clients.kill_where(|c| c.is_type(kind));
         tracing::info!(kind, killed, "clients disconnected by the admin API");
         Ok(Response::new(KillClientsReply {

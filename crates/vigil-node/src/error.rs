@@ -45,16 +45,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
-    /// A small metadata file (such as the epoch) does not parse.
-    #[error(
-        "{path} is corrupt: {reason}. Fix it by hand: it holds one integer, the highest epoch this node has seen, which must never go down"
-    )]
-    CorruptMeta {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The persisted epoch could not be read or written.
+    #[error(transparent)]
+    Epoch(#[from] vigil_base::epoch::EpochFileError),
     /// A snapshot is already being written; wait for it (`INFO persistence`).
     #[error("Background save already in progress")]
     SaveInProgress,

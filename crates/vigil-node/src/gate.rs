@@ -32,8 +32,6 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use vigil_resp::{Flags, Reply};
 
-use crate::error::NodeError;
-
 /// `-READONLY`: exactly Redis' wording (clients match it).
 pub const READONLY: &str = "READONLY You can't write against a read only replica.";
 /// `-NOREPLICAS` (min_replicas_to_write), Redis' wording.
@@ -178,7 +176,7 @@ pub enum EpochRefused {
     },
     /// The newer epoch could not be made durable, so it is not acted on.
     #[error("cannot persist the epoch: {0}")]
-    Persist(#[from] NodeError),
+    Persist(#[from] vigil_base::epoch::EpochFileError),
 }
 
 /// Why a lease renewal was refused.
@@ -490,7 +488,7 @@ impl Gate {
         if epoch == current {
             return Ok(false);
         }
-        save_epoch(dir, epoch)?;
+        vigil_base::epoch::save(dir, epoch)?;
         let mut s = self.state.write();
         s.epoch = s.epoch.max(epoch);
         Ok(true)
@@ -503,33 +501,6 @@ impl Gate {
     pub fn lapsed(&self, now: Instant) -> bool {
         self.state.write().lapsed(now)
     }
-}
-
-/// The file holding the highest epoch a managed node has seen.
-pub const EPOCH_FILE: &str = "epoch";
-
-/// Reads the persisted epoch (0 when none was ever written).
-pub fn load_epoch(dir: &Path) -> Result<u64, NodeError> {
-    let path = dir.join(EPOCH_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| NodeError::CorruptMeta {
-            path,
-            reason: format!("expected an integer, found {:?}", text.trim()),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(NodeError::Io {
-            action: "cannot read",
-            path,
-            source: e,
-        }),
-    }
-}
-
-/// Persists the epoch durably (temp file, fsync, rename, fsync the directory).
-pub fn save_epoch(dir: &Path, epoch: u64) -> Result<(), NodeError> {
-    let path = dir.join(EPOCH_FILE);
-    vigil_base::fs::write_durable(&path, format!("{epoch}\n").as_bytes())
-        .map_err(NodeError::io("cannot write", &path))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use vigil_resp::conn::{Ident, Shared};
 
 use crate::config::{Mode, NodeConfig, parse_host_port};
 use crate::error::NodeError;
-use crate::gate::{self, Gate, Role};
+use crate::gate::{Gate, Role};
 use crate::node::{Node, Parts, limits_from};
 use crate::persist::replay::{self, ReplPos};
 use crate::persist::{self, Persistence};
@@ -33,7 +33,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     let started = Instant::now();
     let table = crate::cmd::table();
     let (lock, rec) = persist::recover(&config.dir, config.databases)?;
-    let epoch = gate::load_epoch(&config.dir)?;
+    let epoch = vigil_base::epoch::load(&config.dir)?;
     let mut store = rec.store;
     let mut generation = rec.generation.max(1);
     let mut pos = ReplPos {

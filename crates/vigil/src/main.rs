@@ -1,5 +1,5 @@
 //! `vigil`: the one binary. It parses arguments, sets up logging and hands over to the
-//! libraries (`vigil_node`, `vigil_sentinel`, and this crate's `up`, `ctl` and `drill`, which
+//! libraries (`vigil_node`, `vigil_sentinel`, `vigil_agent`, and this crate's `up`, `ctl` and `drill`, which
 //! own their runtimes and exit codes).
 
 use std::path::PathBuf;
@@ -25,6 +25,9 @@ enum Command {
     Node(NodeArgs),
     /// Run a sentinel: a member of the Raft group that holds the cluster state.
     Sentinel(SentinelArgs),
+    /// Run beside a stock redis-server or valkey-server and serve NodeAdmin for it, so the
+    /// sentinels manage it as they manage `vigil node`.
+    Agent(AgentArgs),
     /// Run a whole cluster on this machine: 3 storage nodes and 3 sentinels.
     Up(up::UpArgs),
     /// Operate the sentinels from a terminal: status, events, failover, membership.
@@ -37,6 +40,13 @@ enum Command {
 #[derive(clap::Args)]
 struct SentinelArgs {
     /// TOML config file (see config/sentinel.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// TOML config file (see config/agent.toml).
     #[arg(long)]
     config: PathBuf,
 }
@@ -80,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => run_node(args),
         Command::Sentinel(args) => run_sentinel(args),
+        Command::Agent(args) => run_agent(args),
         Command::Up(args) => up::run(args),
         Command::Drill(args) => std::process::exit(drill::main(args)),
         Command::Ctl(args) => std::process::exit(ctl::main(args)),
@@ -106,6 +117,16 @@ fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
         let shutdown = tokio_util::sync::CancellationToken::new();
         cancel_on_signal(shutdown.clone());
         Ok(vigil_sentinel::serve(config, shutdown).await?)
+    })
+}
+
+fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let config = vigil_agent::AgentConfig::load(&args.config)?;
+    let runtime = runtime(2)?;
+    runtime.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        cancel_on_signal(shutdown.clone());
+        Ok(vigil_agent::serve(config, shutdown).await?)
     })
 }
 

@@ -87,21 +87,6 @@ fn a_lapse_is_reported_once() {
     assert!(!off.lapsed(now) && !off.lapsed(later));
 }
 
-#[test]
-fn epoch_file() {
-    let d = tempfile::tempdir().unwrap();
-    assert_eq!(load_epoch(d.path()).unwrap(), 0);
-    save_epoch(d.path(), 42).unwrap();
-    assert_eq!(load_epoch(d.path()).unwrap(), 42);
-    std::fs::write(d.path().join(EPOCH_FILE), "x").unwrap();
-    assert!(
-        load_epoch(d.path())
-            .unwrap_err()
-            .to_string()
-            .contains("epoch")
-    );
-}
-
 fn standalone() -> Gate {
     Gate::new(false, true, 0, None, (0, Duration::ZERO), 0)
 }
@@ -205,7 +190,7 @@ fn transitions() {
     ));
     assert!(!g.accept_epoch(1, dir.path()).unwrap());
     assert!(g.accept_epoch(5, dir.path()).unwrap());
-    assert_eq!((g.epoch(), load_epoch(dir.path()).unwrap()), (5, 5));
+    assert_eq!((g.epoch(), vigil_base::epoch::load(dir.path()).unwrap()), (5, 5));
     // A standalone master writes freely; following and promoting keep the fast path in step.
     let s = standalone();
     assert_eq!(s.admit(Flags::WRITE, |_| 0, || true), Ok(false));

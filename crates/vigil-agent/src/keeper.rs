@@ -1,0 +1,67 @@
+//! The keeper: one task that watches the server and keeps its writes paused whenever the
+//! agent's authority does not allow them. It wakes every `check_interval` (to read `INFO`: a
+//! restart or a drifted role), when the authority changes, and at the instant the lease runs
+//! out, when it pauses the server's writes ([`crate::authority::margin`] before the lease
+//! ends, so the pause is in force when the sentinels count the lease over).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::agent::{Agent, Observed, REASSERT};
+
+/// Runs until the agent shuts down.
+pub async fn run(agent: Arc<Agent>) {
+    let mut next_check = Instant::now();
+    let mut unreachable_logged = false;
+    loop {
+        let now = Instant::now();
+        if now >= next_check {
+            next_check = now + agent.config.check_interval;
+            match agent.control.info().await {
+                Ok(info) => {
+                    if unreachable_logged {
+                        tracing::info!("server reachable again");
+                        unreachable_logged = false;
+                    }
+                    if let Observed::New { .. } = agent.observe(&info)
+                        && let Err(e) = agent.set_up().await
+                    {
+                        tracing::warn!(error = %e, "server not set up; retrying");
+                        agent.seen.lock().run_id.clear();
+                    }
+                    if let Err(e) = agent.reconcile().await {
+                        tracing::warn!(error = %e, "server not pointed at its master");
+                    }
+                }
+                Err(e) => {
+                    if !unreachable_logged {
+                        tracing::warn!(error = %e, "server unreachable");
+                        unreachable_logged = true;
+                    }
+                }
+            }
+        }
+        let open = match agent.enforce().await {
+            Ok(open) => Some(open),
+            Err(e) => {
+                tracing::debug!(error = %e, "pause not applied");
+                None
+            }
+        };
+        let mut wake = next_check;
+        match open {
+            Some(true) => {
+                if let Some(t) = agent.authority.lock().writes_until {
+                    wake = wake.min(t);
+                }
+            }
+            Some(false) => wake = wake.min(Instant::now() + REASSERT),
+            None => {}
+        }
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            _ = agent.changed.notified() => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}

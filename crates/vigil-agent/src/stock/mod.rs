@@ -1,0 +1,346 @@
+//! Talking to a stock `redis-server` / `valkey-server` over RESP: one connection ([`Server`])
+//! that logs in with the server's password or ACL user, translates command names through
+//! Redis' `rename-command` map, bounds every call by a deadline and every reply by a size, and
+//! reconnects on the next call after any error. [`info`] reads `INFO` into the fields NodeAdmin
+//! reports. Used by `vigil agent` (over loopback) and by the sentinels' agentless driver.
+
+pub mod info;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::types::BytesFrame;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub use info::Info;
+
+/// Largest reply accepted from a server (an `INFO` is a few kilobytes).
+const MAX_REPLY: usize = 16 << 20;
+
+/// Why a call to a stock server failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StockError {
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach the server at {addr}: {reason}")]
+    Unreachable {
+        /// Its address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No complete reply within the deadline.
+    #[error("the server at {addr} did not answer {command} within {timeout:?}")]
+    Timeout {
+        /// Its address.
+        addr: String,
+        /// The command.
+        command: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// The server answered with an error.
+    #[error("the server refused {command}: {message}")]
+    Refused {
+        /// The command.
+        command: String,
+        /// Its error reply.
+        message: String,
+    },
+    /// The reply was not RESP, or larger than allowed.
+    #[error("the server at {addr} sent a malformed reply: {reason}")]
+    Protocol {
+        /// Its address.
+        addr: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The command is disabled by the server's `rename-command` (renamed to "").
+    #[error(
+        "{command} is disabled on this server (rename-command to \"\"); Vigil needs it: rename it instead and list the new name in rename_commands"
+    )]
+    Disabled {
+        /// The command.
+        command: String,
+    },
+}
+
+impl StockError {
+    /// Whether the server answered (with an error) rather than failed to answer.
+    pub fn answered(&self) -> bool {
+        matches!(
+            self,
+            StockError::Refused { .. } | StockError::Disabled { .. }
+        )
+    }
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port`.
+    Tcp(String),
+    /// A Unix socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => f.write_str(a),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// How to log in to a server and what its commands are called.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// ACL user (empty: `default`).
+    pub user: String,
+    /// Password (empty: none).
+    pub pass: String,
+    /// Redis' `rename-command` map: upper-case command name → the name the server knows.
+    pub renames: HashMap<String, String>,
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+struct Conn {
+    stream: Box<dyn Stream>,
+    buf: BytesMut,
+}
+
+/// One connection to one stock server, opened on first use and after every failure. Calls
+/// are serialised (one in flight), which keeps replies matched to their commands.
+pub struct Server {
+    endpoint: Endpoint,
+    access: Access,
+    timeout: Duration,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+}
+
+impl Server {
+    /// A server at `endpoint`, each call bounded by `timeout`.
+    pub fn new(endpoint: Endpoint, access: Access, timeout: Duration) -> Server {
+        let renames = access
+            .renames
+            .iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+            .collect();
+        Server {
+            endpoint,
+            access: Access { renames, ..access },
+            timeout,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Where it listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Closes the connection (the next call opens a new one).
+    pub async fn disconnect(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Sends one command (`args[0]` is its name, renamed as configured) and returns the reply;
+    /// an error reply is [`StockError::Refused`].
+    pub async fn call(&self, args: &[&str]) -> Result<BytesFrame, StockError> {
+        let name = args
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let mut guard = self.conn.lock().await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let attempt = async {
+            let reused = guard.is_some();
+            if guard.is_none() {
+                *guard = Some(self.connect().await?);
+            }
+            let conn = guard.as_mut().expect("connected above");
+            match self.exchange(conn, args).await {
+                // A connection the server closed while idle (CLIENT KILL, timeout): once more
+                // on a new one. What Vigil sends is idempotent.
+                Err(StockError::Unreachable { .. }) if reused => {
+                    *guard = Some(self.connect().await?);
+                    self.exchange(guard.as_mut().expect("connected above"), args)
+                        .await
+                }
+                r => r,
+            }
+        };
+        let result = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(StockError::Timeout {
+                addr: self.endpoint.to_string(),
+                command: name.clone(),
+                timeout: self.timeout,
+            }),
+        };
+        match result {
+            Ok(BytesFrame::Error(message)) => Err(StockError::Refused {
+                command: name,
+                message: message.to_string(),
+            }),
+            Ok(frame) => Ok(frame),
+            Err(e) => {
+                if !e.answered() {
+                    // The stream may hold half a reply: never reuse it.
+                    *guard = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `call` for a reply that is text (status or bulk string).
+    pub async fn call_text(&self, args: &[&str]) -> Result<String, StockError> {
+        match self.call(args).await? {
+            BytesFrame::SimpleString(b) | BytesFrame::BulkString(b) => {
+                Ok(String::from_utf8_lossy(&b).into_owned())
+            }
+            other => Err(StockError::Protocol {
+                addr: self.endpoint.to_string(),
+                reason: format!("expected text from {}, got {other:?}", args[0]),
+            }),
+        }
+    }
+
+    /// `INFO` (all default sections), parsed.
+    pub async fn info(&self) -> Result<Info, StockError> {
+        Ok(Info::parse(&self.call_text(&["INFO"]).await?))
+    }
+
+    async fn connect(&self) -> Result<Conn, StockError> {
+        let unreachable = |e: std::io::Error| StockError::Unreachable {
+            addr: self.endpoint.to_string(),
+            reason: e.to_string(),
+        };
+        let stream: Box<dyn Stream> = match &self.endpoint {
+            Endpoint::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a.as_str())
+                    .await
+                    .map_err(unreachable)?;
+                s.set_nodelay(true).map_err(unreachable)?;
+                Box::new(s)
+            }
+            Endpoint::Unix(p) => Box::new(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(unreachable)?,
+            ),
+        };
+        let mut conn = Conn {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+        };
+        if !self.access.pass.is_empty() {
+            let mut auth = vec!["AUTH"];
+            if !self.access.user.is_empty() {
+                auth.push(&self.access.user);
+            }
+            auth.push(&self.access.pass);
+            if let BytesFrame::Error(message) = self.exchange(&mut conn, &auth).await? {
+                return Err(StockError::Refused {
+                    command: "AUTH".into(),
+                    message: message.to_string(),
+                });
+            }
+        }
+        Ok(conn)
+    }
+
+    async fn exchange(&self, conn: &mut Conn, args: &[&str]) -> Result<BytesFrame, StockError> {
+        let broken = |e: std::io::Error| StockError::Unreachable {
+            addr: self.endpoint.to_string(),
+            reason: e.to_string(),
+        };
+        let request = self.encode(args)?;
+        conn.stream.write_all(&request).await.map_err(broken)?;
+        loop {
+            match redis_protocol::resp2::decode::decode_bytes_mut(&mut conn.buf) {
+                Ok(Some((frame, _, _))) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(StockError::Protocol {
+                        addr: self.endpoint.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            if conn.buf.len() > MAX_REPLY {
+                return Err(StockError::Protocol {
+                    addr: self.endpoint.to_string(),
+                    reason: format!("reply larger than {MAX_REPLY} bytes"),
+                });
+            }
+            conn.buf.reserve(4096);
+            if conn.stream.read_buf(&mut conn.buf).await.map_err(broken)? == 0 {
+                return Err(broken(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// The request bytes, the command renamed as configured.
+    fn encode(&self, args: &[&str]) -> Result<Bytes, StockError> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for (i, a) in args.iter().enumerate() {
+            let a = if i == 0 {
+                match self.access.renames.get(&a.to_ascii_uppercase()) {
+                    Some(n) if n.is_empty() => {
+                        return Err(StockError::Disabled {
+                            command: a.to_ascii_uppercase(),
+                        });
+                    }
+                    Some(n) => n.as_str(),
+                    None => a,
+                }
+            } else {
+                a
+            };
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(out.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_renamed() {
+        let access = Access {
+            renames: [
+                ("config".to_string(), "XCONFIG".to_string()),
+                ("FLUSHALL".into(), String::new()),
+            ]
+            .into_iter()
+            .collect(),
+            ..Access::default()
+        };
+        let s = Server::new(
+            Endpoint::Tcp("127.0.0.1:1".into()),
+            access,
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            &s.encode(&["config", "SET", "a", "b"]).unwrap()[..],
+            b"*4\r\n$7\r\nXCONFIG\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n"
+        );
+        assert_eq!(&s.encode(&["PING"]).unwrap()[..], b"*1\r\n$4\r\nPING\r\n");
+        assert!(matches!(
+            s.encode(&["flushall"]),
+            Err(StockError::Disabled { .. })
+        ));
+    }
+}
