@@ -62,6 +62,8 @@ pub struct Agent {
     pub changed: Notify,
     /// Stops everything.
     pub shutdown: CancellationToken,
+    /// The agent's span (server address, epoch).
+    pub span: tracing::Span,
     pause: tokio::sync::Mutex<Pause>,
     forget_pause: AtomicBool,
 }
@@ -79,8 +81,15 @@ pub enum Observed {
 }
 
 impl Agent {
-    /// An agent for `config` at `epoch`, reaching the server through `query` and `control`.
-    pub fn new(config: AgentConfig, epoch: u64, query: Server, control: Server) -> Agent {
+    /// An agent for `config` at `epoch`, reaching the server through `query` and `control`,
+    /// logging in `span`.
+    pub fn new(
+        config: AgentConfig,
+        epoch: u64,
+        query: Server,
+        control: Server,
+        span: tracing::Span,
+    ) -> Agent {
         Agent {
             config,
             started: Instant::now(),
@@ -90,6 +99,7 @@ impl Agent {
             control,
             changed: Notify::new(),
             shutdown: CancellationToken::new(),
+            span,
             pause: tokio::sync::Mutex::new(Pause::Unknown),
             forget_pause: AtomicBool::new(false),
         }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_stream::wrappers::TcpListenerStream;
+use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::node::node_admin_server::NodeAdminServer;
 
@@ -75,9 +76,22 @@ pub async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(
     })?;
     let token = config.admin.token.clone();
     let exec = config.exec.clone();
-    let agent = Arc::new(Agent::new(config, epoch, query, control));
-    let span = tracing::info_span!("agent", server = %agent.config.server, epoch);
-    let _enter = span.enter();
+    let span = tracing::info_span!("agent", server = %config.server, epoch);
+    let agent = Arc::new(Agent::new(config, epoch, query, control, span.clone()));
+    serve_agent(agent, listener, local, token, exec, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn serve_agent(
+    agent: Arc<Agent>,
+    listener: tokio::net::TcpListener,
+    local: std::net::SocketAddr,
+    token: String,
+    exec: Vec<String>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    let span = tracing::Span::current();
 
     let owner = if exec.is_empty() {
         tracing::warn!(
@@ -87,10 +101,10 @@ pub async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(
         None
     } else {
         let (owner, events) = Owner::start(exec, &agent.config.dir);
-        tokio::spawn(watch_owned(agent.clone(), events));
+        tokio::spawn(watch_owned(agent.clone(), events).instrument(span.clone()));
         Some(owner)
     };
-    tokio::spawn(keeper::run(agent.clone()));
+    tokio::spawn(keeper::run(agent.clone()).instrument(span));
 
     println!("admin listening on {local}");
     let check = vigil_proto::auth::TokenCheck::new(

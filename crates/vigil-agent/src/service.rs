@@ -46,6 +46,7 @@ impl AdminService {
                 EpochRefused::Persist(_) => Status::internal(e.to_string()),
             })?;
         if advanced {
+            self.agent.span.record("epoch", epoch);
             tracing::info!(epoch, "epoch advanced");
         }
         Ok(advanced)
