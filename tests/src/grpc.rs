@@ -83,5 +83,6 @@ pub fn monitor_request(name: &str) -> vigil_proto::sentinel::MonitorRequest {
             priority: 100,
         }],
         settings: None,
+        ..Default::default()
     }
 }
