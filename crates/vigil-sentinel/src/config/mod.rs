@@ -1,5 +1,9 @@
 //! Sentinel configuration: a TOML file (`config/sentinel.toml`). Unknown keys are errors;
 //! durations are humantime strings (`"100ms"`, `"5s"`).
+//!
+//! Every `[[groups]]` entry is checked exactly as a `Monitor` of it would be (plus what only
+//! the file can get wrong: a node's `admin` against the group's `driver`), so a config that
+//! loads never holds a group the leader would fail to add.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -254,7 +258,7 @@ impl GroupConfig {
 
     /// What the state machine cannot see in the spec: each node's `admin` against the driver,
     /// and a command renamed twice under different cases. Messages name the key and the group.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
         let g = &self.name;
         for n in &self.nodes {
             match (self.driver, &n.admin) {
