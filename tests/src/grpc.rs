@@ -83,6 +83,7 @@ pub fn monitor_request(name: &str) -> vigil_proto::sentinel::MonitorRequest {
             priority: 100,
         }],
         settings: None,
+        ..Default::default()
     }
 }
 

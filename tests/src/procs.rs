@@ -328,6 +328,12 @@ impl RedisProc {
     /// Starts `redis-server` with persistence off on a free port. Fails (never skips) when it is
     /// not installed: the test script installs it.
     pub fn start() -> RedisProc {
+        Self::start_with(&[])
+    }
+
+    /// Starts `redis-server` as `start` does, with more arguments (`--replicaof`, ...); the
+    /// server must answer `INFO` without a password.
+    pub fn start_with(extra: &[&str]) -> RedisProc {
         let dir = tempfile::tempdir().expect("tempdir");
         for _ in 0..5 {
             let port = free_port();
@@ -344,6 +350,7 @@ impl RedisProc {
                 ])
                 .arg("--dir")
                 .arg(dir.path())
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -390,25 +397,35 @@ impl Drop for RedisProc {
     }
 }
 
-/// A real `redis-sentinel` (the reference for the Sentinel protocol), monitoring `group` at a
-/// master address where nothing listens; killed on drop.
+/// A real `redis-sentinel` (the reference for the Sentinel protocol); killed on drop.
 pub struct RedisSentinelProc {
     child: Child,
     /// Its port.
     pub port: u16,
+    /// Its config file (which it rewrites as it learns replicas and sentinels).
+    pub conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl RedisSentinelProc {
-    /// Starts `redis-server <conf> --sentinel` on a free port.
+    /// Starts `redis-server <conf> --sentinel` on a free port, monitoring `group` at
+    /// `master_port` with quorum 2.
     pub fn start(group: &str, master_port: u16) -> RedisSentinelProc {
+        Self::start_with(&format!(
+            "sentinel monitor {group} 127.0.0.1 {master_port} 2\n"
+        ))
+    }
+
+    /// Starts `redis-server <conf> --sentinel` on a free port with `lines` (the `sentinel ...`
+    /// directives) after its port, bind and dir.
+    pub fn start_with(lines: &str) -> RedisSentinelProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {group} 127.0.0.1 {master_port} 2\n",
+                "port {port}\nbind 127.0.0.1\ndir {}\n{lines}",
                 dir.path().display()
             ),
         )
@@ -428,6 +445,7 @@ impl RedisSentinelProc {
         RedisSentinelProc {
             child,
             port,
+            conf,
             _dir: dir,
         }
     }

@@ -2,7 +2,7 @@
 //! elects another within two election timeouts when the leader is SIGKILLed, serves what was
 //! written before; all sentinels SIGKILLed during a stream of proposals come back with every
 //! acknowledged change; calls without the token are refused; a fourth sentinel joins and one
-//! leaves.
+//! leaves; a stock-server (`resp`) group added over gRPC reaches every sentinel.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -345,6 +345,53 @@ async fn a_fourth_sentinel_joins_and_one_leaves() {
     let voters: Vec<u64> = s.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     assert_eq!(voters.len(), 2, "{s:?}");
     monitor_retrying(c.ports[new_leader as usize - 1], "two-left").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resp_group_monitored_over_grpc_reaches_every_sentinel() {
+    let c = Cluster::start(3);
+    let leader = c.leader(&[1, 2, 3]).await;
+    let mut stock = group("stock");
+    stock.driver = "resp".into();
+    stock.nodes[0].admin = String::new();
+    stock.auth_pass = "pw".into();
+    stock
+        .rename_commands
+        .insert("config".into(), "XCONFIG".into());
+    let mut cl = client(c.ports[leader as usize - 1], TOKEN).await;
+    // An unknown driver, or a resp node whose admin is another address, is refused.
+    let mut bad = stock.clone();
+    bad.driver = "redis".into();
+    let e = cl.monitor(bad).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    let mut bad = stock.clone();
+    bad.nodes[0].admin = "127.0.0.1:16379".into();
+    let e = cl.monitor(bad).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = cl.monitor(stock.clone()).await {
+        assert!(
+            e.code() == Code::Unavailable && Instant::now() < deadline,
+            "monitor stock: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every sentinel has it from the Raft log, driver and all; `admin` is the data address.
+    for port in &c.ports {
+        let list = client(*port, TOKEN)
+            .await
+            .list_groups(ListGroupsRequest {})
+            .await
+            .unwrap_or_else(|e| panic!("list groups on {port}: {e}"))
+            .into_inner();
+        let g = list
+            .groups
+            .iter()
+            .find(|g| g.name == "stock")
+            .unwrap_or_else(|| panic!("no group stock on {port}"));
+        assert_eq!(g.driver, "resp", "on {port}");
+        assert_eq!(g.nodes[0].admin, g.nodes[0].data, "on {port}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! The Vigil sentinel: one member of the Raft group that holds the cluster state.
 //!
 //! - [`config`]: the sentinel's TOML configuration.
+//! - [`import`]: a Redis Sentinel config file converted to Vigil groups
+//!   (`vigil sentinel --import-redis-sentinel`).
 //! - [`storage`]: the durable Raft log (entries, hard state, conf state, snapshots).
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
@@ -26,6 +28,7 @@ pub mod controller;
 pub mod discovery;
 pub mod driver;
 pub mod events;
+pub mod import;
 pub mod monitor;
 pub mod nodes;
 pub mod ops;

@@ -91,6 +91,7 @@ async fn world(drop_pct: u32) -> World {
             quorum: 2,
             ..Settings::default()
         },
+        ..GroupSpec::default()
     };
     propose_retrying(&c, leader, Command::Monitor(spec)).await;
     for &a in &c.ids {

@@ -40,8 +40,12 @@ enum Command {
 #[derive(clap::Args)]
 struct SentinelArgs {
     /// TOML config file (see config/sentinel.toml).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "import_redis_sentinel")]
+    config: Option<PathBuf>,
+    /// Print the Vigil `[[groups]]` equivalent to a Redis Sentinel config file (its `sentinel
+    /// monitor`, settings, credentials and known replicas) and exit; runs no sentinel.
+    #[arg(long, value_name = "SENTINEL_CONF", conflicts_with = "config")]
+    import_redis_sentinel: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -111,7 +115,14 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
-    let config = vigil_sentinel::config::SentinelConfig::load(&args.config)?;
+    if let Some(path) = &args.import_redis_sentinel {
+        print!("{}", vigil_sentinel::import::convert_file(path)?);
+        return Ok(());
+    }
+    let Some(path) = &args.config else {
+        anyhow::bail!("--config is required");
+    };
+    let config = vigil_sentinel::config::SentinelConfig::load(path)?;
     let runtime = runtime(config.threads)?;
     runtime.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();

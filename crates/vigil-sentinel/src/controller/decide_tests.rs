@@ -22,6 +22,7 @@ fn group(down_after_ms: u64) -> Group {
                 down_after_ms,
                 ..Settings::default()
             },
+            ..GroupSpec::default()
         },
         epoch: 3,
         master: Some("a".into()),

@@ -352,6 +352,10 @@ async fn monitor_group(d: &Discovery, a: Vec<String>) -> Reply {
             quorum: quorum as u32,
             ..Settings::default()
         },
+        // A Vigil-managed node (admin port = data port + 10000): SENTINEL MONITOR carries no
+        // driver, and a stock server's credentials and renamed commands have no place in it;
+        // add `resp` groups with the config or the gRPC Monitor call.
+        ..GroupSpec::default()
     };
     done(d.ops.monitor(spec).await)
 }

@@ -176,6 +176,7 @@ impl SentinelService for Sentinel {
                     .cloned()
                     .unwrap_or_default(),
                 health: self.health_of(g),
+                driver: g.spec.driver.to_string(),
             })
             .collect();
         Ok(Response::new(pb::GroupList { groups }))

@@ -10,7 +10,7 @@ use crate::controller::SwitchoverError;
 use crate::driver::DriverError;
 use crate::events::Event;
 use crate::ops::OpError;
-use crate::state::{GroupSpec, NodeSpec, Rejected, Settings};
+use crate::state::{Driver, GroupSpec, NodeSpec, Rejected, Settings};
 
 impl From<pb::Settings> for Settings {
     /// Zero (proto's absent) takes the default, except `sync_replicas`, where 0 is async mode.
@@ -73,10 +73,38 @@ impl TryFrom<pb::MonitorRequest> for MonitorSpec {
     type Error = Status;
 
     fn try_from(r: pb::MonitorRequest) -> Result<MonitorSpec, Status> {
+        let driver = match r.driver.as_str() {
+            "" => Driver::Grpc,
+            d => d
+                .parse()
+                .map_err(|e: Rejected| Status::invalid_argument(e.to_string()))?,
+        };
+        let mut nodes: Vec<NodeSpec> = r.nodes.into_iter().map(NodeSpec::from).collect();
+        if driver == Driver::Resp {
+            // A stock server is managed at its data port: an absent admin means that one.
+            for n in nodes.iter_mut().filter(|n| n.admin.is_empty()) {
+                n.admin = n.data.clone();
+            }
+        }
+        let mut rename_commands = std::collections::BTreeMap::new();
+        for (from, to) in r.rename_commands {
+            if rename_commands
+                .insert(from.to_ascii_uppercase(), to)
+                .is_some()
+            {
+                return Err(Status::invalid_argument(format!(
+                    "rename_commands names {from:?} twice (names are case-insensitive)"
+                )));
+            }
+        }
         let spec = GroupSpec {
             name: r.name,
-            nodes: r.nodes.into_iter().map(NodeSpec::from).collect(),
+            nodes,
             settings: r.settings.map(Settings::from).unwrap_or_default(),
+            driver,
+            auth_user: r.auth_user,
+            auth_pass: r.auth_pass,
+            rename_commands,
         };
         crate::state::validate(&spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(MonitorSpec(spec))
@@ -264,6 +292,7 @@ mod tests {
             name: "g".into(),
             nodes: vec![node("a", "127.0.0.1:6379")],
             settings: None,
+            ..Default::default()
         }
         .try_into()
         .expect("a valid request");
@@ -276,6 +305,7 @@ mod tests {
                 quorum: 3,
                 ..pb::Settings::default()
             }),
+            ..Default::default()
         }
         .try_into()
         .expect("a valid request");
@@ -289,16 +319,19 @@ mod tests {
                 name: "".into(),
                 nodes: vec![node("a", "127.0.0.1:6379")],
                 settings: None,
+                ..Default::default()
             },
             pb::MonitorRequest {
                 name: "g".into(),
                 nodes: vec![],
                 settings: None,
+                ..Default::default()
             },
             pb::MonitorRequest {
                 name: "g".into(),
                 nodes: vec![node("a", "no-port")],
                 settings: None,
+                ..Default::default()
             },
         ]
         .into_iter()
@@ -306,6 +339,46 @@ mod tests {
         {
             let e = MonitorSpec::try_from(r).err().expect("refused");
             assert_eq!(e.code(), tonic::Code::InvalidArgument, "#{i}");
+        }
+        // A resp group: admin defaults to data, credentials and renamed commands carried
+        // (names upper-cased); a bad driver, or resp with a different admin, is refused.
+        let resp = |driver: &str, admin: &str| pb::MonitorRequest {
+            name: "g".into(),
+            nodes: vec![pb::Node {
+                admin: admin.into(),
+                ..node("a", "127.0.0.1:6379")
+            }],
+            driver: driver.into(),
+            auth_user: "u".into(),
+            auth_pass: "p".into(),
+            rename_commands: [("config".to_string(), "XCONFIG".to_string())].into(),
+            ..Default::default()
+        };
+        let MonitorSpec(spec) = resp("resp", "").try_into().expect("a resp group");
+        assert_eq!(spec.driver, Driver::Resp);
+        assert_eq!(spec.nodes[0].admin, "127.0.0.1:6379");
+        assert_eq!(
+            (spec.auth_user.as_str(), spec.auth_pass.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(spec.command_name("config"), "XCONFIG");
+        for (i, (driver, admin, what)) in [
+            ("redis", "", "\"grpc\" or \"resp\""),
+            (
+                "resp",
+                "127.0.0.1:16379",
+                "admin must be absent or equal to data",
+            ),
+            ("grpc", "127.0.0.1:16379", "driver \"resp\" only"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let e = MonitorSpec::try_from(resp(driver, admin))
+                .err()
+                .expect("refused");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "#{i}");
+            assert!(e.message().contains(what), "#{i}: {}", e.message());
         }
         for (i, (id, address, ok)) in [
             (1, "10.0.0.1:7000", true),

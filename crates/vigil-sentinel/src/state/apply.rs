@@ -3,8 +3,8 @@
 //! travels in the entry — and a rejection leaves the state unchanged (beyond `applied`).
 
 use super::{
-    Change, ClusterState, Command, Failover, Group, GroupSpec, HISTORY, Proposal, Rejected, Step,
-    is_host_port,
+    Change, ClusterState, Command, Driver, Failover, Group, GroupSpec, HISTORY, Proposal, Rejected,
+    Step, is_host_port,
 };
 
 fn too_large(what: &str) -> Rejected {
@@ -41,7 +41,14 @@ pub fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
                 )));
             }
         }
+        if spec.driver == Driver::Resp && n.admin != n.data {
+            return Err(Rejected::Invalid(format!(
+                "node {}: with driver \"resp\" the sentinels manage the server at its data address: admin must be absent or equal to data",
+                n.name
+            )));
+        }
     }
+    validate_resp_access(spec)?;
     let s = &spec.settings;
     if s.quorum == 0 {
         return Err(Rejected::Invalid("quorum must be at least 1".into()));
@@ -50,6 +57,42 @@ pub fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
         return Err(Rejected::Invalid(
             "down_after, failover_timeout and parallel_syncs must be positive".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Credentials and renamed commands: only for `resp` groups (a `grpc` node's server
+/// credentials are its agent's business), and every name a single RESP argument.
+fn validate_resp_access(spec: &GroupSpec) -> Result<(), Rejected> {
+    let used = !spec.auth_user.is_empty()
+        || !spec.auth_pass.is_empty()
+        || !spec.rename_commands.is_empty();
+    if spec.driver != Driver::Resp && used {
+        return Err(Rejected::Invalid(format!(
+            "group {}: auth_user, auth_pass and rename_commands apply to driver \"resp\" only",
+            spec.name
+        )));
+    }
+    if !spec.auth_user.is_empty() && spec.auth_pass.is_empty() {
+        return Err(Rejected::Invalid(format!(
+            "group {}: auth_user needs auth_pass",
+            spec.name
+        )));
+    }
+    if spec.auth_user.len() > 1024 || spec.auth_pass.len() > 1024 {
+        return Err(too_large("auth_user or auth_pass"));
+    }
+    if spec.rename_commands.len() > 256 {
+        return Err(too_large("rename_commands"));
+    }
+    let word = |s: &str| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+    for (from, to) in &spec.rename_commands {
+        if !word(from) || from.bytes().any(|b| b.is_ascii_lowercase()) || !word(to) {
+            return Err(Rejected::Invalid(format!(
+                "group {}: rename_commands {from:?} = {to:?}: both names must be 1-128 printable characters without spaces, the command upper-case",
+                spec.name
+            )));
+        }
     }
     Ok(())
 }

@@ -23,7 +23,9 @@ pub struct NodeSpec {
     pub name: String,
     /// Data (RESP) address, `host:port`.
     pub data: String,
-    /// NodeAdmin address, `host:port`.
+    /// Where the sentinels manage the node, `host:port`: its NodeAdmin address (driver
+    /// `grpc`), or its data address again (driver `resp`, where `validate` requires
+    /// `admin == data`).
     pub admin: String,
     /// Failover preference: lower first, 0 never.
     pub priority: u32,
@@ -74,8 +76,58 @@ pub const OPTIONS: &[(&str, bool)] = &[
     ("min-failover-interval", false),
 ];
 
+/// How the sentinels reach and manage a group's nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// `vigil node` or `vigil agent`: the NodeAdmin gRPC API at each node's `admin` address
+    /// (write lease, fencing, epochs).
+    #[default]
+    Grpc,
+    /// Stock `redis-server` / Valkey managed over RESP at each node's `data` address, as Redis
+    /// Sentinel does (no lease); `admin` equals `data`.
+    Resp,
+}
+
+impl Driver {
+    /// The names a config or request may give, in the order errors list them.
+    pub const NAMES: &'static [&'static str] = &["grpc", "resp"];
+
+    /// Its config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Grpc => "grpc",
+            Driver::Resp => "resp",
+        }
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = Rejected;
+
+    /// `"grpc"` or `"resp"` (exactly; an unknown name is refused naming the allowed ones).
+    fn from_str(s: &str) -> Result<Driver, Rejected> {
+        match s {
+            "grpc" => Ok(Driver::Grpc),
+            "resp" => Ok(Driver::Resp),
+            _ => Err(Rejected::Invalid(format!(
+                "driver must be \"grpc\" or \"resp\", got {s:?}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A group as `Monitor` declares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Fields added after the first release carry `#[serde(default)]`: log entries and snapshots
+/// written before them decode to the defaults (a gRPC-driven group without credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSpec {
     /// Group name (the Sentinel "master name").
     pub name: String,
@@ -83,6 +135,31 @@ pub struct GroupSpec {
     pub nodes: Vec<NodeSpec>,
     /// Its tunables.
     pub settings: Settings,
+    /// How the sentinels manage the nodes.
+    #[serde(default)]
+    pub driver: Driver,
+    /// The ACL user the sentinels authenticate as on the nodes' data port (`resp` only; empty:
+    /// `AUTH <auth_pass>` alone, or none).
+    #[serde(default)]
+    pub auth_user: String,
+    /// The password the sentinels authenticate with on the nodes' data port (`resp` only;
+    /// empty: no `AUTH`).
+    #[serde(default)]
+    pub auth_pass: String,
+    /// Commands the servers know by another name (Redis' `rename-command`), by upper-case
+    /// command name: the sentinels send `rename_commands["CONFIG"]` instead of `CONFIG`
+    /// (`resp` only).
+    #[serde(default)]
+    pub rename_commands: BTreeMap<String, String>,
+}
+
+impl GroupSpec {
+    /// The name the group's servers know `command` by (itself unless renamed).
+    pub fn command_name<'a>(&'a self, command: &'a str) -> &'a str {
+        self.rename_commands
+            .get(&command.to_ascii_uppercase())
+            .map_or(command, String::as_str)
+    }
 }
 
 /// Where a failover is.

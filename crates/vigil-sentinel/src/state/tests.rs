@@ -16,6 +16,7 @@ fn spec(name: &str, nodes: &[&str]) -> GroupSpec {
             })
             .collect(),
         settings: Settings::default(),
+        ..GroupSpec::default()
     }
 }
 
@@ -184,4 +185,44 @@ fn bad_specs_and_options_are_rejected_without_change() {
     run(&mut s, 13, Command::Monitor(spec("g", &["a"]))).unwrap();
     assert!(s.removed.is_empty(), "monitoring the name again clears it");
     assert!(Proposal::decode(b"garbage").is_err());
+}
+
+#[test]
+fn state_written_before_the_driver_fields_decodes_to_a_grpc_group() {
+    // A snapshot and a Monitor entry as sentinels wrote them before `driver`, `auth_user`,
+    // `auth_pass` and `rename_commands` existed.
+    let spec = r#"{"name":"g","nodes":[{"name":"a","data":"127.0.0.1:6379","admin":"127.0.0.1:16379","priority":100}],"settings":{"quorum":2,"down_after_ms":1000,"failover_timeout_ms":10000,"parallel_syncs":1,"max_lag_on_failover":1048576,"sync_replicas":0,"min_failover_interval_ms":5000}}"#;
+    let entry = format!(r#"{{"id":1,"by":1,"at_ms":5,"cmd":{{"Monitor":{spec}}}}}"#);
+    let p = Proposal::decode(entry.as_bytes()).expect("an old entry decodes");
+    let Command::Monitor(g) = &p.cmd else {
+        panic!("{p:?}")
+    };
+    assert_eq!(g, &spec_of_old());
+    let snap = format!(
+        r#"{{"groups":{{"g":{{"spec":{spec},"epoch":1,"master":"a","failover":null,"last_failover_ms":0}}}},"history":[],"applied":7}}"#
+    );
+    let st = ClusterState::from_bytes(snap.as_bytes()).expect("an old snapshot decodes");
+    assert_eq!(st.groups["g"].spec, spec_of_old());
+    // And a new spec round-trips with its fields.
+    let mut new = spec_of_old();
+    new.driver = Driver::Resp;
+    new.nodes[0].admin = new.nodes[0].data.clone();
+    new.auth_pass = "p".into();
+    new.rename_commands
+        .insert("CONFIG".into(), "XCONFIG".into());
+    let p = Proposal {
+        id: 2,
+        by: 1,
+        at_ms: 6,
+        cmd: Command::Monitor(new.clone()),
+    };
+    assert_eq!(Proposal::decode(&p.encode()), Ok(p.clone()));
+    let mut s = ClusterState::default();
+    s.apply(1, &p).expect("a valid resp group applies");
+    assert_eq!(s.groups["g"].spec, new);
+}
+
+/// The old entry's group: gRPC-driven, no credentials, no renamed commands.
+fn spec_of_old() -> GroupSpec {
+    spec("g", &["a"])
 }

@@ -202,6 +202,7 @@ pub fn monitor(name: &str) -> Command {
             priority: 100,
         }],
         settings: Settings::default(),
+        ..GroupSpec::default()
     })
 }
 

@@ -79,6 +79,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     sync_replicas: sync_replicas.unwrap_or(0),
                     ..Default::default()
                 }),
+                ..Default::default()
             };
             let ack = first.call(first.client.clone().monitor(req)).await?;
             (ack.index, format!("monitoring {group:?}"))

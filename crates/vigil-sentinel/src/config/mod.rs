@@ -1,13 +1,18 @@
 //! Sentinel configuration: a TOML file (`config/sentinel.toml`). Unknown keys are errors;
 //! durations are humantime strings (`"100ms"`, `"5s"`).
+//!
+//! Every `[[groups]]` entry is checked exactly as a `Monitor` of it would be (plus what only
+//! the file can get wrong: a node's `admin` against the group's `driver`), so a config that
+//! loads never holds a group the leader would fail to add.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
-use crate::state::{GroupSpec, NodeSpec, Settings};
+use crate::state::{Driver, GroupSpec, NodeSpec, Rejected, Settings};
 
 /// A configuration error naming the file and the key.
 #[derive(Debug, Error)]
@@ -132,6 +137,20 @@ pub struct GroupConfig {
     /// Shortest time between failovers.
     #[serde(default = "defaults::min_interval", deserialize_with = "duration")]
     pub min_failover_interval: Duration,
+    /// How the sentinels manage the nodes: `"grpc"` (default: `vigil node` / `vigil agent`
+    /// over NodeAdmin at `admin`) or `"resp"` (stock servers over RESP at `data`).
+    #[serde(default, deserialize_with = "driver")]
+    pub driver: Driver,
+    /// ACL user for the servers' data port (`resp` only; needs `auth_pass`).
+    #[serde(default)]
+    pub auth_user: String,
+    /// Password for the servers' data port (`resp` only; empty: no `AUTH`).
+    #[serde(default)]
+    pub auth_pass: String,
+    /// Commands the servers know by another name (their `rename-command`), e.g.
+    /// `{ CONFIG = "XCONFIG" }`; names are case-insensitive (`resp` only).
+    #[serde(default)]
+    pub rename_commands: BTreeMap<String, String>,
 }
 
 /// `[[groups.nodes]]`.
@@ -142,8 +161,10 @@ pub struct NodeConfig {
     pub name: String,
     /// Data address.
     pub data: String,
-    /// NodeAdmin address.
-    pub admin: String,
+    /// NodeAdmin address: required with driver `grpc`; with `resp` absent (or equal to
+    /// `data`: the sentinels manage a stock server at its data port).
+    #[serde(default)]
+    pub admin: Option<String>,
     /// Failover preference.
     #[serde(default = "defaults::priority")]
     pub priority: u32,
@@ -181,6 +202,11 @@ mod defaults {
     }
 }
 
+fn driver<'de, D: Deserializer<'de>>(d: D) -> Result<Driver, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|e: Rejected| serde::de::Error::custom(e))
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
@@ -201,7 +227,12 @@ impl GroupConfig {
                 .map(|n| NodeSpec {
                     name: n.name.clone(),
                     data: n.data.clone(),
-                    admin: n.admin.clone(),
+                    // A resp node is managed at its data port; a grpc node without `admin`
+                    // was refused by `check` (and `validate` refuses the empty address).
+                    admin: match self.driver {
+                        Driver::Resp => n.data.clone(),
+                        Driver::Grpc => n.admin.clone().unwrap_or_default(),
+                    },
                     priority: n.priority,
                 })
                 .collect(),
@@ -214,8 +245,96 @@ impl GroupConfig {
                 sync_replicas: self.sync_replicas,
                 min_failover_interval_ms: self.min_failover_interval.as_millis() as u64,
             },
+            driver: self.driver,
+            auth_user: self.auth_user.clone(),
+            auth_pass: self.auth_pass.clone(),
+            rename_commands: self
+                .rename_commands
+                .iter()
+                .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+                .collect(),
         }
     }
+
+    /// What the state machine cannot see in the spec: each node's `admin` against the driver,
+    /// and a command renamed twice under different cases. Messages name the key and the group.
+    fn check(&self) -> Result<(), String> {
+        let g = &self.name;
+        for n in &self.nodes {
+            match (self.driver, &n.admin) {
+                (Driver::Grpc, None) => {
+                    return Err(format!(
+                        "group {g:?}, node {:?}: `admin` (its NodeAdmin address) is required with driver = \"grpc\"",
+                        n.name
+                    ));
+                }
+                (Driver::Resp, Some(a)) if a != &n.data => {
+                    return Err(format!(
+                        "group {g:?}, node {:?}: `admin` must be absent or equal to `data` with driver = \"resp\" (the sentinels manage the server at its data port)",
+                        n.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.spec().rename_commands.len() != self.rename_commands.len() {
+            return Err(format!(
+                "group {g:?}: `rename_commands` names a command twice (names are case-insensitive)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `[[groups]]` tables alone (what `--import-redis-sentinel` prints) and validates each
+/// group as a sentinel's config does; `file` names the text in errors.
+pub fn parse_groups(text: &str, file: &str) -> Result<Vec<GroupConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Groups {
+        #[serde(default)]
+        groups: Vec<GroupConfig>,
+    }
+    let g: Groups = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
+    for group in &g.groups {
+        check_group(group, file)?;
+    }
+    Ok(g.groups)
+}
+
+fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let m = e.message().replace('\n', " ");
+    ConfigError {
+        file: file.to_string(),
+        message: match line {
+            Some(l) => format!("line {l}: {m}"),
+            None => m,
+        },
+    }
+}
+
+/// One group as `Monitor` would take it.
+fn check_group(g: &GroupConfig, file: &str) -> Result<(), ConfigError> {
+    let bad = |message: String| ConfigError {
+        file: file.to_string(),
+        message,
+    };
+    g.check().map_err(bad)?;
+    crate::state::ClusterState::default()
+        .apply(
+            1,
+            &crate::state::Proposal {
+                id: 0,
+                by: 0,
+                at_ms: 0,
+                cmd: crate::state::Command::Monitor(g.spec()),
+            },
+        )
+        .map_err(|e| bad(format!("group {:?}: {e}", g.name)))?;
+    Ok(())
 }
 
 impl SentinelConfig {
@@ -235,16 +354,7 @@ impl SentinelConfig {
             file: file.to_string(),
             message,
         };
-        let c: SentinelConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            let m = e.message().replace('\n', " ");
-            bad(match line {
-                Some(l) => format!("line {l}: {m}"),
-                None => m,
-            })
-        })?;
+        let c: SentinelConfig = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
         if c.id == 0 {
             return Err(bad("`id` must be at least 1".into()));
         }
@@ -275,17 +385,7 @@ impl SentinelConfig {
             return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
         }
         for g in &c.groups {
-            crate::state::ClusterState::default()
-                .apply(
-                    1,
-                    &crate::state::Proposal {
-                        id: 0,
-                        by: 0,
-                        at_ms: 0,
-                        cmd: crate::state::Command::Monitor(g.spec()),
-                    },
-                )
-                .map_err(|e| bad(format!("group {:?}: {e}", g.name)))?;
+            check_group(g, file)?;
         }
         Ok(c)
     }
@@ -349,17 +449,4 @@ nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
 }
 
 #[cfg(test)]
-mod example_file {
-    /// The commented example in config/ must always parse.
-    #[test]
-    fn shipped_example_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/sentinel.toml");
-        let c = super::SentinelConfig::load(std::path::Path::new(path)).unwrap();
-        assert_eq!((c.id, c.peers.len(), c.groups.len()), (1, 3, 1));
-        let d = crate::driver::Options::default();
-        assert_eq!(
-            (c.raft.tick, c.raft.election_ticks),
-            (d.tick, d.election_ticks)
-        );
-    }
-}
+mod tests_schema;
