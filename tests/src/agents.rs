@@ -28,7 +28,7 @@ impl AgentProc {
     pub fn start(dir: &Path, extra: &str) -> AgentProc {
         let port = free_port();
         let exec = format!(
-            "exec = [\"redis-server\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--dir\", \"{}\"]\n",
+            "exec = [\"redis-server\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--repl-diskless-sync-delay\", \"0\", \"--dir\", \"{}\"]\n",
             dir.display()
         );
         let agent = Self::start_with(dir, port, &format!("{exec}{extra}"));

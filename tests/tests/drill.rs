@@ -92,7 +92,7 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
         }
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Drill kill-master (sync mode"), "{text}");
+    assert!(text.contains("Drill kill-master (vigil backend, sync mode"), "{text}");
     assert!(text.contains("2/2 ok"), "{text}");
 
     // The HTML page draws one timeline per round with its own script: Chromium's DOM after

@@ -58,6 +58,9 @@ pub struct Agent {
     pub query: Server,
     /// The connection that pauses and unpauses writes (never queued behind a slow query).
     pub control: Server,
+    /// One role change at a time: the NodeAdmin calls and the keeper's [`Agent::reconcile`]
+    /// hold it, so the keeper never acts on a role a call is replacing.
+    pub serial: tokio::sync::Mutex<()>,
     /// Wakes the keeper when the authority changed.
     pub changed: Notify,
     /// Stops everything.
@@ -97,6 +100,7 @@ impl Agent {
             seen: Mutex::new(Seen::default()),
             query,
             control,
+            serial: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
             shutdown: CancellationToken::new(),
             span,
@@ -212,6 +216,7 @@ impl Agent {
     /// `-NOMASTERLINK` to `PSYNC`), so a server restarted empty never wipes the replicas that
     /// reconnect to it. `true` if it sent `REPLICAOF`.
     pub async fn reconcile(&self) -> Result<bool, StockError> {
+        let _serial = self.serial.lock().await;
         let (host, port) = match self.authority.lock().role.clone() {
             Assigned::Replica { host, port } => (host, port),
             Assigned::Unassigned => (HOLD.0.to_string(), HOLD.1),

@@ -22,17 +22,12 @@ use crate::stock::{Info, StockError};
 /// NodeAdmin over the agent.
 pub struct AdminService {
     agent: Arc<Agent>,
-    /// One call at a time: epoch checks and the actions they guard do not interleave.
-    serial: tokio::sync::Mutex<()>,
 }
 
 impl AdminService {
     /// The service for `agent`.
     pub fn new(agent: Arc<Agent>) -> AdminService {
-        AdminService {
-            agent,
-            serial: tokio::sync::Mutex::new(()),
-        }
+        AdminService { agent }
     }
 
     fn accept_epoch(&self, Epoch(epoch): Epoch) -> Result<bool, Status> {
@@ -112,7 +107,7 @@ impl NodeAdmin for AdminService {
 
     async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
-        let _serial = self.serial.lock().await;
+        let _serial = self.agent.serial.lock().await;
         let epoch = Epoch::try_from(r.epoch)?;
         let lease = (r.lease_ttl_ms > 0)
             .then(|| self.lease_end(r.lease_ttl_ms, r.lease_since_node_ms))
@@ -130,13 +125,8 @@ impl NodeAdmin for AdminService {
             ));
         }
         self.accept_epoch(epoch)?;
-        if !info.master {
-            self.agent
-                .query
-                .call(&["REPLICAOF", "NO", "ONE"])
-                .await
-                .map_err(unavailable)?;
-        }
+        // The role first: writes open only once the server reports itself master, and the
+        // keeper stops pointing it at its old master.
         {
             let mut a = self.agent.authority.lock();
             a.role = Assigned::Master;
@@ -148,6 +138,13 @@ impl NodeAdmin for AdminService {
                     a.lease_until = None;
                 }
             }
+        }
+        if !info.master {
+            self.agent
+                .query
+                .call(&["REPLICAOF", "NO", "ONE"])
+                .await
+                .map_err(unavailable)?;
         }
         let info = self.info().await?;
         if let Err(e) = self.agent.enforce().await {
@@ -167,7 +164,7 @@ impl NodeAdmin for AdminService {
         req: Request<ReplicateFromRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
         let t = Target::try_from(req.into_inner())?;
-        let _serial = self.serial.lock().await;
+        let _serial = self.agent.serial.lock().await;
         let advanced = self.accept_epoch(t.epoch)?;
         let want = Assigned::Replica {
             host: t.host.clone(),
@@ -177,18 +174,19 @@ impl NodeAdmin for AdminService {
         let follows = !info.master && info.master_host == t.host && info.master_port == t.port;
         let same = self.agent.authority.lock().role == want;
         if !(follows && same && !advanced) {
-            let port = t.port.to_string();
-            self.agent
-                .query
-                .call(&["REPLICAOF", &t.host, &port])
-                .await
-                .map_err(unavailable)?;
+            // The role first: from here the server takes no write as a master.
             {
                 let mut a = self.agent.authority.lock();
                 a.role = want;
                 a.writes_until = None;
                 a.lease_until = None;
             }
+            let port = t.port.to_string();
+            self.agent
+                .query
+                .call(&["REPLICAOF", &t.host, &port])
+                .await
+                .map_err(unavailable)?;
             if !follows {
                 // Its clients re-resolve the master only when their connection drops.
                 for kind in ["normal", "pubsub"] {
@@ -214,7 +212,7 @@ impl NodeAdmin for AdminService {
 
     async fn fence(&self, req: Request<FenceRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
-        let _serial = self.serial.lock().await;
+        let _serial = self.agent.serial.lock().await;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         {
             let mut a = self.agent.authority.lock();
@@ -233,7 +231,7 @@ impl NodeAdmin for AdminService {
         req: Request<RenewLeaseRequest>,
     ) -> Result<Response<LeaseReply>, Status> {
         let r = req.into_inner();
-        let _serial = self.serial.lock().await;
+        let _serial = self.agent.serial.lock().await;
         let end = self.lease_end(r.ttl_ms, r.since_node_ms)?;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         let (epoch, remaining) = {

@@ -1,5 +1,7 @@
 //! `vigil up`: three storage nodes and three sentinels on this machine, as child processes of
-//! this one, supervised: a child that exits is reported and restarted after a short back-off
+//! this one, supervised. The nodes are `vigil node`s, or with `--backend redis-server` stock
+//! `redis-server`s each owned by a `vigil agent`, or with `--backend redis-resp` stock
+//! `redis-server`s the sentinels manage over RESP (agentless). a child that exits is reported and restarted after a short back-off
 //! (as systemd's `Restart=always` would), the cluster's events are printed one line each, and
 //! Ctrl-C or SIGTERM stops everything. The configuration is embedded in the binary
 //! ([`DEFAULT_CONFIG`], the commented `config/local-cluster.toml`), so an installed binary runs
@@ -15,6 +17,31 @@ use serde::Deserialize;
 
 /// The local cluster's default configuration (`config/local-cluster.toml`), built in.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/local-cluster.toml");
+
+/// What the cluster's storage nodes are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// `vigil node`: every guarantee (epochs, leases, synchronous replication).
+    #[default]
+    Vigil,
+    /// Stock `redis-server`s, each owned by a `vigil agent` (NodeAdmin, the lease enforced by
+    /// pausing writes).
+    RedisServer,
+    /// Stock `redis-server`s managed by the sentinels over RESP, as Redis Sentinel does.
+    RedisResp,
+}
+
+impl Backend {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Vigil => "vigil",
+            Backend::RedisServer => "redis-server",
+            Backend::RedisResp => "redis-resp",
+        }
+    }
+}
 
 /// The local cluster's configuration (`config/local-cluster.toml`'s format).
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +68,16 @@ pub struct LocalCluster {
     pub token: String,
     /// The nodes' admin token.
     pub node_token: String,
+    /// What the storage nodes are.
+    #[serde(default)]
+    pub backend: Backend,
+    /// The `redis-server` program of the stock backends.
+    #[serde(default = "default_redis_server")]
+    pub redis_server: String,
+}
+
+fn default_redis_server() -> String {
+    "redis-server".into()
 }
 
 /// Where a local cluster keeps its data unless told otherwise: `$XDG_DATA_HOME/vigil/local-cluster`,
@@ -102,6 +139,8 @@ impl LocalCluster {
 /// One child process of the cluster.
 struct Proc {
     name: String,
+    /// The program (`None`: this `vigil` binary).
+    program: Option<String>,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -147,21 +186,58 @@ impl Cluster {
         for i in 0..3u16 {
             let name = format!("node{}", i + 1);
             let (port, admin) = (c.base_port + i, c.admin_base_port + i);
+            let node_dir = dir.join(&name);
+            std::fs::create_dir_all(&node_dir)
+                .with_context(|| format!("cannot create {}", node_dir.display()))?;
             let cfg = dir.join(format!("{name}.toml"));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "port = {port}\ndir = \"{}\"\nmode = \"managed\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
-                    dir.join(&name).display(),
-                    c.sync_replicas,
-                    c.node_token
-                ),
-            )?;
-            cluster.spawn(&name, &["node", "--config", &cfg.to_string_lossy()])?;
+            match c.backend {
+                Backend::Vigil => {
+                    std::fs::write(
+                        &cfg,
+                        format!(
+                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            node_dir.display(),
+                            c.sync_replicas,
+                            c.node_token
+                        ),
+                    )?;
+                    cluster.spawn(&name, None, &["node", "--config", &cfg.to_string_lossy()])?;
+                }
+                Backend::RedisServer => {
+                    let conf = redis_conf(&dir, &name, port, None)?;
+                    std::fs::write(
+                        &cfg,
+                        format!(
+                            "server = \"127.0.0.1:{port}\"\ndir = \"{}\"\nexec = [\"{}\", \"{}\"]\nsync_replicas = {}\nmin_replicas_max_lag = \"1s\"\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            node_dir.join("agent").display(),
+                            c.redis_server,
+                            conf.display(),
+                            c.sync_replicas,
+                            c.node_token
+                        ),
+                    )?;
+                    cluster.spawn(&name, None, &["agent", "--config", &cfg.to_string_lossy()])?;
+                }
+                Backend::RedisResp => {
+                    // Started as Redis Sentinel users run them: node1 the master, the others
+                    // its replicas; the sentinels rewrite each config as roles change.
+                    let master = (i > 0).then_some(c.base_port);
+                    let conf = redis_conf(&dir, &name, port, master)?;
+                    cluster.spawn(&name, Some(&c.redis_server), &[&conf.to_string_lossy()])?;
+                }
+            }
+            let admin = match c.backend {
+                Backend::RedisResp => String::new(),
+                _ => format!(", admin = \"127.0.0.1:{admin}\""),
+            };
             node_list.push(format!(
-                "{{ name = \"{name}\", data = \"127.0.0.1:{port}\", admin = \"127.0.0.1:{admin}\" }}"
+                "{{ name = \"{name}\", data = \"127.0.0.1:{port}\"{admin} }}"
             ));
         }
+        let driver = match c.backend {
+            Backend::RedisResp => "driver = \"resp\"\n",
+            _ => "",
+        };
         let peers: Vec<String> = (0..3u16)
             .map(|i| {
                 format!(
@@ -177,7 +253,7 @@ impl Cluster {
             std::fs::write(
                 &cfg,
                 format!(
-                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\ndown_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
+                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
                     i + 1,
                     c.grpc_base_port + i,
                     c.resp_base_port + i,
@@ -192,14 +268,15 @@ impl Cluster {
                     node_list.join(", ")
                 ),
             )?;
-            cluster.spawn(&name, &["sentinel", "--config", &cfg.to_string_lossy()])?;
+            cluster.spawn(&name, None, &["sentinel", "--config", &cfg.to_string_lossy()])?;
         }
         Ok(cluster)
     }
 
-    fn spawn(&mut self, name: &str, args: &[&str]) -> anyhow::Result<()> {
+    fn spawn(&mut self, name: &str, program: Option<&str>, args: &[&str]) -> anyhow::Result<()> {
         let mut p = Proc {
             name: name.to_string(),
+            program: program.map(str::to_string),
             args: args.iter().map(|a| a.to_string()).collect(),
             log: self.dir.join(format!("{name}.log")),
             child: None,
@@ -226,6 +303,13 @@ impl Cluster {
             .find(|p| p.name == name)
             .and_then(|p| p.child.as_ref())
             .map(Child::id)
+    }
+
+    /// Whether a fault meant for `name` acts on the process of that name: not for a node of
+    /// the `redis-server` backend, whose process is the agent while the server is its child
+    /// (found by its port instead).
+    pub fn signals_by_name(&self, name: &str) -> bool {
+        self.config.backend != Backend::RedisServer || !name.starts_with("node")
     }
 
     /// SIGKILLs a process and reaps it.
@@ -319,8 +403,31 @@ impl Drop for Cluster {
     }
 }
 
+/// Writes `<dir>/<name>.conf` for a stock server on `port` (append-only file in `<dir>/<name>`,
+/// a replica of `replicaof` if set) and returns its path. A config file lets the sentinels'
+/// `CONFIG REWRITE` keep a role across restarts.
+fn redis_conf(dir: &Path, name: &str, port: u16, replicaof: Option<u16>) -> anyhow::Result<PathBuf> {
+    let conf = dir.join(format!("{name}.conf"));
+    if conf.exists() {
+        // Rewritten by the sentinels since: it holds the node's current role.
+        return Ok(conf);
+    }
+    let mut text = format!(
+        "port {port}\nbind 127.0.0.1\ndir \"{}\"\nappendonly yes\nsave \"\"\nrepl-diskless-sync-delay 0\n",
+        dir.join(name).display()
+    );
+    if let Some(m) = replicaof {
+        text.push_str(&format!("replicaof 127.0.0.1 {m}\n"));
+    }
+    std::fs::write(&conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
+    Ok(conf)
+}
+
 fn launch(p: &Proc) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("cannot find the vigil binary")?;
+    let exe = match &p.program {
+        Some(program) => PathBuf::from(program),
+        None => std::env::current_exe().context("cannot find the vigil binary")?,
+    };
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -351,6 +458,10 @@ pub struct UpArgs {
     /// Leave a process that exits down instead of restarting it.
     #[arg(long)]
     pub no_restart: bool,
+    /// What the storage nodes are: `vigil` nodes, stock `redis-server`s owned by `vigil agent`s,
+    /// or stock `redis-server`s managed over RESP (default: the config's `backend`).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
 }
 
 /// Starts the cluster, supervises it and prints its events until SIGTERM or Ctrl-C, then stops
@@ -366,6 +477,9 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
     if opts.async_replication {
         c.sync_replicas = 0;
     }
+    if let Some(b) = opts.backend {
+        c.backend = b;
+    }
     let mut cluster = Cluster::start(&c)?;
     let mode = match c.sync_replicas {
         0 => "asynchronous replication".to_string(),
@@ -374,18 +488,27 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
         }
     };
     println!(
-        "vigil up: group {:?} on 3 nodes, 3 sentinels, {mode}\n  data and logs in {}",
+        "vigil up: group {:?} on 3 nodes ({}), 3 sentinels, {mode}\n  data and logs in {}",
         c.group,
+        match c.backend {
+            Backend::Vigil => "vigil node",
+            Backend::RedisServer => "redis-server, each owned by a vigil agent",
+            Backend::RedisResp => "redis-server, managed over RESP",
+        },
         cluster.dir.display()
     );
     for i in 0..3u16 {
         let name = format!("node{}", i + 1);
-        println!(
-            "  {name}      redis://127.0.0.1:{}  (admin 127.0.0.1:{}, pid {})",
-            c.base_port + i,
-            c.admin_base_port + i,
-            cluster.pid(&name).unwrap_or(0)
-        );
+        let pid = cluster.pid(&name).unwrap_or(0);
+        let how = match c.backend {
+            Backend::Vigil => format!("admin 127.0.0.1:{}, pid {pid}", c.admin_base_port + i),
+            Backend::RedisServer => format!(
+                "agent admin 127.0.0.1:{}, agent pid {pid}",
+                c.admin_base_port + i
+            ),
+            Backend::RedisResp => format!("redis-server pid {pid}"),
+        };
+        println!("  {name}      redis://127.0.0.1:{}  ({how})", c.base_port + i);
     }
     for i in 0..3u16 {
         let name = format!("sentinel{}", i + 1);

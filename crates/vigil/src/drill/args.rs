@@ -26,6 +26,11 @@ pub struct DrillArgs {
     /// Replication mode of a local cluster (an attached one is drilled as configured).
     #[arg(long, value_enum, default_value = "sync")]
     pub mode: Mode,
+    /// What the local cluster's nodes are (default: `vigil`, or the `--cluster` file's
+    /// `backend`): `vigil` nodes, stock `redis-server`s owned by agents, or stock servers
+    /// managed over RESP.
+    #[arg(long, value_enum, conflicts_with = "attach")]
+    pub backend: Option<crate::up::Backend>,
     /// `down_after` of a local cluster.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub down_after: Duration,

@@ -71,7 +71,9 @@ impl Processes {
     /// name in a local cluster.
     pub fn find(&self, name: &str, port: u16) -> anyhow::Result<Target> {
         match self {
-            Processes::Local(c) if c.pid(name).is_some() => Ok(Target::Named(name.to_string())),
+            Processes::Local(c) if c.pid(name).is_some() && c.signals_by_name(name) => {
+                Ok(Target::Named(name.to_string()))
+            }
             _ => process_listening_on(port)
                 .map(Target::Process)
                 .with_context(|| {

@@ -34,7 +34,7 @@ use anyhow::{Context, anyhow, bail};
 use vigil_proto::sentinel as pb;
 
 use crate::ctl::client::{Client, lazy_client};
-use crate::up::{Cluster, LocalCluster};
+use crate::up::{Backend, Cluster, LocalCluster};
 pub use args::{DrillArgs, Mode};
 use cluster::{EventLog, SETTLE, Sentinels, healthy, watch_events};
 use faults::{Processes, Scenario};
@@ -82,6 +82,9 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
             Mode::Sync => 1,
             Mode::Async => 0,
         };
+        if let Some(b) = args.backend {
+            c.backend = b;
+        }
         let sentinels = (0..3)
             .map(|i| format!("127.0.0.1:{}", c.grpc_base_port + i))
             .collect();
@@ -144,6 +147,8 @@ fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
         sync_replicas: 1,
         token: "drill-token".into(),
         node_token: "drill-node-token".into(),
+        backend: Backend::Vigil,
+        redis_server: "redis-server".into(),
     })
 }
 
@@ -285,8 +290,13 @@ async fn drill(
     progress.finish();
     let summary = Summary::of(&rounds);
     let passed = rounds.iter().all(|r| r.ok);
+    let backend = match &*procs {
+        Processes::Local(c) => c.config.backend.name().to_string(),
+        Processes::Attached => "attached".to_string(),
+    };
     Ok(Report {
         scenario: args.scenario.name().into(),
+        backend,
         mode: match args.mode {
             Mode::Sync => "sync".into(),
             Mode::Async => "async".into(),

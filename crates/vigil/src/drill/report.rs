@@ -104,6 +104,9 @@ impl Spread {
 pub struct Report {
     /// The scenario.
     pub scenario: String,
+    /// What the nodes were: `vigil`, `redis-server` (agents), `redis-resp` (agentless), or
+    /// `attached` (a running cluster, as deployed).
+    pub backend: String,
     /// `sync` or `async`.
     pub mode: String,
     /// The group's `down_after`, in milliseconds.
@@ -225,8 +228,9 @@ pub fn text(r: &Report) -> String {
         format!("{}/{} ok", s.rounds_ok, r.rounds.len()),
     ]);
     format!(
-        "Drill {} ({} mode, down_after {} ms, {} writers): {}\n{}",
+        "Drill {} ({} backend, {} mode, down_after {} ms, {} writers): {}\n{}",
         r.scenario,
+        r.backend,
         r.mode,
         r.down_after_ms,
         r.writers,
@@ -270,8 +274,9 @@ pub fn html(r: &Report) -> String {
     HTML.replace(
         "{{TITLE}}",
         &escape(&format!(
-            "Vigil drill: {} ({} mode, down_after {} ms) — {}",
+            "Vigil drill: {} ({} backend, {} mode, down_after {} ms) — {}",
             r.scenario,
+            r.backend,
             r.mode,
             r.down_after_ms,
             if r.passed { "passed" } else { "FAILED" }
@@ -391,6 +396,7 @@ mod tests {
         let r = Report {
             scenario: "kill-master".into(),
             mode: "sync".into(),
+            backend: "vigil".into(),
             down_after_ms: 1000,
             writers: 1,
             started: String::new(),
