@@ -92,7 +92,10 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
         }
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Drill kill-master (vigil backend, sync mode"), "{text}");
+    assert!(
+        text.contains("Drill kill-master (vigil backend, sync mode"),
+        "{text}"
+    );
     assert!(text.contains("2/2 ok"), "{text}");
 
     // The HTML page draws one timeline per round with its own script: Chromium's DOM after
@@ -220,4 +223,45 @@ fn a_round_that_cannot_fail_over_fails_the_drill() {
     let problems = r["rounds"][0]["problems"].to_string();
     assert!(problems.contains("no failover"), "{problems}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+}
+
+/// One sync-mode round of `scenario` on stock `redis-server`s owned by agents: it passes and
+/// loses no acknowledged write; the report names the backend.
+fn one_stock_round(scenario: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--scenario",
+        scenario,
+        "--rounds",
+        "1",
+        "--down-after",
+        "500ms",
+        "--backend",
+        "redis-server",
+    ];
+    let (out, r) = drill(dir.path(), &args);
+    assert_passed(&out, &r, 1);
+    assert_eq!(r["backend"], "redis-server");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(redis-server backend, sync mode"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let round = r["rounds"][0].clone();
+    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    round
+}
+
+#[test]
+fn kill_master_with_agents() {
+    let round = one_stock_round("kill-master");
+    assert_ne!(round["old_master"], round["new_master"]);
+}
+
+#[test]
+fn pause_master_with_agents() {
+    // The server itself is stopped (not its agent): the agent's lease lapses, and the
+    // server's writes are paused before the sentinels promote another node.
+    let round = one_stock_round("pause-master");
+    assert_ne!(round["old_master"], round["new_master"]);
 }

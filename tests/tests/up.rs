@@ -153,14 +153,28 @@ async fn set_until_ok(port: u16, within: Duration) {
 /// the killed node is restarted and returns as a replica; SIGTERM stops everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_supervises_its_cluster_and_shows_a_failover() {
+    supervises_and_fails_over(None).await;
+}
+
+/// The same with stock `redis-server`s, each owned by a `vigil agent`: killing a node's
+/// process (the agent) takes its server down with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_agents_supervises_stock_servers() {
+    supervises_and_fails_over(Some("redis-server")).await;
+}
+
+async fn supervises_and_fails_over(backend: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     // No `dir`: the per-user default under $HOME.
     let (cfg, [data, _, grpc, _]) = cluster_config(dir.path());
     let (home, cwd) = (dir.path().join("home"), dir.path().join("elsewhere"));
     std::fs::create_dir_all(&cwd).unwrap();
-    let mut child = Command::new(vigil_bin())
-        .args(["up", "--config"])
-        .arg(&cfg)
+    let mut cmd = Command::new(vigil_bin());
+    cmd.args(["up", "--config"]).arg(&cfg);
+    if let Some(b) = backend {
+        cmd.args(["--backend", b]);
+    }
+    let mut child = cmd
         .current_dir(&cwd)
         .env("HOME", &home)
         .env_remove("XDG_DATA_HOME")
@@ -180,6 +194,9 @@ async fn up_supervises_its_cluster_and_shows_a_failover() {
         "{banner}"
     );
     assert!(banner.contains("synchronous replication"), "{banner}");
+    if backend == Some("redis-server") {
+        assert!(banner.contains("owned by a vigil agent"), "{banner}");
+    }
     let first = master_of(grpc).await;
     let port: u16 = first.address.rsplit(':').next().unwrap().parse().unwrap();
     set_until_ok(port, Duration::from_secs(10)).await;

@@ -268,7 +268,11 @@ impl Cluster {
                     node_list.join(", ")
                 ),
             )?;
-            cluster.spawn(&name, None, &["sentinel", "--config", &cfg.to_string_lossy()])?;
+            cluster.spawn(
+                &name,
+                None,
+                &["sentinel", "--config", &cfg.to_string_lossy()],
+            )?;
         }
         Ok(cluster)
     }
@@ -406,7 +410,12 @@ impl Drop for Cluster {
 /// Writes `<dir>/<name>.conf` for a stock server on `port` (append-only file in `<dir>/<name>`,
 /// a replica of `replicaof` if set) and returns its path. A config file lets the sentinels'
 /// `CONFIG REWRITE` keep a role across restarts.
-fn redis_conf(dir: &Path, name: &str, port: u16, replicaof: Option<u16>) -> anyhow::Result<PathBuf> {
+fn redis_conf(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    replicaof: Option<u16>,
+) -> anyhow::Result<PathBuf> {
     let conf = dir.join(format!("{name}.conf"));
     if conf.exists() {
         // Rewritten by the sentinels since: it holds the node's current role.
@@ -508,7 +517,10 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
             ),
             Backend::RedisResp => format!("redis-server pid {pid}"),
         };
-        println!("  {name}      redis://127.0.0.1:{}  ({how})", c.base_port + i);
+        println!(
+            "  {name}      redis://127.0.0.1:{}  ({how})",
+            c.base_port + i
+        );
     }
     for i in 0..3u16 {
         let name = format!("sentinel{}", i + 1);
