@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::managed::{NODE_TOKEN, start_sentinels};
+use crate::managed::{NODE_TOKEN, master_of, start_sentinels};
 use crate::procs::spawn_vigil;
 use crate::{RawConn, SentinelProc, free_port, write_config};
 
@@ -127,6 +127,17 @@ pub struct Stock {
     pub ports: Vec<u16>,
     /// Configs, data and logs.
     pub dir: tempfile::TempDir,
+    /// Servers this suite stopped (SIGSTOP), continued on drop.
+    pub stopped: Vec<i32>,
+}
+
+impl Drop for Stock {
+    fn drop(&mut self) {
+        for pid in self.stopped.drain(..) {
+            // SAFETY: kill(2) on a server this suite stopped; it must not stay stopped.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
 }
 
 /// Starts a [`Stock`] group with `down_after`.
@@ -145,10 +156,34 @@ pub fn start_stock(down_after: &str) -> Stock {
         sentinels,
         ports,
         dir,
+        stopped: Vec::new(),
     }
 }
 
 impl Stock {
+    /// The master and its index, once both other servers follow it with their links up.
+    pub async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let m = master_of(&self.ports, 1, Duration::from_secs(30)).await;
+            let mi = self.agent_at(&m.address);
+            let port = self.agents[mi].port.to_string();
+            let follow = self.agents.iter().enumerate().all(|(i, a)| {
+                i == mi
+                    || (a.info_field("master_port").as_deref() == Some(port.as_str())
+                        && a.info_field("master_link_status").as_deref() == Some("up"))
+            });
+            if follow {
+                return (m, mi);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replicas never followed the master {m:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The index of the agent whose server listens at `address`.
     pub fn agent_at(&self, address: &str) -> usize {
         let port = address

@@ -2,7 +2,8 @@
 //! applications use: redis-py 8 (`redis.sentinel`, sync and asyncio, RESP3 and RESP2) and
 //! ioredis 6 (RESP3 and its RESP2 fallback, with and without `failoverDetector`). Each connects
 //! through the sentinels, writes, reads from a replica, then the test SIGKILLs the master and
-//! the client must reach the new master on its own. tests/run.sh installs the libraries
+//! the client must reach the new master on its own. Each library also runs once against stock
+//! `redis-server`s owned by `vigil agent`s. tests/run.sh installs the libraries
 //! (a venv under target/, npm packages under tests/clients/node); a missing one fails the test.
 
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigil_tests::managed::*;
+use vigil_tests::backends::{Backend, Group};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,21 +29,25 @@ enum Fault {
     Pause,
 }
 
-/// Runs a client script against a fresh managed group; stops the master (`fault`) once it
-/// prints READY, and expects `FAILOVER <ms> <old> <new>` with `new` the group's new master.
+/// Runs a client script against a fresh group of `backend`; stops the master (`fault`) once
+/// it prints READY, and expects `FAILOVER <ms> <old> <new>` with `new` the group's new master.
 fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
+    run_client_on(Backend::Vigil, program, script, extra, fault)
+}
+
+fn run_client_on(backend: Backend, program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
     assert!(
         program.exists() || program.components().count() == 1,
         "{} is missing: run tests/run.sh, which installs the client libraries",
         program.display()
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut c = start_managed("500ms");
+    let mut c = Group::start(backend, "500ms");
     let (first, old) = rt.block_on(c.master_and_followers());
     let sentinels: Vec<String> = c
-        .sentinels
+        .resp_ports()
         .iter()
-        .map(|s| format!("127.0.0.1:{}", s.resp_port()))
+        .map(|p| format!("127.0.0.1:{p}"))
         .collect();
     let mut child = Command::new(&program)
         .arg(repo().join(script))
@@ -66,8 +71,8 @@ fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
     }
     let t = Instant::now();
     match fault {
-        Fault::Kill => c.nodes[old].kill9(),
-        Fault::Pause => c.nodes[old].pause(),
+        Fault::Kill => c.kill(old),
+        Fault::Pause => c.pause(old),
     }
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "killed").unwrap();
@@ -79,7 +84,7 @@ fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
         t.elapsed()
     );
     if fault == Fault::Pause {
-        c.nodes[old].signal(libc::SIGCONT);
+        c.resume(old);
     }
     let words: Vec<&str> = done.split(' ').collect();
     assert!(
@@ -88,7 +93,8 @@ fn run_client(program: PathBuf, script: &str, extra: &[&str], fault: Fault) {
     );
     assert_eq!(words.get(3).copied(), Some(second.address.as_str()));
     assert_ne!(words.get(2).copied(), Some(second.address.as_str()));
-    // Within the failover time (down_after 500 ms) plus the library's own reconnect back-off;
+    // Within the failover time (down_after 500 ms) plus the library's own reconnect back-off
+    // (a stock server restarted by its agent is failed over from at once, or within it);
     // a paused master also costs ioredis its 2 s wait for the hung socket to close.
     let ms: u64 = words
         .get(1)
@@ -156,4 +162,29 @@ fn ioredis_resp3_with_failover_detector_and_a_paused_master() {
 #[test]
 fn node_redis_resp3() {
     run_client(node(), NODE_REDIS, &["--protocol", "3"], Fault::Kill);
+}
+
+/// The same libraries against stock `redis-server`s owned by agents.
+#[test]
+fn redis_py_resp3_with_agents() {
+    let (p, extra) = (python(), ["--protocol", "3"]);
+    run_client_on(Backend::RedisServer, p, PY, &extra, Fault::Kill);
+}
+
+#[test]
+fn ioredis_resp3_with_agents() {
+    let extra = ["--protocol", "3"];
+    run_client_on(Backend::RedisServer, node(), JS, &extra, Fault::Kill);
+}
+
+#[test]
+fn node_redis_resp3_with_agents() {
+    let extra = ["--protocol", "3"];
+    run_client_on(
+        Backend::RedisServer,
+        node(),
+        NODE_REDIS,
+        &extra,
+        Fault::Kill,
+    );
 }

@@ -6,22 +6,30 @@
 use std::time::{Duration, Instant};
 
 use redis::TypedCommands;
+use vigil_tests::backends::{Backend, Group};
 use vigil_tests::managed::*;
 use vigil_tests::{RawConn, RedisSentinelProc, free_port};
 
-fn sentinel_urls(c: &Managed) -> Vec<String> {
-    c.sentinels
-        .iter()
-        .map(|s| format!("redis://127.0.0.1:{}", s.resp_port()))
-        .collect()
+#[test]
+fn redis_rs_finds_the_master_reads_replicas_and_follows_a_failover() {
+    redis_rs_follows_a_failover(Backend::Vigil);
 }
 
 #[test]
-fn redis_rs_finds_the_master_reads_replicas_and_follows_a_failover() {
+fn redis_rs_follows_a_failover_of_stock_servers_with_agents() {
+    redis_rs_follows_a_failover(Backend::RedisServer);
+}
+
+fn redis_rs_follows_a_failover(backend: Backend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut c = start_managed("500ms");
+    let mut c = Group::start(backend, "500ms");
     let (first, old) = rt.block_on(c.master_and_followers());
-    let mut s = redis::sentinel::Sentinel::build(sentinel_urls(&c)).unwrap();
+    let urls = c
+        .resp_ports()
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let mut s = redis::sentinel::Sentinel::build(urls).unwrap();
     let mut m = s
         .master_for("mymaster", None)
         .unwrap()
@@ -46,7 +54,7 @@ fn redis_rs_finds_the_master_reads_replicas_and_follows_a_failover() {
     }
     // The master dies; the client finds the new one through the sentinels on its own.
     let t = Instant::now();
-    c.nodes[old].kill9();
+    c.kill(old);
     loop {
         let ok = s
             .master_for("mymaster", None)

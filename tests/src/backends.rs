@@ -1,0 +1,108 @@
+//! One group of three storage nodes under three sentinels, whatever the nodes are: `vigil
+//! node`s ([`Managed`]) or stock `redis-server`s owned by `vigil agent`s ([`Stock`]), so a
+//! suite (the client libraries, redis-rs discovery) runs once against each backend.
+
+use std::time::Duration;
+
+use crate::agents::{Stock, start_stock};
+use crate::managed::{Managed, master_of, start_managed};
+
+/// What the group's nodes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `vigil node`.
+    Vigil,
+    /// `redis-server` owned by `vigil agent`.
+    RedisServer,
+}
+
+/// A running group.
+pub enum Group {
+    /// `vigil node`s.
+    Vigil(Managed),
+    /// Agents and their servers.
+    RedisServer(Stock),
+}
+
+impl Group {
+    /// Starts a group of `backend` with `down_after`.
+    pub fn start(backend: Backend, down_after: &str) -> Group {
+        match backend {
+            Backend::Vigil => Group::Vigil(start_managed(down_after)),
+            Backend::RedisServer => Group::RedisServer(start_stock(down_after)),
+        }
+    }
+
+    /// The sentinels' gRPC ports.
+    pub fn ports(&self) -> &[u16] {
+        match self {
+            Group::Vigil(m) => &m.ports,
+            Group::RedisServer(s) => &s.ports,
+        }
+    }
+
+    /// The sentinels' Redis Sentinel protocol ports.
+    pub fn resp_ports(&self) -> Vec<u16> {
+        let s = match self {
+            Group::Vigil(m) => &m.sentinels,
+            Group::RedisServer(s) => &s.sentinels,
+        };
+        s.iter().map(|s| s.resp_port()).collect()
+    }
+
+    /// The master at `min_epoch` or later.
+    pub async fn master(
+        &self,
+        min_epoch: u64,
+        within: Duration,
+    ) -> vigil_proto::sentinel::MasterInfo {
+        master_of(self.ports(), min_epoch, within).await
+    }
+
+    /// The master and its index, once both others follow it with their links up.
+    pub async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
+        match self {
+            Group::Vigil(m) => m.master_and_followers().await,
+            Group::RedisServer(s) => s.master_and_followers().await,
+        }
+    }
+
+    /// SIGKILLs node `i`'s data server (a `vigil node`; a `redis-server`, which its agent
+    /// restarts).
+    pub fn kill(&mut self, i: usize) {
+        match self {
+            Group::Vigil(m) => m.nodes[i].kill9(),
+            Group::RedisServer(s) => signal(s.agents[i].server_pid(), libc::SIGKILL),
+        }
+    }
+
+    /// SIGSTOPs node `i`'s data server.
+    pub fn pause(&mut self, i: usize) {
+        match self {
+            Group::Vigil(m) => m.nodes[i].pause(),
+            Group::RedisServer(s) => {
+                let pid = s.agents[i].server_pid();
+                s.stopped.push(pid);
+                signal(pid, libc::SIGSTOP);
+            }
+        }
+    }
+
+    /// SIGCONTs node `i`'s data server.
+    pub fn resume(&mut self, i: usize) {
+        match self {
+            Group::Vigil(m) => m.nodes[i].signal(libc::SIGCONT),
+            Group::RedisServer(s) => {
+                for pid in s.stopped.drain(..) {
+                    signal(pid, libc::SIGCONT);
+                }
+            }
+        }
+    }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a redis-server this suite's agent started (it lives until the agent
+    // restarts it, which only happens after it exited).
+    unsafe { libc::kill(pid, sig) };
+}
