@@ -50,7 +50,7 @@ impl Scenario {
 /// The processes a drill can act on.
 pub enum Processes {
     /// A cluster the drill started: processes by name (`node1`, `sentinel2`, ...).
-    Local(Cluster),
+    Local(Box<Cluster>),
     /// A running cluster: processes found by the port they listen on (this machine only);
     /// killed ones must be restarted by their supervisor.
     Attached,

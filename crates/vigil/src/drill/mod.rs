@@ -90,7 +90,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
             .collect();
         let (token, group) = (c.token.clone(), c.group.clone());
         (
-            Processes::Local(Cluster::start(&c)?),
+            Processes::Local(Box::new(Cluster::start(&c)?)),
             sentinels,
             token,
             group,
