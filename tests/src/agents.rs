@@ -19,6 +19,7 @@ pub struct AgentProc {
     pub port: u16,
     /// The agent's directory.
     pub dir: PathBuf,
+    config: PathBuf,
     stderr_path: PathBuf,
 }
 
@@ -28,8 +29,9 @@ impl AgentProc {
     pub fn start(dir: &Path, extra: &str) -> AgentProc {
         let port = free_port();
         let exec = format!(
-            "exec = [\"redis-server\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--repl-diskless-sync-delay\", \"0\", \"--dir\", \"{}\"]\n",
-            dir.display()
+            "exec = [\"redis-server\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--repl-diskless-sync-delay\", \"0\", \"--dir\", \"{}\", \"--logfile\", \"{}\"]\n",
+            dir.display(),
+            dir.join("redis.log").display()
         );
         let agent = Self::start_with(dir, port, &format!("{exec}{extra}"));
         // The data port opens once the agent has paused the server's writes.
@@ -58,13 +60,29 @@ impl AgentProc {
         let args: Vec<std::ffi::OsString> = vec!["agent".into(), "--config".into(), cfg.into()];
         let (child, admin_port, _) = spawn_vigil(&args, &stderr_path, "admin listening on ")
             .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+        // A restart keeps the admin port the sentinels know.
+        let text = text.replace("port = 0\n", &format!("port = {admin_port}\n"));
+        let config = write_config(dir, "agent.toml", &text);
         AgentProc {
             child,
             admin_port,
             port,
             dir: dir.to_path_buf(),
+            config,
             stderr_path,
         }
+    }
+
+    /// Starts a killed agent again with its configuration and ports.
+    pub fn restart(&mut self) {
+        let args: Vec<std::ffi::OsString> = vec![
+            "agent".into(),
+            "--config".into(),
+            self.config.clone().into(),
+        ];
+        let (child, _, _) = spawn_vigil(&args, &self.stderr_path, "admin listening on ")
+            .unwrap_or_else(|e| panic!("agent did not restart: {e}"));
+        self.child = child;
     }
 
     /// Its log so far (the agent's and its server's).

@@ -8,6 +8,7 @@
 //! - [`backends`]: one group under the sentinels, of `vigil node`s or of agents.
 //! - [`managed`]: a managed cluster (three nodes, three sentinels) and its workloads.
 //! - [`netns`]: network namespaces for partition tests.
+//! - [`reference`]: Redis Sentinel deployed as its users run it, for the benchmarks.
 //!
 //! Everything a suite uses is re-exported here, so `vigil_tests::NodeProc` and the like keep
 //! their short paths. This file holds the small helpers that fit no process or protocol.
@@ -21,6 +22,7 @@ pub mod managed;
 pub mod netns;
 pub mod procs;
 pub mod raw;
+pub mod reference;
 
 pub use grpc::{
     AdminClient, SentinelClient, admin_client, agreed_leader, monitor_request, sentinel_client,

@@ -357,7 +357,37 @@ async fn sentinels_fail_over_when_a_stock_master_restarts_empty() {
     let pid = master.server_pid();
     // SAFETY: kill(2) on the redis-server our agent child started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let m2 = master_of(&c.ports, m.epoch + 1, Duration::from_secs(30)).await;
+    let m2 = tokio::time::timeout(
+        Duration::from_secs(30),
+        master_of(&c.ports, m.epoch + 1, Duration::from_secs(60)),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let dump: Vec<String> = c
+            .agents
+            .iter()
+            .map(|a| {
+                let mut r = RawConn::connect(a.port).ok();
+                let mut ask = |args: &[&str]| {
+                    r.as_mut()
+                        .map(|r| String::from_utf8_lossy(&r.call(args)).into_owned())
+                        .unwrap_or_default()
+                };
+                let pid = a.info_field("process_id").unwrap_or_default();
+                let state =
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                format!(
+                    "{} pid {pid} stat {state}\n{}\n{}\n{}\n{}",
+                    a.port,
+                    ask(&["INFO", "replication"]),
+                    ask(&["INFO", "clients"]),
+                    ask(&["CLIENT", "LIST"]),
+                    std::fs::read_to_string(a.dir.join("redis.log")).unwrap_or_default()
+                )
+            })
+            .collect();
+        panic!("no failover within 30 s:\n{}", dump.join("\n-----\n"))
+    });
     assert_ne!(
         m2.address, m.address,
         "the emptied server was promoted again"
@@ -385,4 +415,58 @@ async fn sentinels_fail_over_when_a_stock_master_restarts_empty() {
         "{}",
         master.stderr()
     );
+}
+
+/// A server that cannot confirm its write pause before its lease ends (here SIGSTOPped) is
+/// killed by its agent: a write waiting on it is never acknowledged, not even once the server
+/// would have been continued; the agent restarts it, held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_server_that_cannot_be_paused_is_killed_at_the_lease_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = AgentProc::start(&dir.path().join("a"), "");
+    let mut c = admin_client(a.admin_port, Some(NODE_TOKEN)).await;
+    c.promote(PromoteRequest {
+        epoch: 1,
+        min_offset: 0,
+        lease_ttl_ms: 800,
+        lease_since_node_ms: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        set_within(a.port, "k", "v", Duration::from_secs(1)).as_deref(),
+        Some("+OK\r\n")
+    );
+    let pid = a.server_pid();
+    // SAFETY: kill(2) on the redis-server our agent child started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut waiting =
+        RawConn::connect_to(&format!("127.0.0.1:{}", a.port), Duration::from_secs(5)).unwrap();
+    waiting
+        .send_raw(&RawConn::encode(&["SET", "k", "zombie"]))
+        .unwrap();
+    let reply = waiting.read_reply();
+    // SAFETY: as above (a no-op if it is gone).
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(reply, None, "a write was acknowledged after the lease");
+    assert!(
+        a.stderr()
+            .contains("did not confirm its write pause before its lease ended"),
+        "{}",
+        a.stderr()
+    );
+    // Restarted and held: a replica of nothing, not a master.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a
+        .info_field("process_id")
+        .is_none_or(|p| p == pid.to_string())
+        || a.info_field("role").as_deref() != Some("slave")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server was not restarted held: {}",
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

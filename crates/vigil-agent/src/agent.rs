@@ -3,7 +3,8 @@
 //! server's writes so that it takes them exactly when [`Authority::open`] allows). Both the
 //! keeper loop and the NodeAdmin calls go through them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -69,6 +70,8 @@ pub struct Agent {
     pub span: tracing::Span,
     pause: tokio::sync::Mutex<Pause>,
     forget_pause: AtomicBool,
+    /// The pid of the server this agent owns (`exec`; 0 while none runs).
+    owned_pid: Option<Arc<AtomicI32>>,
 }
 
 /// What an observation asks of the agent.
@@ -92,6 +95,7 @@ impl Agent {
         query: Server,
         control: Server,
         span: tracing::Span,
+        owned_pid: Option<Arc<AtomicI32>>,
     ) -> Agent {
         Agent {
             config,
@@ -106,6 +110,7 @@ impl Agent {
             span,
             pause: tokio::sync::Mutex::new(Pause::Unknown),
             forget_pause: AtomicBool::new(false),
+            owned_pid,
         }
     }
 
@@ -149,16 +154,16 @@ impl Agent {
     /// Sets up a server seen for the first time: replicas refuse writes, and in synchronous
     /// mode the master refuses writes without enough replicas.
     pub async fn set_up(&self) -> Result<(), StockError> {
-        self.control
+        self.query
             .call(&["CONFIG", "SET", "replica-read-only", "yes"])
             .await?;
         if self.config.sync_replicas > 0 {
             let n = self.config.sync_replicas.to_string();
             let lag = self.config.min_replicas_max_lag.as_secs().to_string();
-            self.control
+            self.query
                 .call(&["CONFIG", "SET", "min-replicas-to-write", &n])
                 .await?;
-            self.control
+            self.query
                 .call(&["CONFIG", "SET", "min-replicas-max-lag", &lag])
                 .await?;
         }
@@ -203,6 +208,38 @@ impl Agent {
             *pause = Pause::Unknown;
         }
         result.map(|()| open)
+    }
+
+    /// Whether the server confirmed the pause its state needs (writes paused, confirmed).
+    pub fn pause_confirmed(&self) -> bool {
+        self.pause
+            .try_lock()
+            .is_ok_and(|p| matches!(*p, Pause::Paused(_)))
+            && !self.forget_pause.load(Ordering::SeqCst)
+    }
+
+    /// Whether the agent owns its server process (`exec`).
+    pub fn owns_server(&self) -> bool {
+        self.owned_pid.is_some()
+    }
+
+    /// Kills the owned server: it did not confirm its write pause before its lease ended (it
+    /// is stopped, or stuck), so it must never take a write again as this master. Its owner
+    /// restarts it, held until the sentinels give it a role.
+    pub fn stonith(&self) {
+        let pid = self
+            .owned_pid
+            .as_ref()
+            .map_or(0, |p| p.load(Ordering::SeqCst));
+        if pid > 0 {
+            tracing::error!(
+                pid,
+                "the server did not confirm its write pause before its lease ended: killing it"
+            );
+            // SAFETY: signals the server this agent started and has not reaped (the owner
+            // clears the pid when it reaps it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 
     /// Whether writes are open on the server right now, as far as the agent knows.

@@ -75,10 +75,11 @@ pub async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(
         source,
     })?;
     let token = config.admin.token.clone();
-    let exec = config.exec.clone();
     let span = tracing::info_span!("agent", server = %config.server, epoch);
-    let agent = Arc::new(Agent::new(config, epoch, query, control, span.clone()));
-    serve_agent(agent, listener, local, token, exec, shutdown)
+    let owned = (!config.exec.is_empty()).then(|| Owner::start(config.exec.clone(), &config.dir));
+    let pid = owned.as_ref().map(|(o, _)| o.pid());
+    let agent = Arc::new(Agent::new(config, epoch, query, control, span.clone(), pid));
+    serve_agent(agent, listener, local, token, owned, shutdown)
         .instrument(span)
         .await
 }
@@ -88,21 +89,23 @@ async fn serve_agent(
     listener: tokio::net::TcpListener,
     local: std::net::SocketAddr,
     token: String,
-    exec: Vec<String>,
+    owned: Option<(Owner, tokio::sync::mpsc::UnboundedReceiver<Lifecycle>)>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     let span = tracing::Span::current();
 
-    let owner = if exec.is_empty() {
-        tracing::warn!(
-            "attached to a running server (no `exec`): if this agent dies, the server keeps taking writes once its pause runs out ({} s); set `exec` so that it dies with the agent",
-            PAUSE_SPAN.as_secs()
-        );
-        None
-    } else {
-        let (owner, events) = Owner::start(exec, &agent.config.dir);
-        tokio::spawn(watch_owned(agent.clone(), events).instrument(span.clone()));
-        Some(owner)
+    let owner = match owned {
+        Some((owner, events)) => {
+            tokio::spawn(watch_owned(agent.clone(), events).instrument(span.clone()));
+            Some(owner)
+        }
+        None => {
+            tracing::warn!(
+                "attached to a running server (no `exec`): if this agent dies, the server keeps taking writes once its pause runs out ({} s); set `exec` so that it dies with the agent",
+                PAUSE_SPAN.as_secs()
+            );
+            None
+        }
     };
     tokio::spawn(keeper::run(agent.clone()).instrument(span));
 

@@ -67,9 +67,9 @@ impl Owner {
         )
     }
 
-    /// The server's pid (0 while none runs).
-    pub fn pid(&self) -> i32 {
-        self.pid.load(Ordering::SeqCst)
+    /// The server's pid (0 while none runs), kept current.
+    pub fn pid(&self) -> Arc<AtomicI32> {
+        self.pid.clone()
     }
 }
 

@@ -1,18 +1,24 @@
-//! Failover benchmark (run by tests/bench/failover.sh, not a test): SIGKILL of the master →
-//! first acknowledged write on the new master, found through discovery, for Vigil (3 managed
-//! nodes, 3 sentinels, `GetMaster`) and Redis Sentinel (3 redis-server, 3 redis-sentinel,
-//! `SENTINEL get-master-addr-by-name`) with the same `down_after`, in the same run. The client
-//! asks the sentinel again every 2 ms until a new master acknowledges a SET. Every round kills
-//! the current master; the killed node is restarted and rejoins as a replica before the next.
-//! Prints a markdown table.
+//! Failover benchmark (run by tests/bench/failover.sh, not a test), all systems in the same run
+//! at the same `down_after`:
+//! - Vigil (3 managed `vigil node`s), Vigil with stock `redis-server`s owned by `vigil agent`s,
+//!   and Redis Sentinel (3 redis-server, 3 redis-sentinel): SIGKILL of the master's process →
+//!   first acknowledged write on the new master, found through discovery (asked again every
+//!   2 ms). The killed process is restarted and rejoins before the next round.
+//! - The zombie-master round on the stock-server systems: a client pinned to the master keeps
+//!   writing while the master's server is SIGSTOPped, the group fails over, and the server is
+//!   SIGCONTed; every write the client saw acknowledged is then looked for on the new master.
+//!
+//! Prints markdown tables.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
+use vigil_tests::agents::{Stock, start_stock};
 use vigil_tests::managed::{Managed, TOKEN, start_managed_with};
-use vigil_tests::{NodeProc, RawConn, free_port, sentinel_client};
+use vigil_tests::reference::{RedisSentinelGroup, info_has, redis, redis_master, wait_until};
+use vigil_tests::{NodeProc, RawConn, sentinel_client};
 
 /// How often the client asks again while no new master acknowledges.
 const RETRY: Duration = Duration::from_millis(2);
@@ -25,6 +31,26 @@ fn pct(v: &[f64], p: f64) -> f64 {
 
 fn set_ok(port: u16, key: &str) -> bool {
     RawConn::connect(port).is_ok_and(|mut c| c.call(&["SET", key, "v"]) == b"+OK\r\n")
+}
+
+fn port_of(address: &str) -> u16 {
+    address
+        .parse::<vigil_base::HostPort>()
+        .map_or(0, |a| a.port())
+}
+
+/// The master the Vigil sentinels on `ports` name, once it is not `old` and acknowledges a
+/// write; its port.
+async fn vigil_new_master(grpc: u16, old: &str, key: &str) -> Option<u16> {
+    let g = sentinel_client(grpc, TOKEN)
+        .get_master(GetMasterRequest {
+            group: "mymaster".into(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let p = port_of(&g.address);
+    (g.status == "ok" && g.address != old && set_ok(p, key)).then_some(p)
 }
 
 async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
@@ -41,24 +67,10 @@ async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         let (port, admin) = (c.nodes[mi].port, c.nodes[mi].admin_port());
         let t0 = Instant::now();
         c.nodes[mi].kill9();
-        loop {
-            let g = sentinel_client(c.ports[0], TOKEN)
-                .get_master(GetMasterRequest {
-                    group: "mymaster".into(),
-                })
-                .await;
-            if let Ok(g) = g.map(|g| g.into_inner())
-                && g.status == "ok"
-                && g.address != m.address
-            {
-                let p = g
-                    .address
-                    .parse::<vigil_base::HostPort>()
-                    .map_or(0, |a| a.port());
-                if set_ok(p, &format!("r{r}")) {
-                    break;
-                }
-            }
+        while vigil_new_master(c.ports[0], &m.address, &format!("r{r}"))
+            .await
+            .is_none()
+        {
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
                 "no failover in 60 s"
@@ -68,137 +80,54 @@ async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         out.push(t0.elapsed().as_secs_f64() * 1000.0);
         let dir = c.nodes[mi].dir.clone();
         let cfg = c.dir.path().join(format!("n{}.toml", mi + 1));
-        c.nodes[mi] = NodeProc::start_on(
-            &dir,
-            port,
-            &[
-                "--config",
-                cfg.to_str().unwrap_or_default(),
-                "--admin-port",
-                &admin.to_string(),
-            ],
-        );
+        let admin = admin.to_string();
+        let args = [
+            "--config",
+            cfg.to_str().unwrap_or_default(),
+            "--admin-port",
+            &admin,
+        ];
+        c.nodes[mi] = NodeProc::start_on(&dir, port, &args);
     }
     out
 }
 
-/// A redis-server or redis-sentinel child; SIGKILLed on drop.
-struct Proc(Child);
+async fn stock_group(down_after_ms: u64) -> Stock {
+    // The same pacing as the managed group above.
+    let s = start_stock(&format!("{down_after_ms}ms"));
+    s.master_and_followers().await;
+    s
+}
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+async fn agent_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
+    let mut c = stock_group(down_after_ms).await;
+    let mut out = Vec::new();
+    for r in 0..rounds {
+        let (m, mi) = c.master_and_followers().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The machine dies: the agent and, with it, its server.
+        let t0 = Instant::now();
+        c.agents[mi].kill9();
+        while vigil_new_master(c.ports[0], &m.address, &format!("r{r}"))
+            .await
+            .is_none()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no failover in 60 s"
+            );
+            tokio::time::sleep(RETRY).await;
+        }
+        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        c.agents[mi].restart();
+        // Not before the failover interval has passed (5 s by default).
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
-}
-
-fn redis(port: u16, dir: &Path, replicaof: Option<u16>) -> Proc {
-    let d = dir.join(format!("r{port}"));
-    std::fs::create_dir_all(&d).expect("dir");
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-    ])
-    // No diskless-sync delay (Redis 7 waits 5 s for more replicas by default).
-    .args([
-        "--appendonly",
-        "no",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--dir",
-    ])
-    .arg(&d)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    if let Some(m) = replicaof {
-        cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
-    }
-    let p = Proc(
-        cmd.spawn()
-            .expect("redis-server (tests/bench/failover.sh installs it)"),
-    );
-    wait_until(|| RawConn::connect(port).is_ok(), "redis-server to start");
-    p
-}
-
-fn sentinel(port: u16, dir: &Path, master: u16, down_after_ms: u64) -> Proc {
-    let conf = dir.join(format!("sentinel-{port}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master} 2\n\
-             sentinel down-after-milliseconds mymaster {down_after_ms}\n\
-             sentinel failover-timeout mymaster 3000\nsentinel parallel-syncs mymaster 1\n",
-            dir.display()
-        ),
-    )
-    .expect("sentinel config");
-    let p = Proc(
-        Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-sentinel"),
-    );
-    wait_until(|| RawConn::connect(port).is_ok(), "redis-sentinel to start");
-    p
-}
-
-fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ok() {
-        assert!(Instant::now() < deadline, "waited 120 s for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn reply_text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The master port a Redis sentinel gives.
-fn redis_master(sentinel: u16) -> Option<u16> {
-    let mut c = RawConn::connect(sentinel).ok()?;
-    let r = reply_text(&c.call(&["SENTINEL", "get-master-addr-by-name", "mymaster"]));
-    r.lines().nth(4)?.trim().parse().ok()
-}
-
-fn info_has(port: u16, needle: &str) -> bool {
-    RawConn::connect(port)
-        .is_ok_and(|mut c| reply_text(&c.call(&["INFO", "replication"])).contains(needle))
+    out
 }
 
 fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Proc> = vec![redis(ports[0], dir.path(), None)];
-    nodes.push(redis(ports[1], dir.path(), Some(ports[0])));
-    nodes.push(redis(ports[2], dir.path(), Some(ports[0])));
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _sentinels: Vec<Proc> = sports
-        .iter()
-        .map(|&p| sentinel(p, dir.path(), ports[0], down_after_ms))
-        .collect();
-    // The sentinels must know each other (hello messages every 2 s) and both replicas.
-    wait_until(
-        || {
-            sports.iter().all(|&s| {
-                RawConn::connect(s).is_ok_and(|mut c| {
-                    let r = reply_text(&c.call(&["SENTINEL", "master", "mymaster"]));
-                    r.contains("num-other-sentinels\r\n$1\r\n2")
-                        && r.contains("num-slaves\r\n$1\r\n2")
-                })
-            })
-        },
-        "the Redis sentinels to discover each other",
-    );
+    let mut g = RedisSentinelGroup::start(down_after_ms);
     let mut out = Vec::new();
     let mut last_failover = Instant::now() - Duration::from_secs(60);
     for r in 0..rounds {
@@ -207,41 +136,13 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         if last_failover.elapsed() < quiet {
             std::thread::sleep(quiet - last_failover.elapsed());
         }
-        // Settled: every sentinel names the same master, and it has both replicas online
-        // (Redis Sentinel's view converges through hello messages, so this can take seconds).
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let m = loop {
-            let named: Vec<Option<u16>> = sports.iter().map(|&s| redis_master(s)).collect();
-            if let Some(m) = named[0]
-                && named.iter().all(|n| *n == Some(m))
-                && info_has(m, "role:master")
-                && info_has(m, "connected_slaves:2")
-                && !info_has(m, "state=wait_bgsave")
-                && ports.iter().filter(|&&p| p != m).all(|&p| {
-                    info_has(p, &format!("master_port:{m}\r\n"))
-                        && info_has(p, "master_link_status:up")
-                })
-            {
-                break m;
-            }
-            if Instant::now() > deadline {
-                for &p in &ports {
-                    let info = RawConn::connect(p)
-                        .map(|mut c| reply_text(&c.call(&["INFO", "replication"])))
-                        .unwrap_or_default();
-                    eprintln!("node {p}:\n{info}");
-                }
-                panic!("Redis Sentinel never settled: sentinels name {named:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mi = ports.iter().position(|&p| p == m).expect("a known port");
+        let (m, mi) = g.settled_master();
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
-        let _ = nodes[mi].0.kill();
-        let _ = nodes[mi].0.wait();
+        let _ = g.nodes[mi].0.kill();
+        let _ = g.nodes[mi].0.wait();
         loop {
-            if let Some(p) = redis_master(sports[0])
+            if let Some(p) = redis_master(g.sentinel_ports[0])
                 && p != m
                 && set_ok(p, &format!("r{r}"))
             {
@@ -257,8 +158,8 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         last_failover = t0;
         // The old master comes back as a replica of the new one (configured so directly:
         // Redis Sentinel's own conversion takes 10 s or more and is not what is measured).
-        let new = redis_master(sports[0]).expect("a master");
-        nodes[mi] = redis(m, dir.path(), Some(new));
+        let new = redis_master(g.sentinel_ports[0]).expect("a master");
+        g.nodes[mi] = redis(m, g.dir.path(), Some(new));
         wait_until(
             || info_has(m, "role:slave") && info_has(m, "master_link_status:up"),
             "the old Redis master to rejoin as a replica",
@@ -267,27 +168,190 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
     out
 }
 
-#[tokio::main]
+/// What a zombie round saw: writes the pinned client saw acknowledged, and how many of them
+/// the new master lacks once the old one rejoined.
+#[derive(Debug, Default, Clone, Copy)]
+struct Zombie {
+    acked: usize,
+    lost: usize,
+}
+
+/// A client pinned to `port`: `SET z<round>:<i>` one at a time (1 s timeout, reconnecting
+/// to the same address), until stopped; the acknowledged `i`.
+fn pinned_writer(
+    port: u16,
+    round: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut conn: Option<RawConn> = None;
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => {
+                    match RawConn::connect_to(&format!("127.0.0.1:{port}"), Duration::from_secs(1))
+                    {
+                        Ok(c) => conn.insert(c),
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                    }
+                }
+            };
+            i += 1;
+            let req = RawConn::encode(&["SET", &format!("z{round}:{i}"), "v"]);
+            match c.send_raw(&req).ok().and_then(|_| c.read_reply()) {
+                Some(r) if r == b"+OK\r\n" => acked.push(i),
+                Some(_) => std::thread::sleep(Duration::from_millis(5)),
+                None => conn = None,
+            }
+        }
+        acked
+    })
+}
+
+/// Which of `acked` the server on `port` lacks.
+fn missing(port: u16, round: usize, acked: &[u64]) -> usize {
+    let mut c = RawConn::connect(port).expect("new master");
+    acked
+        .iter()
+        .filter(|i| c.call(&["EXISTS", &format!("z{round}:{i}")]) != b":1\r\n")
+        .count()
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a redis-server this benchmark (or its agent) started.
+    unsafe { libc::kill(pid, sig) };
+}
+
+fn server_pid(port: u16) -> i32 {
+    let mut c = RawConn::connect(port).expect("the master answers");
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "server"])).into_owned();
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("process_id")
+}
+
+/// One zombie round against the master on `port`: stop its server, wait for `failed_over`
+/// (the new master's port), continue it, let the pinned client write on for 3 s, then wait
+/// until the old master follows the new one and count what it lost.
+fn zombie(port: u16, round: usize, mut failed_over: impl FnMut() -> Option<u16>) -> Zombie {
+    let pid = server_pid(port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = pinned_writer(port, round, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    signal(pid, libc::SIGSTOP);
+    let t0 = Instant::now();
+    let new = loop {
+        if let Some(p) = failed_over() {
+            break p;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            signal(pid, libc::SIGCONT);
+            panic!("no failover within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    signal(pid, libc::SIGCONT);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().expect("writer");
+    wait_until(
+        || {
+            info_has(port, &format!("master_port:{new}\r\n"))
+                && info_has(port, "master_link_status:up")
+        },
+        "the old master to follow the new one",
+    );
+    Zombie {
+        acked: acked.len(),
+        lost: missing(new, round, &acked),
+    }
+}
+
+async fn agent_zombies(down_after_ms: u64, rounds: usize) -> Zombie {
+    let c = stock_group(down_after_ms).await;
+    let mut total = Zombie::default();
+    for r in 0..rounds {
+        let (m, mi) = c.master_and_followers().await;
+        let port = c.agents[mi].port;
+        let grpc = c.ports[0];
+        let rt = tokio::runtime::Handle::current();
+        let z = tokio::task::block_in_place(|| {
+            zombie(port, r, || {
+                rt.block_on(vigil_new_master(grpc, &m.address, &format!("zr{r}")))
+            })
+        });
+        eprintln!("agent zombie round {r}: {z:?}");
+        total.acked += z.acked;
+        total.lost += z.lost;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    total
+}
+
+fn redis_zombies(down_after_ms: u64, rounds: usize) -> Zombie {
+    let g = RedisSentinelGroup::start(down_after_ms);
+    let mut total = Zombie::default();
+    for r in 0..rounds {
+        std::thread::sleep(Duration::from_millis(6500));
+        let (m, _) = g.settled_master();
+        let s = g.sentinel_ports[0];
+        let z = zombie(m, r, || {
+            redis_master(s).filter(|&p| p != m && set_ok(p, &format!("zr{r}")))
+        });
+        eprintln!("redis zombie round {r}: {z:?}");
+        total.acked += z.acked;
+        total.lost += z.lost;
+    }
+    total
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(20);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(d)
+    };
+    let rounds = env("ROUNDS", 20);
+    let zombie_rounds = env("ZOMBIE_ROUNDS", 3);
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let want = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     println!("| down_after | system | rounds | p50 ms | p99 ms | max ms | p99 − down_after |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let only = std::env::var("ONLY").unwrap_or_default();
     for down_after in [200u64, 1000] {
-        let v = if only == "redis" {
-            vec![f64::NAN]
-        } else {
+        let v = if want("vigil") {
             vigil_rounds(down_after, rounds).await
+        } else {
+            vec![f64::NAN]
         };
         eprintln!("vigil, down_after {down_after} ms: {v:.0?}");
-        let r = tokio::task::spawn_blocking(move || redis_rounds(down_after, rounds))
-            .await
-            .expect("redis rounds");
+        let a = if want("agent") {
+            agent_rounds(down_after, rounds).await
+        } else {
+            vec![f64::NAN]
+        };
+        eprintln!("agent, down_after {down_after} ms: {a:.0?}");
+        let r = if want("redis") {
+            tokio::task::spawn_blocking(move || redis_rounds(down_after, rounds))
+                .await
+                .expect("redis rounds")
+        } else {
+            vec![f64::NAN]
+        };
         eprintln!("redis, down_after {down_after} ms: {r:.0?}");
-        for (name, s) in [("Vigil", &v), ("Redis Sentinel", &r)] {
+        for (name, s) in [
+            ("Vigil", &v),
+            ("Vigil agent + redis-server", &a),
+            ("Redis Sentinel", &r),
+        ] {
             println!(
                 "| {down_after} ms | {name} | {} | {:.0} | {:.0} | {:.0} | {:+.0} ms |",
                 s.len(),
@@ -297,10 +361,43 @@ async fn main() {
                 pct(s, 0.99) - down_after as f64
             );
         }
+        for (name, s) in [("Vigil", &v), ("Vigil agent", &a)] {
+            println!(
+                "| {down_after} ms | ratio {name} / Redis | | {:.2} | {:.2} | | |",
+                pct(s, 0.5) / pct(&r, 0.5),
+                pct(s, 0.99) / pct(&r, 0.99)
+            );
+        }
+    }
+    if zombie_rounds == 0 {
+        return;
+    }
+    let down_after = 1000;
+    println!();
+    println!(
+        "Zombie master (SIGSTOP the master's redis-server, fail over, SIGCONT it while a client pinned to it writes), down_after {down_after} ms, {zombie_rounds} rounds:"
+    );
+    println!();
+    println!("| system | writes acknowledged | acknowledged writes lost | lost % |");
+    println!("| --- | --- | --- | --- |");
+    let a = if want("agent") {
+        agent_zombies(down_after, zombie_rounds).await
+    } else {
+        Zombie::default()
+    };
+    let r = if want("redis") {
+        tokio::task::spawn_blocking(move || redis_zombies(down_after, zombie_rounds))
+            .await
+            .expect("redis zombies")
+    } else {
+        Zombie::default()
+    };
+    for (name, z) in [("Vigil agent + redis-server", a), ("Redis Sentinel", r)] {
         println!(
-            "| {down_after} ms | ratio Vigil / Redis | | {:.2} | {:.2} | | |",
-            pct(&v, 0.5) / pct(&r, 0.5),
-            pct(&v, 0.99) / pct(&r, 0.99)
+            "| {name} | {} | {} | {:.2} % |",
+            z.acked,
+            z.lost,
+            100.0 * z.lost as f64 / z.acked.max(1) as f64
         );
     }
 }

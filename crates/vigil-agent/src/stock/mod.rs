@@ -149,7 +149,9 @@ impl Server {
     }
 
     /// Sends one command (`args[0]` is its name, renamed as configured) and returns the reply;
-    /// an error reply is [`StockError::Refused`].
+    /// an error reply is [`StockError::Refused`]. Cancel-safe: the connection is out of its
+    /// slot while a call uses it and goes back only after a complete reply, so a call cancelled
+    /// or failed midway (half a reply unread) never leaves it to the next one.
     pub async fn call(&self, args: &[&str]) -> Result<BytesFrame, StockError> {
         let name = args
             .first()
@@ -159,43 +161,33 @@ impl Server {
         let mut guard = self.conn.lock().await;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let attempt = async {
-            let reused = guard.is_some();
-            if guard.is_none() {
-                *guard = Some(self.connect().await?);
-            }
-            let conn = guard.as_mut().expect("connected above");
-            match self.exchange(conn, args).await {
+            let (mut conn, reused) = match guard.take() {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
+            };
+            let reply = match self.exchange(&mut conn, args).await {
                 // A connection the server closed while idle (CLIENT KILL, timeout): once more
                 // on a new one. What Vigil sends is idempotent.
                 Err(StockError::Unreachable { .. }) if reused => {
-                    *guard = Some(self.connect().await?);
-                    self.exchange(guard.as_mut().expect("connected above"), args)
-                        .await
+                    conn = self.connect().await?;
+                    self.exchange(&mut conn, args).await?
                 }
-                r => r,
-            }
+                r => r?,
+            };
+            *guard = Some(conn);
+            Ok(reply)
         };
-        let result = match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(StockError::Timeout {
-                addr: self.endpoint.to_string(),
-                command: name.clone(),
-                timeout: self.timeout,
-            }),
-        };
-        match result {
-            Ok(BytesFrame::Error(message)) => Err(StockError::Refused {
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(BytesFrame::Error(message))) => Err(StockError::Refused {
                 command: name,
                 message: message.to_string(),
             }),
-            Ok(frame) => Ok(frame),
-            Err(e) => {
-                if !e.answered() {
-                    // The stream may hold half a reply: never reuse it.
-                    *guard = None;
-                }
-                Err(e)
-            }
+            Ok(r) => r,
+            Err(_) => Err(StockError::Timeout {
+                addr: self.endpoint.to_string(),
+                command: name,
+                timeout: self.timeout,
+            }),
         }
     }
 

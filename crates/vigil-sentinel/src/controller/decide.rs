@@ -56,13 +56,26 @@ pub(super) fn restarted_behind(g: &Group, master: &str, observed: &Observed) -> 
     if serving {
         return None;
     }
-    let highest = observed
+    let others = observed
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != mi)
-        .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s.offset))
-        .max()?;
-    (st.offset < highest).then_some((st.offset, highest))
+        .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s));
+    let highest = others.clone().map(|s| s.offset).max()?;
+    (st.offset < highest || others.into_iter().any(|r| lacks_history(st, r)))
+        .then_some((st.offset, highest))
+}
+
+/// Whether `node` lacks history that `replica` holds although their offsets may not show it:
+/// the replica has more keys and a history (replication id) the node never had. A stock
+/// Redis counts no offset for writes made before its first replica attached, so a master
+/// restarted empty can report the same offset (0) as replicas that got everything in their
+/// first sync; its fresh replication id gives it away.
+pub(super) fn lacks_history(node: &NodeStatus, replica: &NodeStatus) -> bool {
+    replica.keys > node.keys
+        && !node.replid.is_empty()
+        && replica.replid != node.replid
+        && replica.replid2 != node.replid
 }
 
 /// The best replica to promote in place of `master`: reachable, not seen down (`sdown`),

@@ -88,6 +88,43 @@ fn a_master_is_restarted_behind_only_when_it_serves_not_and_has_less() {
     }
 }
 
+/// A stock server restarted empty reports offset 0, as do replicas whose data all came in
+/// their first sync: the replication id and the key count tell it lacks their history.
+#[test]
+fn a_master_restarted_empty_is_behind_even_at_an_equal_offset() {
+    let g = group(1000);
+    let node = |role: NodeRole, replid: &str, keys: u64| {
+        Some((
+            NodeStatus {
+                role: role as i32,
+                epoch: 1,
+                replid: replid.into(),
+                keys,
+                ..NodeStatus::default()
+            },
+            std::time::Instant::now(),
+        ))
+    };
+    for (i, (master, want)) in [
+        // A fresh history and fewer keys: behind.
+        (node(NodeRole::Unassigned, "fresh", 0), Some((0, 0))),
+        // The replicas' own history, all keys: promote it again.
+        (node(NodeRole::Unassigned, "h", 1), None),
+        // A fresh history but as many keys (reloaded from its own files): not behind.
+        (node(NodeRole::Unassigned, "fresh", 1), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let observed = vec![
+            master,
+            node(NodeRole::Replica, "h", 1),
+            node(NodeRole::Replica, "h", 1),
+        ];
+        assert_eq!(restarted_behind(&g, "a", &observed), want, "#{i}");
+    }
+}
+
 /// (old offset, old data offset) against a master promoted at offset 100 of the old history.
 #[test]
 fn divergence_counts_data_only() {

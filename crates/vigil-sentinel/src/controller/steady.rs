@@ -11,7 +11,9 @@ use vigil_proto::node::{
     ReplicateFromRequest, Role as NodeRole,
 };
 
-use super::decide::{Observed, divergent, drift, first_master, lease, restarted_behind, split};
+use super::decide::{
+    Observed, divergent, drift, first_master, lacks_history, lease, restarted_behind, split,
+};
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
@@ -278,14 +280,28 @@ impl Controller {
             let granted = if !is_master {
                 // Never promote a node that has less than a replica has (the caller failed
                 // over from it instead): a master restarted empty never wipes its replicas.
-                let highest = observed
+                // That needs every replica's offset: one that did not answer this round (a
+                // slow status, not a node seen down) may hold more, so wait for it.
+                let unseen = g.spec.nodes.iter().enumerate().find(|(i, n)| {
+                    *i != mi
+                        && observed[*i].is_none()
+                        && !self.health.is_sdown(&g.spec.name, &n.name)
+                });
+                if let Some((_, n)) = unseen {
+                    let why = format!(
+                        "{master} not promoted again yet: no offset from {} this round",
+                        n.name
+                    );
+                    self.say(&g.spec.name, why);
+                    return;
+                }
+                let others = observed
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != mi)
-                    .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s.offset))
-                    .max()
-                    .unwrap_or(0);
-                if st.offset < highest {
+                    .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s));
+                let highest = others.clone().map(|s| s.offset).max().unwrap_or(0);
+                if st.offset < highest || others.into_iter().any(|r| lacks_history(st, r)) {
                     return;
                 }
                 let req = PromoteRequest {
