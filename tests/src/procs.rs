@@ -331,9 +331,13 @@ impl RedisProc {
         Self::start_with(&[])
     }
 
-    /// Starts `redis-server` as `start` does, with more arguments (`--replicaof`, ...); the
-    /// server must answer `INFO` without a password.
+    /// Starts `redis-server` as `start` does, with more arguments (`--replicaof`, ...); with
+    /// `--requirepass PASS` among them, the start-up check logs in with it.
     pub fn start_with(extra: &[&str]) -> RedisProc {
+        let pass = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .and_then(|i| extra.get(i + 1));
         let dir = tempfile::tempdir().expect("tempdir");
         for _ in 0..5 {
             let port = free_port();
@@ -362,6 +366,10 @@ impl RedisProc {
                 if let Ok(mut c) = RawConn::connect(port) {
                     // Make sure the server answering is ours: a concurrent test may have been
                     // handed the same free port and started its own redis-server there first.
+                    if let Some(p) = pass {
+                        let _ = c.send_raw(&RawConn::encode(&["AUTH", p]));
+                        let _ = c.read_reply();
+                    }
                     let info = c
                         .send_raw(&RawConn::encode(&["INFO", "server"]))
                         .ok()
@@ -387,6 +395,14 @@ impl RedisProc {
             let _ = child.wait();
         }
         panic!("redis-server did not start");
+    }
+}
+
+impl RedisProc {
+    /// SIGKILLs the server and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use vigil_proto::node::node_admin_server::NodeAdminServer;
 
 pub use config::AgentConfig;

@@ -156,46 +156,97 @@ impl Server {
             .copied()
             .unwrap_or_default()
             .to_ascii_uppercase();
-        let mut guard = self.conn.lock().await;
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let attempt = async {
-            let reused = guard.is_some();
-            if guard.is_none() {
-                *guard = Some(self.connect().await?);
-            }
-            let conn = guard.as_mut().expect("connected above");
-            match self.exchange(conn, args).await {
-                // A connection the server closed while idle (CLIENT KILL, timeout): once more
-                // on a new one. What Vigil sends is idempotent.
-                Err(StockError::Unreachable { .. }) if reused => {
-                    *guard = Some(self.connect().await?);
-                    self.exchange(guard.as_mut().expect("connected above"), args)
-                        .await
-                }
-                r => r,
-            }
-        };
-        let result = match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(r) => r,
-            Err(_) => Err(StockError::Timeout {
-                addr: self.endpoint.to_string(),
-                command: name.clone(),
-                timeout: self.timeout,
-            }),
-        };
-        match result {
-            Ok(BytesFrame::Error(message)) => Err(StockError::Refused {
+        let mut replies = self.pipeline(&[args], &name).await?;
+        match replies.pop() {
+            Some(BytesFrame::Error(message)) => Err(StockError::Refused {
                 command: name,
                 message: message.to_string(),
             }),
-            Ok(frame) => Ok(frame),
-            Err(e) => {
-                if !e.answered() {
-                    // The stream may hold half a reply: never reuse it.
-                    *guard = None;
+            Some(frame) => Ok(frame),
+            None => Err(self.protocol(format!("no reply to {name}"))),
+        }
+    }
+
+    /// Runs `commands` as one `MULTI` … `EXEC` transaction on this connection (names renamed
+    /// as configured), written at once so that nothing else interleaves; the reply of each
+    /// command, in order (an error reply of one command stays in its place, as `EXEC` reports
+    /// it). A command the server refuses to queue aborts the whole transaction
+    /// ([`StockError::Refused`] naming it).
+    pub async fn transaction(&self, commands: &[&[&str]]) -> Result<Vec<BytesFrame>, StockError> {
+        let mut all: Vec<&[&str]> = Vec::with_capacity(commands.len() + 2);
+        all.push(&["MULTI"]);
+        all.extend_from_slice(commands);
+        all.push(&["EXEC"]);
+        let mut replies = self.pipeline(&all, "EXEC").await?;
+        let exec = replies.pop();
+        if let Some((i, BytesFrame::Error(message))) = replies
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches!(r, BytesFrame::Error(_)))
+        {
+            let command = all[i].first().copied().unwrap_or_default();
+            return Err(StockError::Refused {
+                command: command.to_ascii_uppercase(),
+                message: message.to_string(),
+            });
+        }
+        match exec {
+            Some(BytesFrame::Array(results)) => Ok(results),
+            Some(BytesFrame::Error(message)) => Err(StockError::Refused {
+                command: "EXEC".into(),
+                message: message.to_string(),
+            }),
+            other => Err(self.protocol(format!("EXEC answered {other:?}"))),
+        }
+    }
+
+    /// Writes `commands` at once and reads one reply each, within the deadline; reconnects
+    /// once when a reused connection turns out closed. Cancel-safe: the connection is out of
+    /// its slot while in use, so a dropped call never leaves a half-read reply behind.
+    async fn pipeline(
+        &self,
+        commands: &[&[&str]],
+        name: &str,
+    ) -> Result<Vec<BytesFrame>, StockError> {
+        let mut guard = self.conn.lock().await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let idle = guard.take();
+        let attempt = async {
+            let reused = idle.is_some();
+            let mut conn = match idle {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            match self.exchange(&mut conn, commands).await {
+                // A connection the server closed while idle (CLIENT KILL, timeout): once more
+                // on a new one. What Vigil sends is idempotent.
+                Err(StockError::Unreachable { .. }) if reused => {
+                    let mut conn = self.connect().await?;
+                    let r = self.exchange(&mut conn, commands).await?;
+                    Ok((conn, r))
                 }
-                Err(e)
+                r => r.map(|r| (conn, r)),
             }
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok((conn, replies))) => {
+                *guard = Some(conn);
+                Ok(replies)
+            }
+            // The stream may hold half a reply: it was dropped, never reused.
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StockError::Timeout {
+                addr: self.endpoint.to_string(),
+                command: name.to_string(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    fn protocol(&self, reason: String) -> StockError {
+        StockError::Protocol {
+            addr: self.endpoint.to_string(),
+            reason,
         }
     }
 
@@ -246,7 +297,8 @@ impl Server {
                 auth.push(&self.access.user);
             }
             auth.push(&self.access.pass);
-            if let BytesFrame::Error(message) = self.exchange(&mut conn, &auth).await? {
+            let reply = self.exchange(&mut conn, &[&auth]).await?.pop();
+            if let Some(BytesFrame::Error(message)) = reply {
                 return Err(StockError::Refused {
                     command: "AUTH".into(),
                     message: message.to_string(),
@@ -256,35 +308,39 @@ impl Server {
         Ok(conn)
     }
 
-    async fn exchange(&self, conn: &mut Conn, args: &[&str]) -> Result<BytesFrame, StockError> {
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        commands: &[&[&str]],
+    ) -> Result<Vec<BytesFrame>, StockError> {
         let broken = |e: std::io::Error| StockError::Unreachable {
             addr: self.endpoint.to_string(),
             reason: e.to_string(),
         };
-        let request = self.encode(args)?;
+        let mut request = Vec::new();
+        for args in commands {
+            request.extend_from_slice(&self.encode(args)?);
+        }
         conn.stream.write_all(&request).await.map_err(broken)?;
-        loop {
+        let mut replies = Vec::with_capacity(commands.len());
+        while replies.len() < commands.len() {
             match redis_protocol::resp2::decode::decode_bytes_mut(&mut conn.buf) {
-                Ok(Some((frame, _, _))) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(StockError::Protocol {
-                        addr: self.endpoint.to_string(),
-                        reason: e.to_string(),
-                    });
+                Ok(Some((frame, _, _))) => {
+                    replies.push(frame);
+                    continue;
                 }
+                Ok(None) => {}
+                Err(e) => return Err(self.protocol(e.to_string())),
             }
             if conn.buf.len() > MAX_REPLY {
-                return Err(StockError::Protocol {
-                    addr: self.endpoint.to_string(),
-                    reason: format!("reply larger than {MAX_REPLY} bytes"),
-                });
+                return Err(self.protocol(format!("reply larger than {MAX_REPLY} bytes")));
             }
             conn.buf.reserve(4096);
             if conn.stream.read_buf(&mut conn.buf).await.map_err(broken)? == 0 {
                 return Err(broken(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
+        Ok(replies)
     }
 
     /// The request bytes, the command renamed as configured.

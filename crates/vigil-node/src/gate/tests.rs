@@ -190,7 +190,10 @@ fn transitions() {
     ));
     assert!(!g.accept_epoch(1, dir.path()).unwrap());
     assert!(g.accept_epoch(5, dir.path()).unwrap());
-    assert_eq!((g.epoch(), vigil_base::epoch::load(dir.path()).unwrap()), (5, 5));
+    assert_eq!(
+        (g.epoch(), vigil_base::epoch::load(dir.path()).unwrap()),
+        (5, 5)
+    );
     // A standalone master writes freely; following and promoting keep the fast path in step.
     let s = standalone();
     assert_eq!(s.admit(Flags::WRITE, |_| 0, || true), Ok(false));
