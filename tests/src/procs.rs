@@ -404,6 +404,14 @@ impl RedisProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT) to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with the PID of a child we own and have not waited for.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
 }
 
 impl Drop for RedisProc {

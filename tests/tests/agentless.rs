@@ -204,3 +204,35 @@ async fn passwords_acl_users_and_a_renamed_config_are_honoured() {
     let acked: Vec<u64> = w.stop().into_iter().map(|(i, _)| i).collect();
     assert!(missing(c.servers[new].port, auth, &acked).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_master_that_returns_is_demoted_at_once() {
+    let c = start_agentless("500ms", &[], "");
+    let first = master_of(&c.ports, 1, Duration::from_secs(20)).await;
+    let old = c.server_at(&first.address);
+    wait_followed(&c, old, &[1, 2], None, Duration::from_secs(10));
+    // `+convert-to-slave` comes from the leader alone: watch every sentinel.
+    let mut logs = Vec::new();
+    for p in &c.ports {
+        logs.push(EventLog::watch(*p).await);
+    }
+    c.servers[old].signal(libc::SIGSTOP);
+    let second = master_of(&c.ports, first.epoch + 1, Duration::from_secs(15)).await;
+    let new = c.server_at(&second.address);
+    let other = 3 - old - new;
+    wait_followed(&c, new, &[other], None, Duration::from_secs(10));
+    c.servers[old].signal(libc::SIGCONT);
+    let back = Instant::now();
+    // Still a master when it wakes up: the sentinels make it a replica of the new one.
+    wait_followed(&c, new, &[old], None, Duration::from_secs(10));
+    let demoted = logs
+        .iter()
+        .flat_map(|l| l.all())
+        .find(|e| e.kind == "+convert-to-slave")
+        .expect("+convert-to-slave from the leader");
+    assert_eq!(demoted.node, format!("n{}", old + 1));
+    eprintln!(
+        "old master demoted and in sync {:?} after it woke",
+        back.elapsed()
+    );
+}

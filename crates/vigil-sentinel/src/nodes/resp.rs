@@ -167,7 +167,8 @@ fn to_status(e: StockError) -> Status {
     }
 }
 
-/// Owned commands as the slices [`Server::transaction`] takes.
+/// Runs `cmds` as one transaction; an error reply to the first one fails it (the others'
+/// errors are logged: they do not undo the first).
 async fn transaction(s: &Server, cmds: &[Vec<String>]) -> Result<Vec<BytesFrame>, Status> {
     let args: Vec<Vec<&str>> = cmds
         .iter()
@@ -501,12 +502,13 @@ impl RespNodes {
             }
             // Demoted by the server itself: persist it and send its clients to the new
             // master, as a demotion by REPLICAOF does.
-            let mut cmds = Vec::new();
+            let mut cmds = vec![
+                words(&["CLIENT", "KILL", "TYPE", "normal"]),
+                words(&["CLIENT", "KILL", "TYPE", "pubsub"]),
+            ];
             if c.has_config() {
                 cmds.push(words(&["CONFIG", "REWRITE"]));
             }
-            cmds.push(words(&["CLIENT", "KILL", "TYPE", "normal"]));
-            cmds.push(words(&["CLIENT", "KILL", "TYPE", "pubsub"]));
             if let Err(e) = transaction(c.server(), &cmds).await {
                 tracing::warn!(node = %c.node().name, error = %e, "old master's clients not disconnected");
             }
