@@ -16,7 +16,7 @@ use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
 use crate::nodes::{HandOver, NodeAdmin};
-use crate::state::{AbortReason, Command, Failover, Group, Step};
+use crate::state::{AbortReason, Command, Driver, Failover, Group, Step};
 
 impl Controller {
     /// Starts a failover if the master is objectively down. `None`: the master is not (or may
@@ -316,7 +316,8 @@ impl Controller {
             final_offset = Some(st.offset);
             acked = st.acked_offset;
         }
-        if final_offset.is_none() && !handed {
+        // Stock servers managed over RESP hold no lease: there is nothing to wait out.
+        if final_offset.is_none() && !handed && g.spec.driver != Driver::Resp {
             // No leader granted more than the committed lease.
             let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
             let margin = drift(committed);

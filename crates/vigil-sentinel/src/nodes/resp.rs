@@ -43,7 +43,7 @@ use crate::state::{ClusterState, Driver, Group, NodeSpec};
 
 /// Longest any one RESP exchange with a node may take (the callers' own deadlines are
 /// shorter for probes).
-const EXCHANGE: Duration = Duration::from_secs(2);
+const EXCHANGE: Duration = Duration::from_secs(1);
 /// How often a hand-over in progress is looked at.
 const HAND_OVER_POLL: Duration = Duration::from_millis(10);
 
@@ -129,6 +129,8 @@ struct Entry {
     access: (String, String, std::collections::BTreeMap<String, String>),
     server: Server,
     mark: Mutex<Mark>,
+    /// A refused login was logged (once per connection settings).
+    refused: std::sync::atomic::AtomicBool,
 }
 
 /// A node of a `resp` group, as the committed state has it now.
@@ -242,6 +244,7 @@ impl RespNodes {
                     access,
                     server,
                     mark: Mutex::new(Mark::default()),
+                    refused: Default::default(),
                 });
                 entries.insert(addr.to_string(), e.clone());
                 e
@@ -271,7 +274,22 @@ impl RespNodes {
     }
 
     async fn info(&self, c: &Ctx) -> Result<Info, Status> {
-        c.server().info().await.map_err(to_status)
+        match c.server().info().await {
+            Ok(i) => Ok(i),
+            Err(e) => {
+                // A wrong auth_user / auth_pass (or an ACL user without INFO) keeps the node
+                // down for good: say so once, not at every probe.
+                if e.answered()
+                    && !c
+                        .entry
+                        .refused
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(group = %c.group.spec.name, node = %c.node().name, error = %e, "the server refuses this sentinel: check the group's auth_user, auth_pass and rename_commands");
+                }
+                Err(to_status(e))
+            }
+        }
     }
 
     /// `INFO`, within `timeout`.
