@@ -399,4 +399,104 @@ mod tests {
             Err(StockError::Disabled { .. })
         ));
     }
+
+    /// A fake server on a free port: each command (by name) gets the reply `answer` gives,
+    /// after `SLOW` a delay; every connection it accepted is counted.
+    async fn fake(
+        answer: fn(&str) -> &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    loop {
+                        while let Ok(Some((frame, _, _))) =
+                            redis_protocol::resp2::decode::decode_bytes_mut(&mut buf)
+                        {
+                            let BytesFrame::Array(args) = frame else {
+                                return;
+                            };
+                            let name = match args.first() {
+                                Some(BytesFrame::BulkString(b)) => {
+                                    String::from_utf8_lossy(b).to_string()
+                                }
+                                _ => return,
+                            };
+                            if name == "SLOW" {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            if s.write_all(answer(&name).as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn server(addr: String) -> Server {
+        Server::new(
+            Endpoint::Tcp(addr),
+            Access::default(),
+            Duration::from_secs(2),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_never_leaves_its_reply_to_the_next() {
+        let (addr, conns) = fake(|name| match name {
+            "SLOW" => "+SLOW\r\n",
+            _ => "+PONG\r\n",
+        })
+        .await;
+        let s = server(addr);
+        let cut = tokio::time::timeout(Duration::from_millis(50), s.call(&["SLOW"])).await;
+        assert!(cut.is_err(), "the call was cut short");
+        let r = s.call_text(&["PING"]).await.unwrap();
+        assert_eq!(r, "PONG", "the next call reads its own reply");
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(s.call_text(&["PING"]).await.unwrap(), "PONG");
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a good connection is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_returns_each_reply_or_names_what_was_refused() {
+        let (addr, _) = fake(|name| match name {
+            "MULTI" => "+OK\r\n",
+            "BAD" => "-ERR unknown command 'BAD'\r\n",
+            "EXEC" => "*2\r\n+OK\r\n-ERR The server is running without a config file\r\n",
+            _ => "+QUEUED\r\n",
+        })
+        .await;
+        let s = server(addr);
+        let r = s
+            .transaction(&[&["REPLICAOF", "NO", "ONE"], &["CONFIG", "REWRITE"]])
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[1], BytesFrame::Error(_)));
+        let e = s
+            .transaction(&[&["REPLICAOF", "NO", "ONE"], &["BAD"]])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StockError::Refused { command, .. } if command == "BAD"),
+            "{e}"
+        );
+    }
 }
