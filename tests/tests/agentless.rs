@@ -236,3 +236,52 @@ async fn a_paused_master_that_returns_is_demoted_at_once() {
         back.elapsed()
     );
 }
+
+/// Redis Sentinel's best-known failure: a master without persistence restarts empty before it
+/// is seen down, stays master, and its replicas resync from it, wiping the data set. Here the
+/// sentinels see a new run id, do not count it as the master it was, and fail over from it
+/// at once since it is behind its replicas; it is then resynced from the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restarted_empty_is_failed_over_not_resynced_from() {
+    // Full syncs at once (the default waits 5 s for more replicas).
+    let args = ["--repl-diskless-sync-delay", "0"];
+    let mut c = start_agentless("1s", &args, "");
+    let first = master_of(&c.ports, 1, Duration::from_secs(20)).await;
+    let old = c.server_at(&first.address);
+    wait_followed(&c, old, &[1, 2], None, Duration::from_secs(10));
+    let mut m = connect(c.servers[old].port, None);
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut m).unwrap();
+    for i in [1, 2] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::cmd("GET")
+            .arg("k")
+            .query::<Option<String>>(&mut connect(c.servers[i].port, None))
+            .unwrap()
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "replica {i} never got k");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    drop(m);
+    // Well within down_after: no sentinel sees it down.
+    c.servers[old].restart_empty(&args);
+    let second = master_of(&c.ports, first.epoch + 1, Duration::from_secs(10)).await;
+    assert_ne!(
+        second.address, first.address,
+        "the emptied server kept its role"
+    );
+    let new = c.server_at(&second.address);
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query(&mut connect(c.servers[new].port, None))
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("v"), "the failover lost k");
+    let others: Vec<usize> = (0..3).filter(|i| *i != new).collect();
+    wait_followed(&c, new, &others, None, Duration::from_secs(10));
+    let v: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query(&mut connect(c.servers[old].port, None))
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("v"), "the restarted server was resynced");
+}
