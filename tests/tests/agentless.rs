@@ -225,11 +225,22 @@ async fn a_paused_master_that_returns_is_demoted_at_once() {
     let back = Instant::now();
     // Still a master when it wakes up: the sentinels make it a replica of the new one.
     wait_followed(&c, new, &[old], None, Duration::from_secs(10));
-    let demoted = logs
-        .iter()
-        .flat_map(|l| l.all())
-        .find(|e| e.kind == "+convert-to-slave")
-        .expect("+convert-to-slave from the leader");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let demoted = loop {
+        let seen = logs
+            .iter()
+            .flat_map(|l| l.all())
+            .find(|e| e.kind == "+convert-to-slave");
+        if let Some(e) = seen {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no +convert-to-slave from the leader: {:?}",
+            logs.iter().map(|l| l.kinds()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(demoted.node, format!("n{}", old + 1));
     eprintln!(
         "old master demoted and in sync {:?} after it woke",
