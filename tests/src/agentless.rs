@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::managed::start_sentinels;
+use crate::managed::start_sentinels_at;
 use crate::{RedisProc, SentinelProc};
 
 /// Three servers (`n1`..`n3`) and three sentinels (ids 1..3).
@@ -27,6 +27,17 @@ pub struct Agentless {
 /// Starts an [`Agentless`] group: every server gets `server_args` (passwords, ACL users,
 /// renamed commands), the group `driver = "resp"` and `group_extra` (TOML lines).
 pub fn start_agentless(down_after: &str, server_args: &[&str], group_extra: &str) -> Agentless {
+    start_agentless_as("127.0.0.1", down_after, server_args, group_extra)
+}
+
+/// [`start_agentless`] with the nodes named by `host` in the group (`localhost`: as the
+/// servers do not see each other, so Redis' `FAILOVER TO` cannot name them).
+pub fn start_agentless_as(
+    host: &str,
+    down_after: &str,
+    server_args: &[&str],
+    group_extra: &str,
+) -> Agentless {
     let dir = tempfile::Builder::new()
         .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
         .tempdir()
@@ -39,9 +50,12 @@ pub fn start_agentless(down_after: &str, server_args: &[&str], group_extra: &str
         args.extend(["--replicaof", "127.0.0.1", &port]);
         servers.push(RedisProc::start_with(&args));
     }
-    let nodes: Vec<(u16, u16)> = servers.iter().map(|s| (s.port, s.port)).collect();
+    let nodes: Vec<(String, String)> = servers
+        .iter()
+        .map(|s| (format!("{host}:{}", s.port), format!("{host}:{}", s.port)))
+        .collect();
     let extra = format!("driver = \"resp\"\n{group_extra}");
-    let (sentinels, ports) = start_sentinels(dir.path(), &nodes, down_after, &extra);
+    let (sentinels, ports) = start_sentinels_at(dir.path(), &nodes, down_after, &extra);
     Agentless {
         servers,
         sentinels,

@@ -296,3 +296,48 @@ async fn a_master_restarted_empty_is_failed_over_not_resynced_from() {
         .unwrap();
     assert_eq!(v.as_deref(), Some("v"), "the restarted server was resynced");
 }
+
+/// When the master cannot hand over itself (here `FAILOVER TO` cannot name the target: the
+/// group knows the servers as `localhost`, the master sees its replicas as 127.0.0.1), a
+/// switchover pauses the old master's writes (`CLIENT PAUSE … WRITE`), promotes the target
+/// only once it has the paused master's final offset, and demotes the old master: still no
+/// acknowledged write lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_without_failover_fences_and_loses_no_acknowledged_write() {
+    let c = start_agentless_as("localhost", "1s", &[], "");
+    let first = master_of(&c.ports, 1, Duration::from_secs(20)).await;
+    let old = c.server_at(&first.address);
+    assert_eq!(old, 0);
+    let w = Writer::start(&c.sentinel_addrs(), "");
+    w.wait_more(100, Duration::from_secs(10));
+    sentinel_client(c.ports[0], TOKEN)
+        .failover(vigil_proto::sentinel::FailoverRequest {
+            group: "mymaster".into(),
+            target: String::new(),
+        })
+        .await
+        .unwrap();
+    let second = master_of(&c.ports, first.epoch + 1, Duration::from_secs(20)).await;
+    let new = c.server_at(&second.address);
+    assert_ne!(new, old);
+    w.wait_more(100, Duration::from_secs(15));
+    let acked: Vec<u64> = w.stop().into_iter().map(|(i, _)| i).collect();
+    let lost = missing(c.servers[new].port, None, &acked);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(20)]
+    );
+    let others: Vec<usize> = (0..3).filter(|i| *i != new).collect();
+    wait_followed(&c, new, &others, None, Duration::from_secs(10));
+    let logs: String = c.sentinels.iter().map(|s| s.stderr()).collect();
+    assert!(logs.contains("fenced (CLIENT PAUSE WRITE)"), "not fenced");
+    assert!(!logs.contains("FAILOVER completed"));
+    // The pause was lifted with the demotion: the old master replicates again.
+    assert_eq!(
+        info_field(c.servers[old].port, None, "master_link_status").as_deref(),
+        Some("up")
+    );
+}
