@@ -15,10 +15,11 @@
 //!   once this sentinel has seen it in the role the committed state gives it (master, or a
 //!   replica of the committed master), or once this sentinel promoted / repointed / fenced it
 //!   at an epoch; otherwise it reports what it last confirmed, below the group's epoch. A
-//!   server that restarted (new `run_id`) after this sentinel saw it reports 0 until this
-//!   sentinel promotes or repoints it: so a master that restarted (maybe empty) is not
-//!   "serving at the group's epoch", and the controller fails over from it if it is behind
-//!   its replicas instead of letting them resync from it.
+//!   server that restarted as a master (new `run_id`) after this sentinel saw it reports 0
+//!   until this sentinel promotes or repoints it: so a master that restarted (maybe empty)
+//!   is not "serving at the group's epoch", and the controller fails over from it if it is
+//!   behind its replicas instead of letting them resync from it. (A restarted replica is
+//!   judged by whom it follows, like any replica.)
 //! - **No lease.** `renew_lease` only makes sure the master carries the write guard:
 //!   `min-replicas-to-write` (the group's `sync_replicas`, at least 1 when the group has a
 //!   replica) and `min-replicas-max-lag` (`down_after` in seconds, at least 2), so a master cut
@@ -82,10 +83,16 @@ impl Mark {
     /// The epoch and fence to report for `node` of `g`, read as `info`; learns what the reading
     /// confirms (see the module doc).
     fn reckon(&mut self, g: &Group, node: &NodeSpec, info: &Info, now: Instant) -> (u64, bool) {
-        if self.run_id.is_empty() {
-            self.run_id = info.run_id.clone();
+        if self.run_id.is_empty() || (self.run_id != info.run_id && !info.master) {
+            // First seen, or a replica restarted: a replica's epoch only says whom it follows
+            // (checked against the committed master below).
+            *self = Mark {
+                run_id: info.run_id.clone(),
+                ..Mark::default()
+            };
         } else if self.run_id != info.run_id {
-            // Restarted since this sentinel confirmed it: nothing is known of this incarnation.
+            // A master restarted since this sentinel confirmed it (maybe empty): nothing is
+            // known of this incarnation until this sentinel promotes or repoints it.
             return (0, false);
         }
         if in_role(g, node, info) {

@@ -102,6 +102,12 @@ fn a_restarted_master_is_not_serving_until_promoted_again() {
     assert_eq!(m.reckon(&g, a, &master("r2"), now), (0, false));
     m.set("r2", 4);
     assert_eq!(m.reckon(&g, a, &master("r2"), now).0, 4);
+    // A replica that restarted and follows the committed master again is in its role.
+    let b = &g.spec.nodes[1];
+    let mut r = Mark::default();
+    assert_eq!(r.reckon(&g, b, &replica("r3", 7001), now).0, 4);
+    assert_eq!(r.reckon(&g, b, &replica("r4", 7001), now).0, 4);
+    assert_eq!(r.reckon(&g, b, &replica("r5", 7003), now).0, 0);
 }
 
 #[test]
