@@ -341,3 +341,51 @@ async fn a_switchover_without_failover_fences_and_loses_no_acknowledged_write() 
         Some("up")
     );
 }
+
+/// The write guard the sentinels set: a master that no replica acknowledges (here they are
+/// stopped; a partition looks the same to it) refuses writes within `min-replicas-max-lag`
+/// (2 s) and a second, and takes them again once a replica is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_without_replicas_stops_taking_writes() {
+    let c = start_agentless("1s", &[], "");
+    let first = master_of(&c.ports, 1, Duration::from_secs(20)).await;
+    let m = c.server_at(&first.address);
+    wait_followed(&c, m, &[1, 2], None, Duration::from_secs(10));
+    wait_guarded(c.servers[m].port, None, "CONFIG");
+    let mut conn = connect(c.servers[m].port, None);
+    let set = |conn: &mut redis::Connection| {
+        redis::cmd("SET")
+            .arg("g")
+            .arg("v")
+            .query::<()>(conn)
+            .map_err(|e| e.to_string())
+    };
+    set(&mut conn).unwrap();
+    for i in [1, 2] {
+        c.servers[i].signal(libc::SIGSTOP);
+    }
+    let cut = Instant::now();
+    let refused = loop {
+        if let Err(e) = set(&mut conn) {
+            break e;
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "the master still takes writes without replicas"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(refused.contains("NOREPLICAS"), "{refused}");
+    eprintln!(
+        "writes refused {:?} after the replicas stopped",
+        cut.elapsed()
+    );
+    for i in [1, 2] {
+        c.servers[i].signal(libc::SIGCONT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while set(&mut conn).is_err() {
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
