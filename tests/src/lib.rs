@@ -5,6 +5,7 @@
 //! - [`raw`]: a raw RESP connection that returns each reply's exact bytes.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
 //! - [`agents`]: `vigil agent` processes owning real `redis-server`s, and a group of them.
+//! - [`agentless`]: stock `redis-server`s under sentinels with a `driver = "resp"` group.
 //! - [`backends`]: one group under the sentinels, of `vigil node`s or of agents.
 //! - [`managed`]: a managed cluster (three nodes, three sentinels) and its workloads.
 //! - [`netns`]: network namespaces for partition tests.
@@ -15,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod agentless;
 pub mod agents;
 pub mod backends;
 pub mod grpc;

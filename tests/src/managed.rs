@@ -67,12 +67,26 @@ pub fn start_sentinels(
     down_after: &str,
     group_extra: &str,
 ) -> (Vec<SentinelProc>, Vec<u16>) {
+    let addrs: Vec<(String, String)> = nodes
+        .iter()
+        .map(|(data, admin)| (format!("127.0.0.1:{data}"), format!("127.0.0.1:{admin}")))
+        .collect();
+    start_sentinels_at(dir, &addrs, down_after, group_extra)
+}
+
+/// [`start_sentinels`] with the nodes' (data, admin) addresses spelled out (host names).
+pub fn start_sentinels_at(
+    dir: &std::path::Path,
+    nodes: &[(String, String)],
+    down_after: &str,
+    group_extra: &str,
+) -> (Vec<SentinelProc>, Vec<u16>) {
     let node_list: Vec<String> = nodes
         .iter()
         .enumerate()
         .map(|(i, (data, admin))| {
             format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{data}\", admin = \"127.0.0.1:{admin}\" }}",
+                "{{ name = \"n{}\", data = \"{data}\", admin = \"{admin}\" }}",
                 i + 1
             )
         })

@@ -331,62 +331,111 @@ impl RedisProc {
         Self::start_with(&[])
     }
 
-    /// Starts `redis-server` as `start` does, with more arguments (`--replicaof`, ...); the
-    /// server must answer `INFO` without a password.
+    /// Starts `redis-server` as `start` does, with more arguments (`--replicaof`, ...); with
+    /// `--requirepass PASS` among them, the start-up check logs in with it.
     pub fn start_with(extra: &[&str]) -> RedisProc {
         let dir = tempfile::tempdir().expect("tempdir");
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect(
-                    "redis-server is required for differential tests (tests/run.sh installs it)",
-                );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(mut c) = RawConn::connect(port) {
-                    // Make sure the server answering is ours: a concurrent test may have been
-                    // handed the same free port and started its own redis-server there first.
-                    let info = c
-                        .send_raw(&RawConn::encode(&["INFO", "server"]))
-                        .ok()
-                        .and_then(|_| c.read_reply())
-                        .unwrap_or_default();
-                    let ours = format!("process_id:{}\r\n", child.id());
-                    if String::from_utf8_lossy(&info).contains(&ours) {
-                        return RedisProc {
-                            child,
-                            port,
-                            _dir: dir,
-                        };
-                    }
-                    // Someone else's server (or one going away) holds this port: try another.
-                    break;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = Self::spawn_on(port, dir.path(), extra) {
+                return RedisProc {
+                    child,
+                    port,
+                    _dir: dir,
+                };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not start");
+    }
+
+    /// SIGKILLs the server and starts a new, empty one on the same port with `extra` (a
+    /// server restarted without persistence).
+    pub fn restart_empty(&mut self, extra: &[&str]) {
+        self.kill9();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(child) = Self::spawn_on(self.port, self._dir.path(), extra) {
+                self.child = child;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not restart on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A `redis-server` on `port`, once it answers there as itself.
+    fn spawn_on(port: u16, dir: &Path, extra: &[&str]) -> Option<Child> {
+        let pass = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .and_then(|i| extra.get(i + 1));
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is required for differential tests (tests/run.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = RawConn::connect(port) {
+                if let Some(p) = pass {
+                    let _ = c.send_raw(&RawConn::encode(&["AUTH", p]));
+                    let _ = c.read_reply();
+                }
+                // Make sure the server answering is ours: a concurrent test may have been
+                // handed the same free port and started its own redis-server there first.
+                let info = c
+                    .send_raw(&RawConn::encode(&["INFO", "server"]))
+                    .ok()
+                    .and_then(|_| c.read_reply())
+                    .unwrap_or_default();
+                let ours = format!("process_id:{}\r\n", child.id());
+                if String::from_utf8_lossy(&info).contains(&ours) {
+                    return Some(child);
+                }
+                // Someone else's server (or one going away) holds this port.
+                break;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl RedisProc {
+    /// SIGKILLs the server and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT) to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with the PID of a child we own and have not waited for.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
     }
 }
 

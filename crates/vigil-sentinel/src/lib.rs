@@ -7,8 +7,8 @@
 //! - [`state`]: the replicated cluster state and the commands that change it.
 //! - [`driver`]: the Raft driver task (Ready loop, proposals, linearizable reads, membership).
 //! - [`transport`]: Raft messages between sentinels over gRPC.
-//! - [`nodes`]: what the sentinel asks of a storage node ([`nodes::NodeAdmin`]) and its gRPC
-//!   implementation.
+//! - [`nodes`]: what the sentinel asks of a storage node ([`nodes::NodeAdmin`]) and its
+//!   drivers: gRPC (`vigil node`, `vigil agent`) and RESP (stock servers, agentless mode).
 //! - [`peers`]: the other sentinels' opinions of a node ([`peers::Opinions`]) over gRPC.
 //! - [`monitor`]: every sentinel's probes of the nodes (subjective down).
 //! - [`events`]: the event bus (Redis Sentinel's event names), fed by committed changes and

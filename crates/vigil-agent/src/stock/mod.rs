@@ -149,45 +149,104 @@ impl Server {
     }
 
     /// Sends one command (`args[0]` is its name, renamed as configured) and returns the reply;
-    /// an error reply is [`StockError::Refused`]. Cancel-safe: the connection is out of its
-    /// slot while a call uses it and goes back only after a complete reply, so a call cancelled
-    /// or failed midway (half a reply unread) never leaves it to the next one.
+    /// an error reply is [`StockError::Refused`].
     pub async fn call(&self, args: &[&str]) -> Result<BytesFrame, StockError> {
         let name = args
             .first()
             .copied()
             .unwrap_or_default()
             .to_ascii_uppercase();
-        let mut guard = self.conn.lock().await;
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let attempt = async {
-            let (mut conn, reused) = match guard.take() {
-                Some(c) => (c, true),
-                None => (self.connect().await?, false),
-            };
-            let reply = match self.exchange(&mut conn, args).await {
-                // A connection the server closed while idle (CLIENT KILL, timeout): once more
-                // on a new one. What Vigil sends is idempotent.
-                Err(StockError::Unreachable { .. }) if reused => {
-                    conn = self.connect().await?;
-                    self.exchange(&mut conn, args).await?
-                }
-                r => r?,
-            };
-            *guard = Some(conn);
-            Ok(reply)
-        };
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Ok(BytesFrame::Error(message))) => Err(StockError::Refused {
+        let mut replies = self.pipeline(&[args], &name).await?;
+        match replies.pop() {
+            Some(BytesFrame::Error(message)) => Err(StockError::Refused {
                 command: name,
                 message: message.to_string(),
             }),
-            Ok(r) => r,
+            Some(frame) => Ok(frame),
+            None => Err(self.protocol(format!("no reply to {name}"))),
+        }
+    }
+
+    /// Runs `commands` as one `MULTI` … `EXEC` transaction on this connection (names renamed
+    /// as configured), written at once so that nothing else interleaves; the reply of each
+    /// command, in order (an error reply of one command stays in its place, as `EXEC` reports
+    /// it). A command the server refuses to queue aborts the whole transaction
+    /// ([`StockError::Refused`] naming it).
+    pub async fn transaction(&self, commands: &[&[&str]]) -> Result<Vec<BytesFrame>, StockError> {
+        let mut all: Vec<&[&str]> = Vec::with_capacity(commands.len() + 2);
+        all.push(&["MULTI"]);
+        all.extend_from_slice(commands);
+        all.push(&["EXEC"]);
+        let mut replies = self.pipeline(&all, "EXEC").await?;
+        let exec = replies.pop();
+        if let Some((i, BytesFrame::Error(message))) = replies
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches!(r, BytesFrame::Error(_)))
+        {
+            let command = all[i].first().copied().unwrap_or_default();
+            return Err(StockError::Refused {
+                command: command.to_ascii_uppercase(),
+                message: message.to_string(),
+            });
+        }
+        match exec {
+            Some(BytesFrame::Array(results)) => Ok(results),
+            Some(BytesFrame::Error(message)) => Err(StockError::Refused {
+                command: "EXEC".into(),
+                message: message.to_string(),
+            }),
+            other => Err(self.protocol(format!("EXEC answered {other:?}"))),
+        }
+    }
+
+    /// Writes `commands` at once and reads one reply each, within the deadline; reconnects
+    /// once when a reused connection turns out closed. Cancel-safe: the connection is out of
+    /// its slot while in use, so a dropped call never leaves a half-read reply behind.
+    async fn pipeline(
+        &self,
+        commands: &[&[&str]],
+        name: &str,
+    ) -> Result<Vec<BytesFrame>, StockError> {
+        let mut guard = self.conn.lock().await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let idle = guard.take();
+        let attempt = async {
+            let reused = idle.is_some();
+            let mut conn = match idle {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            match self.exchange(&mut conn, commands).await {
+                // A connection the server closed while idle (CLIENT KILL, timeout): once more
+                // on a new one. What Vigil sends is idempotent.
+                Err(StockError::Unreachable { .. }) if reused => {
+                    let mut conn = self.connect().await?;
+                    let r = self.exchange(&mut conn, commands).await?;
+                    Ok((conn, r))
+                }
+                r => r.map(|r| (conn, r)),
+            }
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok((conn, replies))) => {
+                *guard = Some(conn);
+                Ok(replies)
+            }
+            // The stream may hold half a reply: it was dropped, never reused.
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(StockError::Timeout {
                 addr: self.endpoint.to_string(),
-                command: name,
+                command: name.to_string(),
                 timeout: self.timeout,
             }),
+        }
+    }
+
+    fn protocol(&self, reason: String) -> StockError {
+        StockError::Protocol {
+            addr: self.endpoint.to_string(),
+            reason,
         }
     }
 
@@ -238,7 +297,8 @@ impl Server {
                 auth.push(&self.access.user);
             }
             auth.push(&self.access.pass);
-            if let BytesFrame::Error(message) = self.exchange(&mut conn, &auth).await? {
+            let reply = self.exchange(&mut conn, &[&auth]).await?.pop();
+            if let Some(BytesFrame::Error(message)) = reply {
                 return Err(StockError::Refused {
                     command: "AUTH".into(),
                     message: message.to_string(),
@@ -248,35 +308,39 @@ impl Server {
         Ok(conn)
     }
 
-    async fn exchange(&self, conn: &mut Conn, args: &[&str]) -> Result<BytesFrame, StockError> {
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        commands: &[&[&str]],
+    ) -> Result<Vec<BytesFrame>, StockError> {
         let broken = |e: std::io::Error| StockError::Unreachable {
             addr: self.endpoint.to_string(),
             reason: e.to_string(),
         };
-        let request = self.encode(args)?;
+        let mut request = Vec::new();
+        for args in commands {
+            request.extend_from_slice(&self.encode(args)?);
+        }
         conn.stream.write_all(&request).await.map_err(broken)?;
-        loop {
+        let mut replies = Vec::with_capacity(commands.len());
+        while replies.len() < commands.len() {
             match redis_protocol::resp2::decode::decode_bytes_mut(&mut conn.buf) {
-                Ok(Some((frame, _, _))) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(StockError::Protocol {
-                        addr: self.endpoint.to_string(),
-                        reason: e.to_string(),
-                    });
+                Ok(Some((frame, _, _))) => {
+                    replies.push(frame);
+                    continue;
                 }
+                Ok(None) => {}
+                Err(e) => return Err(self.protocol(e.to_string())),
             }
             if conn.buf.len() > MAX_REPLY {
-                return Err(StockError::Protocol {
-                    addr: self.endpoint.to_string(),
-                    reason: format!("reply larger than {MAX_REPLY} bytes"),
-                });
+                return Err(self.protocol(format!("reply larger than {MAX_REPLY} bytes")));
             }
             conn.buf.reserve(4096);
             if conn.stream.read_buf(&mut conn.buf).await.map_err(broken)? == 0 {
                 return Err(broken(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
+        Ok(replies)
     }
 
     /// The request bytes, the command renamed as configured.
@@ -334,5 +398,105 @@ mod tests {
             s.encode(&["flushall"]),
             Err(StockError::Disabled { .. })
         ));
+    }
+
+    /// A fake server on a free port: each command (by name) gets the reply `answer` gives,
+    /// after `SLOW` a delay; every connection it accepted is counted.
+    async fn fake(
+        answer: fn(&str) -> &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = BytesMut::new();
+                    loop {
+                        while let Ok(Some((frame, _, _))) =
+                            redis_protocol::resp2::decode::decode_bytes_mut(&mut buf)
+                        {
+                            let BytesFrame::Array(args) = frame else {
+                                return;
+                            };
+                            let name = match args.first() {
+                                Some(BytesFrame::BulkString(b)) => {
+                                    String::from_utf8_lossy(b).to_string()
+                                }
+                                _ => return,
+                            };
+                            if name == "SLOW" {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            if s.write_all(answer(&name).as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn server(addr: String) -> Server {
+        Server::new(
+            Endpoint::Tcp(addr),
+            Access::default(),
+            Duration::from_secs(2),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_never_leaves_its_reply_to_the_next() {
+        let (addr, conns) = fake(|name| match name {
+            "SLOW" => "+SLOW\r\n",
+            _ => "+PONG\r\n",
+        })
+        .await;
+        let s = server(addr);
+        let cut = tokio::time::timeout(Duration::from_millis(50), s.call(&["SLOW"])).await;
+        assert!(cut.is_err(), "the call was cut short");
+        let r = s.call_text(&["PING"]).await.unwrap();
+        assert_eq!(r, "PONG", "the next call reads its own reply");
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(s.call_text(&["PING"]).await.unwrap(), "PONG");
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a good connection is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_returns_each_reply_or_names_what_was_refused() {
+        let (addr, _) = fake(|name| match name {
+            "MULTI" => "+OK\r\n",
+            "BAD" => "-ERR unknown command 'BAD'\r\n",
+            "EXEC" => "*2\r\n+OK\r\n-ERR The server is running without a config file\r\n",
+            _ => "+QUEUED\r\n",
+        })
+        .await;
+        let s = server(addr);
+        let r = s
+            .transaction(&[&["REPLICAOF", "NO", "ONE"], &["CONFIG", "REWRITE"]])
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[1], BytesFrame::Error(_)));
+        let e = s
+            .transaction(&[&["REPLICAOF", "NO", "ONE"], &["BAD"]])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StockError::Refused { command, .. } if command == "BAD"),
+            "{e}"
+        );
     }
 }

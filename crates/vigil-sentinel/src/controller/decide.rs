@@ -9,7 +9,7 @@ use std::time::Duration;
 use vigil_proto::node::{NodeStatus, Role as NodeRole};
 
 use crate::peers::Opinion;
-use crate::state::{Group, NodeSpec, Settings};
+use crate::state::{Driver, Group, NodeSpec, Settings};
 
 /// A node's status and when it arrived (monotonic), in the group's node order.
 pub type Observed = Vec<Option<(NodeStatus, std::time::Instant)>>;
@@ -117,12 +117,22 @@ pub fn choose_candidate<'g>(
 }
 
 /// The most up-to-date reachable node that may be master (priority 0 never); ties go to the
-/// lowest priority value, then the smallest name.
+/// lowest priority value, then the smallest name. In a `resp` group (stock servers that
+/// already replicate), a server that is master already is kept if there is one: its replicas
+/// are at its offset or (read a moment later) slightly above, and promoting one of them
+/// would discard the writes the master takes meanwhile.
 pub fn first_master<'g>(g: &'g Group, observed: &Observed) -> Option<&'g NodeSpec> {
+    let is_master = |st: &NodeStatus| st.role == NodeRole::Master as i32 && !st.fenced;
+    let masters_only = g.spec.driver == Driver::Resp
+        && g.spec
+            .nodes
+            .iter()
+            .zip(observed)
+            .any(|(n, st)| n.priority > 0 && st.as_ref().is_some_and(|(st, _)| is_master(st)));
     let mut best: Option<(&NodeSpec, &NodeStatus)> = None;
     for (n, st) in g.spec.nodes.iter().zip(observed) {
         let Some((st, _)) = st else { continue };
-        if n.priority == 0 {
+        if n.priority == 0 || (masters_only && !is_master(st)) {
             continue;
         }
         let better = best.as_ref().is_none_or(|(b, bs)| {

@@ -412,6 +412,32 @@ fn the_first_master_is_the_most_up_to_date_eligible_node() {
 }
 
 #[test]
+fn a_resp_group_keeps_the_stock_master_it_has() {
+    use crate::state::Driver;
+    let mut g = group(1000);
+    g.master = None;
+    // b is master; its replicas, read a moment later, are slightly ahead.
+    let observed: Observed = vec![
+        st(NodeRole::Replica, 0, 12),
+        st(NodeRole::Master, 0, 10),
+        st(NodeRole::Replica, 0, 11),
+    ];
+    assert_eq!(
+        first_master(&g, &observed).unwrap().name,
+        "a",
+        "grpc: the offsets decide"
+    );
+    g.spec.driver = Driver::Resp;
+    assert_eq!(first_master(&g, &observed).unwrap().name, "b");
+    // A master that may never be master (priority 0) is not kept; nor is an absent one.
+    g.spec.nodes[1].priority = 0;
+    assert_eq!(first_master(&g, &observed).unwrap().name, "a");
+    g.spec.nodes[1].priority = 100;
+    let without: Observed = vec![observed[0].clone(), None, observed[2].clone()];
+    assert_eq!(first_master(&g, &without).unwrap().name, "a");
+}
+
+#[test]
 fn odown_counts_this_sentinel_and_every_peer_that_sees_the_master_down() {
     let o = |down_ms, acked_offset| Opinion {
         down_ms,

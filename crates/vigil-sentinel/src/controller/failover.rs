@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use vigil_proto::node::{FenceRequest, PromoteRequest};
 
-use super::decide::Observed;
+use super::decide::{Observed, split};
 use super::decide::{Tally, choose_candidate, drift, lease, status_timeout, tally};
 use super::steady::{Repoint, observe};
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
-use crate::nodes::NodeAdmin;
-use crate::state::{AbortReason, Command, Failover, Group, Step};
+use crate::nodes::{HandOver, NodeAdmin};
+use crate::state::{AbortReason, Command, Driver, Failover, Group, Step};
 
 impl Controller {
     /// Starts a failover if the master is objectively down. `None`: the master is not (or may
@@ -236,6 +236,40 @@ impl Controller {
         }
     }
 
+    /// Asks the reachable old master of a switchover to hand its role to the candidate
+    /// itself ([`NodeAdmin::hand_over`]): `Some(true)` when it did, `Some(false)` when it
+    /// cannot (go on with fence and promotion), `None` when a hand-over is under way.
+    async fn hand_over(&mut self, g: &Group, f: &Failover, ci: usize) -> Option<bool> {
+        let name = &g.spec.name;
+        let Some(o) = f
+            .old
+            .as_ref()
+            .filter(|old| !self.health.is_sdown(name, old))
+            .and_then(|old| g.spec.nodes.iter().find(|n| &n.name == old))
+        else {
+            return Some(false);
+        };
+        let Some((host, port)) = split(&g.spec.nodes[ci].data) else {
+            return Some(false);
+        };
+        let req = HandOver {
+            epoch: f.epoch,
+            host,
+            port,
+            timeout: Duration::from_millis(g.spec.settings.down_after_ms)
+                .clamp(Duration::from_millis(500), Duration::from_secs(5)),
+        };
+        match self.nodes.hand_over(&o.admin, req).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::info!(old = %o.name, error = %e, "switchover: hand-over not settled yet");
+                let why = format!("switchover: {} handing over ({})", o.name, e.message());
+                self.say(name, why);
+                None
+            }
+        }
+    }
+
     /// Fences the old master, waits out its lease if the fence failed, promotes the candidate
     /// and commits `Promoted`.
     async fn promote(
@@ -255,9 +289,20 @@ impl Controller {
         // offset is final.
         let mut final_offset = None;
         let mut acked = 0;
+        // A switchover first asks the old master to hand over itself (Redis' `FAILOVER`: zero
+        // loss, no lease to wait out); a node that cannot takes the fence path below.
+        let handed = if f.manual {
+            match self.hand_over(g, f, ci).await {
+                Some(h) => h,
+                None => return false,
+            }
+        } else {
+            false
+        };
         // Not tried on an old master this sentinel holds down: it would only time out, and
         // the lease it last took has ended by then (the lease is half of `down_after`).
-        if let Some(old) = &f.old
+        if !handed
+            && let Some(old) = &f.old
             && !self.health.is_sdown(&name, old)
             && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
             && let Ok(Ok(st)) = tokio::time::timeout(
@@ -271,7 +316,8 @@ impl Controller {
             final_offset = Some(st.offset);
             acked = st.acked_offset;
         }
-        if final_offset.is_none() {
+        // Stock servers managed over RESP hold no lease: there is nothing to wait out.
+        if final_offset.is_none() && !handed && g.spec.driver != Driver::Resp {
             // No leader granted more than the committed lease.
             let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
             let margin = drift(committed);

@@ -21,6 +21,13 @@
 //!   flight, a lease to renew (every quarter lease, at most every [`ROUND`]) — and goes on at once
 //!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
 //!
+//! - **Switchover**: an operator's failover first asks the old master to hand over itself
+//!   ([`NodeAdmin::hand_over`]: Redis' `FAILOVER` on a stock server, zero loss); a node that
+//!   cannot takes the fence-and-promote path above, where the candidate is promoted only at
+//!   the fenced master's final offset.
+//! - **Agentless groups** (`driver = "resp"`, stock servers without a lease): the same steps;
+//!   there is no lease to wait out, so a failover promotes as soon as it begins.
+//!
 //! - **A master that restarted behind its replicas** (it lost the tail of its log, so promoting
 //!   it again would wipe writes its replicas hold) is a failed master: the leader fails over at
 //!   once, with the same candidate rules and epoch discipline, without waiting for `down_after`

@@ -18,7 +18,7 @@ use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
 use crate::nodes::NodeAdmin;
-use crate::state::{Command, Group, NodeSpec};
+use crate::state::{Command, Driver, Group, NodeSpec};
 
 impl Controller {
     /// The lease to grant the group's master now: [`lease`], once committed as the group's
@@ -321,7 +321,13 @@ impl Controller {
             };
             match granted {
                 Ok(()) => {
-                    self.say(&g.spec.name, format!("ok: {master} is master, leased"));
+                    // A stock server managed over RESP has no lease to take.
+                    let leased = if g.spec.driver == Driver::Resp {
+                        ""
+                    } else {
+                        ", leased"
+                    };
+                    self.say(&g.spec.name, format!("ok: {master} is master{leased}"));
                     let bound = *arrived + ttl;
                     let l = self.local(&g.spec.name);
                     l.lease_bound = Some(l.lease_bound.map_or(bound, |b| b.max(bound)));

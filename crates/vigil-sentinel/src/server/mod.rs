@@ -30,7 +30,7 @@ use vigil_proto::sentinel::sentinel_service_server::SentinelServiceServer;
 use crate::config::SentinelConfig;
 use crate::driver::{self, Handle, Options};
 use crate::monitor::Health;
-use crate::nodes::{NodeAdmin, Nodes};
+use crate::nodes::{Drivers, NodeAdmin};
 use crate::ops::Ops;
 use crate::peers::GrpcOpinions;
 use crate::storage::{DiskStorage, StoreError};
@@ -184,7 +184,8 @@ pub async fn run(
         .map(|p| p.address.clone())
         .or_else(|| listener.local_addr().ok().map(|a| a.to_string()))
         .unwrap_or_default();
-    let nodes: Arc<dyn NodeAdmin> = Arc::new(Nodes::new(config.node_token.clone()));
+    let nodes: Arc<dyn NodeAdmin> =
+        Arc::new(Drivers::new(config.node_token.clone(), raft.state.clone()));
     let s = Sentinel {
         ops: Ops {
             raft: raft.clone(),

@@ -1,11 +1,6 @@
-//! Talking to the storage nodes: the [`NodeAdmin`] trait (what the monitor and the controller
-//! ask of a node — its status, a data-port ping, promote, follow, fence, renew its lease,
-//! disconnect its clients) and [`Nodes`], its implementation over gRPC (`NodeAdmin`), with one
-//! lazily connected channel per node's admin address, every call carrying the nodes' token
-//! and a short deadline.
-//!
-//! The controller's failover steps are written against the trait alone, so tests drive a
-//! whole failover with in-process fake nodes and injected faults.
+//! [`Nodes`]: [`NodeAdmin`] over gRPC (`vigil node`, `vigil agent`), with one lazily connected
+//! channel per node's admin address, every call carrying the nodes' token and a short
+//! deadline.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,33 +17,7 @@ use vigil_proto::node::{
     RenewLeaseRequest, ReplicateFromRequest,
 };
 
-/// How long one NodeAdmin call may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// What the sentinel asks of a storage node, by its addresses (`admin` for the admin calls,
-/// `data` for the RESP ping). Errors are gRPC statuses: the controller reads
-/// `FAILED_PRECONDITION` from `promote` as "below `min_offset`".
-#[tonic::async_trait]
-pub trait NodeAdmin: Send + Sync + 'static {
-    /// The node's status, within `timeout`.
-    async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status>;
-    /// Whether the node answers a RESP `PING` on its data address within `timeout`.
-    async fn ping(&self, data: &str, timeout: Duration) -> bool;
-    /// Makes the node master at `req.epoch` with a lease (refused below `req.min_offset`).
-    async fn promote(&self, admin: &str, req: PromoteRequest) -> Result<NodeStatus, Status>;
-    /// Points the node at a master.
-    async fn replicate_from(
-        &self,
-        admin: &str,
-        req: ReplicateFromRequest,
-    ) -> Result<NodeStatus, Status>;
-    /// Fences the node at `req.epoch`: it stops acknowledging writes; its status after.
-    async fn fence(&self, admin: &str, req: FenceRequest) -> Result<NodeStatus, Status>;
-    /// Renews a master's write lease.
-    async fn renew_lease(&self, admin: &str, req: RenewLeaseRequest) -> Result<(), Status>;
-    /// Disconnects the node's clients of one type (so they re-resolve the master).
-    async fn kill_clients(&self, admin: &str, req: KillClientsRequest) -> Result<(), Status>;
-}
+use super::{CALL_TIMEOUT, NodeAdmin};
 
 /// A NodeAdmin client.
 pub type AdminClient = NodeAdminClient<InterceptedService<Channel, Bearer>>;
