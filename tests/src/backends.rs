@@ -1,9 +1,11 @@
 //! One group of three storage nodes under three sentinels, whatever the nodes are: `vigil
-//! node`s ([`Managed`]) or stock `redis-server`s owned by `vigil agent`s ([`Stock`]), so a
-//! suite (the client libraries, redis-rs discovery) runs once against each backend.
+//! node`s ([`Managed`]), stock `redis-server`s owned by `vigil agent`s ([`Stock`]), or stock
+//! `redis-server`s managed agentless ([`Agentless`]), so a suite (the client libraries,
+//! redis-rs discovery) runs once against each backend.
 
 use std::time::Duration;
 
+use crate::agentless::{Agentless, start_agentless, wait_followed};
 use crate::agents::{Stock, start_stock};
 use crate::managed::{Managed, master_of, start_managed};
 
@@ -14,6 +16,8 @@ pub enum Backend {
     Vigil,
     /// `redis-server` owned by `vigil agent`.
     RedisServer,
+    /// `redis-server` managed over RESP (`driver = "resp"`).
+    RedisResp,
 }
 
 /// A running group.
@@ -22,6 +26,8 @@ pub enum Group {
     Vigil(Managed),
     /// Agents and their servers.
     RedisServer(Stock),
+    /// Stock servers, agentless.
+    RedisResp(Agentless),
 }
 
 impl Group {
@@ -30,6 +36,7 @@ impl Group {
         match backend {
             Backend::Vigil => Group::Vigil(start_managed(down_after)),
             Backend::RedisServer => Group::RedisServer(start_stock(down_after)),
+            Backend::RedisResp => Group::RedisResp(start_agentless(down_after, &[], "")),
         }
     }
 
@@ -38,6 +45,7 @@ impl Group {
         match self {
             Group::Vigil(m) => &m.ports,
             Group::RedisServer(s) => &s.ports,
+            Group::RedisResp(a) => &a.ports,
         }
     }
 
@@ -46,6 +54,7 @@ impl Group {
         let s = match self {
             Group::Vigil(m) => &m.sentinels,
             Group::RedisServer(s) => &s.sentinels,
+            Group::RedisResp(a) => &a.sentinels,
         };
         s.iter().map(|s| s.resp_port()).collect()
     }
@@ -64,6 +73,13 @@ impl Group {
         match self {
             Group::Vigil(m) => m.master_and_followers().await,
             Group::RedisServer(s) => s.master_and_followers().await,
+            Group::RedisResp(a) => {
+                let m = self.master(1, Duration::from_secs(30)).await;
+                let mi = a.server_at(&m.address);
+                let others: Vec<usize> = (0..a.servers.len()).filter(|&i| i != mi).collect();
+                wait_followed(a, mi, &others, None, Duration::from_secs(30));
+                (m, mi)
+            }
         }
     }
 
@@ -73,6 +89,7 @@ impl Group {
         match self {
             Group::Vigil(m) => m.nodes[i].kill9(),
             Group::RedisServer(s) => signal(s.agents[i].server_pid(), libc::SIGKILL),
+            Group::RedisResp(a) => a.servers[i].kill9(),
         }
     }
 
@@ -85,6 +102,7 @@ impl Group {
                 s.stopped.push(pid);
                 signal(pid, libc::SIGSTOP);
             }
+            Group::RedisResp(a) => a.servers[i].signal(libc::SIGSTOP),
         }
     }
 
@@ -97,6 +115,7 @@ impl Group {
                     signal(pid, libc::SIGCONT);
                 }
             }
+            Group::RedisResp(a) => a.servers[i].signal(libc::SIGCONT),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! ioredis 6 (RESP3 and its RESP2 fallback, with and without `failoverDetector`). Each connects
 //! through the sentinels, writes, reads from a replica, then the test SIGKILLs the master and
 //! the client must reach the new master on its own. Each library also runs once against stock
-//! `redis-server`s owned by `vigil agent`s. tests/run.sh installs the libraries
-//! (a venv under target/, npm packages under tests/clients/node); a missing one fails the test.
+//! `redis-server`s owned by `vigil agent`s, and once against stock servers managed agentless.
+//! tests/run.sh installs the libraries (a venv under target/, npm packages under
+//! tests/clients/node); a missing one fails the test.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -187,4 +188,23 @@ fn node_redis_resp3_with_agents() {
         &extra,
         Fault::Kill,
     );
+}
+
+/// And against stock `redis-server`s managed agentless.
+#[test]
+fn redis_py_resp3_agentless() {
+    let (p, extra) = (python(), ["--protocol", "3"]);
+    run_client_on(Backend::RedisResp, p, PY, &extra, Fault::Kill);
+}
+
+#[test]
+fn ioredis_resp3_agentless() {
+    let extra = ["--protocol", "3"];
+    run_client_on(Backend::RedisResp, node(), JS, &extra, Fault::Kill);
+}
+
+#[test]
+fn node_redis_resp3_agentless() {
+    let extra = ["--protocol", "3"];
+    run_client_on(Backend::RedisResp, node(), NODE_REDIS, &extra, Fault::Kill);
 }

@@ -20,6 +20,11 @@ fn redis_rs_follows_a_failover_of_stock_servers_with_agents() {
     redis_rs_follows_a_failover(Backend::RedisServer);
 }
 
+#[test]
+fn redis_rs_follows_a_failover_of_stock_servers_agentless() {
+    redis_rs_follows_a_failover(Backend::RedisResp);
+}
+
 fn redis_rs_follows_a_failover(backend: Backend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut c = Group::start(backend, "500ms");
