@@ -163,6 +163,13 @@ async fn up_with_agents_supervises_stock_servers() {
     supervises_and_fails_over(Some("redis-server")).await;
 }
 
+/// And with stock `redis-server`s managed agentless: the killed server comes back from its own
+/// config file and the sentinels demote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_agentless_supervises_stock_servers() {
+    supervises_and_fails_over(Some("redis-resp")).await;
+}
+
 async fn supervises_and_fails_over(backend: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     // No `dir`: the per-user default under $HOME.
@@ -187,15 +194,23 @@ async fn supervises_and_fails_over(backend: Option<&str>) {
     out.wait_line(&["ready"], Duration::from_secs(10)).await;
     let banner = out.text();
     let data_dir = home.join(".local/share/vigil/local-cluster");
+    // A stock server agentless has a redis.conf of its own; the others a Vigil config.
+    let node_config = match backend {
+        Some("redis-resp") => "node1.conf",
+        _ => "node1.toml",
+    };
     // The generated configs are written before the processes start (the processes create
     // their own directories, possibly after "ready").
     assert!(
-        banner.contains(&data_dir.display().to_string()) && data_dir.join("node1.toml").is_file(),
+        banner.contains(&data_dir.display().to_string()) && data_dir.join(node_config).is_file(),
         "{banner}"
     );
     assert!(banner.contains("synchronous replication"), "{banner}");
     if backend == Some("redis-server") {
         assert!(banner.contains("owned by a vigil agent"), "{banner}");
+    }
+    if backend == Some("redis-resp") {
+        assert!(banner.contains("managed over RESP"), "{banner}");
     }
     let first = master_of(grpc).await;
     let port: u16 = first.address.rsplit(':').next().unwrap().parse().unwrap();
