@@ -1,7 +1,8 @@
 //! Failover benchmark (run by tests/bench/failover.sh, not a test), all systems in the same run
 //! at the same `down_after`:
 //! - Vigil (3 managed `vigil node`s), Vigil with stock `redis-server`s owned by `vigil agent`s,
-//!   and Redis Sentinel (3 redis-server, 3 redis-sentinel): SIGKILL of the master's process →
+//!   Vigil agentless on stock `redis-server`s, and Redis Sentinel (3 redis-server, 3
+//!   redis-sentinel): SIGKILL of the master's process →
 //!   first acknowledged write on the new master, found through discovery (asked again every
 //!   2 ms). The killed process is restarted and rejoins before the next round.
 //! - The zombie-master round on the stock-server systems: a client pinned to the master keeps
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_proto::sentinel::GetMasterRequest;
+use vigil_tests::agentless::{start_agentless, wait_followed};
 use vigil_tests::agents::{Stock, start_stock};
 use vigil_tests::managed::{Managed, TOKEN, start_managed_with};
 use vigil_tests::reference::{RedisSentinelGroup, info_has, redis, redis_master, wait_until};
@@ -122,6 +124,39 @@ async fn agent_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         c.agents[mi].restart();
         // Not before the failover interval has passed (5 s by default).
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    out
+}
+
+async fn agentless_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
+    let extra = "min_failover_interval = \"500ms\"\n";
+    let mut c = start_agentless(&format!("{down_after_ms}ms"), &[], extra);
+    let mut out = Vec::new();
+    for r in 0..rounds {
+        let m = vigil_tests::managed::master_of(&c.ports, 1, Duration::from_secs(30)).await;
+        let mi = c.server_at(&m.address);
+        let others: Vec<usize> = (0..3).filter(|&i| i != mi).collect();
+        tokio::task::block_in_place(|| {
+            wait_followed(&c, mi, &others, None, Duration::from_secs(60))
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        c.servers[mi].kill9();
+        let new = loop {
+            if let Some(p) = vigil_new_master(c.ports[0], &m.address, &format!("r{r}")).await {
+                break p;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no failover in 60 s"
+            );
+            tokio::time::sleep(RETRY).await;
+        };
+        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        // Back as a replica of the new master, as an operator would restart it.
+        let new = new.to_string();
+        c.servers[mi].restart_empty(&["--replicaof", "127.0.0.1", &new]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     out
 }
@@ -295,6 +330,29 @@ async fn agent_zombies(down_after_ms: u64, rounds: usize) -> Zombie {
     total
 }
 
+async fn agentless_zombies(down_after_ms: u64, rounds: usize) -> Zombie {
+    let c = start_agentless(&format!("{down_after_ms}ms"), &[], "");
+    let mut total = Zombie::default();
+    for r in 0..rounds {
+        let m = vigil_tests::managed::master_of(&c.ports, 1, Duration::from_secs(30)).await;
+        let mi = c.server_at(&m.address);
+        let others: Vec<usize> = (0..3).filter(|&i| i != mi).collect();
+        let (port, grpc) = (c.servers[mi].port, c.ports[0]);
+        let rt = tokio::runtime::Handle::current();
+        let z = tokio::task::block_in_place(|| {
+            wait_followed(&c, mi, &others, None, Duration::from_secs(60));
+            zombie(port, r, || {
+                rt.block_on(vigil_new_master(grpc, &m.address, &format!("zr{r}")))
+            })
+        });
+        eprintln!("agentless zombie round {r}: {z:?}");
+        total.acked += z.acked;
+        total.lost += z.lost;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    total
+}
+
 fn redis_zombies(down_after_ms: u64, rounds: usize) -> Zombie {
     let g = RedisSentinelGroup::start(down_after_ms);
     let mut total = Zombie::default();
@@ -339,6 +397,12 @@ async fn main() {
             vec![f64::NAN]
         };
         eprintln!("agent, down_after {down_after} ms: {a:.0?}");
+        let l = if want("agentless") {
+            agentless_rounds(down_after, rounds).await
+        } else {
+            vec![f64::NAN]
+        };
+        eprintln!("agentless, down_after {down_after} ms: {l:.0?}");
         let r = if want("redis") {
             tokio::task::spawn_blocking(move || redis_rounds(down_after, rounds))
                 .await
@@ -350,6 +414,7 @@ async fn main() {
         for (name, s) in [
             ("Vigil", &v),
             ("Vigil agent + redis-server", &a),
+            ("Vigil agentless + redis-server", &l),
             ("Redis Sentinel", &r),
         ] {
             println!(
@@ -361,7 +426,7 @@ async fn main() {
                 pct(s, 0.99) - down_after as f64
             );
         }
-        for (name, s) in [("Vigil", &v), ("Vigil agent", &a)] {
+        for (name, s) in [("Vigil", &v), ("Vigil agent", &a), ("Vigil agentless", &l)] {
             println!(
                 "| {down_after} ms | ratio {name} / Redis | | {:.2} | {:.2} | | |",
                 pct(s, 0.5) / pct(&r, 0.5),
@@ -385,6 +450,11 @@ async fn main() {
     } else {
         Zombie::default()
     };
+    let l = if want("agentless") {
+        agentless_zombies(down_after, zombie_rounds).await
+    } else {
+        Zombie::default()
+    };
     let r = if want("redis") {
         tokio::task::spawn_blocking(move || redis_zombies(down_after, zombie_rounds))
             .await
@@ -392,7 +462,11 @@ async fn main() {
     } else {
         Zombie::default()
     };
-    for (name, z) in [("Vigil agent + redis-server", a), ("Redis Sentinel", r)] {
+    for (name, z) in [
+        ("Vigil agent + redis-server", a),
+        ("Vigil agentless + redis-server", l),
+        ("Redis Sentinel", r),
+    ] {
         println!(
             "| {name} | {} | {} | {:.2} % |",
             z.acked,
