@@ -67,10 +67,7 @@ pub fn start_agentless_as(
 impl Agentless {
     /// The index of the server listening at `address`.
     pub fn server_at(&self, address: &str) -> usize {
-        let port = address
-            .parse::<vigil_base::HostPort>()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let port = crate::port_of(address);
         self.servers.iter().position(|s| s.port == port).unwrap()
     }
 

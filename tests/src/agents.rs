@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::managed::{NODE_TOKEN, master_of, start_sentinels};
+use crate::managed::{NODE_TOKEN, master_and_followers_at, start_sentinels};
 use crate::procs::spawn_vigil;
 use crate::{RawConn, SentinelProc, free_port, write_config};
 
@@ -92,12 +92,7 @@ impl AgentProc {
 
     /// A field of the server's `INFO`, if it answers.
     pub fn info_field(&self, field: &str) -> Option<String> {
-        let mut c = RawConn::connect(self.port).ok()?;
-        c.send_raw(&RawConn::encode(&["INFO"])).ok()?;
-        let info = String::from_utf8_lossy(&c.read_reply()?).into_owned();
-        let prefix = format!("{field}:");
-        info.lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+        crate::info_field(self.port, field)
     }
 
     /// Waits until the server's `INFO` field satisfies `ok`.
@@ -181,33 +176,13 @@ pub fn start_stock(down_after: &str) -> Stock {
 impl Stock {
     /// The master and its index, once both other servers follow it with their links up.
     pub async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            let m = master_of(&self.ports, 1, Duration::from_secs(30)).await;
-            let mi = self.agent_at(&m.address);
-            let port = self.agents[mi].port.to_string();
-            let follow = self.agents.iter().enumerate().all(|(i, a)| {
-                i == mi
-                    || (a.info_field("master_port").as_deref() == Some(port.as_str())
-                        && a.info_field("master_link_status").as_deref() == Some("up"))
-            });
-            if follow {
-                return (m, mi);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the replicas never followed the master {m:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let data: Vec<u16> = self.agents.iter().map(|a| a.port).collect();
+        master_and_followers_at(&self.ports, &data).await
     }
 
     /// The index of the agent whose server listens at `address`.
     pub fn agent_at(&self, address: &str) -> usize {
-        let port = address
-            .parse::<vigil_base::HostPort>()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let port = crate::port_of(address);
         self.agents.iter().position(|a| a.port == port).unwrap()
     }
 }

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::agentless::{Agentless, start_agentless, wait_followed};
+use crate::agentless::{Agentless, start_agentless};
 use crate::agents::{Stock, start_stock};
-use crate::managed::{Managed, master_of, start_managed};
+use crate::managed::{Managed, master_and_followers_at, master_of, start_managed};
 
 /// What the group's nodes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +74,8 @@ impl Group {
             Group::Vigil(m) => m.master_and_followers().await,
             Group::RedisServer(s) => s.master_and_followers().await,
             Group::RedisResp(a) => {
-                let m = self.master(1, Duration::from_secs(30)).await;
-                let mi = a.server_at(&m.address);
-                let others: Vec<usize> = (0..a.servers.len()).filter(|&i| i != mi).collect();
-                wait_followed(a, mi, &others, None, Duration::from_secs(30));
-                (m, mi)
+                let data: Vec<u16> = a.servers.iter().map(|s| s.port).collect();
+                master_and_followers_at(&a.ports, &data).await
             }
         }
     }

@@ -33,6 +33,24 @@ pub use grpc::{
 pub use procs::{NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, vigil_bin};
 pub use raw::RawConn;
 
+/// The port of a `host:port` address (as the sentinels report masters).
+pub fn port_of(address: &str) -> u16 {
+    address
+        .parse::<vigil_base::HostPort>()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port()
+}
+
+/// A field of the `INFO` of the server on `port` (no password), if it answers.
+pub fn info_field(port: u16, field: &str) -> Option<String> {
+    let mut c = RawConn::connect(port).ok()?;
+    c.send_raw(&RawConn::encode(&["INFO", "everything"])).ok()?;
+    let info = String::from_utf8_lossy(&c.read_reply()?).into_owned();
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+}
+
 /// Wall-clock milliseconds (to line a test's moments up with events' `at_ms`).
 pub fn wall_ms() -> u64 {
     u64::try_from(vigil_base::clock::unix_ms()).unwrap_or(0)

@@ -111,6 +111,38 @@ pub fn start_sentinels_at(
     (sentinels, ports)
 }
 
+/// The master the sentinels on `ports` name and its index in `data` (the nodes' data ports),
+/// once the other nodes follow it with their links up (asked again if the master changes
+/// meanwhile, as a false failover on an overloaded machine may do).
+pub async fn master_and_followers_at(
+    ports: &[u16],
+    data: &[u16],
+) -> (vigil_proto::sentinel::MasterInfo, usize) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let m = master_of(ports, 1, Duration::from_secs(30)).await;
+        let port = crate::port_of(&m.address);
+        let mi = data
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of the group");
+        let want = port.to_string();
+        let follow = data.iter().enumerate().all(|(i, &p)| {
+            i == mi
+                || (crate::info_field(p, "master_port").as_deref() == Some(want.as_str())
+                    && crate::info_field(p, "master_link_status").as_deref() == Some("up"))
+        });
+        if follow {
+            return (m, mi);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never followed the master {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The master the sentinels on `ports` answer with for `mymaster`, once it has one at
 /// `min_epoch` or later.
 pub async fn master_of(
@@ -153,32 +185,13 @@ impl Managed {
     /// up (asked again if the master changes meanwhile, as a false failover on an overloaded
     /// machine may do).
     pub async fn master_and_followers(&self) -> (vigil_proto::sentinel::MasterInfo, usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = self.master(1, Duration::from_secs(20)).await;
-            let mi = self.node_at(&m.address);
-            let port = self.nodes[mi].port.to_string();
-            let follow = self.nodes.iter().enumerate().all(|(i, n)| {
-                i == mi
-                    || (n.info_field("master_port").as_deref() == Some(port.as_str())
-                        && n.info_field("master_link_status").as_deref() == Some("up"))
-            });
-            if follow {
-                return (m, mi);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the replicas never followed the master {m:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let data: Vec<u16> = self.nodes.iter().map(|n| n.port).collect();
+        master_and_followers_at(&self.ports, &data).await
     }
 
+    /// The index of the node listening at `address`.
     pub fn node_at(&self, address: &str) -> usize {
-        let port = address
-            .parse::<vigil_base::HostPort>()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .port();
+        let port = crate::port_of(address);
         self.nodes.iter().position(|n| n.port == port).unwrap()
     }
 }

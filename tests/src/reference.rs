@@ -1,14 +1,14 @@
 //! The reference deployment the benchmarks compare Vigil with: Redis Sentinel as its users run
-//! it, three `redis-server`s (a master and two replicas) and three Redis sentinels
-//! (`redis-server --sentinel`), on free ports, killed on drop.
+//! it, three `redis-server`s (a master and two replicas, [`RedisProc`]s) and three Redis
+//! sentinels (`redis-server --sentinel`), on free ports, killed on drop.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{RawConn, free_port};
+use crate::{RawConn, RedisProc, free_port};
 
-/// A redis-server or redis-sentinel child; SIGKILLed on drop.
+/// A redis-sentinel child; SIGKILLed on drop.
 pub struct Proc(pub Child);
 
 impl Drop for Proc {
@@ -18,41 +18,9 @@ impl Drop for Proc {
     }
 }
 
-/// Starts a `redis-server` on `port` (no persistence, no diskless-sync delay), a replica of
-/// `replicaof` if given, and waits until it answers.
-pub fn redis(port: u16, dir: &Path, replicaof: Option<u16>) -> Proc {
-    let d = dir.join(format!("r{port}"));
-    std::fs::create_dir_all(&d).expect("dir");
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-    ])
-    // No diskless-sync delay (Redis 7 waits 5 s for more replicas by default).
-    .args([
-        "--appendonly",
-        "no",
-        "--repl-diskless-sync-delay",
-        "0",
-        "--dir",
-    ])
-    .arg(&d)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    if let Some(m) = replicaof {
-        cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
-    }
-    let p = Proc(
-        cmd.spawn()
-            .expect("redis-server (tests/run.sh installs it)"),
-    );
-    wait_until(|| RawConn::connect(port).is_ok(), "redis-server to start");
-    p
-}
+/// What every server of the reference runs with: no diskless-sync delay (Redis 7 waits 5 s for
+/// more replicas by default).
+pub const SERVER_ARGS: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
 
 fn sentinel(port: u16, dir: &Path, master: u16, down_after_ms: u64) -> Proc {
     let conf = dir.join(format!("sentinel-{port}.conf"));
@@ -108,7 +76,7 @@ pub fn info_has(port: u16, needle: &str) -> bool {
 /// Three redis-servers and three Redis sentinels monitoring them as `mymaster`.
 pub struct RedisSentinelGroup {
     /// The servers (index as in `ports`).
-    pub nodes: Vec<Proc>,
+    pub nodes: Vec<RedisProc>,
     /// Their ports.
     pub ports: Vec<u16>,
     /// The sentinels' ports.
@@ -122,10 +90,15 @@ impl RedisSentinelGroup {
     /// Starts the group and waits until the sentinels know each other and both replicas.
     pub fn start(down_after_ms: u64) -> RedisSentinelGroup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut nodes: Vec<Proc> = vec![redis(ports[0], dir.path(), None)];
-        nodes.push(redis(ports[1], dir.path(), Some(ports[0])));
-        nodes.push(redis(ports[2], dir.path(), Some(ports[0])));
+        let master = RedisProc::start_with(&SERVER_ARGS);
+        let m = master.port.to_string();
+        let mut nodes = vec![master];
+        for _ in 0..2 {
+            let mut args = SERVER_ARGS.to_vec();
+            args.extend(["--replicaof", "127.0.0.1", &m]);
+            nodes.push(RedisProc::start_with(&args));
+        }
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
         let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let sentinels = sentinel_ports
             .iter()

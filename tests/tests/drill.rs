@@ -129,19 +129,7 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
 
 /// One sync-mode round of `scenario` at `down_after = 500ms`, which must pass; its round.
 fn one_round(scenario: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--scenario",
-        scenario,
-        "--rounds",
-        "1",
-        "--down-after",
-        "500ms",
-    ];
-    let (out, r) = drill(dir.path(), &args);
-    assert_passed(&out, &r, 1);
-    let round = r["rounds"][0].clone();
-    assert_eq!(round["acked_lost"], 0, "{round:#}");
+    let round = one_round_on("vigil", scenario);
     // Lease reads: not even a reader pinned to the old master reads stale data.
     assert_eq!(round["stale_reads"], 0, "{round:#}");
     round
@@ -225,12 +213,13 @@ fn a_round_that_cannot_fail_over_fails_the_drill() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
 }
 
-/// One sync-mode round of `scenario` on stock `redis-server`s owned by agents: it passes and
-/// loses no acknowledged write; the report names the backend.
+/// One sync-mode round of `scenario` on stock `redis-server`s owned by agents.
 fn one_stock_round(scenario: &str) -> Value {
     one_round_on("redis-server", scenario)
 }
 
+/// One sync-mode round of `scenario` at `down_after = 500ms` on `backend`: it passes and
+/// loses no acknowledged write; the report names the backend; its round.
 fn one_round_on(backend: &str, scenario: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let args = [

@@ -19,7 +19,7 @@ use vigil_proto::sentinel::GetMasterRequest;
 use vigil_tests::agentless::{start_agentless, wait_followed};
 use vigil_tests::agents::{Stock, start_stock};
 use vigil_tests::managed::{Managed, TOKEN, start_managed_with};
-use vigil_tests::reference::{RedisSentinelGroup, info_has, redis, redis_master, wait_until};
+use vigil_tests::reference::{RedisSentinelGroup, SERVER_ARGS, info_has, redis_master, wait_until};
 use vigil_tests::{NodeProc, RawConn, sentinel_client};
 
 /// How often the client asks again while no new master acknowledges.
@@ -55,6 +55,23 @@ async fn vigil_new_master(grpc: u16, old: &str, key: &str) -> Option<u16> {
     (g.status == "ok" && g.address != old && set_ok(p, key)).then_some(p)
 }
 
+/// Runs `kill` and times until the sentinel on `grpc` names a master other than `old` that
+/// acknowledges a write; the milliseconds and the new master's port.
+async fn time_failover(grpc: u16, old: &str, key: &str, kill: impl FnOnce()) -> (f64, u16) {
+    let t0 = Instant::now();
+    kill();
+    loop {
+        if let Some(p) = vigil_new_master(grpc, old, key).await {
+            return (t0.elapsed().as_secs_f64() * 1000.0, p);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no failover in 60 s"
+        );
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
 async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
     let mut c: Managed = start_managed_with(
         &format!("{down_after_ms}ms"),
@@ -67,19 +84,9 @@ async fn vigil_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         // Let the replicas acknowledge everything so far.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (port, admin) = (c.nodes[mi].port, c.nodes[mi].admin_port());
-        let t0 = Instant::now();
-        c.nodes[mi].kill9();
-        while vigil_new_master(c.ports[0], &m.address, &format!("r{r}"))
-            .await
-            .is_none()
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no failover in 60 s"
-            );
-            tokio::time::sleep(RETRY).await;
-        }
-        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let key = format!("r{r}");
+        let (ms, _) = time_failover(c.ports[0], &m.address, &key, || c.nodes[mi].kill9()).await;
+        out.push(ms);
         let dir = c.nodes[mi].dir.clone();
         let cfg = c.dir.path().join(format!("n{}.toml", mi + 1));
         let admin = admin.to_string();
@@ -108,19 +115,9 @@ async fn agent_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         let (m, mi) = c.master_and_followers().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         // The machine dies: the agent and, with it, its server.
-        let t0 = Instant::now();
-        c.agents[mi].kill9();
-        while vigil_new_master(c.ports[0], &m.address, &format!("r{r}"))
-            .await
-            .is_none()
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no failover in 60 s"
-            );
-            tokio::time::sleep(RETRY).await;
-        }
-        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let key = format!("r{r}");
+        let (ms, _) = time_failover(c.ports[0], &m.address, &key, || c.agents[mi].kill9()).await;
+        out.push(ms);
         c.agents[mi].restart();
         // Not before the failover interval has passed (5 s by default).
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -140,19 +137,9 @@ async fn agentless_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
             wait_followed(&c, mi, &others, None, Duration::from_secs(60))
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let t0 = Instant::now();
-        c.servers[mi].kill9();
-        let new = loop {
-            if let Some(p) = vigil_new_master(c.ports[0], &m.address, &format!("r{r}")).await {
-                break p;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no failover in 60 s"
-            );
-            tokio::time::sleep(RETRY).await;
-        };
-        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let key = format!("r{r}");
+        let (ms, new) = time_failover(c.ports[0], &m.address, &key, || c.servers[mi].kill9()).await;
+        out.push(ms);
         // Back as a replica of the new master, as an operator would restart it.
         let new = new.to_string();
         c.servers[mi].restart_empty(&["--replicaof", "127.0.0.1", &new]);
@@ -174,8 +161,7 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         let (m, mi) = g.settled_master();
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
-        let _ = g.nodes[mi].0.kill();
-        let _ = g.nodes[mi].0.wait();
+        g.nodes[mi].kill9();
         loop {
             if let Some(p) = redis_master(g.sentinel_ports[0])
                 && p != m
@@ -193,8 +179,12 @@ fn redis_rounds(down_after_ms: u64, rounds: usize) -> Vec<f64> {
         last_failover = t0;
         // The old master comes back as a replica of the new one (configured so directly:
         // Redis Sentinel's own conversion takes 10 s or more and is not what is measured).
-        let new = redis_master(g.sentinel_ports[0]).expect("a master");
-        g.nodes[mi] = redis(m, g.dir.path(), Some(new));
+        let new = redis_master(g.sentinel_ports[0])
+            .expect("a master")
+            .to_string();
+        let mut args = SERVER_ARGS.to_vec();
+        args.extend(["--replicaof", "127.0.0.1", &new]);
+        g.nodes[mi].restart_empty(&args);
         wait_until(
             || info_has(m, "role:slave") && info_has(m, "master_link_status:up"),
             "the old Redis master to rejoin as a replica",
