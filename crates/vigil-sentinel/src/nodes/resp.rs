@@ -20,10 +20,11 @@
 //!   is not "serving at the group's epoch", and the controller fails over from it if it is
 //!   behind its replicas instead of letting them resync from it. (A restarted replica is
 //!   judged by whom it follows, like any replica.)
-//! - **No lease.** `renew_lease` only makes sure the master carries the write guard:
-//!   `min-replicas-to-write` (the group's `sync_replicas`, at least 1 when the group has a
-//!   replica) and `min-replicas-max-lag` (`down_after` in seconds, at least 2), so a master cut
-//!   off from every replica stops accepting writes on its own.
+//! - **No lease.** `renew_lease` only keeps the master's write guard: `min-replicas-to-write`
+//!   (the group's `sync_replicas`, at least 1, at most the replicas it has online when a
+//!   sentinel last read its `INFO`) and `min-replicas-max-lag` (`down_after` in seconds, at
+//!   least 2), so a master cut off from its replicas and the sentinels stops accepting writes
+//!   on its own, while a master just promoted takes writes before its replicas are back.
 //! - **Fence** is `CLIENT PAUSE <failover_timeout> WRITE`: the server's offset is final while
 //!   it lasts; a later promotion or demotion lifts it (`CLIENT UNPAUSE`).
 
@@ -57,8 +58,10 @@ pub(crate) struct Mark {
     epoch: u64,
     /// Until when this sentinel's `CLIENT PAUSE … WRITE` holds its writes.
     paused_until: Option<Instant>,
-    /// The incarnation the write guard (`min-replicas-*`) was set on.
-    guarded: String,
+    /// The incarnation the write guard (`min-replicas-to-write`) was set on, and its value.
+    guarded: Option<(String, u32)>,
+    /// Replicas the server reported online at the last `INFO` this sentinel read.
+    online: u32,
 }
 
 impl Mark {
@@ -122,11 +125,15 @@ fn follows(info: &Info, data: &str) -> bool {
         .is_ok_and(|a| a.host() == info.master_host && a.port() == info.master_port)
 }
 
-/// `min-replicas-to-write` and `min-replicas-max-lag` (seconds) for the master of `g`.
-pub(crate) fn write_guard(g: &Group) -> (u32, u64) {
+/// `min-replicas-to-write` and `min-replicas-max-lag` (seconds) for the master of `g` that
+/// has `online` replicas now: never more replicas than it has, so a master just promoted (its
+/// replicas still being repointed) takes writes at once and is guarded from its first replica
+/// on. Only a sentinel that reaches the master lowers it: a master cut off from the sentinels
+/// keeps the guard it had.
+pub(crate) fn write_guard(g: &Group, online: u32) -> (u32, u64) {
     let replicas = g.spec.nodes.len().saturating_sub(1) as u32;
     let s = &g.spec.settings;
-    let to_write = s.sync_replicas.max(1).min(replicas);
+    let to_write = s.sync_replicas.max(1).min(replicas).min(online);
     let lag = s.down_after_ms.div_ceil(1000).max(2);
     (to_write, lag)
 }
@@ -282,7 +289,11 @@ impl RespNodes {
 
     async fn info(&self, c: &Ctx) -> Result<Info, Status> {
         match c.server().info().await {
-            Ok(i) => Ok(i),
+            Ok(i) => {
+                let online = i.replicas.iter().filter(|r| r.state == "online").count();
+                c.entry.mark.lock().online = online as u32;
+                Ok(i)
+            }
             Err(e) => {
                 // A wrong auth_user / auth_pass (or an ACL user without INFO) keeps the node
                 // down for good: say so once, not at every probe.
@@ -316,12 +327,13 @@ impl RespNodes {
         }
     }
 
-    /// The write guard commands for the master of `c`'s group (none without `CONFIG`).
-    fn guard_commands(&self, c: &Ctx) -> Vec<Vec<String>> {
+    /// The write guard commands for the master of `c`'s group with `online` replicas (none
+    /// without `CONFIG`).
+    fn guard_commands(&self, c: &Ctx, online: u32) -> Vec<Vec<String>> {
         if !c.has_config() {
             return Vec::new();
         }
-        let (n, lag) = write_guard(&c.group);
+        let (n, lag) = write_guard(&c.group, online);
         vec![
             words(&["CONFIG", "SET", "min-replicas-to-write", &n.to_string()]),
             words(&["CONFIG", "SET", "min-replicas-max-lag", &lag.to_string()]),
@@ -362,13 +374,14 @@ impl RespNodes {
             )));
         }
         let paused = c.entry.mark.lock().paused(&info.run_id, Instant::now());
+        let online = info.replicas.iter().filter(|r| r.state == "online").count() as u32;
         if !info.master {
-            let guard = self.guard_commands(c);
+            let guard = self.guard_commands(c, online);
             self.change_role(c, words(&["REPLICAOF", "NO", "ONE"]), guard, paused)
                 .await?;
             tracing::info!(node = %c.node().name, epoch = req.epoch, "promoted (REPLICAOF NO ONE)");
         } else {
-            let mut cmds = self.guard_commands(c);
+            let mut cmds = self.guard_commands(c, online);
             if paused {
                 cmds.push(words(&["CLIENT", "UNPAUSE"]));
             }
@@ -380,7 +393,7 @@ impl RespNodes {
         {
             let mut m = c.entry.mark.lock();
             m.set(&info.run_id, req.epoch);
-            m.guarded = info.run_id.clone();
+            m.guarded = Some((info.run_id.clone(), write_guard(&c.group, online).0));
         }
         Ok(self.report(c, &info))
     }
@@ -432,23 +445,29 @@ impl RespNodes {
         Ok(self.report(c, &info))
     }
 
-    /// No lease exists in this mode: makes sure the master carries the write guard (once per
-    /// incarnation).
+    /// No lease exists in this mode: keeps the master's write guard at what its replicas now
+    /// allow ([`write_guard`], from the last `INFO` read), set again only when that changes.
     pub async fn renew_lease(&self, c: &Ctx) -> Result<(), Status> {
-        let run_id = {
+        let (run_id, online) = {
             let m = c.entry.mark.lock();
-            if m.run_id.is_empty() || m.guarded == m.run_id {
+            let want = write_guard(&c.group, m.online).0;
+            if m.run_id.is_empty()
+                || m.guarded
+                    .as_ref()
+                    .is_some_and(|(r, n)| *r == m.run_id && *n == want)
+            {
                 return Ok(());
             }
-            m.run_id.clone()
+            (m.run_id.clone(), m.online)
         };
-        let cmds = self.guard_commands(c);
+        let cmds = self.guard_commands(c, online);
         if !cmds.is_empty()
             && let Err(e) = transaction(c.server(), &cmds).await
         {
             tracing::warn!(node = %c.node().name, error = %e, "min-replicas-to-write not set on the master");
+            return Ok(());
         }
-        c.entry.mark.lock().guarded = run_id;
+        c.entry.mark.lock().guarded = Some((run_id, write_guard(&c.group, online).0));
         Ok(())
     }
 

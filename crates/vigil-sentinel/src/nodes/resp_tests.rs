@@ -133,12 +133,26 @@ fn the_fence_holds_while_the_pause_lasts_and_a_role_change_lifts_it() {
 #[test]
 fn the_write_guard() {
     let mut g = group(Some("a"), 1);
-    assert_eq!(write_guard(&g), (1, 2), "1 s down_after: lag 2 s at least");
+    assert_eq!(
+        write_guard(&g, 2),
+        (1, 2),
+        "1 s down_after: lag 2 s at least"
+    );
     g.spec.settings.down_after_ms = 5500;
     g.spec.settings.sync_replicas = 2;
-    assert_eq!(write_guard(&g), (2, 6));
+    assert_eq!(write_guard(&g, 2), (2, 6));
     g.spec.settings.sync_replicas = 5;
-    assert_eq!(write_guard(&g).0, 2, "never more than the group's replicas");
+    assert_eq!(
+        write_guard(&g, 5).0,
+        2,
+        "never more than the group's replicas"
+    );
+    assert_eq!(write_guard(&g, 1).0, 1, "never more than are online");
+    assert_eq!(
+        write_guard(&g, 0).0,
+        0,
+        "a master just promoted takes writes"
+    );
     g.spec.nodes.truncate(1);
-    assert_eq!(write_guard(&g).0, 0, "a lone master is never held back");
+    assert_eq!(write_guard(&g, 0).0, 0, "a lone master is never held back");
 }
