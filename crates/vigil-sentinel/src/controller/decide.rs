@@ -56,6 +56,13 @@ pub(super) fn restarted_behind(g: &Group, master: &str, observed: &Observed) -> 
     if serving {
         return None;
     }
+    holds_less(mi, st, observed)
+}
+
+/// Whether node `mi` (status `st`) holds less than some other node of `observed` answering
+/// this round: a lower offset, or history it lacks ([`lacks_history`]). Its offset and the
+/// highest other offset, if so; `None` also when no other node answered.
+pub(super) fn holds_less(mi: usize, st: &NodeStatus, observed: &Observed) -> Option<(u64, u64)> {
     let others = observed
         .iter()
         .enumerate()
@@ -71,7 +78,7 @@ pub(super) fn restarted_behind(g: &Group, master: &str, observed: &Observed) -> 
 /// Redis counts no offset for writes made before its first replica attached, so a master
 /// restarted empty can report the same offset (0) as replicas that got everything in their
 /// first sync; its fresh replication id gives it away.
-pub(super) fn lacks_history(node: &NodeStatus, replica: &NodeStatus) -> bool {
+fn lacks_history(node: &NodeStatus, replica: &NodeStatus) -> bool {
     replica.keys > node.keys
         && !node.replid.is_empty()
         && replica.replid != node.replid

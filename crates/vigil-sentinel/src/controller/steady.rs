@@ -12,7 +12,7 @@ use vigil_proto::node::{
 };
 
 use super::decide::{
-    Observed, divergent, drift, first_master, lacks_history, lease, restarted_behind, split,
+    Observed, divergent, drift, first_master, holds_less, lease, restarted_behind, split,
 };
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
@@ -295,15 +295,16 @@ impl Controller {
                     self.say(&g.spec.name, why);
                     return;
                 }
-                let others = observed
+                if holds_less(mi, st, observed).is_some() {
+                    return;
+                }
+                let highest = observed
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != mi)
-                    .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s));
-                let highest = others.clone().map(|s| s.offset).max().unwrap_or(0);
-                if st.offset < highest || others.into_iter().any(|r| lacks_history(st, r)) {
-                    return;
-                }
+                    .filter_map(|(_, s)| s.as_ref().map(|(s, _)| s.offset))
+                    .max()
+                    .unwrap_or(0);
                 let req = PromoteRequest {
                     epoch: g.epoch,
                     min_offset: highest,
