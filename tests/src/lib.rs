@@ -3,6 +3,7 @@
 //! - [`procs`]: real `vigil node` / `vigil sentinel` / `redis-server` processes on free
 //!   ports, killed on drop (even when a test fails).
 //! - [`raw`]: a raw RESP connection that returns each reply's exact bytes.
+//! - [`diff`]: the differential comparison with redis-server and its script grammar.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
 //! - [`agents`]: `vigil agent` processes owning real `redis-server`s, and a group of them.
 //! - [`agentless`]: stock `redis-server`s under sentinels with a `driver = "resp"` group.
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub mod agentless;
 pub mod agents;
 pub mod backends;
+pub mod diff;
 pub mod grpc;
 pub mod managed;
 pub mod netns;

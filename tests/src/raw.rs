@@ -48,10 +48,16 @@ impl RawConn {
 
     /// Encodes a command as a multibulk request.
     pub fn encode(args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        Self::encode_bytes(&args)
+    }
+
+    /// Encodes a command of binary arguments as a RESP array of bulk strings.
+    pub fn encode_bytes(args: &[&[u8]]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }
         out
@@ -64,32 +70,33 @@ impl RawConn {
 
     /// Sends a command and returns its reply's bytes.
     pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.call_bytes(&args)
+    }
+
+    /// Sends a command of binary arguments and returns its reply's bytes.
+    pub fn call_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
         let port = self.stream.peer_addr().map(|a| a.port()).unwrap_or(0);
-        if let Err(e) = self.send_raw(&Self::encode(args)) {
-            panic!("cannot send {args:?} to port {port}: {e}");
+        let show = || {
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+        };
+        if let Err(e) = self.send_raw(&Self::encode_bytes(args)) {
+            panic!("cannot send {:?} to port {port}: {e}", show());
         }
-        if args
-            .first()
-            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
-            && args.get(1) == Some(&"3")
-        {
+        let first = |c: &str| {
+            args.first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(c.as_bytes()))
+        };
+        if first("hello") && args.get(1) == Some(&&b"3"[..]) {
             self.resp3 = true;
         }
-        if args
-            .first()
-            .is_some_and(|c| c.eq_ignore_ascii_case("hello"))
-            && args.get(1) == Some(&"2")
-        {
-            self.resp3 = false;
-        }
-        if args
-            .first()
-            .is_some_and(|c| c.eq_ignore_ascii_case("reset"))
-        {
+        if (first("hello") && args.get(1) == Some(&&b"2"[..])) || first("reset") {
             self.resp3 = false;
         }
         self.read_reply()
-            .unwrap_or_else(|| panic!("no reply to {args:?} from port {port}"))
+            .unwrap_or_else(|| panic!("no reply to {:?} from port {port}", show()))
     }
 
     /// Reads one reply frame (as RESP3 after `HELLO 3`); `None` on EOF or timeout.

@@ -2,10 +2,9 @@
 //! the replies must be identical byte for byte (or, for commands whose element order Redis
 //! leaves unspecified, identical as multisets).
 //!
-//! Each script line is one command; `~` before it compares element order-insensitively, `!`
-//! runs it on both without comparing (replies that carry ids or versions). Arguments are split
-//! on spaces.
+//! The script's grammar is [`vigil_tests::diff`]'s.
 
+use vigil_tests::diff::compare;
 use vigil_tests::{NodeProc, RawConn, RedisProc};
 
 const SCRIPT: &str = r#"
@@ -456,61 +455,6 @@ CONFIG SET replica-serve-stale-data maybe
 PING
 "#;
 
-#[derive(Debug, PartialEq)]
-enum Mode {
-    Exact,
-    Unordered,
-    Skip,
-}
-
-fn parse_script(s: &str) -> Vec<(Mode, Vec<String>)> {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (mode, rest) = match l.as_bytes()[0] {
-                b'~' => (Mode::Unordered, &l[1..]),
-                b'!' => (Mode::Skip, &l[1..]),
-                _ => (Mode::Exact, l),
-            };
-            (
-                mode,
-                rest.split(' ')
-                    .map(|s| s.trim_matches('"').to_string())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-/// Splits a reply into its header line and its top-level element encodings, sorted.
-fn unordered(reply: &[u8], resp3: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let nl = reply
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(reply.len() - 1)
-        + 1;
-    let (head, mut rest) = reply.split_at(nl);
-    let mut items = Vec::new();
-    while !rest.is_empty() {
-        let n = if resp3 {
-            redis_protocol::resp3::decode::complete::decode(rest)
-                .unwrap()
-                .unwrap()
-                .1
-        } else {
-            redis_protocol::resp2::decode::decode(rest)
-                .unwrap()
-                .unwrap()
-                .1
-        };
-        items.push(rest[..n].to_vec());
-        rest = &rest[n..];
-    }
-    items.sort();
-    (head.to_vec(), items)
-}
-
 #[test]
 fn replies_match_redis_server_byte_for_byte() {
     let redis = RedisProc::start();
@@ -518,29 +462,7 @@ fn replies_match_redis_server_byte_for_byte() {
     let node = NodeProc::start(&dir.path().join("node"), &[]);
     let mut r = RawConn::connect(redis.port).unwrap();
     let mut v = RawConn::connect(node.port).unwrap();
-    let mut failures = Vec::new();
-    let mut resp3 = false;
-    for (i, (mode, cmd)) in parse_script(SCRIPT).into_iter().enumerate() {
-        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        if args[0].eq_ignore_ascii_case("hello") && args.len() > 1 {
-            resp3 = args[1] == "3";
-        }
-        let want = r.call(&args);
-        let got = v.call(&args);
-        let same = match mode {
-            Mode::Exact => want == got,
-            Mode::Unordered => unordered(&want, resp3) == unordered(&got, resp3),
-            Mode::Skip => true,
-        };
-        if !same {
-            failures.push(format!(
-                "#{i} {}\n   redis: {:?}\n   vigil: {:?}",
-                cmd.join(" "),
-                String::from_utf8_lossy(&want),
-                String::from_utf8_lossy(&got)
-            ));
-        }
-    }
+    let failures = compare(SCRIPT, &mut r, &mut v);
     assert!(
         failures.is_empty(),
         "{} replies differ from redis-server:\n{}",
