@@ -78,6 +78,10 @@ pub struct NodeConfig {
     /// Close idle clients after this long (`"0s"`: never).
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// A script running longer than this gets other clients `-BUSY` and may be killed
+    /// (`busy-reply-threshold`, alias `lua-time-limit`).
+    #[serde(deserialize_with = "duration")]
+    pub busy_reply_threshold: Duration,
     /// Persistence settings.
     pub persistence: Persistence,
     /// Input and output bounds.
@@ -220,6 +224,7 @@ impl Default for NodeConfig {
             maxclients: 10_000,
             threads: 0,
             timeout: Duration::ZERO,
+            busy_reply_threshold: Duration::from_secs(5),
             persistence: Persistence::default(),
             limits: LimitsConfig::default(),
             mode: Mode::Standalone,

@@ -44,6 +44,14 @@ impl Service for Node {
             return;
         };
         note_command(conn, meta.name);
+        // While a script runs, wait for it without holding a thread; past its busy threshold,
+        // -BUSY (see script::busy).
+        if self.scripts.busy.running()
+            && let Some(r) = self.wait_for_script(&args).await
+        {
+            conn.reply(r);
+            return;
+        }
         if conn.state.multi.is_some() && meta.flags.has(Flags::NO_MULTI) {
             // Redis' `no-multi`: refused, and the transaction with it (SHUTDOWN or SAVE must
             // neither run now nor at EXEC).
@@ -123,7 +131,7 @@ impl Node {
         // one event-loop iteration do in Redis.
         let now = unix_ms();
         while let Some(args) = queue.front() {
-            if conn.state.multi.is_some() {
+            if conn.state.multi.is_some() || self.scripts.busy.running() {
                 return;
             }
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
@@ -220,7 +228,7 @@ impl Node {
 
     /// Propagates a command's (or transaction's) effects and records what its reply must wait
     /// for.
-    fn note_propagated(&self, conn: &mut Conn<ConnState>, props: &[Prop]) {
+    pub(crate) fn note_propagated(&self, conn: &mut Conn<ConnState>, props: &[Prop]) {
         if props.is_empty() {
             return;
         }
@@ -482,7 +490,7 @@ impl Node {
 }
 
 /// Appends a data command's reply, remembering where a write's reply sits.
-fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
+pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
     conn.state.ack.reply_at(start);
@@ -530,7 +538,12 @@ pub(crate) fn apply_logged(
     now: i64,
     scratch: &mut Vec<Prop>,
 ) -> Result<(), String> {
-    let Some((meta, Handler::Data(f))) = table.get(&cmd[0]) else {
+    let entry = table.get(&cmd[0]);
+    let logged = entry.and_then(|(m, _)| crate::cmd::scripting::logged(m.name));
+    let Some((meta, f)) = entry.and_then(|(m, h)| match h {
+        Handler::Data(f) => Some((m, f)),
+        _ => logged.as_ref().map(|f| (m, f)),
+    }) else {
         return Err(format!(
             "command '{}' cannot appear in a log or replication stream",
             String::from_utf8_lossy(&cmd[0])

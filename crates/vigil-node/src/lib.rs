@@ -8,6 +8,8 @@
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
 //!    [`session`] (per-connection state).
+//! 3. The node — [`node`]: the shared state and the operations that need no command layer;
+//!    [`script`]: Lua scripts and functions run on the locked store.
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer.
 //! 4. On top — [`dispatch`] (how a request runs: MULTI, blocking, the gate), [`repl`]
 //!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`cmd`] (the
@@ -26,6 +28,7 @@ pub mod gate;
 pub mod node;
 pub mod persist;
 pub mod repl;
+pub mod script;
 pub mod server;
 pub mod session;
 pub mod stream;

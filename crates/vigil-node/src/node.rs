@@ -109,6 +109,8 @@ pub struct Node {
     pub(crate) port: AtomicU64,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
+    /// Lua scripts and functions: engines, the running script.
+    pub(crate) scripts: crate::script::Scripting,
     /// The span every log line of the node runs in: its port and current epoch.
     pub(crate) span: tracing::Span,
 }
@@ -127,6 +129,7 @@ impl Node {
     /// Builds the node from what start-up recovered (`server::open`).
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
+        let threshold = p.config.busy_reply_threshold.as_millis() as u64;
         Arc::new_cyclic(|me| Node {
             config: RwLock::new(p.config),
             config_file: p.config_file,
@@ -140,6 +143,7 @@ impl Node {
             gate: p.gate,
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
+            scripts: crate::script::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
         })

@@ -47,6 +47,8 @@ pub enum Reply {
     Bool(bool),
     /// `=<len>` + `txt:` payload in RESP3, a bulk string in RESP2.
     Verbatim(Bytes),
+    /// `(<digits>` in RESP3, a bulk string in RESP2 (scripts' `{big_number = "..."}`).
+    BigNumber(Bytes),
     /// `><n>` in RESP3 (out-of-band pub/sub data), an array in RESP2.
     Push(Vec<Reply>),
     /// Bytes already encoded, identical in RESP2 and RESP3 (e.g. an array of bulk strings),
@@ -136,6 +138,8 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(b) => bulk(out, b),
+            Reply::BigNumber(b) if resp3 => line(out, b'(', b),
+            Reply::BigNumber(b) => bulk(out, b),
             Reply::Encoded(b) => out.put_slice(b),
         }
     }

@@ -16,6 +16,7 @@ pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -45,6 +46,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
     rows.extend(zpop::commands());
+    rows.extend(scripting::commands());
     CommandTable::new(rows)
 }
 

@@ -118,6 +118,16 @@ fn parse_yes_no(v: &str) -> Result<bool, String> {
     }
 }
 
+fn set_busy_threshold(n: &Node, v: &str) -> Result<(), String> {
+    let ms = parse_num(v)?;
+    n.config.write().busy_reply_threshold = std::time::Duration::from_millis(ms);
+    n.scripts
+        .busy
+        .threshold_ms
+        .store(ms, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 fn parse_num(v: &str) -> Result<u64, String> {
     parse_size(v).ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
@@ -170,6 +180,16 @@ const PARAMS: &[Param] = &[
             n.shared.limits.write().maxclients = x as usize;
             Ok(())
         }),
+    },
+    Param {
+        name: "busy-reply-threshold",
+        get: |c| c.busy_reply_threshold.as_millis().to_string(),
+        set: Some(set_busy_threshold),
+    },
+    Param {
+        name: "lua-time-limit",
+        get: |c| c.busy_reply_threshold.as_millis().to_string(),
+        set: Some(set_busy_threshold),
     },
     Param {
         name: "timeout",

@@ -5,6 +5,7 @@
 //! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
 //! SCAN its guarantee (see [`scan_indices`]).
 
+pub mod functions;
 pub mod zset;
 
 use std::collections::{HashMap, VecDeque};
@@ -243,6 +244,8 @@ pub struct Store {
     pub hits: u64,
     /// Failed lookups.
     pub misses: u64,
+    /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
+    pub functions: functions::Libraries,
 }
 
 impl Store {
@@ -254,6 +257,7 @@ impl Store {
             expired_keys: 0,
             hits: 0,
             misses: 0,
+            functions: functions::Libraries::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! Layout: `VIGILSNP`, format version (u32), generation (u64), creation time (i64 unix ms),
 //! replication id (bytes) and offset (u64) of the data (version 2; version 1 files have none),
 //! then per non-empty database `0xFE db(u32) count(u64)` and its entries, then `0xFF` and a
-//! CRC-32 of everything before it. An entry is `type(u8) flags(u8) [expire(i64)] key payload`;
+//! CRC-32 of everything before it. Version 3 adds, before `0xFF`, the function libraries if
+//! there are any: `0xFD count(u64)` then each library's code (bytes). An entry is `type(u8) flags(u8) [expire(i64)] key payload`;
 //! byte strings are `len(u32) bytes`. All integers little-endian.
 
 use std::io::Write;
@@ -14,9 +15,10 @@ use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Current format version; older readers refuse newer files with a clear error.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const DB_MARK: u8 = 0xFE;
 const END_MARK: u8 = 0xFF;
+const FUNCTIONS_MARK: u8 = 0xFD;
 
 const T_STR: u8 = 0;
 const T_LIST: u8 = 1;
@@ -90,6 +92,13 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                     }
                 }
             }
+        }
+    }
+    if !store.functions.libs.is_empty() {
+        out.push(FUNCTIONS_MARK);
+        put_len(&mut out, store.functions.libs.len());
+        for lib in store.functions.libs.values() {
+            put_bytes(&mut out, &lib.code);
         }
     }
     out.push(END_MARK);
@@ -281,7 +290,7 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32()?;
-    if version != VERSION && version != 1 {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!(
             "format version {version} is not supported (this build reads 1 to {VERSION})"
         ));
@@ -301,6 +310,15 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     loop {
         match r.u8()? {
             END_MARK => break,
+            FUNCTIONS_MARK if version >= 3 => {
+                let n = r.count()?;
+                for _ in 0..n {
+                    let code = r.bytes()?;
+                    let lib = crate::cmd::scripting::compile_library(&code)
+                        .map_err(|e| format!("function library does not load: {e}"))?;
+                    store.functions.add(lib, false)?;
+                }
+            }
             DB_MARK => {
                 let dbi = r.u32()? as usize;
                 if dbi >= databases {

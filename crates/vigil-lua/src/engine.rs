@@ -1,0 +1,653 @@
+//! One Lua state as Redis keeps one: the sandbox ([`Engine::new`]), the EVAL script cache,
+//! the libraries of FUNCTION LOAD, and running a script or a function against a [`Host`] that
+//! executes the `redis.call`s.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use vigil_resp::Reply;
+
+use crate::convert::{error_table, from_reply, to_reply};
+use crate::rand48::Rand48;
+
+/// Instructions between two checks of the running script (busy time, kill request).
+const TICK_INSTRUCTIONS: u32 = 100_000;
+
+/// What a script's `redis.call` reaches: the node's command table on the locked dataset.
+pub trait Host {
+    /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
+    /// `resp3`: the script asked for RESP3 replies (`redis.setresp(3)`).
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
+    /// Whether a command of that name exists (`redis.acl_check_cmd`).
+    fn exists(&self, name: &[u8]) -> bool;
+}
+
+/// Called every [`TICK_INSTRUCTIONS`] while a script runs; `true` kills the script.
+pub type Tick = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Flags a function declares (`redis.register_function{flags = ...}`) or a script its shebang.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptFlags {
+    /// `no-writes`.
+    pub no_writes: bool,
+    /// `allow-oom`.
+    pub allow_oom: bool,
+    /// `allow-stale`.
+    pub allow_stale: bool,
+    /// `no-cluster`.
+    pub no_cluster: bool,
+    /// `allow-cross-slot-keys`.
+    pub allow_cross_slot: bool,
+}
+
+impl ScriptFlags {
+    /// Sets the flag named `name`; `false` if there is no such flag.
+    pub fn set(&mut self, name: &[u8]) -> bool {
+        match name {
+            b"no-writes" => self.no_writes = true,
+            b"allow-oom" => self.allow_oom = true,
+            b"allow-stale" => self.allow_stale = true,
+            b"no-cluster" => self.no_cluster = true,
+            b"allow-cross-slot-keys" => self.allow_cross_slot = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The names of the flags set, in Redis' order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot, "allow-cross-slot-keys"),
+        ];
+        all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
+    }
+}
+
+/// A function a library registered.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its flags.
+    pub flags: ScriptFlags,
+}
+
+/// State the Rust side of the API shares with the Lua side during a run.
+#[derive(Default)]
+struct RunState {
+    resp3: AtomicBool,
+    killed: AtomicBool,
+}
+
+/// A Lua state with Redis' sandbox.
+pub struct Engine {
+    lua: Lua,
+    host: Table,
+    run: Function,
+    libenv: Table,
+    set_loading: Function,
+    state: Arc<RunState>,
+    scripts: HashMap<String, (Function, Option<ScriptFlags>)>,
+    functions: HashMap<String, Function>,
+}
+
+/// The SHA1 of a script body, in lowercase hex, as `SCRIPT LOAD` answers.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+fn version_num() -> i64 {
+    let mut n = 0i64;
+    for part in vigil_base::REDIS_VERSION.split('.') {
+        n = (n << 8) | part.parse::<i64>().unwrap_or(0);
+    }
+    n
+}
+
+impl Engine {
+    /// A fresh sandbox: Lua's base, table, string and math libraries, Redis' extra libraries,
+    /// `loadfile`/`dofile` and the other globals Redis 7.0 removes gone, the `redis` API,
+    /// deterministic `math.random`, protected globals. `rand` is the process' generator.
+    pub fn new(rand: Arc<Rand48>) -> mlua::Result<Engine> {
+        // SAFETY: the debug library is loaded only to build the error handler; the prelude
+        // removes it from the globals before any user code runs.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::default(),
+            )
+        };
+        crate::libs::install(&lua)?;
+        let math: Table = lua.globals().get("math")?;
+        let r = rand.clone();
+        math.set(
+            "random",
+            lua.create_function(move |_, args: MultiValue| {
+                let x = r.unit();
+                let int = |v: &Value| -> mlua::Result<f64> {
+                    match v {
+                        Value::Integer(i) => Ok(*i as i32 as f64),
+                        Value::Number(n) => Ok(*n as i32 as f64),
+                        _ => Err(mlua::Error::runtime("bad argument to 'random' (number expected)")),
+                    }
+                };
+                match args.len() {
+                    0 => Ok(x),
+                    1 => {
+                        let u = int(&args[0])?;
+                        if u < 1.0 {
+                            return Err(mlua::Error::runtime("bad argument #1 to 'random' (interval is empty)"));
+                        }
+                        Ok((x * u).floor() + 1.0)
+                    }
+                    2 => {
+                        let (l, u) = (int(&args[0])?, int(&args[1])?);
+                        if l > u {
+                            return Err(mlua::Error::runtime("bad argument #2 to 'random' (interval is empty)"));
+                        }
+                        Ok((x * (u - l + 1.0)).floor() + l)
+                    }
+                    _ => Err(mlua::Error::runtime("wrong number of arguments")),
+                }
+            })?,
+        )?;
+        let r = rand.clone();
+        math.set(
+            "randomseed",
+            lua.create_function(move |_, seed: f64| {
+                r.seed(seed as i32);
+                Ok(())
+            })?,
+        )?;
+        let state = Arc::new(RunState::default());
+        let host = lua.create_table()?;
+        host.set(
+            "sha1hex",
+            lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+        )?;
+        host.set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, String)| {
+                let _ = (level, msg);
+                Ok(())
+            })?,
+        )?;
+        let st = state.clone();
+        host.set(
+            "setresp",
+            lua.create_function(move |_, v: i64| {
+                st.resp3.store(v == 3, Ordering::Relaxed);
+                Ok(())
+            })?,
+        )?;
+        // SAFETY: both functions only use the Lua C API on their own stack (see `call_c`).
+        unsafe {
+            host.set("c_call", lua.create_c_function(redis_call)?)?;
+            host.set("c_pcall", lua.create_c_function(redis_pcall)?)?;
+        }
+        host.set("version", vigil_base::REDIS_VERSION)?;
+        host.set("version_num", version_num())?;
+        let dbg: Value = lua.globals().get("debug")?;
+        let (run, libenv, set_loading): (Function, Table, Function) = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=vigil")
+            .call((host.clone(), dbg))?;
+        Ok(Engine {
+            lua,
+            host,
+            run,
+            libenv,
+            set_loading,
+            state,
+            scripts: HashMap::new(),
+            functions: HashMap::new(),
+        })
+    }
+
+    /// Checks the script's progress every few instructions (busy time, kill requests).
+    pub fn set_tick(&self, tick: Tick) -> mlua::Result<()> {
+        let state = self.state.clone();
+        self.lua.set_hook(
+            HookTriggers::new().every_nth_instruction(TICK_INSTRUCTIONS),
+            move |_, _| {
+                if tick() {
+                    state.killed.store(true, Ordering::Relaxed);
+                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+                }
+                Ok(VmState::Continue)
+            },
+        )
+    }
+
+    /// Memory the Lua state uses, in bytes (`used_memory_lua`).
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Whether a script with this SHA1 is cached.
+    pub fn has_script(&self, sha: &str) -> bool {
+        self.scripts.contains_key(sha)
+    }
+
+    /// Cached scripts.
+    pub fn script_count(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// The flags a cached script's shebang declared (`None`: no shebang, or no such script).
+    pub fn script_flags(&self, sha: &str) -> Option<ScriptFlags> {
+        self.scripts.get(sha).and_then(|(_, f)| *f)
+    }
+
+    /// Compiles and caches an EVAL script; returns its SHA1, or the error (shebang, compile)
+    /// as Redis words it.
+    pub fn load_script(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1_hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let (flags, start) = parse_shebang(body)?;
+        let f = self
+            .lua
+            .load(&body[start..])
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling script (new function): {}", lua_message(&e)))?;
+        self.scripts.insert(sha.clone(), (f, flags));
+        Ok(sha)
+    }
+
+    /// Runs a cached script with `KEYS` and `ARGV` set; `None` if no such script.
+    pub fn run_script(
+        &mut self,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Option<Reply> {
+        let f = self.scripts.get(sha)?.0.clone();
+        let reply = (|| -> mlua::Result<Reply> {
+            let g = self.lua.globals();
+            g.raw_set("KEYS", self.strings(keys)?)?;
+            g.raw_set("ARGV", self.strings(argv)?)?;
+            self.call(&f, Value::Nil, Value::Nil, sha, host)
+        })();
+        Some(reply.unwrap_or_else(|e| Reply::Error(format!("ERR {e}").into())))
+    }
+
+    /// Runs a function a library registered, with its keys and arguments.
+    pub fn run_function(
+        &mut self,
+        name: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Option<Reply> {
+        let f = self.functions.get(name)?.clone();
+        let reply = (|| -> mlua::Result<Reply> {
+            let k = Value::Table(self.strings(keys)?);
+            let a = Value::Table(self.strings(argv)?);
+            self.call(&f, k, a, name, host)
+        })();
+        Some(reply.unwrap_or_else(|e| Reply::Error(format!("ERR {e}").into())))
+    }
+
+    fn strings(&self, items: &[Bytes]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, b) in items.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(b)?)?;
+        }
+        Ok(t)
+    }
+
+    fn call(&self, f: &Function, a: Value, b: Value, name: &str, host: &mut dyn Host) -> mlua::Result<Reply> {
+        self.state.resp3.store(false, Ordering::Relaxed);
+        self.state.killed.store(false, Ordering::Relaxed);
+        let state = self.state.clone();
+        let host = RefCell::new(host);
+        let (ok, v): (bool, Value) = self.lua.scope(|scope| {
+            let call = scope.create_function(|lua, (_raise, args): (bool, MultiValue)| {
+                let args = match command_args(lua, args) {
+                    Ok(a) => a,
+                    Err(msg) => return Ok((true, error_table(lua, &msg)?)),
+                };
+                let resp3 = state.resp3.load(Ordering::Relaxed);
+                let reply = host.borrow_mut().call(args, resp3);
+                match reply {
+                    Reply::Error(e) => Ok((true, error_table(lua, &e)?)),
+                    r => Ok((false, from_reply(lua, r, resp3)?)),
+                }
+            })?;
+            let exists = scope.create_function(|_, name: mlua::String| {
+                Ok(host.borrow().exists(&name.as_bytes()))
+            })?;
+            self.lua.set_named_registry_value(CALL_KEY, call)?;
+            self.host.raw_set("exists", exists)?;
+            let r = self.run.call::<(bool, Value)>((f.clone(), a, b));
+            self.lua.set_named_registry_value(CALL_KEY, Value::Nil)?;
+            self.host.raw_set("exists", Value::Nil)?;
+            r
+        })?;
+        let resp3 = self.state.resp3.load(Ordering::Relaxed);
+        if ok {
+            return Ok(to_reply(&v, resp3));
+        }
+        Ok(Reply::Error(self.error_text(&v, name).into()))
+    }
+
+    /// The reply for a failed run: the error's message, then where it was raised.
+    fn error_text(&self, v: &Value, name: &str) -> String {
+        let Value::Table(t) = v else {
+            return format!("ERR Error running script {name}, execution failure");
+        };
+        let mut msg = match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy(),
+            _ => "ERR unknown error".to_owned(),
+        };
+        if self.state.killed.load(Ordering::Relaxed) {
+            msg = "ERR Script killed by user with SCRIPT KILL...".to_owned();
+        }
+        if let (Ok(Value::String(src)), Ok(line)) =
+            (t.raw_get::<Value>("source"), t.raw_get::<Value>("line"))
+            && let Value::Integer(_) | Value::Number(_) = line
+        {
+            let line = match line {
+                Value::Integer(i) => i,
+                Value::Number(n) => n as i64,
+                _ => 0,
+            };
+            msg = format!("{msg} script: {name}, on {}:{line}.", src.to_string_lossy());
+        }
+        msg.replace(['\r', '\n'], " ")
+    }
+}
+
+/// Where the run's `redis.call` implementation sits in the registry.
+const CALL_KEY: &str = "vigil.call";
+
+unsafe extern "C-unwind" fn redis_call(l: *mut mlua::lua_State) -> std::ffi::c_int {
+    unsafe { call_c(l, true) }
+}
+
+unsafe extern "C-unwind" fn redis_pcall(l: *mut mlua::lua_State) -> std::ffi::c_int {
+    unsafe { call_c(l, false) }
+}
+
+/// `redis.call` / `redis.pcall` as C functions, as in Redis: calls the run's implementation
+/// (`(raise, args...) -> (failed, value)`) and raises the error table for `redis.call`. Being
+/// C functions, they keep the caller's frame even in `return redis.call(...)`, so an error
+/// names the user's line.
+///
+/// # Safety
+/// Called by Lua with a valid state; uses two stack slots beyond the arguments (Lua
+/// guarantees `LUA_MINSTACK`), and holds no Rust value across `lua_call`/`lua_error`.
+unsafe fn call_c(l: *mut mlua::lua_State, raise: bool) -> std::ffi::c_int {
+    use mlua::ffi;
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"vigil.call".as_ptr());
+        ffi::lua_insert(l, 1);
+        ffi::lua_pushboolean(l, raise as std::ffi::c_int);
+        ffi::lua_insert(l, 2);
+        ffi::lua_call(l, n + 1, 2);
+        if raise && ffi::lua_toboolean(l, -2) != 0 {
+            ffi::lua_error(l);
+        }
+        1
+    }
+}
+
+/// A syntax or runtime error's text as Lua gave it.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `redis.call`'s arguments: strings, or numbers in Lua's own text form.
+fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        match a {
+            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(a) {
+                Ok(Some(s)) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
+                _ => return Err(ARGS_ERR.into()),
+            },
+            _ => return Err(ARGS_ERR.into()),
+        }
+    }
+    Ok(out)
+}
+
+const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
+
+/// An EVAL script's `#!lua flags=...` line: its flags (`None` without a shebang) and where
+/// the code starts (at the line's newline, so error lines count from the shebang).
+pub fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((None, 0));
+    }
+    let Some(end) = body.iter().position(|&c| c == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split(' ');
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = ScriptFlags::default();
+    for p in parts {
+        let Some(list) = p.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {p}"));
+        };
+        for f in list.split(',').filter(|f| !f.is_empty()) {
+            if !flags.set(f.as_bytes()) {
+                return Err(format!("ERR Unexpected flag in script shebang: {f}"));
+            }
+        }
+    }
+    Ok((Some(flags), end))
+}
+
+/// A library's name and where its code starts, from its `#!<engine> name=<name>` first line.
+/// The code keeps the line's newline, so error lines count from the shebang.
+pub fn parse_metadata(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("ERR Missing library metadata".into());
+    }
+    let Some(end) = code.iter().position(|&c| c == b'\n') else {
+        return Err("ERR Invalid library metadata".into());
+    };
+    let line = String::from_utf8_lossy(&code[2..end]);
+    let mut parts = line.split(' ');
+    let engine = parts.next().unwrap_or("");
+    let mut name: Option<String> = None;
+    for p in parts {
+        if let Some(n) = p.strip_prefix("name=") {
+            if name.is_some() {
+                return Err(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(n.to_owned());
+        } else {
+            return Err(format!("ERR Invalid metadata value given: {p}"));
+        }
+    }
+    let Some(name) = name else {
+        return Err("ERR Library name was not given".into());
+    };
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    if !valid_name(name.as_bytes()) {
+        return Err(NAME_ERR.into());
+    }
+    Ok((name, end))
+}
+
+const NAME_ERR: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+fn valid_name(n: &[u8]) -> bool {
+    !n.is_empty() && n.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+impl Engine {
+    /// Loads a library (`FUNCTION LOAD`): checks its metadata, compiles it, runs it with the
+    /// loading API, and keeps the functions it registered. Returns its name and functions, or
+    /// the error as Redis words it. Functions already kept by another library are not checked
+    /// here (the caller knows the libraries).
+    pub fn load_library(&mut self, code: &[u8]) -> Result<(String, Vec<FunctionInfo>), String> {
+        let (name, start) = parse_metadata(code)?;
+        let chunk = self
+            .lua
+            .load(&code[start..])
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.libenv.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", lua_message(&e)))?;
+        let registered: RefCell<Vec<(FunctionInfo, Function)>> = RefCell::new(Vec::new());
+        let outcome = self.lua.scope(|scope| {
+            let register = scope.create_function(|_, args: MultiValue| {
+                Ok(register(args, &mut registered.borrow_mut()).err())
+            })?;
+            self.host.raw_set("register", register)?;
+            self.set_loading.call::<()>(true)?;
+            let r = self.run.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil));
+            self.set_loading.call::<()>(false)?;
+            self.host.raw_set("register", Value::Nil)?;
+            r
+        });
+        match outcome {
+            Ok((true, _)) => {}
+            Ok((false, Value::Table(t))) => {
+                let msg = t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown error".into());
+                return Err(format!("ERR Error registering functions: {msg}"));
+            }
+            Ok((false, _)) => return Err("ERR Error registering functions: ERR unknown error".into()),
+            Err(e) => return Err(format!("ERR Error registering functions: {}", lua_message(&e))),
+        }
+        let registered = registered.into_inner();
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        let mut infos = Vec::with_capacity(registered.len());
+        for (info, f) in registered {
+            self.functions.insert(info.name.clone(), f);
+            infos.push(info);
+        }
+        Ok((name, infos))
+    }
+
+    /// Forgets the functions of a library (before loading its replacement).
+    pub fn drop_functions(&mut self, names: &[String]) {
+        for n in names {
+            self.functions.remove(n);
+        }
+    }
+}
+
+/// `redis.register_function`, positional (`name, callback`) or named (`{function_name = ...,
+/// callback = ..., flags = {...}, description = ...}`).
+fn register(args: MultiValue, out: &mut Vec<(FunctionInfo, Function)>) -> Result<(), String> {
+    let err = |m: &str| Err(format!("ERR {m}"));
+    let mut name: Option<String> = None;
+    let mut callback: Option<Function> = None;
+    let mut flags = ScriptFlags::default();
+    let mut description = None;
+    match args.len() {
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            for pair in t.pairs::<Value, Value>() {
+                let Ok((k, v)) = pair else { continue };
+                let Value::String(k) = k else {
+                    return err("named argument key given to redis.register_function is not a string");
+                };
+                match &k.as_bytes()[..] {
+                    b"function_name" => match v {
+                        Value::String(s) => name = Some(s.to_string_lossy()),
+                        _ => return err("function_name argument given to redis.register_function must be a string"),
+                    },
+                    b"description" => match v {
+                        Value::String(s) => description = Some(s.to_string_lossy()),
+                        _ => return err("description argument given to redis.register_function must be a string"),
+                    },
+                    b"callback" => match v {
+                        Value::Function(f) => callback = Some(f),
+                        _ => return err("callback argument given to redis.register_function must be a function"),
+                    },
+                    b"flags" => {
+                        let Value::Table(ft) = v else {
+                            return err("flags argument to redis.register_function must be a table representing function flags");
+                        };
+                        for i in 1.. {
+                            match ft.raw_get::<Value>(i) {
+                                Ok(Value::Nil) | Err(_) => break,
+                                Ok(Value::String(s)) if flags.set(&s.as_bytes()) => {}
+                                Ok(_) => return err("unknown flag given"),
+                            }
+                        }
+                    }
+                    _ => return err("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(_) = name else {
+                return err("redis.register_function must get a function name argument");
+            };
+            if callback.is_none() {
+                return err("redis.register_function must get a callback argument");
+            }
+        }
+        2 => {
+            let mut it = args.into_iter();
+            match it.next() {
+                Some(Value::String(s)) => name = Some(s.to_string_lossy()),
+                _ => return err("first argument to redis.register_function must be a string"),
+            }
+            match it.next() {
+                Some(Value::Function(f)) => callback = Some(f),
+                _ => return err("second argument to redis.register_function must be a function"),
+            }
+        }
+        _ => return err("wrong number of arguments to redis.register_function"),
+    }
+    let (Some(name), Some(callback)) = (name, callback) else {
+        return err("wrong number of arguments to redis.register_function");
+    };
+    if !valid_name(name.as_bytes()) {
+        return Err(NAME_ERR.into());
+    }
+    if out.iter().any(|(i, _)| i.name == name) {
+        return err("Function already exists in the library");
+    }
+    out.push((
+        FunctionInfo {
+            name,
+            description,
+            flags,
+        },
+        callback,
+    ));
+    Ok(())
+}

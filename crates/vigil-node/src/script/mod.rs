@@ -1,0 +1,305 @@
+//! Scripts and functions on the node: the Lua engines ([`Scripting`]), the host their
+//! `redis.call` reaches ([`ScriptHost`]: the command table on the locked store), and one run
+//! from start to end ([`Node::run_script`]): the gate checks the script once, the store stays
+//! locked throughout, and the effects are propagated at the end — as one MULTI/EXEC when there
+//! are several — never the script itself.
+
+pub mod busy;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use vigil_lua::{Engine, Host, Rand48, ScriptFlags};
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
+
+use crate::ctx::{Ctx, Prop};
+use crate::db::Store;
+use crate::node::{Handler, Node};
+use crate::session::ConnState;
+use vigil_base::clock::unix_ms;
+
+pub use busy::Busy;
+
+/// The node's Lua engines and the state of the script running now.
+pub struct Scripting {
+    /// EVAL's engine and script cache (created on first use; SCRIPT FLUSH drops it).
+    pub(crate) eval: Mutex<Option<Engine>>,
+    /// The engine holding the function libraries, and the library version it was built at.
+    pub(crate) functions: Mutex<Option<(u64, Engine)>>,
+    /// `math.random`'s sequence, shared by every engine as Redis shares it.
+    rand: Arc<Rand48>,
+    /// The running script, if any: busy time, kill requests.
+    pub(crate) busy: Arc<Busy>,
+}
+
+impl Scripting {
+    /// No engine yet; `threshold_ms` is `busy-reply-threshold`.
+    pub fn new(threshold_ms: u64) -> Self {
+        Scripting {
+            eval: Mutex::new(None),
+            functions: Mutex::new(None),
+            rand: Arc::new(Rand48::default()),
+            busy: Arc::new(Busy::new(threshold_ms)),
+        }
+    }
+
+    /// A new engine with the busy check installed.
+    pub(crate) fn engine(&self) -> Result<Engine, String> {
+        let e = Engine::new(self.rand.clone()).map_err(|e| format!("ERR {e}"))?;
+        let busy = self.busy.clone();
+        e.set_tick(Arc::new(move || busy.tick()))
+            .map_err(|e| format!("ERR {e}"))?;
+        Ok(e)
+    }
+}
+
+/// Which kind of code runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// EVAL / EVALSHA.
+    Script,
+    /// FCALL.
+    Function,
+}
+
+/// What `redis.call` reaches: the command table on the locked store, in the script's own
+/// database, collecting what the commands propagate.
+pub struct ScriptHost<'a> {
+    node: &'a Node,
+    store: &'a mut Store,
+    db: usize,
+    now: i64,
+    hide_expired: bool,
+    read_only: bool,
+    props: Vec<Prop>,
+    databases: usize,
+}
+
+impl Host for ScriptHost<'_> {
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply {
+        let Some(&(meta, handler)) = self.node.table.get(&args[0]) else {
+            return Reply::error("ERR Unknown Redis command called from script");
+        };
+        if !meta.arity_ok(args.len()) {
+            return Reply::error("ERR Wrong number of args calling Redis command from script");
+        }
+        match meta.name {
+            // The script's own database: SELECT inside it never changes the caller's.
+            "select" => {
+                return match vigil_resp::args::parse_int(&args[1]) {
+                    Err(_) => Reply::error("ERR value is not an integer or out of range"),
+                    Ok(n) if n < 0 || n as usize >= self.databases => {
+                        Reply::error("ERR DB index is out of range")
+                    }
+                    Ok(n) => {
+                        self.db = n as usize;
+                        Reply::ok()
+                    }
+                };
+            }
+            "ping" if args.len() == 1 => return Reply::simple("PONG"),
+            "ping" | "echo" => return Reply::Bulk(args[args.len() - 1].clone()),
+            _ => {}
+        }
+        let Handler::Data(f) = handler else {
+            return Reply::error("ERR This Redis command is not allowed from script");
+        };
+        if meta.flags.has(Flags::WRITE) && self.read_only {
+            return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        let mut args = Args::new(args);
+        let mut ctx = Ctx::new(self.store, self.db, self.now, &mut self.props);
+        ctx.hide_expired = self.hide_expired;
+        ctx.resp3 = resp3;
+        let reply = Reply::from(f(&mut ctx, &mut args));
+        if ctx.dirty() > 0 {
+            self.node.scripts.busy.wrote();
+        }
+        ctx.finish(&args);
+        reply
+    }
+
+    fn exists(&self, name: &[u8]) -> bool {
+        self.node.table.get(name).is_some()
+    }
+}
+
+/// The gate's view of a script: one write, or one read (`*_RO`, `no-writes`).
+fn gate_meta(read_only: bool, flags: ScriptFlags) -> CommandMeta {
+    let mut f = if read_only {
+        Flags::READONLY
+    } else {
+        Flags(Flags::WRITE.0 | Flags::DENYOOM.0)
+    };
+    if flags.allow_stale {
+        f = Flags(f.0 | Flags::STALE.0);
+    }
+    CommandMeta {
+        name: "eval",
+        arity: -3,
+        flags: f,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group: "scripting",
+        summary: "",
+    }
+}
+
+/// A script to run: which, with what.
+pub struct Call<'a> {
+    /// Script or function.
+    pub kind: Kind,
+    /// The script's SHA1 or the function's name.
+    pub name: &'a str,
+    /// `KEYS`.
+    pub keys: &'a [Bytes],
+    /// `ARGV`.
+    pub argv: &'a [Bytes],
+    /// `EVAL_RO`, `EVALSHA_RO`, `FCALL_RO`.
+    pub read_only: bool,
+    /// EVAL's body, compiled and cached if not already.
+    pub body: Option<&'a [u8]>,
+}
+
+impl Node {
+    /// Runs a script or function for `conn` under the store lock, from start to end, and
+    /// propagates its effects; returns the reply.
+    pub(crate) fn run_script(&self, conn: &mut Conn<ConnState>, call: Call<'_>) -> Reply {
+        let mut store = self.store.lock();
+        let store = &mut *store;
+        // The engine is taken out of its slot while it runs: nothing else can reach it then,
+        // since the store lock is held, and a panic cannot leave it half-borrowed.
+        let slot = match call.kind {
+            Kind::Script => self.scripts.eval.lock().take(),
+            Kind::Function => {
+                let mut f = self.scripts.functions.lock();
+                match f.take() {
+                    Some((v, e)) if v == store.functions.version => Some(e),
+                    _ => None,
+                }
+            }
+        };
+        let mut engine = match slot {
+            Some(e) => e,
+            None => match self.build_engine(call.kind, store) {
+                Ok(e) => e,
+                Err(r) => return Reply::Error(r.into()),
+            },
+        };
+        let version = store.functions.version;
+        let prepared = self.prepare(&mut engine, &call, store);
+        let (name, flags) = match prepared {
+            Ok(p) => p,
+            Err(r) => {
+                self.put_engine(call.kind, engine, version);
+                return r;
+            }
+        };
+        if call.read_only && !flags.is_none_or(|f| f.no_writes) {
+            self.put_engine(call.kind, engine, version);
+            return Reply::error("ERR Can not execute a script with write flag using *_ro command.");
+        }
+        let flags = flags.unwrap_or_default();
+        let read_only = call.read_only || flags.no_writes;
+        let hide = match self.gate(&gate_meta(read_only, flags)) {
+            Ok(h) => h,
+            Err(r) => {
+                self.put_engine(call.kind, engine, version);
+                return r;
+            }
+        };
+        let mut host = ScriptHost {
+            node: self,
+            store,
+            db: conn.db,
+            now: unix_ms(),
+            hide_expired: hide,
+            read_only,
+            props: Vec::new(),
+            databases: conn.shared.databases,
+        };
+        self.scripts.busy.start(&name, call.kind);
+        let mut run = || match call.kind {
+            Kind::Script => engine.run_script(&name, call.keys, call.argv, &mut host),
+            Kind::Function => engine.run_function(&name, call.keys, call.argv, &mut host),
+        };
+        // Other clients' tasks must not wait behind this thread while the script runs.
+        let reply = if tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
+        let props = std::mem::take(&mut host.props);
+        let version = host.store.functions.version;
+        drop(host);
+        self.put_engine(call.kind, engine, version);
+        let reply = reply.unwrap_or_else(|| {
+            Reply::error("NOSCRIPT No matching script. Please use EVAL.")
+        });
+        self.propagate_effects(conn, props);
+        self.scripts.busy.finish();
+        reply
+    }
+
+    /// Propagates a script's effects: as they are when one command, wrapped in MULTI/EXEC
+    /// when several, so a replica or a replay applies all or nothing.
+    fn propagate_effects(&self, conn: &mut Conn<ConnState>, mut all: Vec<Prop>) {
+        if all.len() > 1 {
+            let db = all[0].0;
+            all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
+            let last = all[all.len() - 1].0;
+            all.push((last, vec![Bytes::from_static(b"EXEC")]));
+        }
+        self.note_propagated(conn, &all);
+    }
+
+    /// Compiles an EVAL body, or finds the script or function: its name and declared flags
+    /// (`None`: a script without a shebang).
+    fn prepare(
+        &self,
+        engine: &mut Engine,
+        call: &Call<'_>,
+        store: &Store,
+    ) -> Result<(String, Option<ScriptFlags>), Reply> {
+        match call.kind {
+            Kind::Script => {
+                let sha = match call.body {
+                    Some(body) => engine.load_script(body).map_err(|e| Reply::Error(e.into()))?,
+                    None => call.name.to_ascii_lowercase(),
+                };
+                if !engine.has_script(&sha) {
+                    return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL."));
+                }
+                let flags = engine.script_flags(&sha);
+                Ok((sha, flags))
+            }
+            Kind::Function => match store.functions.function(call.name) {
+                Some((_, f)) => Ok((f.name.clone(), Some(f.flags))),
+                None => Err(Reply::error("ERR Function not found")),
+            },
+        }
+    }
+
+    fn build_engine(&self, kind: Kind, store: &Store) -> Result<Engine, String> {
+        let mut e = self.scripts.engine()?;
+        if kind == Kind::Function {
+            for lib in store.functions.libs.values() {
+                if let Err(err) = e.load_library(&lib.code) {
+                    tracing::error!(library = %lib.name, error = %err, "library failed to load");
+                }
+            }
+        }
+        Ok(e)
+    }
+
+    fn put_engine(&self, kind: Kind, e: Engine, version: u64) {
+        match kind {
+            Kind::Script => *self.scripts.eval.lock() = Some(e),
+            Kind::Function => *self.scripts.functions.lock() = Some((version, e)),
+        }
+    }
+}
