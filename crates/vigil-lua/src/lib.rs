@@ -15,3 +15,6 @@ pub use engine::{
     Engine, FunctionInfo, Host, ScriptFlags, Tick, parse_metadata, parse_shebang, sha1_hex,
 };
 pub use rand48::Rand48;
+
+#[cfg(test)]
+mod tests;

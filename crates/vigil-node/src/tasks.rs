@@ -24,6 +24,11 @@ pub(crate) async fn background(node: Arc<Node>) {
         tick.tick().await;
         ticks += 1;
         node.check_lease();
+        // A running script holds the store: this tick's work waits for the next one rather
+        // than parking a worker thread on the lock (see script::busy).
+        if node.scripts.busy.running() {
+            continue;
+        }
         active_expire(&node);
         if last_ping.elapsed() >= node.config.read().replication.ping_period {
             last_ping = Instant::now();

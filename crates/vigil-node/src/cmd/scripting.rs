@@ -154,8 +154,13 @@ fn script(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             }
         }
         "kill" if n == 2 => node.scripts.busy.kill(Kind::Script),
+        // The Lua debugger is not supported: only turning it off is accepted.
+        "debug" if n == 3 && all[2].eq_ignore_ascii_case(b"no") => Reply::ok(),
+        "debug" if n == 3 => Reply::error("ERR SCRIPT DEBUG is not supported by this server"),
         "help" if n == 2 => help(&[
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
             "EXISTS <sha1> [<sha1> ...]",
             "    Return information about the existence of the scripts in the script cache.",
             "FLUSH [ASYNC|SYNC]",
@@ -171,11 +176,11 @@ fn script(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             "HELP",
             "    Prints this help.",
         ]),
-        "load" | "exists" | "flush" | "kill" | "help" => arity("script", &sub),
+        "load" | "exists" | "flush" | "kill" | "help" | "debug" => arity("script", &sub),
         _ => vigil_resp::command::bad_subcommand(
             "script",
             &all[1],
-            &["load", "exists", "flush", "kill", "help"],
+            &["load", "exists", "flush", "kill", "help", "debug"],
         ),
     };
     conn.reply(r);
@@ -227,10 +232,15 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             "    * Functions list",
             "    * Library code (if WITHCODE is given)",
             "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
-            "FCALL <FUNCTION NAME> nkeys <key1 .. keyn> <arg1 .. argn>",
-            "    Call a function by name with the specified keys and arguments.",
-            "FCALL_RO <FUNCTION NAME> nkeys <key1 .. keyn> <arg1 .. argn>",
-            "    Call a read-only function by name with the specified keys and arguments.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
             "FLUSH [ASYNC|SYNC]",
             "    Delete all the libraries.",
             "    When called without the optional mode argument, the behavior is determined by the",

@@ -102,9 +102,14 @@ impl Host for ScriptHost<'_> {
             "ping" | "echo" => return Reply::Bulk(args[args.len() - 1].clone()),
             _ => {}
         }
+        // Blocking commands are `noscript` in Redis 7.0, as are the commands that need the
+        // connection or the node (MULTI, SUBSCRIBE, EVAL, SCRIPT...).
         let Handler::Data(f) = handler else {
             return Reply::error("ERR This Redis command is not allowed from script");
         };
+        if meta.flags.has(Flags::BLOCKING) {
+            return Reply::error("ERR This Redis command is not allowed from script");
+        }
         if meta.flags.has(Flags::WRITE) && self.read_only {
             return Reply::error("ERR Write commands are not allowed from read-only scripts.");
         }
