@@ -198,10 +198,28 @@ impl Engine {
         host.set("version", vigil_base::REDIS_VERSION)?;
         host.set("version_num", version_num())?;
         let dbg: Value = lua.globals().get("debug")?;
-        let (run, libenv, set_loading): (Function, Table, Function) = lua
+        let (run, libenv, set_loading, redis): (Function, Table, Function, Table) = lua
             .load(include_str!("prelude.lua"))
             .set_name("=vigil")
             .call((host.clone(), dbg))?;
+        // The API functions written in Lua run behind C trampolines, as Redis' own C functions
+        // do: `return redis.log(...)` is then no tail call, and an error keeps the user's line.
+        let mut lua_fns = Vec::new();
+        for pair in redis.pairs::<String, Value>() {
+            let (k, v) = pair?;
+            if let Value::Function(f) = v
+                && f.info().what == "Lua"
+            {
+                lua_fns.push((k, f));
+            }
+        }
+        for (k, f) in lua_fns {
+            // SAFETY: `trampoline` only uses the C API on its own stack.
+            let c: Function = unsafe {
+                lua.exec_raw(f, |l| mlua::ffi::lua_pushcclosure(l, trampoline, 1))?
+            };
+            redis.raw_set(k, c)?;
+        }
         Ok(Engine {
             lua,
             host,
@@ -405,6 +423,21 @@ unsafe fn call_c(l: *mut mlua::lua_State, raise: bool) -> std::ffi::c_int {
             ffi::lua_error(l);
         }
         1
+    }
+}
+
+/// Calls its upvalue with its arguments and returns all its results.
+///
+/// # Safety
+/// Called by Lua with a valid state and one upvalue; holds no Rust value across `lua_call`.
+unsafe extern "C-unwind" fn trampoline(l: *mut mlua::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
     }
 }
 

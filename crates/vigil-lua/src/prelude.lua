@@ -129,7 +129,13 @@ local loading = {
   REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
 }
 protect(loading)
-protect(redis)
+-- Scripts see the API through a proxy: missing names read as nil, every write is refused.
+local api = redis
+redis = setmetatable({}, {
+  __index = api,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
 
 G.redis = redis
 G.debug = nil
@@ -155,4 +161,4 @@ local function set_loading(on)
   current_redis = on and loading or redis
 end
 protect(G)
-return run, libenv, set_loading
+return run, libenv, set_loading, api

@@ -34,9 +34,11 @@ pub fn logged(name: &str) -> Option<DataFn> {
 }
 
 /// `numkeys key... arg...` into keys and arguments, worded as Redis words the errors.
-fn split_keys(all: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), Reply> {
-    let n = vigil_resp::args::parse_int(&all[2])
-        .map_err(|_| Reply::error("ERR value is not an integer or out of range"))?;
+fn split_keys<'a>(
+    all: &'a [Bytes],
+    not_int: &'static str,
+) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
+    let n = vigil_resp::args::parse_int(&all[2]).map_err(|_| Reply::error(not_int))?;
     let rest = &all[3..];
     if n < 0 {
         return Err(Reply::error("ERR Number of keys can't be negative"));
@@ -54,7 +56,7 @@ fn eval(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     let name = all[0].to_ascii_lowercase();
     let by_sha = name.starts_with(b"evalsha");
     let read_only = name.ends_with(b"_ro");
-    let reply = match split_keys(&all) {
+    let reply = match split_keys(&all, "ERR value is not an integer or out of range") {
         Err(r) => r,
         Ok((keys, argv)) => {
             let sha = String::from_utf8_lossy(&all[1]).into_owned();
@@ -77,7 +79,7 @@ fn eval(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
 fn fcall(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     let all = args.into_vec();
     let read_only = all[0].eq_ignore_ascii_case(b"fcall_ro");
-    let reply = match split_keys(&all) {
+    let reply = match split_keys(&all, "ERR Bad number of keys provided") {
         Err(r) => r,
         Ok((keys, argv)) => {
             let name = String::from_utf8_lossy(&all[1]).into_owned();
@@ -257,15 +259,6 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
             "      libraries with the new libraries (notice that even on this option there is a chance of failure",
             "      in case of functions name collision with another library).",
-            "STATS",
-            "    Return information about the current function running:",
-            "    * Function name",
-            "    * Command used to run the function",
-            "    * Duration in MS that the function is running",
-            "    If no function is running, return nil",
-            "    In addition, returns a list of available engines.",
-            "KILL",
-            "    Kill the current running function.",
             "HELP",
             "    Prints this help.",
         ]),
@@ -412,27 +405,27 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
             .iter()
             .map(|f| {
                 Reply::Map(vec![
-                    (Reply::simple("name"), Reply::Bulk(Bytes::from(f.name.clone()))),
+                    (Reply::Bulk(Bytes::from_static(b"name")), Reply::Bulk(Bytes::from(f.name.clone()))),
                     (
-                        Reply::simple("description"),
+                        Reply::Bulk(Bytes::from_static(b"description")),
                         f.description
                             .clone()
                             .map_or(Reply::Nil, |d| Reply::Bulk(Bytes::from(d))),
                     ),
                     (
-                        Reply::simple("flags"),
+                        Reply::Bulk(Bytes::from_static(b"flags")),
                         Reply::Set(f.flags.names().into_iter().map(Reply::simple).collect()),
                     ),
                 ])
             })
             .collect();
         let mut m = vec![
-            (Reply::simple("library_name"), Reply::Bulk(Bytes::from(lib.name.clone()))),
-            (Reply::simple("engine"), Reply::simple("LUA")),
-            (Reply::simple("functions"), Reply::Array(functions)),
+            (Reply::Bulk(Bytes::from_static(b"library_name")), Reply::Bulk(Bytes::from(lib.name.clone()))),
+            (Reply::Bulk(Bytes::from_static(b"engine")), Reply::Bulk(Bytes::from_static(b"LUA"))),
+            (Reply::Bulk(Bytes::from_static(b"functions")), Reply::Array(functions)),
         ];
         if with_code {
-            m.push((Reply::simple("library_code"), Reply::Bulk(lib.code.clone())));
+            m.push((Reply::Bulk(Bytes::from_static(b"library_code")), Reply::Bulk(lib.code.clone())));
         }
         out.push(Reply::Map(m));
     }
@@ -444,22 +437,22 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
 pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
     let running = match node.scripts.busy.running_function() {
         Some((name, ms)) => Reply::Map(vec![
-            (Reply::simple("name"), Reply::Bulk(Bytes::from(name))),
-            (Reply::simple("command"), Reply::Array(vec![])),
-            (Reply::simple("duration_ms"), Reply::Int(ms as i64)),
+            (Reply::Bulk(Bytes::from_static(b"name")), Reply::Bulk(Bytes::from(name))),
+            (Reply::Bulk(Bytes::from_static(b"command")), Reply::Array(vec![])),
+            (Reply::Bulk(Bytes::from_static(b"duration_ms")), Reply::Int(ms as i64)),
         ]),
         None => Reply::Nil,
     };
     let (libraries, functions) = libs.map_or((0, 0), |l| (l.libs.len(), l.function_count()));
     Reply::Map(vec![
-        (Reply::simple("running_script"), running),
+        (Reply::Bulk(Bytes::from_static(b"running_script")), running),
         (
-            Reply::simple("engines"),
+            Reply::Bulk(Bytes::from_static(b"engines")),
             Reply::Map(vec![(
-                Reply::simple("LUA"),
+                Reply::Bulk(Bytes::from_static(b"LUA")),
                 Reply::Map(vec![
-                    (Reply::simple("libraries_count"), Reply::Int(libraries as i64)),
-                    (Reply::simple("functions_count"), Reply::Int(functions as i64)),
+                    (Reply::Bulk(Bytes::from_static(b"libraries_count")), Reply::Int(libraries as i64)),
+                    (Reply::Bulk(Bytes::from_static(b"functions_count")), Reply::Int(functions as i64)),
                 ]),
             )]),
         ),
