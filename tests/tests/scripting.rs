@@ -327,3 +327,185 @@ fn functions_match_redis_server() {
 fn resp3_scripts_match_redis_server() {
     run_diff(RESP3);
 }
+
+/// Polls `port` with PING until it answers `-BUSY`; returns the error line.
+fn wait_busy(port: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut c = RawConn::connect(port).unwrap();
+        let r = String::from_utf8_lossy(&c.call(&["PING"])).into_owned();
+        if r.starts_with("-BUSY") {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never busy: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A script past `busy-reply-threshold`: others get -BUSY at once; SCRIPT KILL stops one that
+/// has not written; one that wrote is UNKILLABLE and only SHUTDOWN NOSAVE ends it — its writes
+/// are lost, as its effects would only have been logged at its end.
+#[test]
+fn busy_scripts_kill_unkillable_and_shutdown_nosave() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut node = NodeProc::start(&data, &["--appendfsync", "always"]);
+    let mut admin = RawConn::connect(node.port).unwrap();
+    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]), b"+OK\r\n");
+    assert_eq!(admin.call(&["SCRIPT", "KILL"]), b"-NOTBUSY No scripts in execution right now.\r\n");
+
+    let port = node.port;
+    let looping = std::thread::spawn(move || {
+        let mut c = RawConn::connect(port).unwrap();
+        c.call(&["EVAL", "local i = 0\nwhile true do i = i + 1 end", "0"])
+    });
+    assert_eq!(
+        wait_busy(port),
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    let mut c = RawConn::connect(port).unwrap();
+    assert!(String::from_utf8_lossy(&c.call(&["GET", "k"])).starts_with("-BUSY"));
+    assert_eq!(c.call(&["SCRIPT", "KILL"]), b"+OK\r\n");
+    let killed = String::from_utf8_lossy(&looping.join().unwrap()).into_owned();
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL... script: ")
+            && killed.ends_with(", on @user_script:2.\r\n"),
+        "{killed}"
+    );
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+
+    let writer = std::thread::spawn(move || {
+        let mut c = RawConn::connect(port).unwrap();
+        c.call(&["EVAL", "redis.call('set', 'w', '1')\nwhile true do end", "0"])
+    });
+    wait_busy(port);
+    let mut c = RawConn::connect(port).unwrap();
+    assert!(
+        String::from_utf8_lossy(&c.call(&["SCRIPT", "KILL"])).starts_with("-UNKILLABLE Sorry the script already executed write commands against the dataset."),
+    );
+    assert_eq!(
+        c.call(&["FUNCTION", "KILL"]),
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    c.send_raw(&RawConn::encode(&["SHUTDOWN", "NOSAVE"])).unwrap();
+    assert!(c.is_closed(), "SHUTDOWN NOSAVE closes the connection");
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = writer.join();
+
+    let node = NodeProc::start(&data, &[]);
+    let mut c = RawConn::connect(node.port).unwrap();
+    assert_eq!(c.call(&["GET", "w"]), b"$-1\r\n", "a killed script's writes are lost");
+}
+
+fn offset(n: &NodeProc) -> u64 {
+    n.info_field("master_repl_offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0)
+}
+
+fn caught_up(master: &NodeProc, replica: &NodeProc) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while offset(master) != offset(replica)
+        || replica.info_field("master_link_status").as_deref() != Some("up")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica behind; its log:\n{}",
+            replica.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The libraries and the data as clients see them: FUNCTION LIST WITHCODE and every key.
+fn state(n: &NodeProc) -> (Vec<u8>, Vec<String>) {
+    let mut c = RawConn::connect(n.port).unwrap();
+    let libs = c.call(&["FUNCTION", "LIST", "WITHCODE"]);
+    (libs, vigil_tests::dump_dataset(&mut n.client(), 3))
+}
+
+const LIB: &str = "#!lua name=counters\nredis.register_function('bump', function(keys, args) redis.call('incrby', keys[1], args[1]); redis.call('rpush', keys[2], args[1]); return redis.call('get', keys[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+
+/// Writes through scripts and functions, a library loaded, replaced, deleted and restored: a
+/// replica and the master restarted after SIGKILL hold exactly the same data and libraries,
+/// and the log holds the scripts' effects (MULTI/EXEC), never EVAL.
+#[test]
+fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdir = dir.path().join("m");
+    let mut master = NodeProc::start(&mdir, &["--appendfsync", "always"]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    let mut c = RawConn::connect(master.port).unwrap();
+    assert_eq!(c.call(&["FUNCTION", "LOAD", LIB]), b"$8\r\ncounters\r\n");
+    let other = "#!lua name=gone\nredis.register_function('g', function() return 1 end)";
+    assert_eq!(c.call(&["FUNCTION", "LOAD", other]), b"$4\r\ngone\r\n");
+    assert_eq!(c.call(&["FUNCTION", "DELETE", "gone"]), b"+OK\r\n");
+    for i in 0..20 {
+        let n = i.to_string();
+        assert_eq!(c.call(&["FCALL", "bump", "2", "cnt", "hist", &n]).first(), Some(&b'$'));
+        c.call(&[
+            "EVAL",
+            "redis.call('set', KEYS[1], ARGV[1]); redis.call('select', 1); redis.call('hset', 'h', KEYS[1], ARGV[1]); return redis.call('expire', KEYS[1], 1000)",
+            "1",
+            &format!("k{i}"),
+            &n,
+        ]);
+    }
+    // A script that writes nothing propagates nothing; a read-only one neither.
+    let before = offset(&master);
+    c.call(&["EVAL", "return redis.call('get', 'cnt')", "0"]);
+    c.call(&["FCALL_RO", "peek", "1", "cnt"]);
+    c.call(&["EVAL", "return redis.call('get', 'nosuch')", "0"]);
+    assert_eq!(offset(&master), before, "read-only scripts propagated something");
+    // One write: not wrapped.
+    c.call(&["EVAL", "return redis.call('set', 'single', '1')", "0"]);
+    // DUMP / RESTORE round trip on the same server.
+    let dump = c.call(&["FUNCTION", "DUMP"]);
+    let payload = &dump[dump.iter().position(|&b| b == b'\n').unwrap() + 1..dump.len() - 2];
+    let libs_before = c.call(&["FUNCTION", "LIST", "WITHCODE"]);
+    assert_eq!(c.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
+    assert_eq!(c.call(&["FUNCTION", "LIST"]), b"*0\r\n");
+    assert_eq!(c.call_bytes(&[b"FUNCTION", b"RESTORE", payload]), b"+OK\r\n");
+    assert_eq!(c.call(&["FUNCTION", "LIST", "WITHCODE"]), libs_before);
+    assert!(
+        String::from_utf8_lossy(&c.call_bytes(&[b"FUNCTION", b"RESTORE", payload]))
+            .starts_with("-ERR Library counters already exists")
+    );
+    let mut bad = payload.to_vec();
+    bad[7] ^= 1;
+    assert_eq!(
+        c.call_bytes(&[b"FUNCTION", b"RESTORE", &bad]),
+        b"-ERR DUMP payload version or checksum are wrong\r\n"
+    );
+    assert_eq!(c.call_bytes(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]), b"+OK\r\n");
+    // A snapshot in the middle: the restart reads the libraries from it and the rest from
+    // the log.
+    assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    c.call(&["FCALL", "bump", "2", "cnt", "hist", "100"]);
+
+    caught_up(&master, &replica);
+    let want = state(&master);
+    assert!(want.0.starts_with(b"*1\r\n"), "{}", String::from_utf8_lossy(&want.0));
+    assert_eq!(state(&replica), want, "replica");
+    let mut rc = RawConn::connect(replica.port).unwrap();
+    assert_eq!(rc.call(&["FCALL_RO", "peek", "1", "cnt"]), b"$3\r\n290\r\n");
+
+    let log: Vec<u8> = std::fs::read_dir(&mdir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "aof"))
+        .flat_map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    let text = String::from_utf8_lossy(&log).to_lowercase();
+    assert!(!text.contains("\r\neval\r\n") && !text.contains("\r\nfcall\r\n"), "scripts in the log");
+    assert!(text.contains("\r\nmulti\r\n") && text.contains("\r\nincrby\r\n"), "effects missing");
+
+    master.kill9();
+    let master = NodeProc::start(&mdir, &[]);
+    assert_eq!(state(&master), want, "restarted master");
+    let mut c = RawConn::connect(master.port).unwrap();
+    assert_eq!(c.call(&["FCALL", "bump", "2", "cnt", "hist", "1"]), b"$3\r\n291\r\n");
+}
