@@ -351,8 +351,14 @@ fn busy_scripts_kill_unkillable_and_shutdown_nosave() {
     let data = dir.path().join("node");
     let mut node = NodeProc::start(&data, &["--appendfsync", "always"]);
     let mut admin = RawConn::connect(node.port).unwrap();
-    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]), b"+OK\r\n");
-    assert_eq!(admin.call(&["SCRIPT", "KILL"]), b"-NOTBUSY No scripts in execution right now.\r\n");
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        admin.call(&["SCRIPT", "KILL"]),
+        b"-NOTBUSY No scripts in execution right now.\r\n"
+    );
 
     let port = node.port;
     let looping = std::thread::spawn(move || {
@@ -376,18 +382,25 @@ fn busy_scripts_kill_unkillable_and_shutdown_nosave() {
 
     let writer = std::thread::spawn(move || {
         let mut c = RawConn::connect(port).unwrap();
-        c.call(&["EVAL", "redis.call('set', 'w', '1')\nwhile true do end", "0"])
+        c.call(&[
+            "EVAL",
+            "redis.call('set', 'w', '1')\nwhile true do end",
+            "0",
+        ])
     });
     wait_busy(port);
     let mut c = RawConn::connect(port).unwrap();
     assert!(
-        String::from_utf8_lossy(&c.call(&["SCRIPT", "KILL"])).starts_with("-UNKILLABLE Sorry the script already executed write commands against the dataset."),
+        String::from_utf8_lossy(&c.call(&["SCRIPT", "KILL"])).starts_with(
+            "-UNKILLABLE Sorry the script already executed write commands against the dataset."
+        ),
     );
     assert_eq!(
         c.call(&["FUNCTION", "KILL"]),
         b"-NOTBUSY No scripts in execution right now.\r\n"
     );
-    c.send_raw(&RawConn::encode(&["SHUTDOWN", "NOSAVE"])).unwrap();
+    c.send_raw(&RawConn::encode(&["SHUTDOWN", "NOSAVE"]))
+        .unwrap();
     assert!(c.is_closed(), "SHUTDOWN NOSAVE closes the connection");
     let status = node.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
@@ -395,7 +408,11 @@ fn busy_scripts_kill_unkillable_and_shutdown_nosave() {
 
     let node = NodeProc::start(&data, &[]);
     let mut c = RawConn::connect(node.port).unwrap();
-    assert_eq!(c.call(&["GET", "w"]), b"$-1\r\n", "a killed script's writes are lost");
+    assert_eq!(
+        c.call(&["GET", "w"]),
+        b"$-1\r\n",
+        "a killed script's writes are lost"
+    );
 }
 
 fn offset(n: &NodeProc) -> u64 {
@@ -445,7 +462,10 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
     assert_eq!(c.call(&["FUNCTION", "DELETE", "gone"]), b"+OK\r\n");
     for i in 0..20 {
         let n = i.to_string();
-        assert_eq!(c.call(&["FCALL", "bump", "2", "cnt", "hist", &n]).first(), Some(&b'$'));
+        assert_eq!(
+            c.call(&["FCALL", "bump", "2", "cnt", "hist", &n]).first(),
+            Some(&b'$')
+        );
         c.call(&[
             "EVAL",
             "redis.call('set', KEYS[1], ARGV[1]); redis.call('select', 1); redis.call('hset', 'h', KEYS[1], ARGV[1]); return redis.call('expire', KEYS[1], 1000)",
@@ -459,7 +479,11 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
     c.call(&["EVAL", "return redis.call('get', 'cnt')", "0"]);
     c.call(&["FCALL_RO", "peek", "1", "cnt"]);
     c.call(&["EVAL", "return redis.call('get', 'nosuch')", "0"]);
-    assert_eq!(offset(&master), before, "read-only scripts propagated something");
+    assert_eq!(
+        offset(&master),
+        before,
+        "read-only scripts propagated something"
+    );
     // One write: not wrapped.
     c.call(&["EVAL", "return redis.call('set', 'single', '1')", "0"]);
     // DUMP / RESTORE round trip on the same server.
@@ -468,7 +492,10 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
     let libs_before = c.call(&["FUNCTION", "LIST", "WITHCODE"]);
     assert_eq!(c.call(&["FUNCTION", "FLUSH"]), b"+OK\r\n");
     assert_eq!(c.call(&["FUNCTION", "LIST"]), b"*0\r\n");
-    assert_eq!(c.call_bytes(&[b"FUNCTION", b"RESTORE", payload]), b"+OK\r\n");
+    assert_eq!(
+        c.call_bytes(&[b"FUNCTION", b"RESTORE", payload]),
+        b"+OK\r\n"
+    );
     assert_eq!(c.call(&["FUNCTION", "LIST", "WITHCODE"]), libs_before);
     assert!(
         String::from_utf8_lossy(&c.call_bytes(&[b"FUNCTION", b"RESTORE", payload]))
@@ -480,7 +507,10 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
         c.call_bytes(&[b"FUNCTION", b"RESTORE", &bad]),
         b"-ERR DUMP payload version or checksum are wrong\r\n"
     );
-    assert_eq!(c.call_bytes(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]), b"+OK\r\n");
+    assert_eq!(
+        c.call_bytes(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]),
+        b"+OK\r\n"
+    );
     // A snapshot in the middle: the restart reads the libraries from it and the rest from
     // the log.
     assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
@@ -488,7 +518,11 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
 
     caught_up(&master, &replica);
     let want = state(&master);
-    assert!(want.0.starts_with(b"*1\r\n"), "{}", String::from_utf8_lossy(&want.0));
+    assert!(
+        want.0.starts_with(b"*1\r\n"),
+        "{}",
+        String::from_utf8_lossy(&want.0)
+    );
     assert_eq!(state(&replica), want, "replica");
     let mut rc = RawConn::connect(replica.port).unwrap();
     assert_eq!(rc.call(&["FCALL_RO", "peek", "1", "cnt"]), b"$3\r\n290\r\n");
@@ -500,12 +534,21 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
         .flat_map(|e| std::fs::read(e.path()).unwrap())
         .collect();
     let text = String::from_utf8_lossy(&log).to_lowercase();
-    assert!(!text.contains("\r\neval\r\n") && !text.contains("\r\nfcall\r\n"), "scripts in the log");
-    assert!(text.contains("\r\nmulti\r\n") && text.contains("\r\nincrby\r\n"), "effects missing");
+    assert!(
+        !text.contains("\r\neval\r\n") && !text.contains("\r\nfcall\r\n"),
+        "scripts in the log"
+    );
+    assert!(
+        text.contains("\r\nmulti\r\n") && text.contains("\r\nincrby\r\n"),
+        "effects missing"
+    );
 
     master.kill9();
     let master = NodeProc::start(&mdir, &[]);
     assert_eq!(state(&master), want, "restarted master");
     let mut c = RawConn::connect(master.port).unwrap();
-    assert_eq!(c.call(&["FCALL", "bump", "2", "cnt", "hist", "1"]), b"$3\r\n291\r\n");
+    assert_eq!(
+        c.call(&["FCALL", "bump", "2", "cnt", "hist", "1"]),
+        b"$3\r\n291\r\n"
+    );
 }

@@ -11,7 +11,7 @@ const MAX_DEPTH: usize = 1000;
 /// Lua's number to a Redis integer as C's `(long long)` cast does on x86-64: truncation, and
 /// the "integer indefinite" value for NaN and out-of-range numbers.
 pub fn number_to_int(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_776e18 || n < -9.223_372_036_854_776e18 {
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -158,7 +158,10 @@ pub fn from_reply(lua: &Lua, r: Reply, resp3: bool) -> mlua::Result<Value> {
 /// `{err = msg}`; `msg` carries its error code (`ERR`, `WRONGTYPE`...).
 pub fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
     let t = lua.create_table()?;
-    t.raw_set("err", lua.create_string(msg.trim_end_matches(['\r', '\n']))?)?;
+    t.raw_set(
+        "err",
+        lua.create_string(msg.trim_end_matches(['\r', '\n']))?,
+    )?;
     Ok(Value::Table(t))
 }
 

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+};
 use vigil_resp::Reply;
 
 use crate::convert::{error_table, from_reply, to_reply};
@@ -138,7 +140,9 @@ impl Engine {
                     match v {
                         Value::Integer(i) => Ok(*i as i32 as f64),
                         Value::Number(n) => Ok(*n as i32 as f64),
-                        _ => Err(mlua::Error::runtime("bad argument to 'random' (number expected)")),
+                        _ => Err(mlua::Error::runtime(
+                            "bad argument to 'random' (number expected)",
+                        )),
                     }
                 };
                 match args.len() {
@@ -146,14 +150,18 @@ impl Engine {
                     1 => {
                         let u = int(&args[0])?;
                         if u < 1.0 {
-                            return Err(mlua::Error::runtime("bad argument #1 to 'random' (interval is empty)"));
+                            return Err(mlua::Error::runtime(
+                                "bad argument #1 to 'random' (interval is empty)",
+                            ));
                         }
                         Ok((x * u).floor() + 1.0)
                     }
                     2 => {
                         let (l, u) = (int(&args[0])?, int(&args[1])?);
                         if l > u {
-                            return Err(mlua::Error::runtime("bad argument #2 to 'random' (interval is empty)"));
+                            return Err(mlua::Error::runtime(
+                                "bad argument #2 to 'random' (interval is empty)",
+                            ));
                         }
                         Ok((x * (u - l + 1.0)).floor() + l)
                     }
@@ -215,9 +223,8 @@ impl Engine {
         }
         for (k, f) in lua_fns {
             // SAFETY: `trampoline` only uses the C API on its own stack.
-            let c: Function = unsafe {
-                lua.exec_raw(f, |l| mlua::ffi::lua_pushcclosure(l, trampoline, 1))?
-            };
+            let c: Function =
+                unsafe { lua.exec_raw(f, |l| mlua::ffi::lua_pushcclosure(l, trampoline, 1))? };
             redis.raw_set(k, c)?;
         }
         Ok(Engine {
@@ -240,7 +247,9 @@ impl Engine {
             move |_, _| {
                 if tick() {
                     state.killed.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+                    return Err(mlua::Error::runtime(
+                        "Script killed by user with SCRIPT KILL...",
+                    ));
                 }
                 Ok(VmState::Continue)
             },
@@ -281,7 +290,12 @@ impl Engine {
             .set_name("@user_script")
             .set_mode(ChunkMode::Text)
             .into_function()
-            .map_err(|e| format!("ERR Error compiling script (new function): {}", lua_message(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    lua_message(&e)
+                )
+            })?;
         self.scripts.insert(sha.clone(), (f, flags));
         Ok(sha)
     }
@@ -329,7 +343,14 @@ impl Engine {
         Ok(t)
     }
 
-    fn call(&self, f: &Function, a: Value, b: Value, name: &str, host: &mut dyn Host) -> mlua::Result<Reply> {
+    fn call(
+        &self,
+        f: &Function,
+        a: Value,
+        b: Value,
+        name: &str,
+        host: &mut dyn Host,
+    ) -> mlua::Result<Reply> {
         self.state.resp3.store(false, Ordering::Relaxed);
         self.state.killed.store(false, Ordering::Relaxed);
         let state = self.state.clone();
@@ -565,7 +586,9 @@ impl Engine {
             })?;
             self.host.raw_set("register", register)?;
             self.set_loading.call::<()>(true)?;
-            let r = self.run.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil));
+            let r = self
+                .run
+                .call::<(bool, Value)>((chunk, Value::Nil, Value::Nil));
             self.set_loading.call::<()>(false)?;
             self.host.raw_set("register", Value::Nil)?;
             r
@@ -573,11 +596,20 @@ impl Engine {
         match outcome {
             Ok((true, _)) => {}
             Ok((false, Value::Table(t))) => {
-                let msg = t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown error".into());
+                let msg = t
+                    .raw_get::<String>("err")
+                    .unwrap_or_else(|_| "ERR unknown error".into());
                 return Err(format!("ERR Error registering functions: {msg}"));
             }
-            Ok((false, _)) => return Err("ERR Error registering functions: ERR unknown error".into()),
-            Err(e) => return Err(format!("ERR Error registering functions: {}", lua_message(&e))),
+            Ok((false, _)) => {
+                return Err("ERR Error registering functions: ERR unknown error".into());
+            }
+            Err(e) => {
+                return Err(format!(
+                    "ERR Error registering functions: {}",
+                    lua_message(&e)
+                ));
+            }
         }
         let registered = registered.into_inner();
         if registered.is_empty() {
@@ -610,29 +642,47 @@ fn register(args: MultiValue, out: &mut Vec<(FunctionInfo, Function)>) -> Result
     match args.len() {
         1 => {
             let Some(Value::Table(t)) = args.front() else {
-                return err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+                return err(
+                    "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                );
             };
             for pair in t.pairs::<Value, Value>() {
                 let Ok((k, v)) = pair else { continue };
                 let Value::String(k) = k else {
-                    return err("named argument key given to redis.register_function is not a string");
+                    return err(
+                        "named argument key given to redis.register_function is not a string",
+                    );
                 };
                 match &k.as_bytes()[..] {
                     b"function_name" => match v {
                         Value::String(s) => name = Some(s.to_string_lossy()),
-                        _ => return err("function_name argument given to redis.register_function must be a string"),
+                        _ => {
+                            return err(
+                                "function_name argument given to redis.register_function must be a string",
+                            );
+                        }
                     },
                     b"description" => match v {
                         Value::String(s) => description = Some(s.to_string_lossy()),
-                        _ => return err("description argument given to redis.register_function must be a string"),
+                        _ => {
+                            return err(
+                                "description argument given to redis.register_function must be a string",
+                            );
+                        }
                     },
                     b"callback" => match v {
                         Value::Function(f) => callback = Some(f),
-                        _ => return err("callback argument given to redis.register_function must be a function"),
+                        _ => {
+                            return err(
+                                "callback argument given to redis.register_function must be a function",
+                            );
+                        }
                     },
                     b"flags" => {
                         let Value::Table(ft) = v else {
-                            return err("flags argument to redis.register_function must be a table representing function flags");
+                            return err(
+                                "flags argument to redis.register_function must be a table representing function flags",
+                            );
                         };
                         for i in 1.. {
                             match ft.raw_get::<Value>(i) {

@@ -25,15 +25,22 @@ impl Default for Rand48 {
 impl Rand48 {
     /// `redisLrand48`: the next 31-bit value.
     pub fn next(&self) -> u64 {
-        let x = (self.0.load(Ordering::Relaxed).wrapping_mul(A).wrapping_add(C)) & MASK;
+        let x = (self
+            .0
+            .load(Ordering::Relaxed)
+            .wrapping_mul(A)
+            .wrapping_add(C))
+            & MASK;
         self.0.store(x, Ordering::Relaxed);
         x >> 17
     }
 
     /// `redisSrand48`.
     pub fn seed(&self, seed: i32) {
-        self.0
-            .store((((seed as u32) as u64) << 16 | 0x330E) & MASK, Ordering::Relaxed);
+        self.0.store(
+            (((seed as u32) as u64) << 16 | 0x330E) & MASK,
+            Ordering::Relaxed,
+        );
     }
 
     /// A number in [0, 1), as Redis' `math_random` draws it.

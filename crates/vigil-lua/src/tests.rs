@@ -53,7 +53,10 @@ fn conversions_and_errors() {
             Reply::Array(vec![Reply::Int(1), Reply::Bulk(Bytes::from("a"))]),
         ),
         ("return KEYS[1] .. ARGV[1]", Reply::Bulk(Bytes::from("ka"))),
-        ("return redis.call('get', 'v')", Reply::Bulk(Bytes::from("v"))),
+        (
+            "return redis.call('get', 'v')",
+            Reply::Bulk(Bytes::from("v")),
+        ),
         ("return redis.pcall('err')", Reply::error("ERR boom")),
         (
             "return redis.call('err')",
@@ -61,15 +64,22 @@ fn conversions_and_errors() {
         ),
         (
             "return x",
-            Reply::error("ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: SHA, on @user_script:1."),
+            Reply::error(
+                "ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: SHA, on @user_script:1.",
+            ),
         ),
         (
             "y = 1",
-            Reply::error("ERR user_script:1: Attempt to modify a readonly table script: SHA, on @user_script:1."),
+            Reply::error(
+                "ERR user_script:1: Attempt to modify a readonly table script: SHA, on @user_script:1.",
+            ),
         ),
         ("return redis.error_reply('MY err')", Reply::error("MY err")),
         ("return redis.acl_check_cmd('get')", Reply::Int(1)),
-        ("return type(rawget(_G, 'loadfile'))", Reply::Bulk(Bytes::from("nil"))),
+        (
+            "return type(rawget(_G, 'loadfile'))",
+            Reply::Bulk(Bytes::from("nil")),
+        ),
     ];
     for (i, (body, want)) in cases.iter().enumerate() {
         let sha = crate::sha1_hex(body.as_bytes());
@@ -107,10 +117,13 @@ fn libraries_register_functions() {
     assert_eq!(name, "lib");
     assert_eq!(fns[0].name, "f");
     assert!(fns[0].flags.no_writes);
-    let r = e.run_function("f", &[], &[Bytes::from("z")], &mut Echo).unwrap();
+    let r = e
+        .run_function("f", &[], &[Bytes::from("z")], &mut Echo)
+        .unwrap();
     assert_eq!(r, Reply::Bulk(Bytes::from("z")));
     assert_eq!(
-        e.load_library(b"#!lua name=l2\nredis.call('x')").unwrap_err(),
+        e.load_library(b"#!lua name=l2\nredis.call('x')")
+            .unwrap_err(),
         "ERR Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'call'"
     );
 }

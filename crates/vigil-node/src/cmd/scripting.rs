@@ -17,14 +17,94 @@ use vigil_base::clock::unix_ms;
 /// The scripting family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
     vec![
-        row!("eval", -3, [STALE], 0, 0, 0, "scripting", "Executes a Lua script.", Node(eval)),
-        row!("evalsha", -3, [STALE], 0, 0, 0, "scripting", "Executes a cached Lua script by its SHA1.", Node(eval)),
-        row!("eval_ro", -3, [STALE], 0, 0, 0, "scripting", "Executes a read-only Lua script.", Node(eval)),
-        row!("evalsha_ro", -3, [STALE], 0, 0, 0, "scripting", "Executes a cached read-only Lua script by its SHA1.", Node(eval)),
-        row!("fcall", -3, [STALE], 0, 0, 0, "scripting", "Calls a function.", Node(fcall)),
-        row!("fcall_ro", -3, [STALE], 0, 0, 0, "scripting", "Calls a read-only function.", Node(fcall)),
-        row!("script", -2, [STALE], 0, 0, 0, "scripting", "Manages the script cache.", Node(script)),
-        row!("function", -2, [STALE], 0, 0, 0, "scripting", "Manages function libraries.", Node(function)),
+        row!(
+            "eval",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Executes a Lua script.",
+            Node(eval)
+        ),
+        row!(
+            "evalsha",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Executes a cached Lua script by its SHA1.",
+            Node(eval)
+        ),
+        row!(
+            "eval_ro",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Executes a read-only Lua script.",
+            Node(eval)
+        ),
+        row!(
+            "evalsha_ro",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Executes a cached read-only Lua script by its SHA1.",
+            Node(eval)
+        ),
+        row!(
+            "fcall",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Calls a function.",
+            Node(fcall)
+        ),
+        row!(
+            "fcall_ro",
+            -3,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Calls a read-only function.",
+            Node(fcall)
+        ),
+        row!(
+            "script",
+            -2,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Manages the script cache.",
+            Node(script)
+        ),
+        row!(
+            "function",
+            -2,
+            [STALE],
+            0,
+            0,
+            0,
+            "scripting",
+            "Manages function libraries.",
+            Node(function)
+        ),
     ]
 }
 
@@ -266,7 +346,9 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
         _ => vigil_resp::command::bad_subcommand(
             "function",
             &all[1],
-            &["load", "delete", "flush", "restore", "list", "dump", "stats", "kill", "help"],
+            &[
+                "load", "delete", "flush", "restore", "list", "dump", "stats", "kill", "help",
+            ],
         ),
     };
     crate::dispatch::push_reply(conn, r);
@@ -299,16 +381,24 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
             let (replace, code) = match n {
                 3 => (false, &all[2]),
                 4 if all[2].eq_ignore_ascii_case(b"replace") => (true, &all[3]),
-                4 => return Err(CmdError::msg(format!(
-                    "ERR Unknown option given: {}",
-                    String::from_utf8_lossy(&all[2])
-                ))),
-                _ => return Err(CmdError::msg("ERR wrong number of arguments for 'function|load' command")),
+                4 => {
+                    return Err(CmdError::msg(format!(
+                        "ERR Unknown option given: {}",
+                        String::from_utf8_lossy(&all[2])
+                    )));
+                }
+                _ => {
+                    return Err(CmdError::msg(
+                        "ERR wrong number of arguments for 'function|load' command",
+                    ));
+                }
             };
             // The name is checked before compiling, as Redis does.
             let (name, _) = vigil_lua::parse_metadata(code).map_err(CmdError::msg)?;
             if libs.libs.contains_key(&name) && !replace {
-                return Err(CmdError::msg(format!("ERR Library '{name}' already exists")));
+                return Err(CmdError::msg(format!(
+                    "ERR Library '{name}' already exists"
+                )));
             }
             let lib = compile(code).map_err(CmdError::msg)?;
             libs.add(lib, replace).map_err(CmdError::msg)?;
@@ -325,7 +415,9 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
                 && !all[2].eq_ignore_ascii_case(b"async")
                 && !all[2].eq_ignore_ascii_case(b"sync")
             {
-                return Err(CmdError::msg("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
+                return Err(CmdError::msg(
+                    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+                ));
             }
             libs.clear();
             Reply::ok()
@@ -336,7 +428,11 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
                 None | Some(b"append") => Policy::Append,
                 Some(b"replace") => Policy::Replace,
                 Some(b"flush") => Policy::Flush,
-                Some(_) => return Err(CmdError::msg("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")),
+                Some(_) => {
+                    return Err(CmdError::msg(
+                        "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+                    ));
+                }
             };
             let codes = undump(&all[2]).map_err(CmdError::msg)?;
             let mut restored = Vec::with_capacity(codes.len());
@@ -349,7 +445,10 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
             };
             for lib in restored {
                 if policy == Policy::Append && next.libs.contains_key(&lib.name) {
-                    return Err(CmdError::msg(format!("ERR Library {} already exists", lib.name)));
+                    return Err(CmdError::msg(format!(
+                        "ERR Library {} already exists",
+                        lib.name
+                    )));
                 }
                 next.add(lib, true).map_err(CmdError::msg)?;
             }
@@ -357,7 +456,11 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
             libs.touch();
             Reply::ok()
         }
-        _ => return Err(CmdError::msg(format!("ERR wrong number of arguments for 'function|{sub}' command"))),
+        _ => {
+            return Err(CmdError::msg(format!(
+                "ERR wrong number of arguments for 'function|{sub}' command"
+            )));
+        }
     };
     ctx.changed(1);
     Ok(reply)
@@ -405,7 +508,10 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
             .iter()
             .map(|f| {
                 Reply::Map(vec![
-                    (Reply::Bulk(Bytes::from_static(b"name")), Reply::Bulk(Bytes::from(f.name.clone()))),
+                    (
+                        Reply::Bulk(Bytes::from_static(b"name")),
+                        Reply::Bulk(Bytes::from(f.name.clone())),
+                    ),
                     (
                         Reply::Bulk(Bytes::from_static(b"description")),
                         f.description
@@ -420,12 +526,24 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
             })
             .collect();
         let mut m = vec![
-            (Reply::Bulk(Bytes::from_static(b"library_name")), Reply::Bulk(Bytes::from(lib.name.clone()))),
-            (Reply::Bulk(Bytes::from_static(b"engine")), Reply::Bulk(Bytes::from_static(b"LUA"))),
-            (Reply::Bulk(Bytes::from_static(b"functions")), Reply::Array(functions)),
+            (
+                Reply::Bulk(Bytes::from_static(b"library_name")),
+                Reply::Bulk(Bytes::from(lib.name.clone())),
+            ),
+            (
+                Reply::Bulk(Bytes::from_static(b"engine")),
+                Reply::Bulk(Bytes::from_static(b"LUA")),
+            ),
+            (
+                Reply::Bulk(Bytes::from_static(b"functions")),
+                Reply::Array(functions),
+            ),
         ];
         if with_code {
-            m.push((Reply::Bulk(Bytes::from_static(b"library_code")), Reply::Bulk(lib.code.clone())));
+            m.push((
+                Reply::Bulk(Bytes::from_static(b"library_code")),
+                Reply::Bulk(lib.code.clone()),
+            ));
         }
         out.push(Reply::Map(m));
     }
@@ -437,9 +555,18 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
 pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
     let running = match node.scripts.busy.running_function() {
         Some((name, ms)) => Reply::Map(vec![
-            (Reply::Bulk(Bytes::from_static(b"name")), Reply::Bulk(Bytes::from(name))),
-            (Reply::Bulk(Bytes::from_static(b"command")), Reply::Array(vec![])),
-            (Reply::Bulk(Bytes::from_static(b"duration_ms")), Reply::Int(ms as i64)),
+            (
+                Reply::Bulk(Bytes::from_static(b"name")),
+                Reply::Bulk(Bytes::from(name)),
+            ),
+            (
+                Reply::Bulk(Bytes::from_static(b"command")),
+                Reply::Array(vec![]),
+            ),
+            (
+                Reply::Bulk(Bytes::from_static(b"duration_ms")),
+                Reply::Int(ms as i64),
+            ),
         ]),
         None => Reply::Nil,
     };
@@ -451,8 +578,14 @@ pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
             Reply::Map(vec![(
                 Reply::Bulk(Bytes::from_static(b"LUA")),
                 Reply::Map(vec![
-                    (Reply::Bulk(Bytes::from_static(b"libraries_count")), Reply::Int(libraries as i64)),
-                    (Reply::Bulk(Bytes::from_static(b"functions_count")), Reply::Int(functions as i64)),
+                    (
+                        Reply::Bulk(Bytes::from_static(b"libraries_count")),
+                        Reply::Int(libraries as i64),
+                    ),
+                    (
+                        Reply::Bulk(Bytes::from_static(b"functions_count")),
+                        Reply::Int(functions as i64),
+                    ),
                 ]),
             )]),
         ),

@@ -39,12 +39,9 @@ pub struct Libraries {
 impl Libraries {
     /// The library holding function `name`, and the function.
     pub fn function(&self, name: &str) -> Option<(&Library, &FunctionInfo)> {
-        self.libs.values().find_map(|l| {
-            l.functions
-                .iter()
-                .find(|f| f.name == name)
-                .map(|f| (l, f))
-        })
+        self.libs
+            .values()
+            .find_map(|l| l.functions.iter().find(|f| f.name == name).map(|f| (l, f)))
     }
 
     /// Adds (or with `replace`, replaces) a library, refusing a function name another

@@ -424,6 +424,11 @@ mod tests {
         let mut z = ZSet::default();
         z.insert(b"m", 1.5);
         s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
+        let lib = crate::cmd::scripting::compile_library(
+            b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
+        )
+        .unwrap();
+        s.functions.add(lib, false).unwrap();
         s
     }
 
@@ -445,6 +450,10 @@ mod tests {
             assert_eq!(s.dbs[i].keys, back.dbs[i].keys, "db {i}");
             assert_eq!(s.dbs[i].expires, back.dbs[i].expires, "db {i}");
         }
+        let code =
+            |s: &Store| -> Vec<_> { s.functions.libs.values().map(|l| l.code.clone()).collect() };
+        assert_eq!(code(&s), code(&back), "libraries");
+        assert!(back.functions.function("f").is_some());
     }
 
     #[test]

@@ -184,8 +184,10 @@ impl Node {
             _ => "SCRIPT KILL",
         };
         Reply::Error(
-            format!("BUSY Redis is busy running a script. You can only call {kill} or SHUTDOWN NOSAVE.")
-                .into(),
+            format!(
+                "BUSY Redis is busy running a script. You can only call {kill} or SHUTDOWN NOSAVE."
+            )
+            .into(),
         )
     }
 }

@@ -204,7 +204,9 @@ impl Node {
         };
         if call.read_only && !flags.is_none_or(|f| f.no_writes) {
             self.put_engine(call.kind, engine, version);
-            return Reply::error("ERR Can not execute a script with write flag using *_ro command.");
+            return Reply::error(
+                "ERR Can not execute a script with write flag using *_ro command.",
+            );
         }
         let flags = flags.unwrap_or_default();
         let read_only = call.read_only || flags.no_writes;
@@ -242,9 +244,8 @@ impl Node {
         let version = host.store.functions.version;
         drop(host);
         self.put_engine(call.kind, engine, version);
-        let reply = reply.unwrap_or_else(|| {
-            Reply::error("NOSCRIPT No matching script. Please use EVAL.")
-        });
+        let reply =
+            reply.unwrap_or_else(|| Reply::error("NOSCRIPT No matching script. Please use EVAL."));
         self.propagate_effects(conn, props);
         self.scripts.busy.finish();
         reply
@@ -273,11 +274,15 @@ impl Node {
         match call.kind {
             Kind::Script => {
                 let sha = match call.body {
-                    Some(body) => engine.load_script(body).map_err(|e| Reply::Error(e.into()))?,
+                    Some(body) => engine
+                        .load_script(body)
+                        .map_err(|e| Reply::Error(e.into()))?,
                     None => call.name.to_ascii_lowercase(),
                 };
                 if !engine.has_script(&sha) {
-                    return Err(Reply::error("NOSCRIPT No matching script. Please use EVAL."));
+                    return Err(Reply::error(
+                        "NOSCRIPT No matching script. Please use EVAL.",
+                    ));
                 }
                 let flags = engine.script_flags(&sha);
                 Ok((sha, flags))
