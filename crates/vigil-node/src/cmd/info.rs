@@ -143,6 +143,19 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     human(rss),
                     human(rss),
                 );
+                // Scripting, as Redis 7.0 reports it (the EVAL engine; 0 while a script
+                // holds it).
+                let (lua, scripts) = node
+                    .scripts
+                    .eval
+                    .lock()
+                    .as_ref()
+                    .map_or((0, 0), |e| (e.used_memory(), e.script_count()));
+                let _ = write!(
+                    out,
+                    "used_memory_lua:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts:0\r\nnumber_of_cached_scripts:{scripts}\r\n",
+                    human(lua as u64),
+                );
             }
             "persistence" => {
                 let p = &node.persist;
