@@ -90,6 +90,7 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
             keys,
             timeout,
             on_timeout: Reply::NilArray,
+            retry: None,
         });
     }
     Ok(Reply::NilArray)
@@ -117,6 +118,7 @@ fn bmove(
             keys: vec![src],
             timeout,
             on_timeout: Reply::NilArray,
+            retry: None,
         });
     }
     Ok(Reply::NilArray)

@@ -18,6 +18,10 @@ pub mod lists;
 pub mod replication;
 pub mod server;
 pub mod sets;
+pub mod stream_groups;
+pub mod stream_info;
+pub mod stream_read;
+pub mod streams;
 pub mod strings;
 pub mod txn;
 pub mod zpop;
@@ -45,6 +49,10 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
     rows.extend(zpop::commands());
+    rows.extend(streams::commands());
+    rows.extend(stream_read::commands());
+    rows.extend(stream_groups::commands());
+    rows.extend(stream_info::commands());
     CommandTable::new(rows)
 }
 

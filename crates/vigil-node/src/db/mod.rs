@@ -5,6 +5,7 @@
 //! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
 //! SCAN its guarantee (see [`scan_indices`]).
 
+pub mod stream;
 pub mod zset;
 
 use std::collections::{HashMap, VecDeque};
@@ -14,6 +15,7 @@ use ahash::RandomState;
 use indexmap::{IndexMap, IndexSet};
 use tokio::sync::Notify;
 
+pub use stream::Stream;
 pub use zset::ZSet;
 
 /// A key or a string value.
@@ -38,6 +40,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A stream.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -49,6 +53,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -60,6 +65,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps empty streams (their last id and groups matter).
+            Value::Stream(_) => false,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! replication id (bytes) and offset (u64) of the data (version 2; version 1 files have none),
 //! then per non-empty database `0xFE db(u32) count(u64)` and its entries, then `0xFF` and a
 //! CRC-32 of everything before it. An entry is `type(u8) flags(u8) [expire(i64)] key payload`;
-//! byte strings are `len(u32) bytes`. All integers little-endian.
+//! byte strings are `len(u32) bytes`. All integers little-endian. Version 3 adds streams
+//! (type 5, see `stream_codec.rs`).
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Current format version; older readers refuse newer files with a clear error.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const DB_MARK: u8 = 0xFE;
 const END_MARK: u8 = 0xFF;
 
@@ -23,13 +24,14 @@ const T_LIST: u8 = 1;
 const T_HASH: u8 = 2;
 const T_SET: u8 = 3;
 const T_ZSET: u8 = 4;
+const T_STREAM: u8 = 5;
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
 }
 
-fn put_len(out: &mut Vec<u8>, n: usize) {
+pub(super) fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
 }
 
@@ -58,6 +60,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                 Value::Hash(_) => T_HASH,
                 Value::Set(_) => T_SET,
                 Value::ZSet(_) => T_ZSET,
+                Value::Stream(_) => T_STREAM,
             };
             out.push(t);
             out.push(expire.is_some() as u8);
@@ -89,6 +92,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                         out.extend_from_slice(&s.0.to_le_bytes());
                     }
                 }
+                Value::Stream(s) => super::stream_codec::encode(&mut out, s),
             }
         }
     }
@@ -203,13 +207,13 @@ pub fn set_generation(bytes: &mut [u8], generation: u64) -> Result<(), String> {
     Ok(())
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .pos
             .checked_add(n)
@@ -224,32 +228,32 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(super) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(
             self.take(4)?.try_into().map_err(|_| "short read")?,
         ))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(
             self.take(8)?.try_into().map_err(|_| "short read")?,
         ))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    pub(super) fn i64(&mut self) -> Result<i64, String> {
         Ok(self.u64()? as i64)
     }
-    fn f64(&mut self) -> Result<f64, String> {
+    pub(super) fn f64(&mut self) -> Result<f64, String> {
         Ok(f64::from_bits(self.u64()?))
     }
-    fn bytes(&mut self) -> Result<Key, String> {
+    pub(super) fn bytes(&mut self) -> Result<Key, String> {
         let n = self.u32()? as usize;
         Ok(Key::from(self.take(n)?))
     }
     /// An element count, sanity-checked against the bytes left so a corrupt count cannot make
     /// us allocate gigabytes.
-    fn count(&mut self) -> Result<usize, String> {
+    pub(super) fn count(&mut self) -> Result<usize, String> {
         let n = self.u64()?;
         let left = (self.b.len() - self.pos) as u64;
         if n > left {
@@ -281,7 +285,7 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
     }
     let mut r = Reader { b: body, pos: 8 };
     let version = r.u32()?;
-    if version != VERSION && version != 1 {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!(
             "format version {version} is not supported (this build reads 1 to {VERSION})"
         ));
@@ -354,6 +358,9 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
                                 z.insert(&m, s);
                             }
                             Value::ZSet(Box::new(z))
+                        }
+                        T_STREAM if version >= 3 => {
+                            Value::Stream(Box::new(super::stream_codec::decode(&mut r)?))
                         }
                         other => {
                             return Err(format!("unknown value type {other} at byte {}", r.pos));
