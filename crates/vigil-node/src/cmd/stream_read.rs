@@ -95,14 +95,10 @@ fn parse(argv: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
         } else if o.eq_ignore_ascii_case(b"streams") && more > 0 {
             streams_at = i + 1;
             if (argv.len() - streams_at) % 2 != 0 {
-                let (name, sym) = if group {
-                    ("xreadgroup", '>')
-                } else {
-                    ("xread", '$')
-                };
-                return Err(CmdError::msg(format!(
-                    "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{sym}' must be specified."
-                )));
+                // Redis 7.0 words it so for XREADGROUP too.
+                return Err(CmdError::msg(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
             }
             break;
         } else if o.eq_ignore_ascii_case(b"group") && more >= 2 {
@@ -305,6 +301,10 @@ fn read_group(
             ReadId::After(a) => a,
             ReadId::New => g.last_id,
         };
+        if !serve_new {
+            return Ok(None);
+        }
+        // The consumer appears when it is first served (Redis 7.0).
         let Some(g) = s.groups.get_mut(&gname[..]) else {
             return Ok(None);
         };
@@ -314,9 +314,7 @@ fn read_group(
         if let Some(c) = g.consumers.get_mut(&cname[..]) {
             c.seen_time = now;
         }
-        if !serve_new {
-            None
-        } else if let ReadId::After(_) = id {
+        if let ReadId::After(_) = id {
             Some(history(s, gname, cname, start, count, now))
         } else {
             let Some(from) = start.incr() else {

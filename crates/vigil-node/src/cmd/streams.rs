@@ -421,11 +421,6 @@ fn xsetid(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(s) = ctx.get_stream(&key)? else {
         return Err(CmdError::NoSuchKey);
     };
-    if id < s.max_deleted {
-        return Err(CmdError::msg(
-            "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id",
-        ));
-    }
     if s.length > 0 {
         if s.edge(true).is_some_and(|top| id < top) {
             return Err(CmdError::msg(
