@@ -480,8 +480,20 @@ fn scan_type_and_generic_commands_see_streams() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("node"), &[]);
     let mut c = node.client();
-    let _: () = redis::cmd("XADD").arg("st1").arg("1-1").arg("a").arg("1").query(&mut c).unwrap();
-    let _: () = redis::cmd("XADD").arg("st2").arg("1-1").arg("a").arg("1").query(&mut c).unwrap();
+    let _: () = redis::cmd("XADD")
+        .arg("st1")
+        .arg("1-1")
+        .arg("a")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("XADD")
+        .arg("st2")
+        .arg("1-1")
+        .arg("a")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
     let _: () = redis::cmd("SET").arg("str").arg("v").query(&mut c).unwrap();
     let (_, mut keys): (String, Vec<String>) = redis::cmd("SCAN")
         .arg(0)
@@ -507,7 +519,17 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     for name in ["c1", "c2", "c3"] {
         let mut c = RawConn::connect(node.port).unwrap();
         c.send_raw(&RawConn::encode(&[
-            "XREADGROUP", "GROUP", "grp", name, "COUNT", "1", "BLOCK", "0", "STREAMS", "bs", ">",
+            "XREADGROUP",
+            "GROUP",
+            "grp",
+            name,
+            "COUNT",
+            "1",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "bs",
+            ">",
         ]))
         .unwrap();
         readers.push(c);
@@ -515,7 +537,9 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     }
     let mut plain = RawConn::connect(node.port).unwrap();
     plain
-        .send_raw(&RawConn::encode(&["XREAD", "BLOCK", "0", "STREAMS", "plain", "$"]))
+        .send_raw(&RawConn::encode(&[
+            "XREAD", "BLOCK", "0", "STREAMS", "plain", "$",
+        ]))
         .unwrap();
     wait_blocked(&mut admin, 4);
     // A write to another key does not wake the plain reader with old entries (`$` resolved
@@ -531,19 +555,45 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     assert!(got3.contains("1-3"), "third reader got {got3:?}");
     admin.call(&["XADD", "plain", "2-1", "b", "2"]);
     let p = String::from_utf8_lossy(&plain.read_reply().unwrap()).into_owned();
-    assert!(p.contains("2-1") && !p.contains("1-1"), "plain reader got {p:?}");
+    assert!(
+        p.contains("2-1") && !p.contains("1-1"),
+        "plain reader got {p:?}"
+    );
     // A reader blocked on a group that is destroyed gets -NOGROUP; on a key deleted,
     // -UNBLOCKED.
     let mut c = RawConn::connect(node.port).unwrap();
-    c.send_raw(&RawConn::encode(&["XREADGROUP", "GROUP", "grp", "x", "BLOCK", "0", "STREAMS", "bs", ">"]))
-        .unwrap();
+    c.send_raw(&RawConn::encode(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "x",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "bs",
+        ">",
+    ]))
+    .unwrap();
     wait_blocked(&mut admin, 1);
     admin.call(&["XGROUP", "DESTROY", "bs", "grp"]);
     let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
-    assert_eq!(e, "-NOGROUP the consumer group this client was blocked on no longer exists\r\n");
+    assert_eq!(
+        e,
+        "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    );
     admin.call(&["XGROUP", "CREATE", "bs", "grp", "$"]);
-    c.send_raw(&RawConn::encode(&["XREADGROUP", "GROUP", "grp", "x", "BLOCK", "0", "STREAMS", "bs", ">"]))
-        .unwrap();
+    c.send_raw(&RawConn::encode(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "x",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "bs",
+        ">",
+    ]))
+    .unwrap();
     wait_blocked(&mut admin, 1);
     admin.call(&["DEL", "bs"]);
     let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
@@ -566,7 +616,10 @@ fn wait_blocked(admin: &mut RawConn, n: usize) {
         if blocked >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{n} clients never blocked: {info}");
+        assert!(
+            Instant::now() < deadline,
+            "{n} clients never blocked: {info}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -575,7 +628,12 @@ fn wait_blocked(admin: &mut RawConn, n: usize) {
 /// and consumers (seen-times excepted: Redis does not propagate them).
 fn stream_state(c: &mut redis::Connection, key: &str) -> String {
     let mut out = String::new();
-    let range: redis::Value = redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(c).unwrap();
+    let range: redis::Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .unwrap_or(redis::Value::Nil);
     out.push_str(&format!("{range:?}\n"));
     let info: redis::Value = redis::cmd("XINFO")
         .arg("STREAM")
@@ -584,9 +642,13 @@ fn stream_state(c: &mut redis::Connection, key: &str) -> String {
         .arg("COUNT")
         .arg(0)
         .query(c)
-        .unwrap();
+        .unwrap_or(redis::Value::Nil);
     out.push_str(&mask_seen(format!("{info:?}")));
-    let pending: redis::Value = redis::cmd("XPENDING").arg(key).arg("grp").query(c).unwrap();
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(key)
+        .arg("grp")
+        .query(c)
+        .unwrap_or(redis::Value::Nil);
     out.push_str(&format!("\n{pending:?}"));
     out
 }
@@ -599,7 +661,11 @@ fn first_diff(want: &str, got: &str) -> String {
         .position(|(a, b)| a != b)
         .unwrap_or(want.len().min(got.len()));
     let from = at.saturating_sub(300);
-    let cut = |s: &str| s.get(from..(at + 300).min(s.len())).unwrap_or("").to_string();
+    let cut = |s: &str| {
+        s.get(from..(at + 300).min(s.len()))
+            .unwrap_or("")
+            .to_string()
+    };
     format!("at byte {at}\n want: …{}\n  got: …{}", cut(want), cut(got))
 }
 
@@ -614,7 +680,10 @@ fn mask_seen(s: String) -> String {
         // Skip to the value's end (the next comma after the value).
         let after = &tail["seen-time".len()..];
         let v = after.find("int(").map(|j| j + 4).unwrap_or(0);
-        let end = after[v..].find(')').map(|e| v + e + 1).unwrap_or(after.len());
+        let end = after[v..]
+            .find(')')
+            .map(|e| v + e + 1)
+            .unwrap_or(after.len());
         out.push_str("<t>");
         rest = &after[end..];
     }
@@ -638,9 +707,40 @@ fn group_workload(c: &mut redis::Connection) {
     }
     q(&["XADD", "s", "*", "auto", "1"]);
     q(&["XADD", "s", "MINID", "~", "60", "*", "auto", "2"]);
-    q(&["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "10", "STREAMS", "s", ">"]);
-    q(&["XREADGROUP", "GROUP", "grp", "bob", "COUNT", "5", "STREAMS", "s", ">"]);
-    q(&["XREADGROUP", "GROUP", "grp", "carol", "NOACK", "COUNT", "3", "STREAMS", "s", ">"]);
+    q(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "alice",
+        "COUNT",
+        "10",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    q(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "bob",
+        "COUNT",
+        "5",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    q(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "carol",
+        "NOACK",
+        "COUNT",
+        "3",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     q(&["XACK", "s", "grp", "101-1", "102-1"]);
     q(&["XDEL", "s", "105-1", "120-1"]);
     q(&["XCLAIM", "s", "grp", "dave", "0", "103-1", "104-1", "105-1"]);
@@ -651,7 +751,19 @@ fn group_workload(c: &mut redis::Connection) {
     q(&["XTRIM", "s", "MAXLEN", "~", "150"]);
     q(&["XSETID", "s", "999999999999999-0"]);
     q(&["MULTI"]);
-    q(&["XREADGROUP", "GROUP", "grp", "gina", "COUNT", "2", "BLOCK", "0", "STREAMS", "s", ">"]);
+    q(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        "gina",
+        "COUNT",
+        "2",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
     q(&["XADD", "s", "1000000000000000-0", "m", "1"]);
     q(&["EXEC"]);
 }
@@ -699,7 +811,11 @@ fn replica_and_restarted_node_hold_the_masters_streams() {
     master.kill9();
     let restarted = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
     let got = stream_state(&mut restarted.client(), "s");
-    assert!(got == want, "restarted node differs: {}", first_diff(&want, &got));
+    assert!(
+        got == want,
+        "restarted node differs: {}",
+        first_diff(&want, &got)
+    );
     // After a snapshot (BGREWRITEAOF/SAVE) and another restart, the same again.
     let mut c2 = restarted.client();
     let _: redis::Value = redis::cmd("SAVE").query(&mut c2).unwrap();

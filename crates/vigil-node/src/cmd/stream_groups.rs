@@ -132,7 +132,7 @@ const XGROUP_HELP: &[&str] = &[
 
 /// A HELP reply: status lines.
 pub fn help(lines: &[&'static str]) -> Reply {
-    Reply::Array(lines.iter().map(|l| Reply::simple(*l)).collect())
+    Reply::Array(lines.iter().copied().map(Reply::simple).collect())
 }
 
 /// Redis' `addReplySubcommandSyntaxError`.
@@ -168,7 +168,14 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(bad_subcommand(
             "xgroup",
             &sub,
-            &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
+            &[
+                "create",
+                "setid",
+                "destroy",
+                "createconsumer",
+                "delconsumer",
+                "help",
+            ],
         ));
     }
     if lower == "help" {
@@ -222,7 +229,9 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             };
             let s = ctx.stream_or_new(&key)?;
             if s.groups.contains_key(&gname[..]) {
-                return Err(CmdError::msg("BUSYGROUP Consumer Group name already exists"));
+                return Err(CmdError::msg(
+                    "BUSYGROUP Consumer Group name already exists",
+                ));
             }
             s.groups
                 .insert(gname.to_vec().into(), Group::new(id, entries_read));
@@ -421,6 +430,7 @@ fn xpending(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 /// Takes the pending entry `id` for `consumer` (creating the consumer on first use), as XCLAIM
 /// and XAUTOCLAIM do; returns its propagation.
+#[allow(clippy::too_many_arguments)]
 fn take_over(
     s: &mut Stream,
     ctx_now: i64,
@@ -569,7 +579,10 @@ fn xclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         props.push(setid_prop(&key, &gname, g));
     }
     if created {
-        emit(ctx, argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]));
+        emit(
+            ctx,
+            argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]),
+        );
     }
     for p in props {
         emit(ctx, p);
@@ -618,10 +631,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let mut created = false;
     let mut cursor = start;
     let mut next = StreamId::MIN;
-    loop {
-        let Some(g) = s.groups.get(&gname[..]) else {
-            break;
-        };
+    while let Some(g) = s.groups.get(&gname[..]) {
         let Some((&id, n)) = g.pel.range(cursor..).next() else {
             next = StreamId::MIN;
             break;
@@ -649,8 +659,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             } else {
                 n.delivery_count + 1
             };
-            if let Some(p) = take_over(s, now, &key, &gname, &cname, id, now, count, &mut created)
-            {
+            if let Some(p) = take_over(s, now, &key, &gname, &cname, id, now, count, &mut created) {
                 props.push(p);
             }
             out.push(claimed_reply(s, id, justid));
@@ -662,7 +671,10 @@ fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     if created {
-        emit(ctx, argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]));
+        emit(
+            ctx,
+            argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]),
+        );
     }
     for p in props {
         emit(ctx, p);

@@ -82,9 +82,8 @@ fn parse(argv: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
         let o = &argv[i][..];
         if o.eq_ignore_ascii_case(b"block") && more > 0 {
             i += 1;
-            let t = vigil_resp::args::parse_int(&argv[i]).map_err(|_| {
-                CmdError::msg("ERR timeout is not an integer or out of range")
-            })?;
+            let t = vigil_resp::args::parse_int(&argv[i])
+                .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
             if t < 0 {
                 return Err(CmdError::msg("ERR timeout is negative"));
             }
@@ -94,7 +93,7 @@ fn parse(argv: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
             r.count = vigil_resp::args::parse_int(&argv[i])?.max(0) as usize;
         } else if o.eq_ignore_ascii_case(b"streams") && more > 0 {
             streams_at = i + 1;
-            if (argv.len() - streams_at) % 2 != 0 {
+            if !(argv.len() - streams_at).is_multiple_of(2) {
                 // Redis 7.0 words it so for XREADGROUP too.
                 return Err(CmdError::msg(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
@@ -395,7 +394,10 @@ fn history(
                 out.push(entry_reply(&e));
                 delivered.push(id);
             }
-            None => out.push(Reply::Array(vec![Reply::Bulk(id.to_bytes()), Reply::NilArray])),
+            None => out.push(Reply::Array(vec![
+                Reply::Bulk(id.to_bytes()),
+                Reply::NilArray,
+            ])),
         }
     }
     if let Some(g) = s.groups.get_mut(gname) {

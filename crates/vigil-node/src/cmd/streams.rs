@@ -269,7 +269,9 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let pairs = &argv[o.id_at + 1..];
     let too_small = || {
-        CmdError::msg("ERR The ID specified in XADD is equal or smaller than the target stream top item")
+        CmdError::msg(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        )
     };
     let total: u64 = pairs.iter().map(|p| p.len() as u64).sum();
     let id = if total > ENTRY_MAX_BYTES {
@@ -277,7 +279,11 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     } else {
         Some(match o.id {
             IdArg::Auto => s.next_id(now).ok_or_else(too_small)?,
-            IdArg::Seq(ms) if ms == s.last_id.ms => s.last_id.incr().filter(|i| i.ms == ms).ok_or_else(too_small)?,
+            IdArg::Seq(ms) if ms == s.last_id.ms => s
+                .last_id
+                .incr()
+                .filter(|i| i.ms == ms)
+                .ok_or_else(too_small)?,
             IdArg::Seq(ms) => StreamId { ms, seq: 0 },
             IdArg::Exact(id) => id,
         })

@@ -212,9 +212,8 @@ impl Chunk {
         put_varint(&mut self.buf, ms_diff);
         put_varint(&mut self.buf, seq_diff);
         put_varint(&mut self.buf, if same { 0 } else { n as u64 });
-        let mut lp = lp_int(if same { 2 } else { 0 })
-            + lp_int(ms_diff as i64)
-            + lp_int(seq_diff as i64);
+        let mut lp =
+            lp_int(if same { 2 } else { 0 }) + lp_int(ms_diff as i64) + lp_int(seq_diff as i64);
         if !same {
             lp += lp_int(n as i64);
         }
@@ -595,11 +594,20 @@ mod tests {
         s.append(id(2, 0), &[b"x".as_ref(), b"y"]);
         let all = s.range(StreamId::MIN, StreamId::MAX, false, 0);
         assert_eq!(all.len(), 3);
-        assert_eq!(all[1].1, vec![(&b"a"[..], &b"3"[..]), (&b"b"[..], &b"4"[..])]);
+        assert_eq!(
+            all[1].1,
+            vec![(&b"a"[..], &b"3"[..]), (&b"b"[..], &b"4"[..])]
+        );
         assert_eq!(all[2].1, vec![(&b"x"[..], &b"y"[..])]);
         let rev = s.range(id(1, 2), StreamId::MAX, true, 0);
-        assert_eq!(rev.iter().map(|e| e.0).collect::<Vec<_>>(), [id(2, 0), id(1, 2)]);
-        assert_eq!(s.range(StreamId::MIN, StreamId::MAX, true, 1)[0].0, id(2, 0));
+        assert_eq!(
+            rev.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [id(2, 0), id(1, 2)]
+        );
+        assert_eq!(
+            s.range(StreamId::MIN, StreamId::MAX, true, 1)[0].0,
+            id(2, 0)
+        );
     }
 
     #[test]
@@ -643,7 +651,11 @@ mod tests {
             let (buf, live, del, lp, last) = c.parts();
             let mut bad = buf.to_vec();
             bad.truncate(bad.len() - 1);
-            assert!(Chunk::from_parts(bad, live, del, lp, last).validate(*m).is_err());
+            assert!(
+                Chunk::from_parts(bad, live, del, lp, last)
+                    .validate(*m)
+                    .is_err()
+            );
         }
     }
 }

@@ -413,6 +413,15 @@ mod tests {
         let mut z = ZSet::default();
         z.insert(b"m", 1.5);
         s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
+        let mut st = crate::db::Stream::new();
+        let id = |ms, seq| crate::db::stream::StreamId { ms, seq };
+        st.append(id(1, 1), &[b"f".as_ref(), b"v"]);
+        st.append(id(1, 2), &[b"g".as_ref(), b"w"]);
+        let mut g = crate::db::stream::Group::new(id(1, 1), 1);
+        g.create_consumer(b"c", 5);
+        g.assign(id(1, 1), b"c", 7, Some(2));
+        st.groups.insert(boxed(b"grp"), g);
+        s.dbs[1].set(b"x", Value::Stream(Box::new(st)), false);
         s
     }
 

@@ -166,7 +166,10 @@ mod tests {
         let cases: &[(&str, Option<StreamId>)] = &[
             ("1-2", Some(id(1, 2))),
             ("5", Some(id(5, 0))),
-            ("18446744073709551615-18446744073709551615", Some(StreamId::MAX)),
+            (
+                "18446744073709551615-18446744073709551615",
+                Some(StreamId::MAX),
+            ),
             ("18446744073709551616", None),
             ("-1", None),
             ("a-1", None),
@@ -185,7 +188,10 @@ mod tests {
             (id(3, 0), false)
         );
         assert_eq!(StreamId::parse_interval(b"(1-1", true).unwrap(), id(1, 2));
-        assert_eq!(StreamId::parse_interval(b"(1-0", false).unwrap(), id(0, u64::MAX));
+        assert_eq!(
+            StreamId::parse_interval(b"(1-0", false).unwrap(),
+            id(0, u64::MAX)
+        );
         assert!(StreamId::parse_interval(b"(0-0", false).is_err());
     }
 }
