@@ -48,8 +48,12 @@ function connection(o) {
   return { sentinels, name: 'mymaster', ...common };
 }
 
+let progress = 'starting';
+
 async function main() {
   const o = parse();
+  // Whatever hangs (a connection that never gets ready, a job never completed), the run ends.
+  setTimeout(() => fail(`timed out after 240 s: ${progress}`), 240000);
   const conn = connection(o);
   const name = 'vigil';
   const queue = new Queue(name, { connection: conn });
@@ -76,7 +80,12 @@ async function main() {
     },
     { connection: conn, concurrency: 20, stalledInterval: 30000 },
   );
-  worker.on('error', () => {}); // reconnects during a failover are expected
+  // Reconnects during a failover are expected; anything else is shown for diagnosis.
+  let lastError = '';
+  worker.on('error', (e) => {
+    if (String(e) !== lastError) console.error(`worker error: ${e}`);
+    lastError = String(e);
+  });
   await worker.waitUntilReady();
 
   const start = Date.now();
@@ -94,19 +103,20 @@ async function main() {
       }
       jobs.push({ name: 'work', data: { n, failOnce }, opts });
     }
+    const until = Date.now() + 30000;
     for (;;) {
       try {
         await queue.addBulk(jobs);
         break;
       } catch (e) {
         // During a failover the add may fail; job ids make the retry idempotent.
+        if (Date.now() > until) fail(`addBulk: ${e}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
   }
 
   let faulted = o.faultAfter === 0;
-  const deadline = Date.now() + 240000;
   for (;;) {
     if (!faulted && succeeded.size >= o.faultAfter) {
       console.log('FAULT');
@@ -116,9 +126,7 @@ async function main() {
       faulted = true;
     }
     if (succeeded.size >= o.jobs && completedEvents.size >= o.jobs) break;
-    if (Date.now() > deadline) {
-      fail(`timed out: ${succeeded.size} of ${o.jobs} processed, ${completedEvents.size} events`);
-    }
+    progress = `${succeeded.size} of ${o.jobs} processed, ${completedEvents.size} events`;
     await new Promise((r) => setTimeout(r, 50));
   }
   const ms = Date.now() - start;
