@@ -122,6 +122,7 @@ fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
             keys,
             timeout,
             on_timeout: Reply::NilArray,
+            retry: None,
         });
     }
     Ok(Reply::NilArray)
