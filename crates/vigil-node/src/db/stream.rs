@@ -227,7 +227,7 @@ impl Chunk {
         }
         let lp_count = 3 + n as i64 + if same { 0 } else { n as i64 + 1 };
         lp += lp_int(lp_count);
-        self.lp_bytes += lp;
+        self.lp_bytes = self.lp_bytes.saturating_add(lp);
         self.live += 1;
         self.last = id;
     }
@@ -239,7 +239,8 @@ impl Chunk {
             b: &self.buf,
             pos: start,
         };
-        let mut out = Vec::with_capacity(self.live as usize);
+        // `live` may come from a file: bounded by the buffer, never trusted for an allocation.
+        let mut out = Vec::with_capacity((self.live as usize).min(self.buf.len()));
         while !c.done() {
             let at = c.pos;
             let ms = master_id.ms.wrapping_add(c.varint()?);
@@ -334,7 +335,8 @@ impl Stream {
         let tail_full = match self.chunks.last_key_value() {
             None => true,
             Some((_, c)) => {
-                c.lp_bytes + total >= NODE_MAX_BYTES || c.live + c.deleted >= NODE_MAX_ENTRIES
+                c.lp_bytes.saturating_add(total) >= NODE_MAX_BYTES
+                    || c.live.saturating_add(c.deleted) >= NODE_MAX_ENTRIES
             }
         };
         if tail_full {
@@ -463,7 +465,7 @@ impl Stream {
         buf.extend_from_slice(&c.buf[at..]);
         c.buf = buf;
         c.live -= n as u32;
-        c.deleted += n as u32;
+        c.deleted = c.deleted.saturating_add(n as u32);
         if c.live == 0 {
             self.chunks.remove(&master);
         }
@@ -641,6 +643,22 @@ mod tests {
         }
         assert_eq!(s.nodes(), 0);
         assert_eq!(s.length, 0);
+    }
+
+    #[test]
+    fn garbage_buffers_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..2000 {
+            let mut buf = Vec::new();
+            for _ in 0..(n % 64) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                buf.push(seed as u8);
+            }
+            let c = Chunk::from_parts(buf, 3, 0, 10, StreamId::MAX);
+            let _ = c.validate(StreamId { ms: seed, seq: 1 });
+        }
     }
 
     #[test]

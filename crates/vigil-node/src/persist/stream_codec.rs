@@ -89,7 +89,7 @@ pub fn decode(r: &mut Reader) -> Result<Stream, String> {
         prev_last = Some(last);
         s.insert_chunk(master, c);
     }
-    if live_total != s.length {
+    if live_total != s.length || s.entries_added < s.length {
         return Err(bad("length does not match the entries"));
     }
     let groups = r.count()?;
