@@ -13,7 +13,6 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 use super::stream_groups::{claim_prop, setid_prop};
 use super::streams::{entries_reply, entry_reply};
 use crate::ctx::{Block, Ctx, argv, int_arg};
-use crate::db::Value;
 use crate::db::stream::StreamId;
 use crate::node::{Handler, row};
 
@@ -409,9 +408,4 @@ fn history(
         }
     }
     Reply::Array(out)
-}
-
-/// Whether a value is a stream (for the blocking machinery's checks).
-pub fn is_stream(v: Option<&Value>) -> bool {
-    matches!(v, Some(Value::Stream(_)))
 }

@@ -232,13 +232,17 @@ impl Chunk {
         self.last = id;
     }
 
-    /// Every live entry with its byte range in `buf`; `None` if the buffer is malformed.
-    fn entries(&self, master_id: StreamId) -> Option<Vec<(Entry<'_>, std::ops::Range<usize>)>> {
-        let (master, start) = self.master()?;
+    /// Every live entry's id and byte range in `buf` (values skipped, not collected); `None`
+    /// if the buffer is malformed.
+    fn ids(&self, master_id: StreamId) -> Option<Vec<(StreamId, std::ops::Range<usize>)>> {
         let mut c = Cur {
             b: &self.buf,
-            pos: start,
+            pos: 0,
         };
+        let nmaster = c.varint()?;
+        for _ in 0..nmaster {
+            c.bytes()?;
+        }
         // `live` may come from a file: bounded by the buffer, never trusted for an allocation.
         let mut out = Vec::with_capacity((self.live as usize).min(self.buf.len()));
         while !c.done() {
@@ -246,33 +250,95 @@ impl Chunk {
             let ms = master_id.ms.wrapping_add(c.varint()?);
             let seq = master_id.seq.wrapping_add(c.varint()?);
             let tag = c.varint()?;
-            let mut pairs = Vec::new();
-            if tag == 0 {
-                for f in &master {
-                    pairs.push((*f, c.bytes()?));
-                }
+            let items = if tag == 0 {
+                nmaster
             } else {
-                for _ in 0..tag {
-                    let f = c.bytes()?;
-                    pairs.push((f, c.bytes()?));
-                }
+                tag.checked_mul(2)?
+            };
+            for _ in 0..items {
+                c.bytes()?;
             }
-            out.push(((StreamId { ms, seq }, pairs), at..c.pos));
+            out.push((StreamId { ms, seq }, at..c.pos));
         }
         Some(out)
+    }
+
+    /// The field/value pairs of the entry at `r` (a range from [`Chunk::ids`]).
+    fn pairs_at<'a>(
+        &'a self,
+        master: &[&'a [u8]],
+        r: std::ops::Range<usize>,
+    ) -> Option<Vec<(&'a [u8], &'a [u8])>> {
+        let mut c = Cur {
+            b: self.buf.get(..r.end)?,
+            pos: r.start,
+        };
+        c.varint()?;
+        c.varint()?;
+        let tag = c.varint()?;
+        let mut pairs = Vec::new();
+        if tag == 0 {
+            for f in master {
+                pairs.push((*f, c.bytes()?));
+            }
+        } else {
+            for _ in 0..tag {
+                let f = c.bytes()?;
+                pairs.push((f, c.bytes()?));
+            }
+        }
+        Some(pairs)
+    }
+
+    /// Entries of this node within `start..=end`, in order (`rev`: newest first), at most
+    /// `want` of them.
+    fn collect<'a>(
+        &'a self,
+        master_id: StreamId,
+        start: StreamId,
+        end: StreamId,
+        rev: bool,
+        want: usize,
+        out: &mut Vec<Entry<'a>>,
+    ) {
+        let (Some(ids), Some((master, _))) = (self.ids(master_id), self.master()) else {
+            return;
+        };
+        let mut take = |id: StreamId, r: std::ops::Range<usize>, out: &mut Vec<Entry<'a>>| {
+            if let Some(p) = self.pairs_at(&master, r) {
+                out.push((id, p));
+            }
+        };
+        let inside = ids.into_iter().filter(|(id, _)| *id >= start && *id <= end);
+        if rev {
+            for (id, r) in inside.rev() {
+                if out.len() >= want {
+                    return;
+                }
+                take(id, r, out);
+            }
+        } else {
+            for (id, r) in inside {
+                if out.len() >= want {
+                    return;
+                }
+                take(id, r, out);
+            }
+        }
     }
 
     /// Checks a chunk read from a file: every entry decodes, ids increase within the node's
     /// bounds and the live count matches.
     pub fn validate(&self, master_id: StreamId) -> Result<(), String> {
-        let entries = self
-            .entries(master_id)
-            .ok_or("malformed stream node buffer")?;
+        let entries = self.ids(master_id).ok_or("malformed stream node buffer")?;
+        if self.master().is_none() {
+            return Err("malformed stream node buffer".into());
+        }
         if entries.len() != self.live as usize || self.live == 0 {
             return Err("stream node entry count mismatch".into());
         }
         let mut prev = None;
-        for ((id, _), _) in &entries {
+        for (id, _) in &entries {
             if *id < master_id || *id > self.last || prev.is_some_and(|p| p >= *id) {
                 return Err("stream node ids out of order".into());
             }
@@ -365,39 +431,27 @@ impl Stream {
         if start > end {
             return out;
         }
-        let want = |n: usize| count == 0 || n < count;
         // The node holding `start` begins at or before it.
         let from = self
             .chunks
             .range(..=start)
             .next_back()
             .map_or(start, |(k, _)| *k);
+        let want = if count == 0 { usize::MAX } else { count };
         let nodes = self.chunks.range(from..=end);
         if rev {
             for (m, c) in nodes.rev() {
-                let Some(es) = c.entries(*m) else { continue };
-                for (e, _) in es.into_iter().rev() {
-                    if e.0 > end {
-                        continue;
-                    }
-                    if e.0 < start || !want(out.len()) {
-                        return out;
-                    }
-                    out.push(e);
+                if c.last < start || out.len() >= want {
+                    break;
                 }
+                c.collect(*m, start, end, true, want, &mut out);
             }
         } else {
             for (m, c) in nodes {
-                let Some(es) = c.entries(*m) else { continue };
-                for (e, _) in es {
-                    if e.0 < start {
-                        continue;
-                    }
-                    if e.0 > end || !want(out.len()) {
-                        return out;
-                    }
-                    out.push(e);
+                if out.len() >= want {
+                    break;
                 }
+                c.collect(*m, start, end, false, want, &mut out);
             }
         }
         out
@@ -440,11 +494,11 @@ impl Stream {
         let Some(c) = self.chunks.get_mut(&master) else {
             return 0;
         };
-        let Some(es) = c.entries(master) else {
+        let Some(es) = c.ids(master) else {
             return 0;
         };
         let mut cut: Vec<std::ops::Range<usize>> = Vec::new();
-        for ((id, _), r) in es {
+        for (id, r) in es {
             if cut.len() >= max {
                 break;
             }
