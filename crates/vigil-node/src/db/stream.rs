@@ -304,7 +304,7 @@ impl Chunk {
         let (Some(ids), Some((master, _))) = (self.ids(master_id), self.master()) else {
             return;
         };
-        let mut take = |id: StreamId, r: std::ops::Range<usize>, out: &mut Vec<Entry<'a>>| {
+        let take = |id: StreamId, r: std::ops::Range<usize>, out: &mut Vec<Entry<'a>>| {
             if let Some(p) = self.pairs_at(&master, r) {
                 out.push((id, p));
             }
