@@ -279,11 +279,12 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     } else {
         Some(match o.id {
             IdArg::Auto => s.next_id(now).ok_or_else(too_small)?,
+            // Redis 7.0 answers a sequence overflow with this (misleading) message.
             IdArg::Seq(ms) if ms == s.last_id.ms => s
                 .last_id
                 .incr()
                 .filter(|i| i.ms == ms)
-                .ok_or_else(too_small)?,
+                .ok_or_else(|| CmdError::msg("ERR Elements are too large to be stored"))?,
             IdArg::Seq(ms) => StreamId { ms, seq: 0 },
             IdArg::Exact(id) => id,
         })
