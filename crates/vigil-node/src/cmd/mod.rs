@@ -18,6 +18,7 @@ pub mod lists;
 pub mod replication;
 pub mod server;
 pub mod sets;
+pub mod stream_claim;
 pub mod stream_groups;
 pub mod stream_info;
 pub mod stream_read;
@@ -52,6 +53,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(streams::commands());
     rows.extend(stream_read::commands());
     rows.extend(stream_groups::commands());
+    rows.extend(stream_claim::commands());
     rows.extend(stream_info::commands());
     CommandTable::new(rows)
 }
