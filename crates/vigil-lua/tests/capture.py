@@ -6,6 +6,7 @@ goes to the redis-server on PORT; OUT gets one line per command: the raw RESP2 r
 backslash, bytes outside printable ASCII and CR/LF escaped as \\\\, \\xHH.
 """
 import socket, sys
+sys.setrecursionlimit(100000)
 
 def split_args(line):
     out, i, n = [], 0, len(line)

@@ -19,13 +19,20 @@ fn libraries_reply_as_redis_did() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
     let expected: Vec<_> = CAPTURED.lines().collect();
-    assert_eq!(commands.len(), expected.len(), "capture is stale: rerun capture.py");
+    assert_eq!(
+        commands.len(),
+        expected.len(),
+        "capture is stale: rerun capture.py"
+    );
     let lua = Lua::new();
     vigil_lua::libs::install(&lua).unwrap();
     let mut failures = Vec::new();
     for (i, (line, want)) in commands.iter().zip(&expected).enumerate() {
         let args = split_args(line).unwrap_or_else(|| panic!("#{i}: bad quoting: {line}"));
-        assert!(args[0].eq_ignore_ascii_case(b"EVAL"), "#{i}: not an EVAL: {line}");
+        assert!(
+            args[0].eq_ignore_ascii_case(b"EVAL"),
+            "#{i}: not an EVAL: {line}"
+        );
         let got = escape(&eval(&lua, &args[1]));
         let want = unescape(want);
         let ok = match want.strip_prefix(b"-") {
@@ -36,10 +43,18 @@ fn libraries_reply_as_redis_did() {
             None => got == escape(&want),
         };
         if !ok {
-            failures.push(format!("#{i} {line}\n  redis: {}\n  vigil: {got}", escape(&want)));
+            failures.push(format!(
+                "#{i} {line}\n  redis: {}\n  vigil: {got}",
+                escape(&want)
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Runs an EVAL body; its first result as Redis would reply it, or `-ERR <message>`.
@@ -164,10 +179,11 @@ fn split_args(line: &str) -> Option<Vec<Vec<u8>>> {
                 i += 1;
                 loop {
                     match *b.get(i)? {
-                        b'\\' if b.get(i + 1) == Some(&b'x')
-                            && b.len() > i + 3
-                            && b[i + 2].is_ascii_hexdigit()
-                            && b[i + 3].is_ascii_hexdigit() =>
+                        b'\\'
+                            if b.get(i + 1) == Some(&b'x')
+                                && b.len() > i + 3
+                                && b[i + 2].is_ascii_hexdigit()
+                                && b[i + 3].is_ascii_hexdigit() =>
                         {
                             cur.push(u8::from_str_radix(&line[i + 2..i + 4], 16).ok()?);
                             i += 4;

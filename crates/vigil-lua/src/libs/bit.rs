@@ -6,7 +6,7 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{num, set_fns, LibError, LibResult, Ret, ALL};
+use super::{ALL, LibError, LibResult, Ret, num, set_fns};
 
 /// Builds the `bit` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
@@ -23,7 +23,9 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
             ("bxor", ALL, |_, a| fold(&a, |x, y| x ^ y)),
             ("lshift", 2, |_, a| shift(&a, |b, n| b << n)),
             ("rshift", 2, |_, a| shift(&a, |b, n| b >> n)),
-            ("arshift", 2, |_, a| shift(&a, |b, n| ((b as i32) >> n) as u32)),
+            ("arshift", 2, |_, a| {
+                shift(&a, |b, n| ((b as i32) >> n) as u32)
+            }),
             ("rol", 2, |_, a| shift(&a, u32::rotate_left)),
             ("ror", 2, |_, a| shift(&a, u32::rotate_right)),
             ("tohex", 2, tohex),
@@ -91,6 +93,8 @@ fn tohex(lua: &Lua, args: MultiValue) -> LibResult {
         *c = digits[(b & 15) as usize];
         b >>= 4;
     }
-    let s = lua.create_string(&buf).map_err(|e| LibError::Msg(e.to_string()))?;
+    let s = lua
+        .create_string(&buf)
+        .map_err(|e| LibError::Msg(e.to_string()))?;
     Ok(Ret::from_iter([Value::String(s)]))
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
-use super::{lib_fn_capped, num, LibError, LibResult, Ret};
+use super::{LibError, LibResult, Ret, lib_fn_capped, num};
 
 mod decode;
 mod encode;
@@ -48,6 +48,9 @@ impl Default for Config {
 
 type Shared = Arc<Mutex<Config>>;
 
+/// A `cjson` function's body, given its instance's settings.
+type CfgBody = Box<dyn Fn(&Lua, MultiValue, &Shared) -> LibResult + Send>;
+
 fn cfg(c: &Shared) -> std::sync::MutexGuard<'_, Config> {
     c.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -61,13 +64,23 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
     let c: Shared = Arc::new(Mutex::new(Config::default()));
     let t = lua.create_table()?;
     // Each function's cap is one more argument than it accepts, to keep the error for extras.
-    let add = |name: &str, cap, f: Box<dyn Fn(&Lua, MultiValue, &Shared) -> LibResult + Send>| {
+    let add = |name: &str, cap, f: CfgBody| {
         let c = c.clone();
         t.raw_set(name, lib_fn_capped(lua, cap, move |lua, a| f(lua, a, &c))?)
     };
-    add("encode", 2, Box::new(|lua, a, c| encode::encode(lua, &a, &cfg(c).clone())))?;
-    add("decode", 2, Box::new(|lua, a, c| decode::decode(lua, &a, &cfg(c).clone())))?;
-    add("encode_sparse_array", 4,
+    add(
+        "encode",
+        2,
+        Box::new(|lua, a, c| encode::encode(lua, &a, &cfg(c).clone())),
+    )?;
+    add(
+        "decode",
+        2,
+        Box::new(|lua, a, c| decode::decode(lua, &a, &cfg(c).clone())),
+    )?;
+    add(
+        "encode_sparse_array",
+        4,
         Box::new(|lua, a, c| {
             arg_init(&a, 3)?;
             let mut g = cfg(c);
@@ -77,23 +90,33 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
             Ok(Ret::from_iter([convert, ratio, safe]))
         }),
     )?;
-    add("encode_max_depth", 2,
+    add(
+        "encode_max_depth",
+        2,
         Box::new(|_, a, c| int_cfg(&a, &mut cfg(c).encode_max_depth, 1, i32::MAX)),
     )?;
-    add("decode_max_depth", 2,
+    add(
+        "decode_max_depth",
+        2,
         Box::new(|_, a, c| int_cfg(&a, &mut cfg(c).decode_max_depth, 1, i32::MAX)),
     )?;
-    add("encode_number_precision", 2,
+    add(
+        "encode_number_precision",
+        2,
         Box::new(|_, a, c| int_cfg(&a, &mut cfg(c).precision, 1, 14)),
     )?;
-    add("encode_keep_buffer", 2,
+    add(
+        "encode_keep_buffer",
+        2,
         Box::new(|lua, a, c| {
             arg_init(&a, 1)?;
             let v = enum_option(lua, &a, 1, &mut cfg(c).keep_buffer, None)?;
             Ok(Ret::from_iter([v]))
         }),
     )?;
-    add("encode_invalid_numbers", 2,
+    add(
+        "encode_invalid_numbers",
+        2,
         Box::new(|lua, a, c| {
             arg_init(&a, 1)?;
             let opts: &[&str] = &["off", "on", "null"];
@@ -101,18 +124,26 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
             Ok(Ret::from_iter([v]))
         }),
     )?;
-    add("decode_invalid_numbers", 2,
+    add(
+        "decode_invalid_numbers",
+        2,
         Box::new(|lua, a, c| {
             arg_init(&a, 1)?;
             let v = enum_option(lua, &a, 1, &mut cfg(c).decode_invalid_numbers, None)?;
             Ok(Ret::from_iter([v]))
         }),
     )?;
-    t.raw_set("new", lib_fn_capped(lua, 0, |lua, _| {
-        let t = open(lua).map_err(lua_err)?;
-        Ok(Ret::from_iter([Value::Table(t)]))
-    })?)?;
-    t.raw_set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
+    t.raw_set(
+        "new",
+        lib_fn_capped(lua, 0, |lua, _| {
+            let t = open(lua).map_err(lua_err)?;
+            Ok(Ret::from_iter([Value::Table(t)]))
+        })?,
+    )?;
+    t.raw_set(
+        "null",
+        Value::LightUserData(LightUserData(std::ptr::null_mut())),
+    )?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
     Ok(t)
@@ -121,7 +152,10 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
 /// `json_arg_init`: at most `n` arguments.
 fn arg_init(a: &MultiValue, n: usize) -> Result<(), LibError> {
     if a.len() > n {
-        return Err(LibError::Arg(n as i32 + 1, "found too many arguments".into()));
+        return Err(LibError::Arg(
+            n as i32 + 1,
+            "found too many arguments".into(),
+        ));
     }
     Ok(())
 }
@@ -131,7 +165,13 @@ fn is_nil(a: &MultiValue, i: usize) -> bool {
 }
 
 /// `json_integer_option`: sets from argument `i` when given; returns the setting.
-fn int_option(a: &MultiValue, i: usize, s: &mut i32, min: i32, max: i32) -> Result<Value, LibError> {
+fn int_option(
+    a: &MultiValue,
+    i: usize,
+    s: &mut i32,
+    min: i32,
+    max: i32,
+) -> Result<Value, LibError> {
     if !is_nil(a, i) {
         let v = num::check_integer(a, i)?;
         if !(min as i64 <= v && v <= max as i64) {

@@ -10,7 +10,7 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{num, set_fns, LibError, LibResult, Ret};
+use super::{LibError, LibResult, Ret, num, set_fns};
 
 /// Tables nested this deep are packed as nil.
 const MAX_NESTING: usize = 16;
@@ -47,7 +47,10 @@ fn pack(lua: &Lua, args: MultiValue) -> LibResult {
     }
     // The C code asks the Lua stack for one slot per argument, on top of the arguments.
     if 2 * args.len() > MAXCSTACK {
-        return Err(LibError::Arg(0, "Too many arguments for MessagePack pack.".into()));
+        return Err(LibError::Arg(
+            0,
+            "Too many arguments for MessagePack pack.".into(),
+        ));
     }
     let mut out = Vec::new();
     for v in &args {
@@ -224,7 +227,13 @@ fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> LibResu
         )));
     }
     let limit = if decode_all { i32::MAX as i64 } else { limit };
-    let mut d = Decoder { lua, s: &s, pos: offset as usize, top: 1, refs: 0 };
+    let mut d = Decoder {
+        lua,
+        s: &s,
+        pos: offset as usize,
+        top: 1,
+        refs: 0,
+    };
     // Results go straight into a table (see `Ret::Spilled`), after the offset when one is due.
     let out = lua.create_table().map_err(lua_err)?;
     let first = if decode_all { 1 } else { 2 };
@@ -308,9 +317,11 @@ impl<'a> Decoder<'a> {
                         }
                         Some(k) => {
                             match &k {
-                                Value::Nil => return Err(LibError::Raw("table index is nil".into())),
+                                Value::Nil => {
+                                    return Err(LibError::Raw("table index is nil".into()));
+                                }
                                 Value::Number(f) if f.is_nan() => {
-                                    return Err(LibError::Raw("table index is NaN".into()))
+                                    return Err(LibError::Raw("table index is NaN".into()));
                                 }
                                 _ => {}
                             }
@@ -354,7 +365,12 @@ impl<'a> Decoder<'a> {
                 Item::Map(n) => {
                     let t = self.table()?;
                     self.top += 1;
-                    stack.push(Frame::Map { t, n, i: 0, key: None });
+                    stack.push(Frame::Map {
+                        t,
+                        n,
+                        i: 0,
+                        key: None,
+                    });
                 }
             }
         }
@@ -434,11 +450,23 @@ enum Item {
 
 /// A container being filled.
 enum Frame {
-    Arr { t: Table, n: usize, i: usize },
-    Map { t: Table, n: usize, i: usize, key: Option<Value> },
+    Arr {
+        t: Table,
+        n: usize,
+        i: usize,
+    },
+    Map {
+        t: Table,
+        n: usize,
+        i: usize,
+        key: Option<Value>,
+    },
 }
 
 /// Whether a value holds an `mlua` handle.
 fn is_ref(v: &Value) -> bool {
-    matches!(v, Value::Table(_) | Value::String(_) | Value::Function(_) | Value::UserData(_))
+    matches!(
+        v,
+        Value::Table(_) | Value::String(_) | Value::Function(_) | Value::UserData(_)
+    )
 }

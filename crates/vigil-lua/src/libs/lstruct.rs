@@ -8,7 +8,7 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{num, set_fns, LibError, LibResult, Ret, ALL};
+use super::{ALL, LibError, LibResult, Ret, num, set_fns};
 
 /// Widest integer `i`/`I` accept.
 const MAXINTSIZE: usize = 32;
@@ -20,7 +20,15 @@ const MAXCSTACK: usize = 8000;
 /// Builds the `struct` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    set_fns(lua, &t, &[("pack", ALL, pack), ("unpack", 3, unpack), ("size", 1, size)])?;
+    set_fns(
+        lua,
+        &t,
+        &[
+            ("pack", ALL, pack),
+            ("unpack", 3, unpack),
+            ("size", 1, size),
+        ],
+    )?;
     Ok(t)
 }
 
@@ -32,7 +40,10 @@ struct Header {
 
 impl Header {
     fn new() -> Self {
-        Header { little: true, align: 1 }
+        Header {
+            little: true,
+            align: 1,
+        }
     }
 }
 
@@ -116,7 +127,7 @@ fn control(opt: u8, f: &mut Fmt, h: &mut Header) -> Result<(), LibError> {
             return Err(LibError::Arg(
                 1,
                 format!("invalid format option '{}'", opt as char),
-            ))
+            ));
         }
     }
     Ok(())
@@ -124,9 +135,8 @@ fn control(opt: u8, f: &mut Fmt, h: &mut Header) -> Result<(), LibError> {
 
 /// A double to `unsigned long` as gcc's x86-64 code converts it (`(long)n` when negative).
 fn to_ulong(n: f64) -> u64 {
-    if n < 0.0 {
-        num::d2i(n) as u64
-    } else if n < 9223372036854775808.0 || n.is_nan() {
+    // Negative, below 2^63, or NaN: the signed conversion.
+    if n < 9223372036854775808.0 || n.is_nan() {
         num::d2i(n) as u64
     } else {
         (num::d2i(n - 9223372036854775808.0) as u64) ^ (1 << 63)
@@ -163,12 +173,20 @@ fn pack(lua: &Lua, mut args: MultiValue) -> LibResult {
             b'f' => {
                 let v = num::check_number(&args, arg)? as f32;
                 arg += 1;
-                out.extend(if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend(if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'd' => {
                 let v = num::check_number(&args, arg)?;
                 arg += 1;
-                out.extend(if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend(if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'c' | b's' => {
                 let s = num::check_bytes(&args, arg)?;
@@ -188,7 +206,9 @@ fn pack(lua: &Lua, mut args: MultiValue) -> LibResult {
             _ => control(opt, &mut f, &mut h)?,
         }
     }
-    let s = lua.create_string(&out).map_err(|e| LibError::Msg(e.to_string()))?;
+    let s = lua
+        .create_string(&out)
+        .map_err(|e| LibError::Msg(e.to_string()))?;
     Ok(Ret::from_iter([Value::String(s)]))
 }
 
@@ -226,7 +246,9 @@ fn unpack(lua: &Lua, args: MultiValue) -> LibResult {
     let mut f = Fmt { s: &fmt, i: 0 };
     let mut h = Header::new();
     // Results go straight into a table (see `Ret::Spilled`); `n` counts them.
-    let out = lua.create_table().map_err(|e| LibError::Msg(e.to_string()))?;
+    let out = lua
+        .create_table()
+        .map_err(|e| LibError::Msg(e.to_string()))?;
     let mut n = 0usize;
     let push = |n: &mut usize, v: Value| {
         *n += 1;
@@ -256,12 +278,20 @@ fn unpack(lua: &Lua, args: MultiValue) -> LibResult {
             b'x' => {}
             b'f' => {
                 let b: [u8; 4] = data[pos..pos + 4].try_into().map_err(|_| too_short())?;
-                let v = if h.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
+                let v = if h.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
                 push(&mut n, Value::Number(v as f64))?;
             }
             b'd' => {
                 let b: [u8; 8] = data[pos..pos + 8].try_into().map_err(|_| too_short())?;
-                let v = if h.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
+                let v = if h.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
                 push(&mut n, Value::Number(v))?;
             }
             b'c' => {
@@ -271,9 +301,8 @@ fn unpack(lua: &Lua, args: MultiValue) -> LibResult {
                     } else {
                         out.raw_get(n).map_err(|e| LibError::Msg(e.to_string()))?
                     };
-                    let prev = num::to_number(&last).ok_or_else(|| {
-                        LibError::Msg("format 'c0' needs a previous size".into())
-                    })?;
+                    let prev = num::to_number(&last)
+                        .ok_or_else(|| LibError::Msg("format 'c0' needs a previous size".into()))?;
                     size = to_ulong(prev) as usize;
                     n -= 1;
                     if !(size <= ld && pos <= ld - size) {

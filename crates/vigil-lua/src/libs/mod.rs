@@ -17,9 +17,9 @@ mod readonly;
 
 use std::ffi::c_int;
 
-use mlua::{ffi, Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value, ffi};
 
-pub use readonly::{guard_raw_access, protect, READONLY_ERROR};
+pub use readonly::{READONLY_ERROR, guard_raw_access, protect};
 
 /// How a library function fails; raised as the C library would raise it.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +129,10 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
                 .filter(|&i| {
                     !matches!(
                         ffi::lua_type(state, i),
-                        ffi::LUA_TNIL | ffi::LUA_TBOOLEAN | ffi::LUA_TNUMBER | ffi::LUA_TLIGHTUSERDATA
+                        ffi::LUA_TNIL
+                            | ffi::LUA_TBOOLEAN
+                            | ffi::LUA_TNUMBER
+                            | ffi::LUA_TLIGHTUSERDATA
                     )
                 })
                 .count();

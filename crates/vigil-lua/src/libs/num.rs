@@ -81,7 +81,7 @@ pub(crate) fn check_bytes(args: &MultiValue, i: usize) -> Result<Vec<u8>, LibErr
 
 /// A double to `lua_Integer` as `cvttsd2si` does: out of range (and NaN) gives `i64::MIN`.
 pub(crate) fn d2i(d: f64) -> i64 {
-    if d.is_nan() || d >= 9223372036854775808.0 || d < -9223372036854775808.0 {
+    if d.is_nan() || !(-9223372036854775808.0..9223372036854775808.0).contains(&d) {
         i64::MIN
     } else {
         d as i64
@@ -136,7 +136,11 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
     };
     let sign = if neg { -1.0 } else { 1.0 };
     let rest = &s[i..];
-    let lower: Vec<u8> = rest.iter().take(8).map(|b| b.to_ascii_lowercase()).collect();
+    let lower: Vec<u8> = rest
+        .iter()
+        .take(8)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
     if lower.starts_with(b"infinity") {
         return Some((sign * f64::INFINITY, i + 8));
     }
@@ -197,7 +201,11 @@ pub(crate) fn strtod(s: &[u8]) -> Option<(f64, usize)> {
 /// Makes `.5`/`5.`/`-.5e3` acceptable to Rust's parser without changing the value.
 fn fix_float(t: &str) -> String {
     let t = t.replace("-.", "-0.").replace("+.", "+0.");
-    let t = if t.starts_with('.') { format!("0{t}") } else { t };
+    let t = if t.starts_with('.') {
+        format!("0{t}")
+    } else {
+        t
+    };
     t.replace(".e", ".0e").replace(".E", ".0E")
 }
 
@@ -298,7 +306,7 @@ mod tests {
             (0.0001, 14, "0.0001"),
             (0.00001, 14, "1e-05"),
             (-0.0, 14, "-0"),
-            (3.14159, 3, "3.14"),
+            (2.345, 3, "2.35"),
             (1.0 / 3.0, 14, "0.33333333333333"),
             (2f64.powi(53), 14, "9.007199254741e+15"),
             (1e300, 14, "1e+300"),

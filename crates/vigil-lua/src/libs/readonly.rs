@@ -12,7 +12,7 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::{lib_fn_capped, num, LibError, Ret};
+use super::{LibError, Ret, lib_fn_capped, num};
 
 /// What Redis answers to a write into a read-only table.
 pub const READONLY_ERROR: &str = "Attempt to modify a readonly table";
@@ -56,7 +56,10 @@ fn is_proxy(lua: &Lua, v: &Value) -> mlua::Result<bool> {
 
 /// The table a proxy protects, or `t` itself.
 fn real(lua: &Lua, t: Table) -> Result<Table, LibError> {
-    match proxies(lua).and_then(|p| p.raw_get::<Value>(&t)).map_err(to_lib)? {
+    match proxies(lua)
+        .and_then(|p| p.raw_get::<Value>(&t))
+        .map_err(to_lib)?
+    {
         Value::Table(target) => Ok(target),
         _ => Ok(t),
     }
@@ -97,7 +100,7 @@ pub fn guard_raw_access(lua: &Lua) -> mlua::Result<()> {
             match &k {
                 Value::Nil => return Err(LibError::Raw("table index is nil".into())),
                 Value::Number(n) if n.is_nan() => {
-                    return Err(LibError::Raw("table index is NaN".into()))
+                    return Err(LibError::Raw("table index is NaN".into()));
                 }
                 _ => {}
             }
@@ -117,10 +120,12 @@ pub fn guard_raw_access(lua: &Lua) -> mlua::Result<()> {
             if is_proxy(lua, &args[0]).map_err(to_lib)? {
                 return Err(LibError::Raw(READONLY_ERROR.into()));
             }
-            if let Some(old) = t.metatable() {
-                if old.raw_get::<Value>("__metatable").map_err(to_lib)? != Value::Nil {
-                    return Err(LibError::Msg("cannot change a protected metatable".into()));
-                }
+            let locked = match t.metatable() {
+                Some(old) => old.raw_get::<Value>("__metatable").map_err(to_lib)? != Value::Nil,
+                None => false,
+            };
+            if locked {
+                return Err(LibError::Msg("cannot change a protected metatable".into()));
             }
             t.set_metatable(mt).map_err(to_lib)?;
             Ok(Ret::from_iter([Value::Table(t)]))
@@ -155,7 +160,10 @@ pub fn guard_raw_access(lua: &Lua) -> mlua::Result<()> {
             let k = args.get(1).cloned().unwrap_or(Value::Nil);
             // The C `next` raises "invalid key to 'next'" without a position.
             next.call((t, k)).map(Ret::Values).map_err(|e| match e {
-                mlua::Error::RuntimeError(m) => LibError::Raw(m),
+                mlua::Error::RuntimeError(m) => {
+                    // Without the traceback mlua adds.
+                    LibError::Raw(m.split("\nstack traceback:").next().unwrap_or("").into())
+                }
                 e => to_lib(e),
             })
         })?,

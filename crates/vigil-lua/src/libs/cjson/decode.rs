@@ -3,8 +3,8 @@
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
-use super::{lua_err, Config, MAXCSTACK};
-use crate::libs::{num, LibError, LibResult, Ret};
+use super::{Config, MAXCSTACK, lua_err};
+use crate::libs::{LibError, LibResult, Ret, num};
 
 /// Deepest nesting the decoder builds, whatever `decode_max_depth` says (see `descend`).
 const MAX_DEPTH_HANDLES: i32 = 6000;
@@ -12,7 +12,7 @@ const MAX_DEPTH_HANDLES: i32 = 6000;
 /// `json_decode`: exactly one string argument.
 pub(super) fn decode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
     if a.len() != 1 {
-        return Err(LibError::Arg(1, "expected one argument".into()));
+        return Err(LibError::Arg(1, "expected 1 argument".into()));
     }
     let data = num::check_bytes(a, 1)?;
     if data.len() >= 2 && (data[0] == 0 || data[1] == 0) {
@@ -20,7 +20,14 @@ pub(super) fn decode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
             "JSON parser does not support UTF-16 or UTF-32".into(),
         ));
     }
-    let mut p = Parser { lua, cfg, s: &data, pos: 0, depth: 0 };
+    let mut p = Parser {
+        lua,
+        cfg,
+        s: &data,
+        pos: 0,
+        depth: 0,
+        tables: 0,
+    };
     let t = p.next_token();
     let v = p.value(t, 1)?;
     let t = p.next_token();
@@ -57,6 +64,8 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     depth: i32,
+    /// Tables open (each an `mlua` handle).
+    tables: usize,
 }
 
 impl Parser<'_> {
@@ -76,7 +85,12 @@ impl Parser<'_> {
         let index = self.pos;
         let c = self.at(self.pos);
         let single = match c {
-            0 => return Token { kind: Kind::End, index },
+            0 => {
+                return Token {
+                    kind: Kind::End,
+                    index,
+                };
+            }
             b'{' => Some(Kind::ObjBegin),
             b'}' => Some(Kind::ObjEnd),
             b'[' => Some(Kind::ArrBegin),
@@ -89,9 +103,14 @@ impl Parser<'_> {
             self.pos += 1;
             return Token { kind, index };
         }
-        let error = |e| Token { kind: Kind::Error(e), index };
-        if !matches!(c, b'f' | b'i' | b'I' | b'n' | b'N' | b't' | b'"' | b'+' | b'-' | b'0'..=b'9')
-        {
+        let error = |e| Token {
+            kind: Kind::Error(e),
+            index,
+        };
+        if !matches!(
+            c,
+            b'f' | b'i' | b'I' | b'n' | b'N' | b't' | b'"' | b'+' | b'-' | b'0'..=b'9'
+        ) {
             return error("invalid token");
         }
         if c == b'"' {
@@ -135,7 +154,9 @@ impl Parser<'_> {
         } else if c <= b'9' {
             return false;
         }
-        let w: Vec<u8> = (0..3).map(|i| self.at(p + i).to_ascii_lowercase()).collect();
+        let w: Vec<u8> = (0..3)
+            .map(|i| self.at(p + i).to_ascii_lowercase())
+            .collect();
         w == b"inf" || w == b"nan"
     }
 
@@ -148,9 +169,15 @@ impl Parser<'_> {
         match num::strtod(&self.s[self.pos..end]) {
             Some((n, used)) if used > 0 => {
                 self.pos += used;
-                Token { kind: Kind::Number(n), index }
+                Token {
+                    kind: Kind::Number(n),
+                    index,
+                }
             }
-            _ => Token { kind: Kind::Error("invalid number"), index },
+            _ => Token {
+                kind: Kind::Error("invalid number"),
+                index,
+            },
         }
     }
 
@@ -163,7 +190,10 @@ impl Parser<'_> {
             if c == b'"' {
                 break;
             }
-            let err = |p: &Self, e| Token { kind: Kind::Error(e), index: p.pos };
+            let err = |p: &Self, e| Token {
+                kind: Kind::Error(e),
+                index: p.pos,
+            };
             if c == 0 {
                 return err(self, "unexpected end of string");
             }
@@ -193,11 +223,16 @@ impl Parser<'_> {
             self.pos += 1;
         }
         self.pos += 1;
-        Token { kind: Kind::Str(out), index }
+        Token {
+            kind: Kind::Str(out),
+            index,
+        }
     }
 
     fn hex4(&self, at: usize) -> Option<u32> {
-        (0..4).try_fold(0u32, |a, i| Some(a * 16 + (self.at(at + i) as char).to_digit(16)?))
+        (0..4).try_fold(0u32, |a, i| {
+            Some(a * 16 + (self.at(at + i) as char).to_digit(16)?)
+        })
     }
 
     /// `json_append_unicode_escape` at `\u`: a code unit or a surrogate pair, as UTF-8.
@@ -207,8 +242,7 @@ impl Parser<'_> {
         };
         let mut len = 6;
         if cp & 0xF800 == 0xD800 {
-            if cp & 0x400 != 0 || self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u'
-            {
+            if cp & 0x400 != 0 || self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u' {
                 return false;
             }
             let Some(low) = self.hex4(self.pos + 8) else {
@@ -272,78 +306,125 @@ impl Parser<'_> {
         )))
     }
 
-    fn table(&self) -> Result<Table, LibError> {
+    /// `json_process_value` and the object/array contexts, iteratively: open containers live
+    /// on a heap stack, so no input can overflow the thread's stack. `top` tracks the C code's
+    /// Lua stack height (for its `lua_checkstack`).
+    fn value(&mut self, first: Token, mut top: usize) -> Result<Value, LibError> {
+        let mut stack: Vec<Open> = Vec::new();
+        let mut t = first;
+        'outer: loop {
+            // Parse one value from token `t`, or open a container.
+            let mut v = match t.kind {
+                Kind::Str(s) => self
+                    .lua
+                    .create_string(&s)
+                    .map(Value::String)
+                    .map_err(lua_err)?,
+                Kind::Number(n) => Value::Number(n),
+                Kind::Boolean(b) => Value::Boolean(b),
+                Kind::Null => Value::LightUserData(LightUserData(std::ptr::null_mut())),
+                Kind::ObjBegin | Kind::ArrBegin => {
+                    let obj = matches!(t.kind, Kind::ObjBegin);
+                    self.descend(top, if obj { 3 } else { 2 })?;
+                    let tbl = self.table()?;
+                    let close = self.next_token();
+                    let empty = matches!(
+                        (&close.kind, obj),
+                        (Kind::ObjEnd, true) | (Kind::ArrEnd, false)
+                    );
+                    if empty {
+                        self.depth -= 1;
+                        self.tables -= 1;
+                        Value::Table(tbl)
+                    } else if obj {
+                        let key = self.object_key(close)?;
+                        stack.push(Open::Obj { t: tbl, key, top });
+                        top += 2;
+                        t = self.next_token();
+                        continue;
+                    } else {
+                        stack.push(Open::Arr { t: tbl, i: 0, top });
+                        top += 1;
+                        t = close;
+                        continue;
+                    }
+                }
+                _ => return Err(self.parse_error("value", &t)),
+            };
+            // Hand finished values to their containers, closing those that end.
+            loop {
+                let Some(open) = stack.last_mut() else {
+                    return Ok(v);
+                };
+                match open {
+                    Open::Arr { t: tbl, i, .. } => {
+                        *i += 1;
+                        tbl.raw_set(*i, v).map_err(lua_err)?;
+                        let e = self.next_token();
+                        match e.kind {
+                            Kind::ArrEnd => {}
+                            Kind::Comma => {
+                                t = self.next_token();
+                                continue 'outer;
+                            }
+                            _ => return Err(self.parse_error("comma or array end", &e)),
+                        }
+                    }
+                    Open::Obj { t: tbl, key, .. } => {
+                        let k = self.lua.create_string(&*key).map_err(lua_err)?;
+                        tbl.raw_set(k, v).map_err(lua_err)?;
+                        let e = self.next_token();
+                        match e.kind {
+                            Kind::ObjEnd => {}
+                            Kind::Comma => {
+                                let kt = self.next_token();
+                                *key = self.object_key(kt)?;
+                                t = self.next_token();
+                                continue 'outer;
+                            }
+                            _ => return Err(self.parse_error("comma or object end", &e)),
+                        }
+                    }
+                }
+                // The innermost container ended: it is the next finished value.
+                let (Some(Open::Arr {
+                    t: tbl, top: ptop, ..
+                })
+                | Some(Open::Obj {
+                    t: tbl, top: ptop, ..
+                })) = stack.pop()
+                else {
+                    unreachable!("a container was open");
+                };
+                top = ptop;
+                self.depth -= 1;
+                self.tables -= 1;
+                v = Value::Table(tbl);
+            }
+        }
+    }
+
+    /// An object's key (a string token) and its colon; the key stays Rust bytes while its
+    /// value is parsed, so nesting costs no `mlua` handle per level.
+    fn object_key(&mut self, t: Token) -> Result<Vec<u8>, LibError> {
+        let Kind::Str(key) = t.kind else {
+            return Err(self.parse_error("object key string", &t));
+        };
+        let c = self.next_token();
+        if !matches!(c.kind, Kind::Colon) {
+            return Err(self.parse_error("colon", &c));
+        }
+        Ok(key)
+    }
+
+    fn table(&mut self) -> Result<Table, LibError> {
+        self.tables += 1;
         self.lua.create_table().map_err(lua_err)
     }
+}
 
-    /// `json_process_value`; `top` is the C code's Lua stack height before the value.
-    fn value(&mut self, t: Token, top: usize) -> Result<Value, LibError> {
-        match t.kind {
-            Kind::Str(s) => self.lua.create_string(&s).map(Value::String).map_err(lua_err),
-            Kind::Number(n) => Ok(Value::Number(n)),
-            Kind::Boolean(b) => Ok(Value::Boolean(b)),
-            Kind::Null => Ok(Value::LightUserData(LightUserData(std::ptr::null_mut()))),
-            Kind::ObjBegin => self.object(top),
-            Kind::ArrBegin => self.array(top),
-            _ => Err(self.parse_error("value", &t)),
-        }
-    }
-
-    fn object(&mut self, top: usize) -> Result<Value, LibError> {
-        self.descend(top, 3)?;
-        let tbl = self.table()?;
-        let mut t = self.next_token();
-        if matches!(t.kind, Kind::ObjEnd) {
-            self.depth -= 1;
-            return Ok(Value::Table(tbl));
-        }
-        loop {
-            let Kind::Str(key) = &t.kind else {
-                return Err(self.parse_error("object key string", &t));
-            };
-            // The key stays Rust bytes while its value is parsed: no `mlua` handle per level.
-            let key = key.clone();
-            let c = self.next_token();
-            if !matches!(c.kind, Kind::Colon) {
-                return Err(self.parse_error("colon", &c));
-            }
-            let vt = self.next_token();
-            let v = self.value(vt, top + 2)?;
-            let key = self.lua.create_string(&key).map_err(lua_err)?;
-            tbl.raw_set(key, v).map_err(lua_err)?;
-            let e = self.next_token();
-            if matches!(e.kind, Kind::ObjEnd) {
-                self.depth -= 1;
-                return Ok(Value::Table(tbl));
-            }
-            if !matches!(e.kind, Kind::Comma) {
-                return Err(self.parse_error("comma or object end", &e));
-            }
-            t = self.next_token();
-        }
-    }
-
-    fn array(&mut self, top: usize) -> Result<Value, LibError> {
-        self.descend(top, 2)?;
-        let tbl = self.table()?;
-        let mut t = self.next_token();
-        if matches!(t.kind, Kind::ArrEnd) {
-            self.depth -= 1;
-            return Ok(Value::Table(tbl));
-        }
-        for i in 1.. {
-            let v = self.value(t, top + 1)?;
-            tbl.raw_set(i, v).map_err(lua_err)?;
-            let e = self.next_token();
-            if matches!(e.kind, Kind::ArrEnd) {
-                break;
-            }
-            if !matches!(e.kind, Kind::Comma) {
-                return Err(self.parse_error("comma or array end", &e));
-            }
-            t = self.next_token();
-        }
-        self.depth -= 1;
-        Ok(Value::Table(tbl))
-    }
+/// A container being filled, with the Lua stack height it was opened at.
+enum Open {
+    Arr { t: Table, i: usize, top: usize },
+    Obj { t: Table, key: Vec<u8>, top: usize },
 }

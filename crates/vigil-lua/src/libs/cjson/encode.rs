@@ -2,97 +2,154 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{lua_err, Config, MAXCSTACK};
-use crate::libs::{num, LibError, LibResult, Ret};
+use super::{Config, MAXCSTACK, lua_err};
+use crate::libs::{LibError, LibResult, Ret, num};
 
-/// Deepest nesting the encoder walks, whatever `encode_max_depth` says (see `data`).
-const MAX_DEPTH_HANDLES: i32 = 2000;
+/// `mlua` handles the open tables may hold (one per array, two per object): they run out
+/// near 8000, so deeper nesting than this fails as "excessive nesting" whatever
+/// `encode_max_depth` says.
+const MAX_HANDLES: usize = 6000;
 
 /// `json_encode`: exactly one argument.
 pub(super) fn encode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
     if a.len() != 1 {
-        return Err(LibError::Arg(1, "expected one argument".into()));
+        return Err(LibError::Arg(1, "expected 1 argument".into()));
     }
-    let mut e = Encoder { cfg, out: Vec::new() };
+    let mut e = Encoder {
+        lua,
+        cfg,
+        out: Vec::new(),
+    };
     e.data(&a[0], 0, 1)?;
     let s = lua.create_string(&e.out).map_err(lua_err)?;
     Ok(Ret::from_iter([Value::String(s)]))
 }
 
 struct Encoder<'a> {
+    lua: &'a Lua,
     cfg: &'a Config,
     out: Vec<u8>,
 }
 
 fn exception(v: &Value, reason: &str) -> LibError {
-    LibError::Msg(format!("Cannot serialise {}: {reason}", num::value_typename(v)))
+    LibError::Msg(format!(
+        "Cannot serialise {}: {reason}",
+        num::value_typename(v)
+    ))
 }
 
 impl Encoder<'_> {
-    /// `json_append_data`; `top` is the C code's Lua stack height, for its `lua_checkstack`.
-    fn data(&mut self, v: &Value, depth: i32, top: usize) -> Result<(), LibError> {
+    /// `json_append_data`, iteratively: open tables live on a heap stack, so no nesting can
+    /// overflow the thread's stack. `top` tracks the C code's Lua stack height (for its
+    /// `lua_checkstack`), `handles` the `mlua` handles the open tables hold.
+    fn data(&mut self, root: &Value, _depth: i32, mut top: usize) -> Result<(), LibError> {
+        let mut stack: Vec<Open> = Vec::new();
+        let mut handles = 0usize;
+        let mut pending = Some(root.clone());
+        loop {
+            if let Some(v) = pending.take() {
+                match &v {
+                    Value::Table(t) => {
+                        let depth = stack.len() as i32 + 1;
+                        if depth > self.cfg.encode_max_depth
+                            || top + 3 > MAXCSTACK
+                            || handles + 2 > MAX_HANDLES
+                        {
+                            return Err(LibError::Msg(format!(
+                                "Cannot serialise, excessive nesting ({depth})"
+                            )));
+                        }
+                        let len = self.array_length(t, &v)?;
+                        if len > 0 {
+                            self.out.push(b'[');
+                            stack.push(Open::Arr {
+                                t: t.clone(),
+                                len,
+                                i: 0,
+                                top,
+                            });
+                            handles += 1;
+                            top += 1;
+                        } else {
+                            self.out.push(b'{');
+                            stack.push(Open::Obj {
+                                t: t.clone(),
+                                key: Value::Nil,
+                                top,
+                            });
+                            handles += 2;
+                            top += 2;
+                        }
+                    }
+                    _ => self.scalar(&v)?,
+                }
+            }
+            let Some(open) = stack.last_mut() else {
+                return Ok(());
+            };
+            let next = match open {
+                Open::Arr { t, len, i, .. } => {
+                    if *i < *len {
+                        if *i > 0 {
+                            self.out.push(b',');
+                        }
+                        *i += 1;
+                        pending = Some(t.raw_get(*i).map_err(lua_err)?);
+                        continue;
+                    }
+                    b']'
+                }
+                Open::Obj { t, key, .. } => match table_next(self.lua, t, key)? {
+                    Some((k, v)) => {
+                        if *key != Value::Nil {
+                            self.out.push(b',');
+                        }
+                        self.key(&k)?;
+                        *key = k;
+                        pending = Some(v);
+                        continue;
+                    }
+                    None => b'}',
+                },
+            };
+            self.out.push(next);
+            let (Some(Open::Arr { top: t0, .. }) | Some(Open::Obj { top: t0, .. })) = stack.pop()
+            else {
+                unreachable!("a table was open");
+            };
+            handles -= if next == b']' { 1 } else { 2 };
+            top = t0;
+        }
+    }
+
+    fn scalar(&mut self, v: &Value) -> Result<(), LibError> {
         match v {
             Value::String(s) => self.string(&s.as_bytes()),
             Value::Integer(_) | Value::Number(_) => self.number(v)?,
-            Value::Boolean(b) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Boolean(b) => self
+                .out
+                .extend_from_slice(if *b { b"true" } else { b"false" }),
             Value::Nil => self.out.extend_from_slice(b"null"),
             Value::LightUserData(p) if p.0.is_null() => self.out.extend_from_slice(b"null"),
-            Value::Table(t) => {
-                let depth = depth + 1;
-                // Past MAX_DEPTH_HANDLES levels the `mlua` handles each level holds (the
-                // table being walked, its key and value) would run out.
-                if depth > self.cfg.encode_max_depth
-                    || top + 3 > MAXCSTACK
-                    || depth > MAX_DEPTH_HANDLES
-                {
-                    return Err(LibError::Msg(format!(
-                        "Cannot serialise, excessive nesting ({depth})"
-                    )));
-                }
-                let len = self.array_length(t, v)?;
-                if len > 0 {
-                    self.out.push(b'[');
-                    for i in 1..=len {
-                        if i > 1 {
-                            self.out.push(b',');
-                        }
-                        let item: Value = t.raw_get(i).map_err(lua_err)?;
-                        self.data(&item, depth, top + 1)?;
-                    }
-                    self.out.push(b']');
-                } else {
-                    self.object(t, depth, top)?;
-                }
-            }
             _ => return Err(exception(v, "type not supported")),
         }
         Ok(())
     }
 
-    fn object(&mut self, t: &Table, depth: i32, top: usize) -> Result<(), LibError> {
-        self.out.push(b'{');
-        let mut comma = false;
-        for pair in t.clone().pairs::<Value, Value>() {
-            let (k, v) = pair.map_err(lua_err)?;
-            if comma {
-                self.out.push(b',');
+    /// An object key: numbers quoted, strings as strings, anything else refused.
+    fn key(&mut self, k: &Value) -> Result<(), LibError> {
+        match k {
+            Value::Integer(_) | Value::Number(_) => {
+                self.out.push(b'"');
+                self.number(k)?;
+                self.out.extend_from_slice(b"\":");
             }
-            comma = true;
-            match &k {
-                Value::Integer(_) | Value::Number(_) => {
-                    self.out.push(b'"');
-                    self.number(&k)?;
-                    self.out.extend_from_slice(b"\":");
-                }
-                Value::String(s) => {
-                    self.string(&s.as_bytes());
-                    self.out.push(b':');
-                }
-                _ => return Err(exception(&k, "table key must be a number or string")),
+            Value::String(s) => {
+                self.string(&s.as_bytes());
+                self.out.push(b':');
             }
-            self.data(&v, depth, top + 2)?;
+            _ => return Err(exception(k, "table key must be a number or string")),
         }
-        self.out.push(b'}');
         Ok(())
     }
 
@@ -115,10 +172,7 @@ impl Encoder<'_> {
             items = items.wrapping_add(1);
         }
         let c = self.cfg;
-        if c.sparse_ratio > 0
-            && max > items.wrapping_mul(c.sparse_ratio)
-            && max > c.sparse_safe
-        {
+        if c.sparse_ratio > 0 && max > items.wrapping_mul(c.sparse_ratio) && max > c.sparse_safe {
             if c.sparse_convert == 0 {
                 return Err(exception(tv, "excessively sparse array"));
             }
@@ -133,12 +187,13 @@ impl Encoder<'_> {
             match self.cfg.encode_invalid_numbers {
                 0 => return Err(exception(v, "must not be NaN or Inf")),
                 1 => {
+                    // Redis' build prints them as C does, whatever the sign of a NaN.
                     let s: &[u8] = if n.is_nan() {
-                        b"NaN"
+                        b"nan"
                     } else if n < 0.0 {
-                        b"-Infinity"
+                        b"-inf"
                     } else {
-                        b"Infinity"
+                        b"inf"
                     };
                     self.out.extend_from_slice(s);
                 }
@@ -163,12 +218,38 @@ impl Encoder<'_> {
                 b'\t' => self.out.extend_from_slice(b"\\t"),
                 8 => self.out.extend_from_slice(b"\\b"),
                 12 => self.out.extend_from_slice(b"\\f"),
-                0..=0x1f | 0x7f => {
-                    self.out.extend_from_slice(format!("\\u{c:04x}").as_bytes())
-                }
+                0..=0x1f | 0x7f => self.out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
                 _ => self.out.push(c),
             }
         }
         self.out.push(b'"');
     }
+}
+
+/// A table being written.
+enum Open {
+    Arr {
+        t: Table,
+        len: i32,
+        i: i32,
+        top: usize,
+    },
+    Obj {
+        t: Table,
+        key: Value,
+        top: usize,
+    },
+}
+
+/// `lua_next`: the pair after `key` (nil: the first), or `None` at the end.
+fn table_next(lua: &Lua, t: &Table, key: &Value) -> Result<Option<(Value, Value)>, LibError> {
+    // SAFETY: `lua_next` pops the key pushed with the table and pushes the next pair (or
+    // nothing); `exec_raw` runs it protected and reads back what is above its arguments.
+    let (_, k, v): (Value, Value, Value) = unsafe {
+        lua.exec_raw((t, key), |state| {
+            mlua::ffi::lua_next(state, -2);
+        })
+    }
+    .map_err(lua_err)?;
+    Ok(if k == Value::Nil { None } else { Some((k, v)) })
 }
