@@ -266,6 +266,9 @@ struct Decoder<'a> {
     refs: usize,
 }
 
+/// The C decoder's complaint when the Lua stack runs out outside an array.
+const TOO_MANY: &str = "too many return values at once; use unpack_one or unpack_limit instead.";
+
 /// Handles the decoder may hold at once (it needs one or two per nesting level).
 const MAX_REFS: usize = 6000;
 
@@ -352,18 +355,16 @@ impl<'a> Decoder<'a> {
                 self.checkstack("in function mp_decode_to_lua_array")?;
                 self.top += 1;
             }
-            self.checkstack(
-                "too many return values at once; use unpack_one or unpack_limit instead.",
-            )?;
+            self.checkstack(TOO_MANY)?;
             match self.item()? {
                 Item::Value(v) => done = Some(v),
                 Item::Array(n) => {
-                    let t = self.table()?;
+                    let t = self.table("in function mp_decode_to_lua_array")?;
                     self.top += 1;
                     stack.push(Frame::Arr { t, n, i: 0 });
                 }
                 Item::Map(n) => {
-                    let t = self.table()?;
+                    let t = self.table(TOO_MANY)?;
                     self.top += 1;
                     stack.push(Frame::Map {
                         t,
@@ -430,11 +431,11 @@ impl<'a> Decoder<'a> {
 
     /// A new table, counted against [`MAX_REFS`] until it is finished. Elements are read one
     /// by one, so a count larger than the input runs out of bytes instead of allocating.
-    fn table(&mut self) -> Result<Table, LibError> {
+    /// Past the cap it fails with the error the C code gives when the Lua stack runs out,
+    /// `what`, which for arrays and maps of small elements comes a little deeper.
+    fn table(&mut self, what: &str) -> Result<Table, LibError> {
         if self.refs >= MAX_REFS {
-            return Err(LibError::Msg(
-                "stack overflow (in function mp_decode_to_lua_array)".into(),
-            ));
+            return Err(LibError::Msg(format!("stack overflow ({what})")));
         }
         self.refs += 1;
         self.lua.create_table().map_err(lua_err)

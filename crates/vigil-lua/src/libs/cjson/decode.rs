@@ -26,7 +26,6 @@ pub(super) fn decode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
         s: &data,
         pos: 0,
         depth: 0,
-        tables: 0,
     };
     let t = p.next_token();
     let v = p.value(t, 1)?;
@@ -64,8 +63,6 @@ struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     depth: i32,
-    /// Tables open (each an `mlua` handle).
-    tables: usize,
 }
 
 impl Parser<'_> {
@@ -334,7 +331,6 @@ impl Parser<'_> {
                     );
                     if empty {
                         self.depth -= 1;
-                        self.tables -= 1;
                         Value::Table(tbl)
                     } else if obj {
                         let key = self.object_key(close)?;
@@ -398,7 +394,6 @@ impl Parser<'_> {
                 };
                 top = ptop;
                 self.depth -= 1;
-                self.tables -= 1;
                 v = Value::Table(tbl);
             }
         }
@@ -417,8 +412,7 @@ impl Parser<'_> {
         Ok(key)
     }
 
-    fn table(&mut self) -> Result<Table, LibError> {
-        self.tables += 1;
+    fn table(&self) -> Result<Table, LibError> {
         self.lua.create_table().map_err(lua_err)
     }
 }
