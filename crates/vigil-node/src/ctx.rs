@@ -178,6 +178,16 @@ impl<'a> Ctx<'a> {
         self.store.dbs[self.db].waiters_ahead(key, self.waiter.as_ref())
     }
 
+    /// Whether this client waits in the queue of blocked clients of `key`.
+    pub fn is_queued_on(&self, key: &[u8]) -> bool {
+        let db = &self.store.dbs[self.db];
+        self.waiter.as_ref().is_some_and(|me| {
+            db.blocked
+                .get(key)
+                .is_some_and(|q| q.iter().any(|w| std::sync::Arc::ptr_eq(w, me)))
+        })
+    }
+
     /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).
     pub fn remove_if_empty(&mut self, key: &[u8]) {
         let db = self.db();
