@@ -36,13 +36,17 @@ pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {
 
 /// LuaBitOp's `barg`: argument `i` wrapped into 32 bits.
 fn barg(args: &MultiValue, i: usize) -> Result<u32, LibError> {
-    let n = num::arg_number(args, i).unwrap_or(0.0);
-    let b = (n + 6755399441055744.0).to_bits() as u32;
+    let b = wrap(num::arg_number(args, i).unwrap_or(0.0));
     // Like the C code, a non-number is only noticed when it would wrap to zero, which is always.
     if b == 0 && num::arg_number(args, i).is_none() {
         return Err(num::type_error(args, i, "number"));
     }
     Ok(b)
+}
+
+/// A double into 32 bits the LuaBitOp way: its low word after adding 2^52+2^51.
+fn wrap(n: f64) -> u32 {
+    (n + 6755399441055744.0).to_bits() as u32
 }
 
 fn ret(b: u32) -> LibResult {
@@ -97,4 +101,28 @@ fn tohex(lua: &Lua, args: MultiValue) -> LibResult {
         .create_string(&buf)
         .map_err(|e| LibError::Msg(e.to_string()))?;
     Ok(Ret::from_iter([Value::String(s)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_doubles_as_luabitop() {
+        // Expected values captured from redis-server 7.0.15 (`bit.tobit`).
+        let cases: &[(f64, i32)] = &[
+            (1.0, 1),
+            (-1.0, -1),
+            (2f64.powi(31), i32::MIN),
+            (2f64.powi(32) + 1.0, 1),
+            (1.5, 2),
+            (2.5, 2),
+            (-1.5, -2),
+            (1e300, -2013235812),
+            (f64::INFINITY, 0),
+        ];
+        for (i, (n, want)) in cases.iter().enumerate() {
+            assert_eq!(wrap(*n) as i32, *want, "#{i}");
+        }
+    }
 }

@@ -471,3 +471,30 @@ fn is_ref(v: &Value) -> bool {
         Value::Table(_) | Value::String(_) | Value::Function(_) | Value::UserData(_)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::encode_number;
+
+    #[test]
+    fn numbers_take_the_c_codes_forms() {
+        // Expected bytes captured from redis-server 7.0.15 (`cmsgpack.pack`).
+        let cases: &[(f64, &[u8])] = &[
+            (1.0, &[0x01]),
+            (-32.0, &[0xe0]),
+            (-33.0, &[0xd0, 0xdf]),
+            (255.0, &[0xcc, 0xff]),
+            (65536.0, &[0xce, 0, 1, 0, 0]),
+            (-0.0, &[0x00]),
+            (1.5, &[0xca, 0x3f, 0xc0, 0, 0]),
+            (0.1, &[0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a]),
+            (2f64.powi(63), &[0xca, 0x5f, 0, 0, 0]),
+            (f64::INFINITY, &[0xca, 0x7f, 0x80, 0, 0]),
+        ];
+        for (i, (n, want)) in cases.iter().enumerate() {
+            let mut out = Vec::new();
+            encode_number(*n, &mut out);
+            assert_eq!(out, *want, "#{i}");
+        }
+    }
+}

@@ -346,3 +346,24 @@ fn size(_: &Lua, args: MultiValue) -> LibResult {
     }
     Ok(Ret::from_iter([Value::Number(pos as f64)]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{getinteger, to_ulong};
+
+    #[test]
+    fn integers_convert_as_the_c_code() {
+        assert_eq!(getinteger(&[0xff], true, true), -1.0);
+        assert_eq!(getinteger(&[0xff], true, false), 255.0);
+        assert_eq!(getinteger(&[1, 2], false, false), 258.0);
+        // 16 bytes: the sign mask shift wraps mod 64, as on x86-64.
+        assert_eq!(getinteger(&[0xff; 16], true, true), -1.0);
+        assert_eq!(to_ulong(-1.0), u64::MAX);
+        assert_eq!(to_ulong(2f64.powi(64)), 0);
+        assert_eq!(to_ulong(f64::NAN), 1 << 63);
+        assert_eq!(
+            to_ulong(2f64.powi(63) + 2f64.powi(62)),
+            0xc000_0000_0000_0000
+        );
+    }
+}
