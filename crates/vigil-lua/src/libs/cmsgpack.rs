@@ -232,7 +232,6 @@ fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> LibResu
         s: &s,
         pos: offset as usize,
         top: 1,
-        refs: 0,
     };
     // Results go straight into a table (see `Ret::Spilled`), after the offset when one is due.
     let out = lua.create_table().map_err(lua_err)?;
@@ -262,15 +261,10 @@ struct Decoder<'a> {
     s: &'a [u8],
     pos: usize,
     top: usize,
-    /// `mlua` handles held by the nesting under way; bounded below the auxiliary stack's 8000.
-    refs: usize,
 }
 
 /// The C decoder's complaint when the Lua stack runs out outside an array.
 const TOO_MANY: &str = "too many return values at once; use unpack_one or unpack_limit instead.";
-
-/// Handles the decoder may hold at once (it needs one or two per nesting level).
-const MAX_REFS: usize = 6000;
 
 fn eof() -> LibError {
     LibError::Msg("Missing bytes in input.".into())
@@ -298,27 +292,33 @@ impl<'a> Decoder<'a> {
     }
 
     /// `mp_decode_to_lua_type`: one object. Iterative, with the open containers on a heap
-    /// stack, so no input can overflow the thread's stack.
+    /// stack, so no input can overflow the thread's stack; the open tables and pending map
+    /// keys sit in two Lua tables (by depth) rather than in `mlua` handles, which run out near
+    /// 8000. `top` follows the C code's Lua stack, so nesting ends where Redis' ends.
     fn value(&mut self) -> Result<Value, LibError> {
         let mut stack: Vec<Frame> = Vec::new();
+        let tabs = self.lua.create_table().map_err(lua_err)?;
+        let keys = self.lua.create_table().map_err(lua_err)?;
         // A finished value for the innermost open container (or the caller).
         let mut done: Option<Value> = None;
         loop {
             if let Some(v) = done.take() {
+                let depth = stack.len();
                 match stack.last_mut() {
                     None => return Ok(v),
-                    Some(Frame::Arr { t, i, .. }) => {
+                    Some(Frame::Arr { i, .. }) => {
                         *i += 1;
+                        let t: Table = tabs.raw_get(depth).map_err(lua_err)?;
                         t.raw_set(*i, v).map_err(lua_err)?;
                         self.top -= 1;
                     }
-                    Some(Frame::Map { t, i, key, .. }) => match key.take() {
-                        None => {
-                            self.refs += is_ref(&v) as usize;
-                            *key = Some(v);
+                    Some(Frame::Map { i, has_key, .. }) => {
+                        if !*has_key {
+                            keys.raw_set(depth, v).map_err(lua_err)?;
+                            *has_key = true;
                             self.top += 1;
-                        }
-                        Some(k) => {
+                        } else {
+                            let k: Value = keys.raw_get(depth).map_err(lua_err)?;
                             match &k {
                                 Value::Nil => {
                                     return Err(LibError::Raw("table index is nil".into()));
@@ -328,25 +328,27 @@ impl<'a> Decoder<'a> {
                                 }
                                 _ => {}
                             }
-                            self.refs -= is_ref(&k) as usize;
+                            let t: Table = tabs.raw_get(depth).map_err(lua_err)?;
                             t.raw_set(k, v).map_err(lua_err)?;
+                            keys.raw_set(depth, Value::Nil).map_err(lua_err)?;
+                            *has_key = false;
                             *i += 1;
                             self.top -= 1;
                         }
-                    },
+                    }
                 }
             }
+            let depth = stack.len();
             let complete = match stack.last() {
                 None => false,
-                Some(Frame::Arr { n, i, .. }) => i == n,
-                Some(Frame::Map { n, i, key, .. }) => i == n && key.is_none(),
+                Some(Frame::Arr { n, i }) => i == n,
+                Some(Frame::Map { n, i, has_key }) => i == n && !has_key,
             };
             if complete {
-                let (Some(Frame::Arr { t, .. }) | Some(Frame::Map { t, .. })) = stack.pop() else {
-                    unreachable!("a complete frame was on the stack");
-                };
+                stack.pop();
+                let t: Table = tabs.raw_get(depth).map_err(lua_err)?;
+                tabs.raw_set(depth, Value::Nil).map_err(lua_err)?;
                 self.top -= 1;
-                self.refs -= 1;
                 done = Some(Value::Table(t));
                 continue;
             }
@@ -359,18 +361,19 @@ impl<'a> Decoder<'a> {
             match self.item()? {
                 Item::Value(v) => done = Some(v),
                 Item::Array(n) => {
-                    let t = self.table("in function mp_decode_to_lua_array")?;
+                    let t = self.lua.create_table().map_err(lua_err)?;
+                    tabs.raw_set(depth + 1, t).map_err(lua_err)?;
                     self.top += 1;
-                    stack.push(Frame::Arr { t, n, i: 0 });
+                    stack.push(Frame::Arr { n, i: 0 });
                 }
                 Item::Map(n) => {
-                    let t = self.table(TOO_MANY)?;
+                    let t = self.lua.create_table().map_err(lua_err)?;
+                    tabs.raw_set(depth + 1, t).map_err(lua_err)?;
                     self.top += 1;
                     stack.push(Frame::Map {
-                        t,
                         n,
                         i: 0,
-                        key: None,
+                        has_key: false,
                     });
                 }
             }
@@ -428,18 +431,6 @@ impl<'a> Decoder<'a> {
             .map(|s| Item::Value(Value::String(s)))
             .map_err(lua_err)
     }
-
-    /// A new table, counted against [`MAX_REFS`] until it is finished. Elements are read one
-    /// by one, so a count larger than the input runs out of bytes instead of allocating.
-    /// Past the cap it fails with the error the C code gives when the Lua stack runs out,
-    /// `what`, which for arrays and maps of small elements comes a little deeper.
-    fn table(&mut self, what: &str) -> Result<Table, LibError> {
-        if self.refs >= MAX_REFS {
-            return Err(LibError::Msg(format!("stack overflow ({what})")));
-        }
-        self.refs += 1;
-        self.lua.create_table().map_err(lua_err)
-    }
 }
 
 /// What one header byte (and its length bytes) announce.
@@ -449,27 +440,10 @@ enum Item {
     Map(usize),
 }
 
-/// A container being filled.
+/// A container being filled (its table in `tabs`, a map's pending key in `keys`).
 enum Frame {
-    Arr {
-        t: Table,
-        n: usize,
-        i: usize,
-    },
-    Map {
-        t: Table,
-        n: usize,
-        i: usize,
-        key: Option<Value>,
-    },
-}
-
-/// Whether a value holds an `mlua` handle.
-fn is_ref(v: &Value) -> bool {
-    matches!(
-        v,
-        Value::Table(_) | Value::String(_) | Value::Function(_) | Value::UserData(_)
-    )
+    Arr { n: usize, i: usize },
+    Map { n: usize, i: usize, has_key: bool },
 }
 
 #[cfg(test)]

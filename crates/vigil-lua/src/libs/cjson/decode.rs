@@ -6,9 +6,6 @@ use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use super::{Config, MAXCSTACK, lua_err};
 use crate::libs::{LibError, LibResult, Ret, num};
 
-/// Deepest nesting the decoder builds, whatever `decode_max_depth` says (see `descend`).
-const MAX_DEPTH_HANDLES: i32 = 6000;
-
 /// `json_decode`: exactly one string argument.
 pub(super) fn decode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
     if a.len() != 1 {
@@ -290,11 +287,7 @@ impl Parser<'_> {
     /// `json_decode_descend`: one level deeper, within the depth limit and the Lua stack.
     fn descend(&mut self, top: usize, slots: usize) -> Result<(), LibError> {
         self.depth += 1;
-        // Each level also holds one `mlua` handle (its table); those run out near 8000.
-        if self.depth <= self.cfg.decode_max_depth
-            && top + slots <= MAXCSTACK
-            && self.depth <= MAX_DEPTH_HANDLES
-        {
+        if self.depth <= self.cfg.decode_max_depth && top + slots <= MAXCSTACK {
             return Ok(());
         }
         Err(LibError::Msg(format!(
@@ -308,6 +301,9 @@ impl Parser<'_> {
     /// Lua stack height (for its `lua_checkstack`).
     fn value(&mut self, first: Token, mut top: usize) -> Result<Value, LibError> {
         let mut stack: Vec<Open> = Vec::new();
+        // The open tables, by depth: in a Lua table rather than in `mlua` handles, which run
+        // out near 8000.
+        let tabs = self.table()?;
         let mut t = first;
         'outer: loop {
             // Parse one value from token `t`, or open a container.
@@ -334,12 +330,14 @@ impl Parser<'_> {
                         Value::Table(tbl)
                     } else if obj {
                         let key = self.object_key(close)?;
-                        stack.push(Open::Obj { t: tbl, key, top });
+                        tabs.raw_set(stack.len() + 1, tbl).map_err(lua_err)?;
+                        stack.push(Open::Obj { key, top });
                         top += 2;
                         t = self.next_token();
                         continue;
                     } else {
-                        stack.push(Open::Arr { t: tbl, i: 0, top });
+                        tabs.raw_set(stack.len() + 1, tbl).map_err(lua_err)?;
+                        stack.push(Open::Arr { i: 0, top });
                         top += 1;
                         t = close;
                         continue;
@@ -349,11 +347,13 @@ impl Parser<'_> {
             };
             // Hand finished values to their containers, closing those that end.
             loop {
+                let depth = stack.len();
                 let Some(open) = stack.last_mut() else {
                     return Ok(v);
                 };
+                let tbl: Table = tabs.raw_get(depth).map_err(lua_err)?;
                 match open {
-                    Open::Arr { t: tbl, i, .. } => {
+                    Open::Arr { i, .. } => {
                         *i += 1;
                         tbl.raw_set(*i, v).map_err(lua_err)?;
                         let e = self.next_token();
@@ -366,7 +366,7 @@ impl Parser<'_> {
                             _ => return Err(self.parse_error("comma or array end", &e)),
                         }
                     }
-                    Open::Obj { t: tbl, key, .. } => {
+                    Open::Obj { key, .. } => {
                         let k = self.lua.create_string(&*key).map_err(lua_err)?;
                         tbl.raw_set(k, v).map_err(lua_err)?;
                         let e = self.next_token();
@@ -383,15 +383,12 @@ impl Parser<'_> {
                     }
                 }
                 // The innermost container ended: it is the next finished value.
-                let (Some(Open::Arr {
-                    t: tbl, top: ptop, ..
-                })
-                | Some(Open::Obj {
-                    t: tbl, top: ptop, ..
-                })) = stack.pop()
+                let (Some(Open::Arr { top: ptop, .. }) | Some(Open::Obj { top: ptop, .. })) =
+                    stack.pop()
                 else {
                     unreachable!("a container was open");
                 };
+                tabs.raw_set(depth, Value::Nil).map_err(lua_err)?;
                 top = ptop;
                 self.depth -= 1;
                 v = Value::Table(tbl);
@@ -419,6 +416,6 @@ impl Parser<'_> {
 
 /// A container being filled, with the Lua stack height it was opened at.
 enum Open {
-    Arr { t: Table, i: usize, top: usize },
-    Obj { t: Table, key: Vec<u8>, top: usize },
+    Arr { i: usize, top: usize },
+    Obj { key: Vec<u8>, top: usize },
 }

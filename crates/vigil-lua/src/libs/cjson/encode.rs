@@ -5,11 +5,6 @@ use mlua::{Lua, MultiValue, Table, Value};
 use super::{Config, MAXCSTACK, lua_err};
 use crate::libs::{LibError, LibResult, Ret, num};
 
-/// `mlua` handles the open tables may hold (one per array, two per object): they run out
-/// near 8000, so deeper nesting than this fails as "excessive nesting" whatever
-/// `encode_max_depth` says.
-const MAX_HANDLES: usize = 6000;
-
 /// `json_encode`: exactly one argument.
 pub(super) fn encode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
     if a.len() != 1 {
@@ -20,7 +15,7 @@ pub(super) fn encode(lua: &Lua, a: &MultiValue, cfg: &Config) -> LibResult {
         cfg,
         out: Vec::new(),
     };
-    e.data(&a[0], 0, 1)?;
+    e.data(&a[0], 1)?;
     let s = lua.create_string(&e.out).map_err(lua_err)?;
     Ok(Ret::from_iter([Value::String(s)]))
 }
@@ -40,84 +35,75 @@ fn exception(v: &Value, reason: &str) -> LibError {
 
 impl Encoder<'_> {
     /// `json_append_data`, iteratively: open tables live on a heap stack, so no nesting can
-    /// overflow the thread's stack. `top` tracks the C code's Lua stack height (for its
-    /// `lua_checkstack`), `handles` the `mlua` handles the open tables hold.
-    fn data(&mut self, root: &Value, _depth: i32, mut top: usize) -> Result<(), LibError> {
+    /// overflow the thread's stack, and in two Lua tables (the open tables and their last
+    /// keys, by depth) rather than in `mlua` handles, which run out near 8000. `top` tracks the
+    /// C code's Lua stack height, so nesting ends where Redis' `lua_checkstack` ends it.
+    fn data(&mut self, root: &Value, mut top: usize) -> Result<(), LibError> {
+        let tabs = self.lua.create_table().map_err(lua_err)?;
+        let keys = self.lua.create_table().map_err(lua_err)?;
         let mut stack: Vec<Open> = Vec::new();
-        let mut handles = 0usize;
         let mut pending = Some(root.clone());
         loop {
             if let Some(v) = pending.take() {
                 match &v {
                     Value::Table(t) => {
                         let depth = stack.len() as i32 + 1;
-                        if depth > self.cfg.encode_max_depth
-                            || top + 3 > MAXCSTACK
-                            || handles + 2 > MAX_HANDLES
-                        {
+                        if depth > self.cfg.encode_max_depth || top + 3 > MAXCSTACK {
                             return Err(LibError::Msg(format!(
                                 "Cannot serialise, excessive nesting ({depth})"
                             )));
                         }
                         let len = self.array_length(t, &v)?;
+                        tabs.raw_set(depth, t).map_err(lua_err)?;
                         if len > 0 {
                             self.out.push(b'[');
-                            stack.push(Open::Arr {
-                                t: t.clone(),
-                                len,
-                                i: 0,
-                                top,
-                            });
-                            handles += 1;
+                            stack.push(Open::Arr { len, i: 0, top });
                             top += 1;
                         } else {
                             self.out.push(b'{');
-                            stack.push(Open::Obj {
-                                t: t.clone(),
-                                key: Value::Nil,
-                                top,
-                            });
-                            handles += 2;
+                            stack.push(Open::Obj { top });
                             top += 2;
                         }
                     }
                     _ => self.scalar(&v)?,
                 }
             }
+            let depth = stack.len();
             let Some(open) = stack.last_mut() else {
                 return Ok(());
             };
-            let next = match open {
-                Open::Arr { t, len, i, .. } => {
+            let close = match open {
+                Open::Arr { len, i, .. } => {
                     if *i < *len {
                         if *i > 0 {
                             self.out.push(b',');
                         }
                         *i += 1;
+                        let t: Table = tabs.raw_get(depth).map_err(lua_err)?;
                         pending = Some(t.raw_get(*i).map_err(lua_err)?);
                         continue;
                     }
                     b']'
                 }
-                Open::Obj { t, key, .. } => match table_next(self.lua, t, key)? {
-                    Some((k, v)) => {
-                        if *key != Value::Nil {
+                Open::Obj { .. } => match table_next(self.lua, &tabs, &keys, depth)? {
+                    Some((k, v, first)) => {
+                        if !first {
                             self.out.push(b',');
                         }
                         self.key(&k)?;
-                        *key = k;
                         pending = Some(v);
                         continue;
                     }
                     None => b'}',
                 },
             };
-            self.out.push(next);
-            let (Some(Open::Arr { top: t0, .. }) | Some(Open::Obj { top: t0, .. })) = stack.pop()
+            self.out.push(close);
+            tabs.raw_set(depth, Value::Nil).map_err(lua_err)?;
+            keys.raw_set(depth, Value::Nil).map_err(lua_err)?;
+            let (Some(Open::Arr { top: t0, .. }) | Some(Open::Obj { top: t0 })) = stack.pop()
             else {
                 unreachable!("a table was open");
             };
-            handles -= if next == b']' { 1 } else { 2 };
             top = t0;
         }
     }
@@ -226,30 +212,48 @@ impl Encoder<'_> {
     }
 }
 
-/// A table being written.
+/// A table being written (the table itself is in `tabs`, at its depth).
 enum Open {
-    Arr {
-        t: Table,
-        len: i32,
-        i: i32,
-        top: usize,
-    },
-    Obj {
-        t: Table,
-        key: Value,
-        top: usize,
-    },
+    Arr { len: i32, i: i32, top: usize },
+    Obj { top: usize },
 }
 
-/// `lua_next`: the pair after `key` (nil: the first), or `None` at the end.
-fn table_next(lua: &Lua, t: &Table, key: &Value) -> Result<Option<(Value, Value)>, LibError> {
-    // SAFETY: `lua_next` pops the key pushed with the table and pushes the next pair (or
-    // nothing); `exec_raw` runs it protected and reads back what is above its arguments.
-    let (_, k, v): (Value, Value, Value) = unsafe {
-        lua.exec_raw((t, key), |state| {
-            mlua::ffi::lua_next(state, -2);
+/// `lua_next` on `tabs[d]` after `keys[d]` (nil: from the start), remembering the new key in
+/// `keys[d]`: the pair, and whether it is the first, or `None` at the end.
+fn table_next(
+    lua: &Lua,
+    tabs: &Table,
+    keys: &Table,
+    d: usize,
+) -> Result<Option<(Value, Value, bool)>, LibError> {
+    use mlua::ffi;
+    // SAFETY: the closure sees [tabs, keys, d] on the stack and leaves [key, value, first] or
+    // [nil, nil, nil]; `exec_raw` runs it protected (an invalid key raises a Lua error).
+    let (k, v, first): (Value, Value, Value) = unsafe {
+        lua.exec_raw((tabs, keys, d), |state| {
+            let d = ffi::lua_tointeger(state, 3) as _;
+            ffi::lua_rawgeti(state, 1, d);
+            ffi::lua_rawgeti(state, 2, d);
+            let first = ffi::lua_isnil(state, -1) != 0;
+            if ffi::lua_next(state, 4) != 0 {
+                // [tabs, keys, d, t, k, v]
+                ffi::lua_pushvalue(state, 5);
+                ffi::lua_rawseti(state, 2, d);
+                ffi::lua_replace(state, 2);
+                ffi::lua_replace(state, 1);
+                ffi::lua_settop(state, 2);
+                ffi::lua_pushboolean(state, first as _);
+            } else {
+                ffi::lua_settop(state, 0);
+                ffi::lua_pushnil(state);
+                ffi::lua_pushnil(state);
+                ffi::lua_pushnil(state);
+            }
         })
     }
     .map_err(lua_err)?;
-    Ok(if k == Value::Nil { None } else { Some((k, v)) })
+    Ok(match k {
+        Value::Nil => None,
+        k => Some((k, v, first == Value::Boolean(true))),
+    })
 }
