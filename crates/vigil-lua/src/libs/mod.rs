@@ -69,7 +69,12 @@ const KIND_RAW: i32 = 3;
 /// No cap on a function's arguments (see [`lib_fn_capped`]).
 pub(crate) const ALL: usize = usize::MAX;
 
-/// Installs Redis' extra libraries as read-only globals of `lua`.
+/// Installs Redis' extra libraries as read-only globals of `lua`, and replaces `rawset`,
+/// `rawget`, `setmetatable`, `getmetatable`, `next` and `pairs` with versions that honour
+/// read-only tables (see [`protect`]). Call once, on a fresh state, before the sandbox's own
+/// global protection; other tables Redis makes read-only (`string`, `math`, …) can be
+/// wrapped with [`protect`] too. As in Redis, `cjson`'s settings (`encode_max_depth`, …)
+/// belong to the state and outlive the script that changes them.
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
     globals.set("bit", readonly::protect(lua, bit::open(lua)?)?)?;
