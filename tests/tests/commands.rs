@@ -501,3 +501,32 @@ fn blocked_clients_are_served_first_come_first_served() {
     );
     assert_eq!(c.llen::<_, i64>("q").unwrap(), 0);
 }
+
+#[test]
+fn blocked_sorted_set_pops_are_served_first_come_first_served() {
+    let (_d, n) = node();
+    let mut waiters = Vec::new();
+    for cmd in ["BZPOPMIN", "BZPOPMIN", "BZPOPMAX"] {
+        let mut w = RawConn::connect(n.port).unwrap();
+        w.send_raw(&RawConn::encode(&[cmd, "nosuch", "tasks", "5"]))
+            .unwrap();
+        thread::sleep(Duration::from_millis(150));
+        waiters.push(w);
+    }
+    let mut c = n.client();
+    let _: () = c
+        .zadd_multiple("tasks", &[(1, "a"), (2, "b"), (3, "c"), (4, "d")])
+        .unwrap();
+    // Each waiter takes what Redis would have handed it in arrival order: the lowest, the next
+    // lowest, then the highest of what is left.
+    for (i, m) in [("a", "1"), ("b", "2"), ("d", "4")].iter().enumerate() {
+        let want = format!("*3\r\n$5\r\ntasks\r\n$1\r\n{}\r\n$1\r\n{}\r\n", m.0, m.1);
+        assert_eq!(
+            String::from_utf8(waiters[i].read_reply().unwrap()).unwrap(),
+            want,
+            "waiter #{i}"
+        );
+    }
+    let left: Vec<String> = c.zrange("tasks", 0, -1).unwrap();
+    assert_eq!(left, ["c"]);
+}

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use vigil_resp::{Args, CmdError, Reply};
 
-use crate::db::{Db, Hash, List, Set, Store, Value, ZSet, boxed};
+use crate::db::{Db, Hash, List, Set, Store, Stream, Value, ZSet, boxed};
 
 /// A data command: runs under the store lock, returns its reply.
 pub type DataFn = fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>;
@@ -22,6 +22,9 @@ pub struct Block {
     pub timeout: f64,
     /// The reply when the wait times out.
     pub on_timeout: Reply,
+    /// The arguments to retry with, when they differ from the command as received (XREAD
+    /// resolves `$` once, at the first attempt).
+    pub retry: Option<Vec<Bytes>>,
 }
 
 /// One command propagated to the append log (and later replicas): database and arguments.
@@ -178,6 +181,16 @@ impl<'a> Ctx<'a> {
         self.store.dbs[self.db].waiters_ahead(key, self.waiter.as_ref())
     }
 
+    /// Whether this client waits in the queue of blocked clients of `key`.
+    pub fn is_queued_on(&self, key: &[u8]) -> bool {
+        let db = &self.store.dbs[self.db];
+        self.waiter.as_ref().is_some_and(|me| {
+            db.blocked
+                .get(key)
+                .is_some_and(|q| q.iter().any(|w| std::sync::Arc::ptr_eq(w, me)))
+        })
+    }
+
     /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).
     pub fn remove_if_empty(&mut self, key: &[u8]) {
         let db = self.db();
@@ -234,6 +247,7 @@ typed_access!(get_list, list_or_new, List, List, List::new());
 typed_access!(get_hash, hash_or_new, Hash, Hash, crate::db::new_hash());
 typed_access!(get_set, set_or_new, Set, Set, crate::db::new_set());
 typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default());
+typed_access!(get_stream, stream_or_new, Stream, Stream, Stream::new());
 
 /// Parses SCAN-family options: `MATCH pattern`, `COUNT n`, and `TYPE t` where allowed.
 pub struct ScanOpts {

@@ -251,7 +251,7 @@ impl Node {
         conn: &mut Conn<ConnState>,
         meta: &CommandMeta,
         f: DataFn,
-        args: Vec<Bytes>,
+        mut args: Vec<Bytes>,
     ) {
         let notify = Arc::new(Notify::new());
         let mut deadline: Option<Option<Instant>> = None;
@@ -277,7 +277,7 @@ impl Node {
                     unix_ms(),
                     false,
                 );
-                let Some(block) = block else {
+                let Some(mut block) = block else {
                     // Leave the line in the same critical section as the pop, so clients behind
                     // count positions without us.
                     Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
@@ -290,6 +290,9 @@ impl Node {
                 });
                 if dl.is_some_and(|d| Instant::now() >= d) {
                     break Some(block.on_timeout);
+                }
+                if let Some(retry) = block.retry.take() {
+                    args = retry;
                 }
                 if waiting_on.is_empty() {
                     let db = &mut store.dbs[conn.db];

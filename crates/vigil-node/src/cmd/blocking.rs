@@ -1,4 +1,5 @@
-//! The blocking list commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH.
+//! The blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH on lists, BZPOPMIN and BZPOPMAX on
+//! sorted sets.
 //!
 //! A blocking command that finds nothing sets [`crate::ctx::Ctx::block`]; the dispatcher then
 //! waits for a write to one of the keys (or the timeout) and runs the command again, keeping
@@ -59,7 +60,72 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "Moves the last element to another list, blocking.",
             Data(brpoplpush)
         ),
+        row!(
+            "bzpopmin",
+            -3,
+            [WRITE, FAST, BLOCKING],
+            1,
+            -2,
+            1,
+            "sorted-set",
+            "Removes and returns the lowest-scored member of the first non-empty sorted set, blocking.",
+            Data(|c, a| bzpop(c, a, false))
+        ),
+        row!(
+            "bzpopmax",
+            -3,
+            [WRITE, FAST, BLOCKING],
+            1,
+            -2,
+            1,
+            "sorted-set",
+            "Removes and returns the highest-scored member of the first non-empty sorted set, blocking.",
+            Data(|c, a| bzpop(c, a, true))
+        ),
     ]
+}
+
+fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout = parse_timeout(&keys.pop().unwrap_or_default())?;
+    for key in &keys {
+        // Waiters may pop from either end, so one in line waits its turn (the one ahead wakes
+        // it on leaving); a client not in line leaves one member for each waiter.
+        let ahead = ctx.waiters_ahead(key);
+        if ahead > 0 && ctx.is_queued_on(key) {
+            continue;
+        }
+        let Some(z) = ctx.get_zset(key)? else {
+            continue;
+        };
+        let picked = if max {
+            z.order.iter().nth_back(ahead).cloned()
+        } else {
+            z.order.iter().nth(ahead).cloned()
+        };
+        let Some((score, member)) = picked else {
+            continue;
+        };
+        z.remove(&member);
+        ctx.remove_if_empty(key);
+        ctx.db().touch(key);
+        ctx.changed(1);
+        ctx.propagate(argv([b"ZREM", key, &member]));
+        return Ok(Reply::Array(vec![
+            Reply::Bulk(key.clone()),
+            Reply::bulk(&member),
+            Reply::Double(score.0),
+        ]));
+    }
+    if ctx.may_block {
+        ctx.block = Some(Block {
+            keys,
+            timeout,
+            on_timeout: Reply::NilArray,
+            retry: None,
+        });
+    }
+    Ok(Reply::NilArray)
 }
 
 fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
@@ -90,6 +156,7 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
             keys,
             timeout,
             on_timeout: Reply::NilArray,
+            retry: None,
         });
     }
     Ok(Reply::NilArray)
@@ -117,6 +184,7 @@ fn bmove(
             keys: vec![src],
             timeout,
             on_timeout: Reply::NilArray,
+            retry: None,
         });
     }
     Ok(Reply::NilArray)

@@ -19,6 +19,11 @@ pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod stream_claim;
+pub mod stream_groups;
+pub mod stream_info;
+pub mod stream_read;
+pub mod streams;
 pub mod strings;
 pub mod txn;
 pub mod zpop;
@@ -47,6 +52,11 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(zsets::commands());
     rows.extend(zpop::commands());
     rows.extend(scripting::commands());
+    rows.extend(streams::commands());
+    rows.extend(stream_read::commands());
+    rows.extend(stream_groups::commands());
+    rows.extend(stream_claim::commands());
+    rows.extend(stream_info::commands());
     CommandTable::new(rows)
 }
 
@@ -140,6 +150,9 @@ mod tests {
             "WITHSCORES",
             "COUNT",
             "99999999999999999999",
+            "STREAMS",
+            ">",
+            "GROUP",
         ];
         let mut store = Store::new(16);
         let mut props = Vec::new();
@@ -149,12 +162,15 @@ mod tests {
             &["hset", "h", "f", "1"],
             &["sadd", "st", "a"],
             &["zadd", "z", "1", "a"],
+            &["xadd", "x", "1-1", "a", "1"],
+            &["xgroup", "create", "x", "g", "0"],
+            &["xreadgroup", "group", "g", "c", "streams", "x", ">"],
         ];
         for (i, (m, h)) in t.iter().enumerate() {
             let Handler::Data(f) = h else { continue };
             let min = m.arity.unsigned_abs() as usize;
             for extra in 0..4 {
-                for key in ["k", "s", "l", "h", "st", "z"] {
+                for key in ["k", "s", "l", "h", "st", "z", "x"] {
                     for v in 0..vocab.len() {
                         let mut items = vec![Bytes::from(m.name)];
                         for j in 1..min + extra {

@@ -6,6 +6,7 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod functions;
+pub mod stream;
 pub mod zset;
 
 use std::collections::{HashMap, VecDeque};
@@ -15,6 +16,7 @@ use ahash::RandomState;
 use indexmap::{IndexMap, IndexSet};
 use tokio::sync::Notify;
 
+pub use stream::Stream;
 pub use zset::ZSet;
 
 /// A key or a string value.
@@ -39,6 +41,8 @@ pub enum Value {
     Set(Box<Set>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A stream.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -50,6 +54,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -61,6 +66,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps empty streams (their last id and groups matter).
+            Value::Stream(_) => false,
         }
     }
 }

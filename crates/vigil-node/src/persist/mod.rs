@@ -12,6 +12,7 @@ pub mod aof;
 mod fork;
 pub mod replay;
 pub mod snapshot;
+mod stream_codec;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

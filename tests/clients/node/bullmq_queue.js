@@ -1,0 +1,153 @@
+// BullMQ, a job-queue library built on Lua scripts and streams, as an application runs it
+// (driven by tests/tests/apps.rs).
+//
+// Usage: bullmq_queue.js --server HOST:PORT | --sentinels HOST:PORT[,...] [--jobs N]
+//                        [--fault-after N]
+//
+// A producer adds N jobs (a mix of plain, delayed, prioritised and failing-once-then-retried
+// jobs); a worker processes them; a QueueEvents listener counts completion events read from the
+// events stream. With --fault-after, prints `FAULT` once that many jobs completed and waits for a
+// line on stdin (the test fails the master over meanwhile). At the end it checks that every job
+// completed exactly once (the processor succeeded once per job, the queue holds every job as
+// completed and none elsewhere) and that a completion event arrived for each, then prints
+// `OK <jobs> <processed> <retried> <ms>`. Any failure prints `FAIL <why>` and exits non-zero.
+
+const { Queue, Worker, QueueEvents } = require('bullmq');
+const readline = require('readline');
+
+function parse() {
+  const a = process.argv.slice(2);
+  const o = { jobs: 10000, faultAfter: 0 };
+  for (let i = 0; i < a.length; i += 2) {
+    if (a[i] === '--server') o.server = a[i + 1];
+    else if (a[i] === '--sentinels') o.sentinels = a[i + 1];
+    else if (a[i] === '--jobs') o.jobs = Number(a[i + 1]);
+    else if (a[i] === '--fault-after') o.faultAfter = Number(a[i + 1]);
+    else fail(`unknown argument ${a[i]}`);
+  }
+  return o;
+}
+
+function fail(why) {
+  console.log(`FAIL ${why}`);
+  process.exit(1);
+}
+
+function connection(o) {
+  // BullMQ needs maxRetriesPerRequest null on blocking connections; a failover is ridden out by
+  // ioredis' reconnect (through the sentinels when given).
+  const common = { maxRetriesPerRequest: null, enableOfflineQueue: true };
+  if (o.server) {
+    const [host, port] = o.server.split(':');
+    return { host, port: Number(port), ...common };
+  }
+  const sentinels = o.sentinels.split(',').map((hp) => {
+    const [host, port] = hp.split(':');
+    return { host, port: Number(port) };
+  });
+  return { sentinels, name: 'mymaster', ...common };
+}
+
+let progress = 'starting';
+
+async function main() {
+  const o = parse();
+  // Whatever hangs (a connection that never gets ready, a job never completed), the run ends.
+  setTimeout(() => fail(`timed out after 240 s: ${progress}`), 240000);
+  const conn = connection(o);
+  const name = 'vigil';
+  const queue = new Queue(name, { connection: conn });
+  const events = new QueueEvents(name, { connection: conn });
+  await events.waitUntilReady();
+  await queue.waitUntilReady();
+
+  const succeeded = new Map(); // job id -> successful processor runs
+  let attempts = 0;
+  let retried = 0;
+  const completedEvents = new Set();
+  events.on('completed', ({ jobId }) => completedEvents.add(jobId));
+
+  const worker = new Worker(
+    name,
+    async (job) => {
+      attempts++;
+      if (job.data.failOnce && job.attemptsMade === 0) {
+        retried++;
+        throw new Error('first attempt fails on purpose');
+      }
+      succeeded.set(job.id, (succeeded.get(job.id) || 0) + 1);
+      return { n: job.data.n };
+    },
+    { connection: conn, concurrency: 20, stalledInterval: 30000 },
+  );
+  // Reconnects during a failover are expected; anything else is shown for diagnosis.
+  let lastError = '';
+  worker.on('error', (e) => {
+    if (String(e) !== lastError) console.error(`worker error: ${e}`);
+    lastError = String(e);
+  });
+  await worker.waitUntilReady();
+
+  const start = Date.now();
+  const batch = 500;
+  for (let i = 0; i < o.jobs; i += batch) {
+    const jobs = [];
+    for (let n = i; n < Math.min(o.jobs, i + batch); n++) {
+      const opts = { jobId: `job-${n}`, removeOnComplete: false, removeOnFail: false };
+      if (n % 7 === 0) opts.delay = 50 + (n % 5) * 50;
+      if (n % 5 === 0) opts.priority = 1 + (n % 10);
+      const failOnce = n % 11 === 0;
+      if (failOnce) {
+        opts.attempts = 3;
+        opts.backoff = { type: 'fixed', delay: 100 };
+      }
+      jobs.push({ name: 'work', data: { n, failOnce }, opts });
+    }
+    const until = Date.now() + 30000;
+    for (;;) {
+      try {
+        await queue.addBulk(jobs);
+        break;
+      } catch (e) {
+        // During a failover the add may fail; job ids make the retry idempotent.
+        if (Date.now() > until) fail(`addBulk: ${e}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  let faulted = o.faultAfter === 0;
+  for (;;) {
+    if (!faulted && succeeded.size >= o.faultAfter) {
+      console.log('FAULT');
+      await new Promise((resolve) => {
+        readline.createInterface({ input: process.stdin }).once('line', resolve);
+      });
+      faulted = true;
+    }
+    if (succeeded.size >= o.jobs && completedEvents.size >= o.jobs) break;
+    progress = `${succeeded.size} of ${o.jobs} processed, ${completedEvents.size} events`;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ms = Date.now() - start;
+
+  for (const [id, n] of succeeded) {
+    if (n !== 1) fail(`${id} processed ${n} times`);
+  }
+  const counts = await queue.getJobCounts('completed', 'failed', 'wait', 'active', 'delayed', 'prioritized');
+  if (counts.completed !== o.jobs) fail(`queue holds ${counts.completed} completed jobs, want ${o.jobs}: ${JSON.stringify(counts)}`);
+  for (const k of ['failed', 'wait', 'active', 'delayed', 'prioritized']) {
+    if (counts[k] !== 0) fail(`queue holds ${counts[k]} ${k} jobs: ${JSON.stringify(counts)}`);
+  }
+  const sample = await queue.getJob('job-77');
+  if (!sample || sample.returnvalue?.n !== 77 || sample.attemptsMade !== 2) {
+    fail(`job-77: want returnvalue.n 77 after 2 attempts, got ${JSON.stringify(sample && { r: sample.returnvalue, a: sample.attemptsMade })}`);
+  }
+  console.log(`OK ${o.jobs} ${attempts} ${retried} ${ms}`);
+  await worker.close();
+  await events.close();
+  await queue.close();
+  process.exit(0);
+}
+
+main().catch((e) => fail(e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : String(e)));
