@@ -186,6 +186,13 @@ EVAL_RO "#!lua\nreturn 1" 0
 EVAL_RO "#!lua flags=no-writes\nreturn 1" 0
 EVAL_RO "return 1" 0
 EVAL "return redis.call('set', 'k', 'v')" 0
+# inside a transaction
+MULTI
+EVAL "return redis.call('incr', 'mc')" 0
+EVAL "return x" 0
+EVALSHA ffffffffffffffffffffffffffffffffffffffff 0
+EXEC
+GET mc
 "##;
 
 const FUNCTIONS: &str = r##"
@@ -551,4 +558,11 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
         c.call(&["FCALL", "bump", "2", "cnt", "hist", "1"]),
         b"$3\r\n291\r\n"
     );
+}
+
+/// The lead's script for the embedded libraries (cjson, cmsgpack, bit, struct), now through
+/// EVAL on a real node.
+#[test]
+fn lua_libraries_match_redis_server() {
+    run_diff(include_str!("../diff/lua_libs.txt"));
 }

@@ -84,7 +84,13 @@ impl Service for Node {
             Handler::Data(f) => {
                 // Checked under the store lock: role changes take it, so the role cannot
                 // change between the check and the command.
-                let mut store = self.store.lock();
+                let mut store = match self.lock_store() {
+                    Ok(s) => s,
+                    Err(busy) => {
+                        conn.reply(busy);
+                        return;
+                    }
+                };
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
                         self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)

@@ -158,6 +158,37 @@ impl Node {
         }
     }
 
+    /// The store lock for a data command, or `-BUSY` if a script that started meanwhile turns
+    /// busy: the wait is bounded, so a worker thread is never parked for a whole script.
+    pub(crate) fn lock_store(
+        &self,
+    ) -> Result<parking_lot::MutexGuard<'_, crate::db::Store>, Reply> {
+        loop {
+            if let Some(g) = self
+                .store
+                .try_lock_for(std::time::Duration::from_millis(10))
+            {
+                return Ok(g);
+            }
+            if self.scripts.busy.is_busy() {
+                return Err(self.busy_reply());
+            }
+        }
+    }
+
+    fn busy_reply(&self) -> Reply {
+        let kill = match &*self.scripts.busy.current.lock() {
+            Some((_, Kind::Function)) => "FUNCTION KILL",
+            _ => "SCRIPT KILL",
+        };
+        Reply::Error(
+            format!(
+                "BUSY Redis is busy running a script. You can only call {kill} or SHUTDOWN NOSAVE."
+            )
+            .into(),
+        )
+    }
+
     fn while_busy(&self, args: &[Bytes]) -> Reply {
         let busy = &self.scripts.busy;
         let sub = args.get(1).map(|b| &b[..]).unwrap_or(b"");
