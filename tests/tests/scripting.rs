@@ -533,6 +533,27 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
     assert_eq!(state(&replica), want, "replica");
     let mut rc = RawConn::connect(replica.port).unwrap();
     assert_eq!(rc.call(&["FCALL_RO", "peek", "1", "cnt"]), b"$3\r\n290\r\n");
+    // The gate checks a script once, as one write (or one read when read-only).
+    for write in [
+        vec!["EVAL", "return 1", "0"],
+        vec!["FCALL", "bump", "2", "cnt", "hist", "1"],
+        vec!["FUNCTION", "DELETE", "counters"],
+    ] {
+        let r = String::from_utf8_lossy(&rc.call(&write)).into_owned();
+        assert!(r.starts_with("-READONLY"), "{write:?} on a replica: {r}");
+    }
+    assert_eq!(
+        rc.call(&["EVAL_RO", "return redis.call('get', 'cnt')", "0"]),
+        b"$3\r\n290\r\n"
+    );
+    assert_eq!(
+        rc.call(&[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', 'cnt')",
+            "0"
+        ]),
+        b"$3\r\n290\r\n"
+    );
 
     let log: Vec<u8> = std::fs::read_dir(&mdir)
         .unwrap()
