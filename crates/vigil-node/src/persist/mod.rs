@@ -7,6 +7,7 @@
 //! any point leaves a directory that recovers to the same data.
 
 pub mod aof;
+mod codec;
 // The forked snapshot child, only where the allocator is fork-safe (see the module).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod fork;

@@ -12,7 +12,8 @@ use std::io::Write;
 use std::path::Path;
 use vigil_base::fs;
 
-use crate::db::{Key, Store, Value, ZSet, new_hash, new_set};
+use super::codec::{Reader, put_bytes, put_len};
+use crate::db::{Store, Value, ZSet, new_hash, new_set};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Current format version; older readers refuse newer files with a clear error.
@@ -27,15 +28,6 @@ const T_HASH: u8 = 2;
 const T_SET: u8 = 3;
 const T_ZSET: u8 = 4;
 const T_STREAM: u8 = 5;
-
-pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
-pub(super) fn put_len(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-}
 
 /// Serialises the store. Runs under the store lock, so it must be fast: one pass, no
 /// allocation per entry beyond the growing output buffer.
@@ -214,65 +206,6 @@ pub fn set_generation(bytes: &mut [u8], generation: u64) -> Result<(), String> {
     let crc = crc32fast::hash(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());
     Ok(())
-}
-
-pub(super) struct Reader<'a> {
-    pub(super) b: &'a [u8],
-    pub(super) pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| {
-                format!(
-                    "truncated record at byte {} (wanted {n} more bytes)",
-                    self.pos
-                )
-            })?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    pub(super) fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    pub(super) fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| "short read")?,
-        ))
-    }
-    pub(super) fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| "short read")?,
-        ))
-    }
-    pub(super) fn i64(&mut self) -> Result<i64, String> {
-        Ok(self.u64()? as i64)
-    }
-    pub(super) fn f64(&mut self) -> Result<f64, String> {
-        Ok(f64::from_bits(self.u64()?))
-    }
-    pub(super) fn bytes(&mut self) -> Result<Key, String> {
-        let n = self.u32()? as usize;
-        Ok(Key::from(self.take(n)?))
-    }
-    /// An element count, sanity-checked against the bytes left so a corrupt count cannot make
-    /// us allocate gigabytes.
-    pub(super) fn count(&mut self) -> Result<usize, String> {
-        let n = self.u64()?;
-        let left = (self.b.len() - self.pos) as u64;
-        if n > left {
-            return Err(format!(
-                "element count {n} larger than the rest of the file at byte {}",
-                self.pos
-            ));
-        }
-        Ok(n as usize)
-    }
 }
 
 /// Parses and verifies a snapshot. `databases` is the configured count; a snapshot naming a

@@ -8,7 +8,7 @@
 //! `name last_id entries_read(i64) pel(count)` of `id delivery_time(i64) delivery_count(u64)
 //! consumer(bytes)`, then `consumers(count)` of `name seen_time(i64)`. Ids are two u64.
 
-use super::snapshot::{Reader, put_bytes, put_len};
+use super::codec::{Reader, put_bytes, put_len};
 use crate::db::stream::{Chunk, Consumer, Group, Nack, Stream, StreamId};
 
 fn put_id(out: &mut Vec<u8>, id: StreamId) {
