@@ -87,6 +87,10 @@ EVAL "return redis.call('get', nil)" 0
 EVAL "return redis.call('multi')" 0
 EVAL "return redis.call('eval', 'return 1', 0)" 0
 EVAL "return redis.call('blpop', 'nol', 0)" 0
+EVAL "return redis.pcall('bzpopmin', 'noz', 0)" 0
+EVAL "return redis.call('xread', 'block', '0', 'streams', 'nos', '0')" 0
+EVAL "return redis.pcall('xreadgroup', 'group', 'g', 'c', 'block', '0', 'streams', 'nos', '>')" 0
+EVAL "redis.call('xadd', 'sx', '1-1', 'f', 'v') return redis.call('xread', 'count', '5', 'streams', 'sx', '0')" 1 sx
 EVAL "return redis.call('subscribe', 'c')" 0
 EVAL "error('x')" 0
 EVAL "error({err='MY x'})" 0
@@ -533,9 +537,21 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
     assert_eq!(state(&replica), want, "replica");
     let mut rc = RawConn::connect(replica.port).unwrap();
     assert_eq!(rc.call(&["FCALL_RO", "peek", "1", "cnt"]), b"$3\r\n290\r\n");
-    // The gate checks a script once, as one write (or one read when read-only).
+    // The gate checks a script once, as one write (or one read when read-only). A script
+    // without a shebang is checked at its first write, as Redis 7.0 runs it on a replica until
+    // it writes.
+    assert_eq!(
+        rc.call(&["EVAL", "return redis.call('get', 'cnt')", "0"]),
+        b"$3\r\n290\r\n"
+    );
+    let r = rc.call(&["EVAL", "redis.call('set', 'x', '1') return 1", "0"]);
+    let r = String::from_utf8_lossy(&r).into_owned();
+    assert!(
+        r.starts_with("-READONLY You can't write against a read only replica. script: "),
+        "{r}"
+    );
     for write in [
-        vec!["EVAL", "return 1", "0"],
+        vec!["EVAL", "#!lua\nreturn 1", "0"],
         vec!["FCALL", "bump", "2", "cnt", "hist", "1"],
         vec!["FUNCTION", "DELETE", "counters"],
     ] {

@@ -45,6 +45,8 @@ pub struct Ctx<'a> {
     pub hide_expired: bool,
     /// Whether the command may block (not inside MULTI, not while loading).
     pub may_block: bool,
+    /// Run by a script's `redis.call` (XREAD refuses BLOCK there, as in Redis).
+    pub in_script: bool,
     /// The client speaks RESP3 (pairs are nested arrays, scores are doubles).
     pub resp3: bool,
     /// Set by a blocking command that found nothing to do.
@@ -66,6 +68,7 @@ impl<'a> Ctx<'a> {
             loading: false,
             hide_expired: false,
             may_block: false,
+            in_script: false,
             resp3: false,
             block: None,
             waiter: None,

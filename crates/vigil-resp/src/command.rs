@@ -42,13 +42,17 @@ impl Flags {
     /// transaction or end the connection (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET). Not a
     /// Redis flag (Redis names these commands in `processCommand`), so `COMMAND` never shows it.
     pub const UNQUEUED: Flags = Flags(1 << 12);
+    /// Refused from scripts (`-ERR This Redis command is not allowed from script`), as Redis'
+    /// `noscript`: the blocking pops among data commands.
+    pub const NOSCRIPT: Flags = Flags(1 << 13);
 
-    const NAMES: [(Flags, &'static str); 10] = [
+    const NAMES: [(Flags, &'static str); 11] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
         (Flags::PUBSUB, "pubsub"),
+        (Flags::NOSCRIPT, "noscript"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::FAST, "fast"),
         (Flags::BLOCKING, "blocking"),

@@ -19,7 +19,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "blpop",
             -3,
-            [WRITE, BLOCKING],
+            [WRITE, NOSCRIPT, BLOCKING],
             1,
             -2,
             1,
@@ -30,7 +30,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "brpop",
             -3,
-            [WRITE, BLOCKING],
+            [WRITE, NOSCRIPT, BLOCKING],
             1,
             -2,
             1,
@@ -41,7 +41,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "blmove",
             6,
-            [WRITE, DENYOOM, BLOCKING],
+            [WRITE, DENYOOM, NOSCRIPT, BLOCKING],
             1,
             2,
             1,
@@ -52,7 +52,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "brpoplpush",
             4,
-            [WRITE, DENYOOM, BLOCKING],
+            [WRITE, DENYOOM, NOSCRIPT, BLOCKING],
             1,
             2,
             1,
@@ -63,7 +63,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "bzpopmin",
             -3,
-            [WRITE, FAST, BLOCKING],
+            [WRITE, FAST, NOSCRIPT, BLOCKING],
             1,
             -2,
             1,
@@ -74,7 +74,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "bzpopmax",
             -3,
-            [WRITE, FAST, BLOCKING],
+            [WRITE, FAST, NOSCRIPT, BLOCKING],
             1,
             -2,
             1,

@@ -133,6 +133,12 @@ fn parse(argv: &[Bytes], group: bool) -> Result<ReadArgs, CmdError> {
 
 fn xread(ctx: &mut Ctx, args: &mut Args, group: bool) -> Result<Reply, CmdError> {
     let r = parse(args.all(), group)?;
+    if r.block_ms.is_some() && ctx.in_script {
+        let name = if group { "xreadgroup" } else { "xread" };
+        return Err(CmdError::msg(format!(
+            "ERR {name} command is not allowed with BLOCK option from scripts"
+        )));
+    }
     // A retry of a client already waiting in the key's queue (see `crate::ctx::Block`).
     let retry = ctx.waiter.is_some();
     let mut ids = Vec::with_capacity(r.ids.len());

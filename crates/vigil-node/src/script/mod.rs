@@ -72,6 +72,10 @@ pub struct ScriptHost<'a> {
     now: i64,
     hide_expired: bool,
     read_only: bool,
+    /// A script without a shebang is admitted as a read and checked as a write at its first
+    /// write command, as Redis 7.0 runs such scripts on a read-only replica until they write.
+    /// The store stays locked, so this is the same one check a write gets.
+    gate_at_first_write: bool,
     props: Vec<Prop>,
     databases: usize,
 }
@@ -107,16 +111,23 @@ impl Host for ScriptHost<'_> {
         let Handler::Data(f) = handler else {
             return Reply::error("ERR This Redis command is not allowed from script");
         };
-        if meta.flags.has(Flags::BLOCKING) {
+        if meta.flags.has(Flags::NOSCRIPT) {
             return Reply::error("ERR This Redis command is not allowed from script");
         }
         if meta.flags.has(Flags::WRITE) && self.read_only {
             return Reply::error("ERR Write commands are not allowed from read-only scripts.");
         }
+        if meta.flags.has(Flags::WRITE) && self.gate_at_first_write {
+            if let Err(r) = self.node.gate(&gate_meta(false, ScriptFlags::default())) {
+                return r;
+            }
+            self.gate_at_first_write = false;
+        }
         let mut args = Args::new(args);
         let mut ctx = Ctx::new(self.store, self.db, self.now, &mut self.props);
         ctx.hide_expired = self.hide_expired;
         ctx.resp3 = resp3;
+        ctx.in_script = true;
         let reply = Reply::from(f(&mut ctx, &mut args));
         if ctx.dirty() > 0 {
             self.node.scripts.busy.wrote();
@@ -208,9 +219,10 @@ impl Node {
                 "ERR Can not execute a script with write flag using *_ro command.",
             );
         }
+        let gate_at_first_write = flags.is_none() && !call.read_only;
         let flags = flags.unwrap_or_default();
         let read_only = call.read_only || flags.no_writes;
-        let hide = match self.gate(&gate_meta(read_only, flags)) {
+        let hide = match self.gate(&gate_meta(read_only || gate_at_first_write, flags)) {
             Ok(h) => h,
             Err(r) => {
                 self.put_engine(call.kind, engine, version);
@@ -224,6 +236,7 @@ impl Node {
             now: unix_ms(),
             hide_expired: hide,
             read_only,
+            gate_at_first_write,
             props: Vec::new(),
             databases: conn.shared.databases,
         };
