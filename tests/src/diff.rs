@@ -9,7 +9,7 @@
 //! comparing (replies that carry ids, times or versions). Blank lines and lines starting with
 //! `#` are skipped. `HELLO 3` switches the comparison of what follows to RESP3.
 
-use crate::RawConn;
+use crate::{NodeProc, RawConn, RedisProc};
 
 /// How one line's replies are compared.
 #[derive(Debug, PartialEq)]
@@ -165,6 +165,57 @@ pub fn compare(script: &str, redis: &mut RawConn, vigil: &mut RawConn) -> Vec<St
         }
     }
     failures
+}
+
+/// A redis-server and a `vigil node` side by side, with a connection to each.
+pub struct Pair {
+    /// The reference server.
+    pub redis: RedisProc,
+    /// The node under test.
+    pub node: NodeProc,
+    /// A connection to the reference.
+    pub r: RawConn,
+    /// A connection to the node.
+    pub v: RawConn,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    /// Starts both servers and connects to each.
+    pub fn start() -> Pair {
+        let redis = RedisProc::start();
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeProc::start(&dir.path().join("node"), &[]);
+        let r = RawConn::connect(redis.port).unwrap();
+        let v = RawConn::connect(node.port).unwrap();
+        Pair {
+            redis,
+            node,
+            r,
+            v,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `script` on both ([`compare`]).
+    pub fn compare(&mut self, script: &str) -> Vec<String> {
+        compare(script, &mut self.r, &mut self.v)
+    }
+}
+
+/// Fails the test with every differing reply.
+pub fn assert_none(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} replies differ from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs `script` on a fresh redis-server and a fresh node; fails the test where they differ.
+pub fn assert_matches_redis(script: &str) {
+    assert_none(&Pair::start().compare(script));
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! The script's grammar is [`vigil_tests::diff`]'s.
 
-use vigil_tests::diff::compare;
+use vigil_tests::diff::assert_matches_redis;
 use vigil_tests::{NodeProc, RawConn, RedisProc};
 
 const SCRIPT: &str = r#"
@@ -471,18 +471,7 @@ PING
 
 #[test]
 fn replies_match_redis_server_byte_for_byte() {
-    let redis = RedisProc::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    let mut r = RawConn::connect(redis.port).unwrap();
-    let mut v = RawConn::connect(node.port).unwrap();
-    let failures = compare(SCRIPT, &mut r, &mut v);
-    assert!(
-        failures.is_empty(),
-        "{} replies differ from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_matches_redis(SCRIPT);
 }
 
 /// Protocol errors: the same error line as Redis, then the connection is closed.

@@ -3,8 +3,8 @@
 //! KILL, UNKILLABLE, SHUTDOWN NOSAVE); a replica and a restarted node hold the master's data
 //! written by scripts and its function libraries, and the log holds the effects, not EVAL.
 
-use vigil_tests::diff::compare;
-use vigil_tests::{NodeProc, RawConn, RedisProc};
+use vigil_tests::diff::assert_matches_redis;
+use vigil_tests::{NodeProc, RawConn};
 
 const CONVERSIONS: &str = r##"
 # Lua -> Redis
@@ -309,34 +309,19 @@ FUNCTION STATS
 FUNCTION FLUSH
 "##;
 
-fn run_diff(script: &str) {
-    let redis = RedisProc::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    let mut r = RawConn::connect(redis.port).unwrap();
-    let mut v = RawConn::connect(node.port).unwrap();
-    let failures = compare(script, &mut r, &mut v);
-    assert!(
-        failures.is_empty(),
-        "{} replies differ from redis-server:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
 #[test]
 fn eval_matches_redis_server() {
-    run_diff(CONVERSIONS);
+    assert_matches_redis(CONVERSIONS);
 }
 
 #[test]
 fn functions_match_redis_server() {
-    run_diff(FUNCTIONS);
+    assert_matches_redis(FUNCTIONS);
 }
 
 #[test]
 fn resp3_scripts_match_redis_server() {
-    run_diff(RESP3);
+    assert_matches_redis(RESP3);
 }
 
 /// Polls `port` with PING until it answers `-BUSY`; returns the error line.
@@ -601,5 +586,5 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
 /// EVAL on a real node.
 #[test]
 fn lua_libraries_match_redis_server() {
-    run_diff(include_str!("../diff/lua_libs.txt"));
+    assert_matches_redis(include_str!("../diff/lua_libs.txt"));
 }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_tests::diff::compare;
-use vigil_tests::{NodeProc, RawConn, RedisProc};
+use vigil_tests::diff::{Pair, assert_none};
+use vigil_tests::{NodeProc, RawConn};
 
 /// Entries, ids, trimming, errors (explicit ids so replies compare byte for byte).
 const ENTRIES: &str = r#"
@@ -501,18 +501,14 @@ fn pending_states() -> Vec<Vec<&'static str>> {
 
 #[test]
 fn stream_replies_match_redis_server() {
-    let redis = RedisProc::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    let mut r = RawConn::connect(redis.port).unwrap();
-    let mut v = RawConn::connect(node.port).unwrap();
+    let mut pair = Pair::start();
     let script = format!("{ENTRIES}\n{}\n{GROUPS}", big_script());
-    let mut failures = compare(&script, &mut r, &mut v);
-    let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}", redis.port))
+    let mut failures = pair.compare(&script);
+    let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}", pair.redis.port))
         .unwrap()
         .get_connection()
         .unwrap();
-    let mut vc = node.client();
+    let mut vc = pair.node.client();
     for args in pending_states() {
         let (want, got) = (masked(&mut rc, &args), masked(&mut vc, &args));
         if want != got {
@@ -520,8 +516,8 @@ fn stream_replies_match_redis_server() {
         }
     }
     let resp3 = format!("FLUSHALL\n!HELLO 3\n{ENTRIES}\n{}\n{GROUPS}", big_script());
-    failures.extend(compare(&resp3, &mut r, &mut v));
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures.extend(pair.compare(&resp3));
+    assert_none(&failures);
 }
 
 #[test]

@@ -14,7 +14,10 @@ use mlua::{
 use vigil_resp::Reply;
 
 use crate::convert::{error_table, from_reply, to_reply};
+use crate::ffi::{CALL_KEY, redis_call, redis_pcall, trampoline};
 use crate::rand48::Rand48;
+pub use crate::shebang::ScriptFlags;
+use crate::shebang::{NAME_ERR, parse_metadata, parse_shebang, valid_name};
 
 /// Instructions between two checks of the running script (busy time, kill request).
 const TICK_INSTRUCTIONS: u32 = 100_000;
@@ -30,48 +33,6 @@ pub trait Host {
 
 /// Called every [`TICK_INSTRUCTIONS`] while a script runs; `true` kills the script.
 pub type Tick = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// Flags a function declares (`redis.register_function{flags = ...}`) or a script its shebang.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ScriptFlags {
-    /// `no-writes`.
-    pub no_writes: bool,
-    /// `allow-oom`.
-    pub allow_oom: bool,
-    /// `allow-stale`.
-    pub allow_stale: bool,
-    /// `no-cluster`.
-    pub no_cluster: bool,
-    /// `allow-cross-slot-keys`.
-    pub allow_cross_slot: bool,
-}
-
-impl ScriptFlags {
-    /// Sets the flag named `name`; `false` if there is no such flag.
-    pub fn set(&mut self, name: &[u8]) -> bool {
-        match name {
-            b"no-writes" => self.no_writes = true,
-            b"allow-oom" => self.allow_oom = true,
-            b"allow-stale" => self.allow_stale = true,
-            b"no-cluster" => self.no_cluster = true,
-            b"allow-cross-slot-keys" => self.allow_cross_slot = true,
-            _ => return false,
-        }
-        true
-    }
-
-    /// The names of the flags set, in Redis' order.
-    pub fn names(&self) -> Vec<&'static str> {
-        let all = [
-            (self.no_writes, "no-writes"),
-            (self.allow_oom, "allow-oom"),
-            (self.allow_stale, "allow-stale"),
-            (self.no_cluster, "no-cluster"),
-            (self.allow_cross_slot, "allow-cross-slot-keys"),
-        ];
-        all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
-    }
-}
 
 /// A function a library registered.
 #[derive(Debug, Clone)]
@@ -412,56 +373,6 @@ impl Engine {
     }
 }
 
-/// Where the run's `redis.call` implementation sits in the registry.
-const CALL_KEY: &str = "vigil.call";
-
-unsafe extern "C-unwind" fn redis_call(l: *mut mlua::lua_State) -> std::ffi::c_int {
-    unsafe { call_c(l, true) }
-}
-
-unsafe extern "C-unwind" fn redis_pcall(l: *mut mlua::lua_State) -> std::ffi::c_int {
-    unsafe { call_c(l, false) }
-}
-
-/// `redis.call` / `redis.pcall` as C functions, as in Redis: calls the run's implementation
-/// (`(raise, args...) -> (failed, value)`) and raises the error table for `redis.call`. Being
-/// C functions, they keep the caller's frame even in `return redis.call(...)`, so an error
-/// names the user's line.
-///
-/// # Safety
-/// Called by Lua with a valid state; uses two stack slots beyond the arguments (Lua
-/// guarantees `LUA_MINSTACK`), and holds no Rust value across `lua_call`/`lua_error`.
-unsafe fn call_c(l: *mut mlua::lua_State, raise: bool) -> std::ffi::c_int {
-    use mlua::ffi;
-    unsafe {
-        let n = ffi::lua_gettop(l);
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"vigil.call".as_ptr());
-        ffi::lua_insert(l, 1);
-        ffi::lua_pushboolean(l, raise as std::ffi::c_int);
-        ffi::lua_insert(l, 2);
-        ffi::lua_call(l, n + 1, 2);
-        if raise && ffi::lua_toboolean(l, -2) != 0 {
-            ffi::lua_error(l);
-        }
-        1
-    }
-}
-
-/// Calls its upvalue with its arguments and returns all its results.
-///
-/// # Safety
-/// Called by Lua with a valid state and one upvalue; holds no Rust value across `lua_call`.
-unsafe extern "C-unwind" fn trampoline(l: *mut mlua::lua_State) -> std::ffi::c_int {
-    use mlua::ffi;
-    unsafe {
-        let n = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(l, 1);
-        ffi::lua_call(l, n, ffi::LUA_MULTRET);
-        ffi::lua_gettop(l)
-    }
-}
-
 /// A syntax or runtime error's text as Lua gave it.
 fn lua_message(e: &mlua::Error) -> String {
     match e {
@@ -491,78 +402,6 @@ fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
 }
 
 const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
-
-/// An EVAL script's `#!lua flags=...` line: its flags (`None` without a shebang) and where
-/// the code starts (at the line's newline, so error lines count from the shebang).
-pub fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, usize), String> {
-    if !body.starts_with(b"#!") {
-        return Ok((None, 0));
-    }
-    let Some(end) = body.iter().position(|&c| c == b'\n') else {
-        return Err("ERR Invalid script shebang".into());
-    };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split(' ');
-    let engine = parts.next().unwrap_or("");
-    if engine != "#!lua" {
-        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
-    }
-    let mut flags = ScriptFlags::default();
-    for p in parts {
-        let Some(list) = p.strip_prefix("flags=") else {
-            return Err(format!("ERR Unknown lua shebang option: {p}"));
-        };
-        for f in list.split(',').filter(|f| !f.is_empty()) {
-            if !flags.set(f.as_bytes()) {
-                return Err(format!("ERR Unexpected flag in script shebang: {f}"));
-            }
-        }
-    }
-    Ok((Some(flags), end))
-}
-
-/// A library's name and where its code starts, from its `#!<engine> name=<name>` first line.
-/// The code keeps the line's newline, so error lines count from the shebang.
-pub fn parse_metadata(code: &[u8]) -> Result<(String, usize), String> {
-    if !code.starts_with(b"#!") {
-        return Err("ERR Missing library metadata".into());
-    }
-    let Some(end) = code.iter().position(|&c| c == b'\n') else {
-        return Err("ERR Invalid library metadata".into());
-    };
-    let line = String::from_utf8_lossy(&code[2..end]);
-    let mut parts = line.split(' ');
-    let engine = parts.next().unwrap_or("");
-    let mut name: Option<String> = None;
-    for p in parts {
-        if let Some(n) = p.strip_prefix("name=") {
-            if name.is_some() {
-                return Err(
-                    "ERR Invalid metadata value, name argument was given multiple times".into(),
-                );
-            }
-            name = Some(n.to_owned());
-        } else {
-            return Err(format!("ERR Invalid metadata value given: {p}"));
-        }
-    }
-    let Some(name) = name else {
-        return Err("ERR Library name was not given".into());
-    };
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(format!("ERR Engine '{engine}' not found"));
-    }
-    if !valid_name(name.as_bytes()) {
-        return Err(NAME_ERR.into());
-    }
-    Ok((name, end))
-}
-
-const NAME_ERR: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
-
-fn valid_name(n: &[u8]) -> bool {
-    !n.is_empty() && n.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
 
 impl Engine {
     /// Loads a library (`FUNCTION LOAD`): checks its metadata, compiles it, runs it with the

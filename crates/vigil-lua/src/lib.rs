@@ -8,13 +8,14 @@
 
 pub mod convert;
 mod engine;
+mod ffi;
 pub mod libs;
 pub mod rand48;
+mod shebang;
 
-pub use engine::{
-    Engine, FunctionInfo, Host, ScriptFlags, Tick, parse_metadata, parse_shebang, sha1_hex,
-};
+pub use engine::{Engine, FunctionInfo, Host, ScriptFlags, Tick, sha1_hex};
 pub use rand48::Rand48;
+pub use shebang::{parse_metadata, parse_shebang};
 
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ impl Service for Node {
         };
         note_command(conn, meta.name);
         // While a script runs, wait for it without holding a thread; past its busy threshold,
-        // -BUSY (see script::busy).
+        // -BUSY (see engines::Busy and script::busy).
         if self.scripts.busy.running()
             && let Some(r) = self.wait_for_script(&args).await
         {
@@ -538,9 +538,11 @@ fn note_command(conn: &mut Conn<ConnState>, name: &'static str) {
 
 /// Applies a command from the log or a master's stream: deterministic (no expiry on lookup,
 /// no blocking). A command that fails is logged and skipped: it changed nothing when it first
-/// ran either. `Err` only for what can never appear in a stream.
+/// ran either. `Err` only for what can never appear in a stream. `replay` names the data
+/// command that applies a node command's logged change (FUNCTION's: `cmd::functions::logged`).
 pub(crate) fn apply_logged(
     table: &vigil_resp::command::CommandTable<Handler>,
+    replay: fn(&str) -> Option<DataFn>,
     store: &mut Store,
     db: usize,
     cmd: Vec<Bytes>,
@@ -548,7 +550,7 @@ pub(crate) fn apply_logged(
     scratch: &mut Vec<Prop>,
 ) -> Result<(), String> {
     let entry = table.get(&cmd[0]);
-    let logged = entry.and_then(|(m, _)| crate::cmd::scripting::logged(m.name));
+    let logged = entry.and_then(|(m, _)| replay(m.name));
     let Some((meta, f)) = entry.and_then(|(m, h)| match h {
         Handler::Data(f) => Some((m, f)),
         _ => logged.as_ref().map(|f| (m, f)),

@@ -7,6 +7,7 @@
 //! 2. Mechanics — [`gate`] (the write gate: role, epoch, fence, lease; the check before a
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
+//!    [`engines`] (the Lua engines and the running script's state),
 //!    [`session`] (per-connection state).
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer;
 //!    [`script`]: Lua scripts and functions run on the locked store.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod ctx;
 pub mod db;
 pub mod dispatch;
+pub mod engines;
 pub mod error;
 pub mod gate;
 pub mod node;

@@ -110,7 +110,7 @@ pub struct Node {
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
     /// Lua scripts and functions: engines, the running script.
-    pub(crate) scripts: crate::script::Scripting,
+    pub(crate) scripts: crate::engines::Scripting,
     /// The span every log line of the node runs in: its port and current epoch.
     pub(crate) span: tracing::Span,
 }
@@ -143,7 +143,7 @@ impl Node {
             gate: p.gate,
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
-            scripts: crate::script::Scripting::new(threshold),
+            scripts: crate::engines::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
         })

@@ -54,8 +54,15 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
             ),
             config.databases,
             |db, cmd| {
-                let r =
-                    crate::dispatch::apply_logged(&table, &mut store, db, cmd, now, &mut scratch);
+                let r = crate::dispatch::apply_logged(
+                    &table,
+                    crate::cmd::functions::logged,
+                    &mut store,
+                    db,
+                    cmd,
+                    now,
+                    &mut scratch,
+                );
                 scratch.clear();
                 r
             },

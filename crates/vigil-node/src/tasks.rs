@@ -25,7 +25,7 @@ pub(crate) async fn background(node: Arc<Node>) {
         ticks += 1;
         node.check_lease();
         // A running script holds the store: this tick's work waits for the next one rather
-        // than parking a worker thread on the lock (see script::busy).
+        // than parking a worker thread on the lock (see engines::Busy and script::busy).
         if node.scripts.busy.running() {
             continue;
         }

@@ -117,15 +117,7 @@ fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
             Reply::Double(score.0),
         ]));
     }
-    if ctx.may_block {
-        ctx.block = Some(Block {
-            keys,
-            timeout,
-            on_timeout: Reply::NilArray,
-            retry: None,
-        });
-    }
-    Ok(Reply::NilArray)
+    Ok(wait_for(ctx, keys, timeout))
 }
 
 fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
@@ -151,15 +143,7 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
             Reply::bulk(&v),
         ]));
     }
-    if ctx.may_block {
-        ctx.block = Some(Block {
-            keys,
-            timeout,
-            on_timeout: Reply::NilArray,
-            retry: None,
-        });
-    }
-    Ok(Reply::NilArray)
+    Ok(wait_for(ctx, keys, timeout))
 }
 
 fn bmove(
@@ -179,15 +163,7 @@ fn bmove(
         ctx.propagate(argv([b"LMOVE", &src, &dst, dir(from), dir(to)]));
         return Ok(Reply::bulk(&v));
     }
-    if ctx.may_block {
-        ctx.block = Some(Block {
-            keys: vec![src],
-            timeout,
-            on_timeout: Reply::NilArray,
-            retry: None,
-        });
-    }
-    Ok(Reply::NilArray)
+    Ok(wait_for(ctx, vec![src], timeout))
 }
 
 fn blmove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
@@ -204,4 +180,18 @@ fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let dst = args.bytes()?;
     let timeout = parse_timeout(&args.bytes()?)?;
     bmove(ctx, src, dst, false, true, timeout)
+}
+
+/// Nothing to pop: wait for a write to one of `keys` (if the command may block), answering a
+/// null array now or at the timeout.
+fn wait_for(ctx: &mut Ctx, keys: Vec<Bytes>, timeout: f64) -> Reply {
+    if ctx.may_block {
+        ctx.block = Some(Block {
+            keys,
+            timeout,
+            on_timeout: Reply::NilArray,
+            retry: None,
+        });
+    }
+    Reply::NilArray
 }

@@ -11,6 +11,7 @@
 pub mod blocking;
 pub mod conn;
 pub mod counters;
+pub mod functions;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -52,6 +53,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(zsets::commands());
     rows.extend(zpop::commands());
     rows.extend(scripting::commands());
+    rows.extend(functions::commands());
     rows.extend(streams::commands());
     rows.extend(stream_read::commands());
     rows.extend(stream_groups::commands());

@@ -251,7 +251,7 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
                 let n = r.count()?;
                 for _ in 0..n {
                     let code = r.bytes()?;
-                    let lib = crate::cmd::scripting::compile_library(&code)
+                    let lib = crate::db::functions::compile_library(&code)
                         .map_err(|e| format!("function library does not load: {e}"))?;
                     store.functions.add(lib, false)?;
                 }
@@ -364,7 +364,7 @@ mod tests {
         let mut z = ZSet::default();
         z.insert(b"m", 1.5);
         s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
-        let lib = crate::cmd::scripting::compile_library(
+        let lib = crate::db::functions::compile_library(
             b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
         )
         .unwrap();

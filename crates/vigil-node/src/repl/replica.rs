@@ -513,9 +513,15 @@ fn apply(
     let mut feed = node.repl.feed.lock();
     let mut db = Some(feed.db().unwrap_or(0));
     let applied: Result<(), std::convert::Infallible> = apply_unit(ops, &mut db, |db, cmd| {
-        if let Err(e) =
-            crate::dispatch::apply_logged(&node.table, &mut store, db, cmd, now, scratch)
-        {
+        if let Err(e) = crate::dispatch::apply_logged(
+            &node.table,
+            crate::cmd::functions::logged,
+            &mut store,
+            db,
+            cmd,
+            now,
+            scratch,
+        ) {
             tracing::warn!(error = %e, "replicated command refused");
         }
         scratch.clear();

@@ -1,138 +1,11 @@
-//! A script that runs long: past `busy-reply-threshold` other clients get `-BUSY` at once
-//! instead of waiting for the store lock (their tasks wait on [`Busy`]'s notification, never
-//! parking a worker thread on the lock), and only `SCRIPT KILL`, `FUNCTION KILL`,
-//! `FUNCTION STATS` and `SHUTDOWN NOSAVE` are served. A script that has written cannot be
-//! killed: its half-done effects would have to reach the log and the replicas.
-
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+//! Waiting out a running script: `-BUSY` past the threshold, and what may run meanwhile (see
+//! [`crate::engines::Busy`]).
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 use vigil_resp::Reply;
 
 use super::Kind;
 use crate::node::Node;
-
-const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
-/// The reply to SCRIPT KILL / FUNCTION KILL when nothing runs.
-pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
-
-/// The running script's state, shared with the engine's instruction hook.
-pub struct Busy {
-    base: Instant,
-    running: AtomicBool,
-    busy: AtomicBool,
-    kill: AtomicBool,
-    wrote: AtomicBool,
-    started_ms: AtomicU64,
-    /// `busy-reply-threshold` in milliseconds.
-    pub threshold_ms: AtomicU64,
-    notify: Notify,
-    current: Mutex<Option<(String, Kind)>>,
-}
-
-impl Busy {
-    /// Nothing running.
-    pub fn new(threshold_ms: u64) -> Self {
-        Busy {
-            base: Instant::now(),
-            running: AtomicBool::new(false),
-            busy: AtomicBool::new(false),
-            kill: AtomicBool::new(false),
-            wrote: AtomicBool::new(false),
-            started_ms: AtomicU64::new(0),
-            threshold_ms: AtomicU64::new(threshold_ms),
-            notify: Notify::new(),
-            current: Mutex::new(None),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.base.elapsed().as_millis() as u64
-    }
-
-    /// A script starts (under the store lock).
-    pub(crate) fn start(&self, name: &str, kind: Kind) {
-        *self.current.lock() = Some((name.to_owned(), kind));
-        self.started_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.busy.store(false, Ordering::Relaxed);
-        self.kill.store(false, Ordering::Relaxed);
-        self.wrote.store(false, Ordering::Relaxed);
-        self.running.store(true, Ordering::Release);
-    }
-
-    /// The script ended (still under the store lock): waiting clients go on.
-    pub(crate) fn finish(&self) {
-        self.running.store(false, Ordering::Release);
-        self.busy.store(false, Ordering::Relaxed);
-        self.kill.store(false, Ordering::Relaxed);
-        *self.current.lock() = None;
-        self.notify.notify_waiters();
-    }
-
-    /// The script changed the dataset: it can no longer be killed.
-    pub(crate) fn wrote(&self) {
-        self.wrote.store(true, Ordering::Relaxed);
-    }
-
-    /// Called by the engine every few instructions: marks the script busy past the
-    /// threshold; `true` when it must be killed.
-    pub(crate) fn tick(&self) -> bool {
-        if !self.busy.load(Ordering::Relaxed)
-            && self.now_ms() - self.started_ms.load(Ordering::Relaxed)
-                >= self.threshold_ms.load(Ordering::Relaxed)
-        {
-            self.busy.store(true, Ordering::Release);
-            self.notify.notify_waiters();
-        }
-        self.kill.load(Ordering::Relaxed)
-    }
-
-    /// Whether a script is running now.
-    pub fn running(&self) -> bool {
-        self.running.load(Ordering::Acquire)
-    }
-
-    /// Whether a script has run past the threshold.
-    pub fn is_busy(&self) -> bool {
-        self.busy.load(Ordering::Acquire)
-    }
-
-    /// SCRIPT KILL (`kind` Script) or FUNCTION KILL.
-    pub(crate) fn kill(&self, kind: Kind) -> Reply {
-        if !self.running() {
-            return Reply::error(NOTBUSY);
-        }
-        match &*self.current.lock() {
-            Some((_, k)) if *k != kind => {
-                return Reply::error(match kind {
-                    Kind::Script => "NOTBUSY No scripts in execution right now.",
-                    Kind::Function => "NOTBUSY No scripts in execution right now.",
-                });
-            }
-            None => return Reply::error(NOTBUSY),
-            _ => {}
-        }
-        if self.wrote.load(Ordering::Relaxed) {
-            return Reply::error(UNKILLABLE);
-        }
-        self.kill.store(true, Ordering::Relaxed);
-        Reply::ok()
-    }
-
-    /// The running function's name and how long it has run (FUNCTION STATS).
-    pub(crate) fn running_function(&self) -> Option<(String, u64)> {
-        match &*self.current.lock() {
-            Some((name, Kind::Function)) if self.running() => Some((
-                name.clone(),
-                self.now_ms() - self.started_ms.load(Ordering::Relaxed),
-            )),
-            _ => None,
-        }
-    }
-}
 
 fn is(b: &[u8], word: &str) -> bool {
     b.eq_ignore_ascii_case(word.as_bytes())
@@ -199,7 +72,7 @@ impl Node {
             return busy.kill(Kind::Function);
         }
         if is(&args[0], "function") && is(sub, "stats") && args.len() == 2 {
-            return crate::cmd::scripting::function_stats(self, None);
+            return crate::cmd::functions::function_stats(self, None);
         }
         if is(&args[0], "shutdown") && args[1..].iter().any(|a| is(a, "nosave")) {
             // The script still holds the store: exit without it. Its effects are propagated

@@ -1,16 +1,13 @@
-//! Scripts and functions on the node: the Lua engines ([`Scripting`]), the host their
+//! Scripts and functions on the node: the host their
 //! `redis.call` reaches ([`ScriptHost`]: the command table on the locked store), and one run
 //! from start to end ([`Node::run_script`]): the gate checks the script once, the store stays
 //! locked throughout, and the effects are propagated at the end — as one MULTI/EXEC when there
 //! are several — never the script itself.
 
-pub mod busy;
-
-use std::sync::Arc;
+mod busy;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use vigil_lua::{Engine, Host, Rand48, ScriptFlags};
+use vigil_lua::{Engine, Host, ScriptFlags};
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
 
 use crate::ctx::{Ctx, Prop};
@@ -19,49 +16,7 @@ use crate::node::{Handler, Node};
 use crate::session::ConnState;
 use vigil_base::clock::unix_ms;
 
-pub use busy::Busy;
-
-/// The node's Lua engines and the state of the script running now.
-pub struct Scripting {
-    /// EVAL's engine and script cache (created on first use; SCRIPT FLUSH drops it).
-    pub(crate) eval: Mutex<Option<Engine>>,
-    /// The engine holding the function libraries, and the library version it was built at.
-    pub(crate) functions: Mutex<Option<(u64, Engine)>>,
-    /// `math.random`'s sequence, shared by every engine as Redis shares it.
-    rand: Arc<Rand48>,
-    /// The running script, if any: busy time, kill requests.
-    pub(crate) busy: Arc<Busy>,
-}
-
-impl Scripting {
-    /// No engine yet; `threshold_ms` is `busy-reply-threshold`.
-    pub fn new(threshold_ms: u64) -> Self {
-        Scripting {
-            eval: Mutex::new(None),
-            functions: Mutex::new(None),
-            rand: Arc::new(Rand48::default()),
-            busy: Arc::new(Busy::new(threshold_ms)),
-        }
-    }
-
-    /// A new engine with the busy check installed.
-    pub(crate) fn engine(&self) -> Result<Engine, String> {
-        let e = Engine::new(self.rand.clone()).map_err(|e| format!("ERR {e}"))?;
-        let busy = self.busy.clone();
-        e.set_tick(Arc::new(move || busy.tick()))
-            .map_err(|e| format!("ERR {e}"))?;
-        Ok(e)
-    }
-}
-
-/// Which kind of code runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// EVAL / EVALSHA.
-    Script,
-    /// FCALL.
-    Function,
-}
+pub use crate::engines::{Busy, Kind, Scripting};
 
 /// What `redis.call` reaches: the command table on the locked store, in the script's own
 /// database, collecting what the commands propagate.
