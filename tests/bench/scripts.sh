@@ -22,7 +22,7 @@ LIMITER="local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIR
 
 bench() { # port pipeline label command... -> "label,rps"
   local port=$1 p=$2 label=$3; shift 3
-  redis-benchmark -p "$port" -n "$N" -c 50 -r 100000 -P "$p" -q --csv -- "$@" 2>/dev/null |
+  redis-benchmark -p "$port" -n "$N" -c 50 -r 100000 -P "$p" -q --csv "$@" 2>/dev/null |
     csv_rps | sed "s/^[^,]*,/$label,/"
 }
 

@@ -470,3 +470,46 @@ async fn an_owned_server_that_cannot_be_paused_is_killed_at_the_lease_end() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A server that is still loading its data answers `CLIENT PAUSE` but refuses `REPLICAOF`
+/// (`-LOADING`): the agent's boot waits out the load and then opens the data port, rather
+/// than leaving the server closed for good (as a restart after a drill's pause once did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_still_loading_its_data_is_booted_once_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_s = data.to_str().unwrap();
+    {
+        let r = vigil_tests::RedisProc::start_with(&["--dir", data_s]);
+        let mut c = RawConn::connect(r.port).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..20_000 {
+            batch.extend(RawConn::encode(&["SET", &format!("key:{i}"), "value"]));
+        }
+        c.send_raw(&batch).unwrap();
+        for _ in 0..20_000 {
+            c.read_reply().unwrap();
+        }
+        assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    }
+    // 50 µs a key: the load takes a second or more, and clients are served all through it.
+    let port = free_port();
+    let exec = format!(
+        "exec = [\"redis-server\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--dir\", \"{data_s}\", \"--key-load-delay\", \"50\", \"--loading-process-events-interval-bytes\", \"1024\"]\n"
+    );
+    let a = AgentProc::start_with(&dir.path().join("a"), port, &exec);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while RawConn::connect(port).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the data port never opened: {}",
+            a.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        RawConn::connect(port).unwrap().call(&["DBSIZE"]),
+        b":20000\r\n"
+    );
+}

@@ -162,18 +162,22 @@ async fn boot(agent: &Agent) -> Result<(), stock::StockError> {
     let s = Server::new(Endpoint::Unix(socket), access, agent.config.timeout);
     let deadline = tokio::time::Instant::now() + BOOT_TIMEOUT;
     let ms = PAUSE_SPAN.as_millis().to_string();
+    let hold = agent::HOLD.1.to_string();
+    let port = agent.config.server_port().to_string();
     loop {
-        match s.call(&["CLIENT", "PAUSE", &ms, "WRITE"]).await {
-            Ok(_) => break,
+        // The whole sequence is retried (each step is idempotent): while the server loads its
+        // data it accepts CLIENT PAUSE but refuses REPLICAOF with -LOADING.
+        let steps = async {
+            s.call(&["CLIENT", "PAUSE", &ms, "WRITE"]).await?;
+            s.call(&["REPLICAOF", agent::HOLD.0, &hold]).await?;
+            s.call(&["CONFIG", "SET", "port", &port]).await
+        };
+        match steps.await {
+            Ok(_) => return Ok(()),
             Err(e) if tokio::time::Instant::now() > deadline || agent.shutdown.is_cancelled() => {
                 return Err(e);
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-    let hold = agent::HOLD.1.to_string();
-    s.call(&["REPLICAOF", agent::HOLD.0, &hold]).await?;
-    let port = agent.config.server_port().to_string();
-    s.call(&["CONFIG", "SET", "port", &port]).await?;
-    Ok(())
 }

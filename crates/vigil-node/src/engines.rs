@@ -33,6 +33,8 @@ pub struct Busy {
     pub threshold_ms: AtomicU64,
     pub(crate) notify: Notify,
     pub(crate) current: Mutex<Option<(String, Kind)>>,
+    /// This run's worker thread has handed its other tasks to another thread.
+    pub(crate) detached: AtomicBool,
 }
 
 impl Busy {
@@ -48,6 +50,7 @@ impl Busy {
             threshold_ms: AtomicU64::new(threshold_ms),
             notify: Notify::new(),
             current: Mutex::new(None),
+            detached: AtomicBool::new(false),
         }
     }
 
@@ -62,6 +65,7 @@ impl Busy {
         self.busy.store(false, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
+        self.detached.store(false, Ordering::Relaxed);
         self.running.store(true, Ordering::Release);
     }
 
@@ -82,12 +86,17 @@ impl Busy {
     /// Called by the engine every few instructions: marks the script busy past the
     /// threshold; `true` when it must be killed.
     pub(crate) fn tick(&self) -> bool {
+        if !self.detached.swap(true, Ordering::Relaxed) {
+            hand_off_worker();
+        }
         if !self.busy.load(Ordering::Relaxed)
             && self.now_ms() - self.started_ms.load(Ordering::Relaxed)
                 >= self.threshold_ms.load(Ordering::Relaxed)
         {
             self.busy.store(true, Ordering::Release);
             self.notify.notify_waiters();
+            // A second chance, should the first hand-off not have been taken up.
+            hand_off_worker();
         }
         self.kill.load(Ordering::Relaxed)
     }
@@ -176,4 +185,15 @@ pub enum Kind {
     Script,
     /// FCALL.
     Function,
+}
+
+/// A script still running at its first tick (some 100,000 Lua instructions) gives its tokio
+/// worker's other tasks to another thread (`block_in_place`, held 1 ms so that a new worker
+/// surely takes over), so the clients answered `-BUSY` meanwhile and `SCRIPT KILL` are not
+/// stuck behind it. Short scripts, nearly all, never pay for the hand-off.
+fn hand_off_worker() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread) {
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+    }
 }

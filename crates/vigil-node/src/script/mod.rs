@@ -196,17 +196,11 @@ impl Node {
             databases: conn.shared.databases,
         };
         self.scripts.busy.start(&name, call.kind);
-        let mut run = || match call.kind {
+        // A script that runs long hands this worker's other tasks over at its first tick
+        // (`engines::Busy::tick`), not here: the hand-off costs more than a short script.
+        let reply = match call.kind {
             Kind::Script => engine.run_script(&name, call.keys, call.argv, &mut host),
             Kind::Function => engine.run_function(&name, call.keys, call.argv, &mut host),
-        };
-        // Other clients' tasks must not wait behind this thread while the script runs.
-        let reply = if tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-        {
-            tokio::task::block_in_place(run)
-        } else {
-            run()
         };
         let props = std::mem::take(&mut host.props);
         let version = host.store.functions.version;
