@@ -563,20 +563,7 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     let mut readers = Vec::new();
     for name in ["c1", "c2", "c3"] {
         let mut c = RawConn::connect(node.port).unwrap();
-        c.send_raw(&RawConn::encode(&[
-            "XREADGROUP",
-            "GROUP",
-            "grp",
-            name,
-            "COUNT",
-            "1",
-            "BLOCK",
-            "0",
-            "STREAMS",
-            "bs",
-            ">",
-        ]))
-        .unwrap();
+        block_in_group(&mut c, name);
         readers.push(c);
         wait_blocked(&mut admin, readers.len());
     }
@@ -607,18 +594,7 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     // A reader blocked on a group that is destroyed gets -NOGROUP; on a key deleted,
     // -UNBLOCKED.
     let mut c = RawConn::connect(node.port).unwrap();
-    c.send_raw(&RawConn::encode(&[
-        "XREADGROUP",
-        "GROUP",
-        "grp",
-        "x",
-        "BLOCK",
-        "0",
-        "STREAMS",
-        "bs",
-        ">",
-    ]))
-    .unwrap();
+    block_in_group(&mut c, "x");
     wait_blocked(&mut admin, 1);
     admin.call(&["XGROUP", "DESTROY", "bs", "grp"]);
     let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
@@ -627,18 +603,7 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
         "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
     );
     admin.call(&["XGROUP", "CREATE", "bs", "grp", "$"]);
-    c.send_raw(&RawConn::encode(&[
-        "XREADGROUP",
-        "GROUP",
-        "grp",
-        "x",
-        "BLOCK",
-        "0",
-        "STREAMS",
-        "bs",
-        ">",
-    ]))
-    .unwrap();
+    block_in_group(&mut c, "x");
     wait_blocked(&mut admin, 1);
     admin.call(&["DEL", "bs"]);
     let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
@@ -646,6 +611,24 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     // A timeout answers a null array.
     let t = c.call(&["XREAD", "BLOCK", "50", "STREAMS", "plain", "$"]);
     assert_eq!(t, b"*-1\r\n");
+}
+
+/// Sends `XREADGROUP GROUP grp <consumer> COUNT 1 BLOCK 0 STREAMS bs >` without waiting.
+fn block_in_group(c: &mut RawConn, consumer: &str) {
+    c.send_raw(&RawConn::encode(&[
+        "XREADGROUP",
+        "GROUP",
+        "grp",
+        consumer,
+        "COUNT",
+        "1",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "bs",
+        ">",
+    ]))
+    .unwrap();
 }
 
 /// Waits until `n` clients are blocked (INFO clients).

@@ -7,13 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
-use super::{LibError, LibResult, Ret, lib_fn_capped, num};
+use super::{LibError, LibResult, MAXCSTACK, Ret, lib_fn_capped, num};
 
 mod decode;
 mod encode;
-
-/// Lua 5.1's C stack limit (`LUAI_MAXCSTACK`), which the C code checks while nesting.
-const MAXCSTACK: usize = 8000;
 
 /// One instance's settings (`cjson.new()` makes another).
 #[derive(Debug, Clone)]

@@ -10,12 +10,10 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{LibError, LibResult, Ret, num, set_fns};
+use super::{LibError, LibResult, MAXCSTACK, Ret, num, set_fns};
 
 /// Tables nested this deep are packed as nil.
 const MAX_NESTING: usize = 16;
-/// Lua 5.1's C stack limit (`LUAI_MAXCSTACK`), which the C decoder runs into.
-const MAXCSTACK: usize = 8000;
 
 /// Builds the `cmsgpack` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {

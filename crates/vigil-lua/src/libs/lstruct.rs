@@ -8,14 +8,12 @@
 
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{ALL, LibError, LibResult, Ret, num, set_fns};
+use super::{ALL, LibError, LibResult, MAXCSTACK, Ret, num, set_fns};
 
 /// Widest integer `i`/`I` accept.
 const MAXINTSIZE: usize = 32;
 /// What `!` alone sets: the alignment of a double.
 const MAXALIGN: usize = 8;
-/// Lua 5.1's limit on a C function's stack (`LUAI_MAXCSTACK`), which bounds `unpack`'s results.
-const MAXCSTACK: usize = 8000;
 
 /// Builds the `struct` table.
 pub(crate) fn open(lua: &Lua) -> mlua::Result<Table> {

@@ -33,6 +33,10 @@ pub(crate) enum LibError {
     Raw(String),
 }
 
+/// Lua 5.1's C stack limit (`LUAI_MAXCSTACK`): the C libraries run into it when nesting
+/// (cjson, cmsgpack) and when returning many results (struct's `unpack`), so ours stop there too.
+const MAXCSTACK: usize = 8000;
+
 /// Results beyond this many go back through a table: an `mlua` callback's own stack frame
 /// cannot hold as many values as a C function's (Lua 5.1 caps both at 8000 slots).
 const MANY: usize = 4000;

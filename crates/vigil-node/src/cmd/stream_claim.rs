@@ -77,13 +77,7 @@ fn claimed_reply(s: &Stream, id: StreamId, justid: bool) -> Reply {
 
 fn xclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let all = args.all().to_vec();
-    let (key, gname, cname) = (all[1].clone(), all[2].clone(), all[3].clone());
-    if stream_group(ctx, &key, &gname)?.is_none() {
-        return Err(nogroup(&key, &gname));
-    }
-    let min_idle = vigil_resp::args::parse_int(&all[4])
-        .map_err(|_| CmdError::msg("ERR Invalid min-idle-time argument for XCLAIM"))?
-        .max(0);
+    let (key, gname, cname, min_idle) = claim_args(ctx, &all, "XCLAIM")?;
     let mut j = 5;
     let mut ids = Vec::new();
     while j < all.len() {
@@ -203,13 +197,7 @@ fn xclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let all = args.all().to_vec();
-    let (key, gname, cname) = (all[1].clone(), all[2].clone(), all[3].clone());
-    if stream_group(ctx, &key, &gname)?.is_none() {
-        return Err(nogroup(&key, &gname));
-    }
-    let min_idle = vigil_resp::args::parse_int(&all[4])
-        .map_err(|_| CmdError::msg("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?
-        .max(0);
+    let (key, gname, cname, min_idle) = claim_args(ctx, &all, "XAUTOCLAIM")?;
     let start = StreamId::parse_interval(&all[5], true)?;
     let mut count: i64 = 100;
     let mut justid = false;
@@ -295,4 +283,20 @@ fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         Reply::Array(out),
         Reply::Array(deleted),
     ]))
+}
+
+/// `key group consumer min-idle-time` of XCLAIM and XAUTOCLAIM: the group must exist.
+fn claim_args(
+    ctx: &mut Ctx,
+    all: &[Bytes],
+    cmd: &str,
+) -> Result<(Bytes, Bytes, Bytes, i64), CmdError> {
+    let (key, gname, cname) = (all[1].clone(), all[2].clone(), all[3].clone());
+    if stream_group(ctx, &key, &gname)?.is_none() {
+        return Err(nogroup(&key, &gname));
+    }
+    let min_idle = vigil_resp::args::parse_int(&all[4])
+        .map_err(|_| CmdError::msg(format!("ERR Invalid min-idle-time argument for {cmd}")))?
+        .max(0);
+    Ok((key, gname, cname, min_idle))
 }
