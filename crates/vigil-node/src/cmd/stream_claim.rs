@@ -183,15 +183,7 @@ fn xclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if moved_last && let Some(g) = s.groups.get(&gname[..]) {
         props.push(setid_prop(&key, &gname, g));
     }
-    if created {
-        emit(
-            ctx,
-            argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]),
-        );
-    }
-    for p in props {
-        emit(ctx, p);
-    }
+    emit_claims(ctx, created, &key, &gname, &cname, props);
     Ok(Reply::Array(out))
 }
 
@@ -269,15 +261,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             break;
         }
     }
-    if created {
-        emit(
-            ctx,
-            argv([b"XGROUP", b"CREATECONSUMER", &key, &gname, &cname]),
-        );
-    }
-    for p in props {
-        emit(ctx, p);
-    }
+    emit_claims(ctx, created, &key, &gname, &cname, props);
     Ok(Reply::Array(vec![
         Reply::Bulk(next.to_bytes()),
         Reply::Array(out),
@@ -299,4 +283,24 @@ fn claim_args(
         .map_err(|_| CmdError::msg(format!("ERR Invalid min-idle-time argument for {cmd}")))?
         .max(0);
     Ok((key, gname, cname, min_idle))
+}
+
+/// Propagates a claim as Redis does: the consumer's creation first, then the claims.
+fn emit_claims(
+    ctx: &mut Ctx,
+    created: bool,
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    props: Vec<Vec<Bytes>>,
+) {
+    if created {
+        emit(
+            ctx,
+            argv([b"XGROUP", b"CREATECONSUMER", key, group, consumer]),
+        );
+    }
+    for p in props {
+        emit(ctx, p);
+    }
 }

@@ -83,15 +83,6 @@ impl Node {
             }
             std::process::exit(0);
         }
-        let kill = match &*busy.current.lock() {
-            Some((_, Kind::Function)) => "FUNCTION KILL",
-            _ => "SCRIPT KILL",
-        };
-        Reply::Error(
-            format!(
-                "BUSY Redis is busy running a script. You can only call {kill} or SHUTDOWN NOSAVE."
-            )
-            .into(),
-        )
+        self.busy_reply()
     }
 }
