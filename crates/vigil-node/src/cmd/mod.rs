@@ -8,11 +8,13 @@
 //! [`crate::ctx`]) run
 //! under the store lock, so they are testable without any I/O.
 
+pub mod bitmaps;
 pub mod blocking;
 pub mod conn;
 pub mod counters;
 pub mod functions;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
@@ -46,6 +48,8 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(keys::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
+    rows.extend(bitmaps::commands());
+    rows.extend(hyperloglog::commands());
     rows.extend(lists::commands());
     rows.extend(blocking::commands());
     rows.extend(hashes::commands());

@@ -5,7 +5,9 @@
 //! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
 //! SCAN its guarantee (see [`scan_indices`]).
 
+pub mod bits;
 pub mod functions;
+pub mod hll;
 pub mod stream;
 pub mod zset;
 
@@ -253,6 +255,27 @@ pub struct Store {
     pub misses: u64,
     /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
     pub functions: functions::Libraries,
+    /// Size limits data commands obey (`CONFIG SET` changes them under the store lock).
+    pub limits: DataLimits,
+}
+
+/// Size limits that decide what data commands build, kept with the store so commands read
+/// them under the lock they already hold.
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    /// `proto-max-bulk-len`: bitmap offsets address bytes below it (512 MB by default).
+    pub proto_max_bulk_len: u64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past it turns dense.
+    pub hll_sparse_max_bytes: usize,
+}
+
+impl Default for DataLimits {
+    fn default() -> Self {
+        DataLimits {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            hll_sparse_max_bytes: hll::SPARSE_MAX_BYTES,
+        }
+    }
 }
 
 impl Store {
@@ -265,6 +288,7 @@ impl Store {
             hits: 0,
             misses: 0,
             functions: functions::Libraries::default(),
+            limits: DataLimits::default(),
         }
     }
 
