@@ -313,8 +313,12 @@ impl Rng {
 /// A few hundred random bitmap commands over a small key space, invalid arguments included.
 fn random_bitmap_script(rng: &mut Rng) -> String {
     let keys = ["b0", "b1", "b2", "b3", "str", "list"];
-    let ints = ["0", "1", "-1", "7", "8", "-8", "15", "63", "100", "-100", "x", "2"];
-    let types = ["u1", "u8", "i8", "u16", "i5", "i64", "u63", "u64", "i0", "z3"];
+    let ints = [
+        "0", "1", "-1", "7", "8", "-8", "15", "63", "100", "-100", "x", "2",
+    ];
+    let types = [
+        "u1", "u8", "i8", "u16", "i5", "i64", "u63", "u64", "i0", "z3",
+    ];
     let mut s = String::from("SET str hello\nRPUSH list a\n");
     for _ in 0..400 {
         let k = rng.pick(&keys);
@@ -407,9 +411,13 @@ fn random_hll_script(rng: &mut Rng, elements: usize) -> String {
             2 => s.push_str(&format!("PFDEBUG ENCODING {k}\n")),
             _ => {
                 let n = 1 + rng.below(60) as usize;
-                let items: Vec<String> = (0..n).map(|_| format!("e{}", rng.below(20_000))).collect();
+                let items: Vec<String> =
+                    (0..n).map(|_| format!("e{}", rng.below(20_000))).collect();
                 added += n;
-                s.push_str(&format!("PFADD {k} {}\nGET {k}\nPFCOUNT {k}\nGET {k}\n", items.join(" ")));
+                s.push_str(&format!(
+                    "PFADD {k} {}\nGET {k}\nPFCOUNT {k}\nGET {k}\n",
+                    items.join(" ")
+                ));
             }
         }
     }
@@ -458,10 +466,23 @@ fn workload(c: &mut redis::Connection) {
     for q in [
         &["PFDEBUG", "TODENSE", "h1"][..],
         &["PFCOUNT", "h2"],
-        &["BITFIELD", "grown", "OVERFLOW", "FAIL", "SET", "u8", "800", "999"],
+        &[
+            "BITFIELD", "grown", "OVERFLOW", "FAIL", "SET", "u8", "800", "999",
+        ],
     ] {
         let _: redis::RedisResult<redis::Value> = redis::cmd(q[0]).arg(&q[1..]).query(c);
     }
+}
+
+/// The first differing line of two states, shortened.
+fn first_diff(want: &str, got: &str) -> String {
+    let short = |l: &str| l.chars().take(300).collect::<String>();
+    for (w, g) in want.lines().zip(got.lines()) {
+        if w != g {
+            return format!("\n want {}\n got  {}", short(w), short(g));
+        }
+    }
+    format!("{} lines vs {}", want.lines().count(), got.lines().count())
 }
 
 fn wait_same(c: &mut redis::Connection, want: &str, what: &str) {
@@ -471,7 +492,11 @@ fn wait_same(c: &mut redis::Connection, want: &str, what: &str) {
         if got == want {
             return;
         }
-        assert!(Instant::now() < deadline, "{what} differs:\n{got}\nvs\n{want}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} differs: {}",
+            first_diff(want, &got)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -485,15 +510,28 @@ fn replica_and_restarted_node_hold_the_masters_bitmaps_and_hlls() {
     let mut c = master.client();
     workload(&mut c);
     let want = state(&mut c);
-    assert!(want.contains("HYLL"), "{want}");
+    assert!(
+        want.contains("h0=") && want.contains("b0="),
+        "workload left too little"
+    );
     wait_same(&mut replica.client(), &want, "replica");
     let late = NodeProc::start(&dir.path().join("late"), &["--replicaof", &to]);
     wait_same(&mut late.client(), &want, "late replica");
     master.kill9();
     let restarted = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
-    assert_eq!(state(&mut restarted.client()), want, "restarted node");
+    let got = state(&mut restarted.client());
+    assert!(
+        got == want,
+        "restarted node differs: {}",
+        first_diff(&want, &got)
+    );
     let _: redis::Value = redis::cmd("SAVE").query(&mut restarted.client()).unwrap();
     drop(restarted);
     let again = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
-    assert_eq!(state(&mut again.client()), want, "node restarted from its snapshot");
+    let got = state(&mut again.client());
+    assert!(
+        got == want,
+        "snapshot restart differs: {}",
+        first_diff(&want, &got)
+    );
 }

@@ -135,7 +135,8 @@ fn bitmap_for_write<'c>(
         .ok_or_else(offset_error)?;
     let grown = match ctx.lookup(key) {
         None => {
-            ctx.db().set(key, Value::Str(vec![0; need].into_boxed_slice()), false);
+            ctx.db()
+                .set(key, Value::Str(vec![0; need].into_boxed_slice()), false);
             true
         }
         Some(Value::Str(s)) if s.len() < need => {
@@ -420,7 +421,8 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             tail.fill(0);
         }
     }
-    ctx.db().set(&dest, Value::Str(res.into_boxed_slice()), false);
+    ctx.db()
+        .set(&dest, Value::Str(res.into_boxed_slice()), false);
     wrote(ctx, &dest, 1);
     Ok(Reply::Int(maxlen as i64))
 }
@@ -583,11 +585,7 @@ fn apply_field(s: &mut [u8], o: &FieldOp) -> Option<(i64, u64, u64)> {
             Some(limit) => limit,
             None => target.wrapping_add(incr as u64),
         };
-        (
-            if reply_new { new as i64 } else { old as i64 },
-            old,
-            new,
-        )
+        (if reply_new { new as i64 } else { old as i64 }, old, new)
     };
     bits::set_bits(s, o.offset, o.bits, new);
     Some((reply, old, new))

@@ -144,8 +144,7 @@ pub fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> Option
         }
         c as i64
     };
-    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr)
-    {
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
         Some(if ow == Overflow::Wrap { wrap() } else { max })
     } else if value < min
         || (bits != 64 && incr < minincr)

@@ -410,7 +410,11 @@ pub fn histogram(s: &[u8]) -> Result<[u32; 64], Corrupt> {
     let mut idx = 0usize;
     while p < s.len() {
         let op = Op::at(s, p);
-        let v = if let Op::Val(v, _) = op { v as usize } else { 0 };
+        let v = if let Op::Val(v, _) = op {
+            v as usize
+        } else {
+            0
+        };
         h[v] = h[v].saturating_add(op.span() as u32);
         idx += op.span();
         p += op.width();
