@@ -212,6 +212,12 @@ pub fn to_dense(s: &mut Box<[u8]>) -> Result<(), Corrupt> {
     if s[4] == DENSE {
         return Ok(());
     }
+    *s = dense_of(s)?.into_boxed_slice();
+    Ok(())
+}
+
+/// The dense form of a sparse value.
+fn dense_of(s: &[u8]) -> Result<Vec<u8>, Corrupt> {
     let mut dense = vec![0u8; DENSE_SIZE];
     dense[..HDR].copy_from_slice(&s[..HDR]);
     dense[4] = DENSE;
@@ -226,8 +232,7 @@ pub fn to_dense(s: &mut Box<[u8]>) -> Result<(), Corrupt> {
     if covered != REGISTERS {
         return Err(Corrupt);
     }
-    *s = dense.into_boxed_slice();
-    Ok(())
+    Ok(dense)
 }
 
 /// Raises register `index` to `count` (Redis' `hllDenseSet`/`hllSparseSet`); whether it
@@ -242,6 +247,21 @@ pub fn raise(
     if s[4] == DENSE {
         return Ok(dense_raise(&mut s[HDR..], index, count));
     }
+    // Edited in place as a Vec: the box's buffer is reused, and only the bytes after the
+    // change move (taking and returning the box costs nothing when the length stays).
+    let mut v = std::mem::take(s).into_vec();
+    let r = sparse_raise(&mut v, index, count, max_sparse);
+    *s = v.into_boxed_slice();
+    r
+}
+
+/// [`raise`] on a sparse value (Redis' `hllSparseSet`).
+fn sparse_raise(
+    s: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    max_sparse: usize,
+) -> Result<bool, Corrupt> {
     if count > VAL_MAX_VALUE {
         return promote(s, index, count);
     }
@@ -314,56 +334,43 @@ pub fn raise(
     if n > old_width && new_len > max_sparse {
         return promote(s, index, count);
     }
-    let mut v = Vec::with_capacity(end + n);
-    v.extend_from_slice(&s[..p]);
-    v.extend_from_slice(&seq[..n]);
-    v.extend_from_slice(&s[(p + old_width).min(end)..]);
+    s.splice(p..(p + old_width).min(end), seq[..n].iter().copied());
     // A two-byte XZERO cut off by the end of a corrupt value: Redis' length arithmetic drops
     // the sequence's last byte, and so does this.
-    v.truncate(new_len);
-    *s = v.into_boxed_slice();
+    s.truncate(new_len);
     merge_vals(s, prev.unwrap_or(HDR));
     Ok(true)
 }
 
 /// Step 4 of a sparse update: merges adjacent VAL opcodes of equal value around the change
 /// (up to five opcodes from `from`), then invalidates the cache.
-fn merge_vals(s: &mut Box<[u8]>, from: usize) {
-    let mut v: Option<Vec<u8>> = None;
+fn merge_vals(s: &mut Vec<u8>, from: usize) {
     let mut p = from;
     let mut budget = 5;
-    loop {
-        let buf: &[u8] = v.as_deref().unwrap_or(s);
-        if p >= buf.len() || budget == 0 {
-            break;
-        }
+    while p < s.len() && budget > 0 {
         budget -= 1;
-        match Op::at(buf, p) {
+        match Op::at(s, p) {
             Op::XZero(_) => p += 2,
             Op::Zero(_) => p += 1,
             Op::Val(v1, l1) => {
-                if p + 1 < buf.len()
-                    && let Op::Val(v2, l2) = Op::at(buf, p + 1)
+                if p + 1 < s.len()
+                    && let Op::Val(v2, l2) = Op::at(s, p + 1)
                     && v1 == v2
                     && l1 + l2 <= VAL_MAX_LEN
                 {
-                    let w = v.get_or_insert_with(|| s.to_vec());
-                    w[p + 1] = val_byte(v1, l1 + l2);
-                    w.remove(p);
+                    s[p + 1] = val_byte(v1, l1 + l2);
+                    s.remove(p);
                     continue;
                 }
                 p += 1;
             }
         }
     }
-    if let Some(w) = v {
-        *s = w.into_boxed_slice();
-    }
     invalidate(s);
 }
 
-fn promote(s: &mut Box<[u8]>, index: usize, count: u8) -> Result<bool, Corrupt> {
-    to_dense(s)?;
+fn promote(s: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, Corrupt> {
+    *s = dense_of(s)?;
     dense_raise(&mut s[HDR..], index, count);
     Ok(true)
 }
