@@ -514,7 +514,21 @@ fn replica_and_restarted_node_hold_the_masters_bitmaps_and_hlls() {
         want.contains("h0=") && want.contains("b0="),
         "workload left too little"
     );
-    wait_same(&mut replica.client(), &want, "replica");
+    let mut rc = replica.client();
+    wait_same(&mut rc, &want, "replica");
+    // PFCOUNT on the replica answers without writing its cache: the bytes stay the master's.
+    let _: i64 = redis::cmd("PFADD")
+        .arg("h0")
+        .arg("late-element")
+        .query(&mut c)
+        .unwrap();
+    let want = state(&mut c);
+    wait_same(&mut rc, &want, "replica");
+    let on_master: i64 = redis::cmd("PFCOUNT").arg("h0").query(&mut c).unwrap();
+    let on_replica: i64 = redis::cmd("PFCOUNT").arg("h0").query(&mut rc).unwrap();
+    assert_eq!(on_master, on_replica);
+    let want = state(&mut c);
+    wait_same(&mut rc, &want, "replica after PFCOUNT");
     let late = NodeProc::start(&dir.path().join("late"), &["--replicaof", &to]);
     wait_same(&mut late.client(), &want, "late replica");
     master.kill9();

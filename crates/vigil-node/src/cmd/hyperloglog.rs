@@ -115,9 +115,10 @@ fn pfadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         updated += 1;
     }
     let s = str_mut(ctx, &key)?;
+    let mut v = std::mem::take(s).into_vec();
     let mut failed = false;
     while let Some(e) = args.next() {
-        match hll::add(s, &e, max_sparse) {
+        match hll::add(&mut v, &e, max_sparse) {
             Ok(true) => updated += 1,
             Ok(false) => {}
             Err(hll::Corrupt) => {
@@ -127,8 +128,9 @@ fn pfadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     if updated > 0 && !failed {
-        hll::invalidate(s);
+        hll::invalidate(&mut v);
     }
+    *s = v.into_boxed_slice();
     // Registers raised before a corrupt run was found stay raised (as in Redis); the command
     // is propagated so replicas raise the same ones.
     if updated > 0 {
@@ -144,6 +146,7 @@ fn pfadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 fn pfcount(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let keys = args.rest();
     if keys.len() == 1 {
+        let may_write = !ctx.hide_expired;
         let Some(s) = hll_at(ctx, &keys[0])? else {
             return Ok(Reply::Int(0));
         };
@@ -151,10 +154,14 @@ fn pfcount(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             return Ok(Reply::Int(card as i64));
         }
         let card = hll::estimate(&hll::histogram(s).map_err(|_| corrupt())?);
-        hll::set_cached(s, card);
-        // The cache is part of the string: a write, propagated so replicas hold the same bytes.
-        ctx.db().touch(&keys[0]);
-        ctx.changed(1);
+        // The cache is part of the string: writing it is a write, propagated so replicas hold
+        // the same bytes. A node that takes no writes (a replica, a fenced master) answers
+        // without caching: its data changes only through its master's stream.
+        if may_write {
+            hll::set_cached(s, card);
+            ctx.db().touch(&keys[0]);
+            ctx.changed(1);
+        }
         return Ok(Reply::Int(card as i64));
     }
     let mut max = Box::new([0u8; REGISTERS]);
@@ -186,13 +193,15 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if use_dense {
         hll::to_dense(s).map_err(|_| corrupt())?;
     }
+    let mut v = std::mem::take(s).into_vec();
     for (i, &m) in max.iter().enumerate() {
         if m != 0 {
             // A corrupt destination was refused above, as a source.
-            let _ = hll::raise(s, i, m, max_sparse);
+            let _ = hll::raise(&mut v, i, m, max_sparse);
         }
     }
-    hll::invalidate(s);
+    hll::invalidate(&mut v);
+    *s = v.into_boxed_slice();
     ctx.db().touch(dest);
     ctx.changed(1);
     Ok(Reply::ok())

@@ -230,6 +230,7 @@ const PARAMS: &[Param] = &[
             }
             n.config.write().limits.proto_max_bulk_len = x;
             n.shared.limits.write().parse.max_bulk_len = x as usize;
+            n.store.lock().limits.proto_max_bulk_len = x;
             Ok(())
         }),
     },

@@ -237,22 +237,13 @@ fn dense_of(s: &[u8]) -> Result<Vec<u8>, Corrupt> {
 
 /// Raises register `index` to `count` (Redis' `hllDenseSet`/`hllSparseSet`); whether it
 /// changed. May promote a sparse value to dense: when `count` is beyond what VAL holds, or the
-/// sparse bytes would grow past `max_sparse`.
-pub fn raise(
-    s: &mut Box<[u8]>,
-    index: usize,
-    count: u8,
-    max_sparse: usize,
-) -> Result<bool, Corrupt> {
+/// sparse bytes would grow past `max_sparse`. Works on a `Vec` so a batch of updates reuses
+/// one buffer (take it from the stored box once per command).
+pub fn raise(s: &mut Vec<u8>, index: usize, count: u8, max_sparse: usize) -> Result<bool, Corrupt> {
     if s[4] == DENSE {
         return Ok(dense_raise(&mut s[HDR..], index, count));
     }
-    // Edited in place as a Vec: the box's buffer is reused, and only the bytes after the
-    // change move (taking and returning the box costs nothing when the length stays).
-    let mut v = std::mem::take(s).into_vec();
-    let r = sparse_raise(&mut v, index, count, max_sparse);
-    *s = v.into_boxed_slice();
-    r
+    sparse_raise(s, index, count, max_sparse)
 }
 
 /// [`raise`] on a sparse value (Redis' `hllSparseSet`).
@@ -265,23 +256,30 @@ fn sparse_raise(
     if count > VAL_MAX_VALUE {
         return promote(s, index, count);
     }
-    // Step 1: the opcode that covers `index`.
+    // Step 1: the opcode that covers `index` (the hot loop of sparse updates, kept plain).
     let end = s.len();
     let (mut p, mut first, mut prev) = (HDR, 0usize, None);
-    let mut found = None;
     while p < end {
-        let op = Op::at(s, p);
-        if index < first + op.span() {
-            found = Some(op);
+        let b = s[p];
+        let (span, width) = if b < 0x40 {
+            (b as usize + 1, 1)
+        } else if b >= 0x80 {
+            ((b & 3) as usize + 1, 1)
+        } else {
+            let lo = if p + 1 < end { s[p + 1] } else { 0 };
+            (((((b & 0x3f) as usize) << 8) | lo as usize) + 1, 2)
+        };
+        if index < first + span {
             break;
         }
         prev = Some(p);
-        p += op.width();
-        first += op.span();
+        p += width;
+        first += span;
     }
-    let Some(op) = found else {
+    if p >= end {
         return Err(Corrupt);
-    };
+    }
+    let op = Op::at(s, p);
     // Step 2: the trivial in-place updates, else the replacement sequence.
     let mut seq = [0u8; 5];
     let mut n = 0;
@@ -376,7 +374,7 @@ fn promote(s: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, Corrupt> {
 }
 
 /// Adds an element; whether a register changed.
-pub fn add(s: &mut Box<[u8]>, ele: &[u8], max_sparse: usize) -> Result<bool, Corrupt> {
+pub fn add(s: &mut Vec<u8>, ele: &[u8], max_sparse: usize) -> Result<bool, Corrupt> {
     let (index, count) = pattern(ele);
     raise(s, index, count, max_sparse)
 }
@@ -528,9 +526,8 @@ pub fn self_test() -> Result<(), String> {
             return Err(format!("register {i} reads back wrong"));
         }
     }
-    let mut sparse = new_sparse().into_boxed_slice();
-    let mut dense = new_sparse().into_boxed_slice();
-    to_dense(&mut dense).map_err(|_| "empty HLL did not convert".to_string())?;
+    let mut sparse = new_sparse();
+    let mut dense = dense_of(&new_sparse()).map_err(|_| "empty HLL did not convert")?;
     for n in 1..=3_000u64 {
         let ele = next().to_le_bytes();
         let ok = add(&mut sparse, &ele, usize::MAX).and(add(&mut dense, &ele, usize::MAX));

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn add_all(s: &mut Box<[u8]>, items: impl IntoIterator<Item = String>) -> u32 {
+fn add_all(s: &mut Vec<u8>, items: impl IntoIterator<Item = String>) -> u32 {
     let mut changed = 0;
     for e in items {
         if add(s, e.as_bytes(), SPARSE_MAX_BYTES).unwrap() {
@@ -18,7 +18,7 @@ fn count(s: &[u8]) -> u64 {
 
 #[test]
 fn three_elements_match_redis_bytes() {
-    let mut s = new_sparse().into_boxed_slice();
+    let mut s = new_sparse();
     assert_eq!(&s[..], b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff");
     add_all(&mut s, ["a", "b", "c"].map(String::from));
     let want: &[u8] = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80`\xf3\x80P\xb1\x84K\xfb\x80BZ";
@@ -34,7 +34,7 @@ fn three_elements_match_redis_bytes() {
 
 #[test]
 fn counts_match_redis_across_promotion() {
-    let mut s = new_sparse().into_boxed_slice();
+    let mut s = new_sparse();
     add_all(&mut s, (0..200).map(|j| format!("e{j}")));
     assert!(is_sparse(&s));
     assert_eq!(s.len(), 513);
@@ -47,9 +47,8 @@ fn counts_match_redis_across_promotion() {
 
 #[test]
 fn sparse_and_dense_agree_register_by_register() {
-    let mut sparse = new_sparse().into_boxed_slice();
-    let mut dense = new_sparse().into_boxed_slice();
-    to_dense(&mut dense).unwrap();
+    let mut sparse = new_sparse();
+    let mut dense = dense_of(&new_sparse()).unwrap();
     for j in 0..1500 {
         let e = format!("x{j}");
         assert_eq!(
@@ -65,8 +64,9 @@ fn sparse_and_dense_agree_register_by_register() {
     assert!(a == b);
     assert_eq!(count(&sparse), count(&dense));
     assert_eq!(estimate(&raw_histogram(&a)), count(&dense));
-    to_dense(&mut sparse).unwrap();
-    assert_eq!(&sparse[HDR..], &dense[HDR..]);
+    let mut boxed = sparse.into_boxed_slice();
+    to_dense(&mut boxed).unwrap();
+    assert_eq!(&boxed[HDR..], &dense[HDR..]);
 }
 
 #[test]
@@ -101,14 +101,14 @@ fn corrupt_sparse_never_panics() {
         for _ in 0..n {
             s.push(next() as u8);
         }
-        let mut b = s.into_boxed_slice();
-        let _ = histogram(&b);
-        let _ = decode(&b);
+        let _ = histogram(&s);
+        let _ = decode(&s);
         let mut m = [0u8; REGISTERS];
-        let _ = merge_into(&mut m, &b);
+        let _ = merge_into(&mut m, &s);
         for k in 0..5 {
-            let _ = add(&mut b, format!("{round}-{k}").as_bytes(), 40);
+            let _ = add(&mut s, format!("{round}-{k}").as_bytes(), 40);
         }
+        let mut b = s.into_boxed_slice();
         let _ = to_dense(&mut b);
     }
     // Runs that cover too few registers.
