@@ -8,6 +8,7 @@
 //! [`crate::ctx`]) run
 //! under the store lock, so they are testable without any I/O.
 
+pub mod bitfield;
 pub mod bitmaps;
 pub mod blocking;
 pub mod conn;
@@ -49,6 +50,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(strings::commands());
     rows.extend(counters::commands());
     rows.extend(bitmaps::commands());
+    rows.extend(bitfield::commands());
     rows.extend(hyperloglog::commands());
     rows.extend(lists::commands());
     rows.extend(blocking::commands());
