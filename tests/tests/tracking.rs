@@ -212,6 +212,11 @@ fn node_redis_cache_and_redis_py_tracking_see_invalidations() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("node"), &[]);
     let port = node.port.to_string();
-    Client::spawn("node", "tests/clients/node/caching.js", std::slice::from_ref(&port)).finish();
+    Client::spawn(
+        "node",
+        "tests/clients/node/caching.js",
+        std::slice::from_ref(&port),
+    )
+    .finish();
     Client::spawn("python", "tests/clients/python/caching.py", &[port]).finish();
 }

@@ -32,8 +32,16 @@ impl Service for Node {
     type State = ConnState;
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
+        let shown = self.monitors.active().then(|| args.clone());
         self.call_one(conn, args).await;
         conn.state.command_done();
+        if let Some(args) = shown
+            && let Some((meta, _)) = self.table.get(&args[0])
+            && meta.arity_ok(args.len())
+            && (conn.state.multi.is_none() || meta.name == "multi")
+        {
+            self.feed_monitors(conn, meta, &args);
+        }
     }
 
     async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
@@ -60,6 +68,7 @@ impl Service for Node {
 
     fn disconnected(&self, conn: &mut Conn<ConnState>) {
         self.unwatch_all(conn);
+        self.monitors.remove(conn.info.id);
         if conn.state.tracking.take().is_some() {
             self.store.lock().tracking().disable(conn.info.id);
         }
@@ -176,10 +185,14 @@ impl Node {
                 return;
             };
             note_command(conn, meta.name);
+            let shown = self.monitors.active().then(|| args.clone());
             let (reply, _) =
                 self.run_data(store, conn, &meta, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
             conn.state.command_done();
+            if let Some(args) = shown {
+                self.feed_monitors(conn, &meta, &args);
+            }
         }
     }
 
@@ -473,6 +486,9 @@ impl Node {
             let Some(&(meta, handler)) = self.table.get(&args[0]) else {
                 continue;
             };
+            if self.monitors.active() {
+                self.feed_monitors(conn, &meta, &args);
+            }
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
@@ -506,6 +522,12 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         conn.state.ack.reply_at(start);
+    }
+
+    /// Shows a command a client ran to the MONITOR clients.
+    pub(crate) fn feed_monitors(&self, conn: &Conn<ConnState>, meta: &CommandMeta, args: &[Bytes]) {
+        self.monitors
+            .feed(meta, conn.db, &conn.info.addr.to_string(), args);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several

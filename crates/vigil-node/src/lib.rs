@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod engines;
 pub mod error;
 pub mod gate;
+pub mod monitor;
 pub mod node;
 pub mod persist;
 pub mod repl;

@@ -91,6 +91,8 @@ pub struct Node {
     pub(crate) store: Mutex<Store>,
     /// Client-side caching (the store's, reachable without its lock).
     pub(crate) tracking: Arc<crate::tracking::Tracking>,
+    /// Clients in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
     /// Append log and snapshots.
     pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
@@ -137,6 +139,7 @@ impl Node {
             config: RwLock::new(p.config),
             config_file: p.config_file,
             tracking,
+            monitors: Default::default(),
             store: Mutex::new(p.store),
             persist: Arc::new(p.persist),
             shared: p.shared,

@@ -579,6 +579,7 @@ fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Option<Reply> {
             Reply::Int(id as i64),
         ]),
         Message::RedirectBroken(_) => return None,
+        Message::Raw(b) => Reply::Encoded(b),
     })
 }
 

@@ -46,6 +46,8 @@ pub enum Message {
     /// The client a tracking connection redirects to has gone (RESP3 push
     /// `tracking-redir-broken`).
     RedirectBroken(u64),
+    /// Bytes written as they are (`MONITOR` lines).
+    Raw(Bytes),
 }
 
 impl Message {
@@ -61,6 +63,7 @@ impl Message {
                 keys.iter().flatten().map(|k| k.len() + 16).sum::<usize>() + 48
             }
             Message::RedirectBroken(_) => 48,
+            Message::Raw(b) => b.len() + 16,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The node's `CLIENT` command: the subcommands shared with the sentinel
 //! ([`vigil_resp::builtin::client`]) plus client-side caching (`TRACKING`, `CACHING`,
-//! `GETREDIR`, `TRACKINGINFO`, see [`crate::tracking`]).
+//! `GETREDIR`, `TRACKINGINFO`, see [`crate::tracking`]); and `MONITOR` ([`crate::monitor`]).
 
 use vigil_resp::args::{lossy_lower, parse_int};
 use vigil_resp::{Args, CmdError, CommandMeta, Conn, Reply, builtin};
@@ -9,19 +9,38 @@ use crate::node::{Handler, Node, row};
 use crate::session::ConnState;
 use crate::tracking::Mode;
 
-/// The `CLIENT` row (replaces the shared one in the node's table).
+/// The `CLIENT` row (replaces the shared one in the node's table) and `MONITOR`.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
-    vec![row!(
-        "client",
-        -2,
-        [ADMIN, STALE],
-        0,
-        0,
-        0,
-        "connection",
-        "Inspects and manages client connections.",
-        Node(client)
-    )]
+    vec![
+        row!(
+            "monitor",
+            1,
+            [ADMIN, NOSCRIPT, STALE],
+            0,
+            0,
+            0,
+            "server",
+            "Listens for all requests received by the server in real-time.",
+            Node(monitor)
+        ),
+        row!(
+            "client",
+            -2,
+            [ADMIN, STALE],
+            0,
+            0,
+            0,
+            "connection",
+            "Inspects and manages client connections.",
+            Node(client)
+        ),
+    ]
+}
+
+fn monitor(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
+    let sub = conn.subscriber();
+    node.monitors.add(conn.info.id, sub);
+    conn.reply(Reply::ok());
 }
 
 fn client(node: &Node, conn: &mut Conn<ConnState>, args: Args) {

@@ -81,6 +81,7 @@ impl Host for ScriptHost<'_> {
             self.gate_at_first_write = false;
         }
         self.read_called |= meta.flags.has(Flags::READONLY);
+        self.node.monitors.feed(&meta, self.db, "lua", &args);
         let mut args = Args::new(args);
         let mut ctx = Ctx::new(self.store, self.db, self.now, &mut self.props);
         ctx.hide_expired = self.hide_expired;
