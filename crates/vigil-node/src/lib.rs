@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod engines;
 pub mod error;
 pub mod gate;
+pub mod monitor;
 pub mod node;
 pub mod persist;
 pub mod repl;
@@ -35,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod stream;
 mod tasks;
+pub mod tracking;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

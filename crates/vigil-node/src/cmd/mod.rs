@@ -11,6 +11,7 @@
 pub mod bitfield;
 pub mod bitmaps;
 pub mod blocking;
+pub mod client;
 pub mod conn;
 pub mod counters;
 pub mod functions;
@@ -42,6 +43,7 @@ use crate::node::Handler;
 pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
+    rows.extend(client::commands());
     rows.extend(server::commands());
     rows.extend(info::commands());
     rows.extend(replication::commands());
