@@ -135,7 +135,7 @@ fn client(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             _ => Err(CmdError::Syntax),
         },
         "help" if n == 2 => Ok(Reply::Array(
-            HELP.iter().map(|l| Reply::simple(*l)).collect(),
+            HELP.iter().map(|l| Reply::simple(l)).collect(),
         )),
         "tracking" | "caching" | "getredir" | "trackinginfo" | "pause" | "unpause" | "unblock"
         | "reply" => Err(CmdError::Arity(format!("client|{sub}"))),
