@@ -153,7 +153,7 @@ const HELP: &[&str] = &[
     "    Return the number of references of the value associated with the specified",
     "    <key>.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// Redis shares the objects of the integers 0..9999 (refcount `INT_MAX`) under the default
