@@ -352,3 +352,53 @@ fn assert_matches(script: &str) {
 mod import;
 #[path = "dump/seeded.rs"]
 mod seeded;
+
+/// RESTOREd keys (relative TTLs propagated as absolute ones) reach a replica and survive a
+/// SIGKILL restart (log replay) and a snapshot restart, with the same expiry times.
+#[test]
+fn restored_keys_replicate_and_survive_restarts() {
+    let redis = RedisProc::start();
+    let mut r = conn(redis.port);
+    let keys = populate(&mut r);
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(&dir.path().join("r"), &["--replicaof", &to]);
+    let mut m = master.client();
+    for (i, key) in keys.iter().enumerate() {
+        let payload = bytes(run(&mut r, &["DUMP", key]));
+        let ttl = if i % 3 == 0 { "50000000" } else { "0" };
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(ttl)
+            .arg(&payload)
+            .query(&mut m)
+            .unwrap();
+    }
+    let state = |c: &mut Connection| -> Vec<String> {
+        keys.iter()
+            .map(|k| {
+                let at: i64 = redis::cmd("PEXPIRETIME").arg(k).query(c).unwrap();
+                format!("{} {at}", content(c, k))
+            })
+            .collect()
+    };
+    let want = state(&mut m);
+    let mut rc = replica.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while state(&mut rc) != want {
+        assert!(std::time::Instant::now() < deadline, "replica differs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    master.kill9();
+    let restarted = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
+    let mut c = restarted.client();
+    assert!(state(&mut c) == want, "restarted node differs");
+    let _: Value = redis::cmd("SAVE").query(&mut c).unwrap();
+    drop(restarted);
+    let again = NodeProc::start(&dir.path().join("m"), &[]);
+    assert!(
+        state(&mut again.client()) == want,
+        "node restarted from its snapshot differs"
+    );
+}

@@ -55,7 +55,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: i64) -> Resul
         match op {
             opcodes::EOF => break,
             opcodes::SELECTDB => {
-                let n = r.len()?;
+                let n = r.length()?;
                 if n >= store.dbs.len() as u64 {
                     return r.corrupt(
                         format!("database {n} (the node has {})", store.dbs.len()),
@@ -65,8 +65,8 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: i64) -> Resul
                 db = n as usize;
             }
             opcodes::RESIZEDB => {
-                r.len()?;
-                r.len()?;
+                r.length()?;
+                r.length()?;
             }
             opcodes::AUX => {
                 r.string()?;
@@ -78,7 +78,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: i64) -> Resul
             }
             // Access hints: this node keeps no LRU/LFU data.
             opcodes::IDLE => {
-                r.len()?;
+                r.length()?;
             }
             opcodes::FREQ => {
                 r.u8("frequency")?;

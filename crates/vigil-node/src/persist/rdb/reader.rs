@@ -135,7 +135,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// A plain length.
-    pub fn len(&mut self) -> Result<u64> {
+    pub fn length(&mut self) -> Result<u64> {
         let at = self.pos;
         match self.len_or_enc()? {
             Len::Plain(n) => Ok(n),
@@ -146,7 +146,7 @@ impl<R: Read> Reader<R> {
     /// A count of items each taking at least `min_bytes`, bounded by the bytes left.
     pub fn count(&mut self, min_bytes: u64, what: &'static str) -> Result<u64> {
         let at = self.pos;
-        let n = self.len()?;
+        let n = self.length()?;
         if n.saturating_mul(min_bytes.max(1)) > self.left {
             return self.corrupt(format!("{what} count {n} larger than the input"), at);
         }
@@ -166,8 +166,8 @@ impl<R: Read> Reader<R> {
                 Ok(int_bytes(i64::from(i32::from_le_bytes(self.array("int")?))))
             }
             Len::Encoded(ENC_LZF) => {
-                let clen = self.len()?;
-                let len = self.len()?;
+                let clen = self.length()?;
+                let len = self.length()?;
                 let z = self.bytes(clen, "compressed string")?;
                 if len > usize::MAX as u64 {
                     return self.corrupt("compressed string length", at);
@@ -236,9 +236,9 @@ mod tests {
             0x05, 0x41, 0x02, 0x80, 0, 0, 1, 0, 0xc0, 0xfe, 0xc1, 0x39, 0x30,
         ];
         let mut r = Reader::from_slice(&b);
-        assert_eq!(r.len().unwrap(), 5);
-        assert_eq!(r.len().unwrap(), 0x102);
-        assert_eq!(r.len().unwrap(), 256);
+        assert_eq!(r.length().unwrap(), 5);
+        assert_eq!(r.length().unwrap(), 0x102);
+        assert_eq!(r.length().unwrap(), 256);
         assert_eq!(r.string().unwrap(), b"-2");
         assert_eq!(r.string().unwrap(), b"12345");
         assert!(matches!(
@@ -256,6 +256,6 @@ mod tests {
         let b = [0xc3, 0x01, 0x81, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         assert!(Reader::from_slice(&b).string().is_err());
         assert!(Reader::from_slice(&[0xc7]).string().is_err());
-        assert!(Reader::from_slice(&[0xbf]).len().is_err());
+        assert!(Reader::from_slice(&[0xbf]).length().is_err());
     }
 }

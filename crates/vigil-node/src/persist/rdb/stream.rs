@@ -205,8 +205,8 @@ fn decode_node(master: StreamId, lp: &[u8], at: u64) -> Result<Chunk> {
 
 fn read_id<R: Read>(r: &mut Reader<R>) -> Result<StreamId> {
     Ok(StreamId {
-        ms: r.len()?,
-        seq: r.len()?,
+        ms: r.length()?,
+        seq: r.length()?,
     })
 }
 
@@ -228,7 +228,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Stream> {
         let lp = r.string()?;
         s.insert_chunk(master, decode_node(master, &lp, lp_at)?);
     }
-    s.length = r.len()?;
+    s.length = r.length()?;
     s.last_id = read_id(r)?;
     let live: u64 = s.chunks().map(|(_, c)| u64::from(c.parts().1)).sum();
     if live != s.length {
@@ -243,7 +243,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Stream> {
     } else {
         s.first_id = read_id(r)?;
         s.max_deleted = read_id(r)?;
-        s.entries_added = r.len()?;
+        s.entries_added = r.length()?;
     }
     let ngroups = r.count(3, "consumer group")?;
     for _ in 0..ngroups {
@@ -254,7 +254,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Stream> {
             s.estimate_distance(last_id)
                 .map_or(ENTRIES_READ_UNKNOWN, |d| d as i64)
         } else {
-            r.len()? as i64
+            r.length()? as i64
         };
         let mut g = Group::new(last_id, entries_read);
         let npel = r.count(17, "pending entry")?;
@@ -264,7 +264,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Stream> {
             let id_at = r.offset();
             let id = id_from(&r.array::<16>("pending id")?).unwrap_or(StreamId::MIN);
             let time = r.millis()?;
-            let count = r.len()?;
+            let count = r.length()?;
             if owners.insert(id, None).is_some() {
                 return r.corrupt("duplicate pending entry", id_at);
             }

@@ -126,7 +126,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
             let mut l = List::new();
             for _ in 0..nodes {
                 let container = if ty == types::LIST_QUICKLIST_2 {
-                    r.len()?
+                    r.length()?
                 } else {
                     CONTAINER_PACKED
                 };
@@ -173,7 +173,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
 
 /// Splits a flat item list into pairs.
 fn pairs(items: Vec<Item>, at: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::corrupt(
             "odd number of elements in a pair list",
             at,
@@ -200,7 +200,7 @@ fn hash_from_pairs(p: Vec<(Vec<u8>, Vec<u8>)>, at: u64) -> Result<Value> {
 
 fn zset_from_items(items: Vec<Item>, at: u64) -> Result<Value> {
     let mut z = ZSet::default();
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::corrupt(
             "odd number of elements in a sorted set",
             at,

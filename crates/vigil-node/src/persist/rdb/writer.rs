@@ -120,7 +120,7 @@ mod tests {
         {
             let mut out = Vec::new();
             put_len(&mut out, *n);
-            assert_eq!(Reader::from_slice(&out).len().unwrap(), *n, "#{i}");
+            assert_eq!(Reader::from_slice(&out).length().unwrap(), *n, "#{i}");
         }
     }
 }
