@@ -350,6 +350,8 @@ fn assert_matches(script: &str) {
 
 #[path = "dump/import.rs"]
 mod import;
+#[path = "dump/redis_master.rs"]
+mod redis_master;
 #[path = "dump/seeded.rs"]
 mod seeded;
 

@@ -26,11 +26,17 @@ pub struct Loaded {
 pub fn load_file(path: &Path, store: &mut Store, now_ms: i64) -> Result<Loaded> {
     let f = std::fs::File::open(path)?;
     let size = f.metadata()?.len();
-    load(BufReader::with_capacity(1 << 16, f), size, store, now_ms)
+    load(
+        BufReader::with_capacity(1 << 16, f),
+        size,
+        store,
+        Some(now_ms),
+    )
 }
 
-/// Loads an RDB of `size` bytes from `src` into `store`.
-pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: i64) -> Result<Loaded> {
+/// Loads an RDB of `size` bytes from `src` into `store`, skipping keys expired at `now_ms`
+/// when given (a replica keeps them: its master's DEL will come).
+pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) -> Result<Loaded> {
     let mut r = Reader::new(src, size);
     let magic = r.array::<9>("header")?;
     if &magic[..5] != b"REDIS" {
@@ -117,7 +123,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: i64) -> Resul
                 if v.is_empty_aggregate() {
                     continue;
                 }
-                if exp.is_some_and(|t| t < now_ms) {
+                if exp.is_some_and(|t| now_ms.is_some_and(|now| t < now)) {
                     loaded.expired += 1;
                     continue;
                 }
