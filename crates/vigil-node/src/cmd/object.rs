@@ -180,11 +180,12 @@ fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(help(HELP));
     }
     let t = ctx.store.thresholds.clone();
+    let edited = ctx.db().edited.contains(&all[2][..]);
     let Some(v) = ctx.lookup(&all[2]) else {
         return Ok(Reply::Nil);
     };
     Ok(match lower.as_str() {
-        "encoding" => Reply::bulk_static(encoding(v, &t, false)),
+        "encoding" => Reply::bulk_static(encoding(v, &t, edited)),
         "refcount" => Reply::Int(match v {
             Value::Str(s) if string_int(s).is_some_and(|i| (0..SHARED_INTEGERS).contains(&i)) => {
                 i64::from(i32::MAX)

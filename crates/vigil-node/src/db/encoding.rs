@@ -3,8 +3,10 @@
 //! with it and the RDB writer picks the matching serialization.
 //!
 //! Redis converts a small encoding to the big one when a write crosses a threshold and never
-//! back; Vigil keeps no per-value encoding state, so a value that shrank back under a threshold
-//! (HDEL, SREM, ZREM…) reports the small encoding where Redis would still report the big one.
+//! back; Vigil keeps no per-value encoding state for aggregates, so one that shrank back under a
+//! threshold (HDEL, SREM, ZREM…) reports the small encoding where Redis would still report the
+//! big one. Strings edited in place are remembered per database (`Db::edited`), as Redis keeps
+//! those `raw`.
 
 use super::{Hash, Set, Value, ZSet};
 

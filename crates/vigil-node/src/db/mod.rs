@@ -99,6 +99,9 @@ pub struct Db {
     pub watched: HashMap<Key, (u64, u32)>,
     /// Clients blocked on a key (BLPOP and friends), in arrival order; woken when it is written.
     pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
+    /// String keys last written in place (APPEND, SETRANGE): Redis holds those `raw` whatever
+    /// their length or content, until the value is replaced (see [`encoding`]).
+    pub edited: std::collections::HashSet<Key, RandomState>,
 }
 
 impl Db {
@@ -136,6 +139,16 @@ impl Db {
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
+        }
+    }
+
+    /// Records that the string at `key` was written in place (see `edited`).
+    pub fn mark_edited(&mut self, key: &[u8]) {
+        if !self.edited.contains(key) {
+            self.edited.insert(boxed(key));
+        }
     }
 
     /// Removes a key and its expiry.
@@ -143,6 +156,9 @@ impl Db {
         let v = self.keys.swap_remove(key)?;
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
+        }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
         }
         Some(v)
     }
@@ -165,6 +181,7 @@ impl Db {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.expires.clear();
+        self.edited.clear();
         for (v, _) in self.watched.values_mut() {
             *v += 1;
         }
