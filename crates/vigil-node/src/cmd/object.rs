@@ -187,7 +187,9 @@ fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(match lower.as_str() {
         "encoding" => Reply::bulk_static(encoding(v, &t, edited)),
         "refcount" => Reply::Int(match v {
-            Value::Str(s) if string_int(s).is_some_and(|i| (0..SHARED_INTEGERS).contains(&i)) => {
+            Value::Str(s)
+                if !edited && string_int(s).is_some_and(|i| (0..SHARED_INTEGERS).contains(&i)) =>
+            {
                 i64::from(i32::MAX)
             }
             _ => 1,

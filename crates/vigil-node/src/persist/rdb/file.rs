@@ -150,3 +150,104 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
     }
     Ok(loaded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::crc64::crc64;
+    use super::super::writer::{put_len, put_millis, put_string};
+    use super::*;
+    use crate::db::Value;
+
+    /// A small RDB as redis-server lays it out: aux fields, two databases, an expiry (one
+    /// past), LRU/LFU hints, the checksum.
+    fn sample() -> Vec<u8> {
+        let mut b = b"REDIS0010".to_vec();
+        b.push(opcodes::AUX);
+        put_string(&mut b, b"redis-ver");
+        put_string(&mut b, b"7.0.15");
+        b.push(opcodes::SELECTDB);
+        put_len(&mut b, 0);
+        b.push(opcodes::RESIZEDB);
+        put_len(&mut b, 3);
+        put_len(&mut b, 1);
+        b.push(opcodes::EXPIRETIME_MS);
+        put_millis(&mut b, 5_000);
+        b.push(0);
+        put_string(&mut b, b"ttl");
+        put_string(&mut b, b"v");
+        b.push(opcodes::EXPIRETIME_MS);
+        put_millis(&mut b, 500);
+        b.push(0);
+        put_string(&mut b, b"old");
+        put_string(&mut b, b"v");
+        b.push(opcodes::FREQ);
+        b.push(5);
+        b.push(0);
+        put_string(&mut b, b"plain");
+        put_string(&mut b, b"12");
+        b.push(opcodes::SELECTDB);
+        put_len(&mut b, 2);
+        b.push(opcodes::IDLE);
+        put_len(&mut b, 100);
+        let ty = value::encode(
+            &Value::List(Box::new([b"a".as_slice().into()].into())),
+            &Default::default(),
+            &mut Vec::new(),
+        );
+        b.push(ty);
+        put_string(&mut b, b"list");
+        value::encode(
+            &Value::List(Box::new([b"a".as_slice().into()].into())),
+            &Default::default(),
+            &mut b,
+        );
+        b.push(opcodes::EOF);
+        let crc = crc64(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn loads_databases_expiries_and_skips_expired_keys() {
+        let b = sample();
+        let mut store = Store::new(16);
+        let got = load(&b[..], b.len() as u64, &mut store, Some(1_000)).unwrap();
+        assert_eq!(got.keys, 3);
+        assert_eq!(got.expired, 1);
+        assert_eq!(store.dbs[0].expire_of(b"ttl"), Some(5_000));
+        assert!(!store.dbs[0].keys.contains_key(&b"old"[..]));
+        assert!(store.dbs[2].keys.contains_key(&b"list"[..]));
+        let mut replica = Store::new(16);
+        load(&b[..], b.len() as u64, &mut replica, None).unwrap();
+        assert!(replica.dbs[0].keys.contains_key(&b"old"[..]));
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_offsets() {
+        let b = sample();
+        let n = b.len();
+        let mut bad = b.clone();
+        bad[n - 1] ^= 1;
+        let e = load(&bad[..], n as u64, &mut Store::new(16), None).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        for cut in 0..n {
+            let r = load(&b[..cut], cut as u64, &mut Store::new(16), None);
+            assert!(r.is_err(), "cut at {cut}");
+        }
+        let e = load(&b[..], n as u64, &mut Store::new(2), None).unwrap_err();
+        assert!(e.to_string().contains("database 2"), "{e}");
+        // A list whose node count is absurd: the error names the key.
+        let at = b.windows(4).position(|w| w == b"list").unwrap() + 4;
+        let mut bad = b.clone();
+        bad[at] = 0x3f;
+        let e = load(&bad[..], n as u64, &mut Store::new(16), None).unwrap_err();
+        assert!(e.to_string().contains("\"list\""), "{e}");
+        assert!(e.to_string().contains("offset"), "{e}");
+        // Every single-byte corruption is an error or a load, never a panic.
+        for i in 0..n {
+            let mut c = b.clone();
+            c[i] ^= 0xa5;
+            let _ = load(&c[..], n as u64, &mut Store::new(16), None);
+        }
+    }
+}
