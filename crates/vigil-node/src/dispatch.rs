@@ -32,6 +32,43 @@ impl Service for Node {
     type State = ConnState;
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
+        self.call_one(conn, args).await;
+        conn.state.command_done();
+    }
+
+    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
+        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
+        loop {
+            self.run_plain_prefix(conn, &mut queue);
+            let Some(args) = queue.pop_front() else { break };
+            self.call(conn, args).await;
+            if conn.close {
+                break;
+            }
+        }
+        // Broadcast-mode invalidations go out once per batch, as Redis sends them once per
+        // event-loop iteration: a transaction's or a pipeline's keys arrive in one message.
+        self.tracking.flush();
+    }
+
+    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
+        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
+            aof.wait(seq).await;
+        }
+        self.ack_check(conn).await;
+    }
+
+    fn disconnected(&self, conn: &mut Conn<ConnState>) {
+        self.unwatch_all(conn);
+        if conn.state.tracking.take().is_some() {
+            self.store.lock().tracking().disable(conn.info.id);
+        }
+    }
+}
+
+impl Node {
+    /// One request, from the table check to its reply.
+    async fn call_one(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
         if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
             if conn.state.multi.is_some() {
@@ -93,8 +130,17 @@ impl Service for Node {
                 };
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
-                        self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)
-                            .0
+                        self.run_data(
+                            &mut store,
+                            conn,
+                            &meta,
+                            f,
+                            Args::new(args),
+                            false,
+                            unix_ms(),
+                            hide,
+                        )
+                        .0
                     }
                     Err(r) => r,
                 };
@@ -104,31 +150,6 @@ impl Service for Node {
         }
     }
 
-    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
-        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
-        loop {
-            self.run_plain_prefix(conn, &mut queue);
-            let Some(args) = queue.pop_front() else { break };
-            self.call(conn, args).await;
-            if conn.close {
-                break;
-            }
-        }
-    }
-
-    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
-        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
-            aof.wait(seq).await;
-        }
-        self.ack_check(conn).await;
-    }
-
-    fn disconnected(&self, conn: &mut Conn<ConnState>) {
-        self.unwatch_all(conn);
-    }
-}
-
-impl Node {
     /// Runs the leading plain data commands of a pipeline (valid, non-blocking, outside MULTI)
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
@@ -155,8 +176,10 @@ impl Node {
                 return;
             };
             note_command(conn, meta.name);
-            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
+            let (reply, _) =
+                self.run_data(store, conn, &meta, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
+            conn.state.command_done();
         }
     }
 
@@ -211,6 +234,7 @@ impl Node {
         &self,
         store: &mut Store,
         conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
         f: DataFn,
         args: Args,
         may_block: bool,
@@ -221,6 +245,7 @@ impl Node {
         let result = execute_in(
             store,
             conn,
+            meta,
             f,
             args,
             may_block,
@@ -277,6 +302,7 @@ impl Node {
                 let (reply, block) = self.run_data(
                     &mut store,
                     conn,
+                    meta,
                     f,
                     Args::new(args.clone()),
                     true,
@@ -444,7 +470,7 @@ impl Node {
         conn.out
             .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
         for args in queue {
-            let Some(&(_, handler)) = self.table.get(&args[0]) else {
+            let Some(&(meta, handler)) = self.table.get(&args[0]) else {
                 continue;
             };
             match handler {
@@ -453,6 +479,7 @@ impl Node {
                     let (reply, _) = execute_in(
                         store,
                         conn,
+                        &meta,
                         f,
                         Args::new(args),
                         false,
@@ -510,6 +537,7 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 fn execute_in(
     store: &mut Store,
     conn: &Conn<ConnState>,
+    meta: &CommandMeta,
     f: DataFn,
     mut args: Args,
     may_block: bool,
@@ -517,6 +545,8 @@ fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
+    let tracking = store.tracking().clone();
+    tracking.set_current(conn.info.id);
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
@@ -524,6 +554,13 @@ fn execute_in(
     ctx.waiter = conn.state.waiter.clone();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
+    if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
+        let all = args.all();
+        tracking.remember(
+            conn.info.id,
+            meta.key_positions(all.len()).filter_map(|i| all.get(i)),
+        );
+    }
     (reply, ctx.block.take())
 }
 
@@ -563,6 +600,8 @@ pub(crate) fn apply_logged(
     if !meta.arity_ok(cmd.len()) {
         return Err(format!("wrong argument count for '{}'", meta.name));
     }
+    let tracking = store.tracking().clone();
+    tracking.set_current(0);
     let mut ctx = Ctx::new(store, db, now, scratch);
     ctx.loading = true;
     let mut args = Args::new(cmd);
@@ -570,5 +609,6 @@ pub(crate) fn apply_logged(
         tracing::warn!(command = meta.name, error = %e, "logged command failed when applied");
     }
     ctx.finish(&args);
+    tracking.flush();
     Ok(())
 }

@@ -35,6 +35,7 @@ pub mod server;
 pub mod session;
 pub mod stream;
 mod tasks;
+pub mod tracking;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

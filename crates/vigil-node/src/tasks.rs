@@ -82,6 +82,7 @@ fn active_expire(node: &Node) {
     }
     let now = unix_ms();
     let mut props: Vec<Prop> = Vec::new();
+    store.tracking().set_current(0);
     for dbi in 0..store.dbs.len() {
         loop {
             let db = &store.dbs[dbi];
@@ -109,6 +110,7 @@ fn active_expire(node: &Node) {
             }
         }
     }
+    store.tracking().flush();
     node.propagate(&props);
 }
 

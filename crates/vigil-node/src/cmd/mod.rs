@@ -9,6 +9,7 @@
 //! under the store lock, so they are testable without any I/O.
 
 pub mod blocking;
+pub mod client;
 pub mod conn;
 pub mod counters;
 pub mod functions;
@@ -40,6 +41,7 @@ use crate::node::Handler;
 pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
+    rows.extend(client::commands());
     rows.extend(server::commands());
     rows.extend(info::commands());
     rows.extend(replication::commands());

@@ -18,6 +18,8 @@ use indexmap::{IndexMap, IndexSet};
 use tokio::sync::Notify;
 
 pub use stream::Stream;
+
+use crate::tracking::Tracking;
 pub use zset::ZSet;
 
 /// A key or a string value.
@@ -102,6 +104,8 @@ pub struct Db {
     /// String keys last written in place (APPEND, SETRANGE): Redis holds those `raw` whatever
     /// their length or content, until the value is replaced (see [`encoding`]).
     pub edited: std::collections::HashSet<Key, RandomState>,
+    /// Client-side caching, shared by every database of the store: told of every modification.
+    pub tracking: Arc<Tracking>,
 }
 
 impl Db {
@@ -185,10 +189,15 @@ impl Db {
         for (v, _) in self.watched.values_mut() {
             *v += 1;
         }
+        self.tracking.note_flush();
     }
 
-    /// Records a modification of `key` for WATCH and wakes clients blocked on it.
+    /// Records a modification of `key` for WATCH, client-side caching, and wakes clients
+    /// blocked on it.
     pub fn touch(&mut self, key: &[u8]) {
+        if self.tracking.active() {
+            self.tracking.invalidate(key);
+        }
         if !self.watched.is_empty()
             && let Some((v, _)) = self.watched.get_mut(key)
         {
@@ -278,8 +287,14 @@ pub struct Store {
 impl Store {
     /// An empty store of `n` databases.
     pub fn new(n: usize) -> Self {
+        let tracking = Arc::new(Tracking::default());
         Store {
-            dbs: (0..n).map(|_| Db::default()).collect(),
+            dbs: (0..n)
+                .map(|_| Db {
+                    tracking: tracking.clone(),
+                    ..Db::default()
+                })
+                .collect(),
             dirty: 0,
             expired_keys: 0,
             hits: 0,
@@ -311,9 +326,17 @@ impl Store {
                 *version += 1;
             }
             fresh.blocked = std::mem::take(&mut old.blocked);
+            fresh.tracking = old.tracking.clone();
         }
+        // Clients caching keys of the old dataset must drop them all, as after FLUSHALL.
+        self.tracking().invalidate_all();
         self.dbs = new.dbs;
         self.dirty += 1;
+    }
+
+    /// The client-side caching state.
+    pub fn tracking(&self) -> &Arc<Tracking> {
+        &self.dbs[0].tracking
     }
 
     /// Total keys over all databases.
