@@ -15,7 +15,8 @@ type Session = (RawConn, RawConn, Vec<u8>, Vec<u8>);
 ///
 /// Lines are `name: command` (sent on connection `name`, opened on first use; `{id:other}` in
 /// an argument is connection `other`'s client id on that server, so `CLIENT ID` replies are not
-/// compared), `name<` (one message the server pushed to `name`, compared) and `name!` (nothing
+/// compared), `name> command` (sent without waiting: its reply is read by a later `name<`),
+/// `name<` (one message the server sent `name` unasked, or a reply, compared) and `name!` (nothing
 /// pushed to `name` within 300 ms on either server). HELLO replies are not compared (they
 /// carry the client id).
 pub fn compare_sessions(script: &str, redis_port: u16, vigil_port: u16) -> Vec<String> {
@@ -40,13 +41,21 @@ pub fn compare_sessions(script: &str, redis_port: u16, vigil_port: u16) -> Vec<S
         let (want, got) = if let Some(name) = line.strip_suffix('<') {
             open(&mut conns, name);
             let (r, v, ..) = conns.get_mut(name).unwrap();
-            let wait = Duration::from_secs(2);
+            let wait = Duration::from_secs(5);
             (r.unsolicited(wait), v.unsolicited(wait))
         } else if let Some(name) = line.strip_suffix('!') {
             open(&mut conns, name);
             let (r, v, ..) = conns.get_mut(name).unwrap();
             let wait = Duration::from_millis(300);
             (r.unsolicited(wait), v.unsolicited(wait))
+        } else if let Some((name, cmd)) = line.split_once('>').filter(|(n, _)| !n.contains(' ')) {
+            let args = split_args(cmd.trim()).unwrap_or_else(|| panic!("bad quoting in {line:?}"));
+            open(&mut conns, name);
+            let (r, v, ..) = conns.get_mut(name).unwrap();
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            r.send_raw(&RawConn::encode_bytes(&args)).unwrap();
+            v.send_raw(&RawConn::encode_bytes(&args)).unwrap();
+            continue;
         } else {
             let Some((name, cmd)) = line.split_once(':') else {
                 panic!("bad session line {line:?}");

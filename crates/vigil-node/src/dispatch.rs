@@ -21,7 +21,7 @@ use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::{Store, boxed};
 use crate::node::Handler;
 use crate::node::Node;
-use crate::session::ConnState;
+use crate::session::{ConnState, Replies};
 use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
@@ -33,8 +33,20 @@ impl Service for Node {
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let shown = self.monitors.active().then(|| args.clone());
+        let (mark, replies) = (conn.out.len(), conn.state.replies);
         self.call_one(conn, args).await;
         conn.state.command_done();
+        // CLIENT REPLY OFF / SKIP: the reply is dropped (not CLIENT REPLY ON's).
+        match (replies, conn.state.replies) {
+            (Replies::On, _) | (_, Replies::On) => {}
+            (Replies::Off, _) => conn.out.truncate(mark),
+            (Replies::SkipNext, now) => {
+                conn.out.truncate(mark);
+                if now == Replies::SkipNext {
+                    conn.state.replies = Replies::On;
+                }
+            }
+        }
         if let Some(args) = shown
             && let Some((meta, _)) = self.table.get(&args[0])
             && meta.arity_ok(args.len())
@@ -105,6 +117,10 @@ impl Node {
             conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
             return;
         }
+        // Held before queueing too, as Redis holds commands in a transaction.
+        if !self.wait_for_pause(conn, &meta).await {
+            return;
+        }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
             // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.
             if let Handler::Data(_) = handler
@@ -167,13 +183,19 @@ impl Node {
         // one event-loop iteration do in Redis.
         let now = unix_ms();
         while let Some(args) = queue.front() {
-            if conn.state.multi.is_some() || self.scripts.busy.running() {
+            if conn.state.multi.is_some()
+                || self.scripts.busy.running()
+                || conn.state.replies != Replies::On
+            {
                 return;
             }
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
+            if meta.flags.has(Flags::BLOCKING)
+                || precheck(conn, Some(&meta), args).is_err()
+                || self.pause.holds(&meta, false).is_some()
+            {
                 return;
             }
             // Under the store lock, like every role check that precedes a command.
@@ -199,19 +221,23 @@ impl Node {
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
     /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
-        self.gate.admit(
-            meta.flags,
-            |lag| self.repl.good_replicas(lag, self.clock_ms()),
-            || {
-                self.config.read().replication.serve_stale_data
-                    || self
-                        .repl
-                        .upstream
-                        .lock()
-                        .as_ref()
-                        .is_some_and(|u| u.status.is_up())
-            },
-        )
+        // While writes are held nothing may write, lazy expiry included.
+        let paused = self.pause.writes_paused();
+        self.gate
+            .admit(
+                meta.flags,
+                |lag| self.repl.good_replicas(lag, self.clock_ms()),
+                || {
+                    self.config.read().replication.serve_stale_data
+                        || self
+                            .repl
+                            .upstream
+                            .lock()
+                            .as_ref()
+                            .is_some_and(|u| u.status.is_up())
+                },
+            )
+            .map(|hide| hide || paused)
     }
 
     /// Runs before write replies leave: the gate's acknowledgement check
@@ -355,25 +381,39 @@ impl Node {
             if conn.flush().await.is_err() || conn.close {
                 break None;
             }
+            conn.info.unblock_mode.store(0, Ordering::Relaxed);
             conn.info.blocked.store(true, Ordering::Relaxed);
             let dl = deadline.flatten();
+            let info = conn.info.clone();
             let woke = conn
                 .wait_or_disconnect(async {
+                    let woken = async {
+                        tokio::select! {
+                            _ = notify.notified() => {}
+                            _ = info.unblock.notified() => {}
+                        }
+                    };
                     match dl {
-                        Some(d) => tokio::time::timeout_at(d.into(), notify.notified())
-                            .await
-                            .is_ok(),
+                        Some(d) => tokio::time::timeout_at(d.into(), woken).await.is_ok(),
                         None => {
-                            notify.notified().await;
+                            woken.await;
                             true
                         }
                     }
                 })
                 .await;
             conn.info.blocked.store(false, Ordering::Relaxed);
+            // CLIENT UNBLOCK: answered as on timeout, or with an error.
+            let unblocked = conn.info.unblock_mode.swap(0, Ordering::Relaxed);
             match woke {
                 None => break None,
+                Some(_) if unblocked == 2 => {
+                    break Some(Reply::error(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    ));
+                }
                 Some(false) => break Some(on_timeout),
+                Some(_) if unblocked == 1 => break Some(on_timeout),
                 Some(true) => continue,
             }
         };
@@ -522,6 +562,37 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         conn.state.ack.reply_at(start);
+    }
+
+    /// Holds a command while `CLIENT PAUSE` holds it (replicas' links are never held; EXEC is
+    /// held when its transaction writes); false if the client left meanwhile.
+    async fn wait_for_pause(&self, conn: &mut Conn<ConnState>, meta: &CommandMeta) -> bool {
+        if conn.info.is_replica() {
+            return true;
+        }
+        loop {
+            let writes = meta.name == "exec"
+                && conn.state.multi.as_ref().is_some_and(|q| {
+                    q.iter().any(|a| {
+                        self.table
+                            .get(&a[0])
+                            .is_some_and(|(m, _)| m.flags.has(Flags::WRITE))
+                    })
+                });
+            let Some(until) = self.pause.holds(meta, writes) else {
+                return true;
+            };
+            if conn.flush().await.is_err() {
+                return false;
+            }
+            conn.info.blocked.store(true, Ordering::Relaxed);
+            let waited = conn.wait_or_disconnect(self.pause.wait(until)).await;
+            conn.info.blocked.store(false, Ordering::Relaxed);
+            if waited.is_none() {
+                conn.close = true;
+                return false;
+            }
+        }
     }
 
     /// Shows a command a client ran to the MONITOR clients.

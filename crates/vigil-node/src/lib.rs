@@ -29,6 +29,7 @@ pub mod error;
 pub mod gate;
 pub mod monitor;
 pub mod node;
+pub mod pause;
 pub mod persist;
 pub mod repl;
 pub mod script;

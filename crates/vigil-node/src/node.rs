@@ -93,6 +93,8 @@ pub struct Node {
     pub(crate) tracking: Arc<crate::tracking::Tracking>,
     /// Clients in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: crate::pause::Pause,
     /// Append log and snapshots.
     pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
@@ -140,6 +142,7 @@ impl Node {
             config_file: p.config_file,
             tracking,
             monitors: Default::default(),
+            pause: Default::default(),
             store: Mutex::new(p.store),
             persist: Arc::new(p.persist),
             shared: p.shared,

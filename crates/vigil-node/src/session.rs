@@ -54,6 +54,20 @@ pub struct ConnState {
     pub caching: bool,
     /// `caching` was set by the command that just ran.
     pub caching_just_set: bool,
+    /// `CLIENT REPLY`.
+    pub replies: Replies,
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Replies {
+    /// Every reply is sent.
+    #[default]
+    On,
+    /// No reply is sent.
+    Off,
+    /// The next command's reply is not sent.
+    SkipNext,
 }
 
 impl ConnState {

@@ -6,7 +6,7 @@ use vigil_resp::args::{lossy_lower, parse_int};
 use vigil_resp::{Args, CmdError, CommandMeta, Conn, Reply, builtin};
 
 use crate::node::{Handler, Node, row};
-use crate::session::ConnState;
+use crate::session::{ConnState, Replies};
 use crate::tracking::Mode;
 
 /// The `CLIENT` row (replaces the shared one in the node's table) and `MONITOR`.
@@ -37,6 +37,58 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
     ]
 }
 
+/// `CLIENT HELP`, as Redis 7.0 words it.
+const HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn monitor(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
     let sub = conn.subscriber();
     node.monitors.add(conn.info.id, sub);
@@ -59,9 +111,34 @@ fn client(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
                 .map_or(-1, |m| m.redirect as i64),
         )),
         "trackinginfo" if n == 2 => Ok(tracking_info(node, conn)),
-        "tracking" | "caching" | "getredir" | "trackinginfo" => {
-            Err(CmdError::Arity(format!("client|{sub}")))
+        "pause" if n == 3 || n == 4 => pause(node, &all[2..]),
+        "unpause" if n == 2 => {
+            node.pause.unpause();
+            Ok(Reply::ok())
         }
+        "unblock" if n == 3 || n == 4 => unblock(conn, &all[2..]),
+        "reply" if n == 3 => match lossy_lower(&all[2]).as_str() {
+            "on" => {
+                conn.state.replies = Replies::On;
+                Ok(Reply::ok())
+            }
+            "off" => {
+                conn.state.replies = Replies::Off;
+                return;
+            }
+            "skip" => {
+                if conn.state.replies == Replies::On {
+                    conn.state.replies = Replies::SkipNext;
+                }
+                return;
+            }
+            _ => Err(CmdError::Syntax),
+        },
+        "help" if n == 2 => Ok(Reply::Array(
+            HELP.iter().map(|l| Reply::simple(l)).collect(),
+        )),
+        "tracking" | "caching" | "getredir" | "trackinginfo" | "pause" | "unpause" | "unblock"
+        | "reply" => Err(CmdError::Arity(format!("client|{sub}"))),
         _ => return builtin::client(conn, args),
     };
     conn.reply(r);
@@ -155,6 +232,49 @@ fn tracking(
         }
         _ => Err(CmdError::Syntax),
     }
+}
+
+/// `CLIENT PAUSE timeout [WRITE|ALL]`.
+fn pause(node: &Node, args: &[bytes::Bytes]) -> Result<Reply, CmdError> {
+    let all = match args.get(1).map(|m| lossy_lower(m)).as_deref() {
+        None | Some("all") => true,
+        Some("write") => false,
+        Some(_) => return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms = parse_int(&args[0])
+        .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    node.pause
+        .pause(std::time::Duration::from_millis(ms as u64), all);
+    Ok(Reply::ok())
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: 1 if the client was blocked and is now answered.
+fn unblock(conn: &Conn<ConnState>, args: &[bytes::Bytes]) -> Result<Reply, CmdError> {
+    let mode = match args.get(1).map(|m| lossy_lower(m)).as_deref() {
+        None | Some("timeout") => 1,
+        Some("error") => 2,
+        Some(_) => {
+            return Err(CmdError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    };
+    let id = parse_int(&args[0])?;
+    let target = u64::try_from(id)
+        .ok()
+        .and_then(|id| conn.shared.clients.get(id));
+    Ok(Reply::Int(match target {
+        Some(t) if t.blocked.load(std::sync::atomic::Ordering::Relaxed) => {
+            t.unblock_mode
+                .store(mode, std::sync::atomic::Ordering::Relaxed);
+            t.unblock.notify_one();
+            1
+        }
+        _ => 0,
+    }))
 }
 
 /// `CLIENT CACHING YES|NO`: applies to the next command only.

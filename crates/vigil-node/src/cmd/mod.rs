@@ -20,6 +20,7 @@ pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod object;
 pub mod replication;
 pub mod scripting;
 pub mod server;
@@ -49,6 +50,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
+    rows.extend(object::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
     rows.extend(bitmaps::commands());

@@ -6,6 +6,7 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod bits;
+pub mod encoding;
 pub mod functions;
 pub mod hll;
 pub mod stream;
@@ -102,6 +103,9 @@ pub struct Db {
     pub watched: HashMap<Key, (u64, u32)>,
     /// Clients blocked on a key (BLPOP and friends), in arrival order; woken when it is written.
     pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
+    /// String keys last written in place (APPEND, SETRANGE): Redis holds those `raw` whatever
+    /// their length or content, until the value is replaced (see [`encoding`]).
+    pub edited: std::collections::HashSet<Key, RandomState>,
     /// Client-side caching, shared by every database of the store: told of every modification.
     pub tracking: Arc<Tracking>,
 }
@@ -141,6 +145,16 @@ impl Db {
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
+        }
+    }
+
+    /// Records that the string at `key` was written in place (see `edited`).
+    pub fn mark_edited(&mut self, key: &[u8]) {
+        if !self.edited.contains(key) {
+            self.edited.insert(boxed(key));
+        }
     }
 
     /// Removes a key and its expiry.
@@ -148,6 +162,9 @@ impl Db {
         let v = self.keys.swap_remove(key)?;
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
+        }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
         }
         Some(v)
     }
@@ -170,6 +187,7 @@ impl Db {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.expires.clear();
+        self.edited.clear();
         for (v, _) in self.watched.values_mut() {
             *v += 1;
         }
@@ -264,6 +282,8 @@ pub struct Store {
     pub misses: u64,
     /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
     pub functions: functions::Libraries,
+    /// The encoding thresholds (`hash-max-listpack-entries` and friends).
+    pub thresholds: encoding::Thresholds,
     /// Size limits data commands obey (`CONFIG SET` changes them under the store lock).
     pub limits: DataLimits,
 }
@@ -303,6 +323,7 @@ impl Store {
             hits: 0,
             misses: 0,
             functions: functions::Libraries::default(),
+            thresholds: encoding::Thresholds::default(),
             limits: DataLimits::default(),
         }
     }
