@@ -126,7 +126,10 @@ pub(crate) fn bitmap_for_write<'c>(
         Some(Value::Str(_)) => false,
         Some(_) => return Err(CmdError::WrongType),
     };
-    match ctx.db().keys.get_mut(key) {
+    // Redis unshares the value to edit it: `raw` from now on (OBJECT ENCODING).
+    let db = ctx.db();
+    db.mark_edited(key);
+    match db.keys.get_mut(key) {
         Some(Value::Str(s)) => Ok((s, grown)),
         _ => Err(CmdError::WrongType),
     }
@@ -399,8 +402,10 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             tail.fill(0);
         }
     }
-    ctx.db()
-        .set(&dest, Value::Str(res.into_boxed_slice()), false);
+    let db = ctx.db();
+    db.set(&dest, Value::Str(res.into_boxed_slice()), false);
+    // A string Redis builds itself, never shared: `raw`.
+    db.mark_edited(&dest);
     wrote(ctx, &dest, 1);
     Ok(Reply::Int(maxlen as i64))
 }

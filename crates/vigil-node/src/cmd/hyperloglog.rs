@@ -92,9 +92,13 @@ fn hll_at<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Key>, CmdEr
     }
 }
 
-/// The string value of `key` without expiry or statistics (just looked up or created).
+/// The string value of `key` without expiry or statistics (just looked up or created),
+/// marked as edited in place: Redis unshares an HLL to work on it, so it is `raw` from then on
+/// (OBJECT ENCODING).
 fn str_mut<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Key, CmdError> {
-    match ctx.db().keys.get_mut(key) {
+    let db = ctx.db();
+    db.mark_edited(key);
+    match db.keys.get_mut(key) {
         Some(Value::Str(s)) => Ok(s),
         _ => Err(CmdError::WrongType),
     }
@@ -147,9 +151,10 @@ fn pfcount(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let keys = args.rest();
     if keys.len() == 1 {
         let may_write = !ctx.hide_expired;
-        let Some(s) = hll_at(ctx, &keys[0])? else {
+        if hll_at(ctx, &keys[0])?.is_none() {
             return Ok(Reply::Int(0));
-        };
+        }
+        let s = str_mut(ctx, &keys[0])?;
         if let Some(card) = hll::cached(s) {
             return Ok(Reply::Int(card as i64));
         }
@@ -210,9 +215,10 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 fn pfdebug(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let sub = args.bytes()?;
     let key = args.bytes()?;
-    let Some(s) = hll_at(ctx, &key)? else {
+    if hll_at(ctx, &key)?.is_none() {
         return Err(CmdError::msg("ERR The specified key does not exist"));
-    };
+    }
+    let s = str_mut(ctx, &key)?;
     let sparse = hll::is_sparse(s);
     if sub.eq_ignore_ascii_case(b"getreg") || sub.eq_ignore_ascii_case(b"todense") {
         if sparse {
