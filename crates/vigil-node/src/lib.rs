@@ -38,6 +38,7 @@ pub mod session;
 pub mod stream;
 mod tasks;
 pub mod tracking;
+mod waits;
 
 pub use config::NodeConfig;
 pub use error::NodeError;
