@@ -6,6 +6,7 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod functions;
+pub mod geohash;
 pub mod stream;
 pub mod zset;
 
