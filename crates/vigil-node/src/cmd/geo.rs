@@ -5,12 +5,11 @@
 //! searches (GEOSEARCH, GEORADIUS and friends) live in [`super::geo_search`].
 
 use bytes::Bytes;
-use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::geo_search::{Variant, search};
+use super::geo_search::{Variant, coord_reply, lon_lat, search, unit};
 use crate::ctx::{Ctx, int_arg};
-use crate::db::geohash::{self, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN};
+use crate::db::geohash;
 use crate::node::{Handler, row};
 
 /// The geo family's rows.
@@ -127,52 +126,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             Data(|c, a| search(c, a, Variant::SearchStore))
         ),
     ]
-}
-
-/// Parses a longitude and latitude, refusing points a geo set cannot index.
-pub(crate) fn lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), CmdError> {
-    let lon = parse_float(lon).ok_or(CmdError::NotFloat)?;
-    let lat = parse_float(lat).ok_or(CmdError::NotFloat)?;
-    if !(LONG_MIN..=LONG_MAX).contains(&lon) || !(LAT_MIN..=LAT_MAX).contains(&lat) {
-        return Err(CmdError::msg(format!(
-            "ERR invalid longitude,latitude pair {lon:.6},{lat:.6}"
-        )));
-    }
-    Ok((lon, lat))
-}
-
-/// Metres per unit of a unit name.
-pub(crate) fn unit(u: &[u8]) -> Result<f64, CmdError> {
-    Ok(match &u.to_ascii_lowercase()[..] {
-        b"m" => 1.0,
-        b"km" => 1000.0,
-        b"ft" => 0.3048,
-        b"mi" => 1609.34,
-        _ => {
-            return Err(CmdError::msg(
-                "ERR unsupported unit provided. please use M, KM, FT, MI",
-            ));
-        }
-    })
-}
-
-/// A coordinate reply: a bulk string in RESP2, a double carrying the same 17-decimal text
-/// in RESP3 (Redis prints it with `%.17Lf`, not with the shortest double form).
-pub(crate) fn coord_reply(ctx: &Ctx, d: f64) -> Reply {
-    let text = geohash::format_coord(d);
-    if ctx.in_script {
-        // Scripts see a number either way; the text matters only on the wire.
-        return if ctx.resp3 {
-            Reply::Double(d)
-        } else {
-            Reply::bulk_string(text)
-        };
-    }
-    if ctx.resp3 {
-        Reply::Encoded(Bytes::from(format!(",{text}\r\n")))
-    } else {
-        Reply::bulk_string(text)
-    }
 }
 
 fn geoadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {

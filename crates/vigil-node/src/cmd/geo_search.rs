@@ -4,17 +4,19 @@
 //! The search scans the nine cells [`Search::cells`] picks, in their order, keeping members
 //! inside the shape; without ASC/DESC (and without COUNT) results come back in that scan
 //! order. STORE variants are propagated as received: the search is deterministic, so a
-//! replica or the log replay computes the same set.
+//! replica or the log replay computes the same set. The argument helpers the other geo
+//! commands share (point, unit, coordinate reply) live here too.
 
+use std::cmp::Ordering;
 use std::ops::Bound;
 
 use bytes::Bytes;
 use vigil_resp::args::{parse_float, parse_int};
 use vigil_resp::{Args, CmdError, Reply};
 
-use super::geo::{coord_reply, lon_lat, unit};
+use super::sort::pqsort;
 use crate::ctx::Ctx;
-use crate::db::geohash::{self, Search, Shape};
+use crate::db::geohash::{self, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, Search, Shape};
 use crate::db::zset::Score;
 use crate::db::{Key, Value, ZSet};
 
@@ -47,6 +49,52 @@ impl Variant {
             self,
             Variant::Radius { store: true } | Variant::ByMember { store: true }
         )
+    }
+}
+
+/// Parses a longitude and latitude, refusing points a geo set cannot index.
+pub(crate) fn lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), CmdError> {
+    let lon = parse_float(lon).ok_or(CmdError::NotFloat)?;
+    let lat = parse_float(lat).ok_or(CmdError::NotFloat)?;
+    if !(LONG_MIN..=LONG_MAX).contains(&lon) || !(LAT_MIN..=LAT_MAX).contains(&lat) {
+        return Err(CmdError::msg(format!(
+            "ERR invalid longitude,latitude pair {lon:.6},{lat:.6}"
+        )));
+    }
+    Ok((lon, lat))
+}
+
+/// Metres per unit of a unit name.
+pub(crate) fn unit(u: &[u8]) -> Result<f64, CmdError> {
+    Ok(match &u.to_ascii_lowercase()[..] {
+        b"m" => 1.0,
+        b"km" => 1000.0,
+        b"ft" => 0.3048,
+        b"mi" => 1609.34,
+        _ => {
+            return Err(CmdError::msg(
+                "ERR unsupported unit provided. please use M, KM, FT, MI",
+            ));
+        }
+    })
+}
+
+/// A coordinate reply: a bulk string in RESP2, a double carrying the same 17-decimal text
+/// in RESP3 (Redis prints it with `%.17Lf`, not with the shortest double form).
+pub(crate) fn coord_reply(ctx: &Ctx, d: f64) -> Reply {
+    let text = geohash::format_coord(d);
+    if ctx.in_script {
+        // Scripts see a number either way; the text matters only on the wire.
+        return if ctx.resp3 {
+            Reply::Double(d)
+        } else {
+            Reply::bulk_string(text)
+        };
+    }
+    if ctx.resp3 {
+        Reply::Encoded(Bytes::from(format!(",{text}\r\n")))
+    } else {
+        Reply::bulk_string(text)
     }
 }
 
@@ -219,16 +267,23 @@ pub(crate) fn search(ctx: &mut Ctx, args: &mut Args, v: Variant) -> Result<Reply
     if found.is_empty() && o.store.is_none() {
         return Ok(Reply::Array(vec![]));
     }
-    match o.asc {
-        Some(true) => found.sort_by(|x, y| x.dist.total_cmp(&y.dist)),
-        Some(false) => found.sort_by(|x, y| y.dist.total_cmp(&x.dist)),
-        None => {}
-    }
     let n = if o.count == 0 {
         found.len()
     } else {
         found.len().min(o.count as usize)
     };
+    if let Some(asc) = o.asc {
+        let by_dist = |x: &Found, y: &Found| {
+            let c = x.dist.partial_cmp(&y.dist).unwrap_or(Ordering::Equal);
+            if asc { c } else { c.reverse() }
+        };
+        if n == found.len() {
+            found.sort_by(by_dist);
+        } else {
+            // Only the first `n` matter: Redis' partial sort, whose ties are its own.
+            pqsort(&mut found, &by_dist, 0, n - 1);
+        }
+    }
     found.truncate(n);
     for f in &mut found {
         f.dist /= to_m;

@@ -168,12 +168,12 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
     let ranged = o.dontsort && (kind == 1 || kind == 3);
     let items: Vec<Bytes> = match ctx.lookup(&key) {
         Some(Value::List(l)) if ranged => {
-            let v = range_of(l.iter(), len, start, end, o.desc);
+            let v = range_of(l.iter().map(|m| &m[..]), len, start, end, o.desc);
             (end, start) = ((end - start).max(-1), 0);
             v
         }
         Some(Value::ZSet(z)) if ranged => {
-            let v = range_of(z.order.iter().map(|(_, m)| m), len, start, end, o.desc);
+            let v = range_of(z.order.iter().map(|(_, m)| &m[..]), len, start, end, o.desc);
             (end, start) = ((end - start).max(-1), 0);
             v
         }
@@ -221,10 +221,17 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
             ));
         }
         let (alpha, by, store, desc) = (o.alpha, o.by.is_some(), o.store.is_some(), o.desc);
-        v.sort_by(|a, b| {
+        let cmp = |a: &Elem, b: &Elem| {
             let c = compare(a, b, alpha, by, store);
             if desc { c.reverse() } else { c }
-        });
+        };
+        if by && (start != 0 || end != vlen - 1) && end >= start {
+            // Redis sorts only the LIMIT window here, with its own partial quicksort, whose
+            // order of equal weights is its own: follow it.
+            pqsort(&mut v, &cmp, start as usize, end as usize);
+        } else {
+            v.sort_by(cmp);
+        }
     }
     let picked = if end >= start {
         &v[start as usize..=end as usize]
@@ -265,16 +272,137 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
     Ok(Reply::Int(n as i64))
 }
 
+/// Redis' partial quicksort (`pqsort.c`, after NetBSD's qsort): sorts enough of `v` that
+/// positions `l..=r` hold what a full sort would put there. Ties come out in its own order,
+/// which Redis' replies show, so the algorithm is followed step for step.
+pub(crate) fn pqsort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, l: usize, r: usize) {
+    let mut a = 0usize;
+    let mut n = v.len();
+    let le = |i: usize, j: usize, v: &[T]| cmp(&v[i], &v[j]);
+    let vecswap = |v: &mut [T], i: usize, j: usize, k: usize| {
+        for x in 0..k {
+            v.swap(i + x, j + x);
+        }
+    };
+    let outside = |s: usize, cnt: usize| (l < s && r < s) || (l >= s + cnt && r >= s + cnt);
+    loop {
+        if n < 7 {
+            for pm in a + 1..a + n {
+                let mut pl = pm;
+                while pl > a && le(pl - 1, pl, v).is_gt() {
+                    v.swap(pl, pl - 1);
+                    pl -= 1;
+                }
+            }
+            return;
+        }
+        let med3 = |v: &[T], x: usize, y: usize, z: usize| {
+            if le(x, y, v).is_lt() {
+                if le(y, z, v).is_lt() {
+                    y
+                } else if le(x, z, v).is_lt() {
+                    z
+                } else {
+                    x
+                }
+            } else if le(y, z, v).is_gt() {
+                y
+            } else if le(x, z, v).is_lt() {
+                x
+            } else {
+                z
+            }
+        };
+        let mut pm = a + n / 2;
+        if n > 7 {
+            let mut pl = a;
+            let mut pn = a + n - 1;
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, pl, pl + d, pl + 2 * d);
+                pm = med3(v, pm - d, pm, pm + d);
+                pn = med3(v, pn - 2 * d, pn - d, pn);
+            }
+            pm = med3(v, pl, pm, pn);
+        }
+        v.swap(a, pm);
+        let (mut pa, mut pb) = (a + 1, a + 1);
+        // `pc`, `pd` can step just below `a + 1`: signed to follow the C pointers.
+        let (mut pc, mut pd) = ((a + n - 1) as isize, (a + n - 1) as isize);
+        loop {
+            while pb as isize <= pc {
+                let c = le(pb, a, v);
+                if c.is_gt() {
+                    break;
+                }
+                if c.is_eq() {
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb as isize <= pc {
+                let c = le(pc as usize, a, v);
+                if c.is_lt() {
+                    break;
+                }
+                if c.is_eq() {
+                    v.swap(pc as usize, pd as usize);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb as isize > pc {
+                break;
+            }
+            v.swap(pb, pc as usize);
+            pb += 1;
+            pc -= 1;
+        }
+        let pn = a + n;
+        let k = (pa - a).min(pb - pa);
+        vecswap(v, a, pb - k, k);
+        let k = ((pd - pc) as usize).min(pn - pd as usize - 1);
+        vecswap(v, pb, pn - k, k);
+        let k = pb - pa;
+        if k > 1 && !outside(a, k) {
+            pqsort_at(v, cmp, l, r, a, k);
+        }
+        let k = (pd - pc) as usize;
+        if k <= 1 {
+            return;
+        }
+        a = pn - k;
+        n = k;
+        if outside(a, n) {
+            return;
+        }
+    }
+}
+
+/// [`pqsort`] on `v[a..a + n]`, the window still given in positions of the whole `v`.
+fn pqsort_at<T>(
+    v: &mut [T],
+    cmp: &impl Fn(&T, &T) -> Ordering,
+    l: usize,
+    r: usize,
+    a: usize,
+    n: usize,
+) {
+    let sub = &mut v[a..a + n];
+    pqsort(sub, cmp, l.saturating_sub(a), r.saturating_sub(a));
+}
+
 /// Elements `start..=end` of an ordered collection of `len`, walked backwards for DESC.
 fn range_of<'a, I>(it: I, len: usize, start: i64, end: i64, desc: bool) -> Vec<Bytes>
 where
-    I: DoubleEndedIterator<Item = &'a Box<[u8]>>,
+    I: DoubleEndedIterator<Item = &'a [u8]>,
 {
     if end < start || len == 0 {
         return Vec::new();
     }
     let take = (end - start + 1) as usize;
-    let map = |m: &Box<[u8]>| Bytes::copy_from_slice(m);
+    let map = Bytes::copy_from_slice;
     if desc {
         it.rev().skip(start as usize).take(take).map(map).collect()
     } else {
@@ -375,6 +503,31 @@ fn hex_float(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The window `l..=r` holds what a full sort puts there, for every window and length.
+    #[test]
+    fn pqsort_sorts_the_window() {
+        let mut x = 0x1234_5678u64;
+        for len in 0..60usize {
+            for (l, r) in [(0, 0), (0, len / 2), (len / 3, len / 2), (len / 2, len)] {
+                if len == 0 || r >= len || l > r {
+                    continue;
+                }
+                let mut v: Vec<u64> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x % 20
+                    })
+                    .collect();
+                let mut want = v.clone();
+                want.sort();
+                pqsort(&mut v, &|a: &u64, b: &u64| a.cmp(b), l, r);
+                assert_eq!(v[l..=r], want[l..=r], "len {len} window {l}..={r}");
+            }
+        }
+    }
 
     #[test]
     fn strtod_as_c() {
