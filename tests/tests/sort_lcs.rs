@@ -328,6 +328,31 @@ fn random_sort_sequences_match_redis_server() {
 }
 
 #[test]
+fn random_lcs_sequences_match_redis_server() {
+    let mut pair = Pair::start();
+    let mut r = Rng(0x1c5_1c5);
+    let mut script = String::from("FLUSHALL\n");
+    for i in 0..300 {
+        if i == 150 {
+            script.push_str("!HELLO 3\n");
+        }
+        for k in ["a", "b"] {
+            let len = r.below(24);
+            let s: String = (0..len).map(|_| r.pick(&["a", "b", "c", "x"])).collect();
+            script.push_str(&format!("SET {k} \"{s}\"\n"));
+        }
+        let opts = r.pick(&["", " LEN", " IDX", " IDX WITHMATCHLEN", " WITHMATCHLEN IDX"]);
+        let min = if r.below(3) == 0 {
+            format!(" MINMATCHLEN {}", r.below(5) as i64 - 1)
+        } else {
+            String::new()
+        };
+        script.push_str(&format!("LCS a b{opts}{min}\nLCS b a{opts}{min}\n"));
+    }
+    assert_none(&pair.compare(&script));
+}
+
+#[test]
 fn replica_and_restarted_node_hold_what_sort_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut master = NodeProc::start(&dir.path().join("m"), &["--appendfsync", "always"]);
