@@ -95,6 +95,10 @@ pub struct NodeConfig {
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
     pub admin: Admin,
+    /// An RDB file written by redis-server to load at start-up into an empty data directory
+    /// (`vigil node --import`; not a config-file key: it is a one-time action).
+    #[serde(skip)]
+    pub import: Option<PathBuf>,
 }
 
 /// `[replication]`.
@@ -231,6 +235,7 @@ impl Default for NodeConfig {
             lease_reads: true,
             replication: Replication::default(),
             admin: Admin::default(),
+            import: None,
         }
     }
 }

@@ -8,30 +8,85 @@
 //! which never blocks or expires.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use vigil_resp::builtin::precheck;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
 
 use crate::ctx::{Ctx, DataFn, Prop};
-use crate::db::{Store, boxed};
+use crate::db::Store;
 use crate::node::Handler;
 use crate::node::Node;
-use crate::session::ConnState;
+use crate::session::{ConnState, Replies};
 use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
-const UNBLOCKED: &str =
+pub(crate) const UNBLOCKED: &str =
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 
 impl Service for Node {
     type State = ConnState;
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
+        let shown = self.monitors.active().then(|| args.clone());
+        let (mark, replies) = (conn.out.len(), conn.state.replies);
+        self.call_one(conn, args).await;
+        conn.state.command_done();
+        // CLIENT REPLY OFF / SKIP: the reply is dropped (not CLIENT REPLY ON's).
+        match (replies, conn.state.replies) {
+            (Replies::On, _) | (_, Replies::On) => {}
+            (Replies::Off, _) => conn.out.truncate(mark),
+            (Replies::SkipNext, now) => {
+                conn.out.truncate(mark);
+                if now == Replies::SkipNext {
+                    conn.state.replies = Replies::On;
+                }
+            }
+        }
+        if let Some(args) = shown
+            && let Some((meta, _)) = self.table.get(&args[0])
+            && meta.arity_ok(args.len())
+            && (conn.state.multi.is_none() || meta.name == "multi")
+        {
+            self.feed_monitors(conn, meta, &args);
+        }
+    }
+
+    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
+        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
+        loop {
+            self.run_plain_prefix(conn, &mut queue);
+            let Some(args) = queue.pop_front() else { break };
+            self.call(conn, args).await;
+            if conn.close {
+                break;
+            }
+        }
+        // Broadcast-mode invalidations go out once per batch, as Redis sends them once per
+        // event-loop iteration: a transaction's or a pipeline's keys arrive in one message.
+        self.tracking.flush();
+    }
+
+    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
+        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
+            aof.wait(seq).await;
+        }
+        self.ack_check(conn).await;
+    }
+
+    fn disconnected(&self, conn: &mut Conn<ConnState>) {
+        self.unwatch_all(conn);
+        self.monitors.remove(conn.info.id);
+        if conn.state.tracking.take().is_some() {
+            self.store.lock().tracking().disable(conn.info.id);
+        }
+    }
+}
+
+impl Node {
+    /// One request, from the table check to its reply.
+    async fn call_one(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
         if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
             if conn.state.multi.is_some() {
@@ -57,6 +112,10 @@ impl Service for Node {
             // neither run now nor at EXEC).
             conn.state.multi_failed = true;
             conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
+            return;
+        }
+        // Held before queueing too, as Redis holds commands in a transaction.
+        if !self.wait_for_pause(conn, &meta).await {
             return;
         }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
@@ -93,8 +152,17 @@ impl Service for Node {
                 };
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
-                        self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)
-                            .0
+                        self.run_data(
+                            &mut store,
+                            conn,
+                            &meta,
+                            f,
+                            Args::new(args),
+                            false,
+                            unix_ms(),
+                            hide,
+                        )
+                        .0
                     }
                     Err(r) => r,
                 };
@@ -104,31 +172,6 @@ impl Service for Node {
         }
     }
 
-    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
-        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
-        loop {
-            self.run_plain_prefix(conn, &mut queue);
-            let Some(args) = queue.pop_front() else { break };
-            self.call(conn, args).await;
-            if conn.close {
-                break;
-            }
-        }
-    }
-
-    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
-        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
-            aof.wait(seq).await;
-        }
-        self.ack_check(conn).await;
-    }
-
-    fn disconnected(&self, conn: &mut Conn<ConnState>) {
-        self.unwatch_all(conn);
-    }
-}
-
-impl Node {
     /// Runs the leading plain data commands of a pipeline (valid, non-blocking, outside MULTI)
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
@@ -137,13 +180,19 @@ impl Node {
         // one event-loop iteration do in Redis.
         let now = unix_ms();
         while let Some(args) = queue.front() {
-            if conn.state.multi.is_some() || self.scripts.busy.running() {
+            if conn.state.multi.is_some()
+                || self.scripts.busy.running()
+                || conn.state.replies != Replies::On
+            {
                 return;
             }
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
+            if meta.flags.has(Flags::BLOCKING)
+                || precheck(conn, Some(&meta), args).is_err()
+                || self.pause.holds(&meta, false).is_some()
+            {
                 return;
             }
             // Under the store lock, like every role check that precedes a command.
@@ -155,27 +204,37 @@ impl Node {
                 return;
             };
             note_command(conn, meta.name);
-            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
+            let shown = self.monitors.active().then(|| args.clone());
+            let (reply, _) =
+                self.run_data(store, conn, &meta, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
+            conn.state.command_done();
+            if let Some(args) = shown {
+                self.feed_monitors(conn, &meta, &args);
+            }
         }
     }
 
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
     /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
-        self.gate.admit(
-            meta.flags,
-            |lag| self.repl.good_replicas(lag, self.clock_ms()),
-            || {
-                self.config.read().replication.serve_stale_data
-                    || self
-                        .repl
-                        .upstream
-                        .lock()
-                        .as_ref()
-                        .is_some_and(|u| u.status.is_up())
-            },
-        )
+        // While writes are held nothing may write, lazy expiry included.
+        let paused = self.pause.writes_paused();
+        self.gate
+            .admit(
+                meta.flags,
+                |lag| self.repl.good_replicas(lag, self.clock_ms()),
+                || {
+                    self.config.read().replication.serve_stale_data
+                        || self
+                            .repl
+                            .upstream
+                            .lock()
+                            .as_ref()
+                            .is_some_and(|u| u.status.is_up())
+                },
+            )
+            .map(|hide| hide || paused)
     }
 
     /// Runs before write replies leave: the gate's acknowledgement check
@@ -211,6 +270,7 @@ impl Node {
         &self,
         store: &mut Store,
         conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
         f: DataFn,
         args: Args,
         may_block: bool,
@@ -221,6 +281,7 @@ impl Node {
         let result = execute_in(
             store,
             conn,
+            meta,
             f,
             args,
             may_block,
@@ -246,140 +307,6 @@ impl Node {
         // Only where replies are checked before they leave is it worth tracking them.
         if self.gate.ack_checks() {
             conn.state.ack.wrote(p.offset);
-        }
-    }
-
-    /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
-    /// clients and wait for a write to one of its keys (or the timeout, or the client leaving),
-    /// then try again, keeping its place in the queue.
-    async fn run_blocking(
-        &self,
-        conn: &mut Conn<ConnState>,
-        meta: &CommandMeta,
-        f: DataFn,
-        mut args: Vec<Bytes>,
-    ) {
-        let notify = Arc::new(Notify::new());
-        let mut deadline: Option<Option<Instant>> = None;
-        let mut waiting_on: Vec<Bytes> = Vec::new();
-        let result = loop {
-            let on_timeout = {
-                let mut store = self.store.lock();
-                // Checked under the store lock on every attempt: the node may have become a
-                // replica (or lost its lease) while we waited, and a blocked client must not
-                // write then (Redis answers -UNBLOCKED).
-                if let Err(r) = self.gate(meta) {
-                    let first = waiting_on.is_empty();
-                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
-                    waiting_on.clear();
-                    break Some(if first { r } else { Reply::error(UNBLOCKED) });
-                }
-                let (reply, block) = self.run_data(
-                    &mut store,
-                    conn,
-                    f,
-                    Args::new(args.clone()),
-                    true,
-                    unix_ms(),
-                    false,
-                );
-                let Some(mut block) = block else {
-                    // Leave the line in the same critical section as the pop, so clients behind
-                    // count positions without us.
-                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
-                    waiting_on.clear();
-                    break Some(reply);
-                };
-                let dl = *deadline.get_or_insert_with(|| {
-                    (block.timeout > 0.0)
-                        .then(|| Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9)))
-                });
-                if dl.is_some_and(|d| Instant::now() >= d) {
-                    break Some(block.on_timeout);
-                }
-                if let Some(retry) = block.retry.take() {
-                    args = retry;
-                }
-                if waiting_on.is_empty() {
-                    let db = &mut store.dbs[conn.db];
-                    for k in &block.keys {
-                        db.blocked.entry(boxed(k)).or_default().push(notify.clone());
-                    }
-                    waiting_on = block.keys;
-                    conn.state.waiter = Some(notify.clone());
-                }
-                block.on_timeout
-            };
-            // Replies to earlier pipelined commands go out before we wait (unless the
-            // acknowledgement check closes the connection).
-            self.before_reply(conn).await;
-            if conn.flush().await.is_err() || conn.close {
-                break None;
-            }
-            conn.info.blocked.store(true, Ordering::Relaxed);
-            let dl = deadline.flatten();
-            let woke = conn
-                .wait_or_disconnect(async {
-                    match dl {
-                        Some(d) => tokio::time::timeout_at(d.into(), notify.notified())
-                            .await
-                            .is_ok(),
-                        None => {
-                            notify.notified().await;
-                            true
-                        }
-                    }
-                })
-                .await;
-            conn.info.blocked.store(false, Ordering::Relaxed);
-            match woke {
-                None => break None,
-                Some(false) => break Some(on_timeout),
-                Some(true) => continue,
-            }
-        };
-        conn.state.waiter = None;
-        self.unblock(conn.db, &waiting_on, &notify);
-        match result {
-            Some(reply) => push_reply(conn, reply),
-            None => conn.close = true,
-        }
-    }
-
-    /// Leaves the blocked queues (a no-op if already left).
-    fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
-        if !keys.is_empty() {
-            Self::leave_queues(&mut self.store.lock(), db, keys, notify);
-        }
-    }
-
-    /// Removes a client from the queues of `keys`; clients behind it whose key holds data are
-    /// woken, as they may now be first in line.
-    fn leave_queues(store: &mut Store, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
-        let db = &mut store.dbs[db];
-        for k in keys {
-            let Some(v) = db.blocked.get_mut(&k[..]) else {
-                continue;
-            };
-            v.retain(|n| !Arc::ptr_eq(n, notify));
-            if v.is_empty() {
-                db.blocked.remove(&k[..]);
-            } else if db.keys.contains_key(&k[..]) {
-                for w in v.iter() {
-                    w.notify_one();
-                }
-            }
-        }
-    }
-
-    /// Wakes every blocked client so it re-checks whether it may still write (after a role
-    /// change or a fence).
-    pub(crate) fn wake_blocked(&self) {
-        let store = self.store.lock();
-        for db in &store.dbs {
-            for w in db.blocked.values().flatten() {
-                w.notify_one();
-            }
         }
     }
 
@@ -444,15 +371,19 @@ impl Node {
         conn.out
             .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
         for args in queue {
-            let Some(&(_, handler)) = self.table.get(&args[0]) else {
+            let Some(&(meta, handler)) = self.table.get(&args[0]) else {
                 continue;
             };
+            if self.monitors.active() {
+                self.feed_monitors(conn, &meta, &args);
+            }
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
                     let (reply, _) = execute_in(
                         store,
                         conn,
+                        &meta,
                         f,
                         Args::new(args),
                         false,
@@ -479,6 +410,12 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         conn.state.ack.reply_at(start);
+    }
+
+    /// Shows a command a client ran to the MONITOR clients.
+    pub(crate) fn feed_monitors(&self, conn: &Conn<ConnState>, meta: &CommandMeta, args: &[Bytes]) {
+        self.monitors
+            .feed(meta, conn.db, &conn.info.addr.to_string(), args);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
@@ -510,6 +447,7 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 fn execute_in(
     store: &mut Store,
     conn: &Conn<ConnState>,
+    meta: &CommandMeta,
     f: DataFn,
     mut args: Args,
     may_block: bool,
@@ -517,6 +455,8 @@ fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
+    let tracking = store.tracking().clone();
+    tracking.set_current(conn.info.id);
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
@@ -524,6 +464,13 @@ fn execute_in(
     ctx.waiter = conn.state.waiter.clone();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
+    if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
+        let all = args.all();
+        tracking.remember(
+            conn.info.id,
+            meta.key_positions(all.len()).filter_map(|i| all.get(i)),
+        );
+    }
     (reply, ctx.block.take())
 }
 
@@ -563,6 +510,8 @@ pub(crate) fn apply_logged(
     if !meta.arity_ok(cmd.len()) {
         return Err(format!("wrong argument count for '{}'", meta.name));
     }
+    let tracking = store.tracking().clone();
+    tracking.set_current(0);
     let mut ctx = Ctx::new(store, db, now, scratch);
     ctx.loading = true;
     let mut args = Args::new(cmd);
@@ -570,5 +519,6 @@ pub(crate) fn apply_logged(
         tracing::warn!(command = meta.name, error = %e, "logged command failed when applied");
     }
     ctx.finish(&args);
+    tracking.flush();
     Ok(())
 }

@@ -27,7 +27,9 @@ pub mod dispatch;
 pub mod engines;
 pub mod error;
 pub mod gate;
+pub mod monitor;
 pub mod node;
+pub mod pause;
 pub mod persist;
 pub mod repl;
 pub mod script;
@@ -35,6 +37,8 @@ pub mod server;
 pub mod session;
 pub mod stream;
 mod tasks;
+pub mod tracking;
+mod waits;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

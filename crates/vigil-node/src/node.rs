@@ -89,6 +89,12 @@ pub struct Node {
     pub(crate) config_file: Option<PathBuf>,
     /// The dataset.
     pub(crate) store: Mutex<Store>,
+    /// Client-side caching (the store's, reachable without its lock).
+    pub(crate) tracking: Arc<crate::tracking::Tracking>,
+    /// Clients in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: crate::pause::Pause,
     /// Append log and snapshots.
     pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
@@ -130,9 +136,13 @@ impl Node {
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
         let threshold = p.config.busy_reply_threshold.as_millis() as u64;
+        let tracking = p.store.tracking().clone();
         Arc::new_cyclic(|me| Node {
             config: RwLock::new(p.config),
             config_file: p.config_file,
+            tracking,
+            monitors: Default::default(),
+            pause: Default::default(),
             store: Mutex::new(p.store),
             persist: Arc::new(p.persist),
             shared: p.shared,

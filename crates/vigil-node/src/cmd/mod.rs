@@ -9,6 +9,7 @@
 //! under the store lock, so they are testable without any I/O.
 
 pub mod blocking;
+pub mod client;
 pub mod conn;
 pub mod counters;
 pub mod functions;
@@ -19,6 +20,7 @@ pub mod info;
 pub mod keys;
 pub mod lcs;
 pub mod lists;
+pub mod object;
 pub mod replication;
 pub mod scripting;
 pub mod server;
@@ -43,11 +45,13 @@ use crate::node::Handler;
 pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
+    rows.extend(client::commands());
     rows.extend(server::commands());
     rows.extend(info::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
+    rows.extend(object::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
     rows.extend(lists::commands());
