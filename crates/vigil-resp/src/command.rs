@@ -188,6 +188,7 @@ fn group_category(group: &str) -> &'static str {
         "hash" => "@hash",
         "set" => "@set",
         "sorted-set" => "@sortedset",
+        "geo" => "@geo",
         "generic" => "@keyspace",
         "pubsub" => "@pubsub",
         "transactions" => "@transaction",

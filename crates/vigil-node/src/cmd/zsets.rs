@@ -229,7 +229,7 @@ fn score_arg(b: &[u8]) -> Result<f64, CmdError> {
     parse_float(b).ok_or(CmdError::NotFloat)
 }
 
-fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);

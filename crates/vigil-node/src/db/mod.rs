@@ -8,6 +8,7 @@
 pub mod bits;
 pub mod encoding;
 pub mod functions;
+pub mod geohash;
 pub mod hll;
 pub mod stream;
 pub mod zset;
