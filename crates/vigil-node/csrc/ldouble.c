@@ -53,3 +53,10 @@ long vigil_ld_add(const char *cur, size_t cur_len, const char *by, size_t by_len
     out[n] = '\0';
     return n;
 }
+
+/* A double as C's "%.17g" writes it (how Redis digests sorted set scores). */
+long vigil_fmt_g17(double v, char *out, size_t cap) {
+    int n = snprintf(out, cap, "%.17g", v);
+    if (n < 0 || (size_t)n + 1 > cap) return -1;
+    return n;
+}

@@ -74,6 +74,14 @@ impl Service for Node {
             conn.reply(Reply::simple("QUEUED"));
             return;
         }
+        // Kept for the slow log only while it (or the latency monitor) is on. EXEC is not
+        // logged: the commands it runs are, one by one.
+        // Data commands are timed where they run (`execute_in`), without this copy.
+        let watched = (!matches!(handler, Handler::Data(_))
+            && self.monitor.watching()
+            && meta.name != "exec")
+            .then(|| args.clone());
+        let started = Instant::now();
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
             Handler::Node(f) => f(self, conn, Args::new(args)),
@@ -101,6 +109,10 @@ impl Service for Node {
                 drop(store);
                 push_reply(conn, reply);
             }
+        }
+        if let Some(args) = watched {
+            let micros = started.elapsed().as_micros() as u64;
+            self.record(conn, &args, micros);
         }
     }
 
@@ -158,6 +170,20 @@ impl Node {
             let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
         }
+    }
+
+    /// Offers a command that ran to the slow log and the latency monitor.
+    fn record(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) {
+        let fast = || {
+            self.table
+                .get(&args[0])
+                .is_some_and(|(m, _)| m.flags.has(Flags::FAST))
+        };
+        let who = || {
+            let name = conn.info.details.lock().name.clone().unwrap_or_default();
+            (conn.info.addr.to_string(), name)
+        };
+        self.monitor.record(args, micros, fast, who);
     }
 
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
@@ -219,6 +245,7 @@ impl Node {
     ) -> (Reply, Option<crate::ctx::Block>) {
         let mut props: Vec<Prop> = Vec::new();
         let result = execute_in(
+            self,
             store,
             conn,
             f,
@@ -451,6 +478,7 @@ impl Node {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
                     let (reply, _) = execute_in(
+                        self,
                         store,
                         conn,
                         f,
@@ -508,6 +536,7 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 /// Runs a data command on a locked store, collecting what it propagates into `props`.
 #[allow(clippy::too_many_arguments)]
 fn execute_in(
+    node: &Node,
     store: &mut Store,
     conn: &Conn<ConnState>,
     f: DataFn,
@@ -522,8 +551,13 @@ fn execute_in(
     ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.waiter = conn.state.waiter.clone();
+    let started = node.monitor.watching().then(Instant::now);
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
+    // A blocking command that found nothing has not run yet: it is timed when it does.
+    if let Some(t) = started.filter(|_| ctx.block.is_none()) {
+        node.record(conn, args.all(), t.elapsed().as_micros() as u64);
+    }
     (reply, ctx.block.take())
 }
 

@@ -1,6 +1,7 @@
 //! Float increments in C `long double`, as Redis computes INCRBYFLOAT and HINCRBYFLOAT: the
 //! digits a client sees (`9223372036854775806` + 1.5 = `9223372036854775807.5`) depend on the
-//! 64-bit mantissa, which `f64` does not have. The arithmetic lives in `csrc/ldouble.c`.
+//! 64-bit mantissa, which `f64` does not have. The arithmetic lives in `csrc/ldouble.c`, with
+//! C's `%.17g` formatting of doubles (DEBUG DIGEST hashes scores in it).
 
 use std::os::raw::{c_char, c_int, c_long};
 
@@ -14,6 +15,15 @@ unsafe extern "C" {
         out: *mut c_char,
         cap: usize,
     ) -> c_long;
+    fn vigil_fmt_g17(v: f64, out: *mut c_char, cap: usize) -> c_long;
+}
+
+/// `v` as C's `"%.17g"` writes it.
+pub fn fmt_g17(v: f64) -> String {
+    let mut out = [0u8; 64];
+    // SAFETY: `out` has `out.len()` bytes and the C side writes at most that many.
+    let n = unsafe { vigil_fmt_g17(v, out.as_mut_ptr().cast(), out.len()) };
+    String::from_utf8_lossy(&out[..n.max(0) as usize]).into_owned()
 }
 
 /// Room for any long double in "%.17Lf" (Redis' `MAX_LONG_DOUBLE_CHARS`).
@@ -78,7 +88,11 @@ mod tests {
     #[test]
     fn long_double_sums_as_redis() {
         let cases: &[(Option<&str>, &str, Result<&str, IncrError>)] = &[
-            (Some("9223372036854775806"), "1.5", Ok("9223372036854775807.5")),
+            (
+                Some("9223372036854775806"),
+                "1.5",
+                Ok("9223372036854775807.5"),
+            ),
             (None, "10.5", Ok("10.5")),
             (Some("10.5"), "0.1", Ok("10.6")),
             (Some("5.0e3"), "2.0e2", Ok("5200")),
@@ -101,5 +115,8 @@ mod tests {
             Err(IncrError::NonFiniteIncrement)
         );
         assert!(add(None, &vec![b'1'; 6000], false).is_err());
+        assert_eq!(fmt_g17(1.5), "1.5");
+        assert_eq!(fmt_g17(0.1), "0.10000000000000001");
+        assert_eq!(fmt_g17(f64::INFINITY), "inf");
     }
 }

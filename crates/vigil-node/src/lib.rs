@@ -8,7 +8,7 @@
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
 //!    [`engines`] (the Lua engines and the running script's state),
-//!    [`session`] (per-connection state).
+//!    [`session`] (per-connection state), [`monitor`] (slow log, latency events).
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer;
 //!    [`script`]: Lua scripts and functions run on the locked store.
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer.
@@ -28,6 +28,7 @@ pub mod engines;
 pub mod error;
 pub mod gate;
 pub mod ldouble;
+pub mod monitor;
 pub mod node;
 pub mod persist;
 pub mod repl;

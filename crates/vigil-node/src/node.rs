@@ -113,6 +113,10 @@ pub struct Node {
     pub(crate) scripts: crate::engines::Scripting,
     /// The span every log line of the node runs in: its port and current epoch.
     pub(crate) span: tracing::Span,
+    /// Slow log and latency events.
+    pub(crate) monitor: crate::monitor::Monitor,
+    /// Whether the background task expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub(crate) active_expire: std::sync::atomic::AtomicBool,
 }
 
 /// Result of propagating a write.
@@ -130,6 +134,8 @@ impl Node {
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
         let threshold = p.config.busy_reply_threshold.as_millis() as u64;
+        let monitor = crate::monitor::Monitor::default();
+        monitor.configure_from(&p.config);
         Arc::new_cyclic(|me| Node {
             config: RwLock::new(p.config),
             config_file: p.config_file,
@@ -146,6 +152,8 @@ impl Node {
             scripts: crate::engines::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
+            monitor,
+            active_expire: std::sync::atomic::AtomicBool::new(true),
         })
     }
 

@@ -71,6 +71,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     }
     // Replay is history, not new changes.
     store.dirty = 0;
+    store.encoding = config.encoding();
     let keys = store.total_keys();
     let replicaof =
         parse_host_port(&config.replication.replicaof).map(|h| (h.host().to_string(), h.port()));

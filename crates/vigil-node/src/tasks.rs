@@ -72,6 +72,12 @@ fn ping_replicas(node: &Node) {
 /// Redis' active expiry: sample keys with a TTL, delete the expired ones, repeat while more
 /// than a quarter of a sample was expired, within a time budget so clients are not starved.
 fn active_expire(node: &Node) {
+    if !node
+        .active_expire
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
     let start = Instant::now();
     let mut store = node.store.lock();
     // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)

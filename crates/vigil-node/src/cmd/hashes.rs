@@ -345,12 +345,11 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         });
     }
     let h = ctx.hash_or_new(&key)?;
-    let text = crate::ldouble::add(h.get(&field[..]).map(|v| &v[..]), &by, true).map_err(
-        |e| match e {
+    let text =
+        crate::ldouble::add(h.get(&field[..]).map(|v| &v[..]), &by, true).map_err(|e| match e {
             IncrError::BadCurrent => CmdError::msg("ERR hash value is not a float"),
             _ => CmdError::msg("ERR increment would produce NaN or Infinity"),
-        },
-    )?;
+        })?;
     h.insert(boxed(&field), boxed(text.as_bytes()));
     ctx.db().touch(&key);
     ctx.changed(1);

@@ -45,7 +45,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Resident set size from /proc (the node does not instrument its allocator).
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {

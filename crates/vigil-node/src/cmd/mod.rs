@@ -9,13 +9,18 @@
 //! under the store lock, so they are testable without any I/O.
 
 pub mod blocking;
+pub mod config;
 pub mod conn;
 pub mod counters;
+pub mod dbs;
+pub mod debug;
 pub mod functions;
 pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod memory;
+pub mod monitor;
 pub mod replication;
 pub mod scripting;
 pub mod server;
@@ -40,10 +45,15 @@ pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
     rows.extend(server::commands());
+    rows.extend(config::commands());
+    rows.extend(monitor::commands());
     rows.extend(info::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
+    rows.extend(dbs::commands());
+    rows.extend(debug::commands());
+    rows.extend(memory::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
     rows.extend(lists::commands());

@@ -5,6 +5,7 @@
 //! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
 //! SCAN its guarantee (see [`scan_indices`]).
 
+pub mod digest;
 pub mod functions;
 pub mod stream;
 pub mod zset;
@@ -253,6 +254,8 @@ pub struct Store {
     pub misses: u64,
     /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
     pub functions: functions::Libraries,
+    /// The encoding thresholds (`hash-max-listpack-entries`...), pushed by `CONFIG SET`.
+    pub encoding: crate::config::bindings::Encoding,
 }
 
 impl Store {
@@ -265,6 +268,7 @@ impl Store {
             hits: 0,
             misses: 0,
             functions: functions::Libraries::default(),
+            encoding: Default::default(),
         }
     }
 
