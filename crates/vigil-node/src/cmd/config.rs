@@ -69,9 +69,9 @@ fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e),
         },
-        "help" if args.is_empty() => Reply::Array(
-            [
-                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "help" if args.is_empty() => crate::cmd::monitor::help(
+            "CONFIG",
+            &[
                 "GET <pattern>",
                 "    Return parameters matching the glob-like <pattern> and their values.",
                 "SET <directive> <value>",
@@ -80,12 +80,7 @@ fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                 "    Reset statistics reported by the INFO command.",
                 "REWRITE",
                 "    Rewrite the configuration file.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .into_iter()
-            .map(Reply::simple)
-            .collect(),
+            ],
         ),
         "get" | "set" | "resetstat" | "rewrite" | "help" => arity(&sub),
         _ => vigil_resp::command::bad_subcommand(
@@ -131,8 +126,9 @@ fn set(node: &Node, pairs: &[bytes::Bytes]) -> Reply {
             "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
         ))
     };
-    // First every name: unknown names win over other refusals, as in Redis.
-    let mut found: Vec<(&'static Param, String)> = Vec::new();
+    // First every name: unknown names win over other refusals, as in Redis. An alias is a
+    // parameter of its own there: named in errors as such, and no duplicate of its original.
+    let mut found: Vec<(&'static Param, &'static str, String)> = Vec::new();
     let mut refusal: Option<Reply> = None;
     for kv in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&kv[0]);
@@ -140,6 +136,10 @@ fn set(node: &Node, pairs: &[bytes::Bytes]) -> Reply {
             return Reply::error(format!(
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             ));
+        };
+        let called = match p.alias {
+            Some(a) if a.eq_ignore_ascii_case(&name) => a,
+            _ => p.name,
         };
         if refusal.is_some() {
             continue;
@@ -152,22 +152,22 @@ fn set(node: &Node, pairs: &[bytes::Bytes]) -> Reply {
                 "can't set protected config"
             };
             refusal = Some(fail(&name, why));
-        } else if found.iter().any(|(q, _)| std::ptr::eq(*q, p)) {
+        } else if found.iter().any(|(_, c, _)| *c == called) {
             refusal = Some(fail(&name, "duplicate parameter"));
         }
-        found.push((p, String::from_utf8_lossy(&kv[1]).into_owned()));
+        found.push((p, called, String::from_utf8_lossy(&kv[1]).into_owned()));
     }
     if let Some(r) = refusal {
         return r;
     }
     // Then every value, on a copy; nothing changes unless all of them are good.
     let mut cfg = node.config.read().clone();
-    for (p, value) in found {
+    for (p, called, value) in found {
         let checked = p
             .check(&value, &cfg.param(p))
             .and_then(|v| cfg.set_param(p, v));
         if let Err(why) = checked {
-            return fail(p.name, &why);
+            return fail(called, &why);
         }
     }
     apply(node, &cfg);
@@ -247,8 +247,16 @@ fn rewrite(node: &Node) -> Result<(), String> {
 
 /// Sets `key` in `t` to `v`, keeping the comments around an existing value.
 fn put(t: &mut toml_edit::Table, key: &str, mut v: toml_edit::Value) {
-    if let Some(old) = t.get(key).and_then(|i| i.as_value()) {
-        *v.decor_mut() = old.decor().clone();
+    match t.get_mut(key) {
+        // In place: the key, and the comments above it, stay as they were.
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *v.decor_mut() = old.decor().clone();
+            }
+            *item = toml_edit::Item::Value(v);
+        }
+        None => {
+            t.insert(key, toml_edit::Item::Value(v));
+        }
     }
-    t.insert(key, toml_edit::Item::Value(v));
 }

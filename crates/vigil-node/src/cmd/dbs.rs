@@ -133,8 +133,15 @@ fn move_key(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 fn swapdb(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let a = db_index(ctx, &args.bytes()?, "ERR invalid first DB index")?;
-    let b = db_index(ctx, &args.bytes()?, "ERR invalid second DB index")?;
+    // Both indexes parse before either is range-checked, as in Redis.
+    let int = |b: &[u8], e: &'static str| parse_int(b).map_err(|_| CmdError::msg(e));
+    let a = int(&args.bytes()?, "ERR invalid first DB index")?;
+    let b = int(&args.bytes()?, "ERR invalid second DB index")?;
+    let n = ctx.store.dbs.len() as i64;
+    if !(0..n).contains(&a) || !(0..n).contains(&b) {
+        return Err(CmdError::msg("ERR DB index is out of range"));
+    }
+    let (a, b) = (a as usize, b as usize);
     if a != b {
         let (lo, hi) = (a.min(b), a.max(b));
         let (left, right) = ctx.store.dbs.split_at_mut(hi);

@@ -1,7 +1,7 @@
 //! DEBUG: the subcommands Redis' test suite and tools use — SLEEP, RELOAD (through the
 //! snapshot codec), OBJECT, SET-ACTIVE-EXPIRE, DIGEST and DIGEST-VALUE (Redis' own digest),
 //! PROTOCOL, CHANGE-REPL-ID, STRINGMATCH-TEST/-LEN, QUICKLIST-PACKED-THRESHOLD, LISTPACK,
-//! JMAP, HELP. Crash and memory-tuning subcommands are not offered.
+//! HELP (JMAP is gone from Redis 7.0, and so answers as unknown). Crash and memory-tuning subcommands are not offered.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,8 +40,6 @@ const HELP: &[&str] = &[
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
     "    Output a hex signature of the values of all the specified keys.",
-    "JMAP",
-    "    Accepted and ignored (no Java heap here).",
     "LISTPACK <key>",
     "    Show low level info about the listpack encoding of <key>.",
     "OBJECT <key>",
@@ -87,7 +85,7 @@ fn debug(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             node.active_expire.store(on, Ordering::Relaxed);
             Reply::ok()
         }
-        ("jmap", _) | ("change-repl-id", 0) => Reply::ok(),
+        ("change-repl-id", 0) => Reply::ok(),
         ("digest", 0) => Reply::Simple(hex(&dataset_digest(&node.store.lock())).into()),
         ("digest-value", _) => {
             let store = node.store.lock();
@@ -260,7 +258,7 @@ pub fn encoding(v: &Value, enc: &Encoding) -> &'static str {
 }
 
 /// OBJECT: Redis' one-line report. Vigil keeps no access clock, so `lru` and the idle time are
-/// those of a key just used; the serialized length is the value's size in a snapshot.
+/// those of a key just used; the serialized length is the value's estimated size (MEMORY USAGE).
 fn object(store: &mut Store, db: usize, key: &[u8]) -> Reply {
     let enc = store.encoding;
     let Some(v) = store.dbs[db].keys.get(key) else {

@@ -243,7 +243,7 @@ pub const PARAMS: &[Param] = &[
     p("aof_rewrite_cpulist", None, I, Kind::Str, ""),
     p("bgsave_cpulist", None, I, Kind::Str, ""),
     p("ignore-warnings", None, M, Kind::Str, ""),
-    p("proc-title-template", None, M, Kind::Str, "CONFIG_DEFAULT_PROC_TITLE_TEMPLATE"),
+    p("proc-title-template", None, M, Kind::Str, "{title} {listen-addr} {server-mode}"),
     p("bind-source-addr", None, M, Kind::Str, ""),
     p("logfile", None, I, Kind::Str, ""),
     p("masterauth", None, S, Kind::Str, "").to(&b::MASTERAUTH),
