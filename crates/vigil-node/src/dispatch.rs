@@ -81,6 +81,12 @@ impl Service for Node {
             && self.monitor.watching()
             && meta.name != "exec")
             .then(|| args.clone());
+        let stat = (!matches!(handler, Handler::Data(_)))
+            .then(|| {
+                self.cmdstats
+                    .name_of(meta.name, args.get(1).map(|a| &a[..]))
+            })
+            .flatten();
         let started = Instant::now();
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
@@ -110,8 +116,11 @@ impl Service for Node {
                 push_reply(conn, reply);
             }
         }
+        let micros = started.elapsed().as_micros() as u64;
+        if let Some(name) = stat {
+            self.cmdstats.record(name, micros);
+        }
         if let Some(args) = watched {
-            let micros = started.elapsed().as_micros() as u64;
             self.record(conn, &args, micros);
         }
     }
@@ -170,20 +179,6 @@ impl Node {
             let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
         }
-    }
-
-    /// Offers a command that ran to the slow log and the latency monitor.
-    fn record(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) {
-        let fast = || {
-            self.table
-                .get(&args[0])
-                .is_some_and(|(m, _)| m.flags.has(Flags::FAST))
-        };
-        let who = || {
-            let name = conn.info.details.lock().name.clone().unwrap_or_default();
-            (conn.info.addr.to_string(), name)
-        };
-        self.monitor.record(args, micros, fast, who);
     }
 
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
@@ -551,12 +546,12 @@ fn execute_in(
     ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.waiter = conn.state.waiter.clone();
-    let started = node.monitor.watching().then(Instant::now);
+    let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
     // A blocking command that found nothing has not run yet: it is timed when it does.
-    if let Some(t) = started.filter(|_| ctx.block.is_none()) {
-        node.record(conn, args.all(), t.elapsed().as_micros() as u64);
+    if ctx.block.is_none() {
+        node.ran(conn, args.all(), started.elapsed().as_micros() as u64);
     }
     (reply, ctx.block.take())
 }

@@ -8,7 +8,8 @@
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
 //!    [`engines`] (the Lua engines and the running script's state),
-//!    [`session`] (per-connection state), [`monitor`] (slow log, latency events).
+//!    [`session`] (per-connection state), [`monitor`] (slow log, latency events),
+//!    [`cmdstats`] (per-command calls and latency histograms).
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer;
 //!    [`script`]: Lua scripts and functions run on the locked store.
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer.
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod cmd;
+pub mod cmdstats;
 pub mod config;
 pub mod ctx;
 pub mod db;

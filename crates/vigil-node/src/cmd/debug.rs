@@ -10,7 +10,7 @@ use bytes::Bytes;
 use vigil_resp::args::lossy_lower;
 use vigil_resp::{Args, CommandMeta, Conn, Protocol, Reply};
 
-use crate::config::bindings::Encoding;
+use crate::cmd::object::encoding;
 use crate::db::digest::{dataset_digest, hex, key_digest};
 use crate::db::{Store, Value};
 use crate::node::{Handler, Node, row};
@@ -210,51 +210,6 @@ fn replace_data(store: &mut Store, fresh: Store) {
         db.expires = new.expires;
     }
     store.functions = fresh.functions;
-}
-
-/// The encoding Redis 7.0 would give a value, from the configured thresholds.
-pub fn encoding(v: &Value, enc: &Encoding) -> &'static str {
-    let small = |n: usize, max: i64| (n as i64) <= max;
-    let short = |b: &[u8], max: i64| (b.len() as i64) <= max;
-    match v {
-        Value::Str(s) => {
-            if s.len() <= 20
-                && vigil_resp::args::parse_int(s).is_ok_and(|n| n.to_string().as_bytes() == &s[..])
-            {
-                "int"
-            } else if s.len() <= 44 {
-                "embstr"
-            } else {
-                "raw"
-            }
-        }
-        Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let fits = small(h.len(), enc.hash_max_listpack_entries)
-                && h.iter().all(|(f, v)| {
-                    short(f, enc.hash_max_listpack_value) && short(v, enc.hash_max_listpack_value)
-                });
-            if fits { "listpack" } else { "hashtable" }
-        }
-        Value::Set(s) => {
-            let ints = s.iter().all(|m| {
-                vigil_resp::args::parse_int(m).is_ok_and(|n| n.to_string().as_bytes() == &m[..])
-            });
-            if ints && small(s.len(), enc.set_max_intset_entries) {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
-        Value::ZSet(z) => {
-            let fits = small(z.len(), enc.zset_max_listpack_entries)
-                && z.scores
-                    .keys()
-                    .all(|m| short(m, enc.zset_max_listpack_value));
-            if fits { "listpack" } else { "skiplist" }
-        }
-        Value::Stream(_) => "stream",
-    }
 }
 
 /// OBJECT: Redis' one-line report. Vigil keeps no access clock, so `lru` and the idle time are

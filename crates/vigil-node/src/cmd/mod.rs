@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lists;
 pub mod memory;
 pub mod monitor;
+pub mod object;
 pub mod replication;
 pub mod scripting;
 pub mod server;
@@ -54,6 +55,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(dbs::commands());
     rows.extend(debug::commands());
     rows.extend(memory::commands());
+    rows.extend(object::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
     rows.extend(lists::commands());

@@ -144,8 +144,30 @@ fn latency(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         ),
         ("doctor", 0) => Reply::Verbatim(Bytes::from(doctor(node, &events))),
         ("reset", _) => Reply::Int(node.monitor.latency_reset(&rest) as i64),
-        // Per-command latency histograms are not kept (see the README): an empty map.
-        ("histogram", _) => Reply::Map(vec![]),
+        ("histogram", _) => {
+            let stats = if rest.is_empty() {
+                node.cmdstats.all()
+            } else {
+                node.cmdstats.some(&rest)
+            };
+            Reply::Map(
+                stats
+                    .into_iter()
+                    .map(|s| {
+                        let cdf = s
+                            .cdf
+                            .iter()
+                            .map(|&(us, n)| (Reply::Int(us as i64), Reply::Int(n as i64)))
+                            .collect();
+                        let body = Reply::Map(vec![
+                            (Reply::bulk_static("calls"), Reply::Int(s.calls as i64)),
+                            (Reply::bulk_static("histogram_usec"), Reply::Map(cdf)),
+                        ]);
+                        (Reply::bulk_static(s.name), body)
+                    })
+                    .collect(),
+            )
+        }
         ("help", 0) => help(
             "LATENCY",
             &[
