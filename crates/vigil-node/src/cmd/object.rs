@@ -6,7 +6,7 @@ use vigil_resp::args::lossy_lower;
 use vigil_resp::command::bad_subcommand;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use crate::config::bindings::Encoding;
+use crate::config::redis::Encoding;
 use crate::ctx::Ctx;
 use crate::db::Value;
 use crate::node::{Handler, row};

@@ -15,6 +15,8 @@ use crate::error::NodeError;
 
 pub mod bindings;
 pub mod params;
+pub mod redis;
+pub mod values;
 
 /// When the append log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -255,7 +255,7 @@ pub struct Store {
     /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
     pub functions: functions::Libraries,
     /// The encoding thresholds (`hash-max-listpack-entries`...), pushed by `CONFIG SET`.
-    pub encoding: crate::config::bindings::Encoding,
+    pub encoding: crate::config::redis::Encoding,
 }
 
 impl Store {
