@@ -116,6 +116,9 @@ fn active_expire(node: &Node) {
         }
     }
     node.propagate(&props);
+    // Redis' "expire-cycle" latency event: a cycle that held the dataset too long.
+    node.monitor
+        .sample_if_needed("expire-cycle", start.elapsed().as_millis() as u64);
 }
 
 fn maybe_compact(node: &Node) {
