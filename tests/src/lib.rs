@@ -4,6 +4,8 @@
 //!   ports, killed on drop (even when a test fails).
 //! - [`raw`]: a raw RESP connection that returns each reply's exact bytes.
 //! - [`diff`]: the differential comparison with redis-server and its script grammar.
+//! - [`sessions`]: the differential comparison over several connections and pushed messages.
+//! - [`client_script`]: a Python or Node client program driven by a test.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
 //! - [`agents`]: `vigil agent` processes owning real `redis-server`s, and a group of them.
 //! - [`agentless`]: stock `redis-server`s under sentinels with a `driver = "resp"` group.
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub mod agentless;
 pub mod agents;
 pub mod backends;
+pub mod client_script;
 pub mod diff;
 pub mod grpc;
 pub mod managed;
@@ -27,6 +30,7 @@ pub mod netns;
 pub mod procs;
 pub mod raw;
 pub mod reference;
+pub mod sessions;
 
 pub use grpc::{
     AdminClient, SentinelClient, admin_client, agreed_leader, monitor_request, sentinel_client,

@@ -124,6 +124,16 @@ impl RawConn {
         }
     }
 
+    /// Reads one frame the server sends unasked (a push, a pub/sub message) within `wait`;
+    /// `None` if nothing arrives. The normal read timeout applies again afterwards.
+    pub fn unsolicited(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        let normal = self.stream.read_timeout().ok().flatten();
+        let _ = self.stream.set_read_timeout(Some(wait));
+        let r = self.read_reply();
+        let _ = self.stream.set_read_timeout(normal);
+        r
+    }
+
     /// Whether the server closed the connection (reads until EOF or timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut chunk = [0u8; 4096];

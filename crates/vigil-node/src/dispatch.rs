@@ -21,7 +21,7 @@ use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::{Store, boxed};
 use crate::node::Handler;
 use crate::node::Node;
-use crate::session::ConnState;
+use crate::session::{ConnState, Replies};
 use vigil_base::clock::unix_ms;
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
@@ -32,6 +32,64 @@ impl Service for Node {
     type State = ConnState;
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
+        let shown = self.monitors.active().then(|| args.clone());
+        let (mark, replies) = (conn.out.len(), conn.state.replies);
+        self.call_one(conn, args).await;
+        conn.state.command_done();
+        // CLIENT REPLY OFF / SKIP: the reply is dropped (not CLIENT REPLY ON's).
+        match (replies, conn.state.replies) {
+            (Replies::On, _) | (_, Replies::On) => {}
+            (Replies::Off, _) => conn.out.truncate(mark),
+            (Replies::SkipNext, now) => {
+                conn.out.truncate(mark);
+                if now == Replies::SkipNext {
+                    conn.state.replies = Replies::On;
+                }
+            }
+        }
+        if let Some(args) = shown
+            && let Some((meta, _)) = self.table.get(&args[0])
+            && meta.arity_ok(args.len())
+            && (conn.state.multi.is_none() || meta.name == "multi")
+        {
+            self.feed_monitors(conn, meta, &args);
+        }
+    }
+
+    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
+        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
+        loop {
+            self.run_plain_prefix(conn, &mut queue);
+            let Some(args) = queue.pop_front() else { break };
+            self.call(conn, args).await;
+            if conn.close {
+                break;
+            }
+        }
+        // Broadcast-mode invalidations go out once per batch, as Redis sends them once per
+        // event-loop iteration: a transaction's or a pipeline's keys arrive in one message.
+        self.tracking.flush();
+    }
+
+    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
+        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
+            aof.wait(seq).await;
+        }
+        self.ack_check(conn).await;
+    }
+
+    fn disconnected(&self, conn: &mut Conn<ConnState>) {
+        self.unwatch_all(conn);
+        self.monitors.remove(conn.info.id);
+        if conn.state.tracking.take().is_some() {
+            self.store.lock().tracking().disable(conn.info.id);
+        }
+    }
+}
+
+impl Node {
+    /// One request, from the table check to its reply.
+    async fn call_one(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
         if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
             if conn.state.multi.is_some() {
@@ -59,6 +117,10 @@ impl Service for Node {
             conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
             return;
         }
+        // Held before queueing too, as Redis holds commands in a transaction.
+        if !self.wait_for_pause(conn, &meta).await {
+            return;
+        }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
             // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.
             if let Handler::Data(_) = handler
@@ -78,7 +140,7 @@ impl Service for Node {
         // logged: the commands it runs are, one by one.
         // Data commands are timed where they run (`execute_in`), without this copy.
         let watched = (!matches!(handler, Handler::Data(_))
-            && self.monitor.watching()
+            && self.slowlog.watching()
             && meta.name != "exec")
             .then(|| args.clone());
         let stat = (!matches!(handler, Handler::Data(_)))
@@ -107,8 +169,17 @@ impl Service for Node {
                 };
                 let reply = match self.gate(&meta) {
                     Ok(hide) => {
-                        self.run_data(&mut store, conn, f, Args::new(args), false, unix_ms(), hide)
-                            .0
+                        self.run_data(
+                            &mut store,
+                            conn,
+                            &meta,
+                            f,
+                            Args::new(args),
+                            false,
+                            unix_ms(),
+                            hide,
+                        )
+                        .0
                     }
                     Err(r) => r,
                 };
@@ -125,31 +196,6 @@ impl Service for Node {
         }
     }
 
-    async fn call_batch(&self, conn: &mut Conn<ConnState>, batch: Vec<Vec<Bytes>>) {
-        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
-        loop {
-            self.run_plain_prefix(conn, &mut queue);
-            let Some(args) = queue.pop_front() else { break };
-            self.call(conn, args).await;
-            if conn.close {
-                break;
-            }
-        }
-    }
-
-    async fn before_reply(&self, conn: &mut Conn<ConnState>) {
-        if let (Some(seq), Some(aof)) = (conn.state.log_seq.take(), &self.persist.aof) {
-            aof.wait(seq).await;
-        }
-        self.ack_check(conn).await;
-    }
-
-    fn disconnected(&self, conn: &mut Conn<ConnState>) {
-        self.unwatch_all(conn);
-    }
-}
-
-impl Node {
     /// Runs the leading plain data commands of a pipeline (valid, non-blocking, outside MULTI)
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
@@ -158,13 +204,19 @@ impl Node {
         // one event-loop iteration do in Redis.
         let now = unix_ms();
         while let Some(args) = queue.front() {
-            if conn.state.multi.is_some() || self.scripts.busy.running() {
+            if conn.state.multi.is_some()
+                || self.scripts.busy.running()
+                || conn.state.replies != Replies::On
+            {
                 return;
             }
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            if meta.flags.has(Flags::BLOCKING) || precheck(conn, Some(&meta), args).is_err() {
+            if meta.flags.has(Flags::BLOCKING)
+                || precheck(conn, Some(&meta), args).is_err()
+                || self.pause.holds(&meta, false).is_some()
+            {
                 return;
             }
             // Under the store lock, like every role check that precedes a command.
@@ -176,27 +228,37 @@ impl Node {
                 return;
             };
             note_command(conn, meta.name);
-            let (reply, _) = self.run_data(store, conn, f, Args::new(args), false, now, hide);
+            let shown = self.monitors.active().then(|| args.clone());
+            let (reply, _) =
+                self.run_data(store, conn, &meta, f, Args::new(args), false, now, hide);
             push_reply(conn, reply);
+            conn.state.command_done();
+            if let Some(args) = shown {
+                self.feed_monitors(conn, &meta, &args);
+            }
         }
     }
 
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
     /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
-        self.gate.admit(
-            meta.flags,
-            |lag| self.repl.good_replicas(lag, self.clock_ms()),
-            || {
-                self.config.read().replication.serve_stale_data
-                    || self
-                        .repl
-                        .upstream
-                        .lock()
-                        .as_ref()
-                        .is_some_and(|u| u.status.is_up())
-            },
-        )
+        // While writes are held nothing may write, lazy expiry included.
+        let paused = self.pause.writes_paused();
+        self.gate
+            .admit(
+                meta.flags,
+                |lag| self.repl.good_replicas(lag, self.clock_ms()),
+                || {
+                    self.config.read().replication.serve_stale_data
+                        || self
+                            .repl
+                            .upstream
+                            .lock()
+                            .as_ref()
+                            .is_some_and(|u| u.status.is_up())
+                },
+            )
+            .map(|hide| hide || paused)
     }
 
     /// Runs before write replies leave: the gate's acknowledgement check
@@ -232,6 +294,7 @@ impl Node {
         &self,
         store: &mut Store,
         conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
         f: DataFn,
         args: Args,
         may_block: bool,
@@ -243,6 +306,7 @@ impl Node {
             self,
             store,
             conn,
+            meta,
             f,
             args,
             may_block,
@@ -299,6 +363,7 @@ impl Node {
                 let (reply, block) = self.run_data(
                     &mut store,
                     conn,
+                    meta,
                     f,
                     Args::new(args.clone()),
                     true,
@@ -338,25 +403,39 @@ impl Node {
             if conn.flush().await.is_err() || conn.close {
                 break None;
             }
+            conn.info.unblock_mode.store(0, Ordering::Relaxed);
             conn.info.blocked.store(true, Ordering::Relaxed);
             let dl = deadline.flatten();
+            let info = conn.info.clone();
             let woke = conn
                 .wait_or_disconnect(async {
+                    let woken = async {
+                        tokio::select! {
+                            _ = notify.notified() => {}
+                            _ = info.unblock.notified() => {}
+                        }
+                    };
                     match dl {
-                        Some(d) => tokio::time::timeout_at(d.into(), notify.notified())
-                            .await
-                            .is_ok(),
+                        Some(d) => tokio::time::timeout_at(d.into(), woken).await.is_ok(),
                         None => {
-                            notify.notified().await;
+                            woken.await;
                             true
                         }
                     }
                 })
                 .await;
             conn.info.blocked.store(false, Ordering::Relaxed);
+            // CLIENT UNBLOCK: answered as on timeout, or with an error.
+            let unblocked = conn.info.unblock_mode.swap(0, Ordering::Relaxed);
             match woke {
                 None => break None,
+                Some(_) if unblocked == 2 => {
+                    break Some(Reply::error(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    ));
+                }
                 Some(false) => break Some(on_timeout),
+                Some(_) if unblocked == 1 => break Some(on_timeout),
                 Some(true) => continue,
             }
         };
@@ -466,9 +545,12 @@ impl Node {
         conn.out
             .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
         for args in queue {
-            let Some(&(_, handler)) = self.table.get(&args[0]) else {
+            let Some(&(meta, handler)) = self.table.get(&args[0]) else {
                 continue;
             };
+            if self.monitors.active() {
+                self.feed_monitors(conn, &meta, &args);
+            }
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
@@ -476,6 +558,7 @@ impl Node {
                         self,
                         store,
                         conn,
+                        &meta,
                         f,
                         Args::new(args),
                         false,
@@ -502,6 +585,43 @@ impl Node {
         let _store = guard.get_or_insert_with(|| self.store.lock());
         self.flush_props(conn, &mut props);
         conn.state.ack.reply_at(start);
+    }
+
+    /// Holds a command while `CLIENT PAUSE` holds it (replicas' links are never held; EXEC is
+    /// held when its transaction writes); false if the client left meanwhile.
+    async fn wait_for_pause(&self, conn: &mut Conn<ConnState>, meta: &CommandMeta) -> bool {
+        if conn.info.is_replica() {
+            return true;
+        }
+        loop {
+            let writes = meta.name == "exec"
+                && conn.state.multi.as_ref().is_some_and(|q| {
+                    q.iter().any(|a| {
+                        self.table
+                            .get(&a[0])
+                            .is_some_and(|(m, _)| m.flags.has(Flags::WRITE))
+                    })
+                });
+            let Some(until) = self.pause.holds(meta, writes) else {
+                return true;
+            };
+            if conn.flush().await.is_err() {
+                return false;
+            }
+            conn.info.blocked.store(true, Ordering::Relaxed);
+            let waited = conn.wait_or_disconnect(self.pause.wait(until)).await;
+            conn.info.blocked.store(false, Ordering::Relaxed);
+            if waited.is_none() {
+                conn.close = true;
+                return false;
+            }
+        }
+    }
+
+    /// Shows a command a client ran to the MONITOR clients.
+    pub(crate) fn feed_monitors(&self, conn: &Conn<ConnState>, meta: &CommandMeta, args: &[Bytes]) {
+        self.monitors
+            .feed(meta, conn.db, &conn.info.addr.to_string(), args);
     }
 
     /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
@@ -534,6 +654,7 @@ fn execute_in(
     node: &Node,
     store: &mut Store,
     conn: &Conn<ConnState>,
+    meta: &CommandMeta,
     f: DataFn,
     mut args: Args,
     may_block: bool,
@@ -541,6 +662,8 @@ fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
+    let tracking = store.tracking().clone();
+    tracking.set_current(conn.info.id);
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
@@ -552,6 +675,13 @@ fn execute_in(
     // A blocking command that found nothing has not run yet: it is timed when it does.
     if ctx.block.is_none() {
         node.ran(conn, args.all(), started.elapsed().as_micros() as u64);
+    }
+    if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
+        let all = args.all();
+        tracking.remember(
+            conn.info.id,
+            meta.key_positions(all.len()).filter_map(|i| all.get(i)),
+        );
     }
     (reply, ctx.block.take())
 }
@@ -592,6 +722,8 @@ pub(crate) fn apply_logged(
     if !meta.arity_ok(cmd.len()) {
         return Err(format!("wrong argument count for '{}'", meta.name));
     }
+    let tracking = store.tracking().clone();
+    tracking.set_current(0);
     let mut ctx = Ctx::new(store, db, now, scratch);
     ctx.loading = true;
     let mut args = Args::new(cmd);
@@ -599,5 +731,6 @@ pub(crate) fn apply_logged(
         tracing::warn!(command = meta.name, error = %e, "logged command failed when applied");
     }
     ctx.finish(&args);
+    tracking.flush();
     Ok(())
 }

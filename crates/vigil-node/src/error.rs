@@ -37,6 +37,14 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// An RDB file given to `--import` could not be loaded.
+    #[error("cannot import {path}: {reason}")]
+    Import {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (naming the key and byte offset for corrupt content).
+        reason: String,
+    },
     /// A listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

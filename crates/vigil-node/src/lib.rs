@@ -8,7 +8,7 @@
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
 //!    [`engines`] (the Lua engines and the running script's state),
-//!    [`session`] (per-connection state), [`monitor`] (slow log, latency events),
+//!    [`session`] (per-connection state), [`slowlog`] (slow log, latency events),
 //!    [`cmdstats`] (per-command calls and latency histograms).
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer;
 //!    [`script`]: Lua scripts and functions run on the locked store.
@@ -32,13 +32,16 @@ pub mod gate;
 pub mod ldouble;
 pub mod monitor;
 pub mod node;
+pub mod pause;
 pub mod persist;
 pub mod repl;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod slowlog;
 pub mod stream;
 mod tasks;
+pub mod tracking;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

@@ -90,6 +90,12 @@ pub struct Node {
     pub(crate) config_file: Option<PathBuf>,
     /// The dataset.
     pub(crate) store: Mutex<Store>,
+    /// Client-side caching (the store's, reachable without its lock).
+    pub(crate) tracking: Arc<crate::tracking::Tracking>,
+    /// Clients in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub(crate) pause: crate::pause::Pause,
     /// Append log and snapshots.
     pub(crate) persist: Arc<Persistence>,
     /// Connection-level shared state.
@@ -115,7 +121,7 @@ pub struct Node {
     /// The span every log line of the node runs in: its port and current epoch.
     pub(crate) span: tracing::Span,
     /// Slow log and latency events.
-    pub(crate) monitor: crate::monitor::Monitor,
+    pub(crate) slowlog: crate::slowlog::Monitor,
     /// Per-command calls and latencies.
     pub(crate) cmdstats: crate::cmdstats::CmdStats,
     /// Whether the background task expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
@@ -137,12 +143,16 @@ impl Node {
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
         let threshold = p.config.busy_reply_threshold.as_millis() as u64;
-        let monitor = crate::monitor::Monitor::default();
-        monitor.configure_from(&p.config);
+        let slowlog = crate::slowlog::Monitor::default();
+        slowlog.configure_from(&p.config);
         let cmdstats = crate::cmdstats::CmdStats::new(p.table.iter().map(|(m, _)| m.name));
+        let tracking = p.store.tracking().clone();
         Arc::new_cyclic(|me| Node {
             config: RwLock::new(p.config),
             config_file: p.config_file,
+            tracking,
+            monitors: Default::default(),
+            pause: Default::default(),
             store: Mutex::new(p.store),
             persist: Arc::new(p.persist),
             shared: p.shared,
@@ -156,7 +166,7 @@ impl Node {
             scripts: crate::engines::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
-            monitor,
+            slowlog,
             cmdstats,
             active_expire: std::sync::atomic::AtomicBool::new(true),
         })
@@ -278,7 +288,7 @@ impl Node {
             let name = conn.info.details.lock().name.clone().unwrap_or_default();
             (conn.info.addr.to_string(), name)
         };
-        self.monitor.record(args, micros, fast, who);
+        self.slowlog.record(args, micros, fast, who);
     }
 
     /// Counts a data command that ran for `micros` (per-command statistics) and offers it to
@@ -291,7 +301,7 @@ impl Node {
         {
             self.cmdstats.record(name, micros);
         }
-        if self.monitor.watching() {
+        if self.slowlog.watching() {
             self.record(conn, args, micros);
         }
     }

@@ -71,7 +71,11 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     }
     // Replay is history, not new changes.
     store.dirty = 0;
-    store.encoding = config.encoding();
+    store.thresholds = config.thresholds();
+    let imported = match &config.import {
+        Some(path) => Some(import(path, &mut store, now)?),
+        None => None,
+    };
     let keys = store.total_keys();
     let replicaof =
         parse_host_port(&config.replication.replicaof).map(|h| (h.host().to_string(), h.port()));
@@ -128,7 +132,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     } else {
         "master"
     };
-    Ok(Node::assemble(Parts {
+    let node = Node::assemble(Parts {
         config,
         config_file,
         store,
@@ -138,7 +142,31 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         started,
         feed,
         gate,
-    }))
+    });
+    if imported.is_some() {
+        // From here the node's own persistence holds the data.
+        node.save()?;
+    }
+    Ok(node)
+}
+
+/// Loads a redis-server RDB file into the (empty) recovered store.
+fn import(path: &std::path::Path, store: &mut crate::db::Store, now: i64) -> Result<(), NodeError> {
+    let err = |reason: String| NodeError::Import {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if store.total_keys() > 0 || !store.functions.libs.is_empty() {
+        return Err(err(
+            "the data directory already holds data; import into an empty one".into(),
+        ));
+    }
+    let started = Instant::now();
+    let loaded =
+        crate::persist::rdb::file::load_file(path, store, now).map_err(|e| err(e.to_string()))?;
+    store.dirty = loaded.keys.max(1);
+    tracing::info!(keys = loaded.keys, expired = loaded.expired, functions = loaded.functions, ms = started.elapsed().as_millis() as u64, file = %path.display(), "RDB file imported");
+    Ok(())
 }
 
 /// Serves clients on `listener` until shutdown (SHUTDOWN or `shared.shutdown`), then makes

@@ -48,4 +48,47 @@ pub struct ConnState {
     /// Write replies waiting in the output for the gate's acknowledgement check (synchronous
     /// mode, lease and fence).
     pub ack: PendingAck,
+    /// Client-side caching options while `CLIENT TRACKING` is on.
+    pub tracking: Option<crate::tracking::Mode>,
+    /// `CLIENT CACHING yes|no` was given for the next command.
+    pub caching: bool,
+    /// `caching` was set by the command that just ran.
+    pub caching_just_set: bool,
+    /// `CLIENT REPLY`.
+    pub replies: Replies,
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Replies {
+    /// Every reply is sent.
+    #[default]
+    On,
+    /// No reply is sent.
+    Off,
+    /// The next command's reply is not sent.
+    SkipNext,
+}
+
+impl ConnState {
+    /// After each command: `CLIENT CACHING` covers only the next command (or transaction).
+    pub fn command_done(&mut self) {
+        if std::mem::take(&mut self.caching_just_set) {
+            return;
+        }
+        if self.multi.is_none() {
+            self.caching = false;
+        }
+    }
+
+    /// Whether this client's reads of `meta`'s keys are remembered for client-side caching
+    /// (default mode, subject to OPTIN/OPTOUT and `CLIENT CACHING`).
+    pub fn tracks_reads(&self) -> bool {
+        match &self.tracking {
+            Some(m) if m.bcast.is_none() => {
+                !((m.optin && !self.caching) || (m.optout && self.caching))
+            }
+            _ => false,
+        }
+    }
 }

@@ -83,11 +83,13 @@ fn active_expire(node: &Node) {
     // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
     // wait for the master's DEL, hiding expired keys meanwhile. Checked under the store lock,
     // as role changes and fences take it: a fenced master's history must not grow.
-    if !node.gate.may_write(Instant::now()) {
+    // Nor while CLIENT PAUSE holds writes: nothing may be propagated then.
+    if !node.gate.may_write(Instant::now()) || node.pause.writes_paused() {
         return;
     }
     let now = unix_ms();
     let mut props: Vec<Prop> = Vec::new();
+    store.tracking().set_current(0);
     for dbi in 0..store.dbs.len() {
         loop {
             let db = &store.dbs[dbi];
@@ -115,9 +117,10 @@ fn active_expire(node: &Node) {
             }
         }
     }
+    store.tracking().flush();
     node.propagate(&props);
     // Redis' "expire-cycle" latency event: a cycle that held the dataset too long.
-    node.monitor
+    node.slowlog
         .sample_if_needed("expire-cycle", start.elapsed().as_millis() as u64);
 }
 

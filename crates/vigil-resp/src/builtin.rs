@@ -123,6 +123,11 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     }
     if let Some(p) = proto {
         conn.proto = p;
+        if p == Protocol::Resp3 {
+            // A RESP3 connection can receive pushes at any time (client-side caching
+            // invalidations redirected to it), so it gets its inbox now.
+            conn.subscriber();
+        }
         conn.info
             .resp
             .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);

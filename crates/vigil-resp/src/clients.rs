@@ -37,6 +37,14 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     /// A replica's link to this master (`flags=S`; `CLIENT KILL TYPE normal` spares it).
     pub replica: AtomicBool,
+    /// Wakes the client out of a blocking command (`CLIENT UNBLOCK`); `unblock_mode` says how
+    /// it answers: 1 as on its timeout, 2 with an `-UNBLOCKED` error.
+    pub unblock: tokio::sync::Notify,
+    /// See `unblock`.
+    pub unblock_mode: AtomicU8,
+    /// The connection's inbox once it has one (pub/sub, client-side caching): where other
+    /// connections' tracking invalidations are redirected to.
+    pub inbox: Mutex<Option<crate::pubsub::Subscriber>>,
     /// Millisecond offset of the last command from `created`.
     last_interaction_ms: AtomicU64,
 }
@@ -172,6 +180,9 @@ impl Registry {
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             replica: AtomicBool::new(false),
+            unblock: tokio::sync::Notify::new(),
+            unblock_mode: AtomicU8::new(0),
+            inbox: Mutex::new(None),
             last_interaction_ms: AtomicU64::new(0),
         });
         self.clients.lock().insert(id, info.clone());
@@ -191,6 +202,11 @@ impl Registry {
     /// Whether no client is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// One connected client.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
     }
 
     /// A snapshot of all clients, by id.

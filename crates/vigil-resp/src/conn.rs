@@ -200,13 +200,15 @@ impl<S> Conn<S> {
         self.channels.len() + self.patterns.len()
     }
 
-    /// The subscriber handle, created on first use.
+    /// The subscriber handle (the connection's inbox), created on first use.
     pub fn subscriber(&mut self) -> Subscriber {
-        let kill = &self.info.kill;
-        self.sub
-            .get_or_insert_with(|| pubsub::subscriber(kill.clone()))
-            .0
-            .clone()
+        if let Some((s, _)) = &self.sub {
+            return s.clone();
+        }
+        let (s, inbox) = pubsub::subscriber(self.info.kill.clone());
+        *self.info.inbox.lock() = Some(s.clone());
+        self.sub = Some((s.clone(), inbox));
+        s
     }
 
     /// Updates the registry's view of the subscriptions.
@@ -421,6 +423,12 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
         if !conn.close && !conn.inbuf.is_empty() {
             process_input(conn, service).await;
         }
+        if conn.close {
+            // Gone from the registry before its last reply leaves (QUIT, protocol error), as
+            // Redis frees such a client right after writing: whoever sees that reply no longer
+            // finds it (CLIENT LIST, tracking redirection).
+            conn.shared.clients.remove(conn.info.id);
+        }
         if !conn.out.is_empty() {
             service.before_reply(conn).await;
             if conn.flush().await.is_err() {
@@ -436,7 +444,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             .limits
             .read()
             .idle_timeout
-            .filter(|_| conn.sub.is_none());
+            .filter(|_| conn.subscription_count() == 0);
         let idle_sleep = async move {
             match idle {
                 Some(d) => tokio::time::sleep(d).await,
@@ -452,8 +460,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             _ = &mut killed => break,
             _ = idle_sleep => break,
             m = recv(&mut conn.sub) => {
-                if let Some(m) = m {
-                    let r = push_reply(m);
+                if let Some(r) = m.and_then(|m| push_reply(m, conn.proto, conn.subscription_count() > 0)) {
                     conn.reply(r);
                 }
             }
@@ -532,8 +539,10 @@ async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
     }
 }
 
-fn push_reply(m: Message) -> Reply {
-    match m {
+/// How a queued message reaches the client; `None` when it cannot (an invalidation for a RESP2
+/// connection that is not a subscribed redirect target, as in Redis).
+fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Option<Reply> {
+    Some(match m {
         Message::Message { channel, payload } => Reply::Push(vec![
             Reply::bulk_static("message"),
             Reply::Bulk(channel),
@@ -549,7 +558,29 @@ fn push_reply(m: Message) -> Reply {
             Reply::Bulk(channel),
             Reply::Bulk(payload),
         ]),
-    }
+        Message::Invalidate { keys, redirected } => {
+            let keys = keys.map_or(Reply::Nil, |k| {
+                Reply::Array(k.into_iter().map(Reply::Bulk).collect())
+            });
+            if proto == Protocol::Resp3 {
+                Reply::Push(vec![Reply::bulk_static("invalidate"), keys])
+            } else if redirected && subscribed {
+                Reply::Push(vec![
+                    Reply::bulk_static("message"),
+                    Reply::bulk_static("__redis__:invalidate"),
+                    keys,
+                ])
+            } else {
+                return None;
+            }
+        }
+        Message::RedirectBroken(id) if proto == Protocol::Resp3 => Reply::Push(vec![
+            Reply::bulk_static("tracking-redir-broken"),
+            Reply::Int(id as i64),
+        ]),
+        Message::RedirectBroken(_) => return None,
+        Message::Raw(b) => Reply::Encoded(b),
+    })
 }
 
 #[cfg(test)]

@@ -34,6 +34,20 @@ pub enum Message {
         /// The payload.
         payload: Bytes,
     },
+    /// A client-side caching invalidation (`CLIENT TRACKING`): these keys changed (`None`:
+    /// everything, after a flush).
+    Invalidate {
+        /// The keys.
+        keys: Option<Vec<Bytes>>,
+        /// Sent on behalf of another client (`REDIRECT`): a RESP2 connection receives it as a
+        /// `__redis__:invalidate` pub/sub message.
+        redirected: bool,
+    },
+    /// The client a tracking connection redirects to has gone (RESP3 push
+    /// `tracking-redir-broken`).
+    RedirectBroken(u64),
+    /// Bytes written as they are (`MONITOR` lines).
+    Raw(Bytes),
 }
 
 impl Message {
@@ -45,6 +59,11 @@ impl Message {
                 channel,
                 payload,
             } => pattern.len() + channel.len() + payload.len() + 48,
+            Message::Invalidate { keys, .. } => {
+                keys.iter().flatten().map(|k| k.len() + 16).sum::<usize>() + 48
+            }
+            Message::RedirectBroken(_) => 48,
+            Message::Raw(b) => b.len() + 16,
         }
     }
 }
@@ -68,6 +87,13 @@ impl Inbox {
     /// The next message.
     pub async fn recv(&mut self) -> Option<Message> {
         let m = self.rx.recv().await?;
+        self.queued.fetch_sub(m.size(), Ordering::Relaxed);
+        Some(m)
+    }
+
+    /// The next message if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let m = self.rx.try_recv().ok()?;
         self.queued.fetch_sub(m.size(), Ordering::Relaxed);
         Some(m)
     }
@@ -105,6 +131,12 @@ impl Subscriber {
             return false;
         }
         self.tx.send(m).is_ok()
+    }
+
+    /// Queues a message outside pub/sub (client-side caching invalidations); false if the
+    /// connection is gone.
+    pub fn send(&self, m: Message) -> bool {
+        self.deliver(m, 0)
     }
 }
 

@@ -81,6 +81,10 @@ struct NodeArgs {
     /// Port of the NodeAdmin gRPC endpoint (0 picks a free one); it runs when a token is set.
     #[arg(long)]
     admin_port: Option<u16>,
+    /// Load this RDB file (written by redis-server 7.0 or older) into an empty data directory
+    /// at start-up; the node's own persistence keeps it from then on.
+    #[arg(long)]
+    import: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -170,6 +174,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(p) = args.admin_port {
         config.admin.port = p;
     }
+    config.import = args.import;
     config.validate("command line")?;
     let runtime = runtime(config.threads)?;
     let config_file = args.config.clone();

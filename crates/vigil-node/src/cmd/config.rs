@@ -40,8 +40,8 @@ fn apply(node: &Node, cfg: &NodeConfig) {
     if let Some(a) = &node.persist.aof {
         a.set_policy(cfg.persistence.appendfsync);
     }
-    node.monitor.configure_from(cfg);
-    node.store.lock().encoding = cfg.encoding();
+    node.slowlog.configure_from(cfg);
+    node.store.lock().thresholds = cfg.thresholds();
 }
 
 fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
@@ -69,7 +69,7 @@ fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e),
         },
-        "help" if args.is_empty() => crate::cmd::monitor::help(
+        "help" if args.is_empty() => crate::cmd::slowlog::help(
             "CONFIG",
             &[
                 "GET <pattern>",

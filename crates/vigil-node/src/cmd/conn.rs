@@ -9,8 +9,10 @@ use crate::session::ConnState;
 
 /// The connection family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
+    // The node answers CLIENT itself (client-side caching): see `cmd::client`.
     let shared = vigil_resp::connection::rows::<ConnState>()
         .into_iter()
+        .filter(|(meta, _)| meta.name != "client")
         .map(|(meta, f)| (meta, Handler::Conn(f)));
     shared
         .chain([

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use vigil_resp::args::lossy_lower;
 use vigil_resp::{Args, CommandMeta, Conn, Protocol, Reply};
 
-use crate::cmd::object::encoding;
 use crate::db::digest::{dataset_digest, hex, key_digest};
 use crate::db::{Store, Value};
 use crate::node::{Handler, Node, row};
@@ -69,7 +68,7 @@ fn debug(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
     let rest = args.rest();
     let resp3 = conn.proto == Protocol::Resp3;
     let r = match (lossy_lower(&raw).as_str(), rest.len()) {
-        ("help", 0) => crate::cmd::monitor::help("DEBUG", HELP),
+        ("help", 0) => crate::cmd::slowlog::help("DEBUG", HELP),
         ("sleep", 1) => {
             let secs = vigil_resp::args::parse_float(&rest[0]).unwrap_or(0.0);
             // The whole dataset waits, as Redis' single thread would.
@@ -115,10 +114,9 @@ fn debug(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         }
         ("listpack" | "ziplist", 1) => {
             let store = node.store.lock();
-            let enc = store.encoding;
             match store.dbs[conn.db].keys.get(&rest[0][..]) {
                 None => Reply::error("ERR no such key"),
-                Some(v) if encoding(v, &enc) == "listpack" => {
+                Some(v) if store.thresholds.encoding(v) == "listpack" => {
                     Reply::simple("Listpack structure printed on stdout")
                 }
                 Some(_) => Reply::error("ERR Not a listpack encoded object."),
@@ -217,11 +215,10 @@ fn replace_data(store: &mut Store, fresh: Store) {
 /// OBJECT: Redis' one-line report. Vigil keeps no access clock, so `lru` and the idle time are
 /// those of a key just used; the serialized length is the value's estimated size (MEMORY USAGE).
 fn object(store: &mut Store, db: usize, key: &[u8]) -> Reply {
-    let enc = store.encoding;
     let Some(v) = store.dbs[db].keys.get(key) else {
         return Reply::error("ERR no such key");
     };
-    let e = encoding(v, &enc);
+    let e = store.thresholds.encoding(v);
     let size = crate::cmd::memory::value_bytes(v);
     let extra = match v {
         Value::List(l) => {
@@ -230,7 +227,7 @@ fn object(store: &mut Store, db: usize, key: &[u8]) -> Reply {
             format!(
                 " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{bytes}",
                 l.len() as f64 / nodes as f64,
-                enc.list_max_listpack_size
+                store.thresholds.list_max_listpack_size
             )
         }
         _ => String::new(),

@@ -56,8 +56,17 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
                 Err(r) => r,
                 Ok(hide) => {
                     let f: DataFn = function_write;
-                    node.run_data(&mut store, conn, f, args, false, unix_ms(), hide)
-                        .0
+                    node.run_data(
+                        &mut store,
+                        conn,
+                        &FUNCTION_WRITE,
+                        f,
+                        args,
+                        false,
+                        unix_ms(),
+                        hide,
+                    )
+                    .0
                 }
             }
         }

@@ -102,7 +102,7 @@ no allocator statistics are gathered. MEMORY STATS and INFO memory show the tota
             b"Stats not supported for the current allocator",
         ))),
         "purge" if args.is_empty() => Ok(Reply::ok()),
-        "help" if args.is_empty() => Ok(crate::cmd::monitor::help(
+        "help" if args.is_empty() => Ok(crate::cmd::slowlog::help(
             "MEMORY",
             &[
                 "DOCTOR",

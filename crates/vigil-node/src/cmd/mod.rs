@@ -9,6 +9,7 @@
 //! under the store lock, so they are testable without any I/O.
 
 pub mod blocking;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod counters;
@@ -20,12 +21,12 @@ pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod memory;
-pub mod monitor;
 pub mod object;
 pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod slowlog;
 pub mod stream_claim;
 pub mod stream_groups;
 pub mod stream_info;
@@ -45,9 +46,10 @@ use crate::node::Handler;
 pub fn table() -> CommandTable<Handler> {
     let mut rows: Vec<(CommandMeta, Handler)> = Vec::new();
     rows.extend(conn::commands());
+    rows.extend(client::commands());
     rows.extend(server::commands());
     rows.extend(config::commands());
-    rows.extend(monitor::commands());
+    rows.extend(slowlog::commands());
     rows.extend(info::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());

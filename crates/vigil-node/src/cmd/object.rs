@@ -1,77 +1,196 @@
-//! OBJECT: ENCODING (the representation Redis 7.0 would choose, from the configured
-//! thresholds), REFCOUNT (Redis' shared small integers report as shared), IDLETIME and FREQ
-//! (Vigil keeps no access clock: keys read as just used, and no LFU policy is offered), HELP.
+//! Serialization and introspection of single values: DUMP and RESTORE (Redis' RDB payload,
+//! see [`crate::persist::rdb`]) and OBJECT (ENCODING, REFCOUNT, IDLETIME, FREQ, HELP).
 
-use vigil_resp::args::lossy_lower;
-use vigil_resp::command::bad_subcommand;
+use bytes::Bytes;
+use vigil_resp::command::{bad_subcommand, unknown_subcommand};
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use crate::config::redis::Encoding;
-use crate::ctx::Ctx;
+use super::stream_groups::help;
+use crate::ctx::{Ctx, int_arg};
 use crate::db::Value;
+use crate::db::encoding::string_int;
 use crate::node::{Handler, row};
+use crate::persist::rdb;
 
-/// The OBJECT row.
+/// The rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
-    vec![row!(
-        "object",
-        -2,
-        [READONLY],
-        0,
-        0,
-        0,
-        "generic",
-        "Inspects the internals of a key's value.",
-        Data(object)
-    )]
+    vec![
+        row!(
+            "dump",
+            2,
+            [READONLY],
+            1,
+            1,
+            1,
+            "generic",
+            "Returns a serialized representation of the value stored at a key.",
+            Data(dump)
+        ),
+        row!(
+            "restore",
+            -4,
+            [WRITE, DENYOOM],
+            1,
+            1,
+            1,
+            "generic",
+            "Creates a key from the serialized representation of a value.",
+            Data(restore)
+        ),
+        row!(
+            "object",
+            -2,
+            [READONLY],
+            2,
+            2,
+            1,
+            "generic",
+            "Returns internal information about a key's value.",
+            Data(object)
+        ),
+    ]
 }
 
-/// Redis' refcount of its shared integer objects.
-const SHARED: i64 = i32::MAX as i64;
-
-fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let raw = args.bytes()?;
-    let sub = lossy_lower(&raw);
-    if sub == "help" && args.is_empty() {
-        return Ok(crate::cmd::monitor::help(
-            "OBJECT",
-            &[
-                "ENCODING <key>",
-                "    Return the kind of internal representation used in order to store the value",
-                "    associated with a <key>.",
-                "FREQ <key>",
-                "    Return the access frequency index of the <key>. The returned integer is",
-                "    proportional to the logarithm of the recent access frequency of the key.",
-                "IDLETIME <key>",
-                "    Return the idle time of the <key>, that is the approximated number of",
-                "    seconds elapsed since the last access to the key.",
-                "REFCOUNT <key>",
-                "    Return the number of references of the value associated with the specified",
-                "    <key>.",
-            ],
-        ));
-    }
-    let known = ["encoding", "refcount", "idletime", "freq"];
-    if !known.contains(&sub.as_str()) || args.remaining() != 1 {
-        return Ok(bad_subcommand(
-            "object",
-            &raw,
-            &["help", "encoding", "refcount", "idletime", "freq"],
-        ));
-    }
+fn dump(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let enc = ctx.store.encoding;
-    let Some(v) = ctx.lookup(&key) else {
+    let t = ctx.store.thresholds.clone();
+    Ok(match ctx.lookup(&key) {
+        None => Reply::Nil,
+        Some(v) => Reply::Bulk(Bytes::from(rdb::dump(v, &t))),
+    })
+}
+
+/// Options of RESTORE after the payload.
+struct RestoreOpts {
+    replace: bool,
+    absttl: bool,
+}
+
+fn restore_opts(args: &mut Args) -> Result<RestoreOpts, CmdError> {
+    let mut o = RestoreOpts {
+        replace: false,
+        absttl: false,
+    };
+    let (mut idle, mut freq) = (false, false);
+    while let Some(a) = args.next() {
+        let more = args.remaining() >= 1;
+        if a.eq_ignore_ascii_case(b"replace") {
+            o.replace = true;
+        } else if a.eq_ignore_ascii_case(b"absttl") {
+            o.absttl = true;
+        } else if a.eq_ignore_ascii_case(b"idletime") && more && !freq {
+            if args.i64()? < 0 {
+                return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = true;
+        } else if a.eq_ignore_ascii_case(b"freq") && more && !idle {
+            if !(0..=255).contains(&args.i64()?) {
+                return Err(CmdError::msg(
+                    "ERR Invalid FREQ value, must be >= 0 and <= 255",
+                ));
+            }
+            freq = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(o)
+}
+
+/// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f]`. A relative TTL is
+/// propagated as an absolute one (`ABSTTL` appended), so replicas and the log agree.
+fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.bytes()?;
+    let ttl_arg = args.bytes()?;
+    let payload = args.bytes()?;
+    let o = restore_opts(args)?;
+    if !o.replace && ctx.exists(&key) {
+        return Err(CmdError::msg("BUSYKEY Target key name already exists."));
+    }
+    let mut ttl = vigil_resp::args::parse_int(&ttl_arg)?;
+    if ttl < 0 {
+        return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
+    }
+    let value = rdb::undump(&payload).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let deleted = o.replace && ctx.delete(&key);
+    if ttl != 0 && !o.absttl {
+        ttl = ttl.saturating_add(ctx.now);
+    }
+    if ttl != 0 && ttl <= ctx.now && !ctx.loading {
+        if deleted {
+            ctx.propagate(vec![Bytes::from_static(b"DEL"), key]);
+        }
+        return Ok(Reply::ok());
+    }
+    let db = ctx.db();
+    db.set(&key, value, false);
+    if ttl != 0 {
+        db.set_expire(&key, ttl);
+    }
+    db.touch(&key);
+    ctx.changed(1);
+    let mut prop: Vec<Bytes> = args.all().to_vec();
+    if ttl != 0 && !o.absttl {
+        prop[2] = int_arg(ttl);
+        prop.push(Bytes::from_static(b"ABSTTL"));
+    }
+    ctx.propagate(prop);
+    Ok(Reply::ok())
+}
+
+const HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// Redis shares the objects of the integers 0..9999 (refcount `INT_MAX`) under the default
+/// maxmemory policy.
+const SHARED_INTEGERS: i64 = 10_000;
+
+/// `OBJECT`. IDLETIME is always 0: Vigil keeps no per-key access time (it would cost 8 bytes
+/// per key and a write on every read; nothing evicts by idleness here). FREQ answers what
+/// Redis answers under its default, non-LFU, maxmemory policy.
+fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
+    let all = args.all().to_vec();
+    let sub = &all[1];
+    let lower = String::from_utf8_lossy(sub).to_lowercase();
+    let known = ["help", "encoding", "refcount", "idletime", "freq"];
+    let want = match lower.as_str() {
+        "help" => 2,
+        s if known.contains(&s) => 3,
+        _ => return Ok(unknown_subcommand("object", sub)),
+    };
+    if all.len() != want {
+        return Ok(bad_subcommand("object", sub, &known));
+    }
+    if lower == "help" {
+        return Ok(help(HELP));
+    }
+    let t = ctx.store.thresholds.clone();
+    let edited = ctx.db().edited.contains(&all[2][..]);
+    let Some(v) = ctx.lookup(&all[2]) else {
         return Ok(Reply::Nil);
     };
-    Ok(match sub.as_str() {
-        "encoding" => Reply::bulk_static(encoding(v, &enc)),
+    Ok(match lower.as_str() {
+        "encoding" => Reply::bulk_static(encoding(v, &t, edited)),
         "refcount" => Reply::Int(match v {
             Value::Str(s)
-                if vigil_resp::args::parse_int(s)
-                    .is_ok_and(|n| (0..10_000).contains(&n) && canonical(s)) =>
+                if !edited && string_int(s).is_some_and(|i| (0..SHARED_INTEGERS).contains(&i)) =>
             {
-                SHARED
+                i64::from(i32::MAX)
             }
             _ => 1,
         }),
@@ -82,48 +201,9 @@ fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     })
 }
 
-/// Whether an integer's text is the one Redis would store it as (no sign, no leading zero).
-fn canonical(s: &[u8]) -> bool {
-    vigil_resp::args::parse_int(s).is_ok_and(|n| itoa::Buffer::new().format(n).as_bytes() == s)
-}
-
-/// The encoding Redis 7.0 would give a value, from the configured thresholds.
-pub fn encoding(v: &Value, enc: &Encoding) -> &'static str {
-    let small = |n: usize, max: i64| (n as i64) <= max;
-    let short = |b: &[u8], max: i64| (b.len() as i64) <= max;
+fn encoding(v: &Value, t: &crate::db::encoding::Thresholds, edited: bool) -> &'static str {
     match v {
-        Value::Str(s) => {
-            if s.len() <= 20 && canonical(s) {
-                "int"
-            } else if s.len() <= 44 {
-                "embstr"
-            } else {
-                "raw"
-            }
-        }
-        Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let fits = small(h.len(), enc.hash_max_listpack_entries)
-                && h.iter().all(|(f, v)| {
-                    short(f, enc.hash_max_listpack_value) && short(v, enc.hash_max_listpack_value)
-                });
-            if fits { "listpack" } else { "hashtable" }
-        }
-        Value::Set(s) => {
-            let ints = s.iter().all(|m| canonical(m));
-            if ints && small(s.len(), enc.set_max_intset_entries) {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
-        Value::ZSet(z) => {
-            let fits = small(z.len(), enc.zset_max_listpack_entries)
-                && z.scores
-                    .keys()
-                    .all(|m| short(m, enc.zset_max_listpack_value));
-            if fits { "listpack" } else { "skiplist" }
-        }
-        Value::Stream(_) => "stream",
+        Value::Str(s) => crate::db::encoding::string_encoding(s, edited),
+        _ => t.encoding(v),
     }
 }

@@ -112,6 +112,8 @@ fn split_keys<'a>(
 
 fn eval(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     let all = args.into_vec();
+    node.monitors
+        .show(conn.db, &conn.info.addr.to_string(), &all);
     let name = all[0].to_ascii_lowercase();
     let by_sha = name.starts_with(b"evalsha");
     let read_only = name.ends_with(b"_ro");
@@ -137,6 +139,8 @@ fn eval(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
 
 fn fcall(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     let all = args.into_vec();
+    node.monitors
+        .show(conn.db, &conn.info.addr.to_string(), &all);
     let read_only = all[0].eq_ignore_ascii_case(b"fcall_ro");
     let reply = match split_keys(&all, "ERR Bad number of keys provided") {
         Err(r) => r,

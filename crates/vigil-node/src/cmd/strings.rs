@@ -446,6 +446,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             v.extend_from_slice(&tail);
             let len = v.len();
             *s = v.into_boxed_slice();
+            db.mark_edited(&key);
             len
         }
         _ => {
@@ -525,6 +526,7 @@ fn setrange(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     } else {
         db.set(&key, Value::Str(v.into_boxed_slice()), false);
     }
+    db.mark_edited(&key);
     db.touch(&key);
     ctx.changed(1);
     Ok(Reply::Int(len as i64))

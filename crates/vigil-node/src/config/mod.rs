@@ -104,6 +104,10 @@ pub struct NodeConfig {
     /// log, latency monitor, ...), as `CONFIG SET` takes them: name → value text. Only values
     /// that differ from Redis' default are kept (see [`params`]).
     pub redis: std::collections::BTreeMap<String, String>,
+    /// An RDB file written by redis-server to load at start-up into an empty data directory
+    /// (`vigil node --import`; not a config-file key: it is a one-time action).
+    #[serde(skip)]
+    pub import: Option<PathBuf>,
 }
 
 /// `[replication]`.
@@ -241,6 +245,7 @@ impl Default for NodeConfig {
             replication: Replication::default(),
             admin: Admin::default(),
             redis: Default::default(),
+            import: None,
         }
     }
 }

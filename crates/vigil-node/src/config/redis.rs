@@ -1,38 +1,9 @@
 //! The Redis-side view of the node's configuration: a parameter's value wherever it lives
 //! (its own TOML key, or the `[redis]` table), storing a checked value, and the encoding
-//! thresholds the store reads.
+//! thresholds the store reads ([`crate::db::encoding::Thresholds`]).
 
 use super::NodeConfig;
 use super::params::{self, Param};
-
-/// The encoding thresholds, for the store (which decides how values are laid out by them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encoding {
-    /// `hash-max-listpack-entries`.
-    pub hash_max_listpack_entries: i64,
-    /// `hash-max-listpack-value`.
-    pub hash_max_listpack_value: i64,
-    /// `zset-max-listpack-entries`.
-    pub zset_max_listpack_entries: i64,
-    /// `zset-max-listpack-value`.
-    pub zset_max_listpack_value: i64,
-    /// `set-max-intset-entries`.
-    pub set_max_intset_entries: i64,
-    /// `list-max-listpack-size`.
-    pub list_max_listpack_size: i64,
-    /// `stream-node-max-bytes`.
-    pub stream_node_max_bytes: i64,
-    /// `stream-node-max-entries`.
-    pub stream_node_max_entries: i64,
-    /// `hll-sparse-max-bytes`.
-    pub hll_sparse_max_bytes: i64,
-}
-
-impl Default for Encoding {
-    fn default() -> Self {
-        NodeConfig::default().encoding()
-    }
-}
 
 impl NodeConfig {
     /// A parameter's value as `CONFIG GET` shows it.
@@ -76,18 +47,18 @@ impl NodeConfig {
         }
     }
 
-    /// The encoding thresholds now configured.
-    pub fn encoding(&self) -> Encoding {
-        Encoding {
-            hash_max_listpack_entries: self.redis_int("hash-max-listpack-entries"),
-            hash_max_listpack_value: self.redis_int("hash-max-listpack-value"),
-            zset_max_listpack_entries: self.redis_int("zset-max-listpack-entries"),
-            zset_max_listpack_value: self.redis_int("zset-max-listpack-value"),
-            set_max_intset_entries: self.redis_int("set-max-intset-entries"),
+    /// The encoding thresholds now configured, for the store.
+    pub fn thresholds(&self) -> crate::db::encoding::Thresholds {
+        let n = |name: &str| self.redis_int(name).max(0) as usize;
+        crate::db::encoding::Thresholds {
+            hash_max_listpack_entries: n("hash-max-listpack-entries"),
+            hash_max_listpack_value: n("hash-max-listpack-value"),
+            zset_max_listpack_entries: n("zset-max-listpack-entries"),
+            zset_max_listpack_value: n("zset-max-listpack-value"),
+            set_max_intset_entries: n("set-max-intset-entries"),
             list_max_listpack_size: self.redis_int("list-max-listpack-size"),
-            stream_node_max_bytes: self.redis_int("stream-node-max-bytes"),
-            stream_node_max_entries: self.redis_int("stream-node-max-entries"),
-            hll_sparse_max_bytes: self.redis_int("hll-sparse-max-bytes"),
+            stream_node_max_bytes: n("stream-node-max-bytes") as u64,
+            stream_node_max_entries: n("stream-node-max-entries") as u64,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod digest;
+pub mod encoding;
 pub mod functions;
 pub mod stream;
 pub mod zset;
@@ -18,6 +19,8 @@ use indexmap::{IndexMap, IndexSet};
 use tokio::sync::Notify;
 
 pub use stream::Stream;
+
+use crate::tracking::Tracking;
 pub use zset::ZSet;
 
 /// A key or a string value.
@@ -99,6 +102,11 @@ pub struct Db {
     pub watched: HashMap<Key, (u64, u32)>,
     /// Clients blocked on a key (BLPOP and friends), in arrival order; woken when it is written.
     pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
+    /// String keys last written in place (APPEND, SETRANGE): Redis holds those `raw` whatever
+    /// their length or content, until the value is replaced (see [`encoding`]).
+    pub edited: std::collections::HashSet<Key, RandomState>,
+    /// Client-side caching, shared by every database of the store: told of every modification.
+    pub tracking: Arc<Tracking>,
 }
 
 impl Db {
@@ -136,6 +144,16 @@ impl Db {
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
+        }
+    }
+
+    /// Records that the string at `key` was written in place (see `edited`).
+    pub fn mark_edited(&mut self, key: &[u8]) {
+        if !self.edited.contains(key) {
+            self.edited.insert(boxed(key));
+        }
     }
 
     /// Removes a key and its expiry.
@@ -143,6 +161,9 @@ impl Db {
         let v = self.keys.swap_remove(key)?;
         if !self.expires.is_empty() {
             self.expires.swap_remove(key);
+        }
+        if !self.edited.is_empty() {
+            self.edited.remove(key);
         }
         Some(v)
     }
@@ -165,13 +186,19 @@ impl Db {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.expires.clear();
+        self.edited.clear();
         for (v, _) in self.watched.values_mut() {
             *v += 1;
         }
+        self.tracking.note_flush();
     }
 
-    /// Records a modification of `key` for WATCH and wakes clients blocked on it.
+    /// Records a modification of `key` for WATCH, client-side caching, and wakes clients
+    /// blocked on it.
     pub fn touch(&mut self, key: &[u8]) {
+        if self.tracking.active() {
+            self.tracking.invalidate(key);
+        }
         if !self.watched.is_empty()
             && let Some((v, _)) = self.watched.get_mut(key)
         {
@@ -254,21 +281,27 @@ pub struct Store {
     pub misses: u64,
     /// Function libraries (`FUNCTION LOAD`), kept with the data they are part of.
     pub functions: functions::Libraries,
-    /// The encoding thresholds (`hash-max-listpack-entries`...), pushed by `CONFIG SET`.
-    pub encoding: crate::config::redis::Encoding,
+    /// The encoding thresholds (`hash-max-listpack-entries` and friends).
+    pub thresholds: encoding::Thresholds,
 }
 
 impl Store {
     /// An empty store of `n` databases.
     pub fn new(n: usize) -> Self {
+        let tracking = Arc::new(Tracking::default());
         Store {
-            dbs: (0..n).map(|_| Db::default()).collect(),
+            dbs: (0..n)
+                .map(|_| Db {
+                    tracking: tracking.clone(),
+                    ..Db::default()
+                })
+                .collect(),
             dirty: 0,
             expired_keys: 0,
             hits: 0,
             misses: 0,
             functions: functions::Libraries::default(),
-            encoding: Default::default(),
+            thresholds: encoding::Thresholds::default(),
         }
     }
 
@@ -294,9 +327,17 @@ impl Store {
                 *version += 1;
             }
             fresh.blocked = std::mem::take(&mut old.blocked);
+            fresh.tracking = old.tracking.clone();
         }
+        // Clients caching keys of the old dataset must drop them all, as after FLUSHALL.
+        self.tracking().invalidate_all();
         self.dbs = new.dbs;
         self.dirty += 1;
+    }
+
+    /// The client-side caching state.
+    pub fn tracking(&self) -> &Arc<Tracking> {
+        &self.dbs[0].tracking
     }
 
     /// Total keys over all databases.

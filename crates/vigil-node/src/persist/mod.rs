@@ -8,6 +8,7 @@
 
 pub mod aof;
 mod codec;
+pub mod rdb;
 // The forked snapshot child, only where the allocator is fork-safe (see the module).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod fork;

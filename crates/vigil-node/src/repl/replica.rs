@@ -303,7 +303,22 @@ async fn load_full_sync(
 ) -> Result<(), ReplError> {
     let databases = node.config.read().databases;
     let started = Instant::now();
+    let (replid_c, created) = (replid.clone(), unix_ms() as i64);
     let (mut payload, fresh) = tokio::task::spawn_blocking(move || {
+        if payload.starts_with(b"REDIS") {
+            // A stock redis-server master sends its RDB: decoded, then kept as our own
+            // snapshot of the same data and position.
+            let mut store = crate::db::Store::new(databases);
+            crate::persist::rdb::file::load(&payload[..], payload.len() as u64, &mut store, None)
+                .map_err(|e| format!("the master's RDB: {e}"))?;
+            let header = snapshot::Header {
+                generation: 0,
+                created_ms: created,
+                replid: replid_c,
+                offset,
+            };
+            return Ok((snapshot::encode(&store, &header), store));
+        }
         snapshot::decode(&payload, databases).map(|(_, s)| (payload, s))
     })
     .await

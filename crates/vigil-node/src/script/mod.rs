@@ -33,6 +33,8 @@ pub struct ScriptHost<'a> {
     gate_at_first_write: bool,
     props: Vec<Prop>,
     databases: usize,
+    /// The script ran a read-only command: a tracking caller remembers its declared keys.
+    read_called: bool,
 }
 
 impl Host for ScriptHost<'_> {
@@ -78,6 +80,8 @@ impl Host for ScriptHost<'_> {
             }
             self.gate_at_first_write = false;
         }
+        self.read_called |= meta.flags.has(Flags::READONLY);
+        self.node.monitors.feed(&meta, self.db, "lua", &args);
         let mut args = Args::new(args);
         let mut ctx = Ctx::new(self.store, self.db, self.now, &mut self.props);
         ctx.hide_expired = self.hide_expired;
@@ -194,7 +198,9 @@ impl Node {
             gate_at_first_write,
             props: Vec::new(),
             databases: conn.shared.databases,
+            read_called: false,
         };
+        host.store.tracking().set_current(conn.info.id);
         self.scripts.busy.start(&name, call.kind);
         // A script that runs long hands this worker's other tasks over at its first tick
         // (`engines::Busy::tick`), not here: the hand-off costs more than a short script.
@@ -204,6 +210,13 @@ impl Node {
         };
         let props = std::mem::take(&mut host.props);
         let version = host.store.functions.version;
+        // As Redis: a tracking client that ran a script which read anything caches the keys
+        // the script declared.
+        if host.read_called && conn.state.tracks_reads() {
+            host.store
+                .tracking()
+                .remember(conn.info.id, call.keys.iter());
+        }
         drop(host);
         self.put_engine(call.kind, engine, version);
         let reply =

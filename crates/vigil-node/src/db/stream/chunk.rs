@@ -295,6 +295,45 @@ impl Chunk {
         Ok(())
     }
 
+    /// The master field names and every live entry as (id, whether its fields are the
+    /// master's, field/value pairs), for the RDB writer; `None` if the buffer is malformed.
+    #[allow(clippy::type_complexity)]
+    pub fn export(
+        &self,
+        master_id: StreamId,
+    ) -> Option<(Vec<&[u8]>, Vec<(StreamId, bool, Vec<(&[u8], &[u8])>)>)> {
+        let (master, _) = self.master()?;
+        let mut out = Vec::new();
+        for (id, r) in self.ids(master_id)? {
+            let pairs = self.pairs_at(&master, r)?;
+            let same =
+                master.len() == pairs.len() && master.iter().zip(&pairs).all(|(m, (f, _))| m == f);
+            out.push((id, same, pairs));
+        }
+        Some((master, out))
+    }
+
+    /// Builds a node from entries read elsewhere (an RDB listpack): the master fields, the
+    /// live entries in id order, and the node's deleted count, listpack size and last id ever
+    /// added. The caller validates the result.
+    pub fn import(
+        master_id: StreamId,
+        master_fields: &[Vec<u8>],
+        entries: &[(StreamId, Vec<Vec<u8>>)],
+        deleted: u32,
+        lp_bytes: u64,
+        last: StreamId,
+    ) -> Chunk {
+        let mut c = Chunk::new(&interleave(master_fields));
+        for (id, pairs) in entries {
+            c.push(master_id, *id, pairs);
+        }
+        c.deleted = deleted;
+        c.lp_bytes = lp_bytes;
+        c.last = last;
+        c
+    }
+
     /// The raw parts, for the snapshot: buffer, live, deleted, emulated size, last id.
     pub fn parts(&self) -> (&[u8], u32, u32, u64, StreamId) {
         (&self.buf, self.live, self.deleted, self.lp_bytes, self.last)
@@ -310,4 +349,9 @@ impl Chunk {
             last,
         }
     }
+}
+
+/// Master fields as a pair list with empty values (the shape [`Chunk::new`] takes).
+fn interleave(fields: &[Vec<u8>]) -> Vec<&[u8]> {
+    fields.iter().flat_map(|f| [&f[..], &[][..]]).collect()
 }

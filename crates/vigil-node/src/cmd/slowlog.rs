@@ -1,5 +1,5 @@
 //! SLOWLOG and LATENCY: reading the slow log and the latency events the node records
-//! ([`crate::monitor`]).
+//! ([`crate::slowlog`]).
 
 use bytes::Bytes;
 use vigil_resp::args::lossy_lower;
@@ -67,10 +67,10 @@ fn slowlog(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             ],
         ),
         ("reset", 0) => {
-            node.monitor.slow_reset();
+            node.slowlog.slow_reset();
             Reply::ok()
         }
-        ("len", 0) => Reply::Int(node.monitor.slow_len() as i64),
+        ("len", 0) => Reply::Int(node.slowlog.slow_len() as i64),
         ("get", 0 | 1) => {
             let count = match args.next() {
                 None => Ok(10),
@@ -85,7 +85,7 @@ fn slowlog(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             match count {
                 Err(e) => e,
                 Ok(count) => Reply::Array(
-                    node.monitor
+                    node.slowlog
                         .slow_entries(count)
                         .into_iter()
                         .map(|e| {
@@ -110,7 +110,7 @@ fn slowlog(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
 fn latency(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
     let raw = args.next().unwrap_or_default();
     let rest = args.rest();
-    let events = node.monitor.latency_events();
+    let events = node.slowlog.latency_events();
     let r = match (lossy_lower(&raw).as_str(), rest.len()) {
         ("history", 1) => {
             let name = String::from_utf8_lossy(&rest[0]);
@@ -143,7 +143,7 @@ fn latency(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                 .collect(),
         ),
         ("doctor", 0) => Reply::Verbatim(Bytes::from(doctor(node, &events))),
-        ("reset", _) => Reply::Int(node.monitor.latency_reset(&rest) as i64),
+        ("reset", _) => Reply::Int(node.slowlog.latency_reset(&rest) as i64),
         ("histogram", _) => {
             let stats = if rest.is_empty() {
                 node.cmdstats.all()
@@ -205,7 +205,7 @@ fn latency(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
 }
 
 /// A text graph of an event's samples: one column per sample, `#` up to its height.
-fn graph(name: &str, s: &crate::monitor::Series) -> String {
+fn graph(name: &str, s: &crate::slowlog::Series) -> String {
     let (lo, hi) = s
         .samples
         .iter()
@@ -245,7 +245,7 @@ fn graph(name: &str, s: &crate::monitor::Series) -> String {
 /// A short human report on the recorded events.
 fn doctor(
     node: &Node,
-    events: &std::collections::BTreeMap<String, crate::monitor::Series>,
+    events: &std::collections::BTreeMap<String, crate::slowlog::Series>,
 ) -> String {
     let threshold = node.config.read().redis_int("latency-monitor-threshold");
     if events.is_empty() {

@@ -1,0 +1,70 @@
+//! `CLIENT PAUSE` / `CLIENT UNPAUSE`: holding clients' commands for a while, all of them or only
+//! those that may write (Redis' `WRITE` mode, used to switch masters without losing writes).
+//!
+//! The invariant: a held command has not started: it waits before the store is touched and runs
+//! when the pause ends, so its reply reflects the state after the pause. While writes are held,
+//! nothing else writes either: keys past their expiry are hidden, not deleted (no DEL is
+//! propagated), as in Redis.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use vigil_resp::{CommandMeta, Flags};
+
+/// The node's pause.
+#[derive(Debug, Default)]
+pub struct Pause {
+    /// Until when, and whether every command waits (`ALL`) or only writes (`WRITE`).
+    state: Mutex<Option<(Instant, bool)>>,
+    /// Woken when the pause is lifted or changed.
+    changed: Notify,
+}
+
+/// Commands that replicate without the `write` flag: held by a `WRITE` pause too.
+const MAY_REPLICATE: &[&str] = &[
+    "eval", "evalsha", "fcall", "publish", "pfcount", "script", "function",
+];
+
+impl Pause {
+    /// Pauses for `d`; a pause already in force only grows (longer, or from WRITE to ALL).
+    pub fn pause(&self, d: Duration, all: bool) {
+        let until = Instant::now() + d;
+        let mut s = self.state.lock();
+        *s = Some(match *s {
+            Some((u, a)) if u > Instant::now() => (u.max(until), a || all),
+            _ => (until, all),
+        });
+        self.changed.notify_waiters();
+    }
+
+    /// Lifts the pause.
+    pub fn unpause(&self) {
+        *self.state.lock() = None;
+        self.changed.notify_waiters();
+    }
+
+    /// Whether writes are held now.
+    pub fn writes_paused(&self) -> bool {
+        self.state
+            .lock()
+            .is_some_and(|(until, _)| until > Instant::now())
+    }
+
+    /// Until when a command of `meta` (with `writes`: it or its transaction writes) must wait.
+    pub fn holds(&self, meta: &CommandMeta, writes: bool) -> Option<Instant> {
+        let (until, all) = (*self.state.lock())?;
+        let held =
+            all || writes || meta.flags.has(Flags::WRITE) || MAY_REPLICATE.contains(&meta.name);
+        (held && until > Instant::now()).then_some(until)
+    }
+
+    /// Waits until the pause that holds a command may have ended (its deadline, or a change).
+    pub async fn wait(&self, until: Instant) {
+        let changed = self.changed.notified();
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+    }
+}

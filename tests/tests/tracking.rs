@@ -1,0 +1,222 @@
+//! Client-side caching (`CLIENT TRACKING`) compared with redis-server byte for byte, message by
+//! message, across several connections: RESP3 pushes, RESP2 redirection to a
+//! `__redis__:invalidate` subscriber, OPTIN/OPTOUT, NOLOOP, BCAST prefixes, flushes, expiry,
+//! transactions and scripts; then node-redis' cache and redis-py's tracking API on a real node.
+
+use vigil_tests::client_script::Client;
+use vigil_tests::diff::assert_none;
+use vigil_tests::sessions::compare_sessions;
+use vigil_tests::{NodeProc, RedisProc};
+
+fn assert_sessions_match(script: &str) {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("node"), &[]);
+    assert_none(&compare_sessions(script, redis.port, node.port));
+}
+
+#[test]
+fn default_mode_in_resp3_matches_redis() {
+    assert_sessions_match(
+        r#"
+        a: HELLO 3
+        a: CLIENT TRACKING on
+        a: CLIENT TRACKINGINFO
+        a: CLIENT GETREDIR
+        a: GET k
+        b: SET k 1
+        a<
+        b: SET k 2
+        a!
+        a: MGET k x y
+        b: MSET x 1 y 2 k 3
+        a<
+        a<
+        a<
+        a: HGETALL h
+        b: HSET h f v
+        a<
+        a: SMEMBERS s
+        b: DEL s
+        a!
+        b: SADD s m
+        a<
+        a: GET e
+        b: SET e v PX 30
+        a<
+        a: GET k
+        b: FLUSHDB
+        a<
+        a: GET k
+        b: FLUSHALL
+        a<
+        a: CLIENT TRACKING off
+        a: CLIENT TRACKINGINFO
+        a: GET k
+        b: SET k 9
+        a!
+        "#,
+    );
+}
+
+#[test]
+fn own_writes_transactions_and_scripts_match_redis() {
+    assert_sessions_match(
+        r#"
+        a: HELLO 3
+        a: CLIENT TRACKING on
+        a: GET k
+        a: SET k 1
+        a<
+        a: GET k
+        a: MULTI
+        a: GET k
+        a: SET k 2
+        a: EXEC
+        a<
+        a: CLIENT TRACKING on NOLOOP
+        a: GET k
+        a: SET k 3
+        a!
+        b: SET k 4
+        a<
+        a: CLIENT TRACKING off
+        a: CLIENT TRACKING on
+        a: EVAL "return redis.call('get', KEYS[1])" 2 k1 k2
+        b: MSET k2 1 k1 1
+        a<
+        a<
+        a: EVAL "return 1" 1 k3
+        b: SET k3 1
+        a!
+        "#,
+    );
+}
+
+#[test]
+fn optin_optout_and_their_errors_match_redis() {
+    assert_sessions_match(
+        r#"
+        a: HELLO 3
+        a: CLIENT CACHING yes
+        a: CLIENT TRACKING on OPTIN OPTOUT
+        a: CLIENT TRACKING on OPTIN BCAST
+        a: CLIENT TRACKING on PREFIX p
+        a: CLIENT TRACKING on REDIRECT 0
+        a: CLIENT TRACKING on REDIRECT 99999
+        a: CLIENT TRACKING on REDIRECT x
+        a: CLIENT TRACKING maybe
+        a: CLIENT TRACKING on BOGUS
+        a: CLIENT TRACKING
+        a: CLIENT TRACKING on OPTIN
+        a: CLIENT CACHING no
+        a: CLIENT CACHING maybe
+        a: CLIENT TRACKING on OPTOUT
+        a: CLIENT TRACKING on BCAST
+        a: GET k1
+        b: SET k1 1
+        a!
+        a: CLIENT CACHING yes
+        a: CLIENT TRACKINGINFO
+        a: GET k2
+        a: CLIENT TRACKINGINFO
+        b: SET k2 1
+        a<
+        a: CLIENT CACHING yes
+        a: PING
+        a: GET k3
+        b: SET k3 1
+        a!
+        a: CLIENT CACHING yes
+        a: MULTI
+        a: GET k4
+        a: EXEC
+        b: SET k4 1
+        a<
+        c: HELLO 3
+        c: CLIENT TRACKING on OPTOUT
+        c: CLIENT CACHING yes
+        c: CLIENT CACHING no
+        c: CLIENT TRACKINGINFO
+        c: GET k5
+        c: GET k6
+        b: MSET k5 1 k6 1
+        c<
+        c!
+        "#,
+    );
+}
+
+#[test]
+fn bcast_and_resp2_redirection_match_redis() {
+    assert_sessions_match(
+        r#"
+        l: SUBSCRIBE __redis__:invalidate
+        a: CLIENT TRACKING on BCAST REDIRECT {id:l} PREFIX user: PREFIX job:
+        a: CLIENT TRACKING on BCAST PREFIX use
+        a: CLIENT TRACKING on BCAST PREFIX a PREFIX ab
+        a: CLIENT TRACKING on
+        a: CLIENT TRACKINGINFO
+        b: MULTI
+        b: SET user:1 a
+        b: SET job:1 b
+        b: SET other c
+        b: SET user:2 d
+        b: EXEC
+        l<
+        l<
+        l!
+        a: CLIENT TRACKING on BCAST REDIRECT {id:l} PREFIX cart:
+        b: INCR cart:9
+        l<
+        a: CLIENT TRACKING off
+        a: CLIENT TRACKING on BCAST REDIRECT {id:l} NOLOOP
+        a: SET mine 1
+        b: SET theirs 1
+        l<
+        b: FLUSHALL
+        l<
+        r: CLIENT TRACKING on REDIRECT {id:l}
+        r: GET k
+        b: SET k 1
+        l<
+        x: HELLO 3
+        y: CLIENT TRACKING on REDIRECT {id:x}
+        y: GET q
+        b: SET q 1
+        x<
+        y: CLIENT GETREDIR
+        "#,
+    );
+}
+
+/// A redirect target that disconnects: the tracking RESP3 client hears `tracking-redir-broken`.
+#[test]
+fn broken_redirection_matches_redis() {
+    assert_sessions_match(
+        r#"
+        t: HELLO 3
+        a: HELLO 3
+        a: CLIENT TRACKING on REDIRECT {id:t}
+        a: GET k
+        t: QUIT
+        b: SET k 1
+        a<
+        a: CLIENT TRACKINGINFO
+        "#,
+    );
+}
+
+#[test]
+fn node_redis_cache_and_redis_py_tracking_see_invalidations() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("node"), &[]);
+    let port = node.port.to_string();
+    Client::spawn(
+        "node",
+        "tests/clients/node/caching.js",
+        std::slice::from_ref(&port),
+    )
+    .finish();
+    Client::spawn("python", "tests/clients/python/caching.py", &[port]).finish();
+}
