@@ -674,7 +674,7 @@ fn execute_in(
     ctx.finish(&args);
     // A blocking command that found nothing has not run yet: it is timed when it does.
     if ctx.block.is_none() {
-        node.ran(conn, args.all(), started.elapsed().as_micros() as u64);
+        node.ran(conn, meta, args.all(), started.elapsed().as_micros() as u64);
     }
     if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
         let all = args.all();

@@ -293,11 +293,16 @@ impl Node {
 
     /// Counts a data command that ran for `micros` (per-command statistics) and offers it to
     /// the slow log and the latency monitor.
-    pub(crate) fn ran(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) {
-        if let Some((meta, _)) = self.table.get(&args[0])
-            && let Some(name) = self
-                .cmdstats
-                .name_of(meta.name, args.get(1).map(|a| &a[..]))
+    pub(crate) fn ran(
+        &self,
+        conn: &Conn<ConnState>,
+        meta: &vigil_resp::CommandMeta,
+        args: &[Bytes],
+        micros: u64,
+    ) {
+        if let Some(name) = self
+            .cmdstats
+            .name_of(meta.name, args.get(1).map(|a| &a[..]))
         {
             self.cmdstats.record(name, micros);
         }
