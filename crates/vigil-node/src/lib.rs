@@ -42,6 +42,7 @@ pub mod slowlog;
 pub mod stream;
 mod tasks;
 pub mod tracking;
+mod waits;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

@@ -35,6 +35,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     let (lock, rec) = persist::recover(&config.dir, config.databases)?;
     let epoch = vigil_base::epoch::load(&config.dir)?;
     let mut store = rec.store;
+    store.limits.proto_max_bulk_len = config.limits.proto_max_bulk_len;
     let mut generation = rec.generation.max(1);
     let mut pos = ReplPos {
         replid: rec.repl.0,
@@ -72,6 +73,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     // Replay is history, not new changes.
     store.dirty = 0;
     store.thresholds = config.thresholds();
+    store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
     let imported = match &config.import {
         Some(path) => Some(import(path, &mut store, now)?),
         None => None,

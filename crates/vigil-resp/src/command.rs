@@ -192,6 +192,8 @@ fn group_category(group: &str) -> &'static str {
         "pubsub" => "@pubsub",
         "transactions" => "@transaction",
         "connection" => "@connection",
+        "bitmap" => "@bitmap",
+        "hyperloglog" => "@hyperloglog",
         _ => "@admin",
     }
 }

@@ -41,7 +41,10 @@ fn apply(node: &Node, cfg: &NodeConfig) {
         a.set_policy(cfg.persistence.appendfsync);
     }
     node.slowlog.configure_from(cfg);
-    node.store.lock().thresholds = cfg.thresholds();
+    let mut store = node.store.lock();
+    store.thresholds = cfg.thresholds();
+    store.limits.proto_max_bulk_len = cfg.limits.proto_max_bulk_len;
+    store.limits.hll_sparse_max_bytes = cfg.redis_int("hll-sparse-max-bytes").max(0) as usize;
 }
 
 fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {

@@ -8,6 +8,8 @@
 //! [`crate::ctx`]) run
 //! under the store lock, so they are testable without any I/O.
 
+pub mod bitfield;
+pub mod bitmaps;
 pub mod blocking;
 pub mod client;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod dbs;
 pub mod debug;
 pub mod functions;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod info;
 pub mod keys;
 pub mod lists;
@@ -60,6 +63,9 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(object::commands());
     rows.extend(strings::commands());
     rows.extend(counters::commands());
+    rows.extend(bitmaps::commands());
+    rows.extend(bitfield::commands());
+    rows.extend(hyperloglog::commands());
     rows.extend(lists::commands());
     rows.extend(blocking::commands());
     rows.extend(hashes::commands());

@@ -5,9 +5,11 @@
 //! RANDOMKEY, SPOP and active-expiry sampling, and a cursor that walks indices downwards gives
 //! SCAN its guarantee (see [`scan_indices`]).
 
+pub mod bits;
 pub mod digest;
 pub mod encoding;
 pub mod functions;
+pub mod hll;
 pub mod stream;
 pub mod zset;
 
@@ -283,6 +285,27 @@ pub struct Store {
     pub functions: functions::Libraries,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends).
     pub thresholds: encoding::Thresholds,
+    /// Size limits data commands obey (`CONFIG SET` changes them under the store lock).
+    pub limits: DataLimits,
+}
+
+/// Size limits that decide what data commands build, kept with the store so commands read
+/// them under the lock they already hold.
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    /// `proto-max-bulk-len`: bitmap offsets address bytes below it (512 MB by default).
+    pub proto_max_bulk_len: u64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog that would grow past it turns dense.
+    pub hll_sparse_max_bytes: usize,
+}
+
+impl Default for DataLimits {
+    fn default() -> Self {
+        DataLimits {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            hll_sparse_max_bytes: hll::SPARSE_MAX_BYTES,
+        }
+    }
 }
 
 impl Store {
@@ -302,6 +325,7 @@ impl Store {
             misses: 0,
             functions: functions::Libraries::default(),
             thresholds: encoding::Thresholds::default(),
+            limits: DataLimits::default(),
         }
     }
 

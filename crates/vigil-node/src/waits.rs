@@ -1,0 +1,206 @@
+//! How a client waits: a blocking command (BLPOP, XREAD BLOCK …) queued on its keys until a
+//! write, its timeout, `CLIENT UNBLOCK` or a role change; a command held by `CLIENT PAUSE`.
+//!
+//! The invariant: a waiting client holds no lock; it re-runs its command from the start under
+//! the store lock (and the write gate) each time it is woken, keeping its place in line.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
+
+use crate::ctx::DataFn;
+use crate::db::{Store, boxed};
+use crate::dispatch::{UNBLOCKED, push_reply};
+use crate::node::Node;
+use crate::session::ConnState;
+use vigil_base::clock::unix_ms;
+
+impl Node {
+    /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
+    /// clients and wait for a write to one of its keys (or the timeout, or the client leaving),
+    /// then try again, keeping its place in the queue.
+    pub(crate) async fn run_blocking(
+        &self,
+        conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
+        f: DataFn,
+        mut args: Vec<Bytes>,
+    ) {
+        let notify = Arc::new(Notify::new());
+        let mut deadline: Option<Option<Instant>> = None;
+        let mut waiting_on: Vec<Bytes> = Vec::new();
+        let result = loop {
+            let on_timeout = {
+                let mut store = self.store.lock();
+                // Checked under the store lock on every attempt: the node may have become a
+                // replica (or lost its lease) while we waited, and a blocked client must not
+                // write then (Redis answers -UNBLOCKED).
+                if let Err(r) = self.gate(meta) {
+                    let first = waiting_on.is_empty();
+                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                    waiting_on.clear();
+                    break Some(if first { r } else { Reply::error(UNBLOCKED) });
+                }
+                let (reply, block) = self.run_data(
+                    &mut store,
+                    conn,
+                    meta,
+                    f,
+                    Args::new(args.clone()),
+                    true,
+                    unix_ms(),
+                    false,
+                );
+                let Some(mut block) = block else {
+                    // Leave the line in the same critical section as the pop, so clients behind
+                    // count positions without us.
+                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                    waiting_on.clear();
+                    break Some(reply);
+                };
+                let dl = *deadline.get_or_insert_with(|| {
+                    (block.timeout > 0.0)
+                        .then(|| Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9)))
+                });
+                if dl.is_some_and(|d| Instant::now() >= d) {
+                    break Some(block.on_timeout);
+                }
+                if let Some(retry) = block.retry.take() {
+                    args = retry;
+                }
+                if waiting_on.is_empty() {
+                    let db = &mut store.dbs[conn.db];
+                    for k in &block.keys {
+                        db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                    }
+                    waiting_on = block.keys;
+                    conn.state.waiter = Some(notify.clone());
+                }
+                block.on_timeout
+            };
+            // Replies to earlier pipelined commands go out before we wait (unless the
+            // acknowledgement check closes the connection).
+            self.before_reply(conn).await;
+            if conn.flush().await.is_err() || conn.close {
+                break None;
+            }
+            conn.info.unblock_mode.store(0, Ordering::Relaxed);
+            conn.info.blocked.store(true, Ordering::Relaxed);
+            let dl = deadline.flatten();
+            let info = conn.info.clone();
+            let woke = conn
+                .wait_or_disconnect(async {
+                    let woken = async {
+                        tokio::select! {
+                            _ = notify.notified() => {}
+                            _ = info.unblock.notified() => {}
+                        }
+                    };
+                    match dl {
+                        Some(d) => tokio::time::timeout_at(d.into(), woken).await.is_ok(),
+                        None => {
+                            woken.await;
+                            true
+                        }
+                    }
+                })
+                .await;
+            conn.info.blocked.store(false, Ordering::Relaxed);
+            // CLIENT UNBLOCK: answered as on timeout, or with an error.
+            let unblocked = conn.info.unblock_mode.swap(0, Ordering::Relaxed);
+            match woke {
+                None => break None,
+                Some(_) if unblocked == 2 => {
+                    break Some(Reply::error(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    ));
+                }
+                Some(false) => break Some(on_timeout),
+                Some(_) if unblocked == 1 => break Some(on_timeout),
+                Some(true) => continue,
+            }
+        };
+        conn.state.waiter = None;
+        self.unblock(conn.db, &waiting_on, &notify);
+        match result {
+            Some(reply) => push_reply(conn, reply),
+            None => conn.close = true,
+        }
+    }
+
+    /// Leaves the blocked queues (a no-op if already left).
+    fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
+        if !keys.is_empty() {
+            Self::leave_queues(&mut self.store.lock(), db, keys, notify);
+        }
+    }
+
+    /// Removes a client from the queues of `keys`; clients behind it whose key holds data are
+    /// woken, as they may now be first in line.
+    pub(crate) fn leave_queues(store: &mut Store, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
+        let db = &mut store.dbs[db];
+        for k in keys {
+            let Some(v) = db.blocked.get_mut(&k[..]) else {
+                continue;
+            };
+            v.retain(|n| !Arc::ptr_eq(n, notify));
+            if v.is_empty() {
+                db.blocked.remove(&k[..]);
+            } else if db.keys.contains_key(&k[..]) {
+                for w in v.iter() {
+                    w.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Wakes every blocked client so it re-checks whether it may still write (after a role
+    /// change or a fence).
+    pub(crate) fn wake_blocked(&self) {
+        let store = self.store.lock();
+        for db in &store.dbs {
+            for w in db.blocked.values().flatten() {
+                w.notify_one();
+            }
+        }
+    }
+
+    /// Holds a command while `CLIENT PAUSE` holds it (replicas' links are never held; EXEC is
+    /// held when its transaction writes); false if the client left meanwhile.
+    pub(crate) async fn wait_for_pause(
+        &self,
+        conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
+    ) -> bool {
+        if conn.info.is_replica() {
+            return true;
+        }
+        loop {
+            let writes = meta.name == "exec"
+                && conn.state.multi.as_ref().is_some_and(|q| {
+                    q.iter().any(|a| {
+                        self.table
+                            .get(&a[0])
+                            .is_some_and(|(m, _)| m.flags.has(Flags::WRITE))
+                    })
+                });
+            let Some(until) = self.pause.holds(meta, writes) else {
+                return true;
+            };
+            if conn.flush().await.is_err() {
+                return false;
+            }
+            conn.info.blocked.store(true, Ordering::Relaxed);
+            let waited = conn.wait_or_disconnect(self.pause.wait(until)).await;
+            conn.info.blocked.store(false, Ordering::Relaxed);
+            if waited.is_none() {
+                conn.close = true;
+                return false;
+            }
+        }
+    }
+}
