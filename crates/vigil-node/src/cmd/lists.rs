@@ -217,6 +217,10 @@ fn push(
 }
 
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    if args.remaining() > 2 {
+        // LPOP key count extra: Redis answers with the arity error, not a syntax error.
+        return Err(CmdError::Arity(if left { "lpop" } else { "rpop" }.into()));
+    }
     let key = args.bytes()?;
     let count = crate::ctx::pop_count(args)?;
     args.finish()?;

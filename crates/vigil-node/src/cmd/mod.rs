@@ -41,6 +41,7 @@ pub mod stream_read;
 pub mod streams;
 pub mod strings;
 pub mod txn;
+pub mod zalgebra;
 pub mod zpop;
 pub mod zsets;
 
@@ -75,6 +76,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(hashes::commands());
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
+    rows.extend(zalgebra::commands());
     rows.extend(zpop::commands());
     rows.extend(geo::commands());
     rows.extend(sort::commands());

@@ -419,7 +419,9 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
 }
 
 fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let n = args.i64()?;
+    let n = args
+        .i64()
+        .map_err(|_| CmdError::msg("ERR numkeys should be greater than 0"))?;
     if n <= 0 {
         return Err(CmdError::msg("ERR numkeys should be greater than 0"));
     }
