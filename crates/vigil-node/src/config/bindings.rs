@@ -218,14 +218,22 @@ pub const MIN_LAG: Binding = Binding {
 pub const REPL_TIMEOUT: Binding = Binding {
     toml: "replication.timeout",
     get: |c| c.replication.timeout.as_secs().to_string(),
-    set: None,
+    // Read when a replica (re)connects.
+    set: Some(|c, v| {
+        c.replication.timeout = Duration::from_secs(num(v)?);
+        Ok(())
+    }),
     value: |c| secs(c.replication.timeout),
 };
 /// `repl-ping-replica-period` (seconds).
 pub const PING_PERIOD: Binding = Binding {
     toml: "replication.ping_period",
     get: |c| c.replication.ping_period.as_secs().to_string(),
-    set: None,
+    // Read by the ping task at every tick.
+    set: Some(|c, v| {
+        c.replication.ping_period = Duration::from_secs(num(v)?);
+        Ok(())
+    }),
     value: |c| secs(c.replication.ping_period),
 };
 /// `masterauth`.
