@@ -263,7 +263,7 @@ pub fn xgroup(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
         &[
             ("create", -5, Some(RW_INSERT)),
             ("setid", -5, Some(&["RW", "update"])),
-            ("destroy", 4, Some(RW_ACCESS_DELETE)),
+            ("destroy", 4, Some(&["RW", "delete"])),
             ("createconsumer", 5, Some(RW_INSERT)),
             ("delconsumer", 5, Some(RW_ACCESS_DELETE)),
             ("help", 2, None),
