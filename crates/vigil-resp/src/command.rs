@@ -383,7 +383,7 @@ impl<H> CommandTable<H> {
                         if !with_flags {
                             return key;
                         }
-                        let flags = k.flags.iter().map(|f| Reply::simple(*f)).collect();
+                        let flags = k.flags.iter().map(|f| Reply::simple(f)).collect();
                         Reply::Array(vec![key, Reply::Set(flags)])
                     })
                     .collect(),

@@ -307,13 +307,16 @@ mod tests {
             .collect()
     }
 
+    /// A finder, a request, the positions it must find.
+    type Case = (KeyFinder, &'static str, Result<Vec<usize>, KeysError>);
+
     fn pos(r: Result<Vec<KeyRef>, KeysError>) -> Result<Vec<usize>, KeysError> {
         r.map(|v| v.into_iter().map(|k| k.pos).collect())
     }
 
     #[test]
     fn numkeys_bounds() {
-        let cases: &[(KeyFinder, &str, Result<Vec<usize>, KeysError>)] = &[
+        let cases: &[Case] = &[
             (eval, "eval s 1 a", Ok(vec![3])),
             (eval, "eval s 0", Ok(vec![])),
             (eval, "eval s 5 a", Ok(vec![])),
@@ -341,7 +344,7 @@ mod tests {
 
     #[test]
     fn keyword_finders() {
-        let cases: &[(KeyFinder, &str, Result<Vec<usize>, KeysError>)] = &[
+        let cases: &[Case] = &[
             (sort, "sort a store b", Ok(vec![1, 3])),
             (sort, "sort a by x store", Ok(vec![1])),
             (sort, "sort a limit store b store c", Ok(vec![1, 6])),
