@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use vigil_resp::builtin::precheck;
@@ -133,6 +134,20 @@ impl Node {
             conn.reply(Reply::simple("QUEUED"));
             return;
         }
+        // Kept for the slow log only while it (or the latency monitor) is on. EXEC is not
+        // logged: the commands it runs are, one by one.
+        // Data commands are timed where they run (`execute_in`), without this copy.
+        let watched = (!matches!(handler, Handler::Data(_))
+            && self.slowlog.watching()
+            && meta.name != "exec")
+            .then(|| args.clone());
+        let stat = (!matches!(handler, Handler::Data(_)))
+            .then(|| {
+                self.cmdstats
+                    .name_of(meta.name, args.get(1).map(|a| &a[..]))
+            })
+            .flatten();
+        let started = Instant::now();
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
             Handler::Node(f) => f(self, conn, Args::new(args)),
@@ -169,6 +184,13 @@ impl Node {
                 drop(store);
                 push_reply(conn, reply);
             }
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        if let Some(name) = stat {
+            self.cmdstats.record(name, micros);
+        }
+        if let Some(args) = watched {
+            self.record(conn, &args, micros);
         }
     }
 
@@ -279,6 +301,7 @@ impl Node {
     ) -> (Reply, Option<crate::ctx::Block>) {
         let mut props: Vec<Prop> = Vec::new();
         let result = execute_in(
+            self,
             store,
             conn,
             meta,
@@ -381,6 +404,7 @@ impl Node {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
                     let (reply, _) = execute_in(
+                        self,
                         store,
                         conn,
                         &meta,
@@ -445,6 +469,7 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 /// Runs a data command on a locked store, collecting what it propagates into `props`.
 #[allow(clippy::too_many_arguments)]
 fn execute_in(
+    node: &Node,
     store: &mut Store,
     conn: &Conn<ConnState>,
     meta: &CommandMeta,
@@ -462,8 +487,13 @@ fn execute_in(
     ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.waiter = conn.state.waiter.clone();
+    let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
+    // A blocking command that found nothing has not run yet: it is timed when it does.
+    if ctx.block.is_none() {
+        node.ran(conn, meta, args.all(), started.elapsed().as_micros() as u64);
+    }
     if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
         let all = args.all();
         let keys = meta.keys(all).unwrap_or_default();

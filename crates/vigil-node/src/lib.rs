@@ -2,13 +2,14 @@
 //!
 //! Modules in layers, each using only those below it (no import cycle):
 //!
-//! 1. Bottom — [`error`], [`config`], [`db`] (the keyspace and value types), [`ctx`] (the
+//! 1. Bottom — [`error`], [`config`], [`ldouble`], [`db`] (the keyspace and value types), [`ctx`] (the
 //!    context data commands run in), [`stream`] (the replication-stream grammar).
 //! 2. Mechanics — [`gate`] (the write gate: role, epoch, fence, lease; the check before a
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
 //!    recovery, replay), [`repl`]`::feed` (the stream, backlog, replica buffers),
 //!    [`engines`] (the Lua engines and the running script's state),
-//!    [`session`] (per-connection state).
+//!    [`session`] (per-connection state), [`slowlog`] (slow log, latency events),
+//!    [`cmdstats`] (per-command calls and latency histograms).
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer;
 //!    [`script`]: Lua scripts and functions run on the locked store.
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer.
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod cmd;
+pub mod cmdstats;
 pub mod config;
 pub mod ctx;
 pub mod db;
@@ -27,6 +29,7 @@ pub mod dispatch;
 pub mod engines;
 pub mod error;
 pub mod gate;
+pub mod ldouble;
 pub mod monitor;
 pub mod node;
 pub mod pause;
@@ -35,6 +38,7 @@ pub mod repl;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod slowlog;
 pub mod stream;
 mod tasks;
 pub mod tracking;

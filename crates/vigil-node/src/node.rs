@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use vigil_resp::command::CommandTable;
 use vigil_resp::conn::{Limits, Shared};
 use vigil_resp::request::ParseLimits;
-use vigil_resp::{Args, Conn};
+use vigil_resp::{Args, Conn, Flags};
 
 use crate::config::NodeConfig;
 use crate::ctx::{DataFn, Prop};
@@ -127,6 +128,12 @@ pub struct Node {
     pub(crate) scripts: crate::engines::Scripting,
     /// The span every log line of the node runs in: its port and current epoch.
     pub(crate) span: tracing::Span,
+    /// Slow log and latency events.
+    pub(crate) slowlog: crate::slowlog::Monitor,
+    /// Per-command calls and latencies.
+    pub(crate) cmdstats: crate::cmdstats::CmdStats,
+    /// Whether the background task expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub(crate) active_expire: std::sync::atomic::AtomicBool,
 }
 
 /// Result of propagating a write.
@@ -144,6 +151,9 @@ impl Node {
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
         let threshold = p.config.busy_reply_threshold.as_millis() as u64;
+        let slowlog = crate::slowlog::Monitor::default();
+        slowlog.configure_from(&p.config);
+        let cmdstats = crate::cmdstats::CmdStats::new(p.table.iter().map(|(m, _)| m.name));
         let tracking = p.store.tracking().clone();
         Arc::new_cyclic(|me| Node {
             config: RwLock::new(p.config),
@@ -164,6 +174,9 @@ impl Node {
             scripts: crate::engines::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),
+            slowlog,
+            cmdstats,
+            active_expire: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -270,6 +283,40 @@ impl Node {
             let _ = persist.finish(generation, dirty, bytes);
         });
         true
+    }
+
+    /// Offers a command that ran to the slow log and the latency monitor.
+    pub(crate) fn record(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) {
+        let fast = || {
+            self.table
+                .get(&args[0])
+                .is_some_and(|(m, _)| m.flags.has(Flags::FAST))
+        };
+        let who = || {
+            let name = conn.info.details.lock().name.clone().unwrap_or_default();
+            (conn.info.addr.to_string(), name)
+        };
+        self.slowlog.record(args, micros, fast, who);
+    }
+
+    /// Counts a data command that ran for `micros` (per-command statistics) and offers it to
+    /// the slow log and the latency monitor.
+    pub(crate) fn ran(
+        &self,
+        conn: &Conn<ConnState>,
+        meta: &vigil_resp::CommandMeta,
+        args: &[Bytes],
+        micros: u64,
+    ) {
+        if let Some(name) = self
+            .cmdstats
+            .name_of(meta.name, args.get(1).map(|a| &a[..]))
+        {
+            self.cmdstats.record(name, micros);
+        }
+        if self.slowlog.watching() {
+            self.record(conn, args, micros);
+        }
     }
 
     /// The replication offset of this node's data.

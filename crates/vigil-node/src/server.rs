@@ -72,6 +72,8 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     }
     // Replay is history, not new changes.
     store.dirty = 0;
+    store.thresholds = config.thresholds();
+    store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
     let imported = match &config.import {
         Some(path) => Some(import(path, &mut store, now)?),
         None => None,

@@ -72,6 +72,12 @@ fn ping_replicas(node: &Node) {
 /// Redis' active expiry: sample keys with a TTL, delete the expired ones, repeat while more
 /// than a quarter of a sample was expired, within a time budget so clients are not starved.
 fn active_expire(node: &Node) {
+    if !node
+        .active_expire
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
     let start = Instant::now();
     let mut store = node.store.lock();
     // Only a node that takes writes expires keys: replicas (and fenced or unassigned nodes)
@@ -113,6 +119,9 @@ fn active_expire(node: &Node) {
     }
     store.tracking().flush();
     node.propagate(&props);
+    // Redis' "expire-cycle" latency event: a cycle that held the dataset too long.
+    node.slowlog
+        .sample_if_needed("expire-cycle", start.elapsed().as_millis() as u64);
 }
 
 fn maybe_compact(node: &Node) {

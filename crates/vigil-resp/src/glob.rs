@@ -2,12 +2,12 @@
 
 /// Whether `s` matches `pattern`, byte for byte as Redis' KEYS, SCAN MATCH and PSUBSCRIBE do.
 pub fn matches(pattern: &[u8], s: &[u8]) -> bool {
-    match_inner(pattern, s, false, 0)
+    match_inner(pattern, s, false, 0, &mut false)
 }
 
 /// Same, ignoring ASCII case.
 pub fn matches_nocase(pattern: &[u8], s: &[u8]) -> bool {
-    match_inner(pattern, s, true, 0)
+    match_inner(pattern, s, true, 0, &mut false)
 }
 
 fn eq(a: u8, b: u8, nocase: bool) -> bool {
@@ -18,7 +18,10 @@ fn eq(a: u8, b: u8, nocase: bool) -> bool {
     }
 }
 
-fn match_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
+/// `skip` is set when the rest of the pattern after a `*` matched no suffix at all: then no
+/// earlier `*` can help by taking more, and the search stops (without it, "a*a*...*b" against a
+/// long run of "a" takes exponential time, as it did in Redis before 7.0).
+fn match_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize, skip: &mut bool) -> bool {
     // Bound recursion on patterns like "*****...": Redis does the same since 7.0.
     if depth > 1000 {
         return false;
@@ -33,10 +36,14 @@ fn match_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
                     return true;
                 }
                 for i in 0..=s.len() {
-                    if match_inner(&p[1..], &s[i..], nocase, depth + 1) {
+                    if match_inner(&p[1..], &s[i..], nocase, depth + 1, skip) {
                         return true;
                     }
+                    if *skip {
+                        return false;
+                    }
                 }
+                *skip = true;
                 return false;
             }
             b'?' => {
@@ -125,6 +132,17 @@ fn match_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::matches;
+
+    #[test]
+    fn nested_stars_fail_fast() {
+        let s = vec![b'a'; 130];
+        let p = "a*".repeat(33) + "b";
+        let t = std::time::Instant::now();
+        assert!(!matches(p.as_bytes(), &s));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert!(matches(b"a*a*b", b"aaab"));
+        assert!(matches(b"*x*y", b"axbxy"));
+    }
 
     #[test]
     fn table() {

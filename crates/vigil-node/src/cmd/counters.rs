@@ -2,12 +2,12 @@
 //! string values, with Redis' overflow and "not an integer" errors.
 
 use bytes::Bytes;
-use vigil_resp::args::{parse_float, parse_int};
-use vigil_resp::reply::format_float_value;
+use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, argv};
 use crate::db::{Value, boxed};
+use crate::ldouble::IncrError;
 use crate::node::{Handler, row};
 
 /// The counter family's rows.
@@ -115,16 +115,14 @@ fn decrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let by = args.f64()?;
-    let cur = match ctx.get_str(&key)? {
-        None => 0.0,
-        Some(s) => parse_float(s).ok_or(CmdError::NotFloat)?,
-    };
-    let n = cur + by;
-    if !n.is_finite() {
-        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
-    }
-    let text = format_float_value(n);
+    let by = args.bytes()?;
+    let cur = ctx.get_str(&key)?;
+    let text = crate::ldouble::add(cur, &by, false).map_err(|e| match e {
+        IncrError::NonFiniteSum | IncrError::NonFiniteIncrement => {
+            CmdError::msg("ERR increment would produce NaN or Infinity")
+        }
+        _ => CmdError::NotFloat,
+    })?;
     let db = ctx.db();
     db.set(&key, Value::Str(boxed(text.as_bytes())), true);
     db.touch(&key);

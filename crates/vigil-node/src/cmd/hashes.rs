@@ -1,12 +1,12 @@
 //! Hash commands.
 
 use bytes::Bytes;
-use vigil_resp::args::{parse_float, parse_int};
-use vigil_resp::reply::format_float_value;
+use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, ScanOpts, argv, scan_reply};
 use crate::db::{boxed, hash_remove, scan_indices};
+use crate::ldouble::IncrError;
 use crate::node::{Handler, row};
 
 /// The hash family's rows.
@@ -336,17 +336,20 @@ fn hincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let field = args.bytes()?;
-    let by = args.f64()?;
-    let h = ctx.hash_or_new(&key)?;
-    let cur = match h.get(&field[..]) {
-        None => 0.0,
-        Some(v) => parse_float(v).ok_or_else(|| CmdError::msg("ERR hash value is not a float"))?,
-    };
-    let n = cur + by;
-    if !n.is_finite() {
-        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
+    let by = args.bytes()?;
+    // The increment is checked before the key, as Redis does.
+    if let Err(e) = crate::ldouble::add(None, &by, true) {
+        return Err(match e {
+            IncrError::NonFiniteIncrement => CmdError::msg("ERR value is NaN or Infinity"),
+            _ => CmdError::NotFloat,
+        });
     }
-    let text = format_float_value(n);
+    let h = ctx.hash_or_new(&key)?;
+    let text =
+        crate::ldouble::add(h.get(&field[..]).map(|v| &v[..]), &by, true).map_err(|e| match e {
+            IncrError::BadCurrent => CmdError::msg("ERR hash value is not a float"),
+            _ => CmdError::msg("ERR increment would produce NaN or Infinity"),
+        })?;
     h.insert(boxed(&field), boxed(text.as_bytes()));
     ctx.db().touch(&key);
     ctx.changed(1);

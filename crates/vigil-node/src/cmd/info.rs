@@ -45,7 +45,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Resident set size from /proc (the node does not instrument its allocator).
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -67,14 +67,27 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Every section, in Redis' order (`INFO all`: the defaults and the per-command statistics).
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "keyspace",
+];
+
 fn info(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
     let mut wanted: Vec<String> = args.rest().iter().map(|s| lossy_lower(s)).collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "default" || w == "all" || w == "everything")
-    {
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    if wanted.is_empty() || all || wanted.iter().any(|w| w == "default") {
         wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    if all {
+        wanted.push("commandstats".into());
     }
     let text = info_text(node, &wanted);
     conn.reply(Reply::Verbatim(Bytes::from(text)));
@@ -97,7 +110,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             .collect();
         (ks, s.dirty, s.expired_keys, s.hits, s.misses)
     };
-    for section in DEFAULT_SECTIONS
+    for section in ALL_SECTIONS
         .iter()
         .filter(|s| sections.iter().any(|w| w == *s))
     {
@@ -204,6 +217,19 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     out,
                     "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n"
                 );
+            }
+            "commandstats" => {
+                out.push_str("# Commandstats\r\n");
+                for c in node.cmdstats.all() {
+                    let _ = write!(
+                        out,
+                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+                        c.name,
+                        c.calls,
+                        c.usec,
+                        c.usec as f64 / c.calls as f64
+                    );
+                }
             }
             "keyspace" => {
                 out.push_str("# Keyspace\r\n");

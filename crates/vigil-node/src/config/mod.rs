@@ -13,6 +13,11 @@ use vigil_base::HostPort;
 
 use crate::error::NodeError;
 
+pub mod bindings;
+pub mod params;
+pub mod redis;
+pub mod values;
+
 /// When the append log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,6 +100,10 @@ pub struct NodeConfig {
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
     pub admin: Admin,
+    /// `[redis]`: Redis parameters with no key of their own here (encoding thresholds, slow
+    /// log, latency monitor, ...), as `CONFIG SET` takes them: name → value text. Only values
+    /// that differ from Redis' default are kept (see [`params`]).
+    pub redis: std::collections::BTreeMap<String, String>,
     /// An RDB file written by redis-server to load at start-up into an empty data directory
     /// (`vigil node --import`; not a config-file key: it is a one-time action).
     #[serde(skip)]
@@ -235,6 +244,7 @@ impl Default for NodeConfig {
             lease_reads: true,
             replication: Replication::default(),
             admin: Admin::default(),
+            redis: Default::default(),
             import: None,
         }
     }
@@ -266,6 +276,29 @@ impl Default for LimitsConfig {
 }
 
 impl NodeConfig {
+    /// Checks `[redis]`: every name a Redis parameter without a key of its own, every value
+    /// one `CONFIG SET` would take; names and values are kept as `CONFIG GET` shows them.
+    fn check_redis_table(&mut self, file: &str) -> Result<(), NodeError> {
+        let bad = |message: String| NodeError::Config {
+            file: file.to_string(),
+            message,
+        };
+        let mut checked = std::collections::BTreeMap::new();
+        for (k, v) in std::mem::take(&mut self.redis) {
+            let p = params::lookup(&k)
+                .ok_or_else(|| bad(format!("`redis.{k}`: no such Redis parameter")))?;
+            if let Some(b) = p.bound {
+                return Err(bad(format!("`redis.{k}`: set `{}` instead", b.toml)));
+            }
+            let v = p
+                .check(&v, p.default)
+                .map_err(|e| bad(format!("`redis.{k}`: {e}")))?;
+            checked.insert(p.name.to_string(), v);
+        }
+        self.redis = checked;
+        Ok(())
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
         let file = path.display().to_string();
@@ -303,6 +336,8 @@ impl NodeConfig {
                 message,
             }
         })?;
+        let mut cfg = cfg;
+        cfg.check_redis_table(file)?;
         cfg.validate(file)?;
         Ok(cfg)
     }
