@@ -243,6 +243,21 @@ pub fn object(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
     )
 }
 
+/// MEMORY USAGE key; DOCTOR, STATS, MALLOC-STATS, PURGE and HELP take none.
+pub fn memory(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
+    container(
+        args,
+        &[
+            ("usage", -3, Some(RO)),
+            ("doctor", 2, None),
+            ("stats", 2, None),
+            ("malloc-stats", 2, None),
+            ("purge", 2, None),
+            ("help", 2, None),
+        ],
+    )
+}
+
 /// XINFO STREAM|GROUPS|CONSUMERS key.
 pub fn xinfo(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
     container(
@@ -379,6 +394,9 @@ mod tests {
             (object, "object encoding", Err(KeysError::Arity)),
             (object, "object", Err(KeysError::NoKeyArguments)),
             (xinfo, "xinfo stream k full", Ok(vec![2])),
+            (memory, "memory usage k samples 5", Ok(vec![2])),
+            (memory, "memory usage", Err(KeysError::Arity)),
+            (memory, "memory stats", Err(KeysError::NoKeyArguments)),
         ];
         for (i, (f, r, want)) in cases.iter().enumerate() {
             assert_eq!(&pos(f(&req(r))), want, "#{i} {r}");
