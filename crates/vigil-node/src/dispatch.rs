@@ -496,10 +496,8 @@ fn execute_in(
     }
     if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
         let all = args.all();
-        tracking.remember(
-            conn.info.id,
-            meta.key_positions(all.len()).filter_map(|i| all.get(i)),
-        );
+        let keys = meta.keys(all).unwrap_or_default();
+        tracking.remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
     }
     (reply, ctx.block.take())
 }

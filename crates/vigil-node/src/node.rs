@@ -49,9 +49,16 @@ pub enum Handler {
     Async(AsyncFn),
 }
 
-/// Builds a table row.
+/// Builds a table row; a trailing `keys = finder` names the key finder of a command whose key
+/// positions depend on its arguments (and marks it `movablekeys`).
 macro_rules! row {
     ($name:literal, $arity:expr, [$($flag:ident),*], $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $kind:ident($f:expr)) => {
+        $crate::node::row!(@build $name, $arity, [$($flag),*], $first, $last, $step, $group, $summary, $kind($f), None)
+    };
+    ($name:literal, $arity:expr, [$($flag:ident),*], $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $kind:ident($f:expr), keys = $keys:expr) => {
+        $crate::node::row!(@build $name, $arity, [$($flag),*], $first, $last, $step, $group, $summary, $kind($f), Some($keys))
+    };
+    (@build $name:literal, $arity:expr, [$($flag:ident),*], $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $kind:ident($f:expr), $keys:expr) => {
         (
             vigil_resp::CommandMeta {
                 name: $name,
@@ -60,6 +67,7 @@ macro_rules! row {
                 first_key: $first,
                 last_key: $last,
                 step: $step,
+                find_keys: $keys,
                 group: $group,
                 summary: $summary,
             },

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::args::lossy_lower;
+use crate::keys::{KeyFinder, KeyRef, KeysError, fixed_flags};
 use crate::reply::Reply;
 
 /// Command flags, a bit set with Redis' names.
@@ -45,8 +46,11 @@ impl Flags {
     /// Refused from scripts (`-ERR This Redis command is not allowed from script`), as Redis'
     /// `noscript`: the blocking pops among data commands.
     pub const NOSCRIPT: Flags = Flags(1 << 13);
+    /// Key positions depend on the arguments (the row has a key finder), as Redis'
+    /// `movablekeys`.
+    pub const MOVABLEKEYS: Flags = Flags(1 << 14);
 
-    const NAMES: [(Flags, &'static str); 11] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -58,6 +62,7 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::NO_MULTI, "no_multi"),
         (Flags::STALE, "stale"),
+        (Flags::MOVABLEKEYS, "movablekeys"),
     ];
 
     /// Whether every bit of `other` is set.
@@ -102,6 +107,9 @@ pub struct CommandMeta {
     pub last_key: i32,
     /// Step between keys.
     pub step: i32,
+    /// Finds the keys when their positions depend on the arguments (numkeys, STORE, STREAMS,
+    /// subcommands); overrides first/last/step.
+    pub find_keys: Option<KeyFinder>,
     /// The command group, for `COMMAND DOCS`.
     pub group: &'static str,
     /// One line of help, for `COMMAND DOCS`.
@@ -124,6 +132,7 @@ impl CommandMeta {
             first_key: 0,
             last_key: 0,
             step: 0,
+            find_keys: None,
             group,
             summary,
         }
@@ -137,7 +146,7 @@ impl CommandMeta {
     }
 
     /// Positions of the key arguments in a request of `argc` items.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
         let first = self.first_key.max(0) as usize;
         let last = if self.last_key < 0 {
             (argc as i64 + self.last_key as i64).max(0) as usize
@@ -147,6 +156,29 @@ impl CommandMeta {
         let step = self.step.max(1) as usize;
         let active = self.first_key > 0;
         (first..=last).step_by(step).filter(move |_| active)
+    }
+
+    /// The keys of a request (`args[0]` is the command name), with their key-spec flags: the
+    /// one place every caller (GETKEYS, client tracking, routing) asks.
+    pub fn keys(&self, args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
+        if let Some(find) = self.find_keys {
+            return find(args);
+        }
+        if self.first_key <= 0 {
+            return Err(KeysError::NoKeyArguments);
+        }
+        if self.first_key as usize >= args.len() {
+            return Err(KeysError::Invalid);
+        }
+        let write = !self.flags.has(Flags::READONLY);
+        Ok(self
+            .key_positions(args.len())
+            .enumerate()
+            .map(|(nth, pos)| KeyRef {
+                pos,
+                flags: fixed_flags(self.name, write, args, nth),
+            })
+            .collect())
     }
 
     /// The `COMMAND INFO` record.
@@ -250,12 +282,6 @@ impl<H> CommandTable<H> {
         match sub.as_deref() {
             None => Reply::Array(self.entries.iter().map(|(m, _)| m.info_reply()).collect()),
             Some("count") if args.len() == 2 => Reply::Int(self.entries.len() as i64),
-            Some("list") if args.len() == 2 => Reply::Array(
-                self.entries
-                    .iter()
-                    .map(|(m, _)| Reply::bulk_static(m.name))
-                    .collect(),
-            ),
             Some("info") => {
                 if args.len() == 2 {
                     return Reply::Array(
@@ -284,22 +310,13 @@ impl<H> CommandTable<H> {
                 };
                 Reply::Map(metas.into_iter().map(|m| m.docs_reply()).collect())
             }
-            Some("getkeys") if args.len() >= 3 => match self.get(&args[2]) {
-                Some((m, _)) if m.arity_ok(args.len() - 2) => {
-                    let cmd = &args[2..];
-                    let keys: Vec<Reply> = m
-                        .key_positions(cmd.len())
-                        .map(|i| Reply::Bulk(cmd[i].clone()))
-                        .collect();
-                    if keys.is_empty() {
-                        Reply::error("ERR The command has no key arguments")
-                    } else {
-                        Reply::Array(keys)
-                    }
+            Some(sub @ ("getkeys" | "getkeysandflags")) => {
+                if args.len() < 4 {
+                    return wrong_arity(&format!("command|{sub}"));
                 }
-                Some(_) => Reply::error("ERR Invalid number of arguments specified for command"),
-                None => Reply::error("ERR Invalid command specified"),
-            },
+                self.getkeys(&args[3..], &args[2], sub == "getkeysandflags")
+            }
+            Some("list") => self.list(args),
             Some("help") => Reply::Array(
                 [
                     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -315,6 +332,8 @@ impl<H> CommandTable<H> {
                     "    Return documentation details about multiple commands.",
                     "GETKEYS <full-command>",
                     "    Return the keys from a full command.",
+                    "GETKEYSANDFLAGS <full-command>",
+                    "    Return the keys and the access flags from a full command.",
                     "HELP",
                     "    Print this help.",
                 ]
@@ -325,8 +344,98 @@ impl<H> CommandTable<H> {
             Some(_) => bad_subcommand(
                 "command",
                 &args[1],
-                &["count", "list", "info", "docs", "getkeys", "help"],
+                &[
+                    "count",
+                    "list",
+                    "info",
+                    "docs",
+                    "getkeys",
+                    "getkeysandflags",
+                    "help",
+                ],
             ),
+        }
+    }
+}
+
+impl<H> CommandTable<H> {
+    /// `COMMAND GETKEYS[ANDFLAGS] name args…`, checked in Redis' order: known command, takes
+    /// keys, argument count, then the keys themselves.
+    fn getkeys(&self, rest: &[Bytes], name: &Bytes, with_flags: bool) -> Reply {
+        let Some((m, _)) = self.get(name) else {
+            return Reply::error(KeysError::InvalidCommand.to_string());
+        };
+        let mut cmd = Vec::with_capacity(rest.len() + 1);
+        cmd.push(name.clone());
+        cmd.extend_from_slice(rest);
+        let found = m.keys(&cmd);
+        if let Err(e @ (KeysError::InvalidCommand | KeysError::NoKeyArguments)) = found {
+            return Reply::error(e.to_string());
+        }
+        if !m.arity_ok(cmd.len()) {
+            return Reply::error(KeysError::Arity.to_string());
+        }
+        match found {
+            Ok(keys) => Reply::Array(
+                keys.into_iter()
+                    .map(|k| {
+                        let key = Reply::Bulk(cmd[k.pos].clone());
+                        if !with_flags {
+                            return key;
+                        }
+                        let flags = k.flags.iter().map(|f| Reply::simple(f)).collect();
+                        Reply::Array(vec![key, Reply::Set(flags)])
+                    })
+                    .collect(),
+            ),
+            Err(e) => Reply::error(e.to_string()),
+        }
+    }
+
+    /// `COMMAND LIST [FILTERBY MODULE m|ACLCAT c|PATTERN p]`.
+    fn list(&self, args: &[Bytes]) -> Reply {
+        let filter = match args.get(2..) {
+            Some([]) | None => None,
+            Some([by, kind, arg]) if by.eq_ignore_ascii_case(b"filterby") => {
+                match lossy_lower(kind).as_str() {
+                    // No modules here: nothing belongs to any.
+                    "module" => return Reply::Array(vec![]),
+                    k @ ("aclcat" | "pattern") => Some((k == "pattern", arg)),
+                    _ => return Reply::from(crate::CmdError::Syntax),
+                }
+            }
+            _ => return Reply::from(crate::CmdError::Syntax),
+        };
+        Reply::Array(
+            self.entries
+                .iter()
+                .filter(|(m, _)| match filter {
+                    None => true,
+                    Some((true, p)) => crate::glob::matches_nocase(p, m.name.as_bytes()),
+                    Some((false, cat)) => m.in_category(&lossy_lower(cat)),
+                })
+                .map(|(m, _)| Reply::bulk_static(m.name))
+                .collect(),
+        )
+    }
+}
+
+impl CommandMeta {
+    /// Whether the command is in an ACL category (`read`, `keyspace`, …): its group's category
+    /// and those its flags imply, an approximation of Redis' per-command lists.
+    fn in_category(&self, cat: &str) -> bool {
+        let f = self.flags;
+        match cat {
+            "read" => f.has(Flags::READONLY),
+            "write" => f.has(Flags::WRITE),
+            "fast" => f.has(Flags::FAST),
+            "slow" => !f.has(Flags::FAST),
+            "admin" | "dangerous" => f.has(Flags::ADMIN),
+            "blocking" => f.has(Flags::BLOCKING),
+            "pubsub" => f.has(Flags::PUBSUB) || self.group == "pubsub",
+            "scripting" => self.group == "scripting",
+            "stream" => self.group == "stream",
+            _ => group_category(self.group).strip_prefix('@') == Some(cat),
         }
     }
 }
@@ -391,6 +500,7 @@ mod tests {
             first_key: first,
             last_key: last,
             step,
+            find_keys: None,
             group: "generic",
             summary: "",
         }

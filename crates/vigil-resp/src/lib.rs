@@ -15,6 +15,7 @@ pub mod conn;
 pub mod connection;
 pub mod error;
 pub mod glob;
+pub mod keys;
 pub mod pubsub;
 pub mod reply;
 pub mod request;

@@ -41,6 +41,7 @@ const FUNCTION_WRITE: CommandMeta = CommandMeta {
     first_key: 0,
     last_key: 0,
     step: 0,
+    find_keys: None,
     group: "scripting",
     summary: "",
 };

@@ -62,13 +62,14 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "georadius",
             -6,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "geo",
             "Members within a radius of a point; may STORE them.",
-            Data(|c, a| search(c, a, Variant::Radius { store: true }))
+            Data(|c, a| search(c, a, Variant::Radius { store: true })),
+            keys = vigil_resp::keys::georadius
         ),
         row!(
             "georadius_ro",
@@ -84,13 +85,14 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "georadiusbymember",
             -5,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "geo",
             "Members within a radius of a member; may STORE them.",
-            Data(|c, a| search(c, a, Variant::ByMember { store: true }))
+            Data(|c, a| search(c, a, Variant::ByMember { store: true })),
+            keys = vigil_resp::keys::georadiusbymember
         ),
         row!(
             "georadiusbymember_ro",

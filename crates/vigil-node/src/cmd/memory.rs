@@ -23,7 +23,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         0,
         "server",
         "Reports memory use.",
-        Data(memory)
+        Data(memory),
+        keys = vigil_resp::keys::memory
     )]
 }
 

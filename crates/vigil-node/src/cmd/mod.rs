@@ -122,13 +122,23 @@ mod tests {
                 "#{i} {}",
                 m.name
             );
+            assert!(
+                !m.flags.has(Flags::MOVABLEKEYS) || m.find_keys.is_some(),
+                "#{i} {}: movablekeys without a key finder",
+                m.name
+            );
+            // The shortest request, and one with room for a counted key, stay in bounds.
             let argc = m.arity.unsigned_abs() as usize;
-            for k in m.key_positions(argc) {
-                assert!(
-                    k >= 1 && k < argc,
-                    "#{i} {}: key position {k} of {argc}",
-                    m.name
-                );
+            for argc in [argc, argc + 1] {
+                let req = vec![bytes::Bytes::from_static(b"1"); argc];
+                for k in m.keys(&req).unwrap_or_default() {
+                    assert!(
+                        k.pos >= 1 && k.pos < argc,
+                        "#{i} {}: key position {} of {argc}",
+                        m.name,
+                        k.pos
+                    );
+                }
             }
         }
     }

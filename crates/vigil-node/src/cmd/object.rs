@@ -46,7 +46,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "generic",
             "Returns internal information about a key's value.",
-            Data(object)
+            Data(object),
+            keys = vigil_resp::keys::object
         ),
     ]
 }

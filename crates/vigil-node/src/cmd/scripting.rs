@@ -15,68 +15,74 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "eval",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Executes a Lua script.",
-            Node(eval)
+            Node(eval),
+            keys = vigil_resp::keys::eval
         ),
         row!(
             "evalsha",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Executes a cached Lua script by its SHA1.",
-            Node(eval)
+            Node(eval),
+            keys = vigil_resp::keys::eval
         ),
         row!(
             "eval_ro",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Executes a read-only Lua script.",
-            Node(eval)
+            Node(eval),
+            keys = vigil_resp::keys::eval_ro
         ),
         row!(
             "evalsha_ro",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Executes a cached read-only Lua script by its SHA1.",
-            Node(eval)
+            Node(eval),
+            keys = vigil_resp::keys::eval_ro
         ),
         row!(
             "fcall",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Calls a function.",
-            Node(fcall)
+            Node(fcall),
+            keys = vigil_resp::keys::eval
         ),
         row!(
             "fcall_ro",
             -3,
-            [STALE],
+            [STALE, MOVABLEKEYS],
             0,
             0,
             0,
             "scripting",
             "Calls a read-only function.",
-            Node(fcall)
+            Node(fcall),
+            keys = vigil_resp::keys::eval_ro
         ),
         row!(
             "script",

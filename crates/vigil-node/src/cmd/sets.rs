@@ -179,13 +179,14 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "sintercard",
             -3,
-            [READONLY],
+            [READONLY, MOVABLEKEYS],
             0,
             0,
             0,
             "set",
             "Counts the intersection of sets.",
-            Data(sintercard)
+            Data(sintercard),
+            keys = vigil_resp::keys::numkeys_read
         ),
         row!(
             "sscan",

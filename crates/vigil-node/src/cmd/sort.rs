@@ -24,13 +24,14 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "sort",
             -2,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "generic",
             "Sorts a list, set or sorted set; may store the result.",
-            Data(|c, a| sort(c, a, false))
+            Data(|c, a| sort(c, a, false)),
+            keys = vigil_resp::keys::sort
         ),
         row!(
             "sort_ro",

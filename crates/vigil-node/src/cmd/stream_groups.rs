@@ -26,7 +26,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             1,
             "stream",
             "Creates, changes and destroys consumer groups and consumers.",
-            Data(xgroup)
+            Data(xgroup),
+            keys = vigil_resp::keys::xgroup
         ),
         row!(
             "xack",

@@ -24,7 +24,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         1,
         "stream",
         "Returns information about a stream, its groups or a group's consumers.",
-        Data(xinfo)
+        Data(xinfo),
+        keys = vigil_resp::keys::xinfo
     )]
 }
 

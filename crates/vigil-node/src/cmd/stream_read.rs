@@ -22,24 +22,26 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "xread",
             -4,
-            [READONLY, BLOCKING],
+            [READONLY, BLOCKING, MOVABLEKEYS],
             0,
             0,
             0,
             "stream",
             "Reads entries after given ids from streams, optionally blocking.",
-            Data(|c, a| xread(c, a, false))
+            Data(|c, a| xread(c, a, false)),
+            keys = vigil_resp::keys::xread
         ),
         row!(
             "xreadgroup",
             -7,
-            [WRITE, BLOCKING],
+            [WRITE, BLOCKING, MOVABLEKEYS],
             0,
             0,
             0,
             "stream",
             "Reads entries for a consumer of a group, optionally blocking.",
-            Data(|c, a| xread(c, a, true))
+            Data(|c, a| xread(c, a, true)),
+            keys = vigil_resp::keys::xreadgroup
         ),
     ]
 }

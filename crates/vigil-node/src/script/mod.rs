@@ -117,6 +117,7 @@ fn gate_meta(read_only: bool, flags: ScriptFlags) -> CommandMeta {
         first_key: 0,
         last_key: 0,
         step: 0,
+        find_keys: None,
         group: "scripting",
         summary: "",
     }
