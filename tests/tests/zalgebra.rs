@@ -60,6 +60,11 @@ ZADD f 0.1 a 0.2 b
 ZADD g 0.2 a 0.1 b
 ZUNION 2 f g WITHSCORES
 ZUNION 2 f g WEIGHTS 3 7 WITHSCORES
+COMMAND GETKEYS ZUNIONSTORE dst 2 a b WEIGHTS 1 2
+COMMAND GETKEYS ZINTER 3 a b c
+COMMAND GETKEYS ZINTERCARD 2 a b LIMIT 1
+COMMAND GETKEYS ZDIFF 5 a b
+COMMAND GETKEYSANDFLAGS ZDIFFSTORE d 1 a
 "#;
 
 #[test]
@@ -98,7 +103,14 @@ fn random_zset_algebra_matches_redis_server() {
             }
         }
         for _ in 0..200 {
-            let ops = ["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"];
+            let ops = [
+                "ZUNION",
+                "ZINTER",
+                "ZDIFF",
+                "ZUNIONSTORE",
+                "ZINTERSTORE",
+                "ZDIFFSTORE",
+            ];
             let op = ops[r.next(6) as usize];
             let nk = 1 + r.next(4);
             let mut line = String::from(op);

@@ -20,79 +20,86 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "zunionstore",
             -4,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "sorted-set",
             "Stores the union of sorted sets in a key.",
-            Data(zunionstore)
+            Data(zunionstore),
+            keys = vigil_resp::keys::numkeys_store
         ),
         row!(
             "zinterstore",
             -4,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "sorted-set",
             "Stores the intersection of sorted sets in a key.",
-            Data(zinterstore)
+            Data(zinterstore),
+            keys = vigil_resp::keys::numkeys_store
         ),
         row!(
             "zdiffstore",
             -4,
-            [WRITE, DENYOOM],
+            [WRITE, DENYOOM, MOVABLEKEYS],
             1,
             1,
             1,
             "sorted-set",
             "Stores the difference of sorted sets in a key.",
-            Data(zdiffstore)
+            Data(zdiffstore),
+            keys = vigil_resp::keys::numkeys_store
         ),
         row!(
             "zunion",
             -3,
-            [READONLY],
+            [READONLY, MOVABLEKEYS],
             0,
             0,
             0,
             "sorted-set",
             "Returns the union of sorted sets.",
-            Data(zunion)
+            Data(zunion),
+            keys = vigil_resp::keys::numkeys_read
         ),
         row!(
             "zinter",
             -3,
-            [READONLY],
+            [READONLY, MOVABLEKEYS],
             0,
             0,
             0,
             "sorted-set",
             "Returns the intersection of sorted sets.",
-            Data(zinter)
+            Data(zinter),
+            keys = vigil_resp::keys::numkeys_read
         ),
         row!(
             "zdiff",
             -3,
-            [READONLY],
+            [READONLY, MOVABLEKEYS],
             0,
             0,
             0,
             "sorted-set",
             "Returns the difference of sorted sets.",
-            Data(zdiff)
+            Data(zdiff),
+            keys = vigil_resp::keys::numkeys_read
         ),
         row!(
             "zintercard",
             -3,
-            [READONLY],
+            [READONLY, MOVABLEKEYS],
             0,
             0,
             0,
             "sorted-set",
             "Returns the number of members of the intersection of sorted sets.",
-            Data(zintercard)
+            Data(zintercard),
+            keys = vigil_resp::keys::numkeys_read
         ),
     ]
 }
