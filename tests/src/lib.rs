@@ -4,6 +4,7 @@
 //!   ports, killed on drop (even when a test fails).
 //! - [`raw`]: a raw RESP connection that returns each reply's exact bytes.
 //! - [`diff`]: the differential comparison with redis-server and its script grammar.
+//! - [`seeded`]: the seeded random generator of the random differential sequences.
 //! - [`sessions`]: the differential comparison over several connections and pushed messages.
 //! - [`client_script`]: a Python or Node client program driven by a test.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
@@ -30,6 +31,7 @@ pub mod netns;
 pub mod procs;
 pub mod raw;
 pub mod reference;
+pub mod seeded;
 pub mod sessions;
 
 pub use grpc::{

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::diff::split_args;
+use crate::diff::{assert_none, split_args};
+use crate::procs::{NodeProc, RedisProc};
 use crate::raw::RawConn;
 
 /// One named connection on both servers: (reference, node, reference id, node id).
@@ -137,4 +138,13 @@ pub fn compare_sessions(script: &str, redis_port: u16, vigil_port: u16) -> Vec<S
         }
     }
     failures
+}
+
+/// Runs a session script on a fresh redis-server and a fresh node; fails the test where they
+/// differ.
+pub fn assert_sessions_match(script: &str) {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("node"), &[]);
+    assert_none(&compare_sessions(script, redis.port, node.port));
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use vigil_tests::NodeProc;
 use vigil_tests::diff::{Pair, assert_none};
+use vigil_tests::seeded::Rng;
 
 const BITMAPS: &str = r#"
 SETBIT b 7 1
@@ -319,26 +320,6 @@ fn hyperloglog_replies_match_redis_server() {
     assert_none(&failures);
 }
 
-/// A fixed-seed xorshift generator: the same sequence on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 /// A few hundred random bitmap commands over a small key space, invalid arguments included.
 fn random_bitmap_script(rng: &mut Rng) -> String {
     let keys = ["b0", "b1", "b2", "b3", "str", "list"];
@@ -386,7 +367,7 @@ fn random_bitmap_script(rng: &mut Rng) -> String {
                     } else {
                         rng.below(150).to_string()
                     };
-                    let v = rng.next() as i64 >> rng.below(64);
+                    let v = rng.bits() as i64 >> rng.below(64);
                     let op = match rng.below(5) {
                         0 => format!("GET {t} {off}"),
                         1 => format!("SET {t} {off} {v}"),

@@ -2,16 +2,7 @@
 //! across several connections: held commands answer only after the pause, in order; reads go
 //! on under a WRITE pause; a blocked client is answered as on timeout or with an error.
 
-use vigil_tests::diff::assert_none;
-use vigil_tests::sessions::compare_sessions;
-use vigil_tests::{NodeProc, RedisProc};
-
-fn assert_sessions_match(script: &str) {
-    let redis = RedisProc::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    assert_none(&compare_sessions(script, redis.port, node.port));
-}
+use vigil_tests::sessions::assert_sessions_match;
 
 #[test]
 fn pause_holds_writes_or_everything_until_unpaused() {

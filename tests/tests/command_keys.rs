@@ -3,6 +3,7 @@
 //! RESP3, and a seeded random sequence of requests with random counts and keywords.
 
 use vigil_tests::diff::{Pair, assert_none};
+use vigil_tests::seeded::Rng;
 
 const SCRIPT: &str = r#"
 COMMAND GETKEYS GET key
@@ -114,26 +115,6 @@ fn command_getkeys_and_list_match_redis_server() {
     let mut failures = pair.compare(SCRIPT);
     failures.extend(pair.compare(&format!("!HELLO 3\n{SCRIPT}\n!HELLO 2")));
     assert_none(&failures);
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn bits(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.bits() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// Arguments that are counts, keywords of the movable-key commands, or plain words.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use vigil_tests::NodeProc;
 use vigil_tests::diff::{Pair, assert_none};
+use vigil_tests::seeded::Rng;
 
 /// Every command, option and error, with a few cities.
 const SCRIPT: &str = r#"
@@ -181,34 +182,6 @@ fn geo_replies_match_redis_server() {
     let mut failures = pair.compare(SCRIPT);
     failures.extend(pair.compare(&format!("FLUSHALL\n!HELLO 3\n{SCRIPT}")));
     assert_none(&failures);
-}
-
-/// A small deterministic generator (xorshift64*), so the random sequences replay the same.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Next 64 random bits.
-    pub fn bits(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.bits() % n
-    }
-
-    /// Uniform in `[lo, hi)`.
-    pub fn float(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (self.bits() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
-    }
-
-    /// One of `items`.
-    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 fn coord(r: &mut Rng, max: f64, edges: &[&str]) -> String {

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use vigil_tests::diff::{assert_none, compare};
+use vigil_tests::seeded::Rng;
 use vigil_tests::{NodeProc, RawConn, RedisProc};
 
 /// A redis-server that answers DEBUG, a node, and a connection to each.
@@ -56,20 +57,20 @@ HINCRBYFLOAT l f 1
 fn incrbyfloat_is_long_double_as_in_redis() {
     let mut script = String::from(FLOATS);
     // Many random values, added in long double: the digits must agree.
-    let mut rng = Lcg(7);
+    let mut rng = Rng(7);
     for i in 0..300 {
-        let v = match rng.next() % 6 {
-            0 => format!("{}", rng.next() as i64),
-            1 => format!("{}.{}", rng.next() % 100000, rng.next() % 1000),
+        let v = match rng.bits() % 6 {
+            0 => format!("{}", rng.bits() as i64),
+            1 => format!("{}.{}", rng.bits() % 100000, rng.bits() % 1000),
             2 => format!(
                 "-{}.{:03}e{}",
-                rng.next() % 10,
-                rng.next() % 1000,
-                rng.next() % 30
+                rng.bits() % 10,
+                rng.bits() % 1000,
+                rng.bits() % 30
             ),
-            3 => format!("{}e-{}", rng.next() % 1000, rng.next() % 20),
-            4 => format!("0.{}", rng.next()),
-            _ => format!("{}", rng.next() % 10),
+            3 => format!("{}e-{}", rng.bits() % 1000, rng.bits() % 20),
+            4 => format!("0.{}", rng.bits()),
+            _ => format!("{}", rng.bits() % 10),
         };
         script.push_str(&format!("INCRBYFLOAT r{} {v}\n", i % 7));
         script.push_str(&format!("HINCRBYFLOAT rh f{} {v}\n", i % 5));
@@ -85,22 +86,10 @@ fn incrbyfloat_is_long_double_as_in_redis() {
 }
 
 /// A fixed-seed generator (the sequence must be the same on every run).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
 /// A seeded random sequence of key commands across databases, valid and not.
 fn random_key_script(seed: u64, n: usize) -> String {
-    let mut rng = Lcg(seed);
-    let mut pick = |xs: &[&str]| xs[rng.next() as usize % xs.len()].to_string();
+    let mut rng = Rng(seed);
+    let mut pick = |xs: &[&str]| xs[rng.bits() as usize % xs.len()].to_string();
     let keys = ["a", "b", "c", "l", "h", "z"];
     let dbs = ["0", "1", "2", "3", "15", "16", "-1", "x"];
     let mut out = String::new();

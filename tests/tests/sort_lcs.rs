@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use vigil_tests::NodeProc;
 use vigil_tests::diff::{Pair, assert_none};
+use vigil_tests::seeded::Rng;
 
 const SORT_SCRIPT: &str = r#"
 RPUSH l 3 1 2 10 -1 1.5 1e2 0x10
@@ -187,26 +188,6 @@ fn lcs_refuses_a_table_over_the_bulk_limit() {
     // 12001² × 4 bytes is over 512 MiB: refused before anything is allocated.
     let script = format!("SET a {big}\nSET b {big}\nLCS a b LEN\nLCS a b IDX\n");
     assert_none(&pair.compare(&script));
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn bits(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.bits() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// Element values: numbers of every shape, words, and a few that are not numbers.

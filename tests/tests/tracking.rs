@@ -3,17 +3,9 @@
 //! `__redis__:invalidate` subscriber, OPTIN/OPTOUT, NOLOOP, BCAST prefixes, flushes, expiry,
 //! transactions and scripts; then node-redis' cache and redis-py's tracking API on a real node.
 
+use vigil_tests::NodeProc;
 use vigil_tests::client_script::Client;
-use vigil_tests::diff::assert_none;
-use vigil_tests::sessions::compare_sessions;
-use vigil_tests::{NodeProc, RedisProc};
-
-fn assert_sessions_match(script: &str) {
-    let redis = RedisProc::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    assert_none(&compare_sessions(script, redis.port, node.port));
-}
+use vigil_tests::sessions::assert_sessions_match;
 
 #[test]
 fn default_mode_in_resp3_matches_redis() {

@@ -3,6 +3,7 @@
 //! random sequences over sorted sets and sets with random weights and aggregates.
 
 use vigil_tests::diff::{Pair, assert_matches_redis, assert_none};
+use vigil_tests::seeded::Rng;
 
 const SCRIPT: &str = r#"
 ZADD za 1 a 2 b 3 c
@@ -73,28 +74,15 @@ fn zset_algebra_matches_redis_server() {
     assert_matches_redis(&format!("!HELLO 3\n{SCRIPT}"));
 }
 
-/// A fixed-seed generator (no dependency on a crate's algorithm staying the same).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 #[test]
 fn random_zset_algebra_matches_redis_server() {
     for seed in [7u64, 1234] {
-        let mut r = Lcg(seed);
+        let mut r = Rng(seed);
         let mut script = String::new();
         for k in 0..6 {
-            let n = r.next(12);
+            let n = r.below(12);
             for _ in 0..n {
-                let (m, s) = (r.next(10), r.next(2000) as f64 / 8.0 - 100.0);
+                let (m, s) = (r.below(10), r.below(2000) as f64 / 8.0 - 100.0);
                 if k < 4 {
                     script += &format!("ZADD k{k} {s} m{m}\n");
                 } else {
@@ -111,26 +99,26 @@ fn random_zset_algebra_matches_redis_server() {
                 "ZINTERSTORE",
                 "ZDIFFSTORE",
             ];
-            let op = ops[r.next(6) as usize];
-            let nk = 1 + r.next(4);
+            let op = ops[r.below(6) as usize];
+            let nk = 1 + r.below(4);
             let mut line = String::from(op);
             if op.ends_with("STORE") {
-                line += &format!(" k{}", r.next(7));
+                line += &format!(" k{}", r.below(7));
             }
             line += &format!(" {nk}");
             for _ in 0..nk {
-                line += &format!(" k{}", r.next(7));
+                line += &format!(" k{}", r.below(7));
             }
-            if !op.starts_with("ZDIFF") && r.next(2) == 0 {
+            if !op.starts_with("ZDIFF") && r.below(2) == 0 {
                 line += " WEIGHTS";
                 for _ in 0..nk {
-                    line += &format!(" {}", r.next(9) as f64 / 2.0 - 2.0);
+                    line += &format!(" {}", r.below(9) as f64 / 2.0 - 2.0);
                 }
             }
-            if !op.starts_with("ZDIFF") && r.next(2) == 0 {
-                line += [" AGGREGATE SUM", " AGGREGATE MIN", " AGGREGATE MAX"][r.next(3) as usize];
+            if !op.starts_with("ZDIFF") && r.below(2) == 0 {
+                line += [" AGGREGATE SUM", " AGGREGATE MIN", " AGGREGATE MAX"][r.below(3) as usize];
             }
-            if !op.ends_with("STORE") && r.next(2) == 0 {
+            if !op.ends_with("STORE") && r.below(2) == 0 {
                 line += " WITHSCORES";
             }
             script += &line;

@@ -3,21 +3,7 @@
 
 use super::*;
 use vigil_tests::RawConn;
-
-/// A fixed-seed generator (xorshift): the same sequence on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use vigil_tests::seeded::Rng;
 
 /// The bulk string of a raw RESP reply.
 fn bulk(reply: &[u8]) -> Option<Vec<u8>> {
@@ -30,7 +16,7 @@ fn bulk(reply: &[u8]) -> Option<Vec<u8>> {
 fn value(rng: &mut Rng) -> String {
     match rng.below(5) {
         0 => format!("{}", rng.below(20000) as i64 - 100),
-        1 => format!("{}", rng.next() as i64),
+        1 => format!("{}", rng.bits() as i64),
         2 => "y".repeat(1 + rng.below(90) as usize),
         3 => format!("v{}", rng.below(50)),
         _ => "abcd".repeat(rng.below(40) as usize + 6),
