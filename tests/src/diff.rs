@@ -183,7 +183,13 @@ pub struct Pair {
 impl Pair {
     /// Starts both servers and connects to each.
     pub fn start() -> Pair {
-        let redis = RedisProc::start();
+        Self::start_with(&[])
+    }
+
+    /// Starts both servers (redis-server with extra flags, e.g. `--enable-debug-command yes`)
+    /// and connects to each.
+    pub fn start_with(redis_args: &[&str]) -> Pair {
+        let redis = RedisProc::start_with(redis_args);
         let dir = tempfile::tempdir().unwrap();
         let node = NodeProc::start(&dir.path().join("node"), &[]);
         let r = RawConn::connect(redis.port).unwrap();
@@ -195,6 +201,13 @@ impl Pair {
             v,
             _dir: dir,
         }
+    }
+
+    /// Runs `script` in RESP2, then again after `HELLO 3`, each time on an empty dataset.
+    pub fn both_protocols(&mut self, script: &str) -> Vec<String> {
+        let mut f = self.compare(&format!("FLUSHALL\n{script}"));
+        f.extend(self.compare(&format!("FLUSHALL\n!HELLO 3\n{script}\n!HELLO 2")));
+        f
     }
 
     /// Runs `script` on both ([`compare`]).

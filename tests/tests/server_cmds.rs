@@ -3,44 +3,12 @@
 //! keeping the TOML file's comments, and slow log entries with their client.
 
 use std::collections::BTreeMap;
-use vigil_tests::diff::{assert_none, compare};
-use vigil_tests::{NodeProc, RawConn, RedisProc};
+use vigil_tests::diff::{Pair, assert_none, compare};
+use vigil_tests::{NodeProc, RawConn};
 
 /// A redis-server that answers DEBUG, a node, and a connection to each.
-struct Pair {
-    redis: RedisProc,
-    node: NodeProc,
-    r: RawConn,
-    v: RawConn,
-    _dir: tempfile::TempDir,
-}
-
 fn pair() -> Pair {
-    let redis = RedisProc::start_with(&["--enable-debug-command", "yes"]);
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProc::start(&dir.path().join("node"), &[]);
-    let r = RawConn::connect(redis.port).unwrap();
-    let v = RawConn::connect(node.port).unwrap();
-    Pair {
-        redis,
-        node,
-        r,
-        v,
-        _dir: dir,
-    }
-}
-
-impl Pair {
-    /// Runs `script` in RESP2, then again after `HELLO 3`.
-    fn both_protocols(&mut self, script: &str) -> Vec<String> {
-        let mut f = compare(&format!("FLUSHALL\n{script}"), &mut self.r, &mut self.v);
-        f.extend(compare(
-            &format!("FLUSHALL\n!HELLO 3\n{script}\n!HELLO 2"),
-            &mut self.r,
-            &mut self.v,
-        ));
-        f
-    }
+    Pair::start_with(&["--enable-debug-command", "yes"])
 }
 
 const CONFIG: &str = r#"
