@@ -504,3 +504,40 @@ fn sync_mode_loses_no_acknowledged_write_when_the_master_is_killed() {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// The old `SYNC` (what Redis' own test suite uses to watch the stream) starts with the payload,
+/// as from redis-server: no `+FULLRESYNC` line, then the commands that follow.
+#[test]
+fn old_sync_sends_the_payload_first_then_the_stream() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("m"), &[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"SYNC\r\n").unwrap();
+    let mut first = [0u8; 1];
+    // A master may send newlines while it prepares the payload (Redis does too).
+    loop {
+        s.read_exact(&mut first).unwrap();
+        if first[0] != b'\n' {
+            break;
+        }
+    }
+    assert_eq!(
+        first[0], b'$',
+        "SYNC must answer with the payload's length first"
+    );
+    let mut c = RawConn::connect(node.port).unwrap();
+    c.call(&["SET", "after", "sync"]);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.windows(5).any(|w| w == b"after") && Instant::now() < deadline {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        seen.windows(5).any(|w| w == b"after"),
+        "the stream follows the payload"
+    );
+}

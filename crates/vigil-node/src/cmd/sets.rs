@@ -434,7 +434,10 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let keys: Vec<Bytes> = (0..n).filter_map(|_| args.next()).collect();
     let mut limit = 0usize;
     if args.eat("limit") {
-        let l = args.i64()?;
+        // Redis words a non-integer limit as a negative one.
+        let l = args
+            .i64()
+            .map_err(|_| CmdError::msg("ERR LIMIT can't be negative"))?;
         if l < 0 {
             return Err(CmdError::msg("ERR LIMIT can't be negative"));
         }

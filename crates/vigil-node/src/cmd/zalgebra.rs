@@ -217,7 +217,7 @@ fn parse(
             b"limit" if card && left >= 1 => {
                 let l = args
                     .i64()
-                    .map_err(|_| CmdError::msg("ERR value is not an integer or out of range"))?;
+                    .map_err(|_| CmdError::msg("ERR LIMIT can't be negative"))?;
                 if l < 0 {
                     return Err(CmdError::msg("ERR LIMIT can't be negative"));
                 }

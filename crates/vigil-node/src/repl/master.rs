@@ -133,10 +133,13 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                 // counting it earlier could acknowledge a synchronous write it lacks.
                 link.set_state(LinkState::SendBulk);
                 feed.links.push(link.clone());
-                (
-                    format!("+FULLRESYNC {} {}\r\n", feed.replid, feed.offset),
-                    Some(bytes),
-                )
+                // The old SYNC has no header line: the payload comes first, as from Redis.
+                let line = if is_psync {
+                    format!("+FULLRESYNC {} {}\r\n", feed.replid, feed.offset)
+                } else {
+                    String::new()
+                };
+                (line, Some(bytes))
             }
         }
     };
