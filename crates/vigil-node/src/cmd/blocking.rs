@@ -184,7 +184,7 @@ fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 /// Nothing to pop: wait for a write to one of `keys` (if the command may block), answering a
 /// null array now or at the timeout.
-fn wait_for(ctx: &mut Ctx, keys: Vec<Bytes>, timeout: f64) -> Reply {
+pub(crate) fn wait_for(ctx: &mut Ctx, keys: Vec<Bytes>, timeout: f64) -> Reply {
     if ctx.may_block {
         ctx.block = Some(Block {
             keys,

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod lcs;
 pub mod lists;
 pub mod memory;
+pub mod mpop;
 pub mod object;
 pub mod replication;
 pub mod scripting;
@@ -73,6 +74,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(hyperloglog::commands());
     rows.extend(lists::commands());
     rows.extend(blocking::commands());
+    rows.extend(mpop::commands());
     rows.extend(hashes::commands());
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
