@@ -134,6 +134,19 @@ impl RawConn {
         r
     }
 
+    /// The bytes that arrive next (one read; buffered bytes first), unparsed: for answers that
+    /// are not RESP frames, like the payload after `SYNC`.
+    pub fn read_raw(&mut self) -> Vec<u8> {
+        if !self.buf.is_empty() {
+            return self.buf.split().to_vec();
+        }
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => chunk[..n].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Whether the server closed the connection (reads until EOF or timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut chunk = [0u8; 4096];

@@ -480,8 +480,7 @@ fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
-    let tracking = store.tracking().clone();
-    tracking.set_current(conn.info.id);
+    store.tracking().set_current(conn.info.id);
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
@@ -497,7 +496,9 @@ fn execute_in(
     if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
         let all = args.all();
         let keys = meta.keys(all).unwrap_or_default();
-        tracking.remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
+        ctx.store
+            .tracking()
+            .remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
     }
     (reply, ctx.block.take())
 }

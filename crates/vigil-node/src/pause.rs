@@ -6,6 +6,7 @@
 //! nothing else writes either: keys past their expiry are hidden, not deleted (no DEL is
 //! propagated), as in Redis.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -15,6 +16,8 @@ use vigil_resp::{CommandMeta, Flags};
 /// The node's pause.
 #[derive(Debug, Default)]
 pub struct Pause {
+    /// A pause was set and not lifted: without one, every check is one atomic load.
+    set: AtomicBool,
     /// Until when, and whether every command waits (`ALL`) or only writes (`WRITE`).
     state: Mutex<Option<(Instant, bool)>>,
     /// Woken when the pause is lifted or changed.
@@ -35,17 +38,25 @@ impl Pause {
             Some((u, a)) if u > Instant::now() => (u.max(until), a || all),
             _ => (until, all),
         });
+        self.set.store(true, Ordering::Release);
         self.changed.notify_waiters();
     }
 
     /// Lifts the pause.
     pub fn unpause(&self) {
-        *self.state.lock() = None;
+        let mut s = self.state.lock();
+        *s = None;
+        // Under the lock, so a concurrent pause cannot be left unseen.
+        self.set.store(false, Ordering::Release);
+        drop(s);
         self.changed.notify_waiters();
     }
 
     /// Whether writes are held now.
     pub fn writes_paused(&self) -> bool {
+        if !self.set.load(Ordering::Acquire) {
+            return false;
+        }
         self.state
             .lock()
             .is_some_and(|(until, _)| until > Instant::now())
@@ -53,6 +64,9 @@ impl Pause {
 
     /// Until when a command of `meta` (with `writes`: it or its transaction writes) must wait.
     pub fn holds(&self, meta: &CommandMeta, writes: bool) -> Option<Instant> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
         let (until, all) = (*self.state.lock())?;
         let held =
             all || writes || meta.flags.has(Flags::WRITE) || MAY_REPLICATE.contains(&meta.name);
