@@ -216,6 +216,21 @@ fn push(
     Ok(Reply::Int(len as i64))
 }
 
+/// Pops up to `n` elements from one end, as replies (LPOP/RPOP with a count, LMPOP).
+pub(crate) fn pop_n(list: &mut crate::db::List, left: bool, n: usize) -> Vec<Reply> {
+    let n = n.min(list.len());
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let v = if left {
+            list.pop_front()
+        } else {
+            list.pop_back()
+        };
+        out.extend(v.map(|v| Reply::bulk(&v)));
+    }
+    out
+}
+
 fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     if args.remaining() > 2 {
         // LPOP key count extra: Redis answers with the arity error, not a syntax error.
@@ -232,17 +247,7 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdE
         });
     };
     let take = count.unwrap_or(1).min(list.len());
-    let mut out = Vec::with_capacity(take);
-    for _ in 0..take {
-        let v = if left {
-            list.pop_front()
-        } else {
-            list.pop_back()
-        };
-        if let Some(v) = v {
-            out.push(Reply::bulk(&v));
-        }
-    }
+    let mut out = pop_n(list, left, take);
     if take > 0 {
         ctx.remove_if_empty(&key);
         ctx.db().touch(&key);

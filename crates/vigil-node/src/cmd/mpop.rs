@@ -143,15 +143,7 @@ fn pop_list(
     if take == 0 {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(take);
-    for _ in 0..take {
-        let v = if left {
-            list.pop_front()
-        } else {
-            list.pop_back()
-        };
-        out.extend(v.map(|v| Reply::bulk(&v)));
-    }
+    let out = super::lists::pop_n(list, left, take);
     ctx.remove_if_empty(key);
     ctx.db().touch(key);
     ctx.changed(take as u64);
