@@ -102,10 +102,27 @@ impl Node {
         note_command(conn, meta.name);
         // While a script runs, wait for it without holding a thread; past its busy threshold,
         // -BUSY (see engines::Busy and script::busy).
+        // MULTI may start meanwhile, as in Redis (`allow-busy`): it touches no data, and
+        // refusing it would let the rest of a pipelined transaction run as plain commands.
         if self.scripts.busy.running()
+            && meta.name != "multi"
             && let Some(r) = self.wait_for_script(&args).await
         {
-            conn.reply(r);
+            self.refuse(conn, meta.name, r);
+            return;
+        }
+        let queued_denyoom = || {
+            conn.state.multi.iter().flatten().any(|a| {
+                self.table
+                    .get(&a[0])
+                    .is_some_and(|(m, _)| m.flags.has(Flags::DENYOOM))
+            })
+        };
+        if self
+            .maxmemory
+            .refuses(&meta, conn.state.multi.is_some(), queued_denyoom)
+        {
+            self.refuse(conn, meta.name, Reply::error(crate::maxmemory::OOM));
             return;
         }
         if conn.state.multi.is_some() && meta.flags.has(Flags::NO_MULTI) {
@@ -331,6 +348,31 @@ impl Node {
         if self.gate.ack_checks() {
             conn.state.ack.wrote(p.offset);
         }
+    }
+
+    /// A command refused (a busy script, `maxmemory`): like any refusal it fails the open
+    /// transaction, and a refused EXEC ends it with `-EXECABORT` naming the reason (Redis'
+    /// `rejectCommand`). The WATCHed keys stay watched until the next EXEC, DISCARD or UNWATCH:
+    /// forgetting them needs the store a busy script holds.
+    fn refuse(&self, conn: &mut Conn<ConnState>, name: &str, r: Reply) {
+        let Reply::Error(e) = &r else {
+            conn.reply(r);
+            return;
+        };
+        if name == "exec" {
+            conn.state.multi = None;
+            conn.state.multi_failed = false;
+            conn.info.in_multi.store(false, Ordering::Relaxed);
+            let why = e.strip_prefix('-').unwrap_or(e);
+            conn.reply(Reply::Error(
+                format!("EXECABORT Transaction discarded because of: {why}").into(),
+            ));
+            return;
+        }
+        if conn.state.multi.is_some() {
+            conn.state.multi_failed = true;
+        }
+        conn.reply(r);
     }
 
     /// Forgets every WATCH of the connection.

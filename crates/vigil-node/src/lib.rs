@@ -2,7 +2,7 @@
 //!
 //! Modules in layers, each using only those below it (no import cycle):
 //!
-//! 1. Bottom — [`error`], [`config`], [`ldouble`], [`db`] (the keyspace and value types), [`ctx`] (the
+//! 1. Bottom — [`error`], [`config`], [`ldouble`], [`maxmemory`], [`db`] (the keyspace and value types), [`ctx`] (the
 //!    context data commands run in), [`stream`] (the replication-stream grammar).
 //! 2. Mechanics — [`gate`] (the write gate: role, epoch, fence, lease; the check before a
 //!    command runs and the one when its reply leaves), [`persist`] (append log, snapshots,
@@ -30,6 +30,7 @@ pub mod engines;
 pub mod error;
 pub mod gate;
 pub mod ldouble;
+pub mod maxmemory;
 pub mod monitor;
 pub mod node;
 pub mod pause;

@@ -134,6 +134,8 @@ pub struct Node {
     pub(crate) cmdstats: crate::cmdstats::CmdStats,
     /// Whether the background task expires keys (`DEBUG SET-ACTIVE-EXPIRE`).
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
+    /// `maxmemory`: past it, commands that may grow the dataset get `-OOM`.
+    pub(crate) maxmemory: crate::maxmemory::MaxMemory,
 }
 
 /// Result of propagating a write.
@@ -151,6 +153,7 @@ impl Node {
     pub(crate) fn assemble(p: Parts) -> Arc<Node> {
         let epoch = p.gate.epoch();
         let threshold = p.config.busy_reply_threshold.as_millis() as u64;
+        let maxmemory = p.config.redis_int("maxmemory").max(0) as u64;
         let slowlog = crate::slowlog::Monitor::default();
         slowlog.configure_from(&p.config);
         let cmdstats = crate::cmdstats::CmdStats::new(p.table.iter().map(|(m, _)| m.name));
@@ -177,6 +180,7 @@ impl Node {
             slowlog,
             cmdstats,
             active_expire: std::sync::atomic::AtomicBool::new(true),
+            maxmemory: crate::maxmemory::MaxMemory::new(maxmemory),
         })
     }
 

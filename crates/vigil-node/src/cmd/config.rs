@@ -41,6 +41,7 @@ fn apply(node: &Node, cfg: &NodeConfig) {
         a.set_policy(cfg.persistence.appendfsync);
     }
     node.slowlog.configure_from(cfg);
+    node.maxmemory.set(cfg.redis_int("maxmemory").max(0) as u64);
     let mut store = node.store.lock();
     store.thresholds = cfg.thresholds();
     store.limits.proto_max_bulk_len = cfg.limits.proto_max_bulk_len;

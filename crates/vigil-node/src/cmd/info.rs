@@ -44,17 +44,7 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// Resident set size from /proc (the node does not instrument its allocator).
-pub(crate) fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
+pub(crate) use crate::maxmemory::rss_bytes;
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
