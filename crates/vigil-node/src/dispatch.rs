@@ -405,13 +405,34 @@ impl Node {
         // which role changes take).
         let mut hide = false;
         for args in &queue {
-            if let Some((meta, Handler::Data(_))) = self.table.get(&args[0]) {
-                match self.gate(meta) {
+            let Some((meta, handler)) = self.table.get(&args[0]) else {
+                continue;
+            };
+            // Commands outside the data path (PING, ...) are refused only by a stale replica,
+            // as Redis refuses EXEC when any queued command lacks `stale`.
+            let stale_only = !matches!(handler, Handler::Data(_));
+            if stale_only && meta.flags.has(Flags::STALE) {
+                continue;
+            }
+            {
+                let checked = self.gate(meta);
+                let checked = match checked {
+                    Err(Reply::Error(e)) if stale_only && !e.starts_with("MASTERDOWN") => Ok(hide),
+                    other => other,
+                };
+                match checked {
                     Ok(h) => hide = h,
                     Err(r) => {
+                        // Refused as a whole, in Redis' words for a rejected EXEC.
                         drop(store);
                         self.unwatch_all(conn);
-                        conn.reply(r);
+                        let why = match &r {
+                            Reply::Error(e) => e.to_string(),
+                            _ => String::new(),
+                        };
+                        conn.reply(Reply::Error(
+                            format!("EXECABORT Transaction discarded because of: {why}").into(),
+                        ));
                         return;
                     }
                 }

@@ -26,7 +26,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -248,8 +248,9 @@ pub struct Gate {
     /// A standalone master: every command may run with no role check (the hot path skips the
     /// lock and the clock). Written only by the transitions below, under the state lock.
     free_writes: AtomicBool,
-    /// `min_replicas_to_write` and `min_replicas_max_lag`, read once (hot path).
-    min_replicas: (usize, Duration),
+    /// `min_replicas_to_write` and `min_replicas_max_lag` (milliseconds); `CONFIG SET`
+    /// changes them, so they are atomics the hot path reads without a lock.
+    min_replicas: (AtomicUsize, AtomicU64),
     /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
     /// at start, like the settings it comes from.
     ack_checks: bool,
@@ -271,9 +272,20 @@ impl Gate {
         Gate {
             state: RwLock::new(state),
             free_writes: AtomicBool::new(free),
-            min_replicas,
+            min_replicas: (
+                AtomicUsize::new(min_replicas.0),
+                AtomicU64::new(min_replicas.1.as_millis() as u64),
+            ),
             ack_checks: managed || sync_replicas > 0,
         }
+    }
+
+    /// Follows `CONFIG SET min-replicas-to-write` / `min-replicas-max-lag`.
+    pub fn set_min_replicas(&self, n: usize, max_lag: Duration) {
+        self.min_replicas.0.store(n, Ordering::Relaxed);
+        self.min_replicas
+            .1
+            .store(max_lag.as_millis() as u64, Ordering::Relaxed);
     }
 
     // ---- reading the state ----
@@ -338,7 +350,8 @@ impl Gate {
         good_replicas: impl FnOnce(Duration) -> usize,
         master_link_ok: impl FnOnce() -> bool,
     ) -> Result<bool, Reply> {
-        if self.min_replicas.0 == 0 && self.free_writes.load(Ordering::Relaxed) {
+        let min_replicas = self.min_replicas.0.load(Ordering::Relaxed);
+        if min_replicas == 0 && self.free_writes.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let s = self.state.read();
@@ -348,8 +361,8 @@ impl Gate {
             if let Some(e) = denied {
                 return Err(Reply::error(e));
             }
-            let (n, lag) = self.min_replicas;
-            if n > 0 && good_replicas(lag) < n {
+            let lag = Duration::from_millis(self.min_replicas.1.load(Ordering::Relaxed));
+            if min_replicas > 0 && good_replicas(lag) < min_replicas {
                 return Err(Reply::error(NOREPLICAS));
             }
         } else if denied.is_some()

@@ -60,7 +60,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
             CommandMeta::keyless(
                 "ping",
                 -1,
-                flags(&[F::FAST, F::STALE, F::SUBSCRIBED]),
+                flags(&[F::FAST, F::SUBSCRIBED]),
                 "connection",
                 "Returns PONG.",
             ),

@@ -41,6 +41,10 @@ fn apply(node: &Node, cfg: &NodeConfig) {
         a.set_policy(cfg.persistence.appendfsync);
     }
     node.slowlog.configure_from(cfg);
+    node.gate.set_min_replicas(
+        cfg.replication.min_replicas_to_write,
+        cfg.replication.min_replicas_max_lag,
+    );
     node.maxmemory.set(cfg.redis_int("maxmemory").max(0) as u64);
     let mut store = node.store.lock();
     store.thresholds = cfg.thresholds();

@@ -106,7 +106,7 @@ fn replicaof(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
         node.become_master();
         Reply::ok()
     } else {
-        match parse_int(&port).ok().filter(|p| (1..=65535).contains(p)) {
+        match parse_int(&port).ok().filter(|p| (0..=65535).contains(p)) {
             None => Reply::error("ERR Invalid master port"),
             Some(p) => {
                 let host = String::from_utf8_lossy(&host).into_owned();

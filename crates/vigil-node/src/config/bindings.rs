@@ -204,14 +204,20 @@ pub const BACKLOG: Binding = Binding {
 pub const MIN_REPLICAS: Binding = Binding {
     toml: "replication.min_replicas_to_write",
     get: |c| c.replication.min_replicas_to_write.to_string(),
-    set: None,
+    set: Some(|c, v| {
+        c.replication.min_replicas_to_write = num(v)?;
+        Ok(())
+    }),
     value: |c| int(c.replication.min_replicas_to_write),
 };
 /// `min-replicas-max-lag` (seconds).
 pub const MIN_LAG: Binding = Binding {
     toml: "replication.min_replicas_max_lag",
     get: |c| c.replication.min_replicas_max_lag.as_secs().to_string(),
-    set: None,
+    set: Some(|c, v| {
+        c.replication.min_replicas_max_lag = Duration::from_secs(num(v)?);
+        Ok(())
+    }),
     value: |c| secs(c.replication.min_replicas_max_lag),
 };
 /// `repl-timeout` (seconds).
