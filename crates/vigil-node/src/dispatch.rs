@@ -31,15 +31,21 @@ impl Service for Node {
 
     async fn call(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let shown = self.monitors.active().then(|| args.clone());
+        // (Un)subscription confirmations are pushes, which CLIENT REPLY OFF / SKIP never
+        // silence in Redis.
+        let pushes = is_subscription(&args[0]);
         let (mark, replies) = (conn.out.len(), conn.state.replies);
         self.call_one(conn, args).await;
         conn.state.command_done();
         // CLIENT REPLY OFF / SKIP: the reply is dropped (not CLIENT REPLY ON's).
         match (replies, conn.state.replies) {
             (Replies::On, _) | (_, Replies::On) => {}
-            (Replies::Off, _) => conn.out.truncate(mark),
+            (Replies::Off, _) if !pushes => conn.out.truncate(mark),
+            (Replies::Off, _) => {}
             (Replies::SkipNext, now) => {
-                conn.out.truncate(mark);
+                if !pushes {
+                    conn.out.truncate(mark);
+                }
                 if now == Replies::SkipNext {
                     conn.state.replies = Replies::On;
                 }
@@ -83,6 +89,21 @@ impl Service for Node {
             self.store.lock().tracking().disable(conn.info.id);
         }
     }
+}
+
+/// SUBSCRIBE and its kin, whose replies are pushes.
+fn is_subscription(name: &[u8]) -> bool {
+    const NAMES: [&str; 6] = [
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
+    ];
+    NAMES
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 impl Node {

@@ -15,6 +15,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use vigil_lua::{Engine, Rand48};
+use bytes::Bytes;
 use vigil_resp::Reply;
 
 const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
@@ -33,6 +34,9 @@ pub struct Busy {
     pub threshold_ms: AtomicU64,
     pub(crate) notify: Notify,
     pub(crate) current: Mutex<Option<(String, Kind)>>,
+    /// What FUNCTION STATS shows of the running function while the store is held: its
+    /// command line and the library and function counts when it started.
+    pub(crate) shown: Mutex<Option<(Vec<Bytes>, usize, usize)>>,
     /// This run's worker thread has handed its other tasks to another thread.
     pub(crate) detached: AtomicBool,
 }
@@ -50,6 +54,7 @@ impl Busy {
             threshold_ms: AtomicU64::new(threshold_ms),
             notify: Notify::new(),
             current: Mutex::new(None),
+            shown: Mutex::new(None),
             detached: AtomicBool::new(false),
         }
     }
@@ -75,6 +80,7 @@ impl Busy {
         self.busy.store(false, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
         *self.current.lock() = None;
+        *self.shown.lock() = None;
         self.notify.notify_waiters();
     }
 
@@ -116,18 +122,23 @@ impl Busy {
         if !self.running() {
             return Reply::error(NOTBUSY);
         }
-        match &*self.current.lock() {
-            Some((_, k)) if *k != kind => {
-                return Reply::error(match kind {
-                    Kind::Script => "NOTBUSY No scripts in execution right now.",
-                    Kind::Function => "NOTBUSY No scripts in execution right now.",
-                });
-            }
+        let running = match &*self.current.lock() {
+            Some((_, k)) => *k,
             None => return Reply::error(NOTBUSY),
-            _ => {}
-        }
+        };
         if self.wrote.load(Ordering::Relaxed) {
             return Reply::error(UNKILLABLE);
+        }
+        // The other kind's KILL is refused with the BUSY line naming the right one, as Redis.
+        if running != kind {
+            return Reply::error(match running {
+                Kind::Function => {
+                    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                }
+                Kind::Script => {
+                    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                }
+            });
         }
         self.kill.store(true, Ordering::Relaxed);
         Reply::ok()

@@ -36,7 +36,9 @@ pub(crate) async fn background(node: Arc<Node>) {
         }
         if ticks.is_multiple_of(10) {
             let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
-            node.ops_per_sec.store(cmds - last_cmds, Ordering::Relaxed);
+            // CONFIG RESETSTAT may have zeroed the counter since the last sample.
+            node.ops_per_sec
+                .store(cmds.saturating_sub(last_cmds), Ordering::Relaxed);
             last_cmds = cmds;
             maybe_compact(&node);
         }

@@ -33,6 +33,7 @@ impl Node {
         let notify = Arc::new(Notify::new());
         let mut deadline: Option<Option<Instant>> = None;
         let mut waiting_on: Vec<Bytes> = Vec::new();
+        let mut last_timeout: Option<Reply> = None;
         let result = loop {
             let on_timeout = {
                 let mut store = self.store.lock();
@@ -55,32 +56,49 @@ impl Node {
                     unix_ms(),
                     false,
                 );
-                let Some(mut block) = block else {
-                    // Leave the line in the same critical section as the pop, so clients behind
-                    // count positions without us.
-                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
-                    waiting_on.clear();
-                    break Some(reply);
-                };
-                let dl = *deadline.get_or_insert_with(|| {
-                    (block.timeout > 0.0)
-                        .then(|| Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9)))
-                });
-                if dl.is_some_and(|d| Instant::now() >= d) {
-                    break Some(block.on_timeout);
-                }
-                if let Some(retry) = block.retry.take() {
-                    args = retry;
-                }
-                if waiting_on.is_empty() {
-                    let db = &mut store.dbs[conn.db];
-                    for k in &block.keys {
-                        db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                match block {
+                    None => {
+                        // Woken by a key now of another type (replaced meanwhile): Redis serves a
+                        // blocked client only from a key of the type it waits for, so it waits on.
+                        let wrongtype =
+                            matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+                        if let (true, Some(t)) = (wrongtype, last_timeout.as_ref()) {
+                            if deadline.flatten().is_some_and(|d| Instant::now() >= d) {
+                                break Some(t.clone());
+                            }
+                            t.clone()
+                        } else {
+                            // Leave the line in the same critical section as the pop, so clients
+                            // behind count positions without us.
+                            Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                            waiting_on.clear();
+                            break Some(reply);
+                        }
                     }
-                    waiting_on = block.keys;
-                    conn.state.waiter = Some(notify.clone());
+                    Some(mut block) => {
+                        let dl = *deadline.get_or_insert_with(|| {
+                            (block.timeout > 0.0).then(|| {
+                                Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9))
+                            })
+                        });
+                        if dl.is_some_and(|d| Instant::now() >= d) {
+                            break Some(block.on_timeout);
+                        }
+                        if let Some(retry) = block.retry.take() {
+                            args = retry;
+                        }
+                        if waiting_on.is_empty() {
+                            let db = &mut store.dbs[conn.db];
+                            for k in &block.keys {
+                                db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                            }
+                            waiting_on = block.keys;
+                            conn.state.waiter = Some(notify.clone());
+                        }
+                        last_timeout = Some(block.on_timeout.clone());
+                        block.on_timeout
+                    }
                 }
-                block.on_timeout
             };
             // Replies to earlier pipelined commands go out before we wait (unless the
             // acknowledgement check closes the connection).

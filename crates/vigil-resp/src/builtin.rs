@@ -167,6 +167,13 @@ fn validate_name(name: &[u8]) -> Result<(), CmdError> {
 
 /// `PING [message]`.
 pub fn ping<S>(conn: &mut Conn<S>, mut args: Args) {
+    // Arity -1 in the table (for COMMAND), but more than one argument is refused, as Redis.
+    if args.remaining() > 1 {
+        conn.reply(Reply::error(
+            "ERR wrong number of arguments for 'ping' command",
+        ));
+        return;
+    }
     let msg = args.next();
     if conn.proto == Protocol::Resp2 && conn.subscription_count() > 0 {
         let m = msg.unwrap_or_default();

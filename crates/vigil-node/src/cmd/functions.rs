@@ -137,21 +137,23 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
     let libs = &mut ctx.store.functions;
     let reply = match sub.as_str() {
         "load" => {
-            let (replace, code) = match n {
-                3 => (false, &all[2]),
-                4 if all[2].eq_ignore_ascii_case(b"replace") => (true, &all[3]),
-                4 => {
+            if n < 3 {
+                return Err(CmdError::msg(
+                    "ERR wrong number of arguments for 'function|load' command",
+                ));
+            }
+            // Every argument before the last is an option, as Redis reads them.
+            let mut replace = false;
+            for opt in &all[2..n - 1] {
+                if !opt.eq_ignore_ascii_case(b"replace") {
                     return Err(CmdError::msg(format!(
                         "ERR Unknown option given: {}",
-                        String::from_utf8_lossy(&all[2])
+                        String::from_utf8_lossy(opt)
                     )));
                 }
-                _ => {
-                    return Err(CmdError::msg(
-                        "ERR wrong number of arguments for 'function|load' command",
-                    ));
-                }
-            };
+                replace = true;
+            }
+            let code = &all[n - 1];
             // The name is checked before compiling, as Redis does.
             let (name, _) = vigil_lua::parse_metadata(code).map_err(CmdError::msg)?;
             if libs.libs.contains_key(&name) && !replace {
@@ -214,6 +216,13 @@ pub fn function_write(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError>
             *libs = next;
             libs.touch();
             Reply::ok()
+        }
+        // Within the subcommand's arity but more than it reads: Redis' subcommand error.
+        "restore" | "flush" if n > 3 => {
+            return Err(CmdError::msg(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(&all[1])
+            )));
         }
         _ => {
             return Err(CmdError::msg(format!(
@@ -312,6 +321,7 @@ fn function_list(node: &Node, opts: &[Bytes]) -> Reply {
 /// FUNCTION STATS: the running function, and the engine's counts (`libs`: `None` while a
 /// script holds the store, when only what is running is told).
 pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
+    let shown = node.scripts.busy.shown.lock().clone();
     let running = match node.scripts.busy.running_function() {
         Some((name, ms)) => Reply::Map(vec![
             (
@@ -320,7 +330,7 @@ pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
             ),
             (
                 Reply::Bulk(Bytes::from_static(b"command")),
-                Reply::Array(vec![]),
+                Reply::bulks(shown.as_ref().map_or(vec![], |s| s.0.clone())),
             ),
             (
                 Reply::Bulk(Bytes::from_static(b"duration_ms")),
@@ -329,7 +339,12 @@ pub(crate) fn function_stats(node: &Node, libs: Option<&Libraries>) -> Reply {
         ]),
         None => Reply::Nil,
     };
-    let (libraries, functions) = libs.map_or((0, 0), |l| (l.libs.len(), l.function_count()));
+    // Without the store (a function holds it), the counts from when it started.
+    let (libraries, functions) = match (libs, &shown) {
+        (Some(l), _) => (l.libs.len(), l.function_count()),
+        (None, Some(s)) => (s.1, s.2),
+        (None, None) => (0, 0),
+    };
     Reply::Map(vec![
         (Reply::Bulk(Bytes::from_static(b"running_script")), running),
         (

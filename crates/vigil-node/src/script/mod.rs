@@ -202,6 +202,17 @@ impl Node {
             read_called: false,
         };
         host.store.tracking().set_current(conn.info.id);
+        if call.kind == Kind::Function {
+            let verb = if call.read_only { "fcall_ro" } else { "fcall" };
+            let mut command = vec![
+                Bytes::from_static(verb.as_bytes()),
+                Bytes::copy_from_slice(call.name.as_bytes()),
+                Bytes::from(call.keys.len().to_string()),
+            ];
+            command.extend(call.keys.iter().chain(call.argv).cloned());
+            let f = &host.store.functions;
+            *self.scripts.busy.shown.lock() = Some((command, f.libs.len(), f.function_count()));
+        }
         self.scripts.busy.start(&name, call.kind);
         // A script that runs long hands this worker's other tasks over at its first tick
         // (`engines::Busy::tick`), not here: the hand-off costs more than a short script.
