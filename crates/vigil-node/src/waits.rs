@@ -60,8 +60,8 @@ impl Node {
                     None => {
                         // Woken by a key now of another type (replaced meanwhile): Redis serves a
                         // blocked client only from a key of the type it waits for, so it waits on.
-                        let wrongtype =
-                            matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+                        let wrongtype = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"))
+                            && !holds_wanted(&store.dbs[conn.db], meta.name, &waiting_on);
                         if let (true, Some(t)) = (wrongtype, last_timeout.as_ref()) {
                             if deadline.flatten().is_some_and(|d| Instant::now() >= d) {
                                 break Some(t.clone());
@@ -106,8 +106,11 @@ impl Node {
             if conn.flush().await.is_err() || conn.close {
                 break None;
             }
-            conn.info.unblock_mode.store(0, Ordering::Relaxed);
-            conn.info.blocked.store(true, Ordering::Relaxed);
+            // Cleared only before the first wait: a CLIENT UNBLOCK that arrives while a wake
+            // looks again must still count.
+            if !conn.info.blocked.swap(true, Ordering::Relaxed) {
+                conn.info.unblock_mode.store(0, Ordering::Relaxed);
+            }
             let dl = deadline.flatten();
             let info = conn.info.clone();
             let woke = conn
@@ -127,7 +130,8 @@ impl Node {
                     }
                 })
                 .await;
-            conn.info.blocked.store(false, Ordering::Relaxed);
+            // Still shown blocked (CLIENT LIST) while it looks again: a wake that finds
+            // nothing (an expired key) leaves it blocked, as in Redis.
             // CLIENT UNBLOCK: answered as on timeout, or with an error.
             let unblocked = conn.info.unblock_mode.swap(0, Ordering::Relaxed);
             match woke {
@@ -142,6 +146,7 @@ impl Node {
                 Some(true) => continue,
             }
         };
+        conn.info.blocked.store(false, Ordering::Relaxed);
         conn.state.waiter = None;
         self.unblock(conn.db, &waiting_on, &notify);
         match result {
@@ -221,4 +226,19 @@ impl Node {
             }
         }
     }
+}
+
+/// Whether one of the keys a blocked client waits on holds the type its command takes from
+/// (a list for BLPOP, a sorted set for BZPOPMIN, a stream for XREAD): only then does Redis
+/// serve it; a key of another type leaves it waiting.
+fn holds_wanted(db: &crate::db::Db, command: &str, keys: &[Bytes]) -> bool {
+    let wanted = if command.starts_with("bz") {
+        "zset"
+    } else if command.starts_with('x') {
+        "stream"
+    } else {
+        "list"
+    };
+    keys.iter()
+        .any(|k| db.keys.get(&k[..]).is_some_and(|v| v.type_name() == wanted))
 }

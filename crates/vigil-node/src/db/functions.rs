@@ -40,14 +40,12 @@ impl Libraries {
     /// The library holding function `name` (any case, as Redis' function names), and the
     /// function.
     pub fn function(&self, name: &str) -> Option<(&Library, &FunctionInfo)> {
-        self.libs
-            .values()
-            .find_map(|l| {
-                l.functions
-                    .iter()
-                    .find(|f| f.name.eq_ignore_ascii_case(name))
-                    .map(|f| (l, f))
-            })
+        self.libs.values().find_map(|l| {
+            l.functions
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .map(|f| (l, f))
+        })
     }
 
     /// Adds (or with `replace`, replaces) a library, refusing a function name another
