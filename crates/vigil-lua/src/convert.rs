@@ -5,8 +5,11 @@ use bytes::Bytes;
 use mlua::{Lua, Table, Value};
 use vigil_resp::Reply;
 
-/// How deep a returned table may nest before it is cut (Redis checks the C stack instead).
-const MAX_DEPTH: usize = 1000;
+/// How deep a returned table may nest before it is cut with Redis' error. Redis cuts where
+/// the Lua stack ends (about 8,000 levels); the conversion, the reply writer and the drop
+/// all recurse here, so the cut comes earlier, where a worker thread's stack surely holds
+/// (a self-referencing table must never crash the node).
+const MAX_DEPTH: usize = 200;
 
 /// Lua's number to a Redis integer as C's `(long long)` cast does on x86-64: truncation, and
 /// the "integer indefinite" value for NaN and out-of-range numbers.
