@@ -317,7 +317,14 @@ impl Engine {
         let state = self.state.clone();
         let host = RefCell::new(host);
         let (ok, v): (bool, Value) = self.lua.scope(|scope| {
-            let call = scope.create_function(|lua, (_raise, args): (bool, MultiValue)| {
+            let call = scope.create_function(|lua, (mode, args): (Value, MultiValue)| {
+                // An integer mode: the arguments come packed in one table (ffi::call_c).
+                let args = match (mode, args.front()) {
+                    (Value::Integer(_), Some(Value::Table(t))) => {
+                        t.sequence_values::<Value>().collect::<mlua::Result<MultiValue>>()?
+                    }
+                    _ => args,
+                };
                 let args = match command_args(lua, args) {
                     Ok(a) => a,
                     Err(msg) => return Ok((true, error_table(lua, &msg)?)),

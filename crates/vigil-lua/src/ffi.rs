@@ -4,6 +4,9 @@
 /// Where the run's `redis.call` implementation sits in the registry.
 pub(crate) const CALL_KEY: &str = "vigil.call";
 
+/// Past this many arguments `redis.call` packs them into one table (see [`call_c`]).
+const PACK_OVER: std::ffi::c_int = 64;
+
 pub(crate) unsafe extern "C-unwind" fn redis_call(l: *mut mlua::lua_State) -> std::ffi::c_int {
     unsafe { call_c(l, true) }
 }
@@ -23,10 +26,28 @@ pub(crate) unsafe extern "C-unwind" fn redis_pcall(l: *mut mlua::lua_State) -> s
 unsafe fn call_c(l: *mut mlua::lua_State, raise: bool) -> std::ffi::c_int {
     use mlua::ffi;
     unsafe {
-        let n = ffi::lua_gettop(l);
+        let mut n = ffi::lua_gettop(l);
+        // Many arguments (`unpack` of a big table) travel packed in one table, flagged by an
+        // integer instead of the boolean: the implementation, a Rust callback, could not take
+        // them all on the Lua stack.
+        let packed = n > PACK_OVER;
+        if packed {
+            ffi::lua_createtable(l, n, 0);
+            for i in 1..=n {
+                ffi::lua_pushvalue(l, i);
+                ffi::lua_rawseti(l, -2, i as _);
+            }
+            ffi::lua_replace(l, 1);
+            ffi::lua_settop(l, 1);
+            n = 1;
+        }
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"vigil.call".as_ptr());
         ffi::lua_insert(l, 1);
-        ffi::lua_pushboolean(l, raise as std::ffi::c_int);
+        if packed {
+            ffi::lua_pushinteger(l, raise as ffi::lua_Integer);
+        } else {
+            ffi::lua_pushboolean(l, raise as std::ffi::c_int);
+        }
         ffi::lua_insert(l, 2);
         ffi::lua_call(l, n + 1, 2);
         if raise && ffi::lua_toboolean(l, -2) != 0 {
