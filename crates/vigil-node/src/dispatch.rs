@@ -120,7 +120,12 @@ impl Node {
         let Some(&(meta, handler)) = entry else {
             return;
         };
-        note_command(conn, meta.name);
+        // CLIENT LIST shows a container's subcommand (`client|list`), as Redis.
+        let full = self
+            .cmdstats
+            .name_of(meta.name, args.get(1).map(|a| &a[..]))
+            .unwrap_or(meta.name);
+        note_command(conn, full);
         // While a script runs, wait for it without holding a thread; past its busy threshold,
         // -BUSY (see engines::Busy and script::busy).
         // MULTI may start meanwhile, as in Redis (`allow-busy`): it touches no data, and

@@ -368,6 +368,11 @@ fn client_inner<S>(conn: &mut Conn<S>, sub: &str, args: &mut Args) -> Result<Rep
 }
 
 fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError> {
+    if args.is_empty() {
+        return Err(CmdError::msg(
+            "ERR wrong number of arguments for 'client|kill' command",
+        ));
+    }
     if args.remaining() == 1 {
         // Old form: CLIENT KILL addr:port.
         let addr = String::from_utf8_lossy(&args.bytes()?).into_owned();
