@@ -59,7 +59,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Valu
                 items.push((m.into(), score));
             }
             match ZSet::build(items, limits) {
-                Some(z) => Value::ZSet(Box::new(z)),
+                Some(z) => Value::ZSet(z),
                 None => return r.corrupt("duplicate sorted set member", at),
             }
         }
@@ -228,7 +228,7 @@ fn zset_from_items(items: Vec<Item>, at: u64, limits: Limits) -> Result<Value> {
     }
     let z = ZSet::build(pairs, limits)
         .ok_or_else(|| RdbError::corrupt("duplicate sorted set member", at))?;
-    Ok(Value::ZSet(Box::new(z)))
+    Ok(Value::ZSet(z))
 }
 
 /// A score as Redis writes it into a listpack (`d2string`): integral values within ±2^62 as

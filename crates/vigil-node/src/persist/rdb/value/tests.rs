@@ -34,7 +34,7 @@ fn samples() -> Vec<Value> {
         out.push(Value::Hash(Box::new(h)));
         out.push(Value::Set(Box::new(s)));
         out.push(Value::Set(Box::new(si)));
-        out.push(Value::ZSet(Box::new(z)));
+        out.push(Value::ZSet(z));
     }
     let mut st = Stream::new();
     for i in 1..=250u64 {
