@@ -362,6 +362,37 @@ fn encodings_follow_the_count_thresholds() {
     assert_matches(&script);
 }
 
+/// A sorted set keeps its encoding as Redis does: a listpack becomes a skiplist when it grows
+/// past a threshold and stays one when it shrinks; loading (DEBUG RELOAD), storing results
+/// (ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE) and COPY decide as Redis does; a listpack scans
+/// whole, in rank order, with cursor 0.
+#[test]
+fn sorted_set_encodings_are_sticky_as_in_redis() {
+    let mut script = String::from(
+        "ZADD z 2 b 1 a 3 c\nOBJECT ENCODING z\nZSCAN z 0\nZSCAN z 0 MATCH b* COUNT 1\n\
+         ZADD z 4 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nOBJECT ENCODING z\nZREM z xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nOBJECT ENCODING z\n\
+         COPY z zc\nOBJECT ENCODING zc\nDEBUG RELOAD\nOBJECT ENCODING z\nOBJECT ENCODING zc\n\
+         ZUNIONSTORE u 2 z zc\nOBJECT ENCODING u\nZRANGESTORE r z 0 -1\nOBJECT ENCODING r\n\
+         GEOADD g 13.361389 38.115556 p1 15.087269 37.502669 p2\nOBJECT ENCODING g\n\
+         GEOSEARCHSTORE gs g FROMLONLAT 15 37 BYRADIUS 200 km STOREDIST\nOBJECT ENCODING gs\n\
+         CONFIG SET zset-max-listpack-entries 0\nZADD y 1 a\nOBJECT ENCODING y\n\
+         ZUNIONSTORE u2 2 z zc\nOBJECT ENCODING u2\nZINCRBY n 1 a\nOBJECT ENCODING n\n\
+         CONFIG SET zset-max-listpack-entries 128\nCONFIG SET zset-max-listpack-value 1\n\
+         ZADD v 1 a 2 bb\nOBJECT ENCODING v\nCONFIG SET zset-max-listpack-value 64\n\
+         ZPOPMIN z\nZPOPMAX z\nOBJECT ENCODING z\n",
+    );
+    for i in 0..129 {
+        script.push_str(&format!("ZADD big {i} m{i}\n"));
+    }
+    script.push_str(
+        "OBJECT ENCODING big\nZREMRANGEBYRANK big 0 -3\nOBJECT ENCODING big\n\
+         ZRANGE big 0 -1 WITHSCORES\nCOPY big big2\nOBJECT ENCODING big2\n\
+         DEBUG RELOAD\nOBJECT ENCODING big\nOBJECT ENCODING big2\n",
+    );
+    let mut p = Pair::start_with(&["--enable-debug-command", "yes"]);
+    assert_none(&p.compare(&script));
+}
+
 fn assert_matches(script: &str) {
     assert_none(&Pair::start().compare(script));
 }

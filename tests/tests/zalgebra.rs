@@ -76,6 +76,43 @@ fn zset_algebra_matches_redis_server() {
     assert_matches_redis(&format!("!HELLO 3\n{SCRIPT}"));
 }
 
+/// ZRANGESTORE: every range form, its errors, an empty result deleting the destination.
+const RANGESTORE: &str = r#"
+ZADD src 1 a 2 b 3 c 4 d 5 e
+ZRANGESTORE dst src 0 -1
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst src 1 3 REV
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst src (2 +inf BYSCORE LIMIT 1 2
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst src 5 2 BYSCORE REV
+ZRANGE dst 0 -1
+ZADD lex 0 a 0 b 0 c 0 d
+ZRANGESTORE dst lex [b + BYLEX
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst lex + - BYLEX REV LIMIT 0 2
+ZRANGE dst 0 -1
+ZRANGESTORE dst src 0 -1 WITHSCORES
+ZRANGESTORE dst src 0 -1 LIMIT 0 1
+ZRANGESTORE dst src x y BYSCORE
+ZRANGESTORE dst src a b BYLEX
+ZRANGESTORE dst src 0 -1 BYSCORE
+SET str v
+ZRANGESTORE dst str 0 -1
+ZRANGESTORE str src 0 0
+TYPE str
+ZRANGESTORE dst src 10 20
+EXISTS dst
+ZRANGESTORE dst nosuch 0 -1
+ZRANGESTORE dst src 0
+"#;
+
+#[test]
+fn zrangestore_matches_redis_server() {
+    assert_matches_redis(RANGESTORE);
+    assert_matches_redis(&format!("!HELLO 3\n{RANGESTORE}"));
+}
+
 #[test]
 fn random_zset_algebra_matches_redis_server() {
     for seed in [7u64, 1234] {

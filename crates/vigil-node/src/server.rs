@@ -32,7 +32,8 @@ use crate::tasks;
 pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node>, NodeError> {
     let started = Instant::now();
     let table = crate::cmd::table();
-    let (lock, rec) = persist::recover(&config.dir, config.databases)?;
+    // Thresholds first: replayed writes take the configured encodings.
+    let (lock, rec) = persist::recover(&config.dir, config.databases, &config.thresholds())?;
     let epoch = vigil_base::epoch::load(&config.dir)?;
     let mut store = rec.store;
     store.limits.proto_max_bulk_len = config.limits.proto_max_bulk_len;
@@ -72,7 +73,6 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     }
     // Replay is history, not new changes.
     store.dirty = 0;
-    store.thresholds = config.thresholds();
     store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
     let imported = match &config.import {
         Some(path) => Some(import(path, &mut store, now)?),

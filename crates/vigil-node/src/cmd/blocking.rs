@@ -11,6 +11,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::lists::{move_one, parse_timeout, side, take_at};
 use crate::ctx::{Block, Ctx, argv};
+use crate::db::Key;
 use crate::node::{Handler, row};
 
 /// The blocking commands' rows.
@@ -99,10 +100,11 @@ fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
             continue;
         };
         let picked = if max {
-            z.order.iter().nth_back(ahead).cloned()
+            z.iter().nth_back(ahead)
         } else {
-            z.order.iter().nth(ahead).cloned()
-        };
+            z.iter().nth(ahead)
+        }
+        .map(|(s, m)| (s, Key::from(m)));
         let Some((score, member)) = picked else {
             continue;
         };

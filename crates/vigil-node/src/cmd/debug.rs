@@ -195,7 +195,7 @@ fn reload(node: &Node, opts: &[Bytes]) -> Reply {
     }
     let mut store = node.store.lock();
     let bytes = snapshot::encode(&store, &snapshot::Header::default());
-    match snapshot::decode(&bytes, store.dbs.len()) {
+    match snapshot::decode(&bytes, store.dbs.len(), &store.thresholds) {
         Ok((_, fresh)) => {
             replace_data(&mut store, fresh);
             Reply::ok()

@@ -8,7 +8,6 @@
 //! commands share (point, unit, coordinate reply) live here too.
 
 use std::cmp::Ordering;
-use std::ops::Bound;
 
 use bytes::Bytes;
 use vigil_resp::args::{parse_float, parse_int};
@@ -17,7 +16,7 @@ use vigil_resp::{Args, CmdError, Reply};
 use super::sort::pqsort;
 use crate::ctx::Ctx;
 use crate::db::geohash::{self, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, Search, Shape};
-use crate::db::zset::Score;
+use crate::db::zset::ScoreBound;
 use crate::db::{Key, Value, ZSet};
 
 /// Which command runs the search.
@@ -343,14 +342,20 @@ fn scan(z: &ZSet, area: &Search, limit: usize) -> Vec<Found> {
             break;
         }
         let (min, max) = cell.score_range();
-        let lo = Bound::Included((Score(min as f64), Key::default()));
-        let hi = Bound::Excluded((Score(max as f64), Key::default()));
-        for (score, member) in z.order.range((lo, hi)) {
+        let lo = ScoreBound {
+            value: min as f64,
+            exclusive: false,
+        };
+        let hi = ScoreBound {
+            value: max as f64,
+            exclusive: true,
+        };
+        for (score, member) in z.range_by_score(lo, hi) {
             if let Some((lon, lat)) = geohash::point_of(score.0)
                 && let Some(dist) = area.distance_if_inside(lon, lat)
             {
                 out.push(Found {
-                    member: member.clone(),
+                    member: Key::from(member),
                     lon,
                     lat,
                     dist,
@@ -400,13 +405,14 @@ fn store(ctx: &mut Ctx, dst: &[u8], found: Vec<Found>, storedist: bool) -> Reply
         ctx.delete(dst);
         return Reply::Int(0);
     }
+    let limits = ctx.store.thresholds.zset();
     let mut z = ZSet::default();
     for f in found {
-        z.insert(&f.member, if storedist { f.dist } else { f.score });
+        z.insert(&f.member, if storedist { f.dist } else { f.score }, limits);
     }
     ctx.expire_if_needed(dst);
     let db = ctx.db();
-    db.set(dst, Value::ZSet(Box::new(z)), false);
+    db.set(dst, Value::ZSet(z), false);
     db.touch(dst);
     ctx.changed(n as u64);
     Reply::Int(n as i64)

@@ -49,12 +49,14 @@ pub fn value_bytes(v: &Value) -> usize {
         Value::Set(s) => {
             s.capacity() * (8 + SLICE + 8) + s.iter().map(|m| boxed(m.len())).sum::<usize>()
         }
-        Value::ZSet(z) => {
+        Value::ZSet(z) => match z.packed_bytes() {
+            Some(n) => boxed(n),
             // The score table and the ordered tree each hold a copy of the member.
-            z.scores.capacity() * (8 + SLICE + 8 + 8)
-                + z.len() * (8 + SLICE + 16)
-                + z.scores.keys().map(|m| 2 * boxed(m.len())).sum::<usize>()
-        }
+            None => {
+                z.len() * (8 + SLICE + 8 + 8 + 8 + SLICE + 16)
+                    + z.iter().map(|(_, m)| 2 * boxed(m.len())).sum::<usize>()
+            }
+        },
         Value::Stream(s) => s
             .range(StreamId::MIN, StreamId::MAX, false, usize::MAX)
             .iter()

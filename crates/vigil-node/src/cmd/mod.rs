@@ -44,6 +44,7 @@ pub mod strings;
 pub mod txn;
 pub mod zalgebra;
 pub mod zpop;
+pub mod zrange;
 pub mod zsets;
 
 use vigil_resp::CommandMeta;
@@ -78,6 +79,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(hashes::commands());
     rows.extend(sets::commands());
     rows.extend(zsets::commands());
+    rows.extend(zrange::commands());
     rows.extend(zalgebra::commands());
     rows.extend(zpop::commands());
     rows.extend(geo::commands());

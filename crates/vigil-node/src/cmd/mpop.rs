@@ -10,6 +10,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 use super::blocking::wait_for;
 use super::lists::parse_timeout;
 use crate::ctx::{Ctx, argv, int_arg};
+use crate::db::Key;
 use crate::node::{Handler, row};
 
 /// The family's rows.
@@ -166,9 +167,16 @@ fn pop_zset(
         return Ok(None);
     };
     let picked: Vec<_> = if min {
-        z.order.iter().take(count).cloned().collect()
+        z.iter()
+            .take(count)
+            .map(|(s, m)| (s, Key::from(m)))
+            .collect()
     } else {
-        z.order.iter().rev().take(count).cloned().collect()
+        z.iter()
+            .rev()
+            .take(count)
+            .map(|(s, m)| (s, Key::from(m)))
+            .collect()
     };
     if picked.is_empty() {
         return Ok(None);

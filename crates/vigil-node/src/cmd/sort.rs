@@ -174,17 +174,13 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
             v
         }
         Some(Value::ZSet(z)) if ranged => {
-            let v = range_of(z.order.iter().map(|(_, m)| &m[..]), len, start, end, o.desc);
+            let v = range_of(z.iter().map(|(_, m)| m), len, start, end, o.desc);
             (end, start) = ((end - start).max(-1), 0);
             v
         }
         Some(Value::List(l)) => l.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
         Some(Value::Set(s)) => s.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
-        Some(Value::ZSet(z)) => z
-            .order
-            .iter()
-            .map(|(_, m)| Bytes::copy_from_slice(m))
-            .collect(),
+        Some(Value::ZSet(z)) => z.iter().map(|(_, m)| Bytes::copy_from_slice(m)).collect(),
         _ => Vec::new(),
     };
     let mut v: Vec<Elem> = items

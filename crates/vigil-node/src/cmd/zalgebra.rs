@@ -10,7 +10,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::cmd::zsets::pairs_reply;
 use crate::ctx::Ctx;
-use crate::db::zset::Score;
+use crate::db::zset::{Entry, Score};
 use crate::db::{Key, Value, ZSet};
 use crate::node::{Handler, row};
 
@@ -178,7 +178,7 @@ fn parse(
     for k in &keys {
         let members = match ctx.lookup(k) {
             None => Members::default(),
-            Some(Value::ZSet(z)) => z.scores.clone(),
+            Some(Value::ZSet(z)) => z.iter().map(|(s, m)| (Key::from(m), s.0)).collect(),
             Some(Value::Set(s)) => s.iter().map(|m| (m.clone(), 1.0)).collect(),
             Some(_) => return Err(CmdError::WrongType),
         };
@@ -297,12 +297,13 @@ fn store(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, Cm
         ctx.delete(&dst);
         return Ok(Reply::Int(0));
     }
+    let limits = ctx.store.thresholds.zset();
     let mut z = ZSet::default();
     for (s, m) in &result {
-        z.insert(m, s.0);
+        z.insert(m, s.0, limits);
     }
     let db = ctx.db();
-    db.set(&dst, Value::ZSet(Box::new(z)), false);
+    db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);
     ctx.changed(1);
     Ok(Reply::Int(result.len() as i64))
@@ -311,7 +312,7 @@ fn store(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, Cm
 fn read(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, CmdError> {
     let mut req = parse(ctx, args, name, op, false, false)?;
     let result = compute(&mut req, op);
-    let refs: Vec<&(Score, Key)> = result.iter().collect();
+    let refs: Vec<Entry> = result.iter().map(|(s, m)| (*s, &m[..])).collect();
     Ok(pairs_reply(&refs, req.withscores, ctx.resp3))
 }
 

@@ -7,9 +7,8 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 use super::hashes::{rand_args, random_indices};
 use super::zsets::pairs_reply;
 use crate::ctx::{Ctx, ScanOpts, scan_reply};
-use crate::db::Key;
 use crate::db::scan_indices;
-use crate::db::zset::Score;
+use crate::db::zset::Entry;
 use crate::node::{Handler, row};
 
 /// The rows.
@@ -73,21 +72,15 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdEr
     let n = count.unwrap_or(1).min(z.len());
     let mut popped = Vec::with_capacity(n);
     for _ in 0..n {
-        let first = if max {
-            z.order.last().cloned()
-        } else {
-            z.order.first().cloned()
-        };
-        let Some((s, m)) = first else { break };
-        z.remove(&m);
-        popped.push((s, m));
+        let Some(first) = z.pop(max) else { break };
+        popped.push(first);
     }
     if !popped.is_empty() {
         ctx.remove_if_empty(&key);
         ctx.db().touch(&key);
         ctx.changed(popped.len() as u64);
     }
-    let refs: Vec<&(Score, Key)> = popped.iter().collect();
+    let refs: Vec<Entry> = popped.iter().map(|(s, m)| (*s, &m[..])).collect();
     // RESP3 nests pairs only when a count was given; a single pop is a flat pair.
     Ok(pairs_reply(&refs, true, resp3 && count.is_some()))
 }
@@ -100,22 +93,19 @@ fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(count) = count else {
         return Ok(match z {
             Some(z) if !z.is_empty() => z
-                .scores
                 .get_index(rand::random_range(0..z.len()))
-                .map_or(Reply::Nil, |(m, _)| Reply::bulk(m)),
+                .map_or(Reply::Nil, |(_, m)| Reply::bulk(m)),
             _ => Reply::Nil,
         });
     };
     let Some(z) = z else {
         return Ok(Reply::Array(vec![]));
     };
-    let picked: Vec<(Score, Key)> = random_indices(z.len(), count)
+    let picked: Vec<Entry> = random_indices(z.len(), count)
         .into_iter()
-        .filter_map(|i| z.scores.get_index(i))
-        .map(|(m, s)| (Score(*s), m.clone()))
+        .filter_map(|i| z.get_index(i))
         .collect();
-    let refs: Vec<&(Score, Key)> = picked.iter().collect();
-    Ok(pairs_reply(&refs, withscores, resp3))
+    Ok(pairs_reply(&picked, withscores, resp3))
 }
 
 fn zscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
@@ -124,15 +114,19 @@ fn zscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(z) = ctx.get_zset(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
-    let (next, range) = scan_indices(z.scores.len(), o.cursor, o.count);
+    // A compact set answers whole, in rank order, with cursor 0, as Redis scans a listpack.
+    let (next, entries): (u64, Vec<Entry>) = if z.is_packed() {
+        (0, z.iter().collect())
+    } else {
+        let (next, range) = scan_indices(z.len(), o.cursor, o.count);
+        (next, range.rev().filter_map(|i| z.get_index(i)).collect())
+    };
     let mut items = Vec::new();
-    for i in range.rev() {
-        if let Some((m, s)) = z.scores.get_index(i)
-            && o.matches(m)
-        {
+    for (s, m) in entries {
+        if o.matches(m) {
             items.push(Reply::bulk(m));
             items.push(Reply::Bulk(Bytes::from(vigil_resp::reply::format_double(
-                *s,
+                s.0,
             ))));
         }
     }

@@ -1,13 +1,11 @@
 //! Sorted set commands.
 
-use bytes::Bytes;
 use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use super::lists::clamp_range;
 use crate::ctx::Ctx;
-use crate::db::zset::{LexBound, Score, ScoreBound};
-use crate::db::{Key, ZSet};
+use crate::db::Key;
+use crate::db::zset::{Entry, LexBound, ScoreBound};
 use crate::node::{Handler, row};
 
 /// The sorted set family's rows.
@@ -123,105 +121,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
             "Returns a member's rank, descending.",
             Data(|c, a| rank_generic(c, a, true))
         ),
-        row!(
-            "zrange",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members by rank, score or lexicographic range.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Rank, false), true))
-        ),
-        row!(
-            "zrangebyscore",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members in a score range.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Score, false), false))
-        ),
-        row!(
-            "zrevrangebyscore",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members in a score range, descending.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Score, true), false))
-        ),
-        row!(
-            "zrangebylex",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members in a lexicographic range.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Lex, false), false))
-        ),
-        row!(
-            "zrevrangebylex",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members in a lexicographic range, descending.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Lex, true), false))
-        ),
-        row!(
-            "zrevrange",
-            -4,
-            [READONLY],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Returns members by rank, descending.",
-            Data(|c, a| range_generic(c, a, spec(RangeBy::Rank, true), false))
-        ),
-        row!(
-            "zremrangebyrank",
-            4,
-            [WRITE],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Removes members in a rank range.",
-            Data(|c, a| remrange(c, a, RangeBy::Rank))
-        ),
-        row!(
-            "zremrangebyscore",
-            4,
-            [WRITE],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Removes members in a score range.",
-            Data(|c, a| remrange(c, a, RangeBy::Score))
-        ),
-        row!(
-            "zremrangebylex",
-            4,
-            [WRITE],
-            1,
-            1,
-            1,
-            "sorted-set",
-            "Removes members in a lexicographic range.",
-            Data(|c, a| remrange(c, a, RangeBy::Lex))
-        ),
     ]
 }
 
@@ -272,6 +171,7 @@ pub(crate) fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         ctx.get_zset(&key)?;
         return Ok(if incr { Reply::Nil } else { Reply::Int(0) });
     }
+    let limits = ctx.store.thresholds.zset();
     let z = ctx.zset_or_new(&key)?;
     let (mut added, mut changed) = (0, 0);
     let mut incr_result = None;
@@ -294,11 +194,11 @@ pub(crate) fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 continue;
             }
             if c != new {
-                z.insert(&member, new);
+                z.insert(&member, new, limits);
                 changed += 1;
             }
         } else {
-            z.insert(&member, new);
+            z.insert(&member, new, limits);
             added += 1;
         }
         incr_result = Some(new);
@@ -320,13 +220,14 @@ fn zincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let by = score_arg(&args.bytes()?)?;
     let member = args.bytes()?;
+    let limits = ctx.store.thresholds.zset();
     let z = ctx.zset_or_new(&key)?;
     let new = z.score(&member).unwrap_or(0.0) + by;
     if new.is_nan() {
         ctx.remove_if_empty(&key);
         return Err(CmdError::msg("ERR resulting score is not a number (NaN)"));
     }
-    z.insert(&member, new);
+    z.insert(&member, new, limits);
     ctx.db().touch(&key);
     ctx.changed(1);
     Ok(Reply::Double(new))
@@ -378,7 +279,7 @@ fn zcard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     ))
 }
 
-fn score_bound(b: &[u8]) -> Result<ScoreBound, CmdError> {
+pub(super) fn score_bound(b: &[u8]) -> Result<ScoreBound, CmdError> {
     let err = || CmdError::msg("ERR min or max is not a float");
     let (exclusive, rest) = match b.first() {
         Some(b'(') => (true, &b[1..]),
@@ -388,7 +289,7 @@ fn score_bound(b: &[u8]) -> Result<ScoreBound, CmdError> {
     Ok(ScoreBound { value, exclusive })
 }
 
-fn lex_bound(b: &[u8]) -> Result<LexBound, CmdError> {
+pub(super) fn lex_bound(b: &[u8]) -> Result<LexBound, CmdError> {
     match b {
         b"-" => Ok(LexBound::Min),
         b"+" => Ok(LexBound::Max),
@@ -431,7 +332,7 @@ fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> Result<Reply, CmdE
 }
 
 /// Renders (member, score) pairs as Redis does for the connection's protocol.
-pub(crate) fn pairs_reply(items: &[&(Score, Key)], withscores: bool, resp3: bool) -> Reply {
+pub(crate) fn pairs_reply(items: &[Entry], withscores: bool, resp3: bool) -> Reply {
     let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
     for (s, m) in items {
         if !withscores {
@@ -444,155 +345,4 @@ pub(crate) fn pairs_reply(items: &[&(Score, Key)], withscores: bool, resp3: bool
         }
     }
     Reply::Array(out)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum RangeBy {
-    Rank,
-    Score,
-    Lex,
-}
-
-struct RangeSpec {
-    by: RangeBy,
-    rev: bool,
-    limit: Option<(i64, i64)>,
-    withscores: bool,
-}
-
-/// Selects the members of a range request, in reply order.
-fn select<'z>(
-    z: &'z ZSet,
-    min: &[u8],
-    max: &[u8],
-    spec: &RangeSpec,
-) -> Result<Vec<&'z (Score, Key)>, CmdError> {
-    let mut items: Vec<&(Score, Key)> = match spec.by {
-        RangeBy::Rank => {
-            let start = vigil_resp::args::parse_int(min)?;
-            let stop = vigil_resp::args::parse_int(max)?;
-            let len = z.len();
-            let Some((s, e)) = clamp_range(start, stop, len) else {
-                return Ok(vec![]);
-            };
-            if spec.rev {
-                z.order.iter().rev().skip(s).take(e - s + 1).collect()
-            } else {
-                z.order.iter().skip(s).take(e - s + 1).collect()
-            }
-        }
-        RangeBy::Score => {
-            // In REV form the first bound is the maximum.
-            let (lo, hi) = if spec.rev { (max, min) } else { (min, max) };
-            let mut v = z.range_by_score(score_bound(lo)?, score_bound(hi)?);
-            if spec.rev {
-                v.reverse();
-            }
-            v
-        }
-        RangeBy::Lex => {
-            let (lo, hi) = if spec.rev { (max, min) } else { (min, max) };
-            let (lo, hi) = (lex_bound(lo)?, lex_bound(hi)?);
-            let mut v = z.range_by_lex(&lo, &hi);
-            if spec.rev {
-                v.reverse();
-            }
-            v
-        }
-    };
-    if let Some((offset, count)) = spec.limit {
-        if offset < 0 {
-            return Ok(vec![]);
-        }
-        let offset = offset as usize;
-        items = items
-            .into_iter()
-            .skip(offset)
-            .take(if count < 0 {
-                usize::MAX
-            } else {
-                count as usize
-            })
-            .collect();
-    }
-    Ok(items)
-}
-
-fn range_generic(
-    ctx: &mut Ctx,
-    args: &mut Args,
-    mut spec: RangeSpec,
-    allow_by: bool,
-) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let min = args.bytes()?;
-    let max = args.bytes()?;
-    while let Some(opt) = args.next() {
-        match &opt.to_ascii_uppercase()[..] {
-            b"WITHSCORES" => spec.withscores = true,
-            b"LIMIT" if args.remaining() >= 2 => spec.limit = Some((args.i64()?, args.i64()?)),
-            b"BYSCORE" if allow_by => spec.by = RangeBy::Score,
-            b"BYLEX" if allow_by => spec.by = RangeBy::Lex,
-            b"REV" if allow_by => spec.rev = true,
-            _ => return Err(CmdError::Syntax),
-        }
-    }
-    if spec.limit.is_some() && spec.by == RangeBy::Rank {
-        return Err(CmdError::msg(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
-    }
-    if spec.withscores && spec.by == RangeBy::Lex {
-        return Err(CmdError::msg(
-            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-        ));
-    }
-    let resp3 = ctx.resp3;
-    // Bounds are validated before the key is looked up, as Redis does.
-    select(&ZSet::default(), &min, &max, &spec)?;
-    let Some(z) = ctx.get_zset(&key)? else {
-        return Ok(Reply::Array(vec![]));
-    };
-    let items = select(z, &min, &max, &spec)?;
-    Ok(pairs_reply(&items, spec.withscores, resp3))
-}
-
-fn spec(by: RangeBy, rev: bool) -> RangeSpec {
-    RangeSpec {
-        by,
-        rev,
-        limit: None,
-        withscores: false,
-    }
-}
-
-fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>) -> Reply {
-    let n = members.len();
-    if n > 0 {
-        if let Ok(Some(z)) = ctx.get_zset(key) {
-            for m in &members {
-                z.remove(m);
-            }
-        }
-        ctx.remove_if_empty(key);
-        ctx.db().touch(key);
-        ctx.changed(n as u64);
-    }
-    Reply::Int(n as i64)
-}
-
-fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    let min = args.bytes()?;
-    let max = args.bytes()?;
-    let sp = spec(by, false);
-    select(&ZSet::default(), &min, &max, &sp)?;
-    let Some(z) = ctx.get_zset(&key)? else {
-        return Ok(Reply::Int(0));
-    };
-    let members: Vec<Key> = select(z, &min, &max, &sp)?
-        .into_iter()
-        .map(|(_, m)| m.clone())
-        .collect();
-    Ok(remove_selected(ctx, &key, members))
 }

@@ -47,10 +47,10 @@ pub fn value_digest(d: &mut Digest, v: &Value, expires: bool) {
         Value::List(l) => l.iter().for_each(|e| mix(d, e)),
         Value::Set(s) => s.iter().for_each(|e| xor(d, e)),
         Value::ZSet(z) => {
-            for (m, score) in &z.scores {
+            for (score, m) in z.iter() {
                 let mut e = [0u8; 20];
                 mix(&mut e, m);
-                mix(&mut e, crate::ldouble::fmt_g17(*score).as_bytes());
+                mix(&mut e, crate::ldouble::fmt_g17(score.0).as_bytes());
                 xor(d, &e);
             }
         }

@@ -3,12 +3,12 @@
 //! with it and the RDB writer picks the matching serialization.
 //!
 //! Redis converts a small encoding to the big one when a write crosses a threshold and never
-//! back; Vigil keeps no per-value encoding state for aggregates, so one that shrank back under a
-//! threshold (HDEL, SREM, ZREM…) reports the small encoding where Redis would still report the
-//! big one. Strings edited in place are remembered per database (`Db::edited`), as Redis keeps
+//! back. Sorted sets hold their form themselves ([`zset::ZSet::is_packed`]), so theirs is exact;
+//! hashes and sets keep no per-value encoding state, so one that shrank back under a threshold
+//! (HDEL, SREM) reports the small encoding where Redis would still report the big one. Strings edited in place are remembered per database (`Db::edited`), as Redis keeps
 //! those `raw`.
 
-use super::{Hash, Set, Value, ZSet};
+use super::{Hash, Set, Value, zset};
 
 /// The size thresholds between encodings, with Redis' defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +68,12 @@ impl Thresholds {
             })
     }
 
-    /// Whether a sorted set is small enough for a listpack.
-    pub fn zset_is_listpack(&self, z: &ZSet) -> bool {
-        z.len() <= self.zset_max_listpack_entries
-            && z.scores
-                .keys()
-                .all(|m| m.len() <= self.zset_max_listpack_value)
+    /// The limits of a sorted set's compact form.
+    pub fn zset(&self) -> zset::Limits {
+        zset::Limits {
+            entries: self.zset_max_listpack_entries,
+            value: self.zset_max_listpack_value,
+        }
     }
 
     /// Whether a set is an intset: only integers, few enough.
@@ -101,7 +101,7 @@ impl Thresholds {
             Value::Hash(_) => "hashtable",
             Value::Set(s) if self.set_is_intset(s) => "intset",
             Value::Set(_) => "hashtable",
-            Value::ZSet(z) if self.zset_is_listpack(z) => "listpack",
+            Value::ZSet(z) if z.is_packed() => "listpack",
             Value::ZSet(_) => "skiplist",
             Value::Stream(_) => "stream",
         }

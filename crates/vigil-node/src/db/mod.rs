@@ -47,7 +47,7 @@ pub enum Value {
     /// A set.
     Set(Box<Set>),
     /// A sorted set.
-    ZSet(Box<ZSet>),
+    ZSet(ZSet),
     /// A stream.
     Stream(Box<Stream>),
 }

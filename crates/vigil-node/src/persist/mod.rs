@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::db::Store;
+use crate::db::encoding::Thresholds;
 use crate::error::NodeError;
 use crate::stream::Mark;
 use aof::Aof;
@@ -46,7 +47,11 @@ pub struct Recovery {
 }
 
 /// Locks the data directory and reads the snapshot; lists the logs to replay.
-pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeError> {
+pub fn recover(
+    dir: &Path,
+    databases: usize,
+    thresholds: &Thresholds,
+) -> Result<(File, Recovery), NodeError> {
     std::fs::create_dir_all(dir).map_err(NodeError::io("cannot create data directory", dir))?;
     let lock_path = dir.join("vigil.lock");
     let lock = File::options()
@@ -67,15 +72,18 @@ pub fn recover(dir: &Path, databases: usize) -> Result<(File, Recovery), NodeErr
         let bytes =
             std::fs::read(&snap_path).map_err(NodeError::io("cannot read snapshot", &snap_path))?;
         snapshot_bytes = bytes.len() as u64;
-        let (h, store) =
-            snapshot::decode(&bytes, databases).map_err(|reason| NodeError::CorruptSnapshot {
+        let (h, store) = snapshot::decode(&bytes, databases, thresholds).map_err(|reason| {
+            NodeError::CorruptSnapshot {
                 path: snap_path.clone(),
                 reason,
-            })?;
+            }
+        })?;
         repl = (h.replid, h.offset);
         (store, h.generation, Some(h.created_ms / 1000))
     } else {
-        (Store::new(databases), 0, None)
+        let mut store = Store::new(databases);
+        store.thresholds = thresholds.clone();
+        (store, 0, None)
     };
     let mut logs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(NodeError::io("cannot list data directory", dir))? {

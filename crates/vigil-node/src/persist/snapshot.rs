@@ -13,6 +13,7 @@ use std::path::Path;
 use vigil_base::fs;
 
 use super::codec::{Reader, put_bytes, put_len};
+use crate::db::encoding::Thresholds;
 use crate::db::{Store, Value, ZSet, new_hash, new_set};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
@@ -81,7 +82,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                 }
                 Value::ZSet(z) => {
                     put_len(&mut out, z.len());
-                    for (s, m) in &z.order {
+                    for (s, m) in z.iter() {
                         put_bytes(&mut out, m);
                         out.extend_from_slice(&s.0.to_le_bytes());
                     }
@@ -209,8 +210,12 @@ pub fn set_generation(bytes: &mut [u8], generation: u64) -> Result<(), String> {
 }
 
 /// Parses and verifies a snapshot. `databases` is the configured count; a snapshot naming a
-/// database beyond it is refused.
-pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
+/// database beyond it is refused. Values take the encodings `thresholds` give them.
+pub fn decode(
+    b: &[u8],
+    databases: usize,
+    thresholds: &Thresholds,
+) -> Result<(Header, Store), String> {
     if b.len() < MAGIC.len() + 4 + 8 + 8 + 1 + 4 {
         return Err(format!("file too short ({} bytes)", b.len()));
     }
@@ -244,6 +249,7 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
         header.offset = r.u64()?;
     }
     let mut store = Store::new(databases);
+    store.thresholds = thresholds.clone();
     loop {
         match r.u8()? {
             END_MARK => break,
@@ -299,16 +305,19 @@ pub fn decode(b: &[u8], databases: usize) -> Result<(Header, Store), String> {
                         }
                         T_ZSET => {
                             let n = r.count()?;
-                            let mut z = ZSet::default();
+                            let mut items = Vec::with_capacity(n.min(1 << 16));
                             for _ in 0..n {
                                 let m = r.bytes()?;
                                 let s = r.f64()?;
                                 if s.is_nan() {
                                     return Err(format!("NaN score at byte {}", r.pos));
                                 }
-                                z.insert(&m, s);
+                                items.push((m, s));
                             }
-                            Value::ZSet(Box::new(z))
+                            let z = ZSet::build(items, thresholds.zset()).ok_or_else(|| {
+                                format!("repeated sorted set member before byte {}", r.pos)
+                            })?;
+                            Value::ZSet(z)
                         }
                         T_STREAM if version >= 3 => {
                             Value::Stream(Box::new(super::stream_codec::decode(&mut r)?))
@@ -362,8 +371,8 @@ mod tests {
         l.push_back(boxed(b"a"));
         s.dbs[3].set(b"l", Value::List(Box::new(l)), false);
         let mut z = ZSet::default();
-        z.insert(b"m", 1.5);
-        s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
+        z.insert(b"m", 1.5, Thresholds::default().zset());
+        s.dbs[15].set(b"z", Value::ZSet(z), false);
         let lib = crate::db::functions::compile_library(
             b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
         )
@@ -391,10 +400,16 @@ mod tests {
             offset: 99,
         };
         let mut bytes = encode(&s, &header);
-        let (h, back) = decode(&bytes, 16).unwrap();
+        let (h, back) = decode(&bytes, 16, &Thresholds::default()).unwrap();
         assert_eq!(h, header);
         set_generation(&mut bytes, 9).unwrap();
-        assert_eq!(decode(&bytes, 16).unwrap().0.generation, 9);
+        assert_eq!(
+            decode(&bytes, 16, &Thresholds::default())
+                .unwrap()
+                .0
+                .generation,
+            9
+        );
         for i in 0..16 {
             assert_eq!(s.dbs[i].keys, back.dbs[i].keys, "db {i}");
             assert_eq!(s.dbs[i].expires, back.dbs[i].expires, "db {i}");
@@ -411,9 +426,12 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x40;
-            assert!(decode(&b, 16).is_err(), "flip at {i} not detected");
             assert!(
-                decode(&bytes[..i], 16).is_err(),
+                decode(&b, 16, &Thresholds::default()).is_err(),
+                "flip at {i} not detected"
+            );
+            assert!(
+                decode(&bytes[..i], 16, &Thresholds::default()).is_err(),
                 "truncation at {i} not detected"
             );
         }
@@ -431,7 +449,7 @@ mod tests {
                 let body = b.len() - 4;
                 let crc = crc32fast::hash(&b[..body]);
                 b[body..].copy_from_slice(&crc.to_le_bytes());
-                let _ = decode(&b, 16);
+                let _ = decode(&b, 16, &Thresholds::default());
             }
         }
     }

@@ -301,7 +301,10 @@ async fn load_full_sync(
     payload: Vec<u8>,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let databases = node.config.read().databases;
+    let (databases, thresholds) = {
+        let c = node.config.read();
+        (c.databases, c.thresholds())
+    };
     let started = Instant::now();
     let (replid_c, created) = (replid.clone(), unix_ms() as i64);
     let (mut payload, fresh) = tokio::task::spawn_blocking(move || {
@@ -309,6 +312,7 @@ async fn load_full_sync(
             // A stock redis-server master sends its RDB: decoded, then kept as our own
             // snapshot of the same data and position.
             let mut store = crate::db::Store::new(databases);
+            store.thresholds = thresholds.clone();
             crate::persist::rdb::file::load(&payload[..], payload.len() as u64, &mut store, None)
                 .map_err(|e| format!("the master's RDB: {e}"))?;
             let header = snapshot::Header {
@@ -319,7 +323,7 @@ async fn load_full_sync(
             };
             return Ok((snapshot::encode(&store, &header), store));
         }
-        snapshot::decode(&payload, databases).map(|(_, s)| (payload, s))
+        snapshot::decode(&payload, databases, &thresholds).map(|(_, s)| (payload, s))
     })
     .await
     .map_err(|e| ReplError::Snapshot(e.to_string()))?

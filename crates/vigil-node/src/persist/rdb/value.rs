@@ -8,6 +8,7 @@ use super::reader::Reader;
 use super::writer::{put_binary_double, put_len, put_string};
 use super::{RdbError, Result, intset, stream, types, ziplist};
 use crate::db::encoding::Thresholds;
+use crate::db::zset::Limits;
 use crate::db::{Hash, List, Value, ZSet, boxed, new_hash, new_set};
 
 /// Quicklist node containers.
@@ -18,7 +19,7 @@ const NODE_OVERHEAD: usize = 8;
 
 /// Reads a value of RDB type `ty`. An empty aggregate is returned as such: `RESTORE` refuses
 /// it, a file load skips the key (as Redis does).
-pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
+pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Value> {
     let at = r.offset();
     Ok(match ty {
         types::STRING => Value::Str(r.string()?.into()),
@@ -44,7 +45,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
         }
         types::ZSET | types::ZSET_2 => {
             let n = r.count(2, "sorted set")?;
-            let mut z = ZSet::default();
+            let mut items = Vec::with_capacity((n as usize).min(1 << 16));
             for _ in 0..n {
                 let m = r.string()?;
                 let score = if ty == types::ZSET_2 {
@@ -55,11 +56,12 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
                 if score.is_nan() {
                     return r.corrupt("NaN score in sorted set", at);
                 }
-                if z.insert(&m, score).is_some() {
-                    return r.corrupt("duplicate sorted set member", at);
-                }
+                items.push((m.into(), score));
             }
-            Value::ZSet(Box::new(z))
+            match ZSet::build(items, limits) {
+                Some(z) => Value::ZSet(z),
+                None => return r.corrupt("duplicate sorted set member", at),
+            }
         }
         types::HASH => {
             let n = r.count(2, "hash")?;
@@ -110,7 +112,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>) -> Result<Value> {
             } else {
                 listpack::decode(&b, at)?
             };
-            zset_from_items(items, at)?
+            zset_from_items(items, at, limits)?
         }
         types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let b = r.string()?;
@@ -198,8 +200,14 @@ fn hash_from_pairs(p: Vec<(Vec<u8>, Vec<u8>)>, at: u64) -> Result<Value> {
     Ok(Value::Hash(Box::new(h)))
 }
 
-fn zset_from_items(items: Vec<Item>, at: u64) -> Result<Value> {
-    let mut z = ZSet::default();
+/// A sorted set from a listpack's items; it stays compact unless too many (Redis keeps a loaded
+/// listpack whatever its members' lengths).
+fn zset_from_items(items: Vec<Item>, at: u64, limits: Limits) -> Result<Value> {
+    let limits = Limits {
+        value: usize::MAX,
+        ..limits
+    };
+    let mut pairs = Vec::with_capacity(items.len() / 2);
     if !items.len().is_multiple_of(2) {
         return Err(RdbError::corrupt(
             "odd number of elements in a sorted set",
@@ -216,11 +224,11 @@ fn zset_from_items(items: Vec<Item>, at: u64) -> Result<Value> {
                 .filter(|d| !d.is_nan())
                 .ok_or_else(|| RdbError::corrupt("sorted set score", at))?,
         };
-        if z.insert(&m.into_bytes(), score).is_some() {
-            return Err(RdbError::corrupt("duplicate sorted set member", at));
-        }
+        pairs.push((m.into_bytes().into(), score));
     }
-    Ok(Value::ZSet(Box::new(z)))
+    let z = ZSet::build(pairs, limits)
+        .ok_or_else(|| RdbError::corrupt("duplicate sorted set member", at))?;
+    Ok(Value::ZSet(z))
 }
 
 /// A score as Redis writes it into a listpack (`d2string`): integral values within ±2^62 as
@@ -276,9 +284,9 @@ pub fn encode(v: &Value, t: &Thresholds, out: &mut Vec<u8>) -> u8 {
             }
             types::HASH
         }
-        Value::ZSet(z) if t.zset_is_listpack(z) => {
+        Value::ZSet(z) if z.is_packed() => {
             let mut lp = listpack::Builder::new();
-            for (s, m) in &z.order {
+            for (s, m) in z.iter() {
                 lp.push(m);
                 lp.push(score_text(s.0).as_bytes());
             }
@@ -288,7 +296,7 @@ pub fn encode(v: &Value, t: &Thresholds, out: &mut Vec<u8>) -> u8 {
         Value::ZSet(z) => {
             put_len(out, z.len() as u64);
             // Greatest first, as Redis walks its skiplist from the tail.
-            for (s, m) in z.order.iter().rev() {
+            for (s, m) in z.iter().rev() {
                 put_string(out, m);
                 put_binary_double(out, s.0);
             }

@@ -3,6 +3,11 @@ use crate::db::stream::StreamId;
 use crate::db::{Stream, boxed};
 use crate::persist::rdb::{PayloadError, dump, undump};
 
+const LIMITS: Limits = Limits {
+    entries: 128,
+    value: 64,
+};
+
 fn samples() -> Vec<Value> {
     let mut out = vec![
         Value::Str(boxed(b"12")),
@@ -23,13 +28,13 @@ fn samples() -> Vec<Value> {
             );
             s.insert(boxed(format!("m{i}").as_bytes()));
             si.insert(boxed(format!("{}", i as i64 * 7 - 50).as_bytes()));
-            z.insert(format!("z{i}").as_bytes(), i as f64 / 3.0);
+            z.insert(format!("z{i}").as_bytes(), i as f64 / 3.0, LIMITS);
         }
-        z.insert(b"inf", f64::INFINITY);
+        z.insert(b"inf", f64::INFINITY, LIMITS);
         out.push(Value::Hash(Box::new(h)));
         out.push(Value::Set(Box::new(s)));
         out.push(Value::Set(Box::new(si)));
-        out.push(Value::ZSet(Box::new(z)));
+        out.push(Value::ZSet(z));
     }
     let mut st = Stream::new();
     for i in 1..=250u64 {
@@ -84,7 +89,7 @@ fn every_value_round_trips_through_a_payload() {
     let t = Thresholds::default();
     for (i, v) in samples().into_iter().enumerate() {
         let p = dump(&v, &t);
-        let back = undump(&p).unwrap_or_else(|e| panic!("#{i}: {e:?}"));
+        let back = undump(&p, LIMITS).unwrap_or_else(|e| panic!("#{i}: {e:?}"));
         assert!(same_content(&back, &v), "#{i}");
         assert_eq!(dump(&back, &t), p, "#{i} re-encoding differs");
     }
@@ -97,13 +102,16 @@ fn payloads_are_checked() {
     let mut bad = p.clone();
     let n = bad.len();
     bad[n - 1] ^= 1;
-    assert!(matches!(undump(&bad), Err(PayloadError::Footer)));
+    assert!(matches!(undump(&bad, LIMITS), Err(PayloadError::Footer)));
     let mut newer = p[..n - 10].to_vec();
     newer.extend_from_slice(&11u16.to_le_bytes());
     let crc = crate::persist::rdb::crc64::crc64(&newer);
     newer.extend_from_slice(&crc.to_le_bytes());
-    assert!(matches!(undump(&newer), Err(PayloadError::Footer)));
-    assert!(matches!(undump(b"short"), Err(PayloadError::Footer)));
+    assert!(matches!(undump(&newer, LIMITS), Err(PayloadError::Footer)));
+    assert!(matches!(
+        undump(b"short", LIMITS),
+        Err(PayloadError::Footer)
+    ));
 }
 
 /// Random corruptions of valid payloads (with a fixed checksum) never panic.
@@ -129,7 +137,7 @@ fn corrupt_values_never_panic() {
             if rnd() % 5 == 0 {
                 b.truncate((rnd() as usize) % b.len());
             }
-            let _ = decode(ty, &mut Reader::from_slice(&b));
+            let _ = decode(ty, &mut Reader::from_slice(&b), LIMITS);
         }
     }
 }
