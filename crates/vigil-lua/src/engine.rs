@@ -321,7 +321,8 @@ impl Engine {
                 // An integer mode: the arguments come packed in one table (ffi::call_c).
                 let args = match (mode, args.front()) {
                     (Value::Integer(_), Some(Value::Table(t))) => {
-                        t.sequence_values::<Value>().collect::<mlua::Result<MultiValue>>()?
+                        t.sequence_values::<Value>()
+                            .collect::<mlua::Result<MultiValue>>()?
                     }
                     _ => args,
                 };
