@@ -15,6 +15,11 @@ const SINGLE: &str = r##"
 PING a b c
 PING a b
 CLIENT KILL
+CLIENT KILL user wrong_user
+CLIENT KILL id 10 wrong_arg
+CLIENT KILL id str
+CLIENT KILL type wrong_type
+CLIENT KILL skipme yes_or_no
 FUNCTION LOAD "#!lua name=t\nredis.register_function('test', function() return 'hello1' end)"
 FCALL TEST 0
 FCALL test 0
@@ -79,7 +84,7 @@ fn on_both(p: &Pair, resp3: bool, steps: fn(&mut [RawConn; 3]) -> Vec<Vec<u8>>) 
 }
 
 fn both_protocols(steps: fn(&mut [RawConn; 3]) -> Vec<Vec<u8>>) {
-    let p = Pair::start();
+    let p = Pair::start_with(&["--enable-debug-command", "yes"]);
     on_both(&p, false, steps);
     on_both(&p, true, steps);
 }
@@ -189,11 +194,13 @@ fn subscriptions_are_confirmed_with_replies_off_as_redis() {
         let mut out = Vec::new();
         c[1].send_raw(&RawConn::encode(&["CLIENT", "REPLY", "OFF"]))
             .unwrap();
-        c[1].send_raw(&RawConn::encode(&["SUBSCRIBE", "ch"])).unwrap();
+        c[1].send_raw(&RawConn::encode(&["SUBSCRIBE", "ch"]))
+            .unwrap();
         out.push(c[1].read_reply().unwrap_or_default());
         out.push(c[0].call(&["PUBLISH", "ch", "hello"]));
         out.push(c[1].read_reply().unwrap_or_default());
-        c[1].send_raw(&RawConn::encode(&["UNSUBSCRIBE", "ch"])).unwrap();
+        c[1].send_raw(&RawConn::encode(&["UNSUBSCRIBE", "ch"]))
+            .unwrap();
         out.push(c[1].read_reply().unwrap_or_default());
         out
     });
@@ -219,4 +226,160 @@ fn a_self_referencing_script_result_is_cut_not_fatal() {
     }
     assert!(got.ends_with(b"-ERR reached lua stack limit\r\n"));
     assert_eq!(v.call(&["PING"]), b"+PONG\r\n");
+}
+
+/// Runs `cmds` on `c`, collecting the replies.
+fn run(c: &mut RawConn, cmds: &[&[&str]], out: &mut Vec<Vec<u8>>) {
+    for cmd in cmds {
+        out.push(c.call(cmd));
+    }
+}
+
+#[test]
+fn watched_stale_keys_follow_redis_rules() {
+    both_protocols(|c| {
+        let mut out = Vec::new();
+        let c = &mut c[0];
+        let stale = |c: &mut RawConn, db: &str, out: &mut Vec<Vec<u8>>| {
+            run(c, &[&["SELECT", db], &["SET", "x", "foo", "PX", "1"]], out);
+            sleep(Duration::from_millis(5));
+        };
+        out.push(c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]));
+        // Watched while stale, then deleted by a lookup or by FLUSHDB: no change.
+        stale(c, "9", &mut out);
+        run(
+            c,
+            &[
+                &["WATCH", "x"],
+                &["EXISTS", "x"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        stale(c, "9", &mut out);
+        run(
+            c,
+            &[
+                &["WATCH", "x"],
+                &["FLUSHDB"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        // FLUSHALL / FLUSHDB leave a missing watched key alone, break a live one.
+        run(
+            c,
+            &[
+                &["DEL", "x"],
+                &["WATCH", "x"],
+                &["FLUSHALL"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        run(
+            c,
+            &[
+                &["SET", "x", "1"],
+                &["WATCH", "x"],
+                &["FLUSHDB"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        // SWAPDB: stale by nothing, nothing by stale, stale by stale: no change.
+        run(c, &[&["FLUSHALL"]], &mut out);
+        stale(c, "1", &mut out);
+        run(
+            c,
+            &[
+                &["WATCH", "x"],
+                &["SWAPDB", "0", "1"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        run(c, &[&["FLUSHALL"]], &mut out);
+        stale(c, "0", &mut out);
+        run(
+            c,
+            &[
+                &["SELECT", "1"],
+                &["WATCH", "x"],
+                &["SWAPDB", "0", "1"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        run(
+            c,
+            &[
+                &["FLUSHALL"],
+                &["SELECT", "1"],
+                &["SET", "x", "foo", "PX", "1"],
+            ],
+            &mut out,
+        );
+        stale(c, "0", &mut out);
+        run(
+            c,
+            &[
+                &["SELECT", "1"],
+                &["WATCH", "x"],
+                &["SWAPDB", "0", "1"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        // A live key swapped away, or a missing one swapped in: the transaction fails.
+        run(
+            c,
+            &[
+                &["FLUSHALL"],
+                &["SELECT", "0"],
+                &["SET", "x", "30"],
+                &["WATCH", "x"],
+                &["SWAPDB", "0", "1"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        run(
+            c,
+            &[
+                &["FLUSHALL"],
+                &["SELECT", "1"],
+                &["SET", "x", "30"],
+                &["SELECT", "0"],
+                &["WATCH", "x"],
+                &["SWAPDB", "0", "1"],
+                &["MULTI"],
+                &["PING"],
+                &["EXEC"],
+            ],
+            &mut out,
+        );
+        run(
+            c,
+            &[&["DEBUG", "SET-ACTIVE-EXPIRE", "1"], &["SELECT", "0"]],
+            &mut out,
+        );
+        out
+    });
 }

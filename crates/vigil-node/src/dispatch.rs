@@ -4,8 +4,7 @@
 //! The invariant: every data command passes the write gate ([`crate::gate::Gate::admit`])
 //! under the same store lock it runs under, and every batch of replies passes the gate's
 //! acknowledgement check ([`crate::gate::Gate::settle`], in [`Node::ack_check`]) after the
-//! log covers it and before it leaves. Also log and stream application (`apply_logged`),
-//! which never blocks or expires.
+//! log covers it and before it leaves. Log and stream application is [`crate::replay`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -245,9 +244,11 @@ impl Node {
         // one event-loop iteration do in Redis.
         let now = unix_ms();
         while let Some(args) = queue.front() {
+            // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
             if conn.state.multi.is_some()
                 || self.scripts.busy.running()
                 || conn.state.replies != Replies::On
+                || self.maxmemory.get() != 0
             {
                 return;
             }
@@ -408,7 +409,7 @@ impl Node {
         }
         let mut store = self.store.lock();
         for w in conn.state.watched.drain(..) {
-            store.dbs[w.db].unwatch(&w.key);
+            store.dbs[w.db].unwatch(&w.key, &w.flags);
         }
     }
 
@@ -467,10 +468,10 @@ impl Node {
         let now = unix_ms();
         let touched = conn.state.watched.iter().any(|w| {
             let db = &store.dbs[w.db];
-            db.watch_version(&w.key) != w.version || (!w.was_expired && db.is_expired(&w.key, now))
+            w.flags.is_dirty() || (!w.flags.was_expired() && db.is_expired(&w.key, now))
         });
         for w in conn.state.watched.drain(..) {
-            store.dbs[w.db].unwatch(&w.key);
+            store.dbs[w.db].unwatch(&w.key, &w.flags);
         }
         if touched {
             drop(store);
@@ -599,44 +600,4 @@ fn note_command(conn: &mut Conn<ConnState>, name: &'static str) {
         conn.state.last_cmd = name;
         conn.info.details.lock().last_cmd = name;
     }
-}
-
-/// Applies a command from the log or a master's stream: deterministic (no expiry on lookup,
-/// no blocking). A command that fails is logged and skipped: it changed nothing when it first
-/// ran either. `Err` only for what can never appear in a stream. `replay` names the data
-/// command that applies a node command's logged change (FUNCTION's: `cmd::functions::logged`).
-pub(crate) fn apply_logged(
-    table: &vigil_resp::command::CommandTable<Handler>,
-    replay: fn(&str) -> Option<DataFn>,
-    store: &mut Store,
-    db: usize,
-    cmd: Vec<Bytes>,
-    now: i64,
-    scratch: &mut Vec<Prop>,
-) -> Result<(), String> {
-    let entry = table.get(&cmd[0]);
-    let logged = entry.and_then(|(m, _)| replay(m.name));
-    let Some((meta, f)) = entry.and_then(|(m, h)| match h {
-        Handler::Data(f) => Some((m, f)),
-        _ => logged.as_ref().map(|f| (m, f)),
-    }) else {
-        return Err(format!(
-            "command '{}' cannot appear in a log or replication stream",
-            String::from_utf8_lossy(&cmd[0])
-        ));
-    };
-    if !meta.arity_ok(cmd.len()) {
-        return Err(format!("wrong argument count for '{}'", meta.name));
-    }
-    let tracking = store.tracking().clone();
-    tracking.set_current(0);
-    let mut ctx = Ctx::new(store, db, now, scratch);
-    ctx.loading = true;
-    let mut args = Args::new(cmd);
-    if let Err(e) = f(&mut ctx, &mut args) {
-        tracing::warn!(command = meta.name, error = %e, "logged command failed when applied");
-    }
-    ctx.finish(&args);
-    tracking.flush();
-    Ok(())
 }

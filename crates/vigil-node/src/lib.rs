@@ -14,7 +14,8 @@
 //!    [`script`]: Lua scripts and functions run on the locked store.
 //! 3. The node — [`node`]: the shared state and the operations that need no command layer.
 //! 4. On top — [`dispatch`] (how a request runs: MULTI, blocking, the gate), [`repl`]
-//!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`cmd`] (the
+//!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`replay`]
+//!    (applying logged and streamed commands), [`cmd`] (the
 //!    command table, one file per family), [`admin`] (the NodeAdmin gRPC service),
 //!    [`server`] (start-up, serving, [`serve`]).
 #![deny(missing_docs)]
@@ -36,6 +37,7 @@ pub mod node;
 pub mod pause;
 pub mod persist;
 pub mod repl;
+pub mod replay;
 pub mod script;
 pub mod server;
 pub mod session;

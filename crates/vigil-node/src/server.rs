@@ -56,7 +56,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
             ),
             config.databases,
             |db, cmd| {
-                let r = crate::dispatch::apply_logged(
+                let r = crate::replay::apply_logged(
                     &table,
                     crate::cmd::functions::logged,
                     &mut store,

@@ -19,10 +19,8 @@ pub struct Watched {
     pub db: usize,
     /// Key.
     pub key: Bytes,
-    /// Its version when watched.
-    pub version: u64,
-    /// Whether it was already logically expired then.
-    pub was_expired: bool,
+    /// The watch, shared with the database.
+    pub flags: crate::db::watch::Watcher,
 }
 
 /// Per-connection state of the node.

@@ -421,7 +421,14 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
                     _ => return Err(CmdError::Syntax),
                 }
             }
-            "user" => {}
+            // Every client is the `default` user: it matches them all, any other name none.
+            "user" if &val[..] == b"default" => {}
+            "user" => {
+                return Err(CmdError::msg(format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(&val)
+                )));
+            }
             _ => return Err(CmdError::Syntax),
         }
     }

@@ -149,14 +149,20 @@ fn swapdb(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         std::mem::swap(&mut x.keys, &mut y.keys);
         std::mem::swap(&mut x.expires, &mut y.expires);
         // Blocked clients and WATCHes stay with their database index: every blocked client is
-        // woken to look at its keys' new contents, and every WATCH there is broken, as in Redis.
+        // woken to look at its keys' new contents, and WATCHes see the replaced keys as Redis'
+        // rules for stale keys say (`db::watch`).
+        let now = ctx.now;
+        for (db, old) in [(&*x, &*y), (&*y, &*x)] {
+            for (k, ws) in &db.watched {
+                let (before, after) = (old.keys.contains_key(k), db.keys.contains_key(k));
+                let after_expired = after && db.is_expired(k, now);
+                for w in ws {
+                    w.replaced(before, after, after_expired);
+                }
+            }
+        }
         for db in [x, y] {
-            let keys: Vec<_> = db
-                .watched
-                .keys()
-                .chain(db.blocked.keys())
-                .cloned()
-                .collect();
+            let keys: Vec<_> = db.blocked.keys().cloned().collect();
             for k in keys {
                 db.touch(&k);
             }

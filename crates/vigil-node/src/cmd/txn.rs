@@ -125,14 +125,9 @@ fn watch(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             continue;
         }
         let d = &mut store.dbs[db];
-        let version = d.watch(&key);
-        let was_expired = d.is_expired(&key, now);
-        conn.state.watched.push(Watched {
-            db,
-            key,
-            version,
-            was_expired,
-        });
+        let expired = d.is_expired(&key, now);
+        let flags = d.watch(&key, expired);
+        conn.state.watched.push(Watched { db, key, flags });
     }
     drop(store);
     conn.reply(Reply::ok());

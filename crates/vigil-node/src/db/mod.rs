@@ -12,6 +12,7 @@ pub mod functions;
 pub mod geohash;
 pub mod hll;
 pub mod stream;
+pub mod watch;
 pub mod zset;
 
 use std::collections::{HashMap, VecDeque};
@@ -101,8 +102,8 @@ pub struct Db {
     pub keys: IndexMap<Key, Value, RandomState>,
     /// Absolute expiry times (unix milliseconds) of keys that have one.
     pub expires: IndexMap<Key, i64, RandomState>,
-    /// Modification counters of keys some client WATCHes: key → (version, watchers).
-    pub watched: HashMap<Key, (u64, u32)>,
+    /// The WATCHes of each watched key.
+    pub watched: HashMap<Key, Vec<watch::Watcher>>,
     /// Clients blocked on a key (BLPOP and friends), in arrival order; woken when it is written.
     pub blocked: HashMap<Key, Vec<Arc<Notify>>>,
     /// String keys last written in place (APPEND, SETRANGE): Redis holds those `raw` whatever
@@ -185,14 +186,17 @@ impl Db {
         self.expires.swap_remove(key).is_some()
     }
 
-    /// Removes everything, bumping every watched key.
+    /// Removes everything; WATCHes of the keys that were here see the change.
     pub fn clear(&mut self) {
+        for (k, ws) in &self.watched {
+            let before = self.keys.contains_key(k);
+            for w in ws {
+                w.replaced(before, false, false);
+            }
+        }
         self.keys.clear();
         self.expires.clear();
         self.edited.clear();
-        for (v, _) in self.watched.values_mut() {
-            *v += 1;
-        }
         self.tracking.note_flush();
     }
 
@@ -203,9 +207,12 @@ impl Db {
             self.tracking.invalidate(key);
         }
         if !self.watched.is_empty()
-            && let Some((v, _)) = self.watched.get_mut(key)
+            && let Some(ws) = self.watched.get(key)
         {
-            *v += 1;
+            let exists = self.keys.contains_key(key);
+            for w in ws {
+                w.touched(exists);
+            }
         }
         if !self.blocked.is_empty()
             && let Some(waiters) = self.blocked.get(key)
@@ -228,26 +235,21 @@ impl Db {
             .unwrap_or(waiters.len())
     }
 
-    /// The current WATCH version of a key, registering one more watcher.
-    pub fn watch(&mut self, key: &[u8]) -> u64 {
-        let e = self.watched.entry(boxed(key)).or_insert((0, 0));
-        e.1 += 1;
-        e.0
+    /// Registers a WATCH of `key`, already logically expired or not.
+    pub fn watch(&mut self, key: &[u8], expired: bool) -> watch::Watcher {
+        let w = watch::WatchFlags::new(expired);
+        self.watched.entry(boxed(key)).or_default().push(w.clone());
+        w
     }
 
-    /// Drops one watcher of a key.
-    pub fn unwatch(&mut self, key: &[u8]) {
-        if let Some(e) = self.watched.get_mut(key) {
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
+    /// Drops one WATCH of a key.
+    pub fn unwatch(&mut self, key: &[u8], w: &watch::Watcher) {
+        if let Some(ws) = self.watched.get_mut(key) {
+            ws.retain(|x| !Arc::ptr_eq(x, w));
+            if ws.is_empty() {
                 self.watched.remove(key);
             }
         }
-    }
-
-    /// The current WATCH version of a watched key.
-    pub fn watch_version(&self, key: &[u8]) -> u64 {
-        self.watched.get(key).map_or(0, |e| e.0)
     }
 }
 
@@ -348,8 +350,8 @@ impl Store {
     pub fn replace_data(&mut self, mut new: Store) {
         for (old, fresh) in self.dbs.iter_mut().zip(new.dbs.iter_mut()) {
             fresh.watched = std::mem::take(&mut old.watched);
-            for (version, _) in fresh.watched.values_mut() {
-                *version += 1;
+            for w in fresh.watched.values().flatten() {
+                w.mark_dirty();
             }
             fresh.blocked = std::mem::take(&mut old.blocked);
             fresh.tracking = old.tracking.clone();

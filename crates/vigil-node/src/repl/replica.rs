@@ -532,7 +532,7 @@ fn apply(
     let mut feed = node.repl.feed.lock();
     let mut db = Some(feed.db().unwrap_or(0));
     let applied: Result<(), std::convert::Infallible> = apply_unit(ops, &mut db, |db, cmd| {
-        if let Err(e) = crate::dispatch::apply_logged(
+        if let Err(e) = crate::replay::apply_logged(
             &node.table,
             crate::cmd::functions::logged,
             &mut store,
