@@ -33,6 +33,8 @@ FUNCTION RESTORE a
 FUNCTION FLUSH a b
 FUNCTION DELETE a b
 FUNCTION FLUSH
+FUNCTION LOAD "#!lua name=lib\nlocal a = 1\nwhile 1 do a = a + 1 end"
+PING
 EVAL "local a = {} for i=1,7999 do a[i] = 1 end return redis.call('lpush', 'l', unpack(a))" 0
 EVAL "local a = {} for i=1,100 do a[i] = {} end return redis.pcall('lpush', 'l', unpack(a))" 0
 EVAL "local a = {} for i=1,65 do a[i] = 'x' end return redis.call('rpush', 'l2', unpack(a))" 0

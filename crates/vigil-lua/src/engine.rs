@@ -22,6 +22,9 @@ use crate::shebang::{NAME_ERR, parse_metadata, parse_shebang, valid_name};
 /// Instructions between two checks of the running script (busy time, kill request).
 const TICK_INSTRUCTIONS: u32 = 100_000;
 
+/// How long a library's top level may run at `FUNCTION LOAD` (Redis' `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a script's `redis.call` reaches: the node's command table on the locked dataset.
 pub trait Host {
     /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
@@ -62,6 +65,8 @@ pub struct Engine {
     state: Arc<RunState>,
     scripts: HashMap<String, (Function, Option<ScriptFlags>)>,
     functions: HashMap<String, Function>,
+    /// The progress check of runs, put back after a library load's own.
+    tick: Option<Tick>,
 }
 
 /// The SHA1 of a script body, in lowercase hex, as `SCRIPT LOAD` answers.
@@ -197,11 +202,13 @@ impl Engine {
             state,
             scripts: HashMap::new(),
             functions: HashMap::new(),
+            tick: None,
         })
     }
 
     /// Checks the script's progress every few instructions (busy time, kill requests).
-    pub fn set_tick(&self, tick: Tick) -> mlua::Result<()> {
+    pub fn set_tick(&mut self, tick: Tick) -> mlua::Result<()> {
+        self.tick = Some(tick.clone());
         let state = self.state.clone();
         self.lua.set_hook(
             HookTriggers::new().every_nth_instruction(TICK_INSTRUCTIONS),
@@ -427,6 +434,23 @@ impl Engine {
             .into_function()
             .map_err(|e| format!("ERR Error compiling function: {}", lua_message(&e)))?;
         let registered: RefCell<Vec<(FunctionInfo, Function)>> = RefCell::new(Vec::new());
+        // A library's top level runs under the store lock: past Redis' load timeout it is
+        // stopped, so a loop there cannot hold the node.
+        let started = std::time::Instant::now();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let flag = timed_out.clone();
+        self.lua
+            .set_hook(
+                HookTriggers::new().every_nth_instruction(TICK_INSTRUCTIONS),
+                move |_, _| {
+                    if started.elapsed() > LOAD_TIMEOUT {
+                        flag.store(true, Ordering::Relaxed);
+                        return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
+                    }
+                    Ok(VmState::Continue)
+                },
+            )
+            .map_err(|e| format!("ERR {e}"))?;
         let outcome = self.lua.scope(|scope| {
             let register = scope.create_function(|_, args: MultiValue| {
                 Ok(register(args, &mut registered.borrow_mut()).err())
@@ -440,6 +464,13 @@ impl Engine {
             self.host.raw_set("register", Value::Nil)?;
             r
         });
+        match self.tick.clone() {
+            Some(t) => self.set_tick(t).map_err(|e| format!("ERR {e}"))?,
+            None => self.lua.remove_hook(),
+        }
+        if timed_out.load(Ordering::Relaxed) {
+            return Err("ERR Error registering functions: ERR FUNCTION LOAD timeout".into());
+        }
         match outcome {
             Ok((true, _)) => {}
             Ok((false, Value::Table(t))) => {
