@@ -385,3 +385,42 @@ fn watched_stale_keys_follow_redis_rules() {
         out
     });
 }
+
+#[test]
+fn scan_and_randomkey_delete_the_expired_keys_they_meet() {
+    both_protocols(|c| {
+        let mut out = Vec::new();
+        let c = &mut c[0];
+        run(
+            c,
+            &[
+                &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+                &["SET", "foo1", "bar", "PX", "1"],
+                &["SET", "foo2", "bar", "PX", "1"],
+            ],
+            &mut out,
+        );
+        sleep(Duration::from_millis(5));
+        run(
+            c,
+            &[
+                &["DBSIZE"],
+                &["SCAN", "0"],
+                &["DBSIZE"],
+                &["SET", "foo3", "bar", "PX", "1"],
+            ],
+            &mut out,
+        );
+        sleep(Duration::from_millis(5));
+        run(
+            c,
+            &[
+                &["RANDOMKEY"],
+                &["DBSIZE"],
+                &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
+            ],
+            &mut out,
+        );
+        out
+    });
+}

@@ -393,9 +393,7 @@ fn busy_scripts_kill_unkillable_and_shutdown_nosave() {
     );
     // Redis checks for writes before the kind: FUNCTION KILL of a script that wrote is
     // UNKILLABLE too (redis-server 7.0.15 answers so).
-    assert!(
-        String::from_utf8_lossy(&c.call(&["FUNCTION", "KILL"])).starts_with("-UNKILLABLE")
-    );
+    assert!(String::from_utf8_lossy(&c.call(&["FUNCTION", "KILL"])).starts_with("-UNKILLABLE"));
     c.send_raw(&RawConn::encode(&["SHUTDOWN", "NOSAVE"]))
         .unwrap();
     assert!(c.is_closed(), "SHUTDOWN NOSAVE closes the connection");

@@ -1,5 +1,6 @@
 //! Generic key commands: deletion, existence, type, iteration, renaming, expiry.
 
+use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::strings::expire_error;
@@ -299,30 +300,34 @@ fn keys(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn scan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let o = ScanOpts::parse(args, true)?;
-    let now = ctx.now;
     let db = ctx.db();
     let (next, range) = scan_indices(db.keys.len(), o.cursor, o.count);
-    let mut items = Vec::new();
+    let mut seen = Vec::new();
     for i in range.rev() {
         let Some((k, v)) = db.keys.get_index(i) else {
             continue;
         };
-        if db.is_expired(k, now) || !o.matches(k) {
+        if !o.matches(k) || o.kind.as_deref().is_some_and(|t| t != v.type_name()) {
             continue;
         }
-        if o.kind.as_deref().is_some_and(|t| t != v.type_name()) {
-            continue;
+        seen.push(Bytes::copy_from_slice(k));
+    }
+    // Expired keys met on the way are deleted (and the DEL propagated), as Redis' SCAN does;
+    // the cursor is unaffected: a deletion only moves an already visited key.
+    let mut items = Vec::new();
+    for k in seen {
+        if !ctx.expire_if_needed(&k) {
+            items.push(Reply::Bulk(k));
         }
-        items.push(Reply::bulk(k));
     }
     Ok(scan_reply(next, items))
 }
 
 fn randomkey(ctx: &mut Ctx, _args: &mut Args) -> Result<Reply, CmdError> {
-    let now = ctx.now;
-    let db = ctx.db();
-    // Expired keys are skipped, with a bound so a database of expired keys cannot spin.
+    // An expired key drawn is deleted (lazy expiry, as Redis) and another drawn, with a bound
+    // so a database of expired keys cannot spin.
     for _ in 0..100 {
+        let db = ctx.db();
         if db.keys.is_empty() {
             return Ok(Reply::Nil);
         }
@@ -330,8 +335,9 @@ fn randomkey(ctx: &mut Ctx, _args: &mut Args) -> Result<Reply, CmdError> {
         let Some((k, _)) = db.keys.get_index(i) else {
             break;
         };
-        if !db.is_expired(k, now) {
-            return Ok(Reply::bulk(k));
+        let k = Bytes::copy_from_slice(k);
+        if !ctx.expire_if_needed(&k) {
+            return Ok(Reply::Bulk(k));
         }
     }
     Ok(Reply::Nil)
