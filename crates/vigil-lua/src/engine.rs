@@ -65,8 +65,6 @@ pub struct Engine {
     state: Arc<RunState>,
     scripts: HashMap<String, (Function, Option<ScriptFlags>)>,
     functions: HashMap<String, Function>,
-    /// The progress check of runs, put back after a library load's own.
-    tick: Option<Tick>,
 }
 
 /// The SHA1 of a script body, in lowercase hex, as `SCRIPT LOAD` answers.
@@ -202,13 +200,11 @@ impl Engine {
             state,
             scripts: HashMap::new(),
             functions: HashMap::new(),
-            tick: None,
         })
     }
 
     /// Checks the script's progress every few instructions (busy time, kill requests).
-    pub fn set_tick(&mut self, tick: Tick) -> mlua::Result<()> {
-        self.tick = Some(tick.clone());
+    pub fn set_tick(&self, tick: Tick) -> mlua::Result<()> {
         let state = self.state.clone();
         self.lua.set_hook(
             HookTriggers::new().every_nth_instruction(TICK_INSTRUCTIONS),
@@ -419,23 +415,13 @@ fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
 const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
 
 impl Engine {
-    /// Loads a library (`FUNCTION LOAD`): checks its metadata, compiles it, runs it with the
-    /// loading API, and keeps the functions it registered. Returns its name and functions, or
-    /// the error as Redis words it. Functions already kept by another library are not checked
-    /// here (the caller knows the libraries).
-    pub fn load_library(&mut self, code: &[u8]) -> Result<(String, Vec<FunctionInfo>), String> {
-        let (name, start) = parse_metadata(code)?;
-        let chunk = self
-            .lua
-            .load(&code[start..])
-            .set_name("@user_function")
-            .set_mode(ChunkMode::Text)
-            .set_environment(self.libenv.clone())
-            .into_function()
-            .map_err(|e| format!("ERR Error compiling function: {}", lua_message(&e)))?;
-        let registered: RefCell<Vec<(FunctionInfo, Function)>> = RefCell::new(Vec::new());
-        // A library's top level runs under the store lock: past Redis' load timeout it is
-        // stopped, so a loop there cannot hold the node.
+    /// [`Engine::load_library`] within Redis' load timeout: a library whose top level runs
+    /// longer is stopped ("FUNCTION LOAD timeout"), so a loop there cannot hold the node. For
+    /// an engine without a progress check (`set_tick`): the hook is removed afterwards.
+    pub fn load_library_within(
+        &mut self,
+        code: &[u8],
+    ) -> Result<(String, Vec<FunctionInfo>), String> {
         let started = std::time::Instant::now();
         let timed_out = Arc::new(AtomicBool::new(false));
         let flag = timed_out.clone();
@@ -451,6 +437,29 @@ impl Engine {
                 },
             )
             .map_err(|e| format!("ERR {e}"))?;
+        let r = self.load_library(code);
+        self.lua.remove_hook();
+        if timed_out.load(Ordering::Relaxed) {
+            return Err("ERR Error registering functions: ERR FUNCTION LOAD timeout".into());
+        }
+        r
+    }
+
+    /// Loads a library (`FUNCTION LOAD`): checks its metadata, compiles it, runs it with the
+    /// loading API, and keeps the functions it registered. Returns its name and functions, or
+    /// the error as Redis words it. Functions already kept by another library are not checked
+    /// here (the caller knows the libraries).
+    pub fn load_library(&mut self, code: &[u8]) -> Result<(String, Vec<FunctionInfo>), String> {
+        let (name, start) = parse_metadata(code)?;
+        let chunk = self
+            .lua
+            .load(&code[start..])
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(self.libenv.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", lua_message(&e)))?;
+        let registered: RefCell<Vec<(FunctionInfo, Function)>> = RefCell::new(Vec::new());
         let outcome = self.lua.scope(|scope| {
             let register = scope.create_function(|_, args: MultiValue| {
                 Ok(register(args, &mut registered.borrow_mut()).err())
@@ -464,13 +473,6 @@ impl Engine {
             self.host.raw_set("register", Value::Nil)?;
             r
         });
-        match self.tick.clone() {
-            Some(t) => self.set_tick(t).map_err(|e| format!("ERR {e}"))?,
-            None => self.lua.remove_hook(),
-        }
-        if timed_out.load(Ordering::Relaxed) {
-            return Err("ERR Error registering functions: ERR FUNCTION LOAD timeout".into());
-        }
         match outcome {
             Ok((true, _)) => {}
             Ok((false, Value::Table(t))) => {

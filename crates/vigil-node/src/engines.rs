@@ -181,7 +181,7 @@ impl Scripting {
 
     /// A new engine with the busy check installed.
     pub(crate) fn engine(&self) -> Result<Engine, String> {
-        let mut e = Engine::new(self.rand.clone()).map_err(|e| format!("ERR {e}"))?;
+        let e = Engine::new(self.rand.clone()).map_err(|e| format!("ERR {e}"))?;
         let busy = self.busy.clone();
         e.set_tick(Arc::new(move || busy.tick()))
             .map_err(|e| format!("ERR {e}"))?;

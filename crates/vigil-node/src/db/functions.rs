@@ -92,10 +92,11 @@ impl Libraries {
     }
 }
 
-/// Compiles a library in a throwaway engine: checks it and learns its functions.
+/// Compiles a library in a throwaway engine (within Redis' load timeout): checks it and
+/// learns its functions.
 pub fn compile(code: &Bytes) -> Result<Library, String> {
     let mut engine = vigil_lua::Engine::new(Default::default()).map_err(|e| format!("ERR {e}"))?;
-    let (name, functions) = engine.load_library(code)?;
+    let (name, functions) = engine.load_library_within(code)?;
     Ok(Library {
         name,
         code: code.clone(),
