@@ -247,8 +247,8 @@ macro_rules! typed_access {
 }
 
 typed_access!(get_list, list_or_new, List, List, List::new());
-typed_access!(get_hash, hash_or_new, Hash, Hash, crate::db::new_hash());
-typed_access!(get_set, set_or_new, Set, Set, crate::db::new_set());
+typed_access!(get_hash, hash_or_new, Hash, Hash, Hash::default());
+typed_access!(get_set, set_or_new, Set, Set, Set::default());
 typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default());
 typed_access!(get_stream, stream_or_new, Stream, Stream, Stream::new());
 
