@@ -269,11 +269,7 @@ pub struct ScanOpts {
 impl ScanOpts {
     /// Parses the cursor and options.
     pub fn parse(args: &mut Args, allow_type: bool) -> Result<ScanOpts, CmdError> {
-        let c = args.bytes()?;
-        let cursor = std::str::from_utf8(&c)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+        let cursor = scan_cursor(&args.bytes()?)?;
         let mut o = ScanOpts {
             cursor,
             pattern: None,
@@ -307,6 +303,14 @@ impl ScanOpts {
             .as_ref()
             .is_none_or(|p| vigil_resp::glob::matches(p, item))
     }
+}
+
+/// A SCAN-family cursor. HSCAN and SSCAN check it before the key, and the options after.
+pub fn scan_cursor(c: &[u8]) -> Result<u64, CmdError> {
+    std::str::from_utf8(c)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))
 }
 
 /// The optional `count` of the POP family: a non-negative integer, worded as Redis words it.

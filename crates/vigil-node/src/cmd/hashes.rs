@@ -4,7 +4,7 @@ use bytes::Bytes;
 use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use crate::ctx::{Ctx, ScanOpts, argv, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, argv, scan_cursor, scan_reply};
 use crate::db::scan_indices;
 use crate::ldouble::IncrError;
 use crate::node::{Handler, row};
@@ -360,10 +360,13 @@ fn hstrlen(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn hscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
+    if let Some(c) = args.peek() {
+        scan_cursor(c)?;
+    }
     let Some(h) = ctx.get_hash(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
+    let o = ScanOpts::parse(args, false)?;
     let mut items = Vec::new();
     let add = |(f, v): (&[u8], &[u8])| {
         if o.matches(f) {

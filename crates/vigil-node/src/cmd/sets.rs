@@ -4,7 +4,7 @@ use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
-use crate::ctx::{Ctx, ScanOpts, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, scan_cursor, scan_reply};
 use crate::db::{Key, Set, Value, scan_indices};
 use crate::node::{Handler, row};
 
@@ -386,10 +386,32 @@ fn compute(ctx: &mut Ctx, keys: &[Bytes], op: SetOp) -> Result<Set, CmdError> {
             }
         }
         SetOp::Diff => {
-            if let Some(Some(first)) = sets.first() {
+            let Some(Some(first)) = sets.first() else {
+                return Ok(out);
+            };
+            // A key repeating the first makes the difference empty.
+            if keys[1..].iter().any(|k| *k == keys[0]) {
+                return Ok(out);
+            }
+            // Redis' choice of algorithm, which decides the result's encoding: filtering the
+            // first set, or copying it whole (maybe past the intset limit) and removing the
+            // others' members.
+            let others = sets[1..].iter().flatten();
+            let one = first.len() * (1 + others.clone().count()) / 2;
+            let two = first.len() + others.clone().map(|s| s.len()).sum::<usize>();
+            if one <= two {
                 for m in first.iter() {
-                    if !sets[1..].iter().flatten().any(|s| s.contains(&m)) {
+                    if !others.clone().any(|s| s.contains(&m)) {
                         out.insert(&m, max);
+                    }
+                }
+            } else {
+                for m in first.iter() {
+                    out.insert(&m, max);
+                }
+                for s in others {
+                    for m in s.iter() {
+                        out.remove(&m);
                     }
                 }
             }
@@ -464,10 +486,13 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn sscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
+    if let Some(c) = args.peek() {
+        scan_cursor(c)?;
+    }
     let Some(s) = ctx.get_set(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
+    let o = ScanOpts::parse(args, false)?;
     // An intset is answered whole, ascending, as Redis answers one.
     if s.is_intset() {
         let items = s
