@@ -468,6 +468,10 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let keys: Vec<Bytes> = (0..n).filter_map(|_| args.next()).collect();
     let mut limit = 0usize;
     if args.eat("limit") {
+        // LIMIT without its value is a syntax error, as any unknown trailing word.
+        if args.is_empty() {
+            return Err(CmdError::Syntax);
+        }
         // Redis words a non-integer limit as a negative one.
         let l = args
             .i64()
