@@ -215,12 +215,19 @@ impl<'a> Ctx<'a> {
 /// Generates typed accessors: `get_x` (existing value or none) and `x_or_new` (created empty).
 macro_rules! typed_access {
     ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr) => {
+        typed_access!($get, $create, $variant, $ty, Box::new($new), |v| &mut **v);
+    };
+    // A value held in the enum itself (a small hash, set or sorted set is one buffer pointer).
+    ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr, inline) => {
+        typed_access!($get, $create, $variant, $ty, $new, |v| v);
+    };
+    ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr, |$v:ident| $deref:expr) => {
         impl<'a> Ctx<'a> {
             /// The value if the key holds this type; `WRONGTYPE` if another.
             pub fn $get(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
                 match self.lookup(key) {
                     None => Ok(None),
-                    Some(Value::$variant(v)) => Ok(Some(&mut **v)),
+                    Some(Value::$variant($v)) => Ok(Some($deref)),
                     Some(_) => Err(CmdError::WrongType),
                 }
             }
@@ -232,13 +239,10 @@ macro_rules! typed_access {
                 // One hash lookup when the key exists (the common case on a hot key).
                 let i = match keys.get_index_of(key) {
                     Some(i) => i,
-                    None => {
-                        keys.insert_full(boxed(key), Value::$variant(Box::new($new)))
-                            .0
-                    }
+                    None => keys.insert_full(boxed(key), Value::$variant($new)).0,
                 };
                 match keys.get_index_mut(i) {
-                    Some((_, Value::$variant(v))) => Ok(&mut **v),
+                    Some((_, Value::$variant($v))) => Ok($deref),
                     _ => Err(CmdError::WrongType),
                 }
             }
@@ -247,9 +251,9 @@ macro_rules! typed_access {
 }
 
 typed_access!(get_list, list_or_new, List, List, List::new());
-typed_access!(get_hash, hash_or_new, Hash, Hash, Hash::default());
-typed_access!(get_set, set_or_new, Set, Set, Set::default());
-typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default());
+typed_access!(get_hash, hash_or_new, Hash, Hash, Hash::default(), inline);
+typed_access!(get_set, set_or_new, Set, Set, Set::default(), inline);
+typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default(), inline);
 typed_access!(get_stream, stream_or_new, Stream, Stream, Stream::new());
 
 /// Parses SCAN-family options: `MATCH pattern`, `COUNT n`, and `TYPE t` where allowed.

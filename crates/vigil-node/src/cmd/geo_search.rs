@@ -412,7 +412,7 @@ fn store(ctx: &mut Ctx, dst: &[u8], found: Vec<Found>, storedist: bool) -> Reply
     }
     ctx.expire_if_needed(dst);
     let db = ctx.db();
-    db.set(dst, Value::ZSet(Box::new(z)), false);
+    db.set(dst, Value::ZSet(z), false);
     db.touch(dst);
     ctx.changed(n as u64);
     Reply::Int(n as i64)

@@ -224,6 +224,6 @@ mod tests {
         for i in 0..100 {
             h.insert(format!("f{i}").as_bytes(), b"v", limits);
         }
-        assert!(value_bytes(&Value::Hash(Box::new(h))) > 100 * 4);
+        assert!(value_bytes(&Value::Hash(h)) > 100 * 4);
     }
 }

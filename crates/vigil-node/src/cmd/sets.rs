@@ -446,7 +446,7 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
     let n = result.len();
     ctx.delete(&dst);
     if n > 0 {
-        ctx.db().set(&dst, Value::Set(Box::new(result)), false);
+        ctx.db().set(&dst, Value::Set(result), false);
     }
     ctx.db().touch(&dst);
     ctx.changed(1);

@@ -303,7 +303,7 @@ fn store(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, Cm
         z.insert(m, s.0, limits);
     }
     let db = ctx.db();
-    db.set(&dst, Value::ZSet(Box::new(z)), false);
+    db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);
     ctx.changed(1);
     Ok(Reply::Int(result.len() as i64))

@@ -271,7 +271,7 @@ fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     ctx.expire_if_needed(&dst);
     let db = ctx.db();
-    db.set(&dst, Value::ZSet(Box::new(z)), false);
+    db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);
     ctx.changed(1);
     Ok(Reply::Int(n as i64))

@@ -141,14 +141,14 @@ mod tests {
         }
         let mut h = Hash::default();
         h.insert(b"f", &[b'v'; 64], t.hash());
-        assert_eq!(t.encoding(&Value::Hash(Box::new(h.clone()))), "listpack");
+        assert_eq!(t.encoding(&Value::Hash(h.clone())), "listpack");
         h.insert(b"g", &[b'v'; 65], t.hash());
-        assert_eq!(t.encoding(&Value::Hash(Box::new(h))), "hashtable");
+        assert_eq!(t.encoding(&Value::Hash(h)), "hashtable");
         let mut s = Set::default();
         s.insert(b"1", t.set_max());
-        assert_eq!(t.encoding(&Value::Set(Box::new(s.clone()))), "intset");
+        assert_eq!(t.encoding(&Value::Set(s.clone())), "intset");
         s.insert(b"x", t.set_max());
-        assert_eq!(t.encoding(&Value::Set(Box::new(s))), "hashtable");
+        assert_eq!(t.encoding(&Value::Set(s)), "hashtable");
         assert_eq!(t.list_node_bytes(), Some(8192));
     }
 }

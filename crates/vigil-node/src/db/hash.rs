@@ -301,6 +301,13 @@ mod tests {
     }
 
     #[test]
+    fn a_small_hash_is_one_pointer_in_the_keyspace() {
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::Set>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::Value>(), 24);
+    }
+
+    #[test]
     fn growing_past_a_limit_is_for_good() {
         let lim = Limits {
             entries: 2,

@@ -43,11 +43,11 @@ pub enum Value {
     /// A list.
     List(Box<List>),
     /// A hash.
-    Hash(Box<Hash>),
+    Hash(Hash),
     /// A set.
-    Set(Box<Set>),
+    Set(Set),
     /// A sorted set.
-    ZSet(Box<ZSet>),
+    ZSet(ZSet),
     /// A stream.
     Stream(Box<Stream>),
 }

@@ -450,6 +450,13 @@ mod tests {
     }
 
     #[test]
+    fn a_small_set_is_one_pointer_in_the_keyspace() {
+        // The compact form lives in the keyspace entry itself: no box around it.
+        assert_eq!(std::mem::size_of::<ZSet>(), 16);
+        assert_eq!(std::mem::size_of::<super::super::Value>(), 24);
+    }
+
+    #[test]
     fn growing_past_a_limit_is_for_good() {
         let lim = Limits {
             entries: 2,

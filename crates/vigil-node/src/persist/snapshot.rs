@@ -331,7 +331,7 @@ pub fn decode(
                             let h = Hash::build(pairs, limits).ok_or_else(|| {
                                 format!("repeated hash field before byte {}", r.pos)
                             })?;
-                            Value::Hash(Box::new(h))
+                            Value::Hash(h)
                         }
                         T_SET => {
                             let n = r.count()?;
@@ -352,7 +352,7 @@ pub fn decode(
                             let s = s.ok_or_else(|| {
                                 format!("bad or repeated set members before byte {}", r.pos)
                             })?;
-                            Value::Set(Box::new(s))
+                            Value::Set(s)
                         }
                         T_ZSET => {
                             let n = r.count()?;
@@ -368,7 +368,7 @@ pub fn decode(
                             let z = ZSet::build(items, thresholds.zset()).ok_or_else(|| {
                                 format!("repeated sorted set member before byte {}", r.pos)
                             })?;
-                            Value::ZSet(Box::new(z))
+                            Value::ZSet(z)
                         }
                         T_STREAM if version >= 3 => {
                             Value::Stream(Box::new(super::stream_codec::decode(&mut r)?))
@@ -423,7 +423,7 @@ mod tests {
         s.dbs[3].set(b"l", Value::List(Box::new(l)), false);
         let mut z = ZSet::default();
         z.insert(b"m", 1.5, Thresholds::default().zset());
-        s.dbs[15].set(b"z", Value::ZSet(Box::new(z)), false);
+        s.dbs[15].set(b"z", Value::ZSet(z), false);
         let lib = crate::db::functions::compile_library(
             b"#!lua name=lib\nredis.register_function('f', function() return 1 end)",
         )

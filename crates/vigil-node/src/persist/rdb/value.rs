@@ -40,7 +40,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Valu
                 members.push(r.string()?.into());
             }
             match Set::build(members, t.set_max()) {
-                Some(s) => Value::Set(Box::new(s)),
+                Some(s) => Value::Set(s),
                 None => return r.corrupt("duplicate set member", at),
             }
         }
@@ -60,7 +60,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Valu
                 items.push((m.into(), score));
             }
             match ZSet::build(items, limits) {
-                Some(z) => Value::ZSet(Box::new(z)),
+                Some(z) => Value::ZSet(z),
                 None => return r.corrupt("duplicate sorted set member", at),
             }
         }
@@ -72,7 +72,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Valu
                 pairs.push((f.into(), r.string()?.into()));
             }
             match Hash::build(pairs, t.hash()) {
-                Some(h) => Value::Hash(Box::new(h)),
+                Some(h) => Value::Hash(h),
                 None => return r.corrupt("duplicate hash field", at),
             }
         }
@@ -93,7 +93,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Valu
             // The width is kept, as Redis keeps a loaded intset's.
             let width = b.first().map_or(2, |w| usize::from(*w));
             match Set::from_ints(&values, width, t.set_max()) {
-                Some(s) => Value::Set(Box::new(s)),
+                Some(s) => Value::Set(s),
                 None => return r.corrupt("intset", at),
             }
         }
@@ -104,7 +104,7 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Valu
                 .map(|i| i.into_bytes().into())
                 .collect();
             match Set::build(members, t.set_max()) {
-                Some(s) => Value::Set(Box::new(s)),
+                Some(s) => Value::Set(s),
                 None => return r.corrupt("duplicate set member", at),
             }
         }
@@ -201,7 +201,7 @@ fn hash_from_pairs(p: Vec<(Vec<u8>, Vec<u8>)>, at: u64, limits: hash::Limits) ->
     let pairs = p.into_iter().map(|(f, v)| (f.into(), v.into())).collect();
     let h =
         Hash::build(pairs, limits).ok_or_else(|| RdbError::corrupt("duplicate hash field", at))?;
-    Ok(Value::Hash(Box::new(h)))
+    Ok(Value::Hash(h))
 }
 
 /// A sorted set from a listpack's items; it stays compact unless too many (Redis keeps a loaded
@@ -232,7 +232,7 @@ fn zset_from_items(items: Vec<Item>, at: u64, limits: Limits) -> Result<Value> {
     }
     let z = ZSet::build(pairs, limits)
         .ok_or_else(|| RdbError::corrupt("duplicate sorted set member", at))?;
-    Ok(Value::ZSet(Box::new(z)))
+    Ok(Value::ZSet(z))
 }
 
 /// A score as Redis writes it into a listpack (`d2string`): integral values within ±2^62 as

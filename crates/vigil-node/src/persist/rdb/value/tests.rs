@@ -33,10 +33,10 @@ fn samples() -> Vec<Value> {
             z.insert(format!("z{i}").as_bytes(), i as f64 / 3.0, LIMITS);
         }
         z.insert(b"inf", f64::INFINITY, LIMITS);
-        out.push(Value::Hash(Box::new(h)));
-        out.push(Value::Set(Box::new(s)));
-        out.push(Value::Set(Box::new(si)));
-        out.push(Value::ZSet(Box::new(z)));
+        out.push(Value::Hash(h));
+        out.push(Value::Set(s));
+        out.push(Value::Set(si));
+        out.push(Value::ZSet(z));
     }
     let mut st = Stream::new();
     for i in 1..=250u64 {
