@@ -110,6 +110,9 @@ SMOVE i m 2
 OBJECT ENCODING m
 SMOVE x m a
 OBJECT ENCODING m
+SMOVE j j 2
+SMOVE j j 12345
+SMEMBERS j
 SINTERCARD 1 i LIMIT
 SINTERCARD 1 i LIMIT 1 x
 SINTERCARD 2 i j LIMIT 0
@@ -223,11 +226,16 @@ fn encodings_survive_debug_reload_as_in_redis() {
     assert_none(&pair.both_protocols(&script));
 }
 
-/// The generator's picture of one key: what Redis holds and whether it went big.
+/// A hash in the model: key, pairs in listpack order, whether it went big.
+type HashModel = (String, Vec<(String, String)>, bool);
+/// A set in the model: key, members, whether it went big.
+type SetModel = (String, BTreeSet<String>, bool);
+
+/// The generator's picture of the keys: what Redis holds and whether each went big.
 #[derive(Default)]
 struct Model {
-    hashes: Vec<(String, Vec<(String, String)>, bool)>,
-    sets: Vec<(String, BTreeSet<String>, bool)>,
+    hashes: Vec<HashModel>,
+    sets: Vec<SetModel>,
 }
 
 const ENTRIES: usize = 5;
@@ -239,7 +247,7 @@ fn is_int(s: &str) -> bool {
 }
 
 impl Model {
-    fn hash(&mut self, k: &str) -> &mut (String, Vec<(String, String)>, bool) {
+    fn hash(&mut self, k: &str) -> &mut HashModel {
         if let Some(i) = self.hashes.iter().position(|h| h.0 == k) {
             return &mut self.hashes[i];
         }
@@ -269,7 +277,7 @@ impl Model {
         }
     }
 
-    fn set(&mut self, k: &str) -> &mut (String, BTreeSet<String>, bool) {
+    fn set(&mut self, k: &str) -> &mut SetModel {
         if let Some(i) = self.sets.iter().position(|s| s.0 == k) {
             return &mut self.sets[i];
         }
@@ -424,4 +432,95 @@ fn random_hash_and_set_sequences_match_redis_server() {
     for seed in [11u64, 2024, 777] {
         assert_none(&pair.both_protocols(&random_script(seed)));
     }
+}
+
+/// Each hash and set key with its exact reply order and encoding: replicas and a restarted node
+/// must hold the same forms, not only the same members.
+fn forms(port: u16) -> Vec<String> {
+    let mut c = vigil_tests::RawConn::connect(port).expect("connect");
+    let mut out = Vec::new();
+    for i in 0..8 {
+        for (k, read) in [(format!("h{i}"), "HGETALL"), (format!("s{i}"), "SMEMBERS")] {
+            let enc = c.call(&["OBJECT", "ENCODING", &k]);
+            let body = c.call(&[read, &k]);
+            let hashtable = enc.windows(9).any(|w| w == b"hashtable");
+            // A hashtable's order is the node's own business; compact forms' order is Redis'.
+            let body = if hashtable {
+                let (head, mut items) = vigil_tests::diff::unordered(&body, false);
+                items.sort();
+                format!("{head:?} {items:?}")
+            } else {
+                String::from_utf8_lossy(&body).into_owned()
+            };
+            out.push(format!("{k} {} {body}", String::from_utf8_lossy(&enc)));
+        }
+    }
+    out
+}
+
+#[test]
+fn replicas_and_restarts_keep_compact_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = vigil_tests::write_config(
+        dir.path(),
+        "small.toml",
+        &format!(
+            "[redis]\nhash-max-listpack-entries = \"{ENTRIES}\"\nhash-max-listpack-value = \
+             \"{VALUE}\"\nset-max-intset-entries = \"{INTSET}\"\n"
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let mdir = dir.path().join("m");
+    let mut master = vigil_tests::NodeProc::start(&mdir, &["--config", cfg]);
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = vigil_tests::NodeProc::start(
+        &dir.path().join("r"),
+        &["--replicaof", &to, "--config", cfg],
+    );
+    replica.wait_info("master_link_status", |s| s == "up", "replica link");
+    let mut r = Rng(99);
+    let mut c = vigil_tests::RawConn::connect(master.port).expect("connect");
+    let fields = ["a", "b", "c", "d", "e", "f", "g", "longfield"];
+    let members = ["1", "2", "-3", "40", "7", "9", "x", "100000", "5000000000"];
+    for _ in 0..1500 {
+        // Keys 0-3 only ever get what fits the compact forms; 4-7 anything.
+        let i = r.below(8);
+        let (h, s) = (format!("h{i}"), format!("s{i}"));
+        let (f, m, v) = if i < 4 {
+            (r.pick(&fields[..5]), r.pick(&members[..5]), "1")
+        } else {
+            let v = r.pick(&["1", "xyz", "abcdefg"]);
+            (r.pick(&fields), r.pick(&members), v)
+        };
+        let cmd: Vec<&str> = match r.below(7) {
+            0 | 1 => vec!["HSET", &h, f, v],
+            2 => vec!["HDEL", &h, f],
+            3 => vec!["HINCRBY", &h, if i < 4 { "a" } else { "n" }, "7"],
+            4 | 5 => vec!["SADD", &s, m],
+            _ => vec!["SREM", &s, m],
+        };
+        c.call(&cmd);
+    }
+    let want = forms(master.port);
+    assert!(want.iter().any(|l| l.contains("listpack")), "{want:#?}");
+    assert!(want.iter().any(|l| l.contains("intset")), "{want:#?}");
+    assert!(want.iter().any(|l| l.contains("hashtable")), "{want:#?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while forms(replica.port) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica differs:\n{:#?}\nmaster:\n{want:#?}",
+            forms(replica.port)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A restart loads as DEBUG RELOAD does (a hashtable that fits comes back compact, as in
+    // Redis): after one, a snapshot and a restart from it bring the same forms back.
+    assert_eq!(c.call(&["DEBUG", "RELOAD"]), b"+OK\r\n");
+    let want = forms(master.port);
+    assert_eq!(c.call(&["SAVE"]), b"+OK\r\n");
+    master.kill9();
+    drop(c);
+    let restarted = vigil_tests::NodeProc::start(&mdir, &["--config", cfg]);
+    assert_eq!(forms(restarted.port), want, "after a restart");
 }

@@ -349,6 +349,10 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(s) = ctx.get_set(&src)? else {
         return Ok(Reply::Int(0));
     };
+    // Onto itself: nothing moves (and nothing is propagated), as in Redis.
+    if src == dst {
+        return Ok(Reply::Int(s.contains(&m) as i64));
+    }
     if !s.remove(&m) {
         return Ok(Reply::Int(0));
     }
