@@ -358,10 +358,13 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     ctx.remove_if_empty(&src);
     let max = ctx.store.thresholds.set_max();
-    ctx.set_or_new(&dst)?.insert(&m, max);
+    let added = ctx.set_or_new(&dst)?.insert(&m, max);
     ctx.db().touch(&src);
-    ctx.db().touch(&dst);
-    ctx.changed(1);
+    // The destination is modified (for WATCH) only if the member is new to it, as in Redis.
+    if added {
+        ctx.db().touch(&dst);
+    }
+    ctx.changed(1 + added as u64);
     Ok(Reply::Int(1))
 }
 
