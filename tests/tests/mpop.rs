@@ -69,3 +69,32 @@ fn blocked_mpop_clients_are_served_in_order() {
         "#,
     );
 }
+
+/// A woken client whose key now holds another type stays blocked (WRONGTYPE is only for the
+/// first attempt), as in Redis.
+#[test]
+fn blocked_clients_wait_through_a_key_of_another_type() {
+    assert_sessions_match(
+        r#"
+        a> BZPOPMIN zset 0
+        b> BLMPOP 0 1 list LEFT
+        a!
+        b!
+        c: MULTI
+        c: ZADD zset 0 foo
+        c: DEL zset
+        c: SET zset foo
+        c: RPUSH list x
+        c: DEL list
+        c: SET list foo
+        c: EXEC
+        a!
+        b!
+        c: DEL zset list
+        c: ZADD zset 1 bar
+        c: RPUSH list y
+        a<
+        b<
+        "#,
+    );
+}

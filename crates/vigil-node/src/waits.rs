@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
 
-use crate::ctx::DataFn;
+use crate::ctx::{Block, DataFn};
 use crate::db::{Store, boxed};
 use crate::dispatch::{UNBLOCKED, push_reply};
 use crate::node::Node;
@@ -33,6 +33,7 @@ impl Node {
         let notify = Arc::new(Notify::new());
         let mut deadline: Option<Option<Instant>> = None;
         let mut waiting_on: Vec<Bytes> = Vec::new();
+        let mut first_timeout_reply = Reply::NilArray;
         let result = loop {
             let on_timeout = {
                 let mut store = self.store.lock();
@@ -55,7 +56,18 @@ impl Node {
                     unix_ms(),
                     false,
                 );
-                let Some(mut block) = block else {
+                let Some(mut block) = block.or_else(|| {
+                    // A key that now holds another type is not ready for this waiter: Redis
+                    // answers WRONGTYPE only to the first attempt and keeps a woken client
+                    // blocked until the key holds its type again.
+                    let wrong = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+                    (wrong && !waiting_on.is_empty()).then(|| Block {
+                        keys: waiting_on.clone(),
+                        timeout: 0.0,
+                        on_timeout: first_timeout_reply.clone(),
+                        retry: None,
+                    })
+                }) else {
                     // Leave the line in the same critical section as the pop, so clients behind
                     // count positions without us.
                     Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
@@ -73,6 +85,7 @@ impl Node {
                     args = retry;
                 }
                 if waiting_on.is_empty() {
+                    first_timeout_reply = block.on_timeout.clone();
                     let db = &mut store.dbs[conn.db];
                     for k in &block.keys {
                         db.blocked.entry(boxed(k)).or_default().push(notify.clone());
