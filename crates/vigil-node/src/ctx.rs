@@ -217,7 +217,7 @@ macro_rules! typed_access {
     ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr) => {
         typed_access!($get, $create, $variant, $ty, Box::new($new), |v| &mut **v);
     };
-    // A value held in the enum itself (a sorted set is one pointer while small).
+    // A value held in the enum itself (a small hash, set or sorted set is one buffer pointer).
     ($get:ident, $create:ident, $variant:ident, $ty:ty, $new:expr, inline) => {
         typed_access!($get, $create, $variant, $ty, $new, |v| v);
     };
@@ -251,8 +251,8 @@ macro_rules! typed_access {
 }
 
 typed_access!(get_list, list_or_new, List, List, List::new());
-typed_access!(get_hash, hash_or_new, Hash, Hash, crate::db::new_hash());
-typed_access!(get_set, set_or_new, Set, Set, crate::db::new_set());
+typed_access!(get_hash, hash_or_new, Hash, Hash, Hash::default(), inline);
+typed_access!(get_set, set_or_new, Set, Set, Set::default(), inline);
 typed_access!(get_zset, zset_or_new, ZSet, ZSet, ZSet::default(), inline);
 typed_access!(get_stream, stream_or_new, Stream, Stream, Stream::new());
 
@@ -273,11 +273,7 @@ pub struct ScanOpts {
 impl ScanOpts {
     /// Parses the cursor and options.
     pub fn parse(args: &mut Args, allow_type: bool) -> Result<ScanOpts, CmdError> {
-        let c = args.bytes()?;
-        let cursor = std::str::from_utf8(&c)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+        let cursor = scan_cursor(&args.bytes()?)?;
         let mut o = ScanOpts {
             cursor,
             pattern: None,
@@ -311,6 +307,14 @@ impl ScanOpts {
             .as_ref()
             .is_none_or(|p| vigil_resp::glob::matches(p, item))
     }
+}
+
+/// A SCAN-family cursor. HSCAN and SSCAN check it before the key, and the options after.
+pub fn scan_cursor(c: &[u8]) -> Result<u64, CmdError> {
+    std::str::from_utf8(c)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))
 }
 
 /// The optional `count` of the POP family: a non-negative integer, worded as Redis words it.

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
-use crate::ctx::{Ctx, ScanOpts, argv, scan_reply};
-use crate::db::{boxed, hash_remove, scan_indices};
+use crate::ctx::{Ctx, ScanOpts, argv, scan_cursor, scan_reply};
+use crate::db::scan_indices;
 use crate::ldouble::IncrError;
 use crate::node::{Handler, row};
 
@@ -197,16 +197,11 @@ fn set_fields(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdErro
         return Err(CmdError::Arity(name.into()));
     }
     let pairs = args.rest();
+    let limits = ctx.store.thresholds.hash();
     let h = ctx.hash_or_new(&key)?;
     let mut added = 0;
     for fv in pairs.chunks(2) {
-        match h.get_mut(&fv[0][..]) {
-            Some(v) => *v = boxed(&fv[1]),
-            None => {
-                h.insert(boxed(&fv[0]), boxed(&fv[1]));
-                added += 1;
-            }
-        }
+        added += h.insert(&fv[0], &fv[1], limits) as i64;
     }
     ctx.db().touch(&key);
     ctx.changed(1);
@@ -217,11 +212,12 @@ fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let field = args.bytes()?;
     let value = args.bytes()?;
+    let limits = ctx.store.thresholds.hash();
     let h = ctx.hash_or_new(&key)?;
     if h.contains_key(&field[..]) {
         return Ok(Reply::Int(0));
     }
-    h.insert(boxed(&field), boxed(&value));
+    h.insert(&field, &value, limits);
     ctx.db().touch(&key);
     ctx.changed(1);
     Ok(Reply::Int(1))
@@ -233,7 +229,7 @@ fn hget(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(ctx
         .get_hash(&key)?
         .and_then(|h| h.get(&field[..]))
-        .map_or(Reply::Nil, |v| Reply::bulk(v)))
+        .map_or(Reply::Nil, Reply::bulk))
 }
 
 fn hmget(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
@@ -246,7 +242,7 @@ fn hmget(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             .map(|f| {
                 h.as_ref()
                     .and_then(|h| h.get(&f[..]))
-                    .map_or(Reply::Nil, |v| Reply::bulk(v))
+                    .map_or(Reply::Nil, Reply::bulk)
             })
             .collect(),
     ))
@@ -270,10 +266,7 @@ fn hdel(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(h) = ctx.get_hash(&key)? else {
         return Ok(Reply::Int(0));
     };
-    let n = fields
-        .iter()
-        .filter(|f| hash_remove(h, f).is_some())
-        .count();
+    let n = fields.iter().filter(|f| h.remove(f)).count();
     if n > 0 {
         ctx.remove_if_empty(&key);
         ctx.db().touch(&key);
@@ -302,7 +295,7 @@ fn hkeys(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     Ok(Reply::Array(
         ctx.get_hash(&key)?
-            .map_or_else(Vec::new, |h| h.keys().map(|k| Reply::bulk(k)).collect()),
+            .map_or_else(Vec::new, |h| h.keys().map(Reply::bulk).collect()),
     ))
 }
 
@@ -310,7 +303,7 @@ fn hvals(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     Ok(Reply::Array(
         ctx.get_hash(&key)?
-            .map_or_else(Vec::new, |h| h.values().map(|v| Reply::bulk(v)).collect()),
+            .map_or_else(Vec::new, |h| h.values().map(Reply::bulk).collect()),
     ))
 }
 
@@ -318,16 +311,14 @@ fn hincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let field = args.bytes()?;
     let by = args.i64()?;
+    let limits = ctx.store.thresholds.hash();
     let h = ctx.hash_or_new(&key)?;
     let cur = match h.get(&field[..]) {
         None => 0,
         Some(v) => parse_int(v).map_err(|_| CmdError::msg("ERR hash value is not an integer"))?,
     };
     let n = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-    h.insert(
-        boxed(&field),
-        boxed(itoa::Buffer::new().format(n).as_bytes()),
-    );
+    h.insert(&field, itoa::Buffer::new().format(n).as_bytes(), limits);
     ctx.db().touch(&key);
     ctx.changed(1);
     Ok(Reply::Int(n))
@@ -344,13 +335,13 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             _ => CmdError::NotFloat,
         });
     }
+    let limits = ctx.store.thresholds.hash();
     let h = ctx.hash_or_new(&key)?;
-    let text =
-        crate::ldouble::add(h.get(&field[..]).map(|v| &v[..]), &by, true).map_err(|e| match e {
-            IncrError::BadCurrent => CmdError::msg("ERR hash value is not a float"),
-            _ => CmdError::msg("ERR increment would produce NaN or Infinity"),
-        })?;
-    h.insert(boxed(&field), boxed(text.as_bytes()));
+    let text = crate::ldouble::add(h.get(&field[..]), &by, true).map_err(|e| match e {
+        IncrError::BadCurrent => CmdError::msg("ERR hash value is not a float"),
+        _ => CmdError::msg("ERR increment would produce NaN or Infinity"),
+    })?;
+    h.insert(&field, text.as_bytes(), limits);
     ctx.db().touch(&key);
     ctx.changed(1);
     ctx.propagate(argv([b"HSET", &key, &field, text.as_bytes()]));
@@ -369,22 +360,29 @@ fn hstrlen(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn hscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
+    if let Some(c) = args.peek() {
+        scan_cursor(c)?;
+    }
     let Some(h) = ctx.get_hash(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
-    let (next, range) = scan_indices(h.len(), o.cursor, o.count);
+    let o = ScanOpts::parse(args, false)?;
     let mut items = Vec::new();
-    for i in range.rev() {
-        if let Some((f, v)) = h.get_index(i)
-            && o.matches(f)
-        {
+    let add = |(f, v): (&[u8], &[u8])| {
+        if o.matches(f) {
             items.push(Reply::bulk(f));
             if !o.novalues {
                 items.push(Reply::bulk(v));
             }
         }
+    };
+    // A compact hash is answered whole, in order, as Redis answers a listpack.
+    if h.is_packed() {
+        h.iter().for_each(add);
+        return Ok(scan_reply(0, items));
     }
+    let (next, range) = scan_indices(h.len(), o.cursor, o.count);
+    range.rev().filter_map(|i| h.get_index(i)).for_each(add);
     Ok(scan_reply(next, items))
 }
 
@@ -449,9 +447,15 @@ fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::Array(vec![]));
     };
     let idx = random_indices(h.len(), count);
+    // A compact hash is walked once, not once per pick.
+    let packed: Option<Vec<(&[u8], &[u8])>> = h.is_packed().then(|| h.iter().collect());
     let mut out = Vec::new();
     for i in idx {
-        if let Some((f, v)) = h.get_index(i) {
+        let pair = match &packed {
+            Some(all) => all.get(i).copied(),
+            None => h.get_index(i),
+        };
+        if let Some((f, v)) = pair {
             if withv && ctx_resp3 {
                 out.push(Reply::Array(vec![Reply::bulk(f), Reply::bulk(v)]));
             } else if withv {

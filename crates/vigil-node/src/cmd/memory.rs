@@ -40,15 +40,21 @@ pub fn value_bytes(v: &Value) -> usize {
     match v {
         Value::Str(s) => boxed(s.len()),
         Value::List(l) => l.capacity() * SLICE + l.iter().map(|e| boxed(e.len())).sum::<usize>(),
-        Value::Hash(h) => {
-            h.capacity() * (8 + 2 * SLICE + 8)
-                + h.iter()
-                    .map(|(f, v)| boxed(f.len()) + boxed(v.len()))
-                    .sum::<usize>()
-        }
-        Value::Set(s) => {
-            s.capacity() * (8 + SLICE + 8) + s.iter().map(|m| boxed(m.len())).sum::<usize>()
-        }
+        Value::Hash(h) => match h.packed_bytes() {
+            Some(n) => boxed(n),
+            None => {
+                h.capacity() * (8 + 2 * SLICE + 8)
+                    + h.iter()
+                        .map(|(f, v)| boxed(f.len()) + boxed(v.len()))
+                        .sum::<usize>()
+            }
+        },
+        Value::Set(s) => match s.intset_bytes() {
+            Some(n) => boxed(n),
+            None => {
+                s.capacity() * (8 + SLICE + 8) + s.iter().map(|m| boxed(m.len())).sum::<usize>()
+            }
+        },
         Value::ZSet(z) => match z.packed_bytes() {
             Some(n) => boxed(n),
             // The score table and the ordered tree each hold a copy of the member.
@@ -213,13 +219,11 @@ mod tests {
         let small = Value::Str(crate::db::boxed(b"x"));
         let big = Value::Str(crate::db::boxed(&[b'x'; 1000]));
         assert!(key_bytes(b"k", &big) >= key_bytes(b"k", &small) + 990);
-        let mut h = crate::db::new_hash();
+        let mut h = crate::db::Hash::default();
+        let limits = crate::db::encoding::Thresholds::default().hash();
         for i in 0..100 {
-            h.insert(
-                crate::db::boxed(format!("f{i}").as_bytes()),
-                crate::db::boxed(b"v"),
-            );
+            h.insert(format!("f{i}").as_bytes(), b"v", limits);
         }
-        assert!(value_bytes(&Value::Hash(Box::new(h))) > 100 * 40);
+        assert!(value_bytes(&Value::Hash(h)) > 100 * 4);
     }
 }

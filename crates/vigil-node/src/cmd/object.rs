@@ -112,7 +112,7 @@ fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if ttl < 0 {
         return Err(CmdError::msg("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = rdb::undump(&payload, ctx.store.thresholds.zset())
+    let value = rdb::undump(&payload, &ctx.store.thresholds)
         .map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     let deleted = o.replace && ctx.delete(&key);
     if ttl != 0 && !o.absttl {

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
-use crate::ctx::{Ctx, ScanOpts, scan_reply};
-use crate::db::{Key, Set, Value, boxed, new_set, scan_indices, set_remove};
+use crate::ctx::{Ctx, ScanOpts, scan_cursor, scan_reply};
+use crate::db::{Key, Set, Value, scan_indices};
 use crate::node::{Handler, row};
 
 /// The set family's rows.
@@ -205,12 +205,9 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 fn sadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let members = args.rest();
+    let max = ctx.store.thresholds.set_max();
     let s = ctx.set_or_new(&key)?;
-    // Only a new member costs an allocation.
-    let added = members
-        .iter()
-        .filter(|m| !s.contains(&m[..]) && s.insert(boxed(m)))
-        .count();
+    let added = members.iter().filter(|m| s.insert(m, max)).count();
     if added > 0 {
         ctx.db().touch(&key);
         ctx.changed(added as u64);
@@ -224,7 +221,7 @@ fn srem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(s) = ctx.get_set(&key)? else {
         return Ok(Reply::Int(0));
     };
-    let n = members.iter().filter(|m| set_remove(s, m)).count();
+    let n = members.iter().filter(|m| s.remove(m)).count();
     if n > 0 {
         ctx.remove_if_empty(&key);
         ctx.db().touch(&key);
@@ -234,7 +231,7 @@ fn srem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 fn members_reply(s: &Set) -> Reply {
-    Reply::Set(s.iter().map(|m| Reply::bulk(m)).collect())
+    Reply::Set(s.iter().map(|m| Reply::bulk(&m)).collect())
 }
 
 fn smembers(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
@@ -280,10 +277,20 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         });
     };
     let n = count.unwrap_or(1).min(s.len());
+    if count.is_some() && n == s.len() {
+        // All of it: the members in the set's order, and the key goes (Redis' SPOP case 1,
+        // propagated as a DEL).
+        let reply = members_reply(s);
+        ctx.db().remove(&key);
+        ctx.db().touch(&key);
+        ctx.changed(n as u64);
+        ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        return Ok(reply);
+    }
     let mut popped: Vec<Key> = Vec::with_capacity(n);
     for _ in 0..n {
         let i = rand::random_range(0..s.len());
-        if let Some(m) = s.swap_remove_index(i) {
+        if let Some(m) = s.remove_index(i) {
             popped.push(m);
         }
     }
@@ -315,7 +322,7 @@ fn srandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(match s {
             Some(s) if !s.is_empty() => s
                 .get_index(rand::random_range(0..s.len()))
-                .map_or(Reply::Nil, |m| Reply::bulk(m)),
+                .map_or(Reply::Nil, |m| Reply::bulk(&m)),
             _ => Reply::Nil,
         });
     };
@@ -326,7 +333,7 @@ fn srandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         random_indices(s.len(), count)
             .into_iter()
             .filter_map(|i| s.get_index(i))
-            .map(|m| Reply::bulk(m))
+            .map(|m| Reply::bulk(&m))
             .collect(),
     ))
 }
@@ -342,14 +349,22 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(s) = ctx.get_set(&src)? else {
         return Ok(Reply::Int(0));
     };
-    if !set_remove(s, &m) {
+    // Onto itself: nothing moves (and nothing is propagated), as in Redis.
+    if src == dst {
+        return Ok(Reply::Int(s.contains(&m) as i64));
+    }
+    if !s.remove(&m) {
         return Ok(Reply::Int(0));
     }
     ctx.remove_if_empty(&src);
-    ctx.set_or_new(&dst)?.insert(boxed(&m));
+    let max = ctx.store.thresholds.set_max();
+    let added = ctx.set_or_new(&dst)?.insert(&m, max);
     ctx.db().touch(&src);
-    ctx.db().touch(&dst);
-    ctx.changed(1);
+    // The destination is modified (for WATCH) only if the member is new to it, as in Redis.
+    if added {
+        ctx.db().touch(&dst);
+    }
+    ctx.changed(1 + added as u64);
     Ok(Reply::Int(1))
 }
 
@@ -360,24 +375,50 @@ enum SetOp {
     Diff,
 }
 
-/// Computes an operation over the sets at `keys` (missing keys are empty sets).
+/// Computes an operation over the sets at `keys` (missing keys are empty sets). The result is
+/// built as Redis builds it, an intset while it can be, so it answers in the same order.
 fn compute(ctx: &mut Ctx, keys: &[Bytes], op: SetOp) -> Result<Set, CmdError> {
     let mut sets: Vec<Option<Set>> = Vec::with_capacity(keys.len());
     for k in keys {
         sets.push(ctx.get_set(k)?.map(|s| s.clone()));
     }
-    let mut out = new_set();
+    let max = ctx.store.thresholds.set_max();
+    let mut out = Set::default();
     match op {
         SetOp::Union => {
             for s in sets.iter().flatten() {
-                out.extend(s.iter().cloned());
+                for m in s.iter() {
+                    out.insert(&m, max);
+                }
             }
         }
         SetOp::Diff => {
-            if let Some(Some(first)) = sets.first() {
-                for m in first {
-                    if !sets[1..].iter().flatten().any(|s| s.contains(m)) {
-                        out.insert(m.clone());
+            let Some(Some(first)) = sets.first() else {
+                return Ok(out);
+            };
+            // A key repeating the first makes the difference empty.
+            if keys[1..].iter().any(|k| *k == keys[0]) {
+                return Ok(out);
+            }
+            // Redis' choice of algorithm, which decides the result's encoding: filtering the
+            // first set, or copying it whole (maybe past the intset limit) and removing the
+            // others' members.
+            let others = sets[1..].iter().flatten();
+            let one = first.len() * (1 + others.clone().count()) / 2;
+            let two = first.len() + others.clone().map(|s| s.len()).sum::<usize>();
+            if one <= two {
+                for m in first.iter() {
+                    if !others.clone().any(|s| s.contains(&m)) {
+                        out.insert(&m, max);
+                    }
+                }
+            } else {
+                for m in first.iter() {
+                    out.insert(&m, max);
+                }
+                for s in others {
+                    for m in s.iter() {
+                        out.remove(&m);
                     }
                 }
             }
@@ -391,8 +432,8 @@ fn compute(ctx: &mut Ctx, keys: &[Bytes], op: SetOp) -> Result<Set, CmdError> {
                 return Ok(out);
             };
             for m in smallest.iter() {
-                if all.iter().all(|s| s.contains(m)) {
-                    out.insert(m.clone());
+                if all.iter().all(|s| s.contains(&m)) {
+                    out.insert(&m, max);
                 }
             }
         }
@@ -412,7 +453,7 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
     let n = result.len();
     ctx.delete(&dst);
     if n > 0 {
-        ctx.db().set(&dst, Value::Set(Box::new(result)), false);
+        ctx.db().set(&dst, Value::Set(result), false);
     }
     ctx.db().touch(&dst);
     ctx.changed(1);
@@ -434,6 +475,10 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let keys: Vec<Bytes> = (0..n).filter_map(|_| args.next()).collect();
     let mut limit = 0usize;
     if args.eat("limit") {
+        // LIMIT without its value is a syntax error, as any unknown trailing word.
+        if args.is_empty() {
+            return Err(CmdError::Syntax);
+        }
         // Redis words a non-integer limit as a negative one.
         let l = args
             .i64()
@@ -452,16 +497,28 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn sscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
+    if let Some(c) = args.peek() {
+        scan_cursor(c)?;
+    }
     let Some(s) = ctx.get_set(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
+    let o = ScanOpts::parse(args, false)?;
+    // An intset is answered whole, ascending, as Redis answers one.
+    if s.is_intset() {
+        let items = s
+            .iter()
+            .filter(|m| o.matches(m))
+            .map(|m| Reply::bulk(&m))
+            .collect();
+        return Ok(scan_reply(0, items));
+    }
     let (next, range) = scan_indices(s.len(), o.cursor, o.count);
     let items = range
         .rev()
         .filter_map(|i| s.get_index(i))
         .filter(|m| o.matches(m))
-        .map(|m| Reply::bulk(m))
+        .map(|m| Reply::bulk(&m))
         .collect();
     Ok(scan_reply(next, items))
 }

@@ -121,7 +121,7 @@ fn by_pattern(ctx: &mut Ctx, pattern: &[u8], subst: &[u8]) -> Option<Bytes> {
     key.extend_from_slice(subst);
     key.extend_from_slice(&after[..post_len]);
     match (ctx.lookup(&key)?, field) {
-        (Value::Hash(h), Some(f)) => h.get(f).map(|v| Bytes::copy_from_slice(v)),
+        (Value::Hash(h), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
         (Value::Str(s), None) => Some(Bytes::copy_from_slice(s)),
         _ => None,
     }
@@ -179,7 +179,7 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
             v
         }
         Some(Value::List(l)) => l.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
-        Some(Value::Set(s)) => s.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
+        Some(Value::Set(s)) => s.iter().map(|m| Bytes::copy_from_slice(&m)).collect(),
         Some(Value::ZSet(z)) => z.iter().map(|(_, m)| Bytes::copy_from_slice(m)).collect(),
         _ => Vec::new(),
     };

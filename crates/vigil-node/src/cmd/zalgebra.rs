@@ -179,7 +179,7 @@ fn parse(
         let members = match ctx.lookup(k) {
             None => Members::default(),
             Some(Value::ZSet(z)) => z.iter().map(|(s, m)| (Key::from(m), s.0)).collect(),
-            Some(Value::Set(s)) => s.iter().map(|m| (m.clone(), 1.0)).collect(),
+            Some(Value::Set(s)) => s.iter().map(|m| (Key::from(&*m), 1.0)).collect(),
             Some(_) => return Err(CmdError::WrongType),
         };
         sources.push(Source {

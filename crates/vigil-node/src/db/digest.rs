@@ -45,7 +45,7 @@ pub fn value_digest(d: &mut Digest, v: &Value, expires: bool) {
     match v {
         Value::Str(s) => mix(d, s),
         Value::List(l) => l.iter().for_each(|e| mix(d, e)),
-        Value::Set(s) => s.iter().for_each(|e| xor(d, e)),
+        Value::Set(s) => s.iter().for_each(|e| xor(d, &e)),
         Value::ZSet(z) => {
             for (score, m) in z.iter() {
                 let mut e = [0u8; 20];

@@ -3,12 +3,11 @@
 //! with it and the RDB writer picks the matching serialization.
 //!
 //! Redis converts a small encoding to the big one when a write crosses a threshold and never
-//! back. Sorted sets hold their form themselves ([`zset::ZSet::is_packed`]), so theirs is exact;
-//! hashes and sets keep no per-value encoding state, so one that shrank back under a threshold
-//! (HDEL, SREM) reports the small encoding where Redis would still report the big one. Strings edited in place are remembered per database (`Db::edited`), as Redis keeps
-//! those `raw`.
+//! back. Hashes, sets and sorted sets hold their form themselves ([`hash::Hash::is_packed`],
+//! [`super::Set::is_intset`], [`zset::ZSet::is_packed`]), so theirs is exact. Strings edited in
+//! place are remembered per database (`Db::edited`), as Redis keeps those `raw`.
 
-use super::{Hash, Set, Value, zset};
+use super::{Value, hash, zset};
 
 /// The size thresholds between encodings, with Redis' defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +59,12 @@ pub fn string_int(s: &[u8]) -> Option<i64> {
 }
 
 impl Thresholds {
-    /// Whether a hash is small enough for a listpack.
-    pub fn hash_is_listpack(&self, h: &Hash) -> bool {
-        h.len() <= self.hash_max_listpack_entries
-            && h.iter().all(|(f, v)| {
-                f.len() <= self.hash_max_listpack_value && v.len() <= self.hash_max_listpack_value
-            })
+    /// The limits of a hash's compact form.
+    pub fn hash(&self) -> hash::Limits {
+        hash::Limits {
+            entries: self.hash_max_listpack_entries,
+            value: self.hash_max_listpack_value,
+        }
     }
 
     /// The limits of a sorted set's compact form.
@@ -76,10 +75,9 @@ impl Thresholds {
         }
     }
 
-    /// Whether a set is an intset: only integers, few enough.
-    pub fn set_is_intset(&self, s: &Set) -> bool {
-        s.len() <= self.set_max_intset_entries.min(1 << 30)
-            && s.iter().all(|m| string_int(m).is_some())
+    /// Most members of an intset (`set-max-intset-entries`, capped as Redis caps it).
+    pub fn set_max(&self) -> usize {
+        self.set_max_intset_entries.min(1 << 30)
     }
 
     /// The byte limit of one list node (`list-max-listpack-size` negative), or `None` when the
@@ -97,9 +95,9 @@ impl Thresholds {
         match v {
             Value::Str(s) => string_encoding(s, false),
             Value::List(_) => "quicklist",
-            Value::Hash(h) if self.hash_is_listpack(h) => "listpack",
+            Value::Hash(h) if h.is_packed() => "listpack",
             Value::Hash(_) => "hashtable",
-            Value::Set(s) if self.set_is_intset(s) => "intset",
+            Value::Set(s) if s.is_intset() => "intset",
             Value::Set(_) => "hashtable",
             Value::ZSet(z) if z.is_packed() => "listpack",
             Value::ZSet(_) => "skiplist",
@@ -125,7 +123,7 @@ pub fn string_encoding(s: &[u8], edited: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{boxed, new_hash, new_set};
+    use crate::db::{Hash, Set};
 
     #[test]
     fn thresholds_decide_encodings() {
@@ -141,16 +139,16 @@ mod tests {
         for (i, (s, e)) in cases.iter().enumerate() {
             assert_eq!(string_encoding(s, false), *e, "#{i}");
         }
-        let mut h = new_hash();
-        h.insert(boxed(b"f"), boxed(&[b'v'; 64]));
-        assert_eq!(t.encoding(&Value::Hash(Box::new(h.clone()))), "listpack");
-        h.insert(boxed(b"g"), boxed(&[b'v'; 65]));
-        assert_eq!(t.encoding(&Value::Hash(Box::new(h))), "hashtable");
-        let mut s = new_set();
-        s.insert(boxed(b"1"));
-        assert_eq!(t.encoding(&Value::Set(Box::new(s.clone()))), "intset");
-        s.insert(boxed(b"x"));
-        assert_eq!(t.encoding(&Value::Set(Box::new(s))), "hashtable");
+        let mut h = Hash::default();
+        h.insert(b"f", &[b'v'; 64], t.hash());
+        assert_eq!(t.encoding(&Value::Hash(h.clone())), "listpack");
+        h.insert(b"g", &[b'v'; 65], t.hash());
+        assert_eq!(t.encoding(&Value::Hash(h)), "hashtable");
+        let mut s = Set::default();
+        s.insert(b"1", t.set_max());
+        assert_eq!(t.encoding(&Value::Set(s.clone())), "intset");
+        s.insert(b"x", t.set_max());
+        assert_eq!(t.encoding(&Value::Set(s)), "hashtable");
         assert_eq!(t.list_node_bytes(), Some(8192));
     }
 }

@@ -10,7 +10,9 @@ pub mod digest;
 pub mod encoding;
 pub mod functions;
 pub mod geohash;
+pub mod hash;
 pub mod hll;
+pub mod set;
 pub mod stream;
 pub mod watch;
 pub mod zset;
@@ -19,9 +21,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use ahash::RandomState;
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 use tokio::sync::Notify;
 
+pub use hash::Hash;
+pub use set::Set;
 pub use stream::Stream;
 
 use crate::tracking::Tracking;
@@ -29,10 +33,6 @@ pub use zset::ZSet;
 
 /// A key or a string value.
 pub type Key = Box<[u8]>;
-/// A hash value.
-pub type Hash = IndexMap<Key, Key, RandomState>;
-/// A set value.
-pub type Set = IndexSet<Key, RandomState>;
 /// A list value.
 pub type List = VecDeque<Key>;
 
@@ -44,9 +44,9 @@ pub enum Value {
     /// A list.
     List(Box<List>),
     /// A hash.
-    Hash(Box<Hash>),
+    Hash(Hash),
     /// A set.
-    Set(Box<Set>),
+    Set(Set),
     /// A sorted set.
     ZSet(ZSet),
     /// A stream.
@@ -83,16 +83,6 @@ impl Value {
 /// Boxes a slice as an owned key or value.
 pub fn boxed(b: &[u8]) -> Key {
     Box::from(b)
-}
-
-/// A new empty hash.
-pub fn new_hash() -> Hash {
-    IndexMap::with_hasher(RandomState::new())
-}
-
-/// A new empty set.
-pub fn new_set() -> Set {
-    IndexSet::with_hasher(RandomState::new())
 }
 
 /// One database.
@@ -370,28 +360,6 @@ impl Store {
     /// Total keys over all databases.
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
-    }
-}
-
-/// Up to this many elements, removals keep insertion order (as Redis' listpack encoding does
-/// for small hashes); above it, removal is O(1) and moves the last element into the hole.
-pub const SMALL_AGGREGATE: usize = 128;
-
-/// Removes a field from a hash, keeping the order of small hashes.
-pub fn hash_remove(h: &mut Hash, field: &[u8]) -> Option<Key> {
-    if h.len() <= SMALL_AGGREGATE {
-        h.shift_remove(field)
-    } else {
-        h.swap_remove(field)
-    }
-}
-
-/// Removes a member from a set, keeping the order of small sets.
-pub fn set_remove(s: &mut Set, member: &[u8]) -> bool {
-    if s.len() <= SMALL_AGGREGATE {
-        s.shift_remove(member)
-    } else {
-        s.swap_remove(member)
     }
 }
 

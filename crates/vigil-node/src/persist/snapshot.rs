@@ -7,6 +7,11 @@
 //! byte strings are `len(u32) bytes`. All integers little-endian. Version 3 adds streams
 //! (type 5, see `stream_codec.rs`). Version 4 adds, before `0xFF`, the function libraries if
 //! there are any: `0xFD count(u64)` then each library's code (bytes).
+//!
+//! Flags: bit 0, an expiry follows. Bit 1, the hash or set was in its compact form (a listpack,
+//! an intset), so loading keeps it so as Redis keeps a loaded listpack or intset; an intset's
+//! width is bits 2-3 (1: 2 bytes, 2: 4, 3: 8). Readers that know only bit 0 load the same
+//! data.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +19,7 @@ use vigil_base::fs;
 
 use super::codec::{Reader, put_bytes, put_len};
 use crate::db::encoding::Thresholds;
-use crate::db::{Store, Value, ZSet, new_hash, new_set};
+use crate::db::{Hash, Key, Set, Store, Value, ZSet, hash};
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Current format version; older readers refuse newer files with a clear error.
@@ -29,6 +34,23 @@ const T_HASH: u8 = 2;
 const T_SET: u8 = 3;
 const T_ZSET: u8 = 4;
 const T_STREAM: u8 = 5;
+
+const F_EXPIRE: u8 = 1;
+const F_COMPACT: u8 = 2;
+const WIDTH_SHIFT: u8 = 2;
+
+/// The flags of an entry: whether it has an expiry, whether it is compact (and an intset's
+/// width).
+fn flags(v: &Value, expires: bool) -> u8 {
+    let compact = match v {
+        Value::Hash(h) if h.is_packed() => F_COMPACT,
+        Value::Set(s) => s.intset_parts().map_or(0, |(w, _)| {
+            F_COMPACT | ((w.trailing_zeros() as u8) << WIDTH_SHIFT)
+        }),
+        _ => 0,
+    };
+    compact | if expires { F_EXPIRE } else { 0 }
+}
 
 /// Serialises the store. Runs under the store lock, so it must be fast: one pass, no
 /// allocation per entry beyond the growing output buffer.
@@ -58,7 +80,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                 Value::Stream(_) => T_STREAM,
             };
             out.push(t);
-            out.push(expire.is_some() as u8);
+            out.push(flags(v, expire.is_some()));
             if let Some(e) = expire {
                 out.extend_from_slice(&e.to_le_bytes());
             }
@@ -78,7 +100,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
                 }
                 Value::Set(s) => {
                     put_len(&mut out, s.len());
-                    s.iter().for_each(|m| put_bytes(&mut out, m));
+                    s.iter().for_each(|m| put_bytes(&mut out, &m));
                 }
                 Value::ZSet(z) => {
                     put_len(&mut out, z.len());
@@ -274,7 +296,12 @@ pub fn decode(
                 for _ in 0..n {
                     let t = r.u8()?;
                     let flags = r.u8()?;
-                    let expire = if flags & 1 == 1 { Some(r.i64()?) } else { None };
+                    let expire = if flags & F_EXPIRE != 0 {
+                        Some(r.i64()?)
+                    } else {
+                        None
+                    };
+                    let compact = flags & F_COMPACT != 0;
                     let key = r.bytes()?;
                     let value = match t {
                         T_STR => Value::Str(r.bytes()?),
@@ -288,20 +315,44 @@ pub fn decode(
                         }
                         T_HASH => {
                             let n = r.count()?;
-                            let mut h = new_hash();
+                            let mut pairs = Vec::with_capacity(n.min(1 << 16));
                             for _ in 0..n {
                                 let f = r.bytes()?;
-                                h.insert(f, r.bytes()?);
+                                pairs.push((f, r.bytes()?));
                             }
-                            Value::Hash(Box::new(h))
+                            // A listpack stays one whatever its lengths, as in Redis.
+                            let limits = match compact {
+                                true => hash::Limits {
+                                    value: usize::MAX,
+                                    ..thresholds.hash()
+                                },
+                                false => thresholds.hash(),
+                            };
+                            let h = Hash::build(pairs, limits).ok_or_else(|| {
+                                format!("repeated hash field before byte {}", r.pos)
+                            })?;
+                            Value::Hash(h)
                         }
                         T_SET => {
                             let n = r.count()?;
-                            let mut s = new_set();
+                            let mut members: Vec<Key> = Vec::with_capacity(n.min(1 << 16));
                             for _ in 0..n {
-                                s.insert(r.bytes()?);
+                                members.push(r.bytes()?);
                             }
-                            Value::Set(Box::new(s))
+                            let s = if compact {
+                                let width = 1usize << ((flags >> WIDTH_SHIFT) & 3);
+                                let ints: Option<Vec<i64>> = members
+                                    .iter()
+                                    .map(|m| crate::db::encoding::string_int(m))
+                                    .collect();
+                                ints.and_then(|v| Set::from_ints(&v, width, thresholds.set_max()))
+                            } else {
+                                Set::build(members, thresholds.set_max())
+                            };
+                            let s = s.ok_or_else(|| {
+                                format!("bad or repeated set members before byte {}", r.pos)
+                            })?;
+                            Value::Set(s)
                         }
                         T_ZSET => {
                             let n = r.count()?;

@@ -118,7 +118,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
                     db,
                     source: Box::new(e),
                 };
-                let v = value::decode(ty, &mut r, store.thresholds.zset()).map_err(in_key)?;
+                let v = value::decode(ty, &mut r, &store.thresholds).map_err(in_key)?;
                 let exp = expire.take();
                 if v.is_empty_aggregate() {
                     continue;

@@ -148,7 +148,7 @@ pub enum PayloadError {
 /// Reads a `DUMP` payload: checks the footer, then decodes the whole value (nothing may follow).
 pub fn undump(
     p: &[u8],
-    limits: crate::db::zset::Limits,
+    t: &crate::db::encoding::Thresholds,
 ) -> std::result::Result<crate::db::Value, PayloadError> {
     if p.len() < 10 {
         return Err(PayloadError::Footer);
@@ -167,7 +167,7 @@ pub fn undump(
     let mut r = reader::Reader::from_slice(p);
     let _ = body;
     let ty = r.u8("type").map_err(|e| PayloadError::Data(Some(e)))?;
-    let v = value::decode(ty, &mut r, limits).map_err(|e| PayloadError::Data(Some(e)))?;
+    let v = value::decode(ty, &mut r, t).map_err(|e| PayloadError::Data(Some(e)))?;
     if v.is_empty_aggregate() {
         return Err(PayloadError::Data(None));
     }

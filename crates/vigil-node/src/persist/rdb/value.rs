@@ -9,7 +9,7 @@ use super::writer::{put_binary_double, put_len, put_string};
 use super::{RdbError, Result, intset, stream, types, ziplist};
 use crate::db::encoding::Thresholds;
 use crate::db::zset::Limits;
-use crate::db::{Hash, List, Value, ZSet, boxed, new_hash, new_set};
+use crate::db::{Hash, Key, List, Set, Value, ZSet, hash};
 
 /// Quicklist node containers.
 const CONTAINER_PLAIN: u64 = 1;
@@ -17,10 +17,12 @@ const CONTAINER_PACKED: u64 = 2;
 /// Redis' estimate of the bytes an element adds to a list node beyond its own length.
 const NODE_OVERHEAD: usize = 8;
 
-/// Reads a value of RDB type `ty`. An empty aggregate is returned as such: `RESTORE` refuses
-/// it, a file load skips the key (as Redis does).
-pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Value> {
+/// Reads a value of RDB type `ty`, in the encoding Redis' rdbLoadObject gives it under `t`. An
+/// empty aggregate is returned as such: `RESTORE` refuses it, a file load skips the key (as
+/// Redis does).
+pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, t: &Thresholds) -> Result<Value> {
     let at = r.offset();
+    let limits = t.zset();
     Ok(match ty {
         types::STRING => Value::Str(r.string()?.into()),
         types::LIST => {
@@ -33,15 +35,14 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Valu
         }
         types::SET => {
             let n = r.count(1, "set")?;
-            let mut s = new_set();
-            s.reserve(n as usize);
+            let mut members: Vec<Key> = Vec::with_capacity((n as usize).min(1 << 16));
             for _ in 0..n {
-                let m = r.string()?;
-                if !s.insert(m.into()) {
-                    return r.corrupt("duplicate set member", at);
-                }
+                members.push(r.string()?.into());
             }
-            Value::Set(Box::new(s))
+            match Set::build(members, t.set_max()) {
+                Some(s) => Value::Set(s),
+                None => return r.corrupt("duplicate set member", at),
+            }
         }
         types::ZSET | types::ZSET_2 => {
             let n = r.count(2, "sorted set")?;
@@ -65,20 +66,19 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Valu
         }
         types::HASH => {
             let n = r.count(2, "hash")?;
-            let mut h = new_hash();
-            h.reserve(n as usize);
+            let mut pairs: Vec<(Key, Key)> = Vec::with_capacity((n as usize).min(1 << 16));
             for _ in 0..n {
                 let f = r.string()?;
-                let v = r.string()?;
-                if h.insert(f.into(), v.into()).is_some() {
-                    return r.corrupt("duplicate hash field", at);
-                }
+                pairs.push((f.into(), r.string()?.into()));
             }
-            Value::Hash(Box::new(h))
+            match Hash::build(pairs, t.hash()) {
+                Some(h) => Value::Hash(h),
+                None => return r.corrupt("duplicate hash field", at),
+            }
         }
         types::HASH_ZIPMAP => {
             let b = r.string()?;
-            hash_from_pairs(ziplist::decode_zipmap(&b, at)?, at)?
+            hash_from_pairs(ziplist::decode_zipmap(&b, at)?, at, t.hash())?
         }
         types::LIST_ZIPLIST => {
             let b = r.string()?;
@@ -89,21 +89,24 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Valu
         }
         types::SET_INTSET => {
             let b = r.string()?;
-            let mut s = new_set();
-            for v in intset::decode(&b, at)? {
-                s.insert(boxed(itoa::Buffer::new().format(v).as_bytes()));
+            let values = intset::decode(&b, at)?;
+            // The width is kept, as Redis keeps a loaded intset's.
+            let width = b.first().map_or(2, |w| usize::from(*w));
+            match Set::from_ints(&values, width, t.set_max()) {
+                Some(s) => Value::Set(s),
+                None => return r.corrupt("intset", at),
             }
-            Value::Set(Box::new(s))
         }
         types::SET_LISTPACK => {
             let b = r.string()?;
-            let mut s = new_set();
-            for i in listpack::decode(&b, at)? {
-                if !s.insert(i.into_bytes().into()) {
-                    return r.corrupt("duplicate set member", at);
-                }
+            let members = listpack::decode(&b, at)?
+                .into_iter()
+                .map(|i| i.into_bytes().into())
+                .collect();
+            match Set::build(members, t.set_max()) {
+                Some(s) => Value::Set(s),
+                None => return r.corrupt("duplicate set member", at),
             }
-            Value::Set(Box::new(s))
         }
         types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let b = r.string()?;
@@ -121,7 +124,12 @@ pub fn decode<R: Read>(ty: u8, r: &mut Reader<R>, limits: Limits) -> Result<Valu
             } else {
                 listpack::decode(&b, at)?
             };
-            hash_from_pairs(pairs(items, at)?, at)?
+            // Redis keeps a loaded listpack whatever its lengths: only the count converts it.
+            let limits = hash::Limits {
+                value: usize::MAX,
+                ..t.hash()
+            };
+            hash_from_pairs(pairs(items, at)?, at, limits)?
         }
         types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
             let nodes = r.count(2, "list node")?;
@@ -189,15 +197,11 @@ fn pairs(items: Vec<Item>, at: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-fn hash_from_pairs(p: Vec<(Vec<u8>, Vec<u8>)>, at: u64) -> Result<Value> {
-    let mut h: Hash = new_hash();
-    h.reserve(p.len());
-    for (f, v) in p {
-        if h.insert(f.into(), v.into()).is_some() {
-            return Err(RdbError::corrupt("duplicate hash field", at));
-        }
-    }
-    Ok(Value::Hash(Box::new(h)))
+fn hash_from_pairs(p: Vec<(Vec<u8>, Vec<u8>)>, at: u64, limits: hash::Limits) -> Result<Value> {
+    let pairs = p.into_iter().map(|(f, v)| (f.into(), v.into())).collect();
+    let h =
+        Hash::build(pairs, limits).ok_or_else(|| RdbError::corrupt("duplicate hash field", at))?;
+    Ok(Value::Hash(h))
 }
 
 /// A sorted set from a listpack's items; it stays compact unless too many (Redis keeps a loaded
@@ -252,22 +256,24 @@ pub fn encode(v: &Value, t: &Thresholds, out: &mut Vec<u8>) -> u8 {
             encode_list(l, t, out);
             types::LIST_QUICKLIST_2
         }
-        Value::Set(s) if t.set_is_intset(s) => {
-            let mut ints: Vec<i64> = s
-                .iter()
-                .filter_map(|m| crate::db::encoding::string_int(m))
-                .collect();
-            put_string(out, &intset::encode(&mut ints));
-            types::SET_INTSET
-        }
-        Value::Set(s) => {
-            put_len(out, s.len() as u64);
-            for m in s.iter() {
-                put_string(out, m);
+        Value::Set(s) => match s.intset_parts() {
+            Some((width, body)) => {
+                let mut b = Vec::with_capacity(8 + body.len());
+                b.extend_from_slice(&(width as u32).to_le_bytes());
+                b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                b.extend_from_slice(body);
+                put_string(out, &b);
+                types::SET_INTSET
             }
-            types::SET
-        }
-        Value::Hash(h) if t.hash_is_listpack(h) => {
+            None => {
+                put_len(out, s.len() as u64);
+                for m in s.iter() {
+                    put_string(out, &m);
+                }
+                types::SET
+            }
+        },
+        Value::Hash(h) if h.is_packed() => {
             let mut lp = listpack::Builder::new();
             for (f, v) in h.iter() {
                 lp.push(f);

@@ -17,23 +17,25 @@ fn samples() -> Vec<Value> {
     for n in [3usize, 2000] {
         let l: List = (0..n).map(|i| boxed(format!("e{i}").as_bytes())).collect();
         out.push(Value::List(Box::new(l)));
-        let mut h = new_hash();
-        let mut s = new_set();
-        let mut si = new_set();
+        let t = Thresholds::default();
+        let mut h = Hash::default();
+        let mut s = Set::default();
+        let mut si = Set::default();
         let mut z = ZSet::default();
         for i in 0..n {
             h.insert(
-                boxed(format!("f{i}").as_bytes()),
-                boxed(format!("{i}").as_bytes()),
+                format!("f{i}").as_bytes(),
+                format!("{i}").as_bytes(),
+                t.hash(),
             );
-            s.insert(boxed(format!("m{i}").as_bytes()));
-            si.insert(boxed(format!("{}", i as i64 * 7 - 50).as_bytes()));
+            s.insert(format!("m{i}").as_bytes(), t.set_max());
+            si.insert(format!("{}", i as i64 * 7 - 50).as_bytes(), t.set_max());
             z.insert(format!("z{i}").as_bytes(), i as f64 / 3.0, LIMITS);
         }
         z.insert(b"inf", f64::INFINITY, LIMITS);
-        out.push(Value::Hash(Box::new(h)));
-        out.push(Value::Set(Box::new(s)));
-        out.push(Value::Set(Box::new(si)));
+        out.push(Value::Hash(h));
+        out.push(Value::Set(s));
+        out.push(Value::Set(si));
         out.push(Value::ZSet(z));
     }
     let mut st = Stream::new();
@@ -89,7 +91,7 @@ fn every_value_round_trips_through_a_payload() {
     let t = Thresholds::default();
     for (i, v) in samples().into_iter().enumerate() {
         let p = dump(&v, &t);
-        let back = undump(&p, LIMITS).unwrap_or_else(|e| panic!("#{i}: {e:?}"));
+        let back = undump(&p, &t).unwrap_or_else(|e| panic!("#{i}: {e:?}"));
         assert!(same_content(&back, &v), "#{i}");
         assert_eq!(dump(&back, &t), p, "#{i} re-encoding differs");
     }
@@ -102,16 +104,13 @@ fn payloads_are_checked() {
     let mut bad = p.clone();
     let n = bad.len();
     bad[n - 1] ^= 1;
-    assert!(matches!(undump(&bad, LIMITS), Err(PayloadError::Footer)));
+    assert!(matches!(undump(&bad, &t), Err(PayloadError::Footer)));
     let mut newer = p[..n - 10].to_vec();
     newer.extend_from_slice(&11u16.to_le_bytes());
     let crc = crate::persist::rdb::crc64::crc64(&newer);
     newer.extend_from_slice(&crc.to_le_bytes());
-    assert!(matches!(undump(&newer, LIMITS), Err(PayloadError::Footer)));
-    assert!(matches!(
-        undump(b"short", LIMITS),
-        Err(PayloadError::Footer)
-    ));
+    assert!(matches!(undump(&newer, &t), Err(PayloadError::Footer)));
+    assert!(matches!(undump(b"short", &t), Err(PayloadError::Footer)));
 }
 
 /// Random corruptions of valid payloads (with a fixed checksum) never panic.
@@ -137,7 +136,7 @@ fn corrupt_values_never_panic() {
             if rnd() % 5 == 0 {
                 b.truncate((rnd() as usize) % b.len());
             }
-            let _ = decode(ty, &mut Reader::from_slice(&b), LIMITS);
+            let _ = decode(ty, &mut Reader::from_slice(&b), &t);
         }
     }
 }
