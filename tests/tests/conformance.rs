@@ -39,6 +39,9 @@ EVAL "local a = {} for i=1,7999 do a[i] = 1 end return redis.call('lpush', 'l', 
 EVAL "local a = {} for i=1,100 do a[i] = {} end return redis.pcall('lpush', 'l', unpack(a))" 0
 EVAL "local a = {} for i=1,65 do a[i] = 'x' end return redis.call('rpush', 'l2', unpack(a))" 0
 CONFIG SET maxmemory 1
+FUNCTION LOAD "#!lua name=m\nredis.register_function('m', function() return 1 end)"
+FUNCTION RESTORE x
+FUNCTION FLUSH
 SET x 1
 LPUSH l y
 GET x

@@ -51,6 +51,11 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
     let sub = String::from_utf8_lossy(&all[1]).to_lowercase();
     let n = all.len();
     let r = match sub.as_str() {
+        // LOAD and RESTORE may grow the dataset: past `maxmemory`, -OOM (Redis' `denyoom`
+        // on those subcommands; the container's row cannot say it).
+        "load" | "restore" if node.maxmemory.refuses(&FUNCTION_WRITE, false, || false) => {
+            Reply::error(crate::maxmemory::OOM)
+        }
         "load" | "delete" | "flush" | "restore" => {
             let mut store = node.store.lock();
             match node.gate(&FUNCTION_WRITE) {
