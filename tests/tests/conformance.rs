@@ -42,6 +42,15 @@ CONFIG SET maxmemory 1
 FUNCTION LOAD "#!lua name=m\nredis.register_function('m', function() return 1 end)"
 FUNCTION RESTORE x
 FUNCTION FLUSH
+CONFIG SET maxmemory 0
+FUNCTION LOAD "#!lua name=w\nredis.register_function('w', function() return redis.call('set', 'x', '1') end)\nredis.register_function{function_name='r', callback=function() return 'hello' end, flags={'no-writes'}}"
+CONFIG SET maxmemory 1
+FCALL w 1 k
+FCALL r 1 k
+FCALL_RO r 1 k
+EVAL "#!lua\nreturn 1" 0
+EVAL "#!lua flags=no-writes\nreturn 1" 0
+FUNCTION FLUSH
 SET x 1
 LPUSH l y
 GET x

@@ -44,6 +44,12 @@ impl MaxMemory {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Whether used memory is past the limit (never without one).
+    pub fn exceeded(&self) -> bool {
+        let limit = self.get();
+        limit != 0 && rss_bytes() > limit
+    }
+
     /// Whether this command must be refused now. Inside MULTI every command but EXEC,
     /// DISCARD, QUIT and RESET is refused (queueing takes memory too); EXEC only when it
     /// would run a command that may grow the dataset (`queued_denyoom`, asked only then).

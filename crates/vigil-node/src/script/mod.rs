@@ -179,6 +179,12 @@ impl Node {
                 "ERR Can not execute a script with write flag using *_ro command.",
             );
         }
+        // A script that declared its flags and may write is refused whole past `maxmemory`
+        // (unless `allow-oom`), as Redis refuses it before running.
+        if flags.is_some_and(|f| !f.no_writes && !f.allow_oom) && self.maxmemory.exceeded() {
+            self.put_engine(call.kind, engine, version);
+            return Reply::error(crate::maxmemory::OOM);
+        }
         let gate_at_first_write = flags.is_none() && !call.read_only;
         let flags = flags.unwrap_or_default();
         let read_only = call.read_only || flags.no_writes;
