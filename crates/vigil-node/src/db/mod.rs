@@ -6,6 +6,7 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod bits;
+pub mod blob;
 pub mod digest;
 pub mod encoding;
 pub mod functions;
