@@ -13,6 +13,8 @@ pub mod functions;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+#[cfg(test)]
+mod seeded;
 pub mod set;
 pub mod stream;
 pub mod zset;
