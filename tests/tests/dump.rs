@@ -379,7 +379,8 @@ fn sorted_set_encodings_are_sticky_as_in_redis() {
          ZUNIONSTORE u2 2 z zc\nOBJECT ENCODING u2\nZINCRBY n 1 a\nOBJECT ENCODING n\n\
          CONFIG SET zset-max-listpack-entries 128\nCONFIG SET zset-max-listpack-value 1\n\
          ZADD v 1 a 2 bb\nOBJECT ENCODING v\nCONFIG SET zset-max-listpack-value 64\n\
-         ZPOPMIN z\nZPOPMAX z\nOBJECT ENCODING z\n",
+         ZPOPMIN z\nZPOPMAX z\nOBJECT ENCODING z\n\
+         ZSCAN nosuch 0 COUNT 0\nZSCAN nosuch x\nZSCAN z 0 COUNT 0\nZSCAN z 0 MATCH\n",
     );
     for i in 0..129 {
         script.push_str(&format!("ZADD big {i} m{i}\n"));

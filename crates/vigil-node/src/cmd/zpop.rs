@@ -6,7 +6,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
 use super::zsets::pairs_reply;
-use crate::ctx::{Ctx, ScanOpts, scan_reply};
+use crate::ctx::{Ctx, ScanOpts, scan_cursor, scan_reply};
 use crate::db::scan_indices;
 use crate::db::zset::Entry;
 use crate::node::{Handler, row};
@@ -110,10 +110,14 @@ fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn zscan(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let o = ScanOpts::parse(args, false)?;
+    // Cursor, then key, then options, as Redis checks them.
+    if let Some(c) = args.peek() {
+        scan_cursor(c)?;
+    }
     let Some(z) = ctx.get_zset(&key)? else {
         return Ok(scan_reply(0, vec![]));
     };
+    let o = ScanOpts::parse(args, false)?;
     // A compact set answers whole, in rank order, with cursor 0, as Redis scans a listpack.
     let (next, entries): (u64, Vec<Entry>) = if z.is_packed() {
         (0, z.iter().collect())

@@ -227,17 +227,7 @@ impl<'a> Iterator for Iter<'a> {
 mod tests {
     use super::*;
 
-    /// A tiny fixed-seed generator (xorshift), so the sequence is the same on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::db::seeded::Rng;
 
     fn pairs(h: &Hash) -> Vec<(Vec<u8>, Vec<u8>)> {
         h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()

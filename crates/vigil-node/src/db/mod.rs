@@ -6,12 +6,15 @@
 //! SCAN its guarantee (see [`scan_indices`]).
 
 pub mod bits;
+pub mod blob;
 pub mod digest;
 pub mod encoding;
 pub mod functions;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+#[cfg(test)]
+mod seeded;
 pub mod set;
 pub mod stream;
 pub mod watch;

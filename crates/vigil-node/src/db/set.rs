@@ -239,17 +239,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// A tiny fixed-seed generator (xorshift), so the sequence is the same on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::db::seeded::Rng;
 
     fn members(s: &Set) -> Vec<Vec<u8>> {
         s.iter().map(|m| m.to_vec()).collect()

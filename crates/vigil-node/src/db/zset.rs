@@ -382,17 +382,7 @@ pub fn lex_lte_max(m: &[u8], max: &LexBound) -> bool {
 mod tests {
     use super::*;
 
-    /// A tiny fixed-seed generator (xorshift), so the sequence is the same on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::db::seeded::Rng;
 
     fn entries(z: &ZSet) -> Vec<(f64, Vec<u8>)> {
         z.iter().map(|(s, m)| (s.0, m.to_vec())).collect()

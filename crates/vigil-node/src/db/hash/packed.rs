@@ -3,8 +3,10 @@
 //! few attributes), and one buffer instead of a table and two allocations per field is what
 //! keeps them within Redis' memory.
 //!
-//! Layout: a little-endian `u32` count of pairs, then per pair the field's length as a LEB128
-//! varint, the field, the value's length likewise, and the value. An empty hash holds no buffer.
+//! Layout ([`blob`]): the count of pairs, then per pair the field and the value, each a
+//! length-prefixed byte string.
+
+use crate::db::blob::{self, put, read};
 
 /// One pair as it lies in the buffer: where it starts, where its value's length starts, where
 /// it ends, and its bytes.
@@ -21,15 +23,10 @@ pub(super) struct Packed {
     buf: Box<[u8]>,
 }
 
-const HEADER: usize = 4;
-
 impl Packed {
     /// Number of pairs.
     pub fn len(&self) -> usize {
-        match self.buf.get(..HEADER) {
-            Some(h) => u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
-            None => 0,
-        }
+        blob::count(&self.buf)
     }
 
     /// Bytes of the buffer (for MEMORY USAGE).
@@ -41,13 +38,13 @@ impl Packed {
     pub fn pairs(&self) -> Pairs<'_> {
         Pairs {
             buf: &self.buf,
-            pos: HEADER.min(self.buf.len()),
+            pos: blob::first(&self.buf),
         }
     }
 
     /// The slot of a field.
     pub fn find(&self, field: &[u8]) -> Option<Slot<'_>> {
-        let mut pos = HEADER.min(self.buf.len());
+        let mut pos = blob::first(&self.buf);
         loop {
             let start = pos;
             let (f, at) = read(&self.buf, pos)?;
@@ -66,37 +63,23 @@ impl Packed {
 
     /// Appends a pair whose field is not there.
     pub fn push(&mut self, field: &[u8], value: &[u8]) {
-        let count = self.len() as u32 + 1;
-        let mut out =
-            Vec::with_capacity(self.buf.len().max(HEADER) + 10 + field.len() + value.len());
-        out.extend_from_slice(&count.to_le_bytes());
-        out.extend_from_slice(self.buf.get(HEADER..).unwrap_or_default());
-        put(&mut out, field);
-        put(&mut out, value);
-        self.buf = out.into_boxed_slice();
+        let mut pair = Vec::with_capacity(10 + field.len() + value.len());
+        put(&mut pair, field);
+        put(&mut pair, value);
+        let end = self.buf.len();
+        self.buf = blob::splice(&self.buf, self.len() + 1, end, end, &pair);
     }
 
     /// Replaces the value of the pair whose value spans `vstart..end`, in place in the order.
     pub fn replace_value(&mut self, vstart: usize, end: usize, value: &[u8]) {
-        let mut out = Vec::with_capacity(self.buf.len() + 5 + value.len());
-        out.extend_from_slice(self.buf.get(..vstart).unwrap_or_default());
-        put(&mut out, value);
-        out.extend_from_slice(self.buf.get(end..).unwrap_or_default());
-        self.buf = out.into_boxed_slice();
+        let mut v = Vec::with_capacity(5 + value.len());
+        put(&mut v, value);
+        self.buf = blob::splice(&self.buf, self.len(), vstart, end, &v);
     }
 
     /// Removes the pair spanning `start..end`, keeping the order of the rest.
     pub fn remove(&mut self, start: usize, end: usize) {
-        let count = self.len().saturating_sub(1) as u32;
-        if count == 0 {
-            self.buf = Box::default();
-            return;
-        }
-        let mut out = Vec::with_capacity(self.buf.len().saturating_sub(end - start));
-        out.extend_from_slice(&count.to_le_bytes());
-        out.extend_from_slice(self.buf.get(HEADER..start).unwrap_or_default());
-        out.extend_from_slice(self.buf.get(end..).unwrap_or_default());
-        self.buf = out.into_boxed_slice();
+        self.buf = blob::splice(&self.buf, self.len().saturating_sub(1), start, end, &[]);
     }
 
     /// A hash of distinct fields, in the given order.
@@ -114,37 +97,6 @@ impl Packed {
             buf: out.into_boxed_slice(),
         }
     }
-}
-
-/// Appends a length-prefixed byte string.
-fn put(out: &mut Vec<u8>, b: &[u8]) {
-    let mut n = b.len();
-    loop {
-        let low = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(low);
-            break;
-        }
-        out.push(low | 0x80);
-    }
-    out.extend_from_slice(b);
-}
-
-/// Reads the length-prefixed byte string at `pos`; returns it and where the next one starts.
-fn read(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let (mut len, mut shift, mut at) = (0usize, 0, pos);
-    loop {
-        let b = *buf.get(at)?;
-        at += 1;
-        len |= usize::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 || shift > 35 {
-            break;
-        }
-    }
-    let end = at.checked_add(len)?;
-    Some((buf.get(at..end)?, end))
 }
 
 /// Walks the pairs of a [`Packed`] hash in order.

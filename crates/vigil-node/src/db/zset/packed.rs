@@ -3,10 +3,11 @@
 //! places, a leaderboard of a few players), and one buffer instead of a hash table and a tree
 //! per set is what keeps them within Redis' memory.
 //!
-//! Layout: a little-endian `u32` count, then per entry the score's 8 little-endian bytes, the
-//! member's length as a LEB128 varint, and the member. An empty set holds no buffer at all.
+//! Layout ([`blob`]): the count of entries, then per entry the score's 8 little-endian bytes and
+//! the member as a length-prefixed byte string.
 
 use super::Score;
+use crate::db::blob::{self, put, read};
 
 /// One entry as it lies in the buffer: where it starts and ends, its score and member.
 pub(super) struct Slot<'a> {
@@ -22,15 +23,10 @@ pub(super) struct Packed {
     buf: Box<[u8]>,
 }
 
-const HEADER: usize = 4;
-
 impl Packed {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        match self.buf.get(..HEADER) {
-            Some(h) => u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
-            None => 0,
-        }
+        blob::count(&self.buf)
     }
 
     /// Bytes of the buffer (for MEMORY USAGE).
@@ -42,7 +38,7 @@ impl Packed {
     pub fn slots(&self) -> Slots<'_> {
         Slots {
             buf: &self.buf,
-            pos: HEADER.min(self.buf.len()),
+            pos: blob::first(&self.buf),
         }
     }
 
@@ -57,16 +53,10 @@ impl Packed {
         let at = self
             .slots()
             .find(|s| (s.score, s.member) > key)
-            .map_or(self.buf.len().max(HEADER), |s| s.start);
+            .map_or(self.buf.len(), |s| s.start);
         let mut entry = Vec::with_capacity(8 + 5 + member.len());
         put_entry(&mut entry, member, score);
-        let count = self.len() as u32 + 1;
-        let mut out = Vec::with_capacity(self.buf.len().max(HEADER) + entry.len());
-        out.extend_from_slice(&count.to_le_bytes());
-        out.extend_from_slice(self.buf.get(HEADER..at).unwrap_or_default());
-        out.extend_from_slice(&entry);
-        out.extend_from_slice(self.buf.get(at..).unwrap_or_default());
-        self.buf = out.into_boxed_slice();
+        self.buf = blob::splice(&self.buf, self.len() + 1, at, at, &entry);
     }
 
     /// A set of entries already in rank order and distinct.
@@ -86,33 +76,14 @@ impl Packed {
 
     /// Removes the entry spanning `start..end` (a [`Slot`] of this set).
     pub fn remove(&mut self, start: usize, end: usize) {
-        let count = self.len().saturating_sub(1) as u32;
-        if count == 0 {
-            self.buf = Box::default();
-            return;
-        }
-        let mut out = Vec::with_capacity(self.buf.len() - (end - start));
-        out.extend_from_slice(&count.to_le_bytes());
-        out.extend_from_slice(self.buf.get(HEADER..start).unwrap_or_default());
-        out.extend_from_slice(self.buf.get(end..).unwrap_or_default());
-        self.buf = out.into_boxed_slice();
+        self.buf = blob::splice(&self.buf, self.len().saturating_sub(1), start, end, &[]);
     }
 }
 
-/// Appends one entry: score, member length (LEB128), member.
+/// Appends one entry: the score, then the member.
 fn put_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
     out.extend_from_slice(&score.to_le_bytes());
-    let mut n = member.len();
-    loop {
-        let low = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(low);
-            break;
-        }
-        out.push(low | 0x80);
-    }
-    out.extend_from_slice(member);
+    put(out, member);
 }
 
 /// Walks the entries of a [`Packed`] set forwards.
@@ -128,18 +99,8 @@ impl<'a> Iterator for Slots<'a> {
         let start = self.pos;
         let score = self.buf.get(start..start + 8)?;
         let score = f64::from_le_bytes(score.try_into().ok()?);
-        let (mut len, mut shift, mut at) = (0usize, 0, start + 8);
-        loop {
-            let b = *self.buf.get(at)?;
-            at += 1;
-            len |= usize::from(b & 0x7f) << shift;
-            shift += 7;
-            if b & 0x80 == 0 || shift > 35 {
-                break;
-            }
-        }
-        let member = self.buf.get(at..at + len)?;
-        self.pos = at + len;
+        let (member, end) = read(self.buf, start + 8)?;
+        self.pos = end;
         Some(Slot {
             start,
             end: self.pos,
