@@ -6,6 +6,7 @@
 //! instrument its allocator.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use vigil_resp::{CommandMeta, Flags};
 
@@ -24,30 +25,65 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// The configured limit (0: none), read on every command without the config lock.
-#[derive(Debug, Default)]
-pub struct MaxMemory(AtomicU64);
+/// How long a reading of the resident set size is reused: reading /proc costs a few
+/// microseconds, more than a small command, and RSS moves slowly.
+const SAMPLE_FOR: Duration = Duration::from_millis(1);
+
+/// The configured limit (0: none), read on every command without the config lock, and the
+/// last reading of used memory.
+#[derive(Debug)]
+pub struct MaxMemory {
+    limit: AtomicU64,
+    /// Last RSS reading and when it was taken (microseconds since `base`).
+    rss: AtomicU64,
+    sampled_us: AtomicU64,
+    base: Instant,
+}
+
+impl Default for MaxMemory {
+    fn default() -> Self {
+        MaxMemory::new(0)
+    }
+}
 
 impl MaxMemory {
     /// A limit of `bytes` (0: none).
     pub fn new(bytes: u64) -> Self {
-        MaxMemory(AtomicU64::new(bytes))
+        MaxMemory {
+            limit: AtomicU64::new(bytes),
+            rss: AtomicU64::new(0),
+            sampled_us: AtomicU64::new(0),
+            base: Instant::now(),
+        }
     }
 
     /// Follows `CONFIG SET maxmemory`.
     pub fn set(&self, bytes: u64) {
-        self.0.store(bytes, Ordering::Relaxed);
+        self.limit.store(bytes, Ordering::Relaxed);
     }
 
     /// The limit in bytes (0: none).
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Used memory, read again at most every [`SAMPLE_FOR`] (monotonic clock).
+    fn used(&self) -> u64 {
+        let now = self.base.elapsed().as_micros() as u64 + 1;
+        let at = self.sampled_us.load(Ordering::Relaxed);
+        if at != 0 && now.saturating_sub(at) < SAMPLE_FOR.as_micros() as u64 {
+            return self.rss.load(Ordering::Relaxed);
+        }
+        let rss = rss_bytes();
+        self.rss.store(rss, Ordering::Relaxed);
+        self.sampled_us.store(now, Ordering::Relaxed);
+        rss
     }
 
     /// Whether used memory is past the limit (never without one).
     pub fn exceeded(&self) -> bool {
         let limit = self.get();
-        limit != 0 && rss_bytes() > limit
+        limit != 0 && self.used() > limit
     }
 
     /// Whether this command must be refused now. Inside MULTI every command but EXEC,
@@ -67,6 +103,6 @@ impl MaxMemory {
         let denied = meta.flags.has(Flags::DENYOOM)
             || (meta.name == "exec" && queued_denyoom())
             || (in_multi && !exempt);
-        denied && rss_bytes() > limit
+        denied && self.used() > limit
     }
 }
