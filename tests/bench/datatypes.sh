@@ -3,7 +3,8 @@
 # vigil node, both with appendonly on and appendfsync everysec):
 #   - redis-benchmark SETBIT, BITCOUNT, PFADD and GEOADD at -P 1 and -P 16 (random keys);
 #   - RSS after KEYS keys of each type (a 1 KiB bitmap, an HLL of 100 elements, a geo set of
-#     5 members), each type loaded into a fresh pair, minus the empty servers' RSS.
+#     5 members, a hash of 5 small fields, a set of 5 integers), each type loaded into a fresh
+#     pair, minus the empty servers' RSS.
 # Prints a markdown table of ratios (vigil / redis) and writes it to target/bench/datatypes.md.
 # Usage: tests/bench/datatypes.sh [N]   (N requests per redis-benchmark test, default 1000000;
 #        KEYS=... for the memory rows, default 1000000)
@@ -34,6 +35,11 @@ for i in range(n):
         cmd("SETBIT", k, str(8191 - i % 64), "1")
     elif kind == "hll":
         cmd("PFADD", k, *[f"e{i}-{j}" for j in range(100)])
+    elif kind == "hash":
+        cmd("HSET", k, "name", f"user{i}", "age", str(i % 90), "city", "paris",
+            "score", str(i % 1000), "active", "yes")
+    elif kind == "intset":
+        cmd("SADD", k, str(i % 100), str(i % 1000 + 100), "7", "300000" if i % 2 else "8", "9")
     else:
         args = []
         for j in range(5):
@@ -58,7 +64,7 @@ for P in 1 16; do
   stop_pair
 done
 
-for kind in bitmap hll geo; do
+for kind in bitmap hll geo hash intset; do
   gen_keys "$kind" "$KEYS" "$WORK/$kind.resp"
   start_pair
   R0=$(rss "$RPID"); V0=$(rss "$VPID")
