@@ -48,23 +48,25 @@ redis-cli -p "$RPORT" --pipe < "$WORK/load.resp" >/dev/null
 redis-cli -p "$RPORT" SAVE >/dev/null
 RN=$(redis-cli -p "$RPORT" DBSIZE); RD=$(redis-cli -p "$RPORT" DEBUG DIGEST)
 RDB_MB=$(( $(stat -c %s "$WORK/dump.rdb") / 1048576 ))
+echo "redis-server: $RN keys, RDB $RDB_MB MiB, digest $RD"
+# A big dataset takes a while to load: wait up to 5 minutes for the first PING.
+wait_long() { for _ in $(seq 3000); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
 VPORT=$(free_port)
 started=$(date +%s.%N)
 "$VIGIL" node --port "$VPORT" --admin-port 0 --dir "$WORK/vigil" --import "$WORK/dump.rdb" \
   >/dev/null 2>"$WORK/vigil.log" &
 VPID=$!; PIDS+=("$VPID")
-for _ in $(seq 3000); do redis-cli -p "$VPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+wait_long "$VPORT"
 took=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
 VN=$(redis-cli -p "$VPORT" DBSIZE); VD=$(redis-cli -p "$VPORT" DEBUG DIGEST)
+echo "vigil --import: $VN keys in ${took}s (start to first PING), digest $VD"
 kill "$VPID"; wait "$VPID" 2>/dev/null || true
 "$VIGIL" node --port "$VPORT" --admin-port 0 --dir "$WORK/vigil" >/dev/null 2>>"$WORK/vigil.log" &
 VPID=$!; PIDS+=("$VPID")
-wait_ping "$VPORT"
+wait_long "$VPORT"
 AN=$(redis-cli -p "$VPORT" DBSIZE); AD=$(redis-cli -p "$VPORT" DEBUG DIGEST)
 
-echo "redis-server: $RN keys, RDB $RDB_MB MiB, digest $RD"
-echo "vigil --import: $VN keys in ${took}s (start to first PING), digest $VD"
 echo "vigil restarted: $AN keys, digest $AD"
 [ "$RN" = "$VN" ] && [ "$RD" = "$VD" ] && [ "$VN" = "$AN" ] && [ "$VD" = "$AD" ] \
   && echo "equal: every key, value and expiry" || { echo "DIFFERENT"; exit 1; }
