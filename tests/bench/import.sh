@@ -18,21 +18,22 @@ out = sys.stdout
 def cmd(*a):
     out.write(f"*{len(a)}\r\n" + "".join(f"${len(x)}\r\n{x}\r\n" for x in map(str, a)))
 for i in range(n):
-    k, kind = f"k:{i}", i % 10
+    # Mostly small values (compact encodings); every 1000th aggregate is big (indexed ones).
+    k, kind, big = f"k:{i}", i % 10, i % 1000 < 10
     if kind in (0, 1):
         cmd("SET", k, f"value-{i}" * (1 + i % 7))
     elif kind == 2:
         cmd("SET", k, i * 7919)
     elif kind == 3:
-        cmd("RPUSH", k, *[f"e{j}" for j in range(3 + i % 300)])
+        cmd("RPUSH", k, *[f"e{j}" for j in range(3 + i % 7 + 300 * big)])
     elif kind == 4:
-        cmd("HSET", k, *sum(([f"f{j}", f"v{i}-{j}"] for j in range(2 + i % 600)), []))
+        cmd("HSET", k, *sum(([f"f{j}", f"v{i}-{j}"] for j in range(2 + i % 7 + 600 * big)), []))
     elif kind == 5:
-        cmd("SADD", k, *[j * 3 for j in range(2 + i % 700)])
+        cmd("SADD", k, *[j * 3 for j in range(2 + i % 7 + 700 * big)])
     elif kind == 6:
         cmd("SADD", k, *[f"m{j}" for j in range(2 + i % 40)])
     elif kind == 7:
-        cmd("ZADD", k, *sum(([j / 7, f"z{j}"] for j in range(2 + i % 200)), []))
+        cmd("ZADD", k, *sum(([j / 7, f"z{j}"] for j in range(2 + i % 7 + 200 * big)), []))
     elif kind == 8:
         cmd("ZADD", k, *sum(([j, f"m{j}-{'x' * (i % 80)}"] for j in range(3)), []))
     else:
