@@ -249,6 +249,13 @@ fn run(c: &mut RawConn, cmds: &[&[&str]], out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// Runs `cmds`, then `MULTI`, `PING`, `EXEC`: whether the transaction runs tells whether a
+/// watched key counted as changed.
+fn watched(c: &mut RawConn, cmds: &[&[&str]], out: &mut Vec<Vec<u8>>) {
+    run(c, cmds, out);
+    run(c, &[&["MULTI"], &["PING"], &["EXEC"]], out);
+}
+
 #[test]
 fn watched_stale_keys_follow_redis_rules() {
     both_protocols(|c| {
@@ -261,80 +268,29 @@ fn watched_stale_keys_follow_redis_rules() {
         out.push(c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]));
         // Watched while stale, then deleted by a lookup or by FLUSHDB: no change.
         stale(c, "9", &mut out);
-        run(
-            c,
-            &[
-                &["WATCH", "x"],
-                &["EXISTS", "x"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
-            &mut out,
-        );
+        watched(c, &[&["WATCH", "x"], &["EXISTS", "x"]], &mut out);
         stale(c, "9", &mut out);
-        run(
-            c,
-            &[
-                &["WATCH", "x"],
-                &["FLUSHDB"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
-            &mut out,
-        );
+        watched(c, &[&["WATCH", "x"], &["FLUSHDB"]], &mut out);
         // FLUSHALL / FLUSHDB leave a missing watched key alone, break a live one.
-        run(
+        watched(
             c,
-            &[
-                &["DEL", "x"],
-                &["WATCH", "x"],
-                &["FLUSHALL"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
+            &[&["DEL", "x"], &["WATCH", "x"], &["FLUSHALL"]],
             &mut out,
         );
-        run(
+        watched(
             c,
-            &[
-                &["SET", "x", "1"],
-                &["WATCH", "x"],
-                &["FLUSHDB"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
+            &[&["SET", "x", "1"], &["WATCH", "x"], &["FLUSHDB"]],
             &mut out,
         );
         // SWAPDB: stale by nothing, nothing by stale, stale by stale: no change.
         run(c, &[&["FLUSHALL"]], &mut out);
         stale(c, "1", &mut out);
-        run(
-            c,
-            &[
-                &["WATCH", "x"],
-                &["SWAPDB", "0", "1"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
-            &mut out,
-        );
+        watched(c, &[&["WATCH", "x"], &["SWAPDB", "0", "1"]], &mut out);
         run(c, &[&["FLUSHALL"]], &mut out);
         stale(c, "0", &mut out);
-        run(
+        watched(
             c,
-            &[
-                &["SELECT", "1"],
-                &["WATCH", "x"],
-                &["SWAPDB", "0", "1"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
+            &[&["SELECT", "1"], &["WATCH", "x"], &["SWAPDB", "0", "1"]],
             &mut out,
         );
         run(
@@ -347,20 +303,13 @@ fn watched_stale_keys_follow_redis_rules() {
             &mut out,
         );
         stale(c, "0", &mut out);
-        run(
+        watched(
             c,
-            &[
-                &["SELECT", "1"],
-                &["WATCH", "x"],
-                &["SWAPDB", "0", "1"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
-            ],
+            &[&["SELECT", "1"], &["WATCH", "x"], &["SWAPDB", "0", "1"]],
             &mut out,
         );
         // A live key swapped away, or a missing one swapped in: the transaction fails.
-        run(
+        watched(
             c,
             &[
                 &["FLUSHALL"],
@@ -368,13 +317,10 @@ fn watched_stale_keys_follow_redis_rules() {
                 &["SET", "x", "30"],
                 &["WATCH", "x"],
                 &["SWAPDB", "0", "1"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
             ],
             &mut out,
         );
-        run(
+        watched(
             c,
             &[
                 &["FLUSHALL"],
@@ -383,9 +329,6 @@ fn watched_stale_keys_follow_redis_rules() {
                 &["SELECT", "0"],
                 &["WATCH", "x"],
                 &["SWAPDB", "0", "1"],
-                &["MULTI"],
-                &["PING"],
-                &["EXEC"],
             ],
             &mut out,
         );
