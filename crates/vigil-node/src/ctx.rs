@@ -49,6 +49,8 @@ pub struct Ctx<'a> {
     pub in_script: bool,
     /// The client speaks RESP3 (pairs are nested arrays, scores are doubles).
     pub resp3: bool,
+    /// Lookups leave keys' access times alone (`CLIENT NO-TOUCH`).
+    pub no_touch: bool,
     /// Set by a blocking command that found nothing to do.
     pub block: Option<Block>,
     /// This client's place in the blocked queues, once it waits.
@@ -70,6 +72,7 @@ impl<'a> Ctx<'a> {
             may_block: false,
             in_script: false,
             resp3: false,
+            no_touch: false,
             block: None,
             waiter: None,
             dirty: 0,
@@ -129,11 +132,28 @@ impl<'a> Ctx<'a> {
         true
     }
 
-    /// The live value of a key.
+    /// The live value of a key, which counts as used.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.lookup_with(key, !self.no_touch)
+    }
+
+    /// The live value of a key, leaving its access time alone (TYPE, OBJECT: looking at a key
+    /// is not using it).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.lookup_with(key, false)
+    }
+
+    fn lookup_with(&mut self, key: &[u8], touch: bool) -> Option<&mut Value> {
         let gone = self.expire_if_needed(key);
         let store = &mut *self.store;
-        let v = store.dbs[self.db].keys.get_mut(key).filter(|_| !gone);
+        let keys = &mut store.dbs[self.db].keys;
+        let v = if gone {
+            None
+        } else if touch {
+            keys.get_accessed(key)
+        } else {
+            keys.get_mut(key)
+        };
         if v.is_some() {
             store.hits += 1;
         } else {
@@ -238,7 +258,12 @@ macro_rules! typed_access {
                 let keys = &mut self.store.dbs[self.db].keys;
                 // One hash lookup when the key exists (the common case on a hot key).
                 let i = match keys.get_index_of(key) {
-                    Some(i) => i,
+                    Some(i) => {
+                        if !self.no_touch {
+                            keys.access_index(i);
+                        }
+                        i
+                    }
                     None => keys.insert_full(boxed(key), Value::$variant($new)).0,
                 };
                 match keys.get_index_mut(i) {

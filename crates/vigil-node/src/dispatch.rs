@@ -575,6 +575,7 @@ fn execute_in(
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
+    ctx.no_touch = conn.state.no_touch;
     ctx.waiter = conn.state.waiter.clone();
     let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));

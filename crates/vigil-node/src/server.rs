@@ -37,6 +37,8 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     let epoch = vigil_base::epoch::load(&config.dir)?;
     let mut store = rec.store;
     store.limits.proto_max_bulk_len = config.limits.proto_max_bulk_len;
+    store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
+    store.set_access_policy(config.access_policy());
     let mut generation = rec.generation.max(1);
     let mut pos = ReplPos {
         replid: rec.repl.0,

@@ -54,6 +54,8 @@ pub struct ConnState {
     pub caching_just_set: bool,
     /// `CLIENT REPLY`.
     pub replies: Replies,
+    /// `CLIENT NO-TOUCH`: this client's commands (but TOUCH) leave access times alone.
+    pub no_touch: bool,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP`.

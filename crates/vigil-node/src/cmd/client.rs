@@ -134,11 +134,23 @@ fn client(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             }
             _ => Err(CmdError::Syntax),
         },
+        // Commands other than TOUCH leave keys' access times alone.
+        "no-touch" if n == 3 => match lossy_lower(&all[2]).as_str() {
+            "on" => {
+                conn.state.no_touch = true;
+                Ok(Reply::ok())
+            }
+            "off" => {
+                conn.state.no_touch = false;
+                Ok(Reply::ok())
+            }
+            _ => Err(CmdError::Syntax),
+        },
         "help" if n == 2 => Ok(Reply::Array(
             HELP.iter().map(|l| Reply::simple(l)).collect(),
         )),
         "tracking" | "caching" | "getredir" | "trackinginfo" | "pause" | "unpause" | "unblock"
-        | "reply" => Err(CmdError::Arity(format!("client|{sub}"))),
+        | "reply" | "no-touch" => Err(CmdError::Arity(format!("client|{sub}"))),
         _ => return builtin::client(conn, args),
     };
     conn.reply(r);

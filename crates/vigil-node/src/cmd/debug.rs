@@ -205,15 +205,17 @@ fn reload(node: &Node, opts: &[Bytes]) -> Reply {
 }
 
 fn replace_data(store: &mut Store, fresh: Store) {
+    let policy = store.access_policy();
     for (db, new) in store.dbs.iter_mut().zip(fresh.dbs) {
         db.keys = new.keys;
+        db.keys.set_policy(policy);
         db.expires = new.expires;
     }
     store.functions = fresh.functions;
 }
 
-/// OBJECT: Redis' one-line report. Vigil keeps no access clock, so `lru` and the idle time are
-/// those of a key just used; the serialized length is the value's estimated size (MEMORY USAGE).
+/// OBJECT: Redis' one-line report, with the key's access stamp; the serialized length is the
+/// value's estimated size (MEMORY USAGE).
 fn object(store: &mut Store, db: usize, key: &[u8]) -> Reply {
     let Some(v) = store.dbs[db].keys.get(key) else {
         return Reply::error("ERR no such key");
@@ -232,10 +234,12 @@ fn object(store: &mut Store, db: usize, key: &[u8]) -> Reply {
         }
         _ => String::new(),
     };
-    let lru = (vigil_base::clock::unix_ms() / 1000) & ((1 << 24) - 1);
+    let keys = &store.dbs[db].keys;
+    let lru = keys.stamp(key).unwrap_or(0);
+    let idle = keys.idle_secs(key).unwrap_or(0);
     Reply::Simple(
         format!(
-            "Value at:{:p} refcount:1 encoding:{e} serializedlength:{size} lru:{lru} lru_seconds_idle:0{extra}",
+            "Value at:{:p} refcount:1 encoding:{e} serializedlength:{size} lru:{lru} lru_seconds_idle:{idle}{extra}",
             v as *const Value
         )
         .into(),

@@ -97,7 +97,7 @@ fn memory(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                     return Err(CmdError::Syntax);
                 }
             }
-            Ok(match ctx.lookup(&key) {
+            Ok(match ctx.peek(&key) {
                 Some(v) => Reply::Int(key_bytes(&key, v) as i64),
                 None => Reply::Nil,
             })

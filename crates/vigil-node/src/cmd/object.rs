@@ -65,32 +65,39 @@ fn dump(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 struct RestoreOpts {
     replace: bool,
     absttl: bool,
+    /// `IDLETIME` seconds (applied under an LRU-clock policy).
+    idle: Option<u64>,
+    /// `FREQ` counter (applied under an LFU policy).
+    freq: Option<u8>,
 }
 
 fn restore_opts(args: &mut Args) -> Result<RestoreOpts, CmdError> {
     let mut o = RestoreOpts {
         replace: false,
         absttl: false,
+        idle: None,
+        freq: None,
     };
-    let (mut idle, mut freq) = (false, false);
     while let Some(a) = args.next() {
         let more = args.remaining() >= 1;
         if a.eq_ignore_ascii_case(b"replace") {
             o.replace = true;
         } else if a.eq_ignore_ascii_case(b"absttl") {
             o.absttl = true;
-        } else if a.eq_ignore_ascii_case(b"idletime") && more && !freq {
-            if args.i64()? < 0 {
+        } else if a.eq_ignore_ascii_case(b"idletime") && more && o.freq.is_none() {
+            let idle = args.i64()?;
+            if idle < 0 {
                 return Err(CmdError::msg("ERR Invalid IDLETIME value, must be >= 0"));
             }
-            idle = true;
-        } else if a.eq_ignore_ascii_case(b"freq") && more && !idle {
-            if !(0..=255).contains(&args.i64()?) {
+            o.idle = Some(idle as u64);
+        } else if a.eq_ignore_ascii_case(b"freq") && more && o.idle.is_none() {
+            let freq = args.i64()?;
+            if !(0..=255).contains(&freq) {
                 return Err(CmdError::msg(
                     "ERR Invalid FREQ value, must be >= 0 and <= 255",
                 ));
             }
-            freq = true;
+            o.freq = Some(freq as u8);
         } else {
             return Err(CmdError::Syntax);
         }
@@ -126,6 +133,7 @@ fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let db = ctx.db();
     db.set(&key, value, false);
+    db.keys.set_hint(&key, o.idle, o.freq);
     if ttl != 0 {
         db.set_expire(&key, ttl);
     }
@@ -162,9 +170,8 @@ const HELP: &[&str] = &[
 /// maxmemory policy.
 const SHARED_INTEGERS: i64 = 10_000;
 
-/// `OBJECT`. IDLETIME is always 0: Vigil keeps no per-key access time (it would cost 8 bytes
-/// per key and a write on every read; nothing evicts by idleness here). FREQ answers what
-/// Redis answers under its default, non-LFU, maxmemory policy.
+/// `OBJECT`. Looking at a key is not using it: its access time stays. IDLETIME is kept under
+/// an LRU-clock policy, FREQ under an LFU one; each refuses under the other, as in Redis.
 fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let all = args.all().to_vec();
     let sub = &all[1];
@@ -182,8 +189,10 @@ fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(help(HELP));
     }
     let t = ctx.store.thresholds.clone();
-    let edited = ctx.db().edited.contains(&all[2][..]);
-    let Some(v) = ctx.lookup(&all[2]) else {
+    let lfu = ctx.store.access_policy().lfu;
+    let key = &all[2];
+    let edited = ctx.db().edited.contains(&key[..]);
+    let Some(v) = ctx.peek(key) else {
         return Ok(Reply::Nil);
     };
     Ok(match lower.as_str() {
@@ -196,10 +205,14 @@ fn object(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             }
             _ => 1,
         }),
-        "idletime" => Reply::Int(0),
-        _ => Reply::error(
+        "idletime" if lfu => Reply::error(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ),
+        "idletime" => Reply::Int(ctx.db().keys.idle_secs(key).unwrap_or(0) as i64),
+        _ if !lfu => Reply::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ),
+        _ => Reply::Int(i64::from(ctx.db().keys.freq(key).unwrap_or(0))),
     })
 }
 

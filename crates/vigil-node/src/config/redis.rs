@@ -47,6 +47,20 @@ impl NodeConfig {
         }
     }
 
+    /// How the store records key access: an LFU counter under the `*-lfu` maxmemory
+    /// policies, an LRU clock otherwise.
+    pub fn access_policy(&self) -> crate::db::AccessPolicy {
+        let policy = self
+            .redis
+            .get("maxmemory-policy")
+            .map_or("noeviction", String::as_str);
+        crate::db::AccessPolicy {
+            lfu: policy.to_ascii_lowercase().ends_with("-lfu"),
+            log_factor: self.redis_int("lfu-log-factor").clamp(0, u32::MAX.into()) as u32,
+            decay_minutes: self.redis_int("lfu-decay-time").clamp(0, u32::MAX.into()) as u32,
+        }
+    }
+
     /// The encoding thresholds now configured, for the store.
     pub fn thresholds(&self) -> crate::db::encoding::Thresholds {
         let n = |name: &str| self.redis_int(name).max(0) as usize;

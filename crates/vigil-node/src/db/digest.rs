@@ -94,7 +94,7 @@ pub fn dataset_digest(store: &Store) -> Digest {
             continue;
         }
         mix(&mut out, &(i as u32).to_be_bytes());
-        for (k, v) in &db.keys {
+        for (k, v) in db.keys.iter() {
             let mut d = [0u8; 20];
             mix(&mut d, k);
             value_digest(&mut d, v, db.expire_of(k).is_some());

@@ -13,6 +13,7 @@ pub mod functions;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+pub mod keyspace;
 #[cfg(test)]
 mod seeded;
 pub mod set;
@@ -28,6 +29,7 @@ use indexmap::IndexMap;
 use tokio::sync::Notify;
 
 pub use hash::Hash;
+pub use keyspace::{AccessPolicy, Keyspace};
 pub use set::Set;
 pub use stream::Stream;
 
@@ -91,8 +93,8 @@ pub fn boxed(b: &[u8]) -> Key {
 /// One database.
 #[derive(Debug, Default)]
 pub struct Db {
-    /// Keys and values.
-    pub keys: IndexMap<Key, Value, RandomState>,
+    /// Keys and values, with when each was last used.
+    pub keys: Keyspace,
     /// Absolute expiry times (unix milliseconds) of keys that have one.
     pub expires: IndexMap<Key, i64, RandomState>,
     /// The WATCHes of each watched key.
@@ -133,11 +135,7 @@ impl Db {
 
     /// Inserts or replaces a value; `keep_ttl` keeps an existing expiry, otherwise it is cleared.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
-        if let Some(v) = self.keys.get_mut(key) {
-            *v = value;
-        } else {
-            self.keys.insert(boxed(key), value);
-        }
+        self.keys.set(key, value);
         if !keep_ttl && !self.expires.is_empty() {
             self.expires.swap_remove(key);
         }
@@ -351,8 +349,22 @@ impl Store {
         }
         // Clients caching keys of the old dataset must drop them all, as after FLUSHALL.
         self.tracking().invalidate_all();
+        let policy = self.access_policy();
         self.dbs = new.dbs;
+        self.set_access_policy(policy);
         self.dirty += 1;
+    }
+
+    /// How key access is recorded (the `maxmemory-policy` family).
+    pub fn access_policy(&self) -> AccessPolicy {
+        self.dbs[0].keys.policy()
+    }
+
+    /// Follows `maxmemory-policy` and the LFU tuning in every database.
+    pub fn set_access_policy(&mut self, policy: AccessPolicy) {
+        for db in &mut self.dbs {
+            db.keys.set_policy(policy);
+        }
     }
 
     /// The client-side caching state.

@@ -69,7 +69,7 @@ pub fn encode(store: &Store, h: &Header) -> Vec<u8> {
         out.push(DB_MARK);
         out.extend_from_slice(&(i as u32).to_le_bytes());
         put_len(&mut out, db.len());
-        for (k, v) in &db.keys {
+        for (k, v) in db.keys.iter() {
             let expire = db.expire_of(k);
             let t = match v {
                 Value::Str(_) => T_STR,
@@ -462,7 +462,7 @@ mod tests {
             9
         );
         for i in 0..16 {
-            assert_eq!(s.dbs[i].keys, back.dbs[i].keys, "db {i}");
+            assert_eq!(*s.dbs[i].keys, *back.dbs[i].keys, "db {i}");
             assert_eq!(s.dbs[i].expires, back.dbs[i].expires, "db {i}");
         }
         let code =

@@ -55,6 +55,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
     let mut loaded = Loaded::default();
     let mut db = 0usize;
     let mut expire: Option<i64> = None;
+    let (mut idle, mut freq): (Option<u64>, Option<u8>) = (None, None);
     loop {
         let at = r.offset();
         let op = r.u8("opcode")?;
@@ -82,13 +83,9 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
             opcodes::EXPIRETIME => {
                 expire = Some(i64::from(i32::from_le_bytes(r.array("expire")?)) * 1000);
             }
-            // Access hints: this node keeps no LRU/LFU data.
-            opcodes::IDLE => {
-                r.length()?;
-            }
-            opcodes::FREQ => {
-                r.u8("frequency")?;
-            }
+            // Access hints for the next key (Redis writes the one its policy keeps).
+            opcodes::IDLE => idle = Some(r.length()?),
+            opcodes::FREQ => freq = Some(r.u8("frequency")?),
             opcodes::FUNCTION2 => {
                 let code = r.string()?;
                 let lib = crate::db::functions::compile_library(&code)
@@ -120,6 +117,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
                 };
                 let v = value::decode(ty, &mut r, &store.thresholds).map_err(in_key)?;
                 let exp = expire.take();
+                let (idle, freq) = (idle.take(), freq.take());
                 if v.is_empty_aggregate() {
                     continue;
                 }
@@ -132,6 +130,7 @@ pub fn load<R: Read>(src: R, size: u64, store: &mut Store, now_ms: Option<i64>) 
                     return Err(in_key(RdbError::corrupt("duplicate key", at)));
                 }
                 d.keys.insert(boxed(&key), v);
+                d.keys.set_hint(&key, idle, freq);
                 if let Some(t) = exp {
                     d.set_expire(&key, t);
                 }
