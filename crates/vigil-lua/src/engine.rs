@@ -16,7 +16,7 @@ use vigil_resp::Reply;
 use crate::convert::to_reply;
 use crate::ffi::{redis_call, redis_pcall, trampoline};
 use crate::rand48::Rand48;
-use crate::run::{HostGuard, RunState};
+use crate::run::{Host, HostGuard, RunState};
 pub use crate::shebang::ScriptFlags;
 use crate::shebang::{NAME_ERR, parse_metadata, parse_shebang, valid_name};
 
@@ -25,15 +25,6 @@ const TICK_INSTRUCTIONS: u32 = 100_000;
 
 /// How long a library's top level may run at `FUNCTION LOAD` (Redis' `LOAD_TIMEOUT_MS`).
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// What a script's `redis.call` reaches: the node's command table on the locked dataset.
-pub trait Host {
-    /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
-    /// `resp3`: the script asked for RESP3 replies (`redis.setresp(3)`).
-    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
-    /// Whether a command of that name exists (`redis.acl_check_cmd`).
-    fn exists(&self, name: &[u8]) -> bool;
-}
 
 /// Called every [`TICK_INSTRUCTIONS`] while a script runs; `true` kills the script.
 pub type Tick = Arc<dyn Fn() -> bool + Send + Sync>;

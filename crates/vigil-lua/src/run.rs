@@ -13,8 +13,16 @@ use mlua::{Lua, MultiValue, Table, Value};
 use vigil_resp::Reply;
 
 use crate::convert::{error_table, from_reply};
-use crate::engine::Host;
 use crate::ffi::CALL_KEY;
+
+/// What a script's `redis.call` reaches: the node's command table on the locked dataset.
+pub trait Host {
+    /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
+    /// `resp3`: the script asked for RESP3 replies (`redis.setresp(3)`).
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
+    /// Whether a command of that name exists (`redis.acl_check_cmd`).
+    fn exists(&self, name: &[u8]) -> bool;
+}
 
 /// The host of the run in progress, its lifetime erased (see [`HostGuard`]).
 struct HostPtr(*mut (dyn Host + 'static));

@@ -149,10 +149,11 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     .map_or("noeviction", String::as_str);
                 let _ = write!(
                     out,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:libc\r\n",
+                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:{}\r\n",
                     human(rss),
                     human(rss),
                     human(max),
+                    crate::maxmemory::ALLOCATOR.get().unwrap_or(&"libc"),
                 );
                 // Scripting, as Redis 7.0 reports it (the EVAL engine; 0 while a script
                 // holds it).
