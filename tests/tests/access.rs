@@ -117,7 +117,10 @@ fn idle_time_steps(port: u16, name: &str) {
         .unwrap();
     int(&mut c, &["MEMORY", "USAGE", "foo"]);
     let looked_at = idle(&mut c, "foo");
-    assert!(looked_at >= 2, "{name}: inspection reset the idle time to {looked_at}");
+    assert!(
+        looked_at >= 2,
+        "{name}: inspection reset the idle time to {looked_at}"
+    );
     // Using them is.
     assert_eq!(int(&mut c, &["TOUCH", "foo", "nosuch"]), 1, "{name}");
     let _: String = redis::cmd("GET").arg("read").query(&mut c).unwrap();

@@ -32,6 +32,7 @@ pub mod error;
 pub mod gate;
 pub mod ldouble;
 pub mod maxmemory;
+pub mod migrate;
 pub mod monitor;
 pub mod node;
 pub mod pause;

@@ -247,6 +247,10 @@ fn redact(args: &mut [Bytes]) {
             let mut i = 1;
             while i < args.len() {
                 let w = args[i].to_ascii_lowercase();
+                // MIGRATE's options end at KEYS: a key may be called `auth`.
+                if &name[..] == b"migrate" && &w[..] == b"keys" {
+                    break;
+                }
                 let n = match (&name[..], &w[..]) {
                     (b"hello", b"auth") | (b"migrate", b"auth2") => 2,
                     (b"migrate", b"auth") => 1,
