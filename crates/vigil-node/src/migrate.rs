@@ -27,8 +27,10 @@ const CHUNK: usize = 64 * 1024;
 /// One connection to a target.
 pub(crate) struct Target {
     stream: TcpStream,
-    /// The database the target has selected on this connection, once known.
-    db: Option<i64>,
+    /// The database the target has selected on this connection as far as we know; -1 (unknown)
+    /// at first and after an error. Kept as Redis keeps it, so that `MIGRATE … -1 …` sends no
+    /// SELECT on such a connection, exactly as Redis does.
+    db: i64,
     last_use: Instant,
     /// Read but not yet consumed.
     buf: Vec<u8>,
@@ -49,8 +51,8 @@ pub(crate) enum IoFail {
     /// Writing the request failed or timed out.
     #[error("IOERR error or timeout writing to target instance")]
     Write,
-    /// Reading a reply failed or timed out.
-    #[error("IOERR error or timeout reading from target instance")]
+    /// Reading a reply failed or timed out ("to" is Redis' wording, kept byte for byte).
+    #[error("IOERR error or timeout reading to target instance")]
     Read,
 }
 
@@ -109,7 +111,7 @@ impl Sockets {
                     // A connection that failed mid-way is dropped; one that stays keeps the
                     // database only when the exchange succeeded.
                     if ex.io.is_none() {
-                        target.db = ex.error.is_none().then_some(req.db);
+                        target.db = if ex.error.is_none() { req.db } else { -1 };
                         self.put(name, target);
                     }
                     return Ok(ex);
@@ -146,15 +148,28 @@ struct Failed {
     timed_out: bool,
 }
 
+/// Connects as Redis does, down to its error words: a name that does not resolve, or no answer
+/// within the timeout, is a failure to connect; a refused connection shows only when Redis
+/// writes to it (its connect does not wait for the outcome), so it reads "writing".
 async fn connect(host: &str, port: u16, timeout: Duration) -> Result<Target, IoFail> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+    let addr = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
         .await
         .map_err(|_| IoFail::Connect)?
-        .map_err(|_| IoFail::Connect)?;
+        .map_err(|_| IoFail::Connect)?
+        .next()
+        .ok_or(IoFail::Connect)?;
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(IoFail::Connect),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(IoFail::Write);
+        }
+        Ok(Err(_)) => return Err(IoFail::Connect),
+        Ok(Ok(s)) => s,
+    };
     let _ = stream.set_nodelay(true);
     Ok(Target {
         stream,
-        db: None,
+        db: -1,
         last_use: Instant::now(),
         buf: Vec::new(),
     })
@@ -193,7 +208,7 @@ fn pipeline(req: &Request, select: bool) -> Vec<u8> {
 }
 
 async fn exchange(t: &mut Target, req: &Request, timeout: Duration) -> Result<Exchange, Failed> {
-    let select = t.db != Some(req.db);
+    let select = t.db != req.db;
     let out = pipeline(req, select);
     let failed = |fail, timed_out| Failed { fail, timed_out };
     for chunk in out.chunks(CHUNK) {

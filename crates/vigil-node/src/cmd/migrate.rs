@@ -47,7 +47,7 @@ pub(crate) const IN_MULTI: &str =
 #[derive(Debug, PartialEq)]
 struct Parsed {
     host: String,
-    /// The port as given (Redis converts it with `atoi`: a bad one fails to connect).
+    /// The port (Redis converts it with `atoi`; `None`: negative, which fails to connect).
     port: Option<u16>,
     keys: Vec<Bytes>,
     db: i64,
@@ -61,7 +61,8 @@ struct Parsed {
 fn parse(args: &[Bytes]) -> Result<Parsed, CmdError> {
     let mut p = Parsed {
         host: String::from_utf8_lossy(&args[1]).into_owned(),
-        port: atoi(&args[2]).and_then(|n| u16::try_from(n).ok()),
+        // A negative port does not resolve; a larger one wraps, as the C conversion does.
+        port: atoi(&args[2]).filter(|n| *n >= 0).map(|n| n as u16),
         keys: vec![args[3].clone()],
         db: 0,
         timeout: Duration::ZERO,
@@ -171,7 +172,7 @@ async fn run(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             .collect(),
         replace: p.replace,
     };
-    let Some(port) = p.port.filter(|&n| n != 0) else {
+    let Some(port) = p.port else {
         conn.reply(Reply::error(crate::migrate::IoFail::Connect.to_string()));
         return;
     };
