@@ -518,7 +518,7 @@ impl Node {
                 }
                 // MIGRATE needs to wait for its target, which EXEC cannot under the store lock.
                 Handler::Async(_) if meta.name == "migrate" => {
-                    conn.reply(Reply::error(crate::cmd::migrate::IN_MULTI))
+                    conn.reply(Reply::error(crate::migrate::IN_MULTI))
                 }
                 // Otherwise only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a
                 // transaction it answers at once, as in Redis.

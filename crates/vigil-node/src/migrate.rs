@@ -15,6 +15,11 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The reply to MIGRATE inside MULTI/EXEC: EXEC runs under the store lock and cannot wait for
+/// a target (Redis can only because it blocks the whole server meanwhile).
+pub(crate) const IN_MULTI: &str =
+    "ERR MIGRATE cannot run inside a transaction on this server; run it on its own";
+
 /// Unused this long, a cached connection is closed (Redis' `MIGRATE_SOCKET_CACHE_TTL`).
 const IDLE: Duration = Duration::from_secs(10);
 /// At most this many cached connections (Redis' `MIGRATE_SOCKET_CACHE_ITEMS`).

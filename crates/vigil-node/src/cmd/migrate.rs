@@ -39,10 +39,6 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
     )]
 }
 
-/// The reply inside MULTI/EXEC, where the node cannot wait for the target (see the module doc).
-pub(crate) const IN_MULTI: &str =
-    "ERR MIGRATE cannot run inside a transaction on this server; run it on its own";
-
 /// A parsed MIGRATE.
 #[derive(Debug, PartialEq)]
 struct Parsed {
