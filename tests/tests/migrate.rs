@@ -285,6 +285,10 @@ fn scripted(acl: bool) -> Vec<String> {
         COMMAND GETKEYS MIGRATE h 1 "" 0 0 keys a b
         COMMAND GETKEYS MIGRATE h 1 k 0 0 copy
         COMMAND GETKEYS MIGRATE h 1 k 0 0 keys a
+        COMMAND GETKEYS MIGRATE h 1 "" 0 0 auth keys b
+        COMMAND GETKEYS MIGRATE h 1 "" 0 0 copy keys
+        COMMAND GETKEYSANDFLAGS MIGRATE h 1 "" 0 0 replace keys a b
+        COMMAND GETKEYSANDFLAGS MIGRATE h 1 k 0 0
         # every type, one by one and with KEYS
         MIGRATE 127.0.0.1 $T s:big 0 5000
         MIGRATE 127.0.0.1 $T s:ttl 0 0

@@ -18,26 +18,38 @@ fn client(port: u16) -> Connection {
         .unwrap()
 }
 
-/// A target that accepts, reads the request, and answers only when told.
-fn held_target() -> (
-    u16,
-    std::sync::mpsc::Sender<Vec<u8>>,
-    std::thread::JoinHandle<()>,
-) {
+/// A target that accepts, says when the request arrived, and answers only when told.
+struct HeldTarget {
+    port: u16,
+    arrived: std::sync::mpsc::Receiver<()>,
+    answer: std::sync::mpsc::Sender<Vec<u8>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn held_target() -> HeldTarget {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    let h = std::thread::spawn(move || {
+    let (answer, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (tell, arrived) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut buf = [0u8; 4096];
-        while let Ok(answer) = rx.recv() {
-            let _ = s.read(&mut buf);
-            s.write_all(&answer).unwrap();
+        // The node writes only after it dumped the keys.
+        if s.read(&mut buf).unwrap_or(0) > 0 {
+            let _ = tell.send(());
+        }
+        // Kept open until the test is done with it.
+        while let Ok(a) = rx.recv() {
+            s.write_all(&a).unwrap();
         }
     });
-    (port, tx, h)
+    HeldTarget {
+        port,
+        arrived,
+        answer,
+        thread,
+    }
 }
 
 /// The node keeps serving while a target is slow, and a write that lands between the dump and
@@ -48,8 +60,8 @@ fn a_raced_write_is_kept_and_others_are_served() {
     let node = NodeProc::start(&dir.path().join("n"), &[]);
     let mut c = RawConn::connect(node.port).unwrap();
     assert_eq!(c.call(&["MSET", "a", "1", "b", "2"]), b"+OK\r\n");
-    let (port, answer, h) = held_target();
-    let port = port.to_string();
+    let held = held_target();
+    let port = held.port.to_string();
     let m = std::thread::spawn({
         let node_port = node.port;
         move || {
@@ -67,13 +79,15 @@ fn a_raced_write_is_kept_and_others_are_served() {
             ])
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
+    held.arrived
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the request reached the target");
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
     assert_eq!(c.call(&["SET", "a", "new"]), b"+OK\r\n");
-    answer.send(b"+OK\r\n+OK\r\n+OK\r\n".to_vec()).unwrap();
+    held.answer.send(b"+OK\r\n+OK\r\n+OK\r\n".to_vec()).unwrap();
     assert_eq!(m.join().unwrap(), b"+OK\r\n");
-    drop(answer);
-    h.join().unwrap();
+    drop(held.answer);
+    held.thread.join().unwrap();
     assert_eq!(c.call(&["GET", "a"]), b"$3\r\nnew\r\n");
     assert_eq!(c.call(&["EXISTS", "b"]), b":0\r\n");
 }
@@ -251,5 +265,12 @@ fn cached_connections_are_reused_then_released() {
         assert!(Instant::now() < deadline, "the cached connection stayed");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(target_clients(target.port), 0);
+    // The target notices the close a moment later.
+    while target_clients(target.port) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the target still sees the connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -275,9 +275,11 @@ fn lossy(b: &[u8]) -> String {
 
 impl Target {
     /// One reply line without its CRLF, at most [`MAX_LINE`] bytes kept (the rest of a longer
-    /// line is read and dropped). `Err(true)`: the timeout passed; `Err(false)`: an error or
-    /// the connection closed.
+    /// line is read and dropped), within `timeout` for the whole line (a target trickling bytes
+    /// cannot hold the command forever). `Err(true)`: the timeout passed; `Err(false)`: an error
+    /// or the connection closed.
     async fn line(&mut self, timeout: Duration) -> Result<Vec<u8>, bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut line = Vec::new();
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
@@ -293,7 +295,7 @@ impl Target {
             line.extend_from_slice(&self.buf[..room]);
             self.buf.clear();
             let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
                 Err(_) => return Err(true),
                 Ok(Err(_)) | Ok(Ok(0)) => return Err(false),
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
