@@ -7,108 +7,20 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use vigil_resp::subcommands::SUBCOMMANDS;
+
 /// Histogram buckets: bucket `i` counts calls of at most `1024 << i` nanoseconds.
 const BUCKETS: usize = 32;
-
-/// Subcommands counted apart, per container command.
-const SUBCOMMANDS: &[(&str, &[&str])] = &[
-    (
-        "client",
-        &[
-            "caching",
-            "getname",
-            "getredir",
-            "help",
-            "id",
-            "info",
-            "kill",
-            "list",
-            "no-evict",
-            "no-touch",
-            "pause",
-            "reply",
-            "setinfo",
-            "setname",
-            "tracking",
-            "trackinginfo",
-            "unblock",
-            "unpause",
-        ],
-    ),
-    (
-        "command",
-        &[
-            "count",
-            "docs",
-            "getkeys",
-            "getkeysandflags",
-            "help",
-            "info",
-            "list",
-        ],
-    ),
-    ("config", &["get", "help", "resetstat", "rewrite", "set"]),
-    (
-        "function",
-        &[
-            "delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats",
-        ],
-    ),
-    (
-        "latency",
-        &[
-            "doctor",
-            "graph",
-            "help",
-            "histogram",
-            "history",
-            "latest",
-            "reset",
-        ],
-    ),
-    (
-        "memory",
-        &["doctor", "help", "malloc-stats", "purge", "stats", "usage"],
-    ),
-    (
-        "object",
-        &["encoding", "freq", "help", "idletime", "refcount"],
-    ),
-    (
-        "pubsub",
-        &[
-            "channels",
-            "help",
-            "numpat",
-            "numsub",
-            "shardchannels",
-            "shardnumsub",
-        ],
-    ),
-    (
-        "script",
-        &["debug", "exists", "flush", "help", "kill", "load"],
-    ),
-    ("slowlog", &["get", "help", "len", "reset"]),
-    (
-        "xgroup",
-        &[
-            "create",
-            "createconsumer",
-            "delconsumer",
-            "destroy",
-            "help",
-            "setid",
-        ],
-    ),
-    ("xinfo", &["consumers", "groups", "help", "stream"]),
-];
 
 /// One command's numbers.
 #[derive(Default)]
 pub struct Stat {
     calls: AtomicU64,
     usec: AtomicU64,
+    /// Calls that ran and answered an error.
+    failed: AtomicU64,
+    /// Calls refused before running (arity, OOM, READONLY...): not in `calls`.
+    rejected: AtomicU64,
     hist: [AtomicU64; BUCKETS],
 }
 
@@ -121,6 +33,10 @@ pub struct Snapshot {
     pub calls: u64,
     /// Total run time, microseconds.
     pub usec: u64,
+    /// Calls that answered an error.
+    pub failed: u64,
+    /// Calls refused before running.
+    pub rejected: u64,
     /// `(bucket upper bound in µs, calls at or under it)`, only where the count grows.
     pub cdf: Vec<(u64, u64)>,
 }
@@ -166,12 +82,15 @@ impl CmdStats {
         }
     }
 
-    /// Counts a call that ran for `micros`.
-    pub fn record(&self, name: &str, micros: u64) {
+    /// Counts a call that ran for `micros`, and whether it answered an error.
+    pub fn record(&self, name: &str, micros: u64, failed: bool) {
         let Some(s) = self.stats.get(name) else {
             return;
         };
         s.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            s.failed.fetch_add(1, Ordering::Relaxed);
+        }
         s.usec.fetch_add(micros, Ordering::Relaxed);
         let ns = micros.saturating_mul(1000);
         let i = (0..BUCKETS)
@@ -180,10 +99,28 @@ impl CmdStats {
         s.hist[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a call that ran and answered `error` (its text, without the `-`), if any. An
+    /// arity error of a subcommand counts as a refusal: Redis checks it before running.
+    pub fn finished(&self, name: &str, micros: u64, error: Option<&[u8]>) {
+        match error {
+            Some(e) if e.starts_with(b"ERR wrong number of arguments") => self.reject(name),
+            _ => self.record(name, micros, error.is_some()),
+        }
+    }
+
+    /// Counts a call refused before it ran.
+    pub fn reject(&self, name: &str) {
+        if let Some(s) = self.stats.get(name) {
+            s.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Forgets everything (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
         for s in self.stats.values() {
             s.calls.store(0, Ordering::Relaxed);
+            s.failed.store(0, Ordering::Relaxed);
+            s.rejected.store(0, Ordering::Relaxed);
             s.usec.store(0, Ordering::Relaxed);
             s.hist.iter().for_each(|h| h.store(0, Ordering::Relaxed));
         }
@@ -191,7 +128,9 @@ impl CmdStats {
 
     fn snapshot(&self, name: &'static str, s: &Stat) -> Option<Snapshot> {
         let calls = s.calls.load(Ordering::Relaxed);
-        if calls == 0 {
+        let failed = s.failed.load(Ordering::Relaxed);
+        let rejected = s.rejected.load(Ordering::Relaxed);
+        if calls == 0 && failed == 0 && rejected == 0 {
             return None;
         }
         let mut cdf = Vec::new();
@@ -207,11 +146,13 @@ impl CmdStats {
             name,
             calls,
             usec: s.usec.load(Ordering::Relaxed),
+            failed,
+            rejected,
             cdf,
         })
     }
 
-    /// Every command that was called, by name.
+    /// Every command that was called or refused, by name.
     pub fn all(&self) -> Vec<Snapshot> {
         let mut v: Vec<Snapshot> = self
             .stats
@@ -254,14 +195,21 @@ mod tests {
         assert_eq!(s.name_of("config", Some(b"GET")), Some("config|get"));
         assert_eq!(s.name_of("config", Some(b"nosuch")), None);
         let get = s.name_of("get", Some(b"k")).unwrap();
-        s.record(get, 1);
-        s.record(get, 3);
-        s.record("config|get", 100);
+        s.record(get, 1, false);
+        s.record(get, 3, true);
+        s.record("config|get", 100, false);
+        s.reject("set");
+        let all = s.all();
+        assert_eq!(all.len(), 2, "unknown names are not counted: {all:?}");
+        assert_eq!(all[1].name, "get");
+        assert_eq!((all[1].calls, all[1].failed, all[1].rejected), (2, 1, 0));
+        assert_eq!(all[1].cdf, vec![(1, 1), (4, 2)]);
+        let s = CmdStats::new(["set", "config"].into_iter());
+        s.reject("set");
+        s.reject("config|set");
         let all = s.all();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[1].name, "get");
-        assert_eq!(all[1].calls, 2);
-        assert_eq!(all[1].cdf, vec![(1, 1), (4, 2)]);
+        assert_eq!((all[1].name, all[1].calls, all[1].rejected), ("set", 0, 1));
         assert_eq!(s.some(&[bytes::Bytes::from("config")]).len(), 1);
         s.reset();
         assert!(s.all().is_empty());

@@ -4,7 +4,8 @@
 //! The invariant: every data command passes the write gate ([`crate::gate::Gate::admit`])
 //! under the same store lock it runs under, and every batch of replies passes the gate's
 //! acknowledgement check ([`crate::gate::Gate::settle`], in [`Node::ack_check`]) after the
-//! log covers it and before it leaves. Log and stream application is [`crate::replay`].
+//! log covers it and before it leaves. Data commands and EXEC run in [`crate::execute`]; log
+//! and stream application is [`crate::replay`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -12,10 +13,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use vigil_resp::builtin::precheck;
-use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply, Service};
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
 
-use crate::ctx::{Ctx, DataFn, Prop};
+use crate::ctx::{DataFn, Prop};
 use crate::db::Store;
+use crate::execute::execute_in;
 use crate::node::Handler;
 use crate::node::Node;
 use crate::session::{ConnState, Replies};
@@ -109,22 +111,29 @@ impl Node {
     /// One request, from the table check to its reply.
     async fn call_one(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
+        let stat = entry.and_then(|(meta, _)| {
+            self.cmdstats
+                .name_of(meta.name, args.get(1).map(|a| &a[..]))
+        });
+        // Refused before running: counted as `rejected_calls`, not as calls.
+        let reject = |conn: &mut Conn<ConnState>, r: Reply| {
+            if let Some(name) = stat {
+                self.cmdstats.reject(name);
+            }
+            conn.reply(r);
+        };
         if let Err(r) = precheck(conn, entry.map(|e| &e.0), &args) {
             if conn.state.multi.is_some() {
                 conn.state.multi_failed = true;
             }
-            conn.reply(r);
+            reject(conn, r);
             return;
         }
         let Some(&(meta, handler)) = entry else {
             return;
         };
         // CLIENT LIST shows a container's subcommand (`client|list`), as Redis.
-        let full = self
-            .cmdstats
-            .name_of(meta.name, args.get(1).map(|a| &a[..]))
-            .unwrap_or(meta.name);
-        note_command(conn, full);
+        note_command(conn, stat.unwrap_or(meta.name));
         // While a script runs, wait for it without holding a thread; past its busy threshold,
         // -BUSY (see engines::Busy and script::busy).
         // MULTI may start meanwhile, as in Redis (`allow-busy`): it touches no data, and
@@ -133,6 +142,9 @@ impl Node {
             && meta.name != "multi"
             && let Some(r) = self.wait_for_script(&args).await
         {
+            if let Some(name) = stat {
+                self.cmdstats.reject(name);
+            }
             self.refuse(conn, meta.name, r);
             return;
         }
@@ -147,6 +159,9 @@ impl Node {
             .maxmemory
             .refuses(&meta, conn.state.multi.is_some(), queued_denyoom)
         {
+            if let Some(name) = stat {
+                self.cmdstats.reject(name);
+            }
             self.refuse(conn, meta.name, Reply::error(crate::maxmemory::OOM));
             return;
         }
@@ -154,7 +169,10 @@ impl Node {
             // Redis' `no-multi`: refused, and the transaction with it (SHUTDOWN or SAVE must
             // neither run now nor at EXEC).
             conn.state.multi_failed = true;
-            conn.reply(Reply::error("ERR Command not allowed inside a transaction"));
+            reject(
+                conn,
+                Reply::error("ERR Command not allowed inside a transaction"),
+            );
             return;
         }
         // Held before queueing too, as Redis holds commands in a transaction.
@@ -167,7 +185,7 @@ impl Node {
                 && let Err(r) = self.gate(&meta)
             {
                 conn.state.multi_failed = true;
-                conn.reply(r);
+                reject(conn, r);
                 return;
             }
             if let Some(q) = conn.state.multi.as_mut() {
@@ -183,13 +201,8 @@ impl Node {
             && self.slowlog.watching()
             && meta.name != "exec")
             .then(|| args.clone());
-        let stat = (!matches!(handler, Handler::Data(_)))
-            .then(|| {
-                self.cmdstats
-                    .name_of(meta.name, args.get(1).map(|a| &a[..]))
-            })
-            .flatten();
-        let started = Instant::now();
+        let stat = stat.filter(|_| !matches!(handler, Handler::Data(_)));
+        let (started, mark) = (Instant::now(), conn.out.len());
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
             Handler::Node(f) => f(self, conn, Args::new(args)),
@@ -203,7 +216,7 @@ impl Node {
                 let mut store = match self.lock_store() {
                     Ok(s) => s,
                     Err(busy) => {
-                        conn.reply(busy);
+                        reject(conn, busy);
                         return;
                     }
                 };
@@ -221,7 +234,11 @@ impl Node {
                         )
                         .0
                     }
-                    Err(r) => r,
+                    Err(r) => {
+                        drop(store);
+                        reject(conn, r);
+                        return;
+                    }
                 };
                 drop(store);
                 push_reply(conn, reply);
@@ -229,7 +246,9 @@ impl Node {
         }
         let micros = started.elapsed().as_micros() as u64;
         if let Some(name) = stat {
-            self.cmdstats.record(name, micros);
+            // Failed: its (first) reply is an error, as EXEC's is only when it aborts.
+            let error = conn.out.get(mark..).filter(|o| o.first() == Some(&b'-'));
+            self.cmdstats.finished(name, micros, error.map(|e| &e[1..]));
         }
         if let Some(args) = watched {
             self.record(conn, &args, micros);
@@ -402,154 +421,10 @@ impl Node {
         conn.reply(r);
     }
 
-    /// Forgets every WATCH of the connection.
-    pub fn unwatch_all(&self, conn: &mut Conn<ConnState>) {
-        if conn.state.watched.is_empty() {
-            return;
-        }
-        let mut store = self.store.lock();
-        for w in conn.state.watched.drain(..) {
-            store.dbs[w.db].unwatch(&w.key, &w.flags);
-        }
-    }
-
-    /// EXEC: runs the queue atomically under one store lock.
-    pub(crate) fn exec(&self, conn: &mut Conn<ConnState>) {
-        let Some(queue) = conn.state.multi.take() else {
-            conn.reply(Reply::error("ERR EXEC without MULTI"));
-            return;
-        };
-        conn.info.in_multi.store(false, Ordering::Relaxed);
-        if std::mem::take(&mut conn.state.multi_failed) {
-            self.unwatch_all(conn);
-            conn.reply(Reply::error(
-                "EXECABORT Transaction discarded because of previous errors.",
-            ));
-            return;
-        }
-        let mut store = self.store.lock();
-        // The role may have changed since the commands were queued (checked under the lock,
-        // which role changes take).
-        let mut hide = false;
-        for args in &queue {
-            let Some((meta, handler)) = self.table.get(&args[0]) else {
-                continue;
-            };
-            // Commands outside the data path (PING, ...) are refused only by a stale replica,
-            // as Redis refuses EXEC when any queued command lacks `stale`.
-            let stale_only = !matches!(handler, Handler::Data(_));
-            if stale_only && meta.flags.has(Flags::STALE) {
-                continue;
-            }
-            {
-                let checked = self.gate(meta);
-                let checked = match checked {
-                    Err(Reply::Error(e)) if stale_only && !e.starts_with("MASTERDOWN") => Ok(hide),
-                    other => other,
-                };
-                match checked {
-                    Ok(h) => hide = h,
-                    Err(r) => {
-                        // Refused as a whole, in Redis' words for a rejected EXEC.
-                        drop(store);
-                        self.unwatch_all(conn);
-                        let why = match &r {
-                            Reply::Error(e) => e.to_string(),
-                            _ => String::new(),
-                        };
-                        conn.reply(Reply::Error(
-                            format!("EXECABORT Transaction discarded because of: {why}").into(),
-                        ));
-                        return;
-                    }
-                }
-            }
-        }
-        let now = unix_ms();
-        let touched = conn.state.watched.iter().any(|w| {
-            let db = &store.dbs[w.db];
-            w.flags.is_dirty() || (!w.flags.was_expired() && db.is_expired(&w.key, now))
-        });
-        for w in conn.state.watched.drain(..) {
-            store.dbs[w.db].unwatch(&w.key, &w.flags);
-        }
-        if touched {
-            drop(store);
-            conn.reply(Reply::NilArray);
-            return;
-        }
-        let mut guard = Some(store);
-        let mut props: Vec<Prop> = Vec::new();
-        let start = conn.out.len();
-        conn.out
-            .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
-        for args in queue {
-            let Some(&(meta, handler)) = self.table.get(&args[0]) else {
-                continue;
-            };
-            if self.monitors.active() {
-                self.feed_monitors(conn, &meta, &args);
-            }
-            match handler {
-                Handler::Data(f) => {
-                    let store = guard.get_or_insert_with(|| self.store.lock());
-                    let (reply, _) = execute_in(
-                        self,
-                        store,
-                        conn,
-                        &meta,
-                        f,
-                        Args::new(args),
-                        false,
-                        now,
-                        hide,
-                        &mut props,
-                    );
-                    conn.reply(reply);
-                }
-                Handler::Conn(f) => f(conn, Args::new(args)),
-                Handler::Node(f) => {
-                    // Node commands take the lock themselves; what ran so far goes to the log
-                    // first, so a snapshot (BGSAVE) inside the transaction cuts the log at the
-                    // right place.
-                    self.flush_props(conn, &mut props);
-                    guard = None;
-                    f(self, conn, Args::new(args));
-                }
-                // MIGRATE needs to wait for its target, which EXEC cannot under the store lock.
-                Handler::Async(_) if meta.name == "migrate" => {
-                    conn.reply(Reply::error(crate::migrate::IN_MULTI))
-                }
-                // Otherwise only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a
-                // transaction it answers at once, as in Redis.
-                Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
-            }
-        }
-        let _store = guard.get_or_insert_with(|| self.store.lock());
-        self.flush_props(conn, &mut props);
-        conn.state.ack.reply_at(start);
-    }
-
     /// Shows a command a client ran to the MONITOR clients.
     pub(crate) fn feed_monitors(&self, conn: &Conn<ConnState>, meta: &CommandMeta, args: &[Bytes]) {
         self.monitors
             .feed(meta, conn.db, &conn.info.addr.to_string(), args);
-    }
-
-    /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
-    /// so a crash never replays half of it.
-    fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>) {
-        if props.is_empty() {
-            return;
-        }
-        let mut all = std::mem::take(props);
-        if all.len() > 1 {
-            let db = all[0].0;
-            all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
-            let last_db = all[all.len() - 1].0;
-            all.push((last_db, vec![Bytes::from_static(b"EXEC")]));
-        }
-        self.note_propagated(conn, &all);
     }
 }
 
@@ -558,44 +433,6 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
     conn.state.ack.reply_at(start);
-}
-
-/// Runs a data command on a locked store, collecting what it propagates into `props`.
-#[allow(clippy::too_many_arguments)]
-fn execute_in(
-    node: &Node,
-    store: &mut Store,
-    conn: &Conn<ConnState>,
-    meta: &CommandMeta,
-    f: DataFn,
-    mut args: Args,
-    may_block: bool,
-    now: i64,
-    hide_expired: bool,
-    props: &mut Vec<Prop>,
-) -> (Reply, Option<crate::ctx::Block>) {
-    store.tracking().set_current(conn.info.id);
-    let mut ctx = Ctx::new(store, conn.db, now, props);
-    ctx.may_block = may_block;
-    ctx.hide_expired = hide_expired;
-    ctx.resp3 = conn.proto == Protocol::Resp3;
-    ctx.no_touch = conn.state.no_touch;
-    ctx.waiter = conn.state.waiter.clone();
-    let started = Instant::now();
-    let reply = Reply::from(f(&mut ctx, &mut args));
-    ctx.finish(&args);
-    // A blocking command that found nothing has not run yet: it is timed when it does.
-    if ctx.block.is_none() {
-        node.ran(conn, meta, args.all(), started.elapsed().as_micros() as u64);
-    }
-    if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
-        let all = args.all();
-        let keys = meta.keys(all).unwrap_or_default();
-        ctx.store
-            .tracking()
-            .remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
-    }
-    (reply, ctx.block.take())
 }
 
 /// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a

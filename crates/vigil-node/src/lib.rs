@@ -29,6 +29,7 @@ pub mod db;
 pub mod dispatch;
 pub mod engines;
 pub mod error;
+pub mod execute;
 pub mod gate;
 pub mod ldouble;
 pub mod maxmemory;

@@ -314,12 +314,14 @@ impl Node {
         meta: &vigil_resp::CommandMeta,
         args: &[Bytes],
         micros: u64,
+        error: Option<&str>,
     ) {
         if let Some(name) = self
             .cmdstats
             .name_of(meta.name, args.get(1).map(|a| &a[..]))
         {
-            self.cmdstats.record(name, micros);
+            self.cmdstats
+                .finished(name, micros, error.map(str::as_bytes));
         }
         if self.slowlog.watching() {
             self.record(conn, args, micros);

@@ -406,17 +406,27 @@ impl<H> CommandTable<H> {
             }
             _ => return Reply::from(crate::CmdError::Syntax),
         };
-        Reply::Array(
-            self.entries
+        let mut out = Vec::new();
+        for (m, _) in &self.entries {
+            // A container's subcommands follow it, in its ACL categories.
+            let subs = crate::subcommands::SUBCOMMANDS
                 .iter()
-                .filter(|(m, _)| match filter {
+                .find(|(c, _)| *c == m.name)
+                .map_or(&[][..], |(_, s)| *s);
+            let names = std::iter::once(m.name.to_string())
+                .chain(subs.iter().map(|s| format!("{}|{s}", m.name)));
+            for name in names {
+                let keep = match filter {
                     None => true,
-                    Some((true, p)) => crate::glob::matches_nocase(p, m.name.as_bytes()),
+                    Some((true, p)) => crate::glob::matches_nocase(p, name.as_bytes()),
                     Some((false, cat)) => m.in_category(&lossy_lower(cat)),
-                })
-                .map(|(m, _)| Reply::bulk_static(m.name))
-                .collect(),
-        )
+                };
+                if keep {
+                    out.push(Reply::Bulk(Bytes::from(name)));
+                }
+            }
+        }
+        Reply::Array(out)
     }
 }
 

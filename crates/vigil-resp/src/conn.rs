@@ -70,6 +70,8 @@ pub struct ConnStats {
     pub net_input_bytes: AtomicU64,
     /// Bytes written to clients.
     pub net_output_bytes: AtomicU64,
+    /// Error replies, by code.
+    pub errors: crate::errorstats::ErrorStats,
 }
 
 /// State shared by all connections of one server.
@@ -192,7 +194,11 @@ pub struct Conn<S> {
 impl<S> Conn<S> {
     /// Appends a reply.
     pub fn reply(&mut self, r: impl Into<Reply>) {
-        r.into().encode(self.proto, &mut self.out);
+        let r = r.into();
+        if let Reply::Error(e) = &r {
+            self.shared.stats.errors.count(e);
+        }
+        r.encode(self.proto, &mut self.out);
     }
 
     /// The number of channel and pattern subscriptions.

@@ -160,6 +160,15 @@ pub fn sort(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
     Ok(keys)
 }
 
+/// SORT_RO: the sorted key only (its BY and GET patterns name keys no finder can know, which
+/// is why Redis marks it movable).
+pub fn sort_ro(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
+    if args.len() < 2 {
+        return Err(KeysError::Invalid);
+    }
+    Ok(vec![key(1, RO_ACCESS)])
+}
+
 /// The position after the first `word` among `args[from..len-1]` (a keyword needs a value).
 fn after_keyword(args: &[Bytes], from: usize, word: &[u8]) -> Option<usize> {
     (from..args.len().saturating_sub(1))

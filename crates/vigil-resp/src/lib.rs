@@ -14,11 +14,13 @@ pub mod command;
 pub mod conn;
 pub mod connection;
 pub mod error;
+pub mod errorstats;
 pub mod glob;
 pub mod keys;
 pub mod pubsub;
 pub mod reply;
 pub mod request;
+pub mod subcommands;
 
 pub use args::Args;
 pub use command::{CommandMeta, Flags};

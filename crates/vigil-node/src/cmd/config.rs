@@ -191,6 +191,7 @@ fn resetstat(node: &Node) {
     s.rejected_connections.store(0, Ordering::Relaxed);
     s.net_input_bytes.store(0, Ordering::Relaxed);
     s.net_output_bytes.store(0, Ordering::Relaxed);
+    s.errors.reset();
     node.cmdstats.reset();
     let mut st = node.store.lock();
     st.hits = 0;

@@ -54,6 +54,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "errorstats",
     "keyspace",
 ];
 
@@ -67,6 +68,7 @@ const ALL_SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "commandstats",
+    "errorstats",
     "keyspace",
 ];
 
@@ -192,7 +194,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             "stats" => {
                 let _ = write!(
                     out,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:{}\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:{}\r\ntotal_error_replies:{}\r\n",
                     stats.connections_received.load(Ordering::Relaxed),
                     stats.commands_processed.load(Ordering::Relaxed),
                     node.ops_per_sec.load(Ordering::Relaxed),
@@ -205,6 +207,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     node.shared.hub.channels(None).len(),
                     node.shared.hub.numpat(),
                     node.migrate.len(),
+                    stats.errors.total(),
                 );
             }
             "replication" => out.push_str(&info_replication(node)),
@@ -220,12 +223,24 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                 for c in node.cmdstats.all() {
                     let _ = write!(
                         out,
-                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+                        "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
                         c.name,
                         c.calls,
                         c.usec,
-                        c.usec as f64 / c.calls as f64
+                        if c.calls == 0 {
+                            0.0
+                        } else {
+                            c.usec as f64 / c.calls as f64
+                        },
+                        c.rejected,
+                        c.failed,
                     );
+                }
+            }
+            "errorstats" => {
+                out.push_str("# Errorstats\r\n");
+                for (code, n) in stats.errors.codes() {
+                    let _ = write!(out, "errorstat_{code}:count={n}\r\n");
                 }
             }
             "keyspace" => {

@@ -150,9 +150,11 @@ fn latency(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             } else {
                 node.cmdstats.some(&rest)
             };
+            // Only commands that ran have a latency (refused ones count in INFO only).
             Reply::Map(
                 stats
                     .into_iter()
+                    .filter(|s| s.calls > 0)
                     .map(|s| {
                         let cdf = s
                             .cdf

@@ -36,13 +36,15 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         row!(
             "sort_ro",
             -2,
-            [READONLY],
+            // Movable as in Redis 7.0: BY and GET patterns name keys too.
+            [READONLY, MOVABLEKEYS],
             1,
             1,
             1,
             "generic",
             "Sorts a list, set or sorted set.",
-            Data(|c, a| sort(c, a, true))
+            Data(|c, a| sort(c, a, true)),
+            keys = vigil_resp::keys::sort_ro
         ),
     ]
 }

@@ -87,11 +87,29 @@ impl Host for ScriptHost<'_> {
         ctx.hide_expired = self.hide_expired;
         ctx.resp3 = resp3;
         ctx.in_script = true;
+        let started = std::time::Instant::now();
         let reply = Reply::from(f(&mut ctx, &mut args));
         if ctx.dirty() > 0 {
             self.node.scripts.busy.wrote();
         }
         ctx.finish(&args);
+        // A script's commands count in the statistics as a client's do, as in Redis.
+        let all = args.all();
+        if let Some(name) = self
+            .node
+            .cmdstats
+            .name_of(meta.name, all.get(1).map(|a| &a[..]))
+        {
+            let micros = started.elapsed().as_micros() as u64;
+            let error = match &reply {
+                Reply::Error(e) => Some(e.as_bytes()),
+                _ => None,
+            };
+            self.node.cmdstats.finished(name, micros, error);
+        }
+        if let Reply::Error(e) = &reply {
+            self.node.shared.stats.errors.count(e);
+        }
         reply
     }
 

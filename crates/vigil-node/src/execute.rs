@@ -1,0 +1,204 @@
+//! Running data commands under the store lock: one command ([`execute_in`], with its
+//! statistics, slow-log entry and client-side-caching reads), or a MULTI/EXEC queue atomically
+//! ([`Node::exec`]) with its writes propagated as one MULTI/EXEC block.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply};
+
+use crate::ctx::{Ctx, DataFn, Prop};
+use crate::db::Store;
+use crate::node::{Handler, Node};
+use crate::session::ConnState;
+use vigil_base::clock::unix_ms;
+
+impl Node {
+    /// Forgets every WATCH of the connection.
+    pub fn unwatch_all(&self, conn: &mut Conn<ConnState>) {
+        if conn.state.watched.is_empty() {
+            return;
+        }
+        let mut store = self.store.lock();
+        for w in conn.state.watched.drain(..) {
+            store.dbs[w.db].unwatch(&w.key, &w.flags);
+        }
+    }
+
+    /// EXEC: runs the queue atomically under one store lock.
+    pub(crate) fn exec(&self, conn: &mut Conn<ConnState>) {
+        let Some(queue) = conn.state.multi.take() else {
+            conn.reply(Reply::error("ERR EXEC without MULTI"));
+            return;
+        };
+        conn.info.in_multi.store(false, Ordering::Relaxed);
+        if std::mem::take(&mut conn.state.multi_failed) {
+            self.unwatch_all(conn);
+            conn.reply(Reply::error(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
+            return;
+        }
+        let mut store = self.store.lock();
+        // The role may have changed since the commands were queued (checked under the lock,
+        // which role changes take).
+        let mut hide = false;
+        for args in &queue {
+            let Some((meta, handler)) = self.table.get(&args[0]) else {
+                continue;
+            };
+            // Commands outside the data path (PING, ...) are refused only by a stale replica,
+            // as Redis refuses EXEC when any queued command lacks `stale`.
+            let stale_only = !matches!(handler, Handler::Data(_));
+            if stale_only && meta.flags.has(Flags::STALE) {
+                continue;
+            }
+            {
+                let checked = self.gate(meta);
+                let checked = match checked {
+                    Err(Reply::Error(e)) if stale_only && !e.starts_with("MASTERDOWN") => Ok(hide),
+                    other => other,
+                };
+                match checked {
+                    Ok(h) => hide = h,
+                    Err(r) => {
+                        // Refused as a whole, in Redis' words for a rejected EXEC.
+                        drop(store);
+                        self.unwatch_all(conn);
+                        let why = match &r {
+                            Reply::Error(e) => e.to_string(),
+                            _ => String::new(),
+                        };
+                        conn.reply(Reply::Error(
+                            format!("EXECABORT Transaction discarded because of: {why}").into(),
+                        ));
+                        return;
+                    }
+                }
+            }
+        }
+        let now = unix_ms();
+        let touched = conn.state.watched.iter().any(|w| {
+            let db = &store.dbs[w.db];
+            w.flags.is_dirty() || (!w.flags.was_expired() && db.is_expired(&w.key, now))
+        });
+        for w in conn.state.watched.drain(..) {
+            store.dbs[w.db].unwatch(&w.key, &w.flags);
+        }
+        if touched {
+            drop(store);
+            conn.reply(Reply::NilArray);
+            return;
+        }
+        let mut guard = Some(store);
+        let mut props: Vec<Prop> = Vec::new();
+        let start = conn.out.len();
+        conn.out
+            .extend_from_slice(format!("*{}\r\n", queue.len()).as_bytes());
+        for args in queue {
+            let Some(&(meta, handler)) = self.table.get(&args[0]) else {
+                continue;
+            };
+            if self.monitors.active() {
+                self.feed_monitors(conn, &meta, &args);
+            }
+            match handler {
+                Handler::Data(f) => {
+                    let store = guard.get_or_insert_with(|| self.store.lock());
+                    let (reply, _) = execute_in(
+                        self,
+                        store,
+                        conn,
+                        &meta,
+                        f,
+                        Args::new(args),
+                        false,
+                        now,
+                        hide,
+                        &mut props,
+                    );
+                    conn.reply(reply);
+                }
+                Handler::Conn(f) => f(conn, Args::new(args)),
+                Handler::Node(f) => {
+                    // Node commands take the lock themselves; what ran so far goes to the log
+                    // first, so a snapshot (BGSAVE) inside the transaction cuts the log at the
+                    // right place.
+                    self.flush_props(conn, &mut props);
+                    guard = None;
+                    f(self, conn, Args::new(args));
+                }
+                // MIGRATE needs to wait for its target, which EXEC cannot under the store lock.
+                Handler::Async(_) if meta.name == "migrate" => {
+                    conn.reply(Reply::error(crate::migrate::IN_MULTI))
+                }
+                // Otherwise only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a
+                // transaction it answers at once, as in Redis.
+                Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
+            }
+        }
+        let _store = guard.get_or_insert_with(|| self.store.lock());
+        self.flush_props(conn, &mut props);
+        conn.state.ack.reply_at(start);
+    }
+
+    /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
+    /// so a crash never replays half of it.
+    fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>) {
+        if props.is_empty() {
+            return;
+        }
+        let mut all = std::mem::take(props);
+        if all.len() > 1 {
+            let db = all[0].0;
+            all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
+            let last_db = all[all.len() - 1].0;
+            all.push((last_db, vec![Bytes::from_static(b"EXEC")]));
+        }
+        self.note_propagated(conn, &all);
+    }
+}
+
+/// Runs a data command on a locked store, collecting what it propagates into `props`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute_in(
+    node: &Node,
+    store: &mut Store,
+    conn: &Conn<ConnState>,
+    meta: &CommandMeta,
+    f: DataFn,
+    mut args: Args,
+    may_block: bool,
+    now: i64,
+    hide_expired: bool,
+    props: &mut Vec<Prop>,
+) -> (Reply, Option<crate::ctx::Block>) {
+    store.tracking().set_current(conn.info.id);
+    let mut ctx = Ctx::new(store, conn.db, now, props);
+    ctx.may_block = may_block;
+    ctx.hide_expired = hide_expired;
+    ctx.resp3 = conn.proto == Protocol::Resp3;
+    ctx.no_touch = conn.state.no_touch;
+    ctx.waiter = conn.state.waiter.clone();
+    let started = Instant::now();
+    let reply = Reply::from(f(&mut ctx, &mut args));
+    ctx.finish(&args);
+    // A blocking command that found nothing has not run yet: it is timed when it does.
+    if ctx.block.is_none() {
+        let micros = started.elapsed().as_micros() as u64;
+        let error = match &reply {
+            Reply::Error(e) => Some(&e[..]),
+            _ => None,
+        };
+        node.ran(conn, meta, args.all(), micros, error);
+    }
+    if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
+        let all = args.all();
+        let keys = meta.keys(all).unwrap_or_default();
+        ctx.store
+            .tracking()
+            .remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
+    }
+    (reply, ctx.block.take())
+}

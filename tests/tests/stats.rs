@@ -1,0 +1,129 @@
+//! Per-command and per-error statistics beside redis-server 7.0: the same commands (failing as
+//! they run, refused before running, inside transactions and scripts) leave the same
+//! `calls`/`rejected_calls`/`failed_calls` in `INFO commandstats`, the same `INFO errorstats`
+//! and the same `total_error_replies` on both. Times are left out of the comparison.
+
+use std::collections::BTreeMap;
+
+use redis::Connection;
+use vigil_tests::{NodeProc, RedisProc};
+
+/// Each command is sent as is; replies (errors included) are not compared here: the
+/// differential suites do that.
+const STEPS: &[&[&str]] = &[
+    &["SET", "foo", "1"],
+    &["GEOADD", "foo", "0", "0", "bar"],
+    &["SET", "k"],
+    &["SET", "k1", "v1"],
+    &["EXPIRE", "foo", "100"],
+    &["ASDF"],
+    &["MULTI"],
+    &["SET"],
+    &["SET", "a", "b"],
+    &["EXEC"],
+    &["MULTI"],
+    &["SET", "a", "b"],
+    &["LPUSH", "a", "x"],
+    &["EXEC"],
+    &["EXEC"],
+    &[
+        "EVAL",
+        "redis.pcall('XGROUP', 'CREATECONSUMER', 's1', 'g', 'c'); redis.call('set', KEYS[1], 0)",
+        "1",
+        "viascript",
+    ],
+    &["EVALSHA", "NotValidShaSUM", "0"],
+    &["EVAL"],
+    &["XADD", "s", "*", "f", "v"],
+    &["XGROUP", "CREATECONSUMER", "s", "nogroup", "c"],
+    &["CONFIG", "GET"],
+    &["OBJECT", "ENCODING", "foo"],
+    &["INCR", "k1"],
+];
+
+fn run(c: &mut Connection, args: &[&str]) {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let _ = cmd.query::<redis::Value>(c);
+}
+
+fn info(c: &mut Connection, section: &str) -> String {
+    redis::cmd("INFO").arg(section).query(c).unwrap()
+}
+
+/// `cmdstat_x:calls=..,usec=..,usec_per_call=..,rejected_calls=..,failed_calls=..` without the
+/// times, for every command the steps name (INFO and CONFIG RESETSTAT themselves left out).
+fn counts(c: &mut Connection) -> BTreeMap<String, String> {
+    info(c, "commandstats")
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            if name == "info" || name == "config|resetstat" {
+                return None;
+            }
+            let kept: Vec<&str> = rest
+                .trim_end()
+                .split(',')
+                .filter(|f| !f.starts_with("usec"))
+                .collect();
+            Some((name.to_string(), kept.join(",")))
+        })
+        .collect()
+}
+
+fn errors(c: &mut Connection) -> (Vec<String>, String) {
+    let e = info(c, "errorstats")
+        .lines()
+        .filter(|l| l.starts_with("errorstat_"))
+        .map(|l| l.trim_end().to_string())
+        .collect();
+    let total = info(c, "stats")
+        .lines()
+        .find(|l| l.starts_with("total_error_replies:"))
+        .map(|l| l.trim_end().to_string())
+        .unwrap_or_default();
+    (e, total)
+}
+
+#[test]
+fn command_and_error_statistics_match_redis_server() {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    let mut seen = Vec::new();
+    for port in [redis.port, node.port] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        run(&mut c, &["CONFIG", "RESETSTAT"]);
+        for step in STEPS {
+            run(&mut c, step);
+        }
+        seen.push((counts(&mut c), errors(&mut c)));
+    }
+    let (want, got) = (&seen[0], &seen[1]);
+    assert!(
+        want.0.contains_key("xgroup|createconsumer") && want.1.1 != "total_error_replies:0",
+        "the steps must exercise what they claim: {want:?}"
+    );
+    let mut diffs = Vec::new();
+    for name in want.0.keys().chain(got.0.keys()) {
+        let (w, g) = (want.0.get(name), got.0.get(name));
+        if w != g && !diffs.iter().any(|d: &String| d.starts_with(name.as_str())) {
+            diffs.push(format!("{name}: redis {w:?} node {g:?}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "commandstats differ:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(
+        got.1, want.1,
+        "errorstats / total_error_replies (node, redis)"
+    );
+}
