@@ -11,6 +11,7 @@ mod engine;
 mod ffi;
 pub mod libs;
 pub mod rand48;
+mod run;
 mod shebang;
 
 pub use engine::{Engine, FunctionInfo, Host, ScriptFlags, Tick, sha1_hex};
