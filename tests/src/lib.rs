@@ -24,6 +24,7 @@ pub mod agentless;
 pub mod agents;
 pub mod backends;
 pub mod client_script;
+pub mod content;
 pub mod diff;
 pub mod grpc;
 pub mod managed;

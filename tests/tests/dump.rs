@@ -33,32 +33,9 @@ fn bytes(v: Value) -> Vec<u8> {
 
 /// A key's content in a comparable form: type, value (sets and hashes sorted), expiry or not.
 fn content(c: &mut Connection, key: &str) -> String {
-    let ty: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
-    let q = |c: &mut Connection, args: &[&str]| format!("{:?}", run(c, args));
-    let body = match ty.as_str() {
-        "string" => q(c, &["GET", key]),
-        "list" => q(c, &["LRANGE", key, "0", "-1"]),
-        "zset" => q(c, &["ZRANGE", key, "0", "-1", "WITHSCORES"]),
-        "set" => {
-            let mut m: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(key).query(c).unwrap();
-            m.sort();
-            format!("{m:?}")
-        }
-        "hash" => {
-            let mut m: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(key).query(c).unwrap();
-            m.sort();
-            format!("{m:?}")
-        }
-        "stream" => format!(
-            "{} {}",
-            q(c, &["XINFO", "STREAM", key, "FULL"]),
-            q(c, &["XRANGE", key, "-", "+"])
-        ),
-        "none" => "none".into(),
-        t => panic!("type {t}"),
-    };
+    let body = vigil_tests::content::of(c, key, vigil_tests::content::StreamView::Full);
     let ttl: i64 = redis::cmd("PEXPIRETIME").arg(key).query(c).unwrap();
-    format!("{ty} {body} ttl:{}", ttl > 0)
+    format!("{body} ttl:{}", ttl > 0)
 }
 
 /// Every type in small and big encodings, with integers, expiries and a stream with groups.

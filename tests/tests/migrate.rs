@@ -195,36 +195,7 @@ fn short(s: &str) -> String {
 
 /// A key's type and value (sets and hashes sorted; a stream's entries and groups).
 fn content(c: &mut Connection, key: &str) -> String {
-    let ty: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
-    let q = |c: &mut Connection, args: &[&str]| {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        format!("{:?}", cmd.query::<redis::Value>(c).unwrap())
-    };
-    let body = match ty.as_str() {
-        "string" => q(c, &["GET", key]),
-        "list" => q(c, &["LRANGE", key, "0", "-1"]),
-        "zset" => q(c, &["ZRANGE", key, "0", "-1", "WITHSCORES"]),
-        "set" => {
-            let mut m: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(key).query(c).unwrap();
-            m.sort();
-            format!("{m:?}")
-        }
-        "hash" => {
-            let mut m: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(key).query(c).unwrap();
-            m.sort();
-            format!("{m:?}")
-        }
-        "stream" => format!(
-            "{} {}",
-            q(c, &["XRANGE", key, "-", "+"]),
-            q(c, &["XINFO", "GROUPS", key])
-        ),
-        t => t.to_string(),
-    };
-    format!("{ty} {body}")
+    vigil_tests::content::of(c, key, vigil_tests::content::StreamView::Groups)
 }
 
 fn lines(s: &str) -> Vec<String> {
