@@ -144,6 +144,9 @@ fn pfadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if failed {
         return Err(corrupt());
     }
+    if updated > 0 {
+        ctx.notify(crate::db::notify::STRING, "pfadd", &key);
+    }
     Ok(Reply::Int(i64::from(updated > 0)))
 }
 
@@ -209,6 +212,7 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     *s = v.into_boxed_slice();
     ctx.db().touch(dest);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::STRING, "pfadd", dest);
     Ok(Reply::ok())
 }
 

@@ -260,13 +260,16 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
     }
     let n = list.len();
     if n == 0 {
-        ctx.delete(&dst);
+        if ctx.delete(&dst) {
+            ctx.notify(crate::db::notify::GENERIC, "del", &dst);
+        }
     } else {
         ctx.expire_if_needed(&dst);
         let db = ctx.db();
         db.set(&dst, Value::List(Box::new(list)), false);
         db.touch(&dst);
         ctx.changed(n as u64);
+        ctx.notify(crate::db::notify::LIST, "sortstore", &dst);
     }
     Ok(Reply::Int(n as i64))
 }
