@@ -175,6 +175,7 @@ pub(crate) fn reads_keys(meta: &CommandMeta) -> bool {
                 | "zdiffstore"
                 | "zrangestore"
                 | "bitop"
+                | "pfmerge"
                 | "georadius"
                 | "georadiusbymember"
                 | "geosearchstore"

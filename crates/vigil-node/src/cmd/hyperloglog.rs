@@ -194,7 +194,11 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             hll::merge_into(&mut max, s).map_err(|_| corrupt())?;
         }
     }
-    if hll_at(ctx, dest)?.is_none() {
+    // Looked up again to write: one `keymiss` (above) is what Redis announces.
+    let reads = std::mem::replace(&mut ctx.reads, false);
+    let missing = hll_at(ctx, dest).map(|h| h.is_none());
+    ctx.reads = reads;
+    if missing? {
         create(ctx, dest);
     }
     let s = str_mut(ctx, dest)?;

@@ -362,7 +362,7 @@ fn read_group(
         }
     };
     for p in props {
-        if p[0][..] == b"XGROUP"[..] {
+        if p.get(1).is_some_and(|s| s[..] == b"CREATECONSUMER"[..]) {
             ctx.notify(crate::db::notify::STREAM, "xgroup-createconsumer", key);
         }
         ctx.changed(1);
