@@ -203,7 +203,8 @@ pub(crate) fn execute_in(
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.no_touch = conn.state.no_touch;
     ctx.waiter = conn.state.waiter.clone();
-    ctx.reads = reads_keys(meta);
+    // Only `keymiss` needs it: nothing to decide while that class is off.
+    ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS) && reads_keys(meta);
     let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
