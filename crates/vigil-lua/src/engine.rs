@@ -13,9 +13,10 @@ use mlua::{
 };
 use vigil_resp::Reply;
 
-use crate::convert::{error_table, from_reply, to_reply};
-use crate::ffi::{CALL_KEY, redis_call, redis_pcall, trampoline};
+use crate::convert::to_reply;
+use crate::ffi::{redis_call, redis_pcall, trampoline};
 use crate::rand48::Rand48;
+use crate::run::{Host, HostGuard, RunState};
 pub use crate::shebang::ScriptFlags;
 use crate::shebang::{NAME_ERR, parse_metadata, parse_shebang, valid_name};
 
@@ -24,15 +25,6 @@ const TICK_INSTRUCTIONS: u32 = 100_000;
 
 /// How long a library's top level may run at `FUNCTION LOAD` (Redis' `LOAD_TIMEOUT_MS`).
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// What a script's `redis.call` reaches: the node's command table on the locked dataset.
-pub trait Host {
-    /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
-    /// `resp3`: the script asked for RESP3 replies (`redis.setresp(3)`).
-    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
-    /// Whether a command of that name exists (`redis.acl_check_cmd`).
-    fn exists(&self, name: &[u8]) -> bool;
-}
 
 /// Called every [`TICK_INSTRUCTIONS`] while a script runs; `true` kills the script.
 pub type Tick = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -46,13 +38,6 @@ pub struct FunctionInfo {
     pub description: Option<String>,
     /// Its flags.
     pub flags: ScriptFlags,
-}
-
-/// State the Rust side of the API shares with the Lua side during a run.
-#[derive(Default)]
-struct RunState {
-    resp3: AtomicBool,
-    killed: AtomicBool,
 }
 
 /// A Lua state with Redis' sandbox.
@@ -167,6 +152,7 @@ impl Engine {
             host.set("c_call", lua.create_c_function(redis_call)?)?;
             host.set("c_pcall", lua.create_c_function(redis_pcall)?)?;
         }
+        crate::run::install(&lua, &host, &state)?;
         host.set("version", vigil_base::REDIS_VERSION)?;
         host.set("version_num", version_num())?;
         let dbg: Value = lua.globals().get("debug")?;
@@ -299,12 +285,23 @@ impl Engine {
         Some(reply.unwrap_or_else(|e| Reply::Error(format!("ERR {e}").into())))
     }
 
+    /// A Lua array of strings (KEYS, ARGV), built in one protected call rather than one per
+    /// string.
     fn strings(&self, items: &[Bytes]) -> mlua::Result<Table> {
-        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, b) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(b)?)?;
+        let n = std::ffi::c_int::try_from(items.len())
+            .map_err(|_| mlua::Error::runtime("too many arguments"))?;
+        // SAFETY: uses two stack slots (the table and one string) of the three `exec_raw`
+        // checks for, and leaves only the table on the stack.
+        unsafe {
+            self.lua.exec_raw((), |l| {
+                use mlua::ffi;
+                ffi::lua_createtable(l, n, 0);
+                for (i, b) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
+                    ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 1);
+                }
+            })
         }
-        Ok(t)
     }
 
     fn call(
@@ -317,39 +314,9 @@ impl Engine {
     ) -> mlua::Result<Reply> {
         self.state.resp3.store(false, Ordering::Relaxed);
         self.state.killed.store(false, Ordering::Relaxed);
-        let state = self.state.clone();
-        let host = RefCell::new(host);
-        let (ok, v): (bool, Value) = self.lua.scope(|scope| {
-            let call = scope.create_function(|lua, (mode, args): (Value, MultiValue)| {
-                // An integer mode: the arguments come packed in one table (ffi::call_c).
-                let args = match (mode, args.front()) {
-                    (Value::Integer(_), Some(Value::Table(t))) => {
-                        t.sequence_values::<Value>()
-                            .collect::<mlua::Result<MultiValue>>()?
-                    }
-                    _ => args,
-                };
-                let args = match command_args(lua, args) {
-                    Ok(a) => a,
-                    Err(msg) => return Ok((true, error_table(lua, &msg)?)),
-                };
-                let resp3 = state.resp3.load(Ordering::Relaxed);
-                let reply = host.borrow_mut().call(args, resp3);
-                match reply {
-                    Reply::Error(e) => Ok((true, error_table(lua, &e)?)),
-                    r => Ok((false, from_reply(lua, r, resp3)?)),
-                }
-            })?;
-            let exists = scope.create_function(|_, name: mlua::String| {
-                Ok(host.borrow().exists(&name.as_bytes()))
-            })?;
-            self.lua.set_named_registry_value(CALL_KEY, call)?;
-            self.host.raw_set("exists", exists)?;
-            let r = self.run.call::<(bool, Value)>((f.clone(), a, b));
-            self.lua.set_named_registry_value(CALL_KEY, Value::Nil)?;
-            self.host.raw_set("exists", Value::Nil)?;
-            r
-        })?;
+        let run = HostGuard::lend(&self.state, host);
+        let (ok, v): (bool, Value) = self.run.call((f.clone(), a, b))?;
+        drop(run);
         let resp3 = self.state.resp3.load(Ordering::Relaxed);
         if ok {
             return Ok(to_reply(&v, resp3));
@@ -392,27 +359,6 @@ fn lua_message(e: &mlua::Error) -> String {
         other => other.to_string(),
     }
 }
-
-/// `redis.call`'s arguments: strings, or numbers in Lua's own text form.
-fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
-    if args.is_empty() {
-        return Err("ERR Please specify at least one argument for this redis lib call".into());
-    }
-    let mut out = Vec::with_capacity(args.len());
-    for a in args {
-        match a {
-            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(a) {
-                Ok(Some(s)) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-                _ => return Err(ARGS_ERR.into()),
-            },
-            _ => return Err(ARGS_ERR.into()),
-        }
-    }
-    Ok(out)
-}
-
-const ARGS_ERR: &str = "ERR Lua redis lib command arguments must be strings or integers";
 
 impl Engine {
     /// [`Engine::load_library`] within Redis' load timeout: a library whose top level runs

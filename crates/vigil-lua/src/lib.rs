@@ -11,10 +11,12 @@ mod engine;
 mod ffi;
 pub mod libs;
 pub mod rand48;
+mod run;
 mod shebang;
 
-pub use engine::{Engine, FunctionInfo, Host, ScriptFlags, Tick, sha1_hex};
+pub use engine::{Engine, FunctionInfo, ScriptFlags, Tick, sha1_hex};
 pub use rand48::Rand48;
+pub use run::Host;
 pub use shebang::{parse_metadata, parse_shebang};
 
 #[cfg(test)]

@@ -129,8 +129,12 @@ impl Node {
                     guard = None;
                     f(self, conn, Args::new(args));
                 }
-                // Only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a transaction
-                // it answers at once, as in Redis.
+                // MIGRATE needs to wait for its target, which EXEC cannot under the store lock.
+                Handler::Async(_) if meta.name == "migrate" => {
+                    conn.reply(Reply::error(crate::migrate::IN_MULTI))
+                }
+                // Otherwise only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a
+                // transaction it answers at once, as in Redis.
                 Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
             }
         }

@@ -33,6 +33,7 @@ pub mod execute;
 pub mod gate;
 pub mod ldouble;
 pub mod maxmemory;
+pub mod migrate;
 pub mod monitor;
 pub mod node;
 pub mod pause;

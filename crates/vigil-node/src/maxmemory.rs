@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use vigil_resp::{CommandMeta, Flags};
 
+/// The allocator the binary runs on, as `INFO memory` names it (`mem_allocator`); the binary
+/// that installs one sets it at start-up.
+pub static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 /// Redis' refusal, word for word.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 

@@ -78,10 +78,10 @@ fn line(db: usize, from: &str, args: &[Bytes], micros: i64) -> Vec<u8> {
         micros.rem_euclid(1_000_000)
     )
     .into_bytes();
-    let redact_from = redacted_from(args);
+    let hidden = redacted(args);
     for (i, a) in args.iter().enumerate() {
         out.push(b' ');
-        if i >= redact_from.0 && i < redact_from.1 {
+        if hidden.iter().any(|&(from, to)| i >= from && i < to) {
             out.extend_from_slice(b"\"(redacted)\"");
         } else {
             repr(&mut out, a);
@@ -91,21 +91,39 @@ fn line(db: usize, from: &str, args: &[Bytes], micros: i64) -> Vec<u8> {
     out
 }
 
-/// Which arguments hold credentials: `AUTH`'s, `HELLO … AUTH user pass`.
-fn redacted_from(args: &[Bytes]) -> (usize, usize) {
+/// Which arguments hold credentials, as index ranges: `AUTH`'s, `HELLO … AUTH user pass`,
+/// MIGRATE's `AUTH password` and `AUTH2 user password` (options before `KEYS`).
+fn redacted(args: &[Bytes]) -> Vec<(usize, usize)> {
     let is = |i: usize, w: &str| {
         args.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(w.as_bytes()))
     };
     if is(0, "auth") {
-        return (1, args.len());
+        return vec![(1, args.len())];
     }
     if is(0, "hello")
         && let Some(i) = (2..args.len()).find(|&i| is(i, "auth"))
     {
-        return (i + 1, (i + 3).min(args.len()));
+        return vec![(i + 1, (i + 3).min(args.len()))];
     }
-    (0, 0)
+    let mut ranges = Vec::new();
+    if is(0, "migrate") {
+        let mut i = 6;
+        while i < args.len() && !is(i, "keys") {
+            let n = if is(i, "auth") {
+                1
+            } else if is(i, "auth2") {
+                2
+            } else {
+                0
+            };
+            if n > 0 {
+                ranges.push((i + 1, (i + 1 + n).min(args.len())));
+            }
+            i += 1 + n;
+        }
+    }
+    ranges
 }
 
 /// Quotes an argument as Redis' `sdscatrepr` does.
@@ -147,6 +165,18 @@ mod tests {
             String::from_utf8(l).unwrap(),
             "+1700000000.000042 [3 127.0.0.1:5000] \"set\" \"k\\\"1\" \"a b\\n\\x01\\xff\"\r\n"
         );
+        let l = line(
+            0,
+            "x",
+            &args(&[
+                b"migrate", b"h", b"1", b"", b"0", b"0", b"AUTH", b"p", b"auth2", b"u", b"q",
+                b"KEYS", b"auth", b"k",
+            ]),
+            0,
+        );
+        assert!(String::from_utf8(l).unwrap().ends_with(
+            "\"AUTH\" \"(redacted)\" \"auth2\" \"(redacted)\" \"(redacted)\" \"KEYS\" \"auth\" \"k\"\r\n"
+        ));
         let l = line(0, "lua", &args(&[b"AUTH", b"u", b"p"]), 0);
         assert!(
             String::from_utf8(l)

@@ -136,6 +136,8 @@ pub struct Node {
     pub(crate) active_expire: std::sync::atomic::AtomicBool,
     /// `maxmemory`: past it, commands that may grow the dataset get `-OOM`.
     pub(crate) maxmemory: crate::maxmemory::MaxMemory,
+    /// MIGRATE's cached connections to targets.
+    pub(crate) migrate: crate::migrate::Sockets,
 }
 
 /// Result of propagating a write.
@@ -181,6 +183,7 @@ impl Node {
             cmdstats,
             active_expire: std::sync::atomic::AtomicBool::new(true),
             maxmemory: crate::maxmemory::MaxMemory::new(maxmemory),
+            migrate: Default::default(),
         })
     }
 

@@ -247,6 +247,10 @@ fn redact(args: &mut [Bytes]) {
             let mut i = 1;
             while i < args.len() {
                 let w = args[i].to_ascii_lowercase();
+                // MIGRATE's options end at KEYS: a key may be called `auth`.
+                if &name[..] == b"migrate" && &w[..] == b"keys" {
+                    break;
+                }
                 let n = match (&name[..], &w[..]) {
                     (b"hello", b"auth") | (b"migrate", b"auth2") => 2,
                     (b"migrate", b"auth") => 1,
@@ -286,6 +290,32 @@ mod tests {
         assert_eq!(m.slow_entries(1)[0].args[5], "5");
         assert_eq!(m.slow_len(), 2);
         assert_eq!(m.slow_entries(10)[0].id, 2);
+        // MIGRATE's options end at KEYS: a key named `auth` stays.
+        let mig: Vec<Bytes> = [
+            "migrate", "h", "1", "", "0", "0", "AUTH", "p", "auth2", "u", "q", "keys", "auth", "k",
+        ]
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
+        m.record(&mig, 5, || true, || ("a".into(), Bytes::new()));
+        let shown: Vec<String> = m.slow_entries(1)[0]
+            .args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(
+            shown[6..],
+            [
+                "AUTH",
+                "(redacted)",
+                "auth2",
+                "(redacted)",
+                "(redacted)",
+                "keys",
+                "auth",
+                "k"
+            ]
+        );
     }
 
     #[test]

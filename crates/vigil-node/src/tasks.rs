@@ -41,6 +41,7 @@ pub(crate) async fn background(node: Arc<Node>) {
                 .store(cmds.saturating_sub(last_cmds), Ordering::Relaxed);
             last_cmds = cmds;
             maybe_compact(&node);
+            node.migrate.close_idle();
         }
     }
 }

@@ -217,6 +217,44 @@ pub fn xreadgroup(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
     streams(args, 4)
 }
 
+/// MIGRATE: the key at 3, or with `KEYS` (and an empty key at 3) the keys after it. Redis
+/// first reads its key specs, which name the key at 3 unless `KEYS` appears at or before the
+/// second-to-last argument (searched backwards); only then does it scan the options from 6.
+pub fn migrate(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
+    let keys_word = |a: &Bytes| a.eq_ignore_ascii_case(b"keys");
+    let spec_hit = (2..args.len().saturating_sub(1)).any(|i| keys_word(&args[i]));
+    let (first, n) = if !spec_hit || args.len() <= 6 {
+        (3, 1)
+    } else {
+        let mut found = (3, 1);
+        let mut i = 6;
+        while i < args.len() {
+            let a = &args[i];
+            if keys_word(a) {
+                found = if args[3].is_empty() {
+                    (i + 1, args.len() - i - 1)
+                } else {
+                    (3, 0)
+                };
+                break;
+            }
+            if a.eq_ignore_ascii_case(b"auth") {
+                i += 1;
+            } else if a.eq_ignore_ascii_case(b"auth2") {
+                i += 2;
+            }
+            i += 1;
+        }
+        found
+    };
+    if n == 0 || first + n > args.len() {
+        return Err(KeysError::Invalid);
+    }
+    Ok((first..first + n)
+        .map(|p| key(p, RW_ACCESS_DELETE))
+        .collect())
+}
+
 /// A container's subcommands: name, Redis arity (counting the parent), key flags (`None`: the
 /// subcommand takes no key). The key is always the argument after the subcommand.
 type Subs = &'static [(&'static str, i32, Option<KeyFlags>)];
@@ -406,6 +444,19 @@ mod tests {
             (memory, "memory usage k samples 5", Ok(vec![2])),
             (memory, "memory usage", Err(KeysError::Arity)),
             (memory, "memory stats", Err(KeysError::NoKeyArguments)),
+            (migrate, "migrate h 1 k 0 0", Ok(vec![3])),
+            (migrate, "migrate h 1 k 0 0 copy", Ok(vec![3])),
+            (migrate, "migrate h 1  0 0 keys a b", Ok(vec![7, 8])),
+            (migrate, "migrate h 1  0 0 auth keys b", Ok(vec![3])),
+            (migrate, "migrate h 1  0 0 copy keys", Ok(vec![3])),
+            (migrate, "migrate h 1 x 0 0 keys b", Err(KeysError::Invalid)),
+            (migrate, "migrate h 1 x 0 0 auth2 keys b c", Ok(vec![3])),
+            (
+                migrate,
+                "migrate h 1 x 0 0 keys keys b",
+                Err(KeysError::Invalid),
+            ),
+            (migrate, "migrate h 1  0 0 replace keys a", Ok(vec![8])),
         ];
         for (i, (f, r, want)) in cases.iter().enumerate() {
             assert_eq!(&pos(f(&req(r))), want, "#{i} {r}");

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use vigil::{ctl, drill, up};
 use vigil_node::NodeConfig;
 
+/// jemalloc, as redis-server uses: many small, short-lived allocations (requests, replies,
+/// Lua's strings and tables) cost less than with glibc's allocator, and fragment less.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "vigil",
@@ -94,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let _ = vigil_node::maxmemory::ALLOCATOR.set("jemalloc-5.3.0");
     let cli = Cli::parse();
     match cli.command {
         Command::Node(args) => run_node(args),

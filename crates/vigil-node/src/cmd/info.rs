@@ -149,10 +149,11 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     .map_or("noeviction", String::as_str);
                 let _ = write!(
                     out,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:libc\r\n",
+                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:{}\r\n",
                     human(rss),
                     human(rss),
                     human(max),
+                    crate::maxmemory::ALLOCATOR.get().unwrap_or(&"libc"),
                 );
                 // Scripting, as Redis 7.0 reports it (the EVAL engine; 0 while a script
                 // holds it).
@@ -194,7 +195,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             "stats" => {
                 let _ = write!(
                     out,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:{}\r\ntotal_error_replies:{}\r\n",
                     stats.connections_received.load(Ordering::Relaxed),
                     stats.commands_processed.load(Ordering::Relaxed),
                     node.ops_per_sec.load(Ordering::Relaxed),
@@ -206,6 +207,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     node.repl.sync_partial_err.load(Ordering::Relaxed),
                     node.shared.hub.channels(None).len(),
                     node.shared.hub.numpat(),
+                    node.migrate.len(),
                     stats.errors.total(),
                 );
             }

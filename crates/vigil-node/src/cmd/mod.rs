@@ -27,6 +27,7 @@ pub mod keys;
 pub mod lcs;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod mpop;
 pub mod object;
 pub mod replication;
@@ -64,6 +65,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());
+    rows.extend(migrate::commands());
     rows.extend(dbs::commands());
     rows.extend(debug::commands());
     rows.extend(memory::commands());
