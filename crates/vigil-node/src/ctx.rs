@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use vigil_resp::{Args, CmdError, Reply};
 
-use crate::db::{Db, Hash, List, Set, Store, Stream, Value, ZSet, boxed};
+use crate::db::{Db, Hash, List, Set, Store, Stream, Value, ZSet, boxed, notify};
 
 /// A data command: runs under the store lock, returns its reply.
 pub type DataFn = fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>;
@@ -51,6 +51,8 @@ pub struct Ctx<'a> {
     pub resp3: bool,
     /// Lookups leave keys' access times alone (`CLIENT NO-TOUCH`).
     pub no_touch: bool,
+    /// The command reads keys (Redis' read lookups): a missing key is a `keymiss` event.
+    pub reads: bool,
     /// Set by a blocking command that found nothing to do.
     pub block: Option<Block>,
     /// This client's place in the blocked queues, once it waits.
@@ -73,6 +75,7 @@ impl<'a> Ctx<'a> {
             in_script: false,
             resp3: false,
             no_touch: false,
+            reads: false,
             block: None,
             waiter: None,
             dirty: 0,
@@ -115,6 +118,24 @@ impl<'a> Ctx<'a> {
         self.dirty = 0;
     }
 
+    /// A keyspace notification of `class` (see [`crate::db::notify`]) about `key` in the
+    /// selected database; nothing unless that class is enabled.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.store.notify.wants(class) {
+            self.store.note_created();
+            self.store.notify.event(class, event, self.db, key);
+        }
+    }
+
+    /// [`Ctx::notify`] about `key` in database `db`.
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        if self.store.notify.wants(class) {
+            self.store.note_created();
+            self.store.notify.event(class, event, db, key);
+        }
+    }
+
     /// Deletes `key` if its expiry has passed (lazy expiry); returns whether it is now gone
     /// (deleted, or hidden on a node that takes no writes).
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
@@ -146,25 +167,42 @@ impl<'a> Ctx<'a> {
     fn lookup_with(&mut self, key: &[u8], touch: bool) -> Option<&mut Value> {
         let gone = self.expire_if_needed(key);
         let store = &mut *self.store;
-        let keys = &mut store.dbs[self.db].keys;
-        let v = if gone {
+        let found = if gone {
             None
-        } else if touch {
-            keys.get_accessed(key)
         } else {
-            keys.get_mut(key)
+            store.dbs[self.db].keys.get_index_of(key)
         };
-        if v.is_some() {
-            store.hits += 1;
-        } else {
+        let Some(i) = found else {
             store.misses += 1;
+            if self.reads && store.notify.wants(notify::KEY_MISS) {
+                store.note_created();
+                store
+                    .notify
+                    .event(notify::KEY_MISS, "keymiss", self.db, key);
+            }
+            return None;
+        };
+        let keys = &mut store.dbs[self.db].keys;
+        if touch {
+            keys.access_index(i);
         }
-        v
+        store.hits += 1;
+        keys.get_index_mut(i).map(|(_, v)| v)
     }
 
     /// Whether a live key exists.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         !self.expire_if_needed(key) && self.store.dbs[self.db].keys.contains_key(key)
+    }
+
+    /// Whether a live key exists, looked up as a read: a missing key is a `keymiss` event
+    /// (EXISTS, TTL: Redis reads the key).
+    pub fn exists_read(&mut self, key: &[u8]) -> bool {
+        let found = self.exists(key);
+        if !found && self.reads {
+            self.notify(notify::KEY_MISS, "keymiss", key);
+        }
+        found
     }
 
     /// Deletes a key; returns whether it existed.
@@ -186,6 +224,7 @@ impl<'a> Ctx<'a> {
         if at <= self.now && !self.loading {
             self.delete(key);
             self.propagate(argv([b"DEL", key]));
+            self.notify(notify::GENERIC, "del", key);
         } else {
             let db = self.db();
             db.set_expire(key, at);
@@ -196,6 +235,7 @@ impl<'a> Ctx<'a> {
                 key.clone(),
                 int_arg(at),
             ]);
+            self.notify(notify::GENERIC, "expire", key);
         }
     }
 
@@ -214,11 +254,25 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones).
-    pub fn remove_if_empty(&mut self, key: &[u8]) {
+    /// Deletes the key if it holds an empty aggregate (Redis never keeps empty ones); returns
+    /// whether it did.
+    pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
         let db = self.db();
         if db.keys.get(key).is_some_and(|v| v.is_empty_aggregate()) {
             db.remove(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After elements were taken from an aggregate: deletes it if empty, then announces
+    /// `event` and, if it went, `del` (Redis' order).
+    pub fn took_from(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        let gone = self.remove_if_empty(key);
+        self.notify(class, event, key);
+        if gone {
+            self.notify(notify::GENERIC, "del", key);
         }
     }
 

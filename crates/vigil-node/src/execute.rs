@@ -160,6 +160,32 @@ impl Node {
     }
 }
 
+/// Whether a command looks keys up for reading (a miss is a `keymiss` event): the read-only
+/// commands, and the writes Redis serves with a read lookup.
+pub(crate) fn reads_keys(meta: &CommandMeta) -> bool {
+    meta.flags.has(Flags::READONLY)
+        || matches!(
+            meta.name,
+            "getdel"
+                | "getex"
+                | "getset"
+                | "copy"
+                | "sort"
+                | "sinterstore"
+                | "sunionstore"
+                | "sdiffstore"
+                | "zunionstore"
+                | "zinterstore"
+                | "zdiffstore"
+                | "zrangestore"
+                | "bitop"
+                | "pfmerge"
+                | "georadius"
+                | "georadiusbymember"
+                | "geosearchstore"
+        )
+}
+
 /// Runs a data command on a locked store, collecting what it propagates into `props`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn execute_in(
@@ -181,9 +207,14 @@ pub(crate) fn execute_in(
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.no_touch = conn.state.no_touch;
     ctx.waiter = conn.state.waiter.clone();
+    // Only `keymiss` needs it: nothing to decide while that class is off.
+    ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS) && reads_keys(meta);
     let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
+    if ctx.store.notify.has_pending() || ctx.store.notify.wants(crate::db::notify::NEW) {
+        ctx.store.publish_events(&node.shared.hub);
+    }
     // A blocking command that found nothing has not run yet: it is timed when it does.
     if ctx.block.is_none() {
         let micros = started.elapsed().as_micros() as u64;

@@ -80,6 +80,8 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         Some(path) => Some(import(path, &mut store, now)?),
         None => None,
     };
+    // After replay and import: history is not announced.
+    store.configure_notify(config.notify_classes());
     let keys = store.total_keys();
     let replicaof =
         parse_host_port(&config.replication.replicaof).map(|h| (h.host().to_string(), h.port()));

@@ -121,6 +121,7 @@ fn active_expire(node: &Node) {
         }
     }
     store.tracking().flush();
+    store.publish_events(&node.shared.hub);
     node.propagate(&props);
     // Redis' "expire-cycle" latency event: a cycle that held the dataset too long.
     node.slowlog

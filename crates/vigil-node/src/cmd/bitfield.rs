@@ -165,6 +165,9 @@ fn bitfield(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> Result<Reply, Cm
     if changes > 0 || grown {
         wrote(ctx, &key, changes.max(1));
     }
+    if changes > 0 {
+        ctx.notify(crate::db::notify::STRING, "setbit", &key);
+    }
     Ok(Reply::Array(replies))
 }
 

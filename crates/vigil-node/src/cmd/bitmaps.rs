@@ -156,6 +156,7 @@ fn setbit(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if changed {
         *byte = (*byte & !(1 << shift)) | ((on as u8) << shift);
         wrote(ctx, &key, 1);
+        ctx.notify(crate::db::notify::STRING, "setbit", &key);
     }
     Ok(Reply::Int(old as i64))
 }
@@ -381,7 +382,9 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         .collect();
     let maxlen = srcs.iter().map(|s| s.len()).max().unwrap_or(0);
     if maxlen == 0 {
-        ctx.delete(&dest);
+        if ctx.delete(&dest) {
+            ctx.notify(crate::db::notify::GENERIC, "del", &dest);
+        }
         return Ok(Reply::Int(0));
     }
     let mut res = vec![0u8; maxlen];
@@ -407,6 +410,7 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     // A string Redis builds itself, never shared: `raw`.
     db.mark_edited(&dest);
     wrote(ctx, &dest, 1);
+    ctx.notify(crate::db::notify::STRING, "set", &dest);
     Ok(Reply::Int(maxlen as i64))
 }
 

@@ -109,7 +109,8 @@ fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
             continue;
         };
         z.remove(&member);
-        ctx.remove_if_empty(key);
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        ctx.took_from(crate::db::notify::ZSET, event, key);
         ctx.db().touch(key);
         ctx.changed(1);
         ctx.propagate(argv([b"ZREM", key, &member]));
@@ -136,7 +137,7 @@ fn bpop(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
         let Some(v) = take_at(list, left, ahead) else {
             continue;
         };
-        ctx.remove_if_empty(key);
+        ctx.took_from(crate::db::notify::LIST, super::lists::pop_event(left), key);
         ctx.db().touch(key);
         ctx.changed(1);
         ctx.propagate(argv([if left { b"LPOP" } else { b"RPOP" }, key]));

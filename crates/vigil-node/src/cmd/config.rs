@@ -48,6 +48,7 @@ fn apply(node: &Node, cfg: &NodeConfig) {
     node.maxmemory.set(cfg.redis_int("maxmemory").max(0) as u64);
     let mut store = node.store.lock();
     store.thresholds = cfg.thresholds();
+    store.configure_notify(cfg.notify_classes());
     store.set_access_policy(cfg.access_policy());
     store.limits.proto_max_bulk_len = cfg.limits.proto_max_bulk_len;
     store.limits.hll_sparse_max_bytes = cfg.redis_int("hll-sparse-max-bytes").max(0) as usize;

@@ -85,6 +85,7 @@ fn incr_generic(ctx: &mut Ctx, key: &[u8], by: i64) -> Result<Reply, CmdError> {
     );
     db.touch(key);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::STRING, "incrby", key);
     Ok(Reply::Int(n))
 }
 
@@ -127,6 +128,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     db.set(&key, Value::Str(boxed(text.as_bytes())), true);
     db.touch(&key);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::STRING, "incrbyfloat", &key);
     // Float formatting must not differ between master and log replay: propagate the result.
     ctx.propagate(argv([b"SET", &key, text.as_bytes(), b"KEEPTTL"]));
     Ok(Reply::Bulk(Bytes::from(text)))

@@ -6,6 +6,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::Ctx;
 use crate::db::boxed;
+use crate::db::notify::GENERIC;
 use crate::node::{Handler, row};
 
 /// The cross-database family's rows.
@@ -89,12 +90,15 @@ fn copy(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::Int(0));
     }
     let db = &mut ctx.store.dbs[to];
+    // A replaced key is deleted first, as Redis does: the copy is a new key.
+    db.remove(&dst);
     db.set(&dst, value, false);
     if let Some(at) = expire {
         db.set_expire(&dst, at);
     }
     db.touch(&dst);
     ctx.changed(1);
+    ctx.notify_in(to, GENERIC, "copy_to", &dst);
     Ok(Reply::Int(1))
 }
 
@@ -129,6 +133,8 @@ fn move_key(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     dst.touch(&key);
     ctx.changed(1);
+    ctx.notify(GENERIC, "move_from", &key);
+    ctx.notify_in(to, GENERIC, "move_to", &key);
     Ok(Reply::Int(1))
 }
 

@@ -288,7 +288,14 @@ pub(crate) fn search(ctx: &mut Ctx, args: &mut Args, v: Variant) -> Result<Reply
         f.dist /= to_m;
     }
     match o.store {
-        Some(dst) => Ok(store(ctx, &dst, found, o.storedist)),
+        Some(dst) => {
+            let event = if v == Variant::SearchStore {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            };
+            Ok(store(ctx, &dst, found, o.storedist, event))
+        }
         None => Ok(reply(ctx, found, &o)),
     }
 }
@@ -399,10 +406,18 @@ fn reply(ctx: &Ctx, found: Vec<Found>, o: &Opts) -> Reply {
     )
 }
 
-fn store(ctx: &mut Ctx, dst: &[u8], found: Vec<Found>, storedist: bool) -> Reply {
+fn store(
+    ctx: &mut Ctx,
+    dst: &[u8],
+    found: Vec<Found>,
+    storedist: bool,
+    event: &'static str,
+) -> Reply {
     let n = found.len();
     if n == 0 {
-        ctx.delete(dst);
+        if ctx.delete(dst) {
+            ctx.notify(crate::db::notify::GENERIC, "del", dst);
+        }
         return Reply::Int(0);
     }
     let limits = ctx.store.thresholds.zset();
@@ -415,5 +430,6 @@ fn store(ctx: &mut Ctx, dst: &[u8], found: Vec<Found>, storedist: bool) -> Reply
     db.set(dst, Value::ZSet(z), false);
     db.touch(dst);
     ctx.changed(n as u64);
+    ctx.notify(crate::db::notify::ZSET, event, dst);
     Reply::Int(n as i64)
 }

@@ -5,6 +5,7 @@ use vigil_resp::args::parse_int;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, ScanOpts, argv, scan_cursor, scan_reply};
+use crate::db::notify::HASH;
 use crate::db::scan_indices;
 use crate::ldouble::IncrError;
 use crate::node::{Handler, row};
@@ -205,6 +206,7 @@ fn set_fields(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdErro
     }
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(HASH, "hset", &key);
     Ok(added)
 }
 
@@ -220,6 +222,7 @@ fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     h.insert(&field, &value, limits);
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(HASH, "hset", &key);
     Ok(Reply::Int(1))
 }
 
@@ -268,7 +271,7 @@ fn hdel(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let n = fields.iter().filter(|f| h.remove(f)).count();
     if n > 0 {
-        ctx.remove_if_empty(&key);
+        ctx.took_from(HASH, "hdel", &key);
         ctx.db().touch(&key);
         ctx.changed(n as u64);
     }
@@ -321,6 +324,7 @@ fn hincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     h.insert(&field, itoa::Buffer::new().format(n).as_bytes(), limits);
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(HASH, "hincrby", &key);
     Ok(Reply::Int(n))
 }
 
@@ -344,6 +348,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     h.insert(&field, text.as_bytes(), limits);
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(HASH, "hincrbyfloat", &key);
     ctx.propagate(argv([b"HSET", &key, &field, text.as_bytes()]));
     Ok(Reply::Bulk(Bytes::from(text)))
 }

@@ -144,6 +144,9 @@ fn pfadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if failed {
         return Err(corrupt());
     }
+    if updated > 0 {
+        ctx.notify(crate::db::notify::STRING, "pfadd", &key);
+    }
     Ok(Reply::Int(i64::from(updated > 0)))
 }
 
@@ -191,7 +194,11 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             hll::merge_into(&mut max, s).map_err(|_| corrupt())?;
         }
     }
-    if hll_at(ctx, dest)?.is_none() {
+    // Looked up again to write: one `keymiss` (above) is what Redis announces.
+    let reads = std::mem::replace(&mut ctx.reads, false);
+    let missing = hll_at(ctx, dest).map(|h| h.is_none());
+    ctx.reads = reads;
+    if missing? {
         create(ctx, dest);
     }
     let s = str_mut(ctx, dest)?;
@@ -209,6 +216,7 @@ fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     *s = v.into_boxed_slice();
     ctx.db().touch(dest);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::STRING, "pfadd", dest);
     Ok(Reply::ok())
 }
 

@@ -5,6 +5,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::strings::expire_error;
 use crate::ctx::{Ctx, ScanOpts, scan_reply};
+use crate::db::notify::GENERIC;
 use crate::db::scan_indices;
 use crate::node::{Handler, row};
 
@@ -260,6 +261,7 @@ fn del(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let mut n = 0;
     while let Some(k) = args.next() {
         if ctx.delete(&k) {
+            ctx.notify(GENERIC, "del", &k);
             n += 1;
         }
     }
@@ -269,7 +271,7 @@ fn del(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 fn exists(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let mut n = 0;
     while let Some(k) = args.next() {
-        if ctx.exists(&k) {
+        if ctx.exists_read(&k) {
             n += 1;
         }
     }
@@ -373,6 +375,8 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> Result<Reply, Cmd
     let Some(v) = db.remove(&src) else {
         return Err(CmdError::NoSuchKey);
     };
+    // Replaced as Redis does: the old value goes, the moved one is a new key.
+    db.remove(&dst);
     db.set(&dst, v, false);
     if let Some(t) = ttl {
         db.set_expire(&dst, t);
@@ -380,6 +384,8 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> Result<Reply, Cmd
     db.touch(&src);
     db.touch(&dst);
     ctx.changed(1);
+    ctx.notify(GENERIC, "rename_from", &src);
+    ctx.notify(GENERIC, "rename_to", &dst);
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
@@ -439,7 +445,7 @@ fn expire_generic(
 
 fn ttl_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    if !ctx.exists(&key) {
+    if !ctx.exists_read(&key) {
         return Ok(Reply::Int(-2));
     }
     let now = ctx.now;
@@ -454,7 +460,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdErr
 
 fn expiretime_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    if !ctx.exists(&key) {
+    if !ctx.exists_read(&key) {
         return Ok(Reply::Int(-2));
     }
     Ok(Reply::Int(match ctx.db().expire_of(&key) {
@@ -477,6 +483,7 @@ fn persist(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if ctx.db().persist(&key) {
         ctx.db().touch(&key);
         ctx.changed(1);
+        ctx.notify(GENERIC, "persist", &key);
         Ok(Reply::Int(1))
     } else {
         Ok(Reply::Int(0))

@@ -6,6 +6,7 @@ use vigil_resp::args::parse_float;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::Ctx;
+use crate::db::notify::{GENERIC, LIST};
 use crate::db::{Key, boxed};
 use crate::node::{Handler, row};
 
@@ -213,7 +214,18 @@ fn push(
     let len = list.len();
     ctx.db().touch(&key);
     ctx.changed(items.len() as u64);
+    ctx.notify(LIST, push_event(left), &key);
     Ok(Reply::Int(len as i64))
+}
+
+/// The event of a push at one end.
+pub(crate) fn push_event(left: bool) -> &'static str {
+    if left { "lpush" } else { "rpush" }
+}
+
+/// The event of a pop at one end.
+pub(crate) fn pop_event(left: bool) -> &'static str {
+    if left { "lpop" } else { "rpop" }
 }
 
 /// Pops up to `n` elements from one end, as replies (LPOP/RPOP with a count, LMPOP).
@@ -249,7 +261,7 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, left: bool) -> Result<Reply, CmdE
     let take = count.unwrap_or(1).min(list.len());
     let mut out = pop_n(list, left, take);
     if take > 0 {
-        ctx.remove_if_empty(&key);
+        ctx.took_from(LIST, pop_event(left), &key);
         ctx.db().touch(&key);
         ctx.changed(take as u64);
     }
@@ -325,6 +337,7 @@ fn lset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     list[i] = boxed(&value);
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(LIST, "lset", &key);
     Ok(Reply::ok())
 }
 
@@ -362,7 +375,7 @@ fn lrem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     if removed > 0 {
-        ctx.remove_if_empty(&key);
+        ctx.took_from(LIST, "lrem", &key);
         ctx.db().touch(&key);
         ctx.changed(removed as u64);
     }
@@ -383,7 +396,7 @@ fn ltrim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             list.drain(..s);
         }
     }
-    ctx.remove_if_empty(&key);
+    ctx.took_from(LIST, "ltrim", &key);
     ctx.db().touch(&key);
     ctx.changed(1);
     Ok(Reply::ok())
@@ -410,6 +423,7 @@ fn linsert(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let len = list.len();
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(LIST, "linsert", &key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -508,7 +522,7 @@ pub(crate) fn move_one(
     let Some(v) = take_at(list, from_left, skip) else {
         return Ok(None);
     };
-    ctx.remove_if_empty(src);
+    let emptied = ctx.remove_if_empty(src);
     let d = ctx.list_or_new(dst)?;
     if to_left {
         d.push_front(v.clone());
@@ -518,6 +532,12 @@ pub(crate) fn move_one(
     ctx.db().touch(src);
     ctx.db().touch(dst);
     ctx.changed(1);
+    // Redis announces the push before the pop.
+    ctx.notify(LIST, push_event(to_left), dst);
+    ctx.notify(LIST, pop_event(from_left), src);
+    if emptied && src != dst {
+        ctx.notify(GENERIC, "del", src);
+    }
     Ok(Some(v))
 }
 

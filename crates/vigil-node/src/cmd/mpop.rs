@@ -145,7 +145,7 @@ fn pop_list(
         return Ok(None);
     }
     let out = super::lists::pop_n(list, left, take);
-    ctx.remove_if_empty(key);
+    ctx.took_from(crate::db::notify::LIST, super::lists::pop_event(left), key);
     ctx.db().touch(key);
     ctx.changed(take as u64);
     let cmd: &[u8] = if left { b"LPOP" } else { b"RPOP" };
@@ -184,7 +184,8 @@ fn pop_zset(
     for (_, m) in &picked {
         z.remove(m);
     }
-    ctx.remove_if_empty(key);
+    let event = if min { "zpopmin" } else { "zpopmax" };
+    ctx.took_from(crate::db::notify::ZSET, event, key);
     ctx.db().touch(key);
     ctx.changed(picked.len() as u64);
     let cmd: &[u8] = if min { b"ZPOPMIN" } else { b"ZPOPMAX" };

@@ -127,6 +127,7 @@ fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     if ttl != 0 && ttl <= ctx.now && !ctx.loading {
         if deleted {
+            ctx.notify(crate::db::notify::GENERIC, "del", &key);
             ctx.propagate(vec![Bytes::from_static(b"DEL"), key]);
         }
         return Ok(Reply::ok());
@@ -139,6 +140,7 @@ fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     db.touch(&key);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::GENERIC, "restore", &key);
     let mut prop: Vec<Bytes> = args.all().to_vec();
     if ttl != 0 && !o.absttl {
         prop[2] = int_arg(ttl);

@@ -5,6 +5,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use super::hashes::{rand_args, random_indices};
 use crate::ctx::{Ctx, ScanOpts, scan_cursor, scan_reply};
+use crate::db::notify::{GENERIC, SET};
 use crate::db::{Key, Set, Value, scan_indices};
 use crate::node::{Handler, row};
 
@@ -211,6 +212,7 @@ fn sadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if added > 0 {
         ctx.db().touch(&key);
         ctx.changed(added as u64);
+        ctx.notify(SET, "sadd", &key);
     }
     Ok(Reply::Int(added as i64))
 }
@@ -223,7 +225,7 @@ fn srem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let n = members.iter().filter(|m| s.remove(m)).count();
     if n > 0 {
-        ctx.remove_if_empty(&key);
+        ctx.took_from(SET, "srem", &key);
         ctx.db().touch(&key);
         ctx.changed(n as u64);
     }
@@ -285,6 +287,8 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         ctx.db().touch(&key);
         ctx.changed(n as u64);
         ctx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        ctx.notify(SET, "spop", &key);
+        ctx.notify(GENERIC, "del", &key);
         return Ok(reply);
     }
     let mut popped: Vec<Key> = Vec::with_capacity(n);
@@ -301,7 +305,7 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             Reply::Nil
         });
     }
-    ctx.remove_if_empty(&key);
+    ctx.took_from(SET, "spop", &key);
     ctx.db().touch(&key);
     ctx.changed(popped.len() as u64);
     // The choice was random: propagate exactly which members went.
@@ -356,9 +360,12 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if !s.remove(&m) {
         return Ok(Reply::Int(0));
     }
-    ctx.remove_if_empty(&src);
+    ctx.took_from(SET, "srem", &src);
     let max = ctx.store.thresholds.set_max();
     let added = ctx.set_or_new(&dst)?.insert(&m, max);
+    if added {
+        ctx.notify(SET, "sadd", &dst);
+    }
     ctx.db().touch(&src);
     // The destination is modified (for WATCH) only if the member is new to it, as in Redis.
     if added {
@@ -451,9 +458,18 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
     let keys = args.rest();
     let result = compute(ctx, &keys, op)?;
     let n = result.len();
-    ctx.delete(&dst);
     if n > 0 {
+        // Replaced in place, as Redis' setKey: not a new key if it existed.
+        ctx.expire_if_needed(&dst);
         ctx.db().set(&dst, Value::Set(result), false);
+        let event = match op {
+            SetOp::Inter => "sinterstore",
+            SetOp::Union => "sunionstore",
+            SetOp::Diff => "sdiffstore",
+        };
+        ctx.notify(SET, event, &dst);
+    } else if ctx.delete(&dst) {
+        ctx.notify(GENERIC, "del", &dst);
     }
     ctx.db().touch(&dst);
     ctx.changed(1);

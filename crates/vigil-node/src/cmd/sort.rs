@@ -169,6 +169,8 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
         end = vlen - 1;
     }
     let ranged = o.dontsort && (kind == 1 || kind == 3);
+    // Looked up once above as Redis does (a miss announced once).
+    let reads = std::mem::replace(&mut ctx.reads, false);
     let items: Vec<Bytes> = match ctx.lookup(&key) {
         Some(Value::List(l)) if ranged => {
             let v = range_of(l.iter().map(|m| &m[..]), len, start, end, o.desc);
@@ -185,6 +187,7 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
         Some(Value::ZSet(z)) => z.iter().map(|(_, m)| Bytes::copy_from_slice(m)).collect(),
         _ => Vec::new(),
     };
+    ctx.reads = reads;
     let mut v: Vec<Elem> = items
         .into_iter()
         .map(|obj| Elem {
@@ -260,13 +263,16 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
     }
     let n = list.len();
     if n == 0 {
-        ctx.delete(&dst);
+        if ctx.delete(&dst) {
+            ctx.notify(crate::db::notify::GENERIC, "del", &dst);
+        }
     } else {
         ctx.expire_if_needed(&dst);
         let db = ctx.db();
         db.set(&dst, Value::List(Box::new(list)), false);
         db.touch(&dst);
         ctx.changed(n as u64);
+        ctx.notify(crate::db::notify::LIST, "sortstore", &dst);
     }
     Ok(Reply::Int(n as i64))
 }

@@ -299,6 +299,7 @@ fn emit_claims(
             ctx,
             argv([b"XGROUP", b"CREATECONSUMER", key, group, consumer]),
         );
+        ctx.notify(crate::db::notify::STREAM, "xgroup-createconsumer", key);
     }
     for p in props {
         emit(ctx, p);

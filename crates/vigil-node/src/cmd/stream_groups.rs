@@ -10,6 +10,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, argv, int_arg};
 use crate::db::Stream;
+use crate::db::notify::STREAM;
 use crate::db::stream::group::ENTRIES_READ_UNKNOWN;
 use crate::db::stream::{Group, Nack, StreamId};
 use crate::node::{Handler, row};
@@ -215,6 +216,7 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 .insert(gname.to_vec().into(), Group::new(id, entries_read));
             ctx.db().touch(&key);
             ctx.changed(1);
+            ctx.notify(STREAM, "xgroup-create", &key);
             Ok(Reply::ok())
         }
         "setid" => {
@@ -240,6 +242,7 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 g.entries_read = entries_read;
             }
             ctx.changed(1);
+            ctx.notify(STREAM, "xgroup-setid", &key);
             Ok(Reply::ok())
         }
         "destroy" => {
@@ -250,6 +253,7 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 // Wakes readers blocked on the group: they answer -NOGROUP.
                 ctx.db().touch(&key);
                 ctx.changed(1);
+                ctx.notify(STREAM, "xgroup-destroy", &key);
             }
             Ok(Reply::Int(removed as i64))
         }
@@ -260,6 +264,7 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 .is_some_and(|g| g.create_consumer(&all[4], now));
             if created {
                 ctx.changed(1);
+                ctx.notify(STREAM, "xgroup-createconsumer", &key);
             }
             Ok(Reply::Int(created as i64))
         }
@@ -270,6 +275,7 @@ fn xgroup(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                 .and_then(|g| g.delete_consumer(&all[4]));
             if pending.is_some() {
                 ctx.changed(1);
+                ctx.notify(STREAM, "xgroup-delconsumer", &key);
             }
             Ok(Reply::Int(pending.unwrap_or(0) as i64))
         }

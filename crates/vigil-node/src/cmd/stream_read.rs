@@ -362,6 +362,9 @@ fn read_group(
         }
     };
     for p in props {
+        if p.get(1).is_some_and(|s| s[..] == b"CREATECONSUMER"[..]) {
+            ctx.notify(crate::db::notify::STREAM, "xgroup-createconsumer", key);
+        }
         ctx.changed(1);
         ctx.propagate(p);
     }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, int_arg};
+use crate::db::notify::STREAM;
 use crate::db::stream::{ENTRY_MAX_BYTES, Entry, Stream, StreamId, Trim};
 use crate::node::{Handler, row};
 
@@ -296,9 +297,14 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Err(too_small());
     }
     s.append(id, pairs);
+    let mut trimmed = 0;
     if let Some(how) = o.trim {
-        s.trim(how, o.approx, o.limit);
+        trimmed = s.trim(how, o.approx, o.limit);
         rewrite_trim(&mut argv, &o, s);
+    }
+    ctx.notify(STREAM, "xadd", &key);
+    if trimmed > 0 {
+        ctx.notify(STREAM, "xtrim", &key);
     }
     if !matches!(o.id, IdArg::Exact(_)) {
         argv[o.id_at] = id.to_bytes();
@@ -325,6 +331,7 @@ fn xtrim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         ctx.db().touch(&key);
         ctx.changed(removed);
         ctx.propagate(argv);
+        ctx.notify(STREAM, "xtrim", &key);
     }
     Ok(Reply::Int(removed as i64))
 }
@@ -398,6 +405,7 @@ fn xdel(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
         ctx.db().touch(&key);
         ctx.changed(deleted);
+        ctx.notify(STREAM, "xdel", &key);
     }
     Ok(Reply::Int(deleted as i64))
 }
@@ -449,5 +457,6 @@ fn xsetid(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     ctx.db().touch(&key);
     ctx.changed(1);
+    ctx.notify(STREAM, "xsetid", &key);
     Ok(Reply::ok())
 }

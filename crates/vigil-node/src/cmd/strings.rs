@@ -4,6 +4,7 @@ use bytes::Bytes;
 use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, argv, int_arg};
+use crate::db::notify::{GENERIC, STRING};
 use crate::db::{Value, boxed};
 use crate::node::{Handler, row};
 
@@ -247,6 +248,9 @@ fn store_string(ctx: &mut Ctx, key: &Bytes, value: &Bytes, expire: Option<i64>, 
         ctx.delete(key);
         ctx.changed(1);
         ctx.propagate(argv([b"DEL", key]));
+        // Redis stores the key and lets it expire; announced as it would be at once.
+        ctx.notify(STRING, "set", key);
+        ctx.notify(GENERIC, "expire", key);
         return;
     }
     let db = ctx.db();
@@ -256,6 +260,10 @@ fn store_string(ctx: &mut Ctx, key: &Bytes, value: &Bytes, expire: Option<i64>, 
     }
     db.touch(key);
     ctx.changed(1);
+    ctx.notify(STRING, "set", key);
+    if expire.is_some() {
+        ctx.notify(GENERIC, "expire", key);
+    }
     // Without an expiry the command as received is deterministic; with one, relative times
     // become absolute so a replay later sets the same deadline.
     if let Some(at) = expire {
@@ -294,7 +302,11 @@ fn set(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         None => None,
     };
     let old = if get {
-        ctx.get_str(&key)?.map(Bytes::copy_from_slice)
+        // Read as GET reads it (a missing key is a `keymiss` event).
+        let reads = std::mem::replace(&mut ctx.reads, true);
+        let old = ctx.get_str(&key).map(|v| v.map(Bytes::copy_from_slice));
+        ctx.reads = reads;
+        old?
     } else {
         None
     };
@@ -348,6 +360,7 @@ fn getdel(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::Nil);
     };
     ctx.delete(&key);
+    ctx.notify(GENERIC, "del", &key);
     Ok(Reply::Bulk(old))
 }
 
@@ -380,6 +393,7 @@ fn getex(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         ctx.db().touch(&key);
         ctx.changed(1);
         ctx.propagate(argv([b"PERSIST", &key]));
+        ctx.notify(GENERIC, "persist", &key);
     }
     Ok(Reply::Bulk(v))
 }
@@ -412,6 +426,7 @@ fn mset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         db.set(&k, Value::Str(boxed(&v)), false);
         db.touch(&k);
         ctx.changed(1);
+        ctx.notify(STRING, "set", &k);
     }
     Ok(Reply::ok())
 }
@@ -426,6 +441,7 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         db.set(&k, Value::Str(boxed(&v)), false);
         db.touch(&k);
         ctx.changed(1);
+        ctx.notify(STRING, "set", &k);
     }
     Ok(Reply::Int(1))
 }
@@ -456,6 +472,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     };
     db.touch(&key);
     ctx.changed(1);
+    ctx.notify(STRING, "append", &key);
     Ok(Reply::Int(new_len as i64))
 }
 
@@ -529,5 +546,6 @@ fn setrange(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     db.mark_edited(&key);
     db.touch(&key);
     ctx.changed(1);
+    ctx.notify(STRING, "setrange", &key);
     Ok(Reply::Int(len as i64))
 }

@@ -289,14 +289,17 @@ fn compute(req: &mut Request, op: Op) -> Vec<(Score, Key)> {
     out
 }
 
-fn store(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, CmdError> {
+fn store(ctx: &mut Ctx, args: &mut Args, name: &'static str, op: Op) -> Result<Reply, CmdError> {
     let dst = args.bytes()?;
     let mut req = parse(ctx, args, name, op, true, false)?;
     let result = compute(&mut req, op);
     if result.is_empty() {
-        ctx.delete(&dst);
+        if ctx.delete(&dst) {
+            ctx.notify(crate::db::notify::GENERIC, "del", &dst);
+        }
         return Ok(Reply::Int(0));
     }
+    ctx.expire_if_needed(&dst);
     let limits = ctx.store.thresholds.zset();
     let mut z = ZSet::default();
     for (s, m) in &result {
@@ -306,6 +309,7 @@ fn store(ctx: &mut Ctx, args: &mut Args, name: &str, op: Op) -> Result<Reply, Cm
     db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);
     ctx.changed(1);
+    ctx.notify(crate::db::notify::ZSET, name, &dst);
     Ok(Reply::Int(result.len() as i64))
 }
 

@@ -76,7 +76,8 @@ fn pop_generic(ctx: &mut Ctx, args: &mut Args, max: bool) -> Result<Reply, CmdEr
         popped.push(first);
     }
     if !popped.is_empty() {
-        ctx.remove_if_empty(&key);
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        ctx.took_from(crate::db::notify::ZSET, event, &key);
         ctx.db().touch(&key);
         ctx.changed(popped.len() as u64);
     }

@@ -8,6 +8,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 use super::lists::clamp_range;
 use super::zsets::{lex_bound, pairs_reply, score_bound};
 use crate::ctx::Ctx;
+use crate::db::notify::{GENERIC, ZSET};
 use crate::db::zset::Entry;
 use crate::db::{Key, Value, ZSet};
 use crate::node::{Handler, row};
@@ -266,7 +267,9 @@ fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let n = z.len();
     if n == 0 {
-        ctx.delete(&dst);
+        if ctx.delete(&dst) {
+            ctx.notify(GENERIC, "del", &dst);
+        }
         return Ok(Reply::Int(0));
     }
     ctx.expire_if_needed(&dst);
@@ -274,6 +277,7 @@ fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);
     ctx.changed(1);
+    ctx.notify(ZSET, "zrangestore", &dst);
     Ok(Reply::Int(n as i64))
 }
 
@@ -286,7 +290,7 @@ fn spec(by: RangeBy, rev: bool) -> RangeSpec {
     }
 }
 
-fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>) -> Reply {
+fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>, event: &'static str) -> Reply {
     let n = members.len();
     if n > 0 {
         if let Ok(Some(z)) = ctx.get_zset(key) {
@@ -294,7 +298,7 @@ fn remove_selected(ctx: &mut Ctx, key: &Bytes, members: Vec<Key>) -> Reply {
                 z.remove(m);
             }
         }
-        ctx.remove_if_empty(key);
+        ctx.took_from(ZSET, event, key);
         ctx.db().touch(key);
         ctx.changed(n as u64);
     }
@@ -314,5 +318,10 @@ fn remrange(ctx: &mut Ctx, args: &mut Args, by: RangeBy) -> Result<Reply, CmdErr
         .into_iter()
         .map(|(_, m)| Key::from(m))
         .collect();
-    Ok(remove_selected(ctx, &key, members))
+    let event = match by {
+        RangeBy::Rank => "zremrangebyrank",
+        RangeBy::Score => "zremrangebyscore",
+        RangeBy::Lex => "zremrangebylex",
+    };
+    Ok(remove_selected(ctx, &key, members, event))
 }

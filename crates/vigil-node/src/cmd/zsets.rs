@@ -5,6 +5,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::Ctx;
 use crate::db::Key;
+use crate::db::notify::ZSET;
 use crate::db::zset::{Entry, LexBound, ScoreBound};
 use crate::node::{Handler, row};
 
@@ -209,6 +210,7 @@ pub(crate) fn zadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if added + changed > 0 {
         ctx.db().touch(&key);
         ctx.changed((added + changed) as u64);
+        ctx.notify(ZSET, if incr { "zincr" } else { "zadd" }, &key);
     }
     if incr {
         return Ok(incr_result.map_or(Reply::Nil, Reply::Double));
@@ -222,7 +224,8 @@ fn zincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let member = args.bytes()?;
     let limits = ctx.store.thresholds.zset();
     let z = ctx.zset_or_new(&key)?;
-    let new = z.score(&member).unwrap_or(0.0) + by;
+    let cur = z.score(&member);
+    let new = cur.unwrap_or(0.0) + by;
     if new.is_nan() {
         ctx.remove_if_empty(&key);
         return Err(CmdError::msg("ERR resulting score is not a number (NaN)"));
@@ -230,6 +233,9 @@ fn zincrby(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     z.insert(&member, new, limits);
     ctx.db().touch(&key);
     ctx.changed(1);
+    if cur != Some(new) {
+        ctx.notify(ZSET, "zincr", &key);
+    }
     Ok(Reply::Double(new))
 }
 
@@ -241,7 +247,7 @@ fn zrem(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let n = members.iter().filter(|m| z.remove(m)).count();
     if n > 0 {
-        ctx.remove_if_empty(&key);
+        ctx.took_from(ZSET, "zrem", &key);
         ctx.db().touch(&key);
         ctx.changed(n as u64);
     }

@@ -47,6 +47,13 @@ impl NodeConfig {
         }
     }
 
+    /// The `notify-keyspace-events` classes (empty: notifications off).
+    pub fn notify_classes(&self) -> &str {
+        self.redis
+            .get("notify-keyspace-events")
+            .map_or("", String::as_str)
+    }
+
     /// How the store records key access: an LFU counter under the `*-lfu` maxmemory
     /// policies, an LRU clock otherwise.
     pub fn access_policy(&self) -> crate::db::AccessPolicy {

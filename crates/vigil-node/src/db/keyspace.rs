@@ -115,6 +115,8 @@ pub struct Keyspace {
     map: IndexMap<Key, Value, RandomState>,
     stamps: Vec<u32>,
     policy: AccessPolicy,
+    /// Keys created since they were last taken, kept only while `n` notifications are on.
+    created: Option<Vec<Key>>,
 }
 
 impl Deref for Keyspace {
@@ -179,6 +181,9 @@ impl Keyspace {
             None => {
                 self.map.insert(super::boxed(key), value);
                 self.stamps.push(self.policy.fresh());
+                if let Some(c) = &mut self.created {
+                    c.push(super::boxed(key));
+                }
             }
         }
     }
@@ -186,6 +191,10 @@ impl Keyspace {
     /// Inserts or replaces a value; returns its index and the value replaced. A replaced
     /// value's stamp restarts, except its LFU counter, which Redis carries over.
     pub fn insert_full(&mut self, key: Key, value: Value) -> (usize, Option<Value>) {
+        let created = self.created.is_some() && !self.map.contains_key(&key);
+        if created && let Some(c) = &mut self.created {
+            c.push(key.clone());
+        }
         let (i, old) = self.map.insert_full(key, value);
         if i == self.stamps.len() {
             self.stamps.push(self.policy.fresh());
@@ -205,6 +214,21 @@ impl Keyspace {
         let (i, _, v) = self.map.swap_remove_full(key)?;
         self.stamps.swap_remove(i);
         Some(v)
+    }
+
+    /// Starts (or stops) remembering the keys created, for `new` notifications.
+    pub fn track_created(&mut self, on: bool) {
+        if on != self.created.is_some() {
+            self.created = on.then(Vec::new);
+        }
+    }
+
+    /// Takes the keys created since the last call, in order.
+    pub fn take_created(&mut self) -> Vec<Key> {
+        match &mut self.created {
+            Some(c) if !c.is_empty() => std::mem::take(c),
+            _ => Vec::new(),
+        }
     }
 
     /// Removes every key.

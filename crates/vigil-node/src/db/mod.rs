@@ -14,6 +14,7 @@ pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod keyspace;
+pub mod notify;
 #[cfg(test)]
 mod seeded;
 pub mod set;
@@ -281,6 +282,8 @@ pub struct Store {
     pub thresholds: encoding::Thresholds,
     /// Size limits data commands obey (`CONFIG SET` changes them under the store lock).
     pub limits: DataLimits,
+    /// Keyspace notifications: the enabled classes and the events not yet published.
+    pub notify: notify::Notify,
 }
 
 /// Size limits that decide what data commands build, kept with the store so commands read
@@ -320,6 +323,7 @@ impl Store {
             functions: functions::Libraries::default(),
             thresholds: encoding::Thresholds::default(),
             limits: DataLimits::default(),
+            notify: notify::Notify::default(),
         }
     }
 
@@ -330,10 +334,39 @@ impl Store {
         db.remove(key);
         db.touch(key);
         self.expired_keys += 1;
+        self.notify.event(notify::EXPIRED, "expired", dbi, key);
         vec![
             bytes::Bytes::from_static(b"DEL"),
             bytes::Bytes::copy_from_slice(key),
         ]
+    }
+
+    /// Follows `notify-keyspace-events`.
+    pub fn configure_notify(&mut self, classes: &str) {
+        self.notify.configure(classes);
+        let track = self.notify.wants(notify::NEW);
+        for db in &mut self.dbs {
+            db.keys.track_created(track);
+        }
+    }
+
+    /// Records a `new` event for each key created since the last call (Redis announces a
+    /// key's creation before what the command did to it).
+    pub fn note_created(&mut self) {
+        if !self.notify.wants(notify::NEW) {
+            return;
+        }
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            for k in db.keys.take_created() {
+                self.notify.event(notify::NEW, "new", i, &k);
+            }
+        }
+    }
+
+    /// Publishes the events of what ran (see [`notify`]).
+    pub fn publish_events(&mut self, hub: &vigil_resp::pubsub::Hub) {
+        self.note_created();
+        self.notify.publish(hub);
     }
 
     /// Replaces the whole dataset with `new` (a full resync), keeping clients' WATCHes and
@@ -352,6 +385,10 @@ impl Store {
         let policy = self.access_policy();
         self.dbs = new.dbs;
         self.set_access_policy(policy);
+        let track = self.notify.wants(notify::NEW);
+        for db in &mut self.dbs {
+            db.keys.track_created(track);
+        }
         self.dirty += 1;
     }
 

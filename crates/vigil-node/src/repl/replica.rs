@@ -544,6 +544,8 @@ fn apply(
             tracing::warn!(error = %e, "replicated command refused");
         }
         scratch.clear();
+        // A replica announces what its master's stream did, as Redis' replicas do.
+        store.publish_events(&node.shared.hub);
         Ok(())
     });
     let Ok(()) = applied;

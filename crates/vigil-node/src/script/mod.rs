@@ -87,12 +87,15 @@ impl Host for ScriptHost<'_> {
         ctx.hide_expired = self.hide_expired;
         ctx.resp3 = resp3;
         ctx.in_script = true;
+        ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS)
+            && crate::execute::reads_keys(&meta);
         let started = std::time::Instant::now();
         let reply = Reply::from(f(&mut ctx, &mut args));
         if ctx.dirty() > 0 {
             self.node.scripts.busy.wrote();
         }
         ctx.finish(&args);
+        ctx.store.publish_events(&self.node.shared.hub);
         // A script's commands count in the statistics as a client's do, as in Redis.
         let all = args.all();
         if let Some(name) = self
