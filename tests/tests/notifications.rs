@@ -537,3 +537,22 @@ fn replica_announces_its_masters_writes() {
     let mut rc = RawConn::connect(replica.port).unwrap();
     assert_eq!(dump(&mut mc), dump(&mut rc));
 }
+
+/// MIGRATE announces the keys it moved away as deleted (`del`), as Redis does.
+#[test]
+fn migrate_announces_its_deletions_as_redis() {
+    let pair = Pair::start();
+    let target = vigil_tests::RedisProc::start();
+    let t = target.port;
+    let script = format!(
+        "SET mk v\n\
+         MIGRATE 127.0.0.1 {t} mk 0 5000 REPLACE\n\
+         MSET m1 a m2 b\n\
+         MIGRATE 127.0.0.1 {t} \"\" 0 5000 COPY REPLACE KEYS m1\n\
+         MIGRATE 127.0.0.1 {t} \"\" 0 5000 REPLACE KEYS m1 m2 nosuch\n\
+         EXISTS mk m1 m2"
+    );
+    let (failures, n) = run(&pair, "KEA", false, &script);
+    assert_none(&failures);
+    assert!(n >= 6, "the script should announce sets and deletions: {n}");
+}

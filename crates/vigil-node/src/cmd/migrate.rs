@@ -249,6 +249,7 @@ fn delete_unchanged(node: &Node, conn: &mut Conn<ConnState>, meta: &CommandMeta,
             .is_some_and(|v| rdb::dump(v, &thresholds) == s.payload)
             && ctx.db().expire_of(&s.key) == s.expire_at;
         if same && ctx.delete(&s.key) {
+            ctx.notify(crate::db::notify::GENERIC, "del", &s.key);
             del.push(s.key.clone());
         }
     }
@@ -257,6 +258,7 @@ fn delete_unchanged(node: &Node, conn: &mut Conn<ConnState>, meta: &CommandMeta,
     }
     ctx.finish(&Args::new(Vec::new()));
     drop(ctx);
+    store.publish_events(&node.shared.hub);
     node.note_propagated(conn, &props);
 }
 
