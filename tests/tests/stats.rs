@@ -33,6 +33,17 @@ const STEPS: &[&[&str]] = &[
         "viascript",
     ],
     &["EVALSHA", "NotValidShaSUM", "0"],
+    // A command error that ends the script counts once, as the script's reply.
+    &["SET", "str", "abc"],
+    &["EVAL", "return redis.call('incr', KEYS[1])", "1", "str"],
+    &["EVAL", "return redis.error_reply('MYCODE custom')", "0"],
+    &["EVAL", "error('raised')", "0"],
+    &[
+        "EVAL",
+        "redis.pcall('incr', KEYS[1]); return redis.call('hget', KEYS[1], 'f')",
+        "1",
+        "str",
+    ],
     &["EVAL"],
     &["XADD", "s", "*", "f", "v"],
     &["XGROUP", "CREATECONSUMER", "s", "nogroup", "c"],

@@ -314,7 +314,8 @@ impl Engine {
     ) -> mlua::Result<Reply> {
         self.state.resp3.store(false, Ordering::Relaxed);
         self.state.killed.store(false, Ordering::Relaxed);
-        let run = HostGuard::lend(&self.state, host);
+        // SAFETY: the guard is a local, dropped below, on `?` and when unwinding.
+        let run = unsafe { HostGuard::lend(&self.state, host) };
         let (ok, v): (bool, Value) = self.run.call((f.clone(), a, b))?;
         drop(run);
         let resp3 = self.state.resp3.load(Ordering::Relaxed);

@@ -65,7 +65,11 @@ pub(crate) struct HostGuard<'h> {
 
 impl<'h> HostGuard<'h> {
     /// Makes `host` what `redis.call` reaches until the guard drops.
-    pub fn lend(state: &'h RunState, host: &'h mut dyn Host) -> HostGuard<'h> {
+    ///
+    /// # Safety
+    /// The guard must be dropped (not leaked with `mem::forget` or a cycle): its destructor is
+    /// what takes the pointer back before `host`'s borrow ends.
+    pub unsafe fn lend(state: &'h RunState, host: &'h mut dyn Host) -> HostGuard<'h> {
         let ptr: *mut (dyn Host + 'h) = host;
         // SAFETY: only the trait object's lifetime bound is erased; the guard, which borrows
         // `host` for 'h, clears the pointer when it drops.

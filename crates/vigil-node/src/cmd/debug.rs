@@ -206,9 +206,11 @@ fn reload(node: &Node, opts: &[Bytes]) -> Reply {
 
 fn replace_data(store: &mut Store, fresh: Store) {
     let policy = store.access_policy();
+    let track = store.notify.wants(crate::db::notify::NEW);
     for (db, new) in store.dbs.iter_mut().zip(fresh.dbs) {
         db.keys = new.keys;
         db.keys.set_policy(policy);
+        db.keys.track_created(track);
         db.expires = new.expires;
     }
     store.functions = fresh.functions;

@@ -223,6 +223,8 @@ fn dump_keys(
         }
     }
     drop(ctx);
+    // Keys found expired on the way are announced now, not with some later command.
+    store.publish_events(&node.shared.hub);
     node.note_propagated(conn, &props);
     Ok(sent)
 }

@@ -35,10 +35,27 @@ pub struct ScriptHost<'a> {
     databases: usize,
     /// The script ran a read-only command: a tracking caller remembers its declared keys.
     read_called: bool,
+    /// The last command's error, not yet counted in the error statistics: if it ends the
+    /// script (`redis.call` raising it), the script's reply counts it, once, as in Redis.
+    pending_error: Option<String>,
+}
+
+impl ScriptHost<'_> {
+    /// Counts the pending command error, unless `reply` (the script's) carries it on.
+    fn settle_error(&mut self, reply: Option<&Reply>) {
+        if let Some(e) = self.pending_error.take() {
+            let carried = matches!(reply, Some(Reply::Error(r)) if r.starts_with(e.as_str()));
+            if !carried {
+                self.node.shared.stats.errors.count(&e);
+            }
+        }
+    }
 }
 
 impl Host for ScriptHost<'_> {
     fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply {
+        // The previous command's error was handled by the script (`redis.pcall`): it counts.
+        self.settle_error(None);
         let Some(&(meta, handler)) = self.node.table.get(&args[0]) else {
             return Reply::error("ERR Unknown Redis command called from script");
         };
@@ -111,7 +128,7 @@ impl Host for ScriptHost<'_> {
             self.node.cmdstats.finished(name, micros, error);
         }
         if let Reply::Error(e) = &reply {
-            self.node.shared.stats.errors.count(e);
+            self.pending_error = Some(e.to_string());
         }
         reply
     }
@@ -227,6 +244,7 @@ impl Node {
             props: Vec::new(),
             databases: conn.shared.databases,
             read_called: false,
+            pending_error: None,
         };
         host.store.tracking().set_current(conn.info.id);
         if call.kind == Kind::Function {
@@ -247,6 +265,7 @@ impl Node {
             Kind::Script => engine.run_script(&name, call.keys, call.argv, &mut host),
             Kind::Function => engine.run_function(&name, call.keys, call.argv, &mut host),
         };
+        host.settle_error(reply.as_ref());
         let props = std::mem::take(&mut host.props);
         let version = host.store.functions.version;
         // As Redis: a tracking client that ran a script which read anything caches the keys
