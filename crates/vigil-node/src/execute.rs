@@ -143,13 +143,16 @@ impl Node {
         conn.state.ack.reply_at(start);
     }
 
-    /// Appends a transaction's propagated commands, wrapped in MULTI/EXEC when there are several
-    /// so a crash never replays half of it.
+    /// Appends a transaction's propagated commands so far (see [`Node::propagate_atomically`]).
     fn flush_props(&self, conn: &mut Conn<ConnState>, props: &mut Vec<Prop>) {
-        if props.is_empty() {
-            return;
+        if !props.is_empty() {
+            self.propagate_atomically(conn, std::mem::take(props));
         }
-        let mut all = std::mem::take(props);
+    }
+
+    /// Propagates the writes of one transaction or script: as they are when one command,
+    /// wrapped in MULTI/EXEC when several, so a replica or a replay applies all or nothing.
+    pub(crate) fn propagate_atomically(&self, conn: &mut Conn<ConnState>, mut all: Vec<Prop>) {
         if all.len() > 1 {
             let db = all[0].0;
             all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));

@@ -279,21 +279,9 @@ impl Node {
         self.put_engine(call.kind, engine, version);
         let reply =
             reply.unwrap_or_else(|| Reply::error("NOSCRIPT No matching script. Please use EVAL."));
-        self.propagate_effects(conn, props);
+        self.propagate_atomically(conn, props);
         self.scripts.busy.finish();
         reply
-    }
-
-    /// Propagates a script's effects: as they are when one command, wrapped in MULTI/EXEC
-    /// when several, so a replica or a replay applies all or nothing.
-    fn propagate_effects(&self, conn: &mut Conn<ConnState>, mut all: Vec<Prop>) {
-        if all.len() > 1 {
-            let db = all[0].0;
-            all.insert(0, (db, vec![Bytes::from_static(b"MULTI")]));
-            let last = all[all.len() - 1].0;
-            all.push((last, vec![Bytes::from_static(b"EXEC")]));
-        }
-        self.note_propagated(conn, &all);
     }
 
     /// Compiles an EVAL body, or finds the script or function: its name and declared flags
