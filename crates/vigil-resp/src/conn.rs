@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +23,7 @@ use crate::pubsub::{self, Hub, Inbox, Message, Subscriber};
 pub use crate::reply::Protocol;
 use crate::reply::Reply;
 use crate::request::{ParseLimits, RequestParser};
+use crate::tls::{ReadHalf, ServerTls, WriteHalf};
 
 /// Connection limits, adjustable at run time (`CONFIG SET`).
 #[derive(Debug, Clone)]
@@ -185,8 +185,8 @@ pub struct Conn<S> {
     /// The service's state.
     pub state: S,
     sub: Option<(Subscriber, Inbox)>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: ReadHalf,
+    wr: WriteHalf,
     inbuf: BytesMut,
     parser: RequestParser,
 }
@@ -242,7 +242,7 @@ impl<S> Conn<S> {
         };
         if written < n {
             tokio::select! {
-                r = self.wr.write_all(&self.out[written..]) => r?,
+                r = write_flush(&mut self.wr, &self.out[written..]) => r?,
                 _ = self.info.kill.cancelled() => {
                     return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
                 }
@@ -262,7 +262,7 @@ impl<S> Conn<S> {
     /// The socket halves and the unread input, for a connection that stops being a
     /// request/reply client (a replica's link on its master). Pending replies must be
     /// flushed first.
-    pub fn io(&mut self) -> (&mut OwnedReadHalf, &mut OwnedWriteHalf, &mut BytesMut) {
+    pub fn io(&mut self) -> (&mut ReadHalf, &mut WriteHalf, &mut BytesMut) {
         (&mut self.rd, &mut self.wr, &mut self.inbuf)
     }
 
@@ -308,8 +308,27 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Writes all of `buf`, and flushes what a TLS session buffered.
+pub async fn write_flush(wr: &mut WriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    if wr.is_tls() {
+        wr.flush().await?;
+    }
+    Ok(())
+}
+
 /// Accepts clients on `listener` until `shared.shutdown` is cancelled.
 pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, shared: Arc<Shared>) {
+    serve_tls(listener, service, shared, None).await
+}
+
+/// [`serve`], with a TLS handshake first on every connection when `tls` is set.
+pub async fn serve_tls<Svc: Service>(
+    listener: TcpListener,
+    service: Arc<Svc>,
+    shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -347,7 +366,8 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
         // Each connection logs inside the server's span (which names the node); without one
         // there is nothing to enter on every poll.
         let span = tracing::Span::current();
-        let conn = async move { handle(stream, addr, service, shared).await };
+        let tls = tls.clone();
+        let conn = async move { handle(stream, addr, service, shared, tls).await };
         if span.is_none() {
             tokio::spawn(conn);
         } else {
@@ -364,11 +384,22 @@ async fn handle<Svc: Service>(
     addr: SocketAddr,
     service: Arc<Svc>,
     shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    let (rd, wr) = match tls {
+        None => crate::tls::split_tcp(stream),
+        // Plain text, a bad certificate or a stalled client ends here, with a log line.
+        Some(tls) => match tls.accept(stream).await {
+            Ok(s) => crate::tls::split_tls(s),
+            Err(e) => {
+                tracing::debug!(client = %addr, error = %e, "TLS handshake failed, closing connection");
+                return;
+            }
+        },
+    };
     let info = shared.clients.register(addr, laddr);
-    let (rd, wr) = stream.into_split();
     let authenticated = shared.requirepass.read().is_none();
     let mut conn = Conn {
         info: info.clone(),

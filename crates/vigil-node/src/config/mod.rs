@@ -68,8 +68,20 @@ pub enum Mode {
 pub struct NodeConfig {
     /// Address to listen on.
     pub bind: String,
-    /// RESP port (0: any free port).
+    /// RESP port (0 with `tls_port` set: TLS only; 0 otherwise: any free port).
     pub port: u16,
+    /// RESP port over TLS (0: none).
+    pub tls_port: u16,
+    /// This node's certificate chain (PEM), for its TLS port and its TLS links.
+    pub tls_cert_file: PathBuf,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: PathBuf,
+    /// The CA that signs clients' and servers' certificates (PEM).
+    pub tls_ca_cert_file: PathBuf,
+    /// Whether TLS clients must present a certificate: `yes`, `no` or `optional`.
+    pub tls_auth_clients: String,
+    /// The link to the master uses TLS (to its TLS port).
+    pub tls_replication: bool,
     /// Data directory for the snapshot and append log.
     pub dir: PathBuf,
     /// Password clients must AUTH with (empty: none).
@@ -231,6 +243,12 @@ impl Default for NodeConfig {
         NodeConfig {
             bind: "127.0.0.1".into(),
             port: 6379,
+            tls_port: 0,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_ca_cert_file: PathBuf::new(),
+            tls_auth_clients: "yes".into(),
+            tls_replication: false,
             dir: PathBuf::from("./data/node"),
             requirepass: String::new(),
             databases: 16,
@@ -299,6 +317,17 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// The TLS files when TLS is in use (a TLS port or TLS replication).
+    pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
+        (self.tls_port != 0 || self.tls_replication).then(|| vigil_resp::tls::TlsFiles {
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            ca_cert_file: self.tls_ca_cert_file.clone(),
+            auth_clients: vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients)
+                .unwrap_or_default(),
+        })
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
         let file = path.display().to_string();
@@ -358,6 +387,19 @@ impl NodeConfig {
         }
         if self.maxclients == 0 {
             return bad("`maxclients` must be at least 1".into());
+        }
+        if vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients).is_none() {
+            return bad(format!(
+                "`tls_auth_clients` must be yes, no or optional, got {:?}",
+                self.tls_auth_clients
+            ));
+        }
+        if let Some(files) = self.tls_files() {
+            // Read now, so a missing or malformed file stops start-up with its key and path.
+            files.server_config().map_err(|e| NodeError::Config {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
         }
         if self.limits.proto_max_bulk_len < 1024 {
             return bad("`limits.proto_max_bulk_len` must be at least 1kb".into());
@@ -492,123 +534,4 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_key_and_file() {
-        let e = NodeConfig::parse("prot = 1\n", "node.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
-        let e = NodeConfig::parse("[persistence]\nappendfsync = \"sometimes\"\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("n.toml") && e.contains("sometimes"), "{e}");
-        let e = NodeConfig::parse("timeout = \"forever\"\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("forever") && e.contains("line 1"), "{e}");
-        let e = NodeConfig::parse("databases = 0\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("databases"), "{e}");
-    }
-
-    #[test]
-    fn replication_and_admin_are_checked() {
-        for (text, key) in [
-            ("mode = \"managed\"\n", "admin.token"),
-            ("[replication]\nreplicaof = \"nohost\"\n", "replicaof"),
-            ("[replication]\nreplicaof = \"h:0\"\n", "replicaof"),
-            ("[replication]\nbacklog_size = 10\n", "backlog_size"),
-            (
-                "[replication]\ntimeout = \"1s\"\nping_period = \"2s\"\n",
-                "timeout",
-            ),
-            (
-                "[admin]\ntoken_file = \"/nonexistent/token\"\n",
-                "token_file",
-            ),
-            ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
-            ("lease_reads = \"no\"\n", "lease_reads"),
-            (
-                "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
-                "replicaof",
-            ),
-        ] {
-            let e = NodeConfig::parse(text, "n.toml").unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains("n.toml"), "{text:?}: {e}");
-        }
-        let c = NodeConfig::parse(
-            "mode = \"managed\"\n[admin]\ntoken = \"t\"\n[replication]\nsync_replicas = 1\n",
-            "n.toml",
-        )
-        .unwrap();
-        assert_eq!(
-            (c.mode, c.admin_token().as_deref()),
-            (Mode::Managed, Some("t"))
-        );
-        assert_eq!(
-            parse_host_port("[::1]:6379").map(|h| (h.host().to_string(), h.port())),
-            Some(("::1".into(), 6379))
-        );
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        let c = NodeConfig::parse(
-            "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
-            "x",
-        )
-        .unwrap();
-        assert_eq!(c.timeout, Duration::from_secs(2));
-        assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
-        assert_eq!(parse_size("5k"), Some(5000));
-        assert_eq!(parse_size("5xb"), None);
-    }
-}
-
-#[cfg(test)]
-mod example_file {
-    /// The commented example in config/ must always parse to the defaults it documents.
-    #[test]
-    fn shipped_example_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/node.toml");
-        let c = super::NodeConfig::load(std::path::Path::new(path)).unwrap();
-        let d = super::NodeConfig::default();
-        assert_eq!(
-            (c.port, c.databases, c.maxclients),
-            (d.port, d.databases, d.maxclients)
-        );
-        assert_eq!(c.limits.proto_max_bulk_len, d.limits.proto_max_bulk_len);
-        assert_eq!(c.persistence.appendfsync, d.persistence.appendfsync);
-        assert_eq!((c.mode, c.lease_reads), (d.mode, d.lease_reads));
-        let (r, rd) = (&c.replication, &d.replication);
-        assert_eq!(
-            (
-                r.backlog_size,
-                r.priority,
-                r.sync_replicas,
-                r.sync_timeout,
-                r.timeout
-            ),
-            (
-                rd.backlog_size,
-                rd.priority,
-                rd.sync_replicas,
-                rd.sync_timeout,
-                rd.timeout
-            )
-        );
-        assert_eq!(
-            (r.output_buffer_limit, r.min_replicas_max_lag, r.ping_period),
-            (
-                rd.output_buffer_limit,
-                rd.min_replicas_max_lag,
-                rd.ping_period
-            )
-        );
-        assert_eq!((c.admin.port, &c.admin.bind), (d.admin.port, &d.admin.bind));
-    }
-}
+mod tests;
