@@ -266,11 +266,7 @@ pub async fn serve(
     let listener = if port == 0 && tls_port != 0 {
         None
     } else {
-        let (l, local) = listen(addr)?;
-        tracing::info!(%local, "vigil node ready to accept connections");
-        // Machine-readable lines for tools and tests that start nodes on port 0.
-        println!("listening on {local}");
-        Some(l)
+        Some(listen(addr)?)
     };
     if let Some(files) = tls_files {
         let tls = vigil_resp::tls::ServerTls::new(files).map_err(|e| NodeError::Config {
@@ -289,6 +285,13 @@ pub async fn serve(
         }
         _ => None,
     };
+    // Printed once both ports are bound, so a client that read the line can use either.
+    let listener = listener.map(|(l, local)| {
+        tracing::info!(%local, "vigil node ready to accept connections");
+        // Machine-readable lines for tools and tests that start nodes on port 0.
+        println!("listening on {local}");
+        l
+    });
     if let Some((token, cfg)) = admin {
         let addr = socket_addr(&cfg.bind, cfg.port, "admin")?;
         let listen_err = |e| NodeError::Listen {

@@ -394,7 +394,7 @@ async fn handle<Svc: Service>(
         Some(tls) => match tls.accept(stream).await {
             Ok(s) => crate::tls::split_tls(s),
             Err(e) => {
-                tracing::debug!(client = %addr, error = %e, "TLS handshake failed, closing connection");
+                crate::tls::log_refused(addr, &e);
                 return;
             }
         },

@@ -345,3 +345,15 @@ pub fn reload_on_sighup(tls: Arc<ServerTls>) {
         }
     });
 }
+
+/// Logs a failed server-side handshake: a refused certificate is worth a warning that names
+/// the peer and the reason (expired, unknown issuer); plain text or a dropped connection is
+/// routine (debug).
+pub fn log_refused(peer: std::net::SocketAddr, e: &io::Error) {
+    let text = e.to_string();
+    if text.contains("certificate") {
+        tracing::warn!(client = %peer, error = %text, "TLS handshake refused: bad peer certificate");
+    } else {
+        tracing::debug!(client = %peer, error = %text, "TLS handshake failed, closing connection");
+    }
+}
