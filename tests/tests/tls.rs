@@ -345,3 +345,137 @@ fn sighup_reloads_certificates_and_keeps_connections() {
     );
     assert_eq!(old.ping(), "+PONG", "the old connection still works");
 }
+
+/// Waits until something accepts connections on `port`.
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Three managed nodes with plain and TLS data ports, three sentinels with a TLS port each
+/// that hand TLS clients the nodes' TLS addresses: `redis-cli --tls` gets the master's TLS
+/// port, and redis-py with `ssl=True` follows a SIGKILL failover through them.
+#[test]
+fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
+    use vigil_tests::managed::{NODE_TOKEN, TOKEN};
+    use vigil_tests::{SentinelProc, sentinel_config, write_config};
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tls_keys = |port: u16| {
+        format!(
+            "tls_port = {port}\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\ntls_auth_clients = \"no\"\n",
+            certs.path("server.crt"),
+            certs.path("server.key"),
+            certs.path("ca.crt")
+        )
+    };
+    let mut nodes = Vec::new();
+    let mut tls_ports = Vec::new();
+    for i in 1..=3 {
+        let tls_port = free_port();
+        let text = format!(
+            "mode = \"managed\"\n{}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
+            tls_keys(tls_port)
+        );
+        let cfg = write_config(dir.path(), &format!("n{i}.toml"), &text);
+        let n = NodeProc::start_on(
+            &dir.path().join(format!("n{i}")),
+            free_port(),
+            &["--config", cfg.to_str().unwrap()],
+        );
+        nodes.push(n);
+        tls_ports.push(tls_port);
+    }
+    let list: Vec<String> = nodes
+        .iter()
+        .zip(&tls_ports)
+        .enumerate()
+        .map(|(i, (n, t))| {
+            format!(
+                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\", tls_data = \"127.0.0.1:{t}\" }}",
+                i + 1,
+                n.port,
+                n.admin_port()
+            )
+        })
+        .collect();
+    let grpc: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sentinel_tls: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let _sentinels: Vec<SentinelProc> = (1..=3u64)
+        .map(|id| {
+            let extra = format!(
+                "{}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
+                tls_keys(sentinel_tls[id as usize - 1]),
+                list.join(", ")
+            );
+            let text = sentinel_config(id, &grpc, dir.path(), TOKEN, &extra);
+            SentinelProc::start(id, &write_config(dir.path(), &format!("s{id}.toml"), &text))
+        })
+        .collect();
+    let port = sentinel_tls[0];
+    wait_port(port);
+    // redis-cli over TLS: the master's TLS port, once a master is elected.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let master_tls = loop {
+        let (ok, out) = redis_cli(
+            &certs,
+            port,
+            None,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        if ok && lines.len() == 2 {
+            break lines[1].parse::<u16>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no master: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        tls_ports.contains(&master_tls),
+        "{master_tls} is no TLS port"
+    );
+    // Wait until the group is settled (replicas linked) before the failover.
+    let mi = tls_ports.iter().position(|p| *p == master_tls).unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        if i != mi {
+            n.wait_info("master_link_status", |v| v == "up", "replica linked");
+        }
+    }
+    let python = repo_python();
+    let mut child = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/clients/python/tls_sentinel_client.py"
+        ))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(certs.path("ca.crt"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut read = || {
+        let mut l = String::new();
+        let _ = out.read_line(&mut l);
+        l.trim().to_string()
+    };
+    assert_eq!(read(), format!("MASTER {master_tls}"));
+    assert_eq!(read(), "READY");
+    nodes[mi].kill9();
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let done = read();
+    let _ = child.kill();
+    let _ = child.wait();
+    let words: Vec<&str> = done.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"FAILOVER"), "{done}");
+    let new: u16 = words[2].parse().unwrap();
+    assert!(new != master_tls && tls_ports.contains(&new), "{done}");
+}
+
+/// The test venv's python (tests/run.sh makes target/venv).
+fn repo_python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
+}

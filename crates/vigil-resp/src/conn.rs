@@ -184,6 +184,8 @@ pub struct Conn<S> {
     pub close: bool,
     /// The service's state.
     pub state: S,
+    /// Whether the client came through the TLS port.
+    pub tls: bool,
     sub: Option<(Subscriber, Inbox)>,
     rd: ReadHalf,
     wr: WriteHalf,
@@ -388,6 +390,7 @@ async fn handle<Svc: Service>(
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    let is_tls = tls.is_some();
     let (rd, wr) = match tls {
         None => crate::tls::split_tcp(stream),
         // Plain text, a bad certificate or a stalled client ends here, with a log line.
@@ -412,6 +415,7 @@ async fn handle<Svc: Service>(
         out: BytesMut::with_capacity(1024),
         close: false,
         state: Svc::State::default(),
+        tls: is_tls,
         sub: None,
         rd,
         wr,
@@ -497,7 +501,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             _ = &mut killed => break,
             _ = idle_sleep => break,
             m = recv(&mut conn.sub) => {
-                if let Some(r) = m.and_then(|m| push_reply(m, conn.proto, conn.subscription_count() > 0)) {
+                if let Some(r) = m.and_then(|m| pubsub::push_reply(m, conn.proto, conn.subscription_count() > 0)) {
                     conn.reply(r);
                 }
             }
@@ -574,50 +578,6 @@ async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
         Some((_, inbox)) => inbox.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// How a queued message reaches the client; `None` when it cannot (an invalidation for a RESP2
-/// connection that is not a subscribed redirect target, as in Redis).
-fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Option<Reply> {
-    Some(match m {
-        Message::Message { channel, payload } => Reply::Push(vec![
-            Reply::bulk_static("message"),
-            Reply::Bulk(channel),
-            Reply::Bulk(payload),
-        ]),
-        Message::PMessage {
-            pattern,
-            channel,
-            payload,
-        } => Reply::Push(vec![
-            Reply::bulk_static("pmessage"),
-            Reply::Bulk(pattern),
-            Reply::Bulk(channel),
-            Reply::Bulk(payload),
-        ]),
-        Message::Invalidate { keys, redirected } => {
-            let keys = keys.map_or(Reply::Nil, |k| {
-                Reply::Array(k.into_iter().map(Reply::Bulk).collect())
-            });
-            if proto == Protocol::Resp3 {
-                Reply::Push(vec![Reply::bulk_static("invalidate"), keys])
-            } else if redirected && subscribed {
-                Reply::Push(vec![
-                    Reply::bulk_static("message"),
-                    Reply::bulk_static("__redis__:invalidate"),
-                    keys,
-                ])
-            } else {
-                return None;
-            }
-        }
-        Message::RedirectBroken(id) if proto == Protocol::Resp3 => Reply::Push(vec![
-            Reply::bulk_static("tracking-redir-broken"),
-            Reply::Int(id as i64),
-        ]),
-        Message::RedirectBroken(_) => return None,
-        Message::Raw(b) => Reply::Encoded(b),
-    })
 }
 
 #[cfg(test)]

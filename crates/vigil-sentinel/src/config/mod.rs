@@ -36,6 +36,22 @@ pub struct SentinelConfig {
     /// start-up as `resp listening on ADDR`).
     #[serde(default = "defaults::resp")]
     pub resp: String,
+    /// The Redis Sentinel protocol over TLS on the `resp` address' host (0: none); its
+    /// clients are handed out the nodes' TLS addresses (`tls_data`).
+    #[serde(default)]
+    pub tls_port: u16,
+    /// This sentinel's certificate chain (PEM).
+    #[serde(default)]
+    pub tls_cert_file: PathBuf,
+    /// The private key of `tls_cert_file` (PEM).
+    #[serde(default)]
+    pub tls_key_file: PathBuf,
+    /// The CA that signs clients' certificates (PEM).
+    #[serde(default)]
+    pub tls_ca_cert_file: PathBuf,
+    /// Whether TLS clients must present a certificate: `yes`, `no` or `optional` (default yes).
+    #[serde(default)]
+    pub tls_auth_clients: Option<String>,
     /// The password clients give the Redis Sentinel protocol endpoint (`AUTH`, `HELLO … AUTH`);
     /// empty: none.
     #[serde(default)]
@@ -168,6 +184,9 @@ pub struct NodeConfig {
     /// Failover preference.
     #[serde(default = "defaults::priority")]
     pub priority: u32,
+    /// The node's TLS data address (its `tls_port`), handed to clients of the TLS port.
+    #[serde(default)]
+    pub tls_data: Option<String>,
 }
 
 mod defaults {
@@ -234,6 +253,7 @@ impl GroupConfig {
                         Driver::Grpc => n.admin.clone().unwrap_or_default(),
                     },
                     priority: n.priority,
+                    tls_data: n.tls_data.clone().unwrap_or_default(),
                 })
                 .collect(),
             settings: Settings {
@@ -338,6 +358,20 @@ fn check_group(g: &GroupConfig, file: &str) -> Result<(), ConfigError> {
 }
 
 impl SentinelConfig {
+    /// The TLS files, when `tls_port` is set.
+    pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
+        (self.tls_port != 0).then(|| vigil_resp::tls::TlsFiles {
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            ca_cert_file: self.tls_ca_cert_file.clone(),
+            auth_clients: self
+                .tls_auth_clients
+                .as_deref()
+                .and_then(vigil_resp::tls::AuthClients::parse)
+                .unwrap_or_default(),
+        })
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
@@ -368,6 +402,15 @@ impl SentinelConfig {
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) || ids.contains(&0) {
             return Err(bad("`peers` ids must be unique and at least 1".into()));
+        }
+        if let Some(files) = c.tls_files() {
+            let auth = c.tls_auth_clients.as_deref().unwrap_or("yes");
+            if vigil_resp::tls::AuthClients::parse(auth).is_none() {
+                return Err(bad(format!(
+                    "`tls_auth_clients` must be yes, no or optional, got {auth:?}"
+                )));
+            }
+            files.server_config().map_err(|e| bad(e.to_string()))?;
         }
         if c.token().is_none() {
             return Err(bad(

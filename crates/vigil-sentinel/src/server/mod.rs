@@ -71,6 +71,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error(transparent)]
     Grpc(#[from] tonic::transport::Error),
+    /// The TLS certificates could not be loaded.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A running sentinel's shared parts.
@@ -208,7 +211,8 @@ pub async fn run(
         resp_addr,
         shutdown.clone(),
     ));
-    reconcile::serve_resp(&s, &config, resp, &shutdown);
+    let tls = reconcile::bind_tls(&config, resp_addr)?;
+    reconcile::serve_resp(&s, &config, resp, tls, &shutdown);
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),
