@@ -479,3 +479,42 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
 fn repo_python() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
 }
+
+#[test]
+fn replication_link_over_tls() {
+    let certs = Certs::new();
+    let data = tempfile::tempdir().unwrap();
+    let master_tls = free_port();
+    let master = start_node(&certs, &data.path().join("m"), master_tls, &[]);
+    let replicaof = format!("127.0.0.1:{master_tls}");
+    let replica = start_node(
+        &certs,
+        &data.path().join("r"),
+        free_port(),
+        &["--replicaof", &replicaof, "--tls-replication"],
+    );
+    let (ok, out) = redis_cli(&certs, master_tls, Some("client"), &["SET", "rk", "rv"]);
+    assert!(ok && out.trim() == "OK", "{out}");
+    replica.wait_info("master_link_status", |v| v == "up", "link up over TLS");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Option<String> = redis::cmd("GET")
+            .arg("rk")
+            .query(&mut replica.client())
+            .unwrap();
+        if v.as_deref() == Some("rv") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write did not reach the replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The master's plain port saw no replication connection: the link is the TLS one.
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut master.client())
+        .unwrap();
+    assert!(info.contains("connected_slaves:1"), "{info}");
+}

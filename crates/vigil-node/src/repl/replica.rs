@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
+use vigil_resp::tls::{ReadHalf, WriteHalf};
 
 use super::{LinkStatus, Phase, Upstream};
 use crate::node::Node;
@@ -107,8 +107,8 @@ async fn run(
 
 /// The socket to the master with a read buffer.
 struct Wire {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: ReadHalf,
+    wr: WriteHalf,
     buf: BytesMut,
     timeout: Duration,
 }
@@ -155,7 +155,7 @@ impl Wire {
             .map(|a| Bytes::copy_from_slice(a.as_bytes()))
             .collect();
         encode_command(&mut out, &args);
-        self.wr.write_all(&out).await?;
+        vigil_resp::conn::write_flush(&mut self.wr, &out).await?;
         let reply = self.line(step).await?;
         if let Some(err) = reply.strip_prefix('-') {
             return Err(ReplError::Refused {
@@ -176,7 +176,7 @@ impl Wire {
                 Bytes::from(offset.to_string()),
             ],
         );
-        self.wr.write_all(&out).await?;
+        vigil_resp::conn::write_flush(&mut self.wr, &out).await?;
         Ok(())
     }
 }
@@ -188,15 +188,23 @@ async fn session(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let (masterauth, timeout) = {
+    let (masterauth, timeout, tls) = {
         let c = node.config.read();
-        (c.replication.masterauth.clone(), c.replication.timeout)
+        let tls = c.tls_replication.then(|| node.tls.lock().clone()).flatten();
+        (c.replication.masterauth.clone(), c.replication.timeout, tls)
     };
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
         .map_err(|_| ReplError::Timeout(timeout, "connect"))??;
     stream.set_nodelay(true)?;
-    let (rd, wr) = stream.into_split();
+    // With `tls_replication`, `port` is the master's TLS port (as in Redis).
+    let (rd, wr) = match &tls {
+        Some(t) => {
+            let s = vigil_resp::tls::connect(t.client_config(), host, stream).await?;
+            vigil_resp::tls::split_tls(s)
+        }
+        None => vigil_resp::tls::split_tcp(stream),
+    };
     let mut w = Wire {
         rd,
         wr,
@@ -207,7 +215,10 @@ async fn session(
         w.call(&["AUTH", &masterauth], "AUTH").await?;
     }
     w.call(&["PING"], "PING").await?;
-    let my_port = node.port().to_string();
+    let my_port = match node.tls_port.load(std::sync::atomic::Ordering::Relaxed) {
+        p if tls.is_some() && p != 0 => p.to_string(),
+        _ => node.port().to_string(),
+    };
     w.call(
         &["REPLCONF", "listening-port", &my_port],
         "REPLCONF listening-port",
