@@ -355,9 +355,10 @@ fn wait_port(port: u16) {
     }
 }
 
-/// Three managed nodes with plain and TLS data ports, three sentinels with a TLS port each
-/// that hand TLS clients the nodes' TLS addresses: `redis-cli --tls` gets the master's TLS
-/// port, and redis-py with `ssl=True` follows a SIGKILL failover through them.
+/// Three managed nodes with plain and TLS data ports and NodeAdmin over mutual TLS, three
+/// sentinels with a TLS port each and gRPC (Raft, client API, NodeAdmin calls) over mutual
+/// TLS, that hand TLS clients the nodes' TLS addresses: `redis-cli --tls` gets the master's
+/// TLS port, and redis-py with `ssl=True` follows a SIGKILL failover through them.
 #[test]
 fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     use vigil_tests::managed::{NODE_TOKEN, TOKEN};
@@ -366,7 +367,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     let dir = tempfile::tempdir().unwrap();
     let tls_keys = |port: u16| {
         format!(
-            "tls_port = {port}\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\ntls_auth_clients = \"no\"\n",
+            "tls_port = {port}\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\n",
             certs.path("server.crt"),
             certs.path("server.key"),
             certs.path("ca.crt")
@@ -377,7 +378,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     for i in 1..=3 {
         let tls_port = free_port();
         let text = format!(
-            "mode = \"managed\"\n{}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
+            "mode = \"managed\"\ntls_admin = true\n{}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
             tls_keys(tls_port)
         );
         let cfg = write_config(dir.path(), &format!("n{i}.toml"), &text);
@@ -407,7 +408,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     let _sentinels: Vec<SentinelProc> = (1..=3u64)
         .map(|id| {
             let extra = format!(
-                "{}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
+                "tls_grpc = true\n{}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
                 tls_keys(sentinel_tls[id as usize - 1]),
                 list.join(", ")
             );
@@ -423,7 +424,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
         let (ok, out) = redis_cli(
             &certs,
             port,
-            None,
+            Some("client"),
             &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"],
         );
         let lines: Vec<&str> = out.lines().collect();
@@ -437,6 +438,10 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
         tls_ports.contains(&master_tls),
         "{master_tls} is no TLS port"
     );
+    // gRPC ports speak TLS only: a plain HTTP/2 client gets no HTTP/2 SETTINGS frame back.
+    for p in [nodes[0].admin_port(), grpc[0]] {
+        assert!(!speaks_plain_h2(p), "port {p} answered plain HTTP/2");
+    }
     // Wait until the group is settled (replicas linked) before the failover.
     let mi = tls_ports.iter().position(|p| *p == master_tls).unwrap();
     for (i, n) in nodes.iter().enumerate() {
@@ -452,6 +457,8 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
         ))
         .arg(format!("127.0.0.1:{port}"))
         .arg(certs.path("ca.crt"))
+        .arg(certs.path("client.crt"))
+        .arg(certs.path("client.key"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -473,6 +480,15 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     assert_eq!(words.first(), Some(&"FAILOVER"), "{done}");
     let new: u16 = words[2].parse().unwrap();
     assert!(new != master_tls && tls_ports.contains(&new), "{done}");
+}
+
+/// Whether the server on `port` answers an HTTP/2 preface with a SETTINGS frame (plain gRPC).
+fn speaks_plain_h2(port: u16) -> bool {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0");
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).is_ok() && head[3] == 0x04
 }
 
 /// The test venv's python (tests/run.sh makes target/venv).

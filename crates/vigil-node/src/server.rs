@@ -248,6 +248,22 @@ pub async fn serve(
     let addr = socket_addr(&config.bind, config.port, "data")?;
     let admin = config.admin_token().map(|t| (t, config.admin.clone()));
     let tls_files = config.tls_files();
+    let admin_tls = match (&tls_files, config.tls_admin) {
+        (Some(f), true) => Some(
+            vigil_proto::tls::GrpcTlsFiles {
+                cert_file: f.cert_file.clone(),
+                key_file: f.key_file.clone(),
+                ca_cert_file: f.ca_cert_file.clone(),
+                require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
+            }
+            .server()
+            .map_err(|message| NodeError::Config {
+                file: "TLS".into(),
+                message,
+            })?,
+        ),
+        _ => None,
+    };
     let (port, tls_port) = (config.port, config.tls_port);
     let tls_addr = socket_addr(&config.bind, tls_port, "TLS")?;
     let node = open(config, config_file)?;
@@ -302,7 +318,7 @@ pub async fn serve(
         println!("admin listening on {}", l.local_addr().map_err(listen_err)?);
         let n = node.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::admin::serve(n, l, token).await {
+            if let Err(e) = crate::admin::serve(n, l, token, admin_tls).await {
                 tracing::error!(error = %e, "admin endpoint failed");
             }
         });

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod channel;
 pub mod codec;
+pub mod tls;
 
 /// `proto/node_admin.proto`: the storage node's admin API.
 #[allow(missing_docs, clippy::all)]

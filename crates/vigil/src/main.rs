@@ -89,6 +89,9 @@ struct NodeArgs {
     /// The link to the master uses TLS.
     #[arg(long)]
     tls_replication: bool,
+    /// NodeAdmin (gRPC) over TLS.
+    #[arg(long)]
+    tls_admin: bool,
     /// Data directory.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -196,6 +199,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         config.tls_auth_clients = a;
     }
     config.tls_replication |= args.tls_replication;
+    config.tls_admin |= args.tls_admin;
     if let Some(d) = args.dir {
         config.dir = d;
     }

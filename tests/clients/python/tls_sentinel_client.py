@@ -1,7 +1,7 @@
 """redis-py with ssl=True through Vigil's sentinels on their TLS port (driven by
 tests/tests/tls.rs).
 
-Usage: tls_sentinel_client.py HOST:PORT CA_FILE
+Usage: tls_sentinel_client.py HOST:PORT CA_FILE CERT_FILE KEY_FILE
 
 Discovers the master over TLS, writes and reads over TLS, prints `MASTER <port>` and READY,
 waits for a line on stdin (the test kills the master), then keeps writing until a new master
@@ -20,7 +20,13 @@ RETRYABLE = (ConnectionError, TimeoutError, ReadOnlyError, MasterNotFoundError, 
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     ca = sys.argv[2]
-    tls = {"ssl": True, "ssl_ca_certs": ca, "ssl_cert_reqs": "required"}
+    tls = {
+        "ssl": True,
+        "ssl_ca_certs": ca,
+        "ssl_cert_reqs": "required",
+        "ssl_certfile": sys.argv[3],
+        "ssl_keyfile": sys.argv[4],
+    }
     s = Sentinel([(host, int(port))], socket_timeout=1.0, sentinel_kwargs=dict(tls), **tls)
     old = s.discover_master("mymaster")
     print(f"MASTER {old[1]}", flush=True)

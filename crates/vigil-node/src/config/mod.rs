@@ -82,6 +82,8 @@ pub struct NodeConfig {
     pub tls_auth_clients: String,
     /// The link to the master uses TLS (to its TLS port).
     pub tls_replication: bool,
+    /// NodeAdmin (gRPC) over TLS, callers checked against the CA per `tls_auth_clients`.
+    pub tls_admin: bool,
     /// Data directory for the snapshot and append log.
     pub dir: PathBuf,
     /// Password clients must AUTH with (empty: none).
@@ -249,6 +251,7 @@ impl Default for NodeConfig {
             tls_ca_cert_file: PathBuf::new(),
             tls_auth_clients: "yes".into(),
             tls_replication: false,
+            tls_admin: false,
             dir: PathBuf::from("./data/node"),
             requirepass: String::new(),
             databases: 16,
@@ -319,12 +322,14 @@ impl NodeConfig {
 
     /// The TLS files when TLS is in use (a TLS port or TLS replication).
     pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
-        (self.tls_port != 0 || self.tls_replication).then(|| vigil_resp::tls::TlsFiles {
-            cert_file: self.tls_cert_file.clone(),
-            key_file: self.tls_key_file.clone(),
-            ca_cert_file: self.tls_ca_cert_file.clone(),
-            auth_clients: vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients)
-                .unwrap_or_default(),
+        (self.tls_port != 0 || self.tls_replication || self.tls_admin).then(|| {
+            vigil_resp::tls::TlsFiles {
+                cert_file: self.tls_cert_file.clone(),
+                key_file: self.tls_key_file.clone(),
+                ca_cert_file: self.tls_ca_cert_file.clone(),
+                auth_clients: vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients)
+                    .unwrap_or_default(),
+            }
         })
     }
 

@@ -52,6 +52,10 @@ pub struct SentinelConfig {
     /// Whether TLS clients must present a certificate: `yes`, `no` or `optional` (default yes).
     #[serde(default)]
     pub tls_auth_clients: Option<String>,
+    /// gRPC over TLS: the client API and Raft traffic served with mutual TLS, and every
+    /// channel to peers and nodes' NodeAdmin (which then need `tls_admin`) opened with TLS.
+    #[serde(default)]
+    pub tls_grpc: bool,
     /// The password clients give the Redis Sentinel protocol endpoint (`AUTH`, `HELLO … AUTH`);
     /// empty: none.
     #[serde(default)]
@@ -358,9 +362,9 @@ fn check_group(g: &GroupConfig, file: &str) -> Result<(), ConfigError> {
 }
 
 impl SentinelConfig {
-    /// The TLS files, when `tls_port` is set.
+    /// The TLS files, when `tls_port` or `tls_grpc` is set.
     pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
-        (self.tls_port != 0).then(|| vigil_resp::tls::TlsFiles {
+        (self.tls_port != 0 || self.tls_grpc).then(|| vigil_resp::tls::TlsFiles {
             cert_file: self.tls_cert_file.clone(),
             key_file: self.tls_key_file.clone(),
             ca_cert_file: self.tls_ca_cert_file.clone(),
@@ -369,6 +373,17 @@ impl SentinelConfig {
                 .as_deref()
                 .and_then(vigil_resp::tls::AuthClients::parse)
                 .unwrap_or_default(),
+        })
+    }
+
+    /// The gRPC TLS files, when `tls_grpc` is set.
+    pub fn grpc_tls(&self) -> Option<vigil_proto::tls::GrpcTlsFiles> {
+        let f = self.tls_files().filter(|_| self.tls_grpc)?;
+        Some(vigil_proto::tls::GrpcTlsFiles {
+            cert_file: f.cert_file,
+            key_file: f.key_file,
+            ca_cert_file: f.ca_cert_file,
+            require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
         })
     }
 

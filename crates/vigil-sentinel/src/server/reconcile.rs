@@ -71,7 +71,7 @@ pub(super) fn bind_tls(
     config: &SentinelConfig,
     resp: std::net::SocketAddr,
 ) -> Result<Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>, super::ServeError> {
-    let Some(files) = config.tls_files() else {
+    let Some(files) = config.tls_files().filter(|_| config.tls_port != 0) else {
         return Ok(None);
     };
     let tls = vigil_resp::tls::ServerTls::new(files)
