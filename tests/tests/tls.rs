@@ -442,6 +442,29 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     for p in [nodes[0].admin_port(), grpc[0]] {
         assert!(!speaks_plain_h2(p), "port {p} answered plain HTTP/2");
     }
+    // `vigil ctl` reaches the sentinels with --tls-ca/--tls-cert/--tls-key, not without.
+    let ctl = |tls: bool| {
+        let mut c = Command::new(vigil_tests::vigil_bin());
+        c.args(["ctl", "--sentinel", &format!("127.0.0.1:{}", grpc[0])])
+            .args(["--token", TOKEN, "--timeout", "3s"]);
+        if tls {
+            c.args(["--tls-ca", &certs.path("ca.crt")])
+                .args(["--tls-cert", &certs.path("client.crt")])
+                .args(["--tls-key", &certs.path("client.key")]);
+        }
+        c.arg("status").output().unwrap()
+    };
+    let out = ctl(true);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("mymaster"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ctl(false).status.success(),
+        "plain gRPC reached a TLS sentinel"
+    );
     // Wait until the group is settled (replicas linked) before the failover.
     let mi = tls_ports.iter().position(|p| *p == master_tls).unwrap();
     for (i, n) in nodes.iter().enumerate() {
