@@ -229,6 +229,7 @@ mod tests {
             token_file,
             json: false,
             timeout: Duration::from_secs(5),
+            tls: TlsClientArgs::default(),
             command: CtlCommand::Status,
         };
         assert_eq!(args(Some("t"), None).token().unwrap(), "t");
