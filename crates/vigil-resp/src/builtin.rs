@@ -17,7 +17,7 @@ use crate::reply::Reply;
 /// Checks a request against its table entry before it runs: unknown command, arity,
 /// authentication, RESP2 subscribed mode. Returns the error reply to send instead.
 pub fn precheck<S>(
-    conn: &Conn<S>,
+    conn: &mut Conn<S>,
     meta: Option<&CommandMeta>,
     args: &[Bytes],
 ) -> Result<(), Reply> {
@@ -30,6 +30,12 @@ pub fn precheck<S>(
     if !conn.authenticated && !meta.flags.has(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth.into());
     }
+    let context = if conn.info.in_multi.load(Ordering::Relaxed) {
+        crate::acl::log::Context::Multi
+    } else {
+        crate::acl::log::Context::Toplevel
+    };
+    acl_check(conn, meta, args, context).map_err(|(d, name)| d.reply(&name))?;
     if conn.proto == Protocol::Resp2
         && conn.subscription_count() > 0
         && !meta.flags.has(Flags::SUBSCRIBED)
@@ -42,37 +48,120 @@ pub fn precheck<S>(
     Ok(())
 }
 
-fn check_password<S>(conn: &Conn<S>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
-    let required = conn.shared.requirepass.read().clone();
-    if user.is_some_and(|u| u != b"default") {
+/// The connection's user, refreshed if the users changed since it was copied; `None` if the
+/// user no longer exists.
+pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::User>> {
+    let acl = conn.shared.acl.read();
+    if conn.user.generation != acl.generation {
+        conn.user.user = acl.user(&conn.user.name);
+        conn.user.generation = acl.generation;
+    }
+    conn.user.user.clone()
+}
+
+/// Whether the connection's user may run anything (no ACL check needed).
+pub fn acl_open<S>(conn: &mut Conn<S>) -> bool {
+    current_user(conn).is_some_and(|u| u.unrestricted())
+}
+
+/// Checks a request against the connection's ACL user, logging a refusal (ACL LOG). On
+/// refusal, returns why and the command's full name (`config|get`).
+pub fn acl_check<S>(
+    conn: &mut Conn<S>,
+    meta: &CommandMeta,
+    args: &[Bytes],
+    context: crate::acl::log::Context,
+) -> Result<(), (crate::acl::Denied, String)> {
+    let user = current_user(conn);
+    if user.as_ref().is_some_and(|u| u.unrestricted()) {
+        return Ok(());
+    }
+    let (result, name) = {
+        let acl = conn.shared.acl.read();
+        let r = match &user {
+            Some(u) => crate::acl::check(&acl.universe, u, meta, args),
+            None => Err(crate::acl::Denied::Command),
+        };
+        (r, crate::acl::full_name(&acl.universe, meta, args))
+    };
+    let Err(d) = result else { return Ok(()) };
+    let object = match d {
+        crate::acl::Denied::Command => name.clone(),
+        crate::acl::Denied::Key(i) | crate::acl::Denied::Channel(i) => {
+            String::from_utf8_lossy(&args[i]).into_owned()
+        }
+    };
+    log_denial(conn, d.reason(), context, object, None);
+    Err((d, name))
+}
+
+/// Adds an ACL LOG entry for this connection.
+pub fn log_denial<S>(
+    conn: &Conn<S>,
+    reason: &'static str,
+    context: crate::acl::log::Context,
+    object: String,
+    username: Option<&[u8]>,
+) {
+    let entry = crate::acl::log::Entry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username: String::from_utf8_lossy(username.unwrap_or(&conn.user.name)).into_owned(),
+        at: std::time::Instant::now(),
+        client_info: conn.info.list_line(),
+    };
+    conn.shared.acl.write().log.add(entry);
+}
+
+/// Authenticates the connection as a user, or logs the failure and returns -WRONGPASS.
+fn check_password<S>(conn: &mut Conn<S>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let found = conn.shared.acl.read().authenticate(user, pass);
+    let Some(u) = found else {
+        log_denial(
+            conn,
+            "auth",
+            crate::acl::log::Context::Toplevel,
+            "AUTH".into(),
+            Some(user),
+        );
         return Err(CmdError::WrongPass);
-    }
-    match required {
-        // Without a password the default user is "nopass": any password works.
-        None => Ok(()),
-        Some(p) if vigil_base::constant_time_eq(&p, pass) => Ok(()),
-        Some(_) => Err(CmdError::WrongPass),
-    }
+    };
+    let name = Bytes::from(u.name.clone().into_bytes());
+    conn.info.details.lock().user = name.clone();
+    conn.user = crate::acl::Session {
+        name,
+        user: Some(u),
+        generation: conn.shared.acl.read().generation,
+    };
+    conn.authenticated = true;
+    Ok(())
 }
 
 /// `AUTH [username] password`.
 pub fn auth<S>(conn: &mut Conn<S>, mut args: Args) {
     let r = if args.remaining() > 2 {
         Err(CmdError::Syntax)
-    } else if args.remaining() == 1 && conn.shared.requirepass.read().is_none() {
+    } else if args.remaining() == 1
+        && conn
+            .shared
+            .acl
+            .read()
+            .users
+            .get("default")
+            .is_some_and(|d| d.nopass)
+    {
         Err(CmdError::msg(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ))
     } else {
         let first = args.next().unwrap_or_default();
         let (user, pass) = match args.next() {
-            Some(p) => (Some(first), p),
-            None => (None, first),
+            Some(p) => (first, p),
+            None => (Bytes::from_static(b"default"), first),
         };
-        check_password(conn, user.as_deref(), &pass).map(|_| {
-            conn.authenticated = true;
-            Reply::ok()
-        })
+        check_password(conn, &user, &pass).map(|_| Reply::ok())
     };
     conn.reply(r);
 }
@@ -109,8 +198,7 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
         }
     }
     if let Some((user, pass)) = creds {
-        check_password(conn, Some(&user), &pass)?;
-        conn.authenticated = true;
+        check_password(conn, &user, &pass)?;
     }
     if !conn.authenticated {
         return Err(CmdError::msg(
@@ -226,7 +314,9 @@ pub fn reset<S>(conn: &mut Conn<S>) {
     conn.db = 0;
     conn.info.db.store(0, Ordering::Relaxed);
     conn.info.details.lock().name = None;
-    conn.authenticated = conn.shared.requirepass.read().is_none();
+    conn.authenticated = conn.shared.acl.read().default_open();
+    conn.user = crate::acl::Session::default();
+    conn.info.details.lock().user = Bytes::new();
     conn.reply(Reply::simple("RESET"));
 }
 
@@ -394,6 +484,7 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     let mut addr = None;
     let mut laddr = None;
     let mut skipme = true;
+    let mut user: Option<Bytes> = None;
     while let Some(opt) = args.next() {
         let val = args.bytes()?;
         match lossy_lower(&opt).as_str() {
@@ -421,13 +512,14 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
                     _ => return Err(CmdError::Syntax),
                 }
             }
-            // Every client is the `default` user: it matches them all, any other name none.
-            "user" if &val[..] == b"default" => {}
             "user" => {
-                return Err(CmdError::msg(format!(
-                    "ERR No such user '{}'",
-                    String::from_utf8_lossy(&val)
-                )));
+                if conn.shared.acl.read().user(&val).is_none() {
+                    return Err(CmdError::msg(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(&val)
+                    )));
+                }
+                user = Some(val);
             }
             _ => return Err(CmdError::Syntax),
         }
@@ -439,6 +531,7 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
             && kind.as_ref().is_none_or(|k| c.is_type(k))
+            && user.as_ref().is_none_or(|u| c.details.lock().user() == &u[..])
     });
     Ok(Reply::Int(n as i64))
 }

@@ -32,7 +32,10 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 /// Makes the running node follow its configuration.
 fn apply(node: &Node, cfg: &NodeConfig) {
     *node.shared.limits.write() = limits_from(cfg);
-    *node.shared.requirepass.write() = cfg.password();
+    node.shared
+        .acl
+        .write()
+        .follow_requirepass(cfg.password().as_deref());
     node.scripts.busy.threshold_ms.store(
         cfg.busy_reply_threshold.as_millis() as u64,
         Ordering::Relaxed,

@@ -252,6 +252,23 @@ pub const MASTERAUTH: Binding = Binding {
     }),
     value: |c| Value::from(c.replication.masterauth.as_str()),
 };
+/// `masteruser`.
+pub const MASTERUSER: Binding = Binding {
+    toml: "replication.masteruser",
+    get: |c| c.replication.masteruser.clone(),
+    set: Some(|c, v| {
+        c.replication.masteruser = v.into();
+        Ok(())
+    }),
+    value: |c| Value::from(c.replication.masteruser.as_str()),
+};
+/// `aclfile` (fixed at start).
+pub const ACLFILE: Binding = Binding {
+    toml: "aclfile",
+    get: |c| c.aclfile.clone(),
+    set: None,
+    value: |c| Value::from(c.aclfile.as_str()),
+};
 /// `replicaof`: `host port`, as Redis shows it.
 pub const REPLICAOF: Binding = Binding {
     toml: "replication.replicaof",

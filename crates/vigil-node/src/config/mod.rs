@@ -72,8 +72,10 @@ pub struct NodeConfig {
     pub port: u16,
     /// Data directory for the snapshot and append log.
     pub dir: PathBuf,
-    /// Password clients must AUTH with (empty: none).
+    /// Password clients must AUTH with (empty: none): the `default` user's password.
     pub requirepass: String,
+    /// The ACL file (`user …` lines; ACL SAVE / LOAD); empty: none.
+    pub aclfile: String,
     /// Number of databases.
     pub databases: usize,
     /// Most simultaneous clients.
@@ -118,6 +120,8 @@ pub struct Replication {
     pub replicaof: String,
     /// Password to AUTH with at the master.
     pub masterauth: String,
+    /// ACL user to AUTH as at the master (empty: `AUTH masterauth`, the default user).
+    pub masteruser: String,
     /// Bytes of recent stream kept for partial resynchronisation.
     #[serde(deserialize_with = "size")]
     pub backlog_size: u64,
@@ -166,6 +170,7 @@ impl Default for Replication {
         Replication {
             replicaof: String::new(),
             masterauth: String::new(),
+            masteruser: String::new(),
             backlog_size: 1024 * 1024,
             priority: 100,
             serve_stale_data: true,
@@ -233,6 +238,7 @@ impl Default for NodeConfig {
             port: 6379,
             dir: PathBuf::from("./data/node"),
             requirepass: String::new(),
+            aclfile: String::new(),
             databases: 16,
             maxclients: 10_000,
             threads: 0,

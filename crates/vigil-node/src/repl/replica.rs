@@ -188,9 +188,13 @@ async fn session(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let (masterauth, timeout) = {
+    let (masterauth, masteruser, timeout) = {
         let c = node.config.read();
-        (c.replication.masterauth.clone(), c.replication.timeout)
+        (
+            c.replication.masterauth.clone(),
+            c.replication.masteruser.clone(),
+            c.replication.timeout,
+        )
     };
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
@@ -203,8 +207,13 @@ async fn session(
         buf: BytesMut::with_capacity(64 * 1024),
         timeout,
     };
+    // As Redis: `AUTH masteruser masterauth` when a user is set, else the default user's.
     if !masterauth.is_empty() {
-        w.call(&["AUTH", &masterauth], "AUTH").await?;
+        if masteruser.is_empty() {
+            w.call(&["AUTH", &masterauth], "AUTH").await?;
+        } else {
+            w.call(&["AUTH", &masteruser, &masterauth], "AUTH").await?;
+        }
     }
     w.call(&["PING"], "PING").await?;
     let my_port = node.port().to_string();
