@@ -116,14 +116,19 @@ pub fn log_denial<S>(
 }
 
 /// Authenticates the connection as a user, or logs the failure and returns -WRONGPASS.
-fn check_password<S>(conn: &mut Conn<S>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+fn check_password<S>(
+    conn: &mut Conn<S>,
+    user: &[u8],
+    pass: &[u8],
+    command: &[u8],
+) -> Result<(), CmdError> {
     let found = conn.shared.acl.read().authenticate(user, pass);
     let Some(u) = found else {
         log_denial(
             conn,
             "auth",
             crate::acl::log::Context::Toplevel,
-            "AUTH".into(),
+            String::from_utf8_lossy(command).into_owned(),
             Some(user),
         );
         return Err(CmdError::WrongPass);
@@ -161,7 +166,8 @@ pub fn auth<S>(conn: &mut Conn<S>, mut args: Args) {
             Some(p) => (first, p),
             None => (Bytes::from_static(b"default"), first),
         };
-        check_password(conn, &user, &pass).map(|_| Reply::ok())
+        let command = args.name().to_vec();
+        check_password(conn, &user, &pass, &command).map(|_| Reply::ok())
     };
     conn.reply(r);
 }
@@ -198,7 +204,8 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
         }
     }
     if let Some((user, pass)) = creds {
-        check_password(conn, &user, &pass)?;
+        let command = args.name().to_vec();
+        check_password(conn, &user, &pass, &command)?;
     }
     if !conn.authenticated {
         return Err(CmdError::msg(

@@ -75,10 +75,18 @@ pub fn acl<S>(conn: &mut Conn<S>, mut args: Args) {
         ("save", 0) => save(&conn.shared.acl.read()),
         ("load", 0) => load(conn),
         ("help", 0) => Ok(help()),
-        _ => Err(CmdError::msg(format!(
+        // Variable arity in Redis' table: too many arguments reach the handler's own error.
+        ("log" | "genpass" | "cat", _) => Err(CmdError::msg(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
             String::from_utf8_lossy(&raw)
         ))),
+        _ => {
+            let known = crate::subcommands::SUBCOMMANDS
+                .iter()
+                .find(|(c, _)| *c == "acl")
+                .map_or(&[][..], |(_, s)| *s);
+            Ok(crate::command::bad_subcommand("acl", &raw, known))
+        }
     };
     conn.reply(r);
 }
@@ -89,7 +97,7 @@ fn help() -> Reply {
     )];
     out.extend(HELP.iter().map(|l| Reply::simple(*l)));
     out.push(Reply::simple("HELP"));
-    out.push(Reply::simple("    Print this help."));
+    out.push(Reply::simple("    Prints this help."));
     Reply::Array(out)
 }
 

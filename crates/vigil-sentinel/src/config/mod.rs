@@ -40,6 +40,10 @@ pub struct SentinelConfig {
     /// empty: none.
     #[serde(default)]
     pub password: String,
+    /// The ACL file of the Redis Sentinel protocol endpoint (`user …` lines, ACL SAVE /
+    /// LOAD); empty: none (only `password`, the `default` user's).
+    #[serde(default)]
+    pub aclfile: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).

@@ -34,6 +34,13 @@ pub(super) fn serve_resp(
         32 * 1024 * 1024,
     ));
     *shared.role.write() = "sentinel";
+    let table = crate::discovery::commands::table();
+    // A bad file leaves only the `default` user (with `password`) and is logged loudly.
+    if let Err(e) =
+        vigil_resp::acl::file::install(&shared, table.iter().map(|(m, _)| m), &config.aclfile)
+    {
+        tracing::error!(file = %config.aclfile, error = %e, "cannot load the ACL file");
+    }
     let service = Arc::new(crate::discovery::Discovery::new(
         s.raft.clone(),
         s.health.clone(),
