@@ -134,8 +134,40 @@ fn setuser<S>(conn: &mut Conn<S>, rest: &[Bytes]) -> Result<Reply, CmdError> {
     }
     let mut acl = conn.shared.acl.write();
     let user = apply_ops(&acl, name, &rest[1..]).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let updated = user.clone();
     acl.put(user);
+    drop(acl);
+    kill_refused_subscribers(conn, &updated);
     Ok(Reply::ok())
+}
+
+/// Disconnects the user's clients subscribed to what it may no longer subscribe to, as
+/// Redis 7.0 does when channel permissions shrink.
+fn kill_refused_subscribers<S>(conn: &mut Conn<S>, user: &User) {
+    let ids: std::collections::HashSet<u64> = conn
+        .shared
+        .clients
+        .all()
+        .iter()
+        .filter(|c| c.details.lock().user() == user.name.as_bytes())
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let allowed = |name: &[u8], pattern: bool| {
+        std::iter::once(&user.root)
+            .chain(user.selectors.iter())
+            .any(|s| s.channel_allowed(name, pattern))
+    };
+    let refused = conn.shared.hub.refused_subscribers(&ids, allowed);
+    if refused.contains(&conn.info.id) {
+        conn.close = true;
+    }
+    let me = conn.info.id;
+    conn.shared
+        .clients
+        .kill_where(|c| c.id != me && refused.contains(&c.id));
 }
 
 fn deluser<S>(conn: &mut Conn<S>, names: &[Bytes]) -> Result<Reply, CmdError> {

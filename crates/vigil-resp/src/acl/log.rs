@@ -54,6 +54,8 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct AclLog {
     entries: VecDeque<Entry>,
+    /// `acllog-max-len` (`None`: [`MAX_LEN`]).
+    pub max_len: Option<usize>,
 }
 
 impl AclLog {
@@ -76,7 +78,7 @@ impl AclLog {
             return;
         }
         self.entries.push_front(e);
-        self.entries.truncate(MAX_LEN);
+        self.entries.truncate(self.max_len.unwrap_or(MAX_LEN));
     }
 
     /// Forgets everything (`ACL LOG RESET`).
