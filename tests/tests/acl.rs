@@ -3,6 +3,7 @@
 //! ACL LOG; and end to end: an ACL file saved, reloaded and read at restart, a replica
 //! authenticating as `masteruser`, a limited user through the `redis` crate.
 
+use vigil_tests::NodeProc;
 use vigil_tests::diff::{Pair, assert_none};
 
 const RULES: &str = r#"
@@ -175,4 +176,114 @@ fn acl_random_sequence_matches_redis() {
     }
     let mut p = Pair::start();
     assert_none(&p.both_protocols(&script));
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The ACL file: read at start, written by ACL SAVE (and read back after a restart), reloaded
+/// by ACL LOAD; a bad line names itself and changes nothing.
+#[test]
+fn acl_file_save_restart_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        "user default on nopass ~* &* +@all\nuser alice on >secret ~app:* resetchannels -@all +get +set\n",
+    )
+    .unwrap();
+    let cfg = vigil_tests::write_config(
+        dir.path(),
+        "n.toml",
+        &format!("aclfile = {:?}\n", acl.to_str().unwrap()),
+    );
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut node = NodeProc::start(&dir.path().join("n"), &args);
+
+    // A limited user through a real client.
+    let url = format!("redis://alice:secret@127.0.0.1:{}/", node.port);
+    let mut alice = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg("app:1").arg("v").query(&mut alice).unwrap();
+    let v: String = redis::cmd("GET").arg("app:1").query(&mut alice).unwrap();
+    assert_eq!(v, "v");
+    let e = redis::cmd("SET").arg("other").arg("v").query::<()>(&mut alice).unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("noperm"), "{e}");
+    let e = redis::cmd("DEL").arg("app:1").query::<()>(&mut alice).unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("noperm"), "{e}");
+
+    let mut admin = vigil_tests::RawConn::connect(node.port).unwrap();
+    assert_eq!(admin.call(&["ACL", "SETUSER", "bob", "on", ">pw", "+ping"]), b"+OK\r\n");
+    assert_eq!(admin.call(&["ACL", "SAVE"]), b"+OK\r\n");
+    let saved = std::fs::read_to_string(&acl).unwrap();
+    assert!(saved.contains("user bob on #"), "{saved}");
+
+    // Restart: the saved file is read at start-up.
+    node.kill9();
+    drop(node);
+    let node = NodeProc::start(&dir.path().join("n"), &args);
+    let mut c = vigil_tests::RawConn::connect(node.port).unwrap();
+    assert_eq!(c.call(&["AUTH", "bob", "pw"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert!(c.call(&["GET", "x"]).starts_with(b"-NOPERM"));
+
+    // A bad line: the error names it, and the users stay as they were.
+    std::fs::write(&acl, "user default on nopass ~* &* +@all\nuser carol on +nosuch\n").unwrap();
+    let mut admin = vigil_tests::RawConn::connect(node.port).unwrap();
+    let r = String::from_utf8(admin.call(&["ACL", "LOAD"])).unwrap();
+    assert!(r.contains("users.acl:2: Error in ACL SETUSER modifier '+nosuch'"), "{r}");
+    let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
+    assert!(users.contains("bob") && !users.contains("carol"), "{users}");
+
+    // A good file replaces the users; bob's connection is closed, his password refused.
+    std::fs::write(&acl, "user default on nopass ~* &* +@all\nuser carol on nopass +ping\n")
+        .unwrap();
+    assert_eq!(admin.call(&["ACL", "LOAD"]), b"+OK\r\n");
+    let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
+    assert!(users.contains("carol") && !users.contains("bob"), "{users}");
+    let mut c2 = vigil_tests::RawConn::connect(node.port).unwrap();
+    assert!(c2.call(&["AUTH", "bob", "pw"]).starts_with(b"-WRONGPASS"));
+}
+
+/// A replica whose master requires a password authenticates as `masteruser`.
+#[test]
+fn replica_authenticates_as_masteruser() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("m.acl");
+    std::fs::write(
+        &acl,
+        "user default on >adminpw ~* &* +@all\nuser repl on >replpw ~* &* -@all +psync +replconf +ping +sync\n",
+    )
+    .unwrap();
+    let mcfg = vigil_tests::write_config(
+        dir.path(),
+        "m.toml",
+        &format!("aclfile = {:?}\n", acl.to_str().unwrap()),
+    );
+    let master = NodeProc::start(&dir.path().join("m"), &["--config", mcfg.to_str().unwrap()]);
+    let rcfg = vigil_tests::write_config(
+        dir.path(),
+        "r.toml",
+        "[replication]\nmasteruser = \"repl\"\nmasterauth = \"replpw\"\n",
+    );
+    let to = format!("127.0.0.1:{}", master.port);
+    let replica = NodeProc::start(
+        &dir.path().join("r"),
+        &["--replicaof", &to, "--config", rcfg.to_str().unwrap()],
+    );
+    replica.wait_info("master_link_status", |s| s == "up", "link");
+    let mut m = vigil_tests::RawConn::connect(master.port).unwrap();
+    assert!(m.call(&["SET", "a", "1"]).starts_with(b"-NOAUTH"));
+    assert_eq!(m.call(&["AUTH", "adminpw"]), b"+OK\r\n");
+    assert_eq!(m.call(&["SET", "a", "1"]), b"+OK\r\n");
+    let mut r = vigil_tests::RawConn::connect(replica.port).unwrap();
+    wait_until("replicated", || r.call(&["GET", "a"]) == b"$1\r\n1\r\n");
+    // The replication user's own rights stay limited.
+    let mut u = vigil_tests::RawConn::connect(master.port).unwrap();
+    assert_eq!(u.call(&["AUTH", "repl", "replpw"]), b"+OK\r\n");
+    assert!(u.call(&["GET", "a"]).starts_with(b"-NOPERM"));
 }
