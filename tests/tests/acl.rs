@@ -287,3 +287,44 @@ fn replica_authenticates_as_masteruser() {
     assert_eq!(u.call(&["AUTH", "repl", "replpw"]), b"+OK\r\n");
     assert!(u.call(&["GET", "a"]).starts_with(b"-NOPERM"));
 }
+
+/// The sentinel's RESP endpoint has ACL users too: AUTH as a limited user, NOPERM beyond it.
+#[test]
+fn sentinel_endpoint_has_acl_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("s.acl");
+    std::fs::write(
+        &acl,
+        "user default on >adminpw ~* &* +@all\nuser app on >apppw -@all +sentinel|get-master-addr-by-name +ping +hello +acl|whoami\n",
+    )
+    .unwrap();
+    let ports = [vigil_tests::free_port()];
+    let cfg = vigil_tests::write_config(
+        dir.path(),
+        "s1.toml",
+        &vigil_tests::sentinel_config(
+            1,
+            &ports,
+            dir.path(),
+            "tok",
+            &format!("aclfile = {:?}\n", acl.to_str().unwrap()),
+        ),
+    );
+    let s = vigil_tests::SentinelProc::start(1, &cfg);
+    let mut c = vigil_tests::RawConn::connect(s.resp_port()).unwrap();
+    assert_eq!(c.call(&["PING"]), b"-NOAUTH Authentication required.\r\n");
+    assert!(c.call(&["AUTH", "app", "wrong"]).starts_with(b"-WRONGPASS"));
+    assert_eq!(c.call(&["AUTH", "app", "apppw"]), b"+OK\r\n");
+    assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(c.call(&["ACL", "WHOAMI"]), b"$3\r\napp\r\n");
+    let r = c.call(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nosuch"]);
+    assert!(!r.starts_with(b"-NOPERM"), "{}", String::from_utf8_lossy(&r));
+    assert_eq!(
+        c.call(&["SENTINEL", "MASTERS"]),
+        b"-NOPERM this user has no permissions to run the 'sentinel|masters' command\r\n"
+    );
+    let mut admin = vigil_tests::RawConn::connect(s.resp_port()).unwrap();
+    assert_eq!(admin.call(&["AUTH", "adminpw"]), b"+OK\r\n");
+    let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
+    assert!(users.contains("app"), "{users}");
+}

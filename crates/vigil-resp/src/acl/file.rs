@@ -98,8 +98,17 @@ pub fn install<'a>(
     commands: impl Iterator<Item = &'a crate::CommandMeta>,
     aclfile: &str,
 ) -> Result<(), String> {
+    install_with(shared, super::Universe::new(commands), aclfile)
+}
+
+/// [`install`] with a prepared command universe.
+pub fn install_with(
+    shared: &crate::Shared,
+    universe: super::Universe,
+    aclfile: &str,
+) -> Result<(), String> {
     let mut acl = shared.acl.write();
-    acl.universe = super::Universe::new(commands);
+    acl.universe = universe;
     if aclfile.is_empty() {
         return Ok(());
     }

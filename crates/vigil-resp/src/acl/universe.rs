@@ -100,13 +100,24 @@ pub struct Universe {
 impl Universe {
     /// The universe of a command table.
     pub fn new<'a>(metas: impl Iterator<Item = &'a CommandMeta>) -> Self {
+        Self::with_subcommands(metas, &[])
+    }
+
+    /// The universe of a command table whose server has more containers than the shared
+    /// [`SUBCOMMANDS`] (the sentinel's `SENTINEL …`).
+    pub fn with_subcommands<'a>(
+        metas: impl Iterator<Item = &'a CommandMeta>,
+        extra: &[(&str, Vec<&str>)],
+    ) -> Self {
         let mut u = Universe::default();
         for m in metas {
             let id = u.push(m.name.to_string(), *m, false);
-            let subs = SUBCOMMANDS
+            let subs: Vec<&str> = SUBCOMMANDS
                 .iter()
                 .find(|(c, _)| *c == m.name)
-                .map_or(&[][..], |(_, s)| *s);
+                .map(|(_, s)| s.to_vec())
+                .or_else(|| extra.iter().find(|(c, _)| *c == m.name).map(|(_, s)| s.clone()))
+                .unwrap_or_default();
             for s in subs {
                 let sid = u.push(format!("{}|{s}", m.name), *m, true);
                 u.cmds[id].subs.push(sid);

@@ -36,9 +36,16 @@ pub(super) fn serve_resp(
     *shared.role.write() = "sentinel";
     let table = crate::discovery::commands::table();
     // A bad file leaves only the `default` user (with `password`) and is logged loudly.
-    if let Err(e) =
-        vigil_resp::acl::file::install(&shared, table.iter().map(|(m, _)| m), &config.aclfile)
-    {
+    let sentinel_subs = vec![(
+        "sentinel",
+        crate::discovery::subcommands::SUBCOMMANDS
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>(),
+    )];
+    let universe =
+        vigil_resp::acl::Universe::with_subcommands(table.iter().map(|(m, _)| m), &sentinel_subs);
+    if let Err(e) = vigil_resp::acl::file::install_with(&shared, universe, &config.aclfile) {
         tracing::error!(file = %config.aclfile, error = %e, "cannot load the ACL file");
     }
     let service = Arc::new(crate::discovery::Discovery::new(
