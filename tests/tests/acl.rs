@@ -141,7 +141,7 @@ fn acl_log_records_refusals() {
 /// A fixed-seed random sequence of SETUSER rules and commands run as the user, compared.
 #[test]
 fn acl_random_sequence_matches_redis() {
-    let mut seed: u64 = 0x5eed_ac1;
+    let mut seed: u64 = 0x05ee_dac1;
     let mut next = |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -149,23 +149,67 @@ fn acl_random_sequence_matches_redis() {
         seed % n
     };
     let rules = [
-        "on", "off", ">pw", "nopass", "resetpass", "~k*", "%R~r*", "%W~w*", "~*", "allkeys",
-        "resetkeys", "&c*", "allchannels", "resetchannels", "+get", "-get", "+@string", "+@read",
-        "-@write", "+@all", "-@all", "+@pubsub", "-@pubsub", "reset", "+bogus", "(+del ~d*)",
-        "clearselectors", "~x y", "%X~a",
+        "on",
+        "off",
+        ">pw",
+        "nopass",
+        "resetpass",
+        "~k*",
+        "%R~r*",
+        "%W~w*",
+        "~*",
+        "allkeys",
+        "resetkeys",
+        "&c*",
+        "allchannels",
+        "resetchannels",
+        "+get",
+        "-get",
+        "+@string",
+        "+@read",
+        "-@write",
+        "+@all",
+        "-@all",
+        "+@pubsub",
+        "-@pubsub",
+        "reset",
+        "+bogus",
+        "(+del ~d*)",
+        "clearselectors",
+        "~x y",
+        "%X~a",
     ];
     let cmds = [
-        "GET k1", "GET r1", "GET x", "SET k1 v", "SET w1 v", "SET r1 v", "DEL d1", "DEL k1",
-        "PUBLISH c1 m", "PUBLISH z m", "GET w1", "MGET k1 r1", "INCR k2",
+        "GET k1",
+        "GET r1",
+        "GET x",
+        "SET k1 v",
+        "SET w1 v",
+        "SET r1 v",
+        "DEL d1",
+        "DEL k1",
+        "PUBLISH c1 m",
+        "PUBLISH z m",
+        "GET w1",
+        "MGET k1 r1",
+        "INCR k2",
     ];
     let mut script = String::from("ACL DELUSER r\nACL SETUSER r on nopass\n");
     for _ in 0..300 {
         if next(3) == 0 {
             let n = 1 + next(3);
-            let ops: Vec<&str> = (0..n).map(|_| rules[next(rules.len() as u64) as usize]).collect();
+            let ops: Vec<&str> = (0..n)
+                .map(|_| rules[next(rules.len() as u64) as usize])
+                .collect();
             let ops: Vec<String> = ops
                 .iter()
-                .map(|o| if o.contains(' ') { format!("\"{o}\"") } else { o.to_string() })
+                .map(|o| {
+                    if o.contains(' ') {
+                        format!("\"{o}\"")
+                    } else {
+                        o.to_string()
+                    }
+                })
                 .collect();
             script.push_str(&format!("ACL SETUSER r {}\nACL LIST\n", ops.join(" ")));
         } else {
@@ -207,17 +251,34 @@ fn acl_file_save_restart_load() {
 
     // A limited user through a real client.
     let url = format!("redis://alice:secret@127.0.0.1:{}/", node.port);
-    let mut alice = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
-    let _: () = redis::cmd("SET").arg("app:1").arg("v").query(&mut alice).unwrap();
+    let mut alice = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("app:1")
+        .arg("v")
+        .query(&mut alice)
+        .unwrap();
     let v: String = redis::cmd("GET").arg("app:1").query(&mut alice).unwrap();
     assert_eq!(v, "v");
-    let e = redis::cmd("SET").arg("other").arg("v").query::<()>(&mut alice).unwrap_err();
+    let e = redis::cmd("SET")
+        .arg("other")
+        .arg("v")
+        .query::<()>(&mut alice)
+        .unwrap_err();
     assert!(e.to_string().to_lowercase().contains("noperm"), "{e}");
-    let e = redis::cmd("DEL").arg("app:1").query::<()>(&mut alice).unwrap_err();
+    let e = redis::cmd("DEL")
+        .arg("app:1")
+        .query::<()>(&mut alice)
+        .unwrap_err();
     assert!(e.to_string().to_lowercase().contains("noperm"), "{e}");
 
     let mut admin = vigil_tests::RawConn::connect(node.port).unwrap();
-    assert_eq!(admin.call(&["ACL", "SETUSER", "bob", "on", ">pw", "+ping"]), b"+OK\r\n");
+    assert_eq!(
+        admin.call(&["ACL", "SETUSER", "bob", "on", ">pw", "+ping"]),
+        b"+OK\r\n"
+    );
     assert_eq!(admin.call(&["ACL", "SAVE"]), b"+OK\r\n");
     let saved = std::fs::read_to_string(&acl).unwrap();
     assert!(saved.contains("user bob on #"), "{saved}");
@@ -232,16 +293,26 @@ fn acl_file_save_restart_load() {
     assert!(c.call(&["GET", "x"]).starts_with(b"-NOPERM"));
 
     // A bad line: the error names it, and the users stay as they were.
-    std::fs::write(&acl, "user default on nopass ~* &* +@all\nuser carol on +nosuch\n").unwrap();
+    std::fs::write(
+        &acl,
+        "user default on nopass ~* &* +@all\nuser carol on +nosuch\n",
+    )
+    .unwrap();
     let mut admin = vigil_tests::RawConn::connect(node.port).unwrap();
     let r = String::from_utf8(admin.call(&["ACL", "LOAD"])).unwrap();
-    assert!(r.contains("users.acl:2: Error in ACL SETUSER modifier '+nosuch'"), "{r}");
+    assert!(
+        r.contains("users.acl:2: Error in ACL SETUSER modifier '+nosuch'"),
+        "{r}"
+    );
     let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
     assert!(users.contains("bob") && !users.contains("carol"), "{users}");
 
     // A good file replaces the users; bob's connection is closed, his password refused.
-    std::fs::write(&acl, "user default on nopass ~* &* +@all\nuser carol on nopass +ping\n")
-        .unwrap();
+    std::fs::write(
+        &acl,
+        "user default on nopass ~* &* +@all\nuser carol on nopass +ping\n",
+    )
+    .unwrap();
     assert_eq!(admin.call(&["ACL", "LOAD"]), b"+OK\r\n");
     let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
     assert!(users.contains("carol") && !users.contains("bob"), "{users}");
@@ -318,7 +389,11 @@ fn sentinel_endpoint_has_acl_users() {
     assert_eq!(c.call(&["PING"]), b"+PONG\r\n");
     assert_eq!(c.call(&["ACL", "WHOAMI"]), b"$3\r\napp\r\n");
     let r = c.call(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nosuch"]);
-    assert!(!r.starts_with(b"-NOPERM"), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        !r.starts_with(b"-NOPERM"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     assert_eq!(
         c.call(&["SENTINEL", "MASTERS"]),
         b"-NOPERM this user has no permissions to run the 'sentinel|masters' command\r\n"

@@ -35,7 +35,8 @@ pub fn precheck<S>(
     } else {
         crate::acl::log::Context::Toplevel
     };
-    acl_check(conn, meta, args, context).map_err(|(d, name)| d.reply(&name))?;
+    crate::acl::session::acl_check(conn, meta, args, context)
+        .map_err(|(d, name)| d.reply(&name))?;
     if conn.proto == Protocol::Resp2
         && conn.subscription_count() > 0
         && !meta.flags.has(Flags::SUBSCRIBED)
@@ -45,102 +46,6 @@ pub fn precheck<S>(
             meta.name
         )));
     }
-    Ok(())
-}
-
-/// The connection's user, refreshed if the users changed since it was copied; `None` if the
-/// user no longer exists.
-pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::User>> {
-    let acl = conn.shared.acl.read();
-    if conn.user.generation != acl.generation {
-        conn.user.user = acl.user(&conn.user.name);
-        conn.user.generation = acl.generation;
-    }
-    conn.user.user.clone()
-}
-
-/// Whether the connection's user may run anything (no ACL check needed).
-pub fn acl_open<S>(conn: &mut Conn<S>) -> bool {
-    current_user(conn).is_some_and(|u| u.unrestricted())
-}
-
-/// Checks a request against the connection's ACL user, logging a refusal (ACL LOG). On
-/// refusal, returns why and the command's full name (`config|get`).
-pub fn acl_check<S>(
-    conn: &mut Conn<S>,
-    meta: &CommandMeta,
-    args: &[Bytes],
-    context: crate::acl::log::Context,
-) -> Result<(), (crate::acl::Denied, String)> {
-    let user = current_user(conn);
-    if user.as_ref().is_some_and(|u| u.unrestricted()) {
-        return Ok(());
-    }
-    let (result, name) = {
-        let acl = conn.shared.acl.read();
-        let r = match &user {
-            Some(u) => crate::acl::check(&acl.universe, u, meta, args),
-            None => Err(crate::acl::Denied::Command),
-        };
-        (r, crate::acl::full_name(&acl.universe, meta, args))
-    };
-    let Err(d) = result else { return Ok(()) };
-    let object = match d {
-        crate::acl::Denied::Command => name.clone(),
-        crate::acl::Denied::Key(i) | crate::acl::Denied::Channel(i) => {
-            String::from_utf8_lossy(&args[i]).into_owned()
-        }
-    };
-    log_denial(conn, d.reason(), context, object, None);
-    Err((d, name))
-}
-
-/// Adds an ACL LOG entry for this connection.
-pub fn log_denial<S>(
-    conn: &Conn<S>,
-    reason: &'static str,
-    context: crate::acl::log::Context,
-    object: String,
-    username: Option<&[u8]>,
-) {
-    let entry = crate::acl::log::Entry {
-        count: 1,
-        reason,
-        context,
-        object,
-        username: String::from_utf8_lossy(username.unwrap_or(&conn.user.name)).into_owned(),
-        at: std::time::Instant::now(),
-        client_info: conn.info.list_line(),
-    };
-    conn.shared.acl.write().log.add(entry);
-}
-
-/// Authenticates the connection as a user, or logs the failure and returns -WRONGPASS.
-fn check_password<S>(
-    conn: &mut Conn<S>,
-    user: &[u8],
-    pass: &[u8],
-    command: &[u8],
-) -> Result<(), CmdError> {
-    let found = conn.shared.acl.read().authenticate(user, pass);
-    let Some(u) = found else {
-        log_denial(
-            conn,
-            "auth",
-            crate::acl::log::Context::Toplevel,
-            String::from_utf8_lossy(command).into_owned(),
-            Some(user),
-        );
-        return Err(CmdError::WrongPass);
-    };
-    let name = Bytes::from(u.name.clone().into_bytes());
-    conn.info.details.lock().user = name.clone();
-    conn.user = crate::acl::Session {
-        name,
-        user: Some(u),
-        generation: conn.shared.acl.read().generation,
-    };
-    conn.authenticated = true;
     Ok(())
 }
 
@@ -167,7 +72,7 @@ pub fn auth<S>(conn: &mut Conn<S>, mut args: Args) {
             None => (Bytes::from_static(b"default"), first),
         };
         let command = args.name().to_vec();
-        check_password(conn, &user, &pass, &command).map(|_| Reply::ok())
+        crate::acl::session::check_password(conn, &user, &pass, &command).map(|_| Reply::ok())
     };
     conn.reply(r);
 }
@@ -205,7 +110,7 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     }
     if let Some((user, pass)) = creds {
         let command = args.name().to_vec();
-        check_password(conn, &user, &pass, &command)?;
+        crate::acl::session::check_password(conn, &user, &pass, &command)?;
     }
     if !conn.authenticated {
         return Err(CmdError::msg(
@@ -538,7 +443,9 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
             && kind.as_ref().is_none_or(|k| c.is_type(k))
-            && user.as_ref().is_none_or(|u| c.details.lock().user() == &u[..])
+            && user
+                .as_ref()
+                .is_none_or(|u| c.details.lock().user() == &u[..])
     });
     Ok(Reply::Int(n as i64))
 }

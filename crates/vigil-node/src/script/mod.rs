@@ -62,21 +62,28 @@ impl ScriptHost<'_> {
         let acl = self.node.shared.acl.read();
         let d = vigil_resp::acl::check(&acl.universe, user, meta, args).err()?;
         let object = match d {
-            vigil_resp::acl::Denied::Command => vigil_resp::acl::full_name(&acl.universe, meta, args),
+            vigil_resp::acl::Denied::Command => {
+                vigil_resp::acl::full_name(&acl.universe, meta, args)
+            }
             vigil_resp::acl::Denied::Key(i) | vigil_resp::acl::Denied::Channel(i) => {
                 String::from_utf8_lossy(&args[i]).into_owned()
             }
         };
         drop(acl);
-        self.node.shared.acl.write().log.add(vigil_resp::acl::log::Entry {
-            count: 1,
-            reason: d.reason(),
-            context: vigil_resp::acl::log::Context::Lua,
-            object,
-            username: String::from_utf8_lossy(name).into_owned(),
-            at: std::time::Instant::now(),
-            client_info: client_info.clone(),
-        });
+        self.node
+            .shared
+            .acl
+            .write()
+            .log
+            .add(vigil_resp::acl::log::Entry {
+                count: 1,
+                reason: d.reason(),
+                context: vigil_resp::acl::log::Context::Lua,
+                object,
+                username: String::from_utf8_lossy(name).into_owned(),
+                at: std::time::Instant::now(),
+                client_info: client_info.clone(),
+            });
         Some(Reply::error(format!("ERR {}", d.script_message())))
     }
 }
@@ -277,7 +284,7 @@ impl Node {
             databases: conn.shared.databases,
             read_called: false,
             pending_error: None,
-            acl_user: vigil_resp::builtin::current_user(conn)
+            acl_user: vigil_resp::acl::session::current_user(conn)
                 .filter(|u| !u.unrestricted())
                 .map(|u| (u, conn.user.name.clone(), conn.info.list_line())),
         };

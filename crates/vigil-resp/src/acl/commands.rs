@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::universe::CATEGORIES;
-use super::user::{User, merge_selectors};
+use super::user::User;
 use super::{Acl, Denied, check};
 use crate::args::{Args, lossy_lower, parse_int};
 use crate::conn::Conn;
@@ -64,7 +64,12 @@ pub fn acl<S>(conn: &mut Conn<S>, mut args: Args) {
             ))
         }
         ("users", 0) => Ok(Reply::bulks(
-            conn.shared.acl.read().users.keys().map(|k| k.as_bytes().to_vec()),
+            conn.shared
+                .acl
+                .read()
+                .users
+                .keys()
+                .map(|k| k.as_bytes().to_vec()),
         )),
         ("whoami", 0) => Ok(Reply::Bulk(conn.user.name.clone())),
         ("cat", 0) => Ok(Reply::bulks(CATEGORIES.iter().map(|c| c.as_bytes()))),
@@ -95,34 +100,10 @@ fn help() -> Reply {
     let mut out = vec![Reply::simple(
         "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     )];
-    out.extend(HELP.iter().map(|l| Reply::simple(*l)));
+    out.extend(HELP.iter().map(|l| Reply::simple(l)));
     out.push(Reply::simple("HELP"));
     out.push(Reply::simple("    Prints this help."));
     Reply::Array(out)
-}
-
-/// Applies `ACL SETUSER` modifiers to a copy of the user (a new one if absent); the error
-/// names the failing modifier, and then nothing changes.
-pub fn apply_ops(acl: &Acl, name: &[u8], ops: &[Bytes]) -> Result<User, String> {
-    let name = String::from_utf8_lossy(name).into_owned();
-    let mut user = acl
-        .users
-        .get(&name)
-        .map(|u| (**u).clone())
-        .unwrap_or_else(|| User::new(&name));
-    let raw: Vec<Vec<u8>> = ops.iter().map(|o| o.to_vec()).collect();
-    let merged = merge_selectors(&raw).map_err(|start| {
-        format!("Unmatched parenthesis in acl selector starting at '{start}'.")
-    })?;
-    for op in &merged {
-        user.apply(&acl.universe, op).map_err(|e| {
-            format!(
-                "Error in ACL SETUSER modifier '{}': {e}",
-                String::from_utf8_lossy(op)
-            )
-        })?;
-    }
-    Ok(user)
 }
 
 fn setuser<S>(conn: &mut Conn<S>, rest: &[Bytes]) -> Result<Reply, CmdError> {
@@ -133,7 +114,9 @@ fn setuser<S>(conn: &mut Conn<S>, rest: &[Bytes]) -> Result<Reply, CmdError> {
         ));
     }
     let mut acl = conn.shared.acl.write();
-    let user = apply_ops(&acl, name, &rest[1..]).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+    let user = acl
+        .apply_ops(name, &rest[1..])
+        .map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     let updated = user.clone();
     acl.put(user);
     drop(acl);
@@ -210,7 +193,10 @@ pub fn getuser(acl: &Acl, name: &[u8]) -> Reply {
     let kv = |k: &'static str, v: Reply| (Reply::bulk_static(k), v);
     let selector = |s: &super::selector::Selector| {
         vec![
-            kv("commands", Reply::bulk_string(s.describe_commands(&acl.universe))),
+            kv(
+                "commands",
+                Reply::bulk_string(s.describe_commands(&acl.universe)),
+            ),
             kv("keys", Reply::bulk_string(s.describe_keys())),
             kv("channels", Reply::bulk_string(s.describe_channels())),
         ]
@@ -228,7 +214,12 @@ pub fn getuser(acl: &Acl, name: &[u8]) -> Reply {
     fields.extend(selector(&u.root));
     fields.push(kv(
         "selectors",
-        Reply::Array(u.selectors.iter().map(|s| Reply::Map(selector(s))).collect()),
+        Reply::Array(
+            u.selectors
+                .iter()
+                .map(|s| Reply::Map(selector(s)))
+                .collect(),
+        ),
     ));
     Reply::Map(fields)
 }
@@ -349,7 +340,10 @@ fn load<S>(conn: &mut Conn<S>) -> Result<Reply, CmdError> {
         return Err(CmdError::msg(NO_FILE));
     };
     let users = super::file::read(&acl, &path).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
-    acl.users = users.into_iter().map(|u| (u.name.clone(), Arc::new(u))).collect();
+    acl.users = users
+        .into_iter()
+        .map(|u| (u.name.clone(), Arc::new(u)))
+        .collect();
     acl.generation += 1;
     drop(acl);
     // Every client of a user other than `default` is disconnected, as Redis frees the old

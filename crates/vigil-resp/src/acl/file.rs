@@ -7,7 +7,6 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::commands::apply_ops;
 use super::{Acl, User};
 
 /// Most bytes read from an ACL file: a bound on what a bad path can make the server read.
@@ -58,7 +57,7 @@ pub fn read(acl: &Acl, path: &Path) -> Result<Vec<User>, String> {
             ));
             continue;
         }
-        match apply_ops(&fresh, &words[1], &words[2..]) {
+        match fresh.apply_ops(&words[1], &words[2..]) {
             Ok(u) => users.push(u),
             Err(e) => errors.push_str(&format!("{shown}:{n}: {e}. ")),
         }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod file;
 pub mod log;
 pub mod selector;
+pub mod session;
 pub mod universe;
 pub mod user;
 
@@ -194,6 +195,31 @@ impl Acl {
         if self.requirepass != pass {
             self.set_requirepass(pass.as_deref());
         }
+    }
+
+    /// Applies `ACL SETUSER` modifiers to a copy of the user (a new one if absent); the error
+    /// names the failing modifier, and then nothing changes.
+    pub fn apply_ops(&self, name: &[u8], ops: &[Bytes]) -> Result<User, String> {
+        let acl = self;
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut user = acl
+            .users
+            .get(&name)
+            .map(|u| (**u).clone())
+            .unwrap_or_else(|| User::new(&name));
+        let raw: Vec<Vec<u8>> = ops.iter().map(|o| o.to_vec()).collect();
+        let merged = user::merge_selectors(&raw).map_err(|start| {
+            format!("Unmatched parenthesis in acl selector starting at '{start}'.")
+        })?;
+        for op in &merged {
+            user.apply(&acl.universe, op).map_err(|e| {
+                format!(
+                    "Error in ACL SETUSER modifier '{}': {e}",
+                    String::from_utf8_lossy(op)
+                )
+            })?;
+        }
+        Ok(user)
     }
 
     /// Whether a new connection starts authenticated (as `default`).

@@ -55,23 +55,46 @@ const HARMLESS_SUBS: &[&str] = &[
 const OVERRIDES: &[(&[&str], &str, bool)] = &[
     (
         &[
-            "failover", "flushall", "flushdb", "info", "keys", "lastsave", "migrate", "restore",
-            "restore-asking", "role", "sort", "sort_ro", "swapdb",
+            "failover",
+            "flushall",
+            "flushdb",
+            "info",
+            "keys",
+            "lastsave",
+            "migrate",
+            "restore",
+            "restore-asking",
+            "role",
+            "sort",
+            "sort_ro",
+            "swapdb",
         ],
         "dangerous",
         true,
     ),
     (&["failover", "lastsave", "role"], "admin", true),
-    (&["dbsize", "flushall", "flushdb", "swapdb"], "keyspace", true),
+    (
+        &["dbsize", "flushall", "flushdb", "swapdb"],
+        "keyspace",
+        true,
+    ),
     (&["sort", "sort_ro", "wait"], "keyspace", false),
     (&["sort", "sort_ro"], "set", true),
     (&["sort", "sort_ro"], "sortedset", true),
     (&["sort", "sort_ro"], "list", true),
     (&["spublish", "ssubscribe", "sunsubscribe"], "pubsub", true),
-    (&["asking", "command", "readonly", "readwrite", "wait"], "connection", true),
+    (
+        &["asking", "command", "readonly", "readwrite", "wait"],
+        "connection",
+        true,
+    ),
     (&["asking", "lolwut", "spublish"], "fast", true),
     (&["asking", "lolwut", "spublish"], "slow", false),
-    (&["failover", "ssubscribe", "sunsubscribe", "restore-asking"], "slow", true),
+    (
+        &["failover", "ssubscribe", "sunsubscribe", "restore-asking"],
+        "slow",
+        true,
+    ),
     (&["lolwut"], "read", true),
     (&["restore-asking"], "write", true),
 ];
@@ -116,7 +139,12 @@ impl Universe {
                 .iter()
                 .find(|(c, _)| *c == m.name)
                 .map(|(_, s)| s.to_vec())
-                .or_else(|| extra.iter().find(|(c, _)| *c == m.name).map(|(_, s)| s.clone()))
+                .or_else(|| {
+                    extra
+                        .iter()
+                        .find(|(c, _)| *c == m.name)
+                        .map(|(_, s)| s.clone())
+                })
                 .unwrap_or_default();
             for s in subs {
                 let sid = u.push(format!("{}|{s}", m.name), *m, true);
@@ -164,7 +192,10 @@ impl Universe {
             return true;
         }
         // Subcommands of administrative containers that Redis does not count as such.
-        if matches!(cat, "admin" | "dangerous") && c.is_sub && HARMLESS_SUBS.contains(&c.name.as_str()) {
+        if matches!(cat, "admin" | "dangerous")
+            && c.is_sub
+            && HARMLESS_SUBS.contains(&c.name.as_str())
+        {
             return false;
         }
         // A container is only `@slow` itself, as in Redis; its subcommands carry the rest.

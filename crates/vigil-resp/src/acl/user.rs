@@ -134,7 +134,10 @@ impl User {
             }
             b'(' if op.ends_with(b")") && op.len() >= 2 => {
                 let mut s = Selector::default();
-                for part in op[1..op.len() - 1].split(|c| *c == b' ').filter(|p| !p.is_empty()) {
+                for part in op[1..op.len() - 1]
+                    .split(|c| *c == b' ')
+                    .filter(|p| !p.is_empty())
+                {
                     s.apply(u, part)?;
                 }
                 self.selectors.push(s);
