@@ -69,7 +69,7 @@ ACL LOAD
 const CHECKS: &str = r#"
 ACL DELUSER u
 ACL LOG RESET
-ACL SETUSER u on >pw ~k* %R~r* %W~w* &ch* +get +set +publish +subscribe +psubscribe +multi +exec +eval +config|get +acl|whoami +client|list
+ACL SETUSER u on >pw ~k* %R~r* %W~w* &ch* +get +set +publish +subscribe +psubscribe +multi +exec +eval +config|get +acl|whoami +acl|setuser +client|list
 AUTH u wrong
 AUTH nosuch pw
 AUTH u pw
@@ -98,6 +98,12 @@ EVAL "return redis.call('get','x')" 0
 EVAL "return redis.call('del','k')" 0
 EVAL "return redis.call('get','k1')" 0
 EVAL "return redis.pcall('publish','zz','m')" 0
+MULTI
+GET k1
+SET k1 v
+ACL SETUSER u -set resetkeys ~z
+EXEC
+ACL SETUSER u +set resetkeys ~k* %R~r* %W~w*
 AUTH default x
 HELLO 2 AUTH u wrong
 ACL LOG 0

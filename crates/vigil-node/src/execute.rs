@@ -103,6 +103,19 @@ impl Node {
             if self.monitors.active() {
                 self.feed_monitors(conn, &meta, &args);
             }
+            // Checked again: the rules may have changed since the command was queued.
+            if let Err((d, _)) = vigil_resp::acl::session::acl_check(
+                conn,
+                &meta,
+                &args,
+                vigil_resp::acl::log::Context::Multi,
+            ) {
+                conn.reply(Reply::error(format!(
+                    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                    d.exec_reason()
+                )));
+                continue;
+            }
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());

@@ -85,6 +85,8 @@ pub struct Shared {
     pub limits: RwLock<Limits>,
     /// The ACL users; `requirepass` is the `default` user's password.
     pub acl: RwLock<crate::acl::Acl>,
+    /// The ACL's change counter (the same as `acl`'s), read without its lock.
+    pub acl_generation: Arc<AtomicU64>,
     /// Identity for `HELLO`.
     pub ident: Ident,
     /// Current role for `HELLO` (`master` / `replica` / `sentinel`).
@@ -108,15 +110,14 @@ impl Shared {
         databases: usize,
         pubsub_limit: usize,
     ) -> Self {
+        let mut acl = crate::acl::Acl::default();
+        acl.set_requirepass(requirepass.as_deref());
         Shared {
+            acl_generation: acl.generation.clone(),
             clients: Registry::new(),
             hub: Hub::new(pubsub_limit),
             limits: RwLock::new(limits),
-            acl: RwLock::new({
-                let mut acl = crate::acl::Acl::default();
-                acl.set_requirepass(requirepass.as_deref());
-                acl
-            }),
+            acl: RwLock::new(acl),
             ident,
             role: RwLock::new("master"),
             databases,

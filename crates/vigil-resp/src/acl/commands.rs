@@ -163,7 +163,7 @@ fn deluser<S>(conn: &mut Conn<S>, names: &[Bytes]) -> Result<Reply, CmdError> {
         for n in names {
             let key = String::from_utf8_lossy(n).into_owned();
             if acl.users.remove(&key).is_some() {
-                acl.generation += 1;
+                acl.changed();
                 gone.push(n.clone());
             }
         }
@@ -344,7 +344,7 @@ fn load<S>(conn: &mut Conn<S>) -> Result<Reply, CmdError> {
         .into_iter()
         .map(|u| (u.name.clone(), Arc::new(u)))
         .collect();
-    acl.generation += 1;
+    acl.changed();
     drop(acl);
     // Every client of a user other than `default` is disconnected, as Redis frees the old
     // users (and their clients) on ACL LOAD.

@@ -28,7 +28,7 @@ pub fn read(acl: &Acl, path: &Path) -> Result<Vec<User>, String> {
     let fresh = Acl {
         universe: acl.universe.clone(),
         users: Default::default(),
-        generation: 0,
+        generation: Default::default(),
         log: Default::default(),
         file: None,
         requirepass: None,
@@ -118,6 +118,6 @@ pub fn install_with(
         .into_iter()
         .map(|u| (u.name.clone(), std::sync::Arc::new(u)))
         .collect();
-    acl.generation += 1;
+    acl.changed();
     Ok(())
 }

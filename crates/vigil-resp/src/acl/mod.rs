@@ -15,6 +15,7 @@ pub mod user;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -105,6 +106,15 @@ impl Denied {
         }
     }
 
+    /// Why EXEC refuses a queued command whose rights were revoked meanwhile.
+    pub fn exec_reason(self) -> &'static str {
+        match self {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        }
+    }
+
     /// `reason` in ACL LOG.
     pub fn reason(self) -> &'static str {
         match self {
@@ -122,8 +132,9 @@ pub struct Acl {
     pub universe: Universe,
     /// Users by name (sorted, as Redis lists them).
     pub users: BTreeMap<String, Arc<User>>,
-    /// Bumped on every change, so connections refresh their copy.
-    pub generation: u64,
+    /// Bumped on every change ([`Acl::changed`]), so connections refresh their copy; shared
+    /// with [`crate::Shared::acl_generation`], read there without the lock.
+    pub generation: Arc<AtomicU64>,
     /// Refusals and failed authentications.
     pub log: log::AclLog,
     /// `aclfile`: where ACL SAVE / LOAD write and read.
@@ -143,7 +154,7 @@ impl Default for Acl {
         Acl {
             universe,
             users,
-            generation: 1,
+            generation: Arc::new(AtomicU64::new(1)),
             log: log::AclLog::default(),
             file: None,
             requirepass: None,
@@ -163,7 +174,12 @@ impl Acl {
     /// Replaces (or adds) a user.
     pub fn put(&mut self, user: User) {
         self.users.insert(user.name.clone(), Arc::new(user));
-        self.generation += 1;
+        self.changed();
+    }
+
+    /// Marks the users changed: connections refresh their copy before their next command.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// `requirepass`: sets the default user's password (empty: `nopass`), as Redis maps it.

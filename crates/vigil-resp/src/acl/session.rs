@@ -10,10 +10,14 @@ use crate::error::CmdError;
 /// The connection's user, refreshed if the users changed since it was copied; `None` if the
 /// user no longer exists.
 pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::User>> {
-    let acl = conn.shared.acl.read();
-    if conn.user.generation != acl.generation {
-        conn.user.user = acl.user(&conn.user.name);
-        conn.user.generation = acl.generation;
+    // The common path reads one atomic: the lock is taken only after a change.
+    let now = conn
+        .shared
+        .acl_generation
+        .load(std::sync::atomic::Ordering::Acquire);
+    if conn.user.generation != now {
+        conn.user.user = conn.shared.acl.read().user(&conn.user.name);
+        conn.user.generation = now;
     }
     conn.user.user.clone()
 }
@@ -97,7 +101,10 @@ pub fn check_password<S>(
     conn.user = crate::acl::Session {
         name,
         user: Some(u),
-        generation: conn.shared.acl.read().generation,
+        generation: conn
+            .shared
+            .acl_generation
+            .load(std::sync::atomic::Ordering::Acquire),
     };
     conn.authenticated = true;
     Ok(())
