@@ -229,7 +229,7 @@ pub const PARAMS: &[Param] = &[
     p("aclfile", None, I, Kind::Str, "").to(&b::ACLFILE),
     p("unixsocket", None, I, Kind::Str, ""),
     p("pidfile", None, I, Kind::Str, ""),
-    p("replica-announce-ip", Some("slave-announce-ip"), M, Kind::Str, ""),
+    p("replica-announce-ip", Some("slave-announce-ip"), M, Kind::Str, "").to(&b::ANNOUNCE_IP),
     p("masteruser", None, S, Kind::Str, "").to(&b::MASTERUSER),
     p("cluster-announce-ip", None, M, Kind::Str, ""),
     p("cluster-config-file", None, I, Kind::Str, "nodes.conf"),
@@ -283,7 +283,8 @@ pub const PARAMS: &[Param] = &[
     p("maxmemory-samples", None, M, Kind::int(1, I32), "5"),
     p("maxmemory-eviction-tenacity", None, M, Kind::int(0, 100), "10"),
     p("timeout", None, M, Kind::int(0, I32), "0").to(&b::TIMEOUT),
-    p("replica-announce-port", Some("slave-announce-port"), M, Kind::int(0, 65535), "0"),
+    p("replica-announce-port", Some("slave-announce-port"), M, Kind::int(0, 65535), "0")
+        .to(&b::ANNOUNCE_PORT),
     p("tcp-backlog", None, I, Kind::int(0, I32), "511"),
     p("cluster-port", None, I, Kind::int(0, 65535), "0"),
     p("cluster-announce-bus-port", None, M, Kind::int(0, 65535), "0"),

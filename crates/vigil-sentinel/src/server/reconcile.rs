@@ -101,7 +101,7 @@ pub(super) async fn background(
         }
         // Announce where this sentinel serves the Redis Sentinel protocol (SENTINEL SENTINELS).
         let announced = s.raft.state.read().sentinel_resp.get(&config.id).cloned();
-        let me = resp.to_string();
+        let me = announced_resp(&config, resp);
         if announced.as_deref() != Some(me.as_str()) && s.raft.status.read().leader != 0 {
             let cmd = Command::SetSentinelResp {
                 id: config.id,
@@ -123,4 +123,20 @@ pub(super) async fn background(
             }
         }
     }
+}
+
+/// The Redis Sentinel protocol address this sentinel announces: `announce_ip` /
+/// `announce_port` where set, the bound address otherwise.
+fn announced_resp(config: &SentinelConfig, bound: std::net::SocketAddr) -> String {
+    let host = match config.announce_ip.as_str() {
+        "" => bound.ip().to_string(),
+        h => h.to_string(),
+    };
+    let port = match config.announce_port {
+        0 => bound.port(),
+        p => p,
+    };
+    vigil_base::HostPort::new(&host, port)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| bound.to_string())
 }
