@@ -210,12 +210,10 @@ async fn session(
         timeout,
     };
     // As Redis: `AUTH masteruser masterauth` when a user is set, else the default user's.
-    if !masterauth.is_empty() {
-        if masteruser.is_empty() {
-            w.call(&["AUTH", &masterauth], "AUTH").await?;
-        } else {
-            w.call(&["AUTH", &masteruser, &masterauth], "AUTH").await?;
-        }
+    match (masteruser.as_str(), masterauth.as_str()) {
+        (_, "") => {}
+        ("", pass) => drop(w.call(&["AUTH", pass], "AUTH").await?),
+        (user, pass) => drop(w.call(&["AUTH", user, pass], "AUTH").await?),
     }
     w.call(&["PING"], "PING").await?;
     // Where the master (and whoever reads its INFO) should say this replica is.
