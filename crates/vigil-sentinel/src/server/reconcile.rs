@@ -20,8 +20,10 @@ pub(super) fn serve_resp(
     config: &SentinelConfig,
     resp: TcpListener,
     shutdown: &CancellationToken,
-) {
-    let Ok(addr) = resp.local_addr() else { return };
+) -> Result<(), super::ServeError> {
+    let Ok(addr) = resp.local_addr() else {
+        return Ok(());
+    };
     let shared = Arc::new(vigil_resp::Shared::new(
         vigil_resp::conn::Ident {
             server: "redis",
@@ -35,7 +37,6 @@ pub(super) fn serve_resp(
     ));
     *shared.role.write() = "sentinel";
     let table = crate::discovery::commands::table();
-    // A bad file leaves only the `default` user (with `password`) and is logged loudly.
     let sentinel_subs = vec![(
         "sentinel",
         crate::discovery::subcommands::SUBCOMMANDS
@@ -45,9 +46,13 @@ pub(super) fn serve_resp(
     )];
     let universe =
         vigil_resp::acl::Universe::with_subcommands(table.iter().map(|(m, _)| m), &sentinel_subs);
-    if let Err(e) = vigil_resp::acl::file::install_with(&shared, universe, &config.aclfile) {
-        tracing::error!(file = %config.aclfile, error = %e, "cannot load the ACL file");
-    }
+    // A bad file stops start-up, naming the line, as it does for the node.
+    vigil_resp::acl::file::install_with(&shared, universe, &config.aclfile).map_err(|message| {
+        super::ServeError::AclFile {
+            file: config.aclfile.clone(),
+            message,
+        }
+    })?;
     let service = Arc::new(crate::discovery::Discovery::new(
         s.raft.clone(),
         s.health.clone(),
@@ -67,6 +72,7 @@ pub(super) fn serve_resp(
         stop.cancel();
     });
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
+    Ok(())
 }
 
 /// Keeps the transport's addresses in step with the state, announces this sentinel's RESP
