@@ -69,11 +69,14 @@ ACL LOAD
 const CHECKS: &str = r#"
 ACL DELUSER u
 ACL LOG RESET
-ACL SETUSER u on >pw ~k* %R~r* %W~w* &ch* +get +set +publish +subscribe +psubscribe +multi +exec +eval +config|get +acl|whoami +acl|setuser +client|list
+ACL SETUSER u on >pw ~k* %R~r* %W~w* &ch* +get +set +publish +subscribe +psubscribe +multi +exec +eval +config|get +acl|whoami +acl|setuser +client|list +sort
 AUTH u wrong
 AUTH nosuch pw
 AUTH u pw
 ACL WHOAMI
+SORT k1 BY nosort
+SORT k1 BY w_*
+SORT k1 GET #
 GET k1
 GET x
 SET k1 v

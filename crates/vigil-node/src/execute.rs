@@ -223,6 +223,9 @@ pub(crate) fn execute_in(
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.no_touch = conn.state.no_touch;
     ctx.waiter = conn.state.waiter.clone();
+    if meta.name.starts_with("sort") {
+        ctx.partial_keys = !vigil_resp::acl::session::reads_every_key(conn, meta, args.all());
+    }
     // Only `keymiss` needs it: nothing to decide while that class is off.
     ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS) && reads_keys(meta);
     let started = Instant::now();

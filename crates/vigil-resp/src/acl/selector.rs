@@ -290,6 +290,11 @@ impl Selector {
             .is_some_and(|a| list.iter().any(|l| a.eq_ignore_ascii_case(l.as_bytes())))
     }
 
+    /// Whether every key may be read (`allkeys`, or a read pattern that is exactly `*`).
+    pub fn reads_every_key(&self) -> bool {
+        self.allkeys || self.keys.iter().any(|k| k.read && &k.pattern[..] == b"*")
+    }
+
     /// Whether a key may be accessed for reading and/or writing.
     pub fn key_allowed(&self, key: &[u8], read: bool, write: bool) -> bool {
         self.allkeys

@@ -109,3 +109,20 @@ pub fn check_password<S>(
     conn.authenticated = true;
     Ok(())
 }
+
+/// Whether the connection's user may run the command with unrestricted read access to keys
+/// (in one selector: `allkeys` or a read pattern `*`), which SORT's BY and GET need.
+/// Uses the user as of the command's check (which refreshed it).
+pub fn reads_every_key<S>(conn: &Conn<S>, meta: &CommandMeta, args: &[Bytes]) -> bool {
+    let Some(user) = conn.user.user.clone() else {
+        return false;
+    };
+    if user.unrestricted() {
+        return true;
+    }
+    let acl = conn.shared.acl.read();
+    let id = acl.universe.of_request(meta, args);
+    std::iter::once(&user.root)
+        .chain(user.selectors.iter())
+        .any(|s| s.reads_every_key() && s.check(&acl.universe, id, meta, args).is_ok())
+}
