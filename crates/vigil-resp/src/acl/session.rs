@@ -10,7 +10,13 @@ use crate::error::CmdError;
 /// The connection's user, refreshed if the users changed since it was copied; `None` if the
 /// user no longer exists.
 pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::User>> {
-    // The common path reads one atomic: the lock is taken only after a change.
+    refresh(conn);
+    conn.user.user.clone()
+}
+
+/// Brings the connection's copy of its user up to date. The common path reads one atomic:
+/// the lock is taken only after a change.
+fn refresh<S>(conn: &mut Conn<S>) {
     let now = conn
         .shared
         .acl_generation
@@ -19,12 +25,12 @@ pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::
         conn.user.user = conn.shared.acl.read().user(&conn.user.name);
         conn.user.generation = now;
     }
-    conn.user.user.clone()
 }
 
 /// Whether the connection's user may run anything (no ACL check needed).
 pub fn acl_open<S>(conn: &mut Conn<S>) -> bool {
-    current_user(conn).is_some_and(|u| u.unrestricted())
+    refresh(conn);
+    conn.user.user.as_ref().is_some_and(|u| u.unrestricted())
 }
 
 /// Checks a request against the connection's ACL user, logging a refusal (ACL LOG). On
@@ -35,10 +41,10 @@ pub fn acl_check<S>(
     args: &[Bytes],
     context: crate::acl::log::Context,
 ) -> Result<(), (crate::acl::Denied, String)> {
-    let user = current_user(conn);
-    if user.as_ref().is_some_and(|u| u.unrestricted()) {
+    if acl_open(conn) {
         return Ok(());
     }
+    let user = conn.user.user.clone();
     let (result, name) = {
         let acl = conn.shared.acl.read();
         let r = match &user {
