@@ -84,10 +84,18 @@ pub struct NodeConfig {
     pub tls_replication: bool,
     /// NodeAdmin (gRPC) over TLS, callers checked against the CA per `tls_auth_clients`.
     pub tls_admin: bool,
+    /// The address this node tells its master it can be reached at, where that differs from
+    /// the address the master sees (NAT, containers): a hostname or an IP address (empty: the
+    /// connection's own address). Redis' `replica-announce-ip`.
+    pub announce_ip: String,
+    /// The port this node tells its master (0: `port`). Redis' `replica-announce-port`.
+    pub announce_port: u16,
     /// Data directory for the snapshot and append log.
     pub dir: PathBuf,
-    /// Password clients must AUTH with (empty: none).
+    /// Password clients must AUTH with (empty: none): the `default` user's password.
     pub requirepass: String,
+    /// The ACL file (`user …` lines; ACL SAVE / LOAD); empty: none.
+    pub aclfile: String,
     /// Number of databases.
     pub databases: usize,
     /// Most simultaneous clients.
@@ -132,6 +140,8 @@ pub struct Replication {
     pub replicaof: String,
     /// Password to AUTH with at the master.
     pub masterauth: String,
+    /// ACL user to AUTH as at the master (empty: `AUTH masterauth`, the default user).
+    pub masteruser: String,
     /// Bytes of recent stream kept for partial resynchronisation.
     #[serde(deserialize_with = "size")]
     pub backlog_size: u64,
@@ -180,6 +190,7 @@ impl Default for Replication {
         Replication {
             replicaof: String::new(),
             masterauth: String::new(),
+            masteruser: String::new(),
             backlog_size: 1024 * 1024,
             priority: 100,
             serve_stale_data: true,
@@ -252,8 +263,11 @@ impl Default for NodeConfig {
             tls_auth_clients: "yes".into(),
             tls_replication: false,
             tls_admin: false,
+            announce_ip: String::new(),
+            announce_port: 0,
             dir: PathBuf::from("./data/node"),
             requirepass: String::new(),
+            aclfile: String::new(),
             databases: 16,
             maxclients: 10_000,
             threads: 0,
@@ -414,6 +428,12 @@ impl NodeConfig {
         }
         if self.bind.parse::<std::net::IpAddr>().is_err() && self.bind != "localhost" {
             return bad(format!("`bind` must be an IP address, got {:?}", self.bind));
+        }
+        if !self.announce_ip.is_empty() && HostPort::new(&self.announce_ip, 0).is_err() {
+            return bad(format!(
+                "`announce_ip` must be a hostname or an IP address, got {:?}",
+                self.announce_ip
+            ));
         }
         if self.admin.bind.parse::<std::net::IpAddr>().is_err() && self.admin.bind != "localhost" {
             return bad(format!(

@@ -1,80 +1,82 @@
-//! Unit tests of the node configuration.
-use super::*;
+//! The node configuration's unit tests: parsing, validation, the shipped example.
 
-#[test]
-fn errors_name_the_key_and_file() {
-    let e = NodeConfig::parse("prot = 1\n", "node.toml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
-    let e = NodeConfig::parse("[persistence]\nappendfsync = \"sometimes\"\n", "n.toml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("n.toml") && e.contains("sometimes"), "{e}");
-    let e = NodeConfig::parse("timeout = \"forever\"\n", "n.toml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("forever") && e.contains("line 1"), "{e}");
-    let e = NodeConfig::parse("databases = 0\n", "n.toml")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("databases"), "{e}");
-}
+mod parsing {
+    use super::super::*;
 
-#[test]
-fn replication_and_admin_are_checked() {
-    for (text, key) in [
-        ("mode = \"managed\"\n", "admin.token"),
-        ("[replication]\nreplicaof = \"nohost\"\n", "replicaof"),
-        ("[replication]\nreplicaof = \"h:0\"\n", "replicaof"),
-        ("[replication]\nbacklog_size = 10\n", "backlog_size"),
-        (
-            "[replication]\ntimeout = \"1s\"\nping_period = \"2s\"\n",
-            "timeout",
-        ),
-        (
-            "[admin]\ntoken_file = \"/nonexistent/token\"\n",
-            "token_file",
-        ),
-        ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
-        ("lease_reads = \"no\"\n", "lease_reads"),
-        (
-            "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
-            "replicaof",
-        ),
-    ] {
-        let e = NodeConfig::parse(text, "n.toml").unwrap_err().to_string();
-        assert!(e.contains(key) && e.contains("n.toml"), "{text:?}: {e}");
+    #[test]
+    fn errors_name_the_key_and_file() {
+        let e = NodeConfig::parse("prot = 1\n", "node.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
+        let e = NodeConfig::parse("[persistence]\nappendfsync = \"sometimes\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("n.toml") && e.contains("sometimes"), "{e}");
+        let e = NodeConfig::parse("timeout = \"forever\"\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("forever") && e.contains("line 1"), "{e}");
+        let e = NodeConfig::parse("databases = 0\n", "n.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("databases"), "{e}");
     }
-    let c = NodeConfig::parse(
-        "mode = \"managed\"\n[admin]\ntoken = \"t\"\n[replication]\nsync_replicas = 1\n",
-        "n.toml",
-    )
-    .unwrap();
-    assert_eq!(
-        (c.mode, c.admin_token().as_deref()),
-        (Mode::Managed, Some("t"))
-    );
-    assert_eq!(
-        parse_host_port("[::1]:6379").map(|h| (h.host().to_string(), h.port())),
-        Some(("::1".into(), 6379))
-    );
+
+    #[test]
+    fn replication_and_admin_are_checked() {
+        for (text, key) in [
+            ("mode = \"managed\"\n", "admin.token"),
+            ("[replication]\nreplicaof = \"nohost\"\n", "replicaof"),
+            ("[replication]\nreplicaof = \"h:0\"\n", "replicaof"),
+            ("[replication]\nbacklog_size = 10\n", "backlog_size"),
+            (
+                "[replication]\ntimeout = \"1s\"\nping_period = \"2s\"\n",
+                "timeout",
+            ),
+            (
+                "[admin]\ntoken_file = \"/nonexistent/token\"\n",
+                "token_file",
+            ),
+            ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
+            ("lease_reads = \"no\"\n", "lease_reads"),
+            (
+                "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
+                "replicaof",
+            ),
+        ] {
+            let e = NodeConfig::parse(text, "n.toml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("n.toml"), "{text:?}: {e}");
+        }
+        let c = NodeConfig::parse(
+            "mode = \"managed\"\n[admin]\ntoken = \"t\"\n[replication]\nsync_replicas = 1\n",
+            "n.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.mode, c.admin_token().as_deref()),
+            (Mode::Managed, Some("t"))
+        );
+        assert_eq!(
+            parse_host_port("[::1]:6379").map(|h| (h.host().to_string(), h.port())),
+            Some(("::1".into(), 6379))
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        let c = NodeConfig::parse(
+            "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
+        assert_eq!(parse_size("5k"), Some(5000));
+        assert_eq!(parse_size("5xb"), None);
+    }
 }
 
-#[test]
-fn sizes_and_durations() {
-    let c = NodeConfig::parse(
-        "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
-        "x",
-    )
-    .unwrap();
-    assert_eq!(c.timeout, Duration::from_secs(2));
-    assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
-    assert_eq!(parse_size("5k"), Some(5000));
-    assert_eq!(parse_size("5xb"), None);
-}
-
-/// The shipped example file.
 mod example_file {
     /// The commented example in config/ must always parse to the defaults it documents.
     #[test]

@@ -56,10 +56,22 @@ pub struct SentinelConfig {
     /// channel to peers and nodes' NodeAdmin (which then need `tls_admin`) opened with TLS.
     #[serde(default)]
     pub tls_grpc: bool,
+    /// The host other sentinels and clients are told this sentinel's Redis Sentinel protocol
+    /// endpoint is at, where that differs from `resp` (NAT, containers, a wildcard bind): a
+    /// hostname or an IP address (empty: `resp`'s). Redis Sentinel's `announce-ip`.
+    #[serde(default)]
+    pub announce_ip: String,
+    /// The port announced with it (0: `resp`'s). Redis Sentinel's `announce-port`.
+    #[serde(default)]
+    pub announce_port: u16,
     /// The password clients give the Redis Sentinel protocol endpoint (`AUTH`, `HELLO … AUTH`);
     /// empty: none.
     #[serde(default)]
     pub password: String,
+    /// The ACL file of the Redis Sentinel protocol endpoint (`user …` lines, ACL SAVE /
+    /// LOAD); empty: none (only `password`, the `default` user's).
+    #[serde(default)]
+    pub aclfile: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).
@@ -439,6 +451,12 @@ impl SentinelConfig {
                 )));
             }
         }
+        if !c.announce_ip.is_empty() && vigil_base::HostPort::new(&c.announce_ip, 0).is_err() {
+            return Err(bad(format!(
+                "`announce_ip` must be a hostname or an IP address, got {:?}",
+                c.announce_ip
+            )));
+        }
         if c.raft.election_ticks <= c.raft.heartbeat_ticks || c.raft.tick.is_zero() {
             return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
         }
@@ -482,6 +500,15 @@ nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
     fn parses_and_refuses_with_file_and_key() {
         let c = SentinelConfig::parse(OK, "s.toml").unwrap();
         assert_eq!(c.groups[0].spec().settings.quorum, 2);
+        let named = OK.replace(
+            "dir = \"d\"",
+            "dir = \"d\"\nannounce_ip = \"sentinel-0.sentinels.svc\"\nannounce_port = 30001",
+        );
+        let c = SentinelConfig::parse(&named, "s.toml").unwrap();
+        assert_eq!(
+            (c.announce_ip.as_str(), c.announce_port),
+            ("sentinel-0.sentinels.svc", 30001)
+        );
         for (from, to, key) in [
             ("id = 1", "id = 0", "id"),
             ("token = \"t\"", "", "token"),
@@ -496,6 +523,11 @@ nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
                 "data address",
             ),
             ("dir = \"d\"", "dir = \"d\"\nbogus = 1", "bogus"),
+            (
+                "dir = \"d\"",
+                "dir = \"d\"\nannounce_ip = \"not a host\"",
+                "announce_ip",
+            ),
         ] {
             let text = OK.replace(from, to);
             let e = SentinelConfig::parse(&text, "s.toml")

@@ -74,6 +74,14 @@ pub enum ServeError {
     /// The TLS certificates could not be loaded.
     #[error("{0}")]
     Tls(String),
+    /// The ACL file (`aclfile`) cannot be read or has a bad line.
+    #[error("invalid aclfile {file}: {message}")]
+    AclFile {
+        /// The file.
+        file: String,
+        /// What is wrong, naming the line.
+        message: String,
+    },
 }
 
 /// A running sentinel's shared parts.
@@ -220,7 +228,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let tls = reconcile::bind_tls(&config, resp_addr)?;
-    reconcile::serve_resp(&s, &config, resp, tls, &shutdown);
+    reconcile::serve_resp(&s, &config, resp, tls, &shutdown)?;
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),
