@@ -323,7 +323,9 @@ fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_ol
     // second right after committing the first, where a round trip through this (loaded) test
     // process could outlast a switchover that completes in a few milliseconds.
     let failover = RawConn::encode(&["SENTINEL", "FAILOVER", "mymaster"]);
-    admin.send_raw(&[failover.clone(), failover].concat()).unwrap();
+    admin
+        .send_raw(&[failover.clone(), failover].concat())
+        .unwrap();
     assert_eq!(admin.read_reply().unwrap(), b"+OK\r\n");
     let again = admin.read_reply().unwrap();
     assert!(

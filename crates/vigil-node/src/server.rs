@@ -223,6 +223,7 @@ pub async fn serve(
 ) -> Result<(), NodeError> {
     let addr = socket_addr(&config.bind, config.port, "data")?;
     let admin = config.admin_token().map(|t| (t, config.admin.clone()));
+    let metrics = config.metrics.clone();
     let node = open(config, config_file)?;
     let listener = vigil_resp::conn::bind(addr).map_err(|e| NodeError::Listen {
         addr: addr.to_string(),
@@ -249,6 +250,17 @@ pub async fn serve(
                 tracing::error!(error = %e, "admin endpoint failed");
             }
         });
+    }
+    if !metrics.is_empty() {
+        let source = std::sync::Arc::new(crate::ops::NodeOps(node.clone()));
+        let stop = node.shared.shutdown.clone().cancelled_owned();
+        let local = vigil_proto::ops::spawn(&metrics, source, stop)
+            .await
+            .map_err(|e| NodeError::Listen {
+                addr: format!("{metrics} (metrics)"),
+                source: e,
+            })?;
+        println!("metrics listening on {local}");
     }
     let stop = node.shared.shutdown.clone();
     tokio::spawn(async move {

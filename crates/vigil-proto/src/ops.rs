@@ -90,8 +90,10 @@ fn respond(source: &dyn OpsSource, method: &Method, uri: &Uri) -> Response<Body>
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    r.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
     r
 }
 
@@ -109,7 +111,11 @@ impl Text {
 
     /// Starts a family: its `# HELP` and `# TYPE` lines (`kind`: gauge, counter, histogram).
     pub fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+        let _ = writeln!(
+            self.out,
+            "# HELP {name} {}",
+            help.replace('\\', "\\\\").replace('\n', "\\n")
+        );
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
     }
 
@@ -212,7 +218,10 @@ pub fn parse_lag(s: &str) -> Option<Lag> {
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
     let bytes = |m: u64| n.checked_mul(m).map(Lag::Bytes);
-    let time = |ms: u64| n.checked_mul(ms).map(|v| Lag::Time(Duration::from_millis(v)));
+    let time = |ms: u64| {
+        n.checked_mul(ms)
+            .map(|v| Lag::Time(Duration::from_millis(v)))
+    };
     match unit.trim() {
         "" | "B" => Some(Lag::Bytes(n)),
         "kB" | "KB" => bytes(1 << 10),
@@ -265,7 +274,10 @@ mod tests {
         assert_eq!(parse_lag("16kB"), Some(Lag::Bytes(16 << 10)));
         assert_eq!(parse_lag("10MB"), Some(Lag::Bytes(10 << 20)));
         assert_eq!(parse_lag("1s"), Some(Lag::Time(Duration::from_secs(1))));
-        assert_eq!(parse_lag("250ms"), Some(Lag::Time(Duration::from_millis(250))));
+        assert_eq!(
+            parse_lag("250ms"),
+            Some(Lag::Time(Duration::from_millis(250)))
+        );
         assert_eq!(parse_lag("x"), None);
         assert_eq!(parse_lag("5parsecs"), None);
         assert_eq!(parse_lag("99999999999999999999TB"), None);
@@ -280,7 +292,10 @@ mod tests {
         t.histogram("h", &[("cmd", "get")], &[(0.001, 2)], 0.5, 3);
         let page = t.finish();
         assert!(page.contains("x{a=\"q\\\"\\\\\\n\"} 1.5\n"), "{page}");
-        assert!(page.contains("h_bucket{cmd=\"get\",le=\"+Inf\"} 3\n"), "{page}");
+        assert!(
+            page.contains("h_bucket{cmd=\"get\",le=\"+Inf\"} 3\n"),
+            "{page}"
+        );
         assert!(page.contains("h_count{cmd=\"get\"} 3\n"), "{page}");
         assert_eq!(query_param("a=1&lag=10MB", "lag"), Some("10MB"));
         assert_eq!(json_str("a\"\u{1}"), "\"a\\\"\\u0001\"");

@@ -100,6 +100,9 @@ pub struct NodeConfig {
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
     pub admin: Admin,
+    /// `"host:port"` of the HTTP endpoint serving `/metrics` and the health checks (empty:
+    /// none).
+    pub metrics: String,
     /// `[redis]`: Redis parameters with no key of their own here (encoding thresholds, slow
     /// log, latency monitor, ...), as `CONFIG SET` takes them: name → value text. Only values
     /// that differ from Redis' default are kept (see [`params`]).
@@ -244,6 +247,7 @@ impl Default for NodeConfig {
             lease_reads: true,
             replication: Replication::default(),
             admin: Admin::default(),
+            metrics: String::new(),
             redis: Default::default(),
             import: None,
         }
@@ -372,6 +376,12 @@ impl NodeConfig {
             return bad(format!(
                 "`admin.bind` must be an IP address, got {:?}",
                 self.admin.bind
+            ));
+        }
+        if !self.metrics.is_empty() && self.metrics.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!(
+                "`metrics` must be an address such as \"127.0.0.1:9121\", got {:?}",
+                self.metrics
             ));
         }
         let r = &self.replication;
