@@ -29,6 +29,7 @@ pub mod diff;
 pub mod grpc;
 pub mod managed;
 pub mod netns;
+pub mod ops_http;
 pub mod procs;
 pub mod raw;
 pub mod reference;
