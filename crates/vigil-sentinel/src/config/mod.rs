@@ -40,6 +40,10 @@ pub struct SentinelConfig {
     /// empty: none.
     #[serde(default)]
     pub password: String,
+    /// `"host:port"` of the HTTP endpoint serving `/metrics` and the health checks (empty:
+    /// none).
+    #[serde(default)]
+    pub metrics: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).
@@ -380,6 +384,12 @@ impl SentinelConfig {
                     "`{key}` must be an ip:port address, got {addr:?}"
                 )));
             }
+        }
+        if !c.metrics.is_empty() && c.metrics.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(format!(
+                "`metrics` must be an ip:port address such as \"127.0.0.1:9121\", got {:?}",
+                c.metrics
+            )));
         }
         if c.raft.election_ticks <= c.raft.heartbeat_ticks || c.raft.tick.is_zero() {
             return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
