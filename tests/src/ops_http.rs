@@ -126,3 +126,79 @@ pub fn value(samples: &[Sample], name: &str, labels: &str) -> Option<f64> {
         .find(|s| s.name == name && s.labels == labels)
         .map(|s| s.value)
 }
+
+/// A managed group (as [`crate::managed::start_managed`]) whose nodes and sentinels serve
+/// the operations endpoint.
+pub struct Observed {
+    /// The group.
+    pub c: crate::managed::Managed,
+    /// The nodes' metrics ports, in `c.nodes` order.
+    pub node_http: Vec<u16>,
+    /// The sentinels' metrics ports, in `c.sentinels` order.
+    pub sentinel_http: Vec<u16>,
+}
+
+/// Three managed nodes and three sentinels (`down_after`), each with a metrics port.
+pub fn start_observed(down_after: &str) -> Observed {
+    use crate::managed::{Managed, NODE_TOKEN, TOKEN};
+    use crate::{NodeProc, SentinelProc, free_port, sentinel_config, write_config};
+    let dir = tempfile::tempdir().unwrap();
+    let node_http: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let nodes: Vec<NodeProc> = (1..=3)
+        .map(|i| {
+            let cfg = write_config(
+                dir.path(),
+                &format!("n{i}.toml"),
+                &format!(
+                    "mode = \"managed\"\nmetrics = \"127.0.0.1:{}\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
+                    node_http[i - 1]
+                ),
+            );
+            NodeProc::start(
+                &dir.path().join(format!("n{i}")),
+                &["--config", cfg.to_str().unwrap()],
+            )
+        })
+        .collect();
+    let node_list: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
+                i + 1,
+                n.port,
+                n.admin_port()
+            )
+        })
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sentinel_http: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sentinels = (1..=3u64)
+        .map(|id| {
+            let text = sentinel_config(
+                id,
+                &ports,
+                dir.path(),
+                TOKEN,
+                &format!(
+                    "metrics = \"127.0.0.1:{}\"\nnode_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\nnodes = [{}]\n",
+                    sentinel_http[id as usize - 1],
+                    node_list.join(", ")
+                ),
+            );
+            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
+            SentinelProc::start(id, &cfg)
+        })
+        .collect();
+    Observed {
+        c: Managed {
+            nodes,
+            sentinels,
+            ports,
+            dir,
+        },
+        node_http,
+        sentinel_http,
+    }
+}
