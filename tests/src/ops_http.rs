@@ -142,7 +142,11 @@ pub struct Observed {
 pub fn start_observed(down_after: &str) -> Observed {
     use crate::managed::{Managed, NODE_TOKEN, TOKEN};
     use crate::{NodeProc, SentinelProc, free_port, sentinel_config, write_config};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("group in {}", dir.path().display());
     let node_http: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let nodes: Vec<NodeProc> = (1..=3)
         .map(|i| {
