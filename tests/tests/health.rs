@@ -120,3 +120,17 @@ fn garbage_on_the_metrics_port_does_not_hurt_the_node() {
     let pong: String = redis::cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn a_bad_metrics_address_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = NodeProc::try_start(&dir.path().join("n"), &["--metrics", "nowhere"])
+        .err()
+        .expect("a node with a bad metrics address must not start");
+    assert!(e.contains("`metrics`"), "{e}");
+    let cfg = vigil_tests::write_config(dir.path(), "n.toml", "metrics = 9121\n");
+    let e = NodeProc::try_start(&dir.path().join("m"), &["--config", cfg.to_str().unwrap()])
+        .err()
+        .expect("a non-string metrics key must be refused");
+    assert!(e.contains("metrics"), "{e}");
+}

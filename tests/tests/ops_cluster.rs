@@ -161,7 +161,8 @@ fn haproxy(o: &Observed) -> Haproxy {
 fn set_through(port: u16, key: &str) -> Result<String, String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     // Short: an attempt caught in the gap must not hide when service came back.
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let cmd = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\n1\r\n", key.len());
     s.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
     let mut line = String::new();
@@ -219,7 +220,9 @@ async fn haproxy_routes_writes_to_the_master_through_a_sigkill_failover() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let back = back.expect("writes never came back through HAProxy");
-    eprintln!("SIGKILL -> a node answers /primary with 200: {primary_at:?}; first write acknowledged through HAProxy: {back:?}");
+    eprintln!(
+        "SIGKILL -> a node answers /primary with 200: {primary_at:?}; first write acknowledged through HAProxy: {back:?}"
+    );
     assert!(
         back <= down_after + Duration::from_secs(1),
         "service back after {back:?}"

@@ -142,6 +142,16 @@ pub async fn watch(raft: Handle, counters: Arc<Counters>, shutdown: Cancellation
     }
 }
 
+/// One group's row of the `redis_sentinel_master_*` families.
+struct Row {
+    name: String,
+    address: String,
+    status: &'static str,
+    slaves: usize,
+    ok_slaves: usize,
+    epoch: u64,
+}
+
 /// The sentinel as an [`OpsSource`].
 pub struct SentinelOps {
     /// The Redis Sentinel protocol service (state, probes, records).
@@ -238,30 +248,26 @@ impl OpsSource for SentinelOps {
                             .any(|(k, v)| *k == "master-link-status" && v == "ok")
                     })
                     .count();
-                (
-                    g.spec.name.clone(),
-                    format!("{}:{}", field("ip"), field("port")),
+                Row {
+                    name: g.spec.name.clone(),
+                    address: format!("{}:{}", field("ip"), field("port")),
                     status,
-                    replicas.len(),
-                    ok,
-                    g.epoch,
-                )
+                    slaves: replicas.len(),
+                    ok_slaves: ok,
+                    epoch: g.epoch,
+                }
             })
             .collect();
-        let per_group =
-            |t: &mut Text,
-             name: &str,
-             help: &str,
-             f: &dyn Fn(&(String, String, &str, usize, usize, u64)) -> f64| {
-                t.family(name, "gauge", help);
-                for r in &rows {
-                    t.sample(
-                        name,
-                        &[("master_name", &r.0), ("master_address", &r.1)],
-                        f(r),
-                    );
-                }
-            };
+        let per_group = |t: &mut Text, name: &str, help: &str, f: &dyn Fn(&Row) -> f64| {
+            t.family(name, "gauge", help);
+            for r in &rows {
+                t.sample(
+                    name,
+                    &[("master_name", &r.name), ("master_address", &r.address)],
+                    f(r),
+                );
+            }
+        };
         t.family(
             "redis_sentinel_master_status",
             "gauge",
@@ -271,24 +277,24 @@ impl OpsSource for SentinelOps {
             t.sample(
                 "redis_sentinel_master_status",
                 &[
-                    ("master_name", &r.0),
-                    ("master_address", &r.1),
-                    ("master_status", r.2),
+                    ("master_name", &r.name),
+                    ("master_address", &r.address),
+                    ("master_status", r.status),
                 ],
-                (r.2 == "ok") as u8 as f64,
+                (r.status == "ok") as u8 as f64,
             );
         }
         per_group(
             &mut t,
             "redis_sentinel_master_slaves",
             "Replicas of the master",
-            &|r| r.3 as f64,
+            &|r| r.slaves as f64,
         );
         per_group(
             &mut t,
             "redis_sentinel_master_ok_slaves",
             "Replicas linked to the master and not down",
-            &|r| r.4 as f64,
+            &|r| r.ok_slaves as f64,
         );
         per_group(
             &mut t,
@@ -306,7 +312,7 @@ impl OpsSource for SentinelOps {
             &mut t,
             "redis_sentinel_master_config_epoch",
             "The group's configuration epoch",
-            &|r| r.5 as f64,
+            &|r| r.epoch as f64,
         );
         self.vigil_own(&mut t, &status);
         t.finish()

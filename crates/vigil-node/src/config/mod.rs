@@ -100,8 +100,7 @@ pub struct NodeConfig {
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
     pub admin: Admin,
-    /// `"host:port"` of the HTTP endpoint serving `/metrics` and the health checks (empty:
-    /// none).
+    /// `"ip:port"` of the HTTP `/metrics` and health-check endpoint (empty: none).
     pub metrics: String,
     /// `[redis]`: Redis parameters with no key of their own here (encoding thresholds, slow
     /// log, latency monitor, ...), as `CONFIG SET` takes them: name → value text. Only values
@@ -379,10 +378,7 @@ impl NodeConfig {
             ));
         }
         if !self.metrics.is_empty() && self.metrics.parse::<std::net::SocketAddr>().is_err() {
-            return bad(format!(
-                "`metrics` must be an address such as \"127.0.0.1:9121\", got {:?}",
-                self.metrics
-            ));
+            return bad(format!("`metrics` must be ip:port, got {:?}", self.metrics));
         }
         let r = &self.replication;
         if !r.replicaof.is_empty() {
