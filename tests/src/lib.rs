@@ -27,6 +27,7 @@ pub mod client_script;
 pub mod content;
 pub mod diff;
 pub mod grpc;
+pub mod hosts;
 pub mod managed;
 pub mod netns;
 pub mod ops_http;

@@ -62,8 +62,22 @@ pub(crate) fn spawn_vigil(
     stderr_path: &Path,
     prefix: &'static str,
 ) -> Result<(Child, u16, LatePort), String> {
+    spawn_vigil_in(None, args, stderr_path, prefix)
+}
+
+/// [`spawn_vigil`], seeing `hosts` (a [`crate::hosts::Hosts`] file) as its `/etc/hosts`.
+pub(crate) fn spawn_vigil_in(
+    hosts: Option<&Path>,
+    args: &[std::ffi::OsString],
+    stderr_path: &Path,
+    prefix: &'static str,
+) -> Result<(Child, u16, LatePort), String> {
     let stderr = std::fs::File::create(stderr_path).map_err(|e| e.to_string())?;
-    let mut child = Command::new(vigil_bin())
+    let mut cmd = match hosts {
+        Some(h) => crate::hosts::command(h),
+        None => Command::new(vigil_bin()),
+    };
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -123,10 +137,15 @@ pub struct SentinelProc {
 impl SentinelProc {
     /// Starts `vigil sentinel --config <config>`.
     pub fn start(id: u64, config: &Path) -> SentinelProc {
+        Self::start_in(None, id, config)
+    }
+
+    /// [`SentinelProc::start`], seeing `hosts` as its `/etc/hosts` ([`crate::hosts`]).
+    pub fn start_in(hosts: Option<&Path>, id: u64, config: &Path) -> SentinelProc {
         let stderr_path = config.with_extension("stderr.log");
         let args: Vec<std::ffi::OsString> =
             vec!["sentinel".into(), "--config".into(), config.into()];
-        let (child, port, resp) = spawn_vigil(&args, &stderr_path, "grpc listening on ")
+        let (child, port, resp) = spawn_vigil_in(hosts, &args, &stderr_path, "grpc listening on ")
             .unwrap_or_else(|e| panic!("sentinel {id} did not start: {e}"));
         SentinelProc {
             child,
@@ -197,7 +216,22 @@ impl NodeProc {
         Self::try_start_on(dir, port, extra).unwrap_or_else(|e| panic!("node did not start: {e}"))
     }
 
+    /// [`NodeProc::start_on`], seeing `hosts` as its `/etc/hosts` ([`crate::hosts`]).
+    pub fn start_in(hosts: &Path, dir: &Path, port: u16, extra: &[&str]) -> NodeProc {
+        Self::try_start_in(Some(hosts), dir, port, extra)
+            .unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
     fn try_start_on(dir: &Path, port: u16, extra: &[&str]) -> Result<NodeProc, String> {
+        Self::try_start_in(None, dir, port, extra)
+    }
+
+    fn try_start_in(
+        hosts: Option<&Path>,
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<NodeProc, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let stderr_path = dir.with_extension("stderr.log");
         let mut args: Vec<std::ffi::OsString> = vec![
@@ -208,7 +242,7 @@ impl NodeProc {
             dir.into(),
         ];
         args.extend(extra.iter().map(|a| a.into()));
-        let (child, port, admin) = spawn_vigil(&args, &stderr_path, "listening on ")?;
+        let (child, port, admin) = spawn_vigil_in(hosts, &args, &stderr_path, "listening on ")?;
         Ok(NodeProc {
             child,
             port,

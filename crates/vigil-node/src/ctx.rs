@@ -57,6 +57,8 @@ pub struct Ctx<'a> {
     pub block: Option<Block>,
     /// This client's place in the blocked queues, once it waits.
     pub waiter: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// The client's ACL user may not read every key: SORT refuses BY and GET patterns.
+    pub partial_keys: bool,
     dirty: u64,
     rewrite: Option<Vec<Vec<Bytes>>>,
     props: &'a mut Vec<Prop>,
@@ -78,6 +80,7 @@ impl<'a> Ctx<'a> {
             reads: false,
             block: None,
             waiter: None,
+            partial_keys: false,
             dirty: 0,
             rewrite: None,
             props,

@@ -275,6 +275,7 @@ impl Node {
                 return;
             };
             if meta.flags.has(Flags::BLOCKING)
+                || !vigil_resp::acl::session::acl_open(conn)
                 || precheck(conn, Some(&meta), args).is_err()
                 || self.pause.holds(&meta, false).is_some()
             {

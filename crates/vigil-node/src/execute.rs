@@ -103,6 +103,19 @@ impl Node {
             if self.monitors.active() {
                 self.feed_monitors(conn, &meta, &args);
             }
+            // Checked again: the rules may have changed since the command was queued.
+            if let Err((d, _)) = vigil_resp::acl::session::acl_check(
+                conn,
+                &meta,
+                &args,
+                vigil_resp::acl::log::Context::Multi,
+            ) {
+                conn.reply(Reply::error(format!(
+                    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                    d.exec_reason()
+                )));
+                continue;
+            }
             match handler {
                 Handler::Data(f) => {
                     let store = guard.get_or_insert_with(|| self.store.lock());
@@ -210,6 +223,9 @@ pub(crate) fn execute_in(
     ctx.resp3 = conn.proto == Protocol::Resp3;
     ctx.no_touch = conn.state.no_touch;
     ctx.waiter = conn.state.waiter.clone();
+    if meta.name.starts_with("sort") {
+        ctx.partial_keys = !vigil_resp::acl::session::reads_every_key(conn, meta, args.all());
+    }
     // Only `keymiss` needs it: nothing to decide while that class is off.
     ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS) && reads_keys(meta);
     let started = Instant::now();

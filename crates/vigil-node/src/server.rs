@@ -132,6 +132,11 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         config.databases,
         config.limits.client_output_buffer_limit_pubsub as usize,
     ));
+    vigil_resp::acl::file::install(&shared, table.iter().map(|(m, _)| m), &config.aclfile)
+        .map_err(|message| NodeError::Config {
+            file: config.aclfile.clone(),
+            message,
+        })?;
     // HELLO's `role`, in step with ROLE and INFO (an unassigned node reports master).
     *shared.role.write() = if matches!(gate.role(), Role::Replica { .. }) {
         "replica"

@@ -41,6 +41,8 @@ pub struct ConnState {
     pub waiter: Option<Arc<Notify>>,
     /// The port a replica announced (`REPLCONF listening-port`).
     pub repl_port: u32,
+    /// The address a replica announced (`REPLCONF ip-address`), if any.
+    pub repl_ip: Option<String>,
     /// Stream offset after this client's last write (`WAIT`).
     pub woff: u64,
     /// Write replies waiting in the output for the gate's acknowledgement check (synchronous

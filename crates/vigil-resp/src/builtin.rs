@@ -17,7 +17,7 @@ use crate::reply::Reply;
 /// Checks a request against its table entry before it runs: unknown command, arity,
 /// authentication, RESP2 subscribed mode. Returns the error reply to send instead.
 pub fn precheck<S>(
-    conn: &Conn<S>,
+    conn: &mut Conn<S>,
     meta: Option<&CommandMeta>,
     args: &[Bytes],
 ) -> Result<(), Reply> {
@@ -30,6 +30,13 @@ pub fn precheck<S>(
     if !conn.authenticated && !meta.flags.has(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth.into());
     }
+    let context = if conn.info.in_multi.load(Ordering::Relaxed) {
+        crate::acl::log::Context::Multi
+    } else {
+        crate::acl::log::Context::Toplevel
+    };
+    crate::acl::session::acl_check(conn, meta, args, context)
+        .map_err(|(d, name)| d.reply(&name))?;
     if conn.proto == Protocol::Resp2
         && conn.subscription_count() > 0
         && !meta.flags.has(Flags::SUBSCRIBED)
@@ -42,37 +49,30 @@ pub fn precheck<S>(
     Ok(())
 }
 
-fn check_password<S>(conn: &Conn<S>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
-    let required = conn.shared.requirepass.read().clone();
-    if user.is_some_and(|u| u != b"default") {
-        return Err(CmdError::WrongPass);
-    }
-    match required {
-        // Without a password the default user is "nopass": any password works.
-        None => Ok(()),
-        Some(p) if vigil_base::constant_time_eq(&p, pass) => Ok(()),
-        Some(_) => Err(CmdError::WrongPass),
-    }
-}
-
 /// `AUTH [username] password`.
 pub fn auth<S>(conn: &mut Conn<S>, mut args: Args) {
     let r = if args.remaining() > 2 {
         Err(CmdError::Syntax)
-    } else if args.remaining() == 1 && conn.shared.requirepass.read().is_none() {
+    } else if args.remaining() == 1
+        && conn
+            .shared
+            .acl
+            .read()
+            .users
+            .get("default")
+            .is_some_and(|d| d.nopass)
+    {
         Err(CmdError::msg(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ))
     } else {
         let first = args.next().unwrap_or_default();
         let (user, pass) = match args.next() {
-            Some(p) => (Some(first), p),
-            None => (None, first),
+            Some(p) => (first, p),
+            None => (Bytes::from_static(b"default"), first),
         };
-        check_password(conn, user.as_deref(), &pass).map(|_| {
-            conn.authenticated = true;
-            Reply::ok()
-        })
+        let command = args.name().to_vec();
+        crate::acl::session::check_password(conn, &user, &pass, &command).map(|_| Reply::ok())
     };
     conn.reply(r);
 }
@@ -109,8 +109,8 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
         }
     }
     if let Some((user, pass)) = creds {
-        check_password(conn, Some(&user), &pass)?;
-        conn.authenticated = true;
+        let command = args.name().to_vec();
+        crate::acl::session::check_password(conn, &user, &pass, &command)?;
     }
     if !conn.authenticated {
         return Err(CmdError::msg(
@@ -226,7 +226,9 @@ pub fn reset<S>(conn: &mut Conn<S>) {
     conn.db = 0;
     conn.info.db.store(0, Ordering::Relaxed);
     conn.info.details.lock().name = None;
-    conn.authenticated = conn.shared.requirepass.read().is_none();
+    conn.authenticated = conn.shared.acl.read().default_open();
+    conn.user = crate::acl::Session::default();
+    conn.info.details.lock().user = Bytes::new();
     conn.reply(Reply::simple("RESET"));
 }
 
@@ -394,6 +396,7 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
     let mut addr = None;
     let mut laddr = None;
     let mut skipme = true;
+    let mut user: Option<Bytes> = None;
     while let Some(opt) = args.next() {
         let val = args.bytes()?;
         match lossy_lower(&opt).as_str() {
@@ -421,13 +424,14 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
                     _ => return Err(CmdError::Syntax),
                 }
             }
-            // Every client is the `default` user: it matches them all, any other name none.
-            "user" if &val[..] == b"default" => {}
             "user" => {
-                return Err(CmdError::msg(format!(
-                    "ERR No such user '{}'",
-                    String::from_utf8_lossy(&val)
-                )));
+                if conn.shared.acl.read().user(&val).is_none() {
+                    return Err(CmdError::msg(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(&val)
+                    )));
+                }
+                user = Some(val);
             }
             _ => return Err(CmdError::Syntax),
         }
@@ -439,6 +443,9 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
             && kind.as_ref().is_none_or(|k| c.is_type(k))
+            && user
+                .as_ref()
+                .is_none_or(|u| c.details.lock().user() == &u[..])
     });
     Ok(Reply::Int(n as i64))
 }

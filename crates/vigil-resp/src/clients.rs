@@ -64,6 +64,19 @@ pub struct ClientDetails {
     pub sub: usize,
     /// Pattern subscriptions.
     pub psub: usize,
+    /// The ACL user's name (empty: `default`).
+    pub user: Bytes,
+}
+
+impl ClientDetails {
+    /// The ACL user's name.
+    pub fn user(&self) -> &[u8] {
+        if self.user.is_empty() {
+            b"default"
+        } else {
+            &self.user
+        }
+    }
 }
 
 impl ClientInfo {
@@ -125,7 +138,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -141,6 +154,7 @@ impl ClientInfo {
             } else {
                 d.last_cmd
             },
+            String::from_utf8_lossy(d.user()),
             // Redis 7.0 shows no lib-name / lib-ver (CLIENT SETINFO's, from 7.2).
             self.resp.load(Ordering::Relaxed),
         )

@@ -433,7 +433,7 @@ impl<H> CommandTable<H> {
 impl CommandMeta {
     /// Whether the command is in an ACL category (`read`, `keyspace`, …): its group's category
     /// and those its flags imply, an approximation of Redis' per-command lists.
-    fn in_category(&self, cat: &str) -> bool {
+    pub(crate) fn in_category(&self, cat: &str) -> bool {
         let f = self.flags;
         match cat {
             "read" => f.has(Flags::READONLY),

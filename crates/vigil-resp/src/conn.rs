@@ -83,8 +83,10 @@ pub struct Shared {
     pub hub: Hub,
     /// Limits.
     pub limits: RwLock<Limits>,
-    /// `requirepass`; `None` disables authentication.
-    pub requirepass: RwLock<Option<Bytes>>,
+    /// The ACL users; `requirepass` is the `default` user's password.
+    pub acl: RwLock<crate::acl::Acl>,
+    /// The ACL's change counter (the same as `acl`'s), read without its lock.
+    pub acl_generation: Arc<AtomicU64>,
     /// Identity for `HELLO`.
     pub ident: Ident,
     /// Current role for `HELLO` (`master` / `replica` / `sentinel`).
@@ -108,11 +110,14 @@ impl Shared {
         databases: usize,
         pubsub_limit: usize,
     ) -> Self {
+        let mut acl = crate::acl::Acl::default();
+        acl.set_requirepass(requirepass.as_deref());
         Shared {
+            acl_generation: acl.generation.clone(),
             clients: Registry::new(),
             hub: Hub::new(pubsub_limit),
             limits: RwLock::new(limits),
-            requirepass: RwLock::new(requirepass),
+            acl: RwLock::new(acl),
             ident,
             role: RwLock::new("master"),
             databases,
@@ -172,6 +177,8 @@ pub struct Conn<S> {
     pub proto: Protocol,
     /// Whether `AUTH` succeeded (or no password is set).
     pub authenticated: bool,
+    /// The ACL user it runs as.
+    pub user: crate::acl::Session,
     /// Selected database.
     pub db: usize,
     /// Subscribed channels.
@@ -369,12 +376,13 @@ async fn handle<Svc: Service>(
     let laddr = stream.local_addr().unwrap_or(addr);
     let info = shared.clients.register(addr, laddr);
     let (rd, wr) = stream.into_split();
-    let authenticated = shared.requirepass.read().is_none();
+    let authenticated = shared.acl.read().default_open();
     let mut conn = Conn {
         info: info.clone(),
         shared: shared.clone(),
         proto: Protocol::Resp2,
         authenticated,
+        user: crate::acl::Session::default(),
         db: 0,
         channels: HashSet::new(),
         patterns: HashSet::new(),

@@ -58,6 +58,16 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
         ),
         (
             CommandMeta::keyless(
+                "acl",
+                -2,
+                flags(&[F::ADMIN, F::STALE, F::NOSCRIPT]),
+                "server",
+                "Manages ACL users: SETUSER, GETUSER, DELUSER, LIST, LOG, SAVE, LOAD ….",
+            ),
+            crate::acl::commands::acl,
+        ),
+        (
+            CommandMeta::keyless(
                 "ping",
                 -1,
                 flags(&[F::FAST, F::SUBSCRIBED]),

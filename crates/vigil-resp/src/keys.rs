@@ -52,6 +52,16 @@ pub const RW_INSERT: KeyFlags = &["RW", "insert"];
 pub const OW_UPDATE: KeyFlags = &["OW", "update"];
 /// Removes the key.
 pub const RM_DELETE: KeyFlags = &["RM", "delete"];
+/// Changes the value without reading it (EXPIRE, HSET).
+pub const RW_UPDATE: KeyFlags = &["RW", "update"];
+/// Removes data without reading it (HDEL, LTRIM).
+pub const RW_DELETE: KeyFlags = &["RW", "delete"];
+/// Read-write, reads (PFCOUNT may rewrite its cache).
+pub const RW_ACCESS: KeyFlags = &["RW", "access"];
+/// Creates the key only if absent (SETNX, MSETNX).
+pub const OW_INSERT: KeyFlags = &["OW", "insert"];
+/// Reads and adds (PFMERGE's destination).
+pub const RW_ACCESS_INSERT: KeyFlags = &["RW", "access", "insert"];
 /// Read-only without reading the value (OBJECT).
 pub const RO: KeyFlags = &["RO"];
 /// No flags: what Redis reports when it falls back to its lenient numkeys parse.
@@ -342,21 +352,57 @@ pub fn fixed_flags(name: &str, write: bool, args: &[Bytes], nth: usize) -> KeyFl
             let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
             if get { RW_ACCESS_UPDATE } else { OW_UPDATE }
         }
-        ("mset" | "msetnx" | "psetex" | "setex" | "restore", _) => OW_UPDATE,
+        ("mset" | "psetex" | "setex" | "restore", _) => OW_UPDATE,
+        ("msetnx" | "setnx", _) => OW_INSERT,
         ("del" | "unlink", _) => RM_DELETE,
         ("getdel" | "lpop" | "rpop" | "spop" | "zpopmin" | "zpopmax", _) => RW_ACCESS_DELETE,
-        ("blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "srem" | "zrem" | "hdel" | "lrem", _) => {
-            RW_ACCESS_DELETE
-        }
+        ("blpop" | "brpop" | "bzpopmin" | "bzpopmax", _) => RW_ACCESS_DELETE,
+        ("hdel" | "lrem" | "ltrim" | "srem" | "xdel" | "xtrim" | "zrem", _) => RW_DELETE,
+        ("zremrangebylex" | "zremrangebyrank" | "zremrangebyscore", _) => RW_DELETE,
         ("lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "smove", 0) => RW_ACCESS_DELETE,
         ("lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "smove", _) => RW_INSERT,
         ("rename" | "renamenx", 0) => RW_ACCESS_DELETE,
         ("copy", 0) => RO_ACCESS,
-        ("rename" | "renamenx" | "copy", _) => OW_UPDATE,
-        ("lpush" | "rpush" | "sadd" | "xadd" | "pfadd", _) => RW_INSERT,
+        ("rename" | "copy", _) => OW_UPDATE,
+        ("renamenx", _) => OW_INSERT,
+        ("lpush" | "rpush" | "lpushx" | "rpushx" | "linsert" | "sadd" | "pfadd", _) => RW_INSERT,
+        ("append" | "hsetnx", _) => RW_INSERT,
+        ("expire" | "expireat" | "pexpire" | "pexpireat" | "persist" | "geoadd" | "hmset", _) => {
+            RW_UPDATE
+        }
+        ("hset" | "lset" | "setrange" | "xack" | "xadd" | "xsetid" | "zadd", _) => RW_UPDATE,
+        ("sinterstore", 0) => RW_UPDATE,
+        ("sdiffstore" | "sunionstore" | "zrangestore" | "bitop", 0) => OW_UPDATE,
+        ("pfmerge", 0) => RW_ACCESS_INSERT,
+        ("sinterstore" | "sdiffstore" | "sunionstore" | "zrangestore" | "bitop" | "pfmerge", _) => {
+            RO_ACCESS
+        }
+        ("pfcount", _) => RW_ACCESS,
+        ("exists" | "hexists" | "hlen" | "hstrlen" | "llen" | "scard" | "sismember", _) => RO,
+        ("strlen" | "touch" | "type" | "watch" | "xlen" | "zcard", _) => RO,
+        ("bitfield", _) if !bitfield_writes(args) => RO_ACCESS,
         _ if write => RW_ACCESS_UPDATE,
         _ => RO_ACCESS,
     }
+}
+
+/// Whether a BITFIELD has a SET or INCRBY (otherwise its key is only read, as Redis says).
+fn bitfield_writes(args: &[Bytes]) -> bool {
+    // As Redis reads it: only GET (with its two arguments) and OVERFLOW (with one) are
+    // reads; anything else, a bad word included, counts as a write.
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        let left = args.len() - i - 1;
+        if a.eq_ignore_ascii_case(b"get") && left >= 2 {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"overflow") && left >= 1 {
+            i += 2;
+        } else {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! servers answer them the same way.
 #![deny(missing_docs)]
 
+pub mod acl;
 pub mod args;
 pub mod builtin;
 pub mod clients;

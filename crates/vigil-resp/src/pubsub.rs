@@ -220,6 +220,24 @@ impl Hub {
         n
     }
 
+    /// The clients among `ids` with a subscription `allowed` refuses (channel or pattern,
+    /// is-pattern): ACL changes disconnect them.
+    pub fn refused_subscribers(
+        &self,
+        ids: &std::collections::HashSet<u64>,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> std::collections::HashSet<u64> {
+        let mut out = std::collections::HashSet::new();
+        for (pattern, map) in [(false, &self.channels), (true, &self.patterns)] {
+            for (name, subs) in map.read().iter() {
+                if subs.keys().any(|id| ids.contains(id)) && !allowed(name, pattern) {
+                    out.extend(subs.keys().filter(|id| ids.contains(id)));
+                }
+            }
+        }
+        out
+    }
+
     /// `PUBSUB CHANNELS [pattern]`.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
         self.channels

@@ -4,6 +4,13 @@
 /// COMMAND LIST and counted apart in the per-command statistics.
 pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
+        "acl",
+        &[
+            "cat", "deluser", "dryrun", "genpass", "getuser", "help", "list", "load", "log",
+            "save", "setuser", "users", "whoami",
+        ],
+    ),
+    (
         "client",
         &[
             "caching",

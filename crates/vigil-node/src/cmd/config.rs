@@ -32,7 +32,11 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 /// Makes the running node follow its configuration.
 fn apply(node: &Node, cfg: &NodeConfig) {
     *node.shared.limits.write() = limits_from(cfg);
-    *node.shared.requirepass.write() = cfg.password();
+    {
+        let mut acl = node.shared.acl.write();
+        acl.follow_requirepass(cfg.password().as_deref());
+        acl.log.max_len = Some(cfg.redis_int("acllog-max-len").max(0) as usize);
+    }
     node.scripts.busy.threshold_ms.store(
         cfg.busy_reply_threshold.as_millis() as u64,
         Ordering::Relaxed,

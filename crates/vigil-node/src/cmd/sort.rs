@@ -61,7 +61,7 @@ struct Opts {
     get: Vec<Bytes>,
 }
 
-fn parse(args: &mut Args, readonly: bool) -> Result<Opts, CmdError> {
+fn parse(args: &mut Args, readonly: bool, partial_keys: bool) -> Result<Opts, CmdError> {
     let mut o = Opts {
         limit: (0, -1),
         ..Opts::default()
@@ -85,10 +85,20 @@ fn parse(args: &mut Args, readonly: bool) -> Result<Opts, CmdError> {
             b"by" if left >= 1 => {
                 // A pattern without `*` names no key per element: nothing to sort by.
                 o.dontsort = !c_str(&a[j + 1]).contains(&b'*');
+                if !o.dontsort && partial_keys {
+                    return Err(CmdError::msg(
+                        "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                    ));
+                }
                 o.by = Some(a[j + 1].clone());
                 j += 1;
             }
             b"get" if left >= 1 => {
+                if partial_keys {
+                    return Err(CmdError::msg(
+                        "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                    ));
+                }
                 o.get.push(a[j + 1].clone());
                 j += 1;
             }
@@ -138,7 +148,7 @@ struct Elem {
 
 fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    let mut o = parse(args, readonly)?;
+    let mut o = parse(args, readonly, ctx.partial_keys)?;
     let (kind, len) = match ctx.lookup(&key) {
         None => (0, 0),
         Some(Value::List(l)) => (1, l.len()),

@@ -183,6 +183,29 @@ pub const PRIORITY: Binding = Binding {
     }),
     value: |c| int(c.replication.priority),
 };
+/// `replica-announce-ip`.
+pub const ANNOUNCE_IP: Binding = Binding {
+    toml: "announce_ip",
+    get: |c| c.announce_ip.clone(),
+    set: Some(|c, v| {
+        if !v.is_empty() && vigil_base::HostPort::new(v, 0).is_err() {
+            return Err("not a hostname or an IP address".into());
+        }
+        c.announce_ip = v.into();
+        Ok(())
+    }),
+    value: |c| Value::from(c.announce_ip.as_str()),
+};
+/// `replica-announce-port`.
+pub const ANNOUNCE_PORT: Binding = Binding {
+    toml: "announce_port",
+    get: |c| c.announce_port.to_string(),
+    set: Some(|c, v| {
+        c.announce_port = num(v)?;
+        Ok(())
+    }),
+    value: |c| int(c.announce_port),
+};
 /// `replica-serve-stale-data`.
 pub const STALE: Binding = Binding {
     toml: "replication.serve_stale_data",
@@ -251,6 +274,23 @@ pub const MASTERAUTH: Binding = Binding {
         Ok(())
     }),
     value: |c| Value::from(c.replication.masterauth.as_str()),
+};
+/// `masteruser`.
+pub const MASTERUSER: Binding = Binding {
+    toml: "replication.masteruser",
+    get: |c| c.replication.masteruser.clone(),
+    set: Some(|c, v| {
+        c.replication.masteruser = v.into();
+        Ok(())
+    }),
+    value: |c| Value::from(c.replication.masteruser.as_str()),
+};
+/// `aclfile` (fixed at start).
+pub const ACLFILE: Binding = Binding {
+    toml: "aclfile",
+    get: |c| c.aclfile.clone(),
+    set: None,
+    value: |c| Value::from(c.aclfile.as_str()),
 };
 /// `replicaof`: `host port`, as Redis shows it.
 pub const REPLICAOF: Binding = Binding {

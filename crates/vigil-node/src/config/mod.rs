@@ -70,10 +70,18 @@ pub struct NodeConfig {
     pub bind: String,
     /// RESP port (0: any free port).
     pub port: u16,
+    /// The address this node tells its master it can be reached at, where that differs from
+    /// the address the master sees (NAT, containers): a hostname or an IP address (empty: the
+    /// connection's own address). Redis' `replica-announce-ip`.
+    pub announce_ip: String,
+    /// The port this node tells its master (0: `port`). Redis' `replica-announce-port`.
+    pub announce_port: u16,
     /// Data directory for the snapshot and append log.
     pub dir: PathBuf,
-    /// Password clients must AUTH with (empty: none).
+    /// Password clients must AUTH with (empty: none): the `default` user's password.
     pub requirepass: String,
+    /// The ACL file (`user …` lines; ACL SAVE / LOAD); empty: none.
+    pub aclfile: String,
     /// Number of databases.
     pub databases: usize,
     /// Most simultaneous clients.
@@ -120,6 +128,8 @@ pub struct Replication {
     pub replicaof: String,
     /// Password to AUTH with at the master.
     pub masterauth: String,
+    /// ACL user to AUTH as at the master (empty: `AUTH masterauth`, the default user).
+    pub masteruser: String,
     /// Bytes of recent stream kept for partial resynchronisation.
     #[serde(deserialize_with = "size")]
     pub backlog_size: u64,
@@ -168,6 +178,7 @@ impl Default for Replication {
         Replication {
             replicaof: String::new(),
             masterauth: String::new(),
+            masteruser: String::new(),
             backlog_size: 1024 * 1024,
             priority: 100,
             serve_stale_data: true,
@@ -233,8 +244,11 @@ impl Default for NodeConfig {
         NodeConfig {
             bind: "127.0.0.1".into(),
             port: 6379,
+            announce_ip: String::new(),
+            announce_port: 0,
             dir: PathBuf::from("./data/node"),
             requirepass: String::new(),
+            aclfile: String::new(),
             databases: 16,
             maxclients: 10_000,
             threads: 0,
@@ -371,6 +385,12 @@ impl NodeConfig {
         if self.bind.parse::<std::net::IpAddr>().is_err() && self.bind != "localhost" {
             return bad(format!("`bind` must be an IP address, got {:?}", self.bind));
         }
+        if !self.announce_ip.is_empty() && HostPort::new(&self.announce_ip, 0).is_err() {
+            return bad(format!(
+                "`announce_ip` must be a hostname or an IP address, got {:?}",
+                self.announce_ip
+            ));
+        }
         if self.admin.bind.parse::<std::net::IpAddr>().is_err() && self.admin.bind != "localhost" {
             return bad(format!(
                 "`admin.bind` must be an IP address, got {:?}",
@@ -498,123 +518,4 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_key_and_file() {
-        let e = NodeConfig::parse("prot = 1\n", "node.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
-        let e = NodeConfig::parse("[persistence]\nappendfsync = \"sometimes\"\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("n.toml") && e.contains("sometimes"), "{e}");
-        let e = NodeConfig::parse("timeout = \"forever\"\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("forever") && e.contains("line 1"), "{e}");
-        let e = NodeConfig::parse("databases = 0\n", "n.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("databases"), "{e}");
-    }
-
-    #[test]
-    fn replication_and_admin_are_checked() {
-        for (text, key) in [
-            ("mode = \"managed\"\n", "admin.token"),
-            ("[replication]\nreplicaof = \"nohost\"\n", "replicaof"),
-            ("[replication]\nreplicaof = \"h:0\"\n", "replicaof"),
-            ("[replication]\nbacklog_size = 10\n", "backlog_size"),
-            (
-                "[replication]\ntimeout = \"1s\"\nping_period = \"2s\"\n",
-                "timeout",
-            ),
-            (
-                "[admin]\ntoken_file = \"/nonexistent/token\"\n",
-                "token_file",
-            ),
-            ("[admin]\nbind = \"not an ip\"\n", "admin.bind"),
-            ("lease_reads = \"no\"\n", "lease_reads"),
-            (
-                "mode = \"managed\"\n[replication]\nreplicaof = \"h:1\"\n[admin]\ntoken = \"t\"\n",
-                "replicaof",
-            ),
-        ] {
-            let e = NodeConfig::parse(text, "n.toml").unwrap_err().to_string();
-            assert!(e.contains(key) && e.contains("n.toml"), "{text:?}: {e}");
-        }
-        let c = NodeConfig::parse(
-            "mode = \"managed\"\n[admin]\ntoken = \"t\"\n[replication]\nsync_replicas = 1\n",
-            "n.toml",
-        )
-        .unwrap();
-        assert_eq!(
-            (c.mode, c.admin_token().as_deref()),
-            (Mode::Managed, Some("t"))
-        );
-        assert_eq!(
-            parse_host_port("[::1]:6379").map(|h| (h.host().to_string(), h.port())),
-            Some(("::1".into(), 6379))
-        );
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        let c = NodeConfig::parse(
-            "timeout = \"2s\"\n[limits]\nproto_max_bulk_len = \"1mb\"\n",
-            "x",
-        )
-        .unwrap();
-        assert_eq!(c.timeout, Duration::from_secs(2));
-        assert_eq!(c.limits.proto_max_bulk_len, 1024 * 1024);
-        assert_eq!(parse_size("5k"), Some(5000));
-        assert_eq!(parse_size("5xb"), None);
-    }
-}
-
-#[cfg(test)]
-mod example_file {
-    /// The commented example in config/ must always parse to the defaults it documents.
-    #[test]
-    fn shipped_example_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/node.toml");
-        let c = super::NodeConfig::load(std::path::Path::new(path)).unwrap();
-        let d = super::NodeConfig::default();
-        assert_eq!(
-            (c.port, c.databases, c.maxclients),
-            (d.port, d.databases, d.maxclients)
-        );
-        assert_eq!(c.limits.proto_max_bulk_len, d.limits.proto_max_bulk_len);
-        assert_eq!(c.persistence.appendfsync, d.persistence.appendfsync);
-        assert_eq!((c.mode, c.lease_reads), (d.mode, d.lease_reads));
-        let (r, rd) = (&c.replication, &d.replication);
-        assert_eq!(
-            (
-                r.backlog_size,
-                r.priority,
-                r.sync_replicas,
-                r.sync_timeout,
-                r.timeout
-            ),
-            (
-                rd.backlog_size,
-                rd.priority,
-                rd.sync_replicas,
-                rd.sync_timeout,
-                rd.timeout
-            )
-        );
-        assert_eq!(
-            (r.output_buffer_limit, r.min_replicas_max_lag, r.ping_period),
-            (
-                rd.output_buffer_limit,
-                rd.min_replicas_max_lag,
-                rd.ping_period
-            )
-        );
-        assert_eq!((c.admin.port, &c.admin.bind), (d.admin.port, &d.admin.bind));
-    }
-}
+mod tests;

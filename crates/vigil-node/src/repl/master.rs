@@ -48,7 +48,17 @@ pub fn replconf(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
                         )));
                     }
                 }
-                b"ip-address" | b"capa" | b"rdb-only" | b"rdb-filter-only" => {}
+                b"ip-address" => {
+                    // A hostname or an address; bounded like Redis' NET_HOST_STR_LEN.
+                    if val.len() > 255 {
+                        return Err(CmdError::msg(format!(
+                            "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
+                            val.len()
+                        )));
+                    }
+                    conn.state.repl_ip = Some(String::from_utf8_lossy(&val).into_owned());
+                }
+                b"capa" | b"rdb-only" | b"rdb-filter-only" => {}
                 // Acknowledgements arrive on the link itself; here (before PSYNC) they mean
                 // nothing.
                 b"ack" | b"getack" => return Ok(Reply::ok()),
@@ -92,7 +102,10 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     let limit = node.config.read().replication.output_buffer_limit as usize;
     let link = Arc::new(Link::new(
         conn.info.id,
-        conn.info.addr.ip().to_string(),
+        conn.state
+            .repl_ip
+            .clone()
+            .unwrap_or_else(|| conn.info.addr.ip().to_string()),
         conn.state.repl_port,
         limit,
         node.clock_ms(),

@@ -188,9 +188,15 @@ async fn session(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let (masterauth, timeout) = {
+    let (masterauth, masteruser, timeout, announce_ip, announce_port) = {
         let c = node.config.read();
-        (c.replication.masterauth.clone(), c.replication.timeout)
+        (
+            c.replication.masterauth.clone(),
+            c.replication.masteruser.clone(),
+            c.replication.timeout,
+            c.announce_ip.clone(),
+            c.announce_port,
+        )
     };
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
@@ -203,16 +209,31 @@ async fn session(
         buf: BytesMut::with_capacity(64 * 1024),
         timeout,
     };
-    if !masterauth.is_empty() {
-        w.call(&["AUTH", &masterauth], "AUTH").await?;
+    // As Redis: `AUTH masteruser masterauth` when a user is set, else the default user's.
+    match (masteruser.as_str(), masterauth.as_str()) {
+        (_, "") => {}
+        ("", pass) => drop(w.call(&["AUTH", pass], "AUTH").await?),
+        (user, pass) => drop(w.call(&["AUTH", user, pass], "AUTH").await?),
     }
     w.call(&["PING"], "PING").await?;
-    let my_port = node.port().to_string();
+    // Where the master (and whoever reads its INFO) should say this replica is.
+    let my_port = match announce_port {
+        0 => node.port(),
+        p => p,
+    }
+    .to_string();
     w.call(
         &["REPLCONF", "listening-port", &my_port],
         "REPLCONF listening-port",
     )
     .await?;
+    if !announce_ip.is_empty() {
+        w.call(
+            &["REPLCONF", "ip-address", &announce_ip],
+            "REPLCONF ip-address",
+        )
+        .await?;
+    }
     let (managed, epoch) = (node.gate.managed(), node.gate.epoch());
     if managed {
         w.call(

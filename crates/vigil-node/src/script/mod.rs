@@ -38,6 +38,9 @@ pub struct ScriptHost<'a> {
     /// The last command's error, not yet counted in the error statistics: if it ends the
     /// script (`redis.call` raising it), the script's reply counts it, once, as in Redis.
     pending_error: Option<String>,
+    /// The caller's ACL user, when it is restricted (each redis.call is checked), with its
+    /// name and client line for ACL LOG.
+    acl_user: Option<(std::sync::Arc<vigil_resp::acl::User>, Bytes, String)>,
 }
 
 impl ScriptHost<'_> {
@@ -52,6 +55,39 @@ impl ScriptHost<'_> {
     }
 }
 
+impl ScriptHost<'_> {
+    /// The caller's ACL check for one redis.call, logged (context `lua`) when refused.
+    fn acl_refusal(&self, meta: &CommandMeta, args: &[Bytes]) -> Option<Reply> {
+        let (user, name, client_info) = self.acl_user.as_ref()?;
+        let acl = self.node.shared.acl.read();
+        let d = vigil_resp::acl::check(&acl.universe, user, meta, args).err()?;
+        let object = match d {
+            vigil_resp::acl::Denied::Command => {
+                vigil_resp::acl::full_name(&acl.universe, meta, args)
+            }
+            vigil_resp::acl::Denied::Key(i) | vigil_resp::acl::Denied::Channel(i) => {
+                String::from_utf8_lossy(&args[i]).into_owned()
+            }
+        };
+        drop(acl);
+        self.node
+            .shared
+            .acl
+            .write()
+            .log
+            .add(vigil_resp::acl::log::Entry {
+                count: 1,
+                reason: d.reason(),
+                context: vigil_resp::acl::log::Context::Lua,
+                object,
+                username: String::from_utf8_lossy(name).into_owned(),
+                at: std::time::Instant::now(),
+                client_info: client_info.clone(),
+            });
+        Some(Reply::error(format!("ERR {}", d.script_message())))
+    }
+}
+
 impl Host for ScriptHost<'_> {
     fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply {
         // The previous command's error was handled by the script (`redis.pcall`): it counts.
@@ -61,6 +97,9 @@ impl Host for ScriptHost<'_> {
         };
         if !meta.arity_ok(args.len()) {
             return Reply::error("ERR Wrong number of args calling Redis command from script");
+        }
+        if let Some(r) = self.acl_refusal(&meta, &args) {
+            return r;
         }
         match meta.name {
             // The script's own database: SELECT inside it never changes the caller's.
@@ -245,6 +284,9 @@ impl Node {
             databases: conn.shared.databases,
             read_called: false,
             pending_error: None,
+            acl_user: vigil_resp::acl::session::current_user(conn)
+                .filter(|u| !u.unrestricted())
+                .map(|u| (u, conn.user.name.clone(), conn.info.list_line())),
         };
         host.store.tracking().set_current(conn.info.id);
         if call.kind == Kind::Function {

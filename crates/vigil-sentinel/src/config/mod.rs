@@ -36,6 +36,14 @@ pub struct SentinelConfig {
     /// start-up as `resp listening on ADDR`).
     #[serde(default = "defaults::resp")]
     pub resp: String,
+    /// The host other sentinels and clients are told this sentinel's Redis Sentinel protocol
+    /// endpoint is at, where that differs from `resp` (NAT, containers, a wildcard bind): a
+    /// hostname or an IP address (empty: `resp`'s). Redis Sentinel's `announce-ip`.
+    #[serde(default)]
+    pub announce_ip: String,
+    /// The port announced with it (0: `resp`'s). Redis Sentinel's `announce-port`.
+    #[serde(default)]
+    pub announce_port: u16,
     /// The password clients give the Redis Sentinel protocol endpoint (`AUTH`, `HELLO … AUTH`);
     /// empty: none.
     #[serde(default)]
@@ -44,6 +52,10 @@ pub struct SentinelConfig {
     /// none).
     #[serde(default)]
     pub metrics: String,
+    /// The ACL file of the Redis Sentinel protocol endpoint (`user …` lines, ACL SAVE /
+    /// LOAD); empty: none (only `password`, the `default` user's).
+    #[serde(default)]
+    pub aclfile: String,
     /// Data directory (the Raft log).
     pub dir: PathBuf,
     /// The cluster token (every gRPC call carries it).
@@ -391,6 +403,12 @@ impl SentinelConfig {
                 c.metrics
             )));
         }
+        if !c.announce_ip.is_empty() && vigil_base::HostPort::new(&c.announce_ip, 0).is_err() {
+            return Err(bad(format!(
+                "`announce_ip` must be a hostname or an IP address, got {:?}",
+                c.announce_ip
+            )));
+        }
         if c.raft.election_ticks <= c.raft.heartbeat_ticks || c.raft.tick.is_zero() {
             return Err(bad("`raft.election_ticks` must exceed `raft.heartbeat_ticks`, and `raft.tick` must be positive".into()));
         }
@@ -434,6 +452,15 @@ nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
     fn parses_and_refuses_with_file_and_key() {
         let c = SentinelConfig::parse(OK, "s.toml").unwrap();
         assert_eq!(c.groups[0].spec().settings.quorum, 2);
+        let named = OK.replace(
+            "dir = \"d\"",
+            "dir = \"d\"\nannounce_ip = \"sentinel-0.sentinels.svc\"\nannounce_port = 30001",
+        );
+        let c = SentinelConfig::parse(&named, "s.toml").unwrap();
+        assert_eq!(
+            (c.announce_ip.as_str(), c.announce_port),
+            ("sentinel-0.sentinels.svc", 30001)
+        );
         for (from, to, key) in [
             ("id = 1", "id = 0", "id"),
             ("token = \"t\"", "", "token"),
@@ -448,6 +475,11 @@ nodes = [{ name = "a", data = "127.0.0.1:6379", admin = "127.0.0.1:16379" }]
                 "data address",
             ),
             ("dir = \"d\"", "dir = \"d\"\nbogus = 1", "bogus"),
+            (
+                "dir = \"d\"",
+                "dir = \"d\"\nannounce_ip = \"not a host\"",
+                "announce_ip",
+            ),
         ] {
             let text = OK.replace(from, to);
             let e = SentinelConfig::parse(&text, "s.toml")

@@ -71,6 +71,14 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error(transparent)]
     Grpc(#[from] tonic::transport::Error),
+    /// The ACL file (`aclfile`) cannot be read or has a bad line.
+    #[error("invalid aclfile {file}: {message}")]
+    AclFile {
+        /// The file.
+        file: String,
+        /// What is wrong, naming the line.
+        message: String,
+    },
 }
 
 /// A running sentinel's shared parts.
@@ -208,7 +216,7 @@ pub async fn run(
         resp_addr,
         shutdown.clone(),
     ));
-    reconcile::serve_resp(&s, &config, resp, &shutdown);
+    reconcile::serve_resp(&s, &config, resp, &shutdown)?;
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),

@@ -20,8 +20,10 @@ pub(super) fn serve_resp(
     config: &SentinelConfig,
     resp: TcpListener,
     shutdown: &CancellationToken,
-) {
-    let Ok(addr) = resp.local_addr() else { return };
+) -> Result<(), super::ServeError> {
+    let Ok(addr) = resp.local_addr() else {
+        return Ok(());
+    };
     let shared = Arc::new(vigil_resp::Shared::new(
         vigil_resp::conn::Ident {
             server: "redis",
@@ -34,6 +36,23 @@ pub(super) fn serve_resp(
         32 * 1024 * 1024,
     ));
     *shared.role.write() = "sentinel";
+    let table = crate::discovery::commands::table();
+    let sentinel_subs = vec![(
+        "sentinel",
+        crate::discovery::subcommands::SUBCOMMANDS
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>(),
+    )];
+    let universe =
+        vigil_resp::acl::Universe::with_subcommands(table.iter().map(|(m, _)| m), &sentinel_subs);
+    // A bad file stops start-up, naming the line, as it does for the node.
+    vigil_resp::acl::file::install_with(&shared, universe, &config.aclfile).map_err(|message| {
+        super::ServeError::AclFile {
+            file: config.aclfile.clone(),
+            message,
+        }
+    })?;
     let service = Arc::new(crate::discovery::Discovery::new(
         s.raft.clone(),
         s.health.clone(),
@@ -56,6 +75,7 @@ pub(super) fn serve_resp(
         metrics_endpoint(&config.metrics, service.clone(), shutdown);
     }
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
+    Ok(())
 }
 
 /// Serves `/metrics` and the health checks on `addr` (bound synchronously, so a bad address
@@ -128,7 +148,7 @@ pub(super) async fn background(
         }
         // Announce where this sentinel serves the Redis Sentinel protocol (SENTINEL SENTINELS).
         let announced = s.raft.state.read().sentinel_resp.get(&config.id).cloned();
-        let me = resp.to_string();
+        let me = announced_resp(&config, resp);
         if announced.as_deref() != Some(me.as_str()) && s.raft.status.read().leader != 0 {
             let cmd = Command::SetSentinelResp {
                 id: config.id,
@@ -150,4 +170,20 @@ pub(super) async fn background(
             }
         }
     }
+}
+
+/// The Redis Sentinel protocol address this sentinel announces: `announce_ip` /
+/// `announce_port` where set, the bound address otherwise.
+fn announced_resp(config: &SentinelConfig, bound: std::net::SocketAddr) -> String {
+    let host = match config.announce_ip.as_str() {
+        "" => bound.ip().to_string(),
+        h => h.to_string(),
+    };
+    let port = match config.announce_port {
+        0 => bound.port(),
+        p => p,
+    };
+    vigil_base::HostPort::new(&host, port)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| bound.to_string())
 }

@@ -1,0 +1,134 @@
+//! The ACL side of a connection: its user (refreshed when the users change), the check
+//! before each command, authentication, and the ACL LOG entries they write.
+
+use bytes::Bytes;
+
+use crate::command::CommandMeta;
+use crate::conn::Conn;
+use crate::error::CmdError;
+
+/// The connection's user, refreshed if the users changed since it was copied; `None` if the
+/// user no longer exists.
+pub fn current_user<S>(conn: &mut Conn<S>) -> Option<std::sync::Arc<crate::acl::User>> {
+    refresh(conn);
+    conn.user.user.clone()
+}
+
+/// Brings the connection's copy of its user up to date. The common path reads one atomic:
+/// the lock is taken only after a change.
+fn refresh<S>(conn: &mut Conn<S>) {
+    let now = conn
+        .shared
+        .acl_generation
+        .load(std::sync::atomic::Ordering::Acquire);
+    if conn.user.generation != now {
+        conn.user.user = conn.shared.acl.read().user(&conn.user.name);
+        conn.user.generation = now;
+    }
+}
+
+/// Whether the connection's user may run anything (no ACL check needed).
+pub fn acl_open<S>(conn: &mut Conn<S>) -> bool {
+    refresh(conn);
+    conn.user.user.as_ref().is_some_and(|u| u.unrestricted())
+}
+
+/// Checks a request against the connection's ACL user, logging a refusal (ACL LOG). On
+/// refusal, returns why and the command's full name (`config|get`).
+pub fn acl_check<S>(
+    conn: &mut Conn<S>,
+    meta: &CommandMeta,
+    args: &[Bytes],
+    context: crate::acl::log::Context,
+) -> Result<(), (crate::acl::Denied, String)> {
+    if acl_open(conn) {
+        return Ok(());
+    }
+    let user = conn.user.user.clone();
+    let (result, name) = {
+        let acl = conn.shared.acl.read();
+        let r = match &user {
+            Some(u) => crate::acl::check(&acl.universe, u, meta, args),
+            None => Err(crate::acl::Denied::Command),
+        };
+        (r, crate::acl::full_name(&acl.universe, meta, args))
+    };
+    let Err(d) = result else { return Ok(()) };
+    let object = match d {
+        crate::acl::Denied::Command => name.clone(),
+        crate::acl::Denied::Key(i) | crate::acl::Denied::Channel(i) => {
+            String::from_utf8_lossy(&args[i]).into_owned()
+        }
+    };
+    log_denial(conn, d.reason(), context, object, None);
+    Err((d, name))
+}
+
+/// Adds an ACL LOG entry for this connection.
+pub fn log_denial<S>(
+    conn: &Conn<S>,
+    reason: &'static str,
+    context: crate::acl::log::Context,
+    object: String,
+    username: Option<&[u8]>,
+) {
+    let entry = crate::acl::log::Entry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username: String::from_utf8_lossy(username.unwrap_or(&conn.user.name)).into_owned(),
+        at: std::time::Instant::now(),
+        client_info: conn.info.list_line(),
+    };
+    conn.shared.acl.write().log.add(entry);
+}
+
+/// Authenticates the connection as a user, or logs the failure and returns -WRONGPASS.
+pub fn check_password<S>(
+    conn: &mut Conn<S>,
+    user: &[u8],
+    pass: &[u8],
+    command: &[u8],
+) -> Result<(), CmdError> {
+    let found = conn.shared.acl.read().authenticate(user, pass);
+    let Some(u) = found else {
+        log_denial(
+            conn,
+            "auth",
+            crate::acl::log::Context::Toplevel,
+            String::from_utf8_lossy(command).into_owned(),
+            Some(user),
+        );
+        return Err(CmdError::WrongPass);
+    };
+    let name = Bytes::from(u.name.clone().into_bytes());
+    conn.info.details.lock().user = name.clone();
+    conn.user = crate::acl::Session {
+        name,
+        user: Some(u),
+        generation: conn
+            .shared
+            .acl_generation
+            .load(std::sync::atomic::Ordering::Acquire),
+    };
+    conn.authenticated = true;
+    Ok(())
+}
+
+/// Whether the connection's user may run the command with unrestricted read access to keys
+/// (in one selector: `allkeys` or a read pattern `*`), which SORT's BY and GET need.
+/// Uses the user as of the command's check (which refreshed it).
+pub fn reads_every_key<S>(conn: &Conn<S>, meta: &CommandMeta, args: &[Bytes]) -> bool {
+    let Some(user) = conn.user.user.clone() else {
+        return false;
+    };
+    if user.unrestricted() {
+        return true;
+    }
+    let acl = conn.shared.acl.read();
+    let id = acl.universe.of_request(meta, args);
+    std::iter::once(&user.root)
+        .chain(user.selectors.iter())
+        .any(|s| s.reads_every_key() && s.check(&acl.universe, id, meta, args).is_ok())
+}
