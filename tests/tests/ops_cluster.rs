@@ -228,6 +228,23 @@ async fn haproxy_routes_writes_to_the_master_through_a_sigkill_failover() {
         "service back after {back:?}"
     );
     let second = o.c.master(first.epoch + 1, Duration::from_secs(20)).await;
+    // The sentinels counted an automatic failover and the write outage it caused.
+    for &p in &o.sentinel_http {
+        wait(
+            "the automatic failover is counted",
+            Duration::from_secs(10),
+            || {
+                let s = parse_metrics(&get(p, "/metrics").body);
+                value(
+                    &s,
+                    "vigil_failovers_total",
+                    "group=\"mymaster\",kind=\"auto\",outcome=\"completed\"",
+                ) == Some(1.0)
+                    && value(&s, "vigil_write_outage_seconds_count", "group=\"mymaster\"")
+                        == Some(1.0)
+            },
+        );
+    }
     let ni = o.c.node_at(&second.address);
     // Every acknowledged write is on the new master (async replication may lose writes
     // acknowledged by the old master just before the kill: count those separately).
