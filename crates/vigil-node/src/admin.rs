@@ -30,6 +30,7 @@ pub async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     token: String,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<(), tonic::transport::Error> {
     let shutdown = node.shared.shutdown.clone();
     let node_span = node.span.clone();
@@ -43,13 +44,15 @@ pub async fn serve(
     );
     let svc = NodeAdminServer::with_interceptor(service, check);
     let span = node_span;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder = builder.tls_config(t)?;
+    }
     tracing::Instrument::instrument(
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            ),
+        builder.add_service(svc).serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        ),
         span,
     )
     .await

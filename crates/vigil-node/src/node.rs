@@ -122,6 +122,10 @@ pub struct Node {
     pub(crate) ops_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
     pub(crate) port: AtomicU64,
+    /// The actual TLS port (0: none).
+    pub(crate) tls_port: AtomicU64,
+    /// TLS certificates (when a TLS port or TLS replication is configured).
+    pub(crate) tls: parking_lot::Mutex<Option<Arc<vigil_resp::tls::ServerTls>>>,
     /// The node itself, for tasks it spawns.
     me: Weak<Node>,
     /// Lua scripts and functions: engines, the running script.
@@ -176,6 +180,8 @@ impl Node {
             gate: p.gate,
             ops_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
+            tls_port: AtomicU64::new(0),
+            tls: parking_lot::Mutex::new(None),
             scripts: crate::engines::Scripting::new(threshold),
             me: me.clone(),
             span: tracing::info_span!("node", port = tracing::field::Empty, epoch),

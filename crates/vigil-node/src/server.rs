@@ -183,8 +183,24 @@ fn import(path: &std::path::Path, store: &mut crate::db::Store, now: i64) -> Res
 /// Serves clients on `listener` until shutdown (SHUTDOWN or `shared.shutdown`), then makes
 /// everything durable.
 pub async fn run(node: Arc<Node>, listener: TcpListener) {
-    if let Ok(a) = listener.local_addr() {
+    run_ports(node, Some(listener), None).await
+}
+
+/// [`run`] with a plain listener, a TLS one, or both (TLS handshakes with `tls`).
+pub async fn run_ports(
+    node: Arc<Node>,
+    listener: Option<TcpListener>,
+    tls: Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>,
+) {
+    if let Some(a) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
         node.port.store(a.port() as u64, Ordering::Relaxed);
+    }
+    if let Some(a) = tls.as_ref().and_then(|(l, _)| l.local_addr().ok()) {
+        node.tls_port.store(a.port() as u64, Ordering::Relaxed);
+        if listener.is_none() {
+            // TLS only: the TLS port is the one the node is known by.
+            node.port.store(a.port() as u64, Ordering::Relaxed);
+        }
     }
     // Every log line of the node's tasks (connections, replication, admin) runs in this
     // span: it names the node by port and carries the current epoch.
@@ -194,9 +210,17 @@ pub async fn run(node: Arc<Node>, listener: TcpListener) {
         *node.repl.upstream.lock() = Some(replica::start(&node, host, port));
     }
     let bg = tokio::spawn(tasks::background(node.clone()).instrument(span.clone()));
-    vigil_resp::conn::serve(listener, node.clone(), node.shared.clone())
-        .instrument(span)
-        .await;
+    let plain = async {
+        if let Some(l) = listener {
+            vigil_resp::conn::serve(l, node.clone(), node.shared.clone()).await
+        }
+    };
+    let secure = async {
+        if let Some((l, t)) = tls {
+            vigil_resp::conn::serve_tls(l, node.clone(), node.shared.clone(), Some(t)).await
+        }
+    };
+    async { tokio::join!(plain, secure) }.instrument(span).await;
     bg.abort();
     node.repl.upstream.lock().take();
     node.close();
@@ -229,18 +253,67 @@ pub async fn serve(
     let addr = socket_addr(&config.bind, config.port, "data")?;
     let admin = config.admin_token().map(|t| (t, config.admin.clone()));
     let metrics = config.metrics.clone();
+    let tls_files = config.tls_files();
+    let admin_tls = match (&tls_files, config.tls_admin) {
+        (Some(f), true) => Some(
+            vigil_proto::tls::GrpcTlsFiles {
+                cert_file: f.cert_file.clone(),
+                key_file: f.key_file.clone(),
+                ca_cert_file: f.ca_cert_file.clone(),
+                require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
+            }
+            .server()
+            .map_err(|message| NodeError::Config {
+                file: "TLS".into(),
+                message,
+            })?,
+        ),
+        _ => None,
+    };
+    let (port, tls_port) = (config.port, config.tls_port);
+    let tls_addr = socket_addr(&config.bind, tls_port, "TLS")?;
     let node = open(config, config_file)?;
-    let listener = vigil_resp::conn::bind(addr).map_err(|e| NodeError::Listen {
-        addr: addr.to_string(),
-        source: e,
-    })?;
-    let local = listener.local_addr().map_err(|e| NodeError::Listen {
-        addr: addr.to_string(),
-        source: e,
-    })?;
-    tracing::info!(%local, "vigil node ready to accept connections");
-    // Machine-readable lines for tools and tests that start nodes on port 0.
-    println!("listening on {local}");
+    let listen = |addr: SocketAddr| {
+        let l = vigil_resp::conn::bind(addr).map_err(|e| NodeError::Listen {
+            addr: addr.to_string(),
+            source: e,
+        })?;
+        let local = l.local_addr().map_err(|e| NodeError::Listen {
+            addr: addr.to_string(),
+            source: e,
+        })?;
+        Ok::<_, NodeError>((l, local))
+    };
+    // `port = 0` beside a TLS port means TLS only, as in Redis.
+    let listener = if port == 0 && tls_port != 0 {
+        None
+    } else {
+        Some(listen(addr)?)
+    };
+    if let Some(files) = tls_files {
+        let tls = vigil_resp::tls::ServerTls::new(files).map_err(|e| NodeError::Config {
+            file: "TLS".into(),
+            message: e.to_string(),
+        })?;
+        *node.tls.lock() = Some(tls.clone());
+        vigil_resp::tls::reload_on_sighup(tls);
+    }
+    let tls = match node.tls.lock().clone() {
+        Some(t) if tls_port != 0 => {
+            let (l, local) = listen(tls_addr)?;
+            tracing::info!(%local, "vigil node ready to accept TLS connections");
+            println!("tls listening on {local}");
+            Some((l, t))
+        }
+        _ => None,
+    };
+    // Printed once both ports are bound, so a client that read the line can use either.
+    let listener = listener.map(|(l, local)| {
+        tracing::info!(%local, "vigil node ready to accept connections");
+        // Machine-readable lines for tools and tests that start nodes on port 0.
+        println!("listening on {local}");
+        l
+    });
     if let Some((token, cfg)) = admin {
         let addr = socket_addr(&cfg.bind, cfg.port, "admin")?;
         let listen_err = |e| NodeError::Listen {
@@ -251,7 +324,7 @@ pub async fn serve(
         println!("admin listening on {}", l.local_addr().map_err(listen_err)?);
         let n = node.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::admin::serve(n, l, token).await {
+            if let Err(e) = crate::admin::serve(n, l, token, admin_tls).await {
                 tracing::error!(error = %e, "admin endpoint failed");
             }
         });
@@ -273,6 +346,6 @@ pub async fn serve(
         stop.cancel();
     });
     // On a worker thread: the accept loop must not wait for the block_on thread to be woken.
-    let _ = tokio::spawn(run(node, listener)).await;
+    let _ = tokio::spawn(run_ports(node, listener, tls)).await;
     Ok(())
 }

@@ -18,17 +18,23 @@ pub struct ChannelError {
 
 /// The endpoint for `address` (`host:port`): connect timeout `timeout` capped at 3 s, each
 /// call bounded by `timeout`.
+/// Over TLS (`https://`) once [`crate::tls::set_client`] was called.
 pub fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
-    Endpoint::from_shared(format!("http://{address}"))
-        .map(|e| {
-            e.connect_timeout(timeout.min(Duration::from_secs(3)))
-                .timeout(timeout)
-                .tcp_nodelay(true)
-        })
-        .map_err(|e| ChannelError {
-            address: address.to_string(),
-            reason: e.to_string(),
-        })
+    let err = |e: tonic::transport::Error| ChannelError {
+        address: address.to_string(),
+        reason: e.to_string(),
+    };
+    let tls = crate::tls::client();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut e = Endpoint::from_shared(format!("{scheme}://{address}"))
+        .map_err(err)?
+        .connect_timeout(timeout.min(Duration::from_secs(3)))
+        .timeout(timeout)
+        .tcp_nodelay(true);
+    if let Some(t) = tls {
+        e = e.tls_config(t.clone()).map_err(err)?;
+    }
+    Ok(e)
 }
 
 /// A channel to `address` that connects on first use and again after a failure.

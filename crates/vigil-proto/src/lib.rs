@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channel;
 pub mod codec;
 pub mod ops;
+pub mod tls;
 
 /// `proto/node_admin.proto`: the storage node's admin API.
 #[allow(missing_docs, clippy::all)]

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +23,7 @@ use crate::pubsub::{self, Hub, Inbox, Message, Subscriber};
 pub use crate::reply::Protocol;
 use crate::reply::Reply;
 use crate::request::{ParseLimits, RequestParser};
+use crate::tls::{ReadHalf, ServerTls, WriteHalf};
 
 /// Connection limits, adjustable at run time (`CONFIG SET`).
 #[derive(Debug, Clone)]
@@ -191,9 +191,11 @@ pub struct Conn<S> {
     pub close: bool,
     /// The service's state.
     pub state: S,
+    /// Whether the client came through the TLS port.
+    pub tls: bool,
     sub: Option<(Subscriber, Inbox)>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: ReadHalf,
+    wr: WriteHalf,
     inbuf: BytesMut,
     parser: RequestParser,
 }
@@ -249,7 +251,7 @@ impl<S> Conn<S> {
         };
         if written < n {
             tokio::select! {
-                r = self.wr.write_all(&self.out[written..]) => r?,
+                r = write_flush(&mut self.wr, &self.out[written..]) => r?,
                 _ = self.info.kill.cancelled() => {
                     return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
                 }
@@ -269,7 +271,7 @@ impl<S> Conn<S> {
     /// The socket halves and the unread input, for a connection that stops being a
     /// request/reply client (a replica's link on its master). Pending replies must be
     /// flushed first.
-    pub fn io(&mut self) -> (&mut OwnedReadHalf, &mut OwnedWriteHalf, &mut BytesMut) {
+    pub fn io(&mut self) -> (&mut ReadHalf, &mut WriteHalf, &mut BytesMut) {
         (&mut self.rd, &mut self.wr, &mut self.inbuf)
     }
 
@@ -315,8 +317,27 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Writes all of `buf`, and flushes what a TLS session buffered.
+pub async fn write_flush(wr: &mut WriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    if wr.is_tls() {
+        wr.flush().await?;
+    }
+    Ok(())
+}
+
 /// Accepts clients on `listener` until `shared.shutdown` is cancelled.
 pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, shared: Arc<Shared>) {
+    serve_tls(listener, service, shared, None).await
+}
+
+/// [`serve`], with a TLS handshake first on every connection when `tls` is set.
+pub async fn serve_tls<Svc: Service>(
+    listener: TcpListener,
+    service: Arc<Svc>,
+    shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -354,7 +375,8 @@ pub async fn serve<Svc: Service>(listener: TcpListener, service: Arc<Svc>, share
         // Each connection logs inside the server's span (which names the node); without one
         // there is nothing to enter on every poll.
         let span = tracing::Span::current();
-        let conn = async move { handle(stream, addr, service, shared).await };
+        let tls = tls.clone();
+        let conn = async move { handle(stream, addr, service, shared, tls).await };
         if span.is_none() {
             tokio::spawn(conn);
         } else {
@@ -371,11 +393,23 @@ async fn handle<Svc: Service>(
     addr: SocketAddr,
     service: Arc<Svc>,
     shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    let is_tls = tls.is_some();
+    let (rd, wr) = match tls {
+        None => crate::tls::split_tcp(stream),
+        // Plain text, a bad certificate or a stalled client ends here, with a log line.
+        Some(tls) => match tls.accept(stream).await {
+            Ok(s) => crate::tls::split_tls(s),
+            Err(e) => {
+                crate::tls::log_refused(addr, &e);
+                return;
+            }
+        },
+    };
     let info = shared.clients.register(addr, laddr);
-    let (rd, wr) = stream.into_split();
     let authenticated = shared.acl.read().default_open();
     let mut conn = Conn {
         info: info.clone(),
@@ -389,6 +423,7 @@ async fn handle<Svc: Service>(
         out: BytesMut::with_capacity(1024),
         close: false,
         state: Svc::State::default(),
+        tls: is_tls,
         sub: None,
         rd,
         wr,
@@ -474,7 +509,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             _ = &mut killed => break,
             _ = idle_sleep => break,
             m = recv(&mut conn.sub) => {
-                if let Some(r) = m.and_then(|m| push_reply(m, conn.proto, conn.subscription_count() > 0)) {
+                if let Some(r) = m.and_then(|m| pubsub::push_reply(m, conn.proto, conn.subscription_count() > 0)) {
                     conn.reply(r);
                 }
             }
@@ -551,50 +586,6 @@ async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {
         Some((_, inbox)) => inbox.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// How a queued message reaches the client; `None` when it cannot (an invalidation for a RESP2
-/// connection that is not a subscribed redirect target, as in Redis).
-fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Option<Reply> {
-    Some(match m {
-        Message::Message { channel, payload } => Reply::Push(vec![
-            Reply::bulk_static("message"),
-            Reply::Bulk(channel),
-            Reply::Bulk(payload),
-        ]),
-        Message::PMessage {
-            pattern,
-            channel,
-            payload,
-        } => Reply::Push(vec![
-            Reply::bulk_static("pmessage"),
-            Reply::Bulk(pattern),
-            Reply::Bulk(channel),
-            Reply::Bulk(payload),
-        ]),
-        Message::Invalidate { keys, redirected } => {
-            let keys = keys.map_or(Reply::Nil, |k| {
-                Reply::Array(k.into_iter().map(Reply::Bulk).collect())
-            });
-            if proto == Protocol::Resp3 {
-                Reply::Push(vec![Reply::bulk_static("invalidate"), keys])
-            } else if redirected && subscribed {
-                Reply::Push(vec![
-                    Reply::bulk_static("message"),
-                    Reply::bulk_static("__redis__:invalidate"),
-                    keys,
-                ])
-            } else {
-                return None;
-            }
-        }
-        Message::RedirectBroken(id) if proto == Protocol::Resp3 => Reply::Push(vec![
-            Reply::bulk_static("tracking-redir-broken"),
-            Reply::Int(id as i64),
-        ]),
-        Message::RedirectBroken(_) => return None,
-        Message::Raw(b) => Reply::Encoded(b),
-    })
 }
 
 #[cfg(test)]

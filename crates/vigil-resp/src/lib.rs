@@ -22,6 +22,7 @@ pub mod pubsub;
 pub mod reply;
 pub mod request;
 pub mod subcommands;
+pub mod tls;
 
 pub use args::Args;
 pub use command::{CommandMeta, Flags};

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::glob;
+use crate::reply::{Protocol, Reply};
 
 /// A message queued for one subscriber.
 #[derive(Debug, Clone)]
@@ -257,4 +258,48 @@ impl Hub {
     pub fn numpat(&self) -> usize {
         self.patterns.read().len()
     }
+}
+
+/// How a queued message reaches the client; `None` when it cannot (an invalidation for a RESP2
+/// connection that is not a subscribed redirect target, as in Redis).
+pub(crate) fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Option<Reply> {
+    Some(match m {
+        Message::Message { channel, payload } => Reply::Push(vec![
+            Reply::bulk_static("message"),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+        Message::PMessage {
+            pattern,
+            channel,
+            payload,
+        } => Reply::Push(vec![
+            Reply::bulk_static("pmessage"),
+            Reply::Bulk(pattern),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+        Message::Invalidate { keys, redirected } => {
+            let keys = keys.map_or(Reply::Nil, |k| {
+                Reply::Array(k.into_iter().map(Reply::Bulk).collect())
+            });
+            if proto == Protocol::Resp3 {
+                Reply::Push(vec![Reply::bulk_static("invalidate"), keys])
+            } else if redirected && subscribed {
+                Reply::Push(vec![
+                    Reply::bulk_static("message"),
+                    Reply::bulk_static("__redis__:invalidate"),
+                    keys,
+                ])
+            } else {
+                return None;
+            }
+        }
+        Message::RedirectBroken(id) if proto == Protocol::Resp3 => Reply::Push(vec![
+            Reply::bulk_static("tracking-redir-broken"),
+            Reply::Int(id as i64),
+        ]),
+        Message::RedirectBroken(_) => return None,
+        Message::Raw(b) => Reply::Encoded(b),
+    })
 }

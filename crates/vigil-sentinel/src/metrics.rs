@@ -222,7 +222,7 @@ impl OpsSource for SentinelOps {
         let rows: Vec<_> = groups
             .iter()
             .map(|g| {
-                let m = d.master_record(g);
+                let m = d.master_record(g, false);
                 let field = |k: &str| {
                     m.iter()
                         .find(|(n, _)| *n == k)
@@ -237,7 +237,7 @@ impl OpsSource for SentinelOps {
                 } else {
                     "ok"
                 };
-                let replicas = d.replica_records(g);
+                let replicas = d.replica_records(g, false);
                 let ok = replicas
                     .iter()
                     .filter(|r| {

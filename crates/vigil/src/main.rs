@@ -71,6 +71,27 @@ struct NodeArgs {
     /// Address to listen on.
     #[arg(long)]
     bind: Option<String>,
+    /// TCP port for TLS clients (with `--port 0`: TLS only).
+    #[arg(long)]
+    tls_port: Option<u16>,
+    /// This node's certificate chain (PEM).
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// The CA certificate that signs clients and servers (PEM).
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate: yes, no or optional.
+    #[arg(long)]
+    tls_auth_clients: Option<String>,
+    /// The link to the master uses TLS.
+    #[arg(long)]
+    tls_replication: bool,
+    /// NodeAdmin (gRPC) over TLS.
+    #[arg(long)]
+    tls_admin: bool,
     /// Data directory.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -166,6 +187,23 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(b) = args.bind {
         config.bind = b;
     }
+    if let Some(p) = args.tls_port {
+        config.tls_port = p;
+    }
+    if let Some(f) = args.tls_cert_file {
+        config.tls_cert_file = f;
+    }
+    if let Some(f) = args.tls_key_file {
+        config.tls_key_file = f;
+    }
+    if let Some(f) = args.tls_ca_cert_file {
+        config.tls_ca_cert_file = f;
+    }
+    if let Some(a) = args.tls_auth_clients {
+        config.tls_auth_clients = a;
+    }
+    config.tls_replication |= args.tls_replication;
+    config.tls_admin |= args.tls_admin;
     if let Some(d) = args.dir {
         config.dir = d;
     }

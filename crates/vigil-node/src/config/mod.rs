@@ -68,8 +68,22 @@ pub enum Mode {
 pub struct NodeConfig {
     /// Address to listen on.
     pub bind: String,
-    /// RESP port (0: any free port).
+    /// RESP port (0 with `tls_port` set: TLS only; 0 otherwise: any free port).
     pub port: u16,
+    /// RESP port over TLS (0: none).
+    pub tls_port: u16,
+    /// This node's certificate chain (PEM), for its TLS port and its TLS links.
+    pub tls_cert_file: PathBuf,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: PathBuf,
+    /// The CA that signs clients' and servers' certificates (PEM).
+    pub tls_ca_cert_file: PathBuf,
+    /// Whether TLS clients must present a certificate: `yes`, `no` or `optional`.
+    pub tls_auth_clients: String,
+    /// The link to the master uses TLS (to its TLS port).
+    pub tls_replication: bool,
+    /// NodeAdmin (gRPC) over TLS, callers checked against the CA per `tls_auth_clients`.
+    pub tls_admin: bool,
     /// The address this node tells its master it can be reached at, where that differs from
     /// the address the master sees (NAT, containers): a hostname or an IP address (empty: the
     /// connection's own address). Redis' `replica-announce-ip`.
@@ -244,6 +258,13 @@ impl Default for NodeConfig {
         NodeConfig {
             bind: "127.0.0.1".into(),
             port: 6379,
+            tls_port: 0,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_ca_cert_file: PathBuf::new(),
+            tls_auth_clients: "yes".into(),
+            tls_replication: false,
+            tls_admin: false,
             announce_ip: String::new(),
             announce_port: 0,
             dir: PathBuf::from("./data/node"),
@@ -316,6 +337,19 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// The TLS files when TLS is in use (a TLS port or TLS replication).
+    pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
+        (self.tls_port != 0 || self.tls_replication || self.tls_admin).then(|| {
+            vigil_resp::tls::TlsFiles {
+                cert_file: self.tls_cert_file.clone(),
+                key_file: self.tls_key_file.clone(),
+                ca_cert_file: self.tls_ca_cert_file.clone(),
+                auth_clients: vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients)
+                    .unwrap_or_default(),
+            }
+        })
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
         let file = path.display().to_string();
@@ -375,6 +409,19 @@ impl NodeConfig {
         }
         if self.maxclients == 0 {
             return bad("`maxclients` must be at least 1".into());
+        }
+        if vigil_resp::tls::AuthClients::parse(&self.tls_auth_clients).is_none() {
+            return bad(format!(
+                "`tls_auth_clients` must be yes, no or optional, got {:?}",
+                self.tls_auth_clients
+            ));
+        }
+        if let Some(files) = self.tls_files() {
+            // Read now, so a missing or malformed file stops start-up with its key and path.
+            files.server_config().map_err(|e| NodeError::Config {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
         }
         if self.limits.proto_max_bulk_len < 1024 {
             return bad("`limits.proto_max_bulk_len` must be at least 1kb".into());

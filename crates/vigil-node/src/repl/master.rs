@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use vigil_resp::args::parse_int;
 use vigil_resp::request::{ParseLimits, RequestParser};
 use vigil_resp::{Args, CmdError, Conn, Reply, Service};
@@ -182,7 +182,7 @@ async fn run_link(
     payload: Option<snapshot::Pending>,
 ) -> std::io::Result<()> {
     let (rd, wr, inbuf) = conn.io();
-    wr.write_all(first_line.as_bytes()).await?;
+    vigil_resp::conn::write_flush(wr, first_line.as_bytes()).await?;
     if let Some(pending) = payload {
         // The snapshot comes from the forked child piece by piece (a few MiB in flight at
         // most), read on a blocking thread; a kill stops the transfer and the child.
@@ -201,7 +201,7 @@ async fn run_link(
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(bytes) => wr.write_all(&bytes).await?,
+                    Some(bytes) => vigil_resp::conn::write_flush(wr, &bytes).await?,
                     None => break,
                 },
                 _ = link.kill.cancelled() => {
@@ -221,7 +221,7 @@ async fn run_link(
         let out = link.take();
         if !out.is_empty() {
             tokio::select! {
-                r = wr.write_all(&out) => r?,
+                r = vigil_resp::conn::write_flush(wr, &out) => r?,
                 _ = link.kill.cancelled() => return Ok(()),
             }
             continue;

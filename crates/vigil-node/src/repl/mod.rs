@@ -15,6 +15,7 @@
 pub mod feed;
 pub mod master;
 pub mod replica;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};

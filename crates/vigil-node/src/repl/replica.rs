@@ -10,45 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 use vigil_resp::error::ProtocolError;
 use vigil_resp::request::{ParseLimits, RequestParser};
 
+pub use super::wire::ReplError;
+use super::wire::{Wire, read_payload};
 use super::{LinkStatus, Phase, Upstream};
 use crate::node::Node;
 use crate::persist::{SNAPSHOT_FILE, snapshot};
-use crate::stream::{Op, Read, Reader, apply_unit, encode_command};
+use crate::stream::{Op, Read, Reader, apply_unit};
 use vigil_base::clock::unix_ms;
-
-/// Why a replication session ended.
-#[derive(Debug, Error)]
-pub enum ReplError {
-    /// The connection failed.
-    #[error("connection to the master failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// The master went quiet.
-    #[error("no data from the master for {0:?} ({1}); reconnecting")]
-    Timeout(Duration, &'static str),
-    /// The master refused a step of the handshake.
-    #[error("the master refused {step}: {reply}")]
-    Refused {
-        /// The step.
-        step: &'static str,
-        /// Its reply.
-        reply: String,
-    },
-    /// The master sent something that is not the protocol.
-    #[error("protocol error from the master: {0}")]
-    Protocol(String),
-    /// The snapshot of a full sync could not be loaded or stored.
-    #[error("full sync failed: {0}")]
-    Snapshot(String),
-}
 
 /// Starts following `host:port`.
 pub fn start(node: &Arc<Node>, host: String, port: u16) -> Upstream {
@@ -105,82 +80,6 @@ async fn run(
     }
 }
 
-/// The socket to the master with a read buffer.
-struct Wire {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
-    buf: BytesMut,
-    timeout: Duration,
-}
-
-impl Wire {
-    async fn fill(&mut self, what: &'static str) -> Result<usize, ReplError> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(64 * 1024);
-        }
-        let n = tokio::time::timeout(self.timeout, self.rd.read_buf(&mut self.buf))
-            .await
-            .map_err(|_| ReplError::Timeout(self.timeout, what))??;
-        if n == 0 {
-            return Err(ReplError::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the master closed the connection",
-            )));
-        }
-        Ok(n)
-    }
-
-    async fn line(&mut self, what: &'static str) -> Result<String, ReplError> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line = self.buf.split_to(i + 1);
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                if text.is_empty() {
-                    // A keepalive newline.
-                    continue;
-                }
-                return Ok(text);
-            }
-            if self.buf.len() > 64 * 1024 {
-                return Err(ReplError::Protocol(format!("overlong reply to {what}")));
-            }
-            self.fill(what).await?;
-        }
-    }
-
-    async fn call(&mut self, args: &[&str], step: &'static str) -> Result<String, ReplError> {
-        let mut out = Vec::new();
-        let args: Vec<Bytes> = args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        encode_command(&mut out, &args);
-        self.wr.write_all(&out).await?;
-        let reply = self.line(step).await?;
-        if let Some(err) = reply.strip_prefix('-') {
-            return Err(ReplError::Refused {
-                step,
-                reply: err.to_string(),
-            });
-        }
-        Ok(reply)
-    }
-
-    async fn ack(&mut self, offset: u64) -> Result<(), ReplError> {
-        let mut out = Vec::with_capacity(48);
-        encode_command(
-            &mut out,
-            &[
-                Bytes::from_static(b"REPLCONF"),
-                Bytes::from_static(b"ACK"),
-                Bytes::from(offset.to_string()),
-            ],
-        );
-        self.wr.write_all(&out).await?;
-        Ok(())
-    }
-}
-
 async fn session(
     node: &Arc<Node>,
     host: &str,
@@ -188,21 +87,30 @@ async fn session(
     status: &LinkStatus,
     cancel: &CancellationToken,
 ) -> Result<(), ReplError> {
-    let (masterauth, masteruser, timeout, announce_ip, announce_port) = {
+    let (masterauth, masteruser, timeout, announce_ip, announce_port, tls) = {
         let c = node.config.read();
+        let tls = c.tls_replication.then(|| node.tls.lock().clone()).flatten();
         (
             c.replication.masterauth.clone(),
             c.replication.masteruser.clone(),
             c.replication.timeout,
             c.announce_ip.clone(),
             c.announce_port,
+            tls,
         )
     };
     let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
         .await
         .map_err(|_| ReplError::Timeout(timeout, "connect"))??;
     stream.set_nodelay(true)?;
-    let (rd, wr) = stream.into_split();
+    // With `tls_replication`, `port` is the master's TLS port (as in Redis).
+    let (rd, wr) = match &tls {
+        Some(t) => {
+            let s = vigil_resp::tls::connect(t.client_config(), host, stream).await?;
+            vigil_resp::tls::split_tls(s)
+        }
+        None => vigil_resp::tls::split_tcp(stream),
+    };
     let mut w = Wire {
         rd,
         wr,
@@ -216,8 +124,11 @@ async fn session(
         (user, pass) => drop(w.call(&["AUTH", user, pass], "AUTH").await?),
     }
     w.call(&["PING"], "PING").await?;
-    // Where the master (and whoever reads its INFO) should say this replica is.
+    // Where the master (and whoever reads its INFO) should say this replica is: over TLS
+    // replication, its TLS port (as Redis).
+    let tls_port = node.tls_port.load(std::sync::atomic::Ordering::Relaxed) as u16;
     let my_port = match announce_port {
+        0 if tls.is_some() && tls_port != 0 => tls_port,
         0 => node.port(),
         p => p,
     }
@@ -287,28 +198,6 @@ async fn session(
     status.set(Phase::Connected, node.clock_ms());
     status.last_io_ms.store(node.clock_ms(), Ordering::Relaxed);
     stream_loop(node, &mut w, status, cancel).await
-}
-
-/// Most memory reserved for a full sync's snapshot before its bytes arrive.
-const PAYLOAD_PREALLOC: usize = 16 * 1024 * 1024;
-
-/// Reads `$<len>\r\n` and the snapshot bytes.
-async fn read_payload(w: &mut Wire) -> Result<Vec<u8>, ReplError> {
-    let head = w.line("the snapshot header").await?;
-    let len: usize = head
-        .strip_prefix('$')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| ReplError::Protocol(format!("bad snapshot header {head:?}")))?;
-    // The length is only what the master claims: the buffer grows with what arrives.
-    let mut payload = Vec::with_capacity(len.min(PAYLOAD_PREALLOC));
-    while payload.len() < len {
-        if w.buf.is_empty() {
-            w.fill("the snapshot").await?;
-        }
-        let take = (len - payload.len()).min(w.buf.len());
-        payload.extend_from_slice(&w.buf.split_to(take));
-    }
-    Ok(payload)
 }
 
 /// Installs a master's snapshot: decoded off the runtime, written to a temp file, then, under

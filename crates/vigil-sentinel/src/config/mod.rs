@@ -36,6 +36,26 @@ pub struct SentinelConfig {
     /// start-up as `resp listening on ADDR`).
     #[serde(default = "defaults::resp")]
     pub resp: String,
+    /// The Redis Sentinel protocol over TLS on the `resp` address' host (0: none); its
+    /// clients are handed out the nodes' TLS addresses (`tls_data`).
+    #[serde(default)]
+    pub tls_port: u16,
+    /// This sentinel's certificate chain (PEM).
+    #[serde(default)]
+    pub tls_cert_file: PathBuf,
+    /// The private key of `tls_cert_file` (PEM).
+    #[serde(default)]
+    pub tls_key_file: PathBuf,
+    /// The CA that signs clients' certificates (PEM).
+    #[serde(default)]
+    pub tls_ca_cert_file: PathBuf,
+    /// Whether TLS clients must present a certificate: `yes`, `no` or `optional` (default yes).
+    #[serde(default)]
+    pub tls_auth_clients: Option<String>,
+    /// gRPC over TLS: the client API and Raft traffic served with mutual TLS, and every
+    /// channel to peers and nodes' NodeAdmin (which then need `tls_admin`) opened with TLS.
+    #[serde(default)]
+    pub tls_grpc: bool,
     /// The host other sentinels and clients are told this sentinel's Redis Sentinel protocol
     /// endpoint is at, where that differs from `resp` (NAT, containers, a wildcard bind): a
     /// hostname or an IP address (empty: `resp`'s). Redis Sentinel's `announce-ip`.
@@ -184,6 +204,9 @@ pub struct NodeConfig {
     /// Failover preference.
     #[serde(default = "defaults::priority")]
     pub priority: u32,
+    /// The node's TLS data address (its `tls_port`), handed to clients of the TLS port.
+    #[serde(default)]
+    pub tls_data: Option<String>,
 }
 
 mod defaults {
@@ -250,6 +273,7 @@ impl GroupConfig {
                         Driver::Grpc => n.admin.clone().unwrap_or_default(),
                     },
                     priority: n.priority,
+                    tls_data: n.tls_data.clone().unwrap_or_default(),
                 })
                 .collect(),
             settings: Settings {
@@ -354,6 +378,31 @@ fn check_group(g: &GroupConfig, file: &str) -> Result<(), ConfigError> {
 }
 
 impl SentinelConfig {
+    /// The TLS files, when `tls_port` or `tls_grpc` is set.
+    pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
+        (self.tls_port != 0 || self.tls_grpc).then(|| vigil_resp::tls::TlsFiles {
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            ca_cert_file: self.tls_ca_cert_file.clone(),
+            auth_clients: self
+                .tls_auth_clients
+                .as_deref()
+                .and_then(vigil_resp::tls::AuthClients::parse)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The gRPC TLS files, when `tls_grpc` is set.
+    pub fn grpc_tls(&self) -> Option<vigil_proto::tls::GrpcTlsFiles> {
+        let f = self.tls_files().filter(|_| self.tls_grpc)?;
+        Some(vigil_proto::tls::GrpcTlsFiles {
+            cert_file: f.cert_file,
+            key_file: f.key_file,
+            ca_cert_file: f.ca_cert_file,
+            require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
+        })
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
@@ -384,6 +433,15 @@ impl SentinelConfig {
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) || ids.contains(&0) {
             return Err(bad("`peers` ids must be unique and at least 1".into()));
+        }
+        if let Some(files) = c.tls_files() {
+            let auth = c.tls_auth_clients.as_deref().unwrap_or("yes");
+            if vigil_resp::tls::AuthClients::parse(auth).is_none() {
+                return Err(bad(format!(
+                    "`tls_auth_clients` must be yes, no or optional, got {auth:?}"
+                )));
+            }
+            files.server_config().map_err(|e| bad(e.to_string()))?;
         }
         if c.token().is_none() {
             return Err(bad(

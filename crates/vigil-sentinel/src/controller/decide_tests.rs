@@ -12,6 +12,7 @@ fn group(down_after_ms: u64) -> Group {
             data: format!("{n}:1"),
             admin: format!("{n}:2"),
             priority: 100,
+            tls_data: String::new(),
         })
         .collect();
     Group {

@@ -118,7 +118,7 @@ fn info(d: &Discovery, conn: &mut Client, mut args: Args) {
             groups.len()
         ));
         for (i, g) in groups.iter().enumerate() {
-            let m = d.master_record(g);
+            let m = d.master_record(g, conn.tls);
             let field = |k: &str| {
                 m.iter()
                     .find(|(n, _)| *n == k)

@@ -56,14 +56,14 @@ impl Discovery {
     }
 
     /// The group's master record (`SENTINEL MASTER`).
-    pub fn master_record(&self, g: &Group) -> Record {
+    pub fn master_record(&self, g: &Group, tls: bool) -> Record {
         let master = g.master.clone().unwrap_or_default();
         let addr = g
             .spec
             .nodes
             .iter()
             .find(|n| n.name == master)
-            .map_or("?:0", |n| n.data.as_str());
+            .map_or("?:0", |n| n.client_addr(tls));
         let (ip, port) = split(addr);
         let st = self.health.status(&g.spec.name, &master);
         let s = &g.spec.settings;
@@ -107,21 +107,21 @@ impl Discovery {
     }
 
     /// Records of every node but the master (`SENTINEL REPLICAS`).
-    pub fn replica_records(&self, g: &Group) -> Vec<Record> {
+    pub fn replica_records(&self, g: &Group, tls: bool) -> Vec<Record> {
         let master = g.master.clone().unwrap_or_default();
         let (mip, mport) = split(
             g.spec
                 .nodes
                 .iter()
                 .find(|n| n.name == master)
-                .map_or("?:0", |n| n.data.as_str()),
+                .map_or("?:0", |n| n.client_addr(tls)),
         );
         g.spec
             .nodes
             .iter()
             .filter(|n| n.name != master)
             .map(|n| {
-                let (ip, port) = split(&n.data);
+                let (ip, port) = split(n.client_addr(tls));
                 let st = self.health.status(&g.spec.name, &n.name);
                 let (host, mp, link, offset, run) = match &st {
                     Some(s) if s.role == NodeRole::Replica as i32 => (
@@ -146,7 +146,7 @@ impl Discovery {
                 };
                 let link_down = st.as_ref().map_or(0, |s| s.link_down_ms);
                 vec![
-                    ("name", n.data.clone()),
+                    ("name", n.client_addr(tls).to_string()),
                     ("ip", ip),
                     ("port", port),
                     ("runid", run),

@@ -26,6 +26,8 @@ pub type Later =
 pub enum Run {
     /// Answered at once from this sentinel's state (arguments after the subcommand).
     Now(fn(&Discovery, &[String]) -> Reply),
+    /// Answered at once with the addresses this client uses (`true`: it came over TLS).
+    Addrs(fn(&Discovery, &[String], bool) -> Reply),
     /// Waits for the Raft group.
     Later(Later),
     /// `GET-MASTER-ADDR-BY-NAME`: answered from the connection's cache.
@@ -49,10 +51,10 @@ const fn sub(name: &'static str, arity: i32, run: Run) -> Sub {
 
 /// Every subcommand.
 pub const SUBCOMMANDS: &[Sub] = &[
-    sub("masters", 2, Run::Now(masters)),
-    sub("master", 3, Run::Now(master)),
-    sub("replicas", 3, Run::Now(replicas)),
-    sub("slaves", 3, Run::Now(replicas)),
+    sub("masters", 2, Run::Addrs(masters)),
+    sub("master", 3, Run::Addrs(master)),
+    sub("replicas", 3, Run::Addrs(replicas)),
+    sub("slaves", 3, Run::Addrs(replicas)),
     sub("sentinels", 3, Run::Now(sentinels)),
     sub("get-master-addr-by-name", 3, Run::Lookup),
     sub("failover", 3, Run::Later(failover)),
@@ -108,6 +110,10 @@ pub fn sentinel(d: &Discovery, conn: &mut Client, mut args: Args) -> Option<(Lat
             conn.reply(f(d, &rest));
             None
         }
+        Run::Addrs(f) => {
+            conn.reply(f(d, &rest, conn.tls));
+            None
+        }
         Run::Later(f) => Some((f, rest)),
         Run::Lookup => None,
     }
@@ -119,18 +125,25 @@ fn group(d: &Discovery, name: &str) -> Option<crate::state::Group> {
     d.raft.state.read().groups.get(name).cloned()
 }
 
-fn masters(d: &Discovery, _: &[String]) -> Reply {
+fn masters(d: &Discovery, _: &[String], tls: bool) -> Reply {
     let groups: Vec<crate::state::Group> = d.raft.state.read().groups.values().cloned().collect();
-    Reply::Array(groups.iter().map(|g| reply(d.master_record(g))).collect())
+    Reply::Array(
+        groups
+            .iter()
+            .map(|g| reply(d.master_record(g, tls)))
+            .collect(),
+    )
 }
 
-fn master(d: &Discovery, a: &[String]) -> Reply {
-    group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| reply(d.master_record(&g)))
-}
-
-fn replicas(d: &Discovery, a: &[String]) -> Reply {
+fn master(d: &Discovery, a: &[String], tls: bool) -> Reply {
     group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| {
-        Reply::Array(d.replica_records(&g).into_iter().map(reply).collect())
+        reply(d.master_record(&g, tls))
+    })
+}
+
+fn replicas(d: &Discovery, a: &[String], tls: bool) -> Reply {
+    group(d, &a[0]).map_or(Reply::error(NO_SUCH_MASTER), |g| {
+        Reply::Array(d.replica_records(&g, tls).into_iter().map(reply).collect())
     })
 }
 
@@ -196,7 +209,7 @@ fn cached_master_addr(d: &Discovery, conn: &mut Client, group: &[u8]) {
         conn.out.extend_from_slice(&last.reply);
         return;
     }
-    let r = master_addr(d, group);
+    let r = master_addr(d, group, conn.tls);
     // Arrays of bulk strings are the same bytes in both protocols; only the null differs.
     if let Reply::Array(_) = r {
         let mut out = bytes::BytesMut::new();
@@ -210,7 +223,7 @@ fn cached_master_addr(d: &Discovery, conn: &mut Client, group: &[u8]) {
     conn.reply(r);
 }
 
-fn master_addr(d: &Discovery, name: &[u8]) -> Reply {
+fn master_addr(d: &Discovery, name: &[u8], tls: bool) -> Reply {
     // Cut off from the majority: say nothing rather than something stale; clients ask the
     // next sentinel.
     if !d.connected() {
@@ -224,7 +237,7 @@ fn master_addr(d: &Discovery, name: &[u8]) -> Reply {
         let m = g.master.as_ref()?;
         g.spec.nodes.iter().find(|n| &n.name == m)
     });
-    match addr.and_then(|n| n.data.parse::<vigil_base::HostPort>().ok()) {
+    match addr.and_then(|n| n.client_addr(tls).parse::<vigil_base::HostPort>().ok()) {
         Some(a) => Reply::Array(vec![
             Reply::bulk(a.host().as_bytes()),
             Reply::bulk(a.port().to_string().as_bytes()),
@@ -347,6 +360,7 @@ async fn monitor_group(d: &Discovery, a: Vec<String>) -> Reply {
             data: format!("{ip}:{port}"),
             admin: format!("{ip}:{}", port + 10000),
             priority: 100,
+            tls_data: String::new(),
         }],
         settings: Settings {
             quorum: quorum as u32,

@@ -14,6 +14,7 @@ fn group(master: Option<&str>, epoch: u64) -> Group {
         data: format!("127.0.0.1:{port}"),
         admin: format!("127.0.0.1:{port}"),
         priority: 100,
+        tls_data: String::new(),
     };
     Group {
         spec: GroupSpec {

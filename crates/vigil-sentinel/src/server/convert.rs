@@ -51,6 +51,7 @@ impl From<pb::Node> for NodeSpec {
             data: n.data,
             admin: n.admin,
             priority: n.priority,
+            tls_data: String::new(),
         }
     }
 }

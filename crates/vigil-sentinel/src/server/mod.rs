@@ -71,6 +71,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error(transparent)]
     Grpc(#[from] tonic::transport::Error),
+    /// The TLS certificates could not be loaded.
+    #[error("{0}")]
+    Tls(String),
     /// The ACL file (`aclfile`) cannot be read or has a bad line.
     #[error("invalid aclfile {file}: {message}")]
     AclFile {
@@ -152,6 +155,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let token = config.token().unwrap_or_default();
+    // Before any channel is made: peers' and nodes' channels all use TLS with `tls_grpc`.
+    let grpc_tls = match config.grpc_tls() {
+        Some(f) => {
+            vigil_proto::tls::set_client(f.client().map_err(ServeError::Tls)?);
+            Some(f.server().map_err(ServeError::Tls)?)
+        }
+        None => None,
+    };
     let peers: HashMap<u64, String> = config
         .peers
         .iter()
@@ -216,7 +227,8 @@ pub async fn run(
         resp_addr,
         shutdown.clone(),
     ));
-    reconcile::serve_resp(&s, &config, resp, &shutdown)?;
+    let tls = reconcile::bind_tls(&config, resp_addr)?;
+    reconcile::serve_resp(&s, &config, resp, tls, &shutdown)?;
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),
@@ -239,7 +251,11 @@ pub async fn run(
         &token,
         "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
     );
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = grpc_tls {
+        builder = builder.tls_config(t)?;
+    }
+    builder
         .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
         .add_service(SentinelServiceServer::with_interceptor(s, check))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())

@@ -19,6 +19,7 @@ pub(super) fn serve_resp(
     s: &Sentinel,
     config: &SentinelConfig,
     resp: TcpListener,
+    tls: Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>,
     shutdown: &CancellationToken,
 ) -> Result<(), super::ServeError> {
     let Ok(addr) = resp.local_addr() else {
@@ -74,6 +75,15 @@ pub(super) fn serve_resp(
     if !config.metrics.is_empty() {
         metrics_endpoint(&config.metrics, service.clone(), shutdown);
     }
+    if let Some((listener, tls)) = tls {
+        let (service, shared) = (service.clone(), shared.clone());
+        tokio::spawn(vigil_resp::conn::serve_tls(
+            listener,
+            service,
+            shared,
+            Some(tls),
+        ));
+    }
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
     Ok(())
 }
@@ -114,6 +124,28 @@ fn metrics_endpoint(
             tracing::error!(error = %e, "metrics endpoint failed");
         }
     });
+}
+
+/// Binds the TLS port of the Redis Sentinel protocol (on the `resp` host) and loads the
+/// certificates (reloaded on SIGHUP); prints `tls listening on ADDR`.
+pub(super) fn bind_tls(
+    config: &SentinelConfig,
+    resp: std::net::SocketAddr,
+) -> Result<Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>, super::ServeError> {
+    let Some(files) = config.tls_files().filter(|_| config.tls_port != 0) else {
+        return Ok(None);
+    };
+    let tls = vigil_resp::tls::ServerTls::new(files)
+        .map_err(|e| super::ServeError::Tls(e.to_string()))?;
+    let addr = std::net::SocketAddr::new(resp.ip(), config.tls_port);
+    let l = vigil_resp::conn::bind(addr).map_err(|source| super::ServeError::Bind {
+        address: addr,
+        what: " (Redis Sentinel protocol, TLS)",
+        source,
+    })?;
+    println!("tls listening on {}", l.local_addr()?);
+    vigil_resp::tls::reload_on_sighup(tls.clone());
+    Ok(Some((l, tls)))
 }
 
 /// Keeps the transport's addresses in step with the state, announces this sentinel's RESP

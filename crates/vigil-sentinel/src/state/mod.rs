@@ -29,6 +29,21 @@ pub struct NodeSpec {
     pub admin: String,
     /// Failover preference: lower first, 0 never.
     pub priority: u32,
+    /// The node's TLS data address, `host:port` (empty: none): what clients of a sentinel's
+    /// TLS port are handed out instead of `data`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tls_data: String,
+}
+
+impl NodeSpec {
+    /// The address a client should use: the TLS one for a TLS client, when the node has one.
+    pub fn client_addr(&self, tls: bool) -> &str {
+        if tls && !self.tls_data.is_empty() {
+            &self.tls_data
+        } else {
+            &self.data
+        }
+    }
 }
 
 /// A group's tunables (`SENTINEL SET` / `SetOption` change them).

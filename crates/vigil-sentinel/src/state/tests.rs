@@ -13,6 +13,7 @@ fn spec(name: &str, nodes: &[&str]) -> GroupSpec {
                 data: format!("127.0.0.1:{}", 6379 + i),
                 admin: format!("127.0.0.1:{}", 16379 + i),
                 priority: 100,
+                tls_data: String::new(),
             })
             .collect(),
         settings: Settings::default(),

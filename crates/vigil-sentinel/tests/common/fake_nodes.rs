@@ -63,6 +63,7 @@ impl FakeNodes {
                 data: format!("127.0.0.1:{}", 7000 + i),
                 admin: format!("127.0.0.1:{}", 17000 + i),
                 priority: 100,
+                tls_data: String::new(),
             };
             nodes.insert(
                 spec.admin.clone(),

@@ -200,6 +200,7 @@ pub fn monitor(name: &str) -> Command {
             data: "127.0.0.1:6379".into(),
             admin: "127.0.0.1:16379".into(),
             priority: 100,
+            tls_data: String::new(),
         }],
         settings: Settings::default(),
         ..GroupSpec::default()

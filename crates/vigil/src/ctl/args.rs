@@ -27,9 +27,46 @@ pub struct CtlArgs {
     /// How long one call may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// TLS to sentinels with `tls_grpc`.
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: CtlCommand,
+}
+
+/// TLS for the gRPC calls of `vigil ctl` and `vigil drill` (sentinels with `tls_grpc`).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct TlsClientArgs {
+    /// The CA certificate (PEM) the sentinels' certificates are signed by; turns TLS on.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) to present (sentinels with `tls_auth_clients = "yes"`).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsClientArgs {
+    /// Makes every gRPC channel of this process use TLS, if --tls-ca was given.
+    pub fn apply(&self) -> anyhow::Result<()> {
+        let Some(ca) = &self.tls_ca else {
+            if self.tls_cert.is_some() {
+                bail!("--tls-cert needs --tls-ca");
+            }
+            return Ok(());
+        };
+        let files = vigil_proto::tls::GrpcTlsFiles {
+            cert_file: self.tls_cert.clone().unwrap_or_default(),
+            key_file: self.tls_key.clone().unwrap_or_default(),
+            ca_cert_file: ca.clone(),
+            require_client_cert: false,
+        };
+        vigil_proto::tls::set_client(files.client().map_err(|e| anyhow!(e))?);
+        Ok(())
+    }
 }
 
 /// `vigil ctl` subcommands.
@@ -192,6 +229,7 @@ mod tests {
             token_file,
             json: false,
             timeout: Duration::from_secs(5),
+            tls: TlsClientArgs::default(),
             command: CtlCommand::Status,
         };
         assert_eq!(args(Some("t"), None).token().unwrap(), "t");

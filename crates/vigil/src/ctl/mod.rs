@@ -42,6 +42,7 @@ pub fn main(args: CtlArgs) -> i32 {
 
 /// Runs `vigil ctl`.
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    args.tls.apply()?;
     let token = args.token()?;
     let first = Sentinel::connect(&args.sentinel, &token, args.timeout).await?;
     let (index, what) = match &args.command {

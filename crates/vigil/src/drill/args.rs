@@ -17,6 +17,9 @@ pub enum Mode {
 /// `vigil drill` flags.
 #[derive(clap::Args, Debug)]
 pub struct DrillArgs {
+    /// TLS to sentinels with `tls_grpc` (--tls-ca, --tls-cert, --tls-key).
+    #[command(flatten)]
+    pub tls: crate::ctl::args::TlsClientArgs,
     /// The fault each round injects.
     #[arg(long, value_enum)]
     pub scenario: Scenario,

@@ -67,6 +67,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
     if args.rounds == 0 || args.writers == 0 {
         bail!("--rounds and --writers must be at least 1");
     }
+    args.tls.apply()?;
     let mut temp_dir = None;
     let (mut procs, sentinels, token, group) = if args.attach.is_empty() {
         let mut c = match &args.cluster {
