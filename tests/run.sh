@@ -14,6 +14,8 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 # The drill's HTML report is rendered in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The health-check suite puts a real HAProxy (option httpchk GET /primary) in front of a group.
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""
@@ -25,11 +27,12 @@ command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required and 
 command -v ip >/dev/null 2>&1 || { echo "iproute2 (ip) is required and could not be installed" >&2; exit 1; }
 command -v iptables >/dev/null 2>&1 || { echo "iptables is required and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required and could not be installed" >&2; exit 1; }
+command -v haproxy >/dev/null 2>&1 || { echo "haproxy is required and could not be installed" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "the partition suite creates network namespaces: run as root" >&2; exit 1; }
 
 # Client libraries for the compatibility suites (tests/tests/clients.rs): redis-py in a venv
 # under target/, ioredis and node-redis from tests/clients/node/package-lock.json.
-if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import redis' 2>/dev/null; then
+if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import redis, prometheus_client' 2>/dev/null; then
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
 fi

@@ -30,6 +30,7 @@ pub mod grpc;
 pub mod hosts;
 pub mod managed;
 pub mod netns;
+pub mod ops_http;
 pub mod procs;
 pub mod raw;
 pub mod reference;

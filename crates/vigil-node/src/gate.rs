@@ -254,6 +254,21 @@ pub struct Gate {
     /// Write replies need the acknowledgement check (managed mode or `sync_replicas`); fixed
     /// at start, like the settings it comes from.
     ack_checks: bool,
+    /// Lease and fence events, for the metrics page: renewals, refusals, lapses, fences.
+    events: [AtomicU64; 4],
+}
+
+/// Lease and fence events since start (see [`Gate::counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateCounters {
+    /// Lease renewals granted.
+    pub renewals: u64,
+    /// Lease renewals refused.
+    pub refusals: u64,
+    /// Times the node stopped serving as a leased master.
+    pub lapses: u64,
+    /// Fences received.
+    pub fences: u64,
 }
 
 impl Gate {
@@ -277,6 +292,7 @@ impl Gate {
                 AtomicU64::new(min_replicas.1.as_millis() as u64),
             ),
             ack_checks: managed || sync_replicas > 0,
+            events: Default::default(),
         }
     }
 
@@ -289,6 +305,17 @@ impl Gate {
     }
 
     // ---- reading the state ----
+
+    /// Lease and fence events since start.
+    pub fn counters(&self) -> GateCounters {
+        let n = |i: usize| self.events[i].load(Ordering::Relaxed);
+        GateCounters {
+            renewals: n(0),
+            refusals: n(1),
+            lapses: n(2),
+            fences: n(3),
+        }
+    }
 
     /// The role.
     pub fn role(&self) -> Role {
@@ -469,6 +496,7 @@ impl Gate {
 
     /// Fences the node: no write is acknowledged until a promotion lifts it.
     pub fn fence(&self) {
+        self.events[3].fetch_add(1, Ordering::Relaxed);
         let mut s = self.state.write();
         s.fenced = true;
         s.lease_until = None;
@@ -477,12 +505,16 @@ impl Gate {
     /// Extends a master's lease to `end` (a lease never shrinks).
     pub fn renew_lease(&self, end: Instant, now: Instant) -> Result<LeaseGranted, LeaseRefused> {
         let mut s = self.state.write();
+        if !s.is_master() || s.fenced {
+            self.events[1].fetch_add(1, Ordering::Relaxed);
+        }
         if !s.is_master() {
             return Err(LeaseRefused::NotMaster);
         }
         if s.fenced {
             return Err(LeaseRefused::Fenced { epoch: s.epoch });
         }
+        self.events[0].fetch_add(1, Ordering::Relaxed);
         s.extend_lease(end);
         Ok(LeaseGranted {
             epoch: s.epoch,
@@ -512,7 +544,11 @@ impl Gate {
     /// normal clients, so that they ask the sentinels for the master again instead of waiting
     /// on a node that refuses them. Always `false` without `lease_reads`.
     pub fn lapsed(&self, now: Instant) -> bool {
-        self.state.write().lapsed(now)
+        let lapsed = self.state.write().lapsed(now);
+        if lapsed {
+            self.events[2].fetch_add(1, Ordering::Relaxed);
+        }
+        lapsed
     }
 }
 

@@ -17,7 +17,7 @@
 //!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`replay`]
 //!    (applying logged and streamed commands), [`cmd`] (the
 //!    command table, one file per family), [`admin`] (the NodeAdmin gRPC service),
-//!    [`server`] (start-up, serving, [`serve`]).
+//!    [`ops`] (the metrics page and health checks), [`server`] (start-up, serving, [`serve`]).
 #![deny(missing_docs)]
 
 pub mod admin;
@@ -36,6 +36,7 @@ pub mod maxmemory;
 pub mod migrate;
 pub mod monitor;
 pub mod node;
+pub mod ops;
 pub mod pause;
 pub mod persist;
 pub mod repl;

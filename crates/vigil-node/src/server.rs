@@ -252,6 +252,7 @@ pub async fn serve(
 ) -> Result<(), NodeError> {
     let addr = socket_addr(&config.bind, config.port, "data")?;
     let admin = config.admin_token().map(|t| (t, config.admin.clone()));
+    let metrics = config.metrics.clone();
     let tls_files = config.tls_files();
     let admin_tls = match (&tls_files, config.tls_admin) {
         (Some(f), true) => Some(
@@ -327,6 +328,17 @@ pub async fn serve(
                 tracing::error!(error = %e, "admin endpoint failed");
             }
         });
+    }
+    if !metrics.is_empty() {
+        let source = std::sync::Arc::new(crate::ops::NodeOps(node.clone()));
+        let stop = node.shared.shutdown.clone().cancelled_owned();
+        let local = vigil_proto::ops::spawn(&metrics, source, stop)
+            .await
+            .map_err(|e| NodeError::Listen {
+                addr: format!("{metrics} (metrics)"),
+                source: e,
+            })?;
+        println!("metrics listening on {local}");
     }
     let stop = node.shared.shutdown.clone();
     tokio::spawn(async move {

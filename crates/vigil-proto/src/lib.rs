@@ -1,14 +1,15 @@
 //! Vigil's gRPC contracts, generated from `proto/` at build time. The `.proto` files are the
 //! only definition of the wire format; besides the generated code this crate holds the gRPC
 //! plumbing every service and client shares: the codec ([`codec`]), the cluster token sent
-//! and checked ([`auth`]), how a channel is opened ([`channel`]), and NodeAdmin requests
-//! validated into domain values ([`admin`]).
+//! and checked ([`auth`]), how a channel is opened ([`channel`]), NodeAdmin requests
+//! validated into domain values ([`admin`]), and the metrics and health HTTP endpoint ([`ops`]).
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod auth;
 pub mod channel;
 pub mod codec;
+pub mod ops;
 pub mod tls;
 
 /// `proto/node_admin.proto`: the storage node's admin API.

@@ -16,6 +16,7 @@
 //! - [`controller`]: the leader's duties (first master, lease, replicas, failover,
 //!   switchover), its pure decisions in [`controller::decide`].
 //! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
+//! - [`metrics`]: the metrics page and health checks (`metrics = "host:port"`).
 //! - [`ops`]: the operator's operations (monitor, remove, set, switchover), shared by the gRPC
 //!   API and the `SENTINEL` subcommands.
 //! - [`server`]: the sentinel process: one builder, the gRPC services (`RaftPeer`,
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod driver;
 pub mod events;
 pub mod import;
+pub mod metrics;
 pub mod monitor;
 pub mod nodes;
 pub mod ops;

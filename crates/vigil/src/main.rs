@@ -111,6 +111,10 @@ struct NodeArgs {
     /// at start-up; the node's own persistence keeps it from then on.
     #[arg(long)]
     import: Option<PathBuf>,
+    /// Serve /metrics and the health checks (/primary, /replica, /health...) over HTTP on
+    /// this address ("127.0.0.1:9121").
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -217,6 +221,9 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = args.admin_port {
         config.admin.port = p;
+    }
+    if let Some(m) = args.metrics {
+        config.metrics = m;
     }
     config.import = args.import;
     config.validate("command line")?;

@@ -122,6 +122,8 @@ pub struct NodeConfig {
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
     pub admin: Admin,
+    /// `"ip:port"` of the HTTP `/metrics` and health-check endpoint (empty: none).
+    pub metrics: String,
     /// `[redis]`: Redis parameters with no key of their own here (encoding thresholds, slow
     /// log, latency monitor, ...), as `CONFIG SET` takes them: name → value text. Only values
     /// that differ from Redis' default are kept (see [`params`]).
@@ -279,6 +281,7 @@ impl Default for NodeConfig {
             lease_reads: true,
             replication: Replication::default(),
             admin: Admin::default(),
+            metrics: String::new(),
             redis: Default::default(),
             import: None,
         }
@@ -440,6 +443,9 @@ impl NodeConfig {
                 "`admin.bind` must be an IP address, got {:?}",
                 self.admin.bind
             ));
+        }
+        if !self.metrics.is_empty() && self.metrics.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!("`metrics` must be ip:port, got {:?}", self.metrics));
         }
         let r = &self.replication;
         if !r.replicaof.is_empty() {

@@ -68,6 +68,10 @@ pub struct SentinelConfig {
     /// empty: none.
     #[serde(default)]
     pub password: String,
+    /// `"host:port"` of the HTTP endpoint serving `/metrics` and the health checks (empty:
+    /// none).
+    #[serde(default)]
+    pub metrics: String,
     /// The ACL file of the Redis Sentinel protocol endpoint (`user …` lines, ACL SAVE /
     /// LOAD); empty: none (only `password`, the `default` user's).
     #[serde(default)]
@@ -450,6 +454,12 @@ impl SentinelConfig {
                     "`{key}` must be an ip:port address, got {addr:?}"
                 )));
             }
+        }
+        if !c.metrics.is_empty() && c.metrics.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(format!(
+                "`metrics` must be an ip:port address such as \"127.0.0.1:9121\", got {:?}",
+                c.metrics
+            )));
         }
         if !c.announce_ip.is_empty() && vigil_base::HostPort::new(&c.announce_ip, 0).is_err() {
             return Err(bad(format!(

@@ -129,6 +129,24 @@ nodes = [
     }
 }
 
+mod metrics_key {
+    use super::super::*;
+
+    #[test]
+    fn metrics_takes_an_address_and_names_itself_when_wrong() {
+        let head = "id = 1\ngrpc = \"127.0.0.1:27379\"\ndir = \"d\"\ntoken = \"t\"\npeers = [{ id = 1, address = \"127.0.0.1:27379\" }]\n";
+        let ok = SentinelConfig::parse(&format!("{head}metrics = \"127.0.0.1:9122\"\n"), "s.toml")
+            .unwrap();
+        assert_eq!(ok.metrics, "127.0.0.1:9122");
+        let off = SentinelConfig::parse(head, "s.toml").unwrap();
+        assert!(off.metrics.is_empty());
+        let e = SentinelConfig::parse(&format!("{head}metrics = \"nowhere\"\n"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`metrics`") && e.contains("s.toml"), "{e}");
+    }
+}
+
 mod example_file {
     /// The commented example in config/ must always parse.
     #[test]

@@ -72,6 +72,9 @@ pub(super) fn serve_resp(
         sd.cancelled().await;
         stop.cancel();
     });
+    if !config.metrics.is_empty() {
+        metrics_endpoint(&config.metrics, service.clone(), shutdown);
+    }
     if let Some((listener, tls)) = tls {
         let (service, shared) = (service.clone(), shared.clone());
         tokio::spawn(vigil_resp::conn::serve_tls(
@@ -83,6 +86,44 @@ pub(super) fn serve_resp(
     }
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
     Ok(())
+}
+
+/// Serves `/metrics` and the health checks on `addr` (bound synchronously, so a bad address
+/// fails start-up), and counts what the metrics show, until `shutdown`.
+fn metrics_endpoint(
+    addr: &str,
+    discovery: Arc<crate::discovery::Discovery>,
+    shutdown: &CancellationToken,
+) {
+    let listener = match std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(tokio::net::TcpListener::from_std)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen for metrics");
+            return;
+        }
+    };
+    if let Ok(local) = listener.local_addr() {
+        println!("metrics listening on {local}");
+    }
+    let counters = Arc::new(crate::metrics::Counters::default());
+    tokio::spawn(crate::metrics::watch(
+        discovery.raft.clone(),
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    let source = Arc::new(crate::metrics::SentinelOps {
+        discovery,
+        counters,
+    });
+    let stop = shutdown.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = vigil_proto::ops::serve(listener, source, stop).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
 }
 
 /// Binds the TLS port of the Redis Sentinel protocol (on the `resp` host) and loads the
