@@ -131,28 +131,17 @@ impl OpsSource for NodeOps {
         let f = info_fields(&info);
         let view = self.view();
         let mut t = Text::new();
-        t.gauge("redis_up", "Information about the Redis instance", 1.0);
-        t.family(
-            "redis_instance_info",
-            "gauge",
-            "Information about the Redis instance",
-        );
         let port = node.port().to_string();
-        t.sample(
-            "redis_instance_info",
-            &[
-                (
-                    "redis_version",
-                    f.get("redis_version").copied().unwrap_or(""),
-                ),
-                ("redis_mode", "standalone"),
-                ("role", role_word(&view.role)),
-                ("run_id", f.get("run_id").copied().unwrap_or("")),
-                ("tcp_port", &port),
-                ("vigil_version", env!("CARGO_PKG_VERSION")),
-            ],
-            1.0,
-        );
+        t.instance(&[
+            (
+                "redis_version",
+                f.get("redis_version").copied().unwrap_or(""),
+            ),
+            ("redis_mode", "standalone"),
+            ("role", role_word(&view.role)),
+            ("run_id", f.get("run_id").copied().unwrap_or("")),
+            ("tcp_port", &port),
+        ]);
         let gauges = [
             (
                 "redis_uptime_in_seconds",

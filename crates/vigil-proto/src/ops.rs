@@ -152,6 +152,21 @@ impl Text {
         self.sample(name, &[], value);
     }
 
+    /// The families every Vigil process opens its page with, as redis_exporter names them:
+    /// `redis_up` and `redis_instance_info` with `labels` (version, mode, role, run id, port);
+    /// `vigil_version` is added.
+    pub fn instance(&mut self, labels: &[(&str, &str)]) {
+        self.gauge("redis_up", "Information about the Redis instance", 1.0);
+        self.family(
+            "redis_instance_info",
+            "gauge",
+            "Information about the Redis instance",
+        );
+        let mut all = labels.to_vec();
+        all.push(("vigil_version", env!("CARGO_PKG_VERSION")));
+        self.sample("redis_instance_info", &all, 1.0);
+    }
+
     /// A family with one unlabelled counter sample.
     pub fn counter(&mut self, name: &str, help: &str, value: f64) {
         self.family(name, "counter", help);

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::ops::{Check, OpsSource, Text, json_str};
 
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, records};
 use crate::driver::Handle;
 use crate::events::Event;
 
@@ -166,25 +166,14 @@ impl OpsSource for SentinelOps {
         let status = d.raft.status.read().clone();
         let groups: Vec<_> = d.raft.state.read().groups.values().cloned().collect();
         let mut t = Text::new();
-        t.gauge("redis_up", "Information about the Redis instance", 1.0);
-        t.family(
-            "redis_instance_info",
-            "gauge",
-            "Information about the Redis instance",
-        );
         let port = d.address.port().to_string();
-        t.sample(
-            "redis_instance_info",
-            &[
-                ("redis_version", vigil_base::REDIS_VERSION),
-                ("redis_mode", "sentinel"),
-                ("role", "sentinel"),
-                ("run_id", &d.myid),
-                ("tcp_port", &port),
-                ("vigil_version", env!("CARGO_PKG_VERSION")),
-            ],
-            1.0,
-        );
+        t.instance(&[
+            ("redis_version", vigil_base::REDIS_VERSION),
+            ("redis_mode", "sentinel"),
+            ("role", "sentinel"),
+            ("run_id", &d.myid),
+            ("tcp_port", &port),
+        ]);
         t.gauge(
             "redis_uptime_in_seconds",
             "Seconds since the process started",
@@ -223,20 +212,8 @@ impl OpsSource for SentinelOps {
             .iter()
             .map(|g| {
                 let m = d.master_record(g, false);
-                let field = |k: &str| {
-                    m.iter()
-                        .find(|(n, _)| *n == k)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
-                let flags = field("flags");
-                let status = if flags.contains("o_down") {
-                    "odown"
-                } else if flags.contains("s_down") {
-                    "sdown"
-                } else {
-                    "ok"
-                };
+                let field = |k: &str| records::field(&m, k);
+                let status = records::master_status(&m);
                 let replicas = d.replica_records(g, false);
                 let ok = replicas
                     .iter()

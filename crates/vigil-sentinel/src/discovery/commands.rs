@@ -119,20 +119,8 @@ fn info(d: &Discovery, conn: &mut Client, mut args: Args) {
         ));
         for (i, g) in groups.iter().enumerate() {
             let m = d.master_record(g, conn.tls);
-            let field = |k: &str| {
-                m.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
-            let flags = field("flags");
-            let status = if flags.contains("o_down") {
-                "odown"
-            } else if flags.contains("s_down") {
-                "sdown"
-            } else {
-                "ok"
-            };
+            let field = |k: &str| super::records::field(&m, k);
+            let status = super::records::master_status(&m);
             out.push_str(&format!(
                 "master{i}:name={},status={status},address={}:{},slaves={},sentinels={sentinels}\r\n",
                 g.spec.name,

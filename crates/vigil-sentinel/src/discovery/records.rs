@@ -11,6 +11,26 @@ use crate::state::{Group, Step};
 /// One record: field names and values.
 pub type Record = Vec<(&'static str, String)>;
 
+/// The value of field `k` of a record (empty if it has none).
+pub fn field(r: &Record, k: &str) -> String {
+    r.iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// A master record's status as `INFO sentinel` words it: `odown`, `sdown` or `ok`.
+pub fn master_status(r: &Record) -> &'static str {
+    let flags = field(r, "flags");
+    if flags.contains("o_down") {
+        "odown"
+    } else if flags.contains("s_down") {
+        "sdown"
+    } else {
+        "ok"
+    }
+}
+
 /// A record as a reply.
 pub fn reply(r: Record) -> Reply {
     Reply::Map(
