@@ -98,6 +98,9 @@ MULTI
 SET k2 v
 EXEC
 EVAL "return redis.call('get','x')" 0
+EVAL "return redis.call('sort','k1','by','nosort','get','r*')" 0
+EVAL "return redis.call('sort','k1','by','w_*')" 0
+EVAL "return redis.call('sort','k1','by','nosort')" 0
 EVAL "return redis.call('del','k')" 0
 EVAL "return redis.call('get','k1')" 0
 EVAL "return redis.pcall('publish','zz','m')" 0

@@ -138,8 +138,20 @@ impl Host for ScriptHost<'_> {
         }
         self.read_called |= meta.flags.has(Flags::READONLY);
         self.node.monitors.feed(&meta, self.db, "lua", &args);
+        // SORT's BY and GET read keys no key position names: only a caller who may read
+        // every key gets them, inside a script as outside (execute.rs).
+        let partial_keys = meta.name.starts_with("sort")
+            && self.acl_user.as_ref().is_some_and(|(u, _, _)| {
+                !vigil_resp::acl::session::user_reads_every_key(
+                    &self.node.shared.acl,
+                    u,
+                    &meta,
+                    &args,
+                )
+            });
         let mut args = Args::new(args);
         let mut ctx = Ctx::new(self.store, self.db, self.now, &mut self.props);
+        ctx.partial_keys = partial_keys;
         ctx.hide_expired = self.hide_expired;
         ctx.resp3 = resp3;
         ctx.in_script = true;

@@ -77,7 +77,8 @@ pub fn acl<S>(conn: &mut Conn<S>, mut args: Args) {
         ("genpass", 0 | 1) => genpass(rest.first()),
         ("log", 0 | 1) => log(conn, rest.first()),
         ("dryrun", n) if n >= 2 => dryrun(&conn.shared.acl.read(), &rest),
-        ("save", 0) => save(&conn.shared.acl.read()),
+        // Under the write lock: two saves at once would share the temporary file.
+        ("save", 0) => save(&conn.shared.acl.write()),
         ("load", 0) => load(conn),
         ("help", 0) => Ok(help()),
         // Variable arity in Redis' table: too many arguments reach the handler's own error.

@@ -2,7 +2,6 @@
 //! them. Loading is all or nothing: any bad line names itself and nothing changes. Saving
 //! writes a temporary file, syncs it and renames it over the old one.
 
-use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -77,17 +76,7 @@ pub fn save(acl: &Acl, path: &Path) -> std::io::Result<()> {
     for u in acl.users.values() {
         text.push_str(&format!("user {} {}\n", u.name, u.describe(&acl.universe)));
     }
-    let tmp = path.with_extension("tmp-save");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    vigil_base::fs::write_durable(path, text.as_bytes())
 }
 
 /// Sets up a server's ACL at start: its commands, and the users of `aclfile` (empty: none),

@@ -91,6 +91,13 @@ pub fn check_password<S>(
     pass: &[u8],
     command: &[u8],
 ) -> Result<(), CmdError> {
+    // The generation is read before the user is looked up: a change that lands in between
+    // (a DELUSER that cannot see this connection yet, a narrowing SETUSER) makes the next
+    // command reload the user instead of keeping the one found here.
+    let generation = conn
+        .shared
+        .acl_generation
+        .load(std::sync::atomic::Ordering::Acquire);
     let found = conn.shared.acl.read().authenticate(user, pass);
     let Some(u) = found else {
         log_denial(
@@ -107,10 +114,7 @@ pub fn check_password<S>(
     conn.user = crate::acl::Session {
         name,
         user: Some(u),
-        generation: conn
-            .shared
-            .acl_generation
-            .load(std::sync::atomic::Ordering::Acquire),
+        generation,
     };
     conn.authenticated = true;
     Ok(())
@@ -120,13 +124,23 @@ pub fn check_password<S>(
 /// (in one selector: `allkeys` or a read pattern `*`), which SORT's BY and GET need.
 /// Uses the user as of the command's check (which refreshed it).
 pub fn reads_every_key<S>(conn: &Conn<S>, meta: &CommandMeta, args: &[Bytes]) -> bool {
-    let Some(user) = conn.user.user.clone() else {
-        return false;
-    };
+    match &conn.user.user {
+        Some(user) => user_reads_every_key(&conn.shared.acl, user, meta, args),
+        None => false,
+    }
+}
+
+/// [`reads_every_key`] for `user` (a script's caller, say), with the ACL of `acl`.
+pub fn user_reads_every_key(
+    acl: &parking_lot::RwLock<crate::acl::Acl>,
+    user: &crate::acl::User,
+    meta: &CommandMeta,
+    args: &[Bytes],
+) -> bool {
     if user.unrestricted() {
         return true;
     }
-    let acl = conn.shared.acl.read();
+    let acl = acl.read();
     let id = acl.universe.of_request(meta, args);
     std::iter::once(&user.root)
         .chain(user.selectors.iter())
