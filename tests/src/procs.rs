@@ -222,6 +222,13 @@ impl NodeProc {
             .unwrap_or_else(|e| panic!("node did not start: {e}"))
     }
 
+    /// A node serving TLS only (`--port 0`, a `tls_port` in `extra`); its `port` is the TLS
+    /// port, so [`NodeProc::client`] does not apply.
+    pub fn start_tls_only(dir: &Path, extra: &[&str]) -> NodeProc {
+        Self::spawn(None, dir, 0, extra, "tls listening on ")
+            .unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
     fn try_start_on(dir: &Path, port: u16, extra: &[&str]) -> Result<NodeProc, String> {
         Self::try_start_in(None, dir, port, extra)
     }
@@ -231,6 +238,16 @@ impl NodeProc {
         dir: &Path,
         port: u16,
         extra: &[&str],
+    ) -> Result<NodeProc, String> {
+        Self::spawn(hosts, dir, port, extra, "listening on ")
+    }
+
+    fn spawn(
+        hosts: Option<&Path>,
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+        ready: &'static str,
     ) -> Result<NodeProc, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let stderr_path = dir.with_extension("stderr.log");
@@ -242,7 +259,7 @@ impl NodeProc {
             dir.into(),
         ];
         args.extend(extra.iter().map(|a| a.into()));
-        let (child, port, admin) = spawn_vigil_in(hosts, &args, &stderr_path, "listening on ")?;
+        let (child, port, admin) = spawn_vigil_in(hosts, &args, &stderr_path, ready)?;
         Ok(NodeProc {
             child,
             port,

@@ -57,6 +57,7 @@ async fn promote_and_follow(a: &NodeProc, b: &NodeProc, lease_ttl_ms: u64) -> (C
         epoch: 1,
         host: "127.0.0.1".into(),
         port: a.port as u32,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -124,6 +125,7 @@ async fn malformed_requests_are_invalid_argument() {
                 epoch: 1,
                 host: host.into(),
                 port,
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -305,6 +307,7 @@ async fn stale_epochs_and_fencing() {
             epoch: 4,
             host: "127.0.0.1".into(),
             port: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -364,6 +367,7 @@ async fn promote_refuses_below_min_offset_and_replicas_refuse_stale_masters() {
         epoch: 2,
         host: "127.0.0.1".into(),
         port: a.port as u32,
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -91,6 +91,7 @@ async fn agent_drives_a_stock_server() {
             epoch: 1,
             host: "127.0.0.1".into(),
             port: a.port.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -236,6 +237,7 @@ async fn agent_drives_a_stock_server() {
         epoch: 4,
         host: "127.0.0.1".into(),
         port: b.port.into(),
+        ..Default::default()
     })
     .await
     .unwrap();

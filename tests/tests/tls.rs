@@ -355,7 +355,8 @@ fn wait_port(port: u16) {
     }
 }
 
-/// Three managed nodes with plain and TLS data ports and NodeAdmin over mutual TLS, three
+/// Three managed nodes with plain and TLS data ports, replication over TLS (so replicas follow
+/// the master's `tls_data`) and NodeAdmin over mutual TLS, three
 /// sentinels with a TLS port each and gRPC (Raft, client API, NodeAdmin calls) over mutual
 /// TLS, that hand TLS clients the nodes' TLS addresses: `redis-cli --tls` gets the master's
 /// TLS port, and redis-py with `ssl=True` follows a SIGKILL failover through them.
@@ -378,7 +379,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     for i in 1..=3 {
         let tls_port = free_port();
         let text = format!(
-            "mode = \"managed\"\ntls_admin = true\n{}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
+            "mode = \"managed\"\ntls_admin = true\ntls_replication = true\n{}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
             tls_keys(tls_port)
         );
         let cfg = write_config(dir.path(), &format!("n{i}.toml"), &text);
@@ -556,4 +557,133 @@ fn replication_link_over_tls() {
         .query(&mut master.client())
         .unwrap();
     assert!(info.contains("connected_slaves:1"), "{info}");
+}
+
+/// A group whose nodes serve TLS only (`port = 0`) and replicate over TLS, watched by sentinels
+/// with `tls_replication` (their probes speak TLS): a master is chosen, writes replicate, and a
+/// SIGKILL of the master is followed by a failover that keeps the write, with the surviving
+/// replica repointed over TLS.
+#[test]
+fn tls_only_group_fails_over_after_sigkill() {
+    use vigil_tests::managed::{NODE_TOKEN, TOKEN};
+    use vigil_tests::{SentinelProc, sentinel_config, write_config};
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = format!(
+        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\n",
+        certs.path("server.crt"),
+        certs.path("server.key"),
+        certs.path("ca.crt")
+    );
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let text = format!(
+            "mode = \"managed\"\ntls_port = {}\ntls_replication = true\n{files}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
+            free_port()
+        );
+        let cfg = write_config(dir.path(), &format!("n{i}.toml"), &text);
+        let n = NodeProc::start_tls_only(
+            &dir.path().join(format!("n{i}")),
+            &["--config", cfg.to_str().unwrap()],
+        );
+        nodes.push(n);
+    }
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    // One address per node, its TLS one, as Redis Sentinel knows a TLS-only server.
+    let list: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
+                i + 1,
+                n.port,
+                n.admin_port()
+            )
+        })
+        .collect();
+    let grpc: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sentinels: Vec<SentinelProc> = (1..=3u64)
+        .map(|id| {
+            let extra = format!(
+                "tls_replication = true\n{files}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
+                list.join(", ")
+            );
+            let text = sentinel_config(id, &grpc, dir.path(), TOKEN, &extra);
+            SentinelProc::start(id, &write_config(dir.path(), &format!("s{id}.toml"), &text))
+        })
+        .collect();
+    let sentinel =
+        redis::Client::open(format!("redis://127.0.0.1:{}/", sentinels[0].resp_port())).unwrap();
+    let mut sc = sentinel.get_connection().unwrap();
+    // The master the sentinels agree on, once it is up (not s_down: the TLS probe answers).
+    let master = |sc: &mut redis::Connection, not: Option<u16>| -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let m: Vec<(String, String)> = redis::cmd("SENTINEL")
+                .arg("MASTER")
+                .arg("mymaster")
+                .query::<Vec<String>>(sc)
+                .map(|v| v.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect())
+                .unwrap_or_default();
+            let get = |k: &str| m.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+            let port = get("port").and_then(|p| p.parse::<u16>().ok());
+            if let (Some(p), Some("master")) = (port, get("flags").as_deref())
+                && Some(p) != not
+                && ports.contains(&p)
+            {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no master up: {m:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let old = master(&mut sc, None);
+    let (ok, out) = redis_cli(&certs, old, Some("client"), &["SET", "tls-key", "kept"]);
+    assert!(ok && out.trim() == "OK", "{out}");
+    // Both replicas link up over TLS and hold the write.
+    let replicas: Vec<u16> = ports.iter().copied().filter(|p| *p != old).collect();
+    let wait_replica = |port: u16, master: u16| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, info) = redis_cli(&certs, port, Some("client"), &["INFO", "replication"]);
+            let (_, v) = redis_cli(&certs, port, Some("client"), &["GET", "tls-key"]);
+            if info.contains("master_link_status:up")
+                && info.contains(&format!("master_port:{master}"))
+                && v.trim() == "kept"
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {port} not in sync with {master}: {info} {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for r in &replicas {
+        wait_replica(*r, old);
+    }
+    let oi = ports.iter().position(|p| *p == old).unwrap();
+    nodes[oi].kill9();
+    let new = master(&mut sc, Some(old));
+    assert!(replicas.contains(&new), "{new}");
+    // The new master takes writes over TLS and kept the old one's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out) = redis_cli(&certs, new, Some("client"), &["SET", "after", "1"]);
+        if ok && out.trim() == "OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new master {new} refuses writes: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, v) = redis_cli(&certs, new, Some("client"), &["GET", "tls-key"]);
+    assert_eq!(v.trim(), "kept");
+    // The other replica follows the new master over TLS.
+    let other = replicas.iter().copied().find(|p| *p != new).unwrap();
+    wait_replica(other, new);
 }

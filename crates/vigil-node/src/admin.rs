@@ -127,14 +127,15 @@ impl NodeAdmin for AdminService {
         let t = Target::try_from(req.into_inner())?;
         let _serial = self.serial.lock().await;
         let advanced = self.accept_epoch(t.epoch)?;
+        let (host, port) = t.address(self.node.config.read().tls_replication);
         let role = Role::Replica {
-            host: t.host.clone(),
-            port: t.port,
+            host: host.clone(),
+            port,
         };
         // Same master at the same epoch: nothing to do. A new epoch reconnects, so the
         // handshake checks the master against it.
         if self.node.gate.role() != role || advanced {
-            self.node.become_replica(t.host, t.port);
+            self.node.become_replica(host, port);
         }
         Ok(Response::new(status(&self.node)))
     }

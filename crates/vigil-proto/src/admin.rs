@@ -34,29 +34,55 @@ pub struct Target {
     pub host: String,
     /// The master's data port.
     pub port: u16,
+    /// The master's TLS data address apart from `host:port`, if it has one: where a replica
+    /// with `tls_replication` connects.
+    pub tls: Option<(String, u16)>,
 }
 
 impl TryFrom<ReplicateFromRequest> for Target {
     type Error = Status;
 
     fn try_from(r: ReplicateFromRequest) -> Result<Target, Status> {
-        if r.host.is_empty() || r.host.len() > 255 || r.host.contains(char::is_whitespace) {
-            return Err(Status::invalid_argument(
-                "host must be a non-empty host name or address",
-            ));
-        }
-        let port = u16::try_from(r.port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                Status::invalid_argument(format!("port must be 1..65535, got {}", r.port))
-            })?;
+        let port = address("host", &r.host, "port", r.port)?;
+        let tls = if r.tls_host.is_empty() && r.tls_port == 0 {
+            None
+        } else {
+            Some((
+                r.tls_host.clone(),
+                address("tls_host", &r.tls_host, "tls_port", r.tls_port)?,
+            ))
+        };
         Ok(Target {
             epoch: Epoch::try_from(r.epoch)?,
             host: r.host,
             port,
+            tls,
         })
     }
+}
+
+impl Target {
+    /// Where a replica connects: the TLS address when it replicates over TLS and the master
+    /// has one, else `host:port` (which is then the master's TLS port, as in Redis).
+    pub fn address(&self, tls_replication: bool) -> (String, u16) {
+        match &self.tls {
+            Some((h, p)) if tls_replication => (h.clone(), *p),
+            _ => (self.host.clone(), self.port),
+        }
+    }
+}
+
+/// Checks a host and port pair of a request; returns the port.
+fn address(host_key: &str, host: &str, port_key: &str, port: u32) -> Result<u16, Status> {
+    if host.is_empty() || host.len() > 255 || host.contains(char::is_whitespace) {
+        return Err(Status::invalid_argument(format!(
+            "{host_key} must be a non-empty host name or address"
+        )));
+    }
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| Status::invalid_argument(format!("{port_key} must be 1..65535, got {port}")))
 }
 
 /// When a lease of `ttl_ms` counted from the server clock reading `since_ms` (0: now) ends,
@@ -101,6 +127,7 @@ mod tests {
             epoch: 2,
             host: host.into(),
             port,
+            ..Default::default()
         };
         for (i, (host, port, ok)) in [
             ("10.0.0.1", 6379, true),
@@ -114,6 +141,19 @@ mod tests {
         {
             assert_eq!(Target::try_from(req(host, port)).is_ok(), ok, "#{i}");
         }
+        // A TLS address, when given, is checked as strictly; replicas pick by their setting.
+        let tls = |tls_host: &str, tls_port| ReplicateFromRequest {
+            tls_host: tls_host.into(),
+            tls_port,
+            ..req("10.0.0.1", 6379)
+        };
+        assert!(Target::try_from(tls("", 6380)).is_err());
+        assert!(Target::try_from(tls("10.0.0.1", 0)).is_err());
+        let t = Target::try_from(tls("10.0.0.2", 6380)).unwrap();
+        assert_eq!(t.address(true), ("10.0.0.2".to_string(), 6380));
+        assert_eq!(t.address(false), ("10.0.0.1".to_string(), 6379));
+        let plain = Target::try_from(req("10.0.0.1", 6379)).unwrap();
+        assert_eq!(plain.address(true), ("10.0.0.1".to_string(), 6379));
         assert_eq!(lease_end_ms(500, 0, 1000).unwrap(), 1500);
         assert_eq!(lease_end_ms(500, 900, 1000).unwrap(), 1400);
         assert!(lease_end_ms(0, 0, 1000).is_err());

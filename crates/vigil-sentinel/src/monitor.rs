@@ -154,11 +154,13 @@ impl Health {
     }
 }
 
-/// Probes every node until `shutdown`.
+/// Probes every node until `shutdown`; with `tls` (`tls_replication`) at the address TLS
+/// clients are given.
 pub async fn run(
     raft: Handle,
     nodes: Arc<dyn NodeAdmin>,
     health: Arc<Health>,
+    tls: bool,
     shutdown: CancellationToken,
 ) {
     let mut every = PROBE;
@@ -186,7 +188,7 @@ pub async fn run(
                         (
                             g.spec.name.clone(),
                             n.name.clone(),
-                            n.data.clone(),
+                            n.client_addr(tls).to_string(),
                             n.admin.clone(),
                         )
                     })

@@ -71,6 +71,7 @@ async fn world(drop_pct: u32) -> World {
             c.h(id),
             admin.clone(),
             health.clone(),
+            false,
             shutdown.clone(),
         ));
         let peers = Arc::new(NetOpinions {

@@ -56,6 +56,11 @@ pub struct SentinelConfig {
     /// channel to peers and nodes' NodeAdmin (which then need `tls_admin`) opened with TLS.
     #[serde(default)]
     pub tls_grpc: bool,
+    /// The sentinel's own RESP connections to nodes (its PING probe) over TLS, to each node's
+    /// `tls_data` address (its `data` when it has none: a TLS-only node). Redis Sentinel's
+    /// `tls-replication`. Needed for nodes that serve TLS only (`port = 0`).
+    #[serde(default)]
+    pub tls_replication: bool,
     /// The host other sentinels and clients are told this sentinel's Redis Sentinel protocol
     /// endpoint is at, where that differs from `resp` (NAT, containers, a wildcard bind): a
     /// hostname or an IP address (empty: `resp`'s). Redis Sentinel's `announce-ip`.
@@ -378,17 +383,19 @@ fn check_group(g: &GroupConfig, file: &str) -> Result<(), ConfigError> {
 }
 
 impl SentinelConfig {
-    /// The TLS files, when `tls_port` or `tls_grpc` is set.
+    /// The TLS files, when `tls_port`, `tls_grpc` or `tls_replication` is set.
     pub fn tls_files(&self) -> Option<vigil_resp::tls::TlsFiles> {
-        (self.tls_port != 0 || self.tls_grpc).then(|| vigil_resp::tls::TlsFiles {
-            cert_file: self.tls_cert_file.clone(),
-            key_file: self.tls_key_file.clone(),
-            ca_cert_file: self.tls_ca_cert_file.clone(),
-            auth_clients: self
-                .tls_auth_clients
-                .as_deref()
-                .and_then(vigil_resp::tls::AuthClients::parse)
-                .unwrap_or_default(),
+        (self.tls_port != 0 || self.tls_grpc || self.tls_replication).then(|| {
+            vigil_resp::tls::TlsFiles {
+                cert_file: self.tls_cert_file.clone(),
+                key_file: self.tls_key_file.clone(),
+                ca_cert_file: self.tls_ca_cert_file.clone(),
+                auth_clients: self
+                    .tls_auth_clients
+                    .as_deref()
+                    .and_then(vigil_resp::tls::AuthClients::parse)
+                    .unwrap_or_default(),
+            }
         })
     }
 

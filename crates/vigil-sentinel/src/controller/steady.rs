@@ -179,6 +179,9 @@ impl Controller {
         let Some((host, port)) = split(&master.data) else {
             return false;
         };
+        // Replicas with `tls_replication` follow the master's TLS address, where it has one.
+        let tls = split(&master.tls_data);
+        let plain = (host.clone(), port);
         let mst = observed[mi].as_ref().map(|(s, _)| s.clone());
         let name = g.spec.name.clone();
         let mut syncing = 0usize;
@@ -188,9 +191,9 @@ impl Controller {
             if i == mi {
                 continue;
             }
+            let at = |(h, p): &(String, u32)| st.master_host == *h && st.master_port == *p;
             let follows = st.role == NodeRole::Replica as i32
-                && st.master_host == host
-                && st.master_port == port
+                && (at(&plain) || tls.as_ref().is_some_and(at))
                 && st.epoch >= g.epoch;
             if !follows {
                 todo.push((n, st));
@@ -214,10 +217,13 @@ impl Controller {
             Repoint::Failover => (g.spec.settings.parallel_syncs as usize).saturating_sub(syncing),
         };
         for (n, st) in todo.into_iter().take(room) {
+            let (tls_host, tls_port) = tls.clone().unwrap_or_default();
             let req = ReplicateFromRequest {
                 epoch: g.epoch,
                 host: host.clone(),
                 port,
+                tls_host,
+                tls_port,
             };
             if let Err(e) = self.nodes.replicate_from(&n.admin, req).await {
                 tracing::warn!(replica = %n.name, error = %e, "node not repointed");

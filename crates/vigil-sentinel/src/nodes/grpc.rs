@@ -3,6 +3,7 @@
 //! deadline.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -26,14 +27,17 @@ pub type AdminClient = NodeAdminClient<InterceptedService<Channel, Bearer>>;
 pub struct Nodes {
     token: String,
     channels: Mutex<HashMap<String, Channel>>,
+    /// With `tls_replication`: the PING probe's TLS client configuration.
+    resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
 }
 
 impl Nodes {
-    /// Clients presenting `token`.
-    pub fn new(token: String) -> Nodes {
+    /// Clients presenting `token`; probes over TLS with `resp_tls`.
+    pub fn new(token: String, resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>) -> Nodes {
         Nodes {
             token,
             channels: Mutex::new(HashMap::new()),
+            resp_tls,
         }
     }
 
@@ -70,10 +74,21 @@ impl NodeAdmin for Nodes {
 
     async fn ping(&self, data: &str, timeout: Duration) -> bool {
         let attempt = async {
-            let mut s = tokio::net::TcpStream::connect(data).await.ok()?;
-            s.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
+            let tcp = tokio::net::TcpStream::connect(data).await.ok()?;
+            let (mut rd, mut wr) = match &self.resp_tls {
+                Some(cfg) => {
+                    let host = data.rsplit_once(':').map_or(data, |(h, _)| h);
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let s = vigil_resp::tls::connect(cfg.clone(), host, tcp)
+                        .await
+                        .ok()?;
+                    vigil_resp::tls::split_tls(s)
+                }
+                None => vigil_resp::tls::split_tcp(tcp),
+            };
+            wr.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
             let mut buf = [0u8; 64];
-            let n = s.read(&mut buf).await.ok()?;
+            let n = rd.read(&mut buf).await.ok()?;
             // A node that requires AUTH answers -NOAUTH: alive, which is what the probe asks.
             Some(buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
         };

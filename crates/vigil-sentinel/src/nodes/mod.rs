@@ -85,10 +85,15 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    /// gRPC calls present `token`; RESP groups are looked up in `state`.
-    pub fn new(token: String, state: Arc<RwLock<ClusterState>>) -> Drivers {
+    /// gRPC calls present `token`; RESP groups are looked up in `state`; `resp_tls`
+    /// (`tls_replication`) puts the PING probe of `vigil node`s on TLS.
+    pub fn new(
+        token: String,
+        state: Arc<RwLock<ClusterState>>,
+        resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+    ) -> Drivers {
         Drivers {
-            grpc: Nodes::new(token),
+            grpc: Nodes::new(token, resp_tls),
             resp: RespNodes::new(state),
         }
     }

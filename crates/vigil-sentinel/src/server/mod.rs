@@ -203,8 +203,18 @@ pub async fn run(
         .map(|p| p.address.clone())
         .or_else(|| listener.local_addr().ok().map(|a| a.to_string()))
         .unwrap_or_default();
-    let nodes: Arc<dyn NodeAdmin> =
-        Arc::new(Drivers::new(config.node_token.clone(), raft.state.clone()));
+    let resp_tls = match config.tls_files().filter(|_| config.tls_replication) {
+        Some(f) => Some(
+            f.client_config()
+                .map_err(|e| ServeError::Tls(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let nodes: Arc<dyn NodeAdmin> = Arc::new(Drivers::new(
+        config.node_token.clone(),
+        raft.state.clone(),
+        resp_tls,
+    ));
     let s = Sentinel {
         ops: Ops {
             raft: raft.clone(),
@@ -233,6 +243,7 @@ pub async fn run(
         s.raft.clone(),
         nodes.clone(),
         s.health.clone(),
+        config.tls_replication,
         shutdown.clone(),
     ));
     let opinions = Arc::new(GrpcOpinions::new(token.clone(), s.transport.clone()));
