@@ -104,6 +104,20 @@ EVAL "return redis.call('sort','k1','by','nosort')" 0
 EVAL "return redis.call('del','k')" 0
 EVAL "return redis.call('get','k1')" 0
 EVAL "return redis.pcall('publish','zz','m')" 0
+EVAL "return redis.acl_check_cmd('get','k1')" 0
+EVAL "return redis.acl_check_cmd('get','x')" 0
+EVAL "return redis.acl_check_cmd('set','w1','v')" 0
+EVAL "return redis.acl_check_cmd('set','r1','v')" 0
+EVAL "return redis.acl_check_cmd('del','k1')" 0
+EVAL "return redis.acl_check_cmd('config','get','x')" 0
+EVAL "return redis.acl_check_cmd('config','set','x','y')" 0
+EVAL "return redis.acl_check_cmd('config','nosuch')" 0
+EVAL "return redis.acl_check_cmd('nosuch')" 0
+EVAL "return redis.acl_check_cmd('publish','ch1','m')" 0
+EVAL "return redis.acl_check_cmd('publish','zz','m')" 0
+EVAL "return redis.acl_check_cmd('get')" 0
+EVAL "return redis.acl_check_cmd()" 0
+EVAL "return redis.acl_check_cmd('get',{})" 0
 MULTI
 GET k1
 SET k1 v
@@ -318,11 +332,22 @@ fn acl_file_save_restart_load() {
     );
     let users = String::from_utf8(admin.call(&["ACL", "USERS"])).unwrap();
     assert!(users.contains("bob") && !users.contains("carol"), "{users}");
+    // Quotes are read as in redis.conf: an unbalanced one is an error naming the line.
+    std::fs::write(
+        &acl,
+        "user default on nopass ~* &* +@all\nuser carol on \">open +ping\n",
+    )
+    .unwrap();
+    let r = String::from_utf8(admin.call(&["ACL", "LOAD"])).unwrap();
+    assert!(
+        r.contains("users.acl:2: unbalanced quotes in acl line"),
+        "{r}"
+    );
 
     // A good file replaces the users; bob's connection is closed, his password refused.
     std::fs::write(
         &acl,
-        "user default on nopass ~* &* +@all\nuser carol on nopass +ping\n",
+        "user default on nopass ~* &* +@all\nuser carol on nopass +ping\nuser dave on \">two words\" +ping\n",
     )
     .unwrap();
     assert_eq!(admin.call(&["ACL", "LOAD"]), b"+OK\r\n");
@@ -330,6 +355,7 @@ fn acl_file_save_restart_load() {
     assert!(users.contains("carol") && !users.contains("bob"), "{users}");
     let mut c2 = vigil_tests::RawConn::connect(node.port).unwrap();
     assert!(c2.call(&["AUTH", "bob", "pw"]).starts_with(b"-WRONGPASS"));
+    assert_eq!(c2.call(&["AUTH", "dave", "two words"]), b"+OK\r\n");
 }
 
 /// A replica whose master requires a password authenticates as `masteruser`.

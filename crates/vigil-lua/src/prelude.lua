@@ -99,10 +99,11 @@ redis.acl_check_cmd = function(...)
   if select('#', ...) < 1 then
     raise('Please specify at least one argument for this redis lib call')
   end
-  if not host.exists(tostring((...))) then
-    raise('Invalid command passed to redis.acl_check_cmd()')
+  local ok, why = host.acl_check(...)
+  if ok == nil then
+    error({err = why})
   end
-  return true
+  return ok
 end
 redis.REDIS_VERSION = host.version
 redis.REDIS_VERSION_NUM = host.version_num

@@ -1,5 +1,5 @@
 //! What a running script reaches from Lua: the [`Host`] of the run in progress, through the
-//! `redis.call` implementation and `redis.acl_check_cmd`'s existence check, both created once
+//! `redis.call` implementation and `redis.acl_check_cmd`'s permission check, both created once
 //! with the engine. Creating them per run (as scoped closures borrowing the host) cost about a
 //! fifth of a small script's time; instead the run lends its host to a slot for its duration
 //! ([`HostGuard`]), and the permanent callbacks find it there.
@@ -20,8 +20,9 @@ pub trait Host {
     /// Runs one command; an error comes back as [`Reply::Error`] worded with its code.
     /// `resp3`: the script asked for RESP3 replies (`redis.setresp(3)`).
     fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
-    /// Whether a command of that name exists (`redis.acl_check_cmd`).
-    fn exists(&self, name: &[u8]) -> bool;
+    /// Whether the script's caller may run `args` (`redis.acl_check_cmd`): `None` when no
+    /// such command (or subcommand) exists.
+    fn acl_check(&self, args: &[Bytes]) -> Option<bool>;
 }
 
 /// The host of the run in progress, its lifetime erased (see [`HostGuard`]).
@@ -89,7 +90,7 @@ impl Drop for HostGuard<'_> {
 }
 
 /// Installs the `redis.call` implementation (in the registry, for `ffi::call_c`) and
-/// `host.exists` for the prelude.
+/// `host.acl_check` for the prelude.
 pub(crate) fn install(
     lua: &Lua,
     host: &Table,
@@ -119,12 +120,21 @@ pub(crate) fn install(
     })?;
     lua.set_named_registry_value(CALL_KEY, call)?;
     let st = state.clone();
+    // (true|false) or (nil, why): the prelude raises the error, worded as Redis.
     host.set(
-        "exists",
-        lua.create_function(move |_, name: mlua::String| {
-            Ok(st
-                .with_host(|h| h.exists(&name.as_bytes()))
-                .unwrap_or(false))
+        "acl_check",
+        lua.create_function(move |lua, args: MultiValue| {
+            let args = match command_args(lua, args) {
+                Ok(a) => a,
+                Err(msg) => return Ok((None, Some(msg))),
+            };
+            match st.with_host(|h| h.acl_check(&args)).flatten() {
+                Some(ok) => Ok((Some(ok), None)),
+                None => Ok((
+                    None,
+                    Some("ERR Invalid command passed to redis.acl_check_cmd()".to_string()),
+                )),
+            }
         })?,
     )
 }

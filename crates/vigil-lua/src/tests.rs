@@ -18,8 +18,8 @@ impl Host for Echo {
         }
         Reply::Bulk(args[args.len() - 1].clone())
     }
-    fn exists(&self, name: &[u8]) -> bool {
-        name == b"get"
+    fn acl_check(&self, args: &[Bytes]) -> Option<bool> {
+        (&args[0][..] == b"get").then_some(args.len() == 2)
     }
 }
 
@@ -75,7 +75,8 @@ fn conversions_and_errors() {
             ),
         ),
         ("return redis.error_reply('MY err')", Reply::error("MY err")),
-        ("return redis.acl_check_cmd('get')", Reply::Int(1)),
+        ("return redis.acl_check_cmd('get', 'k')", Reply::Int(1)),
+        ("return redis.acl_check_cmd('get')", Reply::Nil),
         (
             "return type(rawget(_G, 'loadfile'))",
             Reply::Bulk(Bytes::from("nil")),

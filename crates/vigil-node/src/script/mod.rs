@@ -59,31 +59,20 @@ impl ScriptHost<'_> {
     /// The caller's ACL check for one redis.call, logged (context `lua`) when refused.
     fn acl_refusal(&self, meta: &CommandMeta, args: &[Bytes]) -> Option<Reply> {
         let (user, name, client_info) = self.acl_user.as_ref()?;
-        let acl = self.node.shared.acl.read();
-        let d = vigil_resp::acl::check(&acl.universe, user, meta, args).err()?;
-        let object = match d {
-            vigil_resp::acl::Denied::Command => {
-                vigil_resp::acl::full_name(&acl.universe, meta, args)
-            }
-            vigil_resp::acl::Denied::Key(i) | vigil_resp::acl::Denied::Channel(i) => {
-                String::from_utf8_lossy(&args[i]).into_owned()
-            }
+        let who = vigil_resp::acl::session::Who {
+            name,
+            client_info: &|| client_info.clone(),
         };
-        drop(acl);
-        self.node
-            .shared
-            .acl
-            .write()
-            .log
-            .add(vigil_resp::acl::log::Entry {
-                count: 1,
-                reason: d.reason(),
-                context: vigil_resp::acl::log::Context::Lua,
-                object,
-                username: String::from_utf8_lossy(name).into_owned(),
-                at: std::time::Instant::now(),
-                client_info: client_info.clone(),
-            });
+        let context = vigil_resp::acl::log::Context::Lua;
+        let (d, _) = vigil_resp::acl::session::check_logged(
+            &self.node.shared.acl,
+            Some(user),
+            meta,
+            args,
+            context,
+            who,
+        )
+        .err()?;
         Some(Reply::error(format!("ERR {}", d.script_message())))
     }
 }
@@ -184,8 +173,17 @@ impl Host for ScriptHost<'_> {
         reply
     }
 
-    fn exists(&self, name: &[u8]) -> bool {
-        self.node.table.get(name).is_some()
+    fn acl_check(&self, args: &[Bytes]) -> Option<bool> {
+        let &(meta, _) = self.node.table.get(&args[0])?;
+        let acl = self.node.shared.acl.read();
+        if !acl.universe.knows(&meta, args) {
+            return None;
+        }
+        // Redis asks without logging a refusal; an unrestricted caller may run anything.
+        Some(match &self.acl_user {
+            Some((user, _, _)) => vigil_resp::acl::check(&acl.universe, user, &meta, args).is_ok(),
+            None => true,
+        })
     }
 }
 

@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
-
 use super::{Acl, User};
 
 /// Most bytes read from an ACL file: a bound on what a bad path can make the server read.
@@ -38,11 +36,11 @@ pub fn read(acl: &Acl, path: &Path) -> Result<Vec<User>, String> {
         if line.is_empty() {
             continue;
         }
-        let words: Vec<Bytes> = line
-            .split(|c| *c == b' ')
-            .filter(|w| !w.is_empty())
-            .map(Bytes::copy_from_slice)
-            .collect();
+        // Quoted words as in redis.conf (Redis' `sdssplitargs`).
+        let Ok(words) = crate::request::split_args(line) else {
+            errors.push_str(&format!("{shown}:{n}: unbalanced quotes in acl line. "));
+            continue;
+        };
         if words.len() < 2 || &words[0][..] != b"user" {
             errors.push_str(&format!(
                 "{shown}:{n} should start with user keyword followed by the username. "

@@ -45,9 +45,35 @@ pub fn acl_check<S>(
         return Ok(());
     }
     let user = conn.user.user.clone();
+    let who = Who {
+        name: &conn.user.name,
+        client_info: &|| conn.info.list_line(),
+    };
+    check_logged(&conn.shared.acl, user.as_deref(), meta, args, context, who)
+}
+
+/// Who a checked request comes from, for its ACL LOG entry.
+pub struct Who<'a> {
+    /// The user's name.
+    pub name: &'a [u8],
+    /// The client's `CLIENT LIST` line (made only for a refusal).
+    pub client_info: &'a dyn Fn() -> String,
+}
+
+/// Checks a request against `user` (`None`: a deleted user, refused) and adds the ACL LOG
+/// entry of a refusal: the one check of the connection, EXEC and scripts. On refusal, returns
+/// why and the command's full name (`config|get`).
+pub fn check_logged(
+    acl: &parking_lot::RwLock<crate::acl::Acl>,
+    user: Option<&crate::acl::User>,
+    meta: &CommandMeta,
+    args: &[Bytes],
+    context: crate::acl::log::Context,
+    who: Who<'_>,
+) -> Result<(), (crate::acl::Denied, String)> {
     let (result, name) = {
-        let acl = conn.shared.acl.read();
-        let r = match &user {
+        let acl = acl.read();
+        let r = match user {
             Some(u) => crate::acl::check(&acl.universe, u, meta, args),
             None => Err(crate::acl::Denied::Command),
         };
@@ -60,8 +86,28 @@ pub fn acl_check<S>(
             String::from_utf8_lossy(&args[i]).into_owned()
         }
     };
-    log_denial(conn, d.reason(), context, object, None);
+    log(acl, d.reason(), context, object, who);
     Err((d, name))
+}
+
+/// Adds an ACL LOG entry.
+fn log(
+    acl: &parking_lot::RwLock<crate::acl::Acl>,
+    reason: &'static str,
+    context: crate::acl::log::Context,
+    object: String,
+    who: Who<'_>,
+) {
+    let entry = crate::acl::log::Entry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username: String::from_utf8_lossy(who.name).into_owned(),
+        at: std::time::Instant::now(),
+        client_info: (who.client_info)(),
+    };
+    acl.write().log.add(entry);
 }
 
 /// Adds an ACL LOG entry for this connection.
@@ -72,16 +118,11 @@ pub fn log_denial<S>(
     object: String,
     username: Option<&[u8]>,
 ) {
-    let entry = crate::acl::log::Entry {
-        count: 1,
-        reason,
-        context,
-        object,
-        username: String::from_utf8_lossy(username.unwrap_or(&conn.user.name)).into_owned(),
-        at: std::time::Instant::now(),
-        client_info: conn.info.list_line(),
+    let who = Who {
+        name: username.unwrap_or(&conn.user.name),
+        client_info: &|| conn.info.list_line(),
     };
-    conn.shared.acl.write().log.add(entry);
+    log(&conn.shared.acl, reason, context, object, who);
 }
 
 /// Authenticates the connection as a user, or logs the failure and returns -WRONGPASS.

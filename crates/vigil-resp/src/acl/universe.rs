@@ -185,6 +185,15 @@ impl Universe {
         Some(id)
     }
 
+    /// Whether a request names a command that exists: not a container's unknown subcommand
+    /// (Redis' `lookupCommand`, as `redis.acl_check_cmd` asks it).
+    pub fn knows(&self, meta: &CommandMeta, args: &[bytes::Bytes]) -> bool {
+        let Some(id) = self.by_name.get(meta.name).copied() else {
+            return false;
+        };
+        self.cmds[id].subs.is_empty() || args.len() < 2 || self.of_request(meta, args) != Some(id)
+    }
+
     /// Whether a command is in a category.
     pub fn in_category(&self, id: usize, cat: &str) -> bool {
         let c = &self.cmds[id];
