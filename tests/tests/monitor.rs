@@ -1,6 +1,7 @@
 //! `MONITOR` compared with redis-server: the same commands produce the same lines, in the same
 //! order (timestamps and client ports aside): quoting, databases, scripts' own commands after
-//! the script, transactions, redacted passwords, hidden administrative commands.
+//! the script, transactions (without the commands EXEC's ACL check refuses), redacted
+//! passwords, hidden administrative commands.
 
 use std::time::Duration;
 
@@ -22,6 +23,14 @@ const COMMANDS: &[&[&str]] = &[
     &["GET"],
     &["NOSUCHCOMMAND", "x"],
     &["PING"],
+    // A command the transaction's own ACL change refuses at EXEC never ran: no line.
+    &["ACL", "SETUSER", "mon", "on", "nopass", "+@all", "~*"],
+    &["AUTH", "mon", "x"],
+    &["MULTI"],
+    &["GET", "k"],
+    &["ACL", "SETUSER", "mon", "-get"],
+    &["GET", "k"],
+    &["EXEC"],
 ];
 
 /// The monitor lines the commands produce on the server at `port`, each without its time and

@@ -100,9 +100,6 @@ impl Node {
             let Some(&(meta, handler)) = self.table.get(&args[0]) else {
                 continue;
             };
-            if self.monitors.active() {
-                self.feed_monitors(conn, &meta, &args);
-            }
             // Checked again: the rules may have changed since the command was queued.
             if let Err((d, _)) = vigil_resp::acl::session::acl_check(
                 conn,
@@ -115,6 +112,10 @@ impl Node {
                     d.exec_reason()
                 )));
                 continue;
+            }
+            // Monitors see what runs, not what was refused (as Redis' `call`).
+            if self.monitors.active() {
+                self.feed_monitors(conn, &meta, &args);
             }
             match handler {
                 Handler::Data(f) => {
