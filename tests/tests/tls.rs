@@ -560,35 +560,26 @@ fn replication_link_over_tls() {
 }
 
 /// A group whose nodes serve TLS only (`port = 0`) and replicate over TLS, watched by sentinels
-/// with `tls_replication` (their probes speak TLS): a master is chosen, writes replicate, and a
-/// SIGKILL of the master is followed by a failover that keeps the write, with the surviving
-/// replica repointed over TLS.
+/// with `tls_replication` (their probes speak TLS): see [`fails_over_over_tls`].
 #[test]
 fn tls_only_group_fails_over_after_sigkill() {
-    use vigil_tests::managed::{NODE_TOKEN, TOKEN};
-    use vigil_tests::{SentinelProc, sentinel_config, write_config};
     let certs = Certs::new();
     let dir = tempfile::tempdir().unwrap();
-    let files = format!(
-        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\n",
-        certs.path("server.crt"),
-        certs.path("server.key"),
-        certs.path("ca.crt")
-    );
+    let files = tls_files(&certs);
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let text = format!(
-            "mode = \"managed\"\ntls_port = {}\ntls_replication = true\n{files}[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n",
-            free_port()
+            "mode = \"managed\"\ntls_port = {}\ntls_replication = true\n{files}[admin]\nport = 0\ntoken = \"{}\"\n",
+            free_port(),
+            vigil_tests::managed::NODE_TOKEN
         );
-        let cfg = write_config(dir.path(), &format!("n{i}.toml"), &text);
+        let cfg = vigil_tests::write_config(dir.path(), &format!("n{i}.toml"), &text);
         let n = NodeProc::start_tls_only(
             &dir.path().join(format!("n{i}")),
             &["--config", cfg.to_str().unwrap()],
         );
         nodes.push(n);
     }
-    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     // One address per node, its TLS one, as Redis Sentinel knows a TLS-only server.
     let list: Vec<String> = nodes
         .iter()
@@ -602,15 +593,88 @@ fn tls_only_group_fails_over_after_sigkill() {
             )
         })
         .collect();
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let group = format!("nodes = [{}]\n", list.join(", "));
+    fails_over_over_tls(&certs, dir.path(), &ports, &group, |i| nodes[i].kill9());
+}
+
+/// The same with stock `redis-server`s speaking TLS (`tls-port`, `tls-replication yes`, client
+/// certificates required) managed agentlessly (`driver = "resp"`): the sentinels' connections,
+/// `REPLICAOF` and the replication links are all TLS.
+#[test]
+fn stock_tls_group_fails_over_after_sigkill() {
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tls_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut servers = Vec::new();
+    for (i, port) in tls_ports.iter().enumerate() {
+        let port = port.to_string();
+        let master = tls_ports[0].to_string();
+        let (crt, key, ca) = (
+            certs.path("server.crt"),
+            certs.path("server.key"),
+            certs.path("ca.crt"),
+        );
+        let mut args = vec![
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-replication",
+            "yes",
+        ];
+        if i > 0 {
+            args.extend(["--replicaof", "127.0.0.1", &master]);
+        }
+        servers.push(vigil_tests::RedisProc::start_with(&args));
+    }
+    let list: Vec<String> = tls_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{ name = \"n{}\", data = \"127.0.0.1:{p}\" }}", i + 1))
+        .collect();
+    let group = format!("driver = \"resp\"\nnodes = [{}]\n", list.join(", "));
+    fails_over_over_tls(&certs, dir.path(), &tls_ports, &group, |i| {
+        servers[i].kill9()
+    });
+}
+
+/// The TLS certificate keys of a node's or a sentinel's file.
+fn tls_files(certs: &Certs) -> String {
+    format!(
+        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\n",
+        certs.path("server.crt"),
+        certs.path("server.key"),
+        certs.path("ca.crt")
+    )
+}
+
+/// Three sentinels with `tls_replication` watch the group whose TLS data ports are `ports`
+/// (`group`: its TOML lines): a master is chosen and seen up (the TLS probe answers), a write
+/// reaches both replicas over TLS, and after `kill(i)` SIGKILLs the master a replica is promoted
+/// that keeps the write and takes new ones, and the other follows it over TLS.
+fn fails_over_over_tls(
+    certs: &Certs,
+    dir: &Path,
+    ports: &[u16],
+    group: &str,
+    mut kill: impl FnMut(usize),
+) {
+    use vigil_tests::managed::{NODE_TOKEN, TOKEN};
+    use vigil_tests::{SentinelProc, sentinel_config, write_config};
+    let files = tls_files(certs);
     let grpc: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinels: Vec<SentinelProc> = (1..=3u64)
         .map(|id| {
             let extra = format!(
-                "tls_replication = true\n{files}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
-                list.join(", ")
+                "tls_replication = true\n{files}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\n{group}"
             );
-            let text = sentinel_config(id, &grpc, dir.path(), TOKEN, &extra);
-            SentinelProc::start(id, &write_config(dir.path(), &format!("s{id}.toml"), &text))
+            let text = sentinel_config(id, &grpc, dir, TOKEN, &extra);
+            SentinelProc::start(id, &write_config(dir, &format!("s{id}.toml"), &text))
         })
         .collect();
     let sentinel =
@@ -639,15 +703,15 @@ fn tls_only_group_fails_over_after_sigkill() {
         }
     };
     let old = master(&mut sc, None);
-    let (ok, out) = redis_cli(&certs, old, Some("client"), &["SET", "tls-key", "kept"]);
+    let (ok, out) = redis_cli(certs, old, Some("client"), &["SET", "tls-key", "kept"]);
     assert!(ok && out.trim() == "OK", "{out}");
     // Both replicas link up over TLS and hold the write.
     let replicas: Vec<u16> = ports.iter().copied().filter(|p| *p != old).collect();
     let wait_replica = |port: u16, master: u16| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (_, info) = redis_cli(&certs, port, Some("client"), &["INFO", "replication"]);
-            let (_, v) = redis_cli(&certs, port, Some("client"), &["GET", "tls-key"]);
+            let (_, info) = redis_cli(certs, port, Some("client"), &["INFO", "replication"]);
+            let (_, v) = redis_cli(certs, port, Some("client"), &["GET", "tls-key"]);
             if info.contains("master_link_status:up")
                 && info.contains(&format!("master_port:{master}"))
                 && v.trim() == "kept"
@@ -664,14 +728,13 @@ fn tls_only_group_fails_over_after_sigkill() {
     for r in &replicas {
         wait_replica(*r, old);
     }
-    let oi = ports.iter().position(|p| *p == old).unwrap();
-    nodes[oi].kill9();
+    kill(ports.iter().position(|p| *p == old).unwrap());
     let new = master(&mut sc, Some(old));
     assert!(replicas.contains(&new), "{new}");
     // The new master takes writes over TLS and kept the old one's.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (ok, out) = redis_cli(&certs, new, Some("client"), &["SET", "after", "1"]);
+        let (ok, out) = redis_cli(certs, new, Some("client"), &["SET", "after", "1"]);
         if ok && out.trim() == "OK" {
             break;
         }
@@ -681,7 +744,7 @@ fn tls_only_group_fails_over_after_sigkill() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (_, v) = redis_cli(&certs, new, Some("client"), &["GET", "tls-key"]);
+    let (_, v) = redis_cli(certs, new, Some("client"), &["GET", "tls-key"]);
     assert_eq!(v.trim(), "kept");
     // The other replica follows the new master over TLS.
     let other = replicas.iter().copied().find(|p| *p != new).unwrap();

@@ -60,6 +60,7 @@ pub async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(
         user: config.auth_user.clone(),
         pass: config.auth_pass.clone(),
         renames: config.rename_commands.clone(),
+        tls: None,
     };
     let server = |t| Server::new(Endpoint::Tcp(config.server.clone()), access.clone(), t);
     let (query, control) = (server(config.timeout), server(config.timeout));
@@ -158,6 +159,7 @@ async fn boot(agent: &Agent) -> Result<(), stock::StockError> {
         user: agent.config.auth_user.clone(),
         pass: agent.config.auth_pass.clone(),
         renames: agent.config.rename_commands.clone(),
+        tls: None,
     };
     let s = Server::new(Endpoint::Unix(socket), access, agent.config.timeout);
     let deadline = tokio::time::Instant::now() + BOOT_TIMEOUT;

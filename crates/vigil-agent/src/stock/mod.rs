@@ -103,6 +103,26 @@ pub struct Access {
     pub pass: String,
     /// Redis' `rename-command` map: upper-case command name → the name the server knows.
     pub renames: HashMap<String, String>,
+    /// TLS to a `host:port` endpoint with this client configuration (a server with
+    /// `tls-port`); `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS session to `addr` (`host:port`, the host checked against the server's certificate)
+/// over `tcp`.
+async fn tls_connect(
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    addr: &str,
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let host = addr
+        .parse::<vigil_base::HostPort>()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let name = rustls::pki_types::ServerName::try_from(host.host().to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -279,7 +299,10 @@ impl Server {
                     .await
                     .map_err(unreachable)?;
                 s.set_nodelay(true).map_err(unreachable)?;
-                Box::new(s)
+                match &self.access.tls {
+                    Some(tls) => Box::new(tls_connect(tls, a, s).await.map_err(unreachable)?),
+                    None => Box::new(s),
+                }
             }
             Endpoint::Unix(p) => Box::new(
                 tokio::net::UnixStream::connect(p)

@@ -256,6 +256,7 @@ impl Controller {
             epoch: f.epoch,
             host,
             port,
+            tls: split(&g.spec.nodes[ci].tls_data),
             timeout: Duration::from_millis(g.spec.settings.down_after_ms)
                 .clamp(Duration::from_millis(500), Duration::from_secs(5)),
         };

@@ -39,6 +39,8 @@ pub struct HandOver {
     pub host: String,
     /// Its port.
     pub port: u32,
+    /// Its TLS address, where it has one apart from `host:port` (`tls_data`).
+    pub tls: Option<(String, u32)>,
     /// How long the master may wait for it (writes are paused meanwhile).
     pub timeout: Duration,
 }
@@ -86,15 +88,15 @@ pub struct Drivers {
 
 impl Drivers {
     /// gRPC calls present `token`; RESP groups are looked up in `state`; `resp_tls`
-    /// (`tls_replication`) puts the PING probe of `vigil node`s on TLS.
+    /// (`tls_replication`) puts the probes and calls to the nodes' RESP ports on TLS.
     pub fn new(
         token: String,
         state: Arc<RwLock<ClusterState>>,
         resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
     ) -> Drivers {
         Drivers {
-            grpc: Nodes::new(token, resp_tls),
-            resp: RespNodes::new(state),
+            grpc: Nodes::new(token, resp_tls.clone()),
+            resp: RespNodes::new(state, resp_tls),
         }
     }
 }

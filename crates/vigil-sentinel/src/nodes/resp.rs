@@ -140,7 +140,13 @@ pub(crate) fn write_guard(g: &Group, online: u32) -> (u32, u64) {
 
 /// One node's connection and what this sentinel confirmed about it.
 struct Entry {
-    access: (String, String, std::collections::BTreeMap<String, String>),
+    /// The endpoint, user, password and renames it was made with.
+    access: (
+        String,
+        String,
+        String,
+        std::collections::BTreeMap<String, String>,
+    ),
     server: Server,
     mark: Mutex<Mark>,
     /// A refused login was logged (once per connection settings).
@@ -173,6 +179,9 @@ impl Ctx {
 pub struct RespNodes {
     state: Arc<RwLock<ClusterState>>,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// With `tls_replication`: servers are reached over TLS at their TLS address (`tls_data`,
+    /// else `data`), and told to follow the master's.
+    tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
 }
 
 fn to_status(e: StockError) -> Status {
@@ -210,11 +219,15 @@ fn words(w: &[&str]) -> Vec<String> {
 }
 
 impl RespNodes {
-    /// A driver for the `resp` groups of `state`.
-    pub fn new(state: Arc<RwLock<ClusterState>>) -> RespNodes {
+    /// A driver for the `resp` groups of `state`, reaching the servers over TLS with `tls`.
+    pub fn new(
+        state: Arc<RwLock<ClusterState>>,
+        tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+    ) -> RespNodes {
         RespNodes {
             state,
             entries: Mutex::new(HashMap::new()),
+            tls,
         }
     }
 
@@ -227,16 +240,16 @@ impl RespNodes {
                 .values()
                 .filter(|g| g.spec.driver == Driver::Resp)
                 .find_map(|g| {
-                    let i = g
-                        .spec
-                        .nodes
-                        .iter()
-                        .position(|n| n.data == addr || n.admin == addr)?;
+                    let i =
+                        g.spec.nodes.iter().position(|n| {
+                            n.data == addr || n.admin == addr || n.tls_data == addr
+                        })?;
                     Some((g.clone(), i))
                 })?
         };
         let spec = &group.spec;
         let access = (
+            spec.nodes[node].client_addr(self.tls.is_some()).to_string(),
             spec.auth_user.clone(),
             spec.auth_pass.clone(),
             spec.rename_commands.clone(),
@@ -246,11 +259,12 @@ impl RespNodes {
             Some(e) if e.access == access => e.clone(),
             _ => {
                 let server = Server::new(
-                    Endpoint::Tcp(spec.nodes[node].data.clone()),
+                    Endpoint::Tcp(access.0.clone()),
                     Access {
-                        user: access.0.clone(),
-                        pass: access.1.clone(),
-                        renames: access.2.clone().into_iter().collect(),
+                        user: access.1.clone(),
+                        pass: access.2.clone(),
+                        renames: access.3.clone().into_iter().collect(),
+                        tls: self.tls.clone(),
                     },
                     EXCHANGE,
                 );
@@ -406,14 +420,16 @@ impl RespNodes {
         req: ReplicateFromRequest,
     ) -> Result<NodeStatus, Status> {
         let t = vigil_proto::admin::Target::try_from(req.clone())?;
+        // A replica with `tls-replication` must be given the master's TLS port (as in Redis).
+        let (host, port) = t.address(self.tls.is_some());
         let info = self.info(c).await?;
         let paused = c.entry.mark.lock().paused(&info.run_id, Instant::now());
-        let there = !info.master && info.master_host == t.host && info.master_port == t.port;
+        let there = !info.master && info.master_host == host && info.master_port == port;
         if !there || paused {
-            let port = t.port.to_string();
-            let replicaof = words(&["REPLICAOF", &t.host, &port]);
+            let port = port.to_string();
+            let replicaof = words(&["REPLICAOF", &host, &port]);
             self.change_role(c, replicaof, Vec::new(), paused).await?;
-            tracing::info!(node = %c.node().name, epoch = req.epoch, master = %format!("{}:{port}", t.host), "repointed (REPLICAOF)");
+            tracing::info!(node = %c.node().name, epoch = req.epoch, master = %format!("{host}:{port}"), "repointed (REPLICAOF)");
         }
         let info = self.info(c).await?;
         c.entry.mark.lock().set(&info.run_id, req.epoch);
@@ -500,7 +516,11 @@ impl RespNodes {
     /// `FAILOVER TO host port TIMEOUT ms` on the master, waited for; `Ok(false)` when the
     /// server cannot (not a master, the target is not its online replica, fenced by this
     /// sentinel, the command refused, or it gave up and is master again).
-    pub async fn hand_over(&self, c: &Ctx, req: HandOver) -> Result<bool, Status> {
+    pub async fn hand_over(&self, c: &Ctx, mut req: HandOver) -> Result<bool, Status> {
+        // Over TLS the master knows its replicas by their TLS ports (they announce them).
+        if let Some((host, port)) = req.tls.take().filter(|_| self.tls.is_some()) {
+            (req.host, req.port) = (host, port);
+        }
         let (info, state) = self.failover_state(c).await?;
         let done = |i: &Info| {
             !i.master && i.master_host == req.host && u32::from(i.master_port) == req.port
