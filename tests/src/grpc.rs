@@ -81,6 +81,7 @@ pub fn monitor_request(name: &str) -> vigil_proto::sentinel::MonitorRequest {
             data: "127.0.0.1:6379".into(),
             admin: "127.0.0.1:16379".into(),
             priority: 100,
+            ..Default::default()
         }],
         settings: None,
         ..Default::default()

@@ -41,7 +41,9 @@ pub use grpc::{
     AdminClient, SentinelClient, admin_client, agreed_leader, monitor_request, sentinel_client,
     sentinel_client_at, sentinel_config,
 };
-pub use procs::{NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, vigil_bin};
+pub use procs::{
+    KillOnDrop, NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, vigil_bin,
+};
 pub use raw::RawConn;
 
 /// The port of a `host:port` address (as the sentinels report masters).

@@ -557,3 +557,13 @@ impl Drop for RedisSentinelProc {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -247,6 +247,10 @@ fn settings_membership_and_monitoring() {
             )
         })
         .collect();
+    // The first node is given a TLS address too (default priority, then the address).
+    let tls_data = "127.0.0.1:16380";
+    let mut nodes = nodes;
+    nodes[0].push_str(&format!(",,{tls_data}"));
     ctl(&c, &["remove", "mymaster"]);
     let text = ctl(&c, &["status"]);
     assert!(text.contains("No groups are monitored"), "{text}");
@@ -267,4 +271,8 @@ fn settings_membership_and_monitoring() {
     });
     assert_eq!(s["groups"][0]["settings"]["down_after_ms"], 2000);
     assert!(s["groups"][0]["epoch"].as_u64().unwrap() >= 1);
+    assert_eq!(s["groups"][0]["nodes"][0]["tls_data"], tls_data);
+    assert_eq!(s["groups"][0]["nodes"][0]["priority"], 100);
+    let text = ctl(&c, &["status"]);
+    assert!(text.contains(&format!("(tls {tls_data})")), "{text}");
 }

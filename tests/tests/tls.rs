@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
 };
-use vigil_tests::{NodeProc, free_port};
+use vigil_tests::{KillOnDrop, NodeProc, free_port};
 
 /// A certificate authority that signs test certificates.
 struct Ca {
@@ -406,7 +406,7 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
         .collect();
     let grpc: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinel_tls: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _sentinels: Vec<SentinelProc> = (1..=3u64)
+    let sentinels: Vec<SentinelProc> = (1..=3u64)
         .map(|id| {
             let extra = format!(
                 "tls_grpc = true\n{}node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"1s\"\nnodes = [{}]\n",
@@ -473,21 +473,49 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
             n.wait_info("master_link_status", |v| v == "up", "replica linked");
         }
     }
+    // `+switch-master` subscribers on both ports of another sentinel.
+    let plain_port = sentinels[1].resp_port().to_string();
+    let (_plain_sub, plain_lines) = lines_of(Command::new("redis-cli").args([
+        "-p",
+        &plain_port,
+        "SUBSCRIBE",
+        "+switch-master",
+    ]));
+    let tls_port = sentinel_tls[1].to_string();
+    let (_tls_sub, tls_lines) = lines_of(
+        Command::new("redis-cli")
+            .args(["-p", &tls_port, "--tls", "--cacert", &certs.path("ca.crt")])
+            .args([
+                "--cert",
+                &certs.path("client.crt"),
+                "--key",
+                &certs.path("client.key"),
+            ])
+            .args(["SUBSCRIBE", "+switch-master"]),
+    );
+    for rx in [&plain_lines, &tls_lines] {
+        // subscribe, +switch-master, 1: subscribed.
+        for want in ["subscribe", "+switch-master", "1"] {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), want);
+        }
+    }
     let python = repo_python();
-    let mut child = Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/clients/python/tls_sentinel_client.py"
-        ))
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(certs.path("ca.crt"))
-        .arg(certs.path("client.crt"))
-        .arg(certs.path("client.key"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut child = KillOnDrop(
+        Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/clients/python/tls_sentinel_client.py"
+            ))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(certs.path("ca.crt"))
+            .arg(certs.path("client.crt"))
+            .arg(certs.path("client.key"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python"),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut read = || {
         let mut l = String::new();
         let _ = out.read_line(&mut l);
@@ -496,14 +524,47 @@ fn sentinel_tls_port_hands_out_tls_addresses_through_a_failover() {
     assert_eq!(read(), format!("MASTER {master_tls}"));
     assert_eq!(read(), "READY");
     nodes[mi].kill9();
-    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    child.0.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let done = read();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let words: Vec<&str> = done.split_whitespace().collect();
     assert_eq!(words.first(), Some(&"FAILOVER"), "{done}");
     let new: u16 = words[2].parse().unwrap();
     assert!(new != master_tls && tls_ports.contains(&new), "{done}");
+    // The TLS subscriber is told the TLS ports, the plain one the plain ports.
+    let ni = tls_ports.iter().position(|p| *p == new).unwrap();
+    let message = |rx: &std::sync::mpsc::Receiver<String>| {
+        let got: Vec<String> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default())
+            .collect();
+        got.join("|")
+    };
+    assert_eq!(
+        message(&tls_lines),
+        format!("message|+switch-master|mymaster 127.0.0.1 {master_tls} 127.0.0.1 {new}")
+    );
+    assert_eq!(
+        message(&plain_lines),
+        format!(
+            "message|+switch-master|mymaster 127.0.0.1 {} 127.0.0.1 {}",
+            nodes[mi].port, nodes[ni].port
+        )
+    );
+}
+
+/// Spawns `cmd` and streams its stdout lines.
+fn lines_of(cmd: &mut Command) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (KillOnDrop(child), rx)
 }
 
 /// Whether the server on `port` answers an HTTP/2 preface with a SETTINGS frame (plain gRPC).

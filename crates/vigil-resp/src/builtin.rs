@@ -471,7 +471,9 @@ pub fn subscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
             &mut conn.channels
         };
         if set.insert(name.clone()) {
-            conn.shared.hub.subscribe(pattern, name.clone(), id, &sub);
+            conn.shared
+                .hub_for(conn.tls)
+                .subscribe(pattern, name.clone(), id, &sub);
         }
         conn.sync_subscription_info();
         sub_reply(
@@ -501,7 +503,9 @@ pub fn unsubscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
             &mut conn.channels
         };
         if set.remove(&name) {
-            conn.shared.hub.unsubscribe(pattern, &name, id);
+            conn.shared
+                .hub_for(conn.tls)
+                .unsubscribe(pattern, &name, id);
         }
         conn.sync_subscription_info();
         sub_reply(conn, kind, Some(name));
@@ -523,7 +527,9 @@ fn unsubscribe_all<S>(conn: &mut Conn<S>, pattern: bool, notify: bool) {
         sub_reply(conn, kind, None);
     }
     for name in names {
-        conn.shared.hub.unsubscribe(pattern, &name, conn.info.id);
+        conn.shared
+            .hub_for(conn.tls)
+            .unsubscribe(pattern, &name, conn.info.id);
         conn.sync_subscription_info();
         if notify {
             sub_reply(conn, kind, Some(name));
@@ -536,7 +542,7 @@ fn unsubscribe_all<S>(conn: &mut Conn<S>, pattern: bool, notify: bool) {
 pub fn publish<S>(conn: &mut Conn<S>, mut args: Args) {
     let channel = args.next().unwrap_or_default();
     let payload = args.next().unwrap_or_default();
-    let n = conn.shared.hub.publish(&channel, &payload);
+    let n = conn.shared.hub_for(conn.tls).publish(&channel, &payload);
     conn.reply(Reply::Int(n as i64));
 }
 
@@ -544,7 +550,7 @@ pub fn publish<S>(conn: &mut Conn<S>, mut args: Args) {
 pub fn pubsub<S>(conn: &mut Conn<S>, mut args: Args) {
     let raw = args.next().unwrap_or_default();
     let sub = lossy_lower(&raw);
-    let hub = &conn.shared.hub;
+    let hub = conn.shared.hub_for(conn.tls);
     let r = match sub.as_str() {
         "channels" if args.remaining() <= 1 => Reply::bulks(hub.channels(args.next().as_deref())),
         "numsub" => {

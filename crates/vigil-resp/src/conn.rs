@@ -81,6 +81,9 @@ pub struct Shared {
     pub clients: Registry,
     /// Pub/sub subscriptions.
     pub hub: Hub,
+    /// The TLS listener's own subscriptions, where its messages differ from the plain one's
+    /// (a sentinel's events name the nodes' TLS addresses); `None`: `hub` serves both.
+    pub tls_hub: Option<Hub>,
     /// Limits.
     pub limits: RwLock<Limits>,
     /// The ACL users; `requirepass` is the `default` user's password.
@@ -116,6 +119,7 @@ impl Shared {
             acl_generation: acl.generation.clone(),
             clients: Registry::new(),
             hub: Hub::new(pubsub_limit),
+            tls_hub: None,
             limits: RwLock::new(limits),
             acl: RwLock::new(acl),
             ident,
@@ -124,6 +128,16 @@ impl Shared {
             stats: ConnStats::default(),
             shutdown: CancellationToken::new(),
             output_bytes: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Shared {
+    /// The hub of a plain or a `tls` connection.
+    pub fn hub_for(&self, tls: bool) -> &Hub {
+        match &self.tls_hub {
+            Some(h) if tls => h,
+            _ => &self.hub,
         }
     }
 }
@@ -440,11 +454,12 @@ async fn handle<Svc: Service>(
     };
     run(&mut conn, &*service).await;
     service.disconnected(&mut conn);
+    let hub = shared.hub_for(conn.tls);
     for ch in std::mem::take(&mut conn.channels) {
-        shared.hub.unsubscribe(false, &ch, info.id);
+        hub.unsubscribe(false, &ch, info.id);
     }
     for p in std::mem::take(&mut conn.patterns) {
-        shared.hub.unsubscribe(true, &p, info.id);
+        hub.unsubscribe(true, &p, info.id);
     }
 }
 

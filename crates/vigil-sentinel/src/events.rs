@@ -24,6 +24,9 @@ pub struct Event {
     pub epoch: u64,
     /// Extra words: `+odown`'s `#quorum 2/2`, `+switch-master`'s addresses, a reason.
     pub detail: String,
+    /// `+switch-master`: the master it replaced (so each listener can name its addresses in
+    /// the form its clients use, plain or TLS); empty otherwise.
+    pub from: String,
     /// Wall clock (ms), for display only.
     pub at_ms: u64,
     /// The Raft index of the committed change behind it (0: this sentinel's own observation).
@@ -39,6 +42,7 @@ impl Event {
             node: node.to_string(),
             epoch,
             detail,
+            from: String::new(),
             at_ms: vigil_base::clock::unix_ms().max(0) as u64,
             index: 0,
         }
@@ -79,13 +83,14 @@ impl Events {
     }
 }
 
-/// `host port` of a node of `g` (as Sentinel payloads spell addresses), `? 0` if unknown.
-pub fn host_port(g: &Group, node: &str) -> String {
+/// `host port` of a node of `g` (as Sentinel payloads spell addresses), `? 0` if unknown:
+/// the address clients use, plain or `tls` ([`crate::state::NodeSpec::client_addr`]).
+pub fn host_port(g: &Group, node: &str, tls: bool) -> String {
     g.spec
         .nodes
         .iter()
         .find(|n| n.name == node)
-        .and_then(|n| n.data.parse::<vigil_base::HostPort>().ok())
+        .and_then(|n| n.client_addr(tls).parse::<vigil_base::HostPort>().ok())
         .map_or_else(|| "? 0".into(), |a| format!("{} {}", a.host(), a.port()))
 }
 
@@ -97,6 +102,7 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
         node: node.to_string(),
         epoch: g.epoch,
         detail,
+        from: String::new(),
         at_ms,
         index,
     };
@@ -118,6 +124,7 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
             node: String::new(),
             epoch: 0,
             detail: String::new(),
+            from: String::new(),
             at_ms,
             index,
         }],
@@ -141,7 +148,7 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
             .map(|g| {
                 vec![
                     ev("+new-epoch", g, "", g.epoch.to_string()),
-                    ev("+master-assigned", g, node, host_port(g, node)),
+                    ev("+master-assigned", g, node, host_port(g, node, false)),
                 ]
             })
             .unwrap_or_default(),
@@ -232,19 +239,28 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
     }
 }
 
+/// `<group> <old-ip> <old-port> <new-ip> <new-port>`: `+switch-master`'s words, with the
+/// addresses clients of a plain or `tls` listener use.
+pub fn switch_master_detail(g: &Group, from: &str, to: &str, tls: bool) -> String {
+    let old = if from.is_empty() {
+        "? 0".to_string()
+    } else {
+        host_port(g, from, tls)
+    };
+    format!("{} {old} {}", g.spec.name, host_port(g, to, tls))
+}
+
 /// `+switch-master <group> <old-ip> <old-port> <new-ip> <new-port>` after a promotion.
 fn switch_master(g: &Group, at_ms: u64, index: u64) -> Event {
     let new = g.master.as_deref().unwrap_or("");
-    let old = g
-        .deposed
-        .as_deref()
-        .map_or_else(|| "? 0".into(), |o| host_port(g, o));
+    let from = g.deposed.clone().unwrap_or_default();
     Event {
         kind: "+switch-master",
         group: g.spec.name.clone(),
         node: new.to_string(),
         epoch: g.epoch,
-        detail: format!("{} {old} {}", g.spec.name, host_port(g, new)),
+        detail: switch_master_detail(g, &from, new, false),
+        from,
         at_ms,
         index,
     }

@@ -144,7 +144,10 @@ fn kill_refused_subscribers<S>(conn: &mut Conn<S>, user: &User) {
             .chain(user.selectors.iter())
             .any(|s| s.channel_allowed(name, pattern))
     };
-    let refused = conn.shared.hub.refused_subscribers(&ids, allowed);
+    let mut refused = conn.shared.hub.refused_subscribers(&ids, allowed);
+    if let Some(hub) = &conn.shared.tls_hub {
+        refused.extend(hub.refused_subscribers(&ids, allowed));
+    }
     if refused.contains(&conn.info.id) {
         conn.close = true;
     }

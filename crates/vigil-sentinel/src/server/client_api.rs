@@ -108,6 +108,7 @@ impl SentinelService for Sentinel {
             epoch: g.epoch,
             status: status.into(),
             node: node.map(|n| n.name.clone()).unwrap_or_default(),
+            tls_address: node.map(|n| n.tls_data.clone()).unwrap_or_default(),
         }))
     }
 

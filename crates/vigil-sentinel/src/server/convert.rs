@@ -51,7 +51,7 @@ impl From<pb::Node> for NodeSpec {
             data: n.data,
             admin: n.admin,
             priority: n.priority,
-            tls_data: String::new(),
+            tls_data: n.tls_data,
         }
     }
 }
@@ -63,6 +63,7 @@ impl From<&NodeSpec> for pb::Node {
             data: n.data.clone(),
             admin: n.admin.clone(),
             priority: n.priority,
+            tls_data: n.tls_data.clone(),
         }
     }
 }
@@ -287,6 +288,7 @@ mod tests {
             data: data.into(),
             admin: "127.0.0.1:16379".into(),
             priority: 100,
+            tls_data: "127.0.0.1:6380".into(),
         };
         // Absent settings: the defaults.
         let MonitorSpec(spec) = pb::MonitorRequest {
@@ -298,6 +300,8 @@ mod tests {
         .try_into()
         .expect("a valid request");
         assert_eq!(spec.settings, Settings::default());
+        assert_eq!(spec.nodes[0].tls_data, "127.0.0.1:6380");
+        assert_eq!(pb::Node::from(&spec.nodes[0]).tls_data, "127.0.0.1:6380");
         // Zero fields of given settings: their defaults too, but sync_replicas stays 0.
         let MonitorSpec(spec) = pb::MonitorRequest {
             name: "g".into(),

@@ -25,7 +25,8 @@ pub(super) fn serve_resp(
     let Ok(addr) = resp.local_addr() else {
         return Ok(());
     };
-    let shared = Arc::new(vigil_resp::Shared::new(
+    const PUBSUB_LIMIT: usize = 32 * 1024 * 1024;
+    let mut shared = vigil_resp::Shared::new(
         vigil_resp::conn::Ident {
             server: "redis",
             version: vigil_base::REDIS_VERSION,
@@ -34,8 +35,13 @@ pub(super) fn serve_resp(
         vigil_resp::Limits::default(),
         (!config.password.is_empty()).then(|| config.password.clone().into()),
         16,
-        32 * 1024 * 1024,
-    ));
+        PUBSUB_LIMIT,
+    );
+    // Events on the TLS port name TLS addresses: its subscribers get a hub of their own.
+    if tls.is_some() {
+        shared.tls_hub = Some(vigil_resp::pubsub::Hub::new(PUBSUB_LIMIT));
+    }
+    let shared = Arc::new(shared);
     *shared.role.write() = "sentinel";
     let table = crate::discovery::commands::table();
     let sentinel_subs = vec![(

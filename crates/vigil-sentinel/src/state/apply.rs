@@ -33,7 +33,11 @@ pub fn validate(spec: &GroupSpec) -> Result<(), Rejected> {
         )));
     }
     for n in &spec.nodes {
-        for (what, addr) in [("data", &n.data), ("admin", &n.admin)] {
+        let tls = (!n.tls_data.is_empty()).then_some(("tls_data", &n.tls_data));
+        for (what, addr) in [("data", &n.data), ("admin", &n.admin)]
+            .into_iter()
+            .chain(tls)
+        {
             if !is_host_port(addr) {
                 return Err(Rejected::Invalid(format!(
                     "node {}: {what} address {addr:?} is not host:port",

@@ -152,6 +152,9 @@ fn bad_specs_and_options_are_rejected_without_change() {
     bad = spec("g", &["a"]);
     bad.nodes[0].data = "nohost".into();
     assert!(run(&mut s, 2, Command::Monitor(bad)).is_err());
+    bad = spec("g", &["a"]);
+    bad.nodes[0].tls_data = "nohost".into();
+    assert!(run(&mut s, 2, Command::Monitor(bad)).is_err());
     assert!(run(&mut s, 3, Command::Monitor(spec("", &["a"]))).is_err());
     run(&mut s, 4, Command::Monitor(spec("g", &["a", "b"]))).unwrap();
     let set = |k: &str, v: &str| Command::SetOption {

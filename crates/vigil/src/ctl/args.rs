@@ -93,8 +93,9 @@ pub enum CtlCommand {
     Monitor {
         /// The group's name (the Sentinel "master name").
         group: String,
-        /// A node as NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY], e.g.
-        /// `n1,10.0.0.1:6379,10.0.0.1:16379`; repeat for each node.
+        /// A node as NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY[,TLS-DATA-ADDR]], e.g.
+        /// `n1,10.0.0.1:6379,10.0.0.1:16379` or `n1,10.0.0.1:6379,10.0.0.1:16379,100,10.0.0.1:6380`;
+        /// repeat for each node.
         #[arg(long = "node", required = true)]
         nodes: Vec<String>,
         /// Sentinels that must see the master down (default: a majority).
@@ -171,28 +172,30 @@ impl CtlArgs {
     }
 }
 
-/// A `--node` value: `NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY]` (priority 100 when left out).
+/// A `--node` value: `NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY[,TLS-DATA-ADDR]]` (priority 100 when
+/// left out or empty).
 pub fn parse_node(spec: &str) -> anyhow::Result<pb::Node> {
     let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
     let bad = || {
         anyhow!(
-            "--node {spec:?}: expected NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY], e.g. \
-             n1,10.0.0.1:6379,10.0.0.1:16379"
+            "--node {spec:?}: expected NAME,DATA-ADDR,ADMIN-ADDR[,PRIORITY[,TLS-DATA-ADDR]], e.g. \
+             n1,10.0.0.1:6379,10.0.0.1:16379 or n1,10.0.0.1:6379,10.0.0.1:16379,100,10.0.0.1:6380"
         )
     };
     let (name, data, admin) = match parts.as_slice() {
-        [n, d, a] | [n, d, a, _] if !n.is_empty() => (n, d, a),
+        [n, d, a] | [n, d, a, _] | [n, d, a, _, _] if !n.is_empty() => (n, d, a),
         _ => return Err(bad()),
     };
     let priority = match parts.get(3) {
-        Some(p) => p.parse().map_err(|_| bad())?,
-        None => 100,
+        Some(p) if !p.is_empty() => p.parse().map_err(|_| bad())?,
+        _ => 100,
     };
     Ok(pb::Node {
         name: name.to_string(),
         data: data.to_string(),
         admin: admin.to_string(),
         priority,
+        tls_data: parts.get(4).map(|t| t.to_string()).unwrap_or_default(),
     })
 }
 
@@ -213,9 +216,18 @@ mod tests {
             ("n1", "10.0.0.1:6379", "10.0.0.1:16379", 5)
         );
         assert_eq!(parse_node("n2,a:1,a:2").unwrap().priority, 100);
-        for (i, bad) in ["n1", "n1,a:1", ",a:1,a:2", "n1,a:1,a:2,x", "n1,a:1,a:2,1,2"]
-            .iter()
-            .enumerate()
+        let t = parse_node("n3,a:1,a:2,,a:3").unwrap();
+        assert_eq!((t.priority, t.tls_data.as_str()), (100, "a:3"));
+        assert_eq!(parse_node("n3,a:1,a:2,7").unwrap().tls_data, "");
+        for (i, bad) in [
+            "n1",
+            "n1,a:1",
+            ",a:1,a:2",
+            "n1,a:1,a:2,x",
+            "n1,a:1,a:2,1,a:3,x",
+        ]
+        .iter()
+        .enumerate()
         {
             assert!(parse_node(bad).is_err(), "#{i} {bad}");
         }

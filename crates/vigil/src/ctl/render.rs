@@ -85,6 +85,7 @@ pub fn status_json(info: &pb::ClusterInfo, groups: &[pb::Group]) -> serde_json::
                     json!({
                         "name": n.name,
                         "data": n.data,
+                        "tls_data": n.tls_data,
                         "admin": n.admin,
                         "priority": n.priority,
                         "role": h.map_or("unknown", |h| h.role.as_str()),
@@ -191,9 +192,14 @@ fn group_text(g: &pb::Group) -> String {
     for n in &g.nodes {
         let h = g.health.iter().find(|h| h.name == n.name);
         let role = h.map_or("unknown", |h| h.role.as_str());
+        let address = if n.tls_data.is_empty() {
+            n.data.clone()
+        } else {
+            format!("{} (tls {})", n.data, n.tls_data)
+        };
         rows.push(vec![
             n.name.clone(),
-            n.data.clone(),
+            address,
             role.to_string(),
             h.map_or("-".into(), |h| h.offset.to_string()),
             match h {
