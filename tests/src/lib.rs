@@ -6,6 +6,7 @@
 //! - [`diff`]: the differential comparison with redis-server and its script grammar.
 //! - [`seeded`]: the seeded random generator of the random differential sequences.
 //! - [`sessions`]: the differential comparison over several connections and pushed messages.
+//! - [`certs`]: test certificates (a CA, server, client, expired and foreign ones).
 //! - [`client_script`]: a Python or Node client program driven by a test.
 //! - [`grpc`]: clients of the sentinels' gRPC API and sentinel configs.
 //! - [`agents`]: `vigil agent` processes owning real `redis-server`s, and a group of them.
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub mod agentless;
 pub mod agents;
 pub mod backends;
+pub mod certs;
 pub mod client_script;
 pub mod content;
 pub mod diff;

@@ -171,12 +171,17 @@ impl SentinelProc {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// SIGKILLs the process and waits for it.
-    pub fn kill9(&mut self) {
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with the PID of a child we own.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGKILL);
+            libc::kill(self.child.id() as i32, sig);
         }
+    }
+
+    /// SIGKILLs the process and waits for it.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
         let _ = self.child.wait();
     }
 }

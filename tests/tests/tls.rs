@@ -1,6 +1,6 @@
 //! TLS on the node's data port (issue 18): real `redis-cli --tls` and `openssl s_client`
-//! clients against certificates made here with rcgen (a CA, a server and a client
-//! certificate, an expired one, and one signed by another CA).
+//! clients against certificates made with rcgen ([`vigil_tests::certs`]: a CA, a server and a
+//! client certificate, an expired one, and one signed by another CA).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,86 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
-};
+use vigil_tests::certs::{Ca, Certs};
 use vigil_tests::{KillOnDrop, NodeProc, free_port};
-
-/// A certificate authority that signs test certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
-        Ca { issuer }
-    }
-
-    /// Writes `<name>.crt` and `<name>.key` for `cn`, valid for localhost and 127.0.0.1
-    /// (expired when `expired`).
-    fn issue(&self, dir: &Path, name: &str, cn: &str, expired: bool) -> (PathBuf, PathBuf) {
-        let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if expired {
-            p.not_before = date_time_ymd(2020, 1, 1);
-            p.not_after = date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            dir.join(format!("{name}.crt")),
-            dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-
-    fn write(&self, path: &Path) {
-        std::fs::write(path, self.issuer.pem()).unwrap();
-    }
-}
-
-/// A directory with `ca.crt`, `server.*`, `client.*`, `expired.*` and `rogue.*` (signed by
-/// another CA).
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn new() -> Certs {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Vigil test CA");
-        ca.write(&dir.path().join("ca.crt"));
-        ca.issue(dir.path(), "server", "vigil-server", false);
-        ca.issue(dir.path(), "client", "vigil-client", false);
-        ca.issue(dir.path(), "expired", "vigil-expired", true);
-        Ca::new("Rogue CA").issue(dir.path(), "rogue", "vigil-rogue", false);
-        Certs { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    /// Node flags serving TLS on `tls_port` with these files.
-    fn node_flags(&self, tls_port: u16) -> Vec<String> {
-        vec![
-            "--tls-port".into(),
-            tls_port.to_string(),
-            "--tls-cert-file".into(),
-            self.path("server.crt"),
-            "--tls-key-file".into(),
-            self.path("server.key"),
-            "--tls-ca-cert-file".into(),
-            self.path("ca.crt"),
-        ]
-    }
-}
 
 fn start_node(certs: &Certs, dir: &Path, tls_port: u16, extra: &[&str]) -> NodeProc {
     let mut flags = certs.node_flags(tls_port);
@@ -626,7 +548,7 @@ fn replication_link_over_tls() {
 fn tls_only_group_fails_over_after_sigkill() {
     let certs = Certs::new();
     let dir = tempfile::tempdir().unwrap();
-    let files = tls_files(&certs);
+    let files = certs.config_keys();
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let text = format!(
@@ -704,16 +626,6 @@ fn stock_tls_group_fails_over_after_sigkill() {
     });
 }
 
-/// The TLS certificate keys of a node's or a sentinel's file.
-fn tls_files(certs: &Certs) -> String {
-    format!(
-        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_cert_file = \"{}\"\n",
-        certs.path("server.crt"),
-        certs.path("server.key"),
-        certs.path("ca.crt")
-    )
-}
-
 /// Three sentinels with `tls_replication` watch the group whose TLS data ports are `ports`
 /// (`group`: its TOML lines): a master is chosen and seen up (the TLS probe answers), a write
 /// reaches both replicas over TLS, and after `kill(i)` SIGKILLs the master a replica is promoted
@@ -727,7 +639,7 @@ fn fails_over_over_tls(
 ) {
     use vigil_tests::managed::{NODE_TOKEN, TOKEN};
     use vigil_tests::{SentinelProc, sentinel_config, write_config};
-    let files = tls_files(certs);
+    let files = certs.config_keys();
     let grpc: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinels: Vec<SentinelProc> = (1..=3u64)
         .map(|id| {

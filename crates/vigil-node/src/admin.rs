@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use vigil_proto::admin::{self, Epoch, Target};
 use vigil_proto::node::node_admin_server::{NodeAdmin, NodeAdminServer};
@@ -25,12 +24,12 @@ use crate::gate::{EpochRefused, Role};
 use crate::node::Node;
 use crate::repl::Phase;
 
-/// Serves NodeAdmin on `listener` until the node shuts down.
+/// Serves NodeAdmin on `listener` until the node shuts down, over TLS with `tls`.
 pub async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     token: String,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<vigil_resp::tls::ServerTls>>,
 ) -> Result<(), tonic::transport::Error> {
     let shutdown = node.shared.shutdown.clone();
     let node_span = node.span.clone();
@@ -44,15 +43,9 @@ pub async fn serve(
     );
     let svc = NodeAdminServer::with_interceptor(service, check);
     let span = node_span;
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = tls {
-        builder = builder.tls_config(t)?;
-    }
+    let router = tonic::transport::Server::builder().add_service(svc);
     tracing::Instrument::instrument(
-        builder.add_service(svc).serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown.cancelled_owned(),
-        ),
+        vigil_proto::tls::serve(router, listener, tls, shutdown.cancelled_owned()),
         span,
     )
     .await

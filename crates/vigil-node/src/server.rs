@@ -254,20 +254,16 @@ pub async fn serve(
     let admin = config.admin_token().map(|t| (t, config.admin.clone()));
     let metrics = config.metrics.clone();
     let tls_files = config.tls_files();
+    // NodeAdmin's own TLS state (ALPN h2), reloaded on SIGHUP like the RESP port's.
     let admin_tls = match (&tls_files, config.tls_admin) {
-        (Some(f), true) => Some(
-            vigil_proto::tls::GrpcTlsFiles {
-                cert_file: f.cert_file.clone(),
-                key_file: f.key_file.clone(),
-                ca_cert_file: f.ca_cert_file.clone(),
-                require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
-            }
-            .server()
-            .map_err(|message| NodeError::Config {
+        (Some(f), true) => {
+            let tls = vigil_proto::tls::server(f.clone()).map_err(|e| NodeError::Config {
                 file: "TLS".into(),
-                message,
-            })?,
-        ),
+                message: e.to_string(),
+            })?;
+            vigil_proto::tls::reload_on_sighup(tls.clone());
+            Some(tls)
+        }
         _ => None,
     };
     let (port, tls_port) = (config.port, config.tls_port);

@@ -32,7 +32,7 @@ pub fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ChannelErr
         .timeout(timeout)
         .tcp_nodelay(true);
     if let Some(t) = tls {
-        e = e.tls_config(t.clone()).map_err(err)?;
+        e = e.tls_config(t).map_err(err)?;
     }
     Ok(e)
 }

@@ -2,7 +2,8 @@
 //! only definition of the wire format; besides the generated code this crate holds the gRPC
 //! plumbing every service and client shares: the codec ([`codec`]), the cluster token sent
 //! and checked ([`auth`]), how a channel is opened ([`channel`]), NodeAdmin requests
-//! validated into domain values ([`admin`]), and the metrics and health HTTP endpoint ([`ops`]).
+//! validated into domain values ([`admin`]), gRPC over TLS ([`tls`]), and the metrics and health
+//! HTTP endpoint ([`ops`]).
 #![deny(missing_docs)]
 
 pub mod admin;

@@ -3,7 +3,8 @@
 //!
 //! Certificates come from PEM files named as Redis names its keys (`tls_cert_file`,
 //! `tls_key_file`, `tls_ca_cert_file`); [`ServerTls::reload`] re-reads them (SIGHUP) and only
-//! handshakes that start afterwards see the new ones, so open connections keep working.
+//! handshakes that start afterwards see the new ones, so open connections keep working. The
+//! gRPC servers (`vigil_proto::tls`) build on the same [`ServerTls`], with ALPN `h2`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -176,9 +177,14 @@ impl TlsFiles {
     }
 }
 
+/// The server side of an accepted TLS connection.
+pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+
 /// A server's TLS state: the files and the configuration new handshakes use.
 pub struct ServerTls {
     files: TlsFiles,
+    /// Offered in every configuration built from the files (`h2` for gRPC; none for RESP).
+    alpn: Vec<Vec<u8>>,
     current: RwLock<Arc<ServerConfig>>,
     client: RwLock<Arc<ClientConfig>>,
 }
@@ -186,10 +192,17 @@ pub struct ServerTls {
 impl ServerTls {
     /// Reads the files once.
     pub fn new(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
-        let current = RwLock::new(files.server_config()?);
+        Self::with_alpn(files, Vec::new())
+    }
+
+    /// [`ServerTls::new`], negotiating one of the `alpn` protocols (in order of preference)
+    /// with clients that offer ALPN: `h2` for a gRPC server.
+    pub fn with_alpn(files: TlsFiles, alpn: Vec<Vec<u8>>) -> Result<Arc<Self>, TlsError> {
+        let current = RwLock::new(server_config(&files, &alpn)?);
         let client = RwLock::new(files.client_config()?);
         Ok(Arc::new(ServerTls {
             files,
+            alpn,
             current,
             client,
         }))
@@ -197,7 +210,7 @@ impl ServerTls {
 
     /// Re-reads the files; on error the previous certificates stay in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let s = self.files.server_config()?;
+        let s = server_config(&self.files, &self.alpn)?;
         let c = self.files.client_config()?;
         *self.current.write() = s;
         *self.client.write() = c;
@@ -210,10 +223,7 @@ impl ServerTls {
     }
 
     /// Runs the server side of a handshake under [`HANDSHAKE_TIMEOUT`].
-    pub async fn accept(
-        &self,
-        stream: TcpStream,
-    ) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    pub async fn accept(&self, stream: TcpStream) -> io::Result<ServerStream> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.current.read().clone());
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(r) => r,
@@ -223,6 +233,17 @@ impl ServerTls {
             )),
         }
     }
+}
+
+/// The server configuration of `files`, offering `alpn`.
+fn server_config(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<Arc<ServerConfig>, TlsError> {
+    let config = files.server_config()?;
+    if alpn.is_empty() {
+        return Ok(config);
+    }
+    let mut config = Arc::unwrap_or_clone(config);
+    config.alpn_protocols = alpn.to_vec();
+    Ok(Arc::new(config))
 }
 
 /// Connects over TLS to `host` (checked against the server's certificate) on `stream`.
@@ -332,17 +353,29 @@ impl AsyncWrite for WriteHalf {
 
 /// Re-reads `tls`'s certificates on every SIGHUP, for the life of the process.
 pub fn reload_on_sighup(tls: Arc<ServerTls>) {
+    on_sighup("RESP", move || tls.reload());
+}
+
+/// Runs `reload` on every SIGHUP, for the life of the process, and logs the outcome naming
+/// `what` was reloaded (`RESP`, `gRPC`): one watcher per set of certificates.
+pub fn on_sighup(
+    what: &'static str,
+    mut reload: impl FnMut() -> Result<(), TlsError> + Send + 'static,
+) {
     tokio::spawn(async move {
         let kind = tokio::signal::unix::SignalKind::hangup();
         let Ok(mut hup) = tokio::signal::unix::signal(kind) else {
-            tracing::warn!("cannot watch SIGHUP: TLS certificates will not be reloaded");
+            tracing::warn!(
+                what,
+                "cannot watch SIGHUP: TLS certificates will not be reloaded"
+            );
             return;
         };
         while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+            match reload() {
+                Ok(()) => tracing::info!(what, "SIGHUP: TLS certificates reloaded"),
                 Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: TLS reload failed, keeping the old certificates")
+                    tracing::error!(what, error = %e, "SIGHUP: TLS reload failed, keeping the old certificates")
                 }
             }
         }

@@ -400,14 +400,8 @@ impl SentinelConfig {
     }
 
     /// The gRPC TLS files, when `tls_grpc` is set.
-    pub fn grpc_tls(&self) -> Option<vigil_proto::tls::GrpcTlsFiles> {
-        let f = self.tls_files().filter(|_| self.tls_grpc)?;
-        Some(vigil_proto::tls::GrpcTlsFiles {
-            cert_file: f.cert_file,
-            key_file: f.key_file,
-            ca_cert_file: f.ca_cert_file,
-            require_client_cert: f.auth_clients == vigil_resp::tls::AuthClients::Yes,
-        })
+    pub fn grpc_tls(&self) -> Option<vigil_resp::tls::TlsFiles> {
+        self.tls_files().filter(|_| self.tls_grpc)
     }
 
     /// Reads and validates a config file.

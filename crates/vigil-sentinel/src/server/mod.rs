@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::sentinel::raft_peer_server::RaftPeerServer;
 use vigil_proto::sentinel::sentinel_service_server::SentinelServiceServer;
@@ -158,8 +157,11 @@ pub async fn run(
     // Before any channel is made: peers' and nodes' channels all use TLS with `tls_grpc`.
     let grpc_tls = match config.grpc_tls() {
         Some(f) => {
-            vigil_proto::tls::set_client(f.client().map_err(ServeError::Tls)?);
-            Some(f.server().map_err(ServeError::Tls)?)
+            let tls_err = |e: vigil_resp::tls::TlsError| ServeError::Tls(e.to_string());
+            vigil_proto::tls::set_client(f.clone()).map_err(tls_err)?;
+            let tls = vigil_proto::tls::server(f).map_err(tls_err)?;
+            vigil_proto::tls::reload_on_sighup(tls.clone());
+            Some(tls)
         }
         None => None,
     };
@@ -262,15 +264,10 @@ pub async fn run(
         &token,
         "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
     );
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = grpc_tls {
-        builder = builder.tls_config(t)?;
-    }
-    builder
+    let router = tonic::transport::Server::builder()
         .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
-        .add_service(SentinelServiceServer::with_interceptor(s, check))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await?;
+        .add_service(SentinelServiceServer::with_interceptor(s, check));
+    vigil_proto::tls::serve(router, listener, grpc_tls, shutdown.cancelled_owned()).await?;
     Ok(())
 }
 

@@ -58,13 +58,13 @@ impl TlsClientArgs {
             }
             return Ok(());
         };
-        let files = vigil_proto::tls::GrpcTlsFiles {
+        let files = vigil_resp::tls::TlsFiles {
             cert_file: self.tls_cert.clone().unwrap_or_default(),
             key_file: self.tls_key.clone().unwrap_or_default(),
             ca_cert_file: ca.clone(),
-            require_client_cert: false,
+            auth_clients: vigil_resp::tls::AuthClients::No,
         };
-        vigil_proto::tls::set_client(files.client().map_err(|e| anyhow!(e))?);
+        vigil_proto::tls::set_client(files).map_err(|e| anyhow!(e))?;
         Ok(())
     }
 }
