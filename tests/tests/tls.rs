@@ -675,9 +675,23 @@ fn fails_over_over_tls(
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // A node takes writes once promoted, a moment after the sentinels commit it as master.
+    let write = |port: u16, key: &str, value: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (ok, out) = redis_cli(certs, port, Some("client"), &["SET", key, value]);
+            if ok && out.trim() == "OK" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "master {port} refuses writes: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
     let old = master(&mut sc, None);
-    let (ok, out) = redis_cli(certs, old, Some("client"), &["SET", "tls-key", "kept"]);
-    assert!(ok && out.trim() == "OK", "{out}");
+    write(old, "tls-key", "kept");
     // Both replicas link up over TLS and hold the write.
     let replicas: Vec<u16> = ports.iter().copied().filter(|p| *p != old).collect();
     let wait_replica = |port: u16, master: u16| {
@@ -705,18 +719,7 @@ fn fails_over_over_tls(
     let new = master(&mut sc, Some(old));
     assert!(replicas.contains(&new), "{new}");
     // The new master takes writes over TLS and kept the old one's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (ok, out) = redis_cli(certs, new, Some("client"), &["SET", "after", "1"]);
-        if ok && out.trim() == "OK" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "new master {new} refuses writes: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    write(new, "after", "1");
     let (_, v) = redis_cli(certs, new, Some("client"), &["GET", "tls-key"]);
     assert_eq!(v.trim(), "kept");
     // The other replica follows the new master over TLS.
