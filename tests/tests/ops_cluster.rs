@@ -1,5 +1,6 @@
 //! The operations endpoint on a managed group: the sentinels' metrics (redis_exporter's
-//! `redis_sentinel_*`, Vigil's failover counter moving after `SENTINEL FAILOVER`), the
+//! `redis_sentinel_*`, Vigil's failover counter moving after `SENTINEL FAILOVER`, lease
+//! renewals counted over time and the fence that switchover sends), the
 //! nodes' `/primary` following the lease, and a real HAProxy routing writes by
 //! `option httpchk GET /primary` through a SIGKILL failover.
 
@@ -17,6 +18,14 @@ fn wait(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// `name{labels}` summed over the sentinels (only the leader counts renewals and fences).
+fn sentinels_sum(o: &Observed, name: &str, labels: &str) -> f64 {
+    o.sentinel_http
+        .iter()
+        .filter_map(|p| value(&parse_metrics(&get(*p, "/metrics").body), name, labels))
+        .sum()
 }
 
 fn primary_of(o: &Observed) -> Vec<u16> {
@@ -74,6 +83,17 @@ async fn sentinel_metrics_and_the_failover_counter() {
         .filter(|p| get(**p, "/leader").status == 200)
         .count();
     assert_eq!(leaders, 1, "exactly one sentinel answers /leader");
+    // The leader renews the master's lease several times a second.
+    let renewed = "group=\"mymaster\",outcome=\"ok\"";
+    let before = sentinels_sum(&o, "vigil_sentinel_lease_renewals_total", renewed);
+    wait("lease renewals are counted", Duration::from_secs(5), || {
+        sentinels_sum(&o, "vigil_sentinel_lease_renewals_total", renewed) >= before + 3.0
+    });
+    assert_eq!(
+        sentinels_sum(&o, "vigil_sentinel_fences_total", renewed),
+        0.0,
+        "no fence before a failover"
+    );
     // A switchover through the Redis Sentinel protocol moves the counter on every sentinel.
     let resp = o.c.sentinels[0].resp_port();
     let mut r = vigil_tests::RawConn::connect(resp).unwrap();
@@ -101,6 +121,11 @@ async fn sentinel_metrics_and_the_failover_counter() {
             Some(1.0)
         );
     }
+    // The switchover fenced the old master (reachable, so it answered fenced).
+    assert!(
+        sentinels_sum(&o, "vigil_sentinel_fences_total", renewed) >= 1.0,
+        "the fence of the old master is counted"
+    );
     let (m2, mi2) = o.c.master_and_followers().await;
     assert_ne!(m2.address, addr);
     wait(

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use vigil_proto::sentinel::GetMasterRequest;
 use vigil_tests::{RawConn, sentinel_client, vigil_bin, write_config};
 
-/// A port p with p, p+1, p+2 all free right now (below the ephemeral range, see
-/// `free_port`).
-fn three_free_ports() -> u16 {
+/// A port p with p..p+n all free right now (below the ephemeral range, see `free_port`).
+fn free_ports(n: u16) -> u16 {
     loop {
         let p = vigil_tests::free_port();
-        if p < 32000
-            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
-            && TcpListener::bind(("127.0.0.1", p + 2)).is_ok()
-        {
+        if p < 32000 && (1..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             return p;
         }
     }
+}
+
+fn three_free_ports() -> u16 {
+    free_ports(3)
 }
 
 /// A local cluster config in `dir` on free ports, without `dir` (sync mode, `down_after`
@@ -30,11 +30,12 @@ fn three_free_ports() -> u16 {
 fn cluster_config(dir: &std::path::Path) -> (std::path::PathBuf, [u16; 4]) {
     let ports = [(); 4].map(|_| three_free_ports());
     let [data, admin, grpc, resp] = ports;
+    let metrics = free_ports(6);
     let cfg = write_config(
         dir,
         "local.toml",
         &format!(
-            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
+            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\nmetrics_base_port = {metrics}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
         ),
     );
     (cfg, ports)
@@ -215,6 +216,41 @@ async fn supervises_and_fails_over(backend: Option<&str>) {
     let first = master_of(grpc).await;
     let port: u16 = first.address.rsplit(':').next().unwrap().parse().unwrap();
     set_until_ok(port, Duration::from_secs(10)).await;
+    // Every metrics URL the banner prints answers, with its server up (stock servers managed
+    // over RESP have none: only the sentinels').
+    let urls: Vec<u16> = banner
+        .split("metrics http://127.0.0.1:")
+        .skip(1)
+        .filter_map(|rest| rest.split('/').next()?.parse().ok())
+        .collect();
+    let expected = if backend == Some("redis-resp") { 3 } else { 6 };
+    assert_eq!(urls.len(), expected, "{banner}");
+    for p in urls {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = vigil_tests::ops_http::request(p, "GET", "/metrics");
+            let up = page
+                .as_ref()
+                .ok()
+                .filter(|r| r.status == 200)
+                .and_then(|r| {
+                    vigil_tests::ops_http::value(
+                        &vigil_tests::ops_http::parse_metrics(&r.body),
+                        "redis_up",
+                        "",
+                    )
+                });
+            if up == Some(1.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metrics on {p}: {:?}",
+                page.map(|r| r.status)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     // Its process, as the banner names it.
     let line = out
         .wait_line(&[&format!("redis://127.0.0.1:{port} ")], Duration::ZERO)

@@ -34,6 +34,8 @@ pub struct Seen {
     pub master: bool,
     /// Its master, when a replica.
     pub following: Option<(String, u16)>,
+    /// Whether it answered the last check (`redis_up` on the metrics endpoint).
+    pub up: bool,
 }
 
 /// Whether the server's writes are paused, as far as the agent knows.

@@ -48,6 +48,10 @@ pub struct AgentConfig {
     /// How often the agent checks its server (role, restart) and re-asserts the pause.
     #[serde(default = "defaults::check", deserialize_with = "duration")]
     pub check_interval: Duration,
+    /// Serve `/metrics` and the health checks (`/primary`, `/replica`, `/health`...) over
+    /// HTTP on this address (`"127.0.0.1:9121"`; empty: not served).
+    #[serde(default)]
+    pub metrics: String,
     /// The NodeAdmin endpoint.
     #[serde(default)]
     pub admin: AdminConfig,

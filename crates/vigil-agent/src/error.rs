@@ -30,8 +30,8 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
-    /// The NodeAdmin port could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The NodeAdmin or metrics port could not be opened.
+    #[error("cannot listen on {addr}: {source} (free the port or change it in the config)")]
     Listen {
         /// The address.
         addr: String,

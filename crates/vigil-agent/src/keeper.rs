@@ -14,6 +14,7 @@ use crate::agent::{Agent, Observed, REASSERT};
 async fn check(agent: &Agent, unreachable_logged: &mut bool) {
     match agent.query.info().await {
         Ok(info) => {
+            agent.seen.lock().up = true;
             if *unreachable_logged {
                 tracing::info!("server reachable again");
                 *unreachable_logged = false;
@@ -29,6 +30,7 @@ async fn check(agent: &Agent, unreachable_logged: &mut bool) {
             }
         }
         Err(e) => {
+            agent.seen.lock().up = false;
             if !*unreachable_logged {
                 tracing::warn!(error = %e, "server unreachable");
                 *unreachable_logged = true;

@@ -8,7 +8,8 @@
 //!   server may take writes);
 //! - [`agent`] (shared state; observe the server, enforce the pause), [`owner`] (start and own
 //!   the server process), [`keeper`] (the loop that watches the server and times the pause);
-//! - [`service`] (the NodeAdmin gRPC service) and [`serve`], which wires them up.
+//! - [`service`] (the NodeAdmin gRPC service), [`ops`] (metrics and health checks over
+//!   HTTP) and [`serve`], which wires them up.
 //!
 //! What the agent keeps of `vigil node`'s guarantees: epochs persisted in its directory and a
 //! lower one refused; the write lease held on the agent's monotonic clock and enforced on the
@@ -26,6 +27,7 @@ pub mod authority;
 pub mod config;
 pub mod error;
 pub mod keeper;
+pub mod ops;
 pub mod owner;
 pub mod service;
 pub mod stock;
@@ -109,6 +111,19 @@ async fn serve_agent(
         }
     };
     tokio::spawn(keeper::run(agent.clone()).instrument(span));
+    if !agent.config.metrics.is_empty() {
+        let source = Arc::new(ops::AgentOps {
+            agent: agent.clone(),
+        });
+        let stop = shutdown.clone().cancelled_owned();
+        let addr = vigil_proto::ops::spawn(&agent.config.metrics, source, stop)
+            .await
+            .map_err(|source| AgentError::Listen {
+                addr: agent.config.metrics.clone(),
+                source,
+            })?;
+        println!("metrics listening on {addr}");
+    }
 
     println!("admin listening on {local}");
     let check = vigil_proto::auth::TokenCheck::new(

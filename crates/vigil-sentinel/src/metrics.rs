@@ -5,6 +5,9 @@
 //! applied index, leader changes), and health checks (`/health`, `/liveness`, `/readiness`:
 //! in touch with a Raft leader and with applied state; `/leader`: this sentinel leads).
 //!
+//! Lease renewals, fences and lease expiries are counted by the controller where it makes
+//! the calls (only the leader sends them, so only the leader's counters move).
+//!
 //! Failover counts come from the event bus, so every sentinel counts the committed
 //! failovers it applies (from its start: a counter reset on restart, as Prometheus expects).
 
@@ -64,6 +67,20 @@ struct Inner {
     /// Leader changes seen, and the last leader.
     leader_changes: u64,
     leader: u64,
+    /// `(group, outcome)` → lease renewals this sentinel sent as leader.
+    renewals: Outcomes,
+    /// `(group, outcome)` → fences this sentinel sent to old masters.
+    fences: Outcomes,
+    /// group → masters seen with their lease run out when the leader came to renew it.
+    expiries: BTreeMap<String, u64>,
+}
+
+/// `(group, outcome)` → calls.
+type Outcomes = BTreeMap<(String, &'static str), u64>;
+
+/// A call's outcome label.
+fn outcome(ok: bool) -> &'static str {
+    if ok { "ok" } else { "failed" }
 }
 
 /// The sentinel's counters, fed by [`watch`].
@@ -71,6 +88,31 @@ struct Inner {
 pub struct Counters(Mutex<Inner>);
 
 impl Counters {
+    /// Counts a lease renewal sent to `group`'s master, granted or not.
+    pub fn renewal(&self, group: &str, ok: bool) {
+        *self
+            .0
+            .lock()
+            .renewals
+            .entry((group.to_string(), outcome(ok)))
+            .or_default() += 1;
+    }
+
+    /// Counts a fence sent to `group`'s old master: `ok` when it answered fenced.
+    pub fn fence(&self, group: &str, ok: bool) {
+        *self
+            .0
+            .lock()
+            .fences
+            .entry((group.to_string(), outcome(ok)))
+            .or_default() += 1;
+    }
+
+    /// Counts a master of `group` found serving with no lease left.
+    pub fn lease_expired(&self, group: &str) {
+        *self.0.lock().expiries.entry(group.to_string()).or_default() += 1;
+    }
+
     fn record(&self, ev: &Event, master: Option<&str>) {
         let mut c = self.0.lock();
         let g = ev.group.clone();
@@ -402,6 +444,36 @@ impl SentinelOps {
         );
         for (g, n) in &c.divergent {
             t.sample("vigil_divergent_bytes_total", &[("group", g)], *n as f64);
+        }
+        let by_outcome = |t: &mut Text, name: &str, help: &str, m: &Outcomes| {
+            t.family(name, "counter", help);
+            for ((g, o), n) in m {
+                t.sample(name, &[("group", g), ("outcome", o)], *n as f64);
+            }
+        };
+        by_outcome(
+            t,
+            "vigil_sentinel_lease_renewals_total",
+            "Lease renewals this sentinel sent as leader, by group and outcome (ok, failed)",
+            &c.renewals,
+        );
+        by_outcome(
+            t,
+            "vigil_sentinel_fences_total",
+            "Fences this sentinel sent to old masters, by group and outcome (ok: answered fenced)",
+            &c.fences,
+        );
+        t.family(
+            "vigil_sentinel_lease_expiries_total",
+            "counter",
+            "Masters the leader found serving with their lease run out, by group",
+        );
+        for (g, n) in &c.expiries {
+            t.sample(
+                "vigil_sentinel_lease_expiries_total",
+                &[("group", g)],
+                *n as f64,
+            );
         }
     }
 }

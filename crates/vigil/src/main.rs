@@ -58,6 +58,10 @@ struct AgentArgs {
     /// TOML config file (see config/agent.toml).
     #[arg(long)]
     config: PathBuf,
+    /// Serve /metrics and the health checks (/primary, /replica, /health...) over HTTP on
+    /// this address ("127.0.0.1:9121").
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -167,7 +171,10 @@ fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {
 }
 
 fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
-    let config = vigil_agent::AgentConfig::load(&args.config)?;
+    let mut config = vigil_agent::AgentConfig::load(&args.config)?;
+    if let Some(m) = args.metrics {
+        config.metrics = m;
+    }
     let runtime = runtime(2)?;
     runtime.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();

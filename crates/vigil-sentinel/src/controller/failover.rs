@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_proto::node::{FenceRequest, PromoteRequest};
+use vigil_proto::node::PromoteRequest;
 
 use super::decide::{Observed, split};
-use super::decide::{Tally, choose_candidate, drift, lease, status_timeout, tally};
+use super::decide::{Tally, choose_candidate, drift, lease, tally};
 use super::steady::{Repoint, observe};
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
@@ -306,11 +306,7 @@ impl Controller {
             && let Some(old) = &f.old
             && !self.health.is_sdown(&name, old)
             && let Some(o) = g.spec.nodes.iter().find(|n| &n.name == old)
-            && let Ok(Ok(st)) = tokio::time::timeout(
-                status_timeout(&g.spec.settings),
-                self.nodes.fence(&o.admin, FenceRequest { epoch: f.epoch }),
-            )
-            .await
+            && let Ok(Ok(st)) = self.fence(g, &o.admin, f.epoch).await
             && st.fenced
             && st.epoch >= f.epoch
         {

@@ -56,14 +56,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tonic::Status;
 use tracing::Instrument;
+use vigil_proto::node::{FenceRequest, NodeStatus, RenewLeaseRequest};
 
 use crate::driver::Handle;
 use crate::events::{Event, Events};
 use crate::monitor::Health;
 use crate::nodes::NodeAdmin;
 use crate::peers::Opinions;
-use crate::state::Group;
+use crate::state::{Driver, Group};
 
 pub mod decide;
 mod failover;
@@ -123,6 +125,8 @@ pub struct Controller {
     peers: Arc<dyn Opinions>,
     events: Events,
     conditions: Conditions,
+    /// Renewals, fences and expiries, counted for the metrics endpoint.
+    counters: Arc<crate::metrics::Counters>,
     /// When this sentinel became leader (`None` while it does not lead).
     leader_since: Option<Instant>,
     local: HashMap<String, Local>,
@@ -145,9 +149,58 @@ impl Controller {
             peers,
             events,
             conditions,
+            counters: Arc::default(),
             leader_since: None,
             local: HashMap::new(),
         }
+    }
+
+    /// Counts renewals, fences and lease expiries in `counters` (those of the metrics
+    /// endpoint) rather than in counters of its own.
+    pub fn with_counters(mut self, counters: Arc<crate::metrics::Counters>) -> Controller {
+        self.counters = counters;
+        self
+    }
+
+    /// Renews the lease of `g`'s master (`st`: its status this round), counting the renewal
+    /// and a lease found run out. The one place renewals are sent from.
+    async fn renew(
+        &self,
+        g: &Group,
+        admin: &str,
+        st: &NodeStatus,
+        req: RenewLeaseRequest,
+    ) -> Result<(), Status> {
+        let name = &g.spec.name;
+        // Stock servers over RESP hold no lease: their "renewals" are not counted.
+        let leased = g.spec.driver != Driver::Resp;
+        if leased && st.lease_remaining_ms == 0 {
+            self.counters.lease_expired(name);
+        }
+        let r = self.nodes.renew_lease(admin, req).await;
+        if leased {
+            self.counters.renewal(name, r.is_ok());
+        }
+        r
+    }
+
+    /// Fences the node at `admin` at `epoch` for `group`'s failover, within the status
+    /// timeout, counting the fence (ok when it answered fenced at `epoch` or later). The one
+    /// place fences are sent from.
+    async fn fence(
+        &self,
+        g: &Group,
+        admin: &str,
+        epoch: u64,
+    ) -> Result<Result<NodeStatus, Status>, tokio::time::error::Elapsed> {
+        let r = tokio::time::timeout(
+            status_timeout(&g.spec.settings),
+            self.nodes.fence(admin, FenceRequest { epoch }),
+        )
+        .await;
+        let ok = matches!(&r, Ok(Ok(st)) if st.fenced && st.epoch >= epoch);
+        self.counters.fence(&g.spec.name, ok);
+        r
     }
 
     fn local(&mut self, group: &str) -> &mut Local {

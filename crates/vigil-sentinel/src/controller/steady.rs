@@ -324,7 +324,7 @@ impl Controller {
                     ttl_ms: ttl.as_millis() as u64,
                     since_node_ms: st.node_clock_ms,
                 };
-                self.nodes.renew_lease(&m.admin, req).await
+                self.renew(g, &m.admin, st, req).await
             };
             match granted {
                 Ok(()) => {

@@ -100,6 +100,8 @@ pub struct Sentinel {
     ops: Ops,
     /// What the controller is doing about each group (while this sentinel leads).
     conditions: crate::controller::Conditions,
+    /// What the metrics endpoint shows (the controller counts its calls here).
+    counters: Arc<crate::metrics::Counters>,
     /// Cancelled when the sentinel stops.
     shutdown: CancellationToken,
 }
@@ -231,6 +233,7 @@ pub async fn run(
         membership: Arc::default(),
         health: Health::new(),
         conditions: Arc::default(),
+        counters: Arc::default(),
     };
     let resp_addr = resp.local_addr()?;
     tokio::spawn(reconcile::background(
@@ -256,7 +259,8 @@ pub async fn run(
             s.health.clone(),
             opinions,
             s.conditions.clone(),
-        ),
+        )
+        .with_counters(s.counters.clone()),
         shutdown.clone(),
     ));
     // Server.

@@ -79,7 +79,12 @@ pub(super) fn serve_resp(
         stop.cancel();
     });
     if !config.metrics.is_empty() {
-        metrics_endpoint(&config.metrics, service.clone(), shutdown);
+        metrics_endpoint(
+            &config.metrics,
+            service.clone(),
+            s.counters.clone(),
+            shutdown,
+        );
     }
     if let Some((listener, tls)) = tls {
         let (service, shared) = (service.clone(), shared.clone());
@@ -99,6 +104,7 @@ pub(super) fn serve_resp(
 fn metrics_endpoint(
     addr: &str,
     discovery: Arc<crate::discovery::Discovery>,
+    counters: Arc<crate::metrics::Counters>,
     shutdown: &CancellationToken,
 ) {
     let listener = match std::net::TcpListener::bind(addr)
@@ -114,7 +120,6 @@ fn metrics_endpoint(
     if let Ok(local) = listener.local_addr() {
         println!("metrics listening on {local}");
     }
-    let counters = Arc::new(crate::metrics::Counters::default());
     tokio::spawn(crate::metrics::watch(
         discovery.raft.clone(),
         counters.clone(),

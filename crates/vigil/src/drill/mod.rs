@@ -134,15 +134,16 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
     Ok(report.passed)
 }
 
-/// A local cluster on free ports: twelve in a row, three per kind.
+/// A local cluster on free ports: eighteen in a row, three per kind (six for metrics).
 fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
-    let base = free_ports(12)?;
+    let base = free_ports(18)?;
     Ok(LocalCluster {
         dir,
         base_port: base,
         admin_base_port: base + 3,
         grpc_base_port: base + 6,
         resp_base_port: base + 9,
+        metrics_base_port: base + 12,
         group: "mymaster".into(),
         down_after: "1s".into(),
         sync_replicas: 1,

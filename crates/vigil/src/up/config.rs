@@ -50,6 +50,10 @@ pub struct LocalCluster {
     pub grpc_base_port: u16,
     /// First sentinel's Redis Sentinel protocol port.
     pub resp_base_port: u16,
+    /// First node's metrics port (`/metrics` and the health checks; then +1, +2), followed
+    /// by the sentinels' (+3, +4, +5). Stock servers managed over RESP have none.
+    #[serde(default = "default_metrics_base_port")]
+    pub metrics_base_port: u16,
     /// The group's name.
     pub group: String,
     /// `down_after` of the group, e.g. `"1s"`.
@@ -66,6 +70,10 @@ pub struct LocalCluster {
     /// The `redis-server` program of the stock backends.
     #[serde(default = "default_redis_server")]
     pub redis_server: String,
+}
+
+fn default_metrics_base_port() -> u16 {
+    9121
 }
 
 fn default_redis_server() -> String {

@@ -68,6 +68,7 @@ impl Cluster {
         for i in 0..3u16 {
             let name = format!("node{}", i + 1);
             let (port, admin) = (c.base_port + i, c.admin_base_port + i);
+            let metrics = c.metrics_base_port + i;
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(&node_dir)
                 .with_context(|| format!("cannot create {}", node_dir.display()))?;
@@ -77,7 +78,7 @@ impl Cluster {
                     std::fs::write(
                         &cfg,
                         format!(
-                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\nmetrics = \"127.0.0.1:{metrics}\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
                             node_dir.display(),
                             c.sync_replicas,
                             c.node_token
@@ -90,7 +91,7 @@ impl Cluster {
                     std::fs::write(
                         &cfg,
                         format!(
-                            "server = \"127.0.0.1:{port}\"\ndir = \"{}\"\nexec = [\"{}\", \"{}\"]\nsync_replicas = {}\nmin_replicas_max_lag = \"1s\"\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            "server = \"127.0.0.1:{port}\"\ndir = \"{}\"\nexec = [\"{}\", \"{}\"]\nsync_replicas = {}\nmin_replicas_max_lag = \"1s\"\nmetrics = \"127.0.0.1:{metrics}\"\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
                             node_dir.join("agent").display(),
                             c.redis_server,
                             conf.display(),
@@ -135,10 +136,11 @@ impl Cluster {
             std::fs::write(
                 &cfg,
                 format!(
-                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
+                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
                     i + 1,
                     c.grpc_base_port + i,
                     c.resp_base_port + i,
+                    c.metrics_base_port + 3 + i,
                     dir.join(&name).display(),
                     c.token,
                     c.node_token,
@@ -392,10 +394,15 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
         let name = format!("node{}", i + 1);
         let pid = cluster.pid(&name).unwrap_or(0);
         let how = match c.backend {
-            Backend::Vigil => format!("admin 127.0.0.1:{}, pid {pid}", c.admin_base_port + i),
+            Backend::Vigil => format!(
+                "admin 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics, pid {pid}",
+                c.admin_base_port + i,
+                c.metrics_base_port + i
+            ),
             Backend::RedisServer => format!(
-                "agent admin 127.0.0.1:{}, agent pid {pid}",
-                c.admin_base_port + i
+                "agent admin 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics, agent pid {pid}",
+                c.admin_base_port + i,
+                c.metrics_base_port + i
             ),
             Backend::RedisResp => format!("redis-server pid {pid}"),
         };
@@ -407,9 +414,10 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
     for i in 0..3u16 {
         let name = format!("sentinel{}", i + 1);
         println!(
-            "  {name}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{}, pid {})",
+            "  {name}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics, pid {})",
             c.resp_base_port + i,
             c.grpc_base_port + i,
+            c.metrics_base_port + 3 + i,
             cluster.pid(&name).unwrap_or(0)
         );
     }
