@@ -103,9 +103,21 @@ pub struct Access {
     pub pass: String,
     /// Redis' `rename-command` map: upper-case command name → the name the server knows.
     pub renames: HashMap<String, String>,
-    /// TLS to a `host:port` endpoint with this client configuration (a server with
-    /// `tls-port`); `None`: plain TCP.
-    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// TLS to a `host:port` endpoint (a server with `tls-port`); `None`: plain TCP.
+    pub tls: Option<TlsClient>,
+}
+
+/// Where a TLS client configuration comes from: asked on each connection, so certificates
+/// re-read since (SIGHUP) apply to the next one.
+#[derive(Clone)]
+pub struct TlsClient(
+    pub std::sync::Arc<dyn Fn() -> std::sync::Arc<rustls::ClientConfig> + Send + Sync>,
+);
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsClient")
+    }
 }
 
 /// A TLS session to `addr` (`host:port`, the host checked against the server's certificate)
@@ -300,7 +312,9 @@ impl Server {
                     .map_err(unreachable)?;
                 s.set_nodelay(true).map_err(unreachable)?;
                 match &self.access.tls {
-                    Some(tls) => Box::new(tls_connect(tls, a, s).await.map_err(unreachable)?),
+                    Some(tls) => {
+                        Box::new(tls_connect(&(tls.0)(), a, s).await.map_err(unreachable)?)
+                    }
                     None => Box::new(s),
                 }
             }

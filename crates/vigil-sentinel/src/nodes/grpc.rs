@@ -28,12 +28,12 @@ pub struct Nodes {
     token: String,
     channels: Mutex<HashMap<String, Channel>>,
     /// With `tls_replication`: the PING probe's TLS client configuration.
-    resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+    resp_tls: Option<Arc<vigil_resp::tls::ServerTls>>,
 }
 
 impl Nodes {
     /// Clients presenting `token`; probes over TLS with `resp_tls`.
-    pub fn new(token: String, resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>) -> Nodes {
+    pub fn new(token: String, resp_tls: Option<Arc<vigil_resp::tls::ServerTls>>) -> Nodes {
         Nodes {
             token,
             channels: Mutex::new(HashMap::new()),
@@ -76,10 +76,10 @@ impl NodeAdmin for Nodes {
         let attempt = async {
             let tcp = tokio::net::TcpStream::connect(data).await.ok()?;
             let (mut rd, mut wr) = match &self.resp_tls {
-                Some(cfg) => {
+                Some(tls) => {
                     let host = data.rsplit_once(':').map_or(data, |(h, _)| h);
                     let host = host.trim_start_matches('[').trim_end_matches(']');
-                    let s = vigil_resp::tls::connect(cfg.clone(), host, tcp)
+                    let s = vigil_resp::tls::connect(tls.client_config(), host, tcp)
                         .await
                         .ok()?;
                     vigil_resp::tls::split_tls(s)

@@ -92,7 +92,7 @@ impl Drivers {
     pub fn new(
         token: String,
         state: Arc<RwLock<ClusterState>>,
-        resp_tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+        resp_tls: Option<Arc<vigil_resp::tls::ServerTls>>,
     ) -> Drivers {
         Drivers {
             grpc: Nodes::new(token, resp_tls.clone()),

@@ -181,7 +181,7 @@ pub struct RespNodes {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// With `tls_replication`: servers are reached over TLS at their TLS address (`tls_data`,
     /// else `data`), and told to follow the master's.
-    tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+    tls: Option<Arc<vigil_resp::tls::ServerTls>>,
 }
 
 fn to_status(e: StockError) -> Status {
@@ -222,7 +222,7 @@ impl RespNodes {
     /// A driver for the `resp` groups of `state`, reaching the servers over TLS with `tls`.
     pub fn new(
         state: Arc<RwLock<ClusterState>>,
-        tls: Option<Arc<vigil_resp::tls::ClientConfig>>,
+        tls: Option<Arc<vigil_resp::tls::ServerTls>>,
     ) -> RespNodes {
         RespNodes {
             state,
@@ -264,7 +264,9 @@ impl RespNodes {
                         user: access.1.clone(),
                         pass: access.2.clone(),
                         renames: access.3.clone().into_iter().collect(),
-                        tls: self.tls.clone(),
+                        tls: self.tls.clone().map(|t| {
+                            vigil_agent::stock::TlsClient(Arc::new(move || t.client_config()))
+                        }),
                     },
                     EXCHANGE,
                 );

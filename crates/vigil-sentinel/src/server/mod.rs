@@ -207,11 +207,14 @@ pub async fn run(
         .map(|p| p.address.clone())
         .or_else(|| listener.local_addr().ok().map(|a| a.to_string()))
         .unwrap_or_default();
+    // The certificate the sentinel presents to nodes over TLS, re-read on SIGHUP.
     let resp_tls = match config.tls_files().filter(|_| config.tls_replication) {
-        Some(f) => Some(
-            f.client_config()
-                .map_err(|e| ServeError::Tls(e.to_string()))?,
-        ),
+        Some(f) => {
+            let t =
+                vigil_resp::tls::ServerTls::new(f).map_err(|e| ServeError::Tls(e.to_string()))?;
+            vigil_resp::tls::reload_on_sighup(t.clone());
+            Some(t)
+        }
         None => None,
     };
     let nodes: Arc<dyn NodeAdmin> = Arc::new(Drivers::new(
