@@ -74,14 +74,9 @@ pub fn start_sentinels(
     start_sentinels_at(dir, &addrs, down_after, group_extra)
 }
 
-/// [`start_sentinels`] with the nodes' (data, admin) addresses spelled out (host names).
-pub fn start_sentinels_at(
-    dir: &std::path::Path,
-    nodes: &[(String, String)],
-    down_after: &str,
-    group_extra: &str,
-) -> (Vec<SentinelProc>, Vec<u16>) {
-    let node_list: Vec<String> = nodes
+/// A group's `nodes` entries in a sentinel's TOML, `n1`, `n2`, … for each `(data, admin)`.
+pub fn node_entries(nodes: &[(String, String)]) -> Vec<String> {
+    nodes
         .iter()
         .enumerate()
         .map(|(i, (data, admin))| {
@@ -90,7 +85,30 @@ pub fn start_sentinels_at(
                 i + 1
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Each node's `(data, admin)` address.
+pub fn addresses(nodes: &[crate::NodeProc]) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .map(|n| {
+            (
+                format!("127.0.0.1:{}", n.port),
+                format!("127.0.0.1:{}", n.admin_port()),
+            )
+        })
+        .collect()
+}
+
+/// [`start_sentinels`] with the nodes' (data, admin) addresses spelled out (host names).
+pub fn start_sentinels_at(
+    dir: &std::path::Path,
+    nodes: &[(String, String)],
+    down_after: &str,
+    group_extra: &str,
+) -> (Vec<SentinelProc>, Vec<u16>) {
+    let node_list = node_entries(nodes);
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinels = (1..=3u64)
         .map(|id| {

@@ -164,18 +164,7 @@ pub fn start_observed(down_after: &str) -> Observed {
             )
         })
         .collect();
-    let node_list: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
-                i + 1,
-                n.port,
-                n.admin_port()
-            )
-        })
-        .collect();
+    let node_list = crate::managed::node_entries(&crate::managed::addresses(&nodes));
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinel_http: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinels = (1..=3u64)

@@ -564,18 +564,7 @@ fn tls_only_group_fails_over_after_sigkill() {
         nodes.push(n);
     }
     // One address per node, its TLS one, as Redis Sentinel knows a TLS-only server.
-    let list: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "{{ name = \"n{}\", data = \"127.0.0.1:{}\", admin = \"127.0.0.1:{}\" }}",
-                i + 1,
-                n.port,
-                n.admin_port()
-            )
-        })
-        .collect();
+    let list = vigil_tests::managed::node_entries(&vigil_tests::managed::addresses(&nodes));
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let group = format!("nodes = [{}]\n", list.join(", "));
     fails_over_over_tls(&certs, dir.path(), &ports, &group, |i| nodes[i].kill9());
