@@ -65,7 +65,7 @@ async fn promote_and_follow(a: &NodeProc, b: &NodeProc, lease_ttl_ms: u64) -> (C
 }
 
 async fn status(c: &mut Client) -> NodeStatus {
-    c.get_status(GetStatusRequest {})
+    c.get_status(GetStatusRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -85,7 +85,7 @@ async fn unauthenticated_calls_are_refused_and_change_nothing() {
     let port = node.admin_port();
     for token in [None, Some("wrong"), Some("")] {
         let mut c = admin(port, token).await;
-        let e = c.get_status(GetStatusRequest {}).await.unwrap_err();
+        let e = c.get_status(GetStatusRequest::default()).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e}");
         assert!(e.message().contains("token"), "{}", e.message());
         let e = c

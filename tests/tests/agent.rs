@@ -38,7 +38,7 @@ async fn agent_drives_a_stock_server() {
 
     // The token is checked before anything else.
     let mut bad = admin_client(a.admin_port, Some("wrong")).await;
-    let e = bad.get_status(GetStatusRequest {}).await.unwrap_err();
+    let e = bad.get_status(GetStatusRequest::default()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     let mut none = admin_client(a.admin_port, None).await;
     let e = none.fence(FenceRequest { epoch: 9 }).await.unwrap_err();
@@ -49,7 +49,7 @@ async fn agent_drives_a_stock_server() {
 
     // Boots write-paused: a write waits, a read is served.
     let st = ca
-        .get_status(GetStatusRequest {})
+        .get_status(GetStatusRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -106,7 +106,7 @@ async fn agent_drives_a_stock_server() {
     let r = set_within(b.port, "k", "x", short).unwrap_or_default();
     assert!(r.starts_with("-READONLY"), "{r}");
     let st = ca
-        .get_status(GetStatusRequest {})
+        .get_status(GetStatusRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -178,7 +178,7 @@ async fn agent_drives_a_stock_server() {
         "writes sent after the lease ended were acknowledged: {acked_after_end:?}"
     );
     let st = ca
-        .get_status(GetStatusRequest {})
+        .get_status(GetStatusRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -303,7 +303,7 @@ async fn an_unreachable_server_is_an_error() {
     // Attached (no exec) to a port where nothing listens.
     let a = AgentProc::start_with(&dir.path().join("a"), free_port(), "");
     let mut c = admin_client(a.admin_port, Some(NODE_TOKEN)).await;
-    let e = c.get_status(GetStatusRequest {}).await.unwrap_err();
+    let e = c.get_status(GetStatusRequest::default()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(e.message().contains("cannot reach the server"), "{e:?}");
     let e = c

@@ -86,8 +86,12 @@ impl AdminService {
 impl NodeAdmin for AdminService {
     async fn get_status(
         &self,
-        _req: Request<GetStatusRequest>,
+        req: Request<GetStatusRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
+        let seen = req.into_inner().master_offset;
+        if seen > 0 {
+            *self.node.repl.master_seen.lock() = Some((seen, std::time::Instant::now()));
+        }
         Ok(Response::new(status(&self.node)))
     }
 

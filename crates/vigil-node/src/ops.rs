@@ -54,6 +54,21 @@ fn link(node: &Node) -> (bool, Option<u64>) {
     (connected, connected.then_some(ago))
 }
 
+/// How long the master's offset the sentinels reported stays usable (they report it every
+/// probe, a fraction of `down_after`).
+const SEEN_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a replica at offset `own` is within `limit` bytes of its master, whose offset the
+/// sentinels reported as `seen` (offset, how long ago). Without a fresh report (a replica
+/// outside a managed group, or sentinels gone quiet) bytes cannot be checked: the streaming
+/// link alone decides, as the README states.
+fn within_bytes(limit: u64, seen: Option<(u64, std::time::Duration)>, own: u64) -> bool {
+    match seen {
+        Some((master, ago)) if ago <= SEEN_FRESH => master.saturating_sub(own) <= limit,
+        _ => true,
+    }
+}
+
 impl NodeOps {
     fn view(&self) -> GateView {
         self.0.gate.view(Instant::now())
@@ -90,8 +105,8 @@ impl NodeOps {
     }
 
     /// `/replica` and `/read-only`: a streaming replica within `?lag=` (time: since the
-    /// master last spoke; bytes: only checkable on the master's side, so a streaming link
-    /// passes), or for `/read-only` also a master.
+    /// master last spoke; bytes: behind the master's offset as the sentinels last reported
+    /// it, see [`within_bytes`]), or for `/read-only` also a master.
     fn replica_ok(&self, view: &GateView, query: &str, master_too: bool) -> Result<bool, ()> {
         let lag = match query_param(query, "lag") {
             Some(v) => Some(parse_lag(v).ok_or(())?),
@@ -105,7 +120,12 @@ impl NodeOps {
                 Ok(up
                     && match lag {
                         Some(Lag::Time(t)) => ago.is_some_and(|ms| ms <= t.as_millis() as u64),
-                        _ => true,
+                        Some(Lag::Bytes(b)) => {
+                            let seen = *self.0.repl.master_seen.lock();
+                            let own = self.0.repl.feed.lock().offset;
+                            within_bytes(b, seen.map(|(m, at)| (m, at.elapsed())), own)
+                        }
+                        None => true,
                     })
             }
         }
@@ -513,4 +533,33 @@ fn vigil_own(t: &mut Text, node: &Node, view: &GateView) {
         c.lapses as f64,
     );
     t.counter("vigil_fences_total", "Fences received", c.fences as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::within_bytes;
+
+    #[test]
+    fn byte_lag_against_the_reported_master_offset() {
+        let now = Some((1000, Duration::from_secs(1)));
+        for (i, (limit, seen, own, ok)) in [
+            (100, now, 950, true),
+            (100, now, 900, true),
+            (100, now, 899, false),
+            (0, now, 1000, true),
+            (0, now, 999, false),
+            // A replica ahead of a report that is a probe old.
+            (0, now, 1200, true),
+            // No report, or a stale one: bytes cannot be checked.
+            (0, None, 0, true),
+            (0, Some((1000, Duration::from_secs(60))), 0, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(within_bytes(limit, seen, own), ok, "#{i}");
+        }
+    }
 }

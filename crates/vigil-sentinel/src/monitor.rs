@@ -154,6 +154,17 @@ impl Health {
     }
 }
 
+/// One node to probe.
+struct Target {
+    group: String,
+    node: String,
+    /// The address its PING goes to.
+    data: String,
+    admin: String,
+    /// Its group's master, unless it is the node itself.
+    master: Option<String>,
+}
+
 /// Probes every node until `shutdown`; with `tls` (`tls_replication`) at the address TLS
 /// clients are given.
 pub async fn run(
@@ -180,17 +191,16 @@ pub async fn run(
         }
         let (targets, quickest) = {
             let st = raft.state.read();
-            let targets: Vec<(String, String, String, String)> = st
+            let targets: Vec<Target> = st
                 .groups
                 .values()
                 .flat_map(|g| {
-                    g.spec.nodes.iter().map(|n| {
-                        (
-                            g.spec.name.clone(),
-                            n.name.clone(),
-                            n.client_addr(tls).to_string(),
-                            n.admin.clone(),
-                        )
+                    g.spec.nodes.iter().map(|n| Target {
+                        group: g.spec.name.clone(),
+                        node: n.name.clone(),
+                        data: n.client_addr(tls).to_string(),
+                        admin: n.admin.clone(),
+                        master: g.master.clone().filter(|m| *m != n.name),
                     })
                 })
                 .collect();
@@ -210,15 +220,36 @@ pub async fn run(
         // A node whose last probe is still out (slow, paused) is not probed again until it
         // ends, and does not hold up the others' probes.
         in_flight.retain(|_, p| !p.is_finished());
-        for (group, node, data, admin) in targets {
+        for t in targets {
+            let Target {
+                group,
+                node,
+                data,
+                admin,
+                master,
+            } = t;
             let key = (group.clone(), node.clone());
             if in_flight.contains_key(&key) {
                 continue;
             }
             health.probing(&group, &node, every);
+            // A replica is told its master's offset as last read, for its byte-lag check.
+            let master_offset = master
+                .and_then(|m| {
+                    let st = health.statuses.lock();
+                    st.get(&(group.clone(), m))
+                        .filter(|s| s.role == vigil_proto::node::Role::Master as i32)
+                        .map(|s| s.offset)
+                })
+                .unwrap_or(0);
             let (nodes, health) = (nodes.clone(), health.clone());
             let probe = tokio::spawn(async move {
-                let status = async { nodes.status(&admin, PROBE_TIMEOUT).await.ok() };
+                let status = async {
+                    nodes
+                        .status_seeing(&admin, PROBE_TIMEOUT, master_offset)
+                        .await
+                        .ok()
+                };
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
                     if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {

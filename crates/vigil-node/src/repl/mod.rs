@@ -43,6 +43,9 @@ pub struct Repl {
     pub sync_partial_err: AtomicU64,
     /// The link to our master, while we are a replica.
     pub upstream: Mutex<Option<Upstream>>,
+    /// The master's offset as the sentinels last told it (`GetStatus`), and when: a replica's
+    /// lag in bytes, which it cannot see itself.
+    pub master_seen: Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl Repl {
@@ -55,6 +58,7 @@ impl Repl {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             upstream: Mutex::new(None),
+            master_seen: Mutex::new(None),
         }
     }
 }

@@ -65,8 +65,18 @@ impl Nodes {
 #[tonic::async_trait]
 impl NodeAdmin for Nodes {
     async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status> {
+        self.status_seeing(admin, timeout, 0).await
+    }
+
+    async fn status_seeing(
+        &self,
+        admin: &str,
+        timeout: Duration,
+        master_offset: u64,
+    ) -> Result<NodeStatus, Status> {
         let mut c = self.client(admin)?;
-        match tokio::time::timeout(timeout, c.get_status(GetStatusRequest {})).await {
+        let req = GetStatusRequest { master_offset };
+        match tokio::time::timeout(timeout, c.get_status(req)).await {
             Ok(r) => r.map(|r| r.into_inner()),
             Err(_) => Err(Status::deadline_exceeded("node status timed out")),
         }

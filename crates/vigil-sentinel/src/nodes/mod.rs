@@ -52,6 +52,17 @@ pub struct HandOver {
 pub trait NodeAdmin: Send + Sync + 'static {
     /// The node's status, within `timeout`.
     async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status>;
+    /// [`NodeAdmin::status`], telling the node its group's master's offset as last read
+    /// (`/replica?lag=<bytes>` on a replica; servers that cannot keep it ignore it).
+    async fn status_seeing(
+        &self,
+        admin: &str,
+        timeout: Duration,
+        master_offset: u64,
+    ) -> Result<NodeStatus, Status> {
+        let _ = master_offset;
+        self.status(admin, timeout).await
+    }
     /// Whether the node answers a RESP `PING` on its data address within `timeout`.
     async fn ping(&self, data: &str, timeout: Duration) -> bool;
     /// Makes the node master at `req.epoch` with a lease (refused below `req.min_offset`).
@@ -107,6 +118,18 @@ impl NodeAdmin for Drivers {
         match self.resp.context(admin) {
             Some(c) => self.resp.status(&c, timeout).await,
             None => self.grpc.status(admin, timeout).await,
+        }
+    }
+
+    async fn status_seeing(
+        &self,
+        admin: &str,
+        timeout: Duration,
+        master_offset: u64,
+    ) -> Result<NodeStatus, Status> {
+        match self.resp.context(admin) {
+            Some(c) => self.resp.status(&c, timeout).await,
+            None => self.grpc.status_seeing(admin, timeout, master_offset).await,
         }
     }
 
