@@ -38,7 +38,10 @@ async fn agent_drives_a_stock_server() {
 
     // The token is checked before anything else.
     let mut bad = admin_client(a.admin_port, Some("wrong")).await;
-    let e = bad.get_status(GetStatusRequest::default()).await.unwrap_err();
+    let e = bad
+        .get_status(GetStatusRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     let mut none = admin_client(a.admin_port, None).await;
     let e = none.fence(FenceRequest { epoch: 9 }).await.unwrap_err();
