@@ -56,7 +56,11 @@ async function main() {
   setTimeout(() => fail(`timed out after 240 s: ${progress}`), 240000);
   const conn = connection(o);
   const name = 'vigil';
-  const queue = new Queue(name, { connection: conn });
+  // The events stream is trimmed at 10,000 entries by default (XADD MAXLEN ~), about three
+  // per job: a listener that falls that far behind while it reconnects through a failover loses
+  // the oldest events, on redis-server as here. Room for every event of the run, so a missing
+  // completion event means a lost write, not a trimmed one.
+  const queue = new Queue(name, { connection: conn, streams: { events: { maxLen: 1000000 } } });
   const events = new QueueEvents(name, { connection: conn });
   await events.waitUntilReady();
   await queue.waitUntilReady();
