@@ -206,7 +206,22 @@ pub(super) async fn round(
         )
     };
     let keys: Vec<String> = acks.iter().map(|a| a.key.clone()).collect();
-    let acked_lost = workload::missing(&after.address, &keys).await?;
+    // On a loaded machine the master's lease can lapse for a moment (a renewal late), and it
+    // then refuses reads: the read-back is asked again, of the master the sentinels name then.
+    let mut address = after.address.clone();
+    let mut tries = 0;
+    let acked_lost = loop {
+        match workload::missing(&address, &keys).await {
+            Ok(n) => break n,
+            Err(e) if tries < 5 => {
+                tries += 1;
+                progress.show(n, &format!("reading back again ({e})"));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                address = healthy(clients, &sentinels.group, SETTLE).await?.address;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     // The longest silence, from the last acknowledgement before the fault.
     let mut times: Vec<Instant> = acks.iter().map(|a| a.at).collect();
     times.sort();
