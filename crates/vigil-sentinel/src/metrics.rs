@@ -477,3 +477,15 @@ impl SentinelOps {
         }
     }
 }
+
+impl crate::controller::LeaseCounters for Counters {
+    fn renewal(&self, group: &str, ok: bool) {
+        Counters::renewal(self, group, ok)
+    }
+    fn fence(&self, group: &str, ok: bool) {
+        Counters::fence(self, group, ok)
+    }
+    fn lease_expired(&self, group: &str) {
+        Counters::lease_expired(self, group)
+    }
+}

@@ -117,6 +117,26 @@ struct Local {
     behind: Option<String>,
 }
 
+/// Where the controller counts what it sends (the metrics endpoint's counters), kept as a trait
+/// so the controller does not depend on the metrics module.
+pub trait LeaseCounters: Send + Sync {
+    /// A lease renewal sent to `group`'s master, granted or not.
+    fn renewal(&self, group: &str, ok: bool);
+    /// A fence sent for `group`'s failover, answered fenced or not.
+    fn fence(&self, group: &str, ok: bool);
+    /// A master of `group` found with its lease run out.
+    fn lease_expired(&self, group: &str);
+}
+
+/// Counts nothing (no metrics endpoint).
+struct NoCounters;
+
+impl LeaseCounters for NoCounters {
+    fn renewal(&self, _: &str, _: bool) {}
+    fn fence(&self, _: &str, _: bool) {}
+    fn lease_expired(&self, _: &str) {}
+}
+
 /// The leader's controller.
 pub struct Controller {
     raft: Handle,
@@ -126,7 +146,7 @@ pub struct Controller {
     events: Events,
     conditions: Conditions,
     /// Renewals, fences and expiries, counted for the metrics endpoint.
-    counters: Arc<crate::metrics::Counters>,
+    counters: Arc<dyn LeaseCounters>,
     /// When this sentinel became leader (`None` while it does not lead).
     leader_since: Option<Instant>,
     local: HashMap<String, Local>,
@@ -149,7 +169,7 @@ impl Controller {
             peers,
             events,
             conditions,
-            counters: Arc::default(),
+            counters: Arc::new(NoCounters),
             leader_since: None,
             local: HashMap::new(),
         }
@@ -157,7 +177,7 @@ impl Controller {
 
     /// Counts renewals, fences and lease expiries in `counters` (those of the metrics
     /// endpoint) rather than in counters of its own.
-    pub fn with_counters(mut self, counters: Arc<crate::metrics::Counters>) -> Controller {
+    pub fn with_counters(mut self, counters: Arc<dyn LeaseCounters>) -> Controller {
         self.counters = counters;
         self
     }
