@@ -130,9 +130,7 @@ impl Shared {
             output_bytes: AtomicUsize::new(0),
         }
     }
-}
 
-impl Shared {
     /// The hub of a plain or a `tls` connection.
     pub fn hub_for(&self, tls: bool) -> &Hub {
         match &self.tls_hub {
