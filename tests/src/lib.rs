@@ -38,6 +38,7 @@ pub mod raw;
 pub mod reference;
 pub mod seeded;
 pub mod sessions;
+pub mod sharded;
 
 pub use grpc::{
     AdminClient, SentinelClient, admin_client, agreed_leader, monitor_request, sentinel_client,

@@ -351,3 +351,80 @@ async fn up_no_restart_leaves_an_exited_process_down() {
     // The other two sentinels still serve.
     master_of(grpc).await;
 }
+
+/// `vigil up --shards 3`: nine nodes in three groups and the sentinels, the cluster created
+/// before "ready"; `redis-cli -c` writes and reads through any node, and every node serves the
+/// same full `CLUSTER SLOTS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_shards_serves_the_cluster_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let [data, admin, grpc, resp] = [9, 9, 3, 3].map(free_ports);
+    let metrics = free_ports(12);
+    let cfg = write_config(
+        dir.path(),
+        "local.toml",
+        &format!(
+            "base_port = {data}\nadmin_base_port = {admin}\ngrpc_base_port = {grpc}\nresp_base_port = {resp}\nmetrics_base_port = {metrics}\ngroup = \"mymaster\"\ndown_after = \"1s\"\nsync_replicas = 1\ntoken = \"t\"\nnode_token = \"n\"\n"
+        ),
+    );
+    let mut child = Command::new(vigil_bin())
+        .args(["up", "--shards", "3", "--config"])
+        .arg(&cfg)
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Output::collect(&mut child);
+    let _up = Up(child);
+    out.wait_line(&["ready"], Duration::from_secs(90)).await;
+    let banner = out.text();
+    assert!(
+        banner.contains("sharded cluster \"mycluster\": 3 groups"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("node9      redis://127.0.0.1:{}", data + 8)),
+        "{banner}"
+    );
+    let ports: Vec<u16> = (0..9).map(|i| data + i).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let slots = loop {
+        let all: Vec<_> = ports
+            .iter()
+            .map(|p| vigil_tests::sharded::cluster_slots(*p))
+            .collect();
+        if let Some(Some(first)) = all.first()
+            && vigil_tests::sharded::covers_all(first)
+            && all.iter().all(|s| s.as_ref() == Some(first))
+        {
+            break first.clone();
+        }
+        assert!(Instant::now() < deadline, "no agreed slot map: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(slots.len(), 3, "{slots:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (args, want) in [
+        (vec!["SET", "foo", "bar"], "OK"),
+        (vec!["SET", "hello", "world"], "OK"),
+        (vec!["GET", "foo"], "bar"),
+        (vec!["GET", "hello"], "world"),
+    ] {
+        loop {
+            let o = Command::new("redis-cli")
+                .args(["-c", "-p", &data.to_string()])
+                .args(&args)
+                .output()
+                .expect("redis-cli");
+            let got = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if got == want {
+                break;
+            }
+            // A master takes writes once its first lease is granted.
+            assert!(Instant::now() < deadline, "redis-cli -c {args:?}: {got}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -279,4 +279,13 @@ impl NodeAdmin for AdminService {
         tracing::info!(kind, killed, "clients disconnected by the admin API");
         Ok(Response::new(KillClientsReply { killed }))
     }
+
+    async fn set_cluster_view(
+        &self,
+        _req: Request<vigil_proto::node::ClusterView>,
+    ) -> Result<Response<vigil_proto::node::ClusterViewReply>, Status> {
+        Err(Status::unimplemented(
+            "a stock server under `vigil agent` cannot be a shard: sharded clusters need `vigil node` groups",
+        ))
+    }
 }

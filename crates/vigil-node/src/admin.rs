@@ -1,5 +1,5 @@
 //! The NodeAdmin gRPC service (`proto/node_admin.proto`): how the sentinels read a node's
-//! state and change its role, epoch, fence and lease.
+//! state and change its role, epoch, fence and lease, and push the cluster view.
 //!
 //! Every call passes the token check ([`vigil_proto::auth::TokenCheck`]) first (bearer token, constant-time comparison). Calls are
 //! serialised, so an epoch is persisted and acted on before the next call looks at it. A call
@@ -15,9 +15,9 @@ use tonic::{Request, Response, Status};
 use vigil_proto::admin::{self, Epoch, Target};
 use vigil_proto::node::node_admin_server::{NodeAdmin, NodeAdminServer};
 use vigil_proto::node::{
-    FenceRequest, GetStatusRequest, KillClientsReply, KillClientsRequest, LeaseReply, LinkStatus,
-    NodeStatus, PromoteRequest, RenewLeaseRequest, ReplicaInfo, ReplicateFromRequest,
-    Role as PbRole,
+    ClusterView, ClusterViewReply, FenceRequest, GetStatusRequest, KillClientsReply,
+    KillClientsRequest, LeaseReply, LinkStatus, NodeStatus, PromoteRequest, RenewLeaseRequest,
+    ReplicaInfo, ReplicateFromRequest, Role as PbRole,
 };
 
 use crate::gate::{EpochRefused, Role};
@@ -176,6 +176,24 @@ impl NodeAdmin for AdminService {
         Ok(Response::new(reply))
     }
 
+    async fn set_cluster_view(
+        &self,
+        req: Request<ClusterView>,
+    ) -> Result<Response<ClusterViewReply>, Status> {
+        use crate::cluster::ViewError;
+        use crate::cluster::check::AdoptError;
+        let v = req.into_inner();
+        let _serial = self.serial.lock().await;
+        match self.node.set_cluster_view(&v) {
+            Ok(digest) => Ok(Response::new(ClusterViewReply { digest })),
+            Err(AdoptError::Refused(e @ ViewError::Older(_))) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
+            Err(AdoptError::Refused(e)) => Err(Status::invalid_argument(e.to_string())),
+            Err(AdoptError::Persist(e)) => Err(Status::internal(e.to_string())),
+        }
+    }
+
     async fn kill_clients(
         &self,
         req: Request<KillClientsRequest>,
@@ -244,6 +262,10 @@ pub fn status(node: &Node) -> NodeStatus {
         keys,
         sync_replicas: sync_replicas as u32,
         data_port: node.port() as u32,
+        cluster_digest: node
+            .cluster_view()
+            .map(|v| v.digest.clone())
+            .unwrap_or_default(),
         ..NodeStatus::default()
     };
     drop(feed);

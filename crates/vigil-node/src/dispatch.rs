@@ -132,6 +132,17 @@ impl Node {
         let Some(&(meta, handler)) = entry else {
             return;
         };
+        // Cluster mode: keys another node serves are redirected before anything else, in
+        // MULTI too (the transaction then fails; a redirected EXEC discards it), as Redis.
+        if let Err(r) = self.cluster_check(conn, &meta, &args) {
+            if meta.name == "exec" {
+                self.discard_multi(conn);
+            } else if conn.state.multi.is_some() {
+                conn.state.multi_failed = true;
+            }
+            reject(conn, r);
+            return;
+        }
         // CLIENT LIST shows a container's subcommand (`client|list`), as Redis.
         note_command(conn, stat.unwrap_or(meta.name));
         // While a script runs, wait for it without holding a thread; past its busy threshold,
@@ -262,6 +273,7 @@ impl Node {
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
         let now = unix_ms();
+        let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
             // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
             if conn.state.multi.is_some()
@@ -278,6 +290,12 @@ impl Node {
                 || !vigil_resp::acl::session::acl_open(conn)
                 || precheck(conn, Some(&meta), args).is_err()
                 || self.pause.holds(&meta, false).is_some()
+            {
+                return;
+            }
+            // A redirect is answered on the full path.
+            if let Some(view) = &cluster
+                && self.check_with(view, conn, &meta, args).is_err()
             {
                 return;
             }
@@ -395,6 +413,14 @@ impl Node {
         if self.gate.ack_checks() {
             conn.state.ack.wrote(p.offset);
         }
+    }
+
+    /// Ends the open transaction without running it (a redirected EXEC).
+    fn discard_multi(&self, conn: &mut Conn<ConnState>) {
+        conn.state.multi = None;
+        conn.state.multi_failed = false;
+        conn.info.in_multi.store(false, Ordering::Relaxed);
+        self.unwatch_all(conn);
     }
 
     /// A command refused (a busy script, `maxmemory`): like any refusal it fails the open

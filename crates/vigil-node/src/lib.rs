@@ -17,10 +17,12 @@
 //!    (`master`: PSYNC, acknowledgements, WAIT; `replica`: following a master), [`replay`]
 //!    (applying logged and streamed commands), [`cmd`] (the
 //!    command table, one file per family), [`admin`] (the NodeAdmin gRPC service),
-//!    [`ops`] (the metrics page and health checks), [`server`] (start-up, serving, [`serve`]).
+//!    [`ops`] (the metrics page and health checks), [`server`] (start-up, serving, [`serve`]),
+//!    [`cluster`] (Redis Cluster mode: the slot map the sentinels push, routing).
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod cluster;
 pub mod cmd;
 pub mod cmdstats;
 pub mod config;

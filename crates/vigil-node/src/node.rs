@@ -88,6 +88,7 @@ pub(crate) struct Parts {
     pub started: Instant,
     pub feed: Feed,
     pub gate: Gate,
+    pub cluster: Option<crate::cluster::View>,
 }
 
 /// A running storage node.
@@ -142,6 +143,8 @@ pub struct Node {
     pub(crate) maxmemory: crate::maxmemory::MaxMemory,
     /// MIGRATE's cached connections to targets.
     pub(crate) migrate: crate::migrate::Sockets,
+    /// The cluster view served (`None`: not in cluster mode), see [`crate::cluster`].
+    pub(crate) cluster: RwLock<Option<Arc<crate::cluster::View>>>,
 }
 
 /// Result of propagating a write.
@@ -190,6 +193,7 @@ impl Node {
             active_expire: std::sync::atomic::AtomicBool::new(true),
             maxmemory: crate::maxmemory::MaxMemory::new(maxmemory),
             migrate: Default::default(),
+            cluster: RwLock::new(p.cluster.map(Arc::new)),
         })
     }
 

@@ -35,6 +35,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     // Thresholds first: replayed writes take the configured encodings.
     let (lock, rec) = persist::recover(&config.dir, config.databases, &config.thresholds())?;
     let epoch = vigil_base::epoch::load(&config.dir)?;
+    let cluster = crate::cluster::file::load(&config.dir)?;
     let mut store = rec.store;
     store.limits.proto_max_bulk_len = config.limits.proto_max_bulk_len;
     store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
@@ -153,6 +154,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         started,
         feed,
         gate,
+        cluster,
     });
     if imported.is_some() {
         // From here the node's own persistence holds the data.

@@ -58,6 +58,13 @@ pub struct ConnState {
     pub replies: Replies,
     /// `CLIENT NO-TOUCH`: this client's commands (but TOUCH) leave access times alone.
     pub no_touch: bool,
+    /// READONLY (cleared by READWRITE): in cluster mode, a replica serves this client's reads
+    /// of its shard's slots instead of redirecting them.
+    pub readonly: bool,
+    /// ASKING: the next command (or transaction) may use a slot being imported.
+    pub asking: bool,
+    /// `asking` was set by the command that just ran.
+    pub asking_just_set: bool,
 }
 
 /// `CLIENT REPLY ON|OFF|SKIP`.
@@ -73,8 +80,14 @@ pub enum Replies {
 }
 
 impl ConnState {
-    /// After each command: `CLIENT CACHING` covers only the next command (or transaction).
+    /// After each command: `CLIENT CACHING` and ASKING cover only the next command (or
+    /// transaction).
     pub fn command_done(&mut self) {
+        // ASKING lasts for the next command, or until EXEC ends a transaction (Redis'
+        // `resetClient`).
+        if !std::mem::take(&mut self.asking_just_set) && self.multi.is_none() {
+            self.asking = false;
+        }
         if std::mem::take(&mut self.caching_just_set) {
             return;
         }

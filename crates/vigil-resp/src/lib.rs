@@ -21,6 +21,7 @@ pub mod keys;
 pub mod pubsub;
 pub mod reply;
 pub mod request;
+pub mod slot;
 pub mod subcommands;
 pub mod tls;
 

@@ -236,6 +236,16 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
                 out
             })
             .unwrap_or_default(),
+        Command::CreateCluster { name, groups } => vec![Event {
+            kind: "+cluster",
+            group: name.clone(),
+            node: String::new(),
+            epoch: st.clusters.get(name).map_or(0, |c| c.epoch),
+            detail: format!("{name} groups {}", groups.join(",")),
+            from: String::new(),
+            at_ms,
+            index,
+        }],
     }
 }
 

@@ -17,6 +17,8 @@
 //!   switchover), its pure decisions in [`controller::decide`].
 //! - [`discovery`]: the Redis Sentinel protocol endpoint (RESP) and its event channels.
 //! - [`metrics`]: the metrics page and health checks (`metrics = "host:port"`).
+//! - [`shards`]: sharded clusters at run time: the leader pushes the committed slot map and
+//!   masters to every shard's nodes.
 //! - [`ops`]: the operator's operations (monitor, remove, set, switchover), shared by the gRPC
 //!   API and the `SENTINEL` subcommands.
 //! - [`server`]: the sentinel process: one builder, the gRPC services (`RaftPeer`,
@@ -36,6 +38,7 @@ pub mod nodes;
 pub mod ops;
 pub mod peers;
 pub mod server;
+pub mod shards;
 pub mod state;
 pub mod storage;
 pub mod transport;

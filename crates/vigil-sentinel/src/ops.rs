@@ -83,6 +83,15 @@ impl Ops {
         Ok(index)
     }
 
+    /// Creates the sharded cluster `name` over `groups`, the slots spread evenly.
+    pub async fn create_cluster(&self, name: &str, groups: Vec<String>) -> Result<u64, OpError> {
+        self.propose(Command::CreateCluster {
+            name: name.to_string(),
+            groups,
+        })
+        .await
+    }
+
     /// Begins a switchover of `group` (to `target`, or the best reachable replica) once a
     /// linearizable read confirmed the state is current; a read lost in an election is
     /// retried for as long as a gRPC call waits ([`crate::driver::CALL_BUDGET`]).

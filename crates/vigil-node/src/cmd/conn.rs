@@ -1,5 +1,6 @@
 //! Connection commands: the rows shared with the sentinel (`vigil_resp::connection`) and the
-//! node's own (READONLY, READWRITE, PUBLISH, PUBSUB, TIME).
+//! node's own (READONLY, READWRITE, ASKING, PUBLISH, PUBSUB, TIME). SELECT is the shared
+//! row with the node's handler (refused in cluster mode, see `cmd::dbs::select`).
 
 use vigil_resp::builtin;
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
@@ -13,7 +14,10 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
     let shared = vigil_resp::connection::rows::<ConnState>()
         .into_iter()
         .filter(|(meta, _)| meta.name != "client")
-        .map(|(meta, f)| (meta, Handler::Conn(f)));
+        .map(|(meta, f)| match meta.name {
+            "select" => (meta, Handler::Node(super::dbs::select)),
+            _ => (meta, Handler::Conn(f)),
+        });
     shared
         .chain([
             row!(
@@ -24,8 +28,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
                 0,
                 0,
                 "cluster",
-                "Enables reads from replicas (accepted for client compatibility).",
-                Conn(ok)
+                "Enables read-only queries for a connection to a Redis Cluster replica node.",
+                Conn(readonly)
             ),
             row!(
                 "readwrite",
@@ -35,8 +39,19 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
                 0,
                 0,
                 "cluster",
-                "Disables READONLY (accepted for client compatibility).",
-                Conn(ok)
+                "Enables read-write queries for a connection to a Redis Cluster replica node.",
+                Conn(readwrite)
+            ),
+            row!(
+                "asking",
+                1,
+                [FAST],
+                0,
+                0,
+                0,
+                "cluster",
+                "Signals that a cluster client is following an -ASK redirect.",
+                Conn(asking)
             ),
             row!(
                 "publish",
@@ -75,7 +90,23 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
         .collect()
 }
 
-fn ok(conn: &mut Conn<ConnState>, _args: Args) {
+/// READONLY: `+OK` in every mode (clients send it to any node); in cluster mode a replica then
+/// serves this client's reads of its shard.
+fn readonly(conn: &mut Conn<ConnState>, _args: Args) {
+    conn.state.readonly = true;
+    conn.reply(Reply::ok());
+}
+
+/// READWRITE: ends READONLY.
+fn readwrite(conn: &mut Conn<ConnState>, _args: Args) {
+    conn.state.readonly = false;
+    conn.reply(Reply::ok());
+}
+
+/// ASKING: the next command (or transaction) may use an importing slot.
+fn asking(conn: &mut Conn<ConnState>, _args: Args) {
+    conn.state.asking = true;
+    conn.state.asking_just_set = true;
     conn.reply(Reply::ok());
 }
 

@@ -1,13 +1,26 @@
 //! Commands across databases: COPY, MOVE, SWAPDB. Each runs under the store lock and is
-//! propagated as received (deterministic: every argument names its database).
+//! propagated as received (deterministic: every argument names its database). Also SELECT's
+//! node handler: a cluster has database 0 only.
 
 use vigil_resp::args::parse_int;
-use vigil_resp::{Args, CmdError, CommandMeta, Reply};
+use vigil_resp::{Args, CmdError, CommandMeta, Conn, Reply};
 
 use crate::ctx::Ctx;
 use crate::db::boxed;
 use crate::db::notify::GENERIC;
-use crate::node::{Handler, row};
+use crate::node::{Handler, Node, row};
+use crate::session::ConnState;
+
+/// `SELECT index`: as the shared handler, but in cluster mode only database 0 (the integer is
+/// checked first, as Redis does).
+pub(crate) fn select(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
+    let n = args.all().get(1).map(|a| parse_int(a));
+    if matches!(n, Some(Ok(n)) if n != 0) && node.cluster.read().is_some() {
+        conn.reply(Reply::error("ERR SELECT is not allowed in cluster mode"));
+        return;
+    }
+    vigil_resp::builtin::select(conn, args);
+}
 
 /// The cross-database family's rows.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {

@@ -1,5 +1,5 @@
-//! `INFO`: the server, clients, memory, persistence, stats, replication, CPU and keyspace
-//! sections, with Redis' field names (client libraries and tools parse them).
+//! `INFO`: the server, clients, memory, persistence, stats, replication, CPU, cluster and
+//! keyspace sections, with Redis' field names (client libraries and tools parse them).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -55,6 +55,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "errorstats",
+    "cluster",
     "keyspace",
 ];
 
@@ -69,6 +70,7 @@ const ALL_SECTIONS: &[&str] = &[
     "cpu",
     "commandstats",
     "errorstats",
+    "cluster",
     "keyspace",
 ];
 
@@ -91,6 +93,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
     let stats = &node.shared.stats;
     let cfg = node.config.read().clone();
     let uptime = node.started.elapsed().as_secs();
+    let cluster = node.cluster.read().is_some();
     let (keyspace, dirty, expired, hits, misses) = {
         let s = node.store.lock();
         let ks: Vec<(usize, usize, usize)> = s
@@ -113,7 +116,8 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             "server" => {
                 let _ = write!(
                     out,
-                    "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nvigil_version:{}\r\n",
+                    "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nvigil_version:{}\r\n",
+                    if cluster { "cluster" } else { "standalone" },
                     std::env::consts::OS,
                     std::env::consts::ARCH,
                     std::process::id(),
@@ -243,6 +247,13 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                 for (code, n) in stats.errors.codes() {
                     let _ = write!(out, "errorstat_{code}:count={n}\r\n");
                 }
+            }
+            "cluster" => {
+                let _ = write!(
+                    out,
+                    "# Cluster\r\ncluster_enabled:{}\r\n",
+                    u8::from(cluster)
+                );
             }
             "keyspace" => {
                 out.push_str("# Keyspace\r\n");

@@ -12,6 +12,7 @@ pub mod bitfield;
 pub mod bitmaps;
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod counters;
@@ -62,6 +63,7 @@ pub fn table() -> CommandTable<Handler> {
     rows.extend(config::commands());
     rows.extend(slowlog::commands());
     rows.extend(info::commands());
+    rows.extend(cluster::commands());
     rows.extend(replication::commands());
     rows.extend(txn::commands());
     rows.extend(keys::commands());

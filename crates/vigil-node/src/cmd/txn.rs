@@ -143,5 +143,8 @@ fn reset(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
     conn.state.multi_failed = false;
     conn.info.in_multi.store(false, Ordering::Relaxed);
     node.unwatch_all(conn);
+    // Redis' RESET also ends READONLY and a pending ASKING.
+    conn.state.readonly = false;
+    conn.state.asking = false;
     builtin::reset(conn);
 }

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use vigil_proto::auth::Bearer;
 use vigil_proto::node::node_admin_client::NodeAdminClient;
 use vigil_proto::node::{
-    FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
+    ClusterView, FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
     RenewLeaseRequest, ReplicateFromRequest,
 };
 
@@ -127,5 +127,14 @@ impl NodeAdmin for Nodes {
 
     async fn kill_clients(&self, admin: &str, req: KillClientsRequest) -> Result<(), Status> {
         self.client(admin)?.kill_clients(req).await.map(|_| ())
+    }
+
+    async fn set_cluster_view(&self, admin: &str, view: ClusterView) -> Result<String, Status> {
+        Ok(self
+            .client(admin)?
+            .set_cluster_view(view)
+            .await?
+            .into_inner()
+            .digest)
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tonic::Status;
 use vigil_proto::node::{
-    FenceRequest, KillClientsRequest, NodeStatus, PromoteRequest, RenewLeaseRequest,
+    ClusterView, FenceRequest, KillClientsRequest, NodeStatus, PromoteRequest, RenewLeaseRequest,
     ReplicateFromRequest,
 };
 
@@ -86,6 +86,12 @@ pub trait NodeAdmin: Send + Sync + 'static {
     async fn hand_over(&self, admin: &str, req: HandOver) -> Result<bool, Status> {
         let _ = (admin, req);
         Ok(false)
+    }
+    /// Tells a shard's node the cluster's slot map and masters; the digest of the view it
+    /// now serves. Servers that cannot shard answer `UNIMPLEMENTED` (the default).
+    async fn set_cluster_view(&self, admin: &str, view: ClusterView) -> Result<String, Status> {
+        let _ = (admin, view);
+        Err(Status::unimplemented("this server cannot be a shard"))
     }
 }
 
@@ -183,6 +189,15 @@ impl NodeAdmin for Drivers {
         match self.resp.context(admin) {
             Some(c) => self.resp.hand_over(&c, req).await,
             None => self.grpc.hand_over(admin, req).await,
+        }
+    }
+
+    async fn set_cluster_view(&self, admin: &str, view: ClusterView) -> Result<String, Status> {
+        match self.resp.context(admin) {
+            Some(_) => Err(Status::unimplemented(
+                "a stock server group cannot be a shard",
+            )),
+            None => self.grpc.set_cluster_view(admin, view).await,
         }
     }
 }

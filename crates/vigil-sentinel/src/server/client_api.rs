@@ -55,6 +55,7 @@ impl Sentinel {
                     sdown: self.health.is_sdown(group, &n.name),
                     since_ok_ms: self.health.down_for(group, &n.name).as_millis() as u64,
                     writable: st.as_ref().is_some_and(|s| s.writable),
+                    keys: st.as_ref().map_or(0, |s| s.keys),
                 }
             })
             .collect()
@@ -266,5 +267,23 @@ impl SentinelService for Sentinel {
         req: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::Ack>, Status> {
         Sentinel::transfer_leader(self, req.into_inner().to).await
+    }
+
+    async fn create_cluster(
+        &self,
+        req: Request<pb::CreateClusterRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        self.ack(self.ops.create_cluster(&r.name, r.groups).await)
+    }
+
+    async fn list_clusters(
+        &self,
+        _req: Request<pb::ListClustersRequest>,
+    ) -> Result<Response<pb::ClusterList>, Status> {
+        self.linearizable().await?;
+        let st = self.raft.state.read();
+        let clusters = st.clusters.values().map(pb::ShardedCluster::from).collect();
+        Ok(Response::new(pb::ClusterList { clusters }))
     }
 }

@@ -10,7 +10,7 @@ use crate::controller::SwitchoverError;
 use crate::driver::DriverError;
 use crate::events::Event;
 use crate::ops::OpError;
-use crate::state::{Driver, GroupSpec, NodeSpec, Rejected, Settings};
+use crate::state::{Cluster, Driver, GroupSpec, NodeSpec, Rejected, Settings};
 
 impl From<pb::Settings> for Settings {
     /// Zero (proto's absent) takes the default, except `sync_replicas`, where 0 is async mode.
@@ -52,6 +52,25 @@ impl From<pb::Node> for NodeSpec {
             admin: n.admin,
             priority: n.priority,
             tls_data: n.tls_data,
+        }
+    }
+}
+
+impl From<&Cluster> for pb::ShardedCluster {
+    fn from(c: &Cluster) -> Self {
+        pb::ShardedCluster {
+            name: c.name.clone(),
+            groups: c.groups.clone(),
+            slots: c
+                .slots
+                .iter()
+                .map(|r| pb::ShardSlots {
+                    start: r.start as u32,
+                    end: r.end as u32,
+                    group: r.group.clone(),
+                })
+                .collect(),
+            epoch: c.epoch,
         }
     }
 }

@@ -254,6 +254,12 @@ pub async fn run(
         config.tls_replication,
         shutdown.clone(),
     ));
+    tokio::spawn(crate::shards::run(
+        s.raft.clone(),
+        nodes.clone(),
+        s.health.clone(),
+        shutdown.clone(),
+    ));
     let opinions = Arc::new(GrpcOpinions::new(token.clone(), s.transport.clone()));
     tokio::spawn(crate::controller::run(
         crate::controller::Controller::new(

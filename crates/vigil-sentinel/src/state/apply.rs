@@ -196,7 +196,14 @@ impl ClusterState {
                 g.spec = spec.clone();
                 Ok((spec.name.clone(), "update".into()))
             }
+            Command::CreateCluster { name, groups } => self.create_cluster(name, groups),
             Command::Remove { group } => {
+                if let Some(c) = self.cluster_of(group) {
+                    return Err(Rejected::Conflict(format!(
+                        "group {group} is a shard of cluster {}: move its slots away and remove it from the cluster first",
+                        c.name
+                    )));
+                }
                 self.groups
                     .remove(group)
                     .ok_or_else(|| Rejected::NoGroup(group.clone()))?;

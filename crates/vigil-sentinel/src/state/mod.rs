@@ -7,7 +7,8 @@
 //! epoch has passed, an unknown group) is *rejected*, which is itself a deterministic outcome,
 //! returned to the proposer; the state does not change.
 //!
-//! This module holds the types; `apply` the rule of each command; `tests` their tests.
+//! This module holds the types; `apply` the rule of each command; `shards` the sharded
+//! clusters (slot maps); `tests` their tests.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -339,6 +340,14 @@ pub enum Command {
         /// The lease, ms (positive).
         lease_ms: u64,
     },
+    /// Creates a sharded cluster over monitored groups, the slots spread evenly among them
+    /// (map epoch 1).
+    CreateCluster {
+        /// Its name (new).
+        name: String,
+        /// Its groups, in order.
+        groups: Vec<String>,
+    },
     /// Gives up the failover at `epoch` (the epoch stays raised; the next attempt uses a
     /// higher one).
     AbortFailover {
@@ -427,6 +436,9 @@ pub struct ClusterState {
     /// `SENTINEL REMOVE`). Monitoring the name again clears it.
     #[serde(default)]
     pub removed: BTreeSet<String>,
+    /// Sharded clusters by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
 }
 
 /// Why a command was not applied: a deterministic outcome every sentinel reaches alike. The
@@ -457,8 +469,10 @@ pub fn is_host_port(s: &str) -> bool {
 }
 
 mod apply;
+mod shards;
 
 pub use apply::validate;
+pub use shards::{Cluster, SLOTS, SlotRange, spread};
 
 #[cfg(test)]
 mod tests;

@@ -127,6 +127,28 @@ pub enum CtlCommand {
     /// Changes the sentinels' Raft membership.
     #[command(subcommand)]
     Sentinel(SentinelCommand),
+    /// Sharded clusters: groups sharing the 16,384 hash slots (Redis Cluster protocol).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `vigil ctl cluster ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Creates a cluster over monitored groups, spreading the slots evenly among them (the
+    /// first group gets the lowest slots).
+    Create {
+        /// The cluster's name.
+        name: String,
+        /// Its groups, comma-separated: `--groups g1,g2,g3`.
+        #[arg(long, required = true, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// Each cluster's slot ranges with their group's master, replicas and key counts.
+    Status {
+        /// Only this cluster.
+        name: Option<String>,
+    },
 }
 
 /// `vigil ctl sentinel ...`.

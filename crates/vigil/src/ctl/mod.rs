@@ -8,14 +8,16 @@
 //! - [`client`]: the client library (token, leader discovery, calls turned into advice, the
 //!   event feed), shared with the drill and `vigil up`.
 //! - [`render`]: tables, event lines and JSON.
+//! - [`cluster`]: `vigil ctl cluster …` (sharded clusters) and how it prints them.
 //!
 //! This module runs each subcommand: it calls through [`client`] and prints with [`render`].
 
 pub mod args;
 pub mod client;
+pub mod cluster;
 pub mod render;
 
-pub use args::{CtlArgs, CtlCommand, SentinelCommand};
+pub use args::{ClusterCommand, CtlArgs, CtlCommand, SentinelCommand};
 
 use anyhow::bail;
 use vigil_proto::sentinel as pb;
@@ -48,6 +50,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let (index, what) = match &args.command {
         CtlCommand::Status => return status(&first, &token, &args).await,
         CtlCommand::Watch { group } => return watch(first, group.as_deref(), args.json).await,
+        CtlCommand::Cluster(cmd) => return cluster::run(&first, cmd, &args).await,
         CtlCommand::Failover { group, to } => {
             let leader = first.leader(&token, args.timeout).await?;
             let req = pb::FailoverRequest {

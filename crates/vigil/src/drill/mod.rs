@@ -151,6 +151,8 @@ fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
         node_token: "drill-node-token".into(),
         backend: Backend::Vigil,
         redis_server: "redis-server".into(),
+        shards: 0,
+        cluster: "mycluster".into(),
     })
 }
 

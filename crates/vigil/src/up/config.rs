@@ -70,6 +70,18 @@ pub struct LocalCluster {
     /// The `redis-server` program of the stock backends.
     #[serde(default = "default_redis_server")]
     pub redis_server: String,
+    /// Shards: 0 runs one group named `group`; N > 0 runs N groups of three nodes, `shard1`
+    /// to `shardN`, sharing the hash slots as the sharded cluster `cluster` (`vigil node`
+    /// backend only).
+    #[serde(default)]
+    pub shards: u16,
+    /// The sharded cluster's name (with `shards`).
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+}
+
+fn default_cluster() -> String {
+    "mycluster".into()
 }
 
 fn default_metrics_base_port() -> u16 {
@@ -123,7 +135,42 @@ impl LocalCluster {
         if c.token.is_empty() || c.node_token.is_empty() {
             bail!("invalid config in {origin}: `token` and `node_token` must not be empty");
         }
+        c.check_shards(origin)?;
         Ok(c)
+    }
+
+    /// Shards need `vigil node`s, and every port of 3 nodes per shard must fit.
+    pub fn check_shards(&self, origin: &str) -> anyhow::Result<()> {
+        if self.shards == 0 {
+            return Ok(());
+        }
+        if self.backend != Backend::Vigil {
+            bail!(
+                "invalid config in {origin}: `shards` needs the `vigil` backend (stock servers cannot be shards)"
+            );
+        }
+        if self.shards > 64 {
+            bail!(
+                "invalid config in {origin}: `shards` is at most 64, got {}",
+                self.shards
+            );
+        }
+        Ok(())
+    }
+
+    /// The groups: `(name, first node index)`, three nodes each.
+    pub fn groups(&self) -> Vec<(String, u16)> {
+        if self.shards == 0 {
+            return vec![(self.group.clone(), 0)];
+        }
+        (0..self.shards)
+            .map(|k| (format!("shard{}", k + 1), 3 * k))
+            .collect()
+    }
+
+    /// How many storage nodes run.
+    pub fn node_count(&self) -> u16 {
+        3 * self.shards.max(1)
     }
 
     /// The sentinels' Raft tick: a twentieth of `down_after` (10–100 ms), so that an election

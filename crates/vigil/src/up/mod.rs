@@ -52,8 +52,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Writes each process's configuration under `config.dir` and starts them: `node1..3`,
-    /// `sentinel1..3`.
+    /// Writes each process's configuration under `config.dir` and starts them: `node1..3`
+    /// (`node1..3N` with N shards, three per group), `sentinel1..3`.
     pub fn start(config: &LocalCluster) -> anyhow::Result<Cluster> {
         let c = config;
         std::fs::create_dir_all(&c.dir)
@@ -65,7 +65,7 @@ impl Cluster {
             procs: Vec::new(),
         };
         let mut node_list = Vec::new();
-        for i in 0..3u16 {
+        for i in 0..c.node_count() {
             let name = format!("node{}", i + 1);
             let (port, admin) = (c.base_port + i, c.admin_base_port + i);
             let metrics = c.metrics_base_port + i;
@@ -121,6 +121,20 @@ impl Cluster {
             Backend::RedisResp => "driver = \"resp\"\n",
             _ => "",
         };
+        // One `[[groups]]` table per group, three nodes each.
+        let groups: String = c
+            .groups()
+            .iter()
+            .map(|(g, first)| {
+                let nodes = &node_list[*first as usize..*first as usize + 3];
+                format!(
+                    "[[groups]]\nname = \"{g}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
+                    c.down_after,
+                    c.sync_replicas,
+                    nodes.join(", ")
+                )
+            })
+            .collect();
         let peers: Vec<String> = (0..3u16)
             .map(|i| {
                 format!(
@@ -136,20 +150,16 @@ impl Cluster {
             std::fs::write(
                 &cfg,
                 format!(
-                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n[[groups]]\nname = \"{}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
+                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n{groups}",
                     i + 1,
                     c.grpc_base_port + i,
                     c.resp_base_port + i,
-                    c.metrics_base_port + 3 + i,
+                    c.metrics_base_port + c.node_count() + i,
                     dir.join(&name).display(),
                     c.token,
                     c.node_token,
                     peers.join(", "),
                     c.raft_tick().as_millis(),
-                    c.group,
-                    c.down_after,
-                    c.sync_replicas,
-                    node_list.join(", ")
                 ),
             )?;
             cluster.spawn(
@@ -355,6 +365,38 @@ pub struct UpArgs {
     /// or stock `redis-server`s managed over RESP (default: the config's `backend`).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+    /// Run N groups of three nodes sharing the hash slots as one sharded cluster (Redis
+    /// Cluster protocol) instead of one group (default: the config's `shards`, 0).
+    #[arg(long)]
+    pub shards: Option<u16>,
+}
+
+/// Creates the sharded cluster once the sentinels have the groups (they load them from their
+/// configs as they start), waiting up to a minute; a cluster left by an earlier run in the
+/// same directory is kept.
+async fn create_cluster(c: &LocalCluster) -> anyhow::Result<()> {
+    let client = crate::ctl::client::lazy_client(
+        &format!("127.0.0.1:{}", c.grpc_base_port),
+        &c.token,
+        Duration::from_secs(5),
+    )?;
+    let req = vigil_proto::sentinel::CreateClusterRequest {
+        name: c.cluster.clone(),
+        groups: c.groups().into_iter().map(|(g, _)| g).collect(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.clone().create_cluster(req.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(st) if st.message().contains("already exists") => return Ok(()),
+            Err(st) if Instant::now() > deadline => anyhow::bail!(
+                "could not create the sharded cluster {:?} within a minute: {}",
+                c.cluster,
+                st.message()
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 /// Starts the cluster, supervises it and prints its events until SIGTERM or Ctrl-C, then stops
@@ -373,6 +415,10 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
     if let Some(b) = opts.backend {
         c.backend = b;
     }
+    if let Some(n) = opts.shards {
+        c.shards = n;
+    }
+    c.check_shards("the command line")?;
     let mut cluster = Cluster::start(&c)?;
     let mode = match c.sync_replicas {
         0 => "asynchronous replication".to_string(),
@@ -380,9 +426,16 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
             format!("synchronous replication: a write is acknowledged once {n} replica(s) have it")
         }
     };
+    let what = if c.shards == 0 {
+        format!("group {:?} on 3 nodes", c.group)
+    } else {
+        format!(
+            "sharded cluster {:?}: {} groups (shard1..shard{}) of 3 nodes",
+            c.cluster, c.shards, c.shards
+        )
+    };
     println!(
-        "vigil up: group {:?} on 3 nodes ({}), 3 sentinels, {mode}\n  data and logs in {}",
-        c.group,
+        "vigil up: {what} ({}), 3 sentinels, {mode}\n  data and logs in {}",
         match c.backend {
             Backend::Vigil => "vigil node",
             Backend::RedisServer => "redis-server, each owned by a vigil agent",
@@ -390,7 +443,7 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
         },
         cluster.dir.display()
     );
-    for i in 0..3u16 {
+    for i in 0..c.node_count() {
         let name = format!("node{}", i + 1);
         let pid = cluster.pid(&name).unwrap_or(0);
         let how = match c.backend {
@@ -417,8 +470,19 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
             "  {name}  redis-sentinel://127.0.0.1:{}  (grpc 127.0.0.1:{}, metrics http://127.0.0.1:{}/metrics, pid {})",
             c.resp_base_port + i,
             c.grpc_base_port + i,
-            c.metrics_base_port + 3 + i,
+            c.metrics_base_port + c.node_count() + i,
             cluster.pid(&name).unwrap_or(0)
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if c.shards > 0 {
+        runtime.block_on(create_cluster(&c))?;
+        println!(
+            "Cluster {:?} created: every node answers the Redis Cluster protocol, e.g.\n\
+             redis-cli -c -p {} SET foo bar (or any cluster client seeded with 127.0.0.1:{}).",
+            c.cluster, c.base_port, c.base_port
         );
     }
     println!(
@@ -436,9 +500,6 @@ pub fn run(opts: UpArgs) -> anyhow::Result<()> {
         }
     );
     println!("ready");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -1,0 +1,93 @@
+//! Which node serves a request: Redis 7's `getNodeByQuery` without migrations, as a pure
+//! function of the view, the request's keys and the client's mode.
+//!
+//! Keyless requests are never redirected (the caller does not ask). All keys must hash to one
+//! slot; the slot's shard must have a master; a node serves the slots of its own shard when it
+//! is the shard's master, or, as a replica, reads from clients that sent READONLY. Everything
+//! else is `MOVED` to the owner's master, at the address matching the client's connection.
+
+use std::fmt;
+
+use vigil_resp::Reply;
+use vigil_resp::slot::key_slot;
+
+use super::View;
+
+/// Why a request is not served here, rendered as Redis renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `MOVED <slot> <host>:<port>`: the slot's master serves it.
+    Moved {
+        /// The slot.
+        slot: u16,
+        /// The master's endpoint.
+        host: String,
+        /// The master's port.
+        port: u16,
+    },
+    /// The keys hash to more than one slot.
+    CrossSlot,
+    /// No shard owns the slot, or its shard has no master.
+    Unserved,
+}
+
+impl fmt::Display for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redirect::Moved { slot, host, port } => write!(f, "MOVED {slot} {host}:{port}"),
+            Redirect::CrossSlot => {
+                f.write_str("CROSSSLOT Keys in request don't hash to the same slot")
+            }
+            Redirect::Unserved => f.write_str("CLUSTERDOWN Hash slot not served"),
+        }
+    }
+}
+
+impl From<Redirect> for Reply {
+    fn from(r: Redirect) -> Reply {
+        Reply::error(r.to_string())
+    }
+}
+
+/// The client's side of the decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client {
+    /// It sent READONLY (and no READWRITE since).
+    pub readonly: bool,
+    /// It is connected over TLS: it is sent to TLS ports.
+    pub tls: bool,
+}
+
+/// The one slot `keys` hash to (`None`: no keys), or `CROSSSLOT`.
+pub fn keys_slot<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Option<u16>, Redirect> {
+    let mut slot = None;
+    for k in keys {
+        let s = key_slot(k);
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return Err(Redirect::CrossSlot),
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+/// Whether this node serves a request on `slot` (`is_write`: the command, or a queued one at
+/// EXEC, is flagged `write`).
+pub fn route(view: &View, slot: u16, is_write: bool, client: Client) -> Result<(), Redirect> {
+    let Some((owner, shard)) = view.owner_of(slot) else {
+        return Err(Redirect::Unserved);
+    };
+    let Some(master) = &shard.master else {
+        return Err(Redirect::Unserved);
+    };
+    if owner == view.my_shard && (master.id == view.my_id || (client.readonly && !is_write)) {
+        return Ok(());
+    }
+    let (host, port) = master.endpoint(client.tls);
+    Err(Redirect::Moved {
+        slot,
+        host: host.to_string(),
+        port,
+    })
+}

@@ -1,0 +1,243 @@
+//! A sharded cluster for the cluster suites: `shards` groups (`g1`..) of managed `vigil node`s,
+//! three sentinels monitoring them all, and the cluster created with `vigil ctl cluster create`
+//! as an operator would; helpers that wait until every node serves the committed slot map.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::managed::{NODE_TOKEN, TOKEN, addresses, node_entries};
+use crate::{NodeProc, RawConn, SentinelProc, free_port, sentinel_config, vigil_bin, write_config};
+
+/// A sharded cluster: groups of nodes, the sentinels, the cluster named `c`.
+pub struct Sharded {
+    /// Per group (`g1`, `g2`, …), its nodes (`n1`, `n2`, …).
+    pub groups: Vec<Vec<NodeProc>>,
+    /// The sentinels, ids 1..3.
+    pub sentinels: Vec<SentinelProc>,
+    /// Their gRPC ports.
+    pub ports: Vec<u16>,
+    /// Configs, data and logs.
+    pub dir: tempfile::TempDir,
+}
+
+/// `shards` groups of `per_group` managed nodes, three sentinels, and the cluster `c` over the
+/// groups, created through `vigil ctl`; `group_extra` goes into each group's table.
+pub fn start_sharded(
+    shards: usize,
+    per_group: usize,
+    down_after: &str,
+    group_extra: &str,
+) -> Sharded {
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
+        .tempdir()
+        .unwrap();
+    let groups: Vec<Vec<NodeProc>> = (1..=shards)
+        .map(|g| {
+            (1..=per_group)
+                .map(|i| {
+                    let name = format!("g{g}n{i}");
+                    let cfg = write_config(
+                        dir.path(),
+                        &format!("{name}.toml"),
+                        &format!(
+                            "mode = \"managed\"\n[admin]\nport = 0\ntoken = \"{NODE_TOKEN}\"\n"
+                        ),
+                    );
+                    NodeProc::start(
+                        &dir.path().join(&name),
+                        &["--config", cfg.to_str().unwrap()],
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let tables: String = groups
+        .iter()
+        .enumerate()
+        .map(|(g, nodes)| {
+            format!(
+                "[[groups]]\nname = \"g{}\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
+                g + 1,
+                node_entries(&addresses(nodes)).join(", ")
+            )
+        })
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sentinels = (1..=3u64)
+        .map(|id| {
+            let text = sentinel_config(
+                id,
+                &ports,
+                dir.path(),
+                TOKEN,
+                &format!("node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n{tables}"),
+            );
+            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
+            SentinelProc::start(id, &cfg)
+        })
+        .collect();
+    let s = Sharded {
+        groups,
+        sentinels,
+        ports,
+        dir,
+    };
+    let names: Vec<String> = (1..=shards).map(|g| format!("g{g}")).collect();
+    let out = s.ctl(
+        &["cluster", "create", "c", "--groups", &names.join(",")],
+        30,
+    );
+    assert!(out.contains("created"), "vigil ctl cluster create: {out}");
+    s
+}
+
+impl Sharded {
+    /// Runs `vigil ctl ARGS` against the first sentinel, retrying for up to `within_s` seconds
+    /// while it fails (the sentinels may still be electing or loading their groups); its stdout.
+    pub fn ctl(&self, args: &[&str], within_s: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(within_s);
+        loop {
+            let out = Command::new(vigil_bin())
+                .args(["ctl", "--sentinel"])
+                .arg(format!("127.0.0.1:{}", self.ports[0]))
+                .args(["--token", TOKEN])
+                .args(args)
+                .output()
+                .expect("run vigil ctl");
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                Instant::now() < deadline,
+                "vigil ctl {args:?} kept failing: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every node, `(group index, node index, node)`.
+    pub fn nodes(&self) -> impl Iterator<Item = (usize, usize, &NodeProc)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, ns)| ns.iter().enumerate().map(move |(i, n)| (g, i, n)))
+    }
+
+    /// Every node's data port.
+    pub fn data_ports(&self) -> Vec<u16> {
+        self.nodes().map(|(_, _, n)| n.port).collect()
+    }
+
+    /// Waits until every node but those in `down` (group, node) answers `CLUSTER SLOTS` with
+    /// full coverage, each range with a master and at least `replicas` replicas, all alike;
+    /// that reply.
+    pub fn wait_serving(
+        &self,
+        replicas: usize,
+        down: &[(usize, usize)],
+        within: Duration,
+    ) -> Vec<SlotRange> {
+        let deadline = Instant::now() + within;
+        loop {
+            let replies: Vec<Option<Vec<SlotRange>>> = self
+                .nodes()
+                .filter(|(g, i, _)| !down.contains(&(*g, *i)))
+                .map(|(_, _, n)| cluster_slots(n.port))
+                .collect();
+            if let Some(Some(first)) = replies.first()
+                && replies.iter().all(|r| r.as_ref() == Some(first))
+                && covers_all(first)
+                && first.iter().all(|r| r.replicas.len() >= replicas)
+            {
+                return first.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the nodes never agreed on a full slot map with {replicas} replicas per shard: {replies:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One entry of `CLUSTER SLOTS`: a range, its master and replicas as `(host, port, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRange {
+    pub start: i64,
+    pub end: i64,
+    pub master: (String, u16, String),
+    pub replicas: Vec<(String, u16, String)>,
+}
+
+/// `CLUSTER SLOTS` on `port`, parsed (asserting the 7.x shape: 4-element nodes, an integer
+/// port, a 40-hex id); `None` on an error reply or no connection.
+pub fn cluster_slots(port: u16) -> Option<Vec<SlotRange>> {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .ok()?
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()?;
+    let v: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).ok()?;
+    let redis::Value::Array(entries) = v else {
+        panic!("CLUSTER SLOTS is not an array: {v:?}");
+    };
+    let node = |v: &redis::Value| -> (String, u16, String) {
+        let redis::Value::Array(f) = v else {
+            panic!("a CLUSTER SLOTS node is not an array: {v:?}")
+        };
+        assert_eq!(f.len(), 4, "7.x nodes have 4 elements: {f:?}");
+        let host: String = redis::from_redis_value_ref(&f[0]).expect("host");
+        let redis::Value::Int(port) = f[1] else {
+            panic!("the port must be an integer: {f:?}")
+        };
+        let id: String = redis::from_redis_value_ref(&f[2]).expect("id");
+        assert!(
+            id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "id {id:?}"
+        );
+        assert!(
+            matches!(&f[3], redis::Value::Array(m) if m.is_empty()),
+            "metadata {:?}",
+            f[3]
+        );
+        (host, port as u16, id)
+    };
+    Some(
+        entries
+            .iter()
+            .map(|e| {
+                let redis::Value::Array(f) = e else {
+                    panic!("a CLUSTER SLOTS entry is not an array: {e:?}")
+                };
+                let (redis::Value::Int(start), redis::Value::Int(end)) = (&f[0], &f[1]) else {
+                    panic!("slot bounds must be integers: {f:?}")
+                };
+                SlotRange {
+                    start: *start,
+                    end: *end,
+                    master: node(&f[2]),
+                    replicas: f[3..].iter().map(node).collect(),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Whether `ranges` cover slots 0..=16383 once each, in order.
+pub fn covers_all(ranges: &[SlotRange]) -> bool {
+    let mut next = 0;
+    for r in ranges {
+        if r.start != next || r.end < r.start {
+            return false;
+        }
+        next = r.end + 1;
+    }
+    next == 16384
+}
+
+/// One raw reply of `args` on `port` (the exact bytes, for wording checks).
+pub fn raw_reply(port: u16, args: &[&str]) -> String {
+    let mut c = RawConn::connect(port).expect("connect");
+    String::from_utf8_lossy(&c.call(args)).into_owned()
+}

@@ -1,0 +1,275 @@
+//! Sharded clusters through real interfaces: groups of `vigil node`s under three sentinels, the
+//! cluster created with `vigil ctl cluster create`, and then what a Redis Cluster client sees —
+//! `CLUSTER SLOTS` from every node, redirects and errors worded as Redis words them, replica
+//! reads after `READONLY`, unchanged cluster clients (redis-py, ioredis, node-redis,
+//! `redis-cli -c`), and a client following a shard's failover after a SIGKILL.
+
+use std::process::Command;
+use std::time::Duration;
+
+use vigil_tests::client_script::Client;
+use vigil_tests::sharded::{SlotRange, raw_reply, start_sharded};
+
+/// The node of the cluster listening on `port`: (group, node).
+fn find(c: &vigil_tests::sharded::Sharded, port: u16) -> (usize, usize) {
+    c.nodes()
+        .find(|(_, _, n)| n.port == port)
+        .map(|(g, i, _)| (g, i))
+        .unwrap_or_else(|| panic!("no node on port {port}"))
+}
+
+/// The range holding `slot`.
+fn range_of(slots: &[SlotRange], slot: i64) -> &SlotRange {
+    slots
+        .iter()
+        .find(|r| r.start <= slot && slot <= r.end)
+        .expect("every slot is covered")
+}
+
+#[test]
+fn nodes_answer_the_cluster_protocol_as_redis_does() {
+    let c = start_sharded(3, 2, "1s", "");
+    let slots = c.wait_serving(1, &[], Duration::from_secs(60));
+    let bounds: Vec<(i64, i64)> = slots.iter().map(|r| (r.start, r.end)).collect();
+    assert_eq!(bounds, [(0, 5460), (5461, 10922), (10923, 16383)]);
+    // Each range belongs to the group created in that order, master and replica from it.
+    for (g, r) in slots.iter().enumerate() {
+        assert_eq!(find(&c, r.master.1).0, g, "{r:?}");
+        assert_eq!(find(&c, r.replicas[0].1).0, g, "{r:?}");
+        assert_eq!(r.master.0, "127.0.0.1");
+    }
+    // `foo` hashes to 12182 (the third group), `hello` to 866 (the first).
+    let owner = range_of(&slots, 12182);
+    let (master, replica) = (owner.master.1, owner.replicas[0].1);
+    let elsewhere = range_of(&slots, 866).master.1;
+    assert_eq!(raw_reply(master, &["SET", "foo", "bar"]), "+OK\r\n");
+    assert_eq!(
+        raw_reply(elsewhere, &["GET", "foo"]),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(
+        raw_reply(master, &["MSET", "foo", "1", "hello", "2"]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        raw_reply(master, &["MSET", "{foo}a", "1", "{foo}b", "2"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        raw_reply(master, &["CLUSTER", "KEYSLOT", "foo"]),
+        ":12182\r\n"
+    );
+    assert_eq!(
+        raw_reply(master, &["SELECT", "1"]),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
+    assert_eq!(raw_reply(master, &["SELECT", "0"]), "+OK\r\n");
+    // A replica redirects to its master until READONLY, then serves reads but not writes.
+    let mut r = vigil_tests::RawConn::connect(replica).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&r.call(&["GET", "foo"])),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(r.call(&["READONLY"]), b"+OK\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while r.call(&["GET", "foo"]) != b"$3\r\nbar\r\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never served foo"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&r.call(&["SET", "foo", "x"])),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(r.call(&["READWRITE"]), b"+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.call(&["GET", "foo"])),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    // A redirected command inside MULTI fails the transaction.
+    let mut m = vigil_tests::RawConn::connect(elsewhere).unwrap();
+    assert_eq!(m.call(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&m.call(&["SET", "foo", "1"])),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&m.call(&["EXEC"])),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    // CLUSTER INFO, MYID: every node, distinct ids matching SLOTS.
+    let mut ids = Vec::new();
+    for (_, _, n) in c.nodes() {
+        let info = raw_reply(n.port, &["CLUSTER", "INFO"]);
+        for want in [
+            "cluster_state:ok\r\n",
+            "cluster_slots_assigned:16384\r\n",
+            "cluster_known_nodes:6\r\n",
+            "cluster_size:3\r\n",
+        ] {
+            assert!(
+                info.contains(want),
+                "node {}: {want:?} not in {info:?}",
+                n.port
+            );
+        }
+        let id = raw_reply(n.port, &["CLUSTER", "MYID"]);
+        let id = id.lines().nth(1).unwrap_or_default().to_string();
+        assert!(
+            slots
+                .iter()
+                .any(|r| r.master.2 == id || r.replicas.iter().any(|x| x.2 == id)),
+            "MYID {id} of {} is not in CLUSTER SLOTS",
+            n.port
+        );
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "ids must be distinct");
+    // foo, {foo}a and {foo}b share slot 12182.
+    assert_eq!(
+        raw_reply(master, &["CLUSTER", "COUNTKEYSINSLOT", "12182"]),
+        ":3\r\n"
+    );
+    let keys = raw_reply(master, &["CLUSTER", "GETKEYSINSLOT", "12182", "10"]);
+    for k in ["foo", "{foo}a", "{foo}b"] {
+        assert!(
+            keys.contains(&format!("\r\n{k}\r\n")),
+            "{k} not in {keys:?}"
+        );
+    }
+    // The operator's view.
+    let status = c.ctl(&["cluster", "status"], 10);
+    for want in [
+        "Cluster c",
+        "0-5460",
+        "5461-10922",
+        "10923-16383",
+        "g1",
+        "g3",
+    ] {
+        assert!(status.contains(want), "{want:?} not in:\n{status}");
+    }
+}
+
+#[test]
+fn unchanged_cluster_clients_read_and_write_every_slot() {
+    let c = start_sharded(3, 2, "1s", "");
+    c.wait_serving(1, &[], Duration::from_secs(60));
+    let seed = format!("127.0.0.1:{}", c.groups[1][0].port);
+    Client::spawn(
+        "python",
+        "tests/clients/python/cluster_client.py",
+        &[seed.clone(), "basic".into()],
+    )
+    .finish();
+    Client::spawn(
+        "python",
+        "tests/clients/python/cluster_client.py",
+        &[seed.clone(), "basic".into(), "--asyncio".into()],
+    )
+    .finish();
+    for lib in ["ioredis", "node-redis"] {
+        Client::spawn(
+            "node",
+            "tests/clients/node/cluster_client.js",
+            &[seed.clone(), lib.into()],
+        )
+        .finish();
+    }
+    // redis-cli -c follows MOVED from any node.
+    let port = c.groups[0][0].port.to_string();
+    for (cmd, want) in [
+        (vec!["SET", "cli:{x}", "1"], "OK"),
+        (vec!["SET", "foo", "cli"], "OK"),
+        (vec!["GET", "foo"], "cli"),
+        (vec!["INCR", "cli:{x}"], "2"),
+    ] {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &port])
+            .args(&cmd)
+            .output()
+            .expect("redis-cli (tests/run.sh installs it)");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "redis-cli -c {cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_cluster_client_follows_a_shard_failover_and_loses_no_write() {
+    let c = start_sharded(3, 3, "1s", "sync_replicas = 1\n");
+    let slots = c.wait_serving(2, &[], Duration::from_secs(90));
+    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
+    let mut client = Client::spawn(
+        "python",
+        "tests/clients/python/cluster_client.py",
+        &[seed, "failover".into()],
+    );
+    client.expect("READY");
+    // SIGKILL the master of the first shard.
+    let old = slots[0].master.1;
+    let (g, i) = find(&c, old);
+    c.groups[g][i].signal(libc::SIGKILL);
+    client.resume();
+    let last = client.finish();
+    assert!(last.contains("acked="), "{last}");
+    // Every other node now names a new master for the first shard's slots.
+    let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
+    assert_ne!(after[0].master.1, old, "{after:?}");
+    assert_eq!(find(&c, after[0].master.1).0, g);
+}
+
+/// redis-rs' cluster clients, sync and async, with reads from replicas: every key written
+/// through one is read back through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rs_cluster_clients_route_every_key() {
+    use redis::AsyncCommands;
+    use redis::cluster_read_routing::RandomReplicaStrategy;
+    let c = start_sharded(3, 2, "1s", "");
+    c.wait_serving(1, &[], Duration::from_secs(60));
+    let seeds = vec![format!("redis://127.0.0.1:{}/", c.groups[0][1].port)];
+    let sync = redis::cluster::ClusterClient::new(seeds.clone()).unwrap();
+    let mut conn = sync.get_connection().expect("sync cluster connection");
+    for i in 0..500 {
+        let () = redis::cmd("SET")
+            .arg(format!("rs:{i}"))
+            .arg(i)
+            .query(&mut conn)
+            .unwrap_or_else(|e| panic!("SET rs:{i}: {e}"));
+    }
+    let reader = redis::cluster::ClusterClient::builder(seeds)
+        .read_routing_strategy(RandomReplicaStrategy)
+        .build()
+        .unwrap();
+    let mut a = reader
+        .get_async_connection()
+        .await
+        .expect("async cluster connection");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for i in 0..500 {
+        loop {
+            let got: Option<i64> = a.get(format!("rs:{i}")).await.unwrap();
+            if got == Some(i) {
+                break;
+            }
+            // Replicas catch up asynchronously.
+            assert!(std::time::Instant::now() < deadline, "rs:{i} read {got:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let () = a.set(format!("rs2:{i}"), i).await.unwrap();
+    }
+    for i in 0..500 {
+        let got: i64 = redis::cmd("GET")
+            .arg(format!("rs2:{i}"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(got, i);
+    }
+}
