@@ -109,19 +109,24 @@ pub fn start_sentinels_at(
     group_extra: &str,
 ) -> (Vec<SentinelProc>, Vec<u16>) {
     let node_list = node_entries(nodes);
+    three_sentinels(dir, |_| {
+        format!(
+            "node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
+            node_list.join(", ")
+        )
+    })
+}
+
+/// Three sentinels (ids 1..3 on free ports, configs and data in `dir`), each config ending
+/// with `rest(id)` (its node token, Raft settings and groups); their gRPC ports.
+pub fn three_sentinels(
+    dir: &std::path::Path,
+    rest: impl Fn(u64) -> String,
+) -> (Vec<SentinelProc>, Vec<u16>) {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinels = (1..=3u64)
         .map(|id| {
-            let text = sentinel_config(
-                id,
-                &ports,
-                dir,
-                TOKEN,
-                &format!(
-                    "node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\n{group_extra}nodes = [{}]\n",
-                    node_list.join(", ")
-                ),
-            );
+            let text = sentinel_config(id, &ports, dir, TOKEN, &rest(id));
             let cfg = write_config(dir, &format!("s{id}.toml"), &text);
             SentinelProc::start(id, &cfg)
         })

@@ -140,8 +140,8 @@ pub struct Observed {
 
 /// Three managed nodes and three sentinels (`down_after`), each with a metrics port.
 pub fn start_observed(down_after: &str) -> Observed {
-    use crate::managed::{Managed, NODE_TOKEN, TOKEN};
-    use crate::{NodeProc, SentinelProc, free_port, sentinel_config, write_config};
+    use crate::managed::{Managed, NODE_TOKEN};
+    use crate::{NodeProc, free_port, write_config};
     let dir = tempfile::Builder::new()
         .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
         .tempdir()
@@ -165,25 +165,14 @@ pub fn start_observed(down_after: &str) -> Observed {
         })
         .collect();
     let node_list = crate::managed::node_entries(&crate::managed::addresses(&nodes));
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let sentinel_http: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sentinels = (1..=3u64)
-        .map(|id| {
-            let text = sentinel_config(
-                id,
-                &ports,
-                dir.path(),
-                TOKEN,
-                &format!(
-                    "metrics = \"127.0.0.1:{}\"\nnode_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\nnodes = [{}]\n",
-                    sentinel_http[id as usize - 1],
-                    node_list.join(", ")
-                ),
-            );
-            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
-            SentinelProc::start(id, &cfg)
-        })
-        .collect();
+    let (sentinels, ports) = crate::managed::three_sentinels(dir.path(), |id| {
+        format!(
+            "metrics = \"127.0.0.1:{}\"\nnode_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n[[groups]]\nname = \"mymaster\"\ndown_after = \"{down_after}\"\nnodes = [{}]\n",
+            sentinel_http[id as usize - 1],
+            node_list.join(", ")
+        )
+    });
     Observed {
         c: Managed {
             nodes,

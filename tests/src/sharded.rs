@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::managed::{NODE_TOKEN, TOKEN, addresses, node_entries};
-use crate::{NodeProc, RawConn, SentinelProc, free_port, sentinel_config, vigil_bin, write_config};
+use crate::{NodeProc, RawConn, SentinelProc, vigil_bin, write_config};
 
 /// A sharded cluster: groups of nodes, the sentinels, the cluster named `c`.
 pub struct Sharded {
@@ -63,20 +63,9 @@ pub fn start_sharded(
             )
         })
         .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let sentinels = (1..=3u64)
-        .map(|id| {
-            let text = sentinel_config(
-                id,
-                &ports,
-                dir.path(),
-                TOKEN,
-                &format!("node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n{tables}"),
-            );
-            let cfg = write_config(dir.path(), &format!("s{id}.toml"), &text);
-            SentinelProc::start(id, &cfg)
-        })
-        .collect();
+    let (sentinels, ports) = crate::managed::three_sentinels(dir.path(), |_| {
+        format!("node_token = \"{NODE_TOKEN}\"\n[raft]\ntick = \"50ms\"\n{tables}")
+    });
     let s = Sharded {
         groups,
         sentinels,

@@ -141,6 +141,24 @@ fn nodes_answer_the_cluster_protocol_as_redis_does() {
             "{k} not in {keys:?}"
         );
     }
+    // PUBLISH on one node reaches the subscribers of every node, replicas included.
+    let mut subs: Vec<(u16, vigil_tests::RawConn)> = c
+        .nodes()
+        .map(|(_, _, n)| {
+            let mut s = vigil_tests::RawConn::connect(n.port).unwrap();
+            assert!(s.call(&["SUBSCRIBE", "news"]).ends_with(b":1\r\n"));
+            (n.port, s)
+        })
+        .collect();
+    assert_eq!(raw_reply(elsewhere, &["PUBLISH", "news", "hi"]), ":1\r\n");
+    for (port, s) in &mut subs {
+        let got = s.unsolicited(Duration::from_secs(5));
+        assert_eq!(
+            got.as_deref(),
+            Some(&b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"[..]),
+            "the subscriber on {port}"
+        );
+    }
     // The operator's view.
     let status = c.ctl(&["cluster", "status"], 10);
     for want in [

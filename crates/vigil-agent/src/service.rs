@@ -288,4 +288,13 @@ impl NodeAdmin for AdminService {
             "a stock server under `vigil agent` cannot be a shard: sharded clusters need `vigil node` groups",
         ))
     }
+
+    async fn publish(
+        &self,
+        _req: Request<vigil_proto::node::PublishRequest>,
+    ) -> Result<Response<vigil_proto::node::PublishReply>, Status> {
+        Err(Status::unimplemented(
+            "a stock server under `vigil agent` is never part of a sharded cluster",
+        ))
+    }
 }

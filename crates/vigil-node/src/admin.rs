@@ -194,6 +194,21 @@ impl NodeAdmin for AdminService {
         }
     }
 
+    async fn publish(
+        &self,
+        req: Request<vigil_proto::node::PublishRequest>,
+    ) -> Result<Response<vigil_proto::node::PublishReply>, Status> {
+        // Not serialised with the role changes: delivering a message changes nothing.
+        let hub = self.node.shared.hub_for(false);
+        let receivers = req
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(|m| hub.publish(&m.channel.into(), &m.message.into()) as u64)
+            .sum();
+        Ok(Response::new(vigil_proto::node::PublishReply { receivers }))
+    }
+
     async fn kill_clients(
         &self,
         req: Request<KillClientsRequest>,

@@ -415,8 +415,9 @@ impl Node {
         }
     }
 
-    /// Ends the open transaction without running it (a redirected EXEC).
-    fn discard_multi(&self, conn: &mut Conn<ConnState>) {
+    /// Ends the open transaction without running it, forgetting the WATCHed keys (DISCARD,
+    /// RESET, a redirected EXEC).
+    pub(crate) fn discard_multi(&self, conn: &mut Conn<ConnState>) {
         conn.state.multi = None;
         conn.state.multi_failed = false;
         conn.info.in_multi.store(false, Ordering::Relaxed);

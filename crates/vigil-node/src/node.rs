@@ -145,6 +145,8 @@ pub struct Node {
     pub(crate) migrate: crate::migrate::Sockets,
     /// The cluster view served (`None`: not in cluster mode), see [`crate::cluster`].
     pub(crate) cluster: RwLock<Option<Arc<crate::cluster::View>>>,
+    /// PUBLISH forwarded to the cluster's other nodes.
+    pub(crate) bus: crate::cluster::bus::Bus,
 }
 
 /// Result of propagating a write.
@@ -194,6 +196,7 @@ impl Node {
             maxmemory: crate::maxmemory::MaxMemory::new(maxmemory),
             migrate: Default::default(),
             cluster: RwLock::new(p.cluster.map(Arc::new)),
+            bus: Default::default(),
         })
     }
 

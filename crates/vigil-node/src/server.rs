@@ -264,6 +264,12 @@ pub async fn serve(
                 message: e.to_string(),
             })?;
             vigil_proto::tls::reload_on_sighup(tls.clone());
+            // The node's own gRPC calls (PUBLISH forwarded to the other nodes of a sharded
+            // cluster) reach admin ports that speak TLS too, with this certificate.
+            vigil_proto::tls::set_client(f.clone()).map_err(|e| NodeError::Config {
+                file: "TLS".into(),
+                message: e.to_string(),
+            })?;
             Some(tls)
         }
         _ => None,

@@ -10,8 +10,9 @@ use prost::Message;
 use vigil_proto::node as pb;
 use vigil_resp::{CommandMeta, Conn, Flags, Reply};
 
-use super::route::{Client, keys_slot, route};
+use super::route::{Client, keys_slot, not_master, route};
 use super::{View, ViewError, digest, file};
+use crate::gate::Role;
 use crate::node::Node;
 use crate::session::ConnState;
 
@@ -46,9 +47,21 @@ impl Node {
         }
         let dir = self.config.read().dir.clone();
         file::save(&dir, &encoded)?;
+        self.bus.retain(&view);
         *self.cluster.write() = Some(Arc::new(view));
         tracing::info!(cluster = %v.name, epoch = v.epoch, digest = %d, "cluster view adopted");
         Ok(d)
+    }
+
+    /// Sends a PUBLISH made here to the cluster's other nodes (nothing outside cluster mode,
+    /// or without an admin token to present).
+    pub(crate) fn forward_publish(&self, channel: &Bytes, message: &Bytes) {
+        let Some(view) = self.cluster_view() else {
+            return;
+        };
+        if let Some(token) = self.config.read().admin_token() {
+            self.bus.forward(&view, &token, channel, message);
+        }
     }
 
     /// Whether this node serves the request (always, outside cluster mode); the redirect
@@ -94,10 +107,18 @@ impl Node {
                 meta.flags.has(Flags::WRITE),
             ),
         };
-        match slot {
-            None => Ok(()),
-            Some(slot) => Ok(route(view, slot, write, client)?),
+        let Some(slot) = slot else { return Ok(()) };
+        route(view, slot, write, client)?;
+        if write && view.i_am_master() {
+            match self.gate.role() {
+                Role::Master => {}
+                Role::Replica { host, port } => {
+                    return Err(not_master(view, slot, Some((&host, port)), client).into());
+                }
+                Role::Unassigned => return Err(not_master(view, slot, None, client).into()),
+            }
         }
+        Ok(())
     }
 }
 

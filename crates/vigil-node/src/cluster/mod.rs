@@ -8,6 +8,7 @@
 //! ([`file`]), and persisted before it is served, so a restarted node never serves an older map
 //! than the one it acknowledged.
 
+pub mod bus;
 pub mod check;
 pub mod file;
 pub mod route;
@@ -52,6 +53,8 @@ pub struct Member {
     pub port: u16,
     /// TLS data address (empty: `host`).
     pub tls_host: String,
+    /// NodeAdmin address (empty: unknown): where PUBLISH is forwarded.
+    pub admin: String,
     /// TLS data port (0: none).
     pub tls_port: u16,
 }
@@ -142,13 +145,14 @@ fn member(n: &pb::ClusterNode, ids: &mut HashSet<String>) -> Result<Member, View
         port: n.port as u16,
         tls_host: n.tls_host.clone(),
         tls_port: n.tls_port as u16,
+        admin: n.admin.clone(),
     })
 }
 
 impl View {
     /// Validates a received view: slot ranges within 0..=16383 and owned once, node ids of 40
-    /// lower-case hex characters, each node once, this node (`my_id`) the master or a replica
-    /// of `my_group`. `digest` is that of the bytes received.
+    /// lower-case hex characters, each node once, `my_group` one of the shards. `digest` is
+    /// that of the bytes received.
     pub fn from_proto(v: &pb::ClusterView, digest: String) -> Result<View, ViewError> {
         let bad = |why: String| Err(ViewError::Invalid(why));
         if v.name.is_empty() {
@@ -214,18 +218,9 @@ impl View {
                 v.my_group
             ));
         };
-        let mine = &shards[my_shard];
-        let listed = mine
-            .master
-            .iter()
-            .chain(&mine.replicas)
-            .any(|m| m.id == v.my_id);
-        if !listed {
-            return bad(format!(
-                "this node ({}) is neither the master nor a replica of its group {}",
-                v.my_id, v.my_group
-            ));
-        }
+        // This node need not be listed: a replica that is syncing, or unassigned after a
+        // restart, is left out of its shard's serving replicas, yet it is in cluster mode and
+        // redirects every request to the shard's master.
         Ok(View {
             name: v.name.clone(),
             epoch: v.epoch,
@@ -285,6 +280,20 @@ impl View {
             .master
             .as_ref()
             .is_some_and(|m| m.id == self.my_id)
+    }
+
+    /// Whether this node serves its shard's reads as a replica: the sentinels list it among the
+    /// shard's serving replicas (linked to the master, caught up, not down).
+    pub fn serves_reads(&self) -> bool {
+        self.my_shard().replicas.iter().any(|m| m.id == self.my_id)
+    }
+
+    /// Every other node of the view: where a PUBLISH made here is forwarded.
+    pub fn others(&self) -> impl Iterator<Item = &Member> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.master.iter().chain(&s.replicas))
+            .filter(|m| m.id != self.my_id)
     }
 
     /// Maximal runs of slots owned by one shard, ascending: `(start, end, shard index)`.

@@ -3,7 +3,8 @@
 //!
 //! Keyless requests are never redirected (the caller does not ask). All keys must hash to one
 //! slot; the slot's shard must have a master; a node serves the slots of its own shard when it
-//! is the shard's master, or, as a replica, reads from clients that sent READONLY. Everything
+//! is the shard's master, or, as a replica the sentinels list as serving, reads from clients
+//! that sent READONLY. Everything
 //! else is `MOVED` to the owner's master, at the address matching the client's connection.
 
 use std::fmt;
@@ -81,7 +82,8 @@ pub fn route(view: &View, slot: u16, is_write: bool, client: Client) -> Result<(
     let Some(master) = &shard.master else {
         return Err(Redirect::Unserved);
     };
-    if owner == view.my_shard && (master.id == view.my_id || (client.readonly && !is_write)) {
+    let reads_here = client.readonly && !is_write && view.serves_reads();
+    if owner == view.my_shard && (master.id == view.my_id || reads_here) {
         return Ok(());
     }
     let (host, port) = master.endpoint(client.tls);
@@ -90,4 +92,33 @@ pub fn route(view: &View, slot: u16, is_write: bool, client: Client) -> Result<(
         host: host.to_string(),
         port,
     })
+}
+
+/// A write this node's view routes here (it is its shard's master in the view) while the node
+/// is not master itself: demoted by a failover the view does not show yet, or not promoted
+/// yet. The client must not see `READONLY` (cluster clients do not retry it): `MOVED` to the
+/// master the node follows (`follows`, as the sentinels named it: its data or TLS address),
+/// at the endpoint matching the client's connection; `CLUSTERDOWN` while it follows none.
+pub fn not_master(
+    view: &View,
+    slot: u16,
+    follows: Option<(&str, u16)>,
+    client: Client,
+) -> Redirect {
+    let Some((host, port)) = follows else {
+        return Redirect::Unserved;
+    };
+    let known = view
+        .shards
+        .iter()
+        .flat_map(|s| s.master.iter().chain(&s.replicas))
+        .find(|m| {
+            (m.host == host && m.port == port) || (m.tls_port == port && m.endpoint(true).0 == host)
+        });
+    let (host, port) = known.map_or((host, port), |m| m.endpoint(client.tls));
+    Redirect::Moved {
+        slot,
+        host: host.to_string(),
+        port,
+    }
 }

@@ -2,7 +2,7 @@
 
 use vigil_proto::node as pb;
 
-use super::route::{Client, Redirect, keys_slot, route};
+use super::route::{Client, Redirect, keys_slot, not_master, route};
 use super::{View, ViewError};
 
 /// The id of test node `n`.
@@ -18,6 +18,7 @@ pub(crate) fn member(n: u8, tls: bool) -> pb::ClusterNode {
         port: 7000 + n as u32,
         tls_host: String::new(),
         tls_port: if tls { 8000 + n as u32 } else { 0 },
+        admin: format!("127.0.0.1:{}", 9000 + n as u32),
     }
 }
 
@@ -63,7 +64,6 @@ fn validation_refuses_malformed_views() {
             v.my_id = id(1).to_uppercase().replace('0', "A")
         }),
         ("not a shard", |v| v.my_group = "zz".into()),
-        ("neither the master nor a replica", |v| v.my_id = id(3)),
         ("not within", |v| {
             v.shards[0].slots.push(range(16383, 16384))
         }),
@@ -168,6 +168,8 @@ fn routing_follows_redis() {
     headless.shards[0].slots = vec![range(0, 99)];
     let headless = View::from_proto(&headless, String::new()).unwrap();
     let (m1, r2, r4) = (view(1, "a"), view(2, "a"), view(4, "b"));
+    // Node 6 of shard a, not listed as serving (syncing, or unassigned after a restart).
+    let unlisted = view(6, "a");
     // (view, slot, write, client, expected)
     type Case<'a> = (&'a View, u16, bool, Client, Result<(), Redirect>);
     let cases: Vec<Case> = vec![
@@ -184,6 +186,9 @@ fn routing_follows_redis() {
         (&r2, 10, false, ro, Ok(())),
         (&r2, 10, true, ro, moved(10, 7001)),
         (&r2, 10, false, plain, moved(10, 7001)),
+        // A replica the sentinels do not list as serving redirects its reads too.
+        (&unlisted, 10, false, ro, moved(10, 7001)),
+        (&unlisted, 6000, false, ro, moved(6000, 7003)),
         // READONLY does not make another shard's slot local.
         (&r2, 6000, false, ro, moved(6000, 7003)),
         (&r4, 6000, false, ro, Ok(())),
@@ -195,6 +200,30 @@ fn routing_follows_redis() {
     for (i, (v, slot, write, client, want)) in cases.into_iter().enumerate() {
         assert_eq!(route(v, slot, write, client), want, "#{i}");
     }
+    // The view's master while the node is not master: MOVED to whom it follows, named by
+    // its data or TLS address, at the client's kind of port; CLUSTERDOWN while it follows none.
+    let nm = |follows, client| not_master(&m1, 7, follows, client);
+    assert_eq!(
+        nm(Some(("127.0.0.1", 7002)), plain),
+        moved(7, 7002).unwrap_err()
+    );
+    assert_eq!(
+        nm(Some(("127.0.0.1", 8005)), plain),
+        moved(7, 7005).unwrap_err()
+    );
+    assert_eq!(
+        nm(Some(("127.0.0.1", 7005)), tls),
+        moved(7, 8005).unwrap_err()
+    );
+    assert_eq!(
+        nm(Some(("10.0.0.9", 7777)), plain),
+        Redirect::Moved {
+            slot: 7,
+            host: "10.0.0.9".into(),
+            port: 7777
+        }
+    );
+    assert_eq!(nm(None, plain), Redirect::Unserved);
     let rendered = [
         (moved(3, 7003).unwrap_err(), "MOVED 3 127.0.0.1:7003"),
         (

@@ -62,7 +62,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
                 0,
                 "pubsub",
                 "Posts a message to a channel.",
-                Conn(builtin::publish)
+                Node(publish)
             ),
             row!(
                 "pubsub",
@@ -118,4 +118,14 @@ fn time(conn: &mut Conn<ConnState>, _args: Args) {
         Reply::bulk_string(now.as_secs().to_string()),
         Reply::bulk_string(now.subsec_micros().to_string()),
     ]));
+}
+
+/// `PUBLISH channel message`: to this node's subscribers, and in a sharded cluster to every
+/// other node's (the reply counts this node's receivers only, as in Redis Cluster).
+fn publish(node: &crate::node::Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    let channel = args.next().unwrap_or_default();
+    let message = args.next().unwrap_or_default();
+    let n = conn.shared.hub_for(conn.tls).publish(&channel, &message);
+    node.forward_publish(&channel, &message);
+    conn.reply(Reply::Int(n as i64));
 }

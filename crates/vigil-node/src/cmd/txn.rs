@@ -97,13 +97,11 @@ fn exec(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
 }
 
 fn discard(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
-    if conn.state.multi.take().is_none() {
+    if conn.state.multi.is_none() {
         conn.reply(Reply::error("ERR DISCARD without MULTI"));
         return;
     }
-    conn.state.multi_failed = false;
-    conn.info.in_multi.store(false, Ordering::Relaxed);
-    node.unwatch_all(conn);
+    node.discard_multi(conn);
     conn.reply(Reply::ok());
 }
 
@@ -139,10 +137,7 @@ fn unwatch(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
 }
 
 fn reset(node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
-    conn.state.multi = None;
-    conn.state.multi_failed = false;
-    conn.info.in_multi.store(false, Ordering::Relaxed);
-    node.unwatch_all(conn);
+    node.discard_multi(conn);
     // Redis' RESET also ends READONLY and a pending ASKING.
     conn.state.readonly = false;
     conn.state.asking = false;

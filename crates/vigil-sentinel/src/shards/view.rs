@@ -19,6 +19,7 @@ fn node(c: &Cluster, g: &Group, n: &NodeSpec) -> Option<ClusterNode> {
         port: data.port() as u32,
         tls_host: tls.as_ref().map_or(String::new(), |t| t.host().to_string()),
         tls_port: tls.map_or(0, |t| t.port() as u32),
+        admin: n.admin.clone(),
     })
 }
 
