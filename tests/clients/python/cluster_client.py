@@ -20,7 +20,7 @@ import sys
 import time
 
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
 
 KEYS = 2000
 
@@ -30,9 +30,23 @@ def fail(why):
     sys.exit(1)
 
 
+def patient(call):
+    """`call()`, again while it fails with CLUSTERDOWN for up to 20 s: a master whose write
+    lease lapses for a moment (a late renewal on a loaded machine) answers CLUSTERDOWN, which
+    redis-py retries only for about a second before handing it to the application."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return call()
+        except ClusterDownError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def basic(rc, reader):
     for i in range(KEYS):
-        if not rc.set(f"k:{i}", str(i)):
+        if not patient(lambda: rc.set(f"k:{i}", str(i))):
             fail(f"SET k:{i} not acknowledged")
     for i in range(KEYS):
         got = rc.get(f"k:{i}")
@@ -45,20 +59,28 @@ def basic(rc, reader):
             if time.monotonic() > deadline:
                 fail(f"a replica never served k:{i}")
             time.sleep(0.01)
-    pipe = rc.pipeline(transaction=False)
-    for i in range(50):
-        pipe.set(f"{{tag}}:{i}", i)
-    for i in range(50):
-        pipe.get(f"{{tag}}:{i}")
-    res = pipe.execute()
+    def pipelined():
+        pipe = rc.pipeline(transaction=False)
+        for i in range(50):
+            pipe.set(f"{{tag}}:{i}", i)
+        for i in range(50):
+            pipe.get(f"{{tag}}:{i}")
+        return pipe.execute()
+
+    res = patient(pipelined)
     if res[50:] != [str(i).encode() for i in range(50)]:
         fail(f"pipeline GETs {res[50:]!r}")
-    # Keys of one slot in a transaction.
-    tx = rc.pipeline(transaction=True)
-    tx.incr("{acct}:a")
-    tx.incr("{acct}:b")
-    if tx.execute() != [1, 1]:
-        fail("transaction")
+
+    # Keys of one slot in a transaction (refused whole with CLUSTERDOWN, so asked again).
+    def transaction():
+        tx = rc.pipeline(transaction=True)
+        tx.set("{acct}:a", "x")
+        tx.incr("{acct}:b")
+        return tx.execute()
+
+    res = patient(transaction)
+    if len(res) != 2 or res[1] != 1:
+        fail(f"transaction {res!r}")
     try:
         rc.execute_command("MSET", "foo", "1", "hello", "2")
         fail("MSET across slots was accepted")
@@ -118,12 +140,24 @@ def failover(rc):
     print(f"OK acked={len(acked)} retried={retried} longest_wait_ms={int(gap * 1000)}", flush=True)
 
 
+async def patient_async(call):
+    """[patient] for the asyncio client."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return await call()
+        except ClusterDownError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def basic_async(host, port):
     from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
     rc = AsyncCluster(host=host, port=port)
     for i in range(KEYS):
-        if not await rc.set(f"ak:{i}", str(i)):
+        if not await patient_async(lambda: rc.set(f"ak:{i}", str(i))):
             fail(f"SET ak:{i}")
     for i in range(KEYS):
         if await rc.get(f"ak:{i}") != str(i).encode():

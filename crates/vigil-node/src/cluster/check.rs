@@ -10,7 +10,7 @@ use prost::Message;
 use vigil_proto::node as pb;
 use vigil_resp::{CommandMeta, Conn, Flags, Reply};
 
-use super::route::{Client, keys_slot, not_master, route};
+use super::route::{Client, Redirect, keys_slot, not_master, route};
 use super::{View, ViewError, digest, file};
 use crate::gate::Role;
 use crate::node::Node;
@@ -110,8 +110,10 @@ impl Node {
         let Some(slot) = slot else { return Ok(()) };
         route(view, slot, write, client)?;
         if write && view.i_am_master() {
-            match self.gate.role() {
-                Role::Master => {}
+            let gate = self.gate.view(std::time::Instant::now());
+            match gate.role {
+                Role::Master if gate.writable => {}
+                Role::Master => return Err(Redirect::Down.into()),
                 Role::Replica { host, port } => {
                     return Err(not_master(view, slot, Some((&host, port)), client).into());
                 }

@@ -30,6 +30,10 @@ pub enum Redirect {
     CrossSlot,
     /// No shard owns the slot, or its shard has no master.
     Unserved,
+    /// This node is its shard's master but may not acknowledge writes now (its write lease
+    /// lapsed or it was fenced): Redis Cluster's answer on a master cut off from the
+    /// majority, which cluster clients retry (they do not retry `READONLY`).
+    Down,
 }
 
 impl fmt::Display for Redirect {
@@ -40,6 +44,7 @@ impl fmt::Display for Redirect {
                 f.write_str("CROSSSLOT Keys in request don't hash to the same slot")
             }
             Redirect::Unserved => f.write_str("CLUSTERDOWN Hash slot not served"),
+            Redirect::Down => f.write_str("CLUSTERDOWN The cluster is down"),
         }
     }
 }

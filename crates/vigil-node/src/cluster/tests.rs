@@ -226,6 +226,7 @@ fn routing_follows_redis() {
     assert_eq!(nm(None, plain), Redirect::Unserved);
     let rendered = [
         (moved(3, 7003).unwrap_err(), "MOVED 3 127.0.0.1:7003"),
+        (Redirect::Down, "CLUSTERDOWN The cluster is down"),
         (
             Redirect::CrossSlot,
             "CROSSSLOT Keys in request don't hash to the same slot",
