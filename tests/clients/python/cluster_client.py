@@ -104,7 +104,7 @@ def failover(rc):
                 acked.append(key)
                 i += 1
                 now = time.monotonic()
-                gap = max(gap, now - last_ack) if resumed is not None else gap
+                gap = max(gap, now - last_ack) if ready else gap
                 last_ack = now
         except (RedisClusterException, RedisError):
             retried += 1
@@ -120,7 +120,7 @@ def failover(rc):
             resumed = last_ack = now
         # Done 10 s after the kill, once writes have gone through for the last 3 s (the
         # client's own retries may hide the outage entirely: the longest wait for an
-        # acknowledgement is what it cost).
+        # acknowledgement since READY is what it cost).
         if resumed is not None and now - resumed > 10 and now - last_fail > 3:
             break
         if resumed is not None and now - resumed > 60:
