@@ -299,7 +299,8 @@ fn read_until(c: &mut RawConn, needle: &str, within: Duration) -> String {
 fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_old_master_are_dropped()
  {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let c = start_managed("1s");
+    // down_after 3 s: the old master is held paused below for well under that.
+    let c = start_managed("3s");
     let (first, old) = rt.block_on(c.master_and_followers());
     let port = c.sentinels[2].resp_port();
     let mut sub = RawConn::connect(port).unwrap();
@@ -319,15 +320,18 @@ fn failover_events_are_published_in_redis_sentinel_formats_and_clients_of_the_ol
     let mut subscriber = RawConn::connect(c.nodes[old].port).unwrap();
     subscriber.call(&["SUBSCRIBE", "news"]);
     let mut admin = RawConn::connect(c.sentinels[0].resp_port()).unwrap();
-    // While it runs, another is refused. Both go in one write: the sentinel answers the
-    // second right after committing the first, where a round trip through this (loaded) test
-    // process could outlast a switchover that completes in a few milliseconds.
+    // While it runs, another is refused. A switchover completes in a few milliseconds, which
+    // a loaded machine can take to read the second command; so the old master is held paused
+    // (SIGSTOP), and the hand-over the switchover asks of it waits until both are answered.
+    c.nodes[old].pause();
     let failover = RawConn::encode(&["SENTINEL", "FAILOVER", "mymaster"]);
     admin
         .send_raw(&[failover.clone(), failover].concat())
         .unwrap();
-    assert_eq!(admin.read_reply().unwrap(), b"+OK\r\n");
+    let began = admin.read_reply().unwrap();
     let again = admin.read_reply().unwrap();
+    c.nodes[old].signal(libc::SIGCONT);
+    assert_eq!(began, b"+OK\r\n");
     assert!(
         again.starts_with(b"-INPROG"),
         "{}",
