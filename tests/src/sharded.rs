@@ -84,6 +84,17 @@ pub fn start_sharded(
 impl Sharded {
     /// Runs `vigil ctl ARGS` against the first sentinel, retrying for up to `within_s` seconds
     /// while it fails (the sentinels may still be electing or loading their groups); its stdout.
+    /// `vigil ctl <args>` against the first sentinel, once.
+    pub fn ctl_once(&self, args: &[&str]) -> std::process::Output {
+        Command::new(vigil_bin())
+            .args(["ctl", "--sentinel"])
+            .arg(format!("127.0.0.1:{}", self.ports[0]))
+            .args(["--token", TOKEN])
+            .args(args)
+            .output()
+            .expect("run vigil ctl")
+    }
+
     pub fn ctl(&self, args: &[&str], within_s: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(within_s);
         loop {
@@ -139,6 +150,9 @@ impl Sharded {
                 && replies.iter().all(|r| r.as_ref() == Some(first))
                 && covers_all(first)
                 && first.iter().all(|r| r.replicas.len() >= replicas)
+                && first
+                    .iter()
+                    .all(|r| takes_writes(r.master.1, r.start as u16))
             {
                 return first.clone();
             }
@@ -149,6 +163,17 @@ impl Sharded {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether the master on `port` takes writes to `slot` now (its lease granted): a `DEL` of a
+/// key of that slot that does not exist answers `:0`, where a master that may not write
+/// answers `CLUSTERDOWN`. Changes nothing.
+fn takes_writes(port: u16, slot: u16) -> bool {
+    let key = (0u64..)
+        .map(|i| format!("vigil-probe-{i}"))
+        .find(|k| vigil_resp::slot::key_slot(k.as_bytes()) == slot)
+        .unwrap_or_default();
+    raw_reply(port, &["DEL", &key]) == ":0\r\n"
 }
 
 /// One entry of `CLUSTER SLOTS`: a range, its master and replicas as `(host, port, id)`.

@@ -28,7 +28,9 @@ fn range_of(slots: &[SlotRange], slot: i64) -> &SlotRange {
 
 #[test]
 fn nodes_answer_the_cluster_protocol_as_redis_does() {
-    let c = start_sharded(3, 2, "1s", "");
+    // No failover here: a longer `down_after` (and so lease) keeps a master of a loaded
+    // machine from answering CLUSTERDOWN for a renewal that came late.
+    let c = start_sharded(3, 2, "3s", "");
     let slots = c.wait_serving(1, &[], Duration::from_secs(60));
     let bounds: Vec<(i64, i64)> = slots.iter().map(|r| (r.start, r.end)).collect();
     assert_eq!(bounds, [(0, 5460), (5461, 10922), (10923, 16383)]);
@@ -159,6 +161,77 @@ fn nodes_answer_the_cluster_protocol_as_redis_does() {
             "the subscriber on {port}"
         );
     }
+    // Sharded pub/sub: a shard channel is served by its slot's master and replicas (READONLY
+    // or not), redirected elsewhere; SPUBLISH reaches that shard's subscribers only.
+    let mut ssubs: Vec<vigil_tests::RawConn> = [master, replica]
+        .iter()
+        .map(|&port| {
+            let mut s = vigil_tests::RawConn::connect(port).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&s.call(&["SSUBSCRIBE", "foo"])),
+                "*3\r\n$10\r\nssubscribe\r\n$3\r\nfoo\r\n:1\r\n",
+                "SSUBSCRIBE on {port}"
+            );
+            s
+        })
+        .collect();
+    assert_eq!(
+        raw_reply(elsewhere, &["SSUBSCRIBE", "foo"]),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(
+        raw_reply(master, &["SSUBSCRIBE", "foo", "hello"]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        raw_reply(elsewhere, &["SPUBLISH", "foo", "x"]),
+        format!("-MOVED 12182 127.0.0.1:{master}\r\n")
+    );
+    assert_eq!(
+        raw_reply(replica, &["SPUBLISH", "foo", "via-replica"]),
+        ":1\r\n"
+    );
+    assert_eq!(raw_reply(master, &["SPUBLISH", "foo", "hi"]), ":1\r\n");
+    // Each subscriber hears both, in either order (one crossed from node to node).
+    for s in &mut ssubs {
+        let mut got: Vec<String> = (0..2)
+            .map(|_| {
+                String::from_utf8_lossy(&s.unsolicited(Duration::from_secs(5)).unwrap_or_default())
+                    .into_owned()
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = ["hi", "via-replica"]
+            .iter()
+            .map(|m| {
+                format!(
+                    "*3\r\n$8\r\nsmessage\r\n$3\r\nfoo\r\n${}\r\n{m}\r\n",
+                    m.len()
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+    // Commands that reach another database are refused as Redis refuses them.
+    for (args, want) in [
+        (
+            &["MOVE", "foo", "1"][..],
+            "-ERR MOVE is not allowed in cluster mode\r\n",
+        ),
+        (
+            &["SWAPDB", "0", "1"][..],
+            "-ERR SWAPDB is not allowed in cluster mode\r\n",
+        ),
+        (
+            &["COPY", "foo", "{foo}c", "DB", "1"][..],
+            "-ERR Copying to another database is not allowed in cluster mode\r\n",
+        ),
+    ] {
+        assert_eq!(raw_reply(master, args), want, "{args:?}");
+    }
+    let hello = raw_reply(master, &["HELLO", "3"]);
+    assert!(hello.contains("$4\r\nmode\r\n$7\r\ncluster\r\n"), "{hello}");
     // The operator's view.
     let status = c.ctl(&["cluster", "status"], 10);
     for want in [
@@ -290,4 +363,147 @@ async fn redis_rs_cluster_clients_route_every_key() {
             .unwrap();
         assert_eq!(got, i);
     }
+}
+
+/// Slots move between shards under a steady stream of writes (`vigil ctl cluster move-slots`):
+/// every acknowledged write is read back from the new owner, every key is in exactly one
+/// shard (the source deleted its copies, on its replicas too), and every node serves the new
+/// map. The longest a write waited is the migration's pause as a client sees it.
+#[test]
+fn slots_move_between_shards_under_writes_and_nothing_is_lost() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = start_sharded(3, 2, "2s", "sync_replicas = 1\n");
+    let before = c.wait_serving(1, &[], Duration::from_secs(60));
+    let (g1, g2) = (before[0].master.1, before[1].master.1);
+    let seeds = vec![format!("redis://127.0.0.1:{}/", c.groups[2][0].port)];
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (seeds, stop) = (seeds.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(seeds).unwrap();
+            let mut conn = client.get_connection().expect("cluster connection");
+            let (mut acked, mut errors) = (Vec::new(), Vec::new());
+            let mut longest = Duration::ZERO;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = std::time::Instant::now();
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("mv:{i}"))
+                    .arg(i)
+                    .query(&mut conn);
+                longest = longest.max(t.elapsed());
+                match r {
+                    Ok(()) => acked.push(i),
+                    Err(e) => errors.push(format!("mv:{i}: {e}")),
+                }
+                i += 1;
+            }
+            (i, acked, errors, longest)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let out = c.ctl_once(&[
+        "cluster",
+        "move-slots",
+        "c",
+        "--from",
+        "g1",
+        "--to",
+        "g2",
+        "--slots",
+        "0-2000,3000",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("slots moved"),
+        "move-slots: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (written, acked, errors, longest) = writer.join().unwrap();
+    assert!(
+        errors.is_empty(),
+        "writes failed during the move: {errors:?}"
+    );
+    assert!(acked.len() > 100, "only {} writes", acked.len());
+    // Every node serves the new map.
+    let after = c.wait_serving(1, &[], Duration::from_secs(30));
+    for (slot, owner) in [
+        (0, g2),
+        (2000, g2),
+        (3000, g2),
+        (2001, g1),
+        (2999, g1),
+        (3001, g1),
+    ] {
+        assert_eq!(
+            range_of(&after, slot).master.1,
+            owner,
+            "slot {slot}: {after:?}"
+        );
+    }
+    // Every acknowledged write is there; no key is in two shards.
+    let client = redis::cluster::ClusterClient::new(seeds).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut existing = 0;
+    for i in 0..written {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("mv:{i}"))
+            .query(&mut conn)
+            .unwrap();
+        if acked.binary_search(&i).is_ok() && v != Some(i) {
+            let key = format!("mv:{i}");
+            let slot = raw_reply(after[0].master.1, &["CLUSTER", "KEYSLOT", &key]);
+            let slot = slot.trim_start_matches(':').trim().to_string();
+            let seen: Vec<String> = c
+                .nodes()
+                .map(|(g, n, node)| {
+                    format!(
+                        "g{}n{} {} keys in slot, dbsize {}",
+                        g + 1,
+                        n + 1,
+                        raw_reply(node.port, &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(),
+                        raw_reply(node.port, &["DBSIZE"]).trim()
+                    )
+                })
+                .collect();
+            panic!("acknowledged {key} (slot {slot}) reads {v:?}: {seen:?}");
+        }
+        existing += v.is_some() as usize;
+    }
+    let dbsize = |port: u16| -> usize {
+        raw_reply(port, &["DBSIZE"])
+            .trim_start_matches(':')
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // One entry per shard (a shard owns several ranges now).
+    let mut shards: Vec<(u16, u16)> = after
+        .iter()
+        .map(|r| (r.master.1, r.replicas[0].1))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    assert_eq!(shards.len(), 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let masters: usize = shards.iter().map(|s| dbsize(s.0)).sum();
+        let replicas: usize = shards.iter().map(|s| dbsize(s.1)).sum();
+        if masters == existing && replicas == existing {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{existing} keys exist, masters hold {masters}, replicas {replicas}: a key is in two shards"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "move-slots under load: written={written} acked={} longest_wait_ms={}",
+        acked.len(),
+        longest.as_millis()
+    );
 }

@@ -478,6 +478,46 @@ fn replies_match_redis_server_byte_for_byte() {
     assert_matches_redis(SCRIPT);
 }
 
+/// Sharded pub/sub beside the classic kind: subscription counts per namespace, subscribed
+/// mode, `PUBSUB SHARDCHANNELS` / `SHARDNUMSUB`, in RESP2 and RESP3.
+const SHARDED_PUBSUB: &str = r#"
+SPUBLISH sch hello
+PUBSUB SHARDCHANNELS
+PUBSUB SHARDNUMSUB sch nosuch
+SSUBSCRIBE
+SPUBLISH onlyone
+SUNSUBSCRIBE
+SSUBSCRIBE sch
+SUBSCRIBE ch
+SSUBSCRIBE sch2
+SSUBSCRIBE sch
+GET k
+PING
+SUNSUBSCRIBE sch
+UNSUBSCRIBE ch
+SUNSUBSCRIBE nosuch
+SUNSUBSCRIBE
+PING
+!HELLO 3
+SSUBSCRIBE a
+PSUBSCRIBE p*
+PUBSUB SHARDCHANNELS
+PUBSUB SHARDCHANNELS a*
+PUBSUB SHARDCHANNELS x*
+PUBSUB SHARDNUMSUB a b
+PUBSUB CHANNELS
+PUBSUB NUMPAT
+SPUBLISH b nobody
+GET k
+SUNSUBSCRIBE
+PUNSUBSCRIBE
+"#;
+
+#[test]
+fn sharded_pubsub_replies_match_redis_server() {
+    assert_matches_redis(SHARDED_PUBSUB);
+}
+
 /// Protocol errors: the same error line as Redis, then the connection is closed.
 #[test]
 fn protocol_errors_match_redis_server() {

@@ -297,4 +297,32 @@ impl NodeAdmin for AdminService {
             "a stock server under `vigil agent` is never part of a sharded cluster",
         ))
     }
+
+    type ExportSlotsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<vigil_proto::node::ExportChunk, Status>> + Send>,
+    >;
+
+    async fn export_slots(
+        &self,
+        _req: Request<vigil_proto::node::ExportSlotsRequest>,
+    ) -> Result<Response<Self::ExportSlotsStream>, Status> {
+        Err(Status::unimplemented(NOT_A_SHARD))
+    }
+
+    async fn migration_status(
+        &self,
+        _req: Request<vigil_proto::node::MigrationStatusRequest>,
+    ) -> Result<Response<vigil_proto::node::MigrationStatusReply>, Status> {
+        Err(Status::unimplemented(NOT_A_SHARD))
+    }
+
+    async fn drop_slots(
+        &self,
+        _req: Request<vigil_proto::node::DropSlotsRequest>,
+    ) -> Result<Response<vigil_proto::node::DropSlotsReply>, Status> {
+        Err(Status::unimplemented(NOT_A_SHARD))
+    }
 }
+
+/// What slot migration calls get from a stock server's agent.
+const NOT_A_SHARD: &str = "a stock server under `vigil agent` is never part of a sharded cluster";

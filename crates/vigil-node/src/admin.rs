@@ -15,8 +15,9 @@ use tonic::{Request, Response, Status};
 use vigil_proto::admin::{self, Epoch, Target};
 use vigil_proto::node::node_admin_server::{NodeAdmin, NodeAdminServer};
 use vigil_proto::node::{
-    ClusterView, ClusterViewReply, FenceRequest, GetStatusRequest, KillClientsReply,
-    KillClientsRequest, LeaseReply, LinkStatus, NodeStatus, PromoteRequest, RenewLeaseRequest,
+    ClusterView, ClusterViewReply, DropSlotsReply, DropSlotsRequest, ExportSlotsRequest,
+    FenceRequest, GetStatusRequest, KillClientsReply, KillClientsRequest, LeaseReply, LinkStatus,
+    MigrationStatusReply, MigrationStatusRequest, NodeStatus, PromoteRequest, RenewLeaseRequest,
     ReplicaInfo, ReplicateFromRequest, Role as PbRole,
 };
 
@@ -204,9 +205,81 @@ impl NodeAdmin for AdminService {
             .into_inner()
             .messages
             .into_iter()
-            .map(|m| hub.publish(&m.channel.into(), &m.message.into()) as u64)
+            .map(|m| {
+                let (channel, message) = (m.channel.into(), m.message.into());
+                let n = if m.shard {
+                    hub.spublish(&channel, &message)
+                } else {
+                    hub.publish(&channel, &message)
+                };
+                n as u64
+            })
             .sum();
         Ok(Response::new(vigil_proto::node::PublishReply { receivers }))
+    }
+
+    type ExportSlotsStream = crate::cluster::export::ChunkStream;
+
+    async fn export_slots(
+        &self,
+        req: Request<ExportSlotsRequest>,
+    ) -> Result<Response<Self::ExportSlotsStream>, Status> {
+        let id = req.into_inner().id;
+        let stream = self
+            .node
+            .export_slots(id)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(crate::cluster::export::chunks(stream)))
+    }
+
+    async fn migration_status(
+        &self,
+        req: Request<MigrationStatusRequest>,
+    ) -> Result<Response<MigrationStatusReply>, Status> {
+        let id = req.into_inner().id;
+        let node = &self.node;
+        // Both under the store lock, which a view change takes too: a count read with the
+        // pause in force is final, since no write to the slots can run after it.
+        let (paused, (exporting, export_offset)) = {
+            let _store = node.store.lock();
+            let paused = node.cluster_view().is_some_and(|v| {
+                v.migration
+                    .as_ref()
+                    .is_some_and(|m| m.id == id && v.holds_any())
+            });
+            (paused, node.export.status(id))
+        };
+        let i = node.import.status(id);
+        Ok(Response::new(MigrationStatusReply {
+            exporting,
+            export_offset,
+            paused,
+            importing: i.importing,
+            snapshot_done: i.snapshot_done,
+            import_offset: i.offset,
+            error: i.error,
+        }))
+    }
+
+    async fn drop_slots(
+        &self,
+        req: Request<DropSlotsRequest>,
+    ) -> Result<Response<DropSlotsReply>, Status> {
+        let mut ranges = Vec::new();
+        for r in req.into_inner().slots {
+            if r.start > r.end || r.end >= vigil_resp::slot::SLOTS as u32 {
+                return Err(Status::invalid_argument(format!(
+                    "slot range {}-{} is not within 0-16383",
+                    r.start, r.end
+                )));
+            }
+            ranges.push((r.start as u16, r.end as u16));
+        }
+        let deleted = self
+            .node
+            .drop_slots(&ranges)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(DropSlotsReply { deleted }))
     }
 
     async fn kill_clients(

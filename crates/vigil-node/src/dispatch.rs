@@ -9,12 +9,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use vigil_resp::builtin::precheck;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
 
+use crate::cluster::check::Refusal;
 use crate::ctx::{DataFn, Prop};
 use crate::db::Store;
 use crate::execute::execute_in;
@@ -22,6 +23,9 @@ use crate::node::Handler;
 use crate::node::Node;
 use crate::session::{ConnState, Replies};
 use vigil_base::clock::unix_ms;
+
+/// The longest a write waits for a slot migration's pause to end (see `Node::routed`).
+const HOLD_MAX: Duration = Duration::from_secs(10);
 
 /// What a blocked client gets when the node stops taking writes under it (Redis' wording).
 pub(crate) const UNBLOCKED: &str =
@@ -134,7 +138,7 @@ impl Node {
         };
         // Cluster mode: keys another node serves are redirected before anything else, in
         // MULTI too (the transaction then fails; a redirected EXEC discards it), as Redis.
-        if let Err(r) = self.cluster_check(conn, &meta, &args) {
+        if let Err(r) = self.routed(conn, &meta, &args).await {
             if meta.name == "exec" {
                 self.discard_multi(conn);
             } else if conn.state.multi.is_some() {
@@ -263,6 +267,34 @@ impl Node {
         }
         if let Some(args) = watched {
             self.record(conn, &args, micros);
+        }
+    }
+
+    /// [`Node::cluster_check`], waiting while the request writes to a slot a migration holds
+    /// (its last step, normally milliseconds) and checking again with the view that ends it:
+    /// by then the slot has moved (`MOVED`) or stayed. A hold that outlasts [`HOLD_MAX`] is
+    /// answered `TRYAGAIN`, which cluster clients retry.
+    async fn routed(
+        &self,
+        conn: &Conn<ConnState>,
+        meta: &CommandMeta,
+        args: &[Bytes],
+    ) -> Result<(), Reply> {
+        let deadline = Instant::now() + HOLD_MAX;
+        loop {
+            let changed = self.view_changed.notified();
+            match self.cluster_check(conn, meta, args) {
+                Ok(()) => return Ok(()),
+                Err(Refusal::Reply(r)) => return Err(r),
+                Err(Refusal::Hold) => {
+                    if tokio::time::timeout_at(deadline.into(), changed)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Reply::error(crate::cluster::check::TRYAGAIN));
+                    }
+                }
+            }
         }
     }
 

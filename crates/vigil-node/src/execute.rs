@@ -217,6 +217,11 @@ pub(crate) fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
+    // A migration may have begun holding the command's slot after it was routed: it must not
+    // run now (checked under the store lock, which the view change took too).
+    if let Some(r) = node.held_write(meta, args.all()) {
+        return (r, None);
+    }
     store.tracking().set_current(conn.info.id);
     let mut ctx = Ctx::new(store, conn.db, now, props);
     ctx.may_block = may_block;

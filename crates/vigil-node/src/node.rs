@@ -145,6 +145,15 @@ pub struct Node {
     pub(crate) migrate: crate::migrate::Sockets,
     /// The cluster view served (`None`: not in cluster mode), see [`crate::cluster`].
     pub(crate) cluster: RwLock<Option<Arc<crate::cluster::View>>>,
+    /// Woken when a new view is served: writes held for a migration look again.
+    pub(crate) view_changed: tokio::sync::Notify,
+    /// The served view holds writes to some slots (a migration's pause): checked, without the
+    /// view's lock, before every write under the store lock.
+    pub(crate) holding: std::sync::atomic::AtomicBool,
+    /// Slot migration: the export this node streams as a source.
+    pub(crate) export: crate::cluster::export::Exporter,
+    /// Slot migration: the import this node runs as a target.
+    pub(crate) import: crate::cluster::import::Importer,
     /// PUBLISH forwarded to the cluster's other nodes.
     pub(crate) bus: crate::cluster::bus::Bus,
 }
@@ -177,7 +186,13 @@ impl Node {
             pause: Default::default(),
             store: Mutex::new(p.store),
             persist: Arc::new(p.persist),
-            shared: p.shared,
+            shared: {
+                let cluster = p.cluster.is_some();
+                p.shared
+                    .cluster_mode
+                    .store(cluster, std::sync::atomic::Ordering::Relaxed);
+                p.shared
+            },
             table: p.table,
             started: p.started,
             run_id: feed::random_id(),
@@ -195,7 +210,13 @@ impl Node {
             active_expire: std::sync::atomic::AtomicBool::new(true),
             maxmemory: crate::maxmemory::MaxMemory::new(maxmemory),
             migrate: Default::default(),
+            holding: std::sync::atomic::AtomicBool::new(
+                p.cluster.as_ref().is_some_and(|v| v.holds_any()),
+            ),
             cluster: RwLock::new(p.cluster.map(Arc::new)),
+            view_changed: Default::default(),
+            export: Default::default(),
+            import: Default::default(),
             bus: Default::default(),
         })
     }
@@ -265,6 +286,8 @@ impl Node {
         feed.encode(props, &mut bytes);
         feed.push(&bytes);
         let offset = feed.offset;
+        // A slot migration's source streams the writes to the slots it exports.
+        self.export.feed(&self.table, props);
         // Every reply waits for its write to reach the file, which also holds the queue to what
         // the clients in flight wrote when the disk falls behind.
         let log_seq = self.persist.aof.as_ref().map(|aof| aof.append(&bytes));

@@ -212,6 +212,8 @@ pub async fn run_ports(
         *node.repl.upstream.lock() = Some(replica::start(&node, host, port));
     }
     let bg = tokio::spawn(tasks::background(node.clone()).instrument(span.clone()));
+    let slots =
+        tokio::spawn(crate::cluster::import::supervise(node.clone()).instrument(span.clone()));
     let plain = async {
         if let Some(l) = listener {
             vigil_resp::conn::serve(l, node.clone(), node.shared.clone()).await
@@ -224,6 +226,7 @@ pub async fn run_ports(
     };
     async { tokio::join!(plain, secure) }.instrument(span).await;
     bg.abort();
+    slots.abort();
     node.repl.upstream.lock().take();
     node.close();
 }

@@ -147,7 +147,14 @@ fn hello_inner<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
             Reply::Int(if conn.proto == Protocol::Resp3 { 3 } else { 2 }),
         ),
         (Reply::bulk_static("id"), Reply::Int(conn.info.id as i64)),
-        (Reply::bulk_static("mode"), Reply::bulk_static(ident.mode)),
+        (
+            Reply::bulk_static("mode"),
+            Reply::bulk_static(if conn.shared.cluster_mode.load(Ordering::Relaxed) {
+                "cluster"
+            } else {
+                ident.mode
+            }),
+        ),
         (
             Reply::bulk_static("role"),
             Reply::bulk_static(*conn.shared.role.read()),
@@ -219,8 +226,7 @@ pub fn select<S>(conn: &mut Conn<S>, mut args: Args) {
 
 /// The connection part of `RESET`: protocol, database, name, subscriptions, authentication.
 pub fn reset<S>(conn: &mut Conn<S>) {
-    unsubscribe_all(conn, false, false);
-    unsubscribe_all(conn, true, false);
+    crate::pubsub::commands::unsubscribe_everything(conn);
     conn.proto = Protocol::Resp2;
     conn.info.resp.store(2, Ordering::Relaxed);
     conn.db = 0;
@@ -448,140 +454,4 @@ fn client_kill<S>(conn: &mut Conn<S>, args: &mut Args) -> Result<Reply, CmdError
                 .is_none_or(|u| c.details.lock().user() == &u[..])
     });
     Ok(Reply::Int(n as i64))
-}
-
-fn sub_reply<S>(conn: &mut Conn<S>, kind: &'static str, name: Option<Bytes>) {
-    let count = conn.subscription_count() as i64;
-    let name = name.map(Reply::Bulk).unwrap_or(Reply::Nil);
-    conn.reply(Reply::Push(vec![
-        Reply::bulk_static(kind),
-        name,
-        Reply::Int(count),
-    ]));
-}
-
-/// `SUBSCRIBE channel ...` (`pattern = false`) and `PSUBSCRIBE pattern ...`.
-pub fn subscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
-    let sub = conn.subscriber();
-    let id = conn.info.id;
-    while let Some(name) = args.next() {
-        let set = if pattern {
-            &mut conn.patterns
-        } else {
-            &mut conn.channels
-        };
-        if set.insert(name.clone()) {
-            conn.shared
-                .hub_for(conn.tls)
-                .subscribe(pattern, name.clone(), id, &sub);
-        }
-        conn.sync_subscription_info();
-        sub_reply(
-            conn,
-            if pattern { "psubscribe" } else { "subscribe" },
-            Some(name),
-        );
-    }
-}
-
-/// `UNSUBSCRIBE [channel ...]` and `PUNSUBSCRIBE [pattern ...]`.
-pub fn unsubscribe<S>(conn: &mut Conn<S>, mut args: Args, pattern: bool) {
-    let kind = if pattern {
-        "punsubscribe"
-    } else {
-        "unsubscribe"
-    };
-    if args.is_empty() {
-        unsubscribe_all(conn, pattern, true);
-        return;
-    }
-    let id = conn.info.id;
-    while let Some(name) = args.next() {
-        let set = if pattern {
-            &mut conn.patterns
-        } else {
-            &mut conn.channels
-        };
-        if set.remove(&name) {
-            conn.shared
-                .hub_for(conn.tls)
-                .unsubscribe(pattern, &name, id);
-        }
-        conn.sync_subscription_info();
-        sub_reply(conn, kind, Some(name));
-    }
-}
-
-fn unsubscribe_all<S>(conn: &mut Conn<S>, pattern: bool, notify: bool) {
-    let kind = if pattern {
-        "punsubscribe"
-    } else {
-        "unsubscribe"
-    };
-    let names: Vec<Bytes> = if pattern {
-        conn.patterns.drain().collect()
-    } else {
-        conn.channels.drain().collect()
-    };
-    if names.is_empty() && notify {
-        sub_reply(conn, kind, None);
-    }
-    for name in names {
-        conn.shared
-            .hub_for(conn.tls)
-            .unsubscribe(pattern, &name, conn.info.id);
-        conn.sync_subscription_info();
-        if notify {
-            sub_reply(conn, kind, Some(name));
-        }
-    }
-    conn.sync_subscription_info();
-}
-
-/// `PUBLISH channel message`.
-pub fn publish<S>(conn: &mut Conn<S>, mut args: Args) {
-    let channel = args.next().unwrap_or_default();
-    let payload = args.next().unwrap_or_default();
-    let n = conn.shared.hub_for(conn.tls).publish(&channel, &payload);
-    conn.reply(Reply::Int(n as i64));
-}
-
-/// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`.
-pub fn pubsub<S>(conn: &mut Conn<S>, mut args: Args) {
-    let raw = args.next().unwrap_or_default();
-    let sub = lossy_lower(&raw);
-    let hub = conn.shared.hub_for(conn.tls);
-    let r = match sub.as_str() {
-        "channels" if args.remaining() <= 1 => Reply::bulks(hub.channels(args.next().as_deref())),
-        "numsub" => {
-            let mut v = Vec::new();
-            for ch in args.rest() {
-                let n = hub.numsub(&ch);
-                v.push(Reply::Bulk(ch));
-                v.push(Reply::Int(n as i64));
-            }
-            Reply::Array(v)
-        }
-        "numpat" if args.is_empty() => Reply::Int(hub.numpat() as i64),
-        "shardchannels" => Reply::Array(vec![]),
-        "shardnumsub" => Reply::Array(
-            args.rest()
-                .into_iter()
-                .flat_map(|c| [Reply::Bulk(c), Reply::Int(0)])
-                .collect(),
-        ),
-        _ => crate::command::bad_subcommand(
-            "pubsub",
-            &raw,
-            &[
-                "channels",
-                "numsub",
-                "numpat",
-                "shardchannels",
-                "shardnumsub",
-                "help",
-            ],
-        ),
-    };
-    conn.reply(r);
 }

@@ -64,6 +64,8 @@ pub struct ClientDetails {
     pub sub: usize,
     /// Pattern subscriptions.
     pub psub: usize,
+    /// Shard channel subscriptions.
+    pub ssub: usize,
     /// The ACL user's name (empty: `default`).
     pub user: Bytes,
 }
@@ -138,7 +140,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -149,6 +151,7 @@ impl ClientInfo {
             self.db.load(Ordering::Relaxed),
             d.sub,
             d.psub,
+            d.ssub,
             if d.last_cmd.is_empty() {
                 "NULL"
             } else {

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -94,6 +94,8 @@ pub struct Shared {
     pub ident: Ident,
     /// Current role for `HELLO` (`master` / `replica` / `sentinel`).
     pub role: RwLock<&'static str>,
+    /// The server serves a Redis Cluster slot map: `HELLO` says `mode: cluster`.
+    pub cluster_mode: AtomicBool,
     /// Number of databases `SELECT` accepts.
     pub databases: usize,
     /// Counters.
@@ -124,6 +126,7 @@ impl Shared {
             acl: RwLock::new(acl),
             ident,
             role: RwLock::new("master"),
+            cluster_mode: AtomicBool::new(false),
             databases,
             stats: ConnStats::default(),
             shutdown: CancellationToken::new(),
@@ -197,6 +200,8 @@ pub struct Conn<S> {
     pub channels: HashSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: HashSet<Bytes>,
+    /// Subscribed shard channels.
+    pub shard_channels: HashSet<Bytes>,
     /// Replies not yet written.
     pub out: BytesMut,
     /// Set to close the connection after the pending replies.
@@ -222,9 +227,19 @@ impl<S> Conn<S> {
         r.encode(self.proto, &mut self.out);
     }
 
-    /// The number of channel and pattern subscriptions.
+    /// The number of subscriptions (channels, patterns and shard channels): the connection is
+    /// in subscribed mode while it has any.
     pub fn subscription_count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+
+    /// The subscriptions of one namespace.
+    pub fn subscriptions(&mut self, space: pubsub::Space) -> &mut HashSet<Bytes> {
+        match space {
+            pubsub::Space::Channel => &mut self.channels,
+            pubsub::Space::Pattern => &mut self.patterns,
+            pubsub::Space::Shard => &mut self.shard_channels,
+        }
     }
 
     /// The subscriber handle (the connection's inbox), created on first use.
@@ -246,6 +261,7 @@ impl<S> Conn<S> {
         let mut d = self.info.details.lock();
         d.sub = self.channels.len();
         d.psub = self.patterns.len();
+        d.ssub = self.shard_channels.len();
     }
 
     /// Writes pending replies now (before a blocking wait).
@@ -432,6 +448,7 @@ async fn handle<Svc: Service>(
         db: 0,
         channels: HashSet::new(),
         patterns: HashSet::new(),
+        shard_channels: HashSet::new(),
         out: BytesMut::with_capacity(1024),
         close: false,
         state: Svc::State::default(),
@@ -452,13 +469,7 @@ async fn handle<Svc: Service>(
     };
     run(&mut conn, &*service).await;
     service.disconnected(&mut conn);
-    let hub = shared.hub_for(conn.tls);
-    for ch in std::mem::take(&mut conn.channels) {
-        hub.unsubscribe(false, &ch, info.id);
-    }
-    for p in std::mem::take(&mut conn.patterns) {
-        hub.unsubscribe(true, &p, info.id);
-    }
+    pubsub::commands::unsubscribe_everything(&mut conn);
 }
 
 /// A connection's registry entry, removed on drop.
@@ -521,11 +532,17 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
         tokio::select! {
             _ = &mut killed => break,
             _ = idle_sleep => break,
-            m = recv(&mut conn.sub) => {
-                if let Some(r) = m.and_then(|m| pubsub::push_reply(m, conn.proto, conn.subscription_count() > 0)) {
-                    conn.reply(r);
+            m = recv(&mut conn.sub) => match m {
+                Some(pubsub::Message::SUnsubscribed(ch)) => {
+                    pubsub::commands::shard_channel_ended(conn, ch);
                 }
-            }
+                m => {
+                    let subscribed = conn.subscription_count() > 0;
+                    if let Some(r) = m.and_then(|m| pubsub::push_reply(m, conn.proto, subscribed)) {
+                        conn.reply(r);
+                    }
+                }
+            },
             r = conn.rd.read_buf(&mut conn.inbuf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {

@@ -7,6 +7,8 @@ use crate::args::Args;
 use crate::builtin;
 use crate::command::{CommandMeta, Flags};
 use crate::conn::Conn;
+use crate::pubsub::Space;
+use crate::pubsub::commands::{subscribe, unsubscribe};
 
 /// A handler that needs only the connection (its per-server state is `S`).
 pub type ConnFn<S> = fn(&mut Conn<S>, Args);
@@ -108,7 +110,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
         ),
         (
             CommandMeta::keyless("subscribe", -2, sub, "pubsub", "Subscribes to channels."),
-            |c, a| builtin::subscribe(c, a, false),
+            |c, a| subscribe(c, a, Space::Channel),
         ),
         (
             CommandMeta::keyless(
@@ -118,7 +120,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
                 "pubsub",
                 "Subscribes to channel patterns.",
             ),
-            |c, a| builtin::subscribe(c, a, true),
+            |c, a| subscribe(c, a, Space::Pattern),
         ),
         (
             CommandMeta::keyless(
@@ -128,7 +130,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
                 "pubsub",
                 "Unsubscribes from channels.",
             ),
-            |c, a| builtin::unsubscribe(c, a, false),
+            |c, a| unsubscribe(c, a, Space::Channel),
         ),
         (
             CommandMeta::keyless(
@@ -138,7 +140,7 @@ pub fn rows<S>() -> Vec<(CommandMeta, ConnFn<S>)> {
                 "pubsub",
                 "Unsubscribes from channel patterns.",
             ),
-            |c, a| builtin::unsubscribe(c, a, true),
+            |c, a| unsubscribe(c, a, Space::Pattern),
         ),
     ]
 }

@@ -42,6 +42,9 @@ pub type KeyFinder = fn(&[Bytes]) -> Result<Vec<KeyRef>, KeysError>;
 
 /// Read-only access to the value.
 pub const RO_ACCESS: KeyFlags = &["RO", "access"];
+/// A shard channel, which names a hash slot but is no key (SSUBSCRIBE, SPUBLISH): routed by
+/// a cluster, never checked against ACL key patterns.
+pub const NOT_KEY: KeyFlags = &["not_key"];
 /// Read-write, reads and updates the value.
 pub const RW_ACCESS_UPDATE: KeyFlags = &["RW", "access", "update"];
 /// Read-write, reads and removes data.
@@ -348,6 +351,7 @@ pub fn xgroup(args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
 /// access`; otherwise `RW access update`), which is what most Redis commands declare.
 pub fn fixed_flags(name: &str, write: bool, args: &[Bytes], nth: usize) -> KeyFlags {
     match (name, nth) {
+        ("ssubscribe" | "sunsubscribe" | "spublish", _) => NOT_KEY,
         ("set", _) => {
             let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
             if get { RW_ACCESS_UPDATE } else { OW_UPDATE }

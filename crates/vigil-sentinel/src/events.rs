@@ -236,16 +236,80 @@ pub fn committed(index: u64, at_ms: u64, cmd: &Command, st: &ClusterState) -> Ve
                 out
             })
             .unwrap_or_default(),
-        Command::CreateCluster { name, groups } => vec![Event {
-            kind: "+cluster",
-            group: name.clone(),
-            node: String::new(),
-            epoch: st.clusters.get(name).map_or(0, |c| c.epoch),
-            detail: format!("{name} groups {}", groups.join(",")),
-            from: String::new(),
+        Command::CreateCluster { name, groups } => vec![cluster_event(
+            "+cluster",
+            st,
+            name,
+            format!("{name} groups {}", groups.join(",")),
             at_ms,
             index,
-        }],
+        )],
+        Command::QueueMigrations { cluster, moves, .. } => {
+            let detail = moves
+                .iter()
+                .map(|m| format!("{}->{} {} ranges", m.from, m.to, m.ranges.len()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![cluster_event(
+                "+migration-queued",
+                st,
+                cluster,
+                detail,
+                at_ms,
+                index,
+            )]
+        }
+        Command::MigrationStep { cluster, id, step } => {
+            use crate::state::migration::Step;
+            let (kind, why) = match step {
+                Step::Pause => ("+migration-paused", String::new()),
+                Step::Commit => ("+migration-committed", String::new()),
+                Step::Finish => ("+migration-finished", String::new()),
+                Step::Retry(why) => ("-migration-retry", why.clone()),
+                Step::Abort(why) => ("-migration-aborted", why.clone()),
+            };
+            let detail = format!("{cluster} migration {id} {why}")
+                .trim_end()
+                .to_string();
+            vec![cluster_event(kind, st, cluster, detail, at_ms, index)]
+        }
+        Command::AddClusterGroup { cluster, group } => vec![cluster_event(
+            "+cluster-group",
+            st,
+            cluster,
+            format!("{cluster} adds {group}"),
+            at_ms,
+            index,
+        )],
+        Command::RemoveClusterGroup { cluster, group } => vec![cluster_event(
+            "-cluster-group",
+            st,
+            cluster,
+            format!("{cluster} removes {group}"),
+            at_ms,
+            index,
+        )],
+    }
+}
+
+/// An event about a cluster (named where a group's name goes), at its map's epoch.
+fn cluster_event(
+    kind: &'static str,
+    st: &ClusterState,
+    cluster: &str,
+    detail: String,
+    at_ms: u64,
+    index: u64,
+) -> Event {
+    Event {
+        kind,
+        group: cluster.to_string(),
+        node: String::new(),
+        epoch: st.clusters.get(cluster).map_or(0, |c| c.epoch),
+        detail,
+        from: String::new(),
+        at_ms,
+        index,
     }
 }
 

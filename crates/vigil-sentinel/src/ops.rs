@@ -5,12 +5,14 @@
 //! for is here, and what went wrong comes back as an [`OpError`] variant the front end maps
 //! (to a gRPC code, or to Redis Sentinel's error text), never by matching message text.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::controller::{SwitchoverError, switchover};
 use crate::driver::{DriverError, Handle};
 use crate::nodes::NodeAdmin;
+use crate::state::migration::{Move, rebalance};
 use crate::state::{Command, GroupSpec, Rejected};
 
 /// Why an operation did not happen.
@@ -88,6 +90,58 @@ impl Ops {
         self.propose(Command::CreateCluster {
             name: name.to_string(),
             groups,
+        })
+        .await
+    }
+
+    /// Queues slot migrations in `cluster`: `moves`, or (none given) the moves that rebalance
+    /// it by `weights`, computed from a linearizable read and committed only if the map has
+    /// not changed since (compare-and-swap on its epoch). `Ok` with nothing to move is 0.
+    pub async fn migrate_slots(
+        &self,
+        cluster: &str,
+        moves: Vec<Move>,
+        weights: BTreeMap<String, u32>,
+    ) -> Result<u64, OpError> {
+        self.raft
+            .linearizable(crate::driver::CALL_BUDGET)
+            .await
+            .map_err(OpError::NoQuorum)?;
+        let (epoch, moves) = {
+            let st = self.raft.state.read();
+            let c = st.clusters.get(cluster).ok_or_else(|| {
+                OpError::Invalid(Rejected::Invalid(format!("no such cluster {cluster:?}")))
+            })?;
+            let moves = if moves.is_empty() {
+                rebalance(c, &weights).map_err(|e| OpError::Invalid(Rejected::Invalid(e)))?
+            } else {
+                moves
+            };
+            (c.epoch, moves)
+        };
+        if moves.is_empty() {
+            return Ok(0);
+        }
+        self.propose(Command::QueueMigrations {
+            cluster: cluster.to_string(),
+            expected_epoch: epoch,
+            moves,
+        })
+        .await
+    }
+
+    /// Adds `group` to `cluster` (no slots) or removes it (it must own none).
+    pub async fn change_cluster_groups(
+        &self,
+        cluster: &str,
+        group: &str,
+        add: bool,
+    ) -> Result<u64, OpError> {
+        let (cluster, group) = (cluster.to_string(), group.to_string());
+        self.propose(if add {
+            Command::AddClusterGroup { cluster, group }
+        } else {
+            Command::RemoveClusterGroup { cluster, group }
         })
         .await
     }

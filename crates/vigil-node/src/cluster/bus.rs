@@ -1,6 +1,7 @@
 //! PUBLISH across a sharded cluster: a message published on one node reaches the subscribers
 //! of every node of the view, replicas included, as Redis Cluster's bus carries it (cluster
-//! clients subscribe on any node: ioredis picks one at random).
+//! clients subscribe on any node: ioredis picks one at random). An SPUBLISH reaches the nodes
+//! of the publishing node's shard only.
 //!
 //! Each other node gets its own queue and task, which sends the queue's messages in order, in
 //! batches, with NodeAdmin `Publish` (the admin token, and TLS when the admin port has it).
@@ -32,13 +33,28 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Queues `channel`/`message` for every node of `view` but this one, presenting `token`.
-    pub fn forward(&self, view: &View, token: &str, channel: &Bytes, message: &Bytes) {
+    /// Queues `channel`/`message` for every node of `view` but this one (`shard`: an SPUBLISH,
+    /// for the nodes of this node's shard only), presenting `token`.
+    pub fn forward(&self, view: &View, token: &str, channel: &Bytes, message: &Bytes, shard: bool) {
         let mut peers = self.peers.lock();
-        for m in view.others().filter(|m| !m.admin.is_empty()) {
+        let mine = view.my_shard();
+        let in_scope = |m: &&super::Member| {
+            !shard
+                || mine
+                    .master
+                    .iter()
+                    .chain(&mine.replicas)
+                    .any(|s| s.id == m.id)
+        };
+        for m in view
+            .others()
+            .filter(|m| !m.admin.is_empty())
+            .filter(in_scope)
+        {
             let msg = PubMessage {
                 channel: channel.to_vec(),
                 message: message.to_vec(),
+                shard,
             };
             let tx = peers
                 .entry(m.admin.clone())

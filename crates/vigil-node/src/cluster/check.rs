@@ -4,10 +4,12 @@
 //! the append log are applied without it.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use prost::Message;
 use vigil_proto::node as pb;
+use vigil_resp::slot::key_slot;
 use vigil_resp::{CommandMeta, Conn, Flags, Reply};
 
 use super::route::{Client, Redirect, keys_slot, not_master, route};
@@ -15,6 +17,31 @@ use super::{View, ViewError, digest, file};
 use crate::gate::Role;
 use crate::node::Node;
 use crate::session::ConnState;
+
+/// Why a request is not run now.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Answered with this reply (a redirect, CROSSSLOT, CLUSTERDOWN, a refused command).
+    Reply(Reply),
+    /// A write to a slot this node's shard is handing over: it waits for the next view.
+    Hold,
+}
+
+impl From<Reply> for Refusal {
+    fn from(r: Reply) -> Refusal {
+        Refusal::Reply(r)
+    }
+}
+
+impl From<Redirect> for Refusal {
+    fn from(r: Redirect) -> Refusal {
+        Refusal::Reply(r.into())
+    }
+}
+
+/// The reply to a write that reached a held slot after all (bounded wait, or a race with the
+/// view that began the hold), as Redis words it; cluster clients retry it.
+pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
 
 /// Why a pushed view was not adopted.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +57,10 @@ pub enum AdoptError {
 impl Node {
     /// The served view (`None`: not in cluster mode).
     pub fn cluster_view(&self) -> Option<Arc<View>> {
+        // Outside cluster mode (most nodes), no lock on the hot path.
+        if !self.shared.cluster_mode.load(Ordering::Acquire) {
+            return None;
+        }
         self.cluster.read().clone()
     }
 
@@ -48,19 +79,37 @@ impl Node {
         let dir = self.config.read().dir.clone();
         file::save(&dir, &encoded)?;
         self.bus.retain(&view);
-        *self.cluster.write() = Some(Arc::new(view));
+        let view = Arc::new(view);
+        {
+            // Under the store lock, so a write that runs after this sees the slots this view
+            // holds (`held_write`): a migration's source reads its final export offset under
+            // the same lock.
+            let _store = self.store.lock();
+            *self.cluster.write() = Some(view.clone());
+            self.holding.store(view.holds_any(), Ordering::Release);
+            self.shared.cluster_mode.store(true, Ordering::Release);
+        }
+        self.view_changed.notify_waiters();
+        // Shard channels of slots this shard does not own (moved away, or subscribed before
+        // the node joined the cluster) would never see a message: their subscribers are told
+        // (`sunsubscribe`), as Redis Cluster tells them when a slot moves.
+        let ours = |ch: &[u8]| {
+            view.owner_of(key_slot(ch))
+                .is_some_and(|(o, _)| o == view.my_shard)
+        };
+        self.shared.hub.end_shard_channels(|ch| !ours(ch));
         tracing::info!(cluster = %v.name, epoch = v.epoch, digest = %d, "cluster view adopted");
         Ok(d)
     }
 
     /// Sends a PUBLISH made here to the cluster's other nodes (nothing outside cluster mode,
     /// or without an admin token to present).
-    pub(crate) fn forward_publish(&self, channel: &Bytes, message: &Bytes) {
+    pub(crate) fn forward_publish(&self, channel: &Bytes, message: &Bytes, shard: bool) {
         let Some(view) = self.cluster_view() else {
             return;
         };
         if let Some(token) = self.config.read().admin_token() {
-            self.bus.forward(&view, &token, channel, message);
+            self.bus.forward(&view, &token, channel, message, shard);
         }
     }
 
@@ -71,11 +120,33 @@ impl Node {
         conn: &Conn<ConnState>,
         meta: &CommandMeta,
         args: &[Bytes],
-    ) -> Result<(), Reply> {
-        match self.cluster.read().as_deref() {
-            Some(view) => self.check_with(view, conn, meta, args),
+    ) -> Result<(), Refusal> {
+        match self.cluster_view() {
+            Some(view) => self.check_with(&view, conn, meta, args),
             None => Ok(()),
         }
+    }
+
+    /// A write to a slot the served view holds, found under the store lock: it must not run
+    /// (the source's final offset may already be taken). `None` almost always, at the cost of
+    /// one atomic load.
+    pub(crate) fn held_write(&self, meta: &CommandMeta, args: &[Bytes]) -> Option<Reply> {
+        if !self.holding.load(Ordering::Acquire) || !may_write(meta) {
+            return None;
+        }
+        let view = self.cluster_view()?;
+        let slot = keys_slot(key_args(meta, args)).ok()??;
+        view.holds(slot).then(|| Reply::error(TRYAGAIN))
+    }
+
+    /// [`Node::held_write`] for a script's declared keys.
+    pub(crate) fn held_keys(&self, keys: &[Bytes]) -> Option<Reply> {
+        if !self.holding.load(Ordering::Acquire) {
+            return None;
+        }
+        let view = self.cluster_view()?;
+        let slot = keys_slot(keys.iter().map(|k| &k[..])).ok()??;
+        view.holds(slot).then(|| Reply::error(TRYAGAIN))
     }
 
     /// [`Node::cluster_check`] against `view`.
@@ -85,9 +156,11 @@ impl Node {
         conn: &Conn<ConnState>,
         meta: &CommandMeta,
         args: &[Bytes],
-    ) -> Result<(), Reply> {
+    ) -> Result<(), Refusal> {
         let client = Client {
-            readonly: conn.state.readonly,
+            // Shard channel commands are served by the slot's replicas too, READONLY or not,
+            // as Redis serves them.
+            readonly: conn.state.readonly || meta.flags.has(Flags::PUBSUB),
             tls: conn.tls,
         };
         let (slot, write) = match (meta.name, &conn.state.multi) {
@@ -96,19 +169,23 @@ impl Node {
                 let mut write = false;
                 for a in queue {
                     if let Some((m, _)) = self.table.get(&a[0]) {
-                        write |= m.flags.has(Flags::WRITE);
+                        write |= may_write(m);
                         keys.extend(key_args(m, a));
                     }
                 }
                 (keys_slot(keys)?, write)
             }
-            _ => (
-                keys_slot(key_args(meta, args))?,
-                meta.flags.has(Flags::WRITE),
-            ),
+            _ => (keys_slot(key_args(meta, args))?, may_write(meta)),
         };
-        let Some(slot) = slot else { return Ok(()) };
+        let Some(slot) = slot else {
+            return Ok(refused_in_cluster(meta.name, args)?);
+        };
+        // Scripts count as writes (Redis routes EVAL without `no-writes` as one).
         route(view, slot, write, client)?;
+        refused_in_cluster(meta.name, args)?;
+        if write && view.holds(slot) {
+            return Err(Refusal::Hold);
+        }
         if write && view.i_am_master() {
             let gate = self.gate.view(std::time::Instant::now());
             match gate.role {
@@ -122,6 +199,30 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// Commands that reach another database, which a cluster node does not have (Redis' wording);
+/// in MULTI they fail the transaction when queued.
+fn refused_in_cluster(name: &str, args: &[Bytes]) -> Result<(), Reply> {
+    let other_db = || {
+        args.windows(2).skip(3).any(|w| {
+            w[0].eq_ignore_ascii_case(b"db")
+                && vigil_resp::args::parse_int(&w[1]).is_ok_and(|n| n != 0)
+        })
+    };
+    let why = match name {
+        "move" => "ERR MOVE is not allowed in cluster mode",
+        "swapdb" => "ERR SWAPDB is not allowed in cluster mode",
+        "copy" if other_db() => "ERR Copying to another database is not allowed in cluster mode",
+        _ => return Ok(()),
+    };
+    Err(Reply::error(why))
+}
+
+/// Whether a command may write: flagged `write`, or a script or function that is not a
+/// `_RO` variant.
+fn may_write(meta: &CommandMeta) -> bool {
+    meta.flags.has(Flags::WRITE) || matches!(meta.name, "eval" | "evalsha" | "fcall")
 }
 
 /// The keys of a request (none for keyless commands).

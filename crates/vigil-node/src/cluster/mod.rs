@@ -10,7 +10,9 @@
 
 pub mod bus;
 pub mod check;
+pub mod export;
 pub mod file;
+pub mod import;
 pub mod route;
 
 use std::collections::HashSet;
@@ -91,6 +93,39 @@ pub struct Shard {
     pub ranges: Vec<(u16, u16)>,
 }
 
+/// A migration's phase, as the sentinels committed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The target's master copies the slots from the source's master.
+    Copying,
+    /// The source's nodes hold writes to the slots.
+    Paused,
+    /// The target owns the slots; the source's copies are deleted next.
+    Cleanup,
+}
+
+/// A slot migration in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The attempt's id.
+    pub id: u64,
+    /// The source shard (index into `shards`).
+    pub from: usize,
+    /// The target shard.
+    pub to: usize,
+    /// The slots, `start..=end` ascending.
+    pub ranges: Vec<(u16, u16)>,
+    /// Its phase.
+    pub phase: Phase,
+}
+
+impl Migration {
+    /// Whether it moves `slot`.
+    pub fn moves(&self, slot: u16) -> bool {
+        self.ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
+    }
+}
+
 /// The slot map a node serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -106,6 +141,8 @@ pub struct View {
     pub shards: Vec<Shard>,
     /// Shard index owning each slot (`NO_OWNER`: none); 16384 entries.
     owner: Box<[u16]>,
+    /// The migration in flight, if any.
+    pub migration: Option<Migration>,
     /// Hex SHA-1 of the encoded view, as received (`NodeStatus.cluster_digest`).
     pub digest: String,
 }
@@ -146,6 +183,48 @@ fn member(n: &pb::ClusterNode, ids: &mut HashSet<String>) -> Result<Member, View
         tls_host: n.tls_host.clone(),
         tls_port: n.tls_port as u16,
         admin: n.admin.clone(),
+    })
+}
+
+fn migration(m: &pb::SlotMigration, shards: &[Shard]) -> Result<Migration, ViewError> {
+    use pb::slot_migration::Phase as P;
+    let bad = |why: String| ViewError::Invalid(format!("migration {}: {why}", m.id));
+    let shard = |g: &str| {
+        shards
+            .iter()
+            .position(|s| s.group == g)
+            .ok_or_else(|| bad(format!("group {g:?} is not a shard of the view")))
+    };
+    let (from, to) = (shard(&m.from_group)?, shard(&m.to_group)?);
+    if from == to {
+        return Err(bad("source and target are the same group".into()));
+    }
+    let phase = match P::try_from(m.phase) {
+        Ok(P::Copying) => Phase::Copying,
+        Ok(P::Paused) => Phase::Paused,
+        Ok(P::Cleanup) => Phase::Cleanup,
+        _ => return Err(bad(format!("unknown phase {}", m.phase))),
+    };
+    let mut ranges = Vec::with_capacity(m.slots.len());
+    for r in &m.slots {
+        if r.start > r.end || r.end >= SLOTS as u32 {
+            return Err(bad(format!(
+                "slot range {}-{} is not within 0-16383",
+                r.start, r.end
+            )));
+        }
+        ranges.push((r.start as u16, r.end as u16));
+    }
+    if ranges.is_empty() {
+        return Err(bad("it moves no slots".into()));
+    }
+    ranges.sort_unstable();
+    Ok(Migration {
+        id: m.id,
+        from,
+        to,
+        ranges,
+        phase,
     })
 }
 
@@ -218,6 +297,11 @@ impl View {
                 v.my_group
             ));
         };
+        let migration = match v.migrations.as_slice() {
+            [] => None,
+            [m] => Some(migration(m, &shards)?),
+            more => return bad(format!("{} migrations in flight: at most one", more.len())),
+        };
         // This node need not be listed: a replica that is syncing, or unassigned after a
         // restart, is left out of its shard's serving replicas, yet it is in cluster mode and
         // redirects every request to the shard's master.
@@ -228,6 +312,7 @@ impl View {
             my_shard,
             shards,
             owner,
+            migration,
             digest,
         })
     }
@@ -272,6 +357,21 @@ impl View {
     /// This node's shard.
     pub fn my_shard(&self) -> &Shard {
         &self.shards[self.my_shard]
+    }
+
+    /// Whether a write to `slot` must wait: this node's shard is handing it to another and
+    /// holds its writes until the next view (see [`Phase::Paused`]).
+    pub fn holds(&self, slot: u16) -> bool {
+        self.migration
+            .as_ref()
+            .is_some_and(|m| m.phase == Phase::Paused && m.from == self.my_shard && m.moves(slot))
+    }
+
+    /// Whether this node's shard holds any writes now.
+    pub fn holds_any(&self) -> bool {
+        self.migration
+            .as_ref()
+            .is_some_and(|m| m.phase == Phase::Paused && m.from == self.my_shard)
     }
 
     /// Whether this node is its shard's master in the view.

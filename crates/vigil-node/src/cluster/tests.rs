@@ -46,6 +46,7 @@ pub(crate) fn pb_view(me: u8, my_group: &str) -> pb::ClusterView {
             shard("b", 3, Some(4), false, vec![range(5461, 10922)]),
             shard("c", 5, None, true, vec![range(10923, 16383)]),
         ],
+        migrations: vec![],
     }
 }
 

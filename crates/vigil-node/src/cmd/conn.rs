@@ -1,8 +1,9 @@
 //! Connection commands: the rows shared with the sentinel (`vigil_resp::connection`) and the
-//! node's own (READONLY, READWRITE, ASKING, PUBLISH, PUBSUB, TIME). SELECT is the shared
-//! row with the node's handler (refused in cluster mode, see `cmd::dbs::select`).
+//! node's own (READONLY, READWRITE, ASKING, PUBLISH, SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE,
+//! PUBSUB, TIME). SELECT is the shared row with the node's handler (refused in cluster mode,
+//! see `cmd::dbs::select`).
 
-use vigil_resp::builtin;
+use vigil_resp::pubsub::{Space, commands};
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
 use crate::node::{Handler, row};
@@ -65,6 +66,39 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
                 Node(publish)
             ),
             row!(
+                "ssubscribe",
+                -2,
+                [PUBSUB, NOSCRIPT, STALE, SUBSCRIBED],
+                1,
+                -1,
+                1,
+                "pubsub",
+                "Listens for messages published to shard channels.",
+                Conn(|c, a| commands::subscribe(c, a, Space::Shard))
+            ),
+            row!(
+                "sunsubscribe",
+                -1,
+                [PUBSUB, NOSCRIPT, STALE, SUBSCRIBED],
+                1,
+                -1,
+                1,
+                "pubsub",
+                "Stops listening to messages posted to shard channels.",
+                Conn(|c, a| commands::unsubscribe(c, a, Space::Shard))
+            ),
+            row!(
+                "spublish",
+                3,
+                [PUBSUB, FAST, STALE],
+                1,
+                1,
+                1,
+                "pubsub",
+                "Post a message to a shard channel",
+                Node(spublish)
+            ),
+            row!(
                 "pubsub",
                 -2,
                 [PUBSUB, STALE],
@@ -73,7 +107,7 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
                 0,
                 "pubsub",
                 "Inspects pub/sub state.",
-                Conn(builtin::pubsub)
+                Conn(commands::pubsub)
             ),
             row!(
                 "time",
@@ -126,6 +160,17 @@ fn publish(node: &crate::node::Node, conn: &mut Conn<ConnState>, mut args: Args)
     let channel = args.next().unwrap_or_default();
     let message = args.next().unwrap_or_default();
     let n = conn.shared.hub_for(conn.tls).publish(&channel, &message);
-    node.forward_publish(&channel, &message);
+    node.forward_publish(&channel, &message, false);
+    conn.reply(Reply::Int(n as i64));
+}
+
+/// `SPUBLISH shardchannel message`: to this node's shard channel subscribers, and in a
+/// sharded cluster to the other nodes of this node's shard only (the reply counts this node's
+/// receivers, as in Redis Cluster).
+fn spublish(node: &crate::node::Node, conn: &mut Conn<ConnState>, mut args: Args) {
+    let channel = args.next().unwrap_or_default();
+    let message = args.next().unwrap_or_default();
+    let n = conn.shared.hub_for(conn.tls).spublish(&channel, &message);
+    node.forward_publish(&channel, &message, true);
     conn.reply(Reply::Int(n as i64));
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use vigil_base::REDIS_VERSION;
 use vigil_base::clock::unix_ms;
 use vigil_resp::args::lossy_lower;
+use vigil_resp::pubsub::Space;
 
 use vigil_resp::{Args, CommandMeta, Conn, Reply};
 
@@ -199,7 +200,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
             "stats" => {
                 let _ = write!(
                     out,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:{}\r\ntotal_error_replies:{}\r\n",
+                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:{}\r\ntotal_error_replies:{}\r\n",
                     stats.connections_received.load(Ordering::Relaxed),
                     stats.commands_processed.load(Ordering::Relaxed),
                     node.ops_per_sec.load(Ordering::Relaxed),
@@ -209,8 +210,9 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     node.repl.sync_full.load(Ordering::Relaxed),
                     node.repl.sync_partial_ok.load(Ordering::Relaxed),
                     node.repl.sync_partial_err.load(Ordering::Relaxed),
-                    node.shared.hub.channels(None).len(),
+                    node.shared.hub.channels(Space::Channel, None).len(),
                     node.shared.hub.numpat(),
+                    node.shared.hub.channels(Space::Shard, None).len(),
                     node.migrate.len(),
                     stats.errors.total(),
                 );

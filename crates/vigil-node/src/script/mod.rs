@@ -231,6 +231,12 @@ impl Node {
     /// propagates its effects; returns the reply.
     pub(crate) fn run_script(&self, conn: &mut Conn<ConnState>, call: Call<'_>) -> Reply {
         let mut store = self.store.lock();
+        // As `execute_in`: a migration's hold that began after routing.
+        if !call.read_only
+            && let Some(r) = self.held_keys(call.keys)
+        {
+            return r;
+        }
         let store = &mut *store;
         // The engine is taken out of its slot while it runs: nothing else can reach it then,
         // since the store lock is held, and a panic cannot leave it half-borrowed.

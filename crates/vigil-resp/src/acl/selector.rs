@@ -256,7 +256,7 @@ impl Selector {
         if !self.allkeys
             && let Ok(keys) = meta.keys(args)
         {
-            for k in keys {
+            for k in keys.iter().filter(|k| !k.flags.contains(&"not_key")) {
                 let read = k.flags.contains(&"access");
                 let write = k
                     .flags

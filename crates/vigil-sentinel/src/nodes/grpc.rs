@@ -137,4 +137,35 @@ impl NodeAdmin for Nodes {
             .into_inner()
             .digest)
     }
+
+    async fn migration_status(
+        &self,
+        admin: &str,
+        id: u64,
+    ) -> Result<vigil_proto::node::MigrationStatusReply, Status> {
+        let req = vigil_proto::node::MigrationStatusRequest { id };
+        Ok(self
+            .client(admin)?
+            .migration_status(req)
+            .await?
+            .into_inner())
+    }
+
+    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
+        let req = vigil_proto::node::DropSlotsRequest {
+            slots: ranges
+                .iter()
+                .map(|&(a, b)| vigil_proto::node::SlotRange {
+                    start: a as u32,
+                    end: b as u32,
+                })
+                .collect(),
+        };
+        Ok(self
+            .client(admin)?
+            .drop_slots(req)
+            .await?
+            .into_inner()
+            .deleted)
+    }
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tonic::Status;
 use vigil_proto::node::{
-    ClusterView, FenceRequest, KillClientsRequest, NodeStatus, PromoteRequest, RenewLeaseRequest,
-    ReplicateFromRequest,
+    ClusterView, FenceRequest, KillClientsRequest, MigrationStatusReply, NodeStatus,
+    PromoteRequest, RenewLeaseRequest, ReplicateFromRequest,
 };
 
 pub use grpc::{AdminClient, Nodes};
@@ -91,6 +91,17 @@ pub trait NodeAdmin: Send + Sync + 'static {
     /// now serves. Servers that cannot shard answer `UNIMPLEMENTED` (the default).
     async fn set_cluster_view(&self, admin: &str, view: ClusterView) -> Result<String, Status> {
         let _ = (admin, view);
+        Err(Status::unimplemented("this server cannot be a shard"))
+    }
+    /// A shard node's part in slot migration `id` (its export, import and pause).
+    async fn migration_status(&self, admin: &str, id: u64) -> Result<MigrationStatusReply, Status> {
+        let _ = (admin, id);
+        Err(Status::unimplemented("this server cannot be a shard"))
+    }
+    /// Deletes (some of) the keys of `ranges` on a shard's master, which does not own them;
+    /// how many. Call again until it answers 0.
+    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
+        let _ = (admin, ranges);
         Err(Status::unimplemented("this server cannot be a shard"))
     }
 }
@@ -199,5 +210,13 @@ impl NodeAdmin for Drivers {
             )),
             None => self.grpc.set_cluster_view(admin, view).await,
         }
+    }
+
+    async fn migration_status(&self, admin: &str, id: u64) -> Result<MigrationStatusReply, Status> {
+        self.grpc.migration_status(admin, id).await
+    }
+
+    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
+        self.grpc.drop_slots(admin, ranges).await
     }
 }

@@ -286,4 +286,43 @@ impl SentinelService for Sentinel {
         let clusters = st.clusters.values().map(pb::ShardedCluster::from).collect();
         Ok(Response::new(pb::ClusterList { clusters }))
     }
+
+    async fn migrate_slots(
+        &self,
+        req: Request<pb::MigrateSlotsRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let mut moves = Vec::new();
+        for m in r.moves {
+            let mut ranges = Vec::new();
+            for s in m.slots {
+                if s.start > s.end || s.end >= crate::state::SLOTS {
+                    return Err(Status::invalid_argument(format!(
+                        "bad slot range {}-{}: slots are 0-16383",
+                        s.start, s.end
+                    )));
+                }
+                ranges.push((s.start as u16, s.end as u16));
+            }
+            moves.push(crate::state::migration::Move {
+                from: m.from,
+                to: m.to,
+                ranges,
+            });
+        }
+        let weights = r.weights.into_iter().collect();
+        self.ack(self.ops.migrate_slots(&r.cluster, moves, weights).await)
+    }
+
+    async fn change_cluster_groups(
+        &self,
+        req: Request<pb::ChangeClusterGroupsRequest>,
+    ) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        self.ack(
+            self.ops
+                .change_cluster_groups(&r.cluster, &r.group, r.add)
+                .await,
+        )
+    }
 }

@@ -71,6 +71,27 @@ impl From<&Cluster> for pb::ShardedCluster {
                 })
                 .collect(),
             epoch: c.epoch,
+            migrations: c
+                .migrations
+                .iter()
+                .map(|m| pb::ClusterMigration {
+                    id: m.id,
+                    from: m.slots.from.clone(),
+                    to: m.slots.to.clone(),
+                    slots: m
+                        .slots
+                        .ranges
+                        .iter()
+                        .map(|&(start, end)| pb::ShardSlots {
+                            start: start as u32,
+                            end: end as u32,
+                            group: m.slots.from.clone(),
+                        })
+                        .collect(),
+                    phase: format!("{:?}", m.phase).to_uppercase(),
+                    attempts: m.attempts,
+                })
+                .collect(),
         }
     }
 }

@@ -2,11 +2,14 @@
 //! map and each group's current master and serving replicas ([`view`]), so that each node
 //! answers `CLUSTER SLOTS` and redirects with `MOVED` from the same committed state.
 //!
+//! The leader also drives slot migrations ([`migrate`]).
+//!
 //! A node reports the digest of the view it serves with every status probe; the leader pushes
 //! again whenever that differs from the view it builds now (a failover, a replica that went
 //! down or came back, a node restarted or a push lost). Nodes refuse an older view, so a
 //! deposed leader's late push cannot roll a node back.
 
+pub mod migrate;
 pub mod view;
 
 use std::collections::HashMap;
@@ -52,15 +55,21 @@ pub async fn run(
 ) {
     // Per (group, node): the digest last pushed and when.
     let mut pushed: HashMap<(String, String), (String, Instant)> = HashMap::new();
+    let mut migrations = migrate::Migrations::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                migrations.stop();
+                return;
+            }
         }
         if !raft.status.read().is_leader {
             pushed.clear();
+            migrations.stop();
             continue;
         }
+        migrations.tick(&raft, &nodes);
         let mut due = Vec::new();
         {
             let st = raft.state.read();

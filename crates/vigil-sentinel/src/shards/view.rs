@@ -2,8 +2,12 @@
 //! master and serving replicas, built from the replicated state alone (and the caller's say
 //! on which replicas serve), so every leader builds the same view from the same state.
 
-use vigil_proto::node::{ClusterNode, ClusterShard, ClusterView, SlotRange as PbRange};
+use vigil_proto::node::slot_migration::Phase as PbPhase;
+use vigil_proto::node::{
+    ClusterNode, ClusterShard, ClusterView, SlotMigration, SlotRange as PbRange,
+};
 
+use crate::state::migration::Phase;
 use crate::state::{Cluster, ClusterState, Group, NodeSpec};
 
 /// A node as the cluster protocol names it; `None` if its data address does not parse (the
@@ -67,6 +71,30 @@ pub fn view_for(c: &Cluster, shards: &[ClusterShard], group: &str, node: &str) -
         my_id: c.node_id(group, node),
         my_group: group.to_string(),
         shards: shards.to_vec(),
+        migrations: c
+            .migrations
+            .front()
+            .map(|m| SlotMigration {
+                id: m.id,
+                from_group: m.slots.from.clone(),
+                to_group: m.slots.to.clone(),
+                slots: m
+                    .slots
+                    .ranges
+                    .iter()
+                    .map(|&(start, end)| PbRange {
+                        start: start as u32,
+                        end: end as u32,
+                    })
+                    .collect(),
+                phase: match m.phase {
+                    Phase::Copying => PbPhase::Copying,
+                    Phase::Paused => PbPhase::Paused,
+                    Phase::Cleanup => PbPhase::Cleanup,
+                } as i32,
+            })
+            .into_iter()
+            .collect(),
     }
 }
 

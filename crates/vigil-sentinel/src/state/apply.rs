@@ -197,6 +197,16 @@ impl ClusterState {
                 Ok((spec.name.clone(), "update".into()))
             }
             Command::CreateCluster { name, groups } => self.create_cluster(name, groups),
+            Command::QueueMigrations {
+                cluster,
+                expected_epoch,
+                moves,
+            } => self.queue_migrations(cluster, *expected_epoch, moves),
+            Command::MigrationStep { cluster, id, step } => self.migration_step(cluster, *id, step),
+            Command::AddClusterGroup { cluster, group } => self.add_cluster_group(cluster, group),
+            Command::RemoveClusterGroup { cluster, group } => {
+                self.remove_cluster_group(cluster, group)
+            }
             Command::Remove { group } => {
                 if let Some(c) = self.cluster_of(group) {
                     return Err(Rejected::Conflict(format!(

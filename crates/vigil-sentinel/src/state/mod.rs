@@ -348,6 +348,39 @@ pub enum Command {
         /// Its groups, in order.
         groups: Vec<String>,
     },
+    /// Queues slot migrations in a cluster whose map epoch is `expected_epoch` (nothing else
+    /// queued).
+    QueueMigrations {
+        /// The cluster.
+        cluster: String,
+        /// Compare-and-swap on the map's epoch.
+        expected_epoch: u64,
+        /// The moves, in order.
+        moves: Vec<migration::Move>,
+    },
+    /// A step of the migration at the head of a cluster's queue.
+    MigrationStep {
+        /// The cluster.
+        cluster: String,
+        /// The migration's id.
+        id: u64,
+        /// The step.
+        step: migration::Step,
+    },
+    /// A monitored group joins a cluster, owning no slots.
+    AddClusterGroup {
+        /// The cluster.
+        cluster: String,
+        /// The group.
+        group: String,
+    },
+    /// A group that owns no slots leaves a cluster.
+    RemoveClusterGroup {
+        /// The cluster.
+        cluster: String,
+        /// The group.
+        group: String,
+    },
     /// Gives up the failover at `epoch` (the epoch stays raised; the next attempt uses a
     /// higher one).
     AbortFailover {
@@ -469,6 +502,7 @@ pub fn is_host_port(s: &str) -> bool {
 }
 
 mod apply;
+pub mod migration;
 mod shards;
 
 pub use apply::validate;

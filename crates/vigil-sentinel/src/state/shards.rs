@@ -34,6 +34,12 @@ pub struct Cluster {
     pub slots: Vec<SlotRange>,
     /// The map's config epoch: raised by every committed change of it.
     pub epoch: u64,
+    /// Slot migrations, in order: the head is in flight.
+    #[serde(default)]
+    pub migrations: std::collections::VecDeque<super::migration::Migration>,
+    /// The last migration id given out.
+    #[serde(default)]
+    pub next_migration: u64,
 }
 
 impl Cluster {
@@ -131,6 +137,8 @@ impl ClusterState {
             groups: groups.to_vec(),
             slots: spread(groups),
             epoch: 1,
+            migrations: Default::default(),
+            next_migration: 0,
         };
         self.clusters.insert(name.to_string(), cluster);
         Ok((
@@ -262,6 +270,8 @@ mod tests {
             groups: vec![],
             slots: vec![],
             epoch: 1,
+            migrations: Default::default(),
+            next_migration: 0,
         };
         let a = c.node_id("g1", "n1");
         assert_eq!(a.len(), 40);

@@ -144,10 +144,61 @@ pub enum ClusterCommand {
         #[arg(long, required = true, value_delimiter = ',')]
         groups: Vec<String>,
     },
-    /// Each cluster's slot ranges with their group's master, replicas and key counts.
+    /// Each cluster's slot ranges with their group's master, replicas and key counts, and the
+    /// migrations in flight.
     Status {
         /// Only this cluster.
         name: Option<String>,
+    },
+    /// Moves slots from one group to another without losing a write: the target copies them,
+    /// the source holds writes to them for a moment, the owner changes, the source deletes
+    /// its copies. Waits until it is done.
+    MoveSlots {
+        /// The cluster.
+        name: String,
+        /// The group giving the slots.
+        #[arg(long)]
+        from: String,
+        /// The group receiving them.
+        #[arg(long)]
+        to: String,
+        /// Slots or ranges, comma-separated: `--slots 0-999,5000`.
+        #[arg(long, required = true, value_delimiter = ',')]
+        slots: Vec<String>,
+        /// Return once the move is queued.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Moves slots until each group holds a share proportional to its weight (evenly by
+    /// default). Waits until it is done.
+    Rebalance {
+        /// The cluster.
+        name: String,
+        /// Weights, comma-separated: `--weights g1=2,g3=0` (missing groups weigh 1; 0 empties
+        /// a group).
+        #[arg(long, value_delimiter = ',')]
+        weights: Vec<String>,
+        /// Return once the moves are queued.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Adds a monitored `vigil node` group to a cluster, then rebalances the slots onto it.
+    AddGroup {
+        /// The cluster.
+        name: String,
+        /// The group.
+        group: String,
+        /// Add it without slots.
+        #[arg(long)]
+        no_rebalance: bool,
+    },
+    /// Moves a group's slots to the cluster's other groups, then removes it from the cluster
+    /// (it stays monitored).
+    RemoveGroup {
+        /// The cluster.
+        name: String,
+        /// The group.
+        group: String,
     },
 }
 

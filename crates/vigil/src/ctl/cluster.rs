@@ -1,5 +1,10 @@
-//! `vigil ctl cluster ...`: sharded clusters — create one over monitored groups, and show each
-//! cluster's slot ranges with the owning group's master, replicas and key counts.
+//! `vigil ctl cluster ...`: sharded clusters — create one over monitored groups, show each
+//! cluster's slot ranges with the owning group's master, replicas and key counts, and move
+//! slots between groups (explicitly, by rebalancing, or to add or remove a group), waiting
+//! until the migrations are done.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vigil_proto::sentinel as pb;
@@ -52,8 +57,219 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
                 print!("{}", status_text(&clusters, &groups));
             }
         }
+        ClusterCommand::MoveSlots {
+            name,
+            from,
+            to,
+            slots,
+            no_wait,
+        } => {
+            let ranges = parse_slots(slots)?;
+            let moves = vec![pb::SlotMove {
+                from: from.clone(),
+                to: to.clone(),
+                slots: ranges
+                    .iter()
+                    .map(|&(start, end)| pb::ShardSlots {
+                        start,
+                        end,
+                        group: String::new(),
+                    })
+                    .collect(),
+            }];
+            let index = migrate(first, name, moves, HashMap::new()).await?;
+            finish(first, args, name, index, !no_wait, "slots moved").await?;
+            if !no_wait && !owns(first, name, to, &ranges).await? {
+                anyhow::bail!(
+                    "the move was given up and the slots stayed with {from}: the sentinels' log says why"
+                );
+            }
+        }
+        ClusterCommand::Rebalance {
+            name,
+            weights,
+            no_wait,
+        } => {
+            let weights = parse_weights(weights)?;
+            let index = migrate(first, name, Vec::new(), weights).await?;
+            finish(first, args, name, index, !no_wait, "cluster rebalanced").await?;
+        }
+        ClusterCommand::AddGroup {
+            name,
+            group,
+            no_rebalance,
+        } => {
+            let req = pb::ChangeClusterGroupsRequest {
+                cluster: name.clone(),
+                group: group.clone(),
+                add: true,
+            };
+            let ack = first
+                .call(first.client.clone().change_cluster_groups(req))
+                .await?;
+            if *no_rebalance {
+                let what = format!("{group} joined {name} without slots");
+                println!("{}", done(args.json, ack.index, &what));
+            } else {
+                let index = migrate(first, name, Vec::new(), HashMap::new()).await?;
+                let what = format!("{group} joined {name} and the slots were rebalanced");
+                finish(first, args, name, index.max(ack.index), true, &what).await?;
+            }
+        }
+        ClusterCommand::RemoveGroup { name, group } => {
+            let weights = HashMap::from([(group.clone(), 0)]);
+            migrate(first, name, Vec::new(), weights).await?;
+            wait_idle(first, name, args.json).await?;
+            let req = pb::ChangeClusterGroupsRequest {
+                cluster: name.clone(),
+                group: group.clone(),
+                add: false,
+            };
+            let ack = first
+                .call(first.client.clone().change_cluster_groups(req))
+                .await?;
+            let what = format!("{group} left {name}; its slots went to the other groups");
+            println!("{}", done(args.json, ack.index, &what));
+        }
     }
     Ok(())
+}
+
+/// `0-999`, `5000`: slot ranges, each within 0-16383.
+fn parse_slots(items: &[String]) -> anyhow::Result<Vec<(u32, u32)>> {
+    items
+        .iter()
+        .map(|s| {
+            let (a, b) = s.split_once('-').unwrap_or((s, s));
+            let parse = |x: &str| x.trim().parse::<u32>().ok().filter(|&n| n < 16384);
+            match (parse(a), parse(b)) {
+                (Some(a), Some(b)) if a <= b => Ok((a, b)),
+                _ => anyhow::bail!(
+                    "{s:?} is not a slot or a range of slots within 0-16383 (like 0-999)"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// `g1=2`: a group's weight.
+fn parse_weights(items: &[String]) -> anyhow::Result<HashMap<String, u32>> {
+    items
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((g, n)) if !g.is_empty() => match n.trim().parse::<u32>() {
+                Ok(n) => Ok((g.trim().to_string(), n)),
+                Err(_) => anyhow::bail!("weight {n:?} of {g} is not a whole number"),
+            },
+            _ => anyhow::bail!("{w:?} is not group=weight (like g1=2)"),
+        })
+        .collect()
+}
+
+/// Queues migrations (`moves`, or a rebalance by `weights`); the commit's index, 0 when there
+/// was nothing to move.
+async fn migrate(
+    first: &Sentinel,
+    name: &str,
+    moves: Vec<pb::SlotMove>,
+    weights: HashMap<String, u32>,
+) -> anyhow::Result<u64> {
+    let req = pb::MigrateSlotsRequest {
+        cluster: name.to_string(),
+        moves,
+        weights,
+    };
+    Ok(first
+        .call(first.client.clone().migrate_slots(req))
+        .await?
+        .index)
+}
+
+/// Waits for the queued migrations unless told not to, then says so.
+async fn finish(
+    first: &Sentinel,
+    args: &CtlArgs,
+    name: &str,
+    index: u64,
+    wait: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    if index == 0 {
+        println!("{}", done(args.json, 0, "nothing to move"));
+        return Ok(());
+    }
+    if !wait {
+        let what =
+            format!("migrations queued in {name}; `vigil ctl cluster status {name}` follows them");
+        println!("{}", done(args.json, index, &what));
+        return Ok(());
+    }
+    wait_idle(first, name, args.json).await?;
+    println!("{}", done(args.json, index, what));
+    Ok(())
+}
+
+/// The cluster `name`.
+async fn cluster(first: &Sentinel, name: &str) -> anyhow::Result<pb::ShardedCluster> {
+    let list = first
+        .call(
+            first
+                .client
+                .clone()
+                .list_clusters(pb::ListClustersRequest {}),
+        )
+        .await?;
+    list.clusters
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            anyhow::anyhow!("no cluster named {name:?} (`vigil ctl cluster status` lists them)")
+        })
+}
+
+/// Whether `group` owns every slot of `ranges`.
+async fn owns(
+    first: &Sentinel,
+    name: &str,
+    group: &str,
+    ranges: &[(u32, u32)],
+) -> anyhow::Result<bool> {
+    let c = cluster(first, name).await?;
+    Ok(ranges.iter().all(|&(a, b)| {
+        (a..=b).all(|s| {
+            c.slots
+                .iter()
+                .any(|r| r.start <= s && s <= r.end && r.group == group)
+        })
+    }))
+}
+
+/// Waits until `name` has no migration queued, telling each step on stderr (text mode).
+async fn wait_idle(first: &Sentinel, name: &str, json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let c = cluster(first, name).await?;
+        let Some(m) = c.migrations.first() else {
+            return Ok(());
+        };
+        let now = format!(
+            "migration {} {} -> {}: {} ({} queued)",
+            m.id,
+            m.from,
+            m.to,
+            m.phase.to_lowercase(),
+            c.migrations.len()
+        );
+        if now != last && !json {
+            eprintln!("{now}");
+            last = now;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            anyhow::bail!("migrations still in flight after an hour: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A group's master (`name (address)`), its replicas, and the keys its master holds.
@@ -87,8 +303,25 @@ pub fn status_text(clusters: &[pb::ShardedCluster], groups: &[pb::Group]) -> Str
     }
     let mut out = String::new();
     for c in clusters {
+        let flight = match c.migrations.first() {
+            None => "no migration in flight".to_string(),
+            Some(m) => format!(
+                "migration {} in flight: {} -> {} slots {} ({}, attempt {}); {} queued after it",
+                m.id,
+                m.from,
+                m.to,
+                m.slots
+                    .iter()
+                    .map(|r| format!("{}-{}", r.start, r.end))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                m.phase.to_lowercase(),
+                m.attempts + 1,
+                c.migrations.len() - 1
+            ),
+        };
         out.push_str(&format!(
-            "Cluster {} (map epoch {}, groups {}); no migration in flight\n",
+            "Cluster {} (map epoch {}, groups {}); {flight}\n",
             c.name,
             c.epoch,
             c.groups.join(",")
@@ -135,9 +368,20 @@ pub fn status_json(clusters: &[pb::ShardedCluster], groups: &[pb::Group]) -> ser
                     })
                 })
                 .collect();
+            let migrations: Vec<_> = c
+                .migrations
+                .iter()
+                .map(|m| {
+                    let slots: Vec<_> = m.slots.iter().map(|r| json!([r.start, r.end])).collect();
+                    json!({
+                        "id": m.id, "from": m.from, "to": m.to, "slots": slots,
+                        "phase": m.phase.to_lowercase(), "attempts": m.attempts,
+                    })
+                })
+                .collect();
             json!({
                 "name": c.name, "epoch": c.epoch, "groups": c.groups,
-                "slots": slots, "migrations": [],
+                "slots": slots, "migrations": migrations,
             })
         })
         .collect();

@@ -1,4 +1,5 @@
-//! Pub/sub fan-out: channels and glob patterns to subscribed connections.
+//! Pub/sub fan-out: channels, glob patterns and shard channels (Redis 7's sharded pub/sub,
+//! `SSUBSCRIBE`) to subscribed connections. The commands are in [`commands`].
 //!
 //! A publisher never waits for a subscriber. Each subscriber has an unbounded queue whose byte
 //! size is tracked; a subscriber that falls more than its output limit behind is disconnected,
@@ -15,6 +16,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::glob;
 use crate::reply::{Protocol, Reply};
+
+pub mod commands;
+
+/// The three subscription namespaces: a message published in one reaches only its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// `SUBSCRIBE` / `PUBLISH`.
+    Channel,
+    /// `PSUBSCRIBE`: glob patterns over the channels of `Channel`.
+    Pattern,
+    /// `SSUBSCRIBE` / `SPUBLISH`: shard channels, which a cluster routes by their hash slot.
+    Shard,
+}
 
 /// A message queued for one subscriber.
 #[derive(Debug, Clone)]
@@ -35,6 +49,16 @@ pub enum Message {
         /// The payload.
         payload: Bytes,
     },
+    /// From a shard channel subscription (`smessage`).
+    SMessage {
+        /// The shard channel.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// The server ended this shard channel subscription (its slot moved to another shard):
+    /// the connection forgets it and pushes `sunsubscribe`, as Redis Cluster does.
+    SUnsubscribed(Bytes),
     /// A client-side caching invalidation (`CLIENT TRACKING`): these keys changed (`None`:
     /// everything, after a flush).
     Invalidate {
@@ -54,7 +78,10 @@ pub enum Message {
 impl Message {
     fn size(&self) -> usize {
         match self {
-            Message::Message { channel, payload } => channel.len() + payload.len() + 32,
+            Message::Message { channel, payload } | Message::SMessage { channel, payload } => {
+                channel.len() + payload.len() + 32
+            }
+            Message::SUnsubscribed(channel) => channel.len() + 32,
             Message::PMessage {
                 pattern,
                 channel,
@@ -148,6 +175,7 @@ type Subs = HashMap<Bytes, HashMap<u64, Subscriber>>;
 pub struct Hub {
     channels: RwLock<Subs>,
     patterns: RwLock<Subs>,
+    shard: RwLock<Subs>,
     /// Per-subscriber output limit in bytes (0: none).
     pub output_limit: AtomicUsize,
 }
@@ -161,14 +189,18 @@ impl Hub {
         }
     }
 
-    /// Adds a channel (or pattern) subscription; returns false if it already existed.
-    pub fn subscribe(&self, pattern: bool, name: Bytes, id: u64, sub: &Subscriber) -> bool {
-        let map = if pattern {
-            &self.patterns
-        } else {
-            &self.channels
-        };
-        map.write()
+    fn space(&self, space: Space) -> &RwLock<Subs> {
+        match space {
+            Space::Channel => &self.channels,
+            Space::Pattern => &self.patterns,
+            Space::Shard => &self.shard,
+        }
+    }
+
+    /// Adds a subscription; returns false if it already existed.
+    pub fn subscribe(&self, space: Space, name: Bytes, id: u64, sub: &Subscriber) -> bool {
+        self.space(space)
+            .write()
             .entry(name)
             .or_default()
             .insert(id, sub.clone())
@@ -176,13 +208,8 @@ impl Hub {
     }
 
     /// Removes one subscription; returns whether it existed.
-    pub fn unsubscribe(&self, pattern: bool, name: &Bytes, id: u64) -> bool {
-        let map = if pattern {
-            &self.patterns
-        } else {
-            &self.channels
-        };
-        let mut m = map.write();
+    pub fn unsubscribe(&self, space: Space, name: &Bytes, id: u64) -> bool {
+        let mut m = self.space(space).write();
         let Some(subs) = m.get_mut(name) else {
             return false;
         };
@@ -221,6 +248,42 @@ impl Hub {
         n
     }
 
+    /// `SPUBLISH`: to the subscribers of one shard channel; returns how many received it.
+    pub fn spublish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let limit = self.output_limit.load(Ordering::Relaxed);
+        let Some(subs) = self.shard.read().get(channel).cloned() else {
+            return 0;
+        };
+        subs.values()
+            .map(|s| {
+                let m = Message::SMessage {
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                s.deliver(m, limit) as usize
+            })
+            .sum()
+    }
+
+    /// Ends every shard channel subscription whose channel `gone` selects (its slot left this
+    /// node's shard); each subscriber is told (`sunsubscribe`). Returns how many channels.
+    pub fn end_shard_channels(&self, gone: impl Fn(&[u8]) -> bool) -> usize {
+        let ended: Vec<(Bytes, HashMap<u64, Subscriber>)> = {
+            let mut m = self.shard.write();
+            let names: Vec<Bytes> = m.keys().filter(|c| gone(c)).cloned().collect();
+            names
+                .into_iter()
+                .filter_map(|c| m.remove(&c).map(|subs| (c, subs)))
+                .collect()
+        };
+        for (channel, subs) in &ended {
+            for s in subs.values() {
+                s.send(Message::SUnsubscribed(channel.clone()));
+            }
+        }
+        ended.len()
+    }
+
     /// The clients among `ids` with a subscription `allowed` refuses (channel or pattern,
     /// is-pattern): ACL changes disconnect them.
     pub fn refused_subscribers(
@@ -229,7 +292,12 @@ impl Hub {
         allowed: impl Fn(&[u8], bool) -> bool,
     ) -> std::collections::HashSet<u64> {
         let mut out = std::collections::HashSet::new();
-        for (pattern, map) in [(false, &self.channels), (true, &self.patterns)] {
+        let spaces = [
+            (false, &self.channels),
+            (true, &self.patterns),
+            (false, &self.shard),
+        ];
+        for (pattern, map) in spaces {
             for (name, subs) in map.read().iter() {
                 if subs.keys().any(|id| ids.contains(id)) && !allowed(name, pattern) {
                     out.extend(subs.keys().filter(|id| ids.contains(id)));
@@ -239,9 +307,9 @@ impl Hub {
         out
     }
 
-    /// `PUBSUB CHANNELS [pattern]`.
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.channels
+    /// `PUBSUB CHANNELS [pattern]` (`Channel`) and `PUBSUB SHARDCHANNELS [pattern]` (`Shard`).
+    pub fn channels(&self, space: Space, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.space(space)
             .read()
             .keys()
             .filter(|c| pattern.is_none_or(|p| glob::matches(p, c)))
@@ -249,9 +317,9 @@ impl Hub {
             .collect()
     }
 
-    /// `PUBSUB NUMSUB`: subscribers of one channel.
-    pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.channels.read().get(channel).map_or(0, |s| s.len())
+    /// `PUBSUB NUMSUB` (`Channel`) and `SHARDNUMSUB` (`Shard`): subscribers of one channel.
+    pub fn numsub(&self, space: Space, channel: &[u8]) -> usize {
+        self.space(space).read().get(channel).map_or(0, |s| s.len())
     }
 
     /// `PUBSUB NUMPAT`: number of distinct patterns.
@@ -279,6 +347,13 @@ pub(crate) fn push_reply(m: Message, proto: Protocol, subscribed: bool) -> Optio
             Reply::Bulk(channel),
             Reply::Bulk(payload),
         ]),
+        Message::SMessage { channel, payload } => Reply::Push(vec![
+            Reply::bulk_static("smessage"),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+        // The connection handles it (it must forget the subscription): see `commands`.
+        Message::SUnsubscribed(_) => return None,
         Message::Invalidate { keys, redirected } => {
             let keys = keys.map_or(Reply::Nil, |k| {
                 Reply::Array(k.into_iter().map(Reply::Bulk).collect())

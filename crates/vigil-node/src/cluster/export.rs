@@ -1,0 +1,277 @@
+//! Slot migration, the source's half: the keys of the migrating slots as they are at one
+//! instant (a `RESTORE … REPLACE ABSTTL` each), then every write to those slots after that
+//! instant, as one ordered stream (NodeAdmin `ExportSlots`, read by the target's master).
+//!
+//! The invariant: the snapshot and the registration of the stream happen under one hold of
+//! the store lock, and every write is propagated under that lock too ([`Node::propagate`]), so
+//! each write to the slots is either in the snapshot or in the stream, never both nor neither.
+//! The stream's byte count ([`Exporter::offset`]) is read under the same lock, which, once the
+//! node holds writes to the slots (`View::holds`), makes it final.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use vigil_proto::node::ExportChunk;
+use vigil_resp::slot::key_slot;
+
+use super::Phase;
+use crate::ctx::Prop;
+use crate::db::Store;
+use crate::node::{Handler, Node};
+
+/// Bytes an export may have queued for a target that reads too slowly: past this it ends, and
+/// the sentinels start the migration over.
+const MAX_QUEUED: usize = 256 << 20;
+/// Snapshot commands go out in pieces of about this size.
+const PIECE: usize = 64 << 10;
+/// Pieces are sent together up to about this many bytes a message.
+const CHUNK: usize = 1 << 20;
+
+/// What the stream carries.
+#[derive(Debug)]
+pub enum Piece {
+    /// RESP-encoded commands.
+    Data(Bytes),
+    /// The snapshot is complete: live writes follow.
+    SnapshotDone,
+}
+
+/// The export in progress, at most one.
+struct Export {
+    id: u64,
+    slots: Vec<bool>,
+    tx: mpsc::UnboundedSender<Piece>,
+    queued: Arc<AtomicUsize>,
+    offset: u64,
+    /// Most bytes queued before the export ends: the snapshot plus `MAX_QUEUED`.
+    limit: usize,
+}
+
+impl Export {
+    /// Queues bytes; false once the target is gone or too far behind.
+    fn send(&mut self, bytes: Vec<u8>) -> bool {
+        self.offset += bytes.len() as u64;
+        let total = self.queued.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
+        self.tx.send(Piece::Data(Bytes::from(bytes))).is_ok() && total <= self.limit
+    }
+}
+
+/// The receiving end of an export: its pieces and the bytes they hold (the reader lowers it).
+pub struct Stream {
+    /// The pieces, in order.
+    pub rx: mpsc::UnboundedReceiver<Piece>,
+    /// Bytes queued and not yet read.
+    pub queued: Arc<AtomicUsize>,
+}
+
+/// Why an export was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The view does not list the migration as one from this node's shard.
+    #[error(
+        "migration {0} is not one this node's shard is giving slots to (not in its view, or committed)"
+    )]
+    NotListed(u64),
+    /// This node is not a master that may write.
+    #[error("this node is not its shard's writable master")]
+    NotMaster,
+}
+
+/// The node's export slot.
+#[derive(Default)]
+pub struct Exporter {
+    on: AtomicBool,
+    current: Mutex<Option<Export>>,
+}
+
+impl Exporter {
+    /// Forwards the effects among `props` that touch the exported slots (database 0; a flush
+    /// goes as it is: the target drops the slots it imports). Call under the store lock, in
+    /// the order the effects are propagated.
+    pub fn feed(&self, table: &vigil_resp::command::CommandTable<Handler>, props: &[Prop]) {
+        if !self.on.load(Ordering::Acquire) {
+            return;
+        }
+        let mut cur = self.current.lock();
+        let Some(x) = cur.as_mut() else { return };
+        let mut alive = !x.tx.is_closed();
+        for (db, cmd) in props.iter().filter(|(db, _)| *db == 0) {
+            let _ = db;
+            let Some((meta, _)) = table.get(&cmd[0]) else {
+                continue;
+            };
+            let ours = match meta.name {
+                "flushall" | "flushdb" => true,
+                _ => meta
+                    .keys(cmd)
+                    .is_ok_and(|ks| ks.iter().any(|k| x.slots[key_slot(&cmd[k.pos]) as usize])),
+            };
+            if ours && alive {
+                let mut bytes = Vec::new();
+                crate::stream::encode_command(&mut bytes, cmd);
+                alive = x.send(bytes);
+            }
+        }
+        if !alive {
+            tracing::info!(
+                migration = x.id,
+                "slot export ended: the target closed it or fell too far behind"
+            );
+            *cur = None;
+            self.on.store(false, Ordering::Release);
+        }
+    }
+
+    /// Migration `id`'s export: whether it runs, and its byte count. Call under the store
+    /// lock for a count no write can change meanwhile.
+    pub fn status(&self, id: u64) -> (bool, u64) {
+        match self.current.lock().as_ref() {
+            Some(x) if x.id == id && !x.tx.is_closed() => (true, x.offset),
+            _ => (false, 0),
+        }
+    }
+
+    /// Ends the export if it covers a slot of `ranges`. Call under the store lock.
+    pub fn end_overlapping(&self, ranges: &[(u16, u16)]) {
+        let mut cur = self.current.lock();
+        let overlaps = cur.as_ref().is_some_and(|x| {
+            ranges
+                .iter()
+                .any(|&(a, b)| (a..=b).any(|s| x.slots[s as usize]))
+        });
+        if overlaps {
+            *cur = None;
+            self.on.store(false, Ordering::Release);
+        }
+    }
+
+    /// Ends the export unless it is migration `keep`'s.
+    pub fn retain(&self, keep: Option<u64>) {
+        let mut cur = self.current.lock();
+        if cur.as_ref().is_some_and(|x| Some(x.id) != keep) {
+            *cur = None;
+            self.on.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Node {
+    /// Starts exporting migration `id` (replacing any export): the snapshot of its slots and
+    /// then their writes, as [`Stream`].
+    pub fn export_slots(&self, id: u64) -> Result<Stream, ExportError> {
+        let view = self.cluster_view().ok_or(ExportError::NotListed(id))?;
+        let m = view
+            .migration
+            .as_ref()
+            .filter(|m| m.id == id && m.from == view.my_shard && m.phase != Phase::Cleanup)
+            .ok_or(ExportError::NotListed(id))?;
+        let mut slots = vec![false; vigil_resp::slot::SLOTS as usize];
+        for &(a, b) in &m.ranges {
+            slots[a as usize..=b as usize].fill(true);
+        }
+        let mut store = self.store.lock();
+        if !self.gate.may_write(std::time::Instant::now()) {
+            return Err(ExportError::NotMaster);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut x = Export {
+            id,
+            slots,
+            tx,
+            queued: queued.clone(),
+            offset: 0,
+            limit: usize::MAX,
+        };
+        let n = snapshot(&mut store, &mut x);
+        x.limit = x.offset as usize + MAX_QUEUED;
+        let _ = x.tx.send(Piece::SnapshotDone);
+        tracing::info!(
+            migration = id,
+            keys = n,
+            bytes = x.offset,
+            "slot export started"
+        );
+        *self.export.current.lock() = Some(x);
+        self.export.on.store(true, Ordering::Release);
+        drop(store);
+        Ok(Stream { rx, queued })
+    }
+}
+
+/// Queues a `RESTORE key ttl payload REPLACE ABSTTL` for every live key of the exported slots
+/// in database 0; returns how many.
+fn snapshot(store: &mut Store, x: &mut Export) -> usize {
+    let now = vigil_base::clock::unix_ms();
+    let thresholds = store.thresholds.clone();
+    let db = &store.dbs[0];
+    let mut piece = Vec::with_capacity(PIECE);
+    let mut n = 0;
+    for (key, value) in db.keys.iter() {
+        if !x.slots[key_slot(key) as usize] {
+            continue;
+        }
+        let expire = db.expire_of(key);
+        if expire.is_some_and(|t| t <= now) {
+            continue;
+        }
+        let payload = crate::persist::rdb::dump(value, &thresholds);
+        let args = [
+            Bytes::from_static(b"RESTORE"),
+            Bytes::copy_from_slice(key),
+            Bytes::from(expire.unwrap_or(0).to_string()),
+            Bytes::from(payload),
+            Bytes::from_static(b"REPLACE"),
+            Bytes::from_static(b"ABSTTL"),
+        ];
+        crate::stream::encode_command(&mut piece, &args);
+        n += 1;
+        if piece.len() >= PIECE {
+            x.send(std::mem::replace(&mut piece, Vec::with_capacity(PIECE)));
+        }
+    }
+    if !piece.is_empty() {
+        x.send(piece);
+    }
+    n
+}
+
+/// The gRPC response of `ExportSlots`.
+pub type ChunkStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<ExportChunk, tonic::Status>> + Send>>;
+
+/// An export as gRPC messages: pieces batched up to [`CHUNK`] bytes, each message carrying the
+/// stream's byte count after it. When the target goes away the export ends with it.
+pub fn chunks(s: Stream) -> ChunkStream {
+    let Stream { mut rx, queued } = s;
+    let (tx, out) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut offset = 0u64;
+        while let Some(first) = rx.recv().await {
+            let mut chunk = ExportChunk::default();
+            let mut next = Some(first);
+            while let Some(p) = next.take() {
+                match p {
+                    Piece::Data(b) => {
+                        queued.fetch_sub(b.len(), Ordering::Relaxed);
+                        offset += b.len() as u64;
+                        chunk.commands.extend_from_slice(&b);
+                    }
+                    Piece::SnapshotDone => chunk.snapshot_done = true,
+                }
+                if chunk.commands.len() < CHUNK && !chunk.snapshot_done {
+                    next = rx.try_recv().ok();
+                }
+            }
+            chunk.offset = offset;
+            if tx.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+}
