@@ -86,9 +86,14 @@ impl Sharded {
     /// while it fails (the sentinels may still be electing or loading their groups); its stdout.
     /// `vigil ctl <args>` against the first sentinel, once.
     pub fn ctl_once(&self, args: &[&str]) -> std::process::Output {
+        self.ctl_on(0, args)
+    }
+
+    /// `vigil ctl <args>` against sentinel `i` (an index into `sentinels`), once.
+    pub fn ctl_on(&self, i: usize, args: &[&str]) -> std::process::Output {
         Command::new(vigil_bin())
             .args(["ctl", "--sentinel"])
-            .arg(format!("127.0.0.1:{}", self.ports[0]))
+            .arg(format!("127.0.0.1:{}", self.ports[i]))
             .args(["--token", TOKEN])
             .args(args)
             .output()
@@ -254,4 +259,115 @@ pub fn covers_all(ranges: &[SlotRange]) -> bool {
 pub fn raw_reply(port: u16, args: &[&str]) -> String {
     let mut c = RawConn::connect(port).expect("connect");
     String::from_utf8_lossy(&c.call(args)).into_owned()
+}
+
+/// A redis-rs cluster client writing `prefix:<i>` = `i`, one key after another, from its own
+/// thread until stopped: what it was told is acknowledged, what failed, and the longest a
+/// write waited.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Written>,
+}
+
+/// What a [`Writer`] did.
+#[derive(Debug)]
+pub struct Written {
+    /// Keys attempted: `0..attempted`.
+    pub attempted: u64,
+    /// The acknowledged ones, ascending.
+    pub acked: Vec<u64>,
+    /// Failed writes, with the error.
+    pub errors: Vec<String>,
+    /// The longest wait for one write's reply.
+    pub longest: Duration,
+}
+
+impl Writer {
+    /// Starts writing through a client seeded with `seed` (`host:port`).
+    pub fn start(seed: &str, prefix: &str) -> Writer {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seed, prefix, flag) = (format!("redis://{seed}/"), prefix.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(vec![seed]).unwrap();
+            let mut conn = client.get_connection().expect("cluster connection");
+            let mut w = Written {
+                attempted: 0,
+                acked: Vec::new(),
+                errors: Vec::new(),
+                longest: Duration::ZERO,
+            };
+            while !flag.load(Ordering::Relaxed) {
+                let i = w.attempted;
+                let t = Instant::now();
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("{prefix}:{i}"))
+                    .arg(i)
+                    .query(&mut conn);
+                w.longest = w.longest.max(t.elapsed());
+                match r {
+                    Ok(()) => w.acked.push(i),
+                    Err(e) => w.errors.push(format!("{prefix}:{i}: {e}")),
+                }
+                w.attempted += 1;
+            }
+            w
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stops it; what it did.
+    pub fn stop(self) -> Written {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("writer thread")
+    }
+}
+
+/// `DBSIZE` on `port`.
+pub fn dbsize(port: u16) -> usize {
+    raw_reply(port, &["DBSIZE"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("DBSIZE on {port}"))
+}
+
+/// Checks, through a fresh cluster client seeded with `seed`, that every acknowledged key of
+/// `w` reads its value, and that every key is in exactly one shard of `slots` (the masters'
+/// key counts add up to the keys that exist, and so do each shard's replicas'). Returns how
+/// many keys exist.
+pub fn assert_each_key_once(seed: &str, prefix: &str, w: &Written, slots: &[SlotRange]) -> usize {
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}/")]).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut existing = 0;
+    for i in 0..w.attempted {
+        let key = format!("{prefix}:{i}");
+        let v: Option<u64> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+        if w.acked.binary_search(&i).is_ok() && v != Some(i) {
+            panic!("acknowledged {key} reads {v:?}");
+        }
+        existing += v.is_some() as usize;
+    }
+    // One entry per shard (a shard may own several ranges).
+    let mut shards: Vec<(u16, Vec<u16>)> = slots
+        .iter()
+        .map(|r| (r.master.1, r.replicas.iter().map(|x| x.1).collect()))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let masters: usize = shards.iter().map(|s| dbsize(s.0)).sum();
+        let replicas_ok = shards
+            .iter()
+            .all(|(m, rs)| rs.iter().all(|&r| dbsize(r) == dbsize(*m)));
+        if masters == existing && replicas_ok {
+            return existing;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{existing} keys exist, the masters hold {masters} (replicas agree: {replicas_ok}): a key is in two shards or none"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vigil_tests::client_script::Client;
-use vigil_tests::sharded::{SlotRange, raw_reply, start_sharded};
+use vigil_tests::sharded::{SlotRange, Writer, assert_each_key_once, raw_reply, start_sharded};
 
 /// The node of the cluster listening on `port`: (group, node).
 fn find(c: &vigil_tests::sharded::Sharded, port: u16) -> (usize, usize) {
@@ -371,37 +371,21 @@ async fn redis_rs_cluster_clients_route_every_key() {
 /// map. The longest a write waited is the migration's pause as a client sees it.
 #[test]
 fn slots_move_between_shards_under_writes_and_nothing_is_lost() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let c = start_sharded(3, 2, "2s", "sync_replicas = 1\n");
     let before = c.wait_serving(1, &[], Duration::from_secs(60));
     let (g1, g2) = (before[0].master.1, before[1].master.1);
-    let seeds = vec![format!("redis://127.0.0.1:{}/", c.groups[2][0].port)];
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (seeds, stop) = (seeds.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let client = redis::cluster::ClusterClient::new(seeds).unwrap();
-            let mut conn = client.get_connection().expect("cluster connection");
-            let (mut acked, mut errors) = (Vec::new(), Vec::new());
-            let mut longest = Duration::ZERO;
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let t = std::time::Instant::now();
-                let r: redis::RedisResult<()> = redis::cmd("SET")
-                    .arg(format!("mv:{i}"))
-                    .arg(i)
-                    .query(&mut conn);
-                longest = longest.max(t.elapsed());
-                match r {
-                    Ok(()) => acked.push(i),
-                    Err(e) => errors.push(format!("mv:{i}: {e}")),
-                }
-                i += 1;
-            }
-            (i, acked, errors, longest)
-        })
-    };
+    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
+    let writer = Writer::start(&seed, "mv");
+    // A client blocked on a key of a slot that moves is sent after it.
+    let (queue, qslot) = (0u64..)
+        .map(|i| format!("queue:{i}"))
+        .map(|k| (k.clone(), vigil_resp::slot::key_slot(k.as_bytes())))
+        .find(|(_, s)| *s <= 2000)
+        .unwrap();
+    let mut blocked = vigil_tests::RawConn::connect(g1).unwrap();
+    blocked
+        .send_raw(&vigil_tests::RawConn::encode(&["BLPOP", &queue, "0"]))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let out = c.ctl_once(&[
         "cluster",
@@ -421,13 +405,13 @@ fn slots_move_between_shards_under_writes_and_nothing_is_lost() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (written, acked, errors, longest) = writer.join().unwrap();
+    let w = writer.stop();
     assert!(
-        errors.is_empty(),
-        "writes failed during the move: {errors:?}"
+        w.errors.is_empty(),
+        "writes failed during the move: {:?}",
+        w.errors
     );
-    assert!(acked.len() > 100, "only {} writes", acked.len());
+    assert!(w.acked.len() > 100, "only {} writes", w.acked.len());
     // Every node serves the new map.
     let after = c.wait_serving(1, &[], Duration::from_secs(30));
     for (slot, owner) in [
@@ -444,66 +428,218 @@ fn slots_move_between_shards_under_writes_and_nothing_is_lost() {
             "slot {slot}: {after:?}"
         );
     }
-    // Every acknowledged write is there; no key is in two shards.
-    let client = redis::cluster::ClusterClient::new(seeds).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let mut existing = 0;
-    for i in 0..written {
-        let v: Option<u64> = redis::cmd("GET")
-            .arg(format!("mv:{i}"))
-            .query(&mut conn)
-            .unwrap();
-        if acked.binary_search(&i).is_ok() && v != Some(i) {
-            let key = format!("mv:{i}");
-            let slot = raw_reply(after[0].master.1, &["CLUSTER", "KEYSLOT", &key]);
-            let slot = slot.trim_start_matches(':').trim().to_string();
-            let seen: Vec<String> = c
-                .nodes()
-                .map(|(g, n, node)| {
-                    format!(
-                        "g{}n{} {} keys in slot, dbsize {}",
-                        g + 1,
-                        n + 1,
-                        raw_reply(node.port, &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(),
-                        raw_reply(node.port, &["DBSIZE"]).trim()
-                    )
-                })
-                .collect();
-            panic!("acknowledged {key} (slot {slot}) reads {v:?}: {seen:?}");
-        }
-        existing += v.is_some() as usize;
-    }
-    let dbsize = |port: u16| -> usize {
-        raw_reply(port, &["DBSIZE"])
-            .trim_start_matches(':')
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    // One entry per shard (a shard owns several ranges now).
-    let mut shards: Vec<(u16, u16)> = after
-        .iter()
-        .map(|r| (r.master.1, r.replicas[0].1))
-        .collect();
-    shards.sort_unstable();
-    shards.dedup();
-    assert_eq!(shards.len(), 3);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let masters: usize = shards.iter().map(|s| dbsize(s.0)).sum();
-        let replicas: usize = shards.iter().map(|s| dbsize(s.1)).sum();
-        if masters == existing && replicas == existing {
-            break;
-        }
+    assert_each_key_once(&seed, "mv", &w, &after);
+    assert_eq!(
+        String::from_utf8_lossy(
+            &blocked
+                .unsolicited(Duration::from_secs(5))
+                .unwrap_or_default()
+        ),
+        format!("-MOVED {qslot} 127.0.0.1:{g2}\r\n"),
+        "the client blocked on {queue}"
+    );
+    println!(
+        "move-slots under load: written={} acked={} longest_wait_ms={}",
+        w.attempted,
+        w.acked.len(),
+        w.longest.as_millis()
+    );
+}
+
+/// A live rebalance under an unchanged redis-py `RedisCluster` client: one group leaves
+/// (`remove-group`: its slots go to the others) and joins again (`add-group`: a rebalance gives
+/// it a third back). The client follows on its own and every write it saw acknowledged reads
+/// back; every key is in one shard; a shard-channel subscriber of a slot that left its shard is
+/// told (`sunsubscribe`).
+#[test]
+fn a_cluster_client_follows_a_live_rebalance() {
+    let c = start_sharded(3, 2, "2s", "sync_replicas = 1\n");
+    let slots = c.wait_serving(1, &[], Duration::from_secs(60));
+    let g3 = slots[2].master.1;
+    // `foo` (slot 12182) is the third group's until it leaves.
+    let mut sub = vigil_tests::RawConn::connect(g3).unwrap();
+    assert!(sub.call(&["SSUBSCRIBE", "foo"]).ends_with(b":1\r\n"));
+    let seed = format!("127.0.0.1:{}", c.groups[0][0].port);
+    let mut client = Client::spawn(
+        "python",
+        "tests/clients/python/cluster_client.py",
+        &[seed.clone(), "failover".into()],
+    );
+    client.expect("READY");
+    let removed = c.ctl(&["cluster", "remove-group", "c", "g3"], 120);
+    assert!(removed.contains("g3 left c"), "{removed}");
+    assert_eq!(
+        sub.unsolicited(Duration::from_secs(10)).as_deref(),
+        Some(&b"*3\r\n$12\r\nsunsubscribe\r\n$3\r\nfoo\r\n:0\r\n"[..]),
+        "the subscriber of a slot that left"
+    );
+    let status = c.ctl(&["cluster", "status", "c"], 10);
+    assert!(status.contains("groups g1,g2)"), "{status}");
+    // The group that left serves as standalone nodes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while raw_reply(g3, &["CLUSTER", "SLOTS"])
+        != "-ERR This instance has cluster support disabled\r\n"
+    {
         assert!(
             std::time::Instant::now() < deadline,
-            "{existing} keys exist, masters hold {masters}, replicas {replicas}: a key is in two shards"
+            "g3 stayed in cluster mode"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let added = c.ctl(&["cluster", "add-group", "c", "g3"], 120);
+    assert!(added.contains("g3 joined c"), "{added}");
+    client.resume();
+    let last = client.finish();
+    assert!(last.contains("acked="), "{last}");
+    let after = c.wait_serving(1, &[], Duration::from_secs(30));
+    let owned = |port: u16| -> i64 {
+        after
+            .iter()
+            .filter(|r| r.master.1 == port)
+            .map(|r| r.end - r.start + 1)
+            .sum()
+    };
+    let g3_now = after
+        .iter()
+        .find(|r| find(&c, r.master.1).0 == 2)
+        .map(|r| r.master.1)
+        .expect("g3 owns slots again");
+    assert!((5460..=5462).contains(&owned(g3_now)), "{after:?}");
+    // Each key once: the masters hold exactly what the client wrote.
+    let acked: usize = last
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("acked="))
+        .and_then(|n| n.parse().ok())
+        .expect("acked=<n>");
+    let mut masters: Vec<u16> = after.iter().map(|r| r.master.1).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    let held: usize = masters
+        .iter()
+        .map(|&p| vigil_tests::sharded::dbsize(p))
+        .sum();
+    assert!(
+        held == acked || held == acked + 1,
+        "the masters hold {held} keys for {acked} acknowledged writes"
+    );
+    println!("live rebalance under redis-py: {last}");
+}
+
+/// The target's master is SIGKILLed while slots move to it, under writes: its group fails
+/// over, the migration goes on or starts over with the new master, and ends with every
+/// acknowledged write on the slots' one owner.
+#[test]
+fn a_migration_survives_the_kill_of_its_target_master() {
+    let c = start_sharded(3, 3, "1s", "sync_replicas = 1\n");
+    let before = c.wait_serving(2, &[], Duration::from_secs(90));
+    let target = before[1].master.1;
+    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
+    let writer = Writer::start(&seed, "kd");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = c.ctl_once(&[
+        "cluster",
+        "move-slots",
+        "c",
+        "--from",
+        "g1",
+        "--to",
+        "g2",
+        "--slots",
+        "0-4000",
+        "--no-wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (g, i) = find(&c, target);
+    c.groups[g][i].signal(libc::SIGKILL);
+    // Until the queue is empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = c.ctl(&["cluster", "status", "c"], 10);
+        if status.contains("no migration in flight") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let w = writer.stop();
+    let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
+    assert_ne!(range_of(&after, 0).master.1, target);
+    let moved = find(&c, range_of(&after, 0).master.1).0 == 1;
+    assert!(moved, "the slots stayed with g1: {after:?}");
+    // The dead node is not counted: its group's survivors hold the one copy.
+    assert_each_key_once(&seed, "kd", &w, &after);
     println!(
-        "move-slots under load: written={written} acked={} longest_wait_ms={}",
-        acked.len(),
-        longest.as_millis()
+        "migration through a target kill: moved={moved} acked={} failed={} longest_wait_ms={}",
+        w.acked.len(),
+        w.errors.len(),
+        w.longest.as_millis()
+    );
+}
+
+/// The sentinel leader is SIGKILLed while slots move, under writes: a new leader continues the
+/// migration from its committed step, and it ends with every acknowledged write on the slots'
+/// one owner.
+#[test]
+fn a_migration_survives_the_kill_of_the_sentinel_leader() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = start_sharded(3, 2, "2s", "sync_replicas = 1\n");
+    let before = c.wait_serving(1, &[], Duration::from_secs(60));
+    let target = before[1].master.1;
+    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
+    let writer = Writer::start(&seed, "lk");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = c.ctl_once(&[
+        "cluster",
+        "move-slots",
+        "c",
+        "--from",
+        "g1",
+        "--to",
+        "g2",
+        "--slots",
+        "0-4000",
+        "--no-wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<(u64, u16)> = c.sentinels.iter().map(|s| (s.id, s.port)).collect();
+    let leader = rt
+        .block_on(vigil_tests::agreed_leader(
+            &ids,
+            vigil_tests::managed::TOKEN,
+            Duration::from_secs(20),
+        ))
+        .expect("a leader") as usize
+        - 1;
+    c.sentinels[leader].kill9();
+    let other = (leader + 1) % 3;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = c.ctl_on(other, &["cluster", "status", "c"]);
+        let status = String::from_utf8_lossy(&out.stdout).into_owned();
+        if status.contains("no migration in flight") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let w = writer.stop();
+    let after = c.wait_serving(1, &[], Duration::from_secs(30));
+    assert_eq!(range_of(&after, 4000).master.1, target, "{after:?}");
+    assert_each_key_once(&seed, "lk", &w, &after);
+    println!(
+        "migration through a sentinel leader kill: acked={} failed={} longest_wait_ms={}",
+        w.acked.len(),
+        w.errors.len(),
+        w.longest.as_millis()
     );
 }

@@ -213,7 +213,7 @@ pub async fn run_ports(
     }
     let bg = tokio::spawn(tasks::background(node.clone()).instrument(span.clone()));
     let slots =
-        tokio::spawn(crate::cluster::import::supervise(node.clone()).instrument(span.clone()));
+        tokio::spawn(crate::cluster::migrate::supervise(node.clone()).instrument(span.clone()));
     let plain = async {
         if let Some(l) = listener {
             vigil_resp::conn::serve(l, node.clone(), node.shared.clone()).await

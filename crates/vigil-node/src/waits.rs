@@ -1,5 +1,6 @@
 //! How a client waits: a blocking command (BLPOP, XREAD BLOCK …) queued on its keys until a
-//! write, its timeout, `CLIENT UNBLOCK` or a role change; a command held by `CLIENT PAUSE`.
+//! write, its timeout, `CLIENT UNBLOCK`, a role change or its slot moving to another shard; a
+//! command held by `CLIENT PAUSE`.
 //!
 //! The invariant: a waiting client holds no lock; it re-runs its command from the start under
 //! the store lock (and the write gate) each time it is woken, keeping its place in line.
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
 
+use crate::cluster::check::Refusal;
 use crate::ctx::DataFn;
 use crate::db::{Store, boxed};
 use crate::dispatch::{UNBLOCKED, push_reply};
@@ -46,57 +48,76 @@ impl Node {
                     waiting_on.clear();
                     break Some(if first { r } else { Reply::error(UNBLOCKED) });
                 }
-                let (reply, block) = self.run_data(
-                    &mut store,
-                    conn,
-                    meta,
-                    f,
-                    Args::new(args.clone()),
-                    true,
-                    unix_ms(),
-                    false,
-                );
-                match block {
-                    None => {
-                        // Woken by a key now of another type (replaced meanwhile): Redis serves a
-                        // blocked client only from a key of the type it waits for, so it waits on.
-                        let wrongtype = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"))
-                            && !holds_wanted(&store.dbs[conn.db], meta.name, &waiting_on);
-                        if let (true, Some(t)) = (wrongtype, last_timeout.as_ref()) {
-                            if deadline.flatten().is_some_and(|d| Instant::now() >= d) {
-                                break Some(t.clone());
-                            }
-                            t.clone()
-                        } else {
-                            // Leave the line in the same critical section as the pop, so clients
-                            // behind count positions without us.
+                // In a cluster, the slot may have moved to another shard while we waited: the
+                // client is sent there (`MOVED`), as Redis Cluster redirects blocked clients.
+                let mut held = false;
+                if !waiting_on.is_empty() {
+                    match self.cluster_check(conn, meta, &args) {
+                        Err(Refusal::Reply(r)) => {
                             Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
                             waiting_on.clear();
-                            break Some(reply);
+                            break Some(r);
                         }
+                        // Being handed over: wait on for the view that ends the hold.
+                        Err(Refusal::Hold) => held = true,
+                        Ok(()) => {}
                     }
-                    Some(mut block) => {
-                        let dl = *deadline.get_or_insert_with(|| {
-                            (block.timeout > 0.0).then(|| {
-                                Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9))
-                            })
-                        });
-                        if dl.is_some_and(|d| Instant::now() >= d) {
-                            break Some(block.on_timeout);
-                        }
-                        if let Some(retry) = block.retry.take() {
-                            args = retry;
-                        }
-                        if waiting_on.is_empty() {
-                            let db = &mut store.dbs[conn.db];
-                            for k in &block.keys {
-                                db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                }
+                if held && let Some(t) = last_timeout.as_ref() {
+                    t.clone()
+                } else {
+                    let (reply, block) = self.run_data(
+                        &mut store,
+                        conn,
+                        meta,
+                        f,
+                        Args::new(args.clone()),
+                        true,
+                        unix_ms(),
+                        false,
+                    );
+                    match block {
+                        None => {
+                            // Woken by a key now of another type (replaced meanwhile): Redis serves a
+                            // blocked client only from a key of the type it waits for, so it waits on.
+                            let wrongtype = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"))
+                                && !holds_wanted(&store.dbs[conn.db], meta.name, &waiting_on);
+                            if let (true, Some(t)) = (wrongtype, last_timeout.as_ref()) {
+                                if deadline.flatten().is_some_and(|d| Instant::now() >= d) {
+                                    break Some(t.clone());
+                                }
+                                t.clone()
+                            } else {
+                                // Leave the line in the same critical section as the pop, so clients
+                                // behind count positions without us.
+                                Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                                waiting_on.clear();
+                                break Some(reply);
                             }
-                            waiting_on = block.keys;
-                            conn.state.waiter = Some(notify.clone());
                         }
-                        last_timeout = Some(block.on_timeout.clone());
-                        block.on_timeout
+                        Some(mut block) => {
+                            let dl = *deadline.get_or_insert_with(|| {
+                                (block.timeout > 0.0).then(|| {
+                                    Instant::now() + Duration::from_secs_f64(block.timeout.min(1e9))
+                                })
+                            });
+                            if dl.is_some_and(|d| Instant::now() >= d) {
+                                break Some(block.on_timeout);
+                            }
+                            if let Some(retry) = block.retry.take() {
+                                args = retry;
+                            }
+                            if waiting_on.is_empty() {
+                                let db = &mut store.dbs[conn.db];
+                                for k in &block.keys {
+                                    db.blocked.entry(boxed(k)).or_default().push(notify.clone());
+                                }
+                                waiting_on = block.keys;
+                                conn.state.waiter = Some(notify.clone());
+                            }
+                            last_timeout = Some(block.on_timeout.clone());
+                            block.on_timeout
+                        }
                     }
                 }
             };
@@ -119,6 +140,7 @@ impl Node {
                         tokio::select! {
                             _ = notify.notified() => {}
                             _ = info.unblock.notified() => {}
+                            _ = self.view_changed.notified() => {}
                         }
                     };
                     match dl {

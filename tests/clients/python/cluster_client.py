@@ -8,8 +8,8 @@ MODE `basic`: writes and reads keys across every slot, reads them again from rep
 multi-key command across slots is refused; prints `OK <keys>`.
 
 MODE `failover`: writes keys one by one, prints READY once some are acknowledged and keeps
-writing; after a line on stdin (the test killed a shard's master) it goes on until writes have
-gone through for 3 s, at least 10 s after the kill, then reads every acknowledged key back
+writing; after a line on stdin (the test killed a shard's master, or moved slots) it goes on
+until writes have gone through for 3 s, at least 10 s after that, then reads every acknowledged key back
 and prints `OK acked=<n> retried=<n> longest_wait_ms=<ms>`. A key acknowledged and then
 missing fails the run.
 """

@@ -67,6 +67,10 @@ impl Node {
     /// Adopts a view pushed by the sentinels: validated, checked newer than the served one,
     /// persisted, then served. Returns its digest. The caller serialises calls.
     pub fn set_cluster_view(&self, v: &pb::ClusterView) -> Result<String, AdoptError> {
+        // An empty view: the node's group left its cluster.
+        if v.name.is_empty() && v.shards.is_empty() {
+            return self.leave_cluster();
+        }
         let encoded = v.encode_to_vec();
         let view = View::from_proto(v, digest(&encoded))?;
         let current = self.cluster_view();
@@ -100,6 +104,25 @@ impl Node {
         self.shared.hub.end_shard_channels(|ch| !ours(ch));
         tracing::info!(cluster = %v.name, epoch = v.epoch, digest = %d, "cluster view adopted");
         Ok(d)
+    }
+
+    /// Leaves cluster mode (the group was removed from its cluster): the file goes first, so a
+    /// restart cannot bring the old view back. Returns the empty digest.
+    fn leave_cluster(&self) -> Result<String, AdoptError> {
+        let Some(old) = self.cluster_view() else {
+            return Ok(String::new());
+        };
+        let dir = self.config.read().dir.clone();
+        file::remove(&dir)?;
+        {
+            let _store = self.store.lock();
+            *self.cluster.write() = None;
+            self.holding.store(false, Ordering::Release);
+            self.shared.cluster_mode.store(false, Ordering::Release);
+        }
+        self.view_changed.notify_waiters();
+        tracing::info!(cluster = %old.name, "left the cluster: serving as a standalone node");
+        Ok(String::new())
     }
 
     /// Sends a PUBLISH made here to the cluster's other nodes (nothing outside cluster mode,

@@ -18,10 +18,8 @@ use tokio::sync::mpsc;
 use vigil_proto::node::ExportChunk;
 use vigil_resp::slot::key_slot;
 
-use super::Phase;
 use crate::ctx::Prop;
 use crate::db::Store;
-use crate::node::{Handler, Node};
 
 /// Bytes an export may have queued for a target that reads too slowly: past this it ends, and
 /// the sentinels start the migration over.
@@ -41,7 +39,7 @@ pub enum Piece {
 }
 
 /// The export in progress, at most one.
-struct Export {
+pub(super) struct Export {
     id: u64,
     slots: Vec<bool>,
     tx: mpsc::UnboundedSender<Piece>,
@@ -92,7 +90,7 @@ impl Exporter {
     /// Forwards the effects among `props` that touch the exported slots (database 0; a flush
     /// goes as it is: the target drops the slots it imports). Call under the store lock, in
     /// the order the effects are propagated.
-    pub fn feed(&self, table: &vigil_resp::command::CommandTable<Handler>, props: &[Prop]) {
+    pub fn feed<H>(&self, table: &vigil_resp::command::CommandTable<H>, props: &[Prop]) {
         if !self.on.load(Ordering::Acquire) {
             return;
         }
@@ -135,6 +133,33 @@ impl Exporter {
         }
     }
 
+    /// Starts exporting migration `id`'s `slots` (each `true` is exported), replacing any
+    /// export: the snapshot of `store` first. Call under the store lock.
+    pub fn start(&self, store: &mut Store, id: u64, slots: Vec<bool>) -> Stream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut x = Export {
+            id,
+            slots,
+            tx,
+            queued: queued.clone(),
+            offset: 0,
+            limit: usize::MAX,
+        };
+        let n = snapshot(store, &mut x);
+        x.limit = x.offset as usize + MAX_QUEUED;
+        let _ = x.tx.send(Piece::SnapshotDone);
+        tracing::info!(
+            migration = id,
+            keys = n,
+            bytes = x.offset,
+            "slot export started"
+        );
+        *self.current.lock() = Some(x);
+        self.on.store(true, Ordering::Release);
+        Stream { rx, queued }
+    }
+
     /// Ends the export if it covers a slot of `ranges`. Call under the store lock.
     pub fn end_overlapping(&self, ranges: &[(u16, u16)]) {
         let mut cur = self.current.lock();
@@ -156,50 +181,6 @@ impl Exporter {
             *cur = None;
             self.on.store(false, Ordering::Release);
         }
-    }
-}
-
-impl Node {
-    /// Starts exporting migration `id` (replacing any export): the snapshot of its slots and
-    /// then their writes, as [`Stream`].
-    pub fn export_slots(&self, id: u64) -> Result<Stream, ExportError> {
-        let view = self.cluster_view().ok_or(ExportError::NotListed(id))?;
-        let m = view
-            .migration
-            .as_ref()
-            .filter(|m| m.id == id && m.from == view.my_shard && m.phase != Phase::Cleanup)
-            .ok_or(ExportError::NotListed(id))?;
-        let mut slots = vec![false; vigil_resp::slot::SLOTS as usize];
-        for &(a, b) in &m.ranges {
-            slots[a as usize..=b as usize].fill(true);
-        }
-        let mut store = self.store.lock();
-        if !self.gate.may_write(std::time::Instant::now()) {
-            return Err(ExportError::NotMaster);
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let mut x = Export {
-            id,
-            slots,
-            tx,
-            queued: queued.clone(),
-            offset: 0,
-            limit: usize::MAX,
-        };
-        let n = snapshot(&mut store, &mut x);
-        x.limit = x.offset as usize + MAX_QUEUED;
-        let _ = x.tx.send(Piece::SnapshotDone);
-        tracing::info!(
-            migration = id,
-            keys = n,
-            bytes = x.offset,
-            "slot export started"
-        );
-        *self.export.current.lock() = Some(x);
-        self.export.on.store(true, Ordering::Release);
-        drop(store);
-        Ok(Stream { rx, queued })
     }
 }
 

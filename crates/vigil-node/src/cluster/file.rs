@@ -37,6 +37,17 @@ pub fn load(dir: &Path) -> Result<Option<View>, NodeError> {
         .map_err(|e| corrupt(e.to_string()))
 }
 
+/// Removes the persisted view in `dir` durably (the node left its cluster).
+pub fn remove(dir: &Path) -> Result<(), NodeError> {
+    let path = dir.join(VIEW_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => vigil_base::fs::sync_parent(&path)
+            .map_err(NodeError::io("cannot remove the cluster view", path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NodeError::io("cannot remove the cluster view", path)(e)),
+    }
+}
+
 /// Persists an encoded view in `dir` durably (temp file, fsync, rename, fsync the directory).
 pub fn save(dir: &Path, encoded: &[u8]) -> Result<(), NodeError> {
     let path = dir.join(VIEW_FILE);

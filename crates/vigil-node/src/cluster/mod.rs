@@ -13,6 +13,7 @@ pub mod check;
 pub mod export;
 pub mod file;
 pub mod import;
+pub mod migrate;
 pub mod route;
 
 use std::collections::HashSet;

@@ -13,7 +13,8 @@
 //!   master delete its copies, commit `Finish`.
 //!
 //! Anything unexpected before the commit (a failover, a broken export, no progress) commits
-//! `Retry`, which starts the copy over under a new id; after [`MAX_ATTEMPTS`], `Abort`.
+//! `Retry` after a growing wait, which starts the copy over under a new id; after
+//! [`MAX_ATTEMPTS`], `Abort`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +38,9 @@ const STALL: Duration = Duration::from_secs(30);
 /// How long the target's replicas get to catch up before the source deletes anyway.
 const REPLICAS_MAX: Duration = Duration::from_secs(60);
 /// Attempts before a migration is given up.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 8;
+/// The longest wait before the next attempt.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long a commit may take.
 const PROPOSE: Duration = Duration::from_secs(2);
 
@@ -128,7 +131,14 @@ async fn drive(raft: Handle, nodes: Arc<dyn NodeAdmin>, cluster: String, m: Migr
             "{why} (attempt {} of {MAX_ATTEMPTS})",
             m.attempts + 1
         )),
-        Err(Again(why)) => Step::Retry(why),
+        Err(Again(why)) => {
+            // What failed (a failover, a node restarting) usually takes a moment to settle:
+            // the next attempt waits longer each time.
+            let backoff = Duration::from_millis(250 << m.attempts.min(5)).min(RETRY_MAX);
+            tracing::info!(id = m.id, %why, ?backoff, "migration attempt failed: starting over");
+            tokio::time::sleep(backoff).await;
+            Step::Retry(why)
+        }
     };
     let mut result = commit(&raft, &cluster, m.id, step.clone()).await;
     // A commit refused because a group failed over during the pause: start over.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use vigil_proto::node::{LinkStatus, Role};
+use vigil_proto::node::{ClusterView, LinkStatus, Role};
 
 use crate::driver::Handle;
 use crate::monitor::Health;
@@ -73,6 +73,26 @@ pub async fn run(
         let mut due = Vec::new();
         {
             let st = raft.state.read();
+            // A node still in cluster mode whose group is in no cluster (it was removed from
+            // one) is told to leave it: an empty view.
+            for g in st
+                .groups
+                .values()
+                .filter(|g| st.cluster_of(&g.spec.name).is_none())
+            {
+                for n in &g.spec.nodes {
+                    let in_one = health
+                        .status(&g.spec.name, &n.name)
+                        .is_some_and(|s| !s.cluster_digest.is_empty());
+                    let key = (g.spec.name.clone(), n.name.clone());
+                    let fresh = pushed
+                        .get(&key)
+                        .is_some_and(|(p, at)| p.is_empty() && at.elapsed() < TRUST_PUSH);
+                    if in_one && !fresh && !health.is_sdown(&g.spec.name, &n.name) {
+                        due.push((key, n.admin.clone(), ClusterView::default(), String::new()));
+                    }
+                }
+            }
             for c in st.clusters.values() {
                 let shards = view::shards(&st, c, |g, n| serving(&health, g, n));
                 for g in c.groups.iter().filter_map(|g| st.groups.get(g)) {

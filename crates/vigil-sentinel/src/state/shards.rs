@@ -36,7 +36,7 @@ pub struct Cluster {
     pub epoch: u64,
     /// Slot migrations, in order: the head is in flight.
     #[serde(default)]
-    pub migrations: std::collections::VecDeque<super::migration::Migration>,
+    pub migrations: std::collections::VecDeque<super::migration::types::Migration>,
     /// The last migration id given out.
     #[serde(default)]
     pub next_migration: u64,

@@ -117,6 +117,11 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
             }
         }
         ClusterCommand::RemoveGroup { name, group } => {
+            if !cluster(first, name).await?.groups.contains(group) {
+                let what = format!("{group} is not in {name} (already removed)");
+                println!("{}", done(args.json, 0, &what));
+                return Ok(());
+            }
             let weights = HashMap::from([(group.clone(), 0)]);
             migrate(first, name, Vec::new(), weights).await?;
             wait_idle(first, name, args.json).await?;

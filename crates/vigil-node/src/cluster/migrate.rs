@@ -1,0 +1,294 @@
+//! The node's part in slot migration, driven by its view and role (see the sentinels'
+//! `state::migration` for the phases): exporting as the source's master ([`super::export`]),
+//! importing as the target's master ([`super::import`]), and `DropSlots`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::sync::CancellationToken;
+use vigil_proto::node::node_admin_client::NodeAdminClient;
+use vigil_proto::node::{ExportSlotsRequest, SlotRange};
+use vigil_resp::request::{ParseLimits, RequestParser};
+
+use super::Phase;
+use super::export::{ExportError, Stream};
+use super::import::{DropError, Import, Progress, delete_keys};
+use crate::node::Node;
+
+/// How often the node compares what it imports with what its view and role say.
+const EVERY: Duration = Duration::from_millis(50);
+/// Keys one `DropSlots` call deletes at most, so the store lock is not held for long; the
+/// caller calls again until nothing is left.
+const DROP_MAX: usize = 20_000;
+/// The largest chunk accepted from a source (a key's `RESTORE` can be large).
+const MAX_CHUNK: usize = 1 << 30;
+
+impl Node {
+    /// Starts exporting migration `id` (replacing any export): the snapshot of its slots and
+    /// then their writes, as [`Stream`].
+    pub fn export_slots(&self, id: u64) -> Result<Stream, ExportError> {
+        let view = self.cluster_view().ok_or(ExportError::NotListed(id))?;
+        let m = view
+            .migration
+            .as_ref()
+            .filter(|m| m.id == id && m.from == view.my_shard && m.phase != Phase::Cleanup)
+            .ok_or(ExportError::NotListed(id))?;
+        let mut slots = vec![false; vigil_resp::slot::SLOTS as usize];
+        for &(a, b) in &m.ranges {
+            slots[a as usize..=b as usize].fill(true);
+        }
+        let mut store = self.store.lock();
+        if !self.gate.may_write(Instant::now()) {
+            return Err(ExportError::NotMaster);
+        }
+        Ok(self.export.start(&mut store, id, slots))
+    }
+
+    /// `DropSlots`: deletes the keys of `ranges`, none of which this node's shard owns,
+    /// replicated as `DEL`s; an import into them is cancelled first. Returns how many.
+    pub fn drop_slots(&self, ranges: &[(u16, u16)]) -> Result<u64, DropError> {
+        let view = self.cluster_view().ok_or(DropError::NoView)?;
+        for &(a, b) in ranges {
+            if let Some(s) =
+                (a..=b).find(|&s| view.owner_of(s).is_some_and(|(o, _)| o == view.my_shard))
+            {
+                return Err(DropError::Owned(s));
+            }
+        }
+        let mut store = self.store.lock();
+        if !self.gate.may_write(Instant::now()) {
+            return Err(DropError::NotMaster);
+        }
+        self.import.cancel_overlapping(ranges);
+        // The export of these slots ends first: their deletion is not the target's to apply.
+        self.export.end_overlapping(ranges);
+        let props = delete_keys(&mut store, ranges, DROP_MAX);
+        let n = props.iter().map(|(_, d)| d.len() as u64 - 1).sum();
+        self.propagate(&props);
+        drop(store);
+        if n > 0 {
+            tracing::info!(
+                keys = n,
+                "dropped the keys of slots this shard does not own"
+            );
+        }
+        Ok(n)
+    }
+
+    /// Applies one batch of an import, under the store lock, as this node's own writes.
+    fn apply_imported(
+        &self,
+        id: u64,
+        cmds: Vec<Vec<Bytes>>,
+        ranges: &[(u16, u16)],
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let mut store = self.store.lock();
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
+        // Committed: everything the source acknowledged is here already (the sentinels
+        // commit only then); what it streams after is its own cleanup, not ours to apply.
+        if self.cluster_view().is_some_and(|v| {
+            v.migration
+                .as_ref()
+                .is_none_or(|m| m.id != id || m.phase == Phase::Cleanup)
+        }) {
+            cancel.cancel();
+            return Ok(());
+        }
+        if !self.gate.may_write(Instant::now()) {
+            return Err("this node may not write now (fenced, lease lapsed or demoted)".into());
+        }
+        let now = vigil_base::clock::unix_ms();
+        let mut props = Vec::new();
+        let mut scratch = Vec::new();
+        for cmd in cmds {
+            if cmd[0].eq_ignore_ascii_case(b"flushall") || cmd[0].eq_ignore_ascii_case(b"flushdb") {
+                // The source flushed: here that empties the imported slots only.
+                props.extend(delete_keys(&mut store, ranges, usize::MAX));
+                continue;
+            }
+            crate::replay::apply_logged(
+                &self.table,
+                crate::cmd::functions::logged,
+                &mut store,
+                0,
+                cmd,
+                now,
+                &mut scratch,
+            )?;
+            props.append(&mut scratch);
+        }
+        store.publish_events(&self.shared.hub);
+        self.propagate(&props);
+        Ok(())
+    }
+}
+
+/// Runs on every node for its life: starts the import its view and role call for, and cancels
+/// one they no longer call for. Exports end the same way.
+pub async fn supervise(node: Arc<Node>) {
+    loop {
+        tokio::time::sleep(EVERY).await;
+        reconcile(&node);
+    }
+}
+
+fn reconcile(node: &Arc<Node>) {
+    let view = node.cluster_view();
+    let master = node.gate.may_write(Instant::now());
+    let m = view
+        .as_ref()
+        .and_then(|v| v.migration.as_ref().map(|m| (v, m)));
+    let exporting = m
+        .filter(|(v, m)| master && m.from == v.my_shard && m.phase != Phase::Cleanup)
+        .map(|(_, m)| m.id);
+    node.export.retain(exporting);
+    let want = m
+        .filter(|(v, m)| master && m.to == v.my_shard && m.phase != Phase::Cleanup)
+        .and_then(|(v, m)| {
+            let admin = v.shards[m.from].master.as_ref()?.admin.clone();
+            (!admin.is_empty()).then(|| (m.id, m.ranges.clone(), admin))
+        });
+    let mut cur = node.import.current.lock();
+    if let (Some(i), Some((id, ..))) = (cur.as_ref(), &want)
+        && i.id == *id
+    {
+        return;
+    }
+    if let Some(old) = cur.as_ref()
+        && !old.cancel.is_cancelled()
+    {
+        old.cancel.cancel();
+        // Still listed, not committed: the sentinels must hear it stopped, to start over.
+        let listed = m.is_some_and(|(_, m)| m.id == old.id && m.phase != Phase::Cleanup);
+        if listed {
+            *old.progress.error.lock() =
+                "interrupted: this node stopped being its shard's writable master".into();
+        }
+    }
+    let Some((id, ranges, admin)) = want else {
+        return;
+    };
+    if id <= node.import.started.load(Ordering::Acquire) {
+        return;
+    }
+    node.import.started.store(id, Ordering::Release);
+    let progress = Arc::new(Progress::default());
+    progress.running.store(true, Ordering::Release);
+    let cancel = CancellationToken::new();
+    *cur = Some(Import {
+        id,
+        progress: progress.clone(),
+        cancel: cancel.clone(),
+        ranges: ranges.clone(),
+    });
+    drop(cur);
+    let node = node.clone();
+    tokio::spawn(async move {
+        tracing::info!(migration = id, source = %admin, "slot import started");
+        let r = import(&node, id, &ranges, &admin, &progress, &cancel).await;
+        // The source ends its export once the new owner is committed: that is the end.
+        let committed = node.cluster_view().is_some_and(|v| {
+            v.migration
+                .as_ref()
+                .is_some_and(|m| m.id == id && m.phase == Phase::Cleanup)
+        });
+        match r {
+            Err(e) if !cancel.is_cancelled() && !committed => {
+                tracing::warn!(migration = id, error = %e, "slot import failed");
+                *progress.error.lock() = e;
+            }
+            _ => tracing::info!(migration = id, "slot import ended"),
+        }
+        progress.running.store(false, Ordering::Release);
+    });
+}
+
+async fn import(
+    node: &Node,
+    id: u64,
+    ranges: &[(u16, u16)],
+    admin: &str,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let token = node
+        .config
+        .read()
+        .admin_token()
+        .ok_or("no admin token to present to the source")?;
+    let bearer = vigil_proto::auth::Bearer::new(&token).ok_or("the admin token is not valid")?;
+    // No call timeout: the stream lasts as long as the migration; the sentinels cancel an
+    // import that stops progressing.
+    let channel = vigil_proto::channel::lazy(admin, Duration::from_secs(7 * 24 * 3600))
+        .map_err(|e| e.to_string())?;
+    let mut client =
+        NodeAdminClient::with_interceptor(channel, bearer).max_decoding_message_size(MAX_CHUNK);
+    let req = ExportSlotsRequest {
+        id,
+        slots: ranges
+            .iter()
+            .map(|&(a, b)| SlotRange {
+                start: a as u32,
+                end: b as u32,
+            })
+            .collect(),
+    };
+    let mut stream = tokio::select! {
+        r = client.export_slots(req) => r.map_err(|e| format!("the source refused: {}", e.message()))?.into_inner(),
+        _ = cancel.cancelled() => return Ok(()),
+    };
+    // What an earlier attempt left goes now, and only now: the source took its snapshot, so
+    // it still had every key of the slots (it deletes them only after the commit, and then
+    // refuses an export). A node whose view is behind (restarted, or a push late) cannot
+    // delete a copy the sentinels have committed.
+    {
+        let mut store = node.store.lock();
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        if !node.gate.may_write(Instant::now()) {
+            return Err("this node is not a writable master".into());
+        }
+        let props = delete_keys(&mut store, ranges, usize::MAX);
+        node.propagate(&props);
+    }
+    let limits = ParseLimits::peer(MAX_CHUNK, 1 << 20);
+    let mut parser = RequestParser::new();
+    let mut buf = BytesMut::new();
+    loop {
+        let msg = tokio::select! {
+            m = stream.message() => m,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        let chunk = match msg {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err("the source ended its export".into()),
+            Err(e) => return Err(format!("the export broke: {}", e.message())),
+        };
+        buf.extend_from_slice(&chunk.commands);
+        let mut cmds = Vec::new();
+        loop {
+            match parser.parse(&mut buf, &limits, true) {
+                Ok(Some(c)) if c.is_empty() => {}
+                Ok(Some(c)) => cmds.push(c),
+                Ok(None) => break,
+                Err(e) => return Err(format!("the export is not RESP: {e}")),
+            }
+        }
+        if !cmds.is_empty() {
+            node.apply_imported(id, cmds, ranges, cancel)?;
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+        }
+        progress.offset.store(chunk.offset, Ordering::Release);
+        if chunk.snapshot_done {
+            progress.snapshot_done.store(true, Ordering::Release);
+        }
+    }
+}
