@@ -525,6 +525,41 @@ fn a_cluster_client_follows_a_live_rebalance() {
     println!("live rebalance under redis-py: {last}");
 }
 
+/// Queues the move of `slots` from g1 to g2 without waiting for it.
+fn queue_move(c: &vigil_tests::sharded::Sharded, slots: &str) {
+    let out = c.ctl_once(&[
+        "cluster",
+        "move-slots",
+        "c",
+        "--from",
+        "g1",
+        "--to",
+        "g2",
+        "--slots",
+        slots,
+        "--no-wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits (2 min at most) until sentinel `i` shows no migration in flight.
+fn wait_no_migration(c: &vigil_tests::sharded::Sharded, i: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = c.ctl_on(i, &["cluster", "status", "c"]);
+        let status = String::from_utf8_lossy(&out.stdout).into_owned();
+        if status.contains("no migration in flight") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The target's master is SIGKILLed while slots move to it, under writes: its group fails
 /// over, the migration goes on or starts over with the new master, and ends with every
 /// acknowledged write on the slots' one owner.
@@ -536,35 +571,10 @@ fn a_migration_survives_the_kill_of_its_target_master() {
     let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
     let writer = Writer::start(&seed, "kd");
     std::thread::sleep(Duration::from_millis(500));
-    let out = c.ctl_once(&[
-        "cluster",
-        "move-slots",
-        "c",
-        "--from",
-        "g1",
-        "--to",
-        "g2",
-        "--slots",
-        "0-4000",
-        "--no-wait",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    queue_move(&c, "0-4000");
     let (g, i) = find(&c, target);
     c.groups[g][i].signal(libc::SIGKILL);
-    // Until the queue is empty.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = c.ctl(&["cluster", "status", "c"], 10);
-        if status.contains("no migration in flight") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_no_migration(&c, 0);
     std::thread::sleep(Duration::from_millis(500));
     let w = writer.stop();
     let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
@@ -593,23 +603,7 @@ fn a_migration_survives_the_kill_of_the_sentinel_leader() {
     let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
     let writer = Writer::start(&seed, "lk");
     std::thread::sleep(Duration::from_millis(500));
-    let out = c.ctl_once(&[
-        "cluster",
-        "move-slots",
-        "c",
-        "--from",
-        "g1",
-        "--to",
-        "g2",
-        "--slots",
-        "0-4000",
-        "--no-wait",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    queue_move(&c, "0-4000");
     let ids: Vec<(u64, u16)> = c.sentinels.iter().map(|s| (s.id, s.port)).collect();
     let leader = rt
         .block_on(vigil_tests::agreed_leader(
@@ -620,17 +614,7 @@ fn a_migration_survives_the_kill_of_the_sentinel_leader() {
         .expect("a leader") as usize
         - 1;
     c.sentinels[leader].kill9();
-    let other = (leader + 1) % 3;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let out = c.ctl_on(other, &["cluster", "status", "c"]);
-        let status = String::from_utf8_lossy(&out.stdout).into_owned();
-        if status.contains("no migration in flight") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_no_migration(&c, (leader + 1) % 3);
     std::thread::sleep(Duration::from_millis(500));
     let w = writer.stop();
     let after = c.wait_serving(1, &[], Duration::from_secs(30));

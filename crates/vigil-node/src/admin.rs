@@ -240,7 +240,7 @@ impl NodeAdmin for AdminService {
         let node = &self.node;
         // Both under the store lock, which a view change takes too: a count read with the
         // pause in force is final, since no write to the slots can run after it.
-        let (paused, (exporting, export_offset)) = {
+        let (paused, (exporting, export_offset, export_generation)) = {
             let _store = node.store.lock();
             let paused = node.cluster_view().is_some_and(|v| {
                 v.migration
@@ -258,6 +258,8 @@ impl NodeAdmin for AdminService {
             snapshot_done: i.snapshot_done,
             import_offset: i.offset,
             error: i.error,
+            export_generation,
+            import_generation: i.generation,
         }))
     }
 
@@ -265,8 +267,9 @@ impl NodeAdmin for AdminService {
         &self,
         req: Request<DropSlotsRequest>,
     ) -> Result<Response<DropSlotsReply>, Status> {
+        let r = req.into_inner();
         let mut ranges = Vec::new();
-        for r in req.into_inner().slots {
+        for r in r.slots.iter() {
             if r.start > r.end || r.end >= vigil_resp::slot::SLOTS as u32 {
                 return Err(Status::invalid_argument(format!(
                     "slot range {}-{} is not within 0-16383",
@@ -277,7 +280,7 @@ impl NodeAdmin for AdminService {
         }
         let deleted = self
             .node
-            .drop_slots(&ranges)
+            .drop_slots(&ranges, r.epoch)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(DropSlotsReply { deleted }))
     }

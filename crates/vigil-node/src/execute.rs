@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Protocol, Reply};
 
+use crate::cluster::check::Misrouted;
 use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::Store;
 use crate::node::{Handler, Node};
@@ -217,9 +218,13 @@ pub(crate) fn execute_in(
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
-    // A migration may have begun holding the command's slot after it was routed: it must not
-    // run now (checked under the store lock, which the view change took too).
-    if let Some(r) = node.held_write(meta, args.all()) {
+    // The view may have changed since the command was routed (a migration's pause or commit):
+    // checked again under the store lock, which a view change takes too.
+    if let Some(m) = node.misrouted_write(conn.tls, meta, args.all()) {
+        let r = match m {
+            Misrouted::Held => Reply::error(crate::cluster::check::TRYAGAIN),
+            Misrouted::Elsewhere(r) => r,
+        };
         return (r, None);
     }
     store.tracking().set_current(conn.info.id);

@@ -37,6 +37,10 @@ impl Node {
         let mut waiting_on: Vec<Bytes> = Vec::new();
         let mut last_timeout: Option<Reply> = None;
         let result = loop {
+            // Taken before the view is looked at, so a view that lands between the look and
+            // the wait still wakes us.
+            let view_change = self.view_changed.notified();
+            tokio::pin!(view_change);
             let on_timeout = {
                 let mut store = self.store.lock();
                 // Checked under the store lock on every attempt: the node may have become a
@@ -140,7 +144,7 @@ impl Node {
                         tokio::select! {
                             _ = notify.notified() => {}
                             _ = info.unblock.notified() => {}
-                            _ = self.view_changed.notified() => {}
+                            _ = &mut view_change => {}
                         }
                     };
                     match dl {

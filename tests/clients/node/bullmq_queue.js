@@ -53,7 +53,23 @@ let progress = 'starting';
 async function main() {
   const o = parse();
   // Whatever hangs (a connection that never gets ready, a job never completed), the run ends.
-  setTimeout(() => fail(`timed out after 240 s: ${progress}`), 240000);
+  // It also says whether a missing completion event is in the events stream (the listener
+  // missed it) or not (the write is gone), to tell a client's failing from the server's.
+  setTimeout(async () => {
+    let detail = '';
+    try {
+      const missing = [...succeeded.keys()].filter((id) => !completedEvents.has(id));
+      const client = await queue.client;
+      const entries = await client.xrange(`bull:${name}:events`, '-', '+');
+      const field = (f, k) => f[f.indexOf(k) + 1];
+      const stored = missing.filter((id) =>
+        entries.some(([, f]) => field(f, 'event') === 'completed' && field(f, 'jobId') === id));
+      detail = `; no event seen for ${missing.slice(0, 5).join(',')}, in the stream: ${stored.slice(0, 5).join(',') || 'none'}`;
+    } catch (e) {
+      detail = `; (events stream not read: ${e.message})`;
+    }
+    fail(`timed out after 240 s: ${progress}${detail}`);
+  }, 240000);
   const conn = connection(o);
   const name = 'vigil';
   // The events stream is trimmed at 10,000 entries by default (XADD MAXLEN ~), about three

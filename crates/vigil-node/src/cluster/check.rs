@@ -39,6 +39,15 @@ impl From<Redirect> for Refusal {
     }
 }
 
+/// Why a write found misrouted under the store lock does not run ([`Node::misrouted_write`]).
+#[derive(Debug)]
+pub enum Misrouted {
+    /// Its slot is held by a migration's pause: [`TRYAGAIN`].
+    Held,
+    /// Its slot is another shard's now: this reply (`MOVED`, `CLUSTERDOWN`).
+    Elsewhere(Reply),
+}
+
 /// The reply to a write that reached a held slot after all (bounded wait, or a race with the
 /// view that began the hold), as Redis words it; cluster clients retry it.
 pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
@@ -150,26 +159,46 @@ impl Node {
         }
     }
 
-    /// A write to a slot the served view holds, found under the store lock: it must not run
-    /// (the source's final offset may already be taken). `None` almost always, at the cost of
-    /// one atomic load.
-    pub(crate) fn held_write(&self, meta: &CommandMeta, args: &[Bytes]) -> Option<Reply> {
-        if !self.holding.load(Ordering::Acquire) || !may_write(meta) {
+    /// A write that must not run here after all, found under the store lock (which every view
+    /// change takes too): the view changed since it was routed, and now holds its slot (a
+    /// migration's pause: the source's final offset may already be taken) or gives the slot
+    /// to another shard (the migration committed). A flush waits while any slot is held, and
+    /// ends an import in progress (what it copied is gone). `None` outside cluster mode at the
+    /// cost of one atomic load.
+    pub(crate) fn misrouted_write(
+        &self,
+        tls: bool,
+        meta: &CommandMeta,
+        args: &[Bytes],
+    ) -> Option<Misrouted> {
+        if !self.shared.cluster_mode.load(Ordering::Acquire) || !may_write(meta) {
             return None;
         }
         let view = self.cluster_view()?;
+        if matches!(meta.name, "flushall" | "flushdb") {
+            if view.holds_any() {
+                return Some(Misrouted::Held);
+            }
+            self.import.fail("this node was flushed during the copy");
+            return None;
+        }
         let slot = keys_slot(key_args(meta, args)).ok()??;
-        view.holds(slot).then(|| Reply::error(TRYAGAIN))
-    }
-
-    /// [`Node::held_write`] for a script's declared keys.
-    pub(crate) fn held_keys(&self, keys: &[Bytes]) -> Option<Reply> {
-        if !self.holding.load(Ordering::Acquire) {
-            return None;
+        if view.holds(slot) {
+            return Some(Misrouted::Held);
         }
-        let view = self.cluster_view()?;
-        let slot = keys_slot(keys.iter().map(|k| &k[..])).ok()??;
-        view.holds(slot).then(|| Reply::error(TRYAGAIN))
+        match view.owner_of(slot) {
+            Some((o, _)) if o == view.my_shard => None,
+            Some((_, shard)) => {
+                let (host, port) = shard.master.as_ref()?.endpoint(tls);
+                let r = Redirect::Moved {
+                    slot,
+                    host: host.to_string(),
+                    port,
+                };
+                Some(Misrouted::Elsewhere(r.into()))
+            }
+            None => Some(Misrouted::Elsewhere(Redirect::Unserved.into())),
+        }
     }
 
     /// [`Node::cluster_check`] against `view`.

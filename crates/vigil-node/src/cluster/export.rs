@@ -41,6 +41,7 @@ pub enum Piece {
 /// The export in progress, at most one.
 pub(super) struct Export {
     id: u64,
+    generation: u64,
     slots: Vec<bool>,
     tx: mpsc::UnboundedSender<Piece>,
     queued: Arc<AtomicUsize>,
@@ -60,6 +61,8 @@ impl Export {
 
 /// The receiving end of an export: its pieces and the bytes they hold (the reader lowers it).
 pub struct Stream {
+    /// Which export it is (random, never 0).
+    pub generation: u64,
     /// The pieces, in order.
     pub rx: mpsc::UnboundedReceiver<Piece>,
     /// Bytes queued and not yet read.
@@ -126,10 +129,10 @@ impl Exporter {
 
     /// Migration `id`'s export: whether it runs, and its byte count. Call under the store
     /// lock for a count no write can change meanwhile.
-    pub fn status(&self, id: u64) -> (bool, u64) {
+    pub fn status(&self, id: u64) -> (bool, u64, u64) {
         match self.current.lock().as_ref() {
-            Some(x) if x.id == id && !x.tx.is_closed() => (true, x.offset),
-            _ => (false, 0),
+            Some(x) if x.id == id && !x.tx.is_closed() => (true, x.offset, x.generation),
+            _ => (false, 0, 0),
         }
     }
 
@@ -138,8 +141,10 @@ impl Exporter {
     pub fn start(&self, store: &mut Store, id: u64, slots: Vec<bool>) -> Stream {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let generation = rand::random::<u64>().max(1);
         let mut x = Export {
             id,
+            generation,
             slots,
             tx,
             queued: queued.clone(),
@@ -157,7 +162,11 @@ impl Exporter {
         );
         *self.current.lock() = Some(x);
         self.on.store(true, Ordering::Release);
-        Stream { rx, queued }
+        Stream {
+            generation,
+            rx,
+            queued,
+        }
     }
 
     /// Ends the export if it covers a slot of `ranges`. Call under the store lock.
@@ -228,7 +237,11 @@ pub type ChunkStream =
 /// An export as gRPC messages: pieces batched up to [`CHUNK`] bytes, each message carrying the
 /// stream's byte count after it. When the target goes away the export ends with it.
 pub fn chunks(s: Stream) -> ChunkStream {
-    let Stream { mut rx, queued } = s;
+    let Stream {
+        generation,
+        mut rx,
+        queued,
+    } = s;
     let (tx, out) = mpsc::channel(2);
     tokio::spawn(async move {
         let mut offset = 0u64;
@@ -249,6 +262,7 @@ pub fn chunks(s: Stream) -> ChunkStream {
                 }
             }
             chunk.offset = offset;
+            chunk.generation = generation;
             if tx.send(Ok(chunk)).await.is_err() {
                 return;
             }

@@ -35,6 +35,7 @@ const DEL_BATCH: usize = 512;
 /// How far an import got.
 #[derive(Debug, Default)]
 pub struct Progress {
+    pub(super) generation: AtomicU64,
     pub(super) offset: AtomicU64,
     pub(super) snapshot_done: AtomicBool,
     pub(super) running: AtomicBool,
@@ -68,6 +69,8 @@ pub struct ImportStatus {
     pub offset: u64,
     /// Why it failed (empty: it did not).
     pub error: String,
+    /// The export it reads (0: none yet).
+    pub generation: u64,
 }
 
 impl Importer {
@@ -79,8 +82,20 @@ impl Importer {
                 snapshot_done: i.progress.snapshot_done.load(Ordering::Acquire),
                 offset: i.progress.offset.load(Ordering::Acquire),
                 error: i.progress.error.lock().clone(),
+                generation: i.progress.generation.load(Ordering::Acquire),
             },
             _ => ImportStatus::default(),
+        }
+    }
+
+    /// Ends the import in progress with an error the sentinels read, which makes them start
+    /// the migration over.
+    pub fn fail(&self, why: &str) {
+        if let Some(i) = self.current.lock().as_ref()
+            && !i.cancel.is_cancelled()
+        {
+            i.cancel.cancel();
+            *i.progress.error.lock() = why.to_string();
         }
     }
 
@@ -111,6 +126,14 @@ pub enum DropError {
     /// The node may not write.
     #[error("this node is not its shard's writable master")]
     NotMaster,
+    /// The node's view is older than the caller's decision.
+    #[error("this node serves map epoch {have}, older than {want}: retry once it has the new view")]
+    Stale {
+        /// The served view's epoch.
+        have: u64,
+        /// The caller's.
+        want: u64,
+    },
 }
 
 fn in_ranges(ranges: &[(u16, u16)], slot: u16) -> bool {

@@ -48,8 +48,16 @@ impl Node {
 
     /// `DropSlots`: deletes the keys of `ranges`, none of which this node's shard owns,
     /// replicated as `DEL`s; an import into them is cancelled first. Returns how many.
-    pub fn drop_slots(&self, ranges: &[(u16, u16)]) -> Result<u64, DropError> {
+    pub fn drop_slots(&self, ranges: &[(u16, u16)], epoch: u64) -> Result<u64, DropError> {
+        // Under the store lock, which a view change takes too.
+        let mut store = self.store.lock();
         let view = self.cluster_view().ok_or(DropError::NoView)?;
+        if view.epoch < epoch {
+            return Err(DropError::Stale {
+                have: view.epoch,
+                want: epoch,
+            });
+        }
         for &(a, b) in ranges {
             if let Some(s) =
                 (a..=b).find(|&s| view.owner_of(s).is_some_and(|(o, _)| o == view.my_shard))
@@ -57,7 +65,6 @@ impl Node {
                 return Err(DropError::Owned(s));
             }
         }
-        let mut store = self.store.lock();
         if !self.gate.may_write(Instant::now()) {
             return Err(DropError::NotMaster);
         }
@@ -286,6 +293,9 @@ async fn import(
                 return Ok(());
             }
         }
+        progress
+            .generation
+            .store(chunk.generation, Ordering::Release);
         progress.offset.store(chunk.offset, Ordering::Release);
         if chunk.snapshot_done {
             progress.snapshot_done.store(true, Ordering::Release);

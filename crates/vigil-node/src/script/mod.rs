@@ -10,6 +10,7 @@ use bytes::Bytes;
 use vigil_lua::{Engine, Host, ScriptFlags};
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
 
+use crate::cluster::check::Misrouted;
 use crate::ctx::{Ctx, Prop};
 use crate::db::Store;
 use crate::node::{Handler, Node};
@@ -33,6 +34,8 @@ pub struct ScriptHost<'a> {
     gate_at_first_write: bool,
     props: Vec<Prop>,
     databases: usize,
+    /// The caller is on TLS (for the address of a redirect).
+    tls: bool,
     /// The script ran a read-only command: a tracking caller remembers its declared keys.
     read_called: bool,
     /// The last command's error, not yet counted in the error statistics: if it ends the
@@ -118,6 +121,17 @@ impl Host for ScriptHost<'_> {
         }
         if meta.flags.has(Flags::WRITE) && self.read_only {
             return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        // In a cluster, a write to a key this shard does not serve now (not declared, or the
+        // slot moved or is held since the script was routed) is refused, as Redis refuses a
+        // script's non-local keys.
+        if let Some(m) = self.node.misrouted_write(self.tls, &meta, &args) {
+            return match m {
+                Misrouted::Held => Reply::error(crate::cluster::check::TRYAGAIN),
+                Misrouted::Elsewhere(_) => {
+                    Reply::error("ERR Script attempted to access a non local key in a cluster node")
+                }
+            };
         }
         if meta.flags.has(Flags::WRITE) && self.gate_at_first_write {
             if let Err(r) = self.node.gate(&gate_meta(false, ScriptFlags::default())) {
@@ -231,12 +245,6 @@ impl Node {
     /// propagates its effects; returns the reply.
     pub(crate) fn run_script(&self, conn: &mut Conn<ConnState>, call: Call<'_>) -> Reply {
         let mut store = self.store.lock();
-        // As `execute_in`: a migration's hold that began after routing.
-        if !call.read_only
-            && let Some(r) = self.held_keys(call.keys)
-        {
-            return r;
-        }
         let store = &mut *store;
         // The engine is taken out of its slot while it runs: nothing else can reach it then,
         // since the store lock is held, and a panic cannot leave it half-borrowed.
@@ -298,6 +306,7 @@ impl Node {
             gate_at_first_write,
             props: Vec::new(),
             databases: conn.shared.databases,
+            tls: conn.tls,
             read_called: false,
             pending_error: None,
             acl_user: vigil_resp::acl::session::current_user(conn)

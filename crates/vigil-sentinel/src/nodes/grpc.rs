@@ -151,8 +151,14 @@ impl NodeAdmin for Nodes {
             .into_inner())
     }
 
-    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
+    async fn drop_slots(
+        &self,
+        admin: &str,
+        ranges: &[(u16, u16)],
+        epoch: u64,
+    ) -> Result<u64, Status> {
         let req = vigil_proto::node::DropSlotsRequest {
+            epoch,
             slots: ranges
                 .iter()
                 .map(|&(a, b)| vigil_proto::node::SlotRange {

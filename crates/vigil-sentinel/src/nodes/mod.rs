@@ -100,8 +100,13 @@ pub trait NodeAdmin: Send + Sync + 'static {
     }
     /// Deletes (some of) the keys of `ranges` on a shard's master, which does not own them;
     /// how many. Call again until it answers 0.
-    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
-        let _ = (admin, ranges);
+    async fn drop_slots(
+        &self,
+        admin: &str,
+        ranges: &[(u16, u16)],
+        epoch: u64,
+    ) -> Result<u64, Status> {
+        let _ = (admin, ranges, epoch);
         Err(Status::unimplemented("this server cannot be a shard"))
     }
 }
@@ -216,7 +221,12 @@ impl NodeAdmin for Drivers {
         self.grpc.migration_status(admin, id).await
     }
 
-    async fn drop_slots(&self, admin: &str, ranges: &[(u16, u16)]) -> Result<u64, Status> {
-        self.grpc.drop_slots(admin, ranges).await
+    async fn drop_slots(
+        &self,
+        admin: &str,
+        ranges: &[(u16, u16)],
+        epoch: u64,
+    ) -> Result<u64, Status> {
+        self.grpc.drop_slots(admin, ranges, epoch).await
     }
 }

@@ -6,11 +6,11 @@
 //! - **Copying**: wait until the target's master has applied the snapshot and is close behind
 //!   the source's export, then commit `Pause`.
 //! - **Paused**: wait until the source's master holds the writes (it serves the paused view)
-//!   and read its final export count; wait until the target has applied that much; commit
-//!   `Commit`. The pause lasts from the `Pause` commit to here: milliseconds normally, at most
+//!   and read its final export count; wait until the target has applied that much of that
+//!   same export and its replicas hold it; commit `Commit`. The pause lasts from the `Pause` commit to here: milliseconds normally, at most
 //!   [`PAUSE_MAX`] before the attempt starts over.
-//! - **Cleanup**: wait until the target's replicas hold what it imported, have the source's
-//!   master delete its copies, commit `Finish`.
+//! - **Cleanup**: have the source's master delete its copies (a node whose view is older
+//!   than the commit refuses), commit `Finish`.
 //!
 //! Anything unexpected before the commit (a failover, a broken export, no progress) commits
 //! `Retry` after a growing wait, which starts the copy over under a new id; after
@@ -35,8 +35,6 @@ const CATCH_UP: u64 = 256 << 10;
 pub const PAUSE_MAX: Duration = Duration::from_secs(5);
 /// A copy that makes no progress for this long starts over.
 const STALL: Duration = Duration::from_secs(30);
-/// How long the target's replicas get to catch up before the source deletes anyway.
-const REPLICAS_MAX: Duration = Duration::from_secs(60);
 /// Attempts before a migration is given up.
 const MAX_ATTEMPTS: u32 = 8;
 /// The longest wait before the next attempt.
@@ -94,22 +92,28 @@ impl Migrations {
 /// Why a phase did not complete.
 struct Again(String);
 
+/// The admin address of `group`'s master (`settled`: only while no failover of it is in
+/// flight).
+fn master_admin(st: &ClusterState, group: &str, settled: bool) -> Option<String> {
+    let g = st.groups.get(group)?;
+    if settled && g.failover.is_some() {
+        return None;
+    }
+    let master = g.master.as_deref()?;
+    g.spec
+        .nodes
+        .iter()
+        .find(|n| n.name == master)
+        .map(|n| n.admin.clone())
+}
+
 /// The admin addresses of the source's and the target's masters, while neither group is
 /// failing over.
 fn masters(st: &ClusterState, m: &Migration) -> Option<(String, String)> {
-    let admin = |group: &str| {
-        let g = st.groups.get(group)?;
-        if g.failover.is_some() {
-            return None;
-        }
-        let master = g.master.as_deref()?;
-        g.spec
-            .nodes
-            .iter()
-            .find(|n| n.name == master)
-            .map(|n| n.admin.clone())
-    };
-    Some((admin(&m.slots.from)?, admin(&m.slots.to)?))
+    Some((
+        master_admin(st, &m.slots.from, true)?,
+        master_admin(st, &m.slots.to, true)?,
+    ))
 }
 
 async fn status(nodes: &Arc<dyn NodeAdmin>, admin: &str, id: u64) -> Option<MigrationStatusReply> {
@@ -123,7 +127,7 @@ async fn drive(raft: Handle, nodes: Arc<dyn NodeAdmin>, cluster: String, m: Migr
     let done = match m.phase {
         Phase::Copying => copy(&raft, &nodes, &m).await,
         Phase::Paused => pause(&raft, &nodes, &m).await,
-        Phase::Cleanup => cleanup(&raft, &nodes, &m).await,
+        Phase::Cleanup => cleanup(&raft, &nodes, &m, &cluster).await,
     };
     let step = match done {
         Ok(step) => step,
@@ -133,10 +137,12 @@ async fn drive(raft: Handle, nodes: Arc<dyn NodeAdmin>, cluster: String, m: Migr
         )),
         Err(Again(why)) => {
             // What failed (a failover, a node restarting) usually takes a moment to settle:
-            // the next attempt waits longer each time.
+            // the next attempt waits longer each time; but a paused source is released first.
             let backoff = Duration::from_millis(250 << m.attempts.min(5)).min(RETRY_MAX);
             tracing::info!(id = m.id, %why, ?backoff, "migration attempt failed: starting over");
-            tokio::time::sleep(backoff).await;
+            if m.phase == Phase::Copying {
+                tokio::time::sleep(backoff).await;
+            }
             Step::Retry(why)
         }
     };
@@ -150,24 +156,22 @@ async fn drive(raft: Handle, nodes: Arc<dyn NodeAdmin>, cluster: String, m: Migr
             .unwrap_or_default();
         result = commit(&raft, &cluster, m.id, Step::Retry(why)).await;
     }
-    match result {
+    match &result {
         Ok(()) => tracing::info!(cluster = %cluster, id = m.id, ?step, "migration step committed"),
         Err(e) => {
             tracing::warn!(cluster = %cluster, id = m.id, ?step, error = %e, "migration step not committed")
         }
     }
-    // The target keeps nothing of an attempt given up (a retried copy clears its slots first).
-    if let Step::Abort(_) = step {
-        let target = raft.state.read().groups.get(&m.slots.to).and_then(|g| {
-            let master = g.master.as_deref()?;
-            g.spec
-                .nodes
-                .iter()
-                .find(|n| n.name == master)
-                .map(|n| n.admin.clone())
-        });
+    // The target keeps nothing of an attempt given up (a retried copy clears its slots
+    // first); only once the abort is committed, and only on a node whose view has it.
+    if let (Step::Abort(_), Ok(())) = (&step, &result) {
+        let (target, epoch) = {
+            let st = raft.state.read();
+            let epoch = st.clusters.get(&cluster).map_or(0, |c| c.epoch);
+            (master_admin(&st, &m.slots.to, false), epoch)
+        };
         if let Some(admin) = target {
-            drop_all(&nodes, &admin, &m.slots.ranges).await;
+            drop_all(&nodes, &admin, &m.slots.ranges, epoch).await;
         }
     }
 }
@@ -200,6 +204,7 @@ async fn copy(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resul
             if t.importing
                 && t.snapshot_done
                 && s.exporting
+                && s.export_generation == t.import_generation
                 && s.export_offset.saturating_sub(t.import_offset) <= CATCH_UP
             {
                 return Ok(Step::Pause);
@@ -225,7 +230,7 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
             PAUSE_MAX.as_secs()
         ))
     };
-    let end = loop {
+    let (end, generation) = loop {
         if Instant::now() > deadline {
             return Err(timed_out("the source did not hold the writes"));
         }
@@ -237,7 +242,7 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
                 return Err(Again("the source's export ended".into()));
             }
             if s.paused {
-                break s.export_offset;
+                break (s.export_offset, s.export_generation);
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -253,12 +258,37 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
             if !t.error.is_empty() {
                 return Err(Again(format!("the target's import failed: {}", t.error)));
             }
-            if t.import_offset >= end {
+            // The same export (a restarted target reads a new one, counted from 0 again).
+            if t.import_generation == generation && t.snapshot_done && t.import_offset >= end {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The target's replicas hold what it imported before it owns the slots: a failover of the
+    // target after the commit cannot lose them, and the source may delete its copies then.
+    let mut want = None;
+    loop {
+        if Instant::now() > deadline {
+            return Err(timed_out("the target's replicas did not catch up"));
+        }
+        let dst = masters(&raft.state.read(), m).map(|(_, d)| d);
+        if let Some(dst) = dst
+            && let Ok(Ok(st)) =
+                tokio::time::timeout(CALL_TIMEOUT, nodes.status(&dst, CALL_TIMEOUT)).await
+        {
+            let target = *want.get_or_insert(st.offset);
+            let held = if st.sync_replicas > 0 {
+                st.acked_offset >= target
+            } else {
+                st.replicas.iter().all(|r| r.ack_offset >= target)
+            };
+            if held {
                 tracing::info!(
                     id = m.id,
                     bytes = end,
                     held_ms = started.elapsed().as_millis() as u64,
-                    "target caught up with the paused source: committing the new owner"
+                    "the target and its replicas hold the paused source's writes: committing the new owner"
                 );
                 return Ok(Step::Commit);
             }
@@ -267,44 +297,21 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
     }
 }
 
-/// Cleanup: the target's replicas first, then the source forgets the slots.
-async fn cleanup(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Result<Step, Again> {
-    let admin = |group: &str| {
-        let st = raft.state.read();
-        let g = st.groups.get(group)?;
-        let master = g.master.as_deref()?;
-        g.spec
-            .nodes
-            .iter()
-            .find(|n| n.name == master)
-            .map(|n| n.admin.clone())
-    };
-    // Every replica the target's master streams to holds what it had now.
-    let since = Instant::now();
-    let mut want = None;
+/// Cleanup: the source forgets the slots (the target's replicas held them before the commit).
+async fn cleanup(
+    raft: &Handle,
+    nodes: &Arc<dyn NodeAdmin>,
+    m: &Migration,
+    cluster: &str,
+) -> Result<Step, Again> {
     loop {
-        if let Some(dst) = admin(&m.slots.to)
-            && let Ok(Ok(st)) =
-                tokio::time::timeout(CALL_TIMEOUT, nodes.status(&dst, CALL_TIMEOUT)).await
-        {
-            let target = *want.get_or_insert(st.offset);
-            if st.replicas.iter().all(|r| r.ack_offset >= target) {
-                break;
-            }
-        }
-        if since.elapsed() > REPLICAS_MAX {
-            tracing::warn!(
-                id = m.id,
-                "the target's replicas did not all catch up within {}s: deleting the source's copies anyway",
-                REPLICAS_MAX.as_secs()
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    loop {
-        if let Some(src) = admin(&m.slots.from)
-            && drop_all(nodes, &src, &m.slots.ranges).await
+        let (src, epoch) = {
+            let st = raft.state.read();
+            let epoch = st.clusters.get(cluster).map_or(0, |c| c.epoch);
+            (master_admin(&st, &m.slots.from, false), epoch)
+        };
+        if let Some(src) = src
+            && drop_all(nodes, &src, &m.slots.ranges, epoch).await
         {
             return Ok(Step::Finish);
         }
@@ -312,10 +319,17 @@ async fn cleanup(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Re
     }
 }
 
-/// Deletes every key of `ranges` on the master at `admin`, a batch a call; whether it is done.
-async fn drop_all(nodes: &Arc<dyn NodeAdmin>, admin: &str, ranges: &[(u16, u16)]) -> bool {
+/// Deletes every key of `ranges` on the master at `admin` (refused by a node whose view is
+/// older than map `epoch`), a batch a call; whether it is done.
+async fn drop_all(
+    nodes: &Arc<dyn NodeAdmin>,
+    admin: &str,
+    ranges: &[(u16, u16)],
+    epoch: u64,
+) -> bool {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), nodes.drop_slots(admin, ranges)).await {
+        let call = nodes.drop_slots(admin, ranges, epoch);
+        match tokio::time::timeout(Duration::from_secs(5), call).await {
             Ok(Ok(0)) => return true,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
