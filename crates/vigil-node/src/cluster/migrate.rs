@@ -29,6 +29,9 @@ impl Node {
     /// Starts exporting migration `id` (replacing any export): the snapshot of its slots and
     /// then their writes, as [`Stream`].
     pub fn export_slots(&self, id: u64) -> Result<Stream, ExportError> {
+        // The view is read under the store lock, which a view change and `DropSlots` take too:
+        // an export accepted here snapshots slots the source has not deleted.
+        let mut store = self.store.lock();
         let view = self.cluster_view().ok_or(ExportError::NotListed(id))?;
         let m = view
             .migration
@@ -39,7 +42,6 @@ impl Node {
         for &(a, b) in &m.ranges {
             slots[a as usize..=b as usize].fill(true);
         }
-        let mut store = self.store.lock();
         if !self.gate.may_write(Instant::now()) {
             return Err(ExportError::NotMaster);
         }
