@@ -243,8 +243,15 @@ impl Node {
     /// drops.
     /// Pub/sub clients stay: a lapse may be a brief gap between renewals, and a subscriber
     /// loses messages while it reconnects; the sentinels close them when they demote the node.
+    /// In cluster mode nothing is closed: cluster clients retry `CLUSTERDOWN` and follow
+    /// `MOVED` on the connections they have, as with Redis Cluster, and surface a dropped
+    /// connection to the application as an error.
     pub fn check_lease(&self) {
         if !self.gate.lapsed(Instant::now()) {
+            return;
+        }
+        if self.shared.cluster_mode.load(Ordering::Acquire) {
+            tracing::warn!("no valid master lease: writes answer CLUSTERDOWN until it is renewed");
             return;
         }
         let closed = self.shared.clients.kill_where(|c| c.is_type("normal"));

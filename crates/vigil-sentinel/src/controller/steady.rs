@@ -233,7 +233,10 @@ impl Controller {
             let was_master = st.role == NodeRole::Master as i32
                 || st.fenced
                 || g.deposed.as_ref() == Some(&n.name);
-            if was_master {
+            // A cluster's clients follow MOVED and keep their connections, as with Redis
+            // Cluster; a dropped one surfaces to the application as an I/O error.
+            let sharded = self.raft.state.read().cluster_of(&name).is_some();
+            if was_master && !sharded {
                 // Its clients re-resolve only when their connection drops (ioredis, redis-rs,
                 // Jedis), as after Redis Sentinel's CLIENT KILL TYPE normal / pubsub.
                 for t in [ClientType::Normal, ClientType::Pubsub] {
