@@ -129,8 +129,11 @@ impl Cluster {
     fn info(&self, from: &str, addr: &str, field: &str) -> Option<String> {
         let (addr, field) = (addr.to_string(), format!("{field}:"));
         self.net.run_in(from, move || {
+            // A poll: a node that closes the connection (the sentinels disconnect a demoted
+            // master's clients) or answers late is asked again.
             let mut c = RawConn::connect_to(&addr, Duration::from_secs(1)).ok()?;
-            let info = String::from_utf8_lossy(&c.call(&["INFO", "everything"])).into_owned();
+            c.send_raw(&RawConn::encode(&["INFO", "everything"])).ok()?;
+            let info = String::from_utf8_lossy(&c.read_reply()?).into_owned();
             info.lines()
                 .find_map(|l| l.strip_prefix(&field).map(|v| v.trim().to_string()))
         })

@@ -322,21 +322,26 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
         if due.is_empty() {
             continue;
         }
-        let mut observed = Vec::with_capacity(due.len());
+        // Every group at once: a slow node of one group (cut off, not yet held down) must not
+        // delay the lease renewals of the others (a sharded cluster's shards).
+        let mut set = tokio::task::JoinSet::new();
         for g in due {
             // A node this sentinel holds down is not asked: a paused or cut-off one would hold
             // every step of a failover for the whole timeout (the probes notice its return).
-            let health = c.health.clone();
-            let name = g.spec.name.clone();
-            let o = observe(&c.nodes, &g, status_timeout(&g.spec.settings), |n| {
-                health.is_sdown(&name, n)
-            })
-            .await;
-            observed.push((g, o));
+            let (health, nodes) = (c.health.clone(), c.nodes.clone());
+            set.spawn(async move {
+                let name = g.spec.name.clone();
+                let timeout = status_timeout(&g.spec.settings);
+                let o = observe(&nodes, &g, timeout, |n| health.is_sdown(&name, n)).await;
+                (g, o)
+            });
         }
+        let mut observed: Vec<(Group, Observed)> = set.join_all().await;
         if c.raft.read_index(ROUND * 3).await.is_err() {
             continue;
         }
+        // Steady groups first: their lease renewals are quick, a failover's steps are not.
+        observed.sort_by_key(|(g, _)| (g.failover.is_some(), g.spec.name.clone()));
         for (g, o) in observed {
             c.local(&g.spec.name).last_round = Some(Instant::now());
             let span =

@@ -37,9 +37,18 @@ pub struct DrillArgs {
     /// `down_after` of a local cluster.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub down_after: Duration,
-    /// Concurrent writers.
+    /// Concurrent writers (with `--shards`, at least one per shard, each writing the slots
+    /// of one shard).
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
+    /// Drill a sharded cluster: a local one of N groups of three nodes sharing the hash slots
+    /// or, with `--attach`, the sharded cluster named by `--group` (or the only one; any N
+    /// above 0). Each round hits the next shard.
+    #[arg(long, default_value_t = 0)]
+    pub shards: u16,
+    /// Slots each round of `migrate-under-load` and `kill-during-migration` moves.
+    #[arg(long, default_value_t = 1000)]
+    pub move_slots: u32,
     /// Start the local cluster from this file (config/local-cluster.toml's format) instead
     /// of on free ports in a temporary directory.
     #[arg(long, conflicts_with = "attach")]

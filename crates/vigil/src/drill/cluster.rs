@@ -1,6 +1,6 @@
 //! What the drill reads of the cluster: the master as the Raft state has it, every sentinel's
 //! events, and whether the cluster is whole (a master, every replica following, no failover
-//! in flight, every sentinel in reach).
+//! in flight, every sentinel in reach); and the settings it gives a local cluster's groups.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail};
 use parking_lot::Mutex;
 use vigil_proto::sentinel as pb;
 
+use super::args::{DrillArgs, Mode};
 use crate::ctl::client::{Client, follow_events};
 
 /// How long a cluster may take to become healthy (between rounds, after healing).
@@ -169,4 +170,51 @@ pub(super) fn port_of(address: &str) -> anyhow::Result<u16> {
         .parse::<vigil_base::HostPort>()
         .map(|a| a.port())
         .map_err(|e| anyhow!("{e}"))
+}
+
+/// Sets the drill's `down_after`, mode and failover interval on `group` of a local cluster:
+/// they hold even when its Raft state comes from an earlier run with other settings
+/// (`--cluster` keeps its directory), and rounds need not wait the default five seconds
+/// between failovers.
+pub(super) async fn configure(
+    leader: &Client,
+    group: &str,
+    args: &DrillArgs,
+) -> anyhow::Result<()> {
+    let down_after = args.down_after.as_millis() as u64;
+    let sync = match args.mode {
+        Mode::Sync => 1,
+        Mode::Async => 0,
+    };
+    for (key, value) in [
+        ("down-after-milliseconds", down_after),
+        ("sync-replicas", sync),
+        ("min-failover-interval", down_after.max(1000)),
+    ] {
+        let req = pb::SetOptionRequest {
+            group: group.into(),
+            key: key.into(),
+            value: value.to_string(),
+        };
+        leader
+            .clone()
+            .set_option(req)
+            .await
+            .map_err(|e| anyhow!("cannot set {key} on {group}: {}", e.message()))?;
+    }
+    Ok(())
+}
+
+/// The `down_after` of `group`, in milliseconds (0 when no sentinel says).
+pub(super) async fn down_after_of(c: &Client, group: &str) -> u64 {
+    let Ok(groups) = c.clone().list_groups(pb::ListGroupsRequest {}).await else {
+        return 0;
+    };
+    groups
+        .into_inner()
+        .groups
+        .iter()
+        .find(|g| g.name == group)
+        .and_then(|g| g.settings)
+        .map_or(0, |s| s.down_after_ms)
 }

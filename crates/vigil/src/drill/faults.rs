@@ -27,6 +27,11 @@ pub enum Scenario {
     KillSentinelLeader,
     /// Manual failover (switchover) through the sentinels' API.
     Switchover,
+    /// Sharded (`--shards`): move slots from one shard to the next under writes.
+    MigrateUnderLoad,
+    /// Sharded (`--shards`): move slots and SIGKILL the target's master (odd rounds) or the
+    /// source's (even rounds) as the migration starts; it must complete or roll back.
+    KillDuringMigration,
 }
 
 impl Scenario {
@@ -43,6 +48,17 @@ impl Scenario {
             Scenario::PartitionMaster => "partition-master",
             Scenario::KillSentinelLeader => "kill-sentinel-leader",
             Scenario::Switchover => "switchover",
+            Scenario::MigrateUnderLoad => "migrate-under-load",
+            Scenario::KillDuringMigration => "kill-during-migration",
+        }
+    }
+
+    /// Whether it runs on a sharded cluster (`--shards`); `None`: on either.
+    pub fn sharded(self) -> Option<bool> {
+        match self {
+            Scenario::MigrateUnderLoad | Scenario::KillDuringMigration => Some(true),
+            Scenario::KillSentinelLeader | Scenario::Switchover => Some(false),
+            Scenario::KillMaster | Scenario::PauseMaster | Scenario::PartitionMaster => None,
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`pidfd`]: signals that cannot reach a process that reused a PID.
 //! - [`workload`]: the writers and the loss check.
 //! - [`report`]: the report and its renderings.
+//! - [`shards`]: the drills of a sharded cluster (`--shards`), with their own workload,
+//!   rounds and report.
 //! - `progress`: the progress line on stderr.
 //!
 //! This module runs the drill: the cluster, the writers, the rounds in turn, the report.
@@ -23,6 +25,7 @@ pub mod pidfd;
 mod progress;
 pub mod report;
 mod round;
+pub mod shards;
 pub mod workload;
 
 use std::io::IsTerminal;
@@ -31,12 +34,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use vigil_proto::sentinel as pb;
 
 use crate::ctl::client::{Client, lazy_client};
 use crate::up::{Backend, Cluster, LocalCluster};
 pub use args::{DrillArgs, Mode};
-use cluster::{EventLog, SETTLE, Sentinels, healthy, watch_events};
+use cluster::{EventLog, SETTLE, Sentinels, configure, down_after_of, healthy, watch_events};
 use faults::{Processes, Scenario};
 use progress::Progress;
 use report::{Report, Summary};
@@ -68,6 +70,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
         bail!("--rounds and --writers must be at least 1");
     }
     args.tls.apply()?;
+    shards::check(args.scenario, args.shards > 0)?;
     let mut temp_dir = None;
     let (mut procs, sentinels, token, group) = if args.attach.is_empty() {
         let mut c = match &args.cluster {
@@ -75,9 +78,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
             None => {
                 let dir = std::env::temp_dir().join(format!("vigil-drill-{}", std::process::id()));
                 temp_dir = Some(dir.clone());
-                generated_config(dir)?
+                generated_config(dir, args.shards)?
             }
         };
+        if args.shards > 0 {
+            c.shards = args.shards;
+            c.check_shards("--shards")?;
+        }
         c.down_after = humantime::format_duration(args.down_after).to_string();
         c.sync_replicas = match args.mode {
             Mode::Sync => 1,
@@ -89,13 +96,15 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
         let sentinels = (0..3)
             .map(|i| format!("127.0.0.1:{}", c.grpc_base_port + i))
             .collect();
-        let (token, group) = (c.token.clone(), c.group.clone());
-        (
-            Processes::Local(Box::new(Cluster::start(&c)?)),
-            sentinels,
-            token,
-            group,
-        )
+        let (token, group) = match c.shards {
+            0 => (c.token.clone(), c.group.clone()),
+            _ => (c.token.clone(), c.cluster.clone()),
+        };
+        let cluster = Cluster::start(&c)?;
+        if c.shards > 0 {
+            crate::up::create_cluster(&c).await?;
+        }
+        (Processes::Local(Box::new(cluster)), sentinels, token, group)
     } else {
         let token = args
             .token
@@ -125,25 +134,46 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<bool> {
         .with_context(|| format!("cannot create {}", args.report.display()))?;
     let json = args.report.join("report.json");
     let html = args.report.join("report.html");
-    std::fs::write(&json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("cannot write {}", json.display()))?;
-    std::fs::write(&html, report::html(&report))
-        .with_context(|| format!("cannot write {}", html.display()))?;
-    print!("{}", report::text(&report));
+    let (data, page, text, passed) = match &report {
+        Outcome::Group(r) => (
+            serde_json::to_string_pretty(r)?,
+            report::html(r),
+            report::text(r),
+            r.passed,
+        ),
+        Outcome::Sharded(r) => (
+            serde_json::to_string_pretty(r)?,
+            shards::report::html(r),
+            shards::report::text(r),
+            r.passed,
+        ),
+    };
+    std::fs::write(&json, data).with_context(|| format!("cannot write {}", json.display()))?;
+    std::fs::write(&html, page).with_context(|| format!("cannot write {}", html.display()))?;
+    print!("{text}");
     println!("Reports: {} and {}", json.display(), html.display());
-    Ok(report.passed)
+    Ok(passed)
 }
 
-/// A local cluster on free ports: eighteen in a row, three per kind (six for metrics).
-fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
-    let base = free_ports(18)?;
+/// What a drill found: a group's report, or a sharded cluster's.
+enum Outcome {
+    Group(Report),
+    Sharded(shards::ShardReport),
+}
+
+/// A local cluster on free ports, in a row: the nodes' data and admin ports (three nodes, or
+/// three per shard), three gRPC and three RESP ports of the sentinels, then every process's
+/// metrics port.
+fn generated_config(dir: PathBuf, shards: u16) -> anyhow::Result<LocalCluster> {
+    let nodes = 3 * shards.max(1);
+    let base = free_ports(3 * nodes + 9)?;
     Ok(LocalCluster {
         dir,
         base_port: base,
-        admin_base_port: base + 3,
-        grpc_base_port: base + 6,
-        resp_base_port: base + 9,
-        metrics_base_port: base + 12,
+        admin_base_port: base + nodes,
+        grpc_base_port: base + 2 * nodes,
+        resp_base_port: base + 2 * nodes + 3,
+        metrics_base_port: base + 2 * nodes + 6,
         group: "mymaster".into(),
         down_after: "1s".into(),
         sync_replicas: 1,
@@ -151,7 +181,7 @@ fn generated_config(dir: PathBuf) -> anyhow::Result<LocalCluster> {
         node_token: "drill-node-token".into(),
         backend: Backend::Vigil,
         redis_server: "redis-server".into(),
-        shards: 0,
+        shards,
         cluster: "mycluster".into(),
     })
 }
@@ -185,7 +215,7 @@ async fn drill(
     sentinels: &[String],
     token: &str,
     group: &str,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Outcome> {
     let clients = sentinels
         .iter()
         .map(|a| lazy_client(a, token, Duration::from_secs(2)))
@@ -194,34 +224,30 @@ async fn drill(
         rounds: args.rounds,
         tty: std::io::stderr().is_terminal(),
     };
+    if args.shards > 0 {
+        let r = shards::drill(args, procs, &clients, group, &progress).await;
+        progress.finish();
+        return r.map(Outcome::Sharded);
+    }
+    group_drill(args, procs, &clients, token, group, &progress)
+        .await
+        .map(Outcome::Group)
+}
+
+/// The drill of one group.
+async fn group_drill(
+    args: &DrillArgs,
+    procs: &mut Processes,
+    clients: &[Client],
+    token: &str,
+    group: &str,
+    progress: &Progress,
+) -> anyhow::Result<Report> {
+    let clients = clients.to_vec();
     progress.show(1, "waiting for the cluster to be healthy");
     let first = healthy(&clients, group, SETTLE).await?;
-    // Local clusters run as asked even when their Raft state comes from an earlier run with
-    // other settings (`--cluster` keeps its directory), and rounds need not wait the default
-    // five seconds between failovers.
     if let Processes::Local(_) = procs {
-        let down_after = args.down_after.as_millis() as u64;
-        let sync = match args.mode {
-            Mode::Sync => 1,
-            Mode::Async => 0,
-        };
-        for (key, value) in [
-            ("down-after-milliseconds", down_after),
-            ("sync-replicas", sync),
-            ("min-failover-interval", down_after.max(1000)),
-        ] {
-            let req = pb::SetOptionRequest {
-                group: group.into(),
-                key: key.into(),
-                value: value.to_string(),
-            };
-            first
-                .leader_client
-                .clone()
-                .set_option(req)
-                .await
-                .map_err(|e| anyhow!("cannot set {key}: {}", e.message()))?;
-        }
+        configure(&first.leader_client, group, args).await?;
     }
     let events: EventLog = Arc::default();
     watch_events(&clients, group, events.clone());
@@ -267,7 +293,7 @@ async fn drill(
             sentinels: &sentinels,
             record: &record,
             events: &events,
-            progress: &progress,
+            progress,
         };
         let r = round(
             &cx,
@@ -312,17 +338,4 @@ async fn drill(
         summary,
         passed,
     })
-}
-
-async fn down_after_of(c: &Client, group: &str) -> u64 {
-    let Ok(groups) = c.clone().list_groups(pb::ListGroupsRequest {}).await else {
-        return 0;
-    };
-    groups
-        .into_inner()
-        .groups
-        .iter()
-        .find(|g| g.name == group)
-        .and_then(|g| g.settings)
-        .map_or(0, |s| s.down_after_ms)
 }

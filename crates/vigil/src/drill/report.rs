@@ -160,7 +160,7 @@ impl Summary {
     }
 }
 
-fn ms(v: Option<f64>) -> String {
+pub(super) fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
 }
 
@@ -286,7 +286,7 @@ pub fn html(r: &Report) -> String {
     .replace("{{DATA}}", &data)
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -16,12 +16,69 @@ use super::report::{self, Mark, Round};
 use super::workload;
 use crate::ctl::client::{Client, lazy_client};
 
-/// A fault in place, undone by [`heal`].
-enum Injected {
+/// A fault in place, undone by [`Injected::heal`].
+pub(super) enum Injected {
     Killed(Target),
     Paused(Stopped),
     Cut(Partition),
     Nothing,
+}
+
+impl Injected {
+    /// Restarts a killed process, continues a paused one, removes a partition.
+    pub(super) fn heal(self, procs: &mut Processes) -> anyhow::Result<()> {
+        match self {
+            Injected::Killed(t) => procs.restart(&t)?,
+            Injected::Paused(stopped) => drop(stopped),
+            Injected::Cut(p) => drop(p),
+            Injected::Nothing => {}
+        }
+        Ok(())
+    }
+}
+
+/// What is done to a node.
+#[derive(Clone, Copy)]
+pub(super) enum Hit {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP (SIGCONT when healed).
+    Pause,
+    /// Every packet to and from its data and admin ports dropped.
+    Cut,
+}
+
+/// Does `how` to the node `n` (by its name in a local cluster, else by its data port).
+pub(super) fn hit(procs: &mut Processes, how: Hit, n: &pb::Node) -> anyhow::Result<Injected> {
+    // The packet filter acts on this machine's traffic: the node must run here too.
+    let t = procs.find(&n.name, port_of(&n.data)?)?;
+    Ok(match how {
+        Hit::Kill => {
+            procs.kill(&t)?;
+            Injected::Killed(t)
+        }
+        Hit::Pause => Injected::Paused(procs.pause(&t)?),
+        Hit::Cut => Injected::Cut(Partition::cut(&[port_of(&n.data)?, port_of(&n.admin)?])?),
+    })
+}
+
+/// The longest time without an acknowledgement among `times`, counted from the last one at
+/// or before the fault `t0` (or from `t0` when there is none).
+pub(super) fn longest_gap(mut times: Vec<Instant>, t0: Instant) -> Duration {
+    times.sort();
+    let start = times
+        .iter()
+        .rev()
+        .find(|t| **t <= t0)
+        .copied()
+        .unwrap_or(t0);
+    let mut longest = Duration::ZERO;
+    let mut prev = start;
+    for t in times.iter().filter(|t| **t > start) {
+        longest = longest.max(*t - prev);
+        prev = *t;
+    }
+    longest
 }
 
 /// What every round works with.
@@ -67,23 +124,11 @@ pub(super) async fn round(
     let mut problems = Vec::new();
     let t0 = Instant::now();
     let injected = match scenario {
-        Scenario::KillMaster => {
-            let t = procs.find(&before.master, port_of(&master_node.data)?)?;
-            procs.kill(&t)?;
-            Injected::Killed(t)
-        }
-        Scenario::PauseMaster => {
-            let t = procs.find(&before.master, port_of(&master_node.data)?)?;
-            Injected::Paused(procs.pause(&t)?)
-        }
-        Scenario::PartitionMaster => {
-            // The rules act on this machine's traffic: the master must run here.
-            procs.find(&before.master, port_of(&master_node.data)?)?;
-            Injected::Cut(Partition::cut(&[
-                port_of(&master_node.data)?,
-                port_of(&master_node.admin)?,
-            ])?)
-        }
+        Scenario::KillMaster => hit(procs, Hit::Kill, &master_node)?,
+        Scenario::PauseMaster => hit(procs, Hit::Pause, &master_node)?,
+        Scenario::PartitionMaster => hit(procs, Hit::Cut, &master_node)?,
+        // Sharded scenarios (refused without `--shards`).
+        Scenario::MigrateUnderLoad | Scenario::KillDuringMigration => Injected::Nothing,
         Scenario::KillSentinelLeader => {
             let addr = before
                 .members
@@ -187,12 +232,7 @@ pub(super) async fn round(
     }
     let healed_at = Instant::now();
     progress.show(n, "healing");
-    match injected {
-        Injected::Killed(t) => procs.restart(&t)?,
-        Injected::Paused(stopped) => drop(stopped),
-        Injected::Cut(p) => drop(p),
-        Injected::Nothing => {}
-    }
+    injected.heal(procs)?;
     progress.show(n, "waiting for the cluster to heal");
     let after = healthy(clients, &sentinels.group, SETTLE).await;
     pinned.stop().await;
@@ -223,20 +263,7 @@ pub(super) async fn round(
         }
     };
     // The longest silence, from the last acknowledgement before the fault.
-    let mut times: Vec<Instant> = acks.iter().map(|a| a.at).collect();
-    times.sort();
-    let start = times
-        .iter()
-        .rev()
-        .find(|t| **t <= t0)
-        .copied()
-        .unwrap_or(t0);
-    let mut unavailable = Duration::ZERO;
-    let mut prev = start;
-    for t in times.iter().filter(|t| **t > start) {
-        unavailable = unavailable.max(*t - prev);
-        prev = *t;
-    }
+    let unavailable = longest_gap(acks.iter().map(|a| a.at).collect(), t0);
     let evs: Vec<(Instant, pb::TopologyEvent)> = events.lock()[ev_mark..].to_vec();
     let first = |kind: &str, node: Option<&str>| {
         evs.iter()
@@ -319,6 +346,6 @@ pub(super) async fn round(
     })
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

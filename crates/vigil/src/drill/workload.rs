@@ -29,6 +29,10 @@ const DISCOVERY_POLL: Duration = Duration::from_millis(10);
 const PACE: Duration = Duration::from_millis(1);
 /// Pause between a pinned reader's reads.
 const PIN_PACE: Duration = Duration::from_millis(5);
+/// The most elements of one reply array the drill reads (a slot map has at most 16,384).
+const MAX_ARRAY: usize = 20_000;
+/// The longest bulk string the drill reads (its own values and keys are short).
+const MAX_BULK: usize = 1 << 20;
 
 /// One acknowledged write.
 #[derive(Debug, Clone)]
@@ -321,6 +325,19 @@ impl Conn {
         .flatten()
     }
 
+    /// Sends a request already encoded (a pipeline) without reading its replies.
+    pub async fn send(&mut self, req: &[u8]) -> std::io::Result<()> {
+        self.wr.write_all(req).await
+    }
+
+    /// Reads one reply; `None` on a connection error or timeout.
+    pub async fn reply(&mut self) -> Option<Reply> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.read())
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn read(&mut self) -> Option<Reply> {
         let mut line = String::new();
         if self.rd.read_line(&mut line).await.ok()? == 0 {
@@ -331,8 +348,8 @@ impl Conn {
             b'+' => Some(Reply::Ok),
             b'$' | b'*' if line[1..] == *"-1" => Some(Reply::Nil),
             b'*' => {
-                // Small replies only (an address): a bounded element count.
-                let n: usize = line[1..].parse().ok().filter(|n| *n <= 16)?;
+                // A bounded element count (an address, a slot map, a page of SCAN).
+                let n: usize = line[1..].parse().ok().filter(|n| *n <= MAX_ARRAY)?;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
                     items.push(Box::pin(self.read()).await?);
@@ -341,7 +358,7 @@ impl Conn {
             }
             b'_' => Some(Reply::Nil),
             b'$' => {
-                let n: usize = line[1..].parse().ok()?;
+                let n: usize = line[1..].parse().ok().filter(|n| *n <= MAX_BULK)?;
                 let mut buf = vec![0u8; n + 2];
                 tokio::io::AsyncReadExt::read_exact(&mut self.rd, &mut buf)
                     .await
@@ -354,13 +371,18 @@ impl Conn {
     }
 }
 
-/// The keys among `keys` that the master at `addr` does not hold (asked in pipelined
-/// batches of `EXISTS`).
+/// The keys among `keys` that the master at `addr` does not hold.
 pub async fn missing(addr: &str, keys: &[String]) -> anyhow::Result<u64> {
+    let held = exists(addr, keys).await?;
+    Ok(held.iter().filter(|h| !**h).count() as u64)
+}
+
+/// Whether the node at `addr` holds each of `keys` (asked in pipelined batches of `EXISTS`).
+pub async fn exists(addr: &str, keys: &[String]) -> anyhow::Result<Vec<bool>> {
     let mut c = Conn::connect(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the master at {addr}: {e}"))?;
-    let mut lost = 0;
+    let mut held = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let mut req = String::new();
         for k in chunk {
@@ -368,16 +390,12 @@ pub async fn missing(addr: &str, keys: &[String]) -> anyhow::Result<u64> {
         }
         c.wr.write_all(req.as_bytes()).await?;
         for k in chunk {
-            match tokio::time::timeout(REQUEST_TIMEOUT, c.read())
-                .await
-                .ok()
-                .flatten()
-            {
-                Some(Reply::Other(r)) if r == ":1" => {}
-                Some(Reply::Other(r)) if r == ":0" => lost += 1,
+            match c.reply().await {
+                Some(Reply::Other(r)) if r == ":1" => held.push(true),
+                Some(Reply::Other(r)) if r == ":0" => held.push(false),
                 other => anyhow::bail!("reading {k} back from {addr} failed: {other:?}"),
             }
         }
     }
-    Ok(lost)
+    Ok(held)
 }

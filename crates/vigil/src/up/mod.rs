@@ -374,7 +374,7 @@ pub struct UpArgs {
 /// Creates the sharded cluster once the sentinels have the groups (they load them from their
 /// configs as they start), waiting up to a minute; a cluster left by an earlier run in the
 /// same directory is kept.
-async fn create_cluster(c: &LocalCluster) -> anyhow::Result<()> {
+pub async fn create_cluster(c: &LocalCluster) -> anyhow::Result<()> {
     let client = crate::ctl::client::lazy_client(
         &format!("127.0.0.1:{}", c.grpc_base_port),
         &c.token,

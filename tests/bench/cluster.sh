@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# A Vigil sharded cluster beside Redis Cluster, in the same run on the same machine (release
+# build), each measured by the same client code (tests/bench/cluster_bench.py):
+#  1. throughput: redis-benchmark --cluster -t set,get -P 16 (N requests, 50 clients);
+#  2. failover: SIGKILL of the master of slot 0 -> first acknowledged write on slot 0, ROUNDS
+#     rounds (default 5); Redis Cluster's cluster-node-timeout = Vigil's down_after
+#     (DOWN_AFTER_MS, default 1000);
+#  3. migration: slots 0-999 holding KEYS keys (default 1,000,000) moved to the second shard
+#     under a writer: `redis-cli --cluster reshard` vs `vigil ctl cluster move-slots`, with the
+#     duration, the longest pause between acknowledged writes to the moving slots, and the
+#     acknowledged writes that do not read back.
+# Redis Cluster: 3 masters + 3 replicas (`redis-cli --cluster create --cluster-replicas 1`).
+# Vigil: `vigil up --shards 3` (3 groups of a master and 2 replicas; MODE=async by default, as
+# Redis replicates, or MODE=sync). Prints markdown tables, also written to
+# target/bench/cluster.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/bench/common.sh
+N="${N:-500000}"
+ROUNDS="${ROUNDS:-5}"
+KEYS="${KEYS:-1000000}"
+DOWN_AFTER_MS="${DOWN_AFTER_MS:-1000}"
+MODE="${MODE:-async}"
+PY=(python3 tests/bench/cluster_bench.py)
+res="$WORK/results"
+mkdir -p "$res" target/bench
+
+# `count` ports in a row, each with port+10000 free too (Redis Cluster's bus), below the
+# ephemeral range.
+free_block() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(1000):
+    b = random.randrange(12000, 22000)
+    if all(free(p) and free(p + 10000) for p in range(b, b + n)):
+        print(b); break
+else:
+    sys.exit("no free port block")
+PY
+}
+
+bench() { # SEED OUT: "test,rps" lines
+  redis-benchmark --cluster -h 127.0.0.1 -p "$1" -t set,get -P 16 -n "$N" -c 50 -q --csv \
+    | tr -d '"' | awk -F, 'NR > 1 || $1 != "test" { print $1 "," $2 }' >"$2"
+}
+
+# Sets ROUNDS failover times (one JSON line each) in $res/$1-failover.jsonl; RESTART is the
+# command that brings a killed node back (Redis), or nothing (vigil up restarts it).
+failovers() {
+  local name=$1 seed=$2 restart=$3
+  for r in $(seq "$ROUNDS"); do
+    "${PY[@]}" wait-ok "$seed" 3
+    sleep 2
+    out=$("${PY[@]}" failover "$seed" 0)
+    echo "$out" >>"$res/$name-failover.jsonl"
+    echo "$name failover round $r: $out" >&2
+    if [ -n "$restart" ]; then $restart "$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')"; fi
+    # A seed that was killed comes back; ask another meanwhile.
+    sleep 1
+  done
+}
+
+# migrate NAME SEED COMMAND...: loads slots 0-999, writes under the move, times COMMAND.
+migrate() {
+  local name=$1 seed=$2; shift 2
+  "${PY[@]}" wait-ok "$seed" 3
+  "${PY[@]}" populate "$seed" 0 999 $((KEYS / 1000))
+  rm -f "$WORK/stop"
+  "${PY[@]}" load "$seed" 0 999 "$WORK/stop" >"$res/$name-load.json" &
+  local load=$!
+  sleep 1
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$WORK/$name-migrate.log" 2>&1
+  t1=$(date +%s.%N)
+  sleep 1
+  touch "$WORK/stop"
+  wait "$load"
+  python3 -c "print($t1 - $t0)" >"$res/$name-migrate-s"
+}
+
+# --- Redis Cluster ---------------------------------------------------------------------------
+echo "Redis Cluster: 3 masters + 3 replicas" >&2
+rb=$(free_block 6)
+rports=()
+declare -A rpid
+start_redis() {
+  local p=$1
+  mkdir -p "$WORK/r$p"
+  (cd "$WORK/r$p" && exec redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+    --cluster-config-file nodes.conf --cluster-node-timeout "$DOWN_AFTER_MS" --save '' \
+    --appendonly no >"$WORK/r$p.log" 2>&1) &
+  rpid[$p]=$!
+  PIDS+=("$!")
+  wait_ping "$p"
+}
+for i in $(seq 0 5); do rports+=($((rb + i))); start_redis $((rb + i)); done
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${rports[@]}") --cluster-replicas 1 \
+  --cluster-yes >"$WORK/redis-create.log"
+rseed="127.0.0.1:${rports[0]}"
+"${PY[@]}" wait-ok "$rseed" 3
+bench "${rports[0]}" "$res/redis-bench.csv"
+failovers redis "$rseed" start_redis
+"${PY[@]}" wait-ok "$rseed" 3
+sleep 2
+src=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^0-/ { print $1 }')
+dst=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^5461-/ { print $1 }')
+migrate redis "$rseed" redis-cli --cluster reshard "$rseed" --cluster-from "$src" \
+  --cluster-to "$dst" --cluster-slots 1000 --cluster-yes --cluster-pipeline 100
+for p in "${rports[@]}"; do kill -9 "${rpid[$p]}" 2>/dev/null || true; done
+
+# --- Vigil -----------------------------------------------------------------------------------
+echo "Vigil: vigil up --shards 3 ($MODE mode)" >&2
+vb=$(free_block 36)
+sync=0
+[ "$MODE" = sync ] && sync=1
+cat >"$WORK/vigil-up.toml" <<EOF
+base_port = $vb
+admin_base_port = $((vb + 9))
+grpc_base_port = $((vb + 18))
+resp_base_port = $((vb + 21))
+metrics_base_port = $((vb + 24))
+group = "mymaster"
+down_after = "${DOWN_AFTER_MS}ms"
+sync_replicas = $sync
+token = "bench-token"
+node_token = "bench-node-token"
+shards = 3
+EOF
+"$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
+PIDS+=("$!")
+vseed="127.0.0.1:$vb"
+"${PY[@]}" wait-ok "$vseed" 3
+bench "$vb" "$res/vigil-bench.csv"
+failovers vigil "$vseed" ""
+migrate vigil "$vseed" "$VIGIL" ctl --sentinel "127.0.0.1:$((vb + 18))" --token bench-token \
+  cluster move-slots mycluster --from shard1 --to shard2 --slots 0-999
+
+# --- Report ----------------------------------------------------------------------------------
+python3 - "$res" "$N" "$KEYS" "$DOWN_AFTER_MS" "$MODE" <<'PY' | tee target/bench/cluster.md
+import json, sys
+res, n, keys, down, mode = sys.argv[1:]
+def rps(name):
+    return dict(l.strip().split(",", 1) for l in open(f"{res}/{name}-bench.csv") if "," in l)
+r, v = rps("redis"), rps("vigil")
+print(f"Redis Cluster (3 masters + 3 replicas) and Vigil (`vigil up --shards 3`, {mode} mode), "
+      f"same machine, one after the other.\n")
+print(f"| redis-benchmark --cluster -P 16 -c 50 -n {int(n):,} | Redis Cluster req/s | Vigil req/s | ratio |")
+print("| --- | --- | --- | --- |")
+for t in r:
+    if t in v:
+        print(f"| {t} | {float(r[t]):,.0f} | {float(v[t]):,.0f} | {float(v[t]) / float(r[t]):.2f} |")
+def fo(name):
+    ms = sorted(json.loads(l)["ms"] for l in open(f"{res}/{name}-failover.jsonl"))
+    rank = lambda p: ms[min(len(ms) - 1, max(0, -(-int(p * len(ms) * 100) // 100) - 1))]
+    return f"{rank(0.5):.0f} / {rank(0.99):.0f} / {ms[-1]:.0f} ({len(ms)} rounds)"
+print(f"\n| SIGKILL of a shard master -> first acknowledged write on its slots, ms p50 / p99 / max | |")
+print("| --- | --- |")
+print(f"| Redis Cluster, cluster-node-timeout {down} ms | {fo('redis')} |")
+print(f"| Vigil, down_after {down} ms | {fo('vigil')} |")
+print(f"\n| move slots 0-999 holding {int(keys):,} keys under a writer | duration s | longest write pause on them ms | writes acknowledged | lost | retried |")
+print("| --- | --- | --- | --- | --- | --- |")
+for name, label in (("redis", "Redis Cluster: redis-cli --cluster reshard"), ("vigil", "Vigil: vigil ctl cluster move-slots")):
+    l = json.load(open(f"{res}/{name}-load.json"))
+    s = float(open(f"{res}/{name}-migrate-s").read())
+    print(f"| {label} | {s:.1f} | {l['longest_pause_ms']:.0f} | {l['acked']:,} | {l['lost']} | {l['retried']} |")
+PY
