@@ -48,9 +48,9 @@ else:
 PY
 }
 
-bench() { # SEED OUT: "test,rps" lines
+bench() { # SEED OUT: "test,rps" lines (redis-benchmark --cluster prints the masters first)
   redis-benchmark --cluster -h 127.0.0.1 -p "$1" -t set,get -P 16 -n "$N" -c 50 -q --csv \
-    | tr -d '"' | awk -F, 'NR > 1 || $1 != "test" { print $1 "," $2 }' >"$2"
+    | csv_rps | grep -E '^[A-Z]+,[0-9.]+$' >"$2"
 }
 
 # Sets ROUNDS failover times (one JSON line each) in $res/$1-failover.jsonl; RESTART is the
@@ -77,6 +77,7 @@ migrate() {
   rm -f "$WORK/stop"
   "${PY[@]}" load "$seed" 0 999 "$WORK/stop" >"$res/$name-load.json" &
   local load=$!
+  PIDS+=("$load")
   sleep 1
   local t0 t1
   t0=$(date +%s.%N)

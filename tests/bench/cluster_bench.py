@@ -255,7 +255,8 @@ def load(seed, first, last, stopfile):
     t = tags()
     cl = Cluster(seed)
     acked, i, last_ack, longest = {}, 0, None, 0.0
-    while not os.path.exists(stopfile):
+    # The stop file, or its directory gone (the benchmark exited).
+    while not os.path.exists(stopfile) and os.path.isdir(os.path.dirname(stopfile)):
         i += 1
         # Every other write on the moving slots.
         s = first + i % (last - first + 1) if i % 2 else (i * 7919) % 16384

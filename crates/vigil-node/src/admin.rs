@@ -309,6 +309,7 @@ pub fn status(node: &Node) -> NodeStatus {
         fenced,
         lease_remaining: lease,
         writable,
+        ..
     } = node.gate.view(now);
     let (sync_replicas, priority) = {
         let c = node.config.read();

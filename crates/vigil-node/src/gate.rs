@@ -159,6 +159,8 @@ pub struct GateView {
     pub lease_remaining: Duration,
     /// Whether a write could be acknowledged now.
     pub writable: bool,
+    /// Whether a read would be served now (`lease_reads`: only under the lease).
+    pub readable: bool,
 }
 
 /// Why an epoch was not accepted.
@@ -358,6 +360,7 @@ impl Gate {
             fenced: s.fenced,
             lease_remaining: s.lease_remaining(now),
             writable: s.write_denied(now).is_none(),
+            readable: s.read_denied(now).is_none(),
         }
     }
 

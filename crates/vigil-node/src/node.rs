@@ -251,7 +251,12 @@ impl Node {
             return;
         }
         if self.shared.cluster_mode.load(Ordering::Acquire) {
-            tracing::warn!("no valid master lease: writes answer CLUSTERDOWN until it is renewed");
+            // Blocked clients (BLPOP...) look again and are told too, as Redis Cluster tells
+            // them (they wait on view changes; no store lock taken here).
+            self.view_changed.notify_waiters();
+            tracing::warn!(
+                "no valid master lease: commands on this shard's slots answer CLUSTERDOWN until it is renewed"
+            );
             return;
         }
         let closed = self.shared.clients.kill_where(|c| c.is_type("normal"));

@@ -43,17 +43,10 @@ impl Node {
             tokio::pin!(view_change);
             let on_timeout = {
                 let mut store = self.store.lock();
-                // Checked under the store lock on every attempt: the node may have become a
-                // replica (or lost its lease) while we waited, and a blocked client must not
-                // write then (Redis answers -UNBLOCKED).
-                if let Err(r) = self.gate(meta) {
-                    let first = waiting_on.is_empty();
-                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
-                    waiting_on.clear();
-                    break Some(if first { r } else { Reply::error(UNBLOCKED) });
-                }
-                // In a cluster, the slot may have moved to another shard while we waited: the
-                // client is sent there (`MOVED`), as Redis Cluster redirects blocked clients.
+                // In a cluster, the slot may have moved to another shard, or this node lost its
+                // lease or its master role, while we waited: the client is sent on (`MOVED`)
+                // or told the cluster is down (`CLUSTERDOWN`), as Redis Cluster redirects
+                // blocked clients. (Checked first: cluster clients retry these.)
                 let mut held = false;
                 if !waiting_on.is_empty() {
                     match self.cluster_check(conn, meta, &args) {
@@ -66,6 +59,15 @@ impl Node {
                         Err(Refusal::Hold) => held = true,
                         Ok(()) => {}
                     }
+                }
+                // Checked under the store lock on every attempt: the node may have become a
+                // replica (or lost its lease) while we waited, and a blocked client must not
+                // write then (Redis answers -UNBLOCKED).
+                if let Err(r) = self.gate(meta) {
+                    let first = waiting_on.is_empty();
+                    Self::leave_queues(&mut store, conn.db, &waiting_on, &notify);
+                    waiting_on.clear();
+                    break Some(if first { r } else { Reply::error(UNBLOCKED) });
                 }
                 if held && let Some(t) = last_timeout.as_ref() {
                     t.clone()

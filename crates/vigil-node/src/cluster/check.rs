@@ -16,6 +16,7 @@ use super::route::{Client, Redirect, keys_slot, not_master, route};
 use super::{View, ViewError, digest, file};
 use crate::gate::Role;
 use crate::node::Node;
+use crate::repl::Phase;
 use crate::session::ConnState;
 
 /// Why a request is not run now.
@@ -201,6 +202,20 @@ impl Node {
         }
     }
 
+    /// Whether this node, a replica, may serve reads: its link to its master streams and the
+    /// master spoke within `replica_max_read_lag` (its keepalives keep an idle link fresh).
+    fn reads_fresh(&self) -> bool {
+        let lag = self.config.read().replica_max_read_lag.as_millis() as u64;
+        let up = self.repl.upstream.lock();
+        up.as_ref().is_some_and(|u| {
+            u.status.phase() == Phase::Connected
+                && self
+                    .clock_ms()
+                    .saturating_sub(u.status.last_io_ms.load(Ordering::Relaxed))
+                    <= lag
+        })
+    }
+
     /// [`Node::cluster_check`] against `view`.
     pub(crate) fn check_with(
         &self,
@@ -209,10 +224,11 @@ impl Node {
         meta: &CommandMeta,
         args: &[Bytes],
     ) -> Result<(), Refusal> {
+        let pubsub = meta.flags.has(Flags::PUBSUB);
         let client = Client {
             // Shard channel commands are served by the slot's replicas too, READONLY or not,
             // as Redis serves them.
-            readonly: conn.state.readonly || meta.flags.has(Flags::PUBSUB),
+            readonly: conn.state.readonly || pubsub,
             tls: conn.tls,
         };
         let (slot, write) = match (meta.name, &conn.state.multi) {
@@ -233,15 +249,18 @@ impl Node {
             return Ok(refused_in_cluster(meta.name, args)?);
         };
         // Scripts count as writes (Redis routes EVAL without `no-writes` as one).
-        route(view, slot, write, client)?;
+        route(view, slot, write, client, || pubsub || self.reads_fresh())?;
         refused_in_cluster(meta.name, args)?;
         if write && view.holds(slot) {
             return Err(Refusal::Hold);
         }
-        if write && view.i_am_master() {
+        // Served here as the shard's master: the node must be the master now. A demoted one sends reads too to the master it follows (its data may
+        // be older or divergent), and one without its lease answers `CLUSTERDOWN`, which
+        // cluster clients retry, where `READONLY` would reach the application.
+        if view.i_am_master() {
             let gate = self.gate.view(std::time::Instant::now());
             match gate.role {
-                Role::Master if gate.writable => {}
+                Role::Master if gate.writable || (!write && (gate.readable || pubsub)) => {}
                 Role::Master => return Err(Redirect::Down.into()),
                 Role::Replica { host, port } => {
                     return Err(not_master(view, slot, Some((&host, port)), client).into());

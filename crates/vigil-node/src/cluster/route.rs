@@ -3,8 +3,8 @@
 //!
 //! Keyless requests are never redirected (the caller does not ask). All keys must hash to one
 //! slot; the slot's shard must have a master; a node serves the slots of its own shard when it
-//! is the shard's master, or, as a replica the sentinels list as serving, reads from clients
-//! that sent READONLY. Everything
+//! is the shard's master, or, as a replica the sentinels list as serving and fresh enough
+//! (`replica_max_read_lag`), reads from clients that sent READONLY. Everything
 //! else is `MOVED` to the owner's master, at the address matching the client's connection.
 
 use std::fmt;
@@ -79,16 +79,23 @@ pub fn keys_slot<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Option<
 }
 
 /// Whether this node serves a request on `slot` (`is_write`: the command, or a queued one at
-/// EXEC, is flagged `write`).
-pub fn route(view: &View, slot: u16, is_write: bool, client: Client) -> Result<(), Redirect> {
+/// EXEC, is flagged `write`; `fresh`: whether this node, as a replica, heard from its master
+/// recently enough to serve reads, asked only for such a read).
+pub fn route(
+    view: &View,
+    slot: u16,
+    is_write: bool,
+    client: Client,
+    fresh: impl FnOnce() -> bool,
+) -> Result<(), Redirect> {
     let Some((owner, shard)) = view.owner_of(slot) else {
         return Err(Redirect::Unserved);
     };
     let Some(master) = &shard.master else {
         return Err(Redirect::Unserved);
     };
-    let reads_here = client.readonly && !is_write && view.serves_reads();
-    if owner == view.my_shard && (master.id == view.my_id || reads_here) {
+    let reads_here = || client.readonly && !is_write && view.serves_reads() && fresh();
+    if owner == view.my_shard && (master.id == view.my_id || reads_here()) {
         return Ok(());
     }
     let (host, port) = master.endpoint(client.tls);

@@ -199,8 +199,12 @@ fn routing_follows_redis() {
         (&headless, 50, false, plain, moved(50, 7001)),
     ];
     for (i, (v, slot, write, client, want)) in cases.into_iter().enumerate() {
-        assert_eq!(route(v, slot, write, client), want, "#{i}");
+        assert_eq!(route(v, slot, write, client, || true), want, "#{i}");
     }
+    // A listed replica that has not heard from its master within `replica_max_read_lag`
+    // sends its reads to the master; a master never asks.
+    assert_eq!(route(&r2, 10, false, ro, || false), moved(10, 7001));
+    assert_eq!(route(&m1, 10, false, ro, || panic!("asked")), Ok(()));
     // The view's master while the node is not master: MOVED to whom it follows, named by
     // its data or TLS address, at the client's kind of port; CLUSTERDOWN while it follows none.
     let nm = |follows, client| not_master(&m1, 7, follows, client);

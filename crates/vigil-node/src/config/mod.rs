@@ -118,6 +118,12 @@ pub struct NodeConfig {
     /// Managed mode: serve reads as master only under a valid lease, and close normal clients
     /// when it lapses (`false`: serve reads whatever the lease, as Redis does).
     pub lease_reads: bool,
+    /// In a sharded cluster, a replica serves `READONLY` reads only while its link to its
+    /// master streams and the master spoke within this (a keepalive comes every
+    /// `replication.ping_period`); past it, reads are sent to the master with `MOVED`: the
+    /// staleness bound of replica reads.
+    #[serde(deserialize_with = "duration")]
+    pub replica_max_read_lag: Duration,
     /// Replication settings.
     pub replication: Replication,
     /// The NodeAdmin gRPC endpoint.
@@ -279,6 +285,7 @@ impl Default for NodeConfig {
             limits: LimitsConfig::default(),
             mode: Mode::Standalone,
             lease_reads: true,
+            replica_max_read_lag: Duration::from_secs(2),
             replication: Replication::default(),
             admin: Admin::default(),
             metrics: String::new(),
@@ -464,6 +471,12 @@ impl NodeConfig {
         }
         if r.ping_period.is_zero() || r.timeout <= r.ping_period {
             return bad("`replication.timeout` must be longer than `replication.ping_period`, which must not be zero".into());
+        }
+        if self.replica_max_read_lag <= r.ping_period {
+            return bad(format!(
+                "`replica_max_read_lag` must be longer than `replication.ping_period` ({}), the master's keepalive: a replica would refuse reads between two",
+                humantime::format_duration(r.ping_period)
+            ));
         }
         if r.sync_replicas > 0 && r.sync_timeout.is_zero() {
             return bad("`replication.sync_timeout` must not be zero with sync_replicas".into());

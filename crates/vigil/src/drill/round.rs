@@ -63,8 +63,10 @@ pub(super) fn hit(procs: &mut Processes, how: Hit, n: &pb::Node) -> anyhow::Resu
 }
 
 /// The longest time without an acknowledgement among `times`, counted from the last one at
-/// or before the fault `t0` (or from `t0` when there is none).
-pub(super) fn longest_gap(mut times: Vec<Instant>, t0: Instant) -> Duration {
+/// or before the fault `t0` (or from `t0` when there is none) up to the last one, or up to
+/// `end` when given (a silence still going on counts).
+pub(super) fn longest_gap(mut times: Vec<Instant>, t0: Instant, end: Option<Instant>) -> Duration {
+    times.extend(end);
     times.sort();
     let start = times
         .iter()
@@ -263,7 +265,7 @@ pub(super) async fn round(
         }
     };
     // The longest silence, from the last acknowledgement before the fault.
-    let unavailable = longest_gap(acks.iter().map(|a| a.at).collect(), t0);
+    let unavailable = longest_gap(acks.iter().map(|a| a.at).collect(), t0, None);
     let evs: Vec<(Instant, pb::TopologyEvent)> = events.lock()[ev_mark..].to_vec();
     let first = |kind: &str, node: Option<&str>| {
         evs.iter()

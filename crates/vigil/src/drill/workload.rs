@@ -33,6 +33,10 @@ const PIN_PACE: Duration = Duration::from_millis(5);
 const MAX_ARRAY: usize = 20_000;
 /// The longest bulk string the drill reads (its own values and keys are short).
 const MAX_BULK: usize = 1 << 20;
+/// The longest reply line (a status, an error, a length).
+const MAX_LINE: u64 = 64 * 1024;
+/// The deepest nesting of arrays the drill reads (a slot map has three levels).
+const MAX_DEPTH: usize = 8;
 
 /// One acknowledged write.
 #[derive(Debug, Clone)]
@@ -339,8 +343,14 @@ impl Conn {
     }
 
     async fn read(&mut self) -> Option<Reply> {
+        self.read_nested(0).await
+    }
+
+    async fn read_nested(&mut self, depth: usize) -> Option<Reply> {
         let mut line = String::new();
-        if self.rd.read_line(&mut line).await.ok()? == 0 {
+        // A bounded line: a peer that never sends a newline cannot grow it without end.
+        let mut limited = tokio::io::AsyncReadExt::take(&mut self.rd, MAX_LINE);
+        if limited.read_line(&mut line).await.ok()? == 0 || !line.ends_with('\n') {
             return None;
         }
         let line = line.trim_end();
@@ -350,9 +360,12 @@ impl Conn {
             b'*' => {
                 // A bounded element count (an address, a slot map, a page of SCAN).
                 let n: usize = line[1..].parse().ok().filter(|n| *n <= MAX_ARRAY)?;
-                let mut items = Vec::with_capacity(n);
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let mut items = Vec::with_capacity(n.min(64));
                 for _ in 0..n {
-                    items.push(Box::pin(self.read()).await?);
+                    items.push(Box::pin(self.read_nested(depth + 1)).await?);
                 }
                 Some(Reply::Array(items))
             }

@@ -16,7 +16,8 @@ pub mod report;
 mod round;
 mod workload;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -30,6 +31,15 @@ use layout::{Layout, cluster_name, whole};
 pub use report::ShardReport;
 use report::ShardSummary;
 use round::{Ctx, round};
+
+/// Stops the writers however the drill ends.
+struct Writers(Arc<workload::Record>);
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
 
 /// Each group's slots, in the cluster's order of groups.
 fn shard_slots(l: &Layout) -> Vec<Vec<u16>> {
@@ -55,6 +65,15 @@ pub(super) async fn drill(
     let cluster = &cluster_name(clients, wanted).await?;
     progress.show(1, "waiting for every shard to be healthy");
     let (first, start) = whole(clients, cluster).await?;
+    if start.groups.is_empty() {
+        bail!("the sharded cluster {cluster:?} has no groups");
+    }
+    if args.scenario.sharded() == Some(true) && start.groups.len() < 2 {
+        bail!(
+            "--scenario {} moves slots between shards: {cluster:?} has one group",
+            args.scenario.name()
+        );
+    }
     if let Processes::Local(_) = procs {
         for g in &start.groups {
             configure(&first[0].leader_client, g, args).await?;
@@ -67,6 +86,7 @@ pub(super) async fn drill(
     let slots = shard_slots(&start);
     let per_shard = args.writers.div_ceil(start.groups.len()).max(1);
     let record = workload::start(seeds, &slots, per_shard).await?;
+    let _writers = Writers(record.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     while record.acks.lock().is_empty() {
         if Instant::now() > deadline {
@@ -87,6 +107,7 @@ pub(super) async fn drill(
     let mut rounds = Vec::new();
     let mut down_after = 0;
     let mut last_failover: HashMap<String, Instant> = HashMap::new();
+    let mut known_lost = HashSet::new();
     for n in 1..=args.rounds {
         progress.show(n, "waiting for every shard to be healthy");
         let (before, layout) = whole(clients, cluster).await?;
@@ -109,6 +130,7 @@ pub(super) async fn drill(
             &before,
             &layout,
             Duration::from_millis(down_after),
+            &mut known_lost,
         )
         .await;
         let r = match r {

@@ -60,7 +60,7 @@ pub struct ShardRound {
     pub shards: Vec<ShardTiming>,
     /// Writes acknowledged during the round.
     pub writes_acked: u64,
-    /// Acknowledged writes (of the whole run so far) on no master afterwards.
+    /// Acknowledged writes on no master afterwards, first found missing in this round.
     pub acked_lost: u64,
     /// Keys (of the whole run so far) on two or more masters.
     pub duplicated: u64,
@@ -110,7 +110,7 @@ pub struct ShardSummary {
     pub bystander_unavailable_ms: Option<Spread>,
     /// Sum of `writes_acked`.
     pub writes_acked: u64,
-    /// The last round's `acked_lost` (each round checks every key so far).
+    /// Sum of `acked_lost`.
     pub acked_lost: u64,
     /// The last round's `duplicated`.
     pub duplicated: u64,
@@ -144,7 +144,7 @@ impl ShardSummary {
                     .map(|s| s.unavailable_ms)
             })),
             writes_acked: rounds.iter().map(|r| r.writes_acked).sum(),
-            acked_lost: last.map_or(0, |r| r.acked_lost),
+            acked_lost: rounds.iter().map(|r| r.acked_lost).sum(),
             duplicated: last.map_or(0, |r| r.duplicated),
             misplaced: last.map_or(0, |r| r.misplaced),
             retried,

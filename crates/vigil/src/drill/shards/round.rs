@@ -2,6 +2,7 @@
 //! outcome, heal, wait for every shard to be whole and no migration in flight, and measure
 //! each shard's timings and where the keys are.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub(super) struct Ctx<'a> {
 /// How long a migration may take, failovers included.
 const MIGRATION_LIMIT: Duration = Duration::from_secs(180);
 
+/// One round; `known_lost`: the acknowledged keys found lost in earlier rounds (this round's
+/// are added), so each loss is reported once, by the round that caused it.
 pub(super) async fn round(
     cx: &Ctx<'_>,
     n: usize,
@@ -39,6 +42,7 @@ pub(super) async fn round(
     before: &[Healthy],
     layout: &Layout,
     down_after: Duration,
+    known_lost: &mut HashSet<usize>,
 ) -> anyhow::Result<ShardRound> {
     let (scenario, progress, record) = (cx.scenario, cx.progress, cx.record);
     let k = (n - 1) % layout.groups.len();
@@ -66,6 +70,8 @@ pub(super) async fn round(
     let mut problems = Vec::new();
     let t0 = Instant::now();
     let mut fault = Vec::new();
+    // When the master was hit: its failover is timed from then (a migration from `t0`).
+    let mut t_fault = t0;
     if !moved.is_empty() {
         let req = pb::MigrateSlotsRequest {
             cluster: cx.cluster.to_string(),
@@ -107,6 +113,7 @@ pub(super) async fn round(
                 h.master,
                 victim.as_deref().unwrap_or("")
             ));
+            t_fault = Instant::now();
             hit(procs, how, node)?
         }
         None => Injected::Nothing,
@@ -124,7 +131,7 @@ pub(super) async fn round(
             group: g.clone(),
         };
         let mut promoted = None;
-        while t0.elapsed() < limit && promoted.is_none() {
+        while t_fault.elapsed() < limit && promoted.is_none() {
             promoted = s.master_info().await.filter(|m| m.epoch > h.epoch);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -132,13 +139,15 @@ pub(super) async fn round(
             None => problems.push(format!("{g} did not fail over within {limit:?}")),
             Some(m) => {
                 new_master = m.node;
-                while t0.elapsed() < limit && failover_ms.is_none() {
+                while t_fault.elapsed() < limit && failover_ms.is_none() {
                     failover_ms = record.acks.lock()[ack_mark..]
                         .iter()
                         .find(|a| {
-                            a.at > t0 && a.node == m.address && layout.owner[a.slot as usize] == *g
+                            a.at > t_fault
+                                && a.node == m.address
+                                && layout.owner[a.slot as usize] == *g
                         })
-                        .map(|a| ms(a.at - t0));
+                        .map(|a| ms(a.at - t_fault));
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 if failover_ms.is_none() {
@@ -168,21 +177,13 @@ pub(super) async fn round(
         if scenario == Scenario::MigrateUnderLoad && outcome != "completed" {
             problems.push(format!("the migration {outcome} although nothing failed"));
         }
-        let pause = {
-            let acks = record.acks.lock();
-            let times = acks[ack_mark..]
-                .iter()
-                .filter(|a| moved.binary_search(&a.slot).is_ok())
-                .map(|a| a.at)
-                .collect();
-            longest_gap(times, t0)
-        };
         migration = Some(MigrationRun {
             from: source.clone(),
             to: target.clone(),
             slots: moved.len() as u32,
             duration_ms: took,
-            write_pause_ms: ms(pause),
+            // Measured below, once writes to the moved slots had time to resume.
+            write_pause_ms: 0.0,
             outcome: outcome.into(),
         });
     }
@@ -191,6 +192,16 @@ pub(super) async fn round(
     // Let the writers of a shard that just came back show it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let acks: Vec<workload::Ack> = record.acks.lock()[ack_mark..].to_vec();
+    // A silence still going on counts up to now.
+    let end = Instant::now();
+    if let Some(m) = migration.as_mut() {
+        let times = acks
+            .iter()
+            .filter(|a| moved.binary_search(&a.slot).is_ok())
+            .map(|a| a.at)
+            .collect();
+        m.write_pause_ms = ms(longest_gap(times, t0, Some(end)));
+    }
     let shards = layout
         .groups
         .iter()
@@ -203,7 +214,7 @@ pub(super) async fn round(
             ShardTiming {
                 group: g.clone(),
                 writes_acked: mine.len() as u64,
-                unavailable_ms: ms(longest_gap(mine, t0)),
+                unavailable_ms: ms(longest_gap(mine, t0, Some(end))),
             }
         })
         .collect();
@@ -229,13 +240,36 @@ pub(super) async fn round(
             Err(e) => return Err(e),
         }
     };
-    if placed.lost > 0 {
-        let what = format!("{} acknowledged writes lost", placed.lost);
+    // Losses found for the first time are this round's.
+    let lost: Vec<u16> = placed
+        .lost
+        .iter()
+        .filter(|(i, _)| known_lost.insert(*i))
+        .map(|(_, slot)| *slot)
+        .collect();
+    if !lost.is_empty() {
         match cx.mode {
-            Mode::Sync => problems.push(format!("{what} in sync mode")),
-            // Asynchronous replication may discard the last writes of a master that failed.
-            Mode::Async if victim.is_none() => problems.push(what),
-            Mode::Async => {}
+            Mode::Sync => problems.push(format!(
+                "{} acknowledged writes lost in sync mode",
+                lost.len()
+            )),
+            // Asynchronous replication may discard the last writes of a master that failed,
+            // on the shards the round hit only.
+            Mode::Async => {
+                let hit = |g: &str| {
+                    victim.as_deref() == Some(g)
+                        || (!moved.is_empty() && (g == source || g == target))
+                };
+                let elsewhere = lost
+                    .iter()
+                    .filter(|s| !hit(&layout.owner[**s as usize]))
+                    .count();
+                if elsewhere > 0 {
+                    problems.push(format!(
+                        "{elsewhere} acknowledged writes lost on shards the round did not hit"
+                    ));
+                }
+            }
         }
     }
     if placed.duplicated > 0 {
@@ -258,7 +292,7 @@ pub(super) async fn round(
         migration,
         shards,
         writes_acked: acks.len() as u64,
-        acked_lost: placed.lost,
+        acked_lost: lost.len() as u64,
         duplicated: placed.duplicated,
         misplaced: placed.misplaced,
         ok: problems.is_empty(),

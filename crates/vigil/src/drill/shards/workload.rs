@@ -50,8 +50,10 @@ pub struct Record {
     pub retried: Mutex<HashMap<String, u64>>,
     /// The key prefix of this run, so a cluster's older keys are told apart.
     pub prefix: String,
-    /// Each shard's slots (a flag per slot), by shard index.
-    sets: RwLock<Vec<Arc<Vec<bool>>>>,
+    /// Each shard's slots, by shard index.
+    sets: RwLock<Vec<Arc<Vec<u16>>>>,
+    /// A hash tag for each slot: a key `{tag}...` lands in it.
+    tags: Vec<String>,
     stop: AtomicBool,
     router: Router,
 }
@@ -64,16 +66,7 @@ impl Record {
 
     /// Gives each shard's writers the slots `shards[i]` from now on (the slot map changed).
     pub fn assign(&self, shards: &[Vec<u16>]) {
-        *self.sets.write() = shards
-            .iter()
-            .map(|slots| {
-                let mut mine = vec![false; N];
-                for s in slots {
-                    mine[*s as usize] = true;
-                }
-                Arc::new(mine)
-            })
-            .collect();
+        *self.sets.write() = shards.iter().map(|s| Arc::new(s.clone())).collect();
     }
 
     fn retried(&self, kind: &str) {
@@ -117,6 +110,22 @@ impl Router {
     }
 }
 
+/// A hash tag for every slot (`t0`, `t1`, ... whichever lands first in each).
+fn tags() -> Vec<String> {
+    let mut out = vec![String::new(); N];
+    let (mut missing, mut i) = (N, 0u64);
+    while missing > 0 {
+        let t = format!("t{i}");
+        let slot = key_slot(t.as_bytes()) as usize;
+        if out[slot].is_empty() {
+            out[slot] = t;
+            missing -= 1;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// A `CLUSTER SLOTS` reply as one node per slot; `None` unless every slot is served.
 fn slot_map(ranges: &[Reply]) -> Option<Vec<Option<Arc<str>>>> {
     let mut map = vec![None; N];
@@ -131,10 +140,14 @@ fn slot_map(ranges: &[Reply]) -> Option<Vec<Option<Arc<str>>>> {
             return None;
         };
         let host = String::from_utf8_lossy(host);
-        let addr: Arc<str> = vigil_base::HostPort::new(&host, port as u16)
+        let port = u16::try_from(port).ok()?;
+        let addr: Arc<str> = vigil_base::HostPort::new(&host, port)
             .ok()?
             .to_string()
             .into();
+        if start < 0 {
+            return None;
+        }
         for slot in start..=end.min(N as i64 - 1) {
             map[slot as usize] = Some(addr.clone());
         }
@@ -161,10 +174,11 @@ pub async fn start(
         acks: Mutex::default(),
         retried: Mutex::default(),
         prefix: format!(
-            "sdrill:{:x}",
+            "sdrill-{:x}",
             vigil_base::clock::unix_us() as u64 ^ u64::from(std::process::id())
         ),
         sets: RwLock::default(),
+        tags: tags(),
         stop: AtomicBool::new(false),
         router: Router {
             seeds,
@@ -214,14 +228,18 @@ async fn writer(w: usize, shard: usize, record: Arc<Record>) {
         let Some(mine) = record.sets.read().get(shard).cloned() else {
             return;
         };
-        let (key, slot) = loop {
-            seq += 1;
-            let key = format!("{}:{w}:{seq}", record.prefix);
-            let slot = key_slot(key.as_bytes());
-            if mine[slot as usize] {
-                break (key, slot);
-            }
-        };
+        if mine.is_empty() {
+            // The shard owns no slot now (a migration emptied it).
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        seq += 1;
+        // Spread over the shard's slots (Knuth's multiplicative hash of the sequence).
+        let slot = mine[(seq.wrapping_mul(2_654_435_761) % mine.len() as u64) as usize];
+        let key = format!(
+            "{{{}}}{}:{w}:{seq}",
+            record.tags[slot as usize], record.prefix
+        );
         let index = {
             let mut a = record.attempted.lock();
             a.push(key.clone());
@@ -229,6 +247,7 @@ async fn writer(w: usize, shard: usize, record: Arc<Record>) {
         };
         let value = seq.to_string();
         let mut target = record.router.node(slot);
+        let mut redirects = 0;
         while !record.stop.load(Ordering::Relaxed) {
             let Some(node) = target.clone().or_else(|| record.router.node(slot)) else {
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -249,6 +268,11 @@ async fn writer(w: usize, shard: usize, record: Arc<Record>) {
                     record.router.slots.write()[slot as usize] = Some(to.clone());
                     record.router.stale.store(true, Ordering::Relaxed);
                     target = Some(to);
+                    // Nodes whose views disagree for a moment send a write back and forth.
+                    redirects += 1;
+                    if redirects > 3 {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
                 }
                 Outcome::Retry { kind, stale } => {
                     record.retried(kind);
@@ -320,9 +344,11 @@ fn refusal(e: &str) -> Outcome {
             kind: "CLUSTERDOWN slot not served",
             stale: true,
         },
+        // The master lost its lease for a moment: the same node is asked again, as redis-rs
+        // does (it answers `MOVED` once it learns of a failover).
         Some("CLUSTERDOWN") => Outcome::Retry {
             kind: "CLUSTERDOWN",
-            stale: true,
+            stale: false,
         },
         // NOREPLICAS (sync mode, no replica acknowledged), READONLY, LOADING...: the write
         // was not acknowledged; ask again.
@@ -334,10 +360,10 @@ fn refusal(e: &str) -> Outcome {
 }
 
 /// Where the acknowledged keys are, once the cluster is whole.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Placement {
-    /// Acknowledged keys no master holds.
-    pub lost: u64,
+    /// Acknowledged keys no master holds: (index into [`Record::attempted`], slot).
+    pub lost: Vec<(usize, u16)>,
     /// Keys (sent, acknowledged or not) held by two or more masters.
     pub duplicated: u64,
     /// Keys held by a master whose group does not own their slot.
@@ -351,8 +377,9 @@ pub async fn placement(
     masters: &[(String, String)],
     owner: &[String],
 ) -> anyhow::Result<Placement> {
-    let attempted = record.attempted.lock().clone();
+    // Acks first: every key acknowledged is then among the keys attempted.
     let acked: Vec<usize> = record.acks.lock().iter().map(|a| a.key).collect();
+    let attempted = record.attempted.lock().clone();
     let index: HashMap<&str, usize> = attempted
         .iter()
         .enumerate()
@@ -360,8 +387,11 @@ pub async fn placement(
         .collect();
     let mut holders: Vec<Vec<&str>> = vec![Vec::new(); attempted.len()];
     for (group, addr) in masters {
-        for key in scan(addr, &format!("{}:*", record.prefix)).await? {
-            if let Some(&i) = index.get(key.as_str()) {
+        for key in scan(addr, &format!("*{}:*", record.prefix)).await? {
+            // SCAN may return a key twice: a group counts once.
+            if let Some(&i) = index.get(key.as_str())
+                && !holders[i].contains(&group.as_str())
+            {
                 holders[i].push(group);
             }
         }
@@ -376,7 +406,11 @@ pub async fn placement(
             p.misplaced += 1;
         }
     }
-    p.lost = acked.iter().filter(|&&i| holders[i].is_empty()).count() as u64;
+    p.lost = acked
+        .into_iter()
+        .filter(|&i| holders[i].is_empty())
+        .map(|i| (i, key_slot(attempted[i].as_bytes())))
+        .collect();
     Ok(p)
 }
 
@@ -442,8 +476,13 @@ mod tests {
             refusal("-TRYAGAIN Multiple keys request during rehashing of slot"),
             Outcome::Retry { stale: false, .. }
         ));
+        // A master without its lease is asked again; a slot nobody serves means a new map.
         assert!(matches!(
             refusal("-CLUSTERDOWN The cluster is down"),
+            Outcome::Retry { stale: false, .. }
+        ));
+        assert!(matches!(
+            refusal("-CLUSTERDOWN Hash slot not served"),
             Outcome::Retry { stale: true, .. }
         ));
     }
