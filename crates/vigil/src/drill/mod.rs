@@ -258,13 +258,9 @@ async fn group_drill(
     // The writers ask the sentinels' Redis Sentinel protocol ports, as client libraries do.
     let resp: Vec<String> = first.members.iter().map(|m| m.resp.clone()).collect();
     let record = workload::start(args.writers, resp, group);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while record.acks.lock().is_empty() {
-        if Instant::now() > deadline {
-            record.stop();
-            bail!("the writers got no write acknowledged within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if let Err(e) = workload::first_ack(|| !record.acks.lock().is_empty()).await {
+        record.stop();
+        return Err(e);
     }
     let mut rounds = Vec::new();
     let mut settings_down_after = 0;

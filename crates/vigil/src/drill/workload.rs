@@ -92,6 +92,18 @@ pub fn start(n: usize, sentinels: Vec<String>, group: &str) -> Arc<Record> {
     record
 }
 
+/// Waits up to 10 s for the writers' first acknowledged write (`acked()`).
+pub async fn first_ack(acked: impl Fn() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !acked() {
+        if Instant::now() > deadline {
+            anyhow::bail!("the writers got no write acknowledged within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Runs `fut` unless discovery stops naming `master` first.
 async fn unless_replaced<T>(
     record: &Record,

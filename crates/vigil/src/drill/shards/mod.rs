@@ -26,6 +26,7 @@ use super::args::{DrillArgs, Mode};
 use super::cluster::{configure, down_after_of};
 use super::faults::{Processes, Scenario};
 use super::progress::Progress;
+use super::workload::first_ack;
 use crate::ctl::client::Client;
 use layout::{Layout, cluster_name, whole};
 pub use report::ShardReport;
@@ -87,14 +88,7 @@ pub(super) async fn drill(
     let per_shard = args.writers.div_ceil(start.groups.len()).max(1);
     let record = workload::start(seeds, &slots, per_shard).await?;
     let _writers = Writers(record.clone());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while record.acks.lock().is_empty() {
-        if Instant::now() > deadline {
-            record.stop();
-            bail!("the writers got no write acknowledged within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    first_ack(|| !record.acks.lock().is_empty()).await?;
     let cx = Ctx {
         scenario: args.scenario,
         mode: args.mode,
