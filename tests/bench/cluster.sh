@@ -21,6 +21,8 @@ ROUNDS="${ROUNDS:-5}"
 KEYS="${KEYS:-1000000}"
 DOWN_AFTER_MS="${DOWN_AFTER_MS:-1000}"
 MODE="${MODE:-async}"
+# ONLY=redis or ONLY=vigil runs one side (no report table).
+ONLY="${ONLY:-redis vigil}"
 PY=(python3 tests/bench/cluster_bench.py)
 res="$WORK/results"
 mkdir -p "$res" target/bench
@@ -81,7 +83,13 @@ migrate() {
   sleep 1
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" >"$WORK/$name-migrate.log" 2>&1
+  if ! "$@" >"$WORK/$name-migrate.log" 2>&1; then
+    echo "$name: the migration failed: $*" >&2
+    cat "$WORK/$name-migrate.log" >&2
+    # Vigil's events say why each attempt started over.
+    grep -a "migration" "$WORK/vigil-up.log" 2>/dev/null | tail -20 >&2 || true
+    exit 1
+  fi
   t1=$(date +%s.%N)
   sleep 1
   touch "$WORK/stop"
@@ -90,6 +98,7 @@ migrate() {
 }
 
 # --- Redis Cluster ---------------------------------------------------------------------------
+if [[ " $ONLY " == *" redis "* ]]; then
 echo "Redis Cluster: 3 masters + 3 replicas" >&2
 rb=$(free_block 6)
 rports=()
@@ -118,8 +127,10 @@ dst=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^5461-/
 migrate redis "$rseed" redis-cli --cluster reshard "$rseed" --cluster-from "$src" \
   --cluster-to "$dst" --cluster-slots 1000 --cluster-yes --cluster-pipeline 100
 for p in "${rports[@]}"; do kill -9 "${rpid[$p]}" 2>/dev/null || true; done
+fi
 
 # --- Vigil -----------------------------------------------------------------------------------
+if [[ " $ONLY " == *" vigil "* ]]; then
 echo "Vigil: vigil up --shards 3 ($MODE mode)" >&2
 vb=$(free_block 36)
 sync=0
@@ -138,13 +149,17 @@ node_token = "bench-node-token"
 shards = 3
 EOF
 "$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
-PIDS+=("$!")
+UP=$!
+# `vigil up` stops its nodes and sentinels on SIGTERM (SIGKILL would leave them running).
+trap 'kill -TERM "$UP" 2>/dev/null; wait "$UP" 2>/dev/null; cleanup' EXIT
 vseed="127.0.0.1:$vb"
 "${PY[@]}" wait-ok "$vseed" 3
 bench "$vb" "$res/vigil-bench.csv"
 failovers vigil "$vseed" ""
 migrate vigil "$vseed" "$VIGIL" ctl --sentinel "127.0.0.1:$((vb + 18))" --token bench-token \
   cluster move-slots mycluster --from shard1 --to shard2 --slots 0-999
+fi
+[ "$ONLY" = "redis vigil" ] || exit 0
 
 # --- Report ----------------------------------------------------------------------------------
 python3 - "$res" "$N" "$KEYS" "$DOWN_AFTER_MS" "$MODE" <<'PY' | tee target/bench/cluster.md

@@ -11,7 +11,7 @@ connections.
                                       STOPFILE exists; then read every acknowledged key back
                                       (JSON: acked, lost, longest pause on FIRST..LAST, errors)
   wait-ok SEED N                      wait until CLUSTER SLOTS covers every slot with N masters
-                                      that each take a write
+                                      that each have a replica online and take a write
 """
 import binascii
 import json
@@ -279,13 +279,21 @@ def load(seed, first, last, stopfile):
     print(json.dumps({"acked": len(acked), "lost": lost, "longest_pause_ms": round(longest * 1000, 1), "retried": cl.errors}))
 
 
+def replicated(addr):
+    """Whether the master at ADDR has a replica online."""
+    info = Conn(addr).call("INFO", "replication")
+    if not isinstance(info, bytes):
+        return False
+    return any(l.startswith("slave") and "state=online" in l for l in info.decode().splitlines())
+
+
 def wait_ok(seed, masters):
     until = time.monotonic() + 120
     while time.monotonic() < until:
         try:
             cl = Cluster(seed)
             owners = set(cl.map)
-            if len(owners) == masters and None not in owners:
+            if len(owners) == masters and None not in owners and all(map(replicated, owners)):
                 t = tags()
                 for s in (0, 8000, 16000):
                     key = f"{{{t[s]}}}:probe"

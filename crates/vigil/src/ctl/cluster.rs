@@ -78,11 +78,17 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
                     .collect(),
             }];
             let index = migrate(first, name, moves, HashMap::new()).await?;
-            finish(first, args, name, index, !no_wait, "slots moved").await?;
-            if !no_wait && !owns(first, name, to, &ranges).await? {
-                anyhow::bail!(
-                    "the move was given up and the slots stayed with {from}: the sentinels' log says why"
-                );
+            if index == 0 || *no_wait {
+                finish(first, args, name, index, !no_wait, "slots moved").await?;
+            } else {
+                // Success is said only once the slots are the target's.
+                wait_idle(first, name, args.json).await?;
+                if !owns(first, name, to, &ranges).await? {
+                    anyhow::bail!(
+                        "the move was given up and the slots stayed with {from}: the sentinels' events (`-migration-retry`, `-migration-aborted`) say why"
+                    );
+                }
+                println!("{}", done(args.json, index, "slots moved"));
             }
         }
         ClusterCommand::Rebalance {
