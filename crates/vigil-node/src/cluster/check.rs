@@ -254,9 +254,10 @@ impl Node {
         if write && view.holds(slot) {
             return Err(Refusal::Hold);
         }
-        // Served here as the shard's master: the node must be the master now. A demoted one sends reads too to the master it follows (its data may
-        // be older or divergent), and one without its lease answers `CLUSTERDOWN`, which
-        // cluster clients retry, where `READONLY` would reach the application.
+        // Served here as the shard's master: the node must be the master now. A demoted one
+        // sends reads too to the master it follows (its data may be older or divergent), and
+        // one without its lease answers `CLUSTERDOWN`, which cluster clients retry, where
+        // `READONLY` would reach the application.
         if view.i_am_master() {
             let gate = self.gate.view(std::time::Instant::now());
             match gate.role {
