@@ -130,6 +130,14 @@ impl Sharded {
             .flat_map(|(g, ns)| ns.iter().enumerate().map(move |(i, n)| (g, i, n)))
     }
 
+    /// The node listening on `port`: (group, node).
+    pub fn find(&self, port: u16) -> (usize, usize) {
+        self.nodes()
+            .find(|(_, _, n)| n.port == port)
+            .map(|(g, i, _)| (g, i))
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
     /// Every node's data port.
     pub fn data_ports(&self) -> Vec<u16> {
         self.nodes().map(|(_, _, n)| n.port).collect()
@@ -241,6 +249,14 @@ pub fn cluster_slots(port: u16) -> Option<Vec<SlotRange>> {
             })
             .collect(),
     )
+}
+
+/// The range of `slots` holding `slot`.
+pub fn range_of(slots: &[SlotRange], slot: i64) -> &SlotRange {
+    slots
+        .iter()
+        .find(|r| r.start <= slot && slot <= r.end)
+        .expect("every slot is covered")
 }
 
 /// Whether `ranges` cover slots 0..=16383 once each, in order.

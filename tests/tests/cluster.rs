@@ -8,23 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vigil_tests::client_script::Client;
-use vigil_tests::sharded::{SlotRange, Writer, assert_each_key_once, raw_reply, start_sharded};
-
-/// The node of the cluster listening on `port`: (group, node).
-fn find(c: &vigil_tests::sharded::Sharded, port: u16) -> (usize, usize) {
-    c.nodes()
-        .find(|(_, _, n)| n.port == port)
-        .map(|(g, i, _)| (g, i))
-        .unwrap_or_else(|| panic!("no node on port {port}"))
-}
-
-/// The range holding `slot`.
-fn range_of(slots: &[SlotRange], slot: i64) -> &SlotRange {
-    slots
-        .iter()
-        .find(|r| r.start <= slot && slot <= r.end)
-        .expect("every slot is covered")
-}
+use vigil_tests::sharded::{Writer, assert_each_key_once, range_of, raw_reply, start_sharded};
 
 #[test]
 fn nodes_answer_the_cluster_protocol_as_redis_does() {
@@ -36,8 +20,8 @@ fn nodes_answer_the_cluster_protocol_as_redis_does() {
     assert_eq!(bounds, [(0, 5460), (5461, 10922), (10923, 16383)]);
     // Each range belongs to the group created in that order, master and replica from it.
     for (g, r) in slots.iter().enumerate() {
-        assert_eq!(find(&c, r.master.1).0, g, "{r:?}");
-        assert_eq!(find(&c, r.replicas[0].1).0, g, "{r:?}");
+        assert_eq!(c.find(r.master.1).0, g, "{r:?}");
+        assert_eq!(c.find(r.replicas[0].1).0, g, "{r:?}");
         assert_eq!(r.master.0, "127.0.0.1");
     }
     // `foo` hashes to 12182 (the third group), `hello` to 866 (the first).
@@ -306,7 +290,7 @@ fn a_cluster_client_follows_a_shard_failover_and_loses_no_write() {
     client.expect("READY");
     // SIGKILL the master of the first shard.
     let old = slots[0].master.1;
-    let (g, i) = find(&c, old);
+    let (g, i) = c.find(old);
     c.groups[g][i].signal(libc::SIGKILL);
     client.resume();
     let last = client.finish();
@@ -314,7 +298,7 @@ fn a_cluster_client_follows_a_shard_failover_and_loses_no_write() {
     // Every other node now names a new master for the first shard's slots.
     let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
     assert_ne!(after[0].master.1, old, "{after:?}");
-    assert_eq!(find(&c, after[0].master.1).0, g);
+    assert_eq!(c.find(after[0].master.1).0, g);
 }
 
 /// redis-rs' cluster clients, sync and async, with reads from replicas: every key written
@@ -501,7 +485,7 @@ fn a_cluster_client_follows_a_live_rebalance() {
     };
     let g3_now = after
         .iter()
-        .find(|r| find(&c, r.master.1).0 == 2)
+        .find(|r| c.find(r.master.1).0 == 2)
         .map(|r| r.master.1)
         .expect("g3 owns slots again");
     assert!((5460..=5462).contains(&owned(g3_now)), "{after:?}");
@@ -523,107 +507,4 @@ fn a_cluster_client_follows_a_live_rebalance() {
         "the masters hold {held} keys for {acked} acknowledged writes"
     );
     println!("live rebalance under redis-py: {last}");
-}
-
-/// Queues the move of `slots` from g1 to g2 without waiting for it.
-fn queue_move(c: &vigil_tests::sharded::Sharded, slots: &str) {
-    let out = c.ctl_once(&[
-        "cluster",
-        "move-slots",
-        "c",
-        "--from",
-        "g1",
-        "--to",
-        "g2",
-        "--slots",
-        slots,
-        "--no-wait",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Waits (2 min at most) until sentinel `i` shows no migration in flight.
-fn wait_no_migration(c: &vigil_tests::sharded::Sharded, i: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let out = c.ctl_on(i, &["cluster", "status", "c"]);
-        let status = String::from_utf8_lossy(&out.stdout).into_owned();
-        if status.contains("no migration in flight") {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The target's master is SIGKILLed while slots move to it, under writes: its group fails
-/// over, the migration goes on or starts over with the new master, and ends with every
-/// acknowledged write on the slots' one owner.
-#[test]
-fn a_migration_survives_the_kill_of_its_target_master() {
-    let c = start_sharded(3, 3, "1s", "sync_replicas = 1\n");
-    let before = c.wait_serving(2, &[], Duration::from_secs(90));
-    let target = before[1].master.1;
-    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
-    let writer = Writer::start(&seed, "kd");
-    std::thread::sleep(Duration::from_millis(500));
-    queue_move(&c, "0-4000");
-    let (g, i) = find(&c, target);
-    c.groups[g][i].signal(libc::SIGKILL);
-    wait_no_migration(&c, 0);
-    std::thread::sleep(Duration::from_millis(500));
-    let w = writer.stop();
-    let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
-    assert_ne!(range_of(&after, 0).master.1, target);
-    let moved = find(&c, range_of(&after, 0).master.1).0 == 1;
-    assert!(moved, "the slots stayed with g1: {after:?}");
-    // The dead node is not counted: its group's survivors hold the one copy.
-    assert_each_key_once(&seed, "kd", &w, &after);
-    println!(
-        "migration through a target kill: moved={moved} acked={} failed={} longest_wait_ms={}",
-        w.acked.len(),
-        w.errors.len(),
-        w.longest.as_millis()
-    );
-}
-
-/// The sentinel leader is SIGKILLed while slots move, under writes: a new leader continues the
-/// migration from its committed step, and it ends with every acknowledged write on the slots'
-/// one owner.
-#[test]
-fn a_migration_survives_the_kill_of_the_sentinel_leader() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut c = start_sharded(3, 2, "2s", "sync_replicas = 1\n");
-    let before = c.wait_serving(1, &[], Duration::from_secs(60));
-    let target = before[1].master.1;
-    let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
-    let writer = Writer::start(&seed, "lk");
-    std::thread::sleep(Duration::from_millis(500));
-    queue_move(&c, "0-4000");
-    let ids: Vec<(u64, u16)> = c.sentinels.iter().map(|s| (s.id, s.port)).collect();
-    let leader = rt
-        .block_on(vigil_tests::agreed_leader(
-            &ids,
-            vigil_tests::managed::TOKEN,
-            Duration::from_secs(20),
-        ))
-        .expect("a leader") as usize
-        - 1;
-    c.sentinels[leader].kill9();
-    wait_no_migration(&c, (leader + 1) % 3);
-    std::thread::sleep(Duration::from_millis(500));
-    let w = writer.stop();
-    let after = c.wait_serving(1, &[], Duration::from_secs(30));
-    assert_eq!(range_of(&after, 4000).master.1, target, "{after:?}");
-    assert_each_key_once(&seed, "lk", &w, &after);
-    println!(
-        "migration through a sentinel leader kill: acked={} failed={} longest_wait_ms={}",
-        w.acked.len(),
-        w.errors.len(),
-        w.longest.as_millis()
-    );
 }

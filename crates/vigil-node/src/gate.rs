@@ -345,6 +345,14 @@ impl Gate {
         self.state.read().write_denied(now).is_none()
     }
 
+    /// Whether the node leads its shard as far as it knows: a master, not fenced, its lease
+    /// current or lapsed. A lapse alone is often a late renewal on a loaded machine, not a
+    /// failover: work that outlives one (a slot migration) waits through it instead of ending.
+    pub fn leads(&self) -> bool {
+        let s = self.state.read();
+        s.is_master() && !s.fenced
+    }
+
     /// Whether write replies need [`Gate::settle`] (managed mode or `sync_replicas`).
     pub fn ack_checks(&self) -> bool {
         self.ack_checks

@@ -1,19 +1,20 @@
 //! Slot migration, the target's half (the state here; the task in [`super::migrate`]): while
-//! the view lists a migration to this node's shard and this node is the shard's writable
-//! master, it reads the source master's export (NodeAdmin `ExportSlots`) and applies it to
+//! the view lists a migration to this node's shard and this node leads the shard (a master,
+//! not fenced; a lapsed lease pauses the import rather than ending it), it reads the source master's export (NodeAdmin `ExportSlots`) and applies it to
 //! database 0 as its own writes, so its replicas and its append log get them as they get any
 //! other.
 //!
 //! The invariants:
 //! - Every batch is applied under the store lock after checking, under that lock, that the
 //!   import was not cancelled and that the node may write; so nothing of an import lands
-//!   after it was cancelled (a newer attempt, a `DropSlots`) or after the node was fenced.
+//!   after it was cancelled (a newer attempt, a `DropSlots`), after the node was fenced, or
+//!   outside its lease (the batch waits for a renewal).
 //! - An import deletes what an earlier attempt left in its slots (which this shard does not
 //!   own) only once the source has accepted the export, so has taken its snapshot: a source
 //!   keeps the keys until after the commit and refuses exports from then on, so a node whose
 //!   view lags the commit (restarted, a push late) cannot delete a copy the sentinels have
 //!   just committed. And an attempt is not started twice on a node: one interrupted (the
-//!   node stopped being a writable master a moment) reports an error, and the sentinels
+//!   node was fenced or demoted) reports an error, and the sentinels
 //!   retry under a new id.
 //! - The applied byte count ([`Progress::offset`]) only grows, chunk by chunk, as the source
 //!   counts its stream: the sentinels commit once it reaches the source's final count.

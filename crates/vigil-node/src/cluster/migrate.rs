@@ -42,7 +42,9 @@ impl Node {
         for &(a, b) in &m.ranges {
             slots[a as usize..=b as usize].fill(true);
         }
-        if !self.gate.may_write(Instant::now()) {
+        // A lapsed lease is no reason to refuse: the snapshot is a read, and the stream carries
+        // only writes, which the node takes again once its lease is renewed.
+        if !self.gate.leads() {
             return Err(ExportError::NotMaster);
         }
         Ok(self.export.start(&mut store, id, slots))
@@ -86,14 +88,16 @@ impl Node {
         Ok(n)
     }
 
-    /// Applies one batch of an import, under the store lock, as this node's own writes.
+    /// Applies one batch of an import, under the store lock, as this node's own writes; or
+    /// applies nothing and says [`Applied::Later`] while the node's lease has lapsed (its
+    /// history grows only under a lease, as clients' writes do).
     fn apply_imported(
         &self,
         id: u64,
-        cmds: Vec<Vec<Bytes>>,
+        cmds: &[Vec<Bytes>],
         ranges: &[(u16, u16)],
         cancel: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<Applied, String> {
         let mut store = self.store.lock();
         if cancel.is_cancelled() {
             return Err("cancelled".into());
@@ -106,10 +110,13 @@ impl Node {
                 .is_none_or(|m| m.id != id || m.phase == Phase::Cleanup)
         }) {
             cancel.cancel();
-            return Ok(());
+            return Ok(Applied::Done);
         }
         if !self.gate.may_write(Instant::now()) {
-            return Err("this node may not write now (fenced, lease lapsed or demoted)".into());
+            return match self.gate.leads() {
+                true => Ok(Applied::Later),
+                false => Err(NOT_LEADING.into()),
+            };
         }
         let now = vigil_base::clock::unix_ms();
         let mut props = Vec::new();
@@ -125,7 +132,7 @@ impl Node {
                 crate::cmd::functions::logged,
                 &mut store,
                 0,
-                cmd,
+                cmd.clone(),
                 now,
                 &mut scratch,
             )?;
@@ -133,9 +140,23 @@ impl Node {
         }
         store.publish_events(&self.shared.hub);
         self.propagate(&props);
-        Ok(())
+        Ok(Applied::Done)
     }
 }
+
+/// What [`Node::apply_imported`] did with a batch.
+enum Applied {
+    Done,
+    /// Nothing: the lease lapsed; offer the batch again.
+    Later,
+}
+
+/// Why an import ends when its node stops leading the shard.
+const NOT_LEADING: &str =
+    "interrupted: this node stopped being its shard's master (fenced or demoted)";
+
+/// How often an import waiting out a lapsed lease looks again.
+const LAPSE_POLL: Duration = Duration::from_millis(10);
 
 /// Runs on every node for its life: starts the import its view and role call for, and cancels
 /// one they no longer call for. Exports end the same way.
@@ -148,7 +169,8 @@ pub async fn supervise(node: Arc<Node>) {
 
 fn reconcile(node: &Arc<Node>) {
     let view = node.cluster_view();
-    let master = node.gate.may_write(Instant::now());
+    // Not `may_write`: a lapse that a renewal ends must not end the export or the import.
+    let master = node.gate.leads();
     let m = view
         .as_ref()
         .and_then(|v| v.migration.as_ref().map(|m| (v, m)));
@@ -175,8 +197,7 @@ fn reconcile(node: &Arc<Node>) {
         // Still listed, not committed: the sentinels must hear it stopped, to start over.
         let listed = m.is_some_and(|(_, m)| m.id == old.id && m.phase != Phase::Cleanup);
         if listed {
-            *old.progress.error.lock() =
-                "interrupted: this node stopped being its shard's writable master".into();
+            *old.progress.error.lock() = NOT_LEADING.into();
         }
     }
     let Some((id, ranges, admin)) = want else {
@@ -255,16 +276,22 @@ async fn import(
     // it still had every key of the slots (it deletes them only after the commit, and then
     // refuses an export). A node whose view is behind (restarted, or a push late) cannot
     // delete a copy the sentinels have committed.
-    {
-        let mut store = node.store.lock();
-        if cancel.is_cancelled() {
-            return Ok(());
+    loop {
+        {
+            let mut store = node.store.lock();
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if node.gate.may_write(Instant::now()) {
+                let props = delete_keys(&mut store, ranges, usize::MAX);
+                node.propagate(&props);
+                break;
+            }
+            if !node.gate.leads() {
+                return Err(NOT_LEADING.into());
+            }
         }
-        if !node.gate.may_write(Instant::now()) {
-            return Err("this node is not a writable master".into());
-        }
-        let props = delete_keys(&mut store, ranges, usize::MAX);
-        node.propagate(&props);
+        tokio::time::sleep(LAPSE_POLL).await;
     }
     let limits = ParseLimits::peer(MAX_CHUNK, 1 << 20);
     let mut parser = RequestParser::new();
@@ -289,10 +316,11 @@ async fn import(
                 Err(e) => return Err(format!("the export is not RESP: {e}")),
             }
         }
-        if !cmds.is_empty() {
-            node.apply_imported(id, cmds, ranges, cancel)?;
-            if cancel.is_cancelled() {
-                return Ok(());
+        while !cmds.is_empty() {
+            match node.apply_imported(id, &cmds, ranges, cancel)? {
+                Applied::Done if cancel.is_cancelled() => return Ok(()),
+                Applied::Done => break,
+                Applied::Later => tokio::time::sleep(LAPSE_POLL).await,
             }
         }
         progress

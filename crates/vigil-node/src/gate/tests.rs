@@ -145,6 +145,7 @@ fn transitions() {
     assert!(g.promote(), "unassigned -> master is a change");
     assert!(!g.promote(), "already a master");
     assert!(!g.may_write(Instant::now()), "managed: no lease yet");
+    assert!(g.leads(), "a master without a lease still leads its shard");
     let now = Instant::now();
     let granted = g.renew_lease(now + Duration::from_secs(5), now).unwrap();
     assert_eq!(
@@ -155,8 +156,13 @@ fn transitions() {
     let granted = g.renew_lease(now + Duration::from_secs(1), now).unwrap();
     assert_eq!(granted.remaining, Duration::from_secs(5));
     assert!(g.may_write(now));
+    assert!(
+        !g.may_write(now + Duration::from_secs(6)) && g.leads(),
+        "a lapse alone"
+    );
     g.fence();
     assert!(!g.may_write(now));
+    assert!(!g.leads(), "fenced");
     assert_eq!(
         g.renew_lease(now + Duration::from_secs(5), now),
         Err(LeaseRefused::Fenced { epoch: 1 })
@@ -164,6 +170,7 @@ fn transitions() {
     g.lift_fence(Some(now + Duration::from_secs(2)));
     assert!(g.may_write(now));
     g.follow("m".into(), 7);
+    assert!(!g.leads(), "a replica");
     assert_eq!(
         g.role(),
         Role::Replica {
