@@ -50,6 +50,62 @@ fn nodes_answer_the_cluster_protocol_as_redis_does() {
         "-ERR SELECT is not allowed in cluster mode\r\n"
     );
     assert_eq!(raw_reply(master, &["SELECT", "0"]), "+OK\r\n");
+    // Scripts: each call on a key this shard serves, and in the script's one slot unless it
+    // is an EVAL without a shebang or says `allow-cross-slot-keys`, as Redis checks them.
+    let local = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            let slot = vigil_resp::slot::key_slot(k.as_bytes());
+            (owner.start..=owner.end).contains(&i64::from(slot)) && slot != 12182
+        })
+        .unwrap();
+    let eval = |script: &str, args: &[&str]| {
+        let mut a = vec!["EVAL", script];
+        a.extend(args);
+        raw_reply(master, &a)
+    };
+    let two = "redis.call('SET', KEYS[1], '1') return redis.call('SET', ARGV[1], '2')";
+    for (script, args, want) in [
+        (
+            "return redis.call('GET', 'hello')",
+            &["0"][..],
+            "-ERR Script attempted to access a non local key in a cluster node",
+        ),
+        (
+            "return redis.call('MSET', '{foo}s', '1', ARGV[1], '2')",
+            &["0", &local],
+            "-ERR Script attempted to access a non local key in a cluster node",
+        ),
+        (
+            "return redis.call('SELECT', '1')",
+            &["0"],
+            "-ERR SELECT is not allowed in cluster mode",
+        ),
+        (
+            "return redis.call('MOVE', KEYS[1], '1')",
+            &["1", "{foo}s"],
+            "-ERR MOVE is not allowed in cluster mode",
+        ),
+        (two, &["1", "{foo}s", &local], "+OK"),
+        (
+            &format!("#!lua\n{two}"),
+            &["1", "{foo}s", &local],
+            "-ERR Script attempted to access keys that do not hash to the same slot",
+        ),
+        (
+            &format!("#!lua flags=allow-cross-slot-keys\n{two}"),
+            &["1", "{foo}s", &local],
+            "+OK",
+        ),
+    ] {
+        let got = eval(script, args);
+        assert!(
+            got.starts_with(want),
+            "EVAL {script:?} {args:?}: {got:?}, not {want:?}"
+        );
+    }
+    assert_eq!(raw_reply(master, &["DEL", &local]), ":1\r\n");
+    assert_eq!(raw_reply(master, &["DEL", "{foo}s"]), ":1\r\n");
     // A replica redirects to its master until READONLY, then serves reads but not writes.
     let mut r = vigil_tests::RawConn::connect(replica).unwrap();
     assert_eq!(

@@ -247,3 +247,87 @@ fn a_migration_waits_out_lapsed_leases() {
         "a lapse alone started the copy over: {seen:?}"
     );
 }
+
+/// Many slots holding many keys move (the source copies them a few slots at a time) while a
+/// cluster client increments counters all over them: every counter ends at its acknowledged
+/// increments (plus at most the ones whose reply was lost), each key on one shard.
+#[test]
+fn a_migration_of_many_slots_keeps_every_increment() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = start_sharded(2, 2, "2s", "sync_replicas = 1\n");
+    let before = c.wait_serving(1, &[], Duration::from_secs(60));
+    let source = range_of(&before, 0).master.1;
+    // 10,000 counters in slots 0-4000 (so about 2.5 a slot), set on the source in pipelines.
+    let names: Vec<String> = (0..)
+        .map(|i| format!("ctr:{i}"))
+        .filter(|k| vigil_resp::slot::key_slot(k.as_bytes()) <= 4000)
+        .take(10_000)
+        .collect();
+    let mut conn = RawConn::connect(source).unwrap();
+    for batch in names.chunks(1000) {
+        let mut out = Vec::new();
+        for k in batch {
+            out.extend(RawConn::encode(&["SET", k, "0"]));
+        }
+        conn.send_raw(&out).unwrap();
+        for _ in batch {
+            assert_eq!(conn.read_reply().unwrap(), b"+OK\r\n");
+        }
+    }
+    let seed = format!("127.0.0.1:{}", c.groups[1][0].port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let incr = {
+        let (names, stop, seed) = (names.clone(), stop.clone(), format!("redis://{seed}/"));
+        std::thread::spawn(move || {
+            let client = redis::cluster::ClusterClient::new(vec![seed]).unwrap();
+            let mut conn = client.get_connection().expect("cluster connection");
+            let (mut acked, mut maybe) = (vec![0i64; names.len()], vec![0i64; names.len()]);
+            let mut x: u64 = 88172645463325252;
+            while !stop.load(Ordering::Relaxed) {
+                // xorshift: every counter, in no pattern the copy's order could match.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % names.len() as u64) as usize;
+                match redis::cmd("INCR").arg(&names[i]).query::<i64>(&mut conn) {
+                    Ok(_) => acked[i] += 1,
+                    Err(_) => maybe[i] += 1,
+                }
+            }
+            (acked, maybe)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    queue_move(&c, "0-4000");
+    wait_no_migration(&c, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, maybe) = incr.join().unwrap();
+    let after = c.wait_serving(1, &[], Duration::from_secs(30));
+    assert_eq!(c.find(range_of(&after, 0).master.1).0, 1, "{after:?}");
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}/")]).unwrap();
+    let mut read = client.get_connection().unwrap();
+    for (i, k) in names.iter().enumerate() {
+        let v: i64 = redis::cmd("GET").arg(k).query(&mut read).unwrap();
+        assert!(
+            acked[i] <= v && v <= acked[i] + maybe[i],
+            "{k} = {v}: {} increments acknowledged, {} unknown",
+            acked[i],
+            maybe[i]
+        );
+    }
+    let held: usize = after
+        .iter()
+        .map(|r| r.master.1)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(vigil_tests::sharded::dbsize)
+        .sum();
+    assert_eq!(held, names.len(), "every counter on exactly one master");
+    println!(
+        "many-slot migration: {} increments acknowledged, {} unknown",
+        acked.iter().sum::<i64>(),
+        maybe.iter().sum::<i64>()
+    );
+}

@@ -52,6 +52,8 @@ pub enum Misrouted {
 /// The reply to a write that reached a held slot after all (bounded wait, or a race with the
 /// view that began the hold), as Redis words it; cluster clients retry it.
 pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+/// A script's call on a key this shard does not serve (Redis' wording).
+const NON_LOCAL: &str = "ERR Script attempted to access a non local key in a cluster node";
 
 /// Why a pushed view was not adopted.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,52 @@ impl Node {
                 Some(Misrouted::Elsewhere(r.into()))
             }
             None => Some(Misrouted::Elsewhere(Redirect::Unserved.into())),
+        }
+    }
+
+    /// Whether a script's call may run in cluster mode, as Redis checks each one
+    /// (`scriptVerifyClusterState`): no other database, its keys in one slot this shard
+    /// serves, and (unless `cross` allows it: `allow-cross-slot-keys`, or an `EVAL` without a
+    /// shebang) the slot of the script's calls so far (`slot`, seeded from its declared keys); a
+    /// write to a slot held or moved since the script was routed is refused too. Each call in
+    /// one slot is also what lets a migration copy slot by slot. `None` outside cluster mode.
+    pub(crate) fn script_refusal(
+        &self,
+        tls: bool,
+        meta: &CommandMeta,
+        args: &[Bytes],
+        slot: &mut Option<u16>,
+        cross: bool,
+    ) -> Option<Reply> {
+        if !self.shared.cluster_mode.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Err(r) = refused_in_cluster(meta.name, args) {
+            return Some(r);
+        }
+        let view = self.cluster_view()?;
+        let non_local = || Some(Reply::error(NON_LOCAL));
+        match keys_slot(key_args(meta, args)) {
+            Err(_) => return non_local(),
+            Ok(None) => {}
+            Ok(Some(s)) => {
+                if view.owner_of(s).is_none_or(|(o, _)| o != view.my_shard) {
+                    return non_local();
+                }
+                match *slot {
+                    Some(prev) if prev != s && !cross => {
+                        return Some(Reply::error(
+                            "ERR Script attempted to access keys that do not hash to the same slot",
+                        ));
+                    }
+                    Some(_) => {}
+                    None => *slot = Some(s),
+                }
+            }
+        }
+        match self.misrouted_write(tls, meta, args)? {
+            Misrouted::Held => Some(Reply::error(TRYAGAIN)),
+            Misrouted::Elsewhere(_) => non_local(),
         }
     }
 

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
-use vigil_resp::slot::key_slot;
 
 use crate::ctx::Prop;
 use crate::db::Store;
@@ -137,18 +136,15 @@ pub enum DropError {
     },
 }
 
-fn in_ranges(ranges: &[(u16, u16)], slot: u16) -> bool {
-    ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
-}
-
 /// Deletes the keys of `ranges` in database 0 (at most `limit`); returns the `DEL`s to
 /// propagate.
 pub(super) fn delete_keys(store: &mut Store, ranges: &[(u16, u16)], limit: usize) -> Vec<Prop> {
     let db = &mut store.dbs[0];
-    let keys: Vec<Bytes> = db
-        .keys
-        .keys()
-        .filter(|k| in_ranges(ranges, key_slot(k)))
+    db.keys.index_slots();
+    let keys: Vec<Bytes> = ranges
+        .iter()
+        .flat_map(|&(a, b)| a..=b)
+        .flat_map(|s| db.keys.in_slot(s).map(|(k, _)| k))
         .take(limit)
         .map(|k| Bytes::copy_from_slice(k))
         .collect();

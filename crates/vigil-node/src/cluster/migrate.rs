@@ -13,7 +13,7 @@ use vigil_proto::node::{ExportSlotsRequest, SlotRange};
 use vigil_resp::request::{ParseLimits, RequestParser};
 
 use super::Phase;
-use super::export::{ExportError, Stream};
+use super::export::{AHEAD, ExportError, Step, Stream};
 use super::import::{DropError, Import, Progress, delete_keys};
 use crate::node::Node;
 
@@ -28,7 +28,7 @@ const MAX_CHUNK: usize = 1 << 30;
 impl Node {
     /// Starts exporting migration `id` (replacing any export): the snapshot of its slots and
     /// then their writes, as [`Stream`].
-    pub fn export_slots(&self, id: u64) -> Result<Stream, ExportError> {
+    pub fn export_slots(self: &Arc<Self>, id: u64) -> Result<Stream, ExportError> {
         // The view is read under the store lock, which a view change and `DropSlots` take too:
         // an export accepted here snapshots slots the source has not deleted.
         let mut store = self.store.lock();
@@ -47,7 +47,39 @@ impl Node {
         if !self.gate.leads() {
             return Err(ExportError::NotMaster);
         }
-        Ok(self.export.start(&mut store, id, slots))
+        let stream = self.export.start(&mut store, id, slots);
+        drop(store);
+        tokio::spawn(self.clone().send_snapshot(stream.generation));
+        Ok(stream)
+    }
+
+    /// Copies export `generation`'s slots a step per hold of the store lock, waiting while
+    /// the target is far behind, until the snapshot is out or the export ends.
+    async fn send_snapshot(self: Arc<Self>, generation: u64) {
+        loop {
+            match self.export.queued(generation) {
+                None => return,
+                Some(q) if q > AHEAD => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let step = {
+                let mut store = self.store.lock();
+                // Demotions happen under the store lock: a node that no longer leads its shard
+                // (its data may be another master's after a resync) copies nothing more.
+                if !self.gate.leads() {
+                    self.export.retain(None);
+                    return;
+                }
+                self.export.step(&mut store, generation)
+            };
+            if step != Step::More {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// `DropSlots`: deletes the keys of `ranges`, none of which this node's shard owns,
@@ -276,22 +308,28 @@ async fn import(
     // it still had every key of the slots (it deletes them only after the commit, and then
     // refuses an export). A node whose view is behind (restarted, or a push late) cannot
     // delete a copy the sentinels have committed.
+    // A batch per hold of the store lock: a large leftover must not stop the node.
     loop {
-        {
+        let deleted = {
             let mut store = node.store.lock();
             if cancel.is_cancelled() {
                 return Ok(());
             }
             if node.gate.may_write(Instant::now()) {
-                let props = delete_keys(&mut store, ranges, usize::MAX);
+                let props = delete_keys(&mut store, ranges, DROP_MAX);
                 node.propagate(&props);
-                break;
-            }
-            if !node.gate.leads() {
+                Some(!props.is_empty())
+            } else if node.gate.leads() {
+                None
+            } else {
                 return Err(NOT_LEADING.into());
             }
+        };
+        match deleted {
+            Some(false) => break,
+            Some(true) => tokio::task::yield_now().await,
+            None => tokio::time::sleep(LAPSE_POLL).await,
         }
-        tokio::time::sleep(LAPSE_POLL).await;
     }
     let limits = ParseLimits::peer(MAX_CHUNK, 1 << 20);
     let mut parser = RequestParser::new();

@@ -182,17 +182,18 @@ fn getkeysinslot(node: &Node, slot: &[u8], count: &[u8]) -> Reply {
 
 /// Up to `max` live keys of database 0 in `slot`.
 fn keys_in_slot(node: &Node, slot: u16, max: usize) -> Vec<Bytes> {
-    slot_keys(&node.store.lock().dbs[0], unix_ms(), slot, max)
+    let mut store = node.store.lock();
+    store.dbs[0].keys.index_slots();
+    slot_keys(&store.dbs[0], unix_ms(), slot, max)
 }
 
-/// Up to `max` keys of `db` in `slot`, expired ones left out (a scan of the keyspace: there
-/// is no per-slot index yet).
+/// Up to `max` keys of `db` in `slot`, expired ones left out (through the slot index).
 fn slot_keys(db: &Db, now: i64, slot: u16, max: usize) -> Vec<Bytes> {
     db.keys
-        .keys()
-        .filter(|k| key_slot(&k[..]) == slot && !db.is_expired(&k[..], now))
+        .in_slot(slot)
+        .filter(|(k, _)| !db.is_expired(&k[..], now))
         .take(max)
-        .map(|k| Bytes::copy_from_slice(&k[..]))
+        .map(|(k, _)| Bytes::copy_from_slice(&k[..]))
         .collect()
 }
 
@@ -510,6 +511,8 @@ mod tests {
     #[test]
     fn keys_in_a_slot() {
         let mut store = crate::db::Store::new(1);
+        // Kept from before the first key: the index follows every change.
+        store.dbs[0].keys.index_slots();
         let mut props = Vec::new();
         let mut ctx = crate::ctx::Ctx::new(&mut store, 0, 1_000, &mut props);
         let table = crate::cmd::table();
@@ -525,9 +528,9 @@ mod tests {
         }
         set(&mut ctx, &["set", "{user1000}.gone", "v", "px", "1"]);
         drop(ctx);
-        let mut got = slot_keys(&store.dbs[0], 5_000, 3443, usize::MAX);
-        got.sort();
-        assert_eq!(got, ["user1000", "{user1000}.a", "{user1000}.b"]);
+        // The newest first, as Redis lists them.
+        let got = slot_keys(&store.dbs[0], 5_000, 3443, usize::MAX);
+        assert_eq!(got, ["{user1000}.b", "user1000", "{user1000}.a"]);
         assert_eq!(slot_keys(&store.dbs[0], 5_000, 3443, 2).len(), 2);
         assert_eq!(slot_keys(&store.dbs[0], 5_000, 12182, 9), ["foo"]);
         assert!(slot_keys(&store.dbs[0], 5_000, 0, 9).is_empty());

@@ -17,6 +17,7 @@ use std::time::Instant;
 use ahash::RandomState;
 use indexmap::IndexMap;
 
+use super::slots::SlotIndex;
 use super::{Key, Value};
 
 /// The LRU clock wraps at 24 bits, as Redis' does (`LRU_CLOCK_MAX`).
@@ -117,6 +118,8 @@ pub struct Keyspace {
     policy: AccessPolicy,
     /// Keys created since they were last taken, kept only while `n` notifications are on.
     created: Option<Vec<Key>>,
+    /// Keys by hash slot, once a cluster node asked ([`Keyspace::index_slots`]).
+    slots: Option<SlotIndex>,
 }
 
 impl Deref for Keyspace {
@@ -181,6 +184,9 @@ impl Keyspace {
             None => {
                 self.map.insert(super::boxed(key), value);
                 self.stamps.push(self.policy.fresh());
+                if let Some(ix) = &mut self.slots {
+                    ix.inserted(key, self.stamps.len() - 1);
+                }
                 if let Some(c) = &mut self.created {
                     c.push(super::boxed(key));
                 }
@@ -198,6 +204,9 @@ impl Keyspace {
         let (i, old) = self.map.insert_full(key, value);
         if i == self.stamps.len() {
             self.stamps.push(self.policy.fresh());
+            if let Some(ix) = &mut self.slots {
+                ix.inserted(&self.map.get_index(i).expect("just inserted").0[..], i);
+            }
         } else if !self.policy.lfu {
             self.stamps[i] = self.policy.fresh();
         }
@@ -211,9 +220,35 @@ impl Keyspace {
 
     /// Removes a key; the last key takes its index, as in `IndexMap::swap_remove`.
     pub fn swap_remove(&mut self, key: &[u8]) -> Option<Value> {
-        let (i, _, v) = self.map.swap_remove_full(key)?;
+        let (i, k, v) = self.map.swap_remove_full(key)?;
         self.stamps.swap_remove(i);
+        if let Some(ix) = &mut self.slots {
+            let moved = self.map.get_index(i).map(|(m, _)| (&m[..], self.map.len()));
+            ix.removed(&k, i, moved);
+        }
         Some(v)
+    }
+
+    /// Keeps the keys by hash slot from now on (built now if it is not kept yet): a cluster
+    /// node's slot commands and migrations read them with [`Keyspace::in_slot`].
+    pub fn index_slots(&mut self) {
+        if self.slots.is_none() {
+            self.slots = Some(SlotIndex::build(self.map.keys().map(|k| &k[..])));
+        }
+    }
+
+    /// The keys of `slot` with their values, the newest first as Redis lists a slot's keys
+    /// (by map index: a removal moves the last key into the hole); none unless
+    /// [`Keyspace::index_slots`] was called.
+    pub fn in_slot(&self, slot: u16) -> impl Iterator<Item = (&Key, &Value)> + '_ {
+        let mut at: Vec<usize> = self.slots.iter().flat_map(|ix| ix.in_slot(slot)).collect();
+        at.sort_unstable_by(|a, b| b.cmp(a));
+        at.into_iter().filter_map(|i| self.map.get_index(i))
+    }
+
+    /// How many keys `slot` holds (0 unless [`Keyspace::index_slots`] was called).
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        self.slots.as_ref().map_or(0, |ix| ix.count(slot))
     }
 
     /// Starts (or stops) remembering the keys created, for `new` notifications.
@@ -235,6 +270,9 @@ impl Keyspace {
     pub fn clear(&mut self) {
         self.map.clear();
         self.stamps.clear();
+        if let Some(ix) = &mut self.slots {
+            ix.clear();
+        }
     }
 
     /// Seconds since `key` was last used (`OBJECT IDLETIME`), if it exists.
@@ -339,5 +377,49 @@ mod tests {
         k.set_hint(b"k", None, Some(255));
         k.access(b"k");
         assert_eq!(k.freq(b"k"), Some(255));
+    }
+
+    /// The slot index agrees with a scan of the keys through inserts, replacements, removals
+    /// (the last key moving) and a clear, whether built before or after them.
+    #[test]
+    fn slot_index_follows_every_change() {
+        let check = |k: &Keyspace| {
+            for slot in (0..16384u16)
+                .step_by(97)
+                .chain([vigil_resp::slot::key_slot(b"k7")])
+            {
+                let mut want: Vec<&[u8]> = k
+                    .keys()
+                    .filter(|x| vigil_resp::slot::key_slot(x) == slot)
+                    .map(|x| &x[..])
+                    .collect();
+                let mut got: Vec<&[u8]> = k.in_slot(slot).map(|(x, _)| &x[..]).collect();
+                want.sort();
+                got.sort();
+                assert_eq!(got, want, "slot {slot}");
+                assert_eq!(k.count_in_slot(slot), want.len());
+            }
+        };
+        let mut k = ks(false);
+        for i in 0..3000 {
+            k.insert(boxed(format!("k{i}").as_bytes()), Value::Str(boxed(b"v")));
+        }
+        k.index_slots();
+        check(&k);
+        for i in (0..3000).step_by(7) {
+            k.swap_remove(format!("k{i}").as_bytes());
+        }
+        for i in 3000..3500 {
+            k.set(format!("k{i}").as_bytes(), Value::Str(boxed(b"v")));
+            k.insert(
+                boxed(format!("k{}", i - 3000).as_bytes()),
+                Value::Str(boxed(b"w")),
+            );
+        }
+        check(&k);
+        k.clear();
+        check(&k);
+        k.set(b"k7", Value::Str(boxed(b"v")));
+        check(&k);
     }
 }

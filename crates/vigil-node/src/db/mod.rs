@@ -18,6 +18,7 @@ pub mod notify;
 #[cfg(test)]
 mod seeded;
 pub mod set;
+pub mod slots;
 pub mod stream;
 pub mod watch;
 pub mod zset;

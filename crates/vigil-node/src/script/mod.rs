@@ -6,11 +6,12 @@
 
 mod busy;
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use vigil_lua::{Engine, Host, ScriptFlags};
 use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply};
 
-use crate::cluster::check::Misrouted;
 use crate::ctx::{Ctx, Prop};
 use crate::db::Store;
 use crate::node::{Handler, Node};
@@ -44,6 +45,10 @@ pub struct ScriptHost<'a> {
     /// The caller's ACL user, when it is restricted (each redis.call is checked), with its
     /// name and client line for ACL LOG.
     acl_user: Option<(std::sync::Arc<vigil_resp::acl::User>, Bytes, String)>,
+    /// In a cluster, the slot of the script's keys so far (its declared ones first).
+    slot: Option<u16>,
+    /// Its calls may touch several slots (`allow-cross-slot-keys`, or no shebang in `EVAL`).
+    cross_slot: bool,
 }
 
 impl ScriptHost<'_> {
@@ -101,6 +106,9 @@ impl Host for ScriptHost<'_> {
                     Ok(n) if n < 0 || n as usize >= self.databases => {
                         Reply::error("ERR DB index is out of range")
                     }
+                    Ok(n) if n != 0 && self.node.shared.cluster_mode.load(Ordering::Acquire) => {
+                        Reply::error("ERR SELECT is not allowed in cluster mode")
+                    }
                     Ok(n) => {
                         self.db = n as usize;
                         Reply::ok()
@@ -122,16 +130,14 @@ impl Host for ScriptHost<'_> {
         if meta.flags.has(Flags::WRITE) && self.read_only {
             return Reply::error("ERR Write commands are not allowed from read-only scripts.");
         }
-        // In a cluster, a write to a key this shard does not serve now (not declared, or the
-        // slot moved or is held since the script was routed) is refused, as Redis refuses a
-        // script's non-local keys.
-        if let Some(m) = self.node.misrouted_write(self.tls, &meta, &args) {
-            return match m {
-                Misrouted::Held => Reply::error(crate::cluster::check::TRYAGAIN),
-                Misrouted::Elsewhere(_) => {
-                    Reply::error("ERR Script attempted to access a non local key in a cluster node")
-                }
-            };
+        // In a cluster, a call on a key this shard does not serve now (not declared, or the
+        // slot moved or is held since the script was routed) or in another slot than the
+        // script's is refused, as Redis refuses it.
+        if let Some(r) =
+            self.node
+                .script_refusal(self.tls, &meta, &args, &mut self.slot, self.cross_slot)
+        {
+            return r;
         }
         if meta.flags.has(Flags::WRITE) && self.gate_at_first_write {
             if let Err(r) = self.node.gate(&gate_meta(false, ScriptFlags::default())) {
@@ -287,6 +293,8 @@ impl Node {
             return Reply::error(crate::maxmemory::OOM);
         }
         let gate_at_first_write = flags.is_none() && !call.read_only;
+        // Redis lets only an `EVAL` without a shebang touch several slots unless it says so.
+        let cross_slot = flags.map_or(call.kind == Kind::Script, |f| f.allow_cross_slot);
         let flags = flags.unwrap_or_default();
         let read_only = call.read_only || flags.no_writes;
         let hide = match self.gate(&gate_meta(read_only || gate_at_first_write, flags)) {
@@ -312,6 +320,10 @@ impl Node {
             acl_user: vigil_resp::acl::session::current_user(conn)
                 .filter(|u| !u.unrestricted())
                 .map(|u| (u, conn.user.name.clone(), conn.info.list_line())),
+            slot: crate::cluster::route::keys_slot(call.keys.iter().map(|k| &k[..]))
+                .ok()
+                .flatten(),
+            cross_slot,
         };
         host.store.tracking().set_current(conn.info.id);
         if call.kind == Kind::Function {
