@@ -10,8 +10,8 @@
 #     duration, the longest pause between acknowledged writes to the moving slots, and the
 #     acknowledged writes that do not read back.
 # Redis Cluster: 3 masters + 3 replicas (`redis-cli --cluster create --cluster-replicas 1`).
-# Vigil: `vigil up --shards 3` (3 groups of a master and 2 replicas; MODE=async by default, as
-# Redis replicates, or MODE=sync). Prints markdown tables, also written to
+# Vigil: `vigil up --shards 3` with `shard_replicas = 1` (3 groups of a master and a replica,
+# as Redis Cluster's; MODE=async by default, as Redis replicates, or MODE=sync). Prints markdown tables, also written to
 # target/bench/cluster.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -147,6 +147,7 @@ sync_replicas = $sync
 token = "bench-token"
 node_token = "bench-node-token"
 shards = 3
+shard_replicas = 1
 EOF
 "$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
 UP=$!
@@ -168,7 +169,7 @@ res, n, keys, down, mode = sys.argv[1:]
 def rps(name):
     return dict(l.strip().split(",", 1) for l in open(f"{res}/{name}-bench.csv") if "," in l)
 r, v = rps("redis"), rps("vigil")
-print(f"Redis Cluster (3 masters + 3 replicas) and Vigil (`vigil up --shards 3`, {mode} mode), "
+print(f"Redis Cluster (3 masters + 3 replicas) and Vigil (`vigil up --shards 3`, a replica each, {mode} mode), "
       f"same machine, one after the other.\n")
 print(f"| redis-benchmark --cluster -P 16 -c 50 -n {int(n):,} | Redis Cluster req/s | Vigil req/s | ratio |")
 print("| --- | --- | --- | --- |")

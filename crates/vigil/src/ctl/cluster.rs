@@ -78,18 +78,8 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
                     .collect(),
             }];
             let index = migrate(first, name, moves, HashMap::new()).await?;
-            if index == 0 || *no_wait {
-                finish(first, args, name, index, !no_wait, "slots moved").await?;
-            } else {
-                // Success is said only once the slots are the target's.
-                wait_idle(first, name, args.json).await?;
-                if !owns(first, name, to, &ranges).await? {
-                    anyhow::bail!(
-                        "the move was given up and the slots stayed with {from}: the sentinels' events (`-migration-retry`, `-migration-aborted`) say why"
-                    );
-                }
-                println!("{}", done(args.json, index, "slots moved"));
-            }
+            let expect = vec![(to.clone(), ranges)];
+            finish(first, args, name, index, !no_wait, "slots moved", expect).await?;
         }
         ClusterCommand::Rebalance {
             name,
@@ -98,7 +88,8 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
         } => {
             let weights = parse_weights(weights)?;
             let index = migrate(first, name, Vec::new(), weights).await?;
-            finish(first, args, name, index, !no_wait, "cluster rebalanced").await?;
+            let what = "cluster rebalanced";
+            finish(first, args, name, index, !no_wait, what, Vec::new()).await?;
         }
         ClusterCommand::AddGroup {
             name,
@@ -119,7 +110,8 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
             } else {
                 let index = migrate(first, name, Vec::new(), HashMap::new()).await?;
                 let what = format!("{group} joined {name} and the slots were rebalanced");
-                finish(first, args, name, index.max(ack.index), true, &what).await?;
+                let index = index.max(ack.index);
+                finish(first, args, name, index, true, &what, Vec::new()).await?;
             }
         }
         ClusterCommand::RemoveGroup { name, group } => {
@@ -130,7 +122,7 @@ pub async fn run(first: &Sentinel, cmd: &ClusterCommand, args: &CtlArgs) -> anyh
             }
             let weights = HashMap::from([(group.clone(), 0)]);
             migrate(first, name, Vec::new(), weights).await?;
-            wait_idle(first, name, args.json).await?;
+            wait_moved(first, name, args.json, Vec::new()).await?;
             let req = pb::ChangeClusterGroupsRequest {
                 cluster: name.clone(),
                 group: group.clone(),
@@ -196,7 +188,8 @@ async fn migrate(
         .index)
 }
 
-/// Waits for the queued migrations unless told not to, then says so.
+/// Waits for the queued migrations unless told not to, then says so once every one of them
+/// (and each of `expect`: a group and its slot ranges) left its slots with its target.
 async fn finish(
     first: &Sentinel,
     args: &CtlArgs,
@@ -204,6 +197,7 @@ async fn finish(
     index: u64,
     wait: bool,
     what: &str,
+    expect: Vec<(String, Vec<(u32, u32)>)>,
 ) -> anyhow::Result<()> {
     if index == 0 {
         println!("{}", done(args.json, 0, "nothing to move"));
@@ -215,8 +209,31 @@ async fn finish(
         println!("{}", done(args.json, index, &what));
         return Ok(());
     }
-    wait_idle(first, name, args.json).await?;
+    wait_moved(first, name, args.json, expect).await?;
     println!("{}", done(args.json, index, what));
+    Ok(())
+}
+
+/// Waits until `name` has no migration queued; an error unless each one queued now, and each
+/// of `expect`, ended with its slots at its target (a migration given up leaves them).
+async fn wait_moved(
+    first: &Sentinel,
+    name: &str,
+    json: bool,
+    mut expect: Vec<(String, Vec<(u32, u32)>)>,
+) -> anyhow::Result<()> {
+    expect.extend(cluster(first, name).await?.migrations.iter().map(|m| {
+        let ranges = m.slots.iter().map(|r| (r.start, r.end)).collect();
+        (m.to.clone(), ranges)
+    }));
+    wait_idle(first, name, json).await?;
+    for (to, ranges) in &expect {
+        if !owns(first, name, to, ranges).await? {
+            anyhow::bail!(
+                "a move to {to} was given up and its slots stayed where they were: the sentinels' events (`-migration-retry`, `-migration-aborted`) say why"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -182,6 +182,7 @@ fn generated_config(dir: PathBuf, shards: u16) -> anyhow::Result<LocalCluster> {
         backend: Backend::Vigil,
         redis_server: "redis-server".into(),
         shards,
+        shard_replicas: 2,
         cluster: "mycluster".into(),
     })
 }

@@ -70,14 +70,21 @@ pub struct LocalCluster {
     /// The `redis-server` program of the stock backends.
     #[serde(default = "default_redis_server")]
     pub redis_server: String,
-    /// Shards: 0 runs one group named `group`; N > 0 runs N groups of three nodes, `shard1`
-    /// to `shardN`, sharing the hash slots as the sharded cluster `cluster` (`vigil node`
-    /// backend only).
+    /// Shards: 0 runs one group named `group`; N > 0 runs N groups, `shard1` to `shardN`,
+    /// sharing the hash slots as the sharded cluster `cluster` (`vigil node` backend only).
     #[serde(default)]
     pub shards: u16,
+    /// Replicas of each shard's master (with `shards`; default 2, so three nodes a shard): as
+    /// `redis-cli --cluster create --cluster-replicas`.
+    #[serde(default = "default_shard_replicas")]
+    pub shard_replicas: u16,
     /// The sharded cluster's name (with `shards`).
     #[serde(default = "default_cluster")]
     pub cluster: String,
+}
+
+fn default_shard_replicas() -> u16 {
+    2
 }
 
 fn default_cluster() -> String {
@@ -155,22 +162,43 @@ impl LocalCluster {
                 self.shards
             );
         }
+        if self.shard_replicas > 4 {
+            bail!(
+                "invalid config in {origin}: `shard_replicas` is at most 4, got {}",
+                self.shard_replicas
+            );
+        }
+        if self.sync_replicas > u32::from(self.shard_replicas) {
+            bail!(
+                "invalid config in {origin}: `sync_replicas` ({}) cannot exceed `shard_replicas` ({}): no write could be acknowledged",
+                self.sync_replicas,
+                self.shard_replicas
+            );
+        }
         Ok(())
     }
 
-    /// The groups: `(name, first node index)`, three nodes each.
+    /// Nodes in each group: three in one group, a master and `shard_replicas` in a shard.
+    pub fn per_group(&self) -> u16 {
+        match self.shards {
+            0 => 3,
+            _ => 1 + self.shard_replicas,
+        }
+    }
+
+    /// The groups: `(name, first node index)`, [`LocalCluster::per_group`] nodes each.
     pub fn groups(&self) -> Vec<(String, u16)> {
         if self.shards == 0 {
             return vec![(self.group.clone(), 0)];
         }
         (0..self.shards)
-            .map(|k| (format!("shard{}", k + 1), 3 * k))
+            .map(|k| (format!("shard{}", k + 1), self.per_group() * k))
             .collect()
     }
 
     /// How many storage nodes run.
     pub fn node_count(&self) -> u16 {
-        3 * self.shards.max(1)
+        self.per_group() * self.shards.max(1)
     }
 
     /// The sentinels' Raft tick: a twentieth of `down_after` (10–100 ms), so that an election

@@ -53,7 +53,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Writes each process's configuration under `config.dir` and starts them: `node1..3`
-    /// (`node1..3N` with N shards, three per group), `sentinel1..3`.
+    /// (with N shards, `per_group` nodes each), `sentinel1..3`.
     pub fn start(config: &LocalCluster) -> anyhow::Result<Cluster> {
         let c = config;
         std::fs::create_dir_all(&c.dir)
@@ -121,12 +121,13 @@ impl Cluster {
             Backend::RedisResp => "driver = \"resp\"\n",
             _ => "",
         };
-        // One `[[groups]]` table per group, three nodes each.
+        // One `[[groups]]` table per group.
+        let per_group = c.per_group() as usize;
         let groups: String = c
             .groups()
             .iter()
             .map(|(g, first)| {
-                let nodes = &node_list[*first as usize..*first as usize + 3];
+                let nodes = &node_list[*first as usize..*first as usize + per_group];
                 format!(
                     "[[groups]]\nname = \"{g}\"\n{driver}down_after = \"{}\"\nsync_replicas = {}\nnodes = [{}]\n",
                     c.down_after,
@@ -573,5 +574,31 @@ mod tests {
         let text = super::DEFAULT_CONFIG.replace("down_after = \"1s\"", "down_after = \"soon\"");
         let e = super::LocalCluster::parse(&text, "f.toml").unwrap_err();
         assert!(format!("{e:#}").contains("`down_after`"), "{e:#}");
+        let text = format!(
+            "{}\nshards = 3\nshard_replicas = 0\n",
+            super::DEFAULT_CONFIG
+        );
+        let e = super::LocalCluster::parse(&text, "f.toml").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot exceed `shard_replicas`"),
+            "{e:#}"
+        );
+    }
+
+    /// Shards have a master and `shard_replicas` replicas each (two by default); one group has
+    /// three nodes whatever `shard_replicas` says.
+    #[test]
+    fn nodes_per_shard() {
+        let parse = |extra: &str| {
+            let text = format!("{}\n{extra}\n", super::DEFAULT_CONFIG);
+            super::LocalCluster::parse(&text, "f.toml").unwrap()
+        };
+        let c = parse("shards = 3");
+        assert_eq!((c.per_group(), c.node_count()), (3, 9));
+        let c = parse("shards = 3\nshard_replicas = 1");
+        assert_eq!((c.per_group(), c.node_count()), (2, 6));
+        assert_eq!(c.groups()[2], ("shard3".to_string(), 4));
+        let c = parse("shard_replicas = 1");
+        assert_eq!((c.per_group(), c.node_count()), (3, 3));
     }
 }
