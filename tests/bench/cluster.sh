@@ -9,7 +9,8 @@
 #     under a writer: `redis-cli --cluster reshard` vs `vigil ctl cluster move-slots`, with the
 #     duration, the longest pause between acknowledged writes to the moving slots, and the
 #     acknowledged writes that do not read back.
-# Redis Cluster: 3 masters + 3 replicas (`redis-cli --cluster create --cluster-replicas 1`).
+# Redis Cluster: 3 masters + 3 replicas (`redis-cli --cluster create --cluster-replicas 1`),
+# with `appendonly yes`, `appendfsync everysec`: the durability Vigil's nodes have by default.
 # Vigil: `vigil up --shards 3` with `shard_replicas = 1` (3 groups of a master and a replica,
 # as Redis Cluster's; MODE=async by default, as Redis replicates, or MODE=sync). Prints markdown tables, also written to
 # target/bench/cluster.md.
@@ -108,7 +109,7 @@ start_redis() {
   mkdir -p "$WORK/r$p"
   (cd "$WORK/r$p" && exec redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
     --cluster-config-file nodes.conf --cluster-node-timeout "$DOWN_AFTER_MS" --save '' \
-    --appendonly no >"$WORK/r$p.log" 2>&1) &
+    --appendonly yes --appendfsync everysec >"$WORK/r$p.log" 2>&1) &
   rpid[$p]=$!
   PIDS+=("$!")
   wait_ping "$p"
@@ -169,7 +170,7 @@ res, n, keys, down, mode = sys.argv[1:]
 def rps(name):
     return dict(l.strip().split(",", 1) for l in open(f"{res}/{name}-bench.csv") if "," in l)
 r, v = rps("redis"), rps("vigil")
-print(f"Redis Cluster (3 masters + 3 replicas) and Vigil (`vigil up --shards 3`, a replica each, {mode} mode), "
+print(f"Redis Cluster (3 masters + 3 replicas, appendonly everysec) and Vigil (`vigil up --shards 3`, a replica each, {mode} mode), "
       f"same machine, one after the other.\n")
 print(f"| redis-benchmark --cluster -P 16 -c 50 -n {int(n):,} | Redis Cluster req/s | Vigil req/s | ratio |")
 print("| --- | --- | --- | --- |")
