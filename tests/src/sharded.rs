@@ -130,6 +130,26 @@ impl Sharded {
             .flat_map(|(g, ns)| ns.iter().enumerate().map(move |(i, n)| (g, i, n)))
     }
 
+    /// `vigil ctl cluster move-slots c --from g1 --to g2 --slots SLOTS` (`--no-wait` unless
+    /// `wait`), once.
+    pub fn move_slots(&self, slots: &str, wait: bool) -> std::process::Output {
+        let mut args = vec![
+            "cluster",
+            "move-slots",
+            "c",
+            "--from",
+            "g1",
+            "--to",
+            "g2",
+            "--slots",
+            slots,
+        ];
+        if !wait {
+            args.push("--no-wait");
+        }
+        self.ctl_once(&args)
+    }
+
     /// The node listening on `port`: (group, node).
     pub fn find(&self, port: u16) -> (usize, usize) {
         self.nodes()

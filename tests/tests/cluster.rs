@@ -427,17 +427,7 @@ fn slots_move_between_shards_under_writes_and_nothing_is_lost() {
         .send_raw(&vigil_tests::RawConn::encode(&["BLPOP", &queue, "0"]))
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
-    let out = c.ctl_once(&[
-        "cluster",
-        "move-slots",
-        "c",
-        "--from",
-        "g1",
-        "--to",
-        "g2",
-        "--slots",
-        "0-2000,3000",
-    ]);
+    let out = c.move_slots("0-2000,3000", true);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && said.contains("slots moved"),

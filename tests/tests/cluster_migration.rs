@@ -10,18 +10,7 @@ use vigil_tests::sharded::{Writer, assert_each_key_once, range_of, raw_reply, st
 
 /// Queues the move of `slots` from g1 to g2 without waiting for it.
 fn queue_move(c: &vigil_tests::sharded::Sharded, slots: &str) {
-    let out = c.ctl_once(&[
-        "cluster",
-        "move-slots",
-        "c",
-        "--from",
-        "g1",
-        "--to",
-        "g2",
-        "--slots",
-        slots,
-        "--no-wait",
-    ]);
+    let out = c.move_slots(slots, false);
     assert!(
         out.status.success(),
         "{}",

@@ -56,9 +56,16 @@ pub async fn run(
     // Per (group, node): the digest last pushed and when.
     let mut pushed: HashMap<(String, String), (String, Instant)> = HashMap::new();
     let mut migrations = migrate::Migrations::default();
+    let mut changes = raft.events.subscribe();
+    let mut open = true;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
+            // A committed change (a migration's step, a failover's) goes out at once rather
+            // than at the next round: a source's write pause ends when the commit reaches it.
+            r = changes.recv(), if open => {
+                open = !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed));
+            }
             _ = shutdown.cancelled() => {
                 migrations.stop();
                 return;
