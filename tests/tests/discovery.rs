@@ -35,12 +35,25 @@ fn redis_rs_follows_a_failover(backend: Backend) {
         .map(|p| format!("redis://127.0.0.1:{p}"))
         .collect();
     let mut s = redis::sentinel::Sentinel::build(urls).unwrap();
-    let mut m = s
-        .master_for("mymaster", None)
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    m.set("k", "v1").unwrap();
+    // The first write asks the sentinels again on READONLY, as an application does: with a
+    // 500 ms `down_after` on a loaded machine the master's lease may lapse for a moment (it
+    // answers READONLY meanwhile) or a false failover may move it.
+    let t = Instant::now();
+    let mut m = loop {
+        let mut m = s
+            .master_for("mymaster", None)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        match m.set("k", "v1") {
+            Ok(_) => break m,
+            Err(e) if t.elapsed() < Duration::from_secs(20) => {
+                eprintln!("first write: {e}; asking the sentinels again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("no write reached the master for 20 s: {e}"),
+        }
+    };
     let role: redis::Value = redis::cmd("ROLE").query(&mut m).unwrap();
     assert!(format!("{role:?}").contains("master"), "{role:?}");
     // A replica has it soon (redis-rs checks each replica's ROLE and flags).
