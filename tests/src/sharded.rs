@@ -319,8 +319,13 @@ pub struct Written {
 }
 
 impl Writer {
-    /// Starts writing through a client seeded with `seed` (`host:port`).
+    /// Starts writing through a client seeded with `seed` (`host:port`), as fast as it can.
     pub fn start(seed: &str, prefix: &str) -> Writer {
+        Writer::paced(seed, prefix, Duration::ZERO)
+    }
+
+    /// Starts writing, `pace` apart.
+    pub fn paced(seed: &str, prefix: &str, pace: Duration) -> Writer {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (seed, prefix, flag) = (format!("redis://{seed}/"), prefix.to_string(), stop.clone());
@@ -346,6 +351,7 @@ impl Writer {
                     Err(e) => w.errors.push(format!("{prefix}:{i}: {e}")),
                 }
                 w.attempted += 1;
+                std::thread::sleep(pace);
             }
             w
         });

@@ -338,19 +338,12 @@ fn a_cluster_client_follows_a_shard_failover_and_loses_no_write() {
     let c = start_sharded(3, 3, "1s", "sync_replicas = 1\n");
     let slots = c.wait_serving(2, &[], Duration::from_secs(90));
     let seed = format!("127.0.0.1:{}", c.groups[2][0].port);
-    let mut client = Client::spawn(
-        "python",
-        "tests/clients/python/cluster_client.py",
-        &[seed, "failover".into()],
-    );
-    client.expect("READY");
+    let clients = FailoverClients::start(&seed, "fo");
     // SIGKILL the master of the first shard.
     let old = slots[0].master.1;
     let (g, i) = c.find(old);
     c.groups[g][i].signal(libc::SIGKILL);
-    client.resume();
-    let last = client.finish();
-    assert!(last.contains("acked="), "{last}");
+    clients.finish(&seed, "fo");
     // Every other node now names a new master for the first shard's slots.
     let after = c.wait_serving(1, &[(g, i)], Duration::from_secs(30));
     assert_ne!(after[0].master.1, old, "{after:?}");
@@ -490,12 +483,7 @@ fn a_cluster_client_follows_a_live_rebalance() {
     let mut sub = vigil_tests::RawConn::connect(g3).unwrap();
     assert!(sub.call(&["SSUBSCRIBE", "foo"]).ends_with(b":1\r\n"));
     let seed = format!("127.0.0.1:{}", c.groups[0][0].port);
-    let mut client = Client::spawn(
-        "python",
-        "tests/clients/python/cluster_client.py",
-        &[seed.clone(), "failover".into()],
-    );
-    client.expect("READY");
+    let clients = FailoverClients::start(&seed, "rb");
     let removed = c.ctl(&["cluster", "remove-group", "c", "g3"], 120);
     assert!(removed.contains("g3 left c"), "{removed}");
     assert_eq!(
@@ -518,9 +506,7 @@ fn a_cluster_client_follows_a_live_rebalance() {
     }
     let added = c.ctl(&["cluster", "add-group", "c", "g3"], 120);
     assert!(added.contains("g3 joined c"), "{added}");
-    client.resume();
-    let last = client.finish();
-    assert!(last.contains("acked="), "{last}");
+    let (acked, extra) = clients.finish(&seed, "rb");
     let after = c.wait_serving(1, &[], Duration::from_secs(30));
     let owned = |port: u16| -> i64 {
         after
@@ -535,12 +521,8 @@ fn a_cluster_client_follows_a_live_rebalance() {
         .map(|r| r.master.1)
         .expect("g3 owns slots again");
     assert!((5460..=5462).contains(&owned(g3_now)), "{after:?}");
-    // Each key once: the masters hold exactly what the client wrote.
-    let acked: usize = last
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("acked="))
-        .and_then(|n| n.parse().ok())
-        .expect("acked=<n>");
+    // Each key once: the masters hold what the clients wrote (and at most the writes whose
+    // reply was lost).
     let mut masters: Vec<u16> = after.iter().map(|r| r.master.1).collect();
     masters.sort_unstable();
     masters.dedup();
@@ -549,8 +531,78 @@ fn a_cluster_client_follows_a_live_rebalance() {
         .map(|&p| vigil_tests::sharded::dbsize(p))
         .sum();
     assert!(
-        held == acked || held == acked + 1,
-        "the masters hold {held} keys for {acked} acknowledged writes"
+        (acked..=acked + extra).contains(&held),
+        "the masters hold {held} keys for {acked} acknowledged writes ({extra} unknown)"
     );
-    println!("live rebalance under redis-py: {last}");
+}
+
+/// Unchanged cluster clients writing one key after another through a fault: redis-py,
+/// ioredis, node-redis (each its own process, see their `failover` mode) and redis-rs, each
+/// 10 ms between writes: four writers flat out beside a 12-node cluster on 2 cores made the
+/// suite three times slower and the clients' own CPU hunger the test's subject.
+struct FailoverClients {
+    scripts: Vec<Client>,
+    rs: Writer,
+}
+
+/// The pause between two writes of each [`FailoverClients`] writer.
+const PACE: Duration = Duration::from_millis(10);
+
+impl FailoverClients {
+    /// Starts them all; returns once each has writes acknowledged.
+    fn start(seed: &str, prefix: &str) -> FailoverClients {
+        let mut scripts = vec![Client::spawn(
+            "python",
+            "tests/clients/python/cluster_client.py",
+            &[seed.into(), "failover".into()],
+        )];
+        for lib in ["ioredis", "node-redis"] {
+            scripts.push(Client::spawn(
+                "node",
+                "tests/clients/node/cluster_client.js",
+                &[seed.into(), lib.into(), "failover".into()],
+            ));
+        }
+        for s in &mut scripts {
+            s.expect("READY");
+        }
+        let rs = Writer::paced(seed, &format!("{prefix}rs"), PACE);
+        // The redis-rs writer's first writes before the fault.
+        std::thread::sleep(Duration::from_millis(500));
+        FailoverClients { scripts, rs }
+    }
+
+    /// Lets them go on after the fault and waits for their verdicts (each reads back every
+    /// key it was told is written); how many writes were acknowledged in all, and how many
+    /// more may have been applied without a reply.
+    fn finish(self, seed: &str, prefix: &str) -> (usize, usize) {
+        let (mut acked, mut extra) = (0, 0);
+        for mut s in self.scripts {
+            s.resume();
+            let last = s.finish();
+            acked += last
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("acked="))
+                .and_then(|n| n.parse::<usize>().ok())
+                .expect("acked=<n>");
+            extra += 1;
+        }
+        let w = self.rs.stop();
+        let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}/")]).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        for &i in &w.acked {
+            let v: Option<u64> = redis::cmd("GET")
+                .arg(format!("{prefix}rs:{i}"))
+                .query(&mut conn)
+                .unwrap();
+            assert_eq!(v, Some(i), "redis-rs: acknowledged {prefix}rs:{i}");
+        }
+        eprintln!(
+            "redis-rs: acked={} failed={} longest_wait_ms={}",
+            w.acked.len(),
+            w.errors.len(),
+            w.longest.as_millis()
+        );
+        (acked + w.acked.len(), extra + w.errors.len())
+    }
 }
