@@ -49,6 +49,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --quiet
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# Three tests at a time on 2 cores: most of a suite's time is waiting (for a down_after, a
+# failover, a client), and the few tests that keep both cores busy take turns
+# (vigil_tests::heavy_turn) with lighter ones beside them.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}"
 cargo test --workspace --quiet "$@" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary, the last often a
 # doc-test binary with nothing in it).

@@ -16,6 +16,8 @@
 //! - [`netns`]: network namespaces for partition tests.
 //! - [`reference`]: Redis Sentinel deployed as its users run it, for the benchmarks.
 //!
+//! [`heavy_turn`] makes the tests that keep both cores busy take turns.
+//!
 //! Everything a suite uses is re-exported here, so `vigil_tests::NodeProc` and the like keep
 //! their short paths. This file holds the small helpers that fit no process or protocol.
 
@@ -131,4 +133,30 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
     }
     let _: () = redis::cmd("SELECT").arg(0).query(c).expect("select");
     out
+}
+
+/// A test's turn at the machine, for the tests that keep both cores busy on their own (a
+/// sharded cluster of several groups, 10,000 BullMQ jobs). Two of them side by side ran three
+/// to four times slower each than alone (their leases lapse, clients wait out `CLUSTERDOWN`),
+/// so they take turns while lighter tests run beside them. Held until dropped.
+pub struct HeavyTurn(());
+
+static HEAVY_BUSY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static HEAVY_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Waits for the [`HeavyTurn`].
+pub fn heavy_turn() -> HeavyTurn {
+    let mut busy = HEAVY_BUSY.lock().unwrap_or_else(|e| e.into_inner());
+    while *busy {
+        busy = HEAVY_FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
+    }
+    *busy = true;
+    HeavyTurn(())
+}
+
+impl Drop for HeavyTurn {
+    fn drop(&mut self) {
+        *HEAVY_BUSY.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        HEAVY_FREED.notify_one();
+    }
 }

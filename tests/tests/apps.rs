@@ -28,14 +28,9 @@ fn sentinels(c: &Managed) -> String {
 const BULLMQ: &str = "tests/clients/node/bullmq_queue.js";
 const JOBS: &str = "10000";
 
-/// The two BullMQ runs take turns: side by side on a 2-core machine, the 10,000-job run starves
-/// the failover run's cluster (down_after 500 ms), whose extra failovers then make BullMQ give
-/// up on a few stalled jobs (see the project's notes: under investigation).
-static BULLMQ_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn bullmq_runs_ten_thousand_jobs_on_a_node() {
-    let _turn = BULLMQ_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = vigil_tests::heavy_turn();
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("node"), &[]);
     let args = [
@@ -52,7 +47,7 @@ fn bullmq_runs_ten_thousand_jobs_on_a_node() {
 #[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread")]
 async fn bullmq_loses_no_job_through_a_failover_in_sync_mode() {
-    let _turn = BULLMQ_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = vigil_tests::heavy_turn();
     let mut c = sync_cluster();
     let (_, old) = c.master_and_followers().await;
     let args = [

@@ -205,3 +205,42 @@ async fn a_flapping_group_waits_min_failover_interval_between_failovers() {
     let mut r = RawConn::connect(c.nodes[last].port).unwrap();
     assert_eq!(r.call(&["GET", "k"]), b"$1\r\nv\r\n");
 }
+
+/// A sentinel that stood still (SIGSTOP for 3 s, as a VM pause does) enters TILT when it
+/// resumes: the probes that were out across the stall timed out on its clock, not the nodes',
+/// so it announces `+tilt`, judges every node from probes sent since, never announces the
+/// master it could not hear while stopped as down, and leaves TILT after `down_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_that_stood_still_enters_tilt_instead_of_judging_the_master_down() {
+    let c = start_managed("1s");
+    let (first, _) = c.master_and_followers().await;
+    let leader = leader_of(&c, &[0, 1, 2]).await;
+    let paused = &c.sentinels[(leader + 1) % 3];
+    let mut sub = RawConn::connect(paused.resp_port()).unwrap();
+    for channel in ["+tilt", "-tilt", "+sdown"] {
+        assert!(sub.call(&["SUBSCRIBE", channel]).starts_with(b"*3\r\n"));
+    }
+    paused.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    paused.signal(libc::SIGCONT);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|m: &String| m.contains("-tilt")) && Instant::now() < deadline {
+        if let Some(m) = sub.unsolicited(Duration::from_millis(500)) {
+            seen.push(String::from_utf8_lossy(&m).replace("\r\n", " "));
+        }
+    }
+    assert!(
+        seen.iter().all(|m| !m.contains("+sdown")),
+        "a stall of the sentinel was taken for the nodes': {seen:?}"
+    );
+    let tilt = |ch: &str, why: &str| {
+        let want = format!("$5 {ch} ${} {why} ", why.len());
+        seen.iter().position(|m| m.ends_with(&want))
+    };
+    let entered = tilt("+tilt", "#tilt mode entered").expect("+tilt announced");
+    let exited = tilt("-tilt", "#tilt mode exited").expect("-tilt announced");
+    assert!(entered < exited, "{seen:?}");
+    let now = c.master(0, Duration::from_secs(5)).await;
+    assert_eq!((now.epoch, now.node), (first.epoch, first.node));
+}

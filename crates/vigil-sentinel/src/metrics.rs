@@ -228,8 +228,8 @@ impl OpsSource for SentinelOps {
         );
         t.gauge(
             "redis_sentinel_tilt",
-            "Sentinel TILT mode (never in Vigil)",
-            0.0,
+            "Sentinel TILT mode: 1 after this sentinel stalled, until it judges from fresh probes",
+            d.health.tilt().is_some() as u8 as f64,
         );
         t.gauge(
             "redis_sentinel_running_scripts",

@@ -7,6 +7,14 @@
 //! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
 //! fixed cadence (a node whose last probe is still out is skipped, never holding up the
 //! others), so a node is seen down within a quarter `down_after` of its last answer.
+//!
+//! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
+//! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
+//! across the stall timed out on its clock, not the node's. The sentinel then forgets every
+//! unanswered probe and judges each node afresh from probes sent after the stall; until its
+//! first round after one, it reports no node silent at all. It stays in TILT (`+tilt`,
+//! `-tilt`, `INFO`'s `sentinel_tilt`) until the longest `down_after` has passed with rounds on
+//! time, when every judgement rests on probes sent since; meanwhile no node's SDOWN changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +33,9 @@ pub const PROBE: Duration = Duration::from_millis(100);
 const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// A gap this long between two probe rounds is a stall of this sentinel (Redis Sentinel's
+/// TILT trigger, 2 s, as there).
+pub const TILT_TRIGGER: Duration = Duration::from_secs(2);
 
 /// How often the nodes of a group with this `down_after` are probed (at most; a quicker group
 /// on the same sentinel makes it more often).
@@ -47,6 +58,14 @@ pub struct Health {
     /// The last status each node reported to this sentinel's probes (for the Sentinel
     /// protocol's records: run id, role, offsets, link).
     statuses: Mutex<HashMap<(String, String), vigil_proto::node::NodeStatus>>,
+    tilt: Mutex<Tilt>,
+}
+
+/// When the probes last ran, and since when this sentinel is in TILT.
+#[derive(Default)]
+struct Tilt {
+    last_round: Option<Instant>,
+    since: Option<Instant>,
 }
 
 impl Health {
@@ -58,7 +77,53 @@ impl Health {
             sdown: Mutex::default(),
             acked: Mutex::default(),
             statuses: Mutex::default(),
+            tilt: Mutex::default(),
         })
+    }
+
+    /// How long this sentinel has been in TILT, if it is.
+    pub fn tilt(&self) -> Option<Duration> {
+        self.tilt.lock().since.map(|t| t.elapsed())
+    }
+
+    /// Whether the probes have not run for [`TILT_TRIGGER`]: this sentinel is stalled, or has
+    /// just resumed and not yet run a round, and its clocks say nothing about the nodes.
+    fn stalled(&self) -> bool {
+        self.tilt
+            .lock()
+            .last_round
+            .is_some_and(|t| t.elapsed() >= TILT_TRIGGER)
+    }
+
+    /// A probe round begins at `now`; `settle` is the longest `down_after`. Returns whether
+    /// this sentinel stalled since the last round, forgetting every unanswered probe if so,
+    /// and announces entering and leaving TILT.
+    fn round(&self, now: Instant, settle: Duration, events: &crate::events::Events) -> bool {
+        let mut t = self.tilt.lock();
+        let stalled = t
+            .last_round
+            .is_some_and(|l| now.saturating_duration_since(l) >= TILT_TRIGGER);
+        t.last_round = Some(now);
+        if stalled {
+            self.asked.lock().clear();
+            if t.since.is_none() {
+                events.emit(Event::local(
+                    "+tilt",
+                    "",
+                    "",
+                    0,
+                    "#tilt mode entered".into(),
+                ));
+            }
+            t.since = Some(now);
+        } else if t
+            .since
+            .is_some_and(|s| now.saturating_duration_since(s) >= settle)
+        {
+            t.since = None;
+            events.emit(Event::local("-tilt", "", "", 0, "#tilt mode exited".into()));
+        }
+        stalled
     }
 
     /// How long `node` of `group` has gone without a good answer: since its last one, or since
@@ -78,6 +143,9 @@ impl Health {
     /// when this sentinel's probes ran late, the gap before them is not held against the
     /// node. What SDOWN, the failover checks and opinions judge by.
     pub fn unanswered_for(&self, group: &str, node: &str) -> Duration {
+        if self.stalled() {
+            return Duration::ZERO;
+        }
         let key = (group.to_string(), node.to_string());
         let Some(asked) = self.asked.lock().get(&key).copied() else {
             return Duration::ZERO;
@@ -140,8 +208,13 @@ impl Health {
         epoch: u64,
         events: &crate::events::Events,
     ) -> bool {
-        let down = self.unanswered_for(group, node) >= down_after;
         let key = (group.to_string(), node.to_string());
+        // In TILT a node keeps the state it had: one down before the stall is not announced
+        // up because its silence is being counted afresh.
+        if self.tilt.lock().since.is_some() {
+            return self.sdown.lock().contains(&key);
+        }
+        let down = self.unanswered_for(group, node) >= down_after;
         let changed = {
             let mut s = self.sdown.lock();
             if down { s.insert(key) } else { s.remove(&key) }
@@ -189,7 +262,7 @@ pub async fn run(
                 return;
             }
         }
-        let (targets, quickest) = {
+        let (targets, quickest, slowest) = {
             let st = raft.state.read();
             let targets: Vec<Target> = st
                 .groups
@@ -209,8 +282,21 @@ pub async fn run(
                 .values()
                 .map(|g| g.spec.settings.down_after_ms)
                 .min();
-            (targets, quickest)
+            let slowest = st
+                .groups
+                .values()
+                .map(|g| g.spec.settings.down_after_ms)
+                .max();
+            (targets, quickest, slowest)
         };
+        let settle = Duration::from_millis(slowest.unwrap_or(0));
+        if health.round(Instant::now(), settle, &raft.events) {
+            tracing::warn!(
+                "TILT: this sentinel's probes stalled for over {TILT_TRIGGER:?}; judging every node afresh"
+            );
+            // Their timeouts ran out on this sentinel's clock while it stood still.
+            in_flight.drain().for_each(|(_, p)| p.abort());
+        }
         let want = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
         if want != every {
             every = want;
@@ -339,5 +425,38 @@ mod tests {
         assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
         h.ok("g", "n");
         assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_stall_of_this_sentinel_is_not_held_against_the_nodes() {
+        let (h, events) = (Health::new(), crate::events::Events::default());
+        let mut rx = events.subscribe();
+        let settle = Duration::from_secs(1);
+        let before = Instant::now().checked_sub(Duration::from_secs(5)).unwrap();
+        // The last round ran 5 s ago (the sentinel stood still since): it says nothing about
+        // a node with a probe out until its next round.
+        assert!(!h.round(before, settle, &events));
+        h.probing("g", "n", Duration::from_millis(20));
+        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+        // Its next round finds the gap: TILT, and that probe is forgotten.
+        let now = Instant::now();
+        assert!(h.round(now, settle, &events));
+        assert_eq!(rx.try_recv().unwrap().kind, "+tilt");
+        assert!(h.tilt().is_some());
+        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+        // A probe sent after the stall counts as usual.
+        h.probing("g", "n", Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(30));
+        // Rounds on time for the longest down_after end it.
+        assert!(!h.round(now + Duration::from_millis(500), settle, &events));
+        assert!(h.tilt().is_some());
+        assert!(!h.round(now + Duration::from_millis(1000), settle, &events));
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(
+            (ev.kind, ev.detail.as_str()),
+            ("-tilt", "#tilt mode exited")
+        );
+        assert!(h.tilt().is_none());
     }
 }

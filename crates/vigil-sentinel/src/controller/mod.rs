@@ -336,18 +336,38 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                 (g, o)
             });
         }
-        let mut observed: Vec<(Group, Observed)> = set.join_all().await;
-        if c.raft.read_index(ROUND * 3).await.is_err() {
+        // Leadership is confirmed while the groups are observed.
+        let (confirmed, first) = tokio::join!(c.raft.read_index(ROUND * 3), set.join_next());
+        if confirmed.is_err() {
+            set.abort_all();
             continue;
         }
-        // Steady groups first: their lease renewals are quick, a failover's steps are not.
-        observed.sort_by_key(|(g, _)| (g.failover.is_some(), g.spec.name.clone()));
-        for (g, o) in observed {
-            c.local(&g.spec.name).last_round = Some(Instant::now());
-            let span =
-                tracing::info_span!("group", sentinel = me, group = %g.spec.name, epoch = g.epoch);
-            again |= c.tend_group(&g, &o, since).instrument(span).await;
+        // Each steady group is tended as soon as it is observed, so one group's slow node
+        // does not hold up the lease renewals of the others; groups in a failover last, as
+        // their steps are slow.
+        let mut failing = Vec::new();
+        let mut next = first;
+        while let Some(done) = next {
+            match done {
+                Ok((g, o)) if g.failover.is_some() => failing.push((g, o)),
+                Ok((g, o)) => again |= c.tend(me, &g, &o, since).await,
+                Err(e) => tracing::error!("observing a group failed: {e}"),
+            }
+            next = set.join_next().await;
         }
+        for (g, o) in failing {
+            again |= c.tend(me, &g, &o, since).await;
+        }
+    }
+}
+
+impl Controller {
+    /// [`Controller::tend_group`] in the group's span, noting the round.
+    async fn tend(&mut self, me: u64, g: &Group, o: &Observed, since: Instant) -> bool {
+        self.local(&g.spec.name).last_round = Some(Instant::now());
+        let span =
+            tracing::info_span!("group", sentinel = me, group = %g.spec.name, epoch = g.epoch);
+        self.tend_group(g, o, since).instrument(span).await
     }
 }
 

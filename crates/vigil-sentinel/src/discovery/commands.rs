@@ -113,9 +113,12 @@ fn info(d: &Discovery, conn: &mut Client, mut args: Args) {
     if pick("sentinel") {
         let groups: Vec<Group> = d.raft.state.read().groups.values().cloned().collect();
         let sentinels = d.raft.status.read().voters.len();
+        let tilt = d.health.tilt();
         out.push_str(&format!(
-            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n",
-            groups.len()
+            "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{}\r\nsentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n",
+            groups.len(),
+            tilt.is_some() as u8,
+            tilt.map_or(-1, |t| t.as_secs() as i64),
         ));
         for (i, g) in groups.iter().enumerate() {
             let m = d.master_record(g, conn.tls);

@@ -67,8 +67,11 @@ pub fn payload(st: &ClusterState, ev: &Event, tls: bool) -> String {
     let g = st.groups.get(&ev.group);
     match (ev.kind, g) {
         ("+switch-master", Some(g)) => return switch_master_detail(g, &ev.from, &ev.node, tls),
-        // A cluster is not a group: its events (migrations too) carry their own words.
-        ("+switch-master" | "+new-epoch" | "+cluster", _) => return ev.detail.clone(),
+        // A cluster is not a group, nor is TILT about one: their events (migrations too)
+        // carry their own words.
+        ("+switch-master" | "+new-epoch" | "+cluster" | "+tilt" | "-tilt", _) => {
+            return ev.detail.clone();
+        }
         (_, None) if st.clusters.contains_key(&ev.group) => return ev.detail.clone(),
         _ => {}
     }
