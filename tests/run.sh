@@ -43,16 +43,14 @@ if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
   (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 fi
 
+# A build from scratch (CI's) is quicker without incremental compilation's bookkeeping.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The end-to-end suites start the real binary: build it before the tests that use it.
 cargo build --workspace --bins --quiet
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-# Three tests at a time on 2 cores: most of a suite's time is waiting (for a down_after, a
-# failover, a client), and the few tests that keep both cores busy take turns
-# (vigil_tests::heavy_turn) with lighter ones beside them.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}"
 cargo test --workspace --quiet "$@" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary, the last often a
 # doc-test binary with nothing in it).

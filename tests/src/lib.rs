@@ -135,10 +135,9 @@ pub fn dump_dataset(c: &mut redis::Connection, databases: usize) -> Vec<String> 
     out
 }
 
-/// A test's turn at the machine, for the tests that keep both cores busy on their own (a
-/// sharded cluster of several groups, 10,000 BullMQ jobs). Two of them side by side ran three
-/// to four times slower each than alone (their leases lapse, clients wait out `CLUSTERDOWN`),
-/// so they take turns while lighter tests run beside them. Held until dropped.
+/// A test's turn at the machine, for the tests that keep both cores busy on their own (the
+/// BullMQ runs): side by side, 10,000 jobs starve the other's cluster (down_after 500 ms),
+/// whose extra failovers make BullMQ give up on stalled jobs. Held until dropped.
 pub struct HeavyTurn(());
 
 static HEAVY_BUSY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);

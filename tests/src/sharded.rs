@@ -18,8 +18,6 @@ pub struct Sharded {
     pub ports: Vec<u16>,
     /// Configs, data and logs.
     pub dir: tempfile::TempDir,
-    /// Held while it runs when it has several groups.
-    _turn: Option<crate::HeavyTurn>,
 }
 
 /// `shards` groups of `per_group` managed nodes, three sentinels, and the cluster `c` over the
@@ -30,7 +28,6 @@ pub fn start_sharded(
     down_after: &str,
     group_extra: &str,
 ) -> Sharded {
-    let turn = (shards > 1).then(crate::heavy_turn);
     let dir = tempfile::Builder::new()
         .disable_cleanup(std::env::var_os("VIGIL_TEST_KEEP").is_some())
         .tempdir()
@@ -74,7 +71,6 @@ pub fn start_sharded(
         sentinels,
         ports,
         dir,
-        _turn: turn,
     };
     let names: Vec<String> = (1..=shards).map(|g| format!("g{g}")).collect();
     let out = s.ctl(

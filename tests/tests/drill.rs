@@ -275,7 +275,6 @@ fn kill_master_agentless() {
 /// exactly one shard, the one owning its slot.
 #[test]
 fn sharded_drill_kills_masters_during_migrations_and_loses_nothing() {
-    let _turn = vigil_tests::heavy_turn();
     let dir = tempfile::tempdir().unwrap();
     let (out, r) = drill(
         dir.path(),

@@ -246,6 +246,8 @@ OBJECT ENCODING s
 OBJECT ENCODING nosuch
 OBJECT REFCOUNT s
 OBJECT REFCOUNT nosuch
+# Touched just before: idle 0 on both, however long the script took to get here.
+GET s
 OBJECT IDLETIME s
 OBJECT FREQ s
 OBJECT HELP
