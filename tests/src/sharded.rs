@@ -302,6 +302,7 @@ pub fn raw_reply(port: u16, args: &[&str]) -> String {
 /// write waited.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    attempted: std::sync::Arc<std::sync::atomic::AtomicU64>,
     thread: std::thread::JoinHandle<Written>,
 }
 
@@ -328,7 +329,9 @@ impl Writer {
     pub fn paced(seed: &str, prefix: &str, pace: Duration) -> Writer {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attempted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (seed, prefix, flag) = (format!("redis://{seed}/"), prefix.to_string(), stop.clone());
+        let count = attempted.clone();
         let thread = std::thread::spawn(move || {
             let client = redis::cluster::ClusterClient::new(vec![seed]).unwrap();
             let mut conn = client.get_connection().expect("cluster connection");
@@ -351,11 +354,21 @@ impl Writer {
                     Err(e) => w.errors.push(format!("{prefix}:{i}: {e}")),
                 }
                 w.attempted += 1;
+                count.store(w.attempted, Ordering::Relaxed);
                 std::thread::sleep(pace);
             }
             w
         });
-        Writer { stop, thread }
+        Writer {
+            stop,
+            attempted,
+            thread,
+        }
+    }
+
+    /// How many writes it has made so far (keys `0..` that).
+    pub fn attempted(&self) -> u64 {
+        self.attempted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops it; what it did.

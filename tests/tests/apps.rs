@@ -42,9 +42,6 @@ fn bullmq_runs_ten_thousand_jobs_on_a_node() {
     Client::spawn("node", BULLMQ, &args).finish();
 }
 
-// The turn is held for the whole test (awaits included); the test's future runs on its own
-// runtime and is never polled elsewhere, so the guard cannot deadlock it.
-#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread")]
 async fn bullmq_loses_no_job_through_a_failover_in_sync_mode() {
     let _turn = vigil_tests::heavy_turn();

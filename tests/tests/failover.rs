@@ -208,20 +208,23 @@ async fn a_flapping_group_waits_min_failover_interval_between_failovers() {
 
 /// A sentinel that stood still (SIGSTOP for 3 s, as a VM pause does) enters TILT when it
 /// resumes: the probes that were out across the stall timed out on its clock, not the nodes',
-/// so it announces `+tilt`, judges every node from probes sent since, never announces the
-/// master it could not hear while stopped as down, and leaves TILT after `down_after`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_that_stood_still_enters_tilt_instead_of_judging_the_master_down() {
+/// so it announces `+tilt`, changes no node's SDOWN (the master it could not hear while
+/// stopped is not announced down), leaves TILT after `down_after`, and no failover follows.
+async fn a_stalled_sentinel_enters_tilt(leader_stalls: bool) {
     let c = start_managed("1s");
     let (first, _) = c.master_and_followers().await;
     let leader = leader_of(&c, &[0, 1, 2]).await;
-    let paused = &c.sentinels[(leader + 1) % 3];
+    let paused = &c.sentinels[if leader_stalls {
+        leader
+    } else {
+        (leader + 1) % 3
+    }];
     let mut sub = RawConn::connect(paused.resp_port()).unwrap();
-    for channel in ["+tilt", "-tilt", "+sdown"] {
+    for channel in ["+tilt", "-tilt", "+sdown", "-sdown"] {
         assert!(sub.call(&["SUBSCRIBE", channel]).starts_with(b"*3\r\n"));
     }
     paused.signal(libc::SIGSTOP);
-    std::thread::sleep(Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_secs(3)).await;
     paused.signal(libc::SIGCONT);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -231,7 +234,7 @@ async fn a_sentinel_that_stood_still_enters_tilt_instead_of_judging_the_master_d
         }
     }
     assert!(
-        seen.iter().all(|m| !m.contains("+sdown")),
+        seen.iter().all(|m| !m.contains("sdown")),
         "a stall of the sentinel was taken for the nodes': {seen:?}"
     );
     let tilt = |ch: &str, why: &str| {
@@ -243,4 +246,14 @@ async fn a_sentinel_that_stood_still_enters_tilt_instead_of_judging_the_master_d
     assert!(entered < exited, "{seen:?}");
     let now = c.master(0, Duration::from_secs(5)).await;
     assert_eq!((now.epoch, now.node), (first.epoch, first.node));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_sentinel_that_stood_still_enters_tilt() {
+    a_stalled_sentinel_enters_tilt(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_sentinel_that_stood_still_enters_tilt_and_no_failover_follows() {
+    a_stalled_sentinel_enters_tilt(true).await;
 }

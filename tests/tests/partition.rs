@@ -22,11 +22,11 @@ use vigil_tests::{RawConn, sentinel_client_at};
 const TOKEN: &str = "cluster-token";
 const NODE_TOKEN: &str = "node-token";
 const DOWN_AFTER_MS: u64 = 500;
-/// The lease the sentinels grant: down_after less one probe interval (a quarter of it, at most
-/// 100 ms) and the clock margin (2 % + 5 ms).
 /// How far the replication stream may run behind the master's acknowledgements in async
 /// mode on a loaded machine.
-const REPLICATION_LAG: Duration = Duration::from_secs(1);
+const REPLICATION_LAG: Duration = Duration::from_millis(500);
+/// The lease the sentinels grant: down_after less one probe interval (a quarter of it, at most
+/// 100 ms) and the clock margin (2 % + 5 ms).
 const LEASE_MS: u64 = DOWN_AFTER_MS - 100 - (DOWN_AFTER_MS / 50 + 5);
 
 /// One acknowledged write.
@@ -484,8 +484,8 @@ fn scenario(sync: bool) {
         );
     } else {
         // Only writes the old master acknowledged after the cut, or just before it (replication
-        // is asynchronous: the stream to the replicas runs a little behind, tens of ms on a
-        // loaded machine), can be lost, and the sentinels counted at least their bytes.
+        // is asynchronous: the stream to the replicas runs a little behind the acknowledgements
+        // on a loaded machine), can be lost, and the sentinels counted at least their bytes.
         assert!(
             !missing.is_empty(),
             "async mode: the old master's writes after the cut should be lost"

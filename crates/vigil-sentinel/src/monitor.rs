@@ -11,10 +11,11 @@
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
 //! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
 //! across the stall timed out on its clock, not the node's. The sentinel then forgets every
-//! unanswered probe and judges each node afresh from probes sent after the stall; until its
-//! first round after one, it reports no node silent at all. It stays in TILT (`+tilt`,
-//! `-tilt`, `INFO`'s `sentinel_tilt`) until the longest `down_after` has passed with rounds on
-//! time, when every judgement rests on probes sent since; meanwhile no node's SDOWN changes.
+//! unanswered probe and counts each node's silence afresh from probes sent after the stall.
+//! It stays in TILT (`+tilt`, `-tilt`, `INFO`'s `sentinel_tilt`) until the longest
+//! `down_after` has passed with rounds on time, when every judgement rests on probes sent
+//! since; meanwhile (and from the stall until its first round) no node's SDOWN changes and
+//! its opinion to the leader is "not down", as Redis Sentinel answers in TILT.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,7 +62,8 @@ pub struct Health {
     tilt: Mutex<Tilt>,
 }
 
-/// When the probes last ran, and since when this sentinel is in TILT.
+/// When the probes last ran, and when the last stall ended if this sentinel is in TILT
+/// (what Redis' `sentinel_tilt_since_seconds` counts from).
 #[derive(Default)]
 struct Tilt {
     last_round: Option<Instant>,
@@ -86,13 +88,12 @@ impl Health {
         self.tilt.lock().since.map(|t| t.elapsed())
     }
 
-    /// Whether the probes have not run for [`TILT_TRIGGER`]: this sentinel is stalled, or has
-    /// just resumed and not yet run a round, and its clocks say nothing about the nodes.
-    fn stalled(&self) -> bool {
-        self.tilt
-            .lock()
-            .last_round
-            .is_some_and(|t| t.elapsed() >= TILT_TRIGGER)
+    /// Whether this sentinel is in TILT, or its probes have not run for [`TILT_TRIGGER`] (it
+    /// is stalled, or has just resumed and not yet run a round): either way its clocks say
+    /// nothing new about the nodes.
+    fn tilted(&self) -> bool {
+        let t = self.tilt.lock();
+        t.since.is_some() || t.last_round.is_some_and(|l| l.elapsed() >= TILT_TRIGGER)
     }
 
     /// A probe round begins at `now`; `settle` is the longest `down_after`. Returns whether
@@ -141,9 +142,9 @@ impl Health {
     /// a good answer ([`Health::down_for`]), but counted at the earliest from one probe
     /// interval before the first probe sent since that answer. On time this is `down_for`;
     /// when this sentinel's probes ran late, the gap before them is not held against the
-    /// node. What SDOWN, the failover checks and opinions judge by.
+    /// node. Zero in TILT. What SDOWN, the failover checks and opinions judge by.
     pub fn unanswered_for(&self, group: &str, node: &str) -> Duration {
-        if self.stalled() {
+        if self.tilted() {
             return Duration::ZERO;
         }
         let key = (group.to_string(), node.to_string());
@@ -211,7 +212,7 @@ impl Health {
         let key = (group.to_string(), node.to_string());
         // In TILT a node keeps the state it had: one down before the stall is not announced
         // up because its silence is being counted afresh.
-        if self.tilt.lock().since.is_some() {
+        if self.tilted() {
             return self.sdown.lock().contains(&key);
         }
         let down = self.unanswered_for(group, node) >= down_after;
@@ -444,11 +445,14 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().kind, "+tilt");
         assert!(h.tilt().is_some());
         assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-        // A probe sent after the stall counts as usual.
+        // A node announced down before the stall stays so, and none is judged anew.
+        h.sdown.lock().insert(("g".into(), "down".into()));
+        assert!(h.sdown("g", "down", Duration::ZERO, 1, &events));
+        assert!(!h.sdown("g", "n", Duration::ZERO, 1, &events));
         h.probing("g", "n", Duration::from_millis(20));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(30));
-        // Rounds on time for the longest down_after end it.
+        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+        // Rounds on time for the longest down_after end it; the probe sent since counts.
         assert!(!h.round(now + Duration::from_millis(500), settle, &events));
         assert!(h.tilt().is_some());
         assert!(!h.round(now + Duration::from_millis(1000), settle, &events));
@@ -458,5 +462,7 @@ mod tests {
             ("-tilt", "#tilt mode exited")
         );
         assert!(h.tilt().is_none());
+        assert!(rx.try_recv().is_err(), "no SDOWN changed in TILT");
+        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(30));
     }
 }

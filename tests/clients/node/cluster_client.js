@@ -8,10 +8,11 @@
 // transaction, and prints `OK <keys>`; any failure prints `FAIL <why>` and exits non-zero.
 //
 // `failover`: writes keys one by one, 10 ms apart (the suite runs four such writers beside a
-// 12-process cluster on 2 cores), prints READY once some are acknowledged and keeps writing; after a line on stdin (the test killed a shard's master, or moved slots) it goes
-// on for 10 s and until a write is acknowledged, then reads every
-// acknowledged key back and prints `OK acked=<n> retried=<n> longest_wait_ms=<ms>`. A key
-// acknowledged and then missing fails the run.
+// 12-process cluster on 2 cores), prints READY once some are acknowledged and keeps writing;
+// after a line on stdin (the test killed a shard's master, or moved slots) it goes on for 10 s
+// and until a write is acknowledged, then reads every acknowledged key back and prints
+// `OK acked=<n> retried=<n> longest_wait_ms=<ms>`. A key acknowledged and then missing fails
+// the run.
 "use strict";
 
 const KEYS = 2000;
@@ -110,6 +111,9 @@ async function failover(prefix, set, get) {
         if (ready) gap = Math.max(gap, now - lastAck - PACE_MS);
         lastAck = now;
         await sleep(PACE_MS);
+      } else {
+        await sleep(PACE_MS);
+        continue;
       }
     } catch (e) {
       retried++;

@@ -85,7 +85,10 @@ impl Node {
         }
         let encoded = v.encode_to_vec();
         let view = View::from_proto(v, digest(&encoded))?;
-        let current = self.cluster_view();
+        // A node that left a cluster may join another (or its own again, at a newer epoch).
+        let current = self
+            .cluster_view()
+            .filter(|c| !(c.digest.is_empty() && c.name != view.name));
         view.check_replaces(current.as_deref())?;
         let d = view.digest.clone();
         // The same bytes again (a sentinel retrying): already durable and served.
@@ -118,22 +121,35 @@ impl Node {
         Ok(d)
     }
 
-    /// Leaves cluster mode (the group was removed from its cluster): the file goes first, so a
-    /// restart cannot bring the old view back. Returns the empty digest.
+    /// Leaves the cluster (the group was removed from it, so its last view gives it no slot):
+    /// the node keeps that view, without a digest, until it is restarted or given another, and
+    /// so sends a cluster client whose slot map is older on to the owners (`MOVED`). Serving
+    /// as a standalone node at once would take that client's writes for slots it gave away,
+    /// and they would be lost to the cluster. The file goes first, so a restart comes back
+    /// standalone. Returns the empty digest (the sentinels stop telling it to leave).
     fn leave_cluster(&self) -> Result<String, AdoptError> {
         let Some(old) = self.cluster_view() else {
             return Ok(String::new());
         };
+        if old.digest.is_empty() {
+            return Ok(String::new());
+        }
         let dir = self.config.read().dir.clone();
         file::remove(&dir)?;
+        let left = View {
+            digest: String::new(),
+            ..(*old).clone()
+        };
         {
             let _store = self.store.lock();
-            *self.cluster.write() = None;
-            self.holding.store(false, Ordering::Release);
-            self.shared.cluster_mode.store(false, Ordering::Release);
+            self.holding.store(left.holds_any(), Ordering::Release);
+            *self.cluster.write() = Some(Arc::new(left));
         }
         self.view_changed.notify_waiters();
-        tracing::info!(cluster = %old.name, "left the cluster: serving as a standalone node");
+        tracing::info!(
+            cluster = %old.name,
+            "left the cluster: sending clients on to the slots' owners until restarted"
+        );
         Ok(String::new())
     }
 

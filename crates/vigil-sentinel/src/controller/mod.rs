@@ -336,27 +336,33 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                 (g, o)
             });
         }
-        // Leadership is confirmed while the groups are observed.
-        let (confirmed, first) = tokio::join!(c.raft.read_index(ROUND * 3), set.join_next());
-        if confirmed.is_err() {
-            set.abort_all();
-            continue;
-        }
-        // Each steady group is tended as soon as it is observed, so one group's slow node
-        // does not hold up the lease renewals of the others; groups in a failover last, as
-        // their steps are slow.
+        // Each steady group is tended as soon as it is observed (groups in a failover last, as
+        // their steps are slow). Leadership is confirmed after each batch of observations
+        // arrived, so a lease renewed from one starts before the confirmation, which a next
+        // leader's wait covers.
         let mut failing = Vec::new();
-        let mut next = first;
-        while let Some(done) = next {
-            match done {
-                Ok((g, o)) if g.failover.is_some() => failing.push((g, o)),
-                Ok((g, o)) => again |= c.tend(me, &g, &o, since).await,
-                Err(e) => tracing::error!("observing a group failed: {e}"),
+        let mut confirmed = true;
+        while let Some(first) = set.join_next().await {
+            let mut batch = vec![first];
+            while let Some(more) = set.try_join_next() {
+                batch.push(more);
             }
-            next = set.join_next().await;
+            if c.raft.read_index(ROUND * 3).await.is_err() {
+                confirmed = false;
+                break;
+            }
+            for done in batch {
+                match done {
+                    Ok((g, o)) if g.failover.is_some() => failing.push((g, o)),
+                    Ok((g, o)) => again |= c.tend(me, &g, &o, since).await,
+                    Err(e) => tracing::error!("observing a group failed: {e}"),
+                }
+            }
         }
-        for (g, o) in failing {
-            again |= c.tend(me, &g, &o, since).await;
+        if confirmed {
+            for (g, o) in failing {
+                again |= c.tend(me, &g, &o, since).await;
+            }
         }
     }
 }
@@ -369,9 +375,7 @@ impl Controller {
             tracing::info_span!("group", sentinel = me, group = %g.spec.name, epoch = g.epoch);
         self.tend_group(g, o, since).instrument(span).await
     }
-}
 
-impl Controller {
     /// One round for one group; returns whether a step committed (go on at once).
     async fn tend_group(&mut self, g: &Group, o: &Observed, since: Instant) -> bool {
         match (&g.failover, g.master.clone()) {
