@@ -85,10 +85,20 @@ impl Node {
         }
         let encoded = v.encode_to_vec();
         let view = View::from_proto(v, digest(&encoded))?;
-        // A node that left a cluster may join another (or its own again, at a newer epoch).
-        let current = self
-            .cluster_view()
-            .filter(|c| !(c.digest.is_empty() && c.name != view.name));
+        // A node that left a cluster may join another, or its own again at a newer epoch (its
+        // removal raised the epoch: a late push of a view from before it is refused).
+        let current = self.cluster_view();
+        if let Some(c) = current.as_deref().filter(|c| c.is_left())
+            && c.name == view.name
+            && view.epoch <= c.epoch
+        {
+            return Err(ViewError::Older(format!(
+                "its epoch {} is not newer than the one this node's group left the cluster at ({})",
+                view.epoch, c.epoch
+            ))
+            .into());
+        }
+        let current = current.filter(|c| !c.is_left());
         view.check_replaces(current.as_deref())?;
         let d = view.digest.clone();
         // The same bytes again (a sentinel retrying): already durable and served.
@@ -121,31 +131,26 @@ impl Node {
         Ok(d)
     }
 
-    /// Leaves the cluster (the group was removed from it, so its last view gives it no slot):
-    /// the node keeps that view, without a digest, until it is restarted or given another, and
-    /// so sends a cluster client whose slot map is older on to the owners (`MOVED`). Serving
-    /// as a standalone node at once would take that client's writes for slots it gave away,
-    /// and they would be lost to the cluster. The file goes first, so a restart comes back
-    /// standalone. Returns the empty digest (the sentinels stop telling it to leave).
+    /// Leaves the cluster (the group was removed from it): the node keeps serving its last
+    /// view as [`View::left`] until it is restarted or given another, and so sends a cluster
+    /// client whose slot map is older on to the owners (`MOVED`). Serving as a standalone node
+    /// at once would take that client's writes for slots it gave away, and they would be lost
+    /// to the cluster. The file goes first, so a restart comes back standalone. Returns the
+    /// empty digest (the sentinels stop telling it to leave).
     fn leave_cluster(&self) -> Result<String, AdoptError> {
-        let Some(old) = self.cluster_view() else {
+        let Some(old) = self.cluster_view().filter(|v| !v.is_left()) else {
             return Ok(String::new());
         };
-        if old.digest.is_empty() {
-            return Ok(String::new());
-        }
         let dir = self.config.read().dir.clone();
         file::remove(&dir)?;
-        let left = View {
-            digest: String::new(),
-            ..(*old).clone()
-        };
         {
             let _store = self.store.lock();
-            self.holding.store(left.holds_any(), Ordering::Release);
-            *self.cluster.write() = Some(Arc::new(left));
+            *self.cluster.write() = Some(Arc::new(old.left()));
+            self.holding.store(false, Ordering::Release);
         }
         self.view_changed.notify_waiters();
+        // It serves no slot: its shard channels' subscribers are told (`sunsubscribe`).
+        self.shared.hub.end_shard_channels(|_| true);
         tracing::info!(
             cluster = %old.name,
             "left the cluster: sending clients on to the slots' owners until restarted"
@@ -156,7 +161,8 @@ impl Node {
     /// Sends a PUBLISH made here to the cluster's other nodes (nothing outside cluster mode,
     /// or without an admin token to present).
     pub(crate) fn forward_publish(&self, channel: &Bytes, message: &Bytes, shard: bool) {
-        let Some(view) = self.cluster_view() else {
+        // A left node's publishes stay here: it is no longer the old cluster's.
+        let Some(view) = self.cluster_view().filter(|v| !v.is_left()) else {
             return;
         };
         if let Some(token) = self.config.read().admin_token() {

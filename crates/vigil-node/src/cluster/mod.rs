@@ -368,6 +368,29 @@ impl View {
             .is_some_and(|m| m.phase == Phase::Paused && m.from == self.my_shard && m.moves(slot))
     }
 
+    /// What a node whose group left this cluster keeps serving until it restarts: this view
+    /// without a digest (the mark of a left node) or a migration, and without any slot of its
+    /// own shard, so every keyed command is sent on (`MOVED`) or, for a slot the last view it
+    /// got still gave it, refused (`CLUSTERDOWN`, which makes clients ask for the map again).
+    pub fn left(&self) -> View {
+        let mine = self.my_shard as u16;
+        View {
+            owner: self
+                .owner
+                .iter()
+                .map(|&o| if o == mine { NO_OWNER } else { o })
+                .collect(),
+            migration: None,
+            digest: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is a left node's view ([`View::left`]).
+    pub fn is_left(&self) -> bool {
+        self.digest.is_empty()
+    }
+
     /// Whether this node's shard holds any writes now.
     pub fn holds_any(&self) -> bool {
         self.migration

@@ -281,3 +281,19 @@ fn asking_lasts_one_command_or_one_transaction() {
     s.command_done();
     assert!(!s.asking);
 }
+
+/// A node whose group left keeps the map to send clients on, serves no slot itself (one the
+/// last view still gave its shard is unserved), and is marked as left.
+#[test]
+fn a_left_view_serves_no_slot_of_its_own() {
+    let v = view(1, "a");
+    let left = v.left();
+    assert!(left.is_left() && !v.is_left());
+    assert!(left.migration.is_none());
+    assert_eq!(left.owner_of(0), None);
+    assert_eq!(left.owner_of(5460), None);
+    let moved = |v: &View, s| v.owner_of(s).map(|(i, sh)| (i, sh.group.clone()));
+    assert_eq!(moved(&left, 5461), moved(&v, 5461));
+    assert_eq!(moved(&left, 16383), Some((2, "c".into())));
+    assert_eq!(route(&left, 0, true, Client::default(), || true), Err(Redirect::Unserved));
+}
