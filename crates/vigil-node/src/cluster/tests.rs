@@ -295,5 +295,8 @@ fn a_left_view_serves_no_slot_of_its_own() {
     let moved = |v: &View, s| v.owner_of(s).map(|(i, sh)| (i, sh.group.clone()));
     assert_eq!(moved(&left, 5461), moved(&v, 5461));
     assert_eq!(moved(&left, 16383), Some((2, "c".into())));
-    assert_eq!(route(&left, 0, true, Client::default(), || true), Err(Redirect::Unserved));
+    assert_eq!(
+        route(&left, 0, true, Client::default(), || true),
+        Err(Redirect::Unserved)
+    );
 }
