@@ -115,7 +115,13 @@ fn garbage_on_the_metrics_port_does_not_hurt_the_node() {
             let _ = s.read_to_end(&mut sink);
         }
     }
-    assert_eq!(get(mp, "/health").status, 200);
+    let health = request(mp, "GET", "/health").unwrap_or_else(|e| {
+        panic!(
+            "GET /health on {mp} after the garbage: {e}; the node's log:\n{}",
+            n.stderr()
+        )
+    });
+    assert_eq!(health.status, 200);
     let mut c = n.client();
     let pong: String = redis::cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
