@@ -380,11 +380,20 @@ impl Writer {
 
 /// `DBSIZE` on `port`.
 pub fn dbsize(port: u16) -> usize {
-    raw_reply(port, &["DBSIZE"])
-        .trim_start_matches(':')
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("DBSIZE on {port}"))
+    try_dbsize(port).unwrap_or_else(|r| panic!("DBSIZE on {port}: {r}"))
+}
+
+/// `DBSIZE` on `port`, or the reply that was not a count (a node restarting after a kill, or
+/// between roles, refuses it for a moment).
+fn try_dbsize(port: u16) -> Result<usize, String> {
+    let mut c = RawConn::connect(port).map_err(|e| e.to_string())?;
+    c.send_raw(&RawConn::encode(&["DBSIZE"]))
+        .map_err(|e| e.to_string())?;
+    let r = c
+        .read_reply()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .ok_or_else(|| "no reply".to_string())?;
+    r.trim_start_matches(':').trim().parse().map_err(|_| r)
 }
 
 /// Checks, through a fresh cluster client seeded with `seed`, that every acknowledged key of
@@ -412,16 +421,17 @@ pub fn assert_each_key_once(seed: &str, prefix: &str, w: &Written, slots: &[Slot
     shards.dedup();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let masters: usize = shards.iter().map(|s| dbsize(s.0)).sum();
-        let replicas_ok = shards
-            .iter()
-            .all(|(m, rs)| rs.iter().all(|&r| dbsize(r) == dbsize(*m)));
-        if masters == existing && replicas_ok {
+        let masters: Result<usize, String> = shards.iter().map(|s| try_dbsize(s.0)).sum();
+        let replicas_ok = shards.iter().all(|(m, rs)| {
+            rs.iter()
+                .all(|&r| try_dbsize(r).is_ok_and(|n| Ok(n) == try_dbsize(*m)))
+        });
+        if masters == Ok(existing) && replicas_ok {
             return existing;
         }
         assert!(
             Instant::now() < deadline,
-            "{existing} keys exist, the masters hold {masters} (replicas agree: {replicas_ok}): a key is in two shards or none"
+            "{existing} keys exist, the masters hold {masters:?} (replicas agree: {replicas_ok}): a key is in two shards or none"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
