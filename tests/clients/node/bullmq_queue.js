@@ -13,6 +13,7 @@
 // `OK <jobs> <processed> <retried> <ms>`. Any failure prints `FAIL <why>` and exits non-zero.
 
 const { Queue, Worker, QueueEvents } = require('bullmq');
+const IORedis = require('ioredis');
 const readline = require('readline');
 
 function parse() {
@@ -56,17 +57,30 @@ async function main() {
   // It also says whether a missing completion event is in the events stream (the listener
   // missed it) or not (the write is gone), to tell a client's failing from the server's.
   setTimeout(async () => {
+    // The diagnosis gets 20 s of its own; a node that does not answer must not hold it up.
+    setTimeout(() => fail(`timed out after 240 s: ${progress}; (not diagnosed in 20 s)`), 20000);
     let detail = '';
     try {
       const missing = [...succeeded.keys()].filter((id) => !completedEvents.has(id));
-      const client = await queue.client;
-      const entries = await client.xrange(`bull:${name}:events`, '-', '+');
+      // A connection of its own: the queue's may be the one that is stuck.
+      const client = new IORedis(conn);
       const field = (f, k) => f[f.indexOf(k) + 1];
-      const stored = missing.filter((id) =>
-        entries.some(([, f]) => field(f, 'event') === 'completed' && field(f, 'jobId') === id));
-      detail = `; no event seen for ${missing.slice(0, 5).join(',')}, in the stream: ${stored.slice(0, 5).join(',') || 'none'}`;
+      const states = [];
+      for (const id of missing.slice(0, 8)) {
+        const job = await client.hgetall(`bull:${name}:${id}`);
+        const state = await queue.getJobState(id);
+        // Only the stream's entries around the job's end: the whole stream is large.
+        const at = Number(job.finishedOn || job.processedOn || 0);
+        const near = at ? await client.xrange(`bull:${name}:events`, at - 2000, at + 2000) : [];
+        const seen = near.filter(([, f]) => field(f, 'jobId') === id).map(([eid, f]) => `${field(f, 'event')}@${eid}`);
+        const fields = Object.entries(job).filter(([k]) => !['data', 'opts', 'name', 'stacktrace'].includes(k));
+        states.push(`${id}: ${state} ${JSON.stringify(Object.fromEntries(fields))}, events [${seen.join(' ')}]`);
+      }
+      const last = await client.xrevrange(`bull:${name}:events`, '+', '-', 'COUNT', 1);
+      detail = `; ${missing.length} without an event seen (the last completion read ${lastEventId}, the stream's last ${last.length ? last[0][0] : 'none'}): ${states.join('; ')}`;
+      client.disconnect();
     } catch (e) {
-      detail = `; (events stream not read: ${e.message})`;
+      detail = `; (not diagnosed: ${e.message})`;
     }
     fail(`timed out after 240 s: ${progress}${detail}`);
   }, 240000);
@@ -85,7 +99,11 @@ async function main() {
   let attempts = 0;
   let retried = 0;
   const completedEvents = new Set();
-  events.on('completed', ({ jobId }) => completedEvents.add(jobId));
+  let lastEventId = '';
+  events.on('completed', ({ jobId }, id) => {
+    completedEvents.add(jobId);
+    lastEventId = id;
+  });
 
   const worker = new Worker(
     name,
