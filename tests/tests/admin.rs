@@ -249,6 +249,70 @@ async fn managed_node_boots_read_only_and_writes_only_under_a_lease() {
     assert_eq!(r.call(&["GET", "a"]), b"$1\r\n3\r\n");
 }
 
+/// A renewal that comes late (a busy sentinel leader, an election) is a pause, not an error:
+/// a command sent just after the lease ran out waits for the renewal and runs. Without one,
+/// it is refused one lease length after the lapse, as any command of a deposed master.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_waits_for_a_late_lease_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed(dir.path(), "n");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    let s = c
+        .promote(PromoteRequest {
+            epoch: 1,
+            lease_ttl_ms: 2000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(s.writable, "{s:?}");
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "a", "1"]), b"+OK\r\n");
+    // Past the lease, inside the hold (another lease length).
+    let lapsed = loop {
+        let s = status(&mut c).await;
+        if !s.writable {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut r = RawConn::connect(node.port).unwrap();
+    let sent = Instant::now();
+    r.send_raw(&RawConn::encode(&["SET", "a", "2"])).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.renew_lease(RenewLeaseRequest {
+        epoch: 1,
+        ttl_ms: 3000,
+        since_node_ms: lapsed.node_clock_ms,
+    })
+    .await
+    .unwrap();
+    let reply = tokio::task::block_in_place(|| r.read_reply());
+    assert_eq!(reply.as_deref(), Some(&b"+OK\r\n"[..]), "held, then run");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "answered before the renewal: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n2\r\n");
+    // No renewal this time: refused once the hold is over, the value unchanged.
+    while status(&mut c).await.writable {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "a", "3"]), READONLY);
+    assert!(refused_read(&r.call(&["GET", "a"])));
+    c.renew_lease(RenewLeaseRequest {
+        epoch: 1,
+        ttl_ms: 5000,
+        since_node_ms: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.call(&["GET", "a"]), b"$1\r\n2\r\n");
+}
+
 /// `lease_reads = false` keeps Redis' behaviour: reads are served without a lease and after a
 /// fence, and nothing closes the clients; writes still need the lease.
 #[tokio::test]

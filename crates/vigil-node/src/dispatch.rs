@@ -191,7 +191,11 @@ impl Node {
             return;
         }
         // Held before queueing too, as Redis holds commands in a transaction.
-        if !self.wait_for_pause(conn, &meta).await {
+        if !self.wait_for_pause(conn, &meta).await
+            || !self
+                .wait_for_lease(conn, &meta, matches!(handler, Handler::Data(_)))
+                .await
+        {
             return;
         }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {

@@ -45,6 +45,9 @@ pub const READONLY_READS: &str = "READONLY This node holds no valid master lease
 pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
+/// The longest a command is held for a lapsed lease to be renewed (see [`Gate::held_until`]).
+const HOLD_MAX: Duration = Duration::from_secs(5);
+
 /// What the node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -73,6 +76,9 @@ struct State {
     fenced: bool,
     /// The write lease ends here (monotonic clock); managed masters write only before it.
     lease_until: Option<Instant>,
+    /// The length of the last lease granted: how long after a lapse commands are held for a
+    /// late renewal (see [`Gate::held_until`]).
+    lease_len: Duration,
     /// Managed: reads too need the lease (`lease_reads`), and a lapse closes normal clients.
     lease_reads: bool,
     /// Whether the node served as a leased master when [`State::lapsed`] last looked.
@@ -97,6 +103,7 @@ impl State {
             epoch,
             fenced: false,
             lease_until: None,
+            lease_len: Duration::ZERO,
             lease_reads: managed && lease_reads,
             serving: false,
         }
@@ -129,7 +136,9 @@ impl State {
 
     /// `true` exactly once per lapse (see [`Gate::lapsed`]).
     fn lapsed(&mut self, now: Instant) -> bool {
-        let serving = self.lease_reads && self.write_denied(now).is_none();
+        // Commands held for a late renewal: still serving, nobody to send away yet.
+        let serving = self.lease_reads
+            && (self.write_denied(now).is_none() || self.held_until(now).is_some());
         std::mem::replace(&mut self.serving, serving) && !serving
     }
 
@@ -139,8 +148,16 @@ impl State {
     }
 
     /// Extends the lease to `end`; a lease never shrinks.
-    fn extend_lease(&mut self, end: Instant) {
+    fn extend_lease(&mut self, end: Instant, now: Instant) {
         self.lease_until = Some(self.lease_until.map_or(end, |t| t.max(end)));
+        self.lease_len = end.saturating_duration_since(now);
+    }
+
+    /// See [`Gate::held_until`].
+    fn held_until(&self, now: Instant) -> Option<Instant> {
+        let until = self.lease_until? + self.lease_len.min(HOLD_MAX);
+        let lapsed = self.lease_reads && self.is_master() && !self.fenced;
+        (lapsed && self.write_denied(now).is_some() && now < until).then_some(until)
     }
 }
 
@@ -258,6 +275,8 @@ pub struct Gate {
     ack_checks: bool,
     /// Lease and fence events, for the metrics page: renewals, refusals, lapses, fences.
     events: [AtomicU64; 4],
+    /// Woken by every transition and renewal: commands held for the lease look again.
+    changed: tokio::sync::Notify,
 }
 
 /// Lease and fence events since start (see [`Gate::counters`]).
@@ -295,6 +314,7 @@ impl Gate {
             ),
             ack_checks: managed || sync_replicas > 0,
             events: Default::default(),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -485,6 +505,8 @@ impl Gate {
         let changed = !s.is_master();
         s.role = Role::Master;
         self.free_writes.store(!s.managed, Ordering::Relaxed);
+        drop(s);
+        self.changed.notify_waiters();
         changed
     }
 
@@ -493,8 +515,10 @@ impl Gate {
         let mut s = self.state.write();
         s.fenced = false;
         if let Some(l) = lease {
-            s.extend_lease(l);
+            s.extend_lease(l, Instant::now());
         }
+        drop(s);
+        self.changed.notify_waiters();
     }
 
     /// Follows `host:port`: no writes, no lease.
@@ -503,6 +527,8 @@ impl Gate {
         s.role = Role::Replica { host, port };
         s.lease_until = None;
         self.free_writes.store(false, Ordering::Relaxed);
+        drop(s);
+        self.changed.notify_waiters();
     }
 
     /// Fences the node: no write is acknowledged until a promotion lifts it.
@@ -511,6 +537,8 @@ impl Gate {
         let mut s = self.state.write();
         s.fenced = true;
         s.lease_until = None;
+        drop(s);
+        self.changed.notify_waiters();
     }
 
     /// Extends a master's lease to `end` (a lease never shrinks).
@@ -526,11 +554,45 @@ impl Gate {
             return Err(LeaseRefused::Fenced { epoch: s.epoch });
         }
         self.events[0].fetch_add(1, Ordering::Relaxed);
-        s.extend_lease(end);
-        Ok(LeaseGranted {
+        s.extend_lease(end, now);
+        let granted = LeaseGranted {
             epoch: s.epoch,
             remaining: s.lease_remaining(now),
-        })
+        };
+        drop(s);
+        self.changed.notify_waiters();
+        Ok(granted)
+    }
+
+    /// Until when a command that needs the lease is held rather than refused: on a managed
+    /// master with `lease_reads`, unfenced, whose lease ran out less than one lease length
+    /// ago (at most [`HOLD_MAX`]). A renewal late by a moment (a busy sentinel leader, a
+    /// leader election) is then a pause, as `CLIENT PAUSE` is, not an error: applications take
+    /// `-READONLY` as a failed command (BullMQ fails the job), and would see it for a master
+    /// that is master still. Sound, since a held command is admitted only by the usual check
+    /// once it runs. A lease that stays out is a failover or a partition: past the hold, the
+    /// command is refused as before and the client asks the sentinels.
+    pub fn held_until(&self, now: Instant) -> Option<Instant> {
+        self.state.read().held_until(now)
+    }
+
+    /// Waits until the lease is back, the node changed role or fence, or `until`.
+    pub async fn lease_back(&self, until: Instant) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a renewal between the two is not missed.
+            changed.as_mut().enable();
+            if self.held_until(Instant::now()).is_none() {
+                return;
+            }
+            if tokio::time::timeout_at(until.into(), changed)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 
     /// Accepts `epoch` from the sentinels: refuses a lower one; makes a higher one durable in
@@ -551,7 +613,8 @@ impl Gate {
     }
 
     /// Notes whether the node serves as a leased master now; `true` exactly once per lapse,
-    /// when a node that did stops (lease run out, fenced, demoted): the moment to close its
+    /// when a node that did stops (lease run out and not renewed within the hold of
+    /// [`Gate::held_until`], fenced, demoted): the moment to close its
     /// normal clients, so that they ask the sentinels for the master again instead of waiting
     /// on a node that refuses them. Always `false` without `lease_reads`.
     pub fn lapsed(&self, now: Instant) -> bool {

@@ -256,6 +256,50 @@ impl Node {
     }
 }
 
+/// Commands outside the data path that run data commands, and so need the lease as they do.
+const LEASED: &[&str] = &[
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "exec",
+];
+
+impl Node {
+    /// Holds a command that needs the master lease while the lease is being renewed late
+    /// ([`crate::gate::Gate::held_until`]); false if the client left meanwhile. Not in cluster
+    /// mode: cluster clients retry `CLUSTERDOWN` themselves, as with Redis Cluster.
+    pub(crate) async fn wait_for_lease(
+        &self,
+        conn: &mut Conn<ConnState>,
+        meta: &CommandMeta,
+        data: bool,
+    ) -> bool {
+        if conn.info.is_replica()
+            || !(data || LEASED.contains(&meta.name))
+            || self.shared.cluster_mode.load(Ordering::Acquire)
+        {
+            return true;
+        }
+        let Some(until) = self.gate.held_until(Instant::now()) else {
+            return true;
+        };
+        if conn.flush().await.is_err() {
+            return false;
+        }
+        conn.info.blocked.store(true, Ordering::Relaxed);
+        let waited = conn.wait_or_disconnect(self.gate.lease_back(until)).await;
+        conn.info.blocked.store(false, Ordering::Relaxed);
+        if waited.is_none() {
+            conn.close = true;
+            return false;
+        }
+        true
+    }
+}
+
 /// Whether one of the keys a blocked client waits on holds the type its command takes from
 /// (a list for BLPOP, a sorted set for BZPOPMIN, a stream for XREAD): only then does Redis
 /// serve it; a key of another type leaves it waiting.

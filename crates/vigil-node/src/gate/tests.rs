@@ -87,6 +87,77 @@ fn a_lapse_is_reported_once() {
     assert!(!off.lapsed(now) && !off.lapsed(later));
 }
 
+#[test]
+fn a_command_is_held_for_one_lease_length_after_a_lapse() {
+    let now = Instant::now();
+    let mut m = State::new(true, true, 1, None);
+    assert_eq!(m.held_until(now), None, "never leased: refused at once");
+    m.role = Role::Master;
+    m.extend_lease(now + Duration::from_millis(400), now);
+    assert_eq!(m.held_until(now), None, "inside the lease: runs");
+    let lapsed = now + Duration::from_millis(500);
+    assert_eq!(
+        m.held_until(lapsed),
+        Some(now + Duration::from_millis(800)),
+        "held until one lease length after the end"
+    );
+    assert_eq!(
+        m.held_until(now + Duration::from_millis(800)),
+        None,
+        "then refused"
+    );
+    assert!(!m.lapsed(now), "serving");
+    assert!(!m.lapsed(lapsed), "a held lapse sends no client away yet");
+    assert!(
+        m.lapsed(now + Duration::from_millis(800)),
+        "past the hold it does"
+    );
+    m.fenced = true;
+    assert_eq!(
+        m.held_until(lapsed),
+        None,
+        "a fenced master refuses at once"
+    );
+    m.fenced = false;
+    m.role = Role::Replica {
+        host: "h".into(),
+        port: 1,
+    };
+    assert_eq!(m.held_until(lapsed), None, "so does a replica");
+    // Without lease reads nothing is held: Redis' behaviour, `-READONLY` at once.
+    let mut off = State::new(true, false, 1, None);
+    off.role = Role::Master;
+    off.extend_lease(now + Duration::from_millis(400), now);
+    assert_eq!(off.held_until(lapsed), None);
+}
+
+#[test]
+fn a_held_command_goes_on_when_the_lease_is_renewed() {
+    let g = managed_gate();
+    g.promote();
+    let now = Instant::now();
+    g.lift_fence(Some(now + Duration::from_millis(50)));
+    std::thread::sleep(Duration::from_millis(60));
+    let until = g.held_until(Instant::now()).expect("held after the lapse");
+    block_on(async {
+        let renew = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = Instant::now();
+            g.renew_lease(now + Duration::from_secs(5), now).unwrap();
+        };
+        let waited = async {
+            g.lease_back(until + Duration::from_secs(10)).await;
+            Instant::now()
+        };
+        let ((), back) = tokio::join!(renew, waited);
+        assert!(
+            back < until + Duration::from_secs(1),
+            "woken by the renewal"
+        );
+    });
+    assert_eq!(g.held_until(Instant::now()), None);
+}
+
 fn standalone() -> Gate {
     Gate::new(false, true, 0, None, (0, Duration::ZERO), 0)
 }
