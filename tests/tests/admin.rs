@@ -301,6 +301,19 @@ async fn a_command_waits_for_a_late_lease_renewal() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut r = RawConn::connect(node.port).unwrap();
+    let reply = tokio::task::block_in_place(|| {
+        r.send_raw(&RawConn::encode(&["SET", "a", "3"])).unwrap();
+        r.read_reply()
+    });
+    // Refused as the hold ends, or closed with the other clients at that moment.
+    assert!(
+        reply.as_deref().is_none_or(|r| r == READONLY),
+        "{:?}",
+        reply.map(|r| String::from_utf8_lossy(&r).into_owned())
+    );
+    // Past the hold the normal clients are closed, and a new one is refused at once.
+    assert!(tokio::task::block_in_place(|| r.is_closed()));
+    let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "a", "3"]), READONLY);
     assert!(refused_read(&r.call(&["GET", "a"])));
     c.renew_lease(RenewLeaseRequest {

@@ -22,6 +22,7 @@ use crate::execute::execute_in;
 use crate::node::Handler;
 use crate::node::Node;
 use crate::session::{ConnState, Replies};
+use crate::waits::LeaseWait;
 use vigil_base::clock::unix_ms;
 
 /// The longest a write waits for a slot migration's pause to end (see `Node::routed`).
@@ -191,12 +192,24 @@ impl Node {
             return;
         }
         // Held before queueing too, as Redis holds commands in a transaction.
-        if !self.wait_for_pause(conn, &meta).await
-            || !self
-                .wait_for_lease(conn, &meta, matches!(handler, Handler::Data(_)))
-                .await
-        {
-            return;
+        // A pause that began while the command waited for the lease holds it too.
+        loop {
+            if !self.wait_for_pause(conn, &meta).await {
+                return;
+            }
+            let data = matches!(handler, Handler::Data(_));
+            match self.wait_for_lease(conn, &meta, data).await {
+                LeaseWait::Go => break,
+                LeaseWait::Renewed => continue,
+                LeaseWait::Left => return,
+                LeaseWait::Refused(r) => {
+                    if conn.state.multi.is_some() {
+                        conn.state.multi_failed = true;
+                    }
+                    reject(conn, r);
+                    return;
+                }
+            }
         }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {
             // Refused at queueing time, as Redis does (EXEC then aborts); EXEC checks again.

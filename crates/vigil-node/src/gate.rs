@@ -135,10 +135,10 @@ impl State {
     }
 
     /// `true` exactly once per lapse (see [`Gate::lapsed`]).
-    fn lapsed(&mut self, now: Instant) -> bool {
+    fn lapsed(&mut self, now: Instant, hold: bool) -> bool {
         // Commands held for a late renewal: still serving, nobody to send away yet.
         let serving = self.lease_reads
-            && (self.write_denied(now).is_none() || self.held_until(now).is_some());
+            && (self.write_denied(now).is_none() || (hold && self.held_until(now).is_some()));
         std::mem::replace(&mut self.serving, serving) && !serving
     }
 
@@ -149,8 +149,11 @@ impl State {
 
     /// Extends the lease to `end`; a lease never shrinks.
     fn extend_lease(&mut self, end: Instant, now: Instant) {
+        // The hold follows the grants that extend the lease, not a stale or repeated one.
+        if self.lease_until.is_none_or(|t| end > t) {
+            self.lease_len = end.saturating_duration_since(now);
+        }
         self.lease_until = Some(self.lease_until.map_or(end, |t| t.max(end)));
-        self.lease_len = end.saturating_duration_since(now);
     }
 
     /// See [`Gate::held_until`].
@@ -617,8 +620,9 @@ impl Gate {
     /// [`Gate::held_until`], fenced, demoted): the moment to close its
     /// normal clients, so that they ask the sentinels for the master again instead of waiting
     /// on a node that refuses them. Always `false` without `lease_reads`.
-    pub fn lapsed(&self, now: Instant) -> bool {
-        let lapsed = self.state.write().lapsed(now);
+    /// `hold`: whether commands are held for a late renewal (not in cluster mode).
+    pub fn lapsed(&self, now: Instant, hold: bool) -> bool {
+        let lapsed = self.state.write().lapsed(now, hold);
         if lapsed {
             self.events[2].fetch_add(1, Ordering::Relaxed);
         }

@@ -247,10 +247,11 @@ impl Node {
     /// `MOVED` on the connections they have, as with Redis Cluster, and surface a dropped
     /// connection to the application as an error.
     pub fn check_lease(&self) {
-        if !self.gate.lapsed(Instant::now()) {
+        let cluster = self.shared.cluster_mode.load(Ordering::Acquire);
+        if !self.gate.lapsed(Instant::now(), !cluster) {
             return;
         }
-        if self.shared.cluster_mode.load(Ordering::Acquire) {
+        if cluster {
             // Blocked clients (BLPOP...) look again and are told too, as Redis Cluster tells
             // them (they wait on view changes; no store lock taken here).
             self.view_changed.notify_waiters();

@@ -529,7 +529,7 @@ fn vigil_own(t: &mut Text, node: &Node, view: &GateView) {
     );
     t.counter(
         "vigil_lease_expiries_total",
-        "Times this node stopped serving as a leased master",
+        "Times this node stopped serving as a leased master (a lease renewed late, within the hold, is not one)",
         c.lapses as f64,
     );
     t.counter("vigil_fences_total", "Fences received", c.fences as f64);

@@ -242,7 +242,10 @@ impl Node {
             let Some(until) = self.pause.holds(meta, writes) else {
                 return true;
             };
-            if conn.flush().await.is_err() {
+            // Earlier pipelined replies leave first, through the acknowledgement check.
+            self.before_reply(conn).await;
+            if conn.close || conn.flush().await.is_err() {
+                conn.close = true;
                 return false;
             }
             conn.info.blocked.store(true, Ordering::Relaxed);
@@ -265,38 +268,65 @@ const LEASED: &[&str] = &[
     "fcall",
     "fcall_ro",
     "exec",
+    "function",
+    "migrate",
 ];
+
+/// What became of a command [`Node::wait_for_lease`] looked at.
+pub(crate) enum LeaseWait {
+    /// Not held: it goes on to the usual checks.
+    Go,
+    /// Held until the lease came back: it goes on, after another look at `CLIENT PAUSE`.
+    Renewed,
+    /// Held, and the lease did not come back (it ran out for good, or the node was fenced or
+    /// demoted meanwhile): refused with this, as a deposed master refuses it.
+    Refused(Reply),
+    /// The client left while held.
+    Left,
+}
 
 impl Node {
     /// Holds a command that needs the master lease while the lease is being renewed late
-    /// ([`crate::gate::Gate::held_until`]); false if the client left meanwhile. Not in cluster
+    /// ([`crate::gate::Gate::held_until`]). Not in cluster
     /// mode: cluster clients retry `CLUSTERDOWN` themselves, as with Redis Cluster.
     pub(crate) async fn wait_for_lease(
         &self,
         conn: &mut Conn<ConnState>,
         meta: &CommandMeta,
         data: bool,
-    ) -> bool {
+    ) -> LeaseWait {
         if conn.info.is_replica()
             || !(data || LEASED.contains(&meta.name))
             || self.shared.cluster_mode.load(Ordering::Acquire)
         {
-            return true;
+            return LeaseWait::Go;
         }
         let Some(until) = self.gate.held_until(Instant::now()) else {
-            return true;
+            return LeaseWait::Go;
         };
-        if conn.flush().await.is_err() {
-            return false;
+        // Earlier pipelined replies leave first, through the acknowledgement check: a write
+        // that ran under the lease is not confirmed now that it lapsed (the check closes).
+        self.before_reply(conn).await;
+        if conn.close || conn.flush().await.is_err() {
+            conn.close = true;
+            return LeaseWait::Left;
         }
         conn.info.blocked.store(true, Ordering::Relaxed);
         let waited = conn.wait_or_disconnect(self.gate.lease_back(until)).await;
         conn.info.blocked.store(false, Ordering::Relaxed);
         if waited.is_none() {
             conn.close = true;
-            return false;
+            return LeaseWait::Left;
         }
-        true
+        // Only a renewed master goes on: a node demoted meanwhile must not answer a read
+        // meant for the master from its replica data.
+        if self.gate.may_write(Instant::now()) {
+            LeaseWait::Renewed
+        } else if meta.flags.has(Flags::WRITE) {
+            LeaseWait::Refused(Reply::error(crate::gate::READONLY))
+        } else {
+            LeaseWait::Refused(Reply::error(crate::gate::READONLY_READS))
+        }
     }
 }
 

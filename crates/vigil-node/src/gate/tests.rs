@@ -69,22 +69,22 @@ fn lease_reads() {
 fn a_lapse_is_reported_once() {
     let now = Instant::now();
     let mut m = State::new(true, true, 1, None);
-    assert!(!m.lapsed(now), "never served: nothing lapsed");
+    assert!(!m.lapsed(now, true), "never served: nothing lapsed");
     m.role = Role::Master;
     m.lease_until = Some(now + Duration::from_secs(1));
-    assert!(!m.lapsed(now));
+    assert!(!m.lapsed(now, true));
     let later = now + Duration::from_secs(2);
-    assert!(m.lapsed(later), "the lease ran out");
-    assert!(!m.lapsed(later), "once per lapse");
+    assert!(m.lapsed(later, true), "the lease ran out");
+    assert!(!m.lapsed(later, true), "once per lapse");
     m.lease_until = Some(later + Duration::from_secs(1));
-    assert!(!m.lapsed(later), "renewed");
+    assert!(!m.lapsed(later, true), "renewed");
     m.fenced = true;
-    assert!(m.lapsed(later), "fenced");
+    assert!(m.lapsed(later, true), "fenced");
     // Without lease reads a lapse closes nothing.
     let mut off = State::new(true, false, 1, None);
     off.role = Role::Master;
     off.lease_until = Some(now + Duration::from_secs(1));
-    assert!(!off.lapsed(now) && !off.lapsed(later));
+    assert!(!off.lapsed(now, true) && !off.lapsed(later, true));
 }
 
 #[test]
@@ -106,11 +106,26 @@ fn a_command_is_held_for_one_lease_length_after_a_lapse() {
         None,
         "then refused"
     );
-    assert!(!m.lapsed(now), "serving");
-    assert!(!m.lapsed(lapsed), "a held lapse sends no client away yet");
+    assert!(!m.lapsed(now, true), "serving");
     assert!(
-        m.lapsed(now + Duration::from_millis(800)),
+        !m.lapsed(lapsed, true),
+        "a held lapse sends no client away yet"
+    );
+    assert!(
+        m.lapsed(now + Duration::from_millis(800), true),
         "past the hold it does"
+    );
+    m.extend_lease(now + Duration::from_millis(900), now);
+    assert!(!m.lapsed(now, true));
+    assert!(
+        m.lapsed(now + Duration::from_millis(1000), false),
+        "in cluster mode, nothing is held: a lapse at once"
+    );
+    m.extend_lease(now + Duration::from_millis(400), now);
+    assert_eq!(
+        m.held_until(now + Duration::from_millis(1000)),
+        Some(now + Duration::from_millis(1800)),
+        "a stale grant changes neither the lease nor the hold"
     );
     m.fenced = true;
     assert_eq!(
@@ -136,8 +151,8 @@ fn a_held_command_goes_on_when_the_lease_is_renewed() {
     let g = managed_gate();
     g.promote();
     let now = Instant::now();
-    g.lift_fence(Some(now + Duration::from_millis(50)));
-    std::thread::sleep(Duration::from_millis(60));
+    g.lift_fence(Some(now + Duration::from_millis(300)));
+    std::thread::sleep(Duration::from_millis(400));
     let until = g.held_until(Instant::now()).expect("held after the lapse");
     block_on(async {
         let renew = async {
