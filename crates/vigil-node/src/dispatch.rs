@@ -19,10 +19,10 @@ use crate::cluster::check::Refusal;
 use crate::ctx::{DataFn, Prop};
 use crate::db::Store;
 use crate::execute::execute_in;
+use crate::hold::LeaseWait;
 use crate::node::Handler;
 use crate::node::Node;
 use crate::session::{ConnState, Replies};
-use crate::waits::LeaseWait;
 use vigil_base::clock::unix_ms;
 
 /// The longest a write waits for a slot migration's pause to end (see `Node::routed`).

@@ -76,8 +76,7 @@ struct State {
     fenced: bool,
     /// The write lease ends here (monotonic clock); managed masters write only before it.
     lease_until: Option<Instant>,
-    /// The length of the last lease granted: how long after a lapse commands are held for a
-    /// late renewal (see [`Gate::held_until`]).
+    /// The last lease's length: the hold after a lapse ([`Gate::held_until`]).
     lease_len: Duration,
     /// Managed: reads too need the lease (`lease_reads`), and a lapse closes normal clients.
     lease_reads: bool,
@@ -149,14 +148,13 @@ impl State {
 
     /// Extends the lease to `end`; a lease never shrinks.
     fn extend_lease(&mut self, end: Instant, now: Instant) {
-        // The hold follows the grants that extend the lease, not a stale or repeated one.
         if self.lease_until.is_none_or(|t| end > t) {
+            // Not a stale or repeated grant's: the hold follows the lease.
             self.lease_len = end.saturating_duration_since(now);
         }
         self.lease_until = Some(self.lease_until.map_or(end, |t| t.max(end)));
     }
 
-    /// See [`Gate::held_until`].
     fn held_until(&self, now: Instant) -> Option<Instant> {
         let until = self.lease_until? + self.lease_len.min(HOLD_MAX);
         let lapsed = self.lease_reads && self.is_master() && !self.fenced;
@@ -508,7 +506,6 @@ impl Gate {
         let changed = !s.is_master();
         s.role = Role::Master;
         self.free_writes.store(!s.managed, Ordering::Relaxed);
-        drop(s);
         self.changed.notify_waiters();
         changed
     }
@@ -520,7 +517,6 @@ impl Gate {
         if let Some(l) = lease {
             s.extend_lease(l, Instant::now());
         }
-        drop(s);
         self.changed.notify_waiters();
     }
 
@@ -530,7 +526,6 @@ impl Gate {
         s.role = Role::Replica { host, port };
         s.lease_until = None;
         self.free_writes.store(false, Ordering::Relaxed);
-        drop(s);
         self.changed.notify_waiters();
     }
 
@@ -540,7 +535,6 @@ impl Gate {
         let mut s = self.state.write();
         s.fenced = true;
         s.lease_until = None;
-        drop(s);
         self.changed.notify_waiters();
     }
 
@@ -558,23 +552,16 @@ impl Gate {
         }
         self.events[0].fetch_add(1, Ordering::Relaxed);
         s.extend_lease(end, now);
-        let granted = LeaseGranted {
+        self.changed.notify_waiters();
+        Ok(LeaseGranted {
             epoch: s.epoch,
             remaining: s.lease_remaining(now),
-        };
-        drop(s);
-        self.changed.notify_waiters();
-        Ok(granted)
+        })
     }
 
     /// Until when a command that needs the lease is held rather than refused: on a managed
-    /// master with `lease_reads`, unfenced, whose lease ran out less than one lease length
-    /// ago (at most [`HOLD_MAX`]). A renewal late by a moment (a busy sentinel leader, a
-    /// leader election) is then a pause, as `CLIENT PAUSE` is, not an error: applications take
-    /// `-READONLY` as a failed command (BullMQ fails the job), and would see it for a master
-    /// that is master still. Sound, since a held command is admitted only by the usual check
-    /// once it runs. A lease that stays out is a failover or a partition: past the hold, the
-    /// command is refused as before and the client asks the sentinels.
+    /// master with `lease_reads`, unfenced, whose lease ran out less than one lease length ago
+    /// (at most [`HOLD_MAX`]). Why and how: [`crate::hold`].
     pub fn held_until(&self, now: Instant) -> Option<Instant> {
         self.state.read().held_until(now)
     }
@@ -584,8 +571,7 @@ impl Gate {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
-            // Registered before the check, so a renewal between the two is not missed.
-            changed.as_mut().enable();
+            changed.as_mut().enable(); // before the check: a renewal between is not missed
             if self.held_until(Instant::now()).is_none() {
                 return;
             }

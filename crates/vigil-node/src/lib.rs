@@ -33,6 +33,7 @@ pub mod engines;
 pub mod error;
 pub mod execute;
 pub mod gate;
+mod hold;
 pub mod ldouble;
 pub mod maxmemory;
 pub mod migrate;
