@@ -14,7 +14,7 @@ use raft::eraftpb::Message;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use vigil_sentinel::driver::{self, DriverError, Handle, Options, Transport};
-use vigil_sentinel::state::{Command, GroupSpec, NodeSpec, Settings};
+use vigil_sentinel::state::{Command, GroupSpec, NodeSpec, Rejected, Settings};
 use vigil_sentinel::storage::DiskStorage;
 
 pub mod fake_nodes;
@@ -207,9 +207,12 @@ pub fn monitor(name: &str) -> Command {
     })
 }
 
-/// Proposes through `via` until it commits (retrying while there is no leader).
+/// Proposes through `via` until it commits (retrying while there is no leader). A proposal
+/// that timed out may still have committed (a lossy network loses the reply, not the entry):
+/// a retried `Monitor` then finds its group there, which is the commit it was waiting for.
 pub async fn propose_retrying(c: &Cluster, via: u64, cmd: Command) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut timed_out = false;
     loop {
         match c
             .h(via)
@@ -217,7 +220,15 @@ pub async fn propose_retrying(c: &Cluster, via: u64, cmd: Command) {
             .await
         {
             Ok(()) => return,
-            Err(DriverError::NoLeader | DriverError::Timeout(_)) if Instant::now() < deadline => {
+            Err(DriverError::Rejected(Rejected::AlreadyMonitored(_)))
+                if timed_out && matches!(cmd, Command::Monitor(_)) =>
+            {
+                return;
+            }
+            Err(e @ (DriverError::NoLeader | DriverError::Timeout(_)))
+                if Instant::now() < deadline =>
+            {
+                timed_out |= matches!(e, DriverError::Timeout(_));
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
             Err(e) => panic!("proposal failed: {e}"),
