@@ -43,8 +43,8 @@ pub(crate) enum LeaseWait {
 
 impl Node {
     /// Holds a command that needs the master lease while the lease is being renewed late
-    /// ([`crate::gate::Gate::held_until`]). Not in cluster
-    /// mode: cluster clients retry `CLUSTERDOWN` themselves, as with Redis Cluster.
+    /// ([`crate::gate::Gate::held_until`]). Not in cluster mode: cluster clients retry
+    /// `CLUSTERDOWN` themselves, as with Redis Cluster.
     pub(crate) async fn wait_for_lease(
         &self,
         conn: &mut Conn<ConnState>,
