@@ -6,7 +6,8 @@ connections.
 
   populate SEED FIRST LAST PER_SLOT   PER_SLOT keys in each slot FIRST..LAST (hash tags)
   failover SEED SLOT                  SIGKILL the master of SLOT; ms to the first acknowledged
-                                      write on SLOT (JSON: ms, port)
+                                      write on SLOT (JSON: ms, port, killed_at: Unix
+                                      time, to read the servers' logs by)
   load SEED FIRST LAST STOPFILE       write keys of slots FIRST..LAST (and of the others) until
                                       STOPFILE exists; then read every acknowledged key back
                                       (JSON: acked, lost, longest pause on FIRST..LAST, errors)
@@ -233,7 +234,7 @@ def failover(seed, slot):
     port = int(victim.rsplit(":", 1)[1])
     pid = pid_on(port)
     cl = Cluster(seed if seed != victim else cl.seeds[-1], avoid=[victim])
-    t0 = time.monotonic()
+    t0, wall = time.monotonic(), time.time()
     os.kill(pid, signal.SIGKILL)
     i = 0
     while time.monotonic() - t0 < 60:
@@ -245,7 +246,8 @@ def failover(seed, slot):
         except (TimeoutError, OSError):
             continue
         if r == "OK" and addr != victim:
-            print(json.dumps({"ms": round((time.monotonic() - t0) * 1000, 1), "port": port}))
+            ms = round((time.monotonic() - t0) * 1000, 1)
+            print(json.dumps({"ms": ms, "port": port, "killed_at": round(wall, 3)}))
             return
         time.sleep(0.001)
     sys.exit("no write acknowledged within 60 s")

@@ -198,6 +198,23 @@ impl<'a> Ctx<'a> {
         !self.expire_if_needed(key) && self.store.dbs[self.db].keys.contains_key(key)
     }
 
+    /// Whether a live key exists, looked up for a write as Redis' `lookupKeyWrite` looks
+    /// before SET or MSET replaces a value: an existing key counts as used (its LFU counter
+    /// may rise and is carried over to the new value), without the read statistics.
+    pub fn exists_write(&mut self, key: &[u8]) -> bool {
+        if self.expire_if_needed(key) {
+            return false;
+        }
+        let keys = &mut self.store.dbs[self.db].keys;
+        let Some(i) = keys.get_index_of(key) else {
+            return false;
+        };
+        if !self.no_touch {
+            keys.access_index(i);
+        }
+        true
+    }
+
     /// Whether a live key exists, looked up as a read: a missing key is a `keymiss` event
     /// (EXISTS, TTL: Redis reads the key).
     pub fn exists_read(&mut self, key: &[u8]) -> bool {

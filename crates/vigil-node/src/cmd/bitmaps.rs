@@ -405,6 +405,7 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             tail.fill(0);
         }
     }
+    ctx.exists_write(&dest);
     let db = ctx.db();
     db.set(&dest, Value::Str(res.into_boxed_slice()), false);
     // A string Redis builds itself, never shared: `raw`.

@@ -123,24 +123,30 @@ fn move_key(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
             "ERR source and destination objects are the same",
         ));
     }
-    if !ctx.exists(&key) {
+    // Looked up for the write in both databases, as Redis does: each counts as used.
+    if !ctx.exists_write(&key) {
         return Ok(Reply::Int(0));
     }
     let here = ctx.db;
     ctx.db = to;
-    let taken = ctx.exists(&key);
+    let taken = ctx.exists_write(&key);
     ctx.db = here;
     if taken {
         return Ok(Reply::Int(0));
     }
     let db = ctx.db();
     let expire = db.expire_of(&key);
+    let stamp = db.keys.stamp(&key);
     let Some(value) = db.remove(&key) else {
         return Ok(Reply::Int(0));
     };
     db.touch(&key);
     let dst = &mut ctx.store.dbs[to];
     dst.keys.insert(boxed(&key), value);
+    // The moved value keeps its access data, as Redis moves the object itself.
+    if let Some(s) = stamp {
+        dst.keys.set_stamp(&key, s);
+    }
     if let Some(at) = expire {
         dst.set_expire(&key, at);
     }

@@ -425,7 +425,7 @@ fn store(
     for f in found {
         z.insert(&f.member, if storedist { f.dist } else { f.score }, limits);
     }
-    ctx.expire_if_needed(dst);
+    ctx.exists_write(dst);
     let db = ctx.db();
     db.set(dst, Value::ZSet(z), false);
     db.touch(dst);

@@ -361,23 +361,28 @@ fn randomkey(ctx: &mut Ctx, _args: &mut Args) -> Result<Reply, CmdError> {
 fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> Result<Reply, CmdError> {
     let src = args.bytes()?;
     let dst = args.bytes()?;
-    if !ctx.exists(&src) {
+    // Both looked up for the write, as Redis does: each counts as used.
+    if !ctx.exists_write(&src) {
         return Err(CmdError::NoSuchKey);
     }
     if src == dst {
         return Ok(if nx { Reply::Int(0) } else { Reply::ok() });
     }
-    if nx && ctx.exists(&dst) {
+    if ctx.exists_write(&dst) && nx {
         return Ok(Reply::Int(0));
     }
     let db = ctx.db();
     let ttl = db.expire_of(&src);
+    let stamp = db.keys.stamp(&src);
     let Some(v) = db.remove(&src) else {
         return Err(CmdError::NoSuchKey);
     };
-    // Replaced as Redis does: the old value goes, the moved one is a new key.
+    // Replaced as Redis does: the old value goes, and the moved one keeps its access data.
     db.remove(&dst);
     db.set(&dst, v, false);
+    if let Some(s) = stamp {
+        db.keys.set_stamp(&dst, s);
+    }
     if let Some(t) = ttl {
         db.set_expire(&dst, t);
     }

@@ -459,8 +459,8 @@ fn op_store(ctx: &mut Ctx, args: &mut Args, op: SetOp) -> Result<Reply, CmdError
     let result = compute(ctx, &keys, op)?;
     let n = result.len();
     if n > 0 {
-        // Replaced in place, as Redis' setKey: not a new key if it existed.
-        ctx.expire_if_needed(&dst);
+        // Replaced in place, as Redis' setKey: not a new key if it existed, and used.
+        ctx.exists_write(&dst);
         ctx.db().set(&dst, Value::Set(result), false);
         let event = match op {
             SetOp::Inter => "sinterstore",

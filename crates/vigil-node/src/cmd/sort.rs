@@ -277,7 +277,7 @@ fn sort(ctx: &mut Ctx, args: &mut Args, readonly: bool) -> Result<Reply, CmdErro
             ctx.notify(crate::db::notify::GENERIC, "del", &dst);
         }
     } else {
-        ctx.expire_if_needed(&dst);
+        ctx.exists_write(&dst);
         let db = ctx.db();
         db.set(&dst, Value::List(Box::new(list)), false);
         db.touch(&dst);

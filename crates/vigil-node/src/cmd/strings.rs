@@ -310,7 +310,8 @@ fn set(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     } else {
         None
     };
-    let exists = if get { old.is_some() } else { ctx.exists(&key) };
+    // Redis looks the key up for the write after GET's read: two uses with GET.
+    let exists = ctx.exists_write(&key);
     if (nx && exists) || (xx && !exists) {
         return Ok(if get {
             old.map_or(Reply::Nil, Reply::Bulk)
@@ -329,7 +330,7 @@ fn set(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 fn setnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let value = args.bytes()?;
-    if ctx.exists(&key) {
+    if ctx.exists_write(&key) {
         return Ok(Reply::Int(0));
     }
     store_string(ctx, &key, &value, None, false);
@@ -342,6 +343,7 @@ fn setex_generic(ctx: &mut Ctx, args: &mut Args, ms: bool, name: &str) -> Result
     let value = args.bytes()?;
     let e = if ms { Expiry::Px(t) } else { Expiry::Ex(t) };
     let at = e.absolute(ctx.now).ok_or_else(|| expire_error(name))?;
+    ctx.exists_write(&key);
     store_string(ctx, &key, &value, Some(at), false);
     Ok(Reply::ok())
 }
@@ -350,6 +352,7 @@ fn getset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let value = args.bytes()?;
     let old = ctx.get_str(&key)?.map(Bytes::copy_from_slice);
+    ctx.exists_write(&key);
     store_string(ctx, &key, &value, None, false);
     Ok(old.map_or(Reply::Nil, Reply::Bulk))
 }
@@ -422,6 +425,7 @@ fn mset_pairs(args: &mut Args, name: &str) -> Result<Vec<(Bytes, Bytes)>, CmdErr
 
 fn mset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     for (k, v) in mset_pairs(args, "mset")? {
+        ctx.exists_write(&k);
         let db = ctx.db();
         db.set(&k, Value::Str(boxed(&v)), false);
         db.touch(&k);
@@ -433,7 +437,7 @@ fn mset(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn msetnx(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let pairs = mset_pairs(args, "msetnx")?;
-    if pairs.iter().any(|(k, _)| ctx.exists(k)) {
+    if pairs.iter().any(|(k, _)| ctx.exists_write(k)) {
         return Ok(Reply::Int(0));
     }
     for (k, v) in pairs {

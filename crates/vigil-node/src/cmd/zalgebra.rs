@@ -299,7 +299,7 @@ fn store(ctx: &mut Ctx, args: &mut Args, name: &'static str, op: Op) -> Result<R
         }
         return Ok(Reply::Int(0));
     }
-    ctx.expire_if_needed(&dst);
+    ctx.exists_write(&dst);
     let limits = ctx.store.thresholds.zset();
     let mut z = ZSet::default();
     for (s, m) in &result {

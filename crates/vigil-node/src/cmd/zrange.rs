@@ -272,7 +272,7 @@ fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
         }
         return Ok(Reply::Int(0));
     }
-    ctx.expire_if_needed(&dst);
+    ctx.exists_write(&dst);
     let db = ctx.db();
     db.set(&dst, Value::ZSet(z), false);
     db.touch(&dst);

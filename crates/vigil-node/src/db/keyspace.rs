@@ -294,6 +294,14 @@ impl Keyspace {
         self.map.get_index_of(key).map(|i| self.stamps[i])
     }
 
+    /// Gives `key` a stamp taken from another key ([`Keyspace::stamp`]): a value moved by
+    /// RENAME or MOVE keeps its access data, as Redis moves the object itself.
+    pub fn set_stamp(&mut self, key: &[u8], stamp: u32) {
+        if let Some(i) = self.map.get_index_of(key) {
+            self.stamps[i] = stamp;
+        }
+    }
+
     /// Sets how long ago `key` was used, or its counter under LFU (RESTORE's IDLETIME and
     /// FREQ, an RDB file's access hints): only the one the policy tracks applies. Returns
     /// whether it did.
