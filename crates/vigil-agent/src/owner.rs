@@ -10,7 +10,7 @@
 //! not given a role (a master restarted empty never wipes its replicas).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,14 @@ use tokio::sync::mpsc;
 /// Restart back-off: from the first, doubling to the last; reset once a server ran this long.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
 const STABLE: Duration = Duration::from_secs(10);
+/// Stopping: SIGTERM again this often, since Redis drops a SIGTERM it cannot act on ("Writing
+/// initial AOF, can't exit", as a replica does right after a full sync) and runs on...
+const TERM_AGAIN: Duration = Duration::from_secs(1);
+/// ...and SIGKILL after this long: the agent exits only once its server has (Redis' own wait
+/// for lagging replicas, `shutdown-timeout`, is 10 s by default).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often the owner looks at its server.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The socket the agent reaches a server it started through, before its port opens.
 pub fn boot_socket(dir: &Path) -> PathBuf {
@@ -74,16 +82,40 @@ impl Owner {
 }
 
 impl Drop for Owner {
+    /// Stops the server and returns once it exited ([`wait_child`]).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: signals a process this agent started and has not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Waits for `child` to exit and reaps it. Once `stop` is set it is stopped: SIGTERM, repeated
+/// every [`TERM_AGAIN`], then SIGKILL at [`STOP_GRACE`]. Only this thread reaps the child, so
+/// its pid cannot have been reused when it is signalled.
+fn wait_child(child: &mut Child, stop: &AtomicBool) -> std::io::Result<ExitStatus> {
+    let mut stopping: Option<(Instant, Instant)> = None; // (since, last SIGTERM)
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            match stopping {
+                Some((since, _)) if now - since >= STOP_GRACE => {
+                    child.kill()?;
+                    return child.wait();
+                }
+                Some((_, last)) if now - last < TERM_AGAIN => {}
+                _ => {
+                    // SAFETY: our own child, not yet reaped (see above).
+                    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                    stopping = Some((stopping.map_or(now, |(since, _)| since), now));
+                }
+            }
+        }
+        std::thread::sleep(POLL);
     }
 }
 
@@ -102,12 +134,7 @@ fn supervise(
             Ok(mut child) => {
                 pid.store(child.id() as i32, Ordering::SeqCst);
                 let _ = tx.send(Lifecycle::Started(child.id()));
-                // Stopping while it started: the Drop above may have missed the pid.
-                if stop.load(Ordering::SeqCst) {
-                    // SAFETY: our own child, not yet reaped.
-                    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                }
-                let how = match child.wait() {
+                let how = match wait_child(&mut child, &stop) {
                     Ok(s) => s.to_string(),
                     Err(e) => format!("wait failed: {e}"),
                 };

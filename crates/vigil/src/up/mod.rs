@@ -40,6 +40,8 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A child that ran this long before it exited starts again after the shortest back-off.
 const STABLE: Duration = Duration::from_secs(10);
+/// How long the processes get to stop on SIGTERM before they are killed.
+const STOP_WAIT: Duration = Duration::from_secs(12);
 
 /// A running local cluster: its processes are children of this one, stopped (SIGTERM, then
 /// SIGKILL) when this goes out of scope, even on error.
@@ -285,16 +287,18 @@ impl Drop for Cluster {
             // reaped (whoever reaps one takes it out), so its PID cannot have been reused.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         }
+        // Longer than an agent gives its server (10 s), so a server is never left behind.
+        let deadline = Instant::now() + STOP_WAIT;
         for p in &mut self.procs {
             let Some(c) = p.child.as_mut() else { continue };
-            for _ in 0..50 {
-                if matches!(c.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            while Instant::now() < deadline && !matches!(c.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(20));
             }
             if !matches!(c.try_wait(), Ok(Some(_))) {
-                eprintln!("{} did not stop on SIGTERM; killing it", p.name);
+                eprintln!(
+                    "{} did not stop within {STOP_WAIT:?} of SIGTERM; killing it",
+                    p.name
+                );
                 let _ = c.kill();
                 let _ = c.wait();
             }
