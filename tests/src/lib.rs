@@ -47,7 +47,8 @@ pub use grpc::{
     sentinel_client_at, sentinel_config,
 };
 pub use procs::{
-    KillOnDrop, NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, vigil_bin,
+    KillOnDrop, NodeProc, RedisProc, RedisSentinelProc, SentinelProc, free_port, free_port_block,
+    vigil_bin,
 };
 pub use raw::RawConn;
 

@@ -33,22 +33,34 @@ pub fn vigil_bin() -> PathBuf {
 /// assigned (`bind(0)`) is an ephemeral one, which any outgoing connection of the suites
 /// running in parallel may take before the server binds it ("Address already in use").
 pub fn free_port() -> u16 {
+    free_port_block(1)
+}
+
+/// `n` consecutive free ports (the first one returned), for `vigil up` and its base ports;
+/// reserved as [`free_port`]'s are, every one of them: a block whose tail was only checked,
+/// not reserved, could be handed to a test running beside (two clusters on one port).
+pub fn free_port_block(n: u16) -> u16 {
     use rand::RngExt;
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
+    let top = low.saturating_sub(n).max(10_001);
     let mut rng = rand::rng();
     let mut given = GIVEN.lock().unwrap();
     for _ in 0..10_000 {
-        let p = rng.random_range(10_000..low.max(10_001));
-        if !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            given.push(p);
+        let p = rng.random_range(10_000..top);
+        let block = p..p + n;
+        if block
+            .clone()
+            .all(|q| !given.contains(&q) && TcpListener::bind(("127.0.0.1", q)).is_ok())
+        {
+            given.extend(block);
             return p;
         }
     }
-    panic!("no free port below {low}")
+    panic!("no {n} free ports in a row below {low}")
 }
 
 /// A port a child announces later (the node's admin port).

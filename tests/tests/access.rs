@@ -2,7 +2,8 @@
 //! IDLETIME follows use and not inspection, TOUCH and reads restart it, RESTORE IDLETIME and
 //! FREQ set it, LFU counters grow logarithmically and survive an overwrite, a write's lookup
 //! of the key it replaces counts as a use (SET, MSET, the `*STORE` commands), RENAME and MOVE
-//! keep the moved value's counter, the errors of each policy are worded as Redis words them,
+//! keep the moved value's counter, the EXPIRE family, PERSIST, RESTORE and COPY's destination
+//! count as uses, the errors of each policy are worded as Redis words them,
 //! CLIENT NO-TOUCH leaves access times alone, and an RDB file's idle-time hints are kept by
 //! `--import`.
 //!
@@ -118,6 +119,35 @@ GET k
 OBJECT FREQ k
 RESTORE k2 0 "\x00\x05hello\n\x00cr\xdfve4 \n" IDLETIME 50
 OBJECT FREQ k2
+RESTORE e 0 "\x00\x05hello\n\x00cr\xdfve4 \n" FREQ 30
+EXPIRE e 1000
+OBJECT FREQ e
+PEXPIRE e 1000000 NX
+OBJECT FREQ e
+EXPIREAT e 99999999999 GT
+OBJECT FREQ e
+PERSIST e
+OBJECT FREQ e
+PERSIST e
+OBJECT FREQ e
+EXPIRE nosuch 10
+PERSIST nosuch
+RESTORE e 0 "\x00\x05hello\n\x00cr\xdfve4 \n"
+OBJECT FREQ e
+SET c1 x
+COPY c1 e
+OBJECT FREQ e
+COPY c1 e DB 1
+SELECT 1
+OBJECT FREQ e
+COPY e e DB 0
+OBJECT FREQ e
+SELECT 0
+OBJECT FREQ e
+DEL e c1
+SELECT 1
+DEL e
+SELECT 0
 CONFIG SET maxmemory-policy VOLATILE-LFU
 OBJECT FREQ k
 CONFIG SET maxmemory-policy volatile-lru

@@ -2,6 +2,7 @@
 //! they run, refused before running, inside transactions and scripts) leave the same
 //! `calls`/`rejected_calls`/`failed_calls` in `INFO commandstats`, the same `INFO errorstats`
 //! and the same `total_error_replies` on both. Times are left out of the comparison.
+//! `keyspace_hits`/`keyspace_misses` count Redis' read lookups only, command by command.
 
 use std::collections::BTreeMap;
 
@@ -136,5 +137,137 @@ fn command_and_error_statistics_match_redis_server() {
     assert_eq!(
         got.1, want.1,
         "errorstats / total_error_replies (node, redis)"
+    );
+}
+
+/// Read lookups (GET, EXISTS, a `*STORE`'s sources, XACK) count as keyspace hits and misses;
+/// write lookups (INCR, LPUSH, SMOVE, a destination, one-key PFCOUNT, SORT … STORE) do not.
+const LOOKUPS: &[&[&str]] = &[
+    &["SET", "s", "v"],
+    &["GET", "s"],
+    &["GET", "nosuch"],
+    &["MGET", "s", "nosuch", "s"],
+    &["INCR", "counter"],
+    &["INCR", "counter"],
+    &["APPEND", "s", "x"],
+    &["STRLEN", "s"],
+    &["EXISTS", "s", "nosuch"],
+    &["TTL", "s"],
+    &["PTTL", "nosuch"],
+    &["TYPE", "s"],
+    &["OBJECT", "ENCODING", "s"],
+    &["OBJECT", "FREQ", "nosuch"],
+    &["TOUCH", "s", "nosuch"],
+    &["EXPIRE", "s", "100"],
+    &["PERSIST", "s"],
+    &["LPUSH", "l", "a", "b", "c"],
+    &["LRANGE", "l", "0", "-1"],
+    &["LPOP", "l"],
+    &["RPOPLPUSH", "l", "l2"],
+    &["LMOVE", "nosuch", "l2", "LEFT", "LEFT"],
+    &["HSET", "h", "f", "v"],
+    &["HGET", "h", "f"],
+    &["HGET", "nosuch", "f"],
+    &["HINCRBY", "h", "n", "1"],
+    &["SADD", "s1", "a", "b"],
+    &["SADD", "s2", "b", "c"],
+    &["SUNIONSTORE", "s3", "s1", "s2", "nosuch"],
+    &["SINTERCARD", "2", "s1", "s2"],
+    &["SMOVE", "s1", "s2", "a"],
+    &["ZADD", "z", "1", "a"],
+    &["ZSCORE", "z", "a"],
+    &["ZRANGESTORE", "z2", "z", "0", "-1"],
+    &["ZINCRBY", "z", "1", "a"],
+    &["PFADD", "p", "a"],
+    &["PFCOUNT", "p"],
+    &["PFCOUNT", "nosuch"],
+    &["PFCOUNT", "p", "nosuch"],
+    &["PFMERGE", "p2", "p", "nosuch"],
+    &["SORT", "l2", "ALPHA"],
+    &["SORT", "l2", "ALPHA", "STORE", "l3"],
+    &[
+        "SORT", "l2", "BY", "nosuch_*", "GET", "#", "GET", "h_*", "STORE", "l4",
+    ],
+    &["GETDEL", "s"],
+    &["GETEX", "nosuch"],
+    &["GETSET", "counter", "5"],
+    &["SET", "counter", "6", "GET"],
+    &["SET", "nosuch2", "v", "GET"],
+    &["RENAME", "counter", "c2"],
+    &["COPY", "c2", "c3"],
+    &["DUMP", "c2"],
+    &["XADD", "x", "*", "f", "v"],
+    &["XGROUP", "CREATE", "x", "g", "0"],
+    &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", ">"],
+    &["XREAD", "STREAMS", "x", "nosuch", "0", "0"],
+    &["XREAD", "STREAMS", "x", "$"],
+    &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", "0"],
+    &["XACK", "x", "g", "0-1"],
+    &["XACK", "x", "nogroup", "0-1"],
+    &["XACK", "nosuch", "g", "0-1"],
+    &["XLEN", "x"],
+    &["SETBIT", "b", "1", "1"],
+    &["GETBIT", "b", "1"],
+    &["BITOP", "AND", "b2", "b", "nosuch"],
+    &["MEMORY", "USAGE", "c2"],
+    &["EVAL", "return redis.call('get', KEYS[1])", "1", "c2"],
+    &["EVAL", "return redis.call('incr', KEYS[1])", "1", "c9"],
+    &["DEL", "b", "nosuch"],
+];
+
+fn hits_and_misses(c: &mut Connection) -> (String, String) {
+    let stats = info(c, "stats");
+    let field = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or("absent")
+            .trim_end()
+            .to_string()
+    };
+    (field("keyspace_hits:"), field("keyspace_misses:"))
+}
+
+#[test]
+fn keyspace_hits_and_misses_count_read_lookups_only() {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    let mut conns: Vec<Connection> = [redis.port, node.port]
+        .into_iter()
+        .map(|port| {
+            redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .unwrap()
+                .get_connection()
+                .unwrap()
+        })
+        .collect();
+    let mut diffs = Vec::new();
+    let mut counted = 0;
+    for (i, step) in LOOKUPS.iter().enumerate() {
+        let mut seen = Vec::new();
+        for c in &mut conns {
+            run(c, &["CONFIG", "RESETSTAT"]);
+            run(c, step);
+            seen.push(hits_and_misses(c));
+        }
+        if seen[0] != ("0".into(), "0".into()) {
+            counted += 1;
+        }
+        if seen[0] != seen[1] {
+            diffs.push(format!(
+                "#{i} {step:?}: (hits, misses) redis {:?} node {:?}",
+                seen[0], seen[1]
+            ));
+        }
+    }
+    assert!(
+        counted > 10,
+        "the steps must include read lookups: {counted}"
+    );
+    assert!(
+        diffs.is_empty(),
+        "keyspace stats differ:\n{}",
+        diffs.join("\n")
     );
 }

@@ -3,7 +3,7 @@
 //! restarted, the cluster's events on the terminal, everything stopped on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,14 +11,9 @@ use std::time::{Duration, Instant};
 use vigil_proto::sentinel::GetMasterRequest;
 use vigil_tests::{RawConn, sentinel_client, vigil_bin, write_config};
 
-/// A port p with p..p+n all free right now (below the ephemeral range, see `free_port`).
+/// `n` free ports in a row, reserved for this test (see `vigil_tests::free_port_block`).
 fn free_ports(n: u16) -> u16 {
-    loop {
-        let p = vigil_tests::free_port();
-        if p < 32000 && (1..n).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            return p;
-        }
-    }
+    vigil_tests::free_port_block(n)
 }
 
 fn three_free_ports() -> u16 {

@@ -51,7 +51,9 @@ pub struct Ctx<'a> {
     pub resp3: bool,
     /// Lookups leave keys' access times alone (`CLIENT NO-TOUCH`).
     pub no_touch: bool,
-    /// The command reads keys (Redis' read lookups): a missing key is a `keymiss` event.
+    /// The command reads keys (Redis' read lookups): lookups count as keyspace hits and
+    /// misses, and a missing key is a `keymiss` event. Redis' write lookups (INCR, LPUSH, a
+    /// `*STORE` destination) do neither.
     pub reads: bool,
     /// Set by a blocking command that found nothing to do.
     pub block: Option<Block>,
@@ -176,8 +178,11 @@ impl<'a> Ctx<'a> {
             store.dbs[self.db].keys.get_index_of(key)
         };
         let Some(i) = found else {
+            if !self.reads {
+                return None;
+            }
             store.misses += 1;
-            if self.reads && store.notify.wants(notify::KEY_MISS) {
+            if store.notify.wants(notify::KEY_MISS) {
                 store.note_created();
                 store
                     .notify
@@ -189,7 +194,9 @@ impl<'a> Ctx<'a> {
         if touch {
             keys.access_index(i);
         }
-        store.hits += 1;
+        if self.reads {
+            store.hits += 1;
+        }
         keys.get_index_mut(i).map(|(_, v)| v)
     }
 
@@ -215,12 +222,18 @@ impl<'a> Ctx<'a> {
         true
     }
 
-    /// Whether a live key exists, looked up as a read: a missing key is a `keymiss` event
-    /// (EXISTS, TTL: Redis reads the key).
+    /// Whether a live key exists, looked up as a read that leaves the access time alone
+    /// (EXISTS, TTL: Redis reads the key): a keyspace hit or miss, and a missing key is a
+    /// `keymiss` event.
     pub fn exists_read(&mut self, key: &[u8]) -> bool {
         let found = self.exists(key);
-        if !found && self.reads {
-            self.notify(notify::KEY_MISS, "keymiss", key);
+        if self.reads {
+            if found {
+                self.store.hits += 1;
+            } else {
+                self.store.misses += 1;
+                self.notify(notify::KEY_MISS, "keymiss", key);
+            }
         }
         found
     }

@@ -178,8 +178,8 @@ impl Node {
     }
 }
 
-/// Whether a command looks keys up for reading (a miss is a `keymiss` event): the read-only
-/// commands, and the writes Redis serves with a read lookup.
+/// Whether a command looks keys up for reading (a keyspace hit or miss; a miss is a `keymiss`
+/// event): the read-only commands, and the writes Redis serves with a read lookup.
 pub(crate) fn reads_keys(meta: &CommandMeta) -> bool {
     meta.flags.has(Flags::READONLY)
         || matches!(
@@ -201,6 +201,11 @@ pub(crate) fn reads_keys(meta: &CommandMeta) -> bool {
                 | "georadius"
                 | "georadiusbymember"
                 | "geosearchstore"
+                | "xreadgroup"
+                | "xack"
+                | "xclaim"
+                | "xautoclaim"
+                | "migrate"
         )
 }
 
@@ -237,8 +242,7 @@ pub(crate) fn execute_in(
     if meta.name.starts_with("sort") {
         ctx.partial_keys = !vigil_resp::acl::session::reads_every_key(conn, meta, args.all());
     }
-    // Only `keymiss` needs it: nothing to decide while that class is off.
-    ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS) && reads_keys(meta);
+    ctx.reads = reads_keys(meta);
     let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);

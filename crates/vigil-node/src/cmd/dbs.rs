@@ -97,7 +97,7 @@ fn copy(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let expire = ctx.db().expire_of(&src);
     let here = ctx.db;
     ctx.db = to;
-    let exists = ctx.exists(&dst);
+    let exists = ctx.exists_write(&dst);
     ctx.db = here;
     if exists && !replace {
         return Ok(Reply::Int(0));

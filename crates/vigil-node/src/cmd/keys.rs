@@ -433,7 +433,8 @@ fn expire_generic(
     if !absolute {
         at = at.checked_add(ctx.now).ok_or_else(|| expire_error(name))?;
     }
-    if !ctx.exists(&key) {
+    // A write lookup, as Redis' EXPIRE family does: the key counts as used.
+    if !ctx.exists_write(&key) {
         return Ok(Reply::Int(0));
     }
     let cur = ctx.db().expire_of(&key);
@@ -482,7 +483,7 @@ fn expiretime_generic(ctx: &mut Ctx, args: &mut Args, ms: bool) -> Result<Reply,
 
 fn persist(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
-    if !ctx.exists(&key) {
+    if !ctx.exists_write(&key) {
         return Ok(Reply::Int(0));
     }
     if ctx.db().persist(&key) {

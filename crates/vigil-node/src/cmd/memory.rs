@@ -97,10 +97,11 @@ fn memory(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
                     return Err(CmdError::Syntax);
                 }
             }
-            Ok(match ctx.peek(&key) {
-                Some(v) => Reply::Int(key_bytes(&key, v) as i64),
-                None => Reply::Nil,
-            })
+            // Redis looks in the dictionary directly: no keyspace hit or miss.
+            let reads = std::mem::replace(&mut ctx.reads, false);
+            let size = ctx.peek(&key).map(|v| key_bytes(&key, v) as i64);
+            ctx.reads = reads;
+            Ok(size.map_or(Reply::Nil, Reply::Int))
         }
         "stats" if args.is_empty() => Ok(stats(ctx.store)),
         "doctor" if args.is_empty() => Ok(Reply::Verbatim(Bytes::from_static(

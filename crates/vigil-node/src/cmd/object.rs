@@ -112,7 +112,8 @@ fn restore(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let ttl_arg = args.bytes()?;
     let payload = args.bytes()?;
     let o = restore_opts(args)?;
-    if !o.replace && ctx.exists(&key) {
+    // A write lookup: an existing key counts as used, even when refused.
+    if !o.replace && ctx.exists_write(&key) {
         return Err(CmdError::msg("BUSYKEY Target key name already exists."));
     }
     let mut ttl = vigil_resp::args::parse_int(&ttl_arg)?;

@@ -305,17 +305,16 @@ fn xack(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.bytes()?;
     let gname = args.bytes()?;
     let raw = args.rest();
-    if stream_group(ctx, &key, &gname)?.is_none() {
-        return Ok(Reply::Int(0));
-    }
-    let ids = raw
-        .iter()
-        .map(|b| StreamId::parse_strict(b))
-        .collect::<Result<Vec<_>, _>>()?;
+    // One lookup (one keyspace hit, as in Redis), before the IDs are parsed: a missing key
+    // or group answers 0 whatever they are.
     let Some(g) = stream_group(ctx, &key, &gname)?.and_then(|s| s.groups.get_mut(&gname[..]))
     else {
         return Ok(Reply::Int(0));
     };
+    let ids = raw
+        .iter()
+        .map(|b| StreamId::parse_strict(b))
+        .collect::<Result<Vec<_>, _>>()?;
     let acked = ids.into_iter().filter(|id| g.ack(*id)).count();
     if acked > 0 {
         ctx.changed(acked as u64);

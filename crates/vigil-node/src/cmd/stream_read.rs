@@ -145,10 +145,24 @@ fn xread(ctx: &mut Ctx, args: &mut Args, group: bool) -> Result<Reply, CmdError>
     let retry = ctx.waiter.is_some();
     let mut ids = Vec::with_capacity(r.ids.len());
     for (key, raw) in r.keys.iter().zip(&r.ids) {
-        let wrong_type = ctx.get_stream(key).is_err();
+        // One lookup per key here and one to serve it, as Redis looks (its keyspace hits).
+        let found = ctx.get_stream(key).map(|s| {
+            s.map(|s| {
+                let has_group = r
+                    .group
+                    .as_ref()
+                    .is_some_and(|(g, _)| s.groups.contains_key(&g[..]));
+                (s.last_id, has_group)
+            })
+        });
+        let wrong_type = found.is_err();
+        let last_id = match &found {
+            Ok(Some((id, _))) => *id,
+            _ => StreamId::MIN,
+        };
         if let Some((g, _)) = &r.group {
-            let has_group = match ctx.get_stream(key) {
-                Ok(Some(s)) => s.groups.contains_key(&g[..]),
+            let has_group = match found {
+                Ok(Some((_, has))) => has,
                 Ok(None) if retry => {
                     return Err(CmdError::msg("UNBLOCKED the stream key no longer exists"));
                 }
@@ -179,12 +193,7 @@ fn xread(ctx: &mut Ctx, args: &mut Args, group: bool) -> Result<Reply, CmdError>
                     "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
                 ));
             }
-            b"$" => ReadId::After(
-                ctx.get_stream(key)
-                    .ok()
-                    .flatten()
-                    .map_or(StreamId::MIN, |s| s.last_id),
-            ),
+            b"$" => ReadId::After(last_id),
             b">" if !group => {
                 return Err(CmdError::msg(
                     "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",

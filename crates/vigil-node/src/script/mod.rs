@@ -164,8 +164,7 @@ impl Host for ScriptHost<'_> {
         ctx.hide_expired = self.hide_expired;
         ctx.resp3 = resp3;
         ctx.in_script = true;
-        ctx.reads = ctx.store.notify.wants(crate::db::notify::KEY_MISS)
-            && crate::execute::reads_keys(&meta);
+        ctx.reads = crate::execute::reads_keys(&meta);
         let started = std::time::Instant::now();
         let reply = Reply::from(f(&mut ctx, &mut args));
         if ctx.dirty() > 0 {

@@ -40,7 +40,8 @@ const BACKOFF_MIN: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A child that ran this long before it exited starts again after the shortest back-off.
 const STABLE: Duration = Duration::from_secs(10);
-/// How long the processes get to stop on SIGTERM before they are killed.
+/// How long the processes get to stop on SIGTERM (repeated every second) before they are
+/// killed.
 const STOP_WAIT: Duration = Duration::from_secs(12);
 
 /// A running local cluster: its processes are children of this one, stopped (SIGTERM, then
@@ -282,18 +283,36 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for c in self.procs.iter().filter_map(|p| p.child.as_ref()) {
-            // SAFETY: kill(2) on the PID of a child we own. A child in `p.child` has not been
-            // reaped (whoever reaps one takes it out), so its PID cannot have been reused.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        }
-        // Longer than an agent gives its server (10 s), so a server is never left behind.
+        // SIGTERM, repeated every second: a stock redis-server ignores one that arrives while
+        // it writes its initial append-only file (right after a replica's full sync). Longer in
+        // all than an agent gives its server (10 s), so a server is never left behind.
         let deadline = Instant::now() + STOP_WAIT;
+        let mut next_term = Instant::now();
+        loop {
+            let now = Instant::now();
+            let term = now >= next_term;
+            let mut running = false;
+            for c in self.procs.iter_mut().filter_map(|p| p.child.as_mut()) {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    continue;
+                }
+                running = true;
+                if term {
+                    // SAFETY: kill(2) on the PID of a child we own that `try_wait` has just
+                    // found unreaped, so its PID cannot have been reused.
+                    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                }
+            }
+            if !running || now >= deadline {
+                break;
+            }
+            if term {
+                next_term = now + Duration::from_secs(1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for p in &mut self.procs {
             let Some(c) = p.child.as_mut() else { continue };
-            while Instant::now() < deadline && !matches!(c.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
             if !matches!(c.try_wait(), Ok(Some(_))) {
                 eprintln!(
                     "{} did not stop within {STOP_WAIT:?} of SIGTERM; killing it",
