@@ -140,8 +140,8 @@ fn command_and_error_statistics_match_redis_server() {
     );
 }
 
-/// Read lookups (GET, EXISTS, a `*STORE`'s sources, XACK) count as keyspace hits and misses;
-/// write lookups (INCR, LPUSH, SMOVE, a destination, one-key PFCOUNT, SORT … STORE) do not.
+/// Read lookups (GET, EXISTS, a `*STORE`'s sources, XACK, PFCOUNT, SORT) count as keyspace
+/// hits and misses, once per key; write lookups (INCR, LPUSH, SMOVE, a destination) do not.
 const LOOKUPS: &[&[&str]] = &[
     &["SET", "s", "v"],
     &["GET", "s"],
@@ -210,6 +210,46 @@ const LOOKUPS: &[&[&str]] = &[
     &["GETBIT", "b", "1"],
     &["BITOP", "AND", "b2", "b", "nosuch"],
     &["MEMORY", "USAGE", "c2"],
+    &["BITFIELD", "b", "GET", "u8", "0"],
+    &["BITFIELD", "nosuch", "GET", "u8", "0"],
+    &["BITFIELD", "b", "SET", "u8", "0", "1"],
+    &["XCLAIM", "x", "g", "c2", "0", "0-1"],
+    &["XAUTOCLAIM", "x", "g", "c2", "0", "0"],
+    &[
+        "GEOADD", "geo", "13.36", "38.11", "a", "15.08", "37.50", "b",
+    ],
+    &[
+        "GEOSEARCH",
+        "geo",
+        "FROMMEMBER",
+        "a",
+        "BYRADIUS",
+        "500",
+        "km",
+    ],
+    &[
+        "GEOSEARCH",
+        "nosuch",
+        "FROMLONLAT",
+        "15",
+        "37",
+        "BYRADIUS",
+        "500",
+        "km",
+    ],
+    &["GEORADIUSBYMEMBER", "geo", "a", "500", "km"],
+    &[
+        "GEOSEARCHSTORE",
+        "geo2",
+        "geo",
+        "FROMMEMBER",
+        "b",
+        "BYBOX",
+        "900",
+        "900",
+        "km",
+    ],
+    &["GEODIST", "geo", "a", "b"],
     &["EVAL", "return redis.call('get', KEYS[1])", "1", "c2"],
     &["EVAL", "return redis.call('incr', KEYS[1])", "1", "c9"],
     &["DEL", "b", "nosuch"],

@@ -242,7 +242,8 @@ pub(crate) fn execute_in(
     if meta.name.starts_with("sort") {
         ctx.partial_keys = !vigil_resp::acl::session::reads_every_key(conn, meta, args.all());
     }
-    ctx.reads = reads_keys(meta);
+    // A blocked client served on wake-up is not a new lookup (Redis counts none then).
+    ctx.reads = reads_keys(meta) && conn.state.waiter.is_none();
     let started = Instant::now();
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);

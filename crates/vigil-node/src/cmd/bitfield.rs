@@ -133,6 +133,8 @@ fn bitfield(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> Result<Reply, Cm
         .map(|o| o.offset + o.bits as u64 - 1)
         .max();
     let Some(highest) = highest else {
+        // Only GETs: a read lookup, as Redis 7.0 does even for BITFIELD.
+        ctx.reads = true;
         let s = ctx.get_str(&key)?.unwrap_or(b"");
         return Ok(Reply::Array(
             ops.iter()

@@ -158,6 +158,8 @@ pub(crate) fn search(ctx: &mut Ctx, args: &mut Args, v: Variant) -> Result<Reply
     let arg = |i: usize| a.get(i - 1).cloned().ok_or(CmdError::Syntax);
     let src = arg(if v == Variant::SearchStore { 2 } else { 1 })?;
     let exists = ctx.get_zset(&src)?.is_some();
+    // Redis reads the key once: the lookups that follow are not keyspace hits.
+    ctx.reads = false;
     let mut o = Opts::default();
     let mut centre = (0.0, 0.0);
     let mut shape = Shape::Radius(0.0);

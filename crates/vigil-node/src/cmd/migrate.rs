@@ -211,6 +211,8 @@ fn dump_keys(
     let mut ctx = Ctx::new(&mut store, conn.db, unix_ms(), &mut props);
     ctx.hide_expired = hide;
     ctx.no_touch = conn.state.no_touch;
+    // Read lookups, as Redis' MIGRATE does: keyspace hits and misses, `keymiss` events.
+    ctx.reads = true;
     for key in keys {
         if let Some(v) = ctx.lookup(key) {
             let payload = Bytes::from(rdb::dump(v, &thresholds));

@@ -279,6 +279,8 @@ fn claim_args(
     if stream_group(ctx, &key, &gname)?.is_none() {
         return Err(nogroup(&key, &gname));
     }
+    // Redis reads the key once: the lookups that follow are not keyspace hits.
+    ctx.reads = false;
     let min_idle = vigil_resp::args::parse_int(&all[4])
         .map_err(|_| CmdError::msg(format!("ERR Invalid min-idle-time argument for {cmd}")))?
         .max(0);

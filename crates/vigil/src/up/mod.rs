@@ -293,7 +293,8 @@ impl Drop for Cluster {
             let term = now >= next_term;
             let mut running = false;
             for c in self.procs.iter_mut().filter_map(|p| p.child.as_mut()) {
-                if matches!(c.try_wait(), Ok(Some(_))) {
+                // Exited, or not ours to wait for (ECHILD): never signalled again.
+                if !matches!(c.try_wait(), Ok(None)) {
                     continue;
                 }
                 running = true;
@@ -313,7 +314,7 @@ impl Drop for Cluster {
         }
         for p in &mut self.procs {
             let Some(c) = p.child.as_mut() else { continue };
-            if !matches!(c.try_wait(), Ok(Some(_))) {
+            if matches!(c.try_wait(), Ok(None)) {
                 eprintln!(
                     "{} did not stop within {STOP_WAIT:?} of SIGTERM; killing it",
                     p.name
