@@ -308,19 +308,10 @@ pub async fn serve(
     let tls = match node.tls.lock().clone() {
         Some(t) if tls_port != 0 => {
             let (l, local) = listen(tls_addr)?;
-            tracing::info!(%local, "vigil node ready to accept TLS connections");
-            println!("tls listening on {local}");
-            Some((l, t))
+            Some((l, local, t))
         }
         _ => None,
     };
-    // Printed once both ports are bound, so a client that read the line can use either.
-    let listener = listener.map(|(l, local)| {
-        tracing::info!(%local, "vigil node ready to accept connections");
-        // Machine-readable lines for tools and tests that start nodes on port 0.
-        println!("listening on {local}");
-        l
-    });
     if let Some((token, cfg)) = admin {
         let addr = socket_addr(&cfg.bind, cfg.port, "admin")?;
         let listen_err = |e| NodeError::Listen {
@@ -347,6 +338,19 @@ pub async fn serve(
             })?;
         println!("metrics listening on {local}");
     }
+    // Printed once every port is bound (data, TLS, admin, metrics), so whoever read the line
+    // can use any of them.
+    let tls = tls.map(|(l, local, t)| {
+        tracing::info!(%local, "vigil node ready to accept TLS connections");
+        println!("tls listening on {local}");
+        (l, t)
+    });
+    let listener = listener.map(|(l, local)| {
+        tracing::info!(%local, "vigil node ready to accept connections");
+        // Machine-readable lines for tools and tests that start nodes on port 0.
+        println!("listening on {local}");
+        l
+    });
     let stop = node.shared.shutdown.clone();
     tokio::spawn(async move {
         shutdown.await;
