@@ -13,7 +13,7 @@
 # with `appendonly yes`, `appendfsync everysec`: the durability Vigil's nodes have by default.
 # Vigil: `vigil up --shards 3` with `shard_replicas = 1` (3 groups of a master and a replica,
 # as Redis Cluster's; MODE=async by default, as Redis replicates, or MODE=sync). Prints markdown tables, also written to
-# target/bench/cluster.md.
+# target/bench/cluster.md; Vigil's logs are kept in target/bench/cluster-logs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/bench/common.sh
@@ -160,7 +160,13 @@ EOF
 "$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
 UP=$!
 # `vigil up` stops its nodes and sentinels on SIGTERM (SIGKILL would leave them running).
-trap 'kill -TERM "$UP" 2>/dev/null; wait "$UP" 2>/dev/null; cleanup' EXIT
+# The logs are kept in target/bench/cluster-logs, so that a slow round can be explained.
+keep_logs() {
+  rm -rf target/bench/cluster-logs; mkdir -p target/bench/cluster-logs
+  cp "$WORK/vigil-up.log" "$WORK"/vigil-up/*.log target/bench/cluster-logs/ 2>/dev/null || true
+  cp "$res"/vigil-failover.jsonl target/bench/cluster-logs/ 2>/dev/null || true
+}
+trap 'kill -TERM "$UP" 2>/dev/null; wait "$UP" 2>/dev/null; keep_logs; cleanup' EXIT
 vseed="127.0.0.1:$vb"
 "${PY[@]}" wait-ok "$vseed" 3
 bench "$vb" "$res/vigil-bench.csv"

@@ -322,6 +322,9 @@ impl Node {
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
         let now = unix_ms();
+        // The lease and the routing are judged once per pipeline too: its commands run within
+        // microseconds, and the lease is checked again when the replies leave.
+        let at = Instant::now();
         let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
             // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
@@ -344,13 +347,13 @@ impl Node {
             }
             // A redirect is answered on the full path.
             if let Some(view) = &cluster
-                && self.check_with(view, conn, &meta, args).is_err()
+                && self.check_with(view, conn, &meta, args, at).is_err()
             {
                 return;
             }
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
-            let Ok(hide) = self.gate(&meta) else {
+            let Ok(hide) = self.gate_at(&meta, at) else {
                 return;
             };
             let Some(args) = queue.pop_front() else {
@@ -371,11 +374,17 @@ impl Node {
     /// Whether this command may run now ([`crate::gate::Gate::admit`]); `Ok` says whether
     /// lookups must hide expired keys. Call under the store lock.
     pub(crate) fn gate(&self, meta: &CommandMeta) -> Result<bool, Reply> {
+        self.gate_at(meta, Instant::now())
+    }
+
+    /// [`Node::gate`] at `now`.
+    pub(crate) fn gate_at(&self, meta: &CommandMeta, now: Instant) -> Result<bool, Reply> {
         // While writes are held nothing may write, lazy expiry included.
         let paused = self.pause.writes_paused();
         self.gate
             .admit(
                 meta.flags,
+                now,
                 |lag| self.repl.good_replicas(lag, self.clock_ms()),
                 || {
                     self.config.read().replication.serve_stale_data

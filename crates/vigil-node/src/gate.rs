@@ -395,7 +395,7 @@ impl Gate {
 
     // ---- 1. before a command runs ----
 
-    /// Whether a command with `flags` may run now: writes need a master that may acknowledge
+    /// Whether a command with `flags` may run at `now`: writes need a master that may acknowledge
     /// them (and `min_replicas_to_write` replicas no older than the lag, counted by
     /// `good_replicas`); reads on a managed node that is not a replica need the same lease
     /// (`lease_reads`); a replica serves only STALE commands while `master_link_ok` says no.
@@ -406,6 +406,7 @@ impl Gate {
     pub fn admit(
         &self,
         flags: Flags,
+        now: Instant,
         good_replicas: impl FnOnce(Duration) -> usize,
         master_link_ok: impl FnOnce() -> bool,
     ) -> Result<bool, Reply> {
@@ -414,7 +415,6 @@ impl Gate {
             return Ok(false);
         }
         let s = self.state.read();
-        let now = Instant::now();
         let denied = s.write_denied(now);
         if flags.has(Flags::WRITE) {
             if let Some(e) = denied {

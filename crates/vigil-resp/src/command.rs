@@ -146,7 +146,7 @@ impl CommandMeta {
     }
 
     /// Positions of the key arguments in a request of `argc` items.
-    fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> + use<> {
         let first = self.first_key.max(0) as usize;
         let last = if self.last_key < 0 {
             (argc as i64 + self.last_key as i64).max(0) as usize
@@ -158,8 +158,25 @@ impl CommandMeta {
         (first..=last).step_by(step).filter(move |_| active)
     }
 
+    /// The positions of a request's keys, as [`CommandMeta::keys`] finds them but without the
+    /// flags it works out for each: cluster routing asks this of every command, and it
+    /// allocates nothing for the commands whose keys sit at fixed positions.
+    pub fn key_positions_in(&self, args: &[Bytes]) -> impl Iterator<Item = usize> + use<> {
+        let (found, fixed) = match self.find_keys {
+            Some(find) => (find(args).unwrap_or_default(), None),
+            None if self.first_key > 0 && (self.first_key as usize) < args.len() => {
+                (Vec::new(), Some(self.key_positions(args.len())))
+            }
+            None => (Vec::new(), None),
+        };
+        found
+            .into_iter()
+            .map(|k| k.pos)
+            .chain(fixed.into_iter().flatten())
+    }
+
     /// The keys of a request (`args[0]` is the command name), with their key-spec flags: the
-    /// one place every caller (GETKEYS, client tracking, routing) asks.
+    /// one place every caller (GETKEYS, client tracking) asks.
     pub fn keys(&self, args: &[Bytes]) -> Result<Vec<KeyRef>, KeysError> {
         if let Some(find) = self.find_keys {
             return find(args);
@@ -528,6 +545,31 @@ mod tests {
             vec![1, 2]
         );
         assert_eq!(meta(0, 0, 0).key_positions(4).count(), 0);
+    }
+
+    #[test]
+    fn key_positions_in_finds_what_keys_finds() {
+        let sort = CommandMeta {
+            find_keys: Some(crate::keys::sort),
+            ..meta(1, 1, 1)
+        };
+        let cases = [
+            (meta(1, 1, 1), "get a"),
+            (meta(1, 1, 1), "get"),
+            (meta(1, -1, 2), "mset a 1 b 2"),
+            (meta(1, -1, 1), "del a b c"),
+            (meta(0, 0, 0), "ping"),
+            (sort, "sort a store b"),
+            (sort, "sort a limit store b store c"),
+        ];
+        for (m, req) in cases {
+            let args: Vec<Bytes> = req.split(' ').map(|w| Bytes::from(w.to_string())).collect();
+            let want: Vec<usize> = m
+                .keys(&args)
+                .map(|ks| ks.into_iter().map(|k| k.pos).collect())
+                .unwrap_or_default();
+            assert_eq!(m.key_positions_in(&args).collect::<Vec<_>>(), want, "{req}");
+        }
     }
 
     #[test]

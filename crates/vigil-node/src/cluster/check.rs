@@ -179,7 +179,7 @@ impl Node {
         args: &[Bytes],
     ) -> Result<(), Refusal> {
         match self.cluster_view() {
-            Some(view) => self.check_with(&view, conn, meta, args),
+            Some(view) => self.check_with(&view, conn, meta, args, std::time::Instant::now()),
             None => Ok(()),
         }
     }
@@ -286,13 +286,14 @@ impl Node {
         })
     }
 
-    /// [`Node::cluster_check`] against `view`.
+    /// [`Node::cluster_check`] against `view`, at `now` (a pipeline's commands share one).
     pub(crate) fn check_with(
         &self,
         view: &View,
         conn: &Conn<ConnState>,
         meta: &CommandMeta,
         args: &[Bytes],
+        now: std::time::Instant,
     ) -> Result<(), Refusal> {
         let pubsub = meta.flags.has(Flags::PUBSUB);
         let client = Client {
@@ -329,7 +330,7 @@ impl Node {
         // one without its lease answers `CLUSTERDOWN`, which cluster clients retry, where
         // `READONLY` would reach the application.
         if view.i_am_master() {
-            let gate = self.gate.view(std::time::Instant::now());
+            let gate = self.gate.view(now);
             match gate.role {
                 Role::Master if gate.writable || (!write && (gate.readable || pubsub)) => {}
                 Role::Master => return Err(Redirect::Down.into()),
@@ -369,8 +370,6 @@ fn may_write(meta: &CommandMeta) -> bool {
 
 /// The keys of a request (none for keyless commands).
 fn key_args<'a>(meta: &CommandMeta, args: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> {
-    meta.keys(args)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(move |k| args.get(k.pos).map(|b| &b[..]))
+    meta.key_positions_in(args)
+        .filter_map(move |p| args.get(p).map(|b| &b[..]))
 }

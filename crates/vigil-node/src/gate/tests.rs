@@ -218,7 +218,11 @@ fn admit_table() {
     .into_iter()
     .enumerate()
     {
-        assert_eq!(g.admit(flags, |_| good, || link), want, "#{i}");
+        assert_eq!(
+            g.admit(flags, Instant::now(), |_| good, || link),
+            want,
+            "#{i}"
+        );
     }
 }
 
@@ -289,14 +293,20 @@ fn transitions() {
     );
     // A standalone master writes freely; following and promoting keep the fast path in step.
     let s = standalone();
-    assert_eq!(s.admit(Flags::WRITE, |_| 0, || true), Ok(false));
+    assert_eq!(
+        s.admit(Flags::WRITE, Instant::now(), |_| 0, || true),
+        Ok(false)
+    );
     s.follow("m".into(), 7);
     assert_eq!(
-        s.admit(Flags::WRITE, |_| 0, || true),
+        s.admit(Flags::WRITE, Instant::now(), |_| 0, || true),
         Err(Reply::error(READONLY))
     );
     assert!(s.promote());
-    assert_eq!(s.admit(Flags::WRITE, |_| 0, || true), Ok(false));
+    assert_eq!(
+        s.admit(Flags::WRITE, Instant::now(), |_| 0, || true),
+        Ok(false)
+    );
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {

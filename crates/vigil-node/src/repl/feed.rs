@@ -347,9 +347,12 @@ impl Link {
         self.wake.notify_one();
     }
 
-    /// Takes the queued bytes.
-    pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.out.lock())
+    /// Moves the queued bytes into `buf` (cleared first), whose allocation the link keeps for
+    /// the next ones (unless a burst made it large).
+    pub fn take_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.shrink_to(1 << 20);
+        std::mem::swap(buf, &mut *self.out.lock());
     }
 
     /// Current state.

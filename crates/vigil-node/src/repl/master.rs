@@ -217,8 +217,9 @@ async fn run_link(
     let mut parser = RequestParser::new();
     let limits = ParseLimits::default();
     inbuf.clear();
+    let mut out = Vec::new();
     loop {
-        let out = link.take();
+        link.take_into(&mut out);
         if !out.is_empty() {
             tokio::select! {
                 r = vigil_resp::conn::write_flush(wr, &out) => r?,
@@ -230,7 +231,10 @@ async fn run_link(
             inbuf.reserve(4096);
         }
         tokio::select! {
-            _ = link.wake.notified() => {}
+            // As Redis writes to its replicas once per event-loop iteration: the clients
+            // ready in this round of the scheduler queue their writes first, and one `write`
+            // carries them all (not one per client batch, each answered by an ACK).
+            _ = link.wake.notified() => tokio::task::yield_now().await,
             _ = link.kill.cancelled() => return Ok(()),
             r = rd.read_buf(inbuf) => {
                 if r? == 0 {

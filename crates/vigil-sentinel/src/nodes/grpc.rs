@@ -1,6 +1,6 @@
 //! [`Nodes`]: [`NodeAdmin`] over gRPC (`vigil node`, `vigil agent`), with one lazily connected
 //! channel per node's admin address, every call carrying the nodes' token and a short
-//! deadline.
+//! deadline, and one kept connection per node's data address for the `PING` probe.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use vigil_proto::node::{
     ClusterView, FenceRequest, GetStatusRequest, KillClientsRequest, NodeStatus, PromoteRequest,
     RenewLeaseRequest, ReplicateFromRequest,
 };
+use vigil_resp::tls::{ReadHalf, WriteHalf};
 
 use super::{CALL_TIMEOUT, NodeAdmin};
 
@@ -29,6 +30,10 @@ pub struct Nodes {
     channels: Mutex<HashMap<String, Channel>>,
     /// With `tls_replication`: the PING probe's TLS client configuration.
     resp_tls: Option<Arc<vigil_resp::tls::ServerTls>>,
+    /// The probes' connections by data address, kept from one probe to the next as Redis
+    /// Sentinel keeps its link to an instance: a connection opened and closed ten times a
+    /// second by every sentinel costs the node (and the sentinel) far more than the `PING`.
+    probes: Mutex<HashMap<String, (ReadHalf, WriteHalf)>>,
 }
 
 impl Nodes {
@@ -38,7 +43,24 @@ impl Nodes {
             token,
             channels: Mutex::new(HashMap::new()),
             resp_tls,
+            probes: Mutex::default(),
         }
+    }
+
+    /// A new probe connection to the data address `data` (over TLS with `resp_tls`).
+    async fn probe_link(&self, data: &str) -> Option<(ReadHalf, WriteHalf)> {
+        let tcp = tokio::net::TcpStream::connect(data).await.ok()?;
+        Some(match &self.resp_tls {
+            Some(tls) => {
+                let host = data.rsplit_once(':').map_or(data, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let s = vigil_resp::tls::connect(tls.client_config(), host, tcp)
+                    .await
+                    .ok()?;
+                vigil_resp::tls::split_tls(s)
+            }
+            None => vigil_resp::tls::split_tcp(tcp),
+        })
     }
 
     /// A client for the node whose admin address is `addr` (`host:port`).
@@ -83,26 +105,27 @@ impl NodeAdmin for Nodes {
     }
 
     async fn ping(&self, data: &str, timeout: Duration) -> bool {
+        let kept = self.probes.lock().remove(data);
         let attempt = async {
-            let tcp = tokio::net::TcpStream::connect(data).await.ok()?;
-            let (mut rd, mut wr) = match &self.resp_tls {
-                Some(tls) => {
-                    let host = data.rsplit_once(':').map_or(data, |(h, _)| h);
-                    let host = host.trim_start_matches('[').trim_end_matches(']');
-                    let s = vigil_resp::tls::connect(tls.client_config(), host, tcp)
-                        .await
-                        .ok()?;
-                    vigil_resp::tls::split_tls(s)
-                }
-                None => vigil_resp::tls::split_tcp(tcp),
-            };
-            wr.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
-            let mut buf = [0u8; 64];
-            let n = rd.read(&mut buf).await.ok()?;
-            // A node that requires AUTH answers -NOAUTH: alive, which is what the probe asks.
-            Some(buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+            // A kept connection the node closed (its idle `timeout`, CLIENT KILL, a restart)
+            // says nothing of the node; a new one does.
+            if let Some(mut link) = kept
+                && let Some(alive) = pong(&mut link).await
+            {
+                return Some((alive, link));
+            }
+            let mut link = self.probe_link(data).await?;
+            let alive = pong(&mut link).await?;
+            Some((alive, link))
         };
-        matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Some((true, link))) => {
+                self.probes.lock().insert(data.to_string(), link);
+                true
+            }
+            // A late reply must not answer the next probe: the connection goes.
+            _ => false,
+        }
     }
 
     async fn promote(&self, admin: &str, req: PromoteRequest) -> Result<NodeStatus, Status> {
@@ -174,4 +197,23 @@ impl NodeAdmin for Nodes {
             .into_inner()
             .deleted)
     }
+}
+
+/// Sends `PING` on `link` and reads the reply line: whether the node is alive (`+PONG`, or
+/// `-NOAUTH` from a node that requires AUTH: alive, which is all the probe asks); `None` if the
+/// connection failed or the line is too long to be either.
+async fn pong((rd, wr): &mut (ReadHalf, WriteHalf)) -> Option<bool> {
+    wr.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while !buf[..n].ends_with(b"\r\n") {
+        if n == buf.len() {
+            return None;
+        }
+        match rd.read(&mut buf[n..]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(m) => n += m,
+        }
+    }
+    Some(buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH"))
 }
