@@ -322,9 +322,6 @@ impl Node {
         // One clock read per pipeline: commands of one batch see the same "now", as commands of
         // one event-loop iteration do in Redis.
         let now = unix_ms();
-        // The lease and the routing are judged once per pipeline too: its commands run within
-        // microseconds, and the lease is checked again when the replies leave.
-        let at = Instant::now();
         let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
             // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
@@ -345,14 +342,18 @@ impl Node {
             {
                 return;
             }
+            // Under the store lock, like every role check that precedes a command.
+            let store = guard.get_or_insert_with(|| self.store.lock());
+            // One clock reading for the command's lease and routing checks, taken once the lock
+            // is held: a lease judged before a wait for the lock, or before the batch's earlier
+            // commands ran, may have run out since (and a read's reply is not checked again).
+            let at = Instant::now();
             // A redirect is answered on the full path.
             if let Some(view) = &cluster
                 && self.check_with(view, conn, &meta, args, at).is_err()
             {
                 return;
             }
-            // Under the store lock, like every role check that precedes a command.
-            let store = guard.get_or_insert_with(|| self.store.lock());
             let Ok(hide) = self.gate_at(&meta, at) else {
                 return;
             };

@@ -286,7 +286,7 @@ impl Node {
         })
     }
 
-    /// [`Node::cluster_check`] against `view`, at `now` (a pipeline's commands share one).
+    /// [`Node::cluster_check`] against `view`, at `now` (the lease check's reading too).
     pub(crate) fn check_with(
         &self,
         view: &View,

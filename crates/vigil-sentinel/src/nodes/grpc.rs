@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +21,13 @@ use vigil_resp::tls::{ReadHalf, WriteHalf};
 
 use super::{CALL_TIMEOUT, NodeAdmin};
 
+/// A kept probe connection.
+type ProbeLink = (ReadHalf, WriteHalf);
+
+/// How long a probe connection may go unused before it is closed (probes come at least every
+/// 100 ms).
+const PROBE_IDLE: Duration = Duration::from_secs(10);
+
 /// A NodeAdmin client.
 pub type AdminClient = NodeAdminClient<InterceptedService<Channel, Bearer>>;
 
@@ -33,7 +40,9 @@ pub struct Nodes {
     /// The probes' connections by data address, kept from one probe to the next as Redis
     /// Sentinel keeps its link to an instance: a connection opened and closed ten times a
     /// second by every sentinel costs the node (and the sentinel) far more than the `PING`.
-    probes: Mutex<HashMap<String, (ReadHalf, WriteHalf)>>,
+    /// With when each was last used: one unused for [`PROBE_IDLE`] is a node no longer probed
+    /// (removed from its group), and is closed.
+    probes: Mutex<HashMap<String, (ProbeLink, Instant)>>,
 }
 
 impl Nodes {
@@ -48,7 +57,7 @@ impl Nodes {
     }
 
     /// A new probe connection to the data address `data` (over TLS with `resp_tls`).
-    async fn probe_link(&self, data: &str) -> Option<(ReadHalf, WriteHalf)> {
+    async fn probe_link(&self, data: &str) -> Option<ProbeLink> {
         let tcp = tokio::net::TcpStream::connect(data).await.ok()?;
         Some(match &self.resp_tls {
             Some(tls) => {
@@ -105,7 +114,7 @@ impl NodeAdmin for Nodes {
     }
 
     async fn ping(&self, data: &str, timeout: Duration) -> bool {
-        let kept = self.probes.lock().remove(data);
+        let kept = self.probes.lock().remove(data).map(|(link, _)| link);
         let attempt = async {
             // A kept connection the node closed (its idle `timeout`, CLIENT KILL, a restart)
             // says nothing of the node; a new one does.
@@ -120,7 +129,9 @@ impl NodeAdmin for Nodes {
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Some((true, link))) => {
-                self.probes.lock().insert(data.to_string(), link);
+                let mut probes = self.probes.lock();
+                probes.retain(|_, (_, used)| used.elapsed() < PROBE_IDLE);
+                probes.insert(data.to_string(), (link, Instant::now()));
                 true
             }
             // A late reply must not answer the next probe: the connection goes.
@@ -202,7 +213,7 @@ impl NodeAdmin for Nodes {
 /// Sends `PING` on `link` and reads the reply line: whether the node is alive (`+PONG`, or
 /// `-NOAUTH` from a node that requires AUTH: alive, which is all the probe asks); `None` if the
 /// connection failed or the line is too long to be either.
-async fn pong((rd, wr): &mut (ReadHalf, WriteHalf)) -> Option<bool> {
+async fn pong((rd, wr): &mut ProbeLink) -> Option<bool> {
     wr.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
     let mut buf = [0u8; 64];
     let mut n = 0;
