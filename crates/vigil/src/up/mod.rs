@@ -78,13 +78,10 @@ impl Cluster {
             let cfg = dir.join(format!("{name}.toml"));
             match c.backend {
                 Backend::Vigil => {
-                    // One worker thread a node, as redis-server has one event loop: the
-                    // nodes share this machine's cores, and a node's second worker would
-                    // contend with the first for its store more than it serves.
                     std::fs::write(
                         &cfg,
                         format!(
-                            "port = {port}\nthreads = 1\ndir = \"{}\"\nmode = \"managed\"\nmetrics = \"127.0.0.1:{metrics}\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\nmetrics = \"127.0.0.1:{metrics}\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
                             node_dir.display(),
                             c.sync_replicas,
                             c.node_token
