@@ -18,12 +18,11 @@ use vigil_resp::{Args, CommandMeta, Conn, Flags, Reply, Service};
 use crate::cluster::check::Refusal;
 use crate::ctx::{DataFn, Prop};
 use crate::db::Store;
-use crate::execute::execute_in;
+use crate::execute::{Clock, execute_in};
 use crate::hold::LeaseWait;
 use crate::node::Handler;
 use crate::node::Node;
 use crate::session::{ConnState, Replies};
-use vigil_base::clock::unix_ms;
 
 /// The longest a write waits for a slot migration's pause to end (see `Node::routed`).
 const HOLD_MAX: Duration = Duration::from_secs(10);
@@ -234,7 +233,8 @@ impl Node {
             && meta.name != "exec")
             .then(|| args.clone());
         let stat = stat.filter(|_| !matches!(handler, Handler::Data(_)));
-        let (started, mark) = (Instant::now(), conn.out.len());
+        let started = (stat.is_some() || watched.is_some()).then(Instant::now);
+        let mark = conn.out.len();
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
             Handler::Node(f) => f(self, conn, Args::new(args)),
@@ -252,7 +252,8 @@ impl Node {
                         return;
                     }
                 };
-                let reply = match self.gate(&meta) {
+                let mut clock = Clock::now();
+                let reply = match self.gate_at(&meta, clock.mono) {
                     Ok(hide) => {
                         self.run_data(
                             &mut store,
@@ -261,7 +262,7 @@ impl Node {
                             f,
                             Args::new(args),
                             false,
-                            unix_ms(),
+                            &mut clock,
                             hide,
                         )
                         .0
@@ -276,7 +277,7 @@ impl Node {
                 push_reply(conn, reply);
             }
         }
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = started.map_or(0, |t| t.elapsed().as_micros() as u64);
         if let Some(name) = stat {
             // Failed: its (first) reply is an error, as EXEC's is only when it aborts.
             let error = conn.out.get(mark..).filter(|o| o.first() == Some(&b'-'));
@@ -319,9 +320,11 @@ impl Node {
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
-        // One clock read per pipeline: commands of one batch see the same "now", as commands of
-        // one event-loop iteration do in Redis.
-        let now = unix_ms();
+        // Read once the store lock is held, then carried from command to command (see
+        // [`Clock`]): a lease judged before a wait for the lock may have run out since, and a
+        // read's reply is not checked again. Commands of one batch see the same wall-clock
+        // "now", as commands of one event-loop iteration do in Redis.
+        let mut clock = None;
         let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
             // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
@@ -344,17 +347,16 @@ impl Node {
             }
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
-            // One clock reading for the command's lease and routing checks, taken once the lock
-            // is held: a lease judged before a wait for the lock, or before the batch's earlier
-            // commands ran, may have run out since (and a read's reply is not checked again).
-            let at = Instant::now();
+            let clock = clock.get_or_insert_with(Clock::now);
             // A redirect is answered on the full path.
             if let Some(view) = &cluster
-                && self.check_with(view, conn, &meta, args, at).is_err()
+                && self
+                    .check_with(view, conn, &meta, args, clock.mono)
+                    .is_err()
             {
                 return;
             }
-            let Ok(hide) = self.gate_at(&meta, at) else {
+            let Ok(hide) = self.gate_at(&meta, clock.mono) else {
                 return;
             };
             let Some(args) = queue.pop_front() else {
@@ -363,7 +365,7 @@ impl Node {
             note_command(conn, meta.name);
             let shown = self.monitors.active().then(|| args.clone());
             let (reply, _) =
-                self.run_data(store, conn, &meta, f, Args::new(args), false, now, hide);
+                self.run_data(store, conn, &meta, f, Args::new(args), false, clock, hide);
             push_reply(conn, reply);
             conn.state.command_done();
             if let Some(args) = shown {
@@ -437,7 +439,7 @@ impl Node {
         f: DataFn,
         args: Args,
         may_block: bool,
-        now: i64,
+        clock: &mut Clock,
         hide_expired: bool,
     ) -> (Reply, Option<crate::ctx::Block>) {
         let mut props: Vec<Prop> = Vec::new();
@@ -449,7 +451,7 @@ impl Node {
             f,
             args,
             may_block,
-            now,
+            clock,
             hide_expired,
             &mut props,
         );

@@ -15,6 +15,29 @@ use crate::node::{Handler, Node};
 use crate::session::ConnState;
 use vigil_base::clock::unix_ms;
 
+/// The clock a data command runs by: the wall-clock milliseconds its data sees (expiry,
+/// timestamps) and the monotonic reading it starts at, taken under the store lock (its lease
+/// check and its duration run from it). [`execute_in`] moves `mono` to the command's end, where
+/// the next command of the same batch starts: nothing between them waits, so one reading a
+/// command serves both, where a clock reading costs as much as a small command's lookup.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    /// Wall-clock milliseconds since the epoch.
+    pub unix_ms: i64,
+    /// The monotonic "now".
+    pub mono: Instant,
+}
+
+impl Clock {
+    /// Both clocks read now.
+    pub fn now() -> Clock {
+        Clock {
+            unix_ms: unix_ms(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 impl Node {
     /// Forgets every WATCH of the connection.
     pub fn unwatch_all(&self, conn: &mut Conn<ConnState>) {
@@ -79,10 +102,10 @@ impl Node {
                 }
             }
         }
-        let now = unix_ms();
+        let mut clock = Clock::now();
         let touched = conn.state.watched.iter().any(|w| {
             let db = &store.dbs[w.db];
-            w.flags.is_dirty() || (!w.flags.was_expired() && db.is_expired(&w.key, now))
+            w.flags.is_dirty() || (!w.flags.was_expired() && db.is_expired(&w.key, clock.unix_ms))
         });
         for w in conn.state.watched.drain(..) {
             store.dbs[w.db].unwatch(&w.key, &w.flags);
@@ -120,7 +143,14 @@ impl Node {
             }
             match handler {
                 Handler::Data(f) => {
-                    let store = guard.get_or_insert_with(|| self.store.lock());
+                    if guard.is_none() {
+                        guard = Some(self.store.lock());
+                        // Timed from here, not from before the wait for the lock.
+                        clock.mono = Instant::now();
+                    }
+                    let Some(store) = guard.as_mut() else {
+                        continue;
+                    };
                     let (reply, _) = execute_in(
                         self,
                         store,
@@ -129,7 +159,7 @@ impl Node {
                         f,
                         Args::new(args),
                         false,
-                        now,
+                        &mut clock,
                         hide,
                         &mut props,
                     );
@@ -219,7 +249,7 @@ pub(crate) fn execute_in(
     f: DataFn,
     mut args: Args,
     may_block: bool,
-    now: i64,
+    clock: &mut Clock,
     hide_expired: bool,
     props: &mut Vec<Prop>,
 ) -> (Reply, Option<crate::ctx::Block>) {
@@ -233,7 +263,7 @@ pub(crate) fn execute_in(
         return (r, None);
     }
     store.tracking().set_current(conn.info.id);
-    let mut ctx = Ctx::new(store, conn.db, now, props);
+    let mut ctx = Ctx::new(store, conn.db, clock.unix_ms, props);
     ctx.may_block = may_block;
     ctx.hide_expired = hide_expired;
     ctx.resp3 = conn.proto == Protocol::Resp3;
@@ -244,15 +274,16 @@ pub(crate) fn execute_in(
     }
     // A blocked client served on wake-up is not a new lookup (Redis counts none then).
     ctx.reads = reads_keys(meta) && conn.state.waiter.is_none();
-    let started = Instant::now();
+    let started = clock.mono;
     let reply = Reply::from(f(&mut ctx, &mut args));
     ctx.finish(&args);
     if ctx.store.notify.has_pending() || ctx.store.notify.wants(crate::db::notify::NEW) {
         ctx.store.publish_events(&node.shared.hub);
     }
+    clock.mono = Instant::now();
     // A blocking command that found nothing has not run yet: it is timed when it does.
     if ctx.block.is_none() {
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = clock.mono.saturating_duration_since(started).as_micros() as u64;
         let error = match &reply {
             Reply::Error(e) => Some(&e[..]),
             _ => None,

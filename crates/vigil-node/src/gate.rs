@@ -356,6 +356,23 @@ impl Gate {
         }
     }
 
+    /// Whether this node, routed to as its shard's master, serves a command at `now`: as the
+    /// master, a write with the lease to write, a read with the lease to read (or a shard
+    /// channel command, `pubsub`, without one). `Err` is the role it has instead (a master
+    /// without the lease it needs: `Role::Master`). One read of the state: the routing hot path.
+    pub fn serves_as_master(&self, now: Instant, write: bool, pubsub: bool) -> Result<(), Role> {
+        let s = self.state.read();
+        match s.role {
+            Role::Master
+                if s.write_denied(now).is_none()
+                    || (!write && (pubsub || s.read_denied(now).is_none())) =>
+            {
+                Ok(())
+            }
+            ref role => Err(role.clone()),
+        }
+    }
+
     // ---- 1. before a command runs ----
 
     /// Whether a command with `flags` may run at `now`: writes need a master that may acknowledge

@@ -17,9 +17,9 @@ use crate::cluster::check::Refusal;
 use crate::ctx::DataFn;
 use crate::db::{Store, boxed};
 use crate::dispatch::{UNBLOCKED, push_reply};
+use crate::execute::Clock;
 use crate::node::Node;
 use crate::session::ConnState;
-use vigil_base::clock::unix_ms;
 
 impl Node {
     /// Runs a blocking command: try; if nothing is there, join the key's queue of blocked
@@ -79,7 +79,7 @@ impl Node {
                         f,
                         Args::new(args.clone()),
                         true,
-                        unix_ms(),
+                        &mut Clock::now(),
                         false,
                     );
                     match block {

@@ -330,14 +330,13 @@ impl Node {
         // one without its lease answers `CLUSTERDOWN`, which cluster clients retry, where
         // `READONLY` would reach the application.
         if view.i_am_master() {
-            let gate = self.gate.view(now);
-            match gate.role {
-                Role::Master if gate.writable || (!write && (gate.readable || pubsub)) => {}
-                Role::Master => return Err(Redirect::Down.into()),
-                Role::Replica { host, port } => {
+            match self.gate.serves_as_master(now, write, pubsub) {
+                Ok(()) => {}
+                Err(Role::Master) => return Err(Redirect::Down.into()),
+                Err(Role::Replica { host, port }) => {
                     return Err(not_master(view, slot, Some((&host, port)), client).into());
                 }
-                Role::Unassigned => return Err(not_master(view, slot, None, client).into()),
+                Err(Role::Unassigned) => return Err(not_master(view, slot, None, client).into()),
             }
         }
         Ok(())

@@ -8,10 +8,10 @@ use vigil_resp::{Args, CmdError, CommandMeta, Conn, Reply};
 use super::scripting::{arity, help};
 use crate::ctx::{Ctx, DataFn};
 use crate::db::functions::{Libraries, compile, dump, undump};
+use crate::execute::Clock;
 use crate::node::{Handler, Node, row};
 use crate::script::Kind;
 use crate::session::ConnState;
-use vigil_base::clock::unix_ms;
 
 /// The FUNCTION row.
 pub fn commands() -> Vec<(CommandMeta, Handler)> {
@@ -58,7 +58,8 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
         }
         "load" | "delete" | "flush" | "restore" => {
             let mut store = node.store.lock();
-            match node.gate(&FUNCTION_WRITE) {
+            let mut clock = Clock::now();
+            match node.gate_at(&FUNCTION_WRITE, clock.mono) {
                 Err(r) => r,
                 Ok(hide) => {
                     let f: DataFn = function_write;
@@ -69,7 +70,7 @@ fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
                         f,
                         args,
                         false,
-                        unix_ms(),
+                        &mut clock,
                         hide,
                     )
                     .0

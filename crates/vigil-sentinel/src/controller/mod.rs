@@ -295,13 +295,26 @@ impl Controller {
 /// Runs until `shutdown`.
 pub async fn run(mut c: Controller, shutdown: CancellationToken) {
     let mut again = false;
+    let mut leading = c.raft.leading.clone();
+    let mut changes = c.raft.events.subscribe();
+    let (mut leading_open, mut changes_open) = (true, true);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        if !again {
+        let leads = *leading.borrow_and_update();
+        if !again || !leads {
+            // The leader looks for due work every WATCH. A follower has none: it wakes when it
+            // becomes leader (at once, as the masters' leases wait for its first renewal) and
+            // when the committed state changes (to note failovers, `note_failovers`), or at
+            // least every ROUND.
             tokio::select! {
-                _ = tokio::time::sleep(WATCH) => {}
+                _ = tokio::time::sleep(if leads { WATCH } else { ROUND }) => {}
+                r = leading.changed(), if !leads && leading_open => leading_open = r.is_ok(),
+                r = changes.recv(), if !leads && changes_open => {
+                    changes_open =
+                        !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed));
+                }
                 _ = shutdown.cancelled() => return,
             }
         }

@@ -137,6 +137,9 @@ pub struct Handle {
     /// Bumped after every change to `state` or `status`, so that readers can cache what they
     /// derive from them (the discovery lookups) and still never answer from an older state.
     pub version: Arc<AtomicU64>,
+    /// Whether this sentinel leads, changed as soon as Raft says so: what waits for
+    /// leadership waits on this rather than polling `status`.
+    pub leading: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Handle {
@@ -295,6 +298,7 @@ pub fn start(
         reason: format!("raft refused the stored state: {e}"),
     })?;
     let (tx, rx) = mpsc::channel(4096);
+    let (leading_tx, leading) = tokio::sync::watch::channel(false);
     let handle = Handle {
         tx,
         state: Arc::new(RwLock::new(state)),
@@ -304,8 +308,10 @@ pub fn start(
         })),
         events: crate::events::Events::default(),
         version: Arc::default(),
+        leading,
     };
     let driver = Driver {
+        leading: leading_tx,
         raw,
         storage,
         transport,

@@ -20,6 +20,8 @@ use crate::storage::{DiskStorage, StoreError};
 type PendingRead = (oneshot::Sender<Result<u64, DriverError>>, Option<u64>);
 
 pub(super) struct Driver {
+    /// Tells [`Handle::leading`] when this sentinel starts or stops leading.
+    pub(super) leading: tokio::sync::watch::Sender<bool>,
     pub(super) raw: RawNode<DiskStorage>,
     pub(super) storage: DiskStorage,
     pub(super) transport: Arc<dyn Transport>,
@@ -334,7 +336,10 @@ impl Driver {
         } else {
             Vec::new()
         };
+        let leads = s.is_leader;
         drop(s);
         self.handle.version.fetch_add(1, Ordering::Release);
+        self.leading
+            .send_if_modified(|l| std::mem::replace(l, leads) != leads);
     }
 }

@@ -57,15 +57,19 @@ pub async fn run(
     let mut pushed: HashMap<(String, String), (String, Instant)> = HashMap::new();
     let mut migrations = migrate::Migrations::default();
     let mut changes = raft.events.subscribe();
-    let mut open = true;
+    let mut leading = raft.leading.clone();
+    let (mut open, mut leading_open) = (true, true);
     loop {
+        // A follower has nothing to do until it leads.
+        let leads = *leading.borrow_and_update();
         tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
+            _ = tokio::time::sleep(EVERY), if leads => {}
             // A committed change (a migration's step, a failover's) goes out at once rather
             // than at the next round: a source's write pause ends when the commit reaches it.
-            r = changes.recv(), if open => {
+            r = changes.recv(), if leads && open => {
                 open = !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed));
             }
+            r = leading.changed(), if !leads && leading_open => leading_open = r.is_ok(),
             _ = shutdown.cancelled() => {
                 migrations.stop();
                 return;
