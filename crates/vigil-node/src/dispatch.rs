@@ -320,10 +320,10 @@ impl Node {
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
-        // Read once the store lock is held, then carried from command to command (see
-        // [`Clock`]): a lease judged before a wait for the lock may have run out since, and a
-        // read's reply is not checked again. Commands of one batch see the same wall-clock
-        // "now", as commands of one event-loop iteration do in Redis.
+        // Read once the store lock is held, and again before each command's checks: a lease
+        // judged before a wait may have run out since, and a read's reply is not checked
+        // again. Commands of one batch see the same wall-clock "now", as commands of one
+        // event-loop iteration do in Redis.
         let mut clock = None;
         let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
@@ -348,6 +348,9 @@ impl Node {
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
             let clock = clock.get_or_insert_with(Clock::now);
+            // Read again after the checks above, one of which (the ACL's, after a change of the
+            // rules) may wait for a lock: the previous command's end is no longer "now".
+            clock.mono = Instant::now();
             // A redirect is answered on the full path.
             if let Some(view) = &cluster
                 && self

@@ -17,9 +17,8 @@ use vigil_base::clock::unix_ms;
 
 /// The clock a data command runs by: the wall-clock milliseconds its data sees (expiry,
 /// timestamps) and the monotonic reading it starts at, taken under the store lock (its lease
-/// check and its duration run from it). [`execute_in`] moves `mono` to the command's end, where
-/// the next command of the same batch starts: nothing between them waits, so one reading a
-/// command serves both, where a clock reading costs as much as a small command's lookup.
+/// check and its duration run from it, one reading for both, where a clock reading costs as
+/// much as a small command's lookup). [`execute_in`] moves `mono` to the command's end.
 #[derive(Clone, Copy)]
 pub(crate) struct Clock {
     /// Wall-clock milliseconds since the epoch.
@@ -145,8 +144,18 @@ impl Node {
                 Handler::Data(f) => {
                     if guard.is_none() {
                         guard = Some(self.store.lock());
-                        // Timed from here, not from before the wait for the lock.
                         clock.mono = Instant::now();
+                        // A node command before it let go of the lock: the role, the fence or
+                        // the lease may have changed since EXEC was admitted.
+                        match self.gate_at(&meta, clock.mono) {
+                            Ok(h) => hide = h,
+                            Err(r) => {
+                                // Let go again, so that each later command is checked too.
+                                guard = None;
+                                conn.reply(r);
+                                continue;
+                            }
+                        }
                     }
                     let Some(store) = guard.as_mut() else {
                         continue;

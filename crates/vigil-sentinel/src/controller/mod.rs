@@ -298,11 +298,17 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
     let mut leading = c.raft.leading.clone();
     let mut changes = c.raft.events.subscribe();
     let (mut leading_open, mut changes_open) = (true, true);
+    let mut was_leading = false;
     loop {
         if shutdown.is_cancelled() {
             return;
         }
         let leads = *leading.borrow_and_update();
+        if was_leading && !leads {
+            // Unread while leading: start from now, not from a backlog of old changes.
+            changes = changes.resubscribe();
+        }
+        was_leading = leads;
         if !again || !leads {
             // The leader looks for due work every WATCH. A follower has none: it wakes when it
             // becomes leader (at once, as the masters' leases wait for its first renewal) and

@@ -59,9 +59,15 @@ pub async fn run(
     let mut changes = raft.events.subscribe();
     let mut leading = raft.leading.clone();
     let (mut open, mut leading_open) = (true, true);
+    let mut was_leading = false;
     loop {
         // A follower has nothing to do until it leads.
         let leads = *leading.borrow_and_update();
+        if leads && !was_leading {
+            // Unread while following: start from now, not from a backlog of old changes.
+            changes = changes.resubscribe();
+        }
+        was_leading = leads;
         tokio::select! {
             _ = tokio::time::sleep(EVERY), if leads => {}
             // A committed change (a migration's step, a failover's) goes out at once rather
