@@ -196,11 +196,27 @@ pub(super) async fn configure(
             key: key.into(),
             value: value.to_string(),
         };
-        leader
-            .clone()
-            .set_option(req)
-            .await
-            .map_err(|e| anyhow!("cannot set {key} on {group}: {}", e.message()))?;
+        // A proposal in flight when the sentinels' leadership changes is lost and its call
+        // times out; setting an option again is harmless, so a lost one is tried again.
+        let mut attempt = 1;
+        loop {
+            match leader.clone().set_option(req.clone()).await {
+                Ok(_) => break,
+                Err(e)
+                    if attempt < 3
+                        && matches!(
+                            e.code(),
+                            tonic::Code::Cancelled
+                                | tonic::Code::DeadlineExceeded
+                                | tonic::Code::Unavailable
+                        ) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => bail!("cannot set {key} on {group}: {}", e.message()),
+            }
+        }
     }
     Ok(())
 }
