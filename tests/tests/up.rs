@@ -202,6 +202,12 @@ async fn supervises_and_fails_over(backend: Option<&str>) {
         "{banner}"
     );
     assert!(banner.contains("synchronous replication"), "{banner}");
+    if backend.is_none() {
+        // Each node runs one worker thread, as redis-server runs one event loop: the nodes
+        // of a local cluster share this machine.
+        let text = std::fs::read_to_string(data_dir.join(node_config)).unwrap();
+        assert!(text.lines().any(|l| l == "threads = 1"), "{text}");
+    }
     if backend == Some("redis-server") {
         assert!(banner.contains("owned by a vigil agent"), "{banner}");
     }

@@ -184,6 +184,7 @@ fn generated_config(dir: PathBuf, shards: u16) -> anyhow::Result<LocalCluster> {
         shards,
         shard_replicas: 2,
         cluster: "mycluster".into(),
+        node_threads: 1,
     })
 }
 

@@ -81,6 +81,15 @@ pub struct LocalCluster {
     /// The sharded cluster's name (with `shards`).
     #[serde(default = "default_cluster")]
     pub cluster: String,
+    /// Worker threads of each `vigil node` (default 1, redis-server's one event loop; 0: one
+    /// per core). Every node of a local cluster shares this machine's cores with the others and
+    /// with the clients, so a worker per core in each would only make them take turns.
+    #[serde(default = "default_node_threads")]
+    pub node_threads: usize,
+}
+
+fn default_node_threads() -> usize {
+    1
 }
 
 fn default_shard_replicas() -> u16 {

@@ -81,8 +81,9 @@ impl Cluster {
                     std::fs::write(
                         &cfg,
                         format!(
-                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\nmetrics = \"127.0.0.1:{metrics}\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
+                            "port = {port}\ndir = \"{}\"\nmode = \"managed\"\nthreads = {}\nmetrics = \"127.0.0.1:{metrics}\"\n[replication]\nsync_replicas = {}\n[admin]\nport = {admin}\ntoken = \"{}\"\n",
                             node_dir.display(),
+                            c.node_threads,
                             c.sync_replicas,
                             c.node_token
                         ),

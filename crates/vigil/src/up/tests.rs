@@ -16,6 +16,11 @@ fn builtin_config_loads() {
     );
     assert_eq!(c.dir, super::default_dir());
     assert_eq!(c.raft_tick(), std::time::Duration::from_millis(50));
+    // One event loop per node, as redis-server: the nodes share the machine.
+    assert_eq!(c.node_threads, 1);
+    let text = format!("{}\nnode_threads = 0\n", super::DEFAULT_CONFIG);
+    let c = super::LocalCluster::parse(&text, "f.toml").unwrap();
+    assert_eq!(c.node_threads, 0);
 }
 
 #[test]
