@@ -6,7 +6,10 @@
 //!
 //! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
 //! fixed cadence (a node whose last probe is still out is skipped, never holding up the
-//! others), so a node is seen down within a quarter `down_after` of its last answer.
+//! others), so a node is seen down within a quarter `down_after` of its last answer. The
+//! leader's controller asks every node for its status at each lease renewal, more often than
+//! that: a status it had within the last probe interval answers the leader's probe, which then
+//! sends only the PING (the same answer, without asking the node twice).
 //!
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
 //! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+use vigil_proto::node::NodeStatus;
 
 use crate::driver::Handle;
 use crate::events::Event;
@@ -56,9 +60,12 @@ pub struct Health {
     /// Per group, the highest offset a master reported as acknowledged by its sync replicas:
     /// every sentinel keeps it, so a new leader knows what a candidate must have.
     acked: Mutex<HashMap<String, u64>>,
-    /// The last status each node reported to this sentinel's probes (for the Sentinel
-    /// protocol's records: run id, role, offsets, link).
-    statuses: Mutex<HashMap<(String, String), vigil_proto::node::NodeStatus>>,
+    /// The last status each node reported to this sentinel (its probes, or the leader's
+    /// observations): for the Sentinel protocol's records (run id, role, offsets, link).
+    statuses: Mutex<HashMap<(String, String), NodeStatus>>,
+    /// When this sentinel's controller (it leads) last had each node's status: its probes
+    /// need not ask again.
+    observed: Mutex<HashMap<(String, String), Instant>>,
     tilt: Mutex<Tilt>,
 }
 
@@ -79,6 +86,7 @@ impl Health {
             sdown: Mutex::default(),
             acked: Mutex::default(),
             statuses: Mutex::default(),
+            observed: Mutex::default(),
             tilt: Mutex::default(),
         })
     }
@@ -172,11 +180,41 @@ impl Health {
     }
 
     /// The last status `node` of `group` reported here.
-    pub fn status(&self, group: &str, node: &str) -> Option<vigil_proto::node::NodeStatus> {
+    pub fn status(&self, group: &str, node: &str) -> Option<NodeStatus> {
         self.statuses
             .lock()
             .get(&(group.to_string(), node.to_string()))
             .cloned()
+    }
+
+    /// A status `node` of `group` reported to a probe: kept for the records, with a master's
+    /// acknowledged offset.
+    fn saw_status(&self, group: &str, node: &str, st: &NodeStatus) {
+        if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
+            self.saw_acked(group, st.acked_offset);
+        }
+        self.statuses
+            .lock()
+            .insert((group.to_string(), node.to_string()), st.clone());
+    }
+
+    /// A status `node` of `group` reported to this sentinel's controller (it leads) at `at`:
+    /// kept as a probe's is, and it answers this sentinel's next probe of the node.
+    pub fn observed(&self, group: &str, node: &str, st: &NodeStatus, at: Instant) {
+        self.saw_status(group, node, st);
+        self.observed
+            .lock()
+            .insert((group.to_string(), node.to_string()), at);
+    }
+
+    /// Whether this sentinel's controller had `node`'s status within `every` (the probe
+    /// interval). The leader observes every node at each lease renewal, more often than it
+    /// probes, so its probes then send only the PING.
+    fn observed_within(&self, group: &str, node: &str, every: Duration) -> bool {
+        self.observed
+            .lock()
+            .get(&(group.to_string(), node.to_string()))
+            .is_some_and(|at| at.elapsed() < every)
     }
 
     /// Whether this sentinel has announced `node` of `group` as subjectively down.
@@ -184,6 +222,16 @@ impl Health {
         self.sdown
             .lock()
             .contains(&(group.to_string(), node.to_string()))
+    }
+
+    /// The offset `master` of `group` last reported while serving as master (0: none), which
+    /// its replicas are told for their byte-lag check (`/replica?lag=<bytes>`).
+    pub fn master_offset(&self, group: &str, master: &str) -> u64 {
+        self.statuses
+            .lock()
+            .get(&(group.to_string(), master.to_string()))
+            .filter(|s| s.role == vigil_proto::node::Role::Master as i32)
+            .map_or(0, |s| s.offset)
     }
 
     fn saw_acked(&self, group: &str, offset: u64) {
@@ -320,18 +368,19 @@ pub async fn run(
                 continue;
             }
             health.probing(&group, &node, every);
-            // A replica is told its master's offset as last read, for its byte-lag check.
+            // The leader's controller asked this node for its status since the last probe
+            // (it observes every node each lease renewal): that answer counts, only the PING
+            // is sent. A status that failed or came late is asked for here as usual.
+            let observed = health.observed_within(&group, &node, every);
             let master_offset = master
-                .and_then(|m| {
-                    let st = health.statuses.lock();
-                    st.get(&(group.clone(), m))
-                        .filter(|s| s.role == vigil_proto::node::Role::Master as i32)
-                        .map(|s| s.offset)
-                })
+                .map(|m| health.master_offset(&group, &m))
                 .unwrap_or(0);
             let (nodes, health) = (nodes.clone(), health.clone());
             let probe = tokio::spawn(async move {
                 let status = async {
+                    if observed {
+                        return None;
+                    }
                     nodes
                         .status_seeing(&admin, PROBE_TIMEOUT, master_offset)
                         .await
@@ -339,15 +388,9 @@ pub async fn run(
                 };
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
-                        health.saw_acked(&group, st.acked_offset);
-                    }
-                    health
-                        .statuses
-                        .lock()
-                        .insert((group.clone(), node.clone()), st.clone());
+                    health.saw_status(&group, &node, st);
                 }
-                if pinged && st.is_some() {
+                if pinged && (observed || st.is_some()) {
                     health.ok(&group, &node);
                 }
             });
@@ -371,6 +414,7 @@ fn announce(raft: &Handle, health: &Health) {
             .any(|g| &g.spec.name == name && g.has_node(node))
     };
     health.statuses.lock().retain(|k, _| known(k));
+    health.observed.lock().retain(|k, _| known(k));
     health.last_ok.lock().retain(|k, _| known(k));
     health.asked.lock().retain(|k, _| known(k));
     health.sdown.lock().retain(known);
@@ -426,6 +470,27 @@ mod tests {
         assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
         h.ok("g", "n");
         assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_leaders_observation_answers_its_next_probe_only() {
+        let h = Health::new();
+        let every = Duration::from_millis(40);
+        let st = NodeStatus::default();
+        // A probe's own answer never stands in for the next probe's.
+        h.saw_status("g", "n", &st);
+        assert!(!h.observed_within("g", "n", every));
+        // The controller's does, for one probe interval from its arrival.
+        h.observed("g", "n", &st, Instant::now());
+        assert!(h.observed_within("g", "n", every));
+        assert!(h.status("g", "n").is_some());
+        assert!(!h.observed_within("g", "other", every));
+        std::thread::sleep(every);
+        assert!(!h.observed_within("g", "n", every));
+        // One that arrived a whole interval ago (a slow round) is already stale.
+        let old = Instant::now().checked_sub(every).unwrap();
+        h.observed("g", "n", &st, old);
+        assert!(!h.observed_within("g", "n", every));
     }
 
     #[test]

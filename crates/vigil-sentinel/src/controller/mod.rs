@@ -351,7 +351,17 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
             set.spawn(async move {
                 let name = g.spec.name.clone();
                 let timeout = status_timeout(&g.spec.settings);
-                let o = observe(&nodes, &g, timeout, |n| health.is_sdown(&name, n)).await;
+                let seen = g
+                    .master
+                    .as_ref()
+                    .map_or(0, |m| health.master_offset(&name, m));
+                let o = observe(&nodes, &g, timeout, |n| health.is_sdown(&name, n), seen).await;
+                // This sentinel's probes take these answers as theirs (they ask only for PING).
+                for (n, o) in g.spec.nodes.iter().zip(&o) {
+                    if let Some((st, at)) = o {
+                        health.observed(&name, &n.name, st, *at);
+                    }
+                }
                 (g, o)
             });
         }

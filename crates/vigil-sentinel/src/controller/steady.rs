@@ -95,13 +95,15 @@ impl Controller {
     }
 }
 
-/// One node's status, or `None` if it does not answer within `timeout`.
+/// One node's status, or `None` if it does not answer within `timeout`; the node is told
+/// `master_offset` (see [`NodeAdmin::status_seeing`]).
 async fn status(
     nodes: &dyn NodeAdmin,
     n: &NodeSpec,
     timeout: Duration,
+    master_offset: u64,
 ) -> Option<(NodeStatus, Instant)> {
-    match nodes.status(&n.admin, timeout).await {
+    match nodes.status_seeing(&n.admin, timeout, master_offset).await {
         Ok(st) => Some((st, Instant::now())),
         Err(e) => {
             tracing::debug!(node = %n.name, error = %e, "node status unavailable");
@@ -111,20 +113,27 @@ async fn status(
 }
 
 /// Every node's status (in the group's node order), asked all at once, read before leadership
-/// is confirmed. Nodes for which `skip` holds are not asked (`None`).
+/// is confirmed. Nodes for which `skip` holds are not asked (`None`). The nodes other than
+/// the committed master are told `master_offset`, its offset as last read (0: unknown).
 pub async fn observe(
     nodes: &Arc<dyn NodeAdmin>,
     g: &Group,
     timeout: Duration,
     skip: impl Fn(&str) -> bool,
+    master_offset: u64,
 ) -> Observed {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in g.spec.nodes.iter().enumerate() {
         if skip(&n.name) {
             continue;
         }
+        let seen = if g.master.as_ref() == Some(&n.name) {
+            0
+        } else {
+            master_offset
+        };
         let (nodes, n) = (nodes.clone(), n.clone());
-        set.spawn(async move { (i, status(nodes.as_ref(), &n, timeout).await) });
+        set.spawn(async move { (i, status(nodes.as_ref(), &n, timeout, seen).await) });
     }
     let mut out = vec![None; g.spec.nodes.len()];
     while let Some(r) = set.join_next().await {
