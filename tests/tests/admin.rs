@@ -532,6 +532,53 @@ async fn kill_clients_by_type() {
     assert!(sub.is_closed());
 }
 
+/// A node with one worker thread (as `vigil up` runs them) keeps answering `GetStatus` while a
+/// script runs past `busy-reply-threshold`, and `SCRIPT KILL` still reaches it: a status call
+/// that waited for the store would hold the only worker until the script ended, and the
+/// sentinels would take the node for dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_a_script_runs_on_a_one_worker_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = managed_config(dir.path(), "n", "threads = 1\n", "");
+    let mut c = admin(node.admin_port(), Some(TOKEN)).await;
+    c.promote(PromoteRequest {
+        epoch: 1,
+        lease_ttl_ms: 60_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["SET", "k", "v"]), b"+OK\r\n");
+    let keys = status(&mut c).await.keys;
+    assert_eq!(keys, 1);
+    assert_eq!(
+        r.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
+        b"+OK\r\n"
+    );
+    let port = node.port;
+    let looping = std::thread::spawn(move || {
+        let mut c = RawConn::connect(port).unwrap();
+        c.call(&["EVAL", "while true do end", "0"])
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r.call(&["PING"]).starts_with(b"-BUSY") {
+        assert!(Instant::now() < deadline, "the script never turned busy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..5 {
+        let st = tokio::time::timeout(Duration::from_secs(2), status(&mut c))
+            .await
+            .unwrap_or_else(|_| panic!("#{i}: GetStatus waited for the script"));
+        assert_eq!(st.keys, keys, "#{i}: the count from before the script");
+    }
+    assert_eq!(r.call(&["SCRIPT", "KILL"]), b"+OK\r\n");
+    let killed = String::from_utf8_lossy(&looping.join().unwrap()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user"), "{killed}");
+    assert_eq!(status(&mut c).await.keys, 1);
+    assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
+}
+
 /// A message whose field 2 is a number where ReplicateFrom has its `host` string.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Bogus {

@@ -316,7 +316,22 @@ pub fn status(node: &Node) -> NodeStatus {
         (c.replication.sync_replicas, c.replication.priority)
     };
     let acked_offset = node.repl.acked_by(sync_replicas);
-    let keys = node.store.lock().total_keys() as u64;
+    // A running script holds the store for its whole run: report the count from before it
+    // rather than park a runtime worker on the lock, which (on a node with one worker) would
+    // stop -BUSY replies, SCRIPT KILL and the lease renewals until the script ended.
+    let store = if node.scripts.busy.running() {
+        None
+    } else {
+        node.store.try_lock_for(Duration::from_millis(10))
+    };
+    let keys = match store {
+        Some(s) => {
+            let keys = s.total_keys() as u64;
+            node.status_keys.store(keys, Ordering::Relaxed);
+            keys
+        }
+        None => node.status_keys.load(Ordering::Relaxed),
+    };
     let feed = node.repl.feed.lock();
     let replicas = feed
         .links

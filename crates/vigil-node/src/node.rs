@@ -156,6 +156,8 @@ pub struct Node {
     pub(crate) import: crate::cluster::import::Importer,
     /// PUBLISH forwarded to the cluster's other nodes.
     pub(crate) bus: crate::cluster::bus::Bus,
+    /// The key count NodeAdmin's last status read, which a status during a script reports.
+    pub(crate) status_keys: AtomicU64,
 }
 
 /// Result of propagating a write.
@@ -218,6 +220,7 @@ impl Node {
             export: Default::default(),
             import: Default::default(),
             bus: Default::default(),
+            status_keys: AtomicU64::new(0),
         })
     }
 

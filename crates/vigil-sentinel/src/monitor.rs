@@ -7,9 +7,10 @@
 //! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
 //! fixed cadence (a node whose last probe is still out is skipped, never holding up the
 //! others), so a node is seen down within a quarter `down_after` of its last answer. The
-//! leader's controller asks every node for its status at each lease renewal, more often than
-//! that: a status it had within the last probe interval answers the leader's probe, which then
-//! sends only the PING (the same answer, without asking the node twice).
+//! leader's controller asks every node for its status at each lease renewal (every 50 ms with
+//! the default lease): a status it had within the last probe interval, answered within a
+//! probe's timeout, answers the leader's probe too, which then sends only the PING (the same
+//! question, not asked twice).
 //!
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
 //! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
@@ -60,12 +61,13 @@ pub struct Health {
     /// Per group, the highest offset a master reported as acknowledged by its sync replicas:
     /// every sentinel keeps it, so a new leader knows what a candidate must have.
     acked: Mutex<HashMap<String, u64>>,
-    /// The last status each node reported to this sentinel (its probes, or the leader's
-    /// observations): for the Sentinel protocol's records (run id, role, offsets, link).
-    statuses: Mutex<HashMap<(String, String), NodeStatus>>,
-    /// When this sentinel's controller (it leads) last had each node's status: its probes
-    /// need not ask again.
-    observed: Mutex<HashMap<(String, String), Instant>>,
+    /// The last status each node reported to this sentinel (its probes, or its controller
+    /// while it leads) and when it arrived: for the Sentinel protocol's records (run id,
+    /// role, offsets, link). A later arrival replaces an earlier one, never the reverse.
+    statuses: Mutex<HashMap<(String, String), (NodeStatus, Instant)>>,
+    /// When this sentinel's controller (it leads) last had each node's status in a probe's
+    /// time: its probes need not ask again.
+    controller_had: Mutex<HashMap<(String, String), Instant>>,
     tilt: Mutex<Tilt>,
 }
 
@@ -86,7 +88,7 @@ impl Health {
             sdown: Mutex::default(),
             acked: Mutex::default(),
             statuses: Mutex::default(),
-            observed: Mutex::default(),
+            controller_had: Mutex::default(),
             tilt: Mutex::default(),
         })
     }
@@ -184,34 +186,48 @@ impl Health {
         self.statuses
             .lock()
             .get(&(group.to_string(), node.to_string()))
-            .cloned()
+            .map(|(st, _)| st.clone())
     }
 
-    /// A status `node` of `group` reported to a probe: kept for the records, with a master's
-    /// acknowledged offset.
-    fn saw_status(&self, group: &str, node: &str, st: &NodeStatus) {
+    /// A status `node` of `group` that arrived at `at`: kept for the records (unless a later
+    /// one is there already), with a master's acknowledged offset.
+    fn saw_status(&self, group: &str, node: &str, st: &NodeStatus, at: Instant) {
         if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
             self.saw_acked(group, st.acked_offset);
         }
-        self.statuses
-            .lock()
-            .insert((group.to_string(), node.to_string()), st.clone());
+        let mut statuses = self.statuses.lock();
+        let key = (group.to_string(), node.to_string());
+        if statuses.get(&key).is_none_or(|(_, had)| *had <= at) {
+            statuses.insert(key, (st.clone(), at));
+        }
     }
 
-    /// A status `node` of `group` reported to this sentinel's controller (it leads) at `at`:
-    /// kept as a probe's is, and it answers this sentinel's next probe of the node.
-    pub fn observed(&self, group: &str, node: &str, st: &NodeStatus, at: Instant) {
-        self.saw_status(group, node, st);
-        self.observed
-            .lock()
-            .insert((group.to_string(), node.to_string()), at);
+    /// A status `node` of `group` gave this sentinel's controller (it leads): asked at
+    /// `asked`, arrived at `at`. Kept as a probe's is; one that came within a probe's timeout
+    /// also answers this sentinel's probes of the node for one probe interval. A slower one
+    /// does not: the leader's probes must still see a node whose admin port stalls as down.
+    pub fn controller_saw(
+        &self,
+        group: &str,
+        node: &str,
+        st: &NodeStatus,
+        asked: Instant,
+        at: Instant,
+    ) {
+        self.saw_status(group, node, st, at);
+        if at.saturating_duration_since(asked) <= PROBE_TIMEOUT {
+            self.controller_had
+                .lock()
+                .insert((group.to_string(), node.to_string()), at);
+        }
     }
 
-    /// Whether this sentinel's controller had `node`'s status within `every` (the probe
-    /// interval). The leader observes every node at each lease renewal, more often than it
-    /// probes, so its probes then send only the PING.
-    fn observed_within(&self, group: &str, node: &str, every: Duration) -> bool {
-        self.observed
+    /// Whether this sentinel's controller had `node`'s status, in a probe's time, within
+    /// `every` (the probe interval) of now. While a group has a master the leader asks at
+    /// each lease renewal, usually more often than it probes, and its probes then send only
+    /// the PING; otherwise they ask as usual.
+    fn controller_had_within(&self, group: &str, node: &str, every: Duration) -> bool {
+        self.controller_had
             .lock()
             .get(&(group.to_string(), node.to_string()))
             .is_some_and(|at| at.elapsed() < every)
@@ -230,8 +246,8 @@ impl Health {
         self.statuses
             .lock()
             .get(&(group.to_string(), master.to_string()))
-            .filter(|s| s.role == vigil_proto::node::Role::Master as i32)
-            .map_or(0, |s| s.offset)
+            .filter(|(s, _)| s.role == vigil_proto::node::Role::Master as i32)
+            .map_or(0, |(s, _)| s.offset)
     }
 
     fn saw_acked(&self, group: &str, offset: u64) {
@@ -368,17 +384,18 @@ pub async fn run(
                 continue;
             }
             health.probing(&group, &node, every);
-            // The leader's controller asked this node for its status since the last probe
-            // (it observes every node each lease renewal): that answer counts, only the PING
-            // is sent. A status that failed or came late is asked for here as usual.
-            let observed = health.observed_within(&group, &node, every);
+            // The leader's controller had this node's status within the last probe interval
+            // (it asks every node at each lease renewal): that answer counts, only the PING
+            // is sent. Without one (it failed, came late, or this sentinel does not lead),
+            // the probe asks itself.
+            let had_status = health.controller_had_within(&group, &node, every);
             let master_offset = master
                 .map(|m| health.master_offset(&group, &m))
                 .unwrap_or(0);
             let (nodes, health) = (nodes.clone(), health.clone());
             let probe = tokio::spawn(async move {
                 let status = async {
-                    if observed {
+                    if had_status {
                         return None;
                     }
                     nodes
@@ -388,9 +405,9 @@ pub async fn run(
                 };
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    health.saw_status(&group, &node, st);
+                    health.saw_status(&group, &node, st, Instant::now());
                 }
-                if pinged && (observed || st.is_some()) {
+                if pinged && (had_status || st.is_some()) {
                     health.ok(&group, &node);
                 }
             });
@@ -414,7 +431,7 @@ fn announce(raft: &Handle, health: &Health) {
             .any(|g| &g.spec.name == name && g.has_node(node))
     };
     health.statuses.lock().retain(|k, _| known(k));
-    health.observed.lock().retain(|k, _| known(k));
+    health.controller_had.lock().retain(|k, _| known(k));
     health.last_ok.lock().retain(|k, _| known(k));
     health.asked.lock().retain(|k, _| known(k));
     health.sdown.lock().retain(known);
@@ -473,24 +490,46 @@ mod tests {
     }
 
     #[test]
-    fn the_leaders_observation_answers_its_next_probe_only() {
+    fn the_controllers_status_answers_the_next_probe_only() {
         let h = Health::new();
         let every = Duration::from_millis(40);
         let st = NodeStatus::default();
+        let now = Instant::now();
         // A probe's own answer never stands in for the next probe's.
-        h.saw_status("g", "n", &st);
-        assert!(!h.observed_within("g", "n", every));
+        h.saw_status("g", "n", &st, now);
+        assert!(!h.controller_had_within("g", "n", every));
         // The controller's does, for one probe interval from its arrival.
-        h.observed("g", "n", &st, Instant::now());
-        assert!(h.observed_within("g", "n", every));
+        h.controller_saw("g", "n", &st, now, Instant::now());
+        assert!(h.controller_had_within("g", "n", every));
         assert!(h.status("g", "n").is_some());
-        assert!(!h.observed_within("g", "other", every));
+        assert!(!h.controller_had_within("g", "other", every));
         std::thread::sleep(every);
-        assert!(!h.observed_within("g", "n", every));
+        assert!(!h.controller_had_within("g", "n", every));
         // One that arrived a whole interval ago (a slow round) is already stale.
         let old = Instant::now().checked_sub(every).unwrap();
-        h.observed("g", "n", &st, old);
-        assert!(!h.observed_within("g", "n", every));
+        h.controller_saw("g", "n", &st, old, old);
+        assert!(!h.controller_had_within("g", "n", every));
+        // One slower than a probe may be (an admin port that stalls) answers no probe.
+        let asked = Instant::now().checked_sub(PROBE_TIMEOUT * 2).unwrap();
+        h.controller_saw("g", "n", &st, asked, Instant::now());
+        assert!(!h.controller_had_within("g", "n", every));
+    }
+
+    #[test]
+    fn an_earlier_status_never_replaces_a_later_one() {
+        let h = Health::new();
+        let later = Instant::now();
+        let earlier = later.checked_sub(Duration::from_millis(500)).unwrap();
+        let st = |offset| NodeStatus {
+            offset,
+            ..Default::default()
+        };
+        h.saw_status("g", "n", &st(2), later);
+        // A slow status call that was sent before the probe's answer arrives after it.
+        h.controller_saw("g", "n", &st(1), earlier, earlier);
+        assert_eq!(h.status("g", "n").unwrap().offset, 2);
+        h.saw_status("g", "n", &st(3), Instant::now());
+        assert_eq!(h.status("g", "n").unwrap().offset, 3);
     }
 
     #[test]

@@ -301,7 +301,7 @@ impl Controller {
             false
         };
         // Not tried on an old master this sentinel holds down: it would only time out, and
-        // the lease it last took has ended by then (the lease is half of `down_after`).
+        // the lease it last took has ended by then (the lease ends before `down_after`, see the module doc).
         if !handed
             && let Some(old) = &f.old
             && !self.health.is_sdown(&name, old)
@@ -446,7 +446,7 @@ pub async fn switchover(
             t.to_string()
         }
         None => {
-            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT, |_| false, 0).await;
+            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT, |_| false, 0, None).await;
             choose_candidate(&g, &observed, &master, 0, &HashSet::new(), |_| false)
                 .map(|(n, _)| n.name.clone())
                 .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?

@@ -355,13 +355,8 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                     .master
                     .as_ref()
                     .map_or(0, |m| health.master_offset(&name, m));
-                let o = observe(&nodes, &g, timeout, |n| health.is_sdown(&name, n), seen).await;
-                // This sentinel's probes take these answers as theirs (they ask only for PING).
-                for (n, o) in g.spec.nodes.iter().zip(&o) {
-                    if let Some((st, at)) = o {
-                        health.observed(&name, &n.name, st, *at);
-                    }
-                }
+                let skip = |n: &str| health.is_sdown(&name, n);
+                let o = observe(&nodes, &g, timeout, skip, seen, Some(&health)).await;
                 (g, o)
             });
         }

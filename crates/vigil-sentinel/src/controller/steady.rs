@@ -17,6 +17,7 @@ use super::decide::{
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
 use crate::events::Event;
+use crate::monitor::Health;
 use crate::nodes::NodeAdmin;
 use crate::state::{Command, Driver, Group, NodeSpec};
 
@@ -114,13 +115,16 @@ async fn status(
 
 /// Every node's status (in the group's node order), asked all at once, read before leadership
 /// is confirmed. Nodes for which `skip` holds are not asked (`None`). The nodes other than
-/// the committed master are told `master_offset`, its offset as last read (0: unknown).
+/// the committed master are told `master_offset`, its offset as last read (0: unknown). With
+/// `health` (the leader's steady rounds), each answer is noted there as it arrives
+/// ([`Health::controller_saw`]), so this sentinel's probes need not ask the same.
 pub async fn observe(
     nodes: &Arc<dyn NodeAdmin>,
     g: &Group,
     timeout: Duration,
     skip: impl Fn(&str) -> bool,
     master_offset: u64,
+    health: Option<&Arc<Health>>,
 ) -> Observed {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in g.spec.nodes.iter().enumerate() {
@@ -132,8 +136,16 @@ pub async fn observe(
         } else {
             master_offset
         };
-        let (nodes, n) = (nodes.clone(), n.clone());
-        set.spawn(async move { (i, status(nodes.as_ref(), &n, timeout, seen).await) });
+        let (nodes, n, group) = (nodes.clone(), n.clone(), g.spec.name.clone());
+        let health = health.cloned();
+        set.spawn(async move {
+            let asked = Instant::now();
+            let st = status(nodes.as_ref(), &n, timeout, seen).await;
+            if let (Some(h), Some((st, at))) = (&health, &st) {
+                h.controller_saw(&group, &n.name, st, asked, *at);
+            }
+            (i, st)
+        });
     }
     let mut out = vec![None; g.spec.nodes.len()];
     while let Some(r) = set.join_next().await {

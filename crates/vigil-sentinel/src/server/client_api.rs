@@ -20,7 +20,7 @@ use crate::state::Step;
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TopologyEvent, Status>> + Send>>;
 
 impl Sentinel {
-    /// Each node of `g` as this sentinel's probes last saw it.
+    /// Each node of `g` as it last answered this sentinel (its probes, or its controller).
     fn health_of(&self, g: &crate::state::Group) -> Vec<pb::NodeHealth> {
         use vigil_proto::node::{LinkStatus, Role};
         let group = &g.spec.name;
