@@ -301,7 +301,8 @@ impl Controller {
             false
         };
         // Not tried on an old master this sentinel holds down: it would only time out, and
-        // the lease it last took has ended by then (the lease ends before `down_after`, see the module doc).
+        // the lease it last took has ended by then (a lease ends before `down_after`, see the
+        // module doc).
         if !handed
             && let Some(old) = &f.old
             && !self.health.is_sdown(&name, old)

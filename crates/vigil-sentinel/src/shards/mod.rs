@@ -32,8 +32,8 @@ const PUSH_TIMEOUT: Duration = Duration::from_millis(500);
 /// probes may still show the view it had before the push).
 const TRUST_PUSH: Duration = Duration::from_secs(1);
 
-/// Whether `n` serves reads for `g` now, as its last answers to this sentinel show it: a replica of the
-/// group's current epoch, linked to its master, holding data, not down.
+/// Whether `n` serves reads for `g` now, as its last answers to this sentinel show it: a
+/// replica of the group's current epoch, linked to its master, holding data, not down.
 fn serving(health: &Health, g: &Group, n: &NodeSpec) -> bool {
     if health.is_sdown(&g.spec.name, &n.name) {
         return false;
