@@ -219,7 +219,9 @@ fn one_stock_round(scenario: &str) -> Value {
 }
 
 /// One sync-mode round of `scenario` at `down_after = 500ms` on `backend`: it passes and
-/// loses no acknowledged write; the report names the backend; its round.
+/// loses no acknowledged write; the report names the backend and whether writes were
+/// confirmed with `WAIT` (on stock servers, whose plain replies promise nothing about their
+/// replicas); its round.
 fn one_round_on(backend: &str, scenario: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let args = [
@@ -235,6 +237,7 @@ fn one_round_on(backend: &str, scenario: &str) -> Value {
     let (out, r) = drill(dir.path(), &args);
     assert_passed(&out, &r, 1);
     assert_eq!(r["backend"], backend);
+    assert_eq!(r["confirmed_with_wait"], backend != "vigil", "{r:#}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("({backend} backend, sync mode")),
         "{}",
@@ -259,9 +262,8 @@ fn pause_master_with_agents() {
     assert_ne!(round["old_master"], round["new_master"]);
 }
 
-/// Agentless, a killed master is failed over from and the drill's writers go on. (Sync mode
-/// is best effort on stock servers, `min-replicas-to-write`; a SIGKILL loses a write only in
-/// the instant between its reply and its propagation, which these rounds do not hit.)
+/// Agentless, a killed master is failed over from, the drill's writers go on, and no write a
+/// replica confirmed (`WAIT`) is lost: the sentinels promote the replica with the most data.
 #[test]
 fn kill_master_agentless() {
     let round = one_round_on("redis-resp", "kill-master");

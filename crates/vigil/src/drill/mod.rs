@@ -259,7 +259,7 @@ async fn group_drill(
     };
     // The writers ask the sentinels' Redis Sentinel protocol ports, as client libraries do.
     let resp: Vec<String> = first.members.iter().map(|m| m.resp.clone()).collect();
-    let record = workload::start(args.writers, resp, group);
+    let record = workload::start(args.writers, resp, group, args.mode == Mode::Sync);
     if let Err(e) = workload::first_ack(|| !record.acks.lock().is_empty()).await {
         record.stop();
         return Err(e);
@@ -331,6 +331,7 @@ async fn group_drill(
         },
         down_after_ms: settings_down_after,
         writers: args.writers,
+        confirmed_with_wait: record.waited.load(std::sync::atomic::Ordering::Relaxed),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         rounds,
         summary,

@@ -113,6 +113,9 @@ pub struct Report {
     pub down_after_ms: u64,
     /// Writer tasks.
     pub writers: usize,
+    /// Writes to stock masters were acknowledged only once `WAIT 1` confirmed them on a
+    /// replica (sync mode; a stock master's plain reply promises nothing about its replicas).
+    pub confirmed_with_wait: bool,
     /// When it started (wall clock, RFC 3339, for display).
     pub started: String,
     /// Each round.
@@ -228,10 +231,15 @@ pub fn text(r: &Report) -> String {
         format!("{}/{} ok", s.rounds_ok, r.rounds.len()),
     ]);
     format!(
-        "Drill {} ({} backend, {} mode, down_after {} ms, {} writers): {}\n{}",
+        "Drill {} ({} backend, {} mode{}, down_after {} ms, {} writers): {}\n{}",
         r.scenario,
         r.backend,
         r.mode,
+        if r.confirmed_with_wait {
+            ", writes confirmed with WAIT 1"
+        } else {
+            ""
+        },
         r.down_after_ms,
         r.writers,
         if r.passed { "PASSED" } else { "FAILED" },
@@ -274,10 +282,15 @@ pub fn html(r: &Report) -> String {
     HTML.replace(
         "{{TITLE}}",
         &escape(&format!(
-            "Vigil drill: {} ({} backend, {} mode, down_after {} ms) — {}",
+            "Vigil drill: {} ({} backend, {} mode{}, down_after {} ms) — {}",
             r.scenario,
             r.backend,
             r.mode,
+            if r.confirmed_with_wait {
+                ", writes confirmed with WAIT 1"
+            } else {
+                ""
+            },
             r.down_after_ms,
             if r.passed { "passed" } else { "FAILED" }
         )),
@@ -399,6 +412,7 @@ mod tests {
             backend: "vigil".into(),
             down_after_ms: 1000,
             writers: 1,
+            confirmed_with_wait: false,
             started: String::new(),
             rounds: vec![Round {
                 round: 1,

@@ -7,6 +7,14 @@
 //! Besides, each round pins a reader to the old master ([`pin`]), as an application that keeps
 //! its connection to a deposed master: every read it gets answered with stale data counts.
 //!
+//! In sync mode, a writer connected to a stock server (its `INFO server` has no
+//! `vigil_version`) follows each `SET` with `WAIT 1 1000` and counts the write as acknowledged
+//! only once a replica confirmed it: a stock master replies before its replicas have a write
+//! (`min-replicas-to-write` only refuses writes while replicas are missing), so a plain reply
+//! promises nothing across a SIGKILL, and `WAIT` is what a Redis application that needs the
+//! write on a replica uses. A `vigil node` in sync mode replies only once its replica has the
+//! write, so its writes are plain `SET`s.
+//!
 //! Like a client that follows the sentinels' announcements (ioredis' `failoverDetector`,
 //! node-redis), a writer whose request hangs on a master that discovery no longer names gives
 //! up on it at once: the failover time then measures the cluster, not a client's timeout.
@@ -27,6 +35,8 @@ const DISCOVERY_POLL: Duration = Duration::from_millis(10);
 /// Pause between a writer's writes: keeps the key count modest while still timing a failover
 /// to the millisecond.
 const PACE: Duration = Duration::from_millis(1);
+/// `WAIT`'s timeout, in milliseconds (below [`REQUEST_TIMEOUT`]).
+const WAIT_MS: &str = "1000";
 /// Pause between a pinned reader's reads.
 const PIN_PACE: Duration = Duration::from_millis(5);
 /// The most elements of one reply array the drill reads (a slot map has at most 16,384).
@@ -58,6 +68,10 @@ pub struct Record {
     /// pinned reader's read that the old master, answering as master, served without a key
     /// acknowledged (by any master) before the read was sent.
     pub stale_reads: AtomicU64,
+    /// Some write was confirmed with `WAIT` (a stock master in sync mode).
+    pub waited: AtomicBool,
+    /// Follow writes to stock masters with `WAIT` (sync mode).
+    sync: bool,
     stop: AtomicBool,
     /// The master discovery names now.
     master: Mutex<Option<String>>,
@@ -71,9 +85,12 @@ impl Record {
 }
 
 /// Starts `n` writers finding the master of `group` through the sentinels at `sentinels`
-/// (their RESP addresses).
-pub fn start(n: usize, sentinels: Vec<String>, group: &str) -> Arc<Record> {
-    let record = Arc::new(Record::default());
+/// (their RESP addresses); `sync`: writes to stock masters are confirmed with `WAIT`.
+pub fn start(n: usize, sentinels: Vec<String>, group: &str, sync: bool) -> Arc<Record> {
+    let record = Arc::new(Record {
+        sync,
+        ..Record::default()
+    });
     let r = record.clone();
     let mut resolver = Resolver {
         conns: sentinels.into_iter().map(|a| (a, None)).collect(),
@@ -124,34 +141,60 @@ async fn unless_replaced<T>(
     }
 }
 
+/// Whether writes to the master behind `c` must be confirmed with `WAIT` (sync mode and a
+/// stock server); `None` when it did not answer.
+async fn needs_wait(record: &Record, c: &mut Conn) -> Option<bool> {
+    if !record.sync {
+        return Some(false);
+    }
+    match c.call(&["INFO", "server"]).await? {
+        Reply::Bulk(info) => Some(!info.windows(14).any(|w| w == b"vigil_version:")),
+        _ => None,
+    }
+}
+
+/// Whether the write just acknowledged by the master behind `c` is on a replica (`WAIT`
+/// counted at least one); `None` when the master was replaced or the connection failed.
+async fn confirmed(record: &Record, master: &str, c: &mut Conn) -> Option<bool> {
+    record.waited.store(true, Ordering::Relaxed);
+    match unless_replaced(record, master, c.call(&["WAIT", "1", WAIT_MS])).await? {
+        Reply::Other(n) => Some(n.strip_prefix(':')?.parse::<u64>().ok()? >= 1),
+        _ => None,
+    }
+}
+
 async fn writer(w: usize, record: Arc<Record>) {
-    let mut conn: Option<(String, Conn)> = None;
+    // The master's address, the connection, and whether its writes need `WAIT`.
+    let mut conn: Option<(String, Conn, bool)> = None;
     let mut seq = 0u64;
     let mut last_acked: Option<String> = None;
     while !record.stop.load(Ordering::Relaxed) {
-        let (master, c) = match conn.as_mut() {
-            Some(c) => (c.0.clone(), &mut c.1),
+        let (master, c, wait) = match conn.as_mut() {
+            Some(c) => (c.0.clone(), &mut c.1, c.2),
             None => {
                 let Some(addr) = record.master.lock().clone() else {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
                 };
-                match tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(&addr)).await {
-                    Ok(Ok(c)) => {
-                        conn = Some((addr, c));
-                        continue;
-                    }
-                    _ => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        continue;
-                    }
+                if let Ok(Ok(mut c)) =
+                    tokio::time::timeout(REQUEST_TIMEOUT, Conn::connect(&addr)).await
+                    && let Some(wait) = needs_wait(&record, &mut c).await
+                {
+                    conn = Some((addr, c, wait));
+                } else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                continue;
             }
         };
         seq += 1;
         let key = format!("drill:{w}:{seq}");
-        let reply =
+        let mut reply =
             unless_replaced(&record, &master, c.call(&["SET", &key, &seq.to_string()])).await;
+        if wait && reply == Some(Reply::Ok) && confirmed(&record, &master, c).await != Some(true) {
+            // Not on a replica within the timeout (or no answer): not acknowledged.
+            reply = None;
+        }
         match reply {
             Some(Reply::Ok) => {
                 record.acks.lock().push(Ack {
@@ -172,7 +215,8 @@ async fn writer(w: usize, record: Arc<Record>) {
                 }
                 tokio::time::sleep(PACE).await;
             }
-            // -READONLY, -NOREPLICAS, a dead or hung master: ask discovery again.
+            // -READONLY, -NOREPLICAS, a dead or hung master, a write no replica confirmed:
+            // ask discovery again.
             _ => {
                 conn = None;
                 tokio::time::sleep(Duration::from_millis(2)).await;
