@@ -202,8 +202,19 @@ impl Drop for SentinelProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test's temporary directory goes with it: keep the end of the log in the
+        // test's output, where a failure seen once (in CI) can still be understood.
+        if std::thread::panicking() {
+            let log = self.stderr();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n");
+            eprintln!("--- sentinel {} log, last lines ---\n{tail}", self.id);
+        }
     }
 }
+
+/// Lines of a sentinel's log a failing test prints.
+const LOG_TAIL: usize = 40;
 
 /// A `vigil node` child process; SIGKILLed on drop.
 pub struct NodeProc {

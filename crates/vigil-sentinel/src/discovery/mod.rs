@@ -34,9 +34,6 @@ use crate::ops::Ops;
 
 pub use commands::Handler;
 
-/// How long a `SENTINEL` subcommand's proposal waits for the Raft majority.
-const PROPOSE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The RESP endpoint's service.
 pub struct Discovery {
     /// The Raft driver (applied state, status).
@@ -84,7 +81,7 @@ impl Discovery {
             ops: Ops {
                 raft: raft.clone(),
                 nodes,
-                budget: PROPOSE,
+                budget: crate::driver::PROPOSAL_BUDGET,
             },
             raft,
             health,

@@ -49,8 +49,15 @@ pub enum DriverError {
     Stopped(String),
 }
 
-/// How long a client's or operator's call waits for the Raft majority before it is refused.
+/// How long a client's read waits for the Raft majority before it is refused: clients that
+/// asked a sentinel cut off from the majority go on to the next one.
 pub const CALL_BUDGET: Duration = Duration::from_secs(3);
+
+/// How long an operator's change (a proposal) waits to commit before it is refused. Longer
+/// than a read's: a change that commits after its caller gave up is reported as a failure
+/// that did not happen (and a retry's compare-and-swap then fails), and a loaded machine can
+/// hold a commit for seconds (a disk flush, a starved sentinel).
+pub const PROPOSAL_BUDGET: Duration = Duration::from_secs(10);
 
 /// Where messages to other sentinels go.
 pub trait Transport: Send + Sync + 'static {

@@ -9,7 +9,7 @@ use tonic::{Response, Status};
 use vigil_proto::sentinel as pb;
 
 use super::convert::{NewSentinel, driver_status};
-use super::{CALL_TIMEOUT, Sentinel};
+use super::{PROPOSAL_TIMEOUT, Sentinel};
 use crate::driver::DriverError;
 use crate::state::Command;
 
@@ -37,7 +37,7 @@ impl Sentinel {
     /// Commits `cmd`; acknowledges with the applied index.
     pub(super) async fn propose(&self, cmd: Command) -> Result<Response<pb::Ack>, Status> {
         self.raft
-            .propose(cmd, CALL_TIMEOUT)
+            .propose(cmd, PROPOSAL_TIMEOUT)
             .await
             .map_err(|e| self.status_of(e))?;
         Ok(Response::new(pb::Ack {
@@ -63,7 +63,7 @@ impl Sentinel {
         let mut cc = ConfChangeV2::default();
         cc.set_changes(vec![single].into());
         self.raft
-            .conf_change(cc, CALL_TIMEOUT)
+            .conf_change(cc, PROPOSAL_TIMEOUT)
             .await
             .map_err(|e| self.status_of(e))
     }
@@ -145,11 +145,11 @@ impl Sentinel {
             )));
         }
         self.raft.transfer_leader(to);
-        let deadline = Instant::now() + CALL_TIMEOUT;
+        let deadline = Instant::now() + PROPOSAL_TIMEOUT;
         while self.raft.status.read().leader != to {
             if Instant::now() > deadline {
                 return Err(Status::deadline_exceeded(format!(
-                    "sentinel {to} did not take over within {CALL_TIMEOUT:?}"
+                    "sentinel {to} did not take over within {PROPOSAL_TIMEOUT:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -35,8 +35,10 @@ use crate::peers::GrpcOpinions;
 use crate::storage::{DiskStorage, StoreError};
 use crate::transport::GrpcTransport;
 
-/// How long an API call waits for the Raft majority.
+/// How long an API read waits for the Raft majority.
 const CALL_TIMEOUT: std::time::Duration = crate::driver::CALL_BUDGET;
+/// How long an API change waits to commit.
+const PROPOSAL_TIMEOUT: std::time::Duration = crate::driver::PROPOSAL_BUDGET;
 
 /// Why the sentinel could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +228,7 @@ pub async fn run(
         ops: Ops {
             raft: raft.clone(),
             nodes: nodes.clone(),
-            budget: CALL_TIMEOUT,
+            budget: PROPOSAL_TIMEOUT,
         },
         raft,
         transport,

@@ -24,8 +24,8 @@ pub struct CtlArgs {
     /// Print JSON (one document; one object per line for `watch`) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long one call may take.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How long one call may take (a change waits up to 10 s for the sentinels to commit it).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// TLS to sentinels with `tls_grpc`.
     #[command(flatten)]
