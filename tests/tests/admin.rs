@@ -532,14 +532,21 @@ async fn kill_clients_by_type() {
     assert!(sub.is_closed());
 }
 
-/// A node with one worker thread (as `vigil up` runs them) keeps answering `GetStatus` while a
-/// script runs past `busy-reply-threshold`, and `SCRIPT KILL` still reaches it: a status call
-/// that waited for the store would hold the only worker until the script ended, and the
-/// sentinels would take the node for dead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_answers_while_a_script_runs_on_a_one_worker_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = managed_config(dir.path(), "n", "threads = 1\n", "");
+/// A managed master with one worker thread (as `vigil up` runs them) holding the key `k`, and
+/// a script looping on it past `busy-reply-threshold` (the node answers `-BUSY`): its admin
+/// client, a connection for commands, and the thread that sent the script (its reply).
+/// `before` runs on a connection of its own just before the script starts.
+async fn busy_one_worker_master(
+    dir: &std::path::Path,
+    before: impl FnOnce(u16) -> Option<RawConn>,
+) -> (
+    NodeProc,
+    Client,
+    RawConn,
+    Option<RawConn>,
+    std::thread::JoinHandle<Vec<u8>>,
+) {
+    let node = managed_config(dir, "n", "threads = 1\n", "");
     let mut c = admin(node.admin_port(), Some(TOKEN)).await;
     c.promote(PromoteRequest {
         epoch: 1,
@@ -550,12 +557,12 @@ async fn status_answers_while_a_script_runs_on_a_one_worker_node() {
     .unwrap();
     let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "k", "v"]), b"+OK\r\n");
-    let keys = status(&mut c).await.keys;
-    assert_eq!(keys, 1);
+    assert_eq!(status(&mut c).await.keys, 1);
     assert_eq!(
         r.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
         b"+OK\r\n"
     );
+    let kept = before(node.port);
     let port = node.port;
     let looping = std::thread::spawn(move || {
         let mut c = RawConn::connect(port).unwrap();
@@ -566,17 +573,83 @@ async fn status_answers_while_a_script_runs_on_a_one_worker_node() {
         assert!(Instant::now() < deadline, "the script never turned busy");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (node, c, r, kept, looping)
+}
+
+/// `SCRIPT KILL` ends the busy script, sent on a connection that gives up after 2 s (a node
+/// whose only worker waits for the store would never answer it).
+fn kill_script(port: u16, looping: std::thread::JoinHandle<Vec<u8>>) {
+    let mut k = RawConn::connect_to(&format!("127.0.0.1:{port}"), Duration::from_secs(2)).unwrap();
+    assert!(k.call(&["PING"]).starts_with(b"-BUSY"));
+    assert_eq!(k.call(&["SCRIPT", "KILL"]), b"+OK\r\n");
+    let killed = String::from_utf8_lossy(&looping.join().unwrap()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user"), "{killed}");
+}
+
+/// A node with one worker thread keeps answering `GetStatus` while a script runs past
+/// `busy-reply-threshold`, and `SCRIPT KILL` still reaches it: a status call that waited for
+/// the store would hold the only worker until the script ended, and the sentinels would take
+/// the node for dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_a_script_runs_on_a_one_worker_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, mut c, mut r, _, looping) = busy_one_worker_master(dir.path(), |_| None).await;
     for i in 0..5 {
         let st = tokio::time::timeout(Duration::from_secs(2), status(&mut c))
             .await
             .unwrap_or_else(|_| panic!("#{i}: GetStatus waited for the script"));
-        assert_eq!(st.keys, keys, "#{i}: the count from before the script");
+        assert_eq!(st.keys, 1, "#{i}: the count from before the script");
     }
-    assert_eq!(r.call(&["SCRIPT", "KILL"]), b"+OK\r\n");
-    let killed = String::from_utf8_lossy(&looping.join().unwrap()).into_owned();
-    assert!(killed.starts_with("-ERR Script killed by user"), "{killed}");
+    kill_script(node.port, looping);
     assert_eq!(status(&mut c).await.keys, 1);
     assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
+}
+
+/// A fence sent while a script runs waits for the script (whose writes passed the role check
+/// before it) without taking the only worker: `SCRIPT KILL` still runs, and the fence then
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_during_a_script_waits_for_it_and_script_kill_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _c, _r, _, looping) = busy_one_worker_master(dir.path(), |_| None).await;
+    let mut fc = admin(node.admin_port(), Some(TOKEN)).await;
+    let fence = tokio::spawn(async move { fc.fence(FenceRequest { epoch: 1 }).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !fence.is_finished(),
+        "the fence waits for the running script"
+    );
+    kill_script(node.port, looping);
+    let st = tokio::time::timeout(Duration::from_secs(5), fence)
+        .await
+        .expect("the fence completes once the script ends")
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert!(st.fenced, "{st:?}");
+    // The fence closed the clients' connections; a new one is answered.
+    let mut r = RawConn::connect(node.port).unwrap();
+    assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
+}
+
+/// A tracking client that disconnects while a script runs does not take the only worker to
+/// forget it: the node keeps answering `-BUSY` and `SCRIPT KILL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracking_client_leaving_during_a_script_does_not_stop_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _c, mut r, tracking, looping) = busy_one_worker_master(dir.path(), |port| {
+        let mut t = RawConn::connect(port).unwrap();
+        t.call(&["HELLO", "3"]);
+        assert_eq!(t.call(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
+        assert_eq!(t.call(&["GET", "k"]), b"$1\r\nv\r\n");
+        Some(t)
+    })
+    .await;
+    drop(tracking);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kill_script(node.port, looping);
+    assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
+    assert_eq!(r.call(&["SET", "k", "w"]), b"+OK\r\n");
 }
 
 /// A message whose field 2 is a number where ReplicateFrom has its `host` string.

@@ -146,7 +146,8 @@ impl NodeAdmin for AdminService {
             // Under the store lock, as every role change: nothing that passed the role check
             // before the fence (a command, a PING) lands after it, so the offset this call
             // reports is final.
-            let _store = self.node.store.lock();
+            // A running script is waited for (its writes passed the check), off the worker.
+            let _store = self.node.store_when_free().await;
             self.node.gate.fence();
         }
         self.node.wake_blocked();
@@ -241,7 +242,7 @@ impl NodeAdmin for AdminService {
         // Both under the store lock, which a view change takes too: a count read with the
         // pause in force is final, since no write to the slots can run after it.
         let (paused, (exporting, export_offset, export_generation)) = {
-            let _store = node.store.lock();
+            let _store = node.store_when_free().await;
             let paused = node.cluster_view().is_some_and(|v| {
                 v.migration
                     .as_ref()

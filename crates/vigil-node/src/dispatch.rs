@@ -91,7 +91,12 @@ impl Service for Node {
         self.unwatch_all(conn);
         self.monitors.remove(conn.info.id);
         if conn.state.tracking.take().is_some() {
-            self.store.lock().tracking().disable(conn.info.id);
+            // A running script holds the store for its whole run: not worth a parked worker.
+            if self.scripts.busy.running() {
+                self.untrack_later.lock().push(conn.info.id);
+            } else {
+                self.store.lock().tracking().disable(conn.info.id);
+            }
         }
     }
 }

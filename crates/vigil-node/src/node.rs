@@ -157,6 +157,9 @@ pub struct Node {
     /// PUBLISH forwarded to the cluster's other nodes.
     pub(crate) bus: crate::cluster::bus::Bus,
     /// The key count NodeAdmin's last status read, which a status during a script reports.
+    /// Tracking clients that disconnected while a script held the store: the background
+    /// tick forgets them once it ends, rather than a worker waiting for the lock.
+    pub(crate) untrack_later: Mutex<Vec<u64>>,
     pub(crate) status_keys: AtomicU64,
 }
 
@@ -221,6 +224,7 @@ impl Node {
             import: Default::default(),
             bus: Default::default(),
             status_keys: AtomicU64::new(0),
+            untrack_later: Mutex::new(Vec::new()),
         })
     }
 

@@ -29,6 +29,7 @@ pub(crate) async fn background(node: Arc<Node>) {
         if node.scripts.busy.running() {
             continue;
         }
+        forget_untracked(&node);
         active_expire(&node);
         if last_ping.elapsed() >= node.config.read().replication.ping_period {
             last_ping = Instant::now();
@@ -43,6 +44,18 @@ pub(crate) async fn background(node: Arc<Node>) {
             maybe_compact(&node);
             node.migrate.close_idle();
         }
+    }
+}
+
+/// Forgets the tracking clients that disconnected during a script ([`Node::untrack_later`]).
+fn forget_untracked(node: &Node) {
+    let ids = std::mem::take(&mut *node.untrack_later.lock());
+    if ids.is_empty() {
+        return;
+    }
+    let store = node.store.lock();
+    for id in ids {
+        store.tracking().disable(id);
     }
 }
 

@@ -115,7 +115,7 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
     // Decided under the store lock: a full sync's snapshot and the offset it starts the
     // stream at are one instant, and the link receives every byte after it.
     let (first_line, payload) = {
-        let store = node.store.lock();
+        let store = node.store_when_free().await;
         let mut feed = r.feed.lock();
         let cont = (want_off > 0)
             .then(|| feed.continue_from(&want_id, want_off as u64))

@@ -31,6 +31,30 @@ impl Node {
         }
     }
 
+    /// The store lock for a runtime task that must have it (a replica's sync, a fence, a
+    /// migration's status): while a script runs, holding the store for its whole run, the
+    /// task waits without parking its worker thread on the lock, so that (with one worker,
+    /// at once) `-BUSY`, `SCRIPT KILL` and the sentinels' calls still run meanwhile.
+    pub(crate) async fn store_when_free(&self) -> parking_lot::MutexGuard<'_, crate::db::Store> {
+        let busy = &self.scripts.busy;
+        loop {
+            let notified = busy.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !busy.running() {
+                // Other holders keep it for one command (or one batch): a short wait.
+                if let Some(g) = self
+                    .store
+                    .try_lock_for(std::time::Duration::from_millis(10))
+                {
+                    return g;
+                }
+                continue;
+            }
+            notified.await;
+        }
+    }
+
     /// The store lock for a data command, or `-BUSY` if a script that started meanwhile turns
     /// busy: the wait is bounded, so a worker thread is never parked for a whole script.
     pub(crate) fn lock_store(
