@@ -652,6 +652,53 @@ async fn a_tracking_client_leaving_during_a_script_does_not_stop_the_node() {
     assert_eq!(r.call(&["SET", "k", "w"]), b"+OK\r\n");
 }
 
+/// A replica with one worker thread running a long read-only script while its master keeps
+/// writing: the replication stream waits for the script without taking the only worker, so
+/// the replica answers `-BUSY` and `SCRIPT KILL`, then catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_running_a_script_still_answers_while_its_stream_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = managed(dir.path(), "a");
+    let b = managed_config(dir.path(), "b", "threads = 1\n", "");
+    let (_ca, mut cb) = promote_and_follow(&a, &b, 60_000).await;
+    let mut w = RawConn::connect(a.port).unwrap();
+    assert_eq!(w.call(&["SET", "k", "1"]), b"+OK\r\n");
+    let mut r = RawConn::connect(b.port).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.call(&["GET", "k"]) != b"$1\r\n1\r\n" {
+        assert!(Instant::now() < deadline, "the replica never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        r.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
+        b"+OK\r\n"
+    );
+    let port = b.port;
+    let looping = std::thread::spawn(move || {
+        let mut c = RawConn::connect(port).unwrap();
+        c.call(&["EVAL_RO", "while true do end", "0"])
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r.call(&["PING"]).starts_with(b"-BUSY") {
+        assert!(Instant::now() < deadline, "the script never turned busy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 2..50 {
+        assert_eq!(w.call(&["SET", "k", &i.to_string()]), b"+OK\r\n");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = tokio::time::timeout(Duration::from_secs(2), status(&mut cb))
+        .await
+        .expect("GetStatus answers during the script");
+    assert_eq!(st.role, Role::Replica as i32);
+    kill_script(b.port, looping);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.call(&["GET", "k"]) != b"$2\r\n49\r\n" {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A message whose field 2 is a number where ReplicateFrom has its `host` string.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Bogus {

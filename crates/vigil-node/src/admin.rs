@@ -99,6 +99,9 @@ impl NodeAdmin for AdminService {
     async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
         let _serial = self.serial.lock().await;
+        // The role change below takes the store lock: a running script is waited for here,
+        // off the worker (as by every call below that changes the store).
+        self.node.script_done().await;
         let epoch = Epoch::try_from(r.epoch)?;
         let lease = (r.lease_ttl_ms > 0)
             .then(|| self.lease_end(r.lease_ttl_ms, r.lease_since_node_ms))
@@ -124,6 +127,7 @@ impl NodeAdmin for AdminService {
     ) -> Result<Response<NodeStatus>, Status> {
         let t = Target::try_from(req.into_inner())?;
         let _serial = self.serial.lock().await;
+        self.node.script_done().await;
         let advanced = self.accept_epoch(t.epoch)?;
         let (host, port) = t.address(self.node.config.read().tls_replication);
         let role = Role::Replica {
@@ -186,6 +190,7 @@ impl NodeAdmin for AdminService {
         use crate::cluster::check::AdoptError;
         let v = req.into_inner();
         let _serial = self.serial.lock().await;
+        self.node.script_done().await;
         match self.node.set_cluster_view(&v) {
             Ok(digest) => Ok(Response::new(ClusterViewReply { digest })),
             Err(AdoptError::Refused(e @ ViewError::Older(_))) => {
@@ -226,6 +231,7 @@ impl NodeAdmin for AdminService {
         req: Request<ExportSlotsRequest>,
     ) -> Result<Response<Self::ExportSlotsStream>, Status> {
         let id = req.into_inner().id;
+        self.node.script_done().await;
         let stream = self
             .node
             .export_slots(id)
@@ -279,6 +285,7 @@ impl NodeAdmin for AdminService {
             }
             ranges.push((r.start as u16, r.end as u16));
         }
+        self.node.script_done().await;
         let deleted = self
             .node
             .drop_slots(&ranges, r.epoch)

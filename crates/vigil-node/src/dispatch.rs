@@ -88,15 +88,21 @@ impl Service for Node {
     }
 
     fn disconnected(&self, conn: &mut Conn<ConnState>) {
-        self.unwatch_all(conn);
         self.monitors.remove(conn.info.id);
-        if conn.state.tracking.take().is_some() {
-            // A running script holds the store for its whole run: not worth a parked worker.
-            if self.scripts.busy.running() {
-                self.untrack_later.lock().push(conn.info.id);
-            } else {
-                self.store.lock().tracking().disable(conn.info.id);
+        let tracking = conn.state.tracking.take().is_some();
+        // A running script holds the store for its whole run: what the client leaves there
+        // is undone by the background tick once it ends, not by a worker parked on the lock.
+        if self.scripts.busy.running() {
+            let mut later = self.leftovers.lock();
+            if tracking {
+                later.tracking.push(conn.info.id);
             }
+            later.watched.append(&mut conn.state.watched);
+            return;
+        }
+        self.unwatch_all(conn);
+        if tracking {
+            self.store.lock().tracking().disable(conn.info.id);
         }
     }
 }
@@ -196,14 +202,16 @@ impl Node {
             return;
         }
         // Held before queueing too, as Redis holds commands in a transaction.
-        // A pause that began while the command waited for the lease holds it too.
+        // A pause that began while the command waited for the lease holds it too, and a script
+        // that started meanwhile is waited for (or `-BUSY`) as above: the command must not
+        // take the store lock on a worker while the script holds it.
         loop {
             if !self.wait_for_pause(conn, &meta).await {
                 return;
             }
             let data = matches!(handler, Handler::Data(_));
             match self.wait_for_lease(conn, &meta, data).await {
-                LeaseWait::Go => break,
+                LeaseWait::Go => {}
                 LeaseWait::Renewed => continue,
                 LeaseWait::Left => return,
                 LeaseWait::Refused(r) => {
@@ -213,6 +221,16 @@ impl Node {
                     reject(conn, r);
                     return;
                 }
+            }
+            if !self.scripts.busy.running() || meta.name == "multi" {
+                break;
+            }
+            if let Some(r) = self.wait_for_script(&args).await {
+                if let Some(name) = stat {
+                    self.cmdstats.reject(name);
+                }
+                self.refuse(conn, meta.name, r);
+                return;
             }
         }
         if conn.state.multi.is_some() && !meta.flags.has(Flags::UNQUEUED) {

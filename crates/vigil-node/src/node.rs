@@ -91,6 +91,16 @@ pub(crate) struct Parts {
     pub cluster: Option<crate::cluster::View>,
 }
 
+/// What a disconnected client left in the store (tracking, WATCHes), kept while a script
+/// held the store.
+#[derive(Default)]
+pub(crate) struct Leftovers {
+    /// Tracking clients to forget.
+    pub(crate) tracking: Vec<u64>,
+    /// Watches to remove.
+    pub(crate) watched: Vec<crate::session::Watched>,
+}
+
 /// A running storage node.
 pub struct Node {
     /// Configuration (the mutable parts change through `CONFIG SET`).
@@ -157,9 +167,9 @@ pub struct Node {
     /// PUBLISH forwarded to the cluster's other nodes.
     pub(crate) bus: crate::cluster::bus::Bus,
     /// The key count NodeAdmin's last status read, which a status during a script reports.
-    /// Tracking clients that disconnected while a script held the store: the background
-    /// tick forgets them once it ends, rather than a worker waiting for the lock.
-    pub(crate) untrack_later: Mutex<Vec<u64>>,
+    /// What clients that disconnected while a script held the store left behind: the
+    /// background tick undoes it once the script ends, rather than a worker waiting for it.
+    pub(crate) leftovers: Mutex<Leftovers>,
     pub(crate) status_keys: AtomicU64,
 }
 
@@ -224,7 +234,7 @@ impl Node {
             import: Default::default(),
             bus: Default::default(),
             status_keys: AtomicU64::new(0),
-            untrack_later: Mutex::new(Vec::new()),
+            leftovers: Mutex::default(),
         })
     }
 

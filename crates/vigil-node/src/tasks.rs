@@ -29,7 +29,7 @@ pub(crate) async fn background(node: Arc<Node>) {
         if node.scripts.busy.running() {
             continue;
         }
-        forget_untracked(&node);
+        forget_leftovers(&node);
         active_expire(&node);
         if last_ping.elapsed() >= node.config.read().replication.ping_period {
             last_ping = Instant::now();
@@ -47,14 +47,17 @@ pub(crate) async fn background(node: Arc<Node>) {
     }
 }
 
-/// Forgets the tracking clients that disconnected during a script ([`Node::untrack_later`]).
-fn forget_untracked(node: &Node) {
-    let ids = std::mem::take(&mut *node.untrack_later.lock());
-    if ids.is_empty() {
+/// Undoes what clients that disconnected during a script left ([`Node::leftovers`]).
+fn forget_leftovers(node: &Node) {
+    let left = std::mem::take(&mut *node.leftovers.lock());
+    if left.tracking.is_empty() && left.watched.is_empty() {
         return;
     }
-    let store = node.store.lock();
-    for id in ids {
+    let mut store = node.store.lock();
+    for w in left.watched {
+        store.dbs[w.db].unwatch(&w.key, &w.flags);
+    }
+    for id in left.tracking {
         store.tracking().disable(id);
     }
 }

@@ -42,7 +42,7 @@ impl Node {
             let view_change = self.view_changed.notified();
             tokio::pin!(view_change);
             let on_timeout = {
-                let mut store = self.store.lock();
+                let mut store = self.store_when_free().await;
                 // In a cluster, the slot may have moved to another shard, or this node lost its
                 // lease or its master role, while we waited: the client is sent on (`MOVED`)
                 // or told the cluster is down (`CLUSTERDOWN`), as Redis Cluster redirects
@@ -176,6 +176,9 @@ impl Node {
         };
         conn.info.blocked.store(false, Ordering::Relaxed);
         conn.state.waiter = None;
+        if !waiting_on.is_empty() {
+            self.script_done().await;
+        }
         self.unblock(conn.db, &waiting_on, &notify);
         match result {
             Some(reply) => push_reply(conn, reply),

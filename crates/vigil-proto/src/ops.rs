@@ -44,9 +44,19 @@ pub async fn serve(
     source: Arc<dyn OpsSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Pages are built on the blocking pool: a node's reads its store, which a running script
+    // holds for its whole run, and a runtime worker must not wait for that.
     let app = Router::new().fallback(move |method: Method, uri: Uri| {
         let source = source.clone();
-        async move { respond(&*source, &method, &uri) }
+        async move {
+            tokio::task::spawn_blocking(move || respond(&*source, &method, &uri))
+                .await
+                .unwrap_or_else(|_| {
+                    let mut r = Response::new(Body::empty());
+                    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    r
+                })
+        }
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -22,6 +22,10 @@ const EVERY: Duration = Duration::from_millis(50);
 /// Keys one `DropSlots` call deletes at most, so the store lock is not held for long; the
 /// caller calls again until nothing is left.
 const DROP_MAX: usize = 20_000;
+/// How long a target asks again a source that refuses its export (its view behind).
+const SOURCE_LAG: Duration = Duration::from_secs(2);
+/// How often it asks meanwhile.
+const SOURCE_RETRY: Duration = Duration::from_millis(50);
 /// The largest chunk accepted from a source (a key's `RESTORE` can be large).
 const MAX_CHUNK: usize = 1 << 30;
 
@@ -66,7 +70,7 @@ impl Node {
                 Some(_) => {}
             }
             let step = {
-                let mut store = self.store.lock();
+                let mut store = self.store_when_free().await;
                 // Demotions happen under the store lock: a node that no longer leads its shard
                 // (its data may be another master's after a resync) copies nothing more.
                 if !self.gate.leads() {
@@ -300,9 +304,31 @@ async fn import(
             })
             .collect(),
     };
-    let mut stream = tokio::select! {
-        r = client.export_slots(req) => r.map_err(|e| format!("the source refused: {}", e.message()))?.into_inner(),
-        _ = cancel.cancelled() => return Ok(()),
+    // The sentinels push a view to every node at once, and the source's may land after this
+    // call (or the source's master be a moment from answering): a refusal is asked again
+    // for a while before the attempt counts as failed.
+    let asked = Instant::now();
+    let mut stream = loop {
+        let r = tokio::select! {
+            r = client.export_slots(req.clone()) => r,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        match r {
+            Ok(s) => break s.into_inner(),
+            Err(e)
+                if asked.elapsed() < SOURCE_LAG
+                    && matches!(
+                        e.code(),
+                        tonic::Code::FailedPrecondition | tonic::Code::Unavailable
+                    ) =>
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep(SOURCE_RETRY) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
+            }
+            Err(e) => return Err(format!("the source refused: {}", e.message())),
+        }
     };
     // What an earlier attempt left goes now, and only now: the source took its snapshot, so
     // it still had every key of the slots (it deletes them only after the commit, and then
@@ -311,7 +337,7 @@ async fn import(
     // A batch per hold of the store lock: a large leftover must not stop the node.
     loop {
         let deleted = {
-            let mut store = node.store.lock();
+            let mut store = node.store_when_free().await;
             if cancel.is_cancelled() {
                 return Ok(());
             }
@@ -355,6 +381,7 @@ async fn import(
             }
         }
         while !cmds.is_empty() {
+            node.script_done().await;
             match node.apply_imported(id, &cmds, ranges, cancel)? {
                 Applied::Done if cancel.is_cancelled() => return Ok(()),
                 Applied::Done => break,

@@ -186,6 +186,8 @@ async fn run(node: &Node, conn: &mut Conn<ConnState>, args: Args) {
             .filter(|(_, a)| **a)
             .map(|(s, _)| s)
             .collect();
+        // Another client's script may have started during the network wait.
+        node.script_done().await;
         delete_unchanged(node, conn, meta, &acked);
     }
     let reply = match (ex.error, ex.io) {

@@ -181,7 +181,7 @@ async fn session(
         let new_id = rest.trim();
         tracing::info!(master = %format!("{host}:{port}"), offset, "partial resync");
         if !new_id.is_empty() {
-            let _store = node.store.lock();
+            let _store = node.store_when_free().await;
             let mut feed = node.repl.feed.lock();
             if feed.replid != new_id {
                 feed.adopt_replid(new_id.to_string());
@@ -268,7 +268,7 @@ async fn load_full_sync(
     };
     let keys = fresh.total_keys();
     let dirty = {
-        let mut store = node.store.lock();
+        let mut store = node.store_when_free().await;
         if cancel.is_cancelled() {
             node.persist.release();
             return Ok(());
@@ -381,6 +381,9 @@ async fn stream_loop(
             let bytes = raw.split_to((unit_end - applied_to) as usize).freeze();
             let data_len = unit_data_end.saturating_sub(applied_to) as usize;
             applied_to = unit_end;
+            // A script on this replica holds the store: the stream waits for it, as Redis'
+            // single thread does, without holding the worker.
+            node.script_done().await;
             let seq = apply(
                 node,
                 std::mem::take(&mut ops),

@@ -31,27 +31,41 @@ impl Node {
         }
     }
 
-    /// The store lock for a runtime task that must have it (a replica's sync, a fence, a
-    /// migration's status): while a script runs, holding the store for its whole run, the
-    /// task waits without parking its worker thread on the lock, so that (with one worker,
-    /// at once) `-BUSY`, `SCRIPT KILL` and the sentinels' calls still run meanwhile.
-    pub(crate) async fn store_when_free(&self) -> parking_lot::MutexGuard<'_, crate::db::Store> {
+    /// Waits, without holding a worker thread, until no script runs: for a runtime task about
+    /// to run code that takes the store lock itself. A script holds the store for its whole
+    /// run, and a worker parked on the lock meanwhile (with one worker, at once) would stop
+    /// `-BUSY`, `SCRIPT KILL` and the sentinels' calls. Scripts start on runtime workers, so
+    /// with one worker none can start between this and a lock taken with no `.await` in
+    /// between; with more, at most one worker waits for one.
+    pub(crate) async fn script_done(&self) {
         let busy = &self.scripts.busy;
+        // The usual case, on hot paths (a replica's stream): no waiter registered.
+        if !busy.running() {
+            return;
+        }
         loop {
             let notified = busy.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if !busy.running() {
-                // Other holders keep it for one command (or one batch): a short wait.
-                if let Some(g) = self
-                    .store
-                    .try_lock_for(std::time::Duration::from_millis(10))
-                {
-                    return g;
-                }
-                continue;
+                return;
             }
             notified.await;
+        }
+    }
+
+    /// The store lock for a runtime task that must have it (a replica's sync, a fence, a
+    /// migration's status), taken once no script runs ([`Node::script_done`]).
+    pub(crate) async fn store_when_free(&self) -> parking_lot::MutexGuard<'_, crate::db::Store> {
+        loop {
+            self.script_done().await;
+            // Other holders keep it for one command (or one batch): a short wait.
+            if let Some(g) = self
+                .store
+                .try_lock_for(std::time::Duration::from_millis(10))
+            {
+                return g;
+            }
         }
     }
 
