@@ -565,7 +565,8 @@ async fn busy_one_worker_master(
     let kept = before(node.port);
     let port = node.port;
     let looping = std::thread::spawn(move || {
-        let mut c = RawConn::connect(port).unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let mut c = RawConn::connect_to(&addr, Duration::from_secs(60)).unwrap();
         c.call(&["EVAL", "while true do end", "0"])
     });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -632,16 +633,18 @@ async fn a_fence_during_a_script_waits_for_it_and_script_kill_still_runs() {
     assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
 }
 
-/// A tracking client that disconnects while a script runs does not take the only worker to
-/// forget it: the node keeps answering `-BUSY` and `SCRIPT KILL`.
+/// A client with `WATCH`es and tracking that disconnects while a script runs does not take
+/// the only worker to clean up after it: the node keeps answering `-BUSY` and `SCRIPT KILL`,
+/// and a transaction watching the same key afterwards runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tracking_client_leaving_during_a_script_does_not_stop_the_node() {
+async fn a_watching_client_leaving_during_a_script_does_not_stop_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let (node, _c, mut r, tracking, looping) = busy_one_worker_master(dir.path(), |port| {
         let mut t = RawConn::connect(port).unwrap();
         t.call(&["HELLO", "3"]);
         assert_eq!(t.call(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
         assert_eq!(t.call(&["GET", "k"]), b"$1\r\nv\r\n");
+        assert_eq!(t.call(&["WATCH", "k"]), b"+OK\r\n");
         Some(t)
     })
     .await;
@@ -649,7 +652,10 @@ async fn a_tracking_client_leaving_during_a_script_does_not_stop_the_node() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     kill_script(node.port, looping);
     assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
-    assert_eq!(r.call(&["SET", "k", "w"]), b"+OK\r\n");
+    assert_eq!(r.call(&["WATCH", "k"]), b"+OK\r\n");
+    assert_eq!(r.call(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(r.call(&["SET", "k", "w"]), b"+QUEUED\r\n");
+    assert_eq!(r.call(&["EXEC"]), b"*1\r\n+OK\r\n");
 }
 
 /// A replica with one worker thread running a long read-only script while its master keeps
@@ -675,7 +681,8 @@ async fn a_replica_running_a_script_still_answers_while_its_stream_waits() {
     );
     let port = b.port;
     let looping = std::thread::spawn(move || {
-        let mut c = RawConn::connect(port).unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let mut c = RawConn::connect_to(&addr, Duration::from_secs(60)).unwrap();
         c.call(&["EVAL_RO", "while true do end", "0"])
     });
     let deadline = Instant::now() + Duration::from_secs(10);

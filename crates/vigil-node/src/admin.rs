@@ -98,9 +98,11 @@ impl NodeAdmin for AdminService {
 
     async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
-        let _serial = self.serial.lock().await;
         // The role change below takes the store lock: a running script is waited for here,
-        // off the worker (as by every call below that changes the store).
+        // off the worker (as by every call below that changes the store), first without
+        // holding the serial lock, so that lease renewals are not queued behind the wait.
+        self.node.script_done().await;
+        let _serial = self.serial.lock().await;
         self.node.script_done().await;
         let epoch = Epoch::try_from(r.epoch)?;
         let lease = (r.lease_ttl_ms > 0)
@@ -126,6 +128,7 @@ impl NodeAdmin for AdminService {
         req: Request<ReplicateFromRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
         let t = Target::try_from(req.into_inner())?;
+        self.node.script_done().await;
         let _serial = self.serial.lock().await;
         self.node.script_done().await;
         let advanced = self.accept_epoch(t.epoch)?;
@@ -144,6 +147,8 @@ impl NodeAdmin for AdminService {
 
     async fn fence(&self, req: Request<FenceRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
+        // The script is waited for below; not while holding the serial lock.
+        self.node.script_done().await;
         let _serial = self.serial.lock().await;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         {
@@ -189,6 +194,7 @@ impl NodeAdmin for AdminService {
         use crate::cluster::ViewError;
         use crate::cluster::check::AdoptError;
         let v = req.into_inner();
+        self.node.script_done().await;
         let _serial = self.serial.lock().await;
         self.node.script_done().await;
         match self.node.set_cluster_view(&v) {

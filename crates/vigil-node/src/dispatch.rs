@@ -89,21 +89,17 @@ impl Service for Node {
 
     fn disconnected(&self, conn: &mut Conn<ConnState>) {
         self.monitors.remove(conn.info.id);
-        let tracking = conn.state.tracking.take().is_some();
-        // A running script holds the store for its whole run: what the client leaves there
-        // is undone by the background tick once it ends, not by a worker parked on the lock.
+        if conn.state.tracking.take().is_some() {
+            // The tracking table has its own lock: no need for the store's.
+            self.tracking.disable(conn.info.id);
+        }
+        // A running script holds the store for its whole run: the client's WATCHes are
+        // removed by the background tick once it ends, not by a worker parked on the lock.
         if self.scripts.busy.running() {
-            let mut later = self.leftovers.lock();
-            if tracking {
-                later.tracking.push(conn.info.id);
-            }
-            later.watched.append(&mut conn.state.watched);
+            self.leftovers.lock().append(&mut conn.state.watched);
             return;
         }
         self.unwatch_all(conn);
-        if tracking {
-            self.store.lock().tracking().disable(conn.info.id);
-        }
     }
 }
 
@@ -260,7 +256,17 @@ impl Node {
         let mark = conn.out.len();
         match handler {
             Handler::Conn(f) => f(conn, Args::new(args)),
-            Handler::Node(f) => f(self, conn, Args::new(args)),
+            Handler::Node(f) => {
+                f(self, conn, Args::new(args));
+                // A script that ran long gave this worker's other tasks to another thread
+                // (`engines::hand_off_worker`) and this task still runs on the script's: a
+                // pipelined second script would start here, ahead of a task on the worker
+                // that waits for the store (and then holds it for a whole script). Back to
+                // the scheduler first.
+                if self.scripts.busy.take_detached() {
+                    tokio::task::yield_now().await;
+                }
+            }
             Handler::Async(f) => f(self, conn, Args::new(args)).await,
             Handler::Data(f) if meta.flags.has(Flags::BLOCKING) => {
                 self.run_blocking(conn, &meta, f, args).await

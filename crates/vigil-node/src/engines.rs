@@ -63,8 +63,10 @@ impl Busy {
         self.base.elapsed().as_millis() as u64
     }
 
-    /// A script starts (under the store lock).
-    pub(crate) fn start(&self, name: &str, kind: Kind) {
+    /// A script starts (under the store lock); it ends when the guard drops, however the
+    /// run ends (a panic too: every waiter for the script would otherwise wait for good).
+    #[must_use = "the script ends when the guard drops"]
+    pub(crate) fn start(&self, name: &str, kind: Kind) -> Running<'_> {
         *self.current.lock() = Some((name.to_owned(), kind));
         self.started_ms.store(self.now_ms(), Ordering::Relaxed);
         self.busy.store(false, Ordering::Relaxed);
@@ -72,10 +74,17 @@ impl Busy {
         self.wrote.store(false, Ordering::Relaxed);
         self.detached.store(false, Ordering::Relaxed);
         self.running.store(true, Ordering::Release);
+        Running(self)
+    }
+
+    /// Whether the script that ran last handed its worker's other tasks over
+    /// ([`hand_off_worker`]); answered once, and never while one runs.
+    pub(crate) fn take_detached(&self) -> bool {
+        !self.running() && self.detached.swap(false, Ordering::Relaxed)
     }
 
     /// The script ended (still under the store lock): waiting clients go on.
-    pub(crate) fn finish(&self) {
+    fn finish(&self) {
         self.running.store(false, Ordering::Release);
         self.busy.store(false, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
@@ -196,6 +205,15 @@ pub enum Kind {
     Script,
     /// FCALL.
     Function,
+}
+
+/// A running script ([`Busy::start`]); dropping it ends it.
+pub(crate) struct Running<'a>(&'a Busy);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 /// A script still running at its first tick (some 100,000 Lua instructions) gives its tokio

@@ -91,16 +91,6 @@ pub(crate) struct Parts {
     pub cluster: Option<crate::cluster::View>,
 }
 
-/// What a disconnected client left in the store (tracking, WATCHes), kept while a script
-/// held the store.
-#[derive(Default)]
-pub(crate) struct Leftovers {
-    /// Tracking clients to forget.
-    pub(crate) tracking: Vec<u64>,
-    /// Watches to remove.
-    pub(crate) watched: Vec<crate::session::Watched>,
-}
-
 /// A running storage node.
 pub struct Node {
     /// Configuration (the mutable parts change through `CONFIG SET`).
@@ -166,10 +156,10 @@ pub struct Node {
     pub(crate) import: crate::cluster::import::Importer,
     /// PUBLISH forwarded to the cluster's other nodes.
     pub(crate) bus: crate::cluster::bus::Bus,
+    /// WATCHes of clients that disconnected while a script held the store: the background
+    /// tick removes them once it ends, rather than a worker waiting for the lock.
+    pub(crate) leftovers: Mutex<Vec<crate::session::Watched>>,
     /// The key count NodeAdmin's last status read, which a status during a script reports.
-    /// What clients that disconnected while a script held the store left behind: the
-    /// background tick undoes it once the script ends, rather than a worker waiting for it.
-    pub(crate) leftovers: Mutex<Leftovers>,
     pub(crate) status_keys: AtomicU64,
 }
 

@@ -47,18 +47,15 @@ pub(crate) async fn background(node: Arc<Node>) {
     }
 }
 
-/// Undoes what clients that disconnected during a script left ([`Node::leftovers`]).
+/// Removes the WATCHes of clients that disconnected during a script ([`Node::leftovers`]).
 fn forget_leftovers(node: &Node) {
     let left = std::mem::take(&mut *node.leftovers.lock());
-    if left.tracking.is_empty() && left.watched.is_empty() {
+    if left.is_empty() {
         return;
     }
     let mut store = node.store.lock();
-    for w in left.watched {
+    for w in left {
         store.dbs[w.db].unwatch(&w.key, &w.flags);
-    }
-    for id in left.tracking {
-        store.tracking().disable(id);
     }
 }
 

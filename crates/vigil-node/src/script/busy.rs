@@ -34,9 +34,9 @@ impl Node {
     /// Waits, without holding a worker thread, until no script runs: for a runtime task about
     /// to run code that takes the store lock itself. A script holds the store for its whole
     /// run, and a worker parked on the lock meanwhile (with one worker, at once) would stop
-    /// `-BUSY`, `SCRIPT KILL` and the sentinels' calls. Scripts start on runtime workers, so
-    /// with one worker none can start between this and a lock taken with no `.await` in
-    /// between; with more, at most one worker waits for one.
+    /// `-BUSY`, `SCRIPT KILL` and the sentinels' calls. A script can still start between
+    /// this and a lock taken after it (on another worker, or on the thread a long script
+    /// handed its worker from, which yields once it ends): then one worker waits for it.
     pub(crate) async fn script_done(&self) {
         let busy = &self.scripts.busy;
         // The usual case, on hot paths (a replica's stream): no waiter registered.

@@ -336,7 +336,7 @@ impl Node {
             let f = &host.store.functions;
             *self.scripts.busy.shown.lock() = Some((command, f.libs.len(), f.function_count()));
         }
-        self.scripts.busy.start(&name, call.kind);
+        let running = self.scripts.busy.start(&name, call.kind);
         // A script that runs long hands this worker's other tasks over at its first tick
         // (`engines::Busy::tick`), not here: the hand-off costs more than a short script.
         let reply = match call.kind {
@@ -358,7 +358,7 @@ impl Node {
         let reply =
             reply.unwrap_or_else(|| Reply::error("NOSCRIPT No matching script. Please use EVAL."));
         self.propagate_atomically(conn, props);
-        self.scripts.busy.finish();
+        drop(running);
         reply
     }
 

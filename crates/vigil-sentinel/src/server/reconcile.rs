@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{PROPOSAL_TIMEOUT, Sentinel};
+use super::{CALL_TIMEOUT, Sentinel};
 use crate::config::SentinelConfig;
 use crate::state::{Command, GroupSpec};
 
@@ -197,18 +197,14 @@ pub(super) async fn background(
                 id: config.id,
                 address: me,
             };
-            if let Err(e) = s.raft.propose(cmd, PROPOSAL_TIMEOUT).await {
+            if let Err(e) = s.raft.propose(cmd, CALL_TIMEOUT).await {
                 tracing::debug!(error = %e, "RESP address not announced yet");
             }
         }
         if s.raft.status.read().is_leader {
             for spec in missing {
                 let name = spec.name.clone();
-                match s
-                    .raft
-                    .propose(Command::Monitor(spec), PROPOSAL_TIMEOUT)
-                    .await
-                {
+                match s.raft.propose(Command::Monitor(spec), CALL_TIMEOUT).await {
                     Ok(()) => tracing::info!(group = %name, "monitoring the configured group"),
                     Err(e) => {
                         tracing::warn!(group = %name, error = %e, "cannot add the configured group yet")
