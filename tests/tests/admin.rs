@@ -558,23 +558,34 @@ async fn busy_one_worker_master(
     let mut r = RawConn::connect(node.port).unwrap();
     assert_eq!(r.call(&["SET", "k", "v"]), b"+OK\r\n");
     assert_eq!(status(&mut c).await.keys, 1);
+    let kept = before(node.port);
+    let looping = loop_script(node.port, &mut r, "EVAL").await;
+    (node, c, r, kept, looping)
+}
+
+/// Starts a script looping for ever (`verb`: EVAL or EVAL_RO) on the node at `port`, past a
+/// 100 ms `busy-reply-threshold`, and waits until `r` gets `-BUSY`; the thread that sent it
+/// returns its reply.
+async fn loop_script(
+    port: u16,
+    r: &mut RawConn,
+    verb: &'static str,
+) -> std::thread::JoinHandle<Vec<u8>> {
     assert_eq!(
         r.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
         b"+OK\r\n"
     );
-    let kept = before(node.port);
-    let port = node.port;
     let looping = std::thread::spawn(move || {
         let addr = format!("127.0.0.1:{port}");
         let mut c = RawConn::connect_to(&addr, Duration::from_secs(60)).unwrap();
-        c.call(&["EVAL", "while true do end", "0"])
+        c.call(&[verb, "while true do end", "0"])
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while !r.call(&["PING"]).starts_with(b"-BUSY") {
         assert!(Instant::now() < deadline, "the script never turned busy");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (node, c, r, kept, looping)
+    looping
 }
 
 /// `SCRIPT KILL` ends the busy script, sent on a connection that gives up after 2 s (a node
@@ -675,21 +686,7 @@ async fn a_replica_running_a_script_still_answers_while_its_stream_waits() {
         assert!(Instant::now() < deadline, "the replica never synced");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        r.call(&["CONFIG", "SET", "busy-reply-threshold", "100"]),
-        b"+OK\r\n"
-    );
-    let port = b.port;
-    let looping = std::thread::spawn(move || {
-        let addr = format!("127.0.0.1:{port}");
-        let mut c = RawConn::connect_to(&addr, Duration::from_secs(60)).unwrap();
-        c.call(&["EVAL_RO", "while true do end", "0"])
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !r.call(&["PING"]).starts_with(b"-BUSY") {
-        assert!(Instant::now() < deadline, "the script never turned busy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let looping = loop_script(b.port, &mut r, "EVAL_RO").await;
     for i in 2..50 {
         assert_eq!(w.call(&["SET", "k", &i.to_string()]), b"+OK\r\n");
     }
