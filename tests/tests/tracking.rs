@@ -3,9 +3,9 @@
 //! `__redis__:invalidate` subscriber, OPTIN/OPTOUT, NOLOOP, BCAST prefixes, flushes, expiry,
 //! transactions and scripts; then node-redis' cache and redis-py's tracking API on a real node.
 
-use vigil_tests::NodeProc;
 use vigil_tests::client_script::Client;
 use vigil_tests::sessions::assert_sessions_match;
+use vigil_tests::{NodeProc, RedisProc};
 
 #[test]
 fn default_mode_in_resp3_matches_redis() {
@@ -211,4 +211,64 @@ fn node_redis_cache_and_redis_py_tracking_see_invalidations() {
     )
     .finish();
     Client::spawn("python", "tests/clients/python/caching.py", &[port]).finish();
+}
+
+/// `INFO clients`' `tracking_clients` on a server at `port` after each step: two clients
+/// start tracking (one RESP2 with a redirect, one BCAST), one turns it off, the other leaves.
+fn tracking_clients_through_a_session(port: u16) -> Vec<u64> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut watcher = client.get_connection().unwrap();
+    let count = |c: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("tracking_clients:"))
+            .unwrap_or_else(|| panic!("no tracking_clients in {info:?}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut seen = vec![count(&mut watcher)];
+    let target: i64 = redis::cmd("CLIENT").arg("ID").query(&mut watcher).unwrap();
+    let mut a = client.get_connection().unwrap();
+    let mut b = client.get_connection().unwrap();
+    let on = |c: &mut redis::Connection, extra: &[&str]| {
+        let _: () = redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("on")
+            .arg("REDIRECT")
+            .arg(target)
+            .arg(extra)
+            .query(c)
+            .unwrap();
+    };
+    on(&mut a, &[]);
+    seen.push(count(&mut watcher));
+    on(&mut b, &["BCAST", "PREFIX", "p:"]);
+    // Turning it on again changes nothing.
+    on(&mut a, &[]);
+    seen.push(count(&mut watcher));
+    let _: () = redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("off")
+        .query(&mut a)
+        .unwrap();
+    seen.push(count(&mut watcher));
+    drop(b);
+    // The server notices the disconnect on its own time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count(&mut watcher) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    seen.push(count(&mut watcher));
+    seen
+}
+
+#[test]
+fn info_counts_tracking_clients_as_redis_does() {
+    let redis = RedisProc::start();
+    let expected = tracking_clients_through_a_session(redis.port);
+    assert_eq!(expected, [0, 1, 2, 1, 0], "redis-server");
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("node"), &[]);
+    assert_eq!(tracking_clients_through_a_session(node.port), expected);
 }

@@ -76,6 +76,18 @@ impl AdminService {
         }
     }
 
+    /// The serial lock of the calls that change the role or the view, taken once no script
+    /// runs: those changes take the store lock, which a script holds for its whole run. The
+    /// script is waited for off the worker, first without the serial lock, so that lease
+    /// renewals are not queued behind the wait, then again under it, as one may have
+    /// started meanwhile.
+    async fn serial_after_script(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.node.script_done().await;
+        let serial = self.serial.lock().await;
+        self.node.script_done().await;
+        serial
+    }
+
     /// The lease end for `ttl_ms` counted from the node clock reading `since_ms` (0: now).
     fn lease_end(&self, ttl_ms: u64, since_ms: u64) -> Result<Instant, Status> {
         let end = admin::lease_end_ms(ttl_ms, since_ms, self.node.clock_ms())?;
@@ -98,12 +110,7 @@ impl NodeAdmin for AdminService {
 
     async fn promote(&self, req: Request<PromoteRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
-        // The role change below takes the store lock: a running script is waited for here,
-        // off the worker (as by every call below that changes the store), first without
-        // holding the serial lock, so that lease renewals are not queued behind the wait.
-        self.node.script_done().await;
-        let _serial = self.serial.lock().await;
-        self.node.script_done().await;
+        let _serial = self.serial_after_script().await;
         let epoch = Epoch::try_from(r.epoch)?;
         let lease = (r.lease_ttl_ms > 0)
             .then(|| self.lease_end(r.lease_ttl_ms, r.lease_since_node_ms))
@@ -128,9 +135,7 @@ impl NodeAdmin for AdminService {
         req: Request<ReplicateFromRequest>,
     ) -> Result<Response<NodeStatus>, Status> {
         let t = Target::try_from(req.into_inner())?;
-        self.node.script_done().await;
-        let _serial = self.serial.lock().await;
-        self.node.script_done().await;
+        let _serial = self.serial_after_script().await;
         let advanced = self.accept_epoch(t.epoch)?;
         let (host, port) = t.address(self.node.config.read().tls_replication);
         let role = Role::Replica {
@@ -147,9 +152,7 @@ impl NodeAdmin for AdminService {
 
     async fn fence(&self, req: Request<FenceRequest>) -> Result<Response<NodeStatus>, Status> {
         let r = req.into_inner();
-        // The script is waited for below; not while holding the serial lock.
-        self.node.script_done().await;
-        let _serial = self.serial.lock().await;
+        let _serial = self.serial_after_script().await;
         self.accept_epoch(Epoch::try_from(r.epoch)?)?;
         {
             // Under the store lock, as every role change: nothing that passed the role check
@@ -194,9 +197,7 @@ impl NodeAdmin for AdminService {
         use crate::cluster::ViewError;
         use crate::cluster::check::AdoptError;
         let v = req.into_inner();
-        self.node.script_done().await;
-        let _serial = self.serial.lock().await;
-        self.node.script_done().await;
+        let _serial = self.serial_after_script().await;
         match self.node.set_cluster_view(&v) {
             Ok(digest) => Ok(Response::new(ClusterViewReply { digest })),
             Err(AdoptError::Refused(e @ ViewError::Older(_))) => {

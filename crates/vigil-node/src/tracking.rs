@@ -120,6 +120,11 @@ impl Tracking {
         self.active.load(Ordering::Relaxed) > 0
     }
 
+    /// Clients tracking now (`INFO`'s `tracking_clients`).
+    pub fn clients(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Names the client whose command runs now (call under the store lock; 0: none, as when
     /// applying a master's stream).
     pub fn set_current(&self, id: u64) {

@@ -140,9 +140,10 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                 let (blocked, pubsub) = node.shared.clients.counts();
                 let _ = write!(
                     out,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\ntracking_clients:0\r\npubsub_clients:{pubsub}\r\nclients_in_timeout_table:{blocked}\r\n",
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\ntracking_clients:{}\r\npubsub_clients:{pubsub}\r\nclients_in_timeout_table:{blocked}\r\n",
                     node.shared.clients.len(),
                     node.shared.limits.read().maxclients,
+                    node.tracking.clients(),
                 );
             }
             "memory" => {

@@ -126,6 +126,22 @@ pub struct Report {
     pub passed: bool,
 }
 
+impl Report {
+    /// What was drilled and how, as the text summary and the page title both say it:
+    /// `kill-master (vigil backend, sync mode, down_after 1000 ms`, unclosed.
+    fn setting(&self) -> String {
+        let wait = if self.confirmed_with_wait {
+            ", writes confirmed with WAIT 1"
+        } else {
+            ""
+        };
+        format!(
+            "{} ({} backend, {} mode{wait}, down_after {} ms",
+            self.scenario, self.backend, self.mode, self.down_after_ms
+        )
+    }
+}
+
 /// Spreads and totals over the rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -231,16 +247,8 @@ pub fn text(r: &Report) -> String {
         format!("{}/{} ok", s.rounds_ok, r.rounds.len()),
     ]);
     format!(
-        "Drill {} ({} backend, {} mode{}, down_after {} ms, {} writers): {}\n{}",
-        r.scenario,
-        r.backend,
-        r.mode,
-        if r.confirmed_with_wait {
-            ", writes confirmed with WAIT 1"
-        } else {
-            ""
-        },
-        r.down_after_ms,
+        "Drill {}, {} writers): {}\n{}",
+        r.setting(),
         r.writers,
         if r.passed { "PASSED" } else { "FAILED" },
         crate::ctl::render::table(&rows)
@@ -282,16 +290,8 @@ pub fn html(r: &Report) -> String {
     HTML.replace(
         "{{TITLE}}",
         &escape(&format!(
-            "Vigil drill: {} ({} backend, {} mode{}, down_after {} ms) — {}",
-            r.scenario,
-            r.backend,
-            r.mode,
-            if r.confirmed_with_wait {
-                ", writes confirmed with WAIT 1"
-            } else {
-                ""
-            },
-            r.down_after_ms,
+            "Vigil drill: {}) — {}",
+            r.setting(),
             if r.passed { "passed" } else { "FAILED" }
         )),
     )
@@ -441,5 +441,25 @@ mod tests {
         let page = html(&r);
         assert_eq!(page.matches("</script>").count(), 2, "{page}");
         assert!(page.contains("&lt;/script&gt;&lt;b&gt;"));
+        assert!(
+            page.contains(
+                "<title>Vigil drill: kill-master (vigil backend, sync mode, down_after 1000 ms) — passed</title>"
+            ),
+            "{page}"
+        );
+        let mut stock = r.clone();
+        stock.backend = "redis-resp".into();
+        stock.confirmed_with_wait = true;
+        assert!(
+            text(&stock).starts_with(
+                "Drill kill-master (redis-resp backend, sync mode, writes confirmed with WAIT 1, down_after 1000 ms, 1 writers): PASSED\n"
+            ),
+            "{}",
+            text(&stock)
+        );
+        assert!(
+            html(&stock)
+                .contains("sync mode, writes confirmed with WAIT 1, down_after 1000 ms) — passed")
+        );
     }
 }
