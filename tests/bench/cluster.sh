@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Vigil sharded cluster beside Redis Cluster, in the same run on the same machine (release
 # build), each measured by the same client code (tests/bench/cluster_bench.py):
-#  1. throughput: redis-benchmark --cluster -t set,get -P 16 (N requests, 50 clients);
+#  1. throughput: redis-benchmark --cluster -t set,get -P 16 (N requests, 50 clients), TPUT_RUNS
+#     runs a side (default 3), the sides taking turns, each run on a fresh cluster;
 #  2. failover: SIGKILL of the master of slot 0 -> first acknowledged write on slot 0, ROUNDS
 #     rounds (default 5), the kills at least GAP_S (default 7) seconds apart; Redis Cluster's
 #     cluster-node-timeout = Vigil's down_after (DOWN_AFTER_MS, default 1000);
@@ -55,14 +56,10 @@ else:
 PY
 }
 
-# TPUT_RUNS runs of the throughput test on each side (default 3); the report takes each side's
-# median: on a shared 2-core machine one run of either side varies by 10 % or more.
+# One run of the throughput test, appended to OUT.
 bench() { # SEED OUT: "test,rps" lines (redis-benchmark --cluster prints the masters first)
-  : >"$2"
-  for _ in $(seq "$TPUT_RUNS"); do
-    redis-benchmark --cluster -h 127.0.0.1 -p "$1" -t set,get -P 16 -n "$N" -c 50 -q --csv \
-      | csv_rps | grep -E '^[A-Z]+,[0-9.]+$' >>"$2"
-  done
+  redis-benchmark --cluster -h 127.0.0.1 -p "$1" -t set,get -P 16 -n "$N" -c 50 -q --csv \
+    | csv_rps | grep -E '^[A-Z]+,[0-9.]+$' >>"$2"
 }
 
 # Sets ROUNDS failover times (one JSON line each) in $res/$1-failover.jsonl; RESTART is the
@@ -112,12 +109,14 @@ migrate() {
   python3 -c "print($t1 - $t0)" >"$res/$name-migrate-s"
 }
 
-# --- Redis Cluster ---------------------------------------------------------------------------
-if [[ " $ONLY " == *" redis "* ]]; then
-echo "Redis Cluster: 3 masters + 3 replicas" >&2
-rb=$(free_block 6)
-rports=()
+has() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# --- The two clusters ------------------------------------------------------------------------
+# Each side is started afresh for every phase and stopped (its files deleted) before the other
+# starts: nothing one side left behind (a server, gigabytes of append-only file still being
+# written back) runs during the other's measurement.
 declare -A rpid
+rports=()
 start_redis() {
   local p=$1
   mkdir -p "$WORK/r$p"
@@ -128,29 +127,31 @@ start_redis() {
   PIDS+=("$!")
   wait_ping "$p"
 }
-for i in $(seq 0 5); do rports+=($((rb + i))); start_redis $((rb + i)); done
-redis-cli --cluster create $(printf '127.0.0.1:%s ' "${rports[@]}") --cluster-replicas 1 \
-  --cluster-yes >"$WORK/redis-create.log"
-rseed="127.0.0.1:${rports[0]}"
-"${PY[@]}" wait-ok "$rseed" 3
-bench "${rports[0]}" "$res/redis-bench.csv"
-failovers redis "$rseed" start_redis
-"${PY[@]}" wait-ok "$rseed" 3
-sleep 2
-src=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^0-/ { print $1 }')
-dst=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^5461-/ { print $1 }')
-migrate redis "$rseed" redis-cli --cluster reshard "$rseed" --cluster-from "$src" \
-  --cluster-to "$dst" --cluster-slots 1000 --cluster-yes --cluster-pipeline 100
-for p in "${rports[@]}"; do kill -9 "${rpid[$p]}" 2>/dev/null || true; done
-fi
+redis_up() { # sets rports, rseed
+  local rb
+  rb=$(free_block 6)
+  rports=()
+  for i in $(seq 0 5); do rports+=($((rb + i))); start_redis $((rb + i)); done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${rports[@]}") --cluster-replicas 1 \
+    --cluster-yes >"$WORK/redis-create.log"
+  rseed="127.0.0.1:${rports[0]}"
+  "${PY[@]}" wait-ok "$rseed" 3
+}
+redis_down() {
+  # Each reaped at once, quietly: bash reports a SIGKILLed job it notices later.
+  for p in "${rports[@]}"; do
+    { kill -9 "${rpid[$p]}" && wait "${rpid[$p]}"; } 2>/dev/null || true
+    rm -rf "$WORK/r$p"
+  done
+  rports=()
+}
 
-# --- Vigil -----------------------------------------------------------------------------------
-if [[ " $ONLY " == *" vigil "* ]]; then
-echo "Vigil: vigil up --shards 3 ($MODE mode)" >&2
-vb=$(free_block 36)
 sync=0
 [ "$MODE" = sync ] && sync=1
-cat >"$WORK/vigil-up.toml" <<EOF
+UP=""
+vigil_up() { # sets vb, vseed, UP
+  vb=$(free_block 36)
+  cat >"$WORK/vigil-up.toml" <<EOF
 base_port = $vb
 admin_base_port = $((vb + 9))
 grpc_base_port = $((vb + 18))
@@ -164,22 +165,67 @@ node_token = "bench-node-token"
 shards = 3
 shard_replicas = 1
 EOF
-"$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
-UP=$!
+  rm -rf "$WORK/vigil-up"
+  "$VIGIL" up --config "$WORK/vigil-up.toml" --dir "$WORK/vigil-up" >"$WORK/vigil-up.log" 2>&1 &
+  UP=$!
+  vseed="127.0.0.1:$vb"
+  "${PY[@]}" wait-ok "$vseed" 3
+}
 # `vigil up` stops its nodes and sentinels on SIGTERM (SIGKILL would leave them running).
-# The logs are kept in target/bench/cluster-logs, so that a slow round can be explained.
+vigil_down() {
+  [ -n "$UP" ] || return 0
+  kill -TERM "$UP" 2>/dev/null || true
+  wait "$UP" 2>/dev/null || true
+  UP=""
+}
+# The last Vigil cluster's logs are kept in target/bench/cluster-logs, so that a slow round can
+# be explained.
 keep_logs() {
   rm -rf target/bench/cluster-logs; mkdir -p target/bench/cluster-logs
   cp "$WORK/vigil-up.log" "$WORK"/vigil-up/*.log target/bench/cluster-logs/ 2>/dev/null || true
   cp "$res"/vigil-failover.jsonl target/bench/cluster-logs/ 2>/dev/null || true
 }
-trap 'kill -TERM "$UP" 2>/dev/null; wait "$UP" 2>/dev/null; keep_logs; cleanup' EXIT
-vseed="127.0.0.1:$vb"
-"${PY[@]}" wait-ok "$vseed" 3
-bench "$vb" "$res/vigil-bench.csv"
-failovers vigil "$vseed" ""
-migrate vigil "$vseed" "$VIGIL" ctl --sentinel "127.0.0.1:$((vb + 18))" --token bench-token \
-  cluster move-slots mycluster --from shard1 --to shard2 --slots 0-999
+trap 'vigil_down; keep_logs; cleanup' EXIT
+
+# --- Throughput: the sides take turns ---------------------------------------------------------
+# Run by run, Redis Cluster then Vigil, each on a fresh cluster: a drift of the machine over the
+# minutes the benchmark takes (another guest on the host, the page cache) falls on both sides.
+: >"$res/redis-bench.csv"
+: >"$res/vigil-bench.csv"
+for run in $(seq "$TPUT_RUNS"); do
+  if has redis; then
+    echo "throughput run $run/$TPUT_RUNS: Redis Cluster, 3 masters + 3 replicas" >&2
+    redis_up
+    bench "${rports[0]}" "$res/redis-bench.csv"
+    redis_down
+  fi
+  if has vigil; then
+    echo "throughput run $run/$TPUT_RUNS: Vigil, vigil up --shards 3 ($MODE mode)" >&2
+    vigil_up
+    bench "$vb" "$res/vigil-bench.csv"
+    vigil_down
+  fi
+done
+
+# --- Failover and migration, one side after the other ----------------------------------------
+if has redis; then
+  echo "failovers and migration: Redis Cluster" >&2
+  redis_up
+  failovers redis "$rseed" start_redis
+  "${PY[@]}" wait-ok "$rseed" 3
+  sleep 2
+  src=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^0-/ { print $1 }')
+  dst=$(redis-cli -p "${rports[1]}" cluster nodes | awk '/master/ && $9 ~ /^5461-/ { print $1 }')
+  migrate redis "$rseed" redis-cli --cluster reshard "$rseed" --cluster-from "$src" \
+    --cluster-to "$dst" --cluster-slots 1000 --cluster-yes --cluster-pipeline 100
+  redis_down
+fi
+if has vigil; then
+  echo "failovers and migration: Vigil ($MODE mode)" >&2
+  vigil_up
+  failovers vigil "$vseed" ""
+  migrate vigil "$vseed" "$VIGIL" ctl --sentinel "127.0.0.1:$((vb + 18))" --token bench-token \
+    cluster move-slots mycluster --from shard1 --to shard2 --slots 0-999
 fi
 [ "$ONLY" = "redis vigil" ] || exit 0
 
@@ -198,7 +244,7 @@ def cell(xs):
     return f"{statistics.median(xs):,.0f} ({min(xs) / 1e3:,.0f}k–{max(xs) / 1e3:,.0f}k)"
 r, v = rps("redis"), rps("vigil")
 print(f"Redis Cluster (3 masters + 3 replicas, appendonly everysec) and Vigil (`vigil up --shards 3`, a replica each, {mode} mode), "
-      f"same machine, one after the other; throughput is the median of {runs} runs (their range in brackets).\n")
+      f"same machine; throughput is the median of {runs} runs per side (their range in brackets), the sides taking turns run by run, each run on a fresh cluster.\n")
 print(f"| redis-benchmark --cluster -P 16 -c 50 -n {int(n):,} | Redis Cluster req/s | Vigil req/s | ratio of medians |")
 print("| --- | --- | --- | --- |")
 for t in r:
