@@ -99,7 +99,7 @@ migrate() {
     echo "$name: the migration failed: $*" >&2
     cat "$WORK/$name-migrate.log" >&2
     # Vigil's events say why each attempt started over.
-    grep -a "migration" "$WORK/vigil-up.log" 2>/dev/null | tail -20 >&2 || true
+    if [ "$name" = vigil ]; then grep -a "migration" "$WORK/vigil-up.log" | tail -20 >&2 || true; fi
     exit 1
   fi
   t1=$(date +%s.%N)
@@ -138,12 +138,18 @@ redis_up() { # sets rports, rseed
   "${PY[@]}" wait-ok "$rseed" 3
 }
 redis_down() {
+  local gone=" "
   # Each reaped at once, quietly: bash reports a SIGKILLed job it notices later.
   for p in "${rports[@]}"; do
     { kill -9 "${rpid[$p]}" && wait "${rpid[$p]}"; } 2>/dev/null || true
+    gone+="${rpid[$p]} "
     rm -rf "$WORK/r$p"
   done
   rports=()
+  # Reaped: off the list the exit kills, whose numbers the system may give to others.
+  local keep=()
+  for p in "${PIDS[@]}"; do [[ "$gone" == *" $p "* ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
 }
 
 sync=0
@@ -177,6 +183,8 @@ vigil_down() {
   kill -TERM "$UP" 2>/dev/null || true
   wait "$UP" 2>/dev/null || true
   UP=""
+  # The nodes' and sentinels' data; their logs stay for keep_logs.
+  find "$WORK/vigil-up" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} + 2>/dev/null || true
 }
 # The last Vigil cluster's logs are kept in target/bench/cluster-logs, so that a slow round can
 # be explained.
@@ -185,7 +193,7 @@ keep_logs() {
   cp "$WORK/vigil-up.log" "$WORK"/vigil-up/*.log target/bench/cluster-logs/ 2>/dev/null || true
   cp "$res"/vigil-failover.jsonl target/bench/cluster-logs/ 2>/dev/null || true
 }
-trap 'vigil_down; keep_logs; cleanup' EXIT
+trap 'vigil_down; if has vigil; then keep_logs; fi; cleanup' EXIT
 
 # --- Throughput: the sides take turns ---------------------------------------------------------
 # Run by run, Redis Cluster then Vigil, each on a fresh cluster: a drift of the machine over the
