@@ -107,6 +107,7 @@ migrate() {
   touch "$WORK/stop"
   wait "$load"
   python3 -c "print($t1 - $t0)" >"$res/$name-migrate-s"
+  echo "$name migration: $(cat "$res/$name-migrate-s") s, writer $(cat "$res/$name-load.json")" >&2
 }
 
 has() { [[ " $ONLY " == *" $1 "* ]]; }

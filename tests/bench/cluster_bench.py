@@ -256,29 +256,35 @@ def failover(seed, slot):
 def load(seed, first, last, stopfile):
     t = tags()
     cl = Cluster(seed)
-    acked, i, last_ack, longest = {}, 0, None, 0.0
+    acked, i, last_ack, longest, longest_at = {}, 0, None, 0.0, None
+    slowest = (0.0, None, None)  # the slowest single write: seconds, node, when it ended
     # The stop file, or its directory gone (the benchmark exited).
     while not os.path.exists(stopfile) and os.path.isdir(os.path.dirname(stopfile)):
         i += 1
         # Every other write on the moving slots.
         s = first + i % (last - first + 1) if i % 2 else (i * 7919) % 16384
         key = f"{{{t[s]}}}:load:{i}"
-        r, _ = cl.call(key, "SET", key, str(i), deadline=120)
+        t0 = time.monotonic()
+        r, addr = cl.call(key, "SET", key, str(i), deadline=120)
+        took = time.monotonic() - t0
+        if took > slowest[0]:
+            slowest = (took, addr, round(time.time(), 3))
         if r != "OK":
             cl.count(f"refused: {r}")
             continue
         acked[key] = str(i)
         if first <= s <= last:
             now = time.monotonic()
-            if last_ack is not None:
-                longest = max(longest, now - last_ack)
+            if last_ack is not None and now - last_ack > longest:
+                # When it ended (wall clock), to find it in the logs.
+                longest, longest_at = now - last_ack, round(time.time(), 3)
             last_ack = now
     lost = 0
     for key, v in acked.items():
         r, _ = cl.call(key, "GET", key)
         if r != v.encode():
             lost += 1
-    print(json.dumps({"acked": len(acked), "lost": lost, "longest_pause_ms": round(longest * 1000, 1), "retried": cl.errors}))
+    print(json.dumps({"acked": len(acked), "lost": lost, "longest_pause_ms": round(longest * 1000, 1), "longest_pause_ended_at": longest_at, "slowest_write_ms": round(slowest[0] * 1000, 1), "slowest_write_node": slowest[1], "slowest_write_ended_at": slowest[2], "retried": cl.errors}))
 
 
 def replicated(addr):

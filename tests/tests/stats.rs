@@ -311,3 +311,46 @@ fn keyspace_hits_and_misses_count_read_lookups_only() {
         diffs.join("\n")
     );
 }
+
+/// `latest_fork_usec` and `total_forks` of `INFO stats`.
+fn forks(c: &mut Connection) -> (u64, u64) {
+    let text = info(c, "stats");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats:\n{text}"))
+    };
+    (field("latest_fork_usec"), field("total_forks"))
+}
+
+/// A background save forks on both, and both count and time the fork; `CONFIG RESETSTAT`
+/// clears the numbers.
+#[test]
+fn forks_are_counted_and_timed_as_redis_does() {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    for port in [redis.port, node.port] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        run(&mut c, &["SET", "k", "v"]);
+        run(&mut c, &["CONFIG", "RESETSTAT"]);
+        assert_eq!(forks(&mut c), (0, 0), "port {port} before a save");
+        let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while info(&mut c, "persistence").contains("rdb_bgsave_in_progress:1") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {port}: BGSAVE never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (usec, total) = forks(&mut c);
+        assert_eq!(total, 1, "port {port}");
+        assert!(usec > 0, "port {port}: the fork took {usec} µs");
+        run(&mut c, &["CONFIG", "RESETSTAT"]);
+        assert_eq!(forks(&mut c), (0, 0), "port {port} after CONFIG RESETSTAT");
+    }
+}

@@ -341,6 +341,9 @@ impl Node {
             let feed = self.repl.feed.lock();
             self.persist.cut(&store, &feed.position(), true)
         };
+        if let Some(ms) = bytes.fork_ms() {
+            self.slowlog.sample_if_needed("fork", ms);
+        }
         let persist = self.persist.clone();
         std::thread::spawn(move || {
             let _ = persist.finish(generation, dirty, bytes);

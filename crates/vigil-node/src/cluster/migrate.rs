@@ -194,6 +194,22 @@ const NOT_LEADING: &str =
 /// How often an import waiting out a lapsed lease looks again.
 const LAPSE_POLL: Duration = Duration::from_millis(10);
 
+/// About this many bytes of an import's commands are applied per hold of the store lock.
+pub(super) const APPLY_BYTES: usize = 64 << 10;
+
+/// How many of `cmds` (at least one) make the next batch to apply: [`APPLY_BYTES`] of them.
+pub(super) fn apply_batch(cmds: &[Vec<Bytes>]) -> usize {
+    let mut bytes = 0;
+    cmds.iter()
+        .take_while(|c| {
+            let fits = bytes < APPLY_BYTES;
+            bytes += c.iter().map(|a| a.len()).sum::<usize>();
+            fits
+        })
+        .count()
+        .max(1)
+}
+
 /// Runs on every node for its life: starts the import its view and role call for, and cancels
 /// one they no longer call for. Exports end the same way.
 pub async fn supervise(node: Arc<Node>) {
@@ -380,12 +396,19 @@ async fn import(
                 Err(e) => return Err(format!("the export is not RESP: {e}")),
             }
         }
-        while !cmds.is_empty() {
+        // A few hundred commands per hold of the store lock: a chunk holds thousands, and
+        // clients' commands wait while the lock is held.
+        let mut rest = &cmds[..];
+        while !rest.is_empty() {
+            let n = apply_batch(rest);
             node.script_done().await;
-            match node.apply_imported(id, &cmds, ranges, cancel)? {
+            match node.apply_imported(id, &rest[..n], ranges, cancel)? {
                 Applied::Done if cancel.is_cancelled() => return Ok(()),
-                Applied::Done => break,
+                Applied::Done => rest = &rest[n..],
                 Applied::Later => tokio::time::sleep(LAPSE_POLL).await,
+            }
+            if !rest.is_empty() {
+                tokio::task::yield_now().await;
             }
         }
         progress

@@ -300,3 +300,19 @@ fn a_left_view_serves_no_slot_of_its_own() {
         Err(Redirect::Unserved)
     );
 }
+
+/// An import's commands go in batches of about `APPLY_BYTES`, at least one command each (a
+/// single large value is one batch).
+#[test]
+fn imports_apply_in_bounded_batches() {
+    use super::migrate::{APPLY_BYTES, apply_batch};
+    use bytes::Bytes;
+    let cmd = |n: usize| vec![Bytes::from_static(b"RESTORE"), Bytes::from(vec![b'x'; n])];
+    let small: Vec<_> = (0..10_000).map(|_| cmd(100)).collect();
+    let n = apply_batch(&small);
+    assert!(n > 1 && n < small.len(), "{n}");
+    let bytes: usize = small[..n].iter().flatten().map(|a| a.len()).sum();
+    assert!((APPLY_BYTES..APPLY_BYTES + 200).contains(&bytes), "{bytes}");
+    assert_eq!(apply_batch(&[cmd(10 << 20), cmd(1)]), 1);
+    assert_eq!(apply_batch(&small[..3]), 3);
+}

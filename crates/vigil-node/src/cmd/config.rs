@@ -198,6 +198,7 @@ fn resetstat(node: &Node) {
     s.net_output_bytes.store(0, Ordering::Relaxed);
     s.errors.reset();
     node.cmdstats.reset();
+    crate::persist::snapshot::reset_fork_stats();
     let mut st = node.store.lock();
     st.hits = 0;
     st.misses = 0;

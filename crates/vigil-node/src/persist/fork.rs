@@ -20,6 +20,8 @@ const PIECE: usize = 1 << 20;
 pub struct Forked {
     pid: libc::pid_t,
     pipe: std::fs::File,
+    /// How long `fork` took: the parent's pause, as it copies its page tables.
+    pub took: std::time::Duration,
 }
 
 /// Forks a child that encodes `store` and writes the bytes to a pipe, then exits. Call with
@@ -32,6 +34,7 @@ pub(crate) fn fork_with(produce: impl FnOnce() -> Vec<u8>) -> std::io::Result<Fo
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let started = std::time::Instant::now();
     // SAFETY: the child runs only `child_encode`, which uses memory it inherited, the
     // allocator (glibc makes malloc safe across fork) and raw write/_exit; it never returns.
     let pid = unsafe { libc::fork() };
@@ -49,9 +52,11 @@ pub(crate) fn fork_with(produce: impl FnOnce() -> Vec<u8>) -> std::io::Result<Fo
     }
     // SAFETY: fds[1] is ours to close; fds[0] is a valid descriptor we now own.
     unsafe { libc::close(fds[1]) };
+    let took = started.elapsed();
     Ok(Forked {
         pid,
         pipe: unsafe { std::fs::File::from_raw_fd(fds[0]) },
+        took,
     })
 }
 

@@ -15,6 +15,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use vigil_base::fs;
 
 use super::codec::{Reader, put_bytes, put_len};
@@ -138,20 +139,53 @@ pub enum Pending {
     Forked(super::fork::Forked),
 }
 
+/// The last fork's duration (µs) and the number of forks: this process's, as Redis counts its
+/// own (`INFO stats`: `latest_fork_usec`, `total_forks`).
+static LATEST_FORK_USEC: AtomicU64 = AtomicU64::new(0);
+static TOTAL_FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// `(latest_fork_usec, total_forks)`.
+pub fn fork_stats() -> (u64, u64) {
+    (
+        LATEST_FORK_USEC.load(Ordering::Relaxed),
+        TOTAL_FORKS.load(Ordering::Relaxed),
+    )
+}
+
+/// `CONFIG RESETSTAT`.
+pub fn reset_fork_stats() {
+    LATEST_FORK_USEC.store(0, Ordering::Relaxed);
+    TOTAL_FORKS.store(0, Ordering::Relaxed);
+}
+
 impl Pending {
     /// Encodes `store` in a forked child, or in place if the fork fails (e.g. no memory for
     /// the page tables): a slower pause, never a failed save. Call under the store lock.
     /// Where the allocator is not known to be fork-safe (see `persist/fork.rs`), always in
-    /// place.
+    /// place. The fork's duration goes to [`fork_stats`] and, from the caller, to the latency
+    /// monitor ([`Pending::fork_ms`]).
     pub fn start(store: &Store, h: &Header) -> Pending {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         match super::fork::fork_with(|| encode(store, h)) {
-            Ok(f) => return Pending::Forked(f),
+            Ok(f) => {
+                LATEST_FORK_USEC.store(f.took.as_micros() as u64, Ordering::Relaxed);
+                TOTAL_FORKS.fetch_add(1, Ordering::Relaxed);
+                return Pending::Forked(f);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "fork failed; encoding the snapshot under the store lock");
             }
         }
         Pending::Ready(encode(store, h))
+    }
+
+    /// How long the fork took (ms), for a forked snapshot: Redis' latency event `fork`.
+    pub fn fork_ms(&self) -> Option<u64> {
+        match self {
+            Pending::Ready(_) => None,
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            Pending::Forked(f) => Some(f.took.as_millis() as u64),
+        }
     }
 
     /// Streams the bytes: `on_len` with the size, then `on_chunk` with each piece. Blocking

@@ -141,6 +141,9 @@ async fn serve_replica(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) 
                     offset: feed.offset,
                 };
                 let bytes = snapshot::Pending::start(&store, &header);
+                if let Some(ms) = bytes.fork_ms() {
+                    node.slowlog.sample_if_needed("fork", ms);
+                }
                 feed.force_select();
                 // No acknowledgement until the replica has loaded the snapshot and says so:
                 // counting it earlier could acknowledge a synchronous write it lacks.

@@ -73,18 +73,69 @@ fn slot(h: u32) -> usize {
     ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// The compressor's hash table, kept per thread: a fresh 256 KiB table for every string (a
+/// snapshot or a migration compresses millions) cost more than the compression, in the
+/// allocator's zeroing and page faults. A slot holds a position and the call that wrote it,
+/// so a slot of an earlier call reads as empty, as in a zeroed table: the output depends only
+/// on the input.
+struct Table {
+    slots: Box<[u64]>,
+    call: u32,
+}
+
+impl Table {
+    /// Starts a call: every slot empty.
+    fn begin(&mut self) {
+        self.call = self.call.wrapping_add(1);
+        if self.call == 0 {
+            // Once in 2^32 calls: slots of call 0 would read as this call's.
+            self.slots.fill(0);
+            self.call = 1;
+        }
+    }
+
+    /// The position in slot `s`, 0 if empty.
+    fn get(&self, s: usize) -> usize {
+        let v = self.slots[s];
+        if (v >> 32) as u32 == self.call {
+            (v & u64::from(u32::MAX)) as usize
+        } else {
+            0
+        }
+    }
+
+    fn set(&mut self, s: usize, pos: usize) {
+        self.slots[s] = (u64::from(self.call) << 32) | pos as u64;
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = std::cell::RefCell::new(Table {
+        slots: vec![0; HSIZE].into_boxed_slice(),
+        call: 0,
+    });
+}
+
 /// Compresses `data` as Redis does for a string of more than 20 bytes: `None` unless the result
 /// fits in `len - 4` bytes. The same algorithm and limits as the liblzf Redis embeds (with
 /// `VERY_FAST`), so the output is the same bytes — except that liblzf leaves its hash table
 /// uninitialised, so a match Redis finds through a stale slot may differ.
 pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
-    let n = data.len();
-    if n <= 4 {
+    // Positions are kept in 32 bits; Redis' strings stop at 512 MiB.
+    if data.len() <= 4 || data.len() > u32::MAX as usize {
         return None;
     }
+    TABLE.with(|t| {
+        let mut table = t.borrow_mut();
+        table.begin();
+        compress_with(data, &mut table)
+    })
+}
+
+fn compress_with(data: &[u8], table: &mut Table) -> Option<Vec<u8>> {
+    let n = data.len();
     let cap = n - 4;
-    // Positions + 0 as "empty": position 0 can never be a reference (liblzf requires ref > in).
-    let mut table = vec![0u32; HSIZE];
+    // Position 0 reads as "empty": it can never be a reference (liblzf requires ref > in).
     let mut out = vec![0u8; cap + 2];
     let mut op = 1usize;
     let mut lit = 0usize;
@@ -95,8 +146,8 @@ pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
     while ip + 2 < n {
         h = next(h, ip);
         let s = slot(h);
-        let r = table[s] as usize;
-        table[s] = ip as u32;
+        let r = table.get(s);
+        table.set(s, ip);
         let off = ip.wrapping_sub(r).wrapping_sub(1);
         if r > 0
             && off < MAX_OFF
@@ -149,10 +200,10 @@ pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
             ip -= 2;
             h = first(ip);
             h = next(h, ip);
-            table[slot(h)] = ip as u32;
+            table.set(slot(h), ip);
             ip += 1;
             h = next(h, ip);
-            table[slot(h)] = ip as u32;
+            table.set(slot(h), ip);
             ip += 1;
         } else {
             if op >= cap {
@@ -205,6 +256,44 @@ mod tests {
             assert_eq!(decompress(&z, c.len()).unwrap(), *c, "#{i}");
         }
         assert!(compress(b"abcdefghijklmnopqrstuvwxyz0123").is_none());
+    }
+
+    /// The table kept between calls changes nothing: each output is what a zeroed table
+    /// gives, whatever was compressed before on the thread.
+    #[test]
+    fn output_depends_only_on_the_input() {
+        let fresh = |d: &[u8]| {
+            let mut t = Table {
+                slots: vec![0; HSIZE].into_boxed_slice(),
+                call: 0,
+            };
+            t.begin();
+            compress_with(d, &mut t)
+        };
+        // Inputs of few letters share many three-byte sequences, whose slots an earlier call
+        // left filled.
+        let mut seed = 7u32;
+        let mut inputs: Vec<Vec<u8>> = (0..200)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let len = 40 + (seed >> 16) as usize % 400;
+                (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        b'a' + (seed >> 16) as u8 % 3
+                    })
+                    .collect()
+            })
+            .collect();
+        inputs.push(b"abcabcabcXYZabcabcabcXYZ-abcabcabcXYZabcabcabcXYZ".repeat(3));
+        for d in &inputs {
+            assert_eq!(compress(d), fresh(d));
+        }
+        // Across the wrap of the call counter.
+        TABLE.with(|t| t.borrow_mut().call = u32::MAX - 1);
+        for d in inputs.iter().take(4) {
+            assert_eq!(compress(d), fresh(d));
+        }
     }
 
     #[test]
