@@ -4,11 +4,12 @@
 //! committed phase says.
 //!
 //! - **Copying**: wait until the target's master has applied the snapshot and is close behind
-//!   the source's export, then commit `Pause`.
+//!   the source's export, and its replicas close behind it, then commit `Pause`.
 //! - **Paused**: wait until the source's master holds the writes (it serves the paused view)
 //!   and read its final export count; wait until the target has applied that much of that
-//!   same export and its replicas hold it; commit `Commit`. The pause lasts from the `Pause` commit to here: milliseconds normally, at most
-//!   [`PAUSE_MAX`] before the attempt starts over.
+//!   same export and its replicas hold it; commit `Commit`. The pause lasts from the `Pause`
+//!   commit to here: milliseconds normally, at most [`PAUSE_MAX`] before the attempt starts
+//!   over.
 //! - **Cleanup**: have the source's master delete its copies (a node whose view is older
 //!   than the commit refuses), commit `Finish`.
 //!
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use vigil_proto::node::MigrationStatusReply;
+use vigil_proto::node::{MigrationStatusReply, NodeStatus};
 
 use crate::driver::{DriverError, Handle};
 use crate::nodes::{CALL_TIMEOUT, NodeAdmin};
@@ -31,6 +32,9 @@ use crate::state::{ClusterState, Command, Rejected};
 
 /// The target is close enough to pause the source when it is this few bytes behind.
 const CATCH_UP: u64 = 256 << 10;
+/// How long a copy that caught up waits for the target's replicas before pausing anyway (the
+/// pause then waits for them, within [`PAUSE_MAX`]).
+const REPLICAS_WAIT: Duration = Duration::from_secs(5);
 /// The longest the source holds writes before the attempt starts over.
 pub const PAUSE_MAX: Duration = Duration::from_secs(5);
 /// A copy that makes no progress for this long starts over.
@@ -185,10 +189,13 @@ async fn commit(raft: &Handle, cluster: &str, id: u64, step: Step) -> Result<(),
     raft.propose(cmd, PROPOSE).await
 }
 
-/// Copying: until the target has the snapshot and is within [`CATCH_UP`] of the export.
+/// Copying: until the target has the snapshot and is within [`CATCH_UP`] of the export, and
+/// its replicas within [`CATCH_UP`] of it (for at most [`REPLICAS_WAIT`]): the pause then
+/// waits only for the last writes to reach them.
 async fn copy(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Result<Step, Again> {
     let mut best = 0;
     let mut progress = Instant::now();
+    let mut caught_up: Option<Instant> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let pair = masters(&raft.state.read(), m);
@@ -207,7 +214,14 @@ async fn copy(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resul
                 && s.export_generation == t.import_generation
                 && s.export_offset.saturating_sub(t.import_offset) <= CATCH_UP
             {
-                return Ok(Step::Pause);
+                let since = *caught_up.get_or_insert_with(Instant::now);
+                let replicas_close = matches!(
+                    tokio::time::timeout(CALL_TIMEOUT, nodes.status(&dst, CALL_TIMEOUT)).await,
+                    Ok(Ok(st)) if replicas_hold(&st, st.offset.saturating_sub(CATCH_UP))
+                );
+                if replicas_close || since.elapsed() > REPLICAS_WAIT {
+                    return Ok(Step::Pause);
+                }
             }
             if t.import_offset > best {
                 best = t.import_offset;
@@ -278,12 +292,7 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
                 tokio::time::timeout(CALL_TIMEOUT, nodes.status(&dst, CALL_TIMEOUT)).await
         {
             let target = *want.get_or_insert(st.offset);
-            let held = if st.sync_replicas > 0 {
-                st.acked_offset >= target
-            } else {
-                st.replicas.iter().all(|r| r.ack_offset >= target)
-            };
-            if held {
+            if replicas_hold(&st, target) {
                 tracing::info!(
                     id = m.id,
                     bytes = end,
@@ -294,6 +303,16 @@ async fn pause(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resu
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Whether the replicas of the master whose status is `st` hold its history up to `offset`:
+/// its synchronous replicas' acknowledged offset, or every attached replica's.
+fn replicas_hold(st: &NodeStatus, offset: u64) -> bool {
+    if st.sync_replicas > 0 {
+        st.acked_offset >= offset
+    } else {
+        st.replicas.iter().all(|r| r.ack_offset >= offset)
     }
 }
 
