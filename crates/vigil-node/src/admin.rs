@@ -25,6 +25,9 @@ use crate::gate::{EpochRefused, Role};
 use crate::node::Node;
 use crate::repl::Phase;
 
+/// How long one `DropSlots` call deletes keys before it answers (the caller calls again).
+const DROP_CALL: Duration = Duration::from_millis(50);
+
 /// Serves NodeAdmin on `listener` until the node shuts down, over TLS with `tls`.
 pub async fn serve(
     node: Arc<Node>,
@@ -292,11 +295,29 @@ impl NodeAdmin for AdminService {
             }
             ranges.push((r.start as u16, r.end as u16));
         }
-        self.node.script_done().await;
-        let deleted = self
-            .node
-            .drop_slots(&ranges, r.epoch)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        // Short holds of the store lock, clients' commands in between, for up to DROP_CALL; the
+        // caller calls again until a call deletes nothing.
+        let started = Instant::now();
+        let mut deleted = 0;
+        loop {
+            self.node.script_done().await;
+            let n = match self.node.drop_slots(&ranges, r.epoch) {
+                Ok(n) => n,
+                Err(e) if deleted == 0 => return Err(Status::failed_precondition(e.to_string())),
+                Err(_) => break,
+            };
+            deleted += n;
+            if n == 0 || started.elapsed() >= DROP_CALL {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if deleted > 0 {
+            tracing::info!(
+                keys = deleted,
+                "dropped the keys of slots this shard does not own"
+            );
+        }
         Ok(Response::new(DropSlotsReply { deleted }))
     }
 
