@@ -257,7 +257,9 @@ def load(seed, first, last, stopfile):
     t = tags()
     cl = Cluster(seed)
     acked, i, last_ack, longest, longest_at = {}, 0, None, 0.0, None
-    slowest = (0.0, None, None)  # the slowest single write: seconds, node, when it ended
+    # The slowest write (its redirects and retries included): seconds, the node that answered
+    # it last, when it ended.
+    slowest = (0.0, None, None)
     # The stop file, or its directory gone (the benchmark exited).
     while not os.path.exists(stopfile) and os.path.isdir(os.path.dirname(stopfile)):
         i += 1

@@ -304,7 +304,10 @@ impl NodeAdmin for AdminService {
             let n = match self.node.drop_slots(&ranges, r.epoch) {
                 Ok(n) => n,
                 Err(e) if deleted == 0 => return Err(Status::failed_precondition(e.to_string())),
-                Err(_) => break,
+                Err(e) => {
+                    tracing::info!(error = %e, "dropping keys stopped");
+                    break;
+                }
             };
             deleted += n;
             if n == 0 || started.elapsed() >= DROP_CALL {

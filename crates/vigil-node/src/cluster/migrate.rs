@@ -190,7 +190,8 @@ const LAPSE_POLL: Duration = Duration::from_millis(10);
 /// About this many bytes of an import's commands are applied per hold of the store lock.
 pub(super) const APPLY_BYTES: usize = 64 << 10;
 
-/// How many of `cmds` (at least one) make the next batch to apply: [`APPLY_BYTES`] of them.
+/// How many of `cmds` make the next batch to apply: [`APPLY_BYTES`] of them, and at least the
+/// first (the count starts below the limit).
 pub(super) fn apply_batch(cmds: &[Vec<Bytes>]) -> usize {
     let mut bytes = 0;
     cmds.iter()
@@ -200,7 +201,6 @@ pub(super) fn apply_batch(cmds: &[Vec<Bytes>]) -> usize {
             fits
         })
         .count()
-        .max(1)
 }
 
 /// Runs on every node for its life: starts the import its view and role call for, and cancels

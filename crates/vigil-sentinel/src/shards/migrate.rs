@@ -4,7 +4,8 @@
 //! committed phase says.
 //!
 //! - **Copying**: wait until the target's master has applied the snapshot and is close behind
-//!   the source's export, and its replicas close behind it, then commit `Pause`.
+//!   the source's export, and its replicas close behind it (or [`REPLICAS_WAIT`] has passed
+//!   since the master was), then commit `Pause`.
 //! - **Paused**: wait until the source's master holds the writes (it serves the paused view)
 //!   and read its final export count; wait until the target has applied that much of that
 //!   same export and its replicas hold it; commit `Commit`. The pause lasts from the `Pause`
@@ -222,6 +223,8 @@ async fn copy(raft: &Handle, nodes: &Arc<dyn NodeAdmin>, m: &Migration) -> Resul
                 if replicas_close || since.elapsed() > REPLICAS_WAIT {
                     return Ok(Step::Pause);
                 }
+            } else {
+                caught_up = None;
             }
             if t.import_offset > best {
                 best = t.import_offset;

@@ -73,69 +73,33 @@ fn slot(h: u32) -> usize {
     ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
-/// The compressor's hash table, kept per thread: a fresh 256 KiB table for every string (a
-/// snapshot or a migration compresses millions) cost more than the compression, in the
-/// allocator's zeroing and page faults. A slot holds a position and the call that wrote it,
-/// so a slot of an earlier call reads as empty, as in a zeroed table: the output depends only
-/// on the input.
-struct Table {
-    slots: Box<[u64]>,
-    call: u32,
-}
-
-impl Table {
-    /// Starts a call: every slot empty.
-    fn begin(&mut self) {
-        self.call = self.call.wrapping_add(1);
-        if self.call == 0 {
-            // Once in 2^32 calls: slots of call 0 would read as this call's.
-            self.slots.fill(0);
-            self.call = 1;
-        }
-    }
-
-    /// The position in slot `s`, 0 if empty.
-    fn get(&self, s: usize) -> usize {
-        let v = self.slots[s];
-        if (v >> 32) as u32 == self.call {
-            (v & u64::from(u32::MAX)) as usize
-        } else {
-            0
-        }
-    }
-
-    fn set(&mut self, s: usize, pos: usize) {
-        self.slots[s] = (u64::from(self.call) << 32) | pos as u64;
-    }
-}
-
 thread_local! {
-    static TABLE: std::cell::RefCell<Table> = std::cell::RefCell::new(Table {
-        slots: vec![0; HSIZE].into_boxed_slice(),
-        call: 0,
-    });
+    /// The compressor's hash table, kept per thread and never cleared: a fresh 256 KiB table
+    /// for every string (a snapshot or a migration compresses millions) cost more than the
+    /// compression, in the allocator's zeroing and page faults. What earlier strings left in
+    /// it cannot change the output: a slot is used only for a match its bytes confirm, at an
+    /// earlier position of this string, and the first position of any three bytes of the
+    /// string is always hashed, so such a slot would hold a position this string put there.
+    static TABLE: std::cell::RefCell<Box<[u32]>> =
+        std::cell::RefCell::new(vec![0; HSIZE].into_boxed_slice());
 }
 
 /// Compresses `data` as Redis does for a string of more than 20 bytes: `None` unless the result
 /// fits in `len - 4` bytes. The same algorithm and limits as the liblzf Redis embeds (with
-/// `VERY_FAST`), so the output is the same bytes — except that liblzf leaves its hash table
-/// uninitialised, so a match Redis finds through a stale slot may differ.
+/// `VERY_FAST`), so the output is the same bytes (liblzf, too, leaves its table as the last
+/// string left it).
 pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
     // Positions are kept in 32 bits; Redis' strings stop at 512 MiB.
     if data.len() <= 4 || data.len() > u32::MAX as usize {
         return None;
     }
-    TABLE.with(|t| {
-        let mut table = t.borrow_mut();
-        table.begin();
-        compress_with(data, &mut table)
-    })
+    TABLE.with(|t| compress_with(data, &mut t.borrow_mut()))
 }
 
-fn compress_with(data: &[u8], table: &mut Table) -> Option<Vec<u8>> {
+fn compress_with(data: &[u8], table: &mut [u32]) -> Option<Vec<u8>> {
     let n = data.len();
     let cap = n - 4;
-    // Position 0 reads as "empty": it can never be a reference (liblzf requires ref > in).
+    // Position 0 is never a reference (liblzf requires ref > in): a zeroed slot is empty.
     let mut out = vec![0u8; cap + 2];
     let mut op = 1usize;
     let mut lit = 0usize;
@@ -146,8 +110,8 @@ fn compress_with(data: &[u8], table: &mut Table) -> Option<Vec<u8>> {
     while ip + 2 < n {
         h = next(h, ip);
         let s = slot(h);
-        let r = table.get(s);
-        table.set(s, ip);
+        let r = table[s] as usize;
+        table[s] = ip as u32;
         let off = ip.wrapping_sub(r).wrapping_sub(1);
         if r > 0
             && off < MAX_OFF
@@ -200,10 +164,10 @@ fn compress_with(data: &[u8], table: &mut Table) -> Option<Vec<u8>> {
             ip -= 2;
             h = first(ip);
             h = next(h, ip);
-            table.set(slot(h), ip);
+            table[slot(h)] = ip as u32;
             ip += 1;
             h = next(h, ip);
-            table.set(slot(h), ip);
+            table[slot(h)] = ip as u32;
             ip += 1;
         } else {
             if op >= cap {
@@ -258,41 +222,29 @@ mod tests {
         assert!(compress(b"abcdefghijklmnopqrstuvwxyz0123").is_none());
     }
 
-    /// The table kept between calls changes nothing: each output is what a zeroed table
-    /// gives, whatever was compressed before on the thread.
+    /// The table's contents change nothing: each output is what a zeroed table gives, after
+    /// other strings and with a table of garbage.
     #[test]
     fn output_depends_only_on_the_input() {
-        let fresh = |d: &[u8]| {
-            let mut t = Table {
-                slots: vec![0; HSIZE].into_boxed_slice(),
-                call: 0,
-            };
-            t.begin();
-            compress_with(d, &mut t)
-        };
-        // Inputs of few letters share many three-byte sequences, whose slots an earlier call
-        // left filled.
         let mut seed = 7u32;
+        let mut rand = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            seed >> 8
+        };
+        // Inputs of few letters share many three-byte sequences.
         let mut inputs: Vec<Vec<u8>> = (0..200)
             .map(|_| {
-                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                let len = 40 + (seed >> 16) as usize % 400;
-                (0..len)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                        b'a' + (seed >> 16) as u8 % 3
-                    })
-                    .collect()
+                let len = 40 + rand() as usize % 400;
+                (0..len).map(|_| b'a' + (rand() % 3) as u8).collect()
             })
             .collect();
         inputs.push(b"abcabcabcXYZabcabcabcXYZ-abcabcabcXYZabcabcabcXYZ".repeat(3));
+        let fresh = |d: &[u8]| compress_with(d, &mut vec![0; HSIZE]);
+        let mut garbage: Vec<u32> = (0..HSIZE).map(|_| rand() % 500).collect();
         for d in &inputs {
-            assert_eq!(compress(d), fresh(d));
-        }
-        // Across the wrap of the call counter.
-        TABLE.with(|t| t.borrow_mut().call = u32::MAX - 1);
-        for d in inputs.iter().take(4) {
-            assert_eq!(compress(d), fresh(d));
+            let want = fresh(d);
+            assert_eq!(compress(d), want);
+            assert_eq!(compress_with(d, &mut garbage), want);
         }
     }
 
