@@ -1,7 +1,7 @@
 //! Slot migrations through faults, with real processes and real signals: the target's master
 //! SIGKILLed, the sentinel leader SIGKILLed, every master's lease lapsing (the sentinels
 //! SIGSTOPped) while slots are copied. Each ends with every acknowledged write on the slots'
-//! one owner.
+//! one owner. And a group's first migrations after it moved to another cluster.
 
 use std::time::{Duration, Instant};
 
@@ -319,4 +319,87 @@ fn a_migration_of_many_slots_keeps_every_increment() {
         acked.iter().sum::<i64>(),
         maybe.iter().sum::<i64>()
     );
+}
+
+/// `vigil ctl ARGS` once, which must succeed; how long it took (a move waits until done).
+fn ctl_ok(c: &vigil_tests::sharded::Sharded, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let out = c.ctl_once(args);
+    assert!(
+        out.status.success(),
+        "vigil ctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed()
+}
+
+/// A group that left one cluster and joins another takes the new cluster's first migrations:
+/// migration ids count per cluster, so the imports its node started in the old one must not
+/// hold back the new one's (they did: each such move stalled until the sentinels' retries got
+/// past the old ids, 30 s an attempt).
+#[test]
+fn a_group_joining_another_cluster_imports_its_first_migrations() {
+    let c = start_sharded(3, 1, "2s", "");
+    c.wait_serving(0, &[], Duration::from_secs(60));
+    // Two imports into g3 in cluster c.
+    ctl_ok(
+        &c,
+        &[
+            "cluster",
+            "move-slots",
+            "c",
+            "--from",
+            "g1",
+            "--to",
+            "g3",
+            "--slots",
+            "0-9",
+        ],
+    );
+    ctl_ok(
+        &c,
+        &[
+            "cluster",
+            "move-slots",
+            "c",
+            "--from",
+            "g2",
+            "--to",
+            "g3",
+            "--slots",
+            "5461-5470",
+        ],
+    );
+    assert!(
+        c.ctl(&["cluster", "remove-group", "c", "g3"], 120)
+            .contains("g3 left c")
+    );
+    assert!(
+        c.ctl(&["cluster", "remove-group", "c", "g2"], 120)
+            .contains("g2 left c")
+    );
+    let created = c.ctl(&["cluster", "create", "d", "--groups", "g2,g3"], 60);
+    assert!(created.contains("created"), "{created}");
+    // Cluster d's first migration goes into g3.
+    let took = ctl_ok(
+        &c,
+        &[
+            "cluster",
+            "move-slots",
+            "d",
+            "--from",
+            "g2",
+            "--to",
+            "g3",
+            "--slots",
+            "0-9",
+        ],
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "the move into g3 took {took:?}"
+    );
+    let status = c.ctl(&["cluster", "status", "d"], 10);
+    assert!(status.contains("no migration in flight"), "{status}");
 }

@@ -355,3 +355,38 @@ fn forks_are_counted_and_timed_as_redis_does() {
         assert_eq!(forks(&mut c), (0, 0), "port {port} after CONFIG RESETSTAT");
     }
 }
+
+/// The last fields of `INFO memory`, which scripts poll (Redis' own test suite waits for
+/// `lazyfree_pending_objects` to reach 0): present and the same on both after an `UNLINK`.
+#[test]
+fn lazyfree_and_defrag_fields_match_redis() {
+    let redis = RedisProc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    let fields = [
+        "active_defrag_running",
+        "lazyfree_pending_objects",
+        "lazyfreed_objects",
+    ];
+    let mut seen = Vec::new();
+    for port in [redis.port, node.port] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        run(&mut c, &["SET", "k", "v"]);
+        run(&mut c, &["UNLINK", "k"]);
+        let text = info(&mut c, "memory");
+        let values: Vec<Option<String>> = fields
+            .iter()
+            .map(|f| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(f)?.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+            })
+            .collect();
+        seen.push(values);
+    }
+    assert!(seen[0].iter().all(Option::is_some), "redis: {:?}", seen[0]);
+    assert_eq!(seen[0], seen[1], "{fields:?}: redis, then node");
+}

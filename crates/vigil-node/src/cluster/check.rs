@@ -98,6 +98,9 @@ impl Node {
             ))
             .into());
         }
+        // Migration ids count per cluster: joining another one, the imports this node
+        // started for the old one say nothing about the new one's ids.
+        let other_cluster = current.as_deref().is_some_and(|c| c.name != view.name);
         let current = current.filter(|c| !c.is_left());
         view.check_replaces(current.as_deref())?;
         let d = view.digest.clone();
@@ -114,6 +117,9 @@ impl Node {
             // holds (`held_write`): a migration's source reads its final export offset under
             // the same lock.
             let _store = self.store.lock();
+            if other_cluster {
+                self.import.forget_started();
+            }
             *self.cluster.write() = Some(view.clone());
             self.holding.store(view.holds_any(), Ordering::Release);
             self.shared.cluster_mode.store(true, Ordering::Release);

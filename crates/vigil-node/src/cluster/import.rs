@@ -54,8 +54,16 @@ pub(super) struct Import {
 #[derive(Default)]
 pub struct Importer {
     pub(super) current: Mutex<Option<Import>>,
-    /// The highest migration id an import was started for: never started again.
+    /// The highest migration id an import was started for in the node's cluster: never
+    /// started again.
     pub(super) started: AtomicU64,
+}
+
+impl Importer {
+    /// The node joins another cluster, whose migration ids start over.
+    pub(super) fn forget_started(&self) {
+        self.started.store(0, Ordering::Release);
+    }
 }
 
 /// What [`Importer::status`] reports of one migration.

@@ -153,9 +153,12 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     .redis
                     .get("maxmemory-policy")
                     .map_or("noeviction", String::as_str);
+                // Nothing is defragmented or freed on another thread here (`UNLINK` frees in
+                // the command): the fields scripts poll for those (Redis' test suite waits on
+                // `lazyfree_pending_objects`) are 0.
                 let _ = write!(
                     out,
-                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:{}\r\n",
+                    "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_allocator:{}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                     human(rss),
                     human(rss),
                     human(max),
