@@ -133,14 +133,27 @@ impl Sharded {
     /// `vigil ctl cluster move-slots c --from g1 --to g2 --slots SLOTS` (`--no-wait` unless
     /// `wait`), once.
     pub fn move_slots(&self, slots: &str, wait: bool) -> std::process::Output {
+        self.move_slots_in("c", "g1", "g2", slots, wait)
+    }
+
+    /// `vigil ctl cluster move-slots CLUSTER --from FROM --to TO --slots SLOTS` (`--no-wait`
+    /// unless `wait`), once.
+    pub fn move_slots_in(
+        &self,
+        cluster: &str,
+        from: &str,
+        to: &str,
+        slots: &str,
+        wait: bool,
+    ) -> std::process::Output {
         let mut args = vec![
             "cluster",
             "move-slots",
-            "c",
+            cluster,
             "--from",
-            "g1",
+            from,
             "--to",
-            "g2",
+            to,
             "--slots",
             slots,
         ];

@@ -321,13 +321,19 @@ fn a_migration_of_many_slots_keeps_every_increment() {
     );
 }
 
-/// `vigil ctl ARGS` once, which must succeed; how long it took (a move waits until done).
-fn ctl_ok(c: &vigil_tests::sharded::Sharded, args: &[&str]) -> Duration {
+/// Moves `slots` of `cluster` from group `from` to `to` and waits until done; how long it took.
+fn timed_move(
+    c: &vigil_tests::sharded::Sharded,
+    cluster: &str,
+    from: &str,
+    to: &str,
+    slots: &str,
+) -> Duration {
     let started = Instant::now();
-    let out = c.ctl_once(args);
+    let out = c.move_slots_in(cluster, from, to, slots, true);
     assert!(
         out.status.success(),
-        "vigil ctl {args:?}: {}{}",
+        "moving {slots} of {cluster} from {from} to {to}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -343,34 +349,8 @@ fn a_group_joining_another_cluster_imports_its_first_migrations() {
     let c = start_sharded(3, 1, "2s", "");
     c.wait_serving(0, &[], Duration::from_secs(60));
     // Two imports into g3 in cluster c.
-    ctl_ok(
-        &c,
-        &[
-            "cluster",
-            "move-slots",
-            "c",
-            "--from",
-            "g1",
-            "--to",
-            "g3",
-            "--slots",
-            "0-9",
-        ],
-    );
-    ctl_ok(
-        &c,
-        &[
-            "cluster",
-            "move-slots",
-            "c",
-            "--from",
-            "g2",
-            "--to",
-            "g3",
-            "--slots",
-            "5461-5470",
-        ],
-    );
+    timed_move(&c, "c", "g1", "g3", "0-9");
+    timed_move(&c, "c", "g2", "g3", "5461-5470");
     assert!(
         c.ctl(&["cluster", "remove-group", "c", "g3"], 120)
             .contains("g3 left c")
@@ -382,20 +362,7 @@ fn a_group_joining_another_cluster_imports_its_first_migrations() {
     let created = c.ctl(&["cluster", "create", "d", "--groups", "g2,g3"], 60);
     assert!(created.contains("created"), "{created}");
     // Cluster d's first migration goes into g3.
-    let took = ctl_ok(
-        &c,
-        &[
-            "cluster",
-            "move-slots",
-            "d",
-            "--from",
-            "g2",
-            "--to",
-            "g3",
-            "--slots",
-            "0-9",
-        ],
-    );
+    let took = timed_move(&c, "d", "g2", "g3", "0-9");
     assert!(
         took < Duration::from_secs(20),
         "the move into g3 took {took:?}"

@@ -61,6 +61,13 @@ fn run(c: &mut Connection, args: &[&str]) {
     let _ = cmd.query::<redis::Value>(c);
 }
 
+fn connect(port: u16) -> Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
 fn info(c: &mut Connection, section: &str) -> String {
     redis::cmd("INFO").arg(section).query(c).unwrap()
 }
@@ -107,10 +114,7 @@ fn command_and_error_statistics_match_redis_server() {
     let node = NodeProc::start(&dir.path().join("n"), &[]);
     let mut seen = Vec::new();
     for port in [redis.port, node.port] {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut c = connect(port);
         run(&mut c, &["CONFIG", "RESETSTAT"]);
         for step in STEPS {
             run(&mut c, step);
@@ -273,15 +277,7 @@ fn keyspace_hits_and_misses_count_read_lookups_only() {
     let redis = RedisProc::start();
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("n"), &[]);
-    let mut conns: Vec<Connection> = [redis.port, node.port]
-        .into_iter()
-        .map(|port| {
-            redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .unwrap()
-                .get_connection()
-                .unwrap()
-        })
-        .collect();
+    let mut conns: Vec<Connection> = [redis.port, node.port].into_iter().map(connect).collect();
     let mut diffs = Vec::new();
     let mut counted = 0;
     for (i, step) in LOOKUPS.iter().enumerate() {
@@ -332,10 +328,7 @@ fn forks_are_counted_and_timed_as_redis_does() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("n"), &[]);
     for port in [redis.port, node.port] {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut c = connect(port);
         run(&mut c, &["SET", "k", "v"]);
         run(&mut c, &["CONFIG", "RESETSTAT"]);
         assert_eq!(forks(&mut c), (0, 0), "port {port} before a save");
@@ -370,10 +363,7 @@ fn lazyfree_and_defrag_fields_match_redis() {
     ];
     let mut seen = Vec::new();
     for port in [redis.port, node.port] {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut c = connect(port);
         run(&mut c, &["SET", "k", "v"]);
         run(&mut c, &["UNLINK", "k"]);
         let text = info(&mut c, "memory");
