@@ -349,11 +349,13 @@ impl Node {
     /// under one acquisition of the store lock; stops at the first command that needs more.
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
-        // Read once the store lock is held, and again before each command's checks: a lease
-        // judged before a wait may have run out since, and a read's reply is not checked
-        // again. Commands of one batch see the same wall-clock "now", as commands of one
-        // event-loop iteration do in Redis.
-        let mut clock = None;
+        // Read once the store lock is held; each command then starts from the reading that
+        // ended the one before (`execute_in`), as nothing between the two waits, and is judged
+        // afresh only after a wait. A lease judged before a wait may have run out since, and
+        // a read's reply is not checked again. Commands of one batch see the same wall-clock
+        // "now", as commands of one event-loop iteration do in Redis. One clock reading per
+        // command, not two: a reading costs as much as a small command's lookup.
+        let mut clock: Option<Clock> = None;
         let cluster = self.cluster_view();
         while let Some(args) = queue.front() {
             // With a `maxmemory` every command takes the full path, where `-OOM` is decided.
@@ -367,6 +369,9 @@ impl Node {
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
+            // The ACL check waits for the rules' lock after they changed: the previous
+            // command's end is then no longer "now".
+            let waits = vigil_resp::acl::session::acl_changed(conn);
             if meta.flags.has(Flags::BLOCKING)
                 || !vigil_resp::acl::session::acl_open(conn)
                 || precheck(conn, Some(&meta), args).is_err()
@@ -376,10 +381,15 @@ impl Node {
             }
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
-            let clock = clock.get_or_insert_with(Clock::now);
-            // Read again after the checks above, one of which (the ACL's, after a change of the
-            // rules) may wait for a lock: the previous command's end is no longer "now".
-            clock.mono = Instant::now();
+            let clock = match &mut clock {
+                Some(c) => {
+                    if waits {
+                        c.mono = Instant::now();
+                    }
+                    c
+                }
+                None => clock.insert(Clock::now()),
+            };
             // A redirect is answered on the full path.
             if let Some(view) = &cluster
                 && self

@@ -58,7 +58,13 @@ struct World {
 const DOWN_AFTER_MS: u64 = 400;
 
 async fn world(drop_pct: u32) -> World {
-    let (nodes, specs) = FakeNodes::new(&["a", "b", "c"], 100);
+    world_of(drop_pct, &[("g", &["a", "b", "c"])]).await
+}
+
+/// [`world`] with these groups (name, nodes), all with the same settings.
+async fn world_of(drop_pct: u32, groups: &[(&str, &[&str])]) -> World {
+    let names: Vec<&str> = groups.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+    let (nodes, mut specs) = FakeNodes::new(&names, 100);
     let nodes = Arc::new(nodes);
     let c = Cluster::new(3, opts());
     let shutdown = CancellationToken::new();
@@ -84,17 +90,19 @@ async fn world(drop_pct: u32) -> World {
         tokio::spawn(controller::run(ctl, shutdown.clone()));
     }
     let leader = c.leader(&c.ids).await;
-    let spec = GroupSpec {
-        name: "g".into(),
-        nodes: specs,
-        settings: Settings {
-            down_after_ms: DOWN_AFTER_MS,
-            quorum: 2,
-            ..Settings::default()
-        },
-        ..GroupSpec::default()
-    };
-    propose_retrying(&c, leader, Command::Monitor(spec)).await;
+    for (name, members) in groups {
+        let spec = GroupSpec {
+            name: name.to_string(),
+            nodes: specs.drain(..members.len()).collect(),
+            settings: Settings {
+                down_after_ms: DOWN_AFTER_MS,
+                quorum: 2,
+                ..Settings::default()
+            },
+            ..GroupSpec::default()
+        };
+        propose_retrying(&c, leader, Command::Monitor(spec)).await;
+    }
     for &a in &c.ids {
         for &b in &c.ids {
             if a != b {
@@ -324,5 +332,75 @@ async fn a_master_back_without_its_log_tail_is_fenced_before_the_candidate_is_pr
             .iter()
             .any(|(_, op)| *op == Op::KillClients("a".into())),
         "the old master's clients were not disconnected: {log:#?}"
+    );
+}
+
+/// The groups the leader renews together are confirmed together: one ReadIndex (a heartbeat
+/// round to every other sentinel) per renewal round, not one per group, though the groups'
+/// nodes answer a millisecond apart as real ones do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_renewed_together_share_one_leadership_confirmation() {
+    let w = world_of(
+        0,
+        &[
+            ("g1", &["a1", "b1", "c1"]),
+            ("g2", &["a2", "b2", "c2"]),
+            ("g3", &["a3", "b3", "c3"]),
+        ],
+    )
+    .await;
+    until(
+        "every group has a leased master",
+        Duration::from_secs(10),
+        || {
+            ["1", "2", "3"].iter().all(|i| {
+                ["a", "b", "c"].iter().any(|n| {
+                    let f = w.nodes.get(&format!("{n}{i}"));
+                    f.role == Role::Master && f.lease_until.is_some()
+                })
+            })
+        },
+    )
+    .await;
+    for n in ["a2", "b2", "c2", "a3", "b3", "c3"] {
+        w.nodes
+            .with(n, |f| f.answers_after = Duration::from_millis(1));
+    }
+    let leader = w.c.leader(&w.c.ids).await;
+    let g1_master = ["a1", "b1", "c1"]
+        .into_iter()
+        .find(|n| w.nodes.get(n).role == Role::Master)
+        .unwrap();
+    let count = || {
+        let reads =
+            w.c.net
+                .read_heartbeats
+                .lock()
+                .get(&leader)
+                .copied()
+                .unwrap_or(0);
+        let renewals = w
+            .nodes
+            .log()
+            .iter()
+            .filter(|(_, op)| *op == Op::Lease(g1_master.to_string()))
+            .count() as u64;
+        (reads, renewals)
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (reads0, renewals0) = count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (reads1, renewals1) = count();
+    assert_eq!(w.c.leader(&w.c.ids).await, leader, "the leader changed");
+    // Each ReadIndex is one heartbeat with a context to each of the two other sentinels.
+    let reads = (reads1 - reads0) / 2;
+    let rounds = renewals1 - renewals0;
+    assert!(
+        rounds >= 10,
+        "only {rounds} renewals of {g1_master} in 1.5 s"
+    );
+    assert!(
+        reads * 10 <= rounds * 13,
+        "{reads} leadership confirmations for {rounds} renewal rounds of three groups"
     );
 }

@@ -28,6 +28,8 @@ pub struct Fake {
     pub master: Option<(String, u32)>,
     /// When its write lease ends (none: no lease).
     pub lease_until: Option<Instant>,
+    /// How long it takes to answer a status request (a real node's is a network round trip).
+    pub answers_after: Duration,
 }
 
 /// What was done to a node, in order.
@@ -77,6 +79,7 @@ impl FakeNodes {
                     fenced: false,
                     master: None,
                     lease_until: None,
+                    answers_after: Duration::ZERO,
                 },
             );
             specs.push(spec);
@@ -161,6 +164,14 @@ impl FakeNodes {
 #[tonic::async_trait]
 impl NodeAdmin for FakeNodes {
     async fn status(&self, admin: &str, _timeout: Duration) -> Result<NodeStatus, Status> {
+        let after = self
+            .nodes
+            .lock()
+            .get(admin)
+            .map_or(Duration::ZERO, |n| n.answers_after);
+        if !after.is_zero() {
+            tokio::time::sleep(after).await;
+        }
         self.call(admin, |n| Ok(n.clone()))
             .map(|n| self.status_of(&n))
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use vigil_sentinel::driver::{self, DriverError, Handle, Options, Transport};
@@ -27,6 +27,8 @@ pub struct Net {
     drops: Mutex<HashMap<(u64, u64), u32>>,
     /// Decides which messages are lost: seeded, so a failing run can be replayed.
     rng: Mutex<StdRng>,
+    /// Heartbeats that carry a ReadIndex request (safe mode: a context), by sender.
+    pub read_heartbeats: Mutex<HashMap<u64, u64>>,
 }
 
 impl Default for Net {
@@ -47,6 +49,14 @@ impl Transport for Port {
     fn send(&self, msgs: Vec<Message>) {
         let handles = self.net.handles.read();
         for m in msgs {
+            if m.get_msg_type() == MessageType::MsgHeartbeat && !m.context.is_empty() {
+                *self
+                    .net
+                    .read_heartbeats
+                    .lock()
+                    .entry(self.from)
+                    .or_default() += 1;
+            }
             if !self.net.delivers(self.from, m.to) {
                 continue;
             }
@@ -65,6 +75,7 @@ impl Net {
             cut: Mutex::default(),
             drops: Mutex::default(),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            read_heartbeats: Mutex::default(),
         }
     }
 
