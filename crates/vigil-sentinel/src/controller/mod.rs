@@ -379,10 +379,10 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                 (g, o)
             });
         }
-        // Each steady group is tended as soon as it is observed (groups in a failover last, as
-        // their steps are slow). Leadership is confirmed after each batch of observations
-        // arrived (those within JOIN of its first), so a lease renewed from one starts before the confirmation, which a next
-        // leader's wait covers.
+        // Each steady group is tended as soon as its batch is observed (groups in a failover
+        // last, as their steps are slow). Leadership is confirmed after each batch of
+        // observations arrived (those within JOIN of its first), so a lease renewed from one
+        // starts before the confirmation, which a next leader's wait covers.
         let mut failing = Vec::new();
         let mut confirmed = true;
         while let Some(first) = set.join_next().await {
