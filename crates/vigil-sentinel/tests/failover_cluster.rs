@@ -337,7 +337,9 @@ async fn a_master_back_without_its_log_tail_is_fenced_before_the_candidate_is_pr
 
 /// The groups the leader renews together are confirmed together: one ReadIndex (a heartbeat
 /// round to every other sentinel) per renewal round, not one per group, though the groups'
-/// nodes answer a millisecond apart as real ones do.
+/// nodes answer a millisecond apart. Without the joining it takes two a round (one for the
+/// quick group, one for the others); with it one, and on a loaded machine a round now and then
+/// still splits, hence the bound halfway between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_renewed_together_share_one_leadership_confirmation() {
     let w = world_of(
@@ -400,7 +402,7 @@ async fn groups_renewed_together_share_one_leadership_confirmation() {
         "only {rounds} renewals of {g1_master} in 1.5 s"
     );
     assert!(
-        reads * 10 <= rounds * 13,
+        reads * 10 <= rounds * 15,
         "{reads} leadership confirmations for {rounds} renewal rounds of three groups"
     );
 }
