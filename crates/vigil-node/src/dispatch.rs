@@ -369,9 +369,9 @@ impl Node {
             let Some(&(meta, Handler::Data(f))) = self.table.get(&args[0]) else {
                 return;
             };
-            // The ACL check waits for the rules' lock after they changed: the previous
-            // command's end is then no longer "now".
-            let waits = vigil_resp::acl::session::acl_changed(conn);
+            // The ACL check waits for the rules' lock when it refreshes the user after the
+            // rules changed: the previous command's end is then no longer "now".
+            let seen = conn.user.generation;
             if meta.flags.has(Flags::BLOCKING)
                 || !vigil_resp::acl::session::acl_open(conn)
                 || precheck(conn, Some(&meta), args).is_err()
@@ -381,6 +381,7 @@ impl Node {
             }
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
+            let waits = conn.user.generation != seen;
             let clock = match &mut clock {
                 Some(c) => {
                     if waits {

@@ -269,6 +269,8 @@ pub(crate) fn execute_in(
             Misrouted::Held => Reply::error(crate::cluster::check::TRYAGAIN),
             Misrouted::Elsewhere(r) => r,
         };
+        // The next command of the batch starts from this reading, as from any command's end.
+        clock.mono = Instant::now();
         return (r, None);
     }
     store.tracking().set_current(conn.info.id);

@@ -27,16 +27,6 @@ fn refresh<S>(conn: &mut Conn<S>) {
     }
 }
 
-/// Whether the ACL rules changed since the connection last looked: its next check reads
-/// them again, under their lock.
-pub fn acl_changed<S>(conn: &Conn<S>) -> bool {
-    conn.user.generation
-        != conn
-            .shared
-            .acl_generation
-            .load(std::sync::atomic::Ordering::Acquire)
-}
-
 /// Whether the connection's user may run anything (no ACL check needed).
 pub fn acl_open<S>(conn: &mut Conn<S>) -> bool {
     refresh(conn);

@@ -18,7 +18,8 @@
 //!   epoch) skips the candidate that failed.
 //!
 //! Pace: the leader looks every [`WATCH`] for work that is due — a master down, a failover in
-//!   flight, a lease to renew (every quarter lease, at most every [`ROUND`]) — and goes on at once
+//!   flight, a lease to renew (every eighth of the lease, at most every 50 ms, up to one
+//!   [`WATCH`] early to join the other groups' round) — and goes on at once
 //!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
 //!
 //! - **Switchover**: an operator's failover first asks the old master to hand over itself
