@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use vigil_resp::CommandMeta;
 use vigil_resp::subcommands::SUBCOMMANDS;
 
 /// Histogram buckets: bucket `i` counts calls of at most `1024 << i` nanoseconds.
@@ -41,12 +42,18 @@ pub struct Snapshot {
     pub cdf: Vec<(u64, u64)>,
 }
 
-/// The statistics of every command (looked up twice per command: aHash, as the command
-/// table's index, where SipHash showed in profiles).
+/// The statistics of every command. A call finds its numbers by its command's position in
+/// the command table ([`CommandMeta::index`]), not by hashing its name: this runs for every
+/// command, and two name lookups showed in profiles of a pipelined `GET`.
 pub struct CmdStats {
-    stats: HashMap<&'static str, Stat, ahash::RandomState>,
-    /// `"config"` → `"config|get"`...: the full names, leaked once at start-up.
-    subs: HashMap<&'static str, Vec<&'static str>, ahash::RandomState>,
+    /// Every counted name and its numbers: the table's commands in table order, then the
+    /// containers' subcommands (`config|get`), their full names leaked once at start-up.
+    stats: Vec<(&'static str, Stat)>,
+    /// Per entry of `stats`: for a container, the entries of its subcommands.
+    subs: Vec<Option<Vec<usize>>>,
+    /// By full name, for a command that is not the table's own (a script's gate) and for
+    /// `INFO commandstats` with names.
+    by_name: HashMap<&'static str, usize, ahash::RandomState>,
 }
 
 /// The latency histogram's bucket for `ns`: the first `i` with `ns <= 1024 << i` (Redis'
@@ -57,72 +64,93 @@ fn bucket(ns: u64) -> usize {
         .min(BUCKETS - 1)
 }
 
-impl CmdStats {
-    /// The table for the given command names.
-    pub fn new<'a>(names: impl Iterator<Item = &'a str>) -> CmdStats {
-        let mut stats = HashMap::default();
-        let mut subs = HashMap::default();
-        for name in names {
-            let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-            stats.insert(name, Stat::default());
-            if let Some((_, list)) = SUBCOMMANDS.iter().find(|(c, _)| *c == name) {
-                let full: Vec<&'static str> = list
-                    .iter()
-                    .map(|s| &*Box::leak(format!("{name}|{s}").into_boxed_str()))
-                    .collect();
-                for f in &full {
-                    stats.insert(*f, Stat::default());
-                }
-                subs.insert(name, full);
-            }
-        }
-        CmdStats { stats, subs }
-    }
-
-    /// The name a call counts under: `command|sub` for a known subcommand of a container.
-    pub fn name_of(&self, command: &'static str, sub: Option<&[u8]>) -> Option<&'static str> {
-        match (self.subs.get(command), sub) {
-            (Some(full), Some(sub)) => full.iter().copied().find(|f| {
-                f.len() == command.len() + 1 + sub.len()
-                    && f.as_bytes()[command.len() + 1..].eq_ignore_ascii_case(sub)
-            }),
-            (Some(_), None) => None,
-            (None, _) => Some(command),
-        }
-    }
-
+impl Stat {
     /// Counts a call that ran for `micros`, and whether it answered an error.
-    pub fn record(&self, name: &str, micros: u64, failed: bool) {
-        let Some(s) = self.stats.get(name) else {
-            return;
-        };
-        s.calls.fetch_add(1, Ordering::Relaxed);
+    pub fn record(&self, micros: u64, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if failed {
-            s.failed.fetch_add(1, Ordering::Relaxed);
+            self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        s.usec.fetch_add(micros, Ordering::Relaxed);
-        s.hist[bucket(micros.saturating_mul(1000))].fetch_add(1, Ordering::Relaxed);
+        self.usec.fetch_add(micros, Ordering::Relaxed);
+        self.hist[bucket(micros.saturating_mul(1000))].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a call that ran and answered `error` (its text, without the `-`), if any. An
     /// arity error of a subcommand counts as a refusal: Redis checks it before running.
-    pub fn finished(&self, name: &str, micros: u64, error: Option<&[u8]>) {
+    pub fn finished(&self, micros: u64, error: Option<&[u8]>) {
         match error {
-            Some(e) if e.starts_with(b"ERR wrong number of arguments") => self.reject(name),
-            _ => self.record(name, micros, error.is_some()),
+            Some(e) if e.starts_with(b"ERR wrong number of arguments") => self.reject(),
+            _ => self.record(micros, error.is_some()),
         }
     }
 
     /// Counts a call refused before it ran.
-    pub fn reject(&self, name: &str) {
-        if let Some(s) = self.stats.get(name) {
-            s.rejected.fetch_add(1, Ordering::Relaxed);
+    pub fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl CmdStats {
+    /// The table for the command table's names, in its order.
+    pub fn new(names: impl Iterator<Item = &'static str>) -> CmdStats {
+        let mut stats: Vec<(&'static str, Stat)> = names.map(|n| (n, Stat::default())).collect();
+        let mut subs: Vec<Option<Vec<usize>>> = vec![None; stats.len()];
+        for i in 0..subs.len() {
+            let name = stats[i].0;
+            if let Some((_, list)) = SUBCOMMANDS.iter().find(|(c, _)| *c == name) {
+                let mut full = Vec::new();
+                for s in list.iter() {
+                    full.push(stats.len());
+                    let f: &'static str = Box::leak(format!("{name}|{s}").into_boxed_str());
+                    stats.push((f, Stat::default()));
+                }
+                subs[i] = Some(full);
+            }
         }
+        subs.resize(stats.len(), None);
+        let by_name = stats
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (*n, i))
+            .collect();
+        CmdStats {
+            stats,
+            subs,
+            by_name,
+        }
+    }
+
+    /// The name and numbers a call of `meta` counts under: its own, or for a container those
+    /// of the subcommand `sub` (`config|get`; `None` without a known one).
+    pub fn stat(&self, meta: &CommandMeta, sub: Option<&[u8]>) -> Option<(&'static str, &Stat)> {
+        let i = meta.index as usize;
+        let i = match self.stats.get(i) {
+            Some((n, _)) if std::ptr::eq(*n, meta.name) => i,
+            _ => *self.by_name.get(meta.name)?,
+        };
+        match (&self.subs[i], sub) {
+            (Some(full), Some(sub)) => {
+                let at = self.stats[i].0.len() + 1;
+                full.iter()
+                    .map(|&j| &self.stats[j])
+                    .find(|(f, _)| {
+                        f.len() == at + sub.len() && f.as_bytes()[at..].eq_ignore_ascii_case(sub)
+                    })
+                    .map(|(f, s)| (*f, s))
+            }
+            (Some(_), None) => None,
+            (None, _) => Some((self.stats[i].0, &self.stats[i].1)),
+        }
+    }
+
+    /// The numbers of the full name `name` (`get`, `config|get`).
+    pub fn named(&self, name: &str) -> Option<&Stat> {
+        self.by_name.get(name).map(|&i| &self.stats[i].1)
     }
 
     /// Forgets everything (`CONFIG RESETSTAT`).
     pub fn reset(&self) {
-        for s in self.stats.values() {
+        for (_, s) in &self.stats {
             s.calls.store(0, Ordering::Relaxed);
             s.failed.store(0, Ordering::Relaxed);
             s.rejected.store(0, Ordering::Relaxed);
@@ -173,17 +201,17 @@ impl CmdStats {
         let mut out: Vec<Snapshot> = Vec::new();
         for n in names {
             let lower = String::from_utf8_lossy(n).to_ascii_lowercase();
-            let mut add = |name: &str| {
-                if let Some((k, s)) = self.stats.get_key_value(name)
-                    && !out.iter().any(|o| o.name == *k)
+            let mut add = |i: usize| {
+                let (k, s) = &self.stats[i];
+                if !out.iter().any(|o| o.name == *k)
                     && let Some(snap) = self.snapshot(k, s)
                 {
                     out.push(snap);
                 }
             };
-            add(&lower);
-            if let Some(full) = self.subs.get(lower.as_str()) {
-                full.iter().for_each(|f| add(f));
+            if let Some(&i) = self.by_name.get(lower.as_str()) {
+                add(i);
+                self.subs[i].iter().flatten().for_each(|&j| add(j));
             }
         }
         out
@@ -194,24 +222,57 @@ impl CmdStats {
 mod tests {
     use super::*;
 
+    /// The command table's descriptions of `names`, each knowing its position.
+    fn table(names: &[&'static str]) -> vigil_resp::command::CommandTable<()> {
+        vigil_resp::command::CommandTable::new(
+            names
+                .iter()
+                .map(|&n| {
+                    (
+                        CommandMeta::keyless(n, -1, vigil_resp::Flags(0), "server", ""),
+                        (),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     #[test]
     fn counts_commands_and_subcommands() {
-        let s = CmdStats::new(["get", "config"].into_iter());
-        assert_eq!(s.name_of("config", Some(b"GET")), Some("config|get"));
-        assert_eq!(s.name_of("config", Some(b"nosuch")), None);
-        let get = s.name_of("get", Some(b"k")).unwrap();
-        s.record(get, 1, false);
-        s.record(get, 3, true);
-        s.record("config|get", 100, false);
-        s.reject("set");
+        let t = table(&["get", "config"]);
+        let s = CmdStats::new(t.iter().map(|(m, _)| m.name));
+        let (get, config) = (&t.get(b"get").unwrap().0, &t.get(b"config").unwrap().0);
+        assert_eq!(
+            s.stat(config, Some(b"GET")).map(|x| x.0),
+            Some("config|get")
+        );
+        assert!(s.stat(config, Some(b"nosuch")).is_none());
+        assert!(s.stat(config, Some(b"get|")).is_none());
+        assert!(s.stat(config, Some(b"")).is_none());
+        assert!(s.stat(config, None).is_none());
+        let (name, stat) = s.stat(get, Some(b"k")).unwrap();
+        assert_eq!(name, "get");
+        stat.record(1, false);
+        stat.record(3, true);
+        s.named("config|get").unwrap().record(100, false);
         let all = s.all();
         assert_eq!(all.len(), 2, "unknown names are not counted: {all:?}");
         assert_eq!(all[1].name, "get");
         assert_eq!((all[1].calls, all[1].failed, all[1].rejected), (2, 1, 0));
         assert_eq!(all[1].cdf, vec![(1, 1), (4, 2)]);
-        let s = CmdStats::new(["set", "config"].into_iter());
-        s.reject("set");
-        s.reject("config|set");
+        // A description made elsewhere, not at the table's position, is found by its name.
+        let other = CommandMeta::keyless("config", -2, vigil_resp::Flags(0), "server", "");
+        assert_eq!(
+            s.stat(&other, Some(b"get")).map(|x| x.0),
+            Some("config|get")
+        );
+        let other = CommandMeta::keyless("nosuch", -2, vigil_resp::Flags(0), "server", "");
+        assert!(s.stat(&other, None).is_none());
+
+        let t = table(&["set", "config"]);
+        let s = CmdStats::new(t.iter().map(|(m, _)| m.name));
+        s.named("set").unwrap().reject();
+        s.named("config|set").unwrap().reject();
         let all = s.all();
         assert_eq!(all.len(), 2);
         assert_eq!((all[1].name, all[1].calls, all[1].rejected), ("set", 0, 1));

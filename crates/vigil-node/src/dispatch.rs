@@ -122,14 +122,12 @@ impl Node {
     /// One request, from the table check to its reply.
     async fn call_one(&self, conn: &mut Conn<ConnState>, args: Vec<Bytes>) {
         let entry = self.table.get(&args[0]);
-        let stat = entry.and_then(|(meta, _)| {
-            self.cmdstats
-                .name_of(meta.name, args.get(1).map(|a| &a[..]))
-        });
+        let stat =
+            entry.and_then(|(meta, _)| self.cmdstats.stat(meta, args.get(1).map(|a| &a[..])));
         // Refused before running: counted as `rejected_calls`, not as calls.
         let reject = |conn: &mut Conn<ConnState>, r: Reply| {
-            if let Some(name) = stat {
-                self.cmdstats.reject(name);
+            if let Some((_, s)) = stat {
+                s.reject();
             }
             conn.reply(r);
         };
@@ -155,7 +153,7 @@ impl Node {
             return;
         }
         // CLIENT LIST shows a container's subcommand (`client|list`), as Redis.
-        note_command(conn, stat.unwrap_or(meta.name));
+        note_command(conn, stat.map_or(meta.name, |(name, _)| name));
         // While a script runs, wait for it without holding a thread; past its busy threshold,
         // -BUSY (see engines::Busy and script::busy).
         // MULTI may start meanwhile, as in Redis (`allow-busy`): it touches no data, and
@@ -164,8 +162,8 @@ impl Node {
             && meta.name != "multi"
             && let Some(r) = self.wait_for_script(&args).await
         {
-            if let Some(name) = stat {
-                self.cmdstats.reject(name);
+            if let Some((_, s)) = stat {
+                s.reject();
             }
             self.refuse(conn, meta.name, r);
             return;
@@ -181,8 +179,8 @@ impl Node {
             .maxmemory
             .refuses(&meta, conn.state.multi.is_some(), queued_denyoom)
         {
-            if let Some(name) = stat {
-                self.cmdstats.reject(name);
+            if let Some((_, s)) = stat {
+                s.reject();
             }
             self.refuse(conn, meta.name, Reply::error(crate::maxmemory::OOM));
             return;
@@ -222,8 +220,8 @@ impl Node {
                 break;
             }
             if let Some(r) = self.wait_for_script(&args).await {
-                if let Some(name) = stat {
-                    self.cmdstats.reject(name);
+                if let Some((_, s)) = stat {
+                    s.reject();
                 }
                 self.refuse(conn, meta.name, r);
                 return;
@@ -307,10 +305,10 @@ impl Node {
             }
         }
         let micros = started.map_or(0, |t| t.elapsed().as_micros() as u64);
-        if let Some(name) = stat {
+        if let Some((_, s)) = stat {
             // Failed: its (first) reply is an error, as EXEC's is only when it aborts.
             let error = conn.out.get(mark..).filter(|o| o.first() == Some(&b'-'));
-            self.cmdstats.finished(name, micros, error.map(|e| &e[1..]));
+            s.finished(micros, error.map(|e| &e[1..]));
         }
         if let Some(args) = watched {
             self.record(conn, &args, micros);

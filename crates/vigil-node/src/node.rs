@@ -70,6 +70,7 @@ macro_rules! row {
                 find_keys: $keys,
                 group: $group,
                 summary: $summary,
+                index: 0,
             },
             $crate::node::Handler::$kind($f),
         )
@@ -375,12 +376,8 @@ impl Node {
         micros: u64,
         error: Option<&str>,
     ) {
-        if let Some(name) = self
-            .cmdstats
-            .name_of(meta.name, args.get(1).map(|a| &a[..]))
-        {
-            self.cmdstats
-                .finished(name, micros, error.map(str::as_bytes));
+        if let Some((_, s)) = self.cmdstats.stat(meta, args.get(1).map(|a| &a[..])) {
+            s.finished(micros, error.map(str::as_bytes));
         }
         if self.slowlog.watching() {
             self.record(conn, args, micros);

@@ -70,14 +70,22 @@ impl Args {
         self.next().ok_or(CmdError::Syntax)
     }
 
+    /// The next argument, borrowed (no reference count taken: for an argument only read, such
+    /// as a key looked up), or a syntax error.
+    pub fn slice(&mut self) -> Result<&[u8], CmdError> {
+        let b = self.items.get(self.pos).ok_or(CmdError::Syntax)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
     /// The next argument as an integer.
     pub fn i64(&mut self) -> Result<i64, CmdError> {
-        parse_int(&self.bytes()?)
+        parse_int(self.slice()?)
     }
 
     /// The next argument as a float.
     pub fn f64(&mut self) -> Result<f64, CmdError> {
-        parse_float(&self.bytes()?).ok_or(CmdError::NotFloat)
+        parse_float(self.slice()?).ok_or(CmdError::NotFloat)
     }
 
     /// Consumes the next argument if it equals `word`, ignoring case.

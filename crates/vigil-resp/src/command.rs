@@ -114,6 +114,9 @@ pub struct CommandMeta {
     pub group: &'static str,
     /// One line of help, for `COMMAND DOCS`.
     pub summary: &'static str,
+    /// Its position in the [`CommandTable`] that holds it, set there (0 for a description
+    /// made elsewhere): what a command keeps beside the table is a vector indexed by it.
+    pub index: u16,
 }
 
 impl CommandMeta {
@@ -135,6 +138,7 @@ impl CommandMeta {
             find_keys: None,
             group,
             summary,
+            index: 0,
         }
     }
 
@@ -256,9 +260,11 @@ pub struct CommandTable<H> {
 
 impl<H> CommandTable<H> {
     /// Builds a table; panics at start-up on a duplicate name (a programming error).
-    pub fn new(entries: Vec<(CommandMeta, H)>) -> Self {
+    pub fn new(mut entries: Vec<(CommandMeta, H)>) -> Self {
+        assert!(entries.len() <= u16::MAX as usize, "too many commands");
         let mut index = HashMap::with_hasher(ahash::RandomState::new());
-        for (i, (meta, _)) in entries.iter().enumerate() {
+        for (i, (meta, _)) in entries.iter_mut().enumerate() {
+            meta.index = i as u16;
             let dup = index.insert(meta.name.as_bytes().to_vec(), i);
             assert!(dup.is_none(), "command {} registered twice", meta.name);
         }
@@ -530,6 +536,7 @@ mod tests {
             find_keys: None,
             group: "generic",
             summary: "",
+            index: 0,
         }
     }
 

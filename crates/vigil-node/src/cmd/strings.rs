@@ -194,8 +194,8 @@ pub fn commands() -> Vec<(CommandMeta, Handler)> {
 const MAX_STRING: usize = 512 * 1024 * 1024;
 
 fn get(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.bytes()?;
-    Ok(ctx.get_str(&key)?.map_or(Reply::Nil, Reply::bulk))
+    let key = args.slice()?;
+    Ok(ctx.get_str(key)?.map_or(Reply::Nil, Reply::bulk))
 }
 
 /// An expiry option as given: which unit, relative or absolute.

@@ -174,17 +174,13 @@ impl Host for ScriptHost<'_> {
         ctx.store.publish_events(&self.node.shared.hub);
         // A script's commands count in the statistics as a client's do, as in Redis.
         let all = args.all();
-        if let Some(name) = self
-            .node
-            .cmdstats
-            .name_of(meta.name, all.get(1).map(|a| &a[..]))
-        {
+        if let Some((_, stat)) = self.node.cmdstats.stat(&meta, all.get(1).map(|a| &a[..])) {
             let micros = started.elapsed().as_micros() as u64;
             let error = match &reply {
                 Reply::Error(e) => Some(e.as_bytes()),
                 _ => None,
             };
-            self.node.cmdstats.finished(name, micros, error);
+            stat.finished(micros, error);
         }
         if let Reply::Error(e) = &reply {
             self.pending_error = Some(e.to_string());
@@ -226,6 +222,7 @@ fn gate_meta(read_only: bool, flags: ScriptFlags) -> CommandMeta {
         find_keys: None,
         group: "scripting",
         summary: "",
+        index: 0,
     }
 }
 
