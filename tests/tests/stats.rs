@@ -51,6 +51,19 @@ const STEPS: &[&[&str]] = &[
     &["CONFIG", "GET"],
     &["OBJECT", "ENCODING", "foo"],
     &["INCR", "k1"],
+    // A library change counts once, though it also runs as a data command.
+    &[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)",
+    ],
+    // Every command of a transaction counts, whatever kind of command it is.
+    &["MULTI"],
+    &["PING"],
+    &["CONFIG", "GET", "maxmemory"],
+    &["FUNCTION", "DELETE", "lib1"],
+    &["CLIENT", "GETNAME"],
+    &["EXEC"],
 ];
 
 fn run(c: &mut Connection, args: &[&str]) {

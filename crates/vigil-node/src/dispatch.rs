@@ -348,9 +348,10 @@ impl Node {
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
         // Read once the store lock is held; each command then starts from the reading that
-        // ended the one before (`execute_in`), as nothing between the two waits, and is judged
-        // afresh only after a wait. A lease judged before a wait may have run out since, and
-        // a read's reply is not checked again. Commands of one batch see the same wall-clock
+        // ended the one before (`execute_in`), read again after anything since that takes a
+        // lock others hold (propagating a write, the slow log, tracking, MONITOR, refreshing
+        // the ACL user). A lease judged before a wait may have run out since, and a read's
+        // reply is not checked again. Commands of one batch see the same wall-clock
         // "now", as commands of one event-loop iteration do in Redis. One clock reading per
         // command, not two: a reading costs as much as a small command's lookup.
         let mut clock: Option<Clock> = None;
@@ -377,6 +378,8 @@ impl Node {
             {
                 return;
             }
+            // Before the clock is read: it may take the connection's details lock.
+            note_command(conn, meta.name);
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
             let waits = conn.user.generation != seen;
@@ -403,7 +406,6 @@ impl Node {
             let Some(args) = queue.pop_front() else {
                 return;
             };
-            note_command(conn, meta.name);
             let shown = self.monitors.active().then(|| args.clone());
             let (reply, _) =
                 self.run_data(store, conn, &meta, f, Args::new(args), false, clock, hide);
@@ -411,6 +413,7 @@ impl Node {
             conn.state.command_done();
             if let Some(args) = shown {
                 self.feed_monitors(conn, &meta, &args);
+                clock.mono = Instant::now();
             }
         }
     }
@@ -497,6 +500,11 @@ impl Node {
             &mut props,
         );
         self.note_propagated(conn, &props);
+        // Propagating took the replication feed's and the append log's locks, which others
+        // hold too: the next command of the batch starts from a reading after them.
+        if !props.is_empty() {
+            clock.mono = Instant::now();
+        }
         result
     }
 

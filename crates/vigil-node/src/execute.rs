@@ -140,6 +140,12 @@ impl Node {
             if self.monitors.active() {
                 self.feed_monitors(conn, &meta, &args);
             }
+            // A data command is counted as it runs (`execute_in`); the others here, as Redis
+            // counts every command of a transaction.
+            let counted = (!matches!(handler, Handler::Data(_)))
+                .then(|| self.cmdstats.stat(&meta, args.get(1).map(|a| &a[..])))
+                .flatten()
+                .map(|(_, s)| (s, Instant::now(), conn.out.len()));
             match handler {
                 Handler::Data(f) => {
                     if guard.is_none() {
@@ -190,6 +196,10 @@ impl Node {
                 // Otherwise only WAIT can be queued (PSYNC and SYNC are `no-multi`); inside a
                 // transaction it answers at once, as in Redis.
                 Handler::Async(_) => crate::repl::master::wait_now(self, conn, Args::new(args)),
+            }
+            if let Some((stat, started, mark)) = counted {
+                let error = conn.out.get(mark..).filter(|o| o.first() == Some(&b'-'));
+                stat.finished(started.elapsed().as_micros() as u64, error.map(|e| &e[1..]));
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());
@@ -299,7 +309,11 @@ pub(crate) fn execute_in(
             Reply::Error(e) => Some(&e[..]),
             _ => None,
         };
-        node.ran(conn, meta, args.all(), micros, error);
+        // The next command of a batch starts from this reading (`run_plain_prefix`), unless
+        // what follows took a lock, which may have waited.
+        if node.ran(conn, meta, args.all(), micros, error) {
+            clock.mono = Instant::now();
+        }
     }
     if meta.flags.has(Flags::READONLY) && conn.state.tracks_reads() {
         let all = args.all();
@@ -307,6 +321,7 @@ pub(crate) fn execute_in(
         ctx.store
             .tracking()
             .remember(conn.info.id, keys.iter().filter_map(|k| all.get(k.pos)));
+        clock.mono = Instant::now();
     }
     (reply, ctx.block.take())
 }

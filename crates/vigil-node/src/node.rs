@@ -70,7 +70,7 @@ macro_rules! row {
                 find_keys: $keys,
                 group: $group,
                 summary: $summary,
-                index: 0,
+                index: vigil_resp::CommandMeta::UNLISTED,
             },
             $crate::node::Handler::$kind($f),
         )
@@ -352,8 +352,9 @@ impl Node {
         true
     }
 
-    /// Offers a command that ran to the slow log and the latency monitor.
-    pub(crate) fn record(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) {
+    /// Offers a command that ran to the slow log and the latency monitor; whether they kept
+    /// it (and took a lock).
+    pub(crate) fn record(&self, conn: &Conn<ConnState>, args: &[Bytes], micros: u64) -> bool {
         let fast = || {
             self.table
                 .get(&args[0])
@@ -363,11 +364,11 @@ impl Node {
             let name = conn.info.details.lock().name.clone().unwrap_or_default();
             (conn.info.addr.to_string(), name)
         };
-        self.slowlog.record(args, micros, fast, who);
+        self.slowlog.record(args, micros, fast, who)
     }
 
     /// Counts a data command that ran for `micros` (per-command statistics) and offers it to
-    /// the slow log and the latency monitor.
+    /// the slow log and the latency monitor; whether they kept it (and took a lock).
     pub(crate) fn ran(
         &self,
         conn: &Conn<ConnState>,
@@ -375,13 +376,11 @@ impl Node {
         args: &[Bytes],
         micros: u64,
         error: Option<&str>,
-    ) {
+    ) -> bool {
         if let Some((_, s)) = self.cmdstats.stat(meta, args.get(1).map(|a| &a[..])) {
             s.finished(micros, error.map(str::as_bytes));
         }
-        if self.slowlog.watching() {
-            self.record(conn, args, micros);
-        }
+        self.slowlog.watching() && self.record(conn, args, micros)
     }
 
     /// The replication offset of this node's data.

@@ -101,23 +101,28 @@ impl Monitor {
     /// Offers a command that ran for `micros`: logged if slow, and a latency sample (`command`
     /// or, for a fast command, `fast-command`) if above the monitor's threshold.
     /// `who` names the client (`ip:port`, name), asked only when the command is logged.
+    /// Returns whether it kept anything (it then took a lock, which may have waited).
     pub fn record(
         &self,
         args: &[Bytes],
         micros: u64,
         fast: impl FnOnce() -> bool,
         who: impl FnOnce() -> (String, Bytes),
-    ) {
+    ) -> bool {
+        let mut kept = false;
         let slower = self.slower_than.load(Ordering::Relaxed);
         if slower >= 0 && micros >= slower as u64 {
             let (addr, name) = who();
             self.log_slow(args, micros, &addr, &name);
+            kept = true;
         }
         let ms = micros / 1000;
         let t = self.latency_threshold.load(Ordering::Relaxed);
         if t > 0 && ms >= t {
             self.sample(if fast() { "fast-command" } else { "command" }, ms);
+            kept = true;
         }
+        kept
     }
 
     fn log_slow(&self, args: &[Bytes], micros: u64, addr: &str, name: &Bytes) {

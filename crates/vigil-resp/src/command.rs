@@ -114,12 +114,17 @@ pub struct CommandMeta {
     pub group: &'static str,
     /// One line of help, for `COMMAND DOCS`.
     pub summary: &'static str,
-    /// Its position in the [`CommandTable`] that holds it, set there (0 for a description
-    /// made elsewhere): what a command keeps beside the table is a vector indexed by it.
+    /// Its position in the [`CommandTable`] that holds it, set there
+    /// ([`CommandMeta::UNLISTED`] for a description made elsewhere): what a command keeps
+    /// beside the table is a vector indexed by it.
     pub index: u16,
 }
 
 impl CommandMeta {
+    /// The [`CommandMeta::index`] of a description that no table holds (a write gate's view of
+    /// a script, say): it finds nothing kept beside a table.
+    pub const UNLISTED: u16 = u16::MAX;
+
     /// A command that takes no keys (connection, server and sentinel commands).
     pub const fn keyless(
         name: &'static str,
@@ -138,7 +143,7 @@ impl CommandMeta {
             find_keys: None,
             group,
             summary,
-            index: 0,
+            index: CommandMeta::UNLISTED,
         }
     }
 
@@ -261,7 +266,10 @@ pub struct CommandTable<H> {
 impl<H> CommandTable<H> {
     /// Builds a table; panics at start-up on a duplicate name (a programming error).
     pub fn new(mut entries: Vec<(CommandMeta, H)>) -> Self {
-        assert!(entries.len() <= u16::MAX as usize, "too many commands");
+        assert!(
+            entries.len() < CommandMeta::UNLISTED as usize,
+            "too many commands"
+        );
         let mut index = HashMap::with_hasher(ahash::RandomState::new());
         for (i, (meta, _)) in entries.iter_mut().enumerate() {
             meta.index = i as u16;
@@ -536,7 +544,7 @@ mod tests {
             find_keys: None,
             group: "generic",
             summary: "",
-            index: 0,
+            index: CommandMeta::UNLISTED,
         }
     }
 

@@ -44,7 +44,7 @@ const FUNCTION_WRITE: CommandMeta = CommandMeta {
     find_keys: None,
     group: "scripting",
     summary: "",
-    index: 0,
+    index: vigil_resp::CommandMeta::UNLISTED,
 };
 
 fn function(node: &Node, conn: &mut Conn<ConnState>, args: Args) {

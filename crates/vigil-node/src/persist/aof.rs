@@ -54,6 +54,8 @@ struct Queue {
     stop: bool,
     /// The writer thread sleeps past the next tick: an append must wake it.
     writer_asleep: bool,
+    /// A client waits for the writer thread to write now, not after a tick.
+    urgent: bool,
 }
 
 impl Queue {
@@ -79,6 +81,13 @@ struct Inner {
     dirty: AtomicBool,
     /// A write from a client's task failed: leave the retries to the writer thread.
     failing: AtomicBool,
+    /// The everysec fsync is running: a write to the file may wait for it (on ext4 it does,
+    /// for the whole fsync under a busy disk), so clients' tasks leave writing to the writer
+    /// thread meanwhile, as Redis does not write its AOF while its background fsync runs.
+    syncing: AtomicBool,
+    /// Tests: a stall added to every write, as a busy disk adds one.
+    #[cfg(test)]
+    write_stall: Mutex<Duration>,
     /// Highest sequence number written to the file.
     written: watch::Sender<u64>,
     /// Highest sequence number fsynced.
@@ -131,12 +140,16 @@ impl Aof {
                 generation,
                 stop: false,
                 writer_asleep: false,
+                urgent: false,
             }),
             cond: Condvar::new(),
             file: Mutex::new(LogFile { file, generation }),
             policy: AtomicU8::new(policy_code(policy)),
             dirty: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            #[cfg(test)]
+            write_stall: Mutex::new(Duration::ZERO),
             written: watch::channel(0).0,
             synced: watch::channel(0).0,
             size: AtomicU64::new(size),
@@ -198,7 +211,10 @@ impl Aof {
     /// per event-loop iteration before the replies go out: it first lets the other clients
     /// ready in this round of the scheduler queue their writes, then one `write` serves them
     /// all, with no thread switch. A write to the page cache takes microseconds; a failing one
-    /// is left to the writer thread, which retries.
+    /// is left to the writer thread, which retries. So is one that may wait for the disk (an
+    /// fsync running, or a new file to open after fsyncing the old one): the task's thread
+    /// serves every other client, the sentinels' probes and lease renewals among them, and a
+    /// node stalled on its disk for a second would be failed over.
     pub async fn wait(&self, seq: u64) {
         if self.inner.policy() == ALWAYS {
             let mut rx = self.inner.synced.subscribe();
@@ -218,11 +234,15 @@ impl Aof {
             if !self.inner.failing.load(Ordering::Relaxed)
                 && let Some(mut file) = self.inner.file.try_lock()
             {
-                // Our bytes were queued before this drain: it covers them (or fails).
-                if self.inner.write_queued(&mut file, false) {
+                if !self.inner.quick_write(&file) {
+                    drop(file);
+                    self.inner.write_now();
+                } else if self.inner.write_queued(&mut file, false) {
+                    // Our bytes were queued before this drain: it covered them.
                     continue;
+                } else {
+                    self.inner.cond.notify_one();
                 }
-                self.inner.cond.notify_one();
             }
             // Someone else is writing (or retrying): their write may cover ours.
             if rx.changed().await.is_err() {
@@ -270,6 +290,24 @@ impl Drop for Aof {
 }
 
 impl Inner {
+    /// Whether writing the queue to `lf` now is a write to the page cache alone: no fsync
+    /// running and no switch to a new file (which fsyncs the old one) in it.
+    fn quick_write(&self, lf: &LogFile) -> bool {
+        !self.syncing.load(Ordering::Acquire)
+            && self
+                .queue
+                .lock()
+                .segments
+                .iter()
+                .all(|(g, _)| *g == lf.generation)
+    }
+
+    /// Has the writer thread write the queue now.
+    fn write_now(&self) {
+        self.queue.lock().urgent = true;
+        self.cond.notify_one();
+    }
+
     fn policy(&self) -> u8 {
         self.policy.load(Ordering::Relaxed)
     }
@@ -290,6 +328,8 @@ impl Inner {
             }
             let mut done = 0;
             while done < buf.len() {
+                #[cfg(test)]
+                std::thread::sleep(*self.write_stall.lock());
                 match lf.file.write(&buf[done..]) {
                     Ok(0) => {
                         self.write_failed(std::io::ErrorKind::WriteZero.into(), retry);
@@ -389,7 +429,7 @@ fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
     loop {
         let stop = {
             let mut q = inner.queue.lock();
-            loop {
+            let stop = loop {
                 q.writer_asleep = false;
                 if q.stop {
                     break true;
@@ -399,6 +439,9 @@ fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
                 if q.is_empty() {
                     write_by = None;
                 } else {
+                    if q.urgent {
+                        break false;
+                    }
                     // `always`: every waiting client waits for this thread; otherwise clients
                     // write themselves, and this thread writes only what is left after a tick.
                     if policy == ALWAYS || inner.failing.load(Ordering::Relaxed) {
@@ -431,7 +474,9 @@ fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
                 inner
                     .cond
                     .wait_for(&mut q, wait.max(Duration::from_millis(1)));
-            }
+            };
+            q.urgent = false;
+            stop
         };
         write_by = None;
         let lf = &mut *inner.file.lock();
@@ -474,7 +519,10 @@ impl Fsyncer {
             .name("aof-fsync".into())
             .spawn(move || {
                 for (file, seq) in rx {
-                    match file.sync_data() {
+                    inner.syncing.store(true, Ordering::Release);
+                    let synced = file.sync_data();
+                    inner.syncing.store(false, Ordering::Release);
+                    match synced {
                         Ok(()) => {
                             inner
                                 .synced
@@ -541,6 +589,7 @@ mod tests {
                 generation: 1,
                 stop: false,
                 writer_asleep: false,
+                urgent: false,
             }),
             cond: Condvar::new(),
             file: Mutex::new(LogFile {
@@ -550,6 +599,9 @@ mod tests {
             policy: AtomicU8::new(EVERYSEC),
             dirty: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            #[cfg(test)]
+            write_stall: Mutex::new(Duration::ZERO),
             written: watch::channel(0).0,
             synced: watch::channel(0).0,
             size: AtomicU64::new(0),
@@ -569,5 +621,61 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
         assert_eq!(*inner.written.borrow(), 13);
         assert!(!inner.failing.load(Ordering::Relaxed) && inner.error.lock().is_none());
+    }
+
+    /// While the fsync runs, or when the queue starts a new file, a client's task does not
+    /// write itself: the writer thread does, at once, and the task's thread goes on serving
+    /// others though the write stalls (here 300 ms, as a busy disk stalls one behind an
+    /// fsync). Without that, a node stalled on its disk stops answering its sentinels.
+    #[test]
+    fn a_write_that_may_stall_is_left_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let aof = Aof::open(dir.path(), 1, AppendFsync::Everysec, b"m".to_vec()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let stall = Duration::from_millis(300);
+        for case in ["an fsync running", "a new file"] {
+            *aof.inner.write_stall.lock() = stall;
+            let seq = if case == "a new file" {
+                aof.rotate(2, b"m2".to_vec());
+                aof.append(b"after")
+            } else {
+                aof.inner.syncing.store(true, Ordering::Release);
+                aof.append(b"during")
+            };
+            // How many 10 ms ticks the runtime's one thread ran while `wait` waited.
+            let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let c = counter.clone();
+            let took = rt.block_on(async {
+                let ticker = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                let started = Instant::now();
+                tokio::time::timeout(Duration::from_secs(5), aof.wait(seq))
+                    .await
+                    .unwrap_or_else(|_| panic!("{case}: the write never completed"));
+                let took = started.elapsed();
+                ticker.abort();
+                took
+            });
+            aof.inner.syncing.store(false, Ordering::Release);
+            *aof.inner.write_stall.lock() = Duration::ZERO;
+            assert!(
+                took >= stall,
+                "{case}: waited {took:?}, less than the stall"
+            );
+            let ticks = counter.load(Ordering::Relaxed);
+            assert!(
+                ticks >= 10,
+                "{case}: the client's thread ran {ticks} ticks of 10 ms during a {took:?} wait"
+            );
+        }
+        assert_eq!(std::fs::read(log_path(dir.path(), 1)).unwrap(), b"mduring");
+        assert_eq!(std::fs::read(log_path(dir.path(), 2)).unwrap(), b"m2after");
     }
 }

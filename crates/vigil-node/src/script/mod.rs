@@ -222,7 +222,7 @@ fn gate_meta(read_only: bool, flags: ScriptFlags) -> CommandMeta {
         find_keys: None,
         group: "scripting",
         summary: "",
-        index: 0,
+        index: vigil_resp::CommandMeta::UNLISTED,
     }
 }
 

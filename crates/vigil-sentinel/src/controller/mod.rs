@@ -18,7 +18,7 @@
 //!   epoch) skips the candidate that failed.
 //!
 //! Pace: the leader looks every [`WATCH`] for work that is due — a master down, a failover in
-//!   flight, a lease to renew (every eighth of the lease, at most every 50 ms, up to one
+//!   flight, a lease to renew (every eighth of the lease, at least every 50 ms, up to one
 //!   [`WATCH`] early to join the other groups' round) — and goes on at once
 //!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
 //!
