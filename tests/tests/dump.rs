@@ -246,9 +246,12 @@ OBJECT ENCODING s
 OBJECT ENCODING nosuch
 OBJECT REFCOUNT s
 OBJECT REFCOUNT nosuch
-# Touched just before: idle 0 on both, however long the script took to get here.
+# Touched just before, in one transaction: idle 0 on both, however long the script took to
+# get here (two requests could straddle a tick of the seconds-resolution LRU clock).
+MULTI
 GET s
 OBJECT IDLETIME s
+EXEC
 OBJECT FREQ s
 OBJECT HELP
 OBJECT HELP x
