@@ -133,29 +133,7 @@ impl Aof {
         file.sync_data()?;
         sync_dir(dir)?;
         let size = file.metadata()?.len();
-        let inner = Arc::new(Inner {
-            queue: Mutex::new(Queue {
-                segments: VecDeque::new(),
-                seq: 0,
-                generation,
-                stop: false,
-                writer_asleep: false,
-                urgent: false,
-            }),
-            cond: Condvar::new(),
-            file: Mutex::new(LogFile { file, generation }),
-            policy: AtomicU8::new(policy_code(policy)),
-            dirty: AtomicBool::new(false),
-            failing: AtomicBool::new(false),
-            syncing: AtomicBool::new(false),
-            #[cfg(test)]
-            write_stall: Mutex::new(Duration::ZERO),
-            written: watch::channel(0).0,
-            synced: watch::channel(0).0,
-            size: AtomicU64::new(size),
-            error: Mutex::new(None),
-            dir: dir.to_path_buf(),
-        });
+        let inner = Arc::new(Inner::new(file, generation, policy_code(policy), size, dir));
         let thread_inner = inner.clone();
         let fsyncer = Fsyncer::start(inner.clone())?;
         let handle = std::thread::Builder::new()
@@ -290,6 +268,33 @@ impl Drop for Aof {
 }
 
 impl Inner {
+    /// A log at `generation` writing to `file` (`size` bytes so far) in `dir`, nothing queued.
+    fn new(file: File, generation: u64, policy: u8, size: u64, dir: &Path) -> Inner {
+        Inner {
+            queue: Mutex::new(Queue {
+                segments: VecDeque::new(),
+                seq: 0,
+                generation,
+                stop: false,
+                writer_asleep: false,
+                urgent: false,
+            }),
+            cond: Condvar::new(),
+            file: Mutex::new(LogFile { file, generation }),
+            policy: AtomicU8::new(policy),
+            dirty: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            #[cfg(test)]
+            write_stall: Mutex::new(Duration::ZERO),
+            written: watch::channel(0).0,
+            synced: watch::channel(0).0,
+            size: AtomicU64::new(size),
+            error: Mutex::new(None),
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// Whether writing the queue to `lf` now is a write to the page cache alone: no fsync
     /// running and no switch to a new file (which fsyncs the old one) in it.
     fn quick_write(&self, lf: &LogFile) -> bool {

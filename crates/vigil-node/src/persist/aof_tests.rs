@@ -13,32 +13,12 @@ fn a_failed_write_from_a_task_keeps_every_byte_in_order() {
     std::fs::write(&path, b"").unwrap();
     // Read-only: every write fails.
     let file = File::open(&path).unwrap();
-    let inner = Inner {
-        queue: Mutex::new(Queue {
-            segments: VecDeque::from([(1, b"one ".to_vec()), (1, b"two ".to_vec())]),
-            seq: 8,
-            generation: 1,
-            stop: false,
-            writer_asleep: false,
-            urgent: false,
-        }),
-        cond: Condvar::new(),
-        file: Mutex::new(LogFile {
-            file,
-            generation: 1,
-        }),
-        policy: AtomicU8::new(EVERYSEC),
-        dirty: AtomicBool::new(false),
-        failing: AtomicBool::new(false),
-        syncing: AtomicBool::new(false),
-        #[cfg(test)]
-        write_stall: Mutex::new(Duration::ZERO),
-        written: watch::channel(0).0,
-        synced: watch::channel(0).0,
-        size: AtomicU64::new(0),
-        error: Mutex::new(None),
-        dir: dir.path().to_path_buf(),
-    };
+    let inner = Inner::new(file, 1, EVERYSEC, 0, dir.path());
+    {
+        let mut q = inner.queue.lock();
+        q.segments = VecDeque::from([(1, b"one ".to_vec()), (1, b"two ".to_vec())]);
+        q.seq = 8;
+    }
     assert!(!inner.write_queued(&mut inner.file.lock(), false));
     assert!(inner.failing.load(Ordering::Relaxed));
     assert_eq!(*inner.written.borrow(), 0, "published a failed write");
