@@ -349,8 +349,9 @@ impl Node {
         let mut guard = None;
         // Read once the store lock is held; each command then starts from the reading that
         // ended the one before (`execute_in`), read again after anything since that takes a
-        // lock others hold (propagating a write, the slow log, tracking, MONITOR, refreshing
-        // the ACL user). A lease judged before a wait may have run out since, and a read's
+        // lock others hold for long (propagating a write, the slow log, tracking, MONITOR,
+        // refreshing the ACL user); the brief ones (the connection's details, the pause
+        // state, the error counts) are not counted. A lease judged before a wait may have run out since, and a read's
         // reply is not checked again. Commands of one batch see the same wall-clock
         // "now", as commands of one event-loop iteration do in Redis. One clock reading per
         // command, not two: a reading costs as much as a small command's lookup.

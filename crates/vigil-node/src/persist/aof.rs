@@ -212,9 +212,8 @@ impl Aof {
             if !self.inner.failing.load(Ordering::Relaxed)
                 && let Some(mut file) = self.inner.file.try_lock()
             {
-                if !self.inner.quick_write(&file) {
+                if !self.inner.quick_write(&file) && self.inner.write_now() {
                     drop(file);
-                    self.inner.write_now();
                 } else if self.inner.write_queued(&mut file, false) {
                     // Our bytes were queued before this drain: it covered them.
                     continue;
@@ -307,10 +306,17 @@ impl Inner {
                 .all(|(g, _)| *g == lf.generation)
     }
 
-    /// Has the writer thread write the queue now.
-    fn write_now(&self) {
-        self.queue.lock().urgent = true;
+    /// Has the writer thread write the queue now; `false` if it has stopped (the log was
+    /// closed), when the caller must write itself.
+    fn write_now(&self) -> bool {
+        let mut q = self.queue.lock();
+        if q.stop {
+            return false;
+        }
+        q.urgent = true;
+        drop(q);
         self.cond.notify_one();
+        true
     }
 
     fn policy(&self) -> u8 {

@@ -49,6 +49,8 @@ fn a_write_that_may_stall_is_left_to_the_writer_thread() {
     let stall = Duration::from_millis(300);
     for case in ["an fsync running", "a new file"] {
         *aof.inner.write_stall.lock() = stall;
+        // Before the append: the writer thread may write it before `wait` starts.
+        let started = Instant::now();
         let seq = if case == "a new file" {
             aof.rotate(2, b"m2".to_vec());
             aof.append(b"after")
@@ -66,7 +68,6 @@ fn a_write_that_may_stall_is_left_to_the_writer_thread() {
                     c.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            let started = Instant::now();
             tokio::time::timeout(Duration::from_secs(5), aof.wait(seq))
                 .await
                 .unwrap_or_else(|_| panic!("{case}: the write never completed"));
