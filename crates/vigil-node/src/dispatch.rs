@@ -153,7 +153,7 @@ impl Node {
             return;
         }
         // CLIENT LIST shows a container's subcommand (`client|list`), as Redis.
-        note_command(conn, stat.map_or(meta.name, |(name, _)| name));
+        let _ = note_command(conn, stat.map_or(meta.name, |(name, _)| name));
         // While a script runs, wait for it without holding a thread; past its busy threshold,
         // -BUSY (see engines::Busy and script::busy).
         // MULTI may start meanwhile, as in Redis (`allow-busy`): it touches no data, and
@@ -348,11 +348,11 @@ impl Node {
     fn run_plain_prefix(&self, conn: &mut Conn<ConnState>, queue: &mut VecDeque<Vec<Bytes>>) {
         let mut guard = None;
         // Read once the store lock is held; each command then starts from the reading that
-        // ended the one before (`execute_in`), read again after anything since that takes a
-        // lock others hold for long (propagating a write, the slow log, tracking, MONITOR,
-        // refreshing the ACL user); the brief ones (the connection's details, the pause
-        // state, the error counts) are not counted. A lease judged before a wait may have run out since, and a read's
-        // reply is not checked again. Commands of one batch see the same wall-clock
+        // ended the one before (`execute_in`), read again after anything since that took a
+        // lock others hold (propagating a write, the slow log, tracking, MONITOR, refreshing
+        // the ACL user, the connection's details, a set pause, the error counts): a lock may
+        // wait, and a lease judged on a reading from before the wait may have run out since.
+        // A read's reply is not checked again. Commands of one batch see the same wall-clock
         // "now", as commands of one event-loop iteration do in Redis. One clock reading per
         // command, not two: a reading costs as much as a small command's lookup.
         let mut clock: Option<Clock> = None;
@@ -380,10 +380,11 @@ impl Node {
                 return;
             }
             // Before the clock is read: it may take the connection's details lock.
-            note_command(conn, meta.name);
+            let noted = note_command(conn, meta.name);
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
-            let waits = conn.user.generation != seen;
+            // The pause's lock (`holds`, while one is set) may have waited too.
+            let waits = conn.user.generation != seen || noted || self.pause.engaged();
             let clock = match &mut clock {
                 Some(c) => {
                     if waits {
@@ -410,7 +411,12 @@ impl Node {
             let shown = self.monitors.active().then(|| args.clone());
             let (reply, _) =
                 self.run_data(store, conn, &meta, f, Args::new(args), false, clock, hide);
+            // Counting an error reply takes the error statistics' lock.
+            let counted = reply.is_error();
             push_reply(conn, reply);
+            if counted {
+                clock.mono = Instant::now();
+            }
             conn.state.command_done();
             if let Some(args) = shown {
                 self.feed_monitors(conn, &meta, &args);
@@ -427,8 +433,14 @@ impl Node {
 
     /// [`Node::gate`] at `now`.
     pub(crate) fn gate_at(&self, meta: &CommandMeta, now: Instant) -> Result<bool, Reply> {
-        // While writes are held nothing may write, lazy expiry included.
+        // While writes are held nothing may write, lazy expiry included. The pause's lock,
+        // taken while one is set, may have waited: the lease is then judged after it.
         let paused = self.pause.writes_paused();
+        let now = if self.pause.engaged() {
+            Instant::now()
+        } else {
+            now
+        };
         self.gate
             .admit(
                 meta.flags,
@@ -575,10 +587,12 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 }
 
 /// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a
-/// steady stream of the same command.
-fn note_command(conn: &mut Conn<ConnState>, name: &'static str) {
-    if !std::ptr::eq(conn.state.last_cmd, name) {
-        conn.state.last_cmd = name;
-        conn.info.details.lock().last_cmd = name;
+/// steady stream of the same command. Returns whether it took the lock.
+fn note_command(conn: &mut Conn<ConnState>, name: &'static str) -> bool {
+    if std::ptr::eq(conn.state.last_cmd, name) {
+        return false;
     }
+    conn.state.last_cmd = name;
+    conn.info.details.lock().last_cmd = name;
+    true
 }

@@ -52,6 +52,12 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
+    /// Whether a pause is set (it may have run out): only then do the checks below take its
+    /// lock.
+    pub fn engaged(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
     /// Whether writes are held now.
     pub fn writes_paused(&self) -> bool {
         if !self.set.load(Ordering::Acquire) {

@@ -22,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,28 @@ struct LogFile {
     generation: u64,
 }
 
+/// Who writes the queue ([`Inner::write_queued`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum By {
+    /// The writer thread: retries a failing write, may wait for the disk.
+    Thread,
+    /// A client's task: writes only what goes to the page cache at once.
+    Task,
+    /// A client's task after the writer thread stopped: writes whatever it takes.
+    TaskAnyway,
+}
+
+/// What [`Inner::write_queued`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// Everything queued at the drain is in the file.
+    Written,
+    /// A write failed; the rest is back in the queue for the writer thread.
+    Failed,
+    /// Nothing drained: the write may wait for the disk ([`By::Task`]).
+    MayStall,
+}
+
 /// Shared between the node and the writer thread.
 struct Inner {
     queue: Mutex<Queue>,
@@ -81,10 +103,12 @@ struct Inner {
     dirty: AtomicBool,
     /// A write from a client's task failed: leave the retries to the writer thread.
     failing: AtomicBool,
-    /// The everysec fsync is running: a write to the file may wait for it (on ext4 it does,
-    /// for the whole fsync under a busy disk), so clients' tasks leave writing to the writer
-    /// thread meanwhile, as Redis does not write its AOF while its background fsync runs.
-    syncing: AtomicBool,
+    /// Everysec fsyncs asked for and not yet finished: a write to the file may wait for one
+    /// (on ext4 it does, for the whole fsync under a busy disk), so clients' tasks leave
+    /// writing to the writer thread meanwhile, as Redis does not write its AOF while its
+    /// background fsync runs. Counted from the request, not from the fsync thread's start: a
+    /// write between the two would wait too.
+    fsyncs_pending: AtomicUsize,
     /// Tests: a stall added to every write, as a busy disk adds one.
     #[cfg(test)]
     write_stall: Mutex<Duration>,
@@ -212,13 +236,20 @@ impl Aof {
             if !self.inner.failing.load(Ordering::Relaxed)
                 && let Some(mut file) = self.inner.file.try_lock()
             {
-                if !self.inner.quick_write(&file) && self.inner.write_now() {
-                    drop(file);
-                } else if self.inner.write_queued(&mut file, false) {
+                match self.inner.write_queued(&mut file, By::Task) {
                     // Our bytes were queued before this drain: it covered them.
-                    continue;
-                } else {
-                    self.inner.cond.notify_one();
+                    Drained::Written => continue,
+                    Drained::Failed => {
+                        self.inner.cond.notify_one();
+                    }
+                    // The writer thread is gone (the log was closed): no one else will
+                    // write these bytes.
+                    Drained::MayStall if !self.inner.write_now() => {
+                        if self.inner.write_queued(&mut file, By::TaskAnyway) == Drained::Written {
+                            continue;
+                        }
+                    }
+                    Drained::MayStall => {}
                 }
             }
             // Someone else is writing (or retrying): their write may cover ours.
@@ -283,7 +314,7 @@ impl Inner {
             policy: AtomicU8::new(policy),
             dirty: AtomicBool::new(false),
             failing: AtomicBool::new(false),
-            syncing: AtomicBool::new(false),
+            fsyncs_pending: AtomicUsize::new(0),
             #[cfg(test)]
             write_stall: Mutex::new(Duration::ZERO),
             written: watch::channel(0).0,
@@ -292,18 +323,6 @@ impl Inner {
             error: Mutex::new(None),
             dir: dir.to_path_buf(),
         }
-    }
-
-    /// Whether writing the queue to `lf` now is a write to the page cache alone: no fsync
-    /// running and no switch to a new file (which fsyncs the old one) in it.
-    fn quick_write(&self, lf: &LogFile) -> bool {
-        !self.syncing.load(Ordering::Acquire)
-            && self
-                .queue
-                .lock()
-                .segments
-                .iter()
-                .all(|(g, _)| *g == lf.generation)
     }
 
     /// Has the writer thread write the queue now; `false` if it has stopped (the log was
@@ -324,13 +343,22 @@ impl Inner {
     }
 
     /// Drains the queue into the file and publishes the sequence number now written. The
-    /// caller holds the file, so drains and writes never interleave. With `retry` (the writer
-    /// thread) a failing write is retried until it succeeds; without (a client's task, which
-    /// must not sleep) the unwritten bytes go back to the front of the queue and `false` says
-    /// the writer thread must take over.
-    fn write_queued(&self, lf: &mut LogFile, retry: bool) -> bool {
+    /// caller holds the file, so drains and writes never interleave. The writer thread retries
+    /// a failing write until it succeeds; a client's task, which must not sleep, puts the
+    /// unwritten bytes back in front of the queue and leaves them to the writer thread
+    /// ([`Drained::Failed`]). [`By::Task`] drains nothing when the write may wait for the disk
+    /// (an fsync asked for, or a new file, which fsyncs the old one), decided under the queue
+    /// lock so that no rotation slips in between.
+    fn write_queued(&self, lf: &mut LogFile, by: By) -> Drained {
+        let retry = by == By::Thread;
         let (mut segments, seq) = {
             let mut q = self.queue.lock();
+            if by == By::Task
+                && (self.fsyncs_pending.load(Ordering::Acquire) > 0
+                    || q.segments.iter().any(|(g, _)| *g != lf.generation))
+            {
+                return Drained::MayStall;
+            }
             (q.segments.drain(..).collect::<VecDeque<_>>(), q.seq)
         };
         while let Some((g, buf)) = segments.pop_front() {
@@ -361,7 +389,7 @@ impl Inner {
                         q.segments.push_front(s);
                     }
                     q.segments.push_front((g, buf[done..].to_vec()));
-                    return false;
+                    return Drained::Failed;
                 }
             }
         }
@@ -373,7 +401,7 @@ impl Inner {
         // `always`, which waits for the fsync) the replies waiting for them may leave.
         self.written
             .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
-        true
+        Drained::Written
     }
 
     /// Records a failed write; the writer thread (`retry`) waits a second before trying again:
@@ -491,7 +519,7 @@ fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
         };
         write_by = None;
         let lf = &mut *inner.file.lock();
-        inner.write_queued(lf, true);
+        inner.write_queued(lf, By::Thread);
         let policy = inner.policy();
         let dirty = inner.dirty.load(Ordering::Relaxed);
         if dirty && (policy == ALWAYS || stop) {
@@ -514,70 +542,9 @@ fn writer_loop(inner: Arc<Inner>, fsyncer: Fsyncer) {
     }
 }
 
-/// The everysec fsync, off the writer thread so the writes (and the replies waiting for them)
-/// never queue behind the disk.
-struct Fsyncer {
-    tx: Option<std::sync::mpsc::SyncSender<(File, u64)>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Fsyncer {
-    fn start(inner: Arc<Inner>) -> std::io::Result<Fsyncer> {
-        // Room for one request: while an fsync runs, the next one waits for it instead of
-        // piling up behind a slow disk.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(File, u64)>(1);
-        let handle = std::thread::Builder::new()
-            .name("aof-fsync".into())
-            .spawn(move || {
-                for (file, seq) in rx {
-                    inner.syncing.store(true, Ordering::Release);
-                    let synced = file.sync_data();
-                    inner.syncing.store(false, Ordering::Release);
-                    match synced {
-                        Ok(()) => {
-                            inner
-                                .synced
-                                .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "append log fsync failed");
-                            *inner.error.lock() = Some(e.to_string());
-                        }
-                    }
-                }
-            })?;
-        Ok(Fsyncer {
-            tx: Some(tx),
-            handle: Some(handle),
-        })
-    }
-
-    /// Asks for an fsync of `file`, which holds everything up to `seq`; `false` if the
-    /// previous one is still running (or the file cannot be shared with the thread; the next
-    /// request retries).
-    fn request(&self, file: &File, seq: u64) -> bool {
-        let Some(tx) = &self.tx else {
-            return false;
-        };
-        // A second handle on the same open file: syncing it syncs the file.
-        match file.try_clone() {
-            Ok(f) => tx.try_send((f, seq)).is_ok(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot hand the append log to the fsync thread");
-                false
-            }
-        }
-    }
-}
-
-impl Drop for Fsyncer {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
+#[path = "aof_fsync.rs"]
+mod fsync;
+use fsync::Fsyncer;
 
 #[cfg(test)]
 #[path = "aof_tests.rs"]

@@ -19,7 +19,10 @@ fn a_failed_write_from_a_task_keeps_every_byte_in_order() {
         q.segments = VecDeque::from([(1, b"one ".to_vec()), (1, b"two ".to_vec())]);
         q.seq = 8;
     }
-    assert!(!inner.write_queued(&mut inner.file.lock(), false));
+    assert_eq!(
+        inner.write_queued(&mut inner.file.lock(), By::Task),
+        Drained::Failed
+    );
     assert!(inner.failing.load(Ordering::Relaxed));
     assert_eq!(*inner.written.borrow(), 0, "published a failed write");
     {
@@ -28,7 +31,10 @@ fn a_failed_write_from_a_task_keeps_every_byte_in_order() {
         q.seq += 5;
     }
     inner.file.lock().file = OpenOptions::new().append(true).open(&path).unwrap();
-    assert!(inner.write_queued(&mut inner.file.lock(), true));
+    assert_eq!(
+        inner.write_queued(&mut inner.file.lock(), By::Thread),
+        Drained::Written
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
     assert_eq!(*inner.written.borrow(), 13);
     assert!(!inner.failing.load(Ordering::Relaxed) && inner.error.lock().is_none());
@@ -55,7 +61,7 @@ fn a_write_that_may_stall_is_left_to_the_writer_thread() {
             aof.rotate(2, b"m2".to_vec());
             aof.append(b"after")
         } else {
-            aof.inner.syncing.store(true, Ordering::Release);
+            aof.inner.fsyncs_pending.fetch_add(1, Ordering::Release);
             aof.append(b"during")
         };
         // How many 10 ms ticks the runtime's one thread ran while `wait` waited.
@@ -75,7 +81,7 @@ fn a_write_that_may_stall_is_left_to_the_writer_thread() {
             ticker.abort();
             took
         });
-        aof.inner.syncing.store(false, Ordering::Release);
+        aof.inner.fsyncs_pending.fetch_sub(1, Ordering::Release);
         *aof.inner.write_stall.lock() = Duration::ZERO;
         assert!(
             took >= stall,
@@ -89,4 +95,37 @@ fn a_write_that_may_stall_is_left_to_the_writer_thread() {
     }
     assert_eq!(std::fs::read(log_path(dir.path(), 1)).unwrap(), b"mduring");
     assert_eq!(std::fs::read(log_path(dir.path(), 2)).unwrap(), b"m2after");
+}
+
+/// A client's task decides under the queue lock whether its write may wait for the disk: a
+/// queue holding a new generation's bytes (a rotation since the task looked), or an fsync asked
+/// for and not finished, is left whole to the writer thread.
+#[test]
+fn a_task_drains_nothing_that_may_wait_for_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(dir.path(), 1);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let inner = Inner::new(file, 1, EVERYSEC, 0, dir.path());
+    let queued = |inner: &Inner| inner.queue.lock().segments.len();
+    {
+        let mut q = inner.queue.lock();
+        q.segments = VecDeque::from([(1, b"a".to_vec()), (2, b"m2".to_vec())]);
+        q.seq = 3;
+    }
+    let drained = inner.write_queued(&mut inner.file.lock(), By::Task);
+    assert_eq!(drained, Drained::MayStall, "a new file in the queue");
+    assert_eq!(queued(&inner), 2);
+    inner.queue.lock().segments.pop_back();
+    inner.fsyncs_pending.fetch_add(1, Ordering::Release);
+    let drained = inner.write_queued(&mut inner.file.lock(), By::Task);
+    assert_eq!(drained, Drained::MayStall, "an fsync pending");
+    assert_eq!(queued(&inner), 1);
+    inner.fsyncs_pending.fetch_sub(1, Ordering::Release);
+    let drained = inner.write_queued(&mut inner.file.lock(), By::Task);
+    assert_eq!(drained, Drained::Written);
+    assert_eq!(std::fs::read(&path).unwrap(), b"a");
 }
