@@ -362,6 +362,62 @@ fn forks_are_counted_and_timed_as_redis_does() {
     }
 }
 
+/// `INFO persistence` has redis-server 7.0's fields in its order (with the log on, as a node
+/// runs by default), and both count a finished background save in `rdb_saves` and time it.
+#[test]
+fn persistence_fields_match_redis() {
+    let redis = RedisProc::start_with(&["--appendonly", "yes"]);
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("n"), &[]);
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let field = |text: &str, name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{text}"))
+    };
+    let mut seen = Vec::new();
+    for port in [redis.port, node.port] {
+        let mut c = connect(port);
+        let before = info(&mut c, "persistence");
+        assert_eq!(field(&before, "rdb_saves"), 0, "port {port}");
+        assert_eq!(
+            field(&before, "rdb_last_bgsave_time_sec"),
+            -1,
+            "port {port}"
+        );
+        run(&mut c, &["SET", "k", "v"]);
+        let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let after = loop {
+            let text = info(&mut c, "persistence");
+            if text.contains("rdb_bgsave_in_progress:0") && field(&text, "rdb_saves") == 1 {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {port}: BGSAVE never ended:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(
+            field(&after, "rdb_last_bgsave_time_sec") >= 0,
+            "port {port}:\n{after}"
+        );
+        assert_eq!(
+            field(&after, "rdb_current_bgsave_time_sec"),
+            -1,
+            "port {port}"
+        );
+        seen.push(names(&after));
+    }
+    assert_eq!(seen[1], seen[0], "the node's fields, then redis-server's");
+}
+
 /// The last fields of `INFO memory`, which scripts poll (Redis' own test suite waits for
 /// `lazyfree_pending_objects` to reach 0): present and the same on both after an `UNLINK`.
 #[test]

@@ -37,6 +37,8 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     let epoch = vigil_base::epoch::load(&config.dir)?;
     let cluster = crate::cluster::file::load(&config.dir)?;
     let mut store = rec.store;
+    // Before the logs are replayed: what the snapshot held (`rdb_last_load_keys_loaded`).
+    let snapshot_keys = store.total_keys();
     store.limits.proto_max_bulk_len = config.limits.proto_max_bulk_len;
     store.limits.hll_sparse_max_bytes = config.redis_int("hll-sparse-max-bytes").max(0) as usize;
     store.set_access_policy(config.access_policy());
@@ -120,6 +122,9 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         &config.persistence,
         feed.marker(),
     )?;
+    persist
+        .loaded_keys
+        .store(snapshot_keys as u64, Ordering::Relaxed);
     tracing::info!(keys, logs = rec.logs.len(), ms = started.elapsed().as_millis() as u64, dir = %config.dir.display(), offset = feed.offset, epoch, "dataset loaded");
     let limits = limits_from(&config);
     let shared = Arc::new(Shared::new(

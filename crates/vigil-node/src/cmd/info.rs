@@ -178,29 +178,7 @@ pub fn info_text(node: &Node, sections: &[String]) -> String {
                     human(lua as u64),
                 );
             }
-            "persistence" => {
-                let p = &node.persist;
-                let compacting = p.compacting() as u8;
-                let status = if p.last_ok.load(Ordering::Relaxed) {
-                    "ok"
-                } else {
-                    "err"
-                };
-                let aof_size = p.aof.as_ref().map_or(0, |a| a.size());
-                let aof_status = if p.aof.as_ref().and_then(|a| a.last_error()).is_some() {
-                    "err"
-                } else {
-                    "ok"
-                };
-                let _ = write!(
-                    out,
-                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{compacting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{status}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{compacting}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{status}\r\naof_last_write_status:{aof_status}\r\naof_current_size:{aof_size}\r\naof_base_size:{}\r\n",
-                    dirty.saturating_sub(p.dirty_saved.load(Ordering::Relaxed)),
-                    p.last_save.load(Ordering::Relaxed),
-                    cfg.persistence.appendonly as u8,
-                    p.base_size.load(Ordering::Relaxed),
-                );
-            }
+            "persistence" => persistence(&mut out, node, dirty, cfg.persistence.appendonly),
             "stats" => {
                 let (fork_usec, forks) = crate::persist::snapshot::fork_stats();
                 let _ = write!(
@@ -358,4 +336,56 @@ fn info_replication(node: &Node) -> String {
         feed.backlog_first_byte(),
     );
     out
+}
+
+/// `INFO persistence`, in Redis 7.0's fields and order. A compaction is both Redis' BGSAVE and
+/// its BGREWRITEAOF (one snapshot, the log rotated at its instant): both sets of fields
+/// describe it. No fork's copy-on-write is tracked (zeros, as Redis shows between forks).
+fn persistence(out: &mut String, node: &Node, dirty: u64, appendonly: bool) {
+    let p = &node.persist;
+    let compacting = p.compacting() as u8;
+    let status = if p.last_ok.load(Ordering::Relaxed) {
+        "ok"
+    } else {
+        "err"
+    };
+    let aof_status = if p.aof.as_ref().and_then(|a| a.last_error()).is_some() {
+        "err"
+    } else {
+        "ok"
+    };
+    let (last, current, saves, failures) = {
+        let r = p.runs.lock();
+        let secs = |d: Option<u64>| d.map_or(-1, |s| s as i64);
+        (
+            secs(r.last_secs),
+            secs(r.began.map(|b| b.elapsed().as_secs())),
+            r.saves,
+            r.failures_in_a_row,
+        )
+    };
+    let (rewrites, rewrite_failures) = if appendonly {
+        (saves, failures)
+    } else {
+        (0, 0)
+    };
+    let _ = write!(
+        out,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{compacting}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{status}\r\nrdb_last_bgsave_time_sec:{last}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{saves}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{compacting}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last}\r\naof_current_rewrite_time_sec:{current}\r\naof_last_bgrewrite_status:{status}\r\naof_rewrites:{rewrites}\r\naof_rewrites_consecutive_failures:{rewrite_failures}\r\naof_last_write_status:{aof_status}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        dirty.saturating_sub(p.dirty_saved.load(Ordering::Relaxed)),
+        p.last_save.load(Ordering::Relaxed),
+        p.loaded_keys.load(Ordering::Relaxed),
+        appendonly as u8,
+    );
+    if let Some(aof) = &p.aof {
+        let _ = write!(
+            out,
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:{}\r\n",
+            aof.size(),
+            p.base_size.load(Ordering::Relaxed),
+            aof.queued(),
+            aof.fsyncs_pending(),
+            aof.delayed_fsyncs(),
+        );
+    }
 }

@@ -109,6 +109,9 @@ struct Inner {
     /// background fsync runs. Counted from the request, not from the fsync thread's start: a
     /// write between the two would wait too.
     fsyncs_pending: AtomicUsize,
+    /// Writes the writer thread made while an fsync was pending (Redis' `aof_delayed_fsync`:
+    /// writes that may have waited for the disk).
+    delayed: AtomicU64,
     /// Tests: a stall added to every write, as a busy disk adds one.
     #[cfg(test)]
     write_stall: Mutex<Duration>,
@@ -276,6 +279,22 @@ impl Aof {
         self.inner.size.load(Ordering::Relaxed)
     }
 
+    /// Bytes queued and not yet written (`aof_buffer_length`).
+    pub fn queued(&self) -> u64 {
+        let q = self.inner.queue.lock();
+        q.segments.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    /// Everysec fsyncs asked for and not finished (`aof_pending_bio_fsync`).
+    pub fn fsyncs_pending(&self) -> usize {
+        self.inner.fsyncs_pending.load(Ordering::Relaxed)
+    }
+
+    /// Writes made while an fsync was pending (`aof_delayed_fsync`).
+    pub fn delayed_fsyncs(&self) -> u64 {
+        self.inner.delayed.load(Ordering::Relaxed)
+    }
+
     /// The last write error, if the latest write failed.
     pub fn last_error(&self) -> Option<String> {
         self.inner.error.lock().clone()
@@ -315,6 +334,7 @@ impl Inner {
             dirty: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             fsyncs_pending: AtomicUsize::new(0),
+            delayed: AtomicU64::new(0),
             #[cfg(test)]
             write_stall: Mutex::new(Duration::ZERO),
             written: watch::channel(0).0,
@@ -361,6 +381,12 @@ impl Inner {
             }
             (q.segments.drain(..).collect::<VecDeque<_>>(), q.seq)
         };
+        if by == By::Thread
+            && !segments.is_empty()
+            && self.fsyncs_pending.load(Ordering::Acquire) > 0
+        {
+            self.delayed.fetch_add(1, Ordering::Relaxed);
+        }
         while let Some((g, buf)) = segments.pop_front() {
             if g != lf.generation {
                 self.switch_file(lf, g);

@@ -20,6 +20,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use crate::db::Store;
 use crate::db::encoding::Thresholds;
@@ -129,7 +132,25 @@ pub struct Persistence {
     /// Size of the current snapshot: the log is compacted once replaying it would cost about as
     /// much as loading the snapshot (`auto_compact_percentage` of it).
     pub base_size: AtomicU64,
+    /// Keys in the last snapshot loaded (at start or by a full resync): Redis'
+    /// `rdb_last_load_keys_loaded`.
+    pub loaded_keys: AtomicU64,
+    /// Compactions (snapshot and log rotation) run, and what they took.
+    pub runs: Mutex<Runs>,
     _lock: File,
+}
+
+/// The compactions' history, for `INFO persistence`.
+#[derive(Debug, Default)]
+pub struct Runs {
+    /// When the running one began (monotonic).
+    pub began: Option<Instant>,
+    /// Whole seconds the last one took (`None`: none yet).
+    pub last_secs: Option<u64>,
+    /// Snapshots written since start.
+    pub saves: u64,
+    /// Failures since the last success.
+    pub failures_in_a_row: u64,
 }
 
 impl Persistence {
@@ -160,6 +181,8 @@ impl Persistence {
             last_ok: AtomicBool::new(true),
             dirty_saved: AtomicU64::new(0),
             base_size: AtomicU64::new(snapshot_bytes),
+            loaded_keys: AtomicU64::new(0),
+            runs: Mutex::new(Runs::default()),
             _lock: lock,
         })
     }
@@ -171,7 +194,11 @@ impl Persistence {
 
     /// Claims the compaction slot; false if one is already running.
     pub fn try_begin(&self) -> bool {
-        !self.compacting.swap(true, Ordering::AcqRel)
+        let claimed = !self.compacting.swap(true, Ordering::AcqRel);
+        if claimed {
+            self.runs.lock().began = Some(Instant::now());
+        }
+        claimed
     }
 
     /// Takes the snapshot (in place, or by a forked child with `fork`) and rotates the log at
@@ -217,6 +244,7 @@ impl Persistence {
             Ok(size) => self.saved(generation, dirty_at_cut, *size),
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
+                self.runs.lock().failures_in_a_row += 1;
                 tracing::error!(error = %e, "snapshot failed; the append logs are kept");
             }
         }
@@ -239,11 +267,20 @@ impl Persistence {
         self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
         self.base_size.store(size, Ordering::Relaxed);
         self.last_ok.store(true, Ordering::Relaxed);
+        {
+            let mut runs = self.runs.lock();
+            runs.saves += 1;
+            runs.failures_in_a_row = 0;
+        }
         tracing::info!(generation, bytes = size, "snapshot written");
     }
 
     /// Releases the compaction slot taken by [`Persistence::try_begin`].
     pub fn release(&self) {
+        let mut runs = self.runs.lock();
+        if let Some(began) = runs.began.take() {
+            runs.last_secs = Some(began.elapsed().as_secs());
+        }
         self.compacting.store(false, Ordering::Release);
     }
 }

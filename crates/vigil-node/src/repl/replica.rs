@@ -290,6 +290,9 @@ async fn load_full_sync(
     };
     node.persist.saved(generation, dirty, size);
     node.persist.release();
+    node.persist
+        .loaded_keys
+        .store(keys as u64, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         keys,
         bytes = size,
