@@ -362,10 +362,21 @@ fn forks_are_counted_and_timed_as_redis_does() {
     }
 }
 
-/// `INFO persistence` has redis-server 7.0's fields in its order (with the log on, as a node
-/// runs by default), and both count a finished background save in `rdb_saves` and time it.
+/// Every `INFO` section has redis-server 7.0's fields in its order (with the log on, as a
+/// node runs by default); the node adds only `vigil_version` and `pubsub_clients`. Both count
+/// a finished background save in `rdb_saves` and time it.
 #[test]
-fn persistence_fields_match_redis() {
+fn info_sections_have_redis_fields_in_order() {
+    const SECTIONS: [&str; 7] = [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+    ];
+    const OURS: [&str; 2] = ["vigil_version", "pubsub_clients"];
     let redis = RedisProc::start_with(&["--appendonly", "yes"]);
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("n"), &[]);
@@ -413,9 +424,22 @@ fn persistence_fields_match_redis() {
             -1,
             "port {port}"
         );
-        seen.push(names(&after));
+        seen.push(SECTIONS.map(|s| names(&info(&mut c, s))));
     }
-    assert_eq!(seen[1], seen[0], "the node's fields, then redis-server's");
+    for (i, section) in SECTIONS.iter().enumerate() {
+        let (theirs, ours) = (&seen[0][i], &seen[1][i]);
+        let extra: Vec<_> = ours.iter().filter(|n| !theirs.contains(n)).collect();
+        assert!(
+            extra.iter().all(|n| OURS.contains(&n.as_str())),
+            "INFO {section}: fields redis-server has not: {extra:?}"
+        );
+        let shared: Vec<_> = ours.iter().filter(|n| theirs.contains(n)).collect();
+        let want: Vec<_> = theirs.iter().collect();
+        assert_eq!(
+            shared, want,
+            "INFO {section}: the node's fields, then redis-server's"
+        );
+    }
 }
 
 /// The last fields of `INFO memory`, which scripts poll (Redis' own test suite waits for

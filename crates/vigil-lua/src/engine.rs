@@ -49,6 +49,8 @@ pub struct Engine {
     set_loading: Function,
     state: Arc<RunState>,
     scripts: HashMap<String, (Function, Option<ScriptFlags>)>,
+    /// Bytes of the cached scripts' bodies and SHA1s (`used_memory_scripts_eval`).
+    script_bytes: usize,
     functions: HashMap<String, Function>,
 }
 
@@ -185,6 +187,7 @@ impl Engine {
             set_loading,
             state,
             scripts: HashMap::new(),
+            script_bytes: 0,
             functions: HashMap::new(),
         })
     }
@@ -209,6 +212,11 @@ impl Engine {
     /// Memory the Lua state uses, in bytes (`used_memory_lua`).
     pub fn used_memory(&self) -> usize {
         self.lua.used_memory()
+    }
+
+    /// Bytes of the cached scripts' bodies and SHA1s.
+    pub fn script_bytes(&self) -> usize {
+        self.script_bytes
     }
 
     /// Whether a script with this SHA1 is cached.
@@ -246,6 +254,7 @@ impl Engine {
                     lua_message(&e)
                 )
             })?;
+        self.script_bytes += body.len() + sha.len();
         self.scripts.insert(sha.clone(), (f, flags));
         Ok(sha)
     }

@@ -2,8 +2,8 @@
 //! `-OOM`, as Redis refuses them when nothing can be evicted.
 //!
 //! The node evicts nothing, so every policy behaves as `noeviction`. Used memory is the
-//! resident set size (what `INFO memory` reports as `used_memory`): the node does not
-//! instrument its allocator.
+//! resident set size (what `INFO memory` reports as `used_memory`); the allocator's own
+//! counts, where the binary provides them ([`ALLOCATOR_STATS`]), are reported beside it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,22 @@ use vigil_resp::{CommandMeta, Flags};
 /// The allocator the binary runs on, as `INFO memory` names it (`mem_allocator`); the binary
 /// that installs one sets it at start-up.
 pub static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The allocator's counts, where the binary that installs one can read them (`INFO memory`'s
+/// `allocator_*` fields).
+pub static ALLOCATOR_STATS: std::sync::OnceLock<fn() -> Option<AllocatorStats>> =
+    std::sync::OnceLock::new();
+
+/// Bytes the allocator holds, as jemalloc counts them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllocatorStats {
+    /// Allocated by the program.
+    pub allocated: u64,
+    /// In pages holding allocations.
+    pub active: u64,
+    /// Resident in memory.
+    pub resident: u64,
+}
 
 /// Redis' refusal, word for word.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -42,6 +58,10 @@ pub struct MaxMemory {
     rss: AtomicU64,
     sampled_us: AtomicU64,
     base: Instant,
+    /// The highest reading seen (`used_memory_peak`).
+    peak: AtomicU64,
+    /// The reading before the dataset was loaded (`used_memory_startup`).
+    startup: AtomicU64,
 }
 
 impl Default for MaxMemory {
@@ -58,7 +78,26 @@ impl MaxMemory {
             rss: AtomicU64::new(0),
             sampled_us: AtomicU64::new(0),
             base: Instant::now(),
+            peak: AtomicU64::new(0),
+            startup: AtomicU64::new(0),
         }
+    }
+
+    /// Records the footprint before the dataset was loaded.
+    pub fn set_startup(&self, bytes: u64) {
+        self.startup.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The footprint before the dataset was loaded.
+    pub fn startup(&self) -> u64 {
+        self.startup.load(Ordering::Relaxed)
+    }
+
+    /// Used memory now, and the highest reading seen (this one included).
+    pub fn used_and_peak(&self) -> (u64, u64) {
+        let used = rss_bytes();
+        let peak = self.peak.fetch_max(used, Ordering::Relaxed).max(used);
+        (used, peak)
     }
 
     /// Follows `CONFIG SET maxmemory`.
@@ -80,6 +119,7 @@ impl MaxMemory {
         }
         let rss = rss_bytes();
         self.rss.store(rss, Ordering::Relaxed);
+        self.peak.fetch_max(rss, Ordering::Relaxed);
         self.sampled_us.store(now, Ordering::Relaxed);
         rss
     }

@@ -122,6 +122,13 @@ pub struct Node {
     pub(crate) gate: Gate,
     /// Commands per second over the last second.
     pub(crate) ops_per_sec: AtomicU64,
+    /// Client bytes read and written per second, sampled with `ops_per_sec`
+    /// (`instantaneous_input_kbps`, `instantaneous_output_kbps`).
+    pub(crate) input_per_sec: AtomicU64,
+    pub(crate) output_per_sec: AtomicU64,
+    /// Replication bytes read and sent per second, sampled likewise.
+    pub(crate) repl_input_per_sec: AtomicU64,
+    pub(crate) repl_output_per_sec: AtomicU64,
     /// The actual TCP port (after binding port 0).
     pub(crate) port: AtomicU64,
     /// The actual TLS port (0: none).
@@ -205,6 +212,10 @@ impl Node {
             repl: Repl::new(p.feed),
             gate: p.gate,
             ops_per_sec: AtomicU64::new(0),
+            input_per_sec: AtomicU64::new(0),
+            output_per_sec: AtomicU64::new(0),
+            repl_input_per_sec: AtomicU64::new(0),
+            repl_output_per_sec: AtomicU64::new(0),
             port: AtomicU64::new(0),
             tls_port: AtomicU64::new(0),
             tls: parking_lot::Mutex::new(None),

@@ -32,6 +32,8 @@ use crate::tasks;
 pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node>, NodeError> {
     let started = Instant::now();
     let table = crate::cmd::table();
+    // The footprint before any data (`used_memory_startup`).
+    let startup_rss = crate::maxmemory::rss_bytes();
     // Thresholds first: replayed writes take the configured encodings.
     let (lock, rec) = persist::recover(&config.dir, config.databases, &config.thresholds())?;
     let epoch = vigil_base::epoch::load(&config.dir)?;
@@ -161,6 +163,7 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         gate,
         cluster,
     });
+    node.maxmemory.set_startup(startup_rss);
     if imported.is_some() {
         // From here the node's own persistence holds the data.
         node.save()?;

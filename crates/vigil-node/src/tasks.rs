@@ -18,7 +18,8 @@ use crate::node::Node;
 pub(crate) async fn background(node: Arc<Node>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut ticks = 0u64;
-    let mut last_cmds = 0u64;
+    let (mut last_cmds, mut last_in, mut last_out) = (0u64, 0u64, 0u64);
+    let (mut last_repl_in, mut last_repl_out) = (0u64, 0u64);
     let mut last_ping = Instant::now();
     loop {
         tick.tick().await;
@@ -36,11 +37,22 @@ pub(crate) async fn background(node: Arc<Node>) {
             ping_replicas(&node);
         }
         if ticks.is_multiple_of(10) {
-            let cmds = node.shared.stats.commands_processed.load(Ordering::Relaxed);
-            // CONFIG RESETSTAT may have zeroed the counter since the last sample.
-            node.ops_per_sec
-                .store(cmds.saturating_sub(last_cmds), Ordering::Relaxed);
-            last_cmds = cmds;
+            let stats = &node.shared.stats;
+            // CONFIG RESETSTAT may have zeroed the counters since the last sample.
+            let rate = |now: u64, last: &mut u64, to: &std::sync::atomic::AtomicU64| {
+                to.store(now.saturating_sub(*last), Ordering::Relaxed);
+                *last = now;
+            };
+            let cmds = stats.commands_processed.load(Ordering::Relaxed);
+            rate(cmds, &mut last_cmds, &node.ops_per_sec);
+            let read = stats.net_input_bytes.load(Ordering::Relaxed);
+            rate(read, &mut last_in, &node.input_per_sec);
+            let written = stats.net_output_bytes.load(Ordering::Relaxed);
+            rate(written, &mut last_out, &node.output_per_sec);
+            let repl_in = node.repl.net_in.load(Ordering::Relaxed);
+            rate(repl_in, &mut last_repl_in, &node.repl_input_per_sec);
+            let repl_out = node.repl.net_out.load(Ordering::Relaxed);
+            rate(repl_out, &mut last_repl_out, &node.repl_output_per_sec);
             maybe_compact(&node);
             node.migrate.close_idle();
         }

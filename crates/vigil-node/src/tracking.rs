@@ -143,6 +143,14 @@ impl Tracking {
         self.inner.lock().keys.len()
     }
 
+    /// `INFO`'s `tracking_total_keys`, `tracking_total_items` (key and client pairs) and
+    /// `tracking_total_prefixes`.
+    pub fn totals(&self) -> (usize, usize, usize) {
+        let inner = self.inner.lock();
+        let items = inner.keys.values().map(|c| c.len()).sum();
+        (inner.keys.len(), items, inner.prefixes.len())
+    }
+
     /// Turns tracking on (or changes its options) for client `id`; `own` is its inbox and
     /// `clients` the registry its redirect target (if any) is found in.
     pub fn enable(

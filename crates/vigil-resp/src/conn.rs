@@ -70,6 +70,10 @@ pub struct ConnStats {
     pub net_input_bytes: AtomicU64,
     /// Bytes written to clients.
     pub net_output_bytes: AtomicU64,
+    /// Reads from clients that returned data (`total_reads_processed`).
+    pub reads_processed: AtomicU64,
+    /// Writes of replies to clients (`total_writes_processed`).
+    pub writes_processed: AtomicU64,
     /// Error replies, by code.
     pub errors: crate::errorstats::ErrorStats,
 }
@@ -248,10 +252,11 @@ impl<S> Conn<S> {
                 }
             }
         }
-        self.shared
-            .stats
+        let stats = &self.shared.stats;
+        stats
             .net_output_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
+        stats.writes_processed.fetch_add(1, Ordering::Relaxed);
         self.out.clear();
         if self.out.capacity() > 1024 * 1024 {
             self.out = BytesMut::with_capacity(16 * 1024);
@@ -509,7 +514,9 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
             r = conn.rd.read_buf(&mut conn.inbuf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    conn.shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    let stats = &conn.shared.stats;
+                    stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    stats.reads_processed.fetch_add(1, Ordering::Relaxed);
                     conn.info.touch();
                 }
             },

@@ -196,6 +196,8 @@ fn resetstat(node: &Node) {
     s.rejected_connections.store(0, Ordering::Relaxed);
     s.net_input_bytes.store(0, Ordering::Relaxed);
     s.net_output_bytes.store(0, Ordering::Relaxed);
+    s.reads_processed.store(0, Ordering::Relaxed);
+    s.writes_processed.store(0, Ordering::Relaxed);
     s.errors.reset();
     node.cmdstats.reset();
     crate::persist::snapshot::reset_fork_stats();

@@ -185,7 +185,11 @@ async fn run_link(
     payload: Option<snapshot::Pending>,
 ) -> std::io::Result<()> {
     let (rd, wr, inbuf) = conn.io();
+    let sent = |n: usize| {
+        node.repl.net_out.fetch_add(n as u64, Ordering::Relaxed);
+    };
     vigil_resp::conn::write_flush(wr, first_line.as_bytes()).await?;
+    sent(first_line.len());
     if let Some(pending) = payload {
         // The snapshot comes from the forked child piece by piece (a few MiB in flight at
         // most), read on a blocking thread; a kill stops the transfer and the child.
@@ -204,7 +208,10 @@ async fn run_link(
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(bytes) => vigil_resp::conn::write_flush(wr, &bytes).await?,
+                    Some(bytes) => {
+                        vigil_resp::conn::write_flush(wr, &bytes).await?;
+                        sent(bytes.len());
+                    }
                     None => break,
                 },
                 _ = link.kill.cancelled() => {
@@ -228,6 +235,7 @@ async fn run_link(
                 r = vigil_resp::conn::write_flush(wr, &out) => r?,
                 _ = link.kill.cancelled() => return Ok(()),
             }
+            sent(out.len());
             continue;
         }
         if inbuf.capacity() - inbuf.len() < 1024 {

@@ -41,6 +41,11 @@ pub struct Repl {
     pub sync_partial_ok: AtomicU64,
     /// Partial resynchronisations refused (a full sync followed).
     pub sync_partial_err: AtomicU64,
+    /// Replication bytes read from our master (`total_net_repl_input_bytes`): full syncs'
+    /// payloads and the stream.
+    pub net_in: AtomicU64,
+    /// Replication bytes sent to our replicas (`total_net_repl_output_bytes`).
+    pub net_out: AtomicU64,
     /// The link to our master, while we are a replica.
     pub upstream: Mutex<Option<Upstream>>,
     /// The master's offset as the sentinels last told it (`GetStatus`), and when: a replica's
@@ -57,6 +62,8 @@ impl Repl {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            net_in: AtomicU64::new(0),
+            net_out: AtomicU64::new(0),
             upstream: Mutex::new(None),
             master_seen: Mutex::new(None),
         }

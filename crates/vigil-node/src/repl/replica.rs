@@ -216,6 +216,9 @@ async fn load_full_sync(
         (c.databases, c.thresholds())
     };
     let started = Instant::now();
+    node.repl
+        .net_in
+        .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let (replid_c, created) = (replid.clone(), unix_ms() as i64);
     let (mut payload, fresh) = tokio::task::spawn_blocking(move || {
         if payload.starts_with(b"REDIS") {
@@ -416,6 +419,7 @@ async fn stream_loop(
                 }
                 raw.extend_from_slice(&inbuf[before..]);
                 total_in += n as u64;
+                node.repl.net_in.fetch_add(n as u64, Ordering::Relaxed);
                 status.last_io_ms.store(node.clock_ms(), Ordering::Relaxed);
             }
             _ = deadline => {
