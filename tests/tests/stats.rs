@@ -364,7 +364,8 @@ fn forks_are_counted_and_timed_as_redis_does() {
 
 /// Every `INFO` section has redis-server 7.0's fields in its order (with the log on, as a
 /// node runs by default); the node adds only `vigil_version` and `pubsub_clients`. Both count
-/// a finished background save in `rdb_saves` and time it.
+/// a finished background save in `rdb_saves` and time it, and `CONFIG RESETSTAT` clears the
+/// count.
 #[test]
 fn info_sections_have_redis_fields_in_order() {
     const SECTIONS: [&str; 7] = [
@@ -425,6 +426,18 @@ fn info_sections_have_redis_fields_in_order() {
             "port {port}"
         );
         seen.push(SECTIONS.map(|s| names(&info(&mut c, s))));
+        run(&mut c, &["CONFIG", "RESETSTAT"]);
+        let reset = info(&mut c, "persistence");
+        assert_eq!(
+            field(&reset, "rdb_saves"),
+            0,
+            "port {port} after CONFIG RESETSTAT"
+        );
+        assert_eq!(
+            field(&reset, "aof_rewrites"),
+            0,
+            "port {port} after CONFIG RESETSTAT"
+        );
     }
     for (i, section) in SECTIONS.iter().enumerate() {
         let (theirs, ours) = (&seen[0][i], &seen[1][i]);

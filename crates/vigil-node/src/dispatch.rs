@@ -375,16 +375,18 @@ impl Node {
             if meta.flags.has(Flags::BLOCKING)
                 || !vigil_resp::acl::session::acl_open(conn)
                 || precheck(conn, Some(&meta), args).is_err()
-                || self.pause.holds(&meta, false).is_some()
             {
+                return;
+            }
+            let (held, pause_waited) = self.pause.holds_waited(&meta, false);
+            if held.is_some() {
                 return;
             }
             // Before the clock is read: it may take the connection's details lock.
             let noted = note_command(conn, meta.name);
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
-            // The pause's lock (`holds`, while one is set) may have waited too.
-            let waits = conn.user.generation != seen || noted || self.pause.engaged();
+            let waits = conn.user.generation != seen || noted || pause_waited;
             let clock = match &mut clock {
                 Some(c) => {
                     if waits {
@@ -433,14 +435,10 @@ impl Node {
 
     /// [`Node::gate`] at `now`.
     pub(crate) fn gate_at(&self, meta: &CommandMeta, now: Instant) -> Result<bool, Reply> {
-        // While writes are held nothing may write, lazy expiry included. The pause's lock,
-        // taken while one is set, may have waited: the lease is then judged after it.
-        let paused = self.pause.writes_paused();
-        let now = if self.pause.engaged() {
-            Instant::now()
-        } else {
-            now
-        };
+        // While writes are held nothing may write, lazy expiry included. If the pause's lock
+        // made us wait, the lease is judged after it.
+        let (paused, waited) = self.pause.writes_paused_waited();
+        let now = if waited { Instant::now() } else { now };
         self.gate
             .admit(
                 meta.flags,

@@ -361,7 +361,7 @@ impl Gate {
     /// channel command, `pubsub`, without one). `Err` is the role it has instead (a master
     /// without the lease it needs: `Role::Master`). One read of the state: the routing hot path.
     pub fn serves_as_master(&self, now: Instant, write: bool, pubsub: bool) -> Result<(), Role> {
-        let s = self.state.read();
+        let (s, now) = self.state_at(now);
         match s.role {
             Role::Master
                 if s.write_denied(now).is_none()
@@ -370,6 +370,15 @@ impl Gate {
                 Ok(())
             }
             ref role => Err(role.clone()),
+        }
+    }
+
+    /// The state, with `now` read again if taking it waited (a lease renewal or a fence held
+    /// it): a lease judged on a reading from before the wait may have run out since.
+    fn state_at(&self, now: Instant) -> (parking_lot::RwLockReadGuard<'_, State>, Instant) {
+        match self.state.try_read() {
+            Some(s) => (s, now),
+            None => (self.state.read(), Instant::now()),
         }
     }
 
@@ -394,7 +403,7 @@ impl Gate {
         if min_replicas == 0 && self.free_writes.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let s = self.state.read();
+        let (s, now) = self.state_at(now);
         let denied = s.write_denied(now);
         if flags.has(Flags::WRITE) {
             if let Some(e) = denied {

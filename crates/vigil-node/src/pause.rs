@@ -52,31 +52,46 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
-    /// Whether a pause is set (it may have run out): only then do the checks below take its
-    /// lock.
-    pub fn engaged(&self) -> bool {
-        self.set.load(Ordering::Acquire)
+    /// The pause in force, if one is set, and whether reading it waited for its lock (the
+    /// batch's clock must then be read again).
+    fn current(&self) -> (Option<(Instant, bool)>, bool) {
+        if !self.set.load(Ordering::Acquire) {
+            return (None, false);
+        }
+        match self.state.try_lock() {
+            Some(s) => (*s, false),
+            None => (*self.state.lock(), true),
+        }
     }
 
     /// Whether writes are held now.
     pub fn writes_paused(&self) -> bool {
-        if !self.set.load(Ordering::Acquire) {
-            return false;
-        }
-        self.state
-            .lock()
-            .is_some_and(|(until, _)| until > Instant::now())
+        self.writes_paused_waited().0
+    }
+
+    /// [`Pause::writes_paused`], and whether it waited for the pause's lock.
+    pub fn writes_paused_waited(&self) -> (bool, bool) {
+        let (state, waited) = self.current();
+        (
+            state.is_some_and(|(until, _)| until > Instant::now()),
+            waited,
+        )
     }
 
     /// Until when a command of `meta` (with `writes`: it or its transaction writes) must wait.
     pub fn holds(&self, meta: &CommandMeta, writes: bool) -> Option<Instant> {
-        if !self.set.load(Ordering::Acquire) {
-            return None;
-        }
-        let (until, all) = (*self.state.lock())?;
-        let held =
-            all || writes || meta.flags.has(Flags::WRITE) || MAY_REPLICATE.contains(&meta.name);
-        (held && until > Instant::now()).then_some(until)
+        self.holds_waited(meta, writes).0
+    }
+
+    /// [`Pause::holds`], and whether it waited for the pause's lock.
+    pub fn holds_waited(&self, meta: &CommandMeta, writes: bool) -> (Option<Instant>, bool) {
+        let (state, waited) = self.current();
+        let held = state.and_then(|(until, all)| {
+            let held =
+                all || writes || meta.flags.has(Flags::WRITE) || MAY_REPLICATE.contains(&meta.name);
+            (held && until > Instant::now()).then_some(until)
+        });
+        (held, waited)
     }
 
     /// Waits until the pause that holds a command may have ended (its deadline, or a change).

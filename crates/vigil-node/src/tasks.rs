@@ -25,6 +25,8 @@ pub(crate) async fn background(node: Arc<Node>) {
         tick.tick().await;
         ticks += 1;
         node.check_lease();
+        // `used_memory_peak` sees what happens between two INFOs, as Redis' cron samples it.
+        node.maxmemory.used_and_peak();
         // A running script holds the store: this tick's work waits for the next one rather
         // than parking a worker thread on the lock (see engines::Busy and script::busy).
         if node.scripts.busy.running() {

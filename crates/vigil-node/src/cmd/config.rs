@@ -199,6 +199,17 @@ fn resetstat(node: &Node) {
     s.reads_processed.store(0, Ordering::Relaxed);
     s.writes_processed.store(0, Ordering::Relaxed);
     s.errors.reset();
+    let r = &node.repl;
+    for counter in [
+        &r.sync_full,
+        &r.sync_partial_ok,
+        &r.sync_partial_err,
+        &r.net_in,
+        &r.net_out,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    node.persist.reset_stats();
     node.cmdstats.reset();
     crate::persist::snapshot::reset_fork_stats();
     let mut st = node.store.lock();

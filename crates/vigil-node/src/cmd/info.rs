@@ -316,18 +316,19 @@ fn persistence(out: &mut String, node: &Node, dirty: u64, appendonly: bool) {
     } else {
         "ok"
     };
-    let (last, current, saves, failures) = {
+    let (last, current, saves, begun, failures) = {
         let r = p.runs.lock();
         let secs = |d: Option<u64>| d.map_or(-1, |s| s as i64);
         (
             secs(r.last_secs),
             secs(r.began.map(|b| b.elapsed().as_secs())),
             r.saves,
+            r.begun,
             r.failures_in_a_row,
         )
     };
     let (rewrites, rewrite_failures) = if appendonly {
-        (saves, failures)
+        (begun, failures)
     } else {
         (0, 0)
     };

@@ -109,8 +109,11 @@ struct Inner {
     /// background fsync runs. Counted from the request, not from the fsync thread's start: a
     /// write between the two would wait too.
     fsyncs_pending: AtomicUsize,
-    /// Writes the writer thread made while an fsync was pending (Redis' `aof_delayed_fsync`:
-    /// writes that may have waited for the disk).
+    /// When the oldest pending fsync was asked for (or began, after the one before it);
+    /// changed with `fsyncs_pending` under this lock.
+    fsync_since: Mutex<Option<Instant>>,
+    /// Writes the writer thread made behind an fsync pending for [`DELAYED_AFTER`] or more
+    /// (Redis' `aof_delayed_fsync`: a disk that cannot keep up).
     delayed: AtomicU64,
     /// Tests: a stall added to every write, as a busy disk adds one.
     #[cfg(test)]
@@ -236,24 +239,31 @@ impl Aof {
             if *rx.borrow_and_update() >= seq {
                 return;
             }
-            if !self.inner.failing.load(Ordering::Relaxed)
-                && let Some(mut file) = self.inner.file.try_lock()
-            {
-                match self.inner.write_queued(&mut file, By::Task) {
-                    // Our bytes were queued before this drain: it covered them.
-                    Drained::Written => continue,
-                    Drained::Failed => {
-                        self.inner.cond.notify_one();
-                    }
-                    // The writer thread is gone (the log was closed): no one else will
-                    // write these bytes.
-                    Drained::MayStall if !self.inner.write_now() => {
-                        if self.inner.write_queued(&mut file, By::TaskAnyway) == Drained::Written {
-                            continue;
-                        }
-                    }
-                    Drained::MayStall => {}
+            // Once the log is closed its writer thread is gone: no one else will write these
+            // bytes, so the task writes whatever it takes, retrying a failed write itself.
+            let stopped = self.inner.queue.lock().stop;
+            let by = if stopped { By::TaskAnyway } else { By::Task };
+            let drained = if stopped || !self.inner.failing.load(Ordering::Relaxed) {
+                self.inner
+                    .file
+                    .try_lock()
+                    .map(|mut file| self.inner.write_queued(&mut file, by))
+            } else {
+                None
+            };
+            match drained {
+                // Our bytes were queued before this drain: it covered them.
+                Some(Drained::Written) => continue,
+                Some(Drained::Failed) if stopped => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
+                Some(Drained::Failed) => {
+                    self.inner.cond.notify_one();
+                }
+                // Stopped since: the next pass writes.
+                Some(Drained::MayStall) if !self.inner.write_now() => continue,
+                Some(Drained::MayStall) | None => {}
             }
             // Someone else is writing (or retrying): their write may cover ours.
             if rx.changed().await.is_err() {
@@ -290,9 +300,14 @@ impl Aof {
         self.inner.fsyncs_pending.load(Ordering::Relaxed)
     }
 
-    /// Writes made while an fsync was pending (`aof_delayed_fsync`).
+    /// Writes made behind a slow fsync (`aof_delayed_fsync`).
     pub fn delayed_fsyncs(&self) -> u64 {
         self.inner.delayed.load(Ordering::Relaxed)
+    }
+
+    /// `CONFIG RESETSTAT`: the delayed writes count from zero.
+    pub fn reset_stats(&self) {
+        self.inner.delayed.store(0, Ordering::Relaxed);
     }
 
     /// The last write error, if the latest write failed.
@@ -334,6 +349,7 @@ impl Inner {
             dirty: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             fsyncs_pending: AtomicUsize::new(0),
+            fsync_since: Mutex::new(None),
             delayed: AtomicU64::new(0),
             #[cfg(test)]
             write_stall: Mutex::new(Duration::ZERO),
@@ -374,6 +390,7 @@ impl Inner {
         let (mut segments, seq) = {
             let mut q = self.queue.lock();
             if by == By::Task
+                && !q.is_empty()
                 && (self.fsyncs_pending.load(Ordering::Acquire) > 0
                     || q.segments.iter().any(|(g, _)| *g != lf.generation))
             {
@@ -383,7 +400,10 @@ impl Inner {
         };
         if by == By::Thread
             && !segments.is_empty()
-            && self.fsyncs_pending.load(Ordering::Acquire) > 0
+            && self
+                .fsync_since
+                .lock()
+                .is_some_and(|t| t.elapsed() >= DELAYED_AFTER)
         {
             self.delayed.fetch_add(1, Ordering::Relaxed);
         }
@@ -475,6 +495,9 @@ impl Inner {
             .send_if_modified(|s| std::mem::replace(s, (*s).max(seq)) < seq);
     }
 }
+
+/// A write behind an fsync pending this long is a delayed one (Redis' two seconds).
+const DELAYED_AFTER: Duration = Duration::from_secs(2);
 
 /// How often `everysec` fsyncs.
 const FSYNC_EVERY: Duration = Duration::from_secs(1);

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use super::Inner;
 
@@ -26,7 +27,12 @@ impl Fsyncer {
             .spawn(move || {
                 for (file, seq) in rx {
                     let synced = file.sync_data();
-                    inner.fsyncs_pending.fetch_sub(1, Ordering::Release);
+                    {
+                        let mut since = inner.fsync_since.lock();
+                        let left = inner.fsyncs_pending.fetch_sub(1, Ordering::AcqRel) - 1;
+                        // A queued request starts now.
+                        *since = (left > 0).then(Instant::now);
+                    }
                     match synced {
                         Ok(()) => {
                             inner
@@ -57,11 +63,15 @@ impl Fsyncer {
         // A second handle on the same open file: syncing it syncs the file.
         match file.try_clone() {
             Ok(f) => {
-                // Raised before the fsync thread can start, lowered by it when done.
+                // Raised before the fsync thread can start, lowered by it when done; the
+                // start time with it, under the same lock.
+                let mut since = self.inner.fsync_since.lock();
                 self.inner.fsyncs_pending.fetch_add(1, Ordering::AcqRel);
                 let sent = tx.try_send((f, seq)).is_ok();
                 if !sent {
                     self.inner.fsyncs_pending.fetch_sub(1, Ordering::AcqRel);
+                } else if since.is_none() {
+                    *since = Some(Instant::now());
                 }
                 sent
             }

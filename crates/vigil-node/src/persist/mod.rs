@@ -147,8 +147,10 @@ pub struct Runs {
     pub began: Option<Instant>,
     /// Whole seconds the last one took (`None`: none yet).
     pub last_secs: Option<u64>,
-    /// Snapshots written since start.
+    /// Compactions finished since start (`rdb_saves`).
     pub saves: u64,
+    /// Compactions begun since start (`aof_rewrites`, which Redis counts as it forks).
+    pub begun: u64,
     /// Failures since the last success.
     pub failures_in_a_row: u64,
 }
@@ -201,11 +203,23 @@ impl Persistence {
         claimed
     }
 
+    /// `CONFIG RESETSTAT`: the counts Redis resets (not the failures in a row).
+    pub fn reset_stats(&self) {
+        let mut runs = self.runs.lock();
+        runs.saves = 0;
+        runs.begun = 0;
+        drop(runs);
+        if let Some(aof) = &self.aof {
+            aof.reset_stats();
+        }
+    }
+
     /// Takes the snapshot (in place, or by a forked child with `fork`) and rotates the log at
     /// that instant; `pos` is the replication position of `store`. Call under the store lock
     /// (the stream lock too, so `pos` stays the position), after [`Persistence::try_begin`].
     pub fn cut(&self, store: &Store, pos: &Mark, fork: bool) -> (u64, u64, snapshot::Pending) {
         let generation = self.next_generation();
+        self.runs.lock().begun += 1;
         let header = snapshot::Header {
             generation,
             created_ms: vigil_base::clock::unix_ms(),
@@ -240,11 +254,22 @@ impl Persistence {
         let result = pending
             .write_to(&path)
             .map_err(NodeError::io("cannot write snapshot", &path));
+        {
+            // A compaction's own numbers; a full resync's load writes a snapshot too, but is
+            // no save.
+            let mut runs = self.runs.lock();
+            runs.last_secs = runs.began.map(|b| b.elapsed().as_secs());
+            if result.is_ok() {
+                runs.saves += 1;
+                runs.failures_in_a_row = 0;
+            } else {
+                runs.failures_in_a_row += 1;
+            }
+        }
         match &result {
             Ok(size) => self.saved(generation, dirty_at_cut, *size),
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
-                self.runs.lock().failures_in_a_row += 1;
                 tracing::error!(error = %e, "snapshot failed; the append logs are kept");
             }
         }
@@ -267,20 +292,12 @@ impl Persistence {
         self.dirty_saved.store(dirty_at_cut, Ordering::Relaxed);
         self.base_size.store(size, Ordering::Relaxed);
         self.last_ok.store(true, Ordering::Relaxed);
-        {
-            let mut runs = self.runs.lock();
-            runs.saves += 1;
-            runs.failures_in_a_row = 0;
-        }
         tracing::info!(generation, bytes = size, "snapshot written");
     }
 
     /// Releases the compaction slot taken by [`Persistence::try_begin`].
     pub fn release(&self) {
-        let mut runs = self.runs.lock();
-        if let Some(began) = runs.began.take() {
-            runs.last_secs = Some(began.elapsed().as_secs());
-        }
+        self.runs.lock().began = None;
         self.compacting.store(false, Ordering::Release);
     }
 }
