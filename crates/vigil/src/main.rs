@@ -129,7 +129,6 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let _ = vigil_node::maxmemory::ALLOCATOR.set("jemalloc-5.3.0");
-    let _ = vigil_node::maxmemory::ALLOCATOR_STATS.set(jemalloc_stats);
     let cli = Cli::parse();
     match cli.command {
         Command::Node(args) => run_node(args),
@@ -139,17 +138,6 @@ fn main() -> anyhow::Result<()> {
         Command::Drill(args) => std::process::exit(drill::main(args)),
         Command::Ctl(args) => std::process::exit(ctl::main(args)),
     }
-}
-
-/// jemalloc's counts, refreshed (its statistics are cached until the epoch advances).
-fn jemalloc_stats() -> Option<vigil_node::maxmemory::AllocatorStats> {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    epoch::advance().ok()?;
-    Some(vigil_node::maxmemory::AllocatorStats {
-        allocated: stats::allocated::read().ok()? as u64,
-        active: stats::active::read().ok()? as u64,
-        resident: stats::resident::read().ok()? as u64,
-    })
 }
 
 /// A runtime with `threads` workers (0: one per core).

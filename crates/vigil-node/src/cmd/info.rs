@@ -362,8 +362,7 @@ struct Functions {
 
 /// `INFO memory`, in Redis 7.0's fields and order. Used memory is the resident set size (what
 /// `maxmemory` is judged by), so the fragmentation Redis reports between the two is none here;
-/// the allocator's own counts come from jemalloc where the binary provides them (0 otherwise,
-/// as Redis reports them without jemalloc). The overhead is the footprint before the dataset
+/// the allocator's counts are Redis' stand-ins for an allocator without statistics. The overhead is the footprint before the dataset
 /// was loaded plus the clients' pending replies and the replication backlog.
 fn memory(out: &mut String, node: &Node, cfg: &crate::config::NodeConfig, f: &Functions) {
     let (used, peak) = node.maxmemory.used_and_peak();
@@ -381,10 +380,6 @@ fn memory(out: &mut String, node: &Node, cfg: &crate::config::NodeConfig, f: &Fu
         }
     };
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let alloc = crate::maxmemory::ALLOCATOR_STATS
-        .get()
-        .and_then(|read| read())
-        .unwrap_or_default();
     let total_system = system_memory();
     // The EVAL engine and the functions' engine, each skipped while a script holds it.
     let (vm_eval, scripts, scripts_bytes) = node
@@ -403,6 +398,11 @@ fn memory(out: &mut String, node: &Node, cfg: &crate::config::NodeConfig, f: &Fu
         .and_then(|e| e.as_ref().map(|(_, e)| e.used_memory()))
         .unwrap_or(0);
     let vm_total = (vm_eval + vm_functions) as u64;
+    // The allocator keeps no statistics here (they would cost every allocation): Redis'
+    // own stand-ins when its allocator gives none — allocated is used memory, resident
+    // (and active) the process' less the EVAL engine's.
+    let resident = used.saturating_sub(vm_eval as u64);
+    let (allocated, active) = (used, resident);
     let scripts_total = (scripts_bytes + f.code_bytes) as u64;
     let max = node.maxmemory.get();
     let policy = cfg
@@ -418,9 +418,9 @@ fn memory(out: &mut String, node: &Node, cfg: &crate::config::NodeConfig, f: &Fu
         human(peak),
         perc(used, peak),
         perc(dataset, net),
-        alloc.allocated,
-        alloc.active,
-        alloc.resident,
+        allocated,
+        active,
+        resident,
         human(total_system),
     );
     let _ = write!(
@@ -440,12 +440,12 @@ fn memory(out: &mut String, node: &Node, cfg: &crate::config::NodeConfig, f: &Fu
     let _ = write!(
         out,
         "allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_fragmentation_bytes:0\r\nmem_not_counted_for_evict:{aof_buffer}\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{backlog}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{clients}\r\nmem_cluster_links:0\r\nmem_aof_buffer:{aof_buffer}\r\nmem_allocator:{}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
-        ratio(alloc.active, alloc.allocated),
-        alloc.active as i64 - alloc.allocated as i64,
-        ratio(alloc.resident, alloc.active),
-        alloc.resident as i64 - alloc.active as i64,
-        ratio(used, alloc.resident),
-        used as i64 - alloc.resident as i64,
+        ratio(active, allocated),
+        active as i64 - allocated as i64,
+        ratio(resident, active),
+        resident as i64 - active as i64,
+        ratio(used, resident),
+        used as i64 - resident as i64,
         crate::maxmemory::ALLOCATOR.get().unwrap_or(&"libc"),
     );
 }
