@@ -382,7 +382,7 @@ impl Node {
             if held.is_some() {
                 return;
             }
-            // Before the clock is read: it may take the connection's details lock.
+            // Before the clock is read: it may wait for the connection's details lock.
             let noted = note_command(conn, meta.name);
             // Under the store lock, like every role check that precedes a command.
             let store = guard.get_or_insert_with(|| self.store.lock());
@@ -585,12 +585,17 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
 }
 
 /// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a
-/// steady stream of the same command. Returns whether it took the lock.
+/// steady stream of the same command. Returns whether it waited for the lock (CLIENT LIST
+/// held it).
 fn note_command(conn: &mut Conn<ConnState>, name: &'static str) -> bool {
     if std::ptr::eq(conn.state.last_cmd, name) {
         return false;
     }
     conn.state.last_cmd = name;
-    conn.info.details.lock().last_cmd = name;
-    true
+    let (mut details, waited) = match conn.info.details.try_lock() {
+        Some(d) => (d, false),
+        None => (conn.info.details.lock(), true),
+    };
+    details.last_cmd = name;
+    waited
 }
