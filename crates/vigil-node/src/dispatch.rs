@@ -22,7 +22,7 @@ use crate::execute::{Clock, execute_in};
 use crate::hold::LeaseWait;
 use crate::node::Handler;
 use crate::node::Node;
-use crate::session::{ConnState, Replies};
+use crate::session::{ConnState, Replies, note_command};
 
 /// The longest a write waits for a slot migration's pause to end (see `Node::routed`).
 const HOLD_MAX: Duration = Duration::from_secs(10);
@@ -582,20 +582,4 @@ pub(crate) fn push_reply(conn: &mut Conn<ConnState>, reply: Reply) {
     let start = conn.out.len();
     conn.reply(reply);
     conn.state.ack.reply_at(start);
-}
-
-/// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a
-/// steady stream of the same command. Returns whether it waited for the lock (CLIENT LIST
-/// held it).
-fn note_command(conn: &mut Conn<ConnState>, name: &'static str) -> bool {
-    if std::ptr::eq(conn.state.last_cmd, name) {
-        return false;
-    }
-    conn.state.last_cmd = name;
-    let (mut details, waited) = match conn.info.details.try_lock() {
-        Some(d) => (d, false),
-        None => (conn.info.details.lock(), true),
-    };
-    details.last_cmd = name;
-    waited
 }

@@ -107,3 +107,19 @@ impl ConnState {
         }
     }
 }
+
+/// Publishes the command name for CLIENT LIST, only when it changes: no lock per command in a
+/// steady stream of the same command. Returns whether it waited for the lock (CLIENT LIST
+/// held it).
+pub(crate) fn note_command(conn: &mut vigil_resp::Conn<ConnState>, name: &'static str) -> bool {
+    if std::ptr::eq(conn.state.last_cmd, name) {
+        return false;
+    }
+    conn.state.last_cmd = name;
+    let (mut details, waited) = match conn.info.details.try_lock() {
+        Some(d) => (d, false),
+        None => (conn.info.details.lock(), true),
+    };
+    details.last_cmd = name;
+    waited
+}
