@@ -241,6 +241,8 @@ pub struct Gate {
     events: [AtomicU64; 4],
     /// Woken by every transition and renewal: commands held for the lease look again.
     changed: tokio::sync::Notify,
+    /// Woken by transitions only (not renewals): see [`Gate::transitioned`].
+    transitions: tokio::sync::Notify,
 }
 
 /// Lease and fence events since start (see [`Gate::counters`]).
@@ -279,6 +281,7 @@ impl Gate {
             ack_checks: managed || sync_replicas > 0,
             events: Default::default(),
             changed: tokio::sync::Notify::new(),
+            transitions: tokio::sync::Notify::new(),
         }
     }
 
@@ -436,7 +439,7 @@ impl Gate {
         let changed = !s.is_master();
         s.role = Role::Master;
         self.free_writes.store(!s.managed, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        self.transition();
         changed
     }
 
@@ -447,7 +450,7 @@ impl Gate {
         if let Some(l) = lease {
             s.extend_lease(l, Instant::now());
         }
-        self.changed.notify_waiters();
+        self.transition();
     }
 
     /// Follows `host:port`: no writes, no lease.
@@ -456,7 +459,7 @@ impl Gate {
         s.role = Role::Replica { host, port };
         s.lease_until = None;
         self.free_writes.store(false, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        self.transition();
     }
 
     /// Fences the node: no write is acknowledged until a promotion lifts it.
@@ -465,7 +468,7 @@ impl Gate {
         let mut s = self.state.write();
         s.fenced = true;
         s.lease_until = None;
-        self.changed.notify_waiters();
+        self.transition();
     }
 
     /// Extends a master's lease to `end` (a lease never shrinks).
@@ -494,6 +497,17 @@ impl Gate {
     /// (at most [`HOLD_MAX`]). Why and how: [`crate::hold`].
     pub fn held_until(&self, now: Instant) -> Option<Instant> {
         self.state.read().held_until(now)
+    }
+
+    /// Resolves at the next change of role or fence (not at a lease renewal, which a master
+    /// gets twenty times a second).
+    pub fn transitioned(&self) -> tokio::sync::futures::Notified<'_> {
+        self.transitions.notified()
+    }
+
+    fn transition(&self) {
+        self.changed.notify_waiters();
+        self.transitions.notify_waiters();
     }
 
     /// Waits until the lease is back, the node changed role or fence, or `until`.

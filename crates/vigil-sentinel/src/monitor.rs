@@ -4,9 +4,15 @@
 //! (`+sdown` / `-sdown` events). The leader asks the others for their opinion before a
 //! failover; opinions are not logged.
 //!
-//! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
-//! fixed cadence (a node whose last probe is still out is skipped, never holding up the
-//! others), so a node is seen down within a quarter `down_after` of its last answer. The
+//! The leader's probes start every quarter `down_after` of the quickest group, between 20 and
+//! 100 ms, on a fixed cadence (a node whose last probe is still out is skipped, never holding
+//! up the others), so a node is seen down within a quarter `down_after` of its last answer
+//! (the lease arithmetic counts on that: [`probe_interval`]). A follower probes every quarter
+//! `down_after` up to 250 ms ([`follower_probe_interval`]): its only judgement is its opinion
+//! for the leader's ODOWN question, and SDOWN is counted from one interval before the first
+//! unanswered probe, so a slower cadence never makes that opinion later; it halves the
+//! control plane's probe traffic (each probe is a PING and a gRPC call), which on a small
+//! machine competes with the data path. The
 //! leader's controller asks every node for its status at each lease renewal (every 50 ms with
 //! the default lease): a status it had within the last probe interval, answered within a
 //! probe's timeout, answers the leader's probe too, which then sends only the PING (the same
@@ -35,6 +41,8 @@ use crate::nodes::NodeAdmin;
 
 /// The longest interval between two probes of a node.
 pub const PROBE: Duration = Duration::from_millis(100);
+/// The longest interval between two probes of a node by a sentinel that does not lead.
+const FOLLOWER_PROBE: Duration = Duration::from_millis(250);
 /// The shortest.
 const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
@@ -47,6 +55,11 @@ pub const TILT_TRIGGER: Duration = Duration::from_secs(2);
 /// on the same sentinel makes it more often).
 pub fn probe_interval(down_after: Duration) -> Duration {
     (down_after / 4).clamp(PROBE_MIN, PROBE)
+}
+
+/// How often a sentinel that does not lead probes the nodes of a group with this `down_after`.
+pub fn follower_probe_interval(down_after: Duration) -> Duration {
+    (down_after / 4).clamp(PROBE_MIN, FOLLOWER_PROBE)
 }
 
 /// This sentinel's view of the nodes' health.
@@ -319,9 +332,13 @@ pub async fn run(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut leading = raft.leading.clone();
+    let mut leading_open = true;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            // A sentinel that starts leading probes at once, on the leader's cadence.
+            r = leading.changed(), if leading_open => leading_open = r.is_ok(),
             _ = shutdown.cancelled() => {
                 in_flight.values().for_each(|p| p.abort());
                 return;
@@ -362,7 +379,12 @@ pub async fn run(
             // Their timeouts ran out on this sentinel's clock while it stood still.
             in_flight.drain().for_each(|(_, p)| p.abort());
         }
-        let want = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
+        let cadence = if *leading.borrow_and_update() {
+            probe_interval
+        } else {
+            follower_probe_interval
+        };
+        let want = cadence(Duration::from_millis(quickest.unwrap_or(u64::MAX)));
         if want != every {
             every = want;
             ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -444,129 +466,5 @@ fn announce(raft: &Handle, health: &Health) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_is_down_only_from_when_it_is_first_probed() {
-        let h = Health::new();
-        // Not yet probed: not known to be down (a group monitored long after this sentinel
-        // started must not see its new master as down already).
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(h.down_for("g", "n"), Duration::ZERO);
-        h.probing("g", "n", Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(30));
-        let silent = h.down_for("g", "n");
-        assert!(silent >= Duration::from_millis(30), "{silent:?}");
-        // A second probe does not reset the clock; a good answer does.
-        h.probing("g", "n", Duration::ZERO);
-        assert!(h.down_for("g", "n") >= silent);
-        h.ok("g", "n");
-        assert!(h.down_for("g", "n") < Duration::from_millis(30));
-    }
-
-    #[test]
-    fn silence_counts_only_from_probes_that_were_sent() {
-        let h = Health::new();
-        let every = Duration::from_millis(20);
-        h.probing("g", "n", every);
-        h.ok("g", "n");
-        // Answered, then no probe for a long while (this sentinel starved of CPU): the node
-        // has been without an answer that long, but no probe went unanswered.
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(h.down_for("g", "n") >= Duration::from_millis(60));
-        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-        // A probe leaves and is not answered: counted from one interval before it.
-        h.probing("g", "n", every);
-        let u = h.unanswered_for("g", "n");
-        assert!(u >= every && u < Duration::from_millis(50), "{u:?}");
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
-        // Later probes do not move the start; an answer ends it.
-        h.probing("g", "n", every);
-        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(50));
-        h.ok("g", "n");
-        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-    }
-
-    #[test]
-    fn the_controllers_status_answers_the_next_probe_only() {
-        let h = Health::new();
-        let every = Duration::from_millis(40);
-        let st = NodeStatus::default();
-        let now = Instant::now();
-        // A probe's own answer never stands in for the next probe's.
-        h.saw_status("g", "n", &st, now);
-        assert!(!h.controller_had_within("g", "n", every));
-        // The controller's does, for one probe interval from its arrival.
-        h.controller_saw("g", "n", &st, now, Instant::now());
-        assert!(h.controller_had_within("g", "n", every));
-        assert!(h.status("g", "n").is_some());
-        assert!(!h.controller_had_within("g", "other", every));
-        std::thread::sleep(every);
-        assert!(!h.controller_had_within("g", "n", every));
-        // One that arrived a whole interval ago (a slow round) is already stale.
-        let old = Instant::now().checked_sub(every).unwrap();
-        h.controller_saw("g", "n", &st, old, old);
-        assert!(!h.controller_had_within("g", "n", every));
-        // One slower than a probe may be (an admin port that stalls) answers no probe.
-        let asked = Instant::now().checked_sub(PROBE_TIMEOUT * 2).unwrap();
-        h.controller_saw("g", "n", &st, asked, Instant::now());
-        assert!(!h.controller_had_within("g", "n", every));
-    }
-
-    #[test]
-    fn an_earlier_status_never_replaces_a_later_one() {
-        let h = Health::new();
-        let later = Instant::now();
-        let earlier = later.checked_sub(Duration::from_millis(500)).unwrap();
-        let st = |offset| NodeStatus {
-            offset,
-            ..Default::default()
-        };
-        h.saw_status("g", "n", &st(2), later);
-        // A slow status call that was sent before the probe's answer arrives after it.
-        h.controller_saw("g", "n", &st(1), earlier, earlier);
-        assert_eq!(h.status("g", "n").unwrap().offset, 2);
-        h.saw_status("g", "n", &st(3), Instant::now());
-        assert_eq!(h.status("g", "n").unwrap().offset, 3);
-    }
-
-    #[test]
-    fn a_stall_of_this_sentinel_is_not_held_against_the_nodes() {
-        let (h, events) = (Health::new(), crate::events::Events::default());
-        let mut rx = events.subscribe();
-        let settle = Duration::from_secs(1);
-        let before = Instant::now().checked_sub(Duration::from_secs(5)).unwrap();
-        // The last round ran 5 s ago (the sentinel stood still since): it says nothing about
-        // a node with a probe out until its next round.
-        assert!(!h.round(before, settle, &events));
-        h.probing("g", "n", Duration::from_millis(20));
-        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-        // Its next round finds the gap: TILT, and that probe is forgotten.
-        let now = Instant::now();
-        assert!(h.round(now, settle, &events));
-        assert_eq!(rx.try_recv().unwrap().kind, "+tilt");
-        assert!(h.tilt().is_some());
-        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-        // A node announced down before the stall stays so, and none is judged anew.
-        h.sdown.lock().insert(("g".into(), "down".into()));
-        assert!(h.sdown("g", "down", Duration::ZERO, 1, &events));
-        assert!(!h.sdown("g", "n", Duration::ZERO, 1, &events));
-        h.probing("g", "n", Duration::from_millis(20));
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(h.unanswered_for("g", "n"), Duration::ZERO);
-        // Rounds on time for the longest down_after end it; the probe sent since counts.
-        assert!(!h.round(now + Duration::from_millis(500), settle, &events));
-        assert!(h.tilt().is_some());
-        assert!(!h.round(now + Duration::from_millis(1000), settle, &events));
-        let ev = rx.try_recv().unwrap();
-        assert_eq!(
-            (ev.kind, ev.detail.as_str()),
-            ("-tilt", "#tilt mode exited")
-        );
-        assert!(h.tilt().is_none());
-        assert!(rx.try_recv().is_err(), "no SDOWN changed in TILT");
-        assert!(h.unanswered_for("g", "n") >= Duration::from_millis(30));
-    }
-}
+#[path = "monitor_tests.rs"]
+mod tests;

@@ -17,8 +17,9 @@ use super::export::{AHEAD, ExportError, Step, Stream};
 use super::import::{DropError, Import, Progress, delete_keys};
 use crate::node::Node;
 
-/// How often the node compares what it imports with what its view and role say.
-const EVERY: Duration = Duration::from_millis(50);
+/// How often the node compares what it imports with what its view and role say when neither
+/// announced a change (a safety net: every change is announced).
+const EVERY: Duration = Duration::from_secs(1);
 /// Keys deleted per hold of the store lock (about 2 ms): clients' commands wait meanwhile.
 const DROP_MAX: usize = 2_000;
 /// How long a target asks again a source that refuses its export (its view behind).
@@ -204,11 +205,23 @@ pub(super) fn apply_batch(cmds: &[Vec<Bytes>]) -> usize {
 }
 
 /// Runs on every node for its life: starts the import its view and role call for, and cancels
-/// one they no longer call for. Exports end the same way.
+/// one they no longer call for. Exports end the same way. It looks when the view or the role
+/// changes, not on a short poll: an idle node should not wake twenty times a second for
+/// nothing (on a small machine the wakeups of the whole cluster compete with its clients).
 pub async fn supervise(node: Arc<Node>) {
     loop {
-        tokio::time::sleep(EVERY).await;
+        let view = node.view_changed.notified();
+        let role = node.gate.transitioned();
+        tokio::pin!(view, role);
+        // Before looking: a change while reconciling is not missed.
+        view.as_mut().enable();
+        role.as_mut().enable();
         reconcile(&node);
+        tokio::select! {
+            _ = view => {}
+            _ = role => {}
+            _ = tokio::time::sleep(EVERY) => {}
+        }
     }
 }
 
