@@ -4,19 +4,16 @@
 //! (`+sdown` / `-sdown` events). The leader asks the others for their opinion before a
 //! failover; opinions are not logged.
 //!
-//! The leader's probes start every quarter `down_after` of the quickest group, between 20 and
-//! 100 ms, on a fixed cadence (a node whose last probe is still out is skipped, never holding
-//! up the others), so a node is seen down within a quarter `down_after` of its last answer
-//! (the lease arithmetic counts on that: [`probe_interval`]). A follower probes every quarter
-//! `down_after` up to 250 ms ([`follower_probe_interval`]): its only judgement is its opinion
-//! for the leader's ODOWN question, and SDOWN is counted from one interval before the first
-//! unanswered probe, so a slower cadence never makes that opinion later; it halves the
-//! control plane's probe traffic (each probe is a PING and a gRPC call), which on a small
-//! machine competes with the data path. The
-//! leader's controller asks every node for its status at each lease renewal (every 50 ms with
-//! the default lease): a status it had within the last probe interval, answered within a
+//! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
+//! fixed cadence (a node whose last probe is still out is skipped, never holding up the
+//! others), so a node is seen down within a quarter `down_after` of its last answer.
+//!
+//! The leader's controller asks each master for its status at each lease renewal (every 50 ms
+//! with the default lease): a status it had within the last probe interval, answered within a
 //! probe's timeout, answers the leader's probe too, which then sends only the PING (the same
-//! question, not asked twice).
+//! question, not asked twice). Replicas it asks only when their last status here is older
+//! than two probe intervals or shows something to do (`controller::steady::settled`), so
+//! the leader's probes keep asking them.
 //!
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
 //! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
@@ -41,8 +38,6 @@ use crate::nodes::NodeAdmin;
 
 /// The longest interval between two probes of a node.
 pub const PROBE: Duration = Duration::from_millis(100);
-/// The longest interval between two probes of a node by a sentinel that does not lead.
-const FOLLOWER_PROBE: Duration = Duration::from_millis(250);
 /// The shortest.
 const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
@@ -55,11 +50,6 @@ pub const TILT_TRIGGER: Duration = Duration::from_secs(2);
 /// on the same sentinel makes it more often).
 pub fn probe_interval(down_after: Duration) -> Duration {
     (down_after / 4).clamp(PROBE_MIN, PROBE)
-}
-
-/// How often a sentinel that does not lead probes the nodes of a group with this `down_after`.
-pub fn follower_probe_interval(down_after: Duration) -> Duration {
-    (down_after / 4).clamp(PROBE_MIN, FOLLOWER_PROBE)
 }
 
 /// This sentinel's view of the nodes' health.
@@ -196,10 +186,15 @@ impl Health {
 
     /// The last status `node` of `group` reported here.
     pub fn status(&self, group: &str, node: &str) -> Option<NodeStatus> {
+        self.status_at(group, node).map(|(st, _)| st)
+    }
+
+    /// The last status `node` of `group` reported here, and when it arrived.
+    pub fn status_at(&self, group: &str, node: &str) -> Option<(NodeStatus, Instant)> {
         self.statuses
             .lock()
             .get(&(group.to_string(), node.to_string()))
-            .map(|(st, _)| st.clone())
+            .cloned()
     }
 
     /// A status `node` of `group` that arrived at `at`: kept for the records (unless a later
@@ -332,13 +327,9 @@ pub async fn run(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut leading = raft.leading.clone();
-    let mut leading_open = true;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            // A sentinel that starts leading probes at once, on the leader's cadence.
-            r = leading.changed(), if leading_open => leading_open = r.is_ok(),
             _ = shutdown.cancelled() => {
                 in_flight.values().for_each(|p| p.abort());
                 return;
@@ -379,12 +370,7 @@ pub async fn run(
             // Their timeouts ran out on this sentinel's clock while it stood still.
             in_flight.drain().for_each(|(_, p)| p.abort());
         }
-        let cadence = if *leading.borrow_and_update() {
-            probe_interval
-        } else {
-            follower_probe_interval
-        };
-        let want = cadence(Duration::from_millis(quickest.unwrap_or(u64::MAX)));
+        let want = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
         if want != every {
             every = want;
             ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

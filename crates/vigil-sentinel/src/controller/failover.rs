@@ -447,7 +447,16 @@ pub async fn switchover(
             t.to_string()
         }
         None => {
-            let observed = observe(nodes, &g, crate::nodes::CALL_TIMEOUT, |_| false, 0, None).await;
+            let observed = observe(
+                nodes,
+                &g,
+                crate::nodes::CALL_TIMEOUT,
+                |_| false,
+                0,
+                None,
+                &Vec::new(),
+            )
+            .await;
             choose_candidate(&g, &observed, &master, 0, &HashSet::new(), |_| false)
                 .map(|(n, _)| n.name.clone())
                 .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?

@@ -74,10 +74,11 @@ mod steady;
 
 pub use failover::{SwitchoverError, switchover};
 
+use crate::monitor::probe_interval;
 pub use decide::{Observed, choose_candidate, lease};
 use decide::{renew_every, status_timeout};
-use steady::assign_first_master;
 pub use steady::observe;
+use steady::{assign_first_master, serves, settled};
 
 /// The longest time between two rounds of a healthy group (first-master attempts, drift fixes).
 pub const ROUND: Duration = Duration::from_millis(100);
@@ -376,7 +377,23 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                     .as_ref()
                     .map_or(0, |m| health.master_offset(&name, m));
                 let skip = |n: &str| health.is_sdown(&name, n);
-                let o = observe(&nodes, &g, timeout, skip, seen, Some(&health)).await;
+                let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
+                let known = settled(&health, &g, 2 * probe_interval(down_after));
+                let h = Some(&health);
+                let mut o = observe(&nodes, &g, timeout, skip, seen, h, &known).await;
+                let mi = g
+                    .spec
+                    .nodes
+                    .iter()
+                    .position(|n| g.master.as_ref() == Some(&n.name));
+                let serving = mi
+                    .and_then(|i| o[i].as_ref())
+                    .is_some_and(|(s, _)| serves(&g, s));
+                if known.iter().any(Option::is_some) && !serving {
+                    // The master stopped serving (or did not answer): what to do about it
+                    // needs every replica's offset of this moment.
+                    o = observe(&nodes, &g, timeout, skip, seen, h, &Vec::new()).await;
+                }
                 (g, o)
             });
         }

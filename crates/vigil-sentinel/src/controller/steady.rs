@@ -114,8 +114,9 @@ async fn status(
 }
 
 /// Every node's status (in the group's node order), asked all at once, read before leadership
-/// is confirmed. Nodes for which `skip` holds are not asked (`None`). The nodes other than
-/// the committed master are told `master_offset`, its offset as last read (0: unknown). With
+/// is confirmed. Nodes for which `skip` holds are not asked (`None`); nor are those `known`
+/// has a status for (see [`settled`]), which is taken as theirs. The nodes other than the
+/// committed master are told `master_offset`, its offset as last read (0: unknown). With
 /// `health` (the leader's steady rounds), each answer is noted there as it arrives
 /// ([`Health::controller_saw`]), so this sentinel's probes need not ask the same.
 pub async fn observe(
@@ -125,10 +126,16 @@ pub async fn observe(
     skip: impl Fn(&str) -> bool,
     master_offset: u64,
     health: Option<&Arc<Health>>,
+    known: &Observed,
 ) -> Observed {
     let mut set = tokio::task::JoinSet::new();
+    let mut out = vec![None; g.spec.nodes.len()];
     for (i, n) in g.spec.nodes.iter().enumerate() {
         if skip(&n.name) {
+            continue;
+        }
+        if let Some(k) = known.get(i).cloned().flatten() {
+            out[i] = Some(k);
             continue;
         }
         let seen = if g.master.as_ref() == Some(&n.name) {
@@ -147,13 +154,59 @@ pub async fn observe(
             (i, st)
         });
     }
-    let mut out = vec![None; g.spec.nodes.len()];
     while let Some(r) = set.join_next().await {
         if let Ok((i, st)) = r {
             out[i] = st;
         }
     }
     out
+}
+
+/// The replicas' statuses a steady round of `g` need not ask for: those this sentinel had
+/// (from its probes, or an earlier round) within `within` that leave nothing to do — a
+/// replica linked to the committed master at the group's epoch — while that master's own last
+/// status showed it serving. The leader's probes ask every replica each probe interval anyway;
+/// asking again at each lease renewal doubled the replicas' status calls for nothing new.
+/// A round whose master turns out not to serve asks every node afresh (see `controller::run`):
+/// putting a master back needs every replica's offset of that moment.
+pub fn settled(health: &Health, g: &Group, within: Duration) -> Observed {
+    let none = vec![None; g.spec.nodes.len()];
+    let name = &g.spec.name;
+    let (Some(m), None) = (g.master.as_ref(), g.failover.as_ref()) else {
+        return none;
+    };
+    let Some(master) = g.spec.nodes.iter().find(|n| &n.name == m) else {
+        return none;
+    };
+    if !health.status(name, m).is_some_and(|s| serves(g, &s)) || health.is_sdown(name, m) {
+        return none;
+    }
+    g.spec
+        .nodes
+        .iter()
+        .map(|n| {
+            let (st, at) = health.status_at(name, &n.name)?;
+            let quiet = &n.name != m
+                && at.elapsed() < within
+                && follows(g, master, &st)
+                && st.link == LinkStatus::Up as i32;
+            quiet.then_some((st, at))
+        })
+        .collect()
+}
+
+/// Whether `st` is of a master serving `g` at its epoch.
+pub fn serves(g: &Group, st: &NodeStatus) -> bool {
+    st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced
+}
+
+/// Whether `st` is of a replica of `master` (at its plain or TLS address) at `g`'s epoch.
+fn follows(g: &Group, master: &NodeSpec, st: &NodeStatus) -> bool {
+    let at =
+        |addr: &str| split(addr).is_some_and(|(h, p)| st.master_host == h && st.master_port == p);
+    st.role == NodeRole::Replica as i32
+        && (at(&master.data) || at(&master.tls_data))
+        && st.epoch >= g.epoch
 }
 
 /// Picks the most up-to-date reachable node (priority 0 never) and commits it as master; the
@@ -202,7 +255,6 @@ impl Controller {
         };
         // Replicas with `tls_replication` follow the master's TLS address, where it has one.
         let tls = split(&master.tls_data);
-        let plain = (host.clone(), port);
         let mst = observed[mi].as_ref().map(|(s, _)| s.clone());
         let name = g.spec.name.clone();
         let mut syncing = 0usize;
@@ -212,11 +264,7 @@ impl Controller {
             if i == mi {
                 continue;
             }
-            let at = |(h, p): &(String, u32)| st.master_host == *h && st.master_port == *p;
-            let follows = st.role == NodeRole::Replica as i32
-                && (at(&plain) || tls.as_ref().is_some_and(at))
-                && st.epoch >= g.epoch;
-            if !follows {
+            if !follows(g, master, st) {
                 todo.push((n, st));
             } else if st.link == LinkStatus::Up as i32 {
                 if self.local(&name).reconf.remove(&n.name) {
@@ -306,7 +354,7 @@ impl Controller {
                 let l = self.local(&g.spec.name);
                 l.acked = l.acked.max(st.acked_offset);
             }
-            let is_master = st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced;
+            let is_master = serves(g, st);
             let granted = if !is_master {
                 // Never promote a node that has less than a replica has (the caller failed
                 // over from it instead): a master restarted empty never wipes its replicas.
