@@ -46,14 +46,18 @@ pub(super) fn renew_every(s: &Settings) -> Duration {
     (lease(s) / 8).min(RENEW)
 }
 
+/// Whether `st` is of a master serving `g` at its epoch, unfenced.
+pub(super) fn serves(g: &Group, st: &NodeStatus) -> bool {
+    st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced
+}
+
 /// Whether the committed master of `g` restarted behind its replicas: it answers, is not
 /// serving as master at the group's epoch, and has less history than some replica. Its offset
 /// and the highest replica offset, if so.
 pub(super) fn restarted_behind(g: &Group, master: &str, observed: &Observed) -> Option<(u64, u64)> {
     let mi = g.spec.nodes.iter().position(|n| n.name == master)?;
     let (st, _) = observed[mi].as_ref()?;
-    let serving = st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced;
-    if serving {
+    if serves(g, st) {
         return None;
     }
     holds_less(mi, st, observed)

@@ -76,9 +76,9 @@ pub use failover::{SwitchoverError, switchover};
 
 use crate::monitor::probe_interval;
 pub use decide::{Observed, choose_candidate, lease};
-use decide::{renew_every, status_timeout};
+use decide::{renew_every, serves, status_timeout};
 pub use steady::observe;
-use steady::{assign_first_master, serves, settled};
+use steady::{assign_first_master, settled};
 
 /// The longest time between two rounds of a healthy group (first-master attempts, drift fixes).
 pub const ROUND: Duration = Duration::from_millis(100);

@@ -12,7 +12,7 @@ use vigil_proto::node::{
 };
 
 use super::decide::{
-    Observed, divergent, drift, first_master, holds_less, lease, restarted_behind, split,
+    Observed, divergent, drift, first_master, holds_less, lease, restarted_behind, serves, split,
 };
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
@@ -169,7 +169,7 @@ pub async fn observe(
 /// asking again at each lease renewal doubled the replicas' status calls for nothing new.
 /// A round whose master turns out not to serve asks every node afresh (see `controller::run`):
 /// putting a master back needs every replica's offset of that moment.
-pub fn settled(health: &Health, g: &Group, within: Duration) -> Observed {
+pub(super) fn settled(health: &Health, g: &Group, within: Duration) -> Observed {
     let none = vec![None; g.spec.nodes.len()];
     let name = &g.spec.name;
     let (Some(m), None) = (g.master.as_ref(), g.failover.as_ref()) else {
@@ -193,11 +193,6 @@ pub fn settled(health: &Health, g: &Group, within: Duration) -> Observed {
             quiet.then_some((st, at))
         })
         .collect()
-}
-
-/// Whether `st` is of a master serving `g` at its epoch.
-pub fn serves(g: &Group, st: &NodeStatus) -> bool {
-    st.role == NodeRole::Master as i32 && st.epoch >= g.epoch && !st.fenced
 }
 
 /// Whether `st` is of a replica of `master` (at its plain or TLS address) at `g`'s epoch.
