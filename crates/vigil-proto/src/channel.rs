@@ -20,6 +20,27 @@ pub struct ChannelError {
 /// call bounded by `timeout`.
 /// Over TLS (`https://`) once [`crate::tls::set_client`] was called.
 pub fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
+    Ok(base(address, timeout)?.timeout(timeout))
+}
+
+/// A channel to `address` that connects on first use and again after a failure.
+pub fn lazy(address: &str, timeout: Duration) -> Result<Channel, ChannelError> {
+    Ok(endpoint(address, timeout)?.connect_lazy())
+}
+
+/// A channel for long-lived streaming calls to `address`: no bound on a call (a stream lasts
+/// as long as its connection), but HTTP/2 keepalive pings every second, so a peer that stops
+/// answering (killed, partitioned) ends the connection and its streams within `timeout`.
+pub fn streaming(address: &str, timeout: Duration) -> Result<Channel, ChannelError> {
+    Ok(base(address, timeout)?
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(timeout)
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// `address` as an endpoint with the connect timeout, `TCP_NODELAY` and TLS if set.
+fn base(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
     let err = |e: tonic::transport::Error| ChannelError {
         address: address.to_string(),
         reason: e.to_string(),
@@ -29,15 +50,9 @@ pub fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ChannelErr
     let mut e = Endpoint::from_shared(format!("{scheme}://{address}"))
         .map_err(err)?
         .connect_timeout(timeout.min(Duration::from_secs(3)))
-        .timeout(timeout)
         .tcp_nodelay(true);
     if let Some(t) = tls {
         e = e.tls_config(t).map_err(err)?;
     }
     Ok(e)
-}
-
-/// A channel to `address` that connects on first use and again after a failure.
-pub fn lazy(address: &str, timeout: Duration) -> Result<Channel, ChannelError> {
-    Ok(endpoint(address, timeout)?.connect_lazy())
 }

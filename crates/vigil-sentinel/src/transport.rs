@@ -1,10 +1,14 @@
-//! The Raft transport over gRPC (`RaftPeer.Send`): one task and one cached channel per peer;
-//! messages are batched, sent with the cluster token, and on failure the peer is reported
-//! unreachable to Raft (and a snapshot in the batch as failed) while the task backs off and
-//! reconnects. Sending never blocks the driver: a full queue drops messages, which Raft
+//! The Raft transport over gRPC: one task per peer; messages are batched and go on one
+//! long-lived `RaftPeer.Stream` call (a message costs a frame, not a call: heartbeats and
+//! ReadIndex rounds come many times a second), snapshots by `RaftPeer.Send` so that their
+//! delivery is known. Both carry the cluster token. When the stream ends or a call fails the
+//! peer is reported unreachable to Raft (and a snapshot as failed) while the task backs off and
+//! reconnects; a peer that does not know `Stream` (an older sentinel) gets every batch by
+//! `Send`. Sending never blocks the driver: a full queue drops messages, which Raft
 //! retransmits. (Opinion calls have their own channels, in `peers.rs`.)
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -99,15 +103,40 @@ impl Transport for Arc<GrpcTransport> {
     }
 }
 
+/// What is known of a peer's `RaftPeer.Stream`.
+struct Stream {
+    /// Batches for the open stream (`None`: none open).
+    tx: Option<mpsc::Sender<RaftBatch>>,
+    /// When it was opened.
+    opened: std::time::Instant,
+    /// The peer answered `UNIMPLEMENTED` (a sentinel from before streams, during a rolling
+    /// upgrade): every batch goes by `Send` from then on.
+    unsupported: Arc<AtomicBool>,
+}
+
 async fn peer_task(
     t: Arc<GrpcTransport>,
     to: u64,
     address: String,
     mut rx: mpsc::Receiver<Message>,
 ) {
-    let mut client: Option<RaftPeerClient<Channel>> = None;
-    let mut backoff = Duration::from_millis(50);
+    let (unary, streaming) = match (
+        vigil_proto::channel::lazy(&address, CALL_TIMEOUT),
+        vigil_proto::channel::streaming(&address, CALL_TIMEOUT),
+    ) {
+        (Ok(u), Ok(s)) => (RaftPeerClient::new(u), RaftPeerClient::new(s)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(peer = to, %address, error = %e, "bad peer address");
+            return;
+        }
+    };
+    let mut backoff = BACKOFF;
     let auth = Bearer::new(&t.token);
+    let mut stream = Stream {
+        tx: None,
+        opened: std::time::Instant::now(),
+        unsupported: Arc::new(AtomicBool::new(false)),
+    };
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256
@@ -115,50 +144,127 @@ async fn peer_task(
         {
             batch.push(m);
         }
-        let has_snapshot = batch
+        let (snapshots, rest): (Vec<Message>, Vec<Message>) = batch
+            .into_iter()
+            .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
+        let mut ok = true;
+        if !rest.is_empty() {
+            ok = if stream.unsupported.load(Ordering::Relaxed) {
+                call(&t, &unary, &auth, to, &rest).await
+            } else {
+                feed(&t, &streaming, &auth, &mut stream, rest)
+            };
+        }
+        if ok && !snapshots.is_empty() {
+            // By `Send`, so that the snapshot's delivery is known and reported.
+            let delivered = call(&t, &unary, &auth, to, &snapshots).await;
+            if let Some(h) = t.handle.get() {
+                h.snapshot_status(to, delivered);
+            }
+            ok = delivered;
+        } else if !ok
+            && !snapshots.is_empty()
+            && let Some(h) = t.handle.get()
+        {
+            h.snapshot_status(to, false);
+        }
+        if ok {
+            if stream.opened.elapsed() >= CALL_TIMEOUT || stream.unsupported.load(Ordering::Relaxed)
+            {
+                backoff = BACKOFF;
+            }
+            continue;
+        }
+        tracing::debug!(peer = to, "peer unreachable");
+        if let Some(h) = t.handle.get() {
+            h.unreachable(to);
+        }
+        // Drop what queued meanwhile (Raft resends) and back off.
+        tokio::time::sleep(backoff).await;
+        while rx.try_recv().is_ok() {}
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The first wait before a peer that failed is tried again.
+const BACKOFF: Duration = Duration::from_millis(50);
+
+/// `msgs` as one batch, in the encoding `RaftPeer` takes.
+fn encode(me: u64, msgs: &[Message]) -> RaftBatch {
+    RaftBatch {
+        from: me,
+        messages: msgs
             .iter()
-            .any(|m| m.get_msg_type() == MessageType::MsgSnapshot);
-        if client.is_none() {
-            match vigil_proto::channel::lazy(&address, CALL_TIMEOUT) {
-                Ok(c) => client = Some(RaftPeerClient::new(c)),
-                Err(e) => {
-                    tracing::error!(peer = to, %address, error = %e, "bad peer address");
-                    return;
-                }
-            }
-        }
-        let Some(c) = client.as_mut() else { continue };
-        let mut req = tonic::Request::new(RaftBatch {
-            from: t.me,
-            messages: batch
-                .iter()
-                .map(|m| m.write_to_bytes().unwrap_or_default())
-                .collect(),
-        });
-        if let Some(a) = &auth {
-            req.metadata_mut()
-                .insert("authorization", a.value().clone());
-        }
-        match c.send(req).await {
-            Ok(_) => {
-                backoff = Duration::from_millis(50);
-                if has_snapshot && let Some(h) = t.handle.get() {
-                    h.snapshot_status(to, true);
-                }
-            }
-            Err(e) => {
-                tracing::debug!(peer = to, error = %e, "peer unreachable");
-                if let Some(h) = t.handle.get() {
-                    h.unreachable(to);
-                    if has_snapshot {
-                        h.snapshot_status(to, false);
-                    }
-                }
-                // Drop what queued meanwhile (Raft resends) and back off.
-                tokio::time::sleep(backoff).await;
-                while rx.try_recv().is_ok() {}
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+            .map(|m| m.write_to_bytes().unwrap_or_default())
+            .collect(),
+    }
+}
+
+/// Sends `msgs` by `RaftPeer.Send`; whether the peer took them.
+async fn call(
+    t: &GrpcTransport,
+    c: &RaftPeerClient<Channel>,
+    auth: &Option<Bearer>,
+    to: u64,
+    msgs: &[Message],
+) -> bool {
+    let mut req = tonic::Request::new(encode(t.me, msgs));
+    if let Some(a) = auth {
+        req.metadata_mut()
+            .insert("authorization", a.value().clone());
+    }
+    match c.clone().send(req).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(peer = to, error = %e, "peer call failed");
+            false
         }
     }
 }
+
+/// Puts `msgs` on the peer's open stream, opening one if there is none; false if the stream
+/// ended (the peer is unreachable or restarted; the next batch opens a new one). A full
+/// stream drops the batch, as a full queue does.
+fn feed(
+    t: &GrpcTransport,
+    c: &RaftPeerClient<Channel>,
+    auth: &Option<Bearer>,
+    s: &mut Stream,
+    msgs: Vec<Message>,
+) -> bool {
+    let tx = s.tx.get_or_insert_with(|| {
+        let (tx, rx) = mpsc::channel(STREAM_BATCHES);
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        if let Some(a) = auth {
+            req.metadata_mut()
+                .insert("authorization", a.value().clone());
+        }
+        let mut c = c.clone();
+        let unsupported = s.unsupported.clone();
+        tokio::spawn(async move {
+            // Returns only when the stream ends: the connection failed, or the peer refused.
+            if let Err(e) = c.stream(req).await {
+                if e.code() == tonic::Code::Unimplemented {
+                    unsupported.store(true, Ordering::Relaxed);
+                }
+                tracing::debug!(error = %e, "raft stream ended");
+            }
+        });
+        s.opened = std::time::Instant::now();
+        tx
+    });
+    match tx.try_send(encode(t.me, &msgs)) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::debug!("raft stream full, batch dropped");
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            s.tx = None;
+            false
+        }
+    }
+}
+
+/// Batches a stream holds before the peer takes them (beyond them, batches are dropped).
+const STREAM_BATCHES: usize = 64;
