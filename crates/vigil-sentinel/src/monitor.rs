@@ -8,12 +8,15 @@
 //! fixed cadence (a node whose last probe is still out is skipped, never holding up the
 //! others), so a node is seen down within a quarter `down_after` of its last answer.
 //!
-//! The leader's controller asks each master for its status at each lease renewal (every 50 ms
-//! with the default lease): a status it had within the last probe interval, answered within a
-//! probe's timeout, answers the leader's probe too, which then sends only the PING (the same
-//! question, not asked twice). Replicas it asks only when their last status here is older
-//! than two probe intervals or shows something to do (`controller::steady::settled`), so
-//! the leader's probes keep asking them.
+//! A probe asks for the status only when this sentinel has had none from the node, answered
+//! within a probe's timeout, for one and a half probe intervals: every other probe asks, the
+//! others send only the PING, which still finds a node that stops answering at the probes'
+//! full cadence (an admin port that stalls while the data port answers is seen one interval
+//! later). The leader's controller asks each master for its status at each lease renewal
+//! (every 50 ms with the default lease), and such a status counts the same, so the leader's
+//! probes of a master send only the PING. Replicas the controller asks only when their last
+//! status here is older than two probe intervals or shows something to do
+//! (`controller::steady::settled`), so the probes keep asking them.
 //!
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
 //! sentinel itself stalled (SIGSTOP, a VM pause, swapping), and the probes that were out
@@ -68,9 +71,9 @@ pub struct Health {
     /// while it leads) and when it arrived: for the Sentinel protocol's records (run id,
     /// role, offsets, link). A later arrival replaces an earlier one, never the reverse.
     statuses: Mutex<HashMap<(String, String), (NodeStatus, Instant)>>,
-    /// When this sentinel's controller (it leads) last had each node's status in a probe's
-    /// time: its probes need not ask again.
-    controller_had: Mutex<HashMap<(String, String), Instant>>,
+    /// When this sentinel last had each node's status in a probe's time, from its probes or
+    /// (it leads) its controller: the next probe need not ask again.
+    had: Mutex<HashMap<(String, String), Instant>>,
     tilt: Mutex<Tilt>,
 }
 
@@ -91,7 +94,7 @@ impl Health {
             sdown: Mutex::default(),
             acked: Mutex::default(),
             statuses: Mutex::default(),
-            controller_had: Mutex::default(),
+            had: Mutex::default(),
             tilt: Mutex::default(),
         })
     }
@@ -212,8 +215,9 @@ impl Health {
 
     /// A status `node` of `group` gave this sentinel's controller (it leads): asked at
     /// `asked`, arrived at `at`. Kept as a probe's is; one that came within a probe's timeout
-    /// also answers this sentinel's probes of the node for one probe interval. A slower one
-    /// does not: the leader's probes must still see a node whose admin port stalls as down.
+    /// also answers this sentinel's probes as a probe's own does ([`Health::status_due`]). A
+    /// slower one does not: the leader's probes must still see a node whose admin port
+    /// stalls as down.
     pub fn controller_saw(
         &self,
         group: &str,
@@ -224,21 +228,28 @@ impl Health {
     ) {
         self.saw_status(group, node, st, at);
         if at.saturating_duration_since(asked) <= PROBE_TIMEOUT {
-            self.controller_had
-                .lock()
-                .insert((group.to_string(), node.to_string()), at);
+            self.had_status(group, node, at);
         }
     }
 
-    /// Whether this sentinel's controller had `node`'s status, in a probe's time, within
-    /// `every` (the probe interval) of now. While a group has a master the leader asks at
-    /// each lease renewal, usually more often than it probes, and its probes then send only
-    /// the PING; otherwise they ask as usual.
-    fn controller_had_within(&self, group: &str, node: &str, every: Duration) -> bool {
-        self.controller_had
+    /// This sentinel had `node`'s status, in a probe's time, at `at`.
+    fn had_status(&self, group: &str, node: &str, at: Instant) {
+        let mut had = self.had.lock();
+        let e = had
+            .entry((group.to_string(), node.to_string()))
+            .or_insert(at);
+        *e = (*e).max(at);
+    }
+
+    /// Whether the next probe of `node` (probes `every` apart) must ask for its status: this
+    /// sentinel has had none in a probe's time for one and a half intervals. A probe's own
+    /// status so answers the next probe, never two; while a group has a master the leader's
+    /// controller asks it at each lease renewal, usually more often than it probes.
+    fn status_due(&self, group: &str, node: &str, every: Duration) -> bool {
+        self.had
             .lock()
             .get(&(group.to_string(), node.to_string()))
-            .is_some_and(|at| at.elapsed() < every)
+            .is_none_or(|at| at.elapsed() >= every * 3 / 2)
     }
 
     /// Whether this sentinel has announced `node` of `group` as subjectively down.
@@ -392,11 +403,9 @@ pub async fn run(
                 continue;
             }
             health.probing(&group, &node, every);
-            // The leader's controller had this node's status within the last probe interval
-            // (it asks every node at each lease renewal): that answer counts, only the PING
-            // is sent. Without one (it failed, came late, or this sentinel does not lead),
-            // the probe asks itself.
-            let had_status = health.controller_had_within(&group, &node, every);
+            // A status this sentinel had lately (the last probe's, or its controller's) answers
+            // this probe: only the PING is sent.
+            let had_status = !health.status_due(&group, &node, every);
             let master_offset = master
                 .map(|m| health.master_offset(&group, &m))
                 .unwrap_or(0);
@@ -413,7 +422,9 @@ pub async fn run(
                 };
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    health.saw_status(&group, &node, st, Instant::now());
+                    let now = Instant::now();
+                    health.saw_status(&group, &node, st, now);
+                    health.had_status(&group, &node, now);
                 }
                 if pinged && (had_status || st.is_some()) {
                     health.ok(&group, &node);
@@ -439,7 +450,7 @@ fn announce(raft: &Handle, health: &Health) {
             .any(|g| &g.spec.name == name && g.has_node(node))
     };
     health.statuses.lock().retain(|k, _| known(k));
-    health.controller_had.lock().retain(|k, _| known(k));
+    health.had.lock().retain(|k, _| known(k));
     health.last_ok.lock().retain(|k, _| known(k));
     health.asked.lock().retain(|k, _| known(k));
     health.sdown.lock().retain(known);

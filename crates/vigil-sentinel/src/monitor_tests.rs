@@ -43,29 +43,38 @@ fn silence_counts_only_from_probes_that_were_sent() {
 }
 
 #[test]
-fn the_controllers_status_answers_the_next_probe_only() {
+fn a_status_answers_the_next_probe_only() {
     let h = Health::new();
     let every = Duration::from_millis(40);
     let st = NodeStatus::default();
-    let now = Instant::now();
-    // A probe's own answer never stands in for the next probe's.
-    h.saw_status("g", "n", &st, now);
-    assert!(!h.controller_had_within("g", "n", every));
-    // The controller's does, for one probe interval from its arrival.
-    h.controller_saw("g", "n", &st, now, Instant::now());
-    assert!(h.controller_had_within("g", "n", every));
-    assert!(h.status("g", "n").is_some());
-    assert!(!h.controller_had_within("g", "other", every));
+    assert!(h.status_due("g", "n", every), "never asked");
+    // A probe's own status answers the next probe (one interval on), not the one after.
+    h.saw_status("g", "n", &st, Instant::now());
+    assert!(
+        h.status_due("g", "n", every),
+        "a record alone answers no probe"
+    );
+    h.had_status("g", "n", Instant::now());
+    assert!(!h.status_due("g", "n", every));
+    assert!(h.status_due("g", "other", every));
     std::thread::sleep(every);
-    assert!(!h.controller_had_within("g", "n", every));
-    // One that arrived a whole interval ago (a slow round) is already stale.
-    let old = Instant::now().checked_sub(every).unwrap();
+    assert!(!h.status_due("g", "n", every), "the next probe");
+    std::thread::sleep(every);
+    assert!(h.status_due("g", "n", every), "the one after asks");
+    // The controller's counts the same, arriving within a probe's timeout.
+    let now = Instant::now();
+    h.controller_saw("g", "n", &st, now, now);
+    assert!(!h.status_due("g", "n", every));
+    assert!(h.status("g", "n").is_some());
+    // One that arrived two intervals ago (a slow round) is already stale.
+    let h = Health::new();
+    let old = Instant::now().checked_sub(every * 2).unwrap();
     h.controller_saw("g", "n", &st, old, old);
-    assert!(!h.controller_had_within("g", "n", every));
+    assert!(h.status_due("g", "n", every));
     // One slower than a probe may be (an admin port that stalls) answers no probe.
     let asked = Instant::now().checked_sub(PROBE_TIMEOUT * 2).unwrap();
     h.controller_saw("g", "n", &st, asked, Instant::now());
-    assert!(!h.controller_had_within("g", "n", every));
+    assert!(h.status_due("g", "n", every));
 }
 
 #[test]
