@@ -39,7 +39,8 @@ pub fn streaming(address: &str, timeout: Duration) -> Result<Channel, ChannelErr
         .connect_lazy())
 }
 
-/// `address` as an endpoint with the connect timeout, `TCP_NODELAY` and TLS if set.
+/// `address` as an endpoint with the connect (and TLS handshake) timeout, `TCP_NODELAY` and
+/// TLS if set.
 fn base(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
     let err = |e: tonic::transport::Error| ChannelError {
         address: address.to_string(),
@@ -52,7 +53,11 @@ fn base(address: &str, timeout: Duration) -> Result<Endpoint, ChannelError> {
         .connect_timeout(timeout.min(Duration::from_secs(3)))
         .tcp_nodelay(true);
     if let Some(t) = tls {
-        e = e.tls_config(t).map_err(err)?;
+        // The handshake is bounded as the connect is: a peer stopped mid-handshake would
+        // otherwise hold a lazily connecting channel (and every call on it) indefinitely.
+        e = e
+            .tls_config(t.timeout(timeout.min(Duration::from_secs(3))))
+            .map_err(err)?;
     }
     Ok(e)
 }

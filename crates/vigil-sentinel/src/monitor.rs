@@ -15,7 +15,7 @@
 //! later). The leader's controller asks each master for its status at each lease renewal
 //! (every 50 ms with the default lease), and such a status counts the same, so the leader's
 //! probes of a master send only the PING. Replicas the controller asks only when their last
-//! status here is older than two probe intervals or shows something to do
+//! status here is older than three probe intervals or shows something to do
 //! (`controller::steady::settled`), so the probes keep asking them.
 //!
 //! TILT, as Redis Sentinel names it: two probe rounds [`TILT_TRIGGER`] or more apart mean this
@@ -420,11 +420,13 @@ pub async fn run(
                         .await
                         .ok()
                 };
+                let sent = Instant::now();
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    let now = Instant::now();
-                    health.saw_status(&group, &node, st, now);
-                    health.had_status(&group, &node, now);
+                    health.saw_status(&group, &node, st, Instant::now());
+                    // Stamped when asked, so that the probe after next asks again however
+                    // long this answer took.
+                    health.had_status(&group, &node, sent);
                 }
                 if pinged && (had_status || st.is_some()) {
                     health.ok(&group, &node);

@@ -45,35 +45,38 @@ fn silence_counts_only_from_probes_that_were_sent() {
 #[test]
 fn a_status_answers_the_next_probe_only() {
     let h = Health::new();
-    let every = Duration::from_millis(40);
+    let every = Duration::from_millis(100);
     let st = NodeStatus::default();
+    let ago = |d: Duration| Instant::now().checked_sub(d).unwrap();
     assert!(h.status_due("g", "n", every), "never asked");
-    // A probe's own status answers the next probe (one interval on), not the one after.
+    // A record alone (a status that came too slowly to count) answers no probe.
     h.saw_status("g", "n", &st, Instant::now());
-    assert!(
-        h.status_due("g", "n", every),
-        "a record alone answers no probe"
-    );
-    h.had_status("g", "n", Instant::now());
+    assert!(h.status_due("g", "n", every));
+    // A probe's own status, asked one interval ago, answers this probe; one asked two
+    // intervals ago does not (every other probe asks).
+    h.had_status("g", "n", ago(every));
     assert!(!h.status_due("g", "n", every));
     assert!(h.status_due("g", "other", every));
-    std::thread::sleep(every);
-    assert!(!h.status_due("g", "n", every), "the next probe");
-    std::thread::sleep(every);
-    assert!(h.status_due("g", "n", every), "the one after asks");
+    let h = Health::new();
+    h.had_status("g", "n", ago(every * 2));
+    assert!(h.status_due("g", "n", every));
+    // A later one is never replaced by an earlier.
+    h.had_status("g", "n", Instant::now());
+    h.had_status("g", "n", ago(every * 2));
+    assert!(!h.status_due("g", "n", every));
     // The controller's counts the same, arriving within a probe's timeout.
+    let h = Health::new();
     let now = Instant::now();
     h.controller_saw("g", "n", &st, now, now);
     assert!(!h.status_due("g", "n", every));
     assert!(h.status("g", "n").is_some());
     // One that arrived two intervals ago (a slow round) is already stale.
     let h = Health::new();
-    let old = Instant::now().checked_sub(every * 2).unwrap();
+    let old = ago(every * 2);
     h.controller_saw("g", "n", &st, old, old);
     assert!(h.status_due("g", "n", every));
     // One slower than a probe may be (an admin port that stalls) answers no probe.
-    let asked = Instant::now().checked_sub(PROBE_TIMEOUT * 2).unwrap();
-    h.controller_saw("g", "n", &st, asked, Instant::now());
+    h.controller_saw("g", "n", &st, ago(PROBE_TIMEOUT * 2), Instant::now());
     assert!(h.status_due("g", "n", every));
 }
 

@@ -75,6 +75,14 @@ impl GrpcTransport {
         self.addresses.read().get(&id).cloned()
     }
 
+    /// A message to `to` was dropped: Raft resends any, but a snapshot it must be told of,
+    /// or it waits for that one forever.
+    fn dropped(&self, to: u64, snapshot: bool) {
+        if snapshot && let Some(h) = self.handle.get() {
+            h.snapshot_status(to, false);
+        }
+    }
+
     fn queue(self: &Arc<Self>, to: u64) -> Option<mpsc::Sender<Message>> {
         if let Some(q) = self.queues.read().get(&to) {
             return Some(q.clone());
@@ -91,13 +99,14 @@ impl Transport for Arc<GrpcTransport> {
     fn send(&self, msgs: Vec<Message>) {
         for m in msgs {
             let to = m.to;
-            match self.queue(to) {
-                Some(q) => {
-                    if q.try_send(m).is_err() {
-                        tracing::debug!(peer = to, "peer queue full, message dropped");
-                    }
-                }
-                None => tracing::debug!(peer = to, "no address for peer, message dropped"),
+            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
+            let sent = match self.queue(to) {
+                Some(q) => q.try_send(m).is_ok(),
+                None => false,
+            };
+            if !sent {
+                tracing::debug!(peer = to, "peer queue full or no address, message dropped");
+                self.dropped(to, snapshot);
             }
         }
     }
@@ -110,9 +119,22 @@ struct Stream {
     /// When it was opened.
     opened: std::time::Instant,
     /// The peer answered `UNIMPLEMENTED` (a sentinel from before streams, during a rolling
-    /// upgrade): every batch goes by `Send` from then on.
+    /// upgrade): batches go by `Send`, and the stream is tried again after [`RETRY_STREAM`].
     unsupported: Arc<AtomicBool>,
+    /// When this task first saw `unsupported`.
+    unsupported_since: Option<std::time::Instant>,
 }
+
+/// How long batches go by `Send` to a peer that refused the stream before it is tried again
+/// (the peer may have been upgraded meanwhile).
+const RETRY_STREAM: Duration = Duration::from_secs(60);
+
+/// A stream open this long survived its connect and at least one keepalive round: the peer
+/// is there, and the next failure starts backing off afresh.
+const STREAM_PROVEN: Duration = Duration::from_secs(5);
+
+/// The most bytes of messages one batch carries (the gRPC decoder takes up to 4 MiB).
+const BATCH_BYTES: usize = 1 << 20;
 
 async fn peer_task(
     t: Arc<GrpcTransport>,
@@ -136,20 +158,36 @@ async fn peer_task(
         tx: None,
         opened: std::time::Instant::now(),
         unsupported: Arc::new(AtomicBool::new(false)),
+        unsupported_since: None,
     };
     while let Some(first) = rx.recv().await {
+        let mut bytes = first.compute_size() as usize;
         let mut batch = vec![first];
         while batch.len() < 256
+            && bytes < BATCH_BYTES
             && let Ok(m) = rx.try_recv()
         {
+            bytes += m.compute_size() as usize;
             batch.push(m);
+        }
+        let unary_only = stream.unsupported.load(Ordering::Relaxed);
+        if unary_only
+            && stream
+                .unsupported_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                >= RETRY_STREAM
+        {
+            stream.unsupported.store(false, Ordering::Relaxed);
+            stream.unsupported_since = None;
+            stream.tx = None;
         }
         let (snapshots, rest): (Vec<Message>, Vec<Message>) = batch
             .into_iter()
             .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         let mut ok = true;
         if !rest.is_empty() {
-            ok = if stream.unsupported.load(Ordering::Relaxed) {
+            ok = if unary_only {
                 call(&t, &unary, &auth, to, &rest).await
             } else {
                 feed(&t, &streaming, &auth, &mut stream, rest)
@@ -169,8 +207,7 @@ async fn peer_task(
             h.snapshot_status(to, false);
         }
         if ok {
-            if stream.opened.elapsed() >= CALL_TIMEOUT || stream.unsupported.load(Ordering::Relaxed)
-            {
+            if stream.opened.elapsed() >= STREAM_PROVEN || unary_only {
                 backoff = BACKOFF;
             }
             continue;
@@ -181,7 +218,9 @@ async fn peer_task(
         }
         // Drop what queued meanwhile (Raft resends) and back off.
         tokio::time::sleep(backoff).await;
-        while rx.try_recv().is_ok() {}
+        while let Ok(m) = rx.try_recv() {
+            t.dropped(to, m.get_msg_type() == MessageType::MsgSnapshot);
+        }
         backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }

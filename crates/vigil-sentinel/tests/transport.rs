@@ -1,7 +1,8 @@
 //! The gRPC Raft transport against a real gRPC peer on a real port: messages travel on one
 //! long-lived stream carrying the cluster token, snapshots by a call of their own, a peer that
-//! restarts gets a new stream, and a peer from before streams (answering `UNIMPLEMENTED`) gets
-//! every message by `Send`.
+//! restarts gets a new stream, one that goes silent without closing its connection (behind a
+//! proxy that swallows the bytes) is found by keepalive and gets a new stream, and a peer from
+//! before streams (answering `UNIMPLEMENTED`) gets every message by `Send`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ type Received = (&'static str, u64, String);
 #[derive(Clone, Default)]
 struct Peer {
     got: Arc<Mutex<Vec<Received>>>,
+    /// `Stream` calls opened.
+    streams: Arc<std::sync::atomic::AtomicUsize>,
     /// Answer `Stream` with UNIMPLEMENTED, as a sentinel from before it does.
     old: bool,
     /// Stops the server and ends its streams.
@@ -70,6 +73,8 @@ impl RaftPeer for Peer {
         if self.old {
             return Err(Status::unimplemented("Stream"));
         }
+        self.streams
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let a = auth(&req);
         let mut s = req.into_inner();
         loop {
@@ -167,6 +172,7 @@ async fn messages_travel_on_one_stream_and_snapshots_by_call() {
         .collect();
     assert_eq!(burst, (100..200).collect::<Vec<_>>());
     assert!(peer.terms("send").is_empty(), "only the stream was used");
+    assert_eq!(peer.streams.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A snapshot goes by a call of its own.
     t.send(vec![message(500, MessageType::MsgSnapshot)]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -219,5 +225,66 @@ async fn a_peer_without_streams_gets_every_message_by_call() {
     let later = until_received(&t, &peer, "send", last + 1).await;
     let next: Vec<u64> = later.into_iter().filter(|&x| x > last).collect();
     assert_eq!(next.first(), Some(&(last + 1)), "{next:?}");
+    peer.stop.cancel();
+}
+
+/// A TCP proxy to `port`: forwards both ways until `silence` is cancelled, then swallows
+/// every byte of the connections it had (left open, as a partition leaves them), while new
+/// connections are forwarded again.
+async fn proxy(port: u16, silence: CancellationToken) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = l.accept().await.unwrap();
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let silence = if silence.is_cancelled() {
+                CancellationToken::new()
+            } else {
+                silence.clone()
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, silence.clone()));
+            tokio::spawn(pipe(sr, cw, silence));
+        }
+    });
+    me
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silence: CancellationToken,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !silence.is_cancelled() && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gone_silent_is_found_by_keepalive_and_gets_a_new_stream() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = Peer::default();
+    serve(peer.clone(), listener);
+    let silence = CancellationToken::new();
+    let t = transport(proxy(port, silence.clone()).await);
+    until_received(&t, &peer, "stream", 1).await;
+    // The connection stays open but nothing gets through either way: only the keepalive
+    // pings' missing answers tell. A new stream (on a new connection) gets messages again.
+    silence.cancel();
+    until_received(&t, &peer, "stream", 1000).await;
+    assert_eq!(peer.streams.load(std::sync::atomic::Ordering::SeqCst), 2);
     peer.stop.cancel();
 }

@@ -378,7 +378,9 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                     .map_or(0, |m| health.master_offset(&name, m));
                 let skip = |n: &str| health.is_sdown(&name, n);
                 let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
-                let known = settled(&health, &g, 2 * probe_interval(down_after));
+                // The probes bring a replica's status every other interval: three intervals
+                // cover that with room for a slow answer.
+                let known = settled(&health, &g, 3 * probe_interval(down_after));
                 let h = Some(&health);
                 let mut o = observe(&nodes, &g, timeout, skip, seen, h, &known).await;
                 let mi = g

@@ -165,8 +165,9 @@ pub async fn observe(
 /// The replicas' statuses a steady round of `g` need not ask for: those this sentinel had
 /// (from its probes, or an earlier round) within `within` that leave nothing to do — a
 /// replica linked to the committed master at the group's epoch — while that master's own last
-/// status showed it serving. The leader's probes ask every replica each probe interval anyway;
-/// asking again at each lease renewal doubled the replicas' status calls for nothing new.
+/// status showed it serving. The leader's probes ask every replica every other probe interval
+/// anyway; asking again at each lease renewal multiplied the replicas' status calls for
+/// nothing new.
 /// A round whose master turns out not to serve asks every node afresh (see `controller::run`):
 /// putting a master back needs every replica's offset of that moment.
 pub(super) fn settled(health: &Health, g: &Group, within: Duration) -> Observed {

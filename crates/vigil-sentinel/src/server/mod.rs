@@ -279,7 +279,12 @@ pub async fn run(
         &token,
         "missing or wrong cluster token: send `authorization: Bearer <token>` with the sentinels' token",
     );
+    // Keepalive pings end the connection of a peer that vanished without closing it (killed
+    // with its machine, partitioned): its Raft stream would otherwise stay open, and hold up
+    // a graceful shutdown, until TCP gives up.
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(1)))
+        .http2_keepalive_timeout(Some(CALL_TIMEOUT))
         .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
         .add_service(SentinelServiceServer::with_interceptor(s, check));
     vigil_proto::tls::serve(router, listener, grpc_tls, shutdown.cancelled_owned()).await?;
