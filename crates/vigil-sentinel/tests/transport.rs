@@ -96,6 +96,26 @@ impl RaftPeer for Peer {
     }
 }
 
+/// A listener on a free port below the ephemeral range, so that no outgoing connection of a
+/// parallel test takes the port while a restarted peer is away from it.
+fn listen() -> std::net::TcpListener {
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000);
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return l;
+        }
+    }
+    panic!("no free port in 20000-32000");
+}
+
+/// Serves `peer` on a port of its own; the port.
+fn start(peer: &Peer) -> u16 {
+    let listener = listen();
+    let port = listener.local_addr().unwrap().port();
+    serve(peer.clone(), listener);
+    port
+}
+
 /// Serves `peer` on `listener` until its `stop` is cancelled.
 fn serve(peer: Peer, listener: std::net::TcpListener) {
     let stop = peer.stop.clone();
@@ -138,6 +158,15 @@ async fn until_received(t: &Arc<GrpcTransport>, peer: &Peer, method: &str, from:
     }
 }
 
+/// Waits up to 10 s for `arrived`.
+async fn eventually(what: &str, arrived: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !arrived() {
+        assert!(Instant::now() < deadline, "{what} did not arrive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn transport(port: u16) -> Arc<GrpcTransport> {
     GrpcTransport::new(
         1,
@@ -148,10 +177,8 @@ fn transport(port: u16) -> Arc<GrpcTransport> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_travel_on_one_stream_and_snapshots_by_call() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let peer = Peer::default();
-    serve(peer.clone(), listener);
+    let port = start(&peer);
     let t = transport(port);
     until_received(&t, &peer, "stream", 1).await;
     // A burst arrives whole and in order on the stream.
@@ -160,11 +187,10 @@ async fn messages_travel_on_one_stream_and_snapshots_by_call() {
             .map(|i| message(i, MessageType::MsgAppend))
             .collect(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(100..200).all(|i| peer.terms("stream").contains(&i)) {
-        assert!(Instant::now() < deadline, "the burst did not arrive");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the burst", || {
+        (100..200).all(|i| peer.terms("stream").contains(&i))
+    })
+    .await;
     let burst: Vec<u64> = peer
         .terms("stream")
         .into_iter()
@@ -175,11 +201,7 @@ async fn messages_travel_on_one_stream_and_snapshots_by_call() {
     assert_eq!(peer.streams.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A snapshot goes by a call of its own.
     t.send(vec![message(500, MessageType::MsgSnapshot)]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !peer.terms("send").contains(&500) {
-        assert!(Instant::now() < deadline, "the snapshot did not arrive");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the snapshot", || peer.terms("send").contains(&500)).await;
     // Every message carried the cluster token.
     assert!(
         peer.got
@@ -193,10 +215,8 @@ async fn messages_travel_on_one_stream_and_snapshots_by_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_peer_gets_a_new_stream() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let first = Peer::default();
-    serve(first.clone(), listener);
+    let port = start(&first);
     let t = transport(port);
     until_received(&t, &first, "stream", 1).await;
     // The peer goes away (its connections closed) and comes back on the same port.
@@ -211,13 +231,11 @@ async fn a_restarted_peer_gets_a_new_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_without_streams_gets_every_message_by_call() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let peer = Peer {
         old: true,
         ..Peer::default()
     };
-    serve(peer.clone(), listener);
+    let port = start(&peer);
     let t = transport(port);
     let got = until_received(&t, &peer, "send", 1).await;
     // From then on, nothing is lost to the refused stream.
@@ -274,10 +292,8 @@ async fn pipe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_gone_silent_is_found_by_keepalive_and_gets_a_new_stream() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let peer = Peer::default();
-    serve(peer.clone(), listener);
+    let port = start(&peer);
     let silence = CancellationToken::new();
     let t = transport(proxy(port, silence.clone()).await);
     until_received(&t, &peer, "stream", 1).await;
