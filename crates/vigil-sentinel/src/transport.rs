@@ -200,11 +200,8 @@ async fn peer_task(
                 h.snapshot_status(to, delivered);
             }
             ok = delivered;
-        } else if !ok
-            && !snapshots.is_empty()
-            && let Some(h) = t.handle.get()
-        {
-            h.snapshot_status(to, false);
+        } else if !snapshots.is_empty() {
+            t.dropped(to, true);
         }
         if ok {
             if stream.opened.elapsed() >= STREAM_PROVEN || unary_only {

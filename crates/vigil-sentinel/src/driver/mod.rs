@@ -135,6 +135,10 @@ pub struct RaftStatus {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Msg>,
+    /// The transport's reports (unreachable peers, snapshot outcomes), apart from `tx` so that
+    /// a full queue of peer messages never drops one: Raft waits on a snapshot's outcome until
+    /// told, and there is at most one report per failed send or snapshot.
+    reports: mpsc::UnboundedSender<Msg>,
     /// The applied state (read it after [`Handle::read_index`] for a linearizable answer).
     pub state: Arc<RwLock<ClusterState>>,
     /// The driver's status.
@@ -157,12 +161,12 @@ impl Handle {
 
     /// Reports a peer the transport cannot reach.
     pub fn unreachable(&self, id: u64) {
-        let _ = self.tx.try_send(Msg::Unreachable(id));
+        let _ = self.reports.send(Msg::Unreachable(id));
     }
 
     /// Reports whether a snapshot reached `id`.
     pub fn snapshot_status(&self, id: u64, delivered: bool) {
-        let _ = self.tx.try_send(Msg::SnapshotStatus(id, delivered));
+        let _ = self.reports.send(Msg::SnapshotStatus(id, delivered));
     }
 
     /// Asks the leader to hand leadership to `to` (takes effect within an election timeout).
@@ -305,9 +309,11 @@ pub fn start(
         reason: format!("raft refused the stored state: {e}"),
     })?;
     let (tx, rx) = mpsc::channel(4096);
+    let (reports, reports_rx) = mpsc::unbounded_channel();
     let (leading_tx, leading) = tokio::sync::watch::channel(false);
     let handle = Handle {
         tx,
+        reports,
         state: Arc::new(RwLock::new(state)),
         status: Arc::new(RwLock::new(RaftStatus {
             id,
@@ -348,7 +354,7 @@ pub fn start(
         .name(format!("raft-{id}"))
         .spawn(move || {
             let _entered = span.enter();
-            rt.block_on(driver.run(rx, opts.tick))
+            rt.block_on(driver.run(rx, reports_rx, opts.tick))
         })
         .map_err(io)?;
     Ok(handle)

@@ -40,7 +40,12 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>, tick: Duration) {
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        mut reports: mpsc::UnboundedReceiver<Msg>,
+        tick: Duration,
+    ) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -58,6 +63,7 @@ impl Driver {
                     }
                     None => return,
                 },
+                Some(m) = reports.recv() => self.handle_msg(m),
             }
             if let Err(e) = self.on_ready() {
                 tracing::error!(error = %e, "raft storage failed; this sentinel stops taking part");

@@ -29,3 +29,30 @@ fn a_snapshot_whose_state_does_not_decode_stops_the_start_naming_the_file() {
         .to_string();
     assert!(e.contains(crate::storage::SNAP_FILE), "{e}");
 }
+
+/// Raft waits on a snapshot's outcome until it is told: a queue full of peer messages must
+/// not swallow the transport's report of it (nor of an unreachable peer).
+#[test]
+fn transport_reports_get_through_a_full_message_queue() {
+    let (tx, _rx) = mpsc::channel(1);
+    let (reports, mut reports_rx) = mpsc::unbounded_channel();
+    let (_leading_tx, leading) = tokio::sync::watch::channel(false);
+    let h = Handle {
+        tx,
+        reports,
+        state: Arc::default(),
+        status: Arc::default(),
+        events: crate::events::Events::default(),
+        version: Arc::default(),
+        leading,
+    };
+    h.step(Message::default());
+    h.step(Message::default()); // the queue is full: dropped (Raft resends messages)
+    h.snapshot_status(2, false);
+    h.unreachable(3);
+    assert!(matches!(
+        reports_rx.try_recv(),
+        Ok(Msg::SnapshotStatus(2, false))
+    ));
+    assert!(matches!(reports_rx.try_recv(), Ok(Msg::Unreachable(3))));
+}

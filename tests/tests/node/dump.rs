@@ -380,11 +380,8 @@ fn assert_matches(script: &str) {
     assert_none(&Pair::start().compare(script));
 }
 
-#[path = "dump/import.rs"]
 mod import;
-#[path = "dump/redis_master.rs"]
 mod redis_master;
-#[path = "dump/seeded.rs"]
 mod seeded;
 
 /// RESTOREd keys (relative TTLs propagated as absolute ones) reach a replica and survive a

@@ -585,5 +585,5 @@ fn replica_and_restart_hold_what_scripts_wrote_and_the_libraries() {
 /// EVAL on a real node.
 #[test]
 fn lua_libraries_match_redis_server() {
-    assert_matches_redis(include_str!("../diff/lua_libs.txt"));
+    assert_matches_redis(include_str!("../../diff/lua_libs.txt"));
 }
