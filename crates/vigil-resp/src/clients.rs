@@ -47,6 +47,12 @@ pub struct ClientInfo {
     pub inbox: Mutex<Option<crate::pubsub::Subscriber>>,
     /// Millisecond offset of the last command from `created`.
     last_interaction_ms: AtomicU64,
+    /// `qbuf`: the bytes in the query buffer as Redis counts them. While a batch of requests
+    /// runs, every byte read for it (Redis trims what it processed only after the batch, so
+    /// `CLIENT INFO` alone shows its own 26 bytes); between batches, a partial request's.
+    pub qbuf: AtomicUsize,
+    /// `qbuf-free`: the query buffer's spare capacity at the same moments.
+    pub qbuf_free: AtomicUsize,
 }
 
 /// The mutable, rarely changed details of a client.
@@ -140,7 +146,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -152,6 +158,8 @@ impl ClientInfo {
             d.sub,
             d.psub,
             d.ssub,
+            self.qbuf.load(Ordering::Relaxed),
+            self.qbuf_free.load(Ordering::Relaxed),
             if d.last_cmd.is_empty() {
                 "NULL"
             } else {
@@ -200,6 +208,8 @@ impl Registry {
             unblock_mode: AtomicU8::new(0),
             inbox: Mutex::new(None),
             last_interaction_ms: AtomicU64::new(0),
+            qbuf: AtomicUsize::new(0),
+            qbuf_free: AtomicUsize::new(0),
         });
         self.clients.lock().insert(id, info.clone());
         info

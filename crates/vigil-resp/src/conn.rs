@@ -528,6 +528,7 @@ async fn run<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
 /// connection must end (protocol error, QUIT).
 async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc) {
     let limits = conn.shared.limits.read().parse;
+    note_qbuf(conn);
     loop {
         let mut batch = Vec::new();
         let mut error = None;
@@ -579,6 +580,15 @@ async fn process_input<Svc: Service>(conn: &mut Conn<Svc::State>, service: &Svc)
     if conn.inbuf.is_empty() && conn.inbuf.capacity() > 1024 * 1024 {
         conn.inbuf = BytesMut::with_capacity(1024);
     }
+    note_qbuf(conn);
+}
+
+/// Shows the query buffer's bytes and spare room in `CLIENT LIST` (see [`crate::clients::ClientInfo::qbuf`]).
+fn note_qbuf<S>(conn: &Conn<S>) {
+    let len = conn.inbuf.len();
+    conn.info.qbuf.store(len, Ordering::Relaxed);
+    let free = conn.inbuf.capacity().saturating_sub(len);
+    conn.info.qbuf_free.store(free, Ordering::Relaxed);
 }
 
 async fn recv(sub: &mut Option<(Subscriber, Inbox)>) -> Option<Message> {

@@ -5,7 +5,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use redis::{Commands, Value};
-use vigil_tests::{NodeProc, RawConn};
+use vigil_tests::{NodeProc, RawConn, RedisProc};
 
 fn node() -> (tempfile::TempDir, NodeProc) {
     let dir = tempfile::tempdir().unwrap();
@@ -305,6 +305,24 @@ fn client_list_name_and_kill() {
     assert!(victim.is_closed());
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut a).unwrap();
     assert!(!list.contains("name=victim"), "{list}");
+}
+
+/// `qbuf` counts the query buffer as Redis does: while a batch runs, every byte read for it
+/// (Redis' own suite expects `qbuf=26` from `CLIENT LIST` or `CLIENT INFO` sent alone).
+#[test]
+fn client_info_counts_the_query_buffer_as_redis_does() {
+    let (_d, n) = node();
+    let redis = RedisProc::start();
+    for port in [n.port, redis.port] {
+        let mut c = RawConn::connect(port).unwrap();
+        let alone = String::from_utf8(c.call(&["CLIENT", "INFO"])).unwrap();
+        assert!(alone.contains(" qbuf=26 "), "port {port}: {alone}");
+        c.send_raw(b"*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n")
+            .unwrap();
+        assert_eq!(c.read_reply().unwrap(), b"+PONG\r\n");
+        let batch = String::from_utf8(c.read_reply().unwrap()).unwrap();
+        assert!(batch.contains(" qbuf=40 "), "port {port}: {batch}");
+    }
 }
 
 #[test]
