@@ -82,9 +82,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tick: Duration::from_millis(50),
-            // A candidate stands 400–600 ms after the leader's last heartbeat: well inside what
-            // a 1 s `down_after`'s lease has left when the leader dies (about 775 ms), so that
-            // death normally pauses no write.
+            // Elections within 400–600 ms: well inside a 1 s `down_after`'s lease less a
+            // renewal interval (775 ms), so the leader's death pauses no write.
             election_ticks: 6,
             heartbeat_ticks: 2,
             compact_every: 10_000,
@@ -93,10 +92,9 @@ impl Default for Options {
 }
 
 impl Options {
-    /// An upper bound on how long a follower waits after the leader's last heartbeat before it
-    /// stands for election: its randomised timeout is below [`max_election_tick`] ticks, and
-    /// the tick it heard the heartbeat in adds at most one (so this has a tick to spare). A
-    /// clean election takes this plus a few round trips and syncs.
+    /// The longest a follower waits after the leader's last heartbeat before it stands for
+    /// election: its randomised timeout (below [`max_election_tick`] ticks) plus the tick it
+    /// was in. A clean election takes this plus a few round trips.
     pub fn longest_election_wait(&self) -> Duration {
         self.tick * max_election_tick(self.election_ticks) as u32
     }
