@@ -61,8 +61,18 @@ async fn world(drop_pct: u32) -> World {
     world_of(drop_pct, &[("g", &["a", "b", "c"])]).await
 }
 
+/// [`world_of`] with its group in synchronous mode (`sync_replicas = 1`).
+async fn world_sync(drop_pct: u32) -> World {
+    world_with(drop_pct, &[("g", &["a", "b", "c"])], 1).await
+}
+
 /// [`world`] with these groups (name, nodes), all with the same settings.
 async fn world_of(drop_pct: u32, groups: &[(&str, &[&str])]) -> World {
+    world_with(drop_pct, groups, 0).await
+}
+
+/// [`world_of`] with `sync_replicas` for every group.
+async fn world_with(drop_pct: u32, groups: &[(&str, &[&str])], sync_replicas: u32) -> World {
     let names: Vec<&str> = groups.iter().flat_map(|(_, n)| n.iter().copied()).collect();
     let (nodes, mut specs) = FakeNodes::new(&names, 100);
     let nodes = Arc::new(nodes);
@@ -97,6 +107,7 @@ async fn world_of(drop_pct: u32, groups: &[(&str, &[&str])]) -> World {
             settings: Settings {
                 down_after_ms: DOWN_AFTER_MS,
                 quorum: 2,
+                sync_replicas,
                 ..Settings::default()
             },
             ..GroupSpec::default()
@@ -333,6 +344,34 @@ async fn a_master_back_without_its_log_tail_is_fenced_before_the_candidate_is_pr
             .any(|(_, op)| *op == Op::KillClients("a".into())),
         "the old master's clients were not disconnected: {log:#?}"
     );
+}
+
+/// Sync mode: the replica holding the last acknowledged writes (with `sync_replicas = 1` the
+/// master acknowledged them once it had them) answers its status slowly when the master dies,
+/// later than the leader's timeout (a quarter of `down_after`) but within a probe's, so it is
+/// not seen down. The acknowledged offset the leader last read is older than those writes:
+/// the failover waits for the slow replica's offset and promotes it, not the other replica,
+/// which lacks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_failover_waits_for_a_slow_replica_holding_the_acknowledged_tail() {
+    let w = world_sync(0).await;
+    let epoch = w.steady_with_a_as_master().await;
+    for (n, offset) in [("a", 200), ("b", 200), ("c", 100)] {
+        w.nodes.with(n, |f| f.offset = offset);
+    }
+    w.nodes
+        .with("b", |f| f.answers_after = Duration::from_millis(150));
+    w.nodes.with("a", |f| f.alive = false);
+    // Past the master's SDOWN and ODOWN, well within a second down_after of waiting.
+    tokio::time::sleep(Duration::from_millis(DOWN_AFTER_MS + 200)).await;
+    w.nodes.with("b", |f| f.answers_after = Duration::ZERO);
+    let g = w.failed_over("a", epoch).await;
+    assert_eq!(
+        g.master.as_deref(),
+        Some("b"),
+        "promoted a replica without the acknowledged tail: {g:#?}"
+    );
+    assert_history_in_order(&w, &history(&w).await, "b");
 }
 
 /// The groups the leader renews together are confirmed together: one ReadIndex (a heartbeat

@@ -128,9 +128,17 @@ impl Controller {
         let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
         let excluded = self.local(&name).excluded.clone();
         let health = self.health.clone();
-        let candidate = choose_candidate(g, observed, master, min_offset, &excluded, |n| {
-            health.unanswered_for(&name, n) >= down_after
-        });
+        let sdown = |n: &str| health.unanswered_for(&name, n) >= down_after;
+        if g.spec.settings.sync_replicas > 0
+            && let Some(n) = self.awaited_replica(g, master, observed, &sdown)
+        {
+            let why = format!(
+                "{master} is down; waiting for {n}'s offset before choosing a replica (it may hold the last acknowledged writes)"
+            );
+            self.say(&name, why);
+            return false;
+        }
+        let candidate = choose_candidate(g, observed, master, min_offset, &excluded, sdown);
         let Some((cand, offset)) = candidate else {
             let why = format!(
                 "{master} is down and no replica is eligible (min offset {min_offset}): unavailable until one is"
@@ -163,9 +171,22 @@ impl Controller {
             min_offset,
             manual: false,
         };
+        // Every replica's offset, so a reader of the log can check the choice.
+        let offsets = g
+            .spec
+            .nodes
+            .iter()
+            .zip(observed)
+            .map(|(n, st)| match st {
+                Some((st, _)) => format!("{}={}", n.name, st.offset),
+                None => format!("{}=?", n.name),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         match self.raft.propose(cmd, PROPOSE).await {
             Ok(()) => {
-                tracing::warn!(old = master, candidate = %cand.name, offset, votes, "failover begun");
+                self.local(&name).unseen_since = None;
+                tracing::warn!(old = master, candidate = %cand.name, offset, min_offset, offsets, votes, "failover begun");
                 true
             }
             Err(e) => {
@@ -173,6 +194,42 @@ impl Controller {
                 false
             }
         }
+    }
+
+    /// In sync mode, a replica (not seen down) whose offset this round lacks, while this
+    /// outage has waited less than `down_after` for one. The acknowledged offset known here
+    /// (`min_offset`) may be a renewal round old: with `sync_replicas` below the replica
+    /// count, the last acknowledged writes may be on that replica alone, and promoting
+    /// another would lose them. A replica silent for `down_after` more is a second fault:
+    /// the failover then goes on without it rather than leave the group unwritable.
+    fn awaited_replica(
+        &mut self,
+        g: &Group,
+        master: &str,
+        observed: &Observed,
+        sdown: &impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let unseen = g
+            .spec
+            .nodes
+            .iter()
+            .zip(observed)
+            .find(|(n, st)| n.name != master && st.is_none() && !sdown(&n.name))
+            .map(|(n, _)| n.name.clone())?;
+        let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
+        let since = *self
+            .local(&g.spec.name)
+            .unseen_since
+            .get_or_insert_with(Instant::now);
+        if since.elapsed() < down_after {
+            return Some(unseen);
+        }
+        tracing::warn!(
+            master,
+            replica = unseen,
+            "no offset from a replica for down_after: choosing among the others"
+        );
+        None
     }
 
     async fn abort(&mut self, g: &Group, f: &Failover, why: AbortReason, reason: String) -> bool {

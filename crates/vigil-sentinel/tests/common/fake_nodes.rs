@@ -163,17 +163,26 @@ impl FakeNodes {
 
 #[tonic::async_trait]
 impl NodeAdmin for FakeNodes {
-    async fn status(&self, admin: &str, _timeout: Duration) -> Result<NodeStatus, Status> {
+    async fn status(&self, admin: &str, timeout: Duration) -> Result<NodeStatus, Status> {
         let after = self
             .nodes
             .lock()
             .get(admin)
             .map_or(Duration::ZERO, |n| n.answers_after);
-        // Yields until then rather than sleeping: a timer rounds up to whole milliseconds, and
-        // other tasks run meanwhile.
-        let until = std::time::Instant::now() + after;
-        while std::time::Instant::now() < until {
-            tokio::task::yield_now().await;
+        if after > timeout {
+            tokio::time::sleep(timeout).await;
+            return Err(Status::deadline_exceeded("status timed out"));
+        }
+        // A short wait yields until then rather than sleeping: a timer rounds up to whole
+        // milliseconds, and other tasks run meanwhile. A long one sleeps, leaving the CPU to
+        // the sentinels.
+        if after >= Duration::from_millis(20) {
+            tokio::time::sleep(after).await;
+        } else {
+            let until = std::time::Instant::now() + after;
+            while std::time::Instant::now() < until {
+                tokio::task::yield_now().await;
+            }
         }
         self.call(admin, |n| Ok(n.clone()))
             .map(|n| self.status_of(&n))
