@@ -71,9 +71,11 @@ fn kill_master_in_sync_mode_loses_nothing_and_the_report_renders_in_a_browser() 
         assert!(round["writes_acked"].as_u64().unwrap() > 0, "{round:#}");
         let detect = round["detection_ms"].as_f64().unwrap();
         let failover = round["failover_ms"].as_f64().unwrap();
-        // Detection follows the last good answer by down_after, which the kill follows by
-        // at most one probe interval (100 ms).
-        assert!((400.0..failover).contains(&detect), "{round:#}");
+        // Detection follows the last good answer by down_after. The kill follows that answer
+        // by up to one probe interval (100 ms) plus the round trip of a probe sent just
+        // before the kill, which goes unanswered (up to 7 ms seen on a loaded machine; 50
+        // allowed).
+        assert!((350.0..failover).contains(&detect), "{round:#}");
         assert!(round["unavailable_ms"].as_f64().unwrap() >= failover - detect);
         let kinds: Vec<&str> = round["events"]
             .as_array()

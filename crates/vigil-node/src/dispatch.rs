@@ -396,15 +396,22 @@ impl Node {
                 }
                 None => clock.insert(Clock::now()),
             };
-            // A redirect is answered on the full path.
-            if let Some(view) = &cluster
-                && self
-                    .check_with(view, conn, &meta, args, clock.mono)
-                    .is_err()
-            {
-                return;
-            }
-            let Ok(hide) = self.gate_at(&meta, clock.mono) else {
+            // A redirect is answered on the full path. Routed here as the shard's master, the
+            // gate's check says whether it is the master now too, in the same state read.
+            let as_master = match &cluster {
+                Some(view) => match self.route_here(view, conn, &meta, args) {
+                    Err(_) => return,
+                    Ok(Some(m)) if m.pubsub => {
+                        if self.serves_as_master(view, &m, clock.mono).is_err() {
+                            return;
+                        }
+                        false
+                    }
+                    Ok(m) => m.is_some(),
+                },
+                None => false,
+            };
+            let Ok(hide) = self.gate_as(&meta, clock.mono, as_master) else {
                 return;
             };
             let Some(args) = queue.pop_front() else {
@@ -435,14 +442,22 @@ impl Node {
 
     /// [`Node::gate`] at `now`.
     pub(crate) fn gate_at(&self, meta: &CommandMeta, now: Instant) -> Result<bool, Reply> {
+        self.gate_as(meta, now, false)
+    }
+
+    /// [`Node::gate_at`], and with `master` only as the master ([`Gate::admit_as`]).
+    ///
+    /// [`Gate::admit_as`]: crate::gate::Gate::admit_as
+    fn gate_as(&self, meta: &CommandMeta, now: Instant, master: bool) -> Result<bool, Reply> {
         // While writes are held nothing may write, lazy expiry included. If the pause's lock
         // made us wait, the lease is judged after it.
         let (paused, waited) = self.pause.writes_paused_waited();
         let now = if waited { Instant::now() } else { now };
         self.gate
-            .admit(
+            .admit_as(
                 meta.flags,
                 now,
+                master,
                 |lag| self.repl.good_replicas(lag, self.clock_ms()),
                 || {
                     self.config.read().replication.serve_stale_data

@@ -402,11 +402,28 @@ impl Gate {
         good_replicas: impl FnOnce(Duration) -> usize,
         master_link_ok: impl FnOnce() -> bool,
     ) -> Result<bool, Reply> {
+        self.admit_as(flags, now, false, good_replicas, master_link_ok)
+    }
+
+    /// [`Gate::admit`], and with `master` only as the master (`READONLY` otherwise): a cluster
+    /// command routed here as the shard's master, in one read of the state where
+    /// [`Gate::serves_as_master`] and `admit` would take two. Said `Ok`, both would have.
+    pub fn admit_as(
+        &self,
+        flags: Flags,
+        now: Instant,
+        master: bool,
+        good_replicas: impl FnOnce(Duration) -> usize,
+        master_link_ok: impl FnOnce() -> bool,
+    ) -> Result<bool, Reply> {
         let min_replicas = self.min_replicas.0.load(Ordering::Relaxed);
-        if min_replicas == 0 && self.free_writes.load(Ordering::Relaxed) {
+        if min_replicas == 0 && !master && self.free_writes.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let (s, now) = self.state_at(now);
+        if master && !matches!(s.role, Role::Master) {
+            return Err(Reply::error(READONLY));
+        }
         let denied = s.write_denied(now);
         if flags.has(Flags::WRITE) {
             if let Some(e) = denied {

@@ -55,6 +55,9 @@ pub fn probe_interval(down_after: Duration) -> Duration {
     (down_after / 4).clamp(PROBE_MIN, PROBE)
 }
 
+/// A node's status, when it arrived, and when it was asked for.
+type Seen = (NodeStatus, Instant, Instant);
+
 /// This sentinel's view of the nodes' health.
 pub struct Health {
     last_ok: Mutex<HashMap<(String, String), Instant>>,
@@ -70,7 +73,7 @@ pub struct Health {
     /// The last status each node reported to this sentinel (its probes, or its controller
     /// while it leads) and when it arrived: for the Sentinel protocol's records (run id,
     /// role, offsets, link). A later arrival replaces an earlier one, never the reverse.
-    statuses: Mutex<HashMap<(String, String), (NodeStatus, Instant)>>,
+    statuses: Mutex<HashMap<(String, String), Seen>>,
     /// When this sentinel last had each node's status in a probe's time, from its probes or
     /// (it leads) its controller: the next probe need not ask again.
     had: Mutex<HashMap<(String, String), Instant>>,
@@ -197,19 +200,34 @@ impl Health {
         self.statuses
             .lock()
             .get(&(group.to_string(), node.to_string()))
-            .cloned()
+            .map(|(st, at, _)| (st.clone(), *at))
     }
 
-    /// A status `node` of `group` that arrived at `at`: kept for the records (unless a later
-    /// one is there already), with a master's acknowledged offset.
-    fn saw_status(&self, group: &str, node: &str, st: &NodeStatus, at: Instant) {
+    /// The last status `node` of `group` reported here if it was asked for at `since` or
+    /// later: what the node held after that moment.
+    pub fn status_asked_since(
+        &self,
+        group: &str,
+        node: &str,
+        since: Instant,
+    ) -> Option<NodeStatus> {
+        self.statuses
+            .lock()
+            .get(&(group.to_string(), node.to_string()))
+            .filter(|(_, _, asked)| *asked >= since)
+            .map(|(st, _, _)| st.clone())
+    }
+
+    /// A status `node` of `group` asked for at `asked` that arrived at `at`: kept for the
+    /// records (unless a later one is there already), with a master's acknowledged offset.
+    fn saw_status(&self, group: &str, node: &str, st: &NodeStatus, asked: Instant, at: Instant) {
         if st.role == vigil_proto::node::Role::Master as i32 && st.sync_replicas > 0 {
             self.saw_acked(group, st.acked_offset);
         }
         let mut statuses = self.statuses.lock();
         let key = (group.to_string(), node.to_string());
-        if statuses.get(&key).is_none_or(|(_, had)| *had <= at) {
-            statuses.insert(key, (st.clone(), at));
+        if statuses.get(&key).is_none_or(|(_, had, _)| *had <= at) {
+            statuses.insert(key, (st.clone(), at, asked));
         }
     }
 
@@ -226,7 +244,7 @@ impl Health {
         asked: Instant,
         at: Instant,
     ) {
-        self.saw_status(group, node, st, at);
+        self.saw_status(group, node, st, asked, at);
         if at.saturating_duration_since(asked) <= PROBE_TIMEOUT {
             self.had_status(group, node, at);
         }
@@ -265,8 +283,8 @@ impl Health {
         self.statuses
             .lock()
             .get(&(group.to_string(), master.to_string()))
-            .filter(|(s, _)| s.role == vigil_proto::node::Role::Master as i32)
-            .map_or(0, |(s, _)| s.offset)
+            .filter(|(s, _, _)| s.role == vigil_proto::node::Role::Master as i32)
+            .map_or(0, |(s, _, _)| s.offset)
     }
 
     fn saw_acked(&self, group: &str, offset: u64) {
@@ -423,7 +441,7 @@ pub async fn run(
                 let sent = Instant::now();
                 let (pinged, st) = tokio::join!(nodes.ping(&data, PROBE_TIMEOUT), status);
                 if let Some(st) = &st {
-                    health.saw_status(&group, &node, st, Instant::now());
+                    health.saw_status(&group, &node, st, sent, Instant::now());
                     // Stamped when asked, so that the probe after next asks again however
                     // long this answer took.
                     health.had_status(&group, &node, sent);

@@ -50,7 +50,8 @@ fn a_status_answers_the_next_probe_only() {
     let ago = |d: Duration| Instant::now().checked_sub(d).unwrap();
     assert!(h.status_due("g", "n", every), "never asked");
     // A record alone (a status that came too slowly to count) answers no probe.
-    h.saw_status("g", "n", &st, Instant::now());
+    let now = Instant::now();
+    h.saw_status("g", "n", &st, now, now);
     assert!(h.status_due("g", "n", every));
     // A probe's own status, asked one interval ago, answers this probe; one asked two
     // intervals ago does not (every other probe asks).
@@ -89,12 +90,17 @@ fn an_earlier_status_never_replaces_a_later_one() {
         offset,
         ..Default::default()
     };
-    h.saw_status("g", "n", &st(2), later);
+    h.saw_status("g", "n", &st(2), earlier, later);
     // A slow status call that was sent before the probe's answer arrives after it.
     h.controller_saw("g", "n", &st(1), earlier, earlier);
     assert_eq!(h.status("g", "n").unwrap().offset, 2);
-    h.saw_status("g", "n", &st(3), Instant::now());
+    // Asked for before `later`: not what the node held after it.
+    assert_eq!(h.status_asked_since("g", "n", earlier).unwrap().offset, 2);
+    assert!(h.status_asked_since("g", "n", later).is_none());
+    let now = Instant::now();
+    h.saw_status("g", "n", &st(3), later, now);
     assert_eq!(h.status("g", "n").unwrap().offset, 3);
+    assert_eq!(h.status_asked_since("g", "n", later).unwrap().offset, 3);
 }
 
 #[test]

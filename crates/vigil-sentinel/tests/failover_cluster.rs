@@ -52,6 +52,8 @@ impl Opinions for NetOpinions {
 struct World {
     c: Cluster,
     nodes: Arc<FakeNodes>,
+    /// What each sentinel's controller says of each group (`vigil ctl status`'s text).
+    conditions: Vec<controller::Conditions>,
     _stop: DropGuard,
 }
 
@@ -79,6 +81,7 @@ async fn world_with(drop_pct: u32, groups: &[(&str, &[&str])], sync_replicas: u3
     let c = Cluster::new(3, opts());
     let shutdown = CancellationToken::new();
     let healths: Arc<RwLock<HashMap<u64, Arc<Health>>>> = Arc::default();
+    let mut conditions = Vec::new();
     for &id in &c.ids {
         let health = Health::new();
         healths.write().insert(id, health.clone());
@@ -96,7 +99,9 @@ async fn world_with(drop_pct: u32, groups: &[(&str, &[&str])], sync_replicas: u3
             net: c.net.clone(),
             healths: healths.clone(),
         });
-        let ctl = Controller::new(c.h(id), admin, health, peers, Arc::default());
+        let said = controller::Conditions::default();
+        conditions.push(said.clone());
+        let ctl = Controller::new(c.h(id), admin, health, peers, said);
         tokio::spawn(controller::run(ctl, shutdown.clone()));
     }
     let leader = c.leader(&c.ids).await;
@@ -125,6 +130,7 @@ async fn world_with(drop_pct: u32, groups: &[(&str, &[&str])], sync_replicas: u3
     World {
         c,
         nodes,
+        conditions,
         _stop: shutdown.drop_guard(),
     }
 }
@@ -362,8 +368,21 @@ async fn a_sync_failover_waits_for_a_slow_replica_holding_the_acknowledged_tail(
     w.nodes
         .with("b", |f| f.answers_after = Duration::from_millis(150));
     w.nodes.with("a", |f| f.alive = false);
-    // Past the master's SDOWN and ODOWN, well within a second down_after of waiting.
-    tokio::time::sleep(Duration::from_millis(DOWN_AFTER_MS + 200)).await;
+    // b answers again once the leader waits for it (its probes, with their longer timeout,
+    // may bring b's offset first: then the failover is under way).
+    until(
+        "the leader waits for b's offset or has begun the failover",
+        Duration::from_secs(5),
+        || {
+            let waiting = w.conditions.iter().any(|c| {
+                c.read()
+                    .get("g")
+                    .is_some_and(|t| t.contains("waiting for b's offset"))
+            });
+            waiting || w.group().epoch > epoch
+        },
+    )
+    .await;
     w.nodes.with("b", |f| f.answers_after = Duration::ZERO);
     let g = w.failed_over("a", epoch).await;
     assert_eq!(

@@ -301,6 +301,22 @@ impl Node {
         args: &[Bytes],
         now: std::time::Instant,
     ) -> Result<(), Refusal> {
+        match self.route_here(view, conn, meta, args)? {
+            Some(m) => self.serves_as_master(view, &m, now),
+            None => Ok(()),
+        }
+    }
+
+    /// The routing half of [`Node::check_with`]: whether the view sends the command here, and
+    /// if it does as the shard's master, what [`Node::serves_as_master`] must check (the
+    /// gate's half, which the batch path folds into its own gate check).
+    pub(crate) fn route_here(
+        &self,
+        view: &View,
+        conn: &Conn<ConnState>,
+        meta: &CommandMeta,
+        args: &[Bytes],
+    ) -> Result<Option<AsMaster>, Refusal> {
         let pubsub = meta.flags.has(Flags::PUBSUB);
         let client = Client {
             // Shard channel commands are served by the slot's replicas too, READONLY or not,
@@ -323,7 +339,8 @@ impl Node {
             _ => (request_slot(meta, args)?, may_write(meta)),
         };
         let Some(slot) = slot else {
-            return Ok(refused_in_cluster(meta.name, args)?);
+            refused_in_cluster(meta.name, args)?;
+            return Ok(None);
         };
         // Scripts count as writes (Redis routes EVAL without `no-writes` as one).
         route(view, slot, write, client, || pubsub || self.reads_fresh())?;
@@ -331,22 +348,42 @@ impl Node {
         if write && view.holds(slot) {
             return Err(Refusal::Hold);
         }
-        // Served here as the shard's master: the node must be the master now. A demoted one
-        // sends reads too to the master it follows (its data may be older or divergent), and
-        // one without its lease answers `CLUSTERDOWN`, which cluster clients retry, where
-        // `READONLY` would reach the application.
-        if view.i_am_master() {
-            match self.gate.serves_as_master(now, write, pubsub) {
-                Ok(()) => {}
-                Err(Role::Master) => return Err(Redirect::Down.into()),
-                Err(Role::Replica { host, port }) => {
-                    return Err(not_master(view, slot, Some((&host, port)), client).into());
-                }
-                Err(Role::Unassigned) => return Err(not_master(view, slot, None, client).into()),
-            }
-        }
-        Ok(())
+        Ok(view.i_am_master().then_some(AsMaster {
+            slot,
+            write,
+            pubsub,
+            client,
+        }))
     }
+
+    /// Served here as the shard's master: the node must be the master now. A demoted one
+    /// sends reads too to the master it follows (its data may be older or divergent), and one
+    /// without its lease answers `CLUSTERDOWN`, which cluster clients retry, where `READONLY`
+    /// would reach the application.
+    pub(crate) fn serves_as_master(
+        &self,
+        view: &View,
+        m: &AsMaster,
+        now: std::time::Instant,
+    ) -> Result<(), Refusal> {
+        match self.gate.serves_as_master(now, m.write, m.pubsub) {
+            Ok(()) => Ok(()),
+            Err(Role::Master) => Err(Redirect::Down.into()),
+            Err(Role::Replica { host, port }) => {
+                Err(not_master(view, m.slot, Some((&host, port)), m.client).into())
+            }
+            Err(Role::Unassigned) => Err(not_master(view, m.slot, None, m.client).into()),
+        }
+    }
+}
+
+/// A command the view routes to this node as its shard's master (see [`Node::route_here`]).
+pub(crate) struct AsMaster {
+    slot: u16,
+    write: bool,
+    /// A shard channel command: served without the read lease.
+    pub(crate) pubsub: bool,
+    client: Client,
 }
 
 /// Commands that reach another database, which a cluster node does not have (Redis' wording);

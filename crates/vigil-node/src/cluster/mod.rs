@@ -146,6 +146,10 @@ pub struct View {
     pub migration: Option<Migration>,
     /// Hex SHA-1 of the encoded view, as received (`NodeStatus.cluster_digest`).
     pub digest: String,
+    /// Whether this node is its shard's master in the view, and whether it is among the
+    /// shard's serving replicas: asked for every routed command, so answered once here rather
+    /// than by comparing ids each time.
+    roles: (bool, bool),
 }
 
 /// Hex SHA-1 of an encoded view: the digest both the node and the sentinels compute.
@@ -306,6 +310,11 @@ impl View {
         // This node need not be listed: a replica that is syncing, or unassigned after a
         // restart, is left out of its shard's serving replicas, yet it is in cluster mode and
         // redirects every request to the shard's master.
+        let me = &shards[my_shard];
+        let roles = (
+            me.master.as_ref().is_some_and(|m| m.id == v.my_id),
+            me.replicas.iter().any(|m| m.id == v.my_id),
+        );
         Ok(View {
             name: v.name.clone(),
             epoch: v.epoch,
@@ -315,6 +324,7 @@ impl View {
             owner,
             migration,
             digest,
+            roles,
         })
     }
 
@@ -400,16 +410,13 @@ impl View {
 
     /// Whether this node is its shard's master in the view.
     pub fn i_am_master(&self) -> bool {
-        self.my_shard()
-            .master
-            .as_ref()
-            .is_some_and(|m| m.id == self.my_id)
+        self.roles.0
     }
 
     /// Whether this node serves its shard's reads as a replica: the sentinels list it among the
     /// shard's serving replicas (linked to the master, caught up, not down).
     pub fn serves_reads(&self) -> bool {
-        self.my_shard().replicas.iter().any(|m| m.id == self.my_id)
+        self.roles.1
     }
 
     /// Every other node of the view: where a PUBLISH made here is forwarded.

@@ -95,7 +95,7 @@ pub fn route(
         return Err(Redirect::Unserved);
     };
     let reads_here = || client.readonly && !is_write && view.serves_reads() && fresh();
-    if owner == view.my_shard && (master.id == view.my_id || reads_here()) {
+    if owner == view.my_shard && (view.i_am_master() || reads_here()) {
         return Ok(());
     }
     let (host, port) = master.endpoint(client.tls);

@@ -226,6 +226,58 @@ fn admit_table() {
     }
 }
 
+/// `admit_as` with `master` says yes exactly when `serves_as_master` and `admit` both do (the
+/// cluster batch path folds the two into it), and then what `admit` says.
+#[test]
+fn admit_as_master_is_serves_as_master_and_admit() {
+    let now = Instant::now();
+    fn leased(until: Instant) -> Gate {
+        let g = managed_gate();
+        g.promote();
+        g.lift_fence(Some(until));
+        g
+    }
+    fn replica() -> Gate {
+        let g = managed_gate();
+        g.follow("h".into(), 1);
+        g
+    }
+    type Make = fn() -> Gate;
+    let gates: Vec<(&str, Make)> = vec![
+        ("standalone", standalone),
+        ("leased", || {
+            leased(Instant::now() + Duration::from_secs(60))
+        }),
+        ("lapsed", || {
+            leased(
+                Instant::now()
+                    .checked_sub(Duration::from_millis(1))
+                    .unwrap(),
+            )
+        }),
+        ("unassigned", managed_gate),
+        ("replica", replica),
+        ("min2", || {
+            Gate::new(false, true, 0, None, (2, Duration::from_secs(10)), 0)
+        }),
+    ];
+    for (what, g) in gates {
+        for flags in [Flags::WRITE, Flags::READONLY] {
+            for good in [0, 2] {
+                let g = g();
+                let write = flags.has(Flags::WRITE);
+                let both = g.serves_as_master(now, write, false).is_ok()
+                    && g.admit(flags, now, |_| good, || true).is_ok();
+                let got = g.admit_as(flags, now, true, |_| good, || true);
+                assert_eq!(got.is_ok(), both, "{what} write={write} good={good}");
+                if got.is_ok() {
+                    assert_eq!(got, g.admit(flags, now, |_| good, || true), "{what}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn transitions() {
     let dir = tempfile::tempdir().unwrap();

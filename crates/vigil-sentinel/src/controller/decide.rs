@@ -91,14 +91,14 @@ fn lacks_history(node: &NodeStatus, replica: &NodeStatus) -> bool {
 
 /// The best replica to promote in place of `master`: reachable, not seen down (`sdown`),
 /// priority > 0, not in `excluded`, at or above `min_offset`, and in async mode no more than
-/// `max_lag_on_failover` behind the most up-to-date node; then, in sync mode, one that surely
-/// holds every acknowledged write ([`surely_acked`]); then lowest priority value, highest
-/// offset, smallest run id.
+/// `max_lag_on_failover` behind the most up-to-date node; then one at or above `prefer_at`
+/// (a failover in sync mode passes [`surely_acked`], 0 otherwise); then lowest priority
+/// value, highest offset, smallest run id.
 pub fn choose_candidate<'g>(
     g: &'g Group,
     observed: &Observed,
     master: &str,
-    min_offset: u64,
+    (min_offset, prefer_at): (u64, u64),
     excluded: &HashSet<String>,
     sdown: impl Fn(&str) -> bool,
 ) -> Option<(&'g NodeSpec, u64)> {
@@ -109,7 +109,6 @@ pub fn choose_candidate<'g>(
         .map(|(s, _)| s.offset)
         .max()
         .unwrap_or(0);
-    let bound = surely_acked(g, observed, master);
     g.spec
         .nodes
         .iter()
@@ -121,33 +120,45 @@ pub fn choose_candidate<'g>(
         .filter(|(_, st)| s.sync_replicas > 0 || highest - st.offset <= s.max_lag_on_failover)
         .min_by(|(a, sa), (b, sb)| {
             let rank = |n: &NodeSpec, st: &NodeStatus| {
-                (st.offset < bound, n.priority, std::cmp::Reverse(st.offset))
+                (
+                    st.offset < prefer_at,
+                    n.priority,
+                    std::cmp::Reverse(st.offset),
+                )
             };
             (rank(a, sa), &sa.run_id).cmp(&(rank(b, sb), &sb.run_id))
         })
         .map(|(n, st)| (n, st.offset))
 }
 
-/// In sync mode, an offset at or above every acknowledged write: a master acknowledges a
-/// write once `sync_replicas` replicas hold it, so no acknowledged offset exceeds the
-/// `sync_replicas`-th highest replica offset. The master's own acknowledged offset, as last
-/// read, can be a round old, and writes acknowledged since may sit on some replicas only.
-/// 0 in async mode, or when fewer replicas than that answered.
-fn surely_acked(g: &Group, observed: &Observed, master: &str) -> u64 {
+/// In sync mode, an offset at or above every acknowledged write, from the replicas' offsets
+/// (0 in async mode). A master acknowledges a write once `sync_replicas` (N) replicas hold it,
+/// so no acknowledged offset exceeds the N-th highest replica offset; with k replicas
+/// missing from `observed` that is at most the (N − k)-th highest of the others. With k ≥ N
+/// nothing bounds it: the highest offset seen, at best. The master's own acknowledged offset,
+/// as last read, can be a round old, and writes acknowledged since may be on some replicas
+/// only.
+pub fn surely_acked(g: &Group, observed: &Observed, master: &str) -> u64 {
     let n = g.spec.settings.sync_replicas as usize;
     if n == 0 {
         return 0;
     }
-    let mut offsets: Vec<u64> = g
+    let (mut offsets, mut missing) = (Vec::new(), 0);
+    for (_, st) in g
         .spec
         .nodes
         .iter()
         .zip(observed)
         .filter(|(node, _)| node.name != master)
-        .filter_map(|(_, st)| st.as_ref().map(|(st, _)| st.offset))
-        .collect();
+    {
+        match st {
+            Some((st, _)) => offsets.push(st.offset),
+            None => missing += 1,
+        }
+    }
     offsets.sort_unstable_by(|a, b| b.cmp(a));
-    offsets.get(n - 1).copied().unwrap_or(0)
+    let rank = n.saturating_sub(missing).max(1);
+    offsets.get(rank - 1).copied().unwrap_or(0)
 }
 
 /// The most up-to-date reachable node that may be master (priority 0 never); ties go to the

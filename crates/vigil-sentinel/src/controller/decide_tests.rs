@@ -428,11 +428,47 @@ fn the_candidate_rules_each_exclude_or_order() {
         }
         g.spec.settings.sync_replicas = sync;
         let excluded: HashSet<String> = excluded.iter().map(|s| s.to_string()).collect();
-        let got = choose_candidate(&g, &observed.to_vec(), "a", min_offset, &excluded, |n| {
-            down.contains(&n)
-        })
-        .map(|(n, off)| (n.name.as_str(), off));
+        let observed = observed.to_vec();
+        let floor = (min_offset, surely_acked(&g, &observed, "a"));
+        let got = choose_candidate(&g, &observed, "a", floor, &excluded, |n| down.contains(&n))
+            .map(|(n, off)| (n.name.as_str(), off));
         assert_eq!(got, want, "#{i} {what}");
+    }
+}
+
+/// The offset no acknowledged write exceeds: the N-th highest replica offset, counting the
+/// replicas that gave none as above every other.
+#[test]
+fn surely_acked_bounds_what_sync_replicas_acknowledged() {
+    // (sync_replicas, offsets of the replicas b, c, d, e (None: no status), want)
+    type Case = (u32, [Option<u64>; 4], u64);
+    let cases: [Case; 8] = [
+        (0, [Some(5), Some(9), Some(7), Some(1)], 0),
+        (1, [Some(5), Some(9), Some(7), Some(1)], 9),
+        (2, [Some(5), Some(9), Some(7), Some(1)], 7),
+        (4, [Some(5), Some(9), Some(7), Some(1)], 1),
+        // c missing may hold more than everything seen: d's 7 is not enough with two.
+        (2, [Some(5), None, Some(7), Some(1)], 7),
+        (3, [Some(5), None, Some(7), Some(1)], 5),
+        // As many missing as acknowledge: nothing bounds it, the highest seen at best.
+        (2, [None, None, Some(7), Some(1)], 7),
+        (1, [None, None, None, None], 0),
+    ];
+    for (i, (sync, offsets, want)) in cases.into_iter().enumerate() {
+        let mut g = group(1000);
+        g.spec.settings.sync_replicas = sync;
+        for n in ["d", "e"] {
+            let mut extra = g.spec.nodes[1].clone();
+            extra.name = n.into();
+            g.spec.nodes.push(extra);
+        }
+        let mut observed: Observed = vec![st(NodeRole::Master, 1, 100)];
+        observed.extend(
+            offsets
+                .iter()
+                .map(|o| o.and_then(|o| st(NodeRole::Replica, 1, o))),
+        );
+        assert_eq!(surely_acked(&g, &observed, "a"), want, "#{i}");
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vigil_proto::node::PromoteRequest;
 
 use super::decide::{Observed, split};
-use super::decide::{Tally, choose_candidate, drift, lease, tally};
+use super::decide::{Tally, choose_candidate, drift, lease, surely_acked, tally};
 use super::steady::{Repoint, observe};
 use super::{Controller, PROPOSE};
 use crate::driver::Handle;
@@ -129,8 +129,9 @@ impl Controller {
         let excluded = self.local(&name).excluded.clone();
         let health = self.health.clone();
         let sdown = |n: &str| health.unanswered_for(&name, n) >= down_after;
+        let mut filled = observed.clone();
         if g.spec.settings.sync_replicas > 0
-            && let Some(n) = self.awaited_replica(g, master, observed, &sdown)
+            && let Some(n) = self.awaited_replica(g, master, &mut filled, &sdown)
         {
             let why = format!(
                 "{master} is down; waiting for {n}'s offset before choosing a replica (it may hold the last acknowledged writes)"
@@ -138,7 +139,23 @@ impl Controller {
             self.say(&name, why);
             return false;
         }
-        let candidate = choose_candidate(g, observed, master, min_offset, &excluded, sdown);
+        let observed = &filled;
+        let surely = surely_acked(g, observed, master);
+        let floor = (min_offset, surely);
+        let candidate = choose_candidate(g, observed, master, floor, &excluded, sdown);
+        if let Some((cand, offset)) = candidate
+            && offset < surely
+        {
+            // The replicas that surely hold every acknowledged write may not be promoted
+            // (priority 0, or they failed this outage): the candidate may lack some.
+            tracing::warn!(
+                master,
+                candidate = %cand.name,
+                offset,
+                surely,
+                "no eligible replica surely holds every acknowledged write: promoting the best below that offset"
+            );
+        }
         let Some((cand, offset)) = candidate else {
             let why = format!(
                 "{master} is down and no replica is eligible (min offset {min_offset}): unavailable until one is"
@@ -185,7 +202,6 @@ impl Controller {
             .join(" ");
         match self.raft.propose(cmd, PROPOSE).await {
             Ok(()) => {
-                self.local(&name).unseen_since = None;
                 tracing::warn!(old = master, candidate = %cand.name, offset, min_offset, offsets, votes, "failover begun");
                 true
             }
@@ -196,32 +212,55 @@ impl Controller {
         }
     }
 
-    /// In sync mode, a replica (not seen down) whose offset this round lacks, while this
-    /// outage has waited less than `down_after` for one. The acknowledged offset known here
-    /// (`min_offset`) may be a renewal round old: with `sync_replicas` below the replica
-    /// count, the last acknowledged writes may be on that replica alone, and promoting
-    /// another would lose them. A replica silent for `down_after` more is a second fault:
-    /// the failover then goes on without it rather than leave the group unwritable.
+    /// In sync mode, a replica (not seen down here) whose offset this round lacks, while
+    /// this outage of `master` has waited less than `down_after` for one, and only when
+    /// `sync_replicas` or more replicas lack one (with fewer, a replica that answered holds
+    /// every acknowledged write: [`surely_acked`]). The acknowledged offset known here may be
+    /// a renewal round old, and the last acknowledged writes may be on the silent replicas
+    /// alone. A status this sentinel's probes asked for since the wait began fills the gap:
+    /// the master was seen down by then, its lease over, so the offset is final. A replica
+    /// that gave none for `down_after` more is a second fault: the failover then goes on
+    /// without it rather than leave the group unwritable.
     fn awaited_replica(
         &mut self,
         g: &Group,
         master: &str,
-        observed: &Observed,
+        observed: &mut Observed,
         sdown: &impl Fn(&str) -> bool,
     ) -> Option<String> {
-        let unseen = g
-            .spec
-            .nodes
-            .iter()
-            .zip(observed)
-            .find(|(n, st)| n.name != master && st.is_none() && !sdown(&n.name))
-            .map(|(n, _)| n.name.clone())?;
-        let down_after = Duration::from_millis(g.spec.settings.down_after_ms);
-        let since = *self
-            .local(&g.spec.name)
-            .unseen_since
-            .get_or_insert_with(Instant::now);
-        if since.elapsed() < down_after {
+        let name = &g.spec.name;
+        let need = g.spec.settings.sync_replicas as usize;
+        let missing = |o: &Observed| -> Vec<usize> {
+            (0..g.spec.nodes.len())
+                .filter(|&i| g.spec.nodes[i].name != master && o[i].is_none())
+                .collect()
+        };
+        if missing(observed).len() < need {
+            return None;
+        }
+        let key = (master.to_string(), g.epoch);
+        let l = self.local(name);
+        let since = match &l.unseen_since {
+            Some((k, t)) if *k == key => *t,
+            _ => l.unseen_since.insert((key, Instant::now())).1,
+        };
+        for i in missing(observed) {
+            let node = &g.spec.nodes[i].name;
+            if let Some(st) = self.health.status_asked_since(name, node, since) {
+                observed[i] = Some((st, Instant::now()));
+            }
+        }
+        let missing = missing(observed);
+        if missing.len() < need {
+            return None;
+        }
+        // Not asked this round when held down here (`observe`'s `skip`).
+        let unseen = missing
+            .into_iter()
+            .map(|i| &g.spec.nodes[i].name)
+            .find(|n| !sdown(n) && !self.health.is_sdown(name, n))?
+            .clone();
+        if since.elapsed() < Duration::from_millis(g.spec.settings.down_after_ms) {
             return Some(unseen);
         }
         tracing::warn!(
@@ -514,7 +553,7 @@ pub async fn switchover(
                 &Vec::new(),
             )
             .await;
-            choose_candidate(&g, &observed, &master, 0, &HashSet::new(), |_| false)
+            choose_candidate(&g, &observed, &master, (0, 0), &HashSet::new(), |_| false)
                 .map(|(n, _)| n.name.clone())
                 .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?
         }

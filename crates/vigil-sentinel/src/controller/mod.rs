@@ -122,9 +122,9 @@ struct Local {
     grants: std::collections::BTreeMap<u64, Instant>,
     /// The master announced as restarted behind its replicas (logged once per occurrence).
     behind: Option<String>,
-    /// Since when a sync-mode failover has waited for a replica's offset (see
-    /// `Controller::begin_failover`); cleared by any round that does not want a failover.
-    unseen_since: Option<Instant>,
+    /// Since when a sync-mode failover from a master (at an epoch) has waited for a
+    /// replica's offset (see `Controller::awaited_replica`); cleared when the master serves.
+    unseen_since: Option<((String, u64), Instant)>,
 }
 
 /// Where the controller counts what it sends (the metrics endpoint's counters), kept as a trait
@@ -458,7 +458,6 @@ impl Controller {
                 if let Some(began) = self.replace_if_restarted_behind(g, &m, o).await {
                     return began;
                 }
-                self.local(&g.spec.name).unseen_since = None;
                 self.keep_master(g, &m, o, since).await;
                 false
             }

@@ -351,6 +351,10 @@ impl Controller {
                 l.acked = l.acked.max(st.acked_offset);
             }
             let is_master = serves(g, st);
+            if is_master {
+                // The outage, if there was one, is over: a next one waits afresh.
+                self.local(&g.spec.name).unseen_since = None;
+            }
             let granted = if !is_master {
                 // Never promote a node that has less than a replica has (the caller failed
                 // over from it instead): a master restarted empty never wipes its replicas.
