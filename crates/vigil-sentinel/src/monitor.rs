@@ -13,7 +13,7 @@
 //! others send only the PING, which still finds a node that stops answering at the probes'
 //! full cadence (an admin port that stalls while the data port answers is seen one interval
 //! later). The leader's controller asks each master for its status at each lease renewal
-//! (every 50 ms with the default lease), and such a status counts the same, so the leader's
+//! (every 100 ms with the default lease), and such a status counts the same, so the leader's
 //! probes of a master send only the PING. Replicas the controller asks only when their last
 //! status here is older than three probe intervals or shows something to do
 //! (`controller::steady::settled`), so the probes keep asking them.

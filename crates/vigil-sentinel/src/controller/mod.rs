@@ -18,7 +18,7 @@
 //!   epoch) skips the candidate that failed.
 //!
 //! Pace: the leader looks every [`WATCH`] for work that is due — a master down, a failover in
-//!   flight, a lease to renew (every eighth of the lease, at least every 50 ms, up to one
+//!   flight, a lease to renew (every eighth of the lease, at least every 100 ms, up to one
 //!   [`WATCH`] early to join the other groups' round) — and goes on at once
 //!   after a step that committed, so a failover takes a few milliseconds after ODOWN.
 //!
@@ -75,8 +75,8 @@ mod steady;
 pub use failover::{SwitchoverError, switchover};
 
 use crate::monitor::probe_interval;
-pub use decide::{Observed, choose_candidate, lease};
-use decide::{renew_every, serves, status_timeout};
+pub use decide::{Observed, choose_candidate, lease, renew_every};
+use decide::{serves, status_timeout};
 pub use steady::observe;
 use steady::{assign_first_master, settled};
 

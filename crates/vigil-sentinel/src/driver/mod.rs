@@ -82,11 +82,27 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tick: Duration::from_millis(50),
-            election_ticks: 8,
+            // Elections within 400–600 ms: well inside a 1 s `down_after`'s lease less a
+            // renewal interval (775 ms), so the leader's death pauses no write.
+            election_ticks: 6,
             heartbeat_ticks: 2,
             compact_every: 10_000,
         }
     }
+}
+
+impl Options {
+    /// The longest a follower waits after the leader's last heartbeat before it stands for
+    /// election: its randomised timeout (below [`max_election_tick`] ticks) plus the tick it
+    /// was in. A clean election takes this plus a few round trips.
+    pub fn longest_election_wait(&self) -> Duration {
+        self.tick * max_election_tick(self.election_ticks) as u32
+    }
+}
+
+/// Raft's randomised election timeout stays below this many ticks.
+fn max_election_tick(election_ticks: usize) -> usize {
+    (2 * election_ticks).max(election_ticks + 3)
 }
 
 mod ready;
@@ -291,7 +307,7 @@ pub fn start(
         // candidate's, so a candidate firing at exactly `election_tick` was often ignored and
         // the election took a second timeout: start two ticks later.
         min_election_tick: opts.election_ticks + 2,
-        max_election_tick: (2 * opts.election_ticks).max(opts.election_ticks + 3),
+        max_election_tick: max_election_tick(opts.election_ticks),
         heartbeat_tick: opts.heartbeat_ticks,
         // The state machine is rebuilt from the snapshot; Raft replays what follows it.
         applied: snap.get_metadata().index,

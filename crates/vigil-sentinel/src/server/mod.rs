@@ -185,13 +185,13 @@ pub async fn run(
     } else {
         config.peers.iter().map(|p| p.id).collect()
     };
-    warn_if_elections_outlast_leases(&config);
     let opts = Options {
         tick: config.raft.tick,
         election_ticks: config.raft.election_ticks,
         heartbeat_ticks: config.raft.heartbeat_ticks,
         compact_every: config.raft.compact_every,
     };
+    warn_if_elections_outlast_leases(&config, &opts);
     let raft = driver::start(
         config.id,
         storage,
@@ -291,21 +291,25 @@ pub async fn run(
     Ok(())
 }
 
-/// The master's lease must outlast a Raft election, or the death of the sentinel leader
-/// pauses writes until its successor renews it: says so for every group where it does not.
-fn warn_if_elections_outlast_leases(config: &SentinelConfig) {
-    let election = config.raft.tick * (2 * config.raft.election_ticks) as u32;
+/// What the master's lease has left when the sentinel leader dies (the lease less one renewal
+/// interval) must outlast the next election, or writes pause until the new leader renews it:
+/// says so for every group where it may not.
+fn warn_if_elections_outlast_leases(config: &SentinelConfig, opts: &Options) {
+    let election = opts.longest_election_wait();
     for g in &config.groups {
-        let lease = crate::controller::lease(&g.spec().settings);
-        if election > lease {
+        let settings = g.spec().settings;
+        let lease = crate::controller::lease(&settings);
+        let left = lease.saturating_sub(crate::controller::renew_every(&settings));
+        if election >= left {
             tracing::warn!(
                 group = %g.name,
                 election_ms = election.as_millis() as u64,
                 lease_ms = lease.as_millis() as u64,
-                "a Raft election may take longer than the master's write lease: if the sentinel \
-                 leader dies, writes may pause for the difference; lower `raft.tick` (or \
-                 `raft.election_ticks`) so that 2 x election_ticks x tick stays below the lease \
-                 (down_after less a probe interval)"
+                left_ms = left.as_millis() as u64,
+                "a Raft election may outlast what the master's write lease has left when the \
+                 sentinel leader dies: writes may then pause for the difference; lower \
+                 `raft.tick` (or `raft.election_ticks`) so that 2 x election_ticks x tick stays \
+                 below the lease (down_after less a probe interval) less a renewal interval"
             );
         }
     }

@@ -155,7 +155,7 @@ impl Cluster {
             std::fs::write(
                 &cfg,
                 format!(
-                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 8\n{groups}",
+                    "id = {}\ngrpc = \"127.0.0.1:{}\"\nresp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\ndir = \"{}\"\ntoken = \"{}\"\nnode_token = \"{}\"\npeers = [{}]\n[raft]\ntick = \"{}ms\"\nelection_ticks = 6\n{groups}",
                     i + 1,
                     c.grpc_base_port + i,
                     c.resp_base_port + i,
