@@ -262,7 +262,7 @@ impl Health {
     /// Whether the next probe of `node` (probes `every` apart) must ask for its status: this
     /// sentinel has had none in a probe's time for one and a half intervals. A probe's own
     /// status so answers the next probe, never two; while a group has a master the leader's
-    /// controller asks it at each lease renewal, usually more often than it probes.
+    /// controller asks it at each lease renewal, about as often as it probes.
     fn status_due(&self, group: &str, node: &str, every: Duration) -> bool {
         self.had
             .lock()

@@ -14,12 +14,13 @@ use crate::state::{Driver, Group, NodeSpec, Settings};
 /// A node's status and when it arrived (monotonic), in the group's node order.
 pub type Observed = Vec<Option<(NodeStatus, std::time::Instant)>>;
 
-/// The longest time between two renewals of a master's lease. What the lease has left when the
-/// sentinel leader dies (the lease less this, 775 ms at a 1 s `down_after`) is what its
-/// successor's election may take without a write pause: at the default Raft timing (a tick of
-/// 50 ms, 6 election ticks) a clean election waits at most 600 ms. Each renewal is a round of
-/// a status call and a renewal per master and a ReadIndex; at 100 ms rather than 50 the idle
-/// control plane costs a third less CPU.
+/// How often a master's lease is renewed at most (a round may start up to one look early and
+/// end a round's time late). What the lease has left when the sentinel leader dies (about the
+/// lease less this: 775 ms at a 1 s `down_after`) is what its successor's election may take
+/// without a write pause: at the default Raft timing (a tick of 50 ms, 6 election ticks) a
+/// candidate stands within 600 ms. Each renewal is a round of a status call and a renewal per
+/// master and a ReadIndex; at 100 ms rather than 50, the idle local cluster of three shards
+/// took 92–103 ms of CPU a second rather than 141–157 (ad hoc).
 pub(super) const RENEW: Duration = Duration::from_millis(100);
 
 /// The write lease granted to a group's master, counted from a reading of the master's own

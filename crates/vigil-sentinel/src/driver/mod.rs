@@ -82,8 +82,9 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tick: Duration::from_millis(50),
-            // Elections within 400–600 ms: well inside a 1 s `down_after`'s lease less a
-            // renewal interval (775 ms), so the leader's death pauses no write.
+            // A candidate stands 400–600 ms after the leader's last heartbeat: well inside what
+            // a 1 s `down_after`'s lease has left when the leader dies (about 775 ms), so that
+            // death normally pauses no write.
             election_ticks: 6,
             heartbeat_ticks: 2,
             compact_every: 10_000,
@@ -92,9 +93,10 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The longest a follower waits after the leader's last heartbeat before it stands for
-    /// election: its randomised timeout (below [`max_election_tick`] ticks) plus the tick it
-    /// was in. A clean election takes this plus a few round trips.
+    /// An upper bound on how long a follower waits after the leader's last heartbeat before it
+    /// stands for election: its randomised timeout is below [`max_election_tick`] ticks, and
+    /// the tick it heard the heartbeat in adds at most one (so this has a tick to spare). A
+    /// clean election takes this plus a few round trips and syncs.
     pub fn longest_election_wait(&self) -> Duration {
         self.tick * max_election_tick(self.election_ticks) as u32
     }

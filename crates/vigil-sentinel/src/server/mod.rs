@@ -299,7 +299,11 @@ fn warn_if_elections_outlast_leases(config: &SentinelConfig, opts: &Options) {
     for g in &config.groups {
         let settings = g.spec().settings;
         let lease = crate::controller::lease(&settings);
-        let left = lease.saturating_sub(crate::controller::renew_every(&settings));
+        // Two ticks of slack: a renewal round's own time, and the new leader's first steps
+        // (its no-op committed, a ReadIndex) before it renews.
+        let left = lease
+            .saturating_sub(crate::controller::renew_every(&settings))
+            .saturating_sub(opts.tick * 2);
         if election >= left {
             tracing::warn!(
                 group = %g.name,
@@ -309,7 +313,8 @@ fn warn_if_elections_outlast_leases(config: &SentinelConfig, opts: &Options) {
                 "a Raft election may outlast what the master's write lease has left when the \
                  sentinel leader dies: writes may then pause for the difference; lower \
                  `raft.tick` (or `raft.election_ticks`) so that 2 x election_ticks x tick stays \
-                 below the lease (down_after less a probe interval) less a renewal interval"
+                 below the lease (down_after less a probe interval) less a renewal interval \
+                 and two ticks"
             );
         }
     }

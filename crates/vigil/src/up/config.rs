@@ -211,8 +211,9 @@ impl LocalCluster {
     }
 
     /// The sentinels' Raft tick: a twentieth of `down_after` (10–100 ms), so that an election
-    /// (10 to 16 ticks) ends well within the master's lease and the death of the sentinel leader
-    /// does not pause writes.
+    /// (a candidate stands 8 to 12 ticks after the leader's last heartbeat) ends within what the
+    /// master's lease has left when the sentinel leader dies; the sentinels warn at start where
+    /// the margin is thin (a short `down_after`).
     pub(super) fn raft_tick(&self) -> Duration {
         humantime::parse_duration(&self.down_after)
             .map_or(Duration::from_millis(50), |d| d / 20)
