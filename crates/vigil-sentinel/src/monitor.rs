@@ -4,15 +4,9 @@
 //! (`+sdown` / `-sdown` events). The leader asks the others for their opinion before a
 //! failover; opinions are not logged.
 //!
-//! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms on the
-//! Raft leader and between 20 and 250 ms on the others, on a fixed cadence (a node whose last
-//! probe is still out is skipped, never holding up the others), so a node is seen down within
-//! a quarter `down_after` of its last answer. The leader's cadence is the one the lease
-//! arithmetic counts on (`controller`'s module doc): it judges the master down, and a failover
-//! waits for its SDOWN. The others only vote: their silence clock starts at their last good
-//! answer, never later than the leader's would, so a slower cadence makes no vote later, and
-//! it cuts their probes, and the nodes' answers to them, by more than half with the default
-//! `down_after` of a second. A sentinel that becomes leader takes the quicker cadence at once.
+//! Probes start every quarter `down_after` of the quickest group, between 20 and 100 ms, on a
+//! fixed cadence (a node whose last probe is still out is skipped, never holding up the
+//! others), so a node is seen down within a quarter `down_after` of its last answer.
 //!
 //! A probe asks for the status only when this sentinel has had none from the node, answered
 //! within a probe's timeout, for one and a half probe intervals: every other probe asks, the
@@ -45,10 +39,8 @@ use crate::driver::Handle;
 use crate::events::Event;
 use crate::nodes::NodeAdmin;
 
-/// The longest interval between two probes of a node by the Raft leader.
+/// The longest interval between two probes of a node.
 pub const PROBE: Duration = Duration::from_millis(100);
-/// The longest by another sentinel (see the module doc).
-const PROBE_FOLLOWER: Duration = Duration::from_millis(250);
 /// The shortest.
 const PROBE_MIN: Duration = Duration::from_millis(20);
 /// How long one probe may take.
@@ -57,15 +49,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// TILT trigger, 2 s, as there).
 pub const TILT_TRIGGER: Duration = Duration::from_secs(2);
 
-/// How often the Raft leader probes the nodes of a group with this `down_after` (at most; a
-/// quicker group on the same sentinel makes it more often).
+/// How often the nodes of a group with this `down_after` are probed (at most; a quicker group
+/// on the same sentinel makes it more often).
 pub fn probe_interval(down_after: Duration) -> Duration {
     (down_after / 4).clamp(PROBE_MIN, PROBE)
-}
-
-/// How often a sentinel that does not lead probes them.
-fn follower_probe_interval(down_after: Duration) -> Duration {
-    (down_after / 4).clamp(PROBE_MIN, PROBE_FOLLOWER)
 }
 
 /// A node's status, when it arrived, and when it was asked for.
@@ -369,12 +356,9 @@ pub async fn run(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut leading = raft.leading.clone();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            // Leadership gained or lost: the cadence changes at once.
-            Ok(()) = leading.changed() => {}
             _ = shutdown.cancelled() => {
                 in_flight.values().for_each(|p| p.abort());
                 return;
@@ -415,12 +399,7 @@ pub async fn run(
             // Their timeouts ran out on this sentinel's clock while it stood still.
             in_flight.drain().for_each(|(_, p)| p.abort());
         }
-        let cadence = if *leading.borrow_and_update() {
-            probe_interval
-        } else {
-            follower_probe_interval
-        };
-        let want = quickest.map_or(PROBE, |ms| cadence(Duration::from_millis(ms)));
+        let want = quickest.map_or(PROBE, |ms| probe_interval(Duration::from_millis(ms)));
         if want != every {
             every = want;
             ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

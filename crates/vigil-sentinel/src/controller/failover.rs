@@ -35,6 +35,8 @@ impl Controller {
             .health
             .sdown(&name, master, down_after, g.epoch, &self.events)
         {
+            // The outage, if there was one, is over: a next one waits afresh.
+            self.local(&name).unseen_since = None;
             return None;
         }
         let min_interval = Duration::from_millis(s.min_failover_interval_ms);
@@ -111,7 +113,37 @@ impl Controller {
         } else {
             0
         };
+        // In sync mode the candidate must hold every acknowledged write, which the replicas'
+        // offsets tell only once the master can acknowledge no more: its lease has surely
+        // ended. Seen down by the leader that granted it, it has (the lease arithmetic); a
+        // leader elected meanwhile, or one that kept renewing a master whose data port it
+        // could not reach, waits as a promotion would, and reads the offsets afresh.
+        if s.sync_replicas > 0 && g.spec.driver != Driver::Resp {
+            let since = self.leader_since.unwrap_or_else(Instant::now);
+            let over = self.lease_surely_over(g, since);
+            if self.local(&name).round_asked.is_none_or(|a| a < over) {
+                let why = format!(
+                    "{master} is down; choosing a replica once its lease has surely ended (the replicas' offsets are final then)"
+                );
+                self.say(&name, why);
+                return Some(false);
+            }
+        }
         Some(self.begin_failover(g, master, observed, acked, votes).await)
+    }
+
+    /// When every lease the master of `g` may hold has surely ended, to this leader (which has
+    /// led since `leader_since`): no leader granted more than the committed lease, and this
+    /// one's last grant ends at `lease_bound`.
+    fn lease_surely_over(&mut self, g: &Group, leader_since: Instant) -> Instant {
+        let ttl = lease(&g.spec.settings).min(Duration::from_millis(g.lease_bound_ms()));
+        let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
+        let margin = drift(committed);
+        let over = leader_since + committed + margin;
+        match self.local(&g.spec.name).lease_bound {
+            Some(b) => over.max(b + margin),
+            None => over,
+        }
     }
 
     /// Chooses the candidate and commits `BeginFailover` (at least `min_offset`; `votes`, for
@@ -143,17 +175,28 @@ impl Controller {
         let surely = surely_acked(g, observed, master);
         let floor = (min_offset, surely);
         let candidate = choose_candidate(g, observed, master, floor, &excluded, sdown);
+        let silent = g
+            .spec
+            .nodes
+            .iter()
+            .zip(observed)
+            .filter(|(n, st)| n.name != master && st.is_none())
+            .count();
+        let unbounded =
+            g.spec.settings.sync_replicas > 0 && silent >= g.spec.settings.sync_replicas as usize;
         if let Some((cand, offset)) = candidate
-            && offset < surely
+            && (offset < surely || unbounded)
         {
             // The replicas that surely hold every acknowledged write may not be promoted
-            // (priority 0, or they failed this outage): the candidate may lack some.
+            // (priority 0, or they failed this outage), or too many replicas gave no offset
+            // to tell: the candidate may lack some.
             tracing::warn!(
                 master,
                 candidate = %cand.name,
                 offset,
                 surely,
-                "no eligible replica surely holds every acknowledged write: promoting the best below that offset"
+                silent,
+                "no eligible replica surely holds every acknowledged write: promoting the best one seen"
             );
         }
         let Some((cand, offset)) = candidate else {
@@ -218,7 +261,8 @@ impl Controller {
     /// every acknowledged write: [`surely_acked`]). The acknowledged offset known here may be
     /// a renewal round old, and the last acknowledged writes may be on the silent replicas
     /// alone. A status this sentinel's probes asked for since the wait began fills the gap:
-    /// the master was seen down by then, its lease over, so the offset is final. A replica
+    /// the master's lease was over by then (see `maybe_begin_failover`; a master restarted
+    /// behind its replicas has none), so the offset is final. A replica
     /// that gave none for `down_after` more is a second fault: the failover then goes on
     /// without it rather than leave the group unwritable.
     fn awaited_replica(
@@ -411,22 +455,17 @@ impl Controller {
             acked = st.acked_offset;
         }
         // Stock servers managed over RESP hold no lease: there is nothing to wait out.
-        if final_offset.is_none() && !handed && g.spec.driver != Driver::Resp {
-            // No leader granted more than the committed lease.
-            let committed = Duration::from_millis(g.lease_bound_ms()).max(ttl);
-            let margin = drift(committed);
-            let mut wait_until = leader_since + committed + margin;
-            if let Some(b) = self.local(&name).lease_bound {
-                wait_until = wait_until.max(b + margin);
-            }
-            if Instant::now() < wait_until {
-                self.say(
-                    &name,
-                    "failover: waiting until the old master's lease has surely expired",
-                );
-                tracing::debug!("old master not fenced: waiting out its lease");
-                return false;
-            }
+        if final_offset.is_none()
+            && !handed
+            && g.spec.driver != Driver::Resp
+            && Instant::now() < self.lease_surely_over(g, leader_since)
+        {
+            self.say(
+                &name,
+                "failover: waiting until the old master's lease has surely expired",
+            );
+            tracing::debug!("old master not fenced: waiting out its lease");
+            return false;
         }
         // A switchover promotes only once the candidate has everything the old master had:
         // zero loss in async mode too.

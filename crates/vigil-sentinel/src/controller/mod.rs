@@ -123,8 +123,11 @@ struct Local {
     /// The master announced as restarted behind its replicas (logged once per occurrence).
     behind: Option<String>,
     /// Since when a sync-mode failover from a master (at an epoch) has waited for a
-    /// replica's offset (see `Controller::awaited_replica`); cleared when the master serves.
+    /// replica's offset (see `Controller::awaited_replica`); cleared when the master serves
+    /// or is not seen down.
     unseen_since: Option<((String, u64), Instant)>,
+    /// When the statuses of the group's last round were asked for.
+    round_asked: Option<Instant>,
 }
 
 /// Where the controller counts what it sends (the metrics endpoint's counters), kept as a trait
@@ -385,6 +388,7 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                 // cover that with room for a slow answer.
                 let known = settled(&health, &g, 3 * probe_interval(down_after));
                 let h = Some(&health);
+                let mut asked = Instant::now();
                 let mut o = observe(&nodes, &g, timeout, skip, seen, h, &known).await;
                 let mi = g
                     .spec
@@ -397,9 +401,10 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
                 if known.iter().any(Option::is_some) && !serving {
                     // The master stopped serving (or did not answer): what to do about it
                     // needs every replica's offset of this moment.
+                    asked = Instant::now();
                     o = observe(&nodes, &g, timeout, skip, seen, h, &Vec::new()).await;
                 }
-                (g, o)
+                (g, o, asked)
             });
         }
         // Each steady group is tended as soon as its batch is observed (groups in a failover
@@ -420,15 +425,15 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
             }
             for done in batch {
                 match done {
-                    Ok((g, o)) if g.failover.is_some() => failing.push((g, o)),
-                    Ok((g, o)) => again |= c.tend(me, &g, &o, since).await,
+                    Ok((g, o, asked)) if g.failover.is_some() => failing.push((g, o, asked)),
+                    Ok((g, o, asked)) => again |= c.tend(me, &g, &o, asked, since).await,
                     Err(e) => tracing::error!("observing a group failed: {e}"),
                 }
             }
         }
         if confirmed {
-            for (g, o) in failing {
-                again |= c.tend(me, &g, &o, since).await;
+            for (g, o, asked) in failing {
+                again |= c.tend(me, &g, &o, asked, since).await;
             }
         }
     }
@@ -436,8 +441,17 @@ pub async fn run(mut c: Controller, shutdown: CancellationToken) {
 
 impl Controller {
     /// [`Controller::tend_group`] in the group's span, noting the round.
-    async fn tend(&mut self, me: u64, g: &Group, o: &Observed, since: Instant) -> bool {
-        self.local(&g.spec.name).last_round = Some(Instant::now());
+    async fn tend(
+        &mut self,
+        me: u64,
+        g: &Group,
+        o: &Observed,
+        asked: Instant,
+        since: Instant,
+    ) -> bool {
+        let l = self.local(&g.spec.name);
+        l.last_round = Some(Instant::now());
+        l.round_asked = Some(asked);
         let span =
             tracing::info_span!("group", sentinel = me, group = %g.spec.name, epoch = g.epoch);
         self.tend_group(g, o, since).instrument(span).await
