@@ -148,7 +148,8 @@ pub struct View {
     pub digest: String,
     /// Whether this node is its shard's master in the view, and whether it is among the
     /// shard's serving replicas: asked for every routed command, so answered once here rather
-    /// than by comparing ids each time.
+    /// than by comparing ids each time. Computed at construction: a view is never changed
+    /// after it, only replaced by another (the public fields are read-only by that rule).
     roles: (bool, bool),
 }
 
