@@ -1,7 +1,8 @@
 //! The controller's pure decisions, apart from any IO so they read and test alone: the lease
 //! arithmetic, the first master and the failover candidate, ODOWN from the peers' opinions,
 //! whether a committed master restarted behind its replicas, and how much history a demoted
-//! master had that the new one never got. Table-driven tests in `decide_tests.rs`.
+//! master had that the new one never got. Table-driven tests in `decide_tests.rs` and
+//! `candidate_tests.rs`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -262,3 +263,7 @@ pub(super) fn divergent(old: &NodeStatus, master: &NodeStatus) -> Option<u64> {
 #[cfg(test)]
 #[path = "decide_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "candidate_tests.rs"]
+mod candidate_tests;

@@ -1,21 +1,18 @@
 //! A failover, step by step: ODOWN and the choice of the candidate, the `BeginFailover`
 //! compare-and-swap, then fence → wait out the lease if the fence failed → promote → repoint →
-//! `CompleteFailover`, each step idempotent from the committed state; and an operator's
-//! switchover.
+//! `CompleteFailover`, each step idempotent from the committed state; the steps of an
+//! operator's switchover too (begun in `switchover`).
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_proto::node::PromoteRequest;
 
 use super::decide::{Observed, split};
 use super::decide::{Tally, choose_candidate, drift, lease, surely_acked, tally};
-use super::steady::{Repoint, observe};
+use super::steady::Repoint;
 use super::{Controller, PROPOSE};
-use crate::driver::Handle;
 use crate::events::Event;
-use crate::nodes::{HandOver, NodeAdmin};
+use crate::nodes::HandOver;
 use crate::state::{AbortReason, Command, Driver, Failover, Group, Step};
 
 impl Controller {
@@ -262,9 +259,9 @@ impl Controller {
     /// a renewal round old, and the last acknowledged writes may be on the silent replicas
     /// alone. A status this sentinel's probes asked for since the wait began fills the gap:
     /// the master's lease was over by then (see `maybe_begin_failover`; a master restarted
-    /// behind its replicas has none), so the offset is final. A replica
-    /// that gave none for `down_after` more is a second fault: the failover then goes on
-    /// without it rather than leave the group unwritable.
+    /// behind its replicas has none), so the offset is final. A replica that gave none for
+    /// `down_after` more is a second fault: the failover then goes on without it rather than
+    /// leave the group unwritable.
     fn awaited_replica(
         &mut self,
         g: &Group,
@@ -518,94 +515,4 @@ impl Controller {
             }
         }
     }
-}
-
-/// Why a switchover was not begun.
-#[derive(Debug, thiserror::Error)]
-pub enum SwitchoverError {
-    /// No such group.
-    #[error("no such group {0:?}")]
-    NoGroup(String),
-    /// Another failover of the group is in flight.
-    #[error("INPROG a failover of {0} is already in flight; wait for it to end")]
-    InProgress(String),
-    /// The group has no master to replace yet.
-    #[error("{0} has no master yet")]
-    NoMaster(String),
-    /// The requested target cannot be promoted.
-    #[error("{0}")]
-    BadTarget(String),
-    /// No replica can be promoted.
-    #[error("NOGOODSLAVE no reachable replica of {0} can be promoted")]
-    NoGoodReplica(String),
-    /// Raft did not commit it.
-    #[error(transparent)]
-    Raft(#[from] crate::driver::DriverError),
-}
-
-/// Begins a switchover of `group` (to `target`, or the best reachable replica): commits a
-/// manual `BeginFailover`; the leader's controller then fences the master, lets the target
-/// catch up with its final offset and promotes it. The caller has confirmed (ReadIndex) that
-/// its state is current.
-pub async fn switchover(
-    raft: &Handle,
-    nodes: &Arc<dyn NodeAdmin>,
-    group: &str,
-    target: Option<&str>,
-) -> Result<(), SwitchoverError> {
-    let g = raft
-        .state
-        .read()
-        .groups
-        .get(group)
-        .cloned()
-        .ok_or_else(|| SwitchoverError::NoGroup(group.to_string()))?;
-    if g.failover.is_some() {
-        return Err(SwitchoverError::InProgress(group.to_string()));
-    }
-    let master = g
-        .master
-        .clone()
-        .ok_or_else(|| SwitchoverError::NoMaster(group.to_string()))?;
-    let candidate = match target {
-        Some(t) => {
-            if !g.has_node(t) {
-                return Err(SwitchoverError::BadTarget(format!(
-                    "{t} is not a node of {group}"
-                )));
-            }
-            if t == master {
-                return Err(SwitchoverError::BadTarget(format!(
-                    "{t} is already the master"
-                )));
-            }
-            t.to_string()
-        }
-        None => {
-            let observed = observe(
-                nodes,
-                &g,
-                crate::nodes::CALL_TIMEOUT,
-                |_| false,
-                0,
-                None,
-                &Vec::new(),
-            )
-            .await;
-            choose_candidate(&g, &observed, &master, (0, 0), &HashSet::new(), |_| false)
-                .map(|(n, _)| n.name.clone())
-                .ok_or_else(|| SwitchoverError::NoGoodReplica(group.to_string()))?
-        }
-    };
-    let cmd = Command::BeginFailover {
-        group: group.to_string(),
-        expected_epoch: g.epoch,
-        new_epoch: g.epoch + 1,
-        old: Some(master),
-        candidate,
-        min_offset: 0,
-        manual: true,
-    };
-    raft.propose(cmd, PROPOSE).await?;
-    Ok(())
 }

@@ -47,10 +47,11 @@
 //! more than the committed lease (a longer one is committed first).
 //!
 //! Layout: [`decide`] holds the pure decisions (no IO; table-driven tests); `steady` the
-//! steady-state duties and the first master; `failover` ODOWN, the failover steps and the
-//! switchover; this module the loop and what the leader keeps per group. Nodes are reached
-//! only through [`NodeAdmin`] and the other sentinels' opinions only through [`Opinions`], so
-//! the whole controller runs against fakes in process (`tests/failover_cluster.rs`).
+//! steady-state duties and the first master; `failover` ODOWN and the failover steps (a
+//! switchover's too); `switchover` begins an operator's switchover; this module the loop and
+//! what the leader keeps per group. Nodes are reached only through [`NodeAdmin`] and the
+//! other sentinels' opinions only through [`Opinions`], so the whole controller runs against
+//! fakes in process (`tests/failover_cluster.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -71,8 +72,9 @@ use crate::state::{Driver, Group};
 pub mod decide;
 mod failover;
 mod steady;
+mod switchover;
 
-pub use failover::{SwitchoverError, switchover};
+pub use switchover::{SwitchoverError, switchover};
 
 use crate::monitor::probe_interval;
 pub use decide::{Observed, choose_candidate, lease, renew_every};
