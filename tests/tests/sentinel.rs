@@ -2,7 +2,8 @@
 //! elects another within two election timeouts when the leader is SIGKILLed, serves what was
 //! written before; all sentinels SIGKILLed during a stream of proposals come back with every
 //! acknowledged change; calls without the token are refused; a fourth sentinel joins and one
-//! leaves; a stock-server (`resp`) group added over gRPC reaches every sentinel.
+//! leaves; a stock-server (`resp`) group added over gRPC reaches every sentinel; the ready line
+//! comes once every port is bound, and a metrics port that cannot be bound stops start-up.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -470,5 +471,65 @@ async fn a_corrupt_raft_log_stops_start_up_naming_the_file() {
     assert!(
         err.contains("raft.log") && err.contains("corrupt at byte"),
         "{err}"
+    );
+}
+
+/// Whoever read a sentinel's `grpc listening on` line can use every port it has: its metrics
+/// port answers at once. A metrics port it cannot bind stops start-up, naming the port, as it
+/// does for the node, rather than leaving a sentinel its load balancer and Prometheus cannot
+/// reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_port_answers_once_the_sentinel_is_ready_and_a_taken_one_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, mp) = (free_port(), free_port());
+    let cfg = write_config(
+        dir.path(),
+        "s1.toml",
+        &sentinel_config(
+            1,
+            &[grpc],
+            dir.path(),
+            TOKEN,
+            &format!("metrics = \"127.0.0.1:{mp}\"\n"),
+        ),
+    );
+    let s = SentinelProc::start(1, &cfg);
+    // No wait: the line promised the port.
+    let health = vigil_tests::ops_http::request(mp, "GET", "/health")
+        .unwrap_or_else(|e| panic!("metrics port {mp} after the ready line: {e}"));
+    assert_eq!(health.status, 200, "{}", health.body);
+    drop(s);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let (grpc, dir2) = (free_port(), tempfile::tempdir().unwrap());
+    let cfg = write_config(
+        dir2.path(),
+        "s1.toml",
+        &sentinel_config(
+            1,
+            &[grpc],
+            dir2.path(),
+            TOKEN,
+            &format!("metrics = \"127.0.0.1:{busy}\"\n"),
+        ),
+    );
+    let out = std::process::Command::new(vigil_tests::vigil_bin())
+        .args(["sentinel", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a sentinel whose metrics port is taken must not start"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{busy} (metrics)")),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("grpc listening on"),
+        "it must not say it is ready"
     );
 }

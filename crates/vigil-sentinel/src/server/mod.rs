@@ -46,7 +46,7 @@ pub enum ServeError {
     /// A listen address in the config does not parse.
     #[error("invalid {what} address {address:?}: {source}")]
     BadAddress {
-        /// Which listener (`grpc`, `resp`).
+        /// Which listener (`grpc`, `resp`, `metrics`).
         what: &'static str,
         /// The address as configured.
         address: String,
@@ -108,9 +108,8 @@ pub struct Sentinel {
     shutdown: CancellationToken,
 }
 
-/// Binds the gRPC and Redis Sentinel protocol listeners of `config`, prints
-/// `resp listening on ADDR` and `grpc listening on ADDR` (what scripts and tests wait for),
-/// and runs the sentinel until `shutdown`.
+/// Binds the gRPC and Redis Sentinel protocol listeners of `config` and runs the sentinel until
+/// `shutdown` ([`run`] says what it prints once it is ready).
 pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Result<(), ServeError> {
     let addr: std::net::SocketAddr =
         config
@@ -128,7 +127,6 @@ pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Resul
             what: "",
             source,
         })?;
-    let local = listener.local_addr()?;
     let resp_addr: std::net::SocketAddr =
         config
             .resp
@@ -143,14 +141,14 @@ pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Resul
         what: " (Redis Sentinel protocol)",
         source,
     })?;
-    tracing::info!(%local, resp = %resp.local_addr()?, id = config.id, "vigil sentinel ready");
-    println!("resp listening on {}", resp.local_addr()?);
-    println!("grpc listening on {local}");
     run(config, listener, resp, shutdown).await
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener` and the Redis Sentinel
-/// protocol on `resp` until `shutdown`.
+/// protocol on `resp` until `shutdown`. Once every port is bound (metrics and TLS too) and
+/// the Raft log opened, prints `metrics listening on ADDR`, `tls listening on ADDR`,
+/// `resp listening on ADDR` and, last, `grpc listening on ADDR`: whoever read that line (scripts,
+/// tests, `vigil up`) can use any of them.
 pub async fn run(
     config: SentinelConfig,
     listener: TcpListener,
@@ -248,7 +246,8 @@ pub async fn run(
         shutdown.clone(),
     ));
     let tls = reconcile::bind_tls(&config, resp_addr)?;
-    reconcile::serve_resp(&s, &config, resp, tls, &shutdown)?;
+    let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    let metrics_addr = reconcile::serve_resp(&s, &config, resp, tls, &shutdown).await?;
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),
@@ -287,6 +286,16 @@ pub async fn run(
         .http2_keepalive_timeout(Some(CALL_TIMEOUT))
         .add_service(RaftPeerServer::with_interceptor(s.clone(), check.clone()))
         .add_service(SentinelServiceServer::with_interceptor(s, check));
+    let local = listener.local_addr()?;
+    tracing::info!(%local, resp = %resp_addr, id = config.id, "vigil sentinel ready");
+    if let Some(a) = metrics_addr {
+        println!("metrics listening on {a}");
+    }
+    if let Some(a) = tls_addr {
+        println!("tls listening on {a}");
+    }
+    println!("resp listening on {resp_addr}");
+    println!("grpc listening on {local}");
     vigil_proto::tls::serve(router, listener, grpc_tls, shutdown.cancelled_owned()).await?;
     Ok(())
 }

@@ -14,17 +14,17 @@ use super::{CALL_TIMEOUT, Sentinel};
 use crate::config::SentinelConfig;
 use crate::state::{Command, GroupSpec};
 
-/// The Redis Sentinel protocol endpoint and the publisher of its events.
-pub(super) fn serve_resp(
+/// The Redis Sentinel protocol endpoint, the publisher of its events, and the metrics
+/// endpoint (`metrics`), whose bound address it returns: a port that cannot be bound stops
+/// start-up, naming it.
+pub(super) async fn serve_resp(
     s: &Sentinel,
     config: &SentinelConfig,
     resp: TcpListener,
     tls: Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>,
     shutdown: &CancellationToken,
-) -> Result<(), super::ServeError> {
-    let Ok(addr) = resp.local_addr() else {
-        return Ok(());
-    };
+) -> Result<Option<std::net::SocketAddr>, super::ServeError> {
+    let addr = resp.local_addr()?;
     const PUBSUB_LIMIT: usize = 32 * 1024 * 1024;
     let mut shared = vigil_resp::Shared::new(
         vigil_resp::conn::Ident {
@@ -78,14 +78,18 @@ pub(super) fn serve_resp(
         sd.cancelled().await;
         stop.cancel();
     });
-    if !config.metrics.is_empty() {
-        metrics_endpoint(
+    let metrics = if config.metrics.is_empty() {
+        None
+    } else {
+        let local = metrics_endpoint(
             &config.metrics,
             service.clone(),
             s.counters.clone(),
             shutdown,
-        );
-    }
+        )
+        .await?;
+        Some(local)
+    };
     if let Some((listener, tls)) = tls {
         let (service, shared) = (service.clone(), shared.clone());
         tokio::spawn(vigil_resp::conn::serve_tls(
@@ -96,49 +100,48 @@ pub(super) fn serve_resp(
         ));
     }
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
-    Ok(())
+    Ok(metrics)
 }
 
-/// Serves `/metrics` and the health checks on `addr` (bound synchronously, so a bad address
-/// fails start-up), and counts what the metrics show, until `shutdown`.
-fn metrics_endpoint(
+/// Serves `/metrics` and the health checks on `addr` and counts what the metrics show, until
+/// `shutdown`; returns the bound address. A port that cannot be bound (taken, not this
+/// machine's) is an error, as it is for the node: a sentinel its load balancer or Prometheus
+/// cannot reach must not look healthy.
+async fn metrics_endpoint(
     addr: &str,
     discovery: Arc<crate::discovery::Discovery>,
     counters: Arc<crate::metrics::Counters>,
     shutdown: &CancellationToken,
-) {
-    let listener = match std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .and_then(tokio::net::TcpListener::from_std)
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot listen for metrics");
-            return;
-        }
-    };
-    if let Ok(local) = listener.local_addr() {
-        println!("metrics listening on {local}");
-    }
+) -> Result<std::net::SocketAddr, super::ServeError> {
+    let source = Arc::new(crate::metrics::SentinelOps {
+        discovery: discovery.clone(),
+        counters: counters.clone(),
+    });
+    let address: std::net::SocketAddr =
+        addr.parse()
+            .map_err(|source| super::ServeError::BadAddress {
+                what: "metrics",
+                address: addr.to_string(),
+                source,
+            })?;
+    let stop = shutdown.clone().cancelled_owned();
+    let local = vigil_proto::ops::spawn(addr, source, stop)
+        .await
+        .map_err(|source| super::ServeError::Bind {
+            address,
+            what: " (metrics)",
+            source,
+        })?;
     tokio::spawn(crate::metrics::watch(
         discovery.raft.clone(),
-        counters.clone(),
+        counters,
         shutdown.clone(),
     ));
-    let source = Arc::new(crate::metrics::SentinelOps {
-        discovery,
-        counters,
-    });
-    let stop = shutdown.clone().cancelled_owned();
-    tokio::spawn(async move {
-        if let Err(e) = vigil_proto::ops::serve(listener, source, stop).await {
-            tracing::error!(error = %e, "metrics endpoint failed");
-        }
-    });
+    Ok(local)
 }
 
 /// Binds the TLS port of the Redis Sentinel protocol (on the `resp` host) and loads the
-/// certificates (reloaded on SIGHUP); prints `tls listening on ADDR`.
+/// certificates (reloaded on SIGHUP).
 pub(super) fn bind_tls(
     config: &SentinelConfig,
     resp: std::net::SocketAddr,
@@ -154,7 +157,6 @@ pub(super) fn bind_tls(
         what: " (Redis Sentinel protocol, TLS)",
         source,
     })?;
-    println!("tls listening on {}", l.local_addr()?);
     vigil_resp::tls::reload_on_sighup(tls.clone());
     Ok(Some((l, tls)))
 }
