@@ -247,7 +247,7 @@ fn the_candidate_rules_each_exclude_or_order() {
 }
 
 /// The offset no acknowledged write exceeds: the N-th highest replica offset, counting the
-/// replicas that gave none as above every other.
+/// replicas that gave none (`silent_replicas`) as above every other.
 #[test]
 fn surely_acked_bounds_what_sync_replicas_acknowledged() {
     // (sync_replicas, offsets of the replicas b, c, d, e (None: no status), want)
@@ -279,6 +279,11 @@ fn surely_acked_bounds_what_sync_replicas_acknowledged() {
                 .map(|o| o.and_then(|o| st(NodeRole::Replica, 1, o))),
         );
         assert_eq!(surely_acked(&g, &observed, "a"), want, "#{i}");
+        let silent: Vec<usize> = (0..4)
+            .filter(|&r| offsets[r].is_none())
+            .map(|r| r + 1)
+            .collect();
+        assert_eq!(silent_replicas(&g, &observed, "a"), silent, "#{i}");
     }
 }
 

@@ -149,22 +149,30 @@ pub fn surely_acked(g: &Group, observed: &Observed, master: &str) -> u64 {
     if n == 0 {
         return 0;
     }
-    let (mut offsets, mut missing) = (Vec::new(), 0);
-    for (_, st) in g
+    let mut offsets: Vec<u64> = g
         .spec
         .nodes
         .iter()
         .zip(observed)
         .filter(|(node, _)| node.name != master)
-    {
-        match st {
-            Some((st, _)) => offsets.push(st.offset),
-            None => missing += 1,
-        }
-    }
+        .filter_map(|(_, st)| st.as_ref().map(|(st, _)| st.offset))
+        .collect();
     offsets.sort_unstable_by(|a, b| b.cmp(a));
+    let missing = silent_replicas(g, observed, master).len();
     let rank = n.saturating_sub(missing).max(1);
     offsets.get(rank - 1).copied().unwrap_or(0)
+}
+
+/// The replicas of `g` (every node but `master`) with no status in `observed`, by index.
+pub fn silent_replicas(g: &Group, observed: &Observed, master: &str) -> Vec<usize> {
+    g.spec
+        .nodes
+        .iter()
+        .zip(observed)
+        .enumerate()
+        .filter(|(_, (node, st))| node.name != master && st.is_none())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The most up-to-date reachable node that may be master (priority 0 never); ties go to the

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use vigil_proto::node::PromoteRequest;
 
 use super::decide::{Observed, split};
-use super::decide::{Tally, choose_candidate, drift, lease, surely_acked, tally};
+use super::decide::{Tally, choose_candidate, drift, lease, silent_replicas, surely_acked, tally};
 use super::steady::Repoint;
 use super::{Controller, PROPOSE};
 use crate::events::Event;
@@ -172,13 +172,7 @@ impl Controller {
         let surely = surely_acked(g, observed, master);
         let floor = (min_offset, surely);
         let candidate = choose_candidate(g, observed, master, floor, &excluded, sdown);
-        let silent = g
-            .spec
-            .nodes
-            .iter()
-            .zip(observed)
-            .filter(|(n, st)| n.name != master && st.is_none())
-            .count();
+        let silent = silent_replicas(g, observed, master).len();
         let unbounded =
             g.spec.settings.sync_replicas > 0 && silent >= g.spec.settings.sync_replicas as usize;
         if let Some((cand, offset)) = candidate
@@ -271,11 +265,7 @@ impl Controller {
     ) -> Option<String> {
         let name = &g.spec.name;
         let need = g.spec.settings.sync_replicas as usize;
-        let missing = |o: &Observed| -> Vec<usize> {
-            (0..g.spec.nodes.len())
-                .filter(|&i| g.spec.nodes[i].name != master && o[i].is_none())
-                .collect()
-        };
+        let missing = |o: &Observed| silent_replicas(g, o, master);
         if missing(observed).len() < need {
             return None;
         }
