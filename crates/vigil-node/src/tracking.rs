@@ -59,6 +59,9 @@ struct Inner {
     /// The command running now flushed a database (FLUSHALL clears each: one message).
     flushed: bool,
     max_keys: usize,
+    /// The (key, client) pairs in `keys`, kept as they change: `INFO` reads it without
+    /// walking a table of up to `tracking-table-max-keys` keys under the lock.
+    items: usize,
 }
 
 /// The node's tracking state, shared by every database of the store.
@@ -147,8 +150,7 @@ impl Tracking {
     /// `tracking_total_prefixes`.
     pub fn totals(&self) -> (usize, usize, usize) {
         let inner = self.inner.lock();
-        let items = inner.keys.values().map(|c| c.len()).sum();
-        (inner.keys.len(), items, inner.prefixes.len())
+        (inner.keys.len(), inner.items, inner.prefixes.len())
     }
 
     /// Turns tracking on (or changes its options) for client `id`; `own` is its inbox and
@@ -241,7 +243,9 @@ impl Tracking {
     pub fn remember<'k>(&self, id: u64, keys: impl Iterator<Item = &'k Bytes>) {
         let mut inner = self.inner.lock();
         for k in keys {
-            inner.keys.entry(k.clone()).or_default().insert(id);
+            if inner.keys.entry(k.clone()).or_default().insert(id) {
+                inner.items += 1;
+            }
         }
         let max = inner.max_keys;
         if max > 0 && inner.keys.len() > max {
@@ -277,6 +281,7 @@ impl Tracking {
         let Some(ids) = inner.keys.remove(key) else {
             return;
         };
+        inner.items -= ids.len();
         let key = Bytes::copy_from_slice(key);
         for id in ids {
             let Some(t) = inner.clients.get_mut(&id) else {
@@ -296,6 +301,7 @@ impl Tracking {
         if self.active() {
             let mut inner = self.inner.lock();
             inner.keys.clear();
+            inner.items = 0;
             inner.pending.clear();
             inner.flushed = true;
         }
@@ -423,6 +429,33 @@ mod tests {
             rx.try_recv().is_none(),
             "a key is invalidated once per read"
         );
+    }
+
+    #[test]
+    fn totals_follow_reads_invalidations_evictions_and_flushes() {
+        let t = Tracking::default();
+        for id in [1, 2] {
+            t.enable(id, Mode::default(), inbox().0, None).unwrap();
+        }
+        let (a, b, c) = (Bytes::from("a"), Bytes::from("b"), Bytes::from("c"));
+        t.remember(1, [a.clone(), b.clone()].iter());
+        t.remember(2, [a.clone(), a.clone()].iter());
+        assert_eq!(
+            t.totals(),
+            (2, 3, 0),
+            "a read twice by one client is one item"
+        );
+        t.invalidate(b"a");
+        assert_eq!(t.totals(), (1, 1, 0));
+        t.invalidate(b"zzz");
+        assert_eq!(t.totals(), (1, 1, 0), "an untracked key changes nothing");
+        t.set_max_keys(1);
+        t.remember(2, [c.clone()].iter());
+        assert_eq!(t.totals().0, 1, "over the limit a key is forgotten");
+        assert_eq!(t.totals().1, 1);
+        t.remember(1, [b, c].iter());
+        t.note_flush();
+        assert_eq!(t.totals(), (0, 0, 0));
     }
 
     #[tokio::test]

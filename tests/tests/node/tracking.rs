@@ -1,7 +1,8 @@
 //! Client-side caching (`CLIENT TRACKING`) compared with redis-server byte for byte, message by
 //! message, across several connections: RESP3 pushes, RESP2 redirection to a
 //! `__redis__:invalidate` subscriber, OPTIN/OPTOUT, NOLOOP, BCAST prefixes, flushes, expiry,
-//! transactions and scripts; then node-redis' cache and redis-py's tracking API on a real node.
+//! transactions and scripts; `INFO`'s tracking counts beside redis-server's; then node-redis'
+//! cache and redis-py's tracking API on a real node.
 
 use vigil_tests::client_script::Client;
 use vigil_tests::sessions::assert_sessions_match;
@@ -271,4 +272,89 @@ fn info_counts_tracking_clients_as_redis_does() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::start(&dir.path().join("node"), &[]);
     assert_eq!(tracking_clients_through_a_session(node.port), expected);
+}
+
+/// `INFO stats`' `tracking_total_keys`, `_items` and `_prefixes` on a server at `port` after
+/// each step: two default-mode clients read keys (one key by both, one twice), a BCAST client
+/// takes two prefixes, a write invalidates a key, a re-read changes nothing, FLUSHALL clears
+/// the table. Invalidations go to a RESP2 subscriber of `__redis__:invalidate`.
+fn tracking_totals_through_a_session(port: u16) -> Vec<[u64; 3]> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut watcher = client.get_connection().unwrap();
+    let totals = |c: &mut redis::Connection| -> [u64; 3] {
+        let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+        ["keys", "items", "prefixes"].map(|f| {
+            let name = format!("tracking_total_{f}:");
+            info.lines()
+                .find_map(|l| l.strip_prefix(name.as_str()))
+                .unwrap_or_else(|| panic!("no {name} in {info:?}"))
+                .trim()
+                .parse()
+                .unwrap()
+        })
+    };
+    let mut sink = client.get_connection().unwrap();
+    let target: i64 = redis::cmd("CLIENT").arg("ID").query(&mut sink).unwrap();
+    let mut sink = sink.as_pubsub();
+    sink.subscribe("__redis__:invalidate").unwrap();
+    let on = |c: &mut redis::Connection, extra: &[&str]| {
+        let _: () = redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("on")
+            .arg("REDIRECT")
+            .arg(target)
+            .arg(extra)
+            .query(c)
+            .unwrap();
+    };
+    let read = |c: &mut redis::Connection, keys: &[&str]| {
+        let _: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query(c).unwrap();
+    };
+    let mut seen = vec![totals(&mut watcher)];
+    let (mut a, mut b, mut c) = (
+        client.get_connection().unwrap(),
+        client.get_connection().unwrap(),
+        client.get_connection().unwrap(),
+    );
+    on(&mut a, &[]);
+    read(&mut a, &["k1", "k2"]);
+    seen.push(totals(&mut watcher));
+    on(&mut b, &[]);
+    read(&mut b, &["k1", "k3", "k3"]);
+    seen.push(totals(&mut watcher));
+    on(&mut c, &["BCAST", "PREFIX", "p:", "PREFIX", "q:"]);
+    seen.push(totals(&mut watcher));
+    let _: () = redis::cmd("SET")
+        .arg("k1")
+        .arg("v")
+        .query(&mut watcher)
+        .unwrap();
+    seen.push(totals(&mut watcher));
+    read(&mut a, &["k2"]);
+    seen.push(totals(&mut watcher));
+    let _: () = redis::cmd("FLUSHALL").query(&mut watcher).unwrap();
+    seen.push(totals(&mut watcher));
+    seen
+}
+
+#[test]
+fn info_counts_the_tracking_table_as_redis_does() {
+    let redis = RedisProc::start();
+    let expected = tracking_totals_through_a_session(redis.port);
+    assert_eq!(
+        expected,
+        [
+            [0, 0, 0],
+            [2, 2, 0],
+            [3, 4, 0],
+            [3, 4, 2],
+            [2, 2, 2],
+            [2, 2, 2],
+            [0, 0, 2]
+        ],
+        "redis-server"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("node"), &[]);
+    assert_eq!(tracking_totals_through_a_session(node.port), expected);
 }
