@@ -238,6 +238,7 @@ impl Node {
             }
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
+                conn.info.queued.store(q.len(), Ordering::Relaxed);
             }
             conn.reply(Reply::simple("QUEUED"));
             return;

@@ -19,6 +19,8 @@ pub struct ClientInfo {
     pub addr: SocketAddr,
     /// Local address.
     pub laddr: SocketAddr,
+    /// The socket's file descriptor (`fd`; -1 for a client with none).
+    pub fd: i32,
     /// When it connected (monotonic).
     pub created: Instant,
     /// Cancelled to disconnect the client (`CLIENT KILL`, shutdown, output limits).
@@ -33,6 +35,8 @@ pub struct ClientInfo {
     pub resp: AtomicU8,
     /// Inside MULTI.
     pub in_multi: AtomicBool,
+    /// Commands queued in the open MULTI (`multi`; -1 shown outside one).
+    pub queued: AtomicUsize,
     /// Blocked in a blocking command.
     pub blocked: AtomicBool,
     /// A replica's link to this master (`flags=S`; `CLIENT KILL TYPE normal` spares it).
@@ -146,10 +150,11 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd,
             lossy(&d.name),
             self.created.elapsed().as_secs(),
             self.idle_secs(),
@@ -158,6 +163,11 @@ impl ClientInfo {
             d.sub,
             d.psub,
             d.ssub,
+            if self.in_multi.load(Ordering::Relaxed) {
+                self.queued.load(Ordering::Relaxed) as i64
+            } else {
+                -1
+            },
             self.qbuf.load(Ordering::Relaxed),
             self.qbuf_free.load(Ordering::Relaxed),
             if d.last_cmd.is_empty() {
@@ -189,12 +199,13 @@ impl Registry {
     }
 
     /// Registers a new client.
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientInfo> {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ClientInfo {
             id,
             addr,
             laddr,
+            fd,
             created: Instant::now(),
             kill: CancellationToken::new(),
             details: Mutex::default(),
@@ -202,6 +213,7 @@ impl Registry {
             subscriptions: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             in_multi: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
             blocked: AtomicBool::new(false),
             replica: AtomicBool::new(false),
             unblock: tokio::sync::Notify::new(),

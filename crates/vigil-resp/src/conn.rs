@@ -394,6 +394,7 @@ async fn handle<Svc: Service>(
 ) {
     let _ = stream.set_nodelay(true);
     let laddr = stream.local_addr().unwrap_or(addr);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let is_tls = tls.is_some();
     let (rd, wr) = match tls {
         None => crate::tls::split_tcp(stream),
@@ -406,7 +407,7 @@ async fn handle<Svc: Service>(
             }
         },
     };
-    let info = shared.clients.register(addr, laddr);
+    let info = shared.clients.register(addr, laddr, fd);
     let authenticated = shared.acl.read().default_open();
     let mut conn = Conn {
         info: info.clone(),

@@ -325,6 +325,50 @@ fn client_info_counts_the_query_buffer_as_redis_does() {
     }
 }
 
+/// `multi` is the count of commands queued in an open MULTI (-1 outside one) and `fd` the
+/// client's socket, as in Redis.
+#[test]
+fn client_list_shows_queued_commands_and_the_socket_as_redis_does() {
+    let (_d, n) = node();
+    let redis = RedisProc::start();
+    for port in [n.port, redis.port] {
+        let mut a = RawConn::connect(port).unwrap();
+        let mut b = RawConn::connect(port).unwrap();
+        let id = String::from_utf8(a.call(&["CLIENT", "ID"])).unwrap();
+        let id = format!("id={} ", id.trim_start_matches(':').trim());
+        let field = |b: &mut RawConn, name: &str| -> i64 {
+            let list = String::from_utf8(b.call(&["CLIENT", "LIST"])).unwrap();
+            let line = list.lines().find(|l| l.contains(&id)).unwrap().to_string();
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("port {port}: no {name} in {line}"))
+                .parse()
+                .unwrap()
+        };
+        let mut seen = vec![field(&mut b, "multi")];
+        assert_eq!(a.call(&["MULTI"]), b"+OK\r\n");
+        seen.push(field(&mut b, "multi"));
+        assert_eq!(a.call(&["SET", "k", "v"]), b"+QUEUED\r\n");
+        assert_eq!(a.call(&["GET", "k"]), b"+QUEUED\r\n");
+        seen.push(field(&mut b, "multi"));
+        a.call(&["EXEC"]);
+        seen.push(field(&mut b, "multi"));
+        assert_eq!(seen, [-1, 0, 2, -1], "port {port}");
+        let (fa, fb) = (field(&mut b, "fd"), {
+            let me = String::from_utf8(b.call(&["CLIENT", "INFO"])).unwrap();
+            me.split(' ')
+                .find_map(|f| f.strip_prefix("fd="))
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        });
+        assert!(
+            fa > 2 && fb > 2 && fa != fb,
+            "port {port}: fd {fa} and {fb}"
+        );
+    }
+}
+
 #[test]
 fn scan_returns_every_key_exactly_as_promised() {
     let (_d, n) = node();

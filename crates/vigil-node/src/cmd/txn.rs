@@ -88,6 +88,7 @@ fn multi(_node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
     }
     conn.state.multi = Some(Vec::new());
     conn.state.multi_failed = false;
+    conn.info.queued.store(0, Ordering::Relaxed);
     conn.info.in_multi.store(true, Ordering::Relaxed);
     conn.reply(Reply::ok());
 }
