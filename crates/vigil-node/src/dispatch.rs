@@ -558,6 +558,7 @@ impl Node {
         conn.state.multi = None;
         conn.state.multi_failed = false;
         conn.info.in_multi.store(false, Ordering::Relaxed);
+        conn.info.queued.store(0, Ordering::Relaxed);
         self.unwatch_all(conn);
     }
 
@@ -574,6 +575,7 @@ impl Node {
             conn.state.multi = None;
             conn.state.multi_failed = false;
             conn.info.in_multi.store(false, Ordering::Relaxed);
+            conn.info.queued.store(0, Ordering::Relaxed);
             let why = e.strip_prefix('-').unwrap_or(e);
             conn.reply(Reply::Error(
                 format!("EXECABORT Transaction discarded because of: {why}").into(),

@@ -56,6 +56,7 @@ impl Node {
             return;
         };
         conn.info.in_multi.store(false, Ordering::Relaxed);
+        conn.info.queued.store(0, Ordering::Relaxed);
         if std::mem::take(&mut conn.state.multi_failed) {
             self.unwatch_all(conn);
             conn.reply(Reply::error(

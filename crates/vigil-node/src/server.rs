@@ -87,6 +87,9 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
     };
     // After replay and import: history is not announced.
     store.configure_notify(config.notify_classes());
+    store
+        .tracking()
+        .set_max_keys(config.redis_int("tracking-table-max-keys").max(0) as usize);
     let keys = store.total_keys();
     let replicaof =
         parse_host_port(&config.replication.replicaof).map(|h| (h.host().to_string(), h.port()));

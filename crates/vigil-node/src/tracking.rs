@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -69,6 +69,9 @@ struct Inner {
 pub struct Tracking {
     /// Tracking clients: zero makes every check on the write path one atomic load.
     active: AtomicUsize,
+    /// The table holds keys: writes still drop them (and flushes clear them) after the last
+    /// tracking client has gone, as in Redis, so the table and `INFO`'s counts drain.
+    remembered: AtomicBool,
     /// The client whose command is running (under the store lock), for NOLOOP.
     current: AtomicU64,
     inner: Mutex<Inner>,
@@ -78,6 +81,7 @@ impl Default for Tracking {
     fn default() -> Self {
         Tracking {
             active: AtomicUsize::new(0),
+            remembered: AtomicBool::new(false),
             current: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 max_keys: DEFAULT_MAX_KEYS,
@@ -121,6 +125,12 @@ impl Tracking {
     /// Whether any client tracks.
     pub fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether a modified key or a flush concerns the table: a client tracks, or the table
+    /// still holds keys read while one did.
+    pub fn in_use(&self) -> bool {
+        self.active() || self.remembered.load(Ordering::Relaxed)
     }
 
     /// Clients tracking now (`INFO`'s `tracking_clients`).
@@ -247,6 +257,8 @@ impl Tracking {
                 inner.items += 1;
             }
         }
+        self.remembered
+            .store(!inner.keys.is_empty(), Ordering::Relaxed);
         let max = inner.max_keys;
         if max > 0 && inner.keys.len() > max {
             // Over the limit: forget (and invalidate) keys until back under it, as Redis does.
@@ -274,6 +286,8 @@ impl Tracking {
         }
         if inner.keys.contains_key(key) {
             Self::invalidate_tracked(&mut inner, key, writer);
+            self.remembered
+                .store(!inner.keys.is_empty(), Ordering::Relaxed);
         }
     }
 
@@ -298,12 +312,14 @@ impl Tracking {
     /// A database was flushed by the command running now: [`Tracking::flush`] tells every
     /// tracking client once.
     pub fn note_flush(&self) {
-        if self.active() {
+        if self.in_use() {
             let mut inner = self.inner.lock();
             inner.keys.clear();
+            self.remembered.store(false, Ordering::Relaxed);
             inner.items = 0;
             inner.pending.clear();
-            inner.flushed = true;
+            // Only tracking clients hear of it: none now, none told later.
+            inner.flushed = self.active();
         }
     }
 
@@ -456,6 +472,17 @@ mod tests {
         t.remember(1, [b, c].iter());
         t.note_flush();
         assert_eq!(t.totals(), (0, 0, 0));
+        // With every tracking client gone, writes and flushes still drain the table.
+        t.set_max_keys(0);
+        t.remember(1, [Bytes::from("x"), Bytes::from("y")].iter());
+        t.disable(1);
+        t.disable(2);
+        assert!(!t.active() && t.in_use());
+        t.invalidate(b"x");
+        assert_eq!(t.totals(), (1, 1, 0));
+        t.note_flush();
+        assert_eq!(t.totals(), (0, 0, 0));
+        assert!(!t.in_use());
     }
 
     #[tokio::test]

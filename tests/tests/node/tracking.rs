@@ -276,8 +276,8 @@ fn info_counts_tracking_clients_as_redis_does() {
 
 /// `INFO stats`' `tracking_total_keys`, `_items` and `_prefixes` on a server at `port` after
 /// each step: two default-mode clients read keys (one key by both, one twice), a BCAST client
-/// takes two prefixes, a write invalidates a key, a re-read changes nothing, FLUSHALL clears
-/// the table. Invalidations go to a RESP2 subscriber of `__redis__:invalidate`.
+/// takes two prefixes, a write invalidates a key, a re-read changes nothing; with
+/// every client's tracking off a write still drops its key, and FLUSHALL clears the table. Invalidations go to a RESP2 subscriber of `__redis__:invalidate`.
 fn tracking_totals_through_a_session(port: u16) -> Vec<[u64; 3]> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let mut watcher = client.get_connection().unwrap();
@@ -332,6 +332,21 @@ fn tracking_totals_through_a_session(port: u16) -> Vec<[u64; 3]> {
     seen.push(totals(&mut watcher));
     read(&mut a, &["k2"]);
     seen.push(totals(&mut watcher));
+    // With no client tracking, a write still drops its key and FLUSHALL the rest.
+    for conn in [&mut a, &mut b, &mut c] {
+        let _: () = redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("off")
+            .query(conn)
+            .unwrap();
+    }
+    seen.push(totals(&mut watcher));
+    let _: () = redis::cmd("SET")
+        .arg("k2")
+        .arg("v")
+        .query(&mut watcher)
+        .unwrap();
+    seen.push(totals(&mut watcher));
     let _: () = redis::cmd("FLUSHALL").query(&mut watcher).unwrap();
     seen.push(totals(&mut watcher));
     seen
@@ -350,7 +365,9 @@ fn info_counts_the_tracking_table_as_redis_does() {
             [3, 4, 2],
             [2, 2, 2],
             [2, 2, 2],
-            [0, 0, 2]
+            [2, 2, 0],
+            [1, 1, 0],
+            [0, 0, 0]
         ],
         "redis-server"
     );

@@ -56,6 +56,9 @@ fn apply(node: &Node, cfg: &NodeConfig) {
     store.set_access_policy(cfg.access_policy());
     store.limits.proto_max_bulk_len = cfg.limits.proto_max_bulk_len;
     store.limits.hll_sparse_max_bytes = cfg.redis_int("hll-sparse-max-bytes").max(0) as usize;
+    store
+        .tracking()
+        .set_max_keys(cfg.redis_int("tracking-table-max-keys").max(0) as usize);
 }
 
 fn config(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {

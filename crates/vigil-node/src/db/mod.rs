@@ -196,7 +196,7 @@ impl Db {
     /// Records a modification of `key` for WATCH, client-side caching, and wakes clients
     /// blocked on it.
     pub fn touch(&mut self, key: &[u8]) {
-        if self.tracking.active() {
+        if self.tracking.in_use() {
             self.tracking.invalidate(key);
         }
         if !self.watched.is_empty()

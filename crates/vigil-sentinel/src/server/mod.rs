@@ -54,7 +54,9 @@ pub enum ServeError {
         source: std::net::AddrParseError,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {address}{what}: {source}")]
+    #[error(
+        "cannot listen on {address}{what}: {source} (free the port or change it in the config)"
+    )]
     Bind {
         /// The address.
         address: std::net::SocketAddr,
@@ -141,11 +143,12 @@ pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Resul
         what: " (Redis Sentinel protocol)",
         source,
     })?;
-    run(config, listener, resp, shutdown).await
+    let metrics = reconcile::bind_metrics(&config).await?;
+    run(config, listener, resp, metrics, shutdown).await
 }
 
-/// Starts a sentinel from `config`, serving gRPC on `listener` and the Redis Sentinel
-/// protocol on `resp` until `shutdown`. Once every port is bound (metrics and TLS too) and
+/// Starts a sentinel from `config`, serving gRPC on `listener`, the Redis Sentinel protocol on
+/// `resp` and the metrics and health checks on `metrics` until `shutdown`. Once every port is bound (metrics and TLS too) and
 /// the Raft log opened, prints `metrics listening on ADDR`, `tls listening on ADDR`,
 /// `resp listening on ADDR` and, last, `grpc listening on ADDR`: whoever read that line (scripts,
 /// tests, `vigil up`) can use any of them.
@@ -153,6 +156,7 @@ pub async fn run(
     config: SentinelConfig,
     listener: TcpListener,
     resp: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let token = config.token().unwrap_or_default();
@@ -247,7 +251,8 @@ pub async fn run(
     ));
     let tls = reconcile::bind_tls(&config, resp_addr)?;
     let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
-    let metrics_addr = reconcile::serve_resp(&s, &config, resp, tls, &shutdown).await?;
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
+    reconcile::serve_resp(&s, resp, tls, metrics, &config, &shutdown)?;
     tokio::spawn(crate::monitor::run(
         s.raft.clone(),
         nodes.clone(),

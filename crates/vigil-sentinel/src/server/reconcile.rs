@@ -14,16 +14,16 @@ use super::{CALL_TIMEOUT, Sentinel};
 use crate::config::SentinelConfig;
 use crate::state::{Command, GroupSpec};
 
-/// The Redis Sentinel protocol endpoint, the publisher of its events, and the metrics
-/// endpoint (`metrics`), whose bound address it returns: a port that cannot be bound stops
-/// start-up, naming it.
-pub(super) async fn serve_resp(
+/// The Redis Sentinel protocol endpoint (on `resp`, and `tls`), the publisher of its events,
+/// and the metrics endpoint (on `metrics`).
+pub(super) fn serve_resp(
     s: &Sentinel,
-    config: &SentinelConfig,
     resp: TcpListener,
     tls: Option<(TcpListener, Arc<vigil_resp::tls::ServerTls>)>,
+    metrics: Option<TcpListener>,
+    config: &SentinelConfig,
     shutdown: &CancellationToken,
-) -> Result<Option<std::net::SocketAddr>, super::ServeError> {
+) -> Result<(), super::ServeError> {
     let addr = resp.local_addr()?;
     const PUBSUB_LIMIT: usize = 32 * 1024 * 1024;
     let mut shared = vigil_resp::Shared::new(
@@ -78,18 +78,9 @@ pub(super) async fn serve_resp(
         sd.cancelled().await;
         stop.cancel();
     });
-    let metrics = if config.metrics.is_empty() {
-        None
-    } else {
-        let local = metrics_endpoint(
-            &config.metrics,
-            service.clone(),
-            s.counters.clone(),
-            shutdown,
-        )
-        .await?;
-        Some(local)
-    };
+    if let Some(listener) = metrics {
+        metrics_endpoint(listener, service.clone(), s.counters.clone(), shutdown);
+    }
     if let Some((listener, tls)) = tls {
         let (service, shared) = (service.clone(), shared.clone());
         tokio::spawn(vigil_resp::conn::serve_tls(
@@ -100,44 +91,60 @@ pub(super) async fn serve_resp(
         ));
     }
     tokio::spawn(vigil_resp::conn::serve(resp, service, shared));
-    Ok(metrics)
+    Ok(())
 }
 
-/// Serves `/metrics` and the health checks on `addr` and counts what the metrics show, until
-/// `shutdown`; returns the bound address. A port that cannot be bound (taken, not this
-/// machine's) is an error, as it is for the node: a sentinel its load balancer or Prometheus
-/// cannot reach must not look healthy.
-async fn metrics_endpoint(
-    addr: &str,
-    discovery: Arc<crate::discovery::Discovery>,
-    counters: Arc<crate::metrics::Counters>,
-    shutdown: &CancellationToken,
-) -> Result<std::net::SocketAddr, super::ServeError> {
-    let source = Arc::new(crate::metrics::SentinelOps {
-        discovery: discovery.clone(),
-        counters: counters.clone(),
-    });
+/// Binds the metrics port (`metrics`, if set). A port that cannot be bound (taken, not this
+/// machine's) stops start-up, as it does for the node: a sentinel its load balancer or
+/// Prometheus cannot reach must not look healthy.
+pub(super) async fn bind_metrics(
+    config: &SentinelConfig,
+) -> Result<Option<TcpListener>, super::ServeError> {
+    if config.metrics.is_empty() {
+        return Ok(None);
+    }
     let address: std::net::SocketAddr =
-        addr.parse()
+        config
+            .metrics
+            .parse()
             .map_err(|source| super::ServeError::BadAddress {
                 what: "metrics",
-                address: addr.to_string(),
+                address: config.metrics.clone(),
                 source,
             })?;
-    let stop = shutdown.clone().cancelled_owned();
-    let local = vigil_proto::ops::spawn(addr, source, stop)
+    let l = TcpListener::bind(address)
         .await
         .map_err(|source| super::ServeError::Bind {
             address,
             what: " (metrics)",
             source,
         })?;
+    Ok(Some(l))
+}
+
+/// Serves `/metrics` and the health checks on `listener`, and counts what the metrics show,
+/// until `shutdown`.
+fn metrics_endpoint(
+    listener: TcpListener,
+    discovery: Arc<crate::discovery::Discovery>,
+    counters: Arc<crate::metrics::Counters>,
+    shutdown: &CancellationToken,
+) {
     tokio::spawn(crate::metrics::watch(
         discovery.raft.clone(),
-        counters,
+        counters.clone(),
         shutdown.clone(),
     ));
-    Ok(local)
+    let source = Arc::new(crate::metrics::SentinelOps {
+        discovery,
+        counters,
+    });
+    let stop = shutdown.clone().cancelled_owned();
+    tokio::spawn(async move {
+        if let Err(e) = vigil_proto::ops::serve(listener, source, stop).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
 }
 
 /// Binds the TLS port of the Redis Sentinel protocol (on the `resp` host) and loads the
