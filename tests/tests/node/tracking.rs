@@ -214,34 +214,41 @@ fn node_redis_cache_and_redis_py_tracking_see_invalidations() {
     Client::spawn("python", "tests/clients/python/caching.py", &[port]).finish();
 }
 
+/// The integer `field` of `INFO section`.
+fn info_int(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    let name = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(name.as_str()))
+        .unwrap_or_else(|| panic!("no {field} in {info:?}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `CLIENT TRACKING on REDIRECT target` and `extra` options on `c`.
+fn tracking_on(c: &mut redis::Connection, target: i64, extra: &[&str]) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("on")
+        .arg("REDIRECT")
+        .arg(target)
+        .arg(extra)
+        .query(c)
+        .unwrap();
+}
+
 /// `INFO clients`' `tracking_clients` on a server at `port` after each step: two clients
 /// start tracking (one RESP2 with a redirect, one BCAST), one turns it off, the other leaves.
 fn tracking_clients_through_a_session(port: u16) -> Vec<u64> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let mut watcher = client.get_connection().unwrap();
-    let count = |c: &mut redis::Connection| -> u64 {
-        let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("tracking_clients:"))
-            .unwrap_or_else(|| panic!("no tracking_clients in {info:?}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let count = |c: &mut redis::Connection| info_int(c, "clients", "tracking_clients");
     let mut seen = vec![count(&mut watcher)];
     let target: i64 = redis::cmd("CLIENT").arg("ID").query(&mut watcher).unwrap();
     let mut a = client.get_connection().unwrap();
     let mut b = client.get_connection().unwrap();
-    let on = |c: &mut redis::Connection, extra: &[&str]| {
-        let _: () = redis::cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("on")
-            .arg("REDIRECT")
-            .arg(target)
-            .arg(extra)
-            .query(c)
-            .unwrap();
-    };
+    let on = |c: &mut redis::Connection, extra: &[&str]| tracking_on(c, target, extra);
     on(&mut a, &[]);
     seen.push(count(&mut watcher));
     on(&mut b, &["BCAST", "PREFIX", "p:"]);
@@ -282,31 +289,13 @@ fn tracking_totals_through_a_session(port: u16) -> Vec<[u64; 3]> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let mut watcher = client.get_connection().unwrap();
     let totals = |c: &mut redis::Connection| -> [u64; 3] {
-        let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
-        ["keys", "items", "prefixes"].map(|f| {
-            let name = format!("tracking_total_{f}:");
-            info.lines()
-                .find_map(|l| l.strip_prefix(name.as_str()))
-                .unwrap_or_else(|| panic!("no {name} in {info:?}"))
-                .trim()
-                .parse()
-                .unwrap()
-        })
+        ["keys", "items", "prefixes"].map(|f| info_int(c, "stats", &format!("tracking_total_{f}")))
     };
     let mut sink = client.get_connection().unwrap();
     let target: i64 = redis::cmd("CLIENT").arg("ID").query(&mut sink).unwrap();
     let mut sink = sink.as_pubsub();
     sink.subscribe("__redis__:invalidate").unwrap();
-    let on = |c: &mut redis::Connection, extra: &[&str]| {
-        let _: () = redis::cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("on")
-            .arg("REDIRECT")
-            .arg(target)
-            .arg(extra)
-            .query(c)
-            .unwrap();
-    };
+    let on = |c: &mut redis::Connection, extra: &[&str]| tracking_on(c, target, extra);
     let read = |c: &mut redis::Connection, keys: &[&str]| {
         let _: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query(c).unwrap();
     };
