@@ -8,7 +8,6 @@
 //! and stream application is [`crate::replay`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -238,7 +237,7 @@ impl Node {
             }
             if let Some(q) = conn.state.multi.as_mut() {
                 q.push(args);
-                conn.info.queued.store(q.len(), Ordering::Relaxed);
+                conn.info.set_queued(q.len());
             }
             conn.reply(Reply::simple("QUEUED"));
             return;
@@ -557,8 +556,7 @@ impl Node {
     pub(crate) fn discard_multi(&self, conn: &mut Conn<ConnState>) {
         conn.state.multi = None;
         conn.state.multi_failed = false;
-        conn.info.in_multi.store(false, Ordering::Relaxed);
-        conn.info.queued.store(0, Ordering::Relaxed);
+        conn.info.end_multi();
         self.unwatch_all(conn);
     }
 
@@ -574,8 +572,7 @@ impl Node {
         if name == "exec" {
             conn.state.multi = None;
             conn.state.multi_failed = false;
-            conn.info.in_multi.store(false, Ordering::Relaxed);
-            conn.info.queued.store(0, Ordering::Relaxed);
+            conn.info.end_multi();
             let why = e.strip_prefix('-').unwrap_or(e);
             conn.reply(Reply::Error(
                 format!("EXECABORT Transaction discarded because of: {why}").into(),

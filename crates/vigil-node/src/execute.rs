@@ -2,7 +2,6 @@
 //! statistics, slow-log entry and client-side-caching reads), or a MULTI/EXEC queue atomically
 //! ([`Node::exec`]) with its writes propagated as one MULTI/EXEC block.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -55,8 +54,7 @@ impl Node {
             conn.reply(Reply::error("ERR EXEC without MULTI"));
             return;
         };
-        conn.info.in_multi.store(false, Ordering::Relaxed);
-        conn.info.queued.store(0, Ordering::Relaxed);
+        conn.info.end_multi();
         if std::mem::take(&mut conn.state.multi_failed) {
             self.unwatch_all(conn);
             conn.reply(Reply::error(

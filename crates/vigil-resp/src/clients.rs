@@ -92,6 +92,23 @@ impl ClientDetails {
 }
 
 impl ClientInfo {
+    /// The client opened a MULTI (`flags=x`, `multi=0`).
+    pub fn begin_multi(&self) {
+        self.queued.store(0, Ordering::Relaxed);
+        self.in_multi.store(true, Ordering::Relaxed);
+    }
+
+    /// The client's open MULTI holds `n` commands.
+    pub fn set_queued(&self, n: usize) {
+        self.queued.store(n, Ordering::Relaxed);
+    }
+
+    /// The client's MULTI ended (EXEC, DISCARD, an abort): no flag, `multi=-1`.
+    pub fn end_multi(&self) {
+        self.in_multi.store(false, Ordering::Relaxed);
+        self.queued.store(0, Ordering::Relaxed);
+    }
+
     /// Records activity now.
     pub fn touch(&self) {
         let ms = self.created.elapsed().as_millis() as u64;

@@ -1,7 +1,5 @@
 //! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH, and RESET (which also ends them).
 
-use std::sync::atomic::Ordering;
-
 use vigil_resp::{Args, CommandMeta, Conn, Reply, builtin};
 
 use crate::node::Node;
@@ -88,8 +86,7 @@ fn multi(_node: &Node, conn: &mut Conn<ConnState>, _args: Args) {
     }
     conn.state.multi = Some(Vec::new());
     conn.state.multi_failed = false;
-    conn.info.queued.store(0, Ordering::Relaxed);
-    conn.info.in_multi.store(true, Ordering::Relaxed);
+    conn.info.begin_multi();
     conn.reply(Reply::ok());
 }
 
