@@ -148,10 +148,10 @@ pub async fn serve(config: SentinelConfig, shutdown: CancellationToken) -> Resul
 }
 
 /// Starts a sentinel from `config`, serving gRPC on `listener`, the Redis Sentinel protocol on
-/// `resp` and the metrics and health checks on `metrics` until `shutdown`. Once every port is bound (metrics and TLS too) and
-/// the Raft log opened, prints `metrics listening on ADDR`, `tls listening on ADDR`,
-/// `resp listening on ADDR` and, last, `grpc listening on ADDR`: whoever read that line (scripts,
-/// tests, `vigil up`) can use any of them.
+/// `resp` and the metrics and health checks on `metrics` until `shutdown`. Once every port is
+/// bound (TLS too) and the Raft log is open, prints `metrics listening on ADDR` and
+/// `tls listening on ADDR` (when configured), `resp listening on ADDR` and, last,
+/// `grpc listening on ADDR`: whoever waits for that line (scripts, tests) can use them all.
 pub async fn run(
     config: SentinelConfig,
     listener: TcpListener,
