@@ -147,6 +147,73 @@ impl RawConn {
         }
     }
 
+    /// Attaches to the replication stream as Redis' own test suite does: the old `SYNC`, then
+    /// the payload (`$<length>` and that many bytes, no CRLF after them) skipped; what follows
+    /// is read with [`RawConn::read_command`].
+    pub fn attach_to_stream(&mut self) {
+        self.send_raw(b"SYNC\r\n").unwrap();
+        let len = loop {
+            // A master may send newlines while it prepares the payload.
+            while self.buf.first() == Some(&b'\n') {
+                let _ = self.buf.split_to(1);
+            }
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let len: usize = line
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("SYNC answered {line:?}, not a payload length"));
+                let _ = self.buf.split_to(end + 2);
+                break len;
+            }
+            self.fill();
+        };
+        while self.buf.len() < len {
+            self.fill();
+        }
+        let _ = self.buf.split_to(len);
+    }
+
+    /// The next command of a replication stream, its words lowercased but the first.
+    pub fn read_command(&mut self) -> Vec<String> {
+        use redis_protocol::resp2::types::OwnedFrame;
+        loop {
+            match redis_protocol::resp2::decode::decode(&self.buf) {
+                Ok(Some((OwnedFrame::Array(words), n))) => {
+                    let _ = self.buf.split_to(n);
+                    return words
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, w)| {
+                            let w = match w {
+                                OwnedFrame::BulkString(b) => {
+                                    String::from_utf8_lossy(&b).into_owned()
+                                }
+                                other => panic!("a stream command holds {other:?}"),
+                            };
+                            if i == 0 { w.to_ascii_lowercase() } else { w }
+                        })
+                        .collect();
+                }
+                Ok(Some((other, _))) => panic!("the stream sent {other:?}, not a command"),
+                Ok(None) => self.fill(),
+                Err(e) => panic!(
+                    "undecodable stream {:?}: {e:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    /// Reads more into the buffer; panics on EOF or timeout.
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+            other => panic!("the stream ended or stalled: {other:?}"),
+        }
+    }
+
     /// Whether the server closed the connection (reads until EOF or timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut chunk = [0u8; 4096];

@@ -105,7 +105,7 @@ pub(crate) fn install(
                 .collect::<mlua::Result<MultiValue>>()?,
             _ => args,
         };
-        let args = match command_args(lua, args) {
+        let args = match command_args(args) {
             Ok(a) => a,
             Err(msg) => return Ok((true, error_table(lua, &msg)?)),
         };
@@ -123,8 +123,8 @@ pub(crate) fn install(
     // (true|false) or (nil, why): the prelude raises the error, worded as Redis.
     host.set(
         "acl_check",
-        lua.create_function(move |lua, args: MultiValue| {
-            let args = match command_args(lua, args) {
+        lua.create_function(move |_, args: MultiValue| {
+            let args = match command_args(args) {
                 Ok(a) => a,
                 Err(msg) => return Ok((None, Some(msg))),
             };
@@ -139,8 +139,9 @@ pub(crate) fn install(
     )
 }
 
-/// `redis.call`'s arguments: strings, or numbers in Lua's own text form.
-fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
+/// `redis.call`'s arguments: strings, or numbers as C's `%.17g` writes them (as Redis does:
+/// Lua's own `%.14g` would lose digits, 2^53 - 1 becoming `9.007199254741e+15`).
+fn command_args(args: MultiValue) -> Result<Vec<Bytes>, String> {
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
     }
@@ -148,10 +149,8 @@ fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
     for a in args {
         match a {
             Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(a) {
-                Ok(Some(s)) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-                _ => return Err(ARGS_ERR.into()),
-            },
+            Value::Integer(i) => out.push(Bytes::from(crate::libs::num::fmt_g(i as f64, 17))),
+            Value::Number(n) => out.push(Bytes::from(crate::libs::num::fmt_g(n, 17))),
             _ => return Err(ARGS_ERR.into()),
         }
     }

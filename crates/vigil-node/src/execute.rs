@@ -180,6 +180,9 @@ impl Node {
                     conn.reply(reply);
                 }
                 Handler::Conn(f) => f(conn, Args::new(args)),
+                // SELECT only switches the client's database: the writes around it stay one
+                // transaction for the replicas and the log, each under its own database.
+                Handler::Node(f) if meta.name == "select" => f(self, conn, Args::new(args)),
                 Handler::Node(f) => {
                     // Node commands take the lock themselves; what ran so far goes to the log
                     // first, so a snapshot (BGSAVE) inside the transaction cuts the log at the

@@ -541,3 +541,62 @@ fn old_sync_sends_the_payload_first_then_the_stream() {
         "the stream follows the payload"
     );
 }
+
+/// Writes reach the replicas and the log as redis-server propagates them: GETDEL as DEL, and a
+/// transaction that switches databases as one MULTI/EXEC with each write under its database
+/// (it went out in pieces, so a replica or a replay could apply half of it).
+#[test]
+fn the_stream_carries_rewrites_and_whole_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::start(&dir.path().join("m"), &[]);
+    let mut stream = RawConn::connect(node.port).unwrap();
+    stream.attach_to_stream();
+    let mut c = RawConn::connect(node.port).unwrap();
+    c.call(&["SET", "k", "v"]);
+    assert_eq!(c.call(&["GETDEL", "k"]), b"$1\r\nv\r\n");
+    assert_eq!(c.call(&["GETDEL", "k"]), b"$-1\r\n");
+    for cmd in [
+        &["MULTI"][..],
+        &["SELECT", "1"],
+        &["SET", "a", "1"],
+        &["GET", "a"],
+        &["SELECT", "2"],
+        &["SET", "b", "2"],
+    ] {
+        c.call(cmd);
+    }
+    assert_eq!(
+        c.call(&["EXEC"]),
+        b"*5\r\n+OK\r\n+OK\r\n$1\r\n1\r\n+OK\r\n+OK\r\n"
+    );
+    c.call(&["SELECT", "0"]);
+    c.call(&["SET", "end", "x"]);
+    let mut seen = Vec::new();
+    loop {
+        let cmd = stream.read_command();
+        if cmd[0] == "ping" {
+            continue;
+        }
+        let end = cmd == ["set", "end", "x"];
+        seen.push(cmd.join(" "));
+        if end {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "select 0",
+            "set k v",
+            "del k",
+            "select 1",
+            "multi",
+            "set a 1",
+            "select 2",
+            "set b 2",
+            "exec",
+            "select 0",
+            "set end x"
+        ]
+    );
+}

@@ -14,6 +14,13 @@ EVAL "return 3.99" 0
 EVAL "return -3.99" 0
 EVAL "return 1e20" 0
 EVAL "return 0/0" 0
+EVAL "redis.call('set', 'n', 9007199254740991) return redis.call('get', 'n')" 0
+EVAL "redis.call('set', 'n', 0.1) return redis.call('get', 'n')" 0
+EVAL "redis.call('set', 'n', 1e20) return redis.call('get', 'n')" 0
+EVAL "redis.call('set', 'n', -1/3) return redis.call('get', 'n')" 0
+EVAL "redis.call('set', 'n', 1/0) return redis.call('get', 'n')" 0
+EVAL "return redis.call('incrbyfloat', 'm', 2.5)" 0
+DEL n m
 EVAL "return 'str'" 0
 EVAL "return ''" 0
 EVAL "return true" 0

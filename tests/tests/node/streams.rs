@@ -421,7 +421,8 @@ TTL e2
 DEL e2
 "#;
 
-/// Big streams: node boundaries by entry count and by bytes, approximate trimming, XINFO.
+/// Big streams: node boundaries by entry count and by bytes (the defaults and configured
+/// ones), approximate trimming, XINFO.
 fn big_script() -> String {
     let mut s = String::from("DEL big bigv\n");
     for i in 1..=350 {
@@ -461,6 +462,37 @@ XDEL bigv 29-0 30-0
 XINFO STREAM bigv
 XADD bigv 31-0 a b
 XINFO STREAM bigv
+",
+    );
+    // The node limits are settings: smaller nodes, no entry limit, and the default LIMIT of an
+    // approximate trim (a hundred nodes) follow them.
+    s.push_str("DEL small\nCONFIG SET stream-node-max-entries 10\n");
+    for i in 1..=100 {
+        s.push_str(&format!("XADD small 1-{i} f v\n"));
+    }
+    s.push_str(
+        "XINFO STREAM small
+XADD small MAXLEN ~ 55 LIMIT 30 1-101 f v
+XLEN small
+XADD small MAXLEN ~ 55 LIMIT 30 1-102 f v
+XLEN small
+CONFIG SET stream-node-max-entries 2
+XTRIM small MAXLEN ~ 0
+XLEN small
+CONFIG SET stream-node-max-entries 0
+CONFIG SET stream-node-max-bytes 300
+DEL small
+",
+    );
+    for i in 1..=40 {
+        s.push_str(&format!("XADD small 1-{i} f v\n"));
+    }
+    s.push_str(
+        "XINFO STREAM small
+XTRIM small MAXLEN ~ 5
+XLEN small
+CONFIG SET stream-node-max-entries 100
+CONFIG SET stream-node-max-bytes 4096
 ",
     );
     s
@@ -608,6 +640,20 @@ fn blocked_readers_are_woken_by_xadd_in_arrival_order() {
     admin.call(&["DEL", "bs"]);
     let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
     assert_eq!(e, "-UNBLOCKED the stream key no longer exists\r\n");
+    // So does a flush of the stream's database, or of all of them (a reader blocked until a
+    // write that never comes, before).
+    for flush in [&["FLUSHDB"][..], &["FLUSHALL", "ASYNC"]] {
+        admin.call(&["XADD", "bs", "1-1", "f", "v"]);
+        admin.call(&["XGROUP", "CREATE", "bs", "grp", "$"]);
+        block_in_group(&mut c, "x");
+        wait_blocked(&mut admin, 1);
+        admin.call(flush);
+        let e = String::from_utf8_lossy(&c.read_reply().unwrap()).into_owned();
+        assert_eq!(
+            e, "-UNBLOCKED the stream key no longer exists\r\n",
+            "{flush:?}"
+        );
+    }
     // A timeout answers a null array.
     let t = c.call(&["XREAD", "BLOCK", "50", "STREAMS", "plain", "$"]);
     assert_eq!(t, b"*-1\r\n");

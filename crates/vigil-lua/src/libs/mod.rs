@@ -12,7 +12,7 @@ mod bit;
 mod cjson;
 mod cmsgpack;
 mod lstruct;
-mod num;
+pub(crate) mod num;
 mod readonly;
 
 use std::ffi::c_int;

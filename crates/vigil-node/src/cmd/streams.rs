@@ -9,7 +9,7 @@ use vigil_resp::{Args, CmdError, CommandMeta, Reply};
 
 use crate::ctx::{Ctx, int_arg};
 use crate::db::notify::STREAM;
-use crate::db::stream::{ENTRY_MAX_BYTES, Entry, Stream, StreamId, Trim};
+use crate::db::stream::{ENTRY_MAX_BYTES, Entry, NodeLimits, Stream, StreamId, Trim};
 use crate::node::{Handler, row};
 
 /// The rows.
@@ -131,7 +131,12 @@ struct AddTrim {
     id_at: usize,
 }
 
-fn parse_add_trim(argv: &[Bytes], xadd: bool, obey: bool) -> Result<AddTrim, CmdError> {
+fn parse_add_trim(
+    argv: &[Bytes],
+    xadd: bool,
+    obey: bool,
+    nodes: NodeLimits,
+) -> Result<AddTrim, CmdError> {
     let conflict = || {
         CmdError::msg(
             "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
@@ -224,7 +229,7 @@ fn parse_add_trim(argv: &[Bytes], xadd: bool, obey: bool) -> Result<AddTrim, Cmd
             ));
         }
     } else if o.approx {
-        o.limit = 100 * u64::from(crate::db::stream::NODE_MAX_ENTRIES);
+        o.limit = nodes.default_trim_limit();
     }
     Ok(o)
 }
@@ -243,7 +248,8 @@ fn rewrite_trim(argv: &mut [Bytes], o: &AddTrim, s: &Stream) {
 
 fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let mut argv = args.all().to_vec();
-    let o = parse_add_trim(&argv, true, ctx.loading)?;
+    let nodes = ctx.store.thresholds.stream_nodes();
+    let o = parse_add_trim(&argv, true, ctx.loading, nodes)?;
     let fields = argv.len().saturating_sub(o.id_at + 1);
     if fields < 2 || fields % 2 == 1 {
         return Err(CmdError::Arity("xadd".into()));
@@ -296,7 +302,7 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     if id <= s.last_id {
         return Err(too_small());
     }
-    s.append(id, pairs);
+    s.append(id, pairs, nodes);
     let mut trimmed = 0;
     if let Some(how) = o.trim {
         trimmed = s.trim(how, o.approx, o.limit);
@@ -317,7 +323,12 @@ fn xadd(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn xtrim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let mut argv = args.all().to_vec();
-    let o = parse_add_trim(&argv, false, ctx.loading)?;
+    let o = parse_add_trim(
+        &argv,
+        false,
+        ctx.loading,
+        ctx.store.thresholds.stream_nodes(),
+    )?;
     let key = argv[1].clone();
     let Some(s) = ctx.get_stream(&key)? else {
         return Ok(Reply::Int(0));

@@ -364,6 +364,8 @@ fn getdel(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     };
     ctx.delete(&key);
     ctx.notify(GENERIC, "del", &key);
+    // Replicas and the log get a plain DEL, as Redis propagates it.
+    ctx.propagate(argv([b"DEL", &key]));
     Ok(Reply::Bulk(old))
 }
 

@@ -45,6 +45,16 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// When a stream's node is full.
+    pub fn stream_nodes(&self) -> super::stream::NodeLimits {
+        super::stream::NodeLimits {
+            bytes: self.stream_node_max_bytes,
+            entries: self.stream_node_max_entries,
+        }
+    }
+}
+
 /// Strings up to this length are `embstr` (one allocation with the object header).
 pub const EMBSTR_MAX: usize = 44;
 

@@ -187,6 +187,15 @@ impl Db {
                 w.replaced(before, false, false);
             }
         }
+        // A client blocked in XREADGROUP on a stream that goes is told so (`-UNBLOCKED`) when
+        // it looks again, as Redis unblocks it on a flush.
+        for (k, waiters) in &self.blocked {
+            if matches!(self.keys.get(k), Some(Value::Stream(_))) {
+                for w in waiters {
+                    w.notify_one();
+                }
+            }
+        }
         self.keys.clear();
         self.expires.clear();
         self.edited.clear();

@@ -1,7 +1,8 @@
 //! The stream value: entries in compact chunks, plus the consumer groups.
 //!
-//! Entries live in chunks of up to [`NODE_MAX_ENTRIES`] entries, keyed by the id of the first
-//! entry ever added to the chunk (its "master" id), as Redis keeps listpacks in a radix tree.
+//! Entries live in chunks ([`NodeLimits`]: `stream-node-max-bytes`, `stream-node-max-entries`),
+//! keyed by the id of the first entry ever added to the chunk (its "master" id), as Redis keeps
+//! listpacks in a radix tree.
 //! A chunk is one flat byte buffer: the master field names, then each entry as a varint delta
 //! of its id from the master id and its values (field names too only when they differ from the
 //! master's). About 20 bytes of overhead-free data per small entry, not a `Vec` of boxed pairs.
@@ -23,10 +24,50 @@ pub use id::StreamId;
 
 use super::Key;
 
-/// Redis' `stream-node-max-entries` default.
-pub const NODE_MAX_ENTRIES: u32 = 100;
-/// Redis' `stream-node-max-bytes` default.
-pub const NODE_MAX_BYTES: u64 = 4096;
+/// The largest node Redis lets a stream have whatever `stream-node-max-bytes` says.
+const NODE_BYTES_CAP: u64 = 1 << 30;
+
+/// When a node is full (`stream-node-max-bytes`, `stream-node-max-entries`), and how much an
+/// approximate trim without `LIMIT` may remove, as Redis reads those settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// Bytes of the emulated listpack (0 or above 1 GB: 1 GB).
+    pub bytes: u64,
+    /// Live plus deleted entries (0: no limit).
+    pub entries: u64,
+}
+
+impl Default for NodeLimits {
+    /// Redis' defaults.
+    fn default() -> Self {
+        NodeLimits {
+            bytes: 4096,
+            entries: 100,
+        }
+    }
+}
+
+impl NodeLimits {
+    /// Whether a node of `bytes` emulated bytes and `count` entries takes no entry of `more`
+    /// bytes.
+    fn full(&self, bytes: u64, count: u64, more: u64) -> bool {
+        let max_bytes = if self.bytes == 0 || self.bytes > NODE_BYTES_CAP {
+            NODE_BYTES_CAP
+        } else {
+            self.bytes
+        };
+        bytes.saturating_add(more) >= max_bytes || (self.entries > 0 && count >= self.entries)
+    }
+
+    /// The removals an approximate trim without `LIMIT` may make: a hundred nodes, between
+    /// 10,000 (no entry limit) and 1,000,000.
+    pub fn default_trim_limit(&self) -> u64 {
+        match self.entries.saturating_mul(100) {
+            0 => 10_000,
+            n => n.min(1_000_000),
+        }
+    }
+}
 /// Largest total of field and value bytes in one entry (Redis refuses bigger ones).
 pub const ENTRY_MAX_BYTES: u64 = (1 << 30) - 1;
 
@@ -91,14 +132,14 @@ impl Stream {
         }
     }
 
-    /// Appends an entry; the caller checked `id > last_id` and the pairs' size.
-    pub fn append(&mut self, id: StreamId, pairs: &[impl AsRef<[u8]>]) {
+    /// Appends an entry, in a new node if the last is full by `limits`; the caller checked
+    /// `id > last_id` and the pairs' size.
+    pub fn append(&mut self, id: StreamId, pairs: &[impl AsRef<[u8]>], limits: NodeLimits) {
         let total: u64 = pairs.iter().map(|p| p.as_ref().len() as u64).sum();
         let tail_full = match self.chunks.last_key_value() {
             None => true,
             Some((_, c)) => {
-                c.lp_bytes.saturating_add(total) >= NODE_MAX_BYTES
-                    || c.live.saturating_add(c.deleted) >= NODE_MAX_ENTRIES
+                limits.full(c.lp_bytes, u64::from(c.live) + u64::from(c.deleted), total)
             }
         };
         if tail_full {

@@ -465,8 +465,16 @@ mod tests {
         s.functions.add(lib, false).unwrap();
         let mut st = crate::db::Stream::new();
         let id = |ms, seq| crate::db::stream::StreamId { ms, seq };
-        st.append(id(1, 1), &[b"f".as_ref(), b"v"]);
-        st.append(id(1, 2), &[b"g".as_ref(), b"w"]);
+        st.append(
+            id(1, 1),
+            &[b"f".as_ref(), b"v"],
+            crate::db::stream::NodeLimits::default(),
+        );
+        st.append(
+            id(1, 2),
+            &[b"g".as_ref(), b"w"],
+            crate::db::stream::NodeLimits::default(),
+        );
         let mut g = crate::db::stream::Group::new(id(1, 1), 1);
         g.create_consumer(b"c", 5);
         g.assign(id(1, 1), b"c", 7, Some(2));

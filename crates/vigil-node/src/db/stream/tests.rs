@@ -9,7 +9,7 @@ fn id(ms: u64, seq: u64) -> StreamId {
 fn fill(n: u64) -> Stream {
     let mut s = Stream::new();
     for i in 1..=n {
-        s.append(id(i, 0), &[b"f".as_ref(), b"v"]);
+        s.append(id(i, 0), &[b"f".as_ref(), b"v"], NodeLimits::default());
     }
     s
 }
@@ -17,9 +17,17 @@ fn fill(n: u64) -> Stream {
 #[test]
 fn append_range_both_ways() {
     let mut s = Stream::new();
-    s.append(id(1, 1), &[b"a".as_ref(), b"1", b"b", b"2"]);
-    s.append(id(1, 2), &[b"a".as_ref(), b"3", b"b", b"4"]);
-    s.append(id(2, 0), &[b"x".as_ref(), b"y"]);
+    s.append(
+        id(1, 1),
+        &[b"a".as_ref(), b"1", b"b", b"2"],
+        NodeLimits::default(),
+    );
+    s.append(
+        id(1, 2),
+        &[b"a".as_ref(), b"3", b"b", b"4"],
+        NodeLimits::default(),
+    );
+    s.append(id(2, 0), &[b"x".as_ref(), b"y"], NodeLimits::default());
     let all = s.range(StreamId::MIN, StreamId::MAX, false, 0);
     assert_eq!(all.len(), 3);
     assert_eq!(
@@ -43,10 +51,41 @@ fn nodes_split_at_one_hundred_entries_counting_deleted() {
     let mut s = fill(100);
     assert_eq!(s.nodes(), 1);
     assert!(s.delete(id(50, 0)));
-    s.append(id(101, 0), &[b"f".as_ref(), b"v"]);
+    s.append(id(101, 0), &[b"f".as_ref(), b"v"], NodeLimits::default());
     assert_eq!(s.nodes(), 2);
     assert_eq!(s.length, 100);
     assert!(!s.delete(id(50, 0)));
+}
+
+#[test]
+fn nodes_follow_the_configured_limits() {
+    let pair = [b"f".as_ref(), b"v"];
+    let ten = NodeLimits {
+        bytes: 4096,
+        entries: 10,
+    };
+    let mut s = Stream::new();
+    for i in 1..=100 {
+        s.append(id(i, 0), &pair, ten);
+    }
+    assert_eq!(s.nodes(), 10);
+    // No entry limit: the byte limit alone splits nodes.
+    let bytes_only = NodeLimits {
+        bytes: 200,
+        entries: 0,
+    };
+    let mut s = Stream::new();
+    for i in 1..=100 {
+        s.append(id(i, 0), &pair, bytes_only);
+    }
+    assert!(s.nodes() > 1 && s.nodes() < 100, "{} nodes", s.nodes());
+    assert_eq!(ten.default_trim_limit(), 1_000);
+    assert_eq!(bytes_only.default_trim_limit(), 10_000);
+    let huge = NodeLimits {
+        bytes: 0,
+        entries: 1 << 40,
+    };
+    assert_eq!(huge.default_trim_limit(), 1_000_000);
 }
 
 #[test]

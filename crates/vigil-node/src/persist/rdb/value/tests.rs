@@ -44,6 +44,7 @@ fn samples() -> Vec<Value> {
         st.append(
             StreamId { ms: i, seq: 0 },
             &[f.as_bytes(), format!("v{i}").as_bytes()],
+            crate::db::stream::NodeLimits::default(),
         );
     }
     st.delete(StreamId { ms: 5, seq: 0 });
