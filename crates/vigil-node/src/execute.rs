@@ -145,6 +145,10 @@ impl Node {
                 .then(|| self.cmdstats.stat(&meta, args.get(1).map(|a| &a[..])))
                 .flatten()
                 .map(|(_, s)| (s, Instant::now(), conn.out.len()));
+            // So is a slow one logged (data commands where they run), as Redis logs the
+            // commands a transaction ran rather than EXEC.
+            let watched = (!matches!(handler, Handler::Data(_)) && self.slowlog.watching())
+                .then(|| (args.clone(), Instant::now()));
             match handler {
                 Handler::Data(f) => {
                     if guard.is_none() {
@@ -202,6 +206,9 @@ impl Node {
             if let Some((stat, started, mark)) = counted {
                 let error = conn.out.get(mark..).filter(|o| o.first() == Some(&b'-'));
                 stat.finished(started.elapsed().as_micros() as u64, error.map(|e| &e[1..]));
+            }
+            if let Some((args, started)) = watched {
+                self.record(conn, &args, started.elapsed().as_micros() as u64);
             }
         }
         let _store = guard.get_or_insert_with(|| self.store.lock());

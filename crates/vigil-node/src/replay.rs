@@ -8,6 +8,37 @@ use crate::ctx::{Ctx, DataFn, Prop};
 use crate::db::Store;
 use crate::node::Handler;
 
+/// Replays append logs (oldest first) into `store`, following the stream position in `pos`;
+/// returns the newest log's generation. `limits`: the largest bulk and multibulk a log may
+/// hold.
+pub(crate) fn replay_logs(
+    table: &vigil_resp::command::CommandTable<Handler>,
+    store: &mut Store,
+    logs: &[(u64, std::path::PathBuf)],
+    pos: &mut crate::persist::replay::ReplPos,
+    limits: (usize, usize),
+    now: i64,
+) -> Result<Option<u64>, crate::error::NodeError> {
+    let databases = store.dbs.len();
+    let mut scratch = Vec::new();
+    for (_, path) in logs {
+        crate::persist::replay::replay_log(path, pos, limits, databases, |db, cmd| {
+            let r = apply_logged(
+                table,
+                crate::cmd::functions::logged,
+                store,
+                db,
+                cmd,
+                now,
+                &mut scratch,
+            );
+            scratch.clear();
+            r
+        })?;
+    }
+    Ok(logs.last().map(|(g, _)| *g))
+}
+
 /// Applies a command from the log or a master's stream: deterministic (no expiry on lookup,
 /// no blocking). A command that fails is logged and skipped: it changed nothing when it first
 /// ran either. `Err` only for what can never appear in a stream. `replay` names the data

@@ -23,7 +23,7 @@ use crate::config::{Mode, NodeConfig, parse_host_port};
 use crate::error::NodeError;
 use crate::gate::{Gate, Role};
 use crate::node::{Node, Parts, limits_from};
-use crate::persist::replay::{self, ReplPos};
+use crate::persist::replay::ReplPos;
 use crate::persist::{self, Persistence};
 use crate::repl::{Feed, feed, replica};
 use crate::tasks;
@@ -52,31 +52,14 @@ pub fn open(config: NodeConfig, config_file: Option<PathBuf>) -> Result<Arc<Node
         db: None,
     };
     let now = unix_ms();
-    let mut scratch = Vec::new();
-    for (g, path) in &rec.logs {
-        replay::replay_log(
-            path,
-            &mut pos,
-            (
-                config.limits.proto_max_bulk_len as usize,
-                config.limits.max_multibulk_len as usize,
-            ),
-            config.databases,
-            |db, cmd| {
-                let r = crate::replay::apply_logged(
-                    &table,
-                    crate::cmd::functions::logged,
-                    &mut store,
-                    db,
-                    cmd,
-                    now,
-                    &mut scratch,
-                );
-                scratch.clear();
-                r
-            },
-        )?;
-        generation = generation.max(*g);
+    let limits = (
+        config.limits.proto_max_bulk_len as usize,
+        config.limits.max_multibulk_len as usize,
+    );
+    if let Some(g) =
+        crate::replay::replay_logs(&table, &mut store, &rec.logs, &mut pos, limits, now)?
+    {
+        generation = generation.max(g);
     }
     // Replay is history, not new changes.
     store.dirty = 0;

@@ -147,10 +147,14 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     } else {
         threads
     };
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(threads).enable_all();
+    // Connections whose requests arrive together run in arrival order, as in redis-server's
+    // event loop: tokio's LIFO slot would run the last one woken first, so a PUBLISH sent
+    // just after another client's UNSUBSCRIBE could still reach that client.
+    #[cfg(tokio_unstable)]
+    b.disable_lifo_slot();
+    b.build()
 }
 
 fn run_sentinel(args: SentinelArgs) -> anyhow::Result<()> {

@@ -251,6 +251,74 @@ fn compaction_then_crash_recovers_everything() {
     assert!(ttl > 900 && ttl <= 1000, "ttl {ttl}");
 }
 
+/// `DEBUG LOADAOF` (Redis' test suite checks what was logged with it): what was appended is
+/// written out first, and the dataset is loaded again from the snapshot and the logs, as a
+/// restart loads it; nothing is lost or changed.
+#[test]
+fn debug_loadaof_reloads_the_dataset_from_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = NodeProc::start(&dir.path().join("node"), &[]);
+    let mut c = n.client();
+    let q = |c: &mut redis::Connection, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(c).unwrap()
+    };
+    for i in 0..200 {
+        let _: () = c.set(format!("before:{i}"), i).unwrap();
+    }
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis::cmd("INFO")
+        .arg("persistence")
+        .query::<String>(&mut c)
+        .unwrap()
+        .contains("aof_rewrite_in_progress:0")
+    {
+        assert!(Instant::now() < deadline, "compaction did not finish");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // After the snapshot: a transaction across databases, a stream, an expiry.
+    for cmd in [
+        &["MULTI"][..],
+        &["SELECT", "1"],
+        &["HSET", "h", "f", "v"],
+        &["SELECT", "0"],
+        &["DEL", "before:0"],
+        &["EXEC"],
+    ] {
+        q(&mut c, cmd);
+    }
+    q(&mut c, &["XADD", "s", "1-1", "f", "v"]);
+    q(&mut c, &["XGROUP", "CREATE", "s", "g", "0"]);
+    q(&mut c, &["SET", "ttl", "x", "EX", "1000"]);
+    let digest = |c: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+    };
+    let before = digest(&mut c);
+    thread::sleep(Duration::from_millis(1100));
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("ttl")
+        .query(&mut c)
+        .unwrap();
+    assert!(idle >= 1, "idle {idle}");
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut c).unwrap();
+    assert_eq!(digest(&mut c), before);
+    // Loaded afresh: the keys' access times are the load's.
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("ttl")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(idle, 0);
+    let ttl: i64 = c.ttl("ttl").unwrap();
+    assert!(ttl > 900 && ttl <= 1000, "ttl {ttl}");
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 199 + 2);
+}
+
 #[test]
 fn the_log_is_compacted_automatically_once_it_outgrows_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();

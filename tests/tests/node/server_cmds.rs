@@ -412,6 +412,19 @@ fn slow_commands_are_logged_with_their_client() {
         entries[1].3[2],
         format!("{}... (1 more bytes)", &long[..128])
     );
+    // A transaction's slow commands are logged, not its EXEC, whatever kind they are.
+    q(
+        &mut c,
+        &["CONFIG", "SET", "slowlog-log-slower-than", "50000"],
+    );
+    q(&mut c, &["SLOWLOG", "RESET"]);
+    q(&mut c, &["MULTI"]);
+    q(&mut c, &["DEBUG", "SLEEP", "0.1"]);
+    q(&mut c, &["EXEC"]);
+    let entries: Vec<(i64, i64, i64, Vec<String>, String, String)> =
+        redis::cmd("SLOWLOG").arg("GET").query(&mut c).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].3, ["DEBUG", "SLEEP", "0.1"]);
     q(
         &mut c,
         &[

@@ -291,6 +291,10 @@ XREADGROUP GROUP grp frank STREAMS g >
 XDEL g 1-6
 XAUTOCLAIM g grp gina 0 0
 XAUTOCLAIM g grp gina 0 0 COUNT 1
+XAUTOCLAIM nosuch grp gina 0 0 COUNT 0
+XAUTOCLAIM nosuch grp gina x 0
+XAUTOCLAIM nosuch grp gina 0 0 BOGUS
+XAUTOCLAIM g nogroup gina 0 0 COUNT 0
 XAUTOCLAIM g grp gina 0 0 COUNT 1 JUSTID
 XAUTOCLAIM g grp gina 0 (1-2 COUNT 2 JUSTID
 XAUTOCLAIM g grp gina 3600000 0

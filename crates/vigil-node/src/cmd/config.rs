@@ -161,7 +161,9 @@ fn set(node: &Node, pairs: &[bytes::Bytes]) -> Reply {
         if refusal.is_some() {
             continue;
         }
-        let fixed = p.has(I) || p.bound.is_some_and(|b| b.set.is_none());
+        // What Redis can change and this node cannot (set only at start) is refused in the
+        // next step, unless the value is the one in force: a no-op, as in Redis.
+        let fixed = p.has(I);
         if fixed || p.has(P) {
             let why = if fixed {
                 "can't set immutable config"
@@ -180,9 +182,14 @@ fn set(node: &Node, pairs: &[bytes::Bytes]) -> Reply {
     // Then every value, on a copy; nothing changes unless all of them are good.
     let mut cfg = node.config.read().clone();
     for (p, called, value) in found {
+        let current = cfg.param(p);
+        let fixed_here = p.bound.is_some_and(|b| b.set.is_none());
         let checked = p
-            .check(&value, &cfg.param(p))
-            .and_then(|v| cfg.set_param(p, v));
+            .check(&value, &current)
+            .and_then(|v| match fixed_here && v == current {
+                true => Ok(()),
+                false => cfg.set_param(p, v),
+            });
         if let Err(why) = checked {
             return fail(called, &why);
         }

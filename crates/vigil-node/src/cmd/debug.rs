@@ -41,6 +41,9 @@ const HELP: &[&str] = &[
     "    Output a hex signature of the values of all the specified keys.",
     "LISTPACK <key>",
     "    Show low level info about the listpack encoding of <key>.",
+    "LOADAOF",
+    "    Write the append log out and reload the dataset from the files (the snapshot and",
+    "    the logs), as a restart loads it.",
     "OBJECT <key>",
     "    Show low level info about `key` and associated value.",
     "PROTOCOL <type>",
@@ -78,6 +81,7 @@ fn debug(node: &Node, conn: &mut Conn<ConnState>, mut args: Args) {
             Reply::ok()
         }
         ("reload", _) => reload(node, &rest),
+        ("loadaof", 0) => load_aof(node),
         ("object", 1) => object(&mut node.store.lock(), conn.db, &rest[0]),
         ("set-active-expire", 1) => {
             let on = vigil_resp::args::parse_int(&rest[0]).unwrap_or(0) != 0;
@@ -201,6 +205,55 @@ fn reload(node: &Node, opts: &[Bytes]) -> Reply {
             Reply::ok()
         }
         Err(e) => Reply::error(format!("ERR Error trying to load the snapshot: {e}")),
+    }
+}
+
+/// LOADAOF: the dataset again from the files, as a restart loads it (the snapshot, then the
+/// logs), once everything appended so far is written. Nothing is propagated: the log already
+/// holds it.
+fn load_aof(node: &Node) -> Reply {
+    let Some(aof) = &node.persist.aof else {
+        return Reply::error("ERR DEBUG LOADAOF needs the append log (appendonly yes)");
+    };
+    let mut store = node.store.lock();
+    if !aof.drain() {
+        return Reply::error(format!(
+            "ERR Error writing the append log: {}",
+            aof.last_error().unwrap_or_default()
+        ));
+    }
+    let limits = {
+        let c = node.config.read();
+        let l = &c.limits;
+        (l.proto_max_bulk_len as usize, l.max_multibulk_len as usize)
+    };
+    let dir = &node.persist.dir;
+    let loaded =
+        crate::persist::read_dir(dir, store.dbs.len(), &store.thresholds).and_then(|mut rec| {
+            rec.store.limits = store.limits.clone();
+            let mut pos = crate::persist::replay::ReplPos {
+                replid: rec.repl.0,
+                offset: rec.repl.1,
+                data_offset: rec.repl.1,
+                db: None,
+            };
+            let now = vigil_base::clock::unix_ms();
+            crate::replay::replay_logs(
+                &node.table,
+                &mut rec.store,
+                &rec.logs,
+                &mut pos,
+                limits,
+                now,
+            )?;
+            Ok(rec.store)
+        });
+    match loaded {
+        Ok(fresh) => {
+            replace_data(&mut store, fresh);
+            Reply::ok()
+        }
+        Err(e) => Reply::error(format!("ERR Error trying to load the append log: {e}")),
     }
 }
 

@@ -189,7 +189,9 @@ fn xclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> Result<Reply, CmdError> {
     let all = args.all().to_vec();
-    let (key, gname, cname, min_idle) = claim_args(ctx, &all, "XAUTOCLAIM")?;
+    let (key, gname, cname) = (all[1].clone(), all[2].clone(), all[3].clone());
+    // Unlike XCLAIM, Redis reads every argument before it looks the group up.
+    let min_idle = min_idle_arg(&all[4], "XAUTOCLAIM")?;
     let start = StreamId::parse_interval(&all[5], true)?;
     let mut count: i64 = 100;
     let mut justid = false;
@@ -281,10 +283,14 @@ fn claim_args(
     }
     // Redis reads the key once: the lookups that follow are not keyspace hits.
     ctx.reads = false;
-    let min_idle = vigil_resp::args::parse_int(&all[4])
+    Ok((key, gname, cname, min_idle_arg(&all[4], cmd)?))
+}
+
+/// The min-idle-time argument (negative: 0).
+fn min_idle_arg(arg: &[u8], cmd: &str) -> Result<i64, CmdError> {
+    Ok(vigil_resp::args::parse_int(arg)
         .map_err(|_| CmdError::msg(format!("ERR Invalid min-idle-time argument for {cmd}")))?
-        .max(0);
-    Ok((key, gname, cname, min_idle))
+        .max(0))
 }
 
 /// Propagates a claim as Redis does: the consumer's creation first, then the claims.

@@ -272,6 +272,13 @@ impl Aof {
         }
     }
 
+    /// Writes everything queued so far on the calling thread, whatever it takes (`DEBUG
+    /// LOADAOF` reads the files next); false if a write failed ([`Aof::last_error`]).
+    pub fn drain(&self) -> bool {
+        let mut file = self.inner.file.lock();
+        self.inner.write_queued(&mut file, By::TaskAnyway) == Drained::Written
+    }
+
     /// Changes the fsync policy (`CONFIG SET appendfsync`).
     pub fn set_policy(&self, p: AppendFsync) {
         self.inner.policy.store(policy_code(p), Ordering::Relaxed);

@@ -68,6 +68,16 @@ pub fn recover(
     if rc != 0 {
         return Err(NodeError::DirLocked(dir.to_path_buf()));
     }
+    Ok((lock, read_dir(dir, databases, thresholds)?))
+}
+
+/// Reads the snapshot of a directory this node holds and lists the logs to replay (at
+/// start-up, and for `DEBUG LOADAOF`).
+pub fn read_dir(
+    dir: &Path,
+    databases: usize,
+    thresholds: &Thresholds,
+) -> Result<Recovery, NodeError> {
     let snap_path = dir.join(SNAPSHOT_FILE);
     let mut snapshot_bytes = 0;
     let mut repl = (String::new(), 0);
@@ -102,17 +112,14 @@ pub fn recover(
         }
     }
     logs.sort();
-    Ok((
-        lock,
-        Recovery {
-            store,
-            generation,
-            saved_at,
-            snapshot_bytes,
-            logs,
-            repl,
-        },
-    ))
+    Ok(Recovery {
+        store,
+        generation,
+        saved_at,
+        snapshot_bytes,
+        logs,
+        repl,
+    })
 }
 
 /// Persistence at run time.
