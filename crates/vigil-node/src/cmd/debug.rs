@@ -230,7 +230,7 @@ fn load_aof(node: &Node) -> Reply {
     let dir = &node.persist.dir;
     let loaded =
         crate::persist::read_dir(dir, store.dbs.len(), &store.thresholds).and_then(|mut rec| {
-            rec.store.limits = store.limits.clone();
+            rec.store.limits = store.limits;
             let mut pos = crate::persist::replay::ReplPos {
                 replid: rec.repl.0,
                 offset: rec.repl.1,
