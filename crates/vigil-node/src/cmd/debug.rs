@@ -215,6 +215,21 @@ fn load_aof(node: &Node) -> Reply {
     let Some(aof) = &node.persist.aof else {
         return Reply::error("ERR DEBUG LOADAOF needs the append log (appendonly yes)");
     };
+    if let Some(e) = aof.last_error() {
+        return Reply::error(format!("ERR Error writing the append log: {e}"));
+    }
+    // A compaction deletes the logs its snapshot covers as it ends: not while they are read.
+    if !node.persist.try_begin() {
+        return Reply::error(
+            "ERR Background append only file rewriting in progress: try DEBUG LOADAOF again once it ends",
+        );
+    }
+    let reply = reload_from_files(node, aof);
+    node.persist.release();
+    reply
+}
+
+fn reload_from_files(node: &Node, aof: &crate::persist::aof::Aof) -> Reply {
     let mut store = node.store.lock();
     if !aof.drain() {
         return Reply::error(format!(
@@ -257,14 +272,22 @@ fn load_aof(node: &Node) -> Reply {
     }
 }
 
+/// Puts a loaded dataset in place of the current one, which is flushed first as Redis empties
+/// it: WATCHes of its keys fail, tracking clients are told, stream readers look again.
 fn replace_data(store: &mut Store, fresh: Store) {
     let policy = store.access_policy();
     let track = store.notify.wants(crate::db::notify::NEW);
     for (db, new) in store.dbs.iter_mut().zip(fresh.dbs) {
+        let by_slot = db.keys.slots_indexed();
+        db.clear();
         db.keys = new.keys;
         db.keys.set_policy(policy);
         db.keys.track_created(track);
+        if by_slot {
+            db.keys.index_slots();
+        }
         db.expires = new.expires;
+        db.edited = new.edited;
     }
     store.functions = fresh.functions;
 }

@@ -237,6 +237,11 @@ impl Keyspace {
         }
     }
 
+    /// Whether the keys are kept by hash slot ([`Keyspace::index_slots`]).
+    pub fn slots_indexed(&self) -> bool {
+        self.slots.is_some()
+    }
+
     /// The keys of `slot` with their values, the newest first as Redis lists a slot's keys
     /// (by map index: a removal moves the last key into the hole); none unless
     /// [`Keyspace::index_slots`] was called.

@@ -276,7 +276,11 @@ impl Aof {
     /// LOADAOF` reads the files next); false if a write failed ([`Aof::last_error`]).
     pub fn drain(&self) -> bool {
         let mut file = self.inner.file.lock();
-        self.inner.write_queued(&mut file, By::TaskAnyway) == Drained::Written
+        let written = self.inner.write_queued(&mut file, By::TaskAnyway) == Drained::Written;
+        drop(file);
+        // The writer fsyncs what this wrote (`always`: clients wait for that) and publishes it.
+        self.inner.cond.notify_one();
+        written
     }
 
     /// Changes the fsync policy (`CONFIG SET appendfsync`).

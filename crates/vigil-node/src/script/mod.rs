@@ -246,12 +246,7 @@ impl Node {
     /// Runs a script or function for `conn` under the store lock, from start to end, and
     /// propagates its effects; returns the reply.
     pub(crate) fn run_script(&self, conn: &mut Conn<ConnState>, call: Call<'_>) -> Reply {
-        // Bounded, as for any data command: a script that started on another worker since
-        // this one checked turns this into `-BUSY` rather than a worker parked until it ends.
-        let mut store = match self.lock_store() {
-            Ok(g) => g,
-            Err(r) => return r,
-        };
+        let mut store = self.store.lock();
         let store = &mut *store;
         // The engine is taken out of its slot while it runs: nothing else can reach it then,
         // since the store lock is held, and a panic cannot leave it half-borrowed.
