@@ -7,9 +7,14 @@ fn id(ms: u64, seq: u64) -> StreamId {
 }
 
 fn fill(n: u64) -> Stream {
+    fill_in(n, NodeLimits::default())
+}
+
+/// `n` small entries in nodes of `limits`.
+fn fill_in(n: u64, limits: NodeLimits) -> Stream {
     let mut s = Stream::new();
     for i in 1..=n {
-        s.append(id(i, 0), &[b"f".as_ref(), b"v"], NodeLimits::default());
+        s.append(id(i, 0), &[b"f".as_ref(), b"v"], limits);
     }
     s
 }
@@ -59,25 +64,17 @@ fn nodes_split_at_one_hundred_entries_counting_deleted() {
 
 #[test]
 fn nodes_follow_the_configured_limits() {
-    let pair = [b"f".as_ref(), b"v"];
     let ten = NodeLimits {
         bytes: 4096,
         entries: 10,
     };
-    let mut s = Stream::new();
-    for i in 1..=100 {
-        s.append(id(i, 0), &pair, ten);
-    }
-    assert_eq!(s.nodes(), 10);
+    assert_eq!(fill_in(100, ten).nodes(), 10);
     // No entry limit: the byte limit alone splits nodes.
     let bytes_only = NodeLimits {
         bytes: 200,
         entries: 0,
     };
-    let mut s = Stream::new();
-    for i in 1..=100 {
-        s.append(id(i, 0), &pair, bytes_only);
-    }
+    let s = fill_in(100, bytes_only);
     assert!(s.nodes() > 1 && s.nodes() < 100, "{} nodes", s.nodes());
     assert_eq!(ten.default_trim_limit(), 1_000);
     assert_eq!(bytes_only.default_trim_limit(), 10_000);
