@@ -52,24 +52,38 @@ pub fn parse_shebang(body: &[u8]) -> Result<(Option<ScriptFlags>, usize), String
     let Some(end) = body.iter().position(|&c| c == b'\n') else {
         return Err("ERR Invalid script shebang".into());
     };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let mut parts = line.split(' ');
-    let engine = parts.next().unwrap_or("");
+    let Some(parts) = words(&body[..end]) else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
+    let engine = parts.first().map_or("", String::as_str);
     if engine != "#!lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
     }
     let mut flags = ScriptFlags::default();
-    for p in parts {
+    for p in &parts[1..] {
         let Some(list) = p.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {p}"));
         };
-        for f in list.split(',').filter(|f| !f.is_empty()) {
+        // `flags=` names none; otherwise every comma-separated piece must be a flag.
+        for f in list.split(',').filter(|_| !list.is_empty()) {
             if !flags.set(f.as_bytes()) {
                 return Err(format!("ERR Unexpected flag in script shebang: {f}"));
             }
         }
     }
     Ok((Some(flags), end))
+}
+
+/// A first line's words as Redis splits it (`sdssplitargs`: quotes group and are removed, so
+/// `name="foo"` is `name=foo`); `None` for unbalanced quotes.
+fn words(line: &[u8]) -> Option<Vec<String>> {
+    let parts = vigil_resp::request::split_args(line).ok()?;
+    Some(
+        parts
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+    )
 }
 
 /// A library's name and where its code starts, from its `#!<engine> name=<name>` first line.
@@ -81,12 +95,15 @@ pub fn parse_metadata(code: &[u8]) -> Result<(String, usize), String> {
     let Some(end) = code.iter().position(|&c| c == b'\n') else {
         return Err("ERR Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(&code[2..end]);
-    let mut parts = line.split(' ');
-    let engine = parts.next().unwrap_or("");
+    let Some(parts) = words(&code[..end]).filter(|p| !p.is_empty()) else {
+        return Err("ERR Invalid library metadata".into());
+    };
+    let engine = &parts[0][2..];
     let mut name: Option<String> = None;
-    for p in parts {
-        if let Some(n) = p.strip_prefix("name=") {
+    for p in &parts[1..] {
+        // `name=` in any case, as Redis compares it.
+        if p.len() >= 5 && p.as_bytes()[..5].eq_ignore_ascii_case(b"name=") {
+            let n = &p[5..];
             if name.is_some() {
                 return Err(
                     "ERR Invalid metadata value, name argument was given multiple times".into(),

@@ -227,6 +227,15 @@ FUNCTION LOAD "#!lua"
 FUNCTION LOAD "no shebang"
 FUNCTION LOAD "#!lua name=l7\nredis.register_function('myfunc', function() end)"
 FUNCTION LOAD "#!lua name=l8\nlocal x = ("
+FUNCTION LOAD "#!lua name=\"q1\"\nredis.register_function('q1', function() return 1 end)"
+FUNCTION LOAD "#!lua NAME=q2\nredis.register_function('q2', function() return 1 end)"
+FUNCTION LOAD "#!lua name=\"q3\nreturn 1"
+FUNCTION LOAD "#!lua  name=q4 \r\nredis.register_function('q4', function() return 1 end)"
+EVAL "#!lua flags=no-writes,\nreturn 1" 0
+EVAL "#!lua flags=\nreturn 1" 0
+EVAL "#!lua flags=\"no-writes\"\nreturn 1" 0
+EVAL "#!lua \"flags=no-writes\nreturn 1" 0
+FCALL q1 0
 FUNCTION LOAD "#!lua\n"
 FUNCTION LOAD "#!lua name=x foo=bar\n"
 FUNCTION LOAD "#!js name=x\n"
